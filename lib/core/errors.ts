@@ -1,0 +1,75 @@
+// Typed errors of the grid. Each names the problem and, where there is one, the fix; retryability lives on the error.
+
+export interface HtcGridErrorOptions {
+  cause?: unknown;
+  /** How to fix it, shown to the user after the message. */
+  hint?: string;
+}
+
+/** Base class of every error the grid raises on purpose. */
+export class HtcGridError extends Error {
+  readonly hint?: string;
+  constructor(message: string, options: HtcGridErrorOptions = {}) {
+    super(options.hint ? `${message}\n  fix: ${options.hint}` : message, { cause: options.cause });
+    this.name = new.target.name;
+    this.hint = options.hint;
+  }
+}
+
+/** A configuration value is missing or invalid. `issues` lists every problem found, not just the first. */
+export class ConfigError extends HtcGridError {
+  readonly issues: readonly string[];
+  constructor(issues: readonly string[], options: HtcGridErrorOptions = {}) {
+    super(`invalid grid configuration:\n${issues.map((i) => `  - ${i}`).join('\n')}`, options);
+    this.issues = issues;
+  }
+}
+
+/** A submitted task is not acceptable (not JSON-serialisable, too large, ...). Nothing of its session was kept. */
+export class InvalidTaskError extends HtcGridError {
+  constructor(
+    readonly index: number,
+    problem: string,
+    options: HtcGridErrorOptions = {},
+  ) {
+    super(`task #${index}: ${problem}`, options);
+  }
+}
+
+export class UnknownSessionError extends HtcGridError {
+  constructor(readonly sessionId: string) {
+    super(`unknown session '${sessionId}'`, { hint: 'check the id printed by `htcgrid submit` or `htcgrid status`' });
+  }
+}
+
+export class UnknownTaskError extends HtcGridError {
+  constructor(readonly taskId: string) {
+    super(`unknown task '${taskId}'`);
+  }
+}
+
+/** The worker could not be loaded: missing module or function, import error, bad zip. Fails the grid start. */
+export class WorkerInitError extends HtcGridError {
+  constructor(
+    message: string,
+    readonly errorType: string = 'Runtime.ImportModuleError',
+    options: HtcGridErrorOptions = {},
+  ) {
+    super(message, options);
+  }
+}
+
+/** A worker package could not be built. */
+export class BundlingError extends HtcGridError {}
+
+/** A service call failed in a way worth retrying after a back-off (throttling, 5xx, connection reset). */
+export class TransientServiceError extends HtcGridError {
+  readonly retryable = true;
+}
+
+/** A lease-guarded write was rejected because the caller no longer holds the task. */
+export class StaleLeaseError extends HtcGridError {
+  constructor(readonly taskId: string) {
+    super(`task '${taskId}' is no longer held by this agent (its lease expired, it was cancelled or re-queued)`);
+  }
+}

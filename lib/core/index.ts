@@ -1,0 +1,7 @@
+// Public surface of the pure core: task model, lifecycle, configuration, handler names, errors.
+export * from './config';
+export * from './errors';
+export * from './handler';
+export * from './runtime-kind';
+export * from './task';
+export * from './task-state';

@@ -1,0 +1,195 @@
+// The seams between the grid's logic and the services it runs on. Every adapter passes the same contract tests.
+import type { DataRef, SessionRecord, TaskError, TaskRecord } from './core/task';
+import type { FailureReason, StateCounts } from './core/task-state';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Task table: the source of truth for who runs a task. All lease-guarded writes are conditional.
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Ask to claim a task that a queue message said is pending at `attempt`. */
+export interface ClaimRequest {
+  readonly taskId: string;
+  readonly attempt: number;
+}
+
+/**
+ * - `claimed`: the task is now `running` under the caller's lease at `attempt + 1`; `task` is the new record.
+ * - `busy`: the attempt the message names is still running (its holder has not written its retry yet):
+ *   release the message with a delay, don't drop it.
+ * - `stale`: the message is a duplicate or outdated (task terminal, or claimed past that attempt): drop it.
+ * - `missing`: no such task: drop it.
+ */
+export type ClaimOutcome =
+  | { readonly taskId: string; readonly status: 'claimed'; readonly task: TaskRecord }
+  | { readonly taskId: string; readonly status: 'busy' | 'stale' | 'missing' };
+
+/** Identifies the lease an agent believes it holds. */
+export interface LeaseRef {
+  readonly taskId: string;
+  readonly owner: string;
+  readonly attempt: number;
+}
+
+/** `held`: still ours. `cancelled`: the task was cancelled, stop it. `lost`: someone else owns it now, stop it. */
+export type LeaseStatus = 'held' | 'cancelled' | 'lost';
+
+/** The condition a completion is written under. */
+export type CompletionGuard =
+  /** The agent holding the lease. */
+  | { readonly owner: string; readonly attempt: number }
+  /** The reaper: the lease of that attempt must have expired before `now`. */
+  | { readonly leaseExpiredBefore: number; readonly attempt: number };
+
+/** How an attempt ended, as written to the table. */
+export type CompletionOutcome =
+  | { readonly kind: 'succeeded'; readonly result: DataRef }
+  /** Terminal failure. */
+  | { readonly kind: 'failed'; readonly reason: FailureReason; readonly error: TaskError }
+  /** Failed, back to `pending` for another attempt (`failures + 1`). The caller enqueues the message first. */
+  | { readonly kind: 'retry'; readonly reason: FailureReason; readonly error: TaskError }
+  /** Handed back unfinished (drain): back to `pending`, the attempt does not count as a failure. */
+  | { readonly kind: 'released' };
+
+export interface Completion {
+  readonly taskId: string;
+  readonly guard: CompletionGuard;
+  readonly outcome: CompletionOutcome;
+  /** When the attempt ended (epoch ms). */
+  readonly at: number;
+}
+
+/** `recorded`: written. `stale`: rejected because the guard no longer holds (nothing was written). */
+export type CompletionResult = { readonly taskId: string; readonly status: 'recorded' | 'stale' };
+
+export interface TerminalPage {
+  readonly tasks: readonly TaskRecord[];
+  /** Pass back to continue after the last task returned; stable across calls. */
+  readonly cursor: string | undefined;
+}
+
+export interface TaskTable {
+  createSession(session: SessionRecord): Promise<void>;
+  getSession(sessionId: string): Promise<SessionRecord | undefined>;
+  /** Records that every task of the session was written. */
+  sealSession(sessionId: string, taskCount: number): Promise<void>;
+  /** Removes a session and all its tasks (used to roll back a submission that failed half-way). */
+  deleteSession(sessionId: string): Promise<void>;
+
+  /** Writes new pending tasks. Batched by the adapter; idempotent per task id. */
+  createTasks(tasks: readonly TaskRecord[]): Promise<void>;
+  getTask(taskId: string): Promise<TaskRecord | undefined>;
+
+  /** Claims each task if it is `pending` at the given attempt; one outcome per request, in order. */
+  claim(requests: readonly ClaimRequest[], lease: { owner: string; expiresAt: number }, now: number): Promise<ClaimOutcome[]>;
+  /** Pushes the lease expiry of held tasks to `expiresAt`; reports the ones no longer held. */
+  extendLeases(leases: readonly LeaseRef[], expiresAt: number): Promise<LeaseStatus[]>;
+  /** Reads lease status without writing (cheap cancellation check). */
+  leaseStatus(leases: readonly LeaseRef[]): Promise<LeaseStatus[]>;
+  /** Writes completions, each conditional on its guard; one result per completion, in order. */
+  complete(completions: readonly Completion[]): Promise<CompletionResult[]>;
+
+  /** Cancels pending and running tasks of a session (or only `taskIds`). Returns how many changed. */
+  cancel(sessionId: string, taskIds?: readonly string[], now?: number): Promise<number>;
+  countByState(sessionId: string): Promise<StateCounts>;
+  /** Terminal tasks of a session in completion order, after `cursor`. Never skips a task that ends later. */
+  listTerminal(sessionId: string, cursor: string | undefined, limit: number): Promise<TerminalPage>;
+  /** Running tasks whose lease expired before `now`, oldest first. */
+  findExpiredLeases(now: number, limit: number): Promise<TaskRecord[]>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Task queue: at-least-once delivery of "task X is pending at attempt N". The table decides who runs it.
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface QueueMessage {
+  readonly taskId: string;
+  readonly sessionId: string;
+  /** The task's `attempt` when the message was sent; the claim fences on it. */
+  readonly attempt: number;
+  /** 0 is the lowest. Higher priorities are received first. */
+  readonly priority: number;
+}
+
+export interface ReceivedMessage {
+  readonly message: QueueMessage;
+  /** Opaque handle for ack/release/extend. */
+  readonly receipt: string;
+  readonly receiveCount: number;
+}
+
+export interface ReceiveOptions {
+  /** Long-poll wait when the queue is empty. */
+  readonly waitMs: number;
+  /** How long received messages stay invisible to other receivers. */
+  readonly visibilityMs: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface TaskQueue {
+  send(messages: readonly QueueMessage[]): Promise<void>;
+  receive(max: number, options: ReceiveOptions): Promise<ReceivedMessage[]>;
+  /** Deletes handled messages. */
+  ack(receipts: readonly string[]): Promise<void>;
+  /** Makes messages visible again after `delayMs`. */
+  release(receipts: readonly string[], delayMs: number): Promise<void>;
+  /** Keeps messages invisible for `visibilityMs` more. */
+  extend(receipts: readonly string[], visibilityMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Payload store: payloads and results too big to travel inline.
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface PayloadStore {
+  put(key: string, data: string | Buffer): Promise<void>;
+  /** Throws if the key does not exist. */
+  get(key: string): Promise<Buffer>;
+  delete(keys: readonly string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Keys of the payload store, under a session prefix. */
+export const payloadKeys = {
+  input: (sessionId: string, taskId: string) => `sessions/${sessionId}/${taskId}/input.json`,
+  result: (sessionId: string, taskId: string, attempt: number) => `sessions/${sessionId}/${taskId}/result-${attempt}.json`,
+  sessionPrefix: (sessionId: string) => `sessions/${sessionId}/`,
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Worker invoker: runs one task in a Lambda-compatible runtime.
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface Invocation {
+  /** Lambda request id (`context.aws_request_id`). */
+  readonly requestId: string;
+  readonly taskId: string;
+  readonly sessionId: string;
+  readonly attempt: number;
+  /** The event as JSON text, exactly as submitted. */
+  readonly eventJson: string;
+  /** Epoch ms after which the attempt is killed (`context.get_remaining_time_in_millis()` counts down to it). */
+  readonly deadline: number;
+}
+
+export type InvokeFailureReason = 'error' | 'timeout' | 'runtime-crash' | 'cancelled' | 'busy';
+
+export type InvokeResult =
+  | { readonly ok: true; readonly resultJson: string }
+  | {
+      readonly ok: false;
+      readonly reason: InvokeFailureReason;
+      readonly error: TaskError;
+    };
+
+export interface WorkerInvoker {
+  /** Loads the worker; rejects with `WorkerInitError` when its handler cannot be imported. */
+  start(): Promise<void>;
+  /**
+   * Runs one invocation. Never rejects for a task's own failure: errors, timeouts and crashes come back as
+   * `ok: false`. Aborting `signal` kills the invocation (reason `cancelled`) and the invoker restarts its runtime.
+   */
+  invoke(invocation: Invocation, signal?: AbortSignal): Promise<InvokeResult>;
+  close(): Promise<void>;
+}
