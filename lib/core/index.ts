@@ -5,3 +5,4 @@ export * from './handler';
 export * from './runtime-kind';
 export * from './task';
 export * from './task-state';
+export * from './grid-resources';

@@ -1,0 +1,64 @@
+// Names of a deployed grid's AWS resources, and how they reach the agent, the reaper and clients (environment).
+import { ConfigError } from './errors';
+
+/** Everything a process needs to reach a grid in AWS. The CDK stack outputs it; the containers get it as env. */
+export interface AwsGridResources {
+  readonly region?: string;
+  /** DynamoDB task table. */
+  readonly tableName: string;
+  /** SQS queue URLs indexed by priority level (index 0 = lowest priority). */
+  readonly queueUrls: readonly string[];
+  /** S3 bucket for payloads and results too big to inline. */
+  readonly dataBucket: string;
+  /** S3 bucket holding worker zips (HTC-Grid's `S3_LAMBDA_HTCGRID_BUCKET_NAME`). */
+  readonly workerBucket?: string;
+  /** Key of the worker zip in the worker bucket. */
+  readonly workerKey?: string;
+}
+
+/** Environment variable names; one source of truth for infra and runtime. */
+export const GRID_ENV = {
+  config: 'HTCGRID_CONFIG',
+  tableName: 'HTCGRID_TABLE_NAME',
+  queueUrls: 'HTCGRID_QUEUE_URLS',
+  dataBucket: 'HTCGRID_DATA_BUCKET',
+  workerBucket: 'S3_LAMBDA_HTCGRID_BUCKET_NAME',
+  workerKey: 'HTCGRID_WORKER_KEY',
+  lambdaEndpoint: 'HTCGRID_LAMBDA_ENDPOINT',
+  region: 'AWS_REGION',
+} as const;
+
+export function resourcesToEnv(resources: AwsGridResources): Record<string, string> {
+  const env: Record<string, string> = {
+    [GRID_ENV.tableName]: resources.tableName,
+    [GRID_ENV.queueUrls]: JSON.stringify(resources.queueUrls),
+    [GRID_ENV.dataBucket]: resources.dataBucket,
+  };
+  if (resources.workerBucket) env[GRID_ENV.workerBucket] = resources.workerBucket;
+  if (resources.workerKey) env[GRID_ENV.workerKey] = resources.workerKey;
+  return env;
+}
+
+export function resourcesFromEnv(env: Readonly<Record<string, string | undefined>>): AwsGridResources {
+  const missing = [GRID_ENV.tableName, GRID_ENV.queueUrls, GRID_ENV.dataBucket].filter((k) => !env[k]);
+  if (missing.length > 0) {
+    throw new ConfigError(missing.map((k) => `environment variable ${k} is not set: the CDK stack sets it on the agent`));
+  }
+  let queueUrls: unknown;
+  try {
+    queueUrls = JSON.parse(env[GRID_ENV.queueUrls] ?? '');
+  } catch {
+    queueUrls = undefined;
+  }
+  if (!Array.isArray(queueUrls) || queueUrls.length === 0 || !queueUrls.every((u) => typeof u === 'string')) {
+    throw new ConfigError([`${GRID_ENV.queueUrls} must be a JSON array of queue URLs, lowest priority first`]);
+  }
+  return {
+    region: env[GRID_ENV.region],
+    tableName: env[GRID_ENV.tableName] ?? '',
+    queueUrls: queueUrls as string[],
+    dataBucket: env[GRID_ENV.dataBucket] ?? '',
+    workerBucket: env[GRID_ENV.workerBucket],
+    workerKey: env[GRID_ENV.workerKey],
+  };
+}
