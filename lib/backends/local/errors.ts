@@ -1,0 +1,53 @@
+// Errors raised by the embedded (SQLite and file) backends of the local grid.
+import { HtcGridError, TransientServiceError } from '../../core/errors';
+
+/** The database file was written by another schema version of the grid. */
+export class SchemaVersionError extends HtcGridError {
+  constructor(
+    readonly dbPath: string,
+    readonly found: string,
+    readonly expected: number,
+  ) {
+    super(`database '${dbPath}' has schema version ${found}, this grid needs version ${expected}`, {
+      hint: 'use a new grid directory, or delete the old one (it only holds the state of past local runs)',
+    });
+  }
+}
+
+/** A payload key is not a safe relative path inside the store. */
+export class InvalidPayloadKeyError extends HtcGridError {
+  constructor(
+    readonly key: string,
+    problem: string,
+  ) {
+    super(`invalid payload key '${key}': ${problem}`, {
+      hint: "use a relative path of '/'-separated names, without '.', '..', backslashes or a leading '/'",
+    });
+  }
+}
+
+/** `get` of a key that was never written (or was deleted). */
+export class PayloadNotFoundError extends HtcGridError {
+  constructor(
+    readonly key: string,
+    options: { cause?: unknown } = {},
+  ) {
+    super(`payload '${key}' not found in the payload store`, options);
+  }
+}
+
+/** The database stayed locked by another process for longer than the busy timeout; worth retrying. */
+export class DatabaseBusyError extends TransientServiceError {}
+
+/** Maps SQLite's "locked" errors to a retryable error; rethrows everything else unchanged. */
+export function translateSqliteError(error: unknown, what: string): never {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (
+    code === 'SQLITE_BUSY' ||
+    (typeof code === 'string' && code.startsWith('SQLITE_BUSY_')) ||
+    code === 'SQLITE_LOCKED'
+  ) {
+    throw new DatabaseBusyError(`${what}: the grid database is locked by another process`, { cause: error });
+  }
+  throw error;
+}

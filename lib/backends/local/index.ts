@@ -1,0 +1,76 @@
+// The embedded backends of the local grid: SQLite task table and queue in one file, payloads as files.
+import fs from 'node:fs';
+import path from 'node:path';
+import { silentLogger, type Logger } from '../../logging';
+import { FilePayloadStore } from './file-payload-store';
+import { openSqliteDatabase } from './sqlite-database';
+import { SqliteTaskQueue } from './sqlite-task-queue';
+import { SqliteTaskTable } from './sqlite-task-table';
+
+export * from './errors';
+export { FilePayloadStore } from './file-payload-store';
+export { openSqliteDatabase, SCHEMA_VERSION, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
+export { InvalidReceiptError, SqliteTaskQueue, type SqliteTaskQueueOptions } from './sqlite-task-queue';
+export { InvalidCursorError, SqliteTaskTable, type SqliteTaskTableOptions } from './sqlite-task-table';
+
+/** File name of the grid database inside a grid directory. */
+export const GRID_DB_FILE = 'grid.db';
+/** Folder of the payload store inside a grid directory. */
+export const PAYLOADS_DIR = 'payloads';
+
+export interface LocalBackendsOptions {
+  /** @default - a silent logger */
+  readonly logger?: Logger;
+  /**
+   * How long a write waits for another process holding the database's write lock.
+   * @default 10000
+   */
+  readonly busyTimeoutMs?: number;
+  /**
+   * How often a long-polling receive looks at an empty queue again (sends in this process wake it at once).
+   * @default 10
+   */
+  readonly pollIntervalMs?: number;
+}
+
+export interface LocalBackends {
+  readonly table: SqliteTaskTable;
+  readonly queue: SqliteTaskQueue;
+  readonly store: FilePayloadStore;
+  /** Absolute path of the SQLite database. */
+  readonly dbPath: string;
+  /** Closes the table, queue and store, then the database connection. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens (creating if needed) the backends of a local grid kept in `dir`: the database `<dir>/grid.db` holding the
+ * task table and the queue, and the payload store `<dir>/payloads`. Any number of processes may open the same
+ * directory at once (client, agents, reaper); each gets its own connection.
+ */
+export function openLocalBackends(dir: string, options: LocalBackendsOptions = {}): LocalBackends {
+  const logger = options.logger ?? silentLogger();
+  const root = path.resolve(dir);
+  fs.mkdirSync(path.join(root, PAYLOADS_DIR), { recursive: true });
+  const dbPath = path.join(root, GRID_DB_FILE);
+  const db = openSqliteDatabase(dbPath, { busyTimeoutMs: options.busyTimeoutMs });
+  const table = new SqliteTaskTable(db, { logger });
+  const queue = new SqliteTaskQueue(db, { logger, pollIntervalMs: options.pollIntervalMs });
+  const store = new FilePayloadStore(path.join(root, PAYLOADS_DIR));
+  logger.debug({ dbPath }, 'opened local backends');
+  let closing: Promise<void> | undefined;
+  return {
+    table,
+    queue,
+    store,
+    dbPath,
+    close() {
+      closing ??= (async () => {
+        await Promise.all([table.close(), queue.close(), store.close()]);
+        if (db.open) db.close();
+        logger.debug({ dbPath }, 'closed local backends');
+      })();
+      return closing;
+    },
+  };
+}

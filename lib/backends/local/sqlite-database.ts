@@ -1,0 +1,133 @@
+// Opens the local grid's SQLite database (WAL, shared by several processes) and creates its schema once.
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { SchemaVersionError, translateSqliteError } from './errors';
+
+/** Bumped whenever a table or column changes; a database of another version is refused, never migrated. */
+export const SCHEMA_VERSION = 1;
+
+export type SqliteDatabase = Database.Database;
+
+export interface OpenDatabaseOptions {
+  /**
+   * How long a write waits for another process holding the write lock before failing with `DatabaseBusyError`.
+   * @default 10000
+   */
+  readonly busyTimeoutMs?: number;
+}
+
+/*
+ * Tasks keep their DataRefs in plain columns (inline text, or key + bytes) so the hot path never escapes JSON
+ * inside JSON; errors and the attempt history are compact JSON text. `done_seq` orders terminal tasks by
+ * completion: a global counter (`grid_meta.done_seq`) read and bumped inside the writing transaction, which
+ * SQLite serialises across processes, so a reader never sees seq N+1 before seq N.
+ */
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS grid_meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS sessions (
+  session_id TEXT PRIMARY KEY,
+  created_at INTEGER NOT NULL,
+  priority INTEGER NOT NULL,
+  max_attempts INTEGER NOT NULL,
+  timeout_ms INTEGER NOT NULL,
+  non_retryable TEXT NOT NULL,
+  task_count INTEGER
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS tasks (
+  task_id TEXT PRIMARY KEY,
+  session_id TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  failures INTEGER NOT NULL,
+  max_attempts INTEGER NOT NULL,
+  timeout_ms INTEGER NOT NULL,
+  payload_inline TEXT,
+  payload_key TEXT,
+  payload_bytes INTEGER,
+  result_inline TEXT,
+  result_key TEXT,
+  result_bytes INTEGER,
+  error TEXT,
+  failure_reason TEXT,
+  lease_owner TEXT,
+  lease_expires_at INTEGER,
+  submitted_at INTEGER NOT NULL,
+  started_at INTEGER,
+  finished_at INTEGER,
+  history TEXT NOT NULL DEFAULT '[]',
+  done_seq INTEGER
+);
+CREATE INDEX IF NOT EXISTS tasks_by_session_state ON tasks (session_id, state);
+CREATE INDEX IF NOT EXISTS tasks_by_session_done ON tasks (session_id, done_seq) WHERE done_seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_by_lease_expiry ON tasks (lease_expires_at) WHERE state = 'running';
+
+CREATE TABLE IF NOT EXISTS queue_messages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  task_id TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  priority INTEGER NOT NULL,
+  visible_at INTEGER NOT NULL,
+  receive_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS queue_by_priority ON queue_messages (priority DESC, id, visible_at);
+`;
+
+/**
+ * Opens (creating if needed) the grid database at `dbPath`: WAL journal, `synchronous=NORMAL`, a busy timeout so
+ * several processes (agents, client, reaper) can share the file. Throws `SchemaVersionError` for a database of
+ * another schema version.
+ */
+export function openSqliteDatabase(dbPath: string, options: OpenDatabaseOptions = {}): SqliteDatabase {
+  fs.mkdirSync(path.dirname(path.resolve(dbPath)), { recursive: true });
+  const db = new Database(dbPath);
+  try {
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 10_000))}`);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = OFF');
+    ensureSchema(db, dbPath);
+    return db;
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
+function ensureSchema(db: SqliteDatabase, dbPath: string): void {
+  const readVersion = (): string | undefined => {
+    const hasMeta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'grid_meta'").get();
+    if (!hasMeta) return undefined;
+    const row = db.prepare("SELECT value FROM grid_meta WHERE key = 'schema_version'").get() as
+      { value: string } | undefined;
+    return row?.value;
+  };
+  const found = readVersion();
+  if (found === String(SCHEMA_VERSION)) return;
+  if (found !== undefined) throw new SchemaVersionError(dbPath, found, SCHEMA_VERSION);
+  try {
+    db.transaction(() => {
+      // Another process may have created the schema between our check and taking the write lock.
+      const again = readVersion();
+      if (again !== undefined && again !== String(SCHEMA_VERSION)) {
+        throw new SchemaVersionError(dbPath, again, SCHEMA_VERSION);
+      }
+      db.exec(SCHEMA);
+      db.prepare("INSERT OR IGNORE INTO grid_meta (key, value) VALUES ('schema_version', ?)").run(
+        String(SCHEMA_VERSION),
+      );
+      db.prepare("INSERT OR IGNORE INTO grid_meta (key, value) VALUES ('done_seq', '0')").run();
+    }).immediate();
+  } catch (error) {
+    if (error instanceof SchemaVersionError) throw error;
+    translateSqliteError(error, 'creating the grid schema');
+  }
+}

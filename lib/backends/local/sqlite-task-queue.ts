@@ -1,0 +1,222 @@
+// The local grid's task queue: a table in the grid's SQLite database with SQS-like visibility and receipts.
+import type { Transaction } from 'better-sqlite3';
+import { HtcGridError } from '../../core/errors';
+import { silentLogger, type Logger } from '../../logging';
+import type { QueueMessage, ReceivedMessage, ReceiveOptions, TaskQueue } from '../../ports';
+import { translateSqliteError } from './errors';
+import { openSqliteDatabase, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
+
+/** A receipt this queue never handed out (stale receipts of real messages are not errors: they are ignored). */
+export class InvalidReceiptError extends HtcGridError {
+  constructor(readonly receipt: string) {
+    super(`invalid queue receipt '${receipt}'`, { hint: 'pass the receipt of a received message unchanged' });
+  }
+}
+
+export interface SqliteTaskQueueOptions {
+  /** Close the database connection in `close()`. @default false */
+  readonly ownsDatabase?: boolean;
+  /**
+   * While long-polling an empty queue, how often the table is looked at again. Sends from this process wake a
+   * waiting receive at once; sends from other processes are seen within this period.
+   * @default 10
+   */
+  readonly pollIntervalMs?: number;
+  /** @default - a silent logger */
+  readonly logger?: Logger;
+}
+
+interface MessageRow {
+  id: number;
+  task_id: string;
+  session_id: string;
+  attempt: number;
+  priority: number;
+  receive_count: number;
+}
+
+/** Wakes long polls in this process when a message becomes visible, per database file. */
+const wakers = new Map<string, Set<() => void>>();
+
+function wake(dbName: string): void {
+  const set = wakers.get(dbName);
+  if (set === undefined) return;
+  for (const waker of [...set]) waker();
+}
+
+/**
+ * `TaskQueue` on the grid's SQLite database.
+ *
+ * - Order: strict priority, then FIFO (send order) within a priority. A lower priority is only received while no
+ *   higher-priority message is visible: a steady stream of high-priority work starves lower priorities, by design
+ *   (the same rule as one SQS queue per priority level, polled highest first).
+ * - Receipts: every receive hands out a new receipt (`id:receiveCount`). Once a message was received again, the
+ *   receipts of earlier receives are stale and `ack`/`release`/`extend` ignore them, as they ignore receipts of
+ *   messages already acknowledged.
+ * - Long poll: an empty queue is looked at again every `pollIntervalMs` (sleeping in between, never spinning)
+ *   until a message is visible, `waitMs` passed or the signal aborted; an aborted receive returns `[]`.
+ */
+export class SqliteTaskQueue implements TaskQueue {
+  private readonly logger: Logger;
+  private readonly ownsDatabase: boolean;
+  private readonly pollIntervalMs: number;
+  private closed = false;
+  private readonly stmt: ReturnType<typeof prepareStatements>;
+  private readonly sendTx: Transaction<(messages: readonly QueueMessage[], now: number) => void>;
+  private readonly ackTx: Transaction<(receipts: readonly Receipt[]) => number>;
+  private readonly setVisibilityTx: Transaction<(receipts: readonly Receipt[], visibleAt: number) => number>;
+
+  /** Opens its own connection to the database file at `dbPath` (created if needed). */
+  static open(dbPath: string, options: OpenDatabaseOptions & Omit<SqliteTaskQueueOptions, 'ownsDatabase'> = {}) {
+    return new SqliteTaskQueue(openSqliteDatabase(dbPath, options), { ...options, ownsDatabase: true });
+  }
+
+  /** Uses an open database (see `openSqliteDatabase`), typically shared with a `SqliteTaskTable`. */
+  constructor(
+    private readonly db: SqliteDatabase,
+    options: SqliteTaskQueueOptions = {},
+  ) {
+    this.logger = options.logger ?? silentLogger();
+    this.ownsDatabase = options.ownsDatabase ?? false;
+    this.pollIntervalMs = Math.max(1, options.pollIntervalMs ?? 10);
+    this.stmt = prepareStatements(db);
+    this.sendTx = db.transaction((messages, now) => {
+      for (const m of messages) this.stmt.insert.run(m.taskId, m.sessionId, m.attempt, m.priority, now);
+    });
+    this.ackTx = db.transaction((receipts) => {
+      let changed = 0;
+      for (const r of receipts) changed += this.stmt.delete.run(r.id, r.receiveCount).changes;
+      return changed;
+    });
+    this.setVisibilityTx = db.transaction((receipts, visibleAt) => {
+      let changed = 0;
+      for (const r of receipts) changed += this.stmt.setVisibleAt.run(visibleAt, r.id, r.receiveCount).changes;
+      return changed;
+    });
+  }
+
+  async send(messages: readonly QueueMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    this.write('send', () => this.sendTx.immediate(messages, Date.now()));
+    wake(this.db.name);
+  }
+
+  async receive(max: number, options: ReceiveOptions): Promise<ReceivedMessage[]> {
+    const limit = Math.max(1, Math.floor(max));
+    const deadline = Date.now() + Math.max(0, options.waitMs);
+    for (;;) {
+      if (options.signal?.aborted === true || this.closed) return [];
+      const received = this.receiveNow(limit, options.visibilityMs);
+      const remaining = deadline - Date.now();
+      if (received.length > 0 || remaining <= 0) return received;
+      await this.pause(Math.min(this.pollIntervalMs, remaining), options.signal);
+    }
+  }
+
+  async ack(receipts: readonly string[]): Promise<void> {
+    if (receipts.length === 0) return;
+    const parsed = receipts.map(parseReceipt);
+    const deleted = this.write('ack', () => this.ackTx.immediate(parsed));
+    if (deleted < parsed.length) this.logger.debug({ stale: parsed.length - deleted }, 'ignored stale queue receipts');
+  }
+
+  async release(receipts: readonly string[], delayMs: number): Promise<void> {
+    if (receipts.length === 0) return;
+    const parsed = receipts.map(parseReceipt);
+    this.write('release', () => this.setVisibilityTx.immediate(parsed, Date.now() + Math.max(0, delayMs)));
+    if (delayMs <= 0) wake(this.db.name);
+  }
+
+  async extend(receipts: readonly string[], visibilityMs: number): Promise<void> {
+    if (receipts.length === 0) return;
+    const parsed = receipts.map(parseReceipt);
+    this.write('extend', () => this.setVisibilityTx.immediate(parsed, Date.now() + Math.max(0, visibilityMs)));
+  }
+
+  /** Messages visible now and in flight (received, not yet acknowledged, or delayed): the local backlog. */
+  async countMessages(now: number = Date.now()): Promise<{ visible: number; invisible: number }> {
+    const row = this.stmt.count.get(now, now);
+    return { visible: row?.visible ?? 0, invisible: row?.invisible ?? 0 };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    wake(this.db.name);
+    if (this.ownsDatabase && this.db.open) this.db.close();
+  }
+
+  private receiveNow(limit: number, visibilityMs: number): ReceivedMessage[] {
+    const now = Date.now();
+    const rows = this.write('receive', () => this.stmt.receive.all(now + Math.max(0, visibilityMs), now, limit));
+    // RETURNING gives no order guarantee: restore the receive order.
+    rows.sort((a, b) => b.priority - a.priority || a.id - b.id);
+    return rows.map((row) => ({
+      message: { taskId: row.task_id, sessionId: row.session_id, attempt: row.attempt, priority: row.priority },
+      receipt: `${row.id}:${row.receive_count}`,
+      receiveCount: row.receive_count,
+    }));
+  }
+
+  private pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      const name = this.db.name;
+      let set = wakers.get(name);
+      if (set === undefined) {
+        set = new Set();
+        wakers.set(name, set);
+      }
+      const waiters = set;
+      const done = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        waiters.delete(done);
+        if (waiters.size === 0 && wakers.get(name) === waiters) wakers.delete(name);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal?.addEventListener('abort', done, { once: true });
+      waiters.add(done);
+    });
+  }
+
+  private write<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      return translateSqliteError(error, what);
+    }
+  }
+}
+
+interface Receipt {
+  readonly id: number;
+  readonly receiveCount: number;
+}
+
+function parseReceipt(receipt: string): Receipt {
+  const match = /^(\d+):(\d+)$/.exec(receipt);
+  if (match === null) throw new InvalidReceiptError(receipt);
+  return { id: Number(match[1]), receiveCount: Number(match[2]) };
+}
+
+function prepareStatements(db: SqliteDatabase) {
+  return {
+    insert: db.prepare<[string, string, number, number, number]>(
+      'INSERT INTO queue_messages (task_id, session_id, attempt, priority, visible_at) VALUES (?, ?, ?, ?, ?)',
+    ),
+    // One statement, so it takes the write lock before it reads: two receivers never get the same message.
+    receive: db.prepare<[number, number, number], MessageRow>(
+      `UPDATE queue_messages SET visible_at = ?, receive_count = receive_count + 1
+       WHERE id IN (SELECT id FROM queue_messages WHERE visible_at <= ? ORDER BY priority DESC, id LIMIT ?)
+       RETURNING id, task_id, session_id, attempt, priority, receive_count`,
+    ),
+    delete: db.prepare<[number, number]>('DELETE FROM queue_messages WHERE id = ? AND receive_count = ?'),
+    setVisibleAt: db.prepare<[number, number, number]>(
+      'UPDATE queue_messages SET visible_at = ? WHERE id = ? AND receive_count = ?',
+    ),
+    count: db.prepare<[number, number], { visible: number | null; invisible: number | null }>(
+      `SELECT sum(visible_at <= ?) AS visible, sum(visible_at > ?) AS invisible FROM queue_messages`,
+    ),
+  };
+}

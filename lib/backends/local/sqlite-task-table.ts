@@ -1,0 +1,591 @@
+// The local grid's task table on SQLite: claims, leases and completions as conditional writes in one transaction.
+import type { Statement, Transaction } from 'better-sqlite3';
+import { HtcGridError } from '../../core/errors';
+import type { AttemptOutcome, DataRef, SessionRecord, TaskError, TaskRecord } from '../../core/task';
+import {
+  emptyStateCounts,
+  isTaskState,
+  type FailureReason,
+  type StateCounts,
+  type TaskState,
+} from '../../core/task-state';
+import { silentLogger, type Logger } from '../../logging';
+import type {
+  ClaimOutcome,
+  ClaimRequest,
+  Completion,
+  CompletionResult,
+  LeaseRef,
+  LeaseStatus,
+  TaskTable,
+  TerminalPage,
+} from '../../ports';
+import { translateSqliteError } from './errors';
+import { openSqliteDatabase, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
+
+/** A `listTerminal` cursor that this table did not hand out. */
+export class InvalidCursorError extends HtcGridError {
+  constructor(readonly cursor: string) {
+    super(`invalid terminal-task cursor '${cursor}'`, { hint: 'pass back the cursor of the previous page unchanged' });
+  }
+}
+
+export interface SqliteTaskTableOptions {
+  /** Close the database connection in `close()`. @default false */
+  readonly ownsDatabase?: boolean;
+  /** @default - a silent logger */
+  readonly logger?: Logger;
+}
+
+interface TaskRow {
+  task_id: string;
+  session_id: string;
+  idx: number;
+  state: string;
+  priority: number;
+  attempt: number;
+  failures: number;
+  max_attempts: number;
+  timeout_ms: number;
+  payload_inline: string | null;
+  payload_key: string | null;
+  payload_bytes: number | null;
+  result_inline: string | null;
+  result_key: string | null;
+  result_bytes: number | null;
+  error: string | null;
+  failure_reason: string | null;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  submitted_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  history: string;
+  done_seq: number | null;
+}
+
+/** The columns a lease-guarded write needs to check its guard and append to the history. */
+interface GuardRow {
+  session_id: string;
+  state: string;
+  attempt: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  started_at: number | null;
+  history: string;
+}
+
+interface SessionRow {
+  session_id: string;
+  created_at: number;
+  priority: number;
+  max_attempts: number;
+  timeout_ms: number;
+  non_retryable: string;
+  task_count: number | null;
+}
+
+type DataRefColumns = [inline: string | null, key: string | null, bytes: number | null];
+
+function dataRefColumns(ref: DataRef | undefined): DataRefColumns {
+  if (ref === undefined) return [null, null, null];
+  return 'inline' in ref ? [ref.inline, null, null] : [null, ref.key, ref.bytes];
+}
+
+function dataRefOf(inline: string | null, key: string | null, bytes: number | null): DataRef | undefined {
+  if (inline !== null) return { inline };
+  if (key !== null) return { key, bytes: bytes ?? 0 };
+  return undefined;
+}
+
+function stateOf(value: string): TaskState {
+  if (!isTaskState(value)) throw new HtcGridError(`the grid database holds a task in unknown state '${value}'`);
+  return value;
+}
+
+/** Maps a row to a record; optional fields are absent, never null. */
+function taskOf(row: TaskRow): TaskRecord {
+  const task: { -readonly [K in keyof TaskRecord]: TaskRecord[K] } = {
+    taskId: row.task_id,
+    sessionId: row.session_id,
+    index: row.idx,
+    state: stateOf(row.state),
+    priority: row.priority,
+    attempt: row.attempt,
+    failures: row.failures,
+    maxAttempts: row.max_attempts,
+    timeoutMs: row.timeout_ms,
+    payload: dataRefOf(row.payload_inline, row.payload_key, row.payload_bytes) ?? { inline: 'null' },
+    submittedAt: row.submitted_at,
+    history: JSON.parse(row.history) as TaskRecord['history'],
+  };
+  const result = dataRefOf(row.result_inline, row.result_key, row.result_bytes);
+  if (result !== undefined) task.result = result;
+  if (row.error !== null) task.error = JSON.parse(row.error) as TaskError;
+  if (row.failure_reason !== null) task.failureReason = row.failure_reason as FailureReason;
+  if (row.lease_owner !== null && row.lease_expires_at !== null) {
+    task.lease = { owner: row.lease_owner, expiresAt: row.lease_expires_at };
+  }
+  if (row.started_at !== null) task.startedAt = row.started_at;
+  if (row.finished_at !== null) task.finishedAt = row.finished_at;
+  return task;
+}
+
+function sessionOf(row: SessionRow): SessionRecord {
+  const session: { -readonly [K in keyof SessionRecord]: SessionRecord[K] } = {
+    sessionId: row.session_id,
+    createdAt: row.created_at,
+    priority: row.priority,
+    maxAttempts: row.max_attempts,
+    timeoutMs: row.timeout_ms,
+    nonRetryableErrorTypes: JSON.parse(row.non_retryable) as string[],
+  };
+  if (row.task_count !== null) session.taskCount = row.task_count;
+  return session;
+}
+
+/** Appends one attempt record to a history kept as JSON text, without re-parsing it. */
+function appendHistory(history: string, record: string): string {
+  return history.length <= 2 ? `[${record}]` : `${history.slice(0, -1)},${record}]`;
+}
+
+function attemptRecord(
+  row: GuardRow,
+  owner: string,
+  finishedAt: number,
+  outcome: AttemptOutcome,
+  error?: TaskError,
+): string {
+  const record = { attempt: row.attempt, owner, startedAt: row.started_at ?? finishedAt, finishedAt, outcome };
+  return JSON.stringify(error === undefined ? record : { ...record, error });
+}
+
+/** Hands out completion sequence numbers inside one write transaction and stores the last one at its end. */
+class SequenceAllocator {
+  private next: number | undefined;
+  private dirty = false;
+  constructor(
+    private readonly read: Statement<[], { value: string }>,
+    private readonly write: Statement<[string]>,
+  ) {}
+
+  take(): number {
+    if (this.next === undefined) this.next = Number(this.read.get()?.value ?? '0');
+    this.next += 1;
+    this.dirty = true;
+    return this.next;
+  }
+
+  flush(): void {
+    if (this.dirty && this.next !== undefined) this.write.run(String(this.next));
+  }
+}
+
+const TERMINAL_SQL = "('succeeded', 'failed', 'cancelled')";
+
+/**
+ * `TaskTable` on one SQLite database, safe to share between processes: every write runs in an IMMEDIATE
+ * transaction (the write lock is taken up front, so a read-then-write never fails on a stale snapshot), and every
+ * batch is one transaction of prepared statements.
+ */
+export class SqliteTaskTable implements TaskTable {
+  private readonly logger: Logger;
+  private readonly ownsDatabase: boolean;
+  private closed = false;
+
+  private readonly stmt: ReturnType<typeof prepareStatements>;
+  private readonly claimTx: Transaction<
+    (requests: readonly ClaimRequest[], owner: string, expiresAt: number, now: number) => ClaimOutcome[]
+  >;
+  private readonly extendTx: Transaction<(leases: readonly LeaseRef[], expiresAt: number) => LeaseStatus[]>;
+  private readonly leaseStatusTx: Transaction<(leases: readonly LeaseRef[]) => LeaseStatus[]>;
+  private readonly completeTx: Transaction<(completions: readonly Completion[]) => CompletionResult[]>;
+  private readonly createTasksTx: Transaction<(tasks: readonly TaskRecord[]) => void>;
+  private readonly cancelTx: Transaction<
+    (sessionId: string, taskIds: readonly string[] | undefined, now: number) => number
+  >;
+  private readonly deleteSessionTx: Transaction<(sessionId: string) => void>;
+
+  /** Opens its own connection to the database file at `dbPath` (created if needed). */
+  static open(dbPath: string, options: OpenDatabaseOptions & { logger?: Logger } = {}): SqliteTaskTable {
+    return new SqliteTaskTable(openSqliteDatabase(dbPath, options), { ownsDatabase: true, logger: options.logger });
+  }
+
+  /** Uses an open database (see `openSqliteDatabase`), typically shared with a `SqliteTaskQueue`. */
+  constructor(
+    private readonly db: SqliteDatabase,
+    options: SqliteTaskTableOptions = {},
+  ) {
+    this.logger = options.logger ?? silentLogger();
+    this.ownsDatabase = options.ownsDatabase ?? false;
+    this.stmt = prepareStatements(db);
+    this.claimTx = db.transaction((requests, owner, expiresAt, now) => this.claimAll(requests, owner, expiresAt, now));
+    this.extendTx = db.transaction((leases, expiresAt) => this.extendAll(leases, expiresAt));
+    this.leaseStatusTx = db.transaction((leases) => leases.map((lease) => this.statusOf(lease)));
+    this.completeTx = db.transaction((completions) => this.completeAll(completions));
+    this.createTasksTx = db.transaction((tasks) => this.insertAll(tasks));
+    this.cancelTx = db.transaction((sessionId, taskIds, now) => this.cancelAll(sessionId, taskIds, now));
+    this.deleteSessionTx = db.transaction((sessionId) => {
+      this.stmt.deleteTasksOfSession.run(sessionId);
+      this.stmt.deleteSession.run(sessionId);
+    });
+  }
+
+  async createSession(session: SessionRecord): Promise<void> {
+    this.write('createSession', () =>
+      this.stmt.insertSession.run(
+        session.sessionId,
+        session.createdAt,
+        session.priority,
+        session.maxAttempts,
+        session.timeoutMs,
+        JSON.stringify(session.nonRetryableErrorTypes),
+        session.taskCount ?? null,
+      ),
+    );
+  }
+
+  async getSession(sessionId: string): Promise<SessionRecord | undefined> {
+    const row = this.stmt.getSession.get(sessionId);
+    return row === undefined ? undefined : sessionOf(row);
+  }
+
+  async sealSession(sessionId: string, taskCount: number): Promise<void> {
+    this.write('sealSession', () => this.stmt.sealSession.run(taskCount, sessionId));
+  }
+
+  async deleteSession(sessionId: string): Promise<void> {
+    this.write('deleteSession', () => this.deleteSessionTx.immediate(sessionId));
+  }
+
+  async createTasks(tasks: readonly TaskRecord[]): Promise<void> {
+    if (tasks.length === 0) return;
+    this.write('createTasks', () => this.createTasksTx.immediate(tasks));
+  }
+
+  async getTask(taskId: string): Promise<TaskRecord | undefined> {
+    const row = this.stmt.getTask.get(taskId);
+    return row === undefined ? undefined : taskOf(row);
+  }
+
+  async claim(
+    requests: readonly ClaimRequest[],
+    lease: { owner: string; expiresAt: number },
+    now: number,
+  ): Promise<ClaimOutcome[]> {
+    if (requests.length === 0) return [];
+    return this.write('claim', () => this.claimTx.immediate(requests, lease.owner, lease.expiresAt, now));
+  }
+
+  async extendLeases(leases: readonly LeaseRef[], expiresAt: number): Promise<LeaseStatus[]> {
+    if (leases.length === 0) return [];
+    return this.write('extendLeases', () => this.extendTx.immediate(leases, expiresAt));
+  }
+
+  async leaseStatus(leases: readonly LeaseRef[]): Promise<LeaseStatus[]> {
+    if (leases.length === 0) return [];
+    return this.leaseStatusTx.deferred(leases);
+  }
+
+  async complete(completions: readonly Completion[]): Promise<CompletionResult[]> {
+    if (completions.length === 0) return [];
+    return this.write('complete', () => this.completeTx.immediate(completions));
+  }
+
+  async cancel(sessionId: string, taskIds?: readonly string[], now: number = Date.now()): Promise<number> {
+    if (taskIds !== undefined && taskIds.length === 0) return 0;
+    const changed = this.write('cancel', () => this.cancelTx.immediate(sessionId, taskIds, now));
+    this.logger.debug({ sessionId, changed }, 'cancelled tasks');
+    return changed;
+  }
+
+  async countByState(sessionId: string): Promise<StateCounts> {
+    const counts = emptyStateCounts();
+    for (const row of this.stmt.countByState.all(sessionId)) counts[stateOf(row.state)] = row.n;
+    return counts;
+  }
+
+  async listTerminal(sessionId: string, cursor: string | undefined, limit: number): Promise<TerminalPage> {
+    let after = 0;
+    if (cursor !== undefined) {
+      after = Number(cursor);
+      if (!/^\d+$/.test(cursor) || !Number.isSafeInteger(after)) throw new InvalidCursorError(cursor);
+    }
+    const rows = this.stmt.listTerminal.all(sessionId, after, Math.max(1, Math.floor(limit)));
+    const last = rows[rows.length - 1];
+    const next = last === undefined || last.done_seq === null ? cursor : String(last.done_seq);
+    return { tasks: rows.map(taskOf), cursor: next };
+  }
+
+  async findExpiredLeases(now: number, limit: number): Promise<TaskRecord[]> {
+    return this.stmt.findExpired.all(now, Math.max(1, Math.floor(limit))).map(taskOf);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ownsDatabase && this.db.open) this.db.close();
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Transaction bodies: synchronous, run inside one IMMEDIATE transaction each.
+  // -------------------------------------------------------------------------------------------------------------
+
+  private write<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      return translateSqliteError(error, what);
+    }
+  }
+
+  private insertAll(tasks: readonly TaskRecord[]): void {
+    const seq = this.sequence();
+    for (const task of tasks) {
+      const [pInline, pKey, pBytes] = dataRefColumns(task.payload);
+      const [rInline, rKey, rBytes] = dataRefColumns(task.result);
+      const terminal = task.state === 'succeeded' || task.state === 'failed' || task.state === 'cancelled';
+      const exists = terminal ? this.stmt.taskExists.get(task.taskId) !== undefined : false;
+      this.stmt.insertTask.run(
+        task.taskId,
+        task.sessionId,
+        task.index,
+        task.state,
+        task.priority,
+        task.attempt,
+        task.failures,
+        task.maxAttempts,
+        task.timeoutMs,
+        pInline,
+        pKey,
+        pBytes,
+        rInline,
+        rKey,
+        rBytes,
+        task.error === undefined ? null : JSON.stringify(task.error),
+        task.failureReason ?? null,
+        task.lease?.owner ?? null,
+        task.lease?.expiresAt ?? null,
+        task.submittedAt,
+        task.startedAt ?? null,
+        task.finishedAt ?? null,
+        JSON.stringify(task.history),
+        terminal && !exists ? seq.take() : null,
+      );
+    }
+    seq.flush();
+  }
+
+  private claimAll(requests: readonly ClaimRequest[], owner: string, expiresAt: number, now: number): ClaimOutcome[] {
+    return requests.map((request): ClaimOutcome => {
+      const row = this.stmt.claim.get(owner, expiresAt, now, request.taskId, request.attempt);
+      if (row !== undefined) return { taskId: request.taskId, status: 'claimed', task: taskOf(row) };
+      const current = this.stmt.probe.get(request.taskId);
+      if (current === undefined) return { taskId: request.taskId, status: 'missing' };
+      // The holder of `attempt` has not written its retry yet: the message is early, not outdated.
+      if (current.state === 'running' && current.attempt === request.attempt) {
+        return { taskId: request.taskId, status: 'busy' };
+      }
+      return { taskId: request.taskId, status: 'stale' };
+    });
+  }
+
+  private statusOf(lease: LeaseRef): LeaseStatus {
+    const row = this.stmt.probeLease.get(lease.taskId);
+    if (row === undefined) return 'lost';
+    if (row.state === 'cancelled') return 'cancelled';
+    return row.state === 'running' && row.lease_owner === lease.owner && row.attempt === lease.attempt
+      ? 'held'
+      : 'lost';
+  }
+
+  private extendAll(leases: readonly LeaseRef[], expiresAt: number): LeaseStatus[] {
+    return leases.map((lease) => {
+      const changed = this.stmt.extend.run(expiresAt, lease.taskId, lease.owner, lease.attempt).changes;
+      return changed > 0 ? 'held' : this.statusOf(lease);
+    });
+  }
+
+  private completeAll(completions: readonly Completion[]): CompletionResult[] {
+    const seq = this.sequence();
+    const results = completions.map((completion): CompletionResult => {
+      const { taskId, guard, outcome, at } = completion;
+      const row = this.stmt.guardRow.get(taskId);
+      const holds =
+        row !== undefined &&
+        row.state === 'running' &&
+        row.attempt === guard.attempt &&
+        ('owner' in guard
+          ? row.lease_owner === guard.owner
+          : row.lease_expires_at !== null && row.lease_expires_at < guard.leaseExpiredBefore);
+      if (!holds) return { taskId, status: 'stale' };
+      const owner = row.lease_owner ?? ('owner' in guard ? guard.owner : '');
+      switch (outcome.kind) {
+        case 'succeeded': {
+          const [inline, key, bytes] = dataRefColumns(outcome.result);
+          const history = appendHistory(row.history, attemptRecord(row, owner, at, 'succeeded'));
+          this.stmt.succeed.run(inline, key, bytes, at, history, seq.take(), taskId);
+          break;
+        }
+        case 'failed': {
+          const history = appendHistory(row.history, attemptRecord(row, owner, at, outcome.reason, outcome.error));
+          this.stmt.fail.run(JSON.stringify(outcome.error), outcome.reason, at, history, seq.take(), taskId);
+          break;
+        }
+        case 'retry': {
+          const history = appendHistory(row.history, attemptRecord(row, owner, at, outcome.reason, outcome.error));
+          this.stmt.retry.run(JSON.stringify(outcome.error), outcome.reason, history, taskId);
+          break;
+        }
+        case 'released': {
+          this.stmt.release.run(appendHistory(row.history, attemptRecord(row, owner, at, 'released')), taskId);
+          break;
+        }
+      }
+      return { taskId, status: 'recorded' };
+    });
+    seq.flush();
+    return results;
+  }
+
+  private cancelAll(sessionId: string, taskIds: readonly string[] | undefined, now: number): number {
+    const seq = this.sequence();
+    let changed = 0;
+    const cancelOne = (taskId: string, row: GuardRow): void => {
+      // A running attempt ends here; its agent finds out through its lease and its completion will be stale.
+      const history =
+        row.state === 'running'
+          ? appendHistory(row.history, attemptRecord(row, row.lease_owner ?? '', now, 'cancelled'))
+          : row.history;
+      this.stmt.cancelTask.run(now, history, seq.take(), taskId);
+      changed += 1;
+    };
+    if (taskIds === undefined) {
+      // In chunks, so a session of millions of tasks never sits in memory at once.
+      for (;;) {
+        const live = this.stmt.liveTasksOfSession.all(sessionId);
+        for (const row of live) cancelOne(row.task_id, row);
+        if (live.length < LIVE_CHUNK) break;
+      }
+    } else {
+      for (const taskId of taskIds) {
+        const row = this.stmt.guardRow.get(taskId);
+        if (row === undefined || row.session_id !== sessionId) continue;
+        if (row.state === 'pending' || row.state === 'running') cancelOne(taskId, row);
+      }
+    }
+    seq.flush();
+    return changed;
+  }
+
+  private sequence(): SequenceAllocator {
+    return new SequenceAllocator(this.stmt.readSeq, this.stmt.writeSeq);
+  }
+}
+
+const LIVE_CHUNK = 1000;
+
+function prepareStatements(db: SqliteDatabase) {
+  return {
+    insertSession: db.prepare<[string, number, number, number, number, string, number | null]>(
+      `INSERT OR IGNORE INTO sessions (session_id, created_at, priority, max_attempts, timeout_ms, non_retryable, task_count)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    getSession: db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE session_id = ?'),
+    sealSession: db.prepare<[number, string]>('UPDATE sessions SET task_count = ? WHERE session_id = ?'),
+    deleteSession: db.prepare<[string]>('DELETE FROM sessions WHERE session_id = ?'),
+    deleteTasksOfSession: db.prepare<[string]>('DELETE FROM tasks WHERE session_id = ?'),
+    insertTask: db.prepare<
+      [
+        string,
+        string,
+        number,
+        string,
+        number,
+        number,
+        number,
+        number,
+        number,
+        string | null,
+        string | null,
+        number | null,
+        string | null,
+        string | null,
+        number | null,
+        string | null,
+        string | null,
+        string | null,
+        number | null,
+        number,
+        number | null,
+        number | null,
+        string,
+        number | null,
+      ]
+    >(
+      `INSERT OR IGNORE INTO tasks (task_id, session_id, idx, state, priority, attempt, failures, max_attempts,
+         timeout_ms, payload_inline, payload_key, payload_bytes, result_inline, result_key, result_bytes, error,
+         failure_reason, lease_owner, lease_expires_at, submitted_at, started_at, finished_at, history, done_seq)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    taskExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM tasks WHERE task_id = ?'),
+    getTask: db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE task_id = ?'),
+    claim: db.prepare<[string, number, number, string, number], TaskRow>(
+      `UPDATE tasks SET state = 'running', attempt = attempt + 1, lease_owner = ?, lease_expires_at = ?, started_at = ?
+       WHERE task_id = ? AND state = 'pending' AND attempt = ? RETURNING *`,
+    ),
+    probe: db.prepare<[string], { state: string; attempt: number }>(
+      'SELECT state, attempt FROM tasks WHERE task_id = ?',
+    ),
+    probeLease: db.prepare<[string], { state: string; attempt: number; lease_owner: string | null }>(
+      'SELECT state, attempt, lease_owner FROM tasks WHERE task_id = ?',
+    ),
+    extend: db.prepare<[number, string, string, number]>(
+      `UPDATE tasks SET lease_expires_at = ?
+       WHERE task_id = ? AND state = 'running' AND lease_owner = ? AND attempt = ?`,
+    ),
+    guardRow: db.prepare<[string], GuardRow>(
+      `SELECT session_id, state, attempt, lease_owner, lease_expires_at, started_at, history FROM tasks
+       WHERE task_id = ?`,
+    ),
+    succeed: db.prepare<[string | null, string | null, number | null, number, string, number, string]>(
+      `UPDATE tasks SET state = 'succeeded', result_inline = ?, result_key = ?, result_bytes = ?, error = NULL,
+         failure_reason = NULL, lease_owner = NULL, lease_expires_at = NULL, finished_at = ?, history = ?, done_seq = ?
+       WHERE task_id = ?`,
+    ),
+    fail: db.prepare<[string, string, number, string, number, string]>(
+      `UPDATE tasks SET state = 'failed', failures = failures + 1, error = ?, failure_reason = ?, lease_owner = NULL,
+         lease_expires_at = NULL, finished_at = ?, history = ?, done_seq = ?
+       WHERE task_id = ?`,
+    ),
+    retry: db.prepare<[string, string, string, string]>(
+      `UPDATE tasks SET state = 'pending', failures = failures + 1, error = ?, failure_reason = ?, lease_owner = NULL,
+         lease_expires_at = NULL, history = ?
+       WHERE task_id = ?`,
+    ),
+    release: db.prepare<[string, string]>(
+      `UPDATE tasks SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, history = ? WHERE task_id = ?`,
+    ),
+    liveTasksOfSession: db.prepare<[string], GuardRow & { task_id: string }>(
+      `SELECT task_id, session_id, state, attempt, lease_owner, lease_expires_at, started_at, history FROM tasks
+       WHERE session_id = ? AND state IN ('pending', 'running') LIMIT ${LIVE_CHUNK}`,
+    ),
+    cancelTask: db.prepare<[number, string, number, string]>(
+      `UPDATE tasks SET state = 'cancelled', finished_at = ?, lease_owner = NULL, lease_expires_at = NULL,
+         history = ?, done_seq = ?
+       WHERE task_id = ?`,
+    ),
+    countByState: db.prepare<[string], { state: string; n: number }>(
+      'SELECT state, count(*) AS n FROM tasks WHERE session_id = ? GROUP BY state',
+    ),
+    listTerminal: db.prepare<[string, number, number], TaskRow>(
+      `SELECT * FROM tasks WHERE session_id = ? AND done_seq > ? AND state IN ${TERMINAL_SQL}
+       ORDER BY done_seq LIMIT ?`,
+    ),
+    findExpired: db.prepare<[number, number], TaskRow>(
+      `SELECT * FROM tasks WHERE state = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?`,
+    ),
+    readSeq: db.prepare<[], { value: string }>("SELECT value FROM grid_meta WHERE key = 'done_seq'"),
+    writeSeq: db.prepare<[string]>("UPDATE grid_meta SET value = ? WHERE key = 'done_seq'"),
+  };
+}
