@@ -109,16 +109,18 @@ export type FailureDecision = { readonly next: 'retry' } | { readonly next: 'fai
 
 /**
  * Retry while attempts remain and the failure is retryable. A handler error is not retried when its type is
- * listed as non-retryable; timeouts, crashes and expired leases are always retryable.
+ * listed as non-retryable or the error itself says so (e.g. a result too large: it would fail again);
+ * timeouts, crashes and expired leases are always retried while attempts remain.
  */
 export function decideAfterFailure(
   task: Pick<TaskRecord, 'failures' | 'maxAttempts'>,
   reason: FailureReason,
   error: TaskError | undefined,
-  nonRetryableErrorTypes: readonly string[],
+  options: { nonRetryableErrorTypes: readonly string[]; retryable?: boolean },
 ): FailureDecision {
   const failures = task.failures + 1;
   if (failures >= task.maxAttempts) return { next: 'fail' };
-  if (reason === 'error' && error && nonRetryableErrorTypes.includes(error.type)) return { next: 'fail' };
+  if (reason === 'error' && options.retryable === false) return { next: 'fail' };
+  if (reason === 'error' && error && options.nonRetryableErrorTypes.includes(error.type)) return { next: 'fail' };
   return { next: 'retry' };
 }

@@ -1,0 +1,168 @@
+// The client SDK: submit a session of tasks streamed from any iterable, then follow it through its handle.
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import {
+  InvalidTaskError,
+  UnknownSessionError,
+  newTask,
+  taskIdOf,
+  type DataRef,
+  type GridConfig,
+  type SessionRecord,
+  type TaskRecord,
+} from '../core';
+import { payloadKeys, type PayloadStore, type QueueMessage, type TaskQueue, type TaskTable } from '../ports';
+import { silentLogger } from '../logging';
+import { SessionHandle } from './session-handle';
+
+export interface GridClientOptions {
+  readonly config: GridConfig;
+  readonly table: TaskTable;
+  readonly queue: TaskQueue;
+  readonly store: PayloadStore;
+  /**
+   * How often handles poll for results when nothing is ready.
+   * @default 50 ms
+   */
+  readonly pollIntervalMs?: number;
+  readonly logger?: Logger;
+}
+
+export interface SubmitOptions {
+  /** @default - a random UUID */
+  readonly sessionId?: string;
+  /** @default config `max_attempts` */
+  readonly maxAttempts?: number;
+  /** @default config `task_timeout_sec` */
+  readonly timeoutSec?: number;
+  /** 0 (lowest) to `priority_levels - 1`. @default 0 */
+  readonly priority?: number;
+  /** Handler exception types never retried. @default config `non_retryable_error_types` */
+  readonly nonRetryableErrorTypes?: readonly string[];
+  /** Tasks written per batch. @default 500 */
+  readonly batchSize?: number;
+  /** Called after each batch with the number of tasks submitted so far. */
+  readonly onProgress?: (submitted: number) => void;
+}
+
+export class GridClient {
+  private readonly config: GridConfig;
+  private readonly table: TaskTable;
+  private readonly queue: TaskQueue;
+  private readonly store: PayloadStore;
+  private readonly logger: Logger;
+  private readonly pollMs: number;
+
+  constructor(options: GridClientOptions) {
+    this.config = options.config;
+    this.table = options.table;
+    this.queue = options.queue;
+    this.store = options.store;
+    this.logger = options.logger ?? silentLogger();
+    this.pollMs = options.pollIntervalMs ?? 50;
+  }
+
+  /**
+   * Submits one task per event. Events are streamed: a million tasks never sit in memory. If any event is invalid
+   * (not JSON-serialisable, too large), the whole session is removed and an `InvalidTaskError` names the task.
+   */
+  async submit(events: Iterable<unknown> | AsyncIterable<unknown>, options: SubmitOptions = {}): Promise<SessionHandle> {
+    const session = this.sessionRecord(options);
+    await this.table.createSession(session);
+    const storedKeys: string[] = [];
+    let count = 0;
+    try {
+      let batch: TaskRecord[] = [];
+      const batchSize = options.batchSize ?? 500;
+      for await (const event of events) {
+        batch.push(await this.task(session, count, event, storedKeys));
+        count++;
+        if (batch.length >= batchSize) {
+          await this.write(batch);
+          batch = [];
+          options.onProgress?.(count);
+        }
+      }
+      if (batch.length > 0) await this.write(batch);
+      options.onProgress?.(count);
+      await this.table.sealSession(session.sessionId, count);
+    } catch (err) {
+      this.logger.warn({ err, sessionId: session.sessionId }, 'submission failed; removing the session');
+      await this.table.deleteSession(session.sessionId).catch(() => undefined);
+      if (storedKeys.length > 0) await this.store.delete(storedKeys).catch(() => undefined);
+      throw err;
+    }
+    this.logger.info({ sessionId: session.sessionId, tasks: count }, 'session submitted');
+    return new SessionHandle({ ...session, taskCount: count }, this.table, this.store, this.pollMs);
+  }
+
+  /** A handle on an existing session; throws `UnknownSessionError` if there is none. */
+  async session(sessionId: string): Promise<SessionHandle> {
+    const session = await this.table.getSession(sessionId);
+    if (!session) throw new UnknownSessionError(sessionId);
+    return new SessionHandle(session, this.table, this.store, this.pollMs);
+  }
+
+  private sessionRecord(options: SubmitOptions): SessionRecord {
+    const priority = options.priority ?? 0;
+    const levels = this.config.priorityLevels;
+    if (!Number.isInteger(priority) || priority < 0 || priority >= levels) {
+      throw new InvalidTaskError(0, `priority ${priority} is out of range: use an integer from 0 to ${levels - 1}`, {
+        hint: 'raise priority_levels in the grid configuration for more levels',
+      });
+    }
+    const maxAttempts = options.maxAttempts ?? this.config.maxAttempts;
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+      throw new InvalidTaskError(0, `maxAttempts must be an integer >= 1 (got ${maxAttempts})`);
+    }
+    const timeoutMs = options.timeoutSec !== undefined ? Math.round(options.timeoutSec * 1000) : this.config.taskTimeoutMs;
+    if (!(timeoutMs > 0)) throw new InvalidTaskError(0, `timeoutSec must be positive (got ${options.timeoutSec})`);
+    return {
+      sessionId: options.sessionId ?? randomUUID(),
+      createdAt: Date.now(),
+      priority,
+      maxAttempts,
+      timeoutMs,
+      nonRetryableErrorTypes: options.nonRetryableErrorTypes ?? this.config.nonRetryableErrorTypes,
+    };
+  }
+
+  private async task(session: SessionRecord, index: number, event: unknown, storedKeys: string[]): Promise<TaskRecord> {
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(event);
+    } catch (err) {
+      throw new InvalidTaskError(index, `is not JSON-serialisable: ${(err as Error).message}`, { cause: err });
+    }
+    if (json === undefined) {
+      throw new InvalidTaskError(index, `is not JSON-serialisable (got ${typeof event})`);
+    }
+    const bytes = Buffer.byteLength(json);
+    if (bytes > this.config.maxPayloadBytes) {
+      throw new InvalidTaskError(index, `payload of ${bytes} bytes exceeds the limit of ${this.config.maxPayloadBytes} bytes`, {
+        hint: 'pass large inputs by reference (e.g. an S3 key in the event) or raise max_payload_bytes',
+      });
+    }
+    let payload: DataRef = { inline: json };
+    if (bytes > this.config.inlinePayloadMaxBytes) {
+      const key = payloadKeys.input(session.sessionId, taskIdOf(session.sessionId, index));
+      await this.store.put(key, json);
+      storedKeys.push(key);
+      payload = { key, bytes };
+    }
+    return newTask(session, index, payload, Date.now());
+  }
+
+  private async write(batch: readonly TaskRecord[]): Promise<void> {
+    await this.table.createTasks(batch);
+    const messages: QueueMessage[] = batch.map((t) => ({
+      taskId: t.taskId,
+      sessionId: t.sessionId,
+      attempt: t.attempt,
+      priority: t.priority,
+    }));
+    await this.queue.send(messages);
+    // Let agents and timers sharing this process run between batches of a long submission.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}

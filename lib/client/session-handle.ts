@@ -1,0 +1,97 @@
+// A submitted session: stream its results in completion order, wait for it, count its states, cancel it.
+import { emptyStateCounts, isTerminal, type SessionRecord, type StateCounts } from '../core';
+import type { PayloadStore, TaskTable } from '../ports';
+import { sleep } from '../runtime/abortable-sleep';
+import { toTaskResult, type TaskResult } from './task-result';
+
+export interface SessionStatus {
+  readonly sessionId: string;
+  /** Tasks in the session (undefined while the submission is still being written). */
+  readonly total: number | undefined;
+  readonly counts: StateCounts;
+  /** Every task is in a terminal state. */
+  readonly done: boolean;
+}
+
+export interface WatchOptions {
+  /** How often to look for news when nothing is ready. */
+  readonly pollIntervalMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+export class SessionHandle {
+  constructor(
+    private session: SessionRecord,
+    private readonly table: TaskTable,
+    private readonly store: PayloadStore,
+    private readonly defaultPollMs: number,
+  ) {}
+
+  get sessionId(): string {
+    return this.session.sessionId;
+  }
+
+  get taskCount(): number | undefined {
+    return this.session.taskCount;
+  }
+
+  async status(): Promise<SessionStatus> {
+    const counts = await this.table.countByState(this.sessionId);
+    const total = await this.total();
+    const finished = counts.succeeded + counts.failed + counts.cancelled;
+    return { sessionId: this.sessionId, total, counts, done: total !== undefined && finished >= total };
+  }
+
+  /**
+   * Every task's outcome, in completion order, as tasks finish. Ends when all tasks are terminal. Memory stays bounded
+   * by one page whatever the session's size.
+   */
+  async *results(options: WatchOptions & { pageSize?: number } = {}): AsyncGenerator<TaskResult> {
+    const poll = options.pollIntervalMs ?? this.defaultPollMs;
+    let cursor: string | undefined;
+    let seen = 0;
+    for (;;) {
+      if (options.signal?.aborted) return;
+      const page = await this.table.listTerminal(this.sessionId, cursor, options.pageSize ?? 1000);
+      cursor = page.cursor ?? cursor;
+      for (const task of page.tasks) {
+        if (!isTerminal(task.state)) continue;
+        seen++;
+        yield await toTaskResult(task, this.store);
+      }
+      if (page.tasks.length > 0) continue;
+      const total = await this.total();
+      if (total !== undefined && seen >= total) return;
+      await sleep(poll, options.signal);
+    }
+  }
+
+  /** Resolves with the final counts once every task is terminal. */
+  async wait(options: WatchOptions = {}): Promise<StateCounts> {
+    const poll = options.pollIntervalMs ?? this.defaultPollMs;
+    for (;;) {
+      const status = await this.status();
+      if (status.done || options.signal?.aborted) return status.counts;
+      await sleep(poll, options.signal);
+    }
+  }
+
+  /**
+   * Cancels the session (or some of its tasks): pending tasks never start, running ones are interrupted by their
+   * agent within about a second. Returns how many tasks were cancelled.
+   */
+  async cancel(taskIds?: readonly string[]): Promise<number> {
+    return this.table.cancel(this.sessionId, taskIds, Date.now());
+  }
+
+  private async total(): Promise<number | undefined> {
+    if (this.session.taskCount === undefined) {
+      this.session = (await this.table.getSession(this.sessionId)) ?? this.session;
+    }
+    return this.session.taskCount;
+  }
+}
+
+export function finishedCount(counts: StateCounts = emptyStateCounts()): number {
+  return counts.succeeded + counts.failed + counts.cancelled;
+}

@@ -1,0 +1,61 @@
+// What a client gets back for each finished task.
+import { isInline, type AttemptRecord, type FailureReason, type TaskError, type TaskRecord } from '../core';
+import type { PayloadStore } from '../ports';
+
+export interface TaskResult {
+  readonly index: number;
+  readonly taskId: string;
+  readonly sessionId: string;
+  readonly state: 'succeeded' | 'failed' | 'cancelled';
+  /** The handler's return value (parsed), for succeeded tasks. */
+  readonly result?: unknown;
+  /** The handler's return value as JSON text, exactly as the runtime serialised it. */
+  readonly resultJson?: string;
+  /** The last attempt's error, for failed tasks. */
+  readonly error?: TaskError;
+  readonly failureReason?: FailureReason;
+  /** How many times the task was started. */
+  readonly attempts: number;
+  /** Duration of the last attempt, in ms. */
+  readonly durationMs?: number;
+  readonly submittedAt: number;
+  readonly startedAt?: number;
+  readonly finishedAt?: number;
+  readonly history: readonly AttemptRecord[];
+}
+
+export async function toTaskResult(task: TaskRecord, store: PayloadStore): Promise<TaskResult> {
+  let resultJson: string | undefined;
+  if (task.result) {
+    resultJson = isInline(task.result) ? task.result.inline : (await store.get(task.result.key)).toString('utf8');
+  }
+  const state = task.state === 'succeeded' || task.state === 'failed' ? task.state : 'cancelled';
+  return {
+    index: task.index,
+    taskId: task.taskId,
+    sessionId: task.sessionId,
+    state,
+    ...(resultJson !== undefined ? { resultJson, result: JSON.parse(resultJson) as unknown } : {}),
+    ...(task.error && state !== 'succeeded' ? { error: task.error } : {}),
+    ...(task.failureReason && state === 'failed' ? { failureReason: task.failureReason } : {}),
+    attempts: task.attempt,
+    durationMs:
+      task.startedAt !== undefined && task.finishedAt !== undefined ? task.finishedAt - task.startedAt : undefined,
+    submittedAt: task.submittedAt,
+    startedAt: task.startedAt,
+    finishedAt: task.finishedAt,
+    history: task.history,
+  };
+}
+
+/** One JSON line per task, the `htcgrid run --out` format. Result JSON is spliced in as is, never re-encoded. */
+export function resultLine(r: TaskResult): string {
+  const head = `{"index":${r.index},"taskId":${JSON.stringify(r.taskId)},"state":"${r.state}"`;
+  const body =
+    r.resultJson !== undefined
+      ? `,"result":${r.resultJson}`
+      : r.error
+        ? `,"error":${JSON.stringify(r.error)}${r.failureReason ? `,"reason":"${r.failureReason}"` : ''}`
+        : '';
+  return `${head}${body},"attempts":${r.attempts},"durationMs":${r.durationMs ?? null}}`;
+}

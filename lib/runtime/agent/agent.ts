@@ -1,0 +1,450 @@
+// The agent: receives tasks in batches, claims them under a lease, runs them in N runtime slots, heartbeats, records.
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type { Logger } from 'pino';
+import { isInline, type GridConfig, type TaskRecord } from '../../core';
+import {
+  payloadKeys,
+  type Completion,
+  type CompletionOutcome,
+  type InvokeResult,
+  type PayloadStore,
+  type QueueMessage,
+  type ReceivedMessage,
+  type TaskQueue,
+  type TaskTable,
+  type WorkerInvoker,
+} from '../../ports';
+import { silentLogger } from '../../logging';
+import { backoffMs, sleep } from '../abortable-sleep';
+import { decideAttempt, failure, type AbortCause } from './attempt-outcome';
+import { CompletionBatcher, type PendingCompletion } from './completion-batcher';
+import type { HeldTask } from './held-task';
+import { LeaseKeeper } from './lease-keeper';
+
+export interface AgentOptions {
+  readonly config: GridConfig;
+  readonly table: TaskTable;
+  readonly queue: TaskQueue;
+  readonly store: PayloadStore;
+  /** Creates the invoker of one slot (one runtime process locally, the lambda-rie sidecar in AWS). */
+  readonly createInvoker: (slot: number) => WorkerInvoker;
+  /**
+   * Concurrent tasks.
+   * @default config.slots
+   */
+  readonly slots?: number;
+  /**
+   * Identity written into leases.
+   * @default - host name, pid and a random suffix
+   */
+  readonly owner?: string;
+  /**
+   * Long-poll wait of one receive.
+   * @default 1000 ms (the SQS adapter caps it at 20 s)
+   */
+  readonly receiveWaitMs?: number;
+  /**
+   * Tasks claimed ahead of a free slot, so a slot never waits for the queue.
+   * @default slots
+   */
+  readonly prefetch?: number;
+  readonly logger?: Logger;
+  readonly now?: () => number;
+  /** Called after an attempt's outcome was recorded (or found stale). */
+  readonly onAttemptRecorded?: (taskId: string, outcome: CompletionOutcome['kind'], status: 'recorded' | 'stale') => void;
+}
+
+export interface AgentStats {
+  claimed: number;
+  succeeded: number;
+  failed: number;
+  retried: number;
+  released: number;
+  dropped: number;
+}
+
+type AgentState = 'created' | 'starting' | 'running' | 'draining' | 'stopped';
+
+/** Grace after the deadline before the agent itself aborts an invocation the runtime failed to time out. */
+const DEADLINE_GRACE_MS = 5_000;
+/** Delay before a message whose attempt is still running becomes visible again. */
+const BUSY_RELEASE_DELAY_MS = 1_000;
+
+export class Agent {
+  readonly owner: string;
+  readonly stats: AgentStats = { claimed: 0, succeeded: 0, failed: 0, retried: 0, released: 0, dropped: 0 };
+
+  private readonly config: GridConfig;
+  private readonly table: TaskTable;
+  private readonly queue: TaskQueue;
+  private readonly store: PayloadStore;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly slotCount: number;
+  private readonly prefetch: number;
+  private readonly receiveWaitMs: number;
+  private readonly invokers: WorkerInvoker[] = [];
+  private readonly held = new Map<string, HeldTask>();
+  private readonly ready: HeldTask[] = [];
+  private readyWaiters: Array<(task: HeldTask | undefined) => void> = [];
+  private capacityWaiters: Array<() => void> = [];
+  private readonly stopReceiving = new AbortController();
+  private readonly batcher: CompletionBatcher;
+  private readonly leaseKeeper: LeaseKeeper;
+  private state: AgentState = 'created';
+  private loops: Promise<unknown> = Promise.resolve();
+  private stopping: Promise<void> | undefined;
+  private graceExpired: (() => void) | undefined;
+
+  constructor(private readonly options: AgentOptions) {
+    this.config = options.config;
+    this.table = options.table;
+    this.queue = options.queue;
+    this.store = options.store;
+    this.now = options.now ?? Date.now;
+    this.slotCount = options.slots ?? options.config.slots;
+    this.prefetch = options.prefetch ?? this.slotCount;
+    this.receiveWaitMs = options.receiveWaitMs ?? 1_000;
+    this.owner = options.owner ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.logger = (options.logger ?? silentLogger()).child({ agent: this.owner });
+    this.batcher = new CompletionBatcher({
+      table: this.table,
+      queue: this.queue,
+      logger: this.logger,
+      maxBatch: 100,
+      maxDelayMs: 2,
+      onWritten: (item, status) => this.onWritten(item, status),
+    });
+    this.leaseKeeper = new LeaseKeeper({
+      table: this.table,
+      held: this.held,
+      logger: this.logger,
+      now: this.now,
+      checkIntervalMs: this.config.leaseCheckMs,
+      refreshIntervalMs: this.config.leaseRefreshMs,
+      expiryMs: this.config.leaseExpiryMs,
+      owner: this.owner,
+      onLost: (held, status) => this.interrupt(held, status === 'cancelled' ? 'cancelled' : 'lost'),
+    });
+  }
+
+  /** Starts every slot's runtime (rejecting with `WorkerInitError` if the handler cannot load), then the loops. */
+  async start(): Promise<void> {
+    if (this.state !== 'created') throw new Error('an agent can be started once');
+    this.state = 'starting';
+    for (let slot = 0; slot < this.slotCount; slot++) this.invokers.push(this.options.createInvoker(slot));
+    const started = await Promise.allSettled(this.invokers.map((invoker) => invoker.start()));
+    const failedStart = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failedStart) {
+      this.state = 'stopped';
+      await Promise.allSettled(this.invokers.map((invoker) => invoker.close()));
+      throw failedStart.reason;
+    }
+    this.state = 'running';
+    this.leaseKeeper.start();
+    this.loops = Promise.all([this.receiveLoop(), ...this.invokers.map((invoker, slot) => this.slotLoop(slot, invoker))]);
+    this.logger.info({ slots: this.slotCount, handler: this.config.handler }, 'agent started');
+  }
+
+  /** Resolves when the agent has stopped. */
+  get done(): Promise<void> {
+    return this.stopping ?? this.loops.then(() => undefined);
+  }
+
+  /**
+   * Graceful drain: stop receiving, hand back tasks not started yet, let running ones finish within `graceMs`, then
+   * interrupt the rest and hand them back so another agent picks them up at once. A second call ends the grace.
+   */
+  async stop(graceMs = 30_000): Promise<void> {
+    if (this.stopping) {
+      this.graceExpired?.();
+      return this.stopping;
+    }
+    this.stopping = this.drain(graceMs);
+    return this.stopping;
+  }
+
+  private async drain(graceMs: number): Promise<void> {
+    if (this.state === 'created' || this.state === 'stopped') {
+      this.state = 'stopped';
+      return;
+    }
+    this.state = 'draining';
+    this.logger.info({ graceMs, held: this.held.size }, 'agent draining');
+    this.stopReceiving.abort();
+    for (const waiter of this.readyWaiters.splice(0)) waiter(undefined);
+    for (const waiter of this.capacityWaiters.splice(0)) waiter();
+    for (const held of this.ready.splice(0)) this.handBack(held);
+    const grace = new Promise<void>((resolve) => {
+      this.graceExpired = resolve;
+      setTimeout(resolve, graceMs).unref();
+    });
+    const finished = this.loops.then(() => 'finished' as const);
+    if ((await Promise.race([finished, grace.then(() => 'grace' as const)])) === 'grace') {
+      for (const held of this.held.values()) if (held.running) this.interrupt(held, 'drain');
+    }
+    await this.loops;
+    await this.batcher.drain();
+    this.leaseKeeper.stop();
+    await Promise.allSettled(this.invokers.map((invoker) => invoker.close()));
+    this.state = 'stopped';
+    this.logger.info({ stats: this.stats }, 'agent stopped');
+  }
+
+  private async receiveLoop(): Promise<void> {
+    let failures = 0;
+    while (this.state === 'running') {
+      const capacity = this.slotCount + this.prefetch - this.held.size;
+      if (capacity <= 0) {
+        await new Promise<void>((resolve) => this.capacityWaiters.push(resolve));
+        continue;
+      }
+      let messages: ReceivedMessage[];
+      try {
+        messages = await this.queue.receive(Math.min(capacity, this.config.receiveBatchSize), {
+          waitMs: this.receiveWaitMs,
+          visibilityMs: this.config.queueVisibilityMs,
+          signal: this.stopReceiving.signal,
+        });
+      } catch (err) {
+        if (this.state !== 'running') break;
+        this.logger.warn({ err }, 'receiving tasks failed; backing off');
+        await sleep(backoffMs(failures++), this.stopReceiving.signal);
+        continue;
+      }
+      if (this.state !== 'running') {
+        if (messages.length > 0) await this.releaseMessages(messages.map((m) => m.receipt), 0);
+        break;
+      }
+      if (messages.length === 0) {
+        const base = this.config.emptyQueueBackoffMs;
+        await sleep(base + Math.random() * base, this.stopReceiving.signal);
+        continue;
+      }
+      try {
+        await this.claim(messages);
+        failures = 0;
+      } catch (err) {
+        this.logger.warn({ err }, 'claiming tasks failed; their messages will reappear');
+        await sleep(backoffMs(failures++), this.stopReceiving.signal);
+      }
+    }
+  }
+
+  private async claim(messages: readonly ReceivedMessage[]): Promise<void> {
+    const now = this.now();
+    const outcomes = await this.table.claim(
+      messages.map((m) => ({ taskId: m.message.taskId, attempt: m.message.attempt })),
+      { owner: this.owner, expiresAt: now + this.config.leaseExpiryMs },
+      now,
+    );
+    const ack: string[] = [];
+    const busy: string[] = [];
+    outcomes.forEach((outcome, i) => {
+      const receipt = messages[i]!.receipt;
+      if (outcome.status === 'busy') return busy.push(receipt);
+      // Once claimed, the lease (not the message) guards the task: a dead agent's tasks come back through the reaper.
+      ack.push(receipt);
+      if (outcome.status === 'claimed') {
+        this.stats.claimed++;
+        this.hold({
+          task: outcome.task,
+          claimedAt: now,
+          lastExtendedAt: now,
+          controller: new AbortController(),
+          running: false,
+        });
+      }
+      return undefined;
+    });
+    await Promise.all([
+      ack.length > 0 ? this.queue.ack(ack).catch((err: unknown) => this.logger.warn({ err }, 'ack failed')) : undefined,
+      busy.length > 0 ? this.releaseMessages(busy, BUSY_RELEASE_DELAY_MS) : undefined,
+    ]);
+  }
+
+  private async releaseMessages(receipts: readonly string[], delayMs: number): Promise<void> {
+    try {
+      await this.queue.release(receipts, delayMs);
+    } catch (err) {
+      this.logger.warn({ err }, 'releasing messages failed; they reappear after their visibility timeout');
+    }
+  }
+
+  private hold(held: HeldTask): void {
+    this.held.set(held.task.taskId, held);
+    const waiter = this.readyWaiters.shift();
+    if (waiter) waiter(held);
+    else this.ready.push(held);
+  }
+
+  private nextTask(): Promise<HeldTask | undefined> {
+    if (this.state !== 'running') return Promise.resolve(undefined);
+    const next = this.ready.shift();
+    if (next) return Promise.resolve(next);
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  private async slotLoop(slot: number, invoker: WorkerInvoker): Promise<void> {
+    for (;;) {
+      const held = await this.nextTask();
+      if (!held) return;
+      if (held.abortCause) continue; // cancelled or lost while it waited
+      try {
+        await this.execute(held, invoker);
+      } catch (err) {
+        // Never let one task take the slot down: hand the task back and go on.
+        this.logger.error({ err, taskId: held.task.taskId, slot }, 'unexpected error running a task; handing it back');
+        this.handBack(held);
+      }
+    }
+  }
+
+  private async execute(held: HeldTask, invoker: WorkerInvoker): Promise<void> {
+    const { task } = held;
+    held.running = true;
+    const eventJson = await this.loadPayload(task);
+    if (eventJson === undefined) {
+      const decision = failure(
+        task,
+        'error',
+        { type: 'Runtime.PayloadMissing', message: `payload of task ${task.taskId} is missing from the payload store`, stack: [] },
+        false,
+        this.config,
+      );
+      return this.record(held, decision.write!);
+    }
+    const started = this.now();
+    const safety = setTimeout(() => this.interrupt(held, 'deadline'), task.timeoutMs + DEADLINE_GRACE_MS);
+    let result: InvokeResult;
+    try {
+      result = await invoker.invoke(
+        {
+          requestId: randomUUID(),
+          taskId: task.taskId,
+          sessionId: task.sessionId,
+          attempt: task.attempt,
+          eventJson,
+          deadline: started + task.timeoutMs,
+        },
+        held.controller.signal,
+      );
+    } catch (err) {
+      result = {
+        ok: false,
+        reason: 'runtime-crash',
+        error: { type: 'Runtime.InvokeFailed', message: String(err), stack: [] },
+      };
+    } finally {
+      clearTimeout(safety);
+    }
+    const decision = decideAttempt(task, result, held.abortCause, {
+      nonRetryableErrorTypes: this.config.nonRetryableErrorTypes,
+      taskTimeoutMs: task.timeoutMs,
+    });
+    if (!decision.write) {
+      this.stats.dropped++;
+      this.release(held);
+      return undefined;
+    }
+    const outcome = decision.write.kind === 'succeeded' ? await this.placeResult(held, result) : decision.write;
+    return this.record(held, outcome);
+  }
+
+  /** Large results go to the payload store; oversize ones fail the task. */
+  private async placeResult(held: HeldTask, result: InvokeResult): Promise<CompletionOutcome> {
+    if (!result.ok) throw new Error('placeResult called for a failed invocation');
+    const bytes = Buffer.byteLength(result.resultJson);
+    if (bytes > this.config.maxPayloadBytes) {
+      return failure(
+        held.task,
+        'error',
+        {
+          type: 'Runtime.ResultTooLarge',
+          message: `result of ${bytes} bytes exceeds max_payload_bytes (${this.config.maxPayloadBytes}); return less or write large outputs to your own store`,
+          stack: [],
+        },
+        false,
+        this.config,
+      ).write!;
+    }
+    if (bytes <= this.config.inlinePayloadMaxBytes) return { kind: 'succeeded', result: { inline: result.resultJson } };
+    const key = payloadKeys.result(held.task.sessionId, held.task.taskId, held.task.attempt);
+    await this.store.put(key, result.resultJson);
+    return { kind: 'succeeded', result: { key, bytes } };
+  }
+
+  private async loadPayload(task: TaskRecord): Promise<string | undefined> {
+    if (isInline(task.payload)) return task.payload.inline;
+    try {
+      return (await this.store.get(task.payload.key)).toString('utf8');
+    } catch (err) {
+      this.logger.error({ err, taskId: task.taskId, key: task.payload.key }, 'payload missing');
+      return undefined;
+    }
+  }
+
+  private record(held: HeldTask, outcome: CompletionOutcome): void {
+    const { task } = held;
+    const completion: Completion = {
+      taskId: task.taskId,
+      guard: { owner: this.owner, attempt: task.attempt },
+      outcome,
+      at: this.now(),
+    };
+    const pending: PendingCompletion =
+      outcome.kind === 'retry' || outcome.kind === 'released' ? { completion, requeue: requeueOf(task) } : { completion };
+    this.batcher.add(pending);
+  }
+
+  /** Gives a task back unfinished (drain, unexpected error): pending again, no failure counted. */
+  private handBack(held: HeldTask): void {
+    this.record(held, { kind: 'released' });
+  }
+
+  private onWritten(item: PendingCompletion, status: 'recorded' | 'stale'): void {
+    const { taskId, outcome } = item.completion;
+    const held = this.held.get(taskId);
+    if (held) this.release(held);
+    if (status === 'recorded') {
+      if (outcome.kind === 'succeeded') this.stats.succeeded++;
+      else if (outcome.kind === 'failed') this.stats.failed++;
+      else if (outcome.kind === 'retry') this.stats.retried++;
+      else this.stats.released++;
+      if (outcome.kind === 'failed' || outcome.kind === 'retry') {
+        this.logger.info(
+          { taskId, reason: outcome.reason, errorType: outcome.error.type, retry: outcome.kind === 'retry' },
+          'attempt failed',
+        );
+      }
+    } else {
+      this.logger.info({ taskId, outcome: outcome.kind }, 'attempt outcome not recorded: the task is no longer held');
+    }
+    this.options.onAttemptRecorded?.(taskId, outcome.kind, status);
+  }
+
+  private release(held: HeldTask): void {
+    if (this.held.get(held.task.taskId) === held) this.held.delete(held.task.taskId);
+    for (const waiter of this.capacityWaiters.splice(0)) waiter();
+  }
+
+  /** Stops a held task: a running one is aborted; a waiting one is dropped from the ready list. */
+  private interrupt(held: HeldTask, cause: AbortCause): void {
+    if (held.abortCause) return;
+    held.abortCause = cause;
+    this.logger.info({ taskId: held.task.taskId, cause }, 'interrupting task');
+    if (held.running) {
+      held.controller.abort();
+      return;
+    }
+    const index = this.ready.indexOf(held);
+    if (index >= 0) this.ready.splice(index, 1);
+    if (cause === 'drain') this.handBack(held);
+    else this.release(held);
+  }
+}
+
+function requeueOf(task: TaskRecord): QueueMessage {
+  return { taskId: task.taskId, sessionId: task.sessionId, attempt: task.attempt, priority: task.priority };
+}

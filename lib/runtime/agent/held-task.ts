@@ -1,0 +1,12 @@
+// A task an agent has claimed: waiting for a slot, or running in one.
+import type { TaskRecord } from '../../core';
+import type { AbortCause } from './attempt-outcome';
+
+export interface HeldTask {
+  readonly task: TaskRecord;
+  readonly claimedAt: number;
+  lastExtendedAt: number;
+  readonly controller: AbortController;
+  abortCause?: AbortCause;
+  running: boolean;
+}

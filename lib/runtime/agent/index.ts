@@ -1,0 +1,4 @@
+// The agent's public surface.
+export * from './agent';
+export * from './attempt-outcome';
+export type { HeldTask } from './held-task';

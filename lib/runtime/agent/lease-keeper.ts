@@ -1,0 +1,85 @@
+// Keeps the leases of held tasks alive and notices, within a second or so, when one was cancelled or taken over.
+import type { Logger } from 'pino';
+import type { LeaseRef, LeaseStatus, TaskTable } from '../../ports';
+import type { HeldTask } from './held-task';
+
+export interface LeaseKeeperOptions {
+  readonly table: TaskTable;
+  readonly held: ReadonlyMap<string, HeldTask>;
+  readonly owner: string;
+  readonly logger: Logger;
+  readonly now: () => number;
+  /** How often held tasks are looked at; tasks held for less than this are skipped (most tasks are short). */
+  readonly checkIntervalMs: number;
+  /** How often a lease is pushed forward. */
+  readonly refreshIntervalMs: number;
+  /** How far ahead a refresh pushes the lease. */
+  readonly expiryMs: number;
+  readonly onLost: (held: HeldTask, status: Exclude<LeaseStatus, 'held'>) => void;
+}
+
+/**
+ * Every tick: leases due for refresh are extended (a write), the others are only read, so cancellation is seen
+ * within about one check interval without a write per task per second.
+ */
+export class LeaseKeeper {
+  private timer: NodeJS.Timeout | undefined;
+  private ticking = false;
+
+  constructor(private readonly options: LeaseKeeperOptions) {}
+
+  start(): void {
+    this.timer ??= setInterval(() => void this.tick(), this.options.checkIntervalMs);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  async tick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      const { now, checkIntervalMs, refreshIntervalMs } = this.options;
+      const at = now();
+      const refresh: HeldTask[] = [];
+      const check: HeldTask[] = [];
+      for (const held of this.options.held.values()) {
+        if (held.abortCause || at - held.claimedAt < checkIntervalMs) continue;
+        if (at - held.lastExtendedAt >= refreshIntervalMs - checkIntervalMs) refresh.push(held);
+        else check.push(held);
+      }
+      await Promise.all([this.refresh(refresh, at), this.check(check)]);
+    } catch (err) {
+      this.options.logger.warn({ err }, 'lease check failed; retrying at the next tick');
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async refresh(tasks: HeldTask[], at: number): Promise<void> {
+    if (tasks.length === 0) return;
+    const statuses = await this.options.table.extendLeases(tasks.map((t) => this.ref(t)), at + this.options.expiryMs);
+    tasks.forEach((held, i) => {
+      if (statuses[i] === 'held') held.lastExtendedAt = at;
+    });
+    this.report(tasks, statuses);
+  }
+
+  private async check(tasks: HeldTask[]): Promise<void> {
+    if (tasks.length === 0) return;
+    this.report(tasks, await this.options.table.leaseStatus(tasks.map((t) => this.ref(t))));
+  }
+
+  private report(tasks: HeldTask[], statuses: readonly LeaseStatus[]): void {
+    tasks.forEach((held, i) => {
+      const status = statuses[i];
+      if (status && status !== 'held') this.options.onLost(held, status);
+    });
+  }
+
+  private ref(held: HeldTask): LeaseRef {
+    return { taskId: held.task.taskId, owner: this.options.owner, attempt: held.task.attempt };
+  }
+}

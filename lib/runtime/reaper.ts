@@ -1,0 +1,104 @@
+// The reaper: finds tasks whose lease expired (their agent or runtime died) and re-queues them or fails them.
+import type { Logger } from 'pino';
+import { decideAfterFailure, type TaskError, type TaskRecord } from '../core';
+import type { Completion, TaskQueue, TaskTable } from '../ports';
+import { silentLogger } from '../logging';
+
+export interface ReapOptions {
+  readonly table: TaskTable;
+  readonly queue: TaskQueue;
+  readonly now?: number;
+  /** Most tasks handled in one sweep. */
+  readonly limit?: number;
+  readonly logger?: Logger;
+}
+
+export interface ReapResult {
+  readonly requeued: number;
+  readonly failed: number;
+  /** Tasks that were heartbeated or finished between the scan and the write. */
+  readonly skipped: number;
+}
+
+/**
+ * One sweep. A re-queued task gets its queue message before it goes back to pending (see the agent's batcher for
+ * why); both writes are fenced on the attempt and on the lease still being expired, so a late heartbeat wins.
+ */
+export async function reapExpiredLeases(options: ReapOptions): Promise<ReapResult> {
+  const { table, queue } = options;
+  const now = options.now ?? Date.now();
+  const logger = options.logger ?? silentLogger();
+  const expired = await table.findExpiredLeases(now, options.limit ?? 500);
+  if (expired.length === 0) return { requeued: 0, failed: 0, skipped: 0 };
+  const completions: Completion[] = [];
+  const requeue = [];
+  for (const task of expired) {
+    const error = leaseExpiredError(task);
+    // An expired lease is never the handler's fault, so it is retried while attempts remain.
+    const decision = decideAfterFailure(task, 'lease-expired', error, { nonRetryableErrorTypes: [] });
+    completions.push({
+      taskId: task.taskId,
+      guard: { leaseExpiredBefore: now, attempt: task.attempt },
+      outcome: { kind: decision.next === 'retry' ? 'retry' : 'failed', reason: 'lease-expired', error },
+      at: now,
+    });
+    if (decision.next === 'retry') {
+      requeue.push({ taskId: task.taskId, sessionId: task.sessionId, attempt: task.attempt, priority: task.priority });
+    }
+  }
+  if (requeue.length > 0) await queue.send(requeue);
+  const results = await table.complete(completions);
+  let requeued = 0;
+  let failed = 0;
+  let skipped = 0;
+  results.forEach((result, i) => {
+    const completion = completions[i]!;
+    if (result.status !== 'recorded') skipped++;
+    else if (completion.outcome.kind === 'retry') requeued++;
+    else failed++;
+  });
+  logger.info({ requeued, failed, skipped, tasks: expired.map((t) => t.taskId).slice(0, 20) }, 'reaped expired leases');
+  return { requeued, failed, skipped };
+}
+
+function leaseExpiredError(task: TaskRecord): TaskError {
+  const expiredAt = task.lease ? new Date(task.lease.expiresAt).toISOString() : 'unknown';
+  return {
+    type: 'LeaseExpired',
+    message: `attempt ${task.attempt} of task ${task.taskId} stopped heartbeating (agent ${task.lease?.owner ?? 'unknown'} died or lost its host); lease expired at ${expiredAt}`,
+    stack: [],
+  };
+}
+
+/** Runs `reapExpiredLeases` on a timer (the local grid's stand-in for the scheduled Lambda). */
+export class ReaperTimer {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly options: Omit<ReapOptions, 'now'> & { readonly intervalMs: number },
+  ) {}
+
+  start(): void {
+    this.timer ??= setInterval(() => {
+      this.running = this.running.then(() => this.sweep());
+    }, this.options.intervalMs);
+    this.timer.unref();
+  }
+
+  /** One sweep now; errors are logged, never thrown. */
+  async sweep(): Promise<ReapResult | undefined> {
+    try {
+      return await reapExpiredLeases(this.options);
+    } catch (err) {
+      this.options.logger?.warn({ err }, 'reaper sweep failed; retrying at the next tick');
+      return undefined;
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+}
