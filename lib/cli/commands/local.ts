@@ -1,0 +1,131 @@
+// `htcgrid local up` and the session commands (`submit`, `status`, `results`, `cancel`) against a local grid folder.
+import fs from 'node:fs';
+import path from 'node:path';
+import { once } from 'node:events';
+import { compileConfig, type GridConfig } from '../../core';
+import { createLogger } from '../../logging';
+import { startEmbeddedGrid, type EmbeddedGrid } from '../embedded-grid';
+import { followResults, printFailures } from '../follow-results';
+import * as output from '../output';
+import { countTasks, readTasks } from '../task-source';
+import { UsageError } from '../usage-error';
+import { readConfigFile } from '../config-loader';
+
+const CONFIG_FILE = 'config.json';
+
+export interface LocalUpFlags {
+  readonly dir: string;
+  readonly worker: string;
+  readonly logLevel?: string;
+  readonly logFile?: string;
+  readonly graceSec?: number;
+}
+
+/** Runs an agent and the reaper on a grid folder until SIGINT/SIGTERM, then drains. */
+export async function localUpCommand(config: GridConfig, flags: LocalUpFlags): Promise<number> {
+  if (!fs.existsSync(flags.worker)) throw new UsageError(`worker ${flags.worker} does not exist: pass a worker folder or zip`);
+  fs.mkdirSync(flags.dir, { recursive: true });
+  // Clients of this grid read the same configuration (payload limits, defaults).
+  fs.writeFileSync(path.join(flags.dir, CONFIG_FILE), `${JSON.stringify(config.document, null, 2)}\n`);
+  const logger = createLogger({ level: flags.logLevel ?? 'info', destination: flags.logFile ?? 2 });
+  const grid = await startEmbeddedGrid({ dataDir: flags.dir, config, worker: flags.worker, logger });
+  output.info(
+    `local grid up in ${flags.dir}: ${config.handler} (${config.runtime.name}) on ${config.slots} slot(s); Ctrl-C drains and stops`,
+  );
+  output.info(`submit with: htcgrid submit --dir ${flags.dir} --tasks <file.jsonl>`);
+  await waitForSignals(grid, (flags.graceSec ?? 30) * 1000);
+  output.info(`stopped: ${JSON.stringify(grid.agent?.stats)}`);
+  return 0;
+}
+
+async function waitForSignals(grid: EmbeddedGrid, graceMs: number): Promise<void> {
+  await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
+  output.info(`draining (up to ${graceMs / 1000} s; signal again to stop at once)`);
+  const again = (): void => void grid.close(0);
+  process.on('SIGINT', again);
+  process.on('SIGTERM', again);
+  await grid.close(graceMs);
+}
+
+export interface GridDirFlags {
+  readonly dir: string;
+}
+
+/** Opens a client-only grid on a folder made by `htcgrid local up`. */
+async function openClient(flags: GridDirFlags): Promise<EmbeddedGrid> {
+  const configPath = path.join(flags.dir, CONFIG_FILE);
+  if (!fs.existsSync(configPath)) {
+    throw new UsageError(`${flags.dir} is not a local grid folder (no ${CONFIG_FILE}): start one with \`htcgrid local up --dir ${flags.dir} --worker <dir>\``);
+  }
+  const config = compileConfig(readConfigFile(configPath), configPath);
+  return startEmbeddedGrid({ dataDir: flags.dir, config });
+}
+
+export interface SubmitFlags extends GridDirFlags {
+  readonly tasks: string;
+  readonly wait?: boolean;
+  readonly out?: string;
+  readonly priority?: number;
+  readonly maxAttempts?: number;
+  readonly timeoutSec?: number;
+}
+
+export async function submitCommand(flags: SubmitFlags): Promise<number> {
+  const grid = await openClient(flags);
+  try {
+    if (flags.tasks !== '-') await countTasks(flags.tasks);
+    const handle = await grid.client.submit(readTasks(flags.tasks), {
+      priority: flags.priority,
+      maxAttempts: flags.maxAttempts,
+      timeoutSec: flags.timeoutSec,
+    });
+    output.result(handle.sessionId);
+    output.info(`submitted ${handle.taskCount} task(s) as session ${handle.sessionId}`);
+    if (!flags.wait) return 0;
+    const summary = await followResults(handle, { out: flags.out });
+    printFailures(summary.firstFailures);
+    return summary.counts.succeeded === summary.total ? 0 : 1;
+  } finally {
+    await grid.close();
+  }
+}
+
+export async function statusCommand(sessionId: string, flags: GridDirFlags & { json?: boolean }): Promise<number> {
+  const grid = await openClient(flags);
+  try {
+    const status = await (await grid.client.session(sessionId)).status();
+    if (flags.json) output.result(JSON.stringify(status));
+    else {
+      const c = status.counts;
+      output.result(
+        `session ${sessionId}: ${status.total ?? '?'} task(s), pending ${c.pending}, running ${c.running}, succeeded ${c.succeeded}, failed ${c.failed}, cancelled ${c.cancelled}${status.done ? ' (done)' : ''}`,
+      );
+    }
+    return 0;
+  } finally {
+    await grid.close();
+  }
+}
+
+export async function resultsCommand(sessionId: string, flags: GridDirFlags & { out?: string }): Promise<number> {
+  const grid = await openClient(flags);
+  try {
+    const handle = await grid.client.session(sessionId);
+    const summary = await followResults(handle, { out: flags.out ?? '-', showProgress: Boolean(flags.out) });
+    printFailures(summary.firstFailures);
+    return summary.counts.succeeded === summary.total ? 0 : 1;
+  } finally {
+    await grid.close();
+  }
+}
+
+export async function cancelCommand(sessionId: string, flags: GridDirFlags): Promise<number> {
+  const grid = await openClient(flags);
+  try {
+    const cancelled = await (await grid.client.session(sessionId)).cancel();
+    output.result(`cancelled ${cancelled} task(s) of session ${sessionId}`);
+    return 0;
+  } finally {
+    await grid.close();
+  }
+}

@@ -1,0 +1,104 @@
+// A whole grid in one process on embedded backends: SQLite table and queue, file store, local runtimes, reaper.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { openLocalBackends, type LocalBackends } from '../backends/local';
+import { GridClient } from '../client';
+import type { GridConfig } from '../core';
+import { silentLogger } from '../logging';
+import { prepareTaskRoot } from '../packaging';
+import { Agent } from '../runtime/agent';
+import { createLocalInvoker } from '../runtime/local';
+import { ReaperTimer } from '../runtime/reaper';
+
+export interface EmbeddedGridOptions {
+  /** Folder of the grid's database and payloads. */
+  readonly dataDir: string;
+  readonly config: GridConfig;
+  /** Worker folder or Lambda zip. Omit for a client-only grid. */
+  readonly worker?: string;
+  readonly logger?: Logger;
+  /** Receives what workers print, per task. */
+  readonly onWorkerOutput?: (taskId: string | undefined, stream: 'stdout' | 'stderr', chunk: string) => void;
+}
+
+export interface EmbeddedGrid {
+  readonly backends: LocalBackends;
+  readonly client: GridClient;
+  /** Present when a worker was given. */
+  readonly agent?: Agent;
+  readonly taskRoot?: string;
+  /** Drains the agent (within `graceMs`), stops the reaper and closes the backends. Idempotent. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Opens the backends in `dataDir` and, when a worker is given, unpacks it from its zip (bundling a folder first,
+ * exactly as in AWS) and starts an agent with `config.slots` runtimes plus the reaper. Rejects with
+ * `WorkerInitError` when the handler cannot be loaded.
+ */
+export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<EmbeddedGrid> {
+  const logger = options.logger ?? silentLogger();
+  const { config } = options;
+  fs.mkdirSync(options.dataDir, { recursive: true });
+  const backends = openLocalBackends(options.dataDir, { logger });
+  const client = new GridClient({ config, ...backends, logger, pollIntervalMs: 20 });
+  let agent: Agent | undefined;
+  let reaper: ReaperTimer | undefined;
+  let taskRoot: string | undefined;
+  try {
+    if (options.worker) {
+      const prepared = await prepareTaskRoot(options.worker, path.join(options.dataDir, 'worker'), {
+        pythonExecutable: config.pythonExecutable,
+        logger,
+      });
+      taskRoot = prepared.taskRoot;
+      const root = taskRoot;
+      agent = new Agent({
+        config,
+        table: backends.table,
+        queue: backends.queue,
+        store: backends.store,
+        logger,
+        receiveWaitMs: 200,
+        createInvoker: (slot) =>
+          createLocalInvoker({
+            taskRoot: root,
+            handler: config.handler,
+            runtime: config.runtime,
+            functionName: config.functionName,
+            memorySizeMb: config.memorySizeMb,
+            pythonExecutable: config.pythonExecutable,
+            logger,
+            slotIndex: slot,
+            onOutput: options.onWorkerOutput,
+          }),
+      });
+      await agent.start();
+      reaper = new ReaperTimer({ table: backends.table, queue: backends.queue, logger, intervalMs: config.reaperIntervalMs });
+      reaper.start();
+    }
+  } catch (err) {
+    await backends.close();
+    throw err;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    backends,
+    client,
+    agent,
+    taskRoot,
+    close(graceMs = 30_000) {
+      if (closing) {
+        void agent?.stop(0);
+        return closing;
+      }
+      closing = (async () => {
+        await agent?.stop(graceMs);
+        await reaper?.stop();
+        await backends.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,66 @@
+// The configuration schema: defaults, HTC-Grid keys, overrides and the errors users see.
+import { applyOverrides, compileConfig, ConfigError } from '../../lib/core';
+
+describe('grid configuration', () => {
+  it('applies documented defaults to an empty document', () => {
+    const config = compileConfig({});
+    expect(config.handler).toBe('lambda_function.lambda_handler');
+    expect(config.runtime.name).toBe('python3.12');
+    expect(config.maxAttempts).toBe(3);
+    expect(config.leaseExpiryMs).toBe(30_000);
+    expect(config.leaseRefreshMs).toBe(5_000);
+    expect(config.taskTimeoutMs).toBe(900_000);
+    expect(config.slots).toBeGreaterThanOrEqual(1);
+  });
+
+  it("reads the handler from HTC-Grid's agent_configuration.lambda keys and keeps unknown keys", () => {
+    const config = compileConfig({
+      project_name: 'Mainline',
+      max_htc_agents: 100,
+      eks_worker_groups: [{ node_group_name: 'worker-small-spot' }],
+      agent_configuration: {
+        lambda: { lambda_handler_file_name: 'portfolio_pricing_engine', lambda_handler_function_name: 'lambda_handler' },
+      },
+    });
+    expect(config.handler).toBe('portfolio_pricing_engine.lambda_handler');
+    expect(config.gridName).toBe('mainline');
+    expect(config.document.eks_worker_groups).toEqual([{ node_group_name: 'worker-small-spot' }]);
+  });
+
+  it('lets overrides win over the file, coercing numbers from strings', () => {
+    const doc = applyOverrides(
+      { agent_configuration: { lambda: { lambda_handler_file_name: 'a', lambda_handler_function_name: 'b' } }, slots: 4 },
+      { lambda_handler_file_name: 'mock_compute_engine', slots: '2', max_attempts: undefined },
+    );
+    const config = compileConfig(doc);
+    expect(config.handler).toBe('mock_compute_engine.b');
+    expect(config.slots).toBe(2);
+  });
+
+  it('reports every invalid key at once, naming the key and the value', () => {
+    let error: unknown;
+    try {
+      compileConfig({ max_attempts: 0, task_timeout_sec: 'soon', grid_name: 'Bad Name' }, 'grid.json');
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const issues = (error as ConfigError).issues.join('\n');
+    expect(issues).toMatch(/grid\.json: max_attempts: .*\(got 0\)/);
+    expect(issues).toMatch(/task_timeout_sec: .*\(got "soon"\)/);
+    expect(issues).toMatch(/grid_name/);
+  });
+
+  it('rejects a lease refresh that is not below the lease expiry', () => {
+    expect(() => compileConfig({ task_ttl_refresh_interval_sec: 30, task_ttl_expiration_offset_sec: 30 })).toThrow(
+      /task_ttl_refresh_interval_sec \(30\) must be below task_ttl_expiration_offset_sec/,
+    );
+  });
+
+  it('rejects a runtime AWS no longer supports and names the fix', () => {
+    expect(() => compileConfig({ agent_configuration: { lambda: { runtime: 'python3.8' } } })).toThrow(
+      /runtime "python3\.8" is not supported.*"python3\.12"/,
+    );
+    expect(() => compileConfig({ agent_configuration: { lambda: { runtime: 'nodejs20.x' } } })).toThrow(/nodejs22\.x/);
+  });
+});

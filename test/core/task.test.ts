@@ -1,0 +1,42 @@
+// Retry decisions and allowed state transitions.
+import { canTransition, decideAfterFailure, isTerminal } from '../../lib/core';
+
+const opts = { nonRetryableErrorTypes: ['ValueError'] };
+const error = (type: string) => ({ type, message: 'boom', stack: [] });
+
+describe('task lifecycle rules', () => {
+  it('retries a failed attempt while attempts remain', () => {
+    expect(decideAfterFailure({ failures: 0, maxAttempts: 3 }, 'error', error('KeyError'), opts)).toEqual({ next: 'retry' });
+    expect(decideAfterFailure({ failures: 1, maxAttempts: 3 }, 'timeout', undefined, opts)).toEqual({ next: 'retry' });
+  });
+
+  it('fails the task when its last attempt fails', () => {
+    expect(decideAfterFailure({ failures: 2, maxAttempts: 3 }, 'runtime-crash', undefined, opts)).toEqual({ next: 'fail' });
+    expect(decideAfterFailure({ failures: 0, maxAttempts: 1 }, 'error', error('KeyError'), opts)).toEqual({ next: 'fail' });
+  });
+
+  it('never retries a handler error whose type is declared non-retryable', () => {
+    expect(decideAfterFailure({ failures: 0, maxAttempts: 3 }, 'error', error('ValueError'), opts)).toEqual({ next: 'fail' });
+  });
+
+  it('never retries an error marked non-retryable on itself', () => {
+    expect(
+      decideAfterFailure({ failures: 0, maxAttempts: 3 }, 'error', error('Runtime.MarshalError'), { ...opts, retryable: false }),
+    ).toEqual({ next: 'fail' });
+  });
+
+  it('still retries an expired lease of a non-retryable error type', () => {
+    expect(decideAfterFailure({ failures: 0, maxAttempts: 3 }, 'lease-expired', error('ValueError'), opts)).toEqual({
+      next: 'retry',
+    });
+  });
+
+  it('allows only the documented transitions', () => {
+    expect(canTransition('pending', 'running')).toBe(true);
+    expect(canTransition('running', 'pending')).toBe(true);
+    expect(canTransition('succeeded', 'running')).toBe(false);
+    expect(canTransition('pending', 'succeeded')).toBe(false);
+    expect(isTerminal('cancelled')).toBe(true);
+    expect(isTerminal('running')).toBe(false);
+  });
+});
