@@ -1,0 +1,51 @@
+// Test helpers: an embedded grid on a temporary folder, and waiting on conditions instead of sleeping.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { applyOverrides, compileConfig, type GridConfigDocument } from '../../lib/core';
+import { startEmbeddedGrid, type EmbeddedGrid } from '../../lib/cli';
+import type { TaskResult } from '../../lib/client';
+
+export const FIXTURES = path.resolve(__dirname, '..', 'fixtures');
+
+export function tempDir(prefix = 'htcgrid-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface TestGrid extends EmbeddedGrid {
+  readonly dataDir: string;
+}
+
+/** Starts an embedded grid on a fresh folder running `worker` with `overrides` on top of fast test timings. */
+export async function startTestGrid(
+  worker: string | undefined,
+  overrides: Record<string, unknown> = {},
+  dataDir = tempDir(),
+): Promise<TestGrid> {
+  const base: GridConfigDocument = {
+    slots: 2,
+    task_ttl_expiration_offset_sec: 3,
+    task_ttl_refresh_interval_sec: 1,
+    lease_check_interval_sec: 0.2,
+    reaper_interval_sec: 0.5,
+    empty_task_queue_backoff_timeout_sec: 0.01,
+  };
+  const config = compileConfig(applyOverrides(base as Record<string, unknown>, overrides), 'test');
+  const grid = await startEmbeddedGrid({ dataDir, config, worker });
+  return Object.assign(grid, { dataDir });
+}
+
+export async function collect(results: AsyncIterable<TaskResult>): Promise<TaskResult[]> {
+  const all: TaskResult[] = [];
+  for await (const r of results) all.push(r);
+  return all.sort((a, b) => a.index - b.index);
+}
+
+/** Polls `condition` until it holds or `timeoutMs` passes. */
+export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
