@@ -1,0 +1,79 @@
+// Runs the TaskTable contract against the SQLite task table, plus what only the local adapter promises.
+import { openLocalBackends } from '../../../lib/backends/local';
+import { newTask, type SessionRecord } from '../../../lib/core/task';
+import { describeTaskTableContract } from '../../contract/task-table.contract';
+import { makeTempDir } from './temp-grid-dir';
+
+describeTaskTableContract('SqliteTaskTable', async () => {
+  const temp = makeTempDir();
+  const backends = openLocalBackends(temp.dir);
+  return {
+    table: backends.table,
+    cleanup: async () => {
+      await backends.close();
+      temp.remove();
+    },
+  };
+});
+
+describe('SqliteTaskTable', () => {
+  const session: SessionRecord = {
+    sessionId: 's1',
+    createdAt: 1,
+    priority: 0,
+    maxAttempts: 3,
+    timeoutMs: 1000,
+    nonRetryableErrorTypes: [],
+  };
+
+  it('rejects a cursor it did not hand out', async () => {
+    const temp = makeTempDir();
+    const backends = openLocalBackends(temp.dir);
+    try {
+      await expect(backends.table.listTerminal('s1', 'not-a-cursor', 10)).rejects.toThrow(
+        /invalid terminal-task cursor/,
+      );
+    } finally {
+      await backends.close();
+      temp.remove();
+    }
+  });
+
+  it('keeps completion order across two connections to the same file', async () => {
+    const temp = makeTempDir();
+    const a = openLocalBackends(temp.dir);
+    const b = openLocalBackends(temp.dir);
+    try {
+      await a.table.createSession(session);
+      await a.table.createTasks([0, 1, 2, 3].map((i) => newTask(session, i, { inline: 'null' }, 1)));
+      const now = Date.now();
+      await a.table.claim(
+        [0, 1, 2, 3].map((i) => ({ taskId: `s1_${i}`, attempt: 0 })),
+        { owner: 'x', expiresAt: now + 60_000 },
+        now,
+      );
+
+      for (const [backends, i] of [
+        [b, 3],
+        [a, 0],
+        [b, 2],
+        [a, 1],
+      ] as const) {
+        const done = {
+          taskId: `s1_${i}`,
+          guard: { owner: 'x', attempt: 1 },
+          at: now,
+          outcome: { kind: 'succeeded', result: { inline: '1' } },
+        } as const;
+        expect(await backends.table.complete([done])).toEqual([{ taskId: `s1_${i}`, status: 'recorded' }]);
+      }
+
+      const page = await b.table.listTerminal('s1', undefined, 10);
+      expect(page.tasks.map((t) => t.index)).toEqual([3, 0, 2, 1]);
+    } finally {
+      await a.close();
+      await b.close();
+      temp.remove();
+    }
+  });
+});

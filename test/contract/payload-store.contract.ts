@@ -1,0 +1,113 @@
+// The PayloadStore contract: every adapter (files, S3) must pass it. Keys are unique per test.
+import { randomBytes } from 'node:crypto';
+import { payloadKeys, type PayloadStore } from '../../lib/ports';
+import { uniqueId } from './contract-helpers';
+
+export interface PayloadStoreUnderTest {
+  readonly store: PayloadStore;
+  cleanup(): Promise<void>;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Registers the PayloadStore contract tests. `factory` runs before each test; stores may be shared. */
+export function describePayloadStoreContract(name: string, factory: () => Promise<PayloadStoreUnderTest>): void {
+  describe(`${name} (PayloadStore contract)`, () => {
+    let store: PayloadStore;
+    let cleanup: () => Promise<void>;
+
+    beforeEach(async () => {
+      const underTest = await factory();
+      store = underTest.store;
+      cleanup = () => underTest.cleanup();
+    });
+
+    afterEach(async () => {
+      await cleanup();
+    });
+
+    const key = () => payloadKeys.input(uniqueId('s'), 't_0');
+
+    it('a string put is read back as its UTF-8 bytes', async () => {
+      const k = key();
+      const text = '{"name":"Zoë","values":[1,2,3],"emoji":"🚀"}';
+
+      await store.put(k, text);
+
+      const read = await store.get(k);
+      expect(Buffer.isBuffer(read)).toBe(true);
+      expect(read.toString('utf8')).toBe(text);
+    });
+
+    it('a buffer put is read back byte for byte, including a large binary one', async () => {
+      const small = key();
+      const large = key();
+      const bytes = randomBytes(3 * 1024 * 1024);
+
+      await store.put(small, Buffer.from([0, 255, 1, 254]));
+      await store.put(large, bytes);
+
+      expect(await store.get(small)).toEqual(Buffer.from([0, 255, 1, 254]));
+      expect((await store.get(large)).equals(bytes)).toBe(true);
+    });
+
+    it('an empty payload is stored and read back empty', async () => {
+      const k = key();
+
+      await store.put(k, '');
+
+      expect((await store.get(k)).length).toBe(0);
+    });
+
+    it('putting a key again replaces its content', async () => {
+      const k = key();
+      await store.put(k, 'first, and longer than the second');
+
+      await store.put(k, 'second');
+
+      expect((await store.get(k)).toString()).toBe('second');
+    });
+
+    it('getting a key that was never written fails with an error naming the key', async () => {
+      const k = key();
+
+      await expect(store.get(k)).rejects.toThrow(new RegExp(escapeRegExp(k)));
+    });
+
+    it('deleted keys are gone, other keys stay, and deleting a missing key is not an error', async () => {
+      const sessionId = uniqueId('s');
+      const a = payloadKeys.input(sessionId, 'a');
+      const b = payloadKeys.result(sessionId, 'a', 1);
+      const kept = payloadKeys.input(sessionId, 'b');
+      await Promise.all([store.put(a, 'a'), store.put(b, 'b'), store.put(kept, 'kept')]);
+
+      await store.delete([a, b, payloadKeys.input(sessionId, 'never-written')]);
+
+      await expect(store.get(a)).rejects.toThrow(new RegExp(escapeRegExp(a)));
+      await expect(store.get(b)).rejects.toThrow(new RegExp(escapeRegExp(b)));
+      expect((await store.get(kept)).toString()).toBe('kept');
+    });
+
+    it('deleting more keys than one service batch removes all of them', async () => {
+      const sessionId = uniqueId('s');
+      const keys = Array.from({ length: 30 }, (_, i) => payloadKeys.input(sessionId, `t_${i}`));
+      await Promise.all(keys.map((k) => store.put(k, k)));
+
+      await store.delete(keys);
+
+      const results = await Promise.allSettled(keys.map((k) => store.get(k)));
+      expect(results.every((r) => r.status === 'rejected')).toBe(true);
+    });
+
+    it('concurrent puts of one key leave one complete value', async () => {
+      const k = key();
+      const values = Array.from({ length: 8 }, (_, i) => String(i).repeat(100_000));
+
+      await Promise.all(values.map((v) => store.put(k, v)));
+
+      expect(values).toContain((await store.get(k)).toString());
+    });
+  });
+}
