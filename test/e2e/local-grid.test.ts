@@ -137,7 +137,6 @@ describe('the local grid', () => {
     expect(results.map((r) => r.state)).toEqual(['cancelled', 'cancelled', 'cancelled']);
     // One task ran; at most one more was claimed ahead of the free slot (prefetch); the last was never claimed.
     expect(results[2]!.attempts).toBe(0);
-    expect(results.filter((r) => r.history.length > 0)).toHaveLength(0);
     // The slot is free again: a new task runs promptly after the cancelled one was interrupted.
     const next = await grid.client.submit([{ sleep_sec: 0 }]);
     expect((await collect(next.results()))[0]!.state).toBe('succeeded');
