@@ -1,0 +1,278 @@
+// The local Node.js Lambda runtime: one long-lived process per slot, fed invocations over pipe fds 3 (in) and 4 (out).
+//
+// Plain JS, no dependencies. Same frames as bootstrap.py:
+//   request:  u32 header length | u32 body length | header JSON | event JSON
+//   response: u32 length of the rest | u8 kind | u32 stdout bytes | u32 stderr bytes | body
+//   kind 0 = result JSON, 1 = error JSON, 2 = ready, 3 = init error JSON.
+// Handlers are resolved like the AWS Node.js runtime interface client: `path/file.function` (nested `a.b` allowed),
+// the file being `.js`, `.mjs` or `.cjs`; async handlers and callback handlers `(event, context, callback)` work.
+'use strict';
+
+const fs = require('node:fs');
+const net = require('node:net');
+const path = require('node:path');
+const util = require('node:util');
+const { pathToFileURL } = require('node:url');
+
+const KIND_RESULT = 0;
+const KIND_ERROR = 1;
+const KIND_READY = 2;
+const KIND_INIT_ERROR = 3;
+const U32 = 0xffffffff;
+
+const counts = { out: 0, err: 0 };
+let currentRequestId;
+
+// --- output: count bytes written through process.stdout/stderr, and log like the Lambda console patch -----------
+
+function countWrites(stream, key) {
+  const write = stream.write.bind(stream);
+  stream.write = function countedWrite(chunk, encoding, cb) {
+    counts[key] +=
+      typeof chunk === 'string'
+        ? Buffer.byteLength(chunk, typeof encoding === 'string' ? encoding : 'utf8')
+        : chunk.length;
+    return write(chunk, encoding, cb);
+  };
+}
+
+function patchConsole() {
+  const levels = { log: 'INFO', info: 'INFO', warn: 'WARN', error: 'ERROR', debug: 'DEBUG', trace: 'TRACE' };
+  for (const [method, level] of Object.entries(levels)) {
+    console[method] = (...args) => {
+      const message = util.format(...args);
+      const line = `${new Date().toISOString()}\t${currentRequestId ?? 'undefined'}\t${level}\t${message}\n`;
+      process.stdout.write(line);
+    };
+  }
+}
+
+// --- transport ----------------------------------------------------------------------------------------------------
+
+const responses = new net.Socket({ fd: 4, readable: false, writable: true });
+
+function send(kind, body) {
+  const head = Buffer.allocUnsafe(13);
+  head.writeUInt32BE(body.length + 9, 0);
+  head.writeUInt8(kind, 4);
+  head.writeUInt32BE(Math.min(counts.out, U32), 5);
+  head.writeUInt32BE(Math.min(counts.err, U32), 9);
+  counts.out = 0;
+  counts.err = 0;
+  responses.write(body.length > 0 ? Buffer.concat([head, body]) : head);
+}
+
+function formatError(error) {
+  try {
+    if (error instanceof Error) {
+      return {
+        errorType: error.name,
+        errorMessage: error.message,
+        trace: typeof error.stack === 'string' ? error.stack.split('\n') : [],
+      };
+    }
+    return { errorType: typeof error, errorMessage: String(error), trace: [] };
+  } catch {
+    return {
+      errorType: 'handled',
+      errorMessage:
+        'callback called with Error argument, but there was a problem while retrieving one or more of its message, name, and stack',
+      trace: [],
+    };
+  }
+}
+
+function sendError(error) {
+  send(KIND_ERROR, Buffer.from(JSON.stringify(error)));
+}
+
+// --- handler loading ------------------------------------------------------------------------------------------------
+
+class LambdaRuntimeError extends Error {
+  constructor(type, message) {
+    super(message);
+    this.name = type;
+  }
+}
+
+function isModuleNotFound(error, file) {
+  return (
+    error && error.code === 'MODULE_NOT_FOUND' && typeof error.message === 'string' && error.message.includes(file)
+  );
+}
+
+async function loadModule(taskRoot, modulePath) {
+  const base = path.resolve(taskRoot, modulePath);
+  for (const ext of ['.js', '.mjs', '.cjs']) {
+    const file = base + ext;
+    if (!fs.existsSync(file)) continue;
+    if (ext === '.mjs') return import(pathToFileURL(file).href);
+    try {
+      return require(file);
+    } catch (error) {
+      if (error && error.code === 'ERR_REQUIRE_ESM') return import(pathToFileURL(file).href);
+      throw error;
+    }
+  }
+  // Not a file of the task root: a package (node_modules), as the Lambda runtime allows.
+  try {
+    return require(require.resolve(modulePath, { paths: [taskRoot] }));
+  } catch (error) {
+    if (isModuleNotFound(error, modulePath)) {
+      throw new LambdaRuntimeError('Runtime.ImportModuleError', `Error: Cannot find module '${modulePath}'`);
+    }
+    throw error;
+  }
+}
+
+async function loadHandler(taskRoot, handler) {
+  const match = /^([^.]*)\.(.*)$/.exec(handler);
+  if (!match || !match[1] || !match[2] || match[2].includes('..')) {
+    throw new LambdaRuntimeError('Runtime.MalformedHandlerName', `Bad handler ${handler}`);
+  }
+  const [, modulePath, handlerPath] = match;
+  let mod;
+  try {
+    mod = await loadModule(taskRoot, modulePath);
+  } catch (error) {
+    if (error instanceof SyntaxError) {
+      throw new LambdaRuntimeError('Runtime.UserCodeSyntaxError', `${error.name}: ${error.message}`);
+    }
+    throw error;
+  }
+  let fn = mod;
+  for (const part of handlerPath.split('.')) fn = fn == null ? undefined : fn[part];
+  if (typeof fn !== 'function') {
+    throw new LambdaRuntimeError(
+      'Runtime.HandlerNotFound',
+      `${modulePath}.${handlerPath} is undefined or not exported`,
+    );
+  }
+  return fn;
+}
+
+// --- invocations ------------------------------------------------------------------------------------------------------
+
+let inFlight = false;
+
+function makeContext(header, settle) {
+  const deadline = header.deadline;
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION,
+    functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
+    memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
+    logGroupName: process.env.AWS_LAMBDA_LOG_GROUP_NAME,
+    logStreamName: process.env.AWS_LAMBDA_LOG_STREAM_NAME,
+    clientContext: header.cc,
+    identity: undefined,
+    invokedFunctionArn: header.arn,
+    awsRequestId: header.id,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    succeed: (result) => settle(undefined, result),
+    fail: (error) => settle(error ?? new Error('handled')),
+    done: (error, result) => settle(error, result),
+  };
+}
+
+function runInvocation(handler, header, body) {
+  currentRequestId = header.id;
+  inFlight = true;
+  if (header.trace !== undefined) process.env._X_AMZN_TRACE_ID = header.trace;
+  let settled = false;
+  const settle = (error, result) => {
+    if (settled) return;
+    settled = true;
+    inFlight = false;
+    if (error !== undefined && error !== null) {
+      sendError(formatError(error));
+    } else {
+      let json;
+      try {
+        json = JSON.stringify(result === undefined ? null : result);
+      } catch (marshal) {
+        sendError({
+          errorType: 'Runtime.MarshalError',
+          errorMessage: `Unable to stringify response body as json: ${marshal && marshal.message}`,
+          trace: [],
+        });
+        return;
+      }
+      send(KIND_RESULT, Buffer.from(json === undefined ? 'null' : json));
+    }
+    currentRequestId = undefined;
+  };
+  let event;
+  try {
+    event = JSON.parse(body.toString('utf8'));
+  } catch (error) {
+    settle(new LambdaRuntimeError('Runtime.UnmarshalError', `Unable to unmarshal input: ${error.message}`));
+    return;
+  }
+  const context = makeContext(header, settle);
+  try {
+    const returned = handler(event, context, (error, result) => settle(error, result));
+    if (returned && typeof returned.then === 'function') {
+      returned.then(
+        (result) => settle(undefined, result),
+        (error) => settle(error ?? new Error('handled')),
+      );
+    } else if (handler.length < 3) {
+      // A synchronous handler without a callback: Lambda answers null once the event loop is empty.
+      settle(undefined, null);
+    }
+  } catch (error) {
+    settle(error);
+  }
+}
+
+function serve(handler) {
+  const requests = new net.Socket({ fd: 3, readable: true, writable: false });
+  let buffered = Buffer.alloc(0);
+  requests.on('data', (chunk) => {
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    while (buffered.length >= 8) {
+      const headerLength = buffered.readUInt32BE(0);
+      const bodyLength = buffered.readUInt32BE(4);
+      const end = 8 + headerLength + bodyLength;
+      if (buffered.length < end) break;
+      const header = JSON.parse(buffered.toString('utf8', 8, 8 + headerLength));
+      const body = buffered.subarray(8 + headerLength, end);
+      buffered = buffered.subarray(end);
+      runInvocation(handler, header, body);
+    }
+  });
+  requests.on('end', () => process.exit(0));
+  requests.on('error', () => process.exit(0));
+}
+
+function onFatal(error, type) {
+  // As in Lambda: an uncaught error fails the running invocation and ends the runtime process.
+  if (inFlight) {
+    const formatted = formatError(error);
+    sendError(type ? { ...formatted, errorType: type } : formatted);
+  }
+  responses.end(() => process.exit(129));
+  setTimeout(() => process.exit(129), 500).unref();
+}
+
+async function main() {
+  countWrites(process.stdout, 'out');
+  countWrites(process.stderr, 'err');
+  patchConsole();
+  process.on('uncaughtException', (error) => onFatal(error));
+  process.on('unhandledRejection', (reason) => onFatal(reason, 'Runtime.UnhandledPromiseRejection'));
+  const taskRoot = process.env.LAMBDA_TASK_ROOT || process.cwd();
+  let handler;
+  try {
+    handler = await loadHandler(taskRoot, process.env._HANDLER || '');
+  } catch (error) {
+    send(KIND_INIT_ERROR, Buffer.from(JSON.stringify(formatError(error))));
+    responses.end(() => process.exit(1));
+    return;
+  }
+  send(KIND_READY, Buffer.alloc(0));
+  serve(handler);
+}
+
+void main();

@@ -1,0 +1,372 @@
+# The local Python Lambda runtime: one long-lived process per slot, fed invocations over pipe fds 3 (in) and 4 (out).
+#
+# Stdlib only. Loads the handler like awslambdaric (task root first on sys.path), builds a Lambda context per
+# invocation and answers with length-prefixed frames, so anything the worker prints on stdout/stderr can never
+# disturb the transport.
+#
+# Request frame:  u32 header length | u32 body length | header JSON | event JSON
+# Response frame: u32 length of the rest | u8 kind | u32 stdout bytes | u32 stderr bytes | body
+#   kind 0 = result JSON, 1 = error JSON, 2 = ready (init done), 3 = init error JSON.
+#   The byte counts are what the worker wrote through sys.stdout/sys.stderr since the previous frame, so the
+#   invoker can attribute output to the right task even when it arrives after the response.
+import decimal
+import importlib
+import json
+import logging
+import os
+import struct
+import sys
+import time
+import traceback
+
+REQUEST_FD = 3
+RESPONSE_FD = 4
+KIND_RESULT = 0
+KIND_ERROR = 1
+KIND_READY = 2
+KIND_INIT_ERROR = 3
+_U32 = 0xFFFFFFFF
+_THIS_FILE = os.path.abspath(__file__)
+_HEAD = struct.Struct(">IBII")
+_REQ = struct.Struct(">II")
+
+
+class FaultException(Exception):
+    MARSHAL_ERROR = "Runtime.MarshalError"
+    UNMARSHAL_ERROR = "Runtime.UnmarshalError"
+    USER_CODE_SYNTAX_ERROR = "Runtime.UserCodeSyntaxError"
+    HANDLER_NOT_FOUND = "Runtime.HandlerNotFound"
+    IMPORT_MODULE_ERROR = "Runtime.ImportModuleError"
+    BUILT_IN_MODULE_CONFLICT = "Runtime.BuiltInModuleConflict"
+    MALFORMED_HANDLER_NAME = "Runtime.MalformedHandlerName"
+
+    def __init__(self, exception_type, msg, trace=None):
+        super().__init__(msg)
+        self.msg = msg
+        self.exception_type = exception_type
+        self.trace = trace
+
+
+class _CountingStream(object):
+    """sys.stdout/sys.stderr: unbuffered like awslambdaric's, and counting the bytes written."""
+
+    def __init__(self, stream, fd):
+        self._stream = stream
+        self._fd = fd
+        self.count = 0
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError("write() argument must be str, not %s" % type(text).__name__)
+        data = text.encode("utf-8", "backslashreplace")
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            self.count += written
+            view = view[written:]
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        pass
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+# --- context -------------------------------------------------------------------------------------------------
+
+
+class CognitoIdentity(object):
+    __slots__ = ["cognito_identity_id", "cognito_identity_pool_id"]
+
+    def __init__(self, cognito_identity_id=None, cognito_identity_pool_id=None):
+        self.cognito_identity_id = cognito_identity_id
+        self.cognito_identity_pool_id = cognito_identity_pool_id
+
+    def __repr__(self):
+        return "CognitoIdentity([cognito_identity_id=%s,cognito_identity_pool_id=%s])" % (
+            self.cognito_identity_id,
+            self.cognito_identity_pool_id,
+        )
+
+
+class Client(object):
+    __slots__ = ["installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name"]
+
+
+class ClientContext(object):
+    __slots__ = ["custom", "env", "client"]
+
+    def __repr__(self):
+        return "ClientContext([custom=%s,env=%s,client=%s])" % (self.custom, self.env, self.client)
+
+
+def _obj_from_dict(cls, values):
+    if values is None:
+        return None
+    obj = cls()
+    for field in cls.__slots__:
+        setattr(obj, field, values.get(field))
+    return obj
+
+
+class LambdaContext(object):
+    """The same attributes and methods as awslambdaric's LambdaContext."""
+
+    def __init__(self, invoke_id, client_context, deadline_ms, invoked_function_arn):
+        self.aws_request_id = invoke_id
+        self.log_group_name = _ENV_LOG_GROUP
+        self.log_stream_name = _ENV_LOG_STREAM
+        self.function_name = _ENV_FUNCTION_NAME
+        self.memory_limit_in_mb = _ENV_MEMORY
+        self.function_version = _ENV_FUNCTION_VERSION
+        self.invoked_function_arn = invoked_function_arn
+        self.tenant_id = None
+        self.client_context = _obj_from_dict(ClientContext, client_context)
+        if self.client_context is not None:
+            self.client_context.client = _obj_from_dict(Client, self.client_context.client)
+        self.identity = CognitoIdentity()
+        self._epoch_deadline_time_in_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self):
+        delta_ms = self._epoch_deadline_time_in_ms - int(time.time() * 1000)
+        return delta_ms if delta_ms > 0 else 0
+
+    def log(self, msg):
+        sys.stdout.write(str(msg))
+
+    def __repr__(self):
+        return (
+            "LambdaContext([aws_request_id=%s,log_group_name=%s,log_stream_name=%s,function_name=%s,"
+            "memory_limit_in_mb=%s,function_version=%s,invoked_function_arn=%s,client_context=%s,identity=%s])"
+            % (
+                self.aws_request_id,
+                self.log_group_name,
+                self.log_stream_name,
+                self.function_name,
+                self.memory_limit_in_mb,
+                self.function_version,
+                self.invoked_function_arn,
+                self.client_context,
+                self.identity,
+            )
+        )
+
+
+_ENV_LOG_GROUP = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+_ENV_LOG_STREAM = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+_ENV_FUNCTION_NAME = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+_ENV_MEMORY = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+_ENV_FUNCTION_VERSION = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+
+# --- handler loading (as awslambdaric's _get_handler) ----------------------------------------------------------
+
+
+def _get_handler(handler):
+    try:
+        modname, fname = handler.rsplit(".", 1)
+    except ValueError as e:
+        raise FaultException(FaultException.MALFORMED_HANDLER_NAME, "Bad handler '{}': {}".format(handler, str(e)))
+    if modname.split(".")[0] in sys.builtin_module_names:
+        raise FaultException(
+            FaultException.BUILT_IN_MODULE_CONFLICT, "Cannot use built-in module {} as a handler module".format(modname)
+        )
+    try:
+        module = importlib.import_module(modname.replace("/", "."))
+    except ImportError as e:
+        raise FaultException(
+            FaultException.IMPORT_MODULE_ERROR, "Unable to import module '{}': {}".format(modname, str(e))
+        )
+    except SyntaxError as e:
+        trace = ['  File "%s" Line %s\n    %s' % (e.filename, e.lineno, e.text)]
+        raise FaultException(
+            FaultException.USER_CODE_SYNTAX_ERROR, "Syntax error in module '{}': {}".format(modname, str(e)), trace
+        )
+    try:
+        return getattr(module, fname)
+    except AttributeError:
+        raise FaultException(
+            FaultException.HANDLER_NOT_FOUND, "Handler '{}' missing on module '{}'".format(fname, modname)
+        )
+
+
+# --- marshalling -------------------------------------------------------------------------------------------------
+
+
+def _default(obj):
+    if isinstance(obj, decimal.Decimal):
+        return float(obj)
+    raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
+
+
+_ENSURE_ASCII = os.environ.get("AWS_EXECUTION_ENV") not in {"AWS_Lambda_python3.12"}
+_encoder = json.JSONEncoder(ensure_ascii=_ENSURE_ASCII, default=_default)
+
+
+def _marshal(response):
+    if isinstance(response, (bytes, bytearray)):
+        try:
+            text = bytes(response).decode("utf-8")
+            json.loads(text)
+        except Exception:
+            raise FaultException(
+                FaultException.MARSHAL_ERROR,
+                "Unable to marshal response: the handler returned bytes that are not UTF-8 JSON text",
+            )
+        return text.encode("utf-8")
+    try:
+        return _encoder.encode(response).encode("utf-8", "backslashreplace")
+    except Exception as e:
+        raise FaultException(FaultException.MARSHAL_ERROR, "Unable to marshal response: {}".format(str(e)))
+
+
+def _make_error(message, error_type, stack_trace):
+    return {
+        "errorMessage": message if message else "",
+        "errorType": error_type if error_type else "",
+        "stackTrace": stack_trace if stack_trace else [],
+    }
+
+
+def _error_from_exception(exc):
+    tb_list = traceback.extract_tb(exc.__traceback__)
+    for i, frame in enumerate(tb_list):
+        if os.path.abspath(frame.filename) != _THIS_FILE:
+            tb_list = tb_list[i:]
+            break
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<exception str() failed>"
+    return _make_error(message, type(exc).__name__, traceback.format_list(tb_list))
+
+
+def _error_body(error):
+    try:
+        return json.dumps(error).encode("utf-8")
+    except Exception:
+        return json.dumps(_make_error(repr(error.get("errorMessage")), error.get("errorType"), [])).encode("utf-8")
+
+
+# --- logging (as awslambdaric's text format) ---------------------------------------------------------------------
+
+_request_id = ""
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record):
+        record.aws_request_id = _request_id
+        return True
+
+
+class _StdoutHandler(logging.Handler):
+    def emit(self, record):
+        try:
+            sys.stdout.write(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+def _setup_logging():
+    logging.Formatter.converter = time.gmtime
+    handler = _StdoutHandler()
+    handler.setFormatter(
+        logging.Formatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n", "%Y-%m-%dT%H:%M:%S"
+        )
+    )
+    handler.addFilter(_RequestIdFilter())
+    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
+    if level in logging._nameToLevel:
+        logging.getLogger().setLevel(level)
+    logging.getLogger().addHandler(handler)
+
+
+# --- transport ---------------------------------------------------------------------------------------------------
+
+
+def _send(kind, body):
+    out_count = min(_stdout.count, _U32)
+    err_count = min(_stderr.count, _U32)
+    _stdout.count = 0
+    _stderr.count = 0
+    view = memoryview(_HEAD.pack(len(body) + 9, kind, out_count, err_count) + body)
+    while view:
+        view = view[os.write(RESPONSE_FD, view) :]
+
+
+def _read_exact(reader, n):
+    data = reader.read(n)
+    if data is None or len(data) < n:
+        raise EOFError()
+    return data
+
+
+def _serve(request_handler):
+    global _request_id
+    reader = open(REQUEST_FD, "rb", buffering=1 << 16, closefd=False)
+    loads = json.loads
+    while True:
+        try:
+            header_len, body_len = _REQ.unpack(_read_exact(reader, 8))
+            header = loads(_read_exact(reader, header_len))
+            body = _read_exact(reader, body_len)
+        except EOFError:
+            return
+        invoke_id = header["id"]
+        _request_id = invoke_id
+        trace_id = header.get("trace")
+        if trace_id is not None:
+            os.environ["_X_AMZN_TRACE_ID"] = trace_id
+        try:
+            context = LambdaContext(invoke_id, header.get("cc"), header["deadline"], header["arn"])
+            try:
+                event = loads(body)
+            except Exception as e:
+                raise FaultException(FaultException.UNMARSHAL_ERROR, "Unable to unmarshal input: {}".format(str(e)))
+            result = _marshal(request_handler(event, context))
+        except FaultException as e:
+            _send(KIND_ERROR, _error_body(_make_error(e.msg, e.exception_type, e.trace)))
+        except Exception as e:
+            _send(KIND_ERROR, _error_body(_error_from_exception(e)))
+        else:
+            _send(KIND_RESULT, result)
+        _request_id = ""
+
+
+_stdout = None
+_stderr = None
+
+
+def main():
+    global _stdout, _stderr
+    # The transport fds must not leak into processes the worker starts (os.system, ...).
+    os.set_inheritable(REQUEST_FD, False)
+    os.set_inheritable(RESPONSE_FD, False)
+    task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
+    # As in Lambda: the task root first, and never this bootstrap's own folder.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [task_root] + [p for p in sys.path if p and os.path.abspath(p) != here and p != task_root]
+    _stdout = _CountingStream(sys.stdout, 1)
+    _stderr = _CountingStream(sys.stderr, 2)
+    sys.stdout = _stdout
+    sys.stderr = _stderr
+    _setup_logging()
+    try:
+        request_handler = _get_handler(os.environ.get("_HANDLER", ""))
+    except FaultException as e:
+        _send(KIND_INIT_ERROR, _error_body(_make_error(e.msg, e.exception_type, e.trace)))
+        sys.exit(1)
+    except Exception as e:
+        _send(KIND_INIT_ERROR, _error_body(_error_from_exception(e)))
+        sys.exit(1)
+    _send(KIND_READY, b"")
+    _serve(request_handler)
+
+
+if __name__ == "__main__":
+    main()

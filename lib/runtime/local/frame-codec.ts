@@ -1,0 +1,66 @@
+// The length-prefixed frames spoken with the Python and Node bootstraps over pipe fds 3 and 4 (see bootstrap.py).
+
+/** What a bootstrap sends back. */
+export const FrameKind = { result: 0, error: 1, ready: 2, initError: 3 } as const;
+export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
+
+export interface ResponseFrame {
+  readonly kind: FrameKind;
+  /** Bytes the worker wrote through sys.stdout / process.stdout since the previous frame. */
+  readonly stdoutBytes: number;
+  readonly stderrBytes: number;
+  /** The frame's body: result JSON text, or error JSON text. */
+  readonly body: string;
+}
+
+/** Per-invocation fields the bootstrap turns into the Lambda context. */
+export interface RequestHeader {
+  readonly id: string;
+  readonly deadline: number;
+  readonly arn: string;
+  /** Client context object (`custom`, `env`, `client`). */
+  readonly cc: unknown;
+  readonly trace?: string;
+}
+
+/** Builds a request frame; the event JSON text is copied as is, never parsed. */
+export function encodeRequest(header: RequestHeader, eventJson: string): Buffer {
+  const headerJson = JSON.stringify(header);
+  const headerBytes = Buffer.byteLength(headerJson);
+  const bodyBytes = Buffer.byteLength(eventJson);
+  const frame = Buffer.allocUnsafe(8 + headerBytes + bodyBytes);
+  frame.writeUInt32BE(headerBytes, 0);
+  frame.writeUInt32BE(bodyBytes, 4);
+  frame.write(headerJson, 8, 'utf8');
+  frame.write(eventJson, 8 + headerBytes, 'utf8');
+  return frame;
+}
+
+const RESPONSE_HEAD = 13;
+
+/** Splits the response byte stream into frames, whatever the chunking. */
+export class ResponseDecoder {
+  private pending: Buffer | undefined;
+
+  constructor(private readonly onFrame: (frame: ResponseFrame) => void) {}
+
+  push(chunk: Buffer): void {
+    let buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pending = undefined;
+    while (buf.length >= 4) {
+      const end = 4 + buf.readUInt32BE(0);
+      if (end < RESPONSE_HEAD) throw new Error(`corrupt runtime frame (length ${end - 4})`);
+      if (buf.length < end) break;
+      const kind = buf.readUInt8(4);
+      if (kind > FrameKind.initError) throw new Error(`corrupt runtime frame (kind ${kind})`);
+      this.onFrame({
+        kind: kind as FrameKind,
+        stdoutBytes: buf.readUInt32BE(5),
+        stderrBytes: buf.readUInt32BE(9),
+        body: buf.toString('utf8', RESPONSE_HEAD, end),
+      });
+      buf = buf.subarray(end);
+    }
+    if (buf.length > 0) this.pending = Buffer.from(buf);
+  }
+}

@@ -1,0 +1,125 @@
+// A Python or Node runtime process driven over pipe fds 3/4 with length-prefixed frames (the fast local path).
+import type { WorkerInitError } from '../../core/errors';
+import type { Invocation, InvokeResult } from '../../ports';
+import { encodeRequest, FrameKind, ResponseDecoder, type ResponseFrame } from './frame-codec';
+import { crashResult, handlerErrorResult, parseErrorDocument } from './invoke-failures';
+import { clientContextOf } from './lambda-environment';
+import type { OutputCapture } from './output-capture';
+import { type ExitInfo, RuntimeProcess } from './runtime-process';
+import { initErrorFrom, initExitError, type LoadTarget, type RuntimeSession } from './runtime-session';
+
+export interface PipeRuntimeOptions {
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly cwd: string;
+  readonly env: Record<string, string>;
+  readonly capture: OutputCapture;
+  readonly target: LoadTarget;
+  readonly functionArn: string;
+}
+
+const EXIT_DRAIN_MS = 200;
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+export class PipeRuntimeSession implements RuntimeSession {
+  readonly ready: Promise<void>;
+  readonly exited: Promise<ExitInfo>;
+  private readonly process: RuntimeProcess;
+  private readonly capture: OutputCapture;
+  private pending: ((result: InvokeResult) => void) | undefined;
+  private settleReady: { resolve: () => void; reject: (error: WorkerInitError) => void } | undefined;
+
+  constructor(private readonly options: PipeRuntimeOptions) {
+    this.capture = options.capture;
+    this.process = new RuntimeProcess({ ...options, transportPipes: true });
+    this.exited = this.process.exited;
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.settleReady = { resolve, reject };
+    });
+    // A rejected `ready` nobody awaited yet must not count as unhandled.
+    this.ready.catch(() => undefined);
+    const decoder = new ResponseDecoder((frame) => this.onFrame(frame));
+    this.process.responses?.on('data', (chunk: Buffer) => {
+      try {
+        decoder.push(chunk);
+      } catch {
+        this.kill();
+      }
+    });
+    // 'exit' can come before the last frames were read: let the response pipe drain first (briefly, since a
+    // process the worker started could hold it open).
+    const drained = new Promise<void>((resolve) => {
+      if (!this.process.responses) return resolve();
+      this.process.responses.once('end', resolve);
+      this.process.responses.once('close', resolve);
+    });
+    void this.exited
+      .then(() => Promise.race([drained, delay(EXIT_DRAIN_MS)]))
+      .then(() => this.exited)
+      .then((exit) => this.onExit(exit));
+  }
+
+  call(invocation: Invocation): Promise<InvokeResult> {
+    return new Promise<InvokeResult>((resolve) => {
+      if (!this.process.alive || !this.process.requests) {
+        resolve(crashResult(null, null));
+        return;
+      }
+      this.pending = resolve;
+      this.capture.begin(invocation.taskId);
+      const frame = encodeRequest(
+        {
+          id: invocation.requestId,
+          deadline: invocation.deadline,
+          arn: this.options.functionArn,
+          cc: clientContextOf(invocation),
+        },
+        invocation.eventJson,
+      );
+      this.process.requests.write(frame);
+    });
+  }
+
+  kill(): void {
+    this.process.kill();
+  }
+
+  private onFrame(frame: ResponseFrame): void {
+    switch (frame.kind) {
+      case FrameKind.ready:
+        this.capture.end(frame.stdoutBytes, frame.stderrBytes);
+        this.settleReady?.resolve();
+        this.settleReady = undefined;
+        return;
+      case FrameKind.initError:
+        this.capture.end(frame.stdoutBytes, frame.stderrBytes);
+        this.settleReady?.reject(initErrorFrom(parseErrorDocument(frame.body), this.options.target));
+        this.settleReady = undefined;
+        return;
+      case FrameKind.result:
+      case FrameKind.error: {
+        this.capture.end(frame.stdoutBytes, frame.stderrBytes);
+        const resolve = this.pending;
+        this.pending = undefined;
+        resolve?.(
+          frame.kind === FrameKind.result ? { ok: true, resultJson: frame.body } : handlerErrorResult(frame.body),
+        );
+        return;
+      }
+    }
+  }
+
+  private onExit(exit: ExitInfo): void {
+    this.settleReady?.reject(initExitError(exit, this.options.target, this.process.recentStderr));
+    this.settleReady = undefined;
+    const resolve = this.pending;
+    this.pending = undefined;
+    if (resolve) {
+      this.capture.end();
+      resolve(crashResult(exit.code, exit.signal));
+    }
+  }
+}

@@ -1,0 +1,87 @@
+// One runtime OS process: spawned in its own process group, its stdout/stderr drained into an OutputCapture.
+import { type ChildProcess, spawn } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import type { OutputCapture } from './output-capture';
+
+export interface ExitInfo {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  /** Set when the process could not be started at all. */
+  readonly spawnError?: Error;
+}
+
+export interface RuntimeProcessOptions {
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly cwd: string;
+  readonly env: Record<string, string>;
+  readonly capture: OutputCapture;
+  /** Open pipe fds 3 (to the runtime) and 4 (from the runtime). */
+  readonly transportPipes: boolean;
+}
+
+const STDERR_TAIL_BYTES = 4096;
+
+export class RuntimeProcess {
+  readonly exited: Promise<ExitInfo>;
+  /** Our end of fd 3 (requests), when transport pipes were asked for. */
+  readonly requests: Writable | undefined;
+  /** Our end of fd 4 (responses). */
+  readonly responses: Readable | undefined;
+  private readonly child: ChildProcess;
+  private exitInfo: ExitInfo | undefined;
+  private stderrTail = '';
+
+  constructor(options: RuntimeProcessOptions) {
+    const stdio: ('ignore' | 'pipe')[] = ['ignore', 'pipe', 'pipe'];
+    if (options.transportPipes) stdio.push('pipe', 'pipe');
+    // Its own process group, so a kill reaches whatever the worker started too.
+    this.child = spawn(options.command, options.args, { cwd: options.cwd, env: options.env, stdio, detached: true });
+    const capture = options.capture;
+    this.child.stdout?.on('data', (chunk: Buffer) => capture.data('stdout', chunk));
+    this.child.stderr?.on('data', (chunk: Buffer) => {
+      this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+      capture.data('stderr', chunk);
+    });
+    for (const stream of this.child.stdio) stream?.on('error', () => undefined);
+    this.requests = (this.child.stdio[3] ?? undefined) as Writable | undefined;
+    this.responses = (this.child.stdio[4] ?? undefined) as Readable | undefined;
+    this.exited = new Promise<ExitInfo>((resolve) => {
+      this.child.once('exit', (code, signal) => {
+        this.exitInfo = { code, signal };
+        resolve(this.exitInfo);
+      });
+      this.child.once('error', (error) => {
+        if (this.exitInfo) return;
+        // 'error' without a pid: the process never started, and no 'exit' will follow.
+        if (this.child.pid === undefined) {
+          this.exitInfo = { code: null, signal: null, spawnError: error };
+          resolve(this.exitInfo);
+        }
+      });
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get alive(): boolean {
+    return this.exitInfo === undefined;
+  }
+
+  /** The last few KiB the runtime wrote on stderr (for init failures). */
+  get recentStderr(): string {
+    return this.stderrTail;
+  }
+
+  /** SIGKILLs the process group. Safe to call at any time, any number of times. */
+  kill(): void {
+    if (!this.alive || this.child.pid === undefined) return;
+    try {
+      process.kill(-this.child.pid, 'SIGKILL');
+    } catch {
+      this.child.kill('SIGKILL');
+    }
+  }
+}

@@ -1,0 +1,58 @@
+// The life of one runtime process as the invoker sees it, whatever the transport (pipes or the Runtime API).
+import { WorkerInitError } from '../../core/errors';
+import type { TaskError } from '../../core/task';
+import type { Invocation, InvokeResult } from '../../ports';
+import { describeExit } from './invoke-failures';
+import type { ExitInfo } from './runtime-process';
+
+export interface RuntimeSession {
+  /** Resolves when the handler is loaded; rejects with `WorkerInitError` when it cannot be. */
+  readonly ready: Promise<void>;
+  /** Resolves once, when the process has exited. */
+  readonly exited: Promise<ExitInfo>;
+  /** Runs one invocation: the runtime's answer, or a `runtime-crash` when the process dies first. */
+  call(invocation: Invocation): Promise<InvokeResult>;
+  kill(): void;
+}
+
+/** Where a handler was being loaded from, for error messages. */
+export interface LoadTarget {
+  readonly handler: string;
+  readonly taskRoot: string;
+  readonly runtimeName: string;
+  readonly command: string;
+}
+
+const HINTS: Readonly<Record<string, string>> = {
+  'Runtime.ImportModuleError':
+    'the handler module must be at the root of the worker zip; check lambda_handler_file_name and the zip layout',
+  'Runtime.HandlerNotFound': 'check lambda_handler_function_name: the module has no such function',
+  'Runtime.MalformedHandlerName': 'the handler must look like <file>.<function>, e.g. lambda_function.lambda_handler',
+  'Runtime.UserCodeSyntaxError': 'fix the syntax error in the worker module',
+};
+
+/** The runtime reported that the handler cannot be loaded. */
+export function initErrorFrom(error: TaskError, target: LoadTarget): WorkerInitError {
+  const detail = error.stack.length > 0 ? `\n${error.stack.join('').trimEnd()}` : '';
+  return new WorkerInitError(
+    `cannot load handler '${target.handler}' from ${target.taskRoot} (${target.runtimeName}): ${error.type}: ${error.message}${detail}`,
+    error.type,
+    { hint: HINTS[error.type] },
+  );
+}
+
+/** The runtime process ended (or never started) before the handler was loaded. */
+export function initExitError(exit: ExitInfo, target: LoadTarget, stderr: string): WorkerInitError {
+  if (exit.spawnError) {
+    return new WorkerInitError(
+      `cannot start the ${target.runtimeName} runtime with '${target.command}' for handler '${target.handler}' in ${target.taskRoot}: ${exit.spawnError.message}`,
+      'Runtime.InvalidEntrypoint',
+      { hint: 'set the runtime executable (pythonExecutable / nodeExecutable) or make the bootstrap executable' },
+    );
+  }
+  const tail = stderr.trim() ? `\n${stderr.trim()}` : '';
+  return new WorkerInitError(
+    `the ${target.runtimeName} runtime exited (${describeExit(exit.code, exit.signal)}) before handler '${target.handler}' from ${target.taskRoot} was loaded${tail}`,
+    'Runtime.ExitError',
+  );
+}

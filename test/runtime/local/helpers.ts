@@ -1,0 +1,50 @@
+// Shared helpers for the local runtime tests: fixture paths, invocations, output collection.
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import type { Invocation } from '../../../lib/ports';
+
+export const FIXTURES = path.resolve(__dirname, '..', '..', 'fixtures', 'workers');
+
+let counter = 0;
+
+/** An invocation of `event` with `timeoutMs` to run. */
+export function invocation(event: unknown, timeoutMs = 10_000, overrides: Partial<Invocation> = {}): Invocation {
+  counter++;
+  return {
+    requestId: randomUUID(),
+    taskId: `session-1_${counter}`,
+    sessionId: 'session-1',
+    attempt: 1,
+    eventJson: JSON.stringify(event),
+    deadline: Date.now() + timeoutMs,
+    ...overrides,
+  };
+}
+
+export interface CollectedOutput {
+  readonly chunks: { taskId: string | undefined; stream: 'stdout' | 'stderr'; chunk: string }[];
+  readonly listener: (taskId: string | undefined, stream: 'stdout' | 'stderr', chunk: string) => void;
+  text(taskId: string | undefined, stream?: 'stdout' | 'stderr'): string;
+}
+
+export function collectOutput(): CollectedOutput {
+  const chunks: CollectedOutput['chunks'] = [];
+  return {
+    chunks,
+    listener: (taskId, stream, chunk) => chunks.push({ taskId, stream, chunk }),
+    text: (taskId, stream) =>
+      chunks
+        .filter((c) => c.taskId === taskId && (stream === undefined || c.stream === stream))
+        .map((c) => c.chunk)
+        .join(''),
+  };
+}
+
+/** Polls `condition` until it holds or `timeoutMs` passes. */
+export async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -1,0 +1,268 @@
+// The local Python runtime with real python3 processes: context, errors, output, crashes, timeouts, cancellation.
+import path from 'node:path';
+import { WorkerInitError } from '../../../lib/core/errors';
+import { resolveRuntime } from '../../../lib/core/runtime-kind';
+import { createLocalInvoker, type LocalRuntimeOptions } from '../../../lib/runtime/local';
+import type { InvokeResult, WorkerInvoker } from '../../../lib/ports';
+import { collectOutput, FIXTURES, invocation, waitFor } from './helpers';
+
+const TASK_ROOT = path.join(FIXTURES, 'python');
+const open: WorkerInvoker[] = [];
+
+function python(handler: string, extra: Partial<LocalRuntimeOptions> = {}): WorkerInvoker {
+  const invoker = createLocalInvoker({
+    taskRoot: TASK_ROOT,
+    handler,
+    runtime: resolveRuntime('python3.12'),
+    pythonExecutable: 'python3',
+    ...extra,
+  });
+  open.push(invoker);
+  return invoker;
+}
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((i) => i.close()));
+});
+
+function failure(result: InvokeResult) {
+  if (result.ok) throw new Error(`expected a failure, got ${result.resultJson}`);
+  return result;
+}
+
+describe('the local Python runtime', () => {
+  it('returns the result JSON text exactly as json.dumps produced it', async () => {
+    const invoker = python('worker.echo');
+    await invoker.start();
+
+    const result = await invoker.invoke(invocation({ a: [1, 2.5, 'é'], b: null }));
+
+    expect(result).toEqual({ ok: true, resultJson: '{"echo": {"a": [1, 2.5, "é"], "b": null}}' });
+  });
+
+  it('gives the handler a full Lambda context with the task identity in client_context.custom', async () => {
+    const invoker = python('worker.probe', {
+      functionName: 'grid-fn',
+      memorySizeMb: 512,
+      env: { AWS_REGION: 'eu-west-1', MY_SETTING: 'on', _HANDLER: 'ignored' },
+    });
+    await invoker.start();
+    const inv = invocation({}, 5_000, { taskId: 'sess-9_4', sessionId: 'sess-9', attempt: 2 });
+
+    const result = await invoker.invoke(inv);
+
+    if (!result.ok) throw new Error(JSON.stringify(result.error));
+    const ctx = JSON.parse(result.resultJson);
+    expect(ctx).toMatchObject({
+      aws_request_id: inv.requestId,
+      function_name: 'grid-fn',
+      function_version: '$LATEST',
+      invoked_function_arn: 'arn:aws:lambda:eu-west-1:000000000000:function:grid-fn',
+      memory_limit_in_mb: '512',
+      log_group_name: '/aws/lambda/grid-fn',
+      identity: [null, null],
+      client_context: { custom: { session_id: 'sess-9', task_id: 'sess-9_4', attempt: 2 }, env: null, client: null },
+      cwd: TASK_ROOT,
+      sys_path_0: TASK_ROOT,
+      helper: 'task-root-helper',
+      env: {
+        LAMBDA_TASK_ROOT: TASK_ROOT,
+        _HANDLER: 'worker.probe',
+        AWS_LAMBDA_FUNCTION_NAME: 'grid-fn',
+        AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '512',
+        AWS_LAMBDA_LOG_GROUP_NAME: '/aws/lambda/grid-fn',
+        AWS_REGION: 'eu-west-1',
+        AWS_EXECUTION_ENV: 'AWS_Lambda_python3.12',
+        TZ: ':UTC',
+        MY_SETTING: 'on',
+      },
+    });
+    expect(ctx.log_stream_name).toMatch(/^\d{4}\/\d{2}\/\d{2}\/\[\$LATEST\][0-9a-f]{32}$/);
+    const [first, second] = ctx.remaining as [number, number];
+    expect(first).toBeLessThanOrEqual(5_000);
+    expect(first).toBeGreaterThan(0);
+    expect(second).toBeLessThan(first);
+  });
+
+  it('resolves a handler inside a package (pkg.inner.handler)', async () => {
+    const invoker = python('pkg.inner.handler');
+    await invoker.start();
+
+    const result = await invoker.invoke(invocation({}));
+
+    expect(result).toEqual({ ok: true, resultJson: '{"pkg": true}' });
+  });
+
+  it('reports a handler that raises as an error with its type, message and stack lines', async () => {
+    const invoker = python('worker.fail');
+
+    const result = failure(await invoker.invoke(invocation({ x: 42 })));
+
+    expect(result.reason).toBe('error');
+    expect(result.error.type).toBe('ValueError');
+    expect(result.error.message).toBe('bad input: 42');
+    expect(result.error.stack.length).toBeGreaterThan(0);
+    expect(result.error.stack[0]).toContain('worker.py');
+    expect(result.error.stack.join('')).not.toContain('bootstrap.py');
+  });
+
+  it('reports a result that is not JSON-serialisable as Runtime.MarshalError', async () => {
+    const invoker = python('worker.unserialisable');
+
+    const result = failure(await invoker.invoke(invocation({})));
+
+    expect(result.reason).toBe('error');
+    expect(result.error.type).toBe('Runtime.MarshalError');
+    expect(result.error.message).toMatch(/Unable to marshal response: .*object.* is not JSON serializable/);
+  });
+
+  it.each([
+    ['a missing module', 'nope.handler', 'Runtime.ImportModuleError', /Unable to import module 'nope'/],
+    [
+      'a missing function',
+      'worker.nothing_here',
+      'Runtime.HandlerNotFound',
+      /Handler 'nothing_here' missing on module 'worker'/,
+    ],
+    ['a syntax error', 'syntax_error.handler', 'Runtime.UserCodeSyntaxError', /Syntax error in module 'syntax_error'/],
+    ['an exception at import', 'broken_import.handler', 'RuntimeError', /cannot connect at import time/],
+  ])('fails start() with WorkerInitError on %s, naming it and the task root', async (_what, handler, type, message) => {
+    const invoker = python(handler);
+
+    const error = await invoker.start().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    expect(error).toBeInstanceOf(WorkerInitError);
+    expect((error as WorkerInitError).errorType).toBe(type);
+    expect((error as WorkerInitError).message).toMatch(message);
+    expect((error as WorkerInitError).message).toContain(TASK_ROOT);
+    expect((error as WorkerInitError).message).toContain(handler);
+  });
+
+  it('fails start() clearly when the Python executable does not exist', async () => {
+    const invoker = python('worker.echo', { pythonExecutable: 'python3-does-not-exist' });
+
+    await expect(invoker.start()).rejects.toThrow(/python3-does-not-exist/);
+  });
+
+  it('returns correct results while the worker prints megabytes, capping the output kept per task', async () => {
+    const output = collectOutput();
+    const invoker = python('worker.chatty', { onOutput: output.listener, maxOutputBytesPerTask: 64 * 1024 });
+    const inv = invocation({ kib: 4096 });
+
+    const result = await invoker.invoke(inv);
+    const second = await invoker.invoke(invocation({ kib: 1 }));
+
+    expect(result).toEqual({ ok: true, resultJson: '{"ok": true}' });
+    expect(second).toEqual({ ok: true, resultJson: '{"ok": true}' });
+    await waitFor(() => output.text(inv.taskId).includes('truncated'));
+    const kept = output.text(inv.taskId);
+    expect(kept.length).toBeLessThan(70 * 1024);
+    expect(kept).toContain('output of this task truncated after 65536 bytes');
+  });
+
+  it('attributes each line of output to the task that printed it', async () => {
+    const output = collectOutput();
+    const invoker = python('worker.say', { onOutput: output.listener });
+    const invocations = ['ann', 'bob', 'cy'].map((name) => invocation({ name }));
+
+    for (const inv of invocations) await invoker.invoke(inv);
+
+    await waitFor(() => output.text(invocations[2]!.taskId).length > 0);
+    invocations.forEach((inv, i) => {
+      expect(output.text(inv.taskId, 'stdout')).toBe(`hello from ${['ann', 'bob', 'cy'][i]}\n`);
+    });
+  });
+
+  it('survives a worker that writes binary garbage to stdout and closes stdout and stderr', async () => {
+    const invoker = python('worker.garbage', { onOutput: () => undefined });
+
+    const first = await invoker.invoke(invocation({}));
+    const second = await invoker.invoke(invocation({}));
+
+    expect(first).toEqual({ ok: true, resultJson: '{"survived": true}' });
+    expect(second).toEqual({ ok: true, resultJson: '{"survived": true}' });
+  });
+
+  it('reports a process that exits mid-task as runtime-crash, then runs the next task on a fresh runtime', async () => {
+    const crashing = python('worker.crash');
+    const crash = failure(await crashing.invoke(invocation({})));
+    expect(crash.reason).toBe('runtime-crash');
+    expect(crash.error.message).toContain('exit status 3');
+
+    const healthy = python('worker.sleep');
+    await healthy.start();
+    const killedBySignal = healthy.invoke(invocation({ seconds: 30 }));
+    // SIGKILL from outside (as the OOM killer would).
+    await waitFor(() => pidOf(healthy) !== undefined);
+    process.kill(pidOf(healthy)!, 'SIGKILL');
+    const crashed = failure(await killedBySignal);
+    const after = await healthy.invoke(invocation({ seconds: 0 }));
+
+    expect(crashed.reason).toBe('runtime-crash');
+    expect(crashed.error.message).toContain('signal: killed');
+    expect(after).toEqual({ ok: true, resultJson: '{"slept": 0}' });
+  });
+
+  it('kills a task that runs past its deadline, reports Lambda’s timeout message, and recovers', async () => {
+    const invoker = python('worker.sleep');
+    await invoker.start();
+
+    const timedOut = failure(await invoker.invoke(invocation({ seconds: 30 }, 300)));
+    const next = await invoker.invoke(invocation({ seconds: 0 }));
+
+    expect(timedOut.reason).toBe('timeout');
+    expect(timedOut.error).toEqual({
+      type: 'Sandbox.Timedout',
+      message: 'Task timed out after 0.30 seconds',
+      stack: [],
+    });
+    expect(next).toEqual({ ok: true, resultJson: '{"slept": 0}' });
+  });
+
+  it('cancels a running task when its signal aborts, and recovers', async () => {
+    const invoker = python('worker.sleep');
+    await invoker.start();
+    const controller = new AbortController();
+
+    const running = invoker.invoke(invocation({ seconds: 30 }), controller.signal);
+    setTimeout(() => controller.abort(new Error('task cancelled by the client')), 50);
+    const cancelled = failure(await running);
+    const next = await invoker.invoke(invocation({ seconds: 0 }));
+
+    expect(cancelled.reason).toBe('cancelled');
+    expect(cancelled.error.message).toContain('task cancelled by the client');
+    expect(next).toEqual({ ok: true, resultJson: '{"slept": 0}' });
+  });
+
+  it('answers busy to a second invocation on the same slot while one runs', async () => {
+    const invoker = python('worker.sleep');
+    await invoker.start();
+
+    const first = invoker.invoke(invocation({ seconds: 0.2 }));
+    const second = failure(await invoker.invoke(invocation({ seconds: 0 })));
+
+    expect(second.reason).toBe('busy');
+    expect((await first).ok).toBe(true);
+  });
+
+  it('closes idempotently, after which invocations are cancelled', async () => {
+    const invoker = python('worker.echo');
+    await invoker.start();
+
+    await invoker.close();
+    await invoker.close();
+    const result = failure(await invoker.invoke(invocation({})));
+
+    expect(result.reason).toBe('cancelled');
+  });
+});
+
+/** The pid of the invoker's runtime process (test-only peek at the private slot). */
+function pidOf(invoker: WorkerInvoker): number | undefined {
+  const slot = (invoker as unknown as { slot?: { live?: { process?: { pid?: number } } } }).slot;
+  return slot?.live?.process?.pid;
+}
