@@ -347,6 +347,11 @@ def main():
     # The transport fds must not leak into processes the worker starts (os.system, ...).
     os.set_inheritable(REQUEST_FD, False)
     os.set_inheritable(RESPONSE_FD, False)
+    # Our own process group (not session: setsid would cost latency), so a kill reaches what the worker started.
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass
     task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
     # As in Lambda: the task root first, and never this bootstrap's own folder.
     here = os.path.dirname(os.path.abspath(__file__))

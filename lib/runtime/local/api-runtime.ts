@@ -43,7 +43,7 @@ export class ApiRuntimeSession implements RuntimeSession {
         this.kill();
       },
     });
-    this.process = new RuntimeProcess({ ...options, args: [], transportPipes: false });
+    this.process = new RuntimeProcess({ ...options, args: [], transportPipes: false, detached: true });
     this.exited = this.process.exited;
     void this.exited.then((exit) => this.onExit(exit));
   }

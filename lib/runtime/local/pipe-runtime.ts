@@ -34,7 +34,7 @@ export class PipeRuntimeSession implements RuntimeSession {
 
   constructor(private readonly options: PipeRuntimeOptions) {
     this.capture = options.capture;
-    this.process = new RuntimeProcess({ ...options, transportPipes: true });
+    this.process = new RuntimeProcess({ ...options, transportPipes: true, detached: false });
     this.exited = this.process.exited;
     this.ready = new Promise<void>((resolve, reject) => {
       this.settleReady = { resolve, reject };

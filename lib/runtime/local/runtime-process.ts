@@ -18,6 +18,12 @@ export interface RuntimeProcessOptions {
   readonly capture: OutputCapture;
   /** Open pipe fds 3 (to the runtime) and 4 (from the runtime). */
   readonly transportPipes: boolean;
+  /**
+   * Start it in a new session and process group (setsid), so a kill reaches what it started too. Costly for
+   * ping-pong latency (the scheduler puts each session in its own autogroup), so the pipe runtimes instead make
+   * their own process group with setpgid (bootstrap.py does).
+   */
+  readonly detached: boolean;
 }
 
 const STDERR_TAIL_BYTES = 4096;
@@ -35,8 +41,12 @@ export class RuntimeProcess {
   constructor(options: RuntimeProcessOptions) {
     const stdio: ('ignore' | 'pipe')[] = ['ignore', 'pipe', 'pipe'];
     if (options.transportPipes) stdio.push('pipe', 'pipe');
-    // Its own process group, so a kill reaches whatever the worker started too.
-    this.child = spawn(options.command, options.args, { cwd: options.cwd, env: options.env, stdio, detached: true });
+    this.child = spawn(options.command, options.args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio,
+      detached: options.detached,
+    });
     const capture = options.capture;
     this.child.stdout?.on('data', (chunk: Buffer) => capture.data('stdout', chunk));
     this.child.stderr?.on('data', (chunk: Buffer) => {
@@ -75,13 +85,14 @@ export class RuntimeProcess {
     return this.stderrTail;
   }
 
-  /** SIGKILLs the process group. Safe to call at any time, any number of times. */
+  /** SIGKILLs its process group if it leads one, else the process. Safe to call at any time, any number of times. */
   kill(): void {
     if (!this.alive || this.child.pid === undefined) return;
     try {
       process.kill(-this.child.pid, 'SIGKILL');
     } catch {
-      this.child.kill('SIGKILL');
+      // No such group (yet): the runtime did not make one.
     }
+    this.child.kill('SIGKILL');
   }
 }

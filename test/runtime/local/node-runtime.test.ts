@@ -1,0 +1,149 @@
+// The local Node.js runtime with real node processes: context, async and callback handlers, ESM, errors.
+import path from 'node:path';
+import { WorkerInitError } from '../../../lib/core/errors';
+import { resolveRuntime } from '../../../lib/core/runtime-kind';
+import type { InvokeResult, WorkerInvoker } from '../../../lib/ports';
+import { createLocalInvoker, type LocalRuntimeOptions } from '../../../lib/runtime/local';
+import { collectOutput, FIXTURES, invocation, waitFor } from './helpers';
+
+const TASK_ROOT = path.join(FIXTURES, 'node');
+const open: WorkerInvoker[] = [];
+
+function node(handler: string, extra: Partial<LocalRuntimeOptions> = {}): WorkerInvoker {
+  const invoker = createLocalInvoker({ taskRoot: TASK_ROOT, handler, runtime: resolveRuntime('nodejs22.x'), ...extra });
+  open.push(invoker);
+  return invoker;
+}
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((i) => i.close()));
+});
+
+function failure(result: InvokeResult) {
+  if (result.ok) throw new Error(`expected a failure, got ${result.resultJson}`);
+  return result;
+}
+
+describe('the local Node.js runtime', () => {
+  it('gives an async handler the camelCase Lambda context with the task identity in clientContext.custom', async () => {
+    const invoker = node('handlers.probe', { functionName: 'node-fn', env: { AWS_REGION: 'eu-central-1' } });
+    await invoker.start();
+    const inv = invocation({}, 5_000, { taskId: 's_7', sessionId: 's', attempt: 3 });
+
+    const result = await invoker.invoke(inv);
+
+    if (!result.ok) throw new Error(JSON.stringify(result.error));
+    const ctx = JSON.parse(result.resultJson);
+    expect(ctx).toMatchObject({
+      awsRequestId: inv.requestId,
+      functionName: 'node-fn',
+      functionVersion: '$LATEST',
+      invokedFunctionArn: 'arn:aws:lambda:eu-central-1:000000000000:function:node-fn',
+      memoryLimitInMB: '3008',
+      logGroupName: '/aws/lambda/node-fn',
+      hasIdentity: true,
+      clientContext: { custom: { session_id: 's', task_id: 's_7', attempt: 3 } },
+      callbackWaitsForEmptyEventLoop: true,
+      cwd: TASK_ROOT,
+      env: { LAMBDA_TASK_ROOT: TASK_ROOT, AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x' },
+    });
+    expect(ctx.logStreamName).toMatch(/^\d{4}\/\d{2}\/\d{2}\/\[\$LATEST\][0-9a-f]{32}$/);
+    const [first, second] = ctx.remaining as [number, number];
+    expect(first).toBeLessThanOrEqual(5_000);
+    expect(second).toBeLessThan(first);
+  });
+
+  it('runs a callback-style handler', async () => {
+    const invoker = node('handlers.callback');
+
+    const result = await invoker.invoke(invocation({ n: 21 }));
+
+    expect(result).toEqual({ ok: true, resultJson: '{"viaCallback":42}' });
+  });
+
+  it('reports an error passed to the callback with its type', async () => {
+    const invoker = node('handlers.callbackError');
+
+    const result = failure(await invoker.invoke(invocation({})));
+
+    expect(result.reason).toBe('error');
+    expect(result.error.type).toBe('TypeError');
+    expect(result.error.message).toBe('wrong type of thing');
+  });
+
+  it('reports a rejected promise as an error with the stack as lines', async () => {
+    const invoker = node('handlers.fail');
+
+    const result = failure(await invoker.invoke(invocation({})));
+
+    expect(result.reason).toBe('error');
+    expect(result.error.type).toBe('RangeError');
+    expect(result.error.message).toBe('out of range');
+    expect(result.error.stack[0]).toBe('RangeError: out of range');
+    expect(result.error.stack.some((line) => line.includes('handlers.js'))).toBe(true);
+  });
+
+  it('reports a circular result as Runtime.MarshalError', async () => {
+    const invoker = node('handlers.circular');
+
+    const result = failure(await invoker.invoke(invocation({})));
+
+    expect(result.error.type).toBe('Runtime.MarshalError');
+    expect(result.error.message).toMatch(/circular/i);
+  });
+
+  it('loads an ES module handler (.mjs) and a nested handler path', async () => {
+    const esm = node('esm.handler');
+    const nested = node('handlers.nested.handler');
+
+    const [a, b] = await Promise.all([esm.invoke(invocation({ q: 1 })), nested.invoke(invocation({}))]);
+
+    expect(a).toEqual({ ok: true, resultJson: '{"esm":true,"event":{"q":1}}' });
+    expect(b).toEqual({ ok: true, resultJson: '"nested ok"' });
+  });
+
+  it('attributes console output to the task, in the Lambda log format', async () => {
+    const output = collectOutput();
+    const invoker = node('handlers.say', { onOutput: output.listener });
+    const inv = invocation({ name: 'zed' });
+
+    await invoker.invoke(inv);
+
+    await waitFor(() => output.text(inv.taskId).length > 0);
+    expect(output.text(inv.taskId)).toMatch(new RegExp(`^\\S+Z\\t${inv.requestId}\\tINFO\\thello from zed\\n$`));
+  });
+
+  it('kills a handler that runs past its deadline and recovers', async () => {
+    const invoker = node('handlers.sleep');
+    await invoker.start();
+
+    const timedOut = failure(await invoker.invoke(invocation({ ms: 20_000 }, 250)));
+    const next = await invoker.invoke(invocation({ ms: 1 }));
+
+    expect(timedOut.reason).toBe('timeout');
+    expect(timedOut.error.message).toBe('Task timed out after 0.25 seconds');
+    expect(next).toEqual({ ok: true, resultJson: '"late"' });
+  });
+
+  it.each([
+    ['a missing module', 'nope.handler', 'Runtime.ImportModuleError', /Cannot find module 'nope'/],
+    [
+      'a missing function',
+      'handlers.absent',
+      'Runtime.HandlerNotFound',
+      /handlers.absent is undefined or not exported/,
+    ],
+  ])('fails start() with WorkerInitError on %s', async (_what, handler, type, message) => {
+    const invoker = node(handler);
+
+    const error = await invoker.start().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    expect(error).toBeInstanceOf(WorkerInitError);
+    expect((error as WorkerInitError).errorType).toBe(type);
+    expect((error as WorkerInitError).message).toMatch(message);
+    expect((error as WorkerInitError).message).toContain(TASK_ROOT);
+  });
+});
