@@ -1,0 +1,156 @@
+// Reads the grid configuration of a CDK app: `-c config=<file>` (HTC-Grid JSON) with `-c key=value` overrides winning.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { applyOverrides, compileConfig, gridConfigSchema, type GridConfig } from '../core/config';
+import { ConfigError } from '../core/errors';
+
+/** Context keys that are not configuration-document keys, with what they set. */
+export const INFRA_CONTEXT_KEYS = {
+  config: 'path of a grid config JSON (HTC-Grid keys)',
+  worker: 'worker folder to bundle and deploy',
+  worker_zip: 'prebuilt worker zip to deploy instead of a folder',
+  max_agents: 'alias of max_htc_agents',
+  min_agents: 'alias of min_htc_agents',
+  cpu: 'CPU units of one agent task (Fargate size)',
+  memory: 'memory of one agent task, MiB',
+  spot: 'run agents on Fargate Spot (true/false)',
+  nat_gateways: 'NAT gateways of the new VPC (0 = none)',
+  scaling_target: 'queued + in-flight tasks per agent the service scales to',
+  stack_name: 'CloudFormation stack name',
+} as const;
+
+const ALIASES: Readonly<Record<string, string>> = { max_agents: 'max_htc_agents', min_agents: 'min_htc_agents' };
+const LAMBDA_KEYS = [
+  'lambda_handler_file_name',
+  'lambda_handler_function_name',
+  'runtime',
+  'function_name',
+  'memory_size_mb',
+];
+
+/** The app's inputs after validation. */
+export interface GridAppSettings {
+  readonly config: GridConfig;
+  readonly workerDir?: string;
+  readonly workerZip?: string;
+  readonly taskCpu?: number;
+  readonly taskMemoryMiB?: number;
+  readonly spot?: boolean;
+  readonly natGateways?: number;
+  readonly targetBacklogPerAgent?: number;
+  readonly stackName: string;
+}
+
+/**
+ * Builds the settings from context values. `getContext` is `app.node.tryGetContext`; `baseDir` resolves relative
+ * paths (the directory `cdk` runs in). Every problem is reported at once, naming the key, the value and the fix.
+ */
+export function gridSettingsFromContext(
+  getContext: (key: string) => unknown,
+  baseDir: string = process.cwd(),
+): GridAppSettings {
+  const issues: string[] = [];
+  const str = (key: string): string | undefined => {
+    const v = getContext(key);
+    if (v === undefined || v === null || v === '') return undefined;
+    return typeof v === 'string' ? v : JSON.stringify(v);
+  };
+  const num = (key: string): number | undefined => {
+    const v = str(key);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n)) {
+      issues.push(
+        `-c ${key}=${v}: not a number (${INFRA_CONTEXT_KEYS[key as keyof typeof INFRA_CONTEXT_KEYS] ?? key})`,
+      );
+      return undefined;
+    }
+    return n;
+  };
+  const bool = (key: string): boolean | undefined => {
+    const v = str(key);
+    if (v === undefined) return undefined;
+    if (v === 'true' || v === 'false') return v === 'true';
+    issues.push(`-c ${key}=${v}: use true or false`);
+    return undefined;
+  };
+
+  let doc: Record<string, unknown> = {};
+  const configPath = str('config');
+  if (configPath !== undefined) {
+    const file = path.resolve(baseDir, configPath);
+    try {
+      const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+        issues.push(`-c config=${configPath}: the file must hold a JSON object (HTC-Grid's grid config format)`);
+      } else {
+        doc = parsed as Record<string, unknown>;
+      }
+    } catch (err) {
+      issues.push(
+        `-c config=${configPath}: cannot read it as JSON (${(err as Error).message}): pass a grid config JSON file`,
+      );
+    }
+  }
+
+  const overrides: Record<string, unknown> = {};
+  const docKeys = new Set([...Object.keys(gridConfigSchema.shape), ...LAMBDA_KEYS]);
+  for (const key of docKeys) {
+    const v = getContext(key);
+    if (v !== undefined && key !== 'agent_configuration') overrides[key] = v;
+  }
+  for (const [alias, key] of Object.entries(ALIASES)) {
+    const v = getContext(alias);
+    if (v !== undefined) overrides[key] = v;
+  }
+  const merged = applyOverrides(doc, overrides);
+  // In AWS one agent task drives `slots` Lambda containers; HTC-Grid's shape (one each) unless asked otherwise.
+  if (merged.slots === undefined) merged.slots = 1;
+
+  let config: GridConfig | undefined;
+  try {
+    config = compileConfig(merged, configPath ? `grid config ${configPath} with -c overrides` : 'grid config (-c)');
+  } catch (err) {
+    if (err instanceof ConfigError) issues.push(...err.issues);
+    else throw err;
+  }
+
+  const workerDirRaw = str('worker');
+  const workerZipRaw = str('worker_zip');
+  const workerDir = workerDirRaw !== undefined ? path.resolve(baseDir, workerDirRaw) : undefined;
+  const workerZip = workerZipRaw !== undefined ? path.resolve(baseDir, workerZipRaw) : undefined;
+  if (workerDir !== undefined && workerZip !== undefined) {
+    issues.push('-c worker and -c worker_zip: give only one of them');
+  }
+  if (workerDir === undefined && workerZip === undefined) {
+    issues.push('-c worker: not set: pass the worker folder, e.g. -c worker=workers/python/mock-compute');
+  }
+  if (workerDir !== undefined && !isDirectory(workerDir)) {
+    issues.push(`-c worker=${workerDirRaw}: no such folder: pass the folder holding the handler module`);
+  }
+  if (workerZip !== undefined && !fs.existsSync(workerZip)) {
+    issues.push(`-c worker_zip=${workerZipRaw}: no such file: build it with \`htcgrid bundle\``);
+  }
+
+  const settings = {
+    taskCpu: num('cpu'),
+    taskMemoryMiB: num('memory'),
+    spot: bool('spot'),
+    natGateways: num('nat_gateways'),
+    targetBacklogPerAgent: num('scaling_target'),
+  };
+  const stackName = str('stack_name') ?? (config ? `HtcGrid-${config.gridName}` : 'HtcGrid');
+  if (!/^[A-Za-z][A-Za-z0-9-]{0,127}$/.test(stackName)) {
+    issues.push(`-c stack_name=${stackName}: use letters, digits and dashes, starting with a letter`);
+  }
+  if (issues.length > 0 || config === undefined) throw new ConfigError(issues);
+  return { config, workerDir, workerZip, stackName, ...settings };
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}

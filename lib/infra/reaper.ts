@@ -1,0 +1,127 @@
+// The reaper: a scheduled Lambda that finds expired leases and re-queues (or fails) their tasks.
+import * as fs from 'node:fs';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+import { ConfigError } from '../core/errors';
+import { GRID_ENV, resourcesToEnv } from '../core/grid-resources';
+import { packageRoot, sourceOrCompiled } from './repo-paths';
+
+/** The reaper's handler source, relative to the package root. */
+export const REAPER_ENTRY = 'lib/runtime/reaper-handler.ts';
+
+export interface ReaperProps {
+  /** The task table. */
+  readonly table: dynamodb.ITable;
+  /** The task queues (lowest priority first); expired tasks are re-queued here. */
+  readonly queues: readonly sqs.IQueue[];
+  /** The data-plane bucket name (passed through the environment, the reaper does not read it). */
+  readonly dataBucketName: string;
+  /** The agent configuration document (`HTCGRID_CONFIG`), JSON. */
+  readonly configJson: string;
+  /**
+   * How often the reaper runs. EventBridge schedules are minute-granular.
+   * @default Duration.minutes(1)
+   */
+  readonly schedule?: Duration;
+  /**
+   * The handler source file (a TypeScript or JavaScript file exporting `handler`).
+   * @default - `lib/runtime/reaper-handler.ts` of this package
+   */
+  readonly entry?: string;
+  /**
+   * Timeout of one reaper run.
+   * @default Duration.seconds(60)
+   */
+  readonly timeout?: Duration;
+}
+
+/** Node.js 24 Lambda (bundled locally with esbuild) on an EventBridge schedule; one run at a time. */
+export class Reaper extends Construct {
+  readonly function: lambda.IFunction;
+  readonly rule: events.Rule;
+
+  constructor(scope: Construct, id: string, props: ReaperProps) {
+    super(scope, id);
+    const schedule = props.schedule ?? Duration.minutes(1);
+    const entry = props.entry ?? sourceOrCompiled(REAPER_ENTRY);
+    if (!entry || !fs.existsSync(entry)) {
+      throw new ConfigError([
+        `reaper entry: ${entry ?? REAPER_ENTRY} does not exist: build the package (npm run build) or pass entry`,
+      ]);
+    }
+    if (schedule.toSeconds() < 60 || schedule.toSeconds() % 60 !== 0) {
+      throw new ConfigError([
+        `reaper schedule: ${schedule.toSeconds()}s must be a whole number of minutes (EventBridge)`,
+      ]);
+    }
+    const logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const fn = new nodejs.NodejsFunction(this, 'Function', {
+      entry,
+      handler: 'handler',
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      timeout: props.timeout ?? Duration.seconds(60),
+      memorySize: 256,
+      reservedConcurrentExecutions: 1,
+      logGroup,
+      projectRoot: packageRoot(),
+      depsLockFilePath: `${packageRoot()}/package-lock.json`,
+      bundling: {
+        target: 'node22',
+        format: nodejs.OutputFormat.CJS,
+        externalModules: ['@aws-sdk/*', 'better-sqlite3'],
+        sourceMap: true,
+        forceDockerBundling: false,
+      },
+      environment: {
+        ...resourcesToEnv({
+          tableName: props.table.tableName,
+          queueUrls: props.queues.map((q) => q.queueUrl),
+          dataBucket: props.dataBucketName,
+        }),
+        [GRID_ENV.config]: props.configJson,
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+    });
+    props.table.grant(fn, 'dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem');
+    for (const q of props.queues) q.grantSendMessages(fn);
+    this.function = fn;
+    this.rule = new events.Rule(this, 'Schedule', {
+      schedule: events.Schedule.rate(schedule),
+      targets: [new targets.LambdaFunction(fn, { retryAttempts: 0 })],
+      description: `Reaps expired task leases of ${Stack.of(this).stackName}`,
+    });
+    NagSuppressions.addResourceSuppressions(
+      fn,
+      [
+        {
+          id: 'AwsSolutions-IAM4',
+          reason: 'AWSLambdaBasicExecutionRole only grants writing the function its own logs.',
+          appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'],
+        },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: "Index queries need the table's index/* resource; nothing else is wildcarded.",
+        },
+      ],
+      true,
+    );
+  }
+
+  /** Errors of the reaper function. */
+  metricErrors(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return this.function.metricErrors({ statistic: 'Sum', ...props });
+  }
+}

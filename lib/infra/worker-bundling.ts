@@ -1,0 +1,98 @@
+// How a worker folder becomes the zip CDK uploads: locally with lib/packaging, or in the AWS SAM build image with Docker.
+import * as path from 'node:path';
+import { DockerImage, type BundlingOptions, type ILocalBundling } from 'aws-cdk-lib';
+import type { WorkerRuntime } from '../core/runtime-kind';
+import { bundleWorkerSync } from '../packaging';
+
+/** What the packaging function reports about the zip it wrote. */
+export interface LocalBundleResult {
+  readonly zipPath: string;
+  readonly files: readonly string[];
+  readonly bytes: number;
+  readonly sha256: string;
+}
+
+export interface LocalWorkerBundlingOptions {
+  readonly sourceDir: string;
+  readonly runtime: WorkerRuntime;
+  /** Python interpreter pip runs under. */
+  readonly pythonExecutable?: string;
+  /** Name of the zip inside the bundling output folder. */
+  readonly zipName?: string;
+}
+
+/**
+ * Builds the worker zip into `outputDir` with lib/packaging's `bundleWorkerSync` (CDK bundling is synchronous): the
+ * very zip `htcgrid bundle` and the local grid use.
+ */
+export function bundleWorkerLocally(options: LocalWorkerBundlingOptions, outputDir: string): LocalBundleResult {
+  const result = bundleWorkerSync({
+    sourceDir: path.resolve(options.sourceDir),
+    outFile: path.join(outputDir, options.zipName ?? 'worker.zip'),
+    runtime: options.runtime.family,
+    pythonExecutable: options.pythonExecutable,
+  });
+  return { zipPath: result.zipPath, files: result.files, bytes: result.bytes, sha256: result.sha256 };
+}
+
+/**
+ * Local bundling for CDK. A worker that cannot be built (a requirement pip cannot install, a syntax error) fails
+ * synth with the packaging error; Docker is used only when `forceDockerBundling` asks for it.
+ */
+export class LocalWorkerBundling implements ILocalBundling {
+  constructor(private readonly options: LocalWorkerBundlingOptions) {}
+
+  tryBundle(outputDir: string): boolean {
+    bundleWorkerLocally(this.options, outputDir);
+    return true;
+  }
+}
+
+/** The AWS SAM build image matching a runtime, used when the worker has to be bundled in Docker. */
+export function buildImageFor(runtime: WorkerRuntime): string {
+  switch (runtime.family) {
+    case 'python':
+      return `public.ecr.aws/sam/build-${runtime.name}:latest`;
+    case 'node':
+      return `public.ecr.aws/sam/build-${runtime.name}:latest`;
+    case 'provided':
+      return 'public.ecr.aws/sam/build-provided.al2023:latest';
+  }
+}
+
+/** The shell script that builds the worker inside the build image (`/asset-input` → `/asset-output`). */
+export function dockerBundlingScript(runtime: WorkerRuntime): string {
+  switch (runtime.family) {
+    case 'python':
+      return [
+        'set -eu',
+        'cp -R /asset-input/. /asset-output/',
+        'if [ -f requirements.txt ]; then pip install --no-cache-dir -r requirements.txt -t /asset-output; fi',
+        'rm -rf /asset-output/requirements.txt /asset-output/.venv /asset-output/venv',
+        'find /asset-output -name __pycache__ -type d -prune -exec rm -rf {} +',
+      ].join(' && ');
+    case 'node':
+      return [
+        'set -eu',
+        'export npm_config_cache=/tmp/.npm',
+        'if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; fi',
+        'for f in *.ts *.js; do [ -e "$f" ] || continue; case "$f" in *.d.ts) continue;; esac;' +
+          ' npx --yes esbuild@0.25 "$f" --bundle --platform=node --target=node22 --format=cjs' +
+          ' --external:@aws-sdk/* --outfile="/asset-output/${f%.*}.js"; done',
+      ].join(' && ');
+    case 'provided':
+      return ['set -eu', 'cp -R /asset-input/. /asset-output/', 'chmod 755 /asset-output/bootstrap'].join(' && ');
+  }
+}
+
+/** CDK bundling options for a worker folder: local packaging first, the SAM build image otherwise. */
+export function workerBundlingOptions(
+  options: LocalWorkerBundlingOptions & { readonly forceDocker?: boolean },
+): BundlingOptions {
+  return {
+    image: DockerImage.fromRegistry(buildImageFor(options.runtime)),
+    command: ['bash', '-c', dockerBundlingScript(options.runtime)],
+    user: 'root',
+    local: options.forceDocker ? undefined : new LocalWorkerBundling(options),
+  };
+}

@@ -1,0 +1,69 @@
+// Test helper: builds the CDK app the way bin/app.ts does, from context values, and returns its template.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { App, Aspects } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { gridSettingsFromContext } from '../../lib/infra/app-config';
+import { HtcGridStack } from '../../lib/infra/htc-grid-stack';
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+export const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'infra');
+export const PYTHON_WORKER = path.join(FIXTURES, 'python-worker');
+
+/** The reaper handler: the real one when it exists, else a fixture with the same export. */
+export const REAPER_ENTRY = fs.existsSync(path.join(REPO_ROOT, 'lib/runtime/reaper-handler.ts'))
+  ? undefined
+  : path.join(FIXTURES, 'reaper-handler.ts');
+
+const CDK_JSON_CONTEXT = (
+  JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'cdk.json'), 'utf8')) as { context: Record<string, unknown> }
+).context;
+
+export interface SynthOptions {
+  /** Run local bundling (the worker zip, the reaper). Off by default: bundling is slow and masked anyway. */
+  readonly bundle?: boolean;
+  /** Apply cdk-nag AwsSolutions checks. */
+  readonly nag?: boolean;
+}
+
+export interface SynthResult {
+  readonly app: App;
+  readonly stack: HtcGridStack;
+  readonly template: Template;
+}
+
+/** Synthesises the grid stack for `-c` context values (strings, as the CDK CLI passes them). */
+export function synthGrid(context: Record<string, string>, options: SynthOptions = {}): SynthResult {
+  const app = new App({
+    context: {
+      ...CDK_JSON_CONTEXT,
+      ...(options.bundle ? {} : { 'aws:cdk:bundling-stacks': [] }),
+      ...context,
+    },
+  });
+  const settings = gridSettingsFromContext((key) => app.node.tryGetContext(key), REPO_ROOT);
+  const stack = new HtcGridStack(app, settings.stackName, {
+    config: settings.config,
+    workerDir: settings.workerDir,
+    workerZip: settings.workerZip,
+    taskCpu: settings.taskCpu,
+    taskMemoryMiB: settings.taskMemoryMiB,
+    spot: settings.spot,
+    natGateways: settings.natGateways,
+    targetBacklogPerAgent: settings.targetBacklogPerAgent,
+    reaperEntry: REAPER_ENTRY,
+  });
+  if (options.nag) Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
+  return { app, stack, template: Template.fromStack(stack) };
+}
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** The template with asset hashes and CDK version strings masked, so snapshots survive content changes. */
+export function maskedTemplate(template: Template): Json {
+  const text = JSON.stringify(template.toJSON())
+    .replace(/[0-9a-f]{64}(\.zip|\.json)?/g, (_m, ext: string | undefined) => `[HASH]${ext ?? ''}`)
+    .replace(/"cdk-hnb659fds-[a-z-]+-\$\{AWS::AccountId\}-\$\{AWS::Region\}"/g, '"[ASSETS]"');
+  return JSON.parse(text) as Json;
+}
