@@ -80,7 +80,11 @@ export interface TaskTable {
   getTask(taskId: string): Promise<TaskRecord | undefined>;
 
   /** Claims each task if it is `pending` at the given attempt; one outcome per request, in order. */
-  claim(requests: readonly ClaimRequest[], lease: { owner: string; expiresAt: number }, now: number): Promise<ClaimOutcome[]>;
+  claim(
+    requests: readonly ClaimRequest[],
+    lease: { owner: string; expiresAt: number },
+    now: number,
+  ): Promise<ClaimOutcome[]>;
   /** Pushes the lease expiry of held tasks to `expiresAt`; reports the ones no longer held. */
   extendLeases(leases: readonly LeaseRef[], expiresAt: number): Promise<LeaseStatus[]>;
   /** Reads lease status without writing (cheap cancellation check). */
@@ -153,7 +157,8 @@ export interface PayloadStore {
 /** Keys of the payload store, under a session prefix. */
 export const payloadKeys = {
   input: (sessionId: string, taskId: string) => `sessions/${sessionId}/${taskId}/input.json`,
-  result: (sessionId: string, taskId: string, attempt: number) => `sessions/${sessionId}/${taskId}/result-${attempt}.json`,
+  result: (sessionId: string, taskId: string, attempt: number) =>
+    `sessions/${sessionId}/${taskId}/result-${attempt}.json`,
   sessionPrefix: (sessionId: string) => `sessions/${sessionId}/`,
 };
 

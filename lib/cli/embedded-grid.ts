@@ -61,6 +61,8 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
         store: backends.store,
         logger,
         receiveWaitMs: 200,
+        // One agent owns this machine's slots, so it can claim well ahead of them: no slot waits for the queue.
+        prefetch: Math.max(64, config.slots * 16),
         createInvoker: (slot) =>
           createLocalInvoker({
             taskRoot: root,
@@ -75,7 +77,12 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
           }),
       });
       await agent.start();
-      reaper = new ReaperTimer({ table: backends.table, queue: backends.queue, logger, intervalMs: config.reaperIntervalMs });
+      reaper = new ReaperTimer({
+        table: backends.table,
+        queue: backends.queue,
+        logger,
+        intervalMs: config.reaperIntervalMs,
+      });
       reaper.start();
     }
   } catch (err) {

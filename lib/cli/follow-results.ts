@@ -24,8 +24,7 @@ export interface FollowSummary {
 const MAX_FAILURES_SHOWN = 5;
 
 export async function followResults(handle: SessionHandle, options: FollowOptions = {}): Promise<FollowSummary> {
-  const sink =
-    options.out === '-' ? process.stdout : options.out ? fs.createWriteStream(options.out, { encoding: 'utf8' }) : undefined;
+  const file = options.out && options.out !== '-' ? fs.createWriteStream(options.out, { encoding: 'utf8' }) : undefined;
   const bar = output.progress(options.label ?? 'tasks', options.showProgress ?? true);
   bar.setTotal(handle.taskCount ?? 0);
   const counts = emptyStateCounts();
@@ -38,15 +37,16 @@ export async function followResults(handle: SessionHandle, options: FollowOption
       done++;
       if (r.state !== 'succeeded' && firstFailures.length < MAX_FAILURES_SHOWN) firstFailures.push(r);
       if (r.finishedAt !== undefined && latencies.length < 1_000_000) latencies.push(r.finishedAt - r.submittedAt);
-      if (sink && !sink.write(`${resultLine(r)}\n`)) await once(sink, 'drain');
+      if (options.out === '-') output.result(resultLine(r));
+      else if (file && !file.write(`${resultLine(r)}\n`)) await once(file, 'drain');
       if (done % 64 === 0 || done === handle.taskCount) bar.update(done, counts);
     }
     bar.update(done, counts);
   } finally {
     bar.stop();
-    if (sink && sink !== process.stdout) {
-      (sink as fs.WriteStream).end();
-      await once(sink, 'finish');
+    if (file) {
+      file.end();
+      await once(file, 'finish');
     }
   }
   return { counts, total: handle.taskCount ?? done, firstFailures, latenciesMs: latencies };
@@ -58,7 +58,9 @@ export function printFailures(failures: readonly TaskResult[]): void {
   output.info('first failures:');
   for (const f of failures) {
     const what = f.error ? `${f.error.type}: ${f.error.message.split('\n')[0]}` : f.state;
-    output.info(`  task #${f.index} (${f.taskId}) ${f.state}${f.failureReason ? ` [${f.failureReason}]` : ''} after ${f.attempts} attempt(s): ${what}`);
+    output.info(
+      `  task #${f.index} (${f.taskId}) ${f.state}${f.failureReason ? ` [${f.failureReason}]` : ''} after ${f.attempts} attempt(s): ${what}`,
+    );
   }
 }
 

@@ -50,6 +50,7 @@ export function progress(label: string, enabled = true): Progress {
 function lineProgress(label: string): Progress {
   let total = 0;
   let last = 0;
+  let lastDone = -1;
   const started = Date.now();
   return {
     setTotal(t) {
@@ -57,10 +58,13 @@ function lineProgress(label: string): Progress {
     },
     update(done, counts) {
       const now = Date.now();
-      if (now - last < 5000 && done !== total) return;
+      if ((now - last < 5000 && done !== total) || done === lastDone) return;
       last = now;
+      lastDone = done;
       const rate = Math.round(done / Math.max(0.001, (now - started) / 1000));
-      info(`${label} ${done}/${total || '?'} (${rate} tasks/s, ok ${counts.succeeded ?? 0}, failed ${counts.failed ?? 0})`);
+      info(
+        `${label} ${done}/${total || '?'} (${rate} tasks/s, ok ${counts.succeeded ?? 0}, failed ${counts.failed ?? 0})`,
+      );
     },
     stop() {},
   };

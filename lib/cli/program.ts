@@ -14,7 +14,8 @@ const EXIT_USAGE = 2;
 function integer(min: number) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}, got "${value}"`);
+    if (!Number.isInteger(n) || n < min)
+      throw new InvalidArgumentError(`expected an integer >= ${min}, got "${value}"`);
     return n;
   };
 }
@@ -55,9 +56,23 @@ export function buildProgram(setExit: (code: number) => void): Command {
       .option('--data-dir <dir>', 'keep the grid database here (default: a temporary folder)')
       .option('--keep', 'keep the temporary grid folder')
       .option('--no-progress', 'no progress bar'),
-  ).action(async (opts: ConfigFlags & { worker: string; tasks: string; out?: string; dataDir?: string; keep?: boolean; logLevel?: string; logFile?: string; progress?: boolean; priority?: number }) => {
-    setExit(await runCommand(loadGridConfig(opts), opts));
-  });
+  ).action(
+    async (
+      opts: ConfigFlags & {
+        worker: string;
+        tasks: string;
+        out?: string;
+        dataDir?: string;
+        keep?: boolean;
+        logLevel?: string;
+        logFile?: string;
+        progress?: boolean;
+        priority?: number;
+      },
+    ) => {
+      setExit(await runCommand(loadGridConfig(opts), opts));
+    },
+  );
 
   program
     .command('demo')
@@ -69,7 +84,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
       setExit(await demoCommand(opts));
     });
 
-  const local = program.command('local').description('a long-running grid on a local folder, shared by several clients');
+  const local = program
+    .command('local')
+    .description('a long-running grid on a local folder, shared by several clients');
   configOptions(
     local
       .command('up')
@@ -77,9 +94,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
       .requiredOption('--worker <dir|zip>', 'worker folder or Lambda zip')
       .option('--dir <dir>', 'grid folder', '.htcgrid')
       .option('--grace-sec <s>', 'drain grace period on stop', positive, 30),
-  ).action(async (opts: ConfigFlags & { worker: string; dir: string; graceSec: number; logLevel?: string; logFile?: string }) => {
-    setExit(await localUpCommand(loadGridConfig(opts), opts));
-  });
+  ).action(
+    async (
+      opts: ConfigFlags & { worker: string; dir: string; graceSec: number; logLevel?: string; logFile?: string },
+    ) => {
+      setExit(await localUpCommand(loadGridConfig(opts), opts));
+    },
+  );
 
   program
     .command('submit')
@@ -91,9 +112,19 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--priority <n>', 'session priority (0 = lowest)', integer(0))
     .option('--max-attempts <n>', 'attempts per task', integer(1))
     .option('--timeout-sec <s>', 'per-task timeout', positive)
-    .action(async (opts: { tasks: string; dir: string; wait?: boolean; out?: string; priority?: number; maxAttempts?: number; timeoutSec?: number }) => {
-      setExit(await submitCommand(opts));
-    });
+    .action(
+      async (opts: {
+        tasks: string;
+        dir: string;
+        wait?: boolean;
+        out?: string;
+        priority?: number;
+        maxAttempts?: number;
+        timeoutSec?: number;
+      }) => {
+        setExit(await submitCommand(opts));
+      },
+    );
 
   program
     .command('status <session>')
@@ -141,7 +172,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     code = c;
   });
   try {
-    await program.parseAsync(argv as string[]);
+    await program.parseAsync(argv);
     return code;
   } catch (err) {
     return reportError(err);
@@ -153,7 +184,12 @@ function reportError(err: unknown): number {
     // Commander already printed the message (and help); --help and --version are not errors.
     return err.exitCode === 0 ? 0 : EXIT_USAGE;
   }
-  if (err instanceof UsageError || err instanceof ConfigError || err instanceof InvalidTaskError || err instanceof UnknownSessionError) {
+  if (
+    err instanceof UsageError ||
+    err instanceof ConfigError ||
+    err instanceof InvalidTaskError ||
+    err instanceof UnknownSessionError
+  ) {
     output.error(err.message);
     return EXIT_USAGE;
   }

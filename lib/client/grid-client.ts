@@ -66,7 +66,10 @@ export class GridClient {
    * Submits one task per event. Events are streamed: a million tasks never sit in memory. If any event is invalid
    * (not JSON-serialisable, too large), the whole session is removed and an `InvalidTaskError` names the task.
    */
-  async submit(events: Iterable<unknown> | AsyncIterable<unknown>, options: SubmitOptions = {}): Promise<SessionHandle> {
+  async submit(
+    events: Iterable<unknown> | AsyncIterable<unknown>,
+    options: SubmitOptions = {},
+  ): Promise<SessionHandle> {
     const session = this.sessionRecord(options);
     await this.table.createSession(session);
     const storedKeys: string[] = [];
@@ -115,7 +118,8 @@ export class GridClient {
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
       throw new InvalidTaskError(0, `maxAttempts must be an integer >= 1 (got ${maxAttempts})`);
     }
-    const timeoutMs = options.timeoutSec !== undefined ? Math.round(options.timeoutSec * 1000) : this.config.taskTimeoutMs;
+    const timeoutMs =
+      options.timeoutSec !== undefined ? Math.round(options.timeoutSec * 1000) : this.config.taskTimeoutMs;
     if (!(timeoutMs > 0)) throw new InvalidTaskError(0, `timeoutSec must be positive (got ${options.timeoutSec})`);
     return {
       sessionId: options.sessionId ?? randomUUID(),
@@ -139,9 +143,13 @@ export class GridClient {
     }
     const bytes = Buffer.byteLength(json);
     if (bytes > this.config.maxPayloadBytes) {
-      throw new InvalidTaskError(index, `payload of ${bytes} bytes exceeds the limit of ${this.config.maxPayloadBytes} bytes`, {
-        hint: 'pass large inputs by reference (e.g. an S3 key in the event) or raise max_payload_bytes',
-      });
+      throw new InvalidTaskError(
+        index,
+        `payload of ${bytes} bytes exceeds the limit of ${this.config.maxPayloadBytes} bytes`,
+        {
+          hint: 'pass large inputs by reference (e.g. an S3 key in the event) or raise max_payload_bytes',
+        },
+      );
     }
     let payload: DataRef = { inline: json };
     if (bytes > this.config.inlinePayloadMaxBytes) {

@@ -59,7 +59,12 @@ export const gridConfigSchema = z.looseObject({
   /** How often the reaper looks for expired leases. */
   reaper_interval_sec: seconds(5, 'reaper period'),
   /** Payloads and results up to this size travel inline; larger ones go to the payload store. */
-  inline_payload_max_bytes: z.number().int().min(0).max(256 * 1024).default(32 * 1024),
+  inline_payload_max_bytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(256 * 1024)
+    .default(32 * 1024),
   /** Largest accepted payload or result (Lambda's synchronous invoke limit by default). */
   max_payload_bytes: z
     .number()
@@ -184,7 +189,10 @@ export function compileConfig(raw: unknown = {}, source = 'configuration'): Grid
  * Applies flat overrides (CDK `-c key=value`, CLI flags) on top of a document; the override wins.
  * Handler keys go under `agent_configuration.lambda`; numeric strings become numbers.
  */
-export function applyOverrides(doc: Record<string, unknown>, overrides: Record<string, unknown>): Record<string, unknown> {
+export function applyOverrides(
+  doc: Record<string, unknown>,
+  overrides: Record<string, unknown>,
+): Record<string, unknown> {
   const out: Record<string, unknown> = structuredClone(doc);
   const agentConfiguration = { ...((out.agent_configuration as Record<string, unknown> | undefined) ?? {}) };
   const lambda = { ...((agentConfiguration.lambda as Record<string, unknown> | undefined) ?? {}) };

@@ -42,7 +42,9 @@ export function resourcesToEnv(resources: AwsGridResources): Record<string, stri
 export function resourcesFromEnv(env: Readonly<Record<string, string | undefined>>): AwsGridResources {
   const missing = [GRID_ENV.tableName, GRID_ENV.queueUrls, GRID_ENV.dataBucket].filter((k) => !env[k]);
   if (missing.length > 0) {
-    throw new ConfigError(missing.map((k) => `environment variable ${k} is not set: the CDK stack sets it on the agent`));
+    throw new ConfigError(
+      missing.map((k) => `environment variable ${k} is not set: the CDK stack sets it on the agent`),
+    );
   }
   let queueUrls: unknown;
   try {
@@ -56,7 +58,7 @@ export function resourcesFromEnv(env: Readonly<Record<string, string | undefined
   return {
     region: env[GRID_ENV.region],
     tableName: env[GRID_ENV.tableName] ?? '',
-    queueUrls: queueUrls as string[],
+    queueUrls: queueUrls,
     dataBucket: env[GRID_ENV.dataBucket] ?? '',
     workerBucket: env[GRID_ENV.workerBucket],
     workerKey: env[GRID_ENV.workerKey],

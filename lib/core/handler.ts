@@ -35,7 +35,9 @@ export function handlerString(fileName: string, functionName: string): string {
 export function parseHandler(handler: string): { module: string; function: string } {
   const dot = handler.lastIndexOf('.');
   if (dot <= 0 || dot === handler.length - 1) {
-    throw new ConfigError([`handler "${handler}" is not of the form <file>.<function> (e.g. "lambda_function.lambda_handler")`]);
+    throw new ConfigError([
+      `handler "${handler}" is not of the form <file>.<function> (e.g. "lambda_function.lambda_handler")`,
+    ]);
   }
   return { module: handler.slice(0, dot), function: handler.slice(dot + 1) };
 }

@@ -75,9 +75,7 @@ export class ReaperTimer {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> = Promise.resolve();
 
-  constructor(
-    private readonly options: Omit<ReapOptions, 'now'> & { readonly intervalMs: number },
-  ) {}
+  constructor(private readonly options: Omit<ReapOptions, 'now'> & { readonly intervalMs: number }) {}
 
   start(): void {
     this.timer ??= setInterval(() => {

@@ -19,7 +19,10 @@ describe('grid configuration', () => {
       max_htc_agents: 100,
       eks_worker_groups: [{ node_group_name: 'worker-small-spot' }],
       agent_configuration: {
-        lambda: { lambda_handler_file_name: 'portfolio_pricing_engine', lambda_handler_function_name: 'lambda_handler' },
+        lambda: {
+          lambda_handler_file_name: 'portfolio_pricing_engine',
+          lambda_handler_function_name: 'lambda_handler',
+        },
       },
     });
     expect(config.handler).toBe('portfolio_pricing_engine.lambda_handler');
@@ -29,7 +32,10 @@ describe('grid configuration', () => {
 
   it('lets overrides win over the file, coercing numbers from strings', () => {
     const doc = applyOverrides(
-      { agent_configuration: { lambda: { lambda_handler_file_name: 'a', lambda_handler_function_name: 'b' } }, slots: 4 },
+      {
+        agent_configuration: { lambda: { lambda_handler_file_name: 'a', lambda_handler_function_name: 'b' } },
+        slots: 4,
+      },
       { lambda_handler_file_name: 'mock_compute_engine', slots: '2', max_attempts: undefined },
     );
     const config = compileConfig(doc);

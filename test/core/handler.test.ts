@@ -11,7 +11,9 @@ describe('handler string', () => {
   });
 
   it("accepts HTC-Grid's habit of a full module.function in the file name with an empty function name", () => {
-    expect(handlerString('portfolio_pricing_engine.lambda_handler', '')).toBe('portfolio_pricing_engine.lambda_handler');
+    expect(handlerString('portfolio_pricing_engine.lambda_handler', '')).toBe(
+      'portfolio_pricing_engine.lambda_handler',
+    );
   });
 
   it('rejects empty names with the key to set', () => {

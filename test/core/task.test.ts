@@ -6,22 +6,33 @@ const error = (type: string) => ({ type, message: 'boom', stack: [] });
 
 describe('task lifecycle rules', () => {
   it('retries a failed attempt while attempts remain', () => {
-    expect(decideAfterFailure({ failures: 0, maxAttempts: 3 }, 'error', error('KeyError'), opts)).toEqual({ next: 'retry' });
+    expect(decideAfterFailure({ failures: 0, maxAttempts: 3 }, 'error', error('KeyError'), opts)).toEqual({
+      next: 'retry',
+    });
     expect(decideAfterFailure({ failures: 1, maxAttempts: 3 }, 'timeout', undefined, opts)).toEqual({ next: 'retry' });
   });
 
   it('fails the task when its last attempt fails', () => {
-    expect(decideAfterFailure({ failures: 2, maxAttempts: 3 }, 'runtime-crash', undefined, opts)).toEqual({ next: 'fail' });
-    expect(decideAfterFailure({ failures: 0, maxAttempts: 1 }, 'error', error('KeyError'), opts)).toEqual({ next: 'fail' });
+    expect(decideAfterFailure({ failures: 2, maxAttempts: 3 }, 'runtime-crash', undefined, opts)).toEqual({
+      next: 'fail',
+    });
+    expect(decideAfterFailure({ failures: 0, maxAttempts: 1 }, 'error', error('KeyError'), opts)).toEqual({
+      next: 'fail',
+    });
   });
 
   it('never retries a handler error whose type is declared non-retryable', () => {
-    expect(decideAfterFailure({ failures: 0, maxAttempts: 3 }, 'error', error('ValueError'), opts)).toEqual({ next: 'fail' });
+    expect(decideAfterFailure({ failures: 0, maxAttempts: 3 }, 'error', error('ValueError'), opts)).toEqual({
+      next: 'fail',
+    });
   });
 
   it('never retries an error marked non-retryable on itself', () => {
     expect(
-      decideAfterFailure({ failures: 0, maxAttempts: 3 }, 'error', error('Runtime.MarshalError'), { ...opts, retryable: false }),
+      decideAfterFailure({ failures: 0, maxAttempts: 3 }, 'error', error('Runtime.MarshalError'), {
+        ...opts,
+        retryable: false,
+      }),
     ).toEqual({ next: 'fail' });
   });
 

@@ -83,7 +83,10 @@ describe('the local grid', () => {
   });
 
   it('moves large payloads and results through the payload store', async () => {
-    grid = await startTestGrid(worker('probe'), { lambda_handler_function_name: 'big_result', inline_payload_max_bytes: 1024 });
+    grid = await startTestGrid(worker('probe'), {
+      lambda_handler_function_name: 'big_result',
+      inline_payload_max_bytes: 1024,
+    });
     const handle = await grid.client.submit([{ bytes: 200_000, pad: 'p'.repeat(5_000) }, { bytes: 10 }]);
     const results = await collect(handle.results());
 
@@ -116,7 +119,9 @@ describe('the local grid', () => {
     await expect(grid.client.submit(events, { sessionId: 'too-big' })).rejects.toThrow(
       /task #1: payload of 200\d+ bytes exceeds the limit of 100000 bytes/,
     );
-    await expect(grid.client.submit([{ ok: 1 }, { n: 10n }], { sessionId: 'bigint' })).rejects.toThrow(InvalidTaskError);
+    await expect(grid.client.submit([{ ok: 1 }, { n: 10n }], { sessionId: 'bigint' })).rejects.toThrow(
+      InvalidTaskError,
+    );
     await expect(grid.client.session('too-big')).rejects.toThrow(UnknownSessionError);
     expect(await grid.backends.table.getTask('too-big_0')).toBeUndefined();
   });

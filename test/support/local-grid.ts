@@ -30,7 +30,7 @@ export async function startTestGrid(
     reaper_interval_sec: 0.5,
     empty_task_queue_backoff_timeout_sec: 0.01,
   };
-  const config = compileConfig(applyOverrides(base as Record<string, unknown>, overrides), 'test');
+  const config = compileConfig(applyOverrides(base, overrides), 'test');
   const grid = await startEmbeddedGrid({ dataDir, config, worker });
   return Object.assign(grid, { dataDir });
 }
@@ -42,7 +42,11 @@ export async function collect(results: AsyncIterable<TaskResult>): Promise<TaskR
 }
 
 /** Polls `condition` until it holds or `timeoutMs` passes. */
-export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

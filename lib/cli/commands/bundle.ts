@@ -24,7 +24,13 @@ export async function bundleCommand(dir: string, flags: BundleFlags): Promise<nu
     throw new UsageError(`--runtime ${flags.runtime} is not one of ${FAMILIES.join(', ')}`);
   }
   const logger = createLogger({ level: flags.logLevel ?? 'warn' });
-  const bundle = await bundleWorker({ sourceDir: dir, outFile: flags.out, runtime, pythonExecutable: flags.python, logger });
+  const bundle = await bundleWorker({
+    sourceDir: dir,
+    outFile: flags.out,
+    runtime,
+    pythonExecutable: flags.python,
+    logger,
+  });
   output.info(
     `${bundle.zipPath}: ${bundle.runtime} worker, ${bundle.files.length} file(s), ${(bundle.bytes / 1024).toFixed(1)} KiB, sha256 ${bundle.sha256}`,
   );

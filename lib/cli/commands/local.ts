@@ -23,7 +23,8 @@ export interface LocalUpFlags {
 
 /** Runs an agent and the reaper on a grid folder until SIGINT/SIGTERM, then drains. */
 export async function localUpCommand(config: GridConfig, flags: LocalUpFlags): Promise<number> {
-  if (!fs.existsSync(flags.worker)) throw new UsageError(`worker ${flags.worker} does not exist: pass a worker folder or zip`);
+  if (!fs.existsSync(flags.worker))
+    throw new UsageError(`worker ${flags.worker} does not exist: pass a worker folder or zip`);
   fs.mkdirSync(flags.dir, { recursive: true });
   // Clients of this grid read the same configuration (payload limits, defaults).
   fs.writeFileSync(path.join(flags.dir, CONFIG_FILE), `${JSON.stringify(config.document, null, 2)}\n`);
@@ -55,7 +56,9 @@ export interface GridDirFlags {
 async function openClient(flags: GridDirFlags): Promise<EmbeddedGrid> {
   const configPath = path.join(flags.dir, CONFIG_FILE);
   if (!fs.existsSync(configPath)) {
-    throw new UsageError(`${flags.dir} is not a local grid folder (no ${CONFIG_FILE}): start one with \`htcgrid local up --dir ${flags.dir} --worker <dir>\``);
+    throw new UsageError(
+      `${flags.dir} is not a local grid folder (no ${CONFIG_FILE}): start one with \`htcgrid local up --dir ${flags.dir} --worker <dir>\``,
+    );
   }
   const config = compileConfig(readConfigFile(configPath), configPath);
   return startEmbeddedGrid({ dataDir: flags.dir, config });

@@ -37,7 +37,8 @@ export interface BatchInput {
 }
 
 export async function runCommand(config: GridConfig, flags: RunFlags): Promise<number> {
-  if (!fs.existsSync(flags.worker)) throw new UsageError(`worker ${flags.worker} does not exist: pass a worker folder or zip`);
+  if (!fs.existsSync(flags.worker))
+    throw new UsageError(`worker ${flags.worker} does not exist: pass a worker folder or zip`);
   // Validate the whole file first so a bad line submits nothing (stdin is validated as it streams).
   if (flags.tasks !== '-') await countTasks(flags.tasks);
   return runBatch({ ...flags, config, events: readTasks(flags.tasks) });
@@ -47,7 +48,7 @@ export async function runCommand(config: GridConfig, flags: RunFlags): Promise<n
 export async function runBatch(input: BatchInput): Promise<number> {
   const { config } = input;
   const dataDir = input.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-run-'));
-  const logger = createLogger({ level: input.logLevel ?? 'warn', destination: input.logFile ?? 2 });
+  const logger = createLogger({ level: input.logLevel ?? 'error', destination: input.logFile ?? 2 });
   const started = Date.now();
   const grid = await startEmbeddedGrid({ dataDir, config, worker: input.worker, logger });
   const interrupted = new AbortController();

@@ -52,7 +52,11 @@ export interface AgentOptions {
   readonly logger?: Logger;
   readonly now?: () => number;
   /** Called after an attempt's outcome was recorded (or found stale). */
-  readonly onAttemptRecorded?: (taskId: string, outcome: CompletionOutcome['kind'], status: 'recorded' | 'stale') => void;
+  readonly onAttemptRecorded?: (
+    taskId: string,
+    outcome: CompletionOutcome['kind'],
+    status: 'recorded' | 'stale',
+  ) => void;
 }
 
 export interface AgentStats {
@@ -143,7 +147,10 @@ export class Agent {
     }
     this.state = 'running';
     this.leaseKeeper.start();
-    this.loops = Promise.all([this.receiveLoop(), ...this.invokers.map((invoker, slot) => this.slotLoop(slot, invoker))]);
+    this.loops = Promise.all([
+      this.receiveLoop(),
+      ...this.invokers.map((invoker, slot) => this.slotLoop(slot, invoker)),
+    ]);
     this.logger.info({ slots: this.slotCount, handler: this.config.handler }, 'agent started');
   }
 
@@ -214,7 +221,11 @@ export class Agent {
         continue;
       }
       if (this.state !== 'running') {
-        if (messages.length > 0) await this.releaseMessages(messages.map((m) => m.receipt), 0);
+        if (messages.length > 0)
+          await this.releaseMessages(
+            messages.map((m) => m.receipt),
+            0,
+          );
         break;
       }
       if (messages.length === 0) {
@@ -309,7 +320,11 @@ export class Agent {
       const decision = failure(
         task,
         'error',
-        { type: 'Runtime.PayloadMissing', message: `payload of task ${task.taskId} is missing from the payload store`, stack: [] },
+        {
+          type: 'Runtime.PayloadMissing',
+          message: `payload of task ${task.taskId} is missing from the payload store`,
+          stack: [],
+        },
         false,
         this.config,
       );
@@ -394,7 +409,9 @@ export class Agent {
       at: this.now(),
     };
     const pending: PendingCompletion =
-      outcome.kind === 'retry' || outcome.kind === 'released' ? { completion, requeue: requeueOf(task) } : { completion };
+      outcome.kind === 'retry' || outcome.kind === 'released'
+        ? { completion, requeue: requeueOf(task) }
+        : { completion };
     this.batcher.add(pending);
   }
 

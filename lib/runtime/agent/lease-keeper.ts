@@ -60,7 +60,10 @@ export class LeaseKeeper {
 
   private async refresh(tasks: HeldTask[], at: number): Promise<void> {
     if (tasks.length === 0) return;
-    const statuses = await this.options.table.extendLeases(tasks.map((t) => this.ref(t)), at + this.options.expiryMs);
+    const statuses = await this.options.table.extendLeases(
+      tasks.map((t) => this.ref(t)),
+      at + this.options.expiryMs,
+    );
     tasks.forEach((held, i) => {
       if (statuses[i] === 'held') held.lastExtendedAt = at;
     });

@@ -1,0 +1,79 @@
+// Throughput of the local grid end to end (submit → result) for no-op Python tasks; prints tasks/s and latency.
+// Run: npm run build && node dist/bench/throughput.js [--tasks N] [--slots S] [--python PATH]
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import fs from 'node:fs';
+import os from 'node:os';
+import { applyOverrides, compileConfig } from '../lib/core';
+import { startEmbeddedGrid } from '../lib/cli';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      tasks: { type: 'string', default: '20000' },
+      slots: { type: 'string', default: '2' },
+      python: { type: 'string', default: 'python3' },
+      batch: { type: 'string', default: '100' },
+    },
+  });
+  const tasks = Number(values.tasks);
+  const slots = Number(values.slots);
+  const root = path.resolve(__dirname, '..', '..');
+  const worker = path.join(root, 'workers', 'python', 'mock-compute');
+  const config = compileConfig(
+    applyOverrides(
+      { empty_task_queue_backoff_timeout_sec: 0.001 },
+      {
+        lambda_handler_file_name: 'mock_compute_engine',
+        lambda_handler_function_name: 'lambda_handler',
+        slots,
+        python_executable: values.python,
+        receive_batch_size: Number(values.batch),
+      },
+    ),
+    'bench',
+  );
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-bench-'));
+  const grid = await startEmbeddedGrid({ dataDir, config, worker });
+  try {
+    const started = process.hrtime.bigint();
+    const handle = await grid.client.submit(
+      (function* () {
+        for (let i = 0; i < tasks; i++) yield { worker_arguments: [0] };
+      })(),
+      { batchSize: 1000 },
+    );
+    const submittedMs = Number(process.hrtime.bigint() - started) / 1e6;
+    const latencies: number[] = [];
+    let ok = 0;
+    for await (const r of handle.results({ pollIntervalMs: 5, pageSize: 2000 })) {
+      if (r.state === 'succeeded') ok++;
+      if (r.finishedAt !== undefined && r.startedAt !== undefined) latencies.push(r.finishedAt - r.startedAt);
+    }
+    const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
+    latencies.sort((a, b) => a - b);
+    const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0;
+    const rss = process.memoryUsage().rss / 2 ** 20;
+    console.log(
+      JSON.stringify({
+        tasks,
+        slots,
+        succeeded: ok,
+        submitMs: Math.round(submittedMs),
+        elapsedMs: Math.round(elapsedMs),
+        tasksPerSec: Math.round((tasks / elapsedMs) * 1000),
+        claimToFinishP50Ms: pct(50),
+        claimToFinishP99Ms: pct(99),
+        agentAndClientRssMiB: Math.round(rss),
+      }),
+    );
+  } finally {
+    await grid.close(1000);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -1,0 +1,225 @@
+// The `htcgrid` command as a user runs it: exit codes, result lines, readable errors.
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { main } from '../../lib/cli';
+import { FIXTURES, tempDir } from '../support/local-grid';
+
+const probe = path.join(FIXTURES, 'e2e', 'probe');
+const ROOT = path.resolve(__dirname, '..', '..');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function htcgrid(...args: string[]): Promise<Run> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const log = jest.spyOn(console, 'log').mockImplementation((line: string) => void out.push(line));
+  const error = jest.spyOn(console, 'error').mockImplementation((line: string) => void err.push(line));
+  const write = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  try {
+    const code = await main(['node', 'htcgrid', ...args]);
+    return { code, stdout: out.join('\n'), stderr: err.join('\n') };
+  } finally {
+    log.mockRestore();
+    error.mockRestore();
+    write.mockRestore();
+  }
+}
+
+function taskFile(lines: string[]): string {
+  const file = path.join(tempDir(), 'tasks.jsonl');
+  fs.writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
+
+function readLines(file: string): Array<Record<string, any>> {
+  return fs
+    .readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, any>)
+    .sort((a, b) => a.index - b.index);
+}
+
+describe('htcgrid run', () => {
+  it('runs every task, writes one result line per task and exits 0 when all succeeded', async () => {
+    const out = path.join(tempDir(), 'results.jsonl');
+    const run = await htcgrid(
+      'run',
+      '--worker',
+      probe,
+      '--tasks',
+      taskFile(['{"i":0}', '', '{"i":1}', '[1,2]']),
+      '--out',
+      out,
+      '--slots',
+      '2',
+      '--no-progress',
+    );
+
+    expect(run.code).toBe(0);
+    const lines = readLines(out);
+    expect(lines.map((l) => l.index)).toEqual([0, 1, 2]);
+    expect(lines.map((l) => l.result.event)).toEqual([{ i: 0 }, { i: 1 }, [1, 2]]);
+    expect(lines[0]).toMatchObject({
+      state: 'succeeded',
+      attempts: 1,
+      durationMs: expect.any(Number),
+      taskId: expect.any(String),
+    });
+    expect(run.stderr).toMatch(/succeeded\s+3/);
+  });
+
+  it('exits 1 and writes the error of each failed task', async () => {
+    const out = path.join(tempDir(), 'results.jsonl');
+    const run = await htcgrid(
+      'run',
+      '--worker',
+      probe,
+      '--handler',
+      'lambda_function.raises',
+      '--tasks',
+      taskFile(['{"instrument":"cap"}']),
+      '--out',
+      out,
+      '--max-attempts',
+      '1',
+      '--no-progress',
+    );
+
+    expect(run.code).toBe(1);
+    const [line] = readLines(out);
+    expect(line).toMatchObject({
+      state: 'failed',
+      error: { type: 'PricingError', message: 'cannot price cap' },
+      attempts: 1,
+    });
+    expect(run.stderr).toMatch(/PricingError: cannot price cap/);
+  });
+
+  it('selects the handler from a grid configuration file with HTC-Grid keys', async () => {
+    const config = path.join(tempDir(), 'python_runtime_grid_config.json');
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        agent_configuration: {
+          lambda: { lambda_handler_file_name: 'lambda_function', lambda_handler_function_name: 'raises' },
+        },
+      }),
+    );
+    const run = await htcgrid(
+      'run',
+      '--worker',
+      probe,
+      '--config',
+      config,
+      '--tasks',
+      taskFile(['{}']),
+      '--max-attempts',
+      '1',
+      '--no-progress',
+    );
+
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/PricingError/);
+  });
+
+  it('exits 2 naming the module when the handler module is missing', async () => {
+    const run = await htcgrid(
+      'run',
+      '--worker',
+      probe,
+      '--handler',
+      'missing_module.lambda_handler',
+      '--tasks',
+      taskFile(['{}']),
+      '--no-progress',
+    );
+
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/missing_module/);
+  });
+
+  it('exits 2 naming the line of a task file that is not JSON, before running anything', async () => {
+    const tasks = taskFile(['{"ok":1}', '{not json}']);
+    const run = await htcgrid('run', '--worker', probe, '--tasks', tasks, '--no-progress');
+
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(new RegExp(`${path.basename(tasks)}:2: not valid JSON`));
+  });
+
+  it('exits 2 on a usage error', async () => {
+    expect((await htcgrid('run', '--tasks', 'x.jsonl')).code).toBe(2);
+    expect((await htcgrid('run', '--worker', probe, '--tasks', taskFile(['{}']), '--slots', 'zero')).code).toBe(2);
+    expect((await htcgrid('run', '--worker', 'no/such/dir', '--tasks', taskFile(['{}']))).stderr).toMatch(
+      /worker no\/such\/dir does not exist/,
+    );
+  });
+});
+
+describe('htcgrid local grid commands', () => {
+  it('submits, reports status and results, and cancels against a grid folder', async () => {
+    const dir = tempDir();
+    // `local up` is long-running, so the test drives the same folder with an embedded agent in-process.
+    const { startEmbeddedGrid } = await import('../../lib/cli');
+    const { compileConfig } = await import('../../lib/core');
+    const config = compileConfig({ slots: 1 });
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config.document));
+    const agentGrid = await startEmbeddedGrid({ dataDir: dir, config, worker: probe });
+    try {
+      const submitted = await htcgrid('submit', '--dir', dir, '--tasks', taskFile(['{"a":1}', '{"a":2}']));
+      expect(submitted.code).toBe(0);
+      const sessionId = submitted.stdout.trim();
+      expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
+
+      const results = await htcgrid('results', sessionId, '--dir', dir);
+      expect(results.code).toBe(0);
+      expect(
+        results.stdout
+          .split('\n')
+          .map((l) => JSON.parse(l).result.event.a)
+          .sort(),
+      ).toEqual([1, 2]);
+
+      const status = await htcgrid('status', sessionId, '--dir', dir, '--json');
+      expect(JSON.parse(status.stdout)).toMatchObject({ total: 2, done: true, counts: { succeeded: 2 } });
+
+      expect((await htcgrid('cancel', sessionId, '--dir', dir)).stdout).toMatch(/cancelled 0 task/);
+      const unknown = await htcgrid('status', 'nope', '--dir', dir);
+      expect(unknown.code).toBe(2);
+      expect(unknown.stderr).toMatch(/unknown session 'nope'/);
+    } finally {
+      await agentGrid.close(1000);
+    }
+  });
+
+  it('refuses a folder that is not a local grid', async () => {
+    const run = await htcgrid('status', 'x', '--dir', tempDir());
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/is not a local grid folder/);
+  });
+});
+
+describe('htcgrid bundle and the built binary', () => {
+  it('bundles a worker folder into a Lambda zip with the handler at its root', async () => {
+    const zip = path.join(tempDir(), 'worker.zip');
+    const run = await htcgrid('bundle', probe, '-o', zip);
+    expect(run.code).toBe(0);
+    expect(fs.existsSync(zip)).toBe(true);
+    expect(run.stderr).toMatch(/python worker/);
+  });
+
+  it('the installed `htcgrid` binary prints help and exits 2 on an unknown command', () => {
+    const bin = path.join(ROOT, 'dist', 'bin', 'htcgrid.js');
+    if (!fs.existsSync(bin)) execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT });
+    const help = spawnSync(process.execPath, [bin, '--help'], { encoding: 'utf8' });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/run \[options\]/);
+    const bad = spawnSync(process.execPath, [bin, 'frobnicate'], { encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+  });
+});
