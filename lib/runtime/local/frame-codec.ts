@@ -38,19 +38,30 @@ export function encodeRequest(header: RequestHeader, eventJson: string): Buffer 
 
 const RESPONSE_HEAD = 13;
 
-/** Splits the response byte stream into frames, whatever the chunking. */
+/** Splits the response byte stream into frames, whatever the chunking (large frames are joined once, not per chunk). */
 export class ResponseDecoder {
-  private pending: Buffer | undefined;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** Bytes the frame being assembled needs in total, once its length prefix is known. */
+  private needed = 0;
 
   constructor(private readonly onFrame: (frame: ResponseFrame) => void) {}
 
   push(chunk: Buffer): void {
-    let buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
-    this.pending = undefined;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    if (this.needed > 0 && this.buffered < this.needed) return;
+    let buf = this.chunks.length === 1 ? chunk : Buffer.concat(this.chunks, this.buffered);
+    this.chunks = [];
+    this.buffered = 0;
+    this.needed = 0;
     while (buf.length >= 4) {
       const end = 4 + buf.readUInt32BE(0);
       if (end < RESPONSE_HEAD) throw new Error(`corrupt runtime frame (length ${end - 4})`);
-      if (buf.length < end) break;
+      if (buf.length < end) {
+        this.needed = end;
+        break;
+      }
       const kind = buf.readUInt8(4);
       if (kind > FrameKind.initError) throw new Error(`corrupt runtime frame (kind ${kind})`);
       this.onFrame({
@@ -61,6 +72,9 @@ export class ResponseDecoder {
       });
       buf = buf.subarray(end);
     }
-    if (buf.length > 0) this.pending = Buffer.from(buf);
+    if (buf.length > 0) {
+      this.chunks.push(buf);
+      this.buffered = buf.length;
+    }
   }
 }

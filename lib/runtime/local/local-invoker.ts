@@ -105,8 +105,10 @@ export class LocalInvoker implements WorkerInvoker {
     if (this.closed) return Promise.resolve(cancelledResult('the local runtime is closed'));
     if (this.busy) return Promise.resolve(busyResult());
     if (signal?.aborted) return Promise.resolve(cancelledResult(abortReason(signal)));
-    this.busy = true;
     const startedAt = Date.now();
+    // Already past its deadline (it waited too long in a queue): don't disturb the runtime for it.
+    if (invocation.deadline <= startedAt) return Promise.resolve(timeoutResult(0));
+    this.busy = true;
     return new Promise<InvokeResult>((resolve) => {
       let settled = false;
       let running: Slot | undefined;

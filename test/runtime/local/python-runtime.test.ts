@@ -1,4 +1,6 @@
 // The local Python runtime with real python3 processes: context, errors, output, crashes, timeouts, cancellation.
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { WorkerInitError } from '../../../lib/core/errors';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
@@ -249,6 +251,72 @@ describe('the local Python runtime', () => {
     expect((await first).ok).toBe(true);
   });
 
+  it('kills the processes a worker started when its task times out', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-rt-'));
+    const pidFile = path.join(dir, 'child.pid');
+    const invoker = python('worker.spawn_and_sleep');
+    await invoker.start();
+
+    const result = failure(await invoker.invoke(invocation({ pid_file: pidFile }, 1_000)));
+
+    expect(result.reason).toBe('timeout');
+    const childPid = Number(fs.readFileSync(pidFile, 'utf8'));
+    await waitFor(() => !isAlive(childPid));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('restarts a runtime that died between tasks without failing the next task', async () => {
+    const invoker = python('worker.echo');
+    await invoker.start();
+    const firstPid = pidOf(invoker)!;
+
+    process.kill(firstPid, 'SIGKILL');
+    await waitFor(() => pidOf(invoker) !== undefined && pidOf(invoker) !== firstPid);
+    const result = await invoker.invoke(invocation({ n: 1 }));
+
+    expect(result).toEqual({ ok: true, resultJson: '{"echo": {"n": 1}}' });
+  });
+
+  it('backs off instead of spinning when the runtime keeps failing to start', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-rt-'));
+    const importLog = path.join(dir, 'imports.log');
+    const breakFile = path.join(dir, 'broken');
+    const invoker = python('flaky_import.handler', { env: { IMPORT_LOG: importLog, BREAK_FILE: breakFile } });
+    await invoker.start();
+    fs.writeFileSync(breakFile, '');
+
+    const crash = failure(await invoker.invoke(invocation({ exit: true })));
+    const attempts = [];
+    for (let i = 0; i < 3; i++) attempts.push(failure(await invoker.invoke(invocation({}))));
+
+    expect(crash.reason).toBe('runtime-crash');
+    for (const attempt of attempts) {
+      expect(attempt.reason).toBe('runtime-crash');
+      expect(attempt.error.type).toBe('RuntimeError');
+      expect(attempt.error.message).toContain('dependency went missing');
+    }
+    // The first start, one eager restart after the crash (which the first invocation may share), then one delayed
+    // start per invocation: never more.
+    const imports = fs.readFileSync(importLog, 'utf8').split('\n').length - 1;
+    expect(imports).toBeGreaterThanOrEqual(4);
+    expect(imports).toBeLessThanOrEqual(5);
+    fs.rmSync(breakFile);
+    const healed = await invoker.invoke(invocation({}, 10_000));
+    expect(healed).toEqual({ ok: true, resultJson: '"fine"' });
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('answers timeout at once for an invocation whose deadline has already passed', async () => {
+    const invoker = python('worker.echo');
+    await invoker.start();
+    const pid = pidOf(invoker);
+
+    const result = failure(await invoker.invoke(invocation({}, -1)));
+
+    expect(result.reason).toBe('timeout');
+    expect(pidOf(invoker)).toBe(pid);
+  });
+
   it('closes idempotently, after which invocations are cancelled', async () => {
     const invoker = python('worker.echo');
     await invoker.start();
@@ -265,4 +333,13 @@ describe('the local Python runtime', () => {
 function pidOf(invoker: WorkerInvoker): number | undefined {
   const slot = (invoker as unknown as { slot?: { live?: { process?: { pid?: number } } } }).slot;
   return slot?.live?.process?.pid;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
