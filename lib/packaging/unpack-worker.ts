@@ -31,17 +31,23 @@ interface PlannedEntry {
 
 /**
  * Unpacks `zipPath` into `destDir` (created if missing). Files get mode 0755 when the zip marks any execute bit,
- * else 0644; symbolic links are kept when they point inside `destDir`. Every entry is checked before anything is
- * written, so an unsafe zip leaves `destDir` untouched.
+ * else 0644; symbolic links are kept when they point inside `destDir`. Entry names and link targets are all checked
+ * before anything is written, so such an unsafe zip leaves `destDir` untouched. Links are created last, and no entry may sit below a link,
+ * so nothing is ever written through a link the zip brought.
  */
 export async function unpackWorker(zipPath: string, destDir: string): Promise<void> {
   const zip = openZip(zipPath);
   const root = path.resolve(destDir);
   const planned = zip.getEntries().map((entry) => planEntry(zipPath, root, entry));
+  assertNothingBelowLinks(zipPath, planned);
+  const order: Record<PlannedEntry['kind'], number> = { dir: 0, file: 1, symlink: 2 };
+  planned.sort((a, b) => order[a.kind] - order[b.kind]);
 
   await fs.promises.mkdir(root, { recursive: true });
+  const realRoot = await fs.promises.realpath(root);
   for (const item of planned) {
     const target = path.join(root, item.relative);
+    await assertResolvesInside(zipPath, item, realRoot, path.dirname(target));
     if (item.kind === 'dir') {
       await fs.promises.mkdir(target, { recursive: true });
       continue;
@@ -54,6 +60,35 @@ export async function unpackWorker(zipPath: string, destDir: string): Promise<vo
       await fs.promises.writeFile(target, readEntry(zipPath, item.entry), { mode: item.executable ? 0o755 : 0o644 });
       await fs.promises.chmod(target, item.executable ? 0o755 : 0o644); // writeFile's mode passes through the umask
     }
+  }
+}
+
+/** Refuses a zip with an entry inside a folder that the zip also makes a symbolic link. */
+function assertNothingBelowLinks(zipPath: string, planned: readonly PlannedEntry[]): void {
+  const links = new Set(planned.filter((item) => item.kind === 'symlink').map((item) => item.relative));
+  if (links.size === 0) return;
+  for (const item of planned) {
+    const parts = item.relative.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const parent = parts.slice(0, i).join('/');
+      if (links.has(parent)) {
+        throw new UnsafeZipEntryError(
+          zipPath,
+          item.entry.entryName,
+          `lies below '${parent}', which the zip makes a symbolic link`,
+        );
+      }
+    }
+  }
+}
+
+/** Guards against links already in the destination: the nearest existing ancestor must really be inside the root. */
+async function assertResolvesInside(zipPath: string, item: PlannedEntry, realRoot: string, dir: string): Promise<void> {
+  let existing = dir;
+  while (!fs.existsSync(existing)) existing = path.dirname(existing);
+  const real = await fs.promises.realpath(existing);
+  if (!isInside(realRoot, real)) {
+    throw new UnsafeZipEntryError(zipPath, item.entry.entryName, `would be written through a link to '${real}'`);
   }
 }
 

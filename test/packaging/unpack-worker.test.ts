@@ -60,6 +60,33 @@ describe('unpackWorker', () => {
     );
   });
 
+  it('refuses an entry that would be written through a symbolic link the zip brings', async () => {
+    const zipPath = path.join(scratch, 'chain.zip');
+    const dest = path.join(scratch, 'a', 'task');
+    writeZipWithPython(zipPath, [
+      { name: 'b', data: '.', mode: 0o120777 },
+      { name: 'a', data: 'b/..', mode: 0o120777 },
+      { name: 'a/evil.txt', data: 'pwned' },
+    ]);
+
+    await expect(unpackWorker(zipPath, dest)).rejects.toThrow(
+      /'a\/evil.txt' lies below 'a', which the zip makes a symbolic link/,
+    );
+    expect(fs.existsSync(path.join(scratch, 'a', 'evil.txt'))).toBe(false);
+  });
+
+  it('refuses to write through a link that already sits in the destination', async () => {
+    const zipPath = path.join(scratch, 'plain.zip');
+    const dest = path.join(scratch, 'task');
+    fs.mkdirSync(dest);
+    fs.mkdirSync(path.join(scratch, 'outside'));
+    fs.symlinkSync(path.join(scratch, 'outside'), path.join(dest, 'lib'));
+    writeZipWithPython(zipPath, [{ name: 'lib/evil.txt', data: 'pwned' }]);
+
+    await expect(unpackWorker(zipPath, dest)).rejects.toThrow(/would be written through a link/);
+    expect(fs.readdirSync(path.join(scratch, 'outside'))).toEqual([]);
+  });
+
   it('keeps a symbolic link that points inside the task root, and the execute bits of files', async () => {
     const zipPath = path.join(scratch, 'ok.zip');
     const dest = path.join(scratch, 'task');

@@ -154,6 +154,18 @@ describe('bundleWorker', () => {
     expect(node2.sha256).toBe(node1.sha256);
   });
 
+  it('leaves the zip out of itself when it is written inside the worker folder', async () => {
+    const worker = path.join(scratch, 'worker');
+    writeFiles(worker, { 'handler.py': 'X = 1\n' });
+    const outFile = path.join(worker, 'dist', 'worker.zip');
+
+    const first = await bundleWorker({ sourceDir: worker, outFile });
+    const second = await bundleWorker({ sourceDir: worker, outFile });
+
+    expect(second.files).toEqual(['handler.py']);
+    expect(second.sha256).toBe(first.sha256);
+  });
+
   it('changes the zip when a file’s content changes', async () => {
     const worker = path.join(scratch, 'worker');
     writeFiles(worker, { 'handler.py': 'X = 1\n' });
