@@ -1,0 +1,117 @@
+// Back-off for AWS calls: throttling and 5xx are retried with exponential back-off and full jitter, never in a loop.
+import { TransientServiceError } from '../../core/errors';
+
+export interface RetryPolicy {
+  /** Tries in all, the first included. @default 8 */
+  readonly maxAttempts?: number;
+  /** First back-off ceiling. @default 50 */
+  readonly baseDelayMs?: number;
+  /** Largest back-off. @default 5000 */
+  readonly maxDelayMs?: number;
+  /** Injected for tests. @default setTimeout-based */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** Injected for tests. @default Math.random */
+  readonly random?: () => number;
+}
+
+const THROTTLING_NAMES = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'Throttling',
+  'ThrottledException',
+  'RequestLimitExceeded',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'TooManyRequestsException',
+  'SlowDown',
+  'InternalServerError',
+  'InternalFailure',
+  'InternalError',
+  'ServiceUnavailable',
+  'ServiceUnavailableException',
+  'KMSThrottlingException',
+]);
+
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND']);
+
+interface AwsLikeError {
+  name?: string;
+  code?: string;
+  $retryable?: unknown;
+  $metadata?: { httpStatusCode?: number };
+}
+
+/** True for errors worth retrying after a back-off: throttling, 5xx, dropped connections. */
+export function isRetryableAwsError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as AwsLikeError;
+  if (e.name !== undefined && THROTTLING_NAMES.has(e.name)) return true;
+  if (e.code !== undefined && NETWORK_CODES.has(e.code)) return true;
+  const status = e.$metadata?.httpStatusCode;
+  if (status !== undefined && status >= 500) return true;
+  return e.$retryable !== undefined && e.$retryable !== null && e.name !== 'ConditionalCheckFailedException';
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The back-off before retry `n` (1-based): uniform in [0, min(max, base * 2^(n-1))] ("full jitter"). */
+export function backoffDelay(retry: number, policy: RetryPolicy = {}): number {
+  const base = policy.baseDelayMs ?? 50;
+  const max = policy.maxDelayMs ?? 5000;
+  const ceiling = Math.min(max, base * 2 ** Math.max(0, retry - 1));
+  return Math.floor((policy.random ?? Math.random)() * ceiling);
+}
+
+/**
+ * Runs `call`, retrying retryable failures with back-off. After the last try it throws `TransientServiceError`
+ * (retryable, the cause kept), so callers up the stack can back off in turn.
+ */
+export async function withRetry<T>(what: string, call: () => Promise<T>, policy: RetryPolicy = {}): Promise<T> {
+  const maxAttempts = policy.maxAttempts ?? 8;
+  const sleep = policy.sleep ?? defaultSleep;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!isRetryableAwsError(error)) throw error;
+      if (attempt >= maxAttempts) {
+        throw new TransientServiceError(`${what} still failing after ${attempt} tries: ${describe(error)}`, {
+          cause: error,
+          hint: 'the service is throttling or unavailable; the caller backs off and retries',
+        });
+      }
+      await sleep(backoffDelay(attempt, policy));
+    }
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}
+
+/** Runs `fn` over `items` with at most `concurrency` in flight; results keep the input order. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= items.length) return;
+      results[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+  return results;
+}
+
+/** Splits `items` into chunks of at most `size`. */
+export function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}

@@ -1,0 +1,706 @@
+// The grid's task table on DynamoDB: claims, leases and completions as single conditional UpdateItems.
+import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetCommand,
+  BatchWriteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+  type BatchWriteCommandInput,
+  type QueryCommandInput,
+} from '@aws-sdk/lib-dynamodb';
+import { HtcGridError } from '../../core/errors';
+import type { SessionRecord, TaskError, TaskRecord } from '../../core/task';
+import { emptyStateCounts, isTaskState, type StateCounts } from '../../core/task-state';
+import { silentLogger, type Logger } from '../../logging';
+import type {
+  ClaimOutcome,
+  ClaimRequest,
+  Completion,
+  CompletionResult,
+  LeaseRef,
+  LeaseStatus,
+  TaskTable,
+  TerminalPage,
+} from '../../ports';
+import { backoffDelay, chunk, mapLimit, withRetry, type RetryPolicy } from './aws-retry';
+import {
+  probeOf,
+  sessionItemOf,
+  sessionRecordOf,
+  taskItemOf,
+  taskRecordOf,
+  ttlOf,
+  type HistoryEntry,
+} from './dynamodb-items';
+import {
+  ATTR,
+  LEASE_SHARDS,
+  TABLE_SCHEMA,
+  finishKeyPrefix,
+  leaseShardOf,
+  sessionItemKey,
+  terminalSessionSk,
+} from './table-schema';
+
+/** A `listTerminal` cursor that this table did not hand out. */
+export class InvalidTerminalCursorError extends HtcGridError {
+  constructor(readonly cursor: string) {
+    super(`invalid terminal-task cursor '${cursor.slice(0, 80)}'`, {
+      hint: 'pass back the cursor of the previous page unchanged',
+    });
+  }
+}
+
+export interface DynamoDbTaskTableOptions {
+  readonly tableName: string;
+  /** The SDK client; the table destroys it in `close()` only if it created it. @default - a new client from env */
+  readonly client?: DynamoDBClient;
+  /** @default - a silent logger */
+  readonly logger?: Logger;
+  /** Back-off for throttling and 5xx. */
+  readonly retry?: RetryPolicy;
+  /** Lease-index partitions; must match what wrote the running tasks. @default LEASE_SHARDS (8) */
+  readonly leaseShards?: number;
+  /** How long finished tasks are kept before DynamoDB's TTL deletes them. @default 7 days */
+  readonly retentionSec?: number;
+  /**
+   * How long after its finish time a terminal task may take to become visible in the session index (GSI
+   * propagation plus agent clock skew). `listTerminal` re-reads that window behind its cursor, so a late item is
+   * not skipped. @default 5000
+   */
+  readonly settleMs?: number;
+  /** Conditional writes in flight at once per call. @default 16 */
+  readonly concurrency?: number;
+  /** Clock for the settle window. @default Date.now */
+  readonly now?: () => number;
+}
+
+const DAY_SEC = 24 * 3600;
+
+/** The seen-set cursor of `listTerminal` (see there). */
+interface TerminalCursor {
+  /** Watermark: every terminal key at or below it was returned or is older than the settle window. */
+  readonly w: string;
+  /** Keys above the watermark already returned. */
+  readonly s: readonly string[];
+}
+
+/**
+ * `TaskTable` on one DynamoDB table (schema in `table-schema.ts`).
+ *
+ * Every lease-guarded write is one conditional UpdateItem: the claim returns the new item (`ALL_NEW`), and a failed
+ * condition returns the old one (`ReturnValuesOnConditionCheckFailure: ALL_OLD`), so a claim or heartbeat is
+ * classified (busy, stale, missing, cancelled, lost) without an extra read.
+ */
+export class DynamoDbTaskTable implements TaskTable {
+  private readonly doc: DynamoDBDocumentClient;
+  private readonly ownsClient: boolean;
+  private readonly client: DynamoDBClient;
+  private readonly tableName: string;
+  private readonly logger: Logger;
+  private readonly retryPolicy: RetryPolicy;
+  private readonly leaseShards: number;
+  private readonly retentionSec: number;
+  private readonly settleMs: number;
+  private readonly concurrency: number;
+  private readonly clock: () => number;
+  private closed = false;
+  private seq = 0;
+
+  constructor(options: DynamoDbTaskTableOptions) {
+    this.ownsClient = options.client === undefined;
+    this.client = options.client ?? new DynamoDBClient({});
+    this.doc = DynamoDBDocumentClient.from(this.client, {
+      marshallOptions: { removeUndefinedValues: true, convertEmptyValues: false },
+    });
+    this.tableName = options.tableName;
+    this.logger = options.logger ?? silentLogger();
+    this.retryPolicy = options.retry ?? {};
+    this.leaseShards = options.leaseShards ?? LEASE_SHARDS;
+    this.retentionSec = options.retentionSec ?? 7 * DAY_SEC;
+    this.settleMs = options.settleMs ?? 5000;
+    this.concurrency = options.concurrency ?? 16;
+    this.clock = options.now ?? Date.now;
+  }
+
+  // --- sessions ------------------------------------------------------------------------------------------------
+
+  async createSession(session: SessionRecord): Promise<void> {
+    try {
+      await this.retry('createSession', () =>
+        this.doc.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: sessionItemOf(session),
+            ConditionExpression: 'attribute_not_exists(#pk)',
+            ExpressionAttributeNames: { '#pk': TABLE_SCHEMA.partitionKey },
+          }),
+        ),
+      );
+    } catch (error) {
+      // Idempotent: the first write wins.
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  async getSession(sessionId: string): Promise<SessionRecord | undefined> {
+    const out = await this.retry('getSession', () =>
+      this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { task_id: sessionItemKey(sessionId) },
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    return out.Item === undefined ? undefined : sessionRecordOf(out.Item);
+  }
+
+  async sealSession(sessionId: string, taskCount: number): Promise<void> {
+    try {
+      await this.retry('sealSession', () =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { task_id: sessionItemKey(sessionId) },
+            UpdateExpression: 'SET #n = :n',
+            ConditionExpression: 'attribute_exists(#pk)',
+            ExpressionAttributeNames: { '#n': ATTR.taskCount, '#pk': TABLE_SCHEMA.partitionKey },
+            ExpressionAttributeValues: { ':n': taskCount },
+          }),
+        ),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  async deleteSession(sessionId: string): Promise<void> {
+    const keys: string[] = [];
+    for await (const item of this.querySessionIndex(sessionId, undefined)) keys.push(String(item[ATTR.taskId]));
+    keys.push(sessionItemKey(sessionId));
+    await this.batchWrite(keys.map((taskId) => ({ DeleteRequest: { Key: { task_id: taskId } } })));
+  }
+
+  // --- tasks ---------------------------------------------------------------------------------------------------
+
+  /**
+   * Writes the tasks that do not exist yet (BatchWriteItem, 25 a request). BatchWriteItem cannot be conditional, so
+   * existing ids are read first (BatchGetItem, 100 a request) and skipped: a repeated create never resets a task.
+   */
+  async createTasks(tasks: readonly TaskRecord[]): Promise<void> {
+    if (tasks.length === 0) return;
+    const unique = [...new Map(tasks.map((t) => [t.taskId, t])).values()];
+    const existing = new Set<string>();
+    await mapLimit(chunk(unique, 100), 4, async (group) => {
+      const found = await this.batchGet(
+        group.map((t) => t.taskId),
+        [ATTR.taskId],
+      );
+      for (const item of found) existing.add(String(item[ATTR.taskId]));
+    });
+    const fresh = unique.filter((t) => !existing.has(t.taskId));
+    await this.batchWrite(
+      fresh.map((task) => ({
+        PutRequest: {
+          Item: taskItemOf(task, {
+            retentionSec: this.retentionSec,
+            leaseShards: this.leaseShards,
+          }) as unknown as Record<string, unknown>,
+        },
+      })),
+    );
+  }
+
+  async getTask(taskId: string): Promise<TaskRecord | undefined> {
+    const out = await this.retry('getTask', () =>
+      this.doc.send(new GetCommand({ TableName: this.tableName, Key: { task_id: taskId }, ConsistentRead: true })),
+    );
+    if (out.Item === undefined || out.Item[ATTR.kind] === 'session') return undefined;
+    return taskRecordOf(out.Item);
+  }
+
+  async claim(
+    requests: readonly ClaimRequest[],
+    lease: { owner: string; expiresAt: number },
+    now: number,
+  ): Promise<ClaimOutcome[]> {
+    return mapLimit(requests, this.concurrency, async (request): Promise<ClaimOutcome> => {
+      const next = request.attempt + 1;
+      const entry: HistoryEntry = { owner: lease.owner, startedAt: now };
+      try {
+        const out = await this.retry('claim', () =>
+          this.doc.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: { task_id: request.taskId },
+              UpdateExpression:
+                'SET #state = :running, #attempt = :next, #owner = :owner, #exp = :exp, #shard = :shard, ' +
+                '#started = :now, #history.#a = :entry',
+              ConditionExpression: '#state = :pending AND #attempt = :attempt',
+              ExpressionAttributeNames: {
+                '#state': ATTR.state,
+                '#attempt': ATTR.attempt,
+                '#owner': ATTR.leaseOwner,
+                '#exp': ATTR.leaseExpiresAt,
+                '#shard': ATTR.leaseShard,
+                '#started': ATTR.startedAt,
+                '#history': ATTR.history,
+                '#a': String(next),
+              },
+              ExpressionAttributeValues: {
+                ':running': 'running',
+                ':pending': 'pending',
+                ':attempt': request.attempt,
+                ':next': next,
+                ':owner': lease.owner,
+                ':exp': lease.expiresAt,
+                ':shard': leaseShardOf(request.taskId, this.leaseShards),
+                ':now': now,
+                ':entry': entry,
+              },
+              ReturnValues: 'ALL_NEW',
+              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+            }),
+          ),
+        );
+        return { taskId: request.taskId, status: 'claimed', task: taskRecordOf(out.Attributes ?? {}) };
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        const old = probeOf(error.Item);
+        if (old === undefined) return { taskId: request.taskId, status: 'missing' };
+        // The holder of `attempt` has not written its retry yet: the message is early, not outdated.
+        if (old.state === 'running' && old.attempt === request.attempt)
+          return { taskId: request.taskId, status: 'busy' };
+        return { taskId: request.taskId, status: 'stale' };
+      }
+    });
+  }
+
+  async extendLeases(leases: readonly LeaseRef[], expiresAt: number): Promise<LeaseStatus[]> {
+    return mapLimit(leases, this.concurrency, async (lease): Promise<LeaseStatus> => {
+      try {
+        await this.retry('extendLeases', () =>
+          this.doc.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: { task_id: lease.taskId },
+              UpdateExpression: 'SET #exp = :exp',
+              ConditionExpression: '#state = :running AND #attempt = :attempt AND #owner = :owner',
+              ExpressionAttributeNames: {
+                '#exp': ATTR.leaseExpiresAt,
+                '#state': ATTR.state,
+                '#attempt': ATTR.attempt,
+                '#owner': ATTR.leaseOwner,
+              },
+              ExpressionAttributeValues: {
+                ':exp': expiresAt,
+                ':running': 'running',
+                ':attempt': lease.attempt,
+                ':owner': lease.owner,
+              },
+              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+            }),
+          ),
+        );
+        return 'held';
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        return probeOf(error.Item)?.state === 'cancelled' ? 'cancelled' : 'lost';
+      }
+    });
+  }
+
+  async leaseStatus(leases: readonly LeaseRef[]): Promise<LeaseStatus[]> {
+    if (leases.length === 0) return [];
+    const items = await this.batchGet(
+      leases.map((l) => l.taskId),
+      [ATTR.taskId, ATTR.state, ATTR.attempt, ATTR.leaseOwner],
+    );
+    const byId = new Map(items.map((item) => [String(item[ATTR.taskId]), item]));
+    return leases.map((lease) => {
+      const item = byId.get(lease.taskId);
+      if (item === undefined) return 'lost';
+      if (item[ATTR.state] === 'cancelled') return 'cancelled';
+      return item[ATTR.state] === 'running' &&
+        item[ATTR.leaseOwner] === lease.owner &&
+        Number(item[ATTR.attempt]) === lease.attempt
+        ? 'held'
+        : 'lost';
+    });
+  }
+
+  async complete(completions: readonly Completion[]): Promise<CompletionResult[]> {
+    return mapLimit(completions, this.concurrency, async (completion): Promise<CompletionResult> => {
+      const input = this.completionUpdate(completion);
+      try {
+        await this.retry('complete', () => this.doc.send(new UpdateCommand(input)));
+        return { taskId: completion.taskId, status: 'recorded' };
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        return { taskId: completion.taskId, status: 'stale' };
+      }
+    });
+  }
+
+  private completionUpdate(completion: Completion) {
+    const { taskId, guard, outcome, at } = completion;
+    const names: Record<string, string> = {
+      '#state': ATTR.state,
+      '#attempt': ATTR.attempt,
+      '#owner': ATTR.leaseOwner,
+      '#exp': ATTR.leaseExpiresAt,
+      '#shard': ATTR.leaseShard,
+      '#history': ATTR.history,
+      '#a': String(guard.attempt),
+      '#hFinished': 'finishedAt',
+      '#hOutcome': 'outcome',
+    };
+    const values: Record<string, unknown> = { ':running': 'running', ':attempt': guard.attempt, ':at': at };
+    let condition = '#state = :running AND #attempt = :attempt';
+    if ('owner' in guard) {
+      condition += ' AND #owner = :owner';
+      values[':owner'] = guard.owner;
+    } else {
+      condition += ' AND #exp < :before';
+      values[':before'] = guard.leaseExpiredBefore;
+    }
+    const set = ['#state = :state', '#history.#a.#hFinished = :at', '#history.#a.#hOutcome = :outcome'];
+    const remove = ['#owner', '#exp', '#shard'];
+    const finish = (error: TaskError | undefined) => {
+      names['#finished'] = ATTR.finishedAt;
+      names['#sk'] = ATTR.sessionSk;
+      names['#ttl'] = ATTR.ttl;
+      set.push('#finished = :at', '#sk = :sk', '#ttl = :ttl');
+      values[':sk'] = terminalSessionSk(at, taskId, this.nextSeq());
+      values[':ttl'] = ttlOf(at, this.retentionSec);
+      if (error !== undefined) recordError(error);
+    };
+    const recordError = (error: TaskError) => {
+      names['#error'] = ATTR.error;
+      names['#hError'] = 'error';
+      set.push('#error = :error', '#history.#a.#hError = :error');
+      values[':error'] = error;
+    };
+    const countFailure = (reason: string) => {
+      names['#failures'] = ATTR.failures;
+      names['#reason'] = ATTR.failureReason;
+      set.push('#failures = #failures + :one', '#reason = :reason');
+      values[':one'] = 1;
+      values[':reason'] = reason;
+    };
+    switch (outcome.kind) {
+      case 'succeeded':
+        values[':state'] = 'succeeded';
+        values[':outcome'] = 'succeeded';
+        names['#result'] = ATTR.result;
+        names['#error'] = ATTR.error;
+        names['#reason'] = ATTR.failureReason;
+        set.push('#result = :result');
+        values[':result'] = outcome.result;
+        remove.push('#error', '#reason');
+        finish(undefined);
+        break;
+      case 'failed':
+        values[':state'] = 'failed';
+        values[':outcome'] = outcome.reason;
+        countFailure(outcome.reason);
+        finish(outcome.error);
+        break;
+      case 'retry':
+        values[':state'] = 'pending';
+        values[':outcome'] = outcome.reason;
+        countFailure(outcome.reason);
+        recordError(outcome.error);
+        break;
+      case 'released':
+        values[':state'] = 'pending';
+        values[':outcome'] = 'released';
+        break;
+    }
+    return {
+      TableName: this.tableName,
+      Key: { task_id: taskId },
+      UpdateExpression: `SET ${set.join(', ')} REMOVE ${remove.join(', ')}`,
+      ConditionExpression: condition,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    };
+  }
+
+  async cancel(sessionId: string, taskIds?: readonly string[], now: number = Date.now()): Promise<number> {
+    let ids: readonly string[];
+    if (taskIds !== undefined) {
+      ids = taskIds;
+    } else {
+      const live: string[] = [];
+      for await (const item of this.querySessionIndex(sessionId, 'L#')) live.push(String(item[ATTR.taskId]));
+      ids = live;
+    }
+    const changed = await mapLimit(ids, this.concurrency, async (taskId) => {
+      const sk = terminalSessionSk(now, taskId, this.nextSeq());
+      try {
+        await this.retry('cancel', () =>
+          this.doc.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: { task_id: taskId },
+              UpdateExpression:
+                'SET #state = :cancelled, #finished = :now, #sk = :sk, #ttl = :ttl REMOVE #owner, #exp, #shard',
+              ConditionExpression: '#sid = :sid AND #state IN (:pending, :running)',
+              ExpressionAttributeNames: {
+                '#state': ATTR.state,
+                '#finished': ATTR.finishedAt,
+                '#sk': ATTR.sessionSk,
+                '#ttl': ATTR.ttl,
+                '#owner': ATTR.leaseOwner,
+                '#exp': ATTR.leaseExpiresAt,
+                '#shard': ATTR.leaseShard,
+                '#sid': ATTR.sessionId,
+              },
+              ExpressionAttributeValues: {
+                ':cancelled': 'cancelled',
+                ':now': now,
+                ':sk': sk,
+                ':ttl': ttlOf(now, this.retentionSec),
+                ':sid': sessionId,
+                ':pending': 'pending',
+                ':running': 'running',
+              },
+            }),
+          ),
+        );
+        return 1;
+      } catch (error) {
+        if (error instanceof ConditionalCheckFailedException) return 0;
+        throw error;
+      }
+    });
+    const count = changed.reduce<number>((a, b) => a + b, 0);
+    this.logger.debug({ sessionId, changed: count }, 'cancelled tasks');
+    return count;
+  }
+
+  async countByState(sessionId: string): Promise<StateCounts> {
+    const counts = emptyStateCounts();
+    for await (const item of this.querySessionIndex(sessionId, undefined)) {
+      const state = item[ATTR.state];
+      if (isTaskState(state)) counts[state] += 1;
+    }
+    return counts;
+  }
+
+  /**
+   * Terminal tasks in completion order (finish time, then task id), read from the session index.
+   *
+   * The index is eventually consistent and finish times come from the agents' clocks, so a task may appear in the
+   * index a little after tasks that finished later. The cursor therefore holds a watermark that trails the clock by
+   * `settleMs`, plus the keys already returned above it: each call re-reads from the watermark and skips those keys.
+   * A task is never returned twice, and never skipped as long as it becomes visible within `settleMs` of its finish
+   * time. The cursor's size is bounded by the tasks that finish within `settleMs`.
+   */
+  async listTerminal(sessionId: string, cursor: string | undefined, limit: number): Promise<TerminalPage> {
+    const state = cursor === undefined ? { w: 'T#', s: [] } : decodeCursor(cursor);
+    const seen = new Set(state.s);
+    const want = Math.max(1, Math.floor(limit));
+    const picked: { taskId: string; sk: string }[] = [];
+    let lastExamined = state.w;
+    let exhausted = true;
+    const pageSize = Math.min(1000, want + seen.size + 1);
+    outer: for await (const item of this.querySessionIndex(sessionId, undefined, state.w, pageSize)) {
+      const sk = String(item[ATTR.sessionSk]);
+      if (picked.length >= want) {
+        exhausted = false;
+        break outer;
+      }
+      lastExamined = sk;
+      if (seen.has(sk)) continue;
+      picked.push({ taskId: String(item[ATTR.taskId]), sk });
+    }
+    if (picked.length === 0) return { tasks: [], cursor };
+    const items = await this.batchGet(picked.map((p) => p.taskId));
+    const byId = new Map(items.map((item) => [String(item[ATTR.taskId]), item]));
+    const tasks: TaskRecord[] = [];
+    for (const p of picked) {
+      const item = byId.get(p.taskId);
+      // Gone: deleted by TTL or with its session between the two reads.
+      if (item !== undefined) tasks.push(taskRecordOf(item));
+    }
+    const horizon = `T#${finishKeyPrefix(this.clock() - this.settleMs)}`;
+    const reach = exhausted ? horizon : lastExamined < horizon ? lastExamined : horizon;
+    const watermark = reach > state.w ? reach : state.w;
+    const kept = [...state.s, ...picked.map((p) => p.sk)].filter((sk) => sk > watermark);
+    return { tasks, cursor: encodeCursor({ w: watermark, s: kept }) };
+  }
+
+  async findExpiredLeases(now: number, limit: number): Promise<TaskRecord[]> {
+    const want = Math.max(1, Math.floor(limit));
+    const shards = Array.from({ length: this.leaseShards }, (_, i) => String(i));
+    const perShard = await mapLimit(shards, 8, async (shard) => {
+      const found: { taskId: string; expiresAt: number }[] = [];
+      let startKey: Record<string, unknown> | undefined;
+      do {
+        const out = await this.retry('findExpiredLeases', () =>
+          this.doc.send(
+            new QueryCommand({
+              TableName: this.tableName,
+              IndexName: TABLE_SCHEMA.leaseIndex.name,
+              KeyConditionExpression: '#shard = :shard AND #exp < :now',
+              ExpressionAttributeNames: { '#shard': ATTR.leaseShard, '#exp': ATTR.leaseExpiresAt },
+              ExpressionAttributeValues: { ':shard': shard, ':now': now },
+              Limit: want - found.length,
+              ExclusiveStartKey: startKey,
+            }),
+          ),
+        );
+        for (const item of out.Items ?? []) {
+          found.push({ taskId: String(item[ATTR.taskId]), expiresAt: Number(item[ATTR.leaseExpiresAt]) });
+        }
+        startKey = out.LastEvaluatedKey;
+      } while (startKey !== undefined && found.length < want);
+      return found;
+    });
+    const oldest = perShard
+      .flat()
+      .sort((a, b) => a.expiresAt - b.expiresAt)
+      .slice(0, want);
+    if (oldest.length === 0) return [];
+    const items = await this.batchGet(oldest.map((o) => o.taskId));
+    return items
+      .map(taskRecordOf)
+      .filter((t) => t.state === 'running' && t.lease !== undefined && t.lease.expiresAt < now)
+      .sort((a, b) => a.lease!.expiresAt - b.lease!.expiresAt);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ownsClient) this.client.destroy();
+  }
+
+  // --- helpers -------------------------------------------------------------------------------------------------
+
+  /** Orders this writer's completions within one millisecond (see `terminalSessionSk`). */
+  private nextSeq(): number {
+    this.seq = (this.seq + 1) % 1e9;
+    return this.seq;
+  }
+
+  private retry<T>(what: string, call: () => Promise<T>): Promise<T> {
+    return withRetry(`DynamoDB ${what} on ${this.tableName}`, call, this.retryPolicy);
+  }
+
+  /** Items of a session from its index (keys and state), in key order, after `after` or under `prefix`. */
+  private async *querySessionIndex(
+    sessionId: string,
+    prefix: string | undefined,
+    after?: string,
+    pageSize?: number,
+  ): AsyncGenerator<Record<string, unknown>> {
+    const input: QueryCommandInput = {
+      TableName: this.tableName,
+      IndexName: TABLE_SCHEMA.sessionIndex.name,
+      KeyConditionExpression: '#sid = :sid',
+      ExpressionAttributeNames: { '#sid': ATTR.sessionId },
+      ExpressionAttributeValues: { ':sid': sessionId },
+      Limit: pageSize,
+    };
+    if (prefix !== undefined) {
+      input.KeyConditionExpression += ' AND begins_with(#sk, :prefix)';
+      input.ExpressionAttributeNames!['#sk'] = ATTR.sessionSk;
+      input.ExpressionAttributeValues![':prefix'] = prefix;
+    } else if (after !== undefined) {
+      input.KeyConditionExpression += ' AND #sk > :after';
+      input.ExpressionAttributeNames!['#sk'] = ATTR.sessionSk;
+      input.ExpressionAttributeValues![':after'] = after;
+    }
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.retry('query session index', () =>
+        this.doc.send(new QueryCommand({ ...input, ExclusiveStartKey: startKey })),
+      );
+      for (const item of out.Items ?? []) yield item;
+      startKey = out.LastEvaluatedKey;
+    } while (startKey !== undefined);
+  }
+
+  /** Consistent BatchGetItem in requests of 100, retrying unprocessed keys with back-off. */
+  private async batchGet(
+    taskIds: readonly string[],
+    attributes?: readonly string[],
+  ): Promise<Record<string, unknown>[]> {
+    const out: Record<string, unknown>[] = [];
+    const unique = [...new Set(taskIds)];
+    await mapLimit(chunk(unique, 100), 4, async (group) => {
+      let keys: Record<string, unknown>[] = group.map((taskId) => ({ task_id: taskId }));
+      for (let round = 1; keys.length > 0; round++) {
+        const names = attributes ? Object.fromEntries(attributes.map((a, i) => [`#p${i}`, a])) : undefined;
+        const res = await this.retry('batchGet', () =>
+          this.doc.send(
+            new BatchGetCommand({
+              RequestItems: {
+                [this.tableName]: {
+                  Keys: keys,
+                  ConsistentRead: true,
+                  ProjectionExpression: names ? Object.keys(names).join(', ') : undefined,
+                  ExpressionAttributeNames: names,
+                },
+              },
+            }),
+          ),
+        );
+        out.push(...(res.Responses?.[this.tableName] ?? []));
+        keys = (res.UnprocessedKeys?.[this.tableName]?.Keys ?? []) as Record<string, unknown>[];
+        if (keys.length > 0) await this.backoff('batchGet', round, keys.length);
+      }
+    });
+    return out;
+  }
+
+  /** BatchWriteItem in requests of 25, retrying unprocessed items with back-off. */
+  private async batchWrite(requests: NonNullable<BatchWriteCommandInput['RequestItems']>[string]): Promise<void> {
+    await mapLimit(chunk(requests, 25), 4, async (group) => {
+      let pending = group;
+      for (let round = 1; pending.length > 0; round++) {
+        const res = await this.retry('batchWrite', () =>
+          this.doc.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: pending } })),
+        );
+        pending = res.UnprocessedItems?.[this.tableName] ?? [];
+        if (pending.length > 0) await this.backoff('batchWrite', round, pending.length);
+      }
+    });
+  }
+
+  private async backoff(what: string, round: number, left: number): Promise<void> {
+    const maxRounds = this.retryPolicy.maxAttempts ?? 8;
+    if (round >= maxRounds) {
+      throw new HtcGridError(
+        `DynamoDB ${what} on ${this.tableName}: ${left} items still unprocessed after ${round} tries`,
+      );
+    }
+    const delay = backoffDelay(round, this.retryPolicy);
+    this.logger.debug({ what, round, left, delay }, 'unprocessed items, backing off');
+    await (this.retryPolicy.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms))))(delay);
+  }
+}
+
+function encodeCursor(cursor: TerminalCursor): string {
+  // Keys are stored without their common `T#` prefix to keep the cursor short.
+  const compact = { w: cursor.w.slice(2), s: cursor.s.map((k) => k.slice(2)) };
+  return Buffer.from(JSON.stringify(compact)).toString('base64url');
+}
+
+function decodeCursor(cursor: string): TerminalCursor {
+  try {
+    const raw = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { w?: unknown; s?: unknown };
+    if (typeof raw.w !== 'string' || !Array.isArray(raw.s) || !raw.s.every((k) => typeof k === 'string')) {
+      throw new Error('shape');
+    }
+    return { w: `T#${raw.w}`, s: (raw.s).map((k) => `T#${k}`) };
+  } catch {
+    throw new InvalidTerminalCursorError(cursor);
+  }
+}

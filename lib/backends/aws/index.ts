@@ -1,0 +1,118 @@
+// The grid's AWS backends (DynamoDB task table, SQS queues, S3 payload store), opened from the stack's resources.
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import type { AwsGridResources } from '../../core/grid-resources';
+import { silentLogger, type Logger } from '../../logging';
+import type { PayloadStore, TaskQueue, TaskTable } from '../../ports';
+import { DynamoDbTaskTable, type DynamoDbTaskTableOptions } from './dynamodb-task-table';
+import { S3PayloadStore } from './s3-payload-store';
+import { SqsTaskQueue } from './sqs-task-queue';
+
+export * from './aws-retry';
+export * from './dynamodb-task-table';
+export * from './s3-payload-store';
+export * from './sqs-task-queue';
+export * from './table-schema';
+
+export interface AwsClients {
+  readonly dynamodb?: DynamoDBClient;
+  readonly sqs?: SQSClient;
+  readonly s3?: S3Client;
+}
+
+export interface OpenAwsBackendsOptions {
+  /** Clients to use (and not destroy). @default - clients built by `createAwsClients` */
+  readonly clients?: AwsClients;
+  readonly logger?: Logger;
+  /** Extra task-table options (settle window, retention, lease shards). */
+  readonly table?: Omit<DynamoDbTaskTableOptions, 'tableName' | 'client' | 'logger'>;
+  /** Prefix of payload-store keys. @default '' */
+  readonly payloadPrefix?: string;
+}
+
+export interface AwsBackends {
+  readonly table: TaskTable;
+  readonly queue: TaskQueue;
+  readonly store: PayloadStore;
+  /** Closes the adapters and destroys the clients this call created. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * SDK clients for the grid. Credentials and region come from the standard chain; endpoints from the SDK's own
+ * service-specific variables (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_S3`, or
+ * `AWS_ENDPOINT_URL` for all), which is how tests point the grid at emulators. With a custom S3 endpoint the S3
+ * client uses path-style addressing and only sends checksums S3 requires (emulators reject the newer ones).
+ */
+export function createAwsClients(
+  options: { region?: string; env?: Readonly<Record<string, string | undefined>> } = {},
+): Required<AwsClients> {
+  return { dynamodb: newDynamoDbClient(options), sqs: newSqsClient(options), s3: newS3Client(options) };
+}
+
+type ClientOptions = { region?: string; env?: Readonly<Record<string, string | undefined>> };
+
+const regionOf = (options: ClientOptions) =>
+  options.region ?? (options.env ?? process.env).AWS_REGION ?? (options.env ?? process.env).AWS_DEFAULT_REGION;
+
+function newDynamoDbClient(options: ClientOptions): DynamoDBClient {
+  return new DynamoDBClient({ region: regionOf(options) });
+}
+
+function newSqsClient(options: ClientOptions): SQSClient {
+  return new SQSClient({ region: regionOf(options) });
+}
+
+function newS3Client(options: ClientOptions): S3Client {
+  const env = options.env ?? process.env;
+  const customEndpoint = Boolean(env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL);
+  return new S3Client({
+    region: regionOf(options),
+    ...(customEndpoint ? { forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED' as const } : {}),
+  });
+}
+
+export function openAwsBackends(resources: AwsGridResources, options: OpenAwsBackendsOptions = {}): AwsBackends {
+  const logger = options.logger ?? silentLogger();
+  const made: { destroy(): void }[] = [];
+  const own = <C extends { destroy(): void }>(client: C): C => {
+    made.push(client);
+    return client;
+  };
+  const clientOptions = { region: resources.region };
+  const clients: Required<AwsClients> = {
+    dynamodb: options.clients?.dynamodb ?? own(newDynamoDbClient(clientOptions)),
+    sqs: options.clients?.sqs ?? own(newSqsClient(clientOptions)),
+    s3: options.clients?.s3 ?? own(newS3Client(clientOptions)),
+  };
+  const table = new DynamoDbTaskTable({
+    ...options.table,
+    tableName: resources.tableName,
+    client: clients.dynamodb,
+    logger: logger.child({ component: 'dynamodb-task-table' }),
+  });
+  const queue = new SqsTaskQueue({
+    queueUrls: resources.queueUrls,
+    client: clients.sqs,
+    logger: logger.child({ component: 'sqs-task-queue' }),
+  });
+  const store = new S3PayloadStore({
+    bucket: resources.dataBucket,
+    prefix: options.payloadPrefix,
+    client: clients.s3,
+    logger: logger.child({ component: 's3-payload-store' }),
+  });
+  let closed = false;
+  return {
+    table,
+    queue,
+    store,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.all([table.close(), queue.close(), store.close()]);
+      for (const client of made) client.destroy();
+    },
+  };
+}

@@ -1,0 +1,120 @@
+// The DynamoDB task table's schema: key, index and attribute names, shared by the adapter and the CDK construct.
+
+/**
+ * One table holds tasks and sessions.
+ *
+ * - Tasks: `task_id` = the task id. Sessions: `task_id` = `session#<session id>` (see `sessionItemKey`).
+ * - `session_index` (GSI, KEYS_ONLY plus `state`): partition `session_id`, sort `session_sk`. Every task is in it:
+ *   live tasks (pending, running) as `L#<task id>`, terminal ones as `T#<finished at, 15 digits>#<seq, 9 digits>#<task
+ *   id>` (seq: a per-writer counter that orders completions within one millisecond), so a session's terminal tasks
+ *   come back in completion order. Session items have no `session_sk` and stay out.
+ * - `lease_index` (GSI, sparse, KEYS_ONLY plus `session_id`): partition `lease_shard`, sort `lease_expires_at`.
+ *   Only running tasks carry `lease_shard` (one of `LEASE_SHARDS` values derived from the task id), so the reaper
+ *   reads running tasks by lease expiry without a hot partition.
+ * - `ttl`: epoch seconds; DynamoDB's TTL deletes finished tasks that long after they ended.
+ */
+export const TABLE_SCHEMA = {
+  partitionKey: 'task_id',
+  ttlAttribute: 'ttl',
+  sessionIndex: {
+    name: 'session_index',
+    partitionKey: 'session_id',
+    sortKey: 'session_sk',
+    /** Non-key attributes projected into the index (projection type INCLUDE). */
+    projectedAttributes: ['state'],
+  },
+  leaseIndex: {
+    name: 'lease_index',
+    partitionKey: 'lease_shard',
+    /** Epoch milliseconds. */
+    sortKey: 'lease_expires_at',
+    projectedAttributes: ['session_id'],
+  },
+} as const;
+
+/** DynamoDB types of the key attributes, for the CDK construct's `attributeDefinitions`. */
+export const KEY_ATTRIBUTE_TYPES = {
+  task_id: 'S',
+  session_id: 'S',
+  session_sk: 'S',
+  lease_shard: 'S',
+  lease_expires_at: 'N',
+} as const;
+
+/** Number of lease-index partitions; the reaper queries all of them. */
+export const LEASE_SHARDS = 8;
+
+/** Every attribute name the adapter writes. */
+export const ATTR = {
+  taskId: 'task_id',
+  kind: 'kind',
+  sessionId: 'session_id',
+  sessionSk: 'session_sk',
+  index: 'idx',
+  state: 'state',
+  priority: 'priority',
+  attempt: 'attempt',
+  failures: 'failures',
+  maxAttempts: 'max_attempts',
+  timeoutMs: 'timeout_ms',
+  payload: 'payload',
+  result: 'result',
+  error: 'error',
+  failureReason: 'failure_reason',
+  leaseOwner: 'lease_owner',
+  leaseExpiresAt: 'lease_expires_at',
+  leaseShard: 'lease_shard',
+  submittedAt: 'submitted_at',
+  startedAt: 'started_at',
+  finishedAt: 'finished_at',
+  /** Map from attempt number (as text) to that attempt's record. */
+  history: 'history',
+  ttl: 'ttl',
+  // Session items.
+  createdAt: 'created_at',
+  nonRetryableErrorTypes: 'non_retryable',
+  taskCount: 'task_count',
+} as const;
+
+/** `task_id` of a session's item. */
+export function sessionItemKey(sessionId: string): string {
+  return `session#${sessionId}`;
+}
+
+/** Sort key of a live (pending or running) task in the session index. */
+export function liveSessionSk(taskId: string): string {
+  return `L#${taskId}`;
+}
+
+const FINISH_DIGITS = 15;
+
+/**
+ * Sort key of a terminal task in the session index: orders by finish time, then by `seq` (a writer's counter, so
+ * one writer's completions within a millisecond keep their order), then task id.
+ */
+export function terminalSessionSk(finishedAt: number, taskId: string, seq = 0): string {
+  return `T#${finishKeyPrefix(finishedAt)}#${String(seq % 1e9).padStart(9, '0')}#${taskId}`;
+}
+
+/** The zero-padded time part of a terminal sort key. */
+export function finishKeyPrefix(finishedAt: number): string {
+  return String(Math.max(0, Math.floor(finishedAt))).padStart(FINISH_DIGITS, '0');
+}
+
+/** Splits a terminal sort key into its time and task id. */
+export function parseTerminalSessionSk(sk: string): { finishedAt: number; seq: number; taskId: string } | undefined {
+  const match = /^T#(\d{15})#(\d{9})#(.+)$/.exec(sk);
+  if (!match) return undefined;
+  return { finishedAt: Number(match[1]), seq: Number(match[2]), taskId: match[3]! };
+}
+
+/** The lease-index partition of a task: a stable hash of its id, so all shards fill evenly. */
+export function leaseShardOf(taskId: string, shards: number = LEASE_SHARDS): string {
+  // FNV-1a: cheap, stable across processes and languages; spreading keys is all it has to do.
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < taskId.length; i++) {
+    hash ^= taskId.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return String((hash >>> 0) % shards);
+}

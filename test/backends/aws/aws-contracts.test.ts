@@ -1,0 +1,44 @@
+// The port contract suites, unchanged, against the AWS adapters on DynamoDB Local, local-aws-sqs and s3rver.
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDbTaskTable, S3PayloadStore, SqsTaskQueue } from '../../../lib/backends/aws';
+import type { AwsGridResources } from '../../../lib/core/grid-resources';
+import { describePayloadStoreContract } from '../../contract/payload-store.contract';
+import { describeTaskQueueContract } from '../../contract/task-queue.contract';
+import { describeTaskTableContract } from '../../contract/task-table.contract';
+import { createGridResources, startEmulators, type Emulators } from '../../support/emulators';
+
+let emulators: Emulators;
+let resources: AwsGridResources;
+let clients: { dynamodb: DynamoDBClient; sqs: SQSClient; s3: S3Client };
+
+beforeAll(async () => {
+  emulators = await startEmulators();
+  resources = await createGridResources(emulators);
+  clients = emulators.clients();
+}, 120_000);
+
+afterAll(async () => {
+  clients?.dynamodb.destroy();
+  clients?.sqs.destroy();
+  clients?.s3.destroy();
+  await emulators?.stop();
+});
+
+describeTaskTableContract('DynamoDbTaskTable on DynamoDB Local', async () => {
+  const table = new DynamoDbTaskTable({ tableName: resources.tableName, client: clients.dynamodb });
+  return { table, cleanup: () => table.close() };
+});
+
+describeTaskQueueContract('SqsTaskQueue on local-aws-sqs', async () => {
+  // A fresh set of queues per test: the contract wants an empty queue.
+  const own = await createGridResources({ ...emulators, endpoints: { sqs: emulators.endpoints.sqs } });
+  const queue = new SqsTaskQueue({ queueUrls: own.queueUrls, client: clients.sqs });
+  return { queue, cleanup: () => queue.close() };
+});
+
+describePayloadStoreContract('S3PayloadStore on s3rver', async () => {
+  const store = new S3PayloadStore({ bucket: resources.dataBucket, prefix: 'contract/', client: clients.s3 });
+  return { store, cleanup: () => store.close() };
+});

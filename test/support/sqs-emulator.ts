@@ -1,0 +1,186 @@
+// local-aws-sqs behind a thin HTTP layer that fixes where it departs from SQS, so tests see SQS's documented behaviour.
+import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+
+/**
+ * What the layer fixes (local-aws-sqs 2.0.2, JSON protocol), each documented SQS behaviour:
+ * 1. A long poll returns as soon as at least one message is available (the emulator waits until it has
+ *    `MaxNumberOfMessages` or the wait ends). Done by short-polling the emulator until the wait ends.
+ * 2. `ApproximateReceiveCount` counts receives only (the emulator also counts visibility changes). The layer
+ *    counts deliveries per message id and rewrites the attribute. (The emulator's own count still drives its DLQ
+ *    redrive, so a message whose visibility was changed reaches the DLQ a little early.)
+ * 3. Deleting with the receipt handle of an earlier delivery succeeds but does not delete the message (the emulator
+ *    deletes by message id whatever the handle).
+ */
+export interface FaithfulSqs {
+  readonly server: Server;
+  readonly endpoint: string;
+  close(): Promise<void>;
+}
+
+interface Captured {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+/** Runs the emulator's handler on a request body of our choosing and captures its response. */
+async function forward(handler: Handler, req: IncomingMessage, body: string): Promise<Captured> {
+  const fakeReq = Object.assign(Readable.from([Buffer.from(body)]), {
+    headers: req.headers,
+    method: req.method,
+    url: req.url,
+  }) as unknown as IncomingMessage;
+  return new Promise<Captured>((resolve) => {
+    const captured: Captured = { status: 200, headers: {}, body: '' };
+    const fakeRes = {
+      get statusCode() {
+        return captured.status;
+      },
+      set statusCode(value: number) {
+        captured.status = value;
+      },
+      setHeader(name: string, value: string) {
+        captured.headers[name.toLowerCase()] = String(value);
+      },
+      getHeader(name: string) {
+        return captured.headers[name.toLowerCase()];
+      },
+      end(data?: string | Buffer) {
+        captured.body = data === undefined ? '' : data.toString();
+        resolve(captured);
+      },
+    } as unknown as ServerResponse;
+    void handler(fakeReq, fakeRes);
+  });
+}
+
+function send(res: ServerResponse, out: Captured): void {
+  res.statusCode = out.status;
+  for (const [k, v] of Object.entries(out.headers)) res.setHeader(k, v);
+  res.end(out.body);
+}
+
+/** The message id inside a local-aws-sqs receipt handle (base64 of a uuid followed by JSON). */
+function messageIdOf(receiptHandle: string): string | undefined {
+  try {
+    const text = Buffer.from(receiptHandle, 'base64').toString('utf8');
+    const parsed = JSON.parse(text.slice(text.indexOf('{'))) as { MessageId?: string };
+    return parsed.MessageId;
+  } catch {
+    return undefined;
+  }
+}
+
+interface SqsMessage {
+  MessageId: string;
+  ReceiptHandle: string;
+  Attributes?: Record<string, string>;
+}
+
+export async function startFaithfulSqs(options: { region: string }): Promise<FaithfulSqs> {
+  const { createRequestHandler } = await import('local-aws-sqs');
+  const { requestHandler, service } = createRequestHandler({
+    // The emulator builds queue URLs from these; the real port is patched in below once known.
+    port: 0,
+    hostname: '127.0.0.1',
+    region: options.region,
+    emulateQueueCreationLifecycle: false,
+  });
+  const handler = requestHandler as Handler;
+  const latestReceipt = new Map<string, string>();
+  const deliveries = new Map<string, number>();
+
+  const onReceive = async (req: IncomingMessage, res: ServerResponse, input: Record<string, unknown>) => {
+    const waitMs = Number(input.WaitTimeSeconds ?? 0) * 1000;
+    const deadline = Date.now() + waitMs;
+    let closed = false;
+    // The client gave up (aborted its long poll): stop polling for it.
+    res.once('close', () => (closed = true));
+    for (;;) {
+      const out = await forward(handler, req, JSON.stringify({ ...input, WaitTimeSeconds: 0 }));
+      if (out.status !== 200) return send(res, out);
+      const parsed = JSON.parse(out.body || '{}') as { Messages?: SqsMessage[] };
+      const messages = parsed.Messages ?? [];
+      if (messages.length > 0 || Date.now() >= deadline || closed) {
+        for (const m of messages) {
+          latestReceipt.set(m.MessageId, m.ReceiptHandle);
+          const count = (deliveries.get(m.MessageId) ?? 0) + 1;
+          deliveries.set(m.MessageId, count);
+          if (m.Attributes?.ApproximateReceiveCount !== undefined) {
+            m.Attributes.ApproximateReceiveCount = String(count);
+          }
+        }
+        return send(res, { ...out, body: JSON.stringify(parsed) });
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+
+  const isStale = (receiptHandle: unknown): boolean => {
+    if (typeof receiptHandle !== 'string') return false;
+    const id = messageIdOf(receiptHandle);
+    return id !== undefined && latestReceipt.has(id) && latestReceipt.get(id) !== receiptHandle;
+  };
+
+  const onDeleteBatch = async (req: IncomingMessage, res: ServerResponse, input: Record<string, unknown>) => {
+    const entries = (input.Entries ?? []) as { Id: string; ReceiptHandle: string }[];
+    const stale = entries.filter((e) => isStale(e.ReceiptHandle));
+    const fresh = entries.filter((e) => !isStale(e.ReceiptHandle));
+    if (fresh.length === 0) {
+      const body = JSON.stringify({ Successful: stale.map((e) => ({ Id: e.Id })), Failed: [] });
+      return send(res, { status: 200, headers: { 'content-type': 'application/x-amz-json-1.0' }, body });
+    }
+    const out = await forward(handler, req, JSON.stringify({ ...input, Entries: fresh }));
+    if (out.status === 200 && stale.length > 0) {
+      const parsed = JSON.parse(out.body || '{}') as { Successful?: { Id: string }[] };
+      parsed.Successful = [...(parsed.Successful ?? []), ...stale.map((e) => ({ Id: e.Id }))];
+      return send(res, { ...out, body: JSON.stringify(parsed) });
+    }
+    return send(res, out);
+  };
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const target = String(req.headers['x-amz-target'] ?? '');
+      const action = target.split('.')[1];
+      let input: Record<string, unknown> = {};
+      try {
+        input = body ? (JSON.parse(body) as Record<string, unknown>) : {};
+      } catch {
+        // Not JSON (query protocol): pass through untouched.
+      }
+      const run = async () => {
+        if (action === 'ReceiveMessage') return onReceive(req, res, input);
+        if (action === 'DeleteMessageBatch') return onDeleteBatch(req, res, input);
+        if (action === 'DeleteMessage' && isStale(input.ReceiptHandle)) {
+          return send(res, { status: 200, headers: { 'content-type': 'application/x-amz-json-1.0' }, body: '{}' });
+        }
+        return send(res, await forward(handler, req, body));
+      };
+      run().catch((error: unknown) => {
+        res.statusCode = 500;
+        res.end(String(error));
+      });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  // Queue URLs the emulator hands out carry its configured port: point them at this layer.
+  (service as unknown as { PORT: number }).PORT = port;
+  return {
+    server,
+    endpoint: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
