@@ -254,6 +254,25 @@ def _error_body(error):
 
 # --- logging (as awslambdaric's text format) ---------------------------------------------------------------------
 
+
+def _log_error(error):
+    """Logs a failed invocation on stdout as awslambdaric's StandardLogSink does (lines joined by \\r)."""
+    try:
+        description = "[ERROR]"
+        if error["errorType"]:
+            description += " " + error["errorType"]
+        if error["errorMessage"]:
+            description += (":" if error["errorType"] else "") + " " + error["errorMessage"]
+        lines = [description]
+        if error["stackTrace"]:
+            lines.append("Traceback (most recent call last):")
+            for element in error["stackTrace"]:
+                lines.extend(element.splitlines())
+        _stdout.write("\r".join(lines) + "\n")
+    except Exception:
+        pass  # the worker closed stdout: nothing to log to
+
+
 _request_id = ""
 
 
@@ -330,9 +349,13 @@ def _serve(request_handler):
                 raise FaultException(FaultException.UNMARSHAL_ERROR, "Unable to unmarshal input: {}".format(str(e)))
             result = _marshal(request_handler(event, context))
         except FaultException as e:
-            _send(KIND_ERROR, _error_body(_make_error(e.msg, e.exception_type, e.trace)))
+            error = _make_error(e.msg, e.exception_type, e.trace)
+            _log_error(error)
+            _send(KIND_ERROR, _error_body(error))
         except Exception as e:
-            _send(KIND_ERROR, _error_body(_error_from_exception(e)))
+            error = _error_from_exception(e)
+            _log_error(error)
+            _send(KIND_ERROR, _error_body(error))
         else:
             _send(KIND_RESULT, result)
         _request_id = ""

@@ -191,6 +191,11 @@ export class LocalInvoker implements WorkerInvoker {
     if (this.closed) throw new WorkerInitError('the local runtime is closed', 'Runtime.Closed');
     const session = await this.spawn();
     slot.session = session;
+    if (this.closed) {
+      slot.killedByUs = true;
+      session.kill();
+      throw new WorkerInitError('the local runtime is closed', 'Runtime.Closed');
+    }
     void session.exited.then((exit) => this.onExit(slot, exit.code, exit.signal));
     let timer: NodeJS.Timeout | undefined;
     const initTimeoutMs = this.options.initTimeoutMs ?? DEFAULT_INIT_TIMEOUT_MS;

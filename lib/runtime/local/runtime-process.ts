@@ -1,5 +1,6 @@
 // One runtime OS process: spawned in its own process group, its stdout/stderr drained into an OutputCapture.
 import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import type { OutputCapture } from './output-capture';
 
@@ -85,14 +86,61 @@ export class RuntimeProcess {
     return this.stderrTail;
   }
 
-  /** SIGKILLs its process group if it leads one, else the process. Safe to call at any time, any number of times. */
+  /**
+   * SIGKILLs the process, its process group if it leads one, and (where /proc exists) every descendant, so work the
+   * worker started stops too. Safe to call at any time, any number of times.
+   */
   kill(): void {
-    if (!this.alive || this.child.pid === undefined) return;
+    const pid = this.child.pid;
+    if (!this.alive || pid === undefined) return;
+    // Collected first: once the parent dies its children are re-parented and can no longer be found.
+    const descendants = descendantsOf(pid);
     try {
-      process.kill(-this.child.pid, 'SIGKILL');
+      process.kill(-pid, 'SIGKILL');
     } catch {
-      // No such group (yet): the runtime did not make one.
+      // No such group: the runtime did not make one (the Node bootstrap cannot).
     }
     this.child.kill('SIGKILL');
+    for (const child of descendants) {
+      try {
+        process.kill(child, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
   }
+}
+
+/** Pids of all descendants of `root`, read from /proc; empty where there is no /proc (macOS). */
+export function descendantsOf(root: number): number[] {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const children = new Map<number, number[]>();
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // pid (comm) state ppid ...: comm may contain spaces and parentheses, so parse after the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const list = children.get(ppid) ?? [];
+    list.push(Number(entry));
+    children.set(ppid, list);
+  }
+  const found: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    for (const child of children.get(queue.shift()!) ?? []) {
+      found.push(child);
+      queue.push(child);
+    }
+  }
+  return found;
 }

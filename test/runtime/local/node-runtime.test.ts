@@ -1,4 +1,6 @@
 // The local Node.js runtime with real node processes: context, async and callback handlers, ESM, errors.
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { WorkerInitError } from '../../../lib/core/errors';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
@@ -125,6 +127,20 @@ describe('the local Node.js runtime', () => {
     expect(next).toEqual({ ok: true, resultJson: '"late"' });
   });
 
+  it('kills the processes a handler started when its task times out', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-node-'));
+    const pidFile = path.join(dir, 'child.pid');
+    const invoker = node('handlers.spawnAndSleep');
+    await invoker.start();
+
+    const result = failure(await invoker.invoke(invocation({ pidFile }, 1_000)));
+
+    expect(result.reason).toBe('timeout');
+    const childPid = Number(fs.readFileSync(pidFile, 'utf8'));
+    await waitFor(() => !isAlive(childPid));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it.each([
     ['a missing module', 'nope.handler', 'Runtime.ImportModuleError', /Cannot find module 'nope'/],
     [
@@ -147,3 +163,12 @@ describe('the local Node.js runtime', () => {
     expect((error as WorkerInitError).message).toContain(TASK_ROOT);
   });
 });
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
