@@ -28,6 +28,16 @@ export interface GridClientOptions {
   readonly logger?: Logger;
 }
 
+/** Settings of one task that differ from its session's. */
+export interface TaskOptions {
+  /** Attempts before the task fails. @default the session's `maxAttempts` */
+  readonly maxAttempts?: number;
+  /** Deadline of each attempt, in seconds. @default the session's `timeoutSec` */
+  readonly timeoutSec?: number;
+  /** 0 (lowest) to `priority_levels - 1`. @default the session's `priority` */
+  readonly priority?: number;
+}
+
 export interface SubmitOptions {
   /** @default - a random UUID */
   readonly sessionId?: string;
@@ -37,13 +47,26 @@ export interface SubmitOptions {
   readonly timeoutSec?: number;
   /** 0 (lowest) to `priority_levels - 1`. @default 0 */
   readonly priority?: number;
-  /** Handler exception types never retried. @default config `non_retryable_error_types` */
+  /**
+   * Handler exception class names (Lambda's `errorType`) never retried: a task raising one fails after that attempt.
+   * Agents also honour their grid's `non_retryable_error_types`.
+   * @default config `non_retryable_error_types`
+   */
   readonly nonRetryableErrorTypes?: readonly string[];
+  /**
+   * Per-task overrides of `maxAttempts`, `timeoutSec` and `priority`, called once per event as it is submitted.
+   * Invalid values reject the submission with an `InvalidTaskError` naming the task.
+   * @default - every task takes the session's settings
+   */
+  readonly taskOptions?: (event: unknown, index: number) => TaskOptions | undefined;
   /** Tasks written per batch. @default 500 */
   readonly batchSize?: number;
   /** Called after each batch with the number of tasks submitted so far. */
   readonly onProgress?: (submitted: number) => void;
 }
+
+/** The schema's bound on `max_attempts`, applied to per-session and per-task values too. */
+const MAX_ATTEMPTS_LIMIT = 100;
 
 export class GridClient {
   private readonly config: GridConfig;
@@ -78,7 +101,8 @@ export class GridClient {
       let batch: TaskRecord[] = [];
       const batchSize = options.batchSize ?? 500;
       for await (const event of events) {
-        batch.push(await this.task(session, count, event, storedKeys));
+        const overrides = options.taskOptions ? this.taskOverrides(count, options.taskOptions(event, count)) : {};
+        batch.push(await this.task(session, count, event, storedKeys, overrides));
         count++;
         if (batch.length >= batchSize) {
           await this.write(batch);
@@ -107,31 +131,71 @@ export class GridClient {
   }
 
   private sessionRecord(options: SubmitOptions): SessionRecord {
-    const priority = options.priority ?? 0;
-    const levels = this.config.priorityLevels;
-    if (!Number.isInteger(priority) || priority < 0 || priority >= levels) {
-      throw new InvalidTaskError(0, `priority ${priority} is out of range: use an integer from 0 to ${levels - 1}`, {
-        hint: 'raise priority_levels in the grid configuration for more levels',
-      });
+    const nonRetryableErrorTypes = options.nonRetryableErrorTypes ?? this.config.nonRetryableErrorTypes;
+    if (!Array.isArray(nonRetryableErrorTypes) || nonRetryableErrorTypes.some((t) => typeof t !== 'string' || !t)) {
+      throw new InvalidTaskError(0, 'nonRetryableErrorTypes must be a list of exception class names');
     }
-    const maxAttempts = options.maxAttempts ?? this.config.maxAttempts;
-    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
-      throw new InvalidTaskError(0, `maxAttempts must be an integer >= 1 (got ${maxAttempts})`);
-    }
-    const timeoutMs =
-      options.timeoutSec !== undefined ? Math.round(options.timeoutSec * 1000) : this.config.taskTimeoutMs;
-    if (!(timeoutMs > 0)) throw new InvalidTaskError(0, `timeoutSec must be positive (got ${options.timeoutSec})`);
     return {
       sessionId: options.sessionId ?? randomUUID(),
       createdAt: Date.now(),
-      priority,
-      maxAttempts,
-      timeoutMs,
-      nonRetryableErrorTypes: options.nonRetryableErrorTypes ?? this.config.nonRetryableErrorTypes,
+      priority: this.validPriority(0, options.priority ?? 0),
+      maxAttempts: this.validMaxAttempts(0, options.maxAttempts ?? this.config.maxAttempts),
+      timeoutMs:
+        options.timeoutSec !== undefined ? this.validTimeoutMs(0, options.timeoutSec) : this.config.taskTimeoutMs,
+      nonRetryableErrorTypes,
     };
   }
 
-  private async task(session: SessionRecord, index: number, event: unknown, storedKeys: string[]): Promise<TaskRecord> {
+  /** Validates one task's overrides; only the settings given are returned. */
+  private taskOverrides(
+    index: number,
+    options: TaskOptions | undefined,
+  ): { priority?: number; maxAttempts?: number; timeoutMs?: number } {
+    if (options === undefined) return {};
+    return {
+      ...(options.priority !== undefined ? { priority: this.validPriority(index, options.priority) } : {}),
+      ...(options.maxAttempts !== undefined ? { maxAttempts: this.validMaxAttempts(index, options.maxAttempts) } : {}),
+      ...(options.timeoutSec !== undefined ? { timeoutMs: this.validTimeoutMs(index, options.timeoutSec) } : {}),
+    };
+  }
+
+  private validPriority(index: number, priority: number): number {
+    const levels = this.config.priorityLevels;
+    if (!Number.isInteger(priority) || priority < 0 || priority >= levels) {
+      throw new InvalidTaskError(
+        index,
+        `priority ${priority} is out of range: use an integer from 0 to ${levels - 1}`,
+        { hint: 'raise priority_levels in the grid configuration for more levels' },
+      );
+    }
+    return priority;
+  }
+
+  private validMaxAttempts(index: number, maxAttempts: number): number {
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > MAX_ATTEMPTS_LIMIT) {
+      throw new InvalidTaskError(
+        index,
+        `maxAttempts must be an integer from 1 to ${MAX_ATTEMPTS_LIMIT} (got ${maxAttempts})`,
+      );
+    }
+    return maxAttempts;
+  }
+
+  private validTimeoutMs(index: number, timeoutSec: number): number {
+    const timeoutMs = Math.round(timeoutSec * 1000);
+    if (!Number.isFinite(timeoutMs) || !(timeoutMs > 0)) {
+      throw new InvalidTaskError(index, `timeoutSec must be a positive number of seconds (got ${timeoutSec})`);
+    }
+    return timeoutMs;
+  }
+
+  private async task(
+    session: SessionRecord,
+    index: number,
+    event: unknown,
+    storedKeys: string[],
+    overrides: { priority?: number; maxAttempts?: number; timeoutMs?: number } = {},
+  ): Promise<TaskRecord> {
     let json: string | undefined;
     try {
       json = JSON.stringify(event);
@@ -158,7 +222,7 @@ export class GridClient {
       storedKeys.push(key);
       payload = { key, bytes };
     }
-    return newTask(session, index, payload, Date.now());
+    return newTask(session, index, payload, Date.now(), overrides);
   }
 
   private async write(batch: readonly TaskRecord[]): Promise<void> {

@@ -14,13 +14,16 @@ export interface TaskResult {
   /** The last attempt's error, for failed tasks. */
   readonly error?: TaskError;
   readonly failureReason?: FailureReason;
-  /** How many times the task was started. */
+  /** How many times the task was claimed (attempts handed back by a draining agent included). */
   readonly attempts: number;
+  /** How many attempts failed (error, timeout, runtime-crash, lease-expired). */
+  readonly failures: number;
   /** Duration of the last attempt, in ms. */
   readonly durationMs?: number;
   readonly submittedAt: number;
   readonly startedAt?: number;
   readonly finishedAt?: number;
+  /** Every attempt that ended, oldest first: owner, start and end (epoch ms), outcome, and the error of a failure. */
   readonly history: readonly AttemptRecord[];
 }
 
@@ -39,6 +42,7 @@ export async function toTaskResult(task: TaskRecord, store: PayloadStore): Promi
     ...(task.error && state !== 'succeeded' ? { error: task.error } : {}),
     ...(task.failureReason && state === 'failed' ? { failureReason: task.failureReason } : {}),
     attempts: task.attempt,
+    failures: task.failures,
     durationMs:
       task.startedAt !== undefined && task.finishedAt !== undefined ? task.finishedAt - task.startedAt : undefined,
     submittedAt: task.submittedAt,

@@ -21,6 +21,7 @@ import { decideAttempt, failure, type AbortCause } from './attempt-outcome';
 import { CompletionBatcher, type PendingCompletion } from './completion-batcher';
 import type { HeldTask } from './held-task';
 import { LeaseKeeper } from './lease-keeper';
+import { SessionSettings } from './session-settings';
 
 export interface AgentOptions {
   readonly config: GridConfig;
@@ -96,6 +97,7 @@ export class Agent {
   private readonly stopReceiving = new AbortController();
   private readonly batcher: CompletionBatcher;
   private readonly leaseKeeper: LeaseKeeper;
+  private readonly sessions: SessionSettings;
   private state: AgentState = 'created';
   private loops: Promise<unknown> = Promise.resolve();
   private stopping: Promise<void> | undefined;
@@ -130,6 +132,11 @@ export class Agent {
       expiryMs: this.config.leaseExpiryMs,
       owner: this.owner,
       onLost: (held, status) => this.interrupt(held, status === 'cancelled' ? 'cancelled' : 'lost'),
+    });
+    this.sessions = new SessionSettings({
+      table: this.table,
+      gridNonRetryable: this.config.nonRetryableErrorTypes,
+      logger: this.logger,
     });
   }
 
@@ -192,6 +199,8 @@ export class Agent {
       for (const held of this.held.values()) if (held.running) this.interrupt(held, 'drain');
     }
     await this.loops;
+    // A claim that was in flight when the drain began lands after the ready list was emptied: hand it back too.
+    for (const held of [...this.held.values()]) if (!held.running && !held.abortCause) this.interrupt(held, 'drain');
     await this.batcher.drain();
     this.leaseKeeper.stop();
     await Promise.allSettled(this.invokers.map((invoker) => invoker.close()));
@@ -285,9 +294,21 @@ export class Agent {
 
   private hold(held: HeldTask): void {
     this.held.set(held.task.taskId, held);
+    if (this.state !== 'running') {
+      // Claimed while the drain began: give it straight back so another agent runs it now.
+      this.handBack(held);
+      return;
+    }
     const waiter = this.readyWaiters.shift();
     if (waiter) waiter(held);
-    else this.ready.push(held);
+    else this.ready.splice(this.readyIndex(held.task.priority), 0, held);
+  }
+
+  /** Where a task of `priority` goes in the ready list: after every task of the same or a higher priority. */
+  private readyIndex(priority: number): number {
+    let i = this.ready.length;
+    while (i > 0 && this.ready[i - 1]!.task.priority < priority) i--;
+    return i;
   }
 
   private nextTask(): Promise<HeldTask | undefined> {
@@ -354,8 +375,13 @@ export class Agent {
     } finally {
       clearTimeout(safety);
     }
+    // Only a handler error needs the session's own non-retryable types; successes never read the session.
+    const nonRetryableErrorTypes =
+      !result.ok && result.reason === 'error'
+        ? [...(await this.sessions.nonRetryableErrorTypes(task.sessionId))]
+        : this.config.nonRetryableErrorTypes;
     const decision = decideAttempt(task, result, held.abortCause, {
-      nonRetryableErrorTypes: this.config.nonRetryableErrorTypes,
+      nonRetryableErrorTypes,
       taskTimeoutMs: task.timeoutMs,
     });
     if (!decision.write) {
@@ -417,6 +443,7 @@ export class Agent {
 
   /** Gives a task back unfinished (drain, unexpected error): pending again, no failure counted. */
   private handBack(held: HeldTask): void {
+    held.abortCause ??= 'drain';
     this.record(held, { kind: 'released' });
   }
 

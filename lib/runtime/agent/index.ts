@@ -2,3 +2,4 @@
 export * from './agent';
 export * from './attempt-outcome';
 export type { HeldTask } from './held-task';
+export { SessionSettings, type SessionSettingsOptions } from './session-settings';

@@ -9,7 +9,10 @@ export interface LeaseKeeperOptions {
   readonly owner: string;
   readonly logger: Logger;
   readonly now: () => number;
-  /** How often held tasks are looked at; tasks held for less than this are skipped (most tasks are short). */
+  /**
+   * How often held tasks are looked at. Tasks held for less than half of it are skipped (most tasks are short), so a
+   * cancellation is seen within about one interval, 1.5 at worst right after a claim.
+   */
   readonly checkIntervalMs: number;
   /** How often a lease is pushed forward. */
   readonly refreshIntervalMs: number;
@@ -46,7 +49,7 @@ export class LeaseKeeper {
       const refresh: HeldTask[] = [];
       const check: HeldTask[] = [];
       for (const held of this.options.held.values()) {
-        if (held.abortCause || at - held.claimedAt < checkIntervalMs) continue;
+        if (held.abortCause || at - held.claimedAt < checkIntervalMs / 2) continue;
         if (at - held.lastExtendedAt >= refreshIntervalMs - checkIntervalMs) refresh.push(held);
         else check.push(held);
       }
