@@ -1,6 +1,7 @@
-// Micro-benchmark: no-op Python tasks per second through the local runtime's pipe transport, N tasks over S slots.
+// Micro-benchmark: no-op tasks per second through the local runtime's pipe transport, N tasks over S slots.
 // Run from the repository root:
-//   npx esbuild bench/runtime-pipe.ts --bundle --platform=node --outfile=/tmp/rp.js && node /tmp/rp.js [tasks] [slots]
+//   npx esbuild bench/runtime-pipe.ts --bundle --platform=node --outfile=/tmp/rp.js
+//   node /tmp/rp.js [tasks=50000] [slots=2] [python|node]
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { resolveRuntime } from '../lib/core/runtime-kind';
@@ -10,12 +11,13 @@ import { createLocalInvoker } from '../lib/runtime/local';
 async function main(): Promise<void> {
   const tasks = Number(process.argv[2] ?? 50_000);
   const slots = Number(process.argv[3] ?? 2);
+  const family = process.argv[4] === 'node' ? 'node' : 'python';
   const root = process.cwd();
   const invokers: WorkerInvoker[] = Array.from({ length: slots }, (_, slotIndex) =>
     createLocalInvoker({
-      taskRoot: path.join(root, 'test/fixtures/workers/python'),
-      handler: 'worker.noop',
-      runtime: resolveRuntime('python3.12'),
+      taskRoot: path.join(root, 'test/fixtures/workers', family),
+      handler: family === 'python' ? 'worker.noop' : 'handlers.noop',
+      runtime: resolveRuntime(family === 'python' ? 'python3.12' : 'nodejs22.x'),
       pythonExecutable: process.env.PYTHON ?? 'python3',
       bootstrapDir: path.join(root, 'lib/runtime/bootstrap'),
       slotIndex,
@@ -47,6 +49,7 @@ async function main(): Promise<void> {
   console.log(
     JSON.stringify({
       bench: 'runtime-pipe',
+      runtime: family,
       tasks,
       slots,
       failed,

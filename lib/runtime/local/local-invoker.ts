@@ -47,6 +47,7 @@ export interface LocalRuntimeOptions {
 const DEFAULT_MAX_OUTPUT = 1024 * 1024;
 const DEFAULT_INIT_TIMEOUT_MS = 120_000;
 const MAX_RESTART_DELAY_MS = 5_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** No delay for the first restart, then 100 ms doubling up to 5 s, so a runtime that keeps dying never spins. */
 export function restartDelayMs(consecutiveFailures: number): number {
@@ -69,6 +70,7 @@ export class LocalInvoker implements WorkerInvoker {
   private readonly bootstrapDir: string;
   private readonly logger: Logger | undefined;
   private slot: Slot | undefined;
+  private readonly slots = new WeakMap<RuntimeSession, Slot>();
   private failures = 0;
   private busy = false;
   private closed = false;
@@ -123,10 +125,10 @@ export class LocalInvoker implements WorkerInvoker {
           this.recycle(running, !result.ok && result.reason === 'timeout' ? 'timeout' : 'cancelled', invocation);
         resolve(result);
       };
-      const timer = setTimeout(
-        () => finish(timeoutResult(invocation.deadline - startedAt), true),
-        Math.max(0, invocation.deadline - startedAt),
-      );
+      const timeoutMs = invocation.deadline - startedAt;
+      // Beyond what a timer can hold (about 24.8 days) the deadline is as good as none.
+      const timer =
+        timeoutMs <= MAX_TIMER_MS ? setTimeout(() => finish(timeoutResult(timeoutMs), true), timeoutMs) : undefined;
       const onAbort = (): void => finish(cancelledResult(abortReason(signal)), true);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.cancelRunning = (why) => finish(cancelledResult(why), true);
@@ -144,7 +146,11 @@ export class LocalInvoker implements WorkerInvoker {
         run(slot, slot.live);
       } else {
         this.session().then(
-          (session) => (this.slot ? run(this.slot, session) : finish(unavailableResult(new Error('closed')), false)),
+          (session) => {
+            const owner = this.slots.get(session);
+            if (owner) run(owner, session);
+            else finish(unavailableResult(new Error('the local runtime is closed')), false);
+          },
           (error: Error) => finish(unavailableResult(error), false),
         );
       }
@@ -158,9 +164,9 @@ export class LocalInvoker implements WorkerInvoker {
 
   private async shutdown(): Promise<void> {
     this.closed = true;
-    this.cancelRunning?.('the local runtime is closed');
     const slot = this.slot;
     this.slot = undefined;
+    this.cancelRunning?.('the local runtime is closed');
     if (slot?.session) {
       slot.killedByUs = true;
       slot.session.kill();
@@ -191,6 +197,7 @@ export class LocalInvoker implements WorkerInvoker {
     if (this.closed) throw new WorkerInitError('the local runtime is closed', 'Runtime.Closed');
     const session = await this.spawn();
     slot.session = session;
+    this.slots.set(session, slot);
     if (this.closed) {
       slot.killedByUs = true;
       session.kill();
