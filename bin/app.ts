@@ -2,11 +2,20 @@
 // The CDK app: one grid stack from `-c config=<file>` and `-c key=value` overrides, checked by cdk-nag AwsSolutions.
 import { App, Aspects } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { gridSettingsFromContext } from '../lib/infra/app-config';
+import { ConfigError } from '../lib/core/errors';
+import { gridSettingsFromContext, type GridAppSettings } from '../lib/infra/app-config';
 import { HtcGridStack } from '../lib/infra/htc-grid-stack';
 
 const app = new App();
-const settings = gridSettingsFromContext((key) => app.node.tryGetContext(key));
+let settings: GridAppSettings;
+try {
+  settings = gridSettingsFromContext((key) => app.node.tryGetContext(key));
+} catch (err) {
+  // A configuration mistake is the user's to fix: show the problems, not a stack trace.
+  if (!(err instanceof ConfigError)) throw err;
+  process.stderr.write(`${err.message}\n`);
+  process.exit(1);
+}
 new HtcGridStack(app, settings.stackName, {
   stackName: settings.stackName,
   description: `htc-grid-cdk grid "${settings.config.gridName}"`,
@@ -22,5 +31,6 @@ new HtcGridStack(app, settings.stackName, {
   spot: settings.spot,
   natGateways: settings.natGateways,
   targetBacklogPerAgent: settings.targetBacklogPerAgent,
+  reaperEntry: settings.reaperEntry,
 });
 Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));

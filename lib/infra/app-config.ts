@@ -17,6 +17,7 @@ export const INFRA_CONTEXT_KEYS = {
   nat_gateways: 'NAT gateways of the new VPC (0 = none)',
   scaling_target: 'queued + in-flight tasks per agent the service scales to',
   stack_name: 'CloudFormation stack name',
+  reaper_entry: 'reaper handler source file (default lib/runtime/reaper-handler.ts)',
 } as const;
 
 const ALIASES: Readonly<Record<string, string>> = { max_agents: 'max_htc_agents', min_agents: 'min_htc_agents' };
@@ -38,6 +39,7 @@ export interface GridAppSettings {
   readonly spot?: boolean;
   readonly natGateways?: number;
   readonly targetBacklogPerAgent?: number;
+  readonly reaperEntry?: string;
   readonly stackName: string;
 }
 
@@ -143,8 +145,13 @@ export function gridSettingsFromContext(
   if (!/^[A-Za-z][A-Za-z0-9-]{0,127}$/.test(stackName)) {
     issues.push(`-c stack_name=${stackName}: use letters, digits and dashes, starting with a letter`);
   }
+  const reaperRaw = str('reaper_entry');
+  const reaperEntry = reaperRaw !== undefined ? path.resolve(baseDir, reaperRaw) : undefined;
+  if (reaperEntry !== undefined && !fs.existsSync(reaperEntry)) {
+    issues.push(`-c reaper_entry=${reaperRaw}: no such file: pass a file exporting the reaper's handler`);
+  }
   if (issues.length > 0 || config === undefined) throw new ConfigError(issues);
-  return { config, workerDir, workerZip, stackName, ...settings };
+  return { config, workerDir, workerZip, stackName, reaperEntry, ...settings };
 }
 
 function isDirectory(p: string): boolean {

@@ -52,7 +52,7 @@ export function synthGrid(context: Record<string, string>, options: SynthOptions
     spot: settings.spot,
     natGateways: settings.natGateways,
     targetBacklogPerAgent: settings.targetBacklogPerAgent,
-    reaperEntry: REAPER_ENTRY,
+    reaperEntry: settings.reaperEntry ?? REAPER_ENTRY,
   });
   if (options.nag) Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
   return { app, stack, template: Template.fromStack(stack) };

@@ -46,13 +46,17 @@ function agentDocument(t: Template): Record<string, any> {
   return JSON.parse(text);
 }
 
-function policyStatementsOf(t: Template, roleLogicalIdPrefix: string): { Action: string | string[]; Resource: unknown }[] {
+function policyStatementsOf(
+  t: Template,
+  roleLogicalIdPrefix: string,
+): { Action: string | string[]; Resource: unknown }[] {
   const policies = Object.values(t.findResources('AWS::IAM::Policy')) as Resource[];
   return policies
-    .filter((p) =>
-      (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref.startsWith(roleLogicalIdPrefix)),
-    )
-    .flatMap((p) => (p.Properties.PolicyDocument as { Statement: { Action: string | string[]; Resource: unknown }[] }).Statement);
+    .filter((p) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref.startsWith(roleLogicalIdPrefix)))
+    .flatMap(
+      (p) =>
+        (p.Properties.PolicyDocument as { Statement: { Action: string | string[]; Resource: unknown }[] }).Statement,
+    );
 }
 
 describe('the default grid stack', () => {
@@ -75,7 +79,9 @@ describe('the default grid stack', () => {
   });
 
   it('sets S3_LAMBDA_HTCGRID_BUCKET_NAME to the worker bucket on the init container and the agent', () => {
-    const bucket = Object.keys(template.findResources('AWS::S3::Bucket')).find((id) => id.startsWith('GridWorkerBucket'));
+    const bucket = Object.keys(template.findResources('AWS::S3::Bucket')).find((id) =>
+      id.startsWith('GridWorkerBucket'),
+    );
     expect(bucket).toBeDefined();
     for (const name of ['fetch-worker', 'agent']) {
       expect(env(container(template, name), GRID_ENV.workerBucket)).toEqual({ Ref: bucket });
@@ -85,11 +91,24 @@ describe('the default grid stack', () => {
   it('has the init container fetch the key the bucket deployment wrote, before the Lambda container starts', () => {
     const init = container(template, 'fetch-worker');
     expect(env(init, GRID_ENV.workerKey)).toEqual({
-      'Fn::Join': ['', ['workers/', { 'Fn::Select': [0, { 'Fn::GetAtt': [expect.stringMatching(/^GridWorkerDeployment/), 'SourceObjectKeys'] }] }]],
+      'Fn::Join': [
+        '',
+        [
+          'workers/',
+          { 'Fn::Select': [0, { 'Fn::GetAtt': [expect.stringMatching(/^GridWorkerDeployment/), 'SourceObjectKeys'] }] },
+        ],
+      ],
     });
-    expect(init.Command?.[0]).toContain('aws s3 cp --only-show-errors "s3://$S3_LAMBDA_HTCGRID_BUCKET_NAME/$HTCGRID_WORKER_KEY"');
-    expect(container(template, 'lambda-0').DependsOn).toEqual([{ ContainerName: 'fetch-worker', Condition: 'SUCCESS' }]);
-    template.hasResourceProperties('Custom::CDKBucketDeployment', { Extract: false, DestinationBucketKeyPrefix: 'workers/' });
+    expect(init.Command?.[0]).toContain(
+      'aws s3 cp --only-show-errors "s3://$S3_LAMBDA_HTCGRID_BUCKET_NAME/$HTCGRID_WORKER_KEY"',
+    );
+    expect(container(template, 'lambda-0').DependsOn).toEqual([
+      { ContainerName: 'fetch-worker', Condition: 'SUCCESS' },
+    ]);
+    template.hasResourceProperties('Custom::CDKBucketDeployment', {
+      Extract: false,
+      DestinationBucketKeyPrefix: 'workers/',
+    });
   });
 
   it('runs the agent and Lambda containers as non-root with read-only root file systems and a drain stop timeout', () => {
@@ -106,7 +125,10 @@ describe('the default grid stack', () => {
     template.hasResourceProperties('AWS::ECR::PullThroughCacheRule', { UpstreamRegistryUrl: 'public.ecr.aws' });
     template.resourceCountIs('AWS::EC2::NatGateway', 0);
     template.resourceCountIs('AWS::EC2::VPCEndpoint', 6);
-    template.hasResourceProperties('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Gateway', ServiceName: Match.objectLike({}) });
+    template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
+      VpcEndpointType: 'Gateway',
+      ServiceName: Match.objectLike({}),
+    });
   });
 
   it('grants the task role only what an agent does, with no action or resource wildcard beyond scoped ones', () => {
@@ -115,7 +137,13 @@ describe('the default grid stack', () => {
     expect(actions).not.toContain('*');
     expect(actions.filter((a) => a.endsWith(':*'))).toEqual([]);
     expect(actions).toEqual(
-      expect.arrayContaining(['dynamodb:UpdateItem', 'dynamodb:Query', 'sqs:ReceiveMessage', 'sqs:SendMessage', 's3:PutObject']),
+      expect.arrayContaining([
+        'dynamodb:UpdateItem',
+        'dynamodb:Query',
+        'sqs:ReceiveMessage',
+        'sqs:SendMessage',
+        's3:PutObject',
+      ]),
     );
     expect(actions).not.toEqual(expect.arrayContaining(['dynamodb:Scan']));
     expect(actions).not.toEqual(expect.arrayContaining(['dynamodb:DeleteTable']));
@@ -126,8 +154,15 @@ describe('the default grid stack', () => {
 
   it('encrypts the buckets, queues and table and denies non-TLS access to buckets and queues', () => {
     template.allResourcesProperties('AWS::S3::Bucket', {
-      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
-      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
     });
     template.allResourcesProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true });
     template.hasResourceProperties('AWS::DynamoDB::Table', {
@@ -139,11 +174,15 @@ describe('the default grid stack', () => {
     });
     const tlsDeny = Match.objectLike({
       PolicyDocument: Match.objectLike({
-        Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
       }),
     });
     expect(Object.keys(template.findResources('AWS::S3::BucketPolicy', { Properties: tlsDeny }))).toHaveLength(2);
-    expect(Object.keys(template.findResources('AWS::SQS::QueuePolicy', { Properties: tlsDeny })).length).toBeGreaterThan(0);
+    expect(
+      Object.keys(template.findResources('AWS::SQS::QueuePolicy', { Properties: tlsDeny })).length,
+    ).toBeGreaterThan(0);
   });
 
   it('makes one queue per priority level, each with the dead-letter queue', () => {
@@ -182,28 +221,47 @@ describe('the default grid stack', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Runtime: Match.stringLikeRegexp('^nodejs(2[2-9]|[3-9]\\d)\\.x$'),
       ReservedConcurrentExecutions: 1,
-      Environment: { Variables: Match.objectLike({ HTCGRID_TABLE_NAME: Match.anyValue(), HTCGRID_QUEUE_URLS: Match.anyValue() }) },
+      Environment: {
+        Variables: Match.objectLike({ HTCGRID_TABLE_NAME: Match.anyValue(), HTCGRID_QUEUE_URLS: Match.anyValue() }),
+      },
     });
     template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(1 minute)' });
   });
 
   it('has a dashboard and alarms on the dead-letter queue and the oldest message age', () => {
     template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', { Threshold: 1, MetricName: 'ApproximateNumberOfMessagesVisible' });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Threshold: 1,
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+    });
     template.hasResourceProperties('AWS::CloudWatch::Alarm', { Threshold: 900 });
   });
 
   it('outputs everything a client needs', () => {
     const outputs = template.findOutputs('*');
     expect(Object.keys(outputs)).toEqual(
-      expect.arrayContaining(['TableName', 'QueueUrls', 'DataBucket', 'WorkerBucket', 'WorkerKey', 'Region', 'Handler']),
+      expect.arrayContaining([
+        'TableName',
+        'QueueUrls',
+        'DataBucket',
+        'WorkerBucket',
+        'WorkerKey',
+        'Region',
+        'Handler',
+      ]),
     );
     expect(outputs.Handler?.Value).toBe('lambda_function.lambda_handler');
   });
 
   it('passes cdk-nag AwsSolutions with zero unsuppressed errors or warnings', () => {
-    const errors = Annotations.fromStack(stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*|CdkNagValidationFailure.*'));
-    const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*|CdkNagValidationFailure.*'));
-    expect([...errors, ...warnings].map((e) => `${e.id}: ${String(e.entry.data)}`)).toEqual([]);
+    const errors = Annotations.fromStack(stack).findError(
+      '*',
+      Match.stringLikeRegexp('AwsSolutions-.*|CdkNagValidationFailure.*'),
+    );
+    const warnings = Annotations.fromStack(stack).findWarning(
+      '*',
+      Match.stringLikeRegexp('AwsSolutions-.*|CdkNagValidationFailure.*'),
+    );
+    expect([...errors, ...warnings].map((e) => `${e.id}: ${JSON.stringify(e.entry.data)}`)).toEqual([]);
   });
 });

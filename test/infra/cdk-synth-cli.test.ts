@@ -1,0 +1,65 @@
+// `npx cdk synth` with -c overrides works as users run it: no AWS credentials, no Docker, handler wired everywhere.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PYTHON_WORKER, REAPER_ENTRY, REPO_ROOT } from './grid-app';
+
+let outdir: string;
+beforeAll(() => {
+  outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-cdk-synth-'));
+});
+afterAll(() => {
+  fs.rmSync(outdir, { recursive: true, force: true });
+});
+
+it('synthesises a template with the -c handler in the Lambda command, the agent document and the outputs', () => {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: outdir,
+    // Nothing to sign with and no Docker engine: bundling must be local and synth must not call AWS.
+    CDK_DOCKER: path.join(outdir, 'no-docker'),
+    CDK_DISABLE_CLI_TELEMETRY: 'true',
+  };
+  const args = [
+    'cdk',
+    'synth',
+    '--quiet',
+    '--no-notices',
+    '--no-version-reporting',
+    '-o',
+    outdir,
+    '-c',
+    'lambda_handler_file_name=portfolio_pricing_engine',
+    '-c',
+    'lambda_handler_function_name=price',
+    '-c',
+    `worker=${path.relative(REPO_ROOT, PYTHON_WORKER)}`,
+    '-c',
+    'grid_name=cli-check',
+    '-c',
+    'max_agents=12',
+    ...(REAPER_ENTRY ? ['-c', `reaper_entry=${path.relative(REPO_ROOT, REAPER_ENTRY)}`] : []),
+  ];
+
+  execFileSync('npx', args, { cwd: REPO_ROOT, env, stdio: 'pipe', timeout: 240_000 });
+
+  const template = JSON.parse(fs.readFileSync(path.join(outdir, 'HtcGrid-cli-check.template.json'), 'utf8'));
+  const text = JSON.stringify(template);
+  const taskDef = Object.values(template.Resources as Record<string, any>).find(
+    (r) => r.Type === 'AWS::ECS::TaskDefinition',
+  );
+  const lambda = taskDef.Properties.ContainerDefinitions.find((c: { Name: string }) => c.Name === 'lambda-0');
+  expect(lambda.Command).toEqual(['portfolio_pricing_engine.price']);
+  expect(text).toContain(
+    '\\"lambda_handler_file_name\\":\\"portfolio_pricing_engine\\",\\"lambda_handler_function_name\\":\\"price\\"',
+  );
+  expect(template.Outputs.Handler.Value).toBe('portfolio_pricing_engine.price');
+  const nagReport = fs.readFileSync(path.join(outdir, 'AwsSolutions--HtcGrid-cli-check-NagReport.csv'), 'utf8');
+  const rows = nagReport.trim().split('\n').slice(1);
+  expect(rows.length).toBeGreaterThan(20);
+  expect(rows.filter((row) => row.includes('"Non-Compliant"'))).toEqual([]);
+  // Every suppression carries a written reason.
+  const suppressed = rows.filter((row) => row.includes('"Suppressed"'));
+  expect(suppressed.filter((row) => /"Suppressed","(N\/A)?"/.test(row))).toEqual([]);
+}, 300_000);

@@ -1,0 +1,157 @@
+// The app's configuration: -c overrides and an HTC-Grid config file reach the Lambda command and the agent document.
+import * as path from 'node:path';
+import type { Template } from 'aws-cdk-lib/assertions';
+import { ConfigError } from '../../lib/core/errors';
+import { GRID_ENV } from '../../lib/core/grid-resources';
+import { gridSettingsFromContext } from '../../lib/infra/app-config';
+import { FIXTURES, maskedTemplate, PYTHON_WORKER, REPO_ROOT, synthGrid } from './grid-app';
+
+type ContainerDef = {
+  Name: string;
+  Command?: string[];
+  Image?: unknown;
+  Environment?: { Name: string; Value: unknown }[];
+};
+
+function containers(t: Template): ContainerDef[] {
+  const defs = Object.values(t.findResources('AWS::ECS::TaskDefinition')) as {
+    Properties: { ContainerDefinitions: ContainerDef[] };
+  }[];
+  return defs[0]!.Properties.ContainerDefinitions;
+}
+
+function agentDocument(t: Template): Record<string, any> {
+  const agent = containers(t).find((c) => c.Name === 'agent')!;
+  const value = agent.Environment!.find((e) => e.Name === GRID_ENV.config)!.Value as {
+    'Fn::Join': [string, unknown[]];
+  };
+  return JSON.parse(value['Fn::Join'][1].map((p) => (typeof p === 'string' ? p : '<token>')).join(''));
+}
+
+const CONFIG_FILE = path.join(FIXTURES, 'python_runtime_grid_config.json');
+
+describe('-c overrides', () => {
+  let template: Template;
+  beforeAll(() => {
+    ({ template } = synthGrid({
+      worker: PYTHON_WORKER,
+      lambda_handler_file_name: 'portfolio_pricing_engine',
+      lambda_handler_function_name: 'price',
+      grid_name: 'risk-nightly',
+      max_agents: '250',
+      min_agents: '1',
+      slots: '2',
+      cpu: '2048',
+      memory: '8192',
+      runtime: 'python3.13',
+      task_timeout_sec: '300',
+    }));
+  });
+
+  it('matches its snapshot (asset hashes masked)', () => {
+    expect(maskedTemplate(template)).toMatchSnapshot();
+  });
+
+  it('run the overridden handler in every Lambda container, one per slot on its own port', () => {
+    const lambdas = containers(template).filter((c) => c.Name.startsWith('lambda-'));
+    expect(lambdas.map((c) => c.Command)).toEqual([
+      ['portfolio_pricing_engine.price'],
+      ['portfolio_pricing_engine.price'],
+    ]);
+    const agent = containers(template).find((c) => c.Name === 'agent')!;
+    expect(agent.Environment!.find((e) => e.Name === GRID_ENV.lambdaEndpoint)!.Value).toBe(
+      'http://localhost:8080,http://localhost:8081',
+    );
+  });
+
+  it('put the overridden handler names, slots and grid name into the agent configuration document', () => {
+    const doc = agentDocument(template);
+    expect(doc.agent_configuration.lambda).toMatchObject({
+      lambda_handler_file_name: 'portfolio_pricing_engine',
+      lambda_handler_function_name: 'price',
+      runtime: 'python3.13',
+    });
+    expect(doc).toMatchObject({ grid_name: 'risk-nightly', slots: 2, max_htc_agents: 250, min_htc_agents: 1 });
+  });
+
+  it('size the task, the Lambda timeout, the image and the scaling bounds', () => {
+    template.hasResourceProperties('AWS::ECS::TaskDefinition', { Cpu: '2048', Memory: '8192' });
+    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', { MinCapacity: 1, MaxCapacity: 250 });
+    const lambda = containers(template).find((c) => c.Name === 'lambda-0')!;
+    expect(lambda.Environment).toContainEqual({ Name: 'AWS_LAMBDA_FUNCTION_TIMEOUT', Value: '300' });
+    expect(JSON.stringify(lambda.Image)).toContain('/lambda/python:3.13');
+  });
+});
+
+describe('a grid config file in HTC-Grid format', () => {
+  let template: Template;
+  beforeAll(() => {
+    ({ template } = synthGrid({ worker: PYTHON_WORKER, config: path.relative(REPO_ROOT, CONFIG_FILE) }));
+  });
+
+  it('matches its snapshot (asset hashes masked)', () => {
+    expect(maskedTemplate(template)).toMatchSnapshot();
+  });
+
+  it('sets the handler from agent_configuration.lambda in the Lambda command and the agent document', () => {
+    expect(containers(template).find((c) => c.Name === 'lambda-0')!.Command).toEqual([
+      'portfolio_pricing_engine.price',
+    ]);
+    const doc = agentDocument(template);
+    expect(doc.agent_configuration.lambda.lambda_handler_file_name).toBe('portfolio_pricing_engine');
+    expect(doc.grid_name).toBe('quant-risk');
+    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', { MaxCapacity: 40 });
+  });
+});
+
+describe('context winning over the config file', () => {
+  it('takes the -c handler names over the file’s', () => {
+    const settings = gridSettingsFromContext(
+      (key) =>
+        ({ config: CONFIG_FILE, worker: PYTHON_WORKER, lambda_handler_file_name: 'lambda_function', max_agents: '7' })[
+          key
+        ],
+      REPO_ROOT,
+    );
+    expect(settings.config.handler).toBe('lambda_function.price');
+    expect(settings.config.maxAgents).toBe(7);
+    expect(settings.config.runtime.name).toBe('python3.13');
+  });
+});
+
+describe('invalid context values', () => {
+  const settingsFor = (ctx: Record<string, string>) => () =>
+    gridSettingsFromContext((key) => ({ worker: PYTHON_WORKER, ...ctx })[key], REPO_ROOT);
+
+  it('fail with the key, the value and the fix', () => {
+    expect(settingsFor({ runtime: 'nodejs20.x' })).toThrow(
+      /runtime "nodejs20\.x" is not supported.*use one of python3\.12/,
+    );
+    expect(settingsFor({ max_agents: 'many' })).toThrow(/max_htc_agents.*got "many"/);
+    expect(settingsFor({ min_agents: '5', max_agents: '2' })).toThrow(
+      /min_htc_agents \(5\) must not exceed max_htc_agents \(2\)/,
+    );
+    expect(settingsFor({ lambda_handler_function_name: 'not-a-name' })).toThrow(/"not-a-name" is not a function name/);
+    expect(settingsFor({ grid_name: 'Bad Name' })).toThrow(/grid_name.*lowercase/);
+    expect(settingsFor({ worker: 'no/such/folder' })).toThrow(/-c worker=no\/such\/folder: no such folder/);
+    expect(settingsFor({ cpu: 'fast' })).toThrow(/-c cpu=fast: not a number/);
+    expect(settingsFor({ config: 'missing.json' })).toThrow(/-c config=missing\.json: cannot read it as JSON/);
+  });
+
+  it('report every problem at once as a ConfigError', () => {
+    let caught: unknown;
+    try {
+      settingsFor({ max_agents: 'x', cpu: 'fast', worker: 'nowhere' })();
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).issues.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('fail synthesis for a Fargate size that does not exist, naming the valid range', () => {
+    expect(() => synthGrid({ worker: PYTHON_WORKER, cpu: '1024', memory: '512' })).toThrow(
+      /memory: 512 MiB does not fit cpu 1024 on Fargate: use 2048\.\.8192 MiB/,
+    );
+  });
+});

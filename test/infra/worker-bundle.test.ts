@@ -1,0 +1,123 @@
+// WorkerBundle: worker folders become Lambda zips locally (no Docker) and land in the worker bucket under workers/.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import AdmZip from 'adm-zip';
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { resolveRuntime } from '../../lib/core/runtime-kind';
+import { bundleWorkerLocally, dockerBundlingScript, buildImageFor } from '../../lib/infra/worker-bundling';
+import { WorkerBundle } from '../../lib/infra/worker-bundle';
+import { FIXTURES, PYTHON_WORKER } from './grid-app';
+
+/** A python3 whose pip builds local path packages offline (setuptools and wheel importable). */
+function wheelBuildingPython(): string {
+  for (const candidate of ['python3', '/usr/bin/python3']) {
+    if (spawnSync(candidate, ['-c', 'import setuptools, wheel, pip']).status === 0) return candidate;
+  }
+  throw new Error(
+    'no python3 with pip, setuptools and wheel: apt-get install python3-pip python3-wheel python3-setuptools',
+  );
+}
+
+function zipEntries(zipPath: string): string[] {
+  return new AdmZip(zipPath)
+    .getEntries()
+    .map((e) => e.entryName)
+    .sort();
+}
+
+let scratch: string;
+beforeEach(() => {
+  scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-infra-bundle-'));
+});
+afterEach(() => {
+  fs.rmSync(scratch, { recursive: true, force: true });
+});
+
+describe('local worker bundling', () => {
+  it('puts a Python handler and its local path requirement at the zip root', () => {
+    const result = bundleWorkerLocally(
+      {
+        sourceDir: path.join(FIXTURES, 'python-localdep-worker'),
+        runtime: resolveRuntime('python3.12'),
+        pythonExecutable: wheelBuildingPython(),
+      },
+      scratch,
+    );
+
+    const entries = zipEntries(result.zipPath);
+    expect(path.dirname(result.zipPath)).toBe(scratch);
+    expect(entries).toEqual(expect.arrayContaining(['lambda_function.py', 'greeting_lib/__init__.py']));
+    expect(entries.some((e) => e.includes('__pycache__'))).toBe(false);
+  });
+
+  it('bundles a TypeScript worker into index.js at the zip root', () => {
+    const result = bundleWorkerLocally(
+      { sourceDir: path.join(FIXTURES, 'ts-worker'), runtime: resolveRuntime('nodejs22.x') },
+      scratch,
+    );
+
+    const entries = zipEntries(result.zipPath);
+    expect(entries).toContain('index.js');
+    expect(entries).not.toContain('index.ts');
+  });
+});
+
+describe('the WorkerBundle construct', () => {
+  it('stages the locally built zip as the deployment source and exposes bucket, key and handler', () => {
+    const outdir = path.join(scratch, 'cdk.out');
+    const app = new App({ outdir });
+    const stack = new Stack(app, 'Bundle');
+    const bucket = new s3.Bucket(stack, 'Bucket');
+
+    const bundle = new WorkerBundle(stack, 'Worker', {
+      bucket,
+      sourceDir: PYTHON_WORKER,
+      handlerFileName: 'portfolio_pricing_engine.py',
+      handlerFunctionName: 'price',
+    });
+    const template = Template.fromStack(stack);
+    app.synth();
+
+    expect(bundle.handler).toBe('portfolio_pricing_engine.price');
+    expect(bundle.bucket).toBe(bucket);
+    expect(stack.resolve(bundle.key)).toEqual({
+      'Fn::Join': ['', ['workers/', { 'Fn::Select': [0, { 'Fn::GetAtt': [expect.any(String), 'SourceObjectKeys'] }] }]],
+    });
+    template.hasResourceProperties('Custom::CDKBucketDeployment', { Extract: false });
+    const deployment = Object.values(template.findResources('Custom::CDKBucketDeployment'))[0] as {
+      Properties: { SourceObjectKeys: string[] };
+    };
+    const sourceKey = deployment.Properties.SourceObjectKeys[0]!;
+    expect(zipEntries(path.join(outdir, `asset.${sourceKey}`))).toEqual([
+      'lambda_function.py',
+      'portfolio_pricing_engine.py',
+    ]);
+  });
+
+  it('rejects a missing worker folder, naming it and the fix', () => {
+    const stack = new Stack(new App(), 'Bad');
+    const bucket = new s3.Bucket(stack, 'Bucket');
+
+    expect(() => new WorkerBundle(stack, 'Worker', { bucket, sourceDir: path.join(scratch, 'nope') })).toThrow(
+      /worker: ".*nope" is not a folder: pass the worker's folder/,
+    );
+    expect(() => new WorkerBundle(stack, 'Worker2', { bucket })).toThrow(/give exactly one of sourceDir and zipFile/);
+    expect(
+      () => new WorkerBundle(stack, 'Worker3', { bucket, sourceDir: PYTHON_WORKER, runtime: 'nodejs20.x' }),
+    ).toThrow(/runtime "nodejs20\.x" is not supported/);
+  });
+});
+
+describe('Docker fallback', () => {
+  it('uses the AWS SAM build image of the runtime and installs requirements into the output', () => {
+    const python = resolveRuntime('python3.13');
+
+    expect(buildImageFor(python)).toBe('public.ecr.aws/sam/build-python3.13:latest');
+    expect(dockerBundlingScript(python)).toContain('pip install --no-cache-dir -r requirements.txt -t /asset-output');
+    expect(dockerBundlingScript(resolveRuntime('provided'))).toContain('chmod 755 /asset-output/bootstrap');
+  });
+});
