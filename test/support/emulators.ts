@@ -61,7 +61,9 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
       lastError = error;
     }
     if (Date.now() > deadline) {
-      throw new Error(`${what} not ready after ${timeoutMs} ms${lastError instanceof Error ? `: ${lastError.message}` : ''}`);
+      throw new Error(
+        `${what} not ready after ${timeoutMs} ms${lastError instanceof Error ? `: ${lastError.message}` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, delay));
   }

@@ -699,7 +699,7 @@ function decodeCursor(cursor: string): TerminalCursor {
     if (typeof raw.w !== 'string' || !Array.isArray(raw.s) || !raw.s.every((k) => typeof k === 'string')) {
       throw new Error('shape');
     }
-    return { w: `T#${raw.w}`, s: (raw.s).map((k) => `T#${k}`) };
+    return { w: `T#${raw.w}`, s: raw.s.map((k) => `T#${k}`) };
   } catch {
     throw new InvalidTerminalCursorError(cursor);
   }

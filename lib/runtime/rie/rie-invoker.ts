@@ -1,0 +1,228 @@
+// The agent's side of lambda-rie: invokes one task over the RIE HTTP API and classifies what comes back.
+import http from 'node:http';
+import net from 'node:net';
+import { WorkerInitError } from '../../core/errors';
+import { silentLogger, type Logger } from '../../logging';
+import type { Invocation, InvokeResult, WorkerInvoker } from '../../ports';
+import {
+  CLIENT_CONTEXT_HEADER,
+  FUNCTION_ERROR_HEADER,
+  RIE_INVOKE_PATH,
+  classifyRieResponse,
+  clientContextHeader,
+} from './rie-protocol';
+
+export interface RieInvokerOptions {
+  /** Base URL of the invoke API, e.g. `http://127.0.0.1:8080` (the Lambda container in the same ECS task). */
+  readonly endpoint: string;
+  /**
+   * How long to keep retrying while the runtime refuses connections (the Lambda container is still starting, or
+   * restarting after a crash). Applies to `start()` and to each invocation (bounded by its deadline too).
+   * @default 60000
+   */
+  readonly startTimeoutMs?: number;
+  /** @default - a silent logger */
+  readonly logger?: Logger;
+}
+
+/** Thrown inside the invoker when the connection was refused: nothing was sent, so retrying is safe. */
+class ConnectionRefused extends Error {}
+
+const REFUSED_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH']);
+
+/**
+ * `WorkerInvoker` for a Lambda runtime behind lambda-rie (`POST /2015-03-31/functions/function/invocations`).
+ *
+ * - The task's identity travels in `X-Amz-Client-Context` (base64 JSON `{"custom": {session_id, task_id, attempt}}`);
+ *   the RIE passes it to the runtime, which exposes it as `context.client_context.custom`.
+ * - One keep-alive connection, one invocation at a time (the RIE serves one invocation at a time; a concurrent one
+ *   gets 400, reported as `busy`).
+ * - Connection refused (the runtime is starting or restarting) is retried with back-off until `startTimeoutMs` or
+ *   the deadline; nothing reached the runtime, so it cannot run twice.
+ * - At the deadline, or when `signal` aborts, the HTTP request is aborted and the result is `timeout` or
+ *   `cancelled`. The RIE itself does not stop the handler when its client goes away: it keeps running until it
+ *   returns or the RIE's own `AWS_LAMBDA_FUNCTION_TIMEOUT` resets the runtime, and meanwhile further invokes get
+ *   400 (`busy`, which the agent releases back to the queue without counting a failure). So in AWS the Lambda
+ *   container must run with `AWS_LAMBDA_FUNCTION_TIMEOUT` at the task timeout (the RIE then kills the runtime
+ *   itself), and a cancelled task's runtime is freed by that same reset.
+ */
+export class RieInvoker implements WorkerInvoker {
+  private readonly url: URL;
+  private readonly agent: http.Agent;
+  private readonly startTimeoutMs: number;
+  private readonly logger: Logger;
+  private closed = false;
+
+  constructor(options: RieInvokerOptions) {
+    this.url = new URL(RIE_INVOKE_PATH, options.endpoint);
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    this.startTimeoutMs = options.startTimeoutMs ?? 60_000;
+    this.logger = options.logger ?? silentLogger();
+  }
+
+  /** Waits until the runtime accepts connections. It does not invoke: the RIE would run the handler. */
+  async start(): Promise<void> {
+    const deadline = Date.now() + this.startTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      if (await this.canConnect()) return;
+      if (Date.now() >= deadline) {
+        throw new WorkerInitError(
+          `the Lambda runtime at ${this.url.origin} did not accept connections within ${this.startTimeoutMs} ms`,
+          'Runtime.Unavailable',
+          { hint: 'check that the Lambda container is running and listens on that port' },
+        );
+      }
+      await sleep(retryDelay(attempt, deadline));
+    }
+  }
+
+  async invoke(invocation: Invocation, signal?: AbortSignal): Promise<InvokeResult> {
+    if (signal?.aborted) return cancelled('the invocation was aborted before it started');
+    const body = Buffer.from(invocation.eventJson, 'utf8');
+    const headers = {
+      'content-type': 'application/json',
+      'content-length': String(body.length),
+      [CLIENT_CONTEXT_HEADER]: clientContextHeader(invocation),
+    };
+    const timeoutMs = invocation.deadline - Date.now();
+    const retryUntil = Math.min(invocation.deadline, Date.now() + this.startTimeoutMs);
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.post(body, headers, invocation, timeoutMs, signal);
+      if (!(outcome instanceof ConnectionRefused)) return outcome;
+      if (Date.now() >= retryUntil) {
+        return {
+          ok: false,
+          reason: 'runtime-crash',
+          error: { type: 'Runtime.Unavailable', message: outcome.message, stack: [] },
+        };
+      }
+      this.logger.debug({ taskId: invocation.taskId, attempt }, 'Lambda runtime refused the connection, retrying');
+      const aborted = await sleep(retryDelay(attempt, retryUntil), signal);
+      if (aborted) return cancelled('the invocation was aborted while the runtime was starting');
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.agent.destroy();
+  }
+
+  private post(
+    body: Buffer,
+    headers: Record<string, string>,
+    invocation: Invocation,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<InvokeResult | ConnectionRefused> {
+    return new Promise((resolve) => {
+      let settled = false;
+      let sent = false;
+      const finish = (result: InvokeResult | ConnectionRefused) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        resolve(result);
+      };
+      const req = http.request(this.url, { method: 'POST', headers, agent: this.agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const fnError = res.headers[FUNCTION_ERROR_HEADER];
+          finish(classifyRieResponse(res.statusCode ?? 0, Array.isArray(fnError) ? fnError[0] : fnError, text));
+        });
+        res.on('error', (error) => finish(connectionLost(error)));
+      });
+      const onAbort = () => {
+        finish(cancelled(reasonText(signal?.reason)));
+        req.destroy();
+      };
+      const timer = setTimeout(
+        () => {
+          finish({
+            ok: false,
+            reason: 'timeout',
+            error: {
+              type: 'Sandbox.Timedout',
+              message: `Task timed out after ${(Math.ceil(Math.max(0, timeoutMs) / 10) / 100).toFixed(2)} seconds`,
+              stack: [],
+            },
+          });
+          req.destroy();
+        },
+        Math.max(0, invocation.deadline - Date.now()),
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+      req.on('error', (error: NodeJS.ErrnoException) => {
+        if (!sent && REFUSED_CODES.has(error.code ?? '')) {
+          finish(
+            new ConnectionRefused(`the Lambda runtime at ${this.url.origin} refused the connection (${error.code})`),
+          );
+        } else {
+          finish(connectionLost(error));
+        }
+      });
+      req.on('finish', () => (sent = true));
+      req.end(body);
+    });
+  }
+
+  private canConnect(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const socket = net.connect({ host: this.url.hostname, port: Number(this.url.port || 80) });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => {
+        socket.destroy();
+        resolve(false);
+      });
+    });
+  }
+}
+
+function connectionLost(error: Error): InvokeResult {
+  return {
+    ok: false,
+    reason: 'runtime-crash',
+    error: {
+      type: 'Runtime.ExitError',
+      message: `the connection to the Lambda runtime was lost mid-invocation: ${error.message}`,
+      stack: [],
+    },
+  };
+}
+
+function cancelled(why: string): InvokeResult {
+  return { ok: false, reason: 'cancelled', error: { type: 'Runtime.Cancelled', message: why, stack: [] } };
+}
+
+function reasonText(reason: unknown): string {
+  if (reason instanceof Error) return `Invocation cancelled: ${reason.message}`;
+  if (typeof reason === 'string') return `Invocation cancelled: ${reason}`;
+  return 'Invocation cancelled: the invocation was aborted';
+}
+
+/** 50 ms doubling to 1 s, never past `until`. */
+function retryDelay(attempt: number, until: number): number {
+  return Math.max(0, Math.min(1000, 50 * 2 ** (attempt - 1), until - Date.now()));
+}
+
+/** Sleeps `ms`; resolves true early if `signal` aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(true);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(false);
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
