@@ -39,17 +39,25 @@ afterEach(() => {
 
 describe('local worker bundling', () => {
   it('puts a Python handler and its local path requirement at the zip root', () => {
+    // pip builds a local package in its own folder (build/, *.egg-info): work on a copy of the fixtures.
+    const fixtures = path.join(scratch, 'fixtures');
+    for (const dir of ['python-localdep-worker', 'greeting-lib']) {
+      fs.cpSync(path.join(FIXTURES, dir), path.join(fixtures, dir), { recursive: true });
+    }
+    const out = path.join(scratch, 'out');
+    fs.mkdirSync(out);
+
     const result = bundleWorkerLocally(
       {
-        sourceDir: path.join(FIXTURES, 'python-localdep-worker'),
+        sourceDir: path.join(fixtures, 'python-localdep-worker'),
         runtime: resolveRuntime('python3.12'),
         pythonExecutable: wheelBuildingPython(),
       },
-      scratch,
+      out,
     );
 
     const entries = zipEntries(result.zipPath);
-    expect(path.dirname(result.zipPath)).toBe(scratch);
+    expect(path.dirname(result.zipPath)).toBe(out);
     expect(entries).toEqual(expect.arrayContaining(['lambda_function.py', 'greeting_lib/__init__.py']));
     expect(entries.some((e) => e.includes('__pycache__'))).toBe(false);
   });
