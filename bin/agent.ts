@@ -1,0 +1,57 @@
+// Entry of the agent container in AWS: AWS backends from the environment, the Lambda container over lambda-rie.
+import { openAwsBackends } from '../lib/backends/aws';
+import { compileConfig, ConfigError, GRID_ENV, resourcesFromEnv } from '../lib/core';
+import { createLogger } from '../lib/logging';
+import { Agent } from '../lib/runtime/agent';
+import { RieInvoker } from '../lib/runtime/rie';
+
+/** The ECS stop timeout minus a margin: tasks still running then are released for another agent. */
+const DEFAULT_GRACE_MS = 100_000;
+
+async function main(): Promise<number> {
+  const logger = createLogger({ name: 'htcgrid-agent' });
+  let config;
+  try {
+    config = compileConfig(JSON.parse(process.env[GRID_ENV.config] ?? '{}') as unknown, GRID_ENV.config);
+  } catch (err) {
+    logger.fatal({ err }, err instanceof ConfigError ? err.message : `${GRID_ENV.config} is not valid JSON`);
+    return 2;
+  }
+  const resources = resourcesFromEnv(process.env);
+  const backends = openAwsBackends(resources, { logger });
+  const endpoint = process.env[GRID_ENV.lambdaEndpoint] ?? 'http://127.0.0.1:8080';
+  const agent = new Agent({
+    config,
+    ...backends,
+    logger,
+    // lambda-rie serves one invocation at a time: one slot per Lambda container.
+    slots: 1,
+    // One task claimed ahead hides the receive latency of short tasks without hoarding work other agents could run.
+    prefetch: 1,
+    receiveWaitMs: 20_000,
+    createInvoker: () => new RieInvoker({ endpoint, logger }),
+  });
+  const graceMs = Number(process.env.HTCGRID_DRAIN_GRACE_MS ?? DEFAULT_GRACE_MS);
+  let signals = 0;
+  const onSignal = (signal: string): void => {
+    signals++;
+    logger.info({ signal, graceMs: signals > 1 ? 0 : graceMs }, signals > 1 ? 'stopping now' : 'draining');
+    void agent.stop(graceMs);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  await agent.start();
+  await agent.done;
+  await backends.close();
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`${JSON.stringify({ level: 60, msg: 'agent failed', err: String(err) })}\n`);
+    process.exitCode = 1;
+  },
+);
