@@ -117,7 +117,7 @@ export function planWorkerBundle(options: WorkerBundleOptions): WorkerBundlePlan
 function planPython(sourceDir: string, outFile: string, options: WorkerBundleOptions): BundleStep[] {
   const steps: BundleStep[] = [];
   const requirementsFile = path.join(sourceDir, 'requirements.txt');
-  if (fs.existsSync(requirementsFile)) {
+  if (fs.existsSync(requirementsFile) && hasRequirementLines(requirementsFile)) {
     steps.push({
       kind: 'pip-install',
       python: options.pythonExecutable ?? 'python3',
@@ -139,6 +139,14 @@ function planPython(sourceDir: string, outFile: string, options: WorkerBundleOpt
   }
   steps.push({ kind: 'copy-tree', from: sourceDir, exclude: PYTHON_EXCLUDES, skip: [outFile] });
   return steps;
+}
+
+/** False for a requirements file of comments and blank lines only: pip would do nothing, so it is not run. */
+function hasRequirementLines(file: string): boolean {
+  return fs
+    .readFileSync(file, 'utf8')
+    .split(/\r?\n/)
+    .some((line) => line.replace(/(^|\s)#.*$/, '').trim() !== '');
 }
 
 function planProvided(sourceDir: string, outFile: string): BundleStep[] {

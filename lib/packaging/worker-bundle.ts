@@ -35,7 +35,9 @@ export async function bundleWorker(options: BundleWorkerOptions): Promise<Worker
       logger.debug({ step: describeStep(step) }, 'bundling step');
       if (step.kind === 'pip-install') {
         const target = path.join(scratch, 'pip');
-        checkPipOutcome(step, await runPip(step, target));
+        const outcome = await runPip(step, target);
+        checkPipOutcome(step, outcome);
+        logger.debug({ output: outcome.stdout }, 'pip install done');
         addTree(entries, target, PIP_TARGET_EXCLUDES);
       } else if (step.kind === 'esbuild') {
         for (const entry of await runEsbuild(step)) entries.set(entry.entryName, entry);
@@ -61,7 +63,9 @@ export function bundleWorkerSync(options: BundleWorkerOptions): WorkerBundle {
       logger.debug({ step: describeStep(step) }, 'bundling step');
       if (step.kind === 'pip-install') {
         const target = path.join(scratch, 'pip');
-        checkPipOutcome(step, runPipSync(step, target));
+        const outcome = runPipSync(step, target);
+        checkPipOutcome(step, outcome);
+        logger.debug({ output: outcome.stdout }, 'pip install done');
         addTree(entries, target, PIP_TARGET_EXCLUDES);
       } else if (step.kind === 'esbuild') {
         for (const entry of runEsbuildSync(step)) entries.set(entry.entryName, entry);

@@ -290,6 +290,19 @@ describe('planWorkerBundle', () => {
     expect(plan.steps[1]).toMatchObject({ kind: 'copy-tree', from: plan.sourceDir });
   });
 
+  it('plans no pip run for a requirements file of comments only', () => {
+    const scratch = makeScratch();
+    try {
+      writeFiles(scratch, { 'handler.py': '', 'requirements.txt': '# no dependencies yet\n\n' });
+
+      const plan = planWorkerBundle({ sourceDir: scratch, outFile: path.join(scratch, 'x.zip') });
+
+      expect(plan.steps.map((step) => step.kind)).toEqual(['copy-tree']);
+    } finally {
+      removeScratch(scratch);
+    }
+  });
+
   it('plans an esbuild step for package.json main when no entry points are given', () => {
     const scratch = makeScratch();
     try {
