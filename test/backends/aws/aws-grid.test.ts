@@ -1,0 +1,244 @@
+// The grid on AWS emulators end to end (client → SQS → agent → RIE API → Python → DynamoDB/S3), plus fault tests.
+import path from 'node:path';
+import { ProvisionedThroughputExceededException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDbTaskTable, openAwsBackends, type AwsBackends } from '../../../lib/backends/aws';
+import { GridClient } from '../../../lib/client';
+import { compileConfig } from '../../../lib/core/config';
+import { TransientServiceError } from '../../../lib/core/errors';
+import { resourcesToEnv, type AwsGridResources } from '../../../lib/core/grid-resources';
+import { resolveRuntime } from '../../../lib/core/runtime-kind';
+import { newTask, type SessionRecord } from '../../../lib/core/task';
+import { Agent } from '../../../lib/runtime/agent';
+import { createLocalInvoker } from '../../../lib/runtime/local';
+import { closeReaperBackends, handler as reaperHandler } from '../../../lib/runtime/reaper-handler';
+import { RieInvoker, RieServer } from '../../../lib/runtime/rie';
+import { createGridResources, startEmulators, type Emulators } from '../../support/emulators';
+
+const WORKER = path.join(__dirname, 'fixtures', 'worker');
+
+let emulators: Emulators;
+beforeAll(async () => {
+  emulators = await startEmulators();
+}, 120_000);
+afterAll(async () => {
+  await emulators?.stop();
+});
+
+const opened: { close(): Promise<void> }[] = [];
+afterEach(async () => {
+  for (const o of opened.splice(0).reverse()) await o.close();
+});
+
+function backendsFor(resources: AwsGridResources): AwsBackends {
+  const clients = emulators.clients();
+  const backends = openAwsBackends(resources, { clients });
+  opened.push({
+    close: async () => {
+      await backends.close();
+      clients.dynamodb.destroy();
+      clients.sqs.destroy();
+      clients.s3.destroy();
+    },
+  });
+  return backends;
+}
+
+function session(overrides: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    sessionId: `s${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`,
+    createdAt: Date.now(),
+    priority: 0,
+    maxAttempts: 3,
+    timeoutMs: 30_000,
+    nonRetryableErrorTypes: [],
+    ...overrides,
+  };
+}
+
+describe('the grid on AWS emulators', () => {
+  it('runs Python tasks end to end: results, a handler error, a large payload and a large result through S3', async () => {
+    const resources = await createGridResources(emulators);
+    const backends = backendsFor(resources);
+    const config = compileConfig({
+      slots: 1,
+      inline_payload_max_bytes: 1024,
+      task_ttl_expiration_offset_sec: 10,
+      task_ttl_refresh_interval_sec: 2,
+      lease_check_interval_sec: 0.5,
+      empty_task_queue_backoff_timeout_sec: 0.05,
+    });
+    const rie = await RieServer.start({
+      invoker: createLocalInvoker({
+        taskRoot: WORKER,
+        handler: 'lambda_function.lambda_handler',
+        runtime: resolveRuntime('python3.12'),
+        pythonExecutable: 'python3',
+      }),
+      functionTimeoutSec: 30,
+    });
+    opened.push(rie);
+    const agent = new Agent({
+      config,
+      ...backends,
+      createInvoker: () => new RieInvoker({ endpoint: rie.endpoint }),
+      slots: 1,
+      receiveWaitMs: 500,
+    });
+    await agent.start();
+    opened.push({ close: () => agent.stop(5_000) });
+    const client = new GridClient({ config, ...backends, pollIntervalMs: 100 });
+
+    const handle = await client.submit(
+      [
+        { op: 'square', x: 7 },
+        { op: 'fail', why: 'bad' },
+        { op: 'echo', blob: 'p'.repeat(5000) },
+        { op: 'big', n: 5000 },
+      ],
+      { nonRetryableErrorTypes: ['ValueError'] },
+    );
+    const results = [];
+    for await (const r of handle.results()) results.push(r);
+    results.sort((a, b) => a.index - b.index);
+
+    expect(results.map((r) => r.state)).toEqual(['succeeded', 'failed', 'succeeded', 'succeeded']);
+    expect(results[0]!.result).toEqual({
+      square: 49,
+      custom: { session_id: handle.sessionId, task_id: `${handle.sessionId}_0`, attempt: 1 },
+    });
+    expect(results[1]!.error).toMatchObject({ type: 'ValueError', message: 'no good: bad' });
+    expect(results[1]!.failureReason).toBe('error');
+    expect(results[2]!.result).toEqual({ length: 5000 });
+    expect(results[3]!.result).toEqual({ data: 'r'.repeat(5000) });
+    const payloadRecord = await backends.table.getTask(`${handle.sessionId}_2`);
+    const resultRecord = await backends.table.getTask(`${handle.sessionId}_3`);
+    expect(payloadRecord?.payload).toEqual({ key: expect.any(String), bytes: expect.any(Number) });
+    expect(resultRecord?.result).toEqual({ key: expect.any(String), bytes: expect.any(Number) });
+  });
+
+  it('a duplicate delivery of a task message runs it once: the second claim is stale', async () => {
+    const resources = await createGridResources(emulators);
+    const { table, queue } = backendsFor(resources);
+    const s = session();
+    await table.createSession(s);
+    const task = newTask(s, 0, { inline: '{}' }, Date.now());
+    await table.createTasks([task]);
+    const message = { taskId: task.taskId, sessionId: s.sessionId, attempt: 0, priority: 0 };
+    await queue.send([message, message]);
+
+    const received = [];
+    for (let i = 0; i < 20 && received.length < 2; i++) {
+      received.push(...(await queue.receive(10, { waitMs: 1000, visibilityMs: 60_000 })));
+    }
+    const lease = { owner: 'agent-a', expiresAt: Date.now() + 60_000 };
+    const first = await table.claim(
+      [{ taskId: task.taskId, attempt: received[0]!.message.attempt }],
+      lease,
+      Date.now(),
+    );
+    const second = await table.claim(
+      [{ taskId: task.taskId, attempt: received[1]!.message.attempt }],
+      { ...lease, owner: 'agent-b' },
+      Date.now(),
+    );
+
+    expect(received).toHaveLength(2);
+    expect(first[0]!.status).toBe('claimed');
+    expect(second[0]!.status).toBe('stale');
+  });
+
+  it('the reaper Lambda handler re-queues a task whose lease expired, configured from env alone', async () => {
+    const resources = await createGridResources(emulators);
+    const { table, queue } = backendsFor(resources);
+    const s = session();
+    await table.createSession(s);
+    const task = newTask(s, 0, { inline: '{}' }, Date.now());
+    await table.createTasks([task]);
+    await table.claim([{ taskId: task.taskId, attempt: 0 }], { owner: 'dead-agent', expiresAt: Date.now() - 1 }, 1);
+    const env: Record<string, string> = {
+      ...resourcesToEnv(resources),
+      ...emulators.env(),
+      HTCGRID_LOG_LEVEL: 'silent',
+    };
+    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, env);
+
+    let summary;
+    try {
+      summary = await reaperHandler({}, { getRemainingTimeInMillis: () => 60_000 });
+    } finally {
+      await closeReaperBackends();
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+
+    expect(summary).toMatchObject({ requeued: 1, failed: 0 });
+    expect(await table.getTask(task.taskId)).toMatchObject({ state: 'pending', attempt: 1, failures: 1 });
+    const [requeued] = await queue.receive(10, { waitMs: 2000, visibilityMs: 60_000 });
+    expect(requeued?.message).toEqual({ taskId: task.taskId, sessionId: s.sessionId, attempt: 1, priority: 0 });
+  });
+});
+
+describe('DynamoDB throttling (a fault no emulator produces)', () => {
+  /** Makes the next `count` DynamoDB calls of `client` fail with ProvisionedThroughputExceeded before sending. */
+  function throttle(client: DynamoDBClient, count: number): { calls: number } {
+    const seen = { calls: 0 };
+    let left = count;
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        seen.calls++;
+        if (left > 0) {
+          left--;
+          throw new ProvisionedThroughputExceededException({ message: 'Rate exceeded', $metadata: {} });
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'injectThrottling' },
+    );
+    return seen;
+  }
+
+  it('a throttled claim is retried with growing, jittered back-off and then succeeds', async () => {
+    const resources = await createGridResources(emulators, { priorityLevels: 1 });
+    const clients = emulators.clients();
+    opened.push({ close: async () => clients.dynamodb.destroy() });
+    const delays: number[] = [];
+    const table = new DynamoDbTaskTable({
+      tableName: resources.tableName,
+      client: clients.dynamodb,
+      retry: { sleep: async (ms) => void delays.push(ms), random: () => 0.999, baseDelayMs: 50 },
+    });
+    const s = session();
+    await table.createSession(s);
+    const task = newTask(s, 0, { inline: '{}' }, Date.now());
+    await table.createTasks([task]);
+    const seen = throttle(clients.dynamodb, 3);
+
+    const [outcome] = await table.claim([{ taskId: task.taskId, attempt: 0 }], { owner: 'a', expiresAt: 9e12 }, 1);
+
+    expect(outcome?.status).toBe('claimed');
+    expect(seen.calls).toBe(4);
+    expect(delays).toEqual([49, 99, 199]);
+  });
+
+  it('throttling that does not stop ends in a retryable TransientServiceError, not a tight loop', async () => {
+    const resources = await createGridResources(emulators, { priorityLevels: 1 });
+    const clients = emulators.clients();
+    opened.push({ close: async () => clients.dynamodb.destroy() });
+    const delays: number[] = [];
+    const table = new DynamoDbTaskTable({
+      tableName: resources.tableName,
+      client: clients.dynamodb,
+      retry: { sleep: async (ms) => void delays.push(ms), maxAttempts: 5 },
+    });
+    throttle(clients.dynamodb, 1_000);
+
+    const error = await table.getTask('anything').catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(TransientServiceError);
+    expect((error as TransientServiceError).retryable).toBe(true);
+    expect(delays).toHaveLength(4);
+  });
+});
