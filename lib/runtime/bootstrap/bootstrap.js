@@ -3,7 +3,7 @@
 // Plain JS, no dependencies. Same frames as bootstrap.py:
 //   request:  u32 header length | u32 body length | header JSON | event JSON
 //   response: u32 length of the rest | u8 kind | u32 stdout bytes | u32 stderr bytes | body
-//   kind 0 = result JSON, 1 = error JSON, 2 = ready, 3 = init error JSON.
+//   kind 0 = result JSON, 1 = error JSON, 2 = ready, 3 = init error JSON, 4 = error JSON and the process exits.
 // Handlers are resolved like the AWS Node.js runtime interface client: `path/file.function` (nested `a.b` allowed),
 // the file being `.js`, `.mjs` or `.cjs`; async handlers and callback handlers `(event, context, callback)` work.
 'use strict';
@@ -18,6 +18,7 @@ const KIND_RESULT = 0;
 const KIND_ERROR = 1;
 const KIND_READY = 2;
 const KIND_INIT_ERROR = 3;
+const KIND_FATAL_ERROR = 4;
 const U32 = 0xffffffff;
 
 const counts = { out: 0, err: 0 };
@@ -80,10 +81,6 @@ function formatError(error) {
       trace: [],
     };
   }
-}
-
-function sendError(error) {
-  send(KIND_ERROR, Buffer.from(JSON.stringify(error)));
 }
 
 // --- handler loading ------------------------------------------------------------------------------------------------
@@ -154,6 +151,8 @@ async function loadHandler(taskRoot, handler) {
 // --- invocations ------------------------------------------------------------------------------------------------------
 
 let inFlight = false;
+/** Set after an uncaught error: the process is about to exit and must answer nothing more. */
+let dying = false;
 
 function makeContext(header, settle) {
   const deadline = header.deadline;
@@ -180,49 +179,48 @@ function runInvocation(handler, header, body) {
   inFlight = true;
   if (header.trace !== undefined) process.env._X_AMZN_TRACE_ID = header.trace;
   let settled = false;
-  const settle = (error, result) => {
-    if (settled) return;
+  const answer = (kind, payload) => {
+    if (settled || dying) return;
     settled = true;
     inFlight = false;
-    if (error !== undefined && error !== null) {
-      sendError(formatError(error));
-    } else {
-      let json;
-      try {
-        json = JSON.stringify(result === undefined ? null : result);
-      } catch (marshal) {
-        sendError({
-          errorType: 'Runtime.MarshalError',
-          errorMessage: `Unable to stringify response body as json: ${marshal && marshal.message}`,
-          trace: [],
-        });
-        return;
-      }
-      send(KIND_RESULT, Buffer.from(json === undefined ? 'null' : json));
-    }
     currentRequestId = undefined;
+    send(kind, payload);
   };
+  const fail = (error) => answer(KIND_ERROR, Buffer.from(JSON.stringify(formatError(error))));
+  const succeed = (result) => {
+    let json;
+    try {
+      json = JSON.stringify(result === undefined ? null : result);
+    } catch (marshal) {
+      const message = `Unable to stringify response body as json: ${marshal && marshal.message}`;
+      answer(
+        KIND_ERROR,
+        Buffer.from(JSON.stringify({ errorType: 'Runtime.MarshalError', errorMessage: message, trace: [] })),
+      );
+      return;
+    }
+    answer(KIND_RESULT, Buffer.from(json === undefined ? 'null' : json));
+  };
+  // The callback's (error, result): a null or undefined error means success.
+  const settle = (error, result) => (error === undefined || error === null ? succeed(result) : fail(error));
   let event;
   try {
     event = JSON.parse(body.toString('utf8'));
   } catch (error) {
-    settle(new LambdaRuntimeError('Runtime.UnmarshalError', `Unable to unmarshal input: ${error.message}`));
+    fail(new LambdaRuntimeError('Runtime.UnmarshalError', `Unable to unmarshal input: ${error.message}`));
     return;
   }
   const context = makeContext(header, settle);
   try {
-    const returned = handler(event, context, (error, result) => settle(error, result));
+    const returned = handler(event, context, settle);
     if (returned && typeof returned.then === 'function') {
-      returned.then(
-        (result) => settle(undefined, result),
-        (error) => settle(error ?? new Error('handled')),
-      );
+      returned.then(succeed, fail);
     } else if (handler.length < 3) {
       // A synchronous handler without a callback: Lambda answers null once the event loop is empty.
-      settle(undefined, null);
+      succeed(null);
     }
   } catch (error) {
-    settle(error);
+    fail(error);
   }
 }
 
@@ -239,7 +237,7 @@ function serve(handler) {
       const header = JSON.parse(buffered.toString('utf8', 8, 8 + headerLength));
       const body = buffered.subarray(8 + headerLength, end);
       buffered = buffered.subarray(end);
-      runInvocation(handler, header, body);
+      if (!dying) runInvocation(handler, header, body);
     }
   });
   requests.on('end', () => process.exit(0));
@@ -248,9 +246,11 @@ function serve(handler) {
 
 function onFatal(error, type) {
   // As in Lambda: an uncaught error fails the running invocation and ends the runtime process.
+  if (dying) return;
+  dying = true;
   if (inFlight) {
     const formatted = formatError(error);
-    sendError(type ? { ...formatted, errorType: type } : formatted);
+    send(KIND_FATAL_ERROR, Buffer.from(JSON.stringify(type ? { ...formatted, errorType: type } : formatted)));
   }
   responses.end(() => process.exit(129));
   setTimeout(() => process.exit(129), 500).unref();

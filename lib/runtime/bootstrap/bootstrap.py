@@ -6,7 +6,8 @@
 #
 # Request frame:  u32 header length | u32 body length | header JSON | event JSON
 # Response frame: u32 length of the rest | u8 kind | u32 stdout bytes | u32 stderr bytes | body
-#   kind 0 = result JSON, 1 = error JSON, 2 = ready (init done), 3 = init error JSON.
+#   kind 0 = result JSON, 1 = error JSON, 2 = ready (init done), 3 = init error JSON,
+#   4 = error JSON and the runtime is exiting (used by bootstrap.js on an uncaught error).
 #   The byte counts are what the worker wrote through sys.stdout/sys.stderr since the previous frame, so the
 #   invoker can attribute output to the right task even when it arrives after the response.
 import decimal

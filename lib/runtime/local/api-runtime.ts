@@ -74,6 +74,10 @@ export class ApiRuntimeSession implements RuntimeSession {
     });
   }
 
+  get healthy(): boolean {
+    return this.process.alive;
+  }
+
   kill(): void {
     this.process.kill();
   }

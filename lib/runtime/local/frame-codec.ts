@@ -1,7 +1,7 @@
 // The length-prefixed frames spoken with the Python and Node bootstraps over pipe fds 3 and 4 (see bootstrap.py).
 
-/** What a bootstrap sends back. */
-export const FrameKind = { result: 0, error: 1, ready: 2, initError: 3 } as const;
+/** What a bootstrap sends back. `fatalError`: the task failed and the runtime is exiting (uncaught error). */
+export const FrameKind = { result: 0, error: 1, ready: 2, initError: 3, fatalError: 4 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
 export interface ResponseFrame {
@@ -63,7 +63,7 @@ export class ResponseDecoder {
         break;
       }
       const kind = buf.readUInt8(4);
-      if (kind > FrameKind.initError) throw new Error(`corrupt runtime frame (kind ${kind})`);
+      if (kind > FrameKind.fatalError) throw new Error(`corrupt runtime frame (kind ${kind})`);
       this.onFrame({
         kind: kind as FrameKind,
         stdoutBytes: buf.readUInt32BE(5),

@@ -138,6 +138,8 @@ export class LocalInvoker implements WorkerInvoker {
         void session.call(invocation).then((result) => {
           // The runtime answered (a result or the handler's error): it works, forget past failures.
           if (result.ok || result.reason === 'error') this.failures = 0;
+          // A runtime that answered and is going down (uncaught error) gets no further task: replace it now.
+          if (!session.healthy && this.slot === slot) this.retire(slot);
           finish(result, false);
         });
       };
@@ -279,6 +281,14 @@ export class LocalInvoker implements WorkerInvoker {
       case 'provided':
         return path.join(this.options.taskRoot, 'bootstrap');
     }
+  }
+
+  /** Replaces a runtime that is dying on its own (after answering its task) with a fresh one. */
+  private retire(slot: Slot): void {
+    slot.killedByUs = true;
+    slot.session?.kill();
+    this.slot = undefined;
+    if (!this.closed) this.session().catch(() => undefined);
   }
 
   /** Kills the runtime running `invocation` and starts a fresh one for the next. */

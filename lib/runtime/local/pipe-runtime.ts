@@ -30,6 +30,7 @@ export class PipeRuntimeSession implements RuntimeSession {
   private readonly process: RuntimeProcess;
   private readonly capture: OutputCapture;
   private pending: ((result: InvokeResult) => void) | undefined;
+  private doomed = false;
   private settleReady: { resolve: () => void; reject: (error: WorkerInitError) => void } | undefined;
 
   constructor(private readonly options: PipeRuntimeOptions) {
@@ -83,6 +84,10 @@ export class PipeRuntimeSession implements RuntimeSession {
     });
   }
 
+  get healthy(): boolean {
+    return !this.doomed && this.process.alive;
+  }
+
   kill(): void {
     this.process.kill();
   }
@@ -100,7 +105,13 @@ export class PipeRuntimeSession implements RuntimeSession {
         this.settleReady = undefined;
         return;
       case FrameKind.result:
-      case FrameKind.error: {
+      case FrameKind.error:
+      case FrameKind.fatalError: {
+        if (frame.kind === FrameKind.fatalError) {
+          // The runtime is exiting after this answer: make sure, and let no task reach it.
+          this.doomed = true;
+          this.kill();
+        }
         this.capture.end(frame.stdoutBytes, frame.stderrBytes);
         const resolve = this.pending;
         this.pending = undefined;

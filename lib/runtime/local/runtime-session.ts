@@ -12,6 +12,8 @@ export interface RuntimeSession {
   readonly exited: Promise<ExitInfo>;
   /** Runs one invocation: the runtime's answer, or a `runtime-crash` when the process dies first. */
   call(invocation: Invocation): Promise<InvokeResult>;
+  /** False once the process is dead or about to die (it reported an uncaught error). */
+  readonly healthy: boolean;
   kill(): void;
 }
 

@@ -127,6 +127,18 @@ describe('the local Node.js runtime', () => {
     expect(next).toEqual({ ok: true, resultJson: '"late"' });
   });
 
+  it('fails the task on an uncaught exception, then runs the next task on a fresh runtime', async () => {
+    const invoker = node('handlers.uncaught');
+
+    const failed = failure(await invoker.invoke(invocation({ throwLater: true })));
+    const next = failure(await invoker.invoke(invocation({}, 500)));
+
+    expect(failed.reason).toBe('error');
+    expect(failed.error.message).toBe('thrown from a timer');
+    // The next task reached a live runtime (it ran until its deadline), not the dying one.
+    expect(next.reason).toBe('timeout');
+  });
+
   it('kills the processes a handler started when its task times out', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-node-'));
     const pidFile = path.join(dir, 'child.pid');
