@@ -32,6 +32,8 @@ export interface WorkerLocation {
 export const TASK_ROOT = '/var/task';
 /** Port of the first Lambda container's Runtime Interface Emulator; slot i listens on `port + i`. */
 export const RIE_PORT = 8080;
+/** Every Lambda container's endpoint, comma-separated, one per slot (the first is also `HTCGRID_LAMBDA_ENDPOINT`). */
+export const LAMBDA_ENDPOINTS_ENV = 'HTCGRID_LAMBDA_ENDPOINTS';
 /** Fargate's upper bound on a container's stop timeout. */
 const MAX_STOP_TIMEOUT_SEC = 120;
 
@@ -98,7 +100,9 @@ export interface EcsComputePlaneProps {
   readonly initImage?: ecs.ContainerImage;
   /**
    * Target of the backlog scaling policy: queued plus in-flight messages per running agent.
-   * @default 2 × receive_batch_size (one batch held, one waiting, per agent)
+   *
+   * An agent holds one task per slot; the default keeps about one more waiting per slot, HTC-Grid's target of 2.
+   * @default 2 × slots
    */
   readonly targetBacklogPerAgent?: number;
   /**
@@ -144,7 +148,7 @@ export class EcsComputePlane extends Construct {
     const taskMemoryMiB = props.taskMemoryMiB ?? 3072;
     const stopTimeout = props.stopTimeout ?? Duration.seconds(MAX_STOP_TIMEOUT_SEC);
     const slots = cfg.slots;
-    this.backlogPerAgentTarget = props.targetBacklogPerAgent ?? 2 * cfg.receiveBatchSize;
+    this.backlogPerAgentTarget = props.targetBacklogPerAgent ?? 2 * slots;
     validate({
       taskCpu,
       taskMemoryMiB,
@@ -222,10 +226,14 @@ export class EcsComputePlane extends Construct {
       const container = this.taskDefinition.addContainer(`Lambda${i}`, {
         containerName: `lambda-${i}`,
         image: lambdaImage,
-        entryPoint:
-          i === 0
-            ? ['/usr/local/bin/aws-lambda-rie']
-            : ['/usr/local/bin/aws-lambda-rie', '--runtime-interface-emulator-address', `0.0.0.0:${port}`],
+        // lambda-rie runs `<bootstrap> <handler>` and serves the invoke API on the port (what the base image's
+        // /lambda-entrypoint.sh does, with the port made explicit so several slots can share the task's network).
+        entryPoint: [
+          '/usr/local/bin/aws-lambda-rie',
+          '--runtime-interface-emulator-address',
+          `0.0.0.0:${port}`,
+          runtimeBootstrap(props.worker.runtime),
+        ],
         command: [props.worker.handler],
         environment: {
           _HANDLER: props.worker.handler,
@@ -257,7 +265,7 @@ export class EcsComputePlane extends Construct {
     // (3) The agent, with the grid configuration as one JSON document and the resources as environment.
     const s3Source = `s3://${props.worker.bucket.bucketName}/${props.worker.key}`;
     this.agentConfiguration = agentConfigurationDocument(cfg, props.worker, s3Source);
-    const endpoints = lambdas.map((_, i) => `http://localhost:${RIE_PORT + i}`).join(',');
+    const endpoints = lambdas.map((_, i) => `http://localhost:${RIE_PORT + i}`);
     this.agentContainer = this.taskDefinition.addContainer('Agent', {
       containerName: 'agent',
       image: props.agentImage ?? agentImageFromRepository(),
@@ -270,7 +278,10 @@ export class EcsComputePlane extends Construct {
           workerBucket: props.worker.bucket.bucketName,
           workerKey: props.worker.key,
         }),
-        [GRID_ENV.lambdaEndpoint]: endpoints,
+        // One Lambda container per slot: the first in HTCGRID_LAMBDA_ENDPOINT, all of them (comma-separated) in
+        // HTCGRID_LAMBDA_ENDPOINTS for an agent that drives several.
+        [GRID_ENV.lambdaEndpoint]: endpoints[0] ?? `http://localhost:${RIE_PORT}`,
+        [LAMBDA_ENDPOINTS_ENV]: endpoints.join(','),
         [GRID_ENV.region]: Stack.of(this).region,
         TMPDIR: '/tmp',
       },
@@ -477,6 +488,14 @@ export function agentConfigurationDocument(
       },
     },
   };
+}
+
+/**
+ * The runtime's bootstrap lambda-rie starts: the base image's runtime for Python and Node, the worker's own
+ * `bootstrap` (unpacked into the task root) for `provided`.
+ */
+export function runtimeBootstrap(runtime: WorkerRuntime): string {
+  return runtime.family === 'provided' ? `${TASK_ROOT}/bootstrap` : '/var/runtime/bootstrap';
 }
 
 /**

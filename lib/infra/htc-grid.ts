@@ -55,7 +55,7 @@ export interface HtcGridProps {
   readonly spot?: boolean;
   /**
    * Scaling target: queued plus in-flight tasks per agent.
-   * @default 2 × receive_batch_size
+   * @default 2 × slots
    */
   readonly targetBacklogPerAgent?: number;
   /**

@@ -4,6 +4,7 @@ import type { Template } from 'aws-cdk-lib/assertions';
 import { ConfigError } from '../../lib/core/errors';
 import { GRID_ENV } from '../../lib/core/grid-resources';
 import { gridSettingsFromContext } from '../../lib/infra/app-config';
+import { LAMBDA_ENDPOINTS_ENV } from '../../lib/infra/compute-plane';
 import { FIXTURES, maskedTemplate, PYTHON_WORKER, REPO_ROOT, synthGrid } from './grid-app';
 
 type ContainerDef = {
@@ -58,10 +59,20 @@ describe('-c overrides', () => {
       ['portfolio_pricing_engine.price'],
       ['portfolio_pricing_engine.price'],
     ]);
+    expect((lambdas[1] as { EntryPoint?: string[] }).EntryPoint).toEqual([
+      '/usr/local/bin/aws-lambda-rie',
+      '--runtime-interface-emulator-address',
+      '0.0.0.0:8081',
+      '/var/runtime/bootstrap',
+    ]);
     const agent = containers(template).find((c) => c.Name === 'agent')!;
-    expect(agent.Environment!.find((e) => e.Name === GRID_ENV.lambdaEndpoint)!.Value).toBe(
+    expect(agent.Environment!.find((e) => e.Name === GRID_ENV.lambdaEndpoint)!.Value).toBe('http://localhost:8080');
+    expect(agent.Environment!.find((e) => e.Name === LAMBDA_ENDPOINTS_ENV)!.Value).toBe(
       'http://localhost:8080,http://localhost:8081',
     );
+    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
+      TargetTrackingScalingPolicyConfiguration: { TargetValue: 4 },
+    });
   });
 
   it('put the overridden handler names, slots and grid name into the agent configuration document', () => {

@@ -67,7 +67,12 @@ describe('the default grid stack', () => {
   it('runs the default handler lambda_function.lambda_handler in the Lambda container through lambda-rie', () => {
     const lambda = container(template, 'lambda-0');
     expect(lambda.Command).toEqual(['lambda_function.lambda_handler']);
-    expect(lambda.EntryPoint).toEqual(['/usr/local/bin/aws-lambda-rie']);
+    expect(lambda.EntryPoint).toEqual([
+      '/usr/local/bin/aws-lambda-rie',
+      '--runtime-interface-emulator-address',
+      '0.0.0.0:8080',
+      '/var/runtime/bootstrap',
+    ]);
     expect(env(lambda, 'AWS_LAMBDA_FUNCTION_TIMEOUT')).toBe('900');
   });
 
@@ -195,7 +200,7 @@ describe('the default grid stack', () => {
     template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
       PolicyType: 'TargetTrackingScaling',
       TargetTrackingScalingPolicyConfiguration: Match.objectLike({
-        TargetValue: 20,
+        TargetValue: 2,
         CustomizedMetricSpecification: {
           Metrics: Match.arrayWith([
             Match.objectLike({
