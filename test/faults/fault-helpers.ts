@@ -45,6 +45,8 @@ export interface AgentProcess {
   readonly exited: Promise<ExitInfo>;
   /** What it printed on stdout and stderr so far. */
   output(): string;
+  /** Its structured log so far. */
+  log(): string;
   kill(signal: NodeJS.Signals): void;
 }
 
@@ -59,6 +61,7 @@ export async function spawnAgent(
   if (!fs.existsSync(HTCGRID_BIN)) throw new Error(`${HTCGRID_BIN} is missing: run \`npm run build\` first`);
   const n = ++agentCount;
   const configFile = path.join(dir, `agent-${n}-config.json`);
+  const logFile = path.join(dir, `agent-${n}.log`);
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(configFile, JSON.stringify(config.document));
   const child = spawn(
@@ -76,7 +79,7 @@ export async function spawnAgent(
       '--grace-sec',
       String(options.graceSec ?? 30),
       '--log-file',
-      path.join(dir, `agent-${n}.log`),
+      logFile,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -91,6 +94,7 @@ export async function spawnAgent(
     pid: child.pid ?? -1,
     exited,
     output: () => text,
+    log: () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''),
     kill: (signal) => {
       if (exit === undefined) child.kill(signal);
     },
