@@ -1,4 +1,6 @@
 // The `provided` runtime: a real executable bootstrap driven through our Lambda Runtime API server.
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { WorkerInitError } from '../../../lib/core/errors';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
@@ -78,6 +80,23 @@ describe('the provided runtime over the Lambda Runtime API', () => {
     expect(error).toBeInstanceOf(WorkerInitError);
     expect((error as WorkerInitError).errorType).toBe('Custom.ConfigError');
     expect((error as WorkerInitError).message).toContain('config file missing');
+  });
+
+  it('fails start() naming the bootstrap when it is not executable', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-provided-'));
+    const invoker = createLocalInvoker({ taskRoot: dir, handler: 'x.y', runtime: resolveRuntime('provided') });
+    fs.writeFileSync(path.join(dir, 'bootstrap'), '#!/bin/sh\n', { mode: 0o644 });
+    open.push(invoker);
+
+    const error = await invoker.start().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    expect(error).toBeInstanceOf(WorkerInitError);
+    expect((error as WorkerInitError).message).toContain(path.join(dir, 'bootstrap'));
+    expect((error as WorkerInitError).message).toMatch(/EACCES/);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('times out, crashes and recovers like the pipe runtimes', async () => {

@@ -97,9 +97,11 @@ describe('the local Python runtime', () => {
   });
 
   it('reports a handler that raises as an error with its type, message and stack lines', async () => {
-    const invoker = python('worker.fail');
+    const output = collectOutput();
+    const invoker = python('worker.fail', { onOutput: output.listener });
+    const inv = invocation({ x: 42 });
 
-    const result = failure(await invoker.invoke(invocation({ x: 42 })));
+    const result = failure(await invoker.invoke(inv));
 
     expect(result.reason).toBe('error');
     expect(result.error.type).toBe('ValueError');
@@ -107,6 +109,11 @@ describe('the local Python runtime', () => {
     expect(result.error.stack.length).toBeGreaterThan(0);
     expect(result.error.stack[0]).toContain('worker.py');
     expect(result.error.stack.join('')).not.toContain('bootstrap.py');
+    // Logged like awslambdaric logs it, as the task's own output.
+    await waitFor(() => output.text(inv.taskId).includes('\n'));
+    expect(output.text(inv.taskId)).toMatch(
+      /^\[ERROR\] ValueError: bad input: 42\rTraceback \(most recent call last\):\r/,
+    );
   });
 
   it('reports a result that is not JSON-serialisable as Runtime.MarshalError', async () => {
