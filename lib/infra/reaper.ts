@@ -95,7 +95,14 @@ export class Reaper extends Construct {
         NODE_OPTIONS: '--enable-source-maps',
       },
     });
-    props.table.grant(fn, 'dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem');
+    props.table.grant(
+      fn,
+      'dynamodb:Query',
+      'dynamodb:GetItem',
+      'dynamodb:BatchGetItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:ConditionCheckItem',
+    );
     for (const q of props.queues) q.grantSendMessages(fn);
     this.function = fn;
     this.rule = new events.Rule(this, 'Schedule', {

@@ -4,17 +4,14 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
+import { KEY_ATTRIBUTE_TYPES, TABLE_SCHEMA } from '../backends/aws/table-schema';
 
-/**
- * The table's schema. The DynamoDB adapter (`lib/backends/aws`) must use the same names; when it exports its own
- * constants (`lib/backends/aws/table-schema.ts`), this object should be replaced by an import of them.
- */
-export const TASK_TABLE_SCHEMA = {
-  partitionKey: 'task_id',
-  sessionIndex: { name: 'session-index', partitionKey: 'session_id', sortKey: 'task_state' },
-  leaseIndex: { name: 'lease-index', partitionKey: 'lease_shard', sortKey: 'lease_expires_at' },
-  ttlAttribute: 'expires_at',
-} as const;
+/** The table's schema: the DynamoDB adapter's own constants, so infra and runtime cannot drift apart. */
+export const TASK_TABLE_SCHEMA = TABLE_SCHEMA;
+
+function attributeType(name: keyof typeof KEY_ATTRIBUTE_TYPES): dynamodb.AttributeType {
+  return KEY_ATTRIBUTE_TYPES[name] === 'N' ? dynamodb.AttributeType.NUMBER : dynamodb.AttributeType.STRING;
+}
 
 export interface TaskTableProps {
   /**
@@ -34,7 +31,7 @@ export interface TaskTableProps {
   readonly deletionProtection?: boolean;
 }
 
-/** DynamoDB task table: on demand, `task_id` key, session and lease indexes, TTL, PITR, AWS-owned encryption. */
+/** DynamoDB task table: on demand, `task_id` key, session and sparse lease indexes, TTL, PITR, AWS-managed encryption. */
 export class TaskTable extends Construct {
   /** The table. */
   readonly table: dynamodb.ITable;
@@ -47,7 +44,7 @@ export class TaskTable extends Construct {
     super(scope, id);
     const s = TASK_TABLE_SCHEMA;
     const table = new dynamodb.Table(this, 'Table', {
-      partitionKey: { name: s.partitionKey, type: dynamodb.AttributeType.STRING },
+      partitionKey: { name: s.partitionKey, type: attributeType(s.partitionKey) },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: props.pointInTimeRecovery ?? true },
@@ -57,15 +54,17 @@ export class TaskTable extends Construct {
     });
     table.addGlobalSecondaryIndex({
       indexName: s.sessionIndex.name,
-      partitionKey: { name: s.sessionIndex.partitionKey, type: dynamodb.AttributeType.STRING },
-      sortKey: { name: s.sessionIndex.sortKey, type: dynamodb.AttributeType.STRING },
-      projectionType: dynamodb.ProjectionType.ALL,
+      partitionKey: { name: s.sessionIndex.partitionKey, type: attributeType(s.sessionIndex.partitionKey) },
+      sortKey: { name: s.sessionIndex.sortKey, type: attributeType(s.sessionIndex.sortKey) },
+      projectionType: dynamodb.ProjectionType.INCLUDE,
+      nonKeyAttributes: [...s.sessionIndex.projectedAttributes],
     });
     table.addGlobalSecondaryIndex({
       indexName: s.leaseIndex.name,
-      partitionKey: { name: s.leaseIndex.partitionKey, type: dynamodb.AttributeType.STRING },
-      sortKey: { name: s.leaseIndex.sortKey, type: dynamodb.AttributeType.NUMBER },
-      projectionType: dynamodb.ProjectionType.ALL,
+      partitionKey: { name: s.leaseIndex.partitionKey, type: attributeType(s.leaseIndex.partitionKey) },
+      sortKey: { name: s.leaseIndex.sortKey, type: attributeType(s.leaseIndex.sortKey) },
+      projectionType: dynamodb.ProjectionType.INCLUDE,
+      nonKeyAttributes: [...s.leaseIndex.projectedAttributes],
     });
     this.table = table;
   }

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PYTHON_WORKER, REAPER_ENTRY, REPO_ROOT } from './grid-app';
+import { PYTHON_WORKER, REPO_ROOT } from './grid-app';
 
 let outdir: string;
 beforeAll(() => {
@@ -39,7 +39,6 @@ it('synthesises a template with the -c handler in the Lambda command, the agent 
     'grid_name=cli-check',
     '-c',
     'max_agents=12',
-    ...(REAPER_ENTRY ? ['-c', `reaper_entry=${path.relative(REPO_ROOT, REAPER_ENTRY)}`] : []),
   ];
 
   execFileSync('npx', args, { cwd: REPO_ROOT, env, stdio: 'pipe', timeout: 240_000 });

@@ -11,11 +11,6 @@ export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'infra');
 export const PYTHON_WORKER = path.join(FIXTURES, 'python-worker');
 
-/** The reaper handler: the real one when it exists, else a fixture with the same export. */
-export const REAPER_ENTRY = fs.existsSync(path.join(REPO_ROOT, 'lib/runtime/reaper-handler.ts'))
-  ? undefined
-  : path.join(FIXTURES, 'reaper-handler.ts');
-
 const CDK_JSON_CONTEXT = (
   JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'cdk.json'), 'utf8')) as { context: Record<string, unknown> }
 ).context;
@@ -52,7 +47,7 @@ export function synthGrid(context: Record<string, string>, options: SynthOptions
     spot: settings.spot,
     natGateways: settings.natGateways,
     targetBacklogPerAgent: settings.targetBacklogPerAgent,
-    reaperEntry: settings.reaperEntry ?? REAPER_ENTRY,
+    reaperEntry: settings.reaperEntry,
   });
   if (options.nag) Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
   return { app, stack, template: Template.fromStack(stack) };

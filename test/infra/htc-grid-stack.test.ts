@@ -175,7 +175,11 @@ describe('the default grid stack', () => {
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       BillingMode: 'PAY_PER_REQUEST',
       KeySchema: [{ AttributeName: 'task_id', KeyType: 'HASH' }],
-      TimeToLiveSpecification: { AttributeName: 'expires_at', Enabled: true },
+      TimeToLiveSpecification: { AttributeName: 'ttl', Enabled: true },
+      GlobalSecondaryIndexes: Match.arrayWith([
+        Match.objectLike({ IndexName: 'session_index' }),
+        Match.objectLike({ IndexName: 'lease_index' }),
+      ]),
     });
     const tlsDeny = Match.objectLike({
       PolicyDocument: Match.objectLike({
