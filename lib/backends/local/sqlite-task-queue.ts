@@ -47,9 +47,10 @@ function wake(dbName: string): void {
 /**
  * `TaskQueue` on the grid's SQLite database.
  *
- * - Order: strict priority, then FIFO (send order) within a priority. A lower priority is only received while no
- *   higher-priority message is visible: a steady stream of high-priority work starves lower priorities, by design
- *   (the same rule as one SQS queue per priority level, polled highest first).
+ * - Order: strict priority, then within a priority the order in which messages became visible (send order for new
+ *   messages; a redelivered or released message queues up at the time it became visible again). A lower priority
+ *   is only received while no higher-priority message is visible: a steady stream of high-priority work starves
+ *   lower priorities, by design (the same rule as one SQS queue per priority level, polled highest first).
  * - Receipts: every receive hands out a new receipt (`id:receiveCount`). Once a message was received again, the
  *   receipts of earlier receives are stale and `ack`/`release`/`extend` ignore them, as they ignore receipts of
  *   messages already acknowledged.
@@ -63,6 +64,7 @@ export class SqliteTaskQueue implements TaskQueue {
   private closed = false;
   private readonly stmt: ReturnType<typeof prepareStatements>;
   private readonly sendTx: Transaction<(messages: readonly QueueMessage[], now: number) => void>;
+  private readonly receiveTx: Transaction<(limit: number, now: number, invisibleUntil: number) => MessageRow[]>;
   private readonly ackTx: Transaction<(receipts: readonly Receipt[]) => number>;
   private readonly setVisibilityTx: Transaction<(receipts: readonly Receipt[], visibleAt: number) => number>;
 
@@ -83,6 +85,7 @@ export class SqliteTaskQueue implements TaskQueue {
     this.sendTx = db.transaction((messages, now) => {
       for (const m of messages) this.stmt.insert.run(m.taskId, m.sessionId, m.attempt, m.priority, now);
     });
+    this.receiveTx = db.transaction((limit, now, invisibleUntil) => this.takeVisible(limit, now, invisibleUntil));
     this.ackTx = db.transaction((receipts) => {
       let changed = 0;
       for (const r of receipts) changed += this.stmt.delete.run(r.id, r.receiveCount).changes;
@@ -104,9 +107,11 @@ export class SqliteTaskQueue implements TaskQueue {
   async receive(max: number, options: ReceiveOptions): Promise<ReceivedMessage[]> {
     const limit = Math.max(1, Math.floor(max));
     const deadline = Date.now() + Math.max(0, options.waitMs);
+    let polled = false;
     for (;;) {
       if (options.signal?.aborted === true || this.closed) return [];
-      const received = this.receiveNow(limit, options.visibilityMs);
+      const received = this.receiveNow(limit, options.visibilityMs, polled);
+      polled = true;
       const remaining = deadline - Date.now();
       if (received.length > 0 || remaining <= 0) return received;
       await this.pause(Math.min(this.pollIntervalMs, remaining), options.signal);
@@ -146,16 +151,42 @@ export class SqliteTaskQueue implements TaskQueue {
     if (this.ownsDatabase && this.db.open) this.db.close();
   }
 
-  private receiveNow(limit: number, visibilityMs: number): ReceivedMessage[] {
+  private receiveNow(limit: number, visibilityMs: number, probeFirst: boolean): ReceivedMessage[] {
     const now = Date.now();
-    const rows = this.write('receive', () => this.stmt.receive.all(now + Math.max(0, visibilityMs), now, limit));
-    // RETURNING gives no order guarantee: restore the receive order.
-    rows.sort((a, b) => b.priority - a.priority || a.id - b.id);
+    // While long-polling, look without the write lock first, so idle receivers don't queue up for it.
+    if (probeFirst && !this.anyVisible(now)) return [];
+    const rows = this.write('receive', () => this.receiveTx.immediate(limit, now, now + Math.max(0, visibilityMs)));
     return rows.map((row) => ({
       message: { taskId: row.task_id, sessionId: row.session_id, attempt: row.attempt, priority: row.priority },
-      receipt: `${row.id}:${row.receive_count}`,
-      receiveCount: row.receive_count,
+      receipt: `${row.id}:${row.receive_count + 1}`,
+      receiveCount: row.receive_count + 1,
     }));
+  }
+
+  /**
+   * Walks the priority levels present, highest first (each step one index seek), taking the messages visible at
+   * `now` in the order they became visible. In-flight messages are never scanned, however many there are.
+   */
+  private takeVisible(limit: number, now: number, invisibleUntil: number): MessageRow[] {
+    const rows: MessageRow[] = [];
+    let level = this.stmt.topPriority.get()?.p ?? null;
+    while (level !== null && rows.length < limit) {
+      for (const row of this.stmt.visibleAt.all(level, now, limit - rows.length)) {
+        this.stmt.markReceived.run(invisibleUntil, row.id);
+        rows.push(row);
+      }
+      level = this.stmt.priorityBelow.get(level)?.p ?? null;
+    }
+    return rows;
+  }
+
+  private anyVisible(now: number): boolean {
+    let level = this.stmt.topPriority.get()?.p ?? null;
+    while (level !== null) {
+      if (this.stmt.visibleAt.all(level, now, 1).length > 0) return true;
+      level = this.stmt.priorityBelow.get(level)?.p ?? null;
+    }
+    return false;
   }
 
   private pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -205,11 +236,16 @@ function prepareStatements(db: SqliteDatabase) {
     insert: db.prepare<[string, string, number, number, number]>(
       'INSERT INTO queue_messages (task_id, session_id, attempt, priority, visible_at) VALUES (?, ?, ?, ?, ?)',
     ),
-    // One statement, so it takes the write lock before it reads: two receivers never get the same message.
-    receive: db.prepare<[number, number, number], MessageRow>(
-      `UPDATE queue_messages SET visible_at = ?, receive_count = receive_count + 1
-       WHERE id IN (SELECT id FROM queue_messages WHERE visible_at <= ? ORDER BY priority DESC, id LIMIT ?)
-       RETURNING id, task_id, session_id, attempt, priority, receive_count`,
+    topPriority: db.prepare<[], { p: number | null }>('SELECT max(priority) AS p FROM queue_messages'),
+    priorityBelow: db.prepare<[number], { p: number | null }>(
+      'SELECT max(priority) AS p FROM queue_messages WHERE priority < ?',
+    ),
+    visibleAt: db.prepare<[number, number, number], MessageRow>(
+      `SELECT id, task_id, session_id, attempt, priority, receive_count FROM queue_messages
+       WHERE priority = ? AND visible_at <= ? ORDER BY visible_at, id LIMIT ?`,
+    ),
+    markReceived: db.prepare<[number, number]>(
+      'UPDATE queue_messages SET visible_at = ?, receive_count = receive_count + 1 WHERE id = ?',
     ),
     delete: db.prepare<[number, number]>('DELETE FROM queue_messages WHERE id = ? AND receive_count = ?'),
     setVisibleAt: db.prepare<[number, number, number]>(
