@@ -1,4 +1,6 @@
 // Starts and stops the AWS emulators the AWS adapters are tested on: DynamoDB Local, local-aws-sqs and s3rver.
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- bench/ compiles this file without test/ in the build
+/// <reference path="./s3rver.d.ts" />
 import { spawn as spawnProcess, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -213,7 +215,10 @@ export function gridTableDefinition(tableName: string): CreateTableCommandInput 
         { AttributeName: index.partitionKey, KeyType: 'HASH' as const },
         { AttributeName: index.sortKey, KeyType: 'RANGE' as const },
       ],
-      Projection: { ProjectionType: 'INCLUDE' as const, NonKeyAttributes: [...index.projectedAttributes] },
+      Projection:
+        index.projectionType === 'INCLUDE'
+          ? { ProjectionType: 'INCLUDE' as const, NonKeyAttributes: [...index.projectedAttributes] }
+          : { ProjectionType: 'KEYS_ONLY' as const },
     })),
   };
 }

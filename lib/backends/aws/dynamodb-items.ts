@@ -3,7 +3,15 @@ import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { HtcGridError } from '../../core/errors';
 import type { AttemptOutcome, AttemptRecord, DataRef, SessionRecord, TaskError, TaskRecord } from '../../core/task';
 import { isTaskState, isTerminal, type FailureReason, type TaskState } from '../../core/task-state';
-import { ATTR, leaseShardOf, liveSessionSk, sessionItemKey, terminalSessionSk, LEASE_SHARDS } from './table-schema';
+import {
+  ATTR,
+  leaseShardOf,
+  liveSessionSk,
+  sessionItemKey,
+  terminalSessionSk,
+  LEASE_SHARDS,
+  type TerminalState,
+} from './table-schema';
 
 /** One attempt as stored: written at claim (owner, start), completed at finish. */
 export interface HistoryEntry {
@@ -81,7 +89,9 @@ export function taskItemOf(task: TaskRecord, options: { retentionSec: number; le
   return {
     task_id: task.taskId,
     session_id: task.sessionId,
-    session_sk: terminal ? terminalSessionSk(finishedAt, task.taskId) : liveSessionSk(task.taskId),
+    session_sk: terminal
+      ? terminalSessionSk(finishedAt, task.taskId, task.state as TerminalState)
+      : liveSessionSk(task.taskId),
     idx: task.index,
     state: task.state,
     priority: task.priority,

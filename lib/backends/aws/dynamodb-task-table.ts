@@ -13,7 +13,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { HtcGridError } from '../../core/errors';
 import type { SessionRecord, TaskError, TaskRecord } from '../../core/task';
-import { emptyStateCounts, isTaskState, type StateCounts } from '../../core/task-state';
+import { emptyStateCounts, type StateCounts } from '../../core/task-state';
 import { silentLogger, type Logger } from '../../logging';
 import type {
   ClaimOutcome,
@@ -41,6 +41,7 @@ import {
   TABLE_SCHEMA,
   finishKeyPrefix,
   leaseShardOf,
+  parseTerminalSessionSk,
   sessionItemKey,
   terminalSessionSk,
 } from './table-schema';
@@ -375,7 +376,12 @@ export class DynamoDbTaskTable implements TaskTable {
       names['#sk'] = ATTR.sessionSk;
       names['#ttl'] = ATTR.ttl;
       set.push('#finished = :at', '#sk = :sk', '#ttl = :ttl');
-      values[':sk'] = terminalSessionSk(at, taskId, this.nextSeq());
+      values[':sk'] = terminalSessionSk(
+        at,
+        taskId,
+        outcome.kind === 'succeeded' ? 'succeeded' : 'failed',
+        this.nextSeq(),
+      );
       values[':ttl'] = ttlOf(at, this.retentionSec);
       if (error !== undefined) recordError(error);
     };
@@ -441,7 +447,7 @@ export class DynamoDbTaskTable implements TaskTable {
       ids = live;
     }
     const changed = await mapLimit(ids, this.concurrency, async (taskId) => {
-      const sk = terminalSessionSk(now, taskId, this.nextSeq());
+      const sk = terminalSessionSk(now, taskId, 'cancelled', this.nextSeq());
       try {
         await this.retry('cancel', () =>
           this.doc.send(
@@ -484,11 +490,52 @@ export class DynamoDbTaskTable implements TaskTable {
     return count;
   }
 
+  /**
+   * Terminal counts and live tasks come from the session index (keys only: the state letter is in the terminal key);
+   * running tasks are counted on the lease index, and pending = live - running. The three reads are not one
+   * snapshot: a task that moves between them may be off by one for a moment.
+   */
   async countByState(sessionId: string): Promise<StateCounts> {
     const counts = emptyStateCounts();
+    let live = 0;
     for await (const item of this.querySessionIndex(sessionId, undefined)) {
-      const state = item[ATTR.state];
-      if (isTaskState(state)) counts[state] += 1;
+      const sk = String(item[ATTR.sessionSk]);
+      if (sk.startsWith('L#')) live += 1;
+      else {
+        const parsed = parseTerminalSessionSk(sk);
+        if (parsed) counts[parsed.state] += 1;
+      }
+    }
+    if (live > 0) {
+      const shards = Array.from({ length: this.leaseShards }, (_, i) => String(i));
+      const perShard = await mapLimit(shards, 8, async (shard) => {
+        let n = 0;
+        let startKey: Record<string, unknown> | undefined;
+        do {
+          const out = await this.retry('count running', () =>
+            this.doc.send(
+              new QueryCommand({
+                TableName: this.tableName,
+                IndexName: TABLE_SCHEMA.leaseIndex.name,
+                KeyConditionExpression: '#shard = :shard',
+                FilterExpression: '#sid = :sid',
+                ExpressionAttributeNames: { '#shard': ATTR.leaseShard, '#sid': ATTR.sessionId },
+                ExpressionAttributeValues: { ':shard': shard, ':sid': sessionId },
+                Select: 'COUNT',
+                ExclusiveStartKey: startKey,
+              }),
+            ),
+          );
+          n += out.Count ?? 0;
+          startKey = out.LastEvaluatedKey;
+        } while (startKey !== undefined);
+        return n;
+      });
+      counts.running = Math.min(
+        live,
+        perShard.reduce((a, b) => a + b, 0),
+      );
+      counts.pending = live - counts.running;
     }
     return counts;
   }

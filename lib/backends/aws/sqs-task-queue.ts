@@ -26,6 +26,13 @@ export interface SqsTaskQueueOptions {
   /** @default - a silent logger */
   readonly logger?: Logger;
   readonly retry?: RetryPolicy;
+  /**
+   * A higher priority level found empty is polled again only after this long (see the class comment), so an agent
+   * does not spend one request per empty level on every receive. @default 1000
+   */
+  readonly emptyLevelRecheckMs?: number;
+  /** Clock, for tests. @default Date.now */
+  readonly now?: () => number;
 }
 
 /** SQS caps: 10 entries per batch call, visibility at most 12 hours, long poll at most 20 s. */
@@ -40,10 +47,12 @@ const GONE_CODES = new Set(['ReceiptHandleIsInvalid', 'InvalidParameterValue', '
  * `TaskQueue` on SQS standard queues, one per priority level (index = priority, clamped to the levels there are).
  *
  * Receive rule: levels are drained from the highest down with short polls (no wait), each asked for what is still
- * wanted, so higher-priority work is always taken first. Only when every level is empty does the receive long-poll,
- * and then on one level: the one that last had messages (at first the lowest, where default-priority work goes).
- * Work arriving meanwhile on another level waits at most that one poll (`waitMs`, ≤ 20 s), and the next receive
- * drains the highest levels first again. This keeps an idle agent at one request per `waitMs`.
+ * wanted, so higher-priority work is taken first. A level above the lowest that came back empty is skipped for
+ * `emptyLevelRecheckMs` (1 s): new high-priority work waits at most that long, and a busy agent spends at most one
+ * request per empty level per second rather than one per receive. Only when every level is empty does the receive
+ * long-poll, and then on one level: the one that last had messages (at first the lowest, where default-priority
+ * work goes). Work arriving meanwhile on another level waits at most that one poll (`waitMs`, ≤ 20 s), and the
+ * next receive drains from the highest level again. An idle agent makes one request per `waitMs`.
  *
  * Receipt = `<level>:<receipt handle>`. Message body = the `QueueMessage` as compact JSON.
  */
@@ -54,6 +63,10 @@ export class SqsTaskQueue implements TaskQueue {
   private readonly logger: Logger;
   private readonly retryPolicy: RetryPolicy;
   private lastBusyLevel = 0;
+  /** Per level: until when it counts as empty (epoch ms). */
+  private readonly emptyUntil: number[];
+  private readonly recheckMs: number;
+  private readonly clock: () => number;
   private closed = false;
 
   constructor(options: SqsTaskQueueOptions) {
@@ -65,6 +78,9 @@ export class SqsTaskQueue implements TaskQueue {
     this.client = options.client ?? new SQSClient({});
     this.logger = options.logger ?? silentLogger();
     this.retryPolicy = options.retry ?? {};
+    this.emptyUntil = options.queueUrls.map(() => 0);
+    this.recheckMs = options.emptyLevelRecheckMs ?? 1000;
+    this.clock = options.now ?? Date.now;
   }
 
   /** The level a priority goes to. */
@@ -83,6 +99,7 @@ export class SqsTaskQueue implements TaskQueue {
     }
     const batches: { level: number; messages: QueueMessage[] }[] = [];
     for (const [level, list] of byLevel) {
+      this.emptyUntil[level] = 0;
       for (const group of chunk(list, SQS_BATCH)) batches.push({ level, messages: group });
     }
     await mapLimit(batches, 8, async ({ level, messages: group }) => {
@@ -100,10 +117,13 @@ export class SqsTaskQueue implements TaskQueue {
     const want = Math.max(1, Math.min(SQS_BATCH, Math.floor(max)));
     const visibilitySec = toSeconds(options.visibilityMs, 0, MAX_VISIBILITY_SEC);
     const out: ReceivedMessage[] = [];
+    const now = this.clock();
     for (let level = this.queueUrls.length - 1; level >= 0 && out.length < want; level--) {
       if (options.signal?.aborted) return out;
+      if (level > 0 && (this.emptyUntil[level] ?? 0) > now) continue;
       const got = await this.receiveFrom(level, want - out.length, visibilitySec, 0, options.signal);
       if (got.length > 0) this.lastBusyLevel = level;
+      else this.emptyUntil[level] = now + this.recheckMs;
       out.push(...got);
     }
     if (out.length > 0 || options.waitMs <= 0 || options.signal?.aborted) return out;

@@ -4,10 +4,12 @@
  * One table holds tasks and sessions.
  *
  * - Tasks: `task_id` = the task id. Sessions: `task_id` = `session#<session id>` (see `sessionItemKey`).
- * - `session_index` (GSI, KEYS_ONLY plus `state`): partition `session_id`, sort `session_sk`. Every task is in it:
- *   live tasks (pending, running) as `L#<task id>`, terminal ones as `T#<finished at, 15 digits>#<seq, 9 digits>#<task
- *   id>` (seq: a per-writer counter that orders completions within one millisecond), so a session's terminal tasks
- *   come back in completion order. Session items have no `session_sk` and stay out.
+ * - `session_index` (GSI, KEYS_ONLY): partition `session_id`, sort `session_sk`. Every task is in it: live tasks
+ *   (pending, running) as `L#<task id>`, terminal ones as `T#<finished at, 15 digits>#<seq, 9 digits>#<s|f|c>#<task
+ *   id>` (seq: a per-writer counter that orders completions within one millisecond; s/f/c: succeeded, failed,
+ *   cancelled), so a session's terminal tasks come back in completion order. Keys only, so a claim or a heartbeat
+ *   never writes to it: a task costs one index write at creation and two (key change) when it ends. Session items
+ *   have no `session_sk` and stay out.
  * - `lease_index` (GSI, sparse, KEYS_ONLY plus `session_id`): partition `lease_shard`, sort `lease_expires_at`.
  *   Only running tasks carry `lease_shard` (one of `LEASE_SHARDS` values derived from the task id), so the reaper
  *   reads running tasks by lease expiry without a hot partition.
@@ -20,14 +22,17 @@ export const TABLE_SCHEMA = {
     name: 'session_index',
     partitionKey: 'session_id',
     sortKey: 'session_sk',
-    /** Non-key attributes projected into the index (projection type INCLUDE). */
-    projectedAttributes: ['state'],
+    projectionType: 'KEYS_ONLY',
+    /** Non-key attributes projected into the index (none). */
+    projectedAttributes: [],
   },
   leaseIndex: {
     name: 'lease_index',
     partitionKey: 'lease_shard',
     /** Epoch milliseconds. */
     sortKey: 'lease_expires_at',
+    projectionType: 'INCLUDE',
+    /** Lets `countByState` count a session's running tasks from this index. */
     projectedAttributes: ['session_id'],
   },
 } as const;
@@ -92,9 +97,14 @@ const FINISH_DIGITS = 15;
  * Sort key of a terminal task in the session index: orders by finish time, then by `seq` (a writer's counter, so
  * one writer's completions within a millisecond keep their order), then task id.
  */
-export function terminalSessionSk(finishedAt: number, taskId: string, seq = 0): string {
-  return `T#${finishKeyPrefix(finishedAt)}#${String(seq % 1e9).padStart(9, '0')}#${taskId}`;
+export function terminalSessionSk(finishedAt: number, taskId: string, state: TerminalState, seq = 0): string {
+  return `T#${finishKeyPrefix(finishedAt)}#${String(seq % 1e9).padStart(9, '0')}#${STATE_LETTER[state]}#${taskId}`;
 }
+
+export type TerminalState = 'succeeded' | 'failed' | 'cancelled';
+
+const STATE_LETTER: Readonly<Record<TerminalState, string>> = { succeeded: 's', failed: 'f', cancelled: 'c' };
+const LETTER_STATE: Readonly<Record<string, TerminalState>> = { s: 'succeeded', f: 'failed', c: 'cancelled' };
 
 /** The zero-padded time part of a terminal sort key. */
 export function finishKeyPrefix(finishedAt: number): string {
@@ -102,10 +112,12 @@ export function finishKeyPrefix(finishedAt: number): string {
 }
 
 /** Splits a terminal sort key into its time and task id. */
-export function parseTerminalSessionSk(sk: string): { finishedAt: number; seq: number; taskId: string } | undefined {
-  const match = /^T#(\d{15})#(\d{9})#(.+)$/.exec(sk);
+export function parseTerminalSessionSk(
+  sk: string,
+): { finishedAt: number; seq: number; state: TerminalState; taskId: string } | undefined {
+  const match = /^T#(\d{15})#(\d{9})#([sfc])#(.+)$/.exec(sk);
   if (!match) return undefined;
-  return { finishedAt: Number(match[1]), seq: Number(match[2]), taskId: match[3]! };
+  return { finishedAt: Number(match[1]), seq: Number(match[2]), state: LETTER_STATE[match[3]!]!, taskId: match[4]! };
 }
 
 /** The lease-index partition of a task: a stable hash of its id, so all shards fill evenly. */
