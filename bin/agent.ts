@@ -19,17 +19,24 @@ async function main(): Promise<number> {
   }
   const resources = resourcesFromEnv(process.env);
   const backends = openAwsBackends(resources, { logger });
-  const endpoint = process.env[GRID_ENV.lambdaEndpoint] ?? 'http://127.0.0.1:8080';
+  const endpoints = (
+    process.env[GRID_ENV.lambdaEndpoints] ??
+    process.env[GRID_ENV.lambdaEndpoint] ??
+    'http://127.0.0.1:8080'
+  )
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
   const agent = new Agent({
     config,
     ...backends,
     logger,
     // lambda-rie serves one invocation at a time: one slot per Lambda container.
-    slots: 1,
+    slots: endpoints.length,
     // One task claimed ahead hides the receive latency of short tasks without hoarding work other agents could run.
-    prefetch: 1,
+    prefetch: endpoints.length,
     receiveWaitMs: 20_000,
-    createInvoker: () => new RieInvoker({ endpoint, logger }),
+    createInvoker: (slot) => new RieInvoker({ endpoint: endpoints[slot]!, logger }),
   });
   const graceMs = Number(process.env.HTCGRID_DRAIN_GRACE_MS ?? DEFAULT_GRACE_MS);
   let signals = 0;

@@ -25,6 +25,8 @@ export const GRID_ENV = {
   workerBucket: 'S3_LAMBDA_HTCGRID_BUCKET_NAME',
   workerKey: 'HTCGRID_WORKER_KEY',
   lambdaEndpoint: 'HTCGRID_LAMBDA_ENDPOINT',
+  /** Every Lambda container's invoke endpoint, comma-separated, one per agent slot. */
+  lambdaEndpoints: 'HTCGRID_LAMBDA_ENDPOINTS',
   region: 'AWS_REGION',
 } as const;
 
