@@ -1,7 +1,8 @@
 // The local Node.js Lambda runtime: one long-lived process per slot, fed invocations over pipe fds 3 (in) and 4 (out).
 //
 // Plain JS, no dependencies. Same frames as bootstrap.py:
-//   request:  u32 header length | u32 body length | header JSON | event JSON
+//   request:  u32 header length | u32 body length | header | event JSON
+//             header: "deadline\tattempt\tarn\trequest id\tsession id\ttask id", or JSON {id, deadline, arn, cc, trace}
 //   response: u32 length of the rest | u8 kind | u32 stdout bytes | u32 stderr bytes | body
 //   kind 0 = result JSON, 1 = error JSON, 2 = ready, 3 = init error JSON, 4 = error JSON and the process exits.
 // Handlers are resolved like the AWS Node.js runtime interface client: `path/file.function` (nested `a.b` allowed),
@@ -224,6 +225,20 @@ function runInvocation(handler, header, body) {
   }
 }
 
+/** The request header: tab-separated `deadline attempt arn requestId sessionId taskId`, or JSON. */
+function parseHeader(text) {
+  if (text.startsWith('{')) return JSON.parse(text);
+  const parts = text.split('\t');
+  const [deadline, attempt, arn, id, sessionId] = parts;
+  const taskId = parts.slice(5).join('\t');
+  return {
+    id,
+    deadline: Number(deadline),
+    arn,
+    cc: { custom: { session_id: sessionId, task_id: taskId, attempt: Number(attempt) } },
+  };
+}
+
 function serve(handler) {
   const requests = new net.Socket({ fd: 3, readable: true, writable: false });
   let buffered = Buffer.alloc(0);
@@ -234,7 +249,7 @@ function serve(handler) {
       const bodyLength = buffered.readUInt32BE(4);
       const end = 8 + headerLength + bodyLength;
       if (buffered.length < end) break;
-      const header = JSON.parse(buffered.toString('utf8', 8, 8 + headerLength));
+      const header = parseHeader(buffered.toString('utf8', 8, 8 + headerLength));
       const body = buffered.subarray(8 + headerLength, end);
       buffered = buffered.subarray(end);
       if (!dying) runInvocation(handler, header, body);

@@ -4,7 +4,9 @@
 # invocation and answers with length-prefixed frames, so anything the worker prints on stdout/stderr can never
 # disturb the transport.
 #
-# Request frame:  u32 header length | u32 body length | header JSON | event JSON
+# Request frame:  u32 header length | u32 body length | header | event JSON
+#   header: "deadline\tattempt\tfunction arn\trequest id\tsession id\ttask id" (UTF-8), or a JSON object with
+#   id, deadline, arn, cc (client context) and optionally trace when a field would not fit that form.
 # Response frame: u32 length of the rest | u8 kind | u32 stdout bytes | u32 stderr bytes | body
 #   kind 0 = result JSON, 1 = error JSON, 2 = ready (init done), 3 = init error JSON,
 #   4 = error JSON and the runtime is exiting (used by bootstrap.js on an uncaught error).
@@ -127,9 +129,13 @@ class LambdaContext(object):
         self.function_version = _ENV_FUNCTION_VERSION
         self.invoked_function_arn = invoked_function_arn
         self.tenant_id = None
-        self.client_context = _obj_from_dict(ClientContext, client_context)
-        if self.client_context is not None:
-            self.client_context.client = _obj_from_dict(Client, self.client_context.client)
+        if client_context is None:
+            self.client_context = None
+        else:
+            cc = self.client_context = ClientContext()
+            cc.custom = client_context.get("custom")
+            cc.env = client_context.get("env")
+            cc.client = _obj_from_dict(Client, client_context.get("client"))
         self.identity = CognitoIdentity()
         self._epoch_deadline_time_in_ms = deadline_ms
 
@@ -310,42 +316,64 @@ def _setup_logging():
 
 
 def _send(kind, body):
-    out_count = min(_stdout.count, _U32)
-    err_count = min(_stderr.count, _U32)
+    out_count = _stdout.count
+    err_count = _stderr.count
     _stdout.count = 0
     _stderr.count = 0
-    view = memoryview(_HEAD.pack(len(body) + 9, kind, out_count, err_count) + body)
-    while view:
-        view = view[os.write(RESPONSE_FD, view) :]
+    frame = _HEAD.pack(len(body) + 9, kind, min(out_count, _U32), min(err_count, _U32)) + body
+    written = os.write(RESPONSE_FD, frame)
+    if written < len(frame):
+        view = memoryview(frame)[written:]
+        while view:
+            view = view[os.write(RESPONSE_FD, view) :]
 
 
-def _read_exact(reader, n):
-    data = reader.read(n)
-    if data is None or len(data) < n:
-        raise EOFError()
-    return data
+_scan_json = json.decoder.JSONDecoder().scan_once
+
+
+def _loads(data):
+    """json.loads for the common case (a compact JSON text), at a fraction of its per-call cost."""
+    text = data.decode("utf-8")
+    try:
+        value, end = _scan_json(text, 0)
+        if end == len(text):
+            return value
+    except StopIteration:
+        pass
+    return json.loads(text)  # whitespace around the value, or the precise error
+
+
+def _parse_header(header):
+    """(request id, deadline ms, function arn, client context dict, trace id or None)."""
+    if header[:1] == b"{":
+        h = json.loads(header)
+        return h["id"], h["deadline"], h["arn"], h.get("cc"), h.get("trace")
+    deadline, attempt, arn, invoke_id, session_id, task_id = header.decode("utf-8").split("\t", 5)
+    custom = {"session_id": session_id, "task_id": task_id, "attempt": int(attempt)}
+    return invoke_id, int(deadline), arn, {"custom": custom}, None
 
 
 def _serve(request_handler):
     global _request_id
     reader = open(REQUEST_FD, "rb", buffering=1 << 16, closefd=False)
-    loads = json.loads
+    read = reader.read
+    unpack = _REQ.unpack
     while True:
-        try:
-            header_len, body_len = _REQ.unpack(_read_exact(reader, 8))
-            header = loads(_read_exact(reader, header_len))
-            body = _read_exact(reader, body_len)
-        except EOFError:
+        prefix = read(8)
+        if not prefix or len(prefix) < 8:
             return
-        invoke_id = header["id"]
+        header_len, body_len = unpack(prefix)
+        payload = read(header_len + body_len)
+        if payload is None or len(payload) < header_len + body_len:
+            return
+        invoke_id, deadline, arn, client_context, trace_id = _parse_header(payload[:header_len])
         _request_id = invoke_id
-        trace_id = header.get("trace")
         if trace_id is not None:
             os.environ["_X_AMZN_TRACE_ID"] = trace_id
         try:
-            context = LambdaContext(invoke_id, header.get("cc"), header["deadline"], header["arn"])
+            context = LambdaContext(invoke_id, client_context, deadline, arn)
             try:
-                event = loads(body)
+                event = _loads(payload[header_len:])
             except Exception as e:
                 raise FaultException(FaultException.UNMARSHAL_ERROR, "Unable to unmarshal input: {}".format(str(e)))
             result = _marshal(request_handler(event, context))

@@ -14,24 +14,43 @@ export interface ResponseFrame {
 }
 
 /** Per-invocation fields the bootstrap turns into the Lambda context. */
-export interface RequestHeader {
-  readonly id: string;
+export interface RequestFields {
+  readonly requestId: string;
   readonly deadline: number;
-  readonly arn: string;
-  /** Client context object (`custom`, `env`, `client`). */
-  readonly cc: unknown;
-  readonly trace?: string;
+  readonly functionArn: string;
+  readonly sessionId: string;
+  readonly taskId: string;
+  readonly attempt: number;
+  readonly traceId?: string;
 }
 
-/** Builds a request frame; the event JSON text is copied as is, never parsed. */
-export function encodeRequest(header: RequestHeader, eventJson: string): Buffer {
-  const headerJson = JSON.stringify(header);
-  const headerBytes = Buffer.byteLength(headerJson);
+/**
+ * Builds a request frame; the event JSON text is copied as is, never parsed. The header is tab-separated
+ * (`deadline attempt arn requestId sessionId taskId`), cheap to split on the other side, or JSON when a field
+ * would not fit that form.
+ */
+export function encodeRequest(fields: RequestFields, eventJson: string): Buffer {
+  const { requestId, deadline, functionArn, sessionId, taskId, attempt, traceId } = fields;
+  const compact =
+    traceId === undefined &&
+    Number.isSafeInteger(deadline) &&
+    Number.isSafeInteger(attempt) &&
+    !`${functionArn}${requestId}${sessionId}${taskId}`.includes('\t');
+  const header = compact
+    ? `${deadline}\t${attempt}\t${functionArn}\t${requestId}\t${sessionId}\t${taskId}`
+    : JSON.stringify({
+        id: requestId,
+        deadline,
+        arn: functionArn,
+        cc: { custom: { session_id: sessionId, task_id: taskId, attempt } },
+        trace: traceId,
+      });
+  const headerBytes = Buffer.byteLength(header);
   const bodyBytes = Buffer.byteLength(eventJson);
   const frame = Buffer.allocUnsafe(8 + headerBytes + bodyBytes);
   frame.writeUInt32BE(headerBytes, 0);
   frame.writeUInt32BE(bodyBytes, 4);
-  frame.write(headerJson, 8, 'utf8');
+  frame.write(header, 8, 'utf8');
   frame.write(eventJson, 8 + headerBytes, 'utf8');
   return frame;
 }

@@ -3,7 +3,6 @@ import type { WorkerInitError } from '../../core/errors';
 import type { Invocation, InvokeResult } from '../../ports';
 import { encodeRequest, FrameKind, ResponseDecoder, type ResponseFrame } from './frame-codec';
 import { crashResult, handlerErrorResult, parseErrorDocument } from './invoke-failures';
-import { clientContextOf } from './lambda-environment';
 import type { OutputCapture } from './output-capture';
 import { type ExitInfo, RuntimeProcess } from './runtime-process';
 import { initErrorFrom, initExitError, type LoadTarget, type RuntimeSession } from './runtime-session';
@@ -73,10 +72,12 @@ export class PipeRuntimeSession implements RuntimeSession {
       this.capture.begin(invocation.taskId);
       const frame = encodeRequest(
         {
-          id: invocation.requestId,
+          requestId: invocation.requestId,
           deadline: invocation.deadline,
-          arn: this.options.functionArn,
-          cc: clientContextOf(invocation),
+          functionArn: this.options.functionArn,
+          sessionId: invocation.sessionId,
+          taskId: invocation.taskId,
+          attempt: invocation.attempt,
         },
         invocation.eventJson,
       );

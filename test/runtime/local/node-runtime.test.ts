@@ -55,6 +55,18 @@ describe('the local Node.js runtime', () => {
     expect(second).toBeLessThan(first);
   });
 
+  it('passes a task id with non-ASCII characters through unchanged', async () => {
+    const invoker = node('handlers.probe');
+    const inv = invocation({}, 5_000, { sessionId: 'sé', taskId: 'sé_1', attempt: 2 });
+
+    const result = await invoker.invoke(inv);
+
+    if (!result.ok) throw new Error(JSON.stringify(result.error));
+    expect(JSON.parse(result.resultJson).clientContext).toEqual({
+      custom: { session_id: 'sé', task_id: 'sé_1', attempt: 2 },
+    });
+  });
+
   it('runs a callback-style handler', async () => {
     const invoker = node('handlers.callback');
 

@@ -87,6 +87,20 @@ describe('the local Python runtime', () => {
     expect(second).toBeLessThan(first);
   });
 
+  it('passes ids that contain tabs or non-ASCII characters through unchanged', async () => {
+    const invoker = python('worker.probe');
+    const inv = invocation({}, 5_000, { sessionId: 'desk\tfx', taskId: 'desk\tfx_é_1', attempt: 1 });
+
+    const result = await invoker.invoke(inv);
+
+    if (!result.ok) throw new Error(JSON.stringify(result.error));
+    expect(JSON.parse(result.resultJson).client_context.custom).toEqual({
+      session_id: 'desk\tfx',
+      task_id: 'desk\tfx_é_1',
+      attempt: 1,
+    });
+  });
+
   it('resolves a handler inside a package (pkg.inner.handler)', async () => {
     const invoker = python('pkg.inner.handler');
     await invoker.start();
