@@ -9,6 +9,18 @@ import { KEY_ATTRIBUTE_TYPES, TABLE_SCHEMA } from '../backends/aws/table-schema'
 /** The table's schema: the DynamoDB adapter's own constants, so infra and runtime cannot drift apart. */
 export const TASK_TABLE_SCHEMA = TABLE_SCHEMA;
 
+/** The index's projection as the adapter declares it: keys only, or keys plus named attributes. */
+function projection(index: {
+  readonly projectionType: string;
+  readonly projectedAttributes: readonly string[];
+}): Pick<dynamodb.GlobalSecondaryIndexProps, 'projectionType' | 'nonKeyAttributes'> {
+  if (index.projectionType === 'KEYS_ONLY' || index.projectedAttributes.length === 0) {
+    return { projectionType: dynamodb.ProjectionType.KEYS_ONLY };
+  }
+  if (index.projectionType === 'ALL') return { projectionType: dynamodb.ProjectionType.ALL };
+  return { projectionType: dynamodb.ProjectionType.INCLUDE, nonKeyAttributes: [...index.projectedAttributes] };
+}
+
 function attributeType(name: keyof typeof KEY_ATTRIBUTE_TYPES): dynamodb.AttributeType {
   return KEY_ATTRIBUTE_TYPES[name] === 'N' ? dynamodb.AttributeType.NUMBER : dynamodb.AttributeType.STRING;
 }
@@ -56,15 +68,13 @@ export class TaskTable extends Construct {
       indexName: s.sessionIndex.name,
       partitionKey: { name: s.sessionIndex.partitionKey, type: attributeType(s.sessionIndex.partitionKey) },
       sortKey: { name: s.sessionIndex.sortKey, type: attributeType(s.sessionIndex.sortKey) },
-      projectionType: dynamodb.ProjectionType.INCLUDE,
-      nonKeyAttributes: [...s.sessionIndex.projectedAttributes],
+      ...projection(s.sessionIndex),
     });
     table.addGlobalSecondaryIndex({
       indexName: s.leaseIndex.name,
       partitionKey: { name: s.leaseIndex.partitionKey, type: attributeType(s.leaseIndex.partitionKey) },
       sortKey: { name: s.leaseIndex.sortKey, type: attributeType(s.leaseIndex.sortKey) },
-      projectionType: dynamodb.ProjectionType.INCLUDE,
-      nonKeyAttributes: [...s.leaseIndex.projectedAttributes],
+      ...projection(s.leaseIndex),
     });
     this.table = table;
   }

@@ -1,0 +1,164 @@
+// Each construct on its own in a bare stack: defaults, grants, and validation messages that name the fix.
+import { App, Duration, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { compileConfig } from '../../lib/core/config';
+import { resolveRuntime } from '../../lib/core/runtime-kind';
+import { fetchWorkerScript, runtimeBootstrap } from '../../lib/infra/compute-plane';
+import { DataPlaneBucket } from '../../lib/infra/data-plane-bucket';
+import { GridVpc } from '../../lib/infra/grid-vpc';
+import { TaskQueues } from '../../lib/infra/task-queues';
+import { TaskTable } from '../../lib/infra/task-table';
+import { WorkerBucket } from '../../lib/infra/worker-bucket';
+
+function newStack(): Stack {
+  return new Stack(new App(), 'Test');
+}
+
+function actionsOf(template: Template): string[] {
+  return Object.values(template.findResources('AWS::IAM::Policy')).flatMap((p) =>
+    (p.Properties.PolicyDocument.Statement as { Action: string | string[] }[]).flatMap((s) =>
+      Array.isArray(s.Action) ? s.Action : [s.Action],
+    ),
+  );
+}
+
+describe('TaskQueues', () => {
+  it('makes one encrypted queue per priority level sharing one dead-letter queue', () => {
+    const stack = newStack();
+
+    const queues = new TaskQueues(stack, 'Queues', { priorityLevels: 5, visibilityTimeout: Duration.seconds(90) });
+
+    expect(queues.queues).toHaveLength(5);
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::SQS::Queue', 6);
+    template.resourcePropertiesCountIs(
+      'AWS::SQS::Queue',
+      { VisibilityTimeout: 90, SqsManagedSseEnabled: true, RedrivePolicy: Match.objectLike({ maxReceiveCount: 10 }) },
+      5,
+    );
+  });
+
+  it('grants clients sending only, not receiving', () => {
+    const stack = newStack();
+    const queues = new TaskQueues(stack, 'Queues');
+    const client = new iam.Role(stack, 'Client', { assumedBy: new iam.AccountRootPrincipal() });
+
+    queues.grantSend(client);
+
+    const actions = actionsOf(Template.fromStack(stack));
+    expect(actions).toContain('sqs:SendMessage');
+    expect(actions).not.toContain('sqs:ReceiveMessage');
+  });
+
+  it('rejects a priority level count SQS cannot serve, naming the range', () => {
+    expect(() => new TaskQueues(newStack(), 'Queues', { priorityLevels: 0 })).toThrow(
+      /priorityLevels: 0 must be a whole number from 1 to 10/,
+    );
+  });
+});
+
+describe('TaskTable', () => {
+  it('is on demand with PITR, TTL and the adapter’s session and lease indexes', () => {
+    const stack = newStack();
+
+    const table = new TaskTable(stack, 'Tasks');
+
+    expect([table.sessionIndexName, table.leaseIndexName]).toEqual(['session_index', 'lease_index']);
+    Template.fromStack(stack).hasResourceProperties('AWS::DynamoDB::Table', {
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      GlobalSecondaryIndexes: [
+        Match.objectLike({ IndexName: 'session_index', Projection: { ProjectionType: 'KEYS_ONLY' } }),
+        Match.objectLike({
+          IndexName: 'lease_index',
+          Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['session_id'] },
+        }),
+      ],
+    });
+  });
+
+  it('grants item access and index queries but no scans or table administration', () => {
+    const stack = newStack();
+    const table = new TaskTable(stack, 'Tasks');
+    const role = new iam.Role(stack, 'Role', { assumedBy: new iam.AccountRootPrincipal() });
+
+    table.grantReadWriteData(role);
+
+    const actions = actionsOf(Template.fromStack(stack));
+    expect(actions).toEqual(
+      expect.arrayContaining(['dynamodb:Query', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem']),
+    );
+    expect(actions.filter((a) => /Scan|DeleteTable|UpdateTable|\*/.test(a))).toEqual([]);
+  });
+});
+
+describe('DataPlaneBucket and WorkerBucket', () => {
+  it('expire results after the configured days and scope grants to the grid prefix', () => {
+    const stack = newStack();
+    const data = new DataPlaneBucket(stack, 'Data', { expiryDays: 7 });
+    const role = new iam.Role(stack, 'Role', { assumedBy: new iam.AccountRootPrincipal() });
+
+    data.grantReadWrite(role);
+
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([Match.objectLike({ ExpirationInDays: 7, Status: 'Enabled' })]),
+      },
+    });
+    expect(JSON.stringify(template.findResources('AWS::IAM::Policy'))).toContain('/data/*');
+  });
+
+  it('version worker zips', () => {
+    const stack = newStack();
+
+    new WorkerBucket(stack, 'Workers');
+
+    Template.fromStack(stack).hasResourceProperties('AWS::S3::Bucket', {
+      VersioningConfiguration: { Status: 'Enabled' },
+    });
+  });
+
+  it('reject an expiry that is not a whole number of days', () => {
+    expect(() => new DataPlaneBucket(newStack(), 'Data', { expiryDays: 0.5 })).toThrow(
+      /expiryDays: 0.5 is not a whole number of days >= 1/,
+    );
+  });
+});
+
+describe('GridVpc', () => {
+  it('has no NAT and reaches S3, DynamoDB, ECR, Logs and SQS through endpoints by default', () => {
+    const stack = newStack();
+
+    new GridVpc(stack, 'Net');
+
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::EC2::NatGateway', 0);
+    template.resourcePropertiesCountIs('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Gateway' }, 2);
+    template.resourcePropertiesCountIs('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Interface' }, 4);
+  });
+
+  it('adds NAT gateways and public subnets only when asked', () => {
+    const stack = newStack();
+
+    new GridVpc(stack, 'Net', { natGateways: 1 });
+
+    Template.fromStack(stack).resourceCountIs('AWS::EC2::NatGateway', 1);
+  });
+});
+
+describe('container commands', () => {
+  it('start the base image runtime for Python and Node and the worker’s bootstrap for provided', () => {
+    expect(runtimeBootstrap(resolveRuntime('python3.12'))).toBe('/var/runtime/bootstrap');
+    expect(runtimeBootstrap(resolveRuntime('nodejs22.x'))).toBe('/var/runtime/bootstrap');
+    expect(runtimeBootstrap(resolveRuntime('provided.al2023'))).toBe('/var/task/bootstrap');
+  });
+
+  it('unpack the zip keeping executable bits and open every slot’s tmp volume', () => {
+    const script = fetchWorkerScript(compileConfig({ slots: 3 }).slots);
+
+    expect(script).toContain('os.chmod(p, 0o755 if');
+    expect(script).toContain('chmod 1777 /lambda-tmp-0 /lambda-tmp-1 /lambda-tmp-2 /agent-tmp');
+  });
+});
