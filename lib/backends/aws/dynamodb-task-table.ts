@@ -197,9 +197,11 @@ export class DynamoDbTaskTable implements TaskTable {
     const unique = [...new Map(tasks.map((t) => [t.taskId, t])).values()];
     const existing = new Set<string>();
     await mapLimit(chunk(unique, 100), 4, async (group) => {
+      // Eventually consistent (half price): a task old enough to have started is long visible.
       const found = await this.batchGet(
         group.map((t) => t.taskId),
         [ATTR.taskId],
+        false,
       );
       for (const item of found) existing.add(String(item[ATTR.taskId]));
     });
@@ -678,6 +680,7 @@ export class DynamoDbTaskTable implements TaskTable {
   private async batchGet(
     taskIds: readonly string[],
     attributes?: readonly string[],
+    consistent = true,
   ): Promise<Record<string, unknown>[]> {
     const out: Record<string, unknown>[] = [];
     const unique = [...new Set(taskIds)];
@@ -691,7 +694,7 @@ export class DynamoDbTaskTable implements TaskTable {
               RequestItems: {
                 [this.tableName]: {
                   Keys: keys,
-                  ConsistentRead: true,
+                  ConsistentRead: consistent,
                   ProjectionExpression: names ? Object.keys(names).join(', ') : undefined,
                   ExpressionAttributeNames: names,
                 },
