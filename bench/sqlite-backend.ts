@@ -1,5 +1,6 @@
 // Benchmark of the local grid's SQLite backends: tasks/s through create+send, receive+claim, complete+ack.
-// Run: npx esbuild bench/sqlite-backend.ts --bundle --platform=node --external:better-sqlite3 --outfile=/tmp/sb.js && node /tmp/sb.js [tasks]
+// Run: npx esbuild bench/sqlite-backend.ts --bundle --platform=node --external:better-sqlite3
+//        --outfile=dist/bench/sqlite-backend.js && node dist/bench/sqlite-backend.js [tasks]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
