@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { buildSync } from 'esbuild';
-import { GRID_DB_FILE, openLocalBackends, SchemaVersionError } from '../../../lib/backends/local';
+import { DatabaseBusyError, GRID_DB_FILE, openLocalBackends, SchemaVersionError } from '../../../lib/backends/local';
 import { newTask, type SessionRecord } from '../../../lib/core/task';
 import { makeTempDir } from './temp-grid-dir';
 
@@ -169,6 +169,28 @@ describe('local backends in one grid directory', () => {
       expect(() => openLocalBackends(temp.dir)).toThrow(SchemaVersionError);
       expect(() => openLocalBackends(temp.dir)).toThrow(/schema version 999, this grid needs version 1/);
     } finally {
+      temp.remove();
+    }
+  });
+
+  it('a write blocked by another connection for longer than the busy timeout fails with a retryable error', async () => {
+    const temp = makeTempDir();
+    const backends = openLocalBackends(temp.dir, { busyTimeoutMs: 50 });
+    const other = new Database(backends.dbPath);
+    try {
+      await backends.table.createSession(session);
+      other.prepare('BEGIN IMMEDIATE').run();
+
+      const blocked = backends.table.createTasks([newTask(session, 0, { inline: '1' }, 1)]);
+
+      await expect(blocked).rejects.toThrow(DatabaseBusyError);
+      await expect(blocked).rejects.toMatchObject({ retryable: true });
+      other.prepare('ROLLBACK').run();
+      await backends.table.createTasks([newTask(session, 0, { inline: '1' }, 1)]);
+      expect(await backends.table.getTask('mp_0')).toBeDefined();
+    } finally {
+      other.close();
+      await backends.close();
       temp.remove();
     }
   });
