@@ -16,7 +16,9 @@ import { ConfigError } from '../core/errors';
 import { GRID_ENV, resourcesToEnv } from '../core/grid-resources';
 import type { WorkerRuntime } from '../core/runtime-kind';
 import { agentImageFromRepository, INIT_IMAGE, PublicImageCache } from './container-images';
+import { grantDataPrefix } from './data-plane-bucket';
 import { GridVpc } from './grid-vpc';
+import { grantGetObject } from './worker-bucket';
 
 /** Where the worker zip is and how to call it; `WorkerBundle` provides it. */
 export interface WorkerLocation {
@@ -298,11 +300,8 @@ export class EcsComputePlane extends Construct {
 
     // Least privilege: the one zip, the grid's data prefix, the table's items and indexes, the priority queues.
     const taskRole = this.taskDefinition.taskRole;
-    props.worker.bucket.grantRead(taskRole, props.worker.key);
-    const dataPrefix = props.dataPrefix ?? 'data/';
-    props.dataBucket.grantRead(taskRole, `${dataPrefix}*`);
-    props.dataBucket.grantPut(taskRole, `${dataPrefix}*`);
-    props.dataBucket.grantDelete(taskRole, `${dataPrefix}*`);
+    grantGetObject(props.worker.bucket, taskRole, props.worker.key);
+    grantDataPrefix(props.dataBucket, taskRole, props.dataPrefix ?? 'data/', true);
     props.table.grant(
       taskRole,
       'dynamodb:GetItem',
@@ -454,9 +453,9 @@ export class EcsComputePlane extends Construct {
         {
           id: 'AwsSolutions-IAM5',
           reason:
-            'Wildcards are scoped: data-plane objects under the grid prefix (data/*), the table indexes (index/*), ' +
-            'the pull-through cache repositories (<prefix>/*); ecr:GetAuthorizationToken and X-Ray-free CloudWatch Logs ' +
-            'actions have no resource-level permissions.',
+            'Only resource wildcards, each scoped: data-plane objects under the grid prefix (data/*), the task ' +
+            "table's indexes (index/*), the pull-through cache repositories (<prefix>/*); ecr:GetAuthorizationToken " +
+            'has no resource-level permissions.',
         },
       ],
       true,

@@ -1,6 +1,6 @@
 // The data plane: an S3 bucket for task payloads and results too big to travel inline.
 import { Duration } from 'aws-cdk-lib';
-import type * as iam from 'aws-cdk-lib/aws-iam';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { ConfigError } from '../core/errors';
@@ -48,14 +48,38 @@ export class DataPlaneBucket extends Construct {
     });
   }
 
-  /** Read and write (put, get, delete) on the grid's prefix: what agents and clients need. */
+  /** Read and write (get, put, delete, list) on the grid's prefix: what agents and clients need. */
   grantReadWrite(grantee: iam.IGrantable): iam.Grant {
-    this.bucket.grantRead(grantee, `${this.prefix}*`);
-    return this.bucket.grantWrite(grantee, `${this.prefix}*`);
+    return grantDataPrefix(this.bucket, grantee, this.prefix, true);
   }
 
-  /** Read only on the grid's prefix. */
+  /** Read only (get, list) on the grid's prefix. */
   grantRead(grantee: iam.IGrantable): iam.Grant {
-    return this.bucket.grantRead(grantee, `${this.prefix}*`);
+    return grantDataPrefix(this.bucket, grantee, this.prefix, false);
   }
+}
+
+/**
+ * Object actions on `prefix*` only, plus listing restricted to that prefix (so a missing object reads as
+ * "not found", not "access denied"). Narrower than `IBucket.grantReadWrite`: no ACL, retention or tagging actions.
+ */
+export function grantDataPrefix(
+  bucket: s3.IBucket,
+  grantee: iam.IGrantable,
+  prefix: string,
+  write: boolean,
+): iam.Grant {
+  const objectActions = write ? ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'] : ['s3:GetObject'];
+  const grant = iam.Grant.addToPrincipal({
+    grantee,
+    actions: objectActions,
+    resourceArns: [bucket.arnForObjects(`${prefix}*`)],
+  });
+  iam.Grant.addToPrincipal({
+    grantee,
+    actions: ['s3:ListBucket'],
+    resourceArns: [bucket.bucketArn],
+    conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } },
+  });
+  return grant;
 }

@@ -10,6 +10,7 @@ import { Construct } from 'constructs';
 import { ConfigError } from '../core/errors';
 import { handlerString } from '../core/handler';
 import { resolveRuntime, type WorkerRuntime } from '../core/runtime-kind';
+import { grantGetObject } from './worker-bucket';
 import { workerBundlingOptions } from './worker-bundling';
 
 export interface WorkerBundleProps {
@@ -149,7 +150,7 @@ export class WorkerBundle extends Construct {
 
   /** Read access to the deployed zip only. */
   grantRead(grantee: iam.IGrantable): iam.Grant {
-    return this.bucket.grantRead(grantee, this.key);
+    return grantGetObject(this.bucket, grantee, this.key);
   }
 }
 
