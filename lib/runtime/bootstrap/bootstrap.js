@@ -4,7 +4,8 @@
 //   request:  u32 header length | u32 body length | header | event JSON
 //             header: "deadline\tattempt\tarn\trequest id\tsession id\ttask id", or JSON {id, deadline, arn, cc, trace}
 //   response: u32 length of the rest | u8 kind | u32 stdout bytes | u32 stderr bytes | body
-//   kind 0 = result JSON, 1 = error JSON, 2 = ready, 3 = init error JSON, 4 = error JSON and the process exits.
+//   kind 0 = result JSON, 1 = error JSON, 2 = ready (body: PROTOCOL_VERSION), 3 = init error JSON,
+//   4 = error JSON and the process exits.
 // Handlers are resolved like the AWS Node.js runtime interface client: `path/file.function` (nested `a.b` allowed),
 // the file being `.js`, `.mjs` or `.cjs`; async handlers and callback handlers `(event, context, callback)` work.
 'use strict';
@@ -20,6 +21,8 @@ const KIND_ERROR = 1;
 const KIND_READY = 2;
 const KIND_INIT_ERROR = 3;
 const KIND_FATAL_ERROR = 4;
+// Must match PROTOCOL_VERSION in lib/runtime/local/frame-codec.ts.
+const PROTOCOL_VERSION = 'htcgrid-runtime/2';
 const U32 = 0xffffffff;
 
 const counts = { out: 0, err: 0 };
@@ -286,7 +289,7 @@ async function main() {
     responses.end(() => process.exit(1));
     return;
   }
-  send(KIND_READY, Buffer.alloc(0));
+  send(KIND_READY, Buffer.from(PROTOCOL_VERSION));
   serve(handler);
 }
 

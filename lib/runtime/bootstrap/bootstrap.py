@@ -8,7 +8,7 @@
 #   header: "deadline\tattempt\tfunction arn\trequest id\tsession id\ttask id" (UTF-8), or a JSON object with
 #   id, deadline, arn, cc (client context) and optionally trace when a field would not fit that form.
 # Response frame: u32 length of the rest | u8 kind | u32 stdout bytes | u32 stderr bytes | body
-#   kind 0 = result JSON, 1 = error JSON, 2 = ready (init done), 3 = init error JSON,
+#   kind 0 = result JSON, 1 = error JSON, 2 = ready (body: PROTOCOL_VERSION), 3 = init error JSON,
 #   4 = error JSON and the runtime is exiting (used by bootstrap.js on an uncaught error).
 #   The byte counts are what the worker wrote through sys.stdout/sys.stderr since the previous frame, so the
 #   invoker can attribute output to the right task even when it arrives after the response.
@@ -28,6 +28,8 @@ KIND_RESULT = 0
 KIND_ERROR = 1
 KIND_READY = 2
 KIND_INIT_ERROR = 3
+# Must match PROTOCOL_VERSION in lib/runtime/local/frame-codec.ts.
+PROTOCOL_VERSION = b"htcgrid-runtime/2"
 _U32 = 0xFFFFFFFF
 _THIS_FILE = os.path.abspath(__file__)
 _HEAD = struct.Struct(">IBII")
@@ -421,7 +423,7 @@ def main():
     except Exception as e:
         _send(KIND_INIT_ERROR, _error_body(_error_from_exception(e)))
         sys.exit(1)
-    _send(KIND_READY, b"")
+    _send(KIND_READY, PROTOCOL_VERSION)
     _serve(request_handler)
 
 

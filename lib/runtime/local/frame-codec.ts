@@ -1,5 +1,11 @@
 // The length-prefixed frames spoken with the Python and Node bootstraps over pipe fds 3 and 4 (see bootstrap.py).
 
+/**
+ * Sent by the bootstraps in their ready frame. Bumped whenever the frames change, so compiled code and bootstrap
+ * assets from different builds fail at start with a clear message instead of misreading each other.
+ */
+export const PROTOCOL_VERSION = 'htcgrid-runtime/2';
+
 /** What a bootstrap sends back. `fatalError`: the task failed and the runtime is exiting (uncaught error). */
 export const FrameKind = { result: 0, error: 1, ready: 2, initError: 3, fatalError: 4 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];

@@ -1,7 +1,7 @@
 // A Python or Node runtime process driven over pipe fds 3/4 with length-prefixed frames (the fast local path).
-import type { WorkerInitError } from '../../core/errors';
+import { WorkerInitError } from '../../core/errors';
 import type { Invocation, InvokeResult } from '../../ports';
-import { encodeRequest, FrameKind, ResponseDecoder, type ResponseFrame } from './frame-codec';
+import { encodeRequest, FrameKind, PROTOCOL_VERSION, ResponseDecoder, type ResponseFrame } from './frame-codec';
 import { crashResult, handlerErrorResult, parseErrorDocument } from './invoke-failures';
 import type { OutputCapture } from './output-capture';
 import { type ExitInfo, RuntimeProcess } from './runtime-process';
@@ -97,7 +97,12 @@ export class PipeRuntimeSession implements RuntimeSession {
     switch (frame.kind) {
       case FrameKind.ready:
         this.capture.end(frame.stdoutBytes, frame.stderrBytes);
-        this.settleReady?.resolve();
+        if (frame.body !== PROTOCOL_VERSION) {
+          this.settleReady?.reject(this.mismatch(frame.body));
+          this.kill();
+        } else {
+          this.settleReady?.resolve();
+        }
         this.settleReady = undefined;
         return;
       case FrameKind.initError:
@@ -122,6 +127,15 @@ export class PipeRuntimeSession implements RuntimeSession {
         return;
       }
     }
+  }
+
+  private mismatch(spoken: string): WorkerInitError {
+    return new WorkerInitError(
+      `the runtime bootstrap ${this.options.args[0] ?? ''} speaks protocol '${spoken || 'htcgrid-runtime/1'}' but this ` +
+        `code expects '${PROTOCOL_VERSION}': the compiled code and the bootstrap assets come from different builds`,
+      'Runtime.BootstrapMismatch',
+      { hint: 'rebuild with `npm run build` (it copies lib/runtime/bootstrap next to the compiled code)' },
+    );
   }
 
   private onExit(exit: ExitInfo): void {

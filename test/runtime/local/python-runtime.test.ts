@@ -171,6 +171,26 @@ describe('the local Python runtime', () => {
     await expect(invoker.start()).rejects.toThrow(/python3-does-not-exist/);
   });
 
+  it('fails start() clearly when the bootstrap comes from another build than the code', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-bootstrap-'));
+    const current = fs.readFileSync(path.join(__dirname, '../../../lib/runtime/bootstrap/bootstrap.py'), 'utf8');
+    fs.writeFileSync(
+      path.join(dir, 'bootstrap.py'),
+      current.replace(/^PROTOCOL_VERSION = .*$/m, 'PROTOCOL_VERSION = b"htcgrid-runtime/0"'),
+    );
+    const invoker = python('worker.echo', { bootstrapDir: dir });
+
+    const error = await invoker.start().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    expect(error).toBeInstanceOf(WorkerInitError);
+    expect((error as WorkerInitError).errorType).toBe('Runtime.BootstrapMismatch');
+    expect((error as WorkerInitError).message).toMatch(/htcgrid-runtime\/0.*different builds[\s\S]*npm run build/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it('returns correct results while the worker prints megabytes, capping the output kept per task', async () => {
     const output = collectOutput();
     const invoker = python('worker.chatty', { onOutput: output.listener, maxOutputBytesPerTask: 64 * 1024 });
