@@ -75,7 +75,7 @@ export interface DynamoDbTaskTableOptions {
   readonly settleMs?: number;
   /** Conditional writes in flight at once per call. @default 16 */
   readonly concurrency?: number;
-  /** Clock for the settle window. @default Date.now */
+  /** Clock for terminal-key times and the settle window. @default Date.now */
   readonly now?: () => number;
 }
 
@@ -338,9 +338,12 @@ export class DynamoDbTaskTable implements TaskTable {
 
   async complete(completions: readonly Completion[]): Promise<CompletionResult[]> {
     return mapLimit(completions, this.concurrency, async (completion): Promise<CompletionResult> => {
-      const input = this.completionUpdate(completion);
+      const seq = this.nextSeq();
       try {
-        await this.retry('complete', () => this.doc.send(new UpdateCommand(input)));
+        // Built per try: the terminal key carries the time of the write (see `listTerminal`).
+        await this.retry('complete', () =>
+          this.doc.send(new UpdateCommand(this.completionUpdate(completion, seq, this.clock()))),
+        );
         return { taskId: completion.taskId, status: 'recorded' };
       } catch (error) {
         if (!(error instanceof ConditionalCheckFailedException)) throw error;
@@ -349,7 +352,7 @@ export class DynamoDbTaskTable implements TaskTable {
     });
   }
 
-  private completionUpdate(completion: Completion) {
+  private completionUpdate(completion: Completion, seq: number, writtenAt: number) {
     const { taskId, guard, outcome, at } = completion;
     const names: Record<string, string> = {
       '#state': ATTR.state,
@@ -378,12 +381,7 @@ export class DynamoDbTaskTable implements TaskTable {
       names['#sk'] = ATTR.sessionSk;
       names['#ttl'] = ATTR.ttl;
       set.push('#finished = :at', '#sk = :sk', '#ttl = :ttl');
-      values[':sk'] = terminalSessionSk(
-        at,
-        taskId,
-        outcome.kind === 'succeeded' ? 'succeeded' : 'failed',
-        this.nextSeq(),
-      );
+      values[':sk'] = terminalSessionSk(writtenAt, taskId, outcome.kind === 'succeeded' ? 'succeeded' : 'failed', seq);
       values[':ttl'] = ttlOf(at, this.retentionSec);
       if (error !== undefined) recordError(error);
     };
@@ -449,7 +447,7 @@ export class DynamoDbTaskTable implements TaskTable {
       ids = live;
     }
     const changed = await mapLimit(ids, this.concurrency, async (taskId) => {
-      const sk = terminalSessionSk(now, taskId, 'cancelled', this.nextSeq());
+      const seq = this.nextSeq();
       try {
         await this.retry('cancel', () =>
           this.doc.send(
@@ -472,7 +470,7 @@ export class DynamoDbTaskTable implements TaskTable {
               ExpressionAttributeValues: {
                 ':cancelled': 'cancelled',
                 ':now': now,
-                ':sk': sk,
+                ':sk': terminalSessionSk(this.clock(), taskId, 'cancelled', seq),
                 ':ttl': ttlOf(now, this.retentionSec),
                 ':sid': sessionId,
                 ':pending': 'pending',
@@ -545,8 +543,9 @@ export class DynamoDbTaskTable implements TaskTable {
   /**
    * Terminal tasks in completion order (finish time, then task id), read from the session index.
    *
-   * The index is eventually consistent and finish times come from the agents' clocks, so a task may appear in the
-   * index a little after tasks that finished later. The cursor therefore holds a watermark that trails the clock by
+   * The index is eventually consistent, so a task may appear in it a little after tasks that finished later. Its key
+   * carries the time of the write that ended it (taken on each try, so a write delayed by throttling back-off gets a
+   * fresh time; agents' clocks are NTP-synchronised). The cursor therefore holds a watermark that trails the clock by
    * `settleMs`, plus the keys already returned above it: each call re-reads from the watermark and skips those keys.
    * A task is never returned twice, and never skipped as long as it becomes visible within `settleMs` of its finish
    * time. The cursor's size is bounded by the tasks that finish within `settleMs`.
