@@ -181,6 +181,33 @@ describe('the grid on AWS emulators', () => {
   });
 });
 
+describe('configuration from the environment', () => {
+  it('openAwsBackends reaches all three services through the standard AWS_ENDPOINT_URL_* variables alone', async () => {
+    const resources = await createGridResources(emulators);
+    const env = emulators.env();
+    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, env);
+    let backends: AwsBackends | undefined;
+    try {
+      backends = openAwsBackends(resources);
+      const s = session();
+      await backends.table.createSession(s);
+      await backends.queue.send([{ taskId: `${s.sessionId}_0`, sessionId: s.sessionId, attempt: 0, priority: 0 }]);
+      await backends.store.put('env/probe.json', '{"ok": true}');
+
+      expect(await backends.table.getSession(s.sessionId)).toMatchObject({ sessionId: s.sessionId });
+      expect((await backends.queue.receive(10, { waitMs: 2000, visibilityMs: 60_000 })).length).toBe(1);
+      expect((await backends.store.get('env/probe.json')).toString()).toBe('{"ok": true}');
+    } finally {
+      await backends?.close();
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+});
+
 describe('DynamoDB throttling (a fault no emulator produces)', () => {
   /** Makes the next `count` DynamoDB calls of `client` fail with ProvisionedThroughputExceeded before sending. */
   function throttle(client: DynamoDBClient, count: number): { calls: number } {
