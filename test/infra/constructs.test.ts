@@ -7,9 +7,11 @@ import { resolveRuntime } from '../../lib/core/runtime-kind';
 import { fetchWorkerScript, runtimeBootstrap } from '../../lib/infra/compute-plane';
 import { DataPlaneBucket } from '../../lib/infra/data-plane-bucket';
 import { GridVpc } from '../../lib/infra/grid-vpc';
+import { HtcGrid } from '../../lib/infra/htc-grid';
 import { TaskQueues } from '../../lib/infra/task-queues';
 import { TaskTable } from '../../lib/infra/task-table';
 import { WorkerBucket } from '../../lib/infra/worker-bucket';
+import { PYTHON_WORKER } from './grid-app';
 
 function newStack(): Stack {
   return new Stack(new App(), 'Test');
@@ -145,6 +147,36 @@ describe('GridVpc', () => {
     new GridVpc(stack, 'Net', { natGateways: 1 });
 
     Template.fromStack(stack).resourceCountIs('AWS::EC2::NatGateway', 1);
+  });
+});
+
+describe('HtcGrid.grantSubmit', () => {
+  it('lets a client write tasks, enqueue, read states and results, but not consume the queues', () => {
+    const stack = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Grid');
+    const grid = new HtcGrid(stack, 'Grid', { config: compileConfig({ slots: 1 }), workerDir: PYTHON_WORKER });
+    const client = new iam.Role(stack, 'Client', { assumedBy: new iam.AccountRootPrincipal() });
+
+    grid.grantSubmit(client);
+
+    const policies = Template.fromStack(stack).findResources('AWS::IAM::Policy', {
+      Properties: { Roles: [{ Ref: stack.getLogicalId(client.node.defaultChild as iam.CfnRole) }] },
+    });
+    const actions = Object.values(policies).flatMap((p) =>
+      (p.Properties.PolicyDocument.Statement as { Action: string | string[] }[]).flatMap((st) =>
+        Array.isArray(st.Action) ? st.Action : [st.Action],
+      ),
+    );
+    expect(actions).toEqual(
+      expect.arrayContaining([
+        'dynamodb:BatchWriteItem',
+        'dynamodb:Query',
+        'sqs:SendMessage',
+        's3:PutObject',
+        's3:GetObject',
+      ]),
+    );
+    expect(actions).not.toContain('sqs:ReceiveMessage');
+    expect(actions.filter((a) => a.includes('*'))).toEqual([]);
   });
 });
 
