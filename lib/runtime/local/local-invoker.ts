@@ -65,7 +65,7 @@ interface Slot {
 
 export class LocalInvoker implements WorkerInvoker {
   private readonly identity: LambdaIdentity;
-  private readonly capture: OutputCapture;
+  private readonly output: OutputListener | undefined;
   private readonly target: LoadTarget;
   private readonly bootstrapDir: string;
   private readonly logger: Logger | undefined;
@@ -85,10 +85,7 @@ export class LocalInvoker implements WorkerInvoker {
       ...process.env,
       ...configured,
     });
-    this.capture = new OutputCapture(
-      options.onOutput ?? this.defaultOutput(),
-      options.maxOutputBytesPerTask ?? DEFAULT_MAX_OUTPUT,
-    );
+    this.output = options.onOutput ?? this.defaultOutput();
     this.bootstrapDir = options.bootstrapDir ?? path.resolve(__dirname, '..', 'bootstrap');
     this.target = {
       handler: options.handler,
@@ -246,7 +243,8 @@ export class LocalInvoker implements WorkerInvoker {
     const common = {
       command: this.target.command,
       cwd: taskRoot,
-      capture: this.capture,
+      // One capture per process: a killed runtime's last output stays with its task, never the next one's.
+      capture: new OutputCapture(this.output, this.options.maxOutputBytesPerTask ?? DEFAULT_MAX_OUTPUT),
       target: this.target,
       functionArn: this.identity.functionArn,
     };

@@ -220,6 +220,21 @@ describe('the local Python runtime', () => {
     });
   });
 
+  it('keeps the output of a killed task with that task, and the next task’s with the next one', async () => {
+    const output = collectOutput();
+    const invoker = python('worker.talk', { onOutput: output.listener });
+    await invoker.start();
+    const slow = invocation({ say: 'slow starts', seconds: 30 }, 300);
+    const next = invocation({ say: 'next speaks' });
+
+    await invoker.invoke(slow);
+    await invoker.invoke(next);
+
+    await waitFor(() => output.text(next.taskId).length > 0 && output.text(slow.taskId).length > 0);
+    expect(output.text(slow.taskId)).toBe('slow starts\n');
+    expect(output.text(next.taskId)).toBe('next speaks\n');
+  });
+
   it('survives a worker that writes binary garbage to stdout and closes stdout and stderr', async () => {
     const invoker = python('worker.garbage', { onOutput: () => undefined });
 
