@@ -1,5 +1,6 @@
 // AWS requests and request cost per task: N small tasks end to end on the emulators, every SDK request counted.
-// Run: npx tsx bench/aws-requests.ts [--tasks 1000] [--slots 2] [--prefetch 10] [--poll-ms 500]
+// Run: npx tsx bench/aws-requests.ts [--tasks 1000] [--slots 2] [--prefetch 10] [--poll-ms 500] [--payload-bytes 0]
+//   [--inline-max 32768]
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -116,6 +117,8 @@ async function main(): Promise<void> {
       slots: { type: 'string', default: '2' },
       'poll-ms': { type: 'string', default: '500' },
       prefetch: { type: 'string', default: '10' },
+      'payload-bytes': { type: 'string', default: '0' },
+      'inline-max': { type: 'string', default: String(32 * 1024) },
       python: { type: 'string', default: 'python3' },
     },
   });
@@ -128,7 +131,12 @@ async function main(): Promise<void> {
   const cleanups: (() => Promise<void>)[] = [async () => emulators.stop()];
   try {
     const resources = await createGridResources(emulators);
-    const config = compileConfig({ slots, python_executable: values.python });
+    const config = compileConfig({
+      slots,
+      python_executable: values.python,
+      inline_payload_max_bytes: Number(values['inline-max']),
+    });
+    const padding = 'x'.repeat(Number(values['payload-bytes']));
     const agentClients = emulators.clients();
     const clientClients = emulators.clients();
     instrument(agentClients, tally);
@@ -176,20 +184,26 @@ async function main(): Promise<void> {
     tally.wru = 0;
     tally.rru = 0;
     const started = Date.now();
-    const handle = await client.submit(Array.from({ length: tasks }, () => ({ op: 'noop' })));
+    const handle = await client.submit(Array.from({ length: tasks }, () => ({ op: 'noop', padding })));
     let done = 0;
     for await (const result of handle.results()) {
       if (result.state !== 'succeeded') throw new Error(`task ${result.taskId} ended ${result.state}`);
       done++;
     }
     const elapsed = (Date.now() - started) / 1000;
-    report(tally, tasks, done, elapsed);
+    report(
+      tally,
+      tasks,
+      done,
+      elapsed,
+      `payload ${padding.length + 30} B, inline up to ${config.inlinePayloadMaxBytes} B`,
+    );
   } finally {
     for (const c of cleanups) await c().catch(() => undefined);
   }
 }
 
-function report(tally: Tally, tasks: number, done: number, elapsedSec: number): void {
+function report(tally: Tally, tasks: number, done: number, elapsedSec: number, setup: string): void {
   const rows = [...tally.requests.entries()].sort(([a], [b]) => a.localeCompare(b));
   const total = rows.reduce((n, [, v]) => n + v, 0);
   const byService = (s: string) => rows.filter(([k]) => k.startsWith(`${s} `)).reduce((n, [, v]) => n + v, 0);
@@ -202,7 +216,8 @@ function report(tally: Tally, tasks: number, done: number, elapsedSec: number): 
   };
   const perMillion = (usd: number) => (usd / tasks) * 1e6;
   const lines = [
-    `AWS requests for ${done}/${tasks} small tasks end to end (client submit → SQS → agent → RIE → DynamoDB → client), ${elapsedSec.toFixed(1)} s`,
+    `AWS requests for ${done}/${tasks} tasks end to end (client submit → SQS → agent → RIE → DynamoDB → client), ${elapsedSec.toFixed(1)} s`,
+    `(${setup})`,
     '',
     `${'service operation'.padEnd(34)}${'requests'.padStart(10)}${'per task'.padStart(10)}`,
     ...rows.map(([k, v]) => `${k.padEnd(34)}${String(v).padStart(10)}${(v / tasks).toFixed(3).padStart(10)}`),
