@@ -44,9 +44,20 @@ function descendantsRss(rootPid: number): { count: number; bytes: number } {
   return { count, bytes };
 }
 
+/** This process's anonymous and file-backed (mmap'd SQLite pages, code) resident bytes, from /proc/self/status. */
+function selfRssSplit(): { anon: number; file: number } {
+  if (process.platform !== 'linux') return { anon: 0, file: 0 };
+  const status = fs.readFileSync('/proc/self/status', 'utf8');
+  const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+  return { anon: kib('RssAnon'), file: kib('RssFile') + kib('RssShmem') };
+}
+
 /** Samples this process's RSS and its children's on an interval and keeps the peaks. */
 class RssSampler {
   peakSelf = 0;
+  peakHeapUsed = 0;
+  peakAnon = 0;
+  peakFile = 0;
   peakChildren = 0;
   children = 0;
   private readonly timer: NodeJS.Timeout;
@@ -60,6 +71,10 @@ class RssSampler {
   sample(withChildren: boolean): void {
     this.peakSelf = Math.max(this.peakSelf, process.memoryUsage.rss());
     if (withChildren) {
+      this.peakHeapUsed = Math.max(this.peakHeapUsed, process.memoryUsage().heapUsed);
+      const split = selfRssSplit();
+      this.peakAnon = Math.max(this.peakAnon, split.anon);
+      this.peakFile = Math.max(this.peakFile, split.file);
       const c = descendantsRss(process.pid);
       this.peakChildren = Math.max(this.peakChildren, c.bytes);
       this.children = Math.max(this.children, c.count);
@@ -90,6 +105,11 @@ interface ScaleRow {
   readonly totalS: number;
   readonly tasksPerSec: number;
   readonly peakRssMiB: number;
+  /** Peak V8 heap in use (sampled with the runtimes): JavaScript objects only, SQLite's page cache is outside it. */
+  readonly peakHeapMiB: number;
+  /** Peak anonymous RSS (heap, SQLite cache, buffers) and file-backed RSS (the database mmap'd, up to mmap_size). */
+  readonly peakAnonMiB: number;
+  readonly peakFileMiB: number;
   readonly peakRuntimesRssMiB: number;
   readonly runtimes: number;
   readonly dataDirMiB: number;
@@ -139,6 +159,9 @@ async function runSize(tasks: number, mode: 'stream' | 'queued', config: GridCon
       totalS,
       tasksPerSec: tasks / (mode === 'queued' ? runS : totalS),
       peakRssMiB: sampler.peakSelf / MIB,
+      peakHeapMiB: sampler.peakHeapUsed / MIB,
+      peakAnonMiB: sampler.peakAnon / MIB,
+      peakFileMiB: sampler.peakFile / MIB,
       peakRuntimesRssMiB: sampler.peakChildren / MIB,
       runtimes: sampler.children,
       dataDirMiB,
@@ -162,6 +185,9 @@ function table(rows: readonly ScaleRow[]): string {
     'total s',
     'tasks/s',
     'peak RSS MiB (agent+client)',
+    'anon MiB',
+    'file MiB',
+    'heap MiB',
     'peak RSS MiB (runtimes)',
     'data MiB',
     'load',
@@ -175,6 +201,9 @@ function table(rows: readonly ScaleRow[]): string {
     r.totalS.toFixed(1),
     r.tasksPerSec.toFixed(0),
     r.peakRssMiB.toFixed(0),
+    r.peakAnonMiB.toFixed(0),
+    r.peakFileMiB.toFixed(0),
+    r.peakHeapMiB.toFixed(0),
     `${r.peakRuntimesRssMiB.toFixed(0)} (${r.runtimes} procs)`,
     r.dataDirMiB.toFixed(0),
     r.load,
@@ -231,7 +260,8 @@ async function main(): Promise<void> {
   console.log('');
   console.log(
     'tasks/s: stream = tasks / total (submit and run overlap); queued = tasks / run time after all were queued. ' +
-      'Peak RSS sampled every 100 ms (runtimes every 1 s, from /proc). load: 1-min load average before→after (noisy).',
+      'Peak RSS sampled every 100 ms; anon (heap, SQLite cache) / file (the mmap-ed database, capped by mmap_size) / ' +
+      'V8 heap and the runtimes every 1 s, from /proc. load: 1-min load average before→after (noisy).',
   );
 }
 
