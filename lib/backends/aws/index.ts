@@ -6,7 +6,7 @@ import type { AwsGridResources } from '../../core/grid-resources';
 import { silentLogger, type Logger } from '../../logging';
 import type { PayloadStore, TaskQueue, TaskTable } from '../../ports';
 import { DynamoDbTaskTable, type DynamoDbTaskTableOptions } from './dynamodb-task-table';
-import { S3PayloadStore } from './s3-payload-store';
+import { DEFAULT_PAYLOAD_PREFIX, S3PayloadStore } from './s3-payload-store';
 import { SqsTaskQueue } from './sqs-task-queue';
 
 export * from './aws-retry';
@@ -27,7 +27,7 @@ export interface OpenAwsBackendsOptions {
   readonly logger?: Logger;
   /** Extra task-table options (settle window, retention, lease shards). */
   readonly table?: Omit<DynamoDbTaskTableOptions, 'tableName' | 'client' | 'logger'>;
-  /** Prefix of payload-store keys. @default '' */
+  /** Prefix of payload-store keys; must match the stack's data prefix (IAM is scoped to it). @default 'data/' */
   readonly payloadPrefix?: string;
 }
 
@@ -99,7 +99,7 @@ export function openAwsBackends(resources: AwsGridResources, options: OpenAwsBac
   });
   const store = new S3PayloadStore({
     bucket: resources.dataBucket,
-    prefix: options.payloadPrefix,
+    prefix: options.payloadPrefix ?? DEFAULT_PAYLOAD_PREFIX,
     client: clients.s3,
     logger: logger.child({ component: 's3-payload-store' }),
   });

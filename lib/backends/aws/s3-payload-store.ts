@@ -12,6 +12,12 @@ import { silentLogger, type Logger } from '../../logging';
 import type { PayloadStore } from '../../ports';
 import { chunk, mapLimit, withRetry, type RetryPolicy } from './aws-retry';
 
+/**
+ * Where the grid's payloads and results live in the data bucket unless told otherwise; the stack's IAM grants are
+ * scoped to this prefix (`DataPlaneBucket`'s default), so both must agree.
+ */
+export const DEFAULT_PAYLOAD_PREFIX = 'data/';
+
 /** `get` of a key that is not in the bucket. */
 export class PayloadNotFoundError extends HtcGridError {
   constructor(
@@ -28,7 +34,7 @@ export class PayloadNotFoundError extends HtcGridError {
 
 export interface S3PayloadStoreOptions {
   readonly bucket: string;
-  /** Prefix of every key, e.g. `grid-a/`. @default '' */
+  /** Prefix of every key (ends with `/`). @default DEFAULT_PAYLOAD_PREFIX ('data/') */
   readonly prefix?: string;
   /** @default - a new client from env; destroyed in `close()` only then */
   readonly client?: S3Client;
@@ -53,7 +59,7 @@ export class S3PayloadStore implements PayloadStore {
 
   constructor(options: S3PayloadStoreOptions) {
     this.bucket = options.bucket;
-    this.prefix = options.prefix ?? '';
+    this.prefix = options.prefix ?? DEFAULT_PAYLOAD_PREFIX;
     this.ownsClient = options.client === undefined;
     this.client = options.client ?? new S3Client({});
     this.sse = options.serverSideEncryption ?? 'AES256';

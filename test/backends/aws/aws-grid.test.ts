@@ -1,6 +1,7 @@
 // The grid on AWS emulators end to end (client → SQS → agent → RIE API → Python → DynamoDB/S3), plus fault tests.
 import path from 'node:path';
 import { ProvisionedThroughputExceededException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { DynamoDbTaskTable, openAwsBackends, type AwsBackends } from '../../../lib/backends/aws';
 import { GridClient } from '../../../lib/client';
 import { compileConfig } from '../../../lib/core/config';
@@ -198,6 +199,11 @@ describe('configuration from the environment', () => {
       expect(await backends.table.getSession(s.sessionId)).toMatchObject({ sessionId: s.sessionId });
       expect((await backends.queue.receive(10, { waitMs: 2000, visibilityMs: 60_000 })).length).toBe(1);
       expect((await backends.store.get('env/probe.json')).toString()).toBe('{"ok": true}');
+      // Under the stack's data prefix, where the IAM grants are scoped.
+      const s3 = emulators.clients().s3;
+      const raw = await s3.send(new GetObjectCommand({ Bucket: resources.dataBucket, Key: 'data/env/probe.json' }));
+      expect(await raw.Body?.transformToString()).toBe('{"ok": true}');
+      s3.destroy();
     } finally {
       await backends?.close();
       for (const [k, v] of Object.entries(saved)) {
