@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The CDK app: one grid stack from `-c config=<file>` and `-c key=value` overrides, checked by cdk-nag AwsSolutions.
-import { App, Aspects } from 'aws-cdk-lib';
+import { App, Aspects, RemovalPolicy } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ConfigError } from '../lib/core/errors';
 import { gridSettingsFromContext, type GridAppSettings } from '../lib/infra/app-config';
@@ -32,5 +32,6 @@ new HtcGridStack(app, settings.stackName, {
   natGateways: settings.natGateways,
   targetBacklogPerAgent: settings.targetBacklogPerAgent,
   reaperEntry: settings.reaperEntry,
+  removalPolicy: settings.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
 });
 Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));

@@ -18,6 +18,7 @@ export const INFRA_CONTEXT_KEYS = {
   scaling_target: 'queued + in-flight tasks per agent the service scales to',
   stack_name: 'CloudFormation stack name',
   reaper_entry: 'reaper handler source file (default lib/runtime/reaper-handler.ts)',
+  retain_data: 'keep the buckets and the task table on cdk destroy (default true)',
 } as const;
 
 const ALIASES: Readonly<Record<string, string>> = { max_agents: 'max_htc_agents', min_agents: 'min_htc_agents' };
@@ -40,6 +41,8 @@ export interface GridAppSettings {
   readonly natGateways?: number;
   readonly targetBacklogPerAgent?: number;
   readonly reaperEntry?: string;
+  /** Keep buckets and table when the stack is deleted. */
+  readonly retainData: boolean;
   readonly stackName: string;
 }
 
@@ -145,13 +148,14 @@ export function gridSettingsFromContext(
   if (!/^[A-Za-z][A-Za-z0-9-]{0,127}$/.test(stackName)) {
     issues.push(`-c stack_name=${stackName}: use letters, digits and dashes, starting with a letter`);
   }
+  const retainData = bool('retain_data');
   const reaperRaw = str('reaper_entry');
   const reaperEntry = reaperRaw !== undefined ? path.resolve(baseDir, reaperRaw) : undefined;
   if (reaperEntry !== undefined && !fs.existsSync(reaperEntry)) {
     issues.push(`-c reaper_entry=${reaperRaw}: no such file: pass a file exporting the reaper's handler`);
   }
   if (issues.length > 0 || config === undefined) throw new ConfigError(issues);
-  return { config, workerDir, workerZip, stackName, reaperEntry, ...settings };
+  return { config, workerDir, workerZip, stackName, reaperEntry, retainData: retainData ?? true, ...settings };
 }
 
 function isDirectory(p: string): boolean {

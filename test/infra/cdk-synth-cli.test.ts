@@ -39,6 +39,8 @@ it('synthesises a template with the -c handler in the Lambda command, the agent 
     'grid_name=cli-check',
     '-c',
     'max_agents=12',
+    '-c',
+    'retain_data=false',
   ];
 
   execFileSync('npx', args, { cwd: REPO_ROOT, env, stdio: 'pipe', timeout: 240_000 });
@@ -54,6 +56,8 @@ it('synthesises a template with the -c handler in the Lambda command, the agent 
     '\\"lambda_handler_file_name\\":\\"portfolio_pricing_engine\\",\\"lambda_handler_function_name\\":\\"price\\"',
   );
   expect(template.Outputs.Handler.Value).toBe('portfolio_pricing_engine.price');
+  // retain_data=false: buckets are emptied and deleted with the stack.
+  expect(text).toContain('Custom::S3AutoDeleteObjects');
   const nagReport = fs.readFileSync(path.join(outdir, 'AwsSolutions--HtcGrid-cli-check-NagReport.csv'), 'utf8');
   const rows = nagReport.trim().split('\n').slice(1);
   expect(rows.length).toBeGreaterThan(20);

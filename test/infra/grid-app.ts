@@ -1,7 +1,7 @@
 // Test helper: builds the CDK app the way bin/app.ts does, from context values, and returns its template.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { App, Aspects } from 'aws-cdk-lib';
+import { App, Aspects, RemovalPolicy } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { gridSettingsFromContext } from '../../lib/infra/app-config';
@@ -48,6 +48,7 @@ export function synthGrid(context: Record<string, string>, options: SynthOptions
     natGateways: settings.natGateways,
     targetBacklogPerAgent: settings.targetBacklogPerAgent,
     reaperEntry: settings.reaperEntry,
+    removalPolicy: settings.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
   });
   if (options.nag) Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
   return { app, stack, template: Template.fromStack(stack) };
