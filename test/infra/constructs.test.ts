@@ -1,10 +1,13 @@
 // Each construct on its own in a bare stack: defaults, grants, and validation messages that name the fix.
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import { compileConfig } from '../../lib/core/config';
 import { resolveRuntime } from '../../lib/core/runtime-kind';
-import { fetchWorkerScript, runtimeBootstrap } from '../../lib/infra/compute-plane';
+import { EcsComputePlane, fetchWorkerScript, runtimeBootstrap } from '../../lib/infra/compute-plane';
 import { DataPlaneBucket } from '../../lib/infra/data-plane-bucket';
 import { GridVpc } from '../../lib/infra/grid-vpc';
 import { HtcGrid } from '../../lib/infra/htc-grid';
@@ -147,6 +150,49 @@ describe('GridVpc', () => {
     new GridVpc(stack, 'Net', { natGateways: 1 });
 
     Template.fromStack(stack).resourceCountIs('AWS::EC2::NatGateway', 1);
+  });
+});
+
+describe('EcsComputePlane on its own', () => {
+  it('runs in an existing VPC with given images, no asset build and no new network', () => {
+    const stack = newStack();
+    const vpc = new ec2.Vpc(stack, 'Existing', { natGateways: 1, maxAzs: 2 });
+    const bucket = new s3.Bucket(stack, 'Workers');
+    const queues = new TaskQueues(stack, 'Queues', { priorityLevels: 1 });
+    const table = new TaskTable(stack, 'Tasks');
+    const data = new DataPlaneBucket(stack, 'Data');
+
+    new EcsComputePlane(stack, 'Compute', {
+      config: compileConfig({ slots: 1, max_htc_agents: 5 }),
+      worker: {
+        bucket,
+        key: 'workers/w.zip',
+        handler: 'lambda_function.lambda_handler',
+        handlerFileName: 'lambda_function',
+        handlerFunctionName: 'lambda_handler',
+        runtime: resolveRuntime('python3.12'),
+      },
+      table: table.table,
+      queues: queues.queues,
+      dataBucket: data.bucket,
+      vpc,
+      agentImage: ecs.ContainerImage.fromRegistry('123456789012.dkr.ecr.eu-west-1.amazonaws.com/agent:1'),
+      lambdaImage: ecs.ContainerImage.fromRegistry('123456789012.dkr.ecr.eu-west-1.amazonaws.com/lambda:py312'),
+      initImage: ecs.ContainerImage.fromRegistry('123456789012.dkr.ecr.eu-west-1.amazonaws.com/aws-cli:2'),
+      spot: true,
+    });
+
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::EC2::VPC', 1);
+    template.resourceCountIs('AWS::ECR::PullThroughCacheRule', 0);
+    template.hasResourceProperties('AWS::ECS::Service', {
+      CapacityProviderStrategy: [{ CapacityProvider: 'FARGATE_SPOT', Weight: 1 }],
+    });
+    template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      ContainerDefinitions: Match.arrayWith([
+        Match.objectLike({ Name: 'agent', Image: '123456789012.dkr.ecr.eu-west-1.amazonaws.com/agent:1' }),
+      ]),
+    });
   });
 });
 
