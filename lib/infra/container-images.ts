@@ -8,7 +8,7 @@ import { Construct } from 'constructs';
 import { packageRoot } from './repo-paths';
 
 /** The AWS CLI image the init container runs (fetches and unpacks the worker zip). */
-export const INIT_IMAGE = 'public.ecr.aws/aws-cli/aws-cli:2.22.0';
+export const INIT_IMAGE = 'public.ecr.aws/aws-cli/aws-cli:2.22.26';
 
 /** The agent image built from `docker/agent/Dockerfile` at deploy time (synth only stages the files). */
 export function agentImageFromRepository(): ecs.ContainerImage {

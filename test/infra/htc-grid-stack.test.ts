@@ -1,5 +1,6 @@
 // The default grid stack: handler wiring, worker bucket, least privilege, encryption, scaling, reaper, cdk-nag.
 import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
+import { compileConfig } from '../../lib/core/config';
 import { GRID_ENV } from '../../lib/core/grid-resources';
 import type { HtcGridStack } from '../../lib/infra/htc-grid-stack';
 import { maskedTemplate, PYTHON_WORKER, synthGrid } from './grid-app';
@@ -81,6 +82,14 @@ describe('the default grid stack', () => {
     expect(lambda.lambda_handler_file_name).toBe('lambda_function');
     expect(lambda.lambda_handler_function_name).toBe('lambda_handler');
     expect(lambda.s3_source).toBe('s3://<token>/workers/<token>');
+  });
+
+  it('gives the agent a configuration document it compiles to the same handler, one slot per Lambda container', () => {
+    const config = compileConfig(agentDocument(template), GRID_ENV.config);
+
+    expect(config.handler).toBe('lambda_function.lambda_handler');
+    expect(config.slots).toBe(1);
+    expect(config.workerS3Source).toBe('s3://<token>/workers/<token>');
   });
 
   it('sets S3_LAMBDA_HTCGRID_BUCKET_NAME to the worker bucket on the init container and the agent', () => {
