@@ -44,7 +44,10 @@ export interface ReaperProps {
   readonly timeout?: Duration;
 }
 
-/** Node.js 24 Lambda (bundled locally with esbuild) on an EventBridge schedule; one run at a time. */
+/**
+ * Node.js 24 Lambda (bundled locally with esbuild) on an EventBridge schedule. No reserved concurrency (new accounts
+ * cannot reserve any): runs that overlap are harmless, every completion the reaper writes is conditional.
+ */
 export class Reaper extends Construct {
   readonly function: lambda.IFunction;
   readonly rule: events.Rule;
@@ -74,7 +77,6 @@ export class Reaper extends Construct {
       architecture: lambda.Architecture.ARM_64,
       timeout: props.timeout ?? Duration.seconds(60),
       memorySize: 256,
-      reservedConcurrentExecutions: 1,
       logGroup,
       projectRoot: packageRoot(),
       depsLockFilePath: `${packageRoot()}/package-lock.json`,
