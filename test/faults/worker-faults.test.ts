@@ -304,3 +304,22 @@ describe('priorities', () => {
     }
   });
 });
+
+describe('heartbeats', () => {
+  it('keep the lease of a task running well past the lease expiry, even with a slow cancellation check', async () => {
+    const grid = await startTestGrid(FAULT_WORKER, {
+      task_ttl_expiration_offset_sec: 1,
+      task_ttl_refresh_interval_sec: 0.3,
+      lease_check_interval_sec: 5,
+    });
+    try {
+      const handle = await grid.client.submit([{ sleep: 3 }]);
+      const [result] = await collect(handle.results());
+
+      expect(result).toMatchObject({ state: 'succeeded', attempts: 1 });
+      expect(outcomes(result!)).toEqual(['succeeded']);
+    } finally {
+      await grid.close(1_000);
+    }
+  });
+});

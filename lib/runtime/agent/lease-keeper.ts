@@ -10,8 +10,8 @@ export interface LeaseKeeperOptions {
   readonly logger: Logger;
   readonly now: () => number;
   /**
-   * How often held tasks are looked at. Tasks held for less than half of it are skipped (most tasks are short), so a
-   * cancellation is seen within about one interval, 1.5 at worst right after a claim.
+   * How often held tasks are read for cancellation. Tasks held for less than half a tick are skipped (most tasks are
+   * short), so a cancellation is seen within about one interval, 1.5 at worst right after a claim.
    */
   readonly checkIntervalMs: number;
   /** How often a lease is pushed forward. */
@@ -28,11 +28,16 @@ export interface LeaseKeeperOptions {
 export class LeaseKeeper {
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
+  private lastCheckAt = 0;
+  /** The shorter of the two periods: a check period above the refresh period must never let a lease lapse. */
+  private readonly tickMs: number;
 
-  constructor(private readonly options: LeaseKeeperOptions) {}
+  constructor(private readonly options: LeaseKeeperOptions) {
+    this.tickMs = Math.max(1, Math.min(options.checkIntervalMs, options.refreshIntervalMs));
+  }
 
   start(): void {
-    this.timer ??= setInterval(() => void this.tick(), this.options.checkIntervalMs);
+    this.timer ??= setInterval(() => void this.tick(), this.tickMs);
   }
 
   stop(): void {
@@ -45,13 +50,16 @@ export class LeaseKeeper {
     this.ticking = true;
     try {
       const { now, checkIntervalMs, refreshIntervalMs } = this.options;
+      const { tickMs } = this;
       const at = now();
+      const checkDue = at - this.lastCheckAt >= checkIntervalMs - tickMs / 2;
+      if (checkDue) this.lastCheckAt = at;
       const refresh: HeldTask[] = [];
       const check: HeldTask[] = [];
       for (const held of this.options.held.values()) {
-        if (held.abortCause || at - held.claimedAt < checkIntervalMs / 2) continue;
-        if (at - held.lastExtendedAt >= refreshIntervalMs - checkIntervalMs) refresh.push(held);
-        else check.push(held);
+        if (held.abortCause || at - held.claimedAt < tickMs / 2) continue;
+        if (at - held.lastExtendedAt >= refreshIntervalMs - tickMs) refresh.push(held);
+        else if (checkDue) check.push(held);
       }
       await Promise.all([this.refresh(refresh, at), this.check(check)]);
     } catch (err) {
