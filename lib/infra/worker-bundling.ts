@@ -1,4 +1,6 @@
 // How a worker folder becomes the zip CDK uploads: locally with lib/packaging, or in the AWS SAM build image with Docker.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DockerImage, type BundlingOptions, type ILocalBundling } from 'aws-cdk-lib';
 import type { WorkerRuntime } from '../core/runtime-kind';
@@ -36,13 +38,26 @@ export function bundleWorkerLocally(options: LocalWorkerBundlingOptions, outputD
 }
 
 /**
- * Local bundling for CDK. A worker that cannot be built (a requirement pip cannot install, a syntax error) fails
- * synth with the packaging error; Docker is used only when `forceDockerBundling` asks for it.
+ * Whether this machine has what bundling the worker needs: for a Python worker with a `requirements.txt`, a Python
+ * whose pip runs. Node workers need only esbuild (a dependency of this package); others need nothing.
+ */
+export function localToolsAvailable(options: LocalWorkerBundlingOptions): boolean {
+  if (options.runtime.family !== 'python') return true;
+  if (!fs.existsSync(path.join(options.sourceDir, 'requirements.txt'))) return true;
+  const probe = spawnSync(options.pythonExecutable ?? 'python3', ['-m', 'pip', '--version'], { stdio: 'ignore' });
+  return probe.status === 0;
+}
+
+/**
+ * Local bundling for CDK: when the tools are present, the zip is built here and a worker that cannot be built (a
+ * requirement pip cannot install, a syntax error) fails synth with the packaging error. Without them, CDK falls back
+ * to Docker and the AWS SAM build image.
  */
 export class LocalWorkerBundling implements ILocalBundling {
   constructor(private readonly options: LocalWorkerBundlingOptions) {}
 
   tryBundle(outputDir: string): boolean {
+    if (!localToolsAvailable(this.options)) return false;
     bundleWorkerLocally(this.options, outputDir);
     return true;
   }

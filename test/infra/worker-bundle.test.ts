@@ -8,7 +8,12 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { resolveRuntime } from '../../lib/core/runtime-kind';
-import { bundleWorkerLocally, dockerBundlingScript, buildImageFor } from '../../lib/infra/worker-bundling';
+import {
+  buildImageFor,
+  bundleWorkerLocally,
+  dockerBundlingScript,
+  LocalWorkerBundling,
+} from '../../lib/infra/worker-bundling';
 import { WorkerBundle } from '../../lib/infra/worker-bundle';
 import { FIXTURES, PYTHON_WORKER } from './grid-app';
 
@@ -121,6 +126,28 @@ describe('the WorkerBundle construct', () => {
 });
 
 describe('Docker fallback', () => {
+  it('is taken when a Python worker has requirements and no working pip is at hand', () => {
+    const bundling = new LocalWorkerBundling({
+      sourceDir: path.join(FIXTURES, 'python-localdep-worker'),
+      runtime: resolveRuntime('python3.12'),
+      pythonExecutable: path.join(scratch, 'no-such-python'),
+    });
+
+    expect(bundling.tryBundle(scratch)).toBe(false);
+    expect(fs.readdirSync(scratch)).toEqual([]);
+  });
+
+  it('is not needed for a Python worker without requirements, whatever the Python', () => {
+    const bundling = new LocalWorkerBundling({
+      sourceDir: PYTHON_WORKER,
+      runtime: resolveRuntime('python3.12'),
+      pythonExecutable: path.join(scratch, 'no-such-python'),
+    });
+
+    expect(bundling.tryBundle(scratch)).toBe(true);
+    expect(fs.readdirSync(scratch)).toEqual(['worker.zip']);
+  });
+
   it('uses the AWS SAM build image of the runtime and installs requirements into the output', () => {
     const python = resolveRuntime('python3.13');
 
