@@ -273,6 +273,26 @@ describe('cancelling a running session', () => {
   });
 });
 
+describe('cancelling one task', () => {
+  it('interrupts only that task; the rest of its session runs to completion', async () => {
+    const grid = await startTestGrid(FAULT_WORKER);
+    const pidDir = tempDir('htcgrid-faults-pid-');
+    try {
+      const handle = await grid.client.submit([{ sleep: 60, pid_dir: pidDir }, { sleep: 0.2 }, { sleep: 0.2 }]);
+      const victim = await runtimePidOf(pidDir, `${handle.sessionId}_0`, 1);
+
+      expect(await handle.cancel([`${handle.sessionId}_0`])).toBe(1);
+      const results = await collect(handle.results());
+
+      expect(results.map((r) => r.state)).toEqual(['cancelled', 'succeeded', 'succeeded']);
+      expect(outcomes(results[0]!)).toEqual(['cancelled']);
+      await waitFor(() => !isAlive(victim), 5_000, 'the cancelled task to be interrupted');
+    } finally {
+      await grid.close(1_000);
+    }
+  });
+});
+
 describe('priorities', () => {
   it('runs a higher-priority session before a lower one submitted earlier, FIFO within a level', async () => {
     const grid = await startTestGrid(FAULT_WORKER, { slots: 1 });
