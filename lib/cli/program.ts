@@ -3,7 +3,15 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { ConfigError, HtcGridError, InvalidTaskError, UnknownSessionError, WorkerInitError } from '../core';
 import { bundleCommand } from './commands/bundle';
 import { demoCommand } from './commands/demo';
-import { cancelCommand, localUpCommand, resultsCommand, statusCommand, submitCommand } from './commands/local';
+import {
+  cancelCommand,
+  localUpCommand,
+  resultsCommand,
+  statusCommand,
+  submitCommand,
+  type SubmitFlags,
+} from './commands/local';
+import type { GridTargetFlags } from './grid-target';
 import { runCommand } from './commands/run';
 import { loadGridConfig, type ConfigFlags } from './config-loader';
 import * as output from './output';
@@ -37,6 +45,15 @@ function configOptions(cmd: Command): Command {
     .option('--python <path>', 'Python executable for Python workers (default python3)')
     .option('--log-level <level>', 'structured log level: trace, debug, info, warn, error')
     .option('--log-file <file>', 'write structured logs to this file instead of stderr');
+}
+
+function targetOptions(cmd: Command): Command {
+  return cmd
+    .option('--dir <dir>', 'local grid folder', '.htcgrid')
+    .addOption(new Option('--grid <kind>', 'local grid folder or deployed AWS grid').choices(['local', 'aws']))
+    .option('--stack <name>', 'AWS: CloudFormation stack of the grid (implies --grid aws)')
+    .option('--outputs <file>', 'AWS: `cdk deploy --outputs-file` JSON instead of reading the stack')
+    .option('--region <region>', 'AWS region (default: the stack output or your AWS configuration)');
 }
 
 export function buildProgram(setExit: (code: number) => void): Command {
@@ -102,55 +119,45 @@ export function buildProgram(setExit: (code: number) => void): Command {
     },
   );
 
-  program
-    .command('submit')
-    .description('submit a session of tasks to a local grid; prints its session id')
-    .requiredOption('--tasks <file.jsonl|->', 'one JSON event per line; - reads stdin')
-    .option('--dir <dir>', 'grid folder', '.htcgrid')
-    .option('--wait', 'wait for the results')
-    .option('--out <file>', 'with --wait: write one JSON line per task here (- for stdout)')
-    .option('--priority <n>', 'session priority (0 = lowest)', integer(0))
-    .option('--max-attempts <n>', 'attempts per task', integer(1))
-    .option('--timeout-sec <s>', 'per-task timeout', positive)
-    .action(
-      async (opts: {
-        tasks: string;
-        dir: string;
-        wait?: boolean;
-        out?: string;
-        priority?: number;
-        maxAttempts?: number;
-        timeoutSec?: number;
-      }) => {
-        setExit(await submitCommand(opts));
-      },
-    );
+  targetOptions(
+    program
+      .command('submit')
+      .description('submit a session of tasks to a grid (local folder or AWS); prints its session id')
+      .requiredOption('--tasks <file.jsonl|->', 'one JSON event per line; - reads stdin')
+      .option('--wait', 'wait for the results')
+      .option('--out <file>', 'with --wait: write one JSON line per task here (- for stdout)')
+      .option('--priority <n>', 'session priority (0 = lowest)', integer(0))
+      .option('--max-attempts <n>', 'attempts per task', integer(1))
+      .option('--timeout-sec <s>', 'per-task timeout', positive),
+  ).action(async (opts: SubmitFlags) => {
+    setExit(await submitCommand(opts));
+  });
 
-  program
-    .command('status <session>')
-    .description("counts of a session's tasks per state")
-    .option('--dir <dir>', 'grid folder', '.htcgrid')
-    .option('--json', 'print JSON')
-    .action(async (session: string, opts: { dir: string; json?: boolean }) => {
-      setExit(await statusCommand(session, opts));
-    });
+  targetOptions(
+    program
+      .command('status <session>')
+      .description("counts of a session's tasks per state")
+      .option('--json', 'print JSON'),
+  ).action(async (session: string, opts: GridTargetFlags & { json?: boolean }) => {
+    setExit(await statusCommand(session, opts));
+  });
 
-  program
-    .command('results <session>')
-    .description("stream a session's results as JSON lines until every task has finished")
-    .option('--dir <dir>', 'grid folder', '.htcgrid')
-    .option('--out <file>', 'write here instead of stdout')
-    .action(async (session: string, opts: { dir: string; out?: string }) => {
-      setExit(await resultsCommand(session, opts));
-    });
+  targetOptions(
+    program
+      .command('results <session>')
+      .description("stream a session's results as JSON lines until every task has finished")
+      .option('--out <file>', 'write here instead of stdout'),
+  ).action(async (session: string, opts: GridTargetFlags & { out?: string }) => {
+    setExit(await resultsCommand(session, opts));
+  });
 
-  program
-    .command('cancel <session>')
-    .description('cancel a session: pending tasks never start, running ones are interrupted')
-    .option('--dir <dir>', 'grid folder', '.htcgrid')
-    .action(async (session: string, opts: { dir: string }) => {
-      setExit(await cancelCommand(session, opts));
-    });
+  targetOptions(
+    program
+      .command('cancel <session>')
+      .description('cancel a session: pending tasks never start, running ones are interrupted'),
+  ).action(async (session: string, opts: GridTargetFlags) => {
+    setExit(await cancelCommand(session, opts));
+  });
 
   program
     .command('bundle <dir>')

@@ -116,3 +116,4 @@ export function openAwsBackends(resources: AwsGridResources, options: OpenAwsBac
     },
   };
 }
+export * from './stack-outputs';

@@ -2,16 +2,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { once } from 'node:events';
-import { compileConfig, type GridConfig } from '../../core';
+import type { GridConfig } from '../../core';
 import { createLogger } from '../../logging';
 import { startEmbeddedGrid, type EmbeddedGrid } from '../embedded-grid';
 import { followResults, printFailures } from '../follow-results';
 import * as output from '../output';
 import { countTasks, readTasks } from '../task-source';
 import { UsageError } from '../usage-error';
-import { readConfigFile } from '../config-loader';
-
-const CONFIG_FILE = 'config.json';
+import { LOCAL_CONFIG_FILE, openGridClient, type GridTargetFlags } from '../grid-target';
 
 export interface LocalUpFlags {
   readonly dir: string;
@@ -27,7 +25,7 @@ export async function localUpCommand(config: GridConfig, flags: LocalUpFlags): P
     throw new UsageError(`worker ${flags.worker} does not exist: pass a worker folder or zip`);
   fs.mkdirSync(flags.dir, { recursive: true });
   // Clients of this grid read the same configuration (payload limits, defaults).
-  fs.writeFileSync(path.join(flags.dir, CONFIG_FILE), `${JSON.stringify(config.document, null, 2)}\n`);
+  fs.writeFileSync(path.join(flags.dir, LOCAL_CONFIG_FILE), `${JSON.stringify(config.document, null, 2)}\n`);
   const logger = createLogger({ level: flags.logLevel ?? 'info', destination: flags.logFile ?? 2 });
   const grid = await startEmbeddedGrid({ dataDir: flags.dir, config, worker: flags.worker, logger });
   output.info(
@@ -48,21 +46,7 @@ async function waitForSignals(grid: EmbeddedGrid, graceMs: number): Promise<void
   await grid.close(graceMs);
 }
 
-export interface GridDirFlags {
-  readonly dir: string;
-}
-
-/** Opens a client-only grid on a folder made by `htcgrid local up`. */
-async function openClient(flags: GridDirFlags): Promise<EmbeddedGrid> {
-  const configPath = path.join(flags.dir, CONFIG_FILE);
-  if (!fs.existsSync(configPath)) {
-    throw new UsageError(
-      `${flags.dir} is not a local grid folder (no ${CONFIG_FILE}): start one with \`htcgrid local up --dir ${flags.dir} --worker <dir>\``,
-    );
-  }
-  const config = compileConfig(readConfigFile(configPath), configPath);
-  return startEmbeddedGrid({ dataDir: flags.dir, config });
-}
+export type GridDirFlags = GridTargetFlags;
 
 export interface SubmitFlags extends GridDirFlags {
   readonly tasks: string;
@@ -74,7 +58,7 @@ export interface SubmitFlags extends GridDirFlags {
 }
 
 export async function submitCommand(flags: SubmitFlags): Promise<number> {
-  const grid = await openClient(flags);
+  const grid = await openGridClient(flags);
   try {
     if (flags.tasks !== '-') await countTasks(flags.tasks);
     const handle = await grid.client.submit(readTasks(flags.tasks), {
@@ -94,7 +78,7 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
 }
 
 export async function statusCommand(sessionId: string, flags: GridDirFlags & { json?: boolean }): Promise<number> {
-  const grid = await openClient(flags);
+  const grid = await openGridClient(flags);
   try {
     const status = await (await grid.client.session(sessionId)).status();
     if (flags.json) output.result(JSON.stringify(status));
@@ -111,7 +95,7 @@ export async function statusCommand(sessionId: string, flags: GridDirFlags & { j
 }
 
 export async function resultsCommand(sessionId: string, flags: GridDirFlags & { out?: string }): Promise<number> {
-  const grid = await openClient(flags);
+  const grid = await openGridClient(flags);
   try {
     const handle = await grid.client.session(sessionId);
     const summary = await followResults(handle, { out: flags.out ?? '-', showProgress: Boolean(flags.out) });
@@ -123,7 +107,7 @@ export async function resultsCommand(sessionId: string, flags: GridDirFlags & { 
 }
 
 export async function cancelCommand(sessionId: string, flags: GridDirFlags): Promise<number> {
-  const grid = await openClient(flags);
+  const grid = await openGridClient(flags);
   try {
     const cancelled = await (await grid.client.session(sessionId)).cancel();
     output.result(`cancelled ${cancelled} task(s) of session ${sessionId}`);

@@ -1,0 +1,65 @@
+// Where a session command points: a local grid folder, or a deployed AWS grid found from its stack outputs.
+import fs from 'node:fs';
+import path from 'node:path';
+import { deployedGridFromOutputs, describeStackOutputs, openAwsBackends, readOutputsFile } from '../backends/aws';
+import { GridClient } from '../client';
+import { applyOverrides, compileConfig } from '../core';
+import { readConfigFile } from './config-loader';
+import { startEmbeddedGrid } from './embedded-grid';
+import { UsageError } from './usage-error';
+
+export const LOCAL_CONFIG_FILE = 'config.json';
+
+export interface GridTargetFlags {
+  /** `local` (default) or `aws`. */
+  readonly grid?: string;
+  /** Local grid folder. */
+  readonly dir: string;
+  /** AWS: the CloudFormation stack of the grid. */
+  readonly stack?: string;
+  /** AWS: a `cdk deploy --outputs-file` JSON instead of a live lookup. */
+  readonly outputs?: string;
+  readonly region?: string;
+}
+
+export interface ClientHandle {
+  readonly client: GridClient;
+  close(): Promise<void>;
+}
+
+/** Opens a client on the grid the flags name; explains what is missing when they name none. */
+export async function openGridClient(flags: GridTargetFlags): Promise<ClientHandle> {
+  const kind = flags.grid ?? (flags.stack || flags.outputs ? 'aws' : 'local');
+  if (kind === 'aws') return openAwsClient(flags);
+  if (kind !== 'local') throw new UsageError(`--grid ${kind} is not one of local, aws`);
+  const configPath = path.join(flags.dir, LOCAL_CONFIG_FILE);
+  if (!fs.existsSync(configPath)) {
+    throw new UsageError(
+      `${flags.dir} is not a local grid folder (no ${LOCAL_CONFIG_FILE}): start one with \`htcgrid local up --dir ${flags.dir} --worker <dir>\`, or pass --grid aws --stack <name>`,
+    );
+  }
+  const config = compileConfig(readConfigFile(configPath), configPath);
+  const grid = await startEmbeddedGrid({ dataDir: flags.dir, config });
+  return { client: grid.client, close: () => grid.close() };
+}
+
+async function openAwsClient(flags: GridTargetFlags): Promise<ClientHandle> {
+  if (!flags.stack && !flags.outputs) {
+    throw new UsageError(
+      '--grid aws needs --stack <name> (read with your AWS credentials) or --outputs <cdk-outputs.json>',
+    );
+  }
+  const outputs = flags.outputs
+    ? readOutputsFile(flags.outputs, flags.stack)
+    : await describeStackOutputs(flags.stack!, flags.region);
+  const deployed = deployedGridFromOutputs(outputs);
+  const region = flags.region ?? deployed.resources.region;
+  // Without a published client configuration, defaults hold; the queue count fixes the priority levels.
+  const config = compileConfig(
+    applyOverrides(deployed.clientConfig ?? {}, { priority_levels: deployed.resources.queueUrls.length, region }),
+    'stack outputs',
+  );
+  const backends = openAwsBackends({ ...deployed.resources, region });
+  const client = new GridClient({ config, ...backends, pollIntervalMs: 1_000 });
+  return { client, close: () => backends.close() };
+}
