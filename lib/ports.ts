@@ -68,6 +68,7 @@ export interface TerminalPage {
 }
 
 export interface TaskTable {
+  /** Creates a session; rejects with `SessionExistsError` if one with that id exists. */
   createSession(session: SessionRecord): Promise<void>;
   getSession(sessionId: string): Promise<SessionRecord | undefined>;
   /** Records that every task of the session was written. */
@@ -75,7 +76,10 @@ export interface TaskTable {
   /** Removes a session and all its tasks (used to roll back a submission that failed half-way). */
   deleteSession(sessionId: string): Promise<void>;
 
-  /** Writes new pending tasks. Batched by the adapter; idempotent per task id. */
+  /**
+   * Writes new pending tasks of a session this caller just created, before any of their queue messages is sent.
+   * Batched by the adapter; writing the same batch again (a retry) leaves one pending task per id.
+   */
   createTasks(tasks: readonly TaskRecord[]): Promise<void>;
   getTask(taskId: string): Promise<TaskRecord | undefined>;
 

@@ -1,6 +1,13 @@
 // The `htcgrid` command line: parses arguments, runs a command, maps errors to readable messages and exit codes.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ConfigError, HtcGridError, InvalidTaskError, UnknownSessionError, WorkerInitError } from '../core';
+import {
+  ConfigError,
+  HtcGridError,
+  InvalidTaskError,
+  SessionExistsError,
+  UnknownSessionError,
+  WorkerInitError,
+} from '../core';
 import { bundleCommand } from './commands/bundle';
 import { demoCommand } from './commands/demo';
 import {
@@ -195,7 +202,8 @@ function reportError(err: unknown): number {
     err instanceof UsageError ||
     err instanceof ConfigError ||
     err instanceof InvalidTaskError ||
-    err instanceof UnknownSessionError
+    err instanceof UnknownSessionError ||
+    err instanceof SessionExistsError
   ) {
     output.error(err.message);
     return EXIT_USAGE;

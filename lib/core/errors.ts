@@ -42,6 +42,15 @@ export class UnknownSessionError extends HtcGridError {
   }
 }
 
+/** A session with this id already exists: tasks are never added to, or overwritten in, an existing session. */
+export class SessionExistsError extends HtcGridError {
+  constructor(readonly sessionId: string) {
+    super(`session '${sessionId}' already exists`, {
+      hint: 'submit under a new session id (or omit it to get a fresh one)',
+    });
+  }
+}
+
 export class UnknownTaskError extends HtcGridError {
   constructor(readonly taskId: string) {
     super(`unknown task '${taskId}'`);

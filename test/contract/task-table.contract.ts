@@ -1,4 +1,5 @@
 // The TaskTable contract: every adapter (SQLite, DynamoDB) must give these answers. Adapter-agnostic by design.
+import { SessionExistsError } from '../../lib/core/errors';
 import { newTask, type SessionRecord, type TaskError, type TaskRecord } from '../../lib/core/task';
 import type { Completion, LeaseRef, TaskTable } from '../../lib/ports';
 import { uniqueId } from './contract-helpers';
@@ -100,6 +101,15 @@ export function describeTaskTableContract(name: string, factory: () => Promise<T
         expect(await table.getSession(session.sessionId)).toEqual({ ...session, taskCount: 42 });
       });
 
+      it('creating a session whose id exists is refused, leaving the first one as it was', async () => {
+        const session = sessionRecord();
+        await table.createSession(session);
+
+        await expect(table.createSession({ ...session, priority: 2 })).rejects.toThrow(SessionExistsError);
+
+        expect(await table.getSession(session.sessionId)).toEqual(session);
+      });
+
       it('an unknown session reads as undefined', async () => {
         expect(await table.getSession(uniqueId('nope'))).toBeUndefined();
       });
@@ -141,13 +151,13 @@ export function describeTaskTableContract(name: string, factory: () => Promise<T
         expect((await readTask(task.taskId)).payload).toEqual(task.payload);
       });
 
-      it('creating a task twice is idempotent and does not reset a task that already started', async () => {
-        const { tasks, ids } = await seed(1);
-        await claimOne(ids[0]!, 'agent-a');
+      it('writing the same batch twice (a retry) leaves one pending task per id', async () => {
+        const { session, tasks, ids } = await seed(3);
 
         await table.createTasks(tasks);
 
-        expect((await readTask(ids[0]!)).state).toBe('running');
+        expect((await table.countByState(session.sessionId)).pending).toBe(3);
+        expect(await readTask(ids[1]!)).toEqual(tasks[1]);
       });
 
       it('an unknown task reads as undefined', async () => {

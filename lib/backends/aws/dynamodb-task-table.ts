@@ -11,7 +11,7 @@ import {
   type BatchWriteCommandInput,
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { HtcGridError } from '../../core/errors';
+import { HtcGridError, SessionExistsError } from '../../core/errors';
 import type { SessionRecord, TaskError, TaskRecord } from '../../core/task';
 import { emptyStateCounts, type StateCounts } from '../../core/task-state';
 import { silentLogger, type Logger } from '../../logging';
@@ -142,8 +142,8 @@ export class DynamoDbTaskTable implements TaskTable {
         ),
       );
     } catch (error) {
-      // Idempotent: the first write wins.
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      if (error instanceof ConditionalCheckFailedException) throw new SessionExistsError(session.sessionId);
+      throw error;
     }
   }
 
@@ -194,18 +194,9 @@ export class DynamoDbTaskTable implements TaskTable {
    */
   async createTasks(tasks: readonly TaskRecord[]): Promise<void> {
     if (tasks.length === 0) return;
-    const unique = [...new Map(tasks.map((t) => [t.taskId, t])).values()];
-    const existing = new Set<string>();
-    await mapLimit(chunk(unique, 100), 4, async (group) => {
-      // Eventually consistent (half price): a task old enough to have started is long visible.
-      const found = await this.batchGet(
-        group.map((t) => t.taskId),
-        [ATTR.taskId],
-        false,
-      );
-      for (const item of found) existing.add(String(item[ATTR.taskId]));
-    });
-    const fresh = unique.filter((t) => !existing.has(t.taskId));
+    // The session is new (createSession refuses an existing one) and no message was sent yet, so plain puts are
+    // safe: a retried batch rewrites the same pending rows and nothing can have started.
+    const fresh = [...new Map(tasks.map((t) => [t.taskId, t])).values()];
     await this.batchWrite(
       fresh.map((task) => ({
         PutRequest: {

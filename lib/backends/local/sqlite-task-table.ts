@@ -1,6 +1,6 @@
 // The local grid's task table on SQLite: claims, leases and completions as conditional writes in one transaction.
 import type { Statement, Transaction } from 'better-sqlite3';
-import { HtcGridError } from '../../core/errors';
+import { HtcGridError, SessionExistsError } from '../../core/errors';
 import type { AttemptOutcome, DataRef, Lease, SessionRecord, TaskError, TaskRecord } from '../../core/task';
 import {
   emptyStateCounts,
@@ -269,7 +269,7 @@ export class SqliteTaskTable implements TaskTable {
   }
 
   async createSession(session: SessionRecord): Promise<void> {
-    this.write('createSession', () =>
+    const inserted = this.write('createSession', () =>
       this.stmt.insertSession.run(
         session.sessionId,
         session.createdAt,
@@ -280,6 +280,7 @@ export class SqliteTaskTable implements TaskTable {
         session.taskCount ?? null,
       ),
     );
+    if (inserted.changes === 0) throw new SessionExistsError(session.sessionId);
   }
 
   async getSession(sessionId: string): Promise<SessionRecord | undefined> {
