@@ -60,6 +60,7 @@ async function openAwsClient(flags: GridTargetFlags): Promise<ClientHandle> {
     'stack outputs',
   );
   const backends = openAwsBackends({ ...deployed.resources, region });
-  const client = new GridClient({ config, ...backends, pollIntervalMs: 1_000 });
+  // Every poll is a billed Query (+ BatchGet): two seconds keeps result reads near 0.08 requests per task.
+  const client = new GridClient({ config, ...backends, pollIntervalMs: 2_000 });
   return { client, close: () => backends.close() };
 }

@@ -212,7 +212,10 @@ export class Agent {
     let failures = 0;
     while (this.state === 'running') {
       const capacity = this.slotCount + this.prefetch - this.held.size;
-      if (capacity <= 0) {
+      // While slots have work waiting, receive only full batches: each receive (and the ack after the claim) is a
+      // billed request in SQS, so batches of 1-2 would double the requests per task.
+      const fullBatch = Math.min(this.config.receiveBatchSize, this.slotCount + this.prefetch);
+      if (capacity <= 0 || (capacity < fullBatch && this.ready.length > 0)) {
         await new Promise<void>((resolve) => this.capacityWaiters.push(resolve));
         continue;
       }
@@ -314,6 +317,8 @@ export class Agent {
   private nextTask(): Promise<HeldTask | undefined> {
     if (this.state !== 'running') return Promise.resolve(undefined);
     const next = this.ready.shift();
+    // The receive loop holds back partial batches only while work is waiting; wake it once none is.
+    if (this.ready.length === 0) for (const waiter of this.capacityWaiters.splice(0)) waiter();
     if (next) return Promise.resolve(next);
     return new Promise((resolve) => this.readyWaiters.push(resolve));
   }
