@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The CDK app: one grid stack from `-c config=<file>` and `-c key=value` overrides, checked by cdk-nag AwsSolutions.
 import { App, Aspects, RemovalPolicy } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ConfigError } from '../lib/core/errors';
 import { gridSettingsFromContext, type GridAppSettings } from '../lib/infra/app-config';
@@ -29,6 +30,13 @@ new HtcGridStack(app, settings.stackName, {
   taskCpu: settings.taskCpu,
   taskMemoryMiB: settings.taskMemoryMiB,
   spot: settings.spot,
+  ec2Capacity: settings.ec2InstanceType
+    ? {
+        instanceType: new ec2.InstanceType(settings.ec2InstanceType),
+        maxInstances: settings.ec2MaxInstances,
+        spot: settings.spot,
+      }
+    : undefined,
   natGateways: settings.natGateways,
   targetBacklogPerAgent: settings.targetBacklogPerAgent,
   reaperEntry: settings.reaperEntry,

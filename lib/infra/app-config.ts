@@ -13,7 +13,9 @@ export const INFRA_CONTEXT_KEYS = {
   min_agents: 'alias of min_htc_agents',
   cpu: 'CPU units of one agent task (Fargate size)',
   memory: 'memory of one agent task, MiB',
-  spot: 'run agents on Fargate Spot (true/false)',
+  spot: 'run agents on Spot capacity: Fargate Spot, or Spot instances with ec2_instance_type (true/false)',
+  ec2_instance_type: 'run agents on EC2 instances of this type (e.g. c6i.2xlarge) instead of Fargate',
+  ec2_max_instances: 'most EC2 instances (with ec2_instance_type)',
   nat_gateways: 'NAT gateways of the new VPC (0 = none)',
   scaling_target: 'queued + in-flight tasks per agent the service scales to',
   stack_name: 'CloudFormation stack name',
@@ -40,6 +42,9 @@ export interface GridAppSettings {
   readonly spot?: boolean;
   readonly natGateways?: number;
   readonly targetBacklogPerAgent?: number;
+  /** EC2 instance type to run agents on instead of Fargate. */
+  readonly ec2InstanceType?: string;
+  readonly ec2MaxInstances?: number;
   readonly reaperEntry?: string;
   /** Keep buckets and table when the stack is deleted. */
   readonly retainData: boolean;
@@ -143,7 +148,15 @@ export function gridSettingsFromContext(
     spot: bool('spot'),
     natGateways: num('nat_gateways'),
     targetBacklogPerAgent: num('scaling_target'),
+    ec2InstanceType: str('ec2_instance_type'),
+    ec2MaxInstances: num('ec2_max_instances'),
   };
+  if (settings.ec2InstanceType !== undefined && !/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(settings.ec2InstanceType)) {
+    issues.push(`-c ec2_instance_type=${settings.ec2InstanceType}: not an instance type: use e.g. c6i.2xlarge`);
+  }
+  if (settings.ec2MaxInstances !== undefined && settings.ec2InstanceType === undefined) {
+    issues.push('-c ec2_max_instances: only applies with -c ec2_instance_type');
+  }
   const stackName = str('stack_name') ?? (config ? `HtcGrid-${config.gridName}` : 'HtcGrid');
   if (!/^[A-Za-z][A-Za-z0-9-]{0,127}$/.test(stackName)) {
     issues.push(`-c stack_name=${stackName}: use letters, digits and dashes, starting with a letter`);

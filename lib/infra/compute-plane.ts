@@ -1,10 +1,11 @@
 // The ECS compute plane: cluster, the task definition (init + Lambda + agent containers), the service and its scaling.
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
+import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
-import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
@@ -28,6 +29,22 @@ export interface WorkerLocation {
   readonly handlerFileName: string;
   readonly handlerFunctionName: string;
   readonly runtime: WorkerRuntime;
+}
+
+/** EC2 capacity for the compute plane. */
+export interface Ec2CapacityProps {
+  /** Instance type of the Auto Scaling group, e.g. `c6i.2xlarge`. */
+  readonly instanceType: ec2.InstanceType;
+  /**
+   * Most instances.
+   * @default 10
+   */
+  readonly maxInstances?: number;
+  /**
+   * Use Spot instances.
+   * @default false
+   */
+  readonly spot?: boolean;
 }
 
 /** Mount point of the worker code in the Lambda container (`LAMBDA_TASK_ROOT`). */
@@ -86,6 +103,12 @@ export interface EcsComputePlaneProps {
    */
   readonly spot?: boolean;
   /**
+   * Run tasks on EC2 instances of an Auto Scaling group (an ECS capacity provider with managed scaling) instead of
+   * Fargate. Useful for instance types Fargate does not offer, or Spot instances at a lower price.
+   * @default - Fargate
+   */
+  readonly ec2Capacity?: Ec2CapacityProps;
+  /**
    * Image of the agent container.
    * @default - built from `docker/agent/Dockerfile` at deploy time
    */
@@ -126,8 +149,10 @@ export interface EcsComputePlaneProps {
  */
 export class EcsComputePlane extends Construct {
   readonly cluster: ecs.Cluster;
-  readonly taskDefinition: ecs.FargateTaskDefinition;
-  readonly service: ecs.FargateService;
+  readonly taskDefinition: ecs.TaskDefinition;
+  readonly service: ecs.BaseService;
+  /** The Auto Scaling group, with `ec2Capacity`. */
+  readonly autoScalingGroup?: autoscaling.AutoScalingGroup;
   readonly vpc: ec2.IVpc;
   /** The agent container (its environment carries `HTCGRID_CONFIG` and the resource names). */
   readonly agentContainer: ecs.ContainerDefinition;
@@ -152,6 +177,7 @@ export class EcsComputePlane extends Construct {
     const slots = cfg.slots;
     this.backlogPerAgentTarget = props.targetBacklogPerAgent ?? 2 * slots;
     validate({
+      fargate: !props.ec2Capacity,
       taskCpu,
       taskMemoryMiB,
       stopTimeoutSec: stopTimeout.toSeconds(),
@@ -160,7 +186,12 @@ export class EcsComputePlane extends Construct {
       cfg,
     });
 
-    const network = props.vpc ? undefined : new GridVpc(this, 'Network', { natGateways: props.natGateways });
+    const network = props.vpc
+      ? undefined
+      : new GridVpc(this, 'Network', {
+          natGateways: props.natGateways,
+          ecsInstanceEndpoints: props.ec2Capacity !== undefined,
+        });
     this.vpc = props.vpc ?? (network as GridVpc).vpc;
     const subnets = props.vpcSubnets ?? network?.subnets ?? { subnets: this.vpc.privateSubnets };
 
@@ -177,14 +208,21 @@ export class EcsComputePlane extends Construct {
     const needsCache = !props.lambdaImage || !props.initImage;
     const cache = needsCache ? new PublicImageCache(this, 'PublicImages') : undefined;
 
-    this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
-      cpu: taskCpu,
-      memoryLimitMiB: taskMemoryMiB,
-      runtimePlatform: {
-        cpuArchitecture: ecs.CpuArchitecture.X86_64,
-        operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
-      },
-    });
+    this.taskDefinition = props.ec2Capacity
+      ? new ecs.TaskDefinition(this, 'TaskDefinition', {
+          compatibility: ecs.Compatibility.EC2,
+          networkMode: ecs.NetworkMode.AWS_VPC,
+          cpu: String(taskCpu),
+          memoryMiB: String(taskMemoryMiB),
+        })
+      : new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
+          cpu: taskCpu,
+          memoryLimitMiB: taskMemoryMiB,
+          runtimePlatform: {
+            cpuArchitecture: ecs.CpuArchitecture.X86_64,
+            operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
+          },
+        });
     if (cache) cache.grantPull(this.taskDefinition.obtainExecutionRole());
 
     const workerVolume = 'worker';
@@ -318,7 +356,7 @@ export class EcsComputePlane extends Construct {
       q.grantSendMessages(taskRole);
     }
 
-    this.service = new ecs.FargateService(this, 'Service', {
+    const serviceProps = {
       cluster: this.cluster,
       taskDefinition: this.taskDefinition,
       desiredCount: cfg.minAgents,
@@ -327,9 +365,21 @@ export class EcsComputePlane extends Construct {
       vpcSubnets: subnets,
       assignPublicIp: false,
       circuitBreaker: { enable: true, rollback: true },
-      capacityProviderStrategies: [{ capacityProvider: props.spot ? 'FARGATE_SPOT' : 'FARGATE', weight: 1 }],
       enableExecuteCommand: false,
-    });
+    };
+    if (props.ec2Capacity) {
+      const capacity = this.addEc2Capacity(props.ec2Capacity, subnets);
+      this.autoScalingGroup = capacity.autoScalingGroup;
+      this.service = new ecs.Ec2Service(this, 'Service', {
+        ...serviceProps,
+        capacityProviderStrategies: [{ capacityProvider: capacity.capacityProviderName, weight: 1 }],
+      });
+    } else {
+      this.service = new ecs.FargateService(this, 'Service', {
+        ...serviceProps,
+        capacityProviderStrategies: [{ capacityProvider: props.spot ? 'FARGATE_SPOT' : 'FARGATE', weight: 1 }],
+      });
+    }
 
     this.scalableTarget = new appscaling.ScalableTarget(this, 'Scaling', {
       serviceNamespace: appscaling.ServiceNamespace.ECS,
@@ -340,6 +390,67 @@ export class EcsComputePlane extends Construct {
     });
     this.addBacklogScaling(props.queues);
     this.suppressNagFindings();
+  }
+
+  /** An Auto Scaling group of ECS-optimized instances, scaled by ECS to fit the service's tasks. */
+  private addEc2Capacity(props: Ec2CapacityProps, subnets: ec2.SubnetSelection): ecs.AsgCapacityProvider {
+    const autoScalingGroup = new autoscaling.AutoScalingGroup(this, 'Instances', {
+      vpc: this.vpc,
+      vpcSubnets: subnets,
+      instanceType: props.instanceType,
+      machineImage: ecs.EcsOptimizedImage.amazonLinux2023(),
+      minCapacity: 0,
+      maxCapacity: props.maxInstances ?? 10,
+      requireImdsv2: true,
+      spotPrice: props.spot ? '1000' : undefined,
+      blockDevices: [
+        {
+          deviceName: '/dev/xvda',
+          volume: autoscaling.BlockDeviceVolume.ebs(30, {
+            encrypted: true,
+            volumeType: autoscaling.EbsDeviceVolumeType.GP3,
+          }),
+        },
+      ],
+    });
+    const provider = new ecs.AsgCapacityProvider(this, 'CapacityProvider', {
+      autoScalingGroup,
+      enableManagedScaling: true,
+      enableManagedTerminationProtection: false,
+      targetCapacityPercent: 100,
+    });
+    this.cluster.addAsgCapacityProvider(provider);
+    NagSuppressions.addResourceSuppressions(
+      autoScalingGroup,
+      [
+        {
+          id: 'AwsSolutions-AS3',
+          reason: 'ECS managed scaling owns the group; its scaling is visible in the ECS and Auto Scaling consoles.',
+        },
+        {
+          id: 'AwsSolutions-L1',
+          reason: 'The ECS instance drain hook function is created by aws-cdk-lib, which chooses its runtime.',
+        },
+        {
+          id: 'AwsSolutions-IAM4',
+          reason: 'The drain hook function (aws-cdk-lib): AWSLambdaBasicExecutionRole only lets it write its own logs.',
+          appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'],
+        },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason:
+            'The ECS container instance role and drain hook (aws-cdk-lib): ecs:Submit*/Poll/StartTelemetrySession, ' +
+            'ECR token and Auto Scaling lifecycle calls have no resource-level permissions.',
+        },
+        {
+          id: 'AwsSolutions-SNS3',
+          reason:
+            'The drain hook topic (aws-cdk-lib) is published to by Auto Scaling lifecycle hooks only, inside AWS.',
+        },
+      ],
+      true,
+    );
+    return provider;
   }
 
   /** Running agents (ECS tasks of the service), from Container Insights. */
@@ -533,6 +644,7 @@ const FARGATE_MEMORY: Readonly<Record<number, readonly [number, number, number]>
 };
 
 function validate(v: {
+  fargate: boolean;
   taskCpu: number;
   taskMemoryMiB: number;
   stopTimeoutSec: number;
@@ -542,7 +654,16 @@ function validate(v: {
 }): void {
   const issues: string[] = [];
   const mem = FARGATE_MEMORY[v.taskCpu];
-  if (!mem) {
+  if (!v.fargate) {
+    if (
+      !Number.isInteger(v.taskCpu) ||
+      v.taskCpu < 128 ||
+      !Number.isInteger(v.taskMemoryMiB) ||
+      v.taskMemoryMiB < 512
+    ) {
+      issues.push(`cpu/memory: ${v.taskCpu} units / ${v.taskMemoryMiB} MiB: use at least 128 CPU units and 512 MiB`);
+    }
+  } else if (!mem) {
     issues.push(`cpu: ${v.taskCpu} is not a Fargate task size: use one of ${Object.keys(FARGATE_MEMORY).join(', ')}`);
   } else {
     const [min, max, step] = mem;

@@ -28,6 +28,12 @@ export interface GridVpcProps {
    * @default true
    */
   readonly addEndpoints?: boolean;
+  /**
+   * Also add the endpoints ECS container instances need to register and report (ECS, ECS agent, ECS telemetry):
+   * needed for EC2 capacity in subnets without a NAT.
+   * @default false
+   */
+  readonly ecsInstanceEndpoints?: boolean;
 }
 
 /** VPC for the compute plane. Tasks run in `subnets`; they reach AWS services through VPC endpoints. */
@@ -87,6 +93,13 @@ export class GridVpc extends Construct {
         EcrDocker: ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
         Logs: ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
         Sqs: ec2.InterfaceVpcEndpointAwsService.SQS,
+        ...(props.ecsInstanceEndpoints
+          ? {
+              Ecs: ec2.InterfaceVpcEndpointAwsService.ECS,
+              EcsAgent: ec2.InterfaceVpcEndpointAwsService.ECS_AGENT,
+              EcsTelemetry: ec2.InterfaceVpcEndpointAwsService.ECS_TELEMETRY,
+            }
+          : {}),
       };
       for (const [name, service] of Object.entries(interfaces)) {
         const endpoint = this.vpc.addInterfaceEndpoint(name, {

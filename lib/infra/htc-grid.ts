@@ -6,7 +6,7 @@ import type * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import type { GridConfig } from '../core/config';
 import type { AwsGridResources } from '../core/grid-resources';
-import { EcsComputePlane } from './compute-plane';
+import { EcsComputePlane, type Ec2CapacityProps } from './compute-plane';
 import { DataPlaneBucket } from './data-plane-bucket';
 import { GridMonitoring } from './grid-monitoring';
 import { Reaper } from './reaper';
@@ -53,6 +53,11 @@ export interface HtcGridProps {
    * @default false
    */
   readonly spot?: boolean;
+  /**
+   * Run agents on EC2 instances instead of Fargate.
+   * @default - Fargate
+   */
+  readonly ec2Capacity?: Ec2CapacityProps;
   /**
    * Scaling target: queued plus in-flight tasks per agent.
    * @default 2 × slots
@@ -125,6 +130,7 @@ export class HtcGrid extends Construct {
       taskCpu: props.taskCpu,
       taskMemoryMiB: props.taskMemoryMiB,
       spot: props.spot,
+      ec2Capacity: props.ec2Capacity,
       targetBacklogPerAgent: props.targetBacklogPerAgent,
       agentImage: props.agentImage,
     });

@@ -1,6 +1,6 @@
 // The app's configuration: -c overrides and an HTC-Grid config file reach the Lambda command and the agent document.
 import * as path from 'node:path';
-import type { Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import { ConfigError } from '../../lib/core/errors';
 import { GRID_ENV } from '../../lib/core/grid-resources';
 import { gridSettingsFromContext } from '../../lib/infra/app-config';
@@ -115,6 +115,56 @@ describe('a grid config file in HTC-Grid format', () => {
   });
 });
 
+describe('-c ec2_instance_type', () => {
+  let synth: ReturnType<typeof synthGrid>;
+  beforeAll(() => {
+    synth = synthGrid(
+      { worker: PYTHON_WORKER, ec2_instance_type: 'c6i.xlarge', spot: 'true', ec2_max_instances: '4' },
+      { nag: true },
+    );
+  });
+
+  it('runs the agents on Spot instances of that type through an ECS capacity provider', () => {
+    const { template } = synth;
+    template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
+      LaunchTemplateData: Match.objectLike({
+        InstanceType: 'c6i.xlarge',
+        InstanceMarketOptions: Match.objectLike({ MarketType: 'spot' }),
+        MetadataOptions: Match.objectLike({ HttpTokens: 'required' }),
+      }),
+    });
+    template.resourceCountIs('AWS::AutoScaling::LaunchConfiguration', 0);
+    template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', { MinSize: '0', MaxSize: '4' });
+    template.hasResourceProperties('AWS::ECS::CapacityProvider', {
+      AutoScalingGroupProvider: Match.objectLike({ ManagedScaling: Match.objectLike({ Status: 'ENABLED' }) }),
+    });
+    template.hasResourceProperties('AWS::ECS::Service', {
+      LaunchType: Match.absent(),
+      CapacityProviderStrategy: [Match.objectLike({ Weight: 1 })],
+    });
+    template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      RequiresCompatibilities: ['EC2'],
+      NetworkMode: 'awsvpc',
+    });
+  });
+
+  it('adds the ECS endpoints container instances need without a NAT, and stays cdk-nag clean', () => {
+    const { template, stack } = synth;
+    template.resourceCountIs('AWS::EC2::VPCEndpoint', 9);
+    const findings = [
+      ...Annotations.fromStack(stack).findError(
+        '*',
+        Match.stringLikeRegexp('AwsSolutions-.*|CdkNagValidationFailure.*'),
+      ),
+      ...Annotations.fromStack(stack).findWarning(
+        '*',
+        Match.stringLikeRegexp('AwsSolutions-.*|CdkNagValidationFailure.*'),
+      ),
+    ];
+    expect(findings.map((f) => f.id)).toEqual([]);
+  });
+});
+
 describe('context winning over the config file', () => {
   it('takes the -c handler names over the file’s', () => {
     const settings = gridSettingsFromContext(
@@ -146,6 +196,7 @@ describe('invalid context values', () => {
     expect(settingsFor({ grid_name: 'Bad Name' })).toThrow(/grid_name.*lowercase/);
     expect(settingsFor({ worker: 'no/such/folder' })).toThrow(/-c worker=no\/such\/folder: no such folder/);
     expect(settingsFor({ cpu: 'fast' })).toThrow(/-c cpu=fast: not a number/);
+    expect(settingsFor({ ec2_instance_type: 'big one' })).toThrow(/-c ec2_instance_type=big one: not an instance type/);
     expect(settingsFor({ config: 'missing.json' })).toThrow(/-c config=missing\.json: cannot read it as JSON/);
   });
 

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { App, Aspects, RemovalPolicy } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { gridSettingsFromContext } from '../../lib/infra/app-config';
 import { HtcGridStack } from '../../lib/infra/htc-grid-stack';
@@ -45,6 +46,13 @@ export function synthGrid(context: Record<string, string>, options: SynthOptions
     taskCpu: settings.taskCpu,
     taskMemoryMiB: settings.taskMemoryMiB,
     spot: settings.spot,
+    ec2Capacity: settings.ec2InstanceType
+      ? {
+          instanceType: new ec2.InstanceType(settings.ec2InstanceType),
+          maxInstances: settings.ec2MaxInstances,
+          spot: settings.spot,
+        }
+      : undefined,
     natGateways: settings.natGateways,
     targetBacklogPerAgent: settings.targetBacklogPerAgent,
     reaperEntry: settings.reaperEntry,
