@@ -1,4 +1,5 @@
 // A whole grid in one process on embedded backends: SQLite table and queue, file store, local runtimes, reaper.
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -46,9 +47,12 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
   let agent: Agent | undefined;
   let reaper: ReaperTimer | undefined;
   let taskRoot: string | undefined;
+  let workDir: string | undefined;
   try {
     if (options.worker) {
-      const prepared = await prepareTaskRoot(options.worker, path.join(options.dataDir, 'worker'), {
+      // Each agent unpacks into its own folder: a second agent on the same grid must not replace files under the first.
+      workDir = path.join(options.dataDir, 'workers', `${process.pid}-${randomUUID().slice(0, 8)}`);
+      const prepared = await prepareTaskRoot(options.worker, workDir, {
         pythonExecutable: config.pythonExecutable,
         logger,
       });
@@ -87,6 +91,7 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
     }
   } catch (err) {
     await backends.close();
+    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
     throw err;
   }
   let closing: Promise<void> | undefined;
@@ -104,6 +109,7 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
         await agent?.stop(graceMs);
         await reaper?.stop();
         await backends.close();
+        if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
       })();
       return closing;
     },
