@@ -123,6 +123,7 @@ async function main(): Promise<void> {
       `ours ÷ it: our tasks/s over that system's. load: 1-min load average before→after (shared machine: noisy).`,
   );
   if (values.json) console.log(JSON.stringify(rows));
+  if (rows.some((r) => r.error !== undefined)) process.exitCode = 1;
 }
 
 main().catch((err: unknown) => {

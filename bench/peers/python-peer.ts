@@ -24,10 +24,15 @@ export async function runPythonPeer(options: PythonPeerOptions): Promise<SystemF
     stderr = (stderr + chunk).slice(-8000);
   });
   const timer = setTimeout(() => child.kill('SIGTERM'), options.timeoutMs);
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
+  let spawnError: Error | undefined;
+  const code = await new Promise<number | null>((resolve) => {
+    child.once('error', (err) => {
+      spawnError = err;
+      resolve(null);
+    });
     child.once('close', resolve);
   }).finally(() => clearTimeout(timer));
+  if (spawnError) return failed(options.fallbackName, spawnError.message, loadBefore);
   const line = stdout
     .split('\n')
     .map((l) => l.trim())

@@ -108,6 +108,8 @@ def main():
     parser.add_argument("--redis-server", default="redis-server")
     args = parser.parse_args()
     peer_common.setup_path(args.worker)
+    # A SIGTERM (the driver's timeout) must still stop Redis and the worker, which run in their own sessions.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     port = free_port()
     redis_url = f"redis://127.0.0.1:{port}"

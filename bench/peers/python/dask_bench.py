@@ -6,6 +6,8 @@ from the map call to the moment the client holds the result. Round trips: one Cl
 """
 
 import argparse
+import signal
+import sys
 import time
 
 import peer_common
@@ -19,6 +21,8 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     peer_common.setup_path(args.worker)
+    # A SIGTERM (the driver's timeout) closes the cluster on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     import dask
     import distributed
