@@ -1,6 +1,8 @@
 // The deployable stack: one HtcGrid plus the outputs a client needs (table, queues, buckets, worker key, region).
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
+import { STACK_OUTPUTS } from '../backends/aws/stack-outputs';
+import type { GridConfig } from '../core/config';
 import { GRID_ENV } from '../core/grid-resources';
 import { HtcGrid, type HtcGridProps } from './htc-grid';
 import { suppressCdkInternals } from './nag-suppressions';
@@ -16,20 +18,44 @@ export class HtcGridStack extends Stack {
     this.grid = new HtcGrid(this, 'Grid', props);
     const r = this.grid.resources;
     const outputs: Record<string, { value: string; description: string }> = {
-      TableName: { value: r.tableName, description: `Task table (${GRID_ENV.tableName})` },
-      QueueUrls: {
+      [STACK_OUTPUTS.tableName]: { value: r.tableName, description: `Task table (${GRID_ENV.tableName})` },
+      [STACK_OUTPUTS.queueUrls]: {
         value: this.toJsonString(r.queueUrls),
         description: `Queue URLs, lowest priority first, JSON (${GRID_ENV.queueUrls})`,
       },
-      DataBucket: { value: r.dataBucket, description: `Data-plane bucket (${GRID_ENV.dataBucket})` },
-      WorkerBucket: { value: r.workerBucket ?? '', description: `Worker bucket (${GRID_ENV.workerBucket})` },
-      WorkerKey: { value: r.workerKey ?? '', description: `Key of the deployed worker zip (${GRID_ENV.workerKey})` },
+      [STACK_OUTPUTS.dataBucket]: { value: r.dataBucket, description: `Data-plane bucket (${GRID_ENV.dataBucket})` },
+      [STACK_OUTPUTS.workerBucket]: {
+        value: r.workerBucket ?? '',
+        description: `Worker bucket (${GRID_ENV.workerBucket})`,
+      },
+      [STACK_OUTPUTS.workerKey]: {
+        value: r.workerKey ?? '',
+        description: `Key of the deployed worker zip (${GRID_ENV.workerKey})`,
+      },
       Handler: { value: this.grid.worker.handler, description: 'Handler string the Lambda containers run' },
-      Region: { value: this.region, description: `Region (${GRID_ENV.region})` },
+      [STACK_OUTPUTS.region]: { value: this.region, description: `Region (${GRID_ENV.region})` },
       GridName: { value: props.config.gridName, description: 'Grid name' },
       DashboardName: { value: this.grid.monitoring.dashboard.dashboardName, description: 'CloudWatch dashboard' },
+      [STACK_OUTPUTS.clientConfig]: {
+        value: JSON.stringify(clientConfigOf(props.config.document)),
+        description: 'Limits and defaults clients apply when submitting (htcgrid --stack reads it)',
+      },
     };
     for (const [id, o] of Object.entries(outputs)) new CfnOutput(this, id, o);
     suppressCdkInternals(this);
   }
+}
+
+/** The configuration keys a client applies at submit time (limits and per-task defaults). */
+const CLIENT_KEYS = [
+  'max_attempts',
+  'task_timeout_sec',
+  'priority_levels',
+  'inline_payload_max_bytes',
+  'max_payload_bytes',
+  'non_retryable_error_types',
+] as const;
+
+function clientConfigOf(document: GridConfig['document']): Record<string, unknown> {
+  return Object.fromEntries(CLIENT_KEYS.map((key) => [key, document[key]]));
 }

@@ -272,9 +272,18 @@ describe('the default grid stack', () => {
         'WorkerKey',
         'Region',
         'Handler',
+        'ClientConfig',
       ]),
     );
     expect(outputs.Handler?.Value).toBe('lambda_function.lambda_handler');
+    expect(JSON.parse(outputs.ClientConfig?.Value as string)).toEqual({
+      max_attempts: 3,
+      task_timeout_sec: 900,
+      priority_levels: 3,
+      inline_payload_max_bytes: 32768,
+      max_payload_bytes: 6291456,
+      non_retryable_error_types: [],
+    });
   });
 
   it('passes cdk-nag AwsSolutions with zero unsuppressed errors or warnings', () => {
