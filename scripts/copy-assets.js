@@ -7,5 +7,8 @@ const assets = ['lib/runtime/bootstrap'];
 for (const dir of assets) {
   const from = path.join(root, dir);
   if (!fs.existsSync(from)) continue;
-  fs.cpSync(from, path.join(root, 'dist', dir), { recursive: true, filter: (f) => !f.endsWith('.ts') && !f.includes('__pycache__') });
+  fs.cpSync(from, path.join(root, 'dist', dir), {
+    recursive: true,
+    filter: (f) => !f.endsWith('.ts') && !f.includes('__pycache__'),
+  });
 }

@@ -104,7 +104,8 @@ async function startDynamoDbLocal(): Promise<{ endpoint: string; child: ChildPro
       '-port',
       String(port),
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    // DynamoDB Local writes a metadata file into its working directory: keep it out of the checkout.
+    { stdio: ['ignore', 'pipe', 'pipe'], cwd: fs.mkdtempSync(path.join(os.tmpdir(), 'ddb-local-')) },
   );
   let output = '';
   const keep = (chunk: Buffer) => {
