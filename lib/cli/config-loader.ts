@@ -1,6 +1,7 @@
 // Reads a grid configuration file (HTC-Grid's JSON keys), applies CLI overrides and compiles it.
 import fs from 'node:fs';
 import { applyOverrides, compileConfig, parseHandler, type GridConfig } from '../core';
+import { detectWorkerRuntime } from '../packaging';
 import { UsageError } from './usage-error';
 
 export interface ConfigFlags {
@@ -29,15 +30,23 @@ export function readConfigFile(file: string): Record<string, unknown> {
   }
 }
 
-/** The configuration file (if any) with flags on top; flags win. */
-export function loadGridConfig(flags: ConfigFlags, base: Record<string, unknown> = {}): GridConfig {
+/**
+ * The configuration file (if any) with flags on top; flags win. When neither sets the runtime and the worker is a
+ * folder, the runtime follows the worker (a TypeScript folder runs on Node without `--runtime node`).
+ */
+export function loadGridConfig(
+  flags: ConfigFlags & { worker?: string },
+  base: Record<string, unknown> = {},
+): GridConfig {
   const doc = flags.config ? readConfigFile(flags.config) : base;
+  const lambda = (doc.agent_configuration as { lambda?: { runtime?: unknown } } | undefined)?.lambda;
+  const runtime = flags.runtime ?? (lambda?.runtime === undefined ? detectedRuntime(flags.worker) : undefined);
   const overrides: Record<string, unknown> = {
     slots: flags.slots,
     task_timeout_sec: flags.timeoutSec,
     max_attempts: flags.maxAttempts,
     python_executable: flags.python,
-    runtime: flags.runtime,
+    runtime,
   };
   if (flags.handler) {
     const { module, function: fn } = parseHandler(flags.handler);
@@ -45,4 +54,13 @@ export function loadGridConfig(flags: ConfigFlags, base: Record<string, unknown>
     overrides.lambda_handler_function_name = fn;
   }
   return compileConfig(applyOverrides(doc, overrides), flags.config ?? 'configuration');
+}
+
+function detectedRuntime(worker: string | undefined): string | undefined {
+  if (!worker || !fs.existsSync(worker) || !fs.statSync(worker).isDirectory()) return undefined;
+  try {
+    return detectWorkerRuntime(worker);
+  } catch {
+    return undefined; // bundling reports the problem with the folder, with more context
+  }
 }

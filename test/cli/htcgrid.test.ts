@@ -128,6 +128,30 @@ describe('htcgrid run', () => {
     expect(run.stderr).toMatch(/PricingError/);
   });
 
+  it('runs a TypeScript worker folder on Node without being told the runtime', async () => {
+    const out = path.join(tempDir(), 'results.jsonl');
+    const worker = path.join(ROOT, 'workers', 'typescript', 'pi-estimator');
+    const run = await htcgrid(
+      'run',
+      '--worker',
+      worker,
+      '--handler',
+      'index.handler',
+      '--tasks',
+      taskFile(['{"samples":1000,"seed":7}']),
+      '--out',
+      out,
+      '--no-progress',
+    );
+
+    expect(run.code).toBe(0);
+    const [line] = readLines(out);
+    expect(line).toMatchObject({
+      state: 'succeeded',
+      result: { samples: 1000, seed: 7, estimate: expect.any(Number) },
+    });
+  });
+
   it('exits 2 naming the module when the handler module is missing', async () => {
     const run = await htcgrid(
       'run',
