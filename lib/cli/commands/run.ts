@@ -22,17 +22,11 @@ export interface RunFlags {
   readonly priority?: number;
 }
 
-export interface BatchInput {
+/** A batch to run: the flags of `htcgrid run`, with the events instead of the task file. */
+export interface BatchInput extends Omit<RunFlags, 'tasks'> {
   readonly config: GridConfig;
-  readonly worker: string;
   readonly events: AsyncIterable<unknown> | Iterable<unknown>;
-  readonly out?: string;
-  readonly dataDir?: string;
-  readonly keep?: boolean;
-  readonly logLevel?: string;
-  readonly logFile?: string;
-  readonly progress?: boolean;
-  readonly priority?: number;
+  /** Label of the progress bar. */
   readonly label?: string;
 }
 
