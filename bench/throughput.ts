@@ -1,5 +1,5 @@
 // Throughput of the local grid end to end (submit → result) for no-op Python tasks; prints tasks/s and latency.
-// Run: npm run build && node dist/bench/throughput.js [--tasks N] [--slots S] [--python PATH]
+// Run: npm run build && node dist/bench/throughput.js [--tasks N] [--slots S] [--python PATH] [--agent-threads T]
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import fs from 'node:fs';
@@ -14,6 +14,7 @@ async function main(): Promise<void> {
       slots: { type: 'string', default: '2' },
       python: { type: 'string', default: 'python3' },
       batch: { type: 'string', default: '100' },
+      'agent-threads': { type: 'string' },
     },
   });
   const tasks = Number(values.tasks);
@@ -34,8 +35,11 @@ async function main(): Promise<void> {
     'bench',
   );
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-bench-'));
-  const grid = await startEmbeddedGrid({ dataDir, config, worker });
+  const agentThreads = values['agent-threads'] === undefined ? undefined : Number(values['agent-threads']);
+  const grid = await startEmbeddedGrid({ dataDir, config, worker, agentThreads });
   try {
+    const threadsBefore = threadCpuMs();
+    const cpuBefore = process.cpuUsage();
     const started = process.hrtime.bigint();
     const handle = await grid.client.submit(
       (function* () {
@@ -51,6 +55,14 @@ async function main(): Promise<void> {
       if (r.finishedAt !== undefined && r.startedAt !== undefined) latencies.push(r.finishedAt - r.startedAt);
     }
     const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
+    const cpu = process.cpuUsage(cpuBefore);
+    const threadsAfter = threadCpuMs();
+    // Busiest threads of this process (main thread first when it is among them), in CPU µs per task.
+    const threadCpuUsPerTask = [...threadsAfter]
+      .map(([tid, ms]) => Math.round(((ms - (threadsBefore.get(tid) ?? 0)) * 1000) / tasks))
+      .filter((us) => us > 0)
+      .sort((a, b) => b - a)
+      .slice(0, 3);
     latencies.sort((a, b) => a - b);
     const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0;
     const rss = process.memoryUsage().rss / 2 ** 20;
@@ -58,6 +70,7 @@ async function main(): Promise<void> {
       JSON.stringify({
         tasks,
         slots,
+        agentThreads: agentThreads ?? 'default',
         succeeded: ok,
         submitMs: Math.round(submittedMs),
         elapsedMs: Math.round(elapsedMs),
@@ -65,12 +78,30 @@ async function main(): Promise<void> {
         claimToFinishP50Ms: pct(50),
         claimToFinishP99Ms: pct(99),
         agentAndClientRssMiB: Math.round(rss),
+        nodeCpuUsPerTask: Math.round((cpu.user + cpu.system) / tasks),
+        threadCpuUsPerTask,
       }),
     );
   } finally {
     await grid.close(1000);
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/** CPU time (ms) of each thread of this process, from /proc on Linux (empty elsewhere). */
+function threadCpuMs(): Map<string, number> {
+  const times = new Map<string, number>();
+  try {
+    for (const tid of fs.readdirSync('/proc/self/task')) {
+      // Fields after the command name: state is field 3, utime and stime are fields 14 and 15 (clock ticks, 100/s).
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      times.set(tid, (Number(fields[11]) + Number(fields[12])) * 10);
+    }
+  } catch {
+    // not Linux: no per-thread figures
+  }
+  return times;
 }
 
 main().catch((err: unknown) => {

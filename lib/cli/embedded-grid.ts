@@ -11,6 +11,9 @@ import { prepareTaskRoot } from '../packaging';
 import { Agent } from '../runtime/agent';
 import { createLocalInvoker } from '../runtime/local';
 import { ReaperTimer } from '../runtime/reaper';
+import { agentThreadEntry, ThreadedAgent, type EmbeddedAgent } from './threaded-agent';
+
+export type { EmbeddedAgent } from './threaded-agent';
 
 export interface EmbeddedGridOptions {
   /** Folder of the grid's database and payloads. */
@@ -21,13 +24,19 @@ export interface EmbeddedGridOptions {
   readonly logger?: Logger;
   /** Receives what workers print, per task. */
   readonly onWorkerOutput?: (taskId: string | undefined, stream: 'stdout' | 'stderr', chunk: string) => void;
+  /**
+   * Worker threads the agent runs in, each with its own database connection and a share of the slots, so the
+   * client's work on the main thread and the agent's use two cores. 0 runs the agent on the main thread.
+   * @default 1 when running the compiled build, 0 when running TypeScript sources (ts-jest, ts-node)
+   */
+  readonly agentThreads?: number;
 }
 
 export interface EmbeddedGrid {
   readonly backends: LocalBackends;
   readonly client: GridClient;
-  /** Present when a worker was given. */
-  readonly agent?: Agent;
+  /** Present when a worker was given: the agent itself, or a proxy of the agent threads. */
+  readonly agent?: EmbeddedAgent;
   readonly taskRoot?: string;
   /** Drains the agent (within `graceMs`), stops the reaper and closes the backends. Idempotent. */
   close(graceMs?: number): Promise<void>;
@@ -44,7 +53,7 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
   fs.mkdirSync(options.dataDir, { recursive: true });
   const backends = openLocalBackends(options.dataDir, { logger });
   const client = new GridClient({ config, ...backends, logger, pollIntervalMs: 20 });
-  let agent: Agent | undefined;
+  let agent: EmbeddedAgent | undefined;
   let reaper: ReaperTimer | undefined;
   let taskRoot: string | undefined;
   let workDir: string | undefined;
@@ -58,29 +67,42 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
       });
       taskRoot = prepared.taskRoot;
       const root = taskRoot;
-      agent = new Agent({
-        config,
-        table: backends.table,
-        queue: backends.queue,
-        store: backends.store,
-        logger,
-        receiveWaitMs: 200,
-        // One agent owns this machine's slots, so it can claim well ahead of them: no slot waits for the queue.
-        prefetch: Math.max(64, config.slots * 16),
-        createInvoker: (slot) =>
-          createLocalInvoker({
-            taskRoot: root,
-            handler: config.handler,
-            runtime: config.runtime,
-            functionName: config.functionName,
-            memorySizeMb: config.memorySizeMb,
-            pythonExecutable: config.pythonExecutable,
+      const threads = options.agentThreads ?? (agentThreadEntry() ? 1 : 0);
+      if (threads > 0) {
+        agent = await ThreadedAgent.start({
+          dataDir: options.dataDir,
+          config,
+          taskRoot: root,
+          threads,
+          logger,
+          onWorkerOutput: options.onWorkerOutput,
+        });
+      } else {
+        agent = await startAgent(
+          new Agent({
+            config,
+            table: backends.table,
+            queue: backends.queue,
+            store: backends.store,
             logger,
-            slotIndex: slot,
-            onOutput: options.onWorkerOutput,
+            receiveWaitMs: 200,
+            // One agent owns this machine's slots, so it can claim well ahead of them: no slot waits for the queue.
+            prefetch: Math.max(64, config.slots * 16),
+            createInvoker: (slot) =>
+              createLocalInvoker({
+                taskRoot: root,
+                handler: config.handler,
+                runtime: config.runtime,
+                functionName: config.functionName,
+                memorySizeMb: config.memorySizeMb,
+                pythonExecutable: config.pythonExecutable,
+                logger,
+                slotIndex: slot,
+                onOutput: options.onWorkerOutput,
+              }),
           }),
-      });
-      await agent.start();
+        );
+      }
       reaper = new ReaperTimer({
         table: backends.table,
         queue: backends.queue,
@@ -114,4 +136,9 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
       return closing;
     },
   };
+}
+
+async function startAgent(agent: Agent): Promise<Agent> {
+  await agent.start();
+  return agent;
 }

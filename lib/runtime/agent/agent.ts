@@ -52,6 +52,11 @@ export interface AgentOptions {
   readonly prefetch?: number;
   readonly logger?: Logger;
   readonly now?: () => number;
+  /**
+   * The object the agent counts into (e.g. one backed by shared memory, read from another thread).
+   * @default - a plain object of zeros
+   */
+  readonly stats?: AgentStats;
   /** Called after an attempt's outcome was recorded (or found stale). */
   readonly onAttemptRecorded?: (
     taskId: string,
@@ -78,7 +83,7 @@ const BUSY_RELEASE_DELAY_MS = 1_000;
 
 export class Agent {
   readonly owner: string;
-  readonly stats: AgentStats = { claimed: 0, succeeded: 0, failed: 0, retried: 0, released: 0, dropped: 0 };
+  readonly stats: AgentStats;
 
   private readonly config: GridConfig;
   private readonly table: TaskTable;
@@ -105,6 +110,7 @@ export class Agent {
 
   constructor(private readonly options: AgentOptions) {
     this.config = options.config;
+    this.stats = options.stats ?? { claimed: 0, succeeded: 0, failed: 0, retried: 0, released: 0, dropped: 0 };
     this.table = options.table;
     this.queue = options.queue;
     this.store = options.store;

@@ -1,0 +1,85 @@
+// Worker-thread entry of an embedded grid's agent: its own database connection, runtimes and heartbeats.
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import pino from 'pino';
+import { openLocalBackends } from '../backends/local';
+import { Agent } from '../runtime/agent';
+import { createLocalInvoker } from '../runtime/local';
+import {
+  serializeError,
+  sharedStats,
+  type AgentThreadCommand,
+  type AgentThreadData,
+  type AgentThreadEvent,
+} from './threaded-agent';
+
+async function runAgentThread(port: MessagePort, data: AgentThreadData): Promise<void> {
+  const post = (event: AgentThreadEvent): void => port.postMessage(event);
+  const logger = pino(
+    { level: data.logLevel, base: data.logBindings },
+    { write: (line: string) => post({ type: 'log', line }) },
+  );
+  const { config, taskRoot } = data;
+  const backends = openLocalBackends(data.dataDir, { logger });
+  const agent = new Agent({
+    config,
+    table: backends.table,
+    queue: backends.queue,
+    store: backends.store,
+    logger,
+    owner: data.owner,
+    slots: data.slots,
+    prefetch: data.prefetch,
+    stats: sharedStats(data.statsBuffer),
+    receiveWaitMs: 200,
+    createInvoker: (slot) =>
+      createLocalInvoker({
+        taskRoot,
+        handler: config.handler,
+        runtime: config.runtime,
+        functionName: config.functionName,
+        memorySizeMb: config.memorySizeMb,
+        pythonExecutable: config.pythonExecutable,
+        logger,
+        slotIndex: data.slotOffset + slot,
+        onOutput: data.forwardOutput
+          ? (taskId, stream, chunk) => post({ type: 'output', taskId, stream, chunk })
+          : undefined,
+      }),
+  });
+  let stopping: Promise<void> | undefined;
+  const finish = async (drain: Promise<void>): Promise<void> => {
+    try {
+      await drain;
+    } finally {
+      await backends.close();
+      post({ type: 'stopped' });
+      port.close();
+    }
+  };
+  port.on('message', (command: AgentThreadCommand) => {
+    if (command.type !== 'stop') return;
+    if (stopping) {
+      void agent.stop(0);
+      return;
+    }
+    stopping = finish(agent.stop(command.graceMs)).catch((err: unknown) =>
+      logger.error({ err }, 'agent thread stopped with an error'),
+    );
+  });
+  try {
+    await agent.start();
+  } catch (err) {
+    post({ type: 'start-failed', error: serializeError(err) });
+    stopping ??= finish(Promise.resolve());
+    return;
+  }
+  post({ type: 'started' });
+}
+
+if (parentPort) {
+  const port = parentPort;
+  runAgentThread(port, workerData as AgentThreadData).catch((err: unknown) => {
+    port.postMessage({ type: 'start-failed', error: serializeError(err) } satisfies AgentThreadEvent);
+    port.close();
+  });
+}

@@ -1,0 +1,161 @@
+// The compiled embedded grid with its agent in a worker thread: results, start errors, output and drain as in-process.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type * as EmbeddedGridModule from '../../lib/cli/embedded-grid';
+import type * as CoreModule from '../../lib/core';
+import type * as LocalBackendsModule from '../../lib/backends/local';
+import type { TaskResult } from '../../lib/client';
+import { FIXTURES, collect, tempDir, waitFor } from '../support/local-grid';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const DIST = path.join(ROOT, 'dist', 'lib');
+const SOURCES = ['embedded-grid.ts', 'threaded-agent.ts', 'agent-thread.ts'].map((f) =>
+  path.join(ROOT, 'lib', 'cli', f),
+);
+
+let dist: { grid: typeof EmbeddedGridModule; core: typeof CoreModule; backends: typeof LocalBackendsModule };
+
+/** Builds the package unless the compiled thread entry is newer than its sources. */
+function ensureBuilt(): void {
+  const entry = path.join(DIST, 'cli', 'agent-thread.js');
+  const builtAt = fs.existsSync(entry) ? fs.statSync(entry).mtimeMs : 0;
+  if (SOURCES.some((source) => fs.statSync(source).mtimeMs > builtAt))
+    execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT });
+}
+
+function config(overrides: Record<string, unknown> = {}): CoreModule.GridConfig {
+  const { applyOverrides, compileConfig } = dist.core;
+  return compileConfig(
+    applyOverrides(
+      {
+        slots: 2,
+        task_ttl_expiration_offset_sec: 3,
+        task_ttl_refresh_interval_sec: 1,
+        lease_check_interval_sec: 0.2,
+        reaper_interval_sec: 0.5,
+        empty_task_queue_backoff_timeout_sec: 0.01,
+      },
+      overrides,
+    ),
+    'test',
+  );
+}
+
+function worker(name: string): string {
+  return path.join(FIXTURES, 'e2e', name);
+}
+
+async function startError(options: EmbeddedGridModule.EmbeddedGridOptions): Promise<unknown> {
+  try {
+    const grid = await dist.grid.startEmbeddedGrid(options);
+    await grid.close(0);
+  } catch (err) {
+    return err;
+  }
+  throw new Error('the grid started');
+}
+
+describe('the compiled embedded grid with its agent in a worker thread', () => {
+  let grid: EmbeddedGridModule.EmbeddedGrid | undefined;
+  beforeAll(async () => {
+    ensureBuilt();
+    dist = {
+      grid: (await import(path.join(DIST, 'cli', 'embedded-grid.js'))) as typeof EmbeddedGridModule,
+      core: (await import(path.join(DIST, 'core', 'index.js'))) as typeof CoreModule,
+      backends: (await import(path.join(DIST, 'backends', 'local', 'index.js'))) as typeof LocalBackendsModule,
+    };
+  }, 180_000);
+  afterEach(async () => {
+    await grid?.close(1_000);
+    grid = undefined;
+  });
+
+  it('runs tasks on the thread, records them under its owner and mirrors its stats', async () => {
+    const output: string[] = [];
+    grid = await dist.grid.startEmbeddedGrid({
+      dataDir: tempDir(),
+      config: config(),
+      worker: worker('chatty'),
+      agentThreads: 1,
+      onWorkerOutput: (_taskId, _stream, chunk) => void output.push(chunk),
+    });
+    const handle = await grid.client.submit([1, 2, 3, 4, 5].map((n) => ({ n, lines: 2 })));
+    const results: TaskResult[] = await collect(handle.results());
+
+    expect(results.map((r) => [r.state, r.result])).toEqual(
+      [1, 2, 3, 4, 5].map((n) => ['succeeded', { n, square: n * n }]),
+    );
+    expect(new Set(results.map((r) => r.history[0]!.owner))).toEqual(new Set([grid.agent!.owner]));
+    await waitFor(() => grid!.agent!.stats.succeeded === 5, 10_000, 'the thread to count the successes');
+    expect(grid.agent!.stats).toMatchObject({ claimed: 5, succeeded: 5, failed: 0 });
+    await waitFor(() => output.join('').includes('garbage-on-stderr'), 10_000, 'the workers output');
+    expect(grid.taskRoot).toBeDefined();
+  });
+
+  it('rejects with the same WorkerInitError (class, type, message, hint) as the in-process agent', async () => {
+    const options = { config: config({ lambda_handler_function_name: 'nope' }), worker: worker('probe') };
+
+    const [threadedDir, inProcessDir] = [tempDir(), tempDir()];
+    const threaded = await startError({ ...options, dataDir: threadedDir, agentThreads: 1 });
+    const inProcess = await startError({ ...options, dataDir: inProcessDir, agentThreads: 0 });
+
+    expect(threaded).toBeInstanceOf(dist.core.WorkerInitError);
+    expect(inProcess).toBeInstanceOf(dist.core.WorkerInitError);
+    const [t, p] = [threaded, inProcess] as CoreModule.WorkerInitError[];
+    expect([t!.name, t!.errorType, t!.hint]).toEqual([p!.name, p!.errorType, p!.hint]);
+    // The messages name each grid's own unpacked worker folder.
+    const folder = /workers[/\\][^/\\]+[/\\]/g;
+    expect(t!.message.split(threadedDir).join('<dir>').replace(folder, '<worker>')).toBe(
+      p!.message.split(inProcessDir).join('<dir>').replace(folder, '<worker>'),
+    );
+    expect(p!.message).toMatch(/nope/);
+  });
+
+  it('drains on close: a running task finishes within the grace and is recorded', async () => {
+    const dataDir = tempDir();
+    const markers = tempDir();
+    grid = await dist.grid.startEmbeddedGrid({
+      dataDir,
+      config: config({ slots: 1 }),
+      worker: worker('slow'),
+      agentThreads: 1,
+    });
+    const handle = await grid.client.submit([{ sleep_sec: 1, marker_dir: markers }]);
+    await waitFor(() => fs.readdirSync(markers).length > 0, 10_000, 'the task to start');
+
+    await grid.close(20_000);
+    grid = undefined;
+
+    const backends = dist.backends.openLocalBackends(dataDir);
+    try {
+      expect(await backends.table.countByState(handle.sessionId)).toMatchObject({ succeeded: 1, running: 0 });
+    } finally {
+      await backends.close();
+    }
+  });
+
+  it('a second close ends the grace: the running task is handed back unfinished', async () => {
+    const dataDir = tempDir();
+    const markers = tempDir();
+    const started = await dist.grid.startEmbeddedGrid({
+      dataDir,
+      config: config({ slots: 1 }),
+      worker: worker('slow'),
+      agentThreads: 1,
+    });
+    const handle = await started.client.submit([{ sleep_sec: 60, marker_dir: markers }]);
+    await waitFor(() => fs.readdirSync(markers).length > 0, 10_000, 'the task to start');
+
+    const first = started.close(120_000);
+    const second = started.close();
+    await Promise.all([first, second]);
+
+    const backends = dist.backends.openLocalBackends(dataDir);
+    try {
+      expect(await backends.table.countByState(handle.sessionId)).toMatchObject({ pending: 1, running: 0 });
+    } finally {
+      await backends.close();
+    }
+  });
+});
