@@ -281,7 +281,6 @@ export class Agent {
           task: outcome.task,
           claimedAt: now,
           lastExtendedAt: now,
-          controller: new AbortController(),
           running: false,
         });
       }
@@ -330,12 +329,15 @@ export class Agent {
   }
 
   private async slotLoop(slot: number, invoker: WorkerInvoker): Promise<void> {
+    // One controller per slot, replaced once aborted: an AbortController per task costs more than the no-op task.
+    let controller = new AbortController();
     for (;;) {
       const held = await this.nextTask();
       if (!held) return;
       if (held.abortCause) continue; // cancelled or lost while it waited
+      if (controller.signal.aborted) controller = new AbortController();
       try {
-        await this.execute(held, invoker);
+        await this.execute(held, invoker, controller);
       } catch (err) {
         // Never let one task take the slot down: hand the task back and go on.
         this.logger.error({ err, taskId: held.task.taskId, slot }, 'unexpected error running a task; handing it back');
@@ -344,7 +346,7 @@ export class Agent {
     }
   }
 
-  private async execute(held: HeldTask, invoker: WorkerInvoker): Promise<void> {
+  private async execute(held: HeldTask, invoker: WorkerInvoker, controller: AbortController): Promise<void> {
     const { task } = held;
     held.running = true;
     const eventJson = await this.loadPayload(task);
@@ -363,6 +365,9 @@ export class Agent {
       return this.record(held, decision.write!);
     }
     const started = this.now();
+    held.controller = controller;
+    // Interrupted while its payload loaded: the invocation returns at once as interrupted.
+    if (held.abortCause) controller.abort();
     const safety = setTimeout(() => this.interrupt(held, 'deadline'), task.timeoutMs + DEADLINE_GRACE_MS);
     let result: InvokeResult;
     try {
@@ -375,7 +380,7 @@ export class Agent {
           eventJson,
           deadline: started + task.timeoutMs,
         },
-        held.controller.signal,
+        controller.signal,
       );
     } catch (err) {
       result = {
@@ -385,6 +390,8 @@ export class Agent {
       };
     } finally {
       clearTimeout(safety);
+      // The slot's controller serves its next task: a late interrupt of this one must not abort that.
+      held.controller = undefined;
     }
     // Only a handler error needs the session's own non-retryable types; successes never read the session.
     const nonRetryableErrorTypes =
@@ -490,7 +497,7 @@ export class Agent {
     held.abortCause = cause;
     this.logger.info({ taskId: held.task.taskId, cause }, 'interrupting task');
     if (held.running) {
-      held.controller.abort();
+      held.controller?.abort();
       return;
     }
     const index = this.ready.indexOf(held);

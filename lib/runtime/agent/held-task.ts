@@ -6,7 +6,8 @@ export interface HeldTask {
   readonly task: TaskRecord;
   readonly claimedAt: number;
   lastExtendedAt: number;
-  readonly controller: AbortController;
+  /** Its slot's controller while the invocation runs (slots reuse one until it is aborted): aborting interrupts it. */
+  controller?: AbortController;
   abortCause?: AbortCause;
   running: boolean;
 }
