@@ -158,7 +158,8 @@ export class ThreadedAgent implements EmbeddedAgent {
         prefetch: Math.max(64, slots * 16),
         statsBuffer,
         logLevel: logger.level,
-        logBindings: logger.bindings(),
+        // Same process: its lines carry the pid as the main thread's do.
+        logBindings: { pid: process.pid, ...logger.bindings() },
         forwardOutput: options.onWorkerOutput !== undefined,
       };
       slotOffset += slots;

@@ -2,9 +2,11 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import pino from 'pino';
 import type * as EmbeddedGridModule from '../../lib/cli/embedded-grid';
 import type * as CoreModule from '../../lib/core';
 import type * as LocalBackendsModule from '../../lib/backends/local';
+import type * as AgentModule from '../../lib/runtime/agent';
 import type { TaskResult } from '../../lib/client';
 import { FIXTURES, collect, tempDir, waitFor } from '../support/local-grid';
 
@@ -14,7 +16,12 @@ const SOURCES = ['embedded-grid.ts', 'threaded-agent.ts', 'agent-thread.ts'].map
   path.join(ROOT, 'lib', 'cli', f),
 );
 
-let dist: { grid: typeof EmbeddedGridModule; core: typeof CoreModule; backends: typeof LocalBackendsModule };
+let dist: {
+  grid: typeof EmbeddedGridModule;
+  core: typeof CoreModule;
+  backends: typeof LocalBackendsModule;
+  agent: typeof AgentModule;
+};
 
 /** Builds the package unless the compiled thread entry is newer than its sources. */
 function ensureBuilt(): void {
@@ -64,6 +71,7 @@ describe('the compiled embedded grid with its agent in a worker thread', () => {
       grid: (await import(path.join(DIST, 'cli', 'embedded-grid.js'))) as typeof EmbeddedGridModule,
       core: (await import(path.join(DIST, 'core', 'index.js'))) as typeof CoreModule,
       backends: (await import(path.join(DIST, 'backends', 'local', 'index.js'))) as typeof LocalBackendsModule,
+      agent: (await import(path.join(DIST, 'runtime', 'agent', 'index.js'))) as typeof AgentModule,
     };
   }, 180_000);
   afterEach(async () => {
@@ -71,15 +79,18 @@ describe('the compiled embedded grid with its agent in a worker thread', () => {
     grid = undefined;
   });
 
-  it('runs tasks on the thread, records them under its owner and mirrors its stats', async () => {
+  it('runs tasks on the thread, records them under its owner and mirrors its stats, output and logs', async () => {
     const output: string[] = [];
+    const logLines: string[] = [];
     grid = await dist.grid.startEmbeddedGrid({
+      logger: pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) }),
       dataDir: tempDir(),
       config: config(),
       worker: worker('chatty'),
       agentThreads: 1,
       onWorkerOutput: (_taskId, _stream, chunk) => void output.push(chunk),
     });
+    expect(grid.agent).not.toBeInstanceOf(dist.agent.Agent);
     const handle = await grid.client.submit([1, 2, 3, 4, 5].map((n) => ({ n, lines: 2 })));
     const results: TaskResult[] = await collect(handle.results());
 
@@ -91,6 +102,10 @@ describe('the compiled embedded grid with its agent in a worker thread', () => {
     expect(grid.agent!.stats).toMatchObject({ claimed: 5, succeeded: 5, failed: 0 });
     await waitFor(() => output.join('').includes('garbage-on-stderr'), 10_000, 'the workers output');
     expect(grid.taskRoot).toBeDefined();
+    const started = logLines
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .find((l) => l.msg === 'agent started');
+    expect(started).toMatchObject({ agent: grid.agent!.owner, pid: process.pid, slots: 2 });
   });
 
   it('rejects with the same WorkerInitError (class, type, message, hint) as the in-process agent', async () => {
