@@ -1,7 +1,9 @@
 // The compiled embedded grid with its agent in a worker thread: results, start errors, output and drain as in-process.
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import pino from 'pino';
 import type * as EmbeddedGridModule from '../../lib/cli/embedded-grid';
 import type * as CoreModule from '../../lib/core';
@@ -173,4 +175,25 @@ describe('the compiled embedded grid with its agent in a worker thread', () => {
       await backends.close();
     }
   });
+
+  it('a message sent on another thread wakes a long-polling receive instead of leaving it to its next poll', async () => {
+    const dir = tempDir();
+    // Polls only every 10 minutes: the message can only arrive through the wake.
+    const receiver = dist.backends.openLocalBackends(dir, { pollIntervalMs: 600_000 });
+    try {
+      const received = receiver.queue.receive(1, { waitMs: 600_000, visibilityMs: 10_000 });
+      const sender = new Worker(
+        `const { openLocalBackends } = require(${JSON.stringify(path.join(DIST, 'backends', 'local', 'index.js'))});
+         const backends = openLocalBackends(${JSON.stringify(dir)});
+         backends.queue.send([{ taskId: 't-1', sessionId: 's', attempt: 0, priority: 0 }]).then(() => backends.close());`,
+        { eval: true },
+      );
+      const [message] = await received;
+      await once(sender, 'exit');
+
+      expect(message?.message).toEqual({ taskId: 't-1', sessionId: 's', attempt: 0, priority: 0 });
+    } finally {
+      await receiver.close();
+    }
+  }, 30_000);
 });

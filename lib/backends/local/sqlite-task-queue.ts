@@ -1,4 +1,5 @@
 // The local grid's task queue: a table in the grid's SQLite database with SQS-like visibility and receipts.
+import { BroadcastChannel } from 'node:worker_threads';
 import type { Transaction } from 'better-sqlite3';
 import { HtcGridError } from '../../core/errors';
 import { silentLogger, type Logger } from '../../logging';
@@ -35,13 +36,34 @@ interface MessageRow {
   receive_count: number;
 }
 
-/** Wakes long polls in this process when a message becomes visible, per database file. */
+/** Wakes long polls in this thread when a message becomes visible, per database file. */
 const wakers = new Map<string, Set<() => void>>();
 
-function wake(dbName: string): void {
+function wakeHere(dbName: string): void {
   const set = wakers.get(dbName);
   if (set === undefined) return;
   for (const waker of [...set]) waker();
+}
+
+/** Carries wakes to the other threads of this process (an embedded grid's agent thread has its own connection). */
+let threadWakes: BroadcastChannel | undefined;
+
+function threadWakeChannel(): BroadcastChannel {
+  if (threadWakes === undefined) {
+    threadWakes = new BroadcastChannel('htcgrid:sqlite-queue-wake');
+    threadWakes.onmessage = (event) => {
+      const dbName = (event as { data?: unknown }).data;
+      if (typeof dbName === 'string') wakeHere(dbName);
+    };
+    // Never keeps the process alive: the long poll's own timer does while it waits.
+    threadWakes.unref();
+  }
+  return threadWakes;
+}
+
+function wake(dbName: string): void {
+  wakeHere(dbName);
+  threadWakeChannel().postMessage(dbName);
 }
 
 /**
@@ -190,6 +212,7 @@ export class SqliteTaskQueue implements TaskQueue {
   }
 
   private pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    threadWakeChannel();
     return new Promise((resolve) => {
       const name = this.db.name;
       let set = wakers.get(name);
