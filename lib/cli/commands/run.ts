@@ -59,7 +59,10 @@ export async function runBatch(input: BatchInput): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    output.info(`running ${config.handler} (${config.runtime.name}) on ${config.slots} slot(s) from ${grid.taskRoot}`);
+    const interpreter = config.runtime.family === 'python' ? ` with ${config.pythonExecutable}` : '';
+    output.info(
+      `running ${config.handler} (${config.runtime.name} runtime${interpreter}) on ${config.slots} slot(s) from ${grid.taskRoot}`,
+    );
     const handle = await grid.client.submit(input.events, { priority: input.priority });
     sessionCancel = () => handle.cancel();
     if (interrupted.signal.aborted) await handle.cancel();
