@@ -13,7 +13,20 @@ function escapeRegExp(text: string): string {
 }
 
 /** Registers the PayloadStore contract tests. `factory` runs before each test; stores may be shared. */
-export function describePayloadStoreContract(name: string, factory: () => Promise<PayloadStoreUnderTest>): void {
+export interface PayloadStoreContractOptions {
+  /**
+   * Whether the store under test replaces an object atomically when several writers race. Real S3 and the file store
+   * do; the s3rver emulator writes in place and can leave a mix, so its run skips that one test.
+   * @default true
+   */
+  readonly atomicConcurrentPuts?: boolean;
+}
+
+export function describePayloadStoreContract(
+  name: string,
+  factory: () => Promise<PayloadStoreUnderTest>,
+  options: PayloadStoreContractOptions = {},
+): void {
   describe(`${name} (PayloadStore contract)`, () => {
     let store: PayloadStore;
     let cleanup: () => Promise<void>;
@@ -101,13 +114,16 @@ export function describePayloadStoreContract(name: string, factory: () => Promis
       expect(results.every((r) => r.status === 'rejected')).toBe(true);
     });
 
-    it('concurrent puts of one key leave one complete value', async () => {
-      const k = key();
-      const values = Array.from({ length: 8 }, (_, i) => String(i).repeat(100_000));
+    (options.atomicConcurrentPuts === false ? it.skip : it)(
+      'concurrent puts of one key leave one complete value',
+      async () => {
+        const k = key();
+        const values = Array.from({ length: 8 }, (_, i) => String(i).repeat(100_000));
 
-      await Promise.all(values.map((v) => store.put(k, v)));
+        await Promise.all(values.map((v) => store.put(k, v)));
 
-      expect(values).toContain((await store.get(k)).toString());
-    });
+        expect(values).toContain((await store.get(k)).toString());
+      },
+    );
   });
 }
