@@ -3,6 +3,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { applyOverrides, compileConfig, gridConfigSchema, type GridConfig } from '../core/config';
 import { ConfigError } from '../core/errors';
+import { RemovalPolicy } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type { HtcGridStackProps } from './htc-grid-stack';
 
 /** Context keys that are not configuration-document keys, with what they set. */
 export const INFRA_CONTEXT_KEYS = {
@@ -177,4 +180,27 @@ function isDirectory(p: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The stack properties the settings stand for; the app and the tests build the stack from this one mapping. */
+export function gridStackProps(settings: GridAppSettings): HtcGridStackProps {
+  return {
+    config: settings.config,
+    workerDir: settings.workerDir,
+    workerZip: settings.workerZip,
+    taskCpu: settings.taskCpu,
+    taskMemoryMiB: settings.taskMemoryMiB,
+    spot: settings.spot,
+    ec2Capacity: settings.ec2InstanceType
+      ? {
+          instanceType: new ec2.InstanceType(settings.ec2InstanceType),
+          maxInstances: settings.ec2MaxInstances,
+          spot: settings.spot,
+        }
+      : undefined,
+    natGateways: settings.natGateways,
+    targetBacklogPerAgent: settings.targetBacklogPerAgent,
+    reaperEntry: settings.reaperEntry,
+    removalPolicy: settings.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+  };
 }

@@ -1,11 +1,10 @@
 // Test helper: builds the CDK app the way bin/app.ts does, from context values, and returns its template.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { App, Aspects, RemovalPolicy } from 'aws-cdk-lib';
+import { App, Aspects } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { gridSettingsFromContext } from '../../lib/infra/app-config';
+import { gridSettingsFromContext, gridStackProps } from '../../lib/infra/app-config';
 import { HtcGridStack } from '../../lib/infra/htc-grid-stack';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -39,25 +38,7 @@ export function synthGrid(context: Record<string, string>, options: SynthOptions
     },
   });
   const settings = gridSettingsFromContext((key) => app.node.tryGetContext(key), REPO_ROOT);
-  const stack = new HtcGridStack(app, settings.stackName, {
-    config: settings.config,
-    workerDir: settings.workerDir,
-    workerZip: settings.workerZip,
-    taskCpu: settings.taskCpu,
-    taskMemoryMiB: settings.taskMemoryMiB,
-    spot: settings.spot,
-    ec2Capacity: settings.ec2InstanceType
-      ? {
-          instanceType: new ec2.InstanceType(settings.ec2InstanceType),
-          maxInstances: settings.ec2MaxInstances,
-          spot: settings.spot,
-        }
-      : undefined,
-    natGateways: settings.natGateways,
-    targetBacklogPerAgent: settings.targetBacklogPerAgent,
-    reaperEntry: settings.reaperEntry,
-    removalPolicy: settings.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
-  });
+  const stack = new HtcGridStack(app, settings.stackName, gridStackProps(settings));
   if (options.nag) Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
   return { app, stack, template: Template.fromStack(stack) };
 }
