@@ -1,7 +1,7 @@
 // Shared helpers for the local runtime tests: fixture paths, invocations, output collection.
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import type { Invocation } from '../../../lib/ports';
+import type { Invocation, InvokeResult, WorkerInvoker } from '../../../lib/ports';
 
 export const FIXTURES = path.resolve(__dirname, '..', '..', 'fixtures', 'workers');
 
@@ -47,4 +47,22 @@ export async function waitFor(condition: () => boolean, timeoutMs = 5_000): Prom
     if (Date.now() > until) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** Registers an afterEach that closes every invoker passed to the returned function during a test. */
+export function closeAfterEach(): (invoker: WorkerInvoker) => WorkerInvoker {
+  const open: WorkerInvoker[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((i) => i.close()));
+  });
+  return (invoker) => {
+    open.push(invoker);
+    return invoker;
+  };
+}
+
+/** The failed result, or a test failure saying what succeeded instead. */
+export function failure(result: InvokeResult): Exclude<InvokeResult, { ok: true }> {
+  if (result.ok) throw new Error(`expected a failure, got ${result.resultJson}`);
+  return result;
 }

@@ -4,26 +4,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { WorkerInitError } from '../../../lib/core/errors';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
-import type { InvokeResult, WorkerInvoker } from '../../../lib/ports';
+import type { WorkerInvoker } from '../../../lib/ports';
 import { createLocalInvoker, type LocalRuntimeOptions } from '../../../lib/runtime/local';
-import { collectOutput, FIXTURES, invocation, waitFor } from './helpers';
+import { closeAfterEach, collectOutput, failure, FIXTURES, invocation, waitFor } from './helpers';
 
 const TASK_ROOT = path.join(FIXTURES, 'node');
-const open: WorkerInvoker[] = [];
+const track = closeAfterEach();
 
 function node(handler: string, extra: Partial<LocalRuntimeOptions> = {}): WorkerInvoker {
   const invoker = createLocalInvoker({ taskRoot: TASK_ROOT, handler, runtime: resolveRuntime('nodejs22.x'), ...extra });
-  open.push(invoker);
-  return invoker;
-}
-
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((i) => i.close()));
-});
-
-function failure(result: InvokeResult) {
-  if (result.ok) throw new Error(`expected a failure, got ${result.resultJson}`);
-  return result;
+  return track(invoker);
 }
 
 describe('the local Node.js runtime', () => {

@@ -4,12 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { WorkerInitError } from '../../../lib/core/errors';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
-import type { InvokeResult, WorkerInvoker } from '../../../lib/ports';
+import type { WorkerInvoker } from '../../../lib/ports';
 import { createLocalInvoker } from '../../../lib/runtime/local';
-import { collectOutput, FIXTURES, invocation, waitFor } from './helpers';
+import { closeAfterEach, collectOutput, failure, FIXTURES, invocation, waitFor } from './helpers';
 
 const TASK_ROOT = path.join(FIXTURES, 'provided');
-const open: WorkerInvoker[] = [];
+const track = closeAfterEach();
 
 function provided(mode = 'serve', onOutput?: Parameters<typeof createLocalInvoker>[0]['onOutput']): WorkerInvoker {
   const invoker = createLocalInvoker({
@@ -20,17 +20,7 @@ function provided(mode = 'serve', onOutput?: Parameters<typeof createLocalInvoke
     env: { PROVIDED_MODE: mode, AWS_REGION: 'us-west-2' },
     onOutput,
   });
-  open.push(invoker);
-  return invoker;
-}
-
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((i) => i.close()));
-});
-
-function failure(result: InvokeResult) {
-  if (result.ok) throw new Error(`expected a failure, got ${result.resultJson}`);
-  return result;
+  return track(invoker);
 }
 
 describe('the provided runtime over the Lambda Runtime API', () => {
@@ -86,7 +76,7 @@ describe('the provided runtime over the Lambda Runtime API', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-provided-'));
     const invoker = createLocalInvoker({ taskRoot: dir, handler: 'x.y', runtime: resolveRuntime('provided') });
     fs.writeFileSync(path.join(dir, 'bootstrap'), '#!/bin/sh\n', { mode: 0o644 });
-    open.push(invoker);
+    track(invoker);
 
     const error = await invoker.start().then(
       () => undefined,

@@ -5,11 +5,11 @@ import path from 'node:path';
 import { WorkerInitError } from '../../../lib/core/errors';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
 import { createLocalInvoker, type LocalRuntimeOptions } from '../../../lib/runtime/local';
-import type { InvokeResult, WorkerInvoker } from '../../../lib/ports';
-import { collectOutput, FIXTURES, invocation, waitFor } from './helpers';
+import type { WorkerInvoker } from '../../../lib/ports';
+import { closeAfterEach, collectOutput, failure, FIXTURES, invocation, waitFor } from './helpers';
 
 const TASK_ROOT = path.join(FIXTURES, 'python');
-const open: WorkerInvoker[] = [];
+const track = closeAfterEach();
 
 function python(handler: string, extra: Partial<LocalRuntimeOptions> = {}): WorkerInvoker {
   const invoker = createLocalInvoker({
@@ -19,17 +19,7 @@ function python(handler: string, extra: Partial<LocalRuntimeOptions> = {}): Work
     pythonExecutable: 'python3',
     ...extra,
   });
-  open.push(invoker);
-  return invoker;
-}
-
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((i) => i.close()));
-});
-
-function failure(result: InvokeResult) {
-  if (result.ok) throw new Error(`expected a failure, got ${result.resultJson}`);
-  return result;
+  return track(invoker);
 }
 
 describe('the local Python runtime', () => {
