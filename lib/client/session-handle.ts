@@ -1,5 +1,5 @@
 // A submitted session: stream its results in completion order, wait for it, count its states, cancel it.
-import { emptyStateCounts, isTerminal, type SessionRecord, type StateCounts } from '../core';
+import { isTerminal, type SessionRecord, type StateCounts } from '../core';
 import type { PayloadStore, TaskTable } from '../ports';
 import { sleep } from '../runtime/abortable-sleep';
 import { toTaskResult, type TaskResult } from './task-result';
@@ -90,8 +90,4 @@ export class SessionHandle {
     }
     return this.session.taskCount;
   }
-}
-
-export function finishedCount(counts: StateCounts = emptyStateCounts()): number {
-  return counts.succeeded + counts.failed + counts.cancelled;
 }
