@@ -6,7 +6,8 @@ import { isTaskState, isTerminal, type FailureReason, type TaskState } from '../
 import {
   ATTR,
   leaseShardOf,
-  liveSessionSk,
+  manifestItemKey,
+  manifestSessionSk,
   sessionItemKey,
   terminalSessionSk,
   LEASE_SHARDS,
@@ -26,7 +27,8 @@ export interface HistoryEntry {
 export interface TaskItem {
   readonly task_id: string;
   readonly session_id: string;
-  readonly session_sk: string;
+  /** Only on terminal tasks: the session index is sparse. */
+  readonly session_sk?: string;
   readonly idx: number;
   readonly state: TaskState;
   readonly priority: number;
@@ -89,9 +91,7 @@ export function taskItemOf(task: TaskRecord, options: { retentionSec: number; le
   return {
     task_id: task.taskId,
     session_id: task.sessionId,
-    session_sk: terminal
-      ? terminalSessionSk(finishedAt, task.taskId, task.state as TerminalState)
-      : liveSessionSk(task.taskId),
+    session_sk: terminal ? terminalSessionSk(finishedAt, task.taskId, task.state as TerminalState) : undefined,
     idx: task.index,
     state: task.state,
     priority: task.priority,
@@ -194,6 +194,26 @@ function historyOf(value: unknown, state: TaskState, finishedAt: number | undefi
     out.push(record);
   }
   return out.sort((a, b) => a.attempt - b.attempt);
+}
+
+/** Lists the ids of one write batch of a session's tasks (see `table-schema.ts`). */
+export interface ManifestItem {
+  readonly task_id: string;
+  readonly kind: 'manifest';
+  readonly session_id: string;
+  readonly session_sk: string;
+  readonly task_ids: readonly string[];
+}
+
+/** The manifest of a batch of one session's task ids (non-empty). */
+export function manifestItemOf(sessionId: string, taskIds: readonly [string, ...string[]]): ManifestItem {
+  return {
+    task_id: manifestItemKey(sessionId, taskIds[0]),
+    kind: 'manifest',
+    session_id: sessionId,
+    session_sk: manifestSessionSk(taskIds[0], taskIds.length),
+    task_ids: [...taskIds],
+  };
 }
 
 export function sessionItemOf(session: SessionRecord): SessionItem {

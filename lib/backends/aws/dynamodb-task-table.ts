@@ -27,6 +27,7 @@ import type {
 } from '../../ports';
 import { backoffDelay, chunk, mapLimit, withRetry, type RetryPolicy } from './aws-retry';
 import {
+  manifestItemOf,
   probeOf,
   sessionItemOf,
   sessionRecordOf,
@@ -41,6 +42,7 @@ import {
   TABLE_SCHEMA,
   finishKeyPrefix,
   leaseShardOf,
+  manifestCountOf,
   parseTerminalSessionSk,
   sessionItemKey,
   terminalSessionSk,
@@ -80,6 +82,12 @@ export interface DynamoDbTaskTableOptions {
 }
 
 const DAY_SEC = 24 * 3600;
+
+/**
+ * Task ids per manifest item: 24 ids of up to ~40 characters keep a manifest within one 1 KB write unit, and a
+ * manifest per 24 tasks adds ≈ 0.08 WRU per task (item and index).
+ */
+const MANIFEST_SIZE = 24;
 
 /** The seen-set cursor of `listTerminal` (see there). */
 interface TerminalCursor {
@@ -180,23 +188,38 @@ export class DynamoDbTaskTable implements TaskTable {
   }
 
   async deleteSession(sessionId: string): Promise<void> {
-    const keys: string[] = [];
-    for await (const item of this.querySessionIndex(sessionId, undefined)) keys.push(String(item[ATTR.taskId]));
-    keys.push(sessionItemKey(sessionId));
-    await this.batchWrite(keys.map((taskId) => ({ DeleteRequest: { Key: { task_id: taskId } } })));
+    const { taskIds, manifestKeys } = await this.sessionTaskIds(sessionId);
+    // Tasks first, manifests after them, the session last: a delete that fails half-way can be run again.
+    await this.batchWrite(taskIds.map((taskId) => ({ DeleteRequest: { Key: { task_id: taskId } } })));
+    await this.batchWrite(manifestKeys.map((key) => ({ DeleteRequest: { Key: { task_id: key } } })));
+    await this.batchWrite([{ DeleteRequest: { Key: { task_id: sessionItemKey(sessionId) } } }]);
   }
 
   // --- tasks ---------------------------------------------------------------------------------------------------
 
   /**
-   * Writes the tasks that do not exist yet (BatchWriteItem, 25 a request). BatchWriteItem cannot be conditional, so
-   * existing ids are read first (BatchGetItem, 100 a request) and skipped: a repeated create never resets a task.
+   * Writes the tasks (BatchWriteItem, 25 a request), after the manifests that list their ids (one per
+   * `MANIFEST_SIZE` tasks of a session): live tasks are not in the session index, so `cancel` and `deleteSession`
+   * find a session's tasks through its manifests. Manifests go first so that a batch that fails half-way leaves no
+   * task that `deleteSession` cannot find (a manifest may name a task that was never written; readers skip it).
    */
   async createTasks(tasks: readonly TaskRecord[]): Promise<void> {
     if (tasks.length === 0) return;
     // The session is new (createSession refuses an existing one) and no message was sent yet, so plain puts are
     // safe: a retried batch rewrites the same pending rows and nothing can have started.
     const fresh = [...new Map(tasks.map((t) => [t.taskId, t])).values()];
+    const bySession = new Map<string, string[]>();
+    for (const task of fresh) {
+      const ids = bySession.get(task.sessionId);
+      if (ids) ids.push(task.taskId);
+      else bySession.set(task.sessionId, [task.taskId]);
+    }
+    const manifests = [...bySession].flatMap(([sessionId, ids]) =>
+      chunk(ids, MANIFEST_SIZE).map((group) => manifestItemOf(sessionId, group as [string, ...string[]])),
+    );
+    await this.batchWrite(
+      manifests.map((item) => ({ PutRequest: { Item: item as unknown as Record<string, unknown> } })),
+    );
     await this.batchWrite(
       fresh.map((task) => ({
         PutRequest: {
@@ -209,11 +232,24 @@ export class DynamoDbTaskTable implements TaskTable {
     );
   }
 
+  /** Task ids listed by a session's manifests (deduplicated; some may never have been written). */
+  private async sessionTaskIds(sessionId: string): Promise<{ taskIds: string[]; manifestKeys: string[] }> {
+    const manifestKeys: string[] = [];
+    for await (const item of this.querySessionIndex(sessionId, 'M#')) manifestKeys.push(String(item[ATTR.taskId]));
+    const manifests = await this.batchGet(manifestKeys, [ATTR.taskId, ATTR.taskIds]);
+    const taskIds = new Set<string>();
+    for (const manifest of manifests) {
+      const ids = manifest[ATTR.taskIds];
+      if (Array.isArray(ids)) for (const id of ids) taskIds.add(String(id));
+    }
+    return { taskIds: [...taskIds], manifestKeys };
+  }
+
   async getTask(taskId: string): Promise<TaskRecord | undefined> {
     const out = await this.retry('getTask', () =>
       this.doc.send(new GetCommand({ TableName: this.tableName, Key: { task_id: taskId }, ConsistentRead: true })),
     );
-    if (out.Item === undefined || out.Item[ATTR.kind] === 'session') return undefined;
+    if (out.Item === undefined || out.Item[ATTR.kind] !== undefined) return undefined;
     return taskRecordOf(out.Item);
   }
 
@@ -433,9 +469,12 @@ export class DynamoDbTaskTable implements TaskTable {
     if (taskIds !== undefined) {
       ids = taskIds;
     } else {
-      const live: string[] = [];
-      for await (const item of this.querySessionIndex(sessionId, 'L#')) live.push(String(item[ATTR.taskId]));
-      ids = live;
+      // Only tasks that are still live: a conditional write that fails still costs a write unit.
+      const { taskIds } = await this.sessionTaskIds(sessionId);
+      const states = await this.batchGet(taskIds, [ATTR.taskId, ATTR.state]);
+      ids = states
+        .filter((item) => item[ATTR.state] === 'pending' || item[ATTR.state] === 'running')
+        .map((item) => String(item[ATTR.taskId]));
     }
     const changed = await mapLimit(ids, this.concurrency, async (taskId) => {
       const seq = this.nextSeq();
@@ -482,21 +521,24 @@ export class DynamoDbTaskTable implements TaskTable {
   }
 
   /**
-   * Terminal counts and live tasks come from the session index (keys only: the state letter is in the terminal key);
-   * running tasks are counted on the lease index, and pending = live - running. The three reads are not one
-   * snapshot: a task that moves between them may be off by one for a moment.
+   * Terminal counts and the number of tasks written come from the session index (keys only: the state letter is in
+   * a terminal key, the count in a manifest key); running tasks are counted on the lease index, and pending = written
+   * - terminal - running. The reads are not one snapshot: a task that moves between them may be off by one for a
+   * moment.
    */
   async countByState(sessionId: string): Promise<StateCounts> {
     const counts = emptyStateCounts();
-    let live = 0;
+    let written = 0;
     for await (const item of this.querySessionIndex(sessionId, undefined)) {
       const sk = String(item[ATTR.sessionSk]);
-      if (sk.startsWith('L#')) live += 1;
+      const listed = manifestCountOf(sk);
+      if (listed !== undefined) written += listed;
       else {
         const parsed = parseTerminalSessionSk(sk);
         if (parsed) counts[parsed.state] += 1;
       }
     }
+    const live = Math.max(0, written - counts.succeeded - counts.failed - counts.cancelled);
     if (live > 0) {
       const shards = Array.from({ length: this.leaseShards }, (_, i) => String(i));
       const perShard = await mapLimit(shards, 8, async (shard) => {

@@ -1,15 +1,17 @@
 // The DynamoDB task table's schema: key, index and attribute names, shared by the adapter and the CDK construct.
 
 /**
- * One table holds tasks and sessions.
+ * One table holds tasks, sessions and session manifests.
  *
- * - Tasks: `task_id` = the task id. Sessions: `task_id` = `session#<session id>` (see `sessionItemKey`).
- * - `session_index` (GSI, KEYS_ONLY): partition `session_id`, sort `session_sk`. Every task is in it: live tasks
- *   (pending, running) as `L#<task id>`, terminal ones as `T#<finished at, 15 digits>#<seq, 9 digits>#<s|f|c>#<task
- *   id>` (seq: a per-writer counter that orders completions within one millisecond; s/f/c: succeeded, failed,
- *   cancelled), so a session's terminal tasks come back in completion order. Keys only, so a claim or a heartbeat
- *   never writes to it: a task costs one index write at creation and two (key change) when it ends. Session items
- *   have no `session_sk` and stay out.
+ * - Tasks: `task_id` = the task id. Sessions: `task_id` = `session#<session id>` (see `sessionItemKey`). Manifests:
+ *   `task_id` = `manifest#<session id>#<first task id>`, one per write batch of a session's tasks, listing their ids
+ *   (see `manifestItemKey`), so a session's tasks can be found without indexing every live task.
+ * - `session_index` (GSI, KEYS_ONLY, sparse): partition `session_id`, sort `session_sk`. It holds a session's
+ *   manifests as `M#<first task id>#<count>` and its terminal tasks as `T#<finished at, 15 digits>#<seq, 9
+ *   digits>#<s|f|c>#<task id>` (seq: a per-writer counter that orders completions within one millisecond; s/f/c:
+ *   succeeded, failed, cancelled), so a session's terminal tasks come back in completion order. Live tasks (pending,
+ *   running) have no `session_sk` and stay out: a task costs one index write, when it ends (a key written at creation
+ *   would cost one more then and two when it changes at the end). Session items have no `session_sk` either.
  * - `lease_index` (GSI, sparse, KEYS_ONLY plus `session_id`): partition `lease_shard`, sort `lease_expires_at`.
  *   Only running tasks carry `lease_shard` (one of `LEASE_SHARDS` values derived from the task id), so the reaper
  *   reads running tasks by lease expiry without a hot partition.
@@ -79,6 +81,8 @@ export const ATTR = {
   createdAt: 'created_at',
   nonRetryableErrorTypes: 'non_retryable',
   taskCount: 'task_count',
+  // Manifest items.
+  taskIds: 'task_ids',
 } as const;
 
 /** `task_id` of a session's item. */
@@ -86,9 +90,21 @@ export function sessionItemKey(sessionId: string): string {
   return `session#${sessionId}`;
 }
 
-/** Sort key of a live (pending or running) task in the session index. */
-export function liveSessionSk(taskId: string): string {
-  return `L#${taskId}`;
+/** `task_id` of a session manifest: the session and the first task id of the batch it lists. */
+export function manifestItemKey(sessionId: string, firstTaskId: string): string {
+  return `manifest#${sessionId}#${firstTaskId}`;
+}
+
+/** Sort key of a manifest in the session index; carries the number of tasks it lists. */
+export function manifestSessionSk(firstTaskId: string, count: number): string {
+  return `M#${firstTaskId}#${count}`;
+}
+
+/** The task count of a manifest's sort key, or undefined for any other key. */
+export function manifestCountOf(sk: string): number | undefined {
+  if (!sk.startsWith('M#')) return undefined;
+  const count = Number(sk.slice(sk.lastIndexOf('#') + 1));
+  return Number.isInteger(count) && count >= 0 ? count : undefined;
 }
 
 const FINISH_DIGITS = 15;

@@ -1,6 +1,7 @@
 // DynamoDB task table behaviour beyond the contract: late index entries, item layout, request economy.
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDbTaskTable } from '../../../lib/backends/aws';
+import { TABLE_SCHEMA } from '../../../lib/backends/aws/table-schema';
 import { newTask, type SessionRecord } from '../../../lib/core/task';
 import { createGridResources, startEmulators, type Emulators } from '../../support/emulators';
 
@@ -8,6 +9,8 @@ let emulators: Emulators;
 let client: DynamoDBClient;
 let tableName: string;
 const commands: string[] = [];
+/** Write units consumed, indexes included, by every write since the last reset (reads are not counted). */
+const consumed = { table: 0, indexes: {} as Record<string, number> };
 
 beforeAll(async () => {
   emulators = await startEmulators({ dynamodb: true });
@@ -19,6 +22,23 @@ beforeAll(async () => {
     },
     { step: 'initialize', name: 'recordCommands' },
   );
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const input = (args as { input: { ReturnConsumedCapacity?: string } }).input;
+      input.ReturnConsumedCapacity ??= 'INDEXES';
+      const out = await next(args);
+      if (!WRITES.has(context.commandName ?? '')) return out;
+      const capacity = (out.output as { ConsumedCapacity?: CapacityShape | CapacityShape[] }).ConsumedCapacity;
+      for (const c of [capacity ?? []].flat()) {
+        consumed.table += c.Table?.CapacityUnits ?? 0;
+        for (const [name, units] of Object.entries(c.GlobalSecondaryIndexes ?? {})) {
+          consumed.indexes[name] = (consumed.indexes[name] ?? 0) + (units.CapacityUnits ?? 0);
+        }
+      }
+      return out;
+    },
+    { step: 'initialize', name: 'recordCapacity' },
+  );
   tableName = (await createGridResources(emulators)).tableName;
 }, 60_000);
 
@@ -26,6 +46,32 @@ afterAll(async () => {
   client?.destroy();
   await emulators?.stop();
 });
+
+const WRITES = new Set(['PutItemCommand', 'UpdateItemCommand', 'DeleteItemCommand', 'BatchWriteItemCommand']);
+
+interface CapacityShape {
+  Table?: { CapacityUnits?: number };
+  GlobalSecondaryIndexes?: Record<string, { CapacityUnits?: number }>;
+}
+
+function resetConsumed(): void {
+  consumed.table = 0;
+  consumed.indexes = {};
+}
+
+/** Every key of a session in the session index. */
+async function sessionIndexKeys(sessionId: string): Promise<string[]> {
+  const out = await client.send(
+    new QueryCommand({
+      TableName: tableName,
+      IndexName: TABLE_SCHEMA.sessionIndex.name,
+      KeyConditionExpression: '#sid = :sid',
+      ExpressionAttributeNames: { '#sid': 'session_id' },
+      ExpressionAttributeValues: { ':sid': { S: sessionId } },
+    }),
+  );
+  return (out.Items ?? []).map((item) => item.session_sk?.S ?? '?');
+}
 
 let sessionCounter = 0;
 async function seed(table: DynamoDbTaskTable, count: number): Promise<{ session: SessionRecord; ids: string[] }> {
@@ -125,5 +171,63 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
 
     expect(outcomes.map((o) => o.status)).toEqual(['stale', 'busy', 'missing']);
     expect(commands).toEqual(['UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
+  });
+
+  it('live tasks stay out of the session index: it holds one manifest per 24 tasks, then each task once it ends', async () => {
+    const table = new DynamoDbTaskTable({ tableName, client });
+    const { session, ids } = await seed(table, 30);
+    const afterCreate = await sessionIndexKeys(session.sessionId);
+
+    await finish(table, ids[5]!);
+    const afterFinish = await sessionIndexKeys(session.sessionId);
+
+    expect(afterCreate).toEqual([`M#${ids[0]}#24`, `M#${ids[24]}#6`]);
+    expect(afterFinish).toHaveLength(3);
+    expect(afterFinish[2]).toMatch(new RegExp(`^T#\\d{15}#\\d{9}#s#${ids[5]}$`));
+    expect(await table.countByState(session.sessionId)).toEqual({
+      pending: 29,
+      running: 0,
+      succeeded: 1,
+      failed: 0,
+      cancelled: 0,
+    });
+  });
+
+  it('a small task costs six write units from creation to success, three of them index writes', async () => {
+    const table = new DynamoDbTaskTable({ tableName, client });
+    const { ids } = await seed(table, 1);
+    resetConsumed();
+
+    await finish(table, ids[0]!);
+
+    // Claim: the item and its lease-index entry. Completion: the item, the lease-index entry leaving, the
+    // session-index entry arriving. (Creation adds one for the item and, per 24 tasks, a manifest.)
+    expect(consumed.table).toBe(2);
+    expect(consumed.indexes).toEqual({ [TABLE_SCHEMA.leaseIndex.name]: 2, [TABLE_SCHEMA.sessionIndex.name]: 1 });
+  });
+
+  it('cancelling a session writes only to its live tasks, found through its manifests', async () => {
+    const table = new DynamoDbTaskTable({ tableName, client });
+    const { session, ids } = await seed(table, 50);
+    for (const id of ids.slice(0, 10)) await finish(table, id);
+    resetConsumed();
+
+    const changed = await table.cancel(session.sessionId);
+
+    expect(changed).toBe(40);
+    // 40 cancellations of one item and one index entry each: no write to a finished task.
+    expect(consumed.indexes[TABLE_SCHEMA.sessionIndex.name]).toBe(40);
+    expect((await table.countByState(session.sessionId)).cancelled).toBe(40);
+  });
+
+  it('deleting a session removes its manifests too', async () => {
+    const table = new DynamoDbTaskTable({ tableName, client });
+    const { session, ids } = await seed(table, 30);
+    await finish(table, ids[0]!);
+
+    await table.deleteSession(session.sessionId);
+
+    expect(await sessionIndexKeys(session.sessionId)).toEqual([]);
+    expect(await table.getTask(ids[29]!)).toBeUndefined();
   });
 });

@@ -3,6 +3,8 @@ import { backoffDelay, isRetryableAwsError, withRetry } from '../../../lib/backe
 import {
   leaseShardOf,
   LEASE_SHARDS,
+  manifestCountOf,
+  manifestSessionSk,
   parseTerminalSessionSk,
   terminalSessionSk,
 } from '../../../lib/backends/aws/table-schema';
@@ -30,6 +32,14 @@ describe('terminal sort keys', () => {
       taskId: 'sess#with#hashes_4',
     });
     expect(parseTerminalSessionSk('L#sess_4')).toBeUndefined();
+  });
+});
+
+describe('manifest keys', () => {
+  it('carry the number of task ids their manifest lists; other keys have none', () => {
+    expect(manifestCountOf(manifestSessionSk('s#1_0', 24))).toBe(24);
+    expect(manifestCountOf(terminalSessionSk(1, 's_1', 'succeeded'))).toBeUndefined();
+    expect(manifestCountOf('M#broken#x')).toBeUndefined();
   });
 });
 
