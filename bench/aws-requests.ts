@@ -17,12 +17,16 @@ import { createGridResources, startEmulators } from '../test/support/emulators';
  * Public us-east-1 list prices used (checked against the AWS pricing pages, November 2024 onwards):
  * - DynamoDB on demand: $0.625 per million write request units, $0.125 per million read request units
  *   (halved in November 2024 from $1.25 / $0.25).
+ * - DynamoDB provisioned: $0.00065 per WCU-hour, $0.00013 per RCU-hour; a unit-hour serves 3,600 request units at
+ *   full use, so at the auto-scaling target utilisation u a million WRU cost 0.00065 × 1e6 / 3600 / u (≈ $0.26 at 70%).
  * - SQS standard: $0.40 per million requests (each 64 KB chunk of a payload is one request).
  * - S3 Standard: PUT/COPY/POST/LIST $0.005 per 1,000, GET $0.0004 per 1,000; DELETE free.
  */
 const PRICES = {
   dynamodbWru: 0.625 / 1e6,
   dynamodbRru: 0.125 / 1e6,
+  dynamodbWcuHour: 0.00065,
+  dynamodbRcuHour: 0.00013,
   sqsRequest: 0.4 / 1e6,
   s3Put: 0.005 / 1e3,
   s3Get: 0.0004 / 1e3,
@@ -215,6 +219,10 @@ function report(tally: Tally, tasks: number, done: number, elapsedSec: number, s
     s3: s3Puts * PRICES.s3Put + s3Gets * PRICES.s3Get,
   };
   const perMillion = (usd: number) => (usd / tasks) * 1e6;
+  // Provisioned capacity kept at the auto-scaling target utilisation (the TaskTable construct's default).
+  const utilization = 0.7;
+  const provisioned =
+    ((tally.wru * PRICES.dynamodbWcuHour) / 3600 + (tally.rru * PRICES.dynamodbRcuHour) / 3600) / utilization;
   const lines = [
     `AWS requests for ${done}/${tasks} tasks end to end (client submit → SQS → agent → RIE → DynamoDB → client), ${elapsedSec.toFixed(1)} s`,
     `(${setup})`,
@@ -233,6 +241,11 @@ function report(tally: Tally, tasks: number, done: number, elapsedSec: number, s
     `  SQS       $${perMillion(cost.sqs).toFixed(2)}`,
     `  S3        $${perMillion(cost.s3).toFixed(2)}`,
     `  total     $${perMillion(cost.dynamodb + cost.sqs + cost.s3).toFixed(2)}`,
+    '',
+    `With the task table on provisioned capacity (-c table_capacity=provisioned; $0.00065/WCU-h, $0.00013/RCU-h,`,
+    `  used at the ${utilization * 100}% auto-scaling target: steady load; bursts wait for scaling):`,
+    `  DynamoDB  $${perMillion(provisioned).toFixed(2)}`,
+    `  total     $${perMillion(provisioned + cost.sqs + cost.s3).toFixed(2)}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }

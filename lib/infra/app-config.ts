@@ -6,6 +6,7 @@ import { ConfigError } from '../core/errors';
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type { HtcGridStackProps } from './htc-grid-stack';
+import { capacityIssues, type TaskTableCapacity } from './task-table';
 
 /** Context keys that are not configuration-document keys, with what they set. */
 export const INFRA_CONTEXT_KEYS = {
@@ -24,6 +25,11 @@ export const INFRA_CONTEXT_KEYS = {
   stack_name: 'CloudFormation stack name',
   reaper_entry: 'reaper handler source file (default lib/runtime/reaper-handler.ts)',
   retain_data: 'keep the buckets and the task table on cdk destroy (default true)',
+  table_capacity: 'task table billing: on-demand (default) or provisioned (with auto scaling)',
+  table_max_write_units: 'provisioned task table: highest write units of the table and of each index',
+  table_min_write_units: 'provisioned task table: lowest write units (default 5)',
+  table_max_read_units: 'provisioned task table: highest read units (default half the write units)',
+  table_target_utilization: 'provisioned task table: utilisation auto scaling aims at, 20-90 (default 70)',
 } as const;
 
 const ALIASES: Readonly<Record<string, string>> = { max_agents: 'max_htc_agents', min_agents: 'min_htc_agents' };
@@ -49,6 +55,7 @@ export interface GridAppSettings {
   readonly ec2InstanceType?: string;
   readonly ec2MaxInstances?: number;
   readonly reaperEntry?: string;
+  readonly tableCapacity?: TaskTableCapacity;
   /** Keep buckets and table when the stack is deleted. */
   readonly retainData: boolean;
   readonly stackName: string;
@@ -170,8 +177,52 @@ export function gridSettingsFromContext(
   if (reaperEntry !== undefined && !fs.existsSync(reaperEntry)) {
     issues.push(`-c reaper_entry=${reaperRaw}: no such file: pass a file exporting the reaper's handler`);
   }
+  const tableCapacity = tableCapacityFromContext(str, num, issues);
   if (issues.length > 0 || config === undefined) throw new ConfigError(issues);
-  return { config, workerDir, workerZip, stackName, reaperEntry, retainData: retainData ?? true, ...settings };
+  return {
+    config,
+    workerDir,
+    workerZip,
+    stackName,
+    reaperEntry,
+    tableCapacity,
+    retainData: retainData ?? true,
+    ...settings,
+  };
+}
+
+/** `-c table_capacity=...` and its bounds; problems are added to `issues`. */
+function tableCapacityFromContext(
+  str: (key: string) => string | undefined,
+  num: (key: string) => number | undefined,
+  issues: string[],
+): TaskTableCapacity | undefined {
+  const mode = str('table_capacity');
+  const bounds = ['table_max_write_units', 'table_min_write_units', 'table_max_read_units', 'table_target_utilization'];
+  if (mode === undefined || mode === 'on-demand') {
+    for (const key of bounds) {
+      if (str(key) !== undefined) issues.push(`-c ${key}: only applies with -c table_capacity=provisioned`);
+    }
+    return mode === undefined ? undefined : { mode: 'on-demand' };
+  }
+  if (mode !== 'provisioned') {
+    issues.push(`-c table_capacity=${mode}: use on-demand or provisioned`);
+    return undefined;
+  }
+  const maxWriteUnits = num('table_max_write_units');
+  if (maxWriteUnits === undefined) {
+    issues.push('-c table_max_write_units: required with -c table_capacity=provisioned (e.g. 3000 for ≈ 1000 tasks/s)');
+    return undefined;
+  }
+  const capacity: TaskTableCapacity = {
+    mode: 'provisioned',
+    maxWriteUnits,
+    minWriteUnits: num('table_min_write_units'),
+    maxReadUnits: num('table_max_read_units'),
+    targetUtilizationPercent: num('table_target_utilization'),
+  };
+  issues.push(...capacityIssues(capacity).map((issue) => `-c table_capacity=provisioned: ${issue}`));
+  return capacity;
 }
 
 function isDirectory(p: string): boolean {
@@ -201,6 +252,7 @@ export function gridStackProps(settings: GridAppSettings): HtcGridStackProps {
     natGateways: settings.natGateways,
     targetBacklogPerAgent: settings.targetBacklogPerAgent,
     reaperEntry: settings.reaperEntry,
+    tableCapacity: settings.tableCapacity,
     removalPolicy: settings.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
   };
 }

@@ -11,7 +11,7 @@ import { DataPlaneBucket } from './data-plane-bucket';
 import { GridMonitoring } from './grid-monitoring';
 import { Reaper } from './reaper';
 import { TaskQueues } from './task-queues';
-import { TaskTable } from './task-table';
+import { TaskTable, type TaskTableCapacity } from './task-table';
 import { WorkerBucket } from './worker-bucket';
 import { WorkerBundle } from './worker-bundle';
 
@@ -79,6 +79,11 @@ export interface HtcGridProps {
    */
   readonly removalPolicy?: RemovalPolicy;
   /**
+   * How the task table pays for throughput: on demand, or provisioned with auto scaling for steady grids.
+   * @default { mode: 'on-demand' }
+   */
+  readonly tableCapacity?: TaskTableCapacity;
+  /**
    * Days after which data-plane objects (large payloads and results) expire.
    * @default 30
    */
@@ -108,7 +113,7 @@ export class HtcGrid extends Construct {
       priorityLevels: cfg.priorityLevels,
       visibilityTimeout: Duration.millis(cfg.queueVisibilityMs),
     });
-    this.table = new TaskTable(this, 'Tasks', { removalPolicy });
+    this.table = new TaskTable(this, 'Tasks', { removalPolicy, capacity: props.tableCapacity });
     this.worker = new WorkerBundle(this, 'Worker', {
       bucket: this.workerBucket.bucket,
       sourceDir: props.workerDir,

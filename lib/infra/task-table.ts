@@ -1,10 +1,11 @@
-// The task table: DynamoDB on demand, keyed by task id, with a session index and a sparse lease index.
+// The task table: DynamoDB (on demand, or provisioned with auto scaling), keyed by task id, with two sparse indexes.
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import { KEY_ATTRIBUTE_TYPES, TABLE_SCHEMA } from '../backends/aws/table-schema';
+import { ConfigError } from '../core/errors';
 
 /** The table's schema: the DynamoDB adapter's own constants, so infra and runtime cannot drift apart. */
 export const TASK_TABLE_SCHEMA = TABLE_SCHEMA;
@@ -25,7 +26,76 @@ function attributeType(name: keyof typeof KEY_ATTRIBUTE_TYPES): dynamodb.Attribu
   return KEY_ATTRIBUTE_TYPES[name] === 'N' ? dynamodb.AttributeType.NUMBER : dynamodb.AttributeType.STRING;
 }
 
+/**
+ * How the task table pays for throughput.
+ *
+ * - `on-demand`: per request; right for grids that sit idle or burst (the default).
+ * - `provisioned`: per provisioned unit-hour, scaled by Application Auto Scaling between the bounds to keep the
+ *   consumed share near `targetUtilizationPercent`; the table and both indexes scale alike. At the target
+ *   utilisation a write costs ≈ $0.00065 / 3600 / 0.7 ≈ $0.26 per million instead of $0.625 on demand (us-east-1), so
+ *   a grid that runs steadily pays well under half; a burst beyond the current capacity is throttled (the adapter
+ *   backs off) until scaling catches up, within minutes.
+ */
+export type TaskTableCapacity =
+  | { readonly mode: 'on-demand' }
+  | {
+      readonly mode: 'provisioned';
+      /** Highest write capacity units of the table and of each index: at N tasks/s the table needs ≈ 3N. */
+      readonly maxWriteUnits: number;
+      /** @default 5 */
+      readonly minWriteUnits?: number;
+      /** @default maxWriteUnits / 2 */
+      readonly maxReadUnits?: number;
+      /** @default 5 */
+      readonly minReadUnits?: number;
+      /** Utilisation auto scaling aims at, 20–90. @default 70 */
+      readonly targetUtilizationPercent?: number;
+    };
+
+/** Every problem with a capacity setting, phrased for the user (empty when it is valid). */
+export function capacityIssues(capacity: TaskTableCapacity): string[] {
+  if (capacity.mode === 'on-demand') return [];
+  const issues: string[] = [];
+  const units = (name: string, value: number | undefined) => {
+    if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+      issues.push(`task table capacity: ${name} must be a whole number of units, at least 1 (got ${value})`);
+    }
+  };
+  units('maxWriteUnits', capacity.maxWriteUnits);
+  units('minWriteUnits', capacity.minWriteUnits);
+  units('maxReadUnits', capacity.maxReadUnits);
+  units('minReadUnits', capacity.minReadUnits);
+  if ((capacity.minWriteUnits ?? DEFAULT_MIN_UNITS) > capacity.maxWriteUnits) {
+    issues.push(
+      `task table capacity: minWriteUnits (${capacity.minWriteUnits ?? DEFAULT_MIN_UNITS}) exceeds maxWriteUnits (${capacity.maxWriteUnits}): raise maxWriteUnits`,
+    );
+  }
+  const maxRead = capacity.maxReadUnits ?? defaultMaxRead(capacity.maxWriteUnits);
+  if ((capacity.minReadUnits ?? DEFAULT_MIN_UNITS) > maxRead) {
+    issues.push(
+      `task table capacity: minReadUnits (${capacity.minReadUnits ?? DEFAULT_MIN_UNITS}) exceeds maxReadUnits (${maxRead}): raise maxReadUnits`,
+    );
+  }
+  const target = capacity.targetUtilizationPercent;
+  if (target !== undefined && !(target >= 20 && target <= 90)) {
+    issues.push(`task table capacity: targetUtilizationPercent must be between 20 and 90 (got ${target})`);
+  }
+  return issues;
+}
+
+const DEFAULT_MIN_UNITS = 5;
+const DEFAULT_TARGET_PERCENT = 70;
+
+function defaultMaxRead(maxWriteUnits: number): number {
+  return Math.max(DEFAULT_MIN_UNITS, Math.ceil(maxWriteUnits / 2));
+}
+
 export interface TaskTableProps {
+  /**
+   * How the table pays for throughput (see `TaskTableCapacity`).
+   * @default { mode: 'on-demand' }
+   */
+  readonly capacity?: TaskTableCapacity;
   /**
    * What happens to the table when the stack is deleted.
    * @default RemovalPolicy.RETAIN
@@ -43,7 +113,10 @@ export interface TaskTableProps {
   readonly deletionProtection?: boolean;
 }
 
-/** DynamoDB task table: on demand, `task_id` key, session and sparse lease indexes, TTL, PITR, AWS-managed encryption. */
+/**
+ * DynamoDB task table: `task_id` key, sparse session and lease indexes, TTL, PITR, AWS-managed encryption; on demand
+ * unless `capacity` says otherwise.
+ */
 export class TaskTable extends Construct {
   /** The table. */
   readonly table: dynamodb.ITable;
@@ -55,27 +128,51 @@ export class TaskTable extends Construct {
   constructor(scope: Construct, id: string, props: TaskTableProps = {}) {
     super(scope, id);
     const s = TASK_TABLE_SCHEMA;
+    const capacity = props.capacity ?? { mode: 'on-demand' };
+    const issues = capacityIssues(capacity);
+    if (issues.length > 0) throw new ConfigError(issues);
+    const provisioned = capacity.mode === 'provisioned' ? capacity : undefined;
+    const min = {
+      write: provisioned?.minWriteUnits ?? DEFAULT_MIN_UNITS,
+      read: provisioned?.minReadUnits ?? DEFAULT_MIN_UNITS,
+    };
+    // Provisioned tables start at their minimum; auto scaling raises them from there.
+    const units = provisioned ? { readCapacity: min.read, writeCapacity: min.write } : {};
     const table = new dynamodb.Table(this, 'Table', {
       partitionKey: { name: s.partitionKey, type: attributeType(s.partitionKey) },
-      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      billingMode: provisioned ? dynamodb.BillingMode.PROVISIONED : dynamodb.BillingMode.PAY_PER_REQUEST,
+      ...units,
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: props.pointInTimeRecovery ?? true },
       timeToLiveAttribute: s.ttlAttribute,
       deletionProtection: props.deletionProtection ?? false,
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
-    table.addGlobalSecondaryIndex({
-      indexName: s.sessionIndex.name,
-      partitionKey: { name: s.sessionIndex.partitionKey, type: attributeType(s.sessionIndex.partitionKey) },
-      sortKey: { name: s.sessionIndex.sortKey, type: attributeType(s.sessionIndex.sortKey) },
-      ...projection(s.sessionIndex),
-    });
-    table.addGlobalSecondaryIndex({
-      indexName: s.leaseIndex.name,
-      partitionKey: { name: s.leaseIndex.partitionKey, type: attributeType(s.leaseIndex.partitionKey) },
-      sortKey: { name: s.leaseIndex.sortKey, type: attributeType(s.leaseIndex.sortKey) },
-      ...projection(s.leaseIndex),
-    });
+    for (const index of [s.sessionIndex, s.leaseIndex]) {
+      table.addGlobalSecondaryIndex({
+        indexName: index.name,
+        partitionKey: { name: index.partitionKey, type: attributeType(index.partitionKey) },
+        sortKey: { name: index.sortKey, type: attributeType(index.sortKey) },
+        ...projection(index),
+        ...units,
+      });
+    }
+    if (provisioned) {
+      const utilization = {
+        targetUtilizationPercent: provisioned.targetUtilizationPercent ?? DEFAULT_TARGET_PERCENT,
+      };
+      const write = { minCapacity: min.write, maxCapacity: provisioned.maxWriteUnits };
+      const read = {
+        minCapacity: min.read,
+        maxCapacity: provisioned.maxReadUnits ?? defaultMaxRead(provisioned.maxWriteUnits),
+      };
+      table.autoScaleWriteCapacity(write).scaleOnUtilization(utilization);
+      table.autoScaleReadCapacity(read).scaleOnUtilization(utilization);
+      for (const index of [s.sessionIndex.name, s.leaseIndex.name]) {
+        table.autoScaleGlobalSecondaryIndexWriteCapacity(index, write).scaleOnUtilization(utilization);
+        table.autoScaleGlobalSecondaryIndexReadCapacity(index, read).scaleOnUtilization(utilization);
+      }
+    }
     this.table = table;
   }
 

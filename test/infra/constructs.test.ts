@@ -83,6 +83,51 @@ describe('TaskTable', () => {
     });
   });
 
+  it('on provisioned capacity scales the table and both indexes, reads and writes, on utilisation', () => {
+    const stack = newStack();
+
+    new TaskTable(stack, 'Tasks', { capacity: { mode: 'provisioned', maxWriteUnits: 3000 } });
+
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      BillingMode: Match.absent(),
+      ProvisionedThroughput: { ReadCapacityUnits: 5, WriteCapacityUnits: 5 },
+      GlobalSecondaryIndexes: [
+        Match.objectLike({ ProvisionedThroughput: { ReadCapacityUnits: 5, WriteCapacityUnits: 5 } }),
+        Match.objectLike({ ProvisionedThroughput: { ReadCapacityUnits: 5, WriteCapacityUnits: 5 } }),
+      ],
+    });
+    const targets = Object.values(template.findResources('AWS::ApplicationAutoScaling::ScalableTarget')).map(
+      (r) => (r as { Properties: { ScalableDimension: string; MaxCapacity: number; ResourceId: unknown } }).Properties,
+    );
+    expect(targets.map((t) => `${t.ScalableDimension} ${t.MaxCapacity}`).sort()).toEqual(
+      [
+        'dynamodb:index:ReadCapacityUnits 1500',
+        'dynamodb:index:ReadCapacityUnits 1500',
+        'dynamodb:index:WriteCapacityUnits 3000',
+        'dynamodb:index:WriteCapacityUnits 3000',
+        'dynamodb:table:ReadCapacityUnits 1500',
+        'dynamodb:table:WriteCapacityUnits 3000',
+      ].sort(),
+    );
+    template.resourcePropertiesCountIs(
+      'AWS::ApplicationAutoScaling::ScalingPolicy',
+      { TargetTrackingScalingPolicyConfiguration: Match.objectLike({ TargetValue: 70 }) },
+      6,
+    );
+  });
+
+  it('rejects provisioned bounds that cannot work, every problem at once', () => {
+    expect(
+      () =>
+        new TaskTable(newStack(), 'Tasks', {
+          capacity: { mode: 'provisioned', maxWriteUnits: 2, minWriteUnits: 10, targetUtilizationPercent: 95 },
+        }),
+    ).toThrow(
+      /minWriteUnits \(10\) exceeds maxWriteUnits \(2\)[\s\S]*targetUtilizationPercent must be between 20 and 90/,
+    );
+  });
+
   it('grants item access and index queries but no scans or table administration', () => {
     const stack = newStack();
     const table = new TaskTable(stack, 'Tasks');

@@ -180,6 +180,32 @@ describe('context winning over the config file', () => {
   });
 });
 
+describe('-c table_capacity=provisioned', () => {
+  it('provisions the task table with auto scaling up to the given write units, cdk-nag clean', () => {
+    const { template, stack } = synthGrid(
+      {
+        worker: PYTHON_WORKER,
+        table_capacity: 'provisioned',
+        table_max_write_units: '900',
+        table_target_utilization: '60',
+      },
+      { nag: true },
+    );
+
+    template.hasResourceProperties('AWS::DynamoDB::Table', { ProvisionedThroughput: Match.anyValue() });
+    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', {
+      ScalableDimension: 'dynamodb:table:WriteCapacityUnits',
+      MaxCapacity: 900,
+    });
+    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
+      TargetTrackingScalingPolicyConfiguration: Match.objectLike({ TargetValue: 60 }),
+    });
+    const annotations = Annotations.fromStack(stack);
+    const nag = Match.stringLikeRegexp('AwsSolutions-.*|CdkNagValidationFailure.*');
+    expect([...annotations.findError('*', nag), ...annotations.findWarning('*', nag)].map((f) => f.id)).toEqual([]);
+  });
+});
+
 describe('invalid context values', () => {
   const settingsFor = (ctx: Record<string, string>) => () =>
     gridSettingsFromContext((key) => ({ worker: PYTHON_WORKER, ...ctx })[key], REPO_ROOT);
@@ -198,6 +224,17 @@ describe('invalid context values', () => {
     expect(settingsFor({ cpu: 'fast' })).toThrow(/-c cpu=fast: not a number/);
     expect(settingsFor({ ec2_instance_type: 'big one' })).toThrow(/-c ec2_instance_type=big one: not an instance type/);
     expect(settingsFor({ config: 'missing.json' })).toThrow(/-c config=missing\.json: cannot read it as JSON/);
+  });
+
+  it('of the table capacity name the key and what it needs', () => {
+    expect(settingsFor({ table_capacity: 'cheap' })).toThrow(/-c table_capacity=cheap: use on-demand or provisioned/);
+    expect(settingsFor({ table_capacity: 'provisioned' })).toThrow(/-c table_max_write_units: required/);
+    expect(settingsFor({ table_max_write_units: '100' })).toThrow(
+      /-c table_max_write_units: only applies with -c table_capacity=provisioned/,
+    );
+    expect(settingsFor({ table_capacity: 'provisioned', table_max_write_units: '0' })).toThrow(
+      /maxWriteUnits must be a whole number of units, at least 1 \(got 0\)/,
+    );
   });
 
   it('report every problem at once as a ConfigError', () => {

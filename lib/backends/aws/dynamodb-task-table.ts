@@ -602,8 +602,18 @@ export class DynamoDbTaskTable implements TaskTable {
       picked.push({ taskId: String(item[ATTR.taskId]), sk });
     }
     if (picked.length === 0) return { tasks: [], cursor };
-    const items = await this.batchGet(picked.map((p) => p.taskId));
+    // The index only lists a task after its terminal write, so an eventually consistent read (half the read units)
+    // almost always sees that write too; the rare replica that has not yet is read again, consistently.
+    const items = await this.batchGet(
+      picked.map((p) => p.taskId),
+      undefined,
+      false,
+    );
     const byId = new Map(items.map((item) => [String(item[ATTR.taskId]), item]));
+    const behind = picked.filter((p) => !isTerminalItem(byId.get(p.taskId))).map((p) => p.taskId);
+    if (behind.length > 0) {
+      for (const item of await this.batchGet(behind)) byId.set(String(item[ATTR.taskId]), item);
+    }
     const tasks: TaskRecord[] = [];
     for (const p of picked) {
       const item = byId.get(p.taskId);
@@ -767,6 +777,11 @@ export class DynamoDbTaskTable implements TaskTable {
     this.logger.debug({ what, round, left, delay }, 'unprocessed items, backing off');
     await (this.retryPolicy.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms))))(delay);
   }
+}
+
+function isTerminalItem(item: Record<string, unknown> | undefined): boolean {
+  const state = item?.[ATTR.state];
+  return state === 'succeeded' || state === 'failed' || state === 'cancelled';
 }
 
 function encodeCursor(cursor: TerminalCursor): string {

@@ -230,4 +230,32 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     expect(await sessionIndexKeys(session.sessionId)).toEqual([]);
     expect(await table.getTask(ids[29]!)).toBeUndefined();
   });
+
+  it('a terminal task read from a lagging replica is read again consistently, so it is listed as it ended', async () => {
+    const lagging = emulators.clients().dynamodb;
+    // No emulator lags: this middleware makes every eventually consistent read return the task as still running.
+    lagging.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (context.commandName !== 'BatchGetItemCommand') return out;
+        const input = (args as { input: { RequestItems?: Record<string, { ConsistentRead?: boolean }> } }).input;
+        const request = input.RequestItems?.[tableName];
+        const responses = (out.output as { Responses?: Record<string, Record<string, { S?: string }>[]> }).Responses?.[
+          tableName
+        ];
+        if (request && request.ConsistentRead !== true)
+          for (const item of responses ?? []) item.state = { S: 'running' };
+        return out;
+      },
+      { step: 'initialize', name: 'laggingReplica' },
+    );
+    const table = new DynamoDbTaskTable({ tableName, client: lagging });
+    const { session, ids } = await seed(table, 1);
+    await finish(table, ids[0]!);
+
+    const page = await table.listTerminal(session.sessionId, undefined, 10);
+
+    expect(page.tasks.map((t) => [t.taskId, t.state])).toEqual([[ids[0], 'succeeded']]);
+    lagging.destroy();
+  });
 });
