@@ -14,13 +14,18 @@ export interface ClaimRequest {
 
 /**
  * - `claimed`: the task is now `running` under the caller's lease at `attempt + 1`; `task` is the new record.
- * - `busy`: the attempt the message names is still running (its holder has not written its retry yet):
- *   release the message with a delay, don't drop it.
+ * - `busy`: the attempt the message names is still running (its holder has not written its retry yet), or, on a
+ *   table whose reaper finds leases only once extended, the attempt claimed from this very message is running under
+ *   a live lease the reaper cannot see yet (its holder still relies on the message): release the message with a
+ *   delay, don't drop it.
+ * - `expired`: only on a table whose reaper finds leases only once extended (`leasesFoundFrom: 'extension'`): the
+ *   attempt claimed from this message is still `running`, its lease expired before it was ever extended, so no
+ *   reaper will find it: reap it as the reaper would (`task` is its record), then drop the message.
  * - `stale`: the message is a duplicate or outdated (task terminal, or claimed past that attempt): drop it.
  * - `missing`: no such task: drop it.
  */
 export type ClaimOutcome =
-  | { readonly taskId: string; readonly status: 'claimed'; readonly task: TaskRecord }
+  | { readonly taskId: string; readonly status: 'claimed' | 'expired'; readonly task: TaskRecord }
   | { readonly taskId: string; readonly status: 'busy' | 'stale' | 'missing' };
 
 /** Identifies the lease an agent believes it holds. */
@@ -68,6 +73,13 @@ export interface TerminalPage {
 }
 
 export interface TaskTable {
+  /**
+   * From when `findExpiredLeases` sees a running task. `claim`: from its claim on, so a claimed task's queue message
+   * can be acknowledged at once. `extension`: only once its lease was extended (a table that saves an index write
+   * per short task): until then the claimed message is the task's only guard, and the agent keeps it in flight until
+   * the first extension or the completion; a message that reappears meanwhile claims as `busy` or `expired`.
+   */
+  readonly leasesFoundFrom: 'claim' | 'extension';
   /** Creates a session; rejects with `SessionExistsError` if one with that id exists. */
   createSession(session: SessionRecord): Promise<void>;
   getSession(sessionId: string): Promise<SessionRecord | undefined>;
@@ -101,7 +113,7 @@ export interface TaskTable {
   countByState(sessionId: string): Promise<StateCounts>;
   /** Terminal tasks of a session in completion order, after `cursor`. Never skips a task that ends later. */
   listTerminal(sessionId: string, cursor: string | undefined, limit: number): Promise<TerminalPage>;
-  /** Running tasks whose lease expired before `now`, oldest first. */
+  /** Running tasks whose lease expired before `now`, oldest first (see `leasesFoundFrom` for which are seen). */
   findExpiredLeases(now: number, limit: number): Promise<TaskRecord[]>;
   close(): Promise<void>;
 }

@@ -144,6 +144,11 @@ export function compileConfig(raw: unknown = {}, source = 'configuration'): Grid
       `${source}: task_ttl_refresh_interval_sec (${doc.task_ttl_refresh_interval_sec}) must be below task_ttl_expiration_offset_sec (${doc.task_ttl_expiration_offset_sec}): a lease would expire before it is refreshed`,
     );
   }
+  if (doc.agent_task_visibility_timeout_sec <= doc.task_ttl_refresh_interval_sec) {
+    issues.push(
+      `${source}: agent_task_visibility_timeout_sec (${doc.agent_task_visibility_timeout_sec}) must exceed task_ttl_refresh_interval_sec (${doc.task_ttl_refresh_interval_sec}): in AWS a claimed task's message guards it until its lease is first refreshed, and must not reappear before`,
+    );
+  }
   if (doc.min_htc_agents > doc.max_htc_agents) {
     issues.push(
       `${source}: min_htc_agents (${doc.min_htc_agents}) must not exceed max_htc_agents (${doc.max_htc_agents})`,

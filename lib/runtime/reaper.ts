@@ -20,15 +20,24 @@ export interface ReapResult {
   readonly skipped: number;
 }
 
-/**
- * One sweep. A re-queued task gets its queue message before it goes back to pending (see the agent's batcher for
- * why); both writes are fenced on the attempt and on the lease still being expired, so a late heartbeat wins.
- */
+/** One sweep: finds expired leases and reaps them (see `reapTasks`). */
 export async function reapExpiredLeases(options: ReapOptions): Promise<ReapResult> {
-  const { table, queue } = options;
   const now = options.now ?? Date.now();
+  const expired = await options.table.findExpiredLeases(now, options.limit ?? 500);
+  return reapTasks(expired, { ...options, now });
+}
+
+/**
+ * Re-queues or fails running tasks whose lease expired. A re-queued task gets its queue message before it goes back
+ * to pending (see the agent's batcher for why); both writes are fenced on the attempt and on the lease still being
+ * expired at `now`, so a late heartbeat wins. Also used by an agent that receives the message of such a task.
+ */
+export async function reapTasks(
+  expired: readonly TaskRecord[],
+  options: Pick<ReapOptions, 'table' | 'queue' | 'logger'> & { readonly now: number },
+): Promise<ReapResult> {
+  const { table, queue, now } = options;
   const logger = options.logger ?? silentLogger();
-  const expired = await table.findExpiredLeases(now, options.limit ?? 500);
   if (expired.length === 0) return { requeued: 0, failed: 0, skipped: 0 };
   const completions: Completion[] = [];
   const requeue = [];

@@ -186,13 +186,47 @@ export function describeTaskTableContract(name: string, factory: () => Promise<T
         expect(await readTask(ids[0]!)).toEqual(task);
       });
 
-      it('a duplicate message for an attempt that was already claimed is stale', async () => {
-        const { ids } = await seed(1);
+      it('a duplicate of a claimed message is stale once the reaper sees the lease, busy while only the message guards it', async () => {
+        const { ids } = await seed(2);
         await claimOne(ids[0]!, 'agent-a');
+        const extended = await claimOne(ids[1]!, 'agent-a');
+        await table.extendLeases(
+          [{ taskId: ids[1]!, owner: 'agent-a', attempt: extended.attempt }],
+          now() + 60 * SECOND,
+        );
+
+        const outcomes = await table.claim(
+          ids.map((taskId) => ({ taskId, attempt: 0 })),
+          lease('agent-b'),
+          now(),
+        );
+
+        expect(outcomes).toEqual([
+          { taskId: ids[0], status: table.leasesFoundFrom === 'claim' ? 'stale' : 'busy' },
+          { taskId: ids[1], status: 'stale' },
+        ]);
+        expect((await readTask(ids[0]!)).lease?.owner).toBe('agent-a');
+        expect((await readTask(ids[1]!)).lease?.owner).toBe('agent-a');
+      });
+
+      it('a duplicate of a claimed message whose lease expired unseen by the reaper hands back the task to reap', async () => {
+        const { ids } = await seed(1);
+        await claimOne(ids[0]!, 'agent-a', 0, -SECOND);
 
         const [outcome] = await table.claim([{ taskId: ids[0]!, attempt: 0 }], lease('agent-b'), now());
 
-        expect(outcome).toEqual({ taskId: ids[0], status: 'stale' });
+        if (table.leasesFoundFrom === 'claim') {
+          // The reaper sees it: the message is outdated.
+          expect(outcome).toEqual({ taskId: ids[0], status: 'stale' });
+          const found = await table.findExpiredLeases(now(), 100_000);
+          expect(found.map((t) => t.taskId)).toContain(ids[0]);
+        } else {
+          expect(outcome).toMatchObject({
+            taskId: ids[0],
+            status: 'expired',
+            task: { taskId: ids[0], state: 'running', attempt: 1, lease: { owner: 'agent-a' } },
+          });
+        }
         expect((await readTask(ids[0]!)).lease?.owner).toBe('agent-a');
       });
 
@@ -241,7 +275,8 @@ export function describeTaskTableContract(name: string, factory: () => Promise<T
 
       it('one claim call answers every request in order', async () => {
         const { ids } = await seed(3);
-        await claimOne(ids[1]!, 'agent-a');
+        const taken = await claimOne(ids[1]!, 'agent-a');
+        await table.extendLeases([{ taskId: ids[1]!, owner: 'agent-a', attempt: taken.attempt }], now() + 60 * SECOND);
 
         const outcomes = await table.claim(
           ids.map((taskId) => ({ taskId, attempt: 0 })),
@@ -620,7 +655,8 @@ export function describeTaskTableContract(name: string, factory: () => Promise<T
         const { session, ids } = await seed(6);
         const a = await claimOne(ids[0]!, 'agent-a');
         const b = await claimOne(ids[1]!, 'agent-a');
-        await claimOne(ids[2]!, 'agent-a');
+        const c = await claimOne(ids[2]!, 'agent-a');
+        await table.extendLeases([{ taskId: ids[2]!, owner: 'agent-a', attempt: c.attempt }], now() + 60 * SECOND);
         await table.complete([
           succeed(ids[0]!, 'agent-a', a.attempt),
           {
@@ -635,6 +671,19 @@ export function describeTaskTableContract(name: string, factory: () => Promise<T
         const counts = await table.countByState(session.sessionId);
 
         expect(counts).toEqual({ pending: 2, running: 1, succeeded: 1, failed: 1, cancelled: 1 });
+      });
+
+      it('counts a claimed task whose lease was never extended as running only where the reaper sees it', async () => {
+        const { session, ids } = await seed(2);
+        await claimOne(ids[0]!, 'agent-a');
+
+        const counts = await table.countByState(session.sessionId);
+
+        expect(counts).toEqual(
+          table.leasesFoundFrom === 'claim'
+            ? { pending: 1, running: 1, succeeded: 0, failed: 0, cancelled: 0 }
+            : { pending: 2, running: 0, succeeded: 0, failed: 0, cancelled: 0 },
+        );
       });
 
       it('counts of an unknown session are all zero', async () => {
@@ -713,12 +762,14 @@ export function describeTaskTableContract(name: string, factory: () => Promise<T
         expect(page.tasks).toEqual([]);
       });
 
-      it('finds running tasks whose lease expired, oldest first, up to the limit', async () => {
+      it('finds running tasks whose extended lease expired, oldest first, up to the limit', async () => {
         const { ids } = await seed(4);
         // Leases in 1970, so no other test's leases (and no real agent's) fall before `cutoff`.
-        await table.claim([{ taskId: ids[0]!, attempt: 0 }], { owner: 'agent-a', expiresAt: 2_000 }, 1);
-        await table.claim([{ taskId: ids[1]!, attempt: 0 }], { owner: 'agent-a', expiresAt: 1_000 }, 1);
-        await table.claim([{ taskId: ids[2]!, attempt: 0 }], { owner: 'agent-a', expiresAt: 9_000 }, 1);
+        const expiries = [2_000, 1_000, 9_000];
+        for (const [i, expiresAt] of expiries.entries()) {
+          await table.claim([{ taskId: ids[i]!, attempt: 0 }], { owner: 'agent-a', expiresAt: 500 }, 1);
+          await table.extendLeases([{ taskId: ids[i]!, owner: 'agent-a', attempt: 1 }], expiresAt);
+        }
         const cutoff = 3_000;
 
         const expired = (await table.findExpiredLeases(cutoff, 1000)).filter((t) => ids.includes(t.taskId));
@@ -734,6 +785,10 @@ export function describeTaskTableContract(name: string, factory: () => Promise<T
         const { session, ids } = await seed(2);
         await table.claim([{ taskId: ids[0]!, attempt: 0 }], { owner: 'agent-a', expiresAt: 1_500 }, 1);
         await table.claim([{ taskId: ids[1]!, attempt: 0 }], { owner: 'agent-a', expiresAt: 1_500 }, 1);
+        await table.extendLeases(
+          ids.map((taskId) => ({ taskId, owner: 'agent-a', attempt: 1 })),
+          1_500,
+        );
         await table.complete([succeed(ids[0]!, 'agent-a', 1)]);
         await table.cancel(session.sessionId, [ids[1]!]);
 

@@ -246,14 +246,24 @@ export function sessionRecordOf(item: Record<string, unknown>): SessionRecord {
 }
 
 /** The few attributes of a raw (un-marshalled) item that classify a failed conditional write. */
-export function probeOf(
-  item: Record<string, AttributeValue> | undefined,
-): { state: string | undefined; attempt: number | undefined; owner: string | undefined } | undefined {
+export function probeOf(item: Record<string, AttributeValue> | undefined):
+  | {
+      state: string | undefined;
+      attempt: number | undefined;
+      owner: string | undefined;
+      leaseExpiresAt: number | undefined;
+      /** Whether the task is in the lease index (its lease was extended at least once). */
+      leaseIndexed: boolean;
+    }
+  | undefined {
   if (item === undefined || Object.keys(item).length === 0) return undefined;
   const attempt = item[ATTR.attempt]?.N;
+  const expiresAt = item[ATTR.leaseExpiresAt]?.N;
   return {
     state: item[ATTR.state]?.S,
     attempt: attempt === undefined ? undefined : Number(attempt),
     owner: item[ATTR.leaseOwner]?.S,
+    leaseExpiresAt: expiresAt === undefined ? undefined : Number(expiresAt),
+    leaseIndexed: item[ATTR.leaseShard] !== undefined,
   };
 }

@@ -1,5 +1,6 @@
 // The grid's task table on DynamoDB: claims, leases and completions as single conditional UpdateItems.
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
 import {
   BatchGetCommand,
   BatchWriteCommand,
@@ -105,6 +106,11 @@ interface TerminalCursor {
  * classified (busy, stale, missing, cancelled, lost) without an extra read.
  */
 export class DynamoDbTaskTable implements TaskTable {
+  /**
+   * A claim leaves the task out of the lease index and its first extension puts it in: a task shorter than the lease
+   * refresh period costs no lease-index write at all (two fewer write units), while its queue message guards it.
+   */
+  readonly leasesFoundFrom = 'extension' as const;
   private readonly doc: DynamoDBDocumentClient;
   private readonly ownsClient: boolean;
   private readonly client: DynamoDBClient;
@@ -268,15 +274,14 @@ export class DynamoDbTaskTable implements TaskTable {
               TableName: this.tableName,
               Key: { task_id: request.taskId },
               UpdateExpression:
-                'SET #state = :running, #attempt = :next, #owner = :owner, #exp = :exp, #shard = :shard, ' +
-                '#started = :now, #history.#a = :entry',
+                'SET #state = :running, #attempt = :next, #owner = :owner, #exp = :exp, #started = :now, ' +
+                '#history.#a = :entry',
               ConditionExpression: '#state = :pending AND #attempt = :attempt',
               ExpressionAttributeNames: {
                 '#state': ATTR.state,
                 '#attempt': ATTR.attempt,
                 '#owner': ATTR.leaseOwner,
                 '#exp': ATTR.leaseExpiresAt,
-                '#shard': ATTR.leaseShard,
                 '#started': ATTR.startedAt,
                 '#history': ATTR.history,
                 '#a': String(next),
@@ -288,7 +293,6 @@ export class DynamoDbTaskTable implements TaskTable {
                 ':next': next,
                 ':owner': lease.owner,
                 ':exp': lease.expiresAt,
-                ':shard': leaseShardOf(request.taskId, this.leaseShards),
                 ':now': now,
                 ':entry': entry,
               },
@@ -302,9 +306,17 @@ export class DynamoDbTaskTable implements TaskTable {
         if (!(error instanceof ConditionalCheckFailedException)) throw error;
         const old = probeOf(error.Item);
         if (old === undefined) return { taskId: request.taskId, status: 'missing' };
+        if (old.state !== 'running') return { taskId: request.taskId, status: 'stale' };
         // The holder of `attempt` has not written its retry yet: the message is early, not outdated.
-        if (old.state === 'running' && old.attempt === request.attempt)
-          return { taskId: request.taskId, status: 'busy' };
+        if (old.attempt === request.attempt) return { taskId: request.taskId, status: 'busy' };
+        // Claimed from this very message and never extended: the lease index does not hold it, so the message is
+        // its only guard. A live lease keeps the message; an expired one is the reaper's job, done by the caller.
+        if (old.attempt === request.attempt + 1 && !old.leaseIndexed) {
+          if (old.leaseExpiresAt === undefined || old.leaseExpiresAt >= now) {
+            return { taskId: request.taskId, status: 'busy' };
+          }
+          return { taskId: request.taskId, status: 'expired', task: taskRecordOf(unmarshall(error.Item ?? {})) };
+        }
         return { taskId: request.taskId, status: 'stale' };
       }
     });
@@ -318,16 +330,19 @@ export class DynamoDbTaskTable implements TaskTable {
             new UpdateCommand({
               TableName: this.tableName,
               Key: { task_id: lease.taskId },
-              UpdateExpression: 'SET #exp = :exp',
+              // The first extension puts the task into the lease index (claims leave it out, see `claim`).
+              UpdateExpression: 'SET #exp = :exp, #shard = :shard',
               ConditionExpression: '#state = :running AND #attempt = :attempt AND #owner = :owner',
               ExpressionAttributeNames: {
                 '#exp': ATTR.leaseExpiresAt,
+                '#shard': ATTR.leaseShard,
                 '#state': ATTR.state,
                 '#attempt': ATTR.attempt,
                 '#owner': ATTR.leaseOwner,
               },
               ExpressionAttributeValues: {
                 ':exp': expiresAt,
+                ':shard': leaseShardOf(lease.taskId, this.leaseShards),
                 ':running': 'running',
                 ':attempt': lease.attempt,
                 ':owner': lease.owner,

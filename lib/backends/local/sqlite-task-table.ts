@@ -226,6 +226,8 @@ const TERMINAL_SQL = "('succeeded', 'failed', 'cancelled')";
  * batch is one transaction of prepared statements.
  */
 export class SqliteTaskTable implements TaskTable {
+  /** The reaper's scan sees every running task, so a claimed task's message can go at once. */
+  readonly leasesFoundFrom = 'claim' as const;
   private readonly logger: Logger;
   private readonly ownsDatabase: boolean;
   private closed = false;

@@ -21,6 +21,8 @@ import { decideAttempt, failure, type AbortCause } from './attempt-outcome';
 import { CompletionBatcher, type PendingCompletion } from './completion-batcher';
 import type { HeldTask } from './held-task';
 import { LeaseKeeper } from './lease-keeper';
+import { MessageAcker } from './message-acker';
+import { reapTasks } from '../reaper';
 import { SessionSettings } from './session-settings';
 
 export interface AgentOptions {
@@ -101,6 +103,9 @@ export class Agent {
   private capacityWaiters: Array<() => void> = [];
   private readonly stopReceiving = new AbortController();
   private readonly batcher: CompletionBatcher;
+  private readonly acker: MessageAcker;
+  /** The claimed message guards a task until its lease is extended (see `TaskTable.leasesFoundFrom`). */
+  private readonly keepMessages: boolean;
   private readonly leaseKeeper: LeaseKeeper;
   private readonly sessions: SessionSettings;
   private state: AgentState = 'created';
@@ -120,6 +125,8 @@ export class Agent {
     this.receiveWaitMs = options.receiveWaitMs ?? 1_000;
     this.owner = options.owner ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.logger = (options.logger ?? silentLogger()).child({ agent: this.owner });
+    this.keepMessages = this.table.leasesFoundFrom === 'extension';
+    this.acker = new MessageAcker({ queue: this.queue, logger: this.logger });
     this.batcher = new CompletionBatcher({
       table: this.table,
       queue: this.queue,
@@ -138,6 +145,7 @@ export class Agent {
       expiryMs: this.config.leaseExpiryMs,
       owner: this.owner,
       onLost: (held, status) => this.interrupt(held, status === 'cancelled' ? 'cancelled' : 'lost'),
+      onExtended: (held) => this.dropMessage(held),
     });
     this.sessions = new SessionSettings({
       table: this.table,
@@ -208,6 +216,7 @@ export class Agent {
     // A claim that was in flight when the drain began lands after the ready list was emptied: hand it back too.
     for (const held of [...this.held.values()]) if (!held.running && !held.abortCause) this.interrupt(held, 'drain');
     await this.batcher.drain();
+    await this.acker.drain();
     this.leaseKeeper.stop();
     await Promise.allSettled(this.invokers.map((invoker) => invoker.close()));
     this.state = 'stopped';
@@ -270,26 +279,48 @@ export class Agent {
     );
     const ack: string[] = [];
     const busy: string[] = [];
+    const expired: { task: TaskRecord; receipt: string }[] = [];
     outcomes.forEach((outcome, i) => {
       const receipt = messages[i]!.receipt;
       if (outcome.status === 'busy') return busy.push(receipt);
-      // Once claimed, the lease (not the message) guards the task: a dead agent's tasks come back through the reaper.
-      ack.push(receipt);
-      if (outcome.status === 'claimed') {
-        this.stats.claimed++;
-        this.hold({
-          task: outcome.task,
-          claimedAt: now,
-          lastExtendedAt: now,
-          running: false,
-        });
-      }
+      if (outcome.status === 'expired') return expired.push({ task: outcome.task, receipt });
+      if (outcome.status !== 'claimed') return ack.push(receipt);
+      this.stats.claimed++;
+      const held: HeldTask = { task: outcome.task, claimedAt: now, lastExtendedAt: now, running: false };
+      // Where the reaper sees the lease from the claim on, the lease (not the message) guards the task from now.
+      if (this.keepMessages) held.receipt = receipt;
+      else ack.push(receipt);
+      this.hold(held);
       return undefined;
     });
     await Promise.all([
       ack.length > 0 ? this.queue.ack(ack).catch((err: unknown) => this.logger.warn({ err }, 'ack failed')) : undefined,
       busy.length > 0 ? this.releaseMessages(busy, BUSY_RELEASE_DELAY_MS) : undefined,
+      expired.length > 0 ? this.reap(expired, now) : undefined,
     ]);
+  }
+
+  /**
+   * Tasks whose holder died before its lease was ever extended, so no reaper sees them: this agent, holding their
+   * message, does the reaper's job (re-queue or fail), then drops the message. On failure the message reappears.
+   */
+  private async reap(expired: readonly { task: TaskRecord; receipt: string }[], now: number): Promise<void> {
+    try {
+      await reapTasks(
+        expired.map((e) => e.task),
+        { table: this.table, queue: this.queue, now, logger: this.logger },
+      );
+      for (const { receipt } of expired) this.acker.add(receipt);
+    } catch (err) {
+      this.logger.warn({ err }, 'reaping expired tasks failed; their messages will reappear');
+    }
+  }
+
+  /** The lease now guards the task (extended, or the attempt's end written): its claimed message can go. */
+  private dropMessage(held: HeldTask): void {
+    if (held.receipt === undefined) return;
+    this.acker.add(held.receipt);
+    held.receipt = undefined;
   }
 
   private async releaseMessages(receipts: readonly string[], delayMs: number): Promise<void> {
@@ -465,10 +496,12 @@ export class Agent {
     this.record(held, { kind: 'released' });
   }
 
-  private onWritten(item: PendingCompletion, status: 'recorded' | 'stale'): void {
+  private onWritten(item: PendingCompletion, written: 'recorded' | 'stale' | 'unwritten'): void {
     const { taskId, outcome } = item.completion;
     const held = this.held.get(taskId);
-    if (held) this.release(held);
+    // Unwritten: the task still shows as running under our lease; a message still guarding it must stay.
+    if (held) this.release(held, written === 'unwritten');
+    const status = written === 'recorded' ? 'recorded' : 'stale';
     if (status === 'recorded') {
       if (outcome.kind === 'succeeded') this.stats.succeeded++;
       else if (outcome.kind === 'failed') this.stats.failed++;
@@ -486,7 +519,8 @@ export class Agent {
     this.options.onAttemptRecorded?.(taskId, outcome.kind, status);
   }
 
-  private release(held: HeldTask): void {
+  private release(held: HeldTask, keepMessage = false): void {
+    if (!keepMessage) this.dropMessage(held);
     if (this.held.get(held.task.taskId) === held) this.held.delete(held.task.taskId);
     for (const waiter of this.capacityWaiters.splice(0)) waiter();
   }

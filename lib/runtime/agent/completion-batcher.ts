@@ -17,7 +17,8 @@ export interface CompletionBatcherOptions {
   readonly maxBatch: number;
   /** Flush at the latest this long after the first one arrived. */
   readonly maxDelayMs: number;
-  readonly onWritten: (item: PendingCompletion, result: CompletionResult['status']) => void;
+  /** `unwritten`: given up after retries; the lease will expire and the task be reaped. */
+  readonly onWritten: (item: PendingCompletion, result: CompletionResult['status'] | 'unwritten') => void;
 }
 
 /** Write failures are retried with back-off this many times before the batch is given up to the reaper. */
@@ -77,7 +78,7 @@ export class CompletionBatcher {
             { err, tasks: batch.map((p) => p.completion.taskId) },
             'could not record finished attempts; their leases will expire and the reaper will re-queue them',
           );
-          batch.forEach((item) => this.options.onWritten(item, 'stale'));
+          batch.forEach((item) => this.options.onWritten(item, 'unwritten'));
           return;
         }
         logger.warn({ err, tries: tries + 1 }, 'recording finished attempts failed; retrying');

@@ -19,6 +19,8 @@ export interface LeaseKeeperOptions {
   /** How far ahead a refresh pushes the lease. */
   readonly expiryMs: number;
   readonly onLost: (held: HeldTask, status: Exclude<LeaseStatus, 'held'>) => void;
+  /** Called after a lease was extended (the reaper now sees it on every table). */
+  readonly onExtended?: (held: HeldTask) => void;
 }
 
 /**
@@ -76,7 +78,9 @@ export class LeaseKeeper {
       at + this.options.expiryMs,
     );
     tasks.forEach((held, i) => {
-      if (statuses[i] === 'held') held.lastExtendedAt = at;
+      if (statuses[i] !== 'held') return;
+      held.lastExtendedAt = at;
+      this.options.onExtended?.(held);
     });
     this.report(tasks, statuses);
   }

@@ -117,7 +117,7 @@ describe('the grid on AWS emulators', () => {
     expect(resultRecord?.result).toEqual({ key: expect.any(String), bytes: expect.any(Number) });
   });
 
-  it('a duplicate delivery of a task message runs it once: the second claim is stale', async () => {
+  it('a duplicate delivery of a task message runs it once: busy while the first holder relies on its message, then stale', async () => {
     const resources = await createGridResources(emulators);
     const { table, queue } = backendsFor(resources);
     const s = session();
@@ -143,10 +143,73 @@ describe('the grid on AWS emulators', () => {
       Date.now(),
     );
 
+    await table.extendLeases([{ taskId: task.taskId, owner: 'agent-a', attempt: 1 }], Date.now() + 60_000);
+    const third = await table.claim([{ taskId: task.taskId, attempt: 0 }], { ...lease, owner: 'agent-b' }, Date.now());
+
     expect(received).toHaveLength(2);
     expect(first[0]!.status).toBe('claimed');
-    expect(second[0]!.status).toBe('stale');
+    expect(second[0]!.status).toBe('busy');
+    expect(third[0]!.status).toBe('stale');
   });
+
+  it('an agent that dies before its first heartbeat: its message reappears and another agent reaps and runs the task', async () => {
+    const resources = await createGridResources(emulators);
+    const backends = backendsFor(resources);
+    const config = compileConfig({
+      slots: 1,
+      task_ttl_expiration_offset_sec: 10,
+      task_ttl_refresh_interval_sec: 2,
+      lease_check_interval_sec: 0.5,
+      empty_task_queue_backoff_timeout_sec: 0.05,
+      agent_task_visibility_timeout_sec: 3,
+    });
+    const s = session();
+    await backends.table.createSession(s);
+    const task = newTask(s, 0, { inline: '{"op":"square","x":3}' }, Date.now());
+    await backends.table.createTasks([task]);
+    await backends.table.sealSession(s.sessionId, 1);
+    await backends.queue.send([{ taskId: task.taskId, sessionId: s.sessionId, attempt: 0, priority: 0 }]);
+    // The dead agent: received and claimed the task, then vanished without a heartbeat or an acknowledgement.
+    const [taken] = await backends.queue.receive(1, { waitMs: 2000, visibilityMs: 1000 });
+    const [claimed] = await backends.table.claim(
+      [{ taskId: task.taskId, attempt: taken!.message.attempt }],
+      { owner: 'dead-agent', expiresAt: Date.now() + 500 },
+      Date.now(),
+    );
+    expect(claimed?.status).toBe('claimed');
+    expect(await backends.table.findExpiredLeases(Date.now() + 60_000, 100_000)).toEqual([]);
+    const rie = await RieServer.start({
+      invoker: createLocalInvoker({
+        taskRoot: WORKER,
+        handler: 'lambda_function.lambda_handler',
+        runtime: resolveRuntime('python3.12'),
+        pythonExecutable: 'python3',
+      }),
+      functionTimeoutSec: 30,
+    });
+    opened.push(rie);
+    const agent = new Agent({
+      config,
+      ...backends,
+      createInvoker: () => new RieInvoker({ endpoint: rie.endpoint }),
+      slots: 1,
+      receiveWaitMs: 500,
+    });
+
+    await agent.start();
+    opened.push({ close: () => agent.stop(5_000) });
+    const client = new GridClient({ config, ...backends, pollIntervalMs: 100 });
+    const handle = await client.session(s.sessionId);
+    const done = await handle.wait({ pollIntervalMs: 100, signal: AbortSignal.timeout(30_000) });
+    const record = await backends.table.getTask(task.taskId);
+
+    expect(done).toMatchObject({ succeeded: 1, running: 0, pending: 0 });
+    expect(record).toMatchObject({ state: 'succeeded', attempt: 2, failures: 1 });
+    expect(record!.history.map((h) => [h.owner, h.outcome])).toEqual([
+      ['dead-agent', 'lease-expired'],
+      [agent.owner, 'succeeded'],
+    ]);
+  }, 40_000);
 
   it('the reaper Lambda handler re-queues a task whose lease expired, configured from env alone', async () => {
     const resources = await createGridResources(emulators);
@@ -155,7 +218,13 @@ describe('the grid on AWS emulators', () => {
     await table.createSession(s);
     const task = newTask(s, 0, { inline: '{}' }, Date.now());
     await table.createTasks([task]);
-    await table.claim([{ taskId: task.taskId, attempt: 0 }], { owner: 'dead-agent', expiresAt: Date.now() - 1 }, 1);
+    await table.claim(
+      [{ taskId: task.taskId, attempt: 0 }],
+      { owner: 'dead-agent', expiresAt: Date.now() + 60_000 },
+      1,
+    );
+    // It heartbeated once (so the lease index holds it), then died.
+    await table.extendLeases([{ taskId: task.taskId, owner: 'dead-agent', attempt: 1 }], Date.now() - 1);
     const env: Record<string, string> = {
       ...resourcesToEnv(resources),
       ...emulators.env(),

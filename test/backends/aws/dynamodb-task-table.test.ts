@@ -193,17 +193,38 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     });
   });
 
-  it('a small task costs six write units from creation to success, three of them index writes', async () => {
+  it('a short task costs four write units from creation to success: its lease never enters the lease index', async () => {
     const table = new DynamoDbTaskTable({ tableName, client });
     const { ids } = await seed(table, 1);
     resetConsumed();
 
     await finish(table, ids[0]!);
 
-    // Claim: the item and its lease-index entry. Completion: the item, the lease-index entry leaving, the
-    // session-index entry arriving. (Creation adds one for the item and, per 24 tasks, a manifest.)
+    // Claim: the item. Completion: the item and the session-index entry arriving. (Creation adds one for the item
+    // and, per 24 tasks, a manifest.)
     expect(consumed.table).toBe(2);
-    expect(consumed.indexes).toEqual({ [TABLE_SCHEMA.leaseIndex.name]: 2, [TABLE_SCHEMA.sessionIndex.name]: 1 });
+    expect(consumed.indexes).toEqual({ [TABLE_SCHEMA.sessionIndex.name]: 1 });
+  });
+
+  it('a lease enters the lease index at its first extension and leaves it at the completion', async () => {
+    const table = new DynamoDbTaskTable({ tableName, client });
+    const { ids } = await seed(table, 1);
+    const taskId = ids[0]!;
+    await table.claim([{ taskId, attempt: 0 }], { owner: 'a', expiresAt: 5_000 }, 1);
+    const beforeExtension = await table.findExpiredLeases(10_000, 100_000);
+    resetConsumed();
+
+    await table.extendLeases([{ taskId, owner: 'a', attempt: 1 }], 6_000);
+    const afterExtension = await table.findExpiredLeases(10_000, 100_000);
+    const extensionUnits = { ...consumed.indexes };
+    await table.complete([
+      { taskId, guard: { owner: 'a', attempt: 1 }, outcome: { kind: 'succeeded', result: { inline: '1' } }, at: 7_000 },
+    ]);
+
+    expect(beforeExtension.map((t) => t.taskId)).not.toContain(taskId);
+    expect(afterExtension.map((t) => t.taskId)).toContain(taskId);
+    expect(extensionUnits).toEqual({ [TABLE_SCHEMA.leaseIndex.name]: 1 });
+    expect(await table.findExpiredLeases(10_000, 100_000)).not.toContainEqual(expect.objectContaining({ taskId }));
   });
 
   it('cancelling a session writes only to its live tasks, found through its manifests', async () => {
