@@ -1,5 +1,5 @@
 // AWS requests and request cost per task: N small tasks end to end on the emulators, every SDK request counted.
-// Run: npx tsx bench/aws-requests.ts [--tasks 1000] [--slots 2] [--prefetch 10] [--poll-ms 500] [--payload-bytes 0]
+// Run: npx tsx bench/aws-requests.ts [--tasks 1000] [--slots 2] [--prefetch auto|N] [--poll-ms 2000] [--payload-bytes 0]
 //   [--inline-max 32768]
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -119,8 +119,9 @@ async function main(): Promise<void> {
     options: {
       tasks: { type: 'string', default: '1000' },
       slots: { type: 'string', default: '2' },
-      'poll-ms': { type: 'string', default: '500' },
-      prefetch: { type: 'string', default: '10' },
+      // The deployed shape: the agent's `auto` prefetch and the CLI's 2 s polling in AWS mode.
+      'poll-ms': { type: 'string', default: '2000' },
+      prefetch: { type: 'string', default: 'auto' },
       'payload-bytes': { type: 'string', default: '0' },
       'inline-max': { type: 'string', default: String(32 * 1024) },
       python: { type: 'string', default: 'python3' },
@@ -177,7 +178,7 @@ async function main(): Promise<void> {
       ...agentSide,
       createInvoker: (slot) => new RieInvoker({ endpoint: servers[slot]!.endpoint }),
       slots,
-      prefetch: Number(values.prefetch),
+      prefetch: values.prefetch === 'auto' ? 'auto' : Number(values.prefetch),
     });
     await agent.start();
     cleanups.unshift(() => agent.stop(5_000));

@@ -33,8 +33,8 @@ async function main(): Promise<number> {
     logger,
     // lambda-rie serves one invocation at a time: one slot per Lambda container.
     slots: endpoints.length,
-    // One task claimed ahead hides the receive latency of short tasks without hoarding work other agents could run.
-    prefetch: endpoints.length,
+    // About a second of work claimed ahead: full receive batches for short tasks, no hoarding of long ones.
+    prefetch: 'auto',
     receiveWaitMs: 20_000,
     createInvoker: (slot) => new RieInvoker({ endpoint: endpoints[slot]!, logger }),
   });

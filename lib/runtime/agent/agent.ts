@@ -22,6 +22,7 @@ import { CompletionBatcher, type PendingCompletion } from './completion-batcher'
 import type { HeldTask } from './held-task';
 import { LeaseKeeper } from './lease-keeper';
 import { MessageAcker } from './message-acker';
+import { PrefetchPolicy, type PrefetchSetting } from './prefetch-policy';
 import { reapTasks } from '../reaper';
 import { SessionSettings } from './session-settings';
 
@@ -48,10 +49,11 @@ export interface AgentOptions {
    */
   readonly receiveWaitMs?: number;
   /**
-   * Tasks claimed ahead of a free slot, so a slot never waits for the queue.
+   * Tasks claimed ahead of a free slot, so a slot never waits for the queue: a number, or `auto` (about a second of
+   * work per slot from recent run times, up to a receive batch; see `PrefetchPolicy`).
    * @default slots
    */
-  readonly prefetch?: number;
+  readonly prefetch?: PrefetchSetting;
   readonly logger?: Logger;
   readonly now?: () => number;
   /**
@@ -94,7 +96,7 @@ export class Agent {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly slotCount: number;
-  private readonly prefetch: number;
+  private readonly prefetch: PrefetchPolicy;
   private readonly receiveWaitMs: number;
   private readonly invokers: WorkerInvoker[] = [];
   private readonly held = new Map<string, HeldTask>();
@@ -121,7 +123,11 @@ export class Agent {
     this.store = options.store;
     this.now = options.now ?? Date.now;
     this.slotCount = options.slots ?? options.config.slots;
-    this.prefetch = options.prefetch ?? this.slotCount;
+    this.prefetch = new PrefetchPolicy({
+      setting: options.prefetch ?? this.slotCount,
+      slots: this.slotCount,
+      max: this.config.receiveBatchSize,
+    });
     this.receiveWaitMs = options.receiveWaitMs ?? 1_000;
     this.owner = options.owner ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.logger = (options.logger ?? silentLogger()).child({ agent: this.owner });
@@ -226,10 +232,11 @@ export class Agent {
   private async receiveLoop(): Promise<void> {
     let failures = 0;
     while (this.state === 'running') {
-      const capacity = this.slotCount + this.prefetch - this.held.size;
+      const prefetch = this.prefetch.current;
+      const capacity = this.slotCount + prefetch - this.held.size;
       // While slots have work waiting, receive only full batches: each receive (and the ack after the claim) is a
       // billed request in SQS, so batches of 1-2 would double the requests per task.
-      const fullBatch = Math.min(this.config.receiveBatchSize, this.slotCount + this.prefetch);
+      const fullBatch = Math.min(this.config.receiveBatchSize, this.slotCount + prefetch);
       if (capacity <= 0 || (capacity < fullBatch && this.ready.length > 0)) {
         await new Promise<void>((resolve) => this.capacityWaiters.push(resolve));
         continue;
@@ -423,6 +430,7 @@ export class Agent {
       clearTimeout(safety);
       // The slot's controller serves its next task: a late interrupt of this one must not abort that.
       held.controller = undefined;
+      this.prefetch.observe(this.now() - started);
     }
     // Only a handler error needs the session's own non-retryable types; successes never read the session.
     const nonRetryableErrorTypes =
