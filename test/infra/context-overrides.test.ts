@@ -206,6 +206,19 @@ describe('-c table_capacity=provisioned', () => {
   });
 });
 
+describe('the AWS defaults', () => {
+  it('inline payloads and results up to 3 KiB unless configured, where S3 becomes cheaper than item writes', () => {
+    const defaults = gridSettingsFromContext((key) => ({ worker: PYTHON_WORKER })[key], REPO_ROOT);
+    const configured = gridSettingsFromContext(
+      (key) => ({ worker: PYTHON_WORKER, inline_payload_max_bytes: '10000' })[key],
+      REPO_ROOT,
+    );
+
+    expect(defaults.config.inlinePayloadMaxBytes).toBe(3072);
+    expect(configured.config.inlinePayloadMaxBytes).toBe(10000);
+  });
+});
+
 describe('invalid context values', () => {
   const settingsFor = (ctx: Record<string, string>) => () =>
     gridSettingsFromContext((key) => ({ worker: PYTHON_WORKER, ...ctx })[key], REPO_ROOT);

@@ -280,7 +280,7 @@ describe('the default grid stack', () => {
       max_attempts: 3,
       task_timeout_sec: 900,
       priority_levels: 3,
-      inline_payload_max_bytes: 32768,
+      inline_payload_max_bytes: 3072,
       max_payload_bytes: 6291456,
       non_retryable_error_types: [],
     });
