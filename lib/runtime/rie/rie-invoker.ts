@@ -11,6 +11,7 @@ import {
   classifyRieResponse,
   clientContextHeader,
 } from './rie-protocol';
+import { RuntimeKiller, type RuntimeKillOutcome } from './runtime-killer';
 
 export interface RieInvokerOptions {
   /** Base URL of the invoke API, e.g. `http://127.0.0.1:8080` (the Lambda container in the same ECS task). */
@@ -23,6 +24,29 @@ export interface RieInvokerOptions {
   readonly startTimeoutMs?: number;
   /** @default - a silent logger */
   readonly logger?: Logger;
+  /**
+   * Stop the Lambda runtime when an invocation is aborted (task cancelled, lease lost, drain grace over) or reaches
+   * its deadline: SIGKILL the processes under the slot's lambda-rie (`RuntimeKiller`), then hold the next invocation
+   * until lambda-rie has answered the killed one (it answers `502 Runtime.ExitError` once it has reset, and starts a
+   * fresh runtime on the next invoke).
+   *
+   * The agent must see and may signal the Lambda container's processes: in ECS the task shares its PID namespace
+   * (`pidMode: task`) and the agent runs under the Lambda containers' uid. When it cannot, the invocation is aborted
+   * as without this option, and the reason is logged.
+   * @default false (the handler runs on until it returns or lambda-rie's own `AWS_LAMBDA_FUNCTION_TIMEOUT`)
+   */
+  readonly killRuntimeOnAbort?: boolean;
+  /**
+   * What kills the runtime with `killRuntimeOnAbort`.
+   * @default - `RuntimeKiller.forEndpoint(endpoint)`, reading /proc
+   */
+  readonly runtimeKiller?: { kill(): Promise<RuntimeKillOutcome> };
+  /**
+   * After a kill, how long to wait for lambda-rie's answer to the killed invocation before giving up on it (the
+   * next invocation waits for that answer, as lambda-rie would answer it `400 busy` until then).
+   * @default 10000
+   */
+  readonly recoveryTimeoutMs?: number;
 }
 
 /** Thrown inside the invoker when the connection was refused: nothing was sent, so retrying is safe. */
@@ -44,13 +68,19 @@ const REFUSED_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTU
  *   returns or the RIE's own `AWS_LAMBDA_FUNCTION_TIMEOUT` resets the runtime, and meanwhile further invokes get
  *   400 (`busy`, which the agent releases back to the queue without counting a failure). So in AWS the Lambda
  *   container must run with `AWS_LAMBDA_FUNCTION_TIMEOUT` at the task timeout (the RIE then kills the runtime
- *   itself), and a cancelled task's runtime is freed by that same reset.
+ *   itself), and without `killRuntimeOnAbort` a cancelled task's runtime is freed only by that same reset.
+ * - With `killRuntimeOnAbort`, an aborted or timed-out invocation's runtime is SIGKILLed instead (see the option):
+ *   the handler stops at once and the slot takes the next task as soon as lambda-rie has reset.
  */
 export class RieInvoker implements WorkerInvoker {
   private readonly url: URL;
   private readonly agent: http.Agent;
   private readonly startTimeoutMs: number;
   private readonly logger: Logger;
+  private readonly killer: { kill(): Promise<RuntimeKillOutcome> } | undefined;
+  private readonly recoveryTimeoutMs: number;
+  /** Set while the runtime of an interrupted invocation is being killed and lambda-rie resets. */
+  private recovery: Promise<void> | undefined;
   private closed = false;
 
   constructor(options: RieInvokerOptions) {
@@ -58,6 +88,10 @@ export class RieInvoker implements WorkerInvoker {
     this.agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     this.startTimeoutMs = options.startTimeoutMs ?? 60_000;
     this.logger = options.logger ?? silentLogger();
+    this.killer = options.killRuntimeOnAbort
+      ? (options.runtimeKiller ?? RuntimeKiller.forEndpoint(options.endpoint, { logger: this.logger }))
+      : undefined;
+    this.recoveryTimeoutMs = options.recoveryTimeoutMs ?? 10_000;
   }
 
   /** Waits until the runtime accepts connections. It does not invoke: the RIE would run the handler. */
@@ -78,6 +112,10 @@ export class RieInvoker implements WorkerInvoker {
 
   async invoke(invocation: Invocation, signal?: AbortSignal): Promise<InvokeResult> {
     if (signal?.aborted) return cancelled('the invocation was aborted before it started');
+    if (this.recovery !== undefined) {
+      const aborted = await abortable(this.recovery, signal);
+      if (aborted) return cancelled('the invocation was aborted while the previous runtime was being stopped');
+    }
     const body = Buffer.from(invocation.eventJson, 'utf8');
     const headers = {
       'content-type': 'application/json',
@@ -106,6 +144,7 @@ export class RieInvoker implements WorkerInvoker {
     if (this.closed) return;
     this.closed = true;
     this.agent.destroy();
+    await this.recovery;
   }
 
   private post(
@@ -118,6 +157,9 @@ export class RieInvoker implements WorkerInvoker {
     return new Promise((resolve) => {
       let settled = false;
       let sent = false;
+      let markAnswered: () => void = () => undefined;
+      // Settles when the exchange is over: answered, failed or destroyed.
+      const answered = new Promise<void>((r) => (markAnswered = r));
       const finish = (result: InvokeResult | ConnectionRefused) => {
         if (settled) return;
         settled = true;
@@ -129,19 +171,30 @@ export class RieInvoker implements WorkerInvoker {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
+          markAnswered();
           const text = Buffer.concat(chunks).toString('utf8');
           const fnError = res.headers[FUNCTION_ERROR_HEADER];
           finish(classifyRieResponse(res.statusCode ?? 0, Array.isArray(fnError) ? fnError[0] : fnError, text));
         });
-        res.on('error', (error) => finish(connectionLost(error)));
+        res.on('error', (error) => {
+          markAnswered();
+          finish(connectionLost(error));
+        });
       });
-      const onAbort = () => {
-        finish(cancelled(reasonText(signal?.reason)));
-        req.destroy();
+      req.on('close', () => markAnswered());
+      /** The task is over for the agent; stop its runtime too when asked to, else just hang up as before. */
+      const interrupt = (result: InvokeResult) => {
+        finish(result);
+        if (this.killer !== undefined && sent && !this.closed) {
+          this.recovery = this.stopRuntime(this.killer, req, answered, invocation, result);
+        } else {
+          req.destroy();
+        }
       };
+      const onAbort = () => interrupt(cancelled(reasonText(signal?.reason)));
       const timer = setTimeout(
-        () => {
-          finish({
+        () =>
+          interrupt({
             ok: false,
             reason: 'timeout',
             error: {
@@ -149,9 +202,7 @@ export class RieInvoker implements WorkerInvoker {
               message: `Task timed out after ${(Math.ceil(Math.max(0, timeoutMs) / 10) / 100).toFixed(2)} seconds`,
               stack: [],
             },
-          });
-          req.destroy();
-        },
+          }),
         Math.max(0, invocation.deadline - Date.now()),
       );
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -167,6 +218,39 @@ export class RieInvoker implements WorkerInvoker {
       req.on('finish', () => (sent = true));
       req.end(body);
     });
+  }
+
+  /**
+   * Kills the runtime of an interrupted invocation and waits (bounded) for lambda-rie to answer it: lambda-rie
+   * answers only after its reset, so from then on it takes the next invoke. Never rejects.
+   */
+  private async stopRuntime(
+    killer: { kill(): Promise<RuntimeKillOutcome> },
+    req: http.ClientRequest,
+    answered: Promise<void>,
+    invocation: Invocation,
+    result: InvokeResult,
+  ): Promise<void> {
+    const ids = { taskId: invocation.taskId, sessionId: invocation.sessionId, why: result.ok ? 'ok' : result.reason };
+    try {
+      const outcome = await killer.kill();
+      if (outcome.kind !== 'killed' && outcome.kind !== 'no-runtime') {
+        this.logger.warn({ ...ids, outcome: outcome.kind }, 'the Lambda runtime could not be stopped; it runs on');
+        return;
+      }
+      this.logger.info({ ...ids, outcome: outcome.kind }, 'stopped the Lambda runtime of an interrupted invocation');
+      if (!(await withinMs(answered, this.recoveryTimeoutMs))) {
+        this.logger.warn(
+          { ...ids, recoveryTimeoutMs: this.recoveryTimeoutMs },
+          'lambda-rie did not answer the interrupted invocation in time; the slot may answer busy for a while',
+        );
+      }
+    } catch (error) {
+      this.logger.error({ ...ids, err: error }, 'stopping the Lambda runtime failed');
+    } finally {
+      req.destroy();
+      this.recovery = undefined;
+    }
   }
 
   private canConnect(): Promise<boolean> {
@@ -209,6 +293,31 @@ function reasonText(reason: unknown): string {
 /** 50 ms doubling to 1 s, never past `until`. */
 function retryDelay(attempt: number, until: number): number {
   return Math.max(0, Math.min(1000, 50 * 2 ** (attempt - 1), until - Date.now()));
+}
+
+/** Waits for `promise`; resolves true early if `signal` aborts. */
+function abortable(promise: Promise<void>, signal: AbortSignal | undefined): Promise<boolean> {
+  if (signal === undefined) return promise.then(() => false);
+  if (signal.aborted) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const onAbort = () => resolve(true);
+    signal.addEventListener('abort', onAbort, { once: true });
+    void promise.then(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(false);
+    });
+  });
+}
+
+/** True when `promise` settles within `ms`. */
+function withinMs(promise: Promise<void>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    void promise.then(() => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
 }
 
 /** Sleeps `ms`; resolves true early if `signal` aborts. */

@@ -23,6 +23,13 @@ export interface RieServerOptions {
   readonly host?: string;
   /** The function timeout every invocation gets (`AWS_LAMBDA_FUNCTION_TIMEOUT`). @default 300 */
   readonly functionTimeoutSec?: number;
+  /**
+   * What a running invocation does when its client hangs up. `'abort'` stops it (the local runtime restarts its
+   * process), which is what the agent wants; `'run-on'` is what lambda-rie does: the handler runs on until it returns
+   * or the function timeout resets it, and meanwhile every other invoke is answered 400 (busy).
+   * @default 'abort'
+   */
+  readonly onClientGone?: 'abort' | 'run-on';
   /** Close the invoker in `close()`. @default true */
   readonly ownsInvoker?: boolean;
   readonly logger?: Logger;
@@ -35,13 +42,15 @@ export interface RieServerOptions {
  * Responses match the RIE's: status, body bytes and headers (Go's `Date`, `Content-Length` and sniffed
  * `Content-Type: text/plain; charset=utf-8` on a body; never `X-Amz-Function-Error`). One difference: when the
  * client goes away mid-invocation the RIE lets the handler run on, while this server aborts the invocation (the
- * local runtime then restarts its process), which is what the agent wants after a timeout or a cancellation.
+ * local runtime then restarts its process), which is what the agent wants after a timeout or a cancellation;
+ * `onClientGone: 'run-on'` behaves as the RIE does.
  */
 export class RieServer {
   private readonly server: http.Server;
   private readonly invoker: WorkerInvoker;
   private readonly functionTimeoutSec: number;
   private readonly ownsInvoker: boolean;
+  private readonly onClientGone: 'abort' | 'run-on';
   private readonly logger: Logger;
   private started: Promise<void> | undefined;
   private busy = false;
@@ -51,6 +60,7 @@ export class RieServer {
     this.invoker = options.invoker;
     this.functionTimeoutSec = options.functionTimeoutSec ?? RIE_DEFAULT_TIMEOUT_SEC;
     this.ownsInvoker = options.ownsInvoker ?? true;
+    this.onClientGone = options.onClientGone ?? 'abort';
     this.logger = options.logger ?? silentLogger();
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((error: unknown) => {
@@ -101,11 +111,12 @@ export class RieServer {
     this.busy = true;
     const requestId = randomUUID();
     const controller = new AbortController();
-    // The client went away before the answer: stop the invocation (see the class comment).
+    // The client went away before the answer: stop the invocation (see the class comment), unless emulating
+    // lambda-rie to the letter.
     const onClose = () => {
       if (!res.writableFinished) controller.abort(new Error('the invoking client disconnected'));
     };
-    res.once('close', onClose);
+    if (this.onClientGone === 'abort') res.once('close', onClose);
     try {
       try {
         this.started ??= this.invoker.start();
