@@ -59,6 +59,11 @@ export interface SubmitOptions {
    * @default - every task takes the session's settings
    */
   readonly taskOptions?: (event: unknown, index: number) => TaskOptions | undefined;
+  /**
+   * How many events there are, when `events` is not an array but the number is known (the AWS task table sizes the
+   * session's result index by it). @default - the array's length, else unknown
+   */
+  readonly expectedTasks?: number;
   /** Tasks written per batch. @default 500 */
   readonly batchSize?: number;
   /** Called after each batch with the number of tasks submitted so far. */
@@ -93,7 +98,14 @@ export class GridClient {
     events: Iterable<unknown> | AsyncIterable<unknown>,
     options: SubmitOptions = {},
   ): Promise<SessionHandle> {
-    const session = this.sessionRecord(options);
+    const expected = options.expectedTasks ?? (Array.isArray(events) ? events.length : undefined);
+    if (expected !== undefined && !(Number.isInteger(expected) && expected >= 0)) {
+      throw new InvalidTaskError(0, `expectedTasks must be a whole number of tasks (got ${String(expected)})`);
+    }
+    const session = {
+      ...this.sessionRecord(options),
+      ...(expected !== undefined ? { expectedTaskCount: expected } : {}),
+    };
     await this.table.createSession(session);
     const storedKeys: string[] = [];
     let count = 0;

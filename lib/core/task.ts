@@ -70,6 +70,11 @@ export interface SessionRecord {
   readonly nonRetryableErrorTypes: readonly string[];
   /** Set once every task of the session was written. */
   readonly taskCount?: number;
+  /**
+   * How many tasks the client expects to submit, when it knows up front (an array, a counted file). Adapters may size
+   * their indexes by it (the DynamoDB table spreads a large session's results over more index partitions).
+   */
+  readonly expectedTaskCount?: number;
 }
 
 export function taskIdOf(sessionId: string, index: number): string {

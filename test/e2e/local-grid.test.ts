@@ -123,6 +123,9 @@ describe('the local grid', () => {
     await expect(grid.client.submit([{ ok: 1 }, { n: 10n }], { sessionId: 'bigint' })).rejects.toThrow(
       InvalidTaskError,
     );
+    await expect(grid.client.submit([{ ok: 1 }], { sessionId: 'bad-size', expectedTasks: -1 })).rejects.toThrow(
+      /expectedTasks must be a whole number of tasks \(got -1\)/,
+    );
     await expect(grid.client.session('too-big')).rejects.toThrow(UnknownSessionError);
     expect(await grid.backends.table.getTask('too-big_0')).toBeUndefined();
   });

@@ -7,7 +7,9 @@ import {
   ATTR,
   leaseShardOf,
   manifestItemKey,
+  manifestPartition,
   manifestSessionSk,
+  sessionPartitionOf,
   sessionItemKey,
   terminalSessionSk,
   LEASE_SHARDS,
@@ -27,6 +29,8 @@ export interface HistoryEntry {
 export interface TaskItem {
   readonly task_id: string;
   readonly session_id: string;
+  /** The task's session-index partition, written at creation; the task enters the index with `session_sk`. */
+  readonly session_part: string;
   /** Only on terminal tasks: the session index is sparse. */
   readonly session_sk?: string;
   readonly idx: number;
@@ -61,6 +65,8 @@ export interface SessionItem {
   readonly timeout_ms: number;
   readonly non_retryable: readonly string[];
   readonly task_count?: number;
+  /** Session-index partitions of its tasks (absent: 1). */
+  readonly index_shards: number;
 }
 
 /** The table holds something the adapter did not write. */
@@ -71,7 +77,10 @@ export function ttlOf(finishedAt: number, retentionSec: number): number {
 }
 
 /** The item for a new task (or any record, for imports and tests). */
-export function taskItemOf(task: TaskRecord, options: { retentionSec: number; leaseShards?: number }): TaskItem {
+export function taskItemOf(
+  task: TaskRecord,
+  options: { retentionSec: number; leaseShards?: number; sessionShards: number },
+): TaskItem {
   const history: Record<string, HistoryEntry> = {};
   for (const h of task.history) {
     history[String(h.attempt)] = {
@@ -91,6 +100,7 @@ export function taskItemOf(task: TaskRecord, options: { retentionSec: number; le
   return {
     task_id: task.taskId,
     session_id: task.sessionId,
+    session_part: sessionPartitionOf(task.sessionId, task.taskId, options.sessionShards),
     session_sk: terminal ? terminalSessionSk(finishedAt, task.taskId, task.state as TerminalState) : undefined,
     idx: task.index,
     state: task.state,
@@ -201,6 +211,7 @@ export interface ManifestItem {
   readonly task_id: string;
   readonly kind: 'manifest';
   readonly session_id: string;
+  readonly session_part: string;
   readonly session_sk: string;
   readonly task_ids: readonly string[];
 }
@@ -211,12 +222,13 @@ export function manifestItemOf(sessionId: string, taskIds: readonly [string, ...
     task_id: manifestItemKey(sessionId, taskIds[0]),
     kind: 'manifest',
     session_id: sessionId,
+    session_part: manifestPartition(sessionId),
     session_sk: manifestSessionSk(taskIds[0], taskIds.length),
     task_ids: [...taskIds],
   };
 }
 
-export function sessionItemOf(session: SessionRecord): SessionItem {
+export function sessionItemOf(session: SessionRecord, indexShards: number): SessionItem {
   return {
     task_id: sessionItemKey(session.sessionId),
     kind: 'session',
@@ -227,6 +239,7 @@ export function sessionItemOf(session: SessionRecord): SessionItem {
     timeout_ms: session.timeoutMs,
     non_retryable: [...session.nonRetryableErrorTypes],
     task_count: session.taskCount,
+    index_shards: indexShards,
   };
 }
 

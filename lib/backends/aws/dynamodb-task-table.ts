@@ -44,7 +44,10 @@ import {
   finishKeyPrefix,
   leaseShardOf,
   manifestCountOf,
+  manifestPartition,
   parseTerminalSessionSk,
+  sessionPartitions,
+  sessionShardsFor,
   sessionItemKey,
   terminalSessionSk,
 } from './table-schema';
@@ -124,6 +127,7 @@ export class DynamoDbTaskTable implements TaskTable {
   private readonly clock: () => number;
   private closed = false;
   private seq = 0;
+  private readonly shardCache = new Map<string, number>();
 
   constructor(options: DynamoDbTaskTableOptions) {
     this.ownsClient = options.client === undefined;
@@ -144,12 +148,13 @@ export class DynamoDbTaskTable implements TaskTable {
   // --- sessions ------------------------------------------------------------------------------------------------
 
   async createSession(session: SessionRecord): Promise<void> {
+    const shards = sessionShardsFor(session.expectedTaskCount);
     try {
       await this.retry('createSession', () =>
         this.doc.send(
           new PutCommand({
             TableName: this.tableName,
-            Item: sessionItemOf(session),
+            Item: sessionItemOf(session, shards),
             ConditionExpression: 'attribute_not_exists(#pk)',
             ExpressionAttributeNames: { '#pk': TABLE_SCHEMA.partitionKey },
           }),
@@ -159,6 +164,7 @@ export class DynamoDbTaskTable implements TaskTable {
       if (error instanceof ConditionalCheckFailedException) throw new SessionExistsError(session.sessionId);
       throw error;
     }
+    this.rememberShards(session.sessionId, shards);
   }
 
   async getSession(sessionId: string): Promise<SessionRecord | undefined> {
@@ -226,12 +232,15 @@ export class DynamoDbTaskTable implements TaskTable {
     await this.batchWrite(
       manifests.map((item) => ({ PutRequest: { Item: item as unknown as Record<string, unknown> } })),
     );
+    const shards = new Map<string, number>();
+    for (const sessionId of bySession.keys()) shards.set(sessionId, await this.shardsOf(sessionId));
     await this.batchWrite(
       fresh.map((task) => ({
         PutRequest: {
           Item: taskItemOf(task, {
             retentionSec: this.retentionSec,
             leaseShards: this.leaseShards,
+            sessionShards: shards.get(task.sessionId) ?? 1,
           }) as unknown as Record<string, unknown>,
         },
       })),
@@ -241,7 +250,9 @@ export class DynamoDbTaskTable implements TaskTable {
   /** Task ids listed by a session's manifests (deduplicated; some may never have been written). */
   private async sessionTaskIds(sessionId: string): Promise<{ taskIds: string[]; manifestKeys: string[] }> {
     const manifestKeys: string[] = [];
-    for await (const item of this.querySessionIndex(sessionId, 'M#')) manifestKeys.push(String(item[ATTR.taskId]));
+    for await (const item of this.querySessionIndex(manifestPartition(sessionId), 'M#')) {
+      manifestKeys.push(String(item[ATTR.taskId]));
+    }
     const manifests = await this.batchGet(manifestKeys, [ATTR.taskId, ATTR.taskIds]);
     const taskIds = new Set<string>();
     for (const manifest of manifests) {
@@ -544,8 +555,13 @@ export class DynamoDbTaskTable implements TaskTable {
   async countByState(sessionId: string): Promise<StateCounts> {
     const counts = emptyStateCounts();
     let written = 0;
-    for await (const item of this.querySessionIndex(sessionId, undefined)) {
-      const sk = String(item[ATTR.sessionSk]);
+    const partitions = [manifestPartition(sessionId), ...sessionPartitions(sessionId, await this.shardsOf(sessionId))];
+    const keys = await mapLimit(partitions, 8, async (partition) => {
+      const found: string[] = [];
+      for await (const item of this.querySessionIndex(partition, undefined)) found.push(String(item[ATTR.sessionSk]));
+      return found;
+    });
+    for (const sk of keys.flat()) {
       const listed = manifestCountOf(sk);
       if (listed !== undefined) written += listed;
       else {
@@ -602,19 +618,31 @@ export class DynamoDbTaskTable implements TaskTable {
     const state = cursor === undefined ? { w: 'T#', s: [] } : decodeCursor(cursor);
     const seen = new Set(state.s);
     const want = Math.max(1, Math.floor(limit));
+    const pageSize = Math.min(1000, want + seen.size + 1);
+    const partitions = sessionPartitions(sessionId, await this.shardsOf(sessionId));
+    const pages = await mapLimit(partitions, 8, (partition) => this.queryPage(partition, state.w, pageSize));
+    // Keys are ordered across partitions (finish time first). Past the last key read from a partition that has more,
+    // that partition may hold earlier keys not read yet: stop there.
+    let bound: string | undefined;
+    for (const page of pages) {
+      const last = page.keys[page.keys.length - 1];
+      if (!page.complete && last !== undefined && (bound === undefined || last.sk < bound)) bound = last.sk;
+    }
+    const merged = pages
+      .flatMap((page) => page.keys)
+      .filter((key) => bound === undefined || key.sk <= bound)
+      .sort((a, b) => (a.sk < b.sk ? -1 : a.sk > b.sk ? 1 : 0));
     const picked: { taskId: string; sk: string }[] = [];
     let lastExamined = state.w;
-    let exhausted = true;
-    const pageSize = Math.min(1000, want + seen.size + 1);
-    outer: for await (const item of this.querySessionIndex(sessionId, undefined, state.w, pageSize)) {
-      const sk = String(item[ATTR.sessionSk]);
+    let exhausted = pages.every((page) => page.complete);
+    for (const key of merged) {
       if (picked.length >= want) {
         exhausted = false;
-        break outer;
+        break;
       }
-      lastExamined = sk;
-      if (seen.has(sk)) continue;
-      picked.push({ taskId: String(item[ATTR.taskId]), sk });
+      lastExamined = key.sk;
+      if (seen.has(key.sk)) continue;
+      picked.push(key);
     }
     if (picked.length === 0) return { tasks: [], cursor };
     // The index only lists a task after its terminal write, so an eventually consistent read (half the read units)
@@ -699,29 +727,73 @@ export class DynamoDbTaskTable implements TaskTable {
     return withRetry(`DynamoDB ${what} on ${this.tableName}`, call, this.retryPolicy);
   }
 
-  /** Items of a session from its index (keys and state), in key order, after `after` or under `prefix`. */
+  /** One page of a session-index partition's terminal keys after `after`; `complete` if the partition has no more. */
+  private async queryPage(
+    partition: string,
+    after: string,
+    limit: number,
+  ): Promise<{ keys: { taskId: string; sk: string }[]; complete: boolean }> {
+    const out = await this.retry('query session index', () =>
+      this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: TABLE_SCHEMA.sessionIndex.name,
+          KeyConditionExpression: '#part = :part AND #sk > :after',
+          ExpressionAttributeNames: { '#part': ATTR.sessionPart, '#sk': ATTR.sessionSk },
+          ExpressionAttributeValues: { ':part': partition, ':after': after },
+          Limit: limit,
+        }),
+      ),
+    );
+    const keys = (out.Items ?? []).map((item) => ({
+      taskId: String(item[ATTR.taskId]),
+      sk: String(item[ATTR.sessionSk]),
+    }));
+    return { keys, complete: out.LastEvaluatedKey === undefined };
+  }
+
+  /** Session-index partitions of a session (1 for an unknown one). Sessions never change it, so it is cached. */
+  private async shardsOf(sessionId: string): Promise<number> {
+    const cached = this.shardCache.get(sessionId);
+    if (cached !== undefined) return cached;
+    const out = await this.retry('getSession', () =>
+      this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { task_id: sessionItemKey(sessionId) },
+          ProjectionExpression: '#shards',
+          ExpressionAttributeNames: { '#shards': ATTR.indexShards },
+        }),
+      ),
+    );
+    if (out.Item === undefined) return 1;
+    const shards = Number(out.Item[ATTR.indexShards] ?? 1);
+    this.rememberShards(sessionId, shards);
+    return shards;
+  }
+
+  private rememberShards(sessionId: string, shards: number): void {
+    // Bounded: a long-lived client may see many sessions.
+    if (this.shardCache.size >= 1024) this.shardCache.delete(this.shardCache.keys().next().value!);
+    this.shardCache.set(sessionId, shards);
+  }
+
+  /** Items of one session-index partition (keys only), in key order, under `prefix`. */
   private async *querySessionIndex(
-    sessionId: string,
+    partition: string,
     prefix: string | undefined,
-    after?: string,
-    pageSize?: number,
   ): AsyncGenerator<Record<string, unknown>> {
     const input: QueryCommandInput = {
       TableName: this.tableName,
       IndexName: TABLE_SCHEMA.sessionIndex.name,
-      KeyConditionExpression: '#sid = :sid',
-      ExpressionAttributeNames: { '#sid': ATTR.sessionId },
-      ExpressionAttributeValues: { ':sid': sessionId },
-      Limit: pageSize,
+      KeyConditionExpression: '#part = :part',
+      ExpressionAttributeNames: { '#part': ATTR.sessionPart },
+      ExpressionAttributeValues: { ':part': partition },
     };
     if (prefix !== undefined) {
       input.KeyConditionExpression += ' AND begins_with(#sk, :prefix)';
       input.ExpressionAttributeNames!['#sk'] = ATTR.sessionSk;
       input.ExpressionAttributeValues![':prefix'] = prefix;
-    } else if (after !== undefined) {
-      input.KeyConditionExpression += ' AND #sk > :after';
-      input.ExpressionAttributeNames!['#sk'] = ATTR.sessionSk;
-      input.ExpressionAttributeValues![':after'] = after;
     }
     let startKey: Record<string, unknown> | undefined;
     do {

@@ -6,8 +6,11 @@
  * - Tasks: `task_id` = the task id. Sessions: `task_id` = `session#<session id>` (see `sessionItemKey`). Manifests:
  *   `task_id` = `manifest#<session id>#<first task id>`, one per write batch of a session's tasks, listing their ids
  *   (see `manifestItemKey`), so a session's tasks can be found without indexing every live task.
- * - `session_index` (GSI, KEYS_ONLY, sparse): partition `session_id`, sort `session_sk`. It holds a session's
- *   manifests as `M#<first task id>#<count>` and its terminal tasks as `T#<finished at, 15 digits>#<seq, 9
+ * - `session_index` (GSI, KEYS_ONLY, sparse): partition `session_part`, sort `session_sk`. A session's tasks are
+ *   spread over `index_shards` partitions (`<session id>#<shard>`, the shard a hash of the task id, written at
+ *   creation; 1 to 16 by the session's expected size, see `sessionShardsFor`), so one session's completions are not
+ *   capped by one partition's write rate; its manifests live in `<session id>#m`. It holds the manifests as
+ *   `M#<first task id>#<count>` and the terminal tasks as `T#<finished at, 15 digits>#<seq, 9
  *   digits>#<s|f|c>#<task id>` (seq: a per-writer counter that orders completions within one millisecond; s/f/c:
  *   succeeded, failed, cancelled), so a session's terminal tasks come back in completion order. Live tasks (pending,
  *   running) have no `session_sk` and stay out: a task costs one index write, when it ends (a key written at creation
@@ -22,7 +25,7 @@ export const TABLE_SCHEMA = {
   ttlAttribute: 'ttl',
   sessionIndex: {
     name: 'session_index',
-    partitionKey: 'session_id',
+    partitionKey: 'session_part',
     sortKey: 'session_sk',
     projectionType: 'KEYS_ONLY',
     /** Non-key attributes projected into the index (none). */
@@ -42,7 +45,7 @@ export const TABLE_SCHEMA = {
 /** DynamoDB types of the key attributes, for the CDK construct's `attributeDefinitions`. */
 export const KEY_ATTRIBUTE_TYPES = {
   task_id: 'S',
-  session_id: 'S',
+  session_part: 'S',
   session_sk: 'S',
   lease_shard: 'S',
   lease_expires_at: 'N',
@@ -56,6 +59,7 @@ export const ATTR = {
   taskId: 'task_id',
   kind: 'kind',
   sessionId: 'session_id',
+  sessionPart: 'session_part',
   sessionSk: 'session_sk',
   index: 'idx',
   state: 'state',
@@ -81,6 +85,7 @@ export const ATTR = {
   createdAt: 'created_at',
   nonRetryableErrorTypes: 'non_retryable',
   taskCount: 'task_count',
+  indexShards: 'index_shards',
   // Manifest items.
   taskIds: 'task_ids',
 } as const;
@@ -138,11 +143,47 @@ export function parseTerminalSessionSk(
 
 /** The lease-index partition of a task: a stable hash of its id, so all shards fill evenly. */
 export function leaseShardOf(taskId: string, shards: number = LEASE_SHARDS): string {
-  // FNV-1a: cheap, stable across processes and languages; spreading keys is all it has to do.
+  return String(stableHash(taskId) % shards);
+}
+
+/** Most session-index partitions of one session: 16 × ~1,000 index writes/s each. */
+export const MAX_SESSION_SHARDS = 16;
+/** Expected tasks per session-index partition when sizing a session. */
+const TASKS_PER_SESSION_SHARD = 5_000;
+/** Partitions of a session whose size is not known up front. */
+export const DEFAULT_SESSION_SHARDS = 4;
+
+/**
+ * Session-index partitions for a session of `expected` tasks: one per 5,000 tasks, 1 to 16. A small session is read
+ * with one query per poll; a large one spreads its completions (a partition takes ~1,000 writes/s) and its extra
+ * queries per poll are spread over many tasks.
+ */
+export function sessionShardsFor(expected: number | undefined): number {
+  if (expected === undefined) return DEFAULT_SESSION_SHARDS;
+  return Math.max(1, Math.min(MAX_SESSION_SHARDS, Math.ceil(expected / TASKS_PER_SESSION_SHARD)));
+}
+
+/** The session-index partition of a task. */
+export function sessionPartitionOf(sessionId: string, taskId: string, shards: number): string {
+  return `${sessionId}#${stableHash(taskId) % shards}`;
+}
+
+/** The session-index partitions holding a session's terminal tasks. */
+export function sessionPartitions(sessionId: string, shards: number): string[] {
+  return Array.from({ length: shards }, (_, shard) => `${sessionId}#${shard}`);
+}
+
+/** The session-index partition holding a session's manifests. */
+export function manifestPartition(sessionId: string): string {
+  return `${sessionId}#m`;
+}
+
+/** FNV-1a: cheap, stable across processes and languages; spreading keys is all it has to do. */
+function stableHash(text: string): number {
   let hash = 0x811c9dc5;
-  for (let i = 0; i < taskId.length; i++) {
-    hash ^= taskId.charCodeAt(i);
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193);
   }
-  return String((hash >>> 0) % shards);
+  return hash >>> 0;
 }

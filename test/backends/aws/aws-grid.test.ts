@@ -1,6 +1,6 @@
 // The grid on AWS emulators end to end (client → SQS → agent → RIE API → Python → DynamoDB/S3), plus fault tests.
 import path from 'node:path';
-import { ProvisionedThroughputExceededException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, ProvisionedThroughputExceededException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { DynamoDbTaskTable, openAwsBackends, type AwsBackends } from '../../../lib/backends/aws';
 import { GridClient } from '../../../lib/client';
@@ -111,6 +111,13 @@ describe('the grid on AWS emulators', () => {
     expect(results[1]!.failureReason).toBe('error');
     expect(results[2]!.result).toEqual({ length: 5000 });
     expect(results[3]!.result).toEqual({ data: 'r'.repeat(5000) });
+    // Four events in an array: the session's results sit in one index partition, read with one query per poll.
+    const raw = emulators.clients().dynamodb;
+    const sessionItem = await raw.send(
+      new GetItemCommand({ TableName: resources.tableName, Key: { task_id: { S: `session#${handle.sessionId}` } } }),
+    );
+    raw.destroy();
+    expect(sessionItem.Item?.index_shards).toEqual({ N: '1' });
     const payloadRecord = await backends.table.getTask(`${handle.sessionId}_2`);
     const resultRecord = await backends.table.getTask(`${handle.sessionId}_3`);
     expect(payloadRecord?.payload).toEqual({ key: expect.any(String), bytes: expect.any(Number) });

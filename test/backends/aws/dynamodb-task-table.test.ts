@@ -1,7 +1,13 @@
 // DynamoDB task table behaviour beyond the contract: late index entries, item layout, request economy.
 import { QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDbTaskTable } from '../../../lib/backends/aws';
-import { TABLE_SCHEMA } from '../../../lib/backends/aws/table-schema';
+import {
+  MAX_SESSION_SHARDS,
+  TABLE_SCHEMA,
+  manifestPartition,
+  sessionPartitionOf,
+  sessionPartitions,
+} from '../../../lib/backends/aws/table-schema';
 import { newTask, type SessionRecord } from '../../../lib/core/task';
 import { createGridResources, startEmulators, type Emulators } from '../../support/emulators';
 
@@ -59,18 +65,24 @@ function resetConsumed(): void {
   consumed.indexes = {};
 }
 
-/** Every key of a session in the session index. */
-async function sessionIndexKeys(sessionId: string): Promise<string[]> {
-  const out = await client.send(
-    new QueryCommand({
-      TableName: tableName,
-      IndexName: TABLE_SCHEMA.sessionIndex.name,
-      KeyConditionExpression: '#sid = :sid',
-      ExpressionAttributeNames: { '#sid': 'session_id' },
-      ExpressionAttributeValues: { ':sid': { S: sessionId } },
-    }),
-  );
-  return (out.Items ?? []).map((item) => item.session_sk?.S ?? '?');
+/** Every key of a session in the session index, by partition (manifests, then each shard that has keys). */
+async function sessionIndexKeys(sessionId: string): Promise<Record<string, string[]>> {
+  const partitions = [manifestPartition(sessionId), ...sessionPartitions(sessionId, MAX_SESSION_SHARDS)];
+  const found: Record<string, string[]> = {};
+  for (const partition of partitions) {
+    const out = await client.send(
+      new QueryCommand({
+        TableName: tableName,
+        IndexName: TABLE_SCHEMA.sessionIndex.name,
+        KeyConditionExpression: '#part = :part',
+        ExpressionAttributeNames: { '#part': 'session_part' },
+        ExpressionAttributeValues: { ':part': { S: partition } },
+      }),
+    );
+    const keys = (out.Items ?? []).map((item) => item.session_sk?.S ?? '?');
+    if (keys.length > 0) found[partition] = keys;
+  }
+  return found;
 }
 
 let sessionCounter = 0;
@@ -181,9 +193,11 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     await finish(table, ids[5]!);
     const afterFinish = await sessionIndexKeys(session.sessionId);
 
-    expect(afterCreate).toEqual([`M#${ids[0]}#24`, `M#${ids[24]}#6`]);
-    expect(afterFinish).toHaveLength(3);
-    expect(afterFinish[2]).toMatch(new RegExp(`^T#\\d{15}#\\d{9}#s#${ids[5]}$`));
+    const manifests = manifestPartition(session.sessionId);
+    expect(afterCreate).toEqual({ [manifests]: [`M#${ids[0]}#24`, `M#${ids[24]}#6`] });
+    const shard = sessionPartitionOf(session.sessionId, ids[5]!, 4);
+    expect(Object.keys(afterFinish).sort()).toEqual([manifests, shard].sort());
+    expect(afterFinish[shard]).toEqual([expect.stringMatching(new RegExp(`^T#\\d{15}#\\d{9}#s#${ids[5]}$`))]);
     expect(await table.countByState(session.sessionId)).toEqual({
       pending: 29,
       running: 0,
@@ -248,7 +262,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
 
     await table.deleteSession(session.sessionId);
 
-    expect(await sessionIndexKeys(session.sessionId)).toEqual([]);
+    expect(await sessionIndexKeys(session.sessionId)).toEqual({});
     expect(await table.getTask(ids[29]!)).toBeUndefined();
   });
 
@@ -278,5 +292,59 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
 
     expect(page.tasks.map((t) => [t.taskId, t.state])).toEqual([[ids[0], 'succeeded']]);
     lagging.destroy();
+  });
+
+  it('a large session spreads its results over index partitions; pages merge them back in completion order', async () => {
+    const table = new DynamoDbTaskTable({ tableName, client });
+    const session: SessionRecord = {
+      sessionId: `big${Date.now().toString(36)}`,
+      createdAt: Date.now(),
+      priority: 0,
+      maxAttempts: 3,
+      timeoutMs: 60_000,
+      nonRetryableErrorTypes: [],
+      expectedTaskCount: 40_000,
+    };
+    await table.createSession(session);
+    const tasks = Array.from({ length: 40 }, (_, i) => newTask(session, i, { inline: '{}' }, Date.now()));
+    await table.createTasks(tasks);
+    const order = [...tasks.keys()].sort((a, b) => ((a * 7919) % 40) - ((b * 7919) % 40));
+    for (const i of order) await finish(table, tasks[i]!.taskId);
+
+    const listed: string[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 20 && listed.length < 40; page++) {
+      const next = await table.listTerminal(session.sessionId, cursor, 7);
+      listed.push(...next.tasks.map((t) => t.taskId));
+      cursor = next.cursor;
+    }
+    const partitions = Object.keys(await sessionIndexKeys(session.sessionId));
+
+    expect(partitions.length).toBeGreaterThan(4);
+    expect(listed).toEqual(order.map((i) => tasks[i]!.taskId));
+    expect((await table.countByState(session.sessionId)).succeeded).toBe(40);
+  });
+
+  it('a small session is read with one index query per page', async () => {
+    const table = new DynamoDbTaskTable({ tableName, client });
+    const session: SessionRecord = {
+      sessionId: `small${Date.now().toString(36)}`,
+      createdAt: Date.now(),
+      priority: 0,
+      maxAttempts: 3,
+      timeoutMs: 60_000,
+      nonRetryableErrorTypes: [],
+      expectedTaskCount: 3,
+    };
+    await table.createSession(session);
+    const tasks = Array.from({ length: 3 }, (_, i) => newTask(session, i, { inline: '{}' }, Date.now()));
+    await table.createTasks(tasks);
+    for (const task of tasks) await finish(table, task.taskId);
+    commands.length = 0;
+
+    const page = await table.listTerminal(session.sessionId, undefined, 10);
+
+    expect(page.tasks).toHaveLength(3);
+    expect(commands.filter((c) => c === 'QueryCommand')).toHaveLength(1);
   });
 });

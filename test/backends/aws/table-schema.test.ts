@@ -6,6 +6,9 @@ import {
   manifestCountOf,
   manifestSessionSk,
   parseTerminalSessionSk,
+  sessionPartitionOf,
+  sessionPartitions,
+  sessionShardsFor,
   terminalSessionSk,
 } from '../../../lib/backends/aws/table-schema';
 import { TransientServiceError } from '../../../lib/core/errors';
@@ -32,6 +35,19 @@ describe('terminal sort keys', () => {
       taskId: 'sess#with#hashes_4',
     });
     expect(parseTerminalSessionSk('L#sess_4')).toBeUndefined();
+  });
+});
+
+describe('session-index partitions', () => {
+  it('are sized by the expected tasks, one per 5,000, from 1 to 16, and 4 when the size is unknown', () => {
+    expect([0, 3, 5_000, 5_001, 40_000, 10_000_000].map(sessionShardsFor)).toEqual([1, 1, 1, 2, 8, 16]);
+    expect(sessionShardsFor(undefined)).toBe(4);
+  });
+
+  it('put every task of a session in one of its partitions, all of them used', () => {
+    const used = new Set(Array.from({ length: 400 }, (_, i) => sessionPartitionOf('s', `s_${i}`, 8)));
+
+    expect([...used].sort()).toEqual(sessionPartitions('s', 8).sort());
   });
 });
 
