@@ -1,6 +1,7 @@
 // `htcgrid submit/status/results/cancel --grid aws`: the CLI finds a deployed grid from its stack outputs.
 import fs from 'node:fs';
 import path from 'node:path';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { openAwsBackends, type AwsBackends } from '../../lib/backends/aws';
 import { main } from '../../lib/cli';
 import { compileConfig } from '../../lib/core';
@@ -82,6 +83,13 @@ describe('htcgrid against a grid on AWS', () => {
       expect(lines[0].result.custom.session_id).toBe(sessionId);
       const status = await htcgrid('status', sessionId, '--grid', 'aws', '--outputs', outputsFile, '--json');
       expect(JSON.parse(status.stdout)).toMatchObject({ total: 2, done: true, counts: { succeeded: 2 } });
+      // The file was counted ahead, so the two-task session's results sit in one index partition.
+      const raw = emulators.clients().dynamodb;
+      const sessionItem = await raw.send(
+        new GetItemCommand({ TableName: resources.tableName, Key: { task_id: { S: `session#${sessionId}` } } }),
+      );
+      raw.destroy();
+      expect(sessionItem.Item?.index_shards).toEqual({ N: '1' });
     } finally {
       await agent.stop(2_000);
       await backends.close();

@@ -60,8 +60,10 @@ export interface SubmitFlags extends GridDirFlags {
 export async function submitCommand(flags: SubmitFlags): Promise<number> {
   const grid = await openGridClient(flags);
   try {
-    if (flags.tasks !== '-') await countTasks(flags.tasks);
+    // A file is read once ahead: bad lines fail before anything is submitted, and the count sizes the session.
+    const expectedTasks = flags.tasks !== '-' ? await countTasks(flags.tasks) : undefined;
     const handle = await grid.client.submit(readTasks(flags.tasks), {
+      expectedTasks,
       priority: flags.priority,
       maxAttempts: flags.maxAttempts,
       timeoutSec: flags.timeoutSec,
