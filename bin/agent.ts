@@ -27,6 +27,8 @@ async function main(): Promise<number> {
     .split(',')
     .map((e) => e.trim())
     .filter(Boolean);
+  // On unless HTCGRID_KILL_RUNTIME_ON_ABORT=false (e.g. a task definition without pidMode: task).
+  const killRuntimeOnAbort = process.env.HTCGRID_KILL_RUNTIME_ON_ABORT !== 'false';
   const agent = new Agent({
     config,
     ...backends,
@@ -36,7 +38,9 @@ async function main(): Promise<number> {
     // About a second of work claimed ahead: full receive batches for short tasks, no hoarding of long ones.
     prefetch: 'auto',
     receiveWaitMs: 20_000,
-    createInvoker: (slot) => new RieInvoker({ endpoint: endpoints[slot]!, logger }),
+    // A cancelled, lost or timed-out task's handler is SIGKILLed in its Lambda container (the ECS task shares its
+    // PID namespace and uid for this); lambda-rie alone would let it run on until AWS_LAMBDA_FUNCTION_TIMEOUT.
+    createInvoker: (slot) => new RieInvoker({ endpoint: endpoints[slot]!, logger, killRuntimeOnAbort }),
   });
   const graceMs = Number(process.env.HTCGRID_DRAIN_GRACE_MS ?? DEFAULT_GRACE_MS);
   let signals = 0;

@@ -53,6 +53,12 @@ export const TASK_ROOT = '/var/task';
 export const RIE_PORT = 8080;
 /** Every Lambda container's endpoint, comma-separated, one per slot (the first is also `HTCGRID_LAMBDA_ENDPOINT`). */
 export const LAMBDA_ENDPOINTS_ENV = 'HTCGRID_LAMBDA_ENDPOINTS';
+/**
+ * The uid:gid of the Lambda containers (the Lambda base images' sandbox user, `sbx_user1051`) and of the agent.
+ * The agent shares it so that, with the task's shared PID namespace, it may SIGKILL a cancelled task's runtime
+ * (signalling needs the same uid or CAP_KILL, which Fargate cannot grant a non-root user).
+ */
+export const SANDBOX_USER = '993:990';
 /** Fargate's upper bound on a container's stop timeout. */
 const MAX_STOP_TIMEOUT_SEC = 120;
 
@@ -146,6 +152,9 @@ export interface EcsComputePlaneProps {
  * ECS on Fargate: one task = one agent plus `slots` Lambda containers (AWS Lambda base image running lambda-rie with
  * the handler as command), fed by an init container that unpacks the worker zip into a shared volume.
  * The service scales on backlog per agent and down to zero when idle.
+ *
+ * The task shares one PID namespace (`pidMode: task`) and the agent runs under the Lambda containers' uid, so a
+ * cancelled, lost or timed-out task's handler is killed at once (lambda-rie alone lets it run on to its timeout).
  */
 export class EcsComputePlane extends Construct {
   readonly cluster: ecs.Cluster;
@@ -208,16 +217,20 @@ export class EcsComputePlane extends Construct {
     const needsCache = !props.lambdaImage || !props.initImage;
     const cache = needsCache ? new PublicImageCache(this, 'PublicImages') : undefined;
 
+    // One PID namespace for the task: the agent sees the Lambda containers' processes in its /proc and can kill
+    // a cancelled task's runtime (lambda-rie then resets and starts a fresh one on the next invoke).
     this.taskDefinition = props.ec2Capacity
       ? new ecs.TaskDefinition(this, 'TaskDefinition', {
           compatibility: ecs.Compatibility.EC2,
           networkMode: ecs.NetworkMode.AWS_VPC,
           cpu: String(taskCpu),
           memoryMiB: String(taskMemoryMiB),
+          pidMode: ecs.PidMode.TASK,
         })
       : new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
           cpu: taskCpu,
           memoryLimitMiB: taskMemoryMiB,
+          pidMode: ecs.PidMode.TASK,
           runtimePlatform: {
             cpuArchitecture: ecs.CpuArchitecture.X86_64,
             operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
@@ -283,7 +296,7 @@ export class EcsComputePlane extends Construct {
           AWS_LAMBDA_FUNCTION_NAME: cfg.functionName,
           LAMBDA_TASK_ROOT: TASK_ROOT,
         },
-        user: '993:990',
+        user: SANDBOX_USER,
         readonlyRootFilesystem: true,
         essential: true,
         stopTimeout,
@@ -325,7 +338,8 @@ export class EcsComputePlane extends Construct {
         [GRID_ENV.region]: Stack.of(this).region,
         TMPDIR: '/tmp',
       },
-      user: '1000:1000',
+      // The Lambda containers' uid, so it may signal their runtimes (see SANDBOX_USER); never root.
+      user: SANDBOX_USER,
       readonlyRootFilesystem: true,
       essential: true,
       stopTimeout,

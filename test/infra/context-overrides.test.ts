@@ -148,6 +148,13 @@ describe('-c ec2_instance_type', () => {
     });
   });
 
+  it("shares one PID namespace in the task on EC2 too, so the agent can stop a cancelled task's runtime", () => {
+    synth.template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      RequiresCompatibilities: ['EC2'],
+      PidMode: 'task',
+    });
+  });
+
   it('adds the ECS endpoints container instances need without a NAT, and stays cdk-nag clean', () => {
     const { template, stack } = synth;
     template.resourceCountIs('AWS::EC2::VPCEndpoint', 9);

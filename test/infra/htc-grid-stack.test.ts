@@ -2,6 +2,7 @@
 import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import { compileConfig } from '../../lib/core/config';
 import { GRID_ENV } from '../../lib/core/grid-resources';
+import { SANDBOX_USER } from '../../lib/infra/compute-plane';
 import type { HtcGridStack } from '../../lib/infra/htc-grid-stack';
 import { maskedTemplate, PYTHON_WORKER, synthGrid } from './grid-app';
 
@@ -133,6 +134,20 @@ describe('the default grid stack', () => {
       expect(c.StopTimeout).toBe(120);
     }
     expect(container(template, 'agent').DependsOn).toEqual([{ ContainerName: 'lambda-0', Condition: 'START' }]);
+  });
+
+  it("shares one PID namespace and one non-root uid between the agent and the Lambda containers, so the agent can kill a cancelled task's runtime", () => {
+    template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      RequiresCompatibilities: ['FARGATE'],
+      PidMode: 'task',
+      RuntimePlatform: { OperatingSystemFamily: 'LINUX', CpuArchitecture: 'X86_64' },
+    });
+    const agentUser = container(template, 'agent').User;
+    expect(agentUser).toBe(SANDBOX_USER);
+    for (const c of containers(template).filter((d) => d.Name.startsWith('lambda-'))) {
+      expect(c.User).toBe(agentUser);
+      expect(c.ReadonlyRootFilesystem).toBe(true);
+    }
   });
 
   it('pulls public images through an ECR pull-through cache, so tasks need no NAT', () => {
