@@ -49,6 +49,9 @@ export interface RieInvokerOptions {
   readonly recoveryTimeoutMs?: number;
 }
 
+/** After a kill, how long to wait for lambda-rie's answer before looking for a (restarted) runtime to kill again. */
+const KILL_AGAIN_AFTER_MS = 1000;
+
 /** Thrown inside the invoker when the connection was refused: nothing was sent, so retrying is safe. */
 class ConnectionRefused extends Error {}
 
@@ -222,7 +225,10 @@ export class RieInvoker implements WorkerInvoker {
 
   /**
    * Kills the runtime of an interrupted invocation and waits (bounded) for lambda-rie to answer it: lambda-rie
-   * answers only after its reset, so from then on it takes the next invoke. Never rejects.
+   * answers only after its reset, so from then on it takes the next invoke. When no answer comes within
+   * `KILL_AGAIN_AFTER_MS` it kills again: a runtime killed during its init is restarted by lambda-rie for the same
+   * invocation ("suppressed init", `rapidcore/server.go` `Invoke` → `FastInvoke`), and that one must go too.
+   * Never rejects.
    */
   private async stopRuntime(
     killer: { kill(): Promise<RuntimeKillOutcome> },
@@ -232,18 +238,26 @@ export class RieInvoker implements WorkerInvoker {
     result: InvokeResult,
   ): Promise<void> {
     const ids = { taskId: invocation.taskId, sessionId: invocation.sessionId, why: result.ok ? 'ok' : result.reason };
+    const giveUpAt = Date.now() + this.recoveryTimeoutMs;
     try {
-      const outcome = await killer.kill();
-      if (outcome.kind !== 'killed' && outcome.kind !== 'no-runtime') {
-        this.logger.warn({ ...ids, outcome: outcome.kind }, 'the Lambda runtime could not be stopped; it runs on');
-        return;
-      }
-      this.logger.info({ ...ids, outcome: outcome.kind }, 'stopped the Lambda runtime of an interrupted invocation');
-      if (!(await withinMs(answered, this.recoveryTimeoutMs))) {
-        this.logger.warn(
-          { ...ids, recoveryTimeoutMs: this.recoveryTimeoutMs },
-          'lambda-rie did not answer the interrupted invocation in time; the slot may answer busy for a while',
-        );
+      for (let round = 1; ; round++) {
+        const outcome = await killer.kill();
+        if (outcome.kind !== 'killed' && outcome.kind !== 'no-runtime') {
+          this.logger.warn({ ...ids, outcome: outcome.kind }, 'the Lambda runtime could not be stopped; it runs on');
+          return;
+        }
+        if (outcome.kind === 'killed') {
+          this.logger.info({ ...ids, round }, 'killed the Lambda runtime of an interrupted invocation');
+        }
+        const waitMs = Math.min(KILL_AGAIN_AFTER_MS, giveUpAt - Date.now());
+        if (waitMs > 0 && (await withinMs(answered, waitMs))) return;
+        if (Date.now() >= giveUpAt) {
+          this.logger.warn(
+            { ...ids, recoveryTimeoutMs: this.recoveryTimeoutMs },
+            'lambda-rie did not answer the interrupted invocation in time; the slot may answer busy for a while',
+          );
+          return;
+        }
       }
     } catch (error) {
       this.logger.error({ ...ids, err: error }, 'stopping the Lambda runtime failed');

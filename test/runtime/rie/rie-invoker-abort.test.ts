@@ -6,7 +6,13 @@ import pino from 'pino';
 import type { Invocation, InvokeResult } from '../../../lib/ports';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
 import { createLocalInvoker } from '../../../lib/runtime/local';
-import { RieInvoker, RieServer, type RieInvokerOptions } from '../../../lib/runtime/rie';
+import {
+  RieInvoker,
+  RieServer,
+  RuntimeKiller,
+  type RieInvokerOptions,
+  type RuntimeKillOutcome,
+} from '../../../lib/runtime/rie';
 import { freePort } from '../../support/emulators';
 import { waitFor } from '../../support/local-grid';
 import { buildSlotFixtures, isAlive, startSlot, type SlotFixtures, type SlotProcess } from './slot-processes';
@@ -125,6 +131,28 @@ describe('RieInvoker aborting an invocation on lambda-rie (a stand-in process th
     const next = await rie.invoke(invocation({}));
 
     expect(result.reason).toBe('timeout');
+    expect(next.ok).toBe(true);
+  });
+
+  it('kills again when lambda-rie has not answered a second after a kill (it restarts a runtime killed in its init)', async () => {
+    const s = await slot();
+    const real = new RuntimeKiller({ port: s.port });
+    let calls = 0;
+    // The first kill finds nothing, as when lambda-rie has just replaced a runtime killed during its init.
+    const missesFirst = {
+      kill: async (): Promise<RuntimeKillOutcome> => {
+        calls++;
+        return calls === 1 ? { kind: 'no-runtime', riePids: [s.pid] } : real.kill();
+      },
+    };
+    const rie = invoker(s.port, { killRuntimeOnAbort: true, runtimeKiller: missesFirst });
+
+    const { result, pid } = await cancelRunningTask(rie);
+    await waitFor(() => !isAlive(pid), 5_000, `the cancelled handler (pid ${pid}) to be gone`);
+    const next = await rie.invoke(invocation({}));
+
+    expect(failure(result).reason).toBe('cancelled');
+    expect(calls).toBe(2);
     expect(next.ok).toBe(true);
   });
 
