@@ -4,7 +4,7 @@ import { GetItemCommand, ProvisionedThroughputExceededException, type DynamoDBCl
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { DynamoDbTaskTable, openAwsBackends, type AwsBackends } from '../../../lib/backends/aws';
 import { GridClient } from '../../../lib/client';
-import { compileConfig } from '../../../lib/core/config';
+import { compileConfig, type GridConfig } from '../../../lib/core/config';
 import { TransientServiceError } from '../../../lib/core/errors';
 import { resourcesToEnv, type AwsGridResources } from '../../../lib/core/grid-resources';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
@@ -44,6 +44,33 @@ function backendsFor(resources: AwsGridResources): AwsBackends {
   return backends;
 }
 
+/** An agent with one slot, invoking the fixture worker through the RIE API, and a client; both stop after the test. */
+async function startAgentAndClient(
+  config: GridConfig,
+  backends: AwsBackends,
+): Promise<{ agent: Agent; client: GridClient }> {
+  const rie = await RieServer.start({
+    invoker: createLocalInvoker({
+      taskRoot: WORKER,
+      handler: 'lambda_function.lambda_handler',
+      runtime: resolveRuntime('python3.12'),
+      pythonExecutable: 'python3',
+    }),
+    functionTimeoutSec: 30,
+  });
+  opened.push(rie);
+  const agent = new Agent({
+    config,
+    ...backends,
+    createInvoker: () => new RieInvoker({ endpoint: rie.endpoint }),
+    slots: 1,
+    receiveWaitMs: 500,
+  });
+  await agent.start();
+  opened.push({ close: () => agent.stop(5_000) });
+  return { agent, client: new GridClient({ config, ...backends, pollIntervalMs: 100 }) };
+}
+
 function session(overrides: Partial<SessionRecord> = {}): SessionRecord {
   return {
     sessionId: `s${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`,
@@ -68,26 +95,7 @@ describe('the grid on AWS emulators', () => {
       lease_check_interval_sec: 0.5,
       empty_task_queue_backoff_timeout_sec: 0.05,
     });
-    const rie = await RieServer.start({
-      invoker: createLocalInvoker({
-        taskRoot: WORKER,
-        handler: 'lambda_function.lambda_handler',
-        runtime: resolveRuntime('python3.12'),
-        pythonExecutable: 'python3',
-      }),
-      functionTimeoutSec: 30,
-    });
-    opened.push(rie);
-    const agent = new Agent({
-      config,
-      ...backends,
-      createInvoker: () => new RieInvoker({ endpoint: rie.endpoint }),
-      slots: 1,
-      receiveWaitMs: 500,
-    });
-    await agent.start();
-    opened.push({ close: () => agent.stop(5_000) });
-    const client = new GridClient({ config, ...backends, pollIntervalMs: 100 });
+    const { client } = await startAgentAndClient(config, backends);
 
     const handle = await client.submit(
       [
@@ -185,27 +193,8 @@ describe('the grid on AWS emulators', () => {
     );
     expect(claimed?.status).toBe('claimed');
     expect(await backends.table.findExpiredLeases(Date.now() + 60_000, 100_000)).toEqual([]);
-    const rie = await RieServer.start({
-      invoker: createLocalInvoker({
-        taskRoot: WORKER,
-        handler: 'lambda_function.lambda_handler',
-        runtime: resolveRuntime('python3.12'),
-        pythonExecutable: 'python3',
-      }),
-      functionTimeoutSec: 30,
-    });
-    opened.push(rie);
-    const agent = new Agent({
-      config,
-      ...backends,
-      createInvoker: () => new RieInvoker({ endpoint: rie.endpoint }),
-      slots: 1,
-      receiveWaitMs: 500,
-    });
 
-    await agent.start();
-    opened.push({ close: () => agent.stop(5_000) });
-    const client = new GridClient({ config, ...backends, pollIntervalMs: 100 });
+    const { agent, client } = await startAgentAndClient(config, backends);
     const handle = await client.session(s.sessionId);
     const done = await handle.wait({ pollIntervalMs: 100, signal: AbortSignal.timeout(30_000) });
     const record = await backends.table.getTask(task.taskId);

@@ -86,7 +86,8 @@ async function sessionIndexKeys(sessionId: string): Promise<Record<string, strin
 }
 
 let sessionCounter = 0;
-async function seed(table: DynamoDbTaskTable, count: number): Promise<{ session: SessionRecord; ids: string[] }> {
+/** A session of `count` pending tasks, created with `expected` as its expected size (unknown if undefined). */
+async function seedSized(table: DynamoDbTaskTable, count: number, expected: number | undefined) {
   const session: SessionRecord = {
     sessionId: `t${Date.now().toString(36)}x${++sessionCounter}`,
     createdAt: Date.now(),
@@ -94,11 +95,16 @@ async function seed(table: DynamoDbTaskTable, count: number): Promise<{ session:
     maxAttempts: 3,
     timeoutMs: 60_000,
     nonRetryableErrorTypes: [],
+    ...(expected !== undefined ? { expectedTaskCount: expected } : {}),
   };
   await table.createSession(session);
   const tasks = Array.from({ length: count }, (_, i) => newTask(session, i, { inline: '{}' }, Date.now()));
   await table.createTasks(tasks);
-  return { session, ids: tasks.map((t) => t.taskId) };
+  return { session, tasks, ids: tasks.map((t) => t.taskId) };
+}
+
+function seed(table: DynamoDbTaskTable, count: number) {
+  return seedSized(table, count, undefined);
 }
 
 async function finish(table: DynamoDbTaskTable, taskId: string): Promise<void> {
@@ -296,18 +302,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
 
   it('a large session spreads its results over index partitions; pages merge them back in completion order', async () => {
     const table = new DynamoDbTaskTable({ tableName, client });
-    const session: SessionRecord = {
-      sessionId: `big${Date.now().toString(36)}`,
-      createdAt: Date.now(),
-      priority: 0,
-      maxAttempts: 3,
-      timeoutMs: 60_000,
-      nonRetryableErrorTypes: [],
-      expectedTaskCount: 40_000,
-    };
-    await table.createSession(session);
-    const tasks = Array.from({ length: 40 }, (_, i) => newTask(session, i, { inline: '{}' }, Date.now()));
-    await table.createTasks(tasks);
+    const { session, tasks } = await seedSized(table, 40, 40_000);
     const order = [...tasks.keys()].sort((a, b) => ((a * 7919) % 40) - ((b * 7919) % 40));
     for (const i of order) await finish(table, tasks[i]!.taskId);
 
@@ -327,18 +322,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
 
   it('a small session is read with one index query per page', async () => {
     const table = new DynamoDbTaskTable({ tableName, client });
-    const session: SessionRecord = {
-      sessionId: `small${Date.now().toString(36)}`,
-      createdAt: Date.now(),
-      priority: 0,
-      maxAttempts: 3,
-      timeoutMs: 60_000,
-      nonRetryableErrorTypes: [],
-      expectedTaskCount: 3,
-    };
-    await table.createSession(session);
-    const tasks = Array.from({ length: 3 }, (_, i) => newTask(session, i, { inline: '{}' }, Date.now()));
-    await table.createTasks(tasks);
+    const { session, tasks } = await seedSized(table, 3, 3);
     for (const task of tasks) await finish(table, task.taskId);
     commands.length = 0;
 
