@@ -25,6 +25,7 @@ async function runAgentThread(port: MessagePort, data: AgentThreadData): Promise
     table: backends.table,
     queue: backends.queue,
     store: backends.store,
+    intake: backends.intake,
     logger,
     owner: data.owner,
     slots: data.slots,

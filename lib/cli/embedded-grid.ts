@@ -84,6 +84,7 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
             table: backends.table,
             queue: backends.queue,
             store: backends.store,
+            intake: backends.intake,
             logger,
             receiveWaitMs: 200,
             // One agent owns this machine's slots, so it can claim well ahead of them: no slot waits for the queue.

@@ -4,13 +4,15 @@ import path from 'node:path';
 import { silentLogger, type Logger } from '../../logging';
 import { FilePayloadStore } from './file-payload-store';
 import { openSqliteDatabase } from './sqlite-database';
+import { SqliteTaskIntake } from './sqlite-task-intake';
 import { SqliteTaskQueue } from './sqlite-task-queue';
 import { SqliteTaskTable } from './sqlite-task-table';
 
 export * from './errors';
 export { FilePayloadStore } from './file-payload-store';
 export { openSqliteDatabase, SCHEMA_VERSION, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
-export { InvalidReceiptError, SqliteTaskQueue, type SqliteTaskQueueOptions } from './sqlite-task-queue';
+export { SqliteTaskIntake } from './sqlite-task-intake';
+export { InvalidReceiptError, SqliteTaskQueue, type Claimer, type SqliteTaskQueueOptions } from './sqlite-task-queue';
 export { InvalidCursorError, SqliteTaskTable, type SqliteTaskTableOptions } from './sqlite-task-table';
 
 /** File name of the grid database inside a grid directory. */
@@ -37,6 +39,8 @@ export interface LocalBackends {
   readonly table: SqliteTaskTable;
   readonly queue: SqliteTaskQueue;
   readonly store: FilePayloadStore;
+  /** Receive + claim + acknowledge in one transaction, on the table's and queue's shared connection. */
+  readonly intake: SqliteTaskIntake;
   /** Absolute path of the SQLite database. */
   readonly dbPath: string;
   /** Closes the table, queue and store, then the database connection. Idempotent. */
@@ -57,12 +61,14 @@ export function openLocalBackends(dir: string, options: LocalBackendsOptions = {
   const table = new SqliteTaskTable(db, { logger });
   const queue = new SqliteTaskQueue(db, { logger, pollIntervalMs: options.pollIntervalMs });
   const store = new FilePayloadStore(path.join(root, PAYLOADS_DIR));
+  const intake = new SqliteTaskIntake(queue, table);
   logger.debug({ dbPath }, 'opened local backends');
   let closing: Promise<void> | undefined;
   return {
     table,
     queue,
     store,
+    intake,
     dbPath,
     close() {
       closing ??= (async () => {

@@ -213,9 +213,33 @@ class SequenceAllocator {
     return this.next;
   }
 
+  /** Returns the number `take` just handed out, unused (its write found the guard no longer holding). */
+  giveBack(): void {
+    if (this.next !== undefined) this.next -= 1;
+  }
+
   flush(): void {
     if (this.dirty && this.next !== undefined) this.write.run(String(this.next));
   }
+}
+
+/**
+ * The attempt record a lease holder appends, split around its `startedAt`, which only the row knows: the statement
+ * splices the row's `started_at` in between, so a completion needs no read of the row first. Same text as
+ * `JSON.stringify` of the record, keys in the same order.
+ */
+function heldAttemptRecord(
+  attempt: number,
+  owner: string,
+  finishedAt: number,
+  outcome: AttemptOutcome,
+  error?: TaskError,
+): [head: string, tail: string] {
+  const tail = error === undefined ? '}' : `,"error":${JSON.stringify(error)}}`;
+  return [
+    `{"attempt":${attempt},"owner":${JSON.stringify(owner)},"startedAt":`,
+    `,"finishedAt":${finishedAt},"outcome":${JSON.stringify(outcome)}${tail}`,
+  ];
 }
 
 const TERMINAL_SQL = "('succeeded', 'failed', 'cancelled')";
@@ -313,6 +337,18 @@ export class SqliteTaskTable implements TaskTable {
   ): Promise<ClaimOutcome[]> {
     if (requests.length === 0) return [];
     return this.write('claim', () => this.claimTx.immediate(requests, lease.owner, lease.expiresAt, now));
+  }
+
+  /**
+   * `claim` inside a write transaction the caller already holds on this table's connection (the local intake folds
+   * receive, claim and acknowledge into one). Synchronous; throws what SQLite throws.
+   */
+  claimWithinTransaction(
+    requests: readonly ClaimRequest[],
+    lease: { owner: string; expiresAt: number },
+    now: number,
+  ): ClaimOutcome[] {
+    return this.claimAll(requests, lease.owner, lease.expiresAt, now);
   }
 
   async extendLeases(leases: readonly LeaseRef[], expiresAt: number): Promise<LeaseStatus[]> {
@@ -451,16 +487,16 @@ export class SqliteTaskTable implements TaskTable {
     const seq = this.sequence();
     const results = completions.map((completion): CompletionResult => {
       const { taskId, guard, outcome, at } = completion;
+      if ('owner' in guard) return this.completeHeld(completion, guard, seq);
       const row = this.stmt.guardRow.get(taskId);
       const holds =
         row !== undefined &&
         row.state === 'running' &&
         row.attempt === guard.attempt &&
-        ('owner' in guard
-          ? row.lease_owner === guard.owner
-          : row.lease_expires_at !== null && row.lease_expires_at < guard.leaseExpiredBefore);
+        row.lease_expires_at !== null &&
+        row.lease_expires_at < guard.leaseExpiredBefore;
       if (!holds) return { taskId, status: 'stale' };
-      const owner = row.lease_owner ?? ('owner' in guard ? guard.owner : '');
+      const owner = row.lease_owner ?? '';
       switch (outcome.kind) {
         case 'succeeded': {
           const [inline, key, bytes] = dataRefColumns(outcome.result);
@@ -487,6 +523,81 @@ export class SqliteTaskTable implements TaskTable {
     });
     seq.flush();
     return results;
+  }
+
+  /**
+   * A lease holder's completion as one conditional UPDATE (guard in its WHERE, history appended in SQL): the agent's
+   * hot path, one statement per task instead of a read and a write.
+   */
+  private completeHeld(
+    completion: Completion,
+    guard: { readonly owner: string; readonly attempt: number },
+    seq: SequenceAllocator,
+  ): CompletionResult {
+    const { taskId, outcome, at } = completion;
+    const { owner, attempt } = guard;
+    const started = String(at);
+    let changes: number;
+    switch (outcome.kind) {
+      case 'succeeded': {
+        const [inline, key, bytes] = dataRefColumns(outcome.result);
+        const [head, tail] = heldAttemptRecord(attempt, owner, at, 'succeeded');
+        const done = seq.take();
+        changes = this.stmt.succeedHeld.run(
+          inline,
+          key,
+          bytes,
+          at,
+          done,
+          head,
+          started,
+          tail,
+          taskId,
+          attempt,
+          owner,
+        ).changes;
+        if (changes === 0) seq.giveBack();
+        break;
+      }
+      case 'failed': {
+        const [head, tail] = heldAttemptRecord(attempt, owner, at, outcome.reason, outcome.error);
+        const done = seq.take();
+        changes = this.stmt.failHeld.run(
+          JSON.stringify(outcome.error),
+          outcome.reason,
+          at,
+          done,
+          head,
+          started,
+          tail,
+          taskId,
+          attempt,
+          owner,
+        ).changes;
+        if (changes === 0) seq.giveBack();
+        break;
+      }
+      case 'retry': {
+        const [head, tail] = heldAttemptRecord(attempt, owner, at, outcome.reason, outcome.error);
+        changes = this.stmt.retryHeld.run(
+          JSON.stringify(outcome.error),
+          outcome.reason,
+          head,
+          started,
+          tail,
+          taskId,
+          attempt,
+          owner,
+        ).changes;
+        break;
+      }
+      case 'released': {
+        const [head, tail] = heldAttemptRecord(attempt, owner, at, 'released');
+        changes = this.stmt.releaseHeld.run(head, started, tail, taskId, attempt, owner).changes;
+        break;
+      }
+    }
+    return { taskId, status: changes > 0 ? 'recorded' : 'stale' };
   }
 
   private cancelAll(sessionId: string, taskIds: readonly string[] | undefined, now: number): number {
@@ -525,6 +636,12 @@ export class SqliteTaskTable implements TaskTable {
 }
 
 const LIVE_CHUNK = 1000;
+
+/** Appends `head || started_at || tail` to the JSON array in `history` (params: head, started fallback, tail). */
+const APPEND_HELD_RECORD = `history = (CASE WHEN length(history) <= 2 THEN '[' ELSE substr(history, 1, length(history) - 1) || ',' END)
+  || ? || coalesce(started_at, ?) || ? || ']'`;
+/** The lease holder's guard (params: task id, attempt, owner). */
+const HELD_BY = `WHERE task_id = ? AND state = 'running' AND attempt = ? AND lease_owner = ?`;
 
 function prepareStatements(db: SqliteDatabase) {
   return {
@@ -609,6 +726,28 @@ function prepareStatements(db: SqliteDatabase) {
     ),
     release: db.prepare<[string, string]>(
       `UPDATE tasks SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, history = ? WHERE task_id = ?`,
+    ),
+    succeedHeld: db.prepare<
+      [string | null, string | null, number | null, number, number, string, string, string, string, number, string]
+    >(
+      `UPDATE tasks SET state = 'succeeded', result_inline = ?, result_key = ?, result_bytes = ?, error = NULL,
+         failure_reason = NULL, lease_owner = NULL, lease_expires_at = NULL, finished_at = ?, done_seq = ?,
+         ${APPEND_HELD_RECORD}
+       ${HELD_BY}`,
+    ),
+    failHeld: db.prepare<[string, string, number, number, string, string, string, string, number, string]>(
+      `UPDATE tasks SET state = 'failed', failures = failures + 1, error = ?, failure_reason = ?, lease_owner = NULL,
+         lease_expires_at = NULL, finished_at = ?, done_seq = ?, ${APPEND_HELD_RECORD}
+       ${HELD_BY}`,
+    ),
+    retryHeld: db.prepare<[string, string, string, string, string, string, number, string]>(
+      `UPDATE tasks SET state = 'pending', failures = failures + 1, error = ?, failure_reason = ?, lease_owner = NULL,
+         lease_expires_at = NULL, ${APPEND_HELD_RECORD}
+       ${HELD_BY}`,
+    ),
+    releaseHeld: db.prepare<[string, string, string, string, number, string]>(
+      `UPDATE tasks SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, ${APPEND_HELD_RECORD}
+       ${HELD_BY}`,
     ),
     liveTasksOfSession: db.prepare<[string], GuardRow & { task_id: string }>(
       `SELECT task_id, session_id, state, attempt, lease_owner, lease_expires_at, started_at, history FROM tasks

@@ -11,6 +11,7 @@ import {
   type PayloadStore,
   type QueueMessage,
   type ReceivedMessage,
+  type TaskIntake,
   type TaskQueue,
   type TaskTable,
   type WorkerInvoker,
@@ -28,6 +29,11 @@ export interface AgentOptions {
   readonly table: TaskTable;
   readonly queue: TaskQueue;
   readonly store: PayloadStore;
+  /**
+   * Receives, claims and acknowledges in one step where the backends can (the local grid's SQLite database).
+   * @default - `queue.receive`, then `table.claim`, then `queue.ack`
+   */
+  readonly intake?: TaskIntake;
   /** Creates the invoker of one slot (one runtime process locally, the lambda-rie sidecar in AWS). */
   readonly createInvoker: (slot: number) => WorkerInvoker;
   /**
@@ -225,6 +231,12 @@ export class Agent {
         await new Promise<void>((resolve) => this.capacityWaiters.push(resolve));
         continue;
       }
+      if (this.options.intake) {
+        failures = (await this.intake(this.options.intake, Math.min(capacity, this.config.receiveBatchSize), failures))
+          ? 0
+          : failures + 1;
+        continue;
+      }
       let messages: ReceivedMessage[];
       try {
         messages = await this.queue.receive(Math.min(capacity, this.config.receiveBatchSize), {
@@ -259,6 +271,37 @@ export class Agent {
         await sleep(backoffMs(failures++), this.stopReceiving.signal);
       }
     }
+  }
+
+  /** One receive + claim through the intake; false after a failure (backed off already). */
+  private async intake(intake: TaskIntake, max: number, failures: number): Promise<boolean> {
+    let tasks: TaskRecord[];
+    try {
+      tasks = await intake.receiveAndClaim(max, {
+        waitMs: this.receiveWaitMs,
+        visibilityMs: this.config.queueVisibilityMs,
+        signal: this.stopReceiving.signal,
+        owner: this.owner,
+        leaseMs: this.config.leaseExpiryMs,
+        busyDelayMs: BUSY_RELEASE_DELAY_MS,
+      });
+    } catch (err) {
+      if (this.state !== 'running') return true;
+      this.logger.warn({ err }, 'receiving tasks failed; backing off');
+      await sleep(backoffMs(failures), this.stopReceiving.signal);
+      return false;
+    }
+    if (tasks.length === 0 && this.state === 'running') {
+      const base = this.config.emptyQueueBackoffMs;
+      await sleep(base + Math.random() * base, this.stopReceiving.signal);
+    }
+    for (const task of tasks) {
+      this.stats.claimed++;
+      const at = task.startedAt ?? this.now();
+      // A drain that began meanwhile hands these straight back (see `hold`).
+      this.hold({ task, claimedAt: at, lastExtendedAt: at, running: false });
+    }
+    return true;
   }
 
   private async claim(messages: readonly ReceivedMessage[]): Promise<void> {
