@@ -221,7 +221,10 @@ export interface WorkerInvoker {
   /**
    * Runs one invocation. Never rejects for a task's own failure: errors, timeouts and crashes come back as
    * `ok: false`. Aborting `signal` kills the invocation (reason `cancelled`) and the invoker restarts its runtime.
+   * An invoker may accept an invocation while another runs and start it after that one (the local Python runtime
+   * does): it then calls `onStarted` when the invocation starts, and the time to its deadline (`deadline` minus the
+   * time of the call) counts from there. Such an invocation is in flight: its request may already be in the runtime.
    */
-  invoke(invocation: Invocation, signal?: AbortSignal): Promise<InvokeResult>;
+  invoke(invocation: Invocation, signal?: AbortSignal, onStarted?: () => void): Promise<InvokeResult>;
   close(): Promise<void>;
 }

@@ -3,7 +3,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import pino from 'pino';
 import { openLocalBackends } from '../backends/local';
 import { Agent } from '../runtime/agent';
-import { createLocalInvoker } from '../runtime/local';
+import { createLocalInvoker, defaultMaxQueued } from '../runtime/local';
 import {
   serializeError,
   sharedStats,
@@ -32,6 +32,7 @@ async function runAgentThread(port: MessagePort, data: AgentThreadData): Promise
     prefetch: data.prefetch,
     stats: sharedStats(data.statsBuffer),
     receiveWaitMs: 200,
+    queuedPerSlot: defaultMaxQueued(config.runtime),
     createInvoker: (slot) =>
       createLocalInvoker({
         taskRoot,
@@ -40,6 +41,7 @@ async function runAgentThread(port: MessagePort, data: AgentThreadData): Promise
         functionName: config.functionName,
         memorySizeMb: config.memorySizeMb,
         pythonExecutable: config.pythonExecutable,
+        maxQueued: defaultMaxQueued(config.runtime),
         logger,
         slotIndex: data.slotOffset + slot,
         onOutput: data.forwardOutput

@@ -9,7 +9,7 @@ import type { GridConfig } from '../core';
 import { silentLogger } from '../logging';
 import { prepareTaskRoot } from '../packaging';
 import { Agent } from '../runtime/agent';
-import { createLocalInvoker } from '../runtime/local';
+import { createLocalInvoker, defaultMaxQueued } from '../runtime/local';
 import { ReaperTimer } from '../runtime/reaper';
 import { agentThreadEntry, ThreadedAgent, type EmbeddedAgent } from './threaded-agent';
 
@@ -89,6 +89,7 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
             receiveWaitMs: 200,
             // One agent owns this machine's slots, so it can claim well ahead of them: no slot waits for the queue.
             prefetch: Math.max(64, config.slots * 16),
+            queuedPerSlot: defaultMaxQueued(config.runtime),
             createInvoker: (slot) =>
               createLocalInvoker({
                 taskRoot: root,
@@ -97,6 +98,7 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
                 functionName: config.functionName,
                 memorySizeMb: config.memorySizeMb,
                 pythonExecutable: config.pythonExecutable,
+                maxQueued: defaultMaxQueued(config.runtime),
                 logger,
                 slotIndex: slot,
                 onOutput: options.onWorkerOutput,

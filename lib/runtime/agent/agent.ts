@@ -56,6 +56,13 @@ export interface AgentOptions {
    * @default slots
    */
   readonly prefetch?: number;
+  /**
+   * Invocations each slot's invoker takes while one runs (the local Python runtime: `maxQueued`). The agent hands
+   * them over only while tasks wait for a slot and recent tasks ran shorter than a few ms, where sending the next
+   * one ahead saves a round trip per task; a long task then has few queued behind it, and priorities hold.
+   * @default 0
+   */
+  readonly queuedPerSlot?: number;
   readonly logger?: Logger;
   readonly now?: () => number;
   /**
@@ -86,6 +93,10 @@ type AgentState = 'created' | 'starting' | 'running' | 'draining' | 'stopped';
 const DEADLINE_GRACE_MS = 5_000;
 /** Delay before a message whose attempt is still running becomes visible again. */
 const BUSY_RELEASE_DELAY_MS = 1_000;
+/** Tasks are sent to a busy slot ahead only while recent ones ran shorter than this (a moving average). */
+const QUEUE_BELOW_MS = 5;
+/** Weight of the latest task in that average: about the last 20 tasks count. */
+const RUN_MS_WEIGHT = 0.05;
 
 export class Agent {
   readonly owner: string;
@@ -104,6 +115,10 @@ export class Agent {
   private readonly held = new Map<string, HeldTask>();
   private readonly ready: HeldTask[] = [];
   private readyWaiters: Array<(task: HeldTask | undefined) => void> = [];
+  /** Queue loops waiting for a backlog (see `queuedPerSlot`). */
+  private queueWaiters: Array<() => void> = [];
+  /** Moving average of recent tasks' run time; starts high, so queuing waits until short tasks were seen. */
+  private recentRunMs = 1_000;
   private capacityWaiters: Array<() => void> = [];
   private readonly stopReceiving = new AbortController();
   private readonly batcher: CompletionBatcher;
@@ -168,7 +183,10 @@ export class Agent {
     this.leaseKeeper.start();
     this.loops = Promise.all([
       this.receiveLoop(),
-      ...this.invokers.map((invoker, slot) => this.slotLoop(slot, invoker)),
+      ...this.invokers.map((invoker, slot) => this.slotLoop(slot, invoker, false)),
+      ...Array.from({ length: this.options.queuedPerSlot ?? 0 }, () =>
+        this.invokers.map((invoker, slot) => this.slotLoop(slot, invoker, true)),
+      ).flat(),
     ]);
     this.logger.info({ slots: this.slotCount, handler: this.config.handler }, 'agent started');
   }
@@ -200,6 +218,7 @@ export class Agent {
     this.logger.info({ graceMs, held: this.held.size }, 'agent draining');
     this.stopReceiving.abort();
     for (const waiter of this.readyWaiters.splice(0)) waiter(undefined);
+    for (const waiter of this.queueWaiters.splice(0)) waiter();
     for (const waiter of this.capacityWaiters.splice(0)) waiter();
     for (const held of this.ready.splice(0)) this.handBack(held);
     const grace = new Promise<void>((resolve) => {
@@ -352,7 +371,10 @@ export class Agent {
     }
     const waiter = this.readyWaiters.shift();
     if (waiter) waiter(held);
-    else this.ready.splice(this.readyIndex(held.task.priority), 0, held);
+    else {
+      this.ready.splice(this.readyIndex(held.task.priority), 0, held);
+      for (const queued of this.queueWaiters.splice(0)) queued();
+    }
   }
 
   /** Where a task of `priority` goes in the ready list: after every task of the same or a higher priority. */
@@ -371,11 +393,21 @@ export class Agent {
     return new Promise((resolve) => this.readyWaiters.push(resolve));
   }
 
-  private async slotLoop(slot: number, invoker: WorkerInvoker): Promise<void> {
+  /** For a queue loop: the next task once one waits for a slot while recent tasks ran short. */
+  private async nextQueuedTask(): Promise<HeldTask | undefined> {
+    for (;;) {
+      if (this.state !== 'running') return undefined;
+      if (this.ready.length > 0 && this.recentRunMs < QUEUE_BELOW_MS) return this.nextTask();
+      await new Promise<void>((resolve) => this.queueWaiters.push(resolve));
+    }
+  }
+
+  /** A slot's loop; a `queued` one sends its slot tasks ahead while another runs there (see `queuedPerSlot`). */
+  private async slotLoop(slot: number, invoker: WorkerInvoker, queued: boolean): Promise<void> {
     // One controller per slot, replaced once aborted: an AbortController per task costs more than the no-op task.
     let controller = new AbortController();
     for (;;) {
-      const held = await this.nextTask();
+      const held = await (queued ? this.nextQueuedTask() : this.nextTask());
       if (!held) return;
       if (held.abortCause) continue; // cancelled or lost while it waited
       if (controller.signal.aborted) controller = new AbortController();
@@ -411,7 +443,10 @@ export class Agent {
     held.controller = controller;
     // Interrupted while its payload loaded: the invocation returns at once as interrupted.
     if (held.abortCause) controller.abort();
-    const safety = setTimeout(() => this.interrupt(held, 'deadline'), task.timeoutMs + DEADLINE_GRACE_MS);
+    const armSafety = (): NodeJS.Timeout =>
+      setTimeout(() => this.interrupt(held, 'deadline'), task.timeoutMs + DEADLINE_GRACE_MS);
+    let safety = armSafety();
+    let ranFrom = started;
     let result: InvokeResult;
     try {
       result = await invoker.invoke(
@@ -424,7 +459,14 @@ export class Agent {
           deadline: started + task.timeoutMs,
         },
         controller.signal,
+        () => {
+          // It waited behind another invocation of the same runtime: its time runs from now.
+          ranFrom = this.now();
+          clearTimeout(safety);
+          safety = armSafety();
+        },
       );
+      this.recentRunMs += (this.now() - ranFrom - this.recentRunMs) * RUN_MS_WEIGHT;
     } catch (err) {
       result = {
         ok: false,
