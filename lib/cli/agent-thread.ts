@@ -19,7 +19,7 @@ async function runAgentThread(port: MessagePort, data: AgentThreadData): Promise
     { write: (line: string) => post({ type: 'log', line }) },
   );
   const { config, taskRoot } = data;
-  const backends = openLocalBackends(data.dataDir, { logger });
+  const backends = openLocalBackends(data.dataDir, { logger, writeLock: data.writeLock });
   const agent = new Agent({
     config,
     table: backends.table,

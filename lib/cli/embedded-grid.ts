@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { openLocalBackends, type LocalBackends } from '../backends/local';
+import { openLocalBackends, WriteLock, type LocalBackends } from '../backends/local';
 import { GridClient } from '../client';
 import type { GridConfig } from '../core';
 import { silentLogger } from '../logging';
@@ -51,7 +51,9 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
   const logger = options.logger ?? silentLogger();
   const { config } = options;
   fs.mkdirSync(options.dataDir, { recursive: true });
-  const backends = openLocalBackends(options.dataDir, { logger });
+  // The agent threads write the same database: they and this thread hand its write lock over without sleeping.
+  const writeLock = WriteLock.memory();
+  const backends = openLocalBackends(options.dataDir, { logger, writeLock });
   const client = new GridClient({ config, ...backends, logger, pollIntervalMs: 20 });
   let agent: EmbeddedAgent | undefined;
   let reaper: ReaperTimer | undefined;
@@ -74,6 +76,7 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
           config,
           taskRoot: root,
           threads,
+          writeLock,
           logger,
           onWorkerOutput: options.onWorkerOutput,
         });

@@ -30,6 +30,8 @@ export interface AgentThreadData {
   readonly prefetch: number;
   /** Shared counters, in the order of `STAT_KEYS`. */
   readonly statsBuffer: SharedArrayBuffer;
+  /** The process's `WriteLock` on the grid database, if it has one. */
+  readonly writeLock?: SharedArrayBuffer;
   /** Level of the thread's logger; its lines are written to the main logger's destination. */
   readonly logLevel: string;
   readonly logBindings: Record<string, unknown>;
@@ -104,6 +106,8 @@ export interface ThreadedAgentOptions {
   readonly config: GridConfig;
   readonly taskRoot: string;
   readonly threads: number;
+  /** Memory of the `WriteLock` the process's other connections to the grid database take. */
+  readonly writeLock?: SharedArrayBuffer;
   readonly logger: Logger;
   readonly onWorkerOutput?: (taskId: string | undefined, stream: 'stdout' | 'stderr', chunk: string) => void;
 }
@@ -157,6 +161,7 @@ export class ThreadedAgent implements EmbeddedAgent {
         // One agent owns these slots, so it can claim well ahead of them: no slot waits for the queue.
         prefetch: Math.max(64, slots * 16),
         statsBuffer,
+        writeLock: options.writeLock,
         logLevel: logger.level,
         // Same process: its lines carry the pid as the main thread's do.
         logBindings: { pid: process.pid, ...logger.bindings() },

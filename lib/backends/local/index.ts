@@ -7,6 +7,7 @@ import { openSqliteDatabase } from './sqlite-database';
 import { SqliteTaskIntake } from './sqlite-task-intake';
 import { SqliteTaskQueue } from './sqlite-task-queue';
 import { SqliteTaskTable } from './sqlite-task-table';
+import { WriteLock } from './write-lock';
 
 export * from './errors';
 export { FilePayloadStore } from './file-payload-store';
@@ -14,6 +15,7 @@ export { openSqliteDatabase, SCHEMA_VERSION, type OpenDatabaseOptions, type Sqli
 export { SqliteTaskIntake } from './sqlite-task-intake';
 export { InvalidReceiptError, SqliteTaskQueue, type Claimer, type SqliteTaskQueueOptions } from './sqlite-task-queue';
 export { InvalidCursorError, SqliteTaskTable, type SqliteTaskTableOptions } from './sqlite-task-table';
+export { WriteLock } from './write-lock';
 
 /** File name of the grid database inside a grid directory. */
 export const GRID_DB_FILE = 'grid.db';
@@ -33,6 +35,11 @@ export interface LocalBackendsOptions {
    * @default 10
    */
   readonly pollIntervalMs?: number;
+  /**
+   * Memory of a `WriteLock` shared by the threads of this process that open the same grid (`WriteLock.memory()`).
+   * @default - none: they wait for each other in SQLite's busy handler, which sleeps in steps of milliseconds
+   */
+  readonly writeLock?: SharedArrayBuffer;
 }
 
 export interface LocalBackends {
@@ -57,9 +64,11 @@ export function openLocalBackends(dir: string, options: LocalBackendsOptions = {
   const root = path.resolve(dir);
   fs.mkdirSync(path.join(root, PAYLOADS_DIR), { recursive: true });
   const dbPath = path.join(root, GRID_DB_FILE);
-  const db = openSqliteDatabase(dbPath, { busyTimeoutMs: options.busyTimeoutMs });
-  const table = new SqliteTaskTable(db, { logger });
-  const queue = new SqliteTaskQueue(db, { logger, pollIntervalMs: options.pollIntervalMs });
+  const busyTimeoutMs = options.busyTimeoutMs ?? 10_000;
+  const db = openSqliteDatabase(dbPath, { busyTimeoutMs });
+  const writeLock = options.writeLock ? new WriteLock(options.writeLock, busyTimeoutMs) : undefined;
+  const table = new SqliteTaskTable(db, { logger, writeLock });
+  const queue = new SqliteTaskQueue(db, { logger, pollIntervalMs: options.pollIntervalMs, writeLock });
   const store = new FilePayloadStore(path.join(root, PAYLOADS_DIR));
   const intake = new SqliteTaskIntake(queue, table);
   logger.debug({ dbPath }, 'opened local backends');

@@ -6,6 +6,7 @@ import { silentLogger, type Logger } from '../../logging';
 import type { TaskRecord } from '../../core/task';
 import type { ClaimOutcome, ClaimRequest, QueueMessage, ReceivedMessage, ReceiveOptions, TaskQueue } from '../../ports';
 import { translateSqliteError } from './errors';
+import type { WriteLock } from './write-lock';
 import { openSqliteDatabase, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
 
 /** A receipt this queue never handed out (stale receipts of real messages are not errors: they are ignored). */
@@ -26,6 +27,11 @@ export interface SqliteTaskQueueOptions {
   readonly pollIntervalMs?: number;
   /** @default - a silent logger */
   readonly logger?: Logger;
+  /**
+   * Taken around every write transaction, shared with the other threads of this process that write the database.
+   * @default - none: threads wait for each other in SQLite's busy handler
+   */
+  readonly writeLock?: WriteLock;
 }
 
 /** Claims the tasks of received messages inside the receiving transaction; one outcome per request, in order. */
@@ -86,6 +92,7 @@ function wake(dbName: string): void {
 export class SqliteTaskQueue implements TaskQueue {
   private readonly logger: Logger;
   private readonly ownsDatabase: boolean;
+  private readonly writeLock: WriteLock | undefined;
   private readonly pollIntervalMs: number;
   private closed = false;
   private readonly stmt: ReturnType<typeof prepareStatements>;
@@ -109,6 +116,7 @@ export class SqliteTaskQueue implements TaskQueue {
   ) {
     this.logger = options.logger ?? silentLogger();
     this.ownsDatabase = options.ownsDatabase ?? false;
+    this.writeLock = options.writeLock;
     this.pollIntervalMs = Math.max(1, options.pollIntervalMs ?? 10);
     this.stmt = prepareStatements(db);
     this.sendTx = db.transaction((messages, now) => {
@@ -297,7 +305,7 @@ export class SqliteTaskQueue implements TaskQueue {
 
   private write<T>(what: string, fn: () => T): T {
     try {
-      return fn();
+      return this.writeLock ? this.writeLock.run(fn) : fn();
     } catch (error) {
       return translateSqliteError(error, what);
     }

@@ -21,6 +21,7 @@ import type {
   TerminalPage,
 } from '../../ports';
 import { translateSqliteError } from './errors';
+import type { WriteLock } from './write-lock';
 import { openSqliteDatabase, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
 
 /** A `listTerminal` cursor that this table did not hand out. */
@@ -35,6 +36,11 @@ export interface SqliteTaskTableOptions {
   readonly ownsDatabase?: boolean;
   /** @default - a silent logger */
   readonly logger?: Logger;
+  /**
+   * Taken around every write transaction, shared with the other threads of this process that write the database.
+   * @default - none: threads wait for each other in SQLite's busy handler
+   */
+  readonly writeLock?: WriteLock;
 }
 
 interface TaskRow {
@@ -252,6 +258,7 @@ const TERMINAL_SQL = "('succeeded', 'failed', 'cancelled')";
 export class SqliteTaskTable implements TaskTable {
   private readonly logger: Logger;
   private readonly ownsDatabase: boolean;
+  private readonly writeLock: WriteLock | undefined;
   private closed = false;
 
   private readonly stmt: ReturnType<typeof prepareStatements>;
@@ -279,6 +286,7 @@ export class SqliteTaskTable implements TaskTable {
   ) {
     this.logger = options.logger ?? silentLogger();
     this.ownsDatabase = options.ownsDatabase ?? false;
+    this.writeLock = options.writeLock;
     this.stmt = prepareStatements(db);
     this.claimTx = db.transaction((requests, owner, expiresAt, now) => this.claimAll(requests, owner, expiresAt, now));
     this.extendTx = db.transaction((leases, expiresAt) => this.extendAll(leases, expiresAt));
@@ -407,7 +415,7 @@ export class SqliteTaskTable implements TaskTable {
 
   private write<T>(what: string, fn: () => T): T {
     try {
-      return fn();
+      return this.writeLock ? this.writeLock.run(fn) : fn();
     } catch (error) {
       return translateSqliteError(error, what);
     }

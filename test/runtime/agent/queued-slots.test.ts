@@ -64,7 +64,9 @@ describe('an agent with queuedPerSlot', () => {
   it('sends short tasks ahead to busy slots, at most queuedPerSlot behind the running one', async () => {
     const invokers = await run(0, 2_000);
 
-    expect(Math.max(...invokers.map((i) => i.maxHeld))).toBe(3);
+    const most = Math.max(...invokers.map((i) => i.maxHeld));
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(3);
   });
 
   it('never queues a task behind another while tasks run longer than a few ms', async () => {
