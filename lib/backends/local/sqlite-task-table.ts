@@ -123,6 +123,68 @@ function stateOf(value: string): TaskState {
   return value;
 }
 
+/** The columns of `TaskRow`, in its order: `RawTaskRow` holds their values by position. */
+const TASK_COLUMNS = `task_id, session_id, idx, state, priority, attempt, failures, max_attempts, timeout_ms,
+  payload_inline, payload_key, payload_bytes, result_inline, result_key, result_bytes, error, failure_reason,
+  lease_owner, lease_expires_at, submitted_at, started_at, finished_at, history, done_seq`;
+
+/** A task row read as an array (no property names to create per row: the results page reads thousands at once). */
+type RawTaskRow = [
+  string,
+  string,
+  number,
+  string,
+  number,
+  number,
+  number,
+  number,
+  number,
+  string | null,
+  string | null,
+  number | null,
+  string | null,
+  string | null,
+  number | null,
+  string | null,
+  string | null,
+  string | null,
+  number | null,
+  number,
+  number | null,
+  number | null,
+  string,
+  number | null,
+];
+
+function taskOfRaw(r: RawTaskRow): TaskRecord {
+  return taskOf({
+    task_id: r[0],
+    session_id: r[1],
+    idx: r[2],
+    state: r[3],
+    priority: r[4],
+    attempt: r[5],
+    failures: r[6],
+    max_attempts: r[7],
+    timeout_ms: r[8],
+    payload_inline: r[9],
+    payload_key: r[10],
+    payload_bytes: r[11],
+    result_inline: r[12],
+    result_key: r[13],
+    result_bytes: r[14],
+    error: r[15],
+    failure_reason: r[16],
+    lease_owner: r[17],
+    lease_expires_at: r[18],
+    submitted_at: r[19],
+    started_at: r[20],
+    finished_at: r[21],
+    history: r[22],
+    done_seq: r[23],
+  });
+}
+
 /** Maps a row to a record; optional fields are absent, never null. */
 function taskOf(row: TaskRow): TaskRecord {
   const task: { -readonly [K in keyof TaskRecord]: TaskRecord[K] } = {
@@ -394,9 +456,9 @@ export class SqliteTaskTable implements TaskTable {
       if (!/^\d+$/.test(cursor) || !Number.isSafeInteger(after)) throw new InvalidCursorError(cursor);
     }
     const rows = this.stmt.listTerminal.all(sessionId, after, Math.max(1, Math.floor(limit)));
-    const last = rows[rows.length - 1];
-    const next = last === undefined || last.done_seq === null ? cursor : String(last.done_seq);
-    return { tasks: rows.map(taskOf), cursor: next };
+    const doneSeq = rows[rows.length - 1]?.[23];
+    const next = doneSeq === undefined || doneSeq === null ? cursor : String(doneSeq);
+    return { tasks: rows.map(taskOfRaw), cursor: next };
   }
 
   async findExpiredLeases(now: number, limit: number): Promise<TaskRecord[]> {
@@ -769,10 +831,12 @@ function prepareStatements(db: SqliteDatabase) {
     countByState: db.prepare<[string], { state: string; n: number }>(
       'SELECT state, count(*) AS n FROM tasks WHERE session_id = ? GROUP BY state',
     ),
-    listTerminal: db.prepare<[string, number, number], TaskRow>(
-      `SELECT * FROM tasks WHERE session_id = ? AND done_seq > ? AND state IN ${TERMINAL_SQL}
-       ORDER BY done_seq LIMIT ?`,
-    ),
+    listTerminal: db
+      .prepare<[string, number, number], RawTaskRow>(
+        `SELECT ${TASK_COLUMNS} FROM tasks WHERE session_id = ? AND done_seq > ? AND state IN ${TERMINAL_SQL}
+         ORDER BY done_seq LIMIT ?`,
+      )
+      .raw(true),
     findExpired: db.prepare<[number, number], TaskRow>(
       `SELECT * FROM tasks WHERE state = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?`,
     ),
