@@ -73,6 +73,7 @@ export class PipeRuntimeSession implements RuntimeSession {
       this.calls.push({ taskId: invocation.taskId, resolve });
       // The bootstrap reads one request after the other: a call written behind another starts when that one answers.
       if (this.calls.length === 1) this.capture.begin(invocation.taskId);
+      else this.capture.hold(true);
       const frame = encodeRequest(
         {
           requestId: invocation.requestId,
@@ -125,6 +126,7 @@ export class PipeRuntimeSession implements RuntimeSession {
         const call = this.calls.shift();
         const next = this.calls[0];
         if (next) this.capture.begin(next.taskId);
+        if (this.calls.length <= 1) this.capture.hold(false);
         call?.resolve(
           frame.kind === FrameKind.result ? { ok: true, resultJson: frame.body } : handlerErrorResult(frame.body),
         );
@@ -146,6 +148,8 @@ export class PipeRuntimeSession implements RuntimeSession {
     this.settleReady?.reject(initExitError(exit, this.options.target, this.process.recentStderr));
     this.settleReady = undefined;
     const [running, ...waiting] = this.calls.splice(0);
+    // Whatever output is still held is the running task's: the ones behind it never started.
+    this.capture.hold(false);
     if (running) {
       this.capture.end();
       running.resolve(crashResult(exit.code, exit.signal));

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
 import { createLocalInvoker } from '../../../lib/runtime/local';
 import type { WorkerInvoker } from '../../../lib/ports';
-import { closeAfterEach, failure, FIXTURES, invocation } from './helpers';
+import { closeAfterEach, collectOutput, failure, FIXTURES, invocation, waitFor } from './helpers';
 
 const TASK_ROOT = path.join(FIXTURES, 'python');
 const track = closeAfterEach();
@@ -30,6 +30,30 @@ describe('the local Python runtime with invocations queued ahead', () => {
     const results = await Promise.all([1, 2, 3].map((n) => invoker.invoke(invocation({ n }))));
 
     expect(results).toEqual([1, 2, 3].map((n) => ({ ok: true, resultJson: `{"echo": {"n": ${n}}}` })));
+  });
+
+  it('attributes each queued task’s output to that task', async () => {
+    const output = collectOutput();
+    const invoker = track(
+      createLocalInvoker({
+        taskRoot: TASK_ROOT,
+        handler: 'worker.say',
+        runtime: resolveRuntime('python3.12'),
+        pythonExecutable: 'python3',
+        maxQueued: 2,
+        onOutput: output.listener,
+      }),
+    );
+    await invoker.start();
+    const names = ['ann', 'bob', 'cy', 'dee', 'eve', 'fay'];
+    const invocations = names.map((name) => invocation({ name }));
+
+    // Three at a time: one running, two queued behind it.
+    await Promise.all(invocations.slice(0, 3).map((inv) => invoker.invoke(inv)));
+    await Promise.all(invocations.slice(3).map((inv) => invoker.invoke(inv)));
+
+    await waitFor(() => invocations.every((inv) => output.text(inv.taskId).length > 0));
+    invocations.forEach((inv, i) => expect(output.text(inv.taskId, 'stdout')).toBe(`hello from ${names[i]}\n`));
   });
 
   it('answers busy beyond its queue', async () => {
