@@ -11,7 +11,7 @@ import { prepareTaskRoot } from '../packaging';
 import { Agent } from '../runtime/agent';
 import { createLocalInvoker, defaultMaxQueued } from '../runtime/local';
 import { ReaperTimer } from '../runtime/reaper';
-import { agentThreadEntry, ThreadedAgent, type EmbeddedAgent } from './threaded-agent';
+import { agentThreadEntry, LOCAL_PREFETCH, ThreadedAgent, type EmbeddedAgent } from './threaded-agent';
 
 export type { EmbeddedAgent } from './threaded-agent';
 
@@ -91,7 +91,7 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
             logger,
             receiveWaitMs: 200,
             // One agent owns this machine's slots, so it can claim well ahead of them: no slot waits for the queue.
-            prefetch: Math.max(64, config.slots * 16),
+            prefetch: Math.max(LOCAL_PREFETCH, config.slots * 32),
             queuedPerSlot: defaultMaxQueued(config.runtime),
             createInvoker: (slot) =>
               createLocalInvoker({
