@@ -204,6 +204,24 @@ async function main(): Promise<void> {
     clearInterval(progress);
     clearInterval(chaos);
     running = false;
+    // Before the agents stop: how every task without a result looks now, and whether its lease holder still lives.
+    const unreported = Array.from({ length: taskCount }, (_, i) => taskIdOf(handle.sessionId, i)).filter(
+      (id) => !seen.has(id),
+    );
+    for (const taskId of unreported.slice(0, 20)) {
+      const item = await clients.dynamodb.send(
+        new GetItemCommand({ TableName: resources.tableName, Key: { task_id: { S: taskId } } }),
+      );
+      const raw = item.Item ? unmarshall(item.Item) : undefined;
+      const holderPid = Number(String(raw?.lease_owner ?? '').split(':')[1]);
+      const holder = everyAgent.find((a) => a.child.pid === holderPid);
+      const alive = holder !== undefined && agents.includes(holder);
+      const { payload: _payload, ...rest } = raw ?? {};
+      console.error(
+        `chaos-aws: no result at ${Date.now()} (holder agent ${holder?.n ?? '?'}, ${alive ? 'alive' : 'gone'}): ` +
+          JSON.stringify(rest),
+      );
+    }
     // SIGTERM (drain) every agent; a claim victim that never claimed ends too, which frees the chaos chain.
     const terminated = new Set<AgentProcess>();
     const terminateAll = () =>
@@ -249,14 +267,6 @@ async function main(): Promise<void> {
       if (twice || runTwice > 0) duplicated++;
       const executions = [...perAttempt.values()].reduce((a, b) => a + b, 0);
       beyond += Math.max(0, executions - task.attempt);
-    }
-    const stuck = tasks.filter((t) => t.state === 'pending' || t.state === 'running');
-    for (const task of stuck.slice(0, 10)) {
-      const item = await clients.dynamodb.send(
-        new GetItemCommand({ TableName: resources.tableName, Key: { task_id: { S: task.taskId } } }),
-      );
-      const raw = item.Item ? unmarshall(item.Item) : undefined;
-      console.error(`chaos-aws: non-terminal at ${Date.now()}: ${JSON.stringify(raw)}`);
     }
     // Lost: gone from the table, or terminal in the table but never reported by results().
     const lost =

@@ -1,6 +1,6 @@
-// Benchmark of the local grid's SQLite backends: tasks/s through create+send, receive+claim, complete+ack.
-// Run: npx esbuild bench/sqlite-backend.ts --bundle --platform=node --external:better-sqlite3
-//        --outfile=dist/bench/sqlite-backend.js && node dist/bench/sqlite-backend.js [tasks]
+// Benchmark of the local grid's SQLite backends: tasks/s through create+send, receive+claim, complete+ack, and the
+// agent's intake path (receive+claim+ack in one transaction, then complete).
+// Run: npm run build && node dist/bench/sqlite-backend.js [tasks]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,7 +31,19 @@ async function timed(phase: string, batch: number, tasks: number, fn: () => Prom
   };
 }
 
-async function runOnce(total: number, batch: number): Promise<PhaseResult[]> {
+function succeeded(taskId: string, attempt: number): Completion {
+  return {
+    taskId,
+    guard: { owner: 'bench-agent', attempt },
+    outcome: { kind: 'succeeded', result: { inline: '{"ok":true}' } },
+    at: Date.now(),
+  };
+}
+
+/** `ports`: the `TaskQueue` and `TaskTable` calls one by one; `intake`: the local intake, as the agent uses it. */
+type Mode = 'ports' | 'intake';
+
+async function runOnce(total: number, batch: number, mode: Mode): Promise<PhaseResult[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-bench-'));
   const backends = openLocalBackends(dir);
   const { table, queue } = backends;
@@ -60,41 +72,63 @@ async function runOnce(total: number, batch: number): Promise<PhaseResult[]> {
       }),
     );
 
-    const running: { received: ReceivedMessage[]; completions: Completion[] }[] = [];
-    results.push(
-      await timed('receive+claim', batch, total, async () => {
-        for (;;) {
-          const received = await queue.receive(batch, { waitMs: 0, visibilityMs: 600_000 });
-          if (received.length === 0) break;
-          const now = Date.now();
-          const claims = await table.claim(
-            received.map((r) => ({ taskId: r.message.taskId, attempt: r.message.attempt })),
-            { owner: 'bench-agent', expiresAt: now + 60_000 },
-            now,
-          );
-          const completions: Completion[] = [];
-          for (const claim of claims) {
-            if (claim.status !== 'claimed') throw new Error(`unexpected claim outcome ${claim.status}`);
-            completions.push({
-              taskId: claim.taskId,
-              guard: { owner: 'bench-agent', attempt: claim.task.attempt },
-              outcome: { kind: 'succeeded', result: { inline: '{"ok":true}' } },
-              at: now,
+    if (mode === 'intake') {
+      // The agent's path on these backends: receive + claim + ack in one transaction, then the completions.
+      const claimed: Completion[][] = [];
+      results.push(
+        await timed('intake (receive+claim+ack)', batch, total, async () => {
+          for (;;) {
+            const tasks = await backends.intake.receiveAndClaim(batch, {
+              waitMs: 0,
+              visibilityMs: 600_000,
+              owner: 'bench-agent',
+              leaseMs: 60_000,
+              busyDelayMs: 1_000,
             });
+            if (tasks.length === 0) break;
+            claimed.push(tasks.map((task) => succeeded(task.taskId, task.attempt)));
           }
-          running.push({ received, completions });
-        }
-      }),
-    );
+        }),
+      );
+      results.push(
+        await timed('complete', batch, total, async () => {
+          for (const completions of claimed) await table.complete(completions);
+        }),
+      );
+    }
 
-    results.push(
-      await timed('complete+ack', batch, total, async () => {
-        for (const { received, completions } of running) {
-          await table.complete(completions);
-          await queue.ack(received.map((r) => r.receipt));
-        }
-      }),
-    );
+    const running: { received: ReceivedMessage[]; completions: Completion[] }[] = [];
+    if (mode === 'ports')
+      results.push(
+        await timed('receive+claim', batch, total, async () => {
+          for (;;) {
+            const received = await queue.receive(batch, { waitMs: 0, visibilityMs: 600_000 });
+            if (received.length === 0) break;
+            const now = Date.now();
+            const claims = await table.claim(
+              received.map((r) => ({ taskId: r.message.taskId, attempt: r.message.attempt })),
+              { owner: 'bench-agent', expiresAt: now + 60_000 },
+              now,
+            );
+            const completions: Completion[] = [];
+            for (const claim of claims) {
+              if (claim.status !== 'claimed') throw new Error(`unexpected claim outcome ${claim.status}`);
+              completions.push(succeeded(claim.taskId, claim.task.attempt));
+            }
+            running.push({ received, completions });
+          }
+        }),
+      );
+
+    if (mode === 'ports')
+      results.push(
+        await timed('complete+ack', batch, total, async () => {
+          for (const { received, completions } of running) {
+            await table.complete(completions);
+            await queue.ack(received.map((r) => r.receipt));
+          }
+        }),
+      );
 
     results.push(
       await timed('listTerminal (pages of 1000)', 1000, total, async () => {
@@ -124,7 +158,7 @@ async function main(): Promise<void> {
   console.log(`SQLite backends, ${total} tasks, node ${process.version}, ${os.cpus().length} CPUs`);
   console.log('phase                          batch   seconds    tasks/s   row-ops/s   cpu-s  tasks/cpu-s');
   for (const batch of [10, 100]) {
-    for (const r of await runOnce(total, batch)) {
+    for (const r of [...(await runOnce(total, batch, 'ports')), ...(await runOnce(total, batch, 'intake'))]) {
       // Each phase touches two rows per task (table + queue), except paging (one read per task).
       const rowOps = r.phase.startsWith('listTerminal') ? r.tasks : r.tasks * 2;
       console.log(

@@ -158,6 +158,29 @@ export interface TaskQueue {
   close(): Promise<void>;
 }
 
+/** What `TaskIntake.receiveAndClaim` needs besides the receive options. */
+export interface IntakeOptions extends ReceiveOptions {
+  /** Lease owner written into claimed tasks. */
+  readonly owner: string;
+  /** The lease of a claimed task expires this long after the claim. */
+  readonly leaseMs: number;
+  /** A message whose attempt is still running (`busy`) becomes visible again after this delay. */
+  readonly busyDelayMs: number;
+}
+
+/**
+ * Receive, claim and acknowledge as one atomic step: offered by backends whose queue and table share one
+ * transactional store (the local grid's SQLite database), where it costs one transaction instead of three.
+ */
+export interface TaskIntake {
+  /**
+   * Receives up to `max` messages (long-polling like `TaskQueue.receive`), claims their tasks, deletes the messages
+   * of claimed, stale and missing tasks and delays busy ones. Returns the claimed tasks (`running`, leased), in
+   * receive order.
+   */
+  receiveAndClaim(max: number, options: IntakeOptions): Promise<TaskRecord[]>;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Payload store: payloads and results too big to travel inline.
 // ---------------------------------------------------------------------------------------------------------------
@@ -210,7 +233,10 @@ export interface WorkerInvoker {
   /**
    * Runs one invocation. Never rejects for a task's own failure: errors, timeouts and crashes come back as
    * `ok: false`. Aborting `signal` kills the invocation (reason `cancelled`) and the invoker restarts its runtime.
+   * An invoker may accept an invocation while another runs and start it after that one (the local Python runtime
+   * does): it then calls `onStarted` when the invocation starts, and the time to its deadline (`deadline` minus the
+   * time of the call) counts from there. Such an invocation is in flight: its request may already be in the runtime.
    */
-  invoke(invocation: Invocation, signal?: AbortSignal): Promise<InvokeResult>;
+  invoke(invocation: Invocation, signal?: AbortSignal, onStarted?: () => void): Promise<InvokeResult>;
   close(): Promise<void>;
 }

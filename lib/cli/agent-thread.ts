@@ -3,7 +3,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import pino from 'pino';
 import { openLocalBackends } from '../backends/local';
 import { Agent } from '../runtime/agent';
-import { createLocalInvoker } from '../runtime/local';
+import { createLocalInvoker, defaultMaxQueued } from '../runtime/local';
 import {
   serializeError,
   sharedStats,
@@ -19,18 +19,20 @@ async function runAgentThread(port: MessagePort, data: AgentThreadData): Promise
     { write: (line: string) => post({ type: 'log', line }) },
   );
   const { config, taskRoot } = data;
-  const backends = openLocalBackends(data.dataDir, { logger });
+  const backends = openLocalBackends(data.dataDir, { logger, writeLock: data.writeLock });
   const agent = new Agent({
     config,
     table: backends.table,
     queue: backends.queue,
     store: backends.store,
+    intake: backends.intake,
     logger,
     owner: data.owner,
     slots: data.slots,
     prefetch: data.prefetch,
     stats: sharedStats(data.statsBuffer),
     receiveWaitMs: 200,
+    queuedPerSlot: defaultMaxQueued(config.runtime),
     createInvoker: (slot) =>
       createLocalInvoker({
         taskRoot,
@@ -39,6 +41,7 @@ async function runAgentThread(port: MessagePort, data: AgentThreadData): Promise
         functionName: config.functionName,
         memorySizeMb: config.memorySizeMb,
         pythonExecutable: config.pythonExecutable,
+        maxQueued: defaultMaxQueued(config.runtime),
         logger,
         slotIndex: data.slotOffset + slot,
         onOutput: data.forwardOutput

@@ -3,15 +3,15 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { openLocalBackends, type LocalBackends } from '../backends/local';
+import { openLocalBackends, WriteLock, type LocalBackends } from '../backends/local';
 import { GridClient } from '../client';
 import type { GridConfig } from '../core';
 import { silentLogger } from '../logging';
 import { prepareTaskRoot } from '../packaging';
 import { Agent } from '../runtime/agent';
-import { createLocalInvoker } from '../runtime/local';
+import { createLocalInvoker, defaultMaxQueued } from '../runtime/local';
 import { ReaperTimer } from '../runtime/reaper';
-import { agentThreadEntry, ThreadedAgent, type EmbeddedAgent } from './threaded-agent';
+import { agentThreadEntry, LOCAL_PREFETCH, ThreadedAgent, type EmbeddedAgent } from './threaded-agent';
 
 export type { EmbeddedAgent } from './threaded-agent';
 
@@ -51,7 +51,9 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
   const logger = options.logger ?? silentLogger();
   const { config } = options;
   fs.mkdirSync(options.dataDir, { recursive: true });
-  const backends = openLocalBackends(options.dataDir, { logger });
+  // The agent threads write the same database: they and this thread hand its write lock over without sleeping.
+  const writeLock = WriteLock.memory();
+  const backends = openLocalBackends(options.dataDir, { logger, writeLock });
   const client = new GridClient({ config, ...backends, logger, pollIntervalMs: 20 });
   let agent: EmbeddedAgent | undefined;
   let reaper: ReaperTimer | undefined;
@@ -74,6 +76,7 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
           config,
           taskRoot: root,
           threads,
+          writeLock,
           logger,
           onWorkerOutput: options.onWorkerOutput,
         });
@@ -84,10 +87,12 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
             table: backends.table,
             queue: backends.queue,
             store: backends.store,
+            intake: backends.intake,
             logger,
             receiveWaitMs: 200,
             // One agent owns this machine's slots, so it can claim well ahead of them: no slot waits for the queue.
-            prefetch: Math.max(64, config.slots * 16),
+            prefetch: Math.max(LOCAL_PREFETCH, config.slots * 32),
+            queuedPerSlot: defaultMaxQueued(config.runtime),
             createInvoker: (slot) =>
               createLocalInvoker({
                 taskRoot: root,
@@ -96,6 +101,7 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
                 functionName: config.functionName,
                 memorySizeMb: config.memorySizeMb,
                 pythonExecutable: config.pythonExecutable,
+                maxQueued: defaultMaxQueued(config.runtime),
                 logger,
                 slotIndex: slot,
                 onOutput: options.onWorkerOutput,

@@ -4,14 +4,18 @@ import path from 'node:path';
 import { silentLogger, type Logger } from '../../logging';
 import { FilePayloadStore } from './file-payload-store';
 import { openSqliteDatabase } from './sqlite-database';
+import { SqliteTaskIntake } from './sqlite-task-intake';
 import { SqliteTaskQueue } from './sqlite-task-queue';
 import { SqliteTaskTable } from './sqlite-task-table';
+import { WriteLock } from './write-lock';
 
 export * from './errors';
 export { FilePayloadStore } from './file-payload-store';
 export { openSqliteDatabase, SCHEMA_VERSION, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
-export { InvalidReceiptError, SqliteTaskQueue, type SqliteTaskQueueOptions } from './sqlite-task-queue';
+export { SqliteTaskIntake } from './sqlite-task-intake';
+export { InvalidReceiptError, SqliteTaskQueue, type Claimer, type SqliteTaskQueueOptions } from './sqlite-task-queue';
 export { InvalidCursorError, SqliteTaskTable, type SqliteTaskTableOptions } from './sqlite-task-table';
+export { WriteLock } from './write-lock';
 
 /** File name of the grid database inside a grid directory. */
 export const GRID_DB_FILE = 'grid.db';
@@ -31,12 +35,19 @@ export interface LocalBackendsOptions {
    * @default 10
    */
   readonly pollIntervalMs?: number;
+  /**
+   * Memory of a `WriteLock` shared by the threads of this process that open the same grid (`WriteLock.memory()`).
+   * @default - none: they wait for each other in SQLite's busy handler, which sleeps in steps of milliseconds
+   */
+  readonly writeLock?: SharedArrayBuffer;
 }
 
 export interface LocalBackends {
   readonly table: SqliteTaskTable;
   readonly queue: SqliteTaskQueue;
   readonly store: FilePayloadStore;
+  /** Receive + claim + acknowledge in one transaction, on the table's and queue's shared connection. */
+  readonly intake: SqliteTaskIntake;
   /** Absolute path of the SQLite database. */
   readonly dbPath: string;
   /** Closes the table, queue and store, then the database connection. Idempotent. */
@@ -53,16 +64,20 @@ export function openLocalBackends(dir: string, options: LocalBackendsOptions = {
   const root = path.resolve(dir);
   fs.mkdirSync(path.join(root, PAYLOADS_DIR), { recursive: true });
   const dbPath = path.join(root, GRID_DB_FILE);
-  const db = openSqliteDatabase(dbPath, { busyTimeoutMs: options.busyTimeoutMs });
-  const table = new SqliteTaskTable(db, { logger });
-  const queue = new SqliteTaskQueue(db, { logger, pollIntervalMs: options.pollIntervalMs });
+  const busyTimeoutMs = options.busyTimeoutMs ?? 10_000;
+  const db = openSqliteDatabase(dbPath, { busyTimeoutMs });
+  const writeLock = options.writeLock ? new WriteLock(options.writeLock, busyTimeoutMs) : undefined;
+  const table = new SqliteTaskTable(db, { logger, writeLock });
+  const queue = new SqliteTaskQueue(db, { logger, pollIntervalMs: options.pollIntervalMs, writeLock });
   const store = new FilePayloadStore(path.join(root, PAYLOADS_DIR));
+  const intake = new SqliteTaskIntake(queue, table);
   logger.debug({ dbPath }, 'opened local backends');
   let closing: Promise<void> | undefined;
   return {
     table,
     queue,
     store,
+    intake,
     dbPath,
     close() {
       closing ??= (async () => {

@@ -3,8 +3,10 @@ import { BroadcastChannel } from 'node:worker_threads';
 import type { Transaction } from 'better-sqlite3';
 import { HtcGridError } from '../../core/errors';
 import { silentLogger, type Logger } from '../../logging';
-import type { QueueMessage, ReceivedMessage, ReceiveOptions, TaskQueue } from '../../ports';
+import type { TaskRecord } from '../../core/task';
+import type { ClaimOutcome, ClaimRequest, QueueMessage, ReceivedMessage, ReceiveOptions, TaskQueue } from '../../ports';
 import { translateSqliteError } from './errors';
+import type { WriteLock } from './write-lock';
 import { openSqliteDatabase, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
 
 /** A receipt this queue never handed out (stale receipts of real messages are not errors: they are ignored). */
@@ -25,7 +27,15 @@ export interface SqliteTaskQueueOptions {
   readonly pollIntervalMs?: number;
   /** @default - a silent logger */
   readonly logger?: Logger;
+  /**
+   * Taken around every write transaction, shared with the other threads of this process that write the database.
+   * @default - none: threads wait for each other in SQLite's busy handler
+   */
+  readonly writeLock?: WriteLock;
 }
+
+/** Claims the tasks of received messages inside the receiving transaction; one outcome per request, in order. */
+export type Claimer = (requests: readonly ClaimRequest[], now: number) => ClaimOutcome[];
 
 interface MessageRow {
   id: number;
@@ -82,11 +92,15 @@ function wake(dbName: string): void {
 export class SqliteTaskQueue implements TaskQueue {
   private readonly logger: Logger;
   private readonly ownsDatabase: boolean;
+  private readonly writeLock: WriteLock | undefined;
   private readonly pollIntervalMs: number;
   private closed = false;
   private readonly stmt: ReturnType<typeof prepareStatements>;
   private readonly sendTx: Transaction<(messages: readonly QueueMessage[], now: number) => void>;
   private readonly receiveTx: Transaction<(limit: number, now: number, invisibleUntil: number) => MessageRow[]>;
+  private readonly receiveClaimedTx: Transaction<
+    (limit: number, now: number, busyVisibleAt: number, claim: Claimer) => TaskRecord[]
+  >;
   private readonly ackTx: Transaction<(receipts: readonly Receipt[]) => number>;
   private readonly setVisibilityTx: Transaction<(receipts: readonly Receipt[], visibleAt: number) => number>;
 
@@ -102,12 +116,16 @@ export class SqliteTaskQueue implements TaskQueue {
   ) {
     this.logger = options.logger ?? silentLogger();
     this.ownsDatabase = options.ownsDatabase ?? false;
+    this.writeLock = options.writeLock;
     this.pollIntervalMs = Math.max(1, options.pollIntervalMs ?? 10);
     this.stmt = prepareStatements(db);
     this.sendTx = db.transaction((messages, now) => {
       for (const m of messages) this.stmt.insert.run(m.taskId, m.sessionId, m.attempt, m.priority, now);
     });
     this.receiveTx = db.transaction((limit, now, invisibleUntil) => this.takeVisible(limit, now, invisibleUntil));
+    this.receiveClaimedTx = db.transaction((limit, now, busyVisibleAt, claim) =>
+      this.takeClaimed(limit, now, busyVisibleAt, claim),
+    );
     this.ackTx = db.transaction((receipts) => {
       let changed = 0;
       for (const r of receipts) changed += this.stmt.delete.run(r.id, r.receiveCount).changes;
@@ -128,16 +146,27 @@ export class SqliteTaskQueue implements TaskQueue {
 
   async receive(max: number, options: ReceiveOptions): Promise<ReceivedMessage[]> {
     const limit = Math.max(1, Math.floor(max));
-    const deadline = Date.now() + Math.max(0, options.waitMs);
-    let polled = false;
-    for (;;) {
-      if (options.signal?.aborted === true || this.closed) return [];
-      const received = this.receiveNow(limit, options.visibilityMs, polled);
-      polled = true;
-      const remaining = deadline - Date.now();
-      if (received.length > 0 || remaining <= 0) return received;
-      await this.pause(Math.min(this.pollIntervalMs, remaining), options.signal);
-    }
+    return this.poll(options, (probeFirst) => this.receiveNow(limit, options.visibilityMs, probeFirst));
+  }
+
+  /**
+   * Receives up to `max` messages and, in the same write transaction, hands them to `claim` (which must write on
+   * this queue's connection) and settles each by its outcome: the messages of claimed, stale and missing tasks are
+   * deleted, busy ones become visible again after `busyDelayMs`. Long-polls as `receive` does. Returns the claimed
+   * tasks in receive order.
+   */
+  async receiveClaimed(
+    max: number,
+    options: ReceiveOptions & { readonly busyDelayMs: number },
+    claim: Claimer,
+  ): Promise<TaskRecord[]> {
+    const limit = Math.max(1, Math.floor(max));
+    return this.poll(options, (probeFirst) => {
+      const now = Date.now();
+      if (probeFirst && !this.anyVisible(now)) return [];
+      const busyVisibleAt = now + Math.max(0, options.busyDelayMs);
+      return this.write('receive', () => this.receiveClaimedTx.immediate(limit, now, busyVisibleAt, claim));
+    });
   }
 
   async ack(receipts: readonly string[]): Promise<void> {
@@ -173,6 +202,41 @@ export class SqliteTaskQueue implements TaskQueue {
     if (this.ownsDatabase && this.db.open) this.db.close();
   }
 
+  /** Looks for messages with `take` until it finds some, `waitMs` passed or the signal aborted (then `[]`). */
+  private async poll<T>(options: ReceiveOptions, take: (probeFirst: boolean) => T[]): Promise<T[]> {
+    const deadline = Date.now() + Math.max(0, options.waitMs);
+    let polled = false;
+    for (;;) {
+      if (options.signal?.aborted === true || this.closed) return [];
+      const received = take(polled);
+      polled = true;
+      const remaining = deadline - Date.now();
+      if (received.length > 0 || remaining <= 0) return received;
+      await this.pause(Math.min(this.pollIntervalMs, remaining), options.signal);
+    }
+  }
+
+  /** Claimed, stale and missing tasks' messages are done with: deleted at once, never marked received first. */
+  private takeClaimed(limit: number, now: number, busyVisibleAt: number, claim: Claimer): TaskRecord[] {
+    const rows = this.visibleRows(limit, now);
+    if (rows.length === 0) return [];
+    const outcomes = claim(
+      rows.map((row) => ({ taskId: row.task_id, attempt: row.attempt })),
+      now,
+    );
+    const claimed: TaskRecord[] = [];
+    rows.forEach((row, i) => {
+      const outcome = outcomes[i];
+      if (outcome?.status === 'busy') {
+        this.stmt.markReceived.run(busyVisibleAt, row.id);
+        return;
+      }
+      this.stmt.deleteById.run(row.id);
+      if (outcome?.status === 'claimed') claimed.push(outcome.task);
+    });
+    return claimed;
+  }
+
   private receiveNow(limit: number, visibilityMs: number, probeFirst: boolean): ReceivedMessage[] {
     const now = Date.now();
     // While long-polling, look without the write lock first, so idle receivers don't queue up for it.
@@ -190,13 +254,18 @@ export class SqliteTaskQueue implements TaskQueue {
    * `now` in the order they became visible. In-flight messages are never scanned, however many there are.
    */
   private takeVisible(limit: number, now: number, invisibleUntil: number): MessageRow[] {
-    const rows: MessageRow[] = [];
+    const rows = this.visibleRows(limit, now);
+    for (const row of rows) this.stmt.markReceived.run(invisibleUntil, row.id);
+    return rows;
+  }
+
+  /** Up to `limit` messages visible at `now`, highest priority first, read without changing them. */
+  private visibleRows(limit: number, now: number): MessageRow[] {
+    let rows: MessageRow[] = [];
     let level = this.stmt.topPriority.get()?.p ?? null;
     while (level !== null && rows.length < limit) {
-      for (const row of this.stmt.visibleAt.all(level, now, limit - rows.length)) {
-        this.stmt.markReceived.run(invisibleUntil, row.id);
-        rows.push(row);
-      }
+      const found = this.stmt.visibleAt.all(level, now, limit - rows.length);
+      rows = rows.length === 0 ? found : rows.concat(found);
       level = this.stmt.priorityBelow.get(level)?.p ?? null;
     }
     return rows;
@@ -236,7 +305,7 @@ export class SqliteTaskQueue implements TaskQueue {
 
   private write<T>(what: string, fn: () => T): T {
     try {
-      return fn();
+      return this.writeLock ? this.writeLock.run(fn) : fn();
     } catch (error) {
       return translateSqliteError(error, what);
     }
@@ -271,6 +340,7 @@ function prepareStatements(db: SqliteDatabase) {
       'UPDATE queue_messages SET visible_at = ?, receive_count = receive_count + 1 WHERE id = ?',
     ),
     delete: db.prepare<[number, number]>('DELETE FROM queue_messages WHERE id = ? AND receive_count = ?'),
+    deleteById: db.prepare<[number]>('DELETE FROM queue_messages WHERE id = ?'),
     setVisibleAt: db.prepare<[number, number, number]>(
       'UPDATE queue_messages SET visible_at = ? WHERE id = ? AND receive_count = ?',
     ),

@@ -21,6 +21,7 @@ import type {
   TerminalPage,
 } from '../../ports';
 import { translateSqliteError } from './errors';
+import type { WriteLock } from './write-lock';
 import { openSqliteDatabase, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
 
 /** A `listTerminal` cursor that this table did not hand out. */
@@ -35,6 +36,11 @@ export interface SqliteTaskTableOptions {
   readonly ownsDatabase?: boolean;
   /** @default - a silent logger */
   readonly logger?: Logger;
+  /**
+   * Taken around every write transaction, shared with the other threads of this process that write the database.
+   * @default - none: threads wait for each other in SQLite's busy handler
+   */
+  readonly writeLock?: WriteLock;
 }
 
 interface TaskRow {
@@ -115,6 +121,68 @@ function dataRefOf(inline: string | null, key: string | null, bytes: number | nu
 function stateOf(value: string): TaskState {
   if (!isTaskState(value)) throw new HtcGridError(`the grid database holds a task in unknown state '${value}'`);
   return value;
+}
+
+/** The columns of `TaskRow`, in its order: `RawTaskRow` holds their values by position. */
+const TASK_COLUMNS = `task_id, session_id, idx, state, priority, attempt, failures, max_attempts, timeout_ms,
+  payload_inline, payload_key, payload_bytes, result_inline, result_key, result_bytes, error, failure_reason,
+  lease_owner, lease_expires_at, submitted_at, started_at, finished_at, history, done_seq`;
+
+/** A task row read as an array (no property names to create per row: the results page reads thousands at once). */
+type RawTaskRow = [
+  string,
+  string,
+  number,
+  string,
+  number,
+  number,
+  number,
+  number,
+  number,
+  string | null,
+  string | null,
+  number | null,
+  string | null,
+  string | null,
+  number | null,
+  string | null,
+  string | null,
+  string | null,
+  number | null,
+  number,
+  number | null,
+  number | null,
+  string,
+  number | null,
+];
+
+function taskOfRaw(r: RawTaskRow): TaskRecord {
+  return taskOf({
+    task_id: r[0],
+    session_id: r[1],
+    idx: r[2],
+    state: r[3],
+    priority: r[4],
+    attempt: r[5],
+    failures: r[6],
+    max_attempts: r[7],
+    timeout_ms: r[8],
+    payload_inline: r[9],
+    payload_key: r[10],
+    payload_bytes: r[11],
+    result_inline: r[12],
+    result_key: r[13],
+    result_bytes: r[14],
+    error: r[15],
+    failure_reason: r[16],
+    lease_owner: r[17],
+    lease_expires_at: r[18],
+    submitted_at: r[19],
+    started_at: r[20],
+    finished_at: r[21],
+    history: r[22],
+    done_seq: r[23],
+  });
 }
 
 /** Maps a row to a record; optional fields are absent, never null. */
@@ -213,9 +281,33 @@ class SequenceAllocator {
     return this.next;
   }
 
+  /** Returns the number `take` just handed out, unused (its write found the guard no longer holding). */
+  giveBack(): void {
+    if (this.next !== undefined) this.next -= 1;
+  }
+
   flush(): void {
     if (this.dirty && this.next !== undefined) this.write.run(String(this.next));
   }
+}
+
+/**
+ * The attempt record a lease holder appends, split around its `startedAt`, which only the row knows: the statement
+ * splices the row's `started_at` in between, so a completion needs no read of the row first. Same text as
+ * `JSON.stringify` of the record, keys in the same order.
+ */
+function heldAttemptRecord(
+  attempt: number,
+  owner: string,
+  finishedAt: number,
+  outcome: AttemptOutcome,
+  error?: TaskError,
+): [head: string, tail: string] {
+  const tail = error === undefined ? '}' : `,"error":${JSON.stringify(error)}}`;
+  return [
+    `{"attempt":${attempt},"owner":${JSON.stringify(owner)},"startedAt":`,
+    `,"finishedAt":${finishedAt},"outcome":${JSON.stringify(outcome)}${tail}`,
+  ];
 }
 
 const TERMINAL_SQL = "('succeeded', 'failed', 'cancelled')";
@@ -230,6 +322,7 @@ export class SqliteTaskTable implements TaskTable {
   readonly leasesFoundFrom = 'claim' as const;
   private readonly logger: Logger;
   private readonly ownsDatabase: boolean;
+  private readonly writeLock: WriteLock | undefined;
   private closed = false;
 
   private readonly stmt: ReturnType<typeof prepareStatements>;
@@ -257,6 +350,7 @@ export class SqliteTaskTable implements TaskTable {
   ) {
     this.logger = options.logger ?? silentLogger();
     this.ownsDatabase = options.ownsDatabase ?? false;
+    this.writeLock = options.writeLock;
     this.stmt = prepareStatements(db);
     this.claimTx = db.transaction((requests, owner, expiresAt, now) => this.claimAll(requests, owner, expiresAt, now));
     this.extendTx = db.transaction((leases, expiresAt) => this.extendAll(leases, expiresAt));
@@ -317,6 +411,18 @@ export class SqliteTaskTable implements TaskTable {
     return this.write('claim', () => this.claimTx.immediate(requests, lease.owner, lease.expiresAt, now));
   }
 
+  /**
+   * `claim` inside a write transaction the caller already holds on this table's connection (the local intake folds
+   * receive, claim and acknowledge into one). Synchronous; throws what SQLite throws.
+   */
+  claimWithinTransaction(
+    requests: readonly ClaimRequest[],
+    lease: { owner: string; expiresAt: number },
+    now: number,
+  ): ClaimOutcome[] {
+    return this.claimAll(requests, lease.owner, lease.expiresAt, now);
+  }
+
   async extendLeases(leases: readonly LeaseRef[], expiresAt: number): Promise<LeaseStatus[]> {
     if (leases.length === 0) return [];
     return this.write('extendLeases', () => this.extendTx.immediate(leases, expiresAt));
@@ -352,9 +458,9 @@ export class SqliteTaskTable implements TaskTable {
       if (!/^\d+$/.test(cursor) || !Number.isSafeInteger(after)) throw new InvalidCursorError(cursor);
     }
     const rows = this.stmt.listTerminal.all(sessionId, after, Math.max(1, Math.floor(limit)));
-    const last = rows[rows.length - 1];
-    const next = last === undefined || last.done_seq === null ? cursor : String(last.done_seq);
-    return { tasks: rows.map(taskOf), cursor: next };
+    const doneSeq = rows[rows.length - 1]?.[23];
+    const next = doneSeq === undefined || doneSeq === null ? cursor : String(doneSeq);
+    return { tasks: rows.map(taskOfRaw), cursor: next };
   }
 
   async findExpiredLeases(now: number, limit: number): Promise<TaskRecord[]> {
@@ -373,7 +479,7 @@ export class SqliteTaskTable implements TaskTable {
 
   private write<T>(what: string, fn: () => T): T {
     try {
-      return fn();
+      return this.writeLock ? this.writeLock.run(fn) : fn();
     } catch (error) {
       return translateSqliteError(error, what);
     }
@@ -453,16 +559,16 @@ export class SqliteTaskTable implements TaskTable {
     const seq = this.sequence();
     const results = completions.map((completion): CompletionResult => {
       const { taskId, guard, outcome, at } = completion;
+      if ('owner' in guard) return this.completeHeld(completion, guard, seq);
       const row = this.stmt.guardRow.get(taskId);
       const holds =
         row !== undefined &&
         row.state === 'running' &&
         row.attempt === guard.attempt &&
-        ('owner' in guard
-          ? row.lease_owner === guard.owner
-          : row.lease_expires_at !== null && row.lease_expires_at < guard.leaseExpiredBefore);
+        row.lease_expires_at !== null &&
+        row.lease_expires_at < guard.leaseExpiredBefore;
       if (!holds) return { taskId, status: 'stale' };
-      const owner = row.lease_owner ?? ('owner' in guard ? guard.owner : '');
+      const owner = row.lease_owner ?? '';
       switch (outcome.kind) {
         case 'succeeded': {
           const [inline, key, bytes] = dataRefColumns(outcome.result);
@@ -489,6 +595,81 @@ export class SqliteTaskTable implements TaskTable {
     });
     seq.flush();
     return results;
+  }
+
+  /**
+   * A lease holder's completion as one conditional UPDATE (guard in its WHERE, history appended in SQL): the agent's
+   * hot path, one statement per task instead of a read and a write.
+   */
+  private completeHeld(
+    completion: Completion,
+    guard: { readonly owner: string; readonly attempt: number },
+    seq: SequenceAllocator,
+  ): CompletionResult {
+    const { taskId, outcome, at } = completion;
+    const { owner, attempt } = guard;
+    const started = String(at);
+    let changes: number;
+    switch (outcome.kind) {
+      case 'succeeded': {
+        const [inline, key, bytes] = dataRefColumns(outcome.result);
+        const [head, tail] = heldAttemptRecord(attempt, owner, at, 'succeeded');
+        const done = seq.take();
+        changes = this.stmt.succeedHeld.run(
+          inline,
+          key,
+          bytes,
+          at,
+          done,
+          head,
+          started,
+          tail,
+          taskId,
+          attempt,
+          owner,
+        ).changes;
+        if (changes === 0) seq.giveBack();
+        break;
+      }
+      case 'failed': {
+        const [head, tail] = heldAttemptRecord(attempt, owner, at, outcome.reason, outcome.error);
+        const done = seq.take();
+        changes = this.stmt.failHeld.run(
+          JSON.stringify(outcome.error),
+          outcome.reason,
+          at,
+          done,
+          head,
+          started,
+          tail,
+          taskId,
+          attempt,
+          owner,
+        ).changes;
+        if (changes === 0) seq.giveBack();
+        break;
+      }
+      case 'retry': {
+        const [head, tail] = heldAttemptRecord(attempt, owner, at, outcome.reason, outcome.error);
+        changes = this.stmt.retryHeld.run(
+          JSON.stringify(outcome.error),
+          outcome.reason,
+          head,
+          started,
+          tail,
+          taskId,
+          attempt,
+          owner,
+        ).changes;
+        break;
+      }
+      case 'released': {
+        const [head, tail] = heldAttemptRecord(attempt, owner, at, 'released');
+        changes = this.stmt.releaseHeld.run(head, started, tail, taskId, attempt, owner).changes;
+        break;
+      }
+    }
+    return { taskId, status: changes > 0 ? 'recorded' : 'stale' };
   }
 
   private cancelAll(sessionId: string, taskIds: readonly string[] | undefined, now: number): number {
@@ -527,6 +708,12 @@ export class SqliteTaskTable implements TaskTable {
 }
 
 const LIVE_CHUNK = 1000;
+
+/** Appends `head || started_at || tail` to the JSON array in `history` (params: head, started fallback, tail). */
+const APPEND_HELD_RECORD = `history = (CASE WHEN length(history) <= 2 THEN '[' ELSE substr(history, 1, length(history) - 1) || ',' END)
+  || ? || coalesce(started_at, ?) || ? || ']'`;
+/** The lease holder's guard (params: task id, attempt, owner). */
+const HELD_BY = `WHERE task_id = ? AND state = 'running' AND attempt = ? AND lease_owner = ?`;
 
 function prepareStatements(db: SqliteDatabase) {
   return {
@@ -612,6 +799,28 @@ function prepareStatements(db: SqliteDatabase) {
     release: db.prepare<[string, string]>(
       `UPDATE tasks SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, history = ? WHERE task_id = ?`,
     ),
+    succeedHeld: db.prepare<
+      [string | null, string | null, number | null, number, number, string, string, string, string, number, string]
+    >(
+      `UPDATE tasks SET state = 'succeeded', result_inline = ?, result_key = ?, result_bytes = ?, error = NULL,
+         failure_reason = NULL, lease_owner = NULL, lease_expires_at = NULL, finished_at = ?, done_seq = ?,
+         ${APPEND_HELD_RECORD}
+       ${HELD_BY}`,
+    ),
+    failHeld: db.prepare<[string, string, number, number, string, string, string, string, number, string]>(
+      `UPDATE tasks SET state = 'failed', failures = failures + 1, error = ?, failure_reason = ?, lease_owner = NULL,
+         lease_expires_at = NULL, finished_at = ?, done_seq = ?, ${APPEND_HELD_RECORD}
+       ${HELD_BY}`,
+    ),
+    retryHeld: db.prepare<[string, string, string, string, string, string, number, string]>(
+      `UPDATE tasks SET state = 'pending', failures = failures + 1, error = ?, failure_reason = ?, lease_owner = NULL,
+         lease_expires_at = NULL, ${APPEND_HELD_RECORD}
+       ${HELD_BY}`,
+    ),
+    releaseHeld: db.prepare<[string, string, string, string, number, string]>(
+      `UPDATE tasks SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, ${APPEND_HELD_RECORD}
+       ${HELD_BY}`,
+    ),
     liveTasksOfSession: db.prepare<[string], GuardRow & { task_id: string }>(
       `SELECT task_id, session_id, state, attempt, lease_owner, lease_expires_at, started_at, history FROM tasks
        WHERE session_id = ? AND state IN ('pending', 'running') LIMIT ${LIVE_CHUNK}`,
@@ -624,10 +833,12 @@ function prepareStatements(db: SqliteDatabase) {
     countByState: db.prepare<[string], { state: string; n: number }>(
       'SELECT state, count(*) AS n FROM tasks WHERE session_id = ? GROUP BY state',
     ),
-    listTerminal: db.prepare<[string, number, number], TaskRow>(
-      `SELECT * FROM tasks WHERE session_id = ? AND done_seq > ? AND state IN ${TERMINAL_SQL}
-       ORDER BY done_seq LIMIT ?`,
-    ),
+    listTerminal: db
+      .prepare<[string, number, number], RawTaskRow>(
+        `SELECT ${TASK_COLUMNS} FROM tasks WHERE session_id = ? AND done_seq > ? AND state IN ${TERMINAL_SQL}
+         ORDER BY done_seq LIMIT ?`,
+      )
+      .raw(true),
     findExpired: db.prepare<[number, number], TaskRow>(
       `SELECT * FROM tasks WHERE state = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?`,
     ),

@@ -11,6 +11,7 @@ import {
   type PayloadStore,
   type QueueMessage,
   type ReceivedMessage,
+  type TaskIntake,
   type TaskQueue,
   type TaskTable,
   type WorkerInvoker,
@@ -31,6 +32,11 @@ export interface AgentOptions {
   readonly table: TaskTable;
   readonly queue: TaskQueue;
   readonly store: PayloadStore;
+  /**
+   * Receives, claims and acknowledges in one step where the backends can (the local grid's SQLite database).
+   * @default - `queue.receive`, then `table.claim`, then `queue.ack`
+   */
+  readonly intake?: TaskIntake;
   /** Creates the invoker of one slot (one runtime process locally, the lambda-rie sidecar in AWS). */
   readonly createInvoker: (slot: number) => WorkerInvoker;
   /**
@@ -54,6 +60,13 @@ export interface AgentOptions {
    * @default slots
    */
   readonly prefetch?: PrefetchSetting;
+  /**
+   * Invocations each slot's invoker takes while one runs (the local Python runtime: `maxQueued`). The agent hands
+   * them over only while tasks wait for a slot and recent tasks ran shorter than a few ms, where sending the next
+   * one ahead saves a round trip per task; a long task then has few queued behind it, and priorities hold.
+   * @default 0
+   */
+  readonly queuedPerSlot?: number;
   readonly logger?: Logger;
   readonly now?: () => number;
   /**
@@ -84,6 +97,8 @@ type AgentState = 'created' | 'starting' | 'running' | 'draining' | 'stopped';
 const DEADLINE_GRACE_MS = 5_000;
 /** Delay before a message whose attempt is still running becomes visible again. */
 const BUSY_RELEASE_DELAY_MS = 1_000;
+/** Tasks are sent to a busy slot ahead only while recent ones ran shorter than this (a moving average). */
+const QUEUE_BELOW_MS = 5;
 
 export class Agent {
   readonly owner: string;
@@ -102,6 +117,9 @@ export class Agent {
   private readonly held = new Map<string, HeldTask>();
   private readonly ready: HeldTask[] = [];
   private readyWaiters: Array<(task: HeldTask | undefined) => void> = [];
+  /** Queue loops waiting for a backlog (see `queuedPerSlot`). */
+  private queueWaiters: Array<() => void> = [];
+  /** Moving average of recent tasks' run time; starts high, so queuing waits until short tasks were seen. */
   private capacityWaiters: Array<() => void> = [];
   private readonly stopReceiving = new AbortController();
   private readonly batcher: CompletionBatcher;
@@ -176,7 +194,10 @@ export class Agent {
     this.leaseKeeper.start();
     this.loops = Promise.all([
       this.receiveLoop(),
-      ...this.invokers.map((invoker, slot) => this.slotLoop(slot, invoker)),
+      ...this.invokers.map((invoker, slot) => this.slotLoop(slot, invoker, false)),
+      ...Array.from({ length: this.options.queuedPerSlot ?? 0 }, () =>
+        this.invokers.map((invoker, slot) => this.slotLoop(slot, invoker, true)),
+      ).flat(),
     ]);
     this.logger.info({ slots: this.slotCount, handler: this.config.handler }, 'agent started');
   }
@@ -208,6 +229,7 @@ export class Agent {
     this.logger.info({ graceMs, held: this.held.size }, 'agent draining');
     this.stopReceiving.abort();
     for (const waiter of this.readyWaiters.splice(0)) waiter(undefined);
+    for (const waiter of this.queueWaiters.splice(0)) waiter();
     for (const waiter of this.capacityWaiters.splice(0)) waiter();
     for (const held of this.ready.splice(0)) this.handBack(held);
     const grace = new Promise<void>((resolve) => {
@@ -239,6 +261,12 @@ export class Agent {
       const fullBatch = Math.min(this.config.receiveBatchSize, this.slotCount + prefetch);
       if (capacity <= 0 || (capacity < fullBatch && this.ready.length > 0)) {
         await new Promise<void>((resolve) => this.capacityWaiters.push(resolve));
+        continue;
+      }
+      if (this.options.intake) {
+        failures = (await this.intake(this.options.intake, Math.min(capacity, this.config.receiveBatchSize), failures))
+          ? 0
+          : failures + 1;
         continue;
       }
       let messages: ReceivedMessage[];
@@ -275,6 +303,37 @@ export class Agent {
         await sleep(backoffMs(failures++), this.stopReceiving.signal);
       }
     }
+  }
+
+  /** One receive + claim through the intake; false after a failure (backed off already). */
+  private async intake(intake: TaskIntake, max: number, failures: number): Promise<boolean> {
+    let tasks: TaskRecord[];
+    try {
+      tasks = await intake.receiveAndClaim(max, {
+        waitMs: this.receiveWaitMs,
+        visibilityMs: this.config.queueVisibilityMs,
+        signal: this.stopReceiving.signal,
+        owner: this.owner,
+        leaseMs: this.config.leaseExpiryMs,
+        busyDelayMs: BUSY_RELEASE_DELAY_MS,
+      });
+    } catch (err) {
+      if (this.state !== 'running') return true;
+      this.logger.warn({ err }, 'receiving tasks failed; backing off');
+      await sleep(backoffMs(failures), this.stopReceiving.signal);
+      return false;
+    }
+    if (tasks.length === 0 && this.state === 'running') {
+      const base = this.config.emptyQueueBackoffMs;
+      await sleep(base + Math.random() * base, this.stopReceiving.signal);
+    }
+    for (const task of tasks) {
+      this.stats.claimed++;
+      const at = task.startedAt ?? this.now();
+      // A drain that began meanwhile hands these straight back (see `hold`).
+      this.hold({ task, claimedAt: at, lastExtendedAt: at, running: false });
+    }
+    return true;
   }
 
   private async claim(messages: readonly ReceivedMessage[]): Promise<void> {
@@ -347,7 +406,10 @@ export class Agent {
     }
     const waiter = this.readyWaiters.shift();
     if (waiter) waiter(held);
-    else this.ready.splice(this.readyIndex(held.task.priority), 0, held);
+    else {
+      this.ready.splice(this.readyIndex(held.task.priority), 0, held);
+      for (const queued of this.queueWaiters.splice(0)) queued();
+    }
   }
 
   /** Where a task of `priority` goes in the ready list: after every task of the same or a higher priority. */
@@ -366,11 +428,22 @@ export class Agent {
     return new Promise((resolve) => this.readyWaiters.push(resolve));
   }
 
-  private async slotLoop(slot: number, invoker: WorkerInvoker): Promise<void> {
+  /** For a queue loop: the next task once one waits for a slot while recent tasks ran short. */
+  private async nextQueuedTask(): Promise<HeldTask | undefined> {
+    for (;;) {
+      if (this.state !== 'running') return undefined;
+      const recentMs = this.prefetch.averageRunMs;
+      if (this.ready.length > 0 && recentMs !== undefined && recentMs < QUEUE_BELOW_MS) return this.nextTask();
+      await new Promise<void>((resolve) => this.queueWaiters.push(resolve));
+    }
+  }
+
+  /** A slot's loop; a `queued` one sends its slot tasks ahead while another runs there (see `queuedPerSlot`). */
+  private async slotLoop(slot: number, invoker: WorkerInvoker, queued: boolean): Promise<void> {
     // One controller per slot, replaced once aborted: an AbortController per task costs more than the no-op task.
     let controller = new AbortController();
     for (;;) {
-      const held = await this.nextTask();
+      const held = await (queued ? this.nextQueuedTask() : this.nextTask());
       if (!held) return;
       if (held.abortCause) continue; // cancelled or lost while it waited
       if (controller.signal.aborted) controller = new AbortController();
@@ -406,7 +479,10 @@ export class Agent {
     held.controller = controller;
     // Interrupted while its payload loaded: the invocation returns at once as interrupted.
     if (held.abortCause) controller.abort();
-    const safety = setTimeout(() => this.interrupt(held, 'deadline'), task.timeoutMs + DEADLINE_GRACE_MS);
+    const armSafety = (): NodeJS.Timeout =>
+      setTimeout(() => this.interrupt(held, 'deadline'), task.timeoutMs + DEADLINE_GRACE_MS);
+    let safety = armSafety();
+    let ranFrom = started;
     let result: InvokeResult;
     try {
       result = await invoker.invoke(
@@ -419,7 +495,14 @@ export class Agent {
           deadline: started + task.timeoutMs,
         },
         controller.signal,
+        () => {
+          // It waited behind another invocation of the same runtime: its time runs from now.
+          ranFrom = this.now();
+          clearTimeout(safety);
+          safety = armSafety();
+        },
       );
+      this.prefetch.observe(this.now() - ranFrom);
     } catch (err) {
       result = {
         ok: false,
@@ -430,7 +513,6 @@ export class Agent {
       clearTimeout(safety);
       // The slot's controller serves its next task: a late interrupt of this one must not abort that.
       held.controller = undefined;
-      this.prefetch.observe(this.now() - started);
     }
     // Only a handler error needs the session's own non-retryable types; successes never read the session.
     const nonRetryableErrorTypes =

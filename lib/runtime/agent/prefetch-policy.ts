@@ -1,4 +1,8 @@
-// How many tasks an agent claims ahead of its free slots: a fixed number, or about a second of work per slot.
+// How far ahead an agent works: tasks claimed beyond its free slots (fixed, or about a second of work per slot), from
+// a moving average of recent run times that also gates sending tasks ahead into busy runtimes.
+
+/** Weight of the latest run in the moving average. */
+const RUN_MS_WEIGHT = 0.1;
 
 /** A fixed number of tasks, or `auto` (see `PrefetchPolicy`). */
 export type PrefetchSetting = number | 'auto';
@@ -26,10 +30,15 @@ export class PrefetchPolicy {
     this.windowMs = options.windowMs ?? 1_000;
   }
 
-  /** Records how long an attempt ran. */
+  /** Records how long an attempt ran (from when it started in its runtime). */
   observe(runMs: number): void {
     const ms = Math.max(0, runMs);
-    this.averageMs = this.averageMs === undefined ? ms : this.averageMs + 0.2 * (ms - this.averageMs);
+    this.averageMs = this.averageMs === undefined ? ms : this.averageMs + RUN_MS_WEIGHT * (ms - this.averageMs);
+  }
+
+  /** Moving average of recent run times (about the last 10 weigh in); undefined until a task has run. */
+  get averageRunMs(): number | undefined {
+    return this.averageMs;
   }
 
   /** Tasks to hold beyond the slots right now. */

@@ -2,7 +2,8 @@
 //
 // Plain JS, no dependencies. Same frames as bootstrap.py:
 //   request:  u32 header length | u32 body length | header | event JSON
-//             header: "deadline\tattempt\tarn\trequest id\tsession id\ttask id", or JSON {id, deadline, arn, cc, trace}
+//             header: "timeout ms\tattempt\tarn\trequest id\tsession id\ttask id", or JSON {id, timeout, arn, cc, trace};
+//             the timeout counts from when the request starts (the invoker never writes ahead to this runtime)
 //   response: u32 length of the rest | u8 kind | u32 stdout bytes | u32 stderr bytes | body
 //   kind 0 = result JSON, 1 = error JSON, 2 = ready (body: PROTOCOL_VERSION), 3 = init error JSON,
 //   4 = error JSON and the process exits.
@@ -22,7 +23,7 @@ const KIND_READY = 2;
 const KIND_INIT_ERROR = 3;
 const KIND_FATAL_ERROR = 4;
 // Must match PROTOCOL_VERSION in lib/runtime/local/frame-codec.ts.
-const PROTOCOL_VERSION = 'htcgrid-runtime/2';
+const PROTOCOL_VERSION = 'htcgrid-runtime/3';
 const U32 = 0xffffffff;
 
 const counts = { out: 0, err: 0 };
@@ -228,15 +229,18 @@ function runInvocation(handler, header, body) {
   }
 }
 
-/** The request header: tab-separated `deadline attempt arn requestId sessionId taskId`, or JSON. */
+/** The request header: tab-separated `timeoutMs attempt arn requestId sessionId taskId`, or JSON. */
 function parseHeader(text) {
-  if (text.startsWith('{')) return JSON.parse(text);
+  if (text.startsWith('{')) {
+    const header = JSON.parse(text);
+    return { ...header, deadline: Date.now() + header.timeout };
+  }
   const parts = text.split('\t');
-  const [deadline, attempt, arn, id, sessionId] = parts;
+  const [timeout, attempt, arn, id, sessionId] = parts;
   const taskId = parts.slice(5).join('\t');
   return {
     id,
-    deadline: Number(deadline),
+    deadline: Date.now() + Number(timeout),
     arn,
     cc: { custom: { session_id: sessionId, task_id: taskId, attempt: Number(attempt) } },
   };

@@ -5,8 +5,9 @@
 # disturb the transport.
 #
 # Request frame:  u32 header length | u32 body length | header | event JSON
-#   header: "deadline\tattempt\tfunction arn\trequest id\tsession id\ttask id" (UTF-8), or a JSON object with
-#   id, deadline, arn, cc (client context) and optionally trace when a field would not fit that form.
+#   header: "timeout ms\tattempt\tfunction arn\trequest id\tsession id\ttask id" (UTF-8), or a JSON object with
+#   id, timeout, arn, cc (client context) and optionally trace when a field would not fit that form. The timeout
+#   counts from when this runtime starts the request: the invoker may write the next request while one runs.
 # Response frame: u32 length of the rest | u8 kind | u32 stdout bytes | u32 stderr bytes | body
 #   kind 0 = result JSON, 1 = error JSON, 2 = ready (body: PROTOCOL_VERSION), 3 = init error JSON,
 #   4 = error JSON and the runtime is exiting (used by bootstrap.js on an uncaught error).
@@ -29,7 +30,7 @@ KIND_ERROR = 1
 KIND_READY = 2
 KIND_INIT_ERROR = 3
 # Must match PROTOCOL_VERSION in lib/runtime/local/frame-codec.ts.
-PROTOCOL_VERSION = b"htcgrid-runtime/2"
+PROTOCOL_VERSION = b"htcgrid-runtime/3"
 _U32 = 0xFFFFFFFF
 _THIS_FILE = os.path.abspath(__file__)
 _HEAD = struct.Struct(">IBII")
@@ -346,13 +347,14 @@ def _loads(data):
 
 
 def _parse_header(header):
-    """(request id, deadline ms, function arn, client context dict, trace id or None)."""
+    """(request id, deadline ms, function arn, client context dict, trace id or None); parsed as the request starts."""
+    now_ms = int(time.time() * 1000)
     if header[:1] == b"{":
         h = json.loads(header)
-        return h["id"], h["deadline"], h["arn"], h.get("cc"), h.get("trace")
-    deadline, attempt, arn, invoke_id, session_id, task_id = header.decode("utf-8").split("\t", 5)
+        return h["id"], now_ms + h["timeout"], h["arn"], h.get("cc"), h.get("trace")
+    timeout, attempt, arn, invoke_id, session_id, task_id = header.decode("utf-8").split("\t", 5)
     custom = {"session_id": session_id, "task_id": task_id, "attempt": int(attempt)}
-    return invoke_id, int(deadline), arn, {"custom": custom}, None
+    return invoke_id, now_ms + int(timeout), arn, {"custom": custom}, None
 
 
 def _serve(request_handler):

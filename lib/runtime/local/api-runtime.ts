@@ -48,6 +48,9 @@ export class ApiRuntimeSession implements RuntimeSession {
     void this.exited.then((exit) => this.onExit(exit));
   }
 
+  /** The Runtime API runs one invocation at a time: the invoker never calls again before this one ended. */
+  readonly pipelined = false;
+
   call(invocation: Invocation): Promise<InvokeResult> {
     return new Promise<InvokeResult>((resolve) => {
       if (!this.process.alive) {

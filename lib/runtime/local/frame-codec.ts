@@ -4,7 +4,7 @@
  * Sent by the bootstraps in their ready frame. Bumped whenever the frames change, so compiled code and bootstrap
  * assets from different builds fail at start with a clear message instead of misreading each other.
  */
-export const PROTOCOL_VERSION = 'htcgrid-runtime/2';
+export const PROTOCOL_VERSION = 'htcgrid-runtime/3';
 
 /** What a bootstrap sends back. `fatalError`: the task failed and the runtime is exiting (uncaught error). */
 export const FrameKind = { result: 0, error: 1, ready: 2, initError: 3, fatalError: 4 } as const;
@@ -22,7 +22,11 @@ export interface ResponseFrame {
 /** Per-invocation fields the bootstrap turns into the Lambda context. */
 export interface RequestFields {
   readonly requestId: string;
-  readonly deadline: number;
+  /**
+   * The invocation's time budget in ms. The runtime counts it from when it starts the invocation, which for a request
+   * written ahead (queued behind the one running) is later than when it was written.
+   */
+  readonly timeoutMs: number;
   readonly functionArn: string;
   readonly sessionId: string;
   readonly taskId: string;
@@ -32,21 +36,21 @@ export interface RequestFields {
 
 /**
  * Builds a request frame; the event JSON text is copied as is, never parsed. The header is tab-separated
- * (`deadline attempt arn requestId sessionId taskId`), cheap to split on the other side, or JSON when a field
+ * (`timeoutMs attempt arn requestId sessionId taskId`), cheap to split on the other side, or JSON when a field
  * would not fit that form.
  */
 export function encodeRequest(fields: RequestFields, eventJson: string): Buffer {
-  const { requestId, deadline, functionArn, sessionId, taskId, attempt, traceId } = fields;
+  const { requestId, timeoutMs, functionArn, sessionId, taskId, attempt, traceId } = fields;
   const compact =
     traceId === undefined &&
-    Number.isSafeInteger(deadline) &&
+    Number.isSafeInteger(timeoutMs) &&
     Number.isSafeInteger(attempt) &&
     !`${functionArn}${requestId}${sessionId}${taskId}`.includes('\t');
   const header = compact
-    ? `${deadline}\t${attempt}\t${functionArn}\t${requestId}\t${sessionId}\t${taskId}`
+    ? `${timeoutMs}\t${attempt}\t${functionArn}\t${requestId}\t${sessionId}\t${taskId}`
     : JSON.stringify({
         id: requestId,
-        deadline,
+        timeout: timeoutMs,
         arn: functionArn,
         cc: { custom: { session_id: sessionId, task_id: taskId, attempt } },
         trace: traceId,

@@ -42,6 +42,25 @@ export interface LocalRuntimeOptions {
   bootstrapDir?: string;
   /** How long loading the handler may take before start fails. @default 120000 */
   initTimeoutMs?: number;
+  /**
+   * Invocations accepted while one runs, their requests written to the runtime ahead, so it starts the next as soon
+   * as it answers instead of waiting for this process to send it. Each one's timeout counts from when it starts.
+   * Python only: the Node bootstrap starts whatever it reads at once, and the Runtime API serves one at a time.
+   * The agent feeds them through `AgentOptions.queuedPerSlot`.
+   * @default 0
+   */
+  maxQueued?: number;
+}
+
+/**
+ * Invocations a local Python runtime takes ahead in a local grid: enough that it never waits for the agent between
+ * short tasks (measured in bench/README.md), few enough that little waits behind a task that turns out long.
+ */
+export const DEFAULT_PYTHON_MAX_QUEUED = 2;
+
+/** `DEFAULT_PYTHON_MAX_QUEUED` for Python runtimes, 0 for the others (they cannot take requests ahead). */
+export function defaultMaxQueued(runtime: WorkerRuntime): number {
+  return runtime.family === 'python' ? DEFAULT_PYTHON_MAX_QUEUED : 0;
 }
 
 const DEFAULT_MAX_OUTPUT = 1024 * 1024;
@@ -53,6 +72,27 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export function restartDelayMs(consecutiveFailures: number): number {
   if (consecutiveFailures <= 1) return 0;
   return Math.min(MAX_RESTART_DELAY_MS, 100 * 2 ** (consecutiveFailures - 2));
+}
+
+/** An invocation this invoker accepted: waiting for its turn, running, or (cancelled while waiting) a leftover. */
+interface Entry {
+  readonly invocation: Invocation;
+  /** Its budget, counted from when it starts. */
+  readonly timeoutMs: number;
+  readonly signal: AbortSignal | undefined;
+  readonly onAbort: () => void;
+  /** Told when it starts after waiting behind another. */
+  readonly onStarted: (() => void) | undefined;
+  /** Still inside `invoke`: a start now is no news to the caller. */
+  accepting: boolean;
+  readonly resolve: (result: InvokeResult) => void;
+  /** The runtime its request was written to, while an answer may come from there. */
+  session?: RuntimeSession;
+  /** First in line: its timer runs. */
+  started: boolean;
+  /** Its result was given. A settled entry stays in line only while its request sits unanswered in a runtime. */
+  settled: boolean;
+  timer?: NodeJS.Timeout;
 }
 
 interface Slot {
@@ -72,11 +112,14 @@ export class LocalInvoker implements WorkerInvoker {
   private slot: Slot | undefined;
   private readonly slots = new WeakMap<RuntimeSession, Slot>();
   private failures = 0;
-  private busy = false;
+  /** Accepted invocations in order; the first unsettled one is running. */
+  private readonly line: Entry[] = [];
+  private readonly maxQueued: number;
+  /** The runtime start the line waits for, so one start moves it on once. */
+  private awaiting: Promise<RuntimeSession> | undefined;
   private closed = false;
   private closing: Promise<void> | undefined;
   private server: RuntimeApiServer | undefined;
-  private cancelRunning: ((why: string) => void) | undefined;
 
   constructor(private readonly options: LocalRuntimeOptions) {
     this.logger = options.logger?.child({ slot: options.slotIndex ?? 0 });
@@ -93,6 +136,7 @@ export class LocalInvoker implements WorkerInvoker {
       runtimeName: options.runtime.name,
       command: this.command(),
     };
+    this.maxQueued = options.runtime.family === 'python' ? Math.max(0, Math.floor(options.maxQueued ?? 0)) : 0;
   }
 
   async start(): Promise<void> {
@@ -100,59 +144,31 @@ export class LocalInvoker implements WorkerInvoker {
     await this.session();
   }
 
-  invoke(invocation: Invocation, signal?: AbortSignal): Promise<InvokeResult> {
+  invoke(invocation: Invocation, signal?: AbortSignal, onStarted?: () => void): Promise<InvokeResult> {
     if (this.closed) return Promise.resolve(cancelledResult('the local runtime is closed'));
-    if (this.busy) return Promise.resolve(busyResult());
+    let waiting = 0;
+    for (const entry of this.line) if (!entry.settled) waiting++;
+    if (waiting > this.maxQueued) return Promise.resolve(busyResult());
     if (signal?.aborted) return Promise.resolve(cancelledResult(abortReason(signal)));
-    const startedAt = Date.now();
+    const timeoutMs = invocation.deadline - Date.now();
     // Already past its deadline (it waited too long in a queue): don't disturb the runtime for it.
-    if (invocation.deadline <= startedAt) return Promise.resolve(timeoutResult(0));
-    this.busy = true;
+    if (timeoutMs <= 0) return Promise.resolve(timeoutResult(0));
     return new Promise<InvokeResult>((resolve) => {
-      let settled = false;
-      let running: Slot | undefined;
-      const finish = (result: InvokeResult, kill: boolean): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.cancelRunning = undefined;
-        this.busy = false;
-        if (kill && running)
-          this.recycle(running, !result.ok && result.reason === 'timeout' ? 'timeout' : 'cancelled', invocation);
-        resolve(result);
+      const entry: Entry = {
+        invocation,
+        timeoutMs,
+        signal,
+        onAbort: () => this.settle(entry, cancelledResult(abortReason(signal)), 'interrupted'),
+        onStarted,
+        resolve,
+        started: false,
+        settled: false,
+        accepting: true,
       };
-      const timeoutMs = invocation.deadline - startedAt;
-      // Beyond what a timer can hold (about 24.8 days) the deadline is as good as none.
-      const timer =
-        timeoutMs <= MAX_TIMER_MS ? setTimeout(() => finish(timeoutResult(timeoutMs), true), timeoutMs) : undefined;
-      const onAbort = (): void => finish(cancelledResult(abortReason(signal)), true);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.cancelRunning = (why) => finish(cancelledResult(why), true);
-      const run = (slot: Slot, session: RuntimeSession): void => {
-        if (settled) return;
-        running = slot;
-        void session.call(invocation).then((result) => {
-          // The runtime answered (a result or the handler's error): it works, forget past failures.
-          if (result.ok || result.reason === 'error') this.failures = 0;
-          // A runtime that answered and is going down (uncaught error) gets no further task: replace it now.
-          if (!session.healthy && this.slot === slot) this.retire(slot);
-          finish(result, false);
-        });
-      };
-      const slot = this.slot;
-      if (slot?.live) {
-        run(slot, slot.live);
-      } else {
-        this.session().then(
-          (session) => {
-            const owner = this.slots.get(session);
-            if (owner) run(owner, session);
-            else finish(unavailableResult(new Error('the local runtime is closed')), false);
-          },
-          (error: Error) => finish(unavailableResult(error), false),
-        );
-      }
+      signal?.addEventListener('abort', entry.onAbort, { once: true });
+      this.line.push(entry);
+      this.advance();
+      entry.accepting = false;
     });
   }
 
@@ -161,11 +177,116 @@ export class LocalInvoker implements WorkerInvoker {
     return this.closing;
   }
 
+  /**
+   * Moves the line on: drops leftovers at its head (killing the runtime if one may be running there), starts the
+   * first entry's timer, and writes every request not yet written to the live runtime (or starts one).
+   */
+  private advance(): void {
+    for (let head = this.line[0]; head?.settled; head = this.line[0]) {
+      this.line.shift();
+      // Cancelled while it waited, but its request is in the runtime, which runs it now: stop it there.
+      if (head.session && this.slot?.live === head.session) this.recycle(this.slot, 'cancelled', head.invocation);
+    }
+    const head = this.line[0];
+    if (head && !head.started) this.begin(head);
+    if (this.closed || !this.line.some((entry) => !entry.session && !entry.settled)) return;
+    const slot = this.slot;
+    const live = slot?.live;
+    if (slot && live) {
+      for (const entry of this.line) {
+        if (entry.session || entry.settled) continue;
+        // A runtime serving one at a time gets the next request once the one before was answered.
+        if (!live.pipelined && entry !== this.line[0]) break;
+        this.dispatch(entry, live);
+      }
+      return;
+    }
+    const starting = this.session();
+    if (this.awaiting === starting) return;
+    this.awaiting = starting;
+    starting.then(
+      () => {
+        if (this.awaiting === starting) this.awaiting = undefined;
+        this.advance();
+      },
+      (error: Error) => {
+        if (this.awaiting === starting) this.awaiting = undefined;
+        // The runtime cannot start: the running invocation fails; the next one tries again (after a back-off).
+        const first = this.line[0];
+        if (first && !first.session) this.settle(first, unavailableResult(error), 'answered');
+      },
+    );
+  }
+
+  /** The entry's turn came: its timeout runs from now. */
+  private begin(entry: Entry): void {
+    entry.started = true;
+    // Beyond what a timer can hold (about 24.8 days) the deadline is as good as none.
+    if (entry.timeoutMs <= MAX_TIMER_MS) {
+      entry.timer = setTimeout(
+        () => this.settle(entry, timeoutResult(entry.timeoutMs), 'interrupted'),
+        entry.timeoutMs,
+      );
+    }
+    if (!entry.accepting) entry.onStarted?.();
+  }
+
+  private dispatch(entry: Entry, session: RuntimeSession): void {
+    entry.session = session;
+    void session.call(entry.invocation, entry.timeoutMs).then((result) => this.answered(entry, session, result));
+  }
+
+  private answered(entry: Entry, session: RuntimeSession, result: InvokeResult): void {
+    // An answer from a runtime this entry was taken away from (killed, replaced): no longer its answer.
+    if (entry.session !== session) return;
+    if (!result.ok && result.reason === 'busy') {
+      // The runtime died before it started this one: nothing ran; the next runtime gets it.
+      entry.session = undefined;
+      if (entry.settled) this.leave(entry);
+      this.advance();
+      return;
+    }
+    // The runtime answered (a result or the handler's error): it works, forget past failures.
+    if (result.ok || result.reason === 'error') this.failures = 0;
+    // A runtime that answered and is going down (uncaught error) gets no further task: replace it now.
+    if (!session.healthy && this.slot?.live === session) this.retire(this.slot);
+    if (entry.settled) {
+      // A leftover answered before we could stop it: drop the answer.
+      this.leave(entry);
+      this.advance();
+      return;
+    }
+    this.settle(entry, result, 'answered');
+  }
+
+  /**
+   * Gives an entry its result. `interrupted` (timeout, abort, close): a running entry's runtime is killed; a waiting
+   * one whose request the runtime already holds stays in line as a leftover until the runtime answers or reaches it.
+   */
+  private settle(entry: Entry, result: InvokeResult, how: 'answered' | 'interrupted'): void {
+    if (entry.settled) return;
+    entry.settled = true;
+    clearTimeout(entry.timer);
+    entry.signal?.removeEventListener('abort', entry.onAbort);
+    const running = this.line[0] === entry;
+    if (how === 'interrupted' && running && entry.session) {
+      const slot = this.slots.get(entry.session);
+      if (slot)
+        this.recycle(slot, !result.ok && result.reason === 'timeout' ? 'timeout' : 'cancelled', entry.invocation);
+    }
+    if (how === 'answered' || running || !entry.session) this.leave(entry);
+    entry.resolve(result);
+    this.advance();
+  }
+
   private async shutdown(): Promise<void> {
     this.closed = true;
     const slot = this.slot;
     this.slot = undefined;
-    this.cancelRunning?.('the local runtime is closed');
+    for (const entry of [...this.line]) {
+      this.settle(entry, cancelledResult('the local runtime is closed'), 'interrupted');
+    }
+    this.line.length = 0;
     if (slot?.session) {
       slot.killedByUs = true;
       slot.session.kill();
@@ -286,6 +407,7 @@ export class LocalInvoker implements WorkerInvoker {
     slot.killedByUs = true;
     slot.session?.kill();
     this.slot = undefined;
+    this.takeBack(slot);
     if (!this.closed) this.session().catch(() => undefined);
   }
 
@@ -295,7 +417,22 @@ export class LocalInvoker implements WorkerInvoker {
     slot.killedByUs = true;
     slot.session?.kill();
     if (this.slot === slot) this.slot = undefined;
+    this.takeBack(slot);
     if (!this.closed) this.session().catch(() => undefined);
+  }
+
+  /** Requests written to a runtime being killed go to the next one (they never started); its leftovers go away. */
+  private takeBack(slot: Slot): void {
+    for (const entry of [...this.line]) {
+      if (!slot.session || entry.session !== slot.session) continue;
+      entry.session = undefined;
+      if (entry.settled) this.leave(entry);
+    }
+  }
+
+  private leave(entry: Entry): void {
+    const index = this.line.indexOf(entry);
+    if (index >= 0) this.line.splice(index, 1);
   }
 
   private onExit(slot: Slot, code: number | null, signal: string | null): void {

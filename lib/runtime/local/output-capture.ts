@@ -19,6 +19,9 @@ interface StreamState {
   boundary: number;
   /** Ended tasks whose output is still in flight: bytes up to `until` are theirs. */
   readonly marks: { until: number; owner: TaskOutput }[];
+  /** Bytes arrived but not attributed yet (see `hold`), oldest first. */
+  readonly pending: Buffer[];
+  pendingBytes: number;
 }
 
 /**
@@ -28,6 +31,7 @@ interface StreamState {
  */
 export class OutputCapture {
   private current: TaskOutput = { taskId: undefined, bytes: 0, truncated: false };
+  private holding = false;
   private readonly streams: Record<OutputStream, StreamState> = {
     stdout: newStream('stdout'),
     stderr: newStream('stderr'),
@@ -51,23 +55,54 @@ export class OutputCapture {
     this.close(this.streams.stdout, stdoutBytes);
     this.close(this.streams.stderr, stderrBytes);
     this.current = { taskId: undefined, bytes: 0, truncated: false };
+    this.flush(this.streams.stdout);
+    this.flush(this.streams.stderr);
+  }
+
+  /**
+   * While other tasks are queued behind the running one, output beyond what ended tasks wrote may belong to any of
+   * them: it is held until an answer tells how many bytes were whose (or, past a bound, given to the running task).
+   */
+  hold(holding: boolean): void {
+    if (this.holding === holding) return;
+    this.holding = holding;
+    this.flush(this.streams.stdout);
+    this.flush(this.streams.stderr);
   }
 
   data(stream: OutputStream, chunk: Buffer): void {
     const state = this.streams[stream];
-    let rest = chunk;
-    while (rest.length > 0) {
-      const mark = state.marks[0];
-      if (!mark) {
-        state.received += rest.length;
-        this.emit(state, this.current, rest);
+    state.pending.push(chunk);
+    state.pendingBytes += chunk.length;
+    this.flush(state);
+  }
+
+  /** Attributes pending bytes: to ended tasks up to their marks, the rest to the running task unless holding. */
+  private flush(state: StreamState): void {
+    // Bounded: a running task printing a lot while others wait behind it keeps its output flowing.
+    const release = !this.holding || state.pendingBytes > HOLD_LIMIT_BYTES;
+    while (state.pending.length > 0) {
+      let rest = state.pending[0]!;
+      while (rest.length > 0) {
+        const mark = state.marks[0];
+        if (!mark) break;
+        const take = Math.min(rest.length, mark.until - state.received);
+        state.received += take;
+        state.pendingBytes -= take;
+        this.emit(state, mark.owner, rest.subarray(0, take));
+        rest = rest.subarray(take);
+        if (state.received >= mark.until) state.marks.shift();
+      }
+      if (rest.length > 0 && !release) {
+        state.pending[0] = rest;
         return;
       }
-      const take = Math.min(rest.length, mark.until - state.received);
-      state.received += take;
-      this.emit(state, mark.owner, rest.subarray(0, take));
-      rest = rest.subarray(take);
-      if (state.received >= mark.until) state.marks.shift();
+      state.pending.shift();
+      if (rest.length > 0) {
+        state.received += rest.length;
+        state.pendingBytes -= rest.length;
+        this.emit(state, this.current, rest);
+      }
     }
   }
 
@@ -96,5 +131,16 @@ export class OutputCapture {
 }
 
 function newStream(name: OutputStream): StreamState {
-  return { name, decoder: new StringDecoder('utf8'), received: 0, boundary: 0, marks: [] };
+  return {
+    name,
+    decoder: new StringDecoder('utf8'),
+    received: 0,
+    boundary: 0,
+    marks: [],
+    pending: [],
+    pendingBytes: 0,
+  };
 }
+
+/** Output held back per stream at most, while tasks are queued (see `hold`). */
+const HOLD_LIMIT_BYTES = 4 * 1024 * 1024;

@@ -2,7 +2,7 @@
 import { WorkerInitError } from '../../core/errors';
 import type { Invocation, InvokeResult } from '../../ports';
 import { encodeRequest, FrameKind, PROTOCOL_VERSION, ResponseDecoder, type ResponseFrame } from './frame-codec';
-import { crashResult, handlerErrorResult, parseErrorDocument } from './invoke-failures';
+import { busyResult, crashResult, handlerErrorResult, parseErrorDocument } from './invoke-failures';
 import type { OutputCapture } from './output-capture';
 import { type ExitInfo, RuntimeProcess } from './runtime-process';
 import { initErrorFrom, initExitError, type LoadTarget, type RuntimeSession } from './runtime-session';
@@ -28,7 +28,9 @@ export class PipeRuntimeSession implements RuntimeSession {
   readonly exited: Promise<ExitInfo>;
   private readonly process: RuntimeProcess;
   private readonly capture: OutputCapture;
-  private pending: ((result: InvokeResult) => void) | undefined;
+  /** Calls written to the runtime and not answered yet, in order: the first one is running. */
+  private readonly calls: { readonly taskId: string; readonly resolve: (result: InvokeResult) => void }[] = [];
+  readonly pipelined = true;
   private doomed = false;
   private settleReady: { resolve: () => void; reject: (error: WorkerInitError) => void } | undefined;
 
@@ -62,18 +64,20 @@ export class PipeRuntimeSession implements RuntimeSession {
       .then((exit) => this.onExit(exit));
   }
 
-  call(invocation: Invocation): Promise<InvokeResult> {
+  call(invocation: Invocation, timeoutMs: number): Promise<InvokeResult> {
     return new Promise<InvokeResult>((resolve) => {
       if (!this.process.alive || !this.process.requests) {
         resolve(crashResult(null, null));
         return;
       }
-      this.pending = resolve;
-      this.capture.begin(invocation.taskId);
+      this.calls.push({ taskId: invocation.taskId, resolve });
+      // The bootstrap reads one request after the other: a call written behind another starts when that one answers.
+      if (this.calls.length === 1) this.capture.begin(invocation.taskId);
+      else this.capture.hold(true);
       const frame = encodeRequest(
         {
           requestId: invocation.requestId,
-          deadline: invocation.deadline,
+          timeoutMs,
           functionArn: this.options.functionArn,
           sessionId: invocation.sessionId,
           taskId: invocation.taskId,
@@ -119,9 +123,11 @@ export class PipeRuntimeSession implements RuntimeSession {
           this.kill();
         }
         this.capture.end(frame.stdoutBytes, frame.stderrBytes);
-        const resolve = this.pending;
-        this.pending = undefined;
-        resolve?.(
+        const call = this.calls.shift();
+        const next = this.calls[0];
+        if (next) this.capture.begin(next.taskId);
+        if (this.calls.length <= 1) this.capture.hold(false);
+        call?.resolve(
           frame.kind === FrameKind.result ? { ok: true, resultJson: frame.body } : handlerErrorResult(frame.body),
         );
         return;
@@ -141,11 +147,14 @@ export class PipeRuntimeSession implements RuntimeSession {
   private onExit(exit: ExitInfo): void {
     this.settleReady?.reject(initExitError(exit, this.options.target, this.process.recentStderr));
     this.settleReady = undefined;
-    const resolve = this.pending;
-    this.pending = undefined;
-    if (resolve) {
+    const [running, ...waiting] = this.calls.splice(0);
+    // Whatever output is still held is the running task's: the ones behind it never started.
+    this.capture.hold(false);
+    if (running) {
       this.capture.end();
-      resolve(crashResult(exit.code, exit.signal));
+      running.resolve(crashResult(exit.code, exit.signal));
     }
+    // Written ahead but never started: nothing ran, the invoker gives them to the next runtime.
+    for (const call of waiting) call.resolve(busyResult());
   }
 }

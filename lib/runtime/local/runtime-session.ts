@@ -10,8 +10,14 @@ export interface RuntimeSession {
   readonly ready: Promise<void>;
   /** Resolves once, when the process has exited. */
   readonly exited: Promise<ExitInfo>;
-  /** Runs one invocation: the runtime's answer, or a `runtime-crash` when the process dies first. */
-  call(invocation: Invocation): Promise<InvokeResult>;
+  /**
+   * Runs one invocation with a budget of `timeoutMs` from when it starts: the runtime's answer, or a `runtime-crash`
+   * when the process dies first. A session that takes several calls at once (`pipelined`) runs them in order; one
+   * the process died before starting resolves `busy` (nothing of it ran).
+   */
+  call(invocation: Invocation, timeoutMs: number): Promise<InvokeResult>;
+  /** Accepts a call while another runs, written ahead so the runtime starts it as soon as it answers the one before. */
+  readonly pipelined: boolean;
   /** False once the process is dead or about to die (it reported an uncaught error). */
   readonly healthy: boolean;
   kill(): void;

@@ -21,6 +21,26 @@ describe('output capture', () => {
     expect(out.text('t2')).toBe('two\n');
   });
 
+  it('holds output while tasks are queued, until the answers tell whose bytes they are', () => {
+    const out = collectOutput();
+    const capture = new OutputCapture(out.listener, 1024);
+
+    capture.begin('t1');
+    capture.hold(true); // t2 and t3 were written behind t1
+    // All three ran before any answer was read: their output arrives first, in one piece.
+    capture.data('stdout', Buffer.from('one\ntwo\nthree\n'));
+    capture.end(4, 0);
+    capture.begin('t2');
+    capture.end(4, 0);
+    capture.begin('t3');
+    capture.hold(false);
+    capture.end(6, 0);
+
+    expect(out.text('t1')).toBe('one\n');
+    expect(out.text('t2')).toBe('two\n');
+    expect(out.text('t3')).toBe('three\n');
+  });
+
   it('re-synchronises when a task wrote more than it counted (native writes)', () => {
     const out = collectOutput();
     const capture = new OutputCapture(out.listener, 1024);

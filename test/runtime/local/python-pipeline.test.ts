@@ -1,0 +1,149 @@
+// The local Python runtime taking invocations ahead (maxQueued), with real python3 processes: order, timeouts,
+// cancellation and crashes of the running one and of the queued ones.
+import path from 'node:path';
+import { resolveRuntime } from '../../../lib/core/runtime-kind';
+import { createLocalInvoker } from '../../../lib/runtime/local';
+import type { WorkerInvoker } from '../../../lib/ports';
+import { closeAfterEach, collectOutput, failure, FIXTURES, invocation, waitFor } from './helpers';
+
+const TASK_ROOT = path.join(FIXTURES, 'python');
+const track = closeAfterEach();
+
+async function python(handler: string, maxQueued = 2): Promise<WorkerInvoker> {
+  const invoker = track(
+    createLocalInvoker({
+      taskRoot: TASK_ROOT,
+      handler,
+      runtime: resolveRuntime('python3.12'),
+      pythonExecutable: 'python3',
+      maxQueued,
+    }),
+  );
+  await invoker.start();
+  return invoker;
+}
+
+describe('the local Python runtime with invocations queued ahead', () => {
+  it('runs queued invocations in order, each with its own result', async () => {
+    const invoker = await python('worker.echo');
+
+    const results = await Promise.all([1, 2, 3].map((n) => invoker.invoke(invocation({ n }))));
+
+    expect(results).toEqual([1, 2, 3].map((n) => ({ ok: true, resultJson: `{"echo": {"n": ${n}}}` })));
+  });
+
+  it('attributes each queued task’s output to that task', async () => {
+    const output = collectOutput();
+    const invoker = track(
+      createLocalInvoker({
+        taskRoot: TASK_ROOT,
+        handler: 'worker.say',
+        runtime: resolveRuntime('python3.12'),
+        pythonExecutable: 'python3',
+        maxQueued: 2,
+        onOutput: output.listener,
+      }),
+    );
+    await invoker.start();
+    const names = ['ann', 'bob', 'cy', 'dee', 'eve', 'fay'];
+    const invocations = names.map((name) => invocation({ name }));
+
+    // Three at a time: one running, two queued behind it.
+    await Promise.all(invocations.slice(0, 3).map((inv) => invoker.invoke(inv)));
+    await Promise.all(invocations.slice(3).map((inv) => invoker.invoke(inv)));
+
+    await waitFor(() => invocations.every((inv) => output.text(inv.taskId).length > 0));
+    invocations.forEach((inv, i) => expect(output.text(inv.taskId, 'stdout')).toBe(`hello from ${names[i]}\n`));
+  });
+
+  it('answers busy beyond its queue', async () => {
+    const invoker = await python('worker.sleep', 1);
+
+    const running = invoker.invoke(invocation({ seconds: 0.2 }));
+    const queued = invoker.invoke(invocation({ seconds: 0 }));
+    const third = failure(await invoker.invoke(invocation({ seconds: 0 })));
+
+    expect(third.reason).toBe('busy');
+    expect((await running).ok).toBe(true);
+    expect((await queued).ok).toBe(true);
+  });
+
+  it('counts a queued invocation’s time from when it starts, for its timeout and for the handler’s context', async () => {
+    const invoker = await python('worker.timed_sleep');
+
+    const first = invoker.invoke(invocation({ seconds: 1.5 }, 30_000));
+    // Counted from the call, this one would time out 1 s in, while the first still sleeps.
+    const second = invoker.invoke(invocation({ seconds: 0.5 }, 1_000));
+    // Counted from the call, this one would start with about 1 s of its 3 s left.
+    const third = invoker.invoke(invocation({ seconds: 0 }, 3_000));
+
+    expect((await first).ok).toBe(true);
+    expect((await second).ok).toBe(true);
+    const last = await third;
+    if (!last.ok) throw new Error(JSON.stringify(last.error));
+    expect((JSON.parse(last.resultJson) as { remaining_at_start: number }).remaining_at_start).toBeGreaterThan(2_000);
+  });
+
+  it('times out the running invocation and runs the queued ones on a fresh runtime, unharmed', async () => {
+    const invoker = await python('worker.sleep');
+
+    const stuck = invoker.invoke(invocation({ seconds: 30 }, 300));
+    const queued = [invoker.invoke(invocation({ seconds: 0 })), invoker.invoke(invocation({ seconds: 0.1 }))];
+
+    expect(failure(await stuck).reason).toBe('timeout');
+    expect(await Promise.all(queued)).toEqual([
+      { ok: true, resultJson: '{"slept": 0}' },
+      { ok: true, resultJson: '{"slept": 0.1}' },
+    ]);
+  });
+
+  it('cancels the running invocation and runs the queued one next', async () => {
+    const invoker = await python('worker.sleep');
+    const controller = new AbortController();
+
+    const running = invoker.invoke(invocation({ seconds: 30 }), controller.signal);
+    const queued = invoker.invoke(invocation({ seconds: 0 }));
+    controller.abort(new Error('task cancelled by the client'));
+
+    expect(failure(await running).reason).toBe('cancelled');
+    expect(await queued).toEqual({ ok: true, resultJson: '{"slept": 0}' });
+  });
+
+  it('cancels a queued invocation without disturbing the running one, and never lets it hold the runtime', async () => {
+    const invoker = await python('worker.sleep');
+    const controller = new AbortController();
+
+    const running = invoker.invoke(invocation({ seconds: 0.3 }));
+    const cancelled = invoker.invoke(invocation({ seconds: 30 }), controller.signal);
+    controller.abort(new Error('task cancelled by the client'));
+
+    expect(failure(await cancelled).reason).toBe('cancelled');
+    expect(await running).toEqual({ ok: true, resultJson: '{"slept": 0.3}' });
+    // The cancelled request was already in the runtime's pipe: it is stopped when it comes up, so this one runs
+    // (within its 10 s budget, which the 30 s sleep would exceed).
+    expect(await invoker.invoke(invocation({ seconds: 0 }, 10_000))).toEqual({ ok: true, resultJson: '{"slept": 0}' });
+  });
+
+  it('fails the running invocation when the runtime crashes and gives the queued one, unstarted, to the next', async () => {
+    const invoker = await python('worker.crash_if');
+
+    const crashing = invoker.invoke(invocation({ crash: true }));
+    const queued = invoker.invoke(invocation({ crash: false, value: 7 }));
+
+    const crash = failure(await crashing);
+    expect(crash.reason).toBe('runtime-crash');
+    expect(crash.error.message).toContain('exit status 3');
+    expect(await queued).toEqual({ ok: true, resultJson: '{"value": 7}' });
+  });
+
+  it('cancels queued invocations when closed', async () => {
+    const invoker = await python('worker.sleep');
+
+    const running = invoker.invoke(invocation({ seconds: 30 }));
+    const queued = invoker.invoke(invocation({ seconds: 0 }));
+    await invoker.close();
+
+    expect(failure(await running).reason).toBe('cancelled');
+    expect(failure(await queued).reason).toBe('cancelled');
+  });
+});
