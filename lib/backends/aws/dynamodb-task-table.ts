@@ -1,5 +1,6 @@
 // The grid's task table on DynamoDB: claims, leases and completions as single conditional UpdateItems.
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { newDynamoDbClient } from './aws-clients';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import {
   BatchGetCommand,
@@ -131,7 +132,7 @@ export class DynamoDbTaskTable implements TaskTable {
 
   constructor(options: DynamoDbTaskTableOptions) {
     this.ownsClient = options.client === undefined;
-    this.client = options.client ?? new DynamoDBClient({});
+    this.client = options.client ?? newDynamoDbClient();
     this.doc = DynamoDBDocumentClient.from(this.client, {
       marshallOptions: { removeUndefinedValues: true, convertEmptyValues: false },
     });

@@ -1,25 +1,18 @@
 // The grid's AWS backends (DynamoDB task table, SQS queues, S3 payload store), opened from the stack's resources.
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { S3Client } from '@aws-sdk/client-s3';
-import { SQSClient } from '@aws-sdk/client-sqs';
 import type { AwsGridResources } from '../../core/grid-resources';
 import { silentLogger, type Logger } from '../../logging';
 import type { PayloadStore, TaskQueue, TaskTable } from '../../ports';
+import { newDynamoDbClient, newS3Client, newSqsClient, type AwsClients } from './aws-clients';
 import { DynamoDbTaskTable, type DynamoDbTaskTableOptions } from './dynamodb-task-table';
 import { DEFAULT_PAYLOAD_PREFIX, S3PayloadStore } from './s3-payload-store';
 import { SqsTaskQueue } from './sqs-task-queue';
 
+export * from './aws-clients';
 export * from './aws-retry';
 export * from './dynamodb-task-table';
 export * from './s3-payload-store';
 export * from './sqs-task-queue';
 export * from './table-schema';
-
-export interface AwsClients {
-  readonly dynamodb?: DynamoDBClient;
-  readonly sqs?: SQSClient;
-  readonly s3?: S3Client;
-}
 
 export interface OpenAwsBackendsOptions {
   /** Clients to use (and not destroy). @default - clients built by `createAwsClients` */
@@ -37,40 +30,6 @@ export interface AwsBackends {
   readonly store: PayloadStore;
   /** Closes the adapters and destroys the clients this call created. Idempotent. */
   close(): Promise<void>;
-}
-
-/**
- * SDK clients for the grid. Credentials and region come from the standard chain; endpoints from the SDK's own
- * service-specific variables (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_S3`, or
- * `AWS_ENDPOINT_URL` for all), which is how tests point the grid at emulators. With a custom S3 endpoint the S3
- * client uses path-style addressing and only sends checksums S3 requires (emulators reject the newer ones).
- */
-export function createAwsClients(
-  options: { region?: string; env?: Readonly<Record<string, string | undefined>> } = {},
-): Required<AwsClients> {
-  return { dynamodb: newDynamoDbClient(options), sqs: newSqsClient(options), s3: newS3Client(options) };
-}
-
-type ClientOptions = { region?: string; env?: Readonly<Record<string, string | undefined>> };
-
-const regionOf = (options: ClientOptions) =>
-  options.region ?? (options.env ?? process.env).AWS_REGION ?? (options.env ?? process.env).AWS_DEFAULT_REGION;
-
-function newDynamoDbClient(options: ClientOptions): DynamoDBClient {
-  return new DynamoDBClient({ region: regionOf(options) });
-}
-
-function newSqsClient(options: ClientOptions): SQSClient {
-  return new SQSClient({ region: regionOf(options) });
-}
-
-function newS3Client(options: ClientOptions): S3Client {
-  const env = options.env ?? process.env;
-  const customEndpoint = Boolean(env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL);
-  return new S3Client({
-    region: regionOf(options),
-    ...(customEndpoint ? { forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED' as const } : {}),
-  });
 }
 
 export function openAwsBackends(resources: AwsGridResources, options: OpenAwsBackendsOptions = {}): AwsBackends {

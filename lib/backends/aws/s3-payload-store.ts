@@ -11,6 +11,7 @@ import { HtcGridError } from '../../core/errors';
 import { silentLogger, type Logger } from '../../logging';
 import type { PayloadStore } from '../../ports';
 import { chunk, mapLimit, withRetry, type RetryPolicy } from './aws-retry';
+import { newS3Client } from './aws-clients';
 
 /**
  * Where the grid's payloads and results live in the data bucket unless told otherwise; the stack's IAM grants are
@@ -61,7 +62,7 @@ export class S3PayloadStore implements PayloadStore {
     this.bucket = options.bucket;
     this.prefix = options.prefix ?? DEFAULT_PAYLOAD_PREFIX;
     this.ownsClient = options.client === undefined;
-    this.client = options.client ?? new S3Client({});
+    this.client = options.client ?? newS3Client();
     this.sse = options.serverSideEncryption ?? 'AES256';
     this.kmsKeyId = options.kmsKeyId;
     this.logger = options.logger ?? silentLogger();

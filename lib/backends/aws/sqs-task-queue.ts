@@ -11,6 +11,7 @@ import { ConfigError, HtcGridError } from '../../core/errors';
 import { silentLogger, type Logger } from '../../logging';
 import type { QueueMessage, ReceiveOptions, ReceivedMessage, TaskQueue } from '../../ports';
 import { backoffDelay, chunk, mapLimit, withRetry, type RetryPolicy } from './aws-retry';
+import { newSqsClient } from './aws-clients';
 
 /** A receipt this queue did not hand out. */
 export class InvalidReceiptError extends HtcGridError {}
@@ -75,7 +76,7 @@ export class SqsTaskQueue implements TaskQueue {
     }
     this.queueUrls = options.queueUrls;
     this.ownsClient = options.client === undefined;
-    this.client = options.client ?? new SQSClient({});
+    this.client = options.client ?? newSqsClient();
     this.logger = options.logger ?? silentLogger();
     this.retryPolicy = options.retry ?? {};
     this.emptyUntil = options.queueUrls.map(() => 0);
