@@ -26,7 +26,16 @@ export interface ClaimRequest {
  */
 export type ClaimOutcome =
   | { readonly taskId: string; readonly status: 'claimed' | 'expired'; readonly task: TaskRecord }
-  | { readonly taskId: string; readonly status: 'busy' | 'stale' | 'missing' };
+  | {
+      readonly taskId: string;
+      readonly status: 'busy';
+      /**
+       * When the message is worth offering again, if the table knows: for a live lease only its message guards, just
+       * after that lease would expire (each early receive counts towards the dead-letter queue's limit).
+       */
+      readonly retryAfterMs?: number;
+    }
+  | { readonly taskId: string; readonly status: 'stale' | 'missing' };
 
 /** Identifies the lease an agent believes it holds. */
 export interface LeaseRef {

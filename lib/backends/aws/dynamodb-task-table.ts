@@ -324,8 +324,9 @@ export class DynamoDbTaskTable implements TaskTable {
         // Claimed from this very message and never extended: the lease index does not hold it, so the message is
         // its only guard. A live lease keeps the message; an expired one is the reaper's job, done by the caller.
         if (old.attempt === request.attempt + 1 && !old.leaseIndexed) {
-          if (old.leaseExpiresAt === undefined || old.leaseExpiresAt >= now) {
-            return { taskId: request.taskId, status: 'busy' };
+          if (old.leaseExpiresAt === undefined) return { taskId: request.taskId, status: 'busy' };
+          if (old.leaseExpiresAt >= now) {
+            return { taskId: request.taskId, status: 'busy', retryAfterMs: old.leaseExpiresAt - now + 1_000 };
           }
           return { taskId: request.taskId, status: 'expired', task: taskRecordOf(unmarshall(error.Item ?? {})) };
         }
@@ -621,7 +622,9 @@ export class DynamoDbTaskTable implements TaskTable {
     const want = Math.max(1, Math.floor(limit));
     const pageSize = Math.min(1000, want + seen.size + 1);
     const partitions = sessionPartitions(sessionId, await this.shardsOf(sessionId));
-    const pages = await mapLimit(partitions, 8, (partition) => this.queryPage(partition, state.w, pageSize));
+    const pages = await mapLimit(partitions, 8, (partition) =>
+      this.queryPage(partition, state.w, pageSize, want, seen),
+    );
     // Keys are ordered across partitions (finish time first). Past the last key read from a partition that has more,
     // that partition may hold earlier keys not read yet: stop there.
     let bound: string | undefined;
@@ -728,29 +731,43 @@ export class DynamoDbTaskTable implements TaskTable {
     return withRetry(`DynamoDB ${what} on ${this.tableName}`, call, this.retryPolicy);
   }
 
-  /** One page of a session-index partition's terminal keys after `after`; `complete` if the partition has no more. */
+  /**
+   * A partition's terminal keys after `after`, read on until `want` of them are not in `seen` or the partition ends
+   * (`complete`). Keys already returned are read again while they sit in the settle window, so a read that stopped
+   * at `limit` keys could see only those and never move on.
+   */
   private async queryPage(
     partition: string,
     after: string,
     limit: number,
+    want: number,
+    seen: ReadonlySet<string>,
   ): Promise<{ keys: { taskId: string; sk: string }[]; complete: boolean }> {
-    const out = await this.retry('query session index', () =>
-      this.doc.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          IndexName: TABLE_SCHEMA.sessionIndex.name,
-          KeyConditionExpression: '#part = :part AND #sk > :after',
-          ExpressionAttributeNames: { '#part': ATTR.sessionPart, '#sk': ATTR.sessionSk },
-          ExpressionAttributeValues: { ':part': partition, ':after': after },
-          Limit: limit,
-        }),
-      ),
-    );
-    const keys = (out.Items ?? []).map((item) => ({
-      taskId: String(item[ATTR.taskId]),
-      sk: String(item[ATTR.sessionSk]),
-    }));
-    return { keys, complete: out.LastEvaluatedKey === undefined };
+    const keys: { taskId: string; sk: string }[] = [];
+    let fresh = 0;
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.retry('query session index', () =>
+        this.doc.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            IndexName: TABLE_SCHEMA.sessionIndex.name,
+            KeyConditionExpression: '#part = :part AND #sk > :after',
+            ExpressionAttributeNames: { '#part': ATTR.sessionPart, '#sk': ATTR.sessionSk },
+            ExpressionAttributeValues: { ':part': partition, ':after': after },
+            Limit: limit,
+            ExclusiveStartKey: startKey,
+          }),
+        ),
+      );
+      for (const item of out.Items ?? []) {
+        const sk = String(item[ATTR.sessionSk]);
+        keys.push({ taskId: String(item[ATTR.taskId]), sk });
+        if (!seen.has(sk)) fresh++;
+      }
+      startKey = out.LastEvaluatedKey;
+    } while (startKey !== undefined && fresh < want);
+    return { keys, complete: startKey === undefined };
   }
 
   /** Session-index partitions of a session (1 for an unknown one). Sessions never change it, so it is cached. */
@@ -762,6 +779,9 @@ export class DynamoDbTaskTable implements TaskTable {
         new GetCommand({
           TableName: this.tableName,
           Key: { task_id: sessionItemKey(sessionId) },
+          // A reader in another process right after `createSession` must not take a new session for a one-partition
+          // one and skip the others.
+          ConsistentRead: true,
           ProjectionExpression: '#shards',
           ExpressionAttributeNames: { '#shards': ATTR.indexShards },
         }),

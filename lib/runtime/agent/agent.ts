@@ -344,11 +344,15 @@ export class Agent {
       now,
     );
     const ack: string[] = [];
-    const busy: string[] = [];
+    const busy = new Map<number, string[]>();
     const expired: { task: TaskRecord; receipt: string }[] = [];
     outcomes.forEach((outcome, i) => {
       const receipt = messages[i]!.receipt;
-      if (outcome.status === 'busy') return busy.push(receipt);
+      if (outcome.status === 'busy') {
+        const delayMs = this.busyDelayMs(outcome.retryAfterMs);
+        busy.set(delayMs, [...(busy.get(delayMs) ?? []), receipt]);
+        return undefined;
+      }
       if (outcome.status === 'expired') return expired.push({ task: outcome.task, receipt });
       if (outcome.status !== 'claimed') return ack.push(receipt);
       this.stats.claimed++;
@@ -361,7 +365,7 @@ export class Agent {
     });
     await Promise.all([
       ack.length > 0 ? this.queue.ack(ack).catch((err: unknown) => this.logger.warn({ err }, 'ack failed')) : undefined,
-      busy.length > 0 ? this.releaseMessages(busy, BUSY_RELEASE_DELAY_MS) : undefined,
+      ...[...busy].map(([delayMs, receipts]) => this.releaseMessages(receipts, delayMs)),
       expired.length > 0 ? this.reap(expired, now) : undefined,
     ]);
   }
@@ -380,6 +384,17 @@ export class Agent {
     } catch (err) {
       this.logger.warn({ err }, 'reaping expired tasks failed; their messages will reappear');
     }
+  }
+
+  /**
+   * How long a busy message stays away: as the table says (a lease only the message guards: until it would expire),
+   * at most one lease term (an agent clock running ahead must not park it longer), else a short delay.
+   */
+  private busyDelayMs(retryAfterMs: number | undefined): number {
+    if (retryAfterMs === undefined) return BUSY_RELEASE_DELAY_MS;
+    const delay = Math.min(Math.max(retryAfterMs, BUSY_RELEASE_DELAY_MS), this.config.leaseExpiryMs + 1_000);
+    // Round to whole seconds (SQS's unit), so messages released together share one request.
+    return Math.ceil(delay / 1_000) * 1_000;
   }
 
   /** The lease now guards the task (extended, or the attempt's end written): its claimed message can go. */
@@ -502,7 +517,10 @@ export class Agent {
           safety = armSafety();
         },
       );
-      this.prefetch.observe(this.now() - ranFrom);
+      // Only attempts that ran teach how long tasks take: an instant busy or crash would make them look short.
+      if (result.ok || result.reason === 'error' || result.reason === 'timeout') {
+        this.prefetch.observe(this.now() - ranFrom);
+      }
     } catch (err) {
       result = {
         ok: false,

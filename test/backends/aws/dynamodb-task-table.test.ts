@@ -331,4 +331,30 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     expect(page.tasks).toHaveLength(3);
     expect(commands.filter((c) => c === 'QueryCommand')).toHaveLength(1);
   });
+
+  it('pages on past a full page of tasks already returned that are still in the settle window', async () => {
+    const table = new DynamoDbTaskTable({ tableName, client, settleMs: 60_000 });
+    const { session, ids } = await seedSized(table, 1200, 1200);
+    const owner = 'bulk';
+    await table.claim(
+      ids.map((taskId) => ({ taskId, attempt: 0 })),
+      { owner, expiresAt: Date.now() + 60_000 },
+      Date.now(),
+    );
+    await table.complete(
+      ids.map((taskId) => ({
+        taskId,
+        guard: { owner, attempt: 1 },
+        outcome: { kind: 'succeeded' as const, result: { inline: '1' } },
+        at: Date.now(),
+      })),
+    );
+
+    const first = await table.listTerminal(session.sessionId, undefined, 1000);
+    const second = await table.listTerminal(session.sessionId, first.cursor, 1000);
+    const third = await table.listTerminal(session.sessionId, second.cursor, 1000);
+
+    expect([first.tasks.length, second.tasks.length, third.tasks.length]).toEqual([1000, 200, 0]);
+    expect(new Set([...first.tasks, ...second.tasks].map((t) => t.taskId)).size).toBe(1200);
+  }, 60_000);
 });
