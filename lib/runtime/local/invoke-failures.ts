@@ -51,6 +51,18 @@ export function cancelledResult(why: string): InvokeResult {
   return failure('cancelled', { type: 'Runtime.Cancelled', message: `Invocation cancelled: ${why}`, stack: [] });
 }
 
+/**
+ * An invocation stopped before it started (it waited behind another in the same runtime): nothing ran, so it is
+ * reported like a busy runtime, which the agent hands back without charging an attempt.
+ */
+export function notStartedResult(why: string): InvokeResult {
+  return failure('busy', {
+    type: 'Runtime.NotStarted',
+    message: `Invocation stopped before it started: ${why}`,
+    stack: [],
+  });
+}
+
 export function busyResult(): InvokeResult {
   return failure('busy', {
     type: 'Runtime.Busy',

@@ -5,7 +5,7 @@ import type { WorkerRuntime } from '../../core/runtime-kind';
 import type { Logger } from '../../logging';
 import type { Invocation, InvokeResult, WorkerInvoker } from '../../ports';
 import { ApiRuntimeSession } from './api-runtime';
-import { busyResult, cancelledResult, timeoutResult, unavailableResult } from './invoke-failures';
+import { busyResult, cancelledResult, notStartedResult, timeoutResult, unavailableResult } from './invoke-failures';
 import { lambdaEnvironment, lambdaIdentity, type LambdaIdentity } from './lambda-environment';
 import { OutputCapture, type OutputListener } from './output-capture';
 import { PipeRuntimeSession } from './pipe-runtime';
@@ -93,7 +93,15 @@ interface Entry {
   /** Its result was given. A settled entry stays in line only while its request sits unanswered in a runtime. */
   settled: boolean;
   timer?: NodeJS.Timeout;
+  /** A leftover at the head of the line: how long the runtime gets to answer it before it is killed. */
+  grace?: NodeJS.Timeout;
 }
+
+/**
+ * How long a cancelled request that reached the head of the line may take to answer before its runtime is killed.
+ * Killing at once would also cut off the requests queued behind it, which the runtime may have begun already.
+ */
+const LEFTOVER_GRACE_MS = 500;
 
 interface Slot {
   readonly promise: Promise<RuntimeSession>;
@@ -158,7 +166,13 @@ export class LocalInvoker implements WorkerInvoker {
         invocation,
         timeoutMs,
         signal,
-        onAbort: () => this.settle(entry, cancelledResult(abortReason(signal)), 'interrupted'),
+        // Stopped while it waited (the agent's own deadline guard can fire then): it never ran, so it costs nothing.
+        onAbort: () =>
+          this.settle(
+            entry,
+            entry.started ? cancelledResult(abortReason(signal)) : notStartedResult(abortReason(signal)),
+            'interrupted',
+          ),
         onStarted,
         resolve,
         started: false,
@@ -183,9 +197,20 @@ export class LocalInvoker implements WorkerInvoker {
    */
   private advance(): void {
     for (let head = this.line[0]; head?.settled; head = this.line[0]) {
+      const slot = this.slot;
+      if (head.session && slot?.live === head.session) {
+        // Cancelled while it waited, but its request is in the runtime, which runs it now: the line waits for its
+        // answer a moment, then stops it there.
+        const leftover = head;
+        leftover.grace ??= setTimeout(() => {
+          if (this.line[0] !== leftover || slot.live !== leftover.session) return;
+          this.line.shift();
+          this.recycle(slot, 'cancelled', leftover.invocation);
+          this.advance();
+        }, LEFTOVER_GRACE_MS);
+        return;
+      }
       this.line.shift();
-      // Cancelled while it waited, but its request is in the runtime, which runs it now: stop it there.
-      if (head.session && this.slot?.live === head.session) this.recycle(this.slot, 'cancelled', head.invocation);
     }
     const head = this.line[0];
     if (head && !head.started) this.begin(head);
@@ -431,6 +456,7 @@ export class LocalInvoker implements WorkerInvoker {
   }
 
   private leave(entry: Entry): void {
+    clearTimeout(entry.grace);
     const index = this.line.indexOf(entry);
     if (index >= 0) this.line.splice(index, 1);
   }

@@ -53,4 +53,16 @@ describe('attempt outcome', () => {
       kind: 'failed',
     });
   });
+
+  it('never charges an attempt stopped before it started, even by the agent’s own deadline guard', () => {
+    const notStarted = {
+      ok: false,
+      reason: 'busy',
+      error: { type: 'Runtime.NotStarted', message: 'Invocation stopped before it started', stack: [] },
+    } as const;
+
+    expect(decideAttempt(lastTry, notStarted, 'deadline', options)).toEqual({ write: { kind: 'released' } });
+    expect(decideAttempt(lastTry, notStarted, 'drain', options)).toEqual({ write: { kind: 'released' } });
+    expect(decideAttempt(lastTry, notStarted, 'cancelled', options)).toEqual({ write: undefined });
+  });
 });

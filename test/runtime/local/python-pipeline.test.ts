@@ -1,5 +1,7 @@
 // The local Python runtime taking invocations ahead (maxQueued), with real python3 processes: order, timeouts,
 // cancellation and crashes of the running one and of the queued ones.
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
 import { createLocalInvoker } from '../../../lib/runtime/local';
@@ -117,11 +119,29 @@ describe('the local Python runtime with invocations queued ahead', () => {
     const cancelled = invoker.invoke(invocation({ seconds: 30 }), controller.signal);
     controller.abort(new Error('task cancelled by the client'));
 
-    expect(failure(await cancelled).reason).toBe('cancelled');
+    // It never ran: reported as not started (the agent hands it back uncharged, or drops it if it was cancelled).
+    expect(failure(await cancelled)).toMatchObject({ reason: 'busy', error: { type: 'Runtime.NotStarted' } });
     expect(await running).toEqual({ ok: true, resultJson: '{"slept": 0.3}' });
     // The cancelled request was already in the runtime's pipe: it is stopped when it comes up, so this one runs
     // (within its 10 s budget, which the 30 s sleep would exceed).
     expect(await invoker.invoke(invocation({ seconds: 0 }, 10_000))).toEqual({ ok: true, resultJson: '{"slept": 0}' });
+  });
+
+  it('lets a cancelled request that reached the runtime answer before stopping it, so the one behind runs once', async () => {
+    const invoker = await python('worker.sleep');
+    const controller = new AbortController();
+    const mark = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-pipeline-')), 'starts');
+
+    const first = invoker.invoke(invocation({ seconds: 0.5 }));
+    const cancelled = invoker.invoke(invocation({ seconds: 0 }), controller.signal);
+    const last = invoker.invoke(invocation({ seconds: 0.3, mark }, 10_000));
+    // Both requests behind the first are in the runtime's pipe already.
+    controller.abort(new Error('task cancelled by the client'));
+
+    expect(await first).toEqual({ ok: true, resultJson: '{"slept": 0.5}' });
+    expect(failure(await cancelled).reason).toBe('busy');
+    expect(await last).toEqual({ ok: true, resultJson: '{"slept": 0.3}' });
+    expect(fs.readFileSync(mark, 'utf8')).toBe('start\n');
   });
 
   it('fails the running invocation when the runtime crashes and gives the queued one, unstarted, to the next', async () => {
