@@ -1,4 +1,5 @@
 // The in-process write lock of the grid database: exclusive, re-entrant, released on errors, never waits forever.
+import { threadId, Worker } from 'node:worker_threads';
 import { WriteLock } from '../../../lib/backends/local';
 
 describe('WriteLock', () => {
@@ -18,7 +19,7 @@ describe('WriteLock', () => {
     expect(Atomics.load(state, 0)).toBe(0);
   });
 
-  it('makes another holder of the same memory wait, and goes on without the lock once maxWaitMs passed', () => {
+  it('makes another holder of the same memory wait, and takes the lock over once maxWaitMs passed', () => {
     const memory = WriteLock.memory();
     const holder = new WriteLock(memory, 1_000);
     const waiter = new WriteLock(memory, 50);
@@ -28,5 +29,26 @@ describe('WriteLock', () => {
 
     expect(ran).toBe('ran anyway');
     expect(Atomics.load(new Int32Array(memory), 0)).toBe(0);
+  });
+
+  it('takes the lock over from a thread that died holding it, so later writes no longer wait', async () => {
+    const memory = WriteLock.memory();
+    // A worker thread that takes the lock word (its thread id + 1, as `run` does) and exits without freeing it.
+    const dead = new Worker(
+      "const { threadId, workerData } = require('node:worker_threads'); Atomics.store(new Int32Array(workerData), 0, threadId + 1);",
+      { eval: true, workerData: memory },
+    );
+    const deadToken = dead.threadId + 1;
+    await new Promise((resolve) => dead.once('exit', resolve));
+    const word = new Int32Array(memory);
+    const heldByDead = Atomics.load(word, 0);
+    const lock = new WriteLock(memory, 50);
+
+    const first = lock.run(() => Atomics.load(word, 0));
+    const afterFirst = Atomics.load(word, 0);
+
+    expect(heldByDead).toBe(deadToken);
+    expect(first).toBe(threadId + 1);
+    expect(afterFirst).toBe(0);
   });
 });
