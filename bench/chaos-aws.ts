@@ -17,11 +17,10 @@ import { GridClient } from '../lib/client';
 import { compileConfig, GRID_ENV, resourcesToEnv, taskIdOf, type TaskRecord } from '../lib/core';
 import { reapExpiredLeases } from '../lib/runtime/reaper';
 import { createGridResources, deadLetterQueueUrl, startEmulators } from '../test/support/emulators';
+import { executionCounts, FAULT_WORKER } from './fault-worker-log';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const AGENT_ENTRY = path.join(ROOT, 'dist', 'bench', 'chaos-aws-agent.js');
-/** The fault-injection worker of the test suite: it logs every execution it starts ("<task> <attempt> <pid>"). */
-const WORKER = path.join(ROOT, 'test', 'fixtures', 'faults', 'worker');
 /** Lines bench/chaos-aws-agent.ts writes on stdout. */
 const AGENT_UP_LINE = 'chaos-aws agent up';
 const CLAIMED_LINE_PREFIX = 'claimed ';
@@ -336,7 +335,7 @@ async function startAgent(
   const args = [
     AGENT_ENTRY,
     '--worker',
-    WORKER,
+    FAULT_WORKER,
     '--python',
     python,
     '--log-file',
@@ -394,21 +393,6 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => 
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** task id → attempt → executions started, from the worker's log. */
-function executionCounts(logDir: string): Map<string, Map<number, number>> {
-  const counts = new Map<string, Map<number, number>>();
-  const file = path.join(logDir, 'executions.log');
-  if (!fs.existsSync(file)) return counts;
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    const [taskId, attempt] = line.split(' ');
-    if (!taskId || attempt === undefined) continue;
-    const perAttempt = counts.get(taskId) ?? new Map<number, number>();
-    perAttempt.set(Number(attempt), (perAttempt.get(Number(attempt)) ?? 0) + 1);
-    counts.set(taskId, perAttempt);
-  }
-  return counts;
 }
 
 main().catch((err: unknown) => {

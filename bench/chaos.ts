@@ -8,11 +8,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { applyOverrides, compileConfig, type TaskRecord } from '../lib/core';
 import { startEmbeddedGrid } from '../lib/cli';
+import { executionCounts, FAULT_WORKER } from './fault-worker-log';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const HTCGRID = path.join(ROOT, 'dist', 'bin', 'htcgrid.js');
-/** The fault-injection worker of the test suite: it logs every execution it starts. */
-const WORKER = path.join(ROOT, 'test', 'fixtures', 'faults', 'worker');
 
 interface Agent {
   readonly child: ChildProcess;
@@ -171,7 +170,7 @@ async function startAgent(dir: string, configFile: string, n: number): Promise<A
       '--dir',
       dir,
       '--worker',
-      WORKER,
+      FAULT_WORKER,
       '--config',
       configFile,
       '--log-file',
@@ -204,21 +203,6 @@ function childPids(pid: number): number[] {
     // The agent is gone or a thread ended while we looked.
   }
   return pids;
-}
-
-/** task id → attempt → executions started, from the worker's log. */
-function executionCounts(logDir: string): Map<string, Map<number, number>> {
-  const counts = new Map<string, Map<number, number>>();
-  const file = path.join(logDir, 'executions.log');
-  if (!fs.existsSync(file)) return counts;
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    const [taskId, attempt] = line.split(' ');
-    if (!taskId || attempt === undefined) continue;
-    const perAttempt = counts.get(taskId) ?? new Map<number, number>();
-    perAttempt.set(Number(attempt), (perAttempt.get(Number(attempt)) ?? 0) + 1);
-    counts.set(taskId, perAttempt);
-  }
-  return counts;
 }
 
 main().catch((err: unknown) => {

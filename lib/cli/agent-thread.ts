@@ -3,7 +3,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import pino from 'pino';
 import { openLocalBackends } from '../backends/local';
 import { Agent } from '../runtime/agent';
-import { createLocalInvoker, defaultMaxQueued } from '../runtime/local';
+import { createGridSlotInvoker, defaultMaxQueued } from '../runtime/local';
 import {
   serializeError,
   sharedStats,
@@ -34,14 +34,8 @@ async function runAgentThread(port: MessagePort, data: AgentThreadData): Promise
     receiveWaitMs: 200,
     queuedPerSlot: defaultMaxQueued(config.runtime),
     createInvoker: (slot) =>
-      createLocalInvoker({
+      createGridSlotInvoker(config, {
         taskRoot,
-        handler: config.handler,
-        runtime: config.runtime,
-        functionName: config.functionName,
-        memorySizeMb: config.memorySizeMb,
-        pythonExecutable: config.pythonExecutable,
-        maxQueued: defaultMaxQueued(config.runtime),
         logger,
         slotIndex: data.slotOffset + slot,
         onOutput: data.forwardOutput

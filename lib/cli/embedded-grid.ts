@@ -9,7 +9,7 @@ import type { GridConfig } from '../core';
 import { silentLogger } from '../logging';
 import { prepareTaskRoot } from '../packaging';
 import { Agent } from '../runtime/agent';
-import { createLocalInvoker, defaultMaxQueued } from '../runtime/local';
+import { createGridSlotInvoker, defaultMaxQueued } from '../runtime/local';
 import { ReaperTimer } from '../runtime/reaper';
 import { agentThreadEntry, LOCAL_PREFETCH, ThreadedAgent, type EmbeddedAgent } from './threaded-agent';
 
@@ -94,14 +94,8 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
             prefetch: Math.max(LOCAL_PREFETCH, config.slots * 32),
             queuedPerSlot: defaultMaxQueued(config.runtime),
             createInvoker: (slot) =>
-              createLocalInvoker({
+              createGridSlotInvoker(config, {
                 taskRoot: root,
-                handler: config.handler,
-                runtime: config.runtime,
-                functionName: config.functionName,
-                memorySizeMb: config.memorySizeMb,
-                pythonExecutable: config.pythonExecutable,
-                maxQueued: defaultMaxQueued(config.runtime),
                 logger,
                 slotIndex: slot,
                 onOutput: options.onWorkerOutput,

@@ -576,25 +576,15 @@ export class DynamoDbTaskTable implements TaskTable {
       const shards = Array.from({ length: this.leaseShards }, (_, i) => String(i));
       const perShard = await mapLimit(shards, 8, async (shard) => {
         let n = 0;
-        let startKey: Record<string, unknown> | undefined;
-        do {
-          const out = await this.retry('count running', () =>
-            this.doc.send(
-              new QueryCommand({
-                TableName: this.tableName,
-                IndexName: TABLE_SCHEMA.leaseIndex.name,
-                KeyConditionExpression: '#shard = :shard',
-                FilterExpression: '#sid = :sid',
-                ExpressionAttributeNames: { '#shard': ATTR.leaseShard, '#sid': ATTR.sessionId },
-                ExpressionAttributeValues: { ':shard': shard, ':sid': sessionId },
-                Select: 'COUNT',
-                ExclusiveStartKey: startKey,
-              }),
-            ),
-          );
-          n += out.Count ?? 0;
-          startKey = out.LastEvaluatedKey;
-        } while (startKey !== undefined);
+        const pages = this.queryPages('count running', {
+          IndexName: TABLE_SCHEMA.leaseIndex.name,
+          KeyConditionExpression: '#shard = :shard',
+          FilterExpression: '#sid = :sid',
+          ExpressionAttributeNames: { '#shard': ATTR.leaseShard, '#sid': ATTR.sessionId },
+          ExpressionAttributeValues: { ':shard': shard, ':sid': sessionId },
+          Select: 'COUNT',
+        });
+        for await (const page of pages) n += page.count;
         return n;
       });
       counts.running = Math.min(
@@ -679,26 +669,19 @@ export class DynamoDbTaskTable implements TaskTable {
     const shards = Array.from({ length: this.leaseShards }, (_, i) => String(i));
     const perShard = await mapLimit(shards, 8, async (shard) => {
       const found: { taskId: string; expiresAt: number }[] = [];
-      let startKey: Record<string, unknown> | undefined;
-      do {
-        const out = await this.retry('findExpiredLeases', () =>
-          this.doc.send(
-            new QueryCommand({
-              TableName: this.tableName,
-              IndexName: TABLE_SCHEMA.leaseIndex.name,
-              KeyConditionExpression: '#shard = :shard AND #exp < :now',
-              ExpressionAttributeNames: { '#shard': ATTR.leaseShard, '#exp': ATTR.leaseExpiresAt },
-              ExpressionAttributeValues: { ':shard': shard, ':now': now },
-              Limit: want - found.length,
-              ExclusiveStartKey: startKey,
-            }),
-          ),
-        );
-        for (const item of out.Items ?? []) {
+      const pages = this.queryPages('findExpiredLeases', {
+        IndexName: TABLE_SCHEMA.leaseIndex.name,
+        KeyConditionExpression: '#shard = :shard AND #exp < :now',
+        ExpressionAttributeNames: { '#shard': ATTR.leaseShard, '#exp': ATTR.leaseExpiresAt },
+        ExpressionAttributeValues: { ':shard': shard, ':now': now },
+        Limit: want,
+      });
+      for await (const page of pages) {
+        for (const item of page.items) {
           found.push({ taskId: String(item[ATTR.taskId]), expiresAt: Number(item[ATTR.leaseExpiresAt]) });
         }
-        startKey = out.LastEvaluatedKey;
-      } while (startKey !== undefined && found.length < want);
+        if (found.length >= want) break;
+      }
       return found;
     });
     const oldest = perShard
@@ -745,29 +728,23 @@ export class DynamoDbTaskTable implements TaskTable {
   ): Promise<{ keys: { taskId: string; sk: string }[]; complete: boolean }> {
     const keys: { taskId: string; sk: string }[] = [];
     let fresh = 0;
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const out = await this.retry('query session index', () =>
-        this.doc.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            IndexName: TABLE_SCHEMA.sessionIndex.name,
-            KeyConditionExpression: '#part = :part AND #sk > :after',
-            ExpressionAttributeNames: { '#part': ATTR.sessionPart, '#sk': ATTR.sessionSk },
-            ExpressionAttributeValues: { ':part': partition, ':after': after },
-            Limit: limit,
-            ExclusiveStartKey: startKey,
-          }),
-        ),
-      );
-      for (const item of out.Items ?? []) {
+    const pages = this.queryPages('query session index', {
+      IndexName: TABLE_SCHEMA.sessionIndex.name,
+      KeyConditionExpression: '#part = :part AND #sk > :after',
+      ExpressionAttributeNames: { '#part': ATTR.sessionPart, '#sk': ATTR.sessionSk },
+      ExpressionAttributeValues: { ':part': partition, ':after': after },
+      Limit: limit,
+    });
+    for await (const page of pages) {
+      for (const item of page.items) {
         const sk = String(item[ATTR.sessionSk]);
         keys.push({ taskId: String(item[ATTR.taskId]), sk });
         if (!seen.has(sk)) fresh++;
       }
-      startKey = out.LastEvaluatedKey;
-    } while (startKey !== undefined && fresh < want);
-    return { keys, complete: startKey === undefined };
+      if (!page.more) return { keys, complete: true };
+      if (fresh >= want) break;
+    }
+    return { keys, complete: false };
   }
 
   /** Session-index partitions of a session (1 for an unknown one). Sessions never change it, so it is cached. */
@@ -804,8 +781,7 @@ export class DynamoDbTaskTable implements TaskTable {
     partition: string,
     prefix: string | undefined,
   ): AsyncGenerator<Record<string, unknown>> {
-    const input: QueryCommandInput = {
-      TableName: this.tableName,
+    const input: Omit<QueryCommandInput, 'TableName'> = {
       IndexName: TABLE_SCHEMA.sessionIndex.name,
       KeyConditionExpression: '#part = :part',
       ExpressionAttributeNames: { '#part': ATTR.sessionPart },
@@ -816,13 +792,21 @@ export class DynamoDbTaskTable implements TaskTable {
       input.ExpressionAttributeNames!['#sk'] = ATTR.sessionSk;
       input.ExpressionAttributeValues![':prefix'] = prefix;
     }
+    for await (const page of this.queryPages('query session index', input)) yield* page.items;
+  }
+
+  /** The pages of one Query on this table, following `LastEvaluatedKey`; `more`: another page follows. */
+  private async *queryPages(
+    what: string,
+    input: Omit<QueryCommandInput, 'TableName' | 'ExclusiveStartKey'>,
+  ): AsyncGenerator<{ items: Record<string, unknown>[]; count: number; more: boolean }> {
     let startKey: Record<string, unknown> | undefined;
     do {
-      const out = await this.retry('query session index', () =>
-        this.doc.send(new QueryCommand({ ...input, ExclusiveStartKey: startKey })),
+      const out = await this.retry(what, () =>
+        this.doc.send(new QueryCommand({ ...input, TableName: this.tableName, ExclusiveStartKey: startKey })),
       );
-      for (const item of out.Items ?? []) yield item;
       startKey = out.LastEvaluatedKey;
+      yield { items: out.Items ?? [], count: out.Count ?? 0, more: startKey !== undefined };
     } while (startKey !== undefined);
   }
 

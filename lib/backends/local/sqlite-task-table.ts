@@ -725,37 +725,9 @@ function prepareStatements(db: SqliteDatabase) {
     sealSession: db.prepare<[number, string]>('UPDATE sessions SET task_count = ? WHERE session_id = ?'),
     deleteSession: db.prepare<[string]>('DELETE FROM sessions WHERE session_id = ?'),
     deleteTasksOfSession: db.prepare<[string]>('DELETE FROM tasks WHERE session_id = ?'),
-    insertTask: db.prepare<
-      [
-        string,
-        string,
-        number,
-        string,
-        number,
-        number,
-        number,
-        number,
-        number,
-        string | null,
-        string | null,
-        number | null,
-        string | null,
-        string | null,
-        number | null,
-        string | null,
-        string | null,
-        string | null,
-        number | null,
-        number,
-        number | null,
-        number | null,
-        string,
-        number | null,
-      ]
-    >(
-      `INSERT OR IGNORE INTO tasks (task_id, session_id, idx, state, priority, attempt, failures, max_attempts,
-         timeout_ms, payload_inline, payload_key, payload_bytes, result_inline, result_key, result_bytes, error,
-         failure_reason, lease_owner, lease_expires_at, submitted_at, started_at, finished_at, history, done_seq)
+    // Parameters in `TASK_COLUMNS` order, the same tuple a row is read as.
+    insertTask: db.prepare<RawTaskRow>(
+      `INSERT OR IGNORE INTO tasks (${TASK_COLUMNS})
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     taskExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM tasks WHERE task_id = ?'),

@@ -350,7 +350,9 @@ export class Agent {
       const receipt = messages[i]!.receipt;
       if (outcome.status === 'busy') {
         const delayMs = this.busyDelayMs(outcome.retryAfterMs);
-        busy.set(delayMs, [...(busy.get(delayMs) ?? []), receipt]);
+        const group = busy.get(delayMs);
+        if (group) group.push(receipt);
+        else busy.set(delayMs, [receipt]);
         return undefined;
       }
       if (outcome.status === 'expired') return expired.push({ task: outcome.task, receipt });

@@ -1,6 +1,7 @@
 // Public surface of the local Lambda-compatible runtime.
 export {
   createLocalInvoker,
+  createGridSlotInvoker,
   DEFAULT_PYTHON_MAX_QUEUED,
   defaultMaxQueued,
   LocalInvoker,

@@ -1,6 +1,7 @@
 // The local Lambda-compatible runtime: one slot = one long-lived runtime process, restarted after timeouts and crashes.
 import path from 'node:path';
 import { WorkerInitError } from '../../core/errors';
+import type { GridConfig } from '../../core/config';
 import type { WorkerRuntime } from '../../core/runtime-kind';
 import type { Logger } from '../../logging';
 import type { Invocation, InvokeResult, WorkerInvoker } from '../../ports';
@@ -483,6 +484,22 @@ export class LocalInvoker implements WorkerInvoker {
 
 export function createLocalInvoker(options: LocalRuntimeOptions): WorkerInvoker {
   return new LocalInvoker(options);
+}
+
+/** The local invoker of one slot of a grid: the worker, runtime and limits from its compiled configuration. */
+export function createGridSlotInvoker(
+  config: Pick<GridConfig, 'handler' | 'runtime' | 'functionName' | 'memorySizeMb' | 'pythonExecutable'>,
+  slot: Pick<LocalRuntimeOptions, 'taskRoot' | 'logger' | 'slotIndex' | 'onOutput'>,
+): WorkerInvoker {
+  return new LocalInvoker({
+    ...slot,
+    handler: config.handler,
+    runtime: config.runtime,
+    functionName: config.functionName,
+    memorySizeMb: config.memorySizeMb,
+    pythonExecutable: config.pythonExecutable,
+    maxQueued: defaultMaxQueued(config.runtime),
+  });
 }
 
 function abortReason(signal: AbortSignal | undefined): string {

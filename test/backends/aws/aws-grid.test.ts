@@ -83,18 +83,20 @@ function session(overrides: Partial<SessionRecord> = {}): SessionRecord {
   };
 }
 
+/** One slot, short leases and back-offs: tests see heartbeats, expiries and empty polls within seconds. */
+const QUICK_AGENT = {
+  slots: 1,
+  task_ttl_expiration_offset_sec: 10,
+  task_ttl_refresh_interval_sec: 2,
+  lease_check_interval_sec: 0.5,
+  empty_task_queue_backoff_timeout_sec: 0.05,
+};
+
 describe('the grid on AWS emulators', () => {
   it('runs Python tasks end to end: results, a handler error, a large payload and a large result through S3', async () => {
     const resources = await createGridResources(emulators);
     const backends = backendsFor(resources);
-    const config = compileConfig({
-      slots: 1,
-      inline_payload_max_bytes: 1024,
-      task_ttl_expiration_offset_sec: 10,
-      task_ttl_refresh_interval_sec: 2,
-      lease_check_interval_sec: 0.5,
-      empty_task_queue_backoff_timeout_sec: 0.05,
-    });
+    const config = compileConfig({ ...QUICK_AGENT, inline_payload_max_bytes: 1024 });
     const { client } = await startAgentAndClient(config, backends);
 
     const handle = await client.submit(
@@ -170,14 +172,7 @@ describe('the grid on AWS emulators', () => {
   it('an agent that dies before its first heartbeat: its message reappears and another agent reaps and runs the task', async () => {
     const resources = await createGridResources(emulators);
     const backends = backendsFor(resources);
-    const config = compileConfig({
-      slots: 1,
-      task_ttl_expiration_offset_sec: 10,
-      task_ttl_refresh_interval_sec: 2,
-      lease_check_interval_sec: 0.5,
-      empty_task_queue_backoff_timeout_sec: 0.05,
-      agent_task_visibility_timeout_sec: 3,
-    });
+    const config = compileConfig({ ...QUICK_AGENT, agent_task_visibility_timeout_sec: 3 });
     const s = session();
     await backends.table.createSession(s);
     const task = newTask(s, 0, { inline: '{"op":"square","x":3}' }, Date.now());
