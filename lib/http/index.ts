@@ -1,7 +1,7 @@
-// The HTTP API: its handlers (GridApi), the local Node server, and what they report about agents and worker output.
+// The HTTP API: its handlers (ApiHandlers), the local Node server, and what they report about agents and worker output.
 export * from './agents';
 export * from './api-error';
-export * from './grid-api';
+export * from './api-handlers';
 export * from './limits';
 export * from './node-server';
 export * from './output-tails';

@@ -5,11 +5,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { silentLogger, type Logger } from '../logging';
 import { ApiError } from './api-error';
-import { errorResponse, type ApiResponse, type GridApi } from './grid-api';
+import { errorResponse, type ApiResponse, type ApiHandlers } from './api-handlers';
 import { API_LIMITS } from './limits';
 
 export interface GridApiServerOptions {
-  readonly api: GridApi;
+  readonly api: ApiHandlers;
   /** @default '127.0.0.1' */
   readonly host?: string;
   /** 0 picks a free port. @default 8642 */

@@ -6,7 +6,7 @@ import { SqliteRequestLedger } from '../../lib/backends/local';
 import { embeddedAgents } from '../../lib/cli/commands/serve';
 import { startEmbeddedGrid, type EmbeddedGrid } from '../../lib/cli';
 import { applyOverrides, compileConfig } from '../../lib/core';
-import { API_LIMITS, GridApi, GridApiServer, OutputTails } from '../../lib/http';
+import { API_LIMITS, ApiHandlers, GridApiServer, OutputTails } from '../../lib/http';
 import { FIXTURES, tempDir, waitFor } from '../support/local-grid';
 import { ApiTestClient } from './api-client';
 import { DOCUMENT_PATH, OpenApiContract, loadDocument } from './openapi-contract';
@@ -33,7 +33,7 @@ beforeAll(async () => {
   const outputs = new OutputTails();
   grid = await startEmbeddedGrid({ dataDir, config, worker: WORKER, onWorkerOutput: outputs.listener });
   ledger = SqliteRequestLedger.open(dataDir);
-  const gridApi = new GridApi({
+  const gridApi = new ApiHandlers({
     config,
     client: grid.client,
     table: grid.backends.table,
@@ -369,7 +369,7 @@ describe('bad input', () => {
   });
 
   test('requests beyond the rate limit get 429 with Retry-After', async () => {
-    const limited = new GridApi({
+    const limited = new ApiHandlers({
       config: compileConfig({}, 'test'),
       client: grid.client,
       table: grid.backends.table,

@@ -7,7 +7,6 @@ import { SYSTEM_PYTHON, runPython, startLocalUp, systemPythonHas, type LocalUp }
 const HTC_GRID = path.join(FIXTURES, 'htc-grid');
 const haveQuantLib = systemPythonHas('QuantLib');
 if (!haveQuantLib) {
-   
   console.warn(
     `skipping HTC-Grid's portfolio client: ${SYSTEM_PYTHON} has no QuantLib (apt-get install quantlib-python)`,
   );

@@ -6,7 +6,6 @@ import { ROOT, SYSTEM_PYTHON, runPython, startLocalUp, systemPythonHas, type Loc
 
 const havePytest = systemPythonHas('pytest');
 if (!havePytest) {
-   
   console.warn(`skipping the Python client tests: ${SYSTEM_PYTHON} has no pytest (apt-get install python3-pytest)`);
 }
 const describeWithPytest = havePytest ? describe : describe.skip;

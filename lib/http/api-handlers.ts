@@ -41,7 +41,7 @@ export interface ApiResponse {
   readonly body: string | AsyncIterable<string>;
 }
 
-export interface GridApiOptions {
+export interface ApiHandlersOptions {
   readonly config: GridConfig;
   /** Submits sessions (its table, queue and store are the ones below). */
   readonly client: GridClient;
@@ -106,7 +106,7 @@ interface StreamCursor {
  * Every route of the HTTP API (`openapi.yaml`). Servers (the local Node server, the Lambda adapter) authenticate,
  * read the body within the limit and write the response; everything else happens here, on the grid's ports.
  */
-export class GridApi {
+export class ApiHandlers {
   private readonly routes: Route[];
   private readonly limits: ApiLimits;
   private readonly rate: RateLimiter;
@@ -115,7 +115,7 @@ export class GridApi {
   private readonly pollMs: number;
   private readonly summaries = new Map<string, SessionSummary>();
 
-  constructor(private readonly options: GridApiOptions) {
+  constructor(private readonly options: ApiHandlersOptions) {
     this.limits = options.limits ?? API_LIMITS;
     this.clock = options.clock ?? Date.now;
     this.rate = new RateLimiter(this.limits.requestsPerSecond, this.limits.burst, this.clock);
