@@ -1,6 +1,6 @@
 // The GridApi Lambda's handler (function URL events, streamed answers) on the AWS backends, on the emulators.
 import path from 'node:path';
-import { PassThrough, type Writable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { openAwsBackends, type AwsBackends } from '../../lib/backends/aws';
 import { compileConfig, GRID_ENV, resolveRuntime, resourcesToEnv } from '../../lib/core';
 import { functionUrlHandler, type FunctionUrlEvent } from '../../lib/http/lambda-adapter';
@@ -68,7 +68,7 @@ beforeAll(async () => {
     };
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c));
-    await handler(event, stream as Writable, { getRemainingTimeInMillis: () => 60_000 });
+    await handler(event, stream, { getRemainingTimeInMillis: () => 60_000 });
     const text = Buffer.concat(chunks).toString('utf8');
     const { statusCode, headers: answerHeaders } = stream.metadata!;
     const type = answerHeaders['content-type'] ?? '';

@@ -7,7 +7,7 @@ import { SqliteRequestLedger } from '../../backends/local';
 import { compileConfig, type GridConfig } from '../../core';
 import {
   DEFAULT_API_PORT,
-  GridApi,
+  ApiHandlers,
   GridApiServer,
   NO_AGENT_REGISTRY_NOTE,
   type AgentDirectory,
@@ -78,7 +78,7 @@ export interface LocalHttpApi {
 export async function startLocalHttpApi(options: LocalHttpApiOptions): Promise<LocalHttpApi> {
   const token = process.env.HTCGRID_API_TOKEN || randomBytes(24).toString('base64url');
   const ledger = SqliteRequestLedger.open(options.dir);
-  const api = new GridApi({
+  const api = new ApiHandlers({
     config: options.config,
     client: options.grid.client,
     table: options.grid.backends.table,
