@@ -243,7 +243,13 @@ export class ApiHandlers {
         expectedTasks: body.expectedTasks ?? texts?.length,
       });
       if (texts) {
-        await this.options.client.addTasks(session, 0, texts);
+        try {
+          await this.options.client.addTasks(session, 0, texts);
+        } catch (err) {
+          // Nothing was enqueued (every task is checked before any is written): the session goes, as if never made.
+          await this.options.table.deleteSession(session.sessionId).catch(() => undefined);
+          throw err;
+        }
         await this.options.client.sealSession(session.sessionId, texts.length);
       }
       return this.statusOf(session.sessionId, 201);

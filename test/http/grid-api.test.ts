@@ -26,7 +26,7 @@ beforeAll(async () => {
   const config = compileConfig(
     applyOverrides(
       { slots: 2, task_ttl_expiration_offset_sec: 3, task_ttl_refresh_interval_sec: 1, lease_check_interval_sec: 0.2 },
-      { max_attempts: 2 },
+      { max_attempts: 2, max_payload_bytes: 100_000, inline_payload_max_bytes: 1024 },
     ),
     'test',
   );
@@ -366,6 +366,21 @@ describe('bad input', () => {
     expect(await countSessionsTasks()).toBe(before);
     const status = await api.call('GET', `/v1/sessions/${sid}`);
     expect(status.json).toMatchObject({ sealed: false, counts: { pending: 0, succeeded: 0 } });
+  });
+
+  test('a session created with a task that is refused leaves no session behind', async () => {
+    const big = 'x'.repeat(200_000);
+    const refused = await api.call('POST', '/v1/sessions', {
+      body: { sessionId: 'refused-one-shot', tasks: [{ n: 1 }, { big }] },
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.json.error).toMatchObject({ code: 'InvalidTaskError', index: 1 });
+    expect((await api.call('GET', '/v1/sessions/refused-one-shot')).status).toBe(404);
+    // Payloads over the inline limit went through the payload store and come back as sent.
+    const stored = await api.call('POST', '/v1/sessions', { body: { tasks: [{ do: 'echo', pad: 'p'.repeat(2000) }] } });
+    const lines = await results(stored.json.sessionId);
+    expect(lines[0].result.echo.pad).toHaveLength(2000);
+    expect((await api.call('GET', `/v1/tasks/${stored.json.sessionId}_0`)).json.payload.pad).toHaveLength(2000);
   });
 
   test('requests beyond the rate limit get 429 with Retry-After', async () => {
