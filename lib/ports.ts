@@ -249,3 +249,29 @@ export interface WorkerInvoker {
   invoke(invocation: Invocation, signal?: AbortSignal, onStarted?: () => void): Promise<InvokeResult>;
   close(): Promise<void>;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Request ledger: requests already handled, so a retried request is answered from its record, never applied twice.
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * - `new`: the key is now held by the caller (for `holdMs`): apply the request, then `finish` or `release` it.
+ * - `done`: a request with this key was applied; `response` is what it answered.
+ * - `busy`: a request with this key is being applied right now (or its holder died less than `holdMs` ago).
+ * `fingerprint` (of `done` and `busy`) identifies the request that took the key, so a different request reusing it
+ * can be refused.
+ */
+export type LedgerEntry =
+  | { readonly status: 'new' }
+  | { readonly status: 'done'; readonly fingerprint: string; readonly response: string }
+  | { readonly status: 'busy'; readonly fingerprint: string };
+
+export interface RequestLedger {
+  /** Takes `key` for the request with `fingerprint`, unless it is done or held by a live holder. */
+  begin(key: string, fingerprint: string, now: number, holdMs: number): Promise<LedgerEntry>;
+  /** Records the answer of the request holding `key`; later `begin`s get it back as `done`. */
+  finish(key: string, response: string): Promise<void>;
+  /** Lets go of `key` after the request failed, so a retry applies it afresh. */
+  release(key: string): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,9 +1,10 @@
-// Copies the non-TypeScript runtime assets (the Python and Node bootstraps) next to the compiled code.
+// Copies the non-TypeScript assets (the Python and Node bootstraps, the HTTP API's OpenAPI document) next to the
+// compiled code.
 const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
-const assets = ['lib/runtime/bootstrap'];
+const assets = ['lib/runtime/bootstrap', 'lib/http'];
 for (const dir of assets) {
   const from = path.join(root, dir);
   if (!fs.existsSync(from)) continue;

@@ -20,6 +20,7 @@ import {
 } from './commands/local';
 import type { GridTargetFlags } from './grid-target';
 import { runCommand } from './commands/run';
+import { serveCommand, type ServeFlags } from './commands/serve';
 import { loadGridConfig, type ConfigFlags } from './config-loader';
 import * as output from './output';
 import { UsageError } from './usage-error';
@@ -117,14 +118,33 @@ export function buildProgram(setExit: (code: number) => void): Command {
       .description('run an agent and the reaper on a grid folder until Ctrl-C (which drains)')
       .requiredOption('--worker <dir|zip>', 'worker folder or Lambda zip')
       .option('--dir <dir>', 'grid folder', '.htcgrid')
-      .option('--grace-sec <s>', 'drain grace period on stop', positive, 30),
+      .option('--grace-sec <s>', 'drain grace period on stop', positive, 30)
+      .option('--http [host:port]', 'serve the HTTP API too (default 127.0.0.1:8642; a token is printed and required)'),
   ).action(
     async (
-      opts: ConfigFlags & { worker: string; dir: string; graceSec: number; logLevel?: string; logFile?: string },
+      opts: ConfigFlags & {
+        worker: string;
+        dir: string;
+        graceSec: number;
+        logLevel?: string;
+        logFile?: string;
+        http?: string | boolean;
+      },
     ) => {
       setExit(await localUpCommand(loadGridConfig(opts), opts));
     },
   );
+
+  program
+    .command('serve')
+    .description('serve the HTTP API of a local grid folder that `htcgrid local up` runs')
+    .option('--dir <dir>', 'grid folder', '.htcgrid')
+    .option('--http [host:port]', 'address to listen on (default 127.0.0.1:8642; a token is printed and required)')
+    .option('--log-level <level>', 'structured log level: trace, debug, info, warn, error')
+    .option('--log-file <file>', 'write structured logs to this file instead of stderr')
+    .action(async (opts: ServeFlags) => {
+      setExit(await serveCommand(opts));
+    });
 
   targetOptions(
     program

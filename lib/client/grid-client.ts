@@ -135,6 +135,49 @@ export class GridClient {
     return new SessionHandle({ ...session, taskCount: count }, this.table, this.store, this.pollMs);
   }
 
+  /**
+   * Opens a session for tasks sent in batches (the HTTP API's way to submit): add batches with `addTasks` at their
+   * first index, in any order, then `sealSession` with the number of tasks. Nothing is rolled back: a batch that fails
+   * can be sent again. Throws `SessionExistsError` when `options.sessionId` is taken.
+   */
+  async openSession(options: SubmitOptions = {}): Promise<SessionRecord> {
+    const expected = options.expectedTasks;
+    if (expected !== undefined && !(Number.isInteger(expected) && expected >= 0)) {
+      throw new InvalidTaskError(0, `expectedTasks must be a whole number of tasks (got ${String(expected)})`);
+    }
+    const session = {
+      ...this.sessionRecord(options),
+      ...(expected !== undefined ? { expectedTaskCount: expected } : {}),
+    };
+    await this.table.createSession(session);
+    return session;
+  }
+
+  /**
+   * Writes and enqueues one batch of an open session: task `start + i` runs the event whose JSON text is
+   * `eventsJson[i]` (valid JSON, kept exactly as given). Every task is checked before any is written: an invalid one
+   * rejects with an `InvalidTaskError` naming its index and writes nothing. Writing a batch again rewrites the same
+   * tasks, so callers make sure a batch already sent is not sent twice (the HTTP API keeps a request ledger).
+   */
+  async addTasks(session: SessionRecord, start: number, eventsJson: readonly string[]): Promise<void> {
+    const storedKeys: string[] = [];
+    const tasks: TaskRecord[] = [];
+    try {
+      for (let i = 0; i < eventsJson.length; i++) {
+        tasks.push(await this.taskOfJson(session, start + i, eventsJson[i]!, storedKeys));
+      }
+    } catch (err) {
+      if (storedKeys.length > 0) await this.store.delete(storedKeys).catch(() => undefined);
+      throw err;
+    }
+    for (let i = 0; i < tasks.length; i += 500) await this.write(tasks.slice(i, i + 500));
+  }
+
+  /** Records that an open session holds `taskCount` tasks: its results end there. */
+  async sealSession(sessionId: string, taskCount: number): Promise<void> {
+    await this.table.sealSession(sessionId, taskCount);
+  }
+
   /** A handle on an existing session; throws `UnknownSessionError` if there is none. */
   async session(sessionId: string): Promise<SessionHandle> {
     const session = await this.table.getSession(sessionId);
@@ -217,6 +260,16 @@ export class GridClient {
     if (json === undefined) {
       throw new InvalidTaskError(index, `is not JSON-serialisable (got ${typeof event})`);
     }
+    return this.taskOfJson(session, index, json, storedKeys, overrides);
+  }
+
+  private async taskOfJson(
+    session: SessionRecord,
+    index: number,
+    json: string,
+    storedKeys: string[],
+    overrides: { priority?: number; maxAttempts?: number; timeoutMs?: number } = {},
+  ): Promise<TaskRecord> {
     const bytes = Buffer.byteLength(json);
     if (bytes > this.config.maxPayloadBytes) {
       throw new InvalidTaskError(

@@ -36,6 +36,10 @@ export class HtcGridStack extends Stack {
       [STACK_OUTPUTS.region]: { value: this.region, description: `Region (${GRID_ENV.region})` },
       GridName: { value: props.config.gridName, description: 'Grid name' },
       DashboardName: { value: this.grid.monitoring.dashboard.dashboardName, description: 'CloudWatch dashboard' },
+      [STACK_OUTPUTS.apiUrl]: {
+        value: this.grid.api.url,
+        description: 'HTTP API (function URL, AWS_IAM: sign with SigV4 for the service lambda); Grid.connect reads it',
+      },
       [STACK_OUTPUTS.clientConfig]: {
         value: JSON.stringify(clientConfigOf(props.config.document)),
         description: 'Limits and defaults clients apply when submitting (htcgrid --stack reads it)',

@@ -8,6 +8,7 @@ import type { GridConfig } from '../core/config';
 import type { AwsGridResources } from '../core/grid-resources';
 import { EcsComputePlane, type Ec2CapacityProps } from './compute-plane';
 import { DataPlaneBucket } from './data-plane-bucket';
+import { GridApi } from './grid-api';
 import { GridMonitoring } from './grid-monitoring';
 import { Reaper } from './reaper';
 import { TaskQueues } from './task-queues';
@@ -101,6 +102,8 @@ export class HtcGrid extends Construct {
   readonly compute: EcsComputePlane;
   readonly reaper: Reaper;
   readonly monitoring: GridMonitoring;
+  /** The HTTP API (function URL, AWS_IAM): `api.grantInvoke(principal)` lets a client call it. */
+  readonly api: GridApi;
 
   constructor(scope: Construct, id: string, props: HtcGridProps) {
     super(scope, id);
@@ -147,6 +150,13 @@ export class HtcGrid extends Construct {
       dataBucketName: this.dataPlane.bucket.bucketName,
       configJson: Stack.of(this).toJsonString(this.compute.agentConfiguration),
       entry: props.reaperEntry,
+    });
+    this.api = new GridApi(this, 'Api', {
+      table: this.table.table,
+      queues: this.queues.queues,
+      dataBucket: this.dataPlane.bucket,
+      dataPrefix: this.dataPlane.prefix,
+      configJson: Stack.of(this).toJsonString(this.compute.agentConfiguration),
     });
     this.monitoring = new GridMonitoring(this, 'Monitoring', {
       queues: this.queues,

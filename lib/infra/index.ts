@@ -3,6 +3,7 @@ export * from './app-config';
 export * from './compute-plane';
 export * from './container-images';
 export * from './data-plane-bucket';
+export * from './grid-api';
 export * from './grid-monitoring';
 export * from './grid-vpc';
 export * from './htc-grid';

@@ -9,6 +9,7 @@ import { SqsTaskQueue } from './sqs-task-queue';
 
 export * from './aws-clients';
 export * from './aws-retry';
+export * from './dynamodb-request-ledger';
 export * from './dynamodb-task-table';
 export * from './s3-payload-store';
 export * from './sqs-task-queue';

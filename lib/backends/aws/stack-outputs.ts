@@ -12,6 +12,7 @@ export const STACK_OUTPUTS = {
   workerKey: 'WorkerKey',
   region: 'Region',
   clientConfig: 'ClientConfig',
+  apiUrl: 'ApiUrl',
 } as const;
 
 export interface DeployedGrid {

@@ -12,6 +12,7 @@ import { WriteLock } from './write-lock';
 export * from './errors';
 export { FilePayloadStore } from './file-payload-store';
 export { openSqliteDatabase, SCHEMA_VERSION, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
+export { REQUEST_LEDGER_FILE, SqliteRequestLedger } from './sqlite-request-ledger';
 export { SqliteTaskIntake } from './sqlite-task-intake';
 export { InvalidReceiptError, SqliteTaskQueue, type Claimer, type SqliteTaskQueueOptions } from './sqlite-task-queue';
 export { InvalidCursorError, SqliteTaskTable, type SqliteTaskTableOptions } from './sqlite-task-table';

@@ -10,6 +10,8 @@ import * as output from '../output';
 import { countTasks, readTasks } from '../task-source';
 import { UsageError } from '../usage-error';
 import { LOCAL_CONFIG_FILE, openGridClient, type GridTargetFlags } from '../grid-target';
+import { OutputTails } from '../../http';
+import { embeddedAgents, parseHttpAddress, printHttpApi, startLocalHttpApi } from './serve';
 
 export interface LocalUpFlags {
   readonly dir: string;
@@ -17,6 +19,8 @@ export interface LocalUpFlags {
   readonly logLevel?: string;
   readonly logFile?: string;
   readonly graceSec?: number;
+  /** Serve the HTTP API too (`--http [host:port]`). */
+  readonly http?: string | boolean;
 }
 
 /** Runs an agent and the reaper on a grid folder until SIGINT/SIGTERM, then drains. */
@@ -27,18 +31,43 @@ export async function localUpCommand(config: GridConfig, flags: LocalUpFlags): P
   // Clients of this grid read the same configuration (payload limits, defaults).
   fs.writeFileSync(path.join(flags.dir, LOCAL_CONFIG_FILE), `${JSON.stringify(config.document, null, 2)}\n`);
   const logger = createLogger({ level: flags.logLevel ?? 'info', destination: flags.logFile ?? 2 });
-  const grid = await startEmbeddedGrid({ dataDir: flags.dir, config, worker: flags.worker, logger });
+  const outputs = flags.http !== undefined ? new OutputTails() : undefined;
+  const grid = await startEmbeddedGrid({
+    dataDir: flags.dir,
+    config,
+    worker: flags.worker,
+    logger,
+    onWorkerOutput: outputs?.listener,
+  });
+  let draining = false;
+  const api = outputs
+    ? await startLocalHttpApi({
+        dir: flags.dir,
+        config,
+        grid,
+        address: parseHttpAddress(flags.http),
+        logger,
+        outputs,
+        agents: embeddedAgents(grid, config, () => draining),
+      }).catch(async (err: unknown) => {
+        await grid.close(0);
+        throw err;
+      })
+    : undefined;
   output.info(
     `local grid up in ${flags.dir}: ${config.handler} (${config.runtime.name}) on ${config.slots} slot(s); Ctrl-C drains and stops`,
   );
   output.info(`submit with: htcgrid submit --dir ${flags.dir} --tasks <file.jsonl>`);
-  await waitForSignals(grid, (flags.graceSec ?? 30) * 1000);
+  if (api) printHttpApi(api);
+  await waitForSignals(grid, (flags.graceSec ?? 30) * 1000, () => (draining = true));
+  await api?.close();
   output.info(`stopped: ${JSON.stringify(grid.agent?.stats)}`);
   return 0;
 }
 
-async function waitForSignals(grid: EmbeddedGrid, graceMs: number): Promise<void> {
+async function waitForSignals(grid: EmbeddedGrid, graceMs: number, onDrain?: () => void): Promise<void> {
   await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
+  onDrain?.();
   output.info(`draining (up to ${graceMs / 1000} s; signal again to stop at once)`);
   const again = (): void => void grid.close(0);
   process.on('SIGINT', again);

@@ -1,0 +1,177 @@
+// Failures by error type and time queued / time running of a session, kept up to date from its terminal tasks.
+import type { TaskRecord } from '../core';
+import type { TaskTable } from '../ports';
+
+/** Bucket bounds (ms) of the latency histograms: 1 ms to about 12 days, four buckets per doubling. */
+const BOUNDS: readonly number[] = Array.from({ length: 4 * 30 + 1 }, (_, i) => Math.round(2 ** (i / 4)));
+
+/** A latency distribution in fixed log-scale buckets: constant memory whatever the number of tasks. */
+export class LatencyHistogram {
+  private readonly counts = new Array<number>(BOUNDS.length + 1).fill(0);
+  private n = 0;
+  private sum = 0;
+  private max = 0;
+
+  add(ms: number): void {
+    const value = Math.max(0, ms);
+    let lo = 0;
+    let hi = BOUNDS.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (BOUNDS[mid]! >= value) hi = mid;
+      else lo = mid + 1;
+    }
+    this.counts[lo]! += 1;
+    this.n += 1;
+    this.sum += value;
+    this.max = Math.max(this.max, value);
+  }
+
+  /** The upper bound of the bucket holding the p-th percentile (at most the largest value seen). */
+  percentile(p: number): number | null {
+    if (this.n === 0) return null;
+    const rank = Math.ceil((p / 100) * this.n);
+    let seen = 0;
+    for (let i = 0; i < this.counts.length; i++) {
+      seen += this.counts[i]!;
+      if (seen >= rank) return Math.min(BOUNDS[i] ?? this.max, this.max);
+    }
+    return this.max;
+  }
+
+  view(): LatencyView {
+    const buckets: { le: number; count: number }[] = [];
+    this.counts.forEach((count, i) => {
+      if (count > 0) buckets.push({ le: BOUNDS[i] ?? this.max, count });
+    });
+    return {
+      count: this.n,
+      meanMs: this.n === 0 ? null : Math.round(this.sum / this.n),
+      p50Ms: this.percentile(50),
+      p95Ms: this.percentile(95),
+      p99Ms: this.percentile(99),
+      maxMs: this.n === 0 ? null : this.max,
+      buckets,
+    };
+  }
+}
+
+export interface LatencyView {
+  readonly count: number;
+  readonly meanMs: number | null;
+  readonly p50Ms: number | null;
+  readonly p95Ms: number | null;
+  readonly p99Ms: number | null;
+  readonly maxMs: number | null;
+  /** Non-empty buckets: `count` values at most `le` ms (and above the previous bucket's `le`). */
+  readonly buckets: readonly { le: number; count: number }[];
+}
+
+export interface FailureGroup {
+  readonly errorType: string;
+  /** Tasks that ended failed with this error type. */
+  readonly failedTasks: number;
+  /** Attempts that failed with this error type, retried ones included. */
+  readonly failedAttempts: number;
+  /** Failed attempts per reason (error, timeout, runtime-crash, lease-expired). */
+  readonly reasons: Readonly<Record<string, number>>;
+  /** A task that failed with it, to open. */
+  readonly exampleTaskId: string;
+  readonly exampleMessage: string;
+}
+
+export interface SessionSummaryView {
+  readonly sessionId: string;
+  /** Terminal tasks summarised. */
+  readonly tasks: number;
+  readonly failures: readonly FailureGroup[];
+  /** From submission to the first claim. */
+  readonly queued: LatencyView;
+  /** From the claim to the end of the last attempt, for tasks that ran. */
+  readonly running: LatencyView;
+  readonly firstFinishedAt: number | null;
+  readonly lastFinishedAt: number | null;
+}
+
+interface MutableGroup {
+  failedTasks: number;
+  failedAttempts: number;
+  reasons: Record<string, number>;
+  exampleTaskId: string;
+  exampleMessage: string;
+}
+
+/** Follows one session's terminal tasks from a cursor; each `update` reads only what finished since. */
+export class SessionSummary {
+  private cursor: string | undefined;
+  private tasks = 0;
+  private readonly groups = new Map<string, MutableGroup>();
+  private readonly queued = new LatencyHistogram();
+  private readonly running = new LatencyHistogram();
+  private firstFinishedAt: number | null = null;
+  private lastFinishedAt: number | null = null;
+  private updating: Promise<void> | undefined;
+
+  constructor(readonly sessionId: string) {}
+
+  /** Reads terminal tasks finished since the last update (at most `maxTasks` per call, so an answer stays quick). */
+  update(table: TaskTable, maxTasks = 200_000): Promise<void> {
+    this.updating ??= this.read(table, maxTasks).finally(() => (this.updating = undefined));
+    return this.updating;
+  }
+
+  view(): SessionSummaryView {
+    const failures = [...this.groups]
+      .map(([errorType, g]) => ({ errorType, ...g }))
+      .sort((a, b) => b.failedTasks - a.failedTasks || b.failedAttempts - a.failedAttempts);
+    return {
+      sessionId: this.sessionId,
+      tasks: this.tasks,
+      failures,
+      queued: this.queued.view(),
+      running: this.running.view(),
+      firstFinishedAt: this.firstFinishedAt,
+      lastFinishedAt: this.lastFinishedAt,
+    };
+  }
+
+  private async read(table: TaskTable, maxTasks: number): Promise<void> {
+    let read = 0;
+    while (read < maxTasks) {
+      const page = await table.listTerminal(this.sessionId, this.cursor, 1000);
+      this.cursor = page.cursor ?? this.cursor;
+      for (const task of page.tasks) this.add(task);
+      read += page.tasks.length;
+      if (page.tasks.length === 0) return;
+    }
+  }
+
+  private add(task: TaskRecord): void {
+    this.tasks += 1;
+    const firstClaim = task.history[0]?.startedAt ?? task.startedAt;
+    if (firstClaim !== undefined) this.queued.add(firstClaim - task.submittedAt);
+    if (task.state !== 'cancelled' && task.startedAt !== undefined && task.finishedAt !== undefined) {
+      this.running.add(task.finishedAt - task.startedAt);
+    }
+    if (task.finishedAt !== undefined) {
+      this.firstFinishedAt = Math.min(this.firstFinishedAt ?? task.finishedAt, task.finishedAt);
+      this.lastFinishedAt = Math.max(this.lastFinishedAt ?? task.finishedAt, task.finishedAt);
+    }
+    for (const attempt of task.history) {
+      if (!attempt.error || attempt.outcome === 'succeeded' || attempt.outcome === 'cancelled') continue;
+      const group = this.group(attempt.error.type, task, attempt.error.message);
+      group.failedAttempts += 1;
+      group.reasons[attempt.outcome] = (group.reasons[attempt.outcome] ?? 0) + 1;
+    }
+    if (task.state === 'failed' && task.error) this.group(task.error.type, task, task.error.message).failedTasks += 1;
+  }
+
+  private group(type: string, task: TaskRecord, message: string): MutableGroup {
+    let group = this.groups.get(type);
+    if (!group) {
+      group = { failedTasks: 0, failedAttempts: 0, reasons: {}, exampleTaskId: task.taskId, exampleMessage: message };
+      this.groups.set(type, group);
+    }
+    return group;
+  }
+}
