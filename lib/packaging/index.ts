@@ -2,6 +2,7 @@
 export * from './bundle-plan';
 export * from './deterministic-zip';
 export * from './file-tree';
+export * from './lambda-platform';
 export * from './local-bundling';
 export { PipInstallError } from './pip-install';
 export * from './runtime-detection';
