@@ -3,7 +3,6 @@ export * from './bundle-plan';
 export * from './deterministic-zip';
 export * from './file-tree';
 export * from './lambda-platform';
-export * from './local-bundling';
 export { PipInstallError } from './pip-install';
 export * from './runtime-detection';
 export * from './task-root';
