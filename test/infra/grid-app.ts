@@ -1,7 +1,7 @@
 // Test helper: builds the CDK app the way bin/app.ts does, from context values, and returns its template.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { App, Aspects } from 'aws-cdk-lib';
+import { App, Aspects, Validations, type IPolicyValidationPluginBeta1 } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { gridSettingsFromContext, gridStackProps } from '../../lib/infra/app-config';
@@ -20,6 +20,8 @@ export interface SynthOptions {
   readonly bundle?: boolean;
   /** Apply cdk-nag AwsSolutions checks. */
   readonly nag?: boolean;
+  /** Policy validation plugins run at synth (e.g. cfn-guard). */
+  readonly validations?: readonly IPolicyValidationPluginBeta1[];
 }
 
 export interface SynthResult {
@@ -37,6 +39,7 @@ export function synthGrid(context: Record<string, string>, options: SynthOptions
       ...context,
     },
   });
+  if (options.validations) Validations.of(app).addPlugins(...options.validations);
   const settings = gridSettingsFromContext(app.node.getAllContext() as Record<string, unknown>, REPO_ROOT);
   const stack = new HtcGridStack(app, settings.stackName, gridStackProps(settings));
   if (options.nag) Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
