@@ -194,17 +194,17 @@ export class HtcGrid extends Construct {
   }
 
   /** Tasks that ended succeeded, per period. */
-  metricTasksSucceeded(props: cloudwatch.MetricOptions = {}): cloudwatch.IMetric {
+  metricTasksSucceeded(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
     return this.monitoring.metricTasksSucceeded(props);
   }
 
   /** Tasks that ended failed (after their last attempt), per period. */
-  metricTasksFailed(props: cloudwatch.MetricOptions = {}): cloudwatch.IMetric {
+  metricTasksFailed(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
     return this.monitoring.metricTasksFailed(props);
   }
 
   /** Agents running (ECS tasks of the service). */
-  metricRunningAgents(props: cloudwatch.MetricOptions = {}): cloudwatch.IMetric {
+  metricRunningAgents(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
     return this.compute.metricRunningAgents(props);
   }
 }

@@ -1,7 +1,6 @@
 // Each construct on its own in a bare stack: defaults, grants, and validation messages that name the fix.
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -316,7 +315,7 @@ describe('HtcGrid metrics', () => {
       ]),
     );
     expect(grid.metricTasksSucceeded().namespace).toBe('HtcGrid/risk');
-    expect(stack.resolve((grid.metricRunningAgents() as cloudwatch.Metric).metricName)).toBe('RunningTaskCount');
+    expect(grid.metricRunningAgents().metricName).toBe('RunningTaskCount');
     expect(stack.resolve(grid.metricBacklog().toMetricConfig().mathExpression?.expression)).toBe(
       'FILL(visible0, 0) + FILL(inflight0, 0) + FILL(visible1, 0) + FILL(inflight1, 0) + FILL(visible2, 0) + FILL(inflight2, 0)',
     );

@@ -1,5 +1,6 @@
 // Test helper: builds the CDK app the way bin/app.ts does, from context values, and returns its template.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { App, Aspects, Validations, type IPolicyValidationPluginBeta1 } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
@@ -30,9 +31,18 @@ export interface SynthResult {
   readonly template: Template;
 }
 
+/** Cloud assemblies written by this test file, removed when it ends. */
+const outdirs: string[] = [];
+afterAll(() => {
+  for (const dir of outdirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 /** Synthesises the grid stack for `-c` context values (strings, as the CDK CLI passes them). */
 export function synthGrid(context: Record<string, string>, options: SynthOptions = {}): SynthResult {
+  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-synth-'));
+  outdirs.push(outdir);
   const app = new App({
+    outdir,
     context: {
       ...CDK_JSON_CONTEXT,
       ...(options.bundle ? {} : { 'aws:cdk:bundling-stacks': [] }),
