@@ -3,11 +3,11 @@ import { openAwsBackends } from '../lib/backends/aws';
 import { compileConfig, ConfigError, GRID_ENV, resourcesFromEnv } from '../lib/core';
 import { createLogger } from '../lib/logging';
 import { Agent } from '../lib/runtime/agent';
+import { reportAgentStats } from './agent-stats';
 import { RieInvoker } from '../lib/runtime/rie';
 
 /** The ECS stop timeout minus a margin: tasks still running then are released for another agent. */
 const DEFAULT_GRACE_MS = 100_000;
-
 async function main(): Promise<number> {
   const logger = createLogger({ name: 'htcgrid-agent' });
   let config;
@@ -51,8 +51,10 @@ async function main(): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  const stopReporting = reportAgentStats(agent.stats, logger);
   await agent.start();
   await agent.done;
+  stopReporting();
   await backends.close();
   return 0;
 }

@@ -1,28 +1,40 @@
 #!/usr/bin/env node
 // The CDK app: one grid stack from `-c config=<file>` and `-c key=value` overrides, checked by cdk-nag AwsSolutions.
-import { App, Aspects } from 'aws-cdk-lib';
+import { Annotations, App, Aspects, Errors } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { ConfigError } from '../lib/core/errors';
-import { gridSettingsFromContext, gridStackProps, type GridAppSettings } from '../lib/infra/app-config';
+import { HtcGridError } from '../lib/core/errors';
+import { gridSettingsFromContext, gridStackProps } from '../lib/infra/app-config';
 import { HtcGridStack } from '../lib/infra/htc-grid-stack';
 
+/** A mistake the user fixes (bad -c values, a handler missing from the zip), as opposed to a bug: no stack trace. */
+function isUserError(err: unknown): err is Error {
+  // aws-cdk-lib reports invalid construct input (a failed worker bundling included) as a ValidationError.
+  return err instanceof HtcGridError || Errors.isValidationError(err);
+}
+
+/** The message, without aws-cdk-lib's wrapping of a bundling error (where its scratch output lies). */
+function messageOf(err: Error): string {
+  const bundling = /: BundlingError: ([\s\S]*)$/.exec(err.message);
+  return bundling ? `worker: ${bundling[1]}` : err.message;
+}
+
 const app = new App();
-let settings: GridAppSettings;
 try {
-  settings = gridSettingsFromContext((key) => app.node.tryGetContext(key));
+  const settings = gridSettingsFromContext(app.node.getAllContext() as Record<string, unknown>);
+  const stack = new HtcGridStack(app, settings.stackName, {
+    ...gridStackProps(settings),
+    stackName: settings.stackName,
+    description: `htc-grid-cdk grid "${settings.config.gridName}"`,
+    env: {
+      account: process.env.CDK_DEFAULT_ACCOUNT,
+      region: settings.config.region ?? process.env.CDK_DEFAULT_REGION,
+    },
+  });
+  for (const note of settings.ignored) Annotations.of(stack).addWarningV2('htcgrid:ignoredContextKey', note);
+  Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
+  app.synth();
 } catch (err) {
-  // A configuration mistake is the user's to fix: show the problems, not a stack trace.
-  if (!(err instanceof ConfigError)) throw err;
-  process.stderr.write(`${err.message}\n`);
+  if (!isUserError(err)) throw err;
+  process.stderr.write(`${messageOf(err)}\n`);
   process.exit(1);
 }
-new HtcGridStack(app, settings.stackName, {
-  ...gridStackProps(settings),
-  stackName: settings.stackName,
-  description: `htc-grid-cdk grid "${settings.config.gridName}"`,
-  env: {
-    account: process.env.CDK_DEFAULT_ACCOUNT,
-    region: settings.config.region ?? process.env.CDK_DEFAULT_REGION,
-  },
-});
-Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));

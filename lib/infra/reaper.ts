@@ -1,19 +1,20 @@
 // The reaper: a scheduled Lambda that finds expired leases and re-queues (or fails) their tasks.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { ConfigError } from '../core/errors';
-import { GRID_ENV, resourcesToEnv } from '../core/grid-resources';
-import { packageRoot, sourceOrCompiled } from './repo-paths';
+import { resourcesToEnv } from '../core/grid-resources';
+import { bundleNodeEntry, withStagedFolder } from './node-bundle';
+import { sourceOrCompiled } from './repo-paths';
 
 /** The reaper's handler source, relative to the package root. */
 export const REAPER_ENTRY = 'lib/runtime/reaper-handler.ts';
@@ -25,8 +26,6 @@ export interface ReaperProps {
   readonly queues: readonly sqs.IQueue[];
   /** The data-plane bucket name (passed through the environment, the reaper does not read it). */
   readonly dataBucketName: string;
-  /** The agent configuration document (`HTCGRID_CONFIG`), JSON. */
-  readonly configJson: string;
   /**
    * How often the reaper runs. EventBridge schedules are minute-granular.
    * @default Duration.minutes(1)
@@ -45,12 +44,19 @@ export interface ReaperProps {
 }
 
 /**
- * Node.js 24 Lambda (bundled locally with esbuild) on an EventBridge schedule. No reserved concurrency (new accounts
+ * Node.js 24 Lambda (bundled with esbuild at synth, like the agent) on an EventBridge schedule. No reserved concurrency (new accounts
  * cannot reserve any): runs that overlap are harmless, every completion the reaper writes is conditional.
+ *
+ * It bundles its own AWS SDK, the version this package is tested with: the clients rely on `throwOnRequestTimeout`
+ * (a request whose answer never comes fails after 30 s instead of hanging the run), which the SDK in the Lambda
+ * runtime may predate. Minified, it costs about a megabyte of code and some milliseconds of cold start, once a minute at most.
+ * It reads only the resource names: no grid configuration reaches it.
  */
 export class Reaper extends Construct {
   readonly function: lambda.IFunction;
   readonly rule: events.Rule;
+  /** The function's log group (one structured `reaper-run` line per run). */
+  readonly logGroup: logs.ILogGroup;
 
   constructor(scope: Construct, id: string, props: ReaperProps) {
     super(scope, id);
@@ -66,37 +72,34 @@ export class Reaper extends Construct {
         `reaper schedule: ${schedule.toSeconds()}s must be a whole number of minutes (EventBridge)`,
       ]);
     }
-    const logGroup = new logs.LogGroup(this, 'Logs', {
+    const logGroup = (this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
-    });
-    const fn = new nodejs.NodejsFunction(this, 'Function', {
-      entry,
-      handler: 'handler',
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
-      timeout: props.timeout ?? Duration.seconds(60),
-      memorySize: 256,
-      logGroup,
-      projectRoot: packageRoot(),
-      depsLockFilePath: `${packageRoot()}/package-lock.json`,
-      bundling: {
-        target: 'node22',
-        format: nodejs.OutputFormat.CJS,
-        externalModules: ['@aws-sdk/*', 'better-sqlite3'],
-        sourceMap: true,
-        forceDockerBundling: false,
-      },
-      environment: {
-        ...resourcesToEnv({
-          tableName: props.table.tableName,
-          queueUrls: props.queues.map((q) => q.queueUrl),
-          dataBucket: props.dataBucketName,
+    }));
+    const fn = withStagedFolder(
+      this,
+      (dir) => bundleNodeEntry(dir, { entry, outName: 'index.js', minify: true }),
+      (dir) =>
+        fs.writeFileSync(path.join(dir, 'index.js'), 'exports.handler = undefined; // not bundled for this synth\n'),
+      (dir) =>
+        new lambda.Function(this, 'Function', {
+          code: lambda.Code.fromAsset(dir),
+          handler: 'index.handler',
+          runtime: lambda.Runtime.NODEJS_24_X,
+          architecture: lambda.Architecture.ARM_64,
+          timeout: props.timeout ?? Duration.seconds(60),
+          memorySize: 256,
+          logGroup,
+          environment: {
+            ...resourcesToEnv({
+              tableName: props.table.tableName,
+              queueUrls: props.queues.map((q) => q.queueUrl),
+              dataBucket: props.dataBucketName,
+            }),
+            NODE_OPTIONS: '--enable-source-maps',
+          },
         }),
-        [GRID_ENV.config]: props.configJson,
-        NODE_OPTIONS: '--enable-source-maps',
-      },
-    });
+    );
     props.table.grant(
       fn,
       'dynamodb:Query',

@@ -7,12 +7,13 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { compileConfig } from '../../lib/core/config';
 import { resolveRuntime } from '../../lib/core/runtime-kind';
-import { EcsComputePlane, fetchWorkerScript, runtimeBootstrap } from '../../lib/infra/compute-plane';
+import { EcsComputePlane } from '../../lib/infra/ecs-compute-plane';
+import { fetchWorkerScript, runtimeBootstrap } from '../../lib/infra/grid-unit';
 import { DataPlaneBucket } from '../../lib/infra/data-plane-bucket';
 import { GridVpc } from '../../lib/infra/grid-vpc';
 import { HtcGrid } from '../../lib/infra/htc-grid';
 import { TaskQueues } from '../../lib/infra/task-queues';
-import { TaskTable } from '../../lib/infra/task-table';
+import { GridTaskTable } from '../../lib/infra/grid-task-table';
 import { WorkerBucket } from '../../lib/infra/worker-bucket';
 import { PYTHON_WORKER } from './grid-app';
 
@@ -63,11 +64,11 @@ describe('TaskQueues', () => {
   });
 });
 
-describe('TaskTable', () => {
+describe('GridTaskTable', () => {
   it('is on demand with PITR, TTL and the adapter’s session and lease indexes', () => {
     const stack = newStack();
 
-    const table = new TaskTable(stack, 'Tasks');
+    const table = new GridTaskTable(stack, 'Tasks');
 
     expect([table.sessionIndexName, table.leaseIndexName]).toEqual(['session_index', 'lease_index']);
     Template.fromStack(stack).hasResourceProperties('AWS::DynamoDB::Table', {
@@ -86,7 +87,7 @@ describe('TaskTable', () => {
   it('on provisioned capacity scales the table and both indexes, reads and writes, on utilisation', () => {
     const stack = newStack();
 
-    new TaskTable(stack, 'Tasks', { capacity: { mode: 'provisioned', maxWriteUnits: 3000 } });
+    new GridTaskTable(stack, 'Tasks', { capacity: { mode: 'provisioned', maxWriteUnits: 3000 } });
 
     const template = Template.fromStack(stack);
     template.hasResourceProperties('AWS::DynamoDB::Table', {
@@ -120,7 +121,7 @@ describe('TaskTable', () => {
   it('rejects provisioned bounds that cannot work, every problem at once', () => {
     expect(
       () =>
-        new TaskTable(newStack(), 'Tasks', {
+        new GridTaskTable(newStack(), 'Tasks', {
           capacity: { mode: 'provisioned', maxWriteUnits: 2, minWriteUnits: 10, targetUtilizationPercent: 95 },
         }),
     ).toThrow(
@@ -130,7 +131,7 @@ describe('TaskTable', () => {
 
   it('grants item access and index queries but no scans or table administration', () => {
     const stack = newStack();
-    const table = new TaskTable(stack, 'Tasks');
+    const table = new GridTaskTable(stack, 'Tasks');
     const role = new iam.Role(stack, 'Role', { assumedBy: new iam.AccountRootPrincipal() });
 
     table.grantReadWriteData(role);
@@ -204,7 +205,7 @@ describe('EcsComputePlane on its own', () => {
     const vpc = new ec2.Vpc(stack, 'Existing', { natGateways: 1, maxAzs: 2 });
     const bucket = new s3.Bucket(stack, 'Workers');
     const queues = new TaskQueues(stack, 'Queues', { priorityLevels: 1 });
-    const table = new TaskTable(stack, 'Tasks');
+    const table = new GridTaskTable(stack, 'Tasks');
     const data = new DataPlaneBucket(stack, 'Data');
 
     new EcsComputePlane(stack, 'Compute', {
@@ -247,7 +248,10 @@ describe('HtcGrid.grantSubmit', () => {
     const grid = new HtcGrid(stack, 'Grid', { config: compileConfig({ slots: 1 }), workerDir: PYTHON_WORKER });
     const client = new iam.Role(stack, 'Client', { assumedBy: new iam.AccountRootPrincipal() });
 
-    grid.grantSubmit(client);
+    const grant = grid.grantSubmit(client);
+
+    expect(grant).toBeInstanceOf(iam.Grant);
+    expect(grant.success).toBe(true);
 
     const policies = Template.fromStack(stack).findResources('AWS::IAM::Policy', {
       Properties: { Roles: [{ Ref: stack.getLogicalId(client.node.defaultChild as iam.CfnRole) }] },
@@ -283,5 +287,38 @@ describe('container commands', () => {
 
     expect(script).toContain('os.chmod(p, 0o755 if');
     expect(script).toContain('chmod 1777 /lambda-tmp-0 /lambda-tmp-1 /lambda-tmp-2 /agent-tmp');
+  });
+});
+
+describe('HtcGrid metrics', () => {
+  it('turn the agents’ and the reaper’s log lines into TasksSucceeded and TasksFailed under the grid’s namespace', () => {
+    const stack = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Grid');
+    const grid = new HtcGrid(stack, 'Grid', {
+      config: compileConfig({ slots: 1, grid_name: 'risk' }),
+      workerDir: PYTHON_WORKER,
+    });
+
+    const filters = Object.values(Template.fromStack(stack).findResources('AWS::Logs::MetricFilter')).map(
+      (f) => (f as { Properties: Record<string, any> }).Properties,
+    );
+    const rendered = filters.map((f) => ({
+      pattern: f.FilterPattern,
+      metric: `${f.MetricTransformations[0].MetricNamespace}/${f.MetricTransformations[0].MetricName}`,
+      value: f.MetricTransformations[0].MetricValue,
+    }));
+
+    expect(rendered).toEqual(
+      expect.arrayContaining([
+        { pattern: '{ $.event = "agent-stats" }', metric: 'HtcGrid/risk/TasksSucceeded', value: '$.succeeded' },
+        { pattern: '{ $.event = "agent-stats" }', metric: 'HtcGrid/risk/TasksFailed', value: '$.failed' },
+        { pattern: '{ $.event = "reaper-run" }', metric: 'HtcGrid/risk/TasksFailed', value: '$.failed' },
+      ]),
+    );
+    expect(grid.metricTasksSucceeded().namespace).toBe('HtcGrid/risk');
+    expect(grid.metricRunningAgents().metricName).toBe('RunningTaskCount');
+    expect(stack.resolve(grid.metricBacklog().toMetricConfig().mathExpression?.expression)).toBe(
+      'FILL(visible0, 0) + FILL(inflight0, 0) + FILL(visible1, 0) + FILL(inflight1, 0) + FILL(visible2, 0) + FILL(inflight2, 0)',
+    );
+    expect(grid.metricOldestMessageAge().toMetricConfig().mathExpression?.expression).toBe('MAX([age0,age1,age2])');
   });
 });

@@ -6,11 +6,11 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { DataPlaneBucket } from '../../lib/infra/data-plane-bucket';
 import { GridApi } from '../../lib/infra/grid-api';
 import { TaskQueues } from '../../lib/infra/task-queues';
-import { TaskTable } from '../../lib/infra/task-table';
+import { GridTaskTable } from '../../lib/infra/grid-task-table';
 
 function apiStack(props: { timeout?: Duration } = {}): { stack: Stack; api: GridApi } {
   const stack = new Stack(new App(), 'Api');
-  const table = new TaskTable(stack, 'Tasks');
+  const table = new GridTaskTable(stack, 'Tasks');
   const queues = new TaskQueues(stack, 'Queues');
   const data = new DataPlaneBucket(stack, 'Data');
   const api = new GridApi(stack, 'Api', {
