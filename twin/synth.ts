@@ -4,7 +4,6 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TwinTemplateError } from './errors';
-import { TWIN_ENVIRONMENT } from './template/deployed-stack';
 
 export interface SynthOptions {
   /** Repository root (holds cdk.json, whose feature flags apply as for the real app). */
@@ -35,13 +34,9 @@ export async function synthesize(options: SynthOptions): Promise<SynthResult> {
   const code = await new Promise<number>((resolve, reject) => {
     const child = spawn(cdk, args, {
       cwd: options.repoRoot,
-      env: {
-        ...process.env,
-        // A user deploying with credentials: the account is known (fake here), so the template is env-specific.
-        CDK_DEFAULT_ACCOUNT: TWIN_ENVIRONMENT.account,
-        CDK_DEFAULT_REGION: TWIN_ENVIRONMENT.region,
-        AWS_EC2_METADATA_DISABLED: 'true',
-      },
+      // No AWS credentials: an environment-agnostic template (account and AZs resolved at deploy time, by the twin),
+      // as `cdk synth` makes it before any context lookup.
+      env: withoutAccount({ ...process.env, AWS_EC2_METADATA_DISABLED: 'true' }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const take = (chunk: Buffer) => {
@@ -80,4 +75,10 @@ export function readAssembly(outdir: string): Omit<SynthResult, 'log'> {
     templateFile: path.join(outdir, stack.properties.templateFile),
     assetManifestFile: path.join(outdir, assets.properties.file),
   };
+}
+
+function withoutAccount(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  delete copy.CDK_DEFAULT_ACCOUNT;
+  return copy;
 }

@@ -5,9 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { NagSuppressions } from 'cdk-nag';
 import { addGridStack } from '../bin/grid-app';
 import { ConfigError } from '../lib/core/errors';
-
-/** Construct id of the client role (its logical id starts with this). */
-export const TWIN_CLIENT_ROLE_ID = 'TwinClientRole';
+import { TWIN_CLIENT_ROLE_ID } from './client-role';
 
 const app = new App();
 try {

@@ -16,6 +16,8 @@ export interface RecordingProxyOptions {
   readonly arn: ArnParts;
   /** S3: the access key the emulator accepts (s3rver checks the key id, not V4 signatures). */
   readonly upstreamAccessKeyId?: string;
+  /** A request the proxy itself could not handle (answered 502). */
+  readonly onError?: (error: unknown, request: string) => void;
   /** STS: answers for GetCallerIdentity / AssumeRole. */
   readonly sts?: (action: string, accessKeyId: string | undefined, params: URLSearchParams) => string;
 }
@@ -28,6 +30,8 @@ export class RecordingProxy {
   private constructor(private readonly options: RecordingProxyOptions) {
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((error: unknown) => {
+        // A caller that hung up (an aborted long poll) is no proxy failure.
+        if (!res.destroyed) options.onError?.(error, `${options.service} ${req.method ?? ''} ${req.url ?? ''}`);
         if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
         res.end(`twin proxy: ${String(error)}`);
       });

@@ -45,10 +45,14 @@ export class AccessLedger {
   private readonly unchecked = new Map<string, number>();
   private total = 0;
 
-  constructor(
-    private readonly callers: readonly CallerIdentity[],
-    private readonly resourcePolicies: readonly ResourcePolicy[],
-  ) {}
+  private callers: readonly CallerIdentity[] = [];
+  private resourcePolicies: readonly ResourcePolicy[] = [];
+
+  /** Who holds which credentials, and the resource policies in force (set again as more of the stack resolves). */
+  configure(callers: readonly CallerIdentity[], resourcePolicies: readonly ResourcePolicy[]): void {
+    this.callers = callers;
+    this.resourcePolicies = resourcePolicies;
+  }
 
   callerOf(accessKeyId: string | undefined): CallerIdentity | undefined {
     return this.callers.find((c) => c.accessKeyId === accessKeyId);

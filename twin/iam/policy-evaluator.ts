@@ -57,6 +57,7 @@ export function evaluateAccess(
 ): AccessDecision {
   const unevaluated: string[] = [];
   let allow: string | undefined;
+  let deny: string | undefined;
   const consider = (policy: NamedPolicy, fromResource: boolean) => {
     statements(policy.document).forEach((s, i) => {
       const id = `${policy.name}#${s.Sid ?? i}`;
@@ -72,7 +73,6 @@ export function evaluateAccess(
       else allow ??= id;
     });
   };
-  let deny: string | undefined;
   for (const p of identityPolicies) consider(p, false);
   for (const p of resourcePolicies) consider(p, true);
   if (deny) return { allowed: false, reason: 'explicit-deny', statement: deny, unevaluated };
@@ -126,7 +126,8 @@ function conditionsMatch(
   let unknown = false;
   for (const [rawOperator, block] of Object.entries(condition)) {
     for (const [key, expected] of Object.entries(block)) {
-      const result = conditionMatches(rawOperator, context[key], list(expected as string | string[]).map(String));
+      const values = Array.isArray(expected) ? (expected as unknown[]) : [expected];
+      const result = conditionMatches(rawOperator, context[key], values.map(String));
       if (result === 'no-match') return 'no-match';
       if (result === 'unknown') unknown = true;
     }

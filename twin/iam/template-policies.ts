@@ -13,13 +13,14 @@ export interface TemplateRole {
 }
 
 /** Every role of the template with the inline, attached and standalone policies that apply to it. */
-export function templateRoles(stack: DeployedStack): Map<string, TemplateRole> {
+export function templateRoles(stack: DeployedStack, only?: readonly string[]): Map<string, TemplateRole> {
   const roles = new Map<string, TemplateRole>();
   const standalone = [
     ...resourcesOfType(stack.template, 'AWS::IAM::Policy'),
     ...resourcesOfType(stack.template, 'AWS::IAM::ManagedPolicy'),
   ];
   for (const [logicalId, resource] of resourcesOfType(stack.template, 'AWS::IAM::Role')) {
+    if (only && !only.includes(logicalId)) continue;
     const props = stack.properties(logicalId);
     const policies: NamedPolicy[] = [];
     for (const inline of (props.Policies ?? []) as { PolicyName: string; PolicyDocument: PolicyDocument }[]) {
