@@ -142,7 +142,9 @@ export async function runTwin(options: TwinRunOptions): Promise<TwinSummary> {
     for (const f of twin.functions) if (f.stats.errors > 0) summary.failures.push(`reaper failed ${f.stats.errors} time(s): ${f.stats.lastError ?? ''}`);
 
     say('simulating the scaling policies and alarms of the template');
-    summary.scaling = simulateScaling(twin.stack, { measuredTasksPerSecPerAgent: Math.max(0.1, check.succeeded / Math.max(1, clientSeconds) / Math.max(1, tasks.length)) });
+    summary.scaling = simulateScaling(twin.stack, {
+      slots: twin.taskDefinition.containers.filter((c) => c.image.includes('/lambda/')).length,
+      measuredTasksPerSecPerAgent: Math.max(0.1, check.succeeded / Math.max(1, clientSeconds) / Math.max(1, tasks.length)) });
     summary.failures.push(...summary.scaling.failures);
   } catch (error) {
     if (error instanceof TwinUnsupportedError) throw error;
