@@ -1,6 +1,6 @@
 // The host's tools the twin drives (ip, unshare, nsenter, setpriv, chroot, overlayfs, cgroups), checked up front so a
 // machine that cannot run ECS tasks gets one clear message instead of a half-started run.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { TwinUnsupportedError } from '../errors';
@@ -56,4 +56,17 @@ export async function checkHost(): Promise<void> {
   if (problems.length > 0) {
     throw new TwinUnsupportedError(`this machine cannot run the deployment twin's ECS tasks:\n  - ${problems.join('\n  - ')}`);
   }
+}
+
+/** Why this machine cannot run the twin's ECS tasks, checked synchronously (for test suites); undefined when it can. */
+export function unsupportedReason(): string | undefined {
+  if (process.platform !== 'linux') return `this is ${process.platform}, not Linux`;
+  if (process.getuid?.() !== 0) return 'not root: namespaces, veth pairs and bind mounts need root';
+  if (!fs.existsSync('/usr/bin/aws')) return "no /usr/bin/aws (apt-get install awscli)";
+  try {
+    execFileSync('unshare', ['--net', '--pid', '--mount', '--fork', 'true'], { stdio: 'ignore' });
+  } catch (error) {
+    return `namespaces are not permitted here (${(error as Error).message})`;
+  }
+  return undefined;
 }
