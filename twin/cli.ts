@@ -24,7 +24,9 @@ export function defaultEvent(durationMs: number): (i: number) => unknown {
 
 async function main(): Promise<number> {
   const program = new Command('twin')
-    .description('run the synthesized grid stack locally: ECS tasks in namespaces, AWS services on emulators, IAM checked, scaling simulated')
+    .description(
+      'run the synthesized grid stack locally: ECS tasks in namespaces, AWS services on emulators, IAM checked, scaling simulated',
+    )
     .option('--worker <dir>', 'worker folder (-c worker=)', 'workers/python/mock-compute')
     .option('--slots <n>', 'Lambda containers per ECS task (-c slots=)', integer)
     .option('--agents <n>', 'ECS tasks to run', integer, 2)
@@ -32,7 +34,12 @@ async function main(): Promise<number> {
     .option('--task-ms <ms>', 'mock compute: how long each task runs', (v) => Number(v), 20)
     .option('--event <json>', 'the event of every task (default: one the example workers understand)')
     .option('--timeout-sec <s>', 'longest wait for the results', integer, 600)
-    .option('-c, --context <key=value>', 'CDK context, as with cdk deploy (repeatable)', contextPair, {} as Record<string, string>)
+    .option(
+      '-c, --context <key=value>',
+      'CDK context, as with cdk deploy (repeatable)',
+      contextPair,
+      {} as Record<string, string>,
+    )
     .showHelpAfterError();
   program.parse(process.argv);
   const opts = program.opts<{
@@ -50,7 +57,8 @@ async function main(): Promise<number> {
   if (opts.slots !== undefined) context.slots = String(opts.slots);
   const fixed = opts.event === undefined ? undefined : (JSON.parse(opts.event) as unknown);
   const started = Date.now();
-  const progress = (line: string) => process.stderr.write(`[twin ${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`);
+  const progress = (line: string) =>
+    process.stderr.write(`[twin ${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`);
   const summary = await runTwin({
     repoRoot,
     context,

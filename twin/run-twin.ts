@@ -68,12 +68,19 @@ export async function runTwin(options: TwinRunOptions): Promise<TwinSummary> {
   let twin: TwinDeployment | undefined;
   const portConflicts = new Set<string>();
   try {
-    twin = await TwinDeployment.deploy({ repoRoot: options.repoRoot, context: options.context, workDir: options.workDir, progress: say });
+    twin = await TwinDeployment.deploy({
+      repoRoot: options.repoRoot,
+      context: options.context,
+      workDir: options.workDir,
+      progress: say,
+    });
     summary.stack = twin.stack.stackName;
     summary.workDir = twin.workDir;
     summary.twinAdditions = { ...twin.additions };
     summary.notModelled = twin.provisioned.notModelled;
-    say(`deployed ${twin.stack.stackName}: ${twin.provisioned.tables.length} table(s), ${twin.provisioned.queues.length} queue(s), ${twin.provisioned.buckets.length} bucket(s); ${twin.bucketDeployments.join('; ')}`);
+    say(
+      `deployed ${twin.stack.stackName}: ${twin.provisioned.tables.length} table(s), ${twin.provisioned.queues.length} queue(s), ${twin.provisioned.buckets.length} bucket(s); ${twin.bucketDeployments.join('; ')}`,
+    );
     await twin.startScheduledFunctions((fn, line) => say(`[${fn}] ${line}`));
     const onEvent = (event: TaskEvent) => {
       if (event.kind === 'container-line') {
@@ -82,7 +89,8 @@ export async function runTwin(options: TwinRunOptions): Promise<TwinSummary> {
         return;
       }
       if (event.kind === 'container-started') say(`${event.task}: ${event.container} started`);
-      if (event.kind === 'container-stopped') say(`${event.task}: ${event.container} exited ${event.exitCode}${event.essential ? ' (essential)' : ''}`);
+      if (event.kind === 'container-stopped')
+        say(`${event.task}: ${event.container} exited ${event.exitCode}${event.essential ? ' (essential)' : ''}`);
       if (event.kind === 'task-stopping') say(`${event.task}: stopping: ${event.reason}`);
     };
     const tasks: EcsTask[] = [];
@@ -93,7 +101,9 @@ export async function runTwin(options: TwinRunOptions): Promise<TwinSummary> {
     const resultsFile = path.join(twin.workDir, 'results.jsonl');
     writeTasksFile(tasksFile, options.tasks, options.event);
     const submitted = Date.now();
-    say(`submitting ${options.tasks} task(s) as the client role (htcgrid submit --outputs ${path.relative(process.cwd(), twin.outputsFile)})`);
+    say(
+      `submitting ${options.tasks} task(s) as the client role (htcgrid submit --outputs ${path.relative(process.cwd(), twin.outputsFile)})`,
+    );
     const client = runHtcgrid(
       options.repoRoot,
       ['submit', '--outputs', twin.outputsFile, '--tasks', tasksFile, '--wait', '--out', resultsFile],
@@ -115,10 +125,17 @@ export async function runTwin(options: TwinRunOptions): Promise<TwinSummary> {
       summary.failures.push(`not every task finished within ${options.timeoutSec}s`);
       client.child.kill('SIGTERM');
     } else if (outcome.d.code !== 0) {
-      summary.failures.push(`htcgrid submit exited ${outcome.d.code}: ${outcome.d.stderr.trim().split('\n').slice(-5).join(' | ')}`);
+      summary.failures.push(
+        `htcgrid submit exited ${outcome.d.code}: ${outcome.d.stderr.trim().split('\n').slice(-5).join(' | ')}`,
+      );
     }
     const check: ResultCheck = checkResults(resultsFile, options.tasks);
-    Object.assign(summary, { succeeded: check.succeeded, failed: check.failed, lost: check.lost, duplicated: check.duplicated });
+    Object.assign(summary, {
+      succeeded: check.succeeded,
+      failed: check.failed,
+      lost: check.lost,
+      duplicated: check.duplicated,
+    });
     summary.failures.push(...check.firstFailures);
 
     say('stopping the ECS tasks (SIGTERM: the agent drains, then the Lambda containers stop)');
@@ -133,22 +150,31 @@ export async function runTwin(options: TwinRunOptions): Promise<TwinSummary> {
       for (const c of t.containers) {
         const essentialOrInit = c.definition.essential || c.definition.name === 'fetch-worker';
         if (c.exitCode !== 0 && c.exitCode !== undefined && essentialOrInit) {
-          summary.failures.push(`${t.name}/${c.name} exited ${c.exitCode}: ${c.recentOutput.split('\n').slice(-3).join(' | ')}`);
+          summary.failures.push(
+            `${t.name}/${c.name} exited ${c.exitCode}: ${c.recentOutput.split('\n').slice(-3).join(' | ')}`,
+          );
         }
         if (c.exitCode === undefined) summary.failures.push(`${t.name}/${c.name} never ran (${stopped.reason})`);
       }
     }
     summary.reaper = twin.functions.map((f) => ({ ...f.stats }));
-    for (const f of twin.functions) if (f.stats.errors > 0) summary.failures.push(`reaper failed ${f.stats.errors} time(s): ${f.stats.lastError ?? ''}`);
+    for (const f of twin.functions)
+      if (f.stats.errors > 0)
+        summary.failures.push(`reaper failed ${f.stats.errors} time(s): ${f.stats.lastError ?? ''}`);
 
     say('simulating the scaling policies and alarms of the template');
     summary.scaling = simulateScaling(twin.stack, {
       slots: twin.taskDefinition.containers.filter((c) => c.image.includes('/lambda/')).length,
-      measuredTasksPerSecPerAgent: Math.max(0.1, check.succeeded / Math.max(1, clientSeconds) / Math.max(1, tasks.length)) });
+      measuredTasksPerSecPerAgent: Math.max(
+        0.1,
+        check.succeeded / Math.max(1, clientSeconds) / Math.max(1, tasks.length),
+      ),
+    });
     summary.failures.push(...summary.scaling.failures);
   } catch (error) {
     if (error instanceof TwinUnsupportedError) throw error;
-    if (!(error instanceof HtcGridError)) say(`unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    if (!(error instanceof HtcGridError))
+      say(`unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     summary.failures.push(error instanceof Error ? error.message : String(error));
   } finally {
     if (twin) {
@@ -156,16 +182,20 @@ export async function runTwin(options: TwinRunOptions): Promise<TwinSummary> {
       summary.iamCalls = summary.iam.calls;
       summary.iamDenials = summary.iam.denied;
       for (const d of summary.iam.denials.slice(0, 5)) {
-        summary.failures.push(`IAM denied ${d.caller}: ${d.action} on ${d.resource} (${d.reason}${d.statement ? ` by ${d.statement}` : ''})`);
+        summary.failures.push(
+          `IAM denied ${d.caller}: ${d.action} on ${d.resource} (${d.reason}${d.statement ? ` by ${d.statement}` : ''})`,
+        );
       }
       await twin.close();
     }
   }
   summary.portConflicts = portConflicts.size;
-  for (const p of portConflicts) summary.failures.push(`port conflict: ${p} is taken (lambda-rie panics: "address already in use")`);
+  for (const p of portConflicts)
+    summary.failures.push(`port conflict: ${p} is taken (lambda-rie panics: "address already in use")`);
   if (summary.lost > 0) summary.failures.push(`${summary.lost} task(s) lost (no result)`);
   if (summary.duplicated > 0) summary.failures.push(`${summary.duplicated} task(s) reported more than once`);
-  if (summary.succeeded < summary.tasks && summary.failures.length === 0) summary.failures.push(`${summary.tasks - summary.succeeded} task(s) did not succeed`);
+  if (summary.succeeded < summary.tasks && summary.failures.length === 0)
+    summary.failures.push(`${summary.tasks - summary.succeeded} task(s) did not succeed`);
   summary.ok = summary.failures.length === 0;
   summary.durationSec = Math.round((Date.now() - started) / 100) / 10;
   if (summary.workDir && summary.ok) fs.rmSync(summary.workDir, { recursive: true, force: true });
@@ -178,7 +208,12 @@ async function reportBacklog(twin: TwinDeployment, say: (line: string) => void):
   for (const name of twin.provisioned.queues) {
     const url = `${twin.additions.AWS_ENDPOINT_URL_SQS}/${twin.stack.env.account}/${name}`;
     const a = await twin.admin.sqs
-      .send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }))
+      .send(
+        new GetQueueAttributesCommand({
+          QueueUrl: url,
+          AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+        }),
+      )
       .catch(() => undefined);
     visible += Number(a?.Attributes?.ApproximateNumberOfMessages ?? 0);
     inflight += Number(a?.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);

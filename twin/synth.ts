@@ -50,7 +50,9 @@ export async function synthesize(options: SynthOptions): Promise<SynthResult> {
     child.on('exit', (c) => resolve(c ?? 1));
   });
   if (code !== 0) {
-    throw new TwinTemplateError(`cdk synth failed (exit ${code}): this is what \`cdk deploy\` would stop on\n${log.trim()}`);
+    throw new TwinTemplateError(
+      `cdk synth failed (exit ${code}): this is what \`cdk deploy\` would stop on\n${log.trim()}`,
+    );
   }
   return { ...readAssembly(options.outdir), log };
 }
@@ -58,10 +60,14 @@ export async function synthesize(options: SynthOptions): Promise<SynthResult> {
 /** The one CloudFormation stack of a cloud assembly, with its template and asset manifest. */
 export function readAssembly(outdir: string): Omit<SynthResult, 'log'> {
   const manifest = JSON.parse(fs.readFileSync(path.join(outdir, 'manifest.json'), 'utf8')) as {
-    artifacts: Record<string, { type: string; properties?: { templateFile?: string; file?: string }; dependencies?: string[] }>;
+    artifacts: Record<
+      string,
+      { type: string; properties?: { templateFile?: string; file?: string }; dependencies?: string[] }
+    >;
   };
   const stacks = Object.entries(manifest.artifacts).filter(([, a]) => a.type === 'aws:cloudformation:stack');
-  if (stacks.length !== 1) throw new TwinTemplateError(`the cloud assembly holds ${stacks.length} stacks; the twin runs one`);
+  if (stacks.length !== 1)
+    throw new TwinTemplateError(`the cloud assembly holds ${stacks.length} stacks; the twin runs one`);
   const [stackName, stack] = stacks[0]!;
   const assets = (stack.dependencies ?? [])
     .map((d) => manifest.artifacts[d])

@@ -17,7 +17,12 @@ try {
   stack.grid.grantSubmit(client);
   NagSuppressions.addResourceSuppressions(
     client,
-    [{ id: 'AwsSolutions-IAM5', reason: "Twin-only stand-in for a user's principal: the wildcards are grantSubmit's own." }],
+    [
+      {
+        id: 'AwsSolutions-IAM5',
+        reason: "Twin-only stand-in for a user's principal: the wildcards are grantSubmit's own.",
+      },
+    ],
     true,
   );
 } catch (err) {

@@ -19,15 +19,19 @@ export interface ClientRun {
 }
 
 /** `node dist/bin/htcgrid.js <args> --outputs <file>` with the client role's environment. */
-export function runHtcgrid(repoRoot: string, args: readonly string[], env: Readonly<Record<string, string>>): ClientRun {
+export function runHtcgrid(
+  repoRoot: string,
+  args: readonly string[],
+  env: Readonly<Record<string, string>>,
+): ClientRun {
   const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'bin', 'htcgrid.js'), ...args], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-20_000)));
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-20_000)));
   const done = new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
     child.once('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
     child.once('error', (error) => resolve({ code: 1, stdout, stderr: String(error) }));
@@ -67,7 +71,10 @@ export function checkResults(file: string, submitted: number): ResultCheck {
     else if (r.state === 'cancelled') cancelled++;
     else {
       failed++;
-      if (firstFailures.length < 5) firstFailures.push(`task #${r.index} ${r.state}${r.reason ? ` [${r.reason}]` : ''}: ${r.error ? `${r.error.type}: ${r.error.message}` : ''}`);
+      if (firstFailures.length < 5)
+        firstFailures.push(
+          `task #${r.index} ${r.state}${r.reason ? ` [${r.reason}]` : ''}: ${r.error ? `${r.error.type}: ${r.error.message}` : ''}`,
+        );
     }
   }
   let lost = 0;

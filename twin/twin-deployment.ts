@@ -107,7 +107,9 @@ export class TwinDeployment {
 
   /** The client role the twin app adds (what `HtcGrid.grantSubmit` grants a user). */
   get clientRoleId(): string {
-    const found = [...this.roles.keys()].find((id) => cdkPath(this.stack.resource(id))?.includes(`/${TWIN_CLIENT_ROLE_ID}/`));
+    const found = [...this.roles.keys()].find((id) =>
+      cdkPath(this.stack.resource(id))?.includes(`/${TWIN_CLIENT_ROLE_ID}/`),
+    );
     if (!found) throw new TwinTemplateError(`the twin app's ${TWIN_CLIENT_ROLE_ID} is missing from the template`);
     return found;
   }
@@ -121,7 +123,12 @@ export class TwinDeployment {
     const task = new EcsTask({
       index,
       definition: this.taskDefinition,
-      images: (c) => imageStandIn(c.image, { repoRoot: this.options.repoRoot, standIns: this.standIns, dockerAssets: this.dockerAssets }),
+      images: (c) =>
+        imageStandIn(c.image, {
+          repoRoot: this.options.repoRoot,
+          standIns: this.standIns,
+          dockerAssets: this.dockerAssets,
+        }),
       bridge: this.bridge!,
       dir: path.join(this.workDir, 'tasks', `task-${index}`),
       cgroupRoot: this.cgroupBase,
@@ -210,7 +217,8 @@ export class TwinDeployment {
         arn,
         upstreamAccessKeyId: service === 's3' ? EMULATOR_CREDENTIALS.accessKeyId : undefined,
         sts: (action, key) => this.stsAnswer(action, key),
-        onError: (error, request) => say(`proxy error on ${request}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`),
+        onError: (error, request) =>
+          say(`proxy error on ${request}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`),
       });
     const [ddb, sqs, s3, sts] = await Promise.all([
       proxy('dynamodb', this.emulators.endpoints.dynamodb),
@@ -219,7 +227,11 @@ export class TwinDeployment {
       proxy('sts'),
     ]);
     this.proxies = [ddb, sqs, s3, sts];
-    this.additions = { AWS_ENDPOINT_URL_DYNAMODB: ddb.endpoint, AWS_ENDPOINT_URL_SQS: sqs.endpoint, AWS_ENDPOINT_URL_S3: s3.endpoint };
+    this.additions = {
+      AWS_ENDPOINT_URL_DYNAMODB: ddb.endpoint,
+      AWS_ENDPOINT_URL_SQS: sqs.endpoint,
+      AWS_ENDPOINT_URL_S3: s3.endpoint,
+    };
     this.credentials = await CredentialsEndpoint.start(ECS_CREDENTIALS_ADDRESS);
 
     say('creating the tables, queues and buckets from the template');
@@ -269,7 +281,9 @@ export class TwinDeployment {
       for (const [id, role] of templateRoles(this.stack)) roles.set(id, role);
     } catch {
       // Some policy needs a value not known yet (a custom resource's attribute): resolve them one by one.
-      for (const id of Object.keys(this.stack.template.Resources).filter((k) => this.stack.template.Resources[k]!.Type === 'AWS::IAM::Role')) {
+      for (const id of Object.keys(this.stack.template.Resources).filter(
+        (k) => this.stack.template.Resources[k]!.Type === 'AWS::IAM::Role',
+      )) {
         try {
           const single = templateRoles(this.stack, [id]).get(id);
           if (single) roles.set(id, single);
@@ -281,7 +295,9 @@ export class TwinDeployment {
     this.roles = roles;
     const labels = this.roleLabels();
     const callers: CallerIdentity[] = [DEPLOYER, FILE_PUBLISHER];
-    for (const id of Object.keys(this.stack.template.Resources).filter((k) => this.stack.template.Resources[k]!.Type === 'AWS::IAM::Role')) {
+    for (const id of Object.keys(this.stack.template.Resources).filter(
+      (k) => this.stack.template.Resources[k]!.Type === 'AWS::IAM::Role',
+    )) {
       const key = `ASIA${createHash('sha256').update(id).digest('hex').slice(0, 16).toUpperCase()}`;
       const existing = this.callers.find((c) => c.accessKeyId === key);
       callers.push({
@@ -304,7 +320,8 @@ export class TwinDeployment {
       if (task) labels.set(task, 'task role');
       if (exec) labels.set(exec, 'task execution role');
     }
-    for (const fn of scheduleTargets(this.stack.template)) if (fn.roleId) labels.set(fn.roleId, `${fn.functionId} role (scheduled)`);
+    for (const fn of scheduleTargets(this.stack.template))
+      if (fn.roleId) labels.set(fn.roleId, `${fn.functionId} role (scheduled)`);
     for (const [, r] of Object.entries(this.stack.template.Resources)) {
       if (r.Type !== 'Custom::CDKBucketDeployment') continue;
       const fnId = (r.Properties?.ServiceToken as { 'Fn::GetAtt'?: [string] } | undefined)?.['Fn::GetAtt']?.[0];
@@ -312,13 +329,15 @@ export class TwinDeployment {
       if (role) labels.set(role, 'bucket deployment role');
     }
     for (const id of Object.keys(this.stack.template.Resources)) {
-      if (cdkPath(this.stack.template.Resources[id]!)?.includes(`/${TWIN_CLIENT_ROLE_ID}/`)) labels.set(id, 'client role');
+      if (cdkPath(this.stack.template.Resources[id]!)?.includes(`/${TWIN_CLIENT_ROLE_ID}/`))
+        labels.set(id, 'client role');
     }
     return labels;
   }
 
   private s3ForRole(roleId: string, endpoint: string): S3Client {
-    const caller = this.callers.find((c) => c.role?.logicalId === roleId) ?? this.callers.find((c) => c.label === roleId);
+    const caller =
+      this.callers.find((c) => c.role?.logicalId === roleId) ?? this.callers.find((c) => c.label === roleId);
     const key = `ASIA${createHash('sha256').update(roleId).digest('hex').slice(0, 16).toUpperCase()}`;
     const found = caller ?? this.callers.find((c) => c.accessKeyId === key);
     if (!found) throw new TwinTemplateError(`no credentials for role ${roleId}`);
@@ -352,7 +371,11 @@ export class TwinDeployment {
 }
 
 /** The user running `cdk deploy` and the bootstrap stack's file-publishing role: not in the template, not checked. */
-const DEPLOYER: CallerIdentity = { label: 'cdk deploy (your credentials)', accessKeyId: 'AKIATWINDEPLOYER0001', secretAccessKey: 'twin-deployer-secret' };
+const DEPLOYER: CallerIdentity = {
+  label: 'cdk deploy (your credentials)',
+  accessKeyId: 'AKIATWINDEPLOYER0001',
+  secretAccessKey: 'twin-deployer-secret',
+};
 const FILE_PUBLISHER: CallerIdentity = {
   label: 'cdk-assets (bootstrap file-publishing role)',
   accessKeyId: 'ASIATWINFILEPUBLISH',

@@ -47,10 +47,16 @@ describe('metric math over time series', () => {
   });
 
   it('names the metrics an expression reads', () => {
-    expect(referencedIds('IF(running > 0, (visible0+inflight0) / running, 0)').sort()).toEqual(['inflight0', 'running', 'visible0']);
+    expect(referencedIds('IF(running > 0, (visible0+inflight0) / running, 0)').sort()).toEqual([
+      'inflight0',
+      'running',
+      'visible0',
+    ]);
   });
 
   it('rejects a function it does not model, naming it', () => {
-    expect(() => evaluateExpression('ANOMALY_DETECTION_BAND(m)', 1, series({ m: [1] }))).toThrow(/ANOMALY_DETECTION_BAND is not modelled/);
+    expect(() => evaluateExpression('ANOMALY_DETECTION_BAND(m)', 1, series({ m: [1] }))).toThrow(
+      /ANOMALY_DETECTION_BAND is not modelled/,
+    );
   });
 });

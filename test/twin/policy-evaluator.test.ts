@@ -11,7 +11,12 @@ const taskPolicy: NamedPolicy = {
     Statement: [
       { Effect: 'Allow', Action: ['dynamodb:GetItem', 'dynamodb:Query'], Resource: [TABLE, `${TABLE}/index/*`] },
       { Effect: 'Allow', Action: 's3:*Object', Resource: `${BUCKET}/data/*` },
-      { Effect: 'Allow', Action: 's3:ListBucket', Resource: BUCKET, Condition: { StringLike: { 's3:prefix': ['data/*'] } } },
+      {
+        Effect: 'Allow',
+        Action: 's3:ListBucket',
+        Resource: BUCKET,
+        Condition: { StringLike: { 's3:prefix': ['data/*'] } },
+      },
     ],
   },
 };
@@ -44,13 +49,20 @@ describe('IAM evaluation of a recorded call', () => {
   });
 
   it('denies an allowed action on a resource outside the statement', () => {
-    expect(evaluateAccess(request('dynamodb:GetItem', 'arn:aws:dynamodb:us-east-1:123456789012:table/other'), [taskPolicy]).allowed).toBe(false);
+    expect(
+      evaluateAccess(request('dynamodb:GetItem', 'arn:aws:dynamodb:us-east-1:123456789012:table/other'), [taskPolicy])
+        .allowed,
+    ).toBe(false);
     expect(evaluateAccess(request('s3:GetObject', `${BUCKET}/workers/w.zip`), [taskPolicy]).allowed).toBe(false);
   });
 
   it('applies a condition on a request key (s3:prefix)', () => {
-    expect(evaluateAccess(request('s3:ListBucket', BUCKET, { 's3:prefix': 'data/s1/' }), [taskPolicy]).allowed).toBe(true);
-    expect(evaluateAccess(request('s3:ListBucket', BUCKET, { 's3:prefix': 'workers/' }), [taskPolicy]).allowed).toBe(false);
+    expect(evaluateAccess(request('s3:ListBucket', BUCKET, { 's3:prefix': 'data/s1/' }), [taskPolicy]).allowed).toBe(
+      true,
+    );
+    expect(evaluateAccess(request('s3:ListBucket', BUCKET, { 's3:prefix': 'workers/' }), [taskPolicy]).allowed).toBe(
+      false,
+    );
   });
 
   it('lets an explicit Deny of a resource policy win over an identity Allow', () => {
@@ -82,14 +94,27 @@ describe('IAM evaluation of a recorded call', () => {
       name: 'NotActionPolicy',
       document: { Statement: [{ Effect: 'Allow', NotAction: 'sqs:Delete*', Resource: '*' }] },
     };
-    expect(evaluateAccess(request('sqs:SendMessage', 'arn:aws:sqs:us-east-1:123456789012:q'), [allButDelete]).allowed).toBe(true);
-    expect(evaluateAccess(request('sqs:DeleteMessage', 'arn:aws:sqs:us-east-1:123456789012:q'), [allButDelete]).allowed).toBe(false);
+    expect(
+      evaluateAccess(request('sqs:SendMessage', 'arn:aws:sqs:us-east-1:123456789012:q'), [allButDelete]).allowed,
+    ).toBe(true);
+    expect(
+      evaluateAccess(request('sqs:DeleteMessage', 'arn:aws:sqs:us-east-1:123456789012:q'), [allButDelete]).allowed,
+    ).toBe(false);
   });
 
   it('reports a condition it cannot evaluate instead of guessing', () => {
     const sourceIp: NamedPolicy = {
       name: 'IpPolicy',
-      document: { Statement: [{ Effect: 'Allow', Action: 'sqs:*', Resource: '*', Condition: { IpAddress: { 'aws:SourceIp': '10.0.0.0/8' } } }] },
+      document: {
+        Statement: [
+          {
+            Effect: 'Allow',
+            Action: 'sqs:*',
+            Resource: '*',
+            Condition: { IpAddress: { 'aws:SourceIp': '10.0.0.0/8' } },
+          },
+        ],
+      },
     };
     const decision = evaluateAccess(request('sqs:SendMessage', 'arn:aws:sqs:us-east-1:123456789012:q'), [sourceIp]);
     expect(decision.allowed).toBe(false);
@@ -99,8 +124,12 @@ describe('IAM evaluation of a recorded call', () => {
   it('ignores resource policy statements for other principals', () => {
     const otherPrincipal: NamedPolicy = {
       name: 'QueuePolicy',
-      document: { Statement: [{ Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::999999999999:root' }, Action: 'sqs:*' }] },
+      document: {
+        Statement: [{ Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::999999999999:root' }, Action: 'sqs:*' }],
+      },
     };
-    expect(evaluateAccess(request('sqs:SendMessage', 'arn:aws:sqs:us-east-1:123456789012:q'), [], [otherPrincipal]).allowed).toBe(false);
+    expect(
+      evaluateAccess(request('sqs:SendMessage', 'arn:aws:sqs:us-east-1:123456789012:q'), [], [otherPrincipal]).allowed,
+    ).toBe(false);
   });
 });

@@ -15,9 +15,9 @@ export class CredentialsEndpoint {
   private constructor(private readonly server: http.Server) {}
 
   static async start(host: string, port = 80): Promise<CredentialsEndpoint> {
-    let endpoint: CredentialsEndpoint | undefined;
-    const server = http.createServer((req, res) => endpoint!.answer(req, res));
-    endpoint = new CredentialsEndpoint(server);
+    const server = http.createServer();
+    const endpoint = new CredentialsEndpoint(server);
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => endpoint.answer(req, res));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => resolve());

@@ -5,15 +5,33 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import AdmZip from 'adm-zip';
-import { CopyObjectCommand, GetObjectCommand, PutObjectCommand, S3Client, CreateBucketCommand } from '@aws-sdk/client-s3';
+import {
+  CopyObjectCommand,
+  GetObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  CreateBucketCommand,
+} from '@aws-sdk/client-s3';
 import { TwinTemplateError } from '../errors';
-import { resourcesOfType } from '../template/cfn-template';
+import { resourcesOfType, text } from '../template/cfn-template';
 import type { DeployedStack } from '../template/deployed-stack';
 import type { DockerImageAsset } from '../ecs/images';
 
 export interface AssetManifest {
-  readonly files: Record<string, { source: { path: string; packaging?: string }; destinations: Record<string, { bucketName: string; objectKey: string }> }>;
-  readonly dockerImages?: Record<string, { source: { directory: string; dockerFile?: string }; destinations: Record<string, { repositoryName: string; imageTag: string }> }>;
+  readonly files: Record<
+    string,
+    {
+      source: { path: string; packaging?: string };
+      destinations: Record<string, { bucketName: string; objectKey: string }>;
+    }
+  >;
+  readonly dockerImages?: Record<
+    string,
+    {
+      source: { directory: string; dockerFile?: string };
+      destinations: Record<string, { repositoryName: string; imageTag: string }>;
+    }
+  >;
 }
 
 export function readAssetManifest(file: string): AssetManifest {
@@ -28,7 +46,11 @@ export function replacePlaceholders(text: string, stack: DeployedStack): string 
     .replace(/\$\{AWS::Partition\}/g, stack.env.partition);
 }
 
-export function dockerImageAssets(manifest: AssetManifest, manifestDir: string, stack: DeployedStack): DockerImageAsset[] {
+export function dockerImageAssets(
+  manifest: AssetManifest,
+  manifestDir: string,
+  stack: DeployedStack,
+): DockerImageAsset[] {
   return Object.entries(manifest.dockerImages ?? {}).flatMap(([id, asset]) =>
     Object.values(asset.destinations).map((d) => ({
       id,
@@ -87,34 +109,47 @@ export async function publishFileAssets(options: PublishOptions): Promise<string
  * Runs each Custom::CDKBucketDeployment of the template with the S3 client of its handler's role: the zip sources
  * copied (Extract: false) or unpacked (Extract: true) under DestinationBucketKeyPrefix; defines its SourceObjectKeys.
  */
-export async function runBucketDeployments(stack: DeployedStack, s3ForRole: (roleLogicalId: string) => S3Client): Promise<string[]> {
+export async function runBucketDeployments(
+  stack: DeployedStack,
+  s3ForRole: (roleLogicalId: string) => S3Client,
+): Promise<string[]> {
   const done: string[] = [];
   for (const [logicalId, resource] of resourcesOfType(stack.template, 'Custom::CDKBucketDeployment')) {
     const props = stack.properties(logicalId);
     const functionId = serviceTokenFunction(resource.Properties?.ServiceToken);
-    const roleArn = (stack.template.Resources[functionId]?.Properties?.Role ?? {}) as { 'Fn::GetAtt'?: [string, string] };
+    const roleArn = (stack.template.Resources[functionId]?.Properties?.Role ?? {}) as {
+      'Fn::GetAtt'?: [string, string];
+    };
     const roleId = roleArn['Fn::GetAtt']?.[0];
     if (!roleId) throw new TwinTemplateError(`${logicalId}: cannot find the role of its handler ${functionId}`);
     const s3 = s3ForRole(roleId);
     const sourceBuckets = props.SourceBucketNames as string[];
     const sourceKeys = props.SourceObjectKeys as string[];
     const bucket = String(props.DestinationBucketName);
-    const prefix = String(props.DestinationBucketKeyPrefix ?? '');
-    const extract = props.Extract === undefined ? true : String(props.Extract) === 'true';
+    const prefix = text(props.DestinationBucketKeyPrefix ?? '');
+    const extract = props.Extract === undefined ? true : text(props.Extract) === 'true';
     const keys: string[] = [];
     for (let i = 0; i < sourceKeys.length; i++) {
       const source = { bucket: sourceBuckets[i]!, key: sourceKeys[i]! };
       const name = path.posix.basename(source.key);
       keys.push(name);
       if (!extract) {
-        await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: `${prefix}${name}`, CopySource: `${source.bucket}/${source.key}` }));
+        await s3.send(
+          new CopyObjectCommand({
+            Bucket: bucket,
+            Key: `${prefix}${name}`,
+            CopySource: `${source.bucket}/${source.key}`,
+          }),
+        );
         continue;
       }
       const zipped = await s3.send(new GetObjectCommand({ Bucket: source.bucket, Key: source.key }));
       const zip = new AdmZip(Buffer.from(await zipped.Body!.transformToByteArray()));
       for (const entry of zip.getEntries()) {
         if (entry.isDirectory) continue;
-        await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}${entry.entryName}`, Body: entry.getData() }));
+        await s3.send(
+          new PutObjectCommand({ Bucket: bucket, Key: `${prefix}${entry.entryName}`, Body: entry.getData() }),
+        );
       }
     }
     stack.define(logicalId, {
@@ -128,6 +163,9 @@ export async function runBucketDeployments(stack: DeployedStack, s3ForRole: (rol
 
 function serviceTokenFunction(token: unknown): string {
   const getAtt = (token as { 'Fn::GetAtt'?: [string, string] } | undefined)?.['Fn::GetAtt'];
-  if (!getAtt) throw new TwinTemplateError(`a custom resource's ServiceToken is not Fn::GetAtt of a function: ${JSON.stringify(token)}`);
+  if (!getAtt)
+    throw new TwinTemplateError(
+      `a custom resource's ServiceToken is not Fn::GetAtt of a function: ${JSON.stringify(token)}`,
+    );
   return getAtt[0];
 }

@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { resourcesOfType } from '../template/cfn-template';
+import { resourcesOfType, text } from '../template/cfn-template';
 import type { DeployedStack } from '../template/deployed-stack';
 
 export interface AdminClients {
@@ -66,14 +66,16 @@ export async function provisionServices(stack: DeployedStack, clients: AdminClie
   }
   // Dead-letter queues first: a queue's RedrivePolicy names its target, which must exist.
   const queues = resourcesOfType(stack.template, 'AWS::SQS::Queue').sort(
-    ([, a], [, b]) => Number(a.Properties?.RedrivePolicy !== undefined) - Number(b.Properties?.RedrivePolicy !== undefined),
+    ([, a], [, b]) =>
+      Number(a.Properties?.RedrivePolicy !== undefined) - Number(b.Properties?.RedrivePolicy !== undefined),
   );
   for (const [logicalId] of queues) {
     const props = stack.properties(logicalId);
     const attributes: Record<string, string> = {};
-    for (const key of QUEUE_ATTRIBUTES) if (props[key] !== undefined) attributes[key] = String(props[key]);
+    for (const key of QUEUE_ATTRIBUTES) if (props[key] !== undefined) attributes[key] = text(props[key]);
     if (props.RedrivePolicy !== undefined) {
-      attributes.RedrivePolicy = typeof props.RedrivePolicy === 'string' ? props.RedrivePolicy : JSON.stringify(props.RedrivePolicy);
+      attributes.RedrivePolicy =
+        typeof props.RedrivePolicy === 'string' ? props.RedrivePolicy : JSON.stringify(props.RedrivePolicy);
     }
     for (const key of ['KmsMasterKeyId', 'KmsDataKeyReusePeriodSeconds', 'RedriveAllowPolicy']) {
       if (key in props) report.notModelled.push(`${logicalId}.${key}: not modelled by the SQS emulator`);
@@ -86,7 +88,13 @@ export async function provisionServices(stack: DeployedStack, clients: AdminClie
     const props = stack.properties(logicalId);
     const name = String(stack.ref(logicalId, logicalId));
     await clients.s3.send(new CreateBucketCommand({ Bucket: name }));
-    for (const key of ['VersioningConfiguration', 'LifecycleConfiguration', 'BucketEncryption', 'PublicAccessBlockConfiguration', 'OwnershipControls']) {
+    for (const key of [
+      'VersioningConfiguration',
+      'LifecycleConfiguration',
+      'BucketEncryption',
+      'PublicAccessBlockConfiguration',
+      'OwnershipControls',
+    ]) {
       if (key in props) report.notModelled.push(`${logicalId}.${key}: not modelled by s3rver`);
     }
     report.buckets.push(name);
@@ -115,7 +123,9 @@ export function tableInput(tableName: string, props: Record<string, unknown>): C
         : indexes.map((i) => ({
             IndexName: i.IndexName as string,
             KeySchema: i.KeySchema as NonNullable<CreateTableCommandInput['KeySchema']>,
-            Projection: i.Projection as NonNullable<CreateTableCommandInput['GlobalSecondaryIndexes']>[number]['Projection'],
+            Projection: i.Projection as NonNullable<
+              CreateTableCommandInput['GlobalSecondaryIndexes']
+            >[number]['Projection'],
             ProvisionedThroughput: throughput(i.ProvisionedThroughput),
           })),
     LocalSecondaryIndexes:

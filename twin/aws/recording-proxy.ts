@@ -70,7 +70,13 @@ export class RecordingProxy {
       body = decodeAwsChunked(body);
       dechunkHeaders(headers, body.length);
     }
-    const wire: WireRequest = { service: this.options.service, method: req.method ?? 'GET', url: req.url ?? '/', headers, body };
+    const wire: WireRequest = {
+      service: this.options.service,
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      headers,
+      body,
+    };
     const actions = requestActions(wire, this.options.arn);
     const accessKeyId = accessKeyOf(wire);
     const denial = this.options.ledger.authorize(accessKeyId, actions);
@@ -94,16 +100,31 @@ export class RecordingProxy {
     const upstream = new URL(this.options.upstream ?? '');
     const out: http.OutgoingHttpHeaders = { ...headers, host: upstream.host, 'content-length': body.length };
     if (this.options.service === 's3' && this.options.upstreamAccessKeyId && typeof out.authorization === 'string') {
-      out.authorization = out.authorization.replace(/Credential=[^/]+\//, `Credential=${this.options.upstreamAccessKeyId}/`);
+      out.authorization = out.authorization.replace(
+        /Credential=[^/]+\//,
+        `Credential=${this.options.upstreamAccessKeyId}/`,
+      );
     }
     return new Promise<void>((resolve, reject) => {
       const upstreamReq = http.request(
-        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: out, agent: this.agent },
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          method: req.method,
+          path: req.url,
+          headers: out,
+          agent: this.agent,
+        },
         (upstreamRes) => {
           void readAll(upstreamRes).then((answer) => {
             let payload = answer;
             if (this.options.service === 'sqs') {
-              payload = Buffer.from(answer.toString('utf8').split(this.options.upstream ?? '').join(this.origin));
+              payload = Buffer.from(
+                answer
+                  .toString('utf8')
+                  .split(this.options.upstream ?? '')
+                  .join(this.origin),
+              );
             }
             const replyHeaders = { ...upstreamRes.headers, 'content-length': String(payload.length) };
             delete replyHeaders['transfer-encoding'];

@@ -12,7 +12,11 @@ export interface ContainerScriptSpec {
   readonly cgroupProcs: string;
   readonly readonlyRoot: boolean;
   readonly files: readonly { readonly path: string; readonly source: string }[];
-  readonly volumes: readonly { readonly hostPath: string; readonly containerPath: string; readonly readOnly: boolean }[];
+  readonly volumes: readonly {
+    readonly hostPath: string;
+    readonly containerPath: string;
+    readonly readOnly: boolean;
+  }[];
   readonly workingDir: string;
   readonly env: Readonly<Record<string, string>>;
   readonly user?: { readonly uid: number; readonly gid: number };
@@ -60,9 +64,10 @@ export function containerScript(spec: ContainerScriptSpec): string {
     if (v.readOnly) lines.push(`mount -o remount,bind,ro ${target}`);
   }
   const envArgs = Object.entries(spec.env).map(([k, v]) => sq(`${k}=${v}`));
-  const asUser = spec.user && spec.user.uid !== 0
-    ? ['/usr/bin/setpriv', `--reuid=${spec.user.uid}`, `--regid=${spec.user.gid}`, '--clear-groups', '--']
-    : [];
+  const asUser =
+    spec.user && spec.user.uid !== 0
+      ? ['/usr/bin/setpriv', `--reuid=${spec.user.uid}`, `--regid=${spec.user.gid}`, '--clear-groups', '--']
+      : [];
   const exec = [
     'exec chroot',
     R,

@@ -64,7 +64,20 @@ export class Container {
     const ns = ['--target', String(holderPid), '--net'];
     const args = this.launch.sharedPidNamespace
       ? [...ns, '--pid', '--', 'unshare', '--mount', '--propagation', 'private', '--', '/bin/sh', scriptFile]
-      : [...ns, '--', 'unshare', '--mount', '--pid', '--fork', '--kill-child', '--propagation', 'private', '--', '/bin/sh', scriptFile];
+      : [
+          ...ns,
+          '--',
+          'unshare',
+          '--mount',
+          '--pid',
+          '--fork',
+          '--kill-child',
+          '--propagation',
+          'private',
+          '--',
+          '/bin/sh',
+          scriptFile,
+        ];
     const log = fs.createWriteStream(this.launch.logFile, { flags: 'a' });
     const child = spawn('nsenter', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.status = 'RUNNING';
@@ -121,11 +134,7 @@ export class Container {
   /** Pids (host view) of the container's processes. */
   cgroupPids(): number[] {
     try {
-      return fs
-        .readFileSync(this.launch.script.cgroupProcs, 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map(Number);
+      return fs.readFileSync(this.launch.script.cgroupProcs, 'utf8').split('\n').filter(Boolean).map(Number);
     } catch {
       return [];
     }
@@ -162,9 +171,13 @@ export class Container {
       if (!this.mainPid || this.status !== 'RUNNING') return;
       const [kind, ...rest] = check.command;
       const argv = kind === 'CMD-SHELL' ? ['/bin/sh', '-c', rest.join(' ')] : rest;
-      const probe = spawn('nsenter', ['--target', String(this.mainPid), '--mount', '--net', '--pid', '--root', '--wd', '--', ...argv], {
-        stdio: 'ignore',
-      });
+      const probe = spawn(
+        'nsenter',
+        ['--target', String(this.mainPid), '--mount', '--net', '--pid', '--root', '--wd', '--', ...argv],
+        {
+          stdio: 'ignore',
+        },
+      );
       const timer = setTimeout(() => probe.kill('SIGKILL'), check.timeoutSec * 1000);
       probe.once('exit', (code) => {
         clearTimeout(timer);
@@ -179,7 +192,15 @@ export class Container {
   }
 }
 
-const SIGNALS: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGTERM: 15 };
+const SIGNALS: Readonly<Record<string, number>> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGABRT: 6,
+  SIGKILL: 9,
+  SIGSEGV: 11,
+  SIGTERM: 15,
+};
 
 function signal(pid: number, sig: NodeJS.Signals): void {
   try {

@@ -34,7 +34,11 @@ export type TaskEvent =
 export interface TaskStopped {
   readonly taskId: string;
   readonly reason: string;
-  readonly containers: readonly { readonly name: string; readonly exitCode: number | undefined; readonly ran: boolean }[];
+  readonly containers: readonly {
+    readonly name: string;
+    readonly exitCode: number | undefined;
+    readonly ran: boolean;
+  }[];
 }
 
 /** A reaping PID 1 for the task's PID namespace (ECS runs a small init there too). */
@@ -104,7 +108,11 @@ export class EcsTask {
     return this.stopping;
   }
 
-  private prepare(def: ContainerDefinition, volumes: Map<string, string>, injected: Readonly<Record<string, string>>): Container {
+  private prepare(
+    def: ContainerDefinition,
+    volumes: Map<string, string>,
+    injected: Readonly<Record<string, string>>,
+  ): Container {
     const image = this.options.images(def);
     const dir = path.join(this.options.dir, def.name);
     fs.mkdirSync(dir, { recursive: true });
@@ -135,7 +143,10 @@ export class EcsTask {
         files: image.files,
         volumes: def.mountPoints.map((m) => {
           const hostPath = volumes.get(m.sourceVolume);
-          if (!hostPath) throw new TwinTemplateError(`container ${def.name} mounts volume ${m.sourceVolume}, which the task does not define`);
+          if (!hostPath)
+            throw new TwinTemplateError(
+              `container ${def.name} mounts volume ${m.sourceVolume}, which the task does not define`,
+            );
           return { hostPath, containerPath: m.containerPath, readOnly: m.readOnly };
         }),
         workingDir: def.workingDirectory ?? image.workingDir,
@@ -168,7 +179,8 @@ export class EcsTask {
     }
   }
 
-  private dependencies(def: ContainerDefinition): 'go' | 'wait' | string {
+  /** `go`, `wait`, or why the container can never start. */
+  private dependencies(def: ContainerDefinition): string {
     for (const dep of def.dependsOn) {
       const other = this.container(dep.containerName)!;
       switch (dep.condition) {
@@ -185,7 +197,8 @@ export class EcsTask {
           }
           break;
         case 'HEALTHY':
-          if (other.status === 'STOPPED') return `CannotStartContainerError: dependency ${other.name} of ${def.name} stopped before it was healthy`;
+          if (other.status === 'STOPPED')
+            return `CannotStartContainerError: dependency ${other.name} of ${def.name} stopped before it was healthy`;
           if (!other.healthy) return 'wait';
           break;
       }
@@ -194,7 +207,13 @@ export class EcsTask {
   }
 
   private onExit(c: Container, code: number): void {
-    this.options.onEvent({ kind: 'container-stopped', task: this.name, container: c.name, exitCode: code, essential: c.definition.essential });
+    this.options.onEvent({
+      kind: 'container-stopped',
+      task: this.name,
+      container: c.name,
+      exitCode: code,
+      essential: c.definition.essential,
+    });
     if (c.definition.essential && !this.stopping) {
       void this.stop(`Essential container in task exited: ${c.name} (exit code ${code})`);
       return;

@@ -20,10 +20,13 @@ export async function run(command: string, args: readonly string[]): Promise<str
 /** Where the twin puts one cgroup per container (so a stop can kill all its processes, as Docker does). */
 export function cgroupRoot(): string {
   for (const candidate of ['/sys/fs/cgroup/unified', '/sys/fs/cgroup']) {
-    if (fs.existsSync(`${candidate}/cgroup.procs`) && fs.existsSync(`${candidate}/cgroup.controllers`)) return candidate;
+    if (fs.existsSync(`${candidate}/cgroup.procs`) && fs.existsSync(`${candidate}/cgroup.controllers`))
+      return candidate;
   }
   if (fs.existsSync('/sys/fs/cgroup/pids/cgroup.procs')) return '/sys/fs/cgroup/pids';
-  throw new TwinUnsupportedError('no writable cgroup hierarchy under /sys/fs/cgroup: the twin needs one to stop containers');
+  throw new TwinUnsupportedError(
+    'no writable cgroup hierarchy under /sys/fs/cgroup: the twin needs one to stop containers',
+  );
 }
 
 /**
@@ -39,7 +42,8 @@ export async function checkHost(): Promise<void> {
       problems.push(`${tool} is missing (Debian: util-linux, iproute2, coreutils, python3)`);
     }
   }
-  if (!fs.existsSync('/usr/bin/aws')) problems.push("/usr/bin/aws is missing: the AWS CLI image stands on Debian's awscli (apt-get install awscli)");
+  if (!fs.existsSync('/usr/bin/aws'))
+    problems.push("/usr/bin/aws is missing: the AWS CLI image stands on Debian's awscli (apt-get install awscli)");
   if (problems.length === 0) {
     if (!fs.readFileSync('/proc/filesystems', 'utf8').includes('overlay')) problems.push('overlayfs is not available');
     try {
@@ -54,7 +58,9 @@ export async function checkHost(): Promise<void> {
     }
   }
   if (problems.length > 0) {
-    throw new TwinUnsupportedError(`this machine cannot run the deployment twin's ECS tasks:\n  - ${problems.join('\n  - ')}`);
+    throw new TwinUnsupportedError(
+      `this machine cannot run the deployment twin's ECS tasks:\n  - ${problems.join('\n  - ')}`,
+    );
   }
 }
 
@@ -62,7 +68,7 @@ export async function checkHost(): Promise<void> {
 export function unsupportedReason(): string | undefined {
   if (process.platform !== 'linux') return `this is ${process.platform}, not Linux`;
   if (process.getuid?.() !== 0) return 'not root: namespaces, veth pairs and bind mounts need root';
-  if (!fs.existsSync('/usr/bin/aws')) return "no /usr/bin/aws (apt-get install awscli)";
+  if (!fs.existsSync('/usr/bin/aws')) return 'no /usr/bin/aws (apt-get install awscli)';
   try {
     execFileSync('unshare', ['--net', '--pid', '--mount', '--fork', 'true'], { stdio: 'ignore' });
   } catch (error) {

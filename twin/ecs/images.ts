@@ -53,12 +53,15 @@ export function imageStandIn(image: string, ctx: ImageContext): ImageStandIn {
   }
   const asset = ctx.dockerAssets.find((a) => image.endsWith(`/${a.repositoryName}:${a.imageTag}`));
   if (asset) return agentImage(image, asset, ctx);
-  throw new TwinTemplateError(`no stand-in for image ${image}: the twin runs the Lambda base images, the AWS CLI image and the agent image`);
+  throw new TwinTemplateError(
+    `no stand-in for image ${image}: the twin runs the Lambda base images, the AWS CLI image and the agent image`,
+  );
 }
 
 function lambdaBaseImage(language: string, tag: string, ctx: ImageContext): ImageStandIn {
   const files = [{ path: '/usr/local/bin/aws-lambda-rie', source: ctx.standIns.lambdaRie }];
-  if (language === 'python') files.push({ path: '/var/runtime/bootstrap', source: ctx.standIns.runtimeBootstrap.python });
+  if (language === 'python')
+    files.push({ path: '/var/runtime/bootstrap', source: ctx.standIns.runtimeBootstrap.python });
   if (language === 'nodejs') files.push({ path: '/var/runtime/bootstrap', source: ctx.standIns.runtimeBootstrap.node });
   return {
     description: `public.ecr.aws/lambda/${language}:${tag}: lambda-rie stand-in${language === 'provided' ? '' : ` and the ${language} runtime over lib/runtime/local`}`,
@@ -99,7 +102,8 @@ function agentImage(image: string, asset: DockerImageAsset, ctx: ImageContext): 
     command: stage.cmd,
     user: stage.user,
     files: [],
-    argv: (argv) => argv.map((a) => (path.posix.resolve(workingDir, a) === path.posix.join(workingDir, 'agent.js') ? compiled : a)),
+    argv: (argv) =>
+      argv.map((a) => (path.posix.resolve(workingDir, a) === path.posix.join(workingDir, 'agent.js') ? compiled : a)),
   };
 }
 

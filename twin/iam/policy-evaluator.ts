@@ -81,12 +81,13 @@ export function evaluateAccess(
 }
 
 function statements(doc: PolicyDocument): readonly PolicyStatement[] {
-  return Array.isArray(doc.Statement) ? doc.Statement : [doc.Statement as PolicyStatement];
+  const s = doc.Statement;
+  return Array.isArray(s) ? (s as readonly PolicyStatement[]) : [s as PolicyStatement];
 }
 
 function list(value: string | readonly string[] | undefined): readonly string[] {
   if (value === undefined) return [];
-  return typeof value === 'string' ? [value] : value;
+  return typeof value === 'string' ? [value] : [...value];
 }
 
 function actionMatches(s: PolicyStatement, action: string): boolean {
@@ -113,15 +114,15 @@ function principalMatches(principal: unknown, principalArn: string): boolean {
 
 /** IAM wildcards: `*` any run of characters, `?` one character; actions compare case-insensitively. */
 export function globMatch(pattern: string, value: string, ignoreCase: boolean): boolean {
-  const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const source = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${source}$`, ignoreCase ? 'i' : '').test(value);
 }
 
 /** All condition blocks must hold; a block whose key the request does not know makes the statement unknown. */
-function conditionsMatch(
-  condition: PolicyStatement['Condition'],
-  context: AccessRequest['context'],
-): Match {
+function conditionsMatch(condition: PolicyStatement['Condition'], context: AccessRequest['context']): Match {
   if (!condition) return 'match';
   let unknown = false;
   for (const [rawOperator, block] of Object.entries(condition)) {

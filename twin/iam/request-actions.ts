@@ -88,12 +88,12 @@ function dynamoDbActions(request: WireRequest, arn: ArnParts): RequestActions {
   const operation = (header(request, 'x-amz-target') ?? '').split('.')[1] ?? 'Unknown';
   const body = jsonBody(request);
   const table = (name: unknown, index?: unknown) =>
-    `arn:${arn.partition}:dynamodb:${arn.region}:${arn.account}:table/${String(name)}${index ? `/index/${String(index)}` : ''}`;
+    `arn:${arn.partition}:dynamodb:${arn.region}:${arn.account}:table/${nameOf(name)}${index ? `/index/${nameOf(index)}` : ''}`;
   const needs: ActionOnResource[] = [];
   switch (operation) {
     case 'BatchGetItem':
     case 'BatchWriteItem':
-      for (const name of Object.keys((body.RequestItems ?? {}) as object)) {
+      for (const name of Object.keys(body.RequestItems ?? {})) {
         needs.push({ action: `dynamodb:${operation}`, resource: table(name) });
       }
       break;
@@ -152,17 +152,32 @@ function s3Actions(request: WireRequest, arn: ArnParts): RequestActions {
   if (!bucket) return { operation: 'ListBuckets', needs: [on('ListAllMyBuckets', '*')], context: {} };
   if (!key) {
     if (method === 'GET' || method === 'HEAD') {
-      if (q.has('location')) return { operation: 'GetBucketLocation', needs: [on('GetBucketLocation', bucketArn)], context: {} };
-      if (q.has('versioning')) return { operation: 'GetBucketVersioning', needs: [on('GetBucketVersioning', bucketArn)], context: {} };
-      if (q.has('encryption')) return { operation: 'GetBucketEncryption', needs: [on('GetEncryptionConfiguration', bucketArn)], context: {} };
-      if (q.has('versions')) return { operation: 'ListObjectVersions', needs: [on('ListBucketVersions', bucketArn)], context: { 's3:prefix': q.get('prefix') ?? '' } };
-      if (q.has('uploads')) return { operation: 'ListMultipartUploads', needs: [on('ListBucketMultipartUploads', bucketArn)], context: {} };
+      if (q.has('location'))
+        return { operation: 'GetBucketLocation', needs: [on('GetBucketLocation', bucketArn)], context: {} };
+      if (q.has('versioning'))
+        return { operation: 'GetBucketVersioning', needs: [on('GetBucketVersioning', bucketArn)], context: {} };
+      if (q.has('encryption'))
+        return { operation: 'GetBucketEncryption', needs: [on('GetEncryptionConfiguration', bucketArn)], context: {} };
+      if (q.has('versions'))
+        return {
+          operation: 'ListObjectVersions',
+          needs: [on('ListBucketVersions', bucketArn)],
+          context: { 's3:prefix': q.get('prefix') ?? '' },
+        };
+      if (q.has('uploads'))
+        return { operation: 'ListMultipartUploads', needs: [on('ListBucketMultipartUploads', bucketArn)], context: {} };
       const operation = method === 'HEAD' ? 'HeadBucket' : q.get('list-type') === '2' ? 'ListObjectsV2' : 'ListObjects';
       return { operation, needs: [on('ListBucket', bucketArn)], context: { 's3:prefix': q.get('prefix') ?? '' } };
     }
     if (method === 'POST' && q.has('delete')) {
-      const keys = [...request.body.toString('utf8').matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => unescapeXml(m[1] ?? ''));
-      return { operation: 'DeleteObjects', needs: keys.map((k) => on('DeleteObject', `${bucketArn}/${k}`)), context: {} };
+      const keys = [...request.body.toString('utf8').matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) =>
+        unescapeXml(m[1] ?? ''),
+      );
+      return {
+        operation: 'DeleteObjects',
+        needs: keys.map((k) => on('DeleteObject', `${bucketArn}/${k}`)),
+        context: {},
+      };
     }
     if (method === 'PUT') return { operation: 'CreateBucket', needs: [on('CreateBucket', bucketArn)], context: {} };
     if (method === 'DELETE') return { operation: 'DeleteBucket', needs: [on('DeleteBucket', bucketArn)], context: {} };
@@ -170,7 +185,8 @@ function s3Actions(request: WireRequest, arn: ArnParts): RequestActions {
   switch (method) {
     case 'GET':
     case 'HEAD': {
-      if (q.has('tagging')) return { operation: 'GetObjectTagging', needs: [on('GetObjectTagging', objectArn)], context: {} };
+      if (q.has('tagging'))
+        return { operation: 'GetObjectTagging', needs: [on('GetObjectTagging', objectArn)], context: {} };
       const versioned = q.has('versionId');
       return {
         operation: method === 'HEAD' ? 'HeadObject' : 'GetObject',
@@ -179,7 +195,8 @@ function s3Actions(request: WireRequest, arn: ArnParts): RequestActions {
       };
     }
     case 'PUT': {
-      if (q.has('tagging')) return { operation: 'PutObjectTagging', needs: [on('PutObjectTagging', objectArn)], context: {} };
+      if (q.has('tagging'))
+        return { operation: 'PutObjectTagging', needs: [on('PutObjectTagging', objectArn)], context: {} };
       const copySource = header(request, 'x-amz-copy-source');
       const needs = [on('PutObject', objectArn)];
       if (copySource) {
@@ -223,4 +240,9 @@ export function accessKeyOf(request: Pick<WireRequest, 'headers' | 'url'>): stri
   if (fromHeader) return fromHeader;
   const credential = new URL(request.url, 'http://twin').searchParams.get('X-Amz-Credential');
   return credential?.split('/')[0];
+}
+
+/** A table or index name from a request body (a string, or absent). */
+function nameOf(value: unknown): string {
+  return typeof value === 'string' ? value : '';
 }

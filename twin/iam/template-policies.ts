@@ -66,7 +66,10 @@ export function templateResourcePolicies(stack: DeployedStack): ResourcePolicy[]
       const parts = new URL(url).pathname.split('/').filter(Boolean);
       return stack.arn('sqs', parts[parts.length - 1] ?? '', { account: parts[parts.length - 2] });
     });
-    out.push({ policy: { name: `${logicalId} (queue policy)`, document: props.PolicyDocument as PolicyDocument }, governs: queues });
+    out.push({
+      policy: { name: `${logicalId} (queue policy)`, document: props.PolicyDocument as PolicyDocument },
+      governs: queues,
+    });
   }
   return out;
 }

@@ -10,7 +10,7 @@ import { resolveRuntime } from '../../lib/core/runtime-kind';
 import { createLocalInvoker } from '../../lib/runtime/local';
 import type { WorkerInvoker } from '../../lib/ports';
 import { TwinTemplateError } from '../errors';
-import { resourcesOfType, type CfnTemplate } from '../template/cfn-template';
+import { resourcesOfType, text, type CfnTemplate } from '../template/cfn-template';
 import type { DeployedStack } from '../template/deployed-stack';
 
 export interface ScheduledFunction {
@@ -27,10 +27,12 @@ export interface ScheduledFunction {
 }
 
 /** Rules with a `rate(...)` schedule and the function each targets, read without resolving anything. */
-export function scheduleTargets(template: CfnTemplate): { ruleId: string; functionId: string; roleId?: string; rateMs: number }[] {
+export function scheduleTargets(
+  template: CfnTemplate,
+): { ruleId: string; functionId: string; roleId?: string; rateMs: number }[] {
   const out: { ruleId: string; functionId: string; roleId?: string; rateMs: number }[] = [];
   for (const [ruleId, rule] of resourcesOfType(template, 'AWS::Events::Rule')) {
-    const expression = String(rule.Properties?.ScheduleExpression ?? '');
+    const expression = text(rule.Properties?.ScheduleExpression ?? '');
     const rate = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(expression);
     if (!rate) continue;
     const unitMs = rate[2]!.startsWith('minute') ? 60_000 : rate[2]!.startsWith('hour') ? 3_600_000 : 86_400_000;
@@ -95,7 +97,9 @@ export class ScheduledFunctionRunner {
 
   /** Unpacks the code, then invokes now and at every rate (EventBridge's first run falls within one period). */
   async start(): Promise<void> {
-    const object = await this.options.adminS3.send(new GetObjectCommand({ Bucket: this.fn.code.bucket, Key: this.fn.code.key }));
+    const object = await this.options.adminS3.send(
+      new GetObjectCommand({ Bucket: this.fn.code.bucket, Key: this.fn.code.key }),
+    );
     const taskRoot = path.join(this.options.dir, this.fn.functionId);
     fs.mkdirSync(taskRoot, { recursive: true });
     new AdmZip(Buffer.from(await object.Body!.transformToByteArray())).extractAllTo(taskRoot, true);

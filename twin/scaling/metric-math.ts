@@ -62,7 +62,9 @@ export function parseExpression(expression: string): Node {
     }
     if (t === '[') {
       const items: Node[] = [];
-      if (peek() !== ']') do items.push(orExpr()); while (peek() === ',' && take(','));
+      if (peek() !== ']')
+        do items.push(orExpr());
+        while (peek() === ',' && take(','));
       take(']');
       return { t: 'list', items };
     }
@@ -72,7 +74,9 @@ export function parseExpression(expression: string): Node {
     if (peek() === '(') {
       take('(');
       const args: Node[] = [];
-      if (peek() !== ')') do args.push(orExpr()); while (peek() === ',' && take(','));
+      if (peek() !== ')')
+        do args.push(orExpr());
+        while (peek() === ',' && take(','));
       take(')');
       return { t: 'call', fn: t.toUpperCase(), args };
     }
@@ -98,7 +102,10 @@ export function referencedIds(expression: string): string[] {
     else if (n.t === 'call') n.args.forEach(walk);
     else if (n.t === 'list') n.items.forEach(walk);
     else if (n.t === 'unary') walk(n.arg);
-    else if (n.t === 'bin') (walk(n.left), walk(n.right));
+    else if (n.t === 'bin') {
+      walk(n.left);
+      walk(n.right);
+    }
   };
   walk(parseExpression(expression));
   return [...ids];
@@ -284,7 +291,9 @@ function ifExpression(args: Node[], ev: (n: Node) => Value, length: number): Val
   const whenFalse = args[2] ? ev(args[2]) : undefined;
   if (cond.kind === 'scalar') {
     const chosen = cond.v !== 0 ? whenTrue : whenFalse;
-    return chosen ? { kind: 'series', v: asSeries(chosen, length) } : { kind: 'series', v: new Array(length).fill(undefined) };
+    return chosen
+      ? { kind: 'series', v: asSeries(chosen, length) }
+      : { kind: 'series', v: new Array<number | undefined>(length).fill(undefined) };
   }
   const c = asSeries(cond, length);
   const out: Series = c.map((x, i) => {

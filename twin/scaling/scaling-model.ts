@@ -2,7 +2,7 @@
 // creates for each target tracking policy) evaluated every minute over the metrics, and the policies they invoke
 // applied to the scalable target as the Application Auto Scaling User Guide documents them.
 import { TwinTemplateError } from '../errors';
-import { resourcesOfType } from '../template/cfn-template';
+import { resourcesOfType, text } from '../template/cfn-template';
 import type { DeployedStack } from '../template/deployed-stack';
 import { evaluateExpression, type Series } from './metric-math';
 
@@ -75,7 +75,15 @@ export const TARGET_TRACKING_LOW_FACTOR = 0.9;
 
 function metricQueries(raw: unknown[], stack: DeployedStack): MetricQuery[] {
   return raw.map((q) => {
-    const m = q as { Id: string; Expression?: string; ReturnData?: boolean; MetricStat?: { Metric: { Namespace: string; MetricName: string; Dimensions?: { Name: string; Value: string }[] }; Stat: string } };
+    const m = q as {
+      Id: string;
+      Expression?: string;
+      ReturnData?: boolean;
+      MetricStat?: {
+        Metric: { Namespace: string; MetricName: string; Dimensions?: { Name: string; Value: string }[] };
+        Stat: string;
+      };
+    };
     return {
       id: m.Id,
       expression: m.Expression,
@@ -84,7 +92,9 @@ function metricQueries(raw: unknown[], stack: DeployedStack): MetricQuery[] {
         ? {
             namespace: m.MetricStat.Metric.Namespace,
             metricName: m.MetricStat.Metric.MetricName,
-            dimensions: Object.fromEntries((m.MetricStat.Metric.Dimensions ?? []).map((d) => [d.Name, String(d.Value)])),
+            dimensions: Object.fromEntries(
+              (m.MetricStat.Metric.Dimensions ?? []).map((d) => [d.Name, String(d.Value)]),
+            ),
             stat: m.MetricStat.Stat,
           }
         : undefined,
@@ -96,7 +106,8 @@ function metricQueries(raw: unknown[], stack: DeployedStack): MetricQuery[] {
 /** Reads the scalable target of the ECS service, its policies, and the alarms that invoke them. */
 export function readScalingModel(stack: DeployedStack): ScalingModel {
   const targets = resourcesOfType(stack.template, 'AWS::ApplicationAutoScaling::ScalableTarget');
-  if (targets.length !== 1) throw new TwinTemplateError(`the template has ${targets.length} scalable targets; the twin simulates one`);
+  if (targets.length !== 1)
+    throw new TwinTemplateError(`the template has ${targets.length} scalable targets; the twin simulates one`);
   const [targetId] = targets[0]!;
   const target = stack.properties(targetId);
   const resourceId = String(target.ResourceId);
@@ -105,11 +116,12 @@ export function readScalingModel(stack: DeployedStack): ScalingModel {
   const alarms: Alarm[] = [];
   for (const [policyId] of resourcesOfType(stack.template, 'AWS::ApplicationAutoScaling::ScalingPolicy')) {
     const props = stack.properties(policyId);
-    const name = String(props.PolicyName ?? policyId);
+    const name = text(props.PolicyName ?? policyId);
     if (props.PolicyType === 'TargetTrackingScaling') {
       const c = props.TargetTrackingScalingPolicyConfiguration as Record<string, unknown>;
       const spec = c.CustomizedMetricSpecification as { Metrics?: unknown[] } | undefined;
-      if (!spec?.Metrics) throw new TwinTemplateError(`${policyId}: the twin simulates customized metric math specifications`);
+      if (!spec?.Metrics)
+        throw new TwinTemplateError(`${policyId}: the twin simulates customized metric math specifications`);
       const queries = metricQueries(spec.Metrics, stack);
       const tt: TargetTrackingPolicy = {
         kind: 'target',
@@ -173,14 +185,16 @@ export function readScalingModel(stack: DeployedStack): ScalingModel {
                 metric: {
                   namespace: String(a.Namespace),
                   metricName: String(a.MetricName),
-                  dimensions: Object.fromEntries(((a.Dimensions ?? []) as { Name: string; Value: string }[]).map((d) => [d.Name, String(d.Value)])),
-                  stat: String(a.Statistic ?? 'Average'),
+                  dimensions: Object.fromEntries(
+                    ((a.Dimensions ?? []) as { Name: string; Value: string }[]).map((d) => [d.Name, String(d.Value)]),
+                  ),
+                  stat: text(a.Statistic ?? 'Average'),
                 },
               },
             ];
         const periods = Number(a.EvaluationPeriods ?? 1);
         alarms.push({
-          name: String(a.AlarmName ?? alarmId),
+          name: text(a.AlarmName ?? alarmId),
           queries,
           comparison: String(a.ComparisonOperator),
           threshold: Number(a.Threshold),
@@ -215,12 +229,15 @@ export function querySeries(queries: readonly MetricQuery[], length: number, met
     if (hit) return hit;
     const q = byId.get(id);
     if (!q) throw new TwinTemplateError(`metric math refers to ${id}, which the query set does not define`);
-    const s = q.metric ? metric(q.metric) : evaluateExpression(q.expression ?? '0', length, lookup, metricIdsOf(queries));
+    const s = q.metric
+      ? metric(q.metric)
+      : evaluateExpression(q.expression ?? '0', length, lookup, metricIdsOf(queries));
     cache.set(id, s);
     return s;
   };
   const returned = queries.filter((q) => q.returnData);
-  if (returned.length !== 1) throw new TwinTemplateError(`a metric query set must return exactly one series, it returns ${returned.length}`);
+  if (returned.length !== 1)
+    throw new TwinTemplateError(`a metric query set must return exactly one series, it returns ${returned.length}`);
   return lookup(returned[0]!.id);
 }
 
@@ -231,7 +248,11 @@ function metricIdsOf(queries: readonly MetricQuery[]): string[] {
 export type AlarmState = 'OK' | 'ALARM' | 'INSUFFICIENT_DATA';
 
 /** The alarm's state from the last `evaluationPeriods` datapoints (CloudWatch's M out of N, missing data handling). */
-export function alarmState(alarm: Alarm, datapoints: readonly (number | undefined)[], previous: AlarmState): AlarmState {
+export function alarmState(
+  alarm: Alarm,
+  datapoints: readonly (number | undefined)[],
+  previous: AlarmState,
+): AlarmState {
   const window = datapoints.slice(-alarm.evaluationPeriods);
   const breaches = (v: number) => {
     switch (alarm.comparison) {

@@ -4,7 +4,15 @@
 // minute, so every order of them is tried: a design must hold whichever fires first.
 import type { DeployedStack } from '../template/deployed-stack';
 import type { Series } from './metric-math';
-import { alarmState, querySeries, readScalingModel, type AlarmState, type MetricRef, type Policy, type ScalingModel } from './scaling-model';
+import {
+  alarmState,
+  querySeries,
+  readScalingModel,
+  type AlarmState,
+  type MetricRef,
+  type Policy,
+  type ScalingModel,
+} from './scaling-model';
 
 export interface ScalingOptions {
   /** Tasks per second one ECS task completes (measured by the twin's run). */
@@ -82,7 +90,10 @@ export function simulateScaling(stack: DeployedStack, options: ScalingOptions): 
       `target tracking: AlarmHigh ${3} of 3 datapoints above the target, AlarmLow 15 of 15 below 90 % of it; new capacity = ceil(max(capacity, 1) x metric / target)`,
       'alarms invoke their policy at every evaluation while in ALARM; cooldowns as the Application Auto Scaling API reference words them',
     ],
-    phases: phases.map((p) => `${p.name} from ${p.startMin} min${p.burst ? ` (${p.burst} tasks at once)` : p.rate ? ` (${p.rate.toFixed(1)} tasks/s)` : ''}`),
+    phases: phases.map(
+      (p) =>
+        `${p.name} from ${p.startMin} min${p.burst ? ` (${p.burst} tasks at once)` : p.rate ? ` (${p.rate.toFixed(1)} tasks/s)` : ''}`,
+    ),
     ordersTried: orders.length,
     alarmOrder: run.order.map((i) => model.alarms[i]!.name),
     scaleOutFromZeroSec: run.scaleOutFromZeroSec,
@@ -108,7 +119,13 @@ interface SimTask {
   readyAt: number;
 }
 
-function simulate(model: ScalingModel, phases: Phase[], endMin: number, order: number[], options: ScalingOptions): RunResult {
+function simulate(
+  model: ScalingModel,
+  phases: Phase[],
+  endMin: number,
+  order: number[],
+  options: ScalingOptions,
+): RunResult {
   const perAgent = options.measuredTasksPerSecPerAgent;
   const holdPerAgent = 2 * (options.slots ?? 1);
   const startSec = options.taskStartSec ?? 60;
@@ -117,7 +134,12 @@ function simulate(model: ScalingModel, phases: Phase[], endMin: number, order: n
   let backlog = 0;
   let arrived = 0;
   let completed = 0;
-  const perMinute = { visible: [] as number[], inflight: [] as number[], runningAvg: [] as number[], runningMax: [] as number[] };
+  const perMinute = {
+    visible: [] as number[],
+    inflight: [] as number[],
+    runningAvg: [] as number[],
+    runningMax: [] as number[],
+  };
   let minute = { visible: 0, inflight: 0, runningSum: 0, runningMax: 0 };
   const states: AlarmState[] = model.alarms.map(() => 'INSUFFICIENT_DATA');
   const decisions: ScalingDecision[] = [];
@@ -137,7 +159,8 @@ function simulate(model: ScalingModel, phases: Phase[], endMin: number, order: n
     const previous = decisions[decisions.length - 1];
     decisions.push({ at: clock(t), policy: policy.name, from: desired, to: next, why });
     if (direction === 'in' && next === 0 && backlog > 0) {
-      if (zeroWhileWaiting++ === 0) firstZeroWhileWaiting = `at ${clock(t)} while ${Math.round(backlog)} task(s) waited (${policy.name}: ${why})`;
+      if (zeroWhileWaiting++ === 0)
+        firstZeroWhileWaiting = `at ${clock(t)} while ${Math.round(backlog)} task(s) waited (${policy.name}: ${why})`;
     }
     if (previous && previous.to !== previous.from) {
       const prevDirection = previous.to > previous.from ? 'out' : 'in';
@@ -147,7 +170,8 @@ function simulate(model: ScalingModel, phases: Phase[], endMin: number, order: n
     lastActivity.set(policy.name, { at: t, direction, base: desired });
     if (direction === 'out') targetScaleInCooldownUntil = 0;
     else if (policy.kind === 'target') targetScaleInCooldownUntil = t + policy.scaleInCooldownSec;
-    if (direction === 'out' && desired === 0 && t >= burstAt && scaleOutFromZeroSec === undefined) scaleOutFromZeroSec = t - burstAt;
+    if (direction === 'out' && desired === 0 && t >= burstAt && scaleOutFromZeroSec === undefined)
+      scaleOutFromZeroSec = t - burstAt;
     while (tasks.length < next) tasks.push({ readyAt: t + startSec });
     while (tasks.length > next) tasks.pop();
     desired = next;
@@ -162,7 +186,8 @@ function simulate(model: ScalingModel, phases: Phase[], endMin: number, order: n
     if (m.namespace === 'AWS/SQS' && m.dimensions.QueueName !== undefined) {
       // All simulated work sits in the first work queue; the others are empty but publish like every queue does.
       if (m.metricName === 'ApproximateNumberOfMessagesVisible') return perMinute.visible.map((v) => (isWork ? v : 0));
-      if (m.metricName === 'ApproximateNumberOfMessagesNotVisible') return perMinute.inflight.map((v) => (isWork ? v : 0));
+      if (m.metricName === 'ApproximateNumberOfMessagesNotVisible')
+        return perMinute.inflight.map((v) => (isWork ? v : 0));
       return perMinute.visible.map(() => 0);
     }
     if (m.namespace === 'ECS/ContainerInsights' && m.metricName === 'RunningTaskCount') {
@@ -212,7 +237,9 @@ function simulate(model: ScalingModel, phases: Phase[], endMin: number, order: n
     const last = lastActivity.get(policy.name);
     if (policy.kind === 'step') {
       const breach = value - threshold;
-      const step = policy.steps.find((s) => (s.lower === undefined || breach >= s.lower) && (s.upper === undefined || breach < s.upper));
+      const step = policy.steps.find(
+        (s) => (s.lower === undefined || breach >= s.lower) && (s.upper === undefined || breach < s.upper),
+      );
       if (!step) return;
       const inCooldown = last !== undefined && t - last.at < policy.cooldownSec;
       const base = inCooldown && last.direction === 'out' ? last.base : desired;
@@ -220,12 +247,19 @@ function simulate(model: ScalingModel, phases: Phase[], endMin: number, order: n
       if (policy.adjustmentType === 'ExactCapacity') to = step.adjustment;
       else if (policy.adjustmentType === 'PercentChangeInCapacity') {
         let change = Math.trunc((base * step.adjustment) / 100);
-        if (policy.minAdjustmentMagnitude && Math.abs(change) < policy.minAdjustmentMagnitude) change = Math.sign(step.adjustment) * policy.minAdjustmentMagnitude;
+        if (policy.minAdjustmentMagnitude && Math.abs(change) < policy.minAdjustmentMagnitude)
+          change = Math.sign(step.adjustment) * policy.minAdjustmentMagnitude;
         to = base + change;
       } else to = base + step.adjustment;
       if (to < desired && inCooldown) return;
       // During a scale-out cooldown the capacity the last scale-out added counts towards this one.
-      if (to > desired || (to < desired && !inCooldown)) apply(t, policy, to, `alarm at ${value.toFixed(2)} (threshold ${threshold}): ${step.adjustment > 0 ? '+' : ''}${step.adjustment}`);
+      if (to > desired || (to < desired && !inCooldown))
+        apply(
+          t,
+          policy,
+          to,
+          `alarm at ${value.toFixed(2)} (threshold ${threshold}): ${step.adjustment > 0 ? '+' : ''}${step.adjustment}`,
+        );
       return;
     }
     const capacityFor = (base: number) => Math.ceil((Math.max(base, 1) * value) / policy.target - 1e-9);
@@ -235,23 +269,32 @@ function simulate(model: ScalingModel, phases: Phase[], endMin: number, order: n
       if (to > desired) apply(t, policy, to, `metric ${value.toFixed(2)} above target ${policy.target}`);
     } else if (side === 'low' && t >= targetScaleInCooldownUntil) {
       const to = value === 0 ? 0 : Math.ceil((desired * value) / policy.target - 1e-9);
-      if (to < desired) apply(t, policy, to, `metric ${value.toFixed(2)} below ${(policy.target * 0.9).toFixed(2)} for 15 min`);
+      if (to < desired)
+        apply(t, policy, to, `metric ${value.toFixed(2)} below ${(policy.target * 0.9).toFixed(2)} for 15 min`);
     }
   }
 
-  if (zeroWhileWaiting > 0) failures.push(`scaled in to zero ${zeroWhileWaiting} time(s) while work waited, first ${firstZeroWhileWaiting}`);
+  if (zeroWhileWaiting > 0)
+    failures.push(`scaled in to zero ${zeroWhileWaiting} time(s) while work waited, first ${firstZeroWhileWaiting}`);
   const serveCheck = arrived - completed;
-  if (serveCheck > 0.5) failures.push(`${Math.round(serveCheck)} task(s) still waited when the simulation ended: the service never caught up`);
-  if (burstPhase && scaleOutFromZeroSec === undefined) failures.push('no scale-out from zero: work arrived at zero tasks and the desired count stayed 0');
+  if (serveCheck > 0.5)
+    failures.push(
+      `${Math.round(serveCheck)} task(s) still waited when the simulation ended: the service never caught up`,
+    );
+  if (burstPhase && scaleOutFromZeroSec === undefined)
+    failures.push('no scale-out from zero: work arrived at zero tasks and the desired count stayed 0');
   else if (scaleOutFromZeroSec !== undefined && scaleOutFromZeroSec > MINUTE) {
     failures.push(`scale-out from zero took ${scaleOutFromZeroSec} s (more than one 60 s period)`);
   }
   if (flaps > 0) failures.push(`the desired count reversed direction ${flaps} time(s) within 5 minutes (flapping)`);
-  if (desired !== 0 && model.minCapacity === 0) failures.push(`the service did not scale back to zero when idle (desired ${desired} at the end)`);
+  if (desired !== 0 && model.minCapacity === 0)
+    failures.push(`the service did not scale back to zero when idle (desired ${desired} at the end)`);
   return { order, decisions, failures, scaleOutFromZeroSec, maxDesired, finalDesired: desired, flaps };
 }
 
 function permutations(items: number[]): number[][] {
   if (items.length <= 1) return [items];
-  return items.flatMap((x, i) => permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [x, ...rest]));
+  return items.flatMap((x, i) =>
+    permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [x, ...rest]),
+  );
 }

@@ -69,7 +69,9 @@ function log(level: string, msg: string, fields: Record<string, string> = {}): v
   const extra = Object.entries(fields)
     .map(([k, v]) => ` ${k}=${JSON.stringify(v)}`)
     .join('');
-  process.stderr.write(`time=${JSON.stringify(new Date().toISOString())} level=${level} msg=${JSON.stringify(msg)}${extra}\n`);
+  process.stderr.write(
+    `time=${JSON.stringify(new Date().toISOString())} level=${level} msg=${JSON.stringify(msg)}${extra}\n`,
+  );
 }
 
 function panic(msg: string, error: NodeJS.ErrnoException, address: string): never {
@@ -87,7 +89,9 @@ function fatal(msg: string): never {
 async function main(): Promise<void> {
   const opts = parseRieArguments(process.argv.slice(2));
   if (opts.runtimeApiAddress !== undefined && !splitHostPort(opts.runtimeApiAddress)) {
-    fatal(`The command line value for "--runtime-api-address" is not a valid network address "${opts.runtimeApiAddress}".`);
+    fatal(
+      `The command line value for "--runtime-api-address" is not a valid network address "${opts.runtimeApiAddress}".`,
+    );
   }
   const emulator = splitHostPort(opts.emulatorAddress);
   if (!emulator) {

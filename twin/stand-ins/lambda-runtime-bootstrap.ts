@@ -27,7 +27,9 @@ function call(
     const req = http.request({ host, port: Number(port), method, path: `/${API}/${path}`, headers, agent }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+      );
     });
     req.on('error', reject);
     req.end(body);
@@ -68,7 +70,12 @@ async function main(): Promise<void> {
     const deadline = Number(next.headers['lambda-runtime-deadline-ms'] ?? Date.now() + 300_000);
     let custom: Record<string, unknown> = {};
     try {
-      custom = (JSON.parse(String(next.headers['lambda-runtime-client-context'] ?? '{}')) as { custom?: Record<string, unknown> }).custom ?? {};
+      custom =
+        (
+          JSON.parse(String(next.headers['lambda-runtime-client-context'] ?? '{}')) as {
+            custom?: Record<string, unknown>;
+          }
+        ).custom ?? {};
     } catch {
       custom = {};
     }

@@ -46,7 +46,11 @@ export class RapidRuntime implements WorkerInvoker {
       await this.start();
     } catch (error) {
       const e = error as WorkerInitError;
-      return { ok: false, reason: 'runtime-crash', error: { type: e.errorType ?? 'Runtime.Unknown', message: e.message, stack: [] } };
+      return {
+        ok: false,
+        reason: 'runtime-crash',
+        error: { type: e.errorType ?? 'Runtime.Unknown', message: e.message, stack: [] },
+      };
     }
     const exited = this.exited!;
     const timeoutMs = Math.max(0, invocation.deadline - Date.now());
@@ -80,7 +84,11 @@ export class RapidRuntime implements WorkerInvoker {
     this.forget();
     const { code, signal } = outcome.exit;
     const how = signal ? `signal: ${signal === 'SIGKILL' ? 'killed' : signal}` : `exit status ${code ?? 'unknown'}`;
-    return { ok: false, reason: 'runtime-crash', error: { type: 'Runtime.ExitError', message: `Runtime exited with error: ${how}`, stack: [] } };
+    return {
+      ok: false,
+      reason: 'runtime-crash',
+      error: { type: 'Runtime.ExitError', message: `Runtime exited with error: ${how}`, stack: [] },
+    };
   }
 
   async close(): Promise<void> {
@@ -129,13 +137,12 @@ export class RapidRuntime implements WorkerInvoker {
       child.once('error', () => resolve({ code: 127, signal: null }));
     });
     this.exited = exited;
-    const outcome = await Promise.race([
-      polled.then(() => 'ready' as const),
-      exited.then((exit) => exit),
-    ]).catch((error: unknown) => {
-      void this.reset();
-      throw error;
-    });
+    const outcome = await Promise.race([polled.then(() => 'ready' as const), exited.then((exit) => exit)]).catch(
+      (error: unknown) => {
+        void this.reset();
+        throw error;
+      },
+    );
     if (outcome !== 'ready') {
       this.forget();
       const how = outcome.signal ? `signal: ${outcome.signal}` : `exit status ${outcome.code ?? 'unknown'}`;

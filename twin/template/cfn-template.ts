@@ -48,3 +48,10 @@ export function cdkPath(resource: CfnResource): string | undefined {
   const p = resource.Metadata?.['aws:cdk:path'];
   return typeof p === 'string' ? p : undefined;
 }
+
+/** A resolved template value as text (strings as they are, numbers and booleans printed, anything else as JSON). */
+export function text(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return JSON.stringify(value) ?? '';
+}

@@ -85,10 +85,8 @@ export class DeployedStack implements IntrinsicContext {
 
   /** A resource's properties with every intrinsic resolved. */
   properties(logicalId: string): Record<string, unknown> {
-    return (this.resolve(this.resource(logicalId).Properties ?? {}, `Resources.${logicalId}.Properties`) ?? {}) as Record<
-      string,
-      unknown
-    >;
+    return (this.resolve(this.resource(logicalId).Properties ?? {}, `Resources.${logicalId}.Properties`) ??
+      {}) as Record<string, unknown>;
   }
 
   /**
@@ -96,7 +94,11 @@ export class DeployedStack implements IntrinsicContext {
    * trimmed to `maxLength` (lower case for buckets). The suffix is stable for a stack name and logical id.
    */
   generatedName(logicalId: string, maxLength: number, lowerCase = false): string {
-    const suffix = createHash('sha256').update(`${this.stackName}/${logicalId}`).digest('hex').slice(0, 12).toUpperCase();
+    const suffix = createHash('sha256')
+      .update(`${this.stackName}/${logicalId}`)
+      .digest('hex')
+      .slice(0, 12)
+      .toUpperCase();
     const room = maxLength - suffix.length - 2;
     const stackPart = this.stackName.slice(0, Math.floor(room / 2));
     const idPart = logicalId.slice(0, room - stackPart.length);

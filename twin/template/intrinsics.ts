@@ -130,7 +130,8 @@ function scalar(value: unknown, path: string): string {
 }
 
 function expectString(value: unknown, path: string): string {
-  if (typeof value !== 'string') throw new TwinTemplateError(`${path}: expected a string, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'string')
+    throw new TwinTemplateError(`${path}: expected a string, got ${JSON.stringify(value)}`);
   return value;
 }
 

@@ -31,7 +31,8 @@ function physicalResource(
   options: NamingOptions,
 ): PhysicalResource | undefined {
   const { partition, region, account } = stack.env;
-  const named = (key: string, max: number, lower = false) => explicitName(resource, key) ?? stack.generatedName(logicalId, max, lower);
+  const named = (key: string, max: number, lower = false) =>
+    explicitName(resource, key) ?? stack.generatedName(logicalId, max, lower);
   switch (resource.Type) {
     case 'AWS::DynamoDB::Table': {
       const name = named('TableName', 255);
@@ -56,7 +57,10 @@ function physicalResource(
     }
     case 'AWS::IAM::Role': {
       const name = named('RoleName', 64);
-      return { ref: name, attributes: { Arn: `arn:${partition}:iam::${account}:role/${name}`, RoleId: `AROA${hash(name, 17)}` } };
+      return {
+        ref: name,
+        attributes: { Arn: `arn:${partition}:iam::${account}:role/${name}`, RoleId: `AROA${hash(name, 17)}` },
+      };
     }
     case 'AWS::IAM::Policy':
       return { ref: named('PolicyName', 128), attributes: {} };
@@ -78,7 +82,10 @@ function physicalResource(
     }
     case 'AWS::ECS::TaskDefinition': {
       const family = named('Family', 255);
-      return { ref: stack.arn('ecs', `task-definition/${family}:1`), attributes: { TaskDefinitionArn: stack.arn('ecs', `task-definition/${family}:1`) } };
+      return {
+        ref: stack.arn('ecs', `task-definition/${family}:1`),
+        attributes: { TaskDefinitionArn: stack.arn('ecs', `task-definition/${family}:1`) },
+      };
     }
     case 'AWS::ECS::Service': {
       const name = named('ServiceName', 255);
@@ -95,12 +102,16 @@ function physicalResource(
     }
     case 'AWS::ApplicationAutoScaling::ScalingPolicy': {
       const name = named('PolicyName', 256);
-      return { ref: stack.arn('autoscaling', `scalingPolicy:${hash(logicalId, 8)}:resource/ecs/${name}`), attributes: {} };
+      return {
+        ref: stack.arn('autoscaling', `scalingPolicy:${hash(logicalId, 8)}:resource/ecs/${name}`),
+        attributes: {},
+      };
     }
     case 'AWS::ApplicationAutoScaling::ScalableTarget':
       return { ref: `${logicalId}|twin`, attributes: {} };
     default:
-      if (resource.Type.startsWith('Custom::') || resource.Type === 'AWS::CloudFormation::CustomResource') return undefined;
+      if (resource.Type.startsWith('Custom::') || resource.Type === 'AWS::CloudFormation::CustomResource')
+        return undefined;
       // Networking and other resources the twin does not run: stable opaque ids, for references it does not follow.
       return opaque(logicalId, resource.Type);
   }
@@ -113,6 +124,6 @@ function hash(text: string, length: number): string {
 function opaque(logicalId: string, type: string): PhysicalResource {
   const prefix = type.split('::')[2]?.toLowerCase() ?? 'res';
   const id = `${prefix}-${hash(logicalId, 17).toLowerCase()}`;
-  const attributes = new Proxy({} as Record<string, unknown>, { get: (_t, attr) => `${id}.${String(attr)}` });
+  const attributes = new Proxy({}, { get: (_t, attr) => `${id}.${String(attr)}` });
   return { ref: id, attributes };
 }
