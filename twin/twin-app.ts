@@ -3,8 +3,7 @@
 import { App } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { NagSuppressions } from 'cdk-nag';
-import { addGridStack } from '../bin/grid-app';
-import { ConfigError } from '../lib/core/errors';
+import { addGridStack, isUserError, userErrorMessage } from '../bin/grid-app';
 import { TWIN_CLIENT_ROLE_ID } from './client-role';
 
 const app = new App();
@@ -25,8 +24,9 @@ try {
     ],
     true,
   );
+  app.synth();
 } catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  process.stderr.write(`${err.message}\n`);
+  if (!isUserError(err)) throw err;
+  process.stderr.write(`${userErrorMessage(err)}\n`);
   process.exit(1);
 }

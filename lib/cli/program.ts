@@ -8,7 +8,7 @@ import {
   UnknownSessionError,
   WorkerInitError,
 } from '../core';
-import { bundleCommand } from './commands/bundle';
+import { bundleCommand, type BundleFlags } from './commands/bundle';
 import { demoCommand } from './commands/demo';
 import {
   cancelCommand,
@@ -172,7 +172,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .requiredOption('-o, --out <zip>', 'zip to write')
     .option('--runtime <family>', 'python, node or provided (default: detected)')
     .option('--python <path>', 'Python executable for pip')
-    .action(async (dir: string, opts: { out: string; runtime?: string; python?: string }) => {
+    .option(
+      '--lambda-platform <arch>',
+      'install Python requirements for AWS Lambda on x86_64 or arm64, not this machine',
+    )
+    .option('--lambda-runtime <name>', 'with --lambda-platform: the Lambda Python runtime (default python3.12)')
+    .action(async (dir: string, opts: BundleFlags) => {
       setExit(await bundleCommand(dir, opts));
     });
 

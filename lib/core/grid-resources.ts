@@ -30,6 +30,12 @@ export const GRID_ENV = {
   region: 'AWS_REGION',
 } as const;
 
+/**
+ * The `event` of the agent's once-a-minute log line counting the tasks it finished (`succeeded`, `failed`); the
+ * stack turns those lines into the grid's task metrics.
+ */
+export const AGENT_STATS_EVENT = 'agent-stats';
+
 export function resourcesToEnv(resources: AwsGridResources): Record<string, string> {
   const env: Record<string, string> = {
     [GRID_ENV.tableName]: resources.tableName,

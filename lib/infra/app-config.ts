@@ -1,36 +1,21 @@
 // Reads the grid configuration of a CDK app: `-c config=<file>` (HTC-Grid JSON) with `-c key=value` overrides winning.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { applyOverrides, compileConfig, gridConfigSchema, type GridConfig } from '../core/config';
-import { ConfigError } from '../core/errors';
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { applyOverrides, compileConfig, type GridConfig } from '../core/config';
+import { BundlingError, ConfigError } from '../core/errors';
+import type { RuntimeFamily } from '../core/runtime-kind';
+import { detectWorkerRuntime } from '../packaging';
+import { priorityLevelIssue } from './backlog-scaling';
+import { parseContext, type InfraContext } from './context-keys';
+import { instanceTypeArchitecture, type CpuArchitecture } from './cpu-architecture';
+import { MAX_SLOTS } from './grid-unit';
+import { capacityIssues, type TaskTableCapacity } from './grid-task-table';
+import { defaultHandlerNames, readZip, zipRuntimeFamilies } from './handler-check';
 import type { HtcGridStackProps } from './htc-grid-stack';
-import { capacityIssues, type TaskTableCapacity } from './task-table';
-
-/** Context keys that are not configuration-document keys, with what they set. */
-export const INFRA_CONTEXT_KEYS = {
-  config: 'path of a grid config JSON (HTC-Grid keys)',
-  worker: 'worker folder to bundle and deploy',
-  worker_zip: 'prebuilt worker zip to deploy instead of a folder',
-  max_agents: 'alias of max_htc_agents',
-  min_agents: 'alias of min_htc_agents',
-  cpu: 'CPU units of one agent task (Fargate size)',
-  memory: 'memory of one agent task, MiB',
-  spot: 'run agents on Spot capacity: Fargate Spot, or Spot instances with ec2_instance_type (true/false)',
-  ec2_instance_type: 'run agents on EC2 instances of this type (e.g. c6i.2xlarge) instead of Fargate',
-  ec2_max_instances: 'most EC2 instances (with ec2_instance_type)',
-  nat_gateways: 'NAT gateways of the new VPC (0 = none)',
-  scaling_target: 'queued + in-flight tasks per agent the service scales to',
-  stack_name: 'CloudFormation stack name',
-  reaper_entry: 'reaper handler source file (default lib/runtime/reaper-handler.ts)',
-  retain_data: 'keep the buckets and the task table on cdk destroy (default true)',
-  table_capacity: 'task table billing: on-demand (default) or provisioned (with auto scaling)',
-  table_max_write_units: 'provisioned task table: highest write units of the table and of each index',
-  table_min_write_units: 'provisioned task table: lowest write units (default 5)',
-  table_max_read_units: 'provisioned task table: highest read units (default half the write units)',
-  table_target_utilization: 'provisioned task table: utilisation auto scaling aims at, 20-90 (default 70)',
-} as const;
+import { taskSizeIssues } from './task-size';
+import type { PipPlatform } from './worker-zip-deployment';
 
 /**
  * Inline limit in AWS unless configured: an inline kilobyte is rewritten by the create, the claim and the completion
@@ -39,14 +24,12 @@ export const INFRA_CONTEXT_KEYS = {
  */
 export const AWS_INLINE_PAYLOAD_MAX_BYTES = 3 * 1024;
 
-const ALIASES: Readonly<Record<string, string>> = { max_agents: 'max_htc_agents', min_agents: 'min_htc_agents' };
-const LAMBDA_KEYS = [
-  'lambda_handler_file_name',
-  'lambda_handler_function_name',
-  'runtime',
-  'function_name',
-  'memory_size_mb',
-];
+/** The runtime a worker's files point at gets the oldest Lambda runtime AWS supports for its family. */
+const DETECTED_RUNTIMES: Readonly<Record<RuntimeFamily, string>> = {
+  python: 'python3.12',
+  node: 'nodejs22.x',
+  provided: 'provided.al2023',
+};
 
 /** The app's inputs after validation. */
 export interface GridAppSettings {
@@ -55,6 +38,7 @@ export interface GridAppSettings {
   readonly workerZip?: string;
   readonly taskCpu?: number;
   readonly taskMemoryMiB?: number;
+  readonly cpuArchitecture?: CpuArchitecture;
   readonly spot?: boolean;
   readonly natGateways?: number;
   readonly targetBacklogPerAgent?: number;
@@ -63,171 +47,181 @@ export interface GridAppSettings {
   readonly ec2MaxInstances?: number;
   readonly reaperEntry?: string;
   readonly tableCapacity?: TaskTableCapacity;
+  readonly peakTasksPerSecond?: number;
+  readonly alarmTopicArn?: string;
+  readonly pipPlatform?: PipPlatform;
+  readonly pipArgs?: readonly string[];
   /** Keep buckets and table when the stack is deleted. */
   readonly retainData: boolean;
   readonly stackName: string;
+  /** HTC-Grid keys given and ignored on purpose, each with why (the app shows them as warnings). */
+  readonly ignored: readonly string[];
 }
 
 /**
- * Builds the settings from context values. `getContext` is `app.node.tryGetContext`; `baseDir` resolves relative
- * paths (the directory `cdk` runs in). Every problem is reported at once, naming the key, the value and the fix.
+ * Builds the settings from the app's context (`app.node.getAllContext()`); `baseDir` resolves relative paths (the
+ * directory `cdk` runs in). Unknown keys, bad values and settings that cannot deploy are all reported at once, as
+ * a `ConfigError` naming the key, the value and the fix.
  */
 export function gridSettingsFromContext(
-  getContext: (key: string) => unknown,
+  context: Readonly<Record<string, unknown>>,
   baseDir: string = process.cwd(),
 ): GridAppSettings {
-  const issues: string[] = [];
-  const str = (key: string): string | undefined => {
-    const v = getContext(key);
-    if (v === undefined || v === null || v === '') return undefined;
-    return typeof v === 'string' ? v : JSON.stringify(v);
-  };
-  const num = (key: string): number | undefined => {
-    const v = str(key);
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isFinite(n)) {
-      issues.push(
-        `-c ${key}=${v}: not a number (${INFRA_CONTEXT_KEYS[key as keyof typeof INFRA_CONTEXT_KEYS] ?? key})`,
-      );
-      return undefined;
-    }
-    return n;
-  };
-  const bool = (key: string): boolean | undefined => {
-    const v = str(key);
-    if (v === undefined) return undefined;
-    if (v === 'true' || v === 'false') return v === 'true';
-    issues.push(`-c ${key}=${v}: use true or false`);
-    return undefined;
-  };
-
-  let doc: Record<string, unknown> = {};
-  const configPath = str('config');
-  if (configPath !== undefined) {
-    const file = path.resolve(baseDir, configPath);
-    try {
-      const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-        issues.push(`-c config=${configPath}: the file must hold a JSON object (HTC-Grid's grid config format)`);
-      } else {
-        doc = parsed as Record<string, unknown>;
-      }
-    } catch (err) {
-      issues.push(
-        `-c config=${configPath}: cannot read it as JSON (${(err as Error).message}): pass a grid config JSON file`,
-      );
-    }
-  }
-
-  const overrides: Record<string, unknown> = {};
-  const docKeys = new Set([...Object.keys(gridConfigSchema.shape), ...LAMBDA_KEYS]);
-  for (const key of docKeys) {
-    const v = getContext(key);
-    if (v !== undefined && key !== 'agent_configuration') overrides[key] = v;
-  }
-  for (const [alias, key] of Object.entries(ALIASES)) {
-    const v = getContext(alias);
-    if (v !== undefined) overrides[key] = v;
-  }
-  const merged = applyOverrides(doc, overrides);
-  // In AWS one agent task drives `slots` Lambda containers; HTC-Grid's shape (one each) unless asked otherwise.
-  if (merged.slots === undefined) merged.slots = 1;
-  if (merged.inline_payload_max_bytes === undefined) merged.inline_payload_max_bytes = AWS_INLINE_PAYLOAD_MAX_BYTES;
-
+  const parsed = parseContext(context);
+  const issues = [...parsed.issues];
+  const ctx = parsed.infra;
+  const worker = workerPaths(ctx, baseDir, issues);
+  const doc = readConfigFile(ctx.config, baseDir, issues);
+  const merged = applyOverrides(doc, parsed.configOverrides);
+  applyAwsDefaults(merged, worker);
   let config: GridConfig | undefined;
   try {
-    config = compileConfig(merged, configPath ? `grid config ${configPath} with -c overrides` : 'grid config (-c)');
+    config = compileConfig(merged, ctx.config ? `grid config ${ctx.config} with -c overrides` : 'grid config (-c)');
   } catch (err) {
-    if (err instanceof ConfigError) issues.push(...err.issues);
-    else throw err;
+    if (!(err instanceof ConfigError)) throw err;
+    issues.push(...err.issues);
   }
+  const tableCapacity = tableCapacityOf(ctx, issues);
+  if (config) issues.push(...deployabilityIssues(ctx, config));
+  const reaperEntry = ctx.reaper_entry !== undefined ? path.resolve(baseDir, ctx.reaper_entry) : undefined;
+  if (reaperEntry !== undefined && !fs.existsSync(reaperEntry)) {
+    issues.push(`-c reaper_entry=${ctx.reaper_entry}: no such file: pass a file exporting the reaper's handler`);
+  }
+  if (issues.length > 0 || config === undefined) throw new ConfigError(issues);
+  return {
+    config,
+    ...worker,
+    taskCpu: ctx.cpu,
+    taskMemoryMiB: ctx.memory,
+    cpuArchitecture: ctx.cpu_architecture as CpuArchitecture | undefined,
+    spot: ctx.spot,
+    natGateways: ctx.nat_gateways,
+    targetBacklogPerAgent: ctx.scaling_target ?? ctx.htc_agent_target_value,
+    ec2InstanceType: ctx.ec2_instance_type,
+    ec2MaxInstances: ctx.ec2_max_instances,
+    reaperEntry,
+    tableCapacity,
+    peakTasksPerSecond: ctx.peak_tasks_per_sec,
+    alarmTopicArn: ctx.alarm_topic_arn,
+    pipPlatform: ctx.pip_platform,
+    pipArgs: ctx.pip_args?.split(/\s+/).filter(Boolean),
+    retainData: ctx.retain_data ?? true,
+    stackName: ctx.stack_name ?? `HtcGrid-${config.gridName}`,
+    ignored: parsed.ignored,
+  };
+}
 
-  const workerDirRaw = str('worker');
-  const workerZipRaw = str('worker_zip');
-  const workerDir = workerDirRaw !== undefined ? path.resolve(baseDir, workerDirRaw) : undefined;
-  const workerZip = workerZipRaw !== undefined ? path.resolve(baseDir, workerZipRaw) : undefined;
-  if (workerDir !== undefined && workerZip !== undefined) {
-    issues.push('-c worker and -c worker_zip: give only one of them');
-  }
+/** `-c worker` or `-c worker_zip`, resolved against `baseDir` and checked to exist. */
+function workerPaths(ctx: InfraContext, baseDir: string, issues: string[]): { workerDir?: string; workerZip?: string } {
+  const workerDir = ctx.worker !== undefined ? path.resolve(baseDir, ctx.worker) : undefined;
+  const workerZip = ctx.worker_zip !== undefined ? path.resolve(baseDir, ctx.worker_zip) : undefined;
+  if (workerDir !== undefined && workerZip !== undefined) issues.push('-c worker and -c worker_zip: give only one');
   if (workerDir === undefined && workerZip === undefined) {
     issues.push('-c worker: not set: pass the worker folder, e.g. -c worker=workers/python/mock-compute');
   }
   if (workerDir !== undefined && !isDirectory(workerDir)) {
-    issues.push(`-c worker=${workerDirRaw}: no such folder: pass the folder holding the handler module`);
+    issues.push(`-c worker=${ctx.worker}: no such folder: pass the folder holding the handler module`);
   }
   if (workerZip !== undefined && !fs.existsSync(workerZip)) {
-    issues.push(`-c worker_zip=${workerZipRaw}: no such file: build it with \`htcgrid bundle\``);
+    issues.push(`-c worker_zip=${ctx.worker_zip}: no such file: build it with \`htcgrid bundle\``);
   }
-
-  const settings = {
-    taskCpu: num('cpu'),
-    taskMemoryMiB: num('memory'),
-    spot: bool('spot'),
-    natGateways: num('nat_gateways'),
-    targetBacklogPerAgent: num('scaling_target'),
-    ec2InstanceType: str('ec2_instance_type'),
-    ec2MaxInstances: num('ec2_max_instances'),
-  };
-  if (settings.ec2InstanceType !== undefined && !/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(settings.ec2InstanceType)) {
-    issues.push(`-c ec2_instance_type=${settings.ec2InstanceType}: not an instance type: use e.g. c6i.2xlarge`);
-  }
-  if (settings.ec2MaxInstances !== undefined && settings.ec2InstanceType === undefined) {
-    issues.push('-c ec2_max_instances: only applies with -c ec2_instance_type');
-  }
-  const stackName = str('stack_name') ?? (config ? `HtcGrid-${config.gridName}` : 'HtcGrid');
-  if (!/^[A-Za-z][A-Za-z0-9-]{0,127}$/.test(stackName)) {
-    issues.push(`-c stack_name=${stackName}: use letters, digits and dashes, starting with a letter`);
-  }
-  const retainData = bool('retain_data');
-  const reaperRaw = str('reaper_entry');
-  const reaperEntry = reaperRaw !== undefined ? path.resolve(baseDir, reaperRaw) : undefined;
-  if (reaperEntry !== undefined && !fs.existsSync(reaperEntry)) {
-    issues.push(`-c reaper_entry=${reaperRaw}: no such file: pass a file exporting the reaper's handler`);
-  }
-  const tableCapacity = tableCapacityFromContext(str, num, issues);
-  if (issues.length > 0 || config === undefined) throw new ConfigError(issues);
   return {
-    config,
-    workerDir,
-    workerZip,
-    stackName,
-    reaperEntry,
-    tableCapacity,
-    retainData: retainData ?? true,
-    ...settings,
+    ...(workerDir !== undefined && isDirectory(workerDir) ? { workerDir } : {}),
+    ...(workerZip !== undefined && fs.existsSync(workerZip) ? { workerZip } : {}),
   };
 }
 
-/** `-c table_capacity=...` and its bounds; problems are added to `issues`. */
-function tableCapacityFromContext(
-  str: (key: string) => string | undefined,
-  num: (key: string) => number | undefined,
-  issues: string[],
-): TaskTableCapacity | undefined {
-  const mode = str('table_capacity');
-  const bounds = ['table_max_write_units', 'table_min_write_units', 'table_max_read_units', 'table_target_utilization'];
-  if (mode === undefined || mode === 'on-demand') {
-    for (const key of bounds) {
-      if (str(key) !== undefined) issues.push(`-c ${key}: only applies with -c table_capacity=provisioned`);
+/** The `-c config` file's JSON object (empty without one). */
+function readConfigFile(configPath: string | undefined, baseDir: string, issues: string[]): Record<string, unknown> {
+  if (configPath === undefined) return {};
+  try {
+    const parsed = JSON.parse(fs.readFileSync(path.resolve(baseDir, configPath), 'utf8')) as unknown;
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed))
+      return parsed as Record<string, unknown>;
+    issues.push(`-c config=${configPath}: the file must hold a JSON object (HTC-Grid's grid config format)`);
+  } catch (err) {
+    issues.push(
+      `-c config=${configPath}: cannot read it as JSON (${(err as Error).message}): pass a grid config JSON file`,
+    );
+  }
+  return {};
+}
+
+/**
+ * What the configuration leaves open gets the AWS shape: one slot (HTC-Grid's one Lambda per agent), the AWS inline
+ * limit, and, as `htcgrid run` and `htcgrid bundle` do, the runtime the worker's files point at, with that
+ * runtime's default handler (a TypeScript folder deploys on Node.js as `index.handler`).
+ */
+function applyAwsDefaults(doc: Record<string, unknown>, worker: { workerDir?: string; workerZip?: string }): void {
+  if (doc.slots === undefined) doc.slots = 1;
+  if (doc.inline_payload_max_bytes === undefined) doc.inline_payload_max_bytes = AWS_INLINE_PAYLOAD_MAX_BYTES;
+  const lambda = (doc.agent_configuration as { lambda: Record<string, unknown> }).lambda;
+  if (lambda.runtime !== undefined) return;
+  const family = workerFamily(worker);
+  if (family === undefined) return;
+  lambda.runtime = DETECTED_RUNTIMES[family];
+  if (lambda.lambda_handler_file_name === undefined && lambda.lambda_handler_function_name === undefined) {
+    const names = defaultHandlerNames(family);
+    lambda.lambda_handler_file_name = names.fileName;
+    lambda.lambda_handler_function_name = names.functionName;
+  }
+}
+
+/** The runtime family of the worker's files, when they tell one (the worker construct reports the rest). */
+function workerFamily(worker: { workerDir?: string; workerZip?: string }): RuntimeFamily | undefined {
+  try {
+    if (worker.workerDir) return detectWorkerRuntime(worker.workerDir);
+    const families = worker.workerZip ? zipRuntimeFamilies(readZip(worker.workerZip).names) : [];
+    return families.length === 1 ? families[0] : undefined;
+  } catch (err) {
+    if (err instanceof BundlingError) return undefined;
+    throw err;
+  }
+}
+
+/** Settings that are each valid but cannot deploy together, or not on AWS. */
+function deployabilityIssues(ctx: InfraContext, config: GridConfig): string[] {
+  const issues: string[] = [];
+  const fargate = ctx.ec2_instance_type === undefined;
+  issues.push(...taskSizeIssues({ fargate, cpu: ctx.cpu ?? 1024, memoryMiB: ctx.memory ?? 3072 }));
+  const levels = priorityLevelIssue(config.priorityLevels);
+  if (levels) issues.push(levels);
+  if (config.slots > MAX_SLOTS) {
+    issues.push(`slots: ${config.slots} Lambda containers per agent task: use 1..${MAX_SLOTS} and raise max_agents`);
+  }
+  if (ctx.ec2_max_instances !== undefined && fargate) {
+    issues.push('-c ec2_max_instances: only applies with -c ec2_instance_type');
+  }
+  if (!fargate && ctx.cpu_architecture !== undefined) {
+    const arch = instanceTypeArchitecture(ctx.ec2_instance_type!);
+    if (arch !== ctx.cpu_architecture) {
+      issues.push(
+        `cpu_architecture: ${ctx.cpu_architecture} does not match ec2_instance_type ${ctx.ec2_instance_type} (${arch}): leave it out or pick an instance type of that architecture`,
+      );
     }
-    return mode === undefined ? undefined : { mode: 'on-demand' };
   }
-  if (mode !== 'provisioned') {
-    issues.push(`-c table_capacity=${mode}: use on-demand or provisioned`);
-    return undefined;
+  return issues;
+}
+
+/** `-c table_capacity=...` and its bounds; problems are added to `issues`. */
+function tableCapacityOf(ctx: InfraContext, issues: string[]): TaskTableCapacity | undefined {
+  const bounds = ['table_max_write_units', 'table_min_write_units', 'table_max_read_units', 'table_target_utilization'];
+  if (ctx.table_capacity !== 'provisioned') {
+    for (const key of bounds.filter((k) => ctx[k as keyof InfraContext] !== undefined)) {
+      issues.push(`-c ${key}: only applies with -c table_capacity=provisioned`);
+    }
+    return ctx.table_capacity === undefined ? undefined : { mode: 'on-demand' };
   }
-  const maxWriteUnits = num('table_max_write_units');
-  if (maxWriteUnits === undefined) {
+  if (ctx.table_max_write_units === undefined) {
     issues.push('-c table_max_write_units: required with -c table_capacity=provisioned (e.g. 3000 for ≈ 1000 tasks/s)');
     return undefined;
   }
   const capacity: TaskTableCapacity = {
     mode: 'provisioned',
-    maxWriteUnits,
-    minWriteUnits: num('table_min_write_units'),
-    maxReadUnits: num('table_max_read_units'),
-    targetUtilizationPercent: num('table_target_utilization'),
+    maxWriteUnits: ctx.table_max_write_units,
+    minWriteUnits: ctx.table_min_write_units,
+    maxReadUnits: ctx.table_max_read_units,
+    targetUtilizationPercent: ctx.table_target_utilization,
   };
   issues.push(...capacityIssues(capacity).map((issue) => `-c table_capacity=provisioned: ${issue}`));
   return capacity;
@@ -249,6 +243,7 @@ export function gridStackProps(settings: GridAppSettings): HtcGridStackProps {
     workerZip: settings.workerZip,
     taskCpu: settings.taskCpu,
     taskMemoryMiB: settings.taskMemoryMiB,
+    cpuArchitecture: settings.cpuArchitecture,
     spot: settings.spot,
     ec2Capacity: settings.ec2InstanceType
       ? {
@@ -261,6 +256,10 @@ export function gridStackProps(settings: GridAppSettings): HtcGridStackProps {
     targetBacklogPerAgent: settings.targetBacklogPerAgent,
     reaperEntry: settings.reaperEntry,
     tableCapacity: settings.tableCapacity,
+    peakTasksPerSecond: settings.peakTasksPerSecond,
+    pipPlatform: settings.pipPlatform,
+    pipArgs: settings.pipArgs,
+    alarmTopicArn: settings.alarmTopicArn,
     removalPolicy: settings.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
   };
 }

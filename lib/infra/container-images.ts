@@ -1,23 +1,16 @@
-// The compute plane's container images: the agent (built from docker/agent) and public images via an ECR cache.
-import * as path from 'node:path';
-import { IgnoreMode, Stack } from 'aws-cdk-lib';
+// Public container images (the Lambda base images, the AWS CLI) for tasks without internet access: an ECR cache.
+import { Stack } from 'aws-cdk-lib';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
-import { packageRoot } from './repo-paths';
 
-/** The AWS CLI image the init container runs (fetches and unpacks the worker zip). */
+/**
+ * The AWS CLI image the init container runs (fetches and unpacks the worker zip). Pinned by tag, not digest: this
+ * machine-independent template cannot look digests up, and a digest would freeze out the image's security
+ * rebuilds; pass `initImage` (e.g. `ContainerImage.fromRegistry('...@sha256:...')`) to pin one.
+ */
 export const INIT_IMAGE = 'public.ecr.aws/aws-cli/aws-cli:2.22.26';
-
-/** The agent image built from `docker/agent/Dockerfile` at deploy time (synth only stages the files). */
-export function agentImageFromRepository(): ecs.ContainerImage {
-  return ecs.ContainerImage.fromAsset(packageRoot(), {
-    file: path.join('docker', 'agent', 'Dockerfile'),
-    ignoreMode: IgnoreMode.DOCKER,
-    exclude: ['*', '!package.json', '!package-lock.json', '!tsconfig.json', '!lib', '!bin', '!docker'],
-  });
-}
 
 export interface PublicImageCacheProps {
   /**
@@ -57,27 +50,26 @@ export class PublicImageCache extends Construct {
   }
 
   /** What an ECS execution role needs to pull (and on first use, import) images through the cache. */
-  grantPull(grantee: iam.IGrantable): void {
+  grantPull(grantee: iam.IGrantable): iam.Grant {
     const stack = Stack.of(this);
     const repos = stack.formatArn({
       service: 'ecr',
       resource: 'repository',
       resourceName: `${this.repositoryPrefix}/*`,
     });
-    grantee.grantPrincipal.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: [
-          'ecr:BatchGetImage',
-          'ecr:GetDownloadUrlForLayer',
-          'ecr:BatchCheckLayerAvailability',
-          'ecr:BatchImportUpstreamImage',
-          'ecr:CreateRepository',
-        ],
-        resources: [repos],
-      }),
-    );
-    grantee.grantPrincipal.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }),
+    const pull = iam.Grant.addToPrincipal({
+      grantee,
+      actions: [
+        'ecr:BatchGetImage',
+        'ecr:GetDownloadUrlForLayer',
+        'ecr:BatchCheckLayerAvailability',
+        'ecr:BatchImportUpstreamImage',
+        'ecr:CreateRepository',
+      ],
+      resourceArns: [repos],
+    });
+    return pull.combine(
+      iam.Grant.addToPrincipal({ grantee, actions: ['ecr:GetAuthorizationToken'], resourceArns: ['*'] }),
     );
   }
 }

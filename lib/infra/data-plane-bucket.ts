@@ -75,11 +75,11 @@ export function grantDataPrefix(
     actions: objectActions,
     resourceArns: [bucket.arnForObjects(`${prefix}*`)],
   });
-  iam.Grant.addToPrincipal({
+  const list = iam.Grant.addToPrincipal({
     grantee,
     actions: ['s3:ListBucket'],
     resourceArns: [bucket.bucketArn],
     conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } },
   });
-  return grant;
+  return grant.combine(list);
 }

@@ -1,5 +1,6 @@
 // The deployable stack: one HtcGrid plus the outputs a client needs (table, queues, buckets, worker key, region).
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { STACK_OUTPUTS } from '../backends/aws/stack-outputs';
 import type { GridConfig } from '../core/config';
@@ -7,7 +8,13 @@ import { GRID_ENV } from '../core/grid-resources';
 import { HtcGrid, type HtcGridProps } from './htc-grid';
 import { suppressCdkInternals } from './nag-suppressions';
 
-export type HtcGridStackProps = StackProps & HtcGridProps;
+export interface HtcGridStackProps extends StackProps, HtcGridProps {
+  /**
+   * ARN of an existing SNS topic the grid's alarms notify (instead of `alarmTopic`).
+   * @default - `alarmTopic`, or none
+   */
+  readonly alarmTopicArn?: string;
+}
 
 /** A stack holding one grid; its outputs are what `htcgrid --stack <name>` and the client SDK read. */
 export class HtcGridStack extends Stack {
@@ -15,7 +22,10 @@ export class HtcGridStack extends Stack {
 
   constructor(scope: Construct, id: string, props: HtcGridStackProps) {
     super(scope, id, props);
-    this.grid = new HtcGrid(this, 'Grid', props);
+    const alarmTopic =
+      props.alarmTopic ??
+      (props.alarmTopicArn ? sns.Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn) : undefined);
+    this.grid = new HtcGrid(this, 'Grid', { ...props, alarmTopic });
     const r = this.grid.resources;
     const outputs: Record<string, { value: string; description: string }> = {
       [STACK_OUTPUTS.tableName]: { value: r.tableName, description: `Task table (${GRID_ENV.tableName})` },

@@ -1,19 +1,22 @@
-// HtcGrid: the whole grid in one construct — buckets, queues, table, worker bundle, ECS compute, reaper, monitoring.
+// HtcGrid: the whole grid in one construct — buckets, queues, table, worker zip, ECS compute, reaper, monitoring.
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import type * as iam from 'aws-cdk-lib/aws-iam';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { GridConfig } from '../core/config';
 import type { AwsGridResources } from '../core/grid-resources';
-import { EcsComputePlane, type Ec2CapacityProps } from './compute-plane';
+import { instanceTypeArchitecture, type CpuArchitecture } from './cpu-architecture';
 import { DataPlaneBucket } from './data-plane-bucket';
+import { EcsComputePlane, type Ec2CapacityProps } from './ecs-compute-plane';
 import { GridMonitoring } from './grid-monitoring';
+import { GridTaskTable, type TaskTableCapacity } from './grid-task-table';
 import { Reaper } from './reaper';
 import { TaskQueues } from './task-queues';
-import { TaskTable, type TaskTableCapacity } from './task-table';
 import { WorkerBucket } from './worker-bucket';
-import { WorkerBundle } from './worker-bundle';
+import { WorkerZipDeployment, type PipPlatform } from './worker-zip-deployment';
 
 export interface HtcGridProps {
   /** The compiled grid configuration (`compileConfig`): handler names, runtime, sizing, timeouts. */
@@ -24,10 +27,20 @@ export interface HtcGridProps {
    */
   readonly workerDir?: string;
   /**
-   * A prebuilt worker zip to deploy as is.
+   * A prebuilt worker zip to deploy as is (it must hold the configured handler).
    * @default - none
    */
   readonly workerZip?: string;
+  /**
+   * Install the worker's Python requirements for the Lambda platform or for the synthesizing machine.
+   * @default 'lambda'
+   */
+  readonly pipPlatform?: PipPlatform;
+  /**
+   * Extra `pip install` arguments for the worker's requirements (e.g. a local wheelhouse).
+   * @default []
+   */
+  readonly pipArgs?: readonly string[];
   /**
    * Existing VPC for the compute plane.
    * @default - a new VPC without NAT, reaching AWS services through endpoints
@@ -49,6 +62,11 @@ export interface HtcGridProps {
    */
   readonly taskMemoryMiB?: number;
   /**
+   * CPU architecture of the agents' tasks on Fargate (the agent image and the worker's wheels follow it).
+   * @default - 'x86_64' on Fargate, the instance type's on EC2
+   */
+  readonly cpuArchitecture?: CpuArchitecture;
+  /**
    * Run agents on Fargate Spot.
    * @default false
    */
@@ -64,8 +82,8 @@ export interface HtcGridProps {
    */
   readonly targetBacklogPerAgent?: number;
   /**
-   * Agent image.
-   * @default - built from docker/agent/Dockerfile at deploy time
+   * Agent image, built for the tasks' CPU architecture.
+   * @default - bin/agent.ts bundled at synth, built at deploy time
    */
   readonly agentImage?: ecs.ContainerImage;
   /**
@@ -84,6 +102,16 @@ export interface HtcGridProps {
    */
   readonly tableCapacity?: TaskTableCapacity;
   /**
+   * Tasks per second the grid must sustain from its first minute: the table and its indexes are pre-warmed for it.
+   * @default - not pre-warmed (a fresh table serves about 1,000 tasks/s and doubles at most every 30 minutes)
+   */
+  readonly peakTasksPerSecond?: number;
+  /**
+   * Topic the grid's alarms notify.
+   * @default - no notification
+   */
+  readonly alarmTopic?: sns.ITopic;
+  /**
    * Days after which data-plane objects (large payloads and results) expire.
    * @default 30
    */
@@ -96,8 +124,8 @@ export class HtcGrid extends Construct {
   readonly workerBucket: WorkerBucket;
   readonly dataPlane: DataPlaneBucket;
   readonly queues: TaskQueues;
-  readonly table: TaskTable;
-  readonly worker: WorkerBundle;
+  readonly table: GridTaskTable;
+  readonly worker: WorkerZipDeployment;
   readonly compute: EcsComputePlane;
   readonly reaper: Reaper;
   readonly monitoring: GridMonitoring;
@@ -113,8 +141,12 @@ export class HtcGrid extends Construct {
       priorityLevels: cfg.priorityLevels,
       visibilityTimeout: Duration.millis(cfg.queueVisibilityMs),
     });
-    this.table = new TaskTable(this, 'Tasks', { removalPolicy, capacity: props.tableCapacity });
-    this.worker = new WorkerBundle(this, 'Worker', {
+    this.table = new GridTaskTable(this, 'Tasks', {
+      removalPolicy,
+      capacity: props.tableCapacity,
+      peakTasksPerSecond: props.peakTasksPerSecond,
+    });
+    this.worker = new WorkerZipDeployment(this, 'Worker', {
       bucket: this.workerBucket.bucket,
       sourceDir: props.workerDir,
       zipFile: props.workerZip,
@@ -122,6 +154,11 @@ export class HtcGrid extends Construct {
       handlerFileName: cfg.handlerFileName,
       handlerFunctionName: cfg.handlerFunctionName,
       pythonExecutable: cfg.pythonExecutable,
+      architecture:
+        props.cpuArchitecture ??
+        (props.ec2Capacity ? instanceTypeArchitecture(props.ec2Capacity.instanceType.toString()) : 'x86_64'),
+      pipPlatform: props.pipPlatform,
+      pipArgs: props.pipArgs,
     });
     this.compute = new EcsComputePlane(this, 'Compute', {
       config: cfg,
@@ -134,6 +171,7 @@ export class HtcGrid extends Construct {
       natGateways: props.natGateways,
       taskCpu: props.taskCpu,
       taskMemoryMiB: props.taskMemoryMiB,
+      cpuArchitecture: props.cpuArchitecture,
       spot: props.spot,
       ec2Capacity: props.ec2Capacity,
       targetBacklogPerAgent: props.targetBacklogPerAgent,
@@ -145,13 +183,16 @@ export class HtcGrid extends Construct {
       table: this.table.table,
       queues: this.queues.queues,
       dataBucketName: this.dataPlane.bucket.bucketName,
-      configJson: Stack.of(this).toJsonString(this.compute.agentConfiguration),
       entry: props.reaperEntry,
     });
     this.monitoring = new GridMonitoring(this, 'Monitoring', {
       queues: this.queues,
+      metricNamespace: `HtcGrid/${cfg.gridName}`,
+      agentLogGroup: this.compute.logGroup,
+      reaperLogGroup: this.reaper.logGroup,
       runningAgents: this.compute.metricRunningAgents(),
       reaperErrors: this.reaper.metricErrors(),
+      alarmTopic: props.alarmTopic,
     });
   }
 
@@ -168,9 +209,35 @@ export class HtcGrid extends Construct {
   }
 
   /** Everything a client does: create sessions and tasks, enqueue them, watch states, fetch results, cancel. */
-  grantSubmit(grantee: iam.IGrantable): void {
-    this.table.grantReadWriteData(grantee);
-    this.queues.grantSend(grantee);
-    this.dataPlane.grantReadWrite(grantee);
+  grantSubmit(grantee: iam.IGrantable): iam.Grant {
+    return this.table
+      .grantReadWriteData(grantee)
+      .combine(this.queues.grantSend(grantee))
+      .combine(this.dataPlane.grantReadWrite(grantee));
+  }
+
+  /** Queued plus in-flight tasks over all priority levels (what the agents scale on). */
+  metricBacklog(props: cloudwatch.MetricOptions = {}): cloudwatch.IMetric {
+    return this.queues.metricBacklog(props);
+  }
+
+  /** Age of the oldest queued task, over all priority levels. */
+  metricOldestMessageAge(props: cloudwatch.MetricOptions = {}): cloudwatch.IMetric {
+    return this.queues.metricOldestMessageAge(props);
+  }
+
+  /** Tasks that ended succeeded, per period. */
+  metricTasksSucceeded(props: cloudwatch.MetricOptions = {}): cloudwatch.IMetric {
+    return this.monitoring.metricTasksSucceeded(props);
+  }
+
+  /** Tasks that ended failed (after their last attempt), per period. */
+  metricTasksFailed(props: cloudwatch.MetricOptions = {}): cloudwatch.IMetric {
+    return this.monitoring.metricTasksFailed(props);
+  }
+
+  /** Agents running (ECS tasks of the service). */
+  metricRunningAgents(props: cloudwatch.MetricOptions = {}): cloudwatch.IMetric {
+    return this.compute.metricRunningAgents(props);
   }
 }

@@ -1,6 +1,52 @@
-// cdk-nag suppressions for resources aws-cdk-lib creates on its own (singleton handlers), each with a reason.
+// cdk-nag suppressions, each with its reason: for resources aws-cdk-lib creates on its own, and for the compute plane.
 import type { Stack } from 'aws-cdk-lib';
-import { NagSuppressions } from 'cdk-nag';
+import { NagSuppressions, type NagPackSuppression } from 'cdk-nag';
+
+/** The agent task definition's findings: configuration in the environment, and scoped resource wildcards. */
+export function taskDefinitionSuppressions(): NagPackSuppression[] {
+  return [
+    {
+      id: 'AwsSolutions-ECS2',
+      reason: 'Environment variables carry only resource names and the grid configuration; no secrets.',
+    },
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'Only resource wildcards, each scoped: data-plane objects under the grid prefix (data/*), the task ' +
+        "table's indexes (index/*), the pull-through cache repositories (<prefix>/*); ecr:GetAuthorizationToken " +
+        'has no resource-level permissions.',
+    },
+  ];
+}
+
+/** The EC2 capacity's findings: resources aws-cdk-lib creates for the ECS-managed Auto Scaling group. */
+export function ec2CapacitySuppressions(): NagPackSuppression[] {
+  return [
+    {
+      id: 'AwsSolutions-AS3',
+      reason: 'ECS managed scaling owns the group; its scaling is visible in the ECS and Auto Scaling consoles.',
+    },
+    {
+      id: 'AwsSolutions-L1',
+      reason: 'The ECS instance drain hook function is created by aws-cdk-lib, which chooses its runtime.',
+    },
+    {
+      id: 'AwsSolutions-IAM4',
+      reason: 'The drain hook function (aws-cdk-lib): AWSLambdaBasicExecutionRole only lets it write its own logs.',
+      appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'],
+    },
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'The ECS container instance role and drain hook (aws-cdk-lib): ecs:Submit*/Poll/StartTelemetrySession, ' +
+        'ECR token and Auto Scaling lifecycle calls have no resource-level permissions.',
+    },
+    {
+      id: 'AwsSolutions-SNS3',
+      reason: 'The drain hook topic (aws-cdk-lib) is published to by Auto Scaling lifecycle hooks only, inside AWS.',
+    },
+  ];
+}
 
 /** Suppress findings on CDK-owned singleton functions (bucket deployment, auto-delete objects, log retention). */
 export function suppressCdkInternals(stack: Stack): void {

@@ -1,5 +1,6 @@
 // The reaper: a scheduled Lambda that finds expired leases and re-queues (or fails) their tasks.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -12,7 +13,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { ConfigError } from '../core/errors';
-import { GRID_ENV, resourcesToEnv } from '../core/grid-resources';
+import { resourcesToEnv } from '../core/grid-resources';
 import { packageRoot, sourceOrCompiled } from './repo-paths';
 
 /** The reaper's handler source, relative to the package root. */
@@ -25,8 +26,6 @@ export interface ReaperProps {
   readonly queues: readonly sqs.IQueue[];
   /** The data-plane bucket name (passed through the environment, the reaper does not read it). */
   readonly dataBucketName: string;
-  /** The agent configuration document (`HTCGRID_CONFIG`), JSON. */
-  readonly configJson: string;
   /**
    * How often the reaper runs. EventBridge schedules are minute-granular.
    * @default Duration.minutes(1)
@@ -47,10 +46,17 @@ export interface ReaperProps {
 /**
  * Node.js 24 Lambda (bundled locally with esbuild) on an EventBridge schedule. No reserved concurrency (new accounts
  * cannot reserve any): runs that overlap are harmless, every completion the reaper writes is conditional.
+ *
+ * It bundles its own AWS SDK, the version this package is tested with: the clients rely on `throwOnRequestTimeout`
+ * (a request whose answer never comes fails after 30 s instead of hanging the run), which the SDK in the Lambda
+ * runtime may predate. Minified, it costs about a megabyte of code and some milliseconds of cold start, once a minute at most.
+ * It reads only the resource names: no grid configuration reaches it.
  */
 export class Reaper extends Construct {
   readonly function: lambda.IFunction;
   readonly rule: events.Rule;
+  /** The function's log group (one structured `reaper-run` line per run). */
+  readonly logGroup: logs.ILogGroup;
 
   constructor(scope: Construct, id: string, props: ReaperProps) {
     super(scope, id);
@@ -66,10 +72,10 @@ export class Reaper extends Construct {
         `reaper schedule: ${schedule.toSeconds()}s must be a whole number of minutes (EventBridge)`,
       ]);
     }
-    const logGroup = new logs.LogGroup(this, 'Logs', {
+    const logGroup = (this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
-    });
+    }));
     const fn = new nodejs.NodejsFunction(this, 'Function', {
       entry,
       handler: 'handler',
@@ -79,11 +85,13 @@ export class Reaper extends Construct {
       memorySize: 256,
       logGroup,
       projectRoot: packageRoot(),
-      depsLockFilePath: `${packageRoot()}/package-lock.json`,
+      depsLockFilePath: lockFile(),
       bundling: {
         target: 'node22',
         format: nodejs.OutputFormat.CJS,
-        externalModules: ['@aws-sdk/*', 'better-sqlite3'],
+        // better-sqlite3 (local grids only) is never loaded in AWS; the AWS SDK is bundled (see above).
+        externalModules: ['better-sqlite3'],
+        minify: true,
         sourceMap: true,
         forceDockerBundling: false,
       },
@@ -93,7 +101,6 @@ export class Reaper extends Construct {
           queueUrls: props.queues.map((q) => q.queueUrl),
           dataBucket: props.dataBucketName,
         }),
-        [GRID_ENV.config]: props.configJson,
         NODE_OPTIONS: '--enable-source-maps',
       },
     });
@@ -133,4 +140,13 @@ export class Reaper extends Construct {
   metricErrors(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
     return this.function.metricErrors({ statistic: 'Sum', ...props });
   }
+}
+
+/**
+ * The lock file NodejsFunction asks for (it only names the project and its package manager here: nothing is
+ * installed). A package installed from npm ships no package-lock.json, so its package.json stands in.
+ */
+function lockFile(): string {
+  const lock = path.join(packageRoot(), 'package-lock.json');
+  return fs.existsSync(lock) ? lock : path.join(packageRoot(), 'package.json');
 }

@@ -89,15 +89,30 @@ export class TaskQueues extends Construct {
   }
 
   /** Send to every priority queue (clients submitting tasks; the reaper re-queueing them). */
-  grantSend(grantee: iam.IGrantable): void {
-    for (const q of this.queues) q.grantSendMessages(grantee);
+  grantSend(grantee: iam.IGrantable): iam.Grant {
+    return combineGrants(this.queues.map((q) => q.grantSendMessages(grantee)));
   }
 
   /** Receive, delete and change visibility on every priority queue (agents). */
-  grantConsume(grantee: iam.IGrantable): void {
-    for (const q of this.queues) {
-      q.grantConsumeMessages(grantee);
-    }
+  grantConsume(grantee: iam.IGrantable): iam.Grant {
+    return combineGrants(this.queues.map((q) => q.grantConsumeMessages(grantee)));
+  }
+
+  /** Queued plus in-flight messages over all priority levels: the grid's backlog, as scaling reads it. */
+  metricBacklog(props: cloudwatch.MetricOptions = {}): cloudwatch.IMetric {
+    const metrics: Record<string, cloudwatch.IMetric> = {};
+    this.queues.forEach((q, i) => {
+      metrics[`visible${i}`] = q.metric('ApproximateNumberOfMessagesVisible', { statistic: 'Maximum', ...props });
+      metrics[`inflight${i}`] = q.metric('ApproximateNumberOfMessagesNotVisible', { statistic: 'Maximum', ...props });
+    });
+    return new cloudwatch.MathExpression({
+      expression: Object.keys(metrics)
+        .map((id) => `FILL(${id}, 0)`)
+        .join(' + '),
+      usingMetrics: metrics,
+      label: 'Queued + in-flight tasks',
+      period: props.period ?? Duration.minutes(1),
+    });
   }
 
   /** Messages waiting, summed over all priority levels. */
@@ -147,4 +162,9 @@ export class TaskQueues extends Construct {
       period: props.period ?? Duration.minutes(1),
     });
   }
+}
+
+/** One grant standing for several (each queue grants on its own). */
+function combineGrants(grants: readonly iam.Grant[]): iam.Grant {
+  return grants.slice(1).reduce((all, grant) => all.combine(grant), grants[0]!);
 }

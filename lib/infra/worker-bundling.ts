@@ -3,29 +3,39 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DockerImage, type BundlingOptions, type ILocalBundling } from 'aws-cdk-lib';
+import { BundlingError } from '../core/errors';
 import type { WorkerRuntime } from '../core/runtime-kind';
-import { bundleWorkerSync } from '../packaging';
+import { bundleWorkerSync, type LambdaPlatform, type WorkerBundle } from '../packaging';
+import { dockerPlatformName, type CpuArchitecture } from './cpu-architecture';
+import { readZip, zipHandlerIssues } from './handler-check';
 
 /** What the packaging function reports about the zip it wrote. */
-export interface LocalBundleResult {
-  readonly zipPath: string;
-  readonly files: readonly string[];
-  readonly bytes: number;
-  readonly sha256: string;
-}
+export type LocalBundleResult = Pick<WorkerBundle, 'zipPath' | 'files' | 'bytes' | 'sha256'>;
 
 export interface LocalWorkerBundlingOptions {
   readonly sourceDir: string;
   readonly runtime: WorkerRuntime;
   /** Python interpreter pip runs under. */
   readonly pythonExecutable?: string;
+  /**
+   * Install Python requirements for this Lambda platform rather than the bundling machine's.
+   * @default - the bundling machine's platform
+   */
+  readonly lambdaPlatform?: LambdaPlatform;
+  /** Extra `pip install` arguments (e.g. `--no-index --find-links wheels/`). */
+  readonly pipArgs?: readonly string[];
+  /**
+   * The handler the zip must hold; bundling fails, naming the file and the function, when it does not.
+   * @default - not checked
+   */
+  readonly handler?: string;
   /** Name of the zip inside the bundling output folder. */
   readonly zipName?: string;
 }
 
 /**
  * Builds the worker zip into `outputDir` with lib/packaging's `bundleWorkerSync` (CDK bundling is synchronous): the
- * very zip `htcgrid bundle` and the local grid use.
+ * very zip `htcgrid bundle` builds. Throws a `BundlingError` when the zip does not hold `options.handler`.
  */
 export function bundleWorkerLocally(options: LocalWorkerBundlingOptions, outputDir: string): LocalBundleResult {
   const result = bundleWorkerSync({
@@ -33,7 +43,13 @@ export function bundleWorkerLocally(options: LocalWorkerBundlingOptions, outputD
     outFile: path.join(outputDir, options.zipName ?? 'worker.zip'),
     runtime: options.runtime.family,
     pythonExecutable: options.pythonExecutable,
+    lambdaPlatform: options.lambdaPlatform,
+    pipArgs: options.pipArgs,
   });
+  if (options.handler !== undefined) {
+    const issues = zipHandlerIssues(readZip(result.zipPath), options.handler, options.runtime);
+    if (issues.length > 0) throw new BundlingError(issues.join('\n'));
+  }
   return { zipPath: result.zipPath, files: result.files, bytes: result.bytes, sha256: result.sha256 };
 }
 
@@ -54,11 +70,14 @@ export function localToolsAvailable(options: LocalWorkerBundlingOptions): boolea
  * to Docker and the AWS SAM build image.
  */
 export class LocalWorkerBundling implements ILocalBundling {
+  /** What the last `tryBundle` produced, for logs and tests. */
+  lastBundle: LocalBundleResult | undefined;
+
   constructor(private readonly options: LocalWorkerBundlingOptions) {}
 
   tryBundle(outputDir: string): boolean {
     if (!localToolsAvailable(this.options)) return false;
-    bundleWorkerLocally(this.options, outputDir);
+    this.lastBundle = bundleWorkerLocally(this.options, outputDir);
     return true;
   }
 }
@@ -100,14 +119,18 @@ export function dockerBundlingScript(runtime: WorkerRuntime): string {
   }
 }
 
-/** CDK bundling options for a worker folder: local packaging first, the SAM build image otherwise. */
+/**
+ * CDK bundling options for a worker folder: local packaging first, the SAM build image of the runtime and
+ * architecture otherwise (whose pip installs for that very platform).
+ */
 export function workerBundlingOptions(
-  options: LocalWorkerBundlingOptions & { readonly forceDocker?: boolean },
+  options: LocalWorkerBundlingOptions & { readonly forceDocker?: boolean; readonly architecture?: CpuArchitecture },
 ): BundlingOptions {
   return {
     image: DockerImage.fromRegistry(buildImageFor(options.runtime)),
     command: ['bash', '-c', dockerBundlingScript(options.runtime)],
     user: 'root',
+    platform: dockerPlatformName(options.architecture ?? 'x86_64'),
     local: options.forceDocker ? undefined : new LocalWorkerBundling(options),
   };
 }

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { BundlingError, type RuntimeFamily } from '../core';
 import { assertWorkerFolder, detectWorkerRuntime } from './runtime-detection';
 import { type ExcludeRules, PROVIDED_EXCLUDES, PYTHON_EXCLUDES } from './file-tree';
+import { lambdaPipArgs, type LambdaPlatform } from './lambda-platform';
 
 export interface WorkerBundleOptions {
   /** The worker folder: handler module(s) at its root. */
@@ -22,9 +23,21 @@ export interface WorkerBundleOptions {
    */
   readonly pythonExecutable?: string;
   /**
+   * Install Python requirements for this Lambda platform (its Python version and CPU architecture) rather than for
+   * the bundling machine: what a zip deployed to AWS needs. See `lambdaPipArgs`.
+   * @default - the bundling machine's platform (right for local runs only)
+   */
+  readonly lambdaPlatform?: LambdaPlatform;
+  /**
+   * Leave out of the zip the requirements the bundling Python already has installed, at a version the requirement
+   * accepts. For local runs only, where that very Python runs the worker and imports them from its own
+   * site-packages (e.g. Debian's `quantlib-python` with `/usr/bin/python3`). Never with `lambdaPlatform`.
+   * @default false
+   */
+  readonly omitInstalledRequirements?: boolean;
+  /**
    * Extra arguments for `pip install`, appended last: e.g. `['--no-index', '--find-links', 'wheels']` for offline
-   * wheels, or `['--platform', 'manylinux2014_x86_64', '--only-binary=:all:', '--python-version', '3.12']` to build
-   * a zip for AWS on another machine.
+   * wheels.
    * @default []
    */
   readonly pipArgs?: readonly string[];
@@ -46,15 +59,22 @@ export interface WorkerBundleOptions {
   readonly sourcemap?: boolean;
 }
 
-/** Runs `<python> -m pip install --target <scratch> <args>` in `cwd`; the scratch folder becomes the zip root's bottom layer. */
+/**
+ * Runs `<python> -m pip install --target <scratch> -r <requirements> <args>` in `cwd`; the scratch folder becomes the
+ * zip root's bottom layer.
+ */
 export interface PipInstallStep {
   readonly kind: 'pip-install';
   readonly python: string;
-  /** Arguments after `-m pip install --target <scratch>`. */
+  /** Arguments after `-m pip install --target <scratch> -r <requirements>`. */
   readonly args: readonly string[];
   /** The worker folder, so relative paths in requirements.txt resolve as the user wrote them. */
   readonly cwd: string;
   readonly requirementsFile: string;
+  /** The Lambda platform the wheels are for (its flags are in `args`), if not the bundling machine's. */
+  readonly lambdaPlatform?: LambdaPlatform;
+  /** Requirements `python` already satisfies are left out (see `WorkerBundleOptions.omitInstalledRequirements`). */
+  readonly omitInstalled: boolean;
 }
 
 /** Bundles each entry point with esbuild into `<name>.js` (CommonJS) at the zip root. */
@@ -117,13 +137,16 @@ export function planWorkerBundle(options: WorkerBundleOptions): WorkerBundlePlan
 function planPython(sourceDir: string, outFile: string, options: WorkerBundleOptions): BundleStep[] {
   const steps: BundleStep[] = [];
   const requirementsFile = path.join(sourceDir, 'requirements.txt');
+  if (options.lambdaPlatform && options.omitInstalledRequirements) {
+    throw new BundlingError('omitInstalledRequirements and lambdaPlatform exclude each other', {
+      hint: 'a zip for Lambda must hold every requirement: leave omitInstalledRequirements off',
+    });
+  }
   if (fs.existsSync(requirementsFile) && hasRequirementLines(requirementsFile)) {
     steps.push({
       kind: 'pip-install',
       python: options.pythonExecutable ?? 'python3',
       args: [
-        '-r',
-        requirementsFile,
         '--no-input',
         '--disable-pip-version-check',
         '--no-compile',
@@ -131,10 +154,13 @@ function planPython(sourceDir: string, outFile: string, options: WorkerBundleOpt
         '--progress-bar',
         'off',
         ...(options.pipBuildIsolation ? [] : ['--no-build-isolation']),
+        ...(options.lambdaPlatform ? lambdaPipArgs(options.lambdaPlatform) : []),
         ...(options.pipArgs ?? []),
       ],
       cwd: sourceDir,
       requirementsFile,
+      ...(options.lambdaPlatform ? { lambdaPlatform: options.lambdaPlatform } : {}),
+      omitInstalled: options.omitInstalledRequirements ?? false,
     });
   }
   steps.push({ kind: 'copy-tree', from: sourceDir, exclude: PYTHON_EXCLUDES, skip: [outFile] });

@@ -2,7 +2,7 @@
 export * from './bundle-plan';
 export * from './deterministic-zip';
 export * from './file-tree';
-export * from './local-bundling';
+export * from './lambda-platform';
 export { PipInstallError } from './pip-install';
 export * from './runtime-detection';
 export * from './task-root';

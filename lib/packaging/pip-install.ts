@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BundlingError } from '../core';
 import type { PipInstallStep } from './bundle-plan';
+import { manylinuxTag } from './lambda-platform';
 
 /** pip failed: `requirements` names the requirement(s) its output blames, `output` is the tail of what it printed. */
 export class PipInstallError extends BundlingError {
@@ -29,8 +30,62 @@ export interface ProcessOutcome {
 const OUTPUT_TAIL_LINES = 40;
 
 /** The full argument list after the interpreter. */
-export function pipArgv(step: PipInstallStep, targetDir: string): string[] {
-  return ['-m', 'pip', 'install', '--target', targetDir, ...step.args];
+export function pipArgv(step: PipInstallStep, targetDir: string, requirementsFile = step.requirementsFile): string[] {
+  return ['-m', 'pip', 'install', '--target', targetDir, '-r', requirementsFile, ...step.args];
+}
+
+/** What a pip run that had nothing to install reports. */
+const NOTHING_TO_INSTALL: ProcessOutcome = { status: 0, signal: null, stdout: '', stderr: '' };
+
+/**
+ * Prints, as a JSON list, the lines of a requirements file that the running Python does not already satisfy (not
+ * installed, or at a version the specifier refuses). Lines it cannot judge (URLs, unparsable) count as needed.
+ */
+const MISSING_REQUIREMENTS_PY = `
+import json, sys, importlib.metadata as md
+try:
+    from pip._vendor.packaging.requirements import Requirement
+except Exception:
+    Requirement = None
+needed = []
+for raw in open(sys.argv[1], encoding="utf-8"):
+    line = raw.split(" #", 1)[0].strip()
+    if not line or line.startswith("#"):
+        continue
+    missing = True
+    if Requirement is not None:
+        try:
+            req = Requirement(line)
+            if req.url is None and (req.marker is None or req.marker.evaluate()):
+                missing = not req.specifier.contains(md.version(req.name), prereleases=True)
+        except Exception:
+            pass
+    if missing:
+        needed.append(line)
+print(json.dumps(needed))
+`;
+
+/**
+ * The requirements file pip should install from when requirements the bundling Python already satisfies are left
+ * out: the original file when nothing can be left out (or it includes other files), a trimmed copy next to
+ * `targetDir` otherwise, `undefined` when nothing is left to install.
+ */
+export function requirementsToInstall(step: PipInstallStep, targetDir: string): string | undefined {
+  if (!step.omitInstalled) return step.requirementsFile;
+  const text = fs.readFileSync(step.requirementsFile, 'utf8');
+  // Options (-r, -c, -e, --index-url ...) may point at files relative to the original: keep it whole.
+  if (/^\s*-/m.test(text)) return step.requirementsFile;
+  const run = spawnSync(step.python, ['-c', MISSING_REQUIREMENTS_PY, step.requirementsFile], {
+    cwd: step.cwd,
+    encoding: 'utf8',
+  });
+  if (run.status !== 0) return step.requirementsFile;
+  const needed = JSON.parse(run.stdout) as string[];
+  if (needed.length === 0) return undefined;
+  const trimmed = path.join(path.dirname(targetDir), `${path.basename(targetDir)}-requirements.txt`);
+  fs.mkdirSync(path.dirname(trimmed), { recursive: true });
+  fs.writeFileSync(trimmed, `${needed.join('\n')}\n`);
+  return trimmed;
 }
 
 /** Environment for pip: no byte code written, no prompts, no version check. */
@@ -39,7 +94,9 @@ export function pipEnv(): NodeJS.ProcessEnv {
 }
 
 export function runPipSync(step: PipInstallStep, targetDir: string): ProcessOutcome {
-  const result = spawnSync(step.python, pipArgv(step, targetDir), {
+  const requirements = requirementsToInstall(step, targetDir);
+  if (requirements === undefined) return NOTHING_TO_INSTALL;
+  const result = spawnSync(step.python, pipArgv(step, targetDir, requirements), {
     cwd: step.cwd,
     env: pipEnv(),
     encoding: 'utf8',
@@ -55,8 +112,10 @@ export function runPipSync(step: PipInstallStep, targetDir: string): ProcessOutc
 }
 
 export function runPip(step: PipInstallStep, targetDir: string): Promise<ProcessOutcome> {
+  const requirements = requirementsToInstall(step, targetDir);
+  if (requirements === undefined) return Promise.resolve(NOTHING_TO_INSTALL);
   return new Promise((resolve) => {
-    const child = spawn(step.python, pipArgv(step, targetDir), {
+    const child = spawn(step.python, pipArgv(step, targetDir, requirements), {
       cwd: step.cwd,
       env: pipEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -125,6 +184,15 @@ export function checkPipOutcome(step: PipInstallStep, outcome: ProcessOutcome): 
 
 /** The likeliest fix for a failed pip run, from what it printed. */
 function pipHint(step: PipInstallStep, output: string): string {
+  const platform = step.lambdaPlatform;
+  if (platform && /No matching distribution found|Could not find a version that satisfies/.test(output)) {
+    const tag = manylinuxTag(platform.architecture);
+    return (
+      `pip found no wheel for Python ${platform.pythonVersion} on ${tag} (the Lambda platform; pip cannot compile ` +
+      `for it here): pin a version that publishes such a wheel (or a pure-Python one), point pip at a wheelhouse ` +
+      `that has it (-c pip_args="--find-links DIR"), or build the worker in Docker`
+    );
+  }
   if (/invalid command 'bdist_wheel'/.test(output)) {
     return (
       `'${step.python}' cannot build wheels of source requirements (its setuptools needs the 'wheel' package): ` +

@@ -19,7 +19,10 @@ export interface TaskRoot {
 
 /**
  * Makes `<workDir>/task` hold exactly the worker's zip. A folder is first bundled to `<workDir>/worker.zip`, so the
- * local grid runs the very zip that AWS would. Anything left in `<workDir>/task` from an earlier run is removed.
+ * local grid runs the very zip that AWS would, with one difference: Python requirements the local interpreter
+ * already has are not copied in (it imports them from its own site-packages; e.g. Debian's QuantLib for
+ * `/usr/bin/python3`), unless `omitInstalledRequirements: false`. Anything left in `<workDir>/task` from an earlier
+ * run is removed.
  */
 export async function prepareTaskRoot(
   worker: string,
@@ -36,7 +39,12 @@ export async function prepareTaskRoot(
   await fs.promises.rm(taskRoot, { recursive: true, force: true });
 
   if (fs.statSync(source).isDirectory()) {
-    const bundle = await bundleWorker({ ...options, sourceDir: source, outFile: path.join(work, 'worker.zip') });
+    const bundle = await bundleWorker({
+      omitInstalledRequirements: true,
+      ...options,
+      sourceDir: source,
+      outFile: path.join(work, 'worker.zip'),
+    });
     await unpackWorker(bundle.zipPath, taskRoot);
     return { taskRoot, zipPath: bundle.zipPath, runtime: bundle.runtime };
   }

@@ -83,7 +83,7 @@ export function bundleWorkerSync(options: BundleWorkerOptions): WorkerBundle {
 export function describeStep(step: BundleStep): string {
   switch (step.kind) {
     case 'pip-install':
-      return `(cd ${step.cwd} && ${step.python} -m pip install --target <zip root> ${step.args.join(' ')})`;
+      return `(cd ${step.cwd} && ${step.python} -m pip install --target <zip root> -r ${step.requirementsFile} ${step.args.join(' ')})`;
     case 'esbuild':
       return `esbuild ${Object.values(step.entryPoints).join(' ')} --bundle --platform=node --format=cjs --target=${step.target} ${step.external.map((e) => `--external:${e}`).join(' ')}`;
     case 'copy-tree':

@@ -7,12 +7,13 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { compileConfig } from '../../lib/core/config';
 import { resolveRuntime } from '../../lib/core/runtime-kind';
-import { EcsComputePlane, fetchWorkerScript, runtimeBootstrap } from '../../lib/infra/compute-plane';
+import { EcsComputePlane } from '../../lib/infra/ecs-compute-plane';
+import { fetchWorkerScript, runtimeBootstrap } from '../../lib/infra/grid-unit';
 import { DataPlaneBucket } from '../../lib/infra/data-plane-bucket';
 import { GridVpc } from '../../lib/infra/grid-vpc';
 import { HtcGrid } from '../../lib/infra/htc-grid';
 import { TaskQueues } from '../../lib/infra/task-queues';
-import { TaskTable } from '../../lib/infra/task-table';
+import { GridTaskTable } from '../../lib/infra/grid-task-table';
 import { WorkerBucket } from '../../lib/infra/worker-bucket';
 import { PYTHON_WORKER } from './grid-app';
 
@@ -63,11 +64,11 @@ describe('TaskQueues', () => {
   });
 });
 
-describe('TaskTable', () => {
+describe('GridTaskTable', () => {
   it('is on demand with PITR, TTL and the adapter’s session and lease indexes', () => {
     const stack = newStack();
 
-    const table = new TaskTable(stack, 'Tasks');
+    const table = new GridTaskTable(stack, 'Tasks');
 
     expect([table.sessionIndexName, table.leaseIndexName]).toEqual(['session_index', 'lease_index']);
     Template.fromStack(stack).hasResourceProperties('AWS::DynamoDB::Table', {
@@ -86,7 +87,7 @@ describe('TaskTable', () => {
   it('on provisioned capacity scales the table and both indexes, reads and writes, on utilisation', () => {
     const stack = newStack();
 
-    new TaskTable(stack, 'Tasks', { capacity: { mode: 'provisioned', maxWriteUnits: 3000 } });
+    new GridTaskTable(stack, 'Tasks', { capacity: { mode: 'provisioned', maxWriteUnits: 3000 } });
 
     const template = Template.fromStack(stack);
     template.hasResourceProperties('AWS::DynamoDB::Table', {
@@ -120,7 +121,7 @@ describe('TaskTable', () => {
   it('rejects provisioned bounds that cannot work, every problem at once', () => {
     expect(
       () =>
-        new TaskTable(newStack(), 'Tasks', {
+        new GridTaskTable(newStack(), 'Tasks', {
           capacity: { mode: 'provisioned', maxWriteUnits: 2, minWriteUnits: 10, targetUtilizationPercent: 95 },
         }),
     ).toThrow(
@@ -130,7 +131,7 @@ describe('TaskTable', () => {
 
   it('grants item access and index queries but no scans or table administration', () => {
     const stack = newStack();
-    const table = new TaskTable(stack, 'Tasks');
+    const table = new GridTaskTable(stack, 'Tasks');
     const role = new iam.Role(stack, 'Role', { assumedBy: new iam.AccountRootPrincipal() });
 
     table.grantReadWriteData(role);
@@ -204,7 +205,7 @@ describe('EcsComputePlane on its own', () => {
     const vpc = new ec2.Vpc(stack, 'Existing', { natGateways: 1, maxAzs: 2 });
     const bucket = new s3.Bucket(stack, 'Workers');
     const queues = new TaskQueues(stack, 'Queues', { priorityLevels: 1 });
-    const table = new TaskTable(stack, 'Tasks');
+    const table = new GridTaskTable(stack, 'Tasks');
     const data = new DataPlaneBucket(stack, 'Data');
 
     new EcsComputePlane(stack, 'Compute', {

@@ -4,7 +4,7 @@ import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import { ConfigError } from '../../lib/core/errors';
 import { GRID_ENV } from '../../lib/core/grid-resources';
 import { gridSettingsFromContext } from '../../lib/infra/app-config';
-import { LAMBDA_ENDPOINTS_ENV } from '../../lib/infra/compute-plane';
+import { LAMBDA_ENDPOINTS_ENV } from '../../lib/infra/grid-unit';
 import { FIXTURES, maskedTemplate, PYTHON_WORKER, REPO_ROOT, synthGrid } from './grid-app';
 
 type ContainerDef = {
@@ -62,13 +62,15 @@ describe('-c overrides', () => {
     expect((lambdas[1] as { EntryPoint?: string[] }).EntryPoint).toEqual([
       '/usr/local/bin/aws-lambda-rie',
       '--runtime-interface-emulator-address',
-      '0.0.0.0:8081',
+      '127.0.0.1:8081',
+      '--runtime-api-address',
+      '127.0.0.1:9002',
       '/var/runtime/bootstrap',
     ]);
     const agent = containers(template).find((c) => c.Name === 'agent')!;
-    expect(agent.Environment!.find((e) => e.Name === GRID_ENV.lambdaEndpoint)!.Value).toBe('http://localhost:8080');
+    expect(agent.Environment!.find((e) => e.Name === GRID_ENV.lambdaEndpoint)!.Value).toBe('http://127.0.0.1:8080');
     expect(agent.Environment!.find((e) => e.Name === LAMBDA_ENDPOINTS_ENV)!.Value).toBe(
-      'http://localhost:8080,http://localhost:8081',
+      'http://127.0.0.1:8080,http://127.0.0.1:8081',
     );
     template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
       TargetTrackingScalingPolicyConfiguration: { TargetValue: 4 },
@@ -175,10 +177,7 @@ describe('-c ec2_instance_type', () => {
 describe('context winning over the config file', () => {
   it('takes the -c handler names over the file’s', () => {
     const settings = gridSettingsFromContext(
-      (key) =>
-        ({ config: CONFIG_FILE, worker: PYTHON_WORKER, lambda_handler_file_name: 'lambda_function', max_agents: '7' })[
-          key
-        ],
+      { config: CONFIG_FILE, worker: PYTHON_WORKER, lambda_handler_file_name: 'lambda_function', max_agents: '7' },
       REPO_ROOT,
     );
     expect(settings.config.handler).toBe('lambda_function.price');
@@ -215,11 +214,8 @@ describe('-c table_capacity=provisioned', () => {
 
 describe('the AWS defaults', () => {
   it('inline payloads and results up to 3 KiB unless configured, where S3 becomes cheaper than item writes', () => {
-    const defaults = gridSettingsFromContext((key) => ({ worker: PYTHON_WORKER })[key], REPO_ROOT);
-    const configured = gridSettingsFromContext(
-      (key) => ({ worker: PYTHON_WORKER, inline_payload_max_bytes: '10000' })[key],
-      REPO_ROOT,
-    );
+    const defaults = gridSettingsFromContext({ worker: PYTHON_WORKER }, REPO_ROOT);
+    const configured = gridSettingsFromContext({ worker: PYTHON_WORKER, inline_payload_max_bytes: '10000' }, REPO_ROOT);
 
     expect(defaults.config.inlinePayloadMaxBytes).toBe(3072);
     expect(configured.config.inlinePayloadMaxBytes).toBe(10000);
@@ -228,13 +224,14 @@ describe('the AWS defaults', () => {
 
 describe('invalid context values', () => {
   const settingsFor = (ctx: Record<string, string>) => () =>
-    gridSettingsFromContext((key) => ({ worker: PYTHON_WORKER, ...ctx })[key], REPO_ROOT);
+    gridSettingsFromContext({ worker: PYTHON_WORKER, ...ctx }, REPO_ROOT);
 
   it('fail with the key, the value and the fix', () => {
     expect(settingsFor({ runtime: 'nodejs20.x' })).toThrow(
       /runtime "nodejs20\.x" is not supported.*use one of python3\.12/,
     );
-    expect(settingsFor({ max_agents: 'many' })).toThrow(/max_htc_agents.*got "many"/);
+    expect(settingsFor({ max_agents: 'many' })).toThrow(/-c max_agents=many: not a number \(most agents/);
+    expect(settingsFor({ max_htc_agents: 'many' })).toThrow(/max_htc_agents.*got "many"/);
     expect(settingsFor({ min_agents: '5', max_agents: '2' })).toThrow(
       /min_htc_agents \(5\) must not exceed max_htc_agents \(2\)/,
     );
@@ -253,8 +250,11 @@ describe('invalid context values', () => {
       /-c table_max_write_units: only applies with -c table_capacity=provisioned/,
     );
     expect(settingsFor({ table_capacity: 'provisioned', table_max_write_units: '0' })).toThrow(
-      /maxWriteUnits must be a whole number of units, at least 1 \(got 0\)/,
+      /-c table_max_write_units=0: use 1 or more/,
     );
+    expect(
+      settingsFor({ table_capacity: 'provisioned', table_max_write_units: '10', table_min_write_units: '20' }),
+    ).toThrow(/minWriteUnits \(20\) exceeds maxWriteUnits \(10\)/);
   });
 
   it('report every problem at once as a ConfigError', () => {

@@ -37,7 +37,7 @@ export function synthGrid(context: Record<string, string>, options: SynthOptions
       ...context,
     },
   });
-  const settings = gridSettingsFromContext((key) => app.node.tryGetContext(key), REPO_ROOT);
+  const settings = gridSettingsFromContext(app.node.getAllContext() as Record<string, unknown>, REPO_ROOT);
   const stack = new HtcGridStack(app, settings.stackName, gridStackProps(settings));
   if (options.nag) Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
   return { app, stack, template: Template.fromStack(stack) };

@@ -2,7 +2,7 @@
 import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import { compileConfig } from '../../lib/core/config';
 import { GRID_ENV } from '../../lib/core/grid-resources';
-import { SANDBOX_USER } from '../../lib/infra/compute-plane';
+import { SANDBOX_USER } from '../../lib/infra/grid-unit';
 import type { HtcGridStack } from '../../lib/infra/htc-grid-stack';
 import { maskedTemplate, PYTHON_WORKER, synthGrid } from './grid-app';
 
@@ -72,7 +72,9 @@ describe('the default grid stack', () => {
     expect(lambda.EntryPoint).toEqual([
       '/usr/local/bin/aws-lambda-rie',
       '--runtime-interface-emulator-address',
-      '0.0.0.0:8080',
+      '127.0.0.1:8080',
+      '--runtime-api-address',
+      '127.0.0.1:9001',
       '/var/runtime/bootstrap',
     ]);
     expect(env(lambda, 'AWS_LAMBDA_FUNCTION_TIMEOUT')).toBe('900');
@@ -230,17 +232,20 @@ describe('the default grid stack', () => {
     expect(Object.keys(queues)).toHaveLength(3);
   });
 
-  it('scales the service on queued plus in-flight messages per agent, from zero, with the documented target', () => {
+  it('scales the service on queued plus in-flight messages per agent, from zero and to zero, with the documented target', () => {
     template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', { MinCapacity: 0, MaxCapacity: 100 });
     template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
       PolicyType: 'TargetTrackingScaling',
       TargetTrackingScalingPolicyConfiguration: Match.objectLike({
         TargetValue: 2,
+        DisableScaleIn: true,
         CustomizedMetricSpecification: {
           Metrics: Match.arrayWith([
             Match.objectLike({
               Id: 'backlog_per_agent',
-              Expression: 'IF(running > 0, (visible0+inflight0+visible1+inflight1+visible2+inflight2) / running, 0)',
+              Expression:
+                '(FILL(visible0, 0) + FILL(inflight0, 0) + FILL(visible1, 0) + FILL(inflight1, 0) + FILL(visible2, 0) + ' +
+                'FILL(inflight2, 0)) / IF(FILL(running, 0) < 1, 1, FILL(running, 0))',
               ReturnData: true,
             }),
           ]),
@@ -254,7 +259,14 @@ describe('the default grid stack', () => {
         StepAdjustments: [{ MetricIntervalLowerBound: 0, ScalingAdjustment: 1 }],
       }),
     });
-    template.hasResourceProperties('AWS::ECS::Service', { DesiredCount: 0 });
+    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
+      PolicyType: 'StepScaling',
+      StepScalingPolicyConfiguration: Match.objectLike({
+        AdjustmentType: 'ExactCapacity',
+        StepAdjustments: [{ MetricIntervalLowerBound: 0, ScalingAdjustment: 0 }],
+      }),
+    });
+    template.hasResourceProperties('AWS::ECS::Service', { DesiredCount: Match.absent() });
   });
 
   it('runs the reaper on Node.js 22 or later every minute', () => {

@@ -60,7 +60,11 @@ if (!hasQuantLib) {
   let taskRoot: string;
   beforeAll(async () => {
     scratch = makeScratch();
-    ({ taskRoot } = await prepareTaskRoot(path.join(WORKERS, 'python', 'portfolio-pricing'), scratch));
+    // QuantLib is in requirements.txt for AWS; locally Debian's, imported by the Python that runs the worker.
+    ({ taskRoot } = await prepareTaskRoot(path.join(WORKERS, 'python', 'portfolio-pricing'), scratch, {
+      pythonExecutable: SYSTEM_PYTHON,
+      pipArgs: ['--no-index'],
+    }));
   });
   afterAll(() => {
     removeScratch(scratch);

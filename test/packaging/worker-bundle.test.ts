@@ -1,9 +1,6 @@
 // Tests bundling worker folders into Lambda zips: contents, local dependencies, Node bundles, determinism, errors.
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { App, DockerImage, Stack } from 'aws-cdk-lib';
-import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { BundlingError } from '../../lib/core';
 import {
   bundleWorker,
@@ -12,7 +9,6 @@ import {
   PipInstallError,
   planWorkerBundle,
   unpackWorker,
-  WorkerLocalBundling,
 } from '../../lib/packaging';
 import {
   copyFixtures,
@@ -358,50 +354,5 @@ describe('detectWorkerRuntime', () => {
     writeFiles(scratch, { bootstrap: '#!/bin/sh\n' });
 
     expect(() => detectWorkerRuntime(scratch)).toThrow(/not executable[\s\S]*chmod \+x/);
-  });
-});
-
-describe('WorkerLocalBundling', () => {
-  it('writes the worker zip as the only file of the output folder, as CDK local bundling expects', () => {
-    const scratch = makeScratch();
-    try {
-      const outputDir = path.join(scratch, 'asset-output');
-      fs.mkdirSync(outputDir);
-      const bundling = new WorkerLocalBundling({
-        sourceDir: path.join(REPO_ROOT, 'workers', 'python', 'mock-compute'),
-      });
-
-      const bundled = bundling.tryBundle(outputDir);
-
-      expect(bundled).toBe(true);
-      expect(fs.readdirSync(outputDir)).toEqual(['worker.zip']);
-      expect(bundling.lastBundle?.files).toEqual(['README.md', 'mock_compute_engine.py']);
-    } finally {
-      removeScratch(scratch);
-    }
-  });
-});
-
-describe('WorkerLocalBundling in a CDK asset', () => {
-  it('gives CDK a zip asset holding exactly the bundled worker, without Docker', () => {
-    const scratch = makeScratch();
-    try {
-      const app = new App({ outdir: path.join(scratch, 'cdk.out') });
-      const stack = new Stack(app, 'WorkerAssetStack');
-      const local = new WorkerLocalBundling({ sourceDir: path.join(REPO_ROOT, 'workers', 'python', 'mock-compute') });
-
-      const asset = new Asset(stack, 'Worker', {
-        path: path.join(REPO_ROOT, 'workers', 'python', 'mock-compute'),
-        bundling: { image: DockerImage.fromRegistry('docker-is-never-used'), local },
-      });
-      const staged = path.join(app.outdir, asset.assetPath);
-
-      expect(asset.isZipArchive).toBe(true);
-      expect(asset.s3ObjectKey).toMatch(/\.zip$/);
-      expect(local.lastBundle).toBeDefined();
-      expect(createHash('sha256').update(fs.readFileSync(staged)).digest('hex')).toBe(local.lastBundle?.sha256);
-    } finally {
-      removeScratch(scratch);
-    }
   });
 });

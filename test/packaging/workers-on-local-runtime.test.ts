@@ -45,7 +45,10 @@ describe('example workers on the local runtime, run from their bundled zips', ()
     runtime: string,
     pythonExecutable?: string,
   ): Promise<WorkerInvoker> {
-    const prepared = await prepareTaskRoot(path.join(WORKERS, worker), path.join(scratch, 'work'));
+    const prepared = await prepareTaskRoot(path.join(WORKERS, worker), path.join(scratch, 'work'), {
+      ...(pythonExecutable ? { pythonExecutable } : {}),
+      pipArgs: ['--no-index'],
+    });
     const invoker = createLocalInvoker({
       taskRoot: prepared.taskRoot,
       handler,

@@ -5,9 +5,9 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the interpreter
     raise ImportError(
         "the portfolio-pricing worker needs QuantLib, which this Python cannot import "
-        f"({error}). Fix: run it with a Python that has QuantLib (on Debian: "
-        "`apt-get install quantlib-python`, then use /usr/bin/python3), "
-        "or ship it in the zip by adding `QuantLib` to requirements.txt."
+        f"({error}). Fix: bundle the worker so its requirements.txt (QuantLib) is installed "
+        "into the zip (htcgrid bundle, cdk deploy), or run it locally with a Python that has "
+        "QuantLib (on Debian: `apt-get install quantlib-python`, then --python /usr/bin/python3)."
     ) from error
 
 DAY_COUNT = ql.Actual365Fixed()

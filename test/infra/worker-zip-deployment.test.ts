@@ -1,10 +1,13 @@
-// WorkerBundle: worker folders become Lambda zips locally (no Docker) and land in the worker bucket under workers/.
+// WorkerZipDeployment: worker folders become Lambda zips locally (no Docker), checked for their handler, and land in
+// the worker bucket under workers/.
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import AdmZip from 'adm-zip';
-import { App, Stack } from 'aws-cdk-lib';
+import { App, DockerImage, Stack } from 'aws-cdk-lib';
+import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { resolveRuntime } from '../../lib/core/runtime-kind';
@@ -14,8 +17,8 @@ import {
   dockerBundlingScript,
   LocalWorkerBundling,
 } from '../../lib/infra/worker-bundling';
-import { WorkerBundle } from '../../lib/infra/worker-bundle';
-import { FIXTURES, PYTHON_WORKER } from './grid-app';
+import { WorkerZipDeployment } from '../../lib/infra/worker-zip-deployment';
+import { FIXTURES, PYTHON_WORKER, REPO_ROOT } from './grid-app';
 
 /** A python3 whose pip builds local path packages offline (setuptools and wheel importable). */
 function wheelBuildingPython(): string {
@@ -79,14 +82,14 @@ describe('local worker bundling', () => {
   });
 });
 
-describe('the WorkerBundle construct', () => {
+describe('the WorkerZipDeployment construct', () => {
   it('stages the locally built zip as the deployment source and exposes bucket, key and handler', () => {
     const outdir = path.join(scratch, 'cdk.out');
     const app = new App({ outdir });
     const stack = new Stack(app, 'Bundle');
     const bucket = new s3.Bucket(stack, 'Bucket');
 
-    const bundle = new WorkerBundle(stack, 'Worker', {
+    const bundle = new WorkerZipDeployment(stack, 'Worker', {
       bucket,
       sourceDir: PYTHON_WORKER,
       handlerFileName: 'portfolio_pricing_engine.py',
@@ -115,13 +118,39 @@ describe('the WorkerBundle construct', () => {
     const stack = new Stack(new App(), 'Bad');
     const bucket = new s3.Bucket(stack, 'Bucket');
 
-    expect(() => new WorkerBundle(stack, 'Worker', { bucket, sourceDir: path.join(scratch, 'nope') })).toThrow(
+    expect(() => new WorkerZipDeployment(stack, 'Worker', { bucket, sourceDir: path.join(scratch, 'nope') })).toThrow(
       /worker: ".*nope" is not a folder: pass the worker's folder/,
     );
-    expect(() => new WorkerBundle(stack, 'Worker2', { bucket })).toThrow(/give exactly one of sourceDir and zipFile/);
+    expect(() => new WorkerZipDeployment(stack, 'Worker2', { bucket })).toThrow(
+      /give exactly one of sourceDir and zipFile/,
+    );
     expect(
-      () => new WorkerBundle(stack, 'Worker3', { bucket, sourceDir: PYTHON_WORKER, runtime: 'nodejs20.x' }),
+      () => new WorkerZipDeployment(stack, 'Worker3', { bucket, sourceDir: PYTHON_WORKER, runtime: 'nodejs20.x' }),
     ).toThrow(/runtime "nodejs20\.x" is not supported/);
+  });
+});
+
+describe('LocalWorkerBundling in a CDK asset', () => {
+  it('writes the worker zip as the only file of the output folder and gives CDK exactly that zip, without Docker', () => {
+    const app = new App({ outdir: path.join(scratch, 'cdk.out') });
+    const stack = new Stack(app, 'WorkerAssetStack');
+    const source = path.join(REPO_ROOT, 'workers', 'python', 'mock-compute');
+    const local = new LocalWorkerBundling({
+      sourceDir: source,
+      runtime: resolveRuntime('python3.12'),
+      handler: 'mock_compute_engine.lambda_handler',
+    });
+
+    const asset = new Asset(stack, 'Worker', {
+      path: source,
+      bundling: { image: DockerImage.fromRegistry('docker-is-never-used'), local },
+    });
+    const staged = path.join(app.outdir, asset.assetPath);
+
+    expect(asset.isZipArchive).toBe(true);
+    expect(asset.s3ObjectKey).toMatch(/\.zip$/);
+    expect(local.lastBundle?.files).toEqual(['README.md', 'mock_compute_engine.py']);
+    expect(createHash('sha256').update(fs.readFileSync(staged)).digest('hex')).toBe(local.lastBundle?.sha256);
   });
 });
 

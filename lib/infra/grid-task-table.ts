@@ -1,4 +1,5 @@
-// The task table: DynamoDB (on demand, or provisioned with auto scaling), keyed by task id, with two sparse indexes.
+// The grid's task table: DynamoDB (on demand, or provisioned with auto scaling), keyed by task id, with two sparse
+// indexes, optionally pre-warmed for an expected peak.
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -86,11 +87,48 @@ export function capacityIssues(capacity: TaskTableCapacity): string[] {
 const DEFAULT_MIN_UNITS = 5;
 const DEFAULT_TARGET_PERCENT = 70;
 
+/**
+ * Write units a small task costs, measured on the emulators (`bench/aws-requests.ts`: 4.13 per task): on the table
+ * its create, claim and completion (3); on the session index its completion entry plus a share of the per-24-tasks
+ * manifests (1.13); on the lease index an entry and an exit for a task that outlives its first heartbeat (2; tasks
+ * shorter than the 5 s heartbeat never enter it).
+ */
+export const WRITE_UNITS_PER_TASK = { table: 3, sessionIndex: 1.13, leaseIndex: 2 } as const;
+/** Read units a small task costs on the table (same measurement). */
+export const READ_UNITS_PER_TASK = 0.63;
+/** What a new on-demand table and each of its indexes serve at once without pre-warming (AWS documentation). */
+export const FRESH_TABLE_THROUGHPUT = { writeUnitsPerSecond: 4_000, readUnitsPerSecond: 12_000 } as const;
+
+/**
+ * Warm throughput for an expected peak of tasks per second: for the table and each index, the write (and read) units
+ * that peak needs, where it exceeds what a fresh table serves anyway (`undefined` there: nothing to pre-warm).
+ */
+export function warmThroughputFor(peakTasksPerSecond: number): {
+  table?: dynamodb.WarmThroughput;
+  sessionIndex?: dynamodb.WarmThroughput;
+  leaseIndex?: dynamodb.WarmThroughput;
+} {
+  const warm = (writesPerTask: number, readsPerTask = 0): dynamodb.WarmThroughput | undefined => {
+    const writes = Math.ceil(peakTasksPerSecond * writesPerTask);
+    const reads = Math.ceil(peakTasksPerSecond * readsPerTask);
+    const value = {
+      ...(writes > FRESH_TABLE_THROUGHPUT.writeUnitsPerSecond ? { writeUnitsPerSecond: writes } : {}),
+      ...(reads > FRESH_TABLE_THROUGHPUT.readUnitsPerSecond ? { readUnitsPerSecond: reads } : {}),
+    };
+    return Object.keys(value).length > 0 ? value : undefined;
+  };
+  return {
+    table: warm(WRITE_UNITS_PER_TASK.table, READ_UNITS_PER_TASK),
+    sessionIndex: warm(WRITE_UNITS_PER_TASK.sessionIndex),
+    leaseIndex: warm(WRITE_UNITS_PER_TASK.leaseIndex),
+  };
+}
+
 function defaultMaxRead(maxWriteUnits: number): number {
   return Math.max(DEFAULT_MIN_UNITS, Math.ceil(maxWriteUnits / 2));
 }
 
-export interface TaskTableProps {
+export interface GridTaskTableProps {
   /**
    * How the table pays for throughput (see `TaskTableCapacity`).
    * @default { mode: 'on-demand' }
@@ -111,13 +149,21 @@ export interface TaskTableProps {
    * @default false
    */
   readonly deletionProtection?: boolean;
+  /**
+   * Tasks per second the grid should sustain from its first minute. A new on-demand table serves 4,000 write units
+   * per second (about 1,000 tasks/s at 4 write units a task) until DynamoDB has seen a higher peak, doubling at most
+   * every 30 minutes; this pre-warms the table and its indexes for the given peak instead (a one-time charge, see
+   * the README). Ignored where the peak needs no more than a fresh table serves.
+   * @default - not pre-warmed
+   */
+  readonly peakTasksPerSecond?: number;
 }
 
 /**
  * DynamoDB task table: `task_id` key, sparse session and lease indexes, TTL, PITR, AWS-managed encryption; on demand
  * unless `capacity` says otherwise.
  */
-export class TaskTable extends Construct {
+export class GridTaskTable extends Construct {
   /** The table. */
   readonly table: dynamodb.ITable;
   /** Name of the session index (session → state). */
@@ -125,12 +171,17 @@ export class TaskTable extends Construct {
   /** Name of the sparse lease index (running tasks by lease expiry). */
   readonly leaseIndexName: string = TASK_TABLE_SCHEMA.leaseIndex.name;
 
-  constructor(scope: Construct, id: string, props: TaskTableProps = {}) {
+  constructor(scope: Construct, id: string, props: GridTaskTableProps = {}) {
     super(scope, id);
     const s = TASK_TABLE_SCHEMA;
     const capacity = props.capacity ?? { mode: 'on-demand' };
     const issues = capacityIssues(capacity);
+    const peak = props.peakTasksPerSecond;
+    if (peak !== undefined && !(peak > 0 && Number.isFinite(peak))) {
+      issues.push(`peak_tasks_per_sec: ${peak} must be a positive number of tasks per second`);
+    }
     if (issues.length > 0) throw new ConfigError(issues);
+    const warm = peak === undefined ? {} : warmThroughputFor(peak);
     const provisioned = capacity.mode === 'provisioned' ? capacity : undefined;
     const min = {
       write: provisioned?.minWriteUnits ?? DEFAULT_MIN_UNITS,
@@ -147,14 +198,19 @@ export class TaskTable extends Construct {
       timeToLiveAttribute: s.ttlAttribute,
       deletionProtection: props.deletionProtection ?? false,
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+      ...(warm.table ? { warmThroughput: warm.table } : {}),
     });
-    for (const index of [s.sessionIndex, s.leaseIndex]) {
+    for (const [index, indexWarm] of [
+      [s.sessionIndex, warm.sessionIndex],
+      [s.leaseIndex, warm.leaseIndex],
+    ] as const) {
       table.addGlobalSecondaryIndex({
         indexName: index.name,
         partitionKey: { name: index.partitionKey, type: attributeType(index.partitionKey) },
         sortKey: { name: index.sortKey, type: attributeType(index.sortKey) },
         ...projection(index),
         ...units,
+        ...(indexWarm ? { warmThroughput: indexWarm } : {}),
       });
     }
     if (provisioned) {
