@@ -1,38 +1,13 @@
 // Entry of the agent container in AWS: AWS backends from the environment, the Lambda container over lambda-rie.
 import { openAwsBackends } from '../lib/backends/aws';
-import { AGENT_STATS_EVENT, compileConfig, ConfigError, GRID_ENV, resourcesFromEnv } from '../lib/core';
-import { createLogger, type Logger } from '../lib/logging';
-import { Agent, type AgentStats } from '../lib/runtime/agent';
+import { compileConfig, ConfigError, GRID_ENV, resourcesFromEnv } from '../lib/core';
+import { createLogger } from '../lib/logging';
+import { Agent } from '../lib/runtime/agent';
+import { reportAgentStats } from './agent-stats';
 import { RieInvoker } from '../lib/runtime/rie';
 
 /** The ECS stop timeout minus a margin: tasks still running then are released for another agent. */
 const DEFAULT_GRACE_MS = 100_000;
-/** How often the tasks finished are logged (the stack turns these lines into the grid's task metrics). */
-const STATS_INTERVAL_MS = 60_000;
-
-/** Logs, once a minute and at the end, the tasks finished since the last line (none: no line). */
-function reportStats(stats: AgentStats, logger: Logger): () => void {
-  let reported = { succeeded: 0, failed: 0, retried: 0 };
-  const report = (): void => {
-    const now = { succeeded: stats.succeeded, failed: stats.failed, retried: stats.retried };
-    const delta = {
-      succeeded: now.succeeded - reported.succeeded,
-      failed: now.failed - reported.failed,
-      retried: now.retried - reported.retried,
-    };
-    reported = now;
-    if (delta.succeeded + delta.failed + delta.retried > 0) {
-      logger.info({ event: AGENT_STATS_EVENT, ...delta }, 'tasks finished');
-    }
-  };
-  const timer = setInterval(report, STATS_INTERVAL_MS);
-  timer.unref();
-  return () => {
-    clearInterval(timer);
-    report();
-  };
-}
-
 async function main(): Promise<number> {
   const logger = createLogger({ name: 'htcgrid-agent' });
   let config;
@@ -76,7 +51,7 @@ async function main(): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  const stopReporting = reportStats(agent.stats, logger);
+  const stopReporting = reportAgentStats(agent.stats, logger);
   await agent.start();
   await agent.done;
   stopReporting();

@@ -21,14 +21,19 @@ export function editDistance(a: string, b: string): number {
 
 /**
  * The candidate closest to `name`, if one is close enough to be a likely typo (at most a third of its length
- * apart, and at least 2 edits allowed); ties go to the first candidate.
+ * apart, and at least 2 edits allowed). Among equally close ones, a candidate that extends or shortens the name
+ * wins (`slot` → `slots`, not `spot`); then the first.
  */
 export function closestName(name: string, candidates: Iterable<string>): string | undefined {
-  const limit = Math.max(2, Math.floor(name.length / 3));
-  let best: { name: string; distance: number } | undefined;
+  const wanted = name.toLowerCase();
+  const limit = Math.max(2, Math.floor(wanted.length / 3));
+  let best: { name: string; score: number } | undefined;
   for (const candidate of candidates) {
-    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
-    if (distance <= limit && (!best || distance < best.distance)) best = { name: candidate, distance };
+    const lower = candidate.toLowerCase();
+    const distance = editDistance(wanted, lower);
+    if (distance > limit) continue;
+    const score = distance - (lower.startsWith(wanted) || wanted.startsWith(lower) ? 0.5 : 0);
+    if (!best || score < best.score) best = { name: candidate, score };
   }
   return best?.name;
 }

@@ -5,7 +5,7 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { applyOverrides, compileConfig, type GridConfig } from '../core/config';
 import { BundlingError, ConfigError } from '../core/errors';
-import type { RuntimeFamily } from '../core/runtime-kind';
+import { resolveRuntime, type RuntimeFamily } from '../core/runtime-kind';
 import { detectWorkerRuntime } from '../packaging';
 import { priorityLevelIssue } from './backlog-scaling';
 import { parseContext, type InfraContext } from './context-keys';
@@ -149,21 +149,30 @@ function readConfigFile(configPath: string | undefined, baseDir: string, issues:
 
 /**
  * What the configuration leaves open gets the AWS shape: one slot (HTC-Grid's one Lambda per agent), the AWS inline
- * limit, and, as `htcgrid run` and `htcgrid bundle` do, the runtime the worker's files point at, with that
- * runtime's default handler (a TypeScript folder deploys on Node.js as `index.handler`).
+ * limit, and, as `htcgrid run` and `htcgrid bundle` do, the runtime the worker's files point at; without handler
+ * names, the runtime's default handler (a TypeScript folder deploys on Node.js as `index.handler`).
  */
 function applyAwsDefaults(doc: Record<string, unknown>, worker: { workerDir?: string; workerZip?: string }): void {
   if (doc.slots === undefined) doc.slots = 1;
   if (doc.inline_payload_max_bytes === undefined) doc.inline_payload_max_bytes = AWS_INLINE_PAYLOAD_MAX_BYTES;
   const lambda = (doc.agent_configuration as { lambda: Record<string, unknown> }).lambda;
-  if (lambda.runtime !== undefined) return;
-  const family = workerFamily(worker);
+  const family = lambda.runtime !== undefined ? familyOf(lambda.runtime) : workerFamily(worker);
   if (family === undefined) return;
-  lambda.runtime = DETECTED_RUNTIMES[family];
+  lambda.runtime ??= DETECTED_RUNTIMES[family];
   if (lambda.lambda_handler_file_name === undefined && lambda.lambda_handler_function_name === undefined) {
     const names = defaultHandlerNames(family);
     lambda.lambda_handler_file_name = names.fileName;
     lambda.lambda_handler_function_name = names.functionName;
+  }
+}
+
+/** The family of a configured runtime name (`undefined` when it is not one: compileConfig reports that). */
+function familyOf(runtime: unknown): RuntimeFamily | undefined {
+  try {
+    return typeof runtime === 'string' ? resolveRuntime(runtime).family : undefined;
+  } catch (err) {
+    if (err instanceof ConfigError) return undefined;
+    throw err;
   }
 }
 

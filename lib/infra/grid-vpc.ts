@@ -54,76 +54,89 @@ export class GridVpc extends Construct {
     if (props.vpc && props.natGateways !== undefined) {
       throw new ConfigError(['GridVpc: natGateways only applies to a new VPC; remove it or do not pass vpc']);
     }
-    if (props.vpc) {
-      this.vpc = props.vpc;
-      this.subnets = { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, onePerAz: true };
-      const isolated = props.vpc.isolatedSubnets.length > 0 && props.vpc.privateSubnets.length === 0;
-      if (isolated) this.subnets = { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
-    } else {
-      const isolated = natGateways === 0;
-      const vpc = new ec2.Vpc(this, 'Vpc', {
-        maxAzs: props.maxAzs ?? 2,
-        natGateways,
-        subnetConfiguration: isolated
-          ? [{ name: 'Private', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 20 }]
-          : [
-              { name: 'Public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
-              { name: 'Private', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 20 },
-            ],
-      });
-      const flowLogs = new logs.LogGroup(this, 'FlowLogs', {
-        retention: logs.RetentionDays.ONE_MONTH,
-        removalPolicy: RemovalPolicy.DESTROY,
-      });
-      vpc.addFlowLog('FlowLog', {
-        destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs),
-        trafficType: ec2.FlowLogTrafficType.REJECT,
-      });
-      this.vpc = vpc;
-      this.subnets = { subnetType: isolated ? ec2.SubnetType.PRIVATE_ISOLATED : ec2.SubnetType.PRIVATE_WITH_EGRESS };
-    }
-    if (props.addEndpoints ?? true) {
-      this.vpc.addGatewayEndpoint('S3', { service: ec2.GatewayVpcEndpointAwsService.S3, subnets: [this.subnets] });
-      this.vpc.addGatewayEndpoint('DynamoDb', {
-        service: ec2.GatewayVpcEndpointAwsService.DYNAMODB,
-        subnets: [this.subnets],
-      });
-      const interfaces: Record<string, ec2.InterfaceVpcEndpointAwsService> = {
-        EcrApi: ec2.InterfaceVpcEndpointAwsService.ECR,
-        EcrDocker: ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
-        Logs: ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
-        Sqs: ec2.InterfaceVpcEndpointAwsService.SQS,
-        ...(props.ecsInstanceEndpoints
-          ? {
-              Ecs: ec2.InterfaceVpcEndpointAwsService.ECS,
-              EcsAgent: ec2.InterfaceVpcEndpointAwsService.ECS_AGENT,
-              EcsTelemetry: ec2.InterfaceVpcEndpointAwsService.ECS_TELEMETRY,
-            }
-          : {}),
-      };
-      for (const [name, service] of Object.entries(interfaces)) {
-        const endpoint = this.vpc.addInterfaceEndpoint(name, {
-          service,
-          subnets: this.subnets,
-          privateDnsEnabled: true,
-        });
-        NagSuppressions.addResourceSuppressions(
-          endpoint,
-          [
-            {
-              id: 'AwsSolutions-EC23',
-              reason:
-                'Interface endpoint security groups admit HTTPS from the VPC CIDR only (CDK default), never 0.0.0.0/0.',
-            },
-            {
-              id: 'CdkNagValidationFailure',
-              reason: 'The rule cannot resolve the VPC CIDR token; the ingress is the VPC CIDR on port 443.',
-              appliesTo: ['AwsSolutions-EC23'],
-            },
+    ({ vpc: this.vpc, subnets: this.subnets } = props.vpc
+      ? existingVpc(props.vpc)
+      : this.createVpc(natGateways, props.maxAzs ?? 2));
+    if (props.addEndpoints ?? true) this.addEndpoints(props.ecsInstanceEndpoints ?? false);
+  }
+
+  /** A new VPC: private isolated subnets without NAT, private subnets behind NAT with it; REJECT flow logs. */
+  private createVpc(natGateways: number, maxAzs: number): { vpc: ec2.IVpc; subnets: ec2.SubnetSelection } {
+    const isolated = natGateways === 0;
+    const vpc = new ec2.Vpc(this, 'Vpc', {
+      maxAzs,
+      natGateways,
+      subnetConfiguration: isolated
+        ? [{ name: 'Private', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 20 }]
+        : [
+            // Public subnets hold only the NAT gateways (their own Elastic IPs): nothing gets a public IP on launch.
+            { name: 'Public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24, mapPublicIpOnLaunch: false },
+            { name: 'Private', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 20 },
           ],
-          true,
-        );
-      }
+    });
+    const flowLogs = new logs.LogGroup(this, 'FlowLogs', {
+      retention: logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    vpc.addFlowLog('FlowLog', {
+      destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs),
+      trafficType: ec2.FlowLogTrafficType.REJECT,
+    });
+    return {
+      vpc,
+      subnets: { subnetType: isolated ? ec2.SubnetType.PRIVATE_ISOLATED : ec2.SubnetType.PRIVATE_WITH_EGRESS },
+    };
+  }
+
+  /** Gateway endpoints for S3 and DynamoDB, interface endpoints for what tasks (and ECS instances) call. */
+  private addEndpoints(ecsInstanceEndpoints: boolean): void {
+    this.vpc.addGatewayEndpoint('S3', { service: ec2.GatewayVpcEndpointAwsService.S3, subnets: [this.subnets] });
+    this.vpc.addGatewayEndpoint('DynamoDb', {
+      service: ec2.GatewayVpcEndpointAwsService.DYNAMODB,
+      subnets: [this.subnets],
+    });
+    const interfaces: Record<string, ec2.InterfaceVpcEndpointAwsService> = {
+      EcrApi: ec2.InterfaceVpcEndpointAwsService.ECR,
+      EcrDocker: ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+      Logs: ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+      Sqs: ec2.InterfaceVpcEndpointAwsService.SQS,
+      ...(ecsInstanceEndpoints
+        ? {
+            Ecs: ec2.InterfaceVpcEndpointAwsService.ECS,
+            EcsAgent: ec2.InterfaceVpcEndpointAwsService.ECS_AGENT,
+            EcsTelemetry: ec2.InterfaceVpcEndpointAwsService.ECS_TELEMETRY,
+          }
+        : {}),
+    };
+    for (const [name, service] of Object.entries(interfaces)) {
+      const endpoint = this.vpc.addInterfaceEndpoint(name, { service, subnets: this.subnets, privateDnsEnabled: true });
+      NagSuppressions.addResourceSuppressions(
+        endpoint,
+        [
+          {
+            id: 'AwsSolutions-EC23',
+            reason:
+              'Interface endpoint security groups admit HTTPS from the VPC CIDR only (CDK default), never 0.0.0.0/0.',
+          },
+          {
+            id: 'CdkNagValidationFailure',
+            reason: 'The rule cannot resolve the VPC CIDR token; the ingress is the VPC CIDR on port 443.',
+            appliesTo: ['AwsSolutions-EC23'],
+          },
+        ],
+        true,
+      );
     }
   }
+}
+
+/** The subnets tasks run in, in a VPC of the user's: its private subnets, else its isolated ones. */
+function existingVpc(vpc: ec2.IVpc): { vpc: ec2.IVpc; subnets: ec2.SubnetSelection } {
+  const isolated = vpc.isolatedSubnets.length > 0 && vpc.privateSubnets.length === 0;
+  return {
+    vpc,
+    subnets: isolated
+      ? { subnetType: ec2.SubnetType.PRIVATE_ISOLATED }
+      : { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, onePerAz: true },
+  };
 }

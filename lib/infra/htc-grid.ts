@@ -1,16 +1,14 @@
 // HtcGrid: the whole grid in one construct — buckets, queues, table, worker zip, ECS compute, reaper, monitoring.
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import type * as ec2 from 'aws-cdk-lib/aws-ec2';
-import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { GridConfig } from '../core/config';
 import type { AwsGridResources } from '../core/grid-resources';
-import { instanceTypeArchitecture, type CpuArchitecture } from './cpu-architecture';
+import { instanceTypeArchitecture } from './cpu-architecture';
 import { DataPlaneBucket } from './data-plane-bucket';
-import { EcsComputePlane, type Ec2CapacityProps } from './ecs-compute-plane';
+import { EcsComputePlane, type EcsComputePlaneProps } from './ecs-compute-plane';
 import { GridMonitoring } from './grid-monitoring';
 import { GridTaskTable, type TaskTableCapacity } from './grid-task-table';
 import { Reaper } from './reaper';
@@ -18,7 +16,21 @@ import { TaskQueues } from './task-queues';
 import { WorkerBucket } from './worker-bucket';
 import { WorkerZipDeployment, type PipPlatform } from './worker-zip-deployment';
 
-export interface HtcGridProps {
+/** The compute plane's props a grid passes through (see `EcsComputePlaneProps` for each). */
+export type HtcGridComputeProps = Pick<
+  EcsComputePlaneProps,
+  | 'vpc'
+  | 'natGateways'
+  | 'taskCpu'
+  | 'taskMemoryMiB'
+  | 'cpuArchitecture'
+  | 'spot'
+  | 'ec2Capacity'
+  | 'targetBacklogPerAgent'
+  | 'agentImage'
+>;
+
+export interface HtcGridProps extends HtcGridComputeProps {
   /** The compiled grid configuration (`compileConfig`): handler names, runtime, sizing, timeouts. */
   readonly config: GridConfig;
   /**
@@ -42,51 +54,6 @@ export interface HtcGridProps {
    */
   readonly pipArgs?: readonly string[];
   /**
-   * Existing VPC for the compute plane.
-   * @default - a new VPC without NAT, reaching AWS services through endpoints
-   */
-  readonly vpc?: ec2.IVpc;
-  /**
-   * NAT gateways of the new VPC.
-   * @default 0
-   */
-  readonly natGateways?: number;
-  /**
-   * CPU units of one agent task (see `EcsComputePlaneProps.taskCpu`).
-   * @default 1024
-   */
-  readonly taskCpu?: number;
-  /**
-   * Memory of one agent task in MiB.
-   * @default 3072
-   */
-  readonly taskMemoryMiB?: number;
-  /**
-   * CPU architecture of the agents' tasks on Fargate (the agent image and the worker's wheels follow it).
-   * @default - 'x86_64' on Fargate, the instance type's on EC2
-   */
-  readonly cpuArchitecture?: CpuArchitecture;
-  /**
-   * Run agents on Fargate Spot.
-   * @default false
-   */
-  readonly spot?: boolean;
-  /**
-   * Run agents on EC2 instances instead of Fargate.
-   * @default - Fargate
-   */
-  readonly ec2Capacity?: Ec2CapacityProps;
-  /**
-   * Scaling target: queued plus in-flight tasks per agent.
-   * @default 2 × slots
-   */
-  readonly targetBacklogPerAgent?: number;
-  /**
-   * Agent image, built for the tasks' CPU architecture.
-   * @default - bin/agent.ts bundled at synth, built at deploy time
-   */
-  readonly agentImage?: ecs.ContainerImage;
-  /**
    * Reaper handler source.
    * @default - lib/runtime/reaper-handler.ts
    */
@@ -103,7 +70,7 @@ export interface HtcGridProps {
   readonly tableCapacity?: TaskTableCapacity;
   /**
    * Tasks per second the grid must sustain from its first minute: the table and its indexes are pre-warmed for it.
-   * @default - not pre-warmed (a fresh table serves about 1,000 tasks/s and doubles at most every 30 minutes)
+   * @default - not pre-warmed (a fresh table serves about 1,300 small tasks/s and doubles at most every 30 minutes)
    */
   readonly peakTasksPerSecond?: number;
   /**
@@ -227,17 +194,17 @@ export class HtcGrid extends Construct {
   }
 
   /** Tasks that ended succeeded, per period. */
-  metricTasksSucceeded(props: cloudwatch.MetricOptions = {}): cloudwatch.IMetric {
+  metricTasksSucceeded(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
     return this.monitoring.metricTasksSucceeded(props);
   }
 
   /** Tasks that ended failed (after their last attempt), per period. */
-  metricTasksFailed(props: cloudwatch.MetricOptions = {}): cloudwatch.IMetric {
+  metricTasksFailed(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
     return this.monitoring.metricTasksFailed(props);
   }
 
   /** Agents running (ECS tasks of the service). */
-  metricRunningAgents(props: cloudwatch.MetricOptions = {}): cloudwatch.IMetric {
+  metricRunningAgents(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
     return this.compute.metricRunningAgents(props);
   }
 }

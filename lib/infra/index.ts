@@ -12,6 +12,7 @@ export * from './grid-task-table';
 export * from './grid-unit';
 export * from './grid-vpc';
 export * from './handler-check';
+export * from './node-bundle';
 export * from './htc-grid';
 export * from './htc-grid-stack';
 export * from './reaper';

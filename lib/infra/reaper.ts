@@ -7,14 +7,14 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { ConfigError } from '../core/errors';
 import { resourcesToEnv } from '../core/grid-resources';
-import { packageRoot, sourceOrCompiled } from './repo-paths';
+import { bundleNodeEntry, withStagedFolder } from './node-bundle';
+import { sourceOrCompiled } from './repo-paths';
 
 /** The reaper's handler source, relative to the package root. */
 export const REAPER_ENTRY = 'lib/runtime/reaper-handler.ts';
@@ -44,7 +44,7 @@ export interface ReaperProps {
 }
 
 /**
- * Node.js 24 Lambda (bundled locally with esbuild) on an EventBridge schedule. No reserved concurrency (new accounts
+ * Node.js 24 Lambda (bundled with esbuild at synth, like the agent) on an EventBridge schedule. No reserved concurrency (new accounts
  * cannot reserve any): runs that overlap are harmless, every completion the reaper writes is conditional.
  *
  * It bundles its own AWS SDK, the version this package is tested with: the clients rely on `throwOnRequestTimeout`
@@ -76,34 +76,30 @@ export class Reaper extends Construct {
       retention: logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
     }));
-    const fn = new nodejs.NodejsFunction(this, 'Function', {
-      entry,
-      handler: 'handler',
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
-      timeout: props.timeout ?? Duration.seconds(60),
-      memorySize: 256,
-      logGroup,
-      projectRoot: packageRoot(),
-      depsLockFilePath: lockFile(),
-      bundling: {
-        target: 'node22',
-        format: nodejs.OutputFormat.CJS,
-        // better-sqlite3 (local grids only) is never loaded in AWS; the AWS SDK is bundled (see above).
-        externalModules: ['better-sqlite3'],
-        minify: true,
-        sourceMap: true,
-        forceDockerBundling: false,
-      },
-      environment: {
-        ...resourcesToEnv({
-          tableName: props.table.tableName,
-          queueUrls: props.queues.map((q) => q.queueUrl),
-          dataBucket: props.dataBucketName,
+    const fn = withStagedFolder(
+      this,
+      (dir) => bundleNodeEntry(dir, { entry, outName: 'index.js', minify: true }),
+      (dir) =>
+        fs.writeFileSync(path.join(dir, 'index.js'), 'exports.handler = undefined; // not bundled for this synth\n'),
+      (dir) =>
+        new lambda.Function(this, 'Function', {
+          code: lambda.Code.fromAsset(dir),
+          handler: 'index.handler',
+          runtime: lambda.Runtime.NODEJS_24_X,
+          architecture: lambda.Architecture.ARM_64,
+          timeout: props.timeout ?? Duration.seconds(60),
+          memorySize: 256,
+          logGroup,
+          environment: {
+            ...resourcesToEnv({
+              tableName: props.table.tableName,
+              queueUrls: props.queues.map((q) => q.queueUrl),
+              dataBucket: props.dataBucketName,
+            }),
+            NODE_OPTIONS: '--enable-source-maps',
+          },
         }),
-        NODE_OPTIONS: '--enable-source-maps',
-      },
-    });
+    );
     props.table.grant(
       fn,
       'dynamodb:Query',
@@ -140,13 +136,4 @@ export class Reaper extends Construct {
   metricErrors(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
     return this.function.metricErrors({ statistic: 'Sum', ...props });
   }
-}
-
-/**
- * The lock file NodejsFunction asks for (it only names the project and its package manager here: nothing is
- * installed). A package installed from npm ships no package-lock.json, so its package.json stands in.
- */
-function lockFile(): string {
-  const lock = path.join(packageRoot(), 'package-lock.json');
-  return fs.existsSync(lock) ? lock : path.join(packageRoot(), 'package.json');
 }

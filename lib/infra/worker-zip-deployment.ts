@@ -191,7 +191,7 @@ export function resolveWorker(props: WorkerZipDeploymentProps): ResolvedWorker {
   }
   if (props.sourceDir !== undefined && !isDirectory(props.sourceDir)) {
     issues.push(
-      `worker: "${props.sourceDir}" is not a folder: pass the worker's folder, e.g. -c worker=workers/python/mock-compute`,
+      `worker: "${props.sourceDir}" is not a folder: pass the folder holding the handler module (e.g. workers/python/mock-compute)`,
     );
   }
   if (props.zipFile !== undefined && !fs.existsSync(props.zipFile)) {

@@ -66,7 +66,7 @@ describe('bin/app.ts', () => {
   }, 300_000);
 
   it('detects a TypeScript worker: the Node base image, index.handler, and index.js in the zip', () => {
-    const run = runApp({ worker: 'workers/typescript/pi-estimator', grid_name: 'pi' });
+    const run = runApp({ worker: 'workers/typescript/pi-estimator', grid_name: 'pi', dynamodb_billing_mode: 'X' });
 
     expect(run.stderr).not.toMatch(STACK_TRACE_LINE);
     expect(run.status).toBe(0);
@@ -83,6 +83,9 @@ describe('bin/app.ts', () => {
     const zipKey = deployment.Properties.SourceObjectKeys[0] as string;
     const zip = new AdmZip(path.join(run.outdir, `asset.${zipKey}`));
     expect(zip.getEntries().map((e) => e.entryName)).toEqual(['index.js']);
+    // An HTC-Grid key that does not apply here is accepted, with a warning `cdk synth` shows.
+    const manifest = fs.readFileSync(path.join(run.outdir, 'HtcGrid-pi.metadata.json'), 'utf8');
+    expect(manifest).toContain('-c dynamodb_billing_mode: an HTC-Grid key ignored here (use table_capacity)');
   }, 300_000);
 
   it('fails synth when the handler is not in the worker zip, naming the file and the function', () => {

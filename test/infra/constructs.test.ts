@@ -248,7 +248,10 @@ describe('HtcGrid.grantSubmit', () => {
     const grid = new HtcGrid(stack, 'Grid', { config: compileConfig({ slots: 1 }), workerDir: PYTHON_WORKER });
     const client = new iam.Role(stack, 'Client', { assumedBy: new iam.AccountRootPrincipal() });
 
-    grid.grantSubmit(client);
+    const grant = grid.grantSubmit(client);
+
+    expect(grant).toBeInstanceOf(iam.Grant);
+    expect(grant.success).toBe(true);
 
     const policies = Template.fromStack(stack).findResources('AWS::IAM::Policy', {
       Properties: { Roles: [{ Ref: stack.getLogicalId(client.node.defaultChild as iam.CfnRole) }] },
@@ -284,5 +287,38 @@ describe('container commands', () => {
 
     expect(script).toContain('os.chmod(p, 0o755 if');
     expect(script).toContain('chmod 1777 /lambda-tmp-0 /lambda-tmp-1 /lambda-tmp-2 /agent-tmp');
+  });
+});
+
+describe('HtcGrid metrics', () => {
+  it('turn the agents’ and the reaper’s log lines into TasksSucceeded and TasksFailed under the grid’s namespace', () => {
+    const stack = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Grid');
+    const grid = new HtcGrid(stack, 'Grid', {
+      config: compileConfig({ slots: 1, grid_name: 'risk' }),
+      workerDir: PYTHON_WORKER,
+    });
+
+    const filters = Object.values(Template.fromStack(stack).findResources('AWS::Logs::MetricFilter')).map(
+      (f) => (f as { Properties: Record<string, any> }).Properties,
+    );
+    const rendered = filters.map((f) => ({
+      pattern: f.FilterPattern,
+      metric: `${f.MetricTransformations[0].MetricNamespace}/${f.MetricTransformations[0].MetricName}`,
+      value: f.MetricTransformations[0].MetricValue,
+    }));
+
+    expect(rendered).toEqual(
+      expect.arrayContaining([
+        { pattern: '{ $.event = "agent-stats" }', metric: 'HtcGrid/risk/TasksSucceeded', value: '$.succeeded' },
+        { pattern: '{ $.event = "agent-stats" }', metric: 'HtcGrid/risk/TasksFailed', value: '$.failed' },
+        { pattern: '{ $.event = "reaper-run" }', metric: 'HtcGrid/risk/TasksFailed', value: '$.failed' },
+      ]),
+    );
+    expect(grid.metricTasksSucceeded().namespace).toBe('HtcGrid/risk');
+    expect(grid.metricRunningAgents().metricName).toBe('RunningTaskCount');
+    expect(stack.resolve(grid.metricBacklog().toMetricConfig().mathExpression?.expression)).toBe(
+      'FILL(visible0, 0) + FILL(inflight0, 0) + FILL(visible1, 0) + FILL(inflight1, 0) + FILL(visible2, 0) + FILL(inflight2, 0)',
+    );
+    expect(grid.metricOldestMessageAge().toMetricConfig().mathExpression?.expression).toBe('MAX([age0,age1,age2])');
   });
 });

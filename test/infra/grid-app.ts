@@ -1,7 +1,8 @@
 // Test helper: builds the CDK app the way bin/app.ts does, from context values, and returns its template.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { App, Aspects } from 'aws-cdk-lib';
+import { App, Aspects, Validations, type IPolicyValidationPluginBeta1 } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { gridSettingsFromContext, gridStackProps } from '../../lib/infra/app-config';
@@ -20,6 +21,8 @@ export interface SynthOptions {
   readonly bundle?: boolean;
   /** Apply cdk-nag AwsSolutions checks. */
   readonly nag?: boolean;
+  /** Policy validation plugins run at synth (e.g. cfn-guard). */
+  readonly validations?: readonly IPolicyValidationPluginBeta1[];
 }
 
 export interface SynthResult {
@@ -28,15 +31,25 @@ export interface SynthResult {
   readonly template: Template;
 }
 
+/** Cloud assemblies written by this test file, removed when it ends. */
+const outdirs: string[] = [];
+afterAll(() => {
+  for (const dir of outdirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 /** Synthesises the grid stack for `-c` context values (strings, as the CDK CLI passes them). */
 export function synthGrid(context: Record<string, string>, options: SynthOptions = {}): SynthResult {
+  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-synth-'));
+  outdirs.push(outdir);
   const app = new App({
+    outdir,
     context: {
       ...CDK_JSON_CONTEXT,
       ...(options.bundle ? {} : { 'aws:cdk:bundling-stacks': [] }),
       ...context,
     },
   });
+  if (options.validations) Validations.of(app).addPlugins(...options.validations);
   const settings = gridSettingsFromContext(app.node.getAllContext() as Record<string, unknown>, REPO_ROOT);
   const stack = new HtcGridStack(app, settings.stackName, gridStackProps(settings));
   if (options.nag) Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));

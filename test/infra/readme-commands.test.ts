@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { buildProgram } from '../../lib/cli/program';
+import { CONFIG_CONTEXT_KEYS, IGNORED_HTCGRID_KEYS, infraContextSchema } from '../../lib/infra/context-keys';
 import { REPO_ROOT } from './grid-app';
 
 const DOCS = ['README.md', path.join('lib', 'infra', 'README.md')];
@@ -73,5 +74,27 @@ describe('the deploy documentation', () => {
     );
 
     expect(wrong).toEqual([]);
+  });
+});
+
+describe('the context keys the deploy documentation names', () => {
+  const known = new Set([
+    ...Object.keys(infraContextSchema.shape),
+    ...CONFIG_CONTEXT_KEYS,
+    ...Object.keys(IGNORED_HTCGRID_KEYS),
+  ]);
+
+  it.each(DOCS)('in %s, every -c key exists, and every key of its context-key tables', (doc) => {
+    const markdown = fs.readFileSync(path.join(REPO_ROOT, doc), 'utf8');
+    const inCommands = codeOf(markdown).flatMap((code) => [...code.matchAll(/-c ([a-z0-9_]+)=/g)].map((m) => m[1]!));
+    const section = markdown.slice(markdown.indexOf('Context keys'));
+    const tableStart = section.indexOf('\n|');
+    const tables = section.slice(tableStart, section.indexOf('\n\n', tableStart));
+    const inTables = [...tables.matchAll(/^\| ((?:`[a-z0-9_]+`(?: \/ |, )?)+) \|/gm)].flatMap((m) =>
+      [...m[1]!.matchAll(/`([a-z0-9_]+)`/g)].map((k) => k[1]!),
+    );
+
+    expect(inTables.length).toBeGreaterThan(20);
+    expect([...inCommands, ...inTables].filter((key) => !known.has(key))).toEqual([]);
   });
 });

@@ -112,3 +112,8 @@ export function backlogPolicy(t: Template): Record<string, any> {
   if (tracking.length !== 1) throw new Error(`expected one backlog target tracking policy, found ${tracking.length}`);
   return tracking[0]!.Properties;
 }
+
+/** The agent configuration document (`HTCGRID_CONFIG`), its deploy-time values rendered as `<token>`. */
+export function agentDocument(t: Template): Record<string, any> {
+  return JSON.parse(joined(env(container(t, 'agent'), 'HTCGRID_CONFIG'))) as Record<string, any>;
+}

@@ -4,8 +4,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { evaluateMetricMath } from '../support/metric-math';
-import { PYTHON_WORKER, synthGrid } from './grid-app';
+import { FIXTURES, PYTHON_WORKER, REPO_ROOT, synthGrid } from './grid-app';
 import {
+  agentDocument,
   backlogPolicy,
   container,
   lambdaContainers,
@@ -317,5 +318,106 @@ describe('the task definition', () => {
       'lambda-1',
       'agent',
     ]);
+  });
+});
+
+describe('every runtime (defect 4)', () => {
+  const WORKERS: Record<string, string> = {
+    python: PYTHON_WORKER,
+    node: path.join(FIXTURES, 'ts-worker'),
+    provided: path.join(REPO_ROOT, 'workers', 'provided', 'echo'),
+  };
+  it.each([
+    ['python3.12', 'python', '/lambda/python:3.12', '/var/runtime/bootstrap', 'lambda_function.lambda_handler'],
+    ['python3.13', 'python', '/lambda/python:3.13', '/var/runtime/bootstrap', 'lambda_function.lambda_handler'],
+    ['nodejs22.x', 'node', '/lambda/nodejs:22', '/var/runtime/bootstrap', 'index.handler'],
+    ['nodejs24.x', 'node', '/lambda/nodejs:24', '/var/runtime/bootstrap', 'index.handler'],
+    ['provided.al2023', 'provided', '/lambda/provided:al2023', '/var/task/bootstrap', 'lambda_function.lambda_handler'],
+  ])('%s runs its base image, its bootstrap and its default handler', (runtime, family, image, bootstrap, handler) => {
+    const { template } = synthGrid({ worker: WORKERS[family]!, runtime });
+    const [lambda] = lambdaContainers(template);
+
+    expect(JSON.stringify(lambda!.Image)).toContain(image);
+    expect(lambda!.EntryPoint!.at(-1)).toBe(bootstrap);
+    expect(lambda!.Command).toEqual([handler]);
+    expect(agentDocument(template).agent_configuration.lambda.runtime).toBe(runtime);
+  });
+
+  it.each([
+    ['python', 'python3.12', 'lambda_function.lambda_handler'],
+    ['node', 'nodejs22.x', 'index.handler'],
+    ['provided', 'provided.al2023', 'lambda_function.lambda_handler'],
+  ])('a %s worker without -c runtime gets %s and %s', (family, runtime, handler) => {
+    const { template } = synthGrid({ worker: WORKERS[family]! });
+
+    expect(lambdaContainers(template)[0]!.Command).toEqual([handler]);
+    expect(agentDocument(template).agent_configuration.lambda.runtime).toBe(runtime);
+  });
+});
+
+describe('every capacity mode', () => {
+  it.each([
+    ['Fargate', {}, 'FARGATE'],
+    ['Fargate Spot', { spot: 'true' }, 'FARGATE_SPOT'],
+    ['EC2', { ec2_instance_type: 'c6i.xlarge' }, undefined],
+    ['EC2 Spot', { ec2_instance_type: 'c6i.xlarge', spot: 'true' }, undefined],
+    ['EC2 Graviton', { ec2_instance_type: 'c7g.xlarge' }, undefined],
+  ])(
+    '%s keeps the unit’s shape: shared PID namespace, sandbox uid, read-only roots, no shared port',
+    (_, context, provider) => {
+      const { template } = synthGrid({ worker: PYTHON_WORKER, slots: '3', ...context });
+      const def = taskDefinition(template);
+      const bound = lambdaContainers(template).flatMap((c) => {
+        const { invoke, runtimeApi } = rieAddresses([...(c.EntryPoint ?? []), ...(c.Command ?? [])]);
+        return [portOf(invoke), portOf(runtimeApi)];
+      });
+
+      expect(def.PidMode).toBe('task');
+      expect(def.NetworkMode).toBe('awsvpc');
+      expect(new Set(bound).size).toBe(6);
+      for (const c of def.ContainerDefinitions as { Name: string; User: string; ReadonlyRootFilesystem: boolean }[]) {
+        expect(c.ReadonlyRootFilesystem).toBe(true);
+        expect(c.User).toBe(c.Name === 'fetch-worker' ? '0:0' : '993:990');
+      }
+      const service = Object.values(template.findResources('AWS::ECS::Service'))[0] as {
+        Properties: { CapacityProviderStrategy: { CapacityProvider: unknown }[]; DesiredCount?: number };
+      };
+      expect(service.Properties.DesiredCount).toBeUndefined();
+      if (provider) expect(service.Properties.CapacityProviderStrategy[0]!.CapacityProvider).toBe(provider);
+      else expect(template.findResources('AWS::ECS::CapacityProvider')).not.toEqual({});
+    },
+  );
+
+  it.each([
+    ['on demand', {}],
+    ['provisioned', { table_capacity: 'provisioned', table_max_write_units: '20000' }],
+  ])('an %s table is pre-warmed for the peak on the table and both indexes', (_, context) => {
+    const { template } = synthGrid({ worker: PYTHON_WORKER, peak_tasks_per_sec: '4000', ...context });
+    const table = Object.values(template.findResources('AWS::DynamoDB::Table'))[0] as {
+      Properties: {
+        WarmThroughput?: Record<string, number>;
+        GlobalSecondaryIndexes: { IndexName: string; WarmThroughput?: Record<string, number> }[];
+      };
+    };
+
+    expect(table.Properties.WarmThroughput).toEqual({ WriteUnitsPerSecond: 12000 });
+    expect(
+      Object.fromEntries(table.Properties.GlobalSecondaryIndexes.map((i) => [i.IndexName, i.WarmThroughput])),
+    ).toEqual({
+      session_index: { WriteUnitsPerSecond: 4520 },
+      lease_index: { WriteUnitsPerSecond: 8000 },
+    });
+  });
+
+  it('pre-warms nothing for a peak a fresh table serves anyway (about 1,000 tasks/s)', () => {
+    const { template } = synthGrid({ worker: PYTHON_WORKER, peak_tasks_per_sec: '1000' });
+
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      WarmThroughput: Match.absent(),
+      GlobalSecondaryIndexes: [
+        Match.objectLike({ WarmThroughput: Match.absent() }),
+        Match.objectLike({ WarmThroughput: Match.absent() }),
+      ],
+    });
   });
 });

@@ -18,7 +18,8 @@ import {
   LocalWorkerBundling,
 } from '../../lib/infra/worker-bundling';
 import { WorkerZipDeployment } from '../../lib/infra/worker-zip-deployment';
-import { FIXTURES, PYTHON_WORKER, REPO_ROOT } from './grid-app';
+import { writeWheel } from '../packaging/packaging-helpers';
+import { FIXTURES, PYTHON_WORKER, REPO_ROOT, synthGrid } from './grid-app';
 
 /** A python3 whose pip builds local path packages offline (setuptools and wheel importable). */
 function wheelBuildingPython(): string {
@@ -119,7 +120,7 @@ describe('the WorkerZipDeployment construct', () => {
     const bucket = new s3.Bucket(stack, 'Bucket');
 
     expect(() => new WorkerZipDeployment(stack, 'Worker', { bucket, sourceDir: path.join(scratch, 'nope') })).toThrow(
-      /worker: ".*nope" is not a folder: pass the worker's folder/,
+      /worker: ".*nope" is not a folder: pass the folder holding the handler module/,
     );
     expect(() => new WorkerZipDeployment(stack, 'Worker2', { bucket })).toThrow(
       /give exactly one of sourceDir and zipFile/,
@@ -128,6 +129,40 @@ describe('the WorkerZipDeployment construct', () => {
       () => new WorkerZipDeployment(stack, 'Worker3', { bucket, sourceDir: PYTHON_WORKER, runtime: 'nodejs20.x' }),
     ).toThrow(/runtime "nodejs20\.x" is not supported/);
   });
+});
+
+describe('Python requirements in a deployed zip (defect 5)', () => {
+  it.each([
+    [{}, 'cp312-cp312-manylinux2014_x86_64'],
+    [{ runtime: 'python3.13', ec2_instance_type: 'c7g.large' }, 'cp313-cp313-manylinux2014_aarch64'],
+    [{ pip_platform: 'host' }, 'cp311-cp311-manylinux2014_x86_64'],
+  ])(
+    'with %j, are the wheels of the Lambda platform (%s)',
+    (context, tag) => {
+      const wheels = path.join(scratch, 'wheels');
+      fs.mkdirSync(wheels);
+      for (const t of [tag, 'cp311-cp311-manylinux2014_x86_64']) writeWheel(wheels, t);
+      const worker = path.join(scratch, 'worker');
+      fs.mkdirSync(worker);
+      fs.writeFileSync(
+        path.join(worker, 'lambda_function.py'),
+        'import fastcalc\n\ndef lambda_handler(e, c):\n    return 1\n',
+      );
+      fs.writeFileSync(path.join(worker, 'requirements.txt'), 'fastcalc\n');
+
+      const { app, template } = synthGrid(
+        { worker, pip_args: `--no-index --find-links ${wheels}`, python_executable: 'python3', ...context },
+        { bundle: true },
+      );
+      const deployment = Object.values(template.findResources('Custom::CDKBucketDeployment'))[0] as {
+        Properties: { SourceObjectKeys: string[] };
+      };
+      const zip = new AdmZip(path.join(app.outdir, `asset.${deployment.Properties.SourceObjectKeys[0]!}`));
+
+      expect(zip.getEntry('fastcalc/build.py')?.getData().toString('utf8')).toBe(`TAG = ${JSON.stringify(tag)}\n`);
+    },
+    120_000,
+  );
 });
 
 describe('LocalWorkerBundling in a CDK asset', () => {

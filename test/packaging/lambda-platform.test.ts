@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import AdmZip from 'adm-zip';
 import { main } from '../../lib/cli/program';
 import { bundleWorker, lambdaPipArgs, planWorkerBundle, type PipInstallStep } from '../../lib/packaging';
-import { makeScratch, removeScratch, writeFiles } from './packaging-helpers';
+import { makeScratch, removeScratch, writeFiles, writeWheel } from './packaging-helpers';
 
 /** Wheel tags a wheelhouse offers: the host's (CPython 3.11 here) and the Lambda platforms'. */
 const TAGS = [
@@ -15,22 +15,6 @@ const TAGS = [
   'cp313-cp313-manylinux2014_x86_64',
   'cp313-cp313-manylinux2014_aarch64',
 ];
-
-/** Writes a wheel of `fastcalc` 1.0 for `tag` whose `fastcalc/build.py` says which wheel it came from. */
-function writeWheel(dir: string, tag: string): void {
-  const zip = new AdmZip();
-  const files: Record<string, string> = {
-    'fastcalc/__init__.py': 'from .build import TAG\n',
-    'fastcalc/build.py': `TAG = ${JSON.stringify(tag)}\n`,
-    'fastcalc-1.0.dist-info/METADATA': 'Metadata-Version: 2.1\nName: fastcalc\nVersion: 1.0\n',
-    'fastcalc-1.0.dist-info/WHEEL': `Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: ${tag}\n`,
-  };
-  const record = [...Object.keys(files), 'fastcalc-1.0.dist-info/RECORD'].map((f) => `${f},,`).join('\n');
-  for (const [name, content] of Object.entries({ ...files, 'fastcalc-1.0.dist-info/RECORD': `${record}\n` })) {
-    zip.addFile(name, Buffer.from(content));
-  }
-  zip.writeZip(path.join(dir, `fastcalc-1.0-${tag}.whl`));
-}
 
 let scratch: string;
 let wheels: string;

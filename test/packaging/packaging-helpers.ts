@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import AdmZip from 'adm-zip';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'packaging');
@@ -73,4 +74,20 @@ export function wheelBuildingPython(): string {
   throw new Error(
     'no python3 with pip, setuptools and wheel: apt-get install python3-pip python3-wheel python3-setuptools',
   );
+}
+
+/** Writes a wheel of `fastcalc` 1.0 for `tag` whose `fastcalc/build.py` says which wheel it came from. */
+export function writeWheel(dir: string, tag: string): void {
+  const zip = new AdmZip();
+  const files: Record<string, string> = {
+    'fastcalc/__init__.py': 'from .build import TAG\n',
+    'fastcalc/build.py': `TAG = ${JSON.stringify(tag)}\n`,
+    'fastcalc-1.0.dist-info/METADATA': 'Metadata-Version: 2.1\nName: fastcalc\nVersion: 1.0\n',
+    'fastcalc-1.0.dist-info/WHEEL': `Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: ${tag}\n`,
+  };
+  const record = [...Object.keys(files), 'fastcalc-1.0.dist-info/RECORD'].map((f) => `${f},,`).join('\n');
+  for (const [name, content] of Object.entries({ ...files, 'fastcalc-1.0.dist-info/RECORD': `${record}\n` })) {
+    zip.addFile(name, Buffer.from(content));
+  }
+  zip.writeZip(path.join(dir, `fastcalc-1.0-${tag}.whl`));
 }
