@@ -10,7 +10,8 @@ import { compileConfig } from '../lib/core/config';
 import { resolveRuntime } from '../lib/core/runtime-kind';
 import { Agent } from '../lib/runtime/agent';
 import { createLocalInvoker } from '../lib/runtime/local';
-import { RieInvoker, RieServer } from '../lib/runtime/rie';
+import { RieInvoker } from '../lib/runtime/rie';
+import { RieServer } from '../twin/stand-ins/rie-server';
 import { createGridResources, startEmulators } from '../test/support/emulators';
 
 /**

@@ -9,7 +9,8 @@ import { compileConfig, GRID_ENV, resourcesFromEnv } from '../lib/core';
 import { resolveRuntime } from '../lib/core/runtime-kind';
 import { Agent } from '../lib/runtime/agent';
 import { createLocalInvoker } from '../lib/runtime/local';
-import { RieInvoker, RieServer } from '../lib/runtime/rie';
+import { RieInvoker } from '../lib/runtime/rie';
+import { RieServer } from '../twin/stand-ins/rie-server';
 
 /** The line the bench waits for before it counts this agent as up (bench/chaos-aws.ts matches it). */
 const AGENT_UP_LINE = 'chaos-aws agent up';

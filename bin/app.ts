@@ -1,40 +1,14 @@
 #!/usr/bin/env node
 // The CDK app: one grid stack from `-c config=<file>` and `-c key=value` overrides, checked by cdk-nag AwsSolutions.
-import { Annotations, App, Aspects, Errors } from 'aws-cdk-lib';
-import { AwsSolutionsChecks } from 'cdk-nag';
-import { HtcGridError } from '../lib/core/errors';
-import { gridSettingsFromContext, gridStackProps } from '../lib/infra/app-config';
-import { HtcGridStack } from '../lib/infra/htc-grid-stack';
-
-/** A mistake the user fixes (bad -c values, a handler missing from the zip), as opposed to a bug: no stack trace. */
-function isUserError(err: unknown): err is Error {
-  // aws-cdk-lib reports invalid construct input (a failed worker bundling included) as a ValidationError.
-  return err instanceof HtcGridError || Errors.isValidationError(err);
-}
-
-/** The message, without aws-cdk-lib's wrapping of a bundling error (where its scratch output lies). */
-function messageOf(err: Error): string {
-  const bundling = /: BundlingError: ([\s\S]*)$/.exec(err.message);
-  return bundling ? `worker: ${bundling[1]}` : err.message;
-}
+import { App } from 'aws-cdk-lib';
+import { addGridStack, isUserError, userErrorMessage } from './grid-app';
 
 const app = new App();
 try {
-  const settings = gridSettingsFromContext(app.node.getAllContext() as Record<string, unknown>);
-  const stack = new HtcGridStack(app, settings.stackName, {
-    ...gridStackProps(settings),
-    stackName: settings.stackName,
-    description: `htc-grid-cdk grid "${settings.config.gridName}"`,
-    env: {
-      account: process.env.CDK_DEFAULT_ACCOUNT,
-      region: settings.config.region ?? process.env.CDK_DEFAULT_REGION,
-    },
-  });
-  for (const note of settings.ignored) Annotations.of(stack).addWarningV2('htcgrid:ignoredContextKey', note);
-  Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
+  addGridStack(app);
   app.synth();
 } catch (err) {
   if (!isUserError(err)) throw err;
-  process.stderr.write(`${messageOf(err)}\n`);
+  process.stderr.write(`${userErrorMessage(err)}\n`);
   process.exit(1);
 }

@@ -48,15 +48,19 @@ export class RuntimeApiServer {
     this.server.keepAliveTimeout = 60_000;
   }
 
-  /** Starts listening on an ephemeral port; returns `127.0.0.1:<port>` (the AWS_LAMBDA_RUNTIME_API value). */
-  async listen(): Promise<string> {
+  /**
+   * Starts listening (by default on an ephemeral port of 127.0.0.1); returns `<host>:<port>` (the
+   * AWS_LAMBDA_RUNTIME_API value). Rejects when the address is taken (`EADDRINUSE`).
+   */
+  async listen(at: { readonly host?: string; readonly port?: number } = {}): Promise<string> {
     if (this.address) return this.address;
+    const host = at.host ?? '127.0.0.1';
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', () => resolve());
+      this.server.listen(at.port ?? 0, host, () => resolve());
     });
     const { port } = this.server.address() as AddressInfo;
-    this.address = `127.0.0.1:${port}`;
+    this.address = `${host}:${port}`;
     return this.address;
   }
 

@@ -12,7 +12,8 @@ import { newTask, type SessionRecord } from '../../../lib/core/task';
 import { Agent } from '../../../lib/runtime/agent';
 import { createLocalInvoker } from '../../../lib/runtime/local';
 import { closeReaperBackends, handler as reaperHandler } from '../../../lib/runtime/reaper-handler';
-import { RieInvoker, RieServer } from '../../../lib/runtime/rie';
+import { RieInvoker } from '../../../lib/runtime/rie';
+import { RieServer } from '../../../twin/stand-ins/rie-server';
 import { createGridResources, startEmulators, type Emulators } from '../../support/emulators';
 
 const WORKER = path.join(__dirname, 'fixtures', 'worker');

@@ -6,13 +6,8 @@ import pino from 'pino';
 import type { Invocation, InvokeResult } from '../../../lib/ports';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
 import { createLocalInvoker } from '../../../lib/runtime/local';
-import {
-  RieInvoker,
-  RieServer,
-  RuntimeKiller,
-  type RieInvokerOptions,
-  type RuntimeKillOutcome,
-} from '../../../lib/runtime/rie';
+import { RieInvoker, RuntimeKiller, type RieInvokerOptions, type RuntimeKillOutcome } from '../../../lib/runtime/rie';
+import { RieServer } from '../../../twin/stand-ins/rie-server';
 import { freePort } from '../../support/emulators';
 import { waitFor } from '../../support/local-grid';
 import { buildSlotFixtures, isAlive, startSlot, type SlotFixtures, type SlotProcess } from './slot-processes';

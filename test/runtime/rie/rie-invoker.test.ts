@@ -4,7 +4,8 @@ import path from 'node:path';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
 import type { Invocation, InvokeResult } from '../../../lib/ports';
 import { createLocalInvoker } from '../../../lib/runtime/local';
-import { RieInvoker, RieServer, RIE_INVOKE_PATH, clientContextHeader } from '../../../lib/runtime/rie';
+import { RieInvoker, RIE_INVOKE_PATH, clientContextHeader } from '../../../lib/runtime/rie';
+import { RieServer } from '../../../twin/stand-ins/rie-server';
 import { freePort } from '../../support/emulators';
 
 const TASK_ROOT = path.resolve(__dirname, '..', '..', 'fixtures', 'workers', 'python');

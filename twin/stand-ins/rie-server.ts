@@ -1,9 +1,10 @@
-// lambda-rie's invoke API served in front of any WorkerInvoker, answering in the emulator's exact shapes.
+// A stand-in for lambda-rie's invoke API, served in front of any WorkerInvoker and answering in the emulator's exact
+// shapes: the twin's aws-lambda-rie stand-in and the tests of the agent's RieInvoker run on it.
 import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import { silentLogger, type Logger } from '../../logging';
-import type { InvokeResult, WorkerInvoker } from '../../ports';
-import { WorkerInitError } from '../../core/errors';
+import { silentLogger, type Logger } from '../../lib/logging';
+import type { InvokeResult, WorkerInvoker } from '../../lib/ports';
+import { WorkerInitError } from '../../lib/core/errors';
 import {
   CLIENT_CONTEXT_HEADER,
   RIE_DEFAULT_TIMEOUT_SEC,
@@ -12,7 +13,7 @@ import {
   functionErrorBody,
   runtimeFailureBody,
   timeoutBody,
-} from './rie-protocol';
+} from '../../lib/runtime/rie/rie-protocol';
 
 export interface RieServerOptions {
   /** The runtime behind the API (e.g. the local runtime). Started on the first invoke, as the RIE inits lazily. */
