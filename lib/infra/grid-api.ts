@@ -31,7 +31,7 @@ export interface GridApiProps {
    * @default 'data/'
    */
   readonly dataPrefix?: string;
-  /** The grid configuration document (`HTCGRID_CONFIG`), JSON: limits and defaults the API applies. */
+  /** The client's share of the grid configuration (`clientConfigurationDocument`), JSON: limits and defaults the API applies. */
   readonly configJson: string;
   /**
    * The handler source file (exporting `handler`).

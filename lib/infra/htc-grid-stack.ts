@@ -3,8 +3,8 @@ import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { STACK_OUTPUTS } from '../backends/aws/stack-outputs';
-import type { GridConfig } from '../core/config';
 import { GRID_ENV } from '../core/grid-resources';
+import { clientConfigurationDocument } from './client-configuration';
 import { HtcGrid, type HtcGridProps } from './htc-grid';
 import { suppressCdkInternals } from './nag-suppressions';
 
@@ -51,25 +51,11 @@ export class HtcGridStack extends Stack {
         description: 'HTTP API (function URL, AWS_IAM: sign with SigV4 for the service lambda); Grid.connect reads it',
       },
       [STACK_OUTPUTS.clientConfig]: {
-        value: JSON.stringify(clientConfigOf(props.config.document)),
+        value: JSON.stringify(clientConfigurationDocument(props.config.document)),
         description: 'Limits and defaults clients apply when submitting (htcgrid --stack reads it)',
       },
     };
     for (const [id, o] of Object.entries(outputs)) new CfnOutput(this, id, o);
     suppressCdkInternals(this);
   }
-}
-
-/** The configuration keys a client applies at submit time (limits and per-task defaults). */
-const CLIENT_KEYS = [
-  'max_attempts',
-  'task_timeout_sec',
-  'priority_levels',
-  'inline_payload_max_bytes',
-  'max_payload_bytes',
-  'non_retryable_error_types',
-] as const;
-
-function clientConfigOf(document: GridConfig['document']): Record<string, unknown> {
-  return Object.fromEntries(CLIENT_KEYS.map((key) => [key, document[key]]));
 }

@@ -6,6 +6,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { GridConfig } from '../core/config';
 import type { AwsGridResources } from '../core/grid-resources';
+import { clientConfigurationDocument } from './client-configuration';
 import { instanceTypeArchitecture } from './cpu-architecture';
 import { DataPlaneBucket } from './data-plane-bucket';
 import { GridApi } from './grid-api';
@@ -160,7 +161,7 @@ export class HtcGrid extends Construct {
       queues: this.queues.queues,
       dataBucket: this.dataPlane.bucket,
       dataPrefix: this.dataPlane.prefix,
-      configJson: Stack.of(this).toJsonString(this.compute.agentConfiguration),
+      configJson: JSON.stringify(clientConfigurationDocument(cfg.document)),
     });
     this.monitoring = new GridMonitoring(this, 'Monitoring', {
       queues: this.queues,

@@ -2,6 +2,7 @@
 export * from './agent-image';
 export * from './app-config';
 export * from './backlog-scaling';
+export * from './client-configuration';
 export * from './container-images';
 export * from './context-keys';
 export * from './cpu-architecture';

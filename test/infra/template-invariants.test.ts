@@ -235,6 +235,30 @@ describe('the reaper (defect 9)', () => {
   });
 });
 
+describe('the HTTP API function (defect 9’s class: a Lambda’s 4 KB of environment)', () => {
+  it('gets only the client’s share of the configuration, whatever else an HTC-Grid configuration carries', () => {
+    const { template } = synthGrid({
+      worker: PYTHON_WORKER,
+      config: path.join(FIXTURES, 'python_runtime_grid_config.json'),
+    });
+    const api = Object.values(template.findResources('AWS::Lambda::Function')).find((f) =>
+      JSON.stringify(f).includes('HTCGRID_DATA_PREFIX'),
+    ) as { Properties: { Environment: { Variables: Record<string, unknown> } } } | undefined;
+    const variables = api?.Properties.Environment.Variables ?? {};
+    const document = JSON.parse(String(variables.HTCGRID_CONFIG)) as Record<string, unknown>;
+
+    expect(Object.keys(document).sort()).toEqual([
+      'inline_payload_max_bytes',
+      'max_attempts',
+      'max_payload_bytes',
+      'non_retryable_error_types',
+      'priority_levels',
+      'task_timeout_sec',
+    ]);
+    expect(JSON.stringify(variables).length).toBeLessThan(2048);
+  });
+});
+
 describe('the reaper’s code (defect 9)', () => {
   it('bundles the AWS SDK it is tested with (whose clients honour throwOnRequestTimeout), not the runtime’s', () => {
     const { app, template } = synthGrid({ worker: PYTHON_WORKER }, { bundle: true });
