@@ -5,7 +5,6 @@ import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -14,10 +13,13 @@ import { Construct } from 'constructs';
 import { ConfigError } from '../core/errors';
 import { GRID_ENV, resourcesToEnv } from '../core/grid-resources';
 import { grantDataPrefix } from './data-plane-bucket';
+import { bundleNodeEntry, withStagedFolder } from './node-bundle';
 import { packageRoot, sourceOrCompiled } from './repo-paths';
 
 /** The API's Lambda handler source, relative to the package root. */
 export const GRID_API_ENTRY = 'lib/http/lambda-handler.ts';
+/** The OpenAPI document the handler serves, relative to the package root. */
+const GRID_API_DOCUMENT = 'lib/http/openapi.yaml';
 
 export interface GridApiProps {
   /** The task table (tasks, sessions and the API's request ledger). */
@@ -83,42 +85,41 @@ export class GridApi extends Construct {
       retention: logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
     });
-    const document = path.join(packageRoot(), 'lib', 'http', 'openapi.yaml');
-    const fn = new nodejs.NodejsFunction(this, 'Function', {
-      entry,
-      handler: 'handler',
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
-      memorySize: props.memoryMiB ?? 1024,
-      timeout,
-      reservedConcurrentExecutions: props.reservedConcurrency,
-      logGroup,
-      projectRoot: packageRoot(),
-      depsLockFilePath: `${packageRoot()}/package-lock.json`,
-      bundling: {
-        target: 'node22',
-        format: nodejs.OutputFormat.CJS,
-        externalModules: ['@aws-sdk/*', 'better-sqlite3'],
-        sourceMap: true,
-        forceDockerBundling: false,
-        // The handler serves its OpenAPI document, read next to it.
-        commandHooks: {
-          beforeBundling: () => [],
-          beforeInstall: () => [],
-          afterBundling: (_input: string, outputDir: string) => [`cp "${document}" "${outputDir}/openapi.yaml"`],
-        },
+    // The handler serves its OpenAPI document, read next to it (the source's in a checkout, dist's when installed).
+    const document = sourceOrCompiled(GRID_API_DOCUMENT);
+    if (!document) {
+      throw new ConfigError([`GridApi: ${GRID_API_DOCUMENT} is missing from ${packageRoot()}: reinstall the package`]);
+    }
+    const fn = withStagedFolder(
+      this,
+      (dir) => {
+        bundleNodeEntry(dir, { entry, outName: 'index.js', minify: true });
+        fs.copyFileSync(document, path.join(dir, 'openapi.yaml'));
       },
-      environment: {
-        ...resourcesToEnv({
-          tableName: props.table.tableName,
-          queueUrls: props.queues.map((q) => q.queueUrl),
-          dataBucket: props.dataBucket.bucketName,
+      (dir) =>
+        fs.writeFileSync(path.join(dir, 'index.js'), 'exports.handler = undefined; // not bundled for this synth\n'),
+      (dir) =>
+        new lambda.Function(this, 'Function', {
+          code: lambda.Code.fromAsset(dir),
+          handler: 'index.handler',
+          runtime: lambda.Runtime.NODEJS_24_X,
+          architecture: lambda.Architecture.ARM_64,
+          memorySize: props.memoryMiB ?? 1024,
+          timeout,
+          reservedConcurrentExecutions: props.reservedConcurrency,
+          logGroup,
+          environment: {
+            ...resourcesToEnv({
+              tableName: props.table.tableName,
+              queueUrls: props.queues.map((q) => q.queueUrl),
+              dataBucket: props.dataBucket.bucketName,
+            }),
+            [GRID_ENV.config]: props.configJson,
+            HTCGRID_DATA_PREFIX: prefix,
+            NODE_OPTIONS: '--enable-source-maps',
+          },
         }),
-        [GRID_ENV.config]: props.configJson,
-        HTCGRID_DATA_PREFIX: prefix,
-        NODE_OPTIONS: '--enable-source-maps',
-      },
-    });
+    );
     props.table.grantReadWriteData(fn);
     for (const q of props.queues) q.grantSendMessages(fn);
     grantDataPrefix(props.dataBucket, fn, prefix, true);

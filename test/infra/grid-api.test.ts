@@ -1,4 +1,6 @@
 // The GridApi construct: a streaming function URL behind AWS_IAM, least-privilege grants, cdk-nag clean.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { App, Aspects, Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -34,6 +36,17 @@ beforeAll(() => {
 }, 120_000);
 
 describe('GridApi', () => {
+  it('stages its own esbuild bundle and the OpenAPI document it serves (no lock file or esbuild needed in the app)', () => {
+    const outdir = (built.stack.node.root as App).outdir;
+    const assets = fs.readdirSync(outdir).filter((f) => f.startsWith('asset.'));
+    const staged = assets.filter((a) => fs.existsSync(path.join(outdir, a, 'openapi.yaml')));
+    expect(staged).toHaveLength(1);
+    const dir = path.join(outdir, staged[0]!);
+    expect(fs.readdirSync(dir).sort()).toEqual(['index.js', 'index.js.map', 'openapi.yaml']);
+    expect(fs.readFileSync(path.join(dir, 'openapi.yaml'), 'utf8')).toMatch(/^openapi: 3\.1/m);
+    expect(fs.readFileSync(path.join(dir, 'index.js'), 'utf8')).toMatch(/exports/);
+  });
+
   it('serves a streaming function URL that only IAM-signed requests reach', () => {
     built.template.hasResourceProperties('AWS::Lambda::Url', { AuthType: 'AWS_IAM', InvokeMode: 'RESPONSE_STREAM' });
     built.template.hasResourceProperties('AWS::Lambda::Function', {

@@ -8,9 +8,14 @@ import { REPO_ROOT } from './grid-app';
 
 const DOCS = ['README.md', path.join('lib', 'infra', 'README.md')];
 
-/** Every piece of code in a Markdown file: fenced blocks and inline spans. */
+/** Languages whose code is not shell: `htcgrid` there is a Python package or a TypeScript import, not the CLI. */
+const NOT_SHELL = new Set(['python', 'ts', 'typescript', 'js', 'json', 'yaml']);
+
+/** Every piece of shell code in a Markdown file: fenced blocks (but Python's, TypeScript's...) and inline spans. */
 function codeOf(markdown: string): string[] {
-  const fenced = [...markdown.matchAll(/```[a-z]*\n([\s\S]*?)```/g)].map((m) => m[1]!.replace(/\\\n\s*/g, ' '));
+  const fenced = [...markdown.matchAll(/```([a-z]*)\n([\s\S]*?)```/g)]
+    .filter((m) => !NOT_SHELL.has(m[1]!))
+    .map((m) => m[2]!.replace(/\\\n\s*/g, ' '));
   const withoutFences = markdown.replace(/```[a-z]*\n[\s\S]*?```/g, '');
   const inline = [...withoutFences.matchAll(/`([^`\n]+)`/g)].map((m) => m[1]!);
   return [...fenced, ...inline];
