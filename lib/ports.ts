@@ -1,6 +1,7 @@
 // The seams between the grid's logic and the services it runs on. Every adapter passes the same contract tests.
-import type { DataRef, SessionRecord, TaskError, TaskRecord } from './core/task';
-import type { FailureReason, StateCounts } from './core/task-state';
+import type { Completion } from './core/task-lifecycle';
+import type { SessionRecord, TaskError, TaskRecord } from './core/task';
+import type { StateCounts } from './core/task-state';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Task table: the source of truth for who runs a task. All lease-guarded writes are conditional.
@@ -47,30 +48,7 @@ export interface LeaseRef {
 /** `held`: still ours. `cancelled`: the task was cancelled, stop it. `lost`: someone else owns it now, stop it. */
 export type LeaseStatus = 'held' | 'cancelled' | 'lost';
 
-/** The condition a completion is written under. */
-export type CompletionGuard =
-  /** The agent holding the lease. */
-  | { readonly owner: string; readonly attempt: number }
-  /** The reaper: the lease of that attempt must have expired before `now`. */
-  | { readonly leaseExpiredBefore: number; readonly attempt: number };
-
-/** How an attempt ended, as written to the table. */
-export type CompletionOutcome =
-  | { readonly kind: 'succeeded'; readonly result: DataRef }
-  /** Terminal failure. */
-  | { readonly kind: 'failed'; readonly reason: FailureReason; readonly error: TaskError }
-  /** Failed, back to `pending` for another attempt (`failures + 1`). The caller enqueues the message first. */
-  | { readonly kind: 'retry'; readonly reason: FailureReason; readonly error: TaskError }
-  /** Handed back unfinished (drain): back to `pending`, the attempt does not count as a failure. */
-  | { readonly kind: 'released' };
-
-export interface Completion {
-  readonly taskId: string;
-  readonly guard: CompletionGuard;
-  readonly outcome: CompletionOutcome;
-  /** When the attempt ended (epoch ms). */
-  readonly at: number;
-}
+export type { Completion, CompletionGuard, CompletionOutcome } from './core/task-lifecycle';
 
 /** `recorded`: written. `stale`: rejected because the guard no longer holds (nothing was written). */
 export type CompletionResult = { readonly taskId: string; readonly status: 'recorded' | 'stale' };

@@ -4,5 +4,6 @@ export * from './errors';
 export * from './handler';
 export * from './runtime-kind';
 export * from './task';
+export * from './task-lifecycle';
 export * from './task-state';
 export * from './grid-resources';

@@ -6,9 +6,15 @@ export type TaskState = (typeof TASK_STATES)[number];
 
 export const TERMINAL_STATES: ReadonlySet<TaskState> = new Set<TaskState>(['succeeded', 'failed', 'cancelled']);
 
-export function isTerminal(state: TaskState): boolean {
-  return TERMINAL_STATES.has(state);
+export type TerminalState = 'succeeded' | 'failed' | 'cancelled';
+
+/** Whether `state` is one of the terminal states (accepts any value, e.g. a state read from a store). */
+export function isTerminal(state: unknown): state is TerminalState {
+  return (TERMINAL_STATES as ReadonlySet<unknown>).has(state);
 }
+
+/** The live states (a task in one of them will still change), e.g. for a store's `state IN (...)` filter. */
+export const LIVE_STATES: readonly TaskState[] = TASK_STATES.filter((s) => !TERMINAL_STATES.has(s));
 
 /**
  * Why an attempt failed.

@@ -12,10 +12,12 @@ import {
   UpdateCommand,
   type BatchWriteCommandInput,
   type QueryCommandInput,
+  type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { HtcGridError, SessionExistsError } from '../../core/errors';
-import type { SessionRecord, TaskError, TaskRecord } from '../../core/task';
-import { emptyStateCounts, type StateCounts } from '../../core/task-state';
+import type { SessionRecord, TaskRecord } from '../../core/task';
+import { classifyClaim, isHolderGuard, planCompletion, type CompletionPlan } from '../../core/task-lifecycle';
+import { emptyStateCounts, isTerminal, type StateCounts } from '../../core/task-state';
 import { silentLogger, type Logger } from '../../logging';
 import type {
   ClaimOutcome,
@@ -52,6 +54,7 @@ import {
   sessionItemKey,
   terminalSessionSk,
 } from './table-schema';
+import { updateExpressionOf, type AttributePath, type Comparison, type SetAction } from './update-expression';
 
 /** A `listTerminal` cursor that this table did not hand out. */
 export class InvalidTerminalCursorError extends HtcGridError {
@@ -316,21 +319,12 @@ export class DynamoDbTaskTable implements TaskTable {
         return { taskId: request.taskId, status: 'claimed', task: taskRecordOf(out.Attributes ?? {}) };
       } catch (error) {
         if (!(error instanceof ConditionalCheckFailedException)) throw error;
-        const old = probeOf(error.Item);
-        if (old === undefined) return { taskId: request.taskId, status: 'missing' };
-        if (old.state !== 'running') return { taskId: request.taskId, status: 'stale' };
-        // The holder of `attempt` has not written its retry yet: the message is early, not outdated.
-        if (old.attempt === request.attempt) return { taskId: request.taskId, status: 'busy' };
-        // Claimed from this very message and never extended: the lease index does not hold it, so the message is
-        // its only guard. A live lease keeps the message; an expired one is the reaper's job, done by the caller.
-        if (old.attempt === request.attempt + 1 && !old.leaseIndexed) {
-          if (old.leaseExpiresAt === undefined) return { taskId: request.taskId, status: 'busy' };
-          if (old.leaseExpiresAt >= now) {
-            return { taskId: request.taskId, status: 'busy', retryAfterMs: old.leaseExpiresAt - now + 1_000 };
-          }
-          return { taskId: request.taskId, status: 'expired', task: taskRecordOf(unmarshall(error.Item ?? {})) };
-        }
-        return { taskId: request.taskId, status: 'stale' };
+        const found = probeOf(error.Item);
+        const probe = found && { ...found, leaseVisibleToReaper: found.leaseIndexed };
+        const refusal = classifyClaim(request.attempt, probe, now);
+        if (refusal.status !== 'expired') return { taskId: request.taskId, ...refusal };
+        // Claimed from this very message, never extended and expired: the caller reaps it as the reaper would.
+        return { taskId: request.taskId, status: 'expired', task: taskRecordOf(unmarshall(error.Item ?? {})) };
       }
     });
   }
@@ -394,10 +388,11 @@ export class DynamoDbTaskTable implements TaskTable {
   async complete(completions: readonly Completion[]): Promise<CompletionResult[]> {
     return mapLimit(completions, this.concurrency, async (completion): Promise<CompletionResult> => {
       const seq = this.nextSeq();
+      const plan = planCompletion(completion);
       try {
         // Built per try: the terminal key carries the time of the write (see `listTerminal`).
         await this.retry('complete', () =>
-          this.doc.send(new UpdateCommand(this.completionUpdate(completion, seq, this.clock()))),
+          this.doc.send(new UpdateCommand(this.completionUpdate(plan, seq, this.clock()))),
         );
         return { taskId: completion.taskId, status: 'recorded' };
       } catch (error) {
@@ -407,88 +402,47 @@ export class DynamoDbTaskTable implements TaskTable {
     });
   }
 
-  private completionUpdate(completion: Completion, seq: number, writtenAt: number) {
-    const { taskId, guard, outcome, at } = completion;
-    const names: Record<string, string> = {
-      '#state': ATTR.state,
-      '#attempt': ATTR.attempt,
-      '#owner': ATTR.leaseOwner,
-      '#exp': ATTR.leaseExpiresAt,
-      '#shard': ATTR.leaseShard,
-      '#history': ATTR.history,
-      '#a': String(guard.attempt),
-      '#hFinished': 'finishedAt',
-      '#hOutcome': 'outcome',
-    };
-    const values: Record<string, unknown> = { ':running': 'running', ':attempt': guard.attempt, ':at': at };
-    let condition = '#state = :running AND #attempt = :attempt';
-    if ('owner' in guard) {
-      condition += ' AND #owner = :owner';
-      values[':owner'] = guard.owner;
-    } else {
-      condition += ' AND #exp < :before';
-      values[':before'] = guard.leaseExpiredBefore;
+  /** The conditional UpdateItem that writes `plan` (see `planCompletion`). */
+  private completionUpdate(plan: CompletionPlan, seq: number, writtenAt: number): UpdateCommandInput {
+    const { guard, record, at } = plan;
+    // The attempt's history entry (owner and start written by the claim) gets how it ended.
+    const entry = [ATTR.history, String(guard.attempt)];
+    const set: SetAction[] = [
+      { path: [ATTR.state], value: plan.to },
+      { path: [...entry, 'finishedAt'], value: at },
+      { path: [...entry, 'outcome'], value: record.outcome },
+    ];
+    if (record.error !== undefined) set.push({ path: [...entry, 'error'], value: record.error });
+    // The lease ends with the attempt, and with it the task's place in the lease index.
+    const remove: AttributePath[] = [[ATTR.leaseOwner], [ATTR.leaseExpiresAt], [ATTR.leaseShard]];
+    if (plan.countsFailure) set.push({ path: [ATTR.failures], increment: 1 });
+    if (plan.failure !== undefined) {
+      set.push({ path: [ATTR.error], value: plan.failure.error });
+      set.push({ path: [ATTR.failureReason], value: plan.failure.reason });
     }
-    const set = ['#state = :state', '#history.#a.#hFinished = :at', '#history.#a.#hOutcome = :outcome'];
-    const remove = ['#owner', '#exp', '#shard'];
-    const finish = (error: TaskError | undefined) => {
-      names['#finished'] = ATTR.finishedAt;
-      names['#sk'] = ATTR.sessionSk;
-      names['#ttl'] = ATTR.ttl;
-      set.push('#finished = :at', '#sk = :sk', '#ttl = :ttl');
-      values[':sk'] = terminalSessionSk(writtenAt, taskId, outcome.kind === 'succeeded' ? 'succeeded' : 'failed', seq);
-      values[':ttl'] = ttlOf(at, this.retentionSec);
-      if (error !== undefined) recordError(error);
-    };
-    const recordError = (error: TaskError) => {
-      names['#error'] = ATTR.error;
-      names['#hError'] = 'error';
-      set.push('#error = :error', '#history.#a.#hError = :error');
-      values[':error'] = error;
-    };
-    const countFailure = (reason: string) => {
-      names['#failures'] = ATTR.failures;
-      names['#reason'] = ATTR.failureReason;
-      set.push('#failures = #failures + :one', '#reason = :reason');
-      values[':one'] = 1;
-      values[':reason'] = reason;
-    };
-    switch (outcome.kind) {
-      case 'succeeded':
-        values[':state'] = 'succeeded';
-        values[':outcome'] = 'succeeded';
-        names['#result'] = ATTR.result;
-        names['#error'] = ATTR.error;
-        names['#reason'] = ATTR.failureReason;
-        set.push('#result = :result');
-        values[':result'] = outcome.result;
-        remove.push('#error', '#reason');
-        finish(undefined);
-        break;
-      case 'failed':
-        values[':state'] = 'failed';
-        values[':outcome'] = outcome.reason;
-        countFailure(outcome.reason);
-        finish(outcome.error);
-        break;
-      case 'retry':
-        values[':state'] = 'pending';
-        values[':outcome'] = outcome.reason;
-        countFailure(outcome.reason);
-        recordError(outcome.error);
-        break;
-      case 'released':
-        values[':state'] = 'pending';
-        values[':outcome'] = 'released';
-        break;
+    if (plan.result !== undefined) {
+      set.push({ path: [ATTR.result], value: plan.result });
+      remove.push([ATTR.error], [ATTR.failureReason]);
     }
+    if (plan.terminal) {
+      const state = plan.to === 'succeeded' ? 'succeeded' : 'failed';
+      set.push(
+        { path: [ATTR.finishedAt], value: at },
+        { path: [ATTR.sessionSk], value: terminalSessionSk(writtenAt, plan.taskId, state, seq) },
+        { path: [ATTR.ttl], value: ttlOf(at, this.retentionSec) },
+      );
+    }
+    const condition: Comparison[] = [
+      { path: [ATTR.state], op: '=', value: 'running' },
+      { path: [ATTR.attempt], op: '=', value: guard.attempt },
+      isHolderGuard(guard)
+        ? { path: [ATTR.leaseOwner], op: '=', value: guard.owner }
+        : { path: [ATTR.leaseExpiresAt], op: '<', value: guard.leaseExpiredBefore },
+    ];
     return {
       TableName: this.tableName,
-      Key: { task_id: taskId },
-      UpdateExpression: `SET ${set.join(', ')} REMOVE ${remove.join(', ')}`,
-      ConditionExpression: condition,
-      ExpressionAttributeNames: names,
-      ExpressionAttributeValues: values,
+      Key: { task_id: plan.taskId },
+      ...updateExpressionOf({ set, remove, condition }),
     };
   }
 
@@ -872,8 +826,7 @@ export class DynamoDbTaskTable implements TaskTable {
 }
 
 function isTerminalItem(item: Record<string, unknown> | undefined): boolean {
-  const state = item?.[ATTR.state];
-  return state === 'succeeded' || state === 'failed' || state === 'cancelled';
+  return isTerminal(item?.[ATTR.state]);
 }
 
 function encodeCursor(cursor: TerminalCursor): string {

@@ -2,9 +2,13 @@
 import type { Statement, Transaction } from 'better-sqlite3';
 import { HtcGridError, SessionExistsError } from '../../core/errors';
 import type { AttemptOutcome, DataRef, Lease, SessionRecord, TaskError, TaskRecord } from '../../core/task';
+import { classifyClaim, isHolderGuard, planCompletion, type CompletionPlan } from '../../core/task-lifecycle';
 import {
   emptyStateCounts,
   isTaskState,
+  isTerminal,
+  LIVE_STATES,
+  TERMINAL_STATES,
   type FailureReason,
   type StateCounts,
   type TaskState,
@@ -291,26 +295,9 @@ class SequenceAllocator {
   }
 }
 
-/**
- * The attempt record a lease holder appends, split around its `startedAt`, which only the row knows: the statement
- * splices the row's `started_at` in between, so a completion needs no read of the row first. Same text as
- * `JSON.stringify` of the record, keys in the same order.
- */
-function heldAttemptRecord(
-  attempt: number,
-  owner: string,
-  finishedAt: number,
-  outcome: AttemptOutcome,
-  error?: TaskError,
-): [head: string, tail: string] {
-  const tail = error === undefined ? '}' : `,"error":${JSON.stringify(error)}}`;
-  return [
-    `{"attempt":${attempt},"owner":${JSON.stringify(owner)},"startedAt":`,
-    `,"finishedAt":${finishedAt},"outcome":${JSON.stringify(outcome)}${tail}`,
-  ];
-}
-
-const TERMINAL_SQL = "('succeeded', 'failed', 'cancelled')";
+/** `state IN ${TERMINAL_SQL}`: the terminal states, from the one list in core. */
+const TERMINAL_SQL = `(${[...TERMINAL_STATES].map((state) => `'${state}'`).join(', ')})`;
+const LIVE_SQL = `(${LIVE_STATES.map((state) => `'${state}'`).join(', ')})`;
 
 /**
  * `TaskTable` on one SQLite database, safe to share between processes: every write runs in an IMMEDIATE
@@ -337,6 +324,7 @@ export class SqliteTaskTable implements TaskTable {
     (sessionId: string, taskIds: readonly string[] | undefined, now: number) => number
   >;
   private readonly deleteSessionTx: Transaction<(sessionId: string) => void>;
+  private readonly completionStatements = new Map<string, Statement<[CompletionParams]>>();
 
   /** Opens its own connection to the database file at `dbPath` (created if needed). */
   static open(dbPath: string, options: OpenDatabaseOptions & { logger?: Logger } = {}): SqliteTaskTable {
@@ -490,7 +478,7 @@ export class SqliteTaskTable implements TaskTable {
     for (const task of tasks) {
       const [pInline, pKey, pBytes] = dataRefColumns(task.payload);
       const [rInline, rKey, rBytes] = dataRefColumns(task.result);
-      const terminal = task.state === 'succeeded' || task.state === 'failed' || task.state === 'cancelled';
+      const terminal = isTerminal(task.state);
       const exists = terminal ? this.stmt.taskExists.get(task.taskId) !== undefined : false;
       this.stmt.insertTask.run(
         task.taskId,
@@ -530,12 +518,11 @@ export class SqliteTaskTable implements TaskTable {
         return { taskId: request.taskId, status: 'claimed', task };
       }
       const current = this.stmt.probe.get(request.taskId);
-      if (current === undefined) return { taskId: request.taskId, status: 'missing' };
-      // The holder of `attempt` has not written its retry yet: the message is early, not outdated.
-      if (current.state === 'running' && current.attempt === request.attempt) {
-        return { taskId: request.taskId, status: 'busy' };
-      }
-      return { taskId: request.taskId, status: 'stale' };
+      // The reaper's scan sees every running task (`leasesFoundFrom: 'claim'`), so a claim is never `expired` here.
+      const probe = current && { ...current, leaseExpiresAt: undefined, leaseVisibleToReaper: true };
+      const refusal = classifyClaim(request.attempt, probe, now);
+      if (refusal.status === 'expired') throw new HtcGridError('the SQLite table never leaves a lease unseen');
+      return { taskId: request.taskId, ...refusal };
     });
   }
 
@@ -558,118 +545,28 @@ export class SqliteTaskTable implements TaskTable {
   private completeAll(completions: readonly Completion[]): CompletionResult[] {
     const seq = this.sequence();
     const results = completions.map((completion): CompletionResult => {
-      const { taskId, guard, outcome, at } = completion;
-      if ('owner' in guard) return this.completeHeld(completion, guard, seq);
-      const row = this.stmt.guardRow.get(taskId);
-      const holds =
-        row !== undefined &&
-        row.state === 'running' &&
-        row.attempt === guard.attempt &&
-        row.lease_expires_at !== null &&
-        row.lease_expires_at < guard.leaseExpiredBefore;
-      if (!holds) return { taskId, status: 'stale' };
-      const owner = row.lease_owner ?? '';
-      switch (outcome.kind) {
-        case 'succeeded': {
-          const [inline, key, bytes] = dataRefColumns(outcome.result);
-          const history = appendHistory(row.history, attemptRecord(row, owner, at, 'succeeded'));
-          this.stmt.succeed.run(inline, key, bytes, at, history, seq.take(), taskId);
-          break;
-        }
-        case 'failed': {
-          const history = appendHistory(row.history, attemptRecord(row, owner, at, outcome.reason, outcome.error));
-          this.stmt.fail.run(JSON.stringify(outcome.error), outcome.reason, at, history, seq.take(), taskId);
-          break;
-        }
-        case 'retry': {
-          const history = appendHistory(row.history, attemptRecord(row, owner, at, outcome.reason, outcome.error));
-          this.stmt.retry.run(JSON.stringify(outcome.error), outcome.reason, history, taskId);
-          break;
-        }
-        case 'released': {
-          this.stmt.release.run(appendHistory(row.history, attemptRecord(row, owner, at, 'released')), taskId);
-          break;
-        }
-      }
-      return { taskId, status: 'recorded' };
+      const plan = planCompletion(completion);
+      const done = plan.terminal ? seq.take() : null;
+      const changes = this.completionStatement(plan).run(completionParams(plan, done)).changes;
+      if (changes === 0 && done !== null) seq.giveBack();
+      return { taskId: plan.taskId, status: changes > 0 ? 'recorded' : 'stale' };
     });
     seq.flush();
     return results;
   }
 
   /**
-   * A lease holder's completion as one conditional UPDATE (guard in its WHERE, history appended in SQL): the agent's
-   * hot path, one statement per task instead of a read and a write.
+   * The one conditional UPDATE that writes plans of this shape (guard in its WHERE, the history appended in SQL, so
+   * a completion needs no read of the row first), prepared once per shape.
    */
-  private completeHeld(
-    completion: Completion,
-    guard: { readonly owner: string; readonly attempt: number },
-    seq: SequenceAllocator,
-  ): CompletionResult {
-    const { taskId, outcome, at } = completion;
-    const { owner, attempt } = guard;
-    const started = String(at);
-    let changes: number;
-    switch (outcome.kind) {
-      case 'succeeded': {
-        const [inline, key, bytes] = dataRefColumns(outcome.result);
-        const [head, tail] = heldAttemptRecord(attempt, owner, at, 'succeeded');
-        const done = seq.take();
-        changes = this.stmt.succeedHeld.run(
-          inline,
-          key,
-          bytes,
-          at,
-          done,
-          head,
-          started,
-          tail,
-          taskId,
-          attempt,
-          owner,
-        ).changes;
-        if (changes === 0) seq.giveBack();
-        break;
-      }
-      case 'failed': {
-        const [head, tail] = heldAttemptRecord(attempt, owner, at, outcome.reason, outcome.error);
-        const done = seq.take();
-        changes = this.stmt.failHeld.run(
-          JSON.stringify(outcome.error),
-          outcome.reason,
-          at,
-          done,
-          head,
-          started,
-          tail,
-          taskId,
-          attempt,
-          owner,
-        ).changes;
-        if (changes === 0) seq.giveBack();
-        break;
-      }
-      case 'retry': {
-        const [head, tail] = heldAttemptRecord(attempt, owner, at, outcome.reason, outcome.error);
-        changes = this.stmt.retryHeld.run(
-          JSON.stringify(outcome.error),
-          outcome.reason,
-          head,
-          started,
-          tail,
-          taskId,
-          attempt,
-          owner,
-        ).changes;
-        break;
-      }
-      case 'released': {
-        const [head, tail] = heldAttemptRecord(attempt, owner, at, 'released');
-        changes = this.stmt.releaseHeld.run(head, started, tail, taskId, attempt, owner).changes;
-        break;
-      }
+  private completionStatement(plan: CompletionPlan): Statement<[CompletionParams]> {
+    const shape = completionShape(plan);
+    let statement = this.completionStatements.get(shape);
+    if (statement === undefined) {
+      statement = this.db.prepare<[CompletionParams]>(completionSql(plan));
+      this.completionStatements.set(shape, statement);
     }
-    return { taskId, status: changes > 0 ? 'recorded' : 'stale' };
+    return statement;
   }
 
   private cancelAll(sessionId: string, taskIds: readonly string[] | undefined, now: number): number {
@@ -695,7 +592,7 @@ export class SqliteTaskTable implements TaskTable {
       for (const taskId of taskIds) {
         const row = this.stmt.guardRow.get(taskId);
         if (row === undefined || row.session_id !== sessionId) continue;
-        if (row.state === 'pending' || row.state === 'running') cancelOne(taskId, row);
+        if (!isTerminal(row.state)) cancelOne(taskId, row);
       }
     }
     seq.flush();
@@ -709,11 +606,69 @@ export class SqliteTaskTable implements TaskTable {
 
 const LIVE_CHUNK = 1000;
 
-/** Appends `head || started_at || tail` to the JSON array in `history` (params: head, started fallback, tail). */
-const APPEND_HELD_RECORD = `history = (CASE WHEN length(history) <= 2 THEN '[' ELSE substr(history, 1, length(history) - 1) || ',' END)
-  || ? || coalesce(started_at, ?) || ? || ']'`;
-/** The lease holder's guard (params: task id, attempt, owner). */
-const HELD_BY = `WHERE task_id = ? AND state = 'running' AND attempt = ? AND lease_owner = ?`;
+/** The named parameters of a completion's UPDATE (see `completionSql`); only those its shape uses are set. */
+type CompletionParams = Record<string, string | number | null>;
+
+/**
+ * The SQL of a plan's UPDATE. Its guard is the WHERE; the attempt record is appended to the JSON text in `history`
+ * as `head || owner || startedAt || tail`, the owner and start time spliced in from the row (the same text as
+ * `JSON.stringify` of the record, keys in the same order), so the write needs no read first.
+ */
+function completionSql(plan: CompletionPlan): string {
+  const holder = isHolderGuard(plan.guard);
+  const set = ['state = @state', 'lease_owner = NULL', 'lease_expires_at = NULL'];
+  if (plan.countsFailure) set.push('failures = failures + 1');
+  if (plan.result !== undefined) {
+    set.push('result_inline = @resultInline, result_key = @resultKey, result_bytes = @resultBytes');
+    set.push('error = NULL, failure_reason = NULL');
+  }
+  if (plan.failure !== undefined) set.push('error = @error, failure_reason = @reason');
+  if (plan.terminal) set.push('finished_at = @at, done_seq = @done');
+  const owner = holder ? '@ownerJson' : "json_quote(coalesce(lease_owner, ''))";
+  set.push(
+    `history = (CASE WHEN length(history) <= 2 THEN '[' ELSE substr(history, 1, length(history) - 1) || ',' END)
+      || @head || ${owner} || ',"startedAt":' || coalesce(started_at, @started) || @tail || ']'`,
+  );
+  const guard = holder ? 'lease_owner = @owner' : 'lease_expires_at < @before';
+  return `UPDATE tasks SET ${set.join(', ')} WHERE task_id = @taskId AND state = 'running' AND attempt = @attempt AND ${guard}`;
+}
+
+/** Which `completionSql` a plan needs: plans of one shape share a prepared statement. */
+function completionShape(plan: CompletionPlan): string {
+  const flags = [plan.countsFailure, plan.result !== undefined, plan.failure !== undefined, plan.terminal];
+  return `${isHolderGuard(plan.guard) ? 'holder' : 'reaper'}:${plan.to}:${flags.map(Number).join('')}`;
+}
+
+function completionParams(plan: CompletionPlan, done: number | null): CompletionParams {
+  const { guard, record, at } = plan;
+  const error = record.error === undefined ? '}' : `,"error":${JSON.stringify(record.error)}}`;
+  const params: CompletionParams = {
+    taskId: plan.taskId,
+    attempt: guard.attempt,
+    state: plan.to,
+    head: `{"attempt":${guard.attempt},"owner":`,
+    started: String(at),
+    tail: `,"finishedAt":${at},"outcome":${JSON.stringify(record.outcome)}${error}`,
+  };
+  if (isHolderGuard(guard)) {
+    params.owner = guard.owner;
+    params.ownerJson = JSON.stringify(guard.owner);
+  } else {
+    params.before = guard.leaseExpiredBefore;
+  }
+  if (plan.result !== undefined) {
+    [params.resultInline, params.resultKey, params.resultBytes] = dataRefColumns(plan.result);
+  }
+  if (plan.failure !== undefined) {
+    params.error = JSON.stringify(plan.failure.error);
+    params.reason = plan.failure.reason;
+  }
+  if (plan.terminal) {
+    params.at = at;
+    params.done = done;
+  }
+  return params;
+}
 
 function prepareStatements(db: SqliteDatabase) {
   return {
@@ -753,49 +708,9 @@ function prepareStatements(db: SqliteDatabase) {
       `SELECT session_id, state, attempt, lease_owner, lease_expires_at, started_at, history FROM tasks
        WHERE task_id = ?`,
     ),
-    succeed: db.prepare<[string | null, string | null, number | null, number, string, number, string]>(
-      `UPDATE tasks SET state = 'succeeded', result_inline = ?, result_key = ?, result_bytes = ?, error = NULL,
-         failure_reason = NULL, lease_owner = NULL, lease_expires_at = NULL, finished_at = ?, history = ?, done_seq = ?
-       WHERE task_id = ?`,
-    ),
-    fail: db.prepare<[string, string, number, string, number, string]>(
-      `UPDATE tasks SET state = 'failed', failures = failures + 1, error = ?, failure_reason = ?, lease_owner = NULL,
-         lease_expires_at = NULL, finished_at = ?, history = ?, done_seq = ?
-       WHERE task_id = ?`,
-    ),
-    retry: db.prepare<[string, string, string, string]>(
-      `UPDATE tasks SET state = 'pending', failures = failures + 1, error = ?, failure_reason = ?, lease_owner = NULL,
-         lease_expires_at = NULL, history = ?
-       WHERE task_id = ?`,
-    ),
-    release: db.prepare<[string, string]>(
-      `UPDATE tasks SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, history = ? WHERE task_id = ?`,
-    ),
-    succeedHeld: db.prepare<
-      [string | null, string | null, number | null, number, number, string, string, string, string, number, string]
-    >(
-      `UPDATE tasks SET state = 'succeeded', result_inline = ?, result_key = ?, result_bytes = ?, error = NULL,
-         failure_reason = NULL, lease_owner = NULL, lease_expires_at = NULL, finished_at = ?, done_seq = ?,
-         ${APPEND_HELD_RECORD}
-       ${HELD_BY}`,
-    ),
-    failHeld: db.prepare<[string, string, number, number, string, string, string, string, number, string]>(
-      `UPDATE tasks SET state = 'failed', failures = failures + 1, error = ?, failure_reason = ?, lease_owner = NULL,
-         lease_expires_at = NULL, finished_at = ?, done_seq = ?, ${APPEND_HELD_RECORD}
-       ${HELD_BY}`,
-    ),
-    retryHeld: db.prepare<[string, string, string, string, string, string, number, string]>(
-      `UPDATE tasks SET state = 'pending', failures = failures + 1, error = ?, failure_reason = ?, lease_owner = NULL,
-         lease_expires_at = NULL, ${APPEND_HELD_RECORD}
-       ${HELD_BY}`,
-    ),
-    releaseHeld: db.prepare<[string, string, string, string, number, string]>(
-      `UPDATE tasks SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, ${APPEND_HELD_RECORD}
-       ${HELD_BY}`,
-    ),
     liveTasksOfSession: db.prepare<[string], GuardRow & { task_id: string }>(
       `SELECT task_id, session_id, state, attempt, lease_owner, lease_expires_at, started_at, history FROM tasks
-       WHERE session_id = ? AND state IN ('pending', 'running') LIMIT ${LIVE_CHUNK}`,
+       WHERE session_id = ? AND state IN ${LIVE_SQL} LIMIT ${LIVE_CHUNK}`,
     ),
     cancelTask: db.prepare<[number, string, number, string]>(
       `UPDATE tasks SET state = 'cancelled', finished_at = ?, lease_owner = NULL, lease_expires_at = NULL,

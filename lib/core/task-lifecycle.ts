@@ -1,0 +1,136 @@
+// The lifecycle rules every task table applies: how a refused claim is classified and what a completion writes.
+// Pure; the adapters only translate a classification or a plan into their store's conditional writes.
+import type { AttemptOutcome, DataRef, TaskError } from './task';
+import { canTransition, isTerminal, type FailureReason, type TaskState } from './task-state';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Claims
+// ---------------------------------------------------------------------------------------------------------------
+
+/** What a claim's conditional write found in the row when its condition (`pending` at the attempt) failed. */
+export interface ClaimProbe {
+  readonly state: string | undefined;
+  readonly attempt: number | undefined;
+  readonly leaseExpiresAt: number | undefined;
+  /**
+   * Whether the reaper can find this running task by its lease. A table whose reaper finds leases only once
+   * extended (DynamoDB's lease index) says `false` until the first extension; then the claimed queue message is
+   * the task's only guard.
+   */
+  readonly leaseVisibleToReaper: boolean;
+}
+
+/** Why a claim was refused (the four refusals of the `ClaimOutcome` port type; see there). */
+export type ClaimRefusal =
+  | { readonly status: 'busy'; readonly retryAfterMs?: number }
+  | { readonly status: 'expired' }
+  | { readonly status: 'stale' | 'missing' };
+
+/** A message offered again this long after a lease only it guards would expire, so the lease is surely gone. */
+export const UNGUARDED_LEASE_RETRY_MARGIN_MS = 1_000;
+
+/**
+ * Classifies a refused claim of the message for `requestedAttempt` from what the row holds (`undefined`: no row).
+ * - the task is not running: the message is outdated (`stale`);
+ * - the attempt the message names still runs: its holder has not written its retry yet, the message is early
+ *   (`busy`);
+ * - the attempt claimed from this very message runs and the reaper cannot see its lease: a live lease keeps the
+ *   message (`busy`, worth offering again just after the lease would expire); an expired one is reaped by the
+ *   caller (`expired`), as no reaper will find it;
+ * - anything else was claimed past that attempt (`stale`).
+ */
+export function classifyClaim(requestedAttempt: number, found: ClaimProbe | undefined, now: number): ClaimRefusal {
+  if (found === undefined) return { status: 'missing' };
+  if (found.state !== 'running') return { status: 'stale' };
+  if (found.attempt === requestedAttempt) return { status: 'busy' };
+  if (found.attempt === requestedAttempt + 1 && !found.leaseVisibleToReaper) {
+    if (found.leaseExpiresAt === undefined) return { status: 'busy' };
+    if (found.leaseExpiresAt >= now) {
+      return { status: 'busy', retryAfterMs: found.leaseExpiresAt - now + UNGUARDED_LEASE_RETRY_MARGIN_MS };
+    }
+    return { status: 'expired' };
+  }
+  return { status: 'stale' };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Completions
+// ---------------------------------------------------------------------------------------------------------------
+
+/** The condition a completion is written under. */
+export type CompletionGuard =
+  /** The agent holding the lease. */
+  | { readonly owner: string; readonly attempt: number }
+  /** The reaper: the lease of that attempt must have expired before `now`. */
+  | { readonly leaseExpiredBefore: number; readonly attempt: number };
+
+/** How an attempt ended, as written to the table. */
+export type CompletionOutcome =
+  | { readonly kind: 'succeeded'; readonly result: DataRef }
+  /** Terminal failure. */
+  | { readonly kind: 'failed'; readonly reason: FailureReason; readonly error: TaskError }
+  /** Failed, back to `pending` for another attempt (`failures + 1`). The caller enqueues the message first. */
+  | { readonly kind: 'retry'; readonly reason: FailureReason; readonly error: TaskError }
+  /** Handed back unfinished (drain): back to `pending`, the attempt does not count as a failure. */
+  | { readonly kind: 'released' };
+
+export interface Completion {
+  readonly taskId: string;
+  readonly guard: CompletionGuard;
+  readonly outcome: CompletionOutcome;
+  /** When the attempt ended (epoch ms). */
+  readonly at: number;
+}
+
+/**
+ * Everything one completion writes, in one conditional write guarded by `guard` (the task is `running` at
+ * `guard.attempt` and held by its owner, or its lease expired before `leaseExpiredBefore`). Every completion also
+ * drops the lease and appends `record` to the history (owner and start time come from the lease it ends).
+ */
+export interface CompletionPlan {
+  readonly taskId: string;
+  readonly guard: CompletionGuard;
+  readonly to: Extract<TaskState, 'pending' | 'succeeded' | 'failed'>;
+  /** Terminal: the task gets a finish time (`at`) and a place in its session's completion order. */
+  readonly terminal: boolean;
+  /** `failures + 1`. */
+  readonly countsFailure: boolean;
+  /** The result to store (a success); a success also clears the error and failure reason of earlier attempts. */
+  readonly result: DataRef | undefined;
+  /** The error and reason to store on the task (a failure, terminal or retried). */
+  readonly failure: { readonly reason: FailureReason; readonly error: TaskError } | undefined;
+  /** The appended attempt record's outcome and error. */
+  readonly record: { readonly outcome: AttemptOutcome; readonly error: TaskError | undefined };
+  /** When the attempt ended (epoch ms). */
+  readonly at: number;
+}
+
+const TARGET_STATE = { succeeded: 'succeeded', failed: 'failed', retry: 'pending', released: 'pending' } as const;
+
+/** What a completion writes (see `CompletionPlan`). Pure; the same plan for every table. */
+export function planCompletion(completion: Completion): CompletionPlan {
+  const { taskId, guard, outcome, at } = completion;
+  const to = TARGET_STATE[outcome.kind];
+  // Guarded completions always end a running attempt.
+  if (!canTransition('running', to)) throw new Error(`no transition from running to ${to}`);
+  const failure = outcome.kind === 'failed' || outcome.kind === 'retry' ? outcome : undefined;
+  return {
+    taskId,
+    guard,
+    to,
+    terminal: isTerminal(to),
+    countsFailure: failure !== undefined,
+    result: outcome.kind === 'succeeded' ? outcome.result : undefined,
+    failure: failure === undefined ? undefined : { reason: failure.reason, error: failure.error },
+    record: {
+      outcome: failure?.reason ?? (outcome.kind === 'succeeded' ? 'succeeded' : 'released'),
+      error: failure?.error,
+    },
+    at,
+  };
+}
+
+/** Whether the completion is written by the lease holder (the agent) rather than the reaper. */
+export function isHolderGuard(guard: CompletionGuard): guard is { readonly owner: string; readonly attempt: number } {
+  return 'owner' in guard;
+}
