@@ -1,5 +1,14 @@
 // What a client gets back for each finished task.
-import { isInline, type AttemptRecord, type FailureReason, type TaskError, type TaskRecord } from '../core';
+import {
+  isInline,
+  parseResultJson,
+  resultJsonForLine,
+  ResultJsonError,
+  type AttemptRecord,
+  type FailureReason,
+  type TaskError,
+  type TaskRecord,
+} from '../core';
 import type { PayloadStore } from '../ports';
 
 export interface TaskResult {
@@ -7,9 +16,13 @@ export interface TaskResult {
   readonly taskId: string;
   readonly sessionId: string;
   readonly state: 'succeeded' | 'failed' | 'cancelled';
-  /** The handler's return value (parsed), for succeeded tasks. */
+  /**
+   * The handler's return value, for succeeded tasks, read exactly: NaN, Infinity and -Infinity (which Python's `json`
+   * writes) as those numbers, -0.0 as -0, integers beyond ±(2^53 - 1) as `bigint`s, anything else as `JSON.parse`
+   * gives it. A stored text that is not JSON at all (a custom runtime's) is given as that string.
+   */
   readonly result?: unknown;
-  /** The handler's return value as JSON text, exactly as the runtime serialised it. */
+  /** The handler's return value as JSON text, exactly as the runtime serialised it (big integers' digits included). */
   readonly resultJson?: string;
   /** The last attempt's error, for failed tasks. */
   readonly error?: TaskError;
@@ -38,7 +51,7 @@ export async function toTaskResult(task: TaskRecord, store: PayloadStore): Promi
     taskId: task.taskId,
     sessionId: task.sessionId,
     state,
-    ...(resultJson !== undefined ? { resultJson, result: JSON.parse(resultJson) as unknown } : {}),
+    ...(resultJson !== undefined ? { resultJson, result: readResult(resultJson) } : {}),
     ...(task.error && state !== 'succeeded' ? { error: task.error } : {}),
     ...(task.failureReason && state === 'failed' ? { failureReason: task.failureReason } : {}),
     attempts: task.attempt,
@@ -52,12 +65,24 @@ export async function toTaskResult(task: TaskRecord, store: PayloadStore): Promi
   };
 }
 
-/** One JSON line per task, the `htcgrid run --out` format. Result JSON is spliced in as is, never re-encoded. */
+function readResult(text: string): unknown {
+  try {
+    return parseResultJson(text);
+  } catch (err) {
+    if (err instanceof ResultJsonError) return text;
+    throw err;
+  }
+}
+
+/**
+ * One JSON line per task, the `htcgrid run --out` format. Result JSON is spliced in as the runtime wrote it, never
+ * re-encoded, so Python's `json` reads back the very values the handler returned (NaN and big integers included).
+ */
 export function resultLine(r: TaskResult): string {
   const head = `{"index":${r.index},"taskId":${JSON.stringify(r.taskId)},"state":"${r.state}"`;
   const body =
     r.resultJson !== undefined
-      ? `,"result":${r.resultJson}`
+      ? `,"result":${resultJsonForLine(r.resultJson)}`
       : r.error
         ? `,"error":${JSON.stringify(r.error)}${r.failureReason ? `,"reason":"${r.failureReason}"` : ''}`
         : '';

@@ -6,4 +6,5 @@ export * from './runtime-kind';
 export * from './task';
 export * from './task-lifecycle';
 export * from './task-state';
+export * from './result-json';
 export * from './grid-resources';

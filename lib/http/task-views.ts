@@ -1,11 +1,18 @@
 // How tasks and sessions look on the wire: result lines (result text spliced in as stored), details, session status.
-import { isInline, type DataRef, type SessionRecord, type StateCounts, type TaskRecord } from '../core';
+import {
+  isInline,
+  resultJsonForLine,
+  type DataRef,
+  type SessionRecord,
+  type StateCounts,
+  type TaskRecord,
+} from '../core';
 import type { PayloadStore } from '../ports';
 
 /** A stored value's JSON text, exactly as the runtime wrote it (raw line breaks, only ever whitespace, as spaces). */
 export async function storedText(ref: DataRef, store: PayloadStore): Promise<string> {
   const text = isInline(ref) ? ref.inline : (await store.get(ref.key)).toString('utf8');
-  return text.includes('\n') || text.includes('\r') ? text.replace(/[\r\n]/g, ' ') : text;
+  return resultJsonForLine(text);
 }
 
 function terminalState(task: TaskRecord): 'succeeded' | 'failed' | 'cancelled' {

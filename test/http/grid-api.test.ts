@@ -98,7 +98,7 @@ describe('submitting and streaming results', () => {
     const answer = await api.call('GET', `/v1/sessions/${created.json.sessionId}/results`);
     const byIndex = new Map(answer.lines.filter((l) => 'taskId' in l).map((l) => [l.index, l]));
     expect(answer.text).toContain(
-      '"result":{"nan": NaN, "inf": Infinity, "ninf": -Infinity, "negzero": -0.0, "big": 18446744073709551617, "bigneg": -1180591620717411303427, "tenth": 0.1, "text": "line\\nbreak é"}',
+      '"result":{"nan": NaN, "inf": Infinity, "ninf": -Infinity, "negzero": -0.0, "big": 18446744073709551617, "bigneg": -1180591620717411303427, "tenth": 0.1, "text": "line\\nbreak é", "unicode": "中 😀 \u2028 \\ud800", "pad": ""}',
     );
     // The event reached the worker as sent: an integer beyond 2^53 was not rounded on the way in.
     expect(answer.text).toContain('"result":{"echo": {"do": "echo", "id": 12345678901234567890123}}');

@@ -55,6 +55,14 @@ def test_values_reach_python_exactly_as_the_worker_returned_them(grid):
     assert r.result_json.startswith('{"nan": NaN, "inf": Infinity, "ninf": -Infinity, "negzero": -0.0')
 
 
+def test_values_of_a_result_from_the_payload_store_reach_python_exactly(grid):
+    (r,) = list(grid.submit([{"do": "values", "pad": 40000}]).results())
+    value = r.value()
+    assert math.isnan(value["nan"]) and value["ninf"] == -math.inf
+    assert math.copysign(1, value["negzero"]) == -1 and value["big"] == 2**64 + 1
+    assert value["unicode"] == "\u4e2d \U0001f600 \u2028 \ud800" and value["pad"] == "x" * 40000
+
+
 def test_big_integers_in_events_reach_the_worker_exactly(grid):
     (r,) = list(grid.submit([{"do": "echo", "id": 2**80 + 7}]).results())
     assert r.result["echo"]["id"] == 2**80 + 7

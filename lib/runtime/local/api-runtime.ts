@@ -1,5 +1,6 @@
 // A `provided` runtime: the task root's executable `bootstrap`, driven through our Lambda Runtime API server.
 import type { WorkerInitError } from '../../core/errors';
+import { isResultJson } from '../../core/result-json';
 import type { Invocation, InvokeResult } from '../../ports';
 import { crashResult } from './invoke-failures';
 import { clientContextOf, traceIdOf } from './lambda-environment';
@@ -101,10 +102,9 @@ function toResult(body: string | undefined, error: Parameters<typeof errorResult
   if (error) return errorResult(error);
   const text = body ?? '';
   if (text.trim() === '') return { ok: true, resultJson: 'null' };
-  // The grid stores results as JSON text; a runtime posting anything else gets Lambda's marshal error.
-  try {
-    JSON.parse(text);
-  } catch {
+  // The grid stores results as JSON text (NaN, Infinity and big integers allowed, as Python's json writes them); a
+  // runtime posting anything else gets Lambda's marshal error.
+  if (!isResultJson(text)) {
     return errorResult({
       type: 'Runtime.MarshalError',
       message: `Unable to marshal response: the runtime posted a body that is not JSON (${text.length} characters)`,

@@ -1,4 +1,5 @@
 // lambda-rie's invoke API as it is on the wire: the path, the headers, and every response shape it produces.
+import { isResultJson } from '../../core/result-json';
 import type { TaskError } from '../../core/task';
 import type { Invocation, InvokeResult } from '../../ports';
 
@@ -127,6 +128,19 @@ export function classifyRieResponse(
         ok: false,
         reason: 'error',
         error: { type: functionErrorHeader || 'Unhandled', message: body.slice(0, 4096), stack: [] },
+      };
+    }
+    if (body.trim() === '') return { ok: true, resultJson: 'null' };
+    // Stored results are JSON (NaN, Infinity and big integers allowed) so that every reader can read them back.
+    if (!isResultJson(body)) {
+      return {
+        ok: false,
+        reason: 'error',
+        error: {
+          type: 'Runtime.MarshalError',
+          message: `Unable to marshal response: the runtime answered a body that is not JSON (${body.length} characters)`,
+          stack: [],
+        },
       };
     }
     return { ok: true, resultJson: body };

@@ -8,6 +8,17 @@ describe('classifying lambda-rie responses', () => {
     expect(classifyRieResponse(200, undefined, '"Task timed out after 3.00 seconds"').ok).toBe(true);
   });
 
+  it("a 200 with Python's NaN, Infinity or a big integer is a success kept as written; a body that is not JSON a marshal error", () => {
+    const python = '{"price": NaN, "vol": -Infinity, "id": 18446744073709551617}';
+    expect(classifyRieResponse(200, undefined, python)).toEqual({ ok: true, resultJson: python });
+    expect(classifyRieResponse(200, undefined, '')).toEqual({ ok: true, resultJson: 'null' });
+    expect(classifyRieResponse(200, undefined, 'plain text')).toMatchObject({
+      ok: false,
+      reason: 'error',
+      error: { type: 'Runtime.MarshalError', message: expect.stringMatching(/not JSON \(10 characters\)/) },
+    });
+  });
+
   it('a 200 error document is the handler error, an init error type a runtime crash', () => {
     const handlerError = classifyRieResponse(
       200,
