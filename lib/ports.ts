@@ -59,7 +59,33 @@ export interface TerminalPage {
   readonly cursor: string | undefined;
 }
 
-export interface TaskTable {
+/** A page of live tasks or of sessions; `cursor` is undefined once there is nothing more to read. */
+export interface BrowsePage<T> {
+  readonly items: readonly T[];
+  /** Pass back to read on. A page may hold fewer items than asked (even none) and still have a cursor. */
+  readonly cursor: string | undefined;
+}
+
+/**
+ * Read-only queries for people watching the grid (the dashboard, `GET /v1/sessions`, task listings by state). Kept
+ * apart from the lifecycle methods: nothing here writes, and each call reads a bounded amount.
+ */
+export interface TaskBrowser {
+  /** Sessions, newest first (by `createdAt`, then id). */
+  listSessions(cursor: string | undefined, limit: number): Promise<BrowsePage<SessionRecord>>;
+  /**
+   * A session's `pending` or `running` tasks, in an order stable across calls. A task that changes state between
+   * pages may be missed or seen twice: it is a live view, not a snapshot.
+   */
+  listLive(
+    sessionId: string,
+    state: 'pending' | 'running',
+    cursor: string | undefined,
+    limit: number,
+  ): Promise<BrowsePage<TaskRecord>>;
+}
+
+export interface TaskTable extends TaskBrowser {
   /**
    * From when `findExpiredLeases` sees a running task. `claim`: from its claim on, so a claimed task's queue message
    * can be acknowledged at once. `extension`: only once its lease was extended (a table that saves an index write

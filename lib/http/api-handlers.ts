@@ -5,12 +5,22 @@ import path from 'node:path';
 import { z } from 'zod';
 import { mapLimit } from '../backends/aws/aws-retry';
 import type { GridClient } from '../client';
-import { isTerminal, taskIdOf, UnknownTaskError, type GridConfig, type SessionRecord, type TaskRecord } from '../core';
+import { InvalidBrowseCursorError } from '../backends/browse-cursor';
+import {
+  isTaskState,
+  isTerminal,
+  taskIdOf,
+  UnknownTaskError,
+  type GridConfig,
+  type SessionRecord,
+  type TaskRecord,
+} from '../core';
 import { silentLogger, type Logger } from '../logging';
 import type { PayloadStore, RequestLedger, TaskTable } from '../ports';
 import { sleep } from '../runtime/abortable-sleep';
 import { NO_AGENTS, type AgentDirectory } from './agents';
 import { ApiError, toApiError } from './api-error';
+import { OverviewTracker, overviewEvents } from './grid-events';
 import { batchFormatOf, eventTexts, topLevelSpans } from './json-text';
 import { API_LIMITS, type ApiLimits } from './limits';
 import type { OutputTails } from './output-tails';
@@ -126,7 +136,9 @@ export class ApiHandlers {
       { method: 'GET', pattern: /^\/v1\/?$/, handler: () => this.gridInfo() },
       { method: 'GET', pattern: /^\/v1\/openapi\.yaml$/, handler: () => this.document() },
       { method: 'GET', pattern: /^\/v1\/agents$/, handler: () => this.agents() },
+      { method: 'GET', pattern: /^\/v1\/events$/, handler: (r) => this.events(r) },
       { method: 'POST', pattern: /^\/v1\/sessions$/, handler: (r) => this.createSession(r) },
+      { method: 'GET', pattern: /^\/v1\/sessions$/, handler: (r) => this.listSessions(r) },
       { method: 'GET', pattern: new RegExp(`^/v1/sessions/${SID}$`), handler: (_r, p) => this.status(p[0]!) },
       {
         method: 'POST',
@@ -223,6 +235,21 @@ export class ApiHandlers {
 
   private async agents(): Promise<ApiResponse> {
     return json(200, (this.options.agents ?? NO_AGENTS).list());
+  }
+
+  /** Server-sent events: an overview of the recent sessions, backlog and agents every `intervalMs`. */
+  private async events(req: ApiRequest): Promise<ApiResponse> {
+    const intervalMs = integerParam(req.query, 'intervalMs', 1000, 250, 60_000)!;
+    const sessions = integerParam(req.query, 'sessions', 20, 1, 100)!;
+    const waitSec = numberParam(req.query, 'waitSec', this.limits.maxWaitSec, 0, this.limits.maxWaitSec);
+    let deadline = this.clock() + waitSec * 1000;
+    if (req.deadline !== undefined) deadline = Math.min(deadline, req.deadline - 5_000);
+    const tracker = new OverviewTracker(this.options.table, this.options.agents ?? NO_AGENTS, sessions, this.clock);
+    return {
+      status: 200,
+      headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' },
+      body: overviewEvents(tracker, intervalMs, deadline, this.clock, req.signal),
+    };
   }
 
   // --- submitting ------------------------------------------------------------------------------------------------
@@ -465,17 +492,27 @@ export class ApiHandlers {
     return json(200, { ...summary.view(), status: sessionStatusView(session, counts) });
   }
 
+  private async listSessions(req: ApiRequest): Promise<ApiResponse> {
+    const limit = integerParam(req.query, 'limit', 20, 1, 100)!;
+    const page = await withCursorErrors(this.options.table.listSessions(req.query.get('cursor') || undefined, limit));
+    const sessions = await mapLimit(page.items, 8, async (session) =>
+      sessionStatusView(session, await this.options.table.countByState(session.sessionId)),
+    );
+    return json(200, { sessions, cursor: page.cursor ?? null });
+  }
+
   private async listTasks(req: ApiRequest, sessionId: string): Promise<ApiResponse> {
     await this.sessionRecord(sessionId);
     const state = req.query.get('state') ?? undefined;
-    if (state !== undefined && !['succeeded', 'failed', 'cancelled'].includes(state)) {
-      throw ApiError.notAvailable(
-        `listing ${state} tasks is not available: only terminal tasks (succeeded, failed, cancelled) can be listed`,
-        'filter by state=succeeded, failed or cancelled, or follow GET /v1/sessions/{sessionId} for live counts',
+    if (state !== undefined && !isTaskState(state)) {
+      throw ApiError.invalidRequest(
+        `state=${state.slice(0, 40)} is not a task state`,
+        'filter by state=pending, running, succeeded, failed or cancelled',
       );
     }
     const errorType = req.query.get('errorType') ?? undefined;
     const limit = integerParam(req.query, 'limit', 100, 1, 1000)!;
+    if (state === 'pending' || state === 'running') return this.listLiveTasks(req, sessionId, state, errorType, limit);
     let cursor = req.query.get('cursor') ?? undefined;
     const tasks: TaskRecord[] = [];
     let more = true;
@@ -495,6 +532,25 @@ export class ApiHandlers {
       }
     }
     return json(200, { tasks: tasks.map(summaryOf), cursor: cursor ?? null, more });
+  }
+
+  /** Live tasks: read a bounded number of pages, so a call answers quickly even when few tasks match. */
+  private async listLiveTasks(
+    req: ApiRequest,
+    sessionId: string,
+    state: 'pending' | 'running',
+    errorType: string | undefined,
+    limit: number,
+  ): Promise<ApiResponse> {
+    let cursor = req.query.get('cursor') || undefined;
+    const tasks: TaskRecord[] = [];
+    for (let pages = 0; tasks.length < limit && pages < 20; pages++) {
+      const page = await withCursorErrors(this.options.table.listLive(sessionId, state, cursor, limit - tasks.length));
+      cursor = page.cursor;
+      for (const t of page.items) if (errorType === undefined || t.error?.type === errorType) tasks.push(t);
+      if (cursor === undefined) break;
+    }
+    return json(200, { tasks: tasks.map(summaryOf), cursor: cursor ?? null, more: cursor !== undefined });
   }
 
   private async task(taskId: string): Promise<ApiResponse> {
@@ -582,6 +638,21 @@ function summaryOf(t: TaskRecord): Record<string, unknown> {
     startedAt: t.startedAt ?? null,
     finishedAt: t.finishedAt ?? null,
   };
+}
+
+/** A browsing cursor the table refused becomes a 400 naming it. */
+async function withCursorErrors<T>(read: Promise<T>): Promise<T> {
+  try {
+    return await read;
+  } catch (err) {
+    if (!(err instanceof InvalidBrowseCursorError)) throw err;
+    throw new ApiError(
+      400,
+      'InvalidCursorError',
+      err.message.split('\n')[0]!,
+      'pass back the cursor of a page unchanged',
+    );
+  }
 }
 
 function json(status: number, value: unknown): ApiResponse {

@@ -233,8 +233,11 @@ describe('following failures', () => {
 
     const page = await api.call('GET', `/v1/sessions/${sid}/tasks?state=failed&errorType=PricingError`);
     expect(page.json.tasks.map((t: { index: number }) => t.index).sort()).toEqual([0, 2]);
-    const live = await api.call('GET', `/v1/sessions/${sid}/tasks?state=pending`);
-    expect(live.status).toBe(501);
+    const none = await api.call('GET', `/v1/sessions/${sid}/tasks?state=pending`);
+    expect(none.json).toEqual({ tasks: [], cursor: null, more: false });
+    const bad = await api.call('GET', `/v1/sessions/${sid}/tasks?state=done`);
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.message).toMatch(/state=done is not a task state/);
 
     const detail = await api.call('GET', `/v1/tasks/${sid}_0`);
     expect(detail.json).toMatchObject({
@@ -260,6 +263,19 @@ describe('cancelling', () => {
     const sid = (await api.call('POST', '/v1/sessions', { body: { tasks } })).json.sessionId;
     const one = await api.call('POST', `/v1/tasks/${sid}_5/cancel`);
     expect(one.json).toEqual({ taskId: `${sid}_5`, sessionId: sid, cancelled: true, state: 'cancelled' });
+    await waitFor(async () => (await api.call('GET', `/v1/sessions/${sid}`)).json.counts.running > 0);
+    // Pending first: a task that starts between the two listings shows in both, never in neither.
+    const pending = await api.call('GET', `/v1/sessions/${sid}/tasks?state=pending&limit=2`);
+    const morePending = pending.json.more
+      ? (await api.call('GET', `/v1/sessions/${sid}/tasks?state=pending&cursor=${pending.json.cursor}`)).json.tasks
+      : [];
+    const running = await api.call('GET', `/v1/sessions/${sid}/tasks?state=running`);
+    expect(running.json.tasks.length).toBeGreaterThan(0);
+    expect(running.json.tasks.every((t: { state: string }) => t.state === 'running')).toBe(true);
+    const live = new Set(
+      [...pending.json.tasks, ...morePending, ...running.json.tasks].map((t: { index: number }) => t.index),
+    );
+    expect([...live].sort()).toEqual([0, 1, 2, 3, 4]);
     const all = await api.call('POST', `/v1/sessions/${sid}/cancel`);
     expect(all.status).toBe(200);
     expect(all.json.cancelled).toBe(5);
@@ -267,6 +283,42 @@ describe('cancelling', () => {
     expect(lines.filter((l) => l.state === 'cancelled')).toHaveLength(6);
     const again = await api.call('POST', `/v1/tasks/${sid}_5/cancel`);
     expect(again.json).toMatchObject({ cancelled: false, state: 'cancelled' });
+  });
+});
+
+describe('watching the grid', () => {
+  test('sessions are listed newest first with their counts, page by page', async () => {
+    const a = (await api.call('POST', '/v1/sessions', { body: { tasks: [{ do: 'noop' }] } })).json.sessionId;
+    const b = (await api.call('POST', '/v1/sessions', { body: { tasks: [{ do: 'noop' }, { do: 'noop' }] } })).json
+      .sessionId;
+    const first = await api.call('GET', '/v1/sessions?limit=1');
+    expect(first.status).toBe(200);
+    expect(first.json.sessions).toEqual([expect.objectContaining({ sessionId: b, taskCount: 2 })]);
+    const second = await api.call('GET', `/v1/sessions?limit=1&cursor=${first.json.cursor}`);
+    expect(second.json.sessions.map((s: { sessionId: string }) => s.sessionId)).toEqual([a]);
+    const bad = await api.call('GET', '/v1/sessions?cursor=nonsense');
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.code).toBe('InvalidCursorError');
+  });
+
+  test('the event stream sends an overview of sessions, backlog and agents at each interval, then ends', async () => {
+    const sid = (await api.call('POST', '/v1/sessions', { body: { tasks: [{ do: 'sleep', seconds: 0.5 }] } })).json
+      .sessionId;
+    const answer = await api.call('GET', '/v1/events?intervalMs=250&waitSec=1.2&sessions=5');
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('content-type')).toBe('text/event-stream');
+    const events = answer.text
+      .split('\n\n')
+      .filter((e) => e.includes('data: '))
+      .map((e) => ({ name: /^event: (.*)$/m.exec(e)![1], data: JSON.parse(/^data: (.*)$/m.exec(e)![1]!) }));
+    const overviews = events.filter((e) => e.name === 'overview').map((e) => e.data);
+    expect(overviews.length).toBeGreaterThanOrEqual(2);
+    expect(events[events.length - 1]).toEqual({ name: 'end', data: { reason: 'deadline' } });
+    const first = overviews[0];
+    expect(first.sessions[0]).toMatchObject({ sessionId: sid, taskCount: 1 });
+    expect(first.sessions.length).toBeLessThanOrEqual(5);
+    expect(first.totals.backlog).toBe(first.totals.pending + first.totals.running);
+    expect(first.agents.agents).toEqual([expect.objectContaining({ id: grid.agent!.owner })]);
   });
 });
 
@@ -343,7 +395,7 @@ describe('bad input', () => {
       ['GET', `/v1/sessions/${sid}/results?limit=0`, {}, 400, 'InvalidRequestError'],
       ['POST', `/v1/sessions/${sid}/seal`, { body: { taskCount: -1 } }, 400, 'InvalidRequestError'],
       ['POST', `/v1/sessions/${sid}/cancel`, { body: { taskIds: [] } }, 400, 'InvalidRequestError'],
-      ['GET', '/v1/sessions', {}, 405, 'MethodNotAllowedError'],
+      ['DELETE', '/v1/sessions', {}, 405, 'MethodNotAllowedError'],
       ['GET', '/v2/anything', {}, 404, 'NotFoundError'],
       ['GET', '/v1', { token: null }, 401, 'UnauthorizedError'],
       ['POST', '/v1/sessions', { token: 'wrong', body: { tasks: [{}] } }, 401, 'UnauthorizedError'],

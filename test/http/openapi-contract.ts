@@ -72,6 +72,19 @@ export class OpenApiContract {
     const media = contentType.split(';')[0]!.trim();
     const content = response.content?.[media];
     if (!content) throw new Error(`${method} ${template} ${status}: content type ${media} is not documented`);
+    const sseData = (content as { 'x-sse-data'?: unknown })['x-sse-data'];
+    if (media === 'text/event-stream' && sseData && typeof body === 'string') {
+      const check = this.compiled(sseData);
+      for (const line of body.split('\n').filter((l) => l.startsWith('data: '))) {
+        const data = JSON.parse(line.slice('data: '.length)) as unknown;
+        if (!check(data)) {
+          throw new Error(
+            `${method} ${template} ${status}: event data does not match the document: ${this.ajv.errorsText(check.errors)}`,
+          );
+        }
+      }
+      return;
+    }
     const lineSchema = (content as { 'x-ndjson-line'?: unknown })['x-ndjson-line'];
     const schema = media === 'application/x-ndjson' && lineSchema ? lineSchema : content.schema;
     const check = this.compiled(schema);

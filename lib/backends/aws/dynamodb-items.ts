@@ -11,9 +11,10 @@ import {
   manifestSessionSk,
   sessionPartitionOf,
   sessionItemKey,
+  sessionListSk,
+  SESSION_LIST_PARTITION,
   terminalSessionSk,
   LEASE_SHARDS,
-  type TerminalState,
 } from './table-schema';
 
 /** One attempt as stored: written at claim (owner, start), completed at finish. */
@@ -65,6 +66,9 @@ export interface SessionItem {
   readonly timeout_ms: number;
   readonly non_retryable: readonly string[];
   readonly task_count?: number;
+  /** `SESSION_LIST_PARTITION` and `sessionListSk`: sessions are listed from the session index. */
+  readonly session_part: string;
+  readonly session_sk: string;
   /** Session-index partitions of its tasks (absent: 1). */
   readonly index_shards: number;
 }
@@ -101,7 +105,7 @@ export function taskItemOf(
     task_id: task.taskId,
     session_id: task.sessionId,
     session_part: sessionPartitionOf(task.sessionId, task.taskId, options.sessionShards),
-    session_sk: terminal ? terminalSessionSk(finishedAt, task.taskId, task.state as TerminalState) : undefined,
+    session_sk: terminal ? terminalSessionSk(finishedAt, task.taskId, task.state) : undefined,
     idx: task.index,
     state: task.state,
     priority: task.priority,
@@ -239,6 +243,8 @@ export function sessionItemOf(session: SessionRecord, indexShards: number): Sess
     timeout_ms: session.timeoutMs,
     non_retryable: [...session.nonRetryableErrorTypes],
     task_count: session.taskCount,
+    session_part: SESSION_LIST_PARTITION,
+    session_sk: sessionListSk(session.createdAt, session.sessionId),
     index_shards: indexShards,
   };
 }

@@ -20,6 +20,7 @@ import { classifyClaim, isHolderGuard, planCompletion, type CompletionPlan } fro
 import { emptyStateCounts, isTerminal, type StateCounts } from '../../core/task-state';
 import { silentLogger, type Logger } from '../../logging';
 import type {
+  BrowsePage,
   ClaimOutcome,
   ClaimRequest,
   Completion,
@@ -52,9 +53,30 @@ import {
   sessionPartitions,
   sessionShardsFor,
   sessionItemKey,
+  SESSION_LIST_PARTITION,
   terminalSessionSk,
 } from './table-schema';
 import { updateExpressionOf, type AttributePath, type Comparison, type SetAction } from './update-expression';
+import { decodeBrowseCursor, encodeBrowseCursor } from '../browse-cursor';
+
+/** Most tasks one `listLive` call reads (live tasks are found by reading the session's tasks). */
+const LIVE_READ_BUDGET = 2000;
+
+function isStartKey(value: unknown): value is Record<string, string> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.values(value).every((v) => typeof v === 'string')
+  );
+}
+
+function isManifestPosition(value: unknown): value is { m: string; o: number } {
+  const v = value as { m?: unknown; o?: unknown } | null;
+  return (
+    typeof v === 'object' && v !== null && typeof v.m === 'string' && Number.isSafeInteger(v.o) && Number(v.o) >= 0
+  );
+}
 
 /** A `listTerminal` cursor that this table did not hand out. */
 export class InvalidTerminalCursorError extends HtcGridError {
@@ -616,6 +638,85 @@ export class DynamoDbTaskTable implements TaskTable {
     const watermark = reach > state.w ? reach : state.w;
     const kept = [...state.s, ...picked.map((p) => p.sk)].filter((sk) => sk > watermark);
     return { tasks, cursor: encodeCursor({ w: watermark, s: kept }) };
+  }
+
+  // --- browsing (read-only, for people watching the grid) -------------------------------------------------------
+
+  /** Newest first, from the sessions' own partition of the session index (keys only), then their items. */
+  async listSessions(cursor: string | undefined, limit: number): Promise<BrowsePage<SessionRecord>> {
+    const startKey = decodeBrowseCursor(cursor, isStartKey);
+    const want = Math.max(1, Math.min(1000, Math.floor(limit)));
+    const out = await this.retry('listSessions', () =>
+      this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: TABLE_SCHEMA.sessionIndex.name,
+          KeyConditionExpression: '#part = :part',
+          ExpressionAttributeNames: { '#part': ATTR.sessionPart },
+          ExpressionAttributeValues: { ':part': SESSION_LIST_PARTITION },
+          ScanIndexForward: false,
+          Limit: want,
+          ExclusiveStartKey: startKey,
+        }),
+      ),
+    );
+    const keys = (out.Items ?? []).map((item) => String(item[ATTR.taskId]));
+    const items = keys.length === 0 ? [] : await this.batchGet(keys, undefined, false);
+    const byKey = new Map(items.map((item) => [String(item[ATTR.taskId]), item]));
+    const sessions = keys.flatMap((key) => {
+      const item = byKey.get(key);
+      return item === undefined ? [] : [sessionRecordOf(item)];
+    });
+    const next = out.LastEvaluatedKey as Record<string, string> | undefined;
+    return { items: sessions, cursor: next === undefined ? undefined : encodeBrowseCursor(next) };
+  }
+
+  /**
+   * Live tasks are not indexed (that would cost index writes per task): they are found by walking the session's
+   * manifests in key order and reading their tasks, at most `LIVE_READ_BUDGET` tasks per call. A page may therefore
+   * come back short, or empty, with a cursor to read on. Reading costs about one read unit per 2 tasks walked.
+   */
+  async listLive(
+    sessionId: string,
+    state: 'pending' | 'running',
+    cursor: string | undefined,
+    limit: number,
+  ): Promise<BrowsePage<TaskRecord>> {
+    const from = decodeBrowseCursor(cursor, isManifestPosition) ?? { m: '', o: 0 };
+    const want = Math.max(1, Math.min(1000, Math.floor(limit)));
+    const found: TaskRecord[] = [];
+    let budget = LIVE_READ_BUDGET;
+    const manifests = this.queryPages('query session index', {
+      IndexName: TABLE_SCHEMA.sessionIndex.name,
+      KeyConditionExpression: '#part = :part AND #sk >= :from',
+      ExpressionAttributeNames: { '#part': ATTR.sessionPart, '#sk': ATTR.sessionSk },
+      ExpressionAttributeValues: { ':part': manifestPartition(sessionId), ':from': from.m === '' ? 'M#' : from.m },
+    });
+    for await (const page of manifests) {
+      for (const key of page.items) {
+        const sk = String(key[ATTR.sessionSk]);
+        const [manifest] = await this.batchGet([String(key[ATTR.taskId])], [ATTR.taskId, ATTR.taskIds], false);
+        const ids = Array.isArray(manifest?.[ATTR.taskIds]) ? (manifest[ATTR.taskIds] as unknown[]).map(String) : [];
+        let offset = sk === from.m ? from.o : 0;
+        while (offset < ids.length) {
+          if (found.length >= want || budget <= 0) {
+            return { items: found, cursor: encodeBrowseCursor({ m: sk, o: offset }) };
+          }
+          const group = ids.slice(offset, offset + Math.min(100, budget));
+          offset += group.length;
+          budget -= group.length;
+          const items = await this.batchGet(group, undefined, false);
+          const byId = new Map(items.map((item) => [String(item[ATTR.taskId]), item]));
+          for (const id of group) {
+            const item = byId.get(id);
+            if (item !== undefined && item[ATTR.kind] === undefined && item[ATTR.state] === state) {
+              found.push(taskRecordOf(item));
+            }
+          }
+        }
+      }
+    }
+    return { items: found, cursor: undefined };
   }
 
   async findExpiredLeases(now: number, limit: number): Promise<TaskRecord[]> {

@@ -14,7 +14,9 @@
  *   digits>#<s|f|c>#<task id>` (seq: a per-writer counter that orders completions within one millisecond; s/f/c:
  *   succeeded, failed, cancelled), so a session's terminal tasks come back in completion order. Live tasks (pending,
  *   running) have no `session_sk` and stay out: a task costs one index write, when it ends (a key written at creation
- *   would cost one more then and two when it changes at the end). Session items have no `session_sk` either.
+ *   would cost one more then and two when it changes at the end). Session items live in one partition of their own,
+ *   `#sessions` (no session id starts with `#`), keyed `S#<created at, 15 digits>#<session id>`, so sessions can be
+ *   listed newest first (one index write per session).
  * - `lease_index` (GSI, sparse, KEYS_ONLY plus `session_id`): partition `lease_shard`, sort `lease_expires_at`.
  *   Only running tasks carry `lease_shard` (one of `LEASE_SHARDS` values derived from the task id), so the reaper
  *   reads running tasks by lease expiry without a hot partition.
@@ -93,6 +95,14 @@ export const ATTR = {
 /** `task_id` of a session's item. */
 export function sessionItemKey(sessionId: string): string {
   return `session#${sessionId}`;
+}
+
+/** The session-index partition listing every session (see `sessionListSk`). */
+export const SESSION_LIST_PARTITION = '#sessions';
+
+/** Sort key of a session in `SESSION_LIST_PARTITION`: by creation time, then id. */
+export function sessionListSk(createdAt: number, sessionId: string): string {
+  return `S#${finishKeyPrefix(createdAt)}#${sessionId}`;
 }
 
 /** `task_id` of a session manifest: the session and the first task id of the batch it lists. */

@@ -15,6 +15,7 @@ import {
 } from '../../core/task-state';
 import { silentLogger, type Logger } from '../../logging';
 import type {
+  BrowsePage,
   ClaimOutcome,
   ClaimRequest,
   Completion,
@@ -27,6 +28,7 @@ import type {
 import { translateSqliteError } from './errors';
 import type { WriteLock } from './write-lock';
 import { openSqliteDatabase, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
+import { SqliteTaskBrowser } from './sqlite-task-browser';
 
 /** A `listTerminal` cursor that this table did not hand out. */
 export class InvalidCursorError extends HtcGridError {
@@ -99,7 +101,7 @@ interface GuardRow {
   history: string;
 }
 
-interface SessionRow {
+export interface SessionRow {
   session_id: string;
   created_at: number;
   priority: number;
@@ -133,7 +135,7 @@ const TASK_COLUMNS = `task_id, session_id, idx, state, priority, attempt, failur
   lease_owner, lease_expires_at, submitted_at, started_at, finished_at, history, done_seq`;
 
 /** A task row read as an array (no property names to create per row: the results page reads thousands at once). */
-type RawTaskRow = [
+export type RawTaskRow = [
   string,
   string,
   number,
@@ -325,6 +327,7 @@ export class SqliteTaskTable implements TaskTable {
   >;
   private readonly deleteSessionTx: Transaction<(sessionId: string) => void>;
   private readonly completionStatements = new Map<string, Statement<[CompletionParams]>>();
+  private readonly browser: SqliteTaskBrowser;
 
   /** Opens its own connection to the database file at `dbPath` (created if needed). */
   static open(dbPath: string, options: OpenDatabaseOptions & { logger?: Logger } = {}): SqliteTaskTable {
@@ -340,6 +343,7 @@ export class SqliteTaskTable implements TaskTable {
     this.ownsDatabase = options.ownsDatabase ?? false;
     this.writeLock = options.writeLock;
     this.stmt = prepareStatements(db);
+    this.browser = new SqliteTaskBrowser(db, { taskColumns: TASK_COLUMNS, taskOfRaw, sessionOf });
     this.claimTx = db.transaction((requests, owner, expiresAt, now) => this.claimAll(requests, owner, expiresAt, now));
     this.extendTx = db.transaction((leases, expiresAt) => this.extendAll(leases, expiresAt));
     this.leaseStatusTx = db.transaction((leases) => leases.map((lease) => this.statusOf(lease)));
@@ -449,6 +453,19 @@ export class SqliteTaskTable implements TaskTable {
     const doneSeq = rows[rows.length - 1]?.[23];
     const next = doneSeq === undefined || doneSeq === null ? cursor : String(doneSeq);
     return { tasks: rows.map(taskOfRaw), cursor: next };
+  }
+
+  listSessions(cursor: string | undefined, limit: number): Promise<BrowsePage<SessionRecord>> {
+    return this.browser.listSessions(cursor, limit);
+  }
+
+  listLive(
+    sessionId: string,
+    state: 'pending' | 'running',
+    cursor: string | undefined,
+    limit: number,
+  ): Promise<BrowsePage<TaskRecord>> {
+    return this.browser.listLive(sessionId, state, cursor, limit);
   }
 
   async findExpiredLeases(now: number, limit: number): Promise<TaskRecord[]> {

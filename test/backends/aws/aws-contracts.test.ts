@@ -6,6 +6,7 @@ import { DynamoDbTaskTable, S3PayloadStore, SqsTaskQueue } from '../../../lib/ba
 import type { AwsGridResources } from '../../../lib/core/grid-resources';
 import { describePayloadStoreContract } from '../../contract/payload-store.contract';
 import { describeTaskQueueContract } from '../../contract/task-queue.contract';
+import { describeTaskBrowserContract } from '../../contract/task-browser.contract';
 import { describeTaskTableContract } from '../../contract/task-table.contract';
 import { createGridResources, startEmulators, type Emulators } from '../../support/emulators';
 
@@ -27,6 +28,11 @@ afterAll(async () => {
 });
 
 describeTaskTableContract('DynamoDbTaskTable on DynamoDB Local', async () => {
+  const table = new DynamoDbTaskTable({ tableName: resources.tableName, client: clients.dynamodb });
+  return { table, cleanup: () => table.close() };
+});
+
+describeTaskBrowserContract('DynamoDbTaskTable on DynamoDB Local', async () => {
   const table = new DynamoDbTaskTable({ tableName: resources.tableName, client: clients.dynamodb });
   return { table, cleanup: () => table.close() };
 });

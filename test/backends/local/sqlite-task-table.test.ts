@@ -1,10 +1,23 @@
 // Runs the TaskTable contract against the SQLite task table, plus what only the local adapter promises.
 import { openLocalBackends } from '../../../lib/backends/local';
 import { newTask, type SessionRecord } from '../../../lib/core/task';
+import { describeTaskBrowserContract } from '../../contract/task-browser.contract';
 import { describeTaskTableContract } from '../../contract/task-table.contract';
 import { makeTempDir } from './temp-grid-dir';
 
 describeTaskTableContract('SqliteTaskTable', async () => {
+  const temp = makeTempDir();
+  const backends = openLocalBackends(temp.dir);
+  return {
+    table: backends.table,
+    cleanup: async () => {
+      await backends.close();
+      temp.remove();
+    },
+  };
+});
+
+describeTaskBrowserContract('SqliteTaskTable', async () => {
   const temp = makeTempDir();
   const backends = openLocalBackends(temp.dir);
   return {
