@@ -1,7 +1,7 @@
 // A submitted session: stream its results in completion order, wait for it, count its states, cancel it.
 import { isTerminal, type SessionRecord, type StateCounts } from '../core';
 import type { PayloadStore, TaskTable } from '../ports';
-import { sleep } from '../runtime/abortable-sleep';
+import { sleep } from '../timing';
 import { toTaskResult, type TaskResult } from './task-result';
 
 export interface SessionStatus {

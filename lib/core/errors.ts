@@ -82,3 +82,25 @@ export class StaleLeaseError extends HtcGridError {
     super(`task '${taskId}' is no longer held by this agent (its lease expired, it was cancelled or re-queued)`);
   }
 }
+
+/** A queue receipt that queue never handed out (stale receipts of real messages are not errors: they are ignored). */
+export class InvalidReceiptError extends HtcGridError {
+  constructor(readonly receipt: string) {
+    super(`invalid queue receipt '${shorten(receipt, 40)}'`, {
+      hint: 'pass the receipt of a received message unchanged',
+    });
+  }
+}
+
+/** A `listTerminal` cursor that the task table did not hand out. */
+export class InvalidCursorError extends HtcGridError {
+  constructor(readonly cursor: string) {
+    super(`invalid terminal-task cursor '${shorten(cursor, 80)}'`, {
+      hint: 'pass back the cursor of the previous page unchanged',
+    });
+  }
+}
+
+function shorten(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…`;
+}

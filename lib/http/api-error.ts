@@ -1,6 +1,7 @@
 // Errors of the HTTP API: a status, a code (the error class name clients raise), the problem and the fix.
 import {
   HtcGridError,
+  InvalidCursorError,
   InvalidTaskError,
   SessionExistsError,
   TransientServiceError,
@@ -90,7 +91,7 @@ export function toApiError(err: unknown): ApiError {
       { 'retry-after': '1' },
     );
   }
-  if (err instanceof HtcGridError && err.name.startsWith('Invalid') && err.name.endsWith('CursorError')) {
+  if (err instanceof InvalidCursorError) {
     return new ApiError(400, 'InvalidCursorError', err.message.split('\n')[0]!, err.hint);
   }
   return new ApiError(500, 'InternalError', 'the grid could not answer this request', 'see the server logs');

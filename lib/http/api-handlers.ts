@@ -17,7 +17,7 @@ import {
 } from '../core';
 import { silentLogger, type Logger } from '../logging';
 import type { PayloadStore, RequestLedger, TaskTable } from '../ports';
-import { sleep } from '../runtime/abortable-sleep';
+import { sleep } from '../timing';
 import { NO_AGENTS, type AgentDirectory } from './agents';
 import { ApiError, toApiError } from './api-error';
 import { OverviewTracker, overviewEvents } from './grid-events';

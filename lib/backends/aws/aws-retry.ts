@@ -1,5 +1,6 @@
 // Back-off for AWS calls: throttling and 5xx are retried with exponential back-off and full jitter, never in a loop.
 import { TransientServiceError } from '../../core/errors';
+import { backoffDelay as backoff, sleep } from '../../timing';
 
 export interface RetryPolicy {
   /** Tries in all, the first included. @default 8 */
@@ -52,14 +53,10 @@ export function isRetryableAwsError(error: unknown): boolean {
   return e.$retryable !== undefined && e.$retryable !== null && e.name !== 'ConditionalCheckFailedException';
 }
 
-const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 /** The back-off before retry `n` (1-based): uniform in [0, min(max, base * 2^(n-1))] ("full jitter"). */
 export function backoffDelay(retry: number, policy: RetryPolicy = {}): number {
-  const base = policy.baseDelayMs ?? 50;
-  const max = policy.maxDelayMs ?? 5000;
-  const ceiling = Math.min(max, base * 2 ** Math.max(0, retry - 1));
-  return Math.floor((policy.random ?? Math.random)() * ceiling);
+  const options = { baseMs: policy.baseDelayMs ?? 50, maxMs: policy.maxDelayMs ?? 5000, jitter: 'full' as const };
+  return backoff(retry - 1, policy.random === undefined ? options : { ...options, random: policy.random });
 }
 
 /**
@@ -68,7 +65,7 @@ export function backoffDelay(retry: number, policy: RetryPolicy = {}): number {
  */
 export async function withRetry<T>(what: string, call: () => Promise<T>, policy: RetryPolicy = {}): Promise<T> {
   const maxAttempts = policy.maxAttempts ?? 8;
-  const sleep = policy.sleep ?? defaultSleep;
+  const wait = policy.sleep ?? sleep;
   for (let attempt = 1; ; attempt++) {
     try {
       return await call();
@@ -80,7 +77,7 @@ export async function withRetry<T>(what: string, call: () => Promise<T>, policy:
           hint: 'the service is throttling or unavailable; the caller backs off and retries',
         });
       }
-      await sleep(backoffDelay(attempt, policy));
+      await wait(backoffDelay(attempt, policy));
     }
   }
 }

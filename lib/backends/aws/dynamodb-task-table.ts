@@ -14,7 +14,7 @@ import {
   type QueryCommandInput,
   type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { HtcGridError, SessionExistsError } from '../../core/errors';
+import { HtcGridError, InvalidCursorError, SessionExistsError } from '../../core/errors';
 import type { SessionRecord, TaskRecord } from '../../core/task';
 import { classifyClaim, isHolderGuard, planCompletion, type CompletionPlan } from '../../core/task-lifecycle';
 import { emptyStateCounts, isTerminal, type StateCounts } from '../../core/task-state';
@@ -31,6 +31,7 @@ import type {
   TerminalPage,
 } from '../../ports';
 import { backoffDelay, chunk, mapLimit, withRetry, type RetryPolicy } from './aws-retry';
+import { sleep } from '../../timing';
 import {
   manifestItemOf,
   probeOf,
@@ -76,15 +77,6 @@ function isManifestPosition(value: unknown): value is { m: string; o: number } {
   return (
     typeof v === 'object' && v !== null && typeof v.m === 'string' && Number.isSafeInteger(v.o) && Number(v.o) >= 0
   );
-}
-
-/** A `listTerminal` cursor that this table did not hand out. */
-export class InvalidTerminalCursorError extends HtcGridError {
-  constructor(readonly cursor: string) {
-    super(`invalid terminal-task cursor '${cursor.slice(0, 80)}'`, {
-      hint: 'pass back the cursor of the previous page unchanged',
-    });
-  }
 }
 
 export interface DynamoDbTaskTableOptions {
@@ -922,7 +914,7 @@ export class DynamoDbTaskTable implements TaskTable {
     }
     const delay = backoffDelay(round, this.retryPolicy);
     this.logger.debug({ what, round, left, delay }, 'unprocessed items, backing off');
-    await (this.retryPolicy.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms))))(delay);
+    await (this.retryPolicy.sleep ?? sleep)(delay);
   }
 }
 
@@ -944,6 +936,6 @@ function decodeCursor(cursor: string): TerminalCursor {
     }
     return { w: `T#${raw.w}`, s: raw.s.map((k) => `T#${k}`) };
   } catch {
-    throw new InvalidTerminalCursorError(cursor);
+    throw new InvalidCursorError(cursor);
   }
 }

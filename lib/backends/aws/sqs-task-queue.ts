@@ -7,14 +7,15 @@ import {
   SQSClient,
   type BatchResultErrorEntry,
 } from '@aws-sdk/client-sqs';
-import { ConfigError, HtcGridError } from '../../core/errors';
+import { ConfigError, HtcGridError, InvalidReceiptError } from '../../core/errors';
 import { silentLogger, type Logger } from '../../logging';
 import type { QueueMessage, ReceiveOptions, ReceivedMessage, TaskQueue } from '../../ports';
 import { backoffDelay, chunk, mapLimit, withRetry, type RetryPolicy } from './aws-retry';
+import { sleep } from '../../timing';
 import { newSqsClient } from './aws-clients';
 
 /** A receipt this queue did not hand out. */
-export class InvalidReceiptError extends HtcGridError {}
+export { InvalidReceiptError };
 
 /** A queue message body that is not a grid message (someone else wrote to the queue). */
 export class MalformedQueueMessageError extends HtcGridError {}
@@ -268,7 +269,7 @@ export class SqsTaskQueue implements TaskQueue {
         throw new HtcGridError(`SQS ${what}: ${pending.length} entries still failing after ${round} tries`);
       }
       const delay = backoffDelay(round, this.retryPolicy);
-      await (this.retryPolicy.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms))))(delay);
+      await (this.retryPolicy.sleep ?? sleep)(delay);
     }
   }
 
@@ -276,7 +277,7 @@ export class SqsTaskQueue implements TaskQueue {
     const colon = receipt.indexOf(':');
     const level = Number(receipt.slice(0, colon));
     if (colon <= 0 || !Number.isInteger(level) || level < 0 || level >= this.queueUrls.length) {
-      throw new InvalidReceiptError(`'${receipt.slice(0, 40)}…' is not a receipt of this queue`);
+      throw new InvalidReceiptError(receipt);
     }
     return { level, handle: receipt.slice(colon + 1) };
   }

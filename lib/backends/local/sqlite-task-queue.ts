@@ -1,7 +1,7 @@
 // The local grid's task queue: a table in the grid's SQLite database with SQS-like visibility and receipts.
 import { BroadcastChannel } from 'node:worker_threads';
 import type { Transaction } from 'better-sqlite3';
-import { HtcGridError } from '../../core/errors';
+import { InvalidReceiptError } from '../../core/errors';
 import { silentLogger, type Logger } from '../../logging';
 import type { TaskRecord } from '../../core/task';
 import type { ClaimOutcome, ClaimRequest, QueueMessage, ReceivedMessage, ReceiveOptions, TaskQueue } from '../../ports';
@@ -9,12 +9,7 @@ import { translateSqliteError } from './errors';
 import type { WriteLock } from './write-lock';
 import { openSqliteDatabase, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
 
-/** A receipt this queue never handed out (stale receipts of real messages are not errors: they are ignored). */
-export class InvalidReceiptError extends HtcGridError {
-  constructor(readonly receipt: string) {
-    super(`invalid queue receipt '${receipt}'`, { hint: 'pass the receipt of a received message unchanged' });
-  }
-}
+export { InvalidReceiptError };
 
 export interface SqliteTaskQueueOptions {
   /** Close the database connection in `close()`. @default false */

@@ -1,6 +1,6 @@
 // The local grid's task table on SQLite: claims, leases and completions as conditional writes in one transaction.
 import type { Statement, Transaction } from 'better-sqlite3';
-import { HtcGridError, SessionExistsError } from '../../core/errors';
+import { HtcGridError, InvalidCursorError, SessionExistsError } from '../../core/errors';
 import type { AttemptOutcome, DataRef, Lease, SessionRecord, TaskError, TaskRecord } from '../../core/task';
 import { classifyClaim, isHolderGuard, planCompletion, type CompletionPlan } from '../../core/task-lifecycle';
 import {
@@ -30,12 +30,7 @@ import type { WriteLock } from './write-lock';
 import { openSqliteDatabase, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
 import { SqliteTaskBrowser } from './sqlite-task-browser';
 
-/** A `listTerminal` cursor that this table did not hand out. */
-export class InvalidCursorError extends HtcGridError {
-  constructor(readonly cursor: string) {
-    super(`invalid terminal-task cursor '${cursor}'`, { hint: 'pass back the cursor of the previous page unchanged' });
-  }
-}
+export { InvalidCursorError };
 
 export interface SqliteTaskTableOptions {
   /** Close the database connection in `close()`. @default false */

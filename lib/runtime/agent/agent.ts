@@ -17,7 +17,7 @@ import {
   type WorkerInvoker,
 } from '../../ports';
 import { silentLogger } from '../../logging';
-import { backoffMs, sleep } from '../abortable-sleep';
+import { backoffDelay, sleep, SERVICE_RETRY_BACKOFF } from '../../timing';
 import { decideAttempt, failure, type AbortCause } from './attempt-outcome';
 import { CompletionBatcher, type PendingCompletion } from './completion-batcher';
 import type { HeldTask } from './held-task';
@@ -279,7 +279,7 @@ export class Agent {
       } catch (err) {
         if (this.state !== 'running') break;
         this.logger.warn({ err }, 'receiving tasks failed; backing off');
-        await sleep(backoffMs(failures++), this.stopReceiving.signal);
+        await sleep(backoffDelay(failures++, SERVICE_RETRY_BACKOFF), this.stopReceiving.signal);
         continue;
       }
       if (this.state !== 'running') {
@@ -300,7 +300,7 @@ export class Agent {
         failures = 0;
       } catch (err) {
         this.logger.warn({ err }, 'claiming tasks failed; their messages will reappear');
-        await sleep(backoffMs(failures++), this.stopReceiving.signal);
+        await sleep(backoffDelay(failures++, SERVICE_RETRY_BACKOFF), this.stopReceiving.signal);
       }
     }
   }
@@ -320,7 +320,7 @@ export class Agent {
     } catch (err) {
       if (this.state !== 'running') return true;
       this.logger.warn({ err }, 'receiving tasks failed; backing off');
-      await sleep(backoffMs(failures), this.stopReceiving.signal);
+      await sleep(backoffDelay(failures, SERVICE_RETRY_BACKOFF), this.stopReceiving.signal);
       return false;
     }
     if (tasks.length === 0 && this.state === 'running') {

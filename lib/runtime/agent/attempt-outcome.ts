@@ -1,6 +1,7 @@
 // Pure rules turning what the runtime returned into what the task table records.
 import { decideAfterFailure, type FailureReason, type TaskError, type TaskRecord } from '../../core';
 import type { CompletionOutcome, InvokeResult } from '../../ports';
+import { timeoutError } from '../invoke-results';
 
 /** Why the agent itself interrupted an attempt, if it did. */
 export type AbortCause = 'cancelled' | 'lost' | 'drain' | 'deadline';
@@ -57,12 +58,4 @@ const DETERMINISTIC_ERROR_TYPES = new Set(['Runtime.MarshalError', 'Runtime.Resu
 
 function isRetryable(error: TaskError): boolean {
   return !DETERMINISTIC_ERROR_TYPES.has(error.type);
-}
-
-export function timeoutError(timeoutMs: number): TaskError {
-  return {
-    type: 'Sandbox.Timedout',
-    message: `Task timed out after ${(timeoutMs / 1000).toFixed(2)} seconds`,
-    stack: [],
-  };
 }

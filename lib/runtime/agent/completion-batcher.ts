@@ -1,7 +1,7 @@
 // Collects finished attempts and writes them in batches: re-queue messages first, then the table, in one round trip each.
 import type { Logger } from 'pino';
 import type { Completion, CompletionResult, QueueMessage, TaskQueue, TaskTable } from '../../ports';
-import { backoffMs, sleep } from '../abortable-sleep';
+import { backoffDelay, sleep, SERVICE_RETRY_BACKOFF } from '../../timing';
 
 export interface PendingCompletion {
   readonly completion: Completion;
@@ -82,7 +82,7 @@ export class CompletionBatcher {
           return;
         }
         logger.warn({ err, tries: tries + 1 }, 'recording finished attempts failed; retrying');
-        await sleep(backoffMs(tries));
+        await sleep(backoffDelay(tries, SERVICE_RETRY_BACKOFF));
       }
     }
   }

@@ -2,7 +2,7 @@
 import type { WorkerInitError } from '../../core/errors';
 import { isResultJson } from '../../core/result-json';
 import type { Invocation, InvokeResult } from '../../ports';
-import { crashResult } from './invoke-failures';
+import { crashResult } from '../invoke-results';
 import { clientContextOf, traceIdOf } from './lambda-environment';
 import type { OutputCapture } from './output-capture';
 import type { RuntimeApiServer } from './runtime-api-server';

@@ -1,4 +1,5 @@
 // The length-prefixed frames spoken with the Python and Node bootstraps over pipe fds 3 and 4 (see bootstrap.py).
+import { clientContextOf } from '../client-context';
 
 /**
  * Sent by the bootstraps in their ready frame. Bumped whenever the frames change, so compiled code and bootstrap
@@ -52,7 +53,7 @@ export function encodeRequest(fields: RequestFields, eventJson: string): Buffer 
         id: requestId,
         timeout: timeoutMs,
         arn: functionArn,
-        cc: { custom: { session_id: sessionId, task_id: taskId, attempt } },
+        cc: clientContextOf({ sessionId, taskId, attempt }),
         trace: traceId,
       });
   const headerBytes = Buffer.byteLength(header);

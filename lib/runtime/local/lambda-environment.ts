@@ -1,7 +1,6 @@
 // The environment variables and identifiers Lambda gives a function, computed for one local runtime slot.
 import { randomBytes } from 'node:crypto';
 import type { WorkerRuntime } from '../../core/runtime-kind';
-import type { Invocation } from '../../ports';
 
 /** The account id local ARNs carry (no real account is involved). */
 export const LOCAL_ACCOUNT_ID = '000000000000';
@@ -81,10 +80,7 @@ export function lambdaEnvironment(input: EnvironmentInput): Record<string, strin
   return Object.assign(env, reserved);
 }
 
-/** The client context the grid passes with each task: its identity in `custom`, as the agent sends it in AWS. */
-export function clientContextOf(invocation: Invocation): { custom: Record<string, unknown> } {
-  return { custom: { session_id: invocation.sessionId, task_id: invocation.taskId, attempt: invocation.attempt } };
-}
+export { clientContextOf } from '../client-context';
 
 /** An X-Ray style trace id (`Root=1-<epoch hex>-<24 hex>;Parent=<16 hex>;Sampled=0`). */
 export function traceIdOf(now = Date.now()): string {

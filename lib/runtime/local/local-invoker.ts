@@ -5,8 +5,16 @@ import type { GridConfig } from '../../core/config';
 import type { WorkerRuntime } from '../../core/runtime-kind';
 import type { Logger } from '../../logging';
 import type { Invocation, InvokeResult, WorkerInvoker } from '../../ports';
+import { backoffDelay, sleep } from '../../timing';
 import { ApiRuntimeSession } from './api-runtime';
-import { busyResult, cancelledResult, notStartedResult, timeoutResult, unavailableResult } from './invoke-failures';
+import {
+  abortReason,
+  busyResult,
+  cancelledResult,
+  notStartedResult,
+  timeoutResult,
+  unavailableResult,
+} from '../invoke-results';
 import { lambdaEnvironment, lambdaIdentity, type LambdaIdentity } from './lambda-environment';
 import { OutputCapture, type OutputListener } from './output-capture';
 import { PipeRuntimeSession } from './pipe-runtime';
@@ -72,7 +80,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /** No delay for the first restart, then 100 ms doubling up to 5 s, so a runtime that keeps dying never spins. */
 export function restartDelayMs(consecutiveFailures: number): number {
   if (consecutiveFailures <= 1) return 0;
-  return Math.min(MAX_RESTART_DELAY_MS, 100 * 2 ** (consecutiveFailures - 2));
+  return backoffDelay(consecutiveFailures - 2, { baseMs: 100, maxMs: MAX_RESTART_DELAY_MS, jitter: 'none' });
 }
 
 /** An invocation this invoker accepted: waiting for its turn, running, or (cancelled while waiting) a leftover. */
@@ -339,7 +347,7 @@ export class LocalInvoker implements WorkerInvoker {
   }
 
   private async launch(slot: Slot, delayMs: number): Promise<RuntimeSession> {
-    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    if (delayMs > 0) await sleep(delayMs);
     if (this.closed) throw new WorkerInitError('the local runtime is closed', 'Runtime.Closed');
     const session = await this.spawn();
     slot.session = session;
@@ -500,11 +508,4 @@ export function createGridSlotInvoker(
     pythonExecutable: config.pythonExecutable,
     maxQueued: defaultMaxQueued(config.runtime),
   });
-}
-
-function abortReason(signal: AbortSignal | undefined): string {
-  const reason: unknown = signal?.reason;
-  if (reason instanceof Error) return reason.message;
-  if (typeof reason === 'string') return reason;
-  return 'the invocation was aborted';
 }

@@ -1,8 +1,9 @@
 // A Python or Node runtime process driven over pipe fds 3/4 with length-prefixed frames (the fast local path).
 import { WorkerInitError } from '../../core/errors';
 import type { Invocation, InvokeResult } from '../../ports';
+import { sleep } from '../../timing';
 import { encodeRequest, FrameKind, PROTOCOL_VERSION, ResponseDecoder, type ResponseFrame } from './frame-codec';
-import { busyResult, crashResult, handlerErrorResult, parseErrorDocument } from './invoke-failures';
+import { busyResult, crashResult, handlerErrorResult, parseErrorDocument } from '../invoke-results';
 import type { OutputCapture } from './output-capture';
 import { type ExitInfo, RuntimeProcess } from './runtime-process';
 import { initErrorFrom, initExitError, type LoadTarget, type RuntimeSession } from './runtime-session';
@@ -18,10 +19,6 @@ export interface PipeRuntimeOptions {
 }
 
 const EXIT_DRAIN_MS = 200;
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
 
 export class PipeRuntimeSession implements RuntimeSession {
   readonly ready: Promise<void>;
@@ -59,7 +56,7 @@ export class PipeRuntimeSession implements RuntimeSession {
       this.process.responses.once('close', resolve);
     });
     void this.exited
-      .then(() => Promise.race([drained, delay(EXIT_DRAIN_MS)]))
+      .then(() => Promise.race([drained, sleep(EXIT_DRAIN_MS, undefined, { unref: true })]))
       .then(() => this.exited)
       .then((exit) => this.onExit(exit));
   }

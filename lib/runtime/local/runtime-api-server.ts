@@ -2,7 +2,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TaskError } from '../../core/task';
-import { parseErrorDocument } from './invoke-failures';
+import { parseErrorDocument } from '../invoke-results';
 
 const API = '/2018-06-01/runtime';
 const NEXT = `${API}/invocation/next`;

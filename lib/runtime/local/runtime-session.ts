@@ -2,7 +2,7 @@
 import { WorkerInitError } from '../../core/errors';
 import type { TaskError } from '../../core/task';
 import type { Invocation, InvokeResult } from '../../ports';
-import { describeExit } from './invoke-failures';
+import { describeExit } from '../invoke-results';
 import type { ExitInfo } from './runtime-process';
 
 export interface RuntimeSession {

@@ -4,6 +4,8 @@ import net from 'node:net';
 import { WorkerInitError } from '../../core/errors';
 import { silentLogger, type Logger } from '../../logging';
 import type { Invocation, InvokeResult, WorkerInvoker } from '../../ports';
+import { backoffDelay, sleep } from '../../timing';
+import { abortReason, cancelledResult, timeoutResult } from '../invoke-results';
 import {
   CLIENT_CONTEXT_HEADER,
   FUNCTION_ERROR_HEADER,
@@ -114,10 +116,10 @@ export class RieInvoker implements WorkerInvoker {
   }
 
   async invoke(invocation: Invocation, signal?: AbortSignal): Promise<InvokeResult> {
-    if (signal?.aborted) return cancelled('the invocation was aborted before it started');
+    if (signal?.aborted) return cancelledResult('the invocation was aborted before it started');
     if (this.recovery !== undefined) {
       const aborted = await abortable(this.recovery, signal);
-      if (aborted) return cancelled('the invocation was aborted while the previous runtime was being stopped');
+      if (aborted) return cancelledResult('the invocation was aborted while the previous runtime was being stopped');
     }
     const body = Buffer.from(invocation.eventJson, 'utf8');
     const headers = {
@@ -139,7 +141,7 @@ export class RieInvoker implements WorkerInvoker {
       }
       this.logger.debug({ taskId: invocation.taskId, attempt }, 'Lambda runtime refused the connection, retrying');
       const aborted = await sleep(retryDelay(attempt, retryUntil), signal);
-      if (aborted) return cancelled('the invocation was aborted while the runtime was starting');
+      if (aborted) return cancelledResult('the invocation was aborted while the runtime was starting');
     }
   }
 
@@ -194,18 +196,9 @@ export class RieInvoker implements WorkerInvoker {
           req.destroy();
         }
       };
-      const onAbort = () => interrupt(cancelled(reasonText(signal?.reason)));
+      const onAbort = () => interrupt(cancelledResult(abortReason(signal)));
       const timer = setTimeout(
-        () =>
-          interrupt({
-            ok: false,
-            reason: 'timeout',
-            error: {
-              type: 'Sandbox.Timedout',
-              message: `Task timed out after ${(Math.ceil(Math.max(0, timeoutMs) / 10) / 100).toFixed(2)} seconds`,
-              stack: [],
-            },
-          }),
+        () => interrupt(timeoutResult(timeoutMs)),
         Math.max(0, invocation.deadline - Date.now()),
       );
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -294,20 +287,12 @@ function connectionLost(error: Error): InvokeResult {
   };
 }
 
-function cancelled(why: string): InvokeResult {
-  return { ok: false, reason: 'cancelled', error: { type: 'Runtime.Cancelled', message: why, stack: [] } };
-}
-
-function reasonText(reason: unknown): string {
-  if (reason instanceof Error) return `Invocation cancelled: ${reason.message}`;
-  if (typeof reason === 'string') return `Invocation cancelled: ${reason}`;
-  return 'Invocation cancelled: the invocation was aborted';
-}
-
 /** 50 ms doubling to 1 s, never past `until`. */
 function retryDelay(attempt: number, until: number): number {
-  return Math.max(0, Math.min(1000, 50 * 2 ** (attempt - 1), until - Date.now()));
+  return Math.max(0, Math.min(backoffDelay(attempt - 1, RETRY_BACKOFF), until - Date.now()));
 }
+
+const RETRY_BACKOFF = { baseMs: 50, maxMs: 1000, jitter: 'none' } as const;
 
 /** Waits for `promise`; resolves true early if `signal` aborts. */
 function abortable(promise: Promise<void>, signal: AbortSignal | undefined): Promise<boolean> {
@@ -331,21 +316,5 @@ function withinMs(promise: Promise<void>, ms: number): Promise<boolean> {
       clearTimeout(timer);
       resolve(true);
     });
-  });
-}
-
-/** Sleeps `ms`; resolves true early if `signal` aborts. */
-function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve(true);
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve(false);
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -2,6 +2,7 @@
 import { isResultJson } from '../../core/result-json';
 import type { TaskError } from '../../core/task';
 import type { Invocation, InvokeResult } from '../../ports';
+import { clientContextOf } from '../client-context';
 
 /**
  * What aws/aws-lambda-runtime-interface-emulator (`internal/lambda/rie/handlers.go`, `rapidcore/server.go`) does:
@@ -43,10 +44,7 @@ const RUNTIME_ERROR_TYPES = new Set([
 
 /** The grid's identity of a task, as the agent sends it in `X-Amz-Client-Context`. */
 export function clientContextHeader(invocation: Pick<Invocation, 'sessionId' | 'taskId' | 'attempt'>): string {
-  const context = {
-    custom: { session_id: invocation.sessionId, task_id: invocation.taskId, attempt: invocation.attempt },
-  };
-  return Buffer.from(JSON.stringify(context), 'utf8').toString('base64');
+  return Buffer.from(JSON.stringify(clientContextOf(invocation)), 'utf8').toString('base64');
 }
 
 /** Decodes `X-Amz-Client-Context` strictly, as Go's `base64.StdEncoding` does; `undefined` when it is not base64. */

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { silentLogger, type Logger } from '../../logging';
+import { sleep } from '../../timing';
 
 /** lambda-rie's flag naming the address its invoke API listens on (`internal/lambda/rie/run.go`). */
 export const RIE_ADDRESS_FLAG = '--runtime-interface-emulator-address';
@@ -159,7 +160,7 @@ export class RuntimeKiller {
     const deadline = Date.now() + this.confirmTimeoutMs;
     let alive = pids.filter((pid) => isAlive(this.procRoot, pid));
     while (alive.length > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await sleep(10);
       alive = alive.filter((pid) => isAlive(this.procRoot, pid));
     }
     return alive;

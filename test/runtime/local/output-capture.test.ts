@@ -1,6 +1,6 @@
 // Pure parts of the local runtime: output attribution, frame decoding, and Lambda's failure wording.
 import { FrameKind, ResponseDecoder, type ResponseFrame } from '../../../lib/runtime/local/frame-codec';
-import { crashResult, parseErrorDocument, timeoutResult } from '../../../lib/runtime/local/invoke-failures';
+import { crashResult, parseErrorDocument, timeoutResult } from '../../../lib/runtime/invoke-results';
 import { restartDelayMs } from '../../../lib/runtime/local';
 import { OutputCapture } from '../../../lib/runtime/local/output-capture';
 import { collectOutput } from './helpers';

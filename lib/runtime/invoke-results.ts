@@ -1,15 +1,16 @@
-// The failures the local runtime reports besides the handler's own errors, worded as Lambda and lambda-rie word them.
-import type { TaskError } from '../../core/task';
-import type { InvokeResult } from '../../ports';
+// The failures every invoker reports besides the handler's own errors (timeout, exit, cancel, busy), built in one
+// place and worded as Lambda and lambda-rie word them.
+import type { TaskError } from '../core/task';
+import type { InvokeResult } from '../ports';
 
 /** `Task timed out after 3.00 seconds`, as lambda-rie says it; the span is rounded up to the next 10 ms. */
-export function timeoutResult(timeoutMs: number): InvokeResult {
+export function timeoutError(timeoutMs: number): TaskError {
   const seconds = (Math.ceil(Math.max(0, timeoutMs) / 10) / 100).toFixed(2);
-  return failure('timeout', {
-    type: 'Sandbox.Timedout',
-    message: `Task timed out after ${seconds} seconds`,
-    stack: [],
-  });
+  return { type: 'Sandbox.Timedout', message: `Task timed out after ${seconds} seconds`, stack: [] };
+}
+
+export function timeoutResult(timeoutMs: number): InvokeResult {
+  return failure('timeout', timeoutError(timeoutMs));
 }
 
 const SIGNAL_WORDS: Readonly<Record<string, string>> = {
@@ -45,6 +46,14 @@ export function unavailableResult(error: Error & { errorType?: string }): Invoke
     message: error.message,
     stack: [],
   });
+}
+
+/** Why `signal` aborted, in words for a cancelled result. */
+export function abortReason(signal: AbortSignal | undefined): string {
+  const reason: unknown = signal?.reason;
+  if (reason instanceof Error) return reason.message;
+  if (typeof reason === 'string') return reason;
+  return 'the invocation was aborted';
 }
 
 export function cancelledResult(why: string): InvokeResult {
