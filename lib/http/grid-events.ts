@@ -1,7 +1,7 @@
 // The live view of a grid for `GET /v1/events`: recent sessions with counts and throughput, backlog and agents, as SSE.
 import type { StateCounts } from '../core';
 import type { TaskTable } from '../ports';
-import { sleep } from '../runtime/abortable-sleep';
+import { sleep } from '../timing';
 import type { AgentDirectory, AgentsView } from './agents';
 import { sessionStatusView, type SessionStatusView } from './task-views';
 
