@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import { applyOverrides, compileConfig, parseHandler, type GridConfig } from '../core';
 import { detectWorkerRuntime } from '../packaging';
+import * as output from './output';
 import { UsageError } from './usage-error';
 
 export interface ConfigFlags {
@@ -53,7 +54,9 @@ export function loadGridConfig(
     overrides.lambda_handler_file_name = module;
     overrides.lambda_handler_function_name = fn;
   }
-  return compileConfig(applyOverrides(doc, overrides), flags.config ?? 'configuration');
+  const config = compileConfig(applyOverrides(doc, overrides), flags.config ?? 'configuration');
+  for (const note of config.ignoredKeys ?? []) output.info(`warning: ${note}`);
+  return config;
 }
 
 function detectedRuntime(worker: string | undefined): string | undefined {

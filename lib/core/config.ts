@@ -3,28 +3,32 @@ import os from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from './errors';
 import { handlerString } from './handler';
+import { closestName } from './closest-name';
+import { IGNORED_HTCGRID_KEYS, IGNORED_HTCGRID_LAMBDA_KEYS } from './htc-grid-keys';
 import { resolveRuntime, type WorkerRuntime } from './runtime-kind';
 
 const seconds = (def: number, what: string) => z.number().positive().default(def).describe(what);
 
-const lambdaSchema = z
-  .looseObject({
-    /** Module of the handler, without extension. HTC-Grid's key. */
-    lambda_handler_file_name: z.string().default('lambda_function').describe('module holding the handler'),
-    /** Function of the handler. HTC-Grid's key. */
-    lambda_handler_function_name: z.string().default('lambda_handler').describe('handler function'),
-    /** Lambda runtime of the worker (`python3.12`, `nodejs22.x`, `provided.al2023`, or `python`/`node`/`provided`). */
-    runtime: z.string().default('python3.12'),
-    /** The function name the runtime reports (`context.function_name`); lambda-rie serves only `function`. */
-    function_name: z.string().min(1).default('function'),
-    /** Memory the worker is told it has (`context.memory_limit_in_mb`), in MiB. */
-    memory_size_mb: z.number().int().min(128).max(10240).default(3008),
-    /** Worker zip location (`s3://bucket/key`) in AWS; set by the CDK stack. */
-    s3_source: z.string().optional(),
-  })
-  .prefault({});
+const lambdaObject = z.looseObject({
+  /** Module of the handler, without extension. HTC-Grid's key. */
+  lambda_handler_file_name: z.string().default('lambda_function').describe('module holding the handler'),
+  /** Function of the handler. HTC-Grid's key. */
+  lambda_handler_function_name: z.string().default('lambda_handler').describe('handler function'),
+  /** Lambda runtime of the worker (`python3.12`, `nodejs22.x`, `provided.al2023`, or `python`/`node`/`provided`). */
+  runtime: z.string().default('python3.12'),
+  /** The function name the runtime reports (`context.function_name`); lambda-rie serves only `function`. */
+  function_name: z.string().min(1).default('function'),
+  /** Memory the worker is told it has (`context.memory_limit_in_mb`), in MiB. */
+  memory_size_mb: z.number().int().min(128).max(10240).default(3008),
+  /** Worker zip location (`s3://bucket/key`) in AWS; set by the CDK stack. */
+  s3_source: z.string().optional(),
+});
+const lambdaSchema = lambdaObject.prefault({});
 
-/** The raw document: HTC-Grid's `python_runtime_grid_config.json` keys plus ours. Unknown keys are kept and ignored. */
+/**
+ * The raw document: HTC-Grid's `python_runtime_grid_config.json` keys plus ours. HTC-Grid keys that mean nothing here
+ * are kept and ignored (`IGNORED_HTCGRID_KEYS`); any other unknown key is an error (see `unknownKeyIssues`).
+ */
 export const gridConfigSchema = z.looseObject({
   /** Name of the grid; prefixes AWS resource names. HTC-Grid's `project_name` is accepted as a fallback. */
   grid_name: z
@@ -111,22 +115,25 @@ export interface GridConfig {
   readonly maxAgents: number;
   /** The validated document with defaults filled in; this is what reaches the agent as one JSON document. */
   readonly document: z.output<typeof gridConfigSchema>;
+  /** HTC-Grid keys the document holds that are ignored here, each with why (for a warning). */
+  readonly ignoredKeys?: readonly string[];
 }
 
 /** Validates a raw configuration document (all problems reported at once) and compiles it. */
 export function compileConfig(raw: unknown = {}, source = 'configuration'): GridConfig {
   const parsed = gridConfigSchema.safeParse(raw ?? {}, { reportInput: true });
+  const { issues, ignored } = unknownKeyIssues(raw as Record<string, unknown> | undefined, source);
   if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => {
+    throw new ConfigError([
+      ...issues,
+      ...parsed.error.issues.map((issue) => {
         const key = issue.path.join('.') || '(root)';
         const got = 'input' in issue && issue.input !== undefined ? ` (got ${JSON.stringify(issue.input)})` : '';
         return `${source}: ${key}: ${issue.message}${got}`;
       }),
-    );
+    ]);
   }
   const doc = parsed.data;
-  const issues: string[] = [];
   const lambda = doc.agent_configuration.lambda;
   const attempt = <T>(fn: () => T): T | undefined => {
     try {
@@ -187,7 +194,49 @@ export function compileConfig(raw: unknown = {}, source = 'configuration'): Grid
     minAgents: doc.min_htc_agents,
     maxAgents: doc.max_htc_agents,
     document: doc,
+    ignoredKeys: ignored,
   };
+}
+
+/**
+ * Keys of `raw` the schema does not know: an HTC-Grid key ignored on purpose is noted with why, any other is an issue
+ * naming the closest known key (a typo such as `max_attemps` must not silently leave the default in force).
+ */
+export function unknownKeyIssues(
+  raw: Record<string, unknown> | undefined,
+  source: string,
+): { issues: string[]; ignored: string[] } {
+  const issues: string[] = [];
+  const ignored: string[] = [];
+  const check = (
+    doc: unknown,
+    prefix: string,
+    known: readonly string[],
+    ignoredHere: Readonly<Record<string, string>>,
+  ): void => {
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return;
+    for (const key of Object.keys(doc)) {
+      if (known.includes(key)) continue;
+      if (Object.hasOwn(ignoredHere, key)) {
+        ignored.push(`${source}: ${prefix}${key}: an HTC-Grid key ignored here (${ignoredHere[key]})`);
+        continue;
+      }
+      const guess = closestName(key, known);
+      issues.push(
+        `${source}: ${prefix}${key}: unknown configuration key${guess ? `: did you mean ${prefix}${guess}?` : ''} (the README's Configuration section lists every key)`,
+      );
+    }
+  };
+  check(raw, '', Object.keys(gridConfigSchema.shape), IGNORED_HTCGRID_KEYS);
+  const agentConfiguration = raw?.agent_configuration as Record<string, unknown> | undefined;
+  check(agentConfiguration, 'agent_configuration.', ['lambda'], {});
+  check(
+    agentConfiguration?.lambda,
+    'agent_configuration.lambda.',
+    Object.keys(lambdaObject.shape),
+    IGNORED_HTCGRID_LAMBDA_KEYS,
+  );
+  return { issues, ignored };
 }
 
 /**

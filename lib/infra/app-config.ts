@@ -107,7 +107,7 @@ export function gridSettingsFromContext(
     pipArgs: ctx.pip_args?.split(/\s+/).filter(Boolean),
     retainData: ctx.retain_data ?? true,
     stackName: ctx.stack_name ?? `HtcGrid-${config.gridName}`,
-    ignored: parsed.ignored,
+    ignored: [...parsed.ignored, ...(config.ignoredKeys ?? [])],
   };
 }
 

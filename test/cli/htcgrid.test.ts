@@ -185,6 +185,89 @@ describe('htcgrid run', () => {
   });
 });
 
+describe('defaults that keep work', () => {
+  const tty = Object.getOwnPropertyDescriptor(process.stdout, 'isTTY');
+  const cwd = process.cwd();
+  afterEach(() => {
+    if (tty) Object.defineProperty(process.stdout, 'isTTY', tty);
+    else delete (process.stdout as { isTTY?: boolean }).isTTY;
+    process.chdir(cwd);
+  });
+  const stdoutIsTty = (value: boolean): void => {
+    Object.defineProperty(process.stdout, 'isTTY', { value, configurable: true, writable: true });
+  };
+
+  it('run without --out writes the result lines to stdout when it is piped', async () => {
+    stdoutIsTty(false);
+    const run = await htcgrid('run', '--worker', probe, '--tasks', taskFile(['{"i":0}', '{"i":1}']), '--no-progress');
+
+    expect(run.code).toBe(0);
+    const lines = run.stdout.split('\n').map((l) => JSON.parse(l) as { index: number; result: { event: unknown } });
+    expect(lines.map((l) => l.index).sort()).toEqual([0, 1]);
+  });
+
+  it('run without --out in a terminal keeps the results in a new file of the current folder and names it', async () => {
+    stdoutIsTty(true);
+    const dir = tempDir();
+    const tasks = taskFile(['{"i":0}']);
+    process.chdir(dir);
+    fs.writeFileSync(path.join(dir, 'htcgrid-results-existing.jsonl'), 'kept\n');
+
+    const runs = [
+      await htcgrid('run', '--worker', probe, '--tasks', tasks, '--no-progress'),
+      await htcgrid('run', '--worker', probe, '--tasks', tasks, '--no-progress'),
+    ];
+
+    const files = fs.readdirSync(dir).filter((f) => f !== 'htcgrid-results-existing.jsonl');
+    expect(files).toHaveLength(2);
+    for (const run of runs) {
+      expect(run.code).toBe(0);
+      expect(run.stdout).toBe('');
+      const named = /results go to (\S+)/.exec(run.stderr)?.[1];
+      expect(files).toContain(named);
+      expect(JSON.parse(fs.readFileSync(path.join(dir, named!), 'utf8'))).toMatchObject({
+        index: 0,
+        state: 'succeeded',
+      });
+      expect(run.stderr).toMatch(new RegExp(`results\\s+${named}`));
+    }
+    expect(fs.readFileSync(path.join(dir, 'htcgrid-results-existing.jsonl'), 'utf8')).toBe('kept\n');
+  });
+
+  it('an empty task file is an error for run and submit', async () => {
+    const empty = taskFile(['', '  ']);
+    const run = await htcgrid('run', '--worker', probe, '--tasks', empty, '--no-progress');
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/task file .*tasks\.jsonl holds no tasks: write one JSON event per line/);
+
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'config.json'), '{}');
+    const submit = await htcgrid('submit', '--dir', dir, '--tasks', empty);
+    expect(submit.code).toBe(2);
+    expect(submit.stderr).toMatch(/holds no tasks/);
+  });
+
+  it('a mistyped key of a configuration file is an error naming the key it meant', async () => {
+    const config = path.join(tempDir(), 'grid.json');
+    fs.writeFileSync(config, JSON.stringify({ max_attemps: 1, grid_storage_service: 'S3' }));
+    const run = await htcgrid('run', '--worker', probe, '--config', config, '--tasks', taskFile(['{}']));
+
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/max_attemps: unknown configuration key: did you mean max_attempts\?/);
+    expect(run.stderr).not.toMatch(/grid_storage_service/);
+  });
+
+  it('an HTC-Grid key of a configuration file is accepted with a warning saying why it is ignored', async () => {
+    const config = path.join(tempDir(), 'grid.json');
+    fs.writeFileSync(config, JSON.stringify({ grid_storage_service: 'S3' }));
+    const out = path.join(tempDir(), 'results.jsonl');
+    const run = await htcgrid('run', '--worker', probe, '--config', config, '--tasks', taskFile(['{}']), '--out', out);
+
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(/warning: .*grid_storage_service: an HTC-Grid key ignored here \(the data plane is S3/);
+  });
+});
+
 describe('htcgrid local grid commands', () => {
   it('submits, reports status and results, and cancels against a grid folder', async () => {
     const dir = tempDir();

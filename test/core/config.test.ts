@@ -1,4 +1,6 @@
 // The configuration schema: defaults, HTC-Grid keys, overrides and the errors users see.
+import fs from 'node:fs';
+import path from 'node:path';
 import { applyOverrides, compileConfig, ConfigError } from '../../lib/core';
 
 describe('grid configuration', () => {
@@ -13,7 +15,7 @@ describe('grid configuration', () => {
     expect(config.slots).toBeGreaterThanOrEqual(1);
   });
 
-  it("reads the handler from HTC-Grid's agent_configuration.lambda keys and keeps unknown keys", () => {
+  it("reads the handler from HTC-Grid's agent_configuration.lambda keys and keeps the HTC-Grid keys it ignores", () => {
     const config = compileConfig({
       project_name: 'Mainline',
       max_htc_agents: 100,
@@ -28,6 +30,37 @@ describe('grid configuration', () => {
     expect(config.handler).toBe('portfolio_pricing_engine.lambda_handler');
     expect(config.gridName).toBe('mainline');
     expect(config.document.eks_worker_groups).toEqual([{ node_group_name: 'worker-small-spot' }]);
+    expect(config.ignoredKeys).toEqual([
+      expect.stringMatching(/^configuration: eks_worker_groups: an HTC-Grid key ignored here \(no EKS/),
+    ]);
+  });
+
+  it('refuses an unknown key, at the top or under agent_configuration.lambda, naming the closest known one', () => {
+    const compile = () =>
+      compileConfig(
+        { max_attemps: 5, agent_configuration: { lambda: { lambda_handler_fle_name: 'x', minCPU: '800' } } },
+        'grid.json',
+      );
+    expect(compile).toThrow(ConfigError);
+    expect(compile).toThrow(/grid\.json: max_attemps: unknown configuration key: did you mean max_attempts\?/);
+    expect(compile).toThrow(
+      /agent_configuration\.lambda\.lambda_handler_fle_name: unknown configuration key: did you mean agent_configuration\.lambda\.lambda_handler_file_name\?/,
+    );
+    // Reported with the invalid values, all at once.
+    expect(() => compileConfig({ max_attemps: 5, slots: 0 })).toThrow(/max_attemps[\s\S]*slots/);
+  });
+
+  it("compiles HTC-Grid's own python_runtime_grid_config.json, noting each key it ignores", () => {
+    const config = compileConfig(
+      JSON.parse(
+        fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'infra', 'python_runtime_grid_config.json'), 'utf8'),
+      ),
+    );
+    expect(config.handler).toBe('portfolio_pricing_engine.price');
+    expect(config.ignoredKeys).toHaveLength(8);
+    expect(config.ignoredKeys).toContainEqual(
+      expect.stringMatching(/agent_configuration\.lambda\.minCPU: an HTC-Grid key/),
+    );
   });
 
   it('lets overrides win over the file, coercing numbers from strings', () => {

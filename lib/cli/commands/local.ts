@@ -7,10 +7,12 @@ import { createLogger } from '../../logging';
 import { startEmbeddedGrid, type EmbeddedGrid } from '../embedded-grid';
 import { followResults, printFailures } from '../follow-results';
 import * as output from '../output';
+import { slotsWarning, withStartupProgress } from '../startup-notice';
 import { countTasks, readTasks } from '../task-source';
 import { UsageError } from '../usage-error';
 import { LOCAL_CONFIG_FILE, openGridClient, type GridTargetFlags } from '../grid-target';
 import { OutputTails } from '../../http';
+import { defaultResultsOut, noTasksError } from './run';
 import { embeddedAgents, parseHttpAddress, printHttpApi, startLocalHttpApi } from './serve';
 
 export interface LocalUpFlags {
@@ -32,13 +34,18 @@ export async function localUpCommand(config: GridConfig, flags: LocalUpFlags): P
   fs.writeFileSync(path.join(flags.dir, LOCAL_CONFIG_FILE), `${JSON.stringify(config.document, null, 2)}\n`);
   const logger = createLogger({ level: flags.logLevel ?? 'info', destination: flags.logFile ?? 2 });
   const outputs = flags.http !== undefined ? new OutputTails() : undefined;
-  const grid = await startEmbeddedGrid({
-    dataDir: flags.dir,
-    config,
-    worker: flags.worker,
-    logger,
-    onWorkerOutput: outputs?.listener,
-  });
+  const warning = slotsWarning(config.slots);
+  if (warning) output.info(warning);
+  const grid = await withStartupProgress(
+    `starting ${config.slots} runtime(s)`,
+    startEmbeddedGrid({
+      dataDir: flags.dir,
+      config,
+      worker: flags.worker,
+      logger,
+      onWorkerOutput: outputs?.listener,
+    }),
+  );
   let draining = false;
   const api = outputs
     ? await startLocalHttpApi({
@@ -91,16 +98,21 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
   try {
     // A file is read once ahead: bad lines fail before anything is submitted, and the count sizes the session.
     const expectedTasks = flags.tasks !== '-' ? await countTasks(flags.tasks) : undefined;
+    if (expectedTasks === 0) throw noTasksError(flags.tasks);
     const handle = await grid.client.submit(readTasks(flags.tasks), {
       expectedTasks,
       priority: flags.priority,
       maxAttempts: flags.maxAttempts,
       timeoutSec: flags.timeoutSec,
     });
-    output.result(handle.sessionId);
+    // Waiting without --out keeps the results like `run` does; on stdout they come alone (the id is on stderr).
+    const out = flags.wait ? (flags.out ?? defaultResultsOut()) : undefined;
+    if (out !== '-') output.result(handle.sessionId);
     output.info(`submitted ${handle.taskCount} task(s) as session ${handle.sessionId}`);
     if (!flags.wait) return 0;
-    const summary = await followResults(handle, { out: flags.out });
+    if (flags.out === undefined && out !== '-')
+      output.info(`results go to ${out} (choose with --out <file>, - for stdout)`);
+    const summary = await followResults(handle, { out });
     printFailures(summary.firstFailures);
     return summary.counts.succeeded === summary.total ? 0 : 1;
   } finally {

@@ -7,6 +7,7 @@ import { createLogger } from '../../logging';
 import { startEmbeddedGrid } from '../embedded-grid';
 import { followResults, percentile, printFailures } from '../follow-results';
 import * as output from '../output';
+import { slotsWarning, withStartupProgress } from '../startup-notice';
 import { countTasks, readTasks } from '../task-source';
 import { UsageError } from '../usage-error';
 
@@ -34,8 +35,38 @@ export async function runCommand(config: GridConfig, flags: RunFlags): Promise<n
   if (!fs.existsSync(flags.worker))
     throw new UsageError(`worker ${flags.worker} does not exist: pass a worker folder or zip`);
   // Validate the whole file first so a bad line submits nothing (stdin is validated as it streams).
-  if (flags.tasks !== '-') await countTasks(flags.tasks);
-  return runBatch({ ...flags, config, events: readTasks(flags.tasks) });
+  if (flags.tasks !== '-' && (await countTasks(flags.tasks)) === 0) throw noTasksError(flags.tasks);
+  const out = flags.out ?? defaultResultsOut();
+  if (flags.out === undefined && out !== '-')
+    output.info(`results go to ${out} (choose with --out <file>, - for stdout)`);
+  const code = await runBatch({ ...flags, out, config, events: readTasks(flags.tasks) });
+  if (code === NO_TASKS) throw noTasksError(flags.tasks);
+  return code;
+}
+
+/** What runBatch answers when the events held no task at all (an empty stdin). */
+const NO_TASKS = -1;
+
+export function noTasksError(tasks: string): UsageError {
+  const where = tasks === '-' ? 'stdin' : `task file ${tasks}`;
+  return new UsageError(`${where} holds no tasks: write one JSON event per line (JSON Lines)`);
+}
+
+/**
+ * Where `run` keeps results when `--out` is not given: piped or redirected, on stdout (`htcgrid run ... | jq`); in a
+ * terminal, a new `htcgrid-results-<date>-<time>.jsonl` in the current folder, never discarded and never overwriting.
+ */
+export function defaultResultsOut(
+  now = new Date(),
+  dir = process.cwd(),
+  stdoutIsTty = process.stdout.isTTY === true,
+): string {
+  if (!stdoutIsTty) return '-';
+  const stamp = now.toISOString().slice(0, 19).replace(/[-:]/g, '').replace('T', '-');
+  for (let n = 1; ; n++) {
+    const file = path.join(dir, `htcgrid-results-${stamp}${n > 1 ? `-${n}` : ''}.jsonl`);
+    if (!fs.existsSync(file)) return path.relative(process.cwd(), file) || file;
+  }
 }
 
 /** Runs a batch on a fresh embedded grid; returns the exit status (0 all succeeded, 1 otherwise). */
@@ -44,7 +75,12 @@ export async function runBatch(input: BatchInput): Promise<number> {
   const dataDir = input.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-run-'));
   const logger = createLogger({ level: input.logLevel ?? 'error', destination: input.logFile ?? 2 });
   const started = Date.now();
-  const grid = await startEmbeddedGrid({ dataDir, config, worker: input.worker, logger });
+  const warning = slotsWarning(config.slots);
+  if (warning) output.info(warning);
+  const grid = await withStartupProgress(
+    `starting ${config.slots} runtime(s)`,
+    startEmbeddedGrid({ dataDir, config, worker: input.worker, logger }),
+  );
   const interrupted = new AbortController();
   let sessionCancel: (() => Promise<unknown>) | undefined;
   const onSignal = (): void => {
@@ -79,6 +115,7 @@ export async function runBatch(input: BatchInput): Promise<number> {
       ...(input.out && input.out !== '-' ? { results: input.out } : {}),
     });
     printFailures(summary.firstFailures);
+    if (summary.total === 0) return NO_TASKS;
     return summary.counts.succeeded === summary.total ? 0 : 1;
   } finally {
     process.off('SIGINT', onSignal);
