@@ -27,6 +27,21 @@ export interface ClientHandle {
   close(): Promise<void>;
 }
 
+/** The `htcgrid results` command line that reads `sessionId` back from the grid the flags name. */
+export function reattachCommand(sessionId: string, flags: GridTargetFlags): string {
+  const quote = (v: string): string => (/^[\w./:@=-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
+  const target: string[] = [];
+  if (flags.stack) target.push('--stack', flags.stack);
+  if (flags.outputs) target.push('--outputs', flags.outputs);
+  if (flags.region) target.push('--region', flags.region);
+  if (target.length === 0 && flags.grid === 'aws') target.push('--grid', 'aws');
+  if (target.length === 0 && flags.dir !== DEFAULT_GRID_DIR) target.push('--dir', flags.dir);
+  return ['htcgrid', 'results', sessionId, ...target.map(quote), '--out', 'results.jsonl'].join(' ');
+}
+
+/** The grid folder the session commands use without `--dir`. */
+export const DEFAULT_GRID_DIR = '.htcgrid';
+
 /** Opens a client on the grid the flags name; explains what is missing when they name none. */
 export async function openGridClient(flags: GridTargetFlags): Promise<ClientHandle> {
   const kind = flags.grid ?? (flags.stack || flags.outputs ? 'aws' : 'local');

@@ -18,7 +18,7 @@ import {
   submitCommand,
   type SubmitFlags,
 } from './commands/local';
-import type { GridTargetFlags } from './grid-target';
+import { DEFAULT_GRID_DIR, type GridTargetFlags } from './grid-target';
 import { runCommand } from './commands/run';
 import { serveCommand, type ServeFlags } from './commands/serve';
 import { loadGridConfig, type ConfigFlags } from './config-loader';
@@ -57,7 +57,7 @@ function configOptions(cmd: Command): Command {
 
 function targetOptions(cmd: Command): Command {
   return cmd
-    .option('--dir <dir>', 'local grid folder', '.htcgrid')
+    .option('--dir <dir>', 'local grid folder', DEFAULT_GRID_DIR)
     .addOption(new Option('--grid <kind>', 'local grid folder or deployed AWS grid').choices(['local', 'aws']))
     .option('--stack <name>', 'AWS: CloudFormation stack of the grid (implies --grid aws)')
     .option('--outputs <file>', 'AWS: `cdk deploy --outputs-file` JSON instead of reading the stack')
@@ -117,7 +117,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       .command('up')
       .description('run an agent and the reaper on a grid folder until Ctrl-C (which drains)')
       .requiredOption('--worker <dir|zip>', 'worker folder or Lambda zip')
-      .option('--dir <dir>', 'grid folder', '.htcgrid')
+      .option('--dir <dir>', 'grid folder', DEFAULT_GRID_DIR)
       .option('--grace-sec <s>', 'drain grace period on stop', positive, 30)
       .option('--http [host:port]', 'serve the HTTP API too (default 127.0.0.1:8642; a token is printed and required)'),
   ).action(
@@ -138,7 +138,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program
     .command('serve')
     .description('serve the HTTP API of a local grid folder that `htcgrid local up` runs')
-    .option('--dir <dir>', 'grid folder', '.htcgrid')
+    .option('--dir <dir>', 'grid folder', DEFAULT_GRID_DIR)
     .option('--http [host:port]', 'address to listen on (default 127.0.0.1:8642; a token is printed and required)')
     .option('--log-level <level>', 'structured log level: trace, debug, info, warn, error')
     .option('--log-file <file>', 'write structured logs to this file instead of stderr')

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { main } from '../../lib/cli';
-import { FIXTURES, tempDir } from '../support/local-grid';
+import { FIXTURES, tempDir, waitFor } from '../support/local-grid';
 
 const probe = path.join(FIXTURES, 'e2e', 'probe');
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -299,6 +299,36 @@ describe('htcgrid local grid commands', () => {
       const unknown = await htcgrid('status', 'nope', '--dir', dir);
       expect(unknown.code).toBe(2);
       expect(unknown.stderr).toMatch(/unknown session 'nope'/);
+    } finally {
+      await agentGrid.close(1000);
+    }
+  });
+
+  it('Ctrl-C on submit --wait detaches, prints how to get the results back, and the session runs on', async () => {
+    const dir = tempDir();
+    const { startEmbeddedGrid } = await import('../../lib/cli');
+    const { compileConfig } = await import('../../lib/core');
+    fs.writeFileSync(path.join(dir, 'config.json'), '{}');
+    const agentGrid = await startEmbeddedGrid({
+      dataDir: dir,
+      config: compileConfig({ slots: 1 }),
+      worker: path.join(FIXTURES, 'e2e', 'slow'),
+    });
+    try {
+      const listeners = process.listenerCount('SIGINT');
+      const tasks = taskFile(['{"sleep_sec": 2}', '{"sleep_sec": 0}']);
+      const waiting = htcgrid('submit', '--dir', dir, '--tasks', tasks, '--wait', '--out', path.join(dir, 'r.jsonl'));
+      await waitFor(() => process.listenerCount('SIGINT') > listeners, 20_000, 'submit --wait to wait');
+      process.emit('SIGINT');
+      const run = await waiting;
+
+      expect(run.code).toBe(130);
+      const sessionId = /detached: session (\S+) keeps running/.exec(run.stderr)?.[1];
+      expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(run.stderr).toContain(`htcgrid results ${sessionId} --dir ${dir} --out results.jsonl`);
+      const later = await htcgrid('results', sessionId!, '--dir', dir);
+      expect(later.code).toBe(0);
+      expect(later.stdout.split('\n').map((l) => JSON.parse(l).state)).toEqual(['succeeded', 'succeeded']);
     } finally {
       await agentGrid.close(1000);
     }

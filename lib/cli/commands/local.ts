@@ -10,7 +10,7 @@ import * as output from '../output';
 import { slotsWarning, withStartupProgress } from '../startup-notice';
 import { countTasks, readTasks } from '../task-source';
 import { UsageError } from '../usage-error';
-import { LOCAL_CONFIG_FILE, openGridClient, type GridTargetFlags } from '../grid-target';
+import { LOCAL_CONFIG_FILE, openGridClient, reattachCommand, type GridTargetFlags } from '../grid-target';
 import { OutputTails } from '../../http';
 import { defaultResultsOut, noTasksError } from './run';
 import { embeddedAgents, parseHttpAddress, printHttpApi, startLocalHttpApi } from './serve';
@@ -112,13 +112,30 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
     if (!flags.wait) return 0;
     if (flags.out === undefined && out !== '-')
       output.info(`results go to ${out} (choose with --out <file>, - for stdout)`);
-    const summary = await followResults(handle, { out });
+    // Ctrl-C detaches: the session keeps running on the grid, and the user is told how to get its results back.
+    const detached = new AbortController();
+    const onSignal = (): void => detached.abort();
+    process.once('SIGINT', onSignal);
+    let summary;
+    try {
+      summary = await followResults(handle, { out, signal: detached.signal });
+    } finally {
+      process.off('SIGINT', onSignal);
+    }
+    if (detached.signal.aborted) {
+      output.info(`\ndetached: session ${handle.sessionId} keeps running on the grid; its results, whenever you like:`);
+      output.info(`  ${reattachCommand(handle.sessionId, flags)}`);
+      return EXIT_INTERRUPTED;
+    }
     printFailures(summary.firstFailures);
     return summary.counts.succeeded === summary.total ? 0 : 1;
   } finally {
     await grid.close();
   }
 }
+
+/** The exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it. */
+const EXIT_INTERRUPTED = 130;
 
 export async function statusCommand(sessionId: string, flags: GridDirFlags & { json?: boolean }): Promise<number> {
   const grid = await openGridClient(flags);
