@@ -3,5 +3,5 @@ export * from './core';
 export * from './ports';
 export * from './logging';
 export * from './client';
-export { startEmbeddedGrid, type EmbeddedGrid, type EmbeddedGridOptions } from './cli/embedded-grid';
+export { startEmbeddedGrid, type EmbeddedGrid, type EmbeddedGridOptions } from './local-grid';
 export * from './infra';

@@ -5,7 +5,7 @@ import { deployedGridFromOutputs, describeStackOutputs, openAwsBackends, readOut
 import { GridClient } from '../client';
 import { applyOverrides, compileConfig } from '../core';
 import { readConfigFile } from './config-loader';
-import { startEmbeddedGrid } from './embedded-grid';
+import { startEmbeddedGrid } from '../local-grid';
 import { UsageError } from './usage-error';
 
 export const LOCAL_CONFIG_FILE = 'config.json';

@@ -1,3 +1,3 @@
 // The CLI's public surface, also used by the benchmarks.
-export * from './embedded-grid';
+export * from '../local-grid';
 export { main, buildProgram } from './program';

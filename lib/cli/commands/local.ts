@@ -4,7 +4,7 @@ import path from 'node:path';
 import { once } from 'node:events';
 import type { GridConfig } from '../../core';
 import { createLogger } from '../../logging';
-import { startEmbeddedGrid, type EmbeddedGrid } from '../embedded-grid';
+import { startEmbeddedGrid, type EmbeddedGrid } from '../../local-grid';
 import { followResults, printFailures } from '../follow-results';
 import * as output from '../output';
 import { slotsWarning, withStartupProgress } from '../startup-notice';

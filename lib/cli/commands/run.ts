@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { GridConfig } from '../../core';
 import { createLogger } from '../../logging';
-import { startEmbeddedGrid } from '../embedded-grid';
+import { startEmbeddedGrid } from '../../local-grid';
 import { followResults, percentile, printFailures } from '../follow-results';
 import * as output from '../output';
 import { slotsWarning, withStartupProgress } from '../startup-notice';

@@ -15,7 +15,7 @@ import {
 } from '../../http';
 import { createLogger, type Logger } from '../../logging';
 import { readConfigFile } from '../config-loader';
-import { startEmbeddedGrid, type EmbeddedGrid } from '../embedded-grid';
+import { startEmbeddedGrid, type EmbeddedGrid } from '../../local-grid';
 import { LOCAL_CONFIG_FILE } from '../grid-target';
 import * as output from '../output';
 import { UsageError } from '../usage-error';

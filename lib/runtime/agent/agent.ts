@@ -7,6 +7,7 @@ import {
   payloadKeys,
   type Completion,
   type CompletionOutcome,
+  type CompletionResult,
   type InvokeResult,
   type PayloadStore,
   type QueueMessage,
@@ -19,10 +20,10 @@ import {
 import { silentLogger } from '../../logging';
 import { backoffDelay, sleep, SERVICE_RETRY_BACKOFF } from '../../timing';
 import { decideAttempt, failure, type AbortCause } from './attempt-outcome';
-import { CompletionBatcher, type PendingCompletion } from './completion-batcher';
+import { writeCompletions, type PendingCompletion } from './completion-writer';
 import type { HeldTask } from './held-task';
 import { LeaseKeeper } from './lease-keeper';
-import { MessageAcker } from './message-acker';
+import { MicroBatcher } from './micro-batcher';
 import { PrefetchPolicy, type PrefetchSetting } from './prefetch-policy';
 import { reapTasks } from '../reaper';
 import { SessionSettings } from './session-settings';
@@ -97,7 +98,10 @@ type AgentState = 'created' | 'starting' | 'running' | 'draining' | 'stopped';
 const DEADLINE_GRACE_MS = 5_000;
 /** Delay before a message whose attempt is still running becomes visible again. */
 const BUSY_RELEASE_DELAY_MS = 1_000;
-/** Tasks are sent to a busy slot ahead only while recent ones ran shorter than this (a moving average). */
+/**
+ * Tasks are sent to a busy slot ahead only while recent ones ran shorter than this on average (the prefetch policy's
+ * moving average, undefined until a task ran, so queuing waits until short tasks were seen).
+ */
 const QUEUE_BELOW_MS = 5;
 
 export class Agent {
@@ -119,11 +123,13 @@ export class Agent {
   private readyWaiters: Array<(task: HeldTask | undefined) => void> = [];
   /** Queue loops waiting for a backlog (see `queuedPerSlot`). */
   private queueWaiters: Array<() => void> = [];
-  /** Moving average of recent tasks' run time; starts high, so queuing waits until short tasks were seen. */
+  /** The receive loop waiting for room (held tasks below what the slots and prefetch allow). */
   private capacityWaiters: Array<() => void> = [];
   private readonly stopReceiving = new AbortController();
-  private readonly batcher: CompletionBatcher;
-  private readonly acker: MessageAcker;
+  /** Finished attempts, written a batch at a time. */
+  private readonly batcher: MicroBatcher<PendingCompletion>;
+  /** Queue receipts to acknowledge: each acknowledgement is a billed request in SQS, ten messages apiece. */
+  private readonly acker: MicroBatcher<string>;
   /** The claimed message guards a task until its lease is extended (see `TaskTable.leasesFoundFrom`). */
   private readonly keepMessages: boolean;
   private readonly leaseKeeper: LeaseKeeper;
@@ -150,14 +156,27 @@ export class Agent {
     this.owner = options.owner ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.logger = (options.logger ?? silentLogger()).child({ agent: this.owner });
     this.keepMessages = this.table.leasesFoundFrom === 'extension';
-    this.acker = new MessageAcker({ queue: this.queue, logger: this.logger });
-    this.batcher = new CompletionBatcher({
+    this.acker = new MicroBatcher<string>({
+      // SQS deletes at most 10 messages a request. A message kept a little longer only risks being received again,
+      // which its claim then drops.
+      maxBatch: 10,
+      maxDelayMs: 1_000,
+      write: (receipts) => this.queue.ack(receipts),
+      // Not lost: the messages reappear after their visibility timeout and their claims drop them.
+      onError: (err, receipts) => this.logger.warn({ err, messages: receipts.length }, 'acknowledging messages failed'),
+    });
+    const writer = {
       table: this.table,
       queue: this.queue,
       logger: this.logger,
+      onWritten: (item: PendingCompletion, status: CompletionResult['status'] | 'unwritten') =>
+        this.onWritten(item, status),
+    };
+    this.batcher = new MicroBatcher<PendingCompletion>({
       maxBatch: 100,
       maxDelayMs: 2,
-      onWritten: (item, status) => this.onWritten(item, status),
+      write: (batch) => writeCompletions(batch, writer),
+      onError: (err) => this.logger.error({ err }, 'recording finished attempts failed unexpectedly'),
     });
     this.leaseKeeper = new LeaseKeeper({
       table: this.table,

@@ -9,9 +9,9 @@ import type { GridConfig } from '../core';
 import { silentLogger } from '../logging';
 import { prepareTaskRoot } from '../packaging';
 import { Agent } from '../runtime/agent';
-import { createGridSlotInvoker, defaultMaxQueued } from '../runtime/local';
 import { ReaperTimer } from '../runtime/reaper';
-import { agentThreadEntry, LOCAL_PREFETCH, ThreadedAgent, type EmbeddedAgent } from './threaded-agent';
+import { localAgentOptions } from './local-agent';
+import { agentThreadEntry, ThreadedAgent, type EmbeddedAgent } from './threaded-agent';
 
 export type { EmbeddedAgent } from './threaded-agent';
 
@@ -82,25 +82,7 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
         });
       } else {
         agent = await startAgent(
-          new Agent({
-            config,
-            table: backends.table,
-            queue: backends.queue,
-            store: backends.store,
-            intake: backends.intake,
-            logger,
-            receiveWaitMs: 200,
-            // One agent owns this machine's slots, so it can claim well ahead of them: no slot waits for the queue.
-            prefetch: Math.max(LOCAL_PREFETCH, config.slots * 32),
-            queuedPerSlot: defaultMaxQueued(config.runtime),
-            createInvoker: (slot) =>
-              createGridSlotInvoker(config, {
-                taskRoot: root,
-                logger,
-                slotIndex: slot,
-                onOutput: options.onWorkerOutput,
-              }),
-          }),
+          new Agent(localAgentOptions({ config, backends, taskRoot: root, logger, onOutput: options.onWorkerOutput })),
         );
       }
       reaper = new ReaperTimer({

@@ -3,7 +3,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import pino from 'pino';
 import { openLocalBackends } from '../backends/local';
 import { Agent } from '../runtime/agent';
-import { createGridSlotInvoker, defaultMaxQueued } from '../runtime/local';
+import { localAgentOptions } from './local-agent';
 import {
   serializeError,
   sharedStats,
@@ -20,29 +20,21 @@ async function runAgentThread(port: MessagePort, data: AgentThreadData): Promise
   );
   const { config, taskRoot } = data;
   const backends = openLocalBackends(data.dataDir, { logger, writeLock: data.writeLock });
-  const agent = new Agent({
-    config,
-    table: backends.table,
-    queue: backends.queue,
-    store: backends.store,
-    intake: backends.intake,
-    logger,
-    owner: data.owner,
-    slots: data.slots,
-    prefetch: data.prefetch,
-    stats: sharedStats(data.statsBuffer),
-    receiveWaitMs: 200,
-    queuedPerSlot: defaultMaxQueued(config.runtime),
-    createInvoker: (slot) =>
-      createGridSlotInvoker(config, {
-        taskRoot,
-        logger,
-        slotIndex: data.slotOffset + slot,
-        onOutput: data.forwardOutput
-          ? (taskId, stream, chunk) => post({ type: 'output', taskId, stream, chunk })
-          : undefined,
-      }),
-  });
+  const agent = new Agent(
+    localAgentOptions({
+      config,
+      backends,
+      taskRoot,
+      logger,
+      owner: data.owner,
+      slots: data.slots,
+      slotOffset: data.slotOffset,
+      stats: sharedStats(data.statsBuffer),
+      onOutput: data.forwardOutput
+        ? (taskId, stream, chunk) => post({ type: 'output', taskId, stream, chunk })
+        : undefined,
+    }),
+  );
   let stopping: Promise<void> | undefined;
   const finish = async (drain: Promise<void>): Promise<void> => {
     try {

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import pino from 'pino';
-import type * as EmbeddedGridModule from '../../lib/cli/embedded-grid';
+import type * as EmbeddedGridModule from '../../lib/local-grid/embedded-grid';
 import type * as CoreModule from '../../lib/core';
 import type * as LocalBackendsModule from '../../lib/backends/local';
 import type * as AgentModule from '../../lib/runtime/agent';
@@ -14,8 +14,8 @@ import { FIXTURES, collect, tempDir, waitFor } from '../support/local-grid';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const DIST = path.join(ROOT, 'dist', 'lib');
-const SOURCES = ['embedded-grid.ts', 'threaded-agent.ts', 'agent-thread.ts'].map((f) =>
-  path.join(ROOT, 'lib', 'cli', f),
+const SOURCES = ['embedded-grid.ts', 'threaded-agent.ts', 'agent-thread.ts', 'local-agent.ts'].map((f) =>
+  path.join(ROOT, 'lib', 'local-grid', f),
 );
 
 let dist: {
@@ -27,7 +27,7 @@ let dist: {
 
 /** Builds the package unless the compiled thread entry is newer than its sources. */
 function ensureBuilt(): void {
-  const entry = path.join(DIST, 'cli', 'agent-thread.js');
+  const entry = path.join(DIST, 'local-grid', 'agent-thread.js');
   const builtAt = fs.existsSync(entry) ? fs.statSync(entry).mtimeMs : 0;
   if (SOURCES.some((source) => fs.statSync(source).mtimeMs > builtAt))
     execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT });
@@ -70,7 +70,7 @@ describe('the compiled embedded grid with its agent in a worker thread', () => {
   beforeAll(async () => {
     ensureBuilt();
     dist = {
-      grid: (await import(path.join(DIST, 'cli', 'embedded-grid.js'))) as typeof EmbeddedGridModule,
+      grid: (await import(path.join(DIST, 'local-grid', 'embedded-grid.js'))) as typeof EmbeddedGridModule,
       core: (await import(path.join(DIST, 'core', 'index.js'))) as typeof CoreModule,
       backends: (await import(path.join(DIST, 'backends', 'local', 'index.js'))) as typeof LocalBackendsModule,
       agent: (await import(path.join(DIST, 'runtime', 'agent', 'index.js'))) as typeof AgentModule,

@@ -27,7 +27,6 @@ export interface AgentThreadData {
   readonly slots: number;
   /** Index of this thread's first slot among the grid's slots. */
   readonly slotOffset: number;
-  readonly prefetch: number;
   /** Shared counters, in the order of `STAT_KEYS`. */
   readonly statsBuffer: SharedArrayBuffer;
   /** The process's `WriteLock` on the grid database, if it has one. */
@@ -61,13 +60,6 @@ export interface AgentThreadCommand {
 }
 
 const STAT_KEYS = ['claimed', 'succeeded', 'failed', 'retried', 'released', 'dropped'] as const;
-
-/**
- * Tasks a local agent claims ahead of its slots. The agent receives only full batches (100 by default) while tasks
- * wait, so with fewer than a batch plus what runs, the ready list ran dry before each batch and the runtimes' queues
- * with it; 128 refills it with a couple of dozen still waiting (measured in bench/README.md: +8% tasks/s).
- */
-export const LOCAL_PREFETCH = 128;
 
 /** An `AgentStats` whose counters live in `buffer`, so another thread reads them as they change. */
 export function sharedStats(buffer: SharedArrayBuffer): AgentStats {
@@ -165,8 +157,6 @@ export class ThreadedAgent implements EmbeddedAgent {
         owner: `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
         slots,
         slotOffset,
-        // One agent owns these slots, so it can claim well ahead of them: no slot waits for the queue.
-        prefetch: Math.max(LOCAL_PREFETCH, slots * 32),
         statsBuffer,
         writeLock: options.writeLock,
         logLevel: logger.level,

@@ -1,0 +1,51 @@
+// Writes a batch of finished attempts: re-queue messages first, then the table, in one round trip each.
+import type { Logger } from 'pino';
+import type { Completion, CompletionResult, QueueMessage, TaskQueue, TaskTable } from '../../ports';
+import { backoffDelay, sleep, SERVICE_RETRY_BACKOFF } from '../../timing';
+
+export interface PendingCompletion {
+  readonly completion: Completion;
+  /** Sent before the completion is written when the task goes back to pending (retry, release). */
+  readonly requeue?: QueueMessage;
+}
+
+export interface CompletionWriterOptions {
+  readonly table: TaskTable;
+  readonly queue: TaskQueue;
+  readonly logger: Logger;
+  /** `unwritten`: given up after retries; the lease will expire and the task be reaped. */
+  readonly onWritten: (item: PendingCompletion, result: CompletionResult['status'] | 'unwritten') => void;
+  /** @default - a real timer */
+  readonly sleep?: (ms: number) => Promise<unknown>;
+}
+
+/** Write failures are retried with back-off this many times before the batch is given up to the reaper. */
+export const MAX_WRITE_TRIES = 8;
+
+/** Writes one batch (the `write` of the agent's completion batcher); never rejects. */
+export async function writeCompletions(batch: readonly PendingCompletion[], options: CompletionWriterOptions) {
+  const { table, queue, logger } = options;
+  const wait = options.sleep ?? sleep;
+  const requeues = batch.flatMap((p) => (p.requeue ? [p.requeue] : []));
+  for (let tries = 0; ; tries++) {
+    try {
+      // The message goes out before the task returns to pending: if we die in between, the lease expires and the
+      // reaper re-queues; a message that arrives while the attempt still shows as running is released, not lost.
+      if (requeues.length > 0) await queue.send(requeues);
+      const results = await table.complete(batch.map((p) => p.completion));
+      batch.forEach((item, i) => options.onWritten(item, results[i]?.status ?? 'stale'));
+      return;
+    } catch (err) {
+      if (tries + 1 >= MAX_WRITE_TRIES) {
+        logger.error(
+          { err, tasks: batch.map((p) => p.completion.taskId) },
+          'could not record finished attempts; their leases will expire and the reaper will re-queue them',
+        );
+        batch.forEach((item) => options.onWritten(item, 'unwritten'));
+        return;
+      }
+      logger.warn({ err, tries: tries + 1 }, 'recording finished attempts failed; retrying');
+      await wait(backoffDelay(tries, SERVICE_RETRY_BACKOFF));
+    }
+  }
+}
