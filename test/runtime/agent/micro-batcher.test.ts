@@ -6,7 +6,7 @@ interface Harness {
   readonly written: number[][];
   readonly errors: unknown[];
   /** Holds the next write open until released. */
-  hold(): () => void;
+  hold: () => () => void;
 }
 
 function harness(options: { maxBatch: number; maxDelayMs: number; failOn?: number }): Harness {
@@ -26,7 +26,7 @@ function harness(options: { maxBatch: number; maxDelayMs: number; failOn?: numbe
     batcher,
     written,
     errors,
-    hold() {
+    hold: () => {
       let release!: () => void;
       gate = new Promise<void>((resolve) => (release = resolve));
       return () => {
