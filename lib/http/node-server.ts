@@ -5,6 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { silentLogger, type Logger } from '../logging';
 import { ApiError } from './api-error';
+import { dashboardDir, serveDashboard } from './dashboard-assets';
 import { errorResponse, type ApiResponse, type ApiHandlers } from './api-handlers';
 import { API_LIMITS } from './limits';
 
@@ -19,6 +20,8 @@ export interface GridApiServerOptions {
   /** @default API_LIMITS.maxBodyBytes */
   readonly maxBodyBytes?: number;
   readonly logger?: Logger;
+  /** Serve the dashboard under /ui/ from this folder. @default - the built dashboard (`dashboardDir()`), if any */
+  readonly dashboardDir?: string;
 }
 
 /** The default port of `htcgrid local up --http` and `htcgrid serve`. */
@@ -40,6 +43,7 @@ export class GridApiServer {
     const expected = digest(options.token);
     const maxBodyBytes = options.maxBodyBytes ?? API_LIMITS.maxBodyBytes;
     const streams = new Set<AbortController>();
+    const uiDir = options.dashboardDir ?? dashboardDir();
     const server = http.createServer((req, res) => {
       void serve(req, res).catch((err: unknown) => {
         logger.error({ err, url: req.url }, 'HTTP request failed');
@@ -50,6 +54,7 @@ export class GridApiServer {
     });
     async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
       const url = new URL(req.url ?? '/', 'http://localhost');
+      if (serveDashboard(req, res, url.pathname, uiDir)) return;
       const auth = checkToken(req.headers.authorization, expected);
       if (auth) return send(res, errorResponse(auth));
       const length = Number(req.headers['content-length'] ?? 0);

@@ -322,6 +322,23 @@ describe('watching the grid', () => {
   });
 });
 
+describe('the dashboard', () => {
+  test('is served under /ui/ with a policy that lets it load from this origin only; its files carry no data', async () => {
+    const page = await fetch(`${server.url}/ui/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(page.headers.get('content-security-policy')).toMatch(/default-src 'self'/);
+    expect(await page.text()).toContain('<script src="app.js"></script>');
+    const script = await fetch(`${server.url}/ui/app.js`);
+    expect(script.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect((await script.text()).length).toBeGreaterThan(10_000);
+    expect((await fetch(`${server.url}/ui`, { redirect: 'manual' })).headers.get('location')).toBe('/ui/');
+    expect((await fetch(`${server.url}/ui/../v1`)).status).toBe(401);
+    expect((await fetch(`${server.url}/ui/secrets.json`)).status).toBe(404);
+    expect((await fetch(`${server.url}/ui/`, { method: 'POST' })).status).toBe(405);
+  });
+});
+
 describe('the grid', () => {
   test('describes itself and lists the agent of its process', async () => {
     const info = await api.call('GET', '/v1');

@@ -126,6 +126,7 @@ export async function startLocalHttpApi(options: LocalHttpApiOptions): Promise<L
 /** Prints how to reach the API: its URL and token, and where clients find both. */
 export function printHttpApi(api: LocalHttpApi): void {
   output.info(`HTTP API on ${api.url} (token required: Authorization: Bearer ${api.token})`);
+  output.info(`dashboard: ${api.url}/ui/#token=${api.token}`);
   output.info(`clients read ${api.clientConfigFile}: Grid.connect("${api.clientConfigFile}") in Python`);
 }
 
