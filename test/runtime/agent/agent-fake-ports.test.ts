@@ -1,0 +1,363 @@
+// The agent against fake ports and a fake invoker (no runtime, no database): drain and grace, busy and expired claims,
+// lease loss, and the ResultTooLarge / PayloadMissing paths. Every wait is on a condition, never on a duration.
+import { applyOverrides, compileConfig, newTask, type SessionRecord, type TaskRecord } from '../../../lib/core';
+import type {
+  ClaimOutcome,
+  ClaimRequest,
+  Completion,
+  CompletionResult,
+  Invocation,
+  InvokeResult,
+  LeaseRef,
+  LeaseStatus,
+  PayloadStore,
+  QueueMessage,
+  ReceivedMessage,
+  TaskQueue,
+  TaskTable,
+  WorkerInvoker,
+} from '../../../lib/ports';
+import { Agent } from '../../../lib/runtime/agent';
+import { sleep } from '../../../lib/timing';
+import { waitFor } from '../../support/local-grid';
+
+const session: SessionRecord = {
+  sessionId: 's',
+  createdAt: 0,
+  priority: 0,
+  maxAttempts: 3,
+  timeoutMs: 60_000,
+  nonRetryableErrorTypes: [],
+};
+
+const pendingTask = (i: number, payload = '{}'): TaskRecord => newTask(session, i, { inline: payload }, 0);
+
+/** A queue that hands out `messages` once, then long-polls empty; records acks, releases and sends. */
+class FakeQueue implements TaskQueue {
+  readonly acked: string[] = [];
+  readonly released: { receipts: string[]; delayMs: number }[] = [];
+  readonly sent: QueueMessage[] = [];
+  private waiting: ReceivedMessage[];
+
+  constructor(messages: QueueMessage[]) {
+    this.waiting = messages.map((message, i) => ({ message, receipt: `r${i}`, receiveCount: 1 }));
+  }
+
+  async send(messages: readonly QueueMessage[]): Promise<void> {
+    this.sent.push(...messages);
+  }
+
+  async receive(max: number, options: { waitMs: number; signal?: AbortSignal }): Promise<ReceivedMessage[]> {
+    if (this.waiting.length === 0) {
+      await sleep(options.waitMs, options.signal);
+      return [];
+    }
+    return this.waiting.splice(0, max);
+  }
+
+  async ack(receipts: readonly string[]): Promise<void> {
+    this.acked.push(...receipts);
+  }
+
+  async release(receipts: readonly string[], delayMs: number): Promise<void> {
+    this.released.push({ receipts: [...receipts], delayMs });
+  }
+
+  async extend(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+/** A table holding `tasks`; claims follow `claimAs` (default: claimed), leases follow `leaseAs` (default: held). */
+class FakeTable {
+  readonly completions: Completion[] = [];
+  claimAs: (request: ClaimRequest) => ClaimOutcome['status'] | ClaimOutcome | undefined = () => undefined;
+  leaseAs: (lease: LeaseRef) => LeaseStatus = () => 'held';
+
+  constructor(
+    private readonly tasks: Map<string, TaskRecord>,
+    readonly leasesFoundFrom: 'claim' | 'extension' = 'claim',
+  ) {}
+
+  async claim(requests: readonly ClaimRequest[], lease: { owner: string; expiresAt: number }, now: number) {
+    return requests.map((request): ClaimOutcome => {
+      const scripted = this.claimAs(request);
+      if (typeof scripted === 'object') return scripted;
+      const task = this.tasks.get(request.taskId);
+      if (task === undefined) return { taskId: request.taskId, status: 'missing' };
+      if (scripted !== undefined && scripted !== 'claimed') {
+        return { taskId: request.taskId, status: scripted } as ClaimOutcome;
+      }
+      const claimed: TaskRecord = { ...task, state: 'running', attempt: task.attempt + 1, lease, startedAt: now };
+      this.tasks.set(task.taskId, claimed);
+      return { taskId: request.taskId, status: 'claimed', task: claimed };
+    });
+  }
+
+  async extendLeases(leases: readonly LeaseRef[]): Promise<LeaseStatus[]> {
+    return leases.map((l) => this.leaseAs(l));
+  }
+
+  async leaseStatus(leases: readonly LeaseRef[]): Promise<LeaseStatus[]> {
+    return leases.map((l) => this.leaseAs(l));
+  }
+
+  async complete(completions: readonly Completion[]): Promise<CompletionResult[]> {
+    this.completions.push(...completions);
+    return completions.map((c) => ({ taskId: c.taskId, status: 'recorded' }));
+  }
+
+  async getSession(): Promise<SessionRecord> {
+    return session;
+  }
+
+  outcomeOf(taskId: string): string | undefined {
+    return this.completions.find((c) => c.taskId === taskId)?.outcome.kind;
+  }
+}
+
+/** An invoker whose invocations end when the test says, or with `cancelled` when aborted (as real invokers do). */
+class FakeInvoker implements WorkerInvoker {
+  readonly invocations: { invocation: Invocation; signal?: AbortSignal; finish: (r: InvokeResult) => void }[] = [];
+
+  async start(): Promise<void> {}
+
+  invoke(invocation: Invocation, signal?: AbortSignal): Promise<InvokeResult> {
+    return new Promise((resolve) => {
+      this.invocations.push({ invocation, signal, finish: resolve });
+      signal?.addEventListener('abort', () =>
+        resolve({ ok: false, reason: 'cancelled', error: { type: 'Runtime.Cancelled', message: 'x', stack: [] } }),
+      );
+    });
+  }
+
+  async close(): Promise<void> {}
+
+  running(taskId: string) {
+    return this.invocations.find((i) => i.invocation.taskId === taskId);
+  }
+}
+
+const noStore: PayloadStore = {
+  put: async () => undefined,
+  get: async (key) => {
+    throw new Error(`no such key ${key}`);
+  },
+  delete: async () => undefined,
+  close: async () => undefined,
+};
+
+function setup(
+  tasks: TaskRecord[],
+  options: { leasesFoundFrom?: 'claim' | 'extension'; overrides?: Record<string, unknown>; store?: PayloadStore } = {},
+) {
+  const config = compileConfig(
+    applyOverrides(
+      {
+        slots: 1,
+        task_ttl_expiration_offset_sec: 30,
+        task_ttl_refresh_interval_sec: 10,
+        lease_check_interval_sec: 0.05,
+        empty_task_queue_backoff_timeout_sec: 0.01,
+        ...options.overrides,
+      },
+      {},
+    ),
+    'test',
+  );
+  const table = new FakeTable(new Map(tasks.map((t) => [t.taskId, t])), options.leasesFoundFrom);
+  const queue = new FakeQueue(tasks.map((t) => ({ taskId: t.taskId, sessionId: 's', attempt: 0, priority: 0 })));
+  const invoker = new FakeInvoker();
+  const agent = new Agent({
+    config,
+    table: table as unknown as TaskTable,
+    queue,
+    store: options.store ?? noStore,
+    createInvoker: () => invoker,
+    owner: 'me',
+    prefetch: 4,
+    receiveWaitMs: 20,
+  });
+  return { agent, table, queue, invoker };
+}
+
+describe('the agent on fake ports', () => {
+  let stop: (() => Promise<void>) | undefined;
+  afterEach(async () => {
+    await stop?.();
+    stop = undefined;
+  });
+
+  it('drain: hands back a task not started yet at once, and records the running one when it finishes in the grace', async () => {
+    const { agent, table, queue, invoker } = setup([pendingTask(0), pendingTask(1)]);
+    await agent.start();
+    stop = () => agent.stop(0);
+    await waitFor(() => invoker.running('s_0') !== undefined && agent.stats.claimed === 2, 10_000, 'both claimed');
+
+    const stopped = agent.stop(60_000);
+    await waitFor(() => table.outcomeOf('s_1') === 'released', 10_000, 'the waiting task handed back');
+    expect(table.outcomeOf('s_0')).toBeUndefined();
+    expect(invoker.running('s_0')?.signal?.aborted).toBe(false);
+    invoker.running('s_0')!.finish({ ok: true, resultJson: '42' });
+    await stopped;
+
+    expect(table.completions.find((c) => c.taskId === 's_0')?.outcome).toEqual({
+      kind: 'succeeded',
+      result: { inline: '42' },
+    });
+    // A handed-back task gets its message again before it turns pending.
+    expect(queue.sent).toEqual([{ taskId: 's_1', sessionId: 's', attempt: 1, priority: 0 }]);
+    expect(agent.stats).toMatchObject({ claimed: 2, succeeded: 1, released: 1 });
+    expect(invoker.invocations.map((i) => i.invocation.taskId)).toEqual(['s_0']);
+  });
+
+  it('grace: a second stop ends the grace, aborts the running task and hands it back unfinished', async () => {
+    const { agent, table, invoker } = setup([pendingTask(0)]);
+    await agent.start();
+    stop = () => agent.stop(0);
+    await waitFor(() => invoker.running('s_0') !== undefined, 10_000, 'the task running');
+
+    const first = agent.stop(60 * 60_000);
+    const second = agent.stop();
+    await Promise.all([first, second]);
+
+    expect(invoker.running('s_0')?.signal?.aborted).toBe(true);
+    expect(table.completions.map((c) => [c.taskId, c.outcome.kind, c.guard])).toEqual([
+      ['s_0', 'released', { owner: 'me', attempt: 1 }],
+    ]);
+    expect(agent.stats).toMatchObject({ released: 1, failed: 0, retried: 0 });
+  });
+
+  it('lease loss: a task whose lease another agent took is aborted and nothing of it is written', async () => {
+    const { agent, table, invoker } = setup([pendingTask(0)]);
+    await agent.start();
+    stop = () => agent.stop(0);
+    await waitFor(() => invoker.running('s_0') !== undefined, 10_000, 'the task running');
+
+    table.leaseAs = () => 'lost';
+    await waitFor(() => invoker.running('s_0')?.signal?.aborted === true, 10_000, 'the invocation aborted');
+    await waitFor(() => agent.stats.dropped === 1, 10_000, 'the attempt dropped');
+    await agent.stop(0);
+
+    expect(table.completions).toEqual([]);
+  });
+
+  it('cancellation: a cancelled task is aborted and left as the cancel wrote it', async () => {
+    const { agent, table, invoker } = setup([pendingTask(0)]);
+    await agent.start();
+    stop = () => agent.stop(0);
+    await waitFor(() => invoker.running('s_0') !== undefined, 10_000, 'the task running');
+
+    table.leaseAs = () => 'cancelled';
+    await waitFor(() => agent.stats.dropped === 1, 10_000, 'the attempt dropped');
+    await agent.stop(0);
+
+    expect(invoker.running('s_0')?.signal?.aborted).toBe(true);
+    expect(table.completions).toEqual([]);
+  });
+
+  it('busy: a message whose attempt still runs elsewhere is released with a delay, never acknowledged', async () => {
+    const { agent, table, queue, invoker } = setup([pendingTask(0), pendingTask(1)], { leasesFoundFrom: 'extension' });
+    table.claimAs = (r) => (r.taskId === 's_0' ? 'busy' : { taskId: r.taskId, status: 'busy', retryAfterMs: 5_500 });
+    await agent.start();
+    stop = () => agent.stop(0);
+    await waitFor(() => queue.released.length === 2, 10_000, 'both messages released');
+    await agent.stop(0);
+
+    expect(queue.released).toEqual(
+      expect.arrayContaining([
+        { receipts: ['r0'], delayMs: 1_000 },
+        // As the table says (just after the lease only this message guards would expire), in whole seconds.
+        { receipts: ['r1'], delayMs: 6_000 },
+      ]),
+    );
+    expect(queue.acked).toEqual([]);
+    expect(invoker.invocations).toEqual([]);
+  });
+
+  it('busy: a delay beyond one lease term is capped at the lease term (a clock running ahead must not park it)', async () => {
+    const { agent, table, queue } = setup([pendingTask(0)], { leasesFoundFrom: 'extension' });
+    table.claimAs = (r) => ({ taskId: r.taskId, status: 'busy', retryAfterMs: 10 * 60_000 });
+    await agent.start();
+    stop = () => agent.stop(0);
+    await waitFor(() => queue.released.length === 1, 10_000, 'the message released');
+    await agent.stop(0);
+
+    expect(queue.released).toEqual([{ receipts: ['r0'], delayMs: 31_000 }]);
+  });
+
+  it('expired: an attempt claimed from this message that died unseen by the reaper is reaped here, then its message dropped', async () => {
+    const dead: TaskRecord = {
+      ...pendingTask(0),
+      state: 'running',
+      attempt: 1,
+      lease: { owner: 'dead-agent', expiresAt: 1 },
+      startedAt: 0,
+    };
+    const { agent, table, queue, invoker } = setup([pendingTask(0)], { leasesFoundFrom: 'extension' });
+    table.claimAs = (r) => ({ taskId: r.taskId, status: 'expired', task: dead });
+    await agent.start();
+    stop = () => agent.stop(0);
+    await waitFor(() => table.completions.length === 1, 10_000, 'the reap written');
+    await agent.stop(0);
+
+    expect(table.completions[0]).toMatchObject({
+      taskId: 's_0',
+      guard: { attempt: 1, leaseExpiredBefore: expect.any(Number) },
+      outcome: { kind: 'retry', reason: 'lease-expired', error: { type: 'LeaseExpired' } },
+    });
+    expect(queue.sent).toEqual([{ taskId: 's_0', sessionId: 's', attempt: 1, priority: 0 }]);
+    expect(queue.acked).toEqual(['r0']);
+    expect(invoker.invocations).toEqual([]);
+  });
+
+  it('keeps the claimed message of a task the reaper cannot see yet until the attempt ends', async () => {
+    const { agent, table, queue, invoker } = setup([pendingTask(0)], { leasesFoundFrom: 'extension' });
+    await agent.start();
+    stop = () => agent.stop(0);
+    await waitFor(() => invoker.running('s_0') !== undefined, 10_000, 'the task running');
+    expect(queue.acked).toEqual([]);
+
+    invoker.running('s_0')!.finish({ ok: true, resultJson: '1' });
+    await waitFor(() => table.outcomeOf('s_0') === 'succeeded', 10_000, 'the result written');
+    await agent.stop(0);
+
+    expect(queue.acked).toEqual(['r0']);
+  });
+
+  it('a result over max_payload_bytes fails the task as Runtime.ResultTooLarge, not retried, nothing stored', async () => {
+    const put = jest.fn(async () => undefined);
+    const { agent, table, invoker } = setup([pendingTask(0)], {
+      overrides: { max_payload_bytes: 100, inline_payload_max_bytes: 10 },
+      store: { ...noStore, put },
+    });
+    await agent.start();
+    stop = () => agent.stop(0);
+    await waitFor(() => invoker.running('s_0') !== undefined, 10_000, 'the task running');
+    invoker.running('s_0')!.finish({ ok: true, resultJson: JSON.stringify('x'.repeat(200)) });
+    await waitFor(() => table.completions.length === 1, 10_000, 'the outcome written');
+    await agent.stop(0);
+
+    const { outcome } = table.completions[0]!;
+    expect(outcome).toMatchObject({ kind: 'failed', reason: 'error', error: { type: 'Runtime.ResultTooLarge' } });
+    expect(outcome.kind === 'failed' && outcome.error.message).toMatch(
+      /result of 202 bytes exceeds max_payload_bytes \(100\)/,
+    );
+    expect(put).not.toHaveBeenCalled();
+  });
+
+  it('a payload missing from the store fails the task as Runtime.PayloadMissing without invoking the worker', async () => {
+    const task = { ...pendingTask(0), payload: { key: 'sessions/s/s_0/input.json', bytes: 10 } };
+    const { agent, table, invoker } = setup([task]);
+    await agent.start();
+    stop = () => agent.stop(0);
+    await waitFor(() => table.completions.length === 1, 10_000, 'the outcome written');
+    await agent.stop(0);
+
+    expect(table.completions[0]!.outcome).toMatchObject({
+      kind: 'failed',
+      reason: 'error',
+      error: { type: 'Runtime.PayloadMissing', message: 'payload of task s_0 is missing from the payload store' },
+    });
+    expect(invoker.invocations).toEqual([]);
+  });
+});
