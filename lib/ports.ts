@@ -279,3 +279,32 @@ export interface RequestLedger {
   release(key: string): Promise<void>;
   close(): Promise<void>;
 }
+
+/** What an agent says of itself when it heartbeats: who it is, what it runs, and until when it counts as alive. */
+export interface AgentPresence {
+  /** Unique per agent process (`host:pid:random`). */
+  readonly agentId: string;
+  readonly host: string;
+  readonly pid: number;
+  /** Slots (runtimes) it runs tasks in. */
+  readonly slots: number;
+  readonly handler: string;
+  /** Lambda runtime name of its worker. */
+  readonly runtime: string;
+  readonly startedAt: number;
+  readonly heartbeatAt: number;
+  /** Epoch ms after which, without a newer heartbeat, the agent is taken for gone. */
+  readonly expiresAt: number;
+  /** `draining` once it stopped taking tasks. */
+  readonly state: 'alive' | 'draining';
+}
+
+/** Where agents register and heartbeat, so clients can tell whether any agent will run their tasks. */
+export interface AgentRegistry {
+  /** Records the agent or refreshes its heartbeat. */
+  heartbeat(presence: AgentPresence): Promise<void>;
+  /** Forgets the agent at once (a clean stop). */
+  remove(agentId: string): Promise<void>;
+  /** The agents alive at `now`: a heartbeat not yet expired (and, where the registry can tell, a living process). */
+  listAlive(now: number): Promise<AgentPresence[]>;
+}

@@ -11,7 +11,15 @@ import {
   type SessionRecord,
   type TaskRecord,
 } from '../core';
-import { payloadKeys, type PayloadStore, type QueueMessage, type TaskQueue, type TaskTable } from '../ports';
+import {
+  payloadKeys,
+  type AgentPresence,
+  type AgentRegistry,
+  type PayloadStore,
+  type QueueMessage,
+  type TaskQueue,
+  type TaskTable,
+} from '../ports';
 import { silentLogger } from '../logging';
 import { SessionHandle } from './session-handle';
 
@@ -20,6 +28,11 @@ export interface GridClientOptions {
   readonly table: TaskTable;
   readonly queue: TaskQueue;
   readonly store: PayloadStore;
+  /**
+   * Where the grid's agents heartbeat, so `aliveAgents()` can tell whether any will run the tasks.
+   * @default - unknown: `aliveAgents()` answers undefined
+   */
+  readonly agents?: AgentRegistry;
   /**
    * How often handles poll for results when nothing is ready.
    * @default 50 ms
@@ -78,6 +91,7 @@ export class GridClient {
   private readonly table: TaskTable;
   private readonly queue: TaskQueue;
   private readonly store: PayloadStore;
+  private readonly agents: AgentRegistry | undefined;
   private readonly logger: Logger;
   private readonly pollMs: number;
 
@@ -86,6 +100,7 @@ export class GridClient {
     this.table = options.table;
     this.queue = options.queue;
     this.store = options.store;
+    this.agents = options.agents;
     this.logger = options.logger ?? silentLogger();
     this.pollMs = options.pollIntervalMs ?? 50;
   }
@@ -176,6 +191,14 @@ export class GridClient {
   /** Records that an open session holds `taskCount` tasks: its results end there. */
   async sealSession(sessionId: string, taskCount: number): Promise<void> {
     await this.table.sealSession(sessionId, taskCount);
+  }
+
+  /**
+   * The agents alive now (heartbeat not expired), oldest first; undefined when the grid does not tell (no registry).
+   * An empty list means no agent will run queued tasks until one starts.
+   */
+  async aliveAgents(): Promise<AgentPresence[] | undefined> {
+    return this.agents?.listAlive(Date.now());
   }
 
   /** A handle on an existing session; throws `UnknownSessionError` if there is none. */

@@ -1,6 +1,7 @@
 // A whole grid in one process on embedded backends: SQLite table and queue, file store, local runtimes, reaper.
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { openLocalBackends, WriteLock, type LocalBackends } from '../backends/local';
@@ -8,7 +9,7 @@ import { GridClient } from '../client';
 import type { GridConfig } from '../core';
 import { silentLogger } from '../logging';
 import { prepareTaskRoot } from '../packaging';
-import { Agent } from '../runtime/agent';
+import { Agent, PresenceHeartbeat } from '../runtime/agent';
 import { ReaperTimer } from '../runtime/reaper';
 import { localAgentOptions } from './local-agent';
 import { agentThreadEntry, ThreadedAgent, type EmbeddedAgent } from './threaded-agent';
@@ -57,6 +58,7 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
   const client = new GridClient({ config, ...backends, logger, pollIntervalMs: 20 });
   let agent: EmbeddedAgent | undefined;
   let reaper: ReaperTimer | undefined;
+  let heartbeat: PresenceHeartbeat | undefined;
   let taskRoot: string | undefined;
   let workDir: string | undefined;
   try {
@@ -85,6 +87,21 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
           new Agent(localAgentOptions({ config, backends, taskRoot: root, logger, onOutput: options.onWorkerOutput })),
         );
       }
+      // The grid folder's agent registry: clients tell "no agent alive" from "tasks waiting their turn".
+      heartbeat = new PresenceHeartbeat({
+        registry: backends.agents,
+        presence: {
+          agentId: `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+          host: os.hostname(),
+          pid: process.pid,
+          slots: config.slots,
+          handler: config.handler,
+          runtime: config.runtime.name,
+          startedAt: Date.now(),
+        },
+        logger,
+      });
+      await heartbeat.start();
       reaper = new ReaperTimer({
         table: backends.table,
         queue: backends.queue,
@@ -94,6 +111,8 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
       reaper.start();
     }
   } catch (err) {
+    await heartbeat?.stop();
+    await agent?.stop(0);
     await backends.close();
     if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
     throw err;
@@ -110,7 +129,9 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
         return closing;
       }
       closing = (async () => {
+        await heartbeat?.drain();
         await agent?.stop(graceMs);
+        await heartbeat?.stop();
         await reaper?.stop();
         await backends.close();
         if (workDir) fs.rmSync(workDir, { recursive: true, force: true });

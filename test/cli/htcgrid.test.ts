@@ -334,6 +334,43 @@ describe('htcgrid local grid commands', () => {
     }
   });
 
+  it('status and submit --wait say when no agent is alive; the wait goes on until one runs the tasks', async () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'config.json'), '{}');
+    const lines: string[] = [];
+    const error = jest.spyOn(console, 'error').mockImplementation((line: string) => void lines.push(line));
+    const log = jest.spyOn(console, 'log').mockImplementation((line: string) => void lines.push(line));
+    const write = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    let agentGrid: Awaited<ReturnType<typeof import('../../lib/cli').startEmbeddedGrid>> | undefined;
+    try {
+      const tasks = taskFile(['{"a":1}']);
+      const out = path.join(dir, 'r.jsonl');
+      const waiting = main(['node', 'htcgrid', 'submit', '--dir', dir, '--tasks', tasks, '--wait', '--out', out]);
+      await waitFor(() => lines.some((l) => l.startsWith('0 agents on this grid')), 20_000, 'the no-agent line');
+      expect(lines.find((l) => l.startsWith('0 agents'))).toBe(
+        `0 agents on this grid: start one with \`htcgrid local up --dir ${dir} --worker <dir|zip>\`; queued tasks wait until then`,
+      );
+      const sessionId = /as session (\S+)/.exec(lines.join('\n'))![1]!;
+      lines.length = 0;
+      expect(await main(['node', 'htcgrid', 'status', sessionId, '--dir', dir])).toBe(0);
+      expect(lines).toContainEqual(expect.stringMatching(/^0 agents on this grid: start one with/));
+
+      const { startEmbeddedGrid } = await import('../../lib/cli');
+      const { compileConfig } = await import('../../lib/core');
+      agentGrid = await startEmbeddedGrid({ dataDir: dir, config: compileConfig({ slots: 1 }), worker: probe });
+
+      expect(await waiting).toBe(0);
+      lines.length = 0;
+      await main(['node', 'htcgrid', 'status', sessionId, '--dir', dir, '--json']);
+      expect(JSON.parse(lines[0]!)).toMatchObject({ done: true, agents: 1 });
+    } finally {
+      error.mockRestore();
+      log.mockRestore();
+      write.mockRestore();
+      await agentGrid?.close(1000);
+    }
+  });
+
   it('refuses a folder that is not a local grid', async () => {
     const run = await htcgrid('status', 'x', '--dir', tempDir());
     expect(run.code).toBe(2);

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { silentLogger, type Logger } from '../../logging';
+import { FileAgentRegistry } from './file-agent-registry';
 import { FilePayloadStore } from './file-payload-store';
 import { openSqliteDatabase } from './sqlite-database';
 import { SqliteTaskIntake } from './sqlite-task-intake';
@@ -10,6 +11,7 @@ import { SqliteTaskTable } from './sqlite-task-table';
 import { WriteLock } from './write-lock';
 
 export * from './errors';
+export { FileAgentRegistry } from './file-agent-registry';
 export { FilePayloadStore } from './file-payload-store';
 export { openSqliteDatabase, SCHEMA_VERSION, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
 export { REQUEST_LEDGER_FILE, SqliteRequestLedger } from './sqlite-request-ledger';
@@ -22,6 +24,8 @@ export { WriteLock } from './write-lock';
 export const GRID_DB_FILE = 'grid.db';
 /** Folder of the payload store inside a grid directory. */
 export const PAYLOADS_DIR = 'payloads';
+/** Folder of the agent registry inside a grid directory. */
+export const AGENTS_DIR = 'agents';
 
 export interface LocalBackendsOptions {
   /** @default - a silent logger */
@@ -49,6 +53,8 @@ export interface LocalBackends {
   readonly store: FilePayloadStore;
   /** Receive + claim + acknowledge in one transaction, on the table's and queue's shared connection. */
   readonly intake: SqliteTaskIntake;
+  /** Where the grid's agents register and heartbeat (`<dir>/agents`). */
+  readonly agents: FileAgentRegistry;
   /** Absolute path of the SQLite database. */
   readonly dbPath: string;
   /** Closes the table, queue and store, then the database connection. Idempotent. */
@@ -72,6 +78,7 @@ export function openLocalBackends(dir: string, options: LocalBackendsOptions = {
   const queue = new SqliteTaskQueue(db, { logger, pollIntervalMs: options.pollIntervalMs, writeLock });
   const store = new FilePayloadStore(path.join(root, PAYLOADS_DIR));
   const intake = new SqliteTaskIntake(queue, table);
+  const agents = new FileAgentRegistry(path.join(root, AGENTS_DIR));
   logger.debug({ dbPath }, 'opened local backends');
   let closing: Promise<void> | undefined;
   return {
@@ -79,6 +86,7 @@ export function openLocalBackends(dir: string, options: LocalBackendsOptions = {
     queue,
     store,
     intake,
+    agents,
     dbPath,
     close() {
       closing ??= (async () => {

@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import type { GridConfig } from '../../core';
 import { createLogger } from '../../logging';
 import { startEmbeddedGrid, type EmbeddedGrid } from '../../local-grid';
+import { agentsLine, noAgentMessage, watchAgents } from '../agent-watch';
 import { followResults, printFailures } from '../follow-results';
 import * as output from '../output';
 import { slotsWarning, withStartupProgress } from '../startup-notice';
@@ -116,11 +117,15 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
     const detached = new AbortController();
     const onSignal = (): void => detached.abort();
     process.once('SIGINT', onSignal);
+    const watching = new AbortController();
+    const watch = watchAgents(grid.client, flags, watching.signal);
     let summary;
     try {
       summary = await followResults(handle, { out, signal: detached.signal });
     } finally {
       process.off('SIGINT', onSignal);
+      watching.abort();
+      await watch.catch(() => undefined); // the watch only informs: a failed look at the agents never fails the wait
     }
     if (detached.signal.aborted) {
       output.info(`\ndetached: session ${handle.sessionId} keeps running on the grid; its results, whenever you like:`);
@@ -141,12 +146,14 @@ export async function statusCommand(sessionId: string, flags: GridDirFlags & { j
   const grid = await openGridClient(flags);
   try {
     const status = await (await grid.client.session(sessionId)).status();
-    if (flags.json) output.result(JSON.stringify(status));
+    const agents = await grid.client.aliveAgents();
+    if (flags.json) output.result(JSON.stringify({ ...status, agents: agents?.length ?? null }));
     else {
       const c = status.counts;
       output.result(
         `session ${sessionId}: ${status.total ?? '?'} task(s), pending ${c.pending}, running ${c.running}, succeeded ${c.succeeded}, failed ${c.failed}, cancelled ${c.cancelled}${status.done ? ' (done)' : ''}`,
       );
+      if (agents !== undefined) output.result(agents.length > 0 ? agentsLine(agents) : noAgentMessage(flags));
     }
     return 0;
   } finally {

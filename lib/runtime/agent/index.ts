@@ -4,3 +4,4 @@ export * from './attempt-outcome';
 export type { HeldTask } from './held-task';
 export { SessionSettings, type SessionSettingsOptions } from './session-settings';
 export { PrefetchPolicy, type PrefetchSetting, type PrefetchPolicyOptions } from './prefetch-policy';
+export { PresenceHeartbeat, type PresenceHeartbeatOptions } from './presence-heartbeat';

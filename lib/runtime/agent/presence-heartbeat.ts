@@ -1,0 +1,76 @@
+// Keeps an agent registered while it runs: a heartbeat every few seconds, `draining` when it stops taking tasks, and
+// removal on a clean stop, so clients can say "no agent is alive" within seconds instead of waiting silently.
+import type { Logger } from 'pino';
+import { silentLogger } from '../../logging';
+import type { AgentPresence, AgentRegistry } from '../../ports';
+
+export interface PresenceHeartbeatOptions {
+  readonly registry: AgentRegistry;
+  readonly presence: Omit<AgentPresence, 'heartbeatAt' | 'expiresAt' | 'state'>;
+  /** @default 2000 ms */
+  readonly intervalMs?: number;
+  /** How long a heartbeat counts. @default three intervals */
+  readonly expiryMs?: number;
+  /** @default Date.now */
+  readonly clock?: () => number;
+  readonly logger?: Logger;
+}
+
+export class PresenceHeartbeat {
+  private timer: NodeJS.Timeout | undefined;
+  private state: AgentPresence['state'] = 'alive';
+  private stopped: Promise<void> | undefined;
+  /** The heartbeat being written: removal waits for it, so a late write never re-registers a stopped agent. */
+  private inflight: Promise<void> = Promise.resolve();
+  private readonly intervalMs: number;
+  private readonly expiryMs: number;
+  private readonly clock: () => number;
+  private readonly logger: Logger;
+
+  constructor(private readonly options: PresenceHeartbeatOptions) {
+    this.intervalMs = options.intervalMs ?? 2_000;
+    this.expiryMs = options.expiryMs ?? this.intervalMs * 3;
+    this.clock = options.clock ?? Date.now;
+    this.logger = options.logger ?? silentLogger();
+  }
+
+  /** Registers the agent (awaited, so a failure to register is seen at start) and heartbeats from then on. */
+  async start(): Promise<void> {
+    await this.beat();
+    this.timer = setInterval(() => void this.beat().catch((err: unknown) => this.warn(err)), this.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Tells clients the agent takes no more tasks. */
+  async drain(): Promise<void> {
+    if (this.stopped || this.state === 'draining') return;
+    this.state = 'draining';
+    await this.beat().catch((err: unknown) => this.warn(err));
+  }
+
+  /** Stops heartbeating and removes the agent. Idempotent. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      clearInterval(this.timer);
+      await this.inflight.catch(() => undefined);
+      await this.options.registry.remove(this.options.presence.agentId).catch((err: unknown) => this.warn(err));
+    })();
+    return this.stopped;
+  }
+
+  private beat(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    const now = this.clock();
+    this.inflight = this.options.registry.heartbeat({
+      ...this.options.presence,
+      heartbeatAt: now,
+      expiresAt: now + this.expiryMs,
+      state: this.state,
+    });
+    return this.inflight;
+  }
+
+  private warn(err: unknown): void {
+    this.logger.warn({ err, agentId: this.options.presence.agentId }, 'agent heartbeat not recorded; will retry');
+  }
+}
