@@ -23,9 +23,9 @@ export function bundleAgent(outDir: string): void {
  * The agent image for `architecture`, as a Docker image asset built at deploy time. For stacks the CLI is not
  * bundling (`aws:cdk:bundling-stacks`) the asset holds the Dockerfile alone.
  */
-export function agentImageAsset(scope: Construct, id: string, architecture: CpuArchitecture): ecs.ContainerImage {
+export function agentDockerImage(scope: Construct, id: string, architecture: CpuArchitecture): DockerImageAsset {
   const dockerfile = path.join(packageRoot(), AGENT_DOCKER_DIR, 'Dockerfile');
-  const asset = withStagedFolder(
+  return withStagedFolder(
     scope,
     (dir) => {
       fs.copyFileSync(dockerfile, path.join(dir, 'Dockerfile'));
@@ -34,5 +34,9 @@ export function agentImageAsset(scope: Construct, id: string, architecture: CpuA
     (dir) => fs.copyFileSync(dockerfile, path.join(dir, 'Dockerfile')),
     (dir) => new DockerImageAsset(scope, id, { directory: dir, platform: dockerPlatform(architecture) }),
   );
-  return ecs.ContainerImage.fromDockerImageAsset(asset);
+}
+
+/** The agent image for `architecture` as an ECS container image (see `agentDockerImage`). */
+export function agentImageAsset(scope: Construct, id: string, architecture: CpuArchitecture): ecs.ContainerImage {
+  return ecs.ContainerImage.fromDockerImageAsset(agentDockerImage(scope, id, architecture));
 }

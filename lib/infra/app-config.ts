@@ -8,6 +8,7 @@ import { BundlingError, ConfigError } from '../core/errors';
 import { resolveRuntime, type RuntimeFamily } from '../core/runtime-kind';
 import { detectWorkerRuntime } from '../packaging';
 import { priorityLevelIssue } from './backlog-scaling';
+import type { ComputeKind } from './compute-plane';
 import { parseContext, type InfraContext } from './context-keys';
 import { instanceTypeArchitecture, type CpuArchitecture } from './cpu-architecture';
 import { MAX_SLOTS } from './grid-unit';
@@ -42,6 +43,11 @@ export interface GridAppSettings {
   readonly spot?: boolean;
   readonly natGateways?: number;
   readonly targetBacklogPerAgent?: number;
+  /** Where the agents run (`-c compute`). */
+  readonly compute?: ComputeKind;
+  /** An existing EKS cluster to run on (`-c eks_cluster_name`), with `-c eks_kubectl_role_arn`. */
+  readonly eksClusterName?: string;
+  readonly eksKubectlRoleArn?: string;
   /** EC2 instance type to run agents on instead of Fargate. */
   readonly ec2InstanceType?: string;
   readonly ec2MaxInstances?: number;
@@ -97,6 +103,9 @@ export function gridSettingsFromContext(
     spot: ctx.spot,
     natGateways: ctx.nat_gateways,
     targetBacklogPerAgent: ctx.scaling_target ?? ctx.htc_agent_target_value,
+    compute: ctx.compute,
+    eksClusterName: ctx.eks_cluster_name,
+    eksKubectlRoleArn: ctx.eks_kubectl_role_arn,
     ec2InstanceType: ctx.ec2_instance_type,
     ec2MaxInstances: ctx.ec2_max_instances,
     reaperEntry,
@@ -192,7 +201,20 @@ function workerFamily(worker: { workerDir?: string; workerZip?: string }): Runti
 function deployabilityIssues(ctx: InfraContext, config: GridConfig): string[] {
   const issues: string[] = [];
   const fargate = ctx.ec2_instance_type === undefined;
-  issues.push(...taskSizeIssues({ fargate, cpu: ctx.cpu ?? 1024, memoryMiB: ctx.memory ?? 3072 }));
+  const eks = ctx.compute === 'eks';
+  if (!eks) issues.push(...taskSizeIssues({ fargate, cpu: ctx.cpu ?? 1024, memoryMiB: ctx.memory ?? 3072 }));
+  if (eks && !fargate) {
+    issues.push('-c ec2_instance_type: EC2 capacity is for ECS; with -c compute=eks the cluster brings the nodes');
+  }
+  for (const key of ['eks_cluster_name', 'eks_kubectl_role_arn'] as const) {
+    if (ctx[key] !== undefined && !eks) issues.push(`-c ${key}: only applies with -c compute=eks`);
+  }
+  if (ctx.eks_kubectl_role_arn !== undefined && ctx.eks_cluster_name === undefined) {
+    issues.push('-c eks_kubectl_role_arn: only applies with -c eks_cluster_name (an existing cluster)');
+  }
+  if (ctx.eks_cluster_name !== undefined && ctx.nat_gateways !== undefined) {
+    issues.push('-c nat_gateways: an existing EKS cluster brings its own VPC; remove it');
+  }
   const levels = priorityLevelIssue(config.priorityLevels);
   if (levels) issues.push(levels);
   if (config.slots > MAX_SLOTS) {
@@ -254,6 +276,13 @@ export function gridStackProps(settings: GridAppSettings): HtcGridStackProps {
     taskMemoryMiB: settings.taskMemoryMiB,
     cpuArchitecture: settings.cpuArchitecture,
     spot: settings.spot,
+    compute: settings.compute,
+    eks:
+      settings.compute === 'eks' && settings.eksClusterName
+        ? {
+            existingCluster: { clusterName: settings.eksClusterName, kubectlRoleArn: settings.eksKubectlRoleArn },
+          }
+        : undefined,
     ec2Capacity: settings.ec2InstanceType
       ? {
           instanceType: new ec2.InstanceType(settings.ec2InstanceType),

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { closestName } from '../core/closest-name';
 import { gridConfigSchema } from '../core/config';
 import { IGNORED_HTCGRID_KEYS } from '../core/htc-grid-keys';
+import { COMPUTE_KINDS, type ComputeKind } from './compute-plane';
 import { CPU_ARCHITECTURES } from './cpu-architecture';
 
 /** A -c value as the CLI gives it (a string) or cdk.json does (JSON). */
@@ -44,6 +45,15 @@ export const infraContextSchema = z.object({
   memory: int(512).describe('memory of one agent task, MiB'),
   cpu_architecture: oneOf(CPU_ARCHITECTURES as [string, ...string[]]).describe(
     'CPU architecture of the agents on Fargate (x86_64 or arm64); on EC2 the instance type decides',
+  ),
+  compute: oneOf(COMPUTE_KINDS as [ComputeKind, ...ComputeKind[]]).describe(
+    'where the agents run: ecs (Fargate, or EC2 with ec2_instance_type) or eks (a new EKS Auto Mode cluster, or eks_cluster_name)',
+  ),
+  eks_cluster_name: text(/^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$/, 'not an EKS cluster name').describe(
+    'with compute=eks: run on this existing EKS cluster instead of creating one',
+  ),
+  eks_kubectl_role_arn: text(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, 'not an IAM role ARN').describe(
+    "with eks_cluster_name: role the stack's kubectl function runs as (default: a new role given cluster admin by an access entry)",
   ),
   spot: flag().describe('run agents on Spot capacity: Fargate Spot, or Spot instances with ec2_instance_type'),
   ec2_instance_type: text(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'not an instance type: use e.g. c6i.2xlarge').describe(

@@ -5,29 +5,31 @@ import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
-import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import type * as s3 from 'aws-cdk-lib/aws-s3';
-import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
-import { Construct } from 'constructs';
-import type { GridConfig } from '../core/config';
+import { Construct, type IConstruct } from 'constructs';
 import { ConfigError } from '../core/errors';
-import { GRID_ENV, resourcesToEnv } from '../core/grid-resources';
-import type { WorkerRuntime } from '../core/runtime-kind';
 import { agentImageAsset } from './agent-image';
 import {
   backlogPerAgentExpression,
   idleExpression,
   idleMinutes,
   inflightId,
-  priorityLevelIssue,
   RUNNING_ID,
   visibleId,
   wakeUpExpression,
 } from './backlog-scaling';
+import {
+  agentConfigurationDocument,
+  commonPlaneSettings,
+  grantAgentAccess,
+  planeUnit,
+  type CommonPlaneSettings,
+  type ComputePlane,
+  type ComputePlaneProps,
+} from './compute-plane';
 import { INIT_IMAGE, PublicImageCache } from './container-images';
 import {
   amiHardwareType,
@@ -35,22 +37,10 @@ import {
   instanceTypeArchitecture,
   type CpuArchitecture,
 } from './cpu-architecture';
-import { grantDataPrefix } from './data-plane-bucket';
 import { GridVpc } from './grid-vpc';
-import { gridUnit, MAX_SLOTS, type GridUnit, type UnitContainer, type UnitImage } from './grid-unit';
+import type { GridUnit, UnitContainer, UnitImage } from './grid-unit';
 import { ec2CapacitySuppressions, taskDefinitionSuppressions } from './nag-suppressions';
 import { taskSizeIssues } from './task-size';
-import { grantGetObject } from './worker-bucket';
-
-/** Where the worker zip is and how to call it; `WorkerZipDeployment` provides it. */
-export interface WorkerLocation {
-  readonly bucket: s3.IBucket;
-  readonly key: string;
-  readonly handler: string;
-  readonly handlerFileName: string;
-  readonly handlerFunctionName: string;
-  readonly runtime: WorkerRuntime;
-}
 
 /** EC2 capacity for the compute plane. */
 export interface Ec2CapacityProps {
@@ -70,40 +60,8 @@ export interface Ec2CapacityProps {
 
 /** Fargate's upper bound on a container's stop timeout. */
 const MAX_STOP_TIMEOUT_SEC = 120;
-/** SQS's longest visibility timeout: no task may run longer. */
-const MAX_TASK_TIMEOUT_SEC = 12 * 3600;
 
-export interface EcsComputePlaneProps {
-  /** The compiled grid configuration (handler names, timeouts, sizing, what the agent reads as `HTCGRID_CONFIG`). */
-  readonly config: GridConfig;
-  /** The worker zip to run. */
-  readonly worker: WorkerLocation;
-  /** The task table. */
-  readonly table: dynamodb.ITable;
-  /** The task queues, lowest priority first. */
-  readonly queues: readonly sqs.IQueue[];
-  /** The data-plane bucket. */
-  readonly dataBucket: s3.IBucket;
-  /**
-   * Key prefix of the grid's payloads and results in `dataBucket`.
-   * @default 'data/'
-   */
-  readonly dataPrefix?: string;
-  /**
-   * VPC to run in.
-   * @default - a new `GridVpc` (private isolated subnets, endpoints, no NAT)
-   */
-  readonly vpc?: ec2.IVpc;
-  /**
-   * Subnets of `vpc` the tasks run in.
-   * @default - the private subnets of the VPC
-   */
-  readonly vpcSubnets?: ec2.SubnetSelection;
-  /**
-   * NAT gateways of the new VPC (ignored with `vpc`).
-   * @default 0
-   */
-  readonly natGateways?: number;
+export interface EcsComputePlaneProps extends ComputePlaneProps {
   /**
    * CPU units of one task (agent + Lambda containers), a Fargate size: 256, 512, 1024, 2048, 4096, 8192, 16384.
    * @default 1024
@@ -114,11 +72,6 @@ export interface EcsComputePlaneProps {
    * @default 3072
    */
   readonly taskMemoryMiB?: number;
-  /**
-   * CPU architecture of the tasks on Fargate; with `ec2Capacity` it is the instance type's.
-   * @default - 'x86_64' on Fargate, the instance type's architecture on EC2
-   */
-  readonly cpuArchitecture?: CpuArchitecture;
   /**
    * Run tasks on Fargate Spot (cheaper, may be interrupted: the agent drains and the reaper re-queues what is lost).
    * @default false
@@ -145,74 +98,39 @@ export interface EcsComputePlaneProps {
    * @default - `public.ecr.aws/aws-cli/aws-cli` through an ECR pull-through cache
    */
   readonly initImage?: ecs.ContainerImage;
-  /**
-   * Target of the backlog scaling policy: queued plus in-flight messages per running agent.
-   *
-   * An agent holds one task per slot; the default keeps about one more waiting per slot, HTC-Grid's target of 2.
-   * @default 2 × slots
-   */
-  readonly targetBacklogPerAgent?: number;
-  /**
-   * How long a stopping task gets to drain (agent: stop receiving, finish or release running tasks).
-   * @default Duration.seconds(120) (Fargate's maximum)
-   */
-  readonly stopTimeout?: Duration;
-  /**
-   * Log retention of the containers' logs.
-   * @default logs.RetentionDays.ONE_MONTH
-   */
-  readonly logRetention?: logs.RetentionDays;
 }
 
 /** The props with defaults applied and every problem reported at once. */
-interface PlaneSettings {
+interface PlaneSettings extends CommonPlaneSettings {
   readonly fargate: boolean;
   readonly taskCpu: number;
   readonly taskMemoryMiB: number;
   readonly architecture: CpuArchitecture;
   readonly stopTimeout: Duration;
-  readonly slots: number;
-  readonly targetBacklogPerAgent: number;
-  readonly taskTimeoutSec: number;
 }
 
 /** Applies the defaults and collects every problem with the props (then throws them at once as a `ConfigError`). */
 export function planeSettings(props: EcsComputePlaneProps): PlaneSettings {
-  const cfg = props.config;
   const fargate = props.ec2Capacity === undefined;
   const instanceArch = props.ec2Capacity
     ? instanceTypeArchitecture(props.ec2Capacity.instanceType.toString())
     : undefined;
-  const settings: PlaneSettings = {
-    fargate,
-    taskCpu: props.taskCpu ?? 1024,
-    taskMemoryMiB: props.taskMemoryMiB ?? 3072,
-    architecture: props.cpuArchitecture ?? instanceArch ?? 'x86_64',
-    stopTimeout: props.stopTimeout ?? Duration.seconds(MAX_STOP_TIMEOUT_SEC),
-    slots: cfg.slots,
-    targetBacklogPerAgent: props.targetBacklogPerAgent ?? 2 * cfg.slots,
-    taskTimeoutSec: Math.ceil(cfg.taskTimeoutMs / 1000),
-  };
-  const issues = taskSizeIssues({ fargate, cpu: settings.taskCpu, memoryMiB: settings.taskMemoryMiB });
-  const stopSec = settings.stopTimeout.toSeconds();
+  const taskCpu = props.taskCpu ?? 1024;
+  const taskMemoryMiB = props.taskMemoryMiB ?? 3072;
+  const stopTimeout = props.stopTimeout ?? Duration.seconds(MAX_STOP_TIMEOUT_SEC);
+  const issues = taskSizeIssues({ fargate, cpu: taskCpu, memoryMiB: taskMemoryMiB });
+  const stopSec = stopTimeout.toSeconds();
   if (stopSec < 2 || stopSec > MAX_STOP_TIMEOUT_SEC) {
     issues.push(`stop timeout: ${stopSec}s must be 2..${MAX_STOP_TIMEOUT_SEC}s on Fargate`);
   }
-  if (settings.slots > MAX_SLOTS) {
-    issues.push(
-      `slots: ${settings.slots} Lambda containers per task is too many for one task: use 1..${MAX_SLOTS} and raise max_agents instead`,
-    );
-  }
-  if (!(settings.targetBacklogPerAgent > 0)) {
-    issues.push(`scaling target: ${settings.targetBacklogPerAgent} must be a positive number of tasks per agent`);
-  }
-  if (settings.taskTimeoutSec > MAX_TASK_TIMEOUT_SEC) {
-    issues.push(
-      `task_timeout_sec: ${cfg.taskTimeoutMs / 1000} exceeds the 12 h SQS visibility limit: use at most ${MAX_TASK_TIMEOUT_SEC}`,
-    );
-  }
-  const levels = priorityLevelIssue(props.queues.length);
-  if (levels) issues.push(levels);
+  const settings: PlaneSettings = {
+    fargate,
+    taskCpu,
+    taskMemoryMiB,
+    architecture: props.cpuArchitecture ?? instanceArch ?? 'x86_64',
+    stopTimeout,
+    ...commonPlaneSettings(props, issues),
+  };
   if (instanceArch && props.cpuArchitecture && props.cpuArchitecture !== instanceArch) {
     issues.push(
       `cpu_architecture: ${props.cpuArchitecture} does not match ec2_instance_type ${props.ec2Capacity!.instanceType.toString()} (${instanceArch}): leave it out or pick an instance type of that architecture`,
@@ -233,7 +151,8 @@ export function planeSettings(props: EcsComputePlaneProps): PlaneSettings {
  * Built in steps (`createNetwork`, `createTaskDefinition`, `addInitContainer`, `addLambdaContainers`,
  * `addAgentContainer`, `grantTaskRole`, `createService`, `addScaling`) that a subclass may override.
  */
-export class EcsComputePlane extends Construct {
+export class EcsComputePlane extends Construct implements ComputePlane {
+  readonly kind = 'ecs' as const;
   readonly vpc: ec2.IVpc;
   readonly cluster: ecs.Cluster;
   readonly logGroup: logs.ILogGroup;
@@ -247,6 +166,8 @@ export class EcsComputePlane extends Construct {
   /** The agent container (its environment carries `HTCGRID_CONFIG` and the resource names). */
   readonly agentContainer: ecs.ContainerDefinition;
   readonly service: ecs.BaseService;
+  /** The service: it starts agents, so it waits for the worker zip. */
+  readonly workloads: readonly IConstruct[];
   /** The Auto Scaling group, with `ec2Capacity`. */
   readonly autoScalingGroup?: autoscaling.AutoScalingGroup;
   /** The scalable desired count of the service. */
@@ -295,6 +216,7 @@ export class EcsComputePlane extends Construct {
       this.autoScalingGroup = capacity.autoScalingGroup;
     }
     this.service = this.createService(capacity);
+    this.workloads = [this.service];
     this.scalableTarget = this.addScaling();
     NagSuppressions.addResourceSuppressions(this.taskDefinition, taskDefinitionSuppressions(), true);
   }
@@ -359,29 +281,12 @@ export class EcsComputePlane extends Construct {
 
   /** Step: the unit of work this plane runs, as data (`gridUnit`). */
   protected describeUnit(): GridUnit {
-    const { config, worker, table, queues, dataBucket } = this.props;
-    return gridUnit({
-      slots: this.settings.slots,
-      runtime: worker.runtime,
-      handler: worker.handler,
-      taskTimeoutSec: this.settings.taskTimeoutSec,
-      memorySizeMb: config.memorySizeMb,
-      functionName: config.functionName,
-      workerBucket: worker.bucket.bucketName,
-      workerKey: worker.key,
-      stopTimeoutSec: this.settings.stopTimeout.toSeconds(),
-      agentEnvironment: {
-        [GRID_ENV.config]: Stack.of(this).toJsonString(this.agentConfiguration),
-        ...resourcesToEnv({
-          tableName: table.tableName,
-          queueUrls: queues.map((q) => q.queueUrl),
-          dataBucket: dataBucket.bucketName,
-          workerBucket: worker.bucket.bucketName,
-          workerKey: worker.key,
-        }),
-        [GRID_ENV.region]: Stack.of(this).region,
-      },
-    });
+    return planeUnit(
+      this,
+      this.props,
+      { ...this.settings, stopTimeoutSec: this.settings.stopTimeout.toSeconds() },
+      this.agentConfiguration,
+    );
   }
 
   /** Step: the init container that fetches and unpacks the worker zip before any Lambda container starts. */
@@ -433,25 +338,7 @@ export class EcsComputePlane extends Construct {
 
   /** Step: least privilege for the task role: the one zip, the data prefix, the table's items and indexes, the queues. */
   protected grantTaskRole(): void {
-    const { worker, dataBucket, dataPrefix, table, queues } = this.props;
-    const taskRole = this.taskDefinition.taskRole;
-    grantGetObject(worker.bucket, taskRole, worker.key);
-    grantDataPrefix(dataBucket, taskRole, dataPrefix ?? 'data/', true);
-    table.grant(
-      taskRole,
-      'dynamodb:GetItem',
-      'dynamodb:BatchGetItem',
-      'dynamodb:Query',
-      'dynamodb:PutItem',
-      'dynamodb:UpdateItem',
-      'dynamodb:BatchWriteItem',
-      'dynamodb:ConditionCheckItem',
-      'dynamodb:TransactWriteItems',
-    );
-    for (const q of queues) {
-      q.grantConsumeMessages(taskRole);
-      q.grantSendMessages(taskRole);
-    }
+    grantAgentAccess(this.taskDefinition.taskRole, this.props);
   }
 
   /**
@@ -635,28 +522,6 @@ export class EcsComputePlane extends Construct {
     });
     alarm.addAlarmAction(new cwActions.ApplicationScalingAction(action));
   }
-}
-
-/** The document the agent reads from `HTCGRID_CONFIG`: the validated configuration with the worker's names filled in. */
-export function agentConfigurationDocument(cfg: GridConfig, worker: WorkerLocation): Record<string, unknown> {
-  const doc = cfg.document as Record<string, unknown> & {
-    agent_configuration: Record<string, unknown> & { lambda: Record<string, unknown> };
-  };
-  return {
-    ...doc,
-    grid_name: cfg.gridName,
-    slots: cfg.slots,
-    agent_configuration: {
-      ...doc.agent_configuration,
-      lambda: {
-        ...doc.agent_configuration.lambda,
-        lambda_handler_file_name: worker.handlerFileName,
-        lambda_handler_function_name: worker.handlerFunctionName,
-        runtime: worker.runtime.name,
-        s3_source: `s3://${worker.bucket.bucketName}/${worker.key}`,
-      },
-    },
-  };
 }
 
 function pascalCase(name: string): string {

@@ -1,4 +1,4 @@
-// HtcGrid: the whole grid in one construct — buckets, queues, table, worker zip, ECS compute, reaper, monitoring.
+// HtcGrid: the whole grid in one construct — buckets, queues, table, worker zip, compute (ECS or EKS), reaper, monitoring.
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as iam from 'aws-cdk-lib/aws-iam';
@@ -10,7 +10,10 @@ import { clientConfigurationDocument } from './client-configuration';
 import { instanceTypeArchitecture } from './cpu-architecture';
 import { DataPlaneBucket } from './data-plane-bucket';
 import { GridApi } from './grid-api';
+import { ConfigError } from '../core/errors';
+import type { ComputeKind, ComputePlane, ComputePlaneProps } from './compute-plane';
 import { EcsComputePlane, type EcsComputePlaneProps } from './ecs-compute-plane';
+import { EksComputePlane, type EksComputePlaneProps } from './eks-compute-plane';
 import { GridMonitoring } from './grid-monitoring';
 import { GridTaskTable, type TaskTableCapacity } from './grid-task-table';
 import { Reaper } from './reaper';
@@ -32,7 +35,24 @@ export type HtcGridComputeProps = Pick<
   | 'agentImage'
 >;
 
+/** The EKS plane's own props a grid passes through (see `EksComputePlaneProps` for each). */
+export type HtcGridEksProps = Pick<
+  EksComputePlaneProps,
+  'existingCluster' | 'agentImageUri' | 'lambdaImageUri' | 'initImageUri' | 'installKeda'
+>;
+
 export interface HtcGridProps extends HtcGridComputeProps {
+  /**
+   * Where the agents run: `ecs` (Fargate, or EC2 with `ec2Capacity`) or `eks` (a new EKS Auto Mode cluster, or
+   * `eks.existingCluster`). The configuration, the stack outputs and the client are the same on both.
+   * @default 'ecs'
+   */
+  readonly compute?: ComputeKind;
+  /**
+   * EKS settings, with `compute: 'eks'`. `taskCpu` (CPU units, 1024 = one vCPU) and `taskMemoryMiB` size the pod.
+   * @default - a new cluster, images as on ECS, KEDA installed
+   */
+  readonly eks?: HtcGridEksProps;
   /** The compiled grid configuration (`compileConfig`): handler names, runtime, sizing, timeouts. */
   readonly config: GridConfig;
   /**
@@ -95,7 +115,8 @@ export class HtcGrid extends Construct {
   readonly queues: TaskQueues;
   readonly table: GridTaskTable;
   readonly worker: WorkerZipDeployment;
-  readonly compute: EcsComputePlane;
+  /** Where the agents run: an `EcsComputePlane` (the default) or an `EksComputePlane`. */
+  readonly compute: ComputePlane;
   readonly reaper: Reaper;
   readonly monitoring: GridMonitoring;
   /** The HTTP API (function URL, AWS_IAM): `api.grantInvoke(principal)` lets a client call it. */
@@ -131,25 +152,9 @@ export class HtcGrid extends Construct {
       pipPlatform: props.pipPlatform,
       pipArgs: props.pipArgs,
     });
-    this.compute = new EcsComputePlane(this, 'Compute', {
-      config: cfg,
-      worker: this.worker,
-      table: this.table.table,
-      queues: this.queues.queues,
-      dataBucket: this.dataPlane.bucket,
-      dataPrefix: this.dataPlane.prefix,
-      vpc: props.vpc,
-      natGateways: props.natGateways,
-      taskCpu: props.taskCpu,
-      taskMemoryMiB: props.taskMemoryMiB,
-      cpuArchitecture: props.cpuArchitecture,
-      spot: props.spot,
-      ec2Capacity: props.ec2Capacity,
-      targetBacklogPerAgent: props.targetBacklogPerAgent,
-      agentImage: props.agentImage,
-    });
-    // Tasks must not start before their zip is in the bucket.
-    this.compute.service.node.addDependency(this.worker.deployment);
+    this.compute = this.createCompute(props);
+    // Agents must not start before their zip is in the bucket.
+    for (const workload of this.compute.workloads) workload.node.addDependency(this.worker.deployment);
     this.reaper = new Reaper(this, 'Reaper', {
       table: this.table.table,
       queues: this.queues.queues,
@@ -171,6 +176,44 @@ export class HtcGrid extends Construct {
       runningAgents: this.compute.metricRunningAgents(),
       reaperErrors: this.reaper.metricErrors(),
       alarmTopic: props.alarmTopic,
+    });
+  }
+
+  /** Step: the compute plane the props choose, given the grid's table, queues, buckets and worker. */
+  protected createCompute(props: HtcGridProps): ComputePlane {
+    const common: ComputePlaneProps = {
+      config: props.config,
+      worker: this.worker,
+      table: this.table.table,
+      queues: this.queues.queues,
+      dataBucket: this.dataPlane.bucket,
+      dataPrefix: this.dataPlane.prefix,
+      vpc: props.vpc,
+      natGateways: props.natGateways,
+      cpuArchitecture: props.cpuArchitecture,
+      spot: props.spot,
+      targetBacklogPerAgent: props.targetBacklogPerAgent,
+    };
+    if ((props.compute ?? 'ecs') === 'eks') {
+      const issues = [
+        ...(props.ec2Capacity ? ['ec2Capacity: EC2 capacity is for ECS; on EKS the cluster brings the nodes'] : []),
+        ...(props.agentImage ? ['agentImage: an ECS image; on EKS pass eks.agentImageUri'] : []),
+      ];
+      if (issues.length > 0) throw new ConfigError(issues);
+      return new EksComputePlane(this, 'Compute', {
+        ...common,
+        ...props.eks,
+        podCpuMillis: props.taskCpu !== undefined ? Math.round((props.taskCpu * 1000) / 1024) : undefined,
+        podMemoryMiB: props.taskMemoryMiB,
+      });
+    }
+    if (props.eks) throw new ConfigError(['eks: EKS settings need compute: eks']);
+    return new EcsComputePlane(this, 'Compute', {
+      ...common,
+      taskCpu: props.taskCpu,
+      taskMemoryMiB: props.taskMemoryMiB,
+      ec2Capacity: props.ec2Capacity,
+      agentImage: props.agentImage,
     });
   }
 
@@ -214,7 +257,7 @@ export class HtcGrid extends Construct {
     return this.monitoring.metricTasksFailed(props);
   }
 
-  /** Agents running (ECS tasks of the service). */
+  /** Agents running (ECS tasks of the service, or agent pods on EKS). */
   metricRunningAgents(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
     return this.compute.metricRunningAgents(props);
   }

@@ -48,6 +48,59 @@ export function ec2CapacitySuppressions(): NagPackSuppression[] {
   ];
 }
 
+/** The EKS plane's findings: its roles' scoped wildcards, a new cluster's roles, the kubectl provider of aws-cdk-lib. */
+export function eksPlaneSuppressions(): NagPackSuppression[] {
+  return [
+    ...eksClusterSuppressions(),
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'Only resource wildcards, each scoped: data-plane objects under the grid prefix (data/*), the task ' +
+        "table's indexes (index/*), the pull-through cache repositories (<prefix>/*); ecr:GetAuthorizationToken " +
+        'has no resource-level permissions.',
+    },
+  ];
+}
+
+/** A new EKS cluster's findings (its AWS managed policies) and the kubectl provider's (aws-cdk-lib). */
+function eksClusterSuppressions(): NagPackSuppression[] {
+  const managed = (name: string): string => `Policy::arn:<AWS::Partition>:iam::aws:policy/${name}`;
+  return [
+    {
+      id: 'AwsSolutions-IAM4',
+      reason:
+        'EKS Auto Mode needs these AWS managed policies on its cluster role (EKS runs the nodes, storage, load ' +
+        'balancing and networking for the cluster) and node role (join the cluster, pull images); AWS keeps them ' +
+        'current with the service. CloudWatchAgentServerPolicy is what the CloudWatch Observability add-on documents.',
+      appliesTo: [
+        'AmazonEKSClusterPolicy',
+        'AmazonEKSComputePolicy',
+        'AmazonEKSBlockStoragePolicy',
+        'AmazonEKSLoadBalancingPolicy',
+        'AmazonEKSNetworkingPolicy',
+        'AmazonEKSWorkerNodePolicy',
+        'AmazonEC2ContainerRegistryReadOnly',
+        'CloudWatchAgentServerPolicy',
+      ].map(managed),
+    },
+    {
+      id: 'AwsSolutions-IAM4',
+      reason:
+        "The kubectl provider (aws-cdk-lib): its functions' logs and VPC network interfaces, and reading the " +
+        'kubectl image layers; the conditional policy is its ECR Public read access, added by aws-cdk-lib.',
+      appliesTo: [
+        managed('service-role/AWSLambdaBasicExecutionRole'),
+        managed('service-role/AWSLambdaVPCAccessExecutionRole'),
+        { regex: '/^Policy::\\{"Fn::If":\\[".*HasEcrPublic.*/' },
+      ],
+    },
+    {
+      id: 'AwsSolutions-L1',
+      reason: 'The kubectl provider function is created by aws-cdk-lib, which chooses its runtime.',
+    },
+  ];
+}
+
 /** Suppress findings on CDK-owned singleton functions (bucket deployment, auto-delete objects, log retention). */
 export function suppressCdkInternals(stack: Stack): void {
   for (const child of stack.node.children) {
