@@ -206,7 +206,8 @@ export class EksComputePlane extends Construct implements ComputePlane {
     if (props.existingCluster) {
       this.cluster = this.importCluster(props.existingCluster, kubectlLayer);
     } else {
-      const network = new GridVpc(this, 'Network', { vpc: props.vpc, natGateways: props.natGateways ?? 1 });
+      const natGateways = props.vpc ? undefined : (props.natGateways ?? 1);
+      const network = new GridVpc(this, 'Network', { vpc: props.vpc, natGateways });
       this.vpc = network.vpc;
       this.newCluster = this.createCluster(network, kubectlLayer);
       this.cluster = this.newCluster;
