@@ -371,6 +371,33 @@ describe('htcgrid local grid commands', () => {
     }
   });
 
+  it('status counts as running only what the slots can execute, and shows the tasks claimed ahead apart', async () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'config.json'), '{}');
+    const { startEmbeddedGrid } = await import('../../lib/cli');
+    const { compileConfig } = await import('../../lib/core');
+    const agentGrid = await startEmbeddedGrid({
+      dataDir: dir,
+      config: compileConfig({ slots: 1 }),
+      worker: path.join(FIXTURES, 'e2e', 'slow'),
+    });
+    try {
+      const handle = await agentGrid.client.submit(Array.from({ length: 4 }, () => ({ sleep_sec: 5 })));
+      await waitFor(async () => (await handle.status()).counts.running >= 3, 20_000, 'tasks claimed ahead');
+
+      const status = await htcgrid('status', handle.sessionId, '--dir', dir);
+      expect(status.stdout).toMatch(/pending \d+, running 1 \+ \d+ claimed ahead, succeeded 0/);
+      expect(status.stdout).toMatch(/claimed ahead: held by an agent until one of the grid's 1 slot\(s\) is free/);
+      expect(status.stdout).toMatch(/^1 agent\(s\) alive, 1 slot\(s\)$/m);
+      const json = JSON.parse((await htcgrid('status', handle.sessionId, '--dir', dir, '--json')).stdout);
+      expect(json).toMatchObject({ agents: 1, slots: 1 });
+      expect(json.claimedAheadAtLeast).toBe(json.counts.running - 1);
+      await handle.cancel();
+    } finally {
+      await agentGrid.close(0);
+    }
+  });
+
   it('refuses a folder that is not a local grid', async () => {
     const run = await htcgrid('status', 'x', '--dir', tempDir());
     expect(run.code).toBe(2);

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { once } from 'node:events';
 import type { GridConfig } from '../../core';
+import type { AgentPresence } from '../../ports';
 import { createLogger } from '../../logging';
 import { startEmbeddedGrid, type EmbeddedGrid } from '../../local-grid';
 import { agentsLine, noAgentMessage, watchAgents } from '../agent-watch';
@@ -139,6 +140,19 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
   }
 }
 
+function slotsOf(agents: readonly AgentPresence[]): number {
+  return agents.reduce((sum, a) => sum + a.slots, 0);
+}
+
+/**
+ * How many of a session's claimed ("running") tasks cannot be executing: beyond the slots of the agents alive, the
+ * rest were claimed ahead and wait in an agent for a slot. 0 when the agents are not known.
+ */
+export function claimedAhead(running: number, agents: readonly AgentPresence[] | undefined): number {
+  if (agents === undefined || agents.length === 0) return 0;
+  return Math.max(0, running - slotsOf(agents));
+}
+
 /** The exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it. */
 const EXIT_INTERRUPTED = 130;
 
@@ -147,12 +161,20 @@ export async function statusCommand(sessionId: string, flags: GridDirFlags & { j
   try {
     const status = await (await grid.client.session(sessionId)).status();
     const agents = await grid.client.aliveAgents();
-    if (flags.json) output.result(JSON.stringify({ ...status, agents: agents?.length ?? null }));
-    else {
+    const claimed = claimedAhead(status.counts.running, agents);
+    if (flags.json) {
+      const slots = agents === undefined ? null : slotsOf(agents);
+      output.result(JSON.stringify({ ...status, agents: agents?.length ?? null, slots, claimedAheadAtLeast: claimed }));
+    } else {
       const c = status.counts;
+      const running =
+        claimed > 0 ? `running ${c.running - claimed} + ${claimed} claimed ahead` : `running ${c.running}`;
       output.result(
-        `session ${sessionId}: ${status.total ?? '?'} task(s), pending ${c.pending}, running ${c.running}, succeeded ${c.succeeded}, failed ${c.failed}, cancelled ${c.cancelled}${status.done ? ' (done)' : ''}`,
+        `session ${sessionId}: ${status.total ?? '?'} task(s), pending ${c.pending}, ${running}, succeeded ${c.succeeded}, failed ${c.failed}, cancelled ${c.cancelled}${status.done ? ' (done)' : ''}`,
       );
+      if (claimed > 0) {
+        output.result(`  claimed ahead: held by an agent until one of the grid's ${slotsOf(agents!)} slot(s) is free`);
+      }
       if (agents !== undefined) output.result(agents.length > 0 ? agentsLine(agents) : noAgentMessage(flags));
     }
     return 0;
