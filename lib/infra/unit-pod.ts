@@ -76,7 +76,10 @@ export function parseUser(user: string): { uid: number; gid: number } {
   return { uid: Number(m[1]), gid: Number(m[2]) };
 }
 
-/** The pod spec of one unit: its containers, their users, volumes, ports and order, and the drain grace. */
+/**
+ * The pod spec of one unit: its containers, their users, volumes and order, and the drain grace. No container ports
+ * are declared: every listener is on the pod's loopback (`LOOPBACK`), as in the ECS task, which maps none either.
+ */
 export function unitPodSpec(unit: GridUnit, options: UnitPodOptions): IPodSpec {
   const placements = podPlacements(unit);
   const lambdas = unit.containers.filter((c) => c.image === 'lambda').length;
@@ -98,7 +101,6 @@ export function unitPodSpec(unit: GridUnit, options: UnitPodOptions): IPodSpec {
       ...(c.command ? { args: [...c.command] } : {}),
       ...(placements.get(c.name) === 'sidecar' ? { restartPolicy: 'Always' } : {}),
       env: Object.entries(c.environment).map(([name, value]) => ({ name, value })),
-      ports: c.listens.map((port) => ({ containerPort: port, protocol: 'TCP' })),
       volumeMounts: c.mounts.map((m) => ({ name: m.volume, mountPath: m.path, readOnly: m.readOnly })),
       resources: {
         requests: { cpu: `${cpu}m`, memory: `${memory}Mi` },

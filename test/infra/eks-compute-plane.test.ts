@@ -141,8 +141,11 @@ describe('EksComputePlane (-c compute=eks, a new cluster)', () => {
 
   it('gives each slot its own invoke and Runtime API ports, and the agent every endpoint', () => {
     const lambdas = pod.initContainers.filter((c: any) => c.name.startsWith('lambda-'));
-    const ports = lambdas.flatMap((c: any) => c.ports.map((p: any) => p.containerPort));
-    expect(new Set(ports).size).toBe(ports.length);
+    const addresses = lambdas.flatMap((c: any) => [c.command[2], c.command[4]]);
+    expect(new Set(addresses).size).toBe(addresses.length);
+    expect(addresses.every((a: string) => a.startsWith('127.0.0.1:'))).toBe(true);
+    // Loopback only, as in the ECS task: no port is declared on the pod's network.
+    expect([...pod.initContainers, ...pod.containers].every((c: any) => c.ports === undefined)).toBe(true);
     lambdas.forEach((c: any, slot: number) => {
       const a = slotAddresses(slot);
       expect(c.command).toEqual(
