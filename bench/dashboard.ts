@@ -112,7 +112,7 @@ async function main(): Promise<void> {
         probe,
         { polling: 'raf', timeout: 30_000 },
       );
-      const shownAt = (await handle.jsonValue());
+      const shownAt = await handle.jsonValue();
       const task = await call('GET', `/v1/tasks/${probe}_0`);
       latencies.push(shownAt - (task.finishedAt as number));
     }
