@@ -6,6 +6,7 @@ import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { HtcGridError } from '../lib/core/errors';
 import { TwinUnsupportedError } from './errors';
 import type { EcsTask, TaskEvent } from './ecs/ecs-task';
+import { checkApi, type ApiCheck } from './api-client-check';
 import { checkResults, runHtcgrid, writeTasksFile, type ResultCheck } from './twin-client';
 import { TwinDeployment } from './twin-deployment';
 import { simulateScaling, type ScalingReport } from './scaling/scaling-simulation';
@@ -39,6 +40,8 @@ export interface TwinSummary {
   portConflicts: number;
   ecsTasks: { task: string; stopReason?: string; containers: { name: string; exitCode?: number }[] }[];
   reaper: { invocations: number; errors: number; lastError?: string }[];
+  /** The HTTP API (function URL) used from Python with a role granted only `api.grantInvoke`. */
+  api?: ApiCheck;
   scaling?: ScalingReport;
   iam?: ReturnType<TwinDeployment['ledger']['summary']>;
   twinAdditions?: Record<string, string>;
@@ -82,6 +85,7 @@ export async function runTwin(options: TwinRunOptions): Promise<TwinSummary> {
       `deployed ${twin.stack.stackName}: ${twin.provisioned.tables.length} table(s), ${twin.provisioned.queues.length} queue(s), ${twin.provisioned.buckets.length} bucket(s); ${twin.bucketDeployments.join('; ')}`,
     );
     await twin.startScheduledFunctions((fn, line) => say(`[${fn}] ${line}`));
+    await twin.startFunctionUrls((fn, line) => say(`[${fn}] ${line}`));
     const onEvent = (event: TaskEvent) => {
       if (event.kind === 'container-line') {
         const m = /listen tcp ([^:]+:\d+): bind: address already in use/.exec(event.line);
@@ -137,6 +141,19 @@ export async function runTwin(options: TwinRunOptions): Promise<TwinSummary> {
       duplicated: check.duplicated,
     });
     summary.failures.push(...check.firstFailures);
+
+    if (outcome.kind === 'client') {
+      const apiTasks = Math.min(options.tasks, 50);
+      say(`submitting ${apiTasks} task(s) from Python through the HTTP API (function URL, the API client role)`);
+      summary.api = await checkApi(twin, {
+        repoRoot: options.repoRoot,
+        tasks: apiTasks,
+        event: options.event,
+        timeoutSec: options.timeoutSec,
+      });
+      if (summary.api.skipped) say(`HTTP API not checked: ${summary.api.skipped}`);
+      summary.failures.push(...summary.api.failures);
+    }
 
     say('stopping the ECS tasks (SIGTERM: the agent drains, then the Lambda containers stop)');
     await Promise.all(tasks.map((t) => t.stop('ServiceScheduler: scaled in (twin run over)')));

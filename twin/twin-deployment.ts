@@ -21,13 +21,14 @@ import { ECS_CREDENTIALS_ADDRESS, TwinBridge } from './ecs/task-network';
 import { parseTaskDefinition, type TaskDefinition } from './ecs/task-definition';
 import { AccessLedger, type CallerIdentity } from './iam/access-ledger';
 import { templateResourcePolicies, templateRoles, type TemplateRole } from './iam/template-policies';
+import { buildFunctionUrlHost, FunctionUrlFront, functionUrlResources, FunctionUrlRunner } from './lambda/function-url';
 import { scheduledFunctions, scheduleTargets, ScheduledFunctionRunner } from './lambda/scheduled-function';
 import { buildStandIns, type StandInFiles } from './stand-ins/build-stand-ins';
 import { synthesize, type SynthResult } from './synth';
 import { cdkPath, readTemplate, theResourceOfType } from './template/cfn-template';
 import { DeployedStack } from './template/deployed-stack';
 import { nameResources } from './template/physical-resources';
-import { TWIN_CLIENT_ROLE_ID } from './client-role';
+import { TWIN_API_CLIENT_ROLE_ID, TWIN_CLIENT_ROLE_ID } from './client-role';
 
 export interface TwinDeployOptions {
   readonly repoRoot: string;
@@ -49,6 +50,9 @@ export class TwinDeployment {
   readonly ledger = new AccessLedger();
   readonly tasks: EcsTask[] = [];
   readonly functions: ScheduledFunctionRunner[] = [];
+  /** The template's function URLs (the GridApi), each a front that authenticates as AWS_IAM does. */
+  readonly functionUrls: FunctionUrlFront[] = [];
+  private readonly urlFunctions: FunctionUrlRunner[] = [];
   stack!: DeployedStack;
   synth!: SynthResult;
   taskDefinition!: TaskDefinition;
@@ -107,10 +111,17 @@ export class TwinDeployment {
 
   /** The client role the twin app adds (what `HtcGrid.grantSubmit` grants a user). */
   get clientRoleId(): string {
-    const found = [...this.roles.keys()].find((id) =>
-      cdkPath(this.stack.resource(id))?.includes(`/${TWIN_CLIENT_ROLE_ID}/`),
-    );
-    if (!found) throw new TwinTemplateError(`the twin app's ${TWIN_CLIENT_ROLE_ID} is missing from the template`);
+    return this.twinAppRole(TWIN_CLIENT_ROLE_ID);
+  }
+
+  /** The HTTP API client role the twin app adds (what `HtcGrid.api.grantInvoke` grants a user). */
+  get apiClientRoleId(): string {
+    return this.twinAppRole(TWIN_API_CLIENT_ROLE_ID);
+  }
+
+  private twinAppRole(constructId: string): string {
+    const found = [...this.roles.keys()].find((id) => cdkPath(this.stack.resource(id))?.includes(`/${constructId}/`));
+    if (!found) throw new TwinTemplateError(`the twin app's ${constructId} is missing from the template`);
     return found;
   }
 
@@ -167,6 +178,24 @@ export class TwinDeployment {
     }
   }
 
+  /** Starts the functions behind the template's function URLs (the GridApi), each in a process of its own. */
+  async startFunctionUrls(log: (fn: string, line: string) => void): Promise<void> {
+    if (this.functionUrls.length === 0) return;
+    const hostScript = await buildFunctionUrlHost(this.options.repoRoot, path.join(this.workDir, 'stand-ins'));
+    for (const front of this.functionUrls) {
+      const runner = new FunctionUrlRunner(front, {
+        stack: this.stack,
+        dir: path.join(this.workDir, 'functions'),
+        hostScript,
+        adminS3: this.adminClients!.s3,
+        roleEnv: (roleId) => this.roleEnv(roleId),
+        log: (line) => log(front.resource.functionId, line),
+      });
+      this.urlFunctions.push(runner);
+      await runner.start();
+    }
+  }
+
   /** Admin clients straight to the emulators (not recorded): the twin's own reads, like CloudWatch's. */
   get admin(): { dynamodb: DynamoDBClient; sqs: SQSClient; s3: S3Client } {
     return this.adminClients!;
@@ -176,6 +205,8 @@ export class TwinDeployment {
     if (this.closed) return;
     this.closed = true;
     for (const fn of this.functions) await fn.stop().catch(() => undefined);
+    for (const fn of this.urlFunctions) await fn.stop().catch(() => undefined);
+    for (const front of this.functionUrls) await front.close().catch(() => undefined);
     await Promise.all(this.tasks.map((t) => t.stop('twin shutting down').catch(() => undefined)));
     await this.credentials?.close().catch(() => undefined);
     for (const p of this.proxies) await p.close().catch(() => undefined);
@@ -234,8 +265,14 @@ export class TwinDeployment {
     };
     this.credentials = await CredentialsEndpoint.start(ECS_CREDENTIALS_ADDRESS);
 
+    for (const url of functionUrlResources(this.stack.template)) {
+      this.functionUrls.push(await FunctionUrlFront.start(url, host, this.ledger));
+    }
     say('creating the tables, queues and buckets from the template');
-    nameResources(this.stack, { sqsOrigin: sqs.endpoint });
+    nameResources(this.stack, {
+      sqsOrigin: sqs.endpoint,
+      functionUrls: Object.fromEntries(this.functionUrls.map((f) => [f.resource.urlId, f.url])),
+    });
     this.provisioned = await provisionServices(this.stack, admin);
     this.configureCallers();
 
@@ -322,6 +359,8 @@ export class TwinDeployment {
     }
     for (const fn of scheduleTargets(this.stack.template))
       if (fn.roleId) labels.set(fn.roleId, `${fn.functionId} role (scheduled)`);
+    for (const url of functionUrlResources(this.stack.template))
+      labels.set(FunctionUrlRunner.roleOf(this.stack, url.functionId), `${url.functionId} role (function URL)`);
     for (const [, r] of Object.entries(this.stack.template.Resources)) {
       if (r.Type !== 'Custom::CDKBucketDeployment') continue;
       const fnId = (r.Properties?.ServiceToken as { 'Fn::GetAtt'?: [string] } | undefined)?.['Fn::GetAtt']?.[0];
@@ -329,8 +368,9 @@ export class TwinDeployment {
       if (role) labels.set(role, 'bucket deployment role');
     }
     for (const id of Object.keys(this.stack.template.Resources)) {
-      if (cdkPath(this.stack.template.Resources[id]!)?.includes(`/${TWIN_CLIENT_ROLE_ID}/`))
-        labels.set(id, 'client role');
+      const at = cdkPath(this.stack.template.Resources[id]!);
+      if (at?.includes(`/${TWIN_CLIENT_ROLE_ID}/`)) labels.set(id, 'client role');
+      if (at?.includes(`/${TWIN_API_CLIENT_ROLE_ID}/`)) labels.set(id, 'API client role');
     }
     return labels;
   }

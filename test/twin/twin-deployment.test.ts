@@ -1,7 +1,9 @@
 // The deployment twin end to end on the synthesized stack: a small run (2 ECS tasks x 2 slots), a cancel that stops
-// the handler process within 2 s, and a SIGTERM drain of one ECS task. Needs root (namespaces); skips with a message.
+// the handler process within 2 s, the HTTP API served by its function URL to a Python session, and a SIGTERM drain of
+// one ECS task. Needs root (namespaces); skips with a message.
 import fs from 'node:fs';
 import path from 'node:path';
+import { checkApi } from '../../twin/api-client-check';
 import type { EcsTask } from '../../twin/ecs/ecs-task';
 import { unsupportedReason } from '../../twin/ecs/host-tools';
 import { checkResults, runHtcgrid, writeTasksFile } from '../../twin/twin-client';
@@ -69,6 +71,31 @@ describeTwin('the deployment twin on the synthesized stack (2 ECS tasks x 2 slot
     expect(checkResults(out, 300)).toMatchObject({ succeeded: 300, lost: 0, duplicated: 0 });
     expect(twin.ledger.summary().denials).toEqual([]);
     expect(tasks.every((t) => t.stopReason === undefined)).toBe(true);
+  }, 300_000);
+
+  it('serves the HTTP API from its function behind the function URL: Python signs, IAM allows only grantInvoke', async () => {
+    await twin.startFunctionUrls(() => undefined);
+    const front = twin.functionUrls[0]!;
+    // Signed for another service: AWS_IAM auth refuses it before the function runs.
+    const wrongService = await fetch(`${front.url}v1`, {
+      headers: { authorization: 'AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/20261201/us-east-1/execute-api/aws4_request' },
+    });
+    expect(wrongService.status).toBe(403);
+    const check = await checkApi(twin, {
+      repoRoot: REPO,
+      tasks: 40,
+      event: (i) => ({ worker_arguments: [5, 0, 0], seed: i }),
+      timeoutSec: 240,
+    });
+    expect(check).toMatchObject({ succeeded: 40, lost: 0, duplicated: 0, unsignedStatus: 403, failures: [] });
+    expect(check.skipped).toBeUndefined();
+    const byRole = twin.ledger.summary().checkedByRole;
+    expect(Object.keys(byRole['API client role'] ?? {}).sort()).toEqual([
+      'lambda:InvokeFunction',
+      'lambda:InvokeFunctionUrl',
+    ]);
+    expect(Object.keys(byRole).some((r) => r.endsWith('(function URL)'))).toBe(true);
+    expect(twin.ledger.summary().denials).toEqual([]);
   }, 300_000);
 
   it('stops a cancelled task in its Lambda container: the handler process is gone within 2 s', async () => {

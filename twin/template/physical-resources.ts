@@ -6,6 +6,8 @@ import type { DeployedStack, PhysicalResource } from './deployed-stack';
 export interface NamingOptions {
   /** Origin of queue URLs (the SQS endpoint every caller reaches). */
   readonly sqsOrigin: string;
+  /** `FunctionUrl` of each `AWS::Lambda::Url`, by logical id: the twin's front for it. */
+  readonly functionUrls?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -71,6 +73,18 @@ function physicalResource(
     case 'AWS::Lambda::Function': {
       const name = named('FunctionName', 64);
       return { ref: name, attributes: { Arn: stack.arn('lambda', `function:${name}`) } };
+    }
+    case 'AWS::Lambda::Url': {
+      const url = options.functionUrls?.[logicalId];
+      if (!url) return undefined;
+      const target = resource.Properties?.TargetFunctionArn as { 'Fn::GetAtt'?: [string, string] } | undefined;
+      const fn = target?.['Fn::GetAtt']?.[0];
+      const fnResource = fn ? stack.template.Resources[fn] : undefined;
+      const functionArn =
+        fn && fnResource
+          ? stack.arn('lambda', `function:${explicitName(fnResource, 'FunctionName') ?? stack.generatedName(fn, 64)}`)
+          : '';
+      return { ref: functionArn, attributes: { FunctionUrl: url, FunctionArn: functionArn } };
     }
     case 'AWS::Lambda::LayerVersion': {
       const name = named('LayerName', 64);
