@@ -2,6 +2,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import {
   ConfigError,
+  GridFolderInUseError,
   HtcGridError,
   InvalidTaskError,
   SessionExistsError,
@@ -228,7 +229,8 @@ function reportError(err: unknown): number {
     err instanceof ConfigError ||
     err instanceof InvalidTaskError ||
     err instanceof UnknownSessionError ||
-    err instanceof SessionExistsError
+    err instanceof SessionExistsError ||
+    err instanceof GridFolderInUseError
   ) {
     output.error(err.message);
     return EXIT_USAGE;

@@ -221,6 +221,12 @@ export function unknownKeyIssues(
         ignored.push(`${source}: ${prefix}${key}: an HTC-Grid key ignored here (${ignoredHere[key]})`);
         continue;
       }
+      if (prefix === '' && Object.hasOwn(lambdaObject.shape, key)) {
+        issues.push(
+          `${source}: ${key}: not a top-level key: put it under agent_configuration.lambda (or pass it as -c ${key}=...)`,
+        );
+        continue;
+      }
       const guess = closestName(key, known);
       issues.push(
         `${source}: ${prefix}${key}: unknown configuration key${guess ? `: did you mean ${prefix}${guess}?` : ''} (the README's Configuration section lists every key)`,

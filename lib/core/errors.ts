@@ -104,3 +104,6 @@ export class InvalidCursorError extends HtcGridError {
 function shorten(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max)}…`;
 }
+
+/** A grid folder already runs another grid (another worker or handler): a second one must not share its queue. */
+export class GridFolderInUseError extends HtcGridError {}

@@ -11,6 +11,7 @@ import { silentLogger } from '../logging';
 import { prepareTaskRoot } from '../packaging';
 import { Agent, PresenceHeartbeat } from '../runtime/agent';
 import { ReaperTimer } from '../runtime/reaper';
+import { claimGridFolder, gridIdentityOf } from './grid-identity';
 import { localAgentOptions } from './local-agent';
 import { agentThreadEntry, ThreadedAgent, type EmbeddedAgent } from './threaded-agent';
 
@@ -31,6 +32,14 @@ export interface EmbeddedGridOptions {
    * @default 1 when running the compiled build, 0 when running TypeScript sources (ts-jest, ts-node)
    */
   readonly agentThreads?: number;
+  /**
+   * Makes the folder this grid's, before its agent starts (see `claimGridFolder`): refuses while agents of another
+   * worker or handler run there, and says when the folder passes from another grid to this one.
+   * @default false
+   */
+  readonly claimFolder?: boolean;
+  /** Called with each difference when the folder passes from another (stopped) grid to this one. */
+  readonly onFolderTakeover?: (differences: readonly string[]) => void;
 }
 
 export interface EmbeddedGrid {
@@ -70,6 +79,11 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
         logger,
       });
       taskRoot = prepared.taskRoot;
+      if (options.claimFolder) {
+        const identity = await gridIdentityOf(options.worker, prepared.zipPath, config);
+        const differences = await claimGridFolder(options.dataDir, identity, backends.agents);
+        if (differences.length > 0) options.onFolderTakeover?.(differences);
+      }
       const root = taskRoot;
       const threads = options.agentThreads ?? (agentThreadEntry() ? 1 : 0);
       if (threads > 0) {

@@ -2,3 +2,4 @@
 // main thread or in worker threads.
 export * from './embedded-grid';
 export { LOCAL_PREFETCH, localAgentOptions, type LocalAgentInput } from './local-agent';
+export * from './grid-identity';

@@ -1,6 +1,5 @@
 // `htcgrid local up` and the session commands (`submit`, `status`, `results`, `cancel`) against a local grid folder.
 import fs from 'node:fs';
-import path from 'node:path';
 import { once } from 'node:events';
 import type { GridConfig } from '../../core';
 import type { AgentPresence } from '../../ports';
@@ -12,8 +11,9 @@ import * as output from '../output';
 import { slotsWarning, withStartupProgress } from '../startup-notice';
 import { countTasks, readTasks } from '../task-source';
 import { UsageError } from '../usage-error';
-import { LOCAL_CONFIG_FILE, openGridClient, reattachCommand, type GridTargetFlags } from '../grid-target';
+import { openGridClient, reattachCommand, type GridTargetFlags } from '../grid-target';
 import { OutputTails } from '../../http';
+import { announceTakeover, writeLocalConfig } from '../grid-folder';
 import { defaultResultsOut, noTasksError } from './run';
 import { embeddedAgents, parseHttpAddress, printHttpApi, startLocalHttpApi } from './serve';
 
@@ -33,7 +33,6 @@ export async function localUpCommand(config: GridConfig, flags: LocalUpFlags): P
     throw new UsageError(`worker ${flags.worker} does not exist: pass a worker folder or zip`);
   fs.mkdirSync(flags.dir, { recursive: true });
   // Clients of this grid read the same configuration (payload limits, defaults).
-  fs.writeFileSync(path.join(flags.dir, LOCAL_CONFIG_FILE), `${JSON.stringify(config.document, null, 2)}\n`);
   const logger = createLogger({ level: flags.logLevel ?? 'info', destination: flags.logFile ?? 2 });
   const outputs = flags.http !== undefined ? new OutputTails() : undefined;
   const warning = slotsWarning(config.slots);
@@ -46,8 +45,12 @@ export async function localUpCommand(config: GridConfig, flags: LocalUpFlags): P
       worker: flags.worker,
       logger,
       onWorkerOutput: outputs?.listener,
+      claimFolder: true,
+      onFolderTakeover: (differences) => announceTakeover(flags.dir, differences),
     }),
   );
+  // Clients of this grid read the same configuration (payload limits, defaults); written once the folder is ours.
+  writeLocalConfig(flags.dir, config);
   let draining = false;
   const api = outputs
     ? await startLocalHttpApi({

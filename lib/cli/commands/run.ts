@@ -8,6 +8,7 @@ import { startEmbeddedGrid } from '../../local-grid';
 import { followResults, percentile, printFailures } from '../follow-results';
 import * as output from '../output';
 import { slotsWarning, withStartupProgress } from '../startup-notice';
+import { announceTakeover, writeLocalConfig } from '../grid-folder';
 import { countTasks, readTasks } from '../task-source';
 import { UsageError } from '../usage-error';
 
@@ -79,8 +80,17 @@ export async function runBatch(input: BatchInput): Promise<number> {
   if (warning) output.info(warning);
   const grid = await withStartupProgress(
     `starting ${config.slots} runtime(s)`,
-    startEmbeddedGrid({ dataDir, config, worker: input.worker, logger }),
+    startEmbeddedGrid({
+      dataDir,
+      config,
+      worker: input.worker,
+      logger,
+      // A kept folder is a grid folder like any other: the session commands read it, no other grid shares it.
+      claimFolder: input.dataDir !== undefined,
+      onFolderTakeover: (differences) => announceTakeover(dataDir, differences),
+    }),
   );
+  if (input.dataDir !== undefined) writeLocalConfig(dataDir, config);
   const interrupted = new AbortController();
   let sessionCancel: (() => Promise<unknown>) | undefined;
   const onSignal = (): void => {
