@@ -53,7 +53,7 @@ describe('MicroBatcher', () => {
     expect(written).toEqual([[1, 2]]);
   });
 
-  it('a full batch goes out on the next turn of the event loop, without waiting for the delay', async () => {
+  it('a full batch is cut at once and written without waiting for the delay', async () => {
     const { batcher, written } = harness({ maxBatch: 3, maxDelayMs: 10_000 });
     [1, 2, 3].forEach((n) => batcher.add(n));
     expect(written).toEqual([]);
@@ -69,18 +69,25 @@ describe('MicroBatcher', () => {
     expect(written).toEqual([[1, 2], [3, 4], [5]]);
   });
 
-  it('items added while a write is under way wait for it: batches are written one at a time', async () => {
-    const { batcher, written, hold } = harness({ maxBatch: 2, maxDelayMs: 5 });
+  it('items added while a write is under way wait for it, then for their own batch to fill or their delay', async () => {
+    const { batcher, written, hold } = harness({ maxBatch: 3, maxDelayMs: 50 });
     const release = hold();
-    batcher.add(1);
-    batcher.add(2);
+    [1, 2, 3].forEach((n) => batcher.add(n));
     await jest.advanceTimersByTimeAsync(0);
-    batcher.add(3);
-    await jest.advanceTimersByTimeAsync(100);
-    expect(written).toEqual([]);
+    batcher.add(4);
+    await jest.advanceTimersByTimeAsync(10);
     release();
     await jest.advanceTimersByTimeAsync(0);
-    expect(written).toEqual([[1, 2], [3]]);
+    // Not written as a batch of one right after the slow write: it waits its 50 ms for others.
+    expect(written).toEqual([[1, 2, 3]]);
+    batcher.add(5);
+    await jest.advanceTimersByTimeAsync(39);
+    expect(written).toEqual([[1, 2, 3]]);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(written).toEqual([
+      [1, 2, 3],
+      [4, 5],
+    ]);
   });
 
   it('drain writes what is buffered at once and resolves only after it was written', async () => {
