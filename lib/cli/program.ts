@@ -22,6 +22,7 @@ import {
 import { DEFAULT_GRID_DIR, type GridTargetFlags } from './grid-target';
 import { runCommand } from './commands/run';
 import { serveCommand, type ServeFlags } from './commands/serve';
+import { uiCommand, type UiFlags } from './commands/ui';
 import { loadGridConfig, type ConfigFlags } from './config-loader';
 import * as output from './output';
 import { UsageError } from './usage-error';
@@ -145,6 +146,18 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--log-file <file>', 'write structured logs to this file instead of stderr')
     .action(async (opts: ServeFlags) => {
       setExit(await serveCommand(opts));
+    });
+
+  program
+    .command('ui')
+    .description('the dashboard of a deployed grid, on loopback: its API calls are signed with your AWS credentials')
+    .option('--stack <name>', 'CloudFormation stack of the grid')
+    .option('--outputs <file>', '`cdk deploy --outputs-file` JSON instead of reading the stack')
+    .option('--region <region>', 'AWS region (default: the stack output)')
+    .option('--listen <host:port>', 'address of the dashboard (default 127.0.0.1:8643)')
+    .option('--log-level <level>', 'structured log level: trace, debug, info, warn, error')
+    .action(async (opts: UiFlags) => {
+      setExit(await uiCommand(opts));
     });
 
   targetOptions(

@@ -3,6 +3,7 @@ export * from './agents';
 export * from './api-error';
 export * from './api-handlers';
 export * from './dashboard-assets';
+export * from './dashboard-proxy';
 export * from './grid-events';
 export * from './limits';
 export * from './node-server';

@@ -104,11 +104,13 @@ export class GridApiServer {
   }
 }
 
-function digest(token: string): Buffer {
+/** The SHA-256 of a token, compared in constant time by `checkToken`. */
+export function digest(token: string): Buffer {
   return createHash('sha256').update(token).digest();
 }
 
-function checkToken(header: string | undefined, expected: Buffer): ApiError | undefined {
+/** The 401 error for an `Authorization` header that does not carry the token whose digest is `expected`. */
+export function checkToken(header: string | undefined, expected: Buffer): ApiError | undefined {
   const fix =
     'send Authorization: Bearer <token>, the token `htcgrid local up --http` printed (also in <grid dir>/client.json)';
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
