@@ -1,0 +1,405 @@
+// Single-task round trip (submit one task, wait for its result, idle grid) on our grid, embedded, behind `local up`
+// and on the AWS backends over emulators with injected service latency, next to Celery + Redis; plus idle CPU.
+// Run: npm run build && node dist/bench/latency/index.js [--rounds 200] [--gap-ms 0] [--idle-sec 10]
+//      [--systems embedded,local-up,aws,celery] [--dynamodb-ms 5] [--sqs-ms 15] [--s3-ms 20] [--aws-rounds 30]
+//      [--python /usr/bin/python3] [--redis-server redis-server] [--json]
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { openAwsBackends } from '../../lib/backends/aws';
+import { startEmbeddedGrid } from '../../lib/cli';
+import { GridClient } from '../../lib/client';
+import { applyOverrides, compileConfig, type GridConfig } from '../../lib/core';
+import { silentLogger } from '../../lib/logging';
+import { prepareTaskRoot } from '../../lib/packaging';
+import { Agent } from '../../lib/runtime/agent';
+import { createGridSlotInvoker } from '../../lib/runtime/local';
+import {
+  createGridResources,
+  EMULATOR_CREDENTIALS,
+  EMULATOR_REGION,
+  startEmulators,
+} from '../../test/support/emulators';
+import { loadAverage1m, percentile } from '../peers/figures';
+import { runPythonPeer } from '../peers/python-peer';
+import { startDelayProxy, type DelayProxy } from './delay-proxy';
+
+const SYSTEMS = ['embedded', 'local-up', 'aws', 'celery'] as const;
+type SystemKey = (typeof SYSTEMS)[number];
+const EVENT = { worker_arguments: [0] };
+/** Tasks run one at a time before the measured rounds. */
+const WARM_UP = 20;
+const HANDLER = { file: 'mock_compute_engine', fn: 'lambda_handler' };
+
+interface Row {
+  readonly system: string;
+  readonly rounds: number;
+  readonly p50Ms: number | null;
+  readonly p99Ms: number | null;
+  readonly maxMs: number | null;
+  /** CPU time of the grid's processes (not the client's) while idle, as a share of one core. */
+  readonly idleCpuPct?: number | null;
+  readonly note?: string;
+  readonly error?: string;
+}
+
+interface Settings {
+  readonly rounds: number;
+  readonly gapMs: number;
+  readonly idleSec: number;
+  readonly python: string;
+  readonly worker: string;
+  readonly root: string;
+}
+
+function repoRoot(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'workers', 'python', 'mock-compute'))) return dir;
+    if (path.dirname(dir) === dir) return process.cwd();
+  }
+}
+
+function gridConfig(python: string, extra: Record<string, unknown> = {}): GridConfig {
+  return compileConfig(
+    applyOverrides(extra, {
+      lambda_handler_file_name: HANDLER.file,
+      lambda_handler_function_name: HANDLER.fn,
+      slots: 2,
+      python_executable: python,
+    }),
+    'latency bench',
+  );
+}
+
+function summarize(system: string, samples: number[], extra: Partial<Row> = {}): Row {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return {
+    system,
+    rounds: sorted.length,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    maxMs: sorted.at(-1) ?? null,
+    ...extra,
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Round trips of one task at a time through `client`, as a user's code does: submit, then iterate its results. */
+async function roundTrips(client: GridClient, rounds: number, gapMs: number, label: string): Promise<number[]> {
+  for (let i = 0; i < WARM_UP; i++) await oneTask(client); // runtimes, caches, JIT
+  const samples: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    if (gapMs > 0) await sleep(gapMs);
+    const t0 = process.hrtime.bigint();
+    await oneTask(client);
+    samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    if ((i + 1) % 50 === 0) console.error(`  ${label}: ${i + 1}/${rounds}`);
+  }
+  return samples;
+}
+
+async function oneTask(client: GridClient): Promise<void> {
+  const handle = await client.submit([EVENT], { batchSize: 1 });
+  for await (const result of handle.results()) {
+    if (result.state !== 'succeeded') throw new Error(`task ended ${result.state}`);
+  }
+}
+
+/** User + system CPU time (ms) of a process from /proc (Linux), or undefined elsewhere. */
+function procCpuMs(pid: number): number | undefined {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return undefined;
+  }
+}
+
+/** Processes below `pid` (its runtimes), from /proc. */
+function descendants(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ppid = Number(fs.readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      if (ppid === pid) children.push(Number(entry), ...descendants(Number(entry)));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return children;
+}
+
+function treeCpuMs(pid: number): number {
+  return [pid, ...descendants(pid)].reduce((sum, p) => sum + (procCpuMs(p) ?? 0), 0);
+}
+
+async function idleCpuPct(sec: number, cpuMs: () => number): Promise<number | null> {
+  if (sec <= 0) return null;
+  const before = cpuMs();
+  await sleep(sec * 1000);
+  return ((cpuMs() - before) / (sec * 1000)) * 100;
+}
+
+async function runEmbedded(s: Settings): Promise<Row> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-latency-'));
+  const grid = await startEmbeddedGrid({ dataDir, config: gridConfig(s.python), worker: s.worker });
+  try {
+    const samples = await roundTrips(grid.client, s.rounds, s.gapMs, 'embedded');
+    // The whole process (client, agent thread, reaper) plus its runtimes: a grid at rest.
+    const idle = await idleCpuPct(s.idleSec, () => treeCpuMs(process.pid));
+    return summarize('embedded (startEmbeddedGrid, one process)', samples, {
+      idleCpuPct: idle,
+      note: 'idle CPU includes the client',
+    });
+  } finally {
+    await grid.close(1000);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function runLocalUp(s: Settings): Promise<Row> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-latency-up-'));
+  const cli = path.join(s.root, 'dist', 'bin', 'htcgrid.js');
+  const child = spawn(
+    process.execPath,
+    [cli, 'local', 'up', '--dir', dir, '--worker', s.worker, '--handler', `${HANDLER.file}.${HANDLER.fn}`].concat([
+      '--slots',
+      '2',
+      '--python',
+      s.python,
+    ]),
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
+  );
+  child.stdout.resume();
+  let stderr = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
+  try {
+    await waitForFile(path.join(dir, 'config.json'), exited, () => stderr);
+    await sleep(500); // the agent registers after the config is written
+    const config = compileConfig(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')), 'config.json');
+    const client = await startEmbeddedGrid({ dataDir: dir, config }); // exactly what `htcgrid submit --dir` opens
+    try {
+      const samples = await roundTrips(client.client, s.rounds, s.gapMs, 'local-up');
+      const idle = await idleCpuPct(s.idleSec, () => treeCpuMs(child.pid!));
+      return summarize('local up (client in another process)', samples, { idleCpuPct: idle });
+    } finally {
+      await client.close();
+    }
+  } finally {
+    child.kill('SIGINT');
+    await exited;
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function waitForFile(file: string, exited: Promise<number | null>, stderr: () => string): Promise<void> {
+  let gone = false;
+  void exited.then(() => (gone = true));
+  for (let i = 0; i < 600; i++) {
+    if (fs.existsSync(file)) return;
+    if (gone) throw new Error(`local up exited: ${stderr().trim().split('\n').slice(-3).join(' | ')}`);
+    await sleep(100);
+  }
+  throw new Error(`local up did not write ${file} within a minute`);
+}
+
+interface AwsLatency {
+  readonly dynamodbMs: number;
+  readonly sqsMs: number;
+  readonly s3Ms: number;
+}
+
+async function runAws(s: Settings, latency: AwsLatency, rounds: number): Promise<Row> {
+  const emulators = await startEmulators();
+  const proxies: DelayProxy[] = [];
+  const logger = silentLogger();
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-latency-aws-'));
+  try {
+    const resources = await createGridResources(emulators);
+    const dynamodb = await startDelayProxy(emulators.endpoints.dynamodb!, latency.dynamodbMs);
+    const sqs = await startDelayProxy(emulators.endpoints.sqs!, latency.sqsMs);
+    const s3 = await startDelayProxy(emulators.endpoints.s3!, latency.s3Ms);
+    proxies.push(dynamodb, sqs, s3);
+    // The queue URLs name the emulator's origin; the proxy's takes its place.
+    const queueUrls = resources.queueUrls.map((url) => sqs.endpoint + new URL(url).pathname);
+    const open = () => {
+      const common = { region: EMULATOR_REGION, credentials: EMULATOR_CREDENTIALS };
+      const clients = {
+        dynamodb: new DynamoDBClient({ ...common, endpoint: dynamodb.endpoint }),
+        sqs: new SQSClient({ ...common, endpoint: sqs.endpoint }),
+        s3: new S3Client({ ...common, endpoint: s3.endpoint, forcePathStyle: true }),
+      };
+      return { clients, backends: openAwsBackends({ ...resources, queueUrls }, { clients }) };
+    };
+    const agentSide = open();
+    const clientSide = open();
+    const config = gridConfig(s.python);
+    const { taskRoot } = await prepareTaskRoot(s.worker, workDir, { pythonExecutable: s.python, logger });
+    // The agent as bin/agent.ts runs it in ECS (prefetch auto, 20 s long polls), on local pipe runtimes.
+    const agent = new Agent({
+      config,
+      ...agentSide.backends,
+      logger,
+      prefetch: 'auto',
+      receiveWaitMs: 20_000,
+      createInvoker: (slot) => createGridSlotInvoker(config, { taskRoot, logger, slotIndex: slot }),
+    });
+    await agent.start();
+    try {
+      // The client as `htcgrid submit --stack` opens it.
+      const client = new GridClient({ config, ...clientSide.backends, pollIntervalMs: 2_000 });
+      const before = proxies.map((p) => p.requests);
+      const samples = await roundTrips(client, rounds, s.gapMs, 'aws');
+      const perTask = proxies.map((p, i) => (p.requests - before[i]!) / (rounds + WARM_UP));
+      return summarize(
+        `AWS backends on emulators (+${latency.dynamodbMs}/${latency.sqsMs}/${latency.s3Ms} ms)`,
+        samples,
+        {
+          note: `requests per task: DynamoDB ${perTask[0]!.toFixed(1)}, SQS ${perTask[1]!.toFixed(1)}, S3 ${perTask[2]!.toFixed(1)} (agent idle polls included)`,
+        },
+      );
+    } finally {
+      await agent.stop(1000);
+      for (const side of [agentSide, clientSide]) {
+        await side.backends.close();
+        side.clients.dynamodb.destroy();
+        side.clients.sqs.destroy();
+        side.clients.s3.destroy();
+      }
+    }
+  } finally {
+    for (const p of proxies) await p.close();
+    await emulators.stop();
+    fs.rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+async function runCelery(s: Settings, redisServer: string): Promise<Row> {
+  if (s.gapMs > 0)
+    return { system: 'Celery + Redis', rounds: 0, p50Ms: null, p99Ms: null, maxMs: null, error: 'no --gap-ms support' };
+  const figures = await runPythonPeer({
+    pythonExecutable: s.python,
+    script: path.join(s.root, 'bench', 'peers', 'python', 'celery_bench.py'),
+    args: [
+      '--worker',
+      s.worker,
+      '--tasks',
+      '200',
+      '--rounds',
+      String(s.rounds),
+      '--workers',
+      '2',
+      '--redis-server',
+      redisServer,
+    ],
+    fallbackName: 'Celery + Redis',
+    timeoutMs: 10 * 60_000,
+  });
+  return {
+    system: `${figures.system} (prefork -c 2)`,
+    rounds: figures.roundTrips,
+    p50Ms: figures.roundTripP50Ms,
+    p99Ms: figures.roundTripP99Ms,
+    maxMs: null,
+    error: figures.error,
+  };
+}
+
+function fmt(value: number | null | undefined, digits = 2): string {
+  return value === null || value === undefined ? '-' : value.toFixed(digits);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: '200' },
+      'aws-rounds': { type: 'string', default: '30' },
+      'gap-ms': { type: 'string', default: '0' },
+      'idle-sec': { type: 'string', default: '10' },
+      systems: { type: 'string', default: SYSTEMS.join(',') },
+      'dynamodb-ms': { type: 'string', default: '5' },
+      'sqs-ms': { type: 'string', default: '15' },
+      's3-ms': { type: 'string', default: '20' },
+      python: { type: 'string', default: '/usr/bin/python3' },
+      'redis-server': { type: 'string', default: 'redis-server' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const wanted = values.systems.split(',').map((x) => x.trim()) as SystemKey[];
+  const unknown = wanted.filter((x) => !SYSTEMS.includes(x));
+  if (unknown.length > 0) throw new Error(`unknown --systems ${unknown.join(',')}; choose from ${SYSTEMS.join(',')}`);
+  const root = repoRoot();
+  const settings: Settings = {
+    rounds: Number(values.rounds),
+    gapMs: Number(values['gap-ms']),
+    idleSec: Number(values['idle-sec']),
+    python: values.python,
+    worker: path.join(root, 'workers', 'python', 'mock-compute'),
+    root,
+  };
+  console.log(
+    `latency benchmark ${new Date().toISOString()}: ${settings.rounds} single-task round trips ` +
+      `(${HANDLER.file}.${HANDLER.fn}, {"worker_arguments":[0]}), ${settings.gapMs} ms apart, 2 slots; ` +
+      `${os.cpus().length} CPUs, Node ${process.version}, load ${loadAverage1m()}`,
+  );
+  const rows: Row[] = [];
+  for (const key of SYSTEMS.filter((x) => wanted.includes(x))) {
+    console.error(`running ${key} …`);
+    const fail = (err: unknown): Row => ({
+      system: key,
+      rounds: 0,
+      p50Ms: null,
+      p99Ms: null,
+      maxMs: null,
+      error: String(err),
+    });
+    switch (key) {
+      case 'embedded':
+        rows.push(await runEmbedded(settings).catch(fail));
+        break;
+      case 'local-up':
+        rows.push(await runLocalUp(settings).catch(fail));
+        break;
+      case 'aws':
+        rows.push(
+          await runAws(
+            settings,
+            {
+              dynamodbMs: Number(values['dynamodb-ms']),
+              sqsMs: Number(values['sqs-ms']),
+              s3Ms: Number(values['s3-ms']),
+            },
+            Number(values['aws-rounds']),
+          ).catch(fail),
+        );
+        break;
+      case 'celery':
+        rows.push(await runCelery(settings, values['redis-server']).catch(fail));
+        break;
+    }
+  }
+  console.log('');
+  console.log(`| system | rounds | rt p50 ms | rt p99 ms | rt max ms | idle CPU % of a core | note |`);
+  console.log(`|---|---:|---:|---:|---:|---:|---|`);
+  for (const r of rows) {
+    console.log(
+      `| ${r.system} | ${r.rounds} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.maxMs)} | ${fmt(r.idleCpuPct)} | ${r.error ? `failed: ${r.error}` : (r.note ?? '')} |`,
+    );
+  }
+  if (values.json) console.log(JSON.stringify(rows));
+  if (rows.some((r) => r.error !== undefined)) process.exitCode = 1;
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
