@@ -168,6 +168,21 @@ describe('htcgrid run', () => {
     expect(run.stderr).toMatch(/missing_module/);
   });
 
+  it('leaves no temporary grid folder behind when the worker cannot start', async () => {
+    const tmp = tempDir();
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = tmp;
+    try {
+      const tasks = taskFile(['{}']);
+      const run = await htcgrid('run', '--worker', probe, '--handler', 'missing_module.handler', '--tasks', tasks);
+      expect(run.code).toBe(2);
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+    expect(fs.readdirSync(tmp).filter((f) => f.startsWith('htcgrid-run-'))).toEqual([]);
+  });
+
   it('exits 2 naming the line of a task file that is not JSON, before running anything', async () => {
     const tasks = taskFile(['{"ok":1}', '{not json}']);
     const run = await htcgrid('run', '--worker', probe, '--tasks', tasks, '--no-progress');

@@ -1,5 +1,6 @@
 // What the CLI says while a grid starts: a warning for slots far beyond the CPUs, and progress while it starts.
-import { slotsWarning, withStartupProgress } from '../../lib/cli/startup-notice';
+import { spawnSync } from 'node:child_process';
+import { pythonVersionNote, slotsWarning, withStartupProgress } from '../../lib/cli/startup-notice';
 import { waitFor } from '../support/local-grid';
 
 describe('start-up notices', () => {
@@ -24,5 +25,26 @@ describe('start-up notices', () => {
     } finally {
       error.mockRestore();
     }
+  });
+
+  it("names the Python that actually runs, and warns when it is not the Lambda runtime's version", () => {
+    const version = spawnSync('python3', ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], {
+      encoding: 'utf8',
+    }).stdout.trim();
+    const same = pythonVersionNote({ pythonExecutable: 'python3', runtime: { name: `python${version}` } as never });
+    expect(same.line).toMatch(new RegExp(`^python3 \\(Python ${version.replace('.', '\\.')}\\.\\d+\\)$`));
+    expect(same.warning).toBeUndefined();
+
+    const other = pythonVersionNote({ pythonExecutable: 'python3', runtime: { name: 'python3.99' } as never });
+    expect(other.warning).toMatch(
+      new RegExp(
+        `^warning: the worker runs on Python ${version.replace('.', '\\.')}\\.\\d+ here, while its Lambda runtime python3\\.99 runs Python 3\\.99 in AWS: pass --python python3\\.99`,
+      ),
+    );
+    expect(pythonVersionNote({ pythonExecutable: 'no-such-python', runtime: { name: 'python3.12' } as never })).toEqual(
+      {
+        line: 'no-such-python',
+      },
+    );
   });
 });

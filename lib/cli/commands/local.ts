@@ -8,7 +8,7 @@ import { startEmbeddedGrid, type EmbeddedGrid } from '../../local-grid';
 import { agentsLine, noAgentMessage, watchAgents } from '../agent-watch';
 import { followResults, printFailures } from '../follow-results';
 import * as output from '../output';
-import { slotsWarning, withStartupProgress } from '../startup-notice';
+import { pythonVersionNote, slotsWarning, withStartupProgress } from '../startup-notice';
 import { countTasks, readTasks } from '../task-source';
 import { UsageError } from '../usage-error';
 import { openGridClient, reattachCommand, type GridTargetFlags } from '../grid-target';
@@ -66,9 +66,11 @@ export async function localUpCommand(config: GridConfig, flags: LocalUpFlags): P
         throw err;
       })
     : undefined;
+  const python = config.runtime.family === 'python' ? pythonVersionNote(config) : undefined;
   output.info(
-    `local grid up in ${flags.dir}: ${config.handler} (${config.runtime.name}) on ${config.slots} slot(s); Ctrl-C drains and stops`,
+    `local grid up in ${flags.dir}: ${config.handler} (${config.runtime.name}${python ? ` with ${python.line}` : ''}) on ${config.slots} slot(s); Ctrl-C drains and stops`,
   );
+  if (python?.warning) output.info(python.warning);
   output.info(`submit with: htcgrid submit --dir ${flags.dir} --tasks <file.jsonl>`);
   if (api) printHttpApi(api);
   await waitForSignals(grid, (flags.graceSec ?? 30) * 1000, () => (draining = true));

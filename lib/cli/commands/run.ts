@@ -7,7 +7,7 @@ import { createLogger } from '../../logging';
 import { startEmbeddedGrid } from '../../local-grid';
 import { followResults, percentile, printFailures } from '../follow-results';
 import * as output from '../output';
-import { slotsWarning, withStartupProgress } from '../startup-notice';
+import { pythonVersionNote, slotsWarning, withStartupProgress } from '../startup-notice';
 import { announceTakeover, writeLocalConfig } from '../grid-folder';
 import { countTasks, readTasks } from '../task-source';
 import { UsageError } from '../usage-error';
@@ -89,7 +89,11 @@ export async function runBatch(input: BatchInput): Promise<number> {
       claimFolder: input.dataDir !== undefined,
       onFolderTakeover: (differences) => announceTakeover(dataDir, differences),
     }),
-  );
+  ).catch((err: unknown) => {
+    // A failed start-up (the handler cannot load, ...) leaves no temporary grid folder behind.
+    if (!input.dataDir && !input.keep) fs.rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  });
   if (input.dataDir !== undefined) writeLocalConfig(dataDir, config);
   const interrupted = new AbortController();
   let sessionCancel: (() => Promise<unknown>) | undefined;
@@ -105,10 +109,12 @@ export async function runBatch(input: BatchInput): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const interpreter = config.runtime.family === 'python' ? ` with ${config.pythonExecutable}` : '';
+    const python = config.runtime.family === 'python' ? pythonVersionNote(config) : undefined;
+    const interpreter = python ? ` with ${python.line}` : '';
     output.info(
       `running ${config.handler} (${config.runtime.name} runtime${interpreter}) on ${config.slots} slot(s) from ${grid.taskRoot}`,
     );
+    if (python?.warning) output.info(python.warning);
     const handle = await grid.client.submit(input.events, { priority: input.priority });
     sessionCancel = () => handle.cancel();
     if (interrupted.signal.aborted) await handle.cancel();

@@ -1,4 +1,5 @@
 // The life of one runtime process as the invoker sees it, whatever the transport (pipes or the Runtime API).
+import path from 'node:path';
 import { WorkerInitError } from '../../core/errors';
 import type { TaskError } from '../../core/task';
 import type { Invocation, InvokeResult } from '../../ports';
@@ -45,7 +46,26 @@ export function initErrorFrom(error: TaskError, target: LoadTarget): WorkerInitE
   return new WorkerInitError(
     `cannot load handler '${target.handler}' from ${target.taskRoot} (${target.runtimeName}): ${error.type}: ${error.message}${detail}`,
     error.type,
-    { hint: HINTS[error.type] },
+    { hint: missingDependencyHint(error, target) ?? HINTS[error.type] },
+  );
+}
+
+/**
+ * When the handler module was found but imports a module the worker does not hold (Python's `No module named 'x'`,
+ * Node's `Cannot find module 'x'`), the fix is to ship that dependency, not to move the handler.
+ */
+function missingDependencyHint(error: TaskError, target: LoadTarget): string | undefined {
+  const found = /No module named '([^']+)'|Cannot find (?:module|package) '([^']+)'/.exec(error.message);
+  const missing = found?.[1] ?? found?.[2];
+  if (missing === undefined) return undefined;
+  const handlerModule = target.handler.slice(0, target.handler.lastIndexOf('.'));
+  const topLevel = (name: string): string => name.replace(/^\.\//, '').split(/[./]/)[0]!;
+  if (topLevel(missing) === topLevel(handlerModule) || path.isAbsolute(missing)) return undefined;
+  const manifest = target.runtimeName.startsWith('node') ? 'package.json dependencies' : 'requirements.txt';
+  return (
+    `the handler module was found, but it imports '${missing}', which the worker does not hold: list it in ` +
+    `${manifest} in the worker folder (bundling installs it into the zip; \`htcgrid bundle <dir> -o worker.zip\` ` +
+    'shows the result), or put it at the root of the zip'
   );
 }
 

@@ -176,6 +176,20 @@ describe('the local Node.js runtime', () => {
     expect((error as WorkerInitError).message).toMatch(message);
     expect((error as WorkerInitError).message).toContain(TASK_ROOT);
   });
+
+  it('names a missing dependency of the handler module and how to ship it', async () => {
+    const error = await node('needs_dep.handler')
+      .start()
+      .then(
+        () => undefined,
+        (e: unknown) => e as WorkerInitError,
+      );
+
+    expect(error?.message).toMatch(/Cannot find module 'htcgrid-missing-dependency'/);
+    expect(error?.hint).toMatch(
+      /^the handler module was found, but it imports 'htcgrid-missing-dependency', which the worker does not hold: list it in package\.json dependencies/,
+    );
+  });
 });
 
 function isAlive(pid: number): boolean {

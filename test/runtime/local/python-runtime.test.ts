@@ -155,6 +155,26 @@ describe('the local Python runtime', () => {
     expect((error as WorkerInitError).message).toContain(handler);
   });
 
+  it('names a missing third-party module and how to ship it, not the zip layout, when the handler module imports it', async () => {
+    const missingDependency = await python('needs_scipy_stats.handler')
+      .start()
+      .then(
+        () => undefined,
+        (e: unknown) => e as WorkerInitError,
+      );
+    expect(missingDependency?.message).toMatch(/No module named 'htcgrid_missing_dependency'/);
+    expect(missingDependency?.hint).toMatch(
+      /^the handler module was found, but it imports 'htcgrid_missing_dependency', which the worker does not hold: list it in requirements\.txt/,
+    );
+    const missingHandler = await python('nope.handler')
+      .start()
+      .then(
+        () => undefined,
+        (e: unknown) => e as WorkerInitError,
+      );
+    expect(missingHandler?.hint).toMatch(/the handler module must be at the root of the worker zip/);
+  });
+
   it('fails start() clearly when the Python executable does not exist', async () => {
     const invoker = python('worker.echo', { pythonExecutable: 'python3-does-not-exist' });
 
