@@ -179,15 +179,20 @@ export async function runTwin(options: TwinRunOptions): Promise<TwinSummary> {
       if (f.stats.errors > 0)
         summary.failures.push(`reaper failed ${f.stats.errors} time(s): ${f.stats.lastError ?? ''}`);
 
-    say('simulating the scaling policies and alarms of the template');
-    summary.scaling = simulateScaling(twin.stack, {
-      slots: twin.taskDefinition.containers.filter((c) => c.image.includes('/lambda/')).length,
-      measuredTasksPerSecPerAgent: Math.max(
-        0.1,
-        check.succeeded / Math.max(1, clientSeconds) / Math.max(1, tasks.length),
-      ),
-    });
-    summary.failures.push(...summary.scaling.failures);
+    if (twin.plane === 'eks') {
+      say('scaling: the EKS plane scales with a KEDA ScaledObject, which the twin does not simulate');
+      summary.notModelled = [...(summary.notModelled ?? []), 'KEDA ScaledObject (EKS scaling)'];
+    } else {
+      say('simulating the scaling policies and alarms of the template');
+      summary.scaling = simulateScaling(twin.stack, {
+        slots: twin.taskDefinition.containers.filter((c) => c.image.includes('/lambda/')).length,
+        measuredTasksPerSecPerAgent: Math.max(
+          0.1,
+          check.succeeded / Math.max(1, clientSeconds) / Math.max(1, tasks.length),
+        ),
+      });
+      summary.failures.push(...summary.scaling.failures);
+    }
   } catch (error) {
     if (error instanceof TwinUnsupportedError) throw error;
     if (!(error instanceof HtcGridError))

@@ -19,13 +19,14 @@ import { cgroupRoot, checkHost } from './ecs/host-tools';
 import { imageStandIn, type DockerImageAsset } from './ecs/images';
 import { ECS_CREDENTIALS_ADDRESS, TwinBridge } from './ecs/task-network';
 import { parseTaskDefinition, type TaskDefinition } from './ecs/task-definition';
+import { deploymentPod, podTaskDefinition } from './eks/pod-task';
 import { AccessLedger, type CallerIdentity } from './iam/access-ledger';
 import { templateResourcePolicies, templateRoles, type TemplateRole } from './iam/template-policies';
 import { buildFunctionUrlHost, FunctionUrlFront, functionUrlResources, FunctionUrlRunner } from './lambda/function-url';
 import { scheduledFunctions, scheduleTargets, ScheduledFunctionRunner } from './lambda/scheduled-function';
 import { buildStandIns, type StandInFiles } from './stand-ins/build-stand-ins';
 import { synthesize, type SynthResult } from './synth';
-import { cdkPath, readTemplate, theResourceOfType } from './template/cfn-template';
+import { cdkPath, readTemplate, resourcesOfType, text, theResourceOfType } from './template/cfn-template';
 import { DeployedStack } from './template/deployed-stack';
 import { nameResources } from './template/physical-resources';
 import { TWIN_API_CLIENT_ROLE_ID, TWIN_CLIENT_ROLE_ID } from './client-role';
@@ -56,6 +57,10 @@ export class TwinDeployment {
   stack!: DeployedStack;
   synth!: SynthResult;
   taskDefinition!: TaskDefinition;
+  /** Where the template runs its agents: an ECS task definition, or an EKS Deployment's pod (run as a task). */
+  plane: 'ecs' | 'eks' = 'ecs';
+  /** The role the agent unit acts as: the ECS task role, or the role EKS Pod Identity gives the pod. */
+  private unitRoleId: string | undefined;
   provisioned!: ProvisionReport;
   outputsFile!: string;
   additions!: TwinAdditions;
@@ -128,9 +133,8 @@ export class TwinDeployment {
   /** Starts one ECS task of the service's task definition. */
   async startTask(onEvent: (event: TaskEvent) => void): Promise<EcsTask> {
     const index = this.tasks.length;
-    const taskRoleId = roleIdOf(this.taskDefinitionRoleRef('TaskRoleArn'));
-    const taskCaller = this.callers.find((c) => c.role?.logicalId === taskRoleId);
-    if (!taskCaller) throw new TwinTemplateError('the task definition has no task role of the template');
+    const taskCaller = this.callers.find((c) => c.role?.logicalId === this.unitRoleId);
+    if (!taskCaller) throw new TwinTemplateError(`the ${this.plane} agent unit has no role of the template`);
     const task = new EcsTask({
       index,
       definition: this.taskDefinition,
@@ -144,7 +148,8 @@ export class TwinDeployment {
       dir: path.join(this.workDir, 'tasks', `task-${index}`),
       cgroupRoot: this.cgroupBase,
       injectedEnv: () => ({
-        // What ECS (Fargate) puts in every container.
+        // What ECS (Fargate) puts in every container; an EKS pod gets the same credentials from the Pod Identity
+        // agent (AWS_CONTAINER_CREDENTIALS_FULL_URI): the SDKs read both alike.
         AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: this.credentials!.grant({
           accessKeyId: taskCaller.accessKeyId,
           secretAccessKey: taskCaller.secretAccessKey,
@@ -152,7 +157,7 @@ export class TwinDeployment {
         }),
         AWS_DEFAULT_REGION: this.stack.env.region,
         AWS_REGION: this.stack.env.region,
-        AWS_EXECUTION_ENV: 'AWS_ECS_FARGATE',
+        ...(this.plane === 'ecs' ? { AWS_EXECUTION_ENV: 'AWS_ECS_FARGATE' } : {}),
       }),
       twinEnv: this.additions,
       onEvent,
@@ -297,12 +302,41 @@ export class TwinDeployment {
 
     const manifest = readAssetManifest(this.synth.assetManifestFile);
     this.dockerAssets = dockerImageAssets(manifest, path.dirname(this.synth.assetManifestFile), this.stack);
-    const [taskDefId] = theResourceOfType(this.stack.template, 'AWS::ECS::TaskDefinition');
-    this.taskDefinition = parseTaskDefinition(this.stack.properties(taskDefId));
+    this.loadAgentUnit();
     this.outputsFile = path.join(this.workDir, 'outputs.json');
     fs.writeFileSync(this.outputsFile, JSON.stringify({ [this.stack.stackName]: this.resolveOutputs() }, null, 2));
     say('bundling the image stand-ins');
     this.standIns = await buildStandIns(this.options.repoRoot, path.join(this.workDir, 'stand-ins'));
+  }
+
+  /** The agent unit: the ECS task definition, or else the pod of the EKS plane's Deployment manifest. */
+  private loadAgentUnit(): void {
+    if (resourcesOfType(this.stack.template, 'AWS::ECS::TaskDefinition').length > 0) {
+      const [taskDefId] = theResourceOfType(this.stack.template, 'AWS::ECS::TaskDefinition');
+      this.taskDefinition = parseTaskDefinition(this.stack.properties(taskDefId));
+      this.unitRoleId = roleIdOf(this.taskDefinitionRoleRef('TaskRoleArn'));
+      return;
+    }
+    const deployments = resourcesOfType(this.stack.template, 'Custom::AWSCDK-EKS-KubernetesResource')
+      .flatMap(([, r]) => JSON.parse(this.stack.resolveString(r.Properties?.Manifest)) as Record<string, unknown>[])
+      .filter((m) => m.kind === 'Deployment');
+    if (deployments.length !== 1) {
+      throw new TwinTemplateError(
+        `the template holds no ECS task definition and ${deployments.length} Kubernetes Deployments; the twin runs one`,
+      );
+    }
+    const deployment = deployments[0]!;
+    this.plane = 'eks';
+    this.taskDefinition = podTaskDefinition(deployment);
+    const serviceAccount = deploymentPod(deployment).spec.serviceAccountName;
+    const namespace = (deployment.metadata as { namespace?: string } | undefined)?.namespace ?? 'default';
+    const association = resourcesOfType(this.stack.template, 'AWS::EKS::PodIdentityAssociation').find(
+      ([, r]) => r.Properties?.ServiceAccount === serviceAccount && r.Properties?.Namespace === namespace,
+    );
+    if (!association) {
+      throw new TwinTemplateError(`no Pod Identity association for service account ${namespace}/${serviceAccount}`);
+    }
+    this.unitRoleId = roleIdOf(association[1].Properties?.RoleArn);
   }
 
   private taskDefinitionRoleRef(key: 'TaskRoleArn' | 'ExecutionRoleArn'): unknown {
@@ -356,6 +390,10 @@ export class TwinDeployment {
       const exec = roleIdOf(td.Properties?.ExecutionRoleArn);
       if (task) labels.set(task, 'task role');
       if (exec) labels.set(exec, 'task execution role');
+    }
+    for (const [, r] of resourcesOfType(this.stack.template, 'AWS::EKS::PodIdentityAssociation')) {
+      const role = roleIdOf(r.Properties?.RoleArn);
+      if (role) labels.set(role, `pod role of ${text(r.Properties?.Namespace)}/${text(r.Properties?.ServiceAccount)}`);
     }
     for (const fn of scheduleTargets(this.stack.template))
       if (fn.roleId) labels.set(fn.roleId, `${fn.functionId} role (scheduled)`);

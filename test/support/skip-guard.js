@@ -14,6 +14,10 @@ const ALLOWED_SKIPS = [
     reason: 'needs root and Linux namespaces (unshare, ip netns), which a CI container may not grant',
   },
   {
+    file: 'test/twin/twin-eks.test.ts',
+    reason: 'the twin on the EKS pod: needs root and Linux namespaces like twin-deployment.test.ts',
+  },
+  {
     file: 'test/runtime/rie/runtime-killer.test.ts',
     title: /as nobody/,
     reason: 'switches to another uid, which only root can do',

@@ -21,6 +21,7 @@ interface PodContainer {
 }
 
 interface PodSpec {
+  serviceAccountName?: string;
   shareProcessNamespace?: boolean;
   terminationGracePeriodSeconds?: number;
   securityContext?: { runAsUser?: number; runAsGroup?: number };
