@@ -1,9 +1,19 @@
 // The grid unit as a pod, over every slot count and runtime: schema-valid, the unit's order kept by init containers
 // and sidecars, and units that a pod cannot express refused with the reason.
+import { Duration } from 'aws-cdk-lib';
 import { Pod } from 'kubernetes-models/v1';
+import { compileConfig } from '../../lib/core/config';
 import { resolveRuntime, WORKER_RUNTIMES } from '../../lib/core/runtime-kind';
 import { gridUnit, MAX_SLOTS, type GridUnit } from '../../lib/infra/grid-unit';
-import { gridObjectNames, podPlacements, unitPodSpec } from '../../lib/infra/unit-pod';
+import { idleMinutes } from '../../lib/infra/backlog-scaling';
+import { eksPlaneSettings, type EksComputePlaneProps } from '../../lib/infra/eks-compute-plane';
+import {
+  backlogScaledObject,
+  gridObjectNames,
+  MAX_STABILIZATION_SEC,
+  podPlacements,
+  unitPodSpec,
+} from '../../lib/infra/unit-pod';
 
 function unit(slots: number, runtime = 'python3.12'): GridUnit {
   return gridUnit({
@@ -68,5 +78,49 @@ describe('gridObjectNames', () => {
     expect(names.namespace).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
     expect(names.namespace.length).toBeLessThanOrEqual(63);
     expect(names.namespace.startsWith('htcgrid-my-grid-risk-eod-')).toBe(true);
+  });
+});
+
+describe('backlogScaledObject', () => {
+  const names = gridObjectNames('g');
+  const options = {
+    queueUrls: ['https://sqs/q0', 'https://sqs/q1'],
+    region: 'eu-west-1',
+    targetBacklogPerAgent: 2,
+    maxAgents: 10,
+    taskTimeoutSec: 7200,
+  };
+
+  it('never lets the HPA scale in when the grid scales to zero (KEDA does, once idle)', () => {
+    const scaled = backlogScaledObject(names, { ...options, minAgents: 0 });
+
+    expect(scaled.spec.advanced?.horizontalPodAutoscalerConfig?.behavior?.scaleDown).toEqual({
+      selectPolicy: 'Disabled',
+    });
+    expect(scaled.spec.cooldownPeriod).toBe(idleMinutes(7200) * 60);
+  });
+
+  it('with a minimum above zero, scales in once the lower backlog lasted the idle time, at most the HPA hour', () => {
+    const scaled = backlogScaledObject(names, { ...options, minAgents: 2 });
+
+    expect(scaled.spec.advanced?.horizontalPodAutoscalerConfig?.behavior?.scaleDown).toEqual({
+      stabilizationWindowSeconds: MAX_STABILIZATION_SEC,
+    });
+    expect(() => scaled.validate()).not.toThrow();
+  });
+});
+
+describe('eksPlaneSettings', () => {
+  const config = compileConfig({ slots: 2 });
+  const base = { config, queues: [{}, {}], worker: {}, table: {}, dataBucket: {} } as unknown as EksComputePlaneProps;
+
+  it('refuses a drain longer than the Spot notice with spot, and a pod too small for its slots, at once', () => {
+    expect(() =>
+      eksPlaneSettings({ ...base, spot: true, stopTimeout: Duration.seconds(300), podCpuMillis: 300 }),
+    ).toThrow(/Spot's 120s interruption notice[\s\S]*pod cpu: 300m is too little for 2 slot\(s\): use at least 450m/);
+  });
+
+  it('allows a drain of up to an hour On-Demand (no Fargate cap)', () => {
+    expect(eksPlaneSettings({ ...base, stopTimeout: Duration.minutes(30) }).stopTimeoutSec).toBe(1800);
   });
 });
