@@ -18,10 +18,22 @@ export interface FollowSummary {
   readonly total: number;
   /** A few failed tasks, to show the user what went wrong. */
   readonly firstFailures: readonly TaskResult[];
+  /** Tasks that did not succeed, by error type (or `cancelled`), most frequent first, with one example each. */
+  readonly failureGroups: readonly FailureGroup[];
+  /** Per task, submission to finish (queued, claimed ahead, run, retried: all of it). */
   readonly latenciesMs: readonly number[];
 }
 
+export interface FailureGroup {
+  /** The last attempt's error type (`PricingError`, `Sandbox.Timedout`, ...), or `cancelled`. */
+  readonly type: string;
+  readonly count: number;
+  readonly example: TaskResult;
+}
+
 const MAX_FAILURES_SHOWN = 5;
+/** Distinct error types kept apart; beyond, they count under `other types`. */
+const MAX_FAILURE_GROUPS = 50;
 
 export async function followResults(handle: SessionHandle, options: FollowOptions = {}): Promise<FollowSummary> {
   const file = options.out && options.out !== '-' ? fs.createWriteStream(options.out, { encoding: 'utf8' }) : undefined;
@@ -29,13 +41,21 @@ export async function followResults(handle: SessionHandle, options: FollowOption
   bar.setTotal(handle.taskCount ?? 0);
   const counts = emptyStateCounts();
   const firstFailures: TaskResult[] = [];
+  const groups = new Map<string, { count: number; example: TaskResult }>();
   const latencies: number[] = [];
   let done = 0;
   try {
     for await (const r of handle.results({ signal: options.signal })) {
       counts[r.state]++;
       done++;
-      if (r.state !== 'succeeded' && firstFailures.length < MAX_FAILURES_SHOWN) firstFailures.push(r);
+      if (r.state !== 'succeeded') {
+        if (firstFailures.length < MAX_FAILURES_SHOWN) firstFailures.push(r);
+        const type = failureType(r);
+        const key = groups.has(type) || groups.size < MAX_FAILURE_GROUPS ? type : 'other types';
+        const group = groups.get(key);
+        if (group) group.count++;
+        else groups.set(key, { count: 1, example: r });
+      }
       if (r.finishedAt !== undefined && latencies.length < 1_000_000) latencies.push(r.finishedAt - r.submittedAt);
       if (options.out === '-') output.result(resultLine(r));
       else if (file && !file.write(`${resultLine(r)}\n`)) await once(file, 'drain');
@@ -49,17 +69,24 @@ export async function followResults(handle: SessionHandle, options: FollowOption
       await once(file, 'finish');
     }
   }
-  return { counts, total: handle.taskCount ?? done, firstFailures, latenciesMs: latencies };
+  const failureGroups = [...groups].map(([type, g]) => ({ type, ...g })).sort((a, b) => b.count - a.count);
+  return { counts, total: handle.taskCount ?? done, firstFailures, failureGroups, latenciesMs: latencies };
 }
 
-export function printFailures(failures: readonly TaskResult[]): void {
-  if (failures.length === 0) return;
+function failureType(r: TaskResult): string {
+  return r.state === 'cancelled' ? 'cancelled' : (r.error?.type ?? r.failureReason ?? r.state);
+}
+
+/** Failures grouped by error type, most frequent first, each with its count and one example task. */
+export function printFailures(groups: readonly FailureGroup[]): void {
+  if (groups.length === 0) return;
   output.info('');
-  output.info('first failures:');
-  for (const f of failures) {
-    const what = f.error ? `${f.error.type}: ${f.error.message.split('\n')[0]}` : f.state;
+  output.info('failures by type:');
+  const width = Math.max(...groups.map((g) => g.type.length));
+  for (const { type, count, example: f } of groups) {
+    const message = f.error ? `: ${f.error.message.split('\n')[0]}` : '';
     output.info(
-      `  task #${f.index} (${f.taskId}) ${f.state}${f.failureReason ? ` [${f.failureReason}]` : ''} after ${f.attempts} attempt(s): ${what}`,
+      `  ${type.padEnd(width)}  ${count} task(s), e.g. task #${f.index} (${f.taskId})${f.failureReason ? ` [${f.failureReason}]` : ''} after ${f.attempts} attempt(s)${message}`,
     );
   }
 }

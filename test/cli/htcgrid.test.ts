@@ -168,6 +168,29 @@ describe('htcgrid run', () => {
     expect(run.stderr).toMatch(/missing_module/);
   });
 
+  it('groups failures by error type with a count and one example each, and labels what its percentiles measure', async () => {
+    const tasks = taskFile([
+      '{"do": "fail", "instrument": "A"}',
+      '{"do": "sleep", "seconds": "soon"}',
+      '{"do": "fail", "instrument": "B"}',
+      '{"do": "echo"}',
+    ]);
+    const out = path.join(tempDir(), 'results.jsonl');
+    const worker = path.join(FIXTURES, 'http', 'worker');
+    const run = await htcgrid('run', '--worker', worker, '--tasks', tasks, '--out', out, '--max-attempts', '1');
+
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/submit→result p50 \(ms\)/);
+    const table = run.stderr.slice(run.stderr.indexOf('failures by type:'));
+    expect(table.split('\n').slice(0, 3)).toEqual([
+      'failures by type:',
+      expect.stringMatching(
+        /^ {2}PricingError {2}2 task\(s\), e\.g\. task #[02] \(\S+\) \[error\] after 1 attempt\(s\): cannot price [AB]$/,
+      ),
+      expect.stringMatching(/^ {2}TypeError {5}1 task\(s\), e\.g\. task #1 \(\S+\) \[error\] after 1 attempt\(s\): /),
+    ]);
+  });
+
   it('leaves no temporary grid folder behind when the worker cannot start', async () => {
     const tmp = tempDir();
     const saved = process.env.TMPDIR;

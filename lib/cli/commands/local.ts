@@ -138,7 +138,7 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
       output.info(`  ${reattachCommand(handle.sessionId, flags)}`);
       return EXIT_INTERRUPTED;
     }
-    printFailures(summary.firstFailures);
+    printFailures(summary.failureGroups);
     return summary.counts.succeeded === summary.total ? 0 : 1;
   } finally {
     await grid.close();
@@ -193,7 +193,7 @@ export async function resultsCommand(sessionId: string, flags: GridDirFlags & { 
   try {
     const handle = await grid.client.session(sessionId);
     const summary = await followResults(handle, { out: flags.out ?? '-', showProgress: Boolean(flags.out) });
-    printFailures(summary.firstFailures);
+    printFailures(summary.failureGroups);
     return summary.counts.succeeded === summary.total ? 0 : 1;
   } finally {
     await grid.close();

@@ -126,11 +126,12 @@ export async function runBatch(input: BatchInput): Promise<number> {
     const elapsed = Date.now() - started;
     const sorted = [...summary.latenciesMs].sort((a, b) => a - b);
     output.summary(summary.counts, elapsed, {
-      'p50 (ms)': percentile(sorted, 50),
-      'p99 (ms)': percentile(sorted, 99),
+      // Per task, from its submission to its result: time queued and claimed ahead included, not only the run.
+      'submit→result p50 (ms)': percentile(sorted, 50),
+      'submit→result p99 (ms)': percentile(sorted, 99),
       ...(input.out && input.out !== '-' ? { results: input.out } : {}),
     });
-    printFailures(summary.firstFailures);
+    printFailures(summary.failureGroups);
     if (summary.total === 0) return NO_TASKS;
     return summary.counts.succeeded === summary.total ? 0 : 1;
   } finally {
