@@ -98,7 +98,7 @@ describe('htcgrid run', () => {
       error: { type: 'PricingError', message: 'cannot price cap' },
       attempts: 1,
     });
-    expect(run.stderr).toMatch(/PricingError: cannot price cap/);
+    expect(run.stderr).toMatch(/PricingError +1 task\(s\), .* cannot price cap/);
   });
 
   it('selects the handler from a grid configuration file with HTC-Grid keys', async () => {
