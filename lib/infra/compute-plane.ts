@@ -112,6 +112,8 @@ export interface ComputePlane extends IConstruct {
   readonly backlogPerAgentTarget: number;
   /** The agents' log group, whose `agent-stats` lines become task metrics (none where the plane has no such group). */
   readonly logGroup?: logs.ILogGroup;
+  /** The key of `logGroup`'s events the agent's JSON line is merged under (none: the event is the line). */
+  readonly logJsonKey?: string;
   /** The constructs that start agents: they must wait for the worker zip to be in its bucket. */
   readonly workloads: readonly IConstruct[];
   /** Running agents. */

@@ -1,12 +1,12 @@
 // The EKS compute plane: the grid unit as a pod (unit-pod.ts) in a Deployment scaled by KEDA on the SQS backlog, on
 // a new EKS Auto Mode cluster or an existing cluster, with the agent's AWS access through EKS Pod Identity.
 import { KubectlV34Layer } from '@aws-cdk/lambda-layer-kubectl-v34';
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as eks from 'aws-cdk-lib/aws-eks-v2';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct, type IConstruct } from 'constructs';
 import { ConfigError } from '../core/errors';
@@ -41,6 +41,8 @@ import {
 export const EKS_KUBERNETES_VERSION = eks.KubernetesVersion.V1_34;
 /** KEDA's Helm chart, pinned: a stack update never moves the autoscaler under a running grid. */
 export const KEDA_CHART = { repository: 'https://kedacore.github.io/charts', chart: 'keda', version: '2.18.0' };
+/** The key Container Insights' Fluent Bit merges a JSON log line under (`Merge_Log_Key`). */
+export const CONTAINER_INSIGHTS_LOG_KEY = 'log_processed';
 /** KEDA's namespace and operator service account (the chart's names). */
 export const KEDA_NAMESPACE = 'keda';
 export const KEDA_OPERATOR_SERVICE_ACCOUNT = 'keda-operator';
@@ -176,8 +178,12 @@ export class EksComputePlane extends Construct implements ComputePlane {
   readonly cpuArchitecture: CpuArchitecture;
   readonly agentConfiguration: Record<string, unknown>;
   readonly backlogPerAgentTarget: number;
-  /** No log group of its own: pods log to stdout, collected by the cluster's log agent. */
+  /**
+   * A new cluster's Container Insights application log group, where the CloudWatch Observability add-on's Fluent Bit
+   * sends the pods' stdout, each JSON line merged under `log_processed` (none on an existing cluster).
+   */
   readonly logGroup?: logs.ILogGroup;
+  readonly logJsonKey?: string;
   /** Names of the grid's Kubernetes objects (namespace, Deployment, service account). */
   readonly names: GridObjectNames;
   /** The role of the agent pods (Pod Identity): the same grants as the ECS task role. */
@@ -192,6 +198,8 @@ export class EksComputePlane extends Construct implements ComputePlane {
   private readonly newCluster?: eks.Cluster;
   /** The new cluster's Auto Mode node role (it pulls the images). */
   private autoModeNodeRole?: iam.Role;
+  /** The new cluster's Container Insights application log group. */
+  private applicationLogs?: logs.LogGroup;
   /** The access entry letting the stack's kubectl function into an existing cluster (when the stack made one). */
   private kubectlAccess?: eks.AccessEntry;
 
@@ -211,6 +219,8 @@ export class EksComputePlane extends Construct implements ComputePlane {
       this.vpc = network.vpc;
       this.newCluster = this.createCluster(network, kubectlLayer);
       this.cluster = this.newCluster;
+      this.logGroup = this.applicationLogs;
+      this.logJsonKey = CONTAINER_INSIGHTS_LOG_KEY;
     }
     this.agentConfiguration = agentConfigurationDocument(props.config, props.worker);
     this.unit = planeUnit(this, props, this.settings, this.agentConfiguration);
@@ -325,15 +335,21 @@ export class EksComputePlane extends Construct implements ComputePlane {
         eks.ClusterLoggingTypes.SCHEDULER,
       ],
     });
-    // Container Insights: the running-agents metric (and the pods' logs in CloudWatch).
+    // Container Insights: the running-agents metric and the pods' logs in CloudWatch, in a group made here (with its
+    // retention) before the add-on's Fluent Bit would make one of its own.
+    const logGroup = new logs.LogGroup(this, 'Logs', {
+      logGroupName: `/aws/containerinsights/${cluster.clusterName}/application`,
+      retention: this.props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.applicationLogs = logGroup;
     const observability = new iam.Role(this, 'ObservabilityRole', {
       assumedBy: new iam.SessionTagsPrincipal(new iam.ServicePrincipal('pods.eks.amazonaws.com')),
       managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('CloudWatchAgentServerPolicy')],
     });
-    new eks.Addon(this, 'Observability', {
-      cluster,
-      addonName: 'amazon-cloudwatch-observability',
-    }).node.addDependency(
+    const addon = new eks.Addon(this, 'Observability', { cluster, addonName: 'amazon-cloudwatch-observability' });
+    addon.node.addDependency(logGroup);
+    addon.node.addDependency(
       new eks.CfnPodIdentityAssociation(this, 'ObservabilityPodIdentity', {
         clusterName: cluster.clusterName,
         namespace: 'amazon-cloudwatch',

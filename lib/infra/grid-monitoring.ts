@@ -28,6 +28,12 @@ export interface GridMonitoringProps {
    */
   readonly agentLogGroup?: logs.ILogGroup;
   /**
+   * Where the agent's JSON fields sit in an event of `agentLogGroup`: at the top (the awslogs driver keeps the line as
+   * is), or under a key the log agent merged the line into (Container Insights' Fluent Bit: `log_processed`).
+   * @default - at the top of the event
+   */
+  readonly agentLogJsonKey?: string;
+  /**
    * The reaper's log group: tasks it fails (lease lost on the last attempt) count in TasksFailed.
    * @default - the reaper's failures are not counted
    */
@@ -125,19 +131,20 @@ export class GridMonitoring extends Construct {
 
   /** Metric filters turning the agents' and the reaper's structured log lines into task outcome metrics. */
   private addTaskMetricFilters(props: GridMonitoringProps): void {
-    const filters: [string, logs.ILogGroup | undefined, string, string][] = [
-      ['AgentSucceeded', props.agentLogGroup, AGENT_STATS_EVENT, 'TasksSucceeded'],
-      ['AgentFailed', props.agentLogGroup, AGENT_STATS_EVENT, 'TasksFailed'],
-      ['ReaperFailed', props.reaperLogGroup, REAPER_RUN_EVENT, 'TasksFailed'],
+    const agent = props.agentLogJsonKey ? `$.${props.agentLogJsonKey}.` : '$.';
+    const filters: [string, logs.ILogGroup | undefined, string, string, string][] = [
+      ['AgentSucceeded', props.agentLogGroup, agent, AGENT_STATS_EVENT, 'TasksSucceeded'],
+      ['AgentFailed', props.agentLogGroup, agent, AGENT_STATS_EVENT, 'TasksFailed'],
+      ['ReaperFailed', props.reaperLogGroup, '$.', REAPER_RUN_EVENT, 'TasksFailed'],
     ];
-    for (const [id, logGroup, event, metricName] of filters) {
+    for (const [id, logGroup, at, event, metricName] of filters) {
       if (!logGroup) continue;
       new logs.MetricFilter(this, id, {
         logGroup,
-        filterPattern: logs.FilterPattern.stringValue('$.event', '=', event),
+        filterPattern: logs.FilterPattern.stringValue(`${at}event`, '=', event),
         metricNamespace: this.metricNamespace,
         metricName,
-        metricValue: metricName === 'TasksSucceeded' ? '$.succeeded' : '$.failed',
+        metricValue: metricName === 'TasksSucceeded' ? `${at}succeeded` : `${at}failed`,
       });
     }
   }

@@ -172,6 +172,7 @@ export class HtcGrid extends Construct {
       queues: this.queues,
       metricNamespace: `HtcGrid/${cfg.gridName}`,
       agentLogGroup: this.compute.logGroup,
+      agentLogJsonKey: this.compute.logJsonKey,
       reaperLogGroup: this.reaper.logGroup,
       runningAgents: this.compute.metricRunningAgents(),
       reaperErrors: this.reaper.metricErrors(),

@@ -208,6 +208,26 @@ describe('EksComputePlane (-c compute=eks, a new cluster)', () => {
     expect(manifests.BacklogScaling0.spec.podIdentity.provider).toBe('aws');
   });
 
+  it("turns the agents' agent-stats lines, as Container Insights stores them, into the task metrics", () => {
+    const plane = eksPlane(eks.stack);
+    const logGroupId = logicalIdOf(eks.stack, plane.logGroup as any);
+    const group = eks.template.toJSON().Resources[logGroupId];
+    expect(JSON.stringify(group.Properties.LogGroupName)).toContain('/aws/containerinsights/');
+    expect(JSON.stringify(group.Properties.LogGroupName)).toContain('/application');
+    eks.template.hasResourceProperties('AWS::Logs::MetricFilter', {
+      LogGroupName: { Ref: logGroupId },
+      FilterPattern: '{ $.log_processed.event = "agent-stats" }',
+      MetricTransformations: [
+        Match.objectLike({ MetricName: 'TasksSucceeded', MetricValue: '$.log_processed.succeeded' }),
+      ],
+    });
+    // The add-on's Fluent Bit finds the group made, with its retention.
+    const addon = Object.values(eks.template.toJSON().Resources as Record<string, any>).find(
+      (r) => r.Type === 'AWS::EKS::Addon',
+    );
+    expect(addon.DependsOn).toContain(logGroupId);
+  });
+
   it("lets KEDA's operator read the queues' attributes and nothing else", () => {
     const kedaRole = eks.stack.node.findAll().find((c) => c.node.path.endsWith('/Compute/KedaRole'))!;
     const statements = roleStatements(eks.template, logicalIdOf(eks.stack, kedaRole));
