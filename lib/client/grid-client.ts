@@ -21,7 +21,7 @@ import {
   type TaskTable,
 } from '../ports';
 import { silentLogger } from '../logging';
-import { SessionHandle } from './session-handle';
+import { SessionHandle, type ChangeFeed } from './session-handle';
 
 export interface GridClientOptions {
   readonly config: GridConfig;
@@ -34,10 +34,16 @@ export interface GridClientOptions {
    */
   readonly agents?: AgentRegistry;
   /**
-   * How often handles poll for results when nothing is ready.
+   * How often handles poll for results when nothing is ready (with `changes`: the longest wait between looks).
    * @default 50 ms
    */
   readonly pollIntervalMs?: number;
+  /**
+   * Changes of the task table as they happen (a local grid's `DatabaseChanges`): a waiting handle looks again at
+   * each instead of at its next poll.
+   * @default - none: handles poll
+   */
+  readonly changes?: ChangeFeed;
   readonly logger?: Logger;
 }
 
@@ -94,6 +100,7 @@ export class GridClient {
   private readonly agents: AgentRegistry | undefined;
   private readonly logger: Logger;
   private readonly pollMs: number;
+  private readonly changes: ChangeFeed | undefined;
 
   constructor(options: GridClientOptions) {
     this.config = options.config;
@@ -103,6 +110,7 @@ export class GridClient {
     this.agents = options.agents;
     this.logger = options.logger ?? silentLogger();
     this.pollMs = options.pollIntervalMs ?? 50;
+    this.changes = options.changes;
   }
 
   /**
@@ -147,7 +155,7 @@ export class GridClient {
       throw err;
     }
     this.logger.info({ sessionId: session.sessionId, tasks: count }, 'session submitted');
-    return new SessionHandle({ ...session, taskCount: count }, this.table, this.store, this.pollMs);
+    return new SessionHandle({ ...session, taskCount: count }, this.table, this.store, this.pollMs, this.changes);
   }
 
   /**
@@ -205,7 +213,7 @@ export class GridClient {
   async session(sessionId: string): Promise<SessionHandle> {
     const session = await this.table.getSession(sessionId);
     if (!session) throw new UnknownSessionError(sessionId);
-    return new SessionHandle(session, this.table, this.store, this.pollMs);
+    return new SessionHandle(session, this.table, this.store, this.pollMs, this.changes);
   }
 
   private sessionRecord(options: SubmitOptions): SessionRecord {

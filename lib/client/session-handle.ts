@@ -13,8 +13,19 @@ export interface SessionStatus {
   readonly done: boolean;
 }
 
+/**
+ * Changes of the grid's task table as they happen (a local grid's `DatabaseChanges`): a handle waiting for results
+ * looks again at each one instead of at its next poll.
+ */
+export interface ChangeFeed {
+  /** Changes seen so far; read before looking at the table. */
+  readonly version: number;
+  /** True once a change after `since` happened (at once if one did), false after `timeoutMs` or on abort. */
+  waitForChange(since: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
+}
+
 export interface WatchOptions {
-  /** How often to look for news when nothing is ready. */
+  /** How often to look for news when nothing is ready (with a change feed: at most this long between looks). */
   readonly pollIntervalMs?: number;
   readonly signal?: AbortSignal;
 }
@@ -25,6 +36,7 @@ export class SessionHandle {
     private readonly table: TaskTable,
     private readonly store: PayloadStore,
     private readonly defaultPollMs: number,
+    private readonly changes?: ChangeFeed,
   ) {}
 
   get sessionId(): string {
@@ -52,6 +64,7 @@ export class SessionHandle {
     let seen = 0;
     for (;;) {
       if (options.signal?.aborted) return;
+      const since = this.changes?.version;
       const page = await this.table.listTerminal(this.sessionId, cursor, options.pageSize ?? 1000);
       cursor = page.cursor ?? cursor;
       for (const task of page.tasks) {
@@ -62,7 +75,7 @@ export class SessionHandle {
       if (page.tasks.length > 0) continue;
       const total = await this.total();
       if (total !== undefined && seen >= total) return;
-      await sleep(poll, options.signal);
+      await this.pause(poll, since, options.signal);
     }
   }
 
@@ -70,9 +83,10 @@ export class SessionHandle {
   async wait(options: WatchOptions = {}): Promise<StateCounts> {
     const poll = options.pollIntervalMs ?? this.defaultPollMs;
     for (;;) {
+      const since = this.changes?.version;
       const status = await this.status();
       if (status.done || options.signal?.aborted) return status.counts;
-      await sleep(poll, options.signal);
+      await this.pause(poll, since, options.signal);
     }
   }
 
@@ -82,6 +96,12 @@ export class SessionHandle {
    */
   async cancel(taskIds?: readonly string[]): Promise<number> {
     return this.table.cancel(this.sessionId, taskIds, Date.now());
+  }
+
+  /** Until the table changes after `since` (when a feed tells), at most `ms`. */
+  private async pause(ms: number, since: number | undefined, signal: AbortSignal | undefined): Promise<void> {
+    if (this.changes && since !== undefined) await this.changes.waitForChange(since, ms, signal);
+    else await sleep(ms, signal);
   }
 
   private async total(): Promise<number | undefined> {

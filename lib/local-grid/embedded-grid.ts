@@ -64,7 +64,13 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
   // The agent threads write the same database: they and this thread hand its write lock over without sleeping.
   const writeLock = WriteLock.memory();
   const backends = openLocalBackends(options.dataDir, { logger, writeLock });
-  const client = new GridClient({ config, ...backends, logger, pollIntervalMs: 20 });
+  // Commits wake a waiting handle (backends.changes); its poll is only the fallback where the folder can't be watched.
+  const client = new GridClient({
+    config,
+    ...backends,
+    logger,
+    pollIntervalMs: backends.changes.watching ? 1_000 : 20,
+  });
   let agent: EmbeddedAgent | undefined;
   let reaper: ReaperTimer | undefined;
   let heartbeat: PresenceHeartbeat | undefined;

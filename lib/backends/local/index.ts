@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { silentLogger, type Logger } from '../../logging';
+import { DatabaseChanges } from './database-changes';
 import { FileAgentRegistry } from './file-agent-registry';
 import { FilePayloadStore } from './file-payload-store';
 import { openSqliteDatabase } from './sqlite-database';
@@ -10,6 +11,7 @@ import { SqliteTaskQueue } from './sqlite-task-queue';
 import { SqliteTaskTable } from './sqlite-task-table';
 import { WriteLock } from './write-lock';
 
+export { DatabaseChanges } from './database-changes';
 export * from './errors';
 export { FileAgentRegistry } from './file-agent-registry';
 export { FilePayloadStore } from './file-payload-store';
@@ -36,8 +38,9 @@ export interface LocalBackendsOptions {
    */
   readonly busyTimeoutMs?: number;
   /**
-   * How often a long-polling receive looks at an empty queue again (sends in this process wake it at once).
-   * @default 10
+   * How often a long-polling receive looks at an empty queue again when nothing wakes it: sends in this process wake it
+   * at once, commits of other processes through `changes` (the folder's file events).
+   * @default 1000 where the folder can be watched, else 10
    */
   readonly pollIntervalMs?: number;
   /**
@@ -55,6 +58,8 @@ export interface LocalBackends {
   readonly intake: SqliteTaskIntake;
   /** Where the grid's agents register and heartbeat (`<dir>/agents`). */
   readonly agents: FileAgentRegistry;
+  /** Commits to the database by any thread or process, as they happen: what pollers wait on between looks. */
+  readonly changes: DatabaseChanges;
   /** Absolute path of the SQLite database. */
   readonly dbPath: string;
   /** Closes the table, queue and store, then the database connection. Idempotent. */
@@ -74,8 +79,9 @@ export function openLocalBackends(dir: string, options: LocalBackendsOptions = {
   const busyTimeoutMs = options.busyTimeoutMs ?? 10_000;
   const db = openSqliteDatabase(dbPath, { busyTimeoutMs });
   const writeLock = options.writeLock ? new WriteLock(options.writeLock, busyTimeoutMs) : undefined;
-  const table = new SqliteTaskTable(db, { logger, writeLock });
-  const queue = new SqliteTaskQueue(db, { logger, pollIntervalMs: options.pollIntervalMs, writeLock });
+  const changes = new DatabaseChanges(dbPath);
+  const table = new SqliteTaskTable(db, { logger, writeLock, changes });
+  const queue = new SqliteTaskQueue(db, { logger, pollIntervalMs: options.pollIntervalMs, writeLock, changes });
   const store = new FilePayloadStore(path.join(root, PAYLOADS_DIR));
   const intake = new SqliteTaskIntake(queue, table);
   const agents = new FileAgentRegistry(path.join(root, AGENTS_DIR));
@@ -87,9 +93,11 @@ export function openLocalBackends(dir: string, options: LocalBackendsOptions = {
     store,
     intake,
     agents,
+    changes,
     dbPath,
     close() {
       closing ??= (async () => {
+        changes.close();
         await Promise.all([table.close(), queue.close(), store.close()]);
         if (db.open) db.close();
         logger.debug({ dbPath }, 'closed local backends');

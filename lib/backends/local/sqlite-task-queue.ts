@@ -6,6 +6,7 @@ import { silentLogger, type Logger } from '../../logging';
 import type { TaskRecord } from '../../core/task';
 import type { ClaimOutcome, ClaimRequest, QueueMessage, ReceivedMessage, ReceiveOptions, TaskQueue } from '../../ports';
 import { translateSqliteError } from './errors';
+import type { DatabaseChanges } from './database-changes';
 import type { WriteLock } from './write-lock';
 import { openSqliteDatabase, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
 
@@ -16,10 +17,16 @@ export interface SqliteTaskQueueOptions {
   readonly ownsDatabase?: boolean;
   /**
    * While long-polling an empty queue, how often the table is looked at again. Sends from this process wake a
-   * waiting receive at once; sends from other processes are seen within this period.
-   * @default 10
+   * waiting receive at once; sends from other processes too when `changes` watches the database, else they are
+   * seen within this period.
+   * @default 1000 when `changes` watches the database, else 10
    */
   readonly pollIntervalMs?: number;
+  /**
+   * Told of this queue's write transactions; its commits by other threads and processes wake a long-polling receive.
+   * @default - none: those are polled for
+   */
+  readonly changes?: DatabaseChanges;
   /** @default - a silent logger */
   readonly logger?: Logger;
   /**
@@ -89,6 +96,7 @@ export class SqliteTaskQueue implements TaskQueue {
   private readonly ownsDatabase: boolean;
   private readonly writeLock: WriteLock | undefined;
   private readonly pollIntervalMs: number;
+  private readonly changes: DatabaseChanges | undefined;
   private closed = false;
   private readonly stmt: ReturnType<typeof prepareStatements>;
   private readonly sendTx: Transaction<(messages: readonly QueueMessage[], now: number) => void>;
@@ -112,7 +120,8 @@ export class SqliteTaskQueue implements TaskQueue {
     this.logger = options.logger ?? silentLogger();
     this.ownsDatabase = options.ownsDatabase ?? false;
     this.writeLock = options.writeLock;
-    this.pollIntervalMs = Math.max(1, options.pollIntervalMs ?? 10);
+    this.changes = options.changes;
+    this.pollIntervalMs = Math.max(1, options.pollIntervalMs ?? (this.changes?.watching ? 1_000 : 10));
     this.stmt = prepareStatements(db);
     this.sendTx = db.transaction((messages, now) => {
       for (const m of messages) this.stmt.insert.run(m.taskId, m.sessionId, m.attempt, m.priority, now);
@@ -203,11 +212,13 @@ export class SqliteTaskQueue implements TaskQueue {
     let polled = false;
     for (;;) {
       if (options.signal?.aborted === true || this.closed) return [];
+      // Read before looking: a commit after the look then ends the pause, one before it is in the look.
+      const since = this.changes?.version;
       const received = take(polled);
       polled = true;
       const remaining = deadline - Date.now();
       if (received.length > 0 || remaining <= 0) return received;
-      await this.pause(Math.min(this.pollIntervalMs, remaining), options.signal);
+      await this.pause(Math.min(this.pollIntervalMs, remaining), options.signal, since);
     }
   }
 
@@ -275,8 +286,10 @@ export class SqliteTaskQueue implements TaskQueue {
     return false;
   }
 
-  private pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  /** Sleeps `ms` unless a send in this process, a commit elsewhere (after `since`) or the signal ends it first. */
+  private pause(ms: number, signal: AbortSignal | undefined, since: number | undefined): Promise<void> {
     threadWakeChannel();
+    const watch = since === undefined ? undefined : new AbortController();
     return new Promise((resolve) => {
       const name = this.db.name;
       let set = wakers.get(name);
@@ -290,17 +303,21 @@ export class SqliteTaskQueue implements TaskQueue {
         signal?.removeEventListener('abort', done);
         waiters.delete(done);
         if (waiters.size === 0 && wakers.get(name) === waiters) wakers.delete(name);
+        watch?.abort();
         resolve();
       };
       const timer = setTimeout(done, ms);
       signal?.addEventListener('abort', done, { once: true });
       waiters.add(done);
+      if (watch) void this.changes!.waitForChange(since!, ms, watch.signal).then((changed) => changed && done());
     });
   }
 
   private write<T>(what: string, fn: () => T): T {
     try {
-      return this.writeLock ? this.writeLock.run(fn) : fn();
+      const written = this.writeLock ? this.writeLock.run(fn) : fn();
+      this.changes?.notify();
+      return written;
     } catch (error) {
       return translateSqliteError(error, what);
     }

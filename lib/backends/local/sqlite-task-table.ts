@@ -26,6 +26,7 @@ import type {
   TerminalPage,
 } from '../../ports';
 import { translateSqliteError } from './errors';
+import type { DatabaseChanges } from './database-changes';
 import type { WriteLock } from './write-lock';
 import { openSqliteDatabase, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
 import { SqliteTaskBrowser } from './sqlite-task-browser';
@@ -42,6 +43,8 @@ export interface SqliteTaskTableOptions {
    * @default - none: threads wait for each other in SQLite's busy handler
    */
   readonly writeLock?: WriteLock;
+  /** Told of every write transaction, so that waiters in other threads and processes look again. @default - none */
+  readonly changes?: DatabaseChanges;
 }
 
 interface TaskRow {
@@ -307,6 +310,7 @@ export class SqliteTaskTable implements TaskTable {
   private readonly logger: Logger;
   private readonly ownsDatabase: boolean;
   private readonly writeLock: WriteLock | undefined;
+  private readonly changes: DatabaseChanges | undefined;
   private closed = false;
 
   private readonly stmt: ReturnType<typeof prepareStatements>;
@@ -337,6 +341,7 @@ export class SqliteTaskTable implements TaskTable {
     this.logger = options.logger ?? silentLogger();
     this.ownsDatabase = options.ownsDatabase ?? false;
     this.writeLock = options.writeLock;
+    this.changes = options.changes;
     this.stmt = prepareStatements(db);
     this.browser = new SqliteTaskBrowser(db, { taskColumns: TASK_COLUMNS, taskOfRaw, sessionOf });
     this.claimTx = db.transaction((requests, owner, expiresAt, now) => this.claimAll(requests, owner, expiresAt, now));
@@ -479,7 +484,9 @@ export class SqliteTaskTable implements TaskTable {
 
   private write<T>(what: string, fn: () => T): T {
     try {
-      return this.writeLock ? this.writeLock.run(fn) : fn();
+      const written = this.writeLock ? this.writeLock.run(fn) : fn();
+      this.changes?.notify();
+      return written;
     } catch (error) {
       return translateSqliteError(error, what);
     }

@@ -289,7 +289,9 @@ export class Agent {
         continue;
       }
       let messages: ReceivedMessage[];
+      let receivedAt = 0;
       try {
+        receivedAt = Date.now();
         messages = await this.queue.receive(Math.min(capacity, this.config.receiveBatchSize), {
           waitMs: this.receiveWaitMs,
           visibilityMs: this.config.queueVisibilityMs,
@@ -310,6 +312,7 @@ export class Agent {
         break;
       }
       if (messages.length === 0) {
+        if (this.waitedOut(receivedAt)) continue;
         const base = this.config.emptyQueueBackoffMs;
         await sleep(base + Math.random() * base, this.stopReceiving.signal);
         continue;
@@ -327,7 +330,9 @@ export class Agent {
   /** One receive + claim through the intake; false after a failure (backed off already). */
   private async intake(intake: TaskIntake, max: number, failures: number): Promise<boolean> {
     let tasks: TaskRecord[];
+    let receivedAt = 0;
     try {
+      receivedAt = Date.now();
       tasks = await intake.receiveAndClaim(max, {
         waitMs: this.receiveWaitMs,
         visibilityMs: this.config.queueVisibilityMs,
@@ -342,7 +347,7 @@ export class Agent {
       await sleep(backoffDelay(failures, SERVICE_RETRY_BACKOFF), this.stopReceiving.signal);
       return false;
     }
-    if (tasks.length === 0 && this.state === 'running') {
+    if (tasks.length === 0 && this.state === 'running' && !this.waitedOut(receivedAt)) {
       const base = this.config.emptyQueueBackoffMs;
       await sleep(base + Math.random() * base, this.stopReceiving.signal);
     }
@@ -353,6 +358,15 @@ export class Agent {
       this.hold({ task, claimedAt: at, lastExtendedAt: at, running: false });
     }
     return true;
+  }
+
+  /**
+   * An empty receive that long-polled its whole wait was the idle back-off already: sleeping on top of it would only
+   * leave a task that arrives meanwhile waiting (the queue would have woken the poll). One that came back sooner
+   * (an emulator or queue without long polls) is followed by the configured back-off.
+   */
+  private waitedOut(receivedAt: number): boolean {
+    return Date.now() - receivedAt >= this.receiveWaitMs;
   }
 
   private async claim(messages: readonly ReceivedMessage[]): Promise<void> {
@@ -617,6 +631,9 @@ export class Agent {
         ? { completion, requeue: requeueOf(task) }
         : { completion };
     this.batcher.add(pending);
+    // The batch timer only delays when a batch can fill: with no other task held (running, ready or being written),
+    // none will join this one, so it goes now.
+    if (this.held.size <= this.batcher.waiting) this.batcher.flush();
   }
 
   /** Gives a task back unfinished (drain, unexpected error): pending again, no failure counted. */

@@ -37,6 +37,11 @@ export class MicroBatcher<T> {
     else this.timer ??= setTimeout(() => this.cut(), this.options.maxDelayMs);
   }
 
+  /** Cuts what waits into a batch now, without waiting for others to join it (nothing else is coming). */
+  flush(): void {
+    this.cut();
+  }
+
   /** Resolves once every item added so far was written (or its failure reported). */
   async drain(): Promise<void> {
     this.cut();

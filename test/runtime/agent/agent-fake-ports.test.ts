@@ -18,6 +18,7 @@ import type {
   WorkerInvoker,
 } from '../../../lib/ports';
 import { Agent } from '../../../lib/runtime/agent';
+import { MicroBatcher } from '../../../lib/runtime/agent/micro-batcher';
 import { sleep } from '../../../lib/timing';
 import { waitFor } from '../../support/local-grid';
 
@@ -208,6 +209,26 @@ describe('the agent on fake ports', () => {
     expect(queue.sent).toEqual([{ taskId: 's_1', sessionId: 's', attempt: 1, priority: 0 }]);
     expect(agent.stats).toMatchObject({ claimed: 2, succeeded: 1, released: 1 });
     expect(invoker.invocations.map((i) => i.invocation.taskId)).toEqual(['s_0']);
+  });
+
+  it('a completion waits for its batch only while another task is held; the last one held is written at once', async () => {
+    const flush = jest.spyOn(MicroBatcher.prototype, 'flush');
+    try {
+      const { agent, table, invoker } = setup([pendingTask(0), pendingTask(1)]);
+      await agent.start();
+      stop = () => agent.stop(0);
+      await waitFor(() => invoker.running('s_0') !== undefined && agent.stats.claimed === 2, 10_000, 'both claimed');
+      invoker.running('s_0')!.finish({ ok: true, resultJson: '0' });
+      await waitFor(() => invoker.running('s_1') !== undefined, 10_000, 'the second task running');
+      // s_1 was held when s_0 finished: s_0 waited for a batch.
+      expect(flush).not.toHaveBeenCalled();
+      await waitFor(() => table.outcomeOf('s_0') === 'succeeded', 10_000, 's_0 written by the batch timer');
+      invoker.running('s_1')!.finish({ ok: true, resultJson: '1' });
+      await waitFor(() => table.outcomeOf('s_1') === 'succeeded', 10_000, 's_1 written');
+      expect(flush).toHaveBeenCalledTimes(1);
+    } finally {
+      flush.mockRestore();
+    }
   });
 
   it('grace: a second stop ends the grace, aborts the running task and hands it back unfinished', async () => {

@@ -53,6 +53,21 @@ describe('MicroBatcher', () => {
     expect(written).toEqual([[1, 2]]);
   });
 
+  it('flush cuts what waits into a batch at once, without waiting for the delay', async () => {
+    const { batcher, written } = harness({ maxBatch: 10, maxDelayMs: 10_000 });
+    batcher.add(1);
+    batcher.flush();
+    await jest.advanceTimersByTimeAsync(0);
+    expect(written).toEqual([[1]]);
+    expect(batcher.waiting).toBe(0);
+    // Its timer went with it: a later item waits its own full delay.
+    batcher.add(2);
+    await jest.advanceTimersByTimeAsync(9_999);
+    expect(written).toEqual([[1]]);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(written).toEqual([[1], [2]]);
+  });
+
   it('a full batch is cut at once and written without waiting for the delay', async () => {
     const { batcher, written } = harness({ maxBatch: 3, maxDelayMs: 10_000 });
     [1, 2, 3].forEach((n) => batcher.add(n));

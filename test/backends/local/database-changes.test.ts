@@ -1,0 +1,106 @@
+// Wake-ups of a local grid: a commit by another connection or process wakes a waiting receive or results handle at
+// once, not at its next poll (their polls are set to a minute here, beyond the test's timeout).
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { buildSync } from 'esbuild';
+import { DatabaseChanges, GRID_DB_FILE, openLocalBackends, type LocalBackends } from '../../../lib/backends/local';
+import { GridClient } from '../../../lib/client';
+import { compileConfig } from '../../../lib/core';
+import { makeTempDir } from './temp-grid-dir';
+
+const repoRoot = path.resolve(__dirname, '../../..');
+const MINUTE = 60_000;
+
+/** Runs the grid-writer fixture (bundled by esbuild, as local-backends.test.ts runs its claim worker) once. */
+function writeFromAnotherProcess(outDir: string, args: readonly string[]): Promise<void> {
+  const outfile = path.join(outDir, 'grid-writer.js');
+  buildSync({
+    entryPoints: [path.join(__dirname, 'fixtures', 'grid-writer.ts')],
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    external: ['better-sqlite3'],
+    outfile,
+    logLevel: 'silent',
+  });
+  const child = spawn(process.execPath, [outfile, ...args], {
+    env: { ...process.env, NODE_PATH: path.join(repoRoot, 'node_modules') },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) =>
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`grid writer exited ${code}: ${stderr}`)))),
+  );
+}
+
+describe('DatabaseChanges', () => {
+  let temp: ReturnType<typeof makeTempDir>;
+  const opened: Array<{ close(): unknown }> = [];
+  beforeEach(() => (temp = makeTempDir('htcgrid-changes-')));
+  afterEach(async () => {
+    for (const o of opened.splice(0)) await o.close();
+    temp.remove();
+  });
+
+  it('a notify through one connection wakes the waiter of another through the kernel, and raises its version', async () => {
+    const dbPath = path.join(temp.dir, GRID_DB_FILE);
+    const writer = new DatabaseChanges(dbPath);
+    const reader = new DatabaseChanges(dbPath);
+    opened.push(writer, reader);
+    expect(reader.watching).toBe(true);
+    const since = reader.version;
+    const woken = reader.waitForChange(since, MINUTE);
+    writer.notify();
+    await expect(woken).resolves.toBe(true);
+    expect(reader.version).toBeGreaterThan(since);
+    // A change already seen answers at once; none after it waits out its time.
+    await expect(reader.waitForChange(since, MINUTE)).resolves.toBe(true);
+    await expect(reader.waitForChange(reader.version, 1)).resolves.toBe(false);
+  });
+
+  it('an aborted wait answers false', async () => {
+    const changes = new DatabaseChanges(path.join(temp.dir, GRID_DB_FILE));
+    opened.push(changes);
+    const controller = new AbortController();
+    const waiting = changes.waitForChange(changes.version, MINUTE, controller.signal);
+    controller.abort();
+    await expect(waiting).resolves.toBe(false);
+  });
+
+  it('a send by another process wakes a long-polling receive that polls once a minute', async () => {
+    const backends: LocalBackends = openLocalBackends(temp.dir, { pollIntervalMs: MINUTE });
+    opened.push(backends);
+    const before = backends.changes.version;
+    const receiving = backends.queue.receive(1, { waitMs: MINUTE, visibilityMs: MINUTE });
+    await writeFromAnotherProcess(temp.dir, [temp.dir, 'send', 't-1', 's-1']);
+    const messages = await receiving;
+    expect(messages.map((m) => m.message.taskId)).toEqual(['t-1']);
+    expect(backends.changes.version).toBeGreaterThan(before);
+  }, 30_000);
+
+  it('a task finished by another process wakes a results handle that polls once a minute', async () => {
+    const backends = openLocalBackends(temp.dir);
+    opened.push(backends);
+    const client = new GridClient({ config: compileConfig({}, 'test'), ...backends, pollIntervalMs: MINUTE });
+    const handle = await client.submit([{ n: 1 }]);
+    let looks = 0;
+    const listTerminal = backends.table.listTerminal.bind(backends.table);
+    backends.table.listTerminal = (...args) => {
+      looks++;
+      return listTerminal(...args);
+    };
+    const results = (async () => {
+      const states: string[] = [];
+      for await (const r of handle.results()) states.push(r.state);
+      return states;
+    })();
+    // The handle looked, found nothing and waits; the other process ends the task.
+    while (looks === 0) await new Promise((resolve) => setImmediate(resolve));
+    const before = backends.changes.version;
+    await writeFromAnotherProcess(temp.dir, [temp.dir, 'cancel', handle.sessionId]);
+    // Woken by the other process's commit: the next poll would have come a minute later, past the test's timeout.
+    await expect(results).resolves.toEqual(['cancelled']);
+    expect(backends.changes.version).toBeGreaterThan(before);
+  }, 30_000);
+});
