@@ -325,7 +325,7 @@ export class SqliteTaskTable implements TaskTable {
     (sessionId: string, taskIds: readonly string[] | undefined, now: number) => number
   >;
   private readonly deleteSessionTx: Transaction<(sessionId: string) => void>;
-  private readonly completionStatements = new Map<string, Statement<[CompletionParams]>>();
+  private readonly completionStatements = new Map<number, CompiledCompletion>();
   private readonly browser: SqliteTaskBrowser;
 
   /** Opens its own connection to the database file at `dbPath` (created if needed). */
@@ -566,7 +566,8 @@ export class SqliteTaskTable implements TaskTable {
     const results = completions.map((completion): CompletionResult => {
       const plan = planCompletion(completion);
       const done = plan.terminal ? seq.take() : null;
-      const changes = this.completionStatement(plan).run(completionParams(plan, done)).changes;
+      const { statement, bind } = this.completionStatement(plan);
+      const changes = statement.run(bind(completionValues(plan, done))).changes;
       if (changes === 0 && done !== null) seq.giveBack();
       return { taskId: plan.taskId, status: changes > 0 ? 'recorded' : 'stale' };
     });
@@ -578,14 +579,14 @@ export class SqliteTaskTable implements TaskTable {
    * The one conditional UPDATE that writes plans of this shape (guard in its WHERE, the history appended in SQL, so
    * a completion needs no read of the row first), prepared once per shape.
    */
-  private completionStatement(plan: CompletionPlan): Statement<[CompletionParams]> {
+  private completionStatement(plan: CompletionPlan): CompiledCompletion {
     const shape = completionShape(plan);
-    let statement = this.completionStatements.get(shape);
-    if (statement === undefined) {
-      statement = this.db.prepare<[CompletionParams]>(completionSql(plan));
-      this.completionStatements.set(shape, statement);
+    let compiled = this.completionStatements.get(shape);
+    if (compiled === undefined) {
+      compiled = compileCompletion(this.db, plan);
+      this.completionStatements.set(shape, compiled);
     }
-    return statement;
+    return compiled;
   }
 
   private cancelAll(sessionId: string, taskIds: readonly string[] | undefined, now: number): number {
@@ -625,68 +626,101 @@ export class SqliteTaskTable implements TaskTable {
 
 const LIVE_CHUNK = 1000;
 
-/** The named parameters of a completion's UPDATE (see `completionSql`); only those its shape uses are set. */
-type CompletionParams = Record<string, string | number | null>;
+type SqlValue = string | number | null;
+
+/** The values a completion's UPDATE binds, computed once per completion. */
+interface CompletionValues {
+  readonly plan: CompletionPlan;
+  readonly done: number | null;
+  /** The attempt record around the owner and start time the row supplies (see `compileCompletion`). */
+  readonly head: string;
+  readonly tail: string;
+  readonly result: DataRefColumns;
+}
+
+/** A prepared completion UPDATE and how to bind one completion's values to its positional parameters. */
+interface CompiledCompletion {
+  readonly statement: Statement<[SqlValue[]]>;
+  readonly bind: (values: CompletionValues) => SqlValue[];
+}
 
 /**
- * The SQL of a plan's UPDATE. Its guard is the WHERE; the attempt record is appended to the JSON text in `history`
- * as `head || owner || startedAt || tail`, the owner and start time spliced in from the row (the same text as
- * `JSON.stringify` of the record, keys in the same order), so the write needs no read first.
+ * The UPDATE that writes plans of `plan`'s shape. Its guard is the WHERE; the attempt record is appended to the
+ * JSON text in `history` as `head || owner || startedAt || tail`, the owner and start time spliced in from the row
+ * (the same text as `JSON.stringify` of the record, keys in the same order), so the write needs no read first.
+ * Each SQL fragment is listed with the values of its parameters, so SQL and binding cannot drift apart.
  */
-function completionSql(plan: CompletionPlan): string {
+function compileCompletion(db: SqliteDatabase, plan: CompletionPlan): CompiledCompletion {
+  type Getter = (v: CompletionValues) => SqlValue;
   const holder = isHolderGuard(plan.guard);
-  const set = ['state = @state', 'lease_owner = NULL', 'lease_expires_at = NULL'];
-  if (plan.countsFailure) set.push('failures = failures + 1');
+  const set: [string, ...Getter[]][] = [
+    ['state = ?', (v) => v.plan.to],
+    ['lease_owner = NULL, lease_expires_at = NULL'],
+  ];
+  if (plan.countsFailure) set.push(['failures = failures + 1']);
   if (plan.result !== undefined) {
-    set.push('result_inline = @resultInline, result_key = @resultKey, result_bytes = @resultBytes');
-    set.push('error = NULL, failure_reason = NULL');
-  }
-  if (plan.failure !== undefined) set.push('error = @error, failure_reason = @reason');
-  if (plan.terminal) set.push('finished_at = @at, done_seq = @done');
-  const owner = holder ? '@ownerJson' : "json_quote(coalesce(lease_owner, ''))";
-  set.push(
-    `history = (CASE WHEN length(history) <= 2 THEN '[' ELSE substr(history, 1, length(history) - 1) || ',' END)
-      || @head || ${owner} || ',"startedAt":' || coalesce(started_at, @started) || @tail || ']'`,
-  );
-  const guard = holder ? 'lease_owner = @owner' : 'lease_expires_at < @before';
-  return `UPDATE tasks SET ${set.join(', ')} WHERE task_id = @taskId AND state = 'running' AND attempt = @attempt AND ${guard}`;
-}
-
-/** Which `completionSql` a plan needs: plans of one shape share a prepared statement. */
-function completionShape(plan: CompletionPlan): string {
-  const flags = [plan.countsFailure, plan.result !== undefined, plan.failure !== undefined, plan.terminal];
-  return `${isHolderGuard(plan.guard) ? 'holder' : 'reaper'}:${plan.to}:${flags.map(Number).join('')}`;
-}
-
-function completionParams(plan: CompletionPlan, done: number | null): CompletionParams {
-  const { guard, record, at } = plan;
-  const error = record.error === undefined ? '}' : `,"error":${JSON.stringify(record.error)}}`;
-  const params: CompletionParams = {
-    taskId: plan.taskId,
-    attempt: guard.attempt,
-    state: plan.to,
-    head: `{"attempt":${guard.attempt},"owner":`,
-    started: String(at),
-    tail: `,"finishedAt":${at},"outcome":${JSON.stringify(record.outcome)}${error}`,
-  };
-  if (isHolderGuard(guard)) {
-    params.owner = guard.owner;
-    params.ownerJson = JSON.stringify(guard.owner);
-  } else {
-    params.before = guard.leaseExpiredBefore;
-  }
-  if (plan.result !== undefined) {
-    [params.resultInline, params.resultKey, params.resultBytes] = dataRefColumns(plan.result);
+    set.push([
+      'result_inline = ?, result_key = ?, result_bytes = ?, error = NULL, failure_reason = NULL',
+      (v) => v.result[0],
+      (v) => v.result[1],
+      (v) => v.result[2],
+    ]);
   }
   if (plan.failure !== undefined) {
-    params.error = JSON.stringify(plan.failure.error);
-    params.reason = plan.failure.reason;
+    set.push([
+      'error = ?, failure_reason = ?',
+      (v) => JSON.stringify(v.plan.failure?.error),
+      (v) => v.plan.failure?.reason ?? null,
+    ]);
   }
-  if (plan.terminal) {
-    params.at = at;
-    params.done = done;
-  }
-  return params;
+  if (plan.terminal) set.push(['finished_at = ?, done_seq = ?', (v) => v.plan.at, (v) => v.done]);
+  const owner: [string, ...Getter[]] = holder
+    ? ['?', (v) => JSON.stringify((v.plan.guard as { owner: string }).owner)]
+    : ["json_quote(coalesce(lease_owner, ''))"];
+  set.push([
+    `history = (CASE WHEN length(history) <= 2 THEN '[' ELSE substr(history, 1, length(history) - 1) || ',' END)
+      || ? || ${owner[0]} || ',"startedAt":' || coalesce(started_at, ?) || ? || ']'`,
+    (v) => v.head,
+    ...owner.slice(1),
+    (v) => String(v.plan.at),
+    (v) => v.tail,
+  ] as [string, ...Getter[]]);
+  const where: [string, ...Getter[]][] = [
+    ["task_id = ? AND state = 'running' AND attempt = ?", (v) => v.plan.taskId, (v) => v.plan.guard.attempt],
+    holder
+      ? ['lease_owner = ?', (v) => (v.plan.guard as { owner: string }).owner]
+      : ['lease_expires_at < ?', (v) => (v.plan.guard as { leaseExpiredBefore: number }).leaseExpiredBefore],
+  ];
+  const sql = `UPDATE tasks SET ${set.map((f) => f[0]).join(', ')} WHERE ${where.map((f) => f[0]).join(' AND ')}`;
+  const getters = [...set, ...where].flatMap((f) => f.slice(1) as Getter[]);
+  return {
+    statement: db.prepare<[SqlValue[]]>(sql),
+    bind: (values) => getters.map((get) => get(values)),
+  };
+}
+
+/** Which `compileCompletion` a plan needs: plans of one shape share a prepared statement. */
+function completionShape(plan: CompletionPlan): number {
+  // The flags determine the target state too; a number keeps the hot path free of string building.
+  return (
+    (isHolderGuard(plan.guard) ? 1 : 0) |
+    (plan.countsFailure ? 2 : 0) |
+    (plan.result !== undefined ? 4 : 0) |
+    (plan.failure !== undefined ? 8 : 0) |
+    (plan.terminal ? 16 : 0)
+  );
+}
+
+function completionValues(plan: CompletionPlan, done: number | null): CompletionValues {
+  const { guard, record, at } = plan;
+  const error = record.error === undefined ? '}' : `,"error":${JSON.stringify(record.error)}}`;
+  return {
+    plan,
+    done,
+    head: `{"attempt":${guard.attempt},"owner":`,
+    tail: `,"finishedAt":${at},"outcome":${JSON.stringify(record.outcome)}${error}`,
+    result: dataRefColumns(plan.result),
+  };
 }
 
 function prepareStatements(db: SqliteDatabase) {
