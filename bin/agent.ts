@@ -1,8 +1,9 @@
 // Entry of the agent container in AWS: AWS backends from the environment, the Lambda container over lambda-rie.
+import os from 'node:os';
 import { openAwsBackends } from '../lib/backends/aws';
 import { compileConfig, ConfigError, GRID_ENV, resourcesFromEnv } from '../lib/core';
 import { createLogger } from '../lib/logging';
-import { Agent } from '../lib/runtime/agent';
+import { Agent, PresenceHeartbeat } from '../lib/runtime/agent';
 import { reportAgentStats } from './agent-stats';
 import { RieInvoker } from '../lib/runtime/rie';
 
@@ -42,18 +43,37 @@ async function main(): Promise<number> {
     // PID namespace and uid for this); lambda-rie alone would let it run on until AWS_LAMBDA_FUNCTION_TIMEOUT.
     createInvoker: (slot) => new RieInvoker({ endpoint: endpoints[slot]!, logger, killRuntimeOnAbort }),
   });
+  const heartbeat = new PresenceHeartbeat({
+    registry: backends.agents,
+    presence: {
+      agentId: agent.owner,
+      host: os.hostname(),
+      pid: process.pid,
+      slots: endpoints.length,
+      handler: config.handler,
+      runtime: config.runtime.name,
+      startedAt: Date.now(),
+    },
+    // Heartbeats cost one write each: every 20 s is under 0.2 million writes per agent-month.
+    intervalMs: 20_000,
+    logger,
+  });
   const graceMs = Number(process.env.HTCGRID_DRAIN_GRACE_MS ?? DEFAULT_GRACE_MS);
   let signals = 0;
   const onSignal = (signal: string): void => {
     signals++;
     logger.info({ signal, graceMs: signals > 1 ? 0 : graceMs }, signals > 1 ? 'stopping now' : 'draining');
+    void heartbeat.drain();
     void agent.stop(graceMs);
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   const stopReporting = reportAgentStats(agent.stats, logger);
   await agent.start();
+  // Registered once its runtimes are up, so clients can tell "no agent alive" from "tasks waiting their turn".
+  await heartbeat.start().catch((err: unknown) => logger.warn({ err }, 'agent not registered; it runs tasks anyway'));
   await agent.done;
+  await heartbeat.stop();
   stopReporting();
   await backends.close();
   return 0;

@@ -5,13 +5,26 @@ import { sleep } from '../timing';
 import type { GridTargetFlags } from './grid-target';
 import * as output from './output';
 
-/** How often `submit --wait` looks at the agents. Agents heartbeat every 2 s and count for 6 s. */
+/** How often `submit --wait` looks at a local grid's agents: they heartbeat every 2 s and count for 6 s. */
 const WATCH_INTERVAL_MS = 2_000;
+/** On AWS each look is a billed Query and BatchGet, and agents heartbeat every 20 s (counting for 60 s). */
+const AWS_WATCH_INTERVAL_MS = 20_000;
 
 /** The line for a grid without a live agent, with how to start one. */
-export function noAgentMessage(flags: Pick<GridTargetFlags, 'dir'>): string {
+function isAws(flags: AgentWatchTarget): boolean {
+  return flags.grid === 'aws' || flags.stack !== undefined || flags.outputs !== undefined;
+}
+
+export function noAgentMessage(flags: AgentWatchTarget): string {
+  if (isAws(flags)) {
+    return '0 agents alive on this grid right now: its service starts agents when tasks are queued (from zero, in about a minute); if none comes, look at the ECS service events and the agent logs';
+  }
   return `0 agents on this grid: start one with \`htcgrid local up --dir ${flags.dir} --worker <dir|zip>\`; queued tasks wait until then`;
 }
+
+/** Which grid the messages are about. */
+export type AgentWatchTarget = Pick<GridTargetFlags, 'dir'> &
+  Partial<Pick<GridTargetFlags, 'grid' | 'stack' | 'outputs'>>;
 
 /** "2 agent(s) alive, 8 slot(s)" */
 export function agentsLine(agents: readonly AgentPresence[]): string {
@@ -26,9 +39,9 @@ export function agentsLine(agents: readonly AgentPresence[]): string {
  */
 export async function watchAgents(
   client: GridClient,
-  flags: Pick<GridTargetFlags, 'dir'>,
+  flags: AgentWatchTarget,
   signal: AbortSignal,
-  intervalMs = WATCH_INTERVAL_MS,
+  intervalMs = isAws(flags) ? AWS_WATCH_INTERVAL_MS : WATCH_INTERVAL_MS,
 ): Promise<void> {
   let warned = false;
   while (!signal.aborted) {

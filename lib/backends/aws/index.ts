@@ -1,7 +1,8 @@
 // The grid's AWS backends (DynamoDB task table, SQS queues, S3 payload store), opened from the stack's resources.
 import type { AwsGridResources } from '../../core/grid-resources';
 import { silentLogger, type Logger } from '../../logging';
-import type { PayloadStore, TaskQueue, TaskTable } from '../../ports';
+import type { AgentRegistry, PayloadStore, TaskQueue, TaskTable } from '../../ports';
+import { DynamoDbAgentRegistry } from './dynamodb-agent-registry';
 import { newDynamoDbClient, newS3Client, newSqsClient, type AwsClients } from './aws-clients';
 import { DynamoDbTaskTable, type DynamoDbTaskTableOptions } from './dynamodb-task-table';
 import { DEFAULT_PAYLOAD_PREFIX, S3PayloadStore } from './s3-payload-store';
@@ -9,6 +10,7 @@ import { SqsTaskQueue } from './sqs-task-queue';
 
 export * from './aws-clients';
 export * from './aws-retry';
+export * from './dynamodb-agent-registry';
 export * from './dynamodb-request-ledger';
 export * from './dynamodb-task-table';
 export * from './s3-payload-store';
@@ -29,6 +31,8 @@ export interface AwsBackends {
   readonly table: TaskTable;
   readonly queue: TaskQueue;
   readonly store: PayloadStore;
+  /** Where the grid's agents register and heartbeat (items of the task table). */
+  readonly agents: AgentRegistry;
   /** Closes the adapters and destroys the clients this call created. Idempotent. */
   close(): Promise<void>;
 }
@@ -63,11 +67,13 @@ export function openAwsBackends(resources: AwsGridResources, options: OpenAwsBac
     client: clients.s3,
     logger: logger.child({ component: 's3-payload-store' }),
   });
+  const agents = new DynamoDbAgentRegistry({ tableName: resources.tableName, client: clients.dynamodb });
   let closed = false;
   return {
     table,
     queue,
     store,
+    agents,
     async close() {
       if (closed) return;
       closed = true;
