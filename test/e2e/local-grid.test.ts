@@ -1,7 +1,8 @@
 // The local grid end to end: client → SQLite queue and table → agent → real Python runtimes → results.
 import fs from 'node:fs';
 import path from 'node:path';
-import { InvalidTaskError, UnknownSessionError, WorkerInitError } from '../../lib/core';
+import { InvalidTaskError, taskIdOf, UnknownSessionError, WorkerInitError } from '../../lib/core';
+import { payloadKeys } from '../../lib/ports';
 import { FIXTURES, collect, startTestGrid, tempDir, waitFor, type TestGrid } from '../support/local-grid';
 
 const worker = (name: string) => path.join(FIXTURES, 'e2e', name);
@@ -93,6 +94,25 @@ describe('the local grid', () => {
 
     expect((results[0]!.result as { blob: string }).blob).toHaveLength(200_000);
     expect((results[1]!.result as { blob: string }).blob).toBe('x'.repeat(10));
+    // The large payload and result went by reference through the store; the small ones stayed inline.
+    const [big, small] = await Promise.all(
+      [0, 1].map((i) => grid!.backends.table.getTask(taskIdOf(handle.sessionId, i))),
+    );
+    expect(big?.payload).toEqual({ key: payloadKeys.input(handle.sessionId, big!.taskId), bytes: expect.any(Number) });
+    expect(big?.result).toEqual({
+      key: payloadKeys.result(handle.sessionId, big!.taskId, 1),
+      bytes: expect.any(Number),
+    });
+    const storedResult = await grid.backends.store.get(payloadKeys.result(handle.sessionId, big!.taskId, 1));
+    expect(JSON.parse(storedResult.toString('utf8'))).toEqual(results[0]!.result);
+    expect(
+      JSON.parse((await grid.backends.store.get(payloadKeys.input(handle.sessionId, big!.taskId))).toString()),
+    ).toEqual({
+      bytes: 200_000,
+      pad: 'p'.repeat(5_000),
+    });
+    expect(small?.payload).toHaveProperty('inline');
+    expect(small?.result).toHaveProperty('inline');
   });
 
   it('fails a result that cannot be serialised with a clear error, without retrying it', async () => {

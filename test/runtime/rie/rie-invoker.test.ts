@@ -2,11 +2,12 @@
 import http from 'node:http';
 import path from 'node:path';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
-import type { Invocation, InvokeResult } from '../../../lib/ports';
+import type { Invocation, InvokeResult, WorkerInvoker } from '../../../lib/ports';
 import { createLocalInvoker } from '../../../lib/runtime/local';
 import { RieInvoker, RIE_INVOKE_PATH, clientContextHeader } from '../../../lib/runtime/rie';
 import { RieServer } from '../../../twin/stand-ins/rie-server';
 import { freePort } from '../../support/emulators';
+import { waitFor } from '../../support/local-grid';
 
 const TASK_ROOT = path.resolve(__dirname, '..', '..', 'fixtures', 'workers', 'python');
 const opened: { close(): Promise<void> }[] = [];
@@ -15,18 +16,26 @@ afterEach(async () => {
   for (const o of opened.splice(0).reverse()) await o.close();
 });
 
+/** An RIE server in front of a local Python runtime; `invocations()` counts the invokes that reached the runtime. */
 async function serve(handler: string, options: { functionTimeoutSec?: number; port?: number } = {}) {
-  const server = await RieServer.start({
-    invoker: createLocalInvoker({
-      taskRoot: TASK_ROOT,
-      handler,
-      runtime: resolveRuntime('python3.12'),
-      pythonExecutable: 'python3',
-    }),
-    ...options,
+  const local = createLocalInvoker({
+    taskRoot: TASK_ROOT,
+    handler,
+    runtime: resolveRuntime('python3.12'),
+    pythonExecutable: 'python3',
   });
+  let invocations = 0;
+  const counted: WorkerInvoker = {
+    start: () => local.start(),
+    close: () => local.close(),
+    invoke: (...args) => {
+      invocations++;
+      return local.invoke(...args);
+    },
+  };
+  const server = await RieServer.start({ invoker: counted, ...options });
   opened.push(server);
-  return server;
+  return Object.assign(server, { invocations: () => invocations });
 }
 
 function invoker(endpoint: string, startTimeoutMs = 10_000): RieInvoker {
@@ -126,16 +135,21 @@ describe('RieInvoker against the RIE API in front of the local Python runtime', 
     const result = failure(await rie.invoke(invocation({ seconds: 30 }, 500)));
 
     expect(result.reason).toBe('timeout');
-    expect(result.error.message).toMatch(/^Task timed out after 0\.5\d seconds$/);
+    // The span from the invoke to the deadline, at most the 500 ms it was created with (less on a loaded machine).
+    const seconds = Number(/^Task timed out after (\d+\.\d\d) seconds$/.exec(result.error.message)?.[1]);
+    expect(seconds).toBeGreaterThan(0);
+    expect(seconds).toBeLessThanOrEqual(0.5);
   });
 
   it('aborting the signal cancels the invocation', async () => {
     const server = await serve('worker.sleep');
     const rie = invoker(server.endpoint);
     const controller = new AbortController();
-    setTimeout(() => controller.abort(new Error('task cancelled')), 300);
+    const running = rie.invoke(invocation({ seconds: 30 }), controller.signal);
+    await waitFor(() => server.invocations() === 1, 10_000, 'the invocation in the runtime');
+    controller.abort(new Error('task cancelled'));
 
-    const result = failure(await rie.invoke(invocation({ seconds: 30 }), controller.signal));
+    const result = failure(await running);
 
     expect(result.reason).toBe('cancelled');
     expect(result.error.message).toContain('task cancelled');
@@ -145,9 +159,8 @@ describe('RieInvoker against the RIE API in front of the local Python runtime', 
     const server = await serve('worker.sleep');
     const first = invoker(server.endpoint);
     const second = invoker(server.endpoint);
-    const running = first.invoke(invocation({ seconds: 1 }));
-    // Wait until the first request is being served.
-    await new Promise((r) => setTimeout(r, 300));
+    const running = first.invoke(invocation({ seconds: 3 }));
+    await waitFor(() => server.invocations() === 1, 10_000, 'the first request being served');
 
     const raw = await rawInvoke(server.endpoint, '{"seconds": 0}');
     const result = failure(await second.invoke(invocation({ seconds: 0 })));
