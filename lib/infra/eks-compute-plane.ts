@@ -6,6 +6,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as eks from 'aws-cdk-lib/aws-eks-v2';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct, type IConstruct } from 'constructs';
@@ -327,6 +328,7 @@ export class EksComputePlane extends Construct implements ComputePlane {
       defaultCapacityType: eks.DefaultCapacityType.AUTOMODE,
       compute: { nodePools: ['system', 'general-purpose'], nodeRole },
       kubectlProviderOptions: { kubectlLayer },
+      secretsEncryptionKey: this.secretsKey(),
       clusterLogging: [
         eks.ClusterLoggingTypes.API,
         eks.ClusterLoggingTypes.AUDIT,
@@ -358,6 +360,28 @@ export class EksComputePlane extends Construct implements ComputePlane {
       }),
     );
     return cluster;
+  }
+
+  /**
+   * The key of the new cluster's envelope encryption of Kubernetes secrets. The grid keeps none there; the key costs
+   * little and keeps any added later encrypted. Only AWS services may create grants on it (EKS does).
+   */
+  private secretsKey(): kms.Key {
+    const key = new kms.Key(this, 'SecretsKey', {
+      enableKeyRotation: true,
+      description: 'Envelope encryption of the grid cluster Kubernetes secrets',
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['kms:CreateGrant'],
+        resources: ['*'],
+        conditions: { BoolIfExists: { 'kms:GrantIsForAWSResource': 'false', 'aws:PrincipalIsAWSService': 'false' } },
+      }),
+    );
+    return key;
   }
 
   /** Step: an existing cluster, with a kubectl provider that may apply manifests to it. */

@@ -29,6 +29,10 @@ export const EXCLUDED_GUARD_RULES: Readonly<Record<string, string>> = {
   'ct-ecs-pr-7':
     'Containers share the task memory (the task has a hard limit): a hard limit per container would split it ' +
     'statically between the slots and the agent, and a slot short of memory would be OOM-killed while others idle.',
+  'ct-eks-pr-1':
+    "A new EKS cluster's API endpoint is public and private: operators run kubectl from their machines, every call " +
+    'is authenticated by IAM and authorised by access entries, and nodes and the kubectl function use the private ' +
+    'endpoint. A private-only endpoint needs a VPN or a bastion the grid does not bring.',
   'ct-lambda-pr-3':
     "The reaper and aws-cdk-lib's bucket deployment handler call DynamoDB, SQS and S3 with IAM over AWS's " +
     'endpoints; in the VPC they would need ENIs and, for the reaper, nothing more secure.',
@@ -50,6 +54,7 @@ describe('cfn-guard with the Control Tower rules', () => {
   it.each([
     ['the default grid (Fargate)', {}],
     ['a grid on EC2 with a NAT gateway', { ec2_instance_type: 'c6i.large', nat_gateways: '1' }],
+    ['a grid on a new EKS cluster', { compute: 'eks' }],
   ])('passes on %s, but for the excluded rules', (_, context) => {
     expect(() => synthGrid({ worker: PYTHON_WORKER, ...context }, { validations: [validator()] })).not.toThrow();
   });
