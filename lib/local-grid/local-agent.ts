@@ -13,8 +13,11 @@ import { createGridSlotInvoker, defaultMaxQueued, type OutputListener } from '..
  */
 export const LOCAL_PREFETCH = 128;
 
-/** How long a local agent long-polls the SQLite queue (it is woken by sends in-process, so this only bounds idling). */
-const LOCAL_RECEIVE_WAIT_MS = 200;
+/**
+ * How long a local agent long-polls the SQLite queue. Sends wake it (in-process directly, from other processes through
+ * the database's change file), so this only bounds how often an idle agent looks: once a second.
+ */
+const LOCAL_RECEIVE_WAIT_MS = 1_000;
 
 export interface LocalAgentInput {
   readonly config: GridConfig;
