@@ -14,6 +14,7 @@ import { UsageError } from '../usage-error';
 import { openGridClient, reattachCommand, type GridTargetFlags } from '../grid-target';
 import { OutputTails } from '../../http';
 import { announceTakeover, writeLocalConfig } from '../grid-folder';
+import { bothListeners, workerOutputPrinter } from '../worker-output';
 import { defaultResultsOut, noTasksError } from './run';
 import { embeddedAgents, parseHttpAddress, printHttpApi, startLocalHttpApi } from './serve';
 
@@ -44,7 +45,7 @@ export async function localUpCommand(config: GridConfig, flags: LocalUpFlags): P
       config,
       worker: flags.worker,
       logger,
-      onWorkerOutput: outputs?.listener,
+      onWorkerOutput: bothListeners(workerOutputPrinter(), outputs?.listener),
       claimFolder: true,
       onFolderTakeover: (differences) => announceTakeover(flags.dir, differences),
     }),

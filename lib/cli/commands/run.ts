@@ -9,6 +9,7 @@ import { followResults, percentile, printFailures } from '../follow-results';
 import * as output from '../output';
 import { pythonVersionNote, slotsWarning, withStartupProgress } from '../startup-notice';
 import { announceTakeover, writeLocalConfig } from '../grid-folder';
+import { workerOutputPrinter } from '../worker-output';
 import { countTasks, readTasks } from '../task-source';
 import { UsageError } from '../usage-error';
 
@@ -85,6 +86,7 @@ export async function runBatch(input: BatchInput): Promise<number> {
       config,
       worker: input.worker,
       logger,
+      onWorkerOutput: workerOutputPrinter(),
       // A kept folder is a grid folder like any other: the session commands read it, no other grid shares it.
       claimFolder: input.dataDir !== undefined,
       onFolderTakeover: (differences) => announceTakeover(dataDir, differences),
