@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { mapLimit } from '../backends/aws/aws-retry';
-import type { GridClient } from '../client';
+import type { ChangeFeed, GridClient } from '../client';
 import { InvalidBrowseCursorError } from '../backends/browse-cursor';
 import {
   isTaskState,
@@ -67,8 +67,17 @@ export interface ApiHandlersOptions {
   readonly outputs?: OutputTails;
   /** Why output is not available when `outputs` is absent. */
   readonly outputNote?: string;
-  /** How often a results stream looks for news when nothing finished. @default 50 ms */
+  /**
+   * How often a results stream looks for news when nothing finished (with `changes`: the longest wait between looks).
+   * @default 50 ms
+   */
   readonly pollIntervalMs?: number;
+  /**
+   * Changes of the task table as they happen (a local grid's `DatabaseChanges`): a waiting results stream looks again
+   * at each instead of at its next poll.
+   * @default - none: streams poll
+   */
+  readonly changes?: ChangeFeed;
   /** @default API_LIMITS */
   readonly limits?: ApiLimits;
   readonly logger?: Logger;
@@ -455,6 +464,7 @@ export class ApiHandlers {
       if (signal?.aborted) return;
       const room = limit - sent;
       if (room <= 0) break;
+      const since = this.options.changes?.version;
       const page = await this.options.table.listTerminal(session.sessionId, cursor, Math.min(1000, room));
       const tasks = page.tasks.filter((t) => isTerminal(t.state));
       if (page.tasks.length > 0) {
@@ -475,7 +485,9 @@ export class ApiHandlers {
         return;
       }
       if (this.clock() >= deadline) break;
-      await sleep(Math.min(this.pollMs, Math.max(0, deadline - this.clock())), signal);
+      const waitMs = Math.min(this.pollMs, Math.max(0, deadline - this.clock()));
+      if (this.options.changes && since !== undefined) await this.options.changes.waitForChange(since, waitMs, signal);
+      else await sleep(waitMs, signal);
     }
     yield `{"end":"paused","cursor":${JSON.stringify(encode())},"delivered":${delivered}}\n`;
   }

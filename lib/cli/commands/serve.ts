@@ -85,6 +85,9 @@ export async function startLocalHttpApi(options: LocalHttpApiOptions): Promise<L
     store: options.grid.backends.store,
     ledger,
     gridKind: 'local',
+    // Completions wake a waiting results stream; the 50 ms poll stays only as the fallback.
+    changes: options.grid.backends.changes,
+    pollIntervalMs: options.grid.backends.changes.watching ? 1_000 : undefined,
     agents: options.agents,
     outputs: options.outputs,
     outputNote: options.outputNote,
