@@ -18,6 +18,7 @@ import { EcsTask, type TaskEvent } from './ecs/ecs-task';
 import { cgroupRoot, checkHost } from './ecs/host-tools';
 import { imageStandIn, type DockerImageAsset } from './ecs/images';
 import { ECS_CREDENTIALS_ADDRESS, TwinBridge } from './ecs/task-network';
+import { acquireTwinLock } from './host-lock';
 import { parseTaskDefinition, type TaskDefinition } from './ecs/task-definition';
 import { deploymentPod, podTaskDefinition } from './eks/pod-task';
 import { AccessLedger, type CallerIdentity } from './iam/access-ledger';
@@ -76,6 +77,8 @@ export class TwinDeployment {
   private adminClients: { dynamodb: DynamoDBClient; sqs: SQSClient; s3: S3Client } | undefined;
   private cgroupBase = '';
   private closed = false;
+  /** Frees the machine for the next twin (the credentials address). */
+  private releaseHost: () => void = () => undefined;
 
   private constructor(
     private readonly options: TwinDeployOptions,
@@ -84,8 +87,10 @@ export class TwinDeployment {
 
   static async deploy(options: TwinDeployOptions): Promise<TwinDeployment> {
     await checkHost();
+    const release = await acquireTwinLock(options.progress);
     const workDir = options.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-twin-'));
     const twin = new TwinDeployment(options, workDir);
+    twin.releaseHost = release;
     try {
       await twin.deployAll();
       return twin;
@@ -223,6 +228,7 @@ export class TwinDeployment {
     } catch {
       // Busy or never made.
     }
+    this.releaseHost();
   }
 
   private async deployAll(): Promise<void> {
