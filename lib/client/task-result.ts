@@ -31,7 +31,7 @@ export interface TaskResult {
   readonly attempts: number;
   /** How many attempts failed (error, timeout, runtime-crash, lease-expired). */
   readonly failures: number;
-  /** Duration of the last attempt, in ms. */
+  /** Duration of the last attempt, in ms: from its claim by an agent to its result (a wait in the agent included). */
   readonly durationMs?: number;
   readonly submittedAt: number;
   readonly startedAt?: number;
@@ -86,5 +86,9 @@ export function resultLine(r: TaskResult): string {
       : r.error
         ? `,"error":${JSON.stringify(r.error)}${r.failureReason ? `,"reason":"${r.failureReason}"` : ''}`
         : '';
-  return `${head}${body},"attempts":${r.attempts},"durationMs":${r.durationMs ?? null}}`;
+  const queuedMs = r.startedAt !== undefined ? r.startedAt - r.submittedAt : null;
+  return (
+    `${head}${body},"attempts":${r.attempts},"queuedMs":${queuedMs},"durationMs":${r.durationMs ?? null}` +
+    `,"submittedAt":${r.submittedAt},"startedAt":${r.startedAt ?? null},"finishedAt":${r.finishedAt ?? null}}`
+  );
 }

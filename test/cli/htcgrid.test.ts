@@ -71,6 +71,11 @@ describe('htcgrid run', () => {
       durationMs: expect.any(Number),
       taskId: expect.any(String),
     });
+    // When it was submitted, waited and ran.
+    const { submittedAt, startedAt, finishedAt, queuedMs, durationMs } = lines[0] as Record<string, number>;
+    expect(queuedMs).toBe(startedAt! - submittedAt!);
+    expect(durationMs).toBe(finishedAt! - startedAt!);
+    expect(submittedAt).toBeLessThanOrEqual(startedAt!);
     expect(run.stderr).toMatch(/succeeded\s+3/);
   });
 
