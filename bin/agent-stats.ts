@@ -1,7 +1,7 @@
 // The agent container's once-a-minute log line of the tasks it finished, which the stack turns into task metrics.
 import { AGENT_STATS_EVENT } from '../lib/core';
 import type { Logger } from '../lib/logging';
-import type { AgentStats } from '../lib/runtime/agent';
+import type { AgentStats, TaskOutcomeMetrics } from '../lib/runtime/agent';
 
 /** How often the tasks finished are logged: CloudWatch metrics are per minute. */
 export const STATS_INTERVAL_MS = 60_000;
@@ -11,7 +11,13 @@ export const STATS_INTERVAL_MS = 60_000;
  * `intervalMs` and once more when the returned function is called (no line when nothing finished). The stack's log
  * metric filters sum `succeeded` and `failed` into the grid's TasksSucceeded and TasksFailed metrics.
  */
-export function reportAgentStats(stats: AgentStats, logger: Logger, intervalMs = STATS_INTERVAL_MS): () => void {
+export function reportAgentStats(
+  stats: AgentStats,
+  logger: Logger,
+  intervalMs = STATS_INTERVAL_MS,
+  /** Task metrics flushed at the same times as CloudWatch EMF lines, each written with `write`. */
+  emf?: { readonly metrics: TaskOutcomeMetrics; readonly write: (line: string) => void },
+): () => void {
   let reported = { succeeded: 0, failed: 0, retried: 0 };
   const report = (): void => {
     const now = { succeeded: stats.succeeded, failed: stats.failed, retried: stats.retried };
@@ -24,6 +30,7 @@ export function reportAgentStats(stats: AgentStats, logger: Logger, intervalMs =
     if (delta.succeeded + delta.failed + delta.retried > 0) {
       logger.info({ event: AGENT_STATS_EVENT, ...delta }, 'tasks finished');
     }
+    if (emf) for (const line of emf.metrics.flush()) emf.write(line);
   };
   const timer = setInterval(report, intervalMs);
   timer.unref();

@@ -1,9 +1,9 @@
 // Entry of the agent container in AWS: AWS backends from the environment, the Lambda container over lambda-rie.
 import os from 'node:os';
 import { openAwsBackends } from '../lib/backends/aws';
-import { compileConfig, ConfigError, GRID_ENV, resourcesFromEnv } from '../lib/core';
+import { compileConfig, ConfigError, GRID_ENV, resourcesFromEnv, taskMetricNamespace } from '../lib/core';
 import { createLogger } from '../lib/logging';
-import { Agent, PresenceHeartbeat } from '../lib/runtime/agent';
+import { Agent, PresenceHeartbeat, TaskOutcomeMetrics } from '../lib/runtime/agent';
 import { reportAgentStats } from './agent-stats';
 import { RieInvoker } from '../lib/runtime/rie';
 
@@ -30,8 +30,11 @@ async function main(): Promise<number> {
     .filter(Boolean);
   // On unless HTCGRID_KILL_RUNTIME_ON_ABORT=false (e.g. a task definition without pidMode: task).
   const killRuntimeOnAbort = process.env.HTCGRID_KILL_RUNTIME_ON_ABORT !== 'false';
+  // Per-task outcomes and times, aggregated and logged once a minute as EMF: CloudWatch extracts the metrics.
+  const metrics = new TaskOutcomeMetrics({ namespace: taskMetricNamespace(config.gridName) });
   const agent = new Agent({
     config,
+    onAttemptMeasured: (measure) => metrics.add(measure),
     ...backends,
     logger,
     // lambda-rie serves one invocation at a time: one slot per Lambda container.
@@ -68,7 +71,10 @@ async function main(): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  const stopReporting = reportAgentStats(agent.stats, logger);
+  const stopReporting = reportAgentStats(agent.stats, logger, undefined, {
+    metrics,
+    write: (line) => process.stdout.write(`${line}\n`),
+  });
   await agent.start();
   // Registered once its runtimes are up, so clients can tell "no agent alive" from "tasks waiting their turn".
   await heartbeat.start().catch((err: unknown) => logger.warn({ err }, 'agent not registered; it runs tasks anyway'));

@@ -36,6 +36,23 @@ export const GRID_ENV = {
  */
 export const AGENT_STATS_EVENT = 'agent-stats';
 
+/** The CloudWatch namespace of a grid's task metrics (the stack's dashboard and the agents' EMF lines share it). */
+export function taskMetricNamespace(gridName: string): string {
+  return `HtcGrid/${gridName}`;
+}
+
+/**
+ * Task metrics the agents emit as CloudWatch Embedded Metric Format lines, aggregated per flush (no PutMetricData).
+ * Times are in milliseconds; failed attempts carry the `ErrorType` dimension.
+ */
+export const TASK_METRICS = {
+  retried: 'TasksRetried',
+  queuedTime: 'TaskQueuedTime',
+  runTime: 'TaskRunTime',
+  failedAttempts: 'TaskAttemptsFailed',
+  errorTypeDimension: 'ErrorType',
+} as const;
+
 export function resourcesToEnv(resources: AwsGridResources): Record<string, string> {
   const env: Record<string, string> = {
     [GRID_ENV.tableName]: resources.tableName,

@@ -7,7 +7,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { AGENT_STATS_EVENT } from '../core/grid-resources';
+import { AGENT_STATS_EVENT, TASK_METRICS } from '../core/grid-resources';
 import type { TaskQueues } from './task-queues';
 
 /** The reaper's one log line per run (`lib/runtime/reaper-handler.ts`), with the tasks it failed. */
@@ -63,6 +63,12 @@ export interface GridMonitoringProps {
    * @default Duration.minutes(15)
    */
   readonly oldestMessageAgeThreshold?: Duration;
+  /**
+   * Share of tasks ending failed (failed / (succeeded + failed), per 5 minutes) that raises the failure-rate alarm,
+   * from 0 to 1.
+   * @default 0.1
+   */
+  readonly failureRateThreshold?: number;
 }
 
 /** A dashboard, alarms on the dead-letter queue (not empty) and on the oldest message age, and task metrics. */
@@ -72,6 +78,8 @@ export class GridMonitoring extends Construct {
   readonly deadLetterAlarm: cloudwatch.Alarm;
   /** Fires when queued tasks wait longer than the threshold (agents stuck, or max_agents too low). */
   readonly oldestMessageAlarm: cloudwatch.Alarm;
+  /** Fires when more than `failureRateThreshold` of the tasks that ended in 5 minutes failed, 3 times in a row. */
+  readonly failureRateAlarm: cloudwatch.Alarm;
   /** Namespace of the task metrics. */
   readonly metricNamespace: string;
 
@@ -99,9 +107,21 @@ export class GridMonitoring extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       alarmDescription: `Queued tasks waited more than ${threshold.toSeconds()}s: agents are stuck or max_agents is too low.`,
     });
+    const rate = props.failureRateThreshold ?? 0.1;
+    if (!(rate > 0 && rate <= 1)) {
+      throw new Error(`failureRateThreshold must be above 0 and at most 1 (a share of tasks), got ${rate}`);
+    }
+    this.failureRateAlarm = new cloudwatch.Alarm(this, 'TaskFailureRate', {
+      metric: this.metricFailureRate(),
+      threshold: rate,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 3,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      alarmDescription: `More than ${Math.round(rate * 100)}% of the tasks that ended failed, three 5-minute periods in a row: see the failures by error type on the dashboard.`,
+    });
     if (props.alarmTopic) {
       const notify = new cwActions.SnsAction(props.alarmTopic);
-      for (const alarm of [this.deadLetterAlarm, this.oldestMessageAlarm]) {
+      for (const alarm of [this.deadLetterAlarm, this.oldestMessageAlarm, this.failureRateAlarm]) {
         alarm.addAlarmAction(notify);
         alarm.addOkAction(notify);
       }
@@ -117,6 +137,51 @@ export class GridMonitoring extends Construct {
   /** Tasks that ended failed, per period: by the agents (errors, timeouts) and by the reaper (lost leases). */
   metricTasksFailed(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
     return this.taskMetric('TasksFailed', props);
+  }
+
+  /** Attempts that failed and were retried, per period (the agents' EMF lines). */
+  metricTasksRetried(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return this.taskMetric(TASK_METRICS.retried, props);
+  }
+
+  /**
+   * Time from a task's submission (or its previous attempt's end) to its claim by an agent, in ms (the agents' EMF
+   * lines; a sample of at most 500 values per agent and minute).
+   * @default statistic p95
+   */
+  metricTaskQueuedTime(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return this.taskMetric(TASK_METRICS.queuedTime, { statistic: 'p95', ...props });
+  }
+
+  /**
+   * Time from a task's claim to the end of its attempt, in ms (the agents' EMF lines).
+   * @default statistic p95
+   */
+  metricTaskRunTime(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return this.taskMetric(TASK_METRICS.runTime, { statistic: 'p95', ...props });
+  }
+
+  /** Failed attempts (retried or final) with this error type (the exception's class name), per period. */
+  metricFailedAttempts(errorType: string, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return this.taskMetric(TASK_METRICS.failedAttempts, {
+      dimensionsMap: { [TASK_METRICS.errorTypeDimension]: errorType },
+      ...props,
+    });
+  }
+
+  /** The share of tasks that ended failed: failed / (succeeded + failed), per 5 minutes, 0 when none ended. */
+  metricFailureRate(props: cloudwatch.MathExpressionOptions = {}): cloudwatch.MathExpression {
+    const period = props.period ?? Duration.minutes(5);
+    return new cloudwatch.MathExpression({
+      expression: 'IF(ok + failed > 0, failed / (ok + failed), 0)',
+      usingMetrics: {
+        ok: this.metricTasksSucceeded({ period }),
+        failed: this.metricTasksFailed({ period }),
+      },
+      label: 'task failure rate',
+      ...props,
+      period,
+    });
   }
 
   private taskMetric(metricName: string, props: cloudwatch.MetricOptions): cloudwatch.Metric {
@@ -181,10 +246,36 @@ export class GridMonitoring extends Construct {
         width: 8,
       }),
     );
+    const percentiles = (metric: (p: cloudwatch.MetricOptions) => cloudwatch.Metric) =>
+      ['p50', 'p95', 'p99'].map((statistic) => metric({ statistic, label: statistic }));
+    dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Time queued (ms): submission to claim',
+        left: percentiles((p) => this.metricTaskQueuedTime(p)),
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Time running (ms): claim to end',
+        left: percentiles((p) => this.metricTaskRunTime(p)),
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Failed attempts by error type',
+        left: [
+          new cloudwatch.MathExpression({
+            expression: `SEARCH('{${this.metricNamespace},${TASK_METRICS.errorTypeDimension}} MetricName="${TASK_METRICS.failedAttempts}"', 'Sum', 60)`,
+            label: '',
+            period: Duration.minutes(1),
+          }),
+        ],
+        right: [this.metricFailureRate()],
+        width: 8,
+      }),
+    );
     dashboard.addWidgets(
       new cloudwatch.AlarmStatusWidget({
         title: 'Alarms',
-        alarms: [this.deadLetterAlarm, this.oldestMessageAlarm],
+        alarms: [this.deadLetterAlarm, this.oldestMessageAlarm, this.failureRateAlarm],
         width: 24,
       }),
     );

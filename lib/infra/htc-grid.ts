@@ -5,7 +5,7 @@ import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { GridConfig } from '../core/config';
-import type { AwsGridResources } from '../core/grid-resources';
+import { taskMetricNamespace, type AwsGridResources } from '../core/grid-resources';
 import { clientConfigurationDocument } from './client-configuration';
 import { instanceTypeArchitecture } from './cpu-architecture';
 import { DataPlaneBucket } from './data-plane-bucket';
@@ -170,7 +170,7 @@ export class HtcGrid extends Construct {
     });
     this.monitoring = new GridMonitoring(this, 'Monitoring', {
       queues: this.queues,
-      metricNamespace: `HtcGrid/${cfg.gridName}`,
+      metricNamespace: taskMetricNamespace(cfg.gridName),
       agentLogGroup: this.compute.logGroup,
       agentLogJsonKey: this.compute.logJsonKey,
       reaperLogGroup: this.reaper.logGroup,
@@ -256,6 +256,31 @@ export class HtcGrid extends Construct {
   /** Tasks that ended failed (after their last attempt), per period. */
   metricTasksFailed(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
     return this.monitoring.metricTasksFailed(props);
+  }
+
+  /** Attempts that failed and were retried, per period. */
+  metricTasksRetried(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return this.monitoring.metricTasksRetried(props);
+  }
+
+  /** Time from submission (or the previous attempt's end) to the claim, in ms. @default statistic p95 */
+  metricTaskQueuedTime(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return this.monitoring.metricTaskQueuedTime(props);
+  }
+
+  /** Time from the claim to the end of the attempt, in ms. @default statistic p95 */
+  metricTaskRunTime(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return this.monitoring.metricTaskRunTime(props);
+  }
+
+  /** Failed attempts (retried or final) with this error type, per period. */
+  metricFailedAttempts(errorType: string, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return this.monitoring.metricFailedAttempts(errorType, props);
+  }
+
+  /** Share of the tasks that ended failed, per 5 minutes. */
+  metricFailureRate(props: cloudwatch.MathExpressionOptions = {}): cloudwatch.MathExpression {
+    return this.monitoring.metricFailureRate(props);
   }
 
   /** Agents running (ECS tasks of the service, or agent pods on EKS). */

@@ -2,7 +2,7 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { reportAgentStats } from '../../bin/agent-stats';
-import type { AgentStats } from '../../lib/runtime/agent';
+import { TaskOutcomeMetrics, type AgentStats } from '../../lib/runtime/agent';
 
 function capture(): { logger: pino.Logger; lines: () => Record<string, unknown>[] } {
   const chunks: string[] = [];
@@ -63,5 +63,26 @@ describe('the agent’s stats line', () => {
     jest.advanceTimersByTime(120_000);
 
     expect(lines().map((l) => [l.event, l.retried])).toEqual([['agent-stats', 2]]);
+  });
+
+  it('writes the task metrics as EMF lines at the same times, and once more when the agent stops', () => {
+    const metrics = new TaskOutcomeMetrics({ namespace: 'HtcGrid/risk' });
+    const written: string[] = [];
+    const { logger } = capture();
+    const stop = reportAgentStats(stats(), logger, 60_000, { metrics, write: (line) => written.push(line) });
+
+    metrics.add({ outcome: 'succeeded', queuedMs: 12, runMs: 340 });
+    jest.advanceTimersByTime(60_000);
+    metrics.add({ outcome: 'failed', errorType: 'PricingError', queuedMs: 1, runMs: 2 });
+    stop();
+
+    const docs = written.map((l) => JSON.parse(l));
+    expect(docs.map((d) => d._aws.CloudWatchMetrics[0].Namespace)).toEqual([
+      'HtcGrid/risk',
+      'HtcGrid/risk',
+      'HtcGrid/risk',
+    ]);
+    expect(docs[0]).toMatchObject({ TaskQueuedTime: [12], TaskRunTime: [340] });
+    expect(docs[2]).toMatchObject({ ErrorType: 'PricingError', TaskAttemptsFailed: 1 });
   });
 });

@@ -321,4 +321,38 @@ describe('HtcGrid metrics', () => {
     );
     expect(grid.metricOldestMessageAge().toMetricConfig().mathExpression?.expression).toBe('MAX([age0,age1,age2])');
   });
+
+  it('chart the agents’ EMF task metrics (times queued and running, failures by error type) and alarm on the failure rate', () => {
+    const stack = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Grid');
+    const grid = new HtcGrid(stack, 'Grid', {
+      config: compileConfig({ slots: 1, grid_name: 'risk' }),
+      workerDir: PYTHON_WORKER,
+    });
+    const template = Template.fromStack(stack);
+
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Threshold: 0.1,
+      ComparisonOperator: 'GreaterThanThreshold',
+      EvaluationPeriods: 3,
+      Metrics: Match.arrayWith([
+        Match.objectLike({ Expression: 'IF(ok + failed > 0, failed / (ok + failed), 0)' }),
+        Match.objectLike({ MetricStat: Match.objectLike({ Metric: Match.objectLike({ MetricName: 'TasksFailed' }) }) }),
+      ]),
+    });
+    const dashboard = JSON.stringify(
+      stack.resolve(Object.values(template.findResources('AWS::CloudWatch::Dashboard'))[0]!.Properties.DashboardBody),
+    );
+    for (const expected of [
+      'TaskQueuedTime',
+      'TaskRunTime',
+      '\\"p99\\"',
+      'ErrorType} MetricName=\\\\\\"TaskAttemptsFailed',
+    ]) {
+      expect(dashboard).toContain(expected);
+    }
+    expect(grid.metricTaskQueuedTime().namespace).toBe('HtcGrid/risk');
+    expect(grid.metricTaskRunTime({ statistic: 'p50' }).statistic).toBe('p50');
+    expect(grid.metricFailedAttempts('PricingError').dimensions).toEqual({ ErrorType: 'PricingError' });
+    expect(grid.metricTasksRetried().metricName).toBe('TasksRetried');
+  });
 });

@@ -295,7 +295,8 @@ describe('containers as the README says (defect 10)', () => {
     const monitoring = alarms.filter((a) => !scaling.includes(a));
 
     expect(scaling).toHaveLength(2);
-    expect(monitoring).toHaveLength(2);
+    // Dead letters, oldest message age, task failure rate.
+    expect(monitoring).toHaveLength(3);
     for (const alarm of monitoring) {
       expect(alarm.Properties.AlarmActions).toEqual([topic]);
       expect(alarm.Properties.OKActions).toEqual([topic]);
@@ -308,7 +309,7 @@ describe('containers as the README says (defect 10)', () => {
       Properties: { AlarmActions?: unknown[]; AlarmDescription: string };
     }[];
 
-    expect(alarms.filter((a) => !a.Properties.AlarmActions).map((a) => a.Properties.AlarmDescription)).toHaveLength(2);
+    expect(alarms.filter((a) => !a.Properties.AlarmActions).map((a) => a.Properties.AlarmDescription)).toHaveLength(3);
   });
 });
 

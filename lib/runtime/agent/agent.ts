@@ -27,6 +27,7 @@ import { MicroBatcher } from './micro-batcher';
 import { PrefetchPolicy, type PrefetchSetting } from './prefetch-policy';
 import { reapTasks } from '../reaper';
 import { SessionSettings } from './session-settings';
+import type { AttemptMeasure } from './task-outcome-metrics';
 
 export interface AgentOptions {
   readonly config: GridConfig;
@@ -81,6 +82,8 @@ export interface AgentOptions {
     outcome: CompletionOutcome['kind'],
     status: 'recorded' | 'stale',
   ) => void;
+  /** Called with each recorded attempt's outcome, time queued and time running (the task metrics). */
+  readonly onAttemptMeasured?: (measure: AttemptMeasure) => void;
 }
 
 export interface AgentStats {
@@ -653,6 +656,7 @@ export class Agent {
       else if (outcome.kind === 'failed') this.stats.failed++;
       else if (outcome.kind === 'retry') this.stats.retried++;
       else this.stats.released++;
+      if (held && this.options.onAttemptMeasured) this.options.onAttemptMeasured(measureOf(held, item.completion));
       if (outcome.kind === 'failed' || outcome.kind === 'retry') {
         this.logger.info(
           { taskId, reason: outcome.reason, errorType: outcome.error.type, retry: outcome.kind === 'retry' },
@@ -689,4 +693,18 @@ export class Agent {
 
 function requeueOf(task: TaskRecord): QueueMessage {
   return { taskId: task.taskId, sessionId: task.sessionId, attempt: task.attempt, priority: task.priority };
+}
+
+/** What the task metrics count of an attempt whose end was recorded. */
+function measureOf(held: HeldTask, completion: Completion): AttemptMeasure {
+  const { task } = held;
+  const previous = task.history.filter((a) => a.attempt < task.attempt).at(-1);
+  const queuedFrom = previous?.finishedAt ?? task.submittedAt;
+  const { outcome } = completion;
+  return {
+    outcome: outcome.kind,
+    errorType: outcome.kind === 'failed' || outcome.kind === 'retry' ? outcome.error.type : undefined,
+    queuedMs: held.claimedAt - queuedFrom,
+    runMs: completion.at - held.claimedAt,
+  };
 }
