@@ -21,12 +21,13 @@ export class ResultJsonError extends Error {
  * Throws `ResultJsonError` when the text is not JSON even so.
  */
 export function parseResultJson(text: string): unknown {
-  // An integer beyond 2^53 has at least 16 digits; texts without such a run (nearly all) take the native path alone.
-  if (!LONG_DIGITS.test(text)) {
+  // An integer beyond 2^53 has at least 16 digits, and NaN or Infinity spell themselves: texts with neither (nearly
+  // all) take the native path alone; the others skip a native attempt whose failure would cost more than the scan.
+  if (!LONG_DIGITS.test(text) && !SPECIAL_WORD.test(text)) {
     try {
       return JSON.parse(text);
     } catch (err) {
-      if (!SPECIAL_WORD.test(text)) throw new ResultJsonError(`the result is not JSON: ${(err as Error).message}`);
+      throw new ResultJsonError(`the result is not JSON: ${(err as Error).message}`, { cause: err });
     }
   }
   const rewritten = rewriteSpecials(text);
