@@ -22,6 +22,7 @@ import {
 } from '../ports';
 import { silentLogger } from '../logging';
 import { SessionHandle, type ChangeFeed } from './session-handle';
+import { SessionSummary, type SessionSummaryView } from './session-summary';
 
 export interface GridClientOptions {
   readonly config: GridConfig;
@@ -207,6 +208,16 @@ export class GridClient {
    */
   async aliveAgents(): Promise<AgentPresence[] | undefined> {
     return this.agents?.listAlive(Date.now());
+  }
+
+  /**
+   * Failures by error type and time queued / time running of a session's finished tasks (reads them all, up to
+   * 200,000 per call).
+   */
+  async summary(sessionId: string): Promise<SessionSummaryView> {
+    const summary = new SessionSummary(sessionId);
+    await summary.update(this.table);
+    return summary.view();
   }
 
   /** A handle on an existing session; throws `UnknownSessionError` if there is none. */

@@ -2,3 +2,4 @@
 export * from './grid-client';
 export * from './session-handle';
 export * from './task-result';
+export * from './session-summary';

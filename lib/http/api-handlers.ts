@@ -25,7 +25,7 @@ import { batchFormatOf, eventTexts, topLevelSpans } from './json-text';
 import { API_LIMITS, type ApiLimits } from './limits';
 import type { OutputTails } from './output-tails';
 import { RateLimiter } from './rate-limiter';
-import { SessionSummary } from './session-summary';
+import { SessionSummary } from '../client/session-summary';
 import { resultLine, sessionStatusView, taskDetailJson } from './task-views';
 
 /** A request as any server hands it over: header names lower-case, the body read in full (within the limit). */

@@ -8,5 +8,5 @@ export * from './grid-events';
 export * from './limits';
 export * from './node-server';
 export * from './output-tails';
-export * from './session-summary';
+export * from '../client/session-summary';
 export * from './task-views';

@@ -336,7 +336,15 @@ describe('htcgrid local grid commands', () => {
       ).toEqual([1, 2]);
 
       const status = await htcgrid('status', sessionId, '--dir', dir, '--json');
-      expect(JSON.parse(status.stdout)).toMatchObject({ total: 2, done: true, counts: { succeeded: 2 } });
+      expect(JSON.parse(status.stdout)).toMatchObject({
+        total: 2,
+        done: true,
+        counts: { succeeded: 2 },
+        summary: { tasks: 2, failures: [], running: { count: 2 }, queued: { count: 2 } },
+      });
+      const text = await htcgrid('status', sessionId, '--dir', dir);
+      expect(text.stdout).toMatch(/^ {2}queued {3}p50 \d+ m?s, p95 .*, p99 .*, max /m);
+      expect(text.stdout).toMatch(/^ {2}running {2}p50 \d+ m?s/m);
 
       expect((await htcgrid('cancel', sessionId, '--dir', dir)).stdout).toMatch(/cancelled 0 task/);
       const unknown = await htcgrid('status', 'nope', '--dir', dir);

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { once } from 'node:events';
 import type { GridConfig } from '../../core';
 import type { AgentPresence } from '../../ports';
+import type { SessionSummaryView } from '../../client';
 import { createLogger } from '../../logging';
 import { startEmbeddedGrid, type EmbeddedGrid } from '../../local-grid';
 import { agentsLine, noAgentMessage, watchAgents } from '../agent-watch';
@@ -168,9 +169,12 @@ export async function statusCommand(sessionId: string, flags: GridDirFlags & { j
     const status = await (await grid.client.session(sessionId)).status();
     const agents = await grid.client.aliveAgents();
     const claimed = claimedAhead(status.counts.running, agents);
+    const summary = await grid.client.summary(sessionId);
     if (flags.json) {
       const slots = agents === undefined ? null : slotsOf(agents);
-      output.result(JSON.stringify({ ...status, agents: agents?.length ?? null, slots, claimedAheadAtLeast: claimed }));
+      output.result(
+        JSON.stringify({ ...status, agents: agents?.length ?? null, slots, claimedAheadAtLeast: claimed, summary }),
+      );
     } else {
       const c = status.counts;
       const running =
@@ -182,6 +186,7 @@ export async function statusCommand(sessionId: string, flags: GridDirFlags & { j
         output.result(`  claimed ahead: held by an agent until one of the grid's ${slotsOf(agents!)} slot(s) is free`);
       }
       if (agents !== undefined) output.result(agents.length > 0 ? agentsLine(agents) : noAgentMessage(flags));
+      for (const line of summaryLines(summary)) output.result(line);
     }
     return 0;
   } finally {
@@ -210,4 +215,23 @@ export async function cancelCommand(sessionId: string, flags: GridDirFlags): Pro
   } finally {
     await grid.close();
   }
+}
+
+/** Time queued and running (p50/p95/p99) and failures by error type, as `htcgrid status` prints them. */
+export function summaryLines(summary: SessionSummaryView): string[] {
+  const ms = (v: number | null): string => (v === null ? '-' : v < 1000 ? `${v} ms` : `${(v / 1000).toFixed(2)} s`);
+  const lines: string[] = [];
+  for (const [name, l] of [
+    ['queued ', summary.queued],
+    ['running', summary.running],
+  ] as const) {
+    if (l.count > 0)
+      lines.push(`  ${name}  p50 ${ms(l.p50Ms)}, p95 ${ms(l.p95Ms)}, p99 ${ms(l.p99Ms)}, max ${ms(l.maxMs)}`);
+  }
+  for (const f of summary.failures) {
+    lines.push(
+      `  failed: ${f.errorType} ${f.failedTasks} task(s), ${f.failedAttempts} attempt(s), e.g. ${f.exampleTaskId}: ${f.exampleMessage.split('\n')[0]}`,
+    );
+  }
+  return lines;
 }
