@@ -41,7 +41,8 @@ export class RuntimeApiServer {
   private queued: RuntimeApiEvent | undefined;
   private active: { requestId: string; answer: (answer: RuntimeApiAnswer) => void } | undefined;
 
-  constructor() {
+  /** `maxBodyBytes` (default 64 MiB) is the largest body a runtime may post; larger ones get 413. */
+  constructor(private readonly maxBodyBytes = MAX_BODY_BYTES) {
     this.server = http.createServer((req, res) => this.route(req, res));
     this.server.requestTimeout = 0;
     this.server.headersTimeout = 60_000;
@@ -163,7 +164,7 @@ export class RuntimeApiServer {
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
+      if (size > this.maxBodyBytes) {
         reply(res, 413, { errorMessage: 'Payload too large', errorType: 'RequestEntityTooLarge' });
         req.destroy();
         return;
@@ -171,7 +172,7 @@ export class RuntimeApiServer {
       chunks.push(chunk);
     });
     req.on('end', () => {
-      if (size <= MAX_BODY_BYTES) then(Buffer.concat(chunks).toString('utf8'));
+      if (size <= this.maxBodyBytes) then(Buffer.concat(chunks).toString('utf8'));
     });
     req.on('error', () => undefined);
   }

@@ -50,4 +50,39 @@ describe('the Runtime API server', () => {
     expect(await unknownId.json()).toMatchObject({ errorType: 'InvalidRequestID' });
     expect(unknownPath.status).toBe(404);
   });
+
+  it('answers 413 to a response body over its limit and keeps the invocation open for a proper answer', async () => {
+    const small = new RuntimeApiServer(1024);
+    try {
+      const smallBase = `http://${await small.listen()}/${API}`;
+      small.bind({ onFirstPoll: () => undefined, onInitError: () => undefined });
+      const poll = fetch(`${smallBase}/invocation/next`);
+      let settled: RuntimeApiAnswer | undefined;
+      const answer = small
+        .dispatch({
+          requestId: 'req-big',
+          deadline: 1_700_000_000_000,
+          functionArn: 'arn:aws:lambda:us-east-1:000000000000:function:f',
+          traceId: 'Root=1-0-0',
+          clientContextJson: '{}',
+          eventJson: '{}',
+        })
+        .then((a) => (settled = a));
+      await (await poll).text();
+
+      const tooLarge = await fetch(`${smallBase}/invocation/req-big/response`, {
+        method: 'POST',
+        body: JSON.stringify({ blob: 'x'.repeat(1024) }),
+      });
+      expect(tooLarge.status).toBe(413);
+      expect(await tooLarge.json()).toMatchObject({ errorType: 'RequestEntityTooLarge' });
+      expect(settled).toBeUndefined();
+
+      const fits = await fetch(`${smallBase}/invocation/req-big/response`, { method: 'POST', body: '{"r":1}' });
+      expect(fits.status).toBe(202);
+      await expect(answer).resolves.toEqual<RuntimeApiAnswer>({ ok: true, body: '{"r":1}' });
+    } finally {
+      await small.close();
+    }
+  });
 });
