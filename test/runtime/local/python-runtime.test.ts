@@ -378,11 +378,14 @@ describe('the local Python runtime', () => {
     const invoker = python('worker.echo');
     await invoker.start();
     const pid = pidOf(invoker);
+    expect(pid).toEqual(expect.any(Number));
 
     const result = failure(await invoker.invoke(invocation({}, -1)));
 
     expect(result.reason).toBe('timeout');
+    // The same runtime process is still there and alive: the expired invocation never reached it.
     expect(pidOf(invoker)).toBe(pid);
+    expect(isAlive(pid!)).toBe(true);
   });
 
   it('closes idempotently, after which invocations are cancelled', async () => {
