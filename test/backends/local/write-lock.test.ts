@@ -43,12 +43,24 @@ describe('WriteLock', () => {
     const word = new Int32Array(memory);
     const heldByDead = Atomics.load(word, 0);
     const lock = new WriteLock(memory, 50);
+    // Counts the waits instead of timing them: a write that finds the lock free never calls Atomics.wait.
+    const waits = jest.spyOn(Atomics, 'wait');
 
-    const first = lock.run(() => Atomics.load(word, 0));
-    const afterFirst = Atomics.load(word, 0);
+    try {
+      const first = lock.run(() => Atomics.load(word, 0));
+      const waitsForFirst = waits.mock.calls.length;
+      const afterFirst = Atomics.load(word, 0);
+      const later = [1, 2, 3].map(() => lock.run(() => Atomics.load(word, 0)));
+      const waitsForLater = waits.mock.calls.length - waitsForFirst;
 
-    expect(heldByDead).toBe(deadToken);
-    expect(first).toBe(threadId + 1);
-    expect(afterFirst).toBe(0);
+      expect(heldByDead).toBe(deadToken);
+      expect(first).toBe(threadId + 1);
+      expect(waitsForFirst).toBeGreaterThanOrEqual(1);
+      expect(afterFirst).toBe(0);
+      expect(later).toEqual([threadId + 1, threadId + 1, threadId + 1]);
+      expect(waitsForLater).toBe(0);
+    } finally {
+      waits.mockRestore();
+    }
   });
 });
