@@ -1,10 +1,11 @@
 // AWS requests and request cost per task: N small tasks end to end on the emulators, every SDK request counted.
-// Run: npx tsx bench/aws-requests.ts [--tasks 1000] [--slots 2] [--prefetch auto|N] [--poll-ms 2000] [--payload-bytes 0]
+// Run: npx tsx bench/aws-requests.ts [--tasks 1000] [--slots 2] [--prefetch auto|N] [--poll-ms 2000] [--min-poll-ms 50] [--payload-bytes 0]
 //   [--inline-max 32768]
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { openAwsBackends, type AwsClients } from '../lib/backends/aws';
+import { AWS_RESULT_POLLING } from '../lib/cli/grid-target';
 import { GridClient } from '../lib/client';
 import { compileConfig } from '../lib/core/config';
 import { resolveRuntime } from '../lib/core/runtime-kind';
@@ -122,6 +123,8 @@ async function main(): Promise<void> {
       slots: { type: 'string', default: '2' },
       // The deployed shape: the agent's `auto` prefetch and the CLI's 2 s polling in AWS mode.
       'poll-ms': { type: 'string', default: '2000' },
+      // The CLI's AWS_RESULT_POLLING: the first wait for news, doubling up to --poll-ms.
+      'min-poll-ms': { type: 'string', default: String(AWS_RESULT_POLLING.minPollIntervalMs) },
       prefetch: { type: 'string', default: 'auto' },
       'payload-bytes': { type: 'string', default: '0' },
       'inline-max': { type: 'string', default: String(32 * 1024) },
@@ -183,7 +186,12 @@ async function main(): Promise<void> {
     });
     await agent.start();
     cleanups.unshift(() => agent.stop(5_000));
-    const client = new GridClient({ config, ...clientSide, pollIntervalMs: Number(values['poll-ms']) });
+    const client = new GridClient({
+      config,
+      ...clientSide,
+      pollIntervalMs: Number(values['poll-ms']),
+      minPollIntervalMs: Number(values['min-poll-ms']),
+    });
 
     // Count from the submission to the last result only (an idle agent's polls are a per-agent, not per-task, cost).
     tally.requests.clear();

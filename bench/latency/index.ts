@@ -13,6 +13,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { openAwsBackends } from '../../lib/backends/aws';
 import { startEmbeddedGrid } from '../../lib/cli';
+import { AWS_RESULT_POLLING } from '../../lib/cli/grid-target';
 import { GridClient } from '../../lib/client';
 import { applyOverrides, compileConfig, type GridConfig } from '../../lib/core';
 import { silentLogger } from '../../lib/logging';
@@ -256,7 +257,7 @@ async function runAws(s: Settings, latency: AwsLatency, rounds: number): Promise
     await agent.start();
     try {
       // The client as `htcgrid submit --stack` opens it.
-      const client = new GridClient({ config, ...clientSide.backends, pollIntervalMs: 2_000 });
+      const client = new GridClient({ config, ...clientSide.backends, ...AWS_RESULT_POLLING });
       const before = proxies.map((p) => p.requests);
       const samples = await roundTrips(client, rounds, s.gapMs, 'aws');
       const perTask = proxies.map((p, i) => (p.requests - before[i]!) / (rounds + WARM_UP));

@@ -45,6 +45,12 @@ export interface GridClientOptions {
    * @default - none: handles poll
    */
   readonly changes?: ChangeFeed;
+  /**
+   * Without `changes`: a handle that found nothing new waits this long first, doubling up to `pollIntervalMs`, so a
+   * result that comes soon after its submit is seen soon too (see `pollBackoff`).
+   * @default - always `pollIntervalMs`
+   */
+  readonly minPollIntervalMs?: number;
   readonly logger?: Logger;
 }
 
@@ -102,6 +108,7 @@ export class GridClient {
   private readonly logger: Logger;
   private readonly pollMs: number;
   private readonly changes: ChangeFeed | undefined;
+  private readonly minPollMs: number | undefined;
 
   constructor(options: GridClientOptions) {
     this.config = options.config;
@@ -112,6 +119,7 @@ export class GridClient {
     this.logger = options.logger ?? silentLogger();
     this.pollMs = options.pollIntervalMs ?? 50;
     this.changes = options.changes;
+    this.minPollMs = options.minPollIntervalMs;
   }
 
   /**
@@ -156,7 +164,14 @@ export class GridClient {
       throw err;
     }
     this.logger.info({ sessionId: session.sessionId, tasks: count }, 'session submitted');
-    return new SessionHandle({ ...session, taskCount: count }, this.table, this.store, this.pollMs, this.changes);
+    return new SessionHandle(
+      { ...session, taskCount: count },
+      this.table,
+      this.store,
+      this.pollMs,
+      this.changes,
+      this.minPollMs,
+    );
   }
 
   /**
@@ -224,7 +239,7 @@ export class GridClient {
   async session(sessionId: string): Promise<SessionHandle> {
     const session = await this.table.getSession(sessionId);
     if (!session) throw new UnknownSessionError(sessionId);
-    return new SessionHandle(session, this.table, this.store, this.pollMs, this.changes);
+    return new SessionHandle(session, this.table, this.store, this.pollMs, this.changes, this.minPollMs);
   }
 
   private sessionRecord(options: SubmitOptions): SessionRecord {

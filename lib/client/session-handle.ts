@@ -24,6 +24,16 @@ export interface ChangeFeed {
   waitForChange(since: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
 }
 
+/**
+ * How long a handle without a change feed waits for news the `waits`-th time since it started watching: `minMs`,
+ * doubling up to `maxMs`. A result that comes soon after the handle starts (an interactive task) is seen within about
+ * its own time again, while a long session costs a handful more looks than polling every `maxMs`, each still reading
+ * a full page (results found do not bring the wait back down: that would read them a few at a time).
+ */
+export function pollBackoff(waits: number, minMs: number, maxMs: number): number {
+  return Math.min(maxMs, minMs * 2 ** Math.min(waits, 30));
+}
+
 export interface WatchOptions {
   /** How often to look for news when nothing is ready (with a change feed: at most this long between looks). */
   readonly pollIntervalMs?: number;
@@ -37,6 +47,7 @@ export class SessionHandle {
     private readonly store: PayloadStore,
     private readonly defaultPollMs: number,
     private readonly changes?: ChangeFeed,
+    private readonly minPollMs?: number,
   ) {}
 
   get sessionId(): string {
@@ -62,6 +73,7 @@ export class SessionHandle {
     const poll = options.pollIntervalMs ?? this.defaultPollMs;
     let cursor: string | undefined;
     let seen = 0;
+    let waits = 0;
     for (;;) {
       if (options.signal?.aborted) return;
       const since = this.changes?.version;
@@ -75,18 +87,19 @@ export class SessionHandle {
       if (page.tasks.length > 0) continue;
       const total = await this.total();
       if (total !== undefined && seen >= total) return;
-      await this.pause(poll, since, options.signal);
+      await this.pause(this.pollDelay(waits++, poll), since, options.signal);
     }
   }
 
   /** Resolves with the final counts once every task is terminal. */
   async wait(options: WatchOptions = {}): Promise<StateCounts> {
     const poll = options.pollIntervalMs ?? this.defaultPollMs;
+    let waits = 0;
     for (;;) {
       const since = this.changes?.version;
       const status = await this.status();
       if (status.done || options.signal?.aborted) return status.counts;
-      await this.pause(poll, since, options.signal);
+      await this.pause(this.pollDelay(waits++, poll), since, options.signal);
     }
   }
 
@@ -96,6 +109,11 @@ export class SessionHandle {
    */
   async cancel(taskIds?: readonly string[]): Promise<number> {
     return this.table.cancel(this.sessionId, taskIds, Date.now());
+  }
+
+  /** The handle's `waits`-th wait for news since it started watching (see `pollBackoff`). */
+  private pollDelay(waits: number, poll: number): number {
+    return this.minPollMs === undefined || this.changes ? poll : pollBackoff(waits, this.minPollMs, poll);
   }
 
   /** Until the table changes after `since` (when a feed tells), at most `ms`. */
