@@ -145,9 +145,17 @@ describe('an agent process that dies or is stopped', () => {
 
     first.kill('SIGTERM');
     const exit = await first.exited;
+    const log = logEntries(first.log());
+    const draining = log.find((e) => e.msg === 'agent draining');
+    const interrupted = log.filter((e) => e.msg === 'interrupting task' && e.cause === 'drain');
 
     expect(exit).toEqual({ code: 0, signal: null });
     expect(await grid.backends.table.countByState(handle.sessionId)).toMatchObject({ pending: 3, running: 0 });
+    // The running tasks were interrupted by the end of the grace, not at the signal: a timer never fires early, so
+    // this lower bound holds however loaded the machine (an agent that ignored the grace would interrupt at once).
+    expect(draining).toMatchObject({ graceMs: 500 });
+    expect(interrupted.map((e) => e.taskId).sort()).toEqual([`${handle.sessionId}_0`, `${handle.sessionId}_1`]);
+    for (const entry of interrupted) expect(entry.time - draining!.time).toBeGreaterThanOrEqual(500 - 1);
   });
 
   it('stopped past its lease: another agent takes the task over and the stale holder’s result is rejected', async () => {
@@ -179,3 +187,17 @@ describe('an agent process that dies or is stopped', () => {
     expect(first.log()).toMatch(/"cause":"lost","msg":"interrupting task"|attempt outcome not recorded/);
   });
 });
+
+interface LogEntry {
+  readonly msg?: string;
+  readonly time: number;
+  readonly [key: string]: unknown;
+}
+
+/** The JSON lines of an agent's log file. */
+function logEntries(text: string): LogEntry[] {
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as LogEntry);
+}
