@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
+import AdmZip from 'adm-zip';
 import { main } from '../../lib/cli';
 import { FIXTURES, tempDir, waitFor } from '../support/local-grid';
 
@@ -222,9 +223,9 @@ describe('htcgrid run', () => {
   it('exits 2 on a usage error', async () => {
     expect((await htcgrid('run', '--tasks', 'x.jsonl')).code).toBe(2);
     expect((await htcgrid('run', '--worker', probe, '--tasks', taskFile(['{}']), '--slots', 'zero')).code).toBe(2);
-    expect((await htcgrid('run', '--worker', 'no/such/dir', '--tasks', taskFile(['{}']))).stderr).toMatch(
-      /worker no\/such\/dir does not exist/,
-    );
+    const missingWorker = await htcgrid('run', '--worker', 'no/such/dir', '--tasks', taskFile(['{}']));
+    expect(missingWorker.code).toBe(2);
+    expect(missingWorker.stderr).toMatch(/worker no\/such\/dir does not exist/);
   });
 });
 
@@ -461,8 +462,12 @@ describe('htcgrid bundle and the built binary', () => {
     const zip = path.join(tempDir(), 'worker.zip');
     const run = await htcgrid('bundle', probe, '-o', zip);
     expect(run.code).toBe(0);
-    expect(fs.existsSync(zip)).toBe(true);
     expect(run.stderr).toMatch(/python worker/);
+    // Inside the zip: the handler module at the root (not under a folder), byte for byte the worker's file.
+    const entries = new AdmZip(zip).getEntries();
+    const handler = entries.find((e) => e.entryName === 'lambda_function.py');
+    expect(handler?.getData().toString('utf8')).toBe(fs.readFileSync(path.join(probe, 'lambda_function.py'), 'utf8'));
+    expect(entries.filter((e) => !e.isDirectory && e.entryName.startsWith('probe/'))).toEqual([]);
   });
 
   it('the installed `htcgrid` binary prints help and exits 2 on an unknown command', () => {
