@@ -131,11 +131,20 @@ export function describeTaskQueueContract(name: string, factory: () => Promise<T
     });
 
     it('a received message stays hidden for its visibility timeout, then is delivered again with a new receipt', async () => {
-      const [message] = messages(1);
-      await queue.send([message!]);
-      const [first] = await receiveAll(1, SECOND);
-
-      const whileHidden = await queue.receive(10, { waitMs: 0, visibilityMs: HIDDEN });
+      // The look while hidden only counts if it returned within the visibility timeout counted from before the
+      // receive (the queue starts it later, never earlier); on a machine too slow for that, try a fresh message.
+      let message: QueueMessage | undefined;
+      let first: ReceivedMessage | undefined;
+      let whileHidden: ReceivedMessage[] | undefined;
+      for (let tries = 0; tries < 5 && whileHidden === undefined; tries++) {
+        message = messages(1)[0]!;
+        await queue.send([message]);
+        const receivedFrom = Date.now();
+        [first] = await receiveAll(1, 2 * SECOND);
+        const look = await queue.receive(10, { waitMs: 0, visibilityMs: HIDDEN });
+        if (Date.now() < receivedFrom + 2 * SECOND) whileHidden = look;
+        else if (look.length === 0) await redelivery(message.taskId);
+      }
       const again = await redelivery(message!.taskId);
 
       expect(whileHidden).toEqual([]);
