@@ -126,9 +126,11 @@ async function finish(table: DynamoDbTaskTable, taskId: string): Promise<void> {
 
 describe('DynamoDbTaskTable on DynamoDB Local', () => {
   it('a terminal task that shows up in the index late (within the settle window) is still listed, once', async () => {
-    const reader = new DynamoDbTaskTable({ tableName, client, settleMs: 5_000 });
+    // One fixed clock for both tables: the 3 s lateness sits inside the 5 s window however slow the steps run.
+    const clock = Date.now();
+    const reader = new DynamoDbTaskTable({ tableName, client, settleMs: 5_000, now: () => clock });
     // A writer whose entry becomes visible 3 s "late": its key time is 3 s behind what the reader already read.
-    const lateWriter = new DynamoDbTaskTable({ tableName, client, now: () => Date.now() - 3_000 });
+    const lateWriter = new DynamoDbTaskTable({ tableName, client, now: () => clock - 3_000 });
     const { session, ids } = await seed(reader, 3);
     await finish(reader, ids[0]!);
     const first = await reader.listTerminal(session.sessionId, undefined, 10);
