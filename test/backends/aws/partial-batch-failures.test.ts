@@ -1,8 +1,9 @@
 // Partial failures of AWS batch calls: a batch that succeeds as a call but reports some entries `Failed`. No
 // emulator produces these, so a scripted client stands in for exactly that fault (the team rule: mock only faults
 // no emulator produces); everything else about the adapters is tested against the emulators.
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { SqsTaskQueue } from '../../../lib/backends/aws';
+import { S3PayloadStore, SqsTaskQueue } from '../../../lib/backends/aws';
 import type { QueueMessage } from '../../../lib/ports';
 
 type Input = { QueueUrl?: string; Entries?: Array<{ Id: string; MessageBody?: string; ReceiptHandle?: string }> };
@@ -71,5 +72,32 @@ describe('SqsTaskQueue on partial batch failures', () => {
 
     await expect(denied).rejects.toThrow(/DeleteMessageBatch rejected an entry: AccessDenied: not allowed/);
     expect(calls.map((c) => c.input.Entries!.map((e) => e.ReceiptHandle))).toEqual([['a', 'b', 'c'], ['b'], ['d']]);
+  });
+});
+
+describe('S3PayloadStore on DeleteObjects errors', () => {
+  it('ignores keys already gone, and fails naming a key S3 could not delete', async () => {
+    const asked: Array<{ Delete?: { Objects?: Array<{ Key?: string }> } }> = [];
+    const outputs: unknown[] = [
+      { Deleted: [{ Key: 'p/a' }], Errors: [{ Key: 'p/b', Code: 'NoSuchKey' }] },
+      { Deleted: [{ Key: 'p/c' }], Errors: [{ Key: 'p/d', Code: 'AccessDenied', Message: 'denied' }] },
+    ];
+    const client = {
+      send: async (command: { input: (typeof asked)[number] }) => {
+        asked.push(command.input);
+        return outputs.shift();
+      },
+      destroy: () => undefined,
+    } as unknown as S3Client;
+    const store = new S3PayloadStore({ bucket: 'b', prefix: 'p/', client, retry: noWait });
+
+    await store.delete(['a', 'b']);
+    const denied = store.delete(['c', 'd']);
+
+    await expect(denied).rejects.toThrow("S3 DeleteObjects failed for 1 keys, e.g. 'p/d': AccessDenied");
+    expect(asked.map((input) => input.Delete?.Objects?.map((o) => o.Key))).toEqual([
+      ['p/a', 'p/b'],
+      ['p/c', 'p/d'],
+    ]);
   });
 });
