@@ -274,6 +274,41 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     expect(await table.getTask(ids[29]!)).toBeUndefined();
   });
 
+  it('items a BatchWriteItem leaves unprocessed are written again until none is left', async () => {
+    const throttled = emulators.clients().dynamodb;
+    const batchSizes: number[] = [];
+    let shortened = 0;
+    // No emulator throttles: this middleware lets the first two batch writes store only their first half and
+    // answers the rest as UnprocessedItems, as DynamoDB does when a partition is over its throughput.
+    throttled.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'BatchWriteItemCommand') return next(args);
+        const input = (args as { input: { RequestItems: Record<string, unknown[]> } }).input;
+        const all = input.RequestItems[tableName] ?? [];
+        batchSizes.push(all.length);
+        if (shortened >= 2 || all.length < 2) return next(args);
+        shortened++;
+        const half = Math.ceil(all.length / 2);
+        input.RequestItems = { [tableName]: all.slice(0, half) };
+        const out = await next(args);
+        (out.output as { UnprocessedItems?: Record<string, unknown[]> }).UnprocessedItems = {
+          [tableName]: all.slice(half),
+        };
+        return out;
+      },
+      { step: 'initialize', name: 'throttledBatchWrites' },
+    );
+    const table = new DynamoDbTaskTable({ tableName, client: throttled, retry: { sleep: async () => undefined } });
+
+    const { ids } = await seed(table, 30);
+    const stored = await Promise.all(ids.map((id) => table.getTask(id)));
+
+    expect(shortened).toBe(2);
+    expect(batchSizes.length).toBeGreaterThan(2);
+    expect(stored.map((t) => t?.taskId)).toEqual(ids);
+    expect(stored.every((t) => t?.state === 'pending')).toBe(true);
+  });
+
   it('a terminal task read from a lagging replica is read again consistently, so it is listed as it ended', async () => {
     const lagging = emulators.clients().dynamodb;
     // No emulator lags: this middleware makes every eventually consistent read return the task as still running.
