@@ -203,6 +203,8 @@ export interface PayloadStore {
   /** Throws if the key does not exist. */
   get(key: string): Promise<Buffer>;
   delete(keys: readonly string[]): Promise<void>;
+  /** Removes every key under a prefix (`sessions/<id>/`), where the store can do so cheaply. */
+  deletePrefix?(prefix: string): Promise<void>;
   close(): Promise<void>;
 }
 

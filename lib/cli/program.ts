@@ -13,6 +13,7 @@ import { bundleCommand, type BundleFlags } from './commands/bundle';
 import { demoCommand } from './commands/demo';
 import {
   cancelCommand,
+  deleteCommand,
   localUpCommand,
   resultsCommand,
   statusCommand,
@@ -198,6 +199,15 @@ export function buildProgram(setExit: (code: number) => void): Command {
       .description('cancel a session: pending tasks never start, running ones are interrupted'),
   ).action(async (session: string, opts: GridTargetFlags) => {
     setExit(await cancelCommand(session, opts));
+  });
+
+  targetOptions(
+    program
+      .command('delete <session>')
+      .description('delete a finished session now: its tasks and its payload files (finished ones expire on their own)')
+      .option('--force', 'cancel the session first if tasks are still pending or running'),
+  ).action(async (session: string, opts: GridTargetFlags & { force?: boolean }) => {
+    setExit(await deleteCommand(session, opts));
   });
 
   program

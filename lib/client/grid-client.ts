@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   InvalidTaskError,
+  SessionRunningError,
   UnknownSessionError,
   newTask,
   taskIdOf,
@@ -240,6 +241,41 @@ export class GridClient {
     const session = await this.table.getSession(sessionId);
     if (!session) throw new UnknownSessionError(sessionId);
     return new SessionHandle(session, this.table, this.store, this.pollMs, this.changes, this.minPollMs);
+  }
+
+  /**
+   * Deletes a finished session at once: its tasks, its payload and result files, then the session itself. A session
+   * with tasks pending or running (or still being submitted) is refused with `SessionRunningError` unless `force`,
+   * which cancels it first. Throws `UnknownSessionError` for an unknown id. Returns how many tasks were deleted.
+   */
+  async deleteSession(sessionId: string, options: { force?: boolean } = {}): Promise<{ tasks: number }> {
+    const session = await this.table.getSession(sessionId);
+    if (!session) throw new UnknownSessionError(sessionId);
+    const counts = await this.table.countByState(sessionId);
+    const live = counts.pending + counts.running;
+    if (live > 0 || session.taskCount === undefined) {
+      if (!options.force) throw new SessionRunningError(sessionId, live);
+      await this.table.cancel(sessionId, undefined, Date.now());
+    }
+    // Files first, rows after: a delete stopped half-way can be run again (the session is still listed).
+    let tasks = 0;
+    let cursor: string | undefined;
+    for (;;) {
+      // The cursor of a results stream never ends: an empty page does.
+      const page = await this.table.listTerminal(sessionId, cursor, 1000);
+      if (page.tasks.length === 0) break;
+      const keys: string[] = [];
+      for (const task of page.tasks) {
+        tasks += 1;
+        if ('key' in task.payload) keys.push(task.payload.key);
+        if (task.result !== undefined && 'key' in task.result) keys.push(task.result.key);
+      }
+      if (keys.length > 0) await this.store.delete(keys);
+      cursor = page.cursor;
+    }
+    await this.store.deletePrefix?.(payloadKeys.sessionPrefix(sessionId));
+    await this.table.deleteSession(sessionId);
+    return { tasks };
   }
 
   private sessionRecord(options: SubmitOptions): SessionRecord {

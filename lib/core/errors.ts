@@ -42,6 +42,21 @@ export class UnknownSessionError extends HtcGridError {
   }
 }
 
+/** `delete` of a session that still has tasks to run (or whose submission is not finished), without `force`. */
+export class SessionRunningError extends HtcGridError {
+  constructor(
+    readonly sessionId: string,
+    readonly live: number,
+  ) {
+    super(
+      live > 0
+        ? `session '${sessionId}' still has ${live} task(s) pending or running`
+        : `session '${sessionId}' is still being submitted`,
+      { hint: `wait for it to finish, or cancel it first: htcgrid delete ${sessionId} --force` },
+    );
+  }
+}
+
 /** A session with this id already exists: tasks are never added to, or overwritten in, an existing session. */
 export class SessionExistsError extends HtcGridError {
   constructor(readonly sessionId: string) {

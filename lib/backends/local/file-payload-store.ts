@@ -48,6 +48,12 @@ export class FilePayloadStore implements PayloadStore {
     await Promise.all(files.map((file) => fs.rm(file, { force: true })));
   }
 
+  /** Removes the folder of a prefix ending in '/' (a session's files, including those of earlier attempts). */
+  async deletePrefix(prefix: string): Promise<void> {
+    if (!prefix.endsWith('/')) throw new InvalidPayloadKeyError(prefix, "a prefix must end with '/'");
+    await fs.rm(this.fileOf(prefix.slice(0, -1)), { recursive: true, force: true });
+  }
+
   async close(): Promise<void> {}
 
   /** Checks a key and maps it to its file; the checks are lexical, so they hold before the file exists. */

@@ -352,6 +352,8 @@ export class SqliteTaskTable implements TaskTable {
     this.cancelTx = db.transaction((sessionId, taskIds, now) => this.cancelAll(sessionId, taskIds, now));
     this.deleteSessionTx = db.transaction((sessionId) => {
       this.stmt.deleteTasksOfSession.run(sessionId);
+      // Queue messages of cancelled tasks would otherwise wait for an agent to find their task gone.
+      this.stmt.deleteMessagesOfSession.run(sessionId);
       this.stmt.deleteSession.run(sessionId);
     });
   }
@@ -733,6 +735,7 @@ function prepareStatements(db: SqliteDatabase) {
     sealSession: db.prepare<[number, string]>('UPDATE sessions SET task_count = ? WHERE session_id = ?'),
     deleteSession: db.prepare<[string]>('DELETE FROM sessions WHERE session_id = ?'),
     deleteTasksOfSession: db.prepare<[string]>('DELETE FROM tasks WHERE session_id = ?'),
+    deleteMessagesOfSession: db.prepare<[string]>('DELETE FROM queue_messages WHERE session_id = ?'),
     // Parameters in `TASK_COLUMNS` order, the same tuple a row is read as.
     insertTask: db.prepare<RawTaskRow>(
       `INSERT OR IGNORE INTO tasks (${TASK_COLUMNS})

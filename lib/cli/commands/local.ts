@@ -235,3 +235,14 @@ export function summaryLines(summary: SessionSummaryView): string[] {
   }
   return lines;
 }
+
+export async function deleteCommand(sessionId: string, flags: GridDirFlags & { force?: boolean }): Promise<number> {
+  const grid = await openGridClient(flags);
+  try {
+    const { tasks } = await grid.client.deleteSession(sessionId, { force: flags.force });
+    output.result(`deleted session ${sessionId}: ${tasks} task(s) and their payload files`);
+    return 0;
+  } finally {
+    await grid.close();
+  }
+}
