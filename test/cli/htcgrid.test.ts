@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import AdmZip from 'adm-zip';
+import { openLocalBackends } from '../../lib/backends/local';
 import { main } from '../../lib/cli';
 import { FIXTURES, tempDir, waitFor } from '../support/local-grid';
 
@@ -218,6 +219,27 @@ describe('htcgrid run', () => {
 
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(new RegExp(`${path.basename(tasks)}:2: not valid JSON`));
+  });
+
+  it('--keep keeps the temporary grid folder, named on stderr, holding the tasks at the --priority given', async () => {
+    const out = path.join(tempDir(), 'results.jsonl');
+    const tasks = taskFile(['{"i":0}', '{"i":1}']);
+    const run = await htcgrid('run', '--worker', probe, '--tasks', tasks, '--out', out, '--keep', '--priority', '2');
+
+    expect(run.code).toBe(0);
+    const kept = /grid data kept in (\S+)/.exec(run.stderr)?.[1];
+    expect(kept).toBeDefined();
+    const backends = openLocalBackends(kept!);
+    try {
+      const stored = await Promise.all(readLines(out).map((line) => backends.table.getTask(String(line.taskId))));
+      expect(stored.map((t) => [t?.state, t?.priority])).toEqual([
+        ['succeeded', 2],
+        ['succeeded', 2],
+      ]);
+    } finally {
+      await backends.close();
+      fs.rmSync(kept!, { recursive: true, force: true });
+    }
   });
 
   it('exits 2 on a usage error', async () => {
