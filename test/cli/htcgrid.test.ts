@@ -1,6 +1,7 @@
 // The `htcgrid` command as a user runs it: exit codes, result lines, readable errors.
 import fs from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { execFileSync, spawnSync } from 'node:child_process';
 import AdmZip from 'adm-zip';
 import { openLocalBackends } from '../../lib/backends/local';
@@ -240,6 +241,27 @@ describe('htcgrid run', () => {
       await backends.close();
       fs.rmSync(kept!, { recursive: true, force: true });
     }
+  });
+
+  it('--tasks - reads the tasks from stdin', async () => {
+    const out = path.join(tempDir(), 'results.jsonl');
+    const stdin = Object.getOwnPropertyDescriptor(process, 'stdin')!;
+    Object.defineProperty(process, 'stdin', {
+      value: Readable.from(['{"i":0}\n{"i"', ':1}\n']),
+      configurable: true,
+    });
+    let run: Run;
+    try {
+      run = await htcgrid('run', '--worker', probe, '--tasks', '-', '--out', out, '--no-progress');
+    } finally {
+      Object.defineProperty(process, 'stdin', stdin);
+    }
+
+    expect(run.code).toBe(0);
+    expect(readLines(out).map((line) => [line.index, line.state, line.result?.event])).toEqual([
+      [0, 'succeeded', { i: 0 }],
+      [1, 'succeeded', { i: 1 }],
+    ]);
   });
 
   it('exits 2 on a usage error', async () => {
