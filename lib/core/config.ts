@@ -60,6 +60,11 @@ export const gridConfigSchema = z.looseObject({
   empty_task_queue_backoff_timeout_sec: seconds(0.5, 'idle back-off'),
   /** Queue visibility timeout between receive and claim; extended while a task runs. */
   agent_task_visibility_timeout_sec: seconds(60, 'queue visibility timeout'),
+  /**
+   * How long a finished session is kept after its last task finished: the AWS table's TTL, and on a local grid the
+   * age at which `local up` deletes it (rows and payload files) in small batches. Default 7 days.
+   */
+  task_retention_sec: seconds(7 * 24 * 3600, 'retention of finished sessions'),
   /** How often the reaper looks for expired leases. */
   reaper_interval_sec: seconds(5, 'reaper period'),
   /** Payloads and results up to this size travel inline; larger ones go to the payload store. */
@@ -107,6 +112,8 @@ export interface GridConfig {
   readonly emptyQueueBackoffMs: number;
   readonly queueVisibilityMs: number;
   readonly reaperIntervalMs: number;
+  /** Finished sessions are deleted this long after their last task finished (`task_retention_sec`). */
+  readonly retentionMs: number;
   readonly inlinePayloadMaxBytes: number;
   readonly maxPayloadBytes: number;
   readonly receiveBatchSize: number;
@@ -187,6 +194,7 @@ export function compileConfig(raw: unknown = {}, source = 'configuration'): Grid
     emptyQueueBackoffMs: Math.round(doc.empty_task_queue_backoff_timeout_sec * 1000),
     queueVisibilityMs: Math.round(doc.agent_task_visibility_timeout_sec * 1000),
     reaperIntervalMs: Math.round(doc.reaper_interval_sec * 1000),
+    retentionMs: Math.round(doc.task_retention_sec * 1000),
     inlinePayloadMaxBytes: doc.inline_payload_max_bytes,
     maxPayloadBytes: doc.max_payload_bytes,
     receiveBatchSize: doc.receive_batch_size,

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { openLocalBackends, WriteLock, type LocalBackends } from '../backends/local';
+import { ExpiryTimer, openLocalBackends, SessionExpiry, WriteLock, type LocalBackends } from '../backends/local';
 import { GridClient } from '../client';
 import type { GridConfig } from '../core';
 import { silentLogger } from '../logging';
@@ -73,6 +73,7 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
   });
   let agent: EmbeddedAgent | undefined;
   let reaper: ReaperTimer | undefined;
+  let expiry: ExpiryTimer | undefined;
   let heartbeat: PresenceHeartbeat | undefined;
   let taskRoot: string | undefined;
   let workDir: string | undefined;
@@ -129,6 +130,12 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
         intervalMs: config.reaperIntervalMs,
       });
       reaper.start();
+      // Finished sessions past task_retention_sec go in small batches; freed pages go back to the file system.
+      expiry = new ExpiryTimer(new SessionExpiry(backends.database, backends.store, config.retentionMs), {
+        intervalMs: Math.max(config.reaperIntervalMs, 5_000),
+        logger,
+      });
+      expiry.start();
     }
   } catch (err) {
     await heartbeat?.stop();
@@ -153,6 +160,7 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
         await agent?.stop(graceMs);
         await heartbeat?.stop();
         await reaper?.stop();
+        await expiry?.stop();
         await backends.close();
         if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
       })();

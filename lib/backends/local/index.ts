@@ -5,7 +5,7 @@ import { silentLogger, type Logger } from '../../logging';
 import { DatabaseChanges } from './database-changes';
 import { FileAgentRegistry } from './file-agent-registry';
 import { FilePayloadStore } from './file-payload-store';
-import { openSqliteDatabase } from './sqlite-database';
+import { openSqliteDatabase, type SqliteDatabase } from './sqlite-database';
 import { SqliteTaskIntake } from './sqlite-task-intake';
 import { SqliteTaskQueue } from './sqlite-task-queue';
 import { SqliteTaskTable } from './sqlite-task-table';
@@ -16,6 +16,7 @@ export * from './errors';
 export { FileAgentRegistry } from './file-agent-registry';
 export { FilePayloadStore } from './file-payload-store';
 export { openSqliteDatabase, SCHEMA_VERSION, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
+export { ExpiryTimer, SessionExpiry, type ExpiryOptions, type ExpiryStep } from './retention';
 export { REQUEST_LEDGER_FILE, SqliteRequestLedger } from './sqlite-request-ledger';
 export { SqliteTaskIntake } from './sqlite-task-intake';
 export { InvalidReceiptError, SqliteTaskQueue, type Claimer, type SqliteTaskQueueOptions } from './sqlite-task-queue';
@@ -62,6 +63,8 @@ export interface LocalBackends {
   readonly changes: DatabaseChanges;
   /** Absolute path of the SQLite database. */
   readonly dbPath: string;
+  /** The connection the table and queue share (for maintenance such as `SessionExpiry`). */
+  readonly database: SqliteDatabase;
   /** Closes the table, queue and store, then the database connection. Idempotent. */
   close(): Promise<void>;
 }
@@ -95,6 +98,7 @@ export function openLocalBackends(dir: string, options: LocalBackendsOptions = {
     agents,
     changes,
     dbPath,
+    database: db,
     close() {
       closing ??= (async () => {
         changes.close();

@@ -91,6 +91,9 @@ export function openSqliteDatabase(dbPath: string, options: OpenDatabaseOptions 
   const db = new Database(dbPath);
   try {
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 10_000))}`);
+    // Freed pages can go back to the file system in small steps (`incremental_vacuum`, see retention.ts). Only takes
+    // effect on a database without tables yet: an older grid.db keeps auto_vacuum off (its free pages are reused).
+    db.pragma('auto_vacuum = INCREMENTAL');
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = OFF');

@@ -1,0 +1,86 @@
+// Retention of a local grid: finished sessions expire in small batches and the file shrinks (incremental vacuum).
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { openLocalBackends, PAYLOADS_DIR, SessionExpiry, type LocalBackends } from '../../../lib/backends/local';
+import { GridClient } from '../../../lib/client';
+import { compileConfig } from '../../../lib/core';
+import { makeTempDir } from './temp-grid-dir';
+
+const HOUR = 3600_000;
+
+describe('expiry of finished sessions on a local grid', () => {
+  let temp: ReturnType<typeof makeTempDir>;
+  let backends: LocalBackends;
+  let client: GridClient;
+
+  beforeEach(() => {
+    temp = makeTempDir();
+    backends = openLocalBackends(temp.dir);
+    client = new GridClient({ config: compileConfig({ inline_payload_max_bytes: 1024 }), ...backends });
+  });
+  afterEach(async () => {
+    await backends.close();
+    temp.remove();
+  });
+
+  const fileBytes = (): number => {
+    const db = new Database(backends.dbPath);
+    try {
+      db.pragma('wal_checkpoint(TRUNCATE)');
+    } finally {
+      db.close();
+    }
+    return fs.statSync(backends.dbPath).size;
+  };
+  const sessionIds = (): string[] => {
+    const db = new Database(backends.dbPath, { readonly: true });
+    try {
+      return (db.prepare('SELECT session_id FROM sessions ORDER BY session_id').all() as { session_id: string }[]).map(
+        (r) => r.session_id,
+      );
+    } finally {
+      db.close();
+    }
+  };
+
+  it('new databases vacuum incrementally', () => {
+    const db = new Database(backends.dbPath, { readonly: true });
+    try {
+      expect(db.pragma('auto_vacuum', { simple: true })).toBe(2);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('deletes finished sessions past the retention period in batches, keeps the rest, and the file shrinks', async () => {
+    const big = Array.from({ length: 3000 }, (_, i) => ({ i, pad: 'x'.repeat(300) }));
+    const finished = await client.submit(big, { sessionId: 'old' });
+    await finished.cancel();
+    // A large payload goes to a file, which expires with its session.
+    await client.submit([{ pad: 'y'.repeat(4000) }], { sessionId: 'old-file' }).then((h) => h.cancel());
+    await client.submit([{ i: 1 }], { sessionId: 'live' });
+    expect(fs.existsSync(path.join(temp.dir, PAYLOADS_DIR, 'sessions', 'old-file'))).toBe(true);
+    const before = fileBytes();
+
+    const expiry = new SessionExpiry(backends.database, backends.store, 24 * HOUR, { batchTasks: 500 });
+    // Not yet: finished just now.
+    expect(await expiry.step(Date.now())).toMatchObject({ tasks: 0, sessions: 0, more: false });
+
+    const later = Date.now() + 25 * HOUR;
+    const steps = [];
+    for (let i = 0; i < 100; i++) {
+      const step = await expiry.step(later);
+      steps.push(step);
+      if (!step.more) break;
+    }
+    expect(Math.max(...steps.map((s) => s.tasks))).toBeLessThanOrEqual(500);
+    expect(steps.reduce((n, s) => n + s.tasks, 0)).toBe(3001);
+    expect(steps.reduce((n, s) => n + s.sessions, 0)).toBe(2);
+    expect(sessionIds()).toEqual(['live']);
+    expect(fs.existsSync(path.join(temp.dir, PAYLOADS_DIR, 'sessions', 'old-file'))).toBe(false);
+    while (expiry.vacuum() > 0);
+    const after = fileBytes();
+    expect(after).toBeLessThan(before / 3);
+  });
+});
