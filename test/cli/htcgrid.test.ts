@@ -264,6 +264,16 @@ describe('htcgrid run', () => {
     ]);
   });
 
+  it('demo runs the mock-compute worker over the number of tasks asked for, all succeeding', async () => {
+    const run = await htcgrid('demo', '--tasks', '5', '--slots', '1');
+
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(/running mock_compute_engine\.lambda_handler .* on 1 slot\(s\)/);
+    expect(run.stderr).toMatch(/^tasks +5$/m);
+    expect(run.stderr).toMatch(/^succeeded +5$/m);
+    expect(run.stderr).toMatch(/^failed +0$/m);
+  });
+
   it('exits 2 on a usage error', async () => {
     expect((await htcgrid('run', '--tasks', 'x.jsonl')).code).toBe(2);
     expect((await htcgrid('run', '--worker', probe, '--tasks', taskFile(['{}']), '--slots', 'zero')).code).toBe(2);
