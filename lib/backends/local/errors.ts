@@ -39,9 +39,23 @@ export class PayloadNotFoundError extends HtcGridError {
 /** The database stayed locked by another process for longer than the busy timeout; worth retrying. */
 export class DatabaseBusyError extends TransientServiceError {}
 
-/** Maps SQLite's "locked" errors to a retryable error; rethrows everything else unchanged. */
+/**
+ * The file system holding the grid folder is full (SQLite's `SQLITE_FULL`, or `ENOSPC` writing a payload file). The
+ * write was rolled back as a whole: nothing recorded before is lost, and the same write succeeds once space is back.
+ */
+export class DiskFullError extends TransientServiceError {
+  constructor(what: string, options: { cause?: unknown } = {}) {
+    super(`${what}: the disk holding the grid folder is full`, {
+      ...options,
+      hint: 'free space on that file system or delete finished sessions (htcgrid delete <session>); nothing recorded was lost and the grid carries on once there is space',
+    });
+  }
+}
+
+/** Maps SQLite's "locked" errors to a retryable error and a full disk to `DiskFullError`; rethrows the rest. */
 export function translateSqliteError(error: unknown, what: string): never {
   const code = (error as { code?: unknown } | undefined)?.code;
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC') throw new DiskFullError(what, { cause: error });
   if (
     code === 'SQLITE_BUSY' ||
     (typeof code === 'string' && code.startsWith('SQLITE_BUSY_')) ||

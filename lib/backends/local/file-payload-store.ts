@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { PayloadStore } from '../../ports';
-import { InvalidPayloadKeyError, PayloadNotFoundError } from './errors';
+import { DiskFullError, InvalidPayloadKeyError, PayloadNotFoundError } from './errors';
 
 /**
  * `PayloadStore` on the file system. Keys are relative paths of `/`-separated names (`sessions/s1/t1/input.json`);
@@ -26,6 +26,8 @@ export class FilePayloadStore implements PayloadStore {
       await fs.rename(temp, file);
     } catch (error) {
       await fs.rm(temp, { force: true });
+      if ((error as NodeJS.ErrnoException).code === 'ENOSPC')
+        throw new DiskFullError(`writing payload '${key}'`, { cause: error });
       throw error;
     }
   }
