@@ -405,6 +405,14 @@ describe('htcgrid local grid commands', () => {
       const unknown = await htcgrid('status', 'nope', '--dir', dir);
       expect(unknown.code).toBe(2);
       expect(unknown.stderr).toMatch(/unknown session 'nope'/);
+
+      const deleted = await htcgrid('delete', sessionId, '--dir', dir);
+      expect(deleted.code).toBe(0);
+      expect(deleted.stdout).toMatch(new RegExp(`deleted session ${sessionId}: 2 task\\(s\\)`));
+      expect((await htcgrid('status', sessionId, '--dir', dir)).stderr).toMatch(/unknown session/);
+      const deleteUnknown = await htcgrid('delete', 'nope', '--dir', dir);
+      expect(deleteUnknown.code).toBe(2);
+      expect(deleteUnknown.stderr).toMatch(/unknown session 'nope'/);
     } finally {
       await agentGrid.close(1000);
     }
