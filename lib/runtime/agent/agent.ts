@@ -69,6 +69,8 @@ export interface AgentOptions {
    * @default 0
    */
   readonly queuedPerSlot?: number;
+  /** Recent average run time below which tasks are sent ahead (see `queuedPerSlot`); for tests. @default 5 */
+  readonly queueBelowMs?: number;
   readonly logger?: Logger;
   readonly now?: () => number;
   /**
@@ -486,7 +488,8 @@ export class Agent {
     for (;;) {
       if (this.state !== 'running') return undefined;
       const recentMs = this.prefetch.averageRunMs;
-      if (this.ready.length > 0 && recentMs !== undefined && recentMs < QUEUE_BELOW_MS) return this.nextTask();
+      if (this.ready.length > 0 && recentMs !== undefined && recentMs < (this.options.queueBelowMs ?? QUEUE_BELOW_MS))
+        return this.nextTask();
       await new Promise<void>((resolve) => this.queueWaiters.push(resolve));
     }
   }
