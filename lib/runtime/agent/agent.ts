@@ -143,6 +143,8 @@ export class Agent {
   private loops: Promise<unknown> = Promise.resolve();
   private stopping: Promise<void> | undefined;
   private graceExpired: (() => void) | undefined;
+  /** Per-task start and finish lines are built only when someone reads them (the hot path runs 10k tasks/s). */
+  private readonly debugEnabled: boolean;
 
   constructor(private readonly options: AgentOptions) {
     this.config = options.config;
@@ -160,6 +162,7 @@ export class Agent {
     this.receiveWaitMs = options.receiveWaitMs ?? 1_000;
     this.owner = options.owner ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.logger = (options.logger ?? silentLogger()).child({ agent: this.owner });
+    this.debugEnabled = this.logger.isLevelEnabled('debug');
     this.keepMessages = this.table.leasesFoundFrom === 'extension';
     this.acker = new MicroBatcher<string>({
       // SQS deletes at most 10 messages a request. A message kept a little longer only risks being received again,
@@ -513,24 +516,27 @@ export class Agent {
     }
   }
 
+  /** Runs one held task in `invoker`: load its payload, invoke the worker, record what the attempt came to. */
   private async execute(held: HeldTask, invoker: WorkerInvoker, controller: AbortController): Promise<void> {
-    const { task } = held;
     held.running = true;
-    const eventJson = await this.loadPayload(task);
-    if (eventJson === undefined) {
-      const decision = failure(
-        task,
-        'error',
-        {
-          type: 'Runtime.PayloadMissing',
-          message: `payload of task ${task.taskId} is missing from the payload store`,
-          stack: [],
-        },
-        false,
-        this.config,
-      );
-      return this.record(held, decision.write!);
-    }
+    const eventJson = await this.loadPayload(held.task);
+    if (eventJson === undefined) return this.record(held, payloadMissing(held.task, this.config));
+    const run = await this.invoke(held, eventJson, invoker, controller);
+    return this.recordRun(held, run);
+  }
+
+  /**
+   * Invokes the worker under the task's deadline, with a safety timer in case the runtime fails to time it out.
+   * Never rejects: an invoker that throws is a runtime crash. `runMs` is the handler's own time, from the moment the
+   * invocation started (after any wait behind another invocation of the same runtime) to its end.
+   */
+  private async invoke(
+    held: HeldTask,
+    eventJson: string,
+    invoker: WorkerInvoker,
+    controller: AbortController,
+  ): Promise<AttemptRun> {
+    const { task } = held;
     const started = this.now();
     held.controller = controller;
     // Interrupted while its payload loaded: the invocation returns at once as interrupted.
@@ -539,40 +545,34 @@ export class Agent {
       setTimeout(() => this.interrupt(held, 'deadline'), task.timeoutMs + DEADLINE_GRACE_MS);
     let safety = armSafety();
     let ranFrom = started;
-    let result: InvokeResult;
+    if (this.debugEnabled) this.logger.debug(taskFields(task), 'task started');
+    const onStarted = () => {
+      // It waited behind another invocation of the same runtime: its time runs from now.
+      ranFrom = this.now();
+      clearTimeout(safety);
+      safety = armSafety();
+    };
+    const invocation = { requestId: randomUUID(), taskId: task.taskId, sessionId: task.sessionId };
+    const deadline = started + task.timeoutMs;
     try {
-      result = await invoker.invoke(
-        {
-          requestId: randomUUID(),
-          taskId: task.taskId,
-          sessionId: task.sessionId,
-          attempt: task.attempt,
-          eventJson,
-          deadline: started + task.timeoutMs,
-        },
-        controller.signal,
-        () => {
-          // It waited behind another invocation of the same runtime: its time runs from now.
-          ranFrom = this.now();
-          clearTimeout(safety);
-          safety = armSafety();
-        },
-      );
+      const result = await invoker
+        .invoke({ ...invocation, attempt: task.attempt, eventJson, deadline }, controller.signal, onStarted)
+        .catch((err: unknown): InvokeResult => invokeFailed(err));
+      const runMs = this.now() - ranFrom;
       // Only attempts that ran teach how long tasks take: an instant busy or crash would make them look short.
-      if (result.ok || result.reason === 'error' || result.reason === 'timeout') {
-        this.prefetch.observe(this.now() - ranFrom);
-      }
-    } catch (err) {
-      result = {
-        ok: false,
-        reason: 'runtime-crash',
-        error: { type: 'Runtime.InvokeFailed', message: String(err), stack: [] },
-      };
+      if (result.ok || result.reason === 'error' || result.reason === 'timeout') this.prefetch.observe(runMs);
+      return { result, ranFrom, runMs };
     } finally {
       clearTimeout(safety);
       // The slot's controller serves its next task: a late interrupt of this one must not abort that.
       held.controller = undefined;
     }
+  }
+
+  /** Decides what the attempt comes to and records it (a task no longer ours is only let go). */
+  private async recordRun(held: HeldTask, run: AttemptRun): Promise<void> {
+    const { task } = held;
+    const { result } = run;
     // Only a handler error needs the session's own non-retryable types; successes never read the session.
     const nonRetryableErrorTypes =
       !result.ok && result.reason === 'error'
@@ -582,6 +582,10 @@ export class Agent {
       nonRetryableErrorTypes,
       taskTimeoutMs: task.timeoutMs,
     });
+    if (this.debugEnabled) {
+      const outcome = decision.write?.kind ?? 'dropped';
+      this.logger.debug({ ...taskFields(task), outcome, runMs: run.runMs }, 'task finished');
+    }
     if (!decision.write) {
       this.stats.dropped++;
       this.release(held);
@@ -692,6 +696,36 @@ export class Agent {
     if (cause === 'drain') this.handBack(held);
     else this.release(held);
   }
+}
+
+/** One invocation of a held task: what it returned, when the handler's run started and how long it ran. */
+interface AttemptRun {
+  readonly result: InvokeResult;
+  readonly ranFrom: number;
+  readonly runMs: number;
+}
+
+/** The fields every per-task log line carries. */
+function taskFields(task: TaskRecord) {
+  return { taskId: task.taskId, sessionId: task.sessionId, attempt: task.attempt };
+}
+
+function invokeFailed(err: unknown): InvokeResult {
+  return {
+    ok: false,
+    reason: 'runtime-crash',
+    error: { type: 'Runtime.InvokeFailed', message: String(err), stack: [] },
+  };
+}
+
+/** A task whose payload is gone from the store fails at once, without a retry (it would be gone again). */
+function payloadMissing(task: TaskRecord, config: GridConfig): CompletionOutcome {
+  const error = {
+    type: 'Runtime.PayloadMissing',
+    message: `payload of task ${task.taskId} is missing from the payload store`,
+    stack: [],
+  };
+  return failure(task, 'error', error, false, config).write!;
 }
 
 function requeueOf(task: TaskRecord): QueueMessage {

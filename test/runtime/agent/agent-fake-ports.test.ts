@@ -1,5 +1,6 @@
 // The agent against fake ports and a fake invoker (no runtime, no database): drain and grace, busy and expired claims,
 // lease loss, and the ResultTooLarge / PayloadMissing paths. Every wait is on a condition, never on a duration.
+import pino from 'pino';
 import { applyOverrides, compileConfig, newTask, type SessionRecord, type TaskRecord } from '../../../lib/core';
 import type {
   ClaimOutcome,
@@ -149,7 +150,13 @@ const noStore: PayloadStore = {
 
 function setup(
   tasks: TaskRecord[],
-  options: { leasesFoundFrom?: 'claim' | 'extension'; overrides?: Record<string, unknown>; store?: PayloadStore } = {},
+  options: {
+    leasesFoundFrom?: 'claim' | 'extension';
+    overrides?: Record<string, unknown>;
+    store?: PayloadStore;
+    logger?: pino.Logger;
+    now?: () => number;
+  } = {},
 ) {
   const config = compileConfig(
     applyOverrides(
@@ -177,6 +184,8 @@ function setup(
     owner: 'me',
     prefetch: 4,
     receiveWaitMs: 20,
+    logger: options.logger,
+    now: options.now,
   });
   return { agent, table, queue, invoker };
 }
@@ -380,5 +389,43 @@ describe('the agent on fake ports', () => {
       error: { type: 'Runtime.PayloadMissing', message: 'payload of task s_0 is missing from the payload store' },
     });
     expect(invoker.invocations).toEqual([]);
+  });
+
+  it('logs the start and finish of each task at debug level, with its ids, attempt, outcome and run time', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    let clock = 1_000;
+    const { agent, invoker } = setup([pendingTask(0)], { logger, now: () => clock });
+    await agent.start();
+    stop = () => agent.stop(0);
+    await waitFor(() => invoker.running('s_0') !== undefined, 10_000, 'the task running');
+    clock += 250;
+    invoker.running('s_0')!.finish({ ok: true, resultJson: '1' });
+    await waitFor(() => lines.some((l) => l.msg === 'task finished'), 10_000, 'the finish line');
+    await agent.stop(0);
+
+    const ids = { taskId: 's_0', sessionId: 's', attempt: 1 };
+    expect(lines.find((l) => l.msg === 'task started')).toMatchObject({ level: 20, ...ids });
+    expect(lines.find((l) => l.msg === 'task finished')).toMatchObject({
+      level: 20,
+      ...ids,
+      outcome: 'succeeded',
+      runMs: 250,
+    });
+  });
+
+  it('writes no per-task lines at info level', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const { agent, table, invoker } = setup([pendingTask(0)], { logger });
+    await agent.start();
+    stop = () => agent.stop(0);
+    await waitFor(() => invoker.running('s_0') !== undefined, 10_000, 'the task running');
+    invoker.running('s_0')!.finish({ ok: true, resultJson: '1' });
+    await waitFor(() => table.outcomeOf('s_0') === 'succeeded', 10_000, 'the result written');
+    await agent.stop(0);
+
+    expect(lines.map((l) => l.msg)).not.toContain('task started');
+    expect(lines.map((l) => l.msg)).toContain('agent started');
   });
 });
