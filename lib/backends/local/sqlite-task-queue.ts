@@ -23,7 +23,8 @@ export interface SqliteTaskQueueOptions {
    */
   readonly pollIntervalMs?: number;
   /**
-   * Told of this queue's write transactions; its commits by other threads and processes wake a long-polling receive.
+   * Told of this queue's writes that make messages visible (topic `queue`); those of other threads and processes wake
+   * a long-polling receive.
    * @default - none: those are polled for
    */
   readonly changes?: DatabaseChanges;
@@ -144,13 +145,13 @@ export class SqliteTaskQueue implements TaskQueue {
 
   async send(messages: readonly QueueMessage[]): Promise<void> {
     if (messages.length === 0) return;
-    this.write('send', () => this.sendTx.immediate(messages, Date.now()));
+    this.write('send', () => this.sendTx.immediate(messages, Date.now()), true);
     wake(this.db.name);
   }
 
   async receive(max: number, options: ReceiveOptions): Promise<ReceivedMessage[]> {
     const limit = Math.max(1, Math.floor(max));
-    return this.poll(options, (probeFirst) => this.receiveNow(limit, options.visibilityMs, probeFirst));
+    return this.poll(options, () => this.receiveNow(limit, options.visibilityMs));
   }
 
   /**
@@ -165,9 +166,10 @@ export class SqliteTaskQueue implements TaskQueue {
     claim: Claimer,
   ): Promise<TaskRecord[]> {
     const limit = Math.max(1, Math.floor(max));
-    return this.poll(options, (probeFirst) => {
+    return this.poll(options, () => {
       const now = Date.now();
-      if (probeFirst && !this.anyVisible(now)) return [];
+      // Look without the write lock first: an empty look then writes nothing and keeps no other thread waiting.
+      if (!this.anyVisible(now)) return [];
       const busyVisibleAt = now + Math.max(0, options.busyDelayMs);
       return this.write('receive', () => this.receiveClaimedTx.immediate(limit, now, busyVisibleAt, claim));
     });
@@ -183,7 +185,11 @@ export class SqliteTaskQueue implements TaskQueue {
   async release(receipts: readonly string[], delayMs: number): Promise<void> {
     if (receipts.length === 0) return;
     const parsed = receipts.map(parseReceipt);
-    this.write('release', () => this.setVisibilityTx.immediate(parsed, Date.now() + Math.max(0, delayMs)));
+    this.write(
+      'release',
+      () => this.setVisibilityTx.immediate(parsed, Date.now() + Math.max(0, delayMs)),
+      delayMs <= 0,
+    );
     if (delayMs <= 0) wake(this.db.name);
   }
 
@@ -207,15 +213,13 @@ export class SqliteTaskQueue implements TaskQueue {
   }
 
   /** Looks for messages with `take` until it finds some, `waitMs` passed or the signal aborted (then `[]`). */
-  private async poll<T>(options: ReceiveOptions, take: (probeFirst: boolean) => T[]): Promise<T[]> {
+  private async poll<T>(options: ReceiveOptions, take: () => T[]): Promise<T[]> {
     const deadline = Date.now() + Math.max(0, options.waitMs);
-    let polled = false;
     for (;;) {
       if (options.signal?.aborted === true || this.closed) return [];
       // Read before looking: a commit after the look then ends the pause, one before it is in the look.
-      const since = this.changes?.version;
-      const received = take(polled);
-      polled = true;
+      const since = this.changes?.queue.version;
+      const received = take();
       const remaining = deadline - Date.now();
       if (received.length > 0 || remaining <= 0) return received;
       await this.pause(Math.min(this.pollIntervalMs, remaining), options.signal, since);
@@ -243,10 +247,10 @@ export class SqliteTaskQueue implements TaskQueue {
     return claimed;
   }
 
-  private receiveNow(limit: number, visibilityMs: number, probeFirst: boolean): ReceivedMessage[] {
+  private receiveNow(limit: number, visibilityMs: number): ReceivedMessage[] {
     const now = Date.now();
-    // While long-polling, look without the write lock first, so idle receivers don't queue up for it.
-    if (probeFirst && !this.anyVisible(now)) return [];
+    // Look without the write lock first: an empty look then writes nothing and keeps no other thread waiting.
+    if (!this.anyVisible(now)) return [];
     const rows = this.write('receive', () => this.receiveTx.immediate(limit, now, now + Math.max(0, visibilityMs)));
     return rows.map((row) => ({
       message: { taskId: row.task_id, sessionId: row.session_id, attempt: row.attempt, priority: row.priority },
@@ -309,14 +313,15 @@ export class SqliteTaskQueue implements TaskQueue {
       const timer = setTimeout(done, ms);
       signal?.addEventListener('abort', done, { once: true });
       waiters.add(done);
-      if (watch) void this.changes!.waitForChange(since!, ms, watch.signal).then((changed) => changed && done());
+      if (watch) void this.changes!.queue.waitForChange(since!, ms, watch.signal).then((changed) => changed && done());
     });
   }
 
-  private write<T>(what: string, fn: () => T): T {
+  /** Runs one write transaction; `wakesReceivers` when it made messages visible (agents waiting then look). */
+  private write<T>(what: string, fn: () => T, wakesReceivers = false): T {
     try {
       const written = this.writeLock ? this.writeLock.run(fn) : fn();
-      this.changes?.notify();
+      if (wakesReceivers) this.changes?.notify('queue');
       return written;
     } catch (error) {
       return translateSqliteError(error, what);

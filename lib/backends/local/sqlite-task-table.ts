@@ -43,7 +43,10 @@ export interface SqliteTaskTableOptions {
    * @default - none: threads wait for each other in SQLite's busy handler
    */
   readonly writeLock?: WriteLock;
-  /** Told of every write transaction, so that waiters in other threads and processes look again. @default - none */
+  /**
+   * Told of the writes that can end a task or session (topic `tasks`), so that results handles of other threads and
+   * processes look again. @default - none
+   */
   readonly changes?: DatabaseChanges;
 }
 
@@ -379,11 +382,11 @@ export class SqliteTaskTable implements TaskTable {
   }
 
   async sealSession(sessionId: string, taskCount: number): Promise<void> {
-    this.write('sealSession', () => this.stmt.sealSession.run(taskCount, sessionId));
+    this.write('sealSession', () => this.stmt.sealSession.run(taskCount, sessionId), true);
   }
 
   async deleteSession(sessionId: string): Promise<void> {
-    this.write('deleteSession', () => this.deleteSessionTx.immediate(sessionId));
+    this.write('deleteSession', () => this.deleteSessionTx.immediate(sessionId), true);
   }
 
   async createTasks(tasks: readonly TaskRecord[]): Promise<void> {
@@ -429,12 +432,12 @@ export class SqliteTaskTable implements TaskTable {
 
   async complete(completions: readonly Completion[]): Promise<CompletionResult[]> {
     if (completions.length === 0) return [];
-    return this.write('complete', () => this.completeTx.immediate(completions));
+    return this.write('complete', () => this.completeTx.immediate(completions), true);
   }
 
   async cancel(sessionId: string, taskIds?: readonly string[], now: number = Date.now()): Promise<number> {
     if (taskIds !== undefined && taskIds.length === 0) return 0;
-    const changed = this.write('cancel', () => this.cancelTx.immediate(sessionId, taskIds, now));
+    const changed = this.write('cancel', () => this.cancelTx.immediate(sessionId, taskIds, now), true);
     this.logger.debug({ sessionId, changed }, 'cancelled tasks');
     return changed;
   }
@@ -484,10 +487,14 @@ export class SqliteTaskTable implements TaskTable {
   // Transaction bodies: synchronous, run inside one IMMEDIATE transaction each.
   // -------------------------------------------------------------------------------------------------------------
 
-  private write<T>(what: string, fn: () => T): T {
+  /**
+   * Runs one write transaction; `wakesWaiters` when it can end a task or a session (finish, cancel, seal, delete):
+   * results handles waiting on the `tasks` topic then look again. Claims and lease extensions wake nobody.
+   */
+  private write<T>(what: string, fn: () => T, wakesWaiters = false): T {
     try {
       const written = this.writeLock ? this.writeLock.run(fn) : fn();
-      this.changes?.notify();
+      if (wakesWaiters) this.changes?.notify('tasks');
       return written;
     } catch (error) {
       return translateSqliteError(error, what);

@@ -71,13 +71,44 @@ describe('DatabaseChanges', () => {
   it('a send by another process wakes a long-polling receive that polls once a minute', async () => {
     const backends: LocalBackends = openLocalBackends(temp.dir, { pollIntervalMs: MINUTE });
     opened.push(backends);
-    const before = backends.changes.version;
+    const before = backends.changes.queue.version;
     const receiving = backends.queue.receive(1, { waitMs: MINUTE, visibilityMs: MINUTE });
     await writeFromAnotherProcess(temp.dir, [temp.dir, 'send', 't-1', 's-1']);
     const messages = await receiving;
     expect(messages.map((m) => m.message.taskId)).toEqual(['t-1']);
-    expect(backends.changes.version).toBeGreaterThan(before);
+    expect(backends.changes.queue.version).toBeGreaterThan(before);
   }, 30_000);
+
+  it('only writes a waiter waits for notify: sends the queue topic; seal, finish and cancel the tasks topic', async () => {
+    const backends = openLocalBackends(temp.dir);
+    opened.push(backends);
+    const notify = jest.spyOn(backends.changes, 'notify');
+    const client = new GridClient({ config: compileConfig({}, 'test'), ...backends, pollIntervalMs: MINUTE });
+    // Submit: create session + tasks (nobody waits for them), send (agents do), seal (results handles do).
+    const handle = await client.submit([{ n: 1 }, { n: 2 }]);
+    expect(notify.mock.calls).toEqual([['queue'], ['tasks']]);
+    notify.mockClear();
+    // Receive + claim, lease extension: neither agents nor clients wait for them.
+    const [task] = await backends.intake.receiveAndClaim(1, {
+      waitMs: 0,
+      visibilityMs: MINUTE,
+      owner: 'agent-1',
+      leaseMs: MINUTE,
+      busyDelayMs: 0,
+    });
+    await backends.table.extendLeases([{ taskId: task!.taskId, owner: 'agent-1', attempt: 1 }], Date.now() + MINUTE);
+    expect(notify).not.toHaveBeenCalled();
+    await backends.table.complete([
+      {
+        taskId: task!.taskId,
+        guard: { owner: 'agent-1', attempt: 1 },
+        outcome: { kind: 'succeeded', result: { inline: '1' } },
+        at: Date.now(),
+      },
+    ]);
+    await handle.cancel();
+    expect(notify.mock.calls).toEqual([['tasks'], ['tasks']]);
+  });
 
   it('a task finished by another process wakes a results handle that polls once a minute', async () => {
     const backends = openLocalBackends(temp.dir);
