@@ -19,7 +19,8 @@ async function main(): Promise<number> {
     return 2;
   }
   const resources = resourcesFromEnv(process.env);
-  const backends = openAwsBackends(resources, { logger });
+  // task_retention_sec is the TTL of the tasks this agent finishes.
+  const backends = openAwsBackends(resources, { logger, config });
   const endpoints = (
     process.env[GRID_ENV.lambdaEndpoints] ??
     process.env[GRID_ENV.lambdaEndpoint] ??

@@ -82,7 +82,8 @@ async function openAwsClient(flags: GridTargetFlags): Promise<ClientHandle> {
     applyOverrides(deployed.clientConfig ?? {}, { priority_levels: deployed.resources.queueUrls.length, region }),
     'stack outputs',
   );
-  const backends = openAwsBackends({ ...deployed.resources, region });
+  // The published task_retention_sec sets the TTL of the tasks this client cancels.
+  const backends = openAwsBackends({ ...deployed.resources, region }, { config });
   const client = new GridClient({ config, ...backends, ...AWS_RESULT_POLLING });
   return { client, close: () => backends.close() };
 }

@@ -9,6 +9,9 @@ import { resolveRuntime, type WorkerRuntime } from './runtime-kind';
 
 const seconds = (def: number, what: string) => z.number().positive().default(def).describe(what);
 
+/** Default of `task_retention_sec`: finished sessions are kept 7 days, on a local grid and in the AWS table alike. */
+export const DEFAULT_TASK_RETENTION_SEC = 7 * 24 * 3600;
+
 const lambdaObject = z.looseObject({
   /** Module of the handler, without extension. HTC-Grid's key. */
   lambda_handler_file_name: z.string().default('lambda_function').describe('module holding the handler'),
@@ -64,7 +67,7 @@ export const gridConfigSchema = z.looseObject({
    * How long a finished session is kept after its last task finished: the AWS table's TTL, and on a local grid the
    * age at which `local up` deletes it (rows and payload files) in small batches. Default 7 days.
    */
-  task_retention_sec: seconds(7 * 24 * 3600, 'retention of finished sessions'),
+  task_retention_sec: seconds(DEFAULT_TASK_RETENTION_SEC, 'retention of finished sessions'),
   /** How often the reaper looks for expired leases. */
   reaper_interval_sec: seconds(5, 'reaper period'),
   /** Payloads and results up to this size travel inline; larger ones go to the payload store. */
@@ -204,6 +207,14 @@ export function compileConfig(raw: unknown = {}, source = 'configuration'): Grid
     document: doc,
     ignoredKeys: ignored,
   };
+}
+
+/**
+ * `task_retention_sec` as the whole seconds a DynamoDB TTL adds to a finish time (at least 1): the AWS table's items
+ * and the local grid's expiry read the same key.
+ */
+export function retentionSecOf(config: Pick<GridConfig, 'retentionMs'>): number {
+  return Math.max(1, Math.ceil(config.retentionMs / 1000));
 }
 
 /**

@@ -2,7 +2,7 @@
 import type { Writable } from 'node:stream';
 import { createAwsClients, DynamoDbRequestLedger, openAwsBackends } from '../backends/aws';
 import { GridClient } from '../client';
-import { compileConfig, GRID_ENV, resourcesFromEnv } from '../core';
+import { compileConfig, GRID_ENV, resourcesFromEnv, retentionSecOf } from '../core';
 import { createLogger } from '../logging';
 import { NO_AGENTS } from './agents';
 import { ApiHandlers } from './api-handlers';
@@ -32,14 +32,18 @@ export function openApiHandlers(env: NodeJS.ProcessEnv = process.env): ApiHandle
   const config = compileConfig(JSON.parse(env[GRID_ENV.config] ?? '{}') as unknown, GRID_ENV.config);
   const resources = resourcesFromEnv(env);
   const clients = createAwsClients({ region: resources.region });
-  const backends = openAwsBackends(resources, { clients, logger, payloadPrefix: env.HTCGRID_DATA_PREFIX });
+  const backends = openAwsBackends(resources, { clients, logger, config, payloadPrefix: env.HTCGRID_DATA_PREFIX });
   return new ApiHandlers({
     config,
     // Results are read by polling the table: once a second keeps a stream's reads near one per page.
     client: new GridClient({ config, ...backends, logger, pollIntervalMs: 1_000 }),
     table: backends.table,
     store: backends.store,
-    ledger: new DynamoDbRequestLedger({ tableName: resources.tableName, client: clients.dynamodb }),
+    ledger: new DynamoDbRequestLedger({
+      tableName: resources.tableName,
+      client: clients.dynamodb,
+      retentionSec: retentionSecOf(config),
+    }),
     gridKind: 'aws',
     agents: NO_AGENTS,
     outputNote:

@@ -1,7 +1,7 @@
 // The part of the grid configuration a client applies at submit time: what the ClientConfig output and the API get.
 import type { GridConfig } from '../core/config';
 
-/** The configuration keys a client applies at submit time (limits and per-task defaults). */
+/** The configuration keys a client applies at submit time (limits, per-task defaults, how long tasks are kept). */
 export const CLIENT_CONFIG_KEYS = [
   'max_attempts',
   'task_timeout_sec',
@@ -9,6 +9,8 @@ export const CLIENT_CONFIG_KEYS = [
   'inline_payload_max_bytes',
   'max_payload_bytes',
   'non_retryable_error_types',
+  // The TTL of the tasks a client or the API cancels (the same as the agents and the reaper write).
+  'task_retention_sec',
 ] as const;
 
 /**

@@ -21,6 +21,17 @@ export interface DataPlaneBucketProps extends SecureBucketProps {
   readonly prefix?: string;
 }
 
+const DAY_MS = 24 * 3600 * 1000;
+
+/**
+ * Whole days of a retention period (at least 1): S3 lifecycle rules count in days, from each object's creation. A
+ * result object is written when its task finishes, as the table's TTL counts; a payload object when the task is
+ * submitted, so a task must start within that many days of its submission.
+ */
+export function expiryDaysOf(retentionMs: number): number {
+  return Math.max(1, Math.ceil(retentionMs / DAY_MS));
+}
+
 /** S3 bucket for large payloads and results: SSE-S3, TLS only, no public access, lifecycle expiry. */
 export class DataPlaneBucket extends Construct {
   /** The bucket. */

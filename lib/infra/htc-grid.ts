@@ -8,7 +8,7 @@ import type { GridConfig } from '../core/config';
 import { taskMetricNamespace, type AwsGridResources } from '../core/grid-resources';
 import { clientConfigurationDocument } from './client-configuration';
 import { instanceTypeArchitecture } from './cpu-architecture';
-import { DataPlaneBucket } from './data-plane-bucket';
+import { DataPlaneBucket, expiryDaysOf } from './data-plane-bucket';
 import { GridApi } from './grid-api';
 import { ConfigError } from '../core/errors';
 import type { ComputeKind, ComputePlane, ComputePlaneProps } from './compute-plane';
@@ -102,7 +102,7 @@ export interface HtcGridProps extends HtcGridComputeProps {
   readonly alarmTopic?: sns.ITopic;
   /**
    * Days after which data-plane objects (large payloads and results) expire.
-   * @default 30
+   * @default - `task_retention_sec` rounded up to whole days (7): objects expire with the tasks that name them
    */
   readonly resultExpiryDays?: number;
 }
@@ -128,7 +128,10 @@ export class HtcGrid extends Construct {
     this.config = cfg;
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     this.workerBucket = new WorkerBucket(this, 'WorkerBucket', { removalPolicy });
-    this.dataPlane = new DataPlaneBucket(this, 'DataPlane', { removalPolicy, expiryDays: props.resultExpiryDays });
+    this.dataPlane = new DataPlaneBucket(this, 'DataPlane', {
+      removalPolicy,
+      expiryDays: props.resultExpiryDays ?? expiryDaysOf(cfg.retentionMs),
+    });
     this.queues = new TaskQueues(this, 'Queues', {
       priorityLevels: cfg.priorityLevels,
       visibilityTimeout: Duration.millis(cfg.queueVisibilityMs),
@@ -160,6 +163,7 @@ export class HtcGrid extends Construct {
       queues: this.queues.queues,
       dataBucketName: this.dataPlane.bucket.bucketName,
       entry: props.reaperEntry,
+      configJson: JSON.stringify(clientConfigurationDocument(cfg.document)),
     });
     this.api = new GridApi(this, 'Api', {
       table: this.table.table,

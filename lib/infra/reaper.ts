@@ -12,7 +12,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { ConfigError } from '../core/errors';
-import { resourcesToEnv } from '../core/grid-resources';
+import { GRID_ENV, resourcesToEnv } from '../core/grid-resources';
 import { bundleNodeEntry, withStagedFolder } from './node-bundle';
 import { sourceOrCompiled } from './repo-paths';
 
@@ -37,6 +37,12 @@ export interface ReaperProps {
    */
   readonly entry?: string;
   /**
+   * The client's share of the grid configuration (`clientConfigurationDocument`), JSON: the reaper reads its
+   * `task_retention_sec`, the TTL of the tasks it fails after their last attempt.
+   * @default - the default configuration (7 days)
+   */
+  readonly configJson?: string;
+  /**
    * Timeout of one reaper run.
    * @default Duration.seconds(60)
    */
@@ -50,7 +56,7 @@ export interface ReaperProps {
  * It bundles its own AWS SDK, the version this package is tested with: the clients rely on `throwOnRequestTimeout`
  * (a request whose answer never comes fails after 30 s instead of hanging the run), which the SDK in the Lambda
  * runtime may predate. Minified, it costs about a megabyte of code and some milliseconds of cold start, once a minute at most.
- * It reads only the resource names: no grid configuration reaches it.
+ * It reads the resource names and, of the configuration, the client's share (`configJson`: how long tasks are kept).
  */
 export class Reaper extends Construct {
   readonly function: lambda.IFunction;
@@ -96,6 +102,7 @@ export class Reaper extends Construct {
               queueUrls: props.queues.map((q) => q.queueUrl),
               dataBucket: props.dataBucketName,
             }),
+            ...(props.configJson !== undefined ? { [GRID_ENV.config]: props.configJson } : {}),
             NODE_OPTIONS: '--enable-source-maps',
           },
         }),

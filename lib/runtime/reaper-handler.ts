@@ -1,6 +1,7 @@
 // The reaper as a Lambda function on a schedule: sweeps expired leases on the grid's DynamoDB table and SQS queues.
 import { openAwsBackends, type AwsBackends } from '../backends/aws';
-import { resourcesFromEnv } from '../core/grid-resources';
+import { compileConfig } from '../core/config';
+import { GRID_ENV, resourcesFromEnv } from '../core/grid-resources';
 import { createLogger, type Logger } from '../logging';
 import { reapExpiredLeases } from './reaper';
 
@@ -28,10 +29,14 @@ const MAX_SWEEPS = 50;
 let backends: AwsBackends | undefined;
 let logger: Logger | undefined;
 
-/** Backends are opened once per Lambda container and reused by later runs. */
+/**
+ * Backends are opened once per Lambda container and reused by later runs. `HTCGRID_CONFIG` (the client's share of the
+ * configuration) gives `task_retention_sec`: the TTL of the tasks the reaper fails after their last attempt.
+ */
 function open(): { backends: AwsBackends; logger: Logger } {
   logger ??= createLogger({ name: 'htcgrid-reaper', destination: 1 });
-  backends ??= openAwsBackends(resourcesFromEnv(process.env), { logger });
+  const config = compileConfig(JSON.parse(process.env[GRID_ENV.config] ?? '{}') as unknown, GRID_ENV.config);
+  backends ??= openAwsBackends(resourcesFromEnv(process.env), { logger, config });
   return { backends, logger };
 }
 

@@ -96,6 +96,42 @@ describe('-c overrides', () => {
   });
 });
 
+describe('-c task_retention_sec', () => {
+  let template: Template;
+  beforeAll(() => {
+    ({ template } = synthGrid({ worker: PYTHON_WORKER, task_retention_sec: '259200' }));
+  });
+
+  it('reaches every writer of a finished task: the agents, the reaper and the API (their HTCGRID_CONFIG)', () => {
+    expect(agentDocument(template)).toMatchObject({ task_retention_sec: 259200 });
+    const functions = Object.values(template.findResources('AWS::Lambda::Function')) as {
+      Properties: { Environment?: { Variables?: Record<string, unknown> } };
+    }[];
+    const documents = functions
+      .map((f) => f.Properties.Environment?.Variables?.[GRID_ENV.config])
+      .filter((v): v is string => typeof v === 'string')
+      .map((v) => JSON.parse(v) as Record<string, unknown>);
+    expect(documents).toHaveLength(2);
+    for (const doc of documents) expect(doc).toMatchObject({ task_retention_sec: 259200 });
+    // The stack output a CLI client reads (htcgrid ... --stack) carries it too.
+    const outputs = Object.values(template.findOutputs('ClientConfig'));
+    expect(outputs.map((o) => JSON.parse(String(o.Value)))).toEqual([
+      expect.objectContaining({ task_retention_sec: 259200 }),
+    ]);
+  });
+
+  it('the table deletes finished tasks by their ttl attribute, and data-plane objects expire with them (3 days)', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      TimeToLiveSpecification: { AttributeName: 'ttl', Enabled: true },
+    });
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([Match.objectLike({ Id: 'ExpireResults', ExpirationInDays: 3, Status: 'Enabled' })]),
+      },
+    });
+  });
+});
+
 describe('a grid config file in HTC-Grid format', () => {
   let template: Template;
   beforeAll(() => {

@@ -310,6 +310,7 @@ describe('the default grid stack', () => {
       inline_payload_max_bytes: 3072,
       max_payload_bytes: 6291456,
       non_retryable_error_types: [],
+      task_retention_sec: 604800,
     });
   });
 

@@ -220,18 +220,26 @@ describe('worker zips kept for rollbacks (defect 8)', () => {
 });
 
 describe('the reaper (defect 9)', () => {
-  it('gets only the resource names it reads, not the agent configuration document', () => {
-    const { template } = synthGrid({ worker: PYTHON_WORKER });
-    const reaper = Object.values(template.findResources('AWS::Lambda::Function')).find((f) =>
-      JSON.stringify(f).includes('HTCGRID_TABLE_NAME'),
+  it('gets the resource names it reads and the client’s share of the configuration, not the agent document', () => {
+    const { template } = synthGrid({
+      worker: PYTHON_WORKER,
+      config: path.join(FIXTURES, 'python_runtime_grid_config.json'),
+    });
+    const reaper = Object.values(template.findResources('AWS::Lambda::Function')).find(
+      (f) => JSON.stringify(f).includes('HTCGRID_TABLE_NAME') && !JSON.stringify(f).includes('HTCGRID_DATA_PREFIX'),
     ) as { Properties: { Environment: { Variables: Record<string, unknown> } } };
+    const variables = reaper.Properties.Environment.Variables;
 
-    expect(Object.keys(reaper.Properties.Environment.Variables).sort()).toEqual([
+    expect(Object.keys(variables).sort()).toEqual([
+      'HTCGRID_CONFIG',
       'HTCGRID_DATA_BUCKET',
       'HTCGRID_QUEUE_URLS',
       'HTCGRID_TABLE_NAME',
       'NODE_OPTIONS',
     ]);
+    // It reads task_retention_sec there (the TTL of the tasks it fails); the agent document stays out.
+    expect(Object.keys(JSON.parse(String(variables.HTCGRID_CONFIG)) as object)).toContain('task_retention_sec');
+    expect(JSON.stringify(variables).length).toBeLessThan(2048);
   });
 });
 
@@ -253,6 +261,7 @@ describe('the HTTP API function (defect 9’s class: a Lambda’s 4 KB of enviro
       'max_payload_bytes',
       'non_retryable_error_types',
       'priority_levels',
+      'task_retention_sec',
       'task_timeout_sec',
     ]);
     expect(JSON.stringify(variables).length).toBeLessThan(2048);

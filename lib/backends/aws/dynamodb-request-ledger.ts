@@ -2,6 +2,7 @@
 import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { DeleteCommand, DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DEFAULT_TASK_RETENTION_SEC } from '../../core/config';
 import type { LedgerEntry, RequestLedger } from '../../ports';
 import { withRetry, type RetryPolicy } from './aws-retry';
 import { TABLE_SCHEMA } from './table-schema';
@@ -9,7 +10,7 @@ import { TABLE_SCHEMA } from './table-schema';
 export interface DynamoDbRequestLedgerOptions {
   readonly tableName: string;
   readonly client: DynamoDBClient;
-  /** How long a record is kept (DynamoDB's TTL deletes it after). @default 7 days */
+  /** How long a record is kept (DynamoDB's TTL deletes it after). @default DEFAULT_TASK_RETENTION_SEC (7 days) */
   readonly retentionSec?: number;
   readonly retry?: RetryPolicy;
 }
@@ -30,7 +31,7 @@ export class DynamoDbRequestLedger implements RequestLedger {
   constructor(options: DynamoDbRequestLedgerOptions) {
     this.doc = DynamoDBDocumentClient.from(options.client);
     this.tableName = options.tableName;
-    this.retentionSec = options.retentionSec ?? 7 * 24 * 3600;
+    this.retentionSec = options.retentionSec ?? DEFAULT_TASK_RETENTION_SEC;
     this.retryPolicy = options.retry ?? {};
   }
 

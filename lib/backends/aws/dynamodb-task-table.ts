@@ -14,6 +14,7 @@ import {
   type QueryCommandInput,
   type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
+import { DEFAULT_TASK_RETENTION_SEC } from '../../core/config';
 import { HtcGridError, InvalidCursorError, SessionExistsError } from '../../core/errors';
 import type { SessionRecord, TaskRecord } from '../../core/task';
 import { classifyClaim, isHolderGuard, planCompletion, type CompletionPlan } from '../../core/task-lifecycle';
@@ -89,7 +90,10 @@ export interface DynamoDbTaskTableOptions {
   readonly retry?: RetryPolicy;
   /** Lease-index partitions; must match what wrote the running tasks. @default LEASE_SHARDS (8) */
   readonly leaseShards?: number;
-  /** How long finished tasks are kept before DynamoDB's TTL deletes them. @default 7 days */
+  /**
+   * How long finished tasks are kept before DynamoDB's TTL deletes them (`task_retention_sec`).
+   * @default DEFAULT_TASK_RETENTION_SEC (7 days)
+   */
   readonly retentionSec?: number;
   /**
    * How long after its finish time a terminal task may take to become visible in the session index (GSI
@@ -102,8 +106,6 @@ export interface DynamoDbTaskTableOptions {
   /** Clock for terminal-key times and the settle window. @default Date.now */
   readonly now?: () => number;
 }
-
-const DAY_SEC = 24 * 3600;
 
 /**
  * Task ids per manifest item: 24 ids of up to ~40 characters keep a manifest within one 1 KB write unit, and a
@@ -157,7 +159,7 @@ export class DynamoDbTaskTable implements TaskTable {
     this.logger = options.logger ?? silentLogger();
     this.retryPolicy = options.retry ?? {};
     this.leaseShards = options.leaseShards ?? LEASE_SHARDS;
-    this.retentionSec = options.retentionSec ?? 7 * DAY_SEC;
+    this.retentionSec = options.retentionSec ?? DEFAULT_TASK_RETENTION_SEC;
     this.settleMs = options.settleMs ?? 5000;
     this.concurrency = options.concurrency ?? 16;
     this.clock = options.now ?? Date.now;

@@ -1,4 +1,5 @@
 // The grid's AWS backends (DynamoDB task table, SQS queues, S3 payload store), opened from the stack's resources.
+import { retentionSecOf, type GridConfig } from '../../core/config';
 import type { AwsGridResources } from '../../core/grid-resources';
 import { silentLogger, type Logger } from '../../logging';
 import type { AgentRegistry, PayloadStore, TaskQueue, TaskTable } from '../../ports';
@@ -21,7 +22,13 @@ export interface OpenAwsBackendsOptions {
   /** Clients to use (and not destroy). @default - clients built by `createAwsClients` */
   readonly clients?: AwsClients;
   readonly logger?: Logger;
-  /** Extra task-table options (settle window, retention, lease shards). */
+  /**
+   * The grid configuration: its `task_retention_sec` is how long finished tasks stay in the table (their TTL), so every
+   * writer of a terminal task (client, agent, reaper, API) must pass it.
+   * @default - the default configuration (7 days)
+   */
+  readonly config?: Pick<GridConfig, 'retentionMs'>;
+  /** Extra task-table options (settle window, lease shards; a `retentionSec` here wins over `config`). */
   readonly table?: Omit<DynamoDbTaskTableOptions, 'tableName' | 'client' | 'logger'>;
   /** Prefix of payload-store keys; must match the stack's data prefix (IAM is scoped to it). @default 'data/' */
   readonly payloadPrefix?: string;
@@ -51,6 +58,7 @@ export function openAwsBackends(resources: AwsGridResources, options: OpenAwsBac
     s3: options.clients?.s3 ?? own(newS3Client(clientOptions)),
   };
   const table = new DynamoDbTaskTable({
+    ...(options.config ? { retentionSec: retentionSecOf(options.config) } : {}),
     ...options.table,
     tableName: resources.tableName,
     client: clients.dynamodb,
