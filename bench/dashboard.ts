@@ -7,7 +7,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { embeddedAgents, startLocalHttpApi } from '../lib/cli/commands/serve';
+import { startLocalHttpApi } from '../lib/cli/commands/serve';
 import { startEmbeddedGrid } from '../lib/cli';
 import { applyOverrides, compileConfig } from '../lib/core';
 import { OutputTails } from '../lib/http';
@@ -50,7 +50,6 @@ async function main(): Promise<void> {
     grid,
     address: { host: '127.0.0.1', port: 0 },
     logger: silentLogger(),
-    agents: embeddedAgents(grid, config, () => false),
     outputs,
   });
   const executablePath = values.chromium.includes('/') ? values.chromium : which(values.chromium);

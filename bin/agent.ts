@@ -1,9 +1,16 @@
 // Entry of the agent container in AWS: AWS backends from the environment, the Lambda container over lambda-rie.
 import os from 'node:os';
 import { openAwsBackends } from '../lib/backends/aws';
-import { compileConfig, ConfigError, GRID_ENV, resourcesFromEnv, taskMetricNamespace } from '../lib/core';
+import {
+  AGENT_HEARTBEAT_MS,
+  compileConfig,
+  ConfigError,
+  GRID_ENV,
+  resourcesFromEnv,
+  taskMetricNamespace,
+} from '../lib/core';
 import { createLogger } from '../lib/logging';
-import { Agent, PresenceHeartbeat, TaskOutcomeMetrics } from '../lib/runtime/agent';
+import { Agent, countSlotUsage, newSlotCounters, PresenceHeartbeat, TaskOutcomeMetrics } from '../lib/runtime/agent';
 import { reportAgentStats } from './agent-stats';
 import { RieInvoker } from '../lib/runtime/rie';
 
@@ -33,6 +40,8 @@ async function main(): Promise<number> {
   const killRuntimeOnAbort = process.env.HTCGRID_KILL_RUNTIME_ON_ABORT !== 'false';
   // Per-task outcomes and times, aggregated and logged once a minute as EMF: CloudWatch extracts the metrics.
   const metrics = new TaskOutcomeMetrics({ namespace: taskMetricNamespace(config.gridName) });
+  // Busy slots and runtime restarts, counted around each slot's invoker and told with every heartbeat.
+  const slotCounters = newSlotCounters();
   const agent = new Agent({
     config,
     onAttemptMeasured: (measure) => metrics.add(measure),
@@ -45,7 +54,8 @@ async function main(): Promise<number> {
     receiveWaitMs: 20_000,
     // A cancelled, lost or timed-out task's handler is SIGKILLed in its Lambda container (the ECS task shares its
     // PID namespace and uid for this); lambda-rie alone would let it run on until AWS_LAMBDA_FUNCTION_TIMEOUT.
-    createInvoker: (slot) => new RieInvoker({ endpoint: endpoints[slot]!, logger, killRuntimeOnAbort }),
+    createInvoker: (slot) =>
+      countSlotUsage(new RieInvoker({ endpoint: endpoints[slot]!, logger, killRuntimeOnAbort }), slotCounters),
   });
   const heartbeat = new PresenceHeartbeat({
     registry: backends.agents,
@@ -58,8 +68,9 @@ async function main(): Promise<number> {
       runtime: config.runtime.name,
       startedAt: Date.now(),
     },
+    activity: () => ({ busySlots: slotCounters.busy, runtimeRestarts: slotCounters.restarts, tasks: agent.stats }),
     // Heartbeats cost one write each: every 20 s is under 0.2 million writes per agent-month.
-    intervalMs: 20_000,
+    intervalMs: AGENT_HEARTBEAT_MS.aws,
     logger,
   });
   const graceMs = Number(process.env.HTCGRID_DRAIN_GRACE_MS ?? DEFAULT_GRACE_MS);

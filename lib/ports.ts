@@ -299,6 +299,31 @@ export interface AgentPresence {
   readonly expiresAt: number;
   /** `draining` once it stopped taking tasks. */
   readonly state: 'alive' | 'draining';
+  /**
+   * Slots running a task at the last heartbeat (the rest are idle).
+   * @default - not told (an agent of an earlier version)
+   */
+  readonly busySlots?: number;
+  /**
+   * Times its slots' runtimes were restarted since it started (after a timeout, a crash or an interrupted task).
+   * @default - not told
+   */
+  readonly runtimeRestarts?: number;
+  /**
+   * Attempts counted since it started.
+   * @default - not told
+   */
+  readonly tasks?: AgentTaskCounts;
+}
+
+/** What an agent counted since it started: attempts claimed, and how those that ended were recorded. */
+export interface AgentTaskCounts {
+  readonly claimed: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly retried: number;
+  readonly released: number;
+  readonly dropped: number;
 }
 
 /** Where agents register and heartbeat, so clients can tell whether any agent will run their tasks. */

@@ -26,11 +26,29 @@ export function noAgentMessage(flags: AgentWatchTarget): string {
 export type AgentWatchTarget = Pick<GridTargetFlags, 'dir'> &
   Partial<Pick<GridTargetFlags, 'grid' | 'stack' | 'outputs'>>;
 
-/** "2 agent(s) alive, 8 slot(s)" */
+/** Busy slots, idle slots and runtime restarts over the agents that tell them (an earlier agent version does not). */
+export function slotUsageOf(
+  agents: readonly AgentPresence[],
+): { busySlots: number; idleSlots: number; runtimeRestarts: number } | undefined {
+  const telling = agents.filter((a) => a.busySlots !== undefined);
+  if (telling.length === 0) return undefined;
+  const busySlots = telling.reduce((sum, a) => sum + Math.min(a.slots, a.busySlots!), 0);
+  return {
+    busySlots,
+    idleSlots: telling.reduce((sum, a) => sum + a.slots, 0) - busySlots,
+    runtimeRestarts: telling.reduce((sum, a) => sum + (a.runtimeRestarts ?? 0), 0),
+  };
+}
+
+/** "2 agent(s) alive, 8 slot(s): 3 busy, 5 idle, 1 runtime restart(s)" (busy and idle as of the last heartbeats) */
 export function agentsLine(agents: readonly AgentPresence[]): string {
   const slots = agents.reduce((sum, a) => sum + a.slots, 0);
   const draining = agents.filter((a) => a.state === 'draining').length;
-  return `${agents.length} agent(s) alive, ${slots} slot(s)${draining ? `, ${draining} draining` : ''}`;
+  const usage = slotUsageOf(agents);
+  const usageText = usage
+    ? `: ${usage.busySlots} busy, ${usage.idleSlots} idle${usage.runtimeRestarts ? `, ${usage.runtimeRestarts} runtime restart(s)` : ''}`
+    : '';
+  return `${agents.length} agent(s) alive, ${slots} slot(s)${usageText}${draining ? `, ${draining} draining` : ''}`;
 }
 
 /**

@@ -8,3 +8,4 @@ export * from './task-lifecycle';
 export * from './task-state';
 export * from './result-json';
 export * from './grid-resources';
+export * from './agent-heartbeat';

@@ -1,46 +1,107 @@
-// What the API can tell about the grid's agents. Agents do not register yet: only those of this process are known.
+// What the API can tell about the grid's agents: those alive in the grid's agent registry, from any process or host.
+import type { AgentPresence, AgentRegistry, AgentTaskCounts } from '../ports';
 
-export interface AgentStatsView {
-  readonly claimed: number;
-  readonly succeeded: number;
-  readonly failed: number;
-  readonly retried: number;
-  readonly released: number;
-  readonly dropped: number;
-}
+export type AgentStatsView = AgentTaskCounts;
 
 export interface AgentView {
   /** The agent's lease owner name (`host:pid:id`), as task histories show it. */
   readonly id: string;
+  readonly host: string;
+  readonly pid: number;
   readonly state: 'alive' | 'draining';
   /** Slots (runtimes) it runs tasks in. */
   readonly slots: number;
+  /** Slots running a task at its last heartbeat; null when the agent does not tell (an earlier version). */
+  readonly busySlots: number | null;
+  /** `slots - busySlots`; null with `busySlots`. */
+  readonly idleSlots: number | null;
+  /** Runtimes restarted since it started (timeouts, crashes, interrupted tasks); null when not told. */
+  readonly runtimeRestarts: number | null;
+  readonly handler: string;
+  readonly runtime: string;
   readonly startedAt: number;
-  /** Counts since it started. */
-  readonly stats: AgentStatsView;
+  /** Epoch ms of its last heartbeat: the busy slots and counts are as of then. */
+  readonly heartbeatAt: number;
+  /** Attempts counted since it started; null when not told. */
+  readonly stats: AgentStatsView | null;
 }
 
 export interface AgentsView {
   /**
-   * Where the list comes from. `this-process`: the agents the API's own process runs (`htcgrid local up --http`).
-   * `none`: the API cannot see any agent (another process runs them, or the grid is in AWS).
+   * Where the list comes from. `registry`: the grid's agent registry (every agent that heartbeats, whatever process
+   * or host runs it). `none`: the API has no registry to read.
    */
-  readonly source: 'this-process' | 'none';
+  readonly source: 'registry' | 'none';
   readonly agents: readonly AgentView[];
-  /** What is not known. */
+  /** How fresh the figures are, or what is not known. */
   readonly note: string;
 }
 
-/** Lists agents for `GET /v1/agents`. */
+/** Lists agents for `GET /v1/agents` and the event stream. */
 export interface AgentDirectory {
-  list(): AgentsView;
+  list(): Promise<AgentsView>;
 }
 
-/** Agents register with the grid only in a later version: say so. */
-export const NO_AGENT_REGISTRY_NOTE =
-  'agents do not register with the grid yet: only agents running in the process serving this API are listed; ' +
-  'busy and idle slots, runtime restarts and agents of other processes or hosts are not known';
-
 export const NO_AGENTS: AgentDirectory = {
-  list: () => ({ source: 'none', agents: [], note: NO_AGENT_REGISTRY_NOTE }),
+  list: () =>
+    Promise.resolve({ source: 'none', agents: [], note: 'this API has no agent registry to read: agents unknown' }),
 };
+
+export interface RegistryAgentsOptions {
+  /** How often agents heartbeat, in the note. */
+  readonly heartbeatEveryMs: number;
+  /**
+   * A listing is reused for this long: several event streams (and their snapshots each interval) then cost one read
+   * of the registry (one Query and BatchGet in DynamoDB) per period.
+   * @default 1000 ms
+   */
+  readonly cacheMs?: number;
+  /** @default Date.now */
+  readonly clock?: () => number;
+}
+
+/** The agents alive in `registry`, as the API shows them. */
+export function registryAgents(registry: AgentRegistry, options: RegistryAgentsOptions): AgentDirectory {
+  const clock = options.clock ?? Date.now;
+  const cacheMs = options.cacheMs ?? 1_000;
+  const note =
+    `agents heartbeat every ${options.heartbeatEveryMs / 1000} s: busy and idle slots, runtime restarts and ` +
+    'counts are as of each agent’s last heartbeat';
+  let cached: { at: number; view: Promise<AgentsView> } | undefined;
+  return {
+    list() {
+      const now = clock();
+      if (cached && now - cached.at < cacheMs) return cached.view;
+      const view = registry.listAlive(now).then((alive) => ({
+        source: 'registry' as const,
+        agents: alive.map(agentView),
+        note,
+      }));
+      cached = { at: now, view };
+      // A failed read is not kept: the next call reads again.
+      view.catch(() => {
+        if (cached?.view === view) cached = undefined;
+      });
+      return view;
+    },
+  };
+}
+
+export function agentView(presence: AgentPresence): AgentView {
+  const busy = presence.busySlots === undefined ? null : Math.min(presence.slots, Math.max(0, presence.busySlots));
+  return {
+    id: presence.agentId,
+    host: presence.host,
+    pid: presence.pid,
+    state: presence.state,
+    slots: presence.slots,
+    busySlots: busy,
+    idleSlots: busy === null ? null : presence.slots - busy,
+    runtimeRestarts: presence.runtimeRestarts ?? null,
+    handler: presence.handler,
+    runtime: presence.runtime,
+    startedAt: presence.startedAt,
+    heartbeatAt: presence.heartbeatAt,
+    stats: presence.tasks ?? null,
+  };
+}

@@ -243,7 +243,7 @@ export class ApiHandlers {
   }
 
   private async agents(): Promise<ApiResponse> {
-    return json(200, (this.options.agents ?? NO_AGENTS).list());
+    return json(200, await (this.options.agents ?? NO_AGENTS).list());
   }
 
   /** Server-sent events: an overview of the recent sessions, backlog and agents every `intervalMs`. */

@@ -72,7 +72,7 @@ export class OverviewTracker {
     }
     totals.backlog = totals.pending + totals.running;
     totals.completionsPerSec = Math.round(totals.completionsPerSec * 10) / 10;
-    return { at, sessions, totals, agents: this.agents.list() };
+    return { at, sessions, totals, agents: await this.agents.list() };
   }
 }
 

@@ -2,9 +2,9 @@
 import type { Writable } from 'node:stream';
 import { createAwsClients, DynamoDbRequestLedger, openAwsBackends } from '../backends/aws';
 import { GridClient } from '../client';
-import { compileConfig, GRID_ENV, resourcesFromEnv, retentionSecOf } from '../core';
+import { AGENT_HEARTBEAT_MS, compileConfig, GRID_ENV, resourcesFromEnv, retentionSecOf } from '../core';
 import { createLogger } from '../logging';
-import { NO_AGENTS } from './agents';
+import { registryAgents } from './agents';
 import { ApiHandlers } from './api-handlers';
 import {
   functionUrlHandler,
@@ -45,7 +45,8 @@ export function openApiHandlers(env: NodeJS.ProcessEnv = process.env): ApiHandle
       retentionSec: retentionSecOf(config),
     }),
     gridKind: 'aws',
-    agents: NO_AGENTS,
+    // Agents register in the task table: listing them is a Query and a BatchGet, shared by streams for 5 s.
+    agents: registryAgents(backends.agents, { heartbeatEveryMs: AGENT_HEARTBEAT_MS.aws, cacheMs: 5_000 }),
     outputNote:
       "worker output is not captured in AWS: lambda-rie writes it to the Lambda containers' log streams (the compute plane's log group, streams lambda-<slot>/...)",
     pollIntervalMs: 1_000,

@@ -6,6 +6,7 @@ import { Agent } from '../runtime/agent';
 import { localAgentOptions } from './local-agent';
 import {
   serializeError,
+  sharedSlotCounters,
   sharedStats,
   type AgentThreadCommand,
   type AgentThreadData,
@@ -30,6 +31,7 @@ async function runAgentThread(port: MessagePort, data: AgentThreadData): Promise
       slots: data.slots,
       slotOffset: data.slotOffset,
       stats: sharedStats(data.statsBuffer),
+      slotCounters: sharedSlotCounters(data.slotsBuffer),
       onOutput: data.forwardOutput
         ? (taskId, stream, chunk) => post({ type: 'output', taskId, stream, chunk })
         : undefined,

@@ -9,7 +9,7 @@ import { GridClient } from '../client';
 import type { GridConfig } from '../core';
 import { silentLogger } from '../logging';
 import { prepareTaskRoot } from '../packaging';
-import { Agent, PresenceHeartbeat } from '../runtime/agent';
+import { Agent, newSlotCounters, PresenceHeartbeat } from '../runtime/agent';
 import { ReaperTimer } from '../runtime/reaper';
 import { claimGridFolder, gridIdentityOf } from './grid-identity';
 import { localAgentOptions } from './local-agent';
@@ -104,21 +104,43 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
           onWorkerOutput: options.onWorkerOutput,
         });
       } else {
-        agent = await startAgent(
-          new Agent(localAgentOptions({ config, backends, taskRoot: root, logger, onOutput: options.onWorkerOutput })),
+        const slotCounters = newSlotCounters();
+        const mainAgent = await startAgent(
+          new Agent(
+            localAgentOptions({
+              config,
+              backends,
+              taskRoot: root,
+              logger,
+              slotCounters,
+              onOutput: options.onWorkerOutput,
+            }),
+          ),
         );
+        agent = {
+          owner: mainAgent.owner,
+          stats: mainAgent.stats,
+          slotCounters,
+          stop: (graceMs) => mainAgent.stop(graceMs),
+        };
       }
+      const running = agent;
       // The grid folder's agent registry: clients tell "no agent alive" from "tasks waiting their turn".
       heartbeat = new PresenceHeartbeat({
         registry: backends.agents,
         presence: {
-          agentId: `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+          // The lease owner of its (first) agent: what task histories show.
+          agentId: running.owner,
           host: os.hostname(),
           pid: process.pid,
           slots: config.slots,
           handler: config.handler,
           runtime: config.runtime.name,
           startedAt: Date.now(),
+        },
+        activity: () => {
+          const slots = running.slotCounters;
+          return { busySlots: slots.busy, runtimeRestarts: slots.restarts, tasks: running.stats };
         },
         logger,
       });

@@ -2,7 +2,7 @@
 import type { LocalBackends } from '../backends/local';
 import type { GridConfig } from '../core';
 import type { Logger } from '../logging';
-import type { AgentOptions, AgentStats } from '../runtime/agent';
+import { countSlotUsage, type AgentOptions, type AgentStats, type SlotCounters } from '../runtime/agent';
 import { createGridSlotInvoker, defaultMaxQueued, type OutputListener } from '../runtime/local';
 
 /**
@@ -33,6 +33,8 @@ export interface LocalAgentInput {
   readonly owner?: string;
   /** @default - private counters */
   readonly stats?: AgentStats;
+  /** Where its busy slots and runtime restarts are counted. @default - not counted */
+  readonly slotCounters?: SlotCounters;
   readonly onOutput?: OutputListener;
 }
 
@@ -55,7 +57,14 @@ export function localAgentOptions(input: LocalAgentInput): AgentOptions {
     // One agent owns these slots, so it can claim well ahead of them: no slot waits for the queue.
     prefetch: Math.max(LOCAL_PREFETCH, slots * 32),
     queuedPerSlot: defaultMaxQueued(config.runtime),
-    createInvoker: (slot) =>
-      createGridSlotInvoker(config, { taskRoot, logger, slotIndex: slotOffset + slot, onOutput: input.onOutput }),
+    createInvoker: (slot) => {
+      const invoker = createGridSlotInvoker(config, {
+        taskRoot,
+        logger,
+        slotIndex: slotOffset + slot,
+        onOutput: input.onOutput,
+      });
+      return input.slotCounters ? countSlotUsage(invoker, input.slotCounters) : invoker;
+    },
   };
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import pino, { type Logger } from 'pino';
 import { HtcGridError, WorkerInitError, type GridConfig } from '../core';
-import type { AgentStats } from '../runtime/agent';
+import { SLOT_COUNTER_KEYS, type AgentStats, type SlotCounters } from '../runtime/agent';
 
 /** What an embedded grid exposes of its agent, whether it runs on the main thread or in worker threads. */
 export interface EmbeddedAgent {
@@ -14,6 +14,8 @@ export interface EmbeddedAgent {
   readonly owner: string;
   /** Counters of the agent(s): live when on the main thread, a few microseconds behind when in threads. */
   readonly stats: Readonly<AgentStats>;
+  /** Busy slots and runtime restarts of the agent(s), as `stats`. */
+  readonly slotCounters: Readonly<SlotCounters>;
   /** Graceful drain within `graceMs`; a second call ends the grace. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -29,6 +31,8 @@ export interface AgentThreadData {
   readonly slotOffset: number;
   /** Shared counters, in the order of `STAT_KEYS`. */
   readonly statsBuffer: SharedArrayBuffer;
+  /** Shared slot counters, in the order of `SLOT_COUNTER_KEYS`. */
+  readonly slotsBuffer: SharedArrayBuffer;
   /** The process's `WriteLock` on the grid database, if it has one. */
   readonly writeLock?: SharedArrayBuffer;
   /** Level of the thread's logger; its lines are written to the main logger's destination. */
@@ -63,9 +67,22 @@ const STAT_KEYS = ['claimed', 'succeeded', 'failed', 'retried', 'released', 'dro
 
 /** An `AgentStats` whose counters live in `buffer`, so another thread reads them as they change. */
 export function sharedStats(buffer: SharedArrayBuffer): AgentStats {
+  return sharedCounters<AgentStats>(buffer, STAT_KEYS);
+}
+
+/** `SlotCounters` living in `buffer`, as `sharedStats`. */
+export function sharedSlotCounters(buffer: SharedArrayBuffer): SlotCounters {
+  return sharedCounters<SlotCounters>(buffer, SLOT_COUNTER_KEYS);
+}
+
+function countersBuffer(keys: readonly string[]): SharedArrayBuffer {
+  return new SharedArrayBuffer(keys.length * Float64Array.BYTES_PER_ELEMENT);
+}
+
+function sharedCounters<T extends object>(buffer: SharedArrayBuffer, keys: readonly (keyof T & string)[]): T {
   const cells = new Float64Array(buffer);
-  const stats = {} as AgentStats;
-  STAT_KEYS.forEach((key, i) =>
+  const stats = {} as T;
+  keys.forEach((key, i) =>
     Object.defineProperty(stats, key, {
       enumerable: true,
       get: () => cells[i]!,
@@ -115,6 +132,7 @@ interface AgentThread {
   readonly worker: Worker;
   readonly owner: string;
   readonly stats: AgentStats;
+  readonly slotCounters: SlotCounters;
   readonly exited: Promise<void>;
 }
 
@@ -149,7 +167,8 @@ export class ThreadedAgent implements EmbeddedAgent {
     let slotOffset = 0;
     for (let i = 0; i < count; i++) {
       const slots = Math.floor(config.slots / count) + (i < config.slots % count ? 1 : 0);
-      const statsBuffer = new SharedArrayBuffer(STAT_KEYS.length * Float64Array.BYTES_PER_ELEMENT);
+      const statsBuffer = countersBuffer(STAT_KEYS);
+      const slotsBuffer = countersBuffer(SLOT_COUNTER_KEYS);
       const data: AgentThreadData = {
         dataDir: options.dataDir,
         config,
@@ -158,6 +177,7 @@ export class ThreadedAgent implements EmbeddedAgent {
         slots,
         slotOffset,
         statsBuffer,
+        slotsBuffer,
         writeLock: options.writeLock,
         logLevel: logger.level,
         // Same process: its lines carry the pid as the main thread's do.
@@ -196,7 +216,13 @@ export class ThreadedAgent implements EmbeddedAgent {
           resolve();
         }),
       );
-      threads.push({ worker, owner: data.owner, stats: sharedStats(statsBuffer), exited });
+      threads.push({
+        worker,
+        owner: data.owner,
+        stats: sharedStats(statsBuffer),
+        slotCounters: sharedSlotCounters(slotsBuffer),
+        exited,
+      });
     }
     const agent = new ThreadedAgent(threads, logger);
     const started = await Promise.allSettled(starts);
@@ -215,6 +241,12 @@ export class ThreadedAgent implements EmbeddedAgent {
   get stats(): Readonly<AgentStats> {
     const sum: AgentStats = { claimed: 0, succeeded: 0, failed: 0, retried: 0, released: 0, dropped: 0 };
     for (const thread of this.threads) for (const key of STAT_KEYS) sum[key] += thread.stats[key];
+    return sum;
+  }
+
+  get slotCounters(): Readonly<SlotCounters> {
+    const sum: SlotCounters = { busy: 0, restarts: 0 };
+    for (const thread of this.threads) for (const key of SLOT_COUNTER_KEYS) sum[key] += thread.slotCounters[key];
     return sum;
   }
 

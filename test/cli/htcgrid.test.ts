@@ -498,13 +498,19 @@ describe('htcgrid local grid commands', () => {
     try {
       const handle = await agentGrid.client.submit(Array.from({ length: 4 }, () => ({ sleep_sec: 5 })));
       await waitFor(async () => (await handle.status()).counts.running >= 3, 20_000, 'tasks claimed ahead');
+      // The agent's heartbeat (every 2 s) tells its busy slot.
+      await waitFor(
+        async () => (await agentGrid.client.aliveAgents())?.[0]?.busySlots === 1,
+        20_000,
+        'a heartbeat with the busy slot',
+      );
 
       const status = await htcgrid('status', handle.sessionId, '--dir', dir);
       expect(status.stdout).toMatch(/pending \d+, running 1 \+ \d+ claimed ahead, succeeded 0/);
       expect(status.stdout).toMatch(/claimed ahead: held by an agent until one of the grid's 1 slot\(s\) is free/);
-      expect(status.stdout).toMatch(/^1 agent\(s\) alive, 1 slot\(s\)$/m);
+      expect(status.stdout).toMatch(/^1 agent\(s\) alive, 1 slot\(s\): 1 busy, 0 idle$/m);
       const json = JSON.parse((await htcgrid('status', handle.sessionId, '--dir', dir, '--json')).stdout);
-      expect(json).toMatchObject({ agents: 1, slots: 1 });
+      expect(json).toMatchObject({ agents: 1, slots: 1, busySlots: 1, idleSlots: 0, runtimeRestarts: 0 });
       expect(json.claimedAheadAtLeast).toBe(json.counts.running - 1);
       await handle.cancel();
     } finally {

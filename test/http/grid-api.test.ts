@@ -1,12 +1,12 @@
 // The HTTP API on a real local grid (SQLite backends, Python worker), every answer checked against openapi.yaml.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { SqliteRequestLedger } from '../../lib/backends/local';
-import { embeddedAgents } from '../../lib/cli/commands/serve';
 import { startEmbeddedGrid, type EmbeddedGrid } from '../../lib/cli';
 import { applyOverrides, compileConfig } from '../../lib/core';
-import { API_LIMITS, ApiHandlers, GridApiServer, OutputTails } from '../../lib/http';
+import { API_LIMITS, ApiHandlers, GridApiServer, OutputTails, registryAgents } from '../../lib/http';
 import { FIXTURES, tempDir, waitFor } from '../support/local-grid';
 import { ApiTestClient } from './api-client';
 import { DOCUMENT_PATH, OpenApiContract, loadDocument } from './openapi-contract';
@@ -41,7 +41,7 @@ beforeAll(async () => {
     ledger,
     gridKind: 'local',
     outputs,
-    agents: embeddedAgents(grid, config, () => false),
+    agents: registryAgents(grid.backends.agents, { heartbeatEveryMs: 2_000, cacheMs: 0 }),
     pollIntervalMs: 20,
   });
   server = await GridApiServer.start({ api: gridApi, port: 0, token: TOKEN });
@@ -340,7 +340,7 @@ describe('the dashboard', () => {
 });
 
 describe('the grid', () => {
-  test('describes itself and lists the agent of its process', async () => {
+  test('describes itself and lists the agents alive in its registry, those of other processes and hosts too', async () => {
     const info = await api.call('GET', '/v1');
     expect(info.json).toMatchObject({
       api: 'htcgrid',
@@ -348,10 +348,59 @@ describe('the grid', () => {
       limits: API_LIMITS,
       defaults: { maxAttempts: 2 },
     });
-    const agents = await api.call('GET', '/v1/agents');
-    expect(agents.json.source).toBe('this-process');
-    expect(agents.json.agents).toEqual([expect.objectContaining({ id: grid.agent!.owner, state: 'alive', slots: 2 })]);
-    expect(agents.json.note).toMatch(/do not register/);
+    // An agent of another host registers in the same grid folder.
+    const now = Date.now();
+    await grid.backends.agents.heartbeat({
+      agentId: 'far:7:abc',
+      host: 'far',
+      pid: 7,
+      slots: 4,
+      handler: 'app.handler',
+      runtime: 'python3.12',
+      startedAt: now - 1,
+      heartbeatAt: now,
+      expiresAt: now + 60_000,
+      state: 'draining',
+      busySlots: 3,
+      runtimeRestarts: 2,
+      tasks: { claimed: 9, succeeded: 5, failed: 1, retried: 0, released: 0, dropped: 0 },
+    });
+    try {
+      const agents = await api.call('GET', '/v1/agents');
+      expect(agents.json.source).toBe('registry');
+      expect(agents.json.agents).toEqual([
+        expect.objectContaining({ id: grid.agent!.owner, state: 'alive', slots: 2, host: os.hostname() }),
+        expect.objectContaining({
+          id: 'far:7:abc',
+          host: 'far',
+          state: 'draining',
+          slots: 4,
+          busySlots: 3,
+          idleSlots: 1,
+          runtimeRestarts: 2,
+          stats: expect.objectContaining({ claimed: 9, failed: 1 }),
+        }),
+      ]);
+      expect(agents.json.note).toMatch(/heartbeat every 2 s/);
+    } finally {
+      await grid.backends.agents.remove('far:7:abc');
+    }
+  });
+
+  test("the agent's heartbeat tells its busy slots while a task runs, and a timed-out task's runtime restart", async () => {
+    const own = async (): Promise<any> =>
+      (await api.call('GET', '/v1/agents')).json.agents.find((a: any) => a.id === grid.agent!.owner);
+    const before = (await own()).runtimeRestarts as number;
+    const sid = (
+      await api.call('POST', '/v1/sessions', {
+        body: { tasks: [{ do: 'sleep', seconds: 30 }], timeoutSec: 2, maxAttempts: 1 },
+      })
+    ).json.sessionId;
+    await waitFor(async () => (await own()).busySlots === 1, 15_000, 'a busy slot');
+    expect(await own()).toMatchObject({ busySlots: 1, idleSlots: 1 });
+    await waitFor(async () => (await own()).runtimeRestarts === before + 1, 20_000, 'a runtime restart');
+    await waitFor(async () => (await own()).busySlots === 0, 15_000, 'idle slots again');
+    expect((await api.call('GET', `/v1/sessions/${sid}`)).json.counts.failed).toBe(1);
   });
 });
 

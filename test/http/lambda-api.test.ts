@@ -5,7 +5,7 @@ import { openAwsBackends, type AwsBackends } from '../../lib/backends/aws';
 import { compileConfig, GRID_ENV, resolveRuntime, resourcesToEnv } from '../../lib/core';
 import { functionUrlHandler, type FunctionUrlEvent } from '../../lib/http/lambda-adapter';
 import { openApiHandlers } from '../../lib/http/lambda-handler';
-import { Agent } from '../../lib/runtime/agent';
+import { Agent, countSlotUsage, newSlotCounters, PresenceHeartbeat } from '../../lib/runtime/agent';
 import { createLocalInvoker } from '../../lib/runtime/local';
 import { createGridResources, startEmulators, type Emulators } from '../support/emulators';
 import { FIXTURES, waitFor } from '../support/local-grid';
@@ -24,6 +24,7 @@ const CONFIG = {
 let emulators: Emulators;
 let backends: AwsBackends;
 let agent: Agent;
+let heartbeat: PresenceHeartbeat;
 let call: (method: string, target: string, body?: string, headers?: Record<string, string>) => Promise<Answer>;
 const contract = new OpenApiContract();
 const saved = { ...process.env };
@@ -85,23 +86,44 @@ beforeAll(async () => {
     return answer;
   };
   backends = openAwsBackends(resources, { clients: emulators.clients() });
+  // Wired as bin/agent.ts wires the agent of the container: slots counted, heartbeats into the DynamoDB registry.
+  const slotCounters = newSlotCounters();
   agent = new Agent({
     config,
     ...backends,
     slots: 2,
     receiveWaitMs: 500,
     createInvoker: () =>
-      createLocalInvoker({
-        taskRoot: WORKER,
-        handler: 'lambda_function.lambda_handler',
-        runtime: resolveRuntime('python3.12'),
-        pythonExecutable: 'python3',
-      }),
+      countSlotUsage(
+        createLocalInvoker({
+          taskRoot: WORKER,
+          handler: 'lambda_function.lambda_handler',
+          runtime: resolveRuntime('python3.12'),
+          pythonExecutable: 'python3',
+        }),
+        slotCounters,
+      ),
   });
   await agent.start();
+  heartbeat = new PresenceHeartbeat({
+    registry: backends.agents,
+    presence: {
+      agentId: agent.owner,
+      host: 'agent-host',
+      pid: process.pid,
+      slots: 2,
+      handler: config.handler,
+      runtime: config.runtime.name,
+      startedAt: Date.now(),
+    },
+    activity: () => ({ busySlots: slotCounters.busy, runtimeRestarts: slotCounters.restarts, tasks: agent.stats }),
+    intervalMs: 250,
+  });
+  await heartbeat.start();
 }, 180_000);
 
 afterAll(async () => {
+  await heartbeat?.stop();
   await agent?.stop(5_000);
   await backends?.close();
   await emulators?.stop();
@@ -164,11 +186,34 @@ describe('the GridApi Lambda on the AWS backends', () => {
     });
   });
 
-  test('refuses bad input with JSON errors, and says agents are not listed in AWS', async () => {
+  test('refuses bad input with JSON errors', async () => {
     expect((await call('GET', '/v1/sessions/nope')).json.error.code).toBe('UnknownSessionError');
     expect((await call('POST', '/v1/sessions', '{"tasks": [')).json.error.code).toBe('InvalidRequestError');
-    const agents = await call('GET', '/v1/agents');
-    expect(agents.json).toMatchObject({ source: 'none', agents: [] });
     expect((await call('GET', '/v1')).json).toMatchObject({ grid: 'aws' });
   });
+
+  test('lists the agents registered in DynamoDB with their busy and idle slots and runtime restarts', async () => {
+    const mine = async (): Promise<any> => {
+      const answer = await call('GET', '/v1/agents');
+      expect(answer.json).toMatchObject({ source: 'registry', note: expect.stringMatching(/every 20 s/) });
+      return answer.json.agents.find((a: any) => a.id === agent.owner);
+    };
+    // A listing newer than the start of this test, with no task running (the listing is shared for 5 s: one Query and
+    // BatchGet per period, whatever the number of streams).
+    const since = Date.now();
+    let before: any;
+    await waitFor(async () => {
+      before = await mine();
+      return before?.heartbeatAt > since && before.busySlots === 0;
+    }, 30_000);
+    expect(before).toMatchObject({ host: 'agent-host', state: 'alive', slots: 2, idleSlots: 2 });
+    const sid = (await call('POST', '/v1/sessions', '{"tasks": [{"do": "sleep", "seconds": 60}], "maxAttempts": 1}'))
+      .json.sessionId;
+    await waitFor(async () => (await mine()).busySlots === 1, 30_000);
+    expect(await mine()).toMatchObject({ busySlots: 1, idleSlots: 1 });
+    expect((await call('POST', `/v1/sessions/${sid}/cancel`)).status).toBe(200);
+    // The cancelled task's runtime is killed and started afresh.
+    await waitFor(async () => (await mine()).runtimeRestarts === before.runtimeRestarts + 1, 30_000);
+    expect(await mine()).toMatchObject({ busySlots: 0, idleSlots: 2 });
+  }, 90_000);
 });

@@ -163,6 +163,13 @@ describe('the compiled embedded grid with its agent in a worker thread', () => {
     });
     const handle = await started.client.submit([{ sleep_sec: 60, marker_dir: markers }]);
     await waitFor(() => fs.readdirSync(markers).length > 0, 10_000, 'the task to start');
+    // The thread's busy slot is read on the main thread, and its heartbeat tells the grid's registry.
+    expect(started.agent!.slotCounters).toEqual({ busy: 1, restarts: 0 });
+    await waitFor(
+      async () => (await started.backends.agents.listAlive(Date.now()))[0]?.busySlots === 1,
+      10_000,
+      'a heartbeat with the busy slot',
+    );
 
     const first = started.close(120_000);
     const second = started.close();

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { Browser, Page } from 'playwright-core';
-import { embeddedAgents, startLocalHttpApi, type LocalHttpApi } from '../../lib/cli/commands/serve';
+import { startLocalHttpApi, type LocalHttpApi } from '../../lib/cli/commands/serve';
 import { startEmbeddedGrid, type EmbeddedGrid } from '../../lib/cli';
 import { applyOverrides, compileConfig } from '../../lib/core';
 import { OutputTails } from '../../lib/http';
@@ -68,7 +68,6 @@ describeInBrowser('the dashboard in chromium', () => {
       grid,
       address: { host: '127.0.0.1', port: 0 },
       logger: silentLogger(),
-      agents: embeddedAgents(grid, config, () => false),
       outputs,
     });
     browser = await launchChromium(CHROMIUM!);
@@ -156,6 +155,12 @@ describeInBrowser('the dashboard in chromium', () => {
     await page.locator(`tr[data-session="${sid}"]`).click();
     const panel = page.locator(`[data-session-panel="${sid}"]`);
     await waitFor(async () => (await api('GET', `/v1/sessions/${sid}`)).counts.running > 0, 20_000, 'a running task');
+    // The agents panel shows both slots busy (from the agent's heartbeat in the grid's registry).
+    const agentCell = (what: string): string => `[data-agent="${grid.agent!.owner}"] td[data-${what}]`;
+    await page.waitForFunction((cell) => document.querySelector(cell)?.textContent === '2', agentCell('busy'), {
+      timeout: 20_000,
+    });
+    expect(await page.locator(agentCell('idle')).textContent()).toBe('0');
     await panel.getByRole('button', { name: 'Cancel session' }).click();
     // Nothing happens before the confirmation.
     expect((await api('GET', `/v1/sessions/${sid}`)).counts.cancelled).toBe(0);
@@ -166,6 +171,13 @@ describeInBrowser('the dashboard in chromium', () => {
     await page.waitForFunction(
       (id) => document.querySelector(`tr[data-session="${id}"]`)?.textContent?.includes('cancelled') ?? false,
       sid,
+    );
+    // Both running tasks were killed, their runtimes restarted, and the slots are idle again.
+    await page.waitForFunction(
+      ([busy, restarts]) =>
+        document.querySelector(busy)?.textContent === '0' && Number(document.querySelector(restarts)?.textContent) >= 2,
+      [agentCell('busy'), agentCell('restarts')] as const,
+      { timeout: 20_000 },
     );
   });
 

@@ -247,7 +247,9 @@ function Agents(props: { agents: AgentsView | null }) {
               <th>agent</th>
               <th>state</th>
               <th>slots</th>
-              <th>claimed</th>
+              <th>busy</th>
+              <th>idle</th>
+              <th>runtime restarts</th>
               <th>succeeded</th>
               <th>failed</th>
               <th>retried</th>
@@ -256,13 +258,23 @@ function Agents(props: { agents: AgentsView | null }) {
           <tbody>
             {a.agents.map((agent) => (
               <tr key={agent.id} data-agent={agent.id}>
-                <td class="id">{agent.id}</td>
-                <td>{agent.state}</td>
+                <td class="id" title={`${agent.handler} on ${agent.runtime}, pid ${agent.pid}`}>
+                  {agent.id}
+                </td>
+                <td class={`state-${agent.state}`}>{agent.state}</td>
                 <td class="num">{agent.slots}</td>
-                <td class="num">{agent.stats.claimed}</td>
-                <td class="num">{agent.stats.succeeded}</td>
-                <td class="num">{agent.stats.failed}</td>
-                <td class="num">{agent.stats.retried}</td>
+                <td class="num" data-busy>
+                  {agent.busySlots ?? '?'}
+                </td>
+                <td class="num" data-idle>
+                  {agent.idleSlots ?? '?'}
+                </td>
+                <td class="num" data-restarts>
+                  {agent.runtimeRestarts ?? '?'}
+                </td>
+                <td class="num">{agent.stats?.succeeded ?? '?'}</td>
+                <td class="num">{agent.stats?.failed ?? '?'}</td>
+                <td class="num">{agent.stats?.retried ?? '?'}</td>
               </tr>
             ))}
           </tbody>

@@ -21,14 +21,22 @@ export interface SessionLive extends SessionStatus {
 
 export interface AgentView {
   readonly id: string;
+  readonly host: string;
+  readonly pid: number;
   readonly state: 'alive' | 'draining';
   readonly slots: number;
+  readonly busySlots: number | null;
+  readonly idleSlots: number | null;
+  readonly runtimeRestarts: number | null;
+  readonly handler: string;
+  readonly runtime: string;
   readonly startedAt: number;
-  readonly stats: Record<'claimed' | 'succeeded' | 'failed' | 'retried' | 'released' | 'dropped', number>;
+  readonly heartbeatAt: number;
+  readonly stats: Record<'claimed' | 'succeeded' | 'failed' | 'retried' | 'released' | 'dropped', number> | null;
 }
 
 export interface AgentsView {
-  readonly source: 'this-process' | 'none';
+  readonly source: 'registry' | 'none';
   readonly agents: readonly AgentView[];
   readonly note: string;
 }

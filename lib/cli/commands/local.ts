@@ -6,7 +6,7 @@ import type { AgentPresence } from '../../ports';
 import type { SessionSummaryView } from '../../client';
 import { createLogger } from '../../logging';
 import { startEmbeddedGrid, type EmbeddedGrid } from '../../local-grid';
-import { agentsLine, noAgentMessage, watchAgents } from '../agent-watch';
+import { agentsLine, noAgentMessage, slotUsageOf, watchAgents } from '../agent-watch';
 import { followResults, printFailures } from '../follow-results';
 import * as output from '../output';
 import { pythonVersionNote, slotsWarning, withStartupProgress } from '../startup-notice';
@@ -17,7 +17,7 @@ import { OutputTails } from '../../http';
 import { announceTakeover, writeLocalConfig } from '../grid-folder';
 import { bothListeners, workerOutputPrinter } from '../worker-output';
 import { defaultResultsOut, noTasksError } from './run';
-import { embeddedAgents, parseHttpAddress, printHttpApi, startLocalHttpApi } from './serve';
+import { parseHttpAddress, printHttpApi, startLocalHttpApi } from './serve';
 
 export interface LocalUpFlags {
   readonly dir: string;
@@ -53,7 +53,6 @@ export async function localUpCommand(config: GridConfig, flags: LocalUpFlags): P
   );
   // Clients of this grid read the same configuration (payload limits, defaults); written once the folder is ours.
   writeLocalConfig(flags.dir, config);
-  let draining = false;
   const api = outputs
     ? await startLocalHttpApi({
         dir: flags.dir,
@@ -62,7 +61,6 @@ export async function localUpCommand(config: GridConfig, flags: LocalUpFlags): P
         address: parseHttpAddress(flags.http),
         logger,
         outputs,
-        agents: embeddedAgents(grid, config, () => draining),
       }).catch(async (err: unknown) => {
         await grid.close(0);
         throw err;
@@ -75,7 +73,7 @@ export async function localUpCommand(config: GridConfig, flags: LocalUpFlags): P
   if (python?.warning) output.info(python.warning);
   output.info(`submit with: htcgrid submit --dir ${flags.dir} --tasks <file.jsonl>`);
   if (api) printHttpApi(api);
-  await waitForSignals(grid, (flags.graceSec ?? 30) * 1000, () => (draining = true));
+  await waitForSignals(grid, (flags.graceSec ?? 30) * 1000);
   await api?.close();
   output.info(`stopped: ${JSON.stringify(grid.agent?.stats)}`);
   return 0;
@@ -173,7 +171,14 @@ export async function statusCommand(sessionId: string, flags: GridDirFlags & { j
     if (flags.json) {
       const slots = agents === undefined ? null : slotsOf(agents);
       output.result(
-        JSON.stringify({ ...status, agents: agents?.length ?? null, slots, claimedAheadAtLeast: claimed, summary }),
+        JSON.stringify({
+          ...status,
+          agents: agents?.length ?? null,
+          slots,
+          ...(agents && (slotUsageOf(agents) ?? { busySlots: null, idleSlots: null, runtimeRestarts: null })),
+          claimedAheadAtLeast: claimed,
+          summary,
+        }),
       );
     } else {
       const c = status.counts;

@@ -4,12 +4,12 @@ import fs from 'node:fs';
 import { once } from 'node:events';
 import path from 'node:path';
 import { SqliteRequestLedger } from '../../backends/local';
-import { compileConfig, type GridConfig } from '../../core';
+import { AGENT_HEARTBEAT_MS, compileConfig, type GridConfig } from '../../core';
 import {
   DEFAULT_API_PORT,
   ApiHandlers,
   GridApiServer,
-  NO_AGENT_REGISTRY_NOTE,
+  registryAgents,
   type AgentDirectory,
   type OutputTails,
 } from '../../http';
@@ -59,6 +59,7 @@ export interface LocalHttpApiOptions {
   readonly grid: EmbeddedGrid;
   readonly address: HttpAddress;
   readonly logger: Logger;
+  /** @default - the grid folder's agent registry */
   readonly agents?: AgentDirectory;
   readonly outputs?: OutputTails;
   readonly outputNote?: string;
@@ -88,7 +89,8 @@ export async function startLocalHttpApi(options: LocalHttpApiOptions): Promise<L
     // Completions wake a waiting results stream; the 50 ms poll stays only as the fallback.
     changes: options.grid.backends.changes,
     pollIntervalMs: options.grid.backends.changes.watching ? 1_000 : undefined,
-    agents: options.agents,
+    agents:
+      options.agents ?? registryAgents(options.grid.backends.agents, { heartbeatEveryMs: AGENT_HEARTBEAT_MS.local }),
     outputs: options.outputs,
     outputNote: options.outputNote,
     logger: options.logger.child({ component: 'http-api' }),
@@ -131,28 +133,6 @@ export function printHttpApi(api: LocalHttpApi): void {
   output.info(`HTTP API on ${api.url} (token required: Authorization: Bearer ${api.token})`);
   output.info(`dashboard: ${api.url}/ui/#token=${api.token}`);
   output.info(`clients read ${api.clientConfigFile}: Grid.connect("${api.clientConfigFile}") in Python`);
-}
-
-/** The agents of an embedded grid, as `GET /v1/agents` shows them. */
-export function embeddedAgents(grid: EmbeddedGrid, config: GridConfig, isDraining: () => boolean): AgentDirectory {
-  const startedAt = Date.now();
-  return {
-    list: () => ({
-      source: 'this-process',
-      agents: grid.agent
-        ? [
-            {
-              id: grid.agent.owner,
-              state: isDraining() ? 'draining' : 'alive',
-              slots: config.slots,
-              startedAt,
-              stats: { ...grid.agent.stats },
-            },
-          ]
-        : [],
-      note: NO_AGENT_REGISTRY_NOTE,
-    }),
-  };
 }
 
 function isLoopback(host: string): boolean {

@@ -1,13 +1,29 @@
 // Keeps an agent registered while it runs: a heartbeat every few seconds, `draining` when it stops taking tasks, and
 // removal on a clean stop, so clients can say "no agent is alive" within seconds instead of waiting silently.
 import type { Logger } from 'pino';
+import { AGENT_HEARTBEAT_MS } from '../../core';
 import { silentLogger } from '../../logging';
-import type { AgentPresence, AgentRegistry } from '../../ports';
+import type { AgentPresence, AgentRegistry, AgentTaskCounts } from '../../ports';
+
+/** What changes between heartbeats: read at each one. */
+export interface AgentActivity {
+  readonly busySlots: number;
+  readonly runtimeRestarts: number;
+  readonly tasks: AgentTaskCounts;
+}
 
 export interface PresenceHeartbeatOptions {
   readonly registry: AgentRegistry;
-  readonly presence: Omit<AgentPresence, 'heartbeatAt' | 'expiresAt' | 'state'>;
-  /** @default 2000 ms */
+  readonly presence: Omit<
+    AgentPresence,
+    'heartbeatAt' | 'expiresAt' | 'state' | 'busySlots' | 'runtimeRestarts' | 'tasks'
+  >;
+  /**
+   * The agent's busy slots, runtime restarts and task counts, recorded with each heartbeat.
+   * @default - not recorded
+   */
+  readonly activity?: () => AgentActivity;
+  /** @default 2000 ms (`AGENT_HEARTBEAT_MS.local`) */
   readonly intervalMs?: number;
   /** How long a heartbeat counts. @default three intervals */
   readonly expiryMs?: number;
@@ -28,7 +44,7 @@ export class PresenceHeartbeat {
   private readonly logger: Logger;
 
   constructor(private readonly options: PresenceHeartbeatOptions) {
-    this.intervalMs = options.intervalMs ?? 2_000;
+    this.intervalMs = options.intervalMs ?? AGENT_HEARTBEAT_MS.local;
     this.expiryMs = options.expiryMs ?? this.intervalMs * 3;
     this.clock = options.clock ?? Date.now;
     this.logger = options.logger ?? silentLogger();
@@ -61,8 +77,14 @@ export class PresenceHeartbeat {
   private beat(): Promise<void> {
     if (this.stopped) return Promise.resolve();
     const now = this.clock();
+    const activity = this.options.activity?.();
     this.inflight = this.options.registry.heartbeat({
       ...this.options.presence,
+      ...(activity && {
+        busySlots: activity.busySlots,
+        runtimeRestarts: activity.runtimeRestarts,
+        tasks: { ...activity.tasks },
+      }),
       heartbeatAt: now,
       expiresAt: now + this.expiryMs,
       state: this.state,
