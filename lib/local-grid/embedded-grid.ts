@@ -40,6 +40,12 @@ export interface EmbeddedGridOptions {
   readonly claimFolder?: boolean;
   /** Called with each difference when the folder passes from another (stopped) grid to this one. */
   readonly onFolderTakeover?: (differences: readonly string[]) => void;
+  /**
+   * How the agent's grid expires finished sessions (`task_retention_sec`): the clock their age is measured on and how
+   * often it looks. Tests inject a clock instead of waiting days.
+   * @default { now: Date.now, intervalMs: max(reaper_interval_sec, 5 s) }
+   */
+  readonly expiry?: { readonly now?: () => number; readonly intervalMs?: number };
 }
 
 export interface EmbeddedGrid {
@@ -154,7 +160,8 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
       reaper.start();
       // Finished sessions past task_retention_sec go in small batches; freed pages go back to the file system.
       expiry = new ExpiryTimer(new SessionExpiry(backends.database, backends.store, config.retentionMs), {
-        intervalMs: Math.max(config.reaperIntervalMs, 5_000),
+        intervalMs: options.expiry?.intervalMs ?? Math.max(config.reaperIntervalMs, 5_000),
+        now: options.expiry?.now,
         logger,
       });
       expiry.start();

@@ -115,7 +115,13 @@ export class ExpiryTimer {
 
   constructor(
     private readonly expiry: SessionExpiry,
-    private readonly options: { intervalMs: number; stepsPerTick?: number; logger?: Logger },
+    private readonly options: {
+      intervalMs: number;
+      stepsPerTick?: number;
+      logger?: Logger;
+      /** The clock retention is measured on. @default Date.now */
+      now?: () => number;
+    },
   ) {}
 
   start(): void {
@@ -136,7 +142,7 @@ export class ExpiryTimer {
     let sessions = 0;
     try {
       for (let i = 0; i < (this.options.stepsPerTick ?? 20) && !this.stopped; i++) {
-        const step = await this.expiry.step();
+        const step = await this.expiry.step((this.options.now ?? Date.now)());
         tasks += step.tasks;
         sessions += step.sessions;
         if (!step.more && step.pagesFreed === 0) break;
