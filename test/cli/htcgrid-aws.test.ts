@@ -1,10 +1,12 @@
 // `htcgrid submit/status/results/cancel --grid aws`: the CLI finds a deployed grid from its stack outputs.
 import fs from 'node:fs';
 import path from 'node:path';
-import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { openAwsBackends, type AwsBackends } from '../../lib/backends/aws';
 import { main } from '../../lib/cli';
-import { compileConfig } from '../../lib/core';
+import { GridClient } from '../../lib/client';
+import { compileConfig, type AwsGridResources } from '../../lib/core';
 import { Agent } from '../../lib/runtime/agent';
 import { createLocalInvoker } from '../../lib/runtime/local';
 import { createGridResources, startEmulators, type Emulators } from '../support/emulators';
@@ -108,5 +110,137 @@ describe('htcgrid against a grid on AWS', () => {
     const run = await htcgrid('status', 'x', '--outputs', file);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/stack output TableName is missing/);
+  });
+});
+
+describe('htcgrid delete on a grid in AWS', () => {
+  let resources: AwsGridResources;
+  let outputsFile: string;
+  let backends: AwsBackends;
+  let clients: ReturnType<Emulators['clients']>;
+  beforeAll(async () => {
+    resources = await createGridResources(emulators);
+    outputsFile = path.join(tempDir(), 'outputs.json');
+    fs.writeFileSync(
+      outputsFile,
+      JSON.stringify({
+        HtcGrid: {
+          TableName: resources.tableName,
+          QueueUrls: JSON.stringify(resources.queueUrls),
+          DataBucket: resources.dataBucket,
+          Region: 'us-east-1',
+          ClientConfig: JSON.stringify({ inline_payload_max_bytes: 64 }),
+        },
+      }),
+    );
+    clients = emulators.clients();
+    backends = openAwsBackends(resources, { clients });
+  });
+  afterAll(async () => {
+    await backends?.close();
+    for (const client of Object.values(clients ?? {})) client.destroy();
+  });
+
+  /** Every table item of a session: its tasks, manifests and the session item. */
+  const itemsOf = async (sessionId: string): Promise<string[]> => {
+    const out = await clients.dynamodb.send(
+      new ScanCommand({
+        TableName: resources.tableName,
+        FilterExpression: 'session_id = :sid',
+        ExpressionAttributeValues: { ':sid': { S: sessionId } },
+        ConsistentRead: true,
+      }),
+    );
+    return (out.Items ?? []).map((item) => String(item.task_id?.S));
+  };
+  /** Every data-plane object of a session. */
+  const objectsOf = async (sessionId: string): Promise<string[]> => {
+    const out = await clients.s3.send(
+      new ListObjectsV2Command({ Bucket: resources.dataBucket, Prefix: `data/sessions/${sessionId}/` }),
+    );
+    return (out.Contents ?? []).map((o) => String(o.Key));
+  };
+  const submit = async (events: unknown[]): Promise<string> => {
+    const tasks = path.join(tempDir(), 'tasks.jsonl');
+    fs.writeFileSync(tasks, events.map((e) => JSON.stringify(e)).join('\n'));
+    const run = await htcgrid('submit', '--outputs', outputsFile, '--tasks', tasks);
+    expect(run.code).toBe(0);
+    return run.stdout.trim().split('\n').pop()!;
+  };
+
+  it('removes a finished session: its task items, manifests and session item, and every object under its prefix', async () => {
+    const config = compileConfig({
+      slots: 1,
+      empty_task_queue_backoff_timeout_sec: 0.05,
+      inline_payload_max_bytes: 64,
+    });
+    const agent = new Agent({
+      config,
+      ...backends,
+      receiveWaitMs: 200,
+      createInvoker: () =>
+        createLocalInvoker({
+          taskRoot: path.join(FIXTURES, 'e2e', 'probe'),
+          handler: 'lambda_function.lambda_handler',
+          runtime: config.runtime,
+        }),
+    });
+    await agent.start();
+    let doomed: string;
+    let kept: string;
+    try {
+      // Payloads over 64 bytes go to S3, and so do the results that echo them.
+      doomed = await submit([{ pad: 'x'.repeat(200) }, { a: 1 }]);
+      kept = await submit([{ pad: 'y'.repeat(200) }]);
+      const client = new GridClient({ config, ...backends, pollIntervalMs: 100 });
+      for (const id of [doomed, kept]) {
+        const handle = await client.session(id);
+        await handle.wait({ pollIntervalMs: 100, signal: AbortSignal.timeout(30_000) });
+      }
+    } finally {
+      await agent.stop(2_000);
+    }
+    // An object no task names any more (a result whose finish was refused) goes with its session too.
+    await clients.s3.send(
+      new PutObjectCommand({
+        Bucket: resources.dataBucket,
+        Key: `data/sessions/${doomed}/${doomed}_0/result-9.json`,
+        Body: '{}',
+      }),
+    );
+    expect((await objectsOf(doomed)).length).toBeGreaterThanOrEqual(3);
+    expect(await itemsOf(doomed)).toEqual(expect.arrayContaining([`session#${doomed}`, `${doomed}_0`, `${doomed}_1`]));
+
+    const deleted = await htcgrid('delete', doomed, '--outputs', outputsFile);
+
+    expect(deleted.code).toBe(0);
+    expect(deleted.stdout).toMatch(new RegExp(`deleted session ${doomed}: 2 task\\(s\\)`));
+    expect(await itemsOf(doomed)).toEqual([]);
+    expect(await objectsOf(doomed)).toEqual([]);
+    expect((await htcgrid('status', doomed, '--outputs', outputsFile)).stderr).toMatch(/unknown session/);
+    // Another session is untouched.
+    expect(await itemsOf(kept)).toContain(`${kept}_0`);
+    expect((await objectsOf(kept)).length).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('names an unknown session with exit 2', async () => {
+    const run = await htcgrid('delete', 'no-such-session', '--outputs', outputsFile);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/unknown session 'no-such-session'/);
+  });
+
+  it('refuses a session with tasks still to run, naming --force, which cancels it first and deletes it', async () => {
+    const live = await submit([{ pad: 'z'.repeat(200) }, { b: 2 }]);
+
+    const refused = await htcgrid('delete', live, '--outputs', outputsFile);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(new RegExp(`session '${live}' still has 2 task\\(s\\) pending or running`));
+    expect(refused.stderr).toMatch(new RegExp(`htcgrid delete ${live} --force`));
+    expect(await itemsOf(live)).toContain(`${live}_0`);
+
+    const forced = await htcgrid('delete', live, '--outputs', outputsFile, '--force');
+    expect(forced.code).toBe(0);
+    expect(await itemsOf(live)).toEqual([]);
+    expect(await objectsOf(live)).toEqual([]);
   });
 });

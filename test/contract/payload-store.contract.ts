@@ -114,6 +114,21 @@ export function describePayloadStoreContract(
       expect(results.every((r) => r.status === 'rejected')).toBe(true);
     });
 
+    it("deleting a session's prefix removes every key under it and nothing of another session", async () => {
+      const sessionId = uniqueId('s');
+      const other = uniqueId('s');
+      // Keys two levels down (task folder, then file), as the grid writes them.
+      const keys = Array.from({ length: 30 }, (_, i) => payloadKeys.result(sessionId, `t_${i}`, 1 + (i % 2)));
+      await Promise.all([...keys.map((k) => store.put(k, k)), store.put(payloadKeys.input(other, 't_0'), 'kept')]);
+
+      await store.deletePrefix!(payloadKeys.sessionPrefix(sessionId));
+      await store.deletePrefix!(payloadKeys.sessionPrefix(uniqueId('never-written')));
+
+      const results = await Promise.allSettled(keys.map((k) => store.get(k)));
+      expect(results.filter((r) => r.status === 'fulfilled')).toEqual([]);
+      expect((await store.get(payloadKeys.input(other, 't_0'))).toString()).toBe('kept');
+    });
+
     (options.atomicConcurrentPuts === false ? it.skip : it)(
       'concurrent puts of one key leave one complete value',
       async () => {

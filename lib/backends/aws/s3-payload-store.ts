@@ -2,6 +2,7 @@
 import {
   DeleteObjectsCommand,
   GetObjectCommand,
+  ListObjectsV2Command,
   NoSuchKey,
   PutObjectCommand,
   S3Client,
@@ -131,6 +132,29 @@ export class S3PayloadStore implements PayloadStore {
         );
       }
     });
+  }
+
+  /**
+   * Removes every object under `prefix` (a session's `sessions/<id>/`), a listed page (up to 1,000 keys) at a time:
+   * what a session's tasks no longer name goes too (a result whose finish was refused, a payload of a task the
+   * session index did not show yet). Needs `s3:ListBucket` on the grid's prefix, which `DataPlaneBucket` grants.
+   */
+  async deletePrefix(prefix: string): Promise<void> {
+    if (!prefix.endsWith('/')) throw new HtcGridError(`payload prefix '${prefix}' must end with '/'`);
+    let token: string | undefined;
+    do {
+      const page = await withRetry(
+        'S3 ListObjectsV2',
+        () =>
+          this.client.send(
+            new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix + prefix, ContinuationToken: token }),
+          ),
+        this.retryPolicy,
+      );
+      const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [o.Key.slice(this.prefix.length)] : []));
+      await this.delete(keys);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
   }
 
   async close(): Promise<void> {
