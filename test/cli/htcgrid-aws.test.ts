@@ -4,57 +4,23 @@ import path from 'node:path';
 import { GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { openAwsBackends, type AwsBackends } from '../../lib/backends/aws';
-import { main } from '../../lib/cli';
 import { GridClient } from '../../lib/client';
 import { compileConfig, type AwsGridResources } from '../../lib/core';
 import { Agent } from '../../lib/runtime/agent';
 import { createLocalInvoker } from '../../lib/runtime/local';
-import { createGridResources, startEmulators, type Emulators } from '../support/emulators';
+import { createGridResources, type Emulators } from '../support/emulators';
+import { useEmulators, writeOutputsFile } from '../support/emulator-suite';
+import { runHtcgrid } from '../support/htcgrid-cli';
 import { FIXTURES, tempDir } from '../support/local-grid';
 
-let emulators: Emulators;
-const saved = { ...process.env };
-beforeAll(async () => {
-  emulators = await startEmulators();
-  Object.assign(process.env, emulators.env());
-}, 120_000);
-afterAll(async () => {
-  process.env = saved;
-  await emulators?.stop();
-});
-
-async function htcgrid(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = jest.spyOn(console, 'log').mockImplementation((line: string) => void out.push(line));
-  const error = jest.spyOn(console, 'error').mockImplementation((line: string) => void err.push(line));
-  try {
-    const code = await main(['node', 'htcgrid', ...args]);
-    return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
+const suite = useEmulators({ env: true });
 
 describe('htcgrid against a grid on AWS', () => {
   it('submits from a cdk outputs file, waits for the results and reports the status', async () => {
-    const resources = await createGridResources(emulators);
-    const outputsFile = path.join(tempDir(), 'outputs.json');
-    fs.writeFileSync(
-      outputsFile,
-      JSON.stringify({
-        HtcGrid: {
-          TableName: resources.tableName,
-          QueueUrls: JSON.stringify(resources.queueUrls),
-          DataBucket: resources.dataBucket,
-          Region: 'us-east-1',
-          ClientConfig: JSON.stringify({ max_attempts: 1 }),
-        },
-      }),
-    );
+    const resources = await createGridResources(suite.emulators);
+    const outputsFile = writeOutputsFile(resources, { ClientConfig: JSON.stringify({ max_attempts: 1 }) });
     const config = compileConfig({ slots: 1, empty_task_queue_backoff_timeout_sec: 0.05 });
-    const backends: AwsBackends = openAwsBackends(resources, { clients: emulators.clients() });
+    const backends = suite.backendsFor(resources);
     const agent = new Agent({
       config,
       ...backends,
@@ -72,7 +38,7 @@ describe('htcgrid against a grid on AWS', () => {
       fs.writeFileSync(tasks, '{"a":1}\n{"a":2}\n');
       const out = path.join(tempDir(), 'results.jsonl');
 
-      const submitted = await htcgrid('submit', '--outputs', outputsFile, '--tasks', tasks, '--wait', '--out', out);
+      const submitted = await runHtcgrid('submit', '--outputs', outputsFile, '--tasks', tasks, '--wait', '--out', out);
 
       expect(submitted.code).toBe(0);
       const sessionId = submitted.stdout.trim();
@@ -83,10 +49,10 @@ describe('htcgrid against a grid on AWS', () => {
         .map((l) => JSON.parse(l));
       expect(lines.map((l) => l.result.event.a).sort()).toEqual([1, 2]);
       expect(lines[0].result.custom.session_id).toBe(sessionId);
-      const status = await htcgrid('status', sessionId, '--grid', 'aws', '--outputs', outputsFile, '--json');
+      const status = await runHtcgrid('status', sessionId, '--grid', 'aws', '--outputs', outputsFile, '--json');
       expect(JSON.parse(status.stdout)).toMatchObject({ total: 2, done: true, counts: { succeeded: 2 } });
       // The file was counted ahead, so the two-task session's results sit in one index partition.
-      const raw = emulators.clients().dynamodb;
+      const raw = suite.emulators.clients().dynamodb;
       const sessionItem = await raw.send(
         new GetItemCommand({ TableName: resources.tableName, Key: { task_id: { S: `session#${sessionId}` } } }),
       );
@@ -94,12 +60,11 @@ describe('htcgrid against a grid on AWS', () => {
       expect(sessionItem.Item?.index_shards).toEqual({ N: '1' });
     } finally {
       await agent.stop(2_000);
-      await backends.close();
     }
   });
 
   it('names what is missing when no stack is given', async () => {
-    const run = await htcgrid('status', 'x', '--grid', 'aws');
+    const run = await runHtcgrid('status', 'x', '--grid', 'aws');
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/--grid aws needs --stack <name>/);
   });
@@ -107,7 +72,7 @@ describe('htcgrid against a grid on AWS', () => {
   it('explains an outputs file that is not from an htc-grid stack', async () => {
     const file = path.join(tempDir(), 'outputs.json');
     fs.writeFileSync(file, JSON.stringify({ Other: { Foo: 'bar' } }));
-    const run = await htcgrid('status', 'x', '--outputs', file);
+    const run = await runHtcgrid('status', 'x', '--outputs', file);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/stack output TableName is missing/);
   });
@@ -119,21 +84,9 @@ describe('htcgrid delete on a grid in AWS', () => {
   let backends: AwsBackends;
   let clients: ReturnType<Emulators['clients']>;
   beforeAll(async () => {
-    resources = await createGridResources(emulators);
-    outputsFile = path.join(tempDir(), 'outputs.json');
-    fs.writeFileSync(
-      outputsFile,
-      JSON.stringify({
-        HtcGrid: {
-          TableName: resources.tableName,
-          QueueUrls: JSON.stringify(resources.queueUrls),
-          DataBucket: resources.dataBucket,
-          Region: 'us-east-1',
-          ClientConfig: JSON.stringify({ inline_payload_max_bytes: 64 }),
-        },
-      }),
-    );
-    clients = emulators.clients();
+    resources = await createGridResources(suite.emulators);
+    outputsFile = writeOutputsFile(resources, { ClientConfig: JSON.stringify({ inline_payload_max_bytes: 64 }) });
+    clients = suite.emulators.clients();
     backends = openAwsBackends(resources, { clients });
   });
   afterAll(async () => {
@@ -163,7 +116,7 @@ describe('htcgrid delete on a grid in AWS', () => {
   const submit = async (events: unknown[]): Promise<string> => {
     const tasks = path.join(tempDir(), 'tasks.jsonl');
     fs.writeFileSync(tasks, events.map((e) => JSON.stringify(e)).join('\n'));
-    const run = await htcgrid('submit', '--outputs', outputsFile, '--tasks', tasks);
+    const run = await runHtcgrid('submit', '--outputs', outputsFile, '--tasks', tasks);
     expect(run.code).toBe(0);
     return run.stdout.trim().split('\n').pop()!;
   };
@@ -211,20 +164,20 @@ describe('htcgrid delete on a grid in AWS', () => {
     expect((await objectsOf(doomed)).length).toBeGreaterThanOrEqual(3);
     expect(await itemsOf(doomed)).toEqual(expect.arrayContaining([`session#${doomed}`, `${doomed}_0`, `${doomed}_1`]));
 
-    const deleted = await htcgrid('delete', doomed, '--outputs', outputsFile);
+    const deleted = await runHtcgrid('delete', doomed, '--outputs', outputsFile);
 
     expect(deleted.code).toBe(0);
     expect(deleted.stdout).toMatch(new RegExp(`deleted session ${doomed}: 2 task\\(s\\)`));
     expect(await itemsOf(doomed)).toEqual([]);
     expect(await objectsOf(doomed)).toEqual([]);
-    expect((await htcgrid('status', doomed, '--outputs', outputsFile)).stderr).toMatch(/unknown session/);
+    expect((await runHtcgrid('status', doomed, '--outputs', outputsFile)).stderr).toMatch(/unknown session/);
     // Another session is untouched.
     expect(await itemsOf(kept)).toContain(`${kept}_0`);
     expect((await objectsOf(kept)).length).toBeGreaterThan(0);
   }, 60_000);
 
   it('names an unknown session with exit 2', async () => {
-    const run = await htcgrid('delete', 'no-such-session', '--outputs', outputsFile);
+    const run = await runHtcgrid('delete', 'no-such-session', '--outputs', outputsFile);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/unknown session 'no-such-session'/);
   });
@@ -232,13 +185,13 @@ describe('htcgrid delete on a grid in AWS', () => {
   it('refuses a session with tasks still to run, naming --force, which cancels it first and deletes it', async () => {
     const live = await submit([{ pad: 'z'.repeat(200) }, { b: 2 }]);
 
-    const refused = await htcgrid('delete', live, '--outputs', outputsFile);
+    const refused = await runHtcgrid('delete', live, '--outputs', outputsFile);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(new RegExp(`session '${live}' still has 2 task\\(s\\) pending or running`));
     expect(refused.stderr).toMatch(new RegExp(`htcgrid delete ${live} --force`));
     expect(await itemsOf(live)).toContain(`${live}_0`);
 
-    const forced = await htcgrid('delete', live, '--outputs', outputsFile, '--force');
+    const forced = await runHtcgrid('delete', live, '--outputs', outputsFile, '--force');
     expect(forced.code).toBe(0);
     expect(await itemsOf(live)).toEqual([]);
     expect(await objectsOf(live)).toEqual([]);

@@ -7,31 +7,10 @@ import AdmZip from 'adm-zip';
 import { openLocalBackends } from '../../lib/backends/local';
 import { main } from '../../lib/cli';
 import { FIXTURES, tempDir, waitFor } from '../support/local-grid';
+import { runHtcgrid, type HtcgridRun } from '../support/htcgrid-cli';
 
 const probe = path.join(FIXTURES, 'e2e', 'probe');
 const ROOT = path.resolve(__dirname, '..', '..');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function htcgrid(...args: string[]): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = jest.spyOn(console, 'log').mockImplementation((line: string) => void out.push(line));
-  const error = jest.spyOn(console, 'error').mockImplementation((line: string) => void err.push(line));
-  const write = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    const code = await main(['node', 'htcgrid', ...args]);
-    return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-    write.mockRestore();
-  }
-}
 
 function taskFile(lines: string[]): string {
   const file = path.join(tempDir(), 'tasks.jsonl');
@@ -51,7 +30,7 @@ function readLines(file: string): Array<Record<string, any>> {
 describe('htcgrid run', () => {
   it('runs every task, writes one result line per task and exits 0 when all succeeded', async () => {
     const out = path.join(tempDir(), 'results.jsonl');
-    const run = await htcgrid(
+    const run = await runHtcgrid(
       'run',
       '--worker',
       probe,
@@ -84,7 +63,7 @@ describe('htcgrid run', () => {
 
   it('exits 1 and writes the error of each failed task', async () => {
     const out = path.join(tempDir(), 'results.jsonl');
-    const run = await htcgrid(
+    const run = await runHtcgrid(
       'run',
       '--worker',
       probe,
@@ -119,7 +98,7 @@ describe('htcgrid run', () => {
         },
       }),
     );
-    const run = await htcgrid(
+    const run = await runHtcgrid(
       'run',
       '--worker',
       probe,
@@ -139,7 +118,7 @@ describe('htcgrid run', () => {
   it('runs a TypeScript worker folder on Node without being told the runtime', async () => {
     const out = path.join(tempDir(), 'results.jsonl');
     const worker = path.join(ROOT, 'workers', 'typescript', 'pi-estimator');
-    const run = await htcgrid(
+    const run = await runHtcgrid(
       'run',
       '--worker',
       worker,
@@ -161,7 +140,7 @@ describe('htcgrid run', () => {
   });
 
   it('exits 2 naming the module when the handler module is missing', async () => {
-    const run = await htcgrid(
+    const run = await runHtcgrid(
       'run',
       '--worker',
       probe,
@@ -185,7 +164,7 @@ describe('htcgrid run', () => {
     ]);
     const out = path.join(tempDir(), 'results.jsonl');
     const worker = path.join(FIXTURES, 'http', 'worker');
-    const run = await htcgrid('run', '--worker', worker, '--tasks', tasks, '--out', out, '--max-attempts', '1');
+    const run = await runHtcgrid('run', '--worker', worker, '--tasks', tasks, '--out', out, '--max-attempts', '1');
 
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/submit→result p50 \(ms\)/);
@@ -205,7 +184,7 @@ describe('htcgrid run', () => {
     process.env.TMPDIR = tmp;
     try {
       const tasks = taskFile(['{}']);
-      const run = await htcgrid('run', '--worker', probe, '--handler', 'missing_module.handler', '--tasks', tasks);
+      const run = await runHtcgrid('run', '--worker', probe, '--handler', 'missing_module.handler', '--tasks', tasks);
       expect(run.code).toBe(2);
     } finally {
       if (saved === undefined) delete process.env.TMPDIR;
@@ -216,7 +195,7 @@ describe('htcgrid run', () => {
 
   it('exits 2 naming the line of a task file that is not JSON, before running anything', async () => {
     const tasks = taskFile(['{"ok":1}', '{not json}']);
-    const run = await htcgrid('run', '--worker', probe, '--tasks', tasks, '--no-progress');
+    const run = await runHtcgrid('run', '--worker', probe, '--tasks', tasks, '--no-progress');
 
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(new RegExp(`${path.basename(tasks)}:2: not valid JSON`));
@@ -225,7 +204,7 @@ describe('htcgrid run', () => {
   it('--keep keeps the temporary grid folder, named on stderr, holding the tasks at the --priority given', async () => {
     const out = path.join(tempDir(), 'results.jsonl');
     const tasks = taskFile(['{"i":0}', '{"i":1}']);
-    const run = await htcgrid('run', '--worker', probe, '--tasks', tasks, '--out', out, '--keep', '--priority', '2');
+    const run = await runHtcgrid('run', '--worker', probe, '--tasks', tasks, '--out', out, '--keep', '--priority', '2');
 
     expect(run.code).toBe(0);
     const kept = /grid data kept in (\S+)/.exec(run.stderr)?.[1];
@@ -250,9 +229,9 @@ describe('htcgrid run', () => {
       value: Readable.from(['{"i":0}\n{"i"', ':1}\n']),
       configurable: true,
     });
-    let run: Run;
+    let run: HtcgridRun;
     try {
-      run = await htcgrid('run', '--worker', probe, '--tasks', '-', '--out', out, '--no-progress');
+      run = await runHtcgrid('run', '--worker', probe, '--tasks', '-', '--out', out, '--no-progress');
     } finally {
       Object.defineProperty(process, 'stdin', stdin);
     }
@@ -265,7 +244,7 @@ describe('htcgrid run', () => {
   });
 
   it('demo runs the mock-compute worker over the number of tasks asked for, all succeeding', async () => {
-    const run = await htcgrid('demo', '--tasks', '5', '--slots', '1');
+    const run = await runHtcgrid('demo', '--tasks', '5', '--slots', '1');
 
     expect(run.code).toBe(0);
     expect(run.stderr).toMatch(/running mock_compute_engine\.lambda_handler .* on 1 slot\(s\)/);
@@ -275,9 +254,9 @@ describe('htcgrid run', () => {
   });
 
   it('exits 2 on a usage error', async () => {
-    expect((await htcgrid('run', '--tasks', 'x.jsonl')).code).toBe(2);
-    expect((await htcgrid('run', '--worker', probe, '--tasks', taskFile(['{}']), '--slots', 'zero')).code).toBe(2);
-    const missingWorker = await htcgrid('run', '--worker', 'no/such/dir', '--tasks', taskFile(['{}']));
+    expect((await runHtcgrid('run', '--tasks', 'x.jsonl')).code).toBe(2);
+    expect((await runHtcgrid('run', '--worker', probe, '--tasks', taskFile(['{}']), '--slots', 'zero')).code).toBe(2);
+    const missingWorker = await runHtcgrid('run', '--worker', 'no/such/dir', '--tasks', taskFile(['{}']));
     expect(missingWorker.code).toBe(2);
     expect(missingWorker.stderr).toMatch(/worker no\/such\/dir does not exist/);
   });
@@ -297,7 +276,14 @@ describe('defaults that keep work', () => {
 
   it('run without --out writes the result lines to stdout when it is piped', async () => {
     stdoutIsTty(false);
-    const run = await htcgrid('run', '--worker', probe, '--tasks', taskFile(['{"i":0}', '{"i":1}']), '--no-progress');
+    const run = await runHtcgrid(
+      'run',
+      '--worker',
+      probe,
+      '--tasks',
+      taskFile(['{"i":0}', '{"i":1}']),
+      '--no-progress',
+    );
 
     expect(run.code).toBe(0);
     const lines = run.stdout.split('\n').map((l) => JSON.parse(l) as { index: number; result: { event: unknown } });
@@ -312,8 +298,8 @@ describe('defaults that keep work', () => {
     fs.writeFileSync(path.join(dir, 'htcgrid-results-existing.jsonl'), 'kept\n');
 
     const runs = [
-      await htcgrid('run', '--worker', probe, '--tasks', tasks, '--no-progress'),
-      await htcgrid('run', '--worker', probe, '--tasks', tasks, '--no-progress'),
+      await runHtcgrid('run', '--worker', probe, '--tasks', tasks, '--no-progress'),
+      await runHtcgrid('run', '--worker', probe, '--tasks', tasks, '--no-progress'),
     ];
 
     const files = fs.readdirSync(dir).filter((f) => f !== 'htcgrid-results-existing.jsonl');
@@ -334,13 +320,13 @@ describe('defaults that keep work', () => {
 
   it('an empty task file is an error for run and submit', async () => {
     const empty = taskFile(['', '  ']);
-    const run = await htcgrid('run', '--worker', probe, '--tasks', empty, '--no-progress');
+    const run = await runHtcgrid('run', '--worker', probe, '--tasks', empty, '--no-progress');
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/task file .*tasks\.jsonl holds no tasks: write one JSON event per line/);
 
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, 'config.json'), '{}');
-    const submit = await htcgrid('submit', '--dir', dir, '--tasks', empty);
+    const submit = await runHtcgrid('submit', '--dir', dir, '--tasks', empty);
     expect(submit.code).toBe(2);
     expect(submit.stderr).toMatch(/holds no tasks/);
   });
@@ -348,7 +334,7 @@ describe('defaults that keep work', () => {
   it('a mistyped key of a configuration file is an error naming the key it meant', async () => {
     const config = path.join(tempDir(), 'grid.json');
     fs.writeFileSync(config, JSON.stringify({ max_attemps: 1, grid_storage_service: 'S3' }));
-    const run = await htcgrid('run', '--worker', probe, '--config', config, '--tasks', taskFile(['{}']));
+    const run = await runHtcgrid('run', '--worker', probe, '--config', config, '--tasks', taskFile(['{}']));
 
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/max_attemps: unknown configuration key: did you mean max_attempts\?/);
@@ -359,7 +345,17 @@ describe('defaults that keep work', () => {
     const config = path.join(tempDir(), 'grid.json');
     fs.writeFileSync(config, JSON.stringify({ grid_storage_service: 'S3' }));
     const out = path.join(tempDir(), 'results.jsonl');
-    const run = await htcgrid('run', '--worker', probe, '--config', config, '--tasks', taskFile(['{}']), '--out', out);
+    const run = await runHtcgrid(
+      'run',
+      '--worker',
+      probe,
+      '--config',
+      config,
+      '--tasks',
+      taskFile(['{}']),
+      '--out',
+      out,
+    );
 
     expect(run.code).toBe(0);
     expect(run.stderr).toMatch(/warning: .*grid_storage_service: an HTC-Grid key ignored here \(the data plane is S3/);
@@ -376,12 +372,12 @@ describe('htcgrid local grid commands', () => {
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config.document));
     const agentGrid = await startEmbeddedGrid({ dataDir: dir, config, worker: probe });
     try {
-      const submitted = await htcgrid('submit', '--dir', dir, '--tasks', taskFile(['{"a":1}', '{"a":2}']));
+      const submitted = await runHtcgrid('submit', '--dir', dir, '--tasks', taskFile(['{"a":1}', '{"a":2}']));
       expect(submitted.code).toBe(0);
       const sessionId = submitted.stdout.trim();
       expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
 
-      const results = await htcgrid('results', sessionId, '--dir', dir);
+      const results = await runHtcgrid('results', sessionId, '--dir', dir);
       expect(results.code).toBe(0);
       expect(
         results.stdout
@@ -390,27 +386,27 @@ describe('htcgrid local grid commands', () => {
           .sort(),
       ).toEqual([1, 2]);
 
-      const status = await htcgrid('status', sessionId, '--dir', dir, '--json');
+      const status = await runHtcgrid('status', sessionId, '--dir', dir, '--json');
       expect(JSON.parse(status.stdout)).toMatchObject({
         total: 2,
         done: true,
         counts: { succeeded: 2 },
         summary: { tasks: 2, failures: [], running: { count: 2 }, queued: { count: 2 } },
       });
-      const text = await htcgrid('status', sessionId, '--dir', dir);
+      const text = await runHtcgrid('status', sessionId, '--dir', dir);
       expect(text.stdout).toMatch(/^ {2}queued {3}p50 \d+ m?s, p95 .*, p99 .*, max /m);
       expect(text.stdout).toMatch(/^ {2}running {2}p50 \d+ m?s/m);
 
-      expect((await htcgrid('cancel', sessionId, '--dir', dir)).stdout).toMatch(/cancelled 0 task/);
-      const unknown = await htcgrid('status', 'nope', '--dir', dir);
+      expect((await runHtcgrid('cancel', sessionId, '--dir', dir)).stdout).toMatch(/cancelled 0 task/);
+      const unknown = await runHtcgrid('status', 'nope', '--dir', dir);
       expect(unknown.code).toBe(2);
       expect(unknown.stderr).toMatch(/unknown session 'nope'/);
 
-      const deleted = await htcgrid('delete', sessionId, '--dir', dir);
+      const deleted = await runHtcgrid('delete', sessionId, '--dir', dir);
       expect(deleted.code).toBe(0);
       expect(deleted.stdout).toMatch(new RegExp(`deleted session ${sessionId}: 2 task\\(s\\)`));
-      expect((await htcgrid('status', sessionId, '--dir', dir)).stderr).toMatch(/unknown session/);
-      const deleteUnknown = await htcgrid('delete', 'nope', '--dir', dir);
+      expect((await runHtcgrid('status', sessionId, '--dir', dir)).stderr).toMatch(/unknown session/);
+      const deleteUnknown = await runHtcgrid('delete', 'nope', '--dir', dir);
       expect(deleteUnknown.code).toBe(2);
       expect(deleteUnknown.stderr).toMatch(/unknown session 'nope'/);
     } finally {
@@ -431,7 +427,16 @@ describe('htcgrid local grid commands', () => {
     try {
       const listeners = process.listenerCount('SIGINT');
       const tasks = taskFile(['{"sleep_sec": 2}', '{"sleep_sec": 0}']);
-      const waiting = htcgrid('submit', '--dir', dir, '--tasks', tasks, '--wait', '--out', path.join(dir, 'r.jsonl'));
+      const waiting = runHtcgrid(
+        'submit',
+        '--dir',
+        dir,
+        '--tasks',
+        tasks,
+        '--wait',
+        '--out',
+        path.join(dir, 'r.jsonl'),
+      );
       await waitFor(() => process.listenerCount('SIGINT') > listeners, 20_000, 'submit --wait to wait');
       process.emit('SIGINT');
       const run = await waiting;
@@ -440,7 +445,7 @@ describe('htcgrid local grid commands', () => {
       const sessionId = /detached: session (\S+) keeps running/.exec(run.stderr)?.[1];
       expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
       expect(run.stderr).toContain(`htcgrid results ${sessionId} --dir ${dir} --out results.jsonl`);
-      const later = await htcgrid('results', sessionId!, '--dir', dir);
+      const later = await runHtcgrid('results', sessionId!, '--dir', dir);
       expect(later.code).toBe(0);
       expect(later.stdout.split('\n').map((l) => JSON.parse(l).state)).toEqual(['succeeded', 'succeeded']);
     } finally {
@@ -505,11 +510,11 @@ describe('htcgrid local grid commands', () => {
         'a heartbeat with the busy slot',
       );
 
-      const status = await htcgrid('status', handle.sessionId, '--dir', dir);
+      const status = await runHtcgrid('status', handle.sessionId, '--dir', dir);
       expect(status.stdout).toMatch(/pending \d+, running 1 \+ \d+ claimed ahead, succeeded 0/);
       expect(status.stdout).toMatch(/claimed ahead: held by an agent until one of the grid's 1 slot\(s\) is free/);
       expect(status.stdout).toMatch(/^1 agent\(s\) alive, 1 slot\(s\): 1 busy, 0 idle$/m);
-      const json = JSON.parse((await htcgrid('status', handle.sessionId, '--dir', dir, '--json')).stdout);
+      const json = JSON.parse((await runHtcgrid('status', handle.sessionId, '--dir', dir, '--json')).stdout);
       expect(json).toMatchObject({ agents: 1, slots: 1, busySlots: 1, idleSlots: 0, runtimeRestarts: 0 });
       expect(json.claimedAheadAtLeast).toBe(json.counts.running - 1);
       await handle.cancel();
@@ -519,7 +524,7 @@ describe('htcgrid local grid commands', () => {
   });
 
   it('refuses a folder that is not a local grid', async () => {
-    const run = await htcgrid('status', 'x', '--dir', tempDir());
+    const run = await runHtcgrid('status', 'x', '--dir', tempDir());
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/is not a local grid folder/);
   });
@@ -528,7 +533,7 @@ describe('htcgrid local grid commands', () => {
 describe('htcgrid bundle and the built binary', () => {
   it('bundles a worker folder into a Lambda zip with the handler at its root', async () => {
     const zip = path.join(tempDir(), 'worker.zip');
-    const run = await htcgrid('bundle', probe, '-o', zip);
+    const run = await runHtcgrid('bundle', probe, '-o', zip);
     expect(run.code).toBe(0);
     expect(run.stderr).toMatch(/python worker/);
     // Inside the zip: the handler module at the root (not under a folder), byte for byte the worker's file.

@@ -2,25 +2,9 @@
 // reach the results file (read back by Python), `htcgrid results` and the SDK, inline or from the payload store.
 import fs from 'node:fs';
 import path from 'node:path';
-import { main } from '../../lib/cli';
 import { checkWithPython, EXACT_WORKERS, expectedSdkValue, type Flavour } from '../support/exact-results';
 import { collect, startTestGrid, tempDir, type TestGrid } from '../support/local-grid';
-
-async function htcgrid(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = jest.spyOn(console, 'log').mockImplementation((line: string) => void out.push(line));
-  const error = jest.spyOn(console, 'error').mockImplementation((line: string) => void err.push(line));
-  const write = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    const code = await main(['node', 'htcgrid', ...args]);
-    return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-    write.mockRestore();
-  }
-}
+import { runHtcgrid } from '../support/htcgrid-cli';
 
 /** Two tasks: one result small enough to travel inline, one sent to the payload store (inline limit 1 KiB). */
 const TASKS = [{}, { pad: 4000 }];
@@ -37,7 +21,7 @@ describe.each<Flavour>(['python', 'node'])('results of a %s worker on the local 
     fs.writeFileSync(tasks, TASKS.map((t) => JSON.stringify(t)).join('\n'));
     const out = path.join(dir, 'results.jsonl');
 
-    const run = await htcgrid(
+    const run = await runHtcgrid(
       'run',
       '--worker',
       worker.dir,
@@ -88,14 +72,14 @@ describe.each<Flavour>(['python', 'node'])('results of a %s worker on the local 
       // Read again by the CLI, as often as a user likes: the session stays readable.
       for (let i = 0; i < 2; i++) {
         const out = path.join(grid.dataDir, `results-${i}.jsonl`);
-        const read = await htcgrid('results', handle.sessionId, '--dir', grid.dataDir, '--out', out);
+        const read = await runHtcgrid('results', handle.sessionId, '--dir', grid.dataDir, '--out', out);
         expect(read).toMatchObject({ code: 0 });
         expect(checkWithPython(out, flavour)).toEqual({ status: 0, output: 'ok 2\n' });
       }
-      const stdout = await htcgrid('results', handle.sessionId, '--dir', grid.dataDir);
+      const stdout = await runHtcgrid('results', handle.sessionId, '--dir', grid.dataDir);
       expect(stdout.code).toBe(0);
       expect(stdout.stdout.split('\n')).toHaveLength(2);
-      const status = await htcgrid('status', handle.sessionId, '--dir', grid.dataDir, '--json');
+      const status = await runHtcgrid('status', handle.sessionId, '--dir', grid.dataDir, '--json');
       expect(JSON.parse(status.stdout)).toMatchObject({ done: true, counts: { succeeded: 2 } });
     });
   });

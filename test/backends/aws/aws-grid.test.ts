@@ -6,7 +6,7 @@ import { DynamoDbTaskTable, openAwsBackends, type AwsBackends } from '../../../l
 import { GridClient } from '../../../lib/client';
 import { compileConfig, type GridConfig } from '../../../lib/core/config';
 import { TransientServiceError } from '../../../lib/core/errors';
-import { resourcesToEnv, type AwsGridResources } from '../../../lib/core/grid-resources';
+import { resourcesToEnv } from '../../../lib/core/grid-resources';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
 import { newTask, type SessionRecord } from '../../../lib/core/task';
 import { Agent } from '../../../lib/runtime/agent';
@@ -14,36 +14,12 @@ import { createLocalInvoker } from '../../../lib/runtime/local';
 import { closeReaperBackends, handler as reaperHandler } from '../../../lib/runtime/reaper-handler';
 import { RieInvoker } from '../../../lib/runtime/rie';
 import { RieServer } from '../../../twin/stand-ins/rie-server';
-import { createGridResources, startEmulators, type Emulators } from '../../support/emulators';
+import { createGridResources } from '../../support/emulators';
+import { useEmulators } from '../../support/emulator-suite';
 
 const WORKER = path.join(__dirname, 'fixtures', 'worker');
 
-let emulators: Emulators;
-beforeAll(async () => {
-  emulators = await startEmulators();
-}, 120_000);
-afterAll(async () => {
-  await emulators?.stop();
-});
-
-const opened: { close(): Promise<void> }[] = [];
-afterEach(async () => {
-  for (const o of opened.splice(0).reverse()) await o.close();
-});
-
-function backendsFor(resources: AwsGridResources): AwsBackends {
-  const clients = emulators.clients();
-  const backends = openAwsBackends(resources, { clients });
-  opened.push({
-    close: async () => {
-      await backends.close();
-      clients.dynamodb.destroy();
-      clients.sqs.destroy();
-      clients.s3.destroy();
-    },
-  });
-  return backends;
-}
+const suite = useEmulators();
 
 /** An agent with one slot, invoking the fixture worker through the RIE API, and a client; both stop after the test. */
 async function startAgentAndClient(
@@ -59,7 +35,7 @@ async function startAgentAndClient(
     }),
     functionTimeoutSec: 30,
   });
-  opened.push(rie);
+  suite.closeAfterTest(rie);
   const agent = new Agent({
     config,
     ...backends,
@@ -68,7 +44,7 @@ async function startAgentAndClient(
     receiveWaitMs: 500,
   });
   await agent.start();
-  opened.push({ close: () => agent.stop(5_000) });
+  suite.closeAfterTest({ close: () => agent.stop(5_000) });
   return { agent, client: new GridClient({ config, ...backends, pollIntervalMs: 100 }) };
 }
 
@@ -95,8 +71,8 @@ const QUICK_AGENT = {
 
 describe('the grid on AWS emulators', () => {
   it('runs Python tasks end to end: results, a handler error, a large payload and a large result through S3', async () => {
-    const resources = await createGridResources(emulators);
-    const backends = backendsFor(resources);
+    const resources = await createGridResources(suite.emulators);
+    const backends = suite.backendsFor(resources);
     const config = compileConfig({ ...QUICK_AGENT, inline_payload_max_bytes: 1024 });
     const { client } = await startAgentAndClient(config, backends);
 
@@ -123,7 +99,7 @@ describe('the grid on AWS emulators', () => {
     expect(results[2]!.result).toEqual({ length: 5000 });
     expect(results[3]!.result).toEqual({ data: 'r'.repeat(5000) });
     // Four events in an array: the session's results sit in one index partition, read with one query per poll.
-    const raw = emulators.clients().dynamodb;
+    const raw = suite.emulators.clients().dynamodb;
     const sessionItem = await raw.send(
       new GetItemCommand({ TableName: resources.tableName, Key: { task_id: { S: `session#${handle.sessionId}` } } }),
     );
@@ -136,8 +112,8 @@ describe('the grid on AWS emulators', () => {
   });
 
   it('a duplicate delivery of a task message runs it once: busy while the first holder relies on its message, then stale', async () => {
-    const resources = await createGridResources(emulators);
-    const { table, queue } = backendsFor(resources);
+    const resources = await createGridResources(suite.emulators);
+    const { table, queue } = suite.backendsFor(resources);
     const s = session();
     await table.createSession(s);
     const task = newTask(s, 0, { inline: '{}' }, Date.now());
@@ -171,8 +147,8 @@ describe('the grid on AWS emulators', () => {
   });
 
   it('an agent that dies before its first heartbeat: its message reappears and another agent reaps and runs the task', async () => {
-    const resources = await createGridResources(emulators);
-    const backends = backendsFor(resources);
+    const resources = await createGridResources(suite.emulators);
+    const backends = suite.backendsFor(resources);
     const config = compileConfig({ ...QUICK_AGENT, agent_task_visibility_timeout_sec: 3 });
     const s = session();
     await backends.table.createSession(s);
@@ -204,8 +180,8 @@ describe('the grid on AWS emulators', () => {
   }, 40_000);
 
   it('the reaper Lambda handler re-queues a task whose lease expired, configured from env alone', async () => {
-    const resources = await createGridResources(emulators);
-    const { table, queue } = backendsFor(resources);
+    const resources = await createGridResources(suite.emulators);
+    const { table, queue } = suite.backendsFor(resources);
     const s = session();
     await table.createSession(s);
     const task = newTask(s, 0, { inline: '{}' }, Date.now());
@@ -219,7 +195,7 @@ describe('the grid on AWS emulators', () => {
     await table.extendLeases([{ taskId: task.taskId, owner: 'dead-agent', attempt: 1 }], Date.now() - 1);
     const env: Record<string, string> = {
       ...resourcesToEnv(resources),
-      ...emulators.env(),
+      ...suite.emulators.env(),
       HTCGRID_LOG_LEVEL: 'silent',
     };
     const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
@@ -245,8 +221,8 @@ describe('the grid on AWS emulators', () => {
 
 describe('configuration from the environment', () => {
   it('openAwsBackends reaches all three services through the standard AWS_ENDPOINT_URL_* variables alone', async () => {
-    const resources = await createGridResources(emulators);
-    const env = emulators.env();
+    const resources = await createGridResources(suite.emulators);
+    const env = suite.emulators.env();
     const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
     Object.assign(process.env, env);
     let backends: AwsBackends | undefined;
@@ -261,7 +237,7 @@ describe('configuration from the environment', () => {
       expect((await backends.queue.receive(10, { waitMs: 2000, visibilityMs: 60_000 })).length).toBe(1);
       expect((await backends.store.get('env/probe.json')).toString()).toBe('{"ok": true}');
       // Under the stack's data prefix, where the IAM grants are scoped.
-      const s3 = emulators.clients().s3;
+      const s3 = suite.emulators.clients().s3;
       const raw = await s3.send(new GetObjectCommand({ Bucket: resources.dataBucket, Key: 'data/env/probe.json' }));
       expect(await raw.Body?.transformToString()).toBe('{"ok": true}');
       s3.destroy();
@@ -295,9 +271,9 @@ describe('DynamoDB throttling (a fault no emulator produces)', () => {
   }
 
   it('a throttled claim is retried with growing, jittered back-off and then succeeds', async () => {
-    const resources = await createGridResources(emulators, { priorityLevels: 1 });
-    const clients = emulators.clients();
-    opened.push({ close: async () => clients.dynamodb.destroy() });
+    const resources = await createGridResources(suite.emulators, { priorityLevels: 1 });
+    const clients = suite.emulators.clients();
+    suite.closeAfterTest({ close: async () => clients.dynamodb.destroy() });
     const delays: number[] = [];
     const table = new DynamoDbTaskTable({
       tableName: resources.tableName,
@@ -318,9 +294,9 @@ describe('DynamoDB throttling (a fault no emulator produces)', () => {
   });
 
   it('throttling that does not stop ends in a retryable TransientServiceError, not a tight loop', async () => {
-    const resources = await createGridResources(emulators, { priorityLevels: 1 });
-    const clients = emulators.clients();
-    opened.push({ close: async () => clients.dynamodb.destroy() });
+    const resources = await createGridResources(suite.emulators, { priorityLevels: 1 });
+    const clients = suite.emulators.clients();
+    suite.closeAfterTest({ close: async () => clients.dynamodb.destroy() });
     const delays: number[] = [];
     const table = new DynamoDbTaskTable({
       tableName: resources.tableName,

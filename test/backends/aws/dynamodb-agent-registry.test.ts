@@ -2,22 +2,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DynamoDbAgentRegistry } from '../../../lib/backends/aws';
-import { main } from '../../../lib/cli';
 import type { AgentPresence } from '../../../lib/ports';
 import { PresenceHeartbeat } from '../../../lib/runtime/agent';
-import { createGridResources, startEmulators, type Emulators } from '../../support/emulators';
+import { createGridResources } from '../../support/emulators';
+import { useEmulators, writeOutputsFile } from '../../support/emulator-suite';
+import { runHtcgrid } from '../../support/htcgrid-cli';
 import { tempDir } from '../../support/local-grid';
 
-let emulators: Emulators;
-const savedEnv = { ...process.env };
-beforeAll(async () => {
-  emulators = await startEmulators();
-  Object.assign(process.env, emulators.env());
-}, 120_000);
-afterAll(async () => {
-  process.env = savedEnv;
-  await emulators?.stop();
-});
+const suite = useEmulators({ env: true });
 
 function presence(agentId: string, overrides: Partial<AgentPresence> = {}): AgentPresence {
   return {
@@ -35,22 +27,10 @@ function presence(agentId: string, overrides: Partial<AgentPresence> = {}): Agen
   };
 }
 
-async function htcgrid(...args: string[]): Promise<{ code: number; stdout: string }> {
-  const out: string[] = [];
-  const log = jest.spyOn(console, 'log').mockImplementation((line: string) => void out.push(line));
-  const error = jest.spyOn(console, 'error').mockImplementation(() => undefined);
-  try {
-    return { code: await main(['node', 'htcgrid', ...args]), stdout: out.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
-
 describe('the DynamoDB agent registry', () => {
   it('lists agents from their heartbeat until it expires or they are removed', async () => {
-    const resources = await createGridResources(emulators);
-    const client = emulators.clients().dynamodb;
+    const resources = await createGridResources(suite.emulators);
+    const client = suite.emulators.clients().dynamodb;
     const registry = new DynamoDbAgentRegistry({ tableName: resources.tableName, client });
     try {
       expect(await registry.listAlive(0)).toEqual([]);
@@ -70,30 +50,19 @@ describe('the DynamoDB agent registry', () => {
   });
 
   it('lets `htcgrid status` say that no agent is alive on an AWS grid, and count them once one heartbeats', async () => {
-    const resources = await createGridResources(emulators);
-    const outputs = path.join(tempDir(), 'outputs.json');
-    fs.writeFileSync(
-      outputs,
-      JSON.stringify({
-        HtcGrid: {
-          TableName: resources.tableName,
-          QueueUrls: JSON.stringify(resources.queueUrls),
-          DataBucket: resources.dataBucket,
-          Region: 'us-east-1',
-        },
-      }),
-    );
+    const resources = await createGridResources(suite.emulators);
+    const outputs = writeOutputsFile(resources);
     const tasks = path.join(tempDir(), 'tasks.jsonl');
     fs.writeFileSync(tasks, '{"a":1}\n');
-    const submitted = await htcgrid('submit', '--outputs', outputs, '--tasks', tasks);
+    const submitted = await runHtcgrid('submit', '--outputs', outputs, '--tasks', tasks);
     const sessionId = submitted.stdout.trim();
 
-    const none = await htcgrid('status', sessionId, '--outputs', outputs);
+    const none = await runHtcgrid('status', sessionId, '--outputs', outputs);
     expect(none.stdout).toMatch(
       /^0 agents alive on this grid right now: its service starts agents when tasks are queued/m,
     );
 
-    const client = emulators.clients().dynamodb;
+    const client = suite.emulators.clients().dynamodb;
     const heartbeat = new PresenceHeartbeat({
       registry: new DynamoDbAgentRegistry({ tableName: resources.tableName, client }),
       presence: {
@@ -108,13 +77,13 @@ describe('the DynamoDB agent registry', () => {
     });
     try {
       await heartbeat.start();
-      const one = await htcgrid('status', sessionId, '--outputs', outputs, '--json');
+      const one = await runHtcgrid('status', sessionId, '--outputs', outputs, '--json');
       expect(JSON.parse(one.stdout)).toMatchObject({ agents: 1, slots: 2 });
     } finally {
       await heartbeat.stop();
       client.destroy();
     }
-    expect(JSON.parse((await htcgrid('status', sessionId, '--outputs', outputs, '--json')).stdout)).toMatchObject({
+    expect(JSON.parse((await runHtcgrid('status', sessionId, '--outputs', outputs, '--json')).stdout)).toMatchObject({
       agents: 0,
     });
   });

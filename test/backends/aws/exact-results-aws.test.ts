@@ -1,76 +1,21 @@
 // Results exactly as the worker returned them on the AWS backends (DynamoDB Local, SQS and S3 emulators): NaN,
 // infinities, -0.0, big integers and any Unicode, inline in the table or in S3, through the RIE API or pipes.
-import fs from 'node:fs';
 import path from 'node:path';
-import { openAwsBackends, type AwsBackends } from '../../../lib/backends/aws';
-import { main } from '../../../lib/cli';
+import type { AwsBackends } from '../../../lib/backends/aws';
 import { GridClient } from '../../../lib/client';
 import { compileConfig, type GridConfig } from '../../../lib/core/config';
-import type { AwsGridResources } from '../../../lib/core/grid-resources';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
 import { Agent } from '../../../lib/runtime/agent';
 import { createLocalInvoker } from '../../../lib/runtime/local';
 import { RieInvoker } from '../../../lib/runtime/rie';
 import { RieServer } from '../../../twin/stand-ins/rie-server';
-import { createGridResources, startEmulators, type Emulators } from '../../support/emulators';
+import { createGridResources } from '../../support/emulators';
+import { useEmulators, writeOutputsFile } from '../../support/emulator-suite';
 import { checkWithPython, EXACT_WORKERS, expectedSdkValue, type Flavour } from '../../support/exact-results';
+import { runHtcgrid } from '../../support/htcgrid-cli';
 import { collect, tempDir } from '../../support/local-grid';
 
-let emulators: Emulators;
-const savedEnv = { ...process.env };
-beforeAll(async () => {
-  emulators = await startEmulators();
-  Object.assign(process.env, emulators.env());
-}, 120_000);
-afterAll(async () => {
-  process.env = savedEnv;
-  await emulators?.stop();
-});
-
-const opened: { close(): Promise<void> }[] = [];
-afterEach(async () => {
-  for (const o of opened.splice(0).reverse()) await o.close();
-});
-
-async function htcgrid(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = jest.spyOn(console, 'log').mockImplementation((line: string) => void out.push(line));
-  const error = jest.spyOn(console, 'error').mockImplementation((line: string) => void err.push(line));
-  try {
-    const code = await main(['node', 'htcgrid', ...args]);
-    return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
-
-function backendsFor(resources: AwsGridResources): AwsBackends {
-  const clients = emulators.clients();
-  const backends = openAwsBackends(resources, { clients });
-  opened.push({
-    close: async () => {
-      await backends.close();
-      clients.dynamodb.destroy();
-      clients.sqs.destroy();
-      clients.s3.destroy();
-    },
-  });
-  return backends;
-}
-
-function outputsFileFor(resources: AwsGridResources): string {
-  const file = path.join(tempDir(), 'outputs.json');
-  const outputs = {
-    TableName: resources.tableName,
-    QueueUrls: JSON.stringify(resources.queueUrls),
-    DataBucket: resources.dataBucket,
-    Region: 'us-east-1',
-  };
-  fs.writeFileSync(file, JSON.stringify({ HtcGrid: outputs }));
-  return file;
-}
+const suite = useEmulators({ env: true });
 
 /** One result inline in the table, one in S3 (inline limit 1 KiB). */
 const TASKS = [{}, { pad: 4000 }];
@@ -90,12 +35,12 @@ async function startAgent(flavour: Flavour, via: Path, config: GridConfig, backe
   let createInvoker = invoker;
   if (via === 'rie') {
     const rie = await RieServer.start({ invoker: invoker(), functionTimeoutSec: 30 });
-    opened.push(rie);
+    suite.closeAfterTest(rie);
     createInvoker = () => new RieInvoker({ endpoint: rie.endpoint });
   }
   const agent = new Agent({ config, ...backends, createInvoker, slots: 1, receiveWaitMs: 200 });
   await agent.start();
-  opened.push({ close: () => agent.stop(5_000) });
+  suite.closeAfterTest({ close: () => agent.stop(5_000) });
 }
 
 describe.each<[Flavour, Path]>([
@@ -103,8 +48,8 @@ describe.each<[Flavour, Path]>([
   ['node', 'pipes'],
 ])('results of a %s worker on the AWS backends (invoked through %s)', (flavour, via) => {
   it('the SDK gives NaN and big integers back, and `htcgrid results` writes a file Python reads back exactly', async () => {
-    const resources = await createGridResources(emulators);
-    const backends = backendsFor(resources);
+    const resources = await createGridResources(suite.emulators);
+    const backends = suite.backendsFor(resources);
     const config = compileConfig({
       slots: 1,
       inline_payload_max_bytes: 1024,
@@ -125,7 +70,7 @@ describe.each<[Flavour, Path]>([
     });
 
     const out = path.join(tempDir(), 'results.jsonl');
-    const read = await htcgrid('results', handle.sessionId, '--outputs', outputsFileFor(resources), '--out', out);
+    const read = await runHtcgrid('results', handle.sessionId, '--outputs', writeOutputsFile(resources), '--out', out);
     expect(read).toMatchObject({ code: 0 });
     expect(checkWithPython(out, flavour)).toEqual({ status: 0, output: 'ok 2\n' });
   });
