@@ -23,3 +23,23 @@ export async function eventually<T>(
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
+
+/**
+ * The set-up every contract suite shares: a fresh adapter from `factory` before each test, handed to `take`, and
+ * its `cleanup` after the test.
+ */
+export function setUpEachTest<T extends { cleanup(): Promise<void> }>(
+  factory: () => Promise<T>,
+  take: (underTest: T) => void,
+): void {
+  let current: T | undefined;
+  beforeEach(async () => {
+    current = await factory();
+    take(current);
+  });
+  afterEach(async () => {
+    const done = current;
+    current = undefined;
+    await done?.cleanup();
+  });
+}

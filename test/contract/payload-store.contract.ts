@@ -1,7 +1,7 @@
 // The PayloadStore contract: every adapter (files, S3) must pass it. Keys are unique per test.
 import { randomBytes } from 'node:crypto';
 import { payloadKeys, type PayloadStore } from '../../lib/ports';
-import { uniqueId } from './contract-helpers';
+import { setUpEachTest, uniqueId } from './contract-helpers';
 
 export interface PayloadStoreUnderTest {
   readonly store: PayloadStore;
@@ -29,17 +29,7 @@ export function describePayloadStoreContract(
 ): void {
   describe(`${name} (PayloadStore contract)`, () => {
     let store: PayloadStore;
-    let cleanup: () => Promise<void>;
-
-    beforeEach(async () => {
-      const underTest = await factory();
-      store = underTest.store;
-      cleanup = () => underTest.cleanup();
-    });
-
-    afterEach(async () => {
-      await cleanup();
-    });
+    setUpEachTest(factory, (underTest) => (store = underTest.store));
 
     const key = () => payloadKeys.input(uniqueId('s'), 't_0');
 

@@ -2,24 +2,14 @@
 import { InvalidBrowseCursorError } from '../../lib/backends/browse-cursor';
 import { newTask, type SessionRecord, type TaskRecord } from '../../lib/core/task';
 import type { BrowsePage, TaskTable } from '../../lib/ports';
-import { uniqueId } from './contract-helpers';
+import { setUpEachTest, uniqueId } from './contract-helpers';
 import type { TaskTableUnderTest } from './task-table.contract';
 
 /** Registers the browsing tests; `factory` is the TaskTable contract's (tables may be shared between tests). */
 export function describeTaskBrowserContract(name: string, factory: () => Promise<TaskTableUnderTest>): void {
   describe(`${name} (TaskBrowser contract)`, () => {
     let table: TaskTable;
-    let cleanup: () => Promise<void>;
-
-    beforeEach(async () => {
-      const underTest = await factory();
-      table = underTest.table;
-      cleanup = () => underTest.cleanup();
-    });
-
-    afterEach(async () => {
-      await cleanup();
-    });
+    setUpEachTest(factory, (underTest) => (table = underTest.table));
 
     function sessionRecord(createdAt: number): SessionRecord {
       return {

@@ -1,6 +1,6 @@
 // The TaskQueue contract: every adapter (SQLite, SQS) must pass it. Visibility in whole seconds, waits by polling.
 import type { QueueMessage, ReceivedMessage, TaskQueue } from '../../lib/ports';
-import { eventually, uniqueId } from './contract-helpers';
+import { eventually, setUpEachTest, uniqueId } from './contract-helpers';
 
 export interface TaskQueueUnderTest {
   readonly queue: TaskQueue;
@@ -19,17 +19,7 @@ const HIDDEN = 60 * SECOND;
 export function describeTaskQueueContract(name: string, factory: () => Promise<TaskQueueUnderTest>): void {
   describe(`${name} (TaskQueue contract)`, () => {
     let queue: TaskQueue;
-    let cleanup: () => Promise<void>;
-
-    beforeEach(async () => {
-      const underTest = await factory();
-      queue = underTest.queue;
-      cleanup = () => underTest.cleanup();
-    });
-
-    afterEach(async () => {
-      await cleanup();
-    });
+    setUpEachTest(factory, (underTest) => (queue = underTest.queue));
 
     function messages(count: number, overrides: Partial<QueueMessage> = {}): QueueMessage[] {
       const sessionId = uniqueId('s');

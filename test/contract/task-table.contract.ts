@@ -2,7 +2,7 @@
 import { SessionExistsError } from '../../lib/core/errors';
 import { newTask, type SessionRecord, type TaskError, type TaskRecord } from '../../lib/core/task';
 import type { Completion, LeaseRef, TaskTable } from '../../lib/ports';
-import { uniqueId } from './contract-helpers';
+import { setUpEachTest, uniqueId } from './contract-helpers';
 
 export interface TaskTableUnderTest {
   readonly table: TaskTable;
@@ -21,17 +21,7 @@ const boom: TaskError = { type: 'ValueError', message: 'boom', stack: ['  File "
 export function describeTaskTableContract(name: string, factory: () => Promise<TaskTableUnderTest>): void {
   describe(`${name} (TaskTable contract)`, () => {
     let table: TaskTable;
-    let cleanup: () => Promise<void>;
-
-    beforeEach(async () => {
-      const underTest = await factory();
-      table = underTest.table;
-      cleanup = () => underTest.cleanup();
-    });
-
-    afterEach(async () => {
-      await cleanup();
-    });
+    setUpEachTest(factory, (underTest) => (table = underTest.table));
 
     function sessionRecord(overrides: Partial<SessionRecord> = {}): SessionRecord {
       return {

@@ -13,39 +13,39 @@ afterAll(() => {
   fs.rmSync(outdir, { recursive: true, force: true });
 });
 
-it('synthesises a template with the -c handler in the Lambda command, the agent document and the outputs', () => {
+/**
+ * Runs `npx cdk synth` into `out` with `-c key=value` for each context entry, as a user would: no credentials to sign
+ * with and no Docker engine, so bundling must be local and synth must not call AWS. Returns the template's JSON and
+ * the cdk-nag report's rows.
+ */
+function synth(out: string, context: Record<string, string>, stack: string): { template: any; nagRows: string[] } {
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: outdir,
-    // Nothing to sign with and no Docker engine: bundling must be local and synth must not call AWS.
     CDK_DOCKER: path.join(outdir, 'no-docker'),
     CDK_DISABLE_CLI_TELEMETRY: 'true',
   };
-  const args = [
-    'cdk',
-    'synth',
-    '--quiet',
-    '--no-notices',
-    '--no-version-reporting',
-    '-o',
-    outdir,
-    '-c',
-    'lambda_handler_file_name=portfolio_pricing_engine',
-    '-c',
-    'lambda_handler_function_name=price',
-    '-c',
-    `worker=${path.relative(REPO_ROOT, PYTHON_WORKER)}`,
-    '-c',
-    'grid_name=cli-check',
-    '-c',
-    'max_agents=12',
-    '-c',
-    'retain_data=false',
-  ];
-
+  const args = ['cdk', 'synth', '--quiet', '--no-notices', '--no-version-reporting', '-o', out];
+  for (const [key, value] of Object.entries(context)) args.push('-c', `${key}=${value}`);
   execFileSync('npx', args, { cwd: REPO_ROOT, env, stdio: 'pipe', timeout: 240_000 });
+  const template = JSON.parse(fs.readFileSync(path.join(out, `${stack}.template.json`), 'utf8'));
+  const nagReport = fs.readFileSync(path.join(out, `AwsSolutions--${stack}-NagReport.csv`), 'utf8');
+  return { template, nagRows: nagReport.trim().split('\n').slice(1) };
+}
 
-  const template = JSON.parse(fs.readFileSync(path.join(outdir, 'HtcGrid-cli-check.template.json'), 'utf8'));
+it('synthesises a template with the -c handler in the Lambda command, the agent document and the outputs', () => {
+  const { template, nagRows: rows } = synth(
+    outdir,
+    {
+      lambda_handler_file_name: 'portfolio_pricing_engine',
+      lambda_handler_function_name: 'price',
+      worker: path.relative(REPO_ROOT, PYTHON_WORKER),
+      grid_name: 'cli-check',
+      max_agents: '12',
+      retain_data: 'false',
+    },
+    'HtcGrid-cli-check',
+  );
   const text = JSON.stringify(template);
   const taskDef = Object.values(template.Resources as Record<string, any>).find(
     (r) => r.Type === 'AWS::ECS::TaskDefinition',
@@ -58,8 +58,6 @@ it('synthesises a template with the -c handler in the Lambda command, the agent 
   expect(template.Outputs.Handler.Value).toBe('portfolio_pricing_engine.price');
   // retain_data=false: buckets are emptied and deleted with the stack.
   expect(text).toContain('Custom::S3AutoDeleteObjects');
-  const nagReport = fs.readFileSync(path.join(outdir, 'AwsSolutions--HtcGrid-cli-check-NagReport.csv'), 'utf8');
-  const rows = nagReport.trim().split('\n').slice(1);
   expect(rows.length).toBeGreaterThan(20);
   expect(rows.filter((row) => row.includes('"Non-Compliant"'))).toEqual([]);
   // Every suppression carries a written reason.
@@ -68,37 +66,18 @@ it('synthesises a template with the -c handler in the Lambda command, the agent 
 }, 300_000);
 
 it('synthesises the EKS plane with -c compute=eks: the handler in the pod, KEDA scaling, cdk-nag clean', () => {
-  const out = path.join(outdir, 'eks');
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: outdir,
-    CDK_DOCKER: path.join(outdir, 'no-docker'),
-    CDK_DISABLE_CLI_TELEMETRY: 'true',
-  };
   // The issue's command, with the fixture worker: the real portfolio-pricing folder needs QuantLib's wheel from PyPI.
-  const args = [
-    'cdk',
-    'synth',
-    '--quiet',
-    '--no-notices',
-    '--no-version-reporting',
-    '-o',
-    out,
-    '-c',
-    'compute=eks',
-    '-c',
-    `worker=${path.relative(REPO_ROOT, PYTHON_WORKER)}`,
-    '-c',
-    'lambda_handler_file_name=portfolio_pricing_engine',
-    '-c',
-    'lambda_handler_function_name=lambda_handler',
-    '-c',
-    'grid_name=eks-check',
-  ];
-
-  execFileSync('npx', args, { cwd: REPO_ROOT, env, stdio: 'pipe', timeout: 240_000 });
-
-  const template = JSON.parse(fs.readFileSync(path.join(out, 'HtcGrid-eks-check.template.json'), 'utf8'));
+  const { template, nagRows: rows } = synth(
+    path.join(outdir, 'eks'),
+    {
+      compute: 'eks',
+      worker: path.relative(REPO_ROOT, PYTHON_WORKER),
+      lambda_handler_file_name: 'portfolio_pricing_engine',
+      lambda_handler_function_name: 'lambda_handler',
+      grid_name: 'eks-check',
+    },
+    'HtcGrid-eks-check',
+  );
   const resources = Object.values(template.Resources as Record<string, any>);
   const manifests = resources
     .filter((r) => r.Type === 'Custom::AWSCDK-EKS-KubernetesResource')
@@ -108,8 +87,6 @@ it('synthesises the EKS plane with -c compute=eks: the handler in the pod, KEDA 
   expect(manifests.some((m) => m.includes('\\"kind\\":\\"ScaledObject\\"'))).toBe(true);
   expect(resources.filter((r) => r.Type === 'AWS::EKS::Cluster')).toHaveLength(1);
   expect(template.Outputs.Handler.Value).toBe('portfolio_pricing_engine.lambda_handler');
-  const nagReport = fs.readFileSync(path.join(out, 'AwsSolutions--HtcGrid-eks-check-NagReport.csv'), 'utf8');
-  const rows = nagReport.trim().split('\n').slice(1);
   expect(rows.filter((row) => row.includes('"Non-Compliant"'))).toEqual([]);
   expect(rows.filter((row) => /"Suppressed","(N\/A)?"/.test(row))).toEqual([]);
 }, 300_000);

@@ -1,37 +1,13 @@
 // The grid unit as data: the invariants every compute plane's translation inherits (ECS today, EKS next), over every
 // slot count and runtime.
-import { resolveRuntime, WORKER_RUNTIMES } from '../../lib/core/runtime-kind';
-import {
-  gridUnit,
-  INIT_USER,
-  MAX_SLOTS,
-  RIE_PORT,
-  RUNTIME_API_PORT,
-  SANDBOX_USER,
-  TASK_ROOT,
-  type GridUnit,
-} from '../../lib/infra/grid-unit';
-import { portOf, rieAddresses } from './template-helpers';
-
-function unit(slots: number, runtime = 'python3.12'): GridUnit {
-  return gridUnit({
-    slots,
-    runtime: resolveRuntime(runtime),
-    handler: 'lambda_function.lambda_handler',
-    taskTimeoutSec: 900,
-    memorySizeMb: 3008,
-    functionName: 'function',
-    workerBucket: 'bucket',
-    workerKey: 'workers/w.zip',
-    agentEnvironment: { HTCGRID_CONFIG: '{}' },
-    stopTimeoutSec: 120,
-  });
-}
+import { WORKER_RUNTIMES } from '../../lib/core/runtime-kind';
+import { INIT_USER, MAX_SLOTS, RIE_PORT, RUNTIME_API_PORT, SANDBOX_USER, TASK_ROOT } from '../../lib/infra/grid-unit';
+import { portOf, rieAddresses, testUnit } from './template-helpers';
 
 const SLOT_COUNTS = Array.from({ length: MAX_SLOTS }, (_, i) => i + 1);
 
 describe.each(SLOT_COUNTS)('a unit of %i slot(s)', (slots) => {
-  const u = unit(slots);
+  const u = testUnit(slots);
   const lambdas = u.containers.filter((c) => c.image === 'lambda');
 
   it('starts the init container, then one Lambda container per slot, then the agent', () => {
@@ -87,7 +63,7 @@ describe.each(SLOT_COUNTS)('a unit of %i slot(s)', (slots) => {
 
 describe.each(WORKER_RUNTIMES.map((r) => r.name))('the %s runtime', (runtime) => {
   it('starts the runtime’s bootstrap behind lambda-rie with the handler as its command', () => {
-    const [lambda] = unit(2, runtime).containers.filter((c) => c.image === 'lambda');
+    const [lambda] = testUnit(2, runtime).containers.filter((c) => c.image === 'lambda');
     const bootstrap = runtime.startsWith('provided') ? `${TASK_ROOT}/bootstrap` : '/var/runtime/bootstrap';
 
     expect(lambda!.entryPoint![0]).toBe('/usr/local/bin/aws-lambda-rie');

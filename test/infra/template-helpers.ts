@@ -1,5 +1,7 @@
 // Test helpers that read the synthesized template as an AWS engineer would: containers, lambda-rie flags, metric math.
 import type { Template } from 'aws-cdk-lib/assertions';
+import { resolveRuntime } from '../../lib/core/runtime-kind';
+import { gridUnit, type GridUnit } from '../../lib/infra/grid-unit';
 
 export type ContainerDef = {
   Name: string;
@@ -116,4 +118,20 @@ export function backlogPolicy(t: Template): Record<string, any> {
 /** The agent configuration document (`HTCGRID_CONFIG`), its deploy-time values rendered as `<token>`. */
 export function agentDocument(t: Template): Record<string, any> {
   return JSON.parse(joined(env(container(t, 'agent'), 'HTCGRID_CONFIG'))) as Record<string, any>;
+}
+
+/** A grid unit of `slots` slots with the defaults a deployed grid has, for tests of its translations. */
+export function testUnit(slots: number, runtime = 'python3.12'): GridUnit {
+  return gridUnit({
+    slots,
+    runtime: resolveRuntime(runtime),
+    handler: 'lambda_function.lambda_handler',
+    taskTimeoutSec: 900,
+    memorySizeMb: 3008,
+    functionName: 'function',
+    workerBucket: 'bucket',
+    workerKey: 'workers/w.zip',
+    agentEnvironment: { HTCGRID_CONFIG: '{}' },
+    stopTimeoutSec: 120,
+  });
 }

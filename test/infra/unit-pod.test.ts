@@ -3,8 +3,8 @@
 import { Duration } from 'aws-cdk-lib';
 import { Pod } from 'kubernetes-models/v1';
 import { compileConfig } from '../../lib/core/config';
-import { resolveRuntime, WORKER_RUNTIMES } from '../../lib/core/runtime-kind';
-import { gridUnit, MAX_SLOTS, type GridUnit } from '../../lib/infra/grid-unit';
+import { WORKER_RUNTIMES } from '../../lib/core/runtime-kind';
+import { MAX_SLOTS } from '../../lib/infra/grid-unit';
 import { idleMinutes } from '../../lib/infra/backlog-scaling';
 import { eksPlaneSettings, type EksComputePlaneProps } from '../../lib/infra/eks-compute-plane';
 import {
@@ -14,21 +14,7 @@ import {
   podPlacements,
   unitPodSpec,
 } from '../../lib/infra/unit-pod';
-
-function unit(slots: number, runtime = 'python3.12'): GridUnit {
-  return gridUnit({
-    slots,
-    runtime: resolveRuntime(runtime),
-    handler: 'lambda_function.lambda_handler',
-    taskTimeoutSec: 900,
-    memorySizeMb: 3008,
-    functionName: 'function',
-    workerBucket: 'bucket',
-    workerKey: 'workers/w.zip',
-    agentEnvironment: { HTCGRID_CONFIG: '{}' },
-    stopTimeoutSec: 120,
-  });
-}
+import { testUnit } from './template-helpers';
 
 const OPTIONS = {
   images: { init: 'init:1', lambda: 'lambda:1', agent: 'agent:1' },
@@ -39,7 +25,7 @@ const OPTIONS = {
 
 describe.each(Array.from({ length: MAX_SLOTS }, (_, i) => i + 1))('a pod of %i slot(s)', (slots) => {
   it.each(WORKER_RUNTIMES.map((r) => r.name))('is a valid pod for %s', (runtime) => {
-    const spec = unitPodSpec(unit(slots, runtime), OPTIONS);
+    const spec = unitPodSpec(testUnit(slots, runtime), OPTIONS);
 
     expect(() => new Pod({ metadata: { name: 'agent' }, spec }).validate()).not.toThrow();
     expect(spec.initContainers!.map((c) => c.name)).toEqual([
@@ -54,14 +40,14 @@ describe.each(Array.from({ length: MAX_SLOTS }, (_, i) => i + 1))('a pod of %i s
 
 describe('podPlacements', () => {
   it('refuses a unit whose container waits for one that starts after it', () => {
-    const u = unit(1);
+    const u = testUnit(1);
     const reordered = { ...u, containers: [u.containers[0]!, u.containers[2]!, u.containers[1]!] };
 
     expect(() => podPlacements(reordered)).toThrow(/agent depends on lambda-0, which does not start before it/);
   });
 
   it('refuses a unit waiting for the start of a container that exits', () => {
-    const u = unit(1);
+    const u = testUnit(1);
     const agent = u.containers[2]!;
     const waitsForInit = { ...agent, dependsOn: [{ container: 'fetch-worker', condition: 'START' as const }] };
 
