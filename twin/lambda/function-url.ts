@@ -6,10 +6,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import path from 'node:path';
-import AdmZip from 'adm-zip';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { build } from 'esbuild';
 import { TwinTemplateError } from '../errors';
+import { s3CodeOf, unpackFunctionCode } from './function-code';
 import type { AccessLedger } from '../iam/access-ledger';
 import { accessKeyOf } from '../iam/request-actions';
 import { resourcesOfType, text, type CfnTemplate } from '../template/cfn-template';
@@ -222,18 +222,13 @@ export class FunctionUrlRunner {
     const { stack } = this.options;
     const functionId = this.front.resource.functionId;
     const props = stack.properties(functionId);
-    const code = props.Code as { S3Bucket?: string; S3Key?: string };
-    if (!code.S3Bucket || !code.S3Key)
-      throw new TwinTemplateError(`${functionId}: the twin runs functions with S3 code`);
+    const code = s3CodeOf(functionId, props.Code);
     if (!String(props.Runtime).startsWith('nodejs')) {
       throw new TwinTemplateError(
         `${functionId}: the twin hosts Node.js function URLs only (got ${String(props.Runtime)})`,
       );
     }
-    const object = await this.options.adminS3.send(new GetObjectCommand({ Bucket: code.S3Bucket, Key: code.S3Key }));
-    const taskRoot = path.join(this.options.dir, functionId);
-    fs.mkdirSync(taskRoot, { recursive: true });
-    new AdmZip(Buffer.from(await object.Body!.transformToByteArray())).extractAllTo(taskRoot, true);
+    const taskRoot = await unpackFunctionCode(this.options.adminS3, code, this.options.dir, functionId);
     const functionName = String(stack.ref(functionId, functionId));
     const variables = (props.Environment as { Variables?: Record<string, string> } | undefined)?.Variables ?? {};
     const child = spawn(process.execPath, [this.options.hostScript], {

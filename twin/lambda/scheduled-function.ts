@@ -2,14 +2,13 @@
 // from its asset in the bootstrap bucket, its handler, runtime, timeout, memory and environment from the template,
 // its role's credentials, invoked at the rule's rate with a scheduled event.
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
-import AdmZip from 'adm-zip';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { resolveRuntime } from '../../lib/core/runtime-kind';
 import { createLocalInvoker } from '../../lib/runtime/local';
 import type { WorkerInvoker } from '../../lib/ports';
 import { TwinTemplateError } from '../errors';
+import { s3CodeOf, unpackFunctionCode, type FunctionCode } from './function-code';
 import { resourcesOfType, text, type CfnTemplate } from '../template/cfn-template';
 import type { DeployedStack } from '../template/deployed-stack';
 
@@ -23,7 +22,7 @@ export interface ScheduledFunction {
   readonly timeoutSec: number;
   readonly memoryMb: number;
   readonly environment: Readonly<Record<string, string>>;
-  readonly code: { readonly bucket: string; readonly key: string };
+  readonly code: FunctionCode;
 }
 
 /** Rules with a `rate(...)` schedule and the function each targets, read without resolving anything. */
@@ -51,10 +50,7 @@ export function scheduleTargets(
 export function scheduledFunctions(stack: DeployedStack): ScheduledFunction[] {
   return scheduleTargets(stack.template).map(({ ruleId, functionId, roleId, rateMs }) => {
     const props = stack.properties(functionId);
-    const code = props.Code as { S3Bucket?: string; S3Key?: string };
-    if (!code.S3Bucket || !code.S3Key || !roleId) {
-      throw new TwinTemplateError(`${functionId}: the twin runs functions with S3 code and a role of the template`);
-    }
+    if (!roleId) throw new TwinTemplateError(`${functionId}: the twin runs functions with a role of the template`);
     return {
       ruleId,
       functionId,
@@ -65,7 +61,7 @@ export function scheduledFunctions(stack: DeployedStack): ScheduledFunction[] {
       timeoutSec: Number(props.Timeout ?? 3),
       memoryMb: Number(props.MemorySize ?? 128),
       environment: (props.Environment as { Variables?: Record<string, string> } | undefined)?.Variables ?? {},
-      code: { bucket: code.S3Bucket, key: code.S3Key },
+      code: s3CodeOf(functionId, props.Code),
     };
   });
 }
@@ -97,12 +93,7 @@ export class ScheduledFunctionRunner {
 
   /** Unpacks the code, then invokes now and at every rate (EventBridge's first run falls within one period). */
   async start(): Promise<void> {
-    const object = await this.options.adminS3.send(
-      new GetObjectCommand({ Bucket: this.fn.code.bucket, Key: this.fn.code.key }),
-    );
-    const taskRoot = path.join(this.options.dir, this.fn.functionId);
-    fs.mkdirSync(taskRoot, { recursive: true });
-    new AdmZip(Buffer.from(await object.Body!.transformToByteArray())).extractAllTo(taskRoot, true);
+    const taskRoot = await unpackFunctionCode(this.options.adminS3, this.fn.code, this.options.dir, this.fn.functionId);
     const functionName = String(this.options.stack.ref(this.fn.functionId, this.fn.functionId));
     this.invoker = createLocalInvoker({
       taskRoot,
