@@ -15,6 +15,7 @@ import { provisionServices, type ProvisionReport } from './aws/provision';
 import { RecordingProxy } from './aws/recording-proxy';
 import { TwinTemplateError } from './errors';
 import { EcsTask, type TaskEvent } from './ecs/ecs-task';
+import { refuseHiddenHostPaths } from './ecs/hidden-checkout';
 import { cgroupRoot, checkHost } from './ecs/host-tools';
 import { imageStandIn, type DockerImageAsset } from './ecs/images';
 import { ECS_CREDENTIALS_ADDRESS, TwinBridge } from './ecs/task-network';
@@ -309,6 +310,10 @@ export class TwinDeployment {
     const manifest = readAssetManifest(this.synth.assetManifestFile);
     this.dockerAssets = dockerImageAssets(manifest, path.dirname(this.synth.assetManifestFile), this.stack);
     this.loadAgentUnit();
+    refuseHiddenHostPaths(this.taskDefinition, [
+      { what: 'the checkout', path: this.options.repoRoot },
+      { what: 'node', path: process.execPath },
+    ]);
     this.outputsFile = path.join(this.workDir, 'outputs.json');
     fs.writeFileSync(this.outputsFile, JSON.stringify({ [this.stack.stackName]: this.resolveOutputs() }, null, 2));
     say('bundling the image stand-ins');
