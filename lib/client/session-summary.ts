@@ -1,5 +1,7 @@
 // Failures by error type and time queued / time running of a session, kept up to date from its terminal tasks.
-import type { TaskRecord } from '../core';
+import type { LatencyView, SessionSummaryView, TaskRecord } from '../core';
+
+export type { FailureGroup, LatencyView, SessionSummaryView } from '../core';
 import type { TaskTable } from '../ports';
 
 /** Bucket bounds (ms) of the latency histograms: 1 ms to about 12 days, four buckets per doubling. */
@@ -54,43 +56,6 @@ export class LatencyHistogram {
       buckets,
     };
   }
-}
-
-export interface LatencyView {
-  readonly count: number;
-  readonly meanMs: number | null;
-  readonly p50Ms: number | null;
-  readonly p95Ms: number | null;
-  readonly p99Ms: number | null;
-  readonly maxMs: number | null;
-  /** Non-empty buckets: `count` values at most `le` ms (and above the previous bucket's `le`). */
-  readonly buckets: readonly { le: number; count: number }[];
-}
-
-export interface FailureGroup {
-  readonly errorType: string;
-  /** Tasks that ended failed with this error type. */
-  readonly failedTasks: number;
-  /** Attempts that failed with this error type, retried ones included. */
-  readonly failedAttempts: number;
-  /** Failed attempts per reason (error, timeout, runtime-crash, lease-expired). */
-  readonly reasons: Readonly<Record<string, number>>;
-  /** A task that failed with it, to open. */
-  readonly exampleTaskId: string;
-  readonly exampleMessage: string;
-}
-
-export interface SessionSummaryView {
-  readonly sessionId: string;
-  /** Terminal tasks summarised. */
-  readonly tasks: number;
-  readonly failures: readonly FailureGroup[];
-  /** From submission to the first claim. */
-  readonly queued: LatencyView;
-  /** From the claim to the end of the last attempt, for tasks that ran. */
-  readonly running: LatencyView;
-  readonly firstFinishedAt: number | null;
-  readonly lastFinishedAt: number | null;
 }
 
 interface MutableGroup {

@@ -9,3 +9,4 @@ export * from './task-state';
 export * from './result-json';
 export * from './grid-resources';
 export * from './agent-heartbeat';
+export * from './api-views';

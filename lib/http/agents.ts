@@ -1,41 +1,8 @@
 // What the API can tell about the grid's agents: those alive in the grid's agent registry, from any process or host.
-import type { AgentPresence, AgentRegistry, AgentTaskCounts } from '../ports';
+import type { AgentsView, AgentView } from '../core';
+import type { AgentPresence, AgentRegistry } from '../ports';
 
-export type AgentStatsView = AgentTaskCounts;
-
-export interface AgentView {
-  /** The agent's lease owner name (`host:pid:id`), as task histories show it. */
-  readonly id: string;
-  readonly host: string;
-  readonly pid: number;
-  readonly state: 'alive' | 'draining';
-  /** Slots (runtimes) it runs tasks in. */
-  readonly slots: number;
-  /** Slots running a task at its last heartbeat; null when the agent does not tell (an earlier version). */
-  readonly busySlots: number | null;
-  /** `slots - busySlots`; null with `busySlots`. */
-  readonly idleSlots: number | null;
-  /** Runtimes restarted since it started (timeouts, crashes, interrupted tasks); null when not told. */
-  readonly runtimeRestarts: number | null;
-  readonly handler: string;
-  readonly runtime: string;
-  readonly startedAt: number;
-  /** Epoch ms of its last heartbeat: the busy slots and counts are as of then. */
-  readonly heartbeatAt: number;
-  /** Attempts counted since it started; null when not told. */
-  readonly stats: AgentStatsView | null;
-}
-
-export interface AgentsView {
-  /**
-   * Where the list comes from. `registry`: the grid's agent registry (every agent that heartbeats, whatever process
-   * or host runs it). `none`: the API has no registry to read.
-   */
-  readonly source: 'registry' | 'none';
-  readonly agents: readonly AgentView[];
-  /** How fresh the figures are, or what is not known. */
-  readonly note: string;
-}
+export type { AgentStatsView, AgentsView, AgentView } from '../core';
 
 /** Lists agents for `GET /v1/agents` and the event stream. */
 export interface AgentDirectory {

@@ -13,7 +13,9 @@ import {
   UnknownTaskError,
   type GridConfig,
   type SessionRecord,
+  type SessionSummaryAnswer,
   type TaskRecord,
+  type TaskSummaryView,
 } from '../core';
 import { silentLogger, type Logger } from '../logging';
 import type { PayloadStore, RequestLedger, TaskTable } from '../ports';
@@ -501,7 +503,7 @@ export class ApiHandlers {
     if (this.summaries.size > 64) this.summaries.delete(this.summaries.keys().next().value!);
     await summary.update(this.options.table);
     const counts = await this.options.table.countByState(sessionId);
-    return json(200, { ...summary.view(), status: sessionStatusView(session, counts) });
+    return json(200, { ...summary.view(), status: sessionStatusView(session, counts) } satisfies SessionSummaryAnswer);
   }
 
   private async listSessions(req: ApiRequest): Promise<ApiResponse> {
@@ -637,7 +639,7 @@ export class ApiHandlers {
   }
 }
 
-function summaryOf(t: TaskRecord): Record<string, unknown> {
+function summaryOf(t: TaskRecord): TaskSummaryView {
   return {
     taskId: t.taskId,
     index: t.index,

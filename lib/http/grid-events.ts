@@ -1,24 +1,11 @@
 // The live view of a grid for `GET /v1/events`: recent sessions with counts and throughput, backlog and agents, as SSE.
-import type { StateCounts } from '../core';
+import type { GridOverview, StateCounts } from '../core';
 import type { TaskTable } from '../ports';
 import { sleep } from '../timing';
-import type { AgentDirectory, AgentsView } from './agents';
-import { sessionStatusView, type SessionStatusView } from './task-views';
+import type { AgentDirectory } from './agents';
+import { sessionStatusView } from './task-views';
 
-export interface SessionLiveView extends SessionStatusView {
-  /** Tasks that ended per second since the previous event of this stream (0 in the first). */
-  readonly completionsPerSec: number;
-}
-
-export interface GridOverview {
-  /** Epoch ms of this snapshot. */
-  readonly at: number;
-  /** The most recent sessions, newest first. */
-  readonly sessions: readonly SessionLiveView[];
-  /** Sums over those sessions: `backlog` is pending plus running. */
-  readonly totals: StateCounts & { readonly backlog: number; readonly completionsPerSec: number };
-  readonly agents: AgentsView;
-}
+export type { GridOverview, SessionLiveView } from '../core';
 
 function terminal(counts: StateCounts): number {
   return counts.succeeded + counts.failed + counts.cancelled;

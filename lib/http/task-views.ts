@@ -4,6 +4,8 @@ import {
   resultJsonForLine,
   type DataRef,
   type SessionRecord,
+  type AttemptOutput,
+  type SessionStatusView,
   type StateCounts,
   type TaskRecord,
 } from '../core';
@@ -73,27 +75,7 @@ export async function taskDetailJson(
   return `${json.slice(0, -1)},"payload":${payload},"result":${result}}`;
 }
 
-/** What a task printed during one attempt: the last bytes of each stream. */
-export interface AttemptOutput {
-  readonly attempt: number;
-  readonly stdout: string;
-  readonly stderr: string;
-  /** Earlier output of the attempt was dropped to keep only its tail. */
-  readonly truncated: boolean;
-}
-
-export interface SessionStatusView {
-  readonly sessionId: string;
-  readonly createdAt: number;
-  readonly sealed: boolean;
-  readonly taskCount: number | null;
-  readonly counts: StateCounts;
-  readonly done: boolean;
-  readonly priority: number;
-  readonly maxAttempts: number;
-  readonly timeoutSec: number;
-  readonly nonRetryableErrorTypes: readonly string[];
-}
+export type { AttemptOutput, SessionStatusView } from '../core';
 
 export function sessionStatusView(session: SessionRecord, counts: StateCounts): SessionStatusView {
   const finished = counts.succeeded + counts.failed + counts.cancelled;

@@ -1,5 +1,5 @@
 // The dashboard's client of the HTTP API: bearer token from the page's address, JSON calls, and the event stream.
-import type { GridOverview } from './types';
+import type { GridOverview } from '../../lib/core/api-views';
 
 /** The token: from `#token=…` on first load (then kept for this tab only and taken out of the address bar). */
 export function takeToken(): string | null {

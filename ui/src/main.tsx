@@ -5,16 +5,17 @@ import type uPlot from 'uplot';
 import { Api, ApiCallError, takeToken } from './api';
 import { formatMs, Histogram, TimeChart } from './charts';
 import './style.css';
+// The API's answers, as the server defines them (a dependency-free module: nothing of Node enters the bundle).
 import {
   TASK_STATES,
   type AgentsView,
   type GridOverview,
-  type SessionLive,
-  type SessionSummary,
-  type TaskDetail,
-  type TaskPage,
+  type SessionLiveView,
+  type SessionSummaryAnswer,
+  type TaskDetailView,
+  type TaskPageView,
   type TaskState,
-} from './types';
+} from '../../lib/core/api-views';
 
 /** Points kept in the live charts (one per event: 10 minutes at the default second). */
 const HISTORY = 600;
@@ -143,15 +144,15 @@ function Stat(props: { name: string; value: number | string }) {
   );
 }
 
-function finished(s: SessionLive): number {
+function finished(s: SessionLiveView): number {
   return s.counts.succeeded + s.counts.failed + s.counts.cancelled;
 }
 
-function total(s: SessionLive): number {
+function total(s: SessionLiveView): number {
   return s.taskCount ?? TASK_STATES.reduce((n, state) => n + s.counts[state], 0);
 }
 
-function Progress(props: { session: SessionLive }) {
+function Progress(props: { session: SessionLiveView }) {
   const s = props.session;
   const all = Math.max(1, total(s));
   const part = (n: number) => `${(100 * n) / all}%`;
@@ -165,14 +166,14 @@ function Progress(props: { session: SessionLive }) {
   );
 }
 
-function sessionState(s: SessionLive): string {
+function sessionState(s: SessionLiveView): string {
   if (s.done) return s.counts.cancelled > 0 ? 'cancelled' : s.counts.failed > 0 ? 'done, with failures' : 'done';
   if (!s.sealed) return 'open';
   return s.counts.running > 0 ? 'running' : 'queued';
 }
 
 function SessionList(props: {
-  sessions: readonly SessionLive[];
+  sessions: readonly SessionLiveView[];
   selected: string | null;
   onSelect: (id: string) => void;
 }) {
@@ -316,7 +317,7 @@ function useThrottled<T>(load: () => Promise<T>, key: string, minMs: number): [T
 function SessionPanel(props: {
   api: Api;
   pace: Pace;
-  session: SessionLive;
+  session: SessionLiveView;
   onOpenTask: (taskId: string) => void;
   onNotice: (text: string) => void;
 }) {
@@ -328,7 +329,7 @@ function SessionPanel(props: {
   // Re-read when tasks finish (the finished count changes), not on every event.
   const progressKey = `${finished(session)}:${session.counts.running}`;
   const [summary, summaryError] = useThrottled(
-    () => api.get<SessionSummary>(`/v1/sessions/${sid}/summary`),
+    () => api.get<SessionSummaryAnswer>(`/v1/sessions/${sid}/summary`),
     `${session.sessionId}:${progressKey}`,
     pace.refreshMs,
   );
@@ -336,7 +337,7 @@ function SessionPanel(props: {
   if (state) query.set('state', state);
   if (errorType) query.set('errorType', errorType);
   const [page, pageError] = useThrottled(
-    () => api.get<TaskPage>(`/v1/sessions/${sid}/tasks?${query.toString()}`),
+    () => api.get<TaskPageView>(`/v1/sessions/${sid}/tasks?${query.toString()}`),
     `${session.sessionId}:${query.toString()}:${progressKey}`,
     pace.refreshMs,
   );
@@ -495,7 +496,7 @@ function SessionPanel(props: {
   );
 }
 
-function TaskTable(props: { page: TaskPage; onOpen: (taskId: string) => void }) {
+function TaskTable(props: { page: TaskPageView; onOpen: (taskId: string) => void }) {
   if (props.page.tasks.length === 0) return <p class="empty">No task matches.</p>;
   return (
     <table class="task-table">
@@ -527,12 +528,12 @@ function TaskTable(props: { page: TaskPage; onOpen: (taskId: string) => void }) 
 
 function TaskPanel(props: { api: Api; taskId: string; onClose: () => void; onNotice: (text: string) => void }) {
   const { api, taskId } = props;
-  const [task, setTask] = useState<TaskDetail | null>(null);
+  const [task, setTask] = useState<TaskDetailView | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [confirming, setConfirming] = useState(false);
   const path = `/v1/tasks/${encodeURIComponent(taskId)}`;
   const load = useCallback(() => {
-    api.get<TaskDetail>(path).then(setTask, (err: unknown) => setError((err as Error).message));
+    api.get<TaskDetailView>(path).then(setTask, (err: unknown) => setError((err as Error).message));
   }, [api, path]);
   useEffect(load, [load]);
   // A task still live is read again every 2 s.
