@@ -23,6 +23,10 @@ const ALLOWED_SKIPS = [
     reason: 'switches to another uid, which only root can do',
   },
   {
+    file: 'test/faults/disk-full-process.test.ts',
+    reason: 'mounts an 8 MiB tmpfs in a private mount namespace (unshare --mount), which needs root',
+  },
+  {
     file: 'test/backends/aws/aws-contracts.test.ts',
     title: /concurrent puts/i,
     reason: 's3rver writes objects non-atomically (S3 itself is atomic); the contract case runs on the file store',

@@ -88,7 +88,12 @@ CREATE INDEX IF NOT EXISTS queue_by_priority ON queue_messages (priority, visibl
  */
 export function openSqliteDatabase(dbPath: string, options: OpenDatabaseOptions = {}): SqliteDatabase {
   fs.mkdirSync(path.dirname(path.resolve(dbPath)), { recursive: true });
-  const db = new Database(dbPath);
+  let db: SqliteDatabase;
+  try {
+    db = new Database(dbPath);
+  } catch (error) {
+    return translateSqliteError(error, 'opening the grid database');
+  }
   try {
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 10_000))}`);
     // Freed pages can go back to the file system in small steps (`incremental_vacuum`, see retention.ts). Only takes
@@ -104,7 +109,9 @@ export function openSqliteDatabase(dbPath: string, options: OpenDatabaseOptions 
     return db;
   } catch (error) {
     db.close();
-    throw error;
+    if (error instanceof SchemaVersionError) throw error;
+    // Opening a grid on a full disk (setting it up writes) is a DiskFullError like any other write there.
+    return translateSqliteError(error, 'opening the grid database');
   }
 }
 

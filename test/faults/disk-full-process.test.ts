@@ -1,0 +1,215 @@
+// A full disk under a running grid, for real: `htcgrid local up` on an 8 MiB tmpfs (mounted in a private mount
+// namespace, so nothing outside the test sees it) runs a session whose results fill it. Submissions are refused with
+// the DiskFullError message, nothing recorded before is lost, and once space is freed the grid finishes the session.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { FIXTURES, tempDir, waitFor } from '../support/local-grid';
+import { HTCGRID_BIN } from './fault-helpers';
+
+/** Whether this machine lets us mount a tmpfs in a private mount namespace (root, util-linux, a kernel allowing it). */
+function canMountTmpfs(): boolean {
+  const probe = tempDir('htcgrid-mount-probe-');
+  try {
+    const run = spawnSync(
+      'unshare',
+      ['--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount -t tmpfs -o size=1m htcgrid-probe "$0"', probe],
+      { stdio: 'ignore' },
+    );
+    return run.status === 0;
+  } catch {
+    return false;
+  } finally {
+    fs.rmSync(probe, { recursive: true, force: true });
+  }
+}
+
+const MOUNTABLE = canMountTmpfs();
+if (!MOUNTABLE) {
+  process.stderr.write(
+    'disk-full-process.test.ts skipped: mounting a tmpfs in a private mount namespace (unshare --mount) needs root\n',
+  );
+}
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+describe('a full disk under a running local grid (agent process on an 8 MiB tmpfs)', () => {
+  let agent: ChildProcess | undefined;
+  let work: string;
+  let mount: string;
+  afterEach(async () => {
+    if (agent && agent.exitCode === null && agent.signalCode === null) {
+      // Drained and stopped (its runtimes with it), or killed if it does not stop.
+      const exited = new Promise((resolve) => agent!.once('exit', resolve));
+      agent.kill('SIGTERM');
+      const killer = setTimeout(() => agent!.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(killer);
+    }
+    // The tmpfs went with the namespace's last process; the mount point is an empty folder again.
+    fs.rmSync(mount, { recursive: true, force: true });
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  (MOUNTABLE ? it : it.skip)(
+    'refuses new sessions with the DiskFullError message, keeps every recorded result, and finishes the session once space is back',
+    async () => {
+      work = tempDir('htcgrid-full-work-');
+      mount = tempDir('htcgrid-full-mnt-');
+      const grid = path.join(mount, 'grid');
+      const configFile = path.join(work, 'config.json');
+      const logFile = path.join(work, 'agent.log');
+      fs.writeFileSync(
+        configFile,
+        JSON.stringify({
+          slots: 2,
+          inline_payload_max_bytes: 1024,
+          task_ttl_expiration_offset_sec: 3,
+          task_ttl_refresh_interval_sec: 1,
+          agent_task_visibility_timeout_sec: 4,
+          reaper_interval_sec: 0.5,
+          lease_check_interval_sec: 0.25,
+          empty_task_queue_backoff_timeout_sec: 0.02,
+        }),
+      );
+      const child = spawn(
+        'unshare',
+        [
+          ...['--mount', '--propagation', 'private', '--', 'sh', '-c'],
+          'mount -t tmpfs -o size=8m htcgrid-full "$0" && exec "$@"',
+          mount,
+          ...[process.execPath, HTCGRID_BIN, 'local', 'up', '--dir', grid, '--config', configFile],
+          ...['--worker', path.join(FIXTURES, 'e2e', 'sized'), '--log-file', logFile, '--grace-sec', '1'],
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      agent = child;
+      let output = '';
+      child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+      const alive = (): boolean => child.exitCode === null && child.signalCode === null;
+      await waitFor(
+        () => {
+          if (!alive()) throw new Error(`the agent exited before it was up:\n${output}`);
+          return output.includes('local grid up');
+        },
+        60_000,
+        'the agent to start',
+      );
+      const pid = String(child.pid);
+      /** Runs a command inside the agent's mount namespace, where the tmpfs is. */
+      const inside = (command: string[], timeoutMs = 60_000): Promise<Run> =>
+        new Promise((resolve, reject) => {
+          const run = spawn('nsenter', ['-t', pid, '-m', '--', ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
+          let stdout = '';
+          let stderr = '';
+          run.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+          run.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+          const timer = setTimeout(() => run.kill('SIGKILL'), timeoutMs);
+          run.on('error', reject);
+          run.on('close', (code) => {
+            clearTimeout(timer);
+            resolve({ code, stdout, stderr });
+          });
+        });
+      const htcgrid = (...args: string[]): Promise<Run> => inside([process.execPath, HTCGRID_BIN, ...args]);
+      const freeBytes = async (): Promise<number> =>
+        Number((await inside(['df', '-B1', '--output=avail', mount])).stdout.trim().split('\n').pop());
+      const taskFile = (name: string, events: unknown[]): string => {
+        const file = path.join(work, `${name}.jsonl`);
+        fs.writeFileSync(file, events.map((e) => JSON.stringify(e)).join('\n'));
+        return file;
+      };
+      const resultLines = (file: string): { index: number; state: string; result?: { i: number } }[] =>
+        fs
+          .readFileSync(file, 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { index: number; state: string; result?: { i: number } });
+
+      // Work recorded while there is space.
+      const firstOut = path.join(work, 'first-results.jsonl');
+      const first = await htcgrid(
+        ...[
+          'submit',
+          '--dir',
+          grid,
+          '--tasks',
+          taskFile(
+            'first',
+            range(20).map((i) => ({ i })),
+          ),
+        ],
+        ...['--wait', '--out', firstOut],
+      );
+      expect(first.code).toBe(0);
+      const firstId = first.stdout.trim().split('\n').pop()!;
+      expect(resultLines(firstOut).map((r) => r.state)).toEqual(Array(20).fill('succeeded'));
+
+      // Something else takes the disk but 300 kB; a session whose 40 results of 20 kB each go to payload files
+      // then fills it while it runs.
+      const fill = await inside([
+        'sh',
+        '-c',
+        'head -c $(($(df -B1 --output=avail "$0" | tail -1) - 300000)) /dev/zero > "$0/filler"',
+        mount,
+      ]);
+      expect(fill.code).toBe(0);
+      const grow = await htcgrid(
+        ...[
+          'submit',
+          '--dir',
+          grid,
+          '--tasks',
+          taskFile(
+            'grow',
+            range(40).map((i) => ({ i, bytes: 20_000 })),
+          ),
+        ],
+      );
+      expect(grow.code).toBe(0);
+      const growId = grow.stdout.trim().split('\n').pop()!;
+      await waitFor(async () => (await freeBytes()) < 64 * 1024, 30_000, 'the session to fill the disk');
+      await waitFor(() => fs.readFileSync(logFile, 'utf8').includes('DiskFullError'), 30_000, 'the agent to see it');
+
+      // Intake stops cleanly: a new session is refused whole with the message and the fix, and the agent lives on.
+      const late = taskFile(
+        'late',
+        range(2000).map((i) => ({ i, pad: 'p'.repeat(300) })),
+      );
+      const refused = await htcgrid('submit', '--dir', grid, '--tasks', late);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/the disk holding the grid folder is full/);
+      expect(refused.stderr).toMatch(/free space on that file system or delete finished sessions/);
+      expect(refused.stderr).not.toMatch(/\n\s+at /);
+      expect(alive()).toBe(true);
+      // Nothing recorded before is lost: the first session reads back whole.
+      const reread = path.join(work, 'first-again.jsonl');
+      expect((await htcgrid('results', firstId, '--dir', grid, '--out', reread)).code).toBe(0);
+      expect(resultLines(reread)).toEqual(resultLines(firstOut));
+
+      // Space back: the grid carries on, finishes the session that filled the disk, and takes new work again.
+      expect((await inside(['rm', path.join(mount, 'filler')])).code).toBe(0);
+      const growOut = path.join(work, 'grow-results.jsonl');
+      const grown = await htcgrid('results', growId, '--dir', grid, '--out', growOut);
+      expect(grown.code).toBe(0);
+      const grownLines = resultLines(growOut);
+      expect(grownLines.map((r) => r.state)).toEqual(Array(40).fill('succeeded'));
+      expect(grownLines.map((r) => r.result!.i).sort((a, b) => a - b)).toEqual(range(40));
+      const lateOut = path.join(work, 'late-results.jsonl');
+      const accepted = await htcgrid('submit', '--dir', grid, '--tasks', late, '--wait', '--out', lateOut);
+      expect(accepted.code).toBe(0);
+      expect(resultLines(lateOut)).toHaveLength(2000);
+      expect(alive()).toBe(true);
+    },
+    240_000,
+  );
+});
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
