@@ -84,6 +84,9 @@ export class SessionHandle {
         seen++;
         yield await toTaskResult(task, this.store);
       }
+      // The last result of a sealed session ends the stream at once: one more empty page would only confirm it.
+      const known = this.session.taskCount;
+      if (known !== undefined && seen >= known) return;
       if (page.tasks.length > 0) continue;
       const total = await this.total();
       if (total !== undefined && seen >= total) return;
