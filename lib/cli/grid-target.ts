@@ -82,8 +82,10 @@ async function openAwsClient(flags: GridTargetFlags): Promise<ClientHandle> {
     applyOverrides(deployed.clientConfig ?? {}, { priority_levels: deployed.resources.queueUrls.length, region }),
     'stack outputs',
   );
-  // The published task_retention_sec sets the TTL of the tasks this client cancels.
-  const backends = openAwsBackends({ ...deployed.resources, region }, { config });
+  // The published task_retention_sec sets the TTL of the tasks this client cancels. Agents push completion notices
+  // to a queue of this client's own (when the stack names their prefix): a handle looks as a task ends, and polls
+  // every 2 s besides.
+  const backends = openAwsBackends({ ...deployed.resources, region }, { config, receiveNotices: true });
   const client = new GridClient({ config, ...backends, ...AWS_RESULT_POLLING });
   return { client, close: () => backends.close() };
 }

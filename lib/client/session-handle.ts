@@ -22,6 +22,8 @@ export interface ChangeFeed {
   readonly version: number;
   /** True once a change after `since` happened (at once if one did), false after `timeoutMs` or on abort. */
   waitForChange(since: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
+  /** False while the feed cannot deliver changes: handles then poll with back-off as without one. @default true */
+  readonly live?: boolean;
 }
 
 /**
@@ -116,7 +118,8 @@ export class SessionHandle {
 
   /** The handle's `waits`-th wait for news since it started watching (see `pollBackoff`). */
   private pollDelay(waits: number, poll: number): number {
-    return this.minPollMs === undefined || this.changes ? poll : pollBackoff(waits, this.minPollMs, poll);
+    const fed = this.changes !== undefined && this.changes.live !== false;
+    return this.minPollMs === undefined || fed ? poll : pollBackoff(waits, this.minPollMs, poll);
   }
 
   /** Until the table changes after `since` (when a feed tells), at most `ms`. */

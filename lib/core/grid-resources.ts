@@ -14,6 +14,11 @@ export interface AwsGridResources {
   readonly workerBucket?: string;
   /** Key of the worker zip in the worker bucket. */
   readonly workerKey?: string;
+  /**
+   * Name prefix of the clients' completion notice queues: clients may create, read and delete queues named with it,
+   * agents send to them. @default - none: clients poll for results
+   */
+  readonly noticeQueuePrefix?: string;
 }
 
 /** Environment variable names; one source of truth for infra and runtime. */

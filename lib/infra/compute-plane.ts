@@ -14,6 +14,7 @@ import type { GridConfig } from '../core/config';
 import { GRID_ENV, resourcesToEnv } from '../core/grid-resources';
 import type { WorkerRuntime } from '../core/runtime-kind';
 import { priorityLevelIssue } from './backlog-scaling';
+import type { CompletionNoticeQueues } from './completion-notice-queues';
 import type { CpuArchitecture } from './cpu-architecture';
 import { grantDataPrefix } from './data-plane-bucket';
 import { gridUnit, MAX_SLOTS, type GridUnit } from './grid-unit';
@@ -48,6 +49,11 @@ export interface ComputePlaneProps {
   readonly queues: readonly sqs.IQueue[];
   /** The data-plane bucket. */
   readonly dataBucket: s3.IBucket;
+  /**
+   * The clients' completion notice queues, which agents send to as tasks finish.
+   * @default - none: agents get no grant, and clients' handles find results by polling
+   */
+  readonly noticeQueues?: CompletionNoticeQueues;
   /**
    * Key prefix of the grid's payloads and results in `dataBucket`.
    * @default 'data/'
@@ -210,10 +216,12 @@ export function planeUnit(
 
 /**
  * Least privilege for the identity a unit runs as (ECS task role, EKS pod role): the one zip, the data prefix, the
- * table's items and indexes, the queues.
+ * table's items and indexes, the queues, sending to the clients' completion notice queues.
  */
 export function grantAgentAccess(grantee: iam.IGrantable, props: ComputePlaneProps): void {
-  const { worker, dataBucket, dataPrefix, table, queues } = props;
+  const { worker, dataBucket, dataPrefix, table, queues, noticeQueues } = props;
+  // Completion notices to the clients' own queues (one name prefix).
+  noticeQueues?.grantSend(grantee);
   grantGetObject(worker.bucket, grantee, worker.key);
   grantDataPrefix(dataBucket, grantee, dataPrefix ?? 'data/', true);
   table.grant(

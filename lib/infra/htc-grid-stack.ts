@@ -50,6 +50,10 @@ export class HtcGridStack extends Stack {
         value: this.grid.api.url,
         description: 'HTTP API (function URL, AWS_IAM: sign with SigV4 for the service lambda); Grid.connect reads it',
       },
+      [STACK_OUTPUTS.noticeQueuePrefix]: {
+        value: r.noticeQueuePrefix ?? '',
+        description: 'Name prefix of the completion notice queue each client creates (grantSubmit grants it)',
+      },
       [STACK_OUTPUTS.clientConfig]: {
         value: JSON.stringify(clientConfigurationDocument(props.config.document)),
         description: 'Limits and defaults clients apply when submitting (htcgrid --stack reads it)',

@@ -7,6 +7,7 @@ import { Construct } from 'constructs';
 import type { GridConfig } from '../core/config';
 import { taskMetricNamespace, type AwsGridResources } from '../core/grid-resources';
 import { clientConfigurationDocument } from './client-configuration';
+import { CompletionNoticeQueues } from './completion-notice-queues';
 import { instanceTypeArchitecture } from './cpu-architecture';
 import { DataPlaneBucket, expiryDaysOf } from './data-plane-bucket';
 import { GridApi } from './grid-api';
@@ -121,6 +122,8 @@ export class HtcGrid extends Construct {
   readonly monitoring: GridMonitoring;
   /** The HTTP API (function URL, AWS_IAM): `api.grantInvoke(principal)` lets a client call it. */
   readonly api: GridApi;
+  /** The name space of the clients' completion notice queues, and its grants. */
+  readonly noticeQueues: CompletionNoticeQueues;
 
   constructor(scope: Construct, id: string, props: HtcGridProps) {
     super(scope, id);
@@ -136,6 +139,7 @@ export class HtcGrid extends Construct {
       priorityLevels: cfg.priorityLevels,
       visibilityTimeout: Duration.millis(cfg.queueVisibilityMs),
     });
+    this.noticeQueues = new CompletionNoticeQueues(this, 'NoticeQueues');
     this.table = new GridTaskTable(this, 'Tasks', {
       removalPolicy,
       capacity: props.tableCapacity,
@@ -198,6 +202,7 @@ export class HtcGrid extends Construct {
       cpuArchitecture: props.cpuArchitecture,
       spot: props.spot,
       targetBacklogPerAgent: props.targetBacklogPerAgent,
+      noticeQueues: this.noticeQueues,
     };
     if ((props.compute ?? 'ecs') === 'eks') {
       const issues = [
@@ -231,15 +236,20 @@ export class HtcGrid extends Construct {
       dataBucket: this.dataPlane.bucket.bucketName,
       workerBucket: this.workerBucket.bucket.bucketName,
       workerKey: this.worker.key,
+      noticeQueuePrefix: this.noticeQueues.namePrefix,
     };
   }
 
-  /** Everything a client does: create sessions and tasks, enqueue them, watch states, fetch results, cancel. */
+  /**
+   * Everything a client does: create sessions and tasks, enqueue them, watch states, fetch results, cancel, and
+   * receive completion notices on a queue of its own (`noticeQueues`).
+   */
   grantSubmit(grantee: iam.IGrantable): iam.Grant {
     return this.table
       .grantReadWriteData(grantee)
       .combine(this.queues.grantSend(grantee))
-      .combine(this.dataPlane.grantReadWrite(grantee));
+      .combine(this.dataPlane.grantReadWrite(grantee))
+      .combine(this.noticeQueues.grantReceive(grantee));
   }
 
   /** Queued plus in-flight tasks over all priority levels (what the agents scale on). */

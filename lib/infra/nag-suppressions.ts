@@ -13,8 +13,9 @@ export function taskDefinitionSuppressions(): NagPackSuppression[] {
       id: 'AwsSolutions-IAM5',
       reason:
         'Only resource wildcards, each scoped: data-plane objects under the grid prefix (data/*), the task ' +
-        "table's indexes (index/*), the pull-through cache repositories (<prefix>/*); ecr:GetAuthorizationToken " +
-        'has no resource-level permissions.',
+        "table's indexes (index/*), the pull-through cache repositories (<prefix>/*), the clients' completion " +
+        'notice queues (<grid prefix>*: SendMessage only); ecr:GetAuthorizationToken has no resource-level ' +
+        'permissions.',
     },
   ];
 }
@@ -56,8 +57,9 @@ export function eksPlaneSuppressions(): NagPackSuppression[] {
       id: 'AwsSolutions-IAM5',
       reason:
         'Only resource wildcards, each scoped: data-plane objects under the grid prefix (data/*), the task ' +
-        "table's indexes (index/*), the pull-through cache repositories (<prefix>/*); ecr:GetAuthorizationToken " +
-        'has no resource-level permissions.',
+        "table's indexes (index/*), the pull-through cache repositories (<prefix>/*), the clients' completion " +
+        'notice queues (<grid prefix>*: SendMessage only); ecr:GetAuthorizationToken has no resource-level ' +
+        'permissions.',
     },
   ];
 }

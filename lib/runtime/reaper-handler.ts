@@ -36,7 +36,9 @@ let logger: Logger | undefined;
 function open(): { backends: AwsBackends; logger: Logger } {
   logger ??= createLogger({ name: 'htcgrid-reaper', destination: 1 });
   const config = compileConfig(JSON.parse(process.env[GRID_ENV.config] ?? '{}') as unknown, GRID_ENV.config);
-  backends ??= openAwsBackends(resourcesFromEnv(process.env), { logger, config });
+  // The reaper tells no client: a task it fails is found by its client's next poll (2 s), and the function needs no
+  // grant on the clients' notice queues.
+  backends ??= openAwsBackends(resourcesFromEnv(process.env), { logger, config, sendNotices: false });
   return { backends, logger };
 }
 

@@ -243,7 +243,7 @@ describe('EcsComputePlane on its own', () => {
 });
 
 describe('HtcGrid.grantSubmit', () => {
-  it('lets a client write tasks, enqueue, read states and results, but not consume the queues', () => {
+  it('lets a client write tasks, enqueue, read states and results, and use its own notice queue, but not consume the task queues', () => {
     const stack = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Grid');
     const grid = new HtcGrid(stack, 'Grid', { config: compileConfig({ slots: 1 }), workerDir: PYTHON_WORKER });
     const client = new iam.Role(stack, 'Client', { assumedBy: new iam.AccountRootPrincipal() });
@@ -256,11 +256,10 @@ describe('HtcGrid.grantSubmit', () => {
     const policies = Template.fromStack(stack).findResources('AWS::IAM::Policy', {
       Properties: { Roles: [{ Ref: stack.getLogicalId(client.node.defaultChild as iam.CfnRole) }] },
     });
-    const actions = Object.values(policies).flatMap((p) =>
-      (p.Properties.PolicyDocument.Statement as { Action: string | string[] }[]).flatMap((st) =>
-        Array.isArray(st.Action) ? st.Action : [st.Action],
-      ),
-    );
+    type Statement = { Action: string | string[]; Resource: unknown };
+    const statements = Object.values(policies).flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]);
+    const actionsOf = (st: Statement) => (Array.isArray(st.Action) ? st.Action : [st.Action]);
+    const actions = statements.flatMap(actionsOf);
     expect(actions).toEqual(
       expect.arrayContaining([
         'dynamodb:BatchWriteItem',
@@ -268,9 +267,15 @@ describe('HtcGrid.grantSubmit', () => {
         'sqs:SendMessage',
         's3:PutObject',
         's3:GetObject',
+        'sqs:CreateQueue',
+        'sqs:DeleteQueue',
       ]),
     );
-    expect(actions).not.toContain('sqs:ReceiveMessage');
+    // Receiving (and creating, deleting) only on queues named with the notice prefix, none of the task queues.
+    const receiving = statements.filter((st) => actionsOf(st).includes('sqs:ReceiveMessage'));
+    expect(receiving).toHaveLength(1);
+    expect(JSON.stringify(receiving[0]!.Resource)).toContain(`:${grid.noticeQueues.namePrefix}*`);
+    expect(JSON.stringify(receiving[0]!.Resource)).not.toContain('Fn::GetAtt');
     expect(actions.filter((a) => a.includes('*'))).toEqual([]);
   });
 });

@@ -190,6 +190,14 @@ describe('the default grid stack', () => {
     expect(rendered).toContain('/data/*');
   });
 
+  it("lets agents only send to the clients' completion notice queues, named by the prefix the stack outputs", () => {
+    const prefix = template.toJSON().Outputs.NoticeQueuePrefix.Value as string;
+    expect(prefix).toMatch(/^[A-Za-z0-9_-]{1,49}$/);
+    const statements = policyStatementsOf(template, 'GridComputeTaskDefinitionTaskRole');
+    const onNotices = statements.filter((s) => JSON.stringify(s.Resource).includes(`:${prefix}*`));
+    expect(onNotices.map((s) => s.Action)).toEqual(['sqs:SendMessage']);
+  });
+
   it('encrypts the buckets, queues and table and denies non-TLS access to buckets and queues', () => {
     template.allResourcesProperties('AWS::S3::Bucket', {
       BucketEncryption: {

@@ -234,10 +234,12 @@ export async function createGridResources(
   const name = `grid${process.pid}x${++counter}x${Date.now().toString(36)}`;
   const clients = emulators.clients();
   try {
-    const resources: { tableName: string; queueUrls: string[]; dataBucket: string } = {
+    const resources: { tableName: string; queueUrls: string[]; dataBucket: string; noticeQueuePrefix: string } = {
       tableName: `${name}-tasks`,
       queueUrls: [],
       dataBucket: `${name}-data`.toLowerCase(),
+      // Clients opened with `receiveNotices` create their completion notice queue with it (as the stack grants).
+      noticeQueuePrefix: `${name}-n-`,
     };
     if (emulators.endpoints.dynamodb) {
       await clients.dynamodb.send(new CreateTableCommand(gridTableDefinition(resources.tableName)));

@@ -1,6 +1,7 @@
 // The grid's task table on DynamoDB: claims, leases and completions as single conditional UpdateItems.
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { newDynamoDbClient } from './aws-clients';
+import { CompletionNoticeSender, type CompletionNoticeSenderOptions } from './completion-notices';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import {
   BatchGetCommand,
@@ -105,6 +106,16 @@ export interface DynamoDbTaskTableOptions {
   readonly concurrency?: number;
   /** Clock for terminal-key times and the settle window. @default Date.now */
   readonly now?: () => number;
+  /**
+   * A client's notice queue (`CompletionNoticeQueue.queueUrl`): sessions this table creates name it, so agents tell
+   * the client when their tasks finish. @default - none: the sessions' clients poll
+   */
+  readonly noticeQueue?: () => Promise<string | undefined>;
+  /**
+   * Told after each write that ends tasks (an agent's or the reaper's `complete`), to notify the sessions' clients.
+   * @default - none: nobody is told
+   */
+  readonly noticeSender?: Omit<CompletionNoticeSenderOptions, 'lookup' | 'logger'>;
 }
 
 /**
@@ -148,6 +159,9 @@ export class DynamoDbTaskTable implements TaskTable {
   private closed = false;
   private seq = 0;
   private readonly shardCache = new Map<string, number>();
+  private readonly noticeQueue: (() => Promise<string | undefined>) | undefined;
+  /** The agent's notices of finished tasks (see `noticeSender`). */
+  readonly notices: CompletionNoticeSender | undefined;
 
   constructor(options: DynamoDbTaskTableOptions) {
     this.ownsClient = options.client === undefined;
@@ -163,18 +177,27 @@ export class DynamoDbTaskTable implements TaskTable {
     this.settleMs = options.settleMs ?? 5000;
     this.concurrency = options.concurrency ?? 16;
     this.clock = options.now ?? Date.now;
+    this.noticeQueue = options.noticeQueue;
+    this.notices = options.noticeSender
+      ? new CompletionNoticeSender({
+          ...options.noticeSender,
+          lookup: (sessionId) => this.noticeQueueOf(sessionId),
+          logger: this.logger,
+        })
+      : undefined;
   }
 
   // --- sessions ------------------------------------------------------------------------------------------------
 
   async createSession(session: SessionRecord): Promise<void> {
     const shards = sessionShardsFor(session.expectedTaskCount);
+    const noticeQueue = await this.noticeQueue?.();
     try {
       await this.retry('createSession', () =>
         this.doc.send(
           new PutCommand({
             TableName: this.tableName,
-            Item: sessionItemOf(session, shards),
+            Item: { ...sessionItemOf(session, shards), ...(noticeQueue ? { [ATTR.noticeQueue]: noticeQueue } : {}) },
             ConditionExpression: 'attribute_not_exists(#pk)',
             ExpressionAttributeNames: { '#pk': TABLE_SCHEMA.partitionKey },
           }),
@@ -197,7 +220,27 @@ export class DynamoDbTaskTable implements TaskTable {
         }),
       ),
     );
-    return out.Item === undefined ? undefined : sessionRecordOf(out.Item);
+    if (out.Item === undefined) return undefined;
+    // The agent reads each session's settings before running its tasks: its notices need no read of their own.
+    const noticeQueue: unknown = out.Item[ATTR.noticeQueue];
+    this.notices?.remember(sessionId, typeof noticeQueue === 'string' ? noticeQueue : undefined);
+    return sessionRecordOf(out.Item);
+  }
+
+  /** The notice queue the session's client named, if any (one consistent read of the session item). */
+  private async noticeQueueOf(sessionId: string): Promise<string | undefined> {
+    const out = await this.retry('getSession', () =>
+      this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { task_id: sessionItemKey(sessionId) },
+          ProjectionExpression: '#q',
+          ExpressionAttributeNames: { '#q': ATTR.noticeQueue },
+        }),
+      ),
+    );
+    const url: unknown = out.Item?.[ATTR.noticeQueue];
+    return typeof url === 'string' ? url : undefined;
   }
 
   async sealSession(sessionId: string, taskCount: number): Promise<void> {
@@ -402,7 +445,8 @@ export class DynamoDbTaskTable implements TaskTable {
   }
 
   async complete(completions: readonly Completion[]): Promise<CompletionResult[]> {
-    return mapLimit(completions, this.concurrency, async (completion): Promise<CompletionResult> => {
+    const ended: string[] = [];
+    const results = await mapLimit(completions, this.concurrency, async (completion): Promise<CompletionResult> => {
       const seq = this.nextSeq();
       const plan = planCompletion(completion);
       try {
@@ -410,12 +454,15 @@ export class DynamoDbTaskTable implements TaskTable {
         await this.retry('complete', () =>
           this.doc.send(new UpdateCommand(this.completionUpdate(plan, seq, this.clock()))),
         );
+        if (plan.terminal) ended.push(plan.taskId);
         return { taskId: completion.taskId, status: 'recorded' };
       } catch (error) {
         if (!(error instanceof ConditionalCheckFailedException)) throw error;
         return { taskId: completion.taskId, status: 'stale' };
       }
     });
+    if (ended.length > 0) this.notices?.finished(ended);
+    return results;
   }
 
   /** The conditional UpdateItem that writes `plan` (see `planCompletion`). */
@@ -748,6 +795,7 @@ export class DynamoDbTaskTable implements TaskTable {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.notices?.close();
     if (this.ownsClient) this.client.destroy();
   }
 

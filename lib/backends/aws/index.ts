@@ -5,12 +5,14 @@ import { silentLogger, type Logger } from '../../logging';
 import type { AgentRegistry, PayloadStore, TaskQueue, TaskTable } from '../../ports';
 import { DynamoDbAgentRegistry } from './dynamodb-agent-registry';
 import { newDynamoDbClient, newS3Client, newSqsClient, type AwsClients } from './aws-clients';
+import { CompletionNoticeQueue } from './completion-notices';
 import { DynamoDbTaskTable, type DynamoDbTaskTableOptions } from './dynamodb-task-table';
 import { DEFAULT_PAYLOAD_PREFIX, S3PayloadStore } from './s3-payload-store';
 import { SqsTaskQueue } from './sqs-task-queue';
 
 export * from './aws-clients';
 export * from './aws-retry';
+export * from './completion-notices';
 export * from './dynamodb-agent-registry';
 export * from './dynamodb-request-ledger';
 export * from './dynamodb-task-table';
@@ -32,6 +34,18 @@ export interface OpenAwsBackendsOptions {
   readonly table?: Omit<DynamoDbTaskTableOptions, 'tableName' | 'client' | 'logger'>;
   /** Prefix of payload-store keys; must match the stack's data prefix (IAM is scoped to it). @default 'data/' */
   readonly payloadPrefix?: string;
+  /**
+   * Open as a client that receives completion notices: its own SQS queue (named with the stack's
+   * `noticeQueuePrefix`), created at its first session and deleted by `close`, wakes its results handles when agents
+   * finish tasks (`changes`). Needs `resources.noticeQueuePrefix`; without it, handles poll.
+   * @default false
+   */
+  readonly receiveNotices?: boolean;
+  /**
+   * Send completion notices after each write that ends tasks, to the queues their sessions' clients named (agents, the
+   * reaper). @default true
+   */
+  readonly sendNotices?: boolean;
 }
 
 export interface AwsBackends {
@@ -40,6 +54,8 @@ export interface AwsBackends {
   readonly store: PayloadStore;
   /** Where the grid's agents register and heartbeat (items of the task table). */
   readonly agents: AgentRegistry;
+  /** With `receiveNotices`: completion notices as they arrive, what a `GridClient`'s handles wait on. */
+  readonly changes?: CompletionNoticeQueue;
   /** Closes the adapters and destroys the clients this call created. Idempotent. */
   close(): Promise<void>;
 }
@@ -57,12 +73,22 @@ export function openAwsBackends(resources: AwsGridResources, options: OpenAwsBac
     sqs: options.clients?.sqs ?? own(newSqsClient(clientOptions)),
     s3: options.clients?.s3 ?? own(newS3Client(clientOptions)),
   };
+  const changes =
+    options.receiveNotices && resources.noticeQueuePrefix
+      ? new CompletionNoticeQueue({
+          client: clients.sqs,
+          namePrefix: resources.noticeQueuePrefix,
+          logger: logger.child({ component: 'completion-notices' }),
+        })
+      : undefined;
   const table = new DynamoDbTaskTable({
     ...(options.config ? { retentionSec: retentionSecOf(options.config) } : {}),
     ...options.table,
     tableName: resources.tableName,
     client: clients.dynamodb,
     logger: logger.child({ component: 'dynamodb-task-table' }),
+    ...(changes ? { noticeQueue: () => changes.queueUrl() } : {}),
+    ...(options.sendNotices === false ? {} : { noticeSender: { client: clients.sqs } }),
   });
   const queue = new SqsTaskQueue({
     queueUrls: resources.queueUrls,
@@ -82,10 +108,11 @@ export function openAwsBackends(resources: AwsGridResources, options: OpenAwsBac
     queue,
     store,
     agents,
+    ...(changes ? { changes } : {}),
     async close() {
       if (closed) return;
       closed = true;
-      await Promise.all([table.close(), queue.close(), store.close()]);
+      await Promise.all([table.close(), queue.close(), store.close(), changes?.close()]);
       for (const client of made) client.destroy();
     },
   };

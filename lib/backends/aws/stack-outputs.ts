@@ -13,6 +13,7 @@ export const STACK_OUTPUTS = {
   region: 'Region',
   clientConfig: 'ClientConfig',
   apiUrl: 'ApiUrl',
+  noticeQueuePrefix: 'NoticeQueuePrefix',
 } as const;
 
 export interface DeployedGrid {
@@ -85,6 +86,7 @@ export function deployedGridFromOutputs(outputs: Readonly<Record<string, string>
       dataBucket: outputs[STACK_OUTPUTS.dataBucket]!,
       workerBucket: outputs[STACK_OUTPUTS.workerBucket] || undefined,
       workerKey: outputs[STACK_OUTPUTS.workerKey] || undefined,
+      noticeQueuePrefix: outputs[STACK_OUTPUTS.noticeQueuePrefix] || undefined,
     },
     clientConfig: clientConfig as Record<string, unknown> | undefined,
   };

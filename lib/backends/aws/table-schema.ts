@@ -88,6 +88,8 @@ export const ATTR = {
   nonRetryableErrorTypes: 'non_retryable',
   taskCount: 'task_count',
   indexShards: 'index_shards',
+  /** URL of the SQS queue the session's client receives completion notices on (see `completion-notices.ts`). */
+  noticeQueue: 'notice_queue',
   // Manifest items.
   taskIds: 'task_ids',
 } as const;

@@ -1,0 +1,331 @@
+// Completion notices in AWS: agents tell a waiting client that tasks of its sessions finished, through an SQS queue
+// the client owns, so its results handles look at once instead of at their next poll.
+import { randomUUID } from 'node:crypto';
+import {
+  CreateQueueCommand,
+  DeleteQueueCommand,
+  QueueDoesNotExist,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { Logger } from 'pino';
+import { silentLogger } from '../../logging';
+import { backoffDelay, sleep, SERVICE_RETRY_BACKOFF } from '../../timing';
+
+/**
+ * The body of one notice: tasks of one session that reached a terminal state. Only a wake-up: the client reads the
+ * results from the task table as it would after a poll, so a notice lost, late or repeated changes nothing but when it
+ * looks.
+ */
+interface NoticeBody {
+  /** Session id. */
+  readonly s: string;
+  /** Task ids. */
+  readonly t: readonly string[];
+}
+
+/** The longest wait of one ReceiveMessage (SQS's maximum). */
+const LONG_POLL_SEC = 20;
+/** Receives failing in a row before a client gives its notice queue up and only polls. */
+const MAX_RECEIVE_FAILURES = 5;
+/** Task ids per notice: ids of ~50 characters keep a message well below SQS's 256 KiB. */
+const IDS_PER_NOTICE = 2000;
+/** Sessions whose notice queue an agent remembers (a bounded map: the oldest entries go first). */
+const REMEMBERED_SESSIONS = 10_000;
+
+/**
+ * The attributes of a client's notice queue. Notices are never deleted: received ones stay invisible for 12 hours
+ * (SQS's longest visibility) and SQS drops every message 60 s after it was sent (its shortest retention), so a notice
+ * costs one send and a share of one receive, and no DeleteMessage. SSE-SQS encrypts them at rest.
+ */
+export const NOTICE_QUEUE_ATTRIBUTES = {
+  MessageRetentionPeriod: '60',
+  VisibilityTimeout: '43200',
+  ReceiveMessageWaitTimeSeconds: String(LONG_POLL_SEC),
+  SqsManagedSseEnabled: 'true',
+} as const;
+
+/** The session id of a task id (`<sessionId>_<index>`, see `taskIdOf`). */
+function sessionOfTask(taskId: string): string {
+  const cut = taskId.lastIndexOf('_');
+  return cut < 0 ? taskId : taskId.slice(0, cut);
+}
+
+export interface CompletionNoticeSenderOptions {
+  readonly client: SQSClient;
+  /** Reads the notice queue URL a session's client asked for (undefined: none, nobody is told). */
+  readonly lookup: (sessionId: string) => Promise<string | undefined>;
+  /**
+   * After a notice to a session, the next one waits this long, gathering the tasks that finish meanwhile: a task
+   * finishing alone is told at once, a busy session costs one request per window and agent however many tasks end.
+   * @default 50
+   */
+  readonly windowMs?: number;
+  /** @default - a silent logger */
+  readonly logger?: Logger;
+}
+
+interface SessionNotices {
+  /** Undefined while the lookup runs; null: the session has no notice queue (or it is gone). */
+  url: string | null | undefined;
+  lookup?: Promise<void>;
+  waiting: string[];
+  lastSentAt: number;
+  timer?: NodeJS.Timeout;
+}
+
+/**
+ * The agent's side: `finished(taskIds)` after their terminal states are written. One notice per session and window
+ * to the queue the session's client named (see `CompletionNoticeQueue`); sessions without one cost nothing. Never
+ * throws and never delays the caller: a failed send is logged, and the client finds the results at its next poll.
+ */
+export class CompletionNoticeSender {
+  private readonly sessions = new Map<string, SessionNotices>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly windowMs: number;
+  private readonly logger: Logger;
+  private closed = false;
+
+  constructor(private readonly options: CompletionNoticeSenderOptions) {
+    this.windowMs = Math.max(0, options.windowMs ?? 50);
+    this.logger = options.logger ?? silentLogger();
+  }
+
+  /** Records what a read of the session's item said about its notice queue (saves the sender a lookup). */
+  remember(sessionId: string, url: string | undefined): void {
+    const known = this.sessions.get(sessionId);
+    if (known) {
+      if (known.url === undefined) known.url = url ?? null;
+      return;
+    }
+    this.entry(sessionId).url = url ?? null;
+  }
+
+  /** Tasks whose terminal state was just written: their sessions' clients are told (within the window). */
+  finished(taskIds: readonly string[]): void {
+    if (this.closed) return;
+    const bySession = new Map<string, string[]>();
+    for (const id of taskIds) {
+      const session = sessionOfTask(id);
+      const ids = bySession.get(session);
+      if (ids) ids.push(id);
+      else bySession.set(session, [id]);
+    }
+    for (const [sessionId, ids] of bySession) {
+      const entry = this.entry(sessionId);
+      if (entry.url === null) continue;
+      entry.waiting.push(...ids);
+      if (entry.url === undefined) {
+        entry.lookup ??= this.track(
+          this.options
+            .lookup(sessionId)
+            .then((url) => {
+              entry.url = url ?? null;
+            })
+            .catch((err: unknown) => {
+              this.logger.warn({ err, sessionId }, 'could not read the session notice queue; its client will poll');
+              entry.url = null;
+            })
+            .then(() => this.schedule(sessionId, entry)),
+        );
+        continue;
+      }
+      this.schedule(sessionId, entry);
+    }
+  }
+
+  /** Sends what waits and resolves once every notice under way was sent (or given up). */
+  async close(): Promise<void> {
+    for (const [sessionId, entry] of this.sessions) {
+      if (entry.timer) clearTimeout(entry.timer);
+      entry.timer = undefined;
+      if (entry.url && entry.waiting.length > 0) this.sendNow(sessionId, entry);
+    }
+    this.closed = true;
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+  }
+
+  private entry(sessionId: string): SessionNotices {
+    let entry = this.sessions.get(sessionId);
+    if (entry) return entry;
+    entry = { url: undefined, waiting: [], lastSentAt: -Infinity };
+    this.sessions.set(sessionId, entry);
+    if (this.sessions.size > REMEMBERED_SESSIONS) {
+      for (const [oldest, old] of this.sessions) {
+        if (old.timer || old.url === undefined) continue;
+        this.sessions.delete(oldest);
+        break;
+      }
+    }
+    return entry;
+  }
+
+  private schedule(sessionId: string, entry: SessionNotices): void {
+    if (!entry.url || entry.waiting.length === 0 || entry.timer) return;
+    const wait = entry.lastSentAt + this.windowMs - Date.now();
+    if (wait <= 0 || this.closed) {
+      this.sendNow(sessionId, entry);
+      return;
+    }
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      this.sendNow(sessionId, entry);
+    }, wait);
+  }
+
+  private sendNow(sessionId: string, entry: SessionNotices): void {
+    const url = entry.url;
+    if (!url) return;
+    const ids = entry.waiting.splice(0);
+    entry.lastSentAt = Date.now();
+    for (let i = 0; i < ids.length; i += IDS_PER_NOTICE) {
+      const body: NoticeBody = { s: sessionId, t: ids.slice(i, i + IDS_PER_NOTICE) };
+      void this.track(
+        this.options.client
+          .send(new SendMessageCommand({ QueueUrl: url, MessageBody: JSON.stringify(body) }))
+          .then(() => undefined)
+          .catch((err: unknown) => {
+            if (err instanceof QueueDoesNotExist) {
+              entry.url = null; // The client closed: nobody waits any more.
+              return;
+            }
+            this.logger.warn({ err, sessionId }, 'could not send a completion notice; its client will poll');
+          }),
+      );
+    }
+  }
+
+  private track(work: Promise<void>): Promise<void> {
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work));
+    return work;
+  }
+}
+
+export interface CompletionNoticeQueueOptions {
+  readonly client: SQSClient;
+  /** Name prefix the stack grants clients (`NoticeQueuePrefix` output); the queue is `<prefix><random>`. */
+  readonly namePrefix: string;
+  /** @default - a silent logger */
+  readonly logger?: Logger;
+}
+
+/**
+ * The client's side, a change feed for its results handles: its own SQS queue (created at the first session, deleted
+ * by `close`) that agents send notices to, long-polled while a handle waits. A notice raises `version` and wakes the
+ * waiters, who read the table again; handles keep polling at their interval besides, so results are found after a
+ * lost notice or a disconnect, and where the queue cannot be created (no grant) `live` turns false and they poll
+ * with back-off as before.
+ *
+ * A crashed client leaves its queue behind: it costs nothing while unused (SQS bills requests) and SQS deletes queues
+ * unused for 30 days.
+ */
+export class CompletionNoticeQueue {
+  private changes = 0;
+  private readonly waiters = new Set<() => void>();
+  private url: Promise<string | undefined> | undefined;
+  private receiving = false;
+  private failed = false;
+  private readonly stop = new AbortController();
+  private readonly logger: Logger;
+
+  constructor(private readonly options: CompletionNoticeQueueOptions) {
+    this.logger = options.logger ?? silentLogger();
+  }
+
+  /** False once the queue could not be created or read: handles then poll with back-off. */
+  get live(): boolean {
+    return !this.failed && !this.stop.signal.aborted;
+  }
+
+  get version(): number {
+    return this.changes;
+  }
+
+  /** The queue's URL, creating the queue the first time; undefined when it cannot be created. */
+  queueUrl(): Promise<string | undefined> {
+    this.url ??= this.create();
+    return this.url;
+  }
+
+  waitForChange(since: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.changes !== since) return Promise.resolve(true);
+    if (signal?.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (changed: boolean): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.waiters.delete(onChange);
+        resolve(changed);
+      };
+      const onChange = (): void => done(true);
+      const onAbort = (): void => done(false);
+      const timer = setTimeout(() => done(false), Math.max(0, timeoutMs));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.add(onChange);
+      this.receive();
+    });
+  }
+
+  /** Stops receiving and deletes the queue (agents' later notices to it are dropped). Idempotent. */
+  async close(): Promise<void> {
+    if (this.stop.signal.aborted) return;
+    this.stop.abort();
+    const url = await this.url;
+    if (url === undefined) return;
+    await this.options.client.send(new DeleteQueueCommand({ QueueUrl: url })).catch((err: unknown) => {
+      this.logger.warn({ err, url }, 'could not delete the completion notice queue; SQS drops it after 30 idle days');
+    });
+  }
+
+  private async create(): Promise<string | undefined> {
+    const name = `${this.options.namePrefix}${randomUUID().replace(/-/g, '').slice(0, 24)}`;
+    try {
+      const out = await this.options.client.send(
+        new CreateQueueCommand({ QueueName: name, Attributes: { ...NOTICE_QUEUE_ATTRIBUTES } }),
+      );
+      return out.QueueUrl;
+    } catch (err) {
+      this.failed = true;
+      this.logger.warn({ err, name }, 'could not create a completion notice queue; results are polled for');
+      return undefined;
+    }
+  }
+
+  /** Long-polls the queue while anyone waits (one receive at a time). */
+  private receive(): void {
+    if (this.receiving || !this.live) return;
+    this.receiving = true;
+    void (async () => {
+      let failures = 0;
+      try {
+        const url = await this.queueUrl();
+        while (url !== undefined && this.waiters.size > 0 && this.live) {
+          try {
+            const out = await this.options.client.send(
+              new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: LONG_POLL_SEC }),
+              { abortSignal: this.stop.signal },
+            );
+            failures = 0;
+            if ((out.Messages?.length ?? 0) > 0) {
+              this.changes++;
+              for (const wake of [...this.waiters]) wake();
+            }
+          } catch (err) {
+            if (this.stop.signal.aborted) return;
+            // The handles poll meanwhile; a queue that stays unreadable (deleted, access revoked) is given up.
+            if (++failures >= MAX_RECEIVE_FAILURES || err instanceof QueueDoesNotExist) {
+              this.failed = true;
+              this.logger.warn({ err }, 'could not receive completion notices; results are polled for');
+              return;
+            }
+            await sleep(backoffDelay(failures - 1, SERVICE_RETRY_BACKOFF), this.stop.signal);
+          }
+        }
+      } finally {
+        this.receiving = false;
+      }
+    })();
+  }
+}
