@@ -78,6 +78,10 @@ export class ApiRuntimeSession implements RuntimeSession {
     });
   }
 
+  get pid(): number | undefined {
+    return this.process.pid;
+  }
+
   get healthy(): boolean {
     return this.process.alive;
   }

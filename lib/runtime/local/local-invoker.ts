@@ -1,11 +1,11 @@
-// The local Lambda-compatible runtime: one slot = one long-lived runtime process, restarted after timeouts and crashes.
+// The local Lambda-compatible runtime behind one agent slot: one long-lived runtime process at a time, restarted after timeouts and crashes.
 import path from 'node:path';
 import { WorkerInitError } from '../../core/errors';
 import type { GridConfig } from '../../core/config';
 import type { WorkerRuntime } from '../../core/runtime-kind';
 import type { Logger } from '../../logging';
 import type { Invocation, InvokeResult, WorkerInvoker } from '../../ports';
-import { backoffDelay, sleep } from '../../timing';
+import { backoffDelay } from '../../timing';
 import { ApiRuntimeSession } from './api-runtime';
 import {
   abortReason,
@@ -59,7 +59,27 @@ export interface LocalRuntimeOptions {
    * @default 0
    */
   maxQueued?: number;
+  /** Time and timers: the invocation budgets, the leftover grace, restart back-off and init timeout. @default the real clock */
+  clock?: InvokerClock;
+  /**
+   * Starts one runtime process. Tests pass a fake session here to drive the invoker without Python or Node.
+   * @default a pipe session for python and node, a Runtime API session for provided
+   */
+  startSession?: () => Promise<RuntimeSession>;
 }
+
+/** The clock the invoker counts budgets and delays with; injected in tests. */
+export interface InvokerClock {
+  now(): number;
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const REAL_CLOCK: InvokerClock = {
+  now: () => Date.now(),
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout | undefined),
+};
 
 /**
  * Invocations a local Python runtime takes ahead in a local grid: enough that it never waits for the agent between
@@ -83,27 +103,37 @@ export function restartDelayMs(consecutiveFailures: number): number {
   return backoffDelay(consecutiveFailures - 2, { baseMs: 100, maxMs: MAX_RESTART_DELAY_MS, jitter: 'none' });
 }
 
-/** An invocation this invoker accepted: waiting for its turn, running, or (cancelled while waiting) a leftover. */
+/**
+ * Where an accepted invocation stands. It moves only forward: `waiting` → `running` → (result given, out of line);
+ * or `waiting` → `leftover` → (out of line) when it is stopped while its request already sits in a runtime.
+ */
+type EntryState =
+  /** In line behind the running one; its budget has not started. Its request may already be written ahead. */
+  | { readonly kind: 'waiting' }
+  /** First in line: its budget counts down (no timer beyond what a timer can hold). */
+  | { readonly kind: 'running'; readonly timer: unknown }
+  /**
+   * Its result was given (stopped while it waited), but its request sits unanswered in `session`: it keeps its place
+   * so the runtime's answer is matched to it and dropped. At the head of the line the runtime gets `grace` to answer
+   * before it is killed.
+   */
+  | { readonly kind: 'leftover'; readonly grace?: unknown }
+  /** Its result was given and it left the line. */
+  | { readonly kind: 'done' };
+
+/** An invocation this invoker accepted. */
 interface Entry {
   readonly invocation: Invocation;
   /** Its budget, counted from when it starts. */
   readonly timeoutMs: number;
   readonly signal: AbortSignal | undefined;
   readonly onAbort: () => void;
-  /** Told when it starts after waiting behind another. */
-  readonly onStarted: (() => void) | undefined;
-  /** Still inside `invoke`: a start now is no news to the caller. */
-  accepting: boolean;
+  /** Told when it starts after waiting behind another (set once `invoke` has queued it). */
+  onStarted?: () => void;
   readonly resolve: (result: InvokeResult) => void;
+  state: EntryState;
   /** The runtime its request was written to, while an answer may come from there. */
   session?: RuntimeSession;
-  /** First in line: its timer runs. */
-  started: boolean;
-  /** Its result was given. A settled entry stays in line only while its request sits unanswered in a runtime. */
-  settled: boolean;
-  timer?: NodeJS.Timeout;
-  /** A leftover at the head of the line: how long the runtime gets to answer it before it is killed. */
-  grace?: NodeJS.Timeout;
 }
 
 /**
@@ -112,11 +142,14 @@ interface Entry {
  */
 const LEFTOVER_GRACE_MS = 500;
 
-interface Slot {
+/** One start of a runtime process, from spawning to its exit. */
+interface RuntimeInstance {
   readonly promise: Promise<RuntimeSession>;
+  /** Set once spawned. */
   session?: RuntimeSession;
-  /** Set once `ready` resolved. */
+  /** Set once `ready` resolved: it takes requests. */
   live?: RuntimeSession;
+  /** We killed it (timeout, cancel, close, replaced): its exit is no failure. */
   killedByUs: boolean;
 }
 
@@ -126,20 +159,26 @@ export class LocalInvoker implements WorkerInvoker {
   private readonly target: LoadTarget;
   private readonly bootstrapDir: string;
   private readonly logger: Logger | undefined;
-  private slot: Slot | undefined;
-  private readonly slots = new WeakMap<RuntimeSession, Slot>();
+  private readonly clock: InvokerClock;
+  /** The runtime the line is served by (starting or live); undefined between one's death and the next start. */
+  private runtime: RuntimeInstance | undefined;
+  private readonly instances = new WeakMap<RuntimeSession, RuntimeInstance>();
   private failures = 0;
-  /** Accepted invocations in order; the first unsettled one is running. */
+  /** Accepted invocations in order: the first one is running (or a leftover), the others wait. */
   private readonly line: Entry[] = [];
   private readonly maxQueued: number;
   /** The runtime start the line waits for, so one start moves it on once. */
   private awaiting: Promise<RuntimeSession> | undefined;
+  /** Inside `advance`: a change meanwhile asks for another pass instead of entering it again. */
+  private advancing = false;
+  private advanceAgain = false;
   private closed = false;
   private closing: Promise<void> | undefined;
   private server: RuntimeApiServer | undefined;
 
   constructor(private readonly options: LocalRuntimeOptions) {
     this.logger = options.logger?.child({ slot: options.slotIndex ?? 0 });
+    this.clock = options.clock ?? REAL_CLOCK;
     const configured = options.env ?? {};
     this.identity = lambdaIdentity(options.functionName ?? 'function', options.memorySizeMb ?? 3008, {
       ...process.env,
@@ -156,6 +195,11 @@ export class LocalInvoker implements WorkerInvoker {
     this.maxQueued = options.runtime.family === 'python' ? Math.max(0, Math.floor(options.maxQueued ?? 0)) : 0;
   }
 
+  /** The process id of the runtime taking invocations now, if one is up (for diagnostics and tests). */
+  get runtimePid(): number | undefined {
+    return this.runtime?.live?.pid;
+  }
+
   async start(): Promise<void> {
     if (this.closed) throw new WorkerInitError('the local runtime is closed', 'Runtime.Closed');
     await this.session();
@@ -164,10 +208,10 @@ export class LocalInvoker implements WorkerInvoker {
   invoke(invocation: Invocation, signal?: AbortSignal, onStarted?: () => void): Promise<InvokeResult> {
     if (this.closed) return Promise.resolve(cancelledResult('the local runtime is closed'));
     let waiting = 0;
-    for (const entry of this.line) if (!entry.settled) waiting++;
+    for (const entry of this.line) if (entry.state.kind !== 'leftover') waiting++;
     if (waiting > this.maxQueued) return Promise.resolve(busyResult());
     if (signal?.aborted) return Promise.resolve(cancelledResult(abortReason(signal)));
-    const timeoutMs = invocation.deadline - Date.now();
+    const timeoutMs = invocation.deadline - this.clock.now();
     // Already past its deadline (it waited too long in a queue): don't disturb the runtime for it.
     if (timeoutMs <= 0) return Promise.resolve(timeoutResult(0));
     return new Promise<InvokeResult>((resolve) => {
@@ -179,19 +223,19 @@ export class LocalInvoker implements WorkerInvoker {
         onAbort: () =>
           this.settle(
             entry,
-            entry.started ? cancelledResult(abortReason(signal)) : notStartedResult(abortReason(signal)),
+            entry.state.kind === 'running'
+              ? cancelledResult(abortReason(signal))
+              : notStartedResult(abortReason(signal)),
             'interrupted',
           ),
-        onStarted,
         resolve,
-        started: false,
-        settled: false,
-        accepting: true,
+        state: { kind: 'waiting' },
       };
       signal?.addEventListener('abort', entry.onAbort, { once: true });
       this.line.push(entry);
       this.advance();
-      entry.accepting = false;
+      // Started at once: no news to the caller. Otherwise it hears when its turn comes.
+      if (entry.state.kind === 'waiting') entry.onStarted = onStarted;
     });
   }
 
@@ -201,40 +245,75 @@ export class LocalInvoker implements WorkerInvoker {
   }
 
   /**
-   * Moves the line on: drops leftovers at its head (killing the runtime if one may be running there), starts the
-   * first entry's timer, and writes every request not yet written to the live runtime (or starts one).
+   * The one way the line moves on, after any change (an invocation accepted, answered, stopped; a runtime started,
+   * killed or dead). Never re-entered: a change made while it runs (a caller's `onStarted` invoking again) asks for
+   * another pass.
    */
   private advance(): void {
-    for (let head = this.line[0]; head?.settled; head = this.line[0]) {
-      const slot = this.slot;
-      if (head.session && slot?.live === head.session) {
-        // Cancelled while it waited, but its request is in the runtime, which runs it now: the line waits for its
-        // answer a moment, then stops it there.
-        const leftover = head;
-        leftover.grace ??= setTimeout(() => {
-          if (this.line[0] !== leftover || slot.live !== leftover.session) return;
-          this.line.shift();
-          this.recycle(slot, 'cancelled', leftover.invocation);
-          this.advance();
-        }, LEFTOVER_GRACE_MS);
-        return;
-      }
-      this.line.shift();
+    if (this.advancing) {
+      this.advanceAgain = true;
+      return;
     }
+    this.advancing = true;
+    try {
+      do {
+        this.advanceAgain = false;
+        this.moveLine();
+      } while (this.advanceAgain);
+    } finally {
+      this.advancing = false;
+    }
+  }
+
+  /**
+   * One pass: drops leftovers at the head of the line (giving the runtime a grace to answer one it may be running),
+   * starts the first entry's budget, and writes every request not yet written to the live runtime (or starts one).
+   */
+  private moveLine(): void {
+    if (!this.dropLeftoversAtHead()) return;
     const head = this.line[0];
-    if (head && !head.started) this.begin(head);
-    if (this.closed || !this.line.some((entry) => !entry.session && !entry.settled)) return;
-    const slot = this.slot;
-    const live = slot?.live;
-    if (slot && live) {
+    if (head?.state.kind === 'waiting') this.begin(head);
+    if (this.closed || !this.line.some((entry) => !entry.session && entry.state.kind !== 'leftover')) return;
+    const live = this.runtime?.live;
+    if (live) {
       for (const entry of this.line) {
-        if (entry.session || entry.settled) continue;
+        if (entry.session || entry.state.kind === 'leftover') continue;
         // A runtime serving one at a time gets the next request once the one before was answered.
         if (!live.pipelined && entry !== this.line[0]) break;
         this.dispatch(entry, live);
       }
       return;
     }
+    this.awaitRuntime();
+  }
+
+  /** False when the head is a leftover the live runtime may be running: the line waits for it (up to its grace). */
+  private dropLeftoversAtHead(): boolean {
+    for (let head = this.line[0]; head?.state.kind === 'leftover'; head = this.line[0]) {
+      const runtime = this.runtime;
+      if (!head.session || runtime?.live !== head.session) {
+        this.leave(head);
+        continue;
+      }
+      // Cancelled while it waited, but its request is in the runtime, which runs it now: the line waits for its
+      // answer a moment, then stops it there.
+      if (head.state.grace === undefined) {
+        const leftover = head;
+        const grace = this.clock.setTimeout(() => {
+          if (this.line[0] !== leftover || runtime.live !== leftover.session) return;
+          this.leave(leftover);
+          this.recycle(runtime, 'cancelled', leftover.invocation);
+          this.advance();
+        }, LEFTOVER_GRACE_MS);
+        head.state = { kind: 'leftover', grace };
+      }
+      return false;
+    }
+    return true;
+  }
+
+  /** Starts a runtime for the line (once per start) and moves the line on when it is up. */
+  private awaitRuntime(): void {
     const starting = this.session();
     if (this.awaiting === starting) return;
     this.awaiting = starting;
@@ -254,15 +333,16 @@ export class LocalInvoker implements WorkerInvoker {
 
   /** The entry's turn came: its timeout runs from now. */
   private begin(entry: Entry): void {
-    entry.started = true;
     // Beyond what a timer can hold (about 24.8 days) the deadline is as good as none.
-    if (entry.timeoutMs <= MAX_TIMER_MS) {
-      entry.timer = setTimeout(
-        () => this.settle(entry, timeoutResult(entry.timeoutMs), 'interrupted'),
-        entry.timeoutMs,
-      );
-    }
-    if (!entry.accepting) entry.onStarted?.();
+    const timer =
+      entry.timeoutMs <= MAX_TIMER_MS
+        ? this.clock.setTimeout(
+            () => this.settle(entry, timeoutResult(entry.timeoutMs), 'interrupted'),
+            entry.timeoutMs,
+          )
+        : undefined;
+    entry.state = { kind: 'running', timer };
+    entry.onStarted?.();
   }
 
   private dispatch(entry: Entry, session: RuntimeSession): void {
@@ -276,15 +356,15 @@ export class LocalInvoker implements WorkerInvoker {
     if (!result.ok && result.reason === 'busy') {
       // The runtime died before it started this one: nothing ran; the next runtime gets it.
       entry.session = undefined;
-      if (entry.settled) this.leave(entry);
+      if (entry.state.kind !== 'waiting' && entry.state.kind !== 'running') this.leave(entry);
       this.advance();
       return;
     }
     // The runtime answered (a result or the handler's error): it works, forget past failures.
     if (result.ok || result.reason === 'error') this.failures = 0;
     // A runtime that answered and is going down (uncaught error) gets no further task: replace it now.
-    if (!session.healthy && this.slot?.live === session) this.retire(this.slot);
-    if (entry.settled) {
+    if (!session.healthy && this.runtime?.live === session) this.retire(this.runtime);
+    if (entry.state.kind === 'leftover' || entry.state.kind === 'done') {
       // A leftover answered before we could stop it: drop the answer.
       this.leave(entry);
       this.advance();
@@ -298,73 +378,94 @@ export class LocalInvoker implements WorkerInvoker {
    * one whose request the runtime already holds stays in line as a leftover until the runtime answers or reaches it.
    */
   private settle(entry: Entry, result: InvokeResult, how: 'answered' | 'interrupted'): void {
-    if (entry.settled) return;
-    entry.settled = true;
-    clearTimeout(entry.timer);
+    const { state } = entry;
+    if (state.kind === 'leftover' || state.kind === 'done') return;
+    if (state.kind === 'running') this.clock.clearTimeout(state.timer);
     entry.signal?.removeEventListener('abort', entry.onAbort);
     const running = this.line[0] === entry;
     if (how === 'interrupted' && running && entry.session) {
-      const slot = this.slots.get(entry.session);
-      if (slot)
-        this.recycle(slot, !result.ok && result.reason === 'timeout' ? 'timeout' : 'cancelled', entry.invocation);
+      const runtime = this.instances.get(entry.session);
+      if (runtime) {
+        this.recycle(runtime, !result.ok && result.reason === 'timeout' ? 'timeout' : 'cancelled', entry.invocation);
+      }
     }
     if (how === 'answered' || running || !entry.session) this.leave(entry);
+    else entry.state = { kind: 'leftover' };
     entry.resolve(result);
     this.advance();
   }
 
   private async shutdown(): Promise<void> {
     this.closed = true;
-    const slot = this.slot;
-    this.slot = undefined;
+    const runtime = this.runtime;
+    this.runtime = undefined;
     for (const entry of [...this.line]) {
       this.settle(entry, cancelledResult('the local runtime is closed'), 'interrupted');
+      this.leave(entry);
     }
-    this.line.length = 0;
-    if (slot?.session) {
-      slot.killedByUs = true;
-      slot.session.kill();
-      await slot.session.exited;
+    if (runtime?.session) {
+      runtime.killedByUs = true;
+      runtime.session.kill();
+      await runtime.session.exited;
     }
     await this.server?.close();
   }
 
   /** The running session, or a new one (after the back-off delay of past failures). */
   private session(): Promise<RuntimeSession> {
-    if (this.slot) return this.slot.promise;
+    if (this.runtime) return this.runtime.promise;
     const delayMs = restartDelayMs(this.failures);
-    const slot: Slot = { promise: undefined as unknown as Promise<RuntimeSession>, killedByUs: false };
-    (slot as { promise: Promise<RuntimeSession> }).promise = this.launch(slot, delayMs);
-    this.slot = slot;
-    slot.promise.catch((error: unknown) => {
-      if (this.slot === slot) this.slot = undefined;
+    const runtime: RuntimeInstance = { promise: undefined as unknown as Promise<RuntimeSession>, killedByUs: false };
+    (runtime as { promise: Promise<RuntimeSession> }).promise = this.launch(runtime, delayMs);
+    this.runtime = runtime;
+    runtime.promise.catch((error: unknown) => {
+      if (this.runtime === runtime) this.runtime = undefined;
       if (!this.closed) {
         this.failures++;
         this.logger?.warn({ err: error, failures: this.failures }, 'local runtime failed to start');
       }
     });
-    return slot.promise;
+    return runtime.promise;
   }
 
-  private async launch(slot: Slot, delayMs: number): Promise<RuntimeSession> {
-    if (delayMs > 0) await sleep(delayMs);
+  private async launch(runtime: RuntimeInstance, delayMs: number): Promise<RuntimeSession> {
+    if (delayMs > 0) await new Promise<void>((resolve) => this.clock.setTimeout(resolve, delayMs));
     if (this.closed) throw new WorkerInitError('the local runtime is closed', 'Runtime.Closed');
-    const session = await this.spawn();
-    slot.session = session;
-    this.slots.set(session, slot);
+    const session = await (this.options.startSession ?? (() => this.spawn()))();
+    runtime.session = session;
+    this.instances.set(session, runtime);
     if (this.closed) {
-      slot.killedByUs = true;
+      runtime.killedByUs = true;
       session.kill();
       throw new WorkerInitError('the local runtime is closed', 'Runtime.Closed');
     }
-    void session.exited.then((exit) => this.onExit(slot, exit.code, exit.signal));
-    let timer: NodeJS.Timeout | undefined;
+    void session.exited.then((exit) => this.onExit(runtime, exit.code, exit.signal));
+    try {
+      await this.whenReady(session);
+    } catch (error) {
+      runtime.killedByUs = true;
+      session.kill();
+      throw error;
+    }
+    if (this.closed) {
+      runtime.killedByUs = true;
+      session.kill();
+      throw new WorkerInitError('the local runtime is closed', 'Runtime.Closed');
+    }
+    runtime.live = session;
+    this.logger?.debug({ runtime: this.target.runtimeName }, 'local runtime ready');
+    return session;
+  }
+
+  /** The session's `ready`, or `Runtime.InitTimeout` when the handler takes longer than the init timeout to load. */
+  private async whenReady(session: RuntimeSession): Promise<void> {
     const initTimeoutMs = this.options.initTimeoutMs ?? DEFAULT_INIT_TIMEOUT_MS;
+    let timer: unknown;
     try {
       await Promise.race([
         session.ready,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(
+          timer = this.clock.setTimeout(
             () =>
               reject(
                 new WorkerInitError(
@@ -376,21 +477,9 @@ export class LocalInvoker implements WorkerInvoker {
           );
         }),
       ]);
-    } catch (error) {
-      slot.killedByUs = true;
-      session.kill();
-      throw error;
     } finally {
-      clearTimeout(timer);
+      this.clock.clearTimeout(timer);
     }
-    if (this.closed) {
-      slot.killedByUs = true;
-      session.kill();
-      throw new WorkerInitError('the local runtime is closed', 'Runtime.Closed');
-    }
-    slot.live = session;
-    this.logger?.debug({ runtime: this.target.runtimeName }, 'local runtime ready');
-    return session;
   }
 
   private async spawn(): Promise<RuntimeSession> {
@@ -437,49 +526,51 @@ export class LocalInvoker implements WorkerInvoker {
   }
 
   /** Replaces a runtime that is dying on its own (after answering its task) with a fresh one. */
-  private retire(slot: Slot): void {
-    slot.killedByUs = true;
-    slot.session?.kill();
-    this.slot = undefined;
-    this.takeBack(slot);
+  private retire(runtime: RuntimeInstance): void {
+    runtime.killedByUs = true;
+    runtime.session?.kill();
+    this.runtime = undefined;
+    this.takeBack(runtime);
     if (!this.closed) this.session().catch(() => undefined);
   }
 
   /** Kills the runtime running `invocation` and starts a fresh one for the next. */
-  private recycle(slot: Slot, why: 'timeout' | 'cancelled', invocation: Invocation): void {
+  private recycle(runtime: RuntimeInstance, why: 'timeout' | 'cancelled', invocation: Invocation): void {
     this.logger?.info({ taskId: invocation.taskId, sessionId: invocation.sessionId, why }, 'killing the local runtime');
-    slot.killedByUs = true;
-    slot.session?.kill();
-    if (this.slot === slot) this.slot = undefined;
-    this.takeBack(slot);
+    runtime.killedByUs = true;
+    runtime.session?.kill();
+    if (this.runtime === runtime) this.runtime = undefined;
+    this.takeBack(runtime);
     if (!this.closed) this.session().catch(() => undefined);
   }
 
   /** Requests written to a runtime being killed go to the next one (they never started); its leftovers go away. */
-  private takeBack(slot: Slot): void {
+  private takeBack(runtime: RuntimeInstance): void {
     for (const entry of [...this.line]) {
-      if (!slot.session || entry.session !== slot.session) continue;
+      if (!runtime.session || entry.session !== runtime.session) continue;
       entry.session = undefined;
-      if (entry.settled) this.leave(entry);
+      if (entry.state.kind === 'leftover') this.leave(entry);
     }
   }
 
+  /** Takes the entry out of line (its result was given or is being given). */
   private leave(entry: Entry): void {
-    clearTimeout(entry.grace);
+    if (entry.state.kind === 'leftover') this.clock.clearTimeout(entry.state.grace);
+    entry.state = { kind: 'done' };
     const index = this.line.indexOf(entry);
     if (index >= 0) this.line.splice(index, 1);
   }
 
-  private onExit(slot: Slot, code: number | null, signal: string | null): void {
+  private onExit(runtime: RuntimeInstance, code: number | null, signal: string | null): void {
     if (this.closed) return;
-    if (!slot.killedByUs && slot.live) {
+    if (!runtime.killedByUs && runtime.live) {
       this.failures++;
       this.logger?.warn({ code, signal, failures: this.failures }, 'local runtime exited unexpectedly; restarting');
     }
-    if (this.slot !== slot) return;
-    this.slot = undefined;
+    if (this.runtime !== runtime) return;
+    this.runtime = undefined;
     // Warm the next runtime now rather than on the next task; a start that fails waits for the next invoke.
-    if (slot.live) this.session().catch(() => undefined);
+    if (runtime.live) this.session().catch(() => undefined);
   }
 
   private defaultOutput(): OutputListener | undefined {

@@ -86,6 +86,10 @@ export class PipeRuntimeSession implements RuntimeSession {
     });
   }
 
+  get pid(): number | undefined {
+    return this.process.pid;
+  }
+
   get healthy(): boolean {
     return !this.doomed && this.process.alive;
   }

@@ -21,6 +21,8 @@ export interface RuntimeSession {
   readonly pipelined: boolean;
   /** False once the process is dead or about to die (it reported an uncaught error). */
   readonly healthy: boolean;
+  /** The process id, once spawned (for diagnostics and tests). */
+  readonly pid: number | undefined;
   kill(): void;
 }
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { WorkerInitError } from '../../../lib/core/errors';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
-import { createLocalInvoker, type LocalRuntimeOptions } from '../../../lib/runtime/local';
+import { createLocalInvoker, type LocalInvoker, type LocalRuntimeOptions } from '../../../lib/runtime/local';
 import type { WorkerInvoker } from '../../../lib/ports';
 import { closeAfterEach, collectOutput, failure, FIXTURES, invocation, waitFor } from './helpers';
 
@@ -353,7 +353,13 @@ describe('the local Python runtime', () => {
     await invoker.start();
     fs.writeFileSync(breakFile, '');
 
+    const imports = () => fs.readFileSync(importLog, 'utf8').split('\n').filter(Boolean);
     const crash = failure(await invoker.invoke(invocation({ exit: true })));
+    // The crash restarts the runtime at once (no task waiting); that start fails to import. Once its process is gone
+    // the invoker holds no runtime, so each invocation below starts its own, after a back-off.
+    await waitFor(() => imports().length === 2);
+    const eagerPid = Number(imports()[1]!.split(' ')[1]);
+    await waitFor(() => !isAlive(eagerPid));
     const attempts = [];
     for (let i = 0; i < 3; i++) attempts.push(failure(await invoker.invoke(invocation({}))));
 
@@ -363,11 +369,8 @@ describe('the local Python runtime', () => {
       expect(attempt.error.type).toBe('RuntimeError');
       expect(attempt.error.message).toContain('dependency went missing');
     }
-    // The first start, one eager restart after the crash (which the first invocation may share), then one delayed
-    // start per invocation: never more.
-    const imports = fs.readFileSync(importLog, 'utf8').split('\n').length - 1;
-    expect(imports).toBeGreaterThanOrEqual(4);
-    expect(imports).toBeLessThanOrEqual(5);
+    // The first start, the eager restart after the crash, then one start per invocation: never more.
+    expect(imports()).toHaveLength(5);
     fs.rmSync(breakFile);
     const healed = await invoker.invoke(invocation({}, 10_000));
     expect(healed).toEqual({ ok: true, resultJson: '"fine"' });
@@ -402,8 +405,7 @@ describe('the local Python runtime', () => {
 
 /** The pid of the invoker's runtime process (test-only peek at the private slot). */
 function pidOf(invoker: WorkerInvoker): number | undefined {
-  const slot = (invoker as unknown as { slot?: { live?: { process?: { pid?: number } } } }).slot;
-  return slot?.live?.process?.pid;
+  return (invoker as LocalInvoker).runtimePid;
 }
 
 function isAlive(pid: number): boolean {
