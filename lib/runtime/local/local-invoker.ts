@@ -1,4 +1,5 @@
-// The local Lambda-compatible runtime behind one agent slot: one long-lived runtime process at a time, restarted after timeouts and crashes.
+// The local Lambda-compatible runtime behind one agent slot: one runtime process at a time, restarted after timeouts
+// and crashes.
 import path from 'node:path';
 import { WorkerInitError } from '../../core/errors';
 import type { GridConfig } from '../../core/config';
