@@ -80,6 +80,17 @@ export interface ApiHandlersOptions {
    * @default - none: streams poll
    */
   readonly changes?: ChangeFeed;
+  /**
+   * What wakes the live overview (`GET /v1/events`) before its interval: a local grid's `DatabaseChanges` topics
+   * (tasks that ended, tasks queued), so the dashboard shows a change within milliseconds; the interval stays the poll.
+   * @default - none: an event every interval
+   */
+  readonly overviewChanges?: readonly ChangeFeed[];
+  /**
+   * Shortest time between two events of the live overview when changes wake it.
+   * @default 100 ms
+   */
+  readonly eventsMinIntervalMs?: number;
   /** @default API_LIMITS */
   readonly limits?: ApiLimits;
   readonly logger?: Logger;
@@ -248,7 +259,7 @@ export class ApiHandlers {
     return json(200, await (this.options.agents ?? NO_AGENTS).list());
   }
 
-  /** Server-sent events: an overview of the recent sessions, backlog and agents every `intervalMs`. */
+  /** Server-sent events: an overview of the recent sessions, backlog and agents at each change, or every `intervalMs`. */
   private async events(req: ApiRequest): Promise<ApiResponse> {
     const intervalMs = integerParam(req.query, 'intervalMs', 1000, 250, 60_000)!;
     const sessions = integerParam(req.query, 'sessions', 20, 1, 100)!;
@@ -259,7 +270,13 @@ export class ApiHandlers {
     return {
       status: 200,
       headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' },
-      body: overviewEvents(tracker, intervalMs, deadline, this.clock, req.signal),
+      body: overviewEvents(
+        tracker,
+        { intervalMs, minIntervalMs: this.options.eventsMinIntervalMs, changes: this.options.overviewChanges },
+        deadline,
+        this.clock,
+        req.signal,
+      ),
     };
   }
 

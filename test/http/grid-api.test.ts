@@ -43,6 +43,7 @@ beforeAll(async () => {
     outputs,
     agents: registryAgents(grid.backends.agents, { heartbeatEveryMs: 2_000, cacheMs: 0 }),
     pollIntervalMs: 20,
+    overviewChanges: [grid.backends.changes.tasks, grid.backends.changes.queue],
   });
   server = await GridApiServer.start({ api: gridApi, port: 0, token: TOKEN });
   api = new ApiTestClient(server.url, TOKEN, contract);
@@ -320,6 +321,43 @@ describe('watching the grid', () => {
     expect(first.totals.backlog).toBe(first.totals.pending + first.totals.running);
     expect(first.agents.agents).toEqual([expect.objectContaining({ id: grid.agent!.owner })]);
   });
+
+  test('the event stream sends an overview when a task ends, without waiting for its interval', async () => {
+    // Without the wake-ups, the next event would come after the minute's poll: past this test's timeout.
+    const stop = new AbortController();
+    const response = await fetch(`${server.url}/v1/events?intervalMs=60000&waitSec=120`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+      signal: stop.signal,
+    });
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    /** The next overview event of the stream. */
+    const next = async (): Promise<any> => {
+      for (;;) {
+        const match = /event: overview\ndata: (.*)\n\n/.exec(buffer);
+        if (match) {
+          buffer = buffer.slice(match.index + match[0].length);
+          return JSON.parse(match[1]!);
+        }
+        const { value, done } = await reader.read();
+        if (done) throw new Error('the stream ended');
+        buffer += decoder.decode(value, { stream: true });
+      }
+    };
+    try {
+      const firstAt = (await next()).at as number;
+      const sid = (await api.call('POST', '/v1/sessions', { body: { tasks: [{ do: 'noop' }] } })).json.sessionId;
+      // Each event before the poll interval (a minute) was woken by a change: the session queued, then its task ended.
+      for (;;) {
+        const overview = await next();
+        expect(overview.at).toBeLessThan(firstAt + 60_000);
+        if (overview.sessions.find((s: any) => s.sessionId === sid)?.done) break;
+      }
+    } finally {
+      stop.abort();
+    }
+  }, 30_000);
 });
 
 describe('the dashboard', () => {

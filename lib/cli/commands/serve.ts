@@ -89,6 +89,10 @@ export async function startLocalHttpApi(options: LocalHttpApiOptions): Promise<L
     // Completions wake a waiting results stream; the 50 ms poll stays only as the fallback.
     changes: options.grid.backends.changes,
     pollIntervalMs: options.grid.backends.changes.watching ? 1_000 : undefined,
+    // The dashboard's event stream is woken the same way: ended and queued tasks show at once, not at the next poll.
+    overviewChanges: options.grid.backends.changes.watching
+      ? [options.grid.backends.changes.tasks, options.grid.backends.changes.queue]
+      : undefined,
     agents:
       options.agents ?? registryAgents(options.grid.backends.agents, { heartbeatEveryMs: AGENT_HEARTBEAT_MS.local }),
     outputs: options.outputs,
