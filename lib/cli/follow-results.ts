@@ -1,9 +1,11 @@
 // Streams a session's results to a JSON Lines sink while keeping a progress bar and a summary up to date.
 import fs from 'node:fs';
 import { once } from 'node:events';
-import { emptyStateCounts, type StateCounts } from '../core';
+import path from 'node:path';
+import { emptyStateCounts, HtcGridError, type StateCounts } from '../core';
 import { resultLine, type SessionHandle, type TaskResult } from '../client';
 import * as output from './output';
+import { UsageError } from './usage-error';
 
 export interface FollowOptions {
   /** File to write one JSON line per task to; `-` for stdout. */
@@ -35,8 +37,27 @@ const MAX_FAILURES_SHOWN = 5;
 /** Distinct error types kept apart; beyond, they count under `other types`. */
 const MAX_FAILURE_GROUPS = 50;
 
+/**
+ * Checks that a results file can be written before anything runs: its folder exists and is writable (nothing is
+ * created). Throws a `UsageError` naming the file otherwise; `-` (stdout) always passes.
+ */
+export function checkResultsFile(out: string | undefined): void {
+  if (out === undefined || out === '-') return;
+  const dir = path.dirname(path.resolve(out));
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch (err) {
+    const why =
+      (err as { code?: string }).code === 'ENOENT' ? `folder ${dir} does not exist` : `${dir} is not writable`;
+    throw new UsageError(`cannot write the results file ${out}: ${why} (create it, or choose another --out)`);
+  }
+}
+
 export async function followResults(handle: SessionHandle, options: FollowOptions = {}): Promise<FollowSummary> {
   const file = options.out && options.out !== '-' ? fs.createWriteStream(options.out, { encoding: 'utf8' }) : undefined;
+  // A file that cannot be opened or written (its folder went, the disk is full) ends the follow with that error.
+  let fileError: Error | undefined;
+  file?.on('error', (err) => (fileError ??= err));
   const bar = output.progress(options.label ?? 'tasks', options.showProgress ?? true);
   bar.setTotal(handle.taskCount ?? 0);
   const counts = emptyStateCounts();
@@ -57,17 +78,24 @@ export async function followResults(handle: SessionHandle, options: FollowOption
         else groups.set(key, { count: 1, example: r });
       }
       if (r.finishedAt !== undefined && latencies.length < 1_000_000) latencies.push(r.finishedAt - r.submittedAt);
+      if (fileError) break;
       if (options.out === '-') output.result(resultLine(r));
-      else if (file && !file.write(`${resultLine(r)}\n`)) await once(file, 'drain');
+      else if (file && !file.write(`${resultLine(r)}\n`)) await once(file, 'drain').catch(() => undefined);
       if (done % 64 === 0 || done === handle.taskCount) bar.update(done, counts);
     }
     bar.update(done, counts);
   } finally {
     bar.stop();
-    if (file) {
+    if (file && !fileError) {
       file.end();
-      await once(file, 'finish');
+      await once(file, 'finish').catch((err: Error) => (fileError ??= err));
     }
+  }
+  if (fileError) {
+    throw new HtcGridError(`could not write the results file ${options.out}: ${fileError.message}`, {
+      cause: fileError,
+      hint: `the session keeps its results: read them again with htcgrid results ${handle.sessionId}`,
+    });
   }
   const failureGroups = [...groups].map(([type, g]) => ({ type, ...g })).sort((a, b) => b.count - a.count);
   return { counts, total: handle.taskCount ?? done, firstFailures, failureGroups, latenciesMs: latencies };

@@ -56,7 +56,7 @@ export async function bundleWorker(options: BundleWorkerOptions): Promise<Worker
 export function bundleWorkerSync(options: BundleWorkerOptions): WorkerBundle {
   const plan = planWorkerBundle(options);
   const logger = options.logger ?? silentLogger();
-  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-bundle-'));
+  const scratch = newScratch(fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-bundle-')));
   try {
     const entries = new Map<string, ZipEntrySource>();
     for (const step of plan.steps) {
@@ -75,7 +75,7 @@ export function bundleWorkerSync(options: BundleWorkerOptions): WorkerBundle {
     }
     return finish(plan, entries, logger);
   } finally {
-    fs.rmSync(scratch, { recursive: true, force: true });
+    removeScratch(scratch);
   }
 }
 
@@ -140,10 +140,30 @@ function finish(plan: WorkerBundlePlan, entries: Map<string, ZipEntrySource>, lo
 }
 
 async function withScratch<T>(work: (scratch: string) => Promise<T>): Promise<T> {
-  const scratch = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'htcgrid-bundle-'));
+  const scratch = newScratch(await fs.promises.mkdtemp(path.join(os.tmpdir(), 'htcgrid-bundle-')));
   try {
     return await work(scratch);
   } finally {
-    await fs.promises.rm(scratch, { recursive: true, force: true });
+    removeScratch(scratch);
   }
+}
+
+/** Scratch folders in use: a process that exits while bundling (Ctrl-C during `htcgrid run`) still removes them. */
+const liveScratch = new Set<string>();
+
+function newScratch(dir: string): string {
+  if (liveScratch.size === 0) process.once('exit', removeLiveScratch);
+  liveScratch.add(dir);
+  return dir;
+}
+
+function removeScratch(dir: string): void {
+  fs.rmSync(dir, { recursive: true, force: true });
+  liveScratch.delete(dir);
+  if (liveScratch.size === 0) process.off('exit', removeLiveScratch);
+}
+
+function removeLiveScratch(): void {
+  for (const dir of liveScratch) fs.rmSync(dir, { recursive: true, force: true });
+  liveScratch.clear();
 }

@@ -7,7 +7,7 @@ import type { SessionSummaryView } from '../../client';
 import { createLogger } from '../../logging';
 import { startEmbeddedGrid, type EmbeddedGrid } from '../../local-grid';
 import { agentsLine, noAgentMessage, slotUsageOf, watchAgents } from '../agent-watch';
-import { followResults, printFailures } from '../follow-results';
+import { checkResultsFile, followResults, printFailures } from '../follow-results';
 import * as output from '../output';
 import { pythonVersionNote, slotsWarning, withStartupProgress } from '../startup-notice';
 import { countTasks, readTasks } from '../task-source';
@@ -101,6 +101,8 @@ export interface SubmitFlags extends GridDirFlags {
 }
 
 export async function submitCommand(flags: SubmitFlags): Promise<number> {
+  // A results file that cannot be written is refused before anything is submitted.
+  if (flags.wait) checkResultsFile(flags.out);
   const grid = await openGridClient(flags);
   try {
     // A file is read once ahead: bad lines fail before anything is submitted, and the count sizes the session.
@@ -200,6 +202,7 @@ export async function statusCommand(sessionId: string, flags: GridDirFlags & { j
 }
 
 export async function resultsCommand(sessionId: string, flags: GridDirFlags & { out?: string }): Promise<number> {
+  checkResultsFile(flags.out);
   const grid = await openGridClient(flags);
   try {
     const handle = await grid.client.session(sessionId);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { GridConfig } from '../../core';
 import { createLogger } from '../../logging';
 import { startEmbeddedGrid } from '../../local-grid';
-import { followResults, percentile, printFailures } from '../follow-results';
+import { checkResultsFile, followResults, percentile, printFailures } from '../follow-results';
 import * as output from '../output';
 import { pythonVersionNote, slotsWarning, withStartupProgress } from '../startup-notice';
 import { announceTakeover, writeLocalConfig } from '../grid-folder';
@@ -39,12 +39,16 @@ export async function runCommand(config: GridConfig, flags: RunFlags): Promise<n
   // Validate the whole file first so a bad line submits nothing (stdin is validated as it streams).
   if (flags.tasks !== '-' && (await countTasks(flags.tasks)) === 0) throw noTasksError(flags.tasks);
   const out = flags.out ?? defaultResultsOut();
+  checkResultsFile(out);
   if (flags.out === undefined && out !== '-')
     output.info(`results go to ${out} (choose with --out <file>, - for stdout)`);
   const code = await runBatch({ ...flags, out, config, events: readTasks(flags.tasks) });
   if (code === NO_TASKS) throw noTasksError(flags.tasks);
   return code;
 }
+
+/** The exit status of a command stopped by a signal before it could finish, as shells report Ctrl-C (128 + 2). */
+const EXIT_INTERRUPTED = 130;
 
 /** What runBatch answers when the events held no task at all (an empty stdin). */
 const NO_TASKS = -1;
@@ -75,10 +79,22 @@ export function defaultResultsOut(
 export async function runBatch(input: BatchInput): Promise<number> {
   const { config } = input;
   const dataDir = input.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-run-'));
+  const removeTemporary = (): void => {
+    if (!input.dataDir && !input.keep) fs.rmSync(dataDir, { recursive: true, force: true });
+  };
   const logger = createLogger({ level: input.logLevel ?? 'error', destination: input.logFile ?? 2 });
   const started = Date.now();
   const warning = slotsWarning(config.slots);
   if (warning) output.info(warning);
+  // A signal while the grid starts (a worker importing for long, say): nothing was submitted yet, so stop at once
+  // and leave nothing behind; runtimes still loading see their input close and exit.
+  const onStartupSignal = (signal: NodeJS.Signals): void => {
+    output.info(`\ninterrupted while starting (${signal}): stopping`);
+    removeTemporary();
+    process.exit(EXIT_INTERRUPTED);
+  };
+  process.once('SIGINT', onStartupSignal);
+  process.once('SIGTERM', onStartupSignal);
   const grid = await withStartupProgress(
     `starting ${config.slots} runtime(s)`,
     startEmbeddedGrid({
@@ -91,11 +107,16 @@ export async function runBatch(input: BatchInput): Promise<number> {
       claimFolder: input.dataDir !== undefined,
       onFolderTakeover: (differences) => announceTakeover(dataDir, differences),
     }),
-  ).catch((err: unknown) => {
-    // A failed start-up (the handler cannot load, ...) leaves no temporary grid folder behind.
-    if (!input.dataDir && !input.keep) fs.rmSync(dataDir, { recursive: true, force: true });
-    throw err;
-  });
+  )
+    .catch((err: unknown) => {
+      // A failed start-up (the handler cannot load, ...) leaves no temporary grid folder behind.
+      removeTemporary();
+      throw err;
+    })
+    .finally(() => {
+      process.off('SIGINT', onStartupSignal);
+      process.off('SIGTERM', onStartupSignal);
+    });
   if (input.dataDir !== undefined) writeLocalConfig(dataDir, config);
   const interrupted = new AbortController();
   let sessionCancel: (() => Promise<unknown>) | undefined;
@@ -140,7 +161,7 @@ export async function runBatch(input: BatchInput): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await grid.close(interrupted.signal.aborted ? 2_000 : 30_000);
-    if (!input.dataDir && !input.keep) fs.rmSync(dataDir, { recursive: true, force: true });
-    else output.info(`grid data kept in ${dataDir}`);
+    removeTemporary();
+    if (input.dataDir || input.keep) output.info(`grid data kept in ${dataDir}`);
   }
 }
