@@ -15,28 +15,15 @@ export interface ClaimRequest {
 
 /**
  * - `claimed`: the task is now `running` under the caller's lease at `attempt + 1`; `task` is the new record.
- * - `busy`: the attempt the message names is still running (its holder has not written its retry yet), or, on a
- *   table whose reaper finds leases only once extended, the attempt claimed from this very message is running under
- *   a live lease the reaper cannot see yet (its holder still relies on the message): release the message with a
- *   delay, don't drop it.
- * - `expired`: only on a table whose reaper finds leases only once extended (`leasesFoundFrom: 'extension'`): the
- *   attempt claimed from this message is still `running`, its lease expired before it was ever extended, so no
- *   reaper will find it: reap it as the reaper would (`task` is its record), then drop the message.
+ * - `busy`: the message may still be needed: the attempt it names is still running (its holder has not written its
+ *   retry yet), or the attempt claimed from it runs under a lease only the message guards (see `TaskIntake`).
+ *   Release the message with a delay, don't drop it.
  * - `stale`: the message is a duplicate or outdated (task terminal, or claimed past that attempt): drop it.
  * - `missing`: no such task: drop it.
  */
 export type ClaimOutcome =
-  | { readonly taskId: string; readonly status: 'claimed' | 'expired'; readonly task: TaskRecord }
-  | {
-      readonly taskId: string;
-      readonly status: 'busy';
-      /**
-       * When the message is worth offering again, if the table knows: for a live lease only its message guards, just
-       * after that lease would expire (each early receive counts towards the dead-letter queue's limit).
-       */
-      readonly retryAfterMs?: number;
-    }
-  | { readonly taskId: string; readonly status: 'stale' | 'missing' };
+  | { readonly taskId: string; readonly status: 'claimed'; readonly task: TaskRecord }
+  | { readonly taskId: string; readonly status: 'busy' | 'stale' | 'missing' };
 
 /** Identifies the lease an agent believes it holds. */
 export interface LeaseRef {
@@ -86,13 +73,6 @@ export interface TaskBrowser {
 }
 
 export interface TaskTable extends TaskBrowser {
-  /**
-   * From when `findExpiredLeases` sees a running task. `claim`: from its claim on, so a claimed task's queue message
-   * can be acknowledged at once. `extension`: only once its lease was extended (a table that saves an index write
-   * per short task): until then the claimed message is the task's only guard, and the agent keeps it in flight until
-   * the first extension or the completion; a message that reappears meanwhile claims as `busy` or `expired`.
-   */
-  readonly leasesFoundFrom: 'claim' | 'extension';
   /** Creates a session; rejects with `SessionExistsError` if one with that id exists. */
   createSession(session: SessionRecord): Promise<void>;
   getSession(sessionId: string): Promise<SessionRecord | undefined>;
@@ -126,7 +106,11 @@ export interface TaskTable extends TaskBrowser {
   countByState(sessionId: string): Promise<StateCounts>;
   /** Terminal tasks of a session in completion order, after `cursor`. Never skips a task that ends later. */
   listTerminal(sessionId: string, cursor: string | undefined, limit: number): Promise<TerminalPage>;
-  /** Running tasks whose lease expired before `now`, oldest first (see `leasesFoundFrom` for which are seen). */
+  /**
+   * Running tasks whose lease expired before `now`, oldest first. A table may see a claimed task here only once its
+   * lease was extended (DynamoDB, which saves an index write per short task): until then its intake keeps the task's
+   * queue message as its guard (see `TaskIntake`).
+   */
   findExpiredLeases(now: number, limit: number): Promise<TaskRecord[]>;
   close(): Promise<void>;
 }
@@ -171,27 +155,49 @@ export interface TaskQueue {
   close(): Promise<void>;
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Task intake: how an agent takes tasks. Receive, claim, settle the messages, recover claims nobody else can see.
+// ---------------------------------------------------------------------------------------------------------------
+
 /** What `TaskIntake.receiveAndClaim` needs besides the receive options. */
 export interface IntakeOptions extends ReceiveOptions {
   /** Lease owner written into claimed tasks. */
   readonly owner: string;
   /** The lease of a claimed task expires this long after the claim. */
   readonly leaseMs: number;
-  /** A message whose attempt is still running (`busy`) becomes visible again after this delay. */
+  /** A message whose attempt is still running (`busy`) becomes visible again after at least this delay. */
   readonly busyDelayMs: number;
 }
 
 /**
- * Receive, claim and acknowledge as one atomic step: offered by backends whose queue and table share one
- * transactional store (the local grid's SQLite database), where it costs one transaction instead of three.
+ * How an agent takes tasks from its backends: one receive claims the tasks of the messages it got and settles every
+ * message: those of stale and missing tasks are deleted, busy ones come back later, and the claimed tasks' messages
+ * are deleted as soon as the task's lease guards it.
+ *
+ * Where the reaper finds a claimed task from its claim on (SQLite), a claimed task's message goes at once. Where it
+ * finds it only once its lease was extended (DynamoDB's lease index, which saves a write per short task), the intake
+ * keeps the claimed message in flight as the task's guard until `leaseExtended` or `settle`; a message that
+ * reappears meanwhile (its holder died before the first extension) is recognised, and the intake reaps that attempt
+ * itself (re-queue or fail, as the reaper would). The agent sees none of this: only tasks, and two notices.
  */
 export interface TaskIntake {
   /**
-   * Receives up to `max` messages (long-polling like `TaskQueue.receive`), claims their tasks, deletes the messages
-   * of claimed, stale and missing tasks and delays busy ones. Returns the claimed tasks (`running`, leased), in
-   * receive order.
+   * Receives up to `max` messages (long-polling like `TaskQueue.receive`), claims their tasks and settles the
+   * messages. Returns the claimed tasks (`running`, leased to `options.owner`), in receive order. Once
+   * `options.signal` is aborted it returns `[]` and leaves what it received for others. Rejects when the queue or
+   * the table fails; messages it could not settle reappear after their visibility timeout.
    */
   receiveAndClaim(max: number, options: IntakeOptions): Promise<TaskRecord[]>;
+  /** The lease of a task this intake claimed was extended: the reaper sees it now, its message can go. */
+  leaseExtended(task: TaskRecord): void;
+  /**
+   * The agent is done with a task this intake claimed. `done`: its attempt's end was written (or the task was
+   * cancelled or taken over): its message can go. `abandoned`: writing the end failed; the task stays `running`
+   * under a lease that will expire, and whatever guards it (its message, or the reaper) must stay.
+   */
+  settle(task: TaskRecord, how: 'done' | 'abandoned'): void;
+  /** Resolves once the settlements so far were written (batched message deletes); never rejects. */
+  drain(): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

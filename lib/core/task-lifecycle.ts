@@ -1,6 +1,6 @@
 // The lifecycle rules every task table applies: how a refused claim is classified and what a completion writes.
 // Pure; the adapters only translate a classification or a plan into their store's conditional writes.
-import type { AttemptOutcome, DataRef, TaskError } from './task';
+import { decideAfterFailure, type AttemptOutcome, type DataRef, type TaskError, type TaskRecord } from './task';
 import { canTransition, isTerminal, type FailureReason, type TaskState } from './task-state';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -20,7 +20,11 @@ export interface ClaimProbe {
   readonly leaseVisibleToReaper: boolean;
 }
 
-/** Why a claim was refused (the four refusals of the `ClaimOutcome` port type; see there). */
+/**
+ * Why a claim was refused. `busy`, `stale` and `missing` are the refusals of the `ClaimOutcome` port type (see
+ * there); `retryAfterMs` and `expired` arise only where the reaper cannot see a lease yet, and stay inside that
+ * backend's intake (see `TaskIntake`).
+ */
 export type ClaimRefusal =
   | { readonly status: 'busy'; readonly retryAfterMs?: number }
   | { readonly status: 'expired' }
@@ -133,4 +137,37 @@ export function planCompletion(completion: Completion): CompletionPlan {
 /** Whether the completion is written by the lease holder (the agent) rather than the reaper. */
 export function isHolderGuard(guard: CompletionGuard): guard is { readonly owner: string; readonly attempt: number } {
   return 'owner' in guard;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Expired leases
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * What the reaper writes for a running task whose lease expired before `now`: a retry while attempts remain (an
+ * expired lease is never the handler's fault), else a failure; `requeue` says its queue message must be sent first.
+ * Fenced on the attempt and on the lease still being expired at `now`, so a late heartbeat wins.
+ */
+export function planLeaseExpiry(task: TaskRecord, now: number): { completion: Completion; requeue: boolean } {
+  const error = leaseExpiredError(task);
+  const decision = decideAfterFailure(task, 'lease-expired', error, { nonRetryableErrorTypes: [] });
+  const requeue = decision.next === 'retry';
+  return {
+    completion: {
+      taskId: task.taskId,
+      guard: { leaseExpiredBefore: now, attempt: task.attempt },
+      outcome: { kind: requeue ? 'retry' : 'failed', reason: 'lease-expired', error },
+      at: now,
+    },
+    requeue,
+  };
+}
+
+function leaseExpiredError(task: TaskRecord): TaskError {
+  const expiredAt = task.lease ? new Date(task.lease.expiresAt).toISOString() : 'unknown';
+  return {
+    type: 'LeaseExpired',
+    message: `attempt ${task.attempt} of task ${task.taskId} stopped heartbeating (agent ${task.lease?.owner ?? 'unknown'} died or lost its host); lease expired at ${expiredAt}`,
+    stack: [],
+  };
 }

@@ -1,7 +1,7 @@
 // The reaper: finds tasks whose lease expired (their agent or runtime died) and re-queues them or fails them.
 import type { Logger } from 'pino';
-import { decideAfterFailure, type TaskError, type TaskRecord } from '../core';
-import type { Completion, TaskQueue, TaskTable } from '../ports';
+import { planLeaseExpiry, type TaskRecord } from '../core';
+import type { Completion, QueueMessage, TaskQueue, TaskTable } from '../ports';
 import { silentLogger } from '../logging';
 
 export interface ReapOptions {
@@ -30,7 +30,7 @@ export async function reapExpiredLeases(options: ReapOptions): Promise<ReapResul
 /**
  * Re-queues or fails running tasks whose lease expired. A re-queued task gets its queue message before it goes back
  * to pending (see the agent's batcher for why); both writes are fenced on the attempt and on the lease still being
- * expired at `now`, so a late heartbeat wins. Also used by an agent that receives the message of such a task.
+ * expired at `now`, so a late heartbeat wins (see `planLeaseExpiry`).
  */
 export async function reapTasks(
   expired: readonly TaskRecord[],
@@ -40,18 +40,11 @@ export async function reapTasks(
   const logger = options.logger ?? silentLogger();
   if (expired.length === 0) return { requeued: 0, failed: 0, skipped: 0 };
   const completions: Completion[] = [];
-  const requeue = [];
+  const requeue: QueueMessage[] = [];
   for (const task of expired) {
-    const error = leaseExpiredError(task);
-    // An expired lease is never the handler's fault, so it is retried while attempts remain.
-    const decision = decideAfterFailure(task, 'lease-expired', error, { nonRetryableErrorTypes: [] });
-    completions.push({
-      taskId: task.taskId,
-      guard: { leaseExpiredBefore: now, attempt: task.attempt },
-      outcome: { kind: decision.next === 'retry' ? 'retry' : 'failed', reason: 'lease-expired', error },
-      at: now,
-    });
-    if (decision.next === 'retry') {
+    const plan = planLeaseExpiry(task, now);
+    completions.push(plan.completion);
+    if (plan.requeue) {
       requeue.push({ taskId: task.taskId, sessionId: task.sessionId, attempt: task.attempt, priority: task.priority });
     }
   }
@@ -68,15 +61,6 @@ export async function reapTasks(
   });
   logger.info({ requeued, failed, skipped, tasks: expired.map((t) => t.taskId).slice(0, 20) }, 'reaped expired leases');
   return { requeued, failed, skipped };
-}
-
-function leaseExpiredError(task: TaskRecord): TaskError {
-  const expiredAt = task.lease ? new Date(task.lease.expiresAt).toISOString() : 'unknown';
-  return {
-    type: 'LeaseExpired',
-    message: `attempt ${task.attempt} of task ${task.taskId} stopped heartbeating (agent ${task.lease?.owner ?? 'unknown'} died or lost its host); lease expired at ${expiredAt}`,
-    stack: [],
-  };
 }
 
 /** Runs `reapExpiredLeases` on a timer (the local grid's stand-in for the scheduled Lambda). */

@@ -37,6 +37,7 @@ describe('an agent whose heartbeats do not get through', () => {
       config,
       table: partitioned(clientGrid.backends.table),
       queue: clientGrid.backends.queue,
+      intake: clientGrid.backends.intake,
       store: clientGrid.backends.store,
       owner: 'partitioned-agent',
       // One task at a time and nothing claimed ahead: the re-queued task must go to the healthy agent.

@@ -132,6 +132,17 @@ interface TerminalCursor {
   readonly s: readonly string[];
 }
 
+/** What `claimMessages` answers: a port `ClaimOutcome`, a `busy` with its retry delay, or an unseen expired claim. */
+export type MessageClaimOutcome =
+  | ClaimOutcome
+  | { readonly taskId: string; readonly status: 'busy'; readonly retryAfterMs?: number }
+  | { readonly taskId: string; readonly status: 'expired'; readonly task: TaskRecord };
+
+/** A message whose claimed attempt has expired unseen must not be dropped by a plain `claim` caller: it is busy. */
+function portStatusOf(outcome: Exclude<MessageClaimOutcome, { status: 'claimed' }>): 'busy' | 'stale' | 'missing' {
+  return outcome.status === 'expired' ? 'busy' : outcome.status;
+}
+
 /**
  * `TaskTable` on one DynamoDB table (schema in `table-schema.ts`).
  *
@@ -144,7 +155,6 @@ export class DynamoDbTaskTable implements TaskTable {
    * A claim leaves the task out of the lease index and its first extension puts it in: a task shorter than the lease
    * refresh period costs no lease-index write at all (two fewer write units), while its queue message guards it.
    */
-  readonly leasesFoundFrom = 'extension' as const;
   private readonly doc: DynamoDBDocumentClient;
   private readonly ownsClient: boolean;
   private readonly client: DynamoDBClient;
@@ -333,12 +343,33 @@ export class DynamoDbTaskTable implements TaskTable {
     return taskRecordOf(out.Item);
   }
 
+  /**
+   * `claim` as the port has it: a message whose claimed attempt only it guards is `busy` (see `claimMessages` for
+   * what the intake learns besides).
+   */
   async claim(
     requests: readonly ClaimRequest[],
     lease: { owner: string; expiresAt: number },
     now: number,
   ): Promise<ClaimOutcome[]> {
-    return mapLimit(requests, this.concurrency, async (request): Promise<ClaimOutcome> => {
+    const outcomes = await this.claimMessages(requests, lease, now);
+    return outcomes.map((o): ClaimOutcome =>
+      o.status === 'claimed' ? o : { taskId: o.taskId, status: portStatusOf(o) },
+    );
+  }
+
+  /**
+   * Claims as `claim` does, and says more of a refused message whose claimed attempt only the message guards (this
+   * table's lease index holds a task only once its lease was extended, see `extendLeases`): while that lease lives,
+   * `busy` with `retryAfterMs` (just after it would expire); once it expired, `expired` with the task, to be reaped by
+   * the intake holding the message, as no reaper will find it.
+   */
+  async claimMessages(
+    requests: readonly ClaimRequest[],
+    lease: { owner: string; expiresAt: number },
+    now: number,
+  ): Promise<MessageClaimOutcome[]> {
+    return mapLimit(requests, this.concurrency, async (request): Promise<MessageClaimOutcome> => {
       const next = request.attempt + 1;
       const entry: HistoryEntry = { owner: lease.owner, startedAt: now };
       try {

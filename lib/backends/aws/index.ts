@@ -2,12 +2,13 @@
 import { retentionSecOf, type GridConfig } from '../../core/config';
 import type { AwsGridResources } from '../../core/grid-resources';
 import { silentLogger, type Logger } from '../../logging';
-import type { AgentRegistry, PayloadStore, TaskQueue, TaskTable } from '../../ports';
+import type { AgentRegistry, PayloadStore, TaskIntake, TaskQueue, TaskTable } from '../../ports';
 import { DynamoDbAgentRegistry } from './dynamodb-agent-registry';
 import { newDynamoDbClient, newS3Client, newSqsClient, type AwsClients } from './aws-clients';
 import { CompletionNoticeQueue } from './completion-notices';
 import { DynamoDbTaskTable, type DynamoDbTaskTableOptions } from './dynamodb-task-table';
 import { DEFAULT_PAYLOAD_PREFIX, S3PayloadStore } from './s3-payload-store';
+import { SqsDynamoDbTaskIntake } from './sqs-dynamodb-task-intake';
 import { SqsTaskQueue } from './sqs-task-queue';
 
 export * from './aws-clients';
@@ -17,6 +18,7 @@ export * from './dynamodb-agent-registry';
 export * from './dynamodb-request-ledger';
 export * from './dynamodb-task-table';
 export * from './s3-payload-store';
+export * from './sqs-dynamodb-task-intake';
 export * from './sqs-task-queue';
 export * from './table-schema';
 
@@ -52,6 +54,8 @@ export interface AwsBackends {
   readonly table: TaskTable;
   readonly queue: TaskQueue;
   readonly store: PayloadStore;
+  /** How an agent takes tasks: SQS receives, DynamoDB claims, the claimed message kept until the lease is extended. */
+  readonly intake: TaskIntake;
   /** Where the grid's agents register and heartbeat (items of the task table). */
   readonly agents: AgentRegistry;
   /** With `receiveNotices`: completion notices as they arrive, what a `GridClient`'s handles wait on. */
@@ -101,12 +105,18 @@ export function openAwsBackends(resources: AwsGridResources, options: OpenAwsBac
     client: clients.s3,
     logger: logger.child({ component: 's3-payload-store' }),
   });
+  const intake = new SqsDynamoDbTaskIntake({
+    queue,
+    table,
+    logger: logger.child({ component: 'sqs-dynamodb-task-intake' }),
+  });
   const agents = new DynamoDbAgentRegistry({ tableName: resources.tableName, client: clients.dynamodb });
   let closed = false;
   return {
     table,
     queue,
     store,
+    intake,
     agents,
     ...(changes ? { changes } : {}),
     async close() {

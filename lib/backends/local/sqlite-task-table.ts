@@ -308,8 +308,6 @@ const LIVE_SQL = `(${LIVE_STATES.map((state) => `'${state}'`).join(', ')})`;
  * batch is one transaction of prepared statements.
  */
 export class SqliteTaskTable implements TaskTable {
-  /** The reaper's scan sees every running task, so a claimed task's message can go at once. */
-  readonly leasesFoundFrom = 'claim' as const;
   private readonly logger: Logger;
   private readonly ownsDatabase: boolean;
   private readonly writeLock: WriteLock | undefined;
@@ -546,11 +544,11 @@ export class SqliteTaskTable implements TaskTable {
         return { taskId: request.taskId, status: 'claimed', task };
       }
       const current = this.stmt.probe.get(request.taskId);
-      // The reaper's scan sees every running task (`leasesFoundFrom: 'claim'`), so a claim is never `expired` here.
+      // The reaper's scan sees every running task from its claim on, so a claim is never `expired` here.
       const probe = current && { ...current, leaseExpiresAt: undefined, leaseVisibleToReaper: true };
       const refusal = classifyClaim(request.attempt, probe, now);
       if (refusal.status === 'expired') throw new HtcGridError('the SQLite table never leaves a lease unseen');
-      return { taskId: request.taskId, ...refusal };
+      return { taskId: request.taskId, status: refusal.status };
     });
   }
 

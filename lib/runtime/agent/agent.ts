@@ -11,7 +11,6 @@ import {
   type InvokeResult,
   type PayloadStore,
   type QueueMessage,
-  type ReceivedMessage,
   type TaskIntake,
   type TaskQueue,
   type TaskTable,
@@ -23,9 +22,8 @@ import { decideAttempt, failure, type AbortCause } from './attempt-outcome';
 import { writeCompletions, type PendingCompletion } from './completion-writer';
 import type { HeldTask } from './held-task';
 import { LeaseKeeper } from './lease-keeper';
-import { MicroBatcher } from './micro-batcher';
+import { MicroBatcher } from '../../micro-batcher';
 import { PrefetchPolicy, type PrefetchSetting } from './prefetch-policy';
-import { reapTasks } from '../reaper';
 import { SessionSettings } from './session-settings';
 import type { AttemptMeasure } from './task-outcome-metrics';
 
@@ -34,11 +32,8 @@ export interface AgentOptions {
   readonly table: TaskTable;
   readonly queue: TaskQueue;
   readonly store: PayloadStore;
-  /**
-   * Receives, claims and acknowledges in one step where the backends can (the local grid's SQLite database).
-   * @default - `queue.receive`, then `table.claim`, then `queue.ack`
-   */
-  readonly intake?: TaskIntake;
+  /** How tasks are received and claimed (the backends' own: SQLite's one transaction, SQS + DynamoDB). */
+  readonly intake: TaskIntake;
   /** Creates the invoker of one slot (one runtime process locally, the lambda-rie sidecar in AWS). */
   readonly createInvoker: (slot: number) => WorkerInvoker;
   /**
@@ -116,6 +111,7 @@ export class Agent {
   private readonly config: GridConfig;
   private readonly table: TaskTable;
   private readonly queue: TaskQueue;
+  private readonly intake: TaskIntake;
   private readonly store: PayloadStore;
   private readonly logger: Logger;
   private readonly now: () => number;
@@ -133,10 +129,6 @@ export class Agent {
   private readonly stopReceiving = new AbortController();
   /** Finished attempts, written a batch at a time. */
   private readonly batcher: MicroBatcher<PendingCompletion>;
-  /** Queue receipts to acknowledge: each acknowledgement is a billed request in SQS, ten messages apiece. */
-  private readonly acker: MicroBatcher<string>;
-  /** The claimed message guards a task until its lease is extended (see `TaskTable.leasesFoundFrom`). */
-  private readonly keepMessages: boolean;
   private readonly leaseKeeper: LeaseKeeper;
   private readonly sessions: SessionSettings;
   private state: AgentState = 'created';
@@ -151,6 +143,7 @@ export class Agent {
     this.stats = options.stats ?? { claimed: 0, succeeded: 0, failed: 0, retried: 0, released: 0, dropped: 0 };
     this.table = options.table;
     this.queue = options.queue;
+    this.intake = options.intake;
     this.store = options.store;
     this.now = options.now ?? Date.now;
     this.slotCount = options.slots ?? options.config.slots;
@@ -163,16 +156,6 @@ export class Agent {
     this.owner = options.owner ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.logger = (options.logger ?? silentLogger()).child({ agent: this.owner });
     this.debugEnabled = this.logger.isLevelEnabled('debug');
-    this.keepMessages = this.table.leasesFoundFrom === 'extension';
-    this.acker = new MicroBatcher<string>({
-      // SQS deletes at most 10 messages a request. A message kept a little longer only risks being received again,
-      // which its claim then drops.
-      maxBatch: 10,
-      maxDelayMs: 1_000,
-      write: (receipts) => this.queue.ack(receipts),
-      // Not lost: the messages reappear after their visibility timeout and their claims drop them.
-      onError: (err, receipts) => this.logger.warn({ err, messages: receipts.length }, 'acknowledging messages failed'),
-    });
     const writer = {
       table: this.table,
       queue: this.queue,
@@ -196,7 +179,7 @@ export class Agent {
       expiryMs: this.config.leaseExpiryMs,
       owner: this.owner,
       onLost: (held, status) => this.interrupt(held, status === 'cancelled' ? 'cancelled' : 'lost'),
-      onExtended: (held) => this.dropMessage(held),
+      onExtended: (held) => this.intake.leaseExtended(held.task),
     });
     this.sessions = new SessionSettings({
       table: this.table,
@@ -271,101 +254,66 @@ export class Agent {
     // A claim that was in flight when the drain began lands after the ready list was emptied: hand it back too.
     for (const held of [...this.held.values()]) if (!held.running && !held.abortCause) this.interrupt(held, 'drain');
     await this.batcher.drain();
-    await this.acker.drain();
+    await this.intake.drain();
     this.leaseKeeper.stop();
     await Promise.allSettled(this.invokers.map((invoker) => invoker.close()));
     this.state = 'stopped';
     this.logger.info({ stats: this.stats }, 'agent stopped');
   }
 
+  /** Receives and claims tasks while the agent runs, as many as the slots and the prefetch have room for. */
   private async receiveLoop(): Promise<void> {
     let failures = 0;
     while (this.state === 'running') {
-      const prefetch = this.prefetch.current;
-      const capacity = this.slotCount + prefetch - this.held.size;
-      // While slots have work waiting, receive only full batches: each receive (and the ack after the claim) is a
-      // billed request in SQS, so batches of 1-2 would double the requests per task.
-      const fullBatch = Math.min(this.config.receiveBatchSize, this.slotCount + prefetch);
-      if (capacity <= 0 || (capacity < fullBatch && this.ready.length > 0)) {
+      const room = this.roomToReceive();
+      if (room === 0) {
         await new Promise<void>((resolve) => this.capacityWaiters.push(resolve));
         continue;
       }
-      if (this.options.intake) {
-        failures = (await this.intake(this.options.intake, Math.min(capacity, this.config.receiveBatchSize), failures))
-          ? 0
-          : failures + 1;
-        continue;
-      }
-      let messages: ReceivedMessage[];
-      let receivedAt = 0;
+      const receivedAt = Date.now();
+      let tasks: TaskRecord[];
       try {
-        receivedAt = Date.now();
-        messages = await this.queue.receive(Math.min(capacity, this.config.receiveBatchSize), {
+        tasks = await this.intake.receiveAndClaim(room, {
           waitMs: this.receiveWaitMs,
           visibilityMs: this.config.queueVisibilityMs,
           signal: this.stopReceiving.signal,
+          owner: this.owner,
+          leaseMs: this.config.leaseExpiryMs,
+          busyDelayMs: BUSY_RELEASE_DELAY_MS,
         });
-      } catch (err) {
-        if (this.state !== 'running') break;
-        this.logger.warn({ err }, 'receiving tasks failed; backing off');
-        await sleep(backoffDelay(failures++, SERVICE_RETRY_BACKOFF), this.stopReceiving.signal);
-        continue;
-      }
-      if (this.state !== 'running') {
-        if (messages.length > 0)
-          await this.releaseMessages(
-            messages.map((m) => m.receipt),
-            0,
-          );
-        break;
-      }
-      if (messages.length === 0) {
-        if (this.waitedOut(receivedAt)) continue;
-        const base = this.config.emptyQueueBackoffMs;
-        await sleep(base + Math.random() * base, this.stopReceiving.signal);
-        continue;
-      }
-      try {
-        await this.claim(messages);
         failures = 0;
       } catch (err) {
-        this.logger.warn({ err }, 'claiming tasks failed; their messages will reappear');
+        if (this.state !== 'running') break;
+        this.logger.warn({ err }, 'receiving tasks failed; their messages will reappear; backing off');
         await sleep(backoffDelay(failures++, SERVICE_RETRY_BACKOFF), this.stopReceiving.signal);
+        continue;
+      }
+      for (const task of tasks) this.take(task);
+      if (tasks.length === 0 && this.state === 'running' && !this.waitedOut(receivedAt)) {
+        const base = this.config.emptyQueueBackoffMs;
+        await sleep(base + Math.random() * base, this.stopReceiving.signal);
       }
     }
   }
 
-  /** One receive + claim through the intake; false after a failure (backed off already). */
-  private async intake(intake: TaskIntake, max: number, failures: number): Promise<boolean> {
-    let tasks: TaskRecord[];
-    let receivedAt = 0;
-    try {
-      receivedAt = Date.now();
-      tasks = await intake.receiveAndClaim(max, {
-        waitMs: this.receiveWaitMs,
-        visibilityMs: this.config.queueVisibilityMs,
-        signal: this.stopReceiving.signal,
-        owner: this.owner,
-        leaseMs: this.config.leaseExpiryMs,
-        busyDelayMs: BUSY_RELEASE_DELAY_MS,
-      });
-    } catch (err) {
-      if (this.state !== 'running') return true;
-      this.logger.warn({ err }, 'receiving tasks failed; backing off');
-      await sleep(backoffDelay(failures, SERVICE_RETRY_BACKOFF), this.stopReceiving.signal);
-      return false;
-    }
-    if (tasks.length === 0 && this.state === 'running' && !this.waitedOut(receivedAt)) {
-      const base = this.config.emptyQueueBackoffMs;
-      await sleep(base + Math.random() * base, this.stopReceiving.signal);
-    }
-    for (const task of tasks) {
-      this.stats.claimed++;
-      const at = task.startedAt ?? this.now();
-      // A drain that began meanwhile hands these straight back (see `hold`).
-      this.hold({ task, claimedAt: at, lastExtendedAt: at, running: false });
-    }
-    return true;
+  /**
+   * How many tasks to receive now: 0 while held tasks fill the slots and the prefetch. While slots have work
+   * waiting, only full batches: each receive (and the delete after the claim) is a billed request in SQS, so batches
+   * of 1-2 would double the requests per task.
+   */
+  private roomToReceive(): number {
+    const prefetch = this.prefetch.current;
+    const capacity = this.slotCount + prefetch - this.held.size;
+    const fullBatch = Math.min(this.config.receiveBatchSize, this.slotCount + prefetch);
+    if (capacity <= 0 || (capacity < fullBatch && this.ready.length > 0)) return 0;
+    return Math.min(capacity, this.config.receiveBatchSize);
+  }
+
+  /** Holds a task the intake claimed; a drain that began meanwhile hands it straight back (see `hold`). */
+  private take(task: TaskRecord): void {
+    this.stats.claimed++;
+    const at = task.startedAt ?? this.now();
+    this.hold({ task, claimedAt: at, lastExtendedAt: at, running: false });
   }
 
   /**
@@ -375,84 +323,6 @@ export class Agent {
    */
   private waitedOut(receivedAt: number): boolean {
     return Date.now() - receivedAt >= this.receiveWaitMs;
-  }
-
-  private async claim(messages: readonly ReceivedMessage[]): Promise<void> {
-    const now = this.now();
-    const outcomes = await this.table.claim(
-      messages.map((m) => ({ taskId: m.message.taskId, attempt: m.message.attempt })),
-      { owner: this.owner, expiresAt: now + this.config.leaseExpiryMs },
-      now,
-    );
-    const ack: string[] = [];
-    const busy = new Map<number, string[]>();
-    const expired: { task: TaskRecord; receipt: string }[] = [];
-    outcomes.forEach((outcome, i) => {
-      const receipt = messages[i]!.receipt;
-      if (outcome.status === 'busy') {
-        const delayMs = this.busyDelayMs(outcome.retryAfterMs);
-        const group = busy.get(delayMs);
-        if (group) group.push(receipt);
-        else busy.set(delayMs, [receipt]);
-        return undefined;
-      }
-      if (outcome.status === 'expired') return expired.push({ task: outcome.task, receipt });
-      if (outcome.status !== 'claimed') return ack.push(receipt);
-      this.stats.claimed++;
-      const held: HeldTask = { task: outcome.task, claimedAt: now, lastExtendedAt: now, running: false };
-      // Where the reaper sees the lease from the claim on, the lease (not the message) guards the task from now.
-      if (this.keepMessages) held.receipt = receipt;
-      else ack.push(receipt);
-      this.hold(held);
-      return undefined;
-    });
-    await Promise.all([
-      ack.length > 0 ? this.queue.ack(ack).catch((err: unknown) => this.logger.warn({ err }, 'ack failed')) : undefined,
-      ...[...busy].map(([delayMs, receipts]) => this.releaseMessages(receipts, delayMs)),
-      expired.length > 0 ? this.reap(expired, now) : undefined,
-    ]);
-  }
-
-  /**
-   * Tasks whose holder died before its lease was ever extended, so no reaper sees them: this agent, holding their
-   * message, does the reaper's job (re-queue or fail), then drops the message. On failure the message reappears.
-   */
-  private async reap(expired: readonly { task: TaskRecord; receipt: string }[], now: number): Promise<void> {
-    try {
-      await reapTasks(
-        expired.map((e) => e.task),
-        { table: this.table, queue: this.queue, now, logger: this.logger },
-      );
-      for (const { receipt } of expired) this.acker.add(receipt);
-    } catch (err) {
-      this.logger.warn({ err }, 'reaping expired tasks failed; their messages will reappear');
-    }
-  }
-
-  /**
-   * How long a busy message stays away: as the table says (a lease only the message guards: until it would expire),
-   * at most one lease term (an agent clock running ahead must not park it longer), else a short delay.
-   */
-  private busyDelayMs(retryAfterMs: number | undefined): number {
-    if (retryAfterMs === undefined) return BUSY_RELEASE_DELAY_MS;
-    const delay = Math.min(Math.max(retryAfterMs, BUSY_RELEASE_DELAY_MS), this.config.leaseExpiryMs + 1_000);
-    // Round to whole seconds (SQS's unit), so messages released together share one request.
-    return Math.ceil(delay / 1_000) * 1_000;
-  }
-
-  /** The lease now guards the task (extended, or the attempt's end written): its claimed message can go. */
-  private dropMessage(held: HeldTask): void {
-    if (held.receipt === undefined) return;
-    this.acker.add(held.receipt);
-    held.receipt = undefined;
-  }
-
-  private async releaseMessages(receipts: readonly string[], delayMs: number): Promise<void> {
-    try {
-      await this.queue.release(receipts, delayMs);
-    } catch (err) {
-      this.logger.warn({ err }, 'releasing messages failed; they reappear after their visibility timeout');
-    }
   }
 
   private hold(held: HeldTask): void {
@@ -655,8 +525,8 @@ export class Agent {
   private onWritten(item: PendingCompletion, written: 'recorded' | 'stale' | 'unwritten'): void {
     const { taskId, outcome } = item.completion;
     const held = this.held.get(taskId);
-    // Unwritten: the task still shows as running under our lease; a message still guarding it must stay.
-    if (held) this.release(held, written === 'unwritten');
+    // Unwritten: the task still shows as running under our lease; whatever guards it for recovery must stay.
+    if (held) this.release(held, written === 'unwritten' ? 'abandoned' : 'done');
     const status = written === 'recorded' ? 'recorded' : 'stale';
     if (status === 'recorded') {
       if (outcome.kind === 'succeeded') this.stats.succeeded++;
@@ -676,8 +546,8 @@ export class Agent {
     this.options.onAttemptRecorded?.(taskId, outcome.kind, status);
   }
 
-  private release(held: HeldTask, keepMessage = false): void {
-    if (!keepMessage) this.dropMessage(held);
+  private release(held: HeldTask, how: 'done' | 'abandoned' = 'done'): void {
+    this.intake.settle(held.task, how);
     if (this.held.get(held.task.taskId) === held) this.held.delete(held.task.taskId);
     for (const waiter of this.capacityWaiters.splice(0)) waiter();
   }

@@ -193,6 +193,46 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     expect(commands).toEqual(['UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
   });
 
+  it('claimMessages: a duplicate of a claimed, never extended message is busy until just after its lease would expire', async () => {
+    const table = new DynamoDbTaskTable({ tableName, client });
+    const { ids } = await seed(table, 1);
+    const now = Date.now();
+    await table.claim([{ taskId: ids[0]!, attempt: 0 }], { owner: 'a', expiresAt: now + 60_000 }, now);
+
+    const [outcome] = await table.claimMessages(
+      [{ taskId: ids[0]!, attempt: 0 }],
+      { owner: 'b', expiresAt: now + 60_000 },
+      now,
+    );
+    const [viaPort] = await table.claim(
+      [{ taskId: ids[0]!, attempt: 0 }],
+      { owner: 'b', expiresAt: now + 60_000 },
+      now,
+    );
+
+    // Offered again just after the holder's 60 s lease would expire, not every second until then.
+    expect(outcome).toEqual({ taskId: ids[0], status: 'busy', retryAfterMs: 61_000 });
+    expect(viaPort).toEqual({ taskId: ids[0], status: 'busy' });
+  });
+
+  it('claimMessages: a duplicate of a claimed message whose lease expired before any extension hands back the task to reap', async () => {
+    const table = new DynamoDbTaskTable({ tableName, client });
+    const { ids } = await seed(table, 1);
+    const now = Date.now();
+    await table.claim([{ taskId: ids[0]!, attempt: 0 }], { owner: 'a', expiresAt: now - 1_000 }, now - 2_000);
+
+    const [outcome] = await table.claimMessages([{ taskId: ids[0]!, attempt: 0 }], { owner: 'b', expiresAt: now }, now);
+    const [viaPort] = await table.claim([{ taskId: ids[0]!, attempt: 0 }], { owner: 'b', expiresAt: now }, now);
+
+    expect(outcome).toMatchObject({
+      taskId: ids[0],
+      status: 'expired',
+      task: { taskId: ids[0], state: 'running', attempt: 1, lease: { owner: 'a', expiresAt: now - 1_000 } },
+    });
+    // A plain claim caller must keep the message (only the intake holding it can reap the attempt).
+    expect(viaPort).toEqual({ taskId: ids[0], status: 'busy' });
+  });
+
   it('live tasks stay out of the session index: it holds one manifest per 24 tasks, then each task once it ends', async () => {
     const table = new DynamoDbTaskTable({ tableName, client });
     const { session, ids } = await seed(table, 30);

@@ -1,8 +1,28 @@
-// The local intake: receive, claim and acknowledge in one SQLite transaction, settling every message it takes.
-import { openLocalBackends, type LocalBackends } from '../../../lib/backends/local';
+// The local intake: the TaskIntake contract, plus receive, claim and acknowledge in one SQLite transaction, settling
+// every message it takes.
+import { openLocalBackends, SqliteTaskIntake, type LocalBackends } from '../../../lib/backends/local';
 import { newTask, type SessionRecord } from '../../../lib/core';
 import type { IntakeOptions } from '../../../lib/ports';
+import { describeTaskIntakeContract } from '../../contract/task-intake.contract';
 import { makeTempDir } from './temp-grid-dir';
+
+describeTaskIntakeContract('SqliteTaskIntake', async () => {
+  const temp = makeTempDir();
+  const backends = openLocalBackends(temp.dir);
+  return {
+    table: backends.table,
+    queue: backends.queue,
+    openIntake: () => new SqliteTaskIntake(backends.queue, backends.table),
+    messagesLeft: async () => {
+      const { visible, invisible } = await backends.queue.countMessages();
+      return visible + invisible;
+    },
+    cleanup: async () => {
+      await backends.close();
+      temp.remove();
+    },
+  };
+});
 
 const session: SessionRecord = {
   sessionId: 's',

@@ -1,25 +1,26 @@
-// The agent against fake ports and a fake invoker (no runtime, no database): drain and grace, busy and expired claims,
-// lease loss, and the ResultTooLarge / PayloadMissing paths. Every wait is on a condition, never on a duration.
+// The agent against fake ports and a fake invoker (no runtime, no database): drain and grace, lease loss, what it tells
+// its intake, and the ResultTooLarge / PayloadMissing paths. Every wait is on a condition, never on a duration.
+// (Busy and expired claims are the intake's business: test/contract/task-intake.contract.ts and the AWS intake's test.)
 import pino from 'pino';
 import { applyOverrides, compileConfig, newTask, type SessionRecord, type TaskRecord } from '../../../lib/core';
 import type {
-  ClaimOutcome,
-  ClaimRequest,
   Completion,
   CompletionResult,
   Invocation,
+  IntakeOptions,
   InvokeResult,
   LeaseRef,
   LeaseStatus,
   PayloadStore,
   QueueMessage,
   ReceivedMessage,
+  TaskIntake,
   TaskQueue,
   TaskTable,
   WorkerInvoker,
 } from '../../../lib/ports';
 import { Agent } from '../../../lib/runtime/agent';
-import { MicroBatcher } from '../../../lib/runtime/agent/micro-batcher';
+import { MicroBatcher } from '../../../lib/micro-batcher';
 import { sleep } from '../../../lib/timing';
 import { waitFor } from '../../support/local-grid';
 
@@ -34,66 +35,30 @@ const session: SessionRecord = {
 
 const pendingTask = (i: number, payload = '{}'): TaskRecord => newTask(session, i, { inline: payload }, 0);
 
-/** A queue that hands out `messages` once, then long-polls empty; records acks, releases and sends. */
+/** A queue that records the messages sent to it (re-queues of handed-back tasks); it never delivers any. */
 class FakeQueue implements TaskQueue {
-  readonly acked: string[] = [];
-  readonly released: { receipts: string[]; delayMs: number }[] = [];
   readonly sent: QueueMessage[] = [];
-  private waiting: ReceivedMessage[];
-
-  constructor(messages: QueueMessage[]) {
-    this.waiting = messages.map((message, i) => ({ message, receipt: `r${i}`, receiveCount: 1 }));
-  }
 
   async send(messages: readonly QueueMessage[]): Promise<void> {
     this.sent.push(...messages);
   }
 
-  async receive(max: number, options: { waitMs: number; signal?: AbortSignal }): Promise<ReceivedMessage[]> {
-    if (this.waiting.length === 0) {
-      await sleep(options.waitMs, options.signal);
-      return [];
-    }
-    return this.waiting.splice(0, max);
+  async receive(): Promise<ReceivedMessage[]> {
+    return [];
   }
 
-  async ack(receipts: readonly string[]): Promise<void> {
-    this.acked.push(...receipts);
-  }
-
-  async release(receipts: readonly string[], delayMs: number): Promise<void> {
-    this.released.push({ receipts: [...receipts], delayMs });
-  }
-
+  async ack(): Promise<void> {}
+  async release(): Promise<void> {}
   async extend(): Promise<void> {}
   async close(): Promise<void> {}
 }
 
-/** A table holding `tasks`; claims follow `claimAs` (default: claimed), leases follow `leaseAs` (default: held). */
+/** A table holding `tasks`; leases follow `leaseAs` (default: held); completions are recorded. */
 class FakeTable {
   readonly completions: Completion[] = [];
-  claimAs: (request: ClaimRequest) => ClaimOutcome['status'] | ClaimOutcome | undefined = () => undefined;
   leaseAs: (lease: LeaseRef) => LeaseStatus = () => 'held';
 
-  constructor(
-    private readonly tasks: Map<string, TaskRecord>,
-    readonly leasesFoundFrom: 'claim' | 'extension' = 'claim',
-  ) {}
-
-  async claim(requests: readonly ClaimRequest[], lease: { owner: string; expiresAt: number }, now: number) {
-    return requests.map((request): ClaimOutcome => {
-      const scripted = this.claimAs(request);
-      if (typeof scripted === 'object') return scripted;
-      const task = this.tasks.get(request.taskId);
-      if (task === undefined) return { taskId: request.taskId, status: 'missing' };
-      if (scripted !== undefined && scripted !== 'claimed') {
-        return { taskId: request.taskId, status: scripted } as ClaimOutcome;
-      }
-      const claimed: TaskRecord = { ...task, state: 'running', attempt: task.attempt + 1, lease, startedAt: now };
-      this.tasks.set(task.taskId, claimed);
-      return { taskId: request.taskId, status: 'claimed', task: claimed };
-    });
-  }
+  constructor(readonly tasks: Map<string, TaskRecord>) {}
 
   async extendLeases(leases: readonly LeaseRef[]): Promise<LeaseStatus[]> {
     return leases.map((l) => this.leaseAs(l));
@@ -114,6 +79,49 @@ class FakeTable {
 
   outcomeOf(taskId: string): string | undefined {
     return this.completions.find((c) => c.taskId === taskId)?.outcome.kind;
+  }
+}
+
+/** An intake that claims the table's pending tasks once, then long-polls empty; records what the agent tells it. */
+class FakeIntake implements TaskIntake {
+  readonly notices: string[] = [];
+  drained = 0;
+  private offered = false;
+
+  constructor(
+    private readonly table: FakeTable,
+    private readonly now: () => number,
+  ) {}
+
+  async receiveAndClaim(max: number, options: IntakeOptions): Promise<TaskRecord[]> {
+    const pending = this.offered ? [] : [...this.table.tasks.values()].filter((t) => t.state === 'pending');
+    if (pending.length === 0) {
+      await sleep(options.waitMs, options.signal);
+      return [];
+    }
+    const at = this.now();
+    const claimed = pending.slice(0, max).map((task): TaskRecord => ({
+      ...task,
+      state: 'running',
+      attempt: task.attempt + 1,
+      lease: { owner: options.owner, expiresAt: at + options.leaseMs },
+      startedAt: at,
+    }));
+    for (const task of claimed) this.table.tasks.set(task.taskId, task);
+    this.offered = claimed.length === pending.length;
+    return claimed;
+  }
+
+  leaseExtended(task: TaskRecord): void {
+    this.notices.push(`${task.taskId}#${task.attempt} extended`);
+  }
+
+  settle(task: TaskRecord, how: 'done' | 'abandoned'): void {
+    this.notices.push(`${task.taskId}#${task.attempt} ${how}`);
+  }
+
+  async drain(): Promise<void> {
+    this.drained++;
   }
 }
 
@@ -151,7 +159,6 @@ const noStore: PayloadStore = {
 function setup(
   tasks: TaskRecord[],
   options: {
-    leasesFoundFrom?: 'claim' | 'extension';
     overrides?: Record<string, unknown>;
     store?: PayloadStore;
     logger?: pino.Logger;
@@ -172,13 +179,15 @@ function setup(
     ),
     'test',
   );
-  const table = new FakeTable(new Map(tasks.map((t) => [t.taskId, t])), options.leasesFoundFrom);
-  const queue = new FakeQueue(tasks.map((t) => ({ taskId: t.taskId, sessionId: 's', attempt: 0, priority: 0 })));
+  const table = new FakeTable(new Map(tasks.map((t) => [t.taskId, t])));
+  const queue = new FakeQueue();
+  const intake = new FakeIntake(table, options.now ?? Date.now);
   const invoker = new FakeInvoker();
   const agent = new Agent({
     config,
     table: table as unknown as TaskTable,
     queue,
+    intake,
     store: options.store ?? noStore,
     createInvoker: () => invoker,
     owner: 'me',
@@ -187,7 +196,7 @@ function setup(
     logger: options.logger,
     now: options.now,
   });
-  return { agent, table, queue, invoker };
+  return { agent, table, queue, intake, invoker };
 }
 
 describe('the agent on fake ports', () => {
@@ -285,73 +294,26 @@ describe('the agent on fake ports', () => {
     expect(table.completions).toEqual([]);
   });
 
-  it('busy: a message whose attempt still runs elsewhere is released with a delay, never acknowledged', async () => {
-    const { agent, table, queue, invoker } = setup([pendingTask(0), pendingTask(1)], { leasesFoundFrom: 'extension' });
-    table.claimAs = (r) => (r.taskId === 's_0' ? 'busy' : { taskId: r.taskId, status: 'busy', retryAfterMs: 5_500 });
+  it('tells its intake when a lease was extended and when each attempt ended, and drains it on stop', async () => {
+    let clock = 1_000;
+    const { agent, table, intake, invoker } = setup([pendingTask(0), pendingTask(1)], { now: () => clock });
     await agent.start();
     stop = () => agent.stop(0);
-    await waitFor(() => queue.released.length === 2, 10_000, 'both messages released');
+    await waitFor(() => invoker.running('s_0') !== undefined, 10_000, 'the first task running');
+    // Past the lease refresh interval (10 s): the lease keeper extends the running task's lease.
+    clock += 11_000;
+    await waitFor(() => intake.notices.includes('s_0#1 extended'), 10_000, 'the extension told');
+    invoker.running('s_0')!.finish({ ok: true, resultJson: '0' });
+    await waitFor(() => invoker.running('s_1') !== undefined, 10_000, 'the second task running');
+    table.leaseAs = () => 'cancelled';
+    clock += 1_000; // the next lease check is due
+    await waitFor(() => agent.stats.dropped === 1, 10_000, 'the cancelled attempt dropped');
     await agent.stop(0);
 
-    expect(queue.released).toEqual(
-      expect.arrayContaining([
-        { receipts: ['r0'], delayMs: 1_000 },
-        // As the table says (just after the lease only this message guards would expire), in whole seconds.
-        { receipts: ['r1'], delayMs: 6_000 },
-      ]),
-    );
-    expect(queue.acked).toEqual([]);
-    expect(invoker.invocations).toEqual([]);
-  });
-
-  it('busy: a delay beyond one lease term is capped at the lease term (a clock running ahead must not park it)', async () => {
-    const { agent, table, queue } = setup([pendingTask(0)], { leasesFoundFrom: 'extension' });
-    table.claimAs = (r) => ({ taskId: r.taskId, status: 'busy', retryAfterMs: 10 * 60_000 });
-    await agent.start();
-    stop = () => agent.stop(0);
-    await waitFor(() => queue.released.length === 1, 10_000, 'the message released');
-    await agent.stop(0);
-
-    expect(queue.released).toEqual([{ receipts: ['r0'], delayMs: 31_000 }]);
-  });
-
-  it('expired: an attempt claimed from this message that died unseen by the reaper is reaped here, then its message dropped', async () => {
-    const dead: TaskRecord = {
-      ...pendingTask(0),
-      state: 'running',
-      attempt: 1,
-      lease: { owner: 'dead-agent', expiresAt: 1 },
-      startedAt: 0,
-    };
-    const { agent, table, queue, invoker } = setup([pendingTask(0)], { leasesFoundFrom: 'extension' });
-    table.claimAs = (r) => ({ taskId: r.taskId, status: 'expired', task: dead });
-    await agent.start();
-    stop = () => agent.stop(0);
-    await waitFor(() => table.completions.length === 1, 10_000, 'the reap written');
-    await agent.stop(0);
-
-    expect(table.completions[0]).toMatchObject({
-      taskId: 's_0',
-      guard: { attempt: 1, leaseExpiredBefore: expect.any(Number) },
-      outcome: { kind: 'retry', reason: 'lease-expired', error: { type: 'LeaseExpired' } },
-    });
-    expect(queue.sent).toEqual([{ taskId: 's_0', sessionId: 's', attempt: 1, priority: 0 }]);
-    expect(queue.acked).toEqual(['r0']);
-    expect(invoker.invocations).toEqual([]);
-  });
-
-  it('keeps the claimed message of a task the reaper cannot see yet until the attempt ends', async () => {
-    const { agent, table, queue, invoker } = setup([pendingTask(0)], { leasesFoundFrom: 'extension' });
-    await agent.start();
-    stop = () => agent.stop(0);
-    await waitFor(() => invoker.running('s_0') !== undefined, 10_000, 'the task running');
-    expect(queue.acked).toEqual([]);
-
-    invoker.running('s_0')!.finish({ ok: true, resultJson: '1' });
-    await waitFor(() => table.outcomeOf('s_0') === 'succeeded', 10_000, 'the result written');
-    await agent.stop(0);
-
-    expect(queue.acked).toEqual(['r0']);
+    expect(table.outcomeOf('s_0')).toBe('succeeded');
+    expect(intake.notices).toEqual(expect.arrayContaining(['s_0#1 extended', 's_0#1 done', 's_1#1 done']));
+    expect(intake.notices.filter((n) => n.startsWith('s_0#1 done'))).toHaveLength(1);
+    expect(intake.drained).toBe(1);
   });
 
   it('a result over max_payload_bytes fails the task as Runtime.ResultTooLarge, not retried, nothing stored', async () => {

@@ -1,5 +1,5 @@
-// One buffer-plus-timer batcher for the agent's writes (completions, acknowledgements): items wait a few
-// milliseconds so that one request carries many of them.
+// One buffer-plus-timer batcher for the grid's writes (the agent's completions, the AWS intake's message deletes):
+// items wait a few milliseconds so that one request carries many of them.
 
 export interface MicroBatcherOptions<T> {
   /** Most items one `write` gets; a buffer this full is cut into a batch at once. */

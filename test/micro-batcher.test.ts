@@ -1,5 +1,5 @@
 // The agent's micro-batcher on a fake clock: when batches go out, how big they are, and that drain writes the rest.
-import { MicroBatcher } from '../../../lib/runtime/agent/micro-batcher';
+import { MicroBatcher } from '../lib/micro-batcher';
 
 interface Harness {
   readonly batcher: MicroBatcher<number>;

@@ -1,0 +1,190 @@
+// The AWS grid's task intake: SQS receives, DynamoDB claims, and a claimed task's message kept as its guard until its
+// lease is extended (DynamoDB's lease index holds a task only from its first extension, which saves a write per task).
+import { planLeaseExpiry, type Completion, type TaskRecord } from '../../core';
+import { silentLogger, type Logger } from '../../logging';
+import { MicroBatcher } from '../../micro-batcher';
+import type {
+  ClaimRequest,
+  CompletionResult,
+  IntakeOptions,
+  QueueMessage,
+  ReceivedMessage,
+  TaskIntake,
+  TaskQueue,
+} from '../../ports';
+import type { MessageClaimOutcome } from './dynamodb-task-table';
+
+/** What the intake needs of the table: `DynamoDbTaskTable`'s message claims, and completions to reap. */
+export interface MessageClaimTable {
+  claimMessages(
+    requests: readonly ClaimRequest[],
+    lease: { owner: string; expiresAt: number },
+    now: number,
+  ): Promise<MessageClaimOutcome[]>;
+  complete(completions: readonly Completion[]): Promise<CompletionResult[]>;
+}
+
+export interface SqsDynamoDbTaskIntakeOptions {
+  readonly queue: TaskQueue;
+  readonly table: MessageClaimTable;
+  /** @default - a silent logger */
+  readonly logger?: Logger;
+  /** Clock of the claims (lease start and expiry). @default Date.now */
+  readonly now?: () => number;
+}
+
+/** SQS deletes at most 10 messages a request. */
+const ACK_BATCH = 10;
+/** A message deleted a little later only risks being received again, which its claim then drops. */
+const ACK_DELAY_MS = 1_000;
+
+/**
+ * `TaskIntake` on an SQS queue and a DynamoDB task table (see the port for the message guard).
+ *
+ * - Claimed: the message stays in flight (not deleted) until `leaseExtended` or `settle(…, 'done')`; with
+ *   `settle(…, 'abandoned')` it is forgotten, to reappear after its visibility timeout.
+ * - Busy: released after `busyDelayMs`, or, for a live lease only the message guards, just after that lease would
+ *   expire (each early receive counts towards the dead-letter queue's limit), at most one lease term ahead.
+ * - Expired (the message of an attempt whose holder died before extending its lease, which no reaper sees): reaped
+ *   here as the reaper would (re-queued or failed), then the message deleted.
+ * - Stale and missing: deleted.
+ * Every delete goes through one batcher, ten messages a request.
+ */
+export class SqsDynamoDbTaskIntake implements TaskIntake {
+  private readonly queue: TaskQueue;
+  private readonly table: MessageClaimTable;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  /** Receipts of the messages still guarding claimed tasks, by task and attempt. */
+  private readonly guards = new Map<string, string>();
+  private readonly acks: MicroBatcher<string>;
+
+  constructor(options: SqsDynamoDbTaskIntakeOptions) {
+    this.queue = options.queue;
+    this.table = options.table;
+    this.logger = options.logger ?? silentLogger();
+    this.now = options.now ?? Date.now;
+    this.acks = new MicroBatcher<string>({
+      maxBatch: ACK_BATCH,
+      maxDelayMs: ACK_DELAY_MS,
+      write: (receipts) => this.queue.ack(receipts),
+      // Not lost: the messages reappear after their visibility timeout and their claims drop them.
+      onError: (err, receipts) => this.logger.warn({ err, messages: receipts.length }, 'acknowledging messages failed'),
+    });
+  }
+
+  async receiveAndClaim(max: number, options: IntakeOptions): Promise<TaskRecord[]> {
+    const messages = await this.queue.receive(max, options);
+    if (messages.length === 0) return [];
+    if (options.signal?.aborted) {
+      // The agent stopped taking tasks while this receive waited: leave them to another agent at once.
+      await this.release(
+        messages.map((m) => m.receipt),
+        0,
+      );
+      return [];
+    }
+    const now = this.now();
+    const outcomes = await this.table.claimMessages(
+      messages.map((m) => ({ taskId: m.message.taskId, attempt: m.message.attempt })),
+      { owner: options.owner, expiresAt: now + options.leaseMs },
+      now,
+    );
+    return this.settleClaims(messages, outcomes, options, now);
+  }
+
+  leaseExtended(task: TaskRecord): void {
+    this.settle(task, 'done');
+  }
+
+  settle(task: TaskRecord, how: 'done' | 'abandoned'): void {
+    const key = guardKey(task);
+    const receipt = this.guards.get(key);
+    if (receipt === undefined) return;
+    this.guards.delete(key);
+    if (how === 'done') this.acks.add(receipt);
+  }
+
+  drain(): Promise<void> {
+    return this.acks.drain();
+  }
+
+  /** Keeps the claimed messages as guards, settles the others by their outcome; returns the claimed tasks. */
+  private async settleClaims(
+    messages: readonly ReceivedMessage[],
+    outcomes: readonly MessageClaimOutcome[],
+    options: IntakeOptions,
+    now: number,
+  ): Promise<TaskRecord[]> {
+    const claimed: TaskRecord[] = [];
+    const busy = new Map<number, string[]>();
+    const expired: { task: TaskRecord; receipt: string }[] = [];
+    outcomes.forEach((outcome, i) => {
+      const { receipt } = messages[i]!;
+      if (outcome.status === 'claimed') {
+        this.guards.set(guardKey(outcome.task), receipt);
+        claimed.push(outcome.task);
+      } else if (outcome.status === 'busy') {
+        const delayMs = busyDelayMs(options, 'retryAfterMs' in outcome ? outcome.retryAfterMs : undefined);
+        busy.set(delayMs, [...(busy.get(delayMs) ?? []), receipt]);
+      } else if (outcome.status === 'expired') {
+        expired.push({ task: outcome.task, receipt });
+      } else {
+        this.acks.add(receipt);
+      }
+    });
+    await Promise.all([
+      ...[...busy].map(([delayMs, receipts]) => this.release(receipts, delayMs)),
+      expired.length > 0 ? this.reap(expired, now) : undefined,
+    ]);
+    return claimed;
+  }
+
+  /**
+   * Attempts whose holder died before their lease was ever extended, so no reaper sees them: this intake, holding
+   * their message, does the reaper's job (re-queue or fail), then deletes the message. On failure it reappears.
+   */
+  private async reap(expired: readonly { task: TaskRecord; receipt: string }[], now: number): Promise<void> {
+    try {
+      const plans = expired.map(({ task }) => ({ task, ...planLeaseExpiry(task, now) }));
+      const requeue = plans.filter((p) => p.requeue).map((p) => messageOf(p.task));
+      if (requeue.length > 0) await this.queue.send(requeue);
+      const results = await this.table.complete(plans.map((p) => p.completion));
+      for (const { receipt } of expired) this.acks.add(receipt);
+      const recorded = results.filter((r) => r.status === 'recorded').length;
+      this.logger.info(
+        { requeued: requeue.length, recorded, tasks: expired.map((e) => e.task.taskId).slice(0, 20) },
+        'reaped claims whose holder died before extending its lease',
+      );
+    } catch (err) {
+      this.logger.warn({ err }, 'reaping expired claims failed; their messages will reappear');
+    }
+  }
+
+  private async release(receipts: readonly string[], delayMs: number): Promise<void> {
+    try {
+      await this.queue.release(receipts, delayMs);
+    } catch (err) {
+      this.logger.warn({ err }, 'releasing messages failed; they reappear after their visibility timeout');
+    }
+  }
+}
+
+/**
+ * How long a busy message stays away: as the table says (a lease only the message guards: until it would expire),
+ * at most one lease term (a clock running ahead must not park it longer), else `busyDelayMs`; in whole seconds
+ * (SQS's unit), so messages released together share one request.
+ */
+function busyDelayMs(options: IntakeOptions, retryAfterMs: number | undefined): number {
+  const base = options.busyDelayMs;
+  const delay = retryAfterMs === undefined ? base : Math.min(Math.max(retryAfterMs, base), options.leaseMs + 1_000);
+  return Math.ceil(delay / 1_000) * 1_000;
+}
+
+function guardKey(task: TaskRecord): string {
+  return `${task.taskId}#${task.attempt}`;
+}
+
+function messageOf(task: TaskRecord): QueueMessage {
+  return { taskId: task.taskId, sessionId: task.sessionId, attempt: task.attempt, priority: task.priority };
+}

@@ -1,0 +1,227 @@
+// The AWS intake's message guard against a fake queue and table (the emulators run the contract in aws-contracts):
+// busy delays in whole seconds and capped at a lease term, expired claims reaped here, claimed messages kept until
+// the lease is extended or the attempt settled, every delete batched.
+import { SqsDynamoDbTaskIntake, type MessageClaimTable, type MessageClaimOutcome } from '../../../lib/backends/aws';
+import { newTask, type SessionRecord, type TaskRecord } from '../../../lib/core';
+import type {
+  ClaimRequest,
+  Completion,
+  CompletionResult,
+  IntakeOptions,
+  QueueMessage,
+  ReceivedMessage,
+  TaskQueue,
+} from '../../../lib/ports';
+
+const session: SessionRecord = {
+  sessionId: 's',
+  createdAt: 0,
+  priority: 0,
+  maxAttempts: 3,
+  timeoutMs: 60_000,
+  nonRetryableErrorTypes: [],
+};
+
+const options: IntakeOptions = { waitMs: 0, visibilityMs: 60_000, owner: 'me', leaseMs: 30_000, busyDelayMs: 1_000 };
+
+const pendingTask = (i: number): TaskRecord => newTask(session, i, { inline: '{}' }, 0);
+
+/** Hands out one message per task once; records deletes, releases and sends. */
+class FakeQueue implements TaskQueue {
+  readonly acked: string[][] = [];
+  readonly released: { receipts: string[]; delayMs: number }[] = [];
+  readonly sent: QueueMessage[] = [];
+  private waiting: ReceivedMessage[];
+
+  constructor(tasks: readonly TaskRecord[]) {
+    this.waiting = tasks.map((t, i) => ({
+      message: { taskId: t.taskId, sessionId: 's', attempt: 0, priority: 0 },
+      receipt: `r${i}`,
+      receiveCount: 1,
+    }));
+  }
+
+  async send(messages: readonly QueueMessage[]): Promise<void> {
+    this.sent.push(...messages);
+  }
+
+  async receive(max: number): Promise<ReceivedMessage[]> {
+    return this.waiting.splice(0, max);
+  }
+
+  async ack(receipts: readonly string[]): Promise<void> {
+    this.acked.push([...receipts]);
+  }
+
+  async release(receipts: readonly string[], delayMs: number): Promise<void> {
+    this.released.push({ receipts: [...receipts], delayMs });
+  }
+
+  async extend(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+/** Claims follow `claimAs` (default: claimed at attempt + 1); completions are recorded. */
+class FakeTable implements MessageClaimTable {
+  readonly completions: Completion[] = [];
+  claimAs: (request: ClaimRequest) => MessageClaimOutcome | undefined = () => undefined;
+
+  async claimMessages(
+    requests: readonly ClaimRequest[],
+    lease: { owner: string; expiresAt: number },
+    now: number,
+  ): Promise<MessageClaimOutcome[]> {
+    return requests.map((request) => {
+      const scripted = this.claimAs(request);
+      if (scripted) return scripted;
+      const task: TaskRecord = {
+        ...pendingTask(Number(request.taskId.split('_')[1])),
+        state: 'running',
+        attempt: request.attempt + 1,
+        lease,
+        startedAt: now,
+      };
+      return { taskId: request.taskId, status: 'claimed', task };
+    });
+  }
+
+  async complete(completions: readonly Completion[]): Promise<CompletionResult[]> {
+    this.completions.push(...completions);
+    return completions.map((c) => ({ taskId: c.taskId, status: 'recorded' }));
+  }
+}
+
+function setup(count: number) {
+  const tasks = Array.from({ length: count }, (_, i) => pendingTask(i));
+  const queue = new FakeQueue(tasks);
+  const table = new FakeTable();
+  const intake = new SqsDynamoDbTaskIntake({ queue, table, now: () => 100_000 });
+  return { queue, table, intake };
+}
+
+describe('SqsDynamoDbTaskIntake', () => {
+  it('keeps a claimed message until the attempt is settled, then deletes it', async () => {
+    const { queue, intake } = setup(1);
+
+    const [task] = await intake.receiveAndClaim(10, options);
+    await intake.drain();
+    expect(queue.acked).toEqual([]);
+
+    intake.settle(task!, 'done');
+    await intake.drain();
+    expect(queue.acked).toEqual([['r0']]);
+  });
+
+  it('deletes a claimed message once the lease was extended, and only once', async () => {
+    const { queue, intake } = setup(1);
+    const [task] = await intake.receiveAndClaim(10, options);
+
+    intake.leaseExtended(task!);
+    intake.settle(task!, 'done');
+    await intake.drain();
+
+    expect(queue.acked).toEqual([['r0']]);
+  });
+
+  it('leaves the message of an abandoned attempt in flight, to reappear and be reaped', async () => {
+    const { queue, intake } = setup(1);
+    const [task] = await intake.receiveAndClaim(10, options);
+
+    intake.settle(task!, 'abandoned');
+    intake.settle(task!, 'done');
+    await intake.drain();
+
+    expect(queue.acked).toEqual([]);
+    expect(queue.released).toEqual([]);
+  });
+
+  it('deletes messages ten to a request', async () => {
+    const { queue, intake } = setup(25);
+    const tasks = await intake.receiveAndClaim(25, options);
+
+    for (const task of tasks) intake.settle(task, 'done');
+    await intake.drain();
+
+    expect(queue.acked.map((batch) => batch.length)).toEqual([10, 10, 5]);
+  });
+
+  it('busy: released after busyDelayMs, or just after a lease only the message guards would expire, in whole seconds', async () => {
+    const { queue, table, intake } = setup(2);
+    table.claimAs = (r) =>
+      r.taskId === 's_0'
+        ? { taskId: r.taskId, status: 'busy' }
+        : { taskId: r.taskId, status: 'busy', retryAfterMs: 5_500 };
+
+    expect(await intake.receiveAndClaim(10, options)).toEqual([]);
+    await intake.drain();
+
+    expect(queue.released).toEqual(
+      expect.arrayContaining([
+        { receipts: ['r0'], delayMs: 1_000 },
+        { receipts: ['r1'], delayMs: 6_000 },
+      ]),
+    );
+    expect(queue.acked).toEqual([]);
+  });
+
+  it('busy: a delay beyond one lease term is capped at the lease term (a clock running ahead must not park it)', async () => {
+    const { queue, table, intake } = setup(1);
+    table.claimAs = (r) => ({ taskId: r.taskId, status: 'busy', retryAfterMs: 10 * 60_000 });
+
+    await intake.receiveAndClaim(10, options);
+
+    expect(queue.released).toEqual([{ receipts: ['r0'], delayMs: 31_000 }]);
+  });
+
+  it('expired: an attempt claimed from this message whose holder died unseen by the reaper is reaped here, then its message deleted', async () => {
+    const dead: TaskRecord = {
+      ...pendingTask(0),
+      state: 'running',
+      attempt: 1,
+      lease: { owner: 'dead-agent', expiresAt: 1 },
+      startedAt: 0,
+    };
+    const { queue, table, intake } = setup(1);
+    table.claimAs = (r) => ({ taskId: r.taskId, status: 'expired', task: dead });
+
+    expect(await intake.receiveAndClaim(10, options)).toEqual([]);
+    await intake.drain();
+
+    expect(table.completions).toEqual([
+      expect.objectContaining({
+        taskId: 's_0',
+        guard: { attempt: 1, leaseExpiredBefore: 100_000 },
+        outcome: expect.objectContaining({ kind: 'retry', reason: 'lease-expired' }),
+      }),
+    ]);
+    expect(queue.sent).toEqual([{ taskId: 's_0', sessionId: 's', attempt: 1, priority: 0 }]);
+    expect(queue.acked).toEqual([['r0']]);
+  });
+
+  it('stale and missing messages are deleted', async () => {
+    const { queue, table, intake } = setup(2);
+    table.claimAs = (r) => ({ taskId: r.taskId, status: r.taskId === 's_0' ? 'stale' : 'missing' });
+
+    expect(await intake.receiveAndClaim(10, options)).toEqual([]);
+    await intake.drain();
+
+    expect(queue.acked).toEqual([['r0', 'r1']]);
+  });
+
+  it('a receive that returns after the signal was aborted gives its messages back at once, unclaimed', async () => {
+    const { queue, table, intake } = setup(2);
+    const controller = new AbortController();
+    const claimMessages = jest.spyOn(table, 'claimMessages');
+    // The abort lands while the receive is under way.
+    const receive = queue.receive.bind(queue);
+    jest.spyOn(queue, 'receive').mockImplementation(async (max) => {
+      controller.abort();
+      return receive(max);
+    });
+
+    expect(await intake.receiveAndClaim(10, { ...options, signal: controller.signal })).toEqual([]);
+
+    expect(queue.released).toEqual([{ receipts: ['r0', 'r1'], delayMs: 0 }]);
+    expect(claimMessages).not.toHaveBeenCalled();
+  });
+});
