@@ -175,6 +175,7 @@ describe('a full disk under a running local grid (agent process on an 8 MiB tmpf
       const growId = grow.stdout.trim().split('\n').pop()!;
       await waitFor(async () => (await freeBytes()) < 64 * 1024, 30_000, 'the session to fill the disk');
       await waitFor(() => fs.readFileSync(logFile, 'utf8').includes('DiskFullError'), 30_000, 'the agent to see it');
+      const filledAt = Date.now();
 
       // Intake stops cleanly: a new session is refused whole with the message and the fix, and the agent lives on.
       const late = taskFile(
@@ -187,10 +188,17 @@ describe('a full disk under a running local grid (agent process on an 8 MiB tmpf
       expect(refused.stderr).toMatch(/free space on that file system or delete finished sessions/);
       expect(refused.stderr).not.toMatch(/\n\s+at /);
       expect(alive()).toBe(true);
-      // Nothing recorded before is lost: the first session reads back whole.
+      // Nothing recorded before is lost: the first session reads back whole, while the disk is still full.
       const reread = path.join(work, 'first-again.jsonl');
-      expect((await htcgrid('results', firstId, '--dir', grid, '--out', reread)).code).toBe(0);
+      const readBack = await htcgrid('results', firstId, '--dir', grid, '--out', reread);
+      expect(readBack).toMatchObject({ code: 0 });
       expect(resultLines(reread)).toEqual(resultLines(firstOut));
+      // The agent still heartbeats (its file rewritten in place), so clients do not report "no agent alive": its
+      // registration outlives the 6 s a heartbeat counts for, counted from when the disk was full.
+      await waitFor(() => Date.now() > filledAt + 7_000, 10_000, 'a heartbeat expiry to pass');
+      const registered = await inside(['sh', '-c', 'cat "$0"/agents/*.json', grid]);
+      expect(JSON.parse(registered.stdout)).toMatchObject({ pid: expect.any(Number) });
+      expect((JSON.parse(registered.stdout) as { expiresAt: number }).expiresAt).toBeGreaterThan(filledAt + 7_000);
 
       // Space back: the grid carries on, finishes the session that filled the disk, and takes new work again.
       expect((await inside(['rm', path.join(mount, 'filler')])).code).toBe(0);

@@ -14,8 +14,22 @@ export class FileAgentRegistry implements AgentRegistry {
     const file = this.fileOf(presence.agentId);
     // Written aside then renamed: a reader never sees half a file.
     const temp = `${file}.${process.pid}.tmp`;
-    await fs.promises.writeFile(temp, JSON.stringify(presence));
-    await fs.promises.rename(temp, file);
+    const text = JSON.stringify(presence);
+    try {
+      await fs.promises.writeFile(temp, text);
+      await fs.promises.rename(temp, file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
+      await fs.promises.rm(temp, { force: true });
+      // A full disk: the file is rewritten in place, within the block it has, so the agent stays visible (and
+      // clients do not say "no agent alive") while the grid waits for space.
+      const rewritten = await overwriteInPlace(file, text).then(
+        () => true,
+        () => false,
+      );
+      if (!rewritten) throw err;
+    }
   }
 
   async remove(agentId: string): Promise<void> {
@@ -42,6 +56,17 @@ export class FileAgentRegistry implements AgentRegistry {
 
   private fileOf(agentId: string): string {
     return path.join(this.dir, `${agentId.replace(/[^\w.-]/g, '_')}.json`);
+  }
+}
+
+/** Writes `text` over the start of an existing file, padded with spaces (valid JSON) to the file's old length. */
+async function overwriteInPlace(file: string, text: string): Promise<void> {
+  const handle = await fs.promises.open(file, 'r+');
+  try {
+    const { size } = await handle.stat();
+    await handle.write(text.padEnd(size, ' '), 0, 'utf8');
+  } finally {
+    await handle.close();
   }
 }
 

@@ -98,7 +98,8 @@ export function openSqliteDatabase(dbPath: string, options: OpenDatabaseOptions 
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 10_000))}`);
     // Freed pages can go back to the file system in small steps (`incremental_vacuum`, see retention.ts). Only takes
     // effect on a database without tables yet: an older grid.db keeps auto_vacuum off (its free pages are reused).
-    db.pragma('auto_vacuum = INCREMENTAL');
+    // Set on a new database only: setting it writes, and opening a grid to read it must work on a full disk.
+    if (db.prepare('SELECT 1 FROM sqlite_master LIMIT 1').get() === undefined) db.pragma('auto_vacuum = INCREMENTAL');
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = OFF');
