@@ -8,6 +8,7 @@ import {
   type FailureReason,
   type TaskError,
   type TaskRecord,
+  taskTimings,
 } from '../core';
 import type { PayloadStore } from '../ports';
 
@@ -31,6 +32,13 @@ export interface TaskResult {
   readonly attempts: number;
   /** How many attempts failed (error, timeout, runtime-crash, lease-expired). */
   readonly failures: number;
+  /**
+   * From submission to the start of the handler's run in the last attempt, in ms (to its claim where the run was not
+   * recorded: a task that never ran, or one recorded by an older agent).
+   */
+  readonly queuedMs?: number;
+  /** The handler's own time in the last attempt, in ms, as the agent measured it (invocation start to end). */
+  readonly runMs?: number;
   /** Duration of the last attempt, in ms: from its claim by an agent to its result (a wait in the agent included). */
   readonly durationMs?: number;
   readonly submittedAt: number;
@@ -46,6 +54,7 @@ export async function toTaskResult(task: TaskRecord, store: PayloadStore): Promi
     resultJson = isInline(task.result) ? task.result.inline : (await store.get(task.result.key)).toString('utf8');
   }
   const state = task.state === 'succeeded' || task.state === 'failed' ? task.state : 'cancelled';
+  const { queuedMs, runMs, durationMs } = taskTimings(task);
   return {
     index: task.index,
     taskId: task.taskId,
@@ -56,8 +65,9 @@ export async function toTaskResult(task: TaskRecord, store: PayloadStore): Promi
     ...(task.failureReason && state === 'failed' ? { failureReason: task.failureReason } : {}),
     attempts: task.attempt,
     failures: task.failures,
-    durationMs:
-      task.startedAt !== undefined && task.finishedAt !== undefined ? task.finishedAt - task.startedAt : undefined,
+    queuedMs: queuedMs ?? undefined,
+    runMs: runMs ?? undefined,
+    durationMs: durationMs ?? undefined,
     submittedAt: task.submittedAt,
     startedAt: task.startedAt,
     finishedAt: task.finishedAt,
@@ -86,9 +96,9 @@ export function resultLine(r: TaskResult): string {
       : r.error
         ? `,"error":${JSON.stringify(r.error)}${r.failureReason ? `,"reason":"${r.failureReason}"` : ''}`
         : '';
-  const queuedMs = r.startedAt !== undefined ? r.startedAt - r.submittedAt : null;
   return (
-    `${head}${body},"attempts":${r.attempts},"queuedMs":${queuedMs},"durationMs":${r.durationMs ?? null}` +
+    `${head}${body},"attempts":${r.attempts},"queuedMs":${r.queuedMs ?? null},"runMs":${r.runMs ?? null}` +
+    `,"durationMs":${r.durationMs ?? null}` +
     `,"submittedAt":${r.submittedAt},"startedAt":${r.startedAt ?? null},"finishedAt":${r.finishedAt ?? null}}`
   );
 }

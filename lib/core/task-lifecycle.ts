@@ -84,6 +84,14 @@ export interface Completion {
   readonly outcome: CompletionOutcome;
   /** When the attempt ended (epoch ms). */
   readonly at: number;
+  /** The handler's run, when it ran (see `AttemptRecord.runStartedAt`/`runMs`), stored in the attempt's record. */
+  readonly run?: AttemptRun;
+}
+
+/** When the handler's run of an attempt began (epoch ms) and how long it took (ms), as the agent measured it. */
+export interface AttemptRun {
+  readonly startedAt: number;
+  readonly ms: number;
 }
 
 /**
@@ -103,8 +111,12 @@ export interface CompletionPlan {
   readonly result: DataRef | undefined;
   /** The error and reason to store on the task (a failure, terminal or retried). */
   readonly failure: { readonly reason: FailureReason; readonly error: TaskError } | undefined;
-  /** The appended attempt record's outcome and error. */
-  readonly record: { readonly outcome: AttemptOutcome; readonly error: TaskError | undefined };
+  /** The appended attempt record's outcome, error and handler run. */
+  readonly record: {
+    readonly outcome: AttemptOutcome;
+    readonly error: TaskError | undefined;
+    readonly run: AttemptRun | undefined;
+  };
   /** When the attempt ended (epoch ms). */
   readonly at: number;
 }
@@ -129,6 +141,7 @@ export function planCompletion(completion: Completion): CompletionPlan {
     record: {
       outcome: failure?.reason ?? (outcome.kind === 'succeeded' ? 'succeeded' : 'released'),
       error: failure?.error,
+      run: completion.run,
     },
     at,
   };

@@ -24,6 +24,13 @@ export interface AttemptRecord {
   readonly finishedAt: number;
   readonly outcome: AttemptOutcome;
   readonly error?: TaskError;
+  /**
+   * When the handler's run began (epoch ms): the invocation's start in the runtime, after any wait in the agent or
+   * behind another invocation. Absent when the handler never ran (handed back before it started, reaped).
+   */
+  readonly runStartedAt?: number;
+  /** The handler's own time, from `runStartedAt` to the invocation's end (ms). Absent with `runStartedAt`. */
+  readonly runMs?: number;
 }
 
 /** Who holds a running task, for which attempt, and until when (epoch ms). */
@@ -79,6 +86,25 @@ export interface SessionRecord {
 
 export function taskIdOf(sessionId: string, index: number): string {
   return `${sessionId}_${index}`;
+}
+
+/**
+ * How long a task's last attempt waited and ran (ms), for result lines and task views. `queuedMs`: from submission to
+ * the start of the handler's run (its claim, where the run was not recorded); `runMs`: the handler's own time;
+ * `durationMs`: from the claim to the result (a wait in the agent included). `null` where unknown.
+ */
+export function taskTimings(task: TaskRecord): {
+  queuedMs: number | null;
+  runMs: number | null;
+  durationMs: number | null;
+} {
+  const last = task.history.findLast((h) => h.attempt === task.attempt);
+  const start = last?.runStartedAt ?? task.startedAt;
+  return {
+    queuedMs: start !== undefined ? start - task.submittedAt : null,
+    runMs: last?.runMs ?? null,
+    durationMs: task.startedAt !== undefined && task.finishedAt !== undefined ? task.finishedAt - task.startedAt : null,
+  };
 }
 
 export function isInline(ref: DataRef): ref is { readonly inline: string } {

@@ -2,6 +2,7 @@
 import {
   isInline,
   resultJsonForLine,
+  taskTimings,
   type DataRef,
   type SessionRecord,
   type AttemptOutput,
@@ -33,11 +34,11 @@ export async function resultLine(task: TaskRecord, store: PayloadStore, cursor?:
     body = `,"error":${JSON.stringify(task.error)}`;
     if (state === 'failed' && task.failureReason) body += `,"reason":"${task.failureReason}"`;
   }
-  const duration =
-    task.startedAt !== undefined && task.finishedAt !== undefined ? task.finishedAt - task.startedAt : null;
+  const { queuedMs, runMs, durationMs } = taskTimings(task);
   return (
     `{"index":${task.index},"taskId":${JSON.stringify(task.taskId)},"state":"${state}"${body}` +
-    `,"attempts":${task.attempt},"failures":${task.failures},"durationMs":${duration}` +
+    `,"attempts":${task.attempt},"failures":${task.failures},"queuedMs":${queuedMs},"runMs":${runMs}` +
+    `,"durationMs":${durationMs}` +
     `,"submittedAt":${task.submittedAt},"startedAt":${task.startedAt ?? null},"finishedAt":${task.finishedAt ?? null}` +
     `${cursor !== undefined ? `,"cursor":${JSON.stringify(cursor)}` : ''}}\n`
   );

@@ -53,9 +53,13 @@ describe('htcgrid run', () => {
       durationMs: expect.any(Number),
       taskId: expect.any(String),
     });
-    // When it was submitted, waited and ran.
-    const { submittedAt, startedAt, finishedAt, queuedMs, durationMs } = lines[0] as Record<string, number>;
-    expect(queuedMs).toBe(startedAt! - submittedAt!);
+    // When it was submitted, waited and ran: queued until the handler started (at or after the claim), then ran
+    // for the handler's own time, within the claim-to-result duration.
+    const { submittedAt, startedAt, finishedAt, queuedMs, runMs, durationMs } = lines[0] as Record<string, number>;
+    expect(runMs).toEqual(expect.any(Number));
+    expect(queuedMs).toBeGreaterThanOrEqual(startedAt! - submittedAt!);
+    expect(queuedMs! + runMs!).toBeLessThanOrEqual(finishedAt! - submittedAt!);
+    expect(runMs).toBeLessThanOrEqual(durationMs!);
     expect(durationMs).toBe(finishedAt! - startedAt!);
     expect(submittedAt).toBeLessThanOrEqual(startedAt!);
     expect(run.stderr).toMatch(/succeeded\s+3/);

@@ -494,6 +494,29 @@ export function describeTaskTableContract(
         expect(done.history[2]).not.toHaveProperty('error');
       });
 
+      it('each attempt record keeps when the handler ran and for how long, where the agent measured it', async () => {
+        const { ids } = await seed(1);
+        const first = await claimOne(ids[0]!, 'agent-a', 0);
+        const ranAt = first.startedAt! + 40;
+        await table.complete([
+          {
+            taskId: ids[0]!,
+            guard: { owner: 'agent-a', attempt: first.attempt },
+            outcome: { kind: 'retry', reason: 'error', error: boom },
+            at: ranAt + 7,
+            run: { startedAt: ranAt, ms: 7 },
+          },
+        ]);
+        const second = await claimOne(ids[0]!, 'agent-b', first.attempt);
+        await table.complete([succeed(ids[0]!, 'agent-b', second.attempt)]);
+
+        const done = await readTask(ids[0]!);
+        expect(done.history[0]).toMatchObject({ attempt: 1, outcome: 'error', runStartedAt: ranAt, runMs: 7 });
+        // A completion without a run (the handler never ran, or an agent that does not measure) records none.
+        expect(done.history[1]).not.toHaveProperty('runMs');
+        expect(done.history[1]).not.toHaveProperty('runStartedAt');
+      });
+
       it('a finish by an old owner after the task was re-claimed is stale and writes nothing', async () => {
         const { ids } = await seed(1);
         const old = await claimOne(ids[0]!, 'agent-a');

@@ -24,6 +24,8 @@ export interface HistoryEntry {
   readonly finishedAt?: number;
   readonly outcome?: AttemptOutcome;
   readonly error?: TaskError;
+  readonly runStartedAt?: number;
+  readonly runMs?: number;
 }
 
 /** A task item as the document client reads and writes it. */
@@ -93,6 +95,7 @@ export function taskItemOf(
       finishedAt: h.finishedAt,
       outcome: h.outcome,
       ...(h.error ? { error: h.error } : {}),
+      ...(h.runMs !== undefined ? { runStartedAt: h.runStartedAt, runMs: h.runMs } : {}),
     };
   }
   const running = task.state === 'running' && task.lease !== undefined;
@@ -204,6 +207,9 @@ function historyOf(value: unknown, state: TaskState, finishedAt: number | undefi
       finishedAt: Number(end ?? raw.startedAt),
       outcome,
       ...(raw.error ? { error: taskErrorOf(raw.error)! } : {}),
+      ...(raw.runStartedAt !== undefined && raw.runMs !== undefined
+        ? { runStartedAt: Number(raw.runStartedAt), runMs: Number(raw.runMs) }
+        : {}),
     };
     out.push(record);
   }

@@ -507,6 +507,10 @@ export class DynamoDbTaskTable implements TaskTable {
       { path: [...entry, 'outcome'], value: record.outcome },
     ];
     if (record.error !== undefined) set.push({ path: [...entry, 'error'], value: record.error });
+    if (record.run !== undefined) {
+      set.push({ path: [...entry, 'runStartedAt'], value: record.run.startedAt });
+      set.push({ path: [...entry, 'runMs'], value: record.run.ms });
+    }
     // The lease ends with the attempt, and with it the task's place in the lease index.
     const remove: AttributePath[] = [[ATTR.leaseOwner], [ATTR.leaseExpiresAt], [ATTR.leaseShard]];
     if (plan.countsFailure) set.push({ path: [ATTR.failures], increment: 1 });

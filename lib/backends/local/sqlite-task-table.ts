@@ -720,12 +720,14 @@ function completionShape(plan: CompletionPlan): number {
 
 function completionValues(plan: CompletionPlan, done: number | null): CompletionValues {
   const { guard, record, at } = plan;
-  const error = record.error === undefined ? '}' : `,"error":${JSON.stringify(record.error)}}`;
+  // Keys in `AttemptRecord` order, as `JSON.stringify` of the record would write them.
+  const error = record.error === undefined ? '' : `,"error":${JSON.stringify(record.error)}`;
+  const run = record.run === undefined ? '' : `,"runStartedAt":${record.run.startedAt},"runMs":${record.run.ms}`;
   return {
     plan,
     done,
     head: `{"attempt":${guard.attempt},"owner":`,
-    tail: `,"finishedAt":${at},"outcome":${JSON.stringify(record.outcome)}${error}`,
+    tail: `,"finishedAt":${at},"outcome":${JSON.stringify(record.outcome)}${error}${run}}`,
     result: dataRefColumns(plan.result),
   };
 }

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Logger } from 'pino';
-import { isInline, type GridConfig, type TaskRecord } from '../../core';
+import { isInline, type AttemptRun, type GridConfig, type TaskRecord } from '../../core';
 import {
   payloadKeys,
   type Completion,
@@ -405,7 +405,7 @@ export class Agent {
     eventJson: string,
     invoker: WorkerInvoker,
     controller: AbortController,
-  ): Promise<AttemptRun> {
+  ): Promise<InvocationRun> {
     const { task } = held;
     const started = this.now();
     held.controller = controller;
@@ -440,7 +440,7 @@ export class Agent {
   }
 
   /** Decides what the attempt comes to and records it (a task no longer ours is only let go). */
-  private async recordRun(held: HeldTask, run: AttemptRun): Promise<void> {
+  private async recordRun(held: HeldTask, run: InvocationRun): Promise<void> {
     const { task } = held;
     const { result } = run;
     // Only a handler error needs the session's own non-retryable types; successes never read the session.
@@ -462,7 +462,9 @@ export class Agent {
       return undefined;
     }
     const outcome = decision.write.kind === 'succeeded' ? await this.placeResult(held, result) : decision.write;
-    return this.record(held, outcome);
+    // A busy runtime never started the handler: nothing ran to time.
+    const ran = result.ok || result.reason !== 'busy';
+    return this.record(held, outcome, ran ? { startedAt: run.ranFrom, ms: run.runMs } : undefined);
   }
 
   /** Large results go to the payload store; oversize ones fail the task. */
@@ -498,13 +500,14 @@ export class Agent {
     }
   }
 
-  private record(held: HeldTask, outcome: CompletionOutcome): void {
+  private record(held: HeldTask, outcome: CompletionOutcome, run?: AttemptRun): void {
     const { task } = held;
     const completion: Completion = {
       taskId: task.taskId,
       guard: { owner: this.owner, attempt: task.attempt },
       outcome,
       at: this.now(),
+      ...(run ? { run } : {}),
     };
     const pending: PendingCompletion =
       outcome.kind === 'retry' || outcome.kind === 'released'
@@ -569,7 +572,7 @@ export class Agent {
 }
 
 /** One invocation of a held task: what it returned, when the handler's run started and how long it ran. */
-interface AttemptRun {
+interface InvocationRun {
   readonly result: InvokeResult;
   readonly ranFrom: number;
   readonly runMs: number;
@@ -611,7 +614,8 @@ function measureOf(held: HeldTask, completion: Completion): AttemptMeasure {
   return {
     outcome: outcome.kind,
     errorType: outcome.kind === 'failed' || outcome.kind === 'retry' ? outcome.error.type : undefined,
-    queuedMs: held.claimedAt - queuedFrom,
-    runMs: completion.at - held.claimedAt,
+    // The handler's own run where it ran; else claim to end.
+    queuedMs: (completion.run?.startedAt ?? held.claimedAt) - queuedFrom,
+    runMs: completion.run?.ms ?? completion.at - held.claimedAt,
   };
 }

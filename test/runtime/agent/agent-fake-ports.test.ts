@@ -376,6 +376,20 @@ describe('the agent on fake ports', () => {
     });
   });
 
+  it('records when the handler run started and how long it ran with the attempt', async () => {
+    let clock = 1_000;
+    const { agent, table, invoker } = setup([pendingTask(0)], { now: () => clock });
+    await agent.start();
+    stop = () => agent.stop(0);
+    await waitFor(() => invoker.running('s_0') !== undefined, 10_000, 'the task running');
+    clock += 300;
+    invoker.running('s_0')!.finish({ ok: true, resultJson: '1' });
+    await waitFor(() => table.outcomeOf('s_0') === 'succeeded', 10_000, 'the result written');
+    await agent.stop(0);
+
+    expect(table.completions[0]).toMatchObject({ at: 1_300, run: { startedAt: 1_000, ms: 300 } });
+  });
+
   it('writes no per-task lines at info level', async () => {
     const lines: Record<string, unknown>[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
