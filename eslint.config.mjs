@@ -32,6 +32,20 @@ export default tseslint.config(
     },
   },
   {
+    // A function longer than a screen hides its steps: split it into named ones, or say on the line above it
+    // (eslint-disable-next-line max-lines-per-function -- <why>) why it stays whole.
+    files: ['lib/**/*.ts'],
+    rules: {
+      'max-lines-per-function': ['error', { max: 80, skipBlankLines: true, skipComments: true }],
+    },
+  },
+  {
+    // The allowlist, one reason each. DashboardProxy.start (lib/http, the HTTP API's room): its request handler is to
+    // be split into read-body, forward and stream-back steps by that room's owner; allowed until then.
+    files: ['lib/http/dashboard-proxy.ts'],
+    rules: { 'max-lines-per-function': 'off' },
+  },
+  {
     files: ['test/**/*.ts', 'bench/**/*.ts'],
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',

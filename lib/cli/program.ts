@@ -73,6 +73,17 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .showHelpAfterError()
     .exitOverride();
 
+  addRunCommands(program, setExit);
+  addLocalGridCommands(program, setExit);
+  addSessionCommands(program, setExit);
+  addBundleCommand(program, setExit);
+  return program;
+}
+
+type SetExit = (code: number) => void;
+
+/** `run` and `demo`: a whole run on an embedded grid that lives as long as the command. */
+function addRunCommands(program: Command, setExit: SetExit): void {
   configOptions(
     program
       .command('run')
@@ -111,7 +122,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(async (opts: { tasks: number; slots?: number; python?: string }) => {
       setExit(await demoCommand(opts));
     });
+}
 
+/** `local up`, `serve` and `ui`: a long-running grid on a folder, its HTTP API, a deployed grid's dashboard. */
+function addLocalGridCommands(program: Command, setExit: SetExit): void {
   const local = program
     .command('local')
     .description('a long-running grid on a local folder, shared by several clients');
@@ -160,7 +174,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(async (opts: UiFlags) => {
       setExit(await uiCommand(opts));
     });
+}
 
+/** `submit`, `status`, `results`, `cancel` and `delete`: a session on a grid folder or a deployed grid. */
+function addSessionCommands(program: Command, setExit: SetExit): void {
   targetOptions(
     program
       .command('submit')
@@ -209,7 +226,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
   ).action(async (session: string, opts: GridTargetFlags & { force?: boolean }) => {
     setExit(await deleteCommand(session, opts));
   });
+}
 
+/** `bundle`: the Lambda zip of a worker folder. */
+function addBundleCommand(program: Command, setExit: SetExit): void {
   program
     .command('bundle <dir>')
     .description('build the Lambda zip of a worker folder (Python with requirements, Node/TypeScript with esbuild)')
@@ -224,8 +244,6 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(async (dir: string, opts: BundleFlags) => {
       setExit(await bundleCommand(dir, opts));
     });
-
-  return program;
 }
 
 /** Runs the CLI; resolves with the exit status. */

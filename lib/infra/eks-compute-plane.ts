@@ -190,7 +190,7 @@ export class EksComputePlane extends Construct implements ComputePlane {
   /** The role of the agent pods (Pod Identity): the same grants as the ECS task role. */
   readonly agentRole: iam.Role;
   /** The Kubernetes manifests of the grid, as applied (tokens unresolved). */
-  readonly manifests: Readonly<Record<string, Record<string, unknown>>>;
+  readonly manifests: Readonly<Record<string, Record<string, unknown>>> = {};
   /** The Deployment's manifest resource: it starts agents, so it waits for the worker zip. */
   readonly workloads: readonly IConstruct[];
 
@@ -227,20 +227,33 @@ export class EksComputePlane extends Construct implements ComputePlane {
     this.unit = planeUnit(this, props, this.settings, this.agentConfiguration);
     this.agentRole = this.createAgentRole();
     const images = this.resolveImages();
-    const manifests: Record<string, Record<string, unknown>> = {};
-    const apply = (
-      id: string,
-      manifest: Record<string, unknown>[],
-      after: IConstruct[] = [],
-    ): eks.KubernetesManifest => {
-      manifest.forEach((m, i) => (manifests[`${id}${manifest.length > 1 ? i : ''}`] = m));
-      const resource = new eks.KubernetesManifest(this, id, { cluster: this.cluster, manifest });
-      for (const dependency of [...after, ...(this.kubectlAccess ? [this.kubectlAccess] : [])]) {
-        resource.node.addDependency(dependency);
-      }
-      return resource;
-    };
-    const identity = apply(
+    const prerequisites = this.addAgentIdentity();
+    const placement = this.agentPlacement();
+    if (placement.nodePool) prerequisites.push(placement.nodePool);
+    const workload = this.addAgentDeployment(images, placement.nodeSelector, prerequisites);
+    this.workloads = [workload];
+    this.addBacklogScaling(workload);
+    NagSuppressions.addResourceSuppressions(this, eksPlaneSuppressions(), true);
+  }
+
+  /** Applies `manifest` to the cluster after `after` (and the kubectl access entry), keeping it in `manifests`. */
+  protected applyManifest(
+    id: string,
+    manifest: Record<string, unknown>[],
+    after: readonly IConstruct[] = [],
+  ): eks.KubernetesManifest {
+    const manifests = this.manifests as Record<string, Record<string, unknown>>;
+    manifest.forEach((m, i) => (manifests[`${id}${manifest.length > 1 ? i : ''}`] = m));
+    const resource = new eks.KubernetesManifest(this, id, { cluster: this.cluster, manifest });
+    for (const dependency of [...after, ...(this.kubectlAccess ? [this.kubectlAccess] : [])]) {
+      resource.node.addDependency(dependency);
+    }
+    return resource;
+  }
+
+  /** The agents' namespace and service account, and the Pod Identity association giving it the agent role. */
+  protected addAgentIdentity(): IConstruct[] {
+    const identity = this.applyManifest(
       'AgentIdentity',
       agentIdentityObjects(this.names).map((o) => o.toJSON() as Record<string, unknown>),
     );
@@ -251,21 +264,25 @@ export class EksComputePlane extends Construct implements ComputePlane {
       roleArn: this.agentRole.roleArn,
     });
     association.node.addDependency(identity);
-    const after: IConstruct[] = [identity, association];
-    let nodeSelector: Record<string, string> | undefined;
-    if (props.spot) {
-      after.push(
-        apply('AgentNodePool', [
-          agentNodePool(this.names, {
-            spot: true,
-            architecture: this.settings.architecture === 'arm64' ? 'arm64' : 'amd64',
-          }) as unknown as Record<string, unknown>,
-        ]),
-      );
-      nodeSelector = { [NODEPOOL_LABEL]: this.names.nodePool };
-    } else {
-      nodeSelector = { 'kubernetes.io/arch': this.settings.architecture === 'arm64' ? 'arm64' : 'amd64' };
-    }
+    return [identity, association];
+  }
+
+  /** Where agent pods run: a Spot NodePool of their own with `spot`, else any node of the grid's architecture. */
+  protected agentPlacement(): { nodeSelector: Record<string, string>; nodePool?: eks.KubernetesManifest } {
+    const arch = this.settings.architecture === 'arm64' ? 'arm64' : 'amd64';
+    if (!this.props.spot) return { nodeSelector: { 'kubernetes.io/arch': arch } };
+    const nodePool = this.applyManifest('AgentNodePool', [
+      agentNodePool(this.names, { spot: true, architecture: arch }) as unknown as Record<string, unknown>,
+    ]);
+    return { nodeSelector: { [NODEPOOL_LABEL]: this.names.nodePool }, nodePool };
+  }
+
+  /** The Deployment of grid-unit pods, validated against the Kubernetes schema before it is applied. */
+  protected addAgentDeployment(
+    images: Record<UnitImage, string>,
+    nodeSelector: Record<string, string>,
+    after: readonly IConstruct[],
+  ): eks.KubernetesManifest {
     const pod = unitPodSpec(this.unit, {
       images,
       serviceAccountName: this.names.serviceAccount,
@@ -275,27 +292,28 @@ export class EksComputePlane extends Construct implements ComputePlane {
     });
     const deployment = agentDeployment(this.names, pod);
     deployment.validate();
-    const workload = apply('AgentDeployment', [deployment.toJSON() as Record<string, unknown>], after);
-    this.workloads = [workload];
-    const keda = (props.installKeda ?? true) ? this.installKeda() : undefined;
+    return this.applyManifest('AgentDeployment', [deployment.toJSON() as Record<string, unknown>], after);
+  }
+
+  /** KEDA (unless installed already) and the ScaledObject that scales the Deployment on the SQS backlog. */
+  protected addBacklogScaling(workload: eks.KubernetesManifest): void {
+    const keda = (this.props.installKeda ?? true) ? this.installKeda() : undefined;
     const scaledObject = backlogScaledObject(this.names, {
-      queueUrls: props.queues.map((q) => q.queueUrl),
+      queueUrls: this.props.queues.map((q) => q.queueUrl),
       region: Stack.of(this).region,
       targetBacklogPerAgent: this.backlogPerAgentTarget,
-      minAgents: props.config.minAgents,
-      maxAgents: props.config.maxAgents,
+      minAgents: this.props.config.minAgents,
+      maxAgents: this.props.config.maxAgents,
       taskTimeoutSec: this.settings.taskTimeoutSec,
     });
     const auth = sqsTriggerAuthentication(this.names);
     scaledObject.validate();
     auth.validate();
-    apply(
+    this.applyManifest(
       'BacklogScaling',
       [auth.toJSON() as Record<string, unknown>, scaledObject.toJSON() as Record<string, unknown>],
       [workload, ...(keda ? [keda] : [])],
     );
-    this.manifests = manifests;
-    NagSuppressions.addResourceSuppressions(this, eksPlaneSuppressions(), true);
   }
 
   /** Running agent pods, from Container Insights (the CloudWatch Observability add-on on the cluster). */

@@ -65,120 +65,153 @@ export interface EmbeddedGrid {
  */
 export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<EmbeddedGrid> {
   const logger = options.logger ?? silentLogger();
-  const { config } = options;
   fs.mkdirSync(options.dataDir, { recursive: true });
   // The agent threads write the same database: they and this thread hand its write lock over without sleeping.
   const writeLock = WriteLock.memory();
   const backends = openLocalBackends(options.dataDir, { logger, writeLock });
   // Commits wake a waiting handle (backends.changes); its poll is only the fallback where the folder can't be watched.
   const client = new GridClient({
-    config,
+    config: options.config,
     ...backends,
     logger,
     pollIntervalMs: backends.changes.watching ? 1_000 : 20,
   });
-  let agent: EmbeddedAgent | undefined;
-  let reaper: ReaperTimer | undefined;
-  let expiry: ExpiryTimer | undefined;
-  let heartbeat: PresenceHeartbeat | undefined;
-  let taskRoot: string | undefined;
-  let workDir: string | undefined;
+  const parts: WorkerSide = {};
   try {
-    if (options.worker) {
-      // Each agent unpacks into its own folder: a second agent on the same grid must not replace files under the first.
-      workDir = path.join(options.dataDir, 'workers', `${process.pid}-${randomUUID().slice(0, 8)}`);
-      const prepared = await prepareTaskRoot(options.worker, workDir, {
-        pythonExecutable: config.pythonExecutable,
-        logger,
-      });
-      taskRoot = prepared.taskRoot;
-      if (options.claimFolder) {
-        const identity = await gridIdentityOf(options.worker, prepared.zipPath, config);
-        const differences = await claimGridFolder(options.dataDir, identity, backends.agents);
-        if (differences.length > 0) options.onFolderTakeover?.(differences);
-      }
-      const root = taskRoot;
-      const threads = options.agentThreads ?? (agentThreadEntry() ? 1 : 0);
-      if (threads > 0) {
-        agent = await ThreadedAgent.start({
-          dataDir: options.dataDir,
-          config,
-          taskRoot: root,
-          threads,
-          writeLock,
-          logger,
-          onWorkerOutput: options.onWorkerOutput,
-        });
-      } else {
-        const slotCounters = newSlotCounters();
-        const mainAgent = await startAgent(
-          new Agent(
-            localAgentOptions({
-              config,
-              backends,
-              taskRoot: root,
-              logger,
-              slotCounters,
-              onOutput: options.onWorkerOutput,
-            }),
-          ),
-        );
-        agent = {
-          owner: mainAgent.owner,
-          stats: mainAgent.stats,
-          slotCounters,
-          stop: (graceMs) => mainAgent.stop(graceMs),
-        };
-      }
-      const running = agent;
-      // The grid folder's agent registry: clients tell "no agent alive" from "tasks waiting their turn".
-      heartbeat = new PresenceHeartbeat({
-        registry: backends.agents,
-        presence: {
-          // The lease owner of its (first) agent: what task histories show.
-          agentId: running.owner,
-          host: os.hostname(),
-          pid: process.pid,
-          slots: config.slots,
-          handler: config.handler,
-          runtime: config.runtime.name,
-          startedAt: Date.now(),
-        },
-        activity: () => {
-          const slots = running.slotCounters;
-          return { busySlots: slots.busy, runtimeRestarts: slots.restarts, tasks: running.stats };
-        },
-        logger,
-      });
-      await heartbeat.start();
-      reaper = new ReaperTimer({
-        table: backends.table,
-        queue: backends.queue,
-        logger,
-        intervalMs: config.reaperIntervalMs,
-      });
-      reaper.start();
-      // Finished sessions past task_retention_sec go in small batches; freed pages go back to the file system.
-      expiry = new ExpiryTimer(new SessionExpiry(backends.database, backends.store, config.retentionMs), {
-        intervalMs: options.expiry?.intervalMs ?? Math.max(config.reaperIntervalMs, 5_000),
-        now: options.expiry?.now,
-        logger,
-      });
-      expiry.start();
-    }
+    if (options.worker) await startWorkerSide(options, options.worker, { backends, writeLock, logger }, parts);
   } catch (err) {
-    await heartbeat?.stop();
-    await agent?.stop(0);
+    await parts.heartbeat?.stop();
+    await parts.agent?.stop(0);
     await backends.close();
-    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+    if (parts.workDir) fs.rmSync(parts.workDir, { recursive: true, force: true });
     throw err;
   }
+  return embeddedGrid(backends, client, parts);
+}
+
+/** What a grid with a worker runs beside its client; filled in as each part starts, so a failure stops what did. */
+interface WorkerSide {
+  workDir?: string;
+  taskRoot?: string;
+  agent?: EmbeddedAgent;
+  heartbeat?: PresenceHeartbeat;
+  reaper?: ReaperTimer;
+  expiry?: ExpiryTimer;
+}
+
+interface GridContext {
+  readonly backends: LocalBackends;
+  /** The shared memory of the database's write lock (`WriteLock.memory()`), handed to agent threads. */
+  readonly writeLock: SharedArrayBuffer;
+  readonly logger: Logger;
+}
+
+/** Unpacks the worker, claims the folder if asked, then starts the agent, its heartbeat, the reaper and expiry. */
+async function startWorkerSide(
+  options: EmbeddedGridOptions,
+  worker: string,
+  grid: GridContext,
+  parts: WorkerSide,
+): Promise<void> {
+  const { config } = options;
+  const { backends, logger } = grid;
+  // Each agent unpacks into its own folder: a second agent on the same grid must not replace files under the first.
+  parts.workDir = path.join(options.dataDir, 'workers', `${process.pid}-${randomUUID().slice(0, 8)}`);
+  const prepared = await prepareTaskRoot(worker, parts.workDir, { pythonExecutable: config.pythonExecutable, logger });
+  parts.taskRoot = prepared.taskRoot;
+  if (options.claimFolder) {
+    const identity = await gridIdentityOf(worker, prepared.zipPath, config);
+    const differences = await claimGridFolder(options.dataDir, identity, backends.agents);
+    if (differences.length > 0) options.onFolderTakeover?.(differences);
+  }
+  parts.agent = await startAgents(options, prepared.taskRoot, grid);
+  parts.heartbeat = presenceHeartbeat(config, backends, parts.agent, logger);
+  await parts.heartbeat.start();
+  parts.reaper = new ReaperTimer({
+    table: backends.table,
+    queue: backends.queue,
+    logger,
+    intervalMs: config.reaperIntervalMs,
+  });
+  parts.reaper.start();
+  // Finished sessions past task_retention_sec go in small batches; freed pages go back to the file system.
+  parts.expiry = new ExpiryTimer(new SessionExpiry(backends.database, backends.store, config.retentionMs), {
+    intervalMs: options.expiry?.intervalMs ?? Math.max(config.reaperIntervalMs, 5_000),
+    now: options.expiry?.now,
+    logger,
+  });
+  parts.expiry.start();
+}
+
+/** The agent: in worker threads (each with its own connection and a share of the slots), or on this thread. */
+async function startAgents(options: EmbeddedGridOptions, taskRoot: string, grid: GridContext): Promise<EmbeddedAgent> {
+  const { config } = options;
+  const threads = options.agentThreads ?? (agentThreadEntry() ? 1 : 0);
+  if (threads > 0) {
+    return ThreadedAgent.start({
+      dataDir: options.dataDir,
+      config,
+      taskRoot,
+      threads,
+      writeLock: grid.writeLock,
+      logger: grid.logger,
+      onWorkerOutput: options.onWorkerOutput,
+    });
+  }
+  const slotCounters = newSlotCounters();
+  const agentOptions = localAgentOptions({
+    config,
+    backends: grid.backends,
+    taskRoot,
+    logger: grid.logger,
+    slotCounters,
+    onOutput: options.onWorkerOutput,
+  });
+  const mainAgent = await startAgent(new Agent(agentOptions));
+  return {
+    owner: mainAgent.owner,
+    stats: mainAgent.stats,
+    slotCounters,
+    stop: (graceMs) => mainAgent.stop(graceMs),
+  };
+}
+
+/** The grid folder's agent registry: clients tell "no agent alive" from "tasks waiting their turn". */
+function presenceHeartbeat(
+  config: GridConfig,
+  backends: LocalBackends,
+  agent: EmbeddedAgent,
+  logger: Logger,
+): PresenceHeartbeat {
+  return new PresenceHeartbeat({
+    registry: backends.agents,
+    presence: {
+      // The lease owner of its (first) agent: what task histories show.
+      agentId: agent.owner,
+      host: os.hostname(),
+      pid: process.pid,
+      slots: config.slots,
+      handler: config.handler,
+      runtime: config.runtime.name,
+      startedAt: Date.now(),
+    },
+    activity: () => {
+      const slots = agent.slotCounters;
+      return { busySlots: slots.busy, runtimeRestarts: slots.restarts, tasks: agent.stats };
+    },
+    logger,
+  });
+}
+
+/** The grid handed to the caller: `close` drains the agent, then stops the rest in order. Idempotent. */
+function embeddedGrid(backends: LocalBackends, client: GridClient, parts: WorkerSide): EmbeddedGrid {
+  const { agent, heartbeat, reaper, expiry, workDir } = parts;
   let closing: Promise<void> | undefined;
   return {
     backends,
     client,
     agent,
-    taskRoot,
+    taskRoot: parts.taskRoot,
     close(graceMs = 30_000) {
       if (closing) {
         void agent?.stop(0);
