@@ -3,9 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { GridConfig } from '../../core';
-import { createLogger } from '../../logging';
-import { startEmbeddedGrid } from '../../local-grid';
-import { checkResultsFile, followResults, percentile, printFailures } from '../follow-results';
+import { createLogger, type Logger } from '../../logging';
+import { startEmbeddedGrid, type EmbeddedGrid } from '../../local-grid';
+import { checkResultsFile, followResults, percentile, printFailures, type FollowSummary } from '../follow-results';
 import * as output from '../output';
 import { pythonVersionNote, slotsWarning, withStartupProgress } from '../startup-notice';
 import { announceTakeover, writeLocalConfig } from '../grid-folder';
@@ -86,8 +86,56 @@ export async function runBatch(input: BatchInput): Promise<number> {
   const started = Date.now();
   const warning = slotsWarning(config.slots);
   if (warning) output.info(warning);
-  // A signal while the grid starts (a worker importing for long, say): nothing was submitted yet, so stop at once
-  // and leave nothing behind; runtimes still loading see their input close and exit.
+  const grid = await startBatchGrid(input, dataDir, logger, removeTemporary);
+  if (input.dataDir !== undefined) writeLocalConfig(dataDir, config);
+  const interrupted = new AbortController();
+  let sessionCancel: (() => Promise<unknown>) | undefined;
+  const onSignal = (): void => {
+    if (interrupted.signal.aborted) {
+      void grid.close(0);
+      return;
+    }
+    output.info('\ninterrupted: cancelling the session (press Ctrl-C again to stop at once)');
+    interrupted.abort();
+    void sessionCancel?.();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    announceRun(config, grid.taskRoot);
+    const handle = await grid.client.submit(input.events, { priority: input.priority });
+    sessionCancel = () => handle.cancel();
+    if (interrupted.signal.aborted) await handle.cancel();
+    const summary = await followResults(handle, {
+      out: input.out,
+      showProgress: input.progress ?? true,
+      label: input.label ?? 'tasks',
+    });
+    reportSummary(summary, Date.now() - started, input.out);
+    printFailures(summary.failureGroups);
+    if (summary.total === 0) return NO_TASKS;
+    return summary.counts.succeeded === summary.total ? 0 : 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await grid.close(interrupted.signal.aborted ? 2_000 : 30_000);
+    removeTemporary();
+    if (input.dataDir || input.keep) output.info(`grid data kept in ${dataDir}`);
+  }
+}
+
+/**
+ * Starts the batch's embedded grid with a progress line. A signal meanwhile (a worker importing for long, say) stops
+ * at once: nothing was submitted yet, and the temporary folder goes, as it does when start-up fails.
+ */
+function startBatchGrid(
+  input: BatchInput,
+  dataDir: string,
+  logger: Logger,
+  removeTemporary: () => void,
+): Promise<EmbeddedGrid> {
+  const { config } = input;
+  // Runtimes still loading see their input close and exit.
   const onStartupSignal = (signal: NodeJS.Signals): void => {
     output.info(`\ninterrupted while starting (${signal}): stopping`);
     removeTemporary();
@@ -95,7 +143,7 @@ export async function runBatch(input: BatchInput): Promise<number> {
   };
   process.once('SIGINT', onStartupSignal);
   process.once('SIGTERM', onStartupSignal);
-  const grid = await withStartupProgress(
+  return withStartupProgress(
     `starting ${config.slots} runtime(s)`,
     startEmbeddedGrid({
       dataDir,
@@ -117,51 +165,25 @@ export async function runBatch(input: BatchInput): Promise<number> {
       process.off('SIGINT', onStartupSignal);
       process.off('SIGTERM', onStartupSignal);
     });
-  if (input.dataDir !== undefined) writeLocalConfig(dataDir, config);
-  const interrupted = new AbortController();
-  let sessionCancel: (() => Promise<unknown>) | undefined;
-  const onSignal = (): void => {
-    if (interrupted.signal.aborted) {
-      void grid.close(0);
-      return;
-    }
-    output.info('\ninterrupted: cancelling the session (press Ctrl-C again to stop at once)');
-    interrupted.abort();
-    void sessionCancel?.();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    const python = config.runtime.family === 'python' ? pythonVersionNote(config) : undefined;
-    const interpreter = python ? ` with ${python.line}` : '';
-    output.info(
-      `running ${config.handler} (${config.runtime.name} runtime${interpreter}) on ${config.slots} slot(s) from ${grid.taskRoot}`,
-    );
-    if (python?.warning) output.info(python.warning);
-    const handle = await grid.client.submit(input.events, { priority: input.priority });
-    sessionCancel = () => handle.cancel();
-    if (interrupted.signal.aborted) await handle.cancel();
-    const summary = await followResults(handle, {
-      out: input.out,
-      showProgress: input.progress ?? true,
-      label: input.label ?? 'tasks',
-    });
-    const elapsed = Date.now() - started;
-    const sorted = [...summary.latenciesMs].sort((a, b) => a - b);
-    output.summary(summary.counts, elapsed, {
-      // Per task, from its submission to its result: time queued and claimed ahead included, not only the run.
-      'submit→result p50 (ms)': percentile(sorted, 50),
-      'submit→result p99 (ms)': percentile(sorted, 99),
-      ...(input.out && input.out !== '-' ? { results: input.out } : {}),
-    });
-    printFailures(summary.failureGroups);
-    if (summary.total === 0) return NO_TASKS;
-    return summary.counts.succeeded === summary.total ? 0 : 1;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await grid.close(interrupted.signal.aborted ? 2_000 : 30_000);
-    removeTemporary();
-    if (input.dataDir || input.keep) output.info(`grid data kept in ${dataDir}`);
-  }
+}
+
+/** The line that says what runs where (and the Python interpreter, with its warning if any). */
+function announceRun(config: GridConfig, taskRoot: string | undefined): void {
+  const python = config.runtime.family === 'python' ? pythonVersionNote(config) : undefined;
+  const interpreter = python ? ` with ${python.line}` : '';
+  output.info(
+    `running ${config.handler} (${config.runtime.name} runtime${interpreter}) on ${config.slots} slot(s) from ${taskRoot}`,
+  );
+  if (python?.warning) output.info(python.warning);
+}
+
+/** The summary of a finished batch: counts, elapsed time, latency percentiles and where the results went. */
+function reportSummary(summary: FollowSummary, elapsed: number, out: string | undefined): void {
+  const sorted = [...summary.latenciesMs].sort((a, b) => a - b);
+  output.summary(summary.counts, elapsed, {
+    // Per task, from its submission to its result: time queued and claimed ahead included, not only the run.
+    'submit→result p50 (ms)': percentile(sorted, 50),
+    'submit→result p99 (ms)': percentile(sorted, 99),
+    ...(out && out !== '-' ? { results: out } : {}),
+  });
 }
