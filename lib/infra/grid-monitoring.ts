@@ -231,7 +231,7 @@ export class GridMonitoring extends Construct {
     dashboard.addWidgets(
       new cloudwatch.GraphWidget({
         title: 'Tasks per minute',
-        left: [q.metricSent(), this.metricTasksSucceeded(), this.metricTasksFailed()],
+        left: [q.metricSent(), this.metricTasksSucceeded(), this.metricTasksFailed(), this.metricTasksRetried()],
         width: 8,
       }),
       new cloudwatch.GraphWidget({
