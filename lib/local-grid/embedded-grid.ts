@@ -1,8 +1,6 @@
 // A whole grid in one process on embedded backends: SQLite table and queue, file store, local runtimes, reaper.
-import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import type { Logger } from 'pino';
 import { ExpiryTimer, openLocalBackends, SessionExpiry, WriteLock, type LocalBackends } from '../backends/local';
 import { GridClient } from '../client';
@@ -12,6 +10,7 @@ import { prepareTaskRoot } from '../packaging';
 import { Agent, newSlotCounters, PresenceHeartbeat } from '../runtime/agent';
 import { ReaperTimer } from '../runtime/reaper';
 import { claimGridFolder, gridIdentityOf } from './grid-identity';
+import { newWorkerFolder, removeStaleWorkerFolders } from './worker-folders';
 import { localAgentOptions } from './local-agent';
 import { agentThreadEntry, ThreadedAgent, type EmbeddedAgent } from './threaded-agent';
 
@@ -116,7 +115,10 @@ async function startWorkerSide(
   const { config } = options;
   const { backends, logger } = grid;
   // Each agent unpacks into its own folder: a second agent on the same grid must not replace files under the first.
-  parts.workDir = path.join(options.dataDir, 'workers', `${process.pid}-${randomUUID().slice(0, 8)}`);
+  // Those of agents that are gone (killed, or stopped while starting) are cleared first.
+  const stale = removeStaleWorkerFolders(options.dataDir);
+  if (stale.length > 0) logger.info({ folders: stale }, 'removed the worker folders of agents that are gone');
+  parts.workDir = newWorkerFolder(options.dataDir);
   const prepared = await prepareTaskRoot(worker, parts.workDir, { pythonExecutable: config.pythonExecutable, logger });
   parts.taskRoot = prepared.taskRoot;
   if (options.claimFolder) {

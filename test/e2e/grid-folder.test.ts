@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { main, startEmbeddedGrid, type EmbeddedGrid } from '../../lib/cli';
 import { applyOverrides, compileConfig, GridFolderInUseError } from '../../lib/core';
+import { faultConfig, spawnAgent } from '../faults/fault-helpers';
 import { FIXTURES, tempDir } from '../support/local-grid';
 
 const probe = path.join(FIXTURES, 'e2e', 'probe');
@@ -60,6 +61,25 @@ describe('a grid folder', () => {
     const takeovers: string[] = [];
     await start(dir, slow, 'lambda_handler', (d) => takeovers.push(...d));
     expect(takeovers).toEqual([expect.stringMatching(/^worker: .*probe .* ≠ .*slow /)]);
+  });
+
+  it('clears the worker folder a killed agent left: the next agent removes it and keeps those of live ones', async () => {
+    const dir = tempDir();
+    const live = await start(dir, probe);
+    const killed = await spawnAgent(dir, faultConfig({ slots: 1 }), { worker: probe });
+    const folders = (): string[] => fs.readdirSync(path.join(dir, 'workers')).sort();
+    const ownedBy = (pid: number) => folders().filter((f) => f.startsWith(`${pid}-`));
+    expect(ownedBy(killed.pid)).toHaveLength(1);
+    killed.kill('SIGKILL');
+    await killed.exited;
+    expect(ownedBy(killed.pid)).toHaveLength(1);
+
+    const next = await start(dir, probe);
+
+    expect(ownedBy(killed.pid)).toEqual([]);
+    expect(ownedBy(process.pid)).toHaveLength(2);
+    expect(fs.existsSync(live.taskRoot!)).toBe(true);
+    expect(fs.existsSync(next.taskRoot!)).toBe(true);
   });
 
   it('made by run --data-dir is one the session commands read', async () => {

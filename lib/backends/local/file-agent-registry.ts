@@ -79,7 +79,7 @@ async function readPresence(file: string): Promise<AgentPresence | undefined> {
 }
 
 /** Whether a process of this host exists (signal 0 checks without sending anything). */
-function processLives(pid: number): boolean {
+export function processLives(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

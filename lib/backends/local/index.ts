@@ -13,7 +13,7 @@ import { WriteLock } from './write-lock';
 
 export { DatabaseChanges } from './database-changes';
 export * from './errors';
-export { FileAgentRegistry } from './file-agent-registry';
+export { FileAgentRegistry, processLives } from './file-agent-registry';
 export { FilePayloadStore } from './file-payload-store';
 export { openSqliteDatabase, SCHEMA_VERSION, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
 export { ExpiryTimer, SessionExpiry, type ExpiryOptions, type ExpiryStep } from './retention';
