@@ -1,0 +1,236 @@
+// The deployed-grid path in a real browser: `htcgrid ui --outputs <file>` (its own process, as a user starts it) serves
+// the dashboard and signs its API calls with SigV4; the API it points at stands in for the grid's function URL (AWS_IAM
+// auth): it answers only requests whose signature botocore finds valid, for lambda in the outputs' region.
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import readline from 'node:readline';
+import type { Browser, Page } from 'playwright-core';
+import { SqliteRequestLedger } from '../../lib/backends/local';
+import { startEmbeddedGrid, type EmbeddedGrid } from '../../lib/cli';
+import { applyOverrides, compileConfig } from '../../lib/core';
+import { ApiHandlers, registryAgents } from '../../lib/http';
+import { HTCGRID_BIN, ROOT, SYSTEM_PYTHON, systemPythonHas } from '../http/local-up';
+import { FIXTURES, tempDir, waitFor } from '../support/local-grid';
+import { findChromium, launchChromium } from './browser';
+
+/** Functions passed to `page.waitForFunction` run in the page; the test's TypeScript has no DOM types. */
+declare const document: { querySelector(s: string): any };
+
+const CHROMIUM = findChromium();
+const REGION = 'eu-west-3';
+const CREDENTIALS = { id: 'AKIDEXAMPLE', secret: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
+
+if (!CHROMIUM) {
+  console.warn('dashboard proxy browser test SKIPPED: no chromium on PATH (apt-get install chromium)');
+}
+const describeInBrowser = CHROMIUM ? describe : describe.skip;
+
+/** botocore, in one long-lived process, checks each request's SigV4 signature as AWS would (lambda, REGION). */
+class SignatureChecker {
+  private readonly process: ChildProcessWithoutNullStreams;
+  private readonly waiting: Array<(valid: boolean) => void> = [];
+
+  constructor() {
+    const script = `
+import datetime, json, sys
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+creds = Credentials(sys.argv[1], sys.argv[2])
+for line in sys.stdin:
+    r = json.loads(line)
+    try:
+        header = r["headers"]["authorization"]
+        signed = header.split("SignedHeaders=")[1].split(",")[0].split(";")
+        stamp = r["headers"]["x-amz-date"]
+        age = datetime.datetime.now(datetime.timezone.utc) - datetime.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+        req = AWSRequest(method=r["method"], url=r["url"], data=r["body"].encode() or None,
+                         headers={k: v for k, v in r["headers"].items() if k in signed})
+        req.context["timestamp"] = stamp
+        auth = SigV4Auth(creds, "lambda", sys.argv[3])
+        ok = (header.startswith("AWS4-HMAC-SHA256 Credential=%s/" % sys.argv[1]) and abs(age.total_seconds()) < 300
+              and "host" in signed and auth.signature(auth.string_to_sign(req, auth.canonical_request(req)), req) == header.split("Signature=")[1])
+    except Exception:
+        ok = False
+    print(json.dumps(ok), flush=True)
+`;
+    this.process = spawn(SYSTEM_PYTHON, ['-c', script, CREDENTIALS.id, CREDENTIALS.secret, REGION]);
+    readline
+      .createInterface({ input: this.process.stdout })
+      .on('line', (line) => this.waiting.shift()?.(line === 'true'));
+  }
+
+  check(request: { method: string; url: string; headers: Record<string, string>; body: string }): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      this.process.stdin.write(`${JSON.stringify(request)}\n`);
+    });
+  }
+
+  close(): void {
+    this.process.stdin.end();
+  }
+}
+
+describeInBrowser('the dashboard of a deployed grid, through htcgrid ui', () => {
+  let dataDir: string;
+  let grid: EmbeddedGrid;
+  let ledger: SqliteRequestLedger;
+  let upstream: http.Server;
+  let checker: SignatureChecker;
+  let ui: ChildProcessWithoutNullStreams;
+  let browser: Browser;
+  let page: Page;
+  let pageUrl: string;
+  const answered: { path: string; status: number }[] = [];
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    if (!systemPythonHas('botocore'))
+      throw new Error(`${SYSTEM_PYTHON} has no botocore: apt-get install python3-botocore`);
+    if (!fs.existsSync(HTCGRID_BIN)) spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
+    dataDir = tempDir('htcgrid-ui-proxy-');
+    const config = compileConfig(
+      applyOverrides({ slots: 2, lease_check_interval_sec: 0.2 }, { max_attempts: 1 }),
+      'test',
+    );
+    grid = await startEmbeddedGrid({ dataDir, config, worker: path.join(FIXTURES, 'http', 'worker') });
+    ledger = SqliteRequestLedger.open(dataDir);
+    // The API as the GridApi Lambda serves it (gridKind aws, agents from the registry), behind IAM auth.
+    const api = new ApiHandlers({
+      config,
+      client: grid.client,
+      table: grid.backends.table,
+      store: grid.backends.store,
+      ledger,
+      gridKind: 'aws',
+      agents: registryAgents(grid.backends.agents, { heartbeatEveryMs: 2_000 }),
+    });
+    checker = new SignatureChecker();
+    upstream = http.createServer((req, res) => {
+      void (async () => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
+        const body = Buffer.concat(chunks).toString('utf8');
+        const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
+        const url = new URL(req.url!, `http://${req.headers.host}`);
+        if (!(await checker.check({ method: req.method!, url: url.href, headers, body }))) {
+          answered.push({ path: url.pathname, status: 403 });
+          res.writeHead(403, { 'content-type': 'application/json' }).end('{"Message":"Forbidden"}');
+          return;
+        }
+        // A stream ends when its caller goes (as the Lambda's does when the function URL's connection closes).
+        const gone = new AbortController();
+        res.once('close', () => gone.abort());
+        const answer = await api.handle({
+          method: req.method!,
+          path: url.pathname,
+          query: url.searchParams,
+          headers,
+          body,
+          caller: 'iam',
+          signal: gone.signal,
+        });
+        answered.push({ path: url.pathname, status: answer.status });
+        res.writeHead(answer.status, answer.headers);
+        if (typeof answer.body === 'string') res.end(answer.body);
+        else {
+          for await (const chunk of answer.body) res.write(chunk);
+          res.end();
+        }
+      })();
+    });
+    upstream.listen(0, '127.0.0.1');
+    await new Promise((resolve) => upstream.once('listening', resolve));
+    const apiUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/`;
+    const outputs = path.join(dataDir, 'outputs.json');
+    fs.writeFileSync(outputs, JSON.stringify({ HtcGrid: { ApiUrl: apiUrl, Region: REGION, TableName: 't' } }));
+
+    ui = spawn(process.execPath, [HTCGRID_BIN, 'ui', '--outputs', outputs, '--listen', '127.0.0.1:0'], {
+      env: {
+        ...process.env,
+        AWS_ACCESS_KEY_ID: CREDENTIALS.id,
+        AWS_SECRET_ACCESS_KEY: CREDENTIALS.secret,
+        AWS_SESSION_TOKEN: '',
+        AWS_PROFILE: '',
+        AWS_EC2_METADATA_DISABLED: 'true',
+      },
+    });
+    let printed = '';
+    ui.stdout.on('data', (chunk: Buffer) => (printed += chunk.toString()));
+    ui.stderr.on('data', (chunk: Buffer) => (printed += chunk.toString()));
+    await waitFor(() => /dashboard of .*: (\S+)/.test(printed), 30_000, `htcgrid ui's address (printed: ${printed})`);
+    pageUrl = /dashboard of .*: (\S+)/.exec(printed)![1]!;
+
+    browser = await launchChromium(CHROMIUM!);
+    page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(`console: ${message.text()}`);
+    });
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    await page.goto(pageUrl);
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    if (ui && ui.exitCode === null) {
+      const exited = new Promise((resolve) => ui.once('exit', resolve));
+      ui.kill('SIGTERM');
+      await exited;
+    }
+    checker?.close();
+    upstream?.closeAllConnections();
+    await new Promise((resolve) => (upstream ? upstream.close(resolve) : resolve(undefined)));
+    await ledger?.close();
+    await grid?.close(5_000);
+    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('the page loads, connects through the proxy, and lists the grid’s agent with its slots', async () => {
+    await page.locator('.connection.live').waitFor({ timeout: 30_000 });
+    await page.locator(`[data-agent="${grid.agent!.owner}"]`).waitFor({ timeout: 30_000 });
+    expect(await page.locator(`[data-agent="${grid.agent!.owner}"] td[data-idle]`).textContent()).toMatch(/^[0-2]$/);
+  });
+
+  test('counts update while a session runs, from calls the API accepted as signed', async () => {
+    // Submitted through the proxy, as the page's own calls go (the local token, then SigV4 to the API).
+    const token = new URL(pageUrl).hash.replace('#token=', '');
+    const origin = new URL(pageUrl).origin;
+    const tasks = [
+      ...Array.from({ length: 12 }, () => ({ do: 'sleep', seconds: 0.2 })),
+      { do: 'fail', instrument: 'Q' },
+    ];
+    const created = await fetch(`${origin}/v1/sessions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ tasks }),
+    });
+    expect(created.status).toBe(201);
+    const sid = ((await created.json()) as { sessionId: string }).sessionId;
+    await page.locator(`tr[data-session="${sid}"]`).waitFor({ timeout: 30_000 });
+    await page.waitForFunction(
+      (id) => document.querySelector(`tr[data-session="${id}"] td.num`)?.textContent === '13/13',
+      sid,
+      { timeout: 60_000 },
+    );
+    await page.locator(`tr[data-session="${sid}"]`).click();
+    await page.locator(`[data-session-panel="${sid}"] tr[data-error-type="PricingError"]`).waitFor({ timeout: 30_000 });
+    // Every call reached the API signed: none was refused.
+    expect(answered.length).toBeGreaterThan(3);
+    expect(answered.filter((a) => a.status === 403)).toEqual([]);
+    expect(answered.map((a) => a.path)).toEqual(expect.arrayContaining(['/v1', '/v1/events', '/v1/sessions']));
+  });
+
+  test('an unsigned call to the API is refused, so the calls above were accepted for their signature', async () => {
+    const address = upstream.address() as AddressInfo;
+    const refused = await fetch(`http://127.0.0.1:${address.port}/v1/sessions`);
+    expect(refused.status).toBe(403);
+  });
+
+  test('logged no console error nor page error', () => {
+    expect(problems).toEqual([]);
+  });
+});
