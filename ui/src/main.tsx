@@ -247,44 +247,46 @@ function Agents(props: { agents: AgentsView | null }) {
       {a.agents.length === 0 ? (
         <p class="empty">No agent known.</p>
       ) : (
-        <table>
-          <thead>
-            <tr>
-              <th>agent</th>
-              <th>state</th>
-              <th>slots</th>
-              <th>busy</th>
-              <th>idle</th>
-              <th>runtime restarts</th>
-              <th>succeeded</th>
-              <th>failed</th>
-              <th>retried</th>
-            </tr>
-          </thead>
-          <tbody>
-            {a.agents.map((agent) => (
-              <tr key={agent.id} data-agent={agent.id}>
-                <td class="id" title={`${agent.handler} on ${agent.runtime}, pid ${agent.pid}`}>
-                  {agent.id}
-                </td>
-                <td class={`state-${agent.state}`}>{agent.state}</td>
-                <td class="num">{agent.slots}</td>
-                <td class="num" data-busy>
-                  {agent.busySlots ?? '?'}
-                </td>
-                <td class="num" data-idle>
-                  {agent.idleSlots ?? '?'}
-                </td>
-                <td class="num" data-restarts>
-                  {agent.runtimeRestarts ?? '?'}
-                </td>
-                <td class="num">{agent.stats?.succeeded ?? '?'}</td>
-                <td class="num">{agent.stats?.failed ?? '?'}</td>
-                <td class="num">{agent.stats?.retried ?? '?'}</td>
+        <div class="table-scroll">
+          <table>
+            <thead>
+              <tr>
+                <th>agent</th>
+                <th>state</th>
+                <th>slots</th>
+                <th>busy</th>
+                <th>idle</th>
+                <th title="runtime restarts: after a timeout, a crash or an interrupted task">restarts</th>
+                <th>succeeded</th>
+                <th>failed</th>
+                <th>retried</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {a.agents.map((agent) => (
+                <tr key={agent.id} data-agent={agent.id}>
+                  <td class="id" title={`${agent.id}: ${agent.handler} on ${agent.runtime}`}>
+                    {agent.id}
+                  </td>
+                  <td class={`state-${agent.state}`}>{agent.state}</td>
+                  <td class="num">{agent.slots}</td>
+                  <td class="num" data-busy>
+                    {agent.busySlots ?? '?'}
+                  </td>
+                  <td class="num" data-idle>
+                    {agent.idleSlots ?? '?'}
+                  </td>
+                  <td class="num" data-restarts>
+                    {agent.runtimeRestarts ?? '?'}
+                  </td>
+                  <td class="num">{agent.stats?.succeeded ?? '?'}</td>
+                  <td class="num">{agent.stats?.failed ?? '?'}</td>
+                  <td class="num">{agent.stats?.retried ?? '?'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
       <p class="note">{a.note}</p>
     </div>
