@@ -2,12 +2,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import AdmZip from 'adm-zip';
 import { openLocalBackends } from '../../lib/backends/local';
 import { main } from '../../lib/cli';
 import { FIXTURES, tempDir, waitFor } from '../support/local-grid';
 import { runHtcgrid, type HtcgridRun } from '../support/htcgrid-cli';
+import { htcgridBin } from '../support/fresh-dist';
 
 const probe = path.join(FIXTURES, 'e2e', 'probe');
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -548,8 +549,7 @@ describe('htcgrid bundle and the built binary', () => {
   });
 
   it('the installed `htcgrid` binary prints help and exits 2 on an unknown command', () => {
-    const bin = path.join(ROOT, 'dist', 'bin', 'htcgrid.js');
-    if (!fs.existsSync(bin)) execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT });
+    const bin = htcgridBin();
     const help = spawnSync(process.execPath, [bin, '--help'], { encoding: 'utf8' });
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/run \[options\]/);

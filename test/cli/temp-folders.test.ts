@@ -3,8 +3,8 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { HTCGRID_BIN } from '../faults/fault-helpers';
 import { FIXTURES, tempDir, waitFor } from '../support/local-grid';
+import { htcgridBin } from '../support/fresh-dist';
 
 interface Exit {
   readonly code: number | null;
@@ -14,7 +14,7 @@ interface Exit {
 
 /** `htcgrid run` as its own process with `tmp` as its temporary directory; `signal` is sent once `when` holds. */
 async function run(tmp: string, args: string[], stop?: { signal: NodeJS.Signals; when: () => boolean }): Promise<Exit> {
-  const child = spawn(process.execPath, [HTCGRID_BIN, 'run', '--no-progress', ...args], {
+  const child = spawn(process.execPath, [htcgridBin(), 'run', '--no-progress', ...args], {
     env: { ...process.env, TMPDIR: tmp },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

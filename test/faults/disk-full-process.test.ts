@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { FIXTURES, tempDir, waitFor } from '../support/local-grid';
-import { HTCGRID_BIN } from './fault-helpers';
+import { htcgridBin } from '../support/fresh-dist';
 
 /** Whether this machine lets us mount a tmpfs in a private mount namespace (root, util-linux, a kernel allowing it). */
 function canMountTmpfs(): boolean {
@@ -82,7 +82,7 @@ describe('a full disk under a running local grid (agent process on an 8 MiB tmpf
           ...['--mount', '--propagation', 'private', '--', 'sh', '-c'],
           'mount -t tmpfs -o size=8m htcgrid-full "$0" && exec "$@"',
           mount,
-          ...[process.execPath, HTCGRID_BIN, 'local', 'up', '--dir', grid, '--config', configFile],
+          ...[process.execPath, htcgridBin(), 'local', 'up', '--dir', grid, '--config', configFile],
           ...['--worker', path.join(FIXTURES, 'e2e', 'sized'), '--log-file', logFile, '--grace-sec', '1'],
         ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
@@ -116,7 +116,7 @@ describe('a full disk under a running local grid (agent process on an 8 MiB tmpf
             resolve({ code, stdout, stderr });
           });
         });
-      const htcgrid = (...args: string[]): Promise<Run> => inside([process.execPath, HTCGRID_BIN, ...args]);
+      const htcgrid = (...args: string[]): Promise<Run> => inside([process.execPath, htcgridBin(), ...args]);
       const freeBytes = async (): Promise<number> =>
         Number((await inside(['df', '-B1', '--output=avail', mount])).stdout.trim().split('\n').pop());
       const taskFile = (name: string, events: unknown[]): string => {

@@ -11,12 +11,12 @@ import {
 } from '../../lib/core';
 import { startEmbeddedGrid, type EmbeddedGrid } from '../../lib/cli';
 import { FIXTURES, waitFor } from '../support/local-grid';
+import { htcgridBin } from '../support/fresh-dist';
 
 /** The worker that misbehaves on request (see its docstring for the event fields). */
 export const FAULT_WORKER = path.join(FIXTURES, 'faults', 'worker');
 
 /** The built CLI; `npm test` builds before it runs jest. */
-export const HTCGRID_BIN = path.resolve(__dirname, '..', '..', 'dist', 'bin', 'htcgrid.js');
 
 /** Short lease timings so a dead agent is noticed in seconds. */
 export const FAST_LEASES: GridConfigDocument = {
@@ -58,7 +58,6 @@ export async function spawnAgent(
   config: GridConfig,
   options: { graceSec?: number; worker?: string } = {},
 ): Promise<AgentProcess> {
-  if (!fs.existsSync(HTCGRID_BIN)) throw new Error(`${HTCGRID_BIN} is missing: run \`npm run build\` first`);
   const n = ++agentCount;
   const configFile = path.join(dir, `agent-${n}-config.json`);
   const logFile = path.join(dir, `agent-${n}.log`);
@@ -67,7 +66,7 @@ export async function spawnAgent(
   const child = spawn(
     process.execPath,
     [
-      HTCGRID_BIN,
+      htcgridBin(),
       'local',
       'up',
       '--dir',

@@ -1,11 +1,10 @@
 // `htcgrid local up --http` as its own process, as a Python user starts it; stopped with SIGTERM after the test.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { waitFor } from '../support/local-grid';
+import { htcgridBin } from '../support/fresh-dist';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
-export const HTCGRID_BIN = path.join(ROOT, 'dist', 'bin', 'htcgrid.js');
 /** Debian's Python: it has python3-pytest, python3-botocore and quantlib-python. */
 export const SYSTEM_PYTHON = '/usr/bin/python3';
 
@@ -20,10 +19,9 @@ export interface LocalUp {
 
 /** Starts `htcgrid local up --http 127.0.0.1:0` on `dir` and resolves once the API is up. */
 export async function startLocalUp(dir: string, args: readonly string[]): Promise<LocalUp> {
-  if (!fs.existsSync(HTCGRID_BIN)) spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
   const child = spawn(
     process.execPath,
-    [HTCGRID_BIN, 'local', 'up', '--dir', dir, '--http', '127.0.0.1:0', '--log-level', 'warn', ...args],
+    [htcgridBin(), 'local', 'up', '--dir', dir, '--http', '127.0.0.1:0', '--log-level', 'warn', ...args],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HTCGRID_API_TOKEN: '' } },
   );
   let text = '';

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseHttpAddress } from '../../lib/cli/commands/serve';
 import { FIXTURES, tempDir, waitFor } from '../support/local-grid';
-import { HTCGRID_BIN, startLocalUp, type LocalUp } from './local-up';
+import { startLocalUp, type LocalUp } from './local-up';
+import { htcgridBin } from '../support/fresh-dist';
 
 describe('--http addresses', () => {
   test('default to loopback on port 8642 and accept host:port, :port, a port or [v6]:port', () => {
@@ -37,7 +38,7 @@ describe('htcgrid serve', () => {
       body: JSON.stringify({ tasks: [{ do: 'print', say: 'hi' }] }),
     });
     const { sessionId } = (await created.json()) as { sessionId: string };
-    const serve = spawn(process.execPath, [HTCGRID_BIN, 'serve', '--dir', dir, '--http', '127.0.0.1:0'], {
+    const serve = spawn(process.execPath, [htcgridBin(), 'serve', '--dir', dir, '--http', '127.0.0.1:0'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let text = '';
@@ -68,7 +69,7 @@ describe('htcgrid serve', () => {
 
   test('refuses a folder that holds no grid, naming the command that makes one', async () => {
     const empty = tempDir('htcgrid-serve-empty-');
-    const serve = spawn(process.execPath, [HTCGRID_BIN, 'serve', '--dir', empty], {
+    const serve = spawn(process.execPath, [htcgridBin(), 'serve', '--dir', empty], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let text = '';

@@ -4,29 +4,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { freshDistFile } from '../support/fresh-dist';
 import { REPO_ROOT } from './grid-app';
-
-/** Newest modification time of the files under `dir` with one of the extensions. */
-function newest(dir: string, extensions: readonly string[]): number {
-  let latest = 0;
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile() && extensions.some((e) => entry.name.endsWith(e))) {
-      latest = Math.max(latest, fs.statSync(path.join(entry.parentPath, entry.name)).mtimeMs);
-    }
-  }
-  return latest;
-}
-
-/** Builds dist/ when it is missing or older than any source of lib/ and bin/ (`npm test` builds it first). */
-function ensureFreshBuild(): void {
-  const sources = Math.max(
-    newest(path.join(REPO_ROOT, 'lib'), ['.ts', '.py']),
-    newest(path.join(REPO_ROOT, 'bin'), ['.ts']),
-  );
-  const dist = path.join(REPO_ROOT, 'dist');
-  const built = fs.existsSync(path.join(dist, 'lib', 'index.js')) ? newest(path.join(dist, 'lib'), ['.js']) : 0;
-  if (built < sources) execFileSync('npm', ['run', 'build', '--silent'], { cwd: REPO_ROOT, stdio: 'pipe' });
-}
 
 /** The files `npm pack` would publish (no lifecycle scripts: dist/ is already built). */
 function packedFiles(): string[] {
@@ -75,7 +54,7 @@ console.log(
 
 let scratch: string;
 beforeAll(() => {
-  ensureFreshBuild();
+  freshDistFile('lib', 'index.js');
   scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-library-'));
 }, 300_000);
 afterAll(() => {

@@ -1,5 +1,4 @@
 // The compiled embedded grid with its agent in a worker thread: results, start errors, output and drain as in-process.
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,12 +10,10 @@ import type * as LocalBackendsModule from '../../lib/backends/local';
 import type * as AgentModule from '../../lib/runtime/agent';
 import type { TaskResult } from '../../lib/client';
 import { FIXTURES, collect, tempDir, waitFor } from '../support/local-grid';
+import { freshDistFile } from '../support/fresh-dist';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const DIST = path.join(ROOT, 'dist', 'lib');
-const SOURCES = ['embedded-grid.ts', 'threaded-agent.ts', 'agent-thread.ts', 'local-agent.ts'].map((f) =>
-  path.join(ROOT, 'lib', 'local-grid', f),
-);
+/** The compiled library; checked fresh against lib/ and bin/ when the file's tests start. */
+const DIST = path.resolve(__dirname, '..', '..', 'dist', 'lib');
 
 let dist: {
   grid: typeof EmbeddedGridModule;
@@ -24,14 +21,6 @@ let dist: {
   backends: typeof LocalBackendsModule;
   agent: typeof AgentModule;
 };
-
-/** Builds the package unless the compiled thread entry is newer than its sources. */
-function ensureBuilt(): void {
-  const entry = path.join(DIST, 'local-grid', 'agent-thread.js');
-  const builtAt = fs.existsSync(entry) ? fs.statSync(entry).mtimeMs : 0;
-  if (SOURCES.some((source) => fs.statSync(source).mtimeMs > builtAt))
-    execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT });
-}
 
 function config(overrides: Record<string, unknown> = {}): CoreModule.GridConfig {
   const { applyOverrides, compileConfig } = dist.core;
@@ -68,7 +57,7 @@ async function startError(options: EmbeddedGridModule.EmbeddedGridOptions): Prom
 describe('the compiled embedded grid with its agent in a worker thread', () => {
   let grid: EmbeddedGridModule.EmbeddedGrid | undefined;
   beforeAll(async () => {
-    ensureBuilt();
+    freshDistFile('lib', 'index.js');
     dist = {
       grid: (await import(path.join(DIST, 'local-grid', 'embedded-grid.js'))) as typeof EmbeddedGridModule,
       core: (await import(path.join(DIST, 'core', 'index.js'))) as typeof CoreModule,
