@@ -1,7 +1,7 @@
 // The deployed-grid path in a real browser: `htcgrid ui --outputs <file>` (its own process, as a user starts it) serves
 // the dashboard and signs its API calls with SigV4; the API it points at stands in for the grid's function URL (AWS_IAM
 // auth): it answers only requests whose signature botocore finds valid, for lambda in the outputs' region.
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,7 +12,8 @@ import { SqliteRequestLedger } from '../../lib/backends/local';
 import { startEmbeddedGrid, type EmbeddedGrid } from '../../lib/cli';
 import { applyOverrides, compileConfig } from '../../lib/core';
 import { ApiHandlers, registryAgents } from '../../lib/http';
-import { HTCGRID_BIN, ROOT, SYSTEM_PYTHON, systemPythonHas } from '../http/local-up';
+import { SYSTEM_PYTHON, systemPythonHas } from '../http/local-up';
+import { htcgridBin } from '../support/fresh-dist';
 import { FIXTURES, tempDir, waitFor } from '../support/local-grid';
 import { findChromium, launchChromium } from './browser';
 
@@ -91,7 +92,6 @@ describeInBrowser('the dashboard of a deployed grid, through htcgrid ui', () => 
   beforeAll(async () => {
     if (!systemPythonHas('botocore'))
       throw new Error(`${SYSTEM_PYTHON} has no botocore: apt-get install python3-botocore`);
-    if (!fs.existsSync(HTCGRID_BIN)) spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
     dataDir = tempDir('htcgrid-ui-proxy-');
     const config = compileConfig(
       applyOverrides({ slots: 2, lease_check_interval_sec: 0.2 }, { max_attempts: 1 }),
@@ -149,7 +149,7 @@ describeInBrowser('the dashboard of a deployed grid, through htcgrid ui', () => 
     const outputs = path.join(dataDir, 'outputs.json');
     fs.writeFileSync(outputs, JSON.stringify({ HtcGrid: { ApiUrl: apiUrl, Region: REGION, TableName: 't' } }));
 
-    ui = spawn(process.execPath, [HTCGRID_BIN, 'ui', '--outputs', outputs, '--listen', '127.0.0.1:0'], {
+    ui = spawn(process.execPath, [htcgridBin(), 'ui', '--outputs', outputs, '--listen', '127.0.0.1:0'], {
       env: {
         ...process.env,
         AWS_ACCESS_KEY_ID: CREDENTIALS.id,
