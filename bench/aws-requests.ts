@@ -1,6 +1,6 @@
 // AWS requests and request cost per task: N small tasks end to end on the emulators, every SDK request counted.
 // Run: npx tsx bench/aws-requests.ts [--tasks 1000] [--slots 2] [--prefetch auto|N] [--poll-ms 2000] [--min-poll-ms 50] [--payload-bytes 0]
-//   [--inline-max 32768]
+//   [--inline-max 32768] [--notices on|off]
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -129,6 +129,8 @@ async function main(): Promise<void> {
       'payload-bytes': { type: 'string', default: '0' },
       'inline-max': { type: 'string', default: String(32 * 1024) },
       python: { type: 'string', default: 'python3' },
+      // The CLI's client receives completion notices (a queue of its own); off: it only polls.
+      notices: { type: 'string', default: 'on' },
     },
   });
   const tasks = Number(values.tasks);
@@ -151,7 +153,7 @@ async function main(): Promise<void> {
     instrument(agentClients, tally);
     instrument(clientClients, tally);
     const agentSide = openAwsBackends(resources, { clients: agentClients });
-    const clientSide = openAwsBackends(resources, { clients: clientClients });
+    const clientSide = openAwsBackends(resources, { clients: clientClients, receiveNotices: values.notices !== 'off' });
     cleanups.unshift(async () => {
       await agentSide.close();
       await clientSide.close();
@@ -210,7 +212,7 @@ async function main(): Promise<void> {
       tasks,
       done,
       elapsed,
-      `payload ${padding.length + 30} B, inline up to ${config.inlinePayloadMaxBytes} B`,
+      `payload ${padding.length + 30} B, inline up to ${config.inlinePayloadMaxBytes} B, completion notices ${values.notices !== 'off' ? 'on' : 'off'}`,
     );
   } finally {
     for (const c of cleanups) await c().catch(() => undefined);

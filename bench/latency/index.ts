@@ -2,6 +2,7 @@
 // and on the AWS backends over emulators with injected service latency, next to Celery + Redis; plus idle CPU.
 // Run: npm run build && node dist/bench/latency/index.js [--rounds 200] [--gap-ms 0] [--idle-sec 10]
 //      [--systems embedded,local-up,aws,celery] [--dynamodb-ms 5] [--sqs-ms 15] [--s3-ms 20] [--aws-rounds 30]
+//      [--aws-notices on|off]
 //      [--python /usr/bin/python3] [--redis-server redis-server] [--json]
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -217,6 +218,8 @@ interface AwsLatency {
   readonly dynamodbMs: number;
   readonly sqsMs: number;
   readonly s3Ms: number;
+  /** The client receives completion notices (else it polls with back-off). */
+  readonly notices: boolean;
 }
 
 async function runAws(s: Settings, latency: AwsLatency, rounds: number): Promise<Row> {
@@ -232,17 +235,19 @@ async function runAws(s: Settings, latency: AwsLatency, rounds: number): Promise
     proxies.push(dynamodb, sqs, s3);
     // The queue URLs name the emulator's origin; the proxy's takes its place.
     const queueUrls = resources.queueUrls.map((url) => sqs.endpoint + new URL(url).pathname);
-    const open = () => {
+    const open = (receiveNotices = false) => {
       const common = { region: EMULATOR_REGION, credentials: EMULATOR_CREDENTIALS };
       const clients = {
         dynamodb: new DynamoDBClient({ ...common, endpoint: dynamodb.endpoint }),
         sqs: new SQSClient({ ...common, endpoint: sqs.endpoint }),
         s3: new S3Client({ ...common, endpoint: s3.endpoint, forcePathStyle: true }),
       };
-      return { clients, backends: openAwsBackends({ ...resources, queueUrls }, { clients }) };
+      return { clients, backends: openAwsBackends({ ...resources, queueUrls }, { clients, receiveNotices }) };
     };
     const agentSide = open();
-    const clientSide = open();
+    // The client as `htcgrid submit --stack` opens it: completion notices on a queue of its own (`--aws-notices off`:
+    // polling only, as before).
+    const clientSide = open(latency.notices);
     const config = gridConfig(s.python);
     const { taskRoot } = await prepareTaskRoot(s.worker, workDir, { pythonExecutable: s.python, logger });
     // The agent as bin/agent.ts runs it in ECS (prefetch auto, 20 s long polls), on local pipe runtimes.
@@ -262,7 +267,7 @@ async function runAws(s: Settings, latency: AwsLatency, rounds: number): Promise
       const samples = await roundTrips(client, rounds, s.gapMs, 'aws');
       const perTask = proxies.map((p, i) => (p.requests - before[i]!) / (rounds + WARM_UP));
       return summarize(
-        `AWS backends on emulators (+${latency.dynamodbMs}/${latency.sqsMs}/${latency.s3Ms} ms)`,
+        `AWS backends on emulators (+${latency.dynamodbMs}/${latency.sqsMs}/${latency.s3Ms} ms, ${latency.notices ? 'notices' : 'polling'})`,
         samples,
         {
           note: `requests per task: DynamoDB ${perTask[0]!.toFixed(1)}, SQS ${perTask[1]!.toFixed(1)}, S3 ${perTask[2]!.toFixed(1)} (agent idle polls included)`,
@@ -330,6 +335,7 @@ async function main(): Promise<void> {
       'dynamodb-ms': { type: 'string', default: '5' },
       'sqs-ms': { type: 'string', default: '15' },
       's3-ms': { type: 'string', default: '20' },
+      'aws-notices': { type: 'string', default: 'on' },
       python: { type: 'string', default: '/usr/bin/python3' },
       'redis-server': { type: 'string', default: 'redis-server' },
       json: { type: 'boolean', default: false },
@@ -378,6 +384,7 @@ async function main(): Promise<void> {
               dynamodbMs: Number(values['dynamodb-ms']),
               sqsMs: Number(values['sqs-ms']),
               s3Ms: Number(values['s3-ms']),
+              notices: values['aws-notices'] !== 'off',
             },
             Number(values['aws-rounds']),
           ).catch(fail),

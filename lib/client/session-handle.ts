@@ -24,6 +24,11 @@ export interface ChangeFeed {
   waitForChange(since: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
   /** False while the feed cannot deliver changes: handles then poll with back-off as without one. @default true */
   readonly live?: boolean;
+  /**
+   * While live, the longest wait between two looks (the poll that finds what a lost change would have told).
+   * @default - the handle's poll interval
+   */
+  readonly fallbackPollMs?: number;
 }
 
 /**
@@ -118,8 +123,8 @@ export class SessionHandle {
 
   /** The handle's `waits`-th wait for news since it started watching (see `pollBackoff`). */
   private pollDelay(waits: number, poll: number): number {
-    const fed = this.changes !== undefined && this.changes.live !== false;
-    return this.minPollMs === undefined || fed ? poll : pollBackoff(waits, this.minPollMs, poll);
+    if (this.changes !== undefined && this.changes.live !== false) return this.changes.fallbackPollMs ?? poll;
+    return this.minPollMs === undefined ? poll : pollBackoff(waits, this.minPollMs, poll);
   }
 
   /** Until the table changes after `since` (when a feed tells), at most `ms`. */

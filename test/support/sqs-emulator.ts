@@ -5,7 +5,9 @@ import { Readable } from 'node:stream';
 /**
  * What the layer fixes (local-aws-sqs 2.0.2, JSON protocol), each documented SQS behaviour:
  * 1. A long poll returns as soon as at least one message is available (the emulator waits until it has
- *    `MaxNumberOfMessages` or the wait ends). Done by short-polling the emulator until the wait ends.
+ *    `MaxNumberOfMessages` or the wait ends). Done by short-polling the emulator until the wait ends, looking again
+ *    at once when a send (or a visibility change) to its queue passes through the layer. (Each look still takes the
+ *    emulator's own ~40 ms: its receive checks for messages on an interval.)
  * 2. `ApproximateReceiveCount` counts receives only (the emulator also counts visibility changes). The layer
  *    counts deliveries per message id and rewrites the attribute. (The emulator's own count still drives its DLQ
  *    redrive, so a message whose visibility was changed reaches the DLQ a little early.)
@@ -115,8 +117,30 @@ export async function startFaithfulSqs(options: { region: string }): Promise<Fai
         }
         return send(res, { ...out, body: JSON.stringify(parsed) });
       }
-      await new Promise((r) => setTimeout(r, 25));
+      await pauseFor(queueNameOf(input.QueueUrl), 25);
     }
+  };
+
+  // A long poll looks again as soon as a message may have become visible on its queue, not at its next short poll
+  // (SQS answers a waiting receive within milliseconds of a send).
+  const pausedReceives = new Map<string, Set<() => void>>();
+  // By queue name: a URL may name the layer or a proxy in front of it.
+  const queueNameOf = (queueUrl: unknown): string =>
+    typeof queueUrl === 'string' ? (queueUrl.split('/').pop() ?? queueUrl) : '';
+  const pauseFor = (queueName: string, ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const waiters = pausedReceives.get(queueName) ?? new Set<() => void>();
+      pausedReceives.set(queueName, waiters);
+      const done = (): void => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      waiters.add(done);
+    });
+  const wakeReceives = (queueUrl: unknown): void => {
+    for (const wake of [...(pausedReceives.get(queueNameOf(queueUrl)) ?? [])]) wake();
   };
 
   const isStale = (receiptHandle: unknown): boolean => {
@@ -161,7 +185,13 @@ export async function startFaithfulSqs(options: { region: string }): Promise<Fai
         if (action === 'DeleteMessage' && isStale(input.ReceiptHandle)) {
           return send(res, { status: 200, headers: { 'content-type': 'application/x-amz-json-1.0' }, body: '{}' });
         }
-        return send(res, await forward(handler, req, body));
+        const out = await forward(handler, req, body);
+        if (
+          /^(SendMessage|SendMessageBatch|ChangeMessageVisibility|ChangeMessageVisibilityBatch)$/.test(action ?? '')
+        ) {
+          wakeReceives(input.QueueUrl);
+        }
+        return send(res, out);
       };
       run().catch((error: unknown) => {
         res.statusCode = 500;

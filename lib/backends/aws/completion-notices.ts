@@ -27,6 +27,8 @@ interface NoticeBody {
 
 /** The longest wait of one ReceiveMessage (SQS's maximum). */
 const LONG_POLL_SEC = 20;
+/** A live notice queue's handles still look this often (see `CompletionNoticeQueue.fallbackPollMs`). */
+const FALLBACK_POLL_MS = 10_000;
 /** Receives failing in a row before a client gives its notice queue up and only polls. */
 const MAX_RECEIVE_FAILURES = 5;
 /** Task ids per notice: ids of ~50 characters keep a message well below SQS's 256 KiB. */
@@ -57,11 +59,20 @@ export interface CompletionNoticeSenderOptions {
   /** Reads the notice queue URL a session's client asked for (undefined: none, nobody is told). */
   readonly lookup: (sessionId: string) => Promise<string | undefined>;
   /**
-   * After a notice to a session, the next one waits this long, gathering the tasks that finish meanwhile: a task
-   * finishing alone is told at once, a busy session costs one request per window and agent however many tasks end.
+   * After a notice to a session, the next one waits at least this long, gathering the tasks that finish meanwhile; each
+   * further notice within `maxWindowMs` of the last doubles the wait, up to `maxWindowMs`. A task finishing alone is
+   * told at once; a busy session costs one notice per `maxWindowMs` and agent however many tasks end (fewer looks
+   * than the client's polling, which doubles from 50 ms to 2 s), not one per completion write.
    * @default 50
    */
   readonly windowMs?: number;
+  /**
+   * The longest wait between two notices to a session; a session quiet for longer starts again at `windowMs`. Each
+   * notice makes the client read the session's results (a Query per index shard): a long session's results come in
+   * steps of this, its first ones within tens of milliseconds.
+   * @default 5000
+   */
+  readonly maxWindowMs?: number;
   /** @default - a silent logger */
   readonly logger?: Logger;
 }
@@ -72,6 +83,8 @@ interface SessionNotices {
   lookup?: Promise<void>;
   waiting: string[];
   lastSentAt: number;
+  /** The wait after `lastSentAt` before the next notice. */
+  windowMs: number;
   timer?: NodeJS.Timeout;
 }
 
@@ -84,11 +97,13 @@ export class CompletionNoticeSender {
   private readonly sessions = new Map<string, SessionNotices>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly windowMs: number;
+  private readonly maxWindowMs: number;
   private readonly logger: Logger;
   private closed = false;
 
   constructor(private readonly options: CompletionNoticeSenderOptions) {
     this.windowMs = Math.max(0, options.windowMs ?? 50);
+    this.maxWindowMs = Math.max(this.windowMs, options.maxWindowMs ?? 5000);
     this.logger = options.logger ?? silentLogger();
   }
 
@@ -116,22 +131,18 @@ export class CompletionNoticeSender {
       const entry = this.entry(sessionId);
       if (entry.url === null) continue;
       entry.waiting.push(...ids);
-      if (entry.url === undefined) {
-        entry.lookup ??= this.track(
-          this.options
-            .lookup(sessionId)
-            .then((url) => {
-              entry.url = url ?? null;
-            })
-            .catch((err: unknown) => {
-              this.logger.warn({ err, sessionId }, 'could not read the session notice queue; its client will poll');
-              entry.url = null;
-            })
-            .then(() => this.schedule(sessionId, entry)),
-        );
-        continue;
-      }
-      this.schedule(sessionId, entry);
+      if (entry.url === undefined) this.look(sessionId, entry);
+      else this.schedule(sessionId, entry);
+    }
+  }
+
+  /** Tasks just claimed: their sessions' notice queues are looked up now, while they run, not when they end. */
+  claimed(taskIds: readonly string[]): void {
+    if (this.closed) return;
+    for (const id of taskIds) {
+      const sessionId = sessionOfTask(id);
+      const entry = this.entry(sessionId);
+      if (entry.url === undefined) this.look(sessionId, entry);
     }
   }
 
@@ -149,7 +160,7 @@ export class CompletionNoticeSender {
   private entry(sessionId: string): SessionNotices {
     let entry = this.sessions.get(sessionId);
     if (entry) return entry;
-    entry = { url: undefined, waiting: [], lastSentAt: -Infinity };
+    entry = { url: undefined, waiting: [], lastSentAt: -Infinity, windowMs: this.windowMs };
     this.sessions.set(sessionId, entry);
     if (this.sessions.size > REMEMBERED_SESSIONS) {
       for (const [oldest, old] of this.sessions) {
@@ -161,9 +172,25 @@ export class CompletionNoticeSender {
     return entry;
   }
 
+  /** Reads the session's notice queue once; the notices waiting meanwhile go when it is known. */
+  private look(sessionId: string, entry: SessionNotices): void {
+    entry.lookup ??= this.track(
+      this.options
+        .lookup(sessionId)
+        .then((url) => {
+          entry.url ??= url ?? null;
+        })
+        .catch((err: unknown) => {
+          this.logger.warn({ err, sessionId }, 'could not read the session notice queue; its client will poll');
+          entry.url ??= null;
+        })
+        .then(() => this.schedule(sessionId, entry)),
+    );
+  }
+
   private schedule(sessionId: string, entry: SessionNotices): void {
     if (!entry.url || entry.waiting.length === 0 || entry.timer) return;
-    const wait = entry.lastSentAt + this.windowMs - Date.now();
+    const wait = entry.lastSentAt + entry.windowMs - Date.now();
     if (wait <= 0 || this.closed) {
       this.sendNow(sessionId, entry);
       return;
@@ -178,7 +205,11 @@ export class CompletionNoticeSender {
     const url = entry.url;
     if (!url) return;
     const ids = entry.waiting.splice(0);
-    entry.lastSentAt = Date.now();
+    const now = Date.now();
+    // Busy: each notice waits twice the last; quiet for a while: back to the shortest wait.
+    entry.windowMs =
+      now - entry.lastSentAt > this.maxWindowMs ? this.windowMs : Math.min(this.maxWindowMs, entry.windowMs * 2);
+    entry.lastSentAt = now;
     for (let i = 0; i < ids.length; i += IDS_PER_NOTICE) {
       const body: NoticeBody = { s: sessionId, t: ids.slice(i, i + IDS_PER_NOTICE) };
       void this.track(
@@ -241,6 +272,14 @@ export class CompletionNoticeQueue {
 
   get version(): number {
     return this.changes;
+  }
+
+  /**
+   * How often a handle looks while notices arrive: agents send one at least every 5 s while a session's tasks end, so
+   * this poll only finds what a lost notice (or a disconnect) would have told.
+   */
+  get fallbackPollMs(): number {
+    return FALLBACK_POLL_MS;
   }
 
   /** The queue's URL, creating the queue the first time; undefined when it cannot be created. */

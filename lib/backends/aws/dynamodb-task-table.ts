@@ -369,6 +369,8 @@ export class DynamoDbTaskTable implements TaskTable {
     lease: { owner: string; expiresAt: number },
     now: number,
   ): Promise<MessageClaimOutcome[]> {
+    // Where to tell of their ends is looked up while the tasks run (nothing when it is known already).
+    this.notices?.claimed(requests.map((r) => r.taskId));
     return mapLimit(requests, this.concurrency, async (request): Promise<MessageClaimOutcome> => {
       const next = request.attempt + 1;
       const entry: HistoryEntry = { owner: lease.owner, startedAt: now };

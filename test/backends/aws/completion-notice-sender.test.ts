@@ -1,0 +1,70 @@
+// The agent's completion notices: a task finishing alone is told at once; a busy session is told once per window,
+// the window doubling up to its maximum, so notices cost less than the client's polling (fake SQS client and clock).
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { CompletionNoticeSender } from '../../../lib/backends/aws';
+
+interface Sent {
+  readonly at: number;
+  readonly url: string;
+  readonly body: { s: string; t: string[] };
+}
+
+function fakeSqs(sent: Sent[]): SQSClient {
+  return {
+    send: (command: { input: { QueueUrl: string; MessageBody: string } }) => {
+      sent.push({ at: Date.now(), url: command.input.QueueUrl, body: JSON.parse(command.input.MessageBody) });
+      return Promise.resolve({});
+    },
+  } as unknown as SQSClient;
+}
+
+beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
+afterEach(() => jest.useRealTimers());
+
+describe('CompletionNoticeSender', () => {
+  it("tells a session's client at once, then gathers its tasks in windows of 50, 100, 200 ms (the maximum)", async () => {
+    const sent: Sent[] = [];
+    const sender = new CompletionNoticeSender({
+      client: fakeSqs(sent),
+      lookup: () => Promise.resolve('https://sqs/q-1'),
+      windowMs: 50,
+      maxWindowMs: 200,
+    });
+    sender.remember('s', 'https://sqs/q-1');
+    sender.finished(['s_0']);
+    expect(sent.map((n) => n.body)).toEqual([{ s: 's', t: ['s_0'] }]);
+    // A task every 10 ms for a second: notices 50 ms after the first, then 100 ms, then every 200 ms (the maximum).
+    for (let i = 1; i <= 100; i++) {
+      jest.advanceTimersByTime(10);
+      sender.finished([`s_${i}`]);
+    }
+    await jest.advanceTimersByTimeAsync(1000);
+    const times = sent.map((n) => n.at - 1_000_000);
+    expect(times).toEqual([0, 50, 150, 350, 550, 750, 950, 1150]);
+    expect(sent.flatMap((n) => n.body.t)).toEqual(Array.from({ length: 101 }, (_, i) => `s_${i}`));
+    // Quiet for longer than the maximum: the next lone task is told at once again.
+    jest.advanceTimersByTime(500);
+    sender.finished(['s_101']);
+    expect(sent.at(-1)).toEqual({ at: 1_000_000 + 2500, url: 'https://sqs/q-1', body: { s: 's', t: ['s_101'] } });
+    await sender.close();
+  });
+
+  it('looks up a session it does not know once, and sends nothing for a session without a notice queue', async () => {
+    const sent: Sent[] = [];
+    const lookups: string[] = [];
+    const sender = new CompletionNoticeSender({
+      client: fakeSqs(sent),
+      lookup: (sessionId) => {
+        lookups.push(sessionId);
+        return Promise.resolve(sessionId === 'a' ? 'https://sqs/q-a' : undefined);
+      },
+    });
+    sender.claimed(['a_0', 'b_0']);
+    sender.finished(['a_0', 'b_0', 'b_1']);
+    await jest.advanceTimersByTimeAsync(0);
+    sender.finished(['b_2']);
+    await sender.close();
+    expect(lookups.sort()).toEqual(['a', 'b']);
+    expect(sent.map((n) => [n.url, n.body])).toEqual([['https://sqs/q-a', { s: 'a', t: ['a_0'] }]]);
+  });
+});
