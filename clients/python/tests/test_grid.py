@@ -44,6 +44,15 @@ def test_a_session_streams_every_result_in_completion_order_with_index_and_task_
     assert session.status().done
 
 
+def test_agents_lists_the_grids_agent_with_busy_and_idle_slots(grid):
+    answer = grid.agents()
+    assert answer["source"] == "registry"
+    (agent,) = answer["agents"]
+    assert agent["slots"] == 2 and agent["state"] == "alive"
+    assert agent["busySlots"] + agent["idleSlots"] == 2
+    assert agent["runtimeRestarts"] >= 0
+
+
 def test_values_reach_python_exactly_as_the_worker_returned_them(grid):
     (r,) = list(grid.submit([{"do": "values"}]).results())
     value = r.value()
