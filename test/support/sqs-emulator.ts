@@ -3,16 +3,23 @@ import http, { type IncomingMessage, type Server, type ServerResponse } from 'no
 import { Readable } from 'node:stream';
 
 /**
- * What the layer fixes (local-aws-sqs 2.0.2, JSON protocol), each documented SQS behaviour:
- * 1. A long poll returns as soon as at least one message is available (the emulator waits until it has
- *    `MaxNumberOfMessages` or the wait ends). Done by short-polling the emulator until the wait ends, looking again
- *    at once when a send (or a visibility change) to its queue passes through the layer. (Each look still takes the
- *    emulator's own ~40 ms: its receive checks for messages on an interval.)
- * 2. `ApproximateReceiveCount` counts receives only (the emulator also counts visibility changes). The layer
- *    counts deliveries per message id and rewrites the attribute. (The emulator's own count still drives its DLQ
- *    redrive, so a message whose visibility was changed reaches the DLQ a little early.)
- * 3. Deleting with the receipt handle of an earlier delivery succeeds but does not delete the message (the emulator
- *    deletes by message id whatever the handle).
+ * What the layer fixes (local-aws-sqs 2.0.2, JSON protocol), each a behaviour SQS documents, and nothing else:
+ * 1. A long poll returns as soon as at least one message is available: "If a message is available, the call returns
+ *    sooner than WaitTimeSeconds" (ReceiveMessage, WaitTimeSeconds:
+ *    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html; and
+ *    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-short-and-long-polling.html).
+ *    The emulator waits until it has `MaxNumberOfMessages` or the wait ends. Done by short-polling the emulator until
+ *    the wait ends, looking again at once when a send (or a visibility change) to its queue passes through the layer.
+ *    (Each look still takes the emulator's own ~40 ms: its receive checks for messages on an interval.)
+ * 2. `ApproximateReceiveCount` is "the number of times a message has been received across all queues but not
+ *    deleted" (ReceiveMessage, MessageSystemAttributeNames, same page): receives only, where the emulator also counts
+ *    visibility changes. The layer counts deliveries per message id and rewrites the attribute. (The emulator's own
+ *    count still drives its DLQ redrive, so a message whose visibility was changed reaches the DLQ a little early.)
+ * 3. "If you use an old ReceiptHandle, the request will succeed, but the message might not be deleted"
+ *    (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_DeleteMessage.html; the same for each
+ *    entry of DeleteMessageBatch): the emulator deletes by message id whatever the handle; the layer answers success
+ *    for a handle older than the message's latest delivery and deletes nothing (what SQS does whenever it does not).
+ * test/support/sqs-emulator.test.ts checks each of the three on the layer itself.
  */
 export interface FaithfulSqs {
   readonly server: Server;
