@@ -29,6 +29,9 @@ interface NoticeBody {
 const LONG_POLL_SEC = 20;
 /** A live notice queue's handles still look this often (see `CompletionNoticeQueue.fallbackPollMs`). */
 const FALLBACK_POLL_MS = 10_000;
+/** The shortest and longest wait between two wakes of a client's handles by notices (see `noticed`). */
+const MIN_WAKE_GAP_MS = 50;
+const MAX_WAKE_GAP_MS = 5_000;
 /** Receives failing in a row before a client gives its notice queue up and only polls. */
 const MAX_RECEIVE_FAILURES = 5;
 /** Task ids per notice: ids of ~50 characters keep a message well below SQS's 256 KiB. */
@@ -254,6 +257,10 @@ export interface CompletionNoticeQueueOptions {
  */
 export class CompletionNoticeQueue {
   private changes = 0;
+  /** When handles were last woken, the wait before the next wake, and the wake waiting for it. */
+  private lastWakeAt = -Infinity;
+  private wakeGapMs = MIN_WAKE_GAP_MS;
+  private pendingWake: NodeJS.Timeout | undefined;
   private readonly waiters = new Set<() => void>();
   private url: Promise<string | undefined> | undefined;
   private receiving = false;
@@ -311,6 +318,7 @@ export class CompletionNoticeQueue {
   async close(): Promise<void> {
     if (this.stop.signal.aborted) return;
     this.stop.abort();
+    if (this.pendingWake) clearTimeout(this.pendingWake);
     const url = await this.url;
     if (url === undefined) return;
     await this.options.client.send(new DeleteQueueCommand({ QueueUrl: url })).catch((err: unknown) => {
@@ -332,6 +340,27 @@ export class CompletionNoticeQueue {
     }
   }
 
+  /**
+   * Notices arrived: wakes the handles, at once after a quiet spell, else after the gap since the last wake, the gap
+   * doubling up to `MAX_WAKE_GAP_MS` while notices keep coming. Many agents each telling of a busy session then cost
+   * the client one look per gap, not one per notice.
+   */
+  private noticed(): void {
+    if (this.pendingWake) return;
+    const now = Date.now();
+    if (now - this.lastWakeAt > MAX_WAKE_GAP_MS) this.wakeGapMs = MIN_WAKE_GAP_MS;
+    const wake = (): void => {
+      this.pendingWake = undefined;
+      this.lastWakeAt = Date.now();
+      this.wakeGapMs = Math.min(MAX_WAKE_GAP_MS, this.wakeGapMs * 2);
+      this.changes++;
+      for (const waiter of [...this.waiters]) waiter();
+    };
+    const wait = this.lastWakeAt + this.wakeGapMs - now;
+    if (wait <= 0) wake();
+    else this.pendingWake = setTimeout(wake, wait).unref();
+  }
+
   /** Long-polls the queue while anyone waits (one receive at a time). */
   private receive(): void {
     if (this.receiving || !this.live) return;
@@ -347,10 +376,7 @@ export class CompletionNoticeQueue {
               { abortSignal: this.stop.signal },
             );
             failures = 0;
-            if ((out.Messages?.length ?? 0) > 0) {
-              this.changes++;
-              for (const wake of [...this.waiters]) wake();
-            }
+            if ((out.Messages?.length ?? 0) > 0) this.noticed();
           } catch (err) {
             if (this.stop.signal.aborted) return;
             // The handles poll meanwhile; a queue that stays unreadable (deleted, access revoked) is given up.
