@@ -91,6 +91,24 @@ export class TransientServiceError extends HtcGridError {
   readonly retryable = true;
 }
 
+/**
+ * The file system holding the grid folder is full (SQLite's `SQLITE_FULL`, or `ENOSPC` writing a payload file). The
+ * write was rolled back as a whole: nothing recorded before is lost, and the same write succeeds once space is back.
+ */
+export class DiskFullError extends TransientServiceError {
+  constructor(what: string, options: { cause?: unknown } = {}) {
+    super(`${what}: the disk holding the grid folder is full`, {
+      ...options,
+      hint: 'free space on that file system or delete finished sessions (htcgrid delete <session>); nothing recorded was lost and the grid carries on once there is space',
+    });
+  }
+}
+
+/** Whether `error` is a full disk (`DiskFullError`), the one failure an agent waits out rather than counts. */
+export function isDiskFull(error: unknown): error is DiskFullError {
+  return error instanceof DiskFullError;
+}
+
 /** A lease-guarded write was rejected because the caller no longer holds the task. */
 export class StaleLeaseError extends HtcGridError {
   constructor(readonly taskId: string) {

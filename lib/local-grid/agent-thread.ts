@@ -21,6 +21,7 @@ async function runAgentThread(port: MessagePort, data: AgentThreadData): Promise
   );
   const { config, taskRoot } = data;
   const backends = openLocalBackends(data.dataDir, { logger, writeLock: data.writeLock });
+  const diskFull = new Int32Array(data.diskFullBuffer);
   const agent = new Agent(
     localAgentOptions({
       config,
@@ -31,6 +32,7 @@ async function runAgentThread(port: MessagePort, data: AgentThreadData): Promise
       slots: data.slots,
       slotOffset: data.slotOffset,
       stats: sharedStats(data.statsBuffer),
+      onDiskFull: (full) => Atomics.add(diskFull, 0, full ? 1 : -1),
       slotCounters: sharedSlotCounters(data.slotsBuffer),
       onOutput: data.forwardOutput
         ? (taskId, stream, chunk) => post({ type: 'output', taskId, stream, chunk })

@@ -129,11 +129,14 @@ async function startWorkerSide(
   parts.agent = await startAgents(options, prepared.taskRoot, grid);
   parts.heartbeat = presenceHeartbeat(config, backends, parts.agent, logger);
   await parts.heartbeat.start();
+  const agent = parts.agent;
   parts.reaper = new ReaperTimer({
     table: backends.table,
     queue: backends.queue,
     logger,
     intervalMs: config.reaperIntervalMs,
+    // While the agent waits for disk space its leases may lapse; it extends them before it stops waiting.
+    paused: () => agent.waitingForDisk > 0,
   });
   parts.reaper.start();
   // Finished sessions past task_retention_sec go in small batches; freed pages go back to the file system.
@@ -161,7 +164,9 @@ async function startAgents(options: EmbeddedGridOptions, taskRoot: string, grid:
     });
   }
   const slotCounters = newSlotCounters();
+  let waitingForDisk = 0;
   const agentOptions = localAgentOptions({
+    onDiskFull: (full) => (waitingForDisk += full ? 1 : -1),
     config,
     backends: grid.backends,
     taskRoot,
@@ -174,6 +179,9 @@ async function startAgents(options: EmbeddedGridOptions, taskRoot: string, grid:
     owner: mainAgent.owner,
     stats: mainAgent.stats,
     slotCounters,
+    get waitingForDisk() {
+      return waitingForDisk;
+    },
     stop: (graceMs) => mainAgent.stop(graceMs),
   };
 }

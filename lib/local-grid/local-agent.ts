@@ -36,6 +36,8 @@ export interface LocalAgentInput {
   /** Where its busy slots and runtime restarts are counted. @default - not counted */
   readonly slotCounters?: SlotCounters;
   readonly onOutput?: OutputListener;
+  /** Told when the agent finds the disk full and when space is back (see `AgentOptions.onDiskFull`). */
+  readonly onDiskFull?: (full: boolean) => void;
 }
 
 /** The `Agent` options of an embedded grid's agent (one per thread when the grid runs agent threads). */
@@ -53,6 +55,7 @@ export function localAgentOptions(input: LocalAgentInput): AgentOptions {
     slots,
     ...(input.owner === undefined ? {} : { owner: input.owner }),
     ...(input.stats === undefined ? {} : { stats: input.stats }),
+    ...(input.onDiskFull === undefined ? {} : { onDiskFull: input.onDiskFull }),
     receiveWaitMs: LOCAL_RECEIVE_WAIT_MS,
     // One agent owns these slots, so it can claim well ahead of them: no slot waits for the queue.
     prefetch: Math.max(LOCAL_PREFETCH, slots * 32),

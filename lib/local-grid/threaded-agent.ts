@@ -16,6 +16,8 @@ export interface EmbeddedAgent {
   readonly stats: Readonly<AgentStats>;
   /** Busy slots and runtime restarts of the agent(s), as `stats`. */
   readonly slotCounters: Readonly<SlotCounters>;
+  /** Agents waiting for disk space: their leases may have lapsed meanwhile, so the grid's reaper waits too. */
+  readonly waitingForDisk: number;
   /** Graceful drain within `graceMs`; a second call ends the grace. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -35,6 +37,8 @@ export interface AgentThreadData {
   readonly slotsBuffer: SharedArrayBuffer;
   /** The process's `WriteLock` on the grid database, if it has one. */
   readonly writeLock?: SharedArrayBuffer;
+  /** One shared Int32: how many of the process's agent threads wait for disk space (see `waitingForDisk`). */
+  readonly diskFullBuffer: SharedArrayBuffer;
   /** Level of the thread's logger; its lines are written to the main logger's destination. */
   readonly logLevel: string;
   readonly logBindings: Record<string, unknown>;
@@ -150,6 +154,7 @@ export class ThreadedAgent implements EmbeddedAgent {
   private constructor(
     private readonly threads: readonly AgentThread[],
     private readonly logger: Logger,
+    private readonly diskFull: Int32Array,
   ) {}
 
   /**
@@ -165,6 +170,7 @@ export class ThreadedAgent implements EmbeddedAgent {
     const threads: AgentThread[] = [];
     const starts: Array<Promise<void>> = [];
     let slotOffset = 0;
+    const diskFullBuffer = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
     for (let i = 0; i < count; i++) {
       const slots = Math.floor(config.slots / count) + (i < config.slots % count ? 1 : 0);
       const statsBuffer = countersBuffer(STAT_KEYS);
@@ -179,6 +185,7 @@ export class ThreadedAgent implements EmbeddedAgent {
         statsBuffer,
         slotsBuffer,
         writeLock: options.writeLock,
+        diskFullBuffer,
         logLevel: logger.level,
         // Same process: its lines carry the pid as the main thread's do.
         logBindings: { pid: process.pid, ...logger.bindings() },
@@ -224,7 +231,7 @@ export class ThreadedAgent implements EmbeddedAgent {
         exited,
       });
     }
-    const agent = new ThreadedAgent(threads, logger);
+    const agent = new ThreadedAgent(threads, logger, new Int32Array(diskFullBuffer));
     const started = await Promise.allSettled(starts);
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
@@ -242,6 +249,10 @@ export class ThreadedAgent implements EmbeddedAgent {
     const sum: AgentStats = { claimed: 0, succeeded: 0, failed: 0, retried: 0, released: 0, dropped: 0 };
     for (const thread of this.threads) for (const key of STAT_KEYS) sum[key] += thread.stats[key];
     return sum;
+  }
+
+  get waitingForDisk(): number {
+    return Atomics.load(this.diskFull, 0);
   }
 
   get slotCounters(): Readonly<SlotCounters> {

@@ -68,7 +68,17 @@ export class ReaperTimer {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly options: Omit<ReapOptions, 'now'> & { readonly intervalMs: number }) {}
+  constructor(
+    private readonly options: Omit<ReapOptions, 'now'> & {
+      readonly intervalMs: number;
+      /**
+       * Sweeps are skipped while this says so (the local grid's agent waits for disk space: its leases lapsed only
+       * because nothing could be written, and it extends them before it stops waiting).
+       * @default - never paused
+       */
+      readonly paused?: () => boolean;
+    },
+  ) {}
 
   start(): void {
     this.timer ??= setInterval(() => {
@@ -79,6 +89,7 @@ export class ReaperTimer {
 
   /** One sweep now; errors are logged, never thrown. */
   async sweep(): Promise<ReapResult | undefined> {
+    if (this.options.paused?.()) return undefined;
     try {
       return await reapExpiredLeases(this.options);
     } catch (err) {

@@ -1,6 +1,7 @@
 // A full disk under a running grid, for real: `htcgrid local up` on an 8 MiB tmpfs (mounted in a private mount
 // namespace, so nothing outside the test sees it) runs a session whose results fill it. Submissions are refused with
-// the DiskFullError message, nothing recorded before is lost, and once space is freed the grid finishes the session.
+// the DiskFullError message, nothing recorded before is lost, the agent pauses (one warning) and keeps the results it
+// could not write, and once space is freed the grid finishes the session: no attempt was lost to the full disk.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -124,12 +125,21 @@ describe('a full disk under a running local grid (agent process on an 8 MiB tmpf
         fs.writeFileSync(file, events.map((e) => JSON.stringify(e)).join('\n'));
         return file;
       };
-      const resultLines = (file: string): { index: number; state: string; result?: { i: number } }[] =>
+      type ResultLine = { index: number; state: string; attempts: number; result?: { i: number } };
+      const resultLines = (file: string): ResultLine[] =>
         fs
           .readFileSync(file, 'utf8')
           .trim()
           .split('\n')
-          .map((l) => JSON.parse(l) as { index: number; state: string; result?: { i: number } });
+          .map((l) => JSON.parse(l) as ResultLine);
+      const logLines = (): { level: number; msg: string; err?: { type?: string } }[] =>
+        fs
+          .readFileSync(logFile, 'utf8')
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l) as { level: number; msg: string; err?: { type?: string } });
+      const diskFullWarnings = (): number =>
+        logLines().filter((l) => l.msg.startsWith('the disk holding the grid folder is full')).length;
 
       // Work recorded while there is space.
       const firstOut = path.join(work, 'first-results.jsonl');
@@ -174,7 +184,7 @@ describe('a full disk under a running local grid (agent process on an 8 MiB tmpf
       expect(grow.code).toBe(0);
       const growId = grow.stdout.trim().split('\n').pop()!;
       await waitFor(async () => (await freeBytes()) < 64 * 1024, 30_000, 'the session to fill the disk');
-      await waitFor(() => fs.readFileSync(logFile, 'utf8').includes('DiskFullError'), 30_000, 'the agent to see it');
+      await waitFor(() => diskFullWarnings() > 0, 30_000, 'the agent to see it');
       const filledAt = Date.now();
 
       // Intake stops cleanly: a new session is refused whole with the message and the fix, and the agent lives on.
@@ -208,6 +218,15 @@ describe('a full disk under a running local grid (agent process on an 8 MiB tmpf
       const grownLines = resultLines(growOut);
       expect(grownLines.map((r) => r.state)).toEqual(Array(40).fill('succeeded'));
       expect(grownLines.map((r) => r.result!.i).sort((a, b) => a - b)).toEqual(range(40));
+      // The full disk cost no attempt: results the agent could not write waited in memory, leases held.
+      expect(grownLines.map((r) => r.attempts)).toEqual(Array(40).fill(1));
+      // One warning with the fix, then one line when space is back; never a task-level error for it.
+      expect(diskFullWarnings()).toBe(1);
+      const full = logLines().find((l) => l.msg.startsWith('the disk holding the grid folder is full'))!;
+      expect(JSON.stringify(full)).toMatch(/free space on that file system or delete finished sessions/);
+      expect(logLines().filter((l) => l.msg.startsWith('disk space is back'))).toHaveLength(1);
+      expect(logLines().filter((l) => l.level >= 50)).toEqual([]);
+      expect(logLines().filter((l) => l.msg === 'reaped expired leases')).toEqual([]);
       const lateOut = path.join(work, 'late-results.jsonl');
       const accepted = await htcgrid('submit', '--dir', grid, '--tasks', late, '--wait', '--out', lateOut);
       expect(accepted.code).toBe(0);

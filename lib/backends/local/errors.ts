@@ -1,5 +1,8 @@
 // Errors raised by the embedded (SQLite and file) backends of the local grid.
-import { HtcGridError, TransientServiceError } from '../../core/errors';
+import { DiskFullError, HtcGridError, TransientServiceError } from '../../core/errors';
+
+// A full disk is the core's error (the agent pauses on it whatever the backend); re-exported where it was first defined.
+export { DiskFullError };
 
 /** The database file was written by another schema version of the grid. */
 export class SchemaVersionError extends HtcGridError {
@@ -38,19 +41,6 @@ export class PayloadNotFoundError extends HtcGridError {
 
 /** The database stayed locked by another process for longer than the busy timeout; worth retrying. */
 export class DatabaseBusyError extends TransientServiceError {}
-
-/**
- * The file system holding the grid folder is full (SQLite's `SQLITE_FULL`, or `ENOSPC` writing a payload file). The
- * write was rolled back as a whole: nothing recorded before is lost, and the same write succeeds once space is back.
- */
-export class DiskFullError extends TransientServiceError {
-  constructor(what: string, options: { cause?: unknown } = {}) {
-    super(`${what}: the disk holding the grid folder is full`, {
-      ...options,
-      hint: 'free space on that file system or delete finished sessions (htcgrid delete <session>); nothing recorded was lost and the grid carries on once there is space',
-    });
-  }
-}
 
 /** Maps SQLite's "locked" errors to a retryable error and a full disk to `DiskFullError`; rethrows the rest. */
 export function translateSqliteError(error: unknown, what: string): never {

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Logger } from 'pino';
-import { isInline, type AttemptRun, type GridConfig, type TaskRecord } from '../../core';
+import { isDiskFull, isInline, type AttemptRun, type GridConfig, type TaskRecord } from '../../core';
 import {
   payloadKeys,
   type Completion,
@@ -20,6 +20,7 @@ import { silentLogger } from '../../logging';
 import { backoffDelay, sleep, SERVICE_RETRY_BACKOFF } from '../../timing';
 import { decideAttempt, failure, type AbortCause } from './attempt-outcome';
 import { writeCompletions, type PendingCompletion } from './completion-writer';
+import { DiskSpaceGate } from './disk-space-gate';
 import type { HeldTask } from './held-task';
 import { LeaseKeeper } from './lease-keeper';
 import { MicroBatcher } from '../../micro-batcher';
@@ -81,6 +82,11 @@ export interface AgentOptions {
   ) => void;
   /** Called with each recorded attempt's outcome, time queued and time running (the task metrics). */
   readonly onAttemptMeasured?: (measure: AttemptMeasure) => void;
+  /**
+   * Called when the agent finds the disk full (`true`: it pauses intake and keeps finished results in memory) and
+   * when space is back and its leases are extended again (`false`); the local grid's reaper waits meanwhile.
+   */
+  readonly onDiskFull?: (full: boolean) => void;
 }
 
 export interface AgentStats {
@@ -131,6 +137,8 @@ export class Agent {
   private readonly batcher: MicroBatcher<PendingCompletion>;
   private readonly leaseKeeper: LeaseKeeper;
   private readonly sessions: SessionSettings;
+  /** Closed while the disk is full: writes wait there (not counted as failures) and intake pauses. */
+  private readonly space: DiskSpaceGate;
   private state: AgentState = 'created';
   private loops: Promise<unknown> = Promise.resolve();
   private stopping: Promise<void> | undefined;
@@ -162,6 +170,10 @@ export class Agent {
       logger: this.logger,
       onWritten: (item: PendingCompletion, status: CompletionResult['status'] | 'unwritten') =>
         this.onWritten(item, status),
+      space: {
+        report: (err: unknown) => this.space.report(err),
+        whenWritable: () => this.space.whenWritable(),
+      },
     };
     this.batcher = new MicroBatcher<PendingCompletion>({
       maxBatch: 100,
@@ -180,6 +192,19 @@ export class Agent {
       owner: this.owner,
       onLost: (held, status) => this.interrupt(held, status === 'cancelled' ? 'cancelled' : 'lost'),
       onExtended: (held) => this.intake.leaseExtended(held.task),
+      onTickFailed: (err) => {
+        if (isDiskFull(err)) this.space.report(err);
+        else this.logger.warn({ err }, 'lease check failed; retrying at the next tick');
+      },
+    });
+    this.space = new DiskSpaceGate({
+      logger: this.logger,
+      // Extending every held lease is the probe: once it succeeds there is space, and the leases are ours again.
+      probe: () => this.leaseKeeper.refreshAll(),
+      onChange: (full) => {
+        options.onDiskFull?.(full);
+        if (!full) for (const waiter of this.capacityWaiters.splice(0)) waiter();
+      },
     });
     this.sessions = new SessionSettings({
       table: this.table,
@@ -246,6 +271,8 @@ export class Agent {
       this.graceExpired = resolve;
       setTimeout(resolve, graceMs).unref();
     });
+    // Past the grace, results still waiting for disk space are given up: their leases expire and the reaper re-queues.
+    void grace.then(() => this.space.abandon());
     const finished = this.loops.then(() => 'finished' as const);
     if ((await Promise.race([finished, grace.then(() => 'grace' as const)])) === 'grace') {
       for (const held of this.held.values()) if (held.running) this.interrupt(held, 'drain');
@@ -265,6 +292,11 @@ export class Agent {
   private async receiveLoop(): Promise<void> {
     let failures = 0;
     while (this.state === 'running') {
+      if (this.space.full) {
+        // Intake pauses while the disk is full: new tasks could not be recorded either.
+        await this.space.whenWritable(this.stopReceiving.signal);
+        continue;
+      }
       const room = this.roomToReceive();
       if (room === 0) {
         await new Promise<void>((resolve) => this.capacityWaiters.push(resolve));
@@ -284,6 +316,10 @@ export class Agent {
         failures = 0;
       } catch (err) {
         if (this.state !== 'running') break;
+        if (isDiskFull(err)) {
+          this.space.report(err);
+          continue;
+        }
         this.logger.warn({ err }, 'receiving tasks failed; their messages will reappear; backing off');
         await sleep(backoffDelay(failures++, SERVICE_RETRY_BACKOFF), this.stopReceiving.signal);
         continue;
@@ -486,8 +522,21 @@ export class Agent {
     }
     if (bytes <= this.config.inlinePayloadMaxBytes) return { kind: 'succeeded', result: { inline: result.resultJson } };
     const key = payloadKeys.result(held.task.sessionId, held.task.taskId, held.task.attempt);
-    await this.store.put(key, result.resultJson);
+    await this.untilWritten(() => this.store.put(key, result.resultJson));
     return { kind: 'succeeded', result: { key, bytes } };
+  }
+
+  /** Runs `write`, waiting out a full disk as often as it takes (the result is kept; the handler does not run again). */
+  private async untilWritten(write: () => Promise<void>): Promise<void> {
+    for (;;) {
+      try {
+        return await write();
+      } catch (err) {
+        if (!isDiskFull(err)) throw err;
+        this.space.report(err);
+        if (!(await this.space.whenWritable())) throw err;
+      }
+    }
   }
 
   private async loadPayload(task: TaskRecord): Promise<string | undefined> {

@@ -1,7 +1,9 @@
 // Writes a batch of finished attempts: re-queue messages first, then the table, in one round trip each.
 import type { Logger } from 'pino';
 import type { Completion, CompletionResult, QueueMessage, TaskQueue, TaskTable } from '../../ports';
+import { isDiskFull } from '../../core';
 import { backoffDelay, sleep, SERVICE_RETRY_BACKOFF } from '../../timing';
+import type { DiskSpaceGate } from './disk-space-gate';
 
 export interface PendingCompletion {
   readonly completion: Completion;
@@ -15,6 +17,12 @@ export interface CompletionWriterOptions {
   readonly logger: Logger;
   /** `unwritten`: given up after retries; the lease will expire and the task be reaped. */
   readonly onWritten: (item: PendingCompletion, result: CompletionResult['status'] | 'unwritten') => void;
+  /**
+   * Where a write that hit a full disk waits for space, then goes again: those waits are not tries (a full disk would
+   * otherwise cost each attempt waiting to be recorded), and give up only when the agent stops waiting.
+   * @default - a full disk is retried like any other failure
+   */
+  readonly space?: Pick<DiskSpaceGate, 'report' | 'whenWritable'>;
   /** @default - a real timer */
   readonly sleep?: (ms: number) => Promise<unknown>;
 }
@@ -36,7 +44,16 @@ export async function writeCompletions(batch: readonly PendingCompletion[], opti
       batch.forEach((item, i) => options.onWritten(item, results[i]?.status ?? 'stale'));
       return;
     } catch (err) {
-      if (tries + 1 >= MAX_WRITE_TRIES) {
+      let stoppedWaiting = false;
+      if (options.space && isDiskFull(err)) {
+        options.space.report(err);
+        if (await options.space.whenWritable()) {
+          tries = -1;
+          continue;
+        }
+        stoppedWaiting = true;
+      }
+      if (stoppedWaiting || tries + 1 >= MAX_WRITE_TRIES) {
         logger.error(
           { err, tasks: batch.map((p) => p.completion.taskId) },
           'could not record finished attempts; their leases will expire and the reaper will re-queue them',

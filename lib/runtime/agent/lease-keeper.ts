@@ -21,6 +21,11 @@ export interface LeaseKeeperOptions {
   readonly onLost: (held: HeldTask, status: Exclude<LeaseStatus, 'held'>) => void;
   /** Called after a lease was extended (the reaper now sees it on every table). */
   readonly onExtended?: (held: HeldTask) => void;
+  /**
+   * Called when a tick fails (it is tried again at the next one).
+   * @default - a warning is logged
+   */
+  readonly onTickFailed?: (err: unknown) => void;
 }
 
 /**
@@ -65,10 +70,21 @@ export class LeaseKeeper {
       }
       await Promise.all([this.refresh(refresh, at), this.check(check)]);
     } catch (err) {
-      this.options.logger.warn({ err }, 'lease check failed; retrying at the next tick');
+      if (this.options.onTickFailed) this.options.onTickFailed(err);
+      else this.options.logger.warn({ err }, 'lease check failed; retrying at the next tick');
     } finally {
       this.ticking = false;
     }
+  }
+
+  /**
+   * Extends every held lease now, whatever its refresh time (after a full disk, before anything reads them as
+   * expired); rejects when the write fails. Resolves whether there was any lease to write.
+   */
+  async refreshAll(): Promise<boolean> {
+    const tasks = [...this.options.held.values()];
+    await this.refresh(tasks, this.options.now());
+    return tasks.length > 0;
   }
 
   private async refresh(tasks: HeldTask[], at: number): Promise<void> {

@@ -1,0 +1,110 @@
+// Waits out a full disk: writes that hit it wait here (nothing is counted as a failed attempt), intake pauses, and a
+// probe write tells when space is back.
+import type { Logger } from 'pino';
+import { isDiskFull } from '../../core';
+import { backoffDelay, sleep, type BackoffOptions } from '../../timing';
+
+export interface DiskSpaceGateOptions {
+  readonly logger: Logger;
+  /**
+   * A write that succeeds only once there is space again (the agent extends the leases it holds, so they are its own
+   * again before anything else reads them as expired). Resolves whether it wrote anything: with nothing to write, the
+   * gate opens quietly and the next real write finds out.
+   */
+  readonly probe: () => Promise<boolean>;
+  /** Called when the disk is found full (`true`) and when space is back (`false`). */
+  readonly onChange?: (full: boolean) => void;
+  /** @default DISK_PROBE_BACKOFF */
+  readonly backoff?: BackoffOptions;
+  /** @default - a real timer */
+  readonly sleep?: (ms: number) => Promise<unknown>;
+  /** @default Date.now */
+  readonly now?: () => number;
+}
+
+/** How often the probe tries while the disk is full: 250 ms doubling to 5 s. */
+export const DISK_PROBE_BACKOFF: BackoffOptions = { baseMs: 250, maxMs: 5_000, jitter: 'equal' };
+
+/** The full-disk warning is logged once per this period at most, however many writes hit the full disk. */
+export const DISK_FULL_WARN_EVERY_MS = 60_000;
+
+/**
+ * States: open (writes go ahead), full (writes and intake wait; the probe runs with back-off until a write
+ * succeeds), abandoned (the agent stopped waiting, e.g. its drain grace ended: waiters are told to give up).
+ */
+export class DiskSpaceGate {
+  private isFull = false;
+  private abandoned = false;
+  private waiters: Array<(writable: boolean) => void> = [];
+  private warnedAt: number | undefined;
+  /** Back-off step of the probe; kept across quiet re-openings so an idle agent on a full disk slows down. */
+  private step = 0;
+
+  constructor(private readonly options: DiskSpaceGateOptions) {}
+
+  get full(): boolean {
+    return this.isFull;
+  }
+
+  /** A write failed with `error`: a full disk closes the gate (the first one logs the warning, with its fix). */
+  report(error: unknown): void {
+    if (!isDiskFull(error) || this.isFull) return;
+    this.isFull = true;
+    const now = (this.options.now ?? Date.now)();
+    if (this.warnedAt === undefined || now - this.warnedAt >= DISK_FULL_WARN_EVERY_MS) {
+      this.warnedAt = now;
+      this.options.logger.warn(
+        { err: error },
+        'the disk holding the grid folder is full: intake paused, finished results kept in memory until they can be recorded',
+      );
+    }
+    this.options.onChange?.(true);
+    void this.recover();
+  }
+
+  /** Resolves `true` at once while open, else once space is back; `false` if the agent stops waiting first. */
+  whenWritable(signal?: AbortSignal): Promise<boolean> {
+    if (!this.isFull) return Promise.resolve(true);
+    if (this.abandoned || signal?.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const onAbort = (): void => {
+        this.waiters = this.waiters.filter((w) => w !== settle);
+        resolve(false);
+      };
+      const settle = (writable: boolean): void => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(writable);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(settle);
+    });
+  }
+
+  /** Stops waiting for space (the agent's drain ran out of grace): waiters and later calls get `false`. */
+  abandon(): void {
+    this.abandoned = true;
+    for (const waiter of this.waiters.splice(0)) waiter(false);
+  }
+
+  private async recover(): Promise<void> {
+    const wait = this.options.sleep ?? sleep;
+    while (this.isFull && !this.abandoned) {
+      await wait(backoffDelay(this.step++, this.options.backoff ?? DISK_PROBE_BACKOFF));
+      if (this.abandoned) return;
+      let wrote: boolean;
+      try {
+        wrote = await this.options.probe();
+      } catch (err) {
+        if (!isDiskFull(err)) this.options.logger.warn({ err }, 'probing for disk space failed; trying again');
+        continue;
+      }
+      this.isFull = false;
+      if (wrote) {
+        this.step = 0;
+        this.options.logger.info('disk space is back: recording the kept results and resuming intake');
+      }
+      this.options.onChange?.(false);
+      for (const waiter of this.waiters.splice(0)) waiter(true);
+    }
+  }
+}
