@@ -173,6 +173,7 @@ export class Agent {
       space: {
         report: (err: unknown) => this.space.report(err),
         whenWritable: () => this.space.whenWritable(),
+        wrote: () => this.space.wrote(),
       },
     };
     this.batcher = new MicroBatcher<PendingCompletion>({
@@ -528,9 +529,11 @@ export class Agent {
 
   /** Runs `write`, waiting out a full disk as often as it takes (the result is kept; the handler does not run again). */
   private async untilWritten(write: () => Promise<void>): Promise<void> {
-    for (;;) {
+    for (let waited = false; ; waited = true) {
       try {
-        return await write();
+        await write();
+        if (waited) this.space.wrote();
+        return;
       } catch (err) {
         if (!isDiskFull(err)) throw err;
         this.space.report(err);

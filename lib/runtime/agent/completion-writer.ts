@@ -22,7 +22,7 @@ export interface CompletionWriterOptions {
    * otherwise cost each attempt waiting to be recorded), and give up only when the agent stops waiting.
    * @default - a full disk is retried like any other failure
    */
-  readonly space?: Pick<DiskSpaceGate, 'report' | 'whenWritable'>;
+  readonly space?: Pick<DiskSpaceGate, 'report' | 'whenWritable' | 'wrote'>;
   /** @default - a real timer */
   readonly sleep?: (ms: number) => Promise<unknown>;
 }
@@ -35,6 +35,7 @@ export async function writeCompletions(batch: readonly PendingCompletion[], opti
   const { table, queue, logger } = options;
   const wait = options.sleep ?? sleep;
   const requeues = batch.flatMap((p) => (p.requeue ? [p.requeue] : []));
+  let waitedForSpace = false;
   for (let tries = 0; ; tries++) {
     try {
       // The message goes out before the task returns to pending: if we die in between, the lease expires and the
@@ -42,12 +43,14 @@ export async function writeCompletions(batch: readonly PendingCompletion[], opti
       if (requeues.length > 0) await queue.send(requeues);
       const results = await table.complete(batch.map((p) => p.completion));
       batch.forEach((item, i) => options.onWritten(item, results[i]?.status ?? 'stale'));
+      if (waitedForSpace) options.space?.wrote();
       return;
     } catch (err) {
       let stoppedWaiting = false;
       if (options.space && isDiskFull(err)) {
         options.space.report(err);
         if (await options.space.whenWritable()) {
+          waitedForSpace = true;
           tries = -1;
           continue;
         }

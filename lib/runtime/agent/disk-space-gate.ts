@@ -39,6 +39,8 @@ export class DiskSpaceGate {
   private warnedAt: number | undefined;
   /** Back-off step of the probe; kept across quiet re-openings so an idle agent on a full disk slows down. */
   private step = 0;
+  /** The gate reopened and no kept write has gone through since: `wrote` says when one has. */
+  private reopened = false;
 
   constructor(private readonly options: DiskSpaceGateOptions) {}
 
@@ -80,6 +82,13 @@ export class DiskSpaceGate {
     });
   }
 
+  /** A write that had waited for space went through: the first one after the gate reopened says space is back. */
+  wrote(): void {
+    if (!this.reopened || this.isFull) return;
+    this.reopened = false;
+    this.options.logger.info('disk space is back: the kept results are recorded and intake resumed');
+  }
+
   /** Stops waiting for space (the agent's drain ran out of grace): waiters and later calls get `false`. */
   abandon(): void {
     this.abandoned = true;
@@ -98,11 +107,10 @@ export class DiskSpaceGate {
         if (!isDiskFull(err)) this.options.logger.warn({ err }, 'probing for disk space failed; trying again');
         continue;
       }
+      // A lease extend fits in less room than a result: space is back for sure once a kept write went (see `wrote`).
       this.isFull = false;
-      if (wrote) {
-        this.step = 0;
-        this.options.logger.info('disk space is back: recording the kept results and resuming intake');
-      }
+      this.reopened = true;
+      if (wrote) this.step = 0;
       this.options.onChange?.(false);
       for (const waiter of this.waiters.splice(0)) waiter(true);
     }
