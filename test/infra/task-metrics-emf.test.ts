@@ -7,17 +7,12 @@
 // (and lines written to stdout reach CloudWatch Logs through the awslogs driver, whose PutLogEvents needs no
 // `x-amzn-logs-format` header for extraction:
 // https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Generation_PutLogEvents.html).
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { openAwsBackends, type AwsBackends } from '../../lib/backends/aws';
 import { GridClient } from '../../lib/client';
-import { compileConfig, GRID_ENV, resolveRuntime, resourcesToEnv, type GridConfig } from '../../lib/core';
-import { createLocalInvoker } from '../../lib/runtime/local';
-import { RieServer } from '../../twin/stand-ins/rie-server';
+import { compileConfig, GRID_ENV, type GridConfig } from '../../lib/core';
+import { spawnAwsAgent, startPythonRie } from '../support/aws-agent';
 import { createGridResources, startEmulators, type Emulators } from '../support/emulators';
-import { PYTHON_WORKER, REPO_ROOT, synthGrid } from './grid-app';
-
-const WORKER = path.join(REPO_ROOT, 'test', 'backends', 'aws', 'fixtures', 'worker');
+import { PYTHON_WORKER, synthGrid } from './grid-app';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
@@ -238,34 +233,10 @@ beforeAll(async () => {
   emulators = await startEmulators();
   const resources = await createGridResources(emulators);
   backends = openAwsBackends(resources, { clients: emulators.clients() });
-  const rie = await RieServer.start({
-    invoker: createLocalInvoker({
-      taskRoot: WORKER,
-      handler: 'lambda_function.lambda_handler',
-      runtime: resolveRuntime('python3.12'),
-      pythonExecutable: 'python3',
-    }),
-    functionTimeoutSec: 30,
-  });
+  const rie = await startPythonRie();
   // The agent runs with the configuration the stack gives its container (quicker receives only).
   const config = compileConfig({ ...stack.agentConfig, empty_task_queue_backoff_timeout_sec: 0.05 }, 'test');
-  const agent = spawn(path.join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), [path.join(REPO_ROOT, 'bin', 'agent.ts')], {
-    env: {
-      ...process.env,
-      ...emulators.env(),
-      ...resourcesToEnv(resources),
-      [GRID_ENV.config]: JSON.stringify(config.document),
-      [GRID_ENV.lambdaEndpoint]: rie.endpoint,
-      HTCGRID_KILL_RUNTIME_ON_ABORT: 'false',
-      HTCGRID_DRAIN_GRACE_MS: '0',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const out: string[] = [];
-  const err: string[] = [];
-  agent.stdout.on('data', (chunk: Buffer) => out.push(chunk.toString()));
-  agent.stderr.on('data', (chunk: Buffer) => err.push(chunk.toString()));
-  const exited = new Promise((resolve) => agent.once('exit', resolve));
+  const agent = spawnAwsAgent({ emulators, resources, config, rie });
   try {
     const client = new GridClient({ config, ...backends, pollIntervalMs: 100 });
     // Successes, and failures retried to their last attempt (3).
@@ -276,16 +247,16 @@ beforeAll(async () => {
       { op: 'fail', why: 'no curve' },
     ]);
     await handle.wait({ pollIntervalMs: 100, signal: AbortSignal.timeout(60_000) }).catch((e: unknown) => {
-      throw new Error(`${str(e)}; agent stderr: ${err.join('')}`);
+      throw new Error(`${str(e)}; agent stderr: ${agent.stderr()}`);
     });
   } finally {
     // A stop flushes what the agent aggregated (it flushes once a minute while it runs).
-    agent.kill('SIGTERM');
-    await exited;
+    agent.child.kill('SIGTERM');
+    await agent.exited;
     await rie.close();
   }
   // The container's log events: awslogs sends both streams (the agent logs to stderr, EMF goes to stdout).
-  logLines = [...out.join('').split('\n'), ...err.join('').split('\n')].filter(Boolean);
+  logLines = [...agent.stdout().split('\n'), ...agent.stderr().split('\n')].filter(Boolean);
 }, 180_000);
 
 afterAll(async () => {

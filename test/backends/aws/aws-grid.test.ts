@@ -1,5 +1,4 @@
 // The grid on AWS emulators end to end (client → SQS → agent → RIE API → Python → DynamoDB/S3), plus fault tests.
-import path from 'node:path';
 import { GetItemCommand, ProvisionedThroughputExceededException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { DynamoDbTaskTable, openAwsBackends, type AwsBackends } from '../../../lib/backends/aws';
@@ -7,17 +6,13 @@ import { GridClient } from '../../../lib/client';
 import { compileConfig, type GridConfig } from '../../../lib/core/config';
 import { TransientServiceError } from '../../../lib/core/errors';
 import { resourcesToEnv } from '../../../lib/core/grid-resources';
-import { resolveRuntime } from '../../../lib/core/runtime-kind';
 import { newTask, type SessionRecord } from '../../../lib/core/task';
 import { Agent } from '../../../lib/runtime/agent';
-import { createLocalInvoker } from '../../../lib/runtime/local';
 import { closeReaperBackends, handler as reaperHandler } from '../../../lib/runtime/reaper-handler';
 import { RieInvoker } from '../../../lib/runtime/rie';
-import { RieServer } from '../../../twin/stand-ins/rie-server';
 import { createGridResources } from '../../support/emulators';
 import { useEmulators } from '../../support/emulator-suite';
-
-const WORKER = path.join(__dirname, 'fixtures', 'worker');
+import { startPythonRie } from '../../support/aws-agent';
 
 const suite = useEmulators();
 
@@ -26,15 +21,7 @@ async function startAgentAndClient(
   config: GridConfig,
   backends: AwsBackends,
 ): Promise<{ agent: Agent; client: GridClient }> {
-  const rie = await RieServer.start({
-    invoker: createLocalInvoker({
-      taskRoot: WORKER,
-      handler: 'lambda_function.lambda_handler',
-      runtime: resolveRuntime('python3.12'),
-      pythonExecutable: 'python3',
-    }),
-    functionTimeoutSec: 30,
-  });
+  const rie = await startPythonRie();
   suite.closeAfterTest(rie);
   const agent = new Agent({
     config,

@@ -1,25 +1,22 @@
 // task_retention_sec in AWS: every writer of a finished task (agent process, CLI client, API Lambda, reaper Lambda)
 // sets the item's TTL from the grid's configuration, on DynamoDB Local.
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { openAwsBackends, type AwsBackends } from '../../../lib/backends/aws';
-import { main } from '../../../lib/cli';
 import { GridClient } from '../../../lib/client';
-import { compileConfig, GRID_ENV, resolveRuntime, resourcesToEnv, type AwsGridResources } from '../../../lib/core';
+import { compileConfig, GRID_ENV, resourcesToEnv, type AwsGridResources } from '../../../lib/core';
 import { newTask } from '../../../lib/core/task';
 import { functionUrlHandler, type FunctionUrlEvent } from '../../../lib/http/lambda-adapter';
 import { openApiHandlers } from '../../../lib/http/lambda-handler';
-import { createLocalInvoker } from '../../../lib/runtime/local';
 import { closeReaperBackends, handler as reaperHandler } from '../../../lib/runtime/reaper-handler';
-import { RieServer } from '../../../twin/stand-ins/rie-server';
 import { createGridResources, startEmulators, waitFor, type Emulators } from '../../support/emulators';
+import { spawnAwsAgent, startPythonRie } from '../../support/aws-agent';
+import { writeOutputsFile } from '../../support/emulator-suite';
+import { runHtcgrid } from '../../support/htcgrid-cli';
 import { tempDir } from '../../support/local-grid';
 
-const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
-const WORKER = path.join(__dirname, 'fixtures', 'worker');
 const DEFAULT_SEC = 7 * 24 * 3600;
 
 let emulators: Emulators;
@@ -66,88 +63,37 @@ async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Pr
   }
 }
 
-async function htcgrid(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = jest.spyOn(console, 'log').mockImplementation((line: string) => void out.push(line));
-  const error = jest.spyOn(console, 'error').mockImplementation((line: string) => void err.push(line));
-  try {
-    const code = await main(['node', 'htcgrid', ...args]);
-    return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
-
 describe('task_retention_sec is the TTL of every finished task in AWS', () => {
   it('the agent process (bin/agent.ts) writes it on the tasks it finishes', async () => {
-    const rie = await RieServer.start({
-      invoker: createLocalInvoker({
-        taskRoot: WORKER,
-        handler: 'lambda_function.lambda_handler',
-        runtime: resolveRuntime('python3.12'),
-        pythonExecutable: 'python3',
-      }),
-      functionTimeoutSec: 30,
-    });
+    const rie = await startPythonRie();
     const config = compileConfig({ slots: 1, task_retention_sec: 3600, empty_task_queue_backoff_timeout_sec: 0.05 });
-    let agent: ChildProcess | undefined;
-    const stderr: string[] = [];
+    const agent = spawnAwsAgent({ emulators, resources, config, rie });
     try {
-      agent = spawn(path.join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), [path.join(REPO_ROOT, 'bin', 'agent.ts')], {
-        env: {
-          ...process.env,
-          ...emulators.env(),
-          ...resourcesToEnv(resources),
-          [GRID_ENV.config]: JSON.stringify(config.document),
-          [GRID_ENV.lambdaEndpoint]: rie.endpoint,
-          HTCGRID_KILL_RUNTIME_ON_ABORT: 'false',
-          HTCGRID_DRAIN_GRACE_MS: '0',
-        },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      agent.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
       const client = new GridClient({ config, ...backends, pollIntervalMs: 100 });
       const handle = await client.submit([{ op: 'square', x: 3 }]);
       const done = await handle.wait({ pollIntervalMs: 100, signal: AbortSignal.timeout(45_000) }).catch((err) => {
-        throw new Error(`${String(err)}; agent stderr: ${stderr.join('')}`);
+        throw new Error(`${String(err)}; agent stderr: ${agent.stderr()}`);
       });
 
       expect(done).toMatchObject({ succeeded: 1 });
       await expectTtl(`${handle.sessionId}_0`, 3600);
     } finally {
-      if (agent && agent.exitCode === null) {
-        const exited = new Promise((resolve) => agent!.once('exit', resolve));
-        agent.kill('SIGTERM');
-        await exited;
-      }
+      agent.child.kill('SIGTERM');
+      await agent.exited;
       await rie.close();
     }
   }, 90_000);
 
   it('the CLI client writes the published one (stack output ClientConfig) on the tasks it cancels', async () => {
-    const outputs = path.join(tempDir(), 'outputs.json');
-    fs.writeFileSync(
-      outputs,
-      JSON.stringify({
-        HtcGrid: {
-          TableName: resources.tableName,
-          QueueUrls: JSON.stringify(resources.queueUrls),
-          DataBucket: resources.dataBucket,
-          Region: 'us-east-1',
-          ClientConfig: JSON.stringify({ task_retention_sec: 7200 }),
-        },
-      }),
-    );
+    const outputs = writeOutputsFile(resources, { ClientConfig: JSON.stringify({ task_retention_sec: 7200 }) });
     const tasks = path.join(tempDir(), 'tasks.jsonl');
     fs.writeFileSync(tasks, '{"op":"square","x":1}\n{"op":"square","x":2}\n');
 
     await withEnv(emulators.env(), async () => {
-      const submitted = await htcgrid('submit', '--outputs', outputs, '--tasks', tasks);
+      const submitted = await runHtcgrid('submit', '--outputs', outputs, '--tasks', tasks);
       expect(submitted.code).toBe(0);
       const sessionId = submitted.stdout.trim().split('\n').pop()!;
-      const cancelled = await htcgrid('cancel', sessionId, '--outputs', outputs);
+      const cancelled = await runHtcgrid('cancel', sessionId, '--outputs', outputs);
       expect(cancelled.code).toBe(0);
 
       await expectTtl(`${sessionId}_0`, 7200);
