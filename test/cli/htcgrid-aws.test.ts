@@ -5,7 +5,7 @@ import { GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { openAwsBackends, type AwsBackends } from '../../lib/backends/aws';
 import { GridClient } from '../../lib/client';
-import { compileConfig, type AwsGridResources } from '../../lib/core';
+import { compileConfig, type AwsGridResources, type GridConfig } from '../../lib/core';
 import { Agent } from '../../lib/runtime/agent';
 import { createLocalInvoker } from '../../lib/runtime/local';
 import { createGridResources, type Emulators } from '../support/emulators';
@@ -15,23 +15,28 @@ import { FIXTURES, tempDir } from '../support/local-grid';
 
 const suite = useEmulators({ env: true });
 
+/** An agent on the AWS backends with one slot running the probe worker on local pipes (not started). */
+function probeAgent(config: GridConfig, backends: AwsBackends): Agent {
+  return new Agent({
+    config,
+    ...backends,
+    receiveWaitMs: 200,
+    createInvoker: () =>
+      createLocalInvoker({
+        taskRoot: path.join(FIXTURES, 'e2e', 'probe'),
+        handler: 'lambda_function.lambda_handler',
+        runtime: config.runtime,
+      }),
+  });
+}
+
 describe('htcgrid against a grid on AWS', () => {
   it('submits from a cdk outputs file, waits for the results and reports the status', async () => {
     const resources = await createGridResources(suite.emulators);
     const outputsFile = writeOutputsFile(resources, { ClientConfig: JSON.stringify({ max_attempts: 1 }) });
     const config = compileConfig({ slots: 1, empty_task_queue_backoff_timeout_sec: 0.05 });
     const backends = suite.backendsFor(resources);
-    const agent = new Agent({
-      config,
-      ...backends,
-      receiveWaitMs: 200,
-      createInvoker: () =>
-        createLocalInvoker({
-          taskRoot: path.join(FIXTURES, 'e2e', 'probe'),
-          handler: 'lambda_function.lambda_handler',
-          runtime: config.runtime,
-        }),
-    });
+    const agent = probeAgent(config, backends);
     await agent.start();
     try {
       const tasks = path.join(tempDir(), 'tasks.jsonl');
@@ -127,17 +132,7 @@ describe('htcgrid delete on a grid in AWS', () => {
       empty_task_queue_backoff_timeout_sec: 0.05,
       inline_payload_max_bytes: 64,
     });
-    const agent = new Agent({
-      config,
-      ...backends,
-      receiveWaitMs: 200,
-      createInvoker: () =>
-        createLocalInvoker({
-          taskRoot: path.join(FIXTURES, 'e2e', 'probe'),
-          handler: 'lambda_function.lambda_handler',
-          runtime: config.runtime,
-        }),
-    });
+    const agent = probeAgent(config, backends);
     await agent.start();
     let doomed: string;
     let kept: string;

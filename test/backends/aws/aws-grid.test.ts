@@ -2,6 +2,7 @@
 import { GetItemCommand, ProvisionedThroughputExceededException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { DynamoDbTaskTable, openAwsBackends, type AwsBackends } from '../../../lib/backends/aws';
+import type { DynamoDbTaskTableOptions } from '../../../lib/backends/aws/dynamodb-task-table';
 import { GridClient } from '../../../lib/client';
 import { compileConfig, type GridConfig } from '../../../lib/core/config';
 import { TransientServiceError } from '../../../lib/core/errors';
@@ -257,7 +258,8 @@ describe('DynamoDB throttling (a fault no emulator produces)', () => {
     return seen;
   }
 
-  it('a throttled claim is retried with growing, jittered back-off and then succeeds', async () => {
+  /** A task table on a fresh grid whose retry sleeps are recorded instead of slept, with `retry` on top. */
+  async function throttleableTable(retry: Omit<NonNullable<DynamoDbTaskTableOptions['retry']>, 'sleep'>) {
     const resources = await createGridResources(suite.emulators, { priorityLevels: 1 });
     const clients = suite.emulators.clients();
     suite.closeAfterTest({ close: async () => clients.dynamodb.destroy() });
@@ -265,8 +267,13 @@ describe('DynamoDB throttling (a fault no emulator produces)', () => {
     const table = new DynamoDbTaskTable({
       tableName: resources.tableName,
       client: clients.dynamodb,
-      retry: { sleep: async (ms) => void delays.push(ms), random: () => 0.999, baseDelayMs: 50 },
+      retry: { sleep: async (ms) => void delays.push(ms), ...retry },
     });
+    return { table, clients, delays };
+  }
+
+  it('a throttled claim is retried with growing, jittered back-off and then succeeds', async () => {
+    const { table, clients, delays } = await throttleableTable({ random: () => 0.999, baseDelayMs: 50 });
     const s = session();
     await table.createSession(s);
     const task = newTask(s, 0, { inline: '{}' }, Date.now());
@@ -281,15 +288,7 @@ describe('DynamoDB throttling (a fault no emulator produces)', () => {
   });
 
   it('throttling that does not stop ends in a retryable TransientServiceError, not a tight loop', async () => {
-    const resources = await createGridResources(suite.emulators, { priorityLevels: 1 });
-    const clients = suite.emulators.clients();
-    suite.closeAfterTest({ close: async () => clients.dynamodb.destroy() });
-    const delays: number[] = [];
-    const table = new DynamoDbTaskTable({
-      tableName: resources.tableName,
-      client: clients.dynamodb,
-      retry: { sleep: async (ms) => void delays.push(ms), maxAttempts: 5 },
-    });
+    const { table, clients, delays } = await throttleableTable({ maxAttempts: 5 });
     throttle(clients.dynamodb, 1_000);
 
     const error = await table.getTask('anything').catch((e: unknown) => e);
