@@ -10,7 +10,15 @@ import {
   taskMetricNamespace,
 } from '../lib/core';
 import { createLogger } from '../lib/logging';
-import { Agent, countSlotUsage, newSlotCounters, PresenceHeartbeat, TaskOutcomeMetrics } from '../lib/runtime/agent';
+import {
+  Agent,
+  countSlotUsage,
+  newSlotCounters,
+  openEmfSink,
+  PresenceHeartbeat,
+  TaskOutcomeMetrics,
+  type EmfSink,
+} from '../lib/runtime/agent';
 import { reportAgentStats } from './agent-stats';
 import { RieInvoker } from '../lib/runtime/rie';
 
@@ -23,6 +31,17 @@ async function main(): Promise<number> {
     config = compileConfig(JSON.parse(process.env[GRID_ENV.config] ?? '{}') as unknown, GRID_ENV.config);
   } catch (err) {
     logger.fatal({ err }, err instanceof ConfigError ? err.message : `${GRID_ENV.config} is not valid JSON`);
+    return 2;
+  }
+  // EMF lines to stdout (ECS: awslogs ships them as they are), or to a CloudWatch agent's EMF socket (EKS: the
+  // cluster's log shipper nests JSON lines, so CloudWatch would not extract metrics from them).
+  let emfSink: EmfSink;
+  try {
+    emfSink = openEmfSink(process.env[GRID_ENV.emfAgentEndpoint], {
+      onError: (err) => logger.warn({ err }, 'task metrics not delivered to the EMF endpoint'),
+    });
+  } catch (err) {
+    logger.fatal({ err }, err instanceof ConfigError ? err.message : 'bad EMF endpoint');
     return 2;
   }
   const resources = resourcesFromEnv(process.env);
@@ -85,7 +104,7 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal);
   const stopReporting = reportAgentStats(agent.stats, logger, undefined, {
     metrics,
-    write: (line) => process.stdout.write(`${line}\n`),
+    write: (line) => emfSink.write(line),
   });
   await agent.start();
   // Registered once its runtimes are up, so clients can tell "no agent alive" from "tasks waiting their turn".
@@ -93,6 +112,7 @@ async function main(): Promise<number> {
   await agent.done;
   await heartbeat.stop();
   stopReporting();
+  await emfSink.close();
   await backends.close();
   return 0;
 }

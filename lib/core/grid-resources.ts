@@ -33,6 +33,11 @@ export const GRID_ENV = {
   /** Every Lambda container's invoke endpoint, comma-separated, one per agent slot. */
   lambdaEndpoints: 'HTCGRID_LAMBDA_ENDPOINTS',
   region: 'AWS_REGION',
+  /**
+   * Where the agent sends its EMF lines: `tcp://host:port` or `udp://host:port` of a CloudWatch agent listening for
+   * EMF (its `emf` input, port 25888 by default), or unset for stdout. The name the AWS EMF client libraries read.
+   */
+  emfAgentEndpoint: 'AWS_EMF_AGENT_ENDPOINT',
 } as const;
 
 /**

@@ -11,6 +11,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct, type IConstruct } from 'constructs';
 import { ConfigError } from '../core/errors';
+import { GRID_ENV } from '../core/grid-resources';
 import { agentDockerImage } from './agent-image';
 import {
   agentConfigurationDocument,
@@ -44,6 +45,21 @@ export const EKS_KUBERNETES_VERSION = eks.KubernetesVersion.V1_34;
 export const KEDA_CHART = { repository: 'https://kedacore.github.io/charts', chart: 'keda', version: '2.18.0' };
 /** The key Container Insights' Fluent Bit merges a JSON log line under (`Merge_Log_Key`). */
 export const CONTAINER_INSIGHTS_LOG_KEY = 'log_processed';
+/**
+ * The CloudWatch agent configuration of a new cluster's Observability add-on: the add-on's default (Container
+ * Insights with enhanced observability, Application Signals) plus the `emf` input, which listens for EMF on TCP and
+ * UDP port 25888. A configuration given to the add-on replaces its default, hence the default's parts here.
+ * https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/install-CloudWatch-Observability-EKS-addon.html
+ * https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Generation_CloudWatch_Agent.html
+ */
+export const OBSERVABILITY_AGENT_CONFIG = {
+  logs: { metrics_collected: { kubernetes: { enhanced_container_insights: true }, application_signals: {}, emf: {} } },
+  traces: { traces_collected: { application_signals: {} } },
+};
+/** The CloudWatch agent's EMF port (its `emf` input's default). */
+export const CLOUDWATCH_AGENT_EMF_PORT = 25888;
+/** The agent pod's variable holding its node's IP (the add-on's CloudWatch agent runs on the host network). */
+export const NODE_IP_ENV = 'HTCGRID_NODE_IP';
 /** KEDA's namespace and operator service account (the chart's names). */
 export const KEDA_NAMESPACE = 'keda';
 export const KEDA_OPERATOR_SERVICE_ACCOUNT = 'keda-operator';
@@ -185,6 +201,12 @@ export class EksComputePlane extends Construct implements ComputePlane {
    */
   readonly logGroup?: logs.ILogGroup;
   readonly logJsonKey?: string;
+  /**
+   * Where the agents send their EMF lines: the CloudWatch agent on their node (a new cluster's Observability add-on),
+   * not stdout, whose JSON lines the add-on's Fluent Bit nests under `log_processed`, out of CloudWatch's EMF
+   * extraction (none on an existing cluster: the agents write EMF to stdout).
+   */
+  readonly emfEndpoint?: string;
   /** Names of the grid's Kubernetes objects (namespace, Deployment, service account). */
   readonly names: GridObjectNames;
   /** The role of the agent pods (Pod Identity): the same grants as the ECS task role. */
@@ -222,6 +244,7 @@ export class EksComputePlane extends Construct implements ComputePlane {
       this.cluster = this.newCluster;
       this.logGroup = this.applicationLogs;
       this.logJsonKey = CONTAINER_INSIGHTS_LOG_KEY;
+      this.emfEndpoint = `tcp://$(${NODE_IP_ENV}):${CLOUDWATCH_AGENT_EMF_PORT}`;
     }
     this.agentConfiguration = agentConfigurationDocument(props.config, props.worker);
     this.unit = planeUnit(this, props, this.settings, this.agentConfiguration);
@@ -289,6 +312,12 @@ export class EksComputePlane extends Construct implements ComputePlane {
       cpuMillis: this.settings.podCpuMillis,
       memoryMiB: this.settings.podMemoryMiB,
       nodeSelector,
+      agentEnv: this.emfEndpoint
+        ? [
+            { name: NODE_IP_ENV, valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
+            { name: GRID_ENV.emfAgentEndpoint, value: this.emfEndpoint },
+          ]
+        : [],
     });
     const deployment = agentDeployment(this.names, pod);
     deployment.validate();
@@ -367,7 +396,16 @@ export class EksComputePlane extends Construct implements ComputePlane {
       assumedBy: new iam.SessionTagsPrincipal(new iam.ServicePrincipal('pods.eks.amazonaws.com')),
       managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('CloudWatchAgentServerPolicy')],
     });
-    const addon = new eks.Addon(this, 'Observability', { cluster, addonName: 'amazon-cloudwatch-observability' });
+    // The add-on's Fluent Bit merges each JSON line of a pod's stdout under `log_processed` (its `kubernetes` filter's
+    // Merge_Log_Key, https://github.com/aws-observability/helm-charts chart amazon-cloudwatch-observability
+    // values.yaml), so an EMF line from stdout has no `_aws` at its root and CloudWatch extracts nothing from it
+    // (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html).
+    // The add-on's CloudWatch agent, with its `emf` input, takes the agents' EMF lines instead (`emfEndpoint`).
+    const addon = new eks.Addon(this, 'Observability', {
+      cluster,
+      addonName: 'amazon-cloudwatch-observability',
+      configurationValues: { agent: { config: OBSERVABILITY_AGENT_CONFIG } },
+    });
     addon.node.addDependency(logGroup);
     addon.node.addDependency(
       new eks.CfnPodIdentityAssociation(this, 'ObservabilityPodIdentity', {

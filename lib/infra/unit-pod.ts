@@ -3,6 +3,7 @@
 // against the Kubernetes JSON schemas (`validate()`), so the EKS plane and the tests read the very same manifests.
 import { Deployment } from 'kubernetes-models/apps/v1';
 import type { IContainer } from 'kubernetes-models/v1/Container';
+import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import { Namespace, ServiceAccount } from 'kubernetes-models/v1';
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
@@ -28,6 +29,11 @@ export interface UnitPodOptions {
   readonly memoryMiB: number;
   /** Node labels the pod must run on (e.g. its NodePool). */
   readonly nodeSelector?: Readonly<Record<string, string>>;
+  /**
+   * Variables added to the agent container's environment after the unit's, for what only Kubernetes knows (e.g. the
+   * node's IP from the downward API); a variable may use earlier ones as `$(NAME)`.
+   */
+  readonly agentEnv?: readonly IEnvVar[];
 }
 
 /** Where each unit container goes in a pod. */
@@ -100,7 +106,10 @@ export function unitPodSpec(unit: GridUnit, options: UnitPodOptions): IPodSpec {
       ...(c.entryPoint ? { command: [...c.entryPoint] } : {}),
       ...(c.command ? { args: [...c.command] } : {}),
       ...(placements.get(c.name) === 'sidecar' ? { restartPolicy: 'Always' } : {}),
-      env: Object.entries(c.environment).map(([name, value]) => ({ name, value })),
+      env: [
+        ...Object.entries(c.environment).map(([name, value]) => ({ name, value })),
+        ...(c.image === 'agent' ? (options.agentEnv ?? []) : []),
+      ],
       volumeMounts: c.mounts.map((m) => ({ name: m.volume, mountPath: m.path, readOnly: m.readOnly })),
       resources: {
         requests: { cpu: `${cpu}m`, memory: `${memory}Mi` },

@@ -7,7 +7,7 @@ import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/ked
 import { ConfigError } from '../../lib/core/errors';
 import { GRID_ENV } from '../../lib/core/grid-resources';
 import { idleMinutes } from '../../lib/infra/backlog-scaling';
-import { EksComputePlane, KEDA_CHART } from '../../lib/infra/eks-compute-plane';
+import { EksComputePlane, KEDA_CHART, NODE_IP_ENV } from '../../lib/infra/eks-compute-plane';
 import type { HtcGridStack } from '../../lib/infra/htc-grid-stack';
 import { slotAddresses } from '../../lib/infra/grid-unit';
 import { PYTHON_WORKER, synthGrid } from './grid-app';
@@ -102,8 +102,14 @@ describe('EksComputePlane (-c compute=eks, a new cluster)', () => {
       const podC = podContainers.find((c: any) => c.name === ecsC.Name);
       expect(podC.command).toEqual(ecsC.EntryPoint);
       expect(podC.args).toEqual(ecsC.Command);
-      const env = Object.fromEntries((podC.env as any[]).map((e) => [e.name, e.value]));
+      // The pod's only additions: where the agent sends EMF (the node's CloudWatch agent, see eks-compute-plane.ts).
+      const emfDelivery = [NODE_IP_ENV, GRID_ENV.emfAgentEndpoint];
+      const env = Object.fromEntries(
+        (podC.env as any[]).filter((e) => !emfDelivery.includes(e.name)).map((e) => [e.name, e.value]),
+      );
       expect(env).toEqual(Object.fromEntries((ecsC.Environment as any[]).map((e) => [e.Name, e.Value])));
+      const added = (podC.env as any[]).filter((e) => emfDelivery.includes(e.name)).map((e) => e.name);
+      expect(added).toEqual(ecsC.Name === 'agent' ? emfDelivery : []);
       expect(`${podC.securityContext.runAsUser}:${podC.securityContext.runAsGroup}`).toBe(ecsC.User);
       expect(podC.securityContext.readOnlyRootFilesystem).toBe(ecsC.ReadonlyRootFilesystem);
       expect(podC.securityContext.allowPrivilegeEscalation).toBe(false);

@@ -1,7 +1,8 @@
 // The twin reads the EKS plane's agent pod as the task it runs, and finds the ECS task definition in it: the same
 // containers, images, commands, users, env, volumes and ports, Kubernetes' start order holding every ECS dependency.
 import { Pod } from 'kubernetes-models/v1';
-import { EksComputePlane } from '../../lib/infra/eks-compute-plane';
+import { GRID_ENV } from '../../lib/core/grid-resources';
+import { EksComputePlane, NODE_IP_ENV } from '../../lib/infra/eks-compute-plane';
 import { parseTaskDefinition } from '../../twin/ecs/task-definition';
 import { podTaskDefinition } from '../../twin/eks/pod-task';
 import { TwinTemplateError } from '../../twin/errors';
@@ -34,6 +35,16 @@ describe('the twin on the EKS pod', () => {
       const podC = podTask.containers.find((c) => c.name === ecsC.name)!;
       const { dependsOn: _d, stopTimeoutSec: _s, logStreamPrefix: _l, ...ecsRest } = ecsC;
       const { dependsOn: _pd, stopTimeoutSec: _ps, logStreamPrefix: _pl, ...podRest } = podC;
+      // The pod's only additions: the agent's EMF endpoint, its node's IP (the twin's host) expanded in it.
+      const {
+        [NODE_IP_ENV]: nodeIp,
+        [GRID_ENV.emfAgentEndpoint]: emfEndpoint,
+        ...environment
+      } = podRest.environment as Record<string, string | undefined>;
+      podRest.environment = environment as Record<string, string>;
+      expect([nodeIp, emfEndpoint]).toEqual(
+        ecsC.name === 'agent' ? ['127.0.0.1', 'tcp://127.0.0.1:25888'] : [undefined, undefined],
+      );
       expect({ ...podRest, image: podRest.image.replace(/:[0-9a-f]{64}/, ':HASH') }).toEqual({
         ...ecsRest,
         image: ecsRest.image.replace(/:[0-9a-f]{64}/, ':HASH'),

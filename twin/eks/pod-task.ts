@@ -76,6 +76,19 @@ export function podTaskDefinition(manifest: unknown): TaskDefinition {
   };
 }
 
+/** Downward API fields as the twin's pod has them: its node and pod are this host, its containers on loopback. */
+const TWIN_POD_FIELDS: Record<string, string> = { 'status.hostIP': '127.0.0.1', 'status.podIP': '127.0.0.1' };
+
+/**
+ * Kubernetes' expansion of an env value: `$(NAME)` of a variable defined earlier in the container becomes its value,
+ * `$$` is a `$`, an unknown reference stays as written.
+ */
+export function expandVariables(value: string, defined: Readonly<Record<string, string>>): string {
+  return value.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (whole, name: string | undefined) =>
+    name === undefined ? '$' : (defined[name] ?? whole),
+  );
+}
+
 function podContainer(
   c: PodContainer,
   pod: PodSpec,
@@ -86,8 +99,17 @@ function podContainer(
   if (c.envFrom !== undefined) throw new TwinTemplateError(`container ${c.name}: envFrom is not run by the twin`);
   const environment: Record<string, string> = {};
   for (const e of c.env ?? []) {
-    if (e.value === undefined) throw new TwinTemplateError(`container ${c.name}: env ${e.name} without a plain value`);
-    environment[e.name] = String(e.value);
+    if (e.value !== undefined) {
+      environment[e.name] = expandVariables(String(e.value), environment);
+      continue;
+    }
+    const field = (e.valueFrom as { fieldRef?: { fieldPath?: string } } | undefined)?.fieldRef?.fieldPath;
+    if (field === undefined || !TWIN_POD_FIELDS[field]) {
+      throw new TwinTemplateError(
+        `container ${c.name}: env ${e.name} without a plain value or a field the twin knows (${Object.keys(TWIN_POD_FIELDS).join(', ')})`,
+      );
+    }
+    environment[e.name] = TWIN_POD_FIELDS[field];
   }
   const uid = c.securityContext?.runAsUser ?? pod.securityContext?.runAsUser;
   const gid = c.securityContext?.runAsGroup ?? pod.securityContext?.runAsGroup;

@@ -7,3 +7,4 @@ export { PrefetchPolicy, type PrefetchSetting, type PrefetchPolicyOptions } from
 export { PresenceHeartbeat, type AgentActivity, type PresenceHeartbeatOptions } from './presence-heartbeat';
 export { countSlotUsage, newSlotCounters, SLOT_COUNTER_KEYS, type SlotCounters } from './slot-usage';
 export { TaskOutcomeMetrics, type AttemptMeasure, type TaskOutcomeMetricsOptions } from './task-outcome-metrics';
+export { openEmfSink, parseEmfEndpoint, type EmfEndpoint, type EmfSink, type EmfSinkOptions } from './emf-sink';
