@@ -40,12 +40,6 @@ export default tseslint.config(
     },
   },
   {
-    // The allowlist, one reason each. DashboardProxy.start (lib/http, the HTTP API's room): its request handler is to
-    // be split into read-body, forward and stream-back steps by that room's owner; allowed until then.
-    files: ['lib/http/dashboard-proxy.ts'],
-    rules: { 'max-lines-per-function': 'off' },
-  },
-  {
     files: ['test/**/*.ts', 'bench/**/*.ts'],
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',

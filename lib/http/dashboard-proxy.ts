@@ -12,6 +12,8 @@ import { checkToken, digest } from './node-server';
 
 /** Request headers passed on to the API (the rest, cookies and the local token included, stay here). */
 const FORWARDED = ['content-type', 'accept', 'idempotency-key'];
+/** Response headers passed back to the page. */
+const RETURNED = ['content-type', 'cache-control', 'retry-after', 'idempotent-replayed', 'allow'];
 
 export interface DashboardProxyOptions {
   /** The grid's API (the `ApiUrl` output: a Lambda function URL). */
@@ -50,10 +52,6 @@ export class DashboardProxy {
     const base = new URL(options.apiUrl);
     const uiDir = options.dashboardDir ?? dashboardDir();
     const streams = new Set<AbortController>();
-    const fail = (res: http.ServerResponse, error: ApiError): void => {
-      const answer = errorResponse(error);
-      res.writeHead(answer.status, answer.headers).end(answer.body as string);
-    };
     const server = http.createServer((req, res) => {
       void (async () => {
         const url = new URL(req.url ?? '/', 'http://localhost');
@@ -62,62 +60,11 @@ export class DashboardProxy {
         if (auth) return fail(res, auth);
         if (!url.pathname.startsWith('/v1'))
           return fail(res, ApiError.notFound(`no route ${url.pathname}`, 'open /ui/'));
-        const chunks: Buffer[] = [];
-        let size = 0;
-        for await (const chunk of req as AsyncIterable<Buffer>) {
-          size += chunk.length;
-          if (size > API_LIMITS.maxBodyBytes) {
-            return fail(res, new ApiError(413, 'RequestTooLargeError', 'the request body is too large', 'send less'));
-          }
-          chunks.push(chunk);
-        }
-        const body = chunks.length === 0 ? undefined : Buffer.concat(chunks).toString('utf8');
-        const target = new URL(url.pathname + url.search, base);
-        const headers: Record<string, string> = {};
-        for (const name of FORWARDED) {
-          const value = req.headers[name];
-          if (typeof value === 'string') headers[name] = value;
-        }
-        const method = req.method ?? 'GET';
-        const signed = await options.sign({ method, url: target, headers, body });
-        const controller = new AbortController();
-        streams.add(controller);
-        res.once('close', () => {
-          controller.abort();
-          streams.delete(controller);
-        });
-        // `host` is fetch's to set (to the same value that was signed).
-        const { host: _host, ...send } = signed;
-        const answer = await fetch(target, { method, headers: send, body, signal: controller.signal });
-        const out: Record<string, string> = {};
-        for (const name of ['content-type', 'cache-control', 'retry-after', 'idempotent-replayed', 'allow']) {
-          const value = answer.headers.get(name);
-          if (value !== null) out[name] = value;
-        }
-        res.writeHead(answer.status, out);
-        res.flushHeaders();
-        if (answer.body) {
-          // Streamed through as it comes: the event stream and results are long-lived.
-          for await (const chunk of Readable.fromWeb(answer.body)) {
-            if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
-          }
-        }
-        res.end();
-      })().catch((err: unknown) => {
-        if ((err as Error).name === 'AbortError') return;
-        logger.error({ err, url: req.url }, 'dashboard proxy request failed');
-        if (!res.headersSent) {
-          fail(
-            res,
-            new ApiError(
-              502,
-              'UpstreamError',
-              `the grid's API did not answer: ${(err as Error).message}`,
-              'check the stack is deployed, its ApiUrl output, and your AWS credentials (they sign the requests)',
-            ),
-          );
-        } else res.destroy();
-      });
+        const body = await readBody(req);
+        if (body instanceof ApiError) return fail(res, body);
+        const answer = await forward(req, res, new URL(url.pathname + url.search, base), body, options.sign, streams);
+        await streamBack(answer, res);
+      })().catch((err: unknown) => failedUpstream(err, req, res, logger));
     });
     server.listen(options.port ?? DEFAULT_UI_PORT, options.host ?? '127.0.0.1');
     await Promise.race([
@@ -135,4 +82,86 @@ export class DashboardProxy {
     this.server.closeIdleConnections();
     await closed;
   }
+}
+
+function fail(res: http.ServerResponse, error: ApiError): void {
+  const answer = errorResponse(error);
+  res.writeHead(answer.status, answer.headers).end(answer.body as string);
+}
+
+/** The request's body (undefined when empty), or the 413 to answer when it is over the API's limit. */
+async function readBody(req: http.IncomingMessage): Promise<string | undefined | ApiError> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > API_LIMITS.maxBodyBytes) {
+      return new ApiError(413, 'RequestTooLargeError', 'the request body is too large', 'send less');
+    }
+    chunks.push(chunk);
+  }
+  return chunks.length === 0 ? undefined : Buffer.concat(chunks).toString('utf8');
+}
+
+/** Signs the request for the API and sends it; the call is aborted when the page's connection closes. */
+async function forward(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  target: URL,
+  body: string | undefined,
+  sign: DashboardProxyOptions['sign'],
+  streams: Set<AbortController>,
+): Promise<Response> {
+  const headers: Record<string, string> = {};
+  for (const name of FORWARDED) {
+    const value = req.headers[name];
+    if (typeof value === 'string') headers[name] = value;
+  }
+  const method = req.method ?? 'GET';
+  const signed = await sign({ method, url: target, headers, body });
+  const controller = new AbortController();
+  streams.add(controller);
+  res.once('close', () => {
+    controller.abort();
+    streams.delete(controller);
+  });
+  // `host` is fetch's to set (to the same value that was signed).
+  const { host: _host, ...send } = signed;
+  return fetch(target, { method, headers: send, body, signal: controller.signal });
+}
+
+/** The API's answer to the page: status, the headers it needs, and the body streamed as it comes. */
+async function streamBack(answer: Response, res: http.ServerResponse): Promise<void> {
+  const out: Record<string, string> = {};
+  for (const name of RETURNED) {
+    const value = answer.headers.get(name);
+    if (value !== null) out[name] = value;
+  }
+  res.writeHead(answer.status, out);
+  res.flushHeaders();
+  if (answer.body) {
+    // Streamed through as it comes: the event stream and results are long-lived.
+    for await (const chunk of Readable.fromWeb(answer.body)) {
+      if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    }
+  }
+  res.end();
+}
+
+function failedUpstream(err: unknown, req: http.IncomingMessage, res: http.ServerResponse, logger: Logger): void {
+  if ((err as Error).name === 'AbortError') return;
+  logger.error({ err, url: req.url }, 'dashboard proxy request failed');
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  fail(
+    res,
+    new ApiError(
+      502,
+      'UpstreamError',
+      `the grid's API did not answer: ${(err as Error).message}`,
+      'check the stack is deployed, its ApiUrl output, and your AWS credentials (they sign the requests)',
+    ),
+  );
 }
