@@ -38,7 +38,11 @@ export class InvalidTaskError extends HtcGridError {
 
 export class UnknownSessionError extends HtcGridError {
   constructor(readonly sessionId: string) {
-    super(`unknown session '${sessionId}'`, { hint: 'check the id printed by `htcgrid submit` or `htcgrid status`' });
+    super(`unknown session '${sessionId}' (unknown or expired)`, {
+      hint:
+        'check the id printed by `htcgrid submit` or `htcgrid status`; a finished session is deleted ' +
+        'task_retention_sec after it finished (default 7 days)',
+    });
   }
 }
 

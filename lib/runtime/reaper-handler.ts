@@ -11,6 +11,8 @@ export interface ReaperRunSummary {
   readonly failed: number;
   readonly skipped: number;
   readonly sweeps: number;
+  /** Finished sessions given their TTL in this run. */
+  readonly sessionsExpiring: number;
   readonly durationMs: number;
 }
 
@@ -68,7 +70,17 @@ export const handler = async (_event?: unknown, context?: ReaperContext): Promis
     skipped += result.skipped;
     if (result.requeued + result.failed + result.skipped < SWEEP_LIMIT) break;
   }
-  const summary: ReaperRunSummary = { requeued, failed, skipped, sweeps, durationMs: Date.now() - started };
+  // Finished sessions get the same TTL as their tasks (a running one never does).
+  let sessionsExpiring = 0;
+  if (timeLeft() > SAFETY_MARGIN_MS) sessionsExpiring = (await aws.table.expireFinishedSessions()).expiring.length;
+  const summary: ReaperRunSummary = {
+    requeued,
+    failed,
+    skipped,
+    sweeps,
+    sessionsExpiring,
+    durationMs: Date.now() - started,
+  };
   log.info({ event: 'reaper-run', ...summary }, 'reaper run finished');
   log.flush();
   return summary;

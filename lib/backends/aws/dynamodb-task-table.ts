@@ -230,7 +230,7 @@ export class DynamoDbTaskTable implements TaskTable {
         }),
       ),
     );
-    if (out.Item === undefined) return undefined;
+    if (out.Item === undefined || this.isExpired(out.Item)) return undefined;
     // The agent reads each session's settings before running its tasks: its notices need no read of their own.
     const noticeQueue: unknown = out.Item[ATTR.noticeQueue];
     this.notices?.remember(sessionId, typeof noticeQueue === 'string' ? noticeQueue : undefined);
@@ -278,6 +278,80 @@ export class DynamoDbTaskTable implements TaskTable {
     await this.batchWrite(taskIds.map((taskId) => ({ DeleteRequest: { Key: { task_id: taskId } } })));
     await this.batchWrite(manifestKeys.map((key) => ({ DeleteRequest: { Key: { task_id: key } } })));
     await this.batchWrite([{ DeleteRequest: { Key: { task_id: sessionItemKey(sessionId) } } }]);
+  }
+
+  /**
+   * Gives finished sessions a TTL (the reaper's sweep): a session with no TTL yet that is sealed and has no pending
+   * or running task gets `ttl = now + task_retention_sec` on its manifests, then on its own item (a sweep that fails
+   * half-way is run again; the session item is written last and only it is checked). A running session never gets
+   * one. Examines at most `limit` sessions, oldest first; costs one read unit per two sessions kept, and for each
+   * finished session its counts plus one write per 24 tasks.
+   */
+  async expireFinishedSessions(limit = 1000): Promise<{ examined: number; expiring: string[] }> {
+    const keys: string[] = [];
+    for await (const item of this.querySessionIndex(SESSION_LIST_PARTITION, undefined)) {
+      keys.push(String(item[ATTR.taskId]));
+      if (keys.length >= limit) break;
+    }
+    const items = keys.length === 0 ? [] : await this.batchGet(keys, [ATTR.sessionId, ATTR.taskCount, ATTR.ttl], false);
+    const open = items.filter((item) => item[ATTR.ttl] === undefined && item[ATTR.taskCount] !== undefined);
+    const expiring: string[] = [];
+    for (const item of open) {
+      const sessionId = String(item[ATTR.sessionId]);
+      const counts = await this.countByState(sessionId);
+      const total = counts.succeeded + counts.failed + counts.cancelled + counts.pending + counts.running;
+      // The index is eventually consistent: a session whose manifests are not all visible yet waits for a later sweep.
+      if (counts.pending + counts.running > 0 || total < Number(item[ATTR.taskCount])) continue;
+      const ttl = ttlOf(this.clock(), this.retentionSec);
+      const manifests: string[] = [];
+      for await (const m of this.querySessionIndex(manifestPartition(sessionId), 'M#'))
+        manifests.push(String(m[ATTR.taskId]));
+      await mapLimit([...manifests, sessionItemKey(sessionId)], this.concurrency, (key) => this.setTtl(key, ttl));
+      expiring.push(sessionId);
+    }
+    if (expiring.length > 0)
+      this.logger.info({ sessions: expiring.slice(0, 20), count: expiring.length }, 'finished sessions will expire');
+    return { examined: items.length, expiring };
+  }
+
+  /** Sets `ttl` on an item that has none (a deleted item stays deleted). */
+  private async setTtl(key: string, ttl: number): Promise<void> {
+    try {
+      await this.retry('setTtl', () =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { task_id: key },
+            UpdateExpression: 'SET #ttl = :ttl',
+            ConditionExpression: 'attribute_exists(#pk) AND attribute_not_exists(#ttl)',
+            ExpressionAttributeNames: { '#ttl': ATTR.ttl, '#pk': TABLE_SCHEMA.partitionKey },
+            ExpressionAttributeValues: { ':ttl': ttl },
+          }),
+        ),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  /** DynamoDB deletes expired items up to days late: readers treat an item past its TTL as gone. */
+  private isExpired(item: Record<string, unknown>): boolean {
+    const ttl = item[ATTR.ttl];
+    return typeof ttl === 'number' && ttl * 1000 <= this.clock();
+  }
+
+  private async sessionExpired(sessionId: string): Promise<boolean> {
+    const out = await this.retry('getSession', () =>
+      this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { task_id: sessionItemKey(sessionId) },
+          ProjectionExpression: '#ttl',
+          ExpressionAttributeNames: { '#ttl': ATTR.ttl },
+        }),
+      ),
+    );
+    return out.Item !== undefined && this.isExpired(out.Item);
   }
 
   // --- tasks ---------------------------------------------------------------------------------------------------
@@ -610,6 +684,7 @@ export class DynamoDbTaskTable implements TaskTable {
    */
   async countByState(sessionId: string): Promise<StateCounts> {
     const counts = emptyStateCounts();
+    if (await this.sessionExpired(sessionId)) return counts;
     let written = 0;
     const partitions = [manifestPartition(sessionId), ...sessionPartitions(sessionId, await this.shardsOf(sessionId))];
     const keys = await mapLimit(partitions, 8, async (partition) => {
@@ -743,7 +818,7 @@ export class DynamoDbTaskTable implements TaskTable {
     const byKey = new Map(items.map((item) => [String(item[ATTR.taskId]), item]));
     const sessions = keys.flatMap((key) => {
       const item = byKey.get(key);
-      return item === undefined ? [] : [sessionRecordOf(item)];
+      return item === undefined || this.isExpired(item) ? [] : [sessionRecordOf(item)];
     });
     const next = out.LastEvaluatedKey as Record<string, string> | undefined;
     return { items: sessions, cursor: next === undefined ? undefined : encodeBrowseCursor(next) };

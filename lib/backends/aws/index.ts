@@ -2,7 +2,7 @@
 import { retentionSecOf, type GridConfig } from '../../core/config';
 import type { AwsGridResources } from '../../core/grid-resources';
 import { silentLogger, type Logger } from '../../logging';
-import type { AgentRegistry, PayloadStore, TaskIntake, TaskQueue, TaskTable } from '../../ports';
+import type { AgentRegistry, PayloadStore, TaskIntake, TaskQueue } from '../../ports';
 import { DynamoDbAgentRegistry } from './dynamodb-agent-registry';
 import { newDynamoDbClient, newS3Client, newSqsClient, type AwsClients } from './aws-clients';
 import { CompletionNoticeQueue } from './completion-notices';
@@ -51,7 +51,7 @@ export interface OpenAwsBackendsOptions {
 }
 
 export interface AwsBackends {
-  readonly table: TaskTable;
+  readonly table: DynamoDbTaskTable;
   readonly queue: TaskQueue;
   readonly store: PayloadStore;
   /** How an agent takes tasks: SQS receives, DynamoDB claims, the claimed message kept until the lease is extended. */

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { openAwsBackends, type AwsBackends } from '../../../lib/backends/aws';
+import { openAwsBackends, sessionItemKey, type AwsBackends } from '../../../lib/backends/aws';
 import { GridClient } from '../../../lib/client';
 import { compileConfig, GRID_ENV, resourcesToEnv, type AwsGridResources } from '../../../lib/core';
 import { newTask } from '../../../lib/core/task';
@@ -180,6 +180,44 @@ describe('task_retention_sec is the TTL of every finished task in AWS', () => {
     expect(summary).toMatchObject({ failed: 1 });
     await waitFor('the reaped task to be failed', async () => (await item(task.taskId)).state === 'failed', 10_000);
     await expectTtl(task.taskId, 900);
+  });
+
+  it('the reaper Lambda gives a finished session the same TTL (its tasks are gone after it, so is the session)', async () => {
+    const session = {
+      sessionId: `sealed-${Date.now().toString(36)}`,
+      createdAt: Date.now(),
+      priority: 0,
+      maxAttempts: 1,
+      timeoutMs: 30_000,
+      nonRetryableErrorTypes: [],
+    };
+    await backends.table.createSession(session);
+    await backends.table.createTasks([newTask(session, 0, { inline: '{}' }, Date.now())]);
+    await backends.table.sealSession(session.sessionId, 1);
+    await backends.table.cancel(session.sessionId);
+
+    const before = Math.floor(Date.now() / 1000);
+    const summary = await withEnv(
+      {
+        ...emulators.env(),
+        ...resourcesToEnv(resources),
+        [GRID_ENV.config]: JSON.stringify({ task_retention_sec: 900 }),
+        HTCGRID_LOG_LEVEL: 'silent',
+      },
+      async () => {
+        try {
+          return await reaperHandler({}, { getRemainingTimeInMillis: () => 60_000 });
+        } finally {
+          await closeReaperBackends();
+        }
+      },
+    );
+    const after = Math.ceil(Date.now() / 1000);
+
+    expect(summary.sessionsExpiring).toBeGreaterThanOrEqual(1);
+    const ttl = Number((await item(sessionItemKey(session.sessionId))).ttl);
+    expect(ttl).toBeGreaterThanOrEqual(before + 900);
+    expect(ttl).toBeLessThanOrEqual(after + 900);
   });
 
   it('without a configuration the TTL is the documented default, 7 days', async () => {
