@@ -72,7 +72,8 @@ export const handler = async (_event?: unknown, context?: ReaperContext): Promis
   }
   // Finished sessions get the same TTL as their tasks (a running one never does).
   let sessionsExpiring = 0;
-  if (timeLeft() > SAFETY_MARGIN_MS) sessionsExpiring = (await aws.table.expireFinishedSessions()).expiring.length;
+  if (timeLeft() > SAFETY_MARGIN_MS)
+    sessionsExpiring = (await aws.table.expireFinishedSessions(() => timeLeft() <= SAFETY_MARGIN_MS)).expiring.length;
   const summary: ReaperRunSummary = {
     requeued,
     failed,

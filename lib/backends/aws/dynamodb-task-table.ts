@@ -284,34 +284,50 @@ export class DynamoDbTaskTable implements TaskTable {
    * Gives finished sessions a TTL (the reaper's sweep): a session with no TTL yet that is sealed and has no pending
    * or running task gets `ttl = now + task_retention_sec` on its manifests, then on its own item (a sweep that fails
    * half-way is run again; the session item is written last and only it is checked). A running session never gets
-   * one. Examines at most `limit` sessions, oldest first; costs one read unit per two sessions kept, and for each
-   * finished session its counts plus one write per 24 tasks.
+   * one. Walks every kept session, oldest first, 100 at a time, until `stop()` says so; costs about one read unit
+   * per two sessions kept, and for each sealed session without a TTL its counts, then one write per 24 tasks.
    */
-  async expireFinishedSessions(limit = 1000): Promise<{ examined: number; expiring: string[] }> {
-    const keys: string[] = [];
-    for await (const item of this.querySessionIndex(SESSION_LIST_PARTITION, undefined)) {
-      keys.push(String(item[ATTR.taskId]));
-      if (keys.length >= limit) break;
-    }
-    const items = keys.length === 0 ? [] : await this.batchGet(keys, [ATTR.sessionId, ATTR.taskCount, ATTR.ttl], false);
-    const open = items.filter((item) => item[ATTR.ttl] === undefined && item[ATTR.taskCount] !== undefined);
+  async expireFinishedSessions(stop: () => boolean = () => false): Promise<{ examined: number; expiring: string[] }> {
+    let examined = 0;
     const expiring: string[] = [];
-    for (const item of open) {
-      const sessionId = String(item[ATTR.sessionId]);
-      const counts = await this.countByState(sessionId);
-      const total = counts.succeeded + counts.failed + counts.cancelled + counts.pending + counts.running;
-      // The index is eventually consistent: a session whose manifests are not all visible yet waits for a later sweep.
-      if (counts.pending + counts.running > 0 || total < Number(item[ATTR.taskCount])) continue;
-      const ttl = ttlOf(this.clock(), this.retentionSec);
-      const manifests: string[] = [];
-      for await (const m of this.querySessionIndex(manifestPartition(sessionId), 'M#'))
-        manifests.push(String(m[ATTR.taskId]));
-      await mapLimit([...manifests, sessionItemKey(sessionId)], this.concurrency, (key) => this.setTtl(key, ttl));
-      expiring.push(sessionId);
+    let keys: string[] = [];
+    const examine = async (): Promise<void> => {
+      const items = await this.batchGet(keys, [ATTR.sessionId, ATTR.taskCount, ATTR.ttl], false);
+      keys = [];
+      examined += items.length;
+      for (const item of items) {
+        if (item[ATTR.ttl] !== undefined || item[ATTR.taskCount] === undefined) continue;
+        if (await this.expireIfFinished(String(item[ATTR.sessionId]), Number(item[ATTR.taskCount]))) {
+          expiring.push(String(item[ATTR.sessionId]));
+        }
+      }
+    };
+    for await (const item of this.querySessionIndex(SESSION_LIST_PARTITION, undefined)) {
+      if (stop()) break;
+      keys.push(String(item[ATTR.taskId]));
+      if (keys.length >= 100) await examine();
     }
-    if (expiring.length > 0)
+    if (keys.length > 0 && !stop()) await examine();
+    if (expiring.length > 0) {
       this.logger.info({ sessions: expiring.slice(0, 20), count: expiring.length }, 'finished sessions will expire');
-    return { examined: items.length, expiring };
+    }
+    return { examined, expiring };
+  }
+
+  /** Sets the TTL of a sealed session of `taskCount` tasks (manifests first) if none is pending or running. */
+  private async expireIfFinished(sessionId: string, taskCount: number): Promise<boolean> {
+    const counts = await this.countByState(sessionId);
+    const total = counts.succeeded + counts.failed + counts.cancelled + counts.pending + counts.running;
+    // The index is eventually consistent: a session whose manifests are not all visible yet waits for a later sweep.
+    if (counts.pending + counts.running > 0 || total < taskCount) return false;
+    const ttl = ttlOf(this.clock(), this.retentionSec);
+    const manifests: string[] = [];
+    for await (const m of this.querySessionIndex(manifestPartition(sessionId), 'M#')) {
+      manifests.push(String(m[ATTR.taskId]));
+    }
+    await mapLimit(manifests, this.concurrency, (key) => this.setTtl(key, ttl));
+    await this.setTtl(sessionItemKey(sessionId), ttl);
+    return true;
   }
 
   /** Sets `ttl` on an item that has none (a deleted item stays deleted). */

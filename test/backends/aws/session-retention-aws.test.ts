@@ -101,6 +101,18 @@ describe('finished sessions expire after task_retention_sec in AWS', () => {
     expect((await ttls(finished.sessionId)).session).toBe(want);
   });
 
+  it('walks every kept session in batches of 100, and stops when told (the Lambda nears its timeout)', async () => {
+    const sessions = [];
+    for (let i = 0; i < 105; i++) sessions.push(await sealedSession(0));
+
+    expect((await table.expireFinishedSessions(() => true)).examined).toBe(0);
+    expect((await ttls(sessions[0]!.sessionId)).session).toBeUndefined();
+
+    const swept = await table.expireFinishedSessions();
+    expect(swept.examined).toBeGreaterThanOrEqual(105);
+    expect(swept.expiring).toEqual(expect.arrayContaining(sessions.map((s) => s.sessionId)));
+  });
+
   it('an unsealed session (still being submitted) gets no TTL', async () => {
     const session = await sealedSession(0);
     const unsealed: SessionRecord = { ...session, sessionId: `${session.sessionId}u` };
