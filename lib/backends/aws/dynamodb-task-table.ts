@@ -356,7 +356,11 @@ export class DynamoDbTaskTable implements TaskTable {
     return typeof ttl === 'number' && ttl * 1000 <= this.clock();
   }
 
-  private async sessionExpired(sessionId: string): Promise<boolean> {
+  /**
+   * Whether the session's item carries a TTL (the sweep found it finished: its tasks expire before it, since each
+   * task's TTL counts from its own finish) and whether that TTL has passed.
+   */
+  private async sessionRetention(sessionId: string): Promise<{ finished: boolean; expired: boolean }> {
     const out = await this.retry('getSession', () =>
       this.doc.send(
         new GetCommand({
@@ -367,7 +371,8 @@ export class DynamoDbTaskTable implements TaskTable {
         }),
       ),
     );
-    return out.Item !== undefined && this.isExpired(out.Item);
+    const finished = out.Item !== undefined && out.Item[ATTR.ttl] !== undefined;
+    return { finished, expired: finished && this.isExpired(out.Item!) };
   }
 
   // --- tasks ---------------------------------------------------------------------------------------------------
@@ -700,7 +705,8 @@ export class DynamoDbTaskTable implements TaskTable {
    */
   async countByState(sessionId: string): Promise<StateCounts> {
     const counts = emptyStateCounts();
-    if (await this.sessionExpired(sessionId)) return counts;
+    const retention = await this.sessionRetention(sessionId);
+    if (retention.expired) return counts;
     let written = 0;
     const partitions = [manifestPartition(sessionId), ...sessionPartitions(sessionId, await this.shardsOf(sessionId))];
     const keys = await mapLimit(partitions, 8, async (partition) => {
@@ -716,7 +722,9 @@ export class DynamoDbTaskTable implements TaskTable {
         if (parsed) counts[parsed.state] += 1;
       }
     }
-    const live = Math.max(0, written - counts.succeeded - counts.failed - counts.cancelled);
+    // A session given its TTL had no live task left: tasks missing from the index expired (each TTL counts from
+    // the task's own finish) and are not counted as pending.
+    const live = retention.finished ? 0 : Math.max(0, written - counts.succeeded - counts.failed - counts.cancelled);
     if (live > 0) {
       const shards = Array.from({ length: this.leaseShards }, (_, i) => String(i));
       const perShard = await mapLimit(shards, 8, async (shard) => {

@@ -1,7 +1,7 @@
 // Finished sessions expire in AWS: the reaper's sweep gives a sealed session with no live task the TTL of its tasks
 // (on its item and its manifests), never a running one, and readers treat an item past its TTL as gone (DynamoDB
 // deletes expired items up to days late). On DynamoDB Local with an injected clock.
-import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { DynamoDbTaskTable, manifestPartition, sessionItemKey, TABLE_SCHEMA, ATTR } from '../../../lib/backends/aws';
 import type { AwsGridResources } from '../../../lib/core/grid-resources';
 import { UnknownSessionError } from '../../../lib/core/errors';
@@ -111,6 +111,16 @@ describe('finished sessions expire after task_retention_sec in AWS', () => {
     const swept = await table.expireFinishedSessions();
     expect(swept.examined).toBeGreaterThanOrEqual(105);
     expect(swept.expiring).toEqual(expect.arrayContaining(sessions.map((s) => s.sessionId)));
+  });
+
+  it('tasks that expired before their session (their TTL counts from their own finish) are not counted as pending', async () => {
+    const session = await sealedSession(3);
+    await table.cancel(session.sessionId, undefined, clock);
+    await table.expireFinishedSessions();
+    // DynamoDB's TTL deletes the first task (it finished long before the session's sweep).
+    await doc.send(new DeleteCommand({ TableName: resources.tableName, Key: { task_id: `${session.sessionId}_0` } }));
+
+    expect(await table.countByState(session.sessionId)).toMatchObject({ pending: 0, running: 0, cancelled: 2 });
   });
 
   it('an unsealed session (still being submitted) gets no TTL', async () => {
