@@ -4,7 +4,7 @@
 //   [--report-claims]  (environment: HTCGRID_CONFIG, HTCGRID_TABLE_NAME/QUEUE_URLS/DATA_BUCKET, AWS_ENDPOINT_URL_*)
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { openAwsBackends, type DynamoDbTaskTable } from '../lib/backends/aws';
+import { openAwsBackends } from '../lib/backends/aws';
 import { compileConfig, GRID_ENV, resourcesFromEnv } from '../lib/core';
 import { resolveRuntime } from '../lib/core/runtime-kind';
 import { Agent } from '../lib/runtime/agent';
@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   const backends = openAwsBackends(resourcesFromEnv(process.env), { logger });
   if (values['report-claims']) {
     // The agent's intake claims through the DynamoDB table's message claims (see SqsDynamoDbTaskIntake).
-    const table = backends.table as DynamoDbTaskTable;
+    const table = backends.table;
     const claim = table.claimMessages.bind(table);
     table.claimMessages = async (requests, lease, now) => {
       const outcomes = await claim(requests, lease, now);
