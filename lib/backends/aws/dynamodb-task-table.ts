@@ -579,9 +579,7 @@ export class DynamoDbTaskTable implements TaskTable {
       const plan = planCompletion(completion);
       try {
         // Built per try: the terminal key carries the time of the write (see `listTerminal`).
-        await this.retry('complete', () =>
-          this.doc.send(new UpdateCommand(this.completionUpdate(plan, seq, this.clock()))),
-        );
+        await this.retry('complete', () => this.sendWithin(this.completionUpdate(plan, seq, this.clock())));
         if (plan.terminal) ended.push(plan.taskId);
         return { taskId: completion.taskId, status: 'recorded' };
       } catch (error) {
@@ -591,6 +589,27 @@ export class DynamoDbTaskTable implements TaskTable {
     });
     if (ended.length > 0) this.notices?.finished(ended);
     return results;
+  }
+
+  /**
+   * Sends a terminal write within half the settle window, SDK retries included: a request that hangs (a dropped
+   * connection waits out the 30 s request timeout, then the SDK sends the very same request again) would otherwise
+   * land with a key time the readers' watermark has passed, and the task would never be listed. Past that time it
+   * is abandoned and sent again, built with a fresh time.
+   */
+  private async sendWithin(input: UpdateCommandInput): Promise<void> {
+    const limitMs = Math.max(1, Math.floor(this.settleMs / 2));
+    const signal = AbortSignal.timeout(limitMs);
+    try {
+      await this.doc.send(new UpdateCommand(input), { abortSignal: signal });
+    } catch (error) {
+      if (!signal.aborted || error instanceof ConditionalCheckFailedException) throw error;
+      throw Object.assign(new Error(`a task's terminal write took over ${limitMs} ms; sent again with a fresh time`), {
+        name: 'TerminalWriteTimeout',
+        $retryable: {},
+        cause: error,
+      });
+    }
   }
 
   /** The conditional UpdateItem that writes `plan` (see `planCompletion`). */
@@ -657,34 +676,32 @@ export class DynamoDbTaskTable implements TaskTable {
       const seq = this.nextSeq();
       try {
         await this.retry('cancel', () =>
-          this.doc.send(
-            new UpdateCommand({
-              TableName: this.tableName,
-              Key: { task_id: taskId },
-              UpdateExpression:
-                'SET #state = :cancelled, #finished = :now, #sk = :sk, #ttl = :ttl REMOVE #owner, #exp, #shard',
-              ConditionExpression: '#sid = :sid AND #state IN (:pending, :running)',
-              ExpressionAttributeNames: {
-                '#state': ATTR.state,
-                '#finished': ATTR.finishedAt,
-                '#sk': ATTR.sessionSk,
-                '#ttl': ATTR.ttl,
-                '#owner': ATTR.leaseOwner,
-                '#exp': ATTR.leaseExpiresAt,
-                '#shard': ATTR.leaseShard,
-                '#sid': ATTR.sessionId,
-              },
-              ExpressionAttributeValues: {
-                ':cancelled': 'cancelled',
-                ':now': now,
-                ':sk': terminalSessionSk(this.clock(), taskId, 'cancelled', seq),
-                ':ttl': ttlOf(now, this.retentionSec),
-                ':sid': sessionId,
-                ':pending': 'pending',
-                ':running': 'running',
-              },
-            }),
-          ),
+          this.sendWithin({
+            TableName: this.tableName,
+            Key: { task_id: taskId },
+            UpdateExpression:
+              'SET #state = :cancelled, #finished = :now, #sk = :sk, #ttl = :ttl REMOVE #owner, #exp, #shard',
+            ConditionExpression: '#sid = :sid AND #state IN (:pending, :running)',
+            ExpressionAttributeNames: {
+              '#state': ATTR.state,
+              '#finished': ATTR.finishedAt,
+              '#sk': ATTR.sessionSk,
+              '#ttl': ATTR.ttl,
+              '#owner': ATTR.leaseOwner,
+              '#exp': ATTR.leaseExpiresAt,
+              '#shard': ATTR.leaseShard,
+              '#sid': ATTR.sessionId,
+            },
+            ExpressionAttributeValues: {
+              ':cancelled': 'cancelled',
+              ':now': now,
+              ':sk': terminalSessionSk(this.clock(), taskId, 'cancelled', seq),
+              ':ttl': ttlOf(now, this.retentionSec),
+              ':sid': sessionId,
+              ':pending': 'pending',
+              ':running': 'running',
+            },
+          }),
         );
         return 1;
       } catch (error) {
@@ -754,7 +771,8 @@ export class DynamoDbTaskTable implements TaskTable {
    *
    * The index is eventually consistent, so a task may appear in it a little after tasks that finished later. Its key
    * carries the time of the write that ended it (taken on each try, so a write delayed by throttling back-off gets a
-   * fresh time; agents' clocks are NTP-synchronised). The cursor therefore holds a watermark that trails the clock by
+   * fresh time, and a try that hangs is abandoned within half the window, see `sendWithin`; agents' clocks are
+   * NTP-synchronised). The cursor therefore holds a watermark that trails the clock by
    * `settleMs`, plus the keys already returned above it: each call re-reads from the watermark and skips those keys.
    * A task is never returned twice, and never skipped as long as it becomes visible within `settleMs` of its finish
    * time. The cursor's size is bounded by the tasks that finish within `settleMs`.

@@ -162,6 +162,67 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     expect((await reader.countByState(session.sessionId)).succeeded).toBe(2);
   });
 
+  it('a completion write that hangs is sent again with a fresh finish time, so a reader that moved on still lists it', async () => {
+    // Seen on a loaded twin: one UpdateItem of a batch hung until its socket timed out (~35 s), then the SDK re-sent
+    // the same request, whose terminal key carried the time it was built: the reader's watermark had passed it.
+    let clock = Date.now();
+    const reader = new DynamoDbTaskTable({ tableName, client, settleMs: 1_000, now: () => clock });
+    const hungClient = emulators.clients().dynamodb;
+    const writer = new DynamoDbTaskTable({ tableName, client: hungClient, settleMs: 1_000, now: () => clock });
+    const { session, ids } = await seed(reader, 3);
+    await finish(reader, ids[0]!);
+    const [claim] = await writer.claim(
+      [{ taskId: ids[1]!, attempt: 0 }],
+      { owner: 'a', expiresAt: clock + 60_000 },
+      clock,
+    );
+    expect(claim?.status).toBe('claimed');
+    const first = await reader.listTerminal(session.sessionId, undefined, 10);
+    let cursor = first.cursor;
+    // The next request of the writer hangs: meanwhile the clock runs past the settle window and the reader reads on.
+    // It ends as a dropped connection (which the SDK retries as is) or, if the caller bounded it, when aborted.
+    const inner = hungClient.config.requestHandler as unknown as {
+      handle: (request: unknown, options?: { abortSignal?: AbortSignal }) => Promise<unknown>;
+    };
+    const handle = inner.handle.bind(inner);
+    let hangs = 1;
+    const listedMeanwhile: string[] = [];
+    inner.handle = async (request: unknown, options?: { abortSignal?: AbortSignal }) => {
+      if (hangs-- <= 0) return handle(request, options);
+      clock += 10_000;
+      await finish(reader, ids[2]!);
+      const meanwhile = await reader.listTerminal(session.sessionId, cursor, 10);
+      listedMeanwhile.push(...meanwhile.tasks.map((t) => t.taskId));
+      cursor = meanwhile.cursor;
+      const signal = options?.abortSignal;
+      if (signal)
+        await new Promise((resolve) =>
+          signal.aborted ? resolve(undefined) : signal.addEventListener('abort', resolve),
+        );
+      throw Object.assign(new Error(signal ? 'Request aborted' : 'socket hang up'), {
+        name: signal ? 'AbortError' : 'Error',
+        code: signal ? undefined : 'ECONNRESET',
+      });
+    };
+
+    const [written] = await writer.complete([
+      {
+        taskId: ids[1]!,
+        guard: { owner: 'a', attempt: 1 },
+        outcome: { kind: 'succeeded', result: { inline: '2' } },
+        at: clock,
+      },
+    ]);
+    const later = await reader.listTerminal(session.sessionId, cursor, 10);
+    hungClient.destroy();
+
+    expect(hangs).toBeLessThan(0);
+    expect(written?.status).toBe('recorded');
+    expect(first.tasks.map((t) => t.taskId)).toEqual([ids[0]]);
+    expect(listedMeanwhile).toEqual([ids[2]]);
+    expect(later.tasks.map((t) => t.taskId)).toEqual([ids[1]]);
+  });
+
   it('a claim and a completion are one UpdateItem each, with no read before or after', async () => {
     const table = new DynamoDbTaskTable({ tableName, client });
     const { ids } = await seed(table, 1);
