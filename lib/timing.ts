@@ -55,3 +55,24 @@ export function backoffDelay(step: number, options: BackoffOptions): number {
 
 /** The agent's back-off after a failed call to its services (receive, batched writes): 100 ms doubling to 10 s. */
 export const SERVICE_RETRY_BACKOFF: BackoffOptions = { baseMs: 100, maxMs: 10_000, jitter: 'equal' };
+
+/**
+ * Waits until one of `waiters` is called (true), `timeoutMs` passes or `signal` aborts (false). The waiter is in the
+ * set when this returns and leaves it whichever way the wait ends.
+ */
+export function waitForWake(waiters: Set<() => void>, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+  if (signal?.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (woken: boolean): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      waiters.delete(onWake);
+      resolve(woken);
+    };
+    const onWake = (): void => done(true);
+    const onAbort = (): void => done(false);
+    const timer = setTimeout(() => done(false), Math.max(0, timeoutMs));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    waiters.add(onWake);
+  });
+}

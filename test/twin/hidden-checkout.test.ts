@@ -18,11 +18,11 @@ describe("the twin's check of the host paths its containers need", () => {
   });
 
   it('refuses a checkout under /tmp, naming the folder, the volume and the fix', () => {
-    const refuse = () => refuseHiddenHostPaths(definition, [{ what: 'the checkout', path: '/tmp/work/htc-grid-cdk' }]);
+    const refuse = () => refuseHiddenHostPaths(definition, [{ what: 'the checkout', path: '/tmp/src/htc-grid-cdk' }]);
 
     expect(refuse).toThrow(TwinUnsupportedError);
     expect(refuse).toThrow(
-      /the checkout \/tmp\/work\/htc-grid-cdk lies under a volume: container \S+ mounts volume \S+ at \/tmp/,
+      /the checkout \/tmp\/src\/htc-grid-cdk lies under a volume: container \S+ mounts volume \S+ at \/tmp/,
     );
     expect(refuse).toThrow(/every ECS task would stop/);
     expect(refuse).toThrow(/fix: move the checkout \(or node\) out of \/tmp: clone the repository under \$HOME/);
@@ -31,7 +31,7 @@ describe("the twin's check of the host paths its containers need", () => {
   it('accepts a checkout and a node outside every mounted folder, including a sibling named like one', () => {
     expect(() =>
       refuseHiddenHostPaths(definition, [
-        { what: 'the checkout', path: '/work/htc-grid-cdk' },
+        { what: 'the checkout', path: '/home/user/htc-grid-cdk' },
         { what: 'the checkout', path: '/tmpfoo/htc-grid-cdk' },
         { what: 'node', path: '/usr/local/bin/node' },
       ]),

@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
 import { silentLogger } from '../../logging';
-import { backoffDelay, sleep, SERVICE_RETRY_BACKOFF } from '../../timing';
+import { backoffDelay, sleep, SERVICE_RETRY_BACKOFF, waitForWake } from '../../timing';
 
 /**
  * The body of one notice: tasks of one session that reached a terminal state. Only a wake-up: the client reads the
@@ -297,21 +297,9 @@ export class CompletionNoticeQueue {
 
   waitForChange(since: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     if (this.changes !== since) return Promise.resolve(true);
-    if (signal?.aborted) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const done = (changed: boolean): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.waiters.delete(onChange);
-        resolve(changed);
-      };
-      const onChange = (): void => done(true);
-      const onAbort = (): void => done(false);
-      const timer = setTimeout(() => done(false), Math.max(0, timeoutMs));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.waiters.add(onChange);
-      this.receive();
-    });
+    const woken = waitForWake(this.waiters, timeoutMs, signal);
+    if (!signal?.aborted) this.receive();
+    return woken;
   }
 
   /** Stops receiving and deletes the queue (agents' later notices to it are dropped). Idempotent. */

@@ -1,6 +1,7 @@
 // Wakes waiters of any thread or process when the grid database commits: one-byte files the writers touch, watched.
 import fs from 'node:fs';
 import path from 'node:path';
+import { waitForWake } from '../../timing';
 
 /**
  * What a write can mean to a waiter: `tasks`, a task or session reached an end a results handle waits for (finished,
@@ -36,20 +37,7 @@ export class TopicChanges {
    */
   waitForChange(since: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     if (this.changes !== since) return Promise.resolve(true);
-    if (signal?.aborted) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const done = (changed: boolean): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.waiters.delete(onChange);
-        resolve(changed);
-      };
-      const onChange = (): void => done(true);
-      const onAbort = (): void => done(false);
-      const timer = setTimeout(() => done(false), Math.max(0, timeoutMs));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.waiters.add(onChange);
-    });
+    return waitForWake(this.waiters, timeoutMs, signal);
   }
 }
 
