@@ -140,7 +140,9 @@ function finish(plan: WorkerBundlePlan, entries: Map<string, ZipEntrySource>, lo
 }
 
 async function withScratch<T>(work: (scratch: string) => Promise<T>): Promise<T> {
-  const scratch = newScratch(await fs.promises.mkdtemp(path.join(os.tmpdir(), 'htcgrid-bundle-')));
+  // Made and registered in one synchronous step: an awaited mkdtemp left a window in which a signal's exit found the
+  // folder made but not yet registered, and it stayed behind (seen in CI: Ctrl-C while `htcgrid run` bundled).
+  const scratch = newScratch(fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-bundle-')));
   try {
     return await work(scratch);
   } finally {

@@ -101,7 +101,7 @@ describe('htcgrid run removes its temporary folders on every exit path', () => {
         ...['--worker', path.join(FIXTURES, 'e2e', 'slow-init'), '--slots', '1'],
         ...['--tasks', taskFile([{ a: 1 }]), '--out', path.join(tempDir(), 'out.jsonl')],
       ],
-      // The worker is unpacked in the temporary grid folder: its runtime is importing the slow module now.
+      // The grid folder has its `workers` folder: the worker is being bundled, unpacked or imported (slow module).
       { signal, when: () => leftIn(tmp).some((f) => fs.existsSync(path.join(tmp, f, 'workers'))) },
     );
     expect(exit.stderr).toMatch(/interrupted while starting/);

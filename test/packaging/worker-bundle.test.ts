@@ -1,5 +1,6 @@
 // Tests bundling worker folders into Lambda zips: contents, local dependencies, Node bundles, determinism, errors.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { BundlingError } from '../../lib/core';
 import {
@@ -205,6 +206,22 @@ describe('bundleWorker', () => {
     await unpackWorker(bundle.zipPath, taskRoot);
 
     expect(fs.statSync(path.join(taskRoot, 'bootstrap')).mode & 0o777).toBe(0o755);
+  });
+
+  it('registers its scratch folder for removal at exit before it first yields, so a signal then leaves nothing', async () => {
+    const worker = path.join(scratch, 'worker');
+    writeFiles(worker, { 'handler.py': 'def lambda_handler(event, context):\n    return event\n' });
+    const scratchFolders = (): string[] => fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('htcgrid-bundle-'));
+    const before = new Set(scratchFolders());
+    const exitListeners = process.listenerCount('exit');
+    const pending = bundleWorker({ sourceDir: worker, outFile: path.join(scratch, 'out', 'worker.zip') });
+    // Nothing has been awaited yet: a signal handled now (process.exit) must find the folder made and registered.
+    const made = scratchFolders().filter((f) => !before.has(f));
+    expect(made).toHaveLength(1);
+    expect(process.listenerCount('exit')).toBe(exitListeners + 1);
+    await pending;
+    expect(scratchFolders()).not.toContain(made[0]);
+    expect(process.listenerCount('exit')).toBe(exitListeners);
   });
 
   it('fails with a BundlingError naming the folder when it does not exist', async () => {
