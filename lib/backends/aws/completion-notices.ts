@@ -12,6 +12,7 @@ import {
 import type { Logger } from 'pino';
 import { silentLogger } from '../../logging';
 import { backoffDelay, sleep, SERVICE_RETRY_BACKOFF, waitForWake } from '../../timing';
+import { NoticeWakeGaps } from './notice-wake-gaps';
 
 /**
  * The body of one notice: tasks of one session that reached a terminal state. Only a wake-up: the client reads the
@@ -29,9 +30,6 @@ interface NoticeBody {
 const LONG_POLL_SEC = 20;
 /** A live notice queue's handles still look this often (see `CompletionNoticeQueue.fallbackPollMs`). */
 const FALLBACK_POLL_MS = 10_000;
-/** The shortest and longest wait between two wakes of a client's handles by notices (see `noticed`). */
-const MIN_WAKE_GAP_MS = 50;
-const MAX_WAKE_GAP_MS = 5_000;
 /** Receives failing in a row before a client gives its notice queue up and only polls. */
 const MAX_RECEIVE_FAILURES = 5;
 /** Task ids per notice: ids of ~50 characters keep a message well below SQS's 256 KiB. */
@@ -55,6 +53,16 @@ export const NOTICE_QUEUE_ATTRIBUTES = {
 function sessionOfTask(taskId: string): string {
   const cut = taskId.lastIndexOf('_');
   return cut < 0 ? taskId : taskId.slice(0, cut);
+}
+
+/** The session a notice tells of ('' for a body that is not a notice: it still wakes the handles). */
+function sessionOfNotice(body: string | undefined): string {
+  try {
+    const parsed = JSON.parse(body ?? '') as Partial<NoticeBody> | null;
+    return typeof parsed?.s === 'string' ? parsed.s : '';
+  } catch {
+    return '';
+  }
 }
 
 export interface CompletionNoticeSenderOptions {
@@ -257,9 +265,8 @@ export interface CompletionNoticeQueueOptions {
  */
 export class CompletionNoticeQueue {
   private changes = 0;
-  /** When handles were last woken, the wait before the next wake, and the wake waiting for it. */
-  private lastWakeAt = -Infinity;
-  private wakeGapMs = MIN_WAKE_GAP_MS;
+  /** When to wake the handles after notices (per session, see `NoticeWakeGaps`), and the wake waiting for it. */
+  private readonly gaps = new NoticeWakeGaps();
   private pendingWake: NodeJS.Timeout | undefined;
   private readonly waiters = new Set<() => void>();
   private url: Promise<string | undefined> | undefined;
@@ -329,24 +336,23 @@ export class CompletionNoticeQueue {
   }
 
   /**
-   * Notices arrived: wakes the handles, at once after a quiet spell, else after the gap since the last wake, the gap
-   * doubling up to `MAX_WAKE_GAP_MS` while notices keep coming. Many agents each telling of a busy session then cost
-   * the client one look per gap, not one per notice.
+   * Notices of `sessions` arrived: wakes the handles at once for a session quiet for a while, else once its gap since
+   * its last wake has passed (see `NoticeWakeGaps`): a new session is told at once, many agents telling of one busy
+   * session cost the client one look per gap, not one per notice.
    */
-  private noticed(): void {
-    if (this.pendingWake) return;
-    const now = Date.now();
-    if (now - this.lastWakeAt > MAX_WAKE_GAP_MS) this.wakeGapMs = MIN_WAKE_GAP_MS;
-    const wake = (): void => {
-      this.pendingWake = undefined;
-      this.lastWakeAt = Date.now();
-      this.wakeGapMs = Math.min(MAX_WAKE_GAP_MS, this.wakeGapMs * 2);
-      this.changes++;
-      for (const waiter of [...this.waiters]) waiter();
-    };
-    const wait = this.lastWakeAt + this.wakeGapMs - now;
-    if (wait <= 0) wake();
-    else this.pendingWake = setTimeout(wake, wait).unref();
+  private noticed(sessions: readonly string[]): void {
+    const wait = this.gaps.noticed(sessions, Date.now());
+    if (this.pendingWake) clearTimeout(this.pendingWake);
+    this.pendingWake = undefined;
+    if (wait <= 0) this.wake();
+    else this.pendingWake = setTimeout(() => this.wake(), wait).unref();
+  }
+
+  private wake(): void {
+    this.pendingWake = undefined;
+    this.gaps.woke(Date.now());
+    this.changes++;
+    for (const waiter of [...this.waiters]) waiter();
   }
 
   /** Long-polls the queue while anyone waits (one receive at a time). */
@@ -364,7 +370,8 @@ export class CompletionNoticeQueue {
               { abortSignal: this.stop.signal },
             );
             failures = 0;
-            if ((out.Messages?.length ?? 0) > 0) this.noticed();
+            const messages = out.Messages ?? [];
+            if (messages.length > 0) this.noticed(messages.map((m) => sessionOfNotice(m.Body)));
           } catch (err) {
             if (this.stop.signal.aborted) return;
             // The handles poll meanwhile; a queue that stays unreadable (deleted, access revoked) is given up.
