@@ -2,68 +2,14 @@
 // busy delays in whole seconds and capped at a lease term, expired claims reaped here, claimed messages kept until
 // the lease is extended or the attempt settled, every delete batched.
 import { SqsDynamoDbTaskIntake, type MessageClaimTable, type MessageClaimOutcome } from '../../../lib/backends/aws';
-import { newTask, type SessionRecord, type TaskRecord } from '../../../lib/core';
-import type {
-  ClaimRequest,
-  Completion,
-  CompletionResult,
-  IntakeOptions,
-  QueueMessage,
-  ReceivedMessage,
-  TaskQueue,
-} from '../../../lib/ports';
-
-const session: SessionRecord = {
-  sessionId: 's',
-  createdAt: 0,
-  priority: 0,
-  maxAttempts: 3,
-  timeoutMs: 60_000,
-  nonRetryableErrorTypes: [],
-};
+import type { TaskRecord } from '../../../lib/core';
+import type { ClaimRequest, IntakeOptions } from '../../../lib/ports';
+import { FakeQueue, FakeTable, messagesOf, pendingTask } from '../../support/fake-ports';
 
 const options: IntakeOptions = { waitMs: 0, visibilityMs: 60_000, owner: 'me', leaseMs: 30_000, busyDelayMs: 1_000 };
 
-const pendingTask = (i: number): TaskRecord => newTask(session, i, { inline: '{}' }, 0);
-
-/** Hands out one message per task once; records deletes, releases and sends. */
-class FakeQueue implements TaskQueue {
-  readonly acked: string[][] = [];
-  readonly released: { receipts: string[]; delayMs: number }[] = [];
-  readonly sent: QueueMessage[] = [];
-  private waiting: ReceivedMessage[];
-
-  constructor(tasks: readonly TaskRecord[]) {
-    this.waiting = tasks.map((t, i) => ({
-      message: { taskId: t.taskId, sessionId: 's', attempt: 0, priority: 0 },
-      receipt: `r${i}`,
-      receiveCount: 1,
-    }));
-  }
-
-  async send(messages: readonly QueueMessage[]): Promise<void> {
-    this.sent.push(...messages);
-  }
-
-  async receive(max: number): Promise<ReceivedMessage[]> {
-    return this.waiting.splice(0, max);
-  }
-
-  async ack(receipts: readonly string[]): Promise<void> {
-    this.acked.push([...receipts]);
-  }
-
-  async release(receipts: readonly string[], delayMs: number): Promise<void> {
-    this.released.push({ receipts: [...receipts], delayMs });
-  }
-
-  async extend(): Promise<void> {}
-  async close(): Promise<void> {}
-}
-
 /** Claims follow `claimAs` (default: claimed at attempt + 1); completions are recorded. */
-class FakeTable implements MessageClaimTable {
-  readonly completions: Completion[] = [];
+class FakeClaimTable extends FakeTable implements MessageClaimTable {
   claimAs: (request: ClaimRequest) => MessageClaimOutcome | undefined = () => undefined;
 
   async claimMessages(
@@ -84,17 +30,13 @@ class FakeTable implements MessageClaimTable {
       return { taskId: request.taskId, status: 'claimed', task };
     });
   }
-
-  async complete(completions: readonly Completion[]): Promise<CompletionResult[]> {
-    this.completions.push(...completions);
-    return completions.map((c) => ({ taskId: c.taskId, status: 'recorded' }));
-  }
 }
 
+/** `count` pending tasks, one message each (`r0`, `r1`, …), received once. */
 function setup(count: number) {
   const tasks = Array.from({ length: count }, (_, i) => pendingTask(i));
-  const queue = new FakeQueue(tasks);
-  const table = new FakeTable();
+  const queue = new FakeQueue(messagesOf(tasks));
+  const table = new FakeClaimTable();
   const intake = new SqsDynamoDbTaskIntake({ queue, table, now: () => 100_000 });
   return { queue, table, intake };
 }

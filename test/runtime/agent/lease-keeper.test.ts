@@ -1,45 +1,28 @@
 // The lease keeper against a fake table and a fake clock: what it extends, what it only reads, what it reports lost.
-import { newTask, type SessionRecord } from '../../../lib/core';
 import { silentLogger } from '../../../lib/logging';
-import type { LeaseRef, LeaseStatus, TaskTable } from '../../../lib/ports';
+import type { LeaseStatus, TaskTable } from '../../../lib/ports';
 import type { HeldTask } from '../../../lib/runtime/agent/held-task';
 import { LeaseKeeper } from '../../../lib/runtime/agent/lease-keeper';
-
-const session: SessionRecord = {
-  sessionId: 's',
-  createdAt: 0,
-  priority: 0,
-  maxAttempts: 3,
-  timeoutMs: 60_000,
-  nonRetryableErrorTypes: [],
-};
+import { FakeTable, pendingTask } from '../../support/fake-ports';
 
 function held(index: number, claimedAt: number): HeldTask {
-  const task = { ...newTask(session, index, { inline: '{}' }, 0), state: 'running' as const, attempt: 1 };
+  const task = { ...pendingTask(index), state: 'running' as const, attempt: 1 };
   return { task, claimedAt, lastExtendedAt: claimedAt, running: true };
 }
 
-/** A table that answers every lease with `answer(taskId)` and records the calls. */
+/** A table that answers every lease with `answer(taskId)` and records the calls; `failNextExtend` refuses one. */
 function fakeTable(answer: (taskId: string) => LeaseStatus = () => 'held') {
-  const calls: { kind: 'extend' | 'status'; ids: string[]; expiresAt?: number }[] = [];
   let failNext = false;
-  const table = {
-    extendLeases: async (leases: readonly LeaseRef[], expiresAt: number) => {
-      calls.push({ kind: 'extend', ids: leases.map((l) => l.taskId), expiresAt });
-      if (failNext) {
-        failNext = false;
-        throw new Error('table unavailable');
-      }
-      return leases.map((l) => answer(l.taskId));
-    },
-    leaseStatus: async (leases: readonly LeaseRef[]) => {
-      calls.push({ kind: 'status', ids: leases.map((l) => l.taskId) });
-      return leases.map((l) => answer(l.taskId));
-    },
-  } as unknown as TaskTable;
+  const fake = new FakeTable(undefined, (what) => {
+    if (failNext && what.startsWith('extend')) {
+      failNext = false;
+      throw new Error('table unavailable');
+    }
+  });
+  fake.leaseAs = (lease) => answer(lease.taskId);
   return {
-    table,
-    calls,
+    table: fake.asTaskTable(),
+    calls: fake.calls,
     failNextExtend: () => {
       failNext = true;
     },
