@@ -3,17 +3,14 @@
 // auth): it answers only requests whose signature botocore finds valid, for lambda in the outputs' region.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import readline from 'node:readline';
 import type { Browser, Page } from 'playwright-core';
 import { SqliteRequestLedger } from '../../lib/backends/local';
 import { startEmbeddedGrid, type EmbeddedGrid } from '../../lib/cli';
 import { applyOverrides, compileConfig } from '../../lib/core';
 import { ApiHandlers, registryAgents } from '../../lib/http';
-import { SYSTEM_PYTHON, systemPythonHas } from '../http/local-up';
 import { htcgridBin } from '../support/fresh-dist';
+import { SignatureChecker, startFunctionUrl, type FunctionUrl } from '../support/function-url';
 import { FIXTURES, tempDir, waitFor } from '../support/local-grid';
 import { findChromium, launchChromium } from './browser';
 
@@ -22,76 +19,26 @@ declare const document: { querySelector(s: string): any };
 
 const CHROMIUM = findChromium();
 const REGION = 'eu-west-3';
-const CREDENTIALS = { id: 'AKIDEXAMPLE', secret: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
+const CREDENTIALS = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
 
 if (!CHROMIUM) {
   console.warn('dashboard proxy browser test SKIPPED: no chromium on PATH (apt-get install chromium)');
 }
 const describeInBrowser = CHROMIUM ? describe : describe.skip;
 
-/** botocore, in one long-lived process, checks each request's SigV4 signature as AWS would (lambda, REGION). */
-class SignatureChecker {
-  private readonly process: ChildProcessWithoutNullStreams;
-  private readonly waiting: Array<(valid: boolean) => void> = [];
-
-  constructor() {
-    const script = `
-import datetime, json, sys
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-creds = Credentials(sys.argv[1], sys.argv[2])
-for line in sys.stdin:
-    r = json.loads(line)
-    try:
-        header = r["headers"]["authorization"]
-        signed = header.split("SignedHeaders=")[1].split(",")[0].split(";")
-        stamp = r["headers"]["x-amz-date"]
-        age = datetime.datetime.now(datetime.timezone.utc) - datetime.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
-        req = AWSRequest(method=r["method"], url=r["url"], data=r["body"].encode() or None,
-                         headers={k: v for k, v in r["headers"].items() if k in signed})
-        req.context["timestamp"] = stamp
-        auth = SigV4Auth(creds, "lambda", sys.argv[3])
-        ok = (header.startswith("AWS4-HMAC-SHA256 Credential=%s/" % sys.argv[1]) and abs(age.total_seconds()) < 300
-              and "host" in signed and auth.signature(auth.string_to_sign(req, auth.canonical_request(req)), req) == header.split("Signature=")[1])
-    except Exception:
-        ok = False
-    print(json.dumps(ok), flush=True)
-`;
-    this.process = spawn(SYSTEM_PYTHON, ['-c', script, CREDENTIALS.id, CREDENTIALS.secret, REGION]);
-    readline
-      .createInterface({ input: this.process.stdout })
-      .on('line', (line) => this.waiting.shift()?.(line === 'true'));
-  }
-
-  check(request: { method: string; url: string; headers: Record<string, string>; body: string }): Promise<boolean> {
-    return new Promise((resolve) => {
-      this.waiting.push(resolve);
-      this.process.stdin.write(`${JSON.stringify(request)}\n`);
-    });
-  }
-
-  close(): void {
-    this.process.stdin.end();
-  }
-}
-
 describeInBrowser('the dashboard of a deployed grid, through htcgrid ui', () => {
   let dataDir: string;
   let grid: EmbeddedGrid;
   let ledger: SqliteRequestLedger;
-  let upstream: http.Server;
+  let upstream: FunctionUrl;
   let checker: SignatureChecker;
   let ui: ChildProcessWithoutNullStreams;
   let browser: Browser;
   let page: Page;
   let pageUrl: string;
-  const answered: { path: string; status: number }[] = [];
   const problems: string[] = [];
 
   beforeAll(async () => {
-    if (!systemPythonHas('botocore'))
-      throw new Error(`${SYSTEM_PYTHON} has no botocore: apt-get install python3-botocore`);
     dataDir = tempDir('htcgrid-ui-proxy-');
     const config = compileConfig(
       applyOverrides({ slots: 2, lease_check_interval_sec: 0.2 }, { max_attempts: 1 }),
@@ -109,51 +56,18 @@ describeInBrowser('the dashboard of a deployed grid, through htcgrid ui', () => 
       gridKind: 'aws',
       agents: registryAgents(grid.backends.agents, { heartbeatEveryMs: 2_000 }),
     });
-    checker = new SignatureChecker();
-    upstream = http.createServer((req, res) => {
-      void (async () => {
-        const chunks: Buffer[] = [];
-        for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
-        const body = Buffer.concat(chunks).toString('utf8');
-        const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
-        const url = new URL(req.url!, `http://${req.headers.host}`);
-        if (!(await checker.check({ method: req.method!, url: url.href, headers, body }))) {
-          answered.push({ path: url.pathname, status: 403 });
-          res.writeHead(403, { 'content-type': 'application/json' }).end('{"Message":"Forbidden"}');
-          return;
-        }
-        // A stream ends when its caller goes (as the Lambda's does when the function URL's connection closes).
-        const gone = new AbortController();
-        res.once('close', () => gone.abort());
-        const answer = await api.handle({
-          method: req.method!,
-          path: url.pathname,
-          query: url.searchParams,
-          headers,
-          body,
-          caller: 'iam',
-          signal: gone.signal,
-        });
-        answered.push({ path: url.pathname, status: answer.status });
-        res.writeHead(answer.status, answer.headers);
-        if (typeof answer.body === 'string') res.end(answer.body);
-        else {
-          for await (const chunk of answer.body) res.write(chunk);
-          res.end();
-        }
-      })();
-    });
-    upstream.listen(0, '127.0.0.1');
-    await new Promise((resolve) => upstream.once('listening', resolve));
-    const apiUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/`;
+    checker = new SignatureChecker(CREDENTIALS, REGION);
+    // Only requests whose signature botocore finds valid are answered.
+    upstream = await startFunctionUrl(api, (request) => checker.check(request));
+    const apiUrl = upstream.url;
     const outputs = path.join(dataDir, 'outputs.json');
     fs.writeFileSync(outputs, JSON.stringify({ HtcGrid: { ApiUrl: apiUrl, Region: REGION, TableName: 't' } }));
 
     ui = spawn(process.execPath, [htcgridBin(), 'ui', '--outputs', outputs, '--listen', '127.0.0.1:0'], {
       env: {
         ...process.env,
-        AWS_ACCESS_KEY_ID: CREDENTIALS.id,
-        AWS_SECRET_ACCESS_KEY: CREDENTIALS.secret,
+        AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
         AWS_SESSION_TOKEN: '',
         AWS_PROFILE: '',
         AWS_EC2_METADATA_DISABLED: 'true',
@@ -182,8 +96,7 @@ describeInBrowser('the dashboard of a deployed grid, through htcgrid ui', () => 
       await exited;
     }
     checker?.close();
-    upstream?.closeAllConnections();
-    await new Promise((resolve) => (upstream ? upstream.close(resolve) : resolve(undefined)));
+    await upstream?.close();
     await ledger?.close();
     await grid?.close(5_000);
     if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
@@ -219,14 +132,13 @@ describeInBrowser('the dashboard of a deployed grid, through htcgrid ui', () => 
     await page.locator(`tr[data-session="${sid}"]`).click();
     await page.locator(`[data-session-panel="${sid}"] tr[data-error-type="PricingError"]`).waitFor({ timeout: 30_000 });
     // Every call reached the API signed: none was refused.
-    expect(answered.length).toBeGreaterThan(3);
-    expect(answered.filter((a) => a.status === 403)).toEqual([]);
-    expect(answered.map((a) => a.path)).toEqual(expect.arrayContaining(['/v1', '/v1/events', '/v1/sessions']));
+    expect(upstream.answered.length).toBeGreaterThan(3);
+    expect(upstream.answered.filter((a) => a.status === 403)).toEqual([]);
+    expect(upstream.answered.map((a) => a.path)).toEqual(expect.arrayContaining(['/v1', '/v1/events', '/v1/sessions']));
   });
 
   test('an unsigned call to the API is refused, so the calls above were accepted for their signature', async () => {
-    const address = upstream.address() as AddressInfo;
-    const refused = await fetch(`http://127.0.0.1:${address.port}/v1/sessions`);
+    const refused = await fetch(`${upstream.url}v1/sessions`);
     expect(refused.status).toBe(403);
   });
 
