@@ -3,11 +3,12 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { openAwsBackends, type AwsBackends } from '../../lib/backends/aws';
 import { compileConfig, GRID_ENV, resolveRuntime, resourcesToEnv } from '../../lib/core';
-import { functionUrlHandler, type FunctionUrlEvent } from '../../lib/http/lambda-adapter';
+import { functionUrlHandler } from '../../lib/http/lambda-adapter';
 import { openApiHandlers } from '../../lib/http/lambda-handler';
 import { Agent, countSlotUsage, newSlotCounters, PresenceHeartbeat } from '../../lib/runtime/agent';
 import { createLocalInvoker } from '../../lib/runtime/local';
 import { createGridResources, startEmulators, type Emulators } from '../support/emulators';
+import { functionUrlEvent } from '../support/function-url';
 import { FIXTURES, waitFor } from '../support/local-grid';
 import { parsePythonJson } from './api-client';
 import { OpenApiContract } from './openapi-contract';
@@ -52,18 +53,8 @@ beforeAll(async () => {
     return stream;
   });
   call = async (method, target, body, headers = {}) => {
-    const [rawPath, rawQueryString] = target.split('?') as [string, string | undefined];
-    const event: FunctionUrlEvent = {
-      rawPath,
-      rawQueryString,
-      headers: { 'content-type': 'application/json', ...headers },
-      body: body === undefined ? undefined : Buffer.from(body).toString('base64'),
-      isBase64Encoded: true,
-      requestContext: {
-        http: { method, sourceIp: '127.0.0.1' },
-        authorizer: { iam: { userArn: 'arn:aws:iam::123456789012:role/client' } },
-      },
-    };
+    const event = functionUrlEvent(method, target, body, headers);
+    const rawPath = event.rawPath;
     const stream = new PassThrough() as PassThrough & {
       metadata?: { statusCode: number; headers: Record<string, string> };
     };

@@ -5,6 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import readline from 'node:readline';
 import type { ApiHandlers } from '../../lib/http';
+import type { FunctionUrlEvent } from '../../lib/http/lambda-adapter';
 import { SYSTEM_PYTHON, systemPythonHas } from '../http/local-up';
 
 /** A request as it reached the function URL. */
@@ -136,4 +137,28 @@ for line in sys.stdin:
   close(): void {
     this.process.stdin.end();
   }
+}
+
+/**
+ * The event the function URL hands the GridApi Lambda for `method target` (`target`: path and query), from an IAM
+ * caller, its body base64-encoded as the service sends it.
+ */
+export function functionUrlEvent(
+  method: string,
+  target: string,
+  body?: string,
+  headers: Record<string, string> = {},
+): FunctionUrlEvent {
+  const [rawPath, rawQueryString] = target.split('?') as [string, string | undefined];
+  return {
+    rawPath,
+    ...(rawQueryString === undefined ? {} : { rawQueryString }),
+    headers: { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : Buffer.from(body).toString('base64'),
+    isBase64Encoded: true,
+    requestContext: {
+      http: { method, sourceIp: '127.0.0.1' },
+      authorizer: { iam: { userArn: 'arn:aws:iam::123456789012:role/client' } },
+    },
+  };
 }

@@ -6,14 +6,15 @@ import { PassThrough } from 'node:stream';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { openAwsBackends, sessionItemKey, type AwsBackends } from '../../../lib/backends/aws';
 import { GridClient } from '../../../lib/client';
-import { compileConfig, GRID_ENV, resourcesToEnv, type AwsGridResources } from '../../../lib/core';
+import { compileConfig, GRID_ENV, resourcesToEnv, type AwsGridResources, type SessionRecord } from '../../../lib/core';
 import { newTask } from '../../../lib/core/task';
-import { functionUrlHandler, type FunctionUrlEvent } from '../../../lib/http/lambda-adapter';
+import { functionUrlHandler } from '../../../lib/http/lambda-adapter';
 import { openApiHandlers } from '../../../lib/http/lambda-handler';
 import { closeReaperBackends, handler as reaperHandler } from '../../../lib/runtime/reaper-handler';
 import { createGridResources, startEmulators, waitFor, type Emulators } from '../../support/emulators';
 import { spawnAwsAgent, startPythonRie } from '../../support/aws-agent';
 import { writeOutputsFile } from '../../support/emulator-suite';
+import { functionUrlEvent } from '../../support/function-url';
 import { runHtcgrid } from '../../support/htcgrid-cli';
 import { tempDir } from '../../support/local-grid';
 
@@ -61,6 +62,35 @@ async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Pr
       else process.env[k] = v;
     }
   }
+}
+
+/** Runs the reaper Lambda's handler once, its environment as deployed with `task_retention_sec` set. */
+function runReaper(retentionSec: number) {
+  const env = {
+    ...emulators.env(),
+    ...resourcesToEnv(resources),
+    [GRID_ENV.config]: JSON.stringify({ task_retention_sec: retentionSec }),
+    HTCGRID_LOG_LEVEL: 'silent',
+  };
+  return withEnv(env, async () => {
+    try {
+      return await reaperHandler({}, { getRemainingTimeInMillis: () => 60_000 });
+    } finally {
+      await closeReaperBackends();
+    }
+  });
+}
+
+/** A session of one attempt, created now, under a fresh id starting with `prefix`. */
+function oneAttemptSession(prefix: string): SessionRecord {
+  return {
+    sessionId: `${prefix}-${Date.now().toString(36)}`,
+    createdAt: Date.now(),
+    priority: 0,
+    maxAttempts: 1,
+    timeoutMs: 30_000,
+    nonRetryableErrorTypes: [],
+  };
 }
 
 describe('task_retention_sec is the TTL of every finished task in AWS', () => {
@@ -112,16 +142,7 @@ describe('task_retention_sec is the TTL of every finished task in AWS', () => {
     await withEnv(env, async () => {
       const handler = functionUrlHandler(openApiHandlers(env), (stream) => stream);
       const call = async (method: string, rawPath: string, body?: string, headers: Record<string, string> = {}) => {
-        const event: FunctionUrlEvent = {
-          rawPath,
-          headers: { 'content-type': 'application/json', ...headers },
-          body: body === undefined ? undefined : Buffer.from(body).toString('base64'),
-          isBase64Encoded: true,
-          requestContext: {
-            http: { method, sourceIp: '127.0.0.1' },
-            authorizer: { iam: { userArn: 'arn:aws:iam::123456789012:role/client' } },
-          },
-        };
+        const event = functionUrlEvent(method, rawPath, body, headers);
         const stream = new PassThrough();
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
@@ -146,14 +167,7 @@ describe('task_retention_sec is the TTL of every finished task in AWS', () => {
   });
 
   it('the reaper Lambda writes it on a task it fails after its last attempt', async () => {
-    const session = {
-      sessionId: `reap-${Date.now().toString(36)}`,
-      createdAt: Date.now(),
-      priority: 0,
-      maxAttempts: 1,
-      timeoutMs: 30_000,
-      nonRetryableErrorTypes: [],
-    };
+    const session = oneAttemptSession('reap');
     await backends.table.createSession(session);
     const task = newTask(session, 0, { inline: '{}' }, Date.now());
     await backends.table.createTasks([task]);
@@ -161,21 +175,7 @@ describe('task_retention_sec is the TTL of every finished task in AWS', () => {
     // It heartbeated once (so the lease index holds it), then died on its last attempt.
     await backends.table.extendLeases([{ taskId: task.taskId, owner: 'dead', attempt: 1 }], Date.now() - 1);
 
-    const summary = await withEnv(
-      {
-        ...emulators.env(),
-        ...resourcesToEnv(resources),
-        [GRID_ENV.config]: JSON.stringify({ task_retention_sec: 900 }),
-        HTCGRID_LOG_LEVEL: 'silent',
-      },
-      async () => {
-        try {
-          return await reaperHandler({}, { getRemainingTimeInMillis: () => 60_000 });
-        } finally {
-          await closeReaperBackends();
-        }
-      },
-    );
+    const summary = await runReaper(900);
 
     expect(summary).toMatchObject({ failed: 1 });
     await waitFor('the reaped task to be failed', async () => (await item(task.taskId)).state === 'failed', 10_000);
@@ -183,35 +183,14 @@ describe('task_retention_sec is the TTL of every finished task in AWS', () => {
   });
 
   it('the reaper Lambda gives a finished session the same TTL (its tasks are gone after it, so is the session)', async () => {
-    const session = {
-      sessionId: `sealed-${Date.now().toString(36)}`,
-      createdAt: Date.now(),
-      priority: 0,
-      maxAttempts: 1,
-      timeoutMs: 30_000,
-      nonRetryableErrorTypes: [],
-    };
+    const session = oneAttemptSession('sealed');
     await backends.table.createSession(session);
     await backends.table.createTasks([newTask(session, 0, { inline: '{}' }, Date.now())]);
     await backends.table.sealSession(session.sessionId, 1);
     await backends.table.cancel(session.sessionId);
 
     const before = Math.floor(Date.now() / 1000);
-    const summary = await withEnv(
-      {
-        ...emulators.env(),
-        ...resourcesToEnv(resources),
-        [GRID_ENV.config]: JSON.stringify({ task_retention_sec: 900 }),
-        HTCGRID_LOG_LEVEL: 'silent',
-      },
-      async () => {
-        try {
-          return await reaperHandler({}, { getRemainingTimeInMillis: () => 60_000 });
-        } finally {
-          await closeReaperBackends();
-        }
-      },
-    );
+    const summary = await runReaper(900);
     const after = Math.ceil(Date.now() / 1000);
 
     expect(summary.sessionsExpiring).toBeGreaterThanOrEqual(1);
