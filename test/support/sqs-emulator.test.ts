@@ -1,8 +1,11 @@
 // The SQS emulator layer against the SQS behaviours it exists for (documented in sqs-emulator.ts), checked directly
 // on SQS calls, so the queue contract passes because the adapter is right, not because of the layer.
+import http from 'node:http';
+import { setTimeout as realDelay } from 'node:timers/promises';
 import {
   ChangeMessageVisibilityCommand,
   CreateQueueCommand,
+  GetQueueAttributesCommand,
   DeleteMessageBatchCommand,
   DeleteMessageCommand,
   ReceiveMessageCommand,
@@ -58,7 +61,65 @@ async function release(queueUrl: string, message: Message): Promise<void> {
   );
 }
 
+/** A ReceiveMessage over plain HTTP (the SDK sets timers of its own, which the test below counts). */
+async function rawReceive(queueUrl: string, input: Record<string, unknown>): Promise<{ Messages?: Message[] }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      sqs.endpoint,
+      {
+        method: 'POST',
+        headers: { 'x-amz-target': 'AmazonSQS.ReceiveMessage', 'content-type': 'application/x-amz-json-1.0' },
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        res.on('end', () => resolve(JSON.parse(body || '{}') as { Messages?: Message[] }));
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify({ QueueUrl: queueUrl, ...input }));
+  });
+}
+
+/** Waits (on the real clock) until `check` holds, at most `ms`. */
+async function until(check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!check() && performance.now() < deadline) await realDelay(5);
+}
+
 describe('the SQS emulator layer', () => {
+  it("answers a receive asking for 10 messages with the one visible at the emulator's first look (10 ms), not after its 40 ms hold", async () => {
+    const url = await queue();
+    await client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'one' }));
+    // Sent messages become visible on the emulator's 0 ms timer.
+    let visible = '0';
+    for (let i = 0; visible !== '1' && i < 200; i++) {
+      const out = await client.send(
+        new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['ApproximateNumberOfMessages'] }),
+      );
+      visible = out.Attributes?.ApproximateNumberOfMessages ?? '0';
+      if (visible !== '1') await realDelay(5);
+    }
+    expect(visible).toBe('1');
+    // The emulator's clock stands still but for the 10 ms the test moves it: its 40 ms hold never ends.
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'Date', 'performance', 'hrtime'] });
+    try {
+      const before = jest.getTimerCount();
+      let answer: { Messages?: Message[] } | Error | undefined;
+      void rawReceive(url, { MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }).then(
+        (out) => (answer = out),
+        (err: Error) => (answer = err),
+      );
+      // The emulator's receive has started (its look interval and its hold are set), then 10 ms pass.
+      await until(() => jest.getTimerCount() > before);
+      jest.advanceTimersByTime(10);
+      await until(() => answer !== undefined);
+      expect(answer instanceof Error ? answer : answer?.Messages?.map((m) => m.Body)).toEqual(['one']);
+    } finally {
+      jest.useRealTimers();
+    }
+  }, 30_000);
+
   it('answers a long poll asking for 10 messages as soon as one is sent, long before its 20 s wait ends', async () => {
     const url = await queue();
     const receiving = client.send(

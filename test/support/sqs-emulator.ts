@@ -1,4 +1,5 @@
 // local-aws-sqs behind a thin HTTP layer that fixes where it departs from SQS, so tests see SQS's documented behaviour.
+import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 
@@ -8,9 +9,18 @@ import { Readable } from 'node:stream';
  *    sooner than WaitTimeSeconds" (ReceiveMessage, WaitTimeSeconds:
  *    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html; and
  *    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-short-and-long-polling.html).
- *    The emulator waits until it has `MaxNumberOfMessages` or the wait ends. Done by short-polling the emulator until
- *    the wait ends, looking again at once when a send (or a visibility change) to its queue passes through the layer.
- *    (Each look still takes the emulator's own ~40 ms: its receive checks for messages on an interval.)
+ *    The emulator waits until it has `MaxNumberOfMessages` or the wait ends, and even a receive with no wait holds
+ *    at least 40 ms unless it gathers `MaxNumberOfMessages` (its receive looks for messages every 10 ms and answers
+ *    when it has that many or after 40 ms + `WaitTimeSeconds`). The layer asks the emulator's queue how many messages
+ *    are visible (`getAttributes`, the emulator's public method behind GetQueueAttributes: not in flight, not
+ *    delayed) and only then receives, with `MaxNumberOfMessages` = min(asked, visible) and no wait, so the emulator
+ *    answers at its first 10 ms look, as SQS answers a waiting receive as soon as messages are there; with none
+ *    visible it does not receive at all but looks again when a send (or a visibility change) to the queue passes
+ *    through the layer, or every 25 ms (visibility timeouts end inside the emulator), and answers an empty receive
+ *    itself when the wait ends ("If no messages are available and the wait time expires, the call returns
+ *    successfully with an empty list of messages", same page). This brings the emulator closer to SQS's documented
+ *    behaviour, no further: SQS too may answer with fewer messages than asked for ("Fewer messages might be
+ *    returned", MaxNumberOfMessages, same page).
  * 2. `ApproximateReceiveCount` is "the number of times a message has been received across all queues but not
  *    deleted" (ReceiveMessage, MessageSystemAttributeNames, same page): receives only, where the emulator also counts
  *    visibility changes. The layer counts deliveries per message id and rewrites the attribute. (The emulator's own
@@ -83,6 +93,15 @@ function messageIdOf(receiptHandle: string): string | undefined {
   }
 }
 
+/** What the layer reads of the emulator's queues (public members of its service and queue classes). */
+interface EmulatorService {
+  readonly Queues: readonly {
+    readonly QueueName: string;
+    readonly FifoQueue: boolean;
+    getAttributes(names: readonly string[]): Record<string, string>;
+  }[];
+}
+
 interface SqsMessage {
   MessageId: string;
   ReceiptHandle: string;
@@ -102,29 +121,53 @@ export async function startFaithfulSqs(options: { region: string }): Promise<Fai
   const latestReceipt = new Map<string, string>();
   const deliveries = new Map<string, number>();
 
+  /** Messages a receive would get now (visible, not delayed); undefined for a queue the layer does not count. */
+  const visibleIn = (queueName: string): number | undefined => {
+    const queue = (service as unknown as EmulatorService).Queues.find((q) => q.QueueName === queueName);
+    // FIFO queues hand out messages by group: their receives go to the emulator as they come.
+    if (queue === undefined || queue.FifoQueue) return undefined;
+    const counts = queue.getAttributes(['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible']);
+    return Number(counts.ApproximateNumberOfMessages) - Number(counts.ApproximateNumberOfMessagesNotVisible);
+  };
+
   const onReceive = async (req: IncomingMessage, res: ServerResponse, input: Record<string, unknown>) => {
     const waitMs = Number(input.WaitTimeSeconds ?? 0) * 1000;
+    const asked = Number(input.MaxNumberOfMessages ?? 1);
+    const queueName = queueNameOf(input.QueueUrl);
     const deadline = Date.now() + waitMs;
     let closed = false;
     // The client gave up (aborted its long poll): stop polling for it.
     res.once('close', () => (closed = true));
     for (;;) {
-      const out = await forward(handler, req, JSON.stringify({ ...input, WaitTimeSeconds: 0 }));
-      if (out.status !== 200) return send(res, out);
-      const parsed = JSON.parse(out.body || '{}') as { Messages?: SqsMessage[] };
-      const messages = parsed.Messages ?? [];
-      if (messages.length > 0 || Date.now() >= deadline || closed) {
-        for (const m of messages) {
-          latestReceipt.set(m.MessageId, m.ReceiptHandle);
-          const count = (deliveries.get(m.MessageId) ?? 0) + 1;
-          deliveries.set(m.MessageId, count);
-          if (m.Attributes?.ApproximateReceiveCount !== undefined) {
-            m.Attributes.ApproximateReceiveCount = String(count);
-          }
-        }
-        return send(res, { ...out, body: JSON.stringify(parsed) });
+      const visible = visibleIn(queueName);
+      const over = Date.now() >= deadline || closed;
+      if (visible === 0 && over) {
+        // What the emulator answers for no messages, without its hold.
+        const headers = { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': randomUUID() };
+        return send(res, { status: 200, headers, body: '{}' });
       }
-      await pauseFor(queueNameOf(input.QueueUrl), 25);
+      if (visible !== 0) {
+        const max = visible === undefined ? asked : Math.min(asked, visible);
+        const look = { ...input, WaitTimeSeconds: 0, MaxNumberOfMessages: max };
+        const out = await forward(handler, req, JSON.stringify(look));
+        if (out.status !== 200) return send(res, out);
+        const parsed = JSON.parse(out.body || '{}') as { Messages?: SqsMessage[] };
+        const messages = parsed.Messages ?? [];
+        if (messages.length > 0 || Date.now() >= deadline || closed) {
+          for (const m of messages) {
+            latestReceipt.set(m.MessageId, m.ReceiptHandle);
+            const count = (deliveries.get(m.MessageId) ?? 0) + 1;
+            deliveries.set(m.MessageId, count);
+            if (m.Attributes?.ApproximateReceiveCount !== undefined) {
+              m.Attributes.ApproximateReceiveCount = String(count);
+            }
+          }
+          return send(res, { ...out, body: JSON.stringify(parsed) });
+        }
+        // Another receive took them first: wait for more.
+        if (visible !== undefined) continue;
+      }
+      await pauseFor(queueName, 25);
     }
   };
 
@@ -147,7 +190,13 @@ export async function startFaithfulSqs(options: { region: string }): Promise<Fai
       waiters.add(done);
     });
   const wakeReceives = (queueUrl: unknown): void => {
-    for (const wake of [...(pausedReceives.get(queueNameOf(queueUrl)) ?? [])]) wake();
+    const waiters = pausedReceives.get(queueNameOf(queueUrl));
+    if (!waiters || waiters.size === 0) return;
+    // A message sent (or released) without a delay becomes visible on the emulator's own 0 ms timer, set while it
+    // answered: a timer set now runs after it.
+    setTimeout(() => {
+      for (const wake of [...waiters]) wake();
+    }, 0);
   };
 
   const isStale = (receiptHandle: unknown): boolean => {
