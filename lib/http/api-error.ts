@@ -48,6 +48,22 @@ export class ApiError extends HtcGridError {
     return new ApiError(404, 'NotFoundError', problem, fix);
   }
 
+  /**
+   * No session has this id: it never existed, or it finished and was deleted `task_retention_sec` later. The API
+   * cannot tell the two apart, so the message names both and the fix covers both.
+   */
+  static unknownSession(sessionId: string): ApiError {
+    return new ApiError(
+      404,
+      'UnknownSessionError',
+      `unknown session '${sessionId}': no session has this id, or it finished more than task_retention_sec ago and was deleted`,
+      'use the sessionId returned when the session was created (GET /v1/sessions lists the sessions kept); ' +
+        "a deleted session's results are gone: submit its tasks again, and raise task_retention_sec " +
+        '(default 7 days) to keep sessions longer',
+      { sessionId },
+    );
+  }
+
   static notAvailable(problem: string, fix: string): ApiError {
     return new ApiError(501, 'NotAvailableError', problem, fix);
   }
@@ -63,9 +79,7 @@ export class ApiError extends HtcGridError {
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof UnknownSessionError) {
-    return new ApiError(404, 'UnknownSessionError', `unknown session '${err.sessionId}'`, err.hint, {
-      sessionId: err.sessionId,
-    });
+    return ApiError.unknownSession(err.sessionId);
   }
   if (err instanceof UnknownTaskError) {
     return new ApiError(404, 'UnknownTaskError', `unknown task '${err.taskId}'`, 'task ids are <session id>_<index>', {

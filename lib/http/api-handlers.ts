@@ -631,15 +631,7 @@ export class ApiHandlers {
     }
     const session = await this.options.table.getSession(sessionId);
     if (!session) {
-      throw new ApiError(
-        404,
-        'UnknownSessionError',
-        `unknown session '${sessionId}'`,
-        'create it with POST /v1/sessions',
-        {
-          sessionId,
-        },
-      );
+      throw ApiError.unknownSession(sessionId);
     }
     return session;
   }

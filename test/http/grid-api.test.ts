@@ -5,8 +5,9 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { SqliteRequestLedger } from '../../lib/backends/local';
 import { startEmbeddedGrid, type EmbeddedGrid } from '../../lib/cli';
-import { applyOverrides, compileConfig } from '../../lib/core';
+import { applyOverrides, compileConfig, UnknownSessionError } from '../../lib/core';
 import { API_LIMITS, ApiHandlers, GridApiServer, OutputTails, registryAgents } from '../../lib/http';
+import { toApiError } from '../../lib/http/api-error';
 import { FIXTURES, tempDir, waitFor } from '../support/local-grid';
 import { ApiTestClient } from './api-client';
 import { DOCUMENT_PATH, OpenApiContract, loadDocument } from './openapi-contract';
@@ -531,6 +532,23 @@ describe('bad input', () => {
     expect(await countSessionsTasks()).toBe(before);
     const status = await api.call('GET', `/v1/sessions/${sid}`);
     expect(status.json).toMatchObject({ sealed: false, counts: { pending: 0, succeeded: 0 } });
+  });
+
+  test("an unknown session's 404 says in its message that the id is wrong or the session expired, and the fix", async () => {
+    // Both ways an API call finds no session: its own look-up, and the client's error mapped to an answer.
+    const answers = [
+      (await api.call('GET', '/v1/sessions/nope')).json.error,
+      (await api.call('GET', '/v1/sessions/nope/results')).json.error,
+      toApiError(new UnknownSessionError('nope')).body().error,
+    ];
+    for (const error of answers) {
+      expect(error).toMatchObject({ code: 'UnknownSessionError', sessionId: 'nope' });
+      expect(error.message).toMatch(
+        /^unknown session 'nope': no session has this id, or it finished .*and was deleted/,
+      );
+      expect(error.message).toMatch(/task_retention_sec/);
+      expect(error.fix).toMatch(/sessionId .*GET \/v1\/sessions.*submit its tasks again.*task_retention_sec/);
+    }
   });
 
   test('a session created with a task that is refused leaves no session behind', async () => {
