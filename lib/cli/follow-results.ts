@@ -13,6 +13,12 @@ export interface FollowOptions {
   readonly showProgress?: boolean;
   readonly label?: string;
   readonly signal?: AbortSignal;
+  /**
+   * The command line that reads the session's results again from its grid (`reattachCommand`), told when the file
+   * cannot be written.
+   * @default - the results are not kept once the command ends (a batch on a temporary grid folder)
+   */
+  readonly readAgain?: string;
 }
 
 export interface FollowSummary {
@@ -94,7 +100,11 @@ export async function followResults(handle: SessionHandle, options: FollowOption
   if (fileError) {
     throw new HtcGridError(`could not write the results file ${options.out}: ${fileError.message}`, {
       cause: fileError,
-      hint: `the session keeps its results: read them again with htcgrid results ${handle.sessionId}`,
+      hint:
+        options.readAgain !== undefined
+          ? `the session keeps its results: read them again with ${options.readAgain}`
+          : 'the results were not kept (the grid folder of this batch is temporary): run it again with an --out ' +
+            'that can be written, and add --keep to keep the grid folder',
     });
   }
   const failureGroups = [...groups].map(([type, g]) => ({ type, ...g })).sort((a, b) => b.count - a.count);

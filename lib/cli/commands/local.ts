@@ -129,7 +129,11 @@ export async function submitCommand(flags: SubmitFlags): Promise<number> {
     const watch = watchAgents(grid.client, flags, watching.signal);
     let summary;
     try {
-      summary = await followResults(handle, { out, signal: detached.signal });
+      summary = await followResults(handle, {
+        out,
+        signal: detached.signal,
+        readAgain: reattachCommand(handle.sessionId, flags),
+      });
     } finally {
       process.off('SIGINT', onSignal);
       watching.abort();
@@ -206,7 +210,11 @@ export async function resultsCommand(sessionId: string, flags: GridDirFlags & { 
   const grid = await openGridClient(flags);
   try {
     const handle = await grid.client.session(sessionId);
-    const summary = await followResults(handle, { out: flags.out ?? '-', showProgress: Boolean(flags.out) });
+    const summary = await followResults(handle, {
+      out: flags.out ?? '-',
+      showProgress: Boolean(flags.out),
+      readAgain: reattachCommand(sessionId, flags),
+    });
     printFailures(summary.failureGroups);
     return summary.counts.succeeded === summary.total ? 0 : 1;
   } finally {

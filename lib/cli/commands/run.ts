@@ -9,6 +9,7 @@ import { checkResultsFile, followResults, percentile, printFailures, type Follow
 import * as output from '../output';
 import { pythonVersionNote, slotsWarning, withStartupProgress } from '../startup-notice';
 import { announceTakeover, writeLocalConfig } from '../grid-folder';
+import { reattachCommand } from '../grid-target';
 import { workerOutputPrinter } from '../worker-output';
 import { countTasks, readTasks } from '../task-source';
 import { UsageError } from '../usage-error';
@@ -106,10 +107,12 @@ export async function runBatch(input: BatchInput): Promise<number> {
     const handle = await grid.client.submit(input.events, { priority: input.priority });
     sessionCancel = () => handle.cancel();
     if (interrupted.signal.aborted) await handle.cancel();
+    const kept = input.dataDir !== undefined || input.keep === true;
     const summary = await followResults(handle, {
       out: input.out,
       showProgress: input.progress ?? true,
       label: input.label ?? 'tasks',
+      readAgain: kept ? reattachCommand(handle.sessionId, { dir: dataDir }) : undefined,
     });
     reportSummary(summary, Date.now() - started, input.out);
     printFailures(summary.failureGroups);
