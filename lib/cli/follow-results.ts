@@ -53,9 +53,14 @@ export function checkResultsFile(out: string | undefined): void {
   try {
     fs.accessSync(dir, fs.constants.W_OK);
   } catch (err) {
+    const code = (err as { code?: string }).code;
     const why =
-      (err as { code?: string }).code === 'ENOENT' ? `folder ${dir} does not exist` : `${dir} is not writable`;
-    throw new UsageError(`cannot write the results file ${out}: ${why} (create it, or choose another --out)`);
+      code === 'ENOENT'
+        ? `folder ${dir} does not exist (create it, or choose another --out)`
+        : code === 'ENOTDIR'
+          ? `${dir} is not a folder (a part of that path is a file): choose another --out`
+          : `${dir} is not writable (${code ?? 'access denied'}): make it writable, or choose another --out`;
+    throw new UsageError(`cannot write the results file ${out}: ${why}`);
   }
 }
 

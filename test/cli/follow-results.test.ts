@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { runBatch } from '../../lib/cli/commands/run';
-import { followResults } from '../../lib/cli/follow-results';
+import { checkResultsFile, followResults } from '../../lib/cli/follow-results';
 import { compileConfig } from '../../lib/core';
 import { startEmbeddedGrid, type EmbeddedGrid } from '../../lib/local-grid';
 import { FIXTURES, tempDir } from '../support/local-grid';
@@ -79,5 +79,39 @@ describe('htcgrid run whose results file cannot be written', () => {
     const kept = /--dir (\S+)/.exec((error as Error).message)![1]!;
     expect(fs.existsSync(kept)).toBe(true);
     fs.rmSync(kept, { recursive: true, force: true });
+  });
+});
+
+describe('checking a results file before a run', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(() => {
+    jest.restoreAllMocks();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a missing folder: says so and to create it', () => {
+    expect(() => checkResultsFile(path.join(dir, 'gone', 'r.jsonl'))).toThrow(
+      /folder \S+gone does not exist \(create it, or choose another --out\)/,
+    );
+  });
+
+  it('a path through a file: says a part of it is a file, and never to create what exists', () => {
+    fs.writeFileSync(path.join(dir, 'file'), '');
+    const check = () => checkResultsFile(path.join(dir, 'file', 'sub', 'r.jsonl'));
+    expect(check).toThrow(/\S+sub is not a folder \(a part of that path is a file\): choose another --out/);
+    expect(check).not.toThrow(/create it/);
+  });
+
+  it('a folder that exists but cannot be written: says to make it writable, never to create it', () => {
+    // Tests run as root here, which may write anywhere: the refusal is the one fs.accessSync gives other users.
+    jest.spyOn(fs, 'accessSync').mockImplementation(() => {
+      throw Object.assign(new Error('permission denied'), { code: 'EACCES' });
+    });
+    const check = () => checkResultsFile(path.join(dir, 'r.jsonl'));
+    expect(check).toThrow(/is not writable \(EACCES\): make it writable, or choose another --out/);
+    expect(check).not.toThrow(/create it/);
   });
 });
