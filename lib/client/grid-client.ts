@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   InvalidTaskError,
+  SessionExistsError,
   SessionRunningError,
   UnknownSessionError,
   newTask,
@@ -139,26 +140,52 @@ export class GridClient {
       ...this.sessionRecord(options),
       ...(expected !== undefined ? { expectedTaskCount: expected } : {}),
     };
-    await this.table.createSession(session);
+    // A session id this client drew cannot be taken: its item is written beside the first batch of tasks (one
+    // request time less for an interactive task). A named one may be: it is created first, so the tasks of a session
+    // that exists are never overwritten. No message is sent before both the session and the tasks are written.
+    let creating: Promise<void> | undefined = this.table.createSession(session);
+    if (options.sessionId !== undefined) {
+      await creating;
+      creating = undefined;
+    } else {
+      // Awaited before any message is sent or the submission ends; a failure meanwhile is handled there.
+      creating.catch(() => undefined);
+    }
+    const created = async (): Promise<void> => {
+      const pending = creating;
+      creating = undefined;
+      await pending;
+    };
     const storedKeys: string[] = [];
     let count = 0;
     try {
       let batch: TaskRecord[] = [];
       const batchSize = options.batchSize ?? 500;
+      // The last batch's messages and the seal go together: its tasks are written, so either order is the same.
+      const seal = () => this.table.sealSession(session.sessionId, count);
+      const known = Array.isArray(events) ? events.length : undefined;
+      let sealed = false;
       for await (const event of events) {
         const overrides = options.taskOptions ? this.taskOverrides(count, options.taskOptions(event, count)) : {};
         batch.push(await this.task(session, count, event, storedKeys, overrides));
         count++;
         if (batch.length >= batchSize) {
-          await this.write(batch);
+          sealed = count === known;
+          await this.write(batch, created, sealed ? seal : undefined);
           batch = [];
           options.onProgress?.(count);
         }
       }
-      if (batch.length > 0) await this.write(batch);
+      if (batch.length > 0) await this.write(batch, created, seal);
+      else if (!sealed) {
+        await created();
+        await seal();
+      }
       options.onProgress?.(count);
-      await this.table.sealSession(session.sessionId, count);
     } catch (err) {
+      // Whatever was started has ended (see `settled`): nothing is written after the clean-up.
+      await creating?.catch(() => undefined);
+      if (err instanceof SessionExistsError) throw err;
       this.logger.warn({ err, sessionId: session.sessionId }, 'submission failed; removing the session');
       await this.table.deleteSession(session.sessionId).catch(() => undefined);
       if (storedKeys.length > 0) await this.store.delete(storedKeys).catch(() => undefined);
@@ -383,16 +410,34 @@ export class GridClient {
     return newTask(session, index, payload, Date.now(), overrides);
   }
 
-  private async write(batch: readonly TaskRecord[]): Promise<void> {
-    await this.table.createTasks(batch);
+  /**
+   * Writes a batch of tasks (beside `before`, the session's creation while it runs), then sends their messages
+   * (beside `after`, the seal of the last batch): a message never goes before its task and session exist.
+   */
+  private async write(
+    batch: readonly TaskRecord[],
+    before: () => Promise<void> = async () => undefined,
+    after: () => Promise<void> = async () => undefined,
+  ): Promise<void> {
+    await settled([this.table.createTasks(batch), before()]);
     const messages: QueueMessage[] = batch.map((t) => ({
       taskId: t.taskId,
       sessionId: t.sessionId,
       attempt: t.attempt,
       priority: t.priority,
     }));
-    await this.queue.send(messages);
+    await settled([this.queue.send(messages), after()]);
     // Let agents and timers sharing this process run between batches of a long submission.
     await new Promise((resolve) => setImmediate(resolve));
   }
+}
+
+/**
+ * Waits for all of `work` to end, then rejects with the first failure: a caller cleaning up after a failure never
+ * races a write still under way.
+ */
+async function settled(work: readonly Promise<unknown>[]): Promise<void> {
+  const outcomes = await Promise.allSettled(work);
+  const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (failed) throw failed.reason;
 }

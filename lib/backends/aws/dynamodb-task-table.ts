@@ -199,8 +199,22 @@ export class DynamoDbTaskTable implements TaskTable {
 
   // --- sessions ------------------------------------------------------------------------------------------------
 
+  /**
+   * Creates the session item. Its index shards are remembered before the first request, so `createTasks` of the same
+   * session may run beside it (a client does so for a session id it drew, see `GridClient.submit`).
+   */
   async createSession(session: SessionRecord): Promise<void> {
     const shards = sessionShardsFor(session.expectedTaskCount);
+    this.rememberShards(session.sessionId, shards);
+    try {
+      await this.putSession(session, shards);
+    } catch (error) {
+      this.shardCache.delete(session.sessionId);
+      throw error;
+    }
+  }
+
+  private async putSession(session: SessionRecord, shards: number): Promise<void> {
     const noticeQueue = await this.noticeQueue?.();
     try {
       await this.retry('createSession', () =>
@@ -217,7 +231,6 @@ export class DynamoDbTaskTable implements TaskTable {
       if (error instanceof ConditionalCheckFailedException) throw new SessionExistsError(session.sessionId);
       throw error;
     }
-    this.rememberShards(session.sessionId, shards);
   }
 
   async getSession(sessionId: string): Promise<SessionRecord | undefined> {
@@ -385,8 +398,9 @@ export class DynamoDbTaskTable implements TaskTable {
    */
   async createTasks(tasks: readonly TaskRecord[]): Promise<void> {
     if (tasks.length === 0) return;
-    // The session is new (createSession refuses an existing one) and no message was sent yet, so plain puts are
-    // safe: a retried batch rewrites the same pending rows and nothing can have started.
+    // The session is new (createSession refuses an existing one; a client writes a named session's tasks only after
+    // creating it, and an id it drew is new) and no message was sent yet, so plain puts are safe: a retried batch
+    // rewrites the same pending rows and nothing can have started.
     const fresh = [...new Map(tasks.map((t) => [t.taskId, t])).values()];
     const bySession = new Map<string, string[]>();
     for (const task of fresh) {

@@ -1,0 +1,199 @@
+// How GridClient.submit orders its requests on the AWS backends (emulators): what may go together goes together, a
+// message never goes before its task and session exist, and a failure half-way leaves nothing behind.
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDbTaskTable, type AwsBackends } from '../../../lib/backends/aws';
+import { sessionPartitionOf, sessionShardsFor } from '../../../lib/backends/aws/table-schema';
+import { GridClient } from '../../../lib/client';
+import { compileConfig } from '../../../lib/core/config';
+import { SessionExistsError } from '../../../lib/core/errors';
+import { taskIdOf, type SessionRecord } from '../../../lib/core/task';
+import { createGridResources } from '../../support/emulators';
+import { useEmulators } from '../../support/emulator-suite';
+
+const suite = useEmulators();
+const config = compileConfig({}, 'test');
+
+/** A one-shot signal a wrapped call can wait on, at most `ms` (then it goes on: the test's assertions tell). */
+function latch(ms = 10_000): { open(): void; wait(): Promise<void> } {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return {
+    open,
+    wait: () => Promise.race([opened, new Promise<void>((resolve) => setTimeout(resolve, ms).unref())]),
+  };
+}
+
+/** Records when the submit's table and queue calls start and end, in order. */
+function record(backends: AwsBackends): string[] {
+  const events: string[] = [];
+  const wrap = <T extends object>(target: T, name: keyof T & string, label = name): void => {
+    const original = (target[name] as (...args: unknown[]) => Promise<unknown>).bind(target);
+    (target as Record<string, unknown>)[name] = async (...args: unknown[]) => {
+      events.push(`${label} start`);
+      try {
+        return await original(...args);
+      } finally {
+        events.push(`${label} end`);
+      }
+    };
+  };
+  wrap(backends.table, 'createSession');
+  wrap(backends.table, 'createTasks');
+  wrap(backends.table, 'sealSession');
+  wrap(backends.queue, 'send');
+  return events;
+}
+
+const at = (events: string[], event: string): number => {
+  const i = events.indexOf(event);
+  if (i < 0) throw new Error(`no "${event}" in ${events.join(', ')}`);
+  return i;
+};
+
+async function openGrid(): Promise<{ backends: AwsBackends; client: GridClient }> {
+  const backends = suite.backendsFor(await createGridResources(suite.emulators));
+  return { backends, client: new GridClient({ config, ...backends }) };
+}
+
+/** Nothing of the session is left: no session item, no task, no message. */
+async function expectNothingLeft(backends: AwsBackends, sessionId: string): Promise<void> {
+  expect(await backends.table.getSession(sessionId)).toBeUndefined();
+  expect(await backends.table.getTask(taskIdOf(sessionId, 0))).toBeUndefined();
+  const messages = await backends.queue.receive(10, { waitMs: 0, visibilityMs: 30_000 });
+  expect(messages.map((m) => m.message.sessionId)).not.toContain(sessionId);
+}
+
+describe('GridClient.submit on the AWS backends', () => {
+  it.each([500, 1])(
+    "writes a drawn session's item beside its tasks and seals it beside the last messages, never a message first (batches of %d)",
+    async (batchSize) => {
+      const { backends, client } = await openGrid();
+      const events = record(backends);
+      // Each waits for its partner to start: done one after the other, they would wait out the latch instead.
+      const tasksStarted = latch();
+      const sendStarted = latch();
+      const createSession = backends.table.createSession.bind(backends.table);
+      const createTasks = backends.table.createTasks.bind(backends.table);
+      const sealSession = backends.table.sealSession.bind(backends.table);
+      const send = backends.queue.send.bind(backends.queue);
+      backends.table.createSession = async (session) => {
+        await tasksStarted.wait();
+        return createSession(session);
+      };
+      backends.table.createTasks = (tasks) => {
+        tasksStarted.open();
+        return createTasks(tasks);
+      };
+      backends.queue.send = (messages) => {
+        sendStarted.open();
+        return send(messages);
+      };
+      backends.table.sealSession = async (sessionId, count) => {
+        await sendStarted.wait();
+        return sealSession(sessionId, count);
+      };
+
+      const handle = await client.submit([{ n: 1 }, { n: 2 }], { batchSize });
+
+      expect(at(events, 'createTasks start')).toBeLessThan(at(events, 'createSession end'));
+      expect(at(events, 'send start')).toBeGreaterThan(at(events, 'createSession end'));
+      expect(at(events, 'send start')).toBeGreaterThan(at(events, 'createTasks end'));
+      expect(at(events, 'sealSession start')).toBeLessThan(events.lastIndexOf('send end'));
+      expect(at(events, 'sealSession start')).toBeGreaterThan(events.lastIndexOf('createTasks end'));
+      expect((await backends.table.getSession(handle.sessionId))?.taskCount).toBe(2);
+      expect((await backends.table.countByState(handle.sessionId)).pending).toBe(2);
+    },
+    60_000,
+  );
+
+  it('creates a session the caller named before writing any of its tasks, and leaves a taken one untouched', async () => {
+    const { backends, client } = await openGrid();
+    const sessionId = `named-${Date.now().toString(36)}`;
+    await client.submit([{ n: 1 }], { sessionId });
+    const events = record(backends);
+
+    await expect(client.submit([{ n: 2 }, { n: 3 }], { sessionId })).rejects.toThrow(SessionExistsError);
+
+    expect(events).toEqual(['createSession start', 'createSession end']);
+    expect((await backends.table.getTask(taskIdOf(sessionId, 0)))?.payload).toEqual({ inline: '{"n":1}' });
+    expect(await backends.table.getTask(taskIdOf(sessionId, 1))).toBeUndefined();
+  }, 60_000);
+
+  it('a session item that fails while its tasks are written leaves nothing behind and rejects with its error', async () => {
+    const { backends, client } = await openGrid();
+    const tasksWritten = latch();
+    let drawn: SessionRecord | undefined;
+    const createTasks = backends.table.createTasks.bind(backends.table);
+    backends.table.createTasks = async (tasks) => {
+      await createTasks(tasks);
+      tasksWritten.open();
+    };
+    // A fault no emulator produces: the session's write fails once the tasks are in the table.
+    backends.table.createSession = async (session) => {
+      drawn = session;
+      await tasksWritten.wait();
+      throw new Error('session write failed');
+    };
+
+    await expect(client.submit([{ n: 1 }])).rejects.toThrow('session write failed');
+
+    expect(drawn).toBeDefined();
+    await expectNothingLeft(backends, drawn!.sessionId);
+  }, 60_000);
+
+  it('a send that fails beside the seal leaves nothing behind and rejects with its error', async () => {
+    const { backends, client } = await openGrid();
+    let sessionId: string | undefined;
+    const sealSession = backends.table.sealSession.bind(backends.table);
+    backends.table.sealSession = (id, count) => {
+      sessionId = id;
+      return sealSession(id, count);
+    };
+    // A fault no emulator produces: SQS refuses the batch.
+    backends.queue.send = () => Promise.reject(new Error('send failed'));
+
+    await expect(client.submit([{ n: 1 }])).rejects.toThrow('send failed');
+
+    expect(sessionId).toBeDefined();
+    await expectNothingLeft(backends, sessionId!);
+  }, 60_000);
+
+  it("writes a drawn session's tasks into the index shards its size asks for, though its item is not written yet", async () => {
+    const resources = await createGridResources(suite.emulators);
+    const backends = suite.backendsFor(resources);
+    const tasksWritten = latch();
+    const clients = suite.emulators.clients();
+    suite.closeAfterTest({ close: async () => clients.dynamodb.destroy() });
+    // The session's item waits (behind its notice-queue lookup) until the tasks are in the table.
+    const table = new DynamoDbTaskTable({
+      tableName: resources.tableName,
+      client: clients.dynamodb,
+      noticeQueue: async () => {
+        await tasksWritten.wait();
+        return undefined;
+      },
+    });
+    const createTasks = table.createTasks.bind(table);
+    table.createTasks = async (tasks) => {
+      await createTasks(tasks);
+      tasksWritten.open();
+    };
+    const client = new GridClient({ config, ...backends, table });
+    const expectedTasks = 1_000_000;
+
+    const handle = await client.submit(
+      Array.from({ length: 40 }, (_, n) => ({ n })),
+      { expectedTasks },
+    );
+
+    const shards = sessionShardsFor(expectedTasks);
+    expect(shards).toBeGreaterThan(1);
+    for (let i = 0; i < 40; i++) {
+      const taskId = taskIdOf(handle.sessionId, i);
+      const out = await clients.dynamodb.send(
+        new GetCommand({ TableName: resources.tableName, Key: { task_id: taskId } }),
+      );
+      expect([taskId, out.Item?.session_part]).toEqual([taskId, sessionPartitionOf(handle.sessionId, taskId, shards)]);
+    }
+  }, 60_000);
+});
