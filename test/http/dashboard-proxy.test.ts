@@ -1,39 +1,25 @@
 // `htcgrid ui`'s proxy: the dashboard on loopback behind a token, API calls signed with SigV4 (checked by botocore).
 import fs from 'node:fs';
 import path from 'node:path';
-import { SqliteRequestLedger } from '../../lib/backends/local';
 import { requestSigner } from '../../lib/backends/aws/sigv4-signer';
-import { startEmbeddedGrid, type EmbeddedGrid } from '../../lib/cli';
 import { deployedApi } from '../../lib/cli/commands/ui';
 import { applyOverrides, compileConfig } from '../../lib/core';
-import { ApiHandlers, DashboardProxy } from '../../lib/http';
+import { DashboardProxy } from '../../lib/http';
+import { startApiGrid, type ApiGrid } from '../support/api-grid';
 import { SignatureChecker, startFunctionUrl, type FunctionUrl } from '../support/function-url';
-import { FIXTURES, tempDir } from '../support/local-grid';
 
 const TOKEN = 'proxy-token-0123456789';
 const CREDENTIALS = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
 
-let dataDir: string;
-let grid: EmbeddedGrid;
-let ledger: SqliteRequestLedger;
+let grid: ApiGrid;
 /** Stands in for the function URL: records each request as it arrived, then answers it with the API handlers. */
 let upstream: FunctionUrl;
 let proxy: DashboardProxy;
 
 beforeAll(async () => {
-  dataDir = tempDir('htcgrid-proxy-');
   const config = compileConfig(applyOverrides({ slots: 1 }, {}), 'test');
-  grid = await startEmbeddedGrid({ dataDir, config, worker: path.join(FIXTURES, 'http', 'worker') });
-  ledger = SqliteRequestLedger.open(dataDir);
-  const api = new ApiHandlers({
-    config,
-    client: grid.client,
-    table: grid.backends.table,
-    store: grid.backends.store,
-    ledger,
-    gridKind: 'aws',
-  });
-  upstream = await startFunctionUrl(api);
+  grid = await startApiGrid({ prefix: 'htcgrid-proxy-', config, gridKind: 'aws' });
+  upstream = await startFunctionUrl(grid.api);
   proxy = await DashboardProxy.start({
     apiUrl: upstream.url,
     sign: requestSigner({ region: 'eu-west-3', credentials: CREDENTIALS }),
@@ -45,9 +31,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await proxy?.close();
   await upstream?.close();
-  await ledger?.close();
-  await grid?.close(5_000);
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  await grid?.close();
 });
 
 function call(route: string, init: RequestInit = {}, token: string | null = TOKEN): Promise<Response> {
@@ -100,7 +84,7 @@ test('streams server-sent events through as they come', async () => {
 });
 
 test('htcgrid ui reads the API URL and region from the stack outputs, and says what is missing', async () => {
-  const file = path.join(dataDir, 'outputs.json');
+  const file = path.join(grid.dataDir, 'outputs.json');
   fs.writeFileSync(
     file,
     JSON.stringify({ Grid: { ApiUrl: 'https://abc.lambda-url.eu-west-3.on.aws/', TableName: 't' } }),

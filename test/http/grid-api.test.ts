@@ -4,26 +4,25 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { SqliteRequestLedger } from '../../lib/backends/local';
-import { startEmbeddedGrid, type EmbeddedGrid } from '../../lib/cli';
+import type { EmbeddedGrid } from '../../lib/cli';
 import { applyOverrides, compileConfig, UnknownSessionError } from '../../lib/core';
 import { API_LIMITS, ApiHandlers, GridApiServer, OutputTails, registryAgents } from '../../lib/http';
 import { toApiError } from '../../lib/http/api-error';
-import { FIXTURES, tempDir, waitFor } from '../support/local-grid';
+import { startApiGrid, type ApiGrid } from '../support/api-grid';
+import { waitFor } from '../support/local-grid';
 import { ApiTestClient } from './api-client';
 import { DOCUMENT_PATH, OpenApiContract, loadDocument } from './openapi-contract';
 
-const WORKER = path.join(FIXTURES, 'http', 'worker');
 const TOKEN = 'test-token-0123456789';
 
 const contract = new OpenApiContract();
+let started: ApiGrid;
 let grid: EmbeddedGrid;
 let ledger: SqliteRequestLedger;
 let server: GridApiServer;
 let api: ApiTestClient;
-let dataDir: string;
 
 beforeAll(async () => {
-  dataDir = tempDir('htcgrid-http-');
   const config = compileConfig(
     applyOverrides(
       { slots: 2, task_ttl_expiration_offset_sec: 3, task_ttl_refresh_interval_sec: 1, lease_check_interval_sec: 0.2 },
@@ -32,29 +31,26 @@ beforeAll(async () => {
     'test',
   );
   const outputs = new OutputTails();
-  grid = await startEmbeddedGrid({ dataDir, config, worker: WORKER, onWorkerOutput: outputs.listener });
-  ledger = SqliteRequestLedger.open(dataDir);
-  const gridApi = new ApiHandlers({
+  started = await startApiGrid({
+    prefix: 'htcgrid-http-',
     config,
-    client: grid.client,
-    table: grid.backends.table,
-    store: grid.backends.store,
-    ledger,
     gridKind: 'local',
-    outputs,
-    agents: registryAgents(grid.backends.agents, { heartbeatEveryMs: 2_000, cacheMs: 0 }),
-    pollIntervalMs: 20,
-    overviewChanges: [grid.backends.changes.tasks, grid.backends.changes.queue],
+    grid: { onWorkerOutput: outputs.listener },
+    api: (embedded) => ({
+      outputs,
+      agents: registryAgents(embedded.backends.agents, { heartbeatEveryMs: 2_000, cacheMs: 0 }),
+      pollIntervalMs: 20,
+      overviewChanges: [embedded.backends.changes.tasks, embedded.backends.changes.queue],
+    }),
   });
-  server = await GridApiServer.start({ api: gridApi, port: 0, token: TOKEN });
+  ({ grid, ledger } = started);
+  server = await GridApiServer.start({ api: started.api, port: 0, token: TOKEN });
   api = new ApiTestClient(server.url, TOKEN, contract);
 }, 60_000);
 
 afterAll(async () => {
   await server?.close();
-  await ledger?.close();
-  await grid?.close(5_000);
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  await started?.close();
 });
 
 async function results(sessionId: string, query = ''): Promise<any[]> {

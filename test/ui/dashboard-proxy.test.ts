@@ -5,13 +5,12 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { SqliteRequestLedger } from '../../lib/backends/local';
-import { startEmbeddedGrid, type EmbeddedGrid } from '../../lib/cli';
 import { applyOverrides, compileConfig } from '../../lib/core';
-import { ApiHandlers, registryAgents } from '../../lib/http';
+import { registryAgents } from '../../lib/http';
+import { startApiGrid, type ApiGrid } from '../support/api-grid';
 import { htcgridBin } from '../support/fresh-dist';
 import { SignatureChecker, startFunctionUrl, type FunctionUrl } from '../support/function-url';
-import { FIXTURES, tempDir, waitFor } from '../support/local-grid';
+import { waitFor } from '../support/local-grid';
 import { findChromium, launchChromium } from './browser';
 
 /** Functions passed to `page.waitForFunction` run in the page; the test's TypeScript has no DOM types. */
@@ -27,9 +26,7 @@ if (!CHROMIUM) {
 const describeInBrowser = CHROMIUM ? describe : describe.skip;
 
 describeInBrowser('the dashboard of a deployed grid, through htcgrid ui', () => {
-  let dataDir: string;
-  let grid: EmbeddedGrid;
-  let ledger: SqliteRequestLedger;
+  let grid: ApiGrid;
   let upstream: FunctionUrl;
   let checker: SignatureChecker;
   let ui: ChildProcessWithoutNullStreams;
@@ -39,28 +36,22 @@ describeInBrowser('the dashboard of a deployed grid, through htcgrid ui', () => 
   const problems: string[] = [];
 
   beforeAll(async () => {
-    dataDir = tempDir('htcgrid-ui-proxy-');
     const config = compileConfig(
       applyOverrides({ slots: 2, lease_check_interval_sec: 0.2 }, { max_attempts: 1 }),
       'test',
     );
-    grid = await startEmbeddedGrid({ dataDir, config, worker: path.join(FIXTURES, 'http', 'worker') });
-    ledger = SqliteRequestLedger.open(dataDir);
     // The API as the GridApi Lambda serves it (gridKind aws, agents from the registry), behind IAM auth.
-    const api = new ApiHandlers({
+    grid = await startApiGrid({
+      prefix: 'htcgrid-ui-proxy-',
       config,
-      client: grid.client,
-      table: grid.backends.table,
-      store: grid.backends.store,
-      ledger,
       gridKind: 'aws',
-      agents: registryAgents(grid.backends.agents, { heartbeatEveryMs: 2_000 }),
+      api: (embedded) => ({ agents: registryAgents(embedded.backends.agents, { heartbeatEveryMs: 2_000 }) }),
     });
     checker = new SignatureChecker(CREDENTIALS, REGION);
     // Only requests whose signature botocore finds valid are answered.
-    upstream = await startFunctionUrl(api, (request) => checker.check(request));
+    upstream = await startFunctionUrl(grid.api, (request) => checker.check(request));
     const apiUrl = upstream.url;
-    const outputs = path.join(dataDir, 'outputs.json');
+    const outputs = path.join(grid.dataDir, 'outputs.json');
     fs.writeFileSync(outputs, JSON.stringify({ HtcGrid: { ApiUrl: apiUrl, Region: REGION, TableName: 't' } }));
 
     ui = spawn(process.execPath, [htcgridBin(), 'ui', '--outputs', outputs, '--listen', '127.0.0.1:0'], {
@@ -97,15 +88,15 @@ describeInBrowser('the dashboard of a deployed grid, through htcgrid ui', () => 
     }
     checker?.close();
     await upstream?.close();
-    await ledger?.close();
-    await grid?.close(5_000);
-    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+    await grid?.close();
   });
 
   test('the page loads, connects through the proxy, and lists the grid’s agent with its slots', async () => {
     await page.locator('.connection.live').waitFor({ timeout: 30_000 });
-    await page.locator(`[data-agent="${grid.agent!.owner}"]`).waitFor({ timeout: 30_000 });
-    expect(await page.locator(`[data-agent="${grid.agent!.owner}"] td[data-idle]`).textContent()).toMatch(/^[0-2]$/);
+    await page.locator(`[data-agent="${grid.grid.agent!.owner}"]`).waitFor({ timeout: 30_000 });
+    expect(await page.locator(`[data-agent="${grid.grid.agent!.owner}"] td[data-idle]`).textContent()).toMatch(
+      /^[0-2]$/,
+    );
   });
 
   test('counts update while a session runs, from calls the API accepted as signed', async () => {
