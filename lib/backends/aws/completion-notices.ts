@@ -15,9 +15,9 @@ import { backoffDelay, sleep, SERVICE_RETRY_BACKOFF, waitForWake } from '../../t
 import { NoticeWakeGaps } from './notice-wake-gaps';
 
 /**
- * The body of one notice: tasks of one session that reached a terminal state. Only a wake-up: the client reads the
- * results from the task table as it would after a poll, so a notice lost, late or repeated changes nothing but when it
- * looks.
+ * The body of one notice: tasks of one session that reached a terminal state. Only a wake-up and a hint: the client
+ * reads the results from the task table (the named tasks by key, see `takeNoticed`, else as it would after a poll), so
+ * a notice lost, late or repeated changes nothing but when it looks.
  */
 interface NoticeBody {
   /** Session id. */
@@ -36,6 +36,9 @@ const MAX_RECEIVE_FAILURES = 5;
 const IDS_PER_NOTICE = 2000;
 /** Sessions whose notice queue an agent remembers (a bounded map: the oldest entries go first). */
 const REMEMBERED_SESSIONS = 10_000;
+/** Sessions whose noticed tasks a client keeps for its readers, and tasks per session (more: the index is read). */
+const NOTICED_SESSIONS = 256;
+const NOTICED_TASKS_PER_SESSION = 100;
 
 /**
  * The attributes of a client's notice queue. Notices are never deleted: received ones stay invisible for 12 hours
@@ -55,13 +58,14 @@ function sessionOfTask(taskId: string): string {
   return cut < 0 ? taskId : taskId.slice(0, cut);
 }
 
-/** The session a notice tells of ('' for a body that is not a notice: it still wakes the handles). */
-function sessionOfNotice(body: string | undefined): string {
+/** What a notice tells (session '' and no tasks for a body that is not a notice: it still wakes the handles). */
+function noticeOf(body: string | undefined): { s: string; t: readonly string[] } {
   try {
     const parsed = JSON.parse(body ?? '') as Partial<NoticeBody> | null;
-    return typeof parsed?.s === 'string' ? parsed.s : '';
+    const tasks = Array.isArray(parsed?.t) ? parsed.t.filter((id): id is string => typeof id === 'string') : [];
+    return { s: typeof parsed?.s === 'string' ? parsed.s : '', t: tasks };
   } catch {
-    return '';
+    return { s: '', t: [] };
   }
 }
 
@@ -269,6 +273,8 @@ export class CompletionNoticeQueue {
   private readonly gaps = new NoticeWakeGaps();
   private pendingWake: NodeJS.Timeout | undefined;
   private readonly waiters = new Set<() => void>();
+  /** Tasks notices named, by session, until a reader takes them (null: too many, the reader reads the index). */
+  private readonly hints = new Map<string, Set<string> | null>();
   private url: Promise<string | undefined> | undefined;
   private receiving = false;
   private failed = false;
@@ -307,6 +313,16 @@ export class CompletionNoticeQueue {
     const woken = waitForWake(this.waiters, timeoutMs, signal);
     if (!signal?.aborted) this.receive();
     return woken;
+  }
+
+  /**
+   * The tasks of `sessionId` that notices named since the last call (at most 100; none when more came: the reader
+   * reads the session index then). A hint only: the task table says whether and how each ended.
+   */
+  takeNoticed(sessionId: string): string[] {
+    const ids = this.hints.get(sessionId);
+    this.hints.delete(sessionId);
+    return ids ? [...ids] : [];
   }
 
   /** Stops receiving and deletes the queue (agents' later notices to it are dropped). Idempotent. */
@@ -348,6 +364,17 @@ export class CompletionNoticeQueue {
     else this.pendingWake = setTimeout(() => this.wake(), wait).unref();
   }
 
+  /** Keeps the tasks a notice named for `takeNoticed` (bounded: the oldest session goes first). */
+  private keep(sessionId: string, taskIds: readonly string[]): void {
+    if (!sessionId || taskIds.length === 0) return;
+    const kept = this.hints.get(sessionId);
+    if (kept === null) return;
+    const ids = kept ?? new Set<string>();
+    for (const id of taskIds) ids.add(id);
+    this.hints.set(sessionId, ids.size > NOTICED_TASKS_PER_SESSION ? null : ids);
+    if (this.hints.size > NOTICED_SESSIONS) this.hints.delete(this.hints.keys().next().value!);
+  }
+
   private wake(): void {
     this.pendingWake = undefined;
     this.gaps.woke(Date.now());
@@ -370,8 +397,9 @@ export class CompletionNoticeQueue {
               { abortSignal: this.stop.signal },
             );
             failures = 0;
-            const messages = out.Messages ?? [];
-            if (messages.length > 0) this.noticed(messages.map((m) => sessionOfNotice(m.Body)));
+            const notices = (out.Messages ?? []).map((m) => noticeOf(m.Body));
+            for (const notice of notices) this.keep(notice.s, notice.t);
+            if (notices.length > 0) this.noticed(notices.map((n) => n.s));
           } catch (err) {
             if (this.stop.signal.aborted) return;
             // The handles poll meanwhile; a queue that stays unreadable (deleted, access revoked) is given up.

@@ -112,6 +112,12 @@ export interface DynamoDbTaskTableOptions {
    */
   readonly noticeQueue?: () => Promise<string | undefined>;
   /**
+   * Tasks of a session that completion notices named since the last call (`CompletionNoticeQueue.takeNoticed`):
+   * `listTerminal` reads them by key first (one consistent BatchGetItem) instead of querying the session index.
+   * @default - none: `listTerminal` always reads the index
+   */
+  readonly noticedTasks?: (sessionId: string) => readonly string[];
+  /**
    * Told after each write that ends tasks (an agent's or the reaper's `complete`), to notify the sessions' clients.
    * @default - none: nobody is told
    */
@@ -170,6 +176,7 @@ export class DynamoDbTaskTable implements TaskTable {
   private seq = 0;
   private readonly shardCache = new Map<string, number>();
   private readonly noticeQueue: (() => Promise<string | undefined>) | undefined;
+  private readonly noticedTasks: ((sessionId: string) => readonly string[]) | undefined;
   /** The agent's notices of finished tasks (see `noticeSender`). */
   readonly notices: CompletionNoticeSender | undefined;
 
@@ -188,6 +195,7 @@ export class DynamoDbTaskTable implements TaskTable {
     this.concurrency = options.concurrency ?? 16;
     this.clock = options.now ?? Date.now;
     this.noticeQueue = options.noticeQueue;
+    this.noticedTasks = options.noticedTasks;
     this.notices = options.noticeSender
       ? new CompletionNoticeSender({
           ...options.noticeSender,
@@ -789,12 +797,18 @@ export class DynamoDbTaskTable implements TaskTable {
    * NTP-synchronised). The cursor therefore holds a watermark that trails the clock by
    * `settleMs`, plus the keys already returned above it: each call re-reads from the watermark and skips those keys.
    * A task is never returned twice, and never skipped as long as it becomes visible within `settleMs` of its finish
-   * time. The cursor's size is bounded by the tasks that finish within `settleMs`.
+   * time. The cursor's size is bounded by the tasks that finish within `settleMs`. Tasks a completion notice named
+   * are read by key first and may come before tasks that ended earlier (see `noticedPage`).
    */
   async listTerminal(sessionId: string, cursor: string | undefined, limit: number): Promise<TerminalPage> {
     const state = cursor === undefined ? { w: 'T#', s: [] } : decodeCursor(cursor);
     const seen = new Set(state.s);
     const want = Math.max(1, Math.floor(limit));
+    const noticed = this.noticedTasks?.(sessionId) ?? [];
+    if (noticed.length > 0) {
+      const page = await this.noticedPage(sessionId, noticed, state, seen, want);
+      if (page !== undefined) return page;
+    }
     const pageSize = Math.min(1000, want + seen.size + 1);
     const partitions = sessionPartitions(sessionId, await this.shardsOf(sessionId));
     const pages = await mapLimit(partitions, 8, (partition) =>
@@ -847,6 +861,40 @@ export class DynamoDbTaskTable implements TaskTable {
     const watermark = reach > state.w ? reach : state.w;
     const kept = [...state.s, ...picked.map((p) => p.sk)].filter((sk) => sk > watermark);
     return { tasks, cursor: encodeCursor({ w: watermark, s: kept }) };
+  }
+
+  /**
+   * The tasks a notice named, read by key (consistently: the notice was sent after their terminal writes), that have
+   * ended and that this cursor has not returned: their keys join the cursor's seen set exactly as if the index had
+   * listed them, so the index never returns them again. They come before tasks that ended earlier but that no notice
+   * named yet (those follow at the next call, which reads the index). Undefined when none is new.
+   */
+  private async noticedPage(
+    sessionId: string,
+    taskIds: readonly string[],
+    state: TerminalCursor,
+    seen: ReadonlySet<string>,
+    want: number,
+  ): Promise<TerminalPage | undefined> {
+    const items = await this.batchGet(taskIds.slice(0, 100));
+    const picked = items
+      .map((item) => ({ item, sk: item[ATTR.sessionSk] }))
+      .filter(
+        (p): p is { item: Record<string, unknown>; sk: string } =>
+          p.item[ATTR.sessionId] === sessionId &&
+          isTerminalItem(p.item) &&
+          typeof p.sk === 'string' &&
+          p.sk.startsWith('T#') &&
+          p.sk > state.w &&
+          !seen.has(p.sk),
+      )
+      .sort((a, b) => (a.sk < b.sk ? -1 : a.sk > b.sk ? 1 : 0))
+      .slice(0, want);
+    if (picked.length === 0) return undefined;
+    return {
+      tasks: picked.map((p) => taskRecordOf(p.item)),
+      cursor: encodeCursor({ w: state.w, s: [...state.s, ...picked.map((p) => p.sk)] }),
+    };
   }
 
   // --- browsing (read-only, for people watching the grid) -------------------------------------------------------

@@ -91,7 +91,9 @@ export function openAwsBackends(resources: AwsGridResources, options: OpenAwsBac
     tableName: resources.tableName,
     client: clients.dynamodb,
     logger: logger.child({ component: 'dynamodb-task-table' }),
-    ...(changes ? { noticeQueue: () => changes.queueUrl() } : {}),
+    ...(changes
+      ? { noticeQueue: () => changes.queueUrl(), noticedTasks: (sessionId: string) => changes.takeNoticed(sessionId) }
+      : {}),
     ...(options.sendNotices === false ? {} : { noticeSender: { client: clients.sqs } }),
   });
   const queue = new SqsTaskQueue({

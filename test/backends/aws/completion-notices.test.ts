@@ -95,6 +95,54 @@ describe('completion notices', () => {
     }
   }, 30_000);
 
+  it("reads a noticed task by key: a one-task session's result costs one BatchGetItem after the notice, no index Query", async () => {
+    const resources = await createGridResources(emulators);
+    const clients = emulators.clients();
+    const commands: string[] = [];
+    clients.dynamodb.middlewareStack.add(
+      (next, context) => async (args) => {
+        commands.push(String(context.commandName));
+        return next(args);
+      },
+      { step: 'initialize', name: 'recordCommands' },
+    );
+    const clientSide = openAwsBackends(resources, { clients, receiveNotices: true });
+    opened.push({
+      close: async () => {
+        await clientSide.close();
+        clients.dynamodb.destroy();
+        clients.sqs.destroy();
+        clients.s3.destroy();
+      },
+    });
+    const agentSide = open(resources);
+    const client = new GridClient({ config, ...clientSide, pollIntervalMs: MINUTE });
+    const handle = await client.submit([{ n: 1 }]);
+    const results = collect(handle.results());
+    // The handle looked once (a Query, nothing yet) and waits for the notice.
+    while (!commands.includes('QueryCommand')) await new Promise((resolve) => setTimeout(resolve, 10));
+    commands.length = 0;
+
+    await runOneTask(agentSide);
+
+    expect((await results).map((r) => [r.state, r.result])).toEqual([['succeeded', 42]]);
+    expect(commands).toEqual(['BatchGetItemCommand']);
+  }, 30_000);
+
+  it('returns each task of a session once whether a notice or the index brought it', async () => {
+    const resources = await createGridResources(emulators);
+    const clientSide = open(resources, { receiveNotices: true });
+    const agentSide = open(resources);
+    const client = new GridClient({ config, ...clientSide, pollIntervalMs: MINUTE });
+    const handle = await client.submit([{ n: 1 }, { n: 2 }, { n: 3 }]);
+    const results = collect(handle.results());
+
+    for (let i = 0; i < 3; i++) await runOneTask(agentSide);
+
+    const ids = (await results).map((r) => r.taskId).sort();
+    expect(ids).toEqual([0, 1, 2].map((i) => `${handle.sessionId}_${i}`));
+  }, 30_000);
+
   it('a client that cannot create its notice queue submits all the same and finds results by polling', async () => {
     const resources = await createGridResources(emulators);
     // Not a valid SQS queue name: CreateQueue fails, as it does without the stack's grant.
