@@ -201,6 +201,31 @@ export interface TaskIntake {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Submission writer: where the table and the queue share one store, a submission's writes as one transaction.
+// ---------------------------------------------------------------------------------------------------------------
+
+/** One step of a submission, written all at once or not at all (see `SubmissionWriter`). */
+export interface SubmissionPart {
+  readonly sessionId: string;
+  /** Created in the same write; the write fails with `SessionExistsError` (and writes nothing) if the id is taken. */
+  readonly session?: SessionRecord;
+  /** Tasks to create (`pending`), each sent to the queue in the same write. */
+  readonly tasks: readonly TaskRecord[];
+  /** The session's number of tasks, when this is its last part (as `TaskTable.sealSession`). */
+  readonly seal?: number;
+}
+
+/**
+ * Writes a submission in as few atomic steps as it can (the local grid's table and queue share one SQLite database):
+ * a session whose tasks fit one batch is created, filled, enqueued and sealed in one transaction instead of four,
+ * and a failed write leaves nothing of its part behind. What it writes is what `createSession`, `createTasks`,
+ * `TaskQueue.send` and `sealSession` would have written, in that order.
+ */
+export interface SubmissionWriter {
+  writeSubmission(part: SubmissionPart): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Payload store: payloads and results too big to travel inline.
 // ---------------------------------------------------------------------------------------------------------------
 

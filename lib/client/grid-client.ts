@@ -19,6 +19,7 @@ import {
   type AgentRegistry,
   type PayloadStore,
   type QueueMessage,
+  type SubmissionWriter,
   type TaskQueue,
   type TaskTable,
 } from '../ports';
@@ -31,6 +32,13 @@ export interface GridClientOptions {
   readonly table: TaskTable;
   readonly queue: TaskQueue;
   readonly store: PayloadStore;
+  /**
+   * Writes `submit`'s session, tasks, messages and seal together where the table and queue share one store (a local
+   * grid's `SqliteSubmissionWriter`): a session that fits one batch is one transaction, and a failed batch leaves
+   * nothing of itself behind.
+   * @default - none: the session, each batch's tasks and messages, and the seal are written one after the other
+   */
+  readonly submissions?: SubmissionWriter;
   /**
    * Where the grid's agents heartbeat, so `aliveAgents()` can tell whether any will run the tasks.
    * @default - unknown: `aliveAgents()` answers undefined
@@ -106,6 +114,7 @@ export class GridClient {
   private readonly table: TaskTable;
   private readonly queue: TaskQueue;
   private readonly store: PayloadStore;
+  private readonly submissions: SubmissionWriter | undefined;
   private readonly agents: AgentRegistry | undefined;
   private readonly logger: Logger;
   private readonly pollMs: number;
@@ -117,6 +126,7 @@ export class GridClient {
     this.table = options.table;
     this.queue = options.queue;
     this.store = options.store;
+    this.submissions = options.submissions;
     this.agents = options.agents;
     this.logger = options.logger ?? silentLogger();
     this.pollMs = options.pollIntervalMs ?? 50;
@@ -140,6 +150,77 @@ export class GridClient {
       ...this.sessionRecord(options),
       ...(expected !== undefined ? { expectedTaskCount: expected } : {}),
     };
+    const count = this.submissions
+      ? await this.writeTogether(this.submissions, session, events, options)
+      : await this.writeInSteps(session, events, options);
+    this.logger.info({ sessionId: session.sessionId, tasks: count }, 'session submitted');
+    return new SessionHandle(
+      { ...session, taskCount: count },
+      this.table,
+      this.store,
+      this.pollMs,
+      this.changes,
+      this.minPollMs,
+    );
+  }
+
+  /**
+   * `submit`'s writes through a `SubmissionWriter` (the local grid): the session is created with the first batch and
+   * sealed with the last, each batch with its messages in one write, so a session of one batch is one transaction.
+   * Returns the number of tasks. On error removes what earlier batches wrote and what was stored, and rethrows.
+   */
+  private async writeTogether(
+    writer: SubmissionWriter,
+    session: SessionRecord,
+    events: Iterable<unknown> | AsyncIterable<unknown>,
+    options: SubmitOptions,
+  ): Promise<number> {
+    const sessionId = session.sessionId;
+    // Only a session this submission created is removed on error: a taken id stays its owner's.
+    let created = false;
+    const write = async (tasks: readonly TaskRecord[], seal?: number): Promise<void> => {
+      await writer.writeSubmission({ sessionId, ...(created ? {} : { session }), tasks, seal });
+      created = true;
+    };
+    const storedKeys: string[] = [];
+    // The last batch of an array is written with the seal, even when full: one write for a session of one batch.
+    const last = Array.isArray(events) ? events.length : undefined;
+    let count = 0;
+    try {
+      let batch: TaskRecord[] = [];
+      const batchSize = options.batchSize ?? 500;
+      for await (const event of events) {
+        const overrides = options.taskOptions ? this.taskOverrides(count, options.taskOptions(event, count)) : {};
+        batch.push(await this.task(session, count, event, storedKeys, overrides));
+        count++;
+        if (batch.length >= batchSize && count !== last) {
+          await write(batch);
+          batch = [];
+          options.onProgress?.(count);
+          // Let agents and timers sharing this process run between batches of a long submission.
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      }
+      await write(batch, count);
+      options.onProgress?.(count);
+    } catch (err) {
+      this.logger.warn({ err, sessionId }, 'submission failed; removing the session');
+      if (created) await this.table.deleteSession(sessionId).catch(() => undefined);
+      if (storedKeys.length > 0) await this.store.delete(storedKeys).catch(() => undefined);
+      throw err;
+    }
+    return count;
+  }
+
+  /**
+   * `submit`'s writes, one request after the other where they depend on each other (the AWS backends): returns the
+   * number of tasks. On error removes what was written and stored, and rethrows.
+   */
+  private async writeInSteps(
+    session: SessionRecord,
+    events: Iterable<unknown> | AsyncIterable<unknown>,
+    options: SubmitOptions,
+  ): Promise<number> {
     // A session id this client drew cannot be taken: its item is written beside the first batch of tasks (one
     // request time less for an interactive task). A named one may be: it is created first, so the tasks of a session
     // that exists are never overwritten. No message is sent before both the session and the tasks are written.
@@ -191,15 +272,7 @@ export class GridClient {
       if (storedKeys.length > 0) await this.store.delete(storedKeys).catch(() => undefined);
       throw err;
     }
-    this.logger.info({ sessionId: session.sessionId, tasks: count }, 'session submitted');
-    return new SessionHandle(
-      { ...session, taskCount: count },
-      this.table,
-      this.store,
-      this.pollMs,
-      this.changes,
-      this.minPollMs,
-    );
+    return count;
   }
 
   /**
@@ -237,7 +310,16 @@ export class GridClient {
       if (storedKeys.length > 0) await this.store.delete(storedKeys).catch(() => undefined);
       throw err;
     }
-    for (let i = 0; i < tasks.length; i += 500) await this.write(tasks.slice(i, i + 500));
+    for (let i = 0; i < tasks.length; i += 500) {
+      const batch = tasks.slice(i, i + 500);
+      if (this.submissions === undefined) {
+        await this.write(batch);
+        continue;
+      }
+      await this.submissions.writeSubmission({ sessionId: session.sessionId, tasks: batch });
+      // Let agents and timers sharing this process run between batches.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   /** Records that an open session holds `taskCount` tasks: its results end there. */

@@ -1,6 +1,5 @@
 // Wakes waiters of any thread or process when the grid database commits: one-byte files the writers touch, watched.
 import fs from 'node:fs';
-import path from 'node:path';
 import { waitForWake } from '../../timing';
 
 /**
@@ -20,8 +19,16 @@ export class TopicChanges {
   private changes = 0;
   private readonly waiters = new Set<() => void>();
 
+  /** @param onFirstLook called once, at the first `version` read (see `DatabaseChanges`: watches start there). */
+  constructor(private onFirstLook?: () => void) {}
+
   /** Changes seen so far: read it before looking at the database, pass it to `waitForChange` after. */
   get version(): number {
+    if (this.onFirstLook !== undefined) {
+      const start = this.onFirstLook;
+      this.onFirstLook = undefined;
+      start();
+    }
     return this.changes;
   }
 
@@ -46,26 +53,34 @@ export class TopicChanges {
  * any process) or its fallback interval, whichever comes first.
  *
  * After a write transaction that matters to waiters commits, its writer rewrites the one byte of its topic's file
- * (`<db>-changes` for `tasks`, `<db>-queue-changes` for `queue`: `notify`, a single `pwrite`); every connection
- * watches the database's folder (`fs.watch`: inotify on Linux, kqueue / FSEvents elsewhere), so the kernel's event
- * reaches the waiters of other threads and processes within microseconds of the commit. Watching the WAL itself is
- * not enough: its first write is seen before the commit is, and later events of the same commit may be merged into
- * that one. Readers write nothing, so an idle grid raises no events. Where the folder cannot be watched (some network
- * file systems), `watching` is false and waits last their fallback interval: the poll the grid used before.
+ * (`<db>-changes` for `tasks`, `<db>-queue-changes` for `queue`: `notify`, a single `pwrite`) and wakes the waiters of
+ * its own connection directly. A connection watches a topic's file (`fs.watch`: inotify on Linux, kqueue / FSEvents
+ * elsewhere) from the first time one of its pollers reads that topic's `version`, i.e. before its first look, so the
+ * kernel's event reaches the waiters of other threads and processes within microseconds of the commit. Each topic
+ * file is watched on its own, and only by the connections that wait on it (an agent's on `queue`, a client's on
+ * `tasks`): a watch on the folder also woke every watching thread at each page SQLite writes to the WAL (8–9 events
+ * per commit, bench/README.md), and every client at each send. Watching the WAL itself is not enough: its first
+ * write is seen before the commit is, and later events of the same commit may be merged into that one. Readers write
+ * nothing, so an idle grid raises no events. Where the files cannot be watched (some network file systems),
+ * `watching` is false and waits last their fallback interval: the poll the grid used before.
  *
  * As a `ChangeFeed` (`version`, `waitForChange`) it is the `tasks` topic, what results handles wait on.
  */
 export class DatabaseChanges {
   /** Tasks or sessions reached an end (what results handles and streams wait on). */
-  readonly tasks = new TopicChanges();
+  readonly tasks: TopicChanges;
   /** Messages became visible (what long-polling receives wait on). */
-  readonly queue = new TopicChanges();
-  private readonly watcher: fs.FSWatcher | undefined;
+  readonly queue: TopicChanges;
+  private readonly watchers: fs.FSWatcher[] = [];
   private readonly fds: Partial<Record<ChangeTopic, number>> = {};
+  private readonly canWatch: boolean;
+  private closed = false;
 
-  /** Watches the folder of the database at `dbPath`. */
-  constructor(dbPath: string) {
-    const base = path.basename(dbPath);
+  /** Opens the topic files beside the database at `dbPath` (created if needed); watches start when first needed. */
+  constructor(private readonly dbPath: string) {
+    this.tasks = new TopicChanges(() => this.watch('tasks'));
+    this.queue = new TopicChanges(() => this.watch('queue'));
+    let canWatch = true;
     try {
       for (const topic of ['tasks', 'queue'] as const) {
         this.fds[topic] = fs.openSync(
@@ -74,21 +89,17 @@ export class DatabaseChanges {
           0o644,
         );
       }
-      this.watcher = fs.watch(path.dirname(dbPath), { persistent: false }, (_event, filename) => {
-        // Without a name (some platforms), any event in the folder counts for both.
-        const name = filename === null ? null : filename.toString();
-        if (name === null || name === base + TOPIC_FILES.tasks) this.tasks.changed();
-        if (name === null || name === base + TOPIC_FILES.queue) this.queue.changed();
-      });
-      this.watcher.on('error', () => this.watcher?.close());
+      // Whether this file system reports changes at all (pollers choose their fallback interval by it).
+      fs.watch(`${dbPath}${TOPIC_FILES.tasks}`, { persistent: false }).close();
     } catch {
-      this.watcher = undefined;
+      canWatch = false;
     }
+    this.canWatch = canWatch;
   }
 
-  /** False where the folder cannot be watched: waits then always last their full interval. */
+  /** False where the topic files cannot be watched: waits then always last their full interval. */
   get watching(): boolean {
-    return this.watcher !== undefined;
+    return this.canWatch && !this.closed;
   }
 
   /** Changes of `tasks` seen so far (see `TopicChanges.version`). */
@@ -96,15 +107,20 @@ export class DatabaseChanges {
     return this.tasks.version;
   }
 
-  /** Tells every watcher of `topic`, in any thread or process, that a write transaction just committed. */
+  /**
+   * Tells every waiter of `topic`, in any thread or process, that a write transaction just committed: this
+   * connection's at once, the others' through the topic file.
+   */
   notify(topic: ChangeTopic = 'tasks'): void {
     const fd = this.fds[topic];
-    if (fd === undefined) return;
-    try {
-      fs.writeSync(fd, ONE_BYTE, 0, 1, 0);
-    } catch {
-      // Only a wake-up lost: the waiters' fallback poll finds the change.
+    if (fd !== undefined) {
+      try {
+        fs.writeSync(fd, ONE_BYTE, 0, 1, 0);
+      } catch {
+        // Only a wake-up lost: the waiters' fallback poll finds the change.
+      }
     }
+    this[topic].changed();
   }
 
   /** Wakes this instance's waiters of every topic (a change seen). */
@@ -120,12 +136,26 @@ export class DatabaseChanges {
 
   /** Stops watching and releases every waiter (as changed: they look once more and find the grid closed). */
   close(): void {
-    this.watcher?.close();
+    this.closed = true;
+    for (const watcher of this.watchers.splice(0)) watcher.close();
     for (const topic of ['tasks', 'queue'] as const) {
       const fd = this.fds[topic];
       if (fd !== undefined) fs.closeSync(fd);
       delete this.fds[topic];
     }
     this.changed();
+  }
+
+  /** Starts watching `topic`'s file: its events raise the topic's version and wake its waiters. */
+  private watch(topic: ChangeTopic): void {
+    if (!this.canWatch || this.closed) return;
+    const changes = this[topic];
+    try {
+      const watcher = fs.watch(`${this.dbPath}${TOPIC_FILES[topic]}`, { persistent: false }, () => changes.changed());
+      watcher.on('error', () => watcher.close());
+      this.watchers.push(watcher);
+    } catch {
+      // Unwatchable after all (the file went away): this topic's waits last their fallback interval.
+    }
   }
 }

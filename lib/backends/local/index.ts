@@ -6,6 +6,7 @@ import { DatabaseChanges } from './database-changes';
 import { FileAgentRegistry } from './file-agent-registry';
 import { FilePayloadStore } from './file-payload-store';
 import { openSqliteDatabase, type SqliteDatabase } from './sqlite-database';
+import { SqliteSubmissionWriter } from './sqlite-submission-writer';
 import { SqliteTaskIntake } from './sqlite-task-intake';
 import { SqliteTaskQueue } from './sqlite-task-queue';
 import { SqliteTaskTable } from './sqlite-task-table';
@@ -18,6 +19,7 @@ export { FilePayloadStore } from './file-payload-store';
 export { openSqliteDatabase, SCHEMA_VERSION, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
 export { ExpiryTimer, SessionExpiry, type ExpiryOptions, type ExpiryStep } from './retention';
 export { REQUEST_LEDGER_FILE, SqliteRequestLedger } from './sqlite-request-ledger';
+export { SqliteSubmissionWriter } from './sqlite-submission-writer';
 export { SqliteTaskIntake } from './sqlite-task-intake';
 export { InvalidReceiptError, SqliteTaskQueue, type Claimer, type SqliteTaskQueueOptions } from './sqlite-task-queue';
 export { InvalidCursorError, SqliteTaskTable, type SqliteTaskTableOptions } from './sqlite-task-table';
@@ -57,6 +59,8 @@ export interface LocalBackends {
   readonly store: FilePayloadStore;
   /** Receive + claim + acknowledge in one transaction, on the table's and queue's shared connection. */
   readonly intake: SqliteTaskIntake;
+  /** Session, tasks, queue messages and seal of a submission in one transaction, on the same connection. */
+  readonly submissions: SqliteSubmissionWriter;
   /** Where the grid's agents register and heartbeat (`<dir>/agents`). */
   readonly agents: FileAgentRegistry;
   /** Commits to the database by any thread or process, as they happen: what pollers wait on between looks. */
@@ -87,6 +91,7 @@ export function openLocalBackends(dir: string, options: LocalBackendsOptions = {
   const queue = new SqliteTaskQueue(db, { logger, pollIntervalMs: options.pollIntervalMs, writeLock, changes });
   const store = new FilePayloadStore(path.join(root, PAYLOADS_DIR));
   const intake = new SqliteTaskIntake(queue, table);
+  const submissions = new SqliteSubmissionWriter(table, queue);
   const agents = new FileAgentRegistry(path.join(root, AGENTS_DIR));
   logger.debug({ dbPath }, 'opened local backends');
   let closing: Promise<void> | undefined;
@@ -95,6 +100,7 @@ export function openLocalBackends(dir: string, options: LocalBackendsOptions = {
     queue,
     store,
     intake,
+    submissions,
     agents,
     changes,
     dbPath,

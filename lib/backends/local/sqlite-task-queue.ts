@@ -146,7 +146,21 @@ export class SqliteTaskQueue implements TaskQueue {
   async send(messages: readonly QueueMessage[]): Promise<void> {
     if (messages.length === 0) return;
     this.write('send', () => this.sendTx.immediate(messages, Date.now()), true);
-    wake(this.db.name);
+    this.wakeReceivers();
+  }
+
+  /**
+   * Inserts the messages of `tasks` (new, at their attempt and priority) inside a write transaction the caller holds
+   * on this queue's connection. Synchronous; throws what SQLite throws. The caller calls `sent` after the commit.
+   */
+  sendWithin(tasks: readonly TaskRecord[], now: number): void {
+    for (const t of tasks) this.stmt.insert.run(t.taskId, t.sessionId, t.attempt, t.priority, now);
+  }
+
+  /** Wakes the receivers of messages a committed `sendWithin` made visible. */
+  sent(): void {
+    this.changes?.notify('queue');
+    this.wakeReceivers();
   }
 
   async receive(max: number, options: ReceiveOptions): Promise<ReceivedMessage[]> {
@@ -190,7 +204,7 @@ export class SqliteTaskQueue implements TaskQueue {
       () => this.setVisibilityTx.immediate(parsed, Date.now() + Math.max(0, delayMs)),
       delayMs <= 0,
     );
-    if (delayMs <= 0) wake(this.db.name);
+    if (delayMs <= 0) this.wakeReceivers();
   }
 
   async extend(receipts: readonly string[], visibilityMs: number): Promise<void> {
@@ -315,6 +329,17 @@ export class SqliteTaskQueue implements TaskQueue {
       waiters.add(done);
       if (watch) void this.changes!.queue.waitForChange(since!, ms, watch.signal).then((changed) => changed && done());
     });
+  }
+
+  /**
+   * Wakes the receives waiting for messages just made visible: this thread's at once; those of other threads and
+   * processes through the `queue` topic file when it is watched (`write` touched it), else through the channel of
+   * this process's threads. Not both: each carries a wake-up of the receiving thread (the same cost either way,
+   * bench/README.md), and the second one only had it look at the queue again.
+   */
+  private wakeReceivers(): void {
+    if (this.changes?.watching === true) wakeHere(this.db.name);
+    else wake(this.db.name);
   }
 
   /** Runs one write transaction; `wakesReceivers` when it made messages visible (agents waiting then look). */

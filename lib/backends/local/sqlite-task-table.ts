@@ -22,6 +22,7 @@ import type {
   CompletionResult,
   LeaseRef,
   LeaseStatus,
+  SubmissionPart,
   TaskTable,
   TerminalPage,
 } from '../../ports';
@@ -326,6 +327,7 @@ export class SqliteTaskTable implements TaskTable {
     (sessionId: string, taskIds: readonly string[] | undefined, now: number) => number
   >;
   private readonly deleteSessionTx: Transaction<(sessionId: string) => void>;
+  private readonly submitTx: Transaction<(part: SubmissionPart, send: SendWithin) => void>;
   private readonly completionStatements = new Map<number, CompiledCompletion>();
   private readonly browser: SqliteTaskBrowser;
 
@@ -351,6 +353,7 @@ export class SqliteTaskTable implements TaskTable {
     this.completeTx = db.transaction((completions) => this.completeAll(completions));
     this.createTasksTx = db.transaction((tasks) => this.insertAll(tasks));
     this.cancelTx = db.transaction((sessionId, taskIds, now) => this.cancelAll(sessionId, taskIds, now));
+    this.submitTx = db.transaction((part, send) => this.submitAll(part, send));
     this.deleteSessionTx = db.transaction((sessionId) => {
       this.stmt.deleteTasksOfSession.run(sessionId);
       // Queue messages of cancelled tasks would otherwise wait for an agent to find their task gone.
@@ -360,18 +363,19 @@ export class SqliteTaskTable implements TaskTable {
   }
 
   async createSession(session: SessionRecord): Promise<void> {
-    const inserted = this.write('createSession', () =>
-      this.stmt.insertSession.run(
-        session.sessionId,
-        session.createdAt,
-        session.priority,
-        session.maxAttempts,
-        session.timeoutMs,
-        JSON.stringify(session.nonRetryableErrorTypes),
-        session.taskCount ?? null,
-      ),
-    );
-    if (inserted.changes === 0) throw new SessionExistsError(session.sessionId);
+    const inserted = this.write('createSession', () => this.insertSession(session));
+    if (!inserted) throw new SessionExistsError(session.sessionId);
+  }
+
+  /**
+   * One part of a submission in one write transaction (see `SubmissionWriter`): the session, the tasks, their queue
+   * messages (`send` writes them on this table's connection, inside the transaction) and the seal; on any error none
+   * of it. Results handles are woken only by a seal that can end a session whose tasks an earlier part wrote: those
+   * of a part that creates its session cannot have finished before it.
+   */
+  writeSubmission(part: SubmissionPart, send: SendWithin): void {
+    const sealsEarlierTasks = part.seal !== undefined && part.session === undefined;
+    this.write('submit', () => this.submitTx.immediate(part, send), sealsEarlierTasks);
   }
 
   async getSession(sessionId: string): Promise<SessionRecord | undefined> {
@@ -497,6 +501,31 @@ export class SqliteTaskTable implements TaskTable {
     } catch (error) {
       return translateSqliteError(error, what);
     }
+  }
+
+  /** Inserts `session` unless its id is taken; false if it was. */
+  private insertSession(session: SessionRecord): boolean {
+    const inserted = this.stmt.insertSession.run(
+      session.sessionId,
+      session.createdAt,
+      session.priority,
+      session.maxAttempts,
+      session.timeoutMs,
+      JSON.stringify(session.nonRetryableErrorTypes),
+      session.taskCount ?? null,
+    );
+    return inserted.changes > 0;
+  }
+
+  private submitAll(part: SubmissionPart, send: SendWithin): void {
+    if (part.session !== undefined && !this.insertSession(part.session)) {
+      throw new SessionExistsError(part.session.sessionId);
+    }
+    if (part.tasks.length > 0) {
+      this.insertAll(part.tasks);
+      send(part.tasks, Date.now());
+    }
+    if (part.seal !== undefined) this.stmt.sealSession.run(part.seal, part.sessionId);
   }
 
   private insertAll(tasks: readonly TaskRecord[]): void {
@@ -632,6 +661,9 @@ export class SqliteTaskTable implements TaskTable {
 }
 
 const LIVE_CHUNK = 1000;
+
+/** Sends the queue messages of `tasks` inside the caller's write transaction (see `SqliteTaskQueue.sendWithin`). */
+export type SendWithin = (tasks: readonly TaskRecord[], now: number) => void;
 
 type SqlValue = string | number | null;
 

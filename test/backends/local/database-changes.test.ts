@@ -1,6 +1,7 @@
 // Wake-ups of a local grid: a commit by another connection or process wakes a waiting receive or results handle at
 // once, not at its next poll (their polls are set to a minute here, beyond the test's timeout).
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { buildSync } from 'esbuild';
 import { DatabaseChanges, GRID_DB_FILE, openLocalBackends, type LocalBackends } from '../../../lib/backends/local';
@@ -59,6 +60,43 @@ describe('DatabaseChanges', () => {
     await expect(reader.waitForChange(reader.version, 1)).resolves.toBe(false);
   });
 
+  it('watches the file of each topic its pollers read, from their first look, and never the folder', async () => {
+    const dbPath = path.join(temp.dir, GRID_DB_FILE);
+    const watch = jest.spyOn(fs, 'watch');
+    try {
+      const changes = new DatabaseChanges(dbPath);
+      opened.push(changes);
+      const watched = (): string[] => watch.mock.calls.slice(1).map((call) => String(call[0]));
+      // Opening only checks that the file system reports changes.
+      expect(watched()).toEqual([]);
+      void changes.version;
+      void changes.tasks.version;
+      expect(watched()).toEqual([`${dbPath}-changes`]);
+      void changes.queue.version;
+      expect(watched()).toEqual([`${dbPath}-changes`, `${dbPath}-queue-changes`]);
+    } finally {
+      watch.mockRestore();
+    }
+  });
+
+  it('a notify wakes the waiters of its own connection at once, and of a connection watching only that topic', async () => {
+    const dbPath = path.join(temp.dir, GRID_DB_FILE);
+    const writer = new DatabaseChanges(dbPath);
+    const reader = new DatabaseChanges(dbPath);
+    opened.push(writer, reader);
+    const ownSince = writer.queue.version;
+    const otherSince = reader.queue.version;
+    const own = writer.queue.waitForChange(ownSince, MINUTE);
+    const other = reader.queue.waitForChange(otherSince, MINUTE);
+    writer.notify('queue');
+    // Its own waiter without the kernel's round: the version is up before notify returns.
+    expect(writer.queue.version).toBe(ownSince + 1);
+    await expect(own).resolves.toBe(true);
+    await expect(other).resolves.toBe(true);
+    // The reader never read its tasks version: it does not watch that topic, and nothing raised it.
+    expect(reader.tasks.version).toBe(0);
+  });
+
   it('an aborted wait answers false', async () => {
     const changes = new DatabaseChanges(path.join(temp.dir, GRID_DB_FILE));
     opened.push(changes);
@@ -79,14 +117,19 @@ describe('DatabaseChanges', () => {
     expect(backends.changes.queue.version).toBeGreaterThan(before);
   }, 30_000);
 
-  it('only writes a waiter waits for notify: sends the queue topic; seal, finish and cancel the tasks topic', async () => {
+  it('only writes a waiter waits for notify: sends the queue topic; a late seal, finish and cancel the tasks topic', async () => {
     const backends = openLocalBackends(temp.dir);
     opened.push(backends);
     const notify = jest.spyOn(backends.changes, 'notify');
     const client = new GridClient({ config: compileConfig({}, 'test'), ...backends, pollIntervalMs: MINUTE });
-    // Submit: create session + tasks (nobody waits for them), send (agents do), seal (results handles do).
+    // Submit of one batch: session, tasks, send and seal in one write; agents wait for it, results handles cannot (no
+    // task of the session can have finished before its seal).
     const handle = await client.submit([{ n: 1 }, { n: 2 }]);
-    expect(notify.mock.calls).toEqual([['queue'], ['tasks']]);
+    expect(notify.mock.calls).toEqual([['queue']]);
+    notify.mockClear();
+    // Of two batches: the seal comes after tasks an agent may have finished already, so results handles look again.
+    await client.submit([{ n: 3 }, { n: 4 }], { batchSize: 1 });
+    expect(notify.mock.calls).toEqual([['queue'], ['tasks'], ['queue']]);
     notify.mockClear();
     // Receive + claim, lease extension: neither agents nor clients wait for them.
     const [task] = await backends.intake.receiveAndClaim(1, {
