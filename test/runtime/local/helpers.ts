@@ -1,6 +1,7 @@
 // Shared helpers for the local runtime tests: fixture paths, invocations, output collection.
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
+import { WorkerInitError } from '../../../lib/core/errors';
 import type { Invocation, InvokeResult, WorkerInvoker } from '../../../lib/ports';
 
 export const FIXTURES = path.resolve(__dirname, '..', '..', 'fixtures', 'workers');
@@ -65,4 +66,15 @@ export function closeAfterEach(): (invoker: WorkerInvoker) => WorkerInvoker {
 export function failure(result: InvokeResult): Exclude<InvokeResult, { ok: true }> {
   if (result.ok) throw new Error(`expected a failure, got ${result.resultJson}`);
   return result;
+}
+
+/** The `WorkerInitError` that `start()` rejects with, or a test failure saying what happened instead. */
+export async function initError(invoker: WorkerInvoker): Promise<WorkerInitError> {
+  const error = await invoker.start().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (error instanceof WorkerInitError) return error;
+  const got = error === undefined ? 'a start' : error instanceof Error ? error.stack : JSON.stringify(error);
+  throw new Error(`expected start() to reject with a WorkerInitError, got ${got}`);
 }

@@ -2,11 +2,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { WorkerInitError } from '../../../lib/core/errors';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
 import type { WorkerInvoker } from '../../../lib/ports';
 import { createLocalInvoker, type LocalRuntimeOptions } from '../../../lib/runtime/local';
-import { closeAfterEach, collectOutput, failure, FIXTURES, invocation, waitFor } from './helpers';
+import { closeAfterEach, collectOutput, failure, FIXTURES, initError, invocation, waitFor } from './helpers';
 
 const TASK_ROOT = path.join(FIXTURES, 'node');
 const track = closeAfterEach();
@@ -166,27 +165,18 @@ describe('the local Node.js runtime', () => {
   ])('fails start() with WorkerInitError on %s', async (_what, handler, type, message) => {
     const invoker = node(handler);
 
-    const error = await invoker.start().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const error = await initError(invoker);
 
-    expect(error).toBeInstanceOf(WorkerInitError);
-    expect((error as WorkerInitError).errorType).toBe(type);
-    expect((error as WorkerInitError).message).toMatch(message);
-    expect((error as WorkerInitError).message).toContain(TASK_ROOT);
+    expect(error.errorType).toBe(type);
+    expect(error.message).toMatch(message);
+    expect(error.message).toContain(TASK_ROOT);
   });
 
   it('names a missing dependency of the handler module and how to ship it', async () => {
-    const error = await node('needs_dep.handler')
-      .start()
-      .then(
-        () => undefined,
-        (e: unknown) => e as WorkerInitError,
-      );
+    const error = await initError(node('needs_dep.handler'));
 
-    expect(error?.message).toMatch(/Cannot find module 'htcgrid-missing-dependency'/);
-    expect(error?.hint).toMatch(
+    expect(error.message).toMatch(/Cannot find module 'htcgrid-missing-dependency'/);
+    expect(error.hint).toMatch(
       /^the handler module was found, but it imports 'htcgrid-missing-dependency', which the worker does not hold: list it in package\.json dependencies/,
     );
   });

@@ -2,11 +2,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { WorkerInitError } from '../../../lib/core/errors';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
 import type { WorkerInvoker } from '../../../lib/ports';
 import { createLocalInvoker } from '../../../lib/runtime/local';
-import { closeAfterEach, collectOutput, failure, FIXTURES, invocation, waitFor } from './helpers';
+import { closeAfterEach, collectOutput, failure, FIXTURES, initError, invocation, waitFor } from './helpers';
 
 const TASK_ROOT = path.join(FIXTURES, 'provided');
 const track = closeAfterEach();
@@ -62,14 +61,10 @@ describe('the provided runtime over the Lambda Runtime API', () => {
   it('fails start() with the init error the bootstrap posted', async () => {
     const invoker = provided('init-error');
 
-    const error = await invoker.start().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const error = await initError(invoker);
 
-    expect(error).toBeInstanceOf(WorkerInitError);
-    expect((error as WorkerInitError).errorType).toBe('Custom.ConfigError');
-    expect((error as WorkerInitError).message).toContain('config file missing');
+    expect(error.errorType).toBe('Custom.ConfigError');
+    expect(error.message).toContain('config file missing');
   });
 
   it('fails start() naming the bootstrap when it is not executable', async () => {
@@ -78,14 +73,10 @@ describe('the provided runtime over the Lambda Runtime API', () => {
     fs.writeFileSync(path.join(dir, 'bootstrap'), '#!/bin/sh\n', { mode: 0o644 });
     track(invoker);
 
-    const error = await invoker.start().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const error = await initError(invoker);
 
-    expect(error).toBeInstanceOf(WorkerInitError);
-    expect((error as WorkerInitError).message).toContain(path.join(dir, 'bootstrap'));
-    expect((error as WorkerInitError).message).toMatch(/EACCES/);
+    expect(error.message).toContain(path.join(dir, 'bootstrap'));
+    expect(error.message).toMatch(/EACCES/);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -2,11 +2,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { WorkerInitError } from '../../../lib/core/errors';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
 import { createLocalInvoker, type LocalInvoker, type LocalRuntimeOptions } from '../../../lib/runtime/local';
 import type { WorkerInvoker } from '../../../lib/ports';
-import { closeAfterEach, collectOutput, failure, FIXTURES, invocation, waitFor } from './helpers';
+import { closeAfterEach, collectOutput, failure, FIXTURES, initError, invocation, waitFor } from './helpers';
 
 const TASK_ROOT = path.join(FIXTURES, 'python');
 const track = closeAfterEach();
@@ -143,36 +142,22 @@ describe('the local Python runtime', () => {
   ])('fails start() with WorkerInitError on %s, naming it and the task root', async (_what, handler, type, message) => {
     const invoker = python(handler);
 
-    const error = await invoker.start().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const error = await initError(invoker);
 
-    expect(error).toBeInstanceOf(WorkerInitError);
-    expect((error as WorkerInitError).errorType).toBe(type);
-    expect((error as WorkerInitError).message).toMatch(message);
-    expect((error as WorkerInitError).message).toContain(TASK_ROOT);
-    expect((error as WorkerInitError).message).toContain(handler);
+    expect(error.errorType).toBe(type);
+    expect(error.message).toMatch(message);
+    expect(error.message).toContain(TASK_ROOT);
+    expect(error.message).toContain(handler);
   });
 
   it('names a missing third-party module and how to ship it, not the zip layout, when the handler module imports it', async () => {
-    const missingDependency = await python('needs_scipy_stats.handler')
-      .start()
-      .then(
-        () => undefined,
-        (e: unknown) => e as WorkerInitError,
-      );
-    expect(missingDependency?.message).toMatch(/No module named 'htcgrid_missing_dependency'/);
-    expect(missingDependency?.hint).toMatch(
+    const missingDependency = await initError(python('needs_scipy_stats.handler'));
+    expect(missingDependency.message).toMatch(/No module named 'htcgrid_missing_dependency'/);
+    expect(missingDependency.hint).toMatch(
       /^the handler module was found, but it imports 'htcgrid_missing_dependency', which the worker does not hold: list it in requirements\.txt/,
     );
-    const missingHandler = await python('nope.handler')
-      .start()
-      .then(
-        () => undefined,
-        (e: unknown) => e as WorkerInitError,
-      );
-    expect(missingHandler?.hint).toMatch(/the handler module must be at the root of the worker zip/);
+    const missingHandler = await initError(python('nope.handler'));
+    expect(missingHandler.hint).toMatch(/the handler module must be at the root of the worker zip/);
   });
 
   it('fails start() clearly when the Python executable does not exist', async () => {
@@ -190,14 +175,10 @@ describe('the local Python runtime', () => {
     );
     const invoker = python('worker.echo', { bootstrapDir: dir });
 
-    const error = await invoker.start().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const error = await initError(invoker);
 
-    expect(error).toBeInstanceOf(WorkerInitError);
-    expect((error as WorkerInitError).errorType).toBe('Runtime.BootstrapMismatch');
-    expect((error as WorkerInitError).message).toMatch(/htcgrid-runtime\/0.*different builds[\s\S]*npm run build/);
+    expect(error.errorType).toBe('Runtime.BootstrapMismatch');
+    expect(error.message).toMatch(/htcgrid-runtime\/0.*different builds[\s\S]*npm run build/);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
