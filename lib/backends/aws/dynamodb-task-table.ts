@@ -130,6 +130,9 @@ export interface DynamoDbTaskTableOptions {
  */
 const MANIFEST_SIZE = 24;
 
+/** Items in one BatchWriteItem request (DynamoDB's limit). */
+const BATCH_WRITE_MAX = 25;
+
 /** The seen-set cursor of `listTerminal` (see there). */
 interface TerminalCursor {
   /** Watermark: every terminal key at or below it was returned or is older than the settle window. */
@@ -402,7 +405,8 @@ export class DynamoDbTaskTable implements TaskTable {
    * Writes the tasks (BatchWriteItem, 25 a request), after the manifests that list their ids (one per
    * `MANIFEST_SIZE` tasks of a session): live tasks are not in the session index, so `cancel` and `deleteSession`
    * find a session's tasks through its manifests. Manifests go first so that a batch that fails half-way leaves no
-   * task that `deleteSession` cannot find (a manifest may name a task that was never written; readers skip it).
+   * task that `deleteSession` cannot find (a manifest may name a task that was never written; readers skip it). A
+   * batch that fits in one request with its manifests (25 items) is written in one, and deleted again if that fails.
    */
   async createTasks(tasks: readonly TaskRecord[]): Promise<void> {
     if (tasks.length === 0) return;
@@ -417,24 +421,38 @@ export class DynamoDbTaskTable implements TaskTable {
       else bySession.set(task.sessionId, [task.taskId]);
     }
     const manifests = [...bySession].flatMap(([sessionId, ids]) =>
-      chunk(ids, MANIFEST_SIZE).map((group) => manifestItemOf(sessionId, group as [string, ...string[]])),
-    );
-    await this.batchWrite(
-      manifests.map((item) => ({ PutRequest: { Item: item as unknown as Record<string, unknown> } })),
-    );
-    const shards = new Map<string, number>();
-    for (const sessionId of bySession.keys()) shards.set(sessionId, await this.shardsOf(sessionId));
-    await this.batchWrite(
-      fresh.map((task) => ({
+      chunk(ids, MANIFEST_SIZE).map((group) => ({
         PutRequest: {
-          Item: taskItemOf(task, {
-            retentionSec: this.retentionSec,
-            leaseShards: this.leaseShards,
-            sessionShards: shards.get(task.sessionId) ?? 1,
-          }) as unknown as Record<string, unknown>,
+          Item: manifestItemOf(sessionId, group as [string, ...string[]]) as unknown as Record<string, unknown>,
         },
       })),
     );
+    const shards = new Map<string, number>();
+    for (const sessionId of bySession.keys()) shards.set(sessionId, await this.shardsOf(sessionId));
+    const items = fresh.map((task) => ({
+      PutRequest: {
+        Item: taskItemOf(task, {
+          retentionSec: this.retentionSec,
+          leaseShards: this.leaseShards,
+          sessionShards: shards.get(task.sessionId) ?? 1,
+        }) as unknown as Record<string, unknown>,
+      },
+    }));
+    if (manifests.length + items.length > BATCH_WRITE_MAX) {
+      await this.batchWrite(manifests);
+      await this.batchWrite(items);
+      return;
+    }
+    // A small batch (an interactive task) goes in one request with its manifest; should that fail half-way, the
+    // tasks are deleted again, so none is left that a manifest does not name.
+    try {
+      await this.batchWrite([...manifests, ...items]);
+    } catch (error) {
+      await this.batchWrite(fresh.map((task) => ({ DeleteRequest: { Key: { task_id: task.taskId } } }))).catch(
+        (cleanup: unknown) => this.logger.warn({ err: cleanup }, 'could not delete the tasks of a failed batch'),
+      );
+      throw error;
+    }
   }
 
   /** Task ids listed by a session's manifests (deduplicated; some may never have been written). */
@@ -1159,7 +1177,7 @@ export class DynamoDbTaskTable implements TaskTable {
 
   /** BatchWriteItem in requests of 25, retrying unprocessed items with back-off. */
   private async batchWrite(requests: NonNullable<BatchWriteCommandInput['RequestItems']>[string]): Promise<void> {
-    await mapLimit(chunk(requests, 25), 4, async (group) => {
+    await mapLimit(chunk(requests, BATCH_WRITE_MAX), 4, async (group) => {
       let pending = group;
       for (let round = 1; pending.length > 0; round++) {
         const res = await this.retry('batchWrite', () =>

@@ -196,4 +196,47 @@ describe('GridClient.submit on the AWS backends', () => {
       expect([taskId, out.Item?.session_part]).toEqual([taskId, sessionPartitionOf(handle.sessionId, taskId, shards)]);
     }
   }, 60_000);
+
+  it("writes a small batch's tasks and manifest in one request, and deletes the tasks again if that request fails", async () => {
+    const resources = await createGridResources(suite.emulators);
+    const clients = suite.emulators.clients();
+    suite.closeAfterTest({ close: async () => clients.dynamodb.destroy() });
+    const writes: number[] = [];
+    let failNext = false;
+    // A fault no emulator produces: the request is applied, then its answer is lost.
+    clients.dynamodb.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (context.commandName === 'BatchWriteItemCommand') {
+          const input = args.input as { RequestItems: Record<string, unknown[]> };
+          writes.push(input.RequestItems[resources.tableName]!.length);
+          if (failNext) {
+            failNext = false;
+            throw Object.assign(new Error('connection reset'), { $retryable: undefined });
+          }
+        }
+        return out;
+      },
+      { step: 'initialize', name: 'loseAnswer' },
+    );
+    const table = new DynamoDbTaskTable({ tableName: resources.tableName, client: clients.dynamodb });
+    const client = new GridClient({ config, ...suite.backendsFor(resources), table });
+
+    const handle = await client.submit([{ n: 1 }, { n: 2 }]);
+    expect(writes).toEqual([3]);
+    expect((await table.countByState(handle.sessionId)).pending).toBe(2);
+
+    writes.length = 0;
+    failNext = true;
+    let sessionId: string | undefined;
+    const createSession = table.createSession.bind(table);
+    table.createSession = (session) => {
+      sessionId = session.sessionId;
+      return createSession(session);
+    };
+    await expect(client.submit([{ n: 3 }])).rejects.toThrow('connection reset');
+    expect(sessionId).toBeDefined();
+    expect(await table.getTask(taskIdOf(sessionId!, 0))).toBeUndefined();
+    expect(await table.getSession(sessionId!)).toBeUndefined();
+  }, 60_000);
 });
