@@ -3,6 +3,7 @@ import { watchAgents } from '../../lib/cli/agent-watch';
 import type { GridClient } from '../../lib/client';
 import type { AgentPresence } from '../../lib/ports';
 import { waitFor } from '../support/local-grid';
+import { stderrLinesOfEachTest } from '../support/htcgrid-cli';
 
 const agent: AgentPresence = {
   agentId: 'h:1:a',
@@ -26,13 +27,7 @@ function clientSeeing(answers: (AgentPresence[] | undefined)[]): { client: GridC
 }
 
 describe('watching the agents while waiting', () => {
-  let lines: string[];
-  let error: jest.SpyInstance;
-  beforeEach(() => {
-    lines = [];
-    error = jest.spyOn(console, 'error').mockImplementation((line: string) => void lines.push(line));
-  });
-  afterEach(() => error.mockRestore());
+  const lines = stderrLinesOfEachTest();
 
   it('says once that no agent is alive, then when one joins, then again if all are gone', async () => {
     const { client, looks } = clientSeeing([[], [], [agent], [agent], [], [agent]]);

@@ -4,15 +4,10 @@ import fs from 'node:fs';
 import { main } from '../../lib/cli';
 import { workerOutputPrinter } from '../../lib/cli/worker-output';
 import { FIXTURES, tempDir } from '../support/local-grid';
+import { stderrLinesOfEachTest } from '../support/htcgrid-cli';
 
 describe('worker output', () => {
-  let lines: string[];
-  let error: jest.SpyInstance;
-  beforeEach(() => {
-    lines = [];
-    error = jest.spyOn(console, 'error').mockImplementation((line: string) => void lines.push(line));
-  });
-  afterEach(() => error.mockRestore());
+  const lines = stderrLinesOfEachTest();
 
   it('reads as one line per printed line in a terminal, prefixed with the task and marked by stream', () => {
     const print = workerOutputPrinter(true);

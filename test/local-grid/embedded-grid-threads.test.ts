@@ -9,7 +9,7 @@ import type * as CoreModule from '../../lib/core';
 import type * as LocalBackendsModule from '../../lib/backends/local';
 import type * as AgentModule from '../../lib/runtime/agent';
 import type { TaskResult } from '../../lib/client';
-import { FIXTURES, collect, tempDir, waitFor } from '../support/local-grid';
+import { FIXTURES, TEST_GRID_CONFIG, collect, tempDir, waitFor } from '../support/local-grid';
 import { freshDistFile } from '../support/fresh-dist';
 
 /** The compiled library; checked fresh against lib/ and bin/ when the file's tests start. */
@@ -24,20 +24,7 @@ let dist: {
 
 function config(overrides: Record<string, unknown> = {}): CoreModule.GridConfig {
   const { applyOverrides, compileConfig } = dist.core;
-  return compileConfig(
-    applyOverrides(
-      {
-        slots: 2,
-        task_ttl_expiration_offset_sec: 3,
-        task_ttl_refresh_interval_sec: 1,
-        lease_check_interval_sec: 0.2,
-        reaper_interval_sec: 0.5,
-        empty_task_queue_backoff_timeout_sec: 0.01,
-      },
-      overrides,
-    ),
-    'test',
-  );
+  return compileConfig(applyOverrides({ ...TEST_GRID_CONFIG }, overrides), 'test');
 }
 
 function worker(name: string): string {

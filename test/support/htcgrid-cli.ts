@@ -24,3 +24,18 @@ export async function runHtcgrid(...args: string[]): Promise<HtcgridRun> {
     write.mockRestore();
   }
 }
+
+/**
+ * The lines the CLI prints with console.error (its stderr) during each test of the calling `describe`: emptied before
+ * each test, console.error given back after it.
+ */
+export function stderrLinesOfEachTest(): string[] {
+  const lines: string[] = [];
+  let error: jest.SpyInstance | undefined;
+  beforeEach(() => {
+    lines.length = 0;
+    error = jest.spyOn(console, 'error').mockImplementation((line: string) => void lines.push(line));
+  });
+  afterEach(() => error?.mockRestore());
+  return lines;
+}

@@ -16,21 +16,23 @@ export interface TestGrid extends EmbeddedGrid {
   readonly dataDir: string;
 }
 
+/** The configuration test grids start from: two slots, and leases, reaper and back-off fast enough for a test. */
+export const TEST_GRID_CONFIG: Readonly<GridConfigDocument> = {
+  slots: 2,
+  task_ttl_expiration_offset_sec: 3,
+  task_ttl_refresh_interval_sec: 1,
+  lease_check_interval_sec: 0.2,
+  reaper_interval_sec: 0.5,
+  empty_task_queue_backoff_timeout_sec: 0.01,
+};
+
 /** Starts an embedded grid on a fresh folder running `worker` with `overrides` on top of fast test timings. */
 export async function startTestGrid(
   worker: string | undefined,
   overrides: Record<string, unknown> = {},
   dataDir = tempDir(),
 ): Promise<TestGrid> {
-  const base: GridConfigDocument = {
-    slots: 2,
-    task_ttl_expiration_offset_sec: 3,
-    task_ttl_refresh_interval_sec: 1,
-    lease_check_interval_sec: 0.2,
-    reaper_interval_sec: 0.5,
-    empty_task_queue_backoff_timeout_sec: 0.01,
-  };
-  const config = compileConfig(applyOverrides(base, overrides), 'test');
+  const config = compileConfig(applyOverrides({ ...TEST_GRID_CONFIG }, overrides), 'test');
   const grid = await startEmbeddedGrid({ dataDir, config, worker });
   return Object.assign(grid, { dataDir });
 }
