@@ -40,47 +40,38 @@ const batch: PendingCompletion[] = [
   },
 ];
 
+/** Writes `batch` against ports whose first `failures` table writes fail; what was called, waited and reported. */
+async function write(failures: number) {
+  const { queue, table, calls } = fakePorts(failures);
+  const waits: number[] = [];
+  const results: string[] = [];
+  await writeCompletions(batch, {
+    queue,
+    table,
+    logger: silentLogger(),
+    sleep: async (ms) => void waits.push(ms),
+    onWritten: (item, status) => results.push(`${item.completion.taskId}:${status}`),
+  });
+  return { calls, waits, results };
+}
+
 describe('writeCompletions', () => {
   it('sends the re-queue messages before the table write and reports each result', async () => {
-    const { queue, table, calls } = fakePorts(0);
-    const results: string[] = [];
-    await writeCompletions(batch, {
-      queue,
-      table,
-      logger: silentLogger(),
-      onWritten: (item, status) => results.push(`${item.completion.taskId}:${status}`),
-    });
+    const { calls, waits, results } = await write(0);
     expect(calls).toEqual(['send a', 'complete a,b']);
+    expect(waits).toEqual([]);
     expect(results).toEqual(['a:recorded', 'b:stale']);
   });
 
   it('retries a failed write with back-off, sending the messages again (a duplicate message is dropped by its claim)', async () => {
-    const { queue, table, calls } = fakePorts(2);
-    const waits: number[] = [];
-    const results: string[] = [];
-    await writeCompletions(batch, {
-      queue,
-      table,
-      logger: silentLogger(),
-      sleep: async (ms) => waits.push(ms),
-      onWritten: (item, status) => results.push(`${item.completion.taskId}:${status}`),
-    });
+    const { calls, waits, results } = await write(2);
     expect(calls).toEqual(['send a', 'complete a,b', 'send a', 'complete a,b', 'send a', 'complete a,b']);
     expect(waits).toHaveLength(2);
     expect(results).toEqual(['a:recorded', 'b:stale']);
   });
 
   it(`gives the batch up to the reaper as unwritten after ${MAX_WRITE_TRIES} failed tries, never rejecting`, async () => {
-    const { queue, table, calls } = fakePorts(Number.POSITIVE_INFINITY);
-    const waits: number[] = [];
-    const results: string[] = [];
-    await writeCompletions(batch, {
-      queue,
-      table,
-      logger: silentLogger(),
-      sleep: async (ms) => waits.push(ms),
-      onWritten: (item, status) => results.push(`${item.completion.taskId}:${status}`),
-    });
+    const { calls, waits, results } = await write(Number.POSITIVE_INFINITY);
     expect(calls.filter((c) => c.startsWith('complete'))).toHaveLength(MAX_WRITE_TRIES);
     expect(waits).toHaveLength(MAX_WRITE_TRIES - 1);
     // Equal jitter: each wait is at least half its ceiling (100 ms doubling).
