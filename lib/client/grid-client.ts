@@ -150,6 +150,8 @@ export class GridClient {
       ...this.sessionRecord(options),
       ...(expected !== undefined ? { expectedTaskCount: expected } : {}),
     };
+    // Read before the session is written: a handle that sees it unchanged knows none of its tasks ended yet.
+    const writtenAtVersion = this.changes?.version;
     const count = this.submissions
       ? await this.writeTogether(this.submissions, session, events, options)
       : await this.writeInSteps(session, events, options);
@@ -161,6 +163,7 @@ export class GridClient {
       this.pollMs,
       this.changes,
       this.minPollMs,
+      writtenAtVersion,
     );
   }
 

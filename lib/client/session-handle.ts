@@ -29,6 +29,12 @@ export interface ChangeFeed {
    * @default - the handle's poll interval
    */
   readonly fallbackPollMs?: number;
+  /**
+   * Every write that ends a task raises `version` (a local grid's `DatabaseChanges` while it watches): a session
+   * written after the feed showed `version` v has no result to read while the feed still shows v, so a handle's first
+   * look can wait for a change instead of reading an empty page. @default false
+   */
+  readonly announcesEveryEnd?: boolean;
 }
 
 /**
@@ -55,6 +61,8 @@ export class SessionHandle {
     private readonly defaultPollMs: number,
     private readonly changes?: ChangeFeed,
     private readonly minPollMs?: number,
+    /** The feed's `version` read before this session was written (see `ChangeFeed.announcesEveryEnd`). */
+    private readonly writtenAtVersion?: number,
   ) {}
 
   get sessionId(): string {
@@ -81,6 +89,9 @@ export class SessionHandle {
     let cursor: string | undefined;
     let seen = 0;
     let waits = 0;
+    // Nothing ended since the session was written: its first page would be empty (one look less per round trip).
+    const quiet = this.quietSinceWritten();
+    if (quiet !== undefined) await this.pause(this.pollDelay(waits++, poll), quiet, options.signal);
     for (;;) {
       if (options.signal?.aborted) return;
       const since = this.changes?.version;
@@ -119,6 +130,17 @@ export class SessionHandle {
    */
   async cancel(taskIds?: readonly string[]): Promise<number> {
     return this.table.cancel(this.sessionId, taskIds, Date.now());
+  }
+
+  /** The feed's version when it still shows the one the session was written at and announces every end. */
+  private quietSinceWritten(): number | undefined {
+    const feed = this.changes;
+    if (feed?.announcesEveryEnd !== true || feed.live === false || this.writtenAtVersion === undefined)
+      return undefined;
+    // A session without tasks has ended already: its (empty) results need no wait.
+    if (this.session.taskCount === 0) return undefined;
+    const version = feed.version;
+    return version === this.writtenAtVersion ? version : undefined;
   }
 
   /** The handle's `waits`-th wait for news since it started watching (see `pollBackoff`). */

@@ -102,6 +102,14 @@ export class DatabaseChanges {
     return this.canWatch && !this.closed;
   }
 
+  /**
+   * True while watching: every write that ends a task or session (finish, cancel, seal after earlier tasks, delete)
+   * notifies `tasks` (see `ChangeFeed.announcesEveryEnd`).
+   */
+  get announcesEveryEnd(): boolean {
+    return this.watching;
+  }
+
   /** Changes of `tasks` seen so far (see `TopicChanges.version`). */
   get version(): number {
     return this.tasks.version;

@@ -169,12 +169,85 @@ describe('DatabaseChanges', () => {
       for await (const r of handle.results()) states.push(r.state);
       return states;
     })();
-    // The handle looked, found nothing and waits; the other process ends the task.
-    while (looks === 0) await new Promise((resolve) => setImmediate(resolve));
+    // The handle waits (nothing of its session ended since it was written, so it did not even look); the other
+    // process ends the task.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(looks).toBe(0);
     const before = backends.changes.version;
     await writeFromAnotherProcess(temp.dir, [temp.dir, 'cancel', handle.sessionId]);
     // Woken by the other process's commit: the next poll would have come a minute later, past the test's timeout.
     await expect(results).resolves.toEqual(['cancelled']);
     expect(backends.changes.version).toBeGreaterThan(before);
   }, 30_000);
+  describe('a results handle of a session this client just submitted', () => {
+    const finish = async (backends: LocalBackends): Promise<void> => {
+      const [task] = await backends.intake.receiveAndClaim(1, {
+        waitMs: 0,
+        visibilityMs: MINUTE,
+        owner: 'agent-1',
+        leaseMs: MINUTE,
+        busyDelayMs: 0,
+      });
+      await backends.table.complete([
+        {
+          taskId: task!.taskId,
+          guard: { owner: 'agent-1', attempt: 1 },
+          outcome: { kind: 'succeeded', result: { inline: '1' } },
+          at: Date.now(),
+        },
+      ]);
+    };
+    const countLooks = (backends: LocalBackends): { looks: number } => {
+      const counter = { looks: 0 };
+      const listTerminal = backends.table.listTerminal.bind(backends.table);
+      backends.table.listTerminal = (...args) => {
+        counter.looks++;
+        return listTerminal(...args);
+      };
+      return counter;
+    };
+    const states = async (handle: { results(): AsyncGenerator<{ state: string }> }): Promise<string[]> => {
+      const found: string[] = [];
+      for await (const r of handle.results()) found.push(r.state);
+      return found;
+    };
+
+    it('waits for the first change instead of reading a page that must be empty', async () => {
+      const backends = openLocalBackends(temp.dir);
+      opened.push(backends);
+      const client = new GridClient({ config: compileConfig({}, 'test'), ...backends, pollIntervalMs: MINUTE });
+      const handle = await client.submit([{ n: 1 }]);
+      const counter = countLooks(backends);
+
+      const results = states(handle);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(counter.looks).toBe(0);
+      await finish(backends);
+
+      await expect(results).resolves.toEqual(['succeeded']);
+      expect(counter.looks).toBe(1);
+    });
+
+    it('looks at once when a task ended before the results were asked for', async () => {
+      const backends = openLocalBackends(temp.dir);
+      opened.push(backends);
+      const client = new GridClient({ config: compileConfig({}, 'test'), ...backends, pollIntervalMs: MINUTE });
+      const handle = await client.submit([{ n: 1 }]);
+      await finish(backends);
+      const counter = countLooks(backends);
+
+      // A wait here would last the minute of the fallback poll, past the test's timeout.
+      await expect(states(handle)).resolves.toEqual(['succeeded']);
+      expect(counter.looks).toBe(1);
+    });
+
+    it('ends at once for a session without tasks', async () => {
+      const backends = openLocalBackends(temp.dir);
+      opened.push(backends);
+      const client = new GridClient({ config: compileConfig({}, 'test'), ...backends, pollIntervalMs: MINUTE });
+      const handle = await client.submit([]);
+
+      await expect(states(handle)).resolves.toEqual([]);
+    });
+  });
 });
