@@ -1,5 +1,7 @@
 // Shared helpers for the local runtime tests: fixture paths, invocations, output collection.
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { WorkerInitError } from '../../../lib/core/errors';
 import type { Invocation, InvokeResult, WorkerInvoker } from '../../../lib/ports';
@@ -77,4 +79,37 @@ export async function initError(invoker: WorkerInvoker): Promise<WorkerInitError
   if (error instanceof WorkerInitError) return error;
   const got = error === undefined ? 'a start' : error instanceof Error ? error.stack : JSON.stringify(error);
   throw new Error(`expected start() to reject with a WorkerInitError, got ${got}`);
+}
+
+/** Whether a process with this pid is alive. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Runs a handler that starts a child process, writes its pid to the file `event(pidFile)` names and sleeps past a 1 s
+ * deadline: the task must time out and the child must be gone with it.
+ */
+export async function expectChildKilledOnTimeout(
+  invoker: WorkerInvoker,
+  event: (pidFile: string) => unknown,
+): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-rt-'));
+  try {
+    const pidFile = path.join(dir, 'child.pid');
+    await invoker.start();
+
+    const result = failure(await invoker.invoke(invocation(event(pidFile), 1_000)));
+
+    expect(result.reason).toBe('timeout');
+    const childPid = Number(fs.readFileSync(pidFile, 'utf8'));
+    await waitFor(() => !isAlive(childPid));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }

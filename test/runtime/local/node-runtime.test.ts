@@ -1,11 +1,18 @@
 // The local Node.js runtime with real node processes: context, async and callback handlers, ESM, errors.
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
 import type { WorkerInvoker } from '../../../lib/ports';
 import { createLocalInvoker, type LocalRuntimeOptions } from '../../../lib/runtime/local';
-import { closeAfterEach, collectOutput, failure, FIXTURES, initError, invocation, waitFor } from './helpers';
+import {
+  closeAfterEach,
+  collectOutput,
+  expectChildKilledOnTimeout,
+  failure,
+  FIXTURES,
+  initError,
+  invocation,
+  waitFor,
+} from './helpers';
 
 const TASK_ROOT = path.join(FIXTURES, 'node');
 const track = closeAfterEach();
@@ -141,17 +148,7 @@ describe('the local Node.js runtime', () => {
   });
 
   it('kills the processes a handler started when its task times out', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-node-'));
-    const pidFile = path.join(dir, 'child.pid');
-    const invoker = node('handlers.spawnAndSleep');
-    await invoker.start();
-
-    const result = failure(await invoker.invoke(invocation({ pidFile }, 1_000)));
-
-    expect(result.reason).toBe('timeout');
-    const childPid = Number(fs.readFileSync(pidFile, 'utf8'));
-    await waitFor(() => !isAlive(childPid));
-    fs.rmSync(dir, { recursive: true, force: true });
+    await expectChildKilledOnTimeout(node('handlers.spawnAndSleep'), (pidFile) => ({ pidFile }));
   });
 
   it.each([
@@ -181,12 +178,3 @@ describe('the local Node.js runtime', () => {
     );
   });
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

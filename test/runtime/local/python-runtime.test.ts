@@ -5,7 +5,17 @@ import path from 'node:path';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
 import { createLocalInvoker, type LocalInvoker, type LocalRuntimeOptions } from '../../../lib/runtime/local';
 import type { WorkerInvoker } from '../../../lib/ports';
-import { closeAfterEach, collectOutput, failure, FIXTURES, initError, invocation, waitFor } from './helpers';
+import {
+  closeAfterEach,
+  collectOutput,
+  expectChildKilledOnTimeout,
+  failure,
+  FIXTURES,
+  initError,
+  invocation,
+  isAlive,
+  waitFor,
+} from './helpers';
 
 const TASK_ROOT = path.join(FIXTURES, 'python');
 const track = closeAfterEach();
@@ -301,17 +311,7 @@ describe('the local Python runtime', () => {
   });
 
   it('kills the processes a worker started when its task times out', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-rt-'));
-    const pidFile = path.join(dir, 'child.pid');
-    const invoker = python('worker.spawn_and_sleep');
-    await invoker.start();
-
-    const result = failure(await invoker.invoke(invocation({ pid_file: pidFile }, 1_000)));
-
-    expect(result.reason).toBe('timeout');
-    const childPid = Number(fs.readFileSync(pidFile, 'utf8'));
-    await waitFor(() => !isAlive(childPid));
-    fs.rmSync(dir, { recursive: true, force: true });
+    await expectChildKilledOnTimeout(python('worker.spawn_and_sleep'), (pidFile) => ({ pid_file: pidFile }));
   });
 
   it('restarts a runtime that died between tasks without failing the next task', async () => {
@@ -387,13 +387,4 @@ describe('the local Python runtime', () => {
 /** The pid of the invoker's runtime process (test-only peek at the private slot). */
 function pidOf(invoker: WorkerInvoker): number | undefined {
   return (invoker as LocalInvoker).runtimePid;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
