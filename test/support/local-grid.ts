@@ -5,6 +5,7 @@ import path from 'node:path';
 import { applyOverrides, compileConfig, type GridConfigDocument } from '../../lib/core';
 import { startEmbeddedGrid, type EmbeddedGrid } from '../../lib/cli';
 import type { TaskResult } from '../../lib/client';
+import { Agent, type AgentOptions } from '../../lib/runtime/agent';
 
 export const FIXTURES = path.resolve(__dirname, '..', 'fixtures');
 
@@ -35,6 +36,40 @@ export async function startTestGrid(
   const config = compileConfig(applyOverrides({ ...TEST_GRID_CONFIG }, overrides), 'test');
   const grid = await startEmbeddedGrid({ dataDir, config, worker });
   return Object.assign(grid, { dataDir });
+}
+
+/** What `gridForEachTest` gives a test: its grid, and a way to start the test's own agent on it. */
+export interface GridOfEachTest {
+  /** The grid of the running test. */
+  grid(): TestGrid;
+  /** Starts an agent on the grid's backends; it is stopped after the test, before the grid closes. */
+  startAgent(options: Omit<AgentOptions, keyof TestGrid['backends']>): Promise<Agent>;
+}
+
+/** For each test of the calling `describe`: a grid with no agent of its own (the test starts one), closed after it. */
+export function gridForEachTest(): GridOfEachTest {
+  let grid: TestGrid | undefined;
+  let agent: Agent | undefined;
+  beforeEach(async () => {
+    grid = await startTestGrid(undefined);
+  });
+  afterEach(async () => {
+    await agent?.stop(0);
+    agent = undefined;
+    await grid?.close(0);
+  });
+  const current = (): TestGrid => {
+    if (!grid) throw new Error('gridForEachTest: no grid outside a test');
+    return grid;
+  };
+  return {
+    grid: current,
+    async startAgent(options) {
+      agent = new Agent({ ...current().backends, ...options });
+      await agent.start();
+      return agent;
+    },
+  };
 }
 
 export async function collect(results: AsyncIterable<TaskResult>): Promise<TaskResult[]> {

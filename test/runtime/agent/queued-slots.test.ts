@@ -2,8 +2,7 @@
 // each other. A recording invoker stands in for the runtime, so only the agent's choices are under test.
 import { applyOverrides, compileConfig } from '../../../lib/core';
 import type { Invocation, InvokeResult, WorkerInvoker } from '../../../lib/ports';
-import { Agent } from '../../../lib/runtime/agent';
-import { collect, startTestGrid, type TestGrid } from '../../support/local-grid';
+import { collect, gridForEachTest } from '../../support/local-grid';
 
 /** Runs each invocation for `runMs` (0: answers on the next turn of the event loop), one after the other. */
 class RecordingInvoker implements WorkerInvoker {
@@ -34,28 +33,18 @@ class RecordingInvoker implements WorkerInvoker {
 }
 
 describe('an agent with queuedPerSlot', () => {
-  let grid: TestGrid;
-  let agent: Agent | undefined;
-  beforeEach(async () => {
-    grid = await startTestGrid(undefined);
-  });
-  afterEach(async () => {
-    await agent?.stop(0);
-    await grid.close(0);
-  });
+  const each = gridForEachTest();
 
   async function run(runMs: number, tasks: number, queueBelowMs: number): Promise<RecordingInvoker[]> {
     const invokers = [new RecordingInvoker(runMs), new RecordingInvoker(runMs)];
-    agent = new Agent({
+    await each.startAgent({
       config: compileConfig(applyOverrides({ slots: 2, empty_task_queue_backoff_timeout_sec: 0.01 }, {}), 'test'),
-      ...grid.backends,
       receiveWaitMs: 50,
       queuedPerSlot: 2,
       queueBelowMs,
       createInvoker: (slot) => invokers[slot]!,
     });
-    await agent.start();
-    const handle = await grid.client.submit(Array.from({ length: tasks }, (_, i) => ({ i })));
+    const handle = await each.grid().client.submit(Array.from({ length: tasks }, (_, i) => ({ i })));
     const results = await collect(handle.results({ pollIntervalMs: 5 }));
     expect(results.map((r) => r.state)).toEqual(Array(tasks).fill('succeeded'));
     expect(results.map((r) => r.result)).toEqual(Array.from({ length: tasks }, (_, i) => ({ i })));

@@ -1,8 +1,8 @@
 // Task metrics as CloudWatch EMF: what the agent measures per attempt, and the lines one flush writes.
 import { applyOverrides, compileConfig, TASK_METRICS } from '../../../lib/core';
 import type { Invocation, InvokeResult, WorkerInvoker } from '../../../lib/ports';
-import { Agent, TaskOutcomeMetrics, type AttemptMeasure } from '../../../lib/runtime/agent';
-import { collect, startTestGrid, type TestGrid } from '../../support/local-grid';
+import { TaskOutcomeMetrics, type AttemptMeasure } from '../../../lib/runtime/agent';
+import { collect, gridForEachTest } from '../../support/local-grid';
 
 /** Parses EMF lines and checks each against the format's rules (a metric's values: a number or up to 100). */
 function parseEmf(lines: string[]): any[] {
@@ -88,27 +88,17 @@ class ScriptedInvoker implements WorkerInvoker {
 }
 
 describe('the agent', () => {
-  let grid: TestGrid;
-  let agent: Agent | undefined;
-  beforeEach(async () => {
-    grid = await startTestGrid(undefined);
-  });
-  afterEach(async () => {
-    await agent?.stop(0);
-    await grid.close(0);
-  });
+  const each = gridForEachTest();
 
   it('measures each recorded attempt: its outcome, error type, time queued and time from claim to end', async () => {
     const measures: AttemptMeasure[] = [];
-    agent = new Agent({
+    await each.startAgent({
       config: compileConfig(applyOverrides({ slots: 1 }, {}), 'test'),
-      ...grid.backends,
       receiveWaitMs: 50,
       createInvoker: () => new ScriptedInvoker(),
       onAttemptMeasured: (m) => measures.push(m),
     });
-    await agent.start();
-    const handle = await grid.client.submit([{ i: 0 }, { fail: true }]);
+    const handle = await each.grid().client.submit([{ i: 0 }, { fail: true }]);
     const results = await collect(handle.results({ pollIntervalMs: 5 }));
     expect(results.map((r) => r.state)).toEqual(['succeeded', 'failed']);
 
