@@ -17,6 +17,19 @@ export function removeScratch(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
+/** A fresh scratch folder for each test of the calling `describe`, handed to `use` before the test, removed after. */
+export function scratchOfEachTest(use: (dir: string) => void): void {
+  let dir: string | undefined;
+  beforeEach(() => {
+    dir = makeScratch();
+    use(dir);
+  });
+  afterEach(() => {
+    if (dir) removeScratch(dir);
+    dir = undefined;
+  });
+}
+
 /** Copies the packaging fixtures into `scratch` (pip builds local packages in place; the repo must stay clean). */
 export function copyFixtures(scratch: string): string {
   const dest = path.join(scratch, 'fixtures');

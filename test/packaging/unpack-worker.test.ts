@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BundlingError } from '../../lib/core';
 import { bundleWorker, prepareTaskRoot, UnsafeZipEntryError, unpackWorker } from '../../lib/packaging';
-import { makeScratch, removeScratch, REPO_ROOT } from './packaging-helpers';
+import { REPO_ROOT, scratchOfEachTest } from './packaging-helpers';
 
 /** Writes a zip with Python's zipfile, which stores entry names exactly as given (as a hostile zip would). */
 function writeZipWithPython(zipPath: string, entries: Array<{ name: string; data: string; mode?: number }>): void {
@@ -23,12 +23,7 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
 
 describe('unpackWorker', () => {
   let scratch: string;
-  beforeEach(() => {
-    scratch = makeScratch();
-  });
-  afterEach(() => {
-    removeScratch(scratch);
-  });
+  scratchOfEachTest((dir) => (scratch = dir));
 
   it.each([
     ['../evil.txt', /climbs out of the task root/],
@@ -117,12 +112,7 @@ describe('unpackWorker', () => {
 
 describe('prepareTaskRoot', () => {
   let scratch: string;
-  beforeEach(() => {
-    scratch = makeScratch();
-  });
-  afterEach(() => {
-    removeScratch(scratch);
-  });
+  scratchOfEachTest((dir) => (scratch = dir));
 
   it('bundles a worker folder to <workDir>/worker.zip and runs from its unpacked copy in <workDir>/task', async () => {
     const workDir = path.join(scratch, 'work');

@@ -15,6 +15,7 @@ import {
   copyFixtures,
   makeScratch,
   removeScratch,
+  scratchOfEachTest,
   REPO_ROOT,
   runPython,
   wheelBuildingPython,
@@ -25,12 +26,7 @@ const pythonExecutable = wheelBuildingPython();
 
 describe('bundleWorker', () => {
   let scratch: string;
-  beforeEach(() => {
-    scratch = makeScratch();
-  });
-  afterEach(() => {
-    removeScratch(scratch);
-  });
+  scratchOfEachTest((dir) => (scratch = dir));
 
   it('puts a python worker’s modules at the zip root and leaves out caches, VCS folders, venvs and tests', async () => {
     const worker = path.join(scratch, 'worker');
@@ -342,12 +338,7 @@ describe('planWorkerBundle', () => {
 
 describe('detectWorkerRuntime', () => {
   let scratch: string;
-  beforeEach(() => {
-    scratch = makeScratch();
-  });
-  afterEach(() => {
-    removeScratch(scratch);
-  });
+  scratchOfEachTest((dir) => (scratch = dir));
 
   it.each([
     [{ 'lambda_function.py': '' }, 'python'],
