@@ -3,27 +3,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { openLocalBackends, PAYLOADS_DIR, type LocalBackends } from '../../../lib/backends/local';
-import { GridClient } from '../../../lib/client';
-import { compileConfig, SessionRunningError, UnknownSessionError } from '../../../lib/core';
-import { makeTempDir } from './temp-grid-dir';
+import { PAYLOADS_DIR, type LocalBackends } from '../../../lib/backends/local';
+import type { GridClient } from '../../../lib/client';
+import { SessionRunningError, UnknownSessionError } from '../../../lib/core';
+import { localClientOfEachTest } from './temp-grid-dir';
 
 describe('deleting a session of a local grid', () => {
-  let temp: ReturnType<typeof makeTempDir>;
+  let dir: string;
   let backends: LocalBackends;
   let client: GridClient;
-
-  beforeEach(() => {
-    temp = makeTempDir();
-    backends = openLocalBackends(temp.dir);
-    // Every payload goes to the store, so the session has files to remove.
-    const config = compileConfig({ inline_payload_max_bytes: 0 });
-    client = new GridClient({ config, ...backends });
-  });
-  afterEach(async () => {
-    await backends.close();
-    temp.remove();
-  });
+  // Every payload goes to the store, so the session has files to remove.
+  localClientOfEachTest({ inline_payload_max_bytes: 0 }, (grid) => ({ dir, backends, client } = grid));
 
   const rowsOf = (sessionId: string): { tasks: number; messages: number; sessions: number } => {
     const db = new Database(backends.dbPath, { readonly: true });
@@ -38,7 +28,7 @@ describe('deleting a session of a local grid', () => {
       db.close();
     }
   };
-  const sessionDir = (sessionId: string) => path.join(temp.dir, PAYLOADS_DIR, 'sessions', sessionId);
+  const sessionDir = (sessionId: string) => path.join(dir, PAYLOADS_DIR, 'sessions', sessionId);
 
   it('refuses a session with pending tasks, then deletes it with force (cancelled first)', async () => {
     await client.submit([{ x: 1 }, { x: 2 }, { x: 3 }], { sessionId: 'live' });

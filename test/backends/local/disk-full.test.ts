@@ -1,25 +1,14 @@
 // A full disk on a local grid: SQLite's SQLITE_FULL (simulated with PRAGMA max_page_count) is reported as such, the
 // failed submission leaves nothing half-written, what was recorded before stays, and the grid carries on with space.
 import Database from 'better-sqlite3';
-import { DiskFullError, openLocalBackends, type LocalBackends } from '../../../lib/backends/local';
-import { GridClient } from '../../../lib/client';
-import { compileConfig } from '../../../lib/core';
-import { makeTempDir } from './temp-grid-dir';
+import { DiskFullError, type LocalBackends } from '../../../lib/backends/local';
+import type { GridClient } from '../../../lib/client';
+import { localClientOfEachTest } from './temp-grid-dir';
 
 describe('a full disk under a local grid', () => {
-  let temp: ReturnType<typeof makeTempDir>;
   let backends: LocalBackends;
   let client: GridClient;
-
-  beforeEach(() => {
-    temp = makeTempDir();
-    backends = openLocalBackends(temp.dir);
-    client = new GridClient({ config: compileConfig({}), ...backends });
-  });
-  afterEach(async () => {
-    await backends.close();
-    temp.remove();
-  });
+  localClientOfEachTest({}, (grid) => ({ backends, client } = grid));
 
   const taskCount = (): number => {
     const db = new Database(backends.dbPath, { readonly: true });

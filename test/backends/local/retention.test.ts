@@ -2,27 +2,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { openLocalBackends, PAYLOADS_DIR, SessionExpiry, type LocalBackends } from '../../../lib/backends/local';
-import { GridClient } from '../../../lib/client';
-import { compileConfig } from '../../../lib/core';
-import { makeTempDir } from './temp-grid-dir';
+import { PAYLOADS_DIR, SessionExpiry, type LocalBackends } from '../../../lib/backends/local';
+import type { GridClient } from '../../../lib/client';
+import { localClientOfEachTest } from './temp-grid-dir';
 
 const HOUR = 3600_000;
 
 describe('expiry of finished sessions on a local grid', () => {
-  let temp: ReturnType<typeof makeTempDir>;
+  let dir: string;
   let backends: LocalBackends;
   let client: GridClient;
-
-  beforeEach(() => {
-    temp = makeTempDir();
-    backends = openLocalBackends(temp.dir);
-    client = new GridClient({ config: compileConfig({ inline_payload_max_bytes: 1024 }), ...backends });
-  });
-  afterEach(async () => {
-    await backends.close();
-    temp.remove();
-  });
+  localClientOfEachTest({ inline_payload_max_bytes: 1024 }, (grid) => ({ dir, backends, client } = grid));
 
   const fileBytes = (): number => {
     const db = new Database(backends.dbPath);
@@ -60,7 +50,7 @@ describe('expiry of finished sessions on a local grid', () => {
     // A large payload goes to a file, which expires with its session.
     await client.submit([{ pad: 'y'.repeat(4000) }], { sessionId: 'old-file' }).then((h) => h.cancel());
     await client.submit([{ i: 1 }], { sessionId: 'live' });
-    expect(fs.existsSync(path.join(temp.dir, PAYLOADS_DIR, 'sessions', 'old-file'))).toBe(true);
+    expect(fs.existsSync(path.join(dir, PAYLOADS_DIR, 'sessions', 'old-file'))).toBe(true);
     const before = fileBytes();
 
     const expiry = new SessionExpiry(backends.database, backends.store, 24 * HOUR, { batchTasks: 500 });
@@ -78,7 +68,7 @@ describe('expiry of finished sessions on a local grid', () => {
     expect(steps.reduce((n, s) => n + s.tasks, 0)).toBe(3001);
     expect(steps.reduce((n, s) => n + s.sessions, 0)).toBe(2);
     expect(sessionIds()).toEqual(['live']);
-    expect(fs.existsSync(path.join(temp.dir, PAYLOADS_DIR, 'sessions', 'old-file'))).toBe(false);
+    expect(fs.existsSync(path.join(dir, PAYLOADS_DIR, 'sessions', 'old-file'))).toBe(false);
     while (expiry.vacuum() > 0);
     const after = fileBytes();
     expect(after).toBeLessThan(before / 3);
