@@ -3,10 +3,10 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { buildSync } from 'esbuild';
 import { DatabaseChanges, GRID_DB_FILE, openLocalBackends, type LocalBackends } from '../../../lib/backends/local';
 import { GridClient } from '../../../lib/client';
 import { compileConfig } from '../../../lib/core';
+import { bundleFixture } from './bundle-fixture';
 import { makeTempDir } from './temp-grid-dir';
 
 const repoRoot = path.resolve(__dirname, '../../..');
@@ -14,16 +14,7 @@ const MINUTE = 60_000;
 
 /** Runs the grid-writer fixture (bundled by esbuild, as local-backends.test.ts runs its claim worker) once. */
 function writeFromAnotherProcess(outDir: string, args: readonly string[]): Promise<void> {
-  const outfile = path.join(outDir, 'grid-writer.js');
-  buildSync({
-    entryPoints: [path.join(__dirname, 'fixtures', 'grid-writer.ts')],
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    external: ['better-sqlite3'],
-    outfile,
-    logLevel: 'silent',
-  });
+  const outfile = bundleFixture('grid-writer', outDir);
   const child = spawn(process.execPath, [outfile, ...args], {
     env: { ...process.env, NODE_PATH: path.join(repoRoot, 'node_modules') },
     stdio: ['ignore', 'ignore', 'pipe'],

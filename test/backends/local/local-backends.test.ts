@@ -3,10 +3,10 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { buildSync } from 'esbuild';
 import { DatabaseBusyError, GRID_DB_FILE, openLocalBackends, SchemaVersionError } from '../../../lib/backends/local';
 import { newTask, type SessionRecord } from '../../../lib/core/task';
 import { makeTempDir } from './temp-grid-dir';
+import { bundleFixture } from './bundle-fixture';
 
 const repoRoot = path.resolve(__dirname, '../../..');
 
@@ -18,17 +18,7 @@ interface WorkerReport {
 
 /** Bundles the claim worker fixture into `outDir` so plain `node` runs it. */
 function bundleWorker(outDir: string): string {
-  const outfile = path.join(outDir, 'claim-worker.js');
-  buildSync({
-    entryPoints: [path.join(__dirname, 'fixtures', 'claim-worker.ts')],
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    external: ['better-sqlite3'],
-    outfile,
-    logLevel: 'silent',
-  });
-  return outfile;
+  return bundleFixture('claim-worker', outDir);
 }
 
 function startWorker(script: string, dir: string, owner: string): ChildProcessWithoutNullStreams {

@@ -5,7 +5,8 @@ import { describeTaskBrowserContract } from '../../contract/task-browser.contrac
 import { describeTaskTableContract } from '../../contract/task-table.contract';
 import { makeTempDir } from './temp-grid-dir';
 
-describeTaskTableContract('SqliteTaskTable', async () => {
+/** A SQLite task table on a fresh folder, removed with it by `cleanup`. */
+async function sqliteTable() {
   const temp = makeTempDir();
   const backends = openLocalBackends(temp.dir);
   return {
@@ -15,19 +16,10 @@ describeTaskTableContract('SqliteTaskTable', async () => {
       temp.remove();
     },
   };
-});
+}
 
-describeTaskBrowserContract('SqliteTaskTable', async () => {
-  const temp = makeTempDir();
-  const backends = openLocalBackends(temp.dir);
-  return {
-    table: backends.table,
-    cleanup: async () => {
-      await backends.close();
-      temp.remove();
-    },
-  };
-});
+describeTaskTableContract('SqliteTaskTable', sqliteTable);
+describeTaskBrowserContract('SqliteTaskTable', sqliteTable);
 
 describe('SqliteTaskTable', () => {
   const session: SessionRecord = {
