@@ -48,6 +48,17 @@ function session(overrides: Partial<SessionRecord> = {}): SessionRecord {
   };
 }
 
+/** Fresh grid resources holding one session `s` with one pending task (its message not sent yet). */
+async function onePendingTask() {
+  const resources = await createGridResources(suite.emulators);
+  const { table, queue } = suite.backendsFor(resources);
+  const s = session();
+  await table.createSession(s);
+  const task = newTask(s, 0, { inline: '{}' }, Date.now());
+  await table.createTasks([task]);
+  return { resources, table, queue, s, task };
+}
+
 /** One slot, short leases and back-offs: tests see heartbeats, expiries and empty polls within seconds. */
 const QUICK_AGENT = {
   slots: 1,
@@ -100,12 +111,7 @@ describe('the grid on AWS emulators', () => {
   });
 
   it('a duplicate delivery of a task message runs it once: busy while the first holder relies on its message, then stale', async () => {
-    const resources = await createGridResources(suite.emulators);
-    const { table, queue } = suite.backendsFor(resources);
-    const s = session();
-    await table.createSession(s);
-    const task = newTask(s, 0, { inline: '{}' }, Date.now());
-    await table.createTasks([task]);
+    const { table, queue, s, task } = await onePendingTask();
     const message = { taskId: task.taskId, sessionId: s.sessionId, attempt: 0, priority: 0 };
     await queue.send([message, message]);
 
@@ -168,12 +174,7 @@ describe('the grid on AWS emulators', () => {
   }, 40_000);
 
   it('the reaper Lambda handler re-queues a task whose lease expired, configured from env alone', async () => {
-    const resources = await createGridResources(suite.emulators);
-    const { table, queue } = suite.backendsFor(resources);
-    const s = session();
-    await table.createSession(s);
-    const task = newTask(s, 0, { inline: '{}' }, Date.now());
-    await table.createTasks([task]);
+    const { resources, table, queue, s, task } = await onePendingTask();
     await table.claim(
       [{ taskId: task.taskId, attempt: 0 }],
       { owner: 'dead-agent', expiresAt: Date.now() + 60_000 },
