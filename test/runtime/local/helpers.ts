@@ -113,3 +113,16 @@ export async function expectChildKilledOnTimeout(
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** `start()` rejects with a `WorkerInitError` of `type` whose message matches `message` and names each of `names`. */
+export async function expectInitError(
+  invoker: WorkerInvoker,
+  type: string,
+  message: RegExp,
+  names: readonly string[],
+): Promise<void> {
+  const error = await initError(invoker);
+  expect(error.errorType).toBe(type);
+  expect(error.message).toMatch(message);
+  for (const name of names) expect(error.message).toContain(name);
+}

@@ -7,6 +7,7 @@ import {
   closeAfterEach,
   collectOutput,
   expectChildKilledOnTimeout,
+  expectInitError,
   failure,
   FIXTURES,
   initError,
@@ -160,13 +161,7 @@ describe('the local Node.js runtime', () => {
       /handlers.absent is undefined or not exported/,
     ],
   ])('fails start() with WorkerInitError on %s', async (_what, handler, type, message) => {
-    const invoker = node(handler);
-
-    const error = await initError(invoker);
-
-    expect(error.errorType).toBe(type);
-    expect(error.message).toMatch(message);
-    expect(error.message).toContain(TASK_ROOT);
+    await expectInitError(node(handler), type, message, [TASK_ROOT]);
   });
 
   it('names a missing dependency of the handler module and how to ship it', async () => {

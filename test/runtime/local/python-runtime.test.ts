@@ -9,6 +9,7 @@ import {
   closeAfterEach,
   collectOutput,
   expectChildKilledOnTimeout,
+  expectInitError,
   failure,
   FIXTURES,
   initError,
@@ -150,14 +151,7 @@ describe('the local Python runtime', () => {
     ['a syntax error', 'syntax_error.handler', 'Runtime.UserCodeSyntaxError', /Syntax error in module 'syntax_error'/],
     ['an exception at import', 'broken_import.handler', 'RuntimeError', /cannot connect at import time/],
   ])('fails start() with WorkerInitError on %s, naming it and the task root', async (_what, handler, type, message) => {
-    const invoker = python(handler);
-
-    const error = await initError(invoker);
-
-    expect(error.errorType).toBe(type);
-    expect(error.message).toMatch(message);
-    expect(error.message).toContain(TASK_ROOT);
-    expect(error.message).toContain(handler);
+    await expectInitError(python(handler), type, message, [TASK_ROOT, handler]);
   });
 
   it('names a missing third-party module and how to ship it, not the zip layout, when the handler module imports it', async () => {
