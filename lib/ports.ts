@@ -44,6 +44,12 @@ export interface TerminalPage {
   readonly tasks: readonly TaskRecord[];
   /** Pass back to continue after the last task returned; stable across calls. */
   readonly cursor: string | undefined;
+  /**
+   * False when the page holds every task that had ended when it was read: reading again at once would only bring the
+   * few that ended meanwhile (a request or more each), so a reader waits for news first.
+   * @default - unknown: a reader reads on at once after a page with tasks
+   */
+  readonly more?: boolean;
 }
 
 /** A page of live tasks or of sessions; `cursor` is undefined once there is nothing more to read. */

@@ -105,7 +105,9 @@ export class SessionHandle {
       // The last result of a sealed session ends the stream at once: one more empty page would only confirm it.
       const known = this.session.taskCount;
       if (known !== undefined && seen >= known) return;
-      if (page.tasks.length > 0) continue;
+      // Tasks found: read on at once, unless the table says the page held every task that had ended (then the next
+      // look waits for news like after an empty page: reading on would bring a few tasks a request).
+      if (page.tasks.length > 0 && page.more !== false) continue;
       const total = await this.total();
       if (total !== undefined && seen >= total) return;
       await this.pause(this.pollDelay(waits++, poll), since, options.signal);

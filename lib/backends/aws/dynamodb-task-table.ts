@@ -878,7 +878,7 @@ export class DynamoDbTaskTable implements TaskTable {
     const reach = exhausted ? horizon : lastExamined < horizon ? lastExamined : horizon;
     const watermark = reach > state.w ? reach : state.w;
     const kept = [...state.s, ...picked.map((p) => p.sk)].filter((sk) => sk > watermark);
-    return { tasks, cursor: encodeCursor({ w: watermark, s: kept }) };
+    return { tasks, cursor: encodeCursor({ w: watermark, s: kept }), more: !exhausted };
   }
 
   /**

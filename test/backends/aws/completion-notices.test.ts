@@ -143,6 +143,21 @@ describe('completion notices', () => {
     expect(ids).toEqual([0, 1, 2].map((i) => `${handle.sessionId}_${i}`));
   }, 30_000);
 
+  it('says whether a results page held every task that had ended, so a handle reads on only when more wait', async () => {
+    const resources = await createGridResources(emulators);
+    const clientSide = open(resources);
+    const agentSide = open(resources);
+    const client = new GridClient({ config, ...clientSide, pollIntervalMs: MINUTE });
+    const handle = await client.submit([{ n: 1 }, { n: 2 }, { n: 3 }]);
+    for (let i = 0; i < 2; i++) await runOneTask(agentSide);
+
+    const first = await clientSide.table.listTerminal(handle.sessionId, undefined, 1);
+    const rest = await clientSide.table.listTerminal(handle.sessionId, first.cursor, 1000);
+
+    expect([first.tasks.length, first.more]).toEqual([1, true]);
+    expect([rest.tasks.length, rest.more]).toEqual([1, false]);
+  }, 30_000);
+
   it('a client that cannot create its notice queue submits all the same and finds results by polling', async () => {
     const resources = await createGridResources(emulators);
     // Not a valid SQS queue name: CreateQueue fails, as it does without the stack's grant.
