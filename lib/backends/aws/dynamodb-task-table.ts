@@ -855,7 +855,12 @@ export class DynamoDbTaskTable implements TaskTable {
       if (seen.has(key.sk)) continue;
       picked.push(key);
     }
-    if (picked.length === 0) return { tasks: [], cursor };
+    if (picked.length === 0) {
+      // Nothing new, but the watermark still moves on past what this cursor returned (tasks a notice named, read by
+      // key), so its seen set keeps only the keys within the settle window.
+      const moved = advanceCursor(state, [], exhausted, lastExamined, this.horizon());
+      return { tasks: [], cursor: moved.w === state.w ? cursor : encodeCursor(moved) };
+    }
     // The index only lists a task after its terminal write, so an eventually consistent read (half the read units)
     // almost always sees that write too; the rare replica that has not yet is read again, consistently.
     const items = await this.batchGet(
@@ -874,11 +879,19 @@ export class DynamoDbTaskTable implements TaskTable {
       // Gone: deleted by TTL or with its session between the two reads.
       if (item !== undefined) tasks.push(taskRecordOf(item));
     }
-    const horizon = `T#${finishKeyPrefix(this.clock() - this.settleMs)}`;
-    const reach = exhausted ? horizon : lastExamined < horizon ? lastExamined : horizon;
-    const watermark = reach > state.w ? reach : state.w;
-    const kept = [...state.s, ...picked.map((p) => p.sk)].filter((sk) => sk > watermark);
-    return { tasks, cursor: encodeCursor({ w: watermark, s: kept }), more: !exhausted };
+    const next = advanceCursor(
+      state,
+      picked.map((p) => p.sk),
+      exhausted,
+      lastExamined,
+      this.horizon(),
+    );
+    return { tasks, cursor: encodeCursor(next), more: !exhausted };
+  }
+
+  /** The newest finish key a reader may pass for good: keys older than the settle window are all in the index. */
+  private horizon(): string {
+    return `T#${finishKeyPrefix(this.clock() - this.settleMs)}`;
   }
 
   /**
@@ -1204,6 +1217,23 @@ export class DynamoDbTaskTable implements TaskTable {
 
 function isTerminalItem(item: Record<string, unknown> | undefined): boolean {
   return isTerminal(item?.[ATTR.state]);
+}
+
+/**
+ * The cursor after a read of the session index that examined keys up to `lastExamined` (all of them when
+ * `exhausted`) and returned `picked`: the watermark moves up to the settle horizon, and the seen set keeps only the
+ * keys above it.
+ */
+function advanceCursor(
+  state: TerminalCursor,
+  picked: readonly string[],
+  exhausted: boolean,
+  lastExamined: string,
+  horizon: string,
+): TerminalCursor {
+  const reach = exhausted ? horizon : lastExamined < horizon ? lastExamined : horizon;
+  const watermark = reach > state.w ? reach : state.w;
+  return { w: watermark, s: [...state.s, ...picked].filter((sk) => sk > watermark) };
 }
 
 function encodeCursor(cursor: TerminalCursor): string {

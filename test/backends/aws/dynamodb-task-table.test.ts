@@ -162,6 +162,42 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     expect((await reader.countByState(session.sessionId)).succeeded).toBe(2);
   });
 
+  it('a cursor forgets the noticed tasks it returned once they are past the settle window (its size stays bounded)', async () => {
+    const base = Date.now();
+    let writerClock = base;
+    let readerClock = base;
+    let hints: string[] = [];
+    const writer = new DynamoDbTaskTable({ tableName, client, now: () => writerClock });
+    const reader = new DynamoDbTaskTable({
+      tableName,
+      client,
+      settleMs: 1_000,
+      now: () => readerClock,
+      noticedTasks: () => hints.splice(0),
+    });
+    const { session, ids } = await seed(reader, 3);
+    let cursor: string | undefined;
+    const returned: string[] = [];
+    for (const [i, id] of ids.entries()) {
+      writerClock = base + i * 10_000;
+      await finish(writer, id);
+      readerClock = writerClock + 5_000;
+      // A notice named the task: read by key; then the handle reads on (the index) and finds nothing new.
+      hints = [id];
+      const noticed = await reader.listTerminal(session.sessionId, cursor, 10);
+      returned.push(...noticed.tasks.map((t) => t.taskId));
+      cursor = noticed.cursor ?? cursor;
+      const after = await reader.listTerminal(session.sessionId, cursor, 10);
+      expect(after.tasks).toEqual([]);
+      cursor = after.cursor ?? cursor;
+    }
+
+    expect(returned).toEqual(ids);
+    // The cursor keeps only keys within the settle window: none here, each task ended 5 s before it was read.
+    const decoded = JSON.parse(Buffer.from(cursor!, 'base64url').toString('utf8')) as { s: string[] };
+    expect(decoded.s).toEqual([]);
+  });
+
   it('a completion write that hangs is sent again with a fresh finish time, so a reader that moved on still lists it', async () => {
     // Seen on a loaded twin: one UpdateItem of a batch hung until its socket timed out (~35 s), then the SDK re-sent
     // the same request, whose terminal key carried the time it was built: the reader's watermark had passed it.
