@@ -179,8 +179,13 @@ export class GridClient {
     options: SubmitOptions,
   ): Promise<number> {
     const sessionId = session.sessionId;
-    // Only a session this submission created is removed on error: a taken id stays its owner's.
+    // Only a session this submission created is removed on error: a taken id stays its owner's. A named id may be
+    // taken, so it is created before anything is stored: its inputs' keys (session and index) are the owner's too.
     let created = false;
+    if (options.sessionId !== undefined) {
+      await this.table.createSession(session);
+      created = true;
+    }
     const write = async (tasks: readonly TaskRecord[], seal?: number): Promise<void> => {
       await writer.writeSubmission({ sessionId, ...(created ? {} : { session }), tasks, seal });
       created = true;
@@ -207,12 +212,32 @@ export class GridClient {
       await write(batch, count);
       options.onProgress?.(count);
     } catch (err) {
-      this.logger.warn({ err, sessionId }, 'submission failed; removing the session');
-      if (created) await this.table.deleteSession(sessionId).catch(() => undefined);
-      if (storedKeys.length > 0) await this.store.delete(storedKeys).catch(() => undefined);
+      await this.discardSubmission(err, sessionId, created, storedKeys);
       throw err;
     }
     return count;
+  }
+
+  /**
+   * After a failed submission: removes the session when this submission created it, and the inputs it stored. A
+   * clean-up that fails too is logged with the session id and the command that finishes it.
+   */
+  private async discardSubmission(
+    err: unknown,
+    sessionId: string,
+    created: boolean,
+    storedKeys: readonly string[],
+  ): Promise<void> {
+    this.logger.warn({ err, sessionId }, created ? 'submission failed; removing the session' : 'submission failed');
+    try {
+      if (created) await this.table.deleteSession(sessionId);
+      if (storedKeys.length > 0) await this.store.delete([...storedKeys]);
+    } catch (cleanupError) {
+      this.logger.error(
+        { err: cleanupError, sessionId },
+        `could not remove the failed submission's session or inputs: run htcgrid delete ${sessionId} --force (with the --dir or --stack you submit with)`,
+      );
+    }
   }
 
   /**
@@ -232,7 +257,11 @@ export class GridClient {
       await creating;
       creating = undefined;
     } else {
-      // Awaited before any message is sent or the submission ends; a failure meanwhile is handled there.
+      // A drawn id is new: "exists" can only be this client's own write, applied but its answer lost and the request
+      // retried. Awaited before any message is sent or the submission ends; a failure meanwhile is handled there.
+      creating = creating.catch((error: unknown) => {
+        if (!(error instanceof SessionExistsError)) throw error;
+      });
       creating.catch(() => undefined);
     }
     const created = async (): Promise<void> => {
@@ -269,10 +298,7 @@ export class GridClient {
     } catch (err) {
       // Whatever was started has ended (see `settled`): nothing is written after the clean-up.
       await creating?.catch(() => undefined);
-      if (err instanceof SessionExistsError) throw err;
-      this.logger.warn({ err, sessionId: session.sessionId }, 'submission failed; removing the session');
-      await this.table.deleteSession(session.sessionId).catch(() => undefined);
-      if (storedKeys.length > 0) await this.store.delete(storedKeys).catch(() => undefined);
+      await this.discardSubmission(err, session.sessionId, true, storedKeys);
       throw err;
     }
     return count;

@@ -141,6 +141,39 @@ describe('GridClient.submit on the AWS backends', () => {
     await expectNothingLeft(backends, drawn!.sessionId);
   }, 60_000);
 
+  it("a drawn session's item written but its answer lost is the client's own: the retry's 'exists' does not fail the submit", async () => {
+    const resources = await createGridResources(suite.emulators);
+    const backends = suite.backendsFor(resources);
+    const clients = suite.emulators.clients();
+    suite.closeAfterTest({ close: async () => clients.dynamodb.destroy() });
+    // A fault no emulator produces: the session's PutItem is applied, then its answer is lost (a dropped connection).
+    let lost = 0;
+    clients.dynamodb.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        const item = (args.input as { Item?: Record<string, unknown> }).Item;
+        const key = item?.['task_id'] as { S?: string } | string | undefined;
+        const isSession = String(typeof key === 'object' ? key.S : key).startsWith('session#');
+        if (context.commandName === 'PutItemCommand' && lost === 0 && isSession) {
+          lost++;
+          throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+        }
+        return out;
+      },
+      { step: 'initialize', name: 'loseFirstSessionAnswer' },
+    );
+    const table = new DynamoDbTaskTable({ tableName: resources.tableName, client: clients.dynamodb });
+    const client = new GridClient({ config, ...backends, table });
+
+    const handle = await client.submit([{ n: 1 }]);
+
+    expect(lost).toBe(1);
+    expect((await backends.table.getSession(handle.sessionId))?.taskCount).toBe(1);
+    expect((await backends.table.countByState(handle.sessionId)).pending).toBe(1);
+    const messages = await backends.queue.receive(10, { waitMs: 0, visibilityMs: 30_000 });
+    expect(messages.map((m) => m.message.taskId)).toEqual([taskIdOf(handle.sessionId, 0)]);
+  }, 60_000);
+
   it('a send that fails beside the seal leaves nothing behind and rejects with its error', async () => {
     const { backends, client } = await openGrid();
     let sessionId: string | undefined;

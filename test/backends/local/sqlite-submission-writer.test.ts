@@ -88,11 +88,12 @@ describe('SqliteSubmissionWriter', () => {
     client = new GridClient({ config: compileConfig({}, 'test'), ...backends });
 
     // Matched by message: better-sqlite3's errors may come from another jest realm, where toThrow sees no Error.
-    await expect(client.submit([{ n: 1 }], { sessionId: 's-half' })).rejects.toMatchObject({
+    // A drawn session id (a named one is created first, on its own: it may be taken, see below).
+    await expect(client.submit([{ n: 1 }])).rejects.toMatchObject({
       message: expect.stringMatching(/queue refused/),
     });
 
-    expect(await backends.table.getSession('s-half')).toBeUndefined();
+    expect(rows('sessions')).toBe(0);
     expect(rows('tasks')).toBe(0);
     expect(rows('queue_messages')).toBe(0);
   });
@@ -105,6 +106,20 @@ describe('SqliteSubmissionWriter', () => {
     expect(await backends.table.getSession('s-taken')).toMatchObject({ taskCount: 1 });
     expect(rows('tasks')).toBe(1);
     expect(rows('queue_messages')).toBe(1);
+  });
+
+  it("a taken session id touches none of that session's stored inputs (they are keyed by session and index)", async () => {
+    const big = (tag: string) => ({ tag, pad: 'x'.repeat(64 * 1024) });
+    const first = await client.submit([big('FIRST')], { sessionId: 's-stored' });
+    const [task] = (await backends.table.listLive('s-stored', 'pending', undefined, 10)).items;
+    const key = task && 'key' in task.payload ? task.payload.key : undefined;
+    expect(key).toBeDefined();
+
+    await expect(client.submit([big('SECOND')], { sessionId: 's-stored' })).rejects.toThrow(SessionExistsError);
+
+    expect(first.sessionId).toBe('s-stored');
+    const stored = JSON.parse((await backends.store.get(key!)).toString('utf8')) as { tag: string };
+    expect(stored.tag).toBe('FIRST');
   });
 
   it('a later batch that fails removes the batches written before it', async () => {
