@@ -74,6 +74,8 @@ export class DatabaseChanges {
   private readonly watchers: fs.FSWatcher[] = [];
   private readonly fds: Partial<Record<ChangeTopic, number>> = {};
   private readonly canWatch: boolean;
+  /** Topics whose watch could not start or failed since: their waits last their fallback interval. */
+  private readonly unwatched = new Set<ChangeTopic>();
   private closed = false;
 
   /** Opens the topic files beside the database at `dbPath` (created if needed); watches start when first needed. */
@@ -103,11 +105,12 @@ export class DatabaseChanges {
   }
 
   /**
-   * True while watching: every write that ends a task or session (finish, cancel, seal after earlier tasks, delete)
-   * notifies `tasks` (see `ChangeFeed.announcesEveryEnd`).
+   * True while `tasks` is watched: every write that ends a task or session (finish, cancel, seal after earlier tasks,
+   * delete) notifies it, and the notice reaches this connection (see `ChangeFeed.announcesEveryEnd`). False once its
+   * watch could not start or failed: a change made elsewhere then shows only at the next look.
    */
   get announcesEveryEnd(): boolean {
-    return this.watching;
+    return this.watching && !this.unwatched.has('tasks');
   }
 
   /** Changes of `tasks` seen so far (see `TopicChanges.version`). */
@@ -160,10 +163,14 @@ export class DatabaseChanges {
     const changes = this[topic];
     try {
       const watcher = fs.watch(`${this.dbPath}${TOPIC_FILES[topic]}`, { persistent: false }, () => changes.changed());
-      watcher.on('error', () => watcher.close());
+      watcher.on('error', () => {
+        this.unwatched.add(topic);
+        watcher.close();
+      });
       this.watchers.push(watcher);
     } catch {
       // Unwatchable after all (the file went away): this topic's waits last their fallback interval.
+      this.unwatched.add(topic);
     }
   }
 }

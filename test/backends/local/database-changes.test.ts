@@ -51,6 +51,29 @@ describe('DatabaseChanges', () => {
     await expect(reader.waitForChange(reader.version, 1)).resolves.toBe(false);
   });
 
+  it.each(['cannot start', 'fails later'] as const)(
+    'does not claim to announce every end once the watch of its tasks topic %s (handles then look first)',
+    (how) => {
+      const changes = new DatabaseChanges(path.join(temp.dir, GRID_DB_FILE));
+      opened.push(changes);
+      const watch = jest.spyOn(fs, 'watch');
+      if (how === 'cannot start') {
+        watch.mockImplementationOnce(() => {
+          throw Object.assign(new Error('gone'), { code: 'ENOENT' });
+        });
+      }
+      try {
+        void changes.version;
+        if (how === 'fails later') (watch.mock.results[0]!.value as fs.FSWatcher).emit('error', new Error('gone'));
+      } finally {
+        watch.mockRestore();
+      }
+
+      expect(changes.watching).toBe(true);
+      expect(changes.announcesEveryEnd).toBe(false);
+    },
+  );
+
   it('watches the file of each topic its pollers read, from their first look, and never the folder', async () => {
     const dbPath = path.join(temp.dir, GRID_DB_FILE);
     const watch = jest.spyOn(fs, 'watch');
