@@ -191,31 +191,48 @@ export class GridClient {
       created = true;
     };
     const storedKeys: string[] = [];
-    // The last batch of an array is written with the seal, even when full: one write for a session of one batch.
-    const last = Array.isArray(events) ? events.length : undefined;
     let count = 0;
     try {
-      let batch: TaskRecord[] = [];
-      const batchSize = options.batchSize ?? 500;
-      for await (const event of events) {
-        const overrides = options.taskOptions ? this.taskOverrides(count, options.taskOptions(event, count)) : {};
-        batch.push(await this.task(session, count, event, storedKeys, overrides));
-        count++;
-        if (batch.length >= batchSize && count !== last) {
-          await write(batch);
-          batch = [];
-          options.onProgress?.(count);
-          // Let agents and timers sharing this process run between batches of a long submission.
-          await new Promise((resolve) => setImmediate(resolve));
-        }
+      for await (const batch of this.taskBatches(session, events, options, storedKeys)) {
+        count = batch.count;
+        await write(batch.tasks, batch.last ? count : undefined);
       }
-      await write(batch, count);
-      options.onProgress?.(count);
     } catch (err) {
       await this.discardSubmission(err, sessionId, created, storedKeys);
       throw err;
     }
     return count;
+  }
+
+  /**
+   * The submission's tasks in batches of `options.batchSize`, built (and large inputs stored, their keys added to
+   * `storedKeys`) as the events stream in; `count` is the number of tasks up to and including the batch. The last
+   * batch has `last` set and may be empty; the last batch of an array is held back even when full, so it goes with
+   * the seal (a session of one batch is one write). Between batches, the agents and timers of this process run.
+   */
+  private async *taskBatches(
+    session: SessionRecord,
+    events: Iterable<unknown> | AsyncIterable<unknown>,
+    options: SubmitOptions,
+    storedKeys: string[],
+  ): AsyncGenerator<{ readonly tasks: readonly TaskRecord[]; readonly count: number; readonly last: boolean }> {
+    const batchSize = options.batchSize ?? 500;
+    const known = Array.isArray(events) ? events.length : undefined;
+    let batch: TaskRecord[] = [];
+    let count = 0;
+    for await (const event of events) {
+      const overrides = options.taskOptions ? this.taskOverrides(count, options.taskOptions(event, count)) : {};
+      batch.push(await this.task(session, count, event, storedKeys, overrides));
+      count++;
+      if (batch.length >= batchSize && count !== known) {
+        yield { tasks: batch, count, last: false };
+        batch = [];
+        options.onProgress?.(count);
+        await yieldToOthers();
+      }
+    }
+    yield { tasks: batch, count, last: true };
+    options.onProgress?.(count);
   }
 
   /**
@@ -272,29 +289,17 @@ export class GridClient {
     const storedKeys: string[] = [];
     let count = 0;
     try {
-      let batch: TaskRecord[] = [];
-      const batchSize = options.batchSize ?? 500;
-      // The last batch's messages and the seal go together: its tasks are written, so either order is the same.
-      const seal = () => this.table.sealSession(session.sessionId, count);
-      const known = Array.isArray(events) ? events.length : undefined;
-      let sealed = false;
-      for await (const event of events) {
-        const overrides = options.taskOptions ? this.taskOverrides(count, options.taskOptions(event, count)) : {};
-        batch.push(await this.task(session, count, event, storedKeys, overrides));
-        count++;
-        if (batch.length >= batchSize) {
-          sealed = count === known;
-          await this.write(batch, created, sealed ? seal : undefined);
-          batch = [];
-          options.onProgress?.(count);
+      for await (const batch of this.taskBatches(session, events, options, storedKeys)) {
+        count = batch.count;
+        // The last batch's messages and the seal go together: its tasks are written, so either order is the same.
+        const seal = batch.last ? () => this.table.sealSession(session.sessionId, batch.count) : undefined;
+        if (batch.tasks.length > 0) {
+          await this.write(batch.tasks, created, seal);
+        } else {
+          await created();
+          await seal?.();
         }
       }
-      if (batch.length > 0) await this.write(batch, created, seal);
-      else if (!sealed) {
-        await created();
-        await seal();
-      }
-      options.onProgress?.(count);
     } catch (err) {
       // Whatever was started has ended (see `settled`): nothing is written after the clean-up.
       await creating?.catch(() => undefined);
@@ -341,13 +346,9 @@ export class GridClient {
     }
     for (let i = 0; i < tasks.length; i += 500) {
       const batch = tasks.slice(i, i + 500);
-      if (this.submissions === undefined) {
-        await this.write(batch);
-        continue;
-      }
-      await this.submissions.writeSubmission({ sessionId: session.sessionId, tasks: batch });
-      // Let agents and timers sharing this process run between batches.
-      await new Promise((resolve) => setImmediate(resolve));
+      if (this.submissions === undefined) await this.write(batch);
+      else await this.submissions.writeSubmission({ sessionId: session.sessionId, tasks: batch });
+      await yieldToOthers();
     }
   }
 
@@ -538,9 +539,12 @@ export class GridClient {
       priority: t.priority,
     }));
     await settled([this.queue.send(messages), after()]);
-    // Let agents and timers sharing this process run between batches of a long submission.
-    await new Promise((resolve) => setImmediate(resolve));
   }
+}
+
+/** Lets the agents and timers sharing this process run between batches of a long submission. */
+function yieldToOthers(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /**
