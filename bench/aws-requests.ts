@@ -1,5 +1,5 @@
 // AWS requests and request cost per task: N small tasks end to end on the emulators, every SDK request counted.
-// Run: npx tsx bench/aws-requests.ts [--tasks 1000] [--slots 2] [--prefetch auto|N] [--poll-ms 2000] [--min-poll-ms 50] [--payload-bytes 0]
+// Run: npx tsx bench/aws-requests.ts (or node dist/bench/aws-requests.js after npm run build) [--tasks 1000] [--slots 2] [--prefetch auto|N] [--poll-ms 2000] [--min-poll-ms 50] [--payload-bytes 0]
 //   [--inline-max 32768] [--notices on|off]
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -8,6 +8,7 @@ import { openAwsBackends, type AwsClients } from '../lib/backends/aws';
 import { AWS_RESULT_POLLING } from '../lib/cli/grid-target';
 import { GridClient } from '../lib/client';
 import { compileConfig } from '../lib/core/config';
+import { packageRoot } from '../lib/infra/repo-paths';
 import { resolveRuntime } from '../lib/core/runtime-kind';
 import { Agent } from '../lib/runtime/agent';
 import { createLocalInvoker } from '../lib/runtime/local';
@@ -135,7 +136,8 @@ async function main(): Promise<void> {
   });
   const tasks = Number(values.tasks);
   const slots = Number(values.slots);
-  const worker = path.join(__dirname, '..', 'test', 'backends', 'aws', 'fixtures', 'worker');
+  // From the repository root: the same folder whether this runs with tsx or from dist/.
+  const worker = path.join(packageRoot(), 'test', 'backends', 'aws', 'fixtures', 'worker');
 
   const emulators = await startEmulators();
   const tally: Tally = { requests: new Map(), wru: 0, rru: 0, capacityReported: false };

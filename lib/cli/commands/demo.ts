@@ -1,24 +1,13 @@
 // `htcgrid demo` (what `npm start` runs): the mock-compute worker over 1,000 tasks on the embedded grid.
-import fs from 'node:fs';
 import path from 'node:path';
 import { compileConfig, applyOverrides } from '../../core';
+import { packageRoot } from '../../infra/repo-paths';
 import { runBatch } from './run';
 
 export interface DemoFlags {
   readonly tasks: number;
   readonly slots?: number;
   readonly python?: string;
-}
-
-/** The package root, found from this file whether it runs from the sources or from `dist/`. */
-export function packageRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('cannot find the htc-grid-cdk package root');
-    dir = parent;
-  }
-  return dir;
 }
 
 export async function demoCommand(flags: DemoFlags): Promise<number> {
