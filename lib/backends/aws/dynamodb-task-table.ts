@@ -178,6 +178,8 @@ export class DynamoDbTaskTable implements TaskTable {
   private closed = false;
   private seq = 0;
   private readonly shardCache = new Map<string, number>();
+  /** Index shards of sessions whose item is being written (never evicted: tasks written beside it rely on them). */
+  private readonly creatingShards = new Map<string, number>();
   private readonly noticeQueue: (() => Promise<string | undefined>) | undefined;
   private readonly noticedTasks: ((sessionId: string) => readonly string[]) | undefined;
   /** The agent's notices of finished tasks (see `noticeSender`). */
@@ -211,17 +213,18 @@ export class DynamoDbTaskTable implements TaskTable {
   // --- sessions ------------------------------------------------------------------------------------------------
 
   /**
-   * Creates the session item. Its index shards are remembered before the first request, so `createTasks` of the same
-   * session may run beside it (a client does so for a session id it drew, see `GridClient.submit`).
+   * Creates the session item. Its index shards are known before the first request and kept until it ends, so
+   * `createTasks` of the same session may run beside it (a client does so for a session id it drew, see
+   * `GridClient.submit`).
    */
   async createSession(session: SessionRecord): Promise<void> {
     const shards = sessionShardsFor(session.expectedTaskCount);
-    this.rememberShards(session.sessionId, shards);
+    this.creatingShards.set(session.sessionId, shards);
     try {
       await this.putSession(session, shards);
-    } catch (error) {
-      this.shardCache.delete(session.sessionId);
-      throw error;
+      this.rememberShards(session.sessionId, shards);
+    } finally {
+      this.creatingShards.delete(session.sessionId);
     }
   }
 
@@ -1093,7 +1096,7 @@ export class DynamoDbTaskTable implements TaskTable {
 
   /** Session-index partitions of a session (1 for an unknown one). Sessions never change it, so it is cached. */
   private async shardsOf(sessionId: string): Promise<number> {
-    const cached = this.shardCache.get(sessionId);
+    const cached = this.creatingShards.get(sessionId) ?? this.shardCache.get(sessionId);
     if (cached !== undefined) return cached;
     const out = await this.retry('getSession', () =>
       this.doc.send(

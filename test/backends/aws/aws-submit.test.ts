@@ -191,44 +191,54 @@ describe('GridClient.submit on the AWS backends', () => {
     await expectNothingLeft(backends, sessionId!);
   }, 60_000);
 
-  it("writes a drawn session's tasks into the index shards its size asks for, though its item is not written yet", async () => {
-    const resources = await createGridResources(suite.emulators);
-    const backends = suite.backendsFor(resources);
-    const tasksWritten = latch();
-    const clients = suite.emulators.clients();
-    suite.closeAfterTest({ close: async () => clients.dynamodb.destroy() });
-    // The session's item waits (behind its notice-queue lookup) until the tasks are in the table.
-    const table = new DynamoDbTaskTable({
-      tableName: resources.tableName,
-      client: clients.dynamodb,
-      noticeQueue: async () => {
-        await tasksWritten.wait();
-        return undefined;
-      },
-    });
-    const createTasks = table.createTasks.bind(table);
-    table.createTasks = async (tasks) => {
-      await createTasks(tasks);
-      tasksWritten.open();
-    };
-    const client = new GridClient({ config, ...backends, table });
-    const expectedTasks = 1_000_000;
+  it.each([false, true])(
+    "writes a drawn session's tasks into the index shards its size asks for, though its item is not written yet (1,100 other sessions cached meanwhile: %s)",
+    async (flood) => {
+      const resources = await createGridResources(suite.emulators);
+      const backends = suite.backendsFor(resources);
+      const tasksWritten = latch();
+      const clients = suite.emulators.clients();
+      suite.closeAfterTest({ close: async () => clients.dynamodb.destroy() });
+      // The session's item waits (behind its notice-queue lookup) until the tasks are in the table.
+      const table = new DynamoDbTaskTable({
+        tableName: resources.tableName,
+        client: clients.dynamodb,
+        noticeQueue: async () => {
+          await tasksWritten.wait();
+          return undefined;
+        },
+      });
+      const createTasks = table.createTasks.bind(table);
+      table.createTasks = async (tasks) => {
+        // A long-lived table (an API Lambda) caches the shards of many other sessions while this one's item is written.
+        const cache = table as unknown as { rememberShards(id: string, shards: number): void };
+        if (flood) for (let i = 0; i < 1_100; i++) cache.rememberShards(`other-${i}`, 1);
+        await createTasks(tasks);
+        tasksWritten.open();
+      };
+      const client = new GridClient({ config, ...backends, table });
+      const expectedTasks = 1_000_000;
 
-    const handle = await client.submit(
-      Array.from({ length: 40 }, (_, n) => ({ n })),
-      { expectedTasks },
-    );
-
-    const shards = sessionShardsFor(expectedTasks);
-    expect(shards).toBeGreaterThan(1);
-    for (let i = 0; i < 40; i++) {
-      const taskId = taskIdOf(handle.sessionId, i);
-      const out = await clients.dynamodb.send(
-        new GetCommand({ TableName: resources.tableName, Key: { task_id: taskId } }),
+      const handle = await client.submit(
+        Array.from({ length: 40 }, (_, n) => ({ n })),
+        { expectedTasks },
       );
-      expect([taskId, out.Item?.session_part]).toEqual([taskId, sessionPartitionOf(handle.sessionId, taskId, shards)]);
-    }
-  }, 60_000);
+
+      const shards = sessionShardsFor(expectedTasks);
+      expect(shards).toBeGreaterThan(1);
+      for (let i = 0; i < 40; i++) {
+        const taskId = taskIdOf(handle.sessionId, i);
+        const out = await clients.dynamodb.send(
+          new GetCommand({ TableName: resources.tableName, Key: { task_id: taskId } }),
+        );
+        expect([taskId, out.Item?.session_part]).toEqual([
+          taskId,
+          sessionPartitionOf(handle.sessionId, taskId, shards),
+        ]);
+      }
+    },
+    60_000,
+  );
 
   it("writes a small batch's tasks and manifest in one request, and deletes the tasks again if that request fails", async () => {
     const resources = await createGridResources(suite.emulators);
