@@ -281,22 +281,13 @@ export class DynamoDbTaskTable implements TaskTable {
   }
 
   async sealSession(sessionId: string, taskCount: number): Promise<void> {
-    try {
-      await this.retry('sealSession', () =>
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: { task_id: sessionItemKey(sessionId) },
-            UpdateExpression: 'SET #n = :n',
-            ConditionExpression: 'attribute_exists(#pk)',
-            ExpressionAttributeNames: { '#n': ATTR.taskCount, '#pk': TABLE_SCHEMA.partitionKey },
-            ExpressionAttributeValues: { ':n': taskCount },
-          }),
-        ),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+    await this.updateUnlessRefused('sealSession', {
+      Key: { task_id: sessionItemKey(sessionId) },
+      UpdateExpression: 'SET #n = :n',
+      ConditionExpression: 'attribute_exists(#pk)',
+      ExpressionAttributeNames: { '#n': ATTR.taskCount, '#pk': TABLE_SCHEMA.partitionKey },
+      ExpressionAttributeValues: { ':n': taskCount },
+    });
   }
 
   async deleteSession(sessionId: string): Promise<void> {
@@ -359,19 +350,19 @@ export class DynamoDbTaskTable implements TaskTable {
 
   /** Sets `ttl` on an item that has none (a deleted item stays deleted). */
   private async setTtl(key: string, ttl: number): Promise<void> {
+    await this.updateUnlessRefused('setTtl', {
+      Key: { task_id: key },
+      UpdateExpression: 'SET #ttl = :ttl',
+      ConditionExpression: 'attribute_exists(#pk) AND attribute_not_exists(#ttl)',
+      ExpressionAttributeNames: { '#ttl': ATTR.ttl, '#pk': TABLE_SCHEMA.partitionKey },
+      ExpressionAttributeValues: { ':ttl': ttl },
+    });
+  }
+
+  /** An UpdateItem that does nothing when its condition refuses it (the item is gone, or already as wanted). */
+  private async updateUnlessRefused(operation: string, update: Omit<UpdateCommandInput, 'TableName'>): Promise<void> {
     try {
-      await this.retry('setTtl', () =>
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: { task_id: key },
-            UpdateExpression: 'SET #ttl = :ttl',
-            ConditionExpression: 'attribute_exists(#pk) AND attribute_not_exists(#ttl)',
-            ExpressionAttributeNames: { '#ttl': ATTR.ttl, '#pk': TABLE_SCHEMA.partitionKey },
-            ExpressionAttributeValues: { ':ttl': ttl },
-          }),
-        ),
-      );
+      await this.retry(operation, () => this.doc.send(new UpdateCommand({ TableName: this.tableName, ...update })));
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
     }
