@@ -24,8 +24,11 @@ afterEach(async () => {
   for (const o of opened.splice(0).reverse()) await o.close();
 });
 
-function open(resources: AwsGridResources, options: { receiveNotices?: boolean } = {}): AwsBackends {
-  const clients = emulators.clients();
+function open(
+  resources: AwsGridResources,
+  options: { receiveNotices?: boolean } = {},
+  clients = emulators.clients(),
+): AwsBackends {
   const backends = openAwsBackends(resources, { clients, ...options });
   opened.push({
     close: async () => {
@@ -106,15 +109,7 @@ describe('completion notices', () => {
       },
       { step: 'initialize', name: 'recordCommands' },
     );
-    const clientSide = openAwsBackends(resources, { clients, receiveNotices: true });
-    opened.push({
-      close: async () => {
-        await clientSide.close();
-        clients.dynamodb.destroy();
-        clients.sqs.destroy();
-        clients.s3.destroy();
-      },
-    });
+    const clientSide = open(resources, { receiveNotices: true }, clients);
     const agentSide = open(resources);
     const client = new GridClient({ config, ...clientSide, pollIntervalMs: MINUTE });
     const handle = await client.submit([{ n: 1 }]);

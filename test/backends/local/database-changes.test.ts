@@ -6,7 +6,7 @@ import path from 'node:path';
 import { DatabaseChanges, GRID_DB_FILE, openLocalBackends, type LocalBackends } from '../../../lib/backends/local';
 import { GridClient } from '../../../lib/client';
 import { compileConfig } from '../../../lib/core';
-import { bundleFixture } from './bundle-fixture';
+import { bundleFixture } from '../../support/bundle-fixture';
 import { makeTempDir } from './temp-grid-dir';
 
 const repoRoot = path.resolve(__dirname, '../../..');
@@ -14,7 +14,7 @@ const MINUTE = 60_000;
 
 /** Runs the grid-writer fixture (bundled by esbuild, as local-backends.test.ts runs its claim worker) once. */
 function writeFromAnotherProcess(outDir: string, args: readonly string[]): Promise<void> {
-  const outfile = bundleFixture('grid-writer', outDir);
+  const outfile = bundleFixture(path.join(__dirname, 'fixtures', 'grid-writer.ts'), outDir);
   const child = spawn(process.execPath, [outfile, ...args], {
     env: { ...process.env, NODE_PATH: path.join(repoRoot, 'node_modules') },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -35,11 +35,17 @@ describe('DatabaseChanges', () => {
     temp.remove();
   });
 
-  it('a notify through one connection wakes the waiter of another through the kernel, and raises its version', async () => {
+  /** Two connections to one grid database's change feed, closed after the test. */
+  const twoConnections = (): { writer: DatabaseChanges; reader: DatabaseChanges } => {
     const dbPath = path.join(temp.dir, GRID_DB_FILE);
     const writer = new DatabaseChanges(dbPath);
     const reader = new DatabaseChanges(dbPath);
     opened.push(writer, reader);
+    return { writer, reader };
+  };
+
+  it('a notify through one connection wakes the waiter of another through the kernel, and raises its version', async () => {
+    const { writer, reader } = twoConnections();
     expect(reader.watching).toBe(true);
     const since = reader.version;
     const woken = reader.waitForChange(since, MINUTE);
@@ -94,10 +100,7 @@ describe('DatabaseChanges', () => {
   });
 
   it('a notify wakes the waiters of its own connection at once, and of a connection watching only that topic', async () => {
-    const dbPath = path.join(temp.dir, GRID_DB_FILE);
-    const writer = new DatabaseChanges(dbPath);
-    const reader = new DatabaseChanges(dbPath);
-    opened.push(writer, reader);
+    const { writer, reader } = twoConnections();
     const ownSince = writer.queue.version;
     const otherSince = reader.queue.version;
     const own = writer.queue.waitForChange(ownSince, MINUTE);

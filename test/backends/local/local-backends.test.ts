@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { DatabaseBusyError, GRID_DB_FILE, openLocalBackends, SchemaVersionError } from '../../../lib/backends/local';
 import { newTask, type SessionRecord } from '../../../lib/core/task';
 import { makeTempDir } from './temp-grid-dir';
-import { bundleFixture } from './bundle-fixture';
+import { bundleFixture } from '../../support/bundle-fixture';
 
 const repoRoot = path.resolve(__dirname, '../../..');
 
@@ -18,7 +18,7 @@ interface WorkerReport {
 
 /** Bundles the claim worker fixture into `outDir` so plain `node` runs it. */
 function bundleWorker(outDir: string): string {
-  return bundleFixture('claim-worker', outDir);
+  return bundleFixture(path.join(__dirname, 'fixtures', 'claim-worker.ts'), outDir);
 }
 
 function startWorker(script: string, dir: string, owner: string): ChildProcessWithoutNullStreams {

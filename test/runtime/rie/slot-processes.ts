@@ -3,8 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildSync } from 'esbuild';
 import { descendantsOf, listProcesses, RIE_ADDRESS_FLAG, type RuntimeKillOutcome } from '../../../lib/runtime/rie';
+import { bundleFixture } from '../../support/bundle-fixture';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
 
@@ -18,18 +18,8 @@ export interface SlotFixtures {
 
 export function buildSlotFixtures(): SlotFixtures {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-rie-slot-'));
-  const bundle = (name: string) => {
-    const outfile = path.join(dir, `${name}.js`);
-    buildSync({
-      entryPoints: [path.join(__dirname, 'fixtures', `${name}.ts`)],
-      bundle: true,
-      platform: 'node',
-      target: 'node20',
-      format: 'cjs',
-      packages: 'external',
-      outfile,
-      logLevel: 'silent',
-    });
+  const bundle = (name: string): string => {
+    const outfile = bundleFixture(path.join(__dirname, 'fixtures', `${name}.ts`), dir);
     fs.chmodSync(outfile, 0o644);
     return outfile;
   };
