@@ -124,9 +124,7 @@ export class SqliteTaskQueue implements TaskQueue {
     this.changes = options.changes;
     this.pollIntervalMs = Math.max(1, options.pollIntervalMs ?? (this.changes?.watching ? 1_000 : 10));
     this.stmt = prepareStatements(db);
-    this.sendTx = db.transaction((messages, now) => {
-      for (const m of messages) this.stmt.insert.run(m.taskId, m.sessionId, m.attempt, m.priority, now);
-    });
+    this.sendTx = db.transaction((messages, now) => this.sendWithin(messages, now));
     this.receiveTx = db.transaction((limit, now, invisibleUntil) => this.takeVisible(limit, now, invisibleUntil));
     this.receiveClaimedTx = db.transaction((limit, now, busyVisibleAt, claim) =>
       this.takeClaimed(limit, now, busyVisibleAt, claim),
@@ -150,11 +148,12 @@ export class SqliteTaskQueue implements TaskQueue {
   }
 
   /**
-   * Inserts the messages of `tasks` (new, at their attempt and priority) inside a write transaction the caller holds
-   * on this queue's connection. Synchronous; throws what SQLite throws. The caller calls `sent` after the commit.
+   * Inserts `messages` (a task record carries all a message needs) inside a write transaction the caller holds on
+   * this queue's connection. Synchronous; throws what SQLite throws. After the commit, `send`'s caller wakes the
+   * receivers itself; others call `sent`.
    */
-  sendWithin(tasks: readonly TaskRecord[], now: number): void {
-    for (const t of tasks) this.stmt.insert.run(t.taskId, t.sessionId, t.attempt, t.priority, now);
+  sendWithin(messages: readonly QueueMessage[], now: number): void {
+    for (const m of messages) this.stmt.insert.run(m.taskId, m.sessionId, m.attempt, m.priority, now);
   }
 
   /** Wakes the receivers of messages a committed `sendWithin` made visible. */
