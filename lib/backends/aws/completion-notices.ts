@@ -1,5 +1,5 @@
-// Completion notices in AWS: agents tell a waiting client that tasks of its sessions finished, through an SQS queue
-// the client owns, so its results handles look at once instead of at their next poll.
+// Completion notices in AWS: agents tell a waiting client that tasks of its sessions finished, and how, through an SQS
+// queue the client owns, so its results handles have them at once instead of at their next poll.
 import { randomUUID } from 'node:crypto';
 import {
   CreateQueueCommand,
@@ -12,19 +12,15 @@ import {
 import type { Logger } from 'pino';
 import { silentLogger } from '../../logging';
 import { backoffDelay, sleep, SERVICE_RETRY_BACKOFF, waitForWake } from '../../timing';
+import {
+  MAX_CARRIED_PER_SEND,
+  noticeBodies,
+  parseNotice,
+  type FinishedTask,
+  type NoticedTask,
+  type NoticeOutcome,
+} from './completion-notice-body';
 import { NoticeWakeGaps } from './notice-wake-gaps';
-
-/**
- * The body of one notice: tasks of one session that reached a terminal state. Only a wake-up and a hint: the client
- * reads the results from the task table (the named tasks by key, see `takeNoticed`, else as it would after a poll), so
- * a notice lost, late or repeated changes nothing but when it looks.
- */
-interface NoticeBody {
-  /** Session id. */
-  readonly s: string;
-  /** Task ids. */
-  readonly t: readonly string[];
-}
 
 /** The longest wait of one ReceiveMessage (SQS's maximum). */
 const LONG_POLL_SEC = 20;
@@ -32,13 +28,13 @@ const LONG_POLL_SEC = 20;
 const FALLBACK_POLL_MS = 10_000;
 /** Receives failing in a row before a client gives its notice queue up and only polls. */
 const MAX_RECEIVE_FAILURES = 5;
-/** Task ids per notice: ids of ~50 characters keep a message well below SQS's 256 KiB. */
-const IDS_PER_NOTICE = 2000;
 /** Sessions whose notice queue an agent remembers (a bounded map: the oldest entries go first). */
 const REMEMBERED_SESSIONS = 10_000;
 /** Sessions whose noticed tasks a client keeps for its readers, and tasks per session (more: the index is read). */
 const NOTICED_SESSIONS = 256;
-const NOTICED_TASKS_PER_SESSION = 100;
+const NOTICED_TASKS_PER_SESSION = MAX_CARRIED_PER_SEND;
+/** Bytes of carried outcomes a client keeps for its readers at most; past it, noticed tasks are kept by name only. */
+const CARRIED_BYTES = 16 * 1024 * 1024;
 
 /**
  * The attributes of a client's notice queue. Notices are never deleted: received ones stay invisible for 12 hours
@@ -56,17 +52,6 @@ export const NOTICE_QUEUE_ATTRIBUTES = {
 function sessionOfTask(taskId: string): string {
   const cut = taskId.lastIndexOf('_');
   return cut < 0 ? taskId : taskId.slice(0, cut);
-}
-
-/** What a notice tells (session '' and no tasks for a body that is not a notice: it still wakes the handles). */
-function noticeOf(body: string | undefined): { s: string; t: readonly string[] } {
-  try {
-    const parsed = JSON.parse(body ?? '') as Partial<NoticeBody> | null;
-    const tasks = Array.isArray(parsed?.t) ? parsed.t.filter((id): id is string => typeof id === 'string') : [];
-    return { s: typeof parsed?.s === 'string' ? parsed.s : '', t: tasks };
-  } catch {
-    return { s: '', t: [] };
-  }
 }
 
 export interface CompletionNoticeSenderOptions {
@@ -96,7 +81,7 @@ interface SessionNotices {
   /** Undefined while the lookup runs; null: the session has no notice queue (or it is gone). */
   url: string | null | undefined;
   lookup?: Promise<void>;
-  waiting: string[];
+  waiting: FinishedTask[];
   lastSentAt: number;
   /** The wait after `lastSentAt` before the next notice. */
   windowMs: number;
@@ -132,20 +117,23 @@ export class CompletionNoticeSender {
     this.entry(sessionId).url = url ?? null;
   }
 
-  /** Tasks whose terminal state was just written: their sessions' clients are told (within the window). */
-  finished(taskIds: readonly string[]): void {
+  /**
+   * Tasks whose terminal state was just written (never before: a notice may carry the outcome, which must be the one
+   * the table holds): their sessions' clients are told (within the window), with the outcomes where they fit.
+   */
+  finished(tasks: readonly FinishedTask[]): void {
     if (this.closed) return;
-    const bySession = new Map<string, string[]>();
-    for (const id of taskIds) {
-      const session = sessionOfTask(id);
-      const ids = bySession.get(session);
-      if (ids) ids.push(id);
-      else bySession.set(session, [id]);
+    const bySession = new Map<string, FinishedTask[]>();
+    for (const task of tasks) {
+      const session = sessionOfTask(task.taskId);
+      const list = bySession.get(session);
+      if (list) list.push(task);
+      else bySession.set(session, [task]);
     }
-    for (const [sessionId, ids] of bySession) {
+    for (const [sessionId, list] of bySession) {
       const entry = this.entry(sessionId);
       if (entry.url === null) continue;
-      entry.waiting.push(...ids);
+      entry.waiting.push(...list);
       if (entry.url === undefined) this.look(sessionId, entry);
       else this.schedule(sessionId, entry);
     }
@@ -219,17 +207,16 @@ export class CompletionNoticeSender {
   private sendNow(sessionId: string, entry: SessionNotices): void {
     const url = entry.url;
     if (!url) return;
-    const ids = entry.waiting.splice(0);
+    const tasks = entry.waiting.splice(0);
     const now = Date.now();
     // Busy: each notice waits twice the last; quiet for a while: back to the shortest wait.
     entry.windowMs =
       now - entry.lastSentAt > this.maxWindowMs ? this.windowMs : Math.min(this.maxWindowMs, entry.windowMs * 2);
     entry.lastSentAt = now;
-    for (let i = 0; i < ids.length; i += IDS_PER_NOTICE) {
-      const body: NoticeBody = { s: sessionId, t: ids.slice(i, i + IDS_PER_NOTICE) };
+    for (const body of noticeBodies(sessionId, tasks)) {
       void this.track(
         this.options.client
-          .send(new SendMessageCommand({ QueueUrl: url, MessageBody: JSON.stringify(body) }))
+          .send(new SendMessageCommand({ QueueUrl: url, MessageBody: body }))
           .then(() => undefined)
           .catch((err: unknown) => {
             if (err instanceof QueueDoesNotExist) {
@@ -260,9 +247,10 @@ export interface CompletionNoticeQueueOptions {
 /**
  * The client's side, a change feed for its results handles: its own SQS queue (created at the first session, deleted
  * by `close`) that agents send notices to, long-polled while a handle waits. A notice raises `version` and wakes the
- * waiters, who read the table again; handles keep polling at their interval besides, so results are found after a
- * lost notice or a disconnect, and where the queue cannot be created (no grant) `live` turns false and they poll
- * with back-off as before.
+ * waiters, who take the tasks it named (`takeNoticed`): those whose outcome it carried need no read, the others are
+ * read by key. Handles keep polling at their interval besides, so results are found after a lost notice or a
+ * disconnect, and where the queue cannot be created (no grant) `live` turns false and they poll with back-off as
+ * before. Notices come at least once and in any order: the results cursor, not the notice, decides what is new.
  *
  * A crashed client leaves its queue behind: it costs nothing while unused (SQS bills requests) and SQS deletes queues
  * unused for 30 days.
@@ -273,8 +261,12 @@ export class CompletionNoticeQueue {
   private readonly gaps = new NoticeWakeGaps();
   private pendingWake: NodeJS.Timeout | undefined;
   private readonly waiters = new Set<() => void>();
-  /** Tasks notices named, by session, until a reader takes them (null: too many, the reader reads the index). */
-  private readonly hints = new Map<string, Set<string> | null>();
+  /**
+   * Tasks notices named, by session, with the outcomes they carried, until a reader takes them (null: too many, the
+   * reader reads the index); `bytes` counts the outcomes' JSON, all sessions' together in `carriedBytes`.
+   */
+  private readonly hints = new Map<string, { tasks: Map<string, NoticeOutcome | undefined>; bytes: number } | null>();
+  private carriedBytes = 0;
   private url: Promise<string | undefined> | undefined;
   private receiving = false;
   private failed = false;
@@ -317,12 +309,14 @@ export class CompletionNoticeQueue {
 
   /**
    * The tasks of `sessionId` that notices named since the last call (at most 100; none when more came: the reader
-   * reads the session index then). A hint only: the task table says whether and how each ended.
+   * reads the session index then), each with the outcome its notice carried, if any. A task without one is a hint
+   * only: the task table says whether and how it ended.
    */
-  takeNoticed(sessionId: string): string[] {
-    const ids = this.hints.get(sessionId);
-    this.hints.delete(sessionId);
-    return ids ? [...ids] : [];
+  takeNoticed(sessionId: string): NoticedTask[] {
+    const kept = this.hints.get(sessionId);
+    this.forget(sessionId);
+    if (!kept) return [];
+    return [...kept.tasks].map(([taskId, outcome]) => (outcome ? { taskId, outcome } : { taskId }));
   }
 
   /** Stops receiving and deletes the queue (agents' later notices to it are dropped). Idempotent. */
@@ -364,15 +358,39 @@ export class CompletionNoticeQueue {
     else this.pendingWake = setTimeout(() => this.wake(), wait).unref();
   }
 
-  /** Keeps the tasks a notice named for `takeNoticed` (bounded: the oldest session goes first). */
-  private keep(sessionId: string, taskIds: readonly string[]): void {
-    if (!sessionId || taskIds.length === 0) return;
-    const kept = this.hints.get(sessionId);
+  /**
+   * Keeps the tasks a notice named for `takeNoticed`, with their outcomes while the kept outcomes stay within
+   * `CARRIED_BYTES` (bounded: the oldest session goes first). A task named again keeps the outcome it has.
+   */
+  private keep(sessionId: string, tasks: readonly NoticedTask[]): void {
+    if (!sessionId || tasks.length === 0) return;
+    let kept = this.hints.get(sessionId);
     if (kept === null) return;
-    const ids = kept ?? new Set<string>();
-    for (const id of taskIds) ids.add(id);
-    this.hints.set(sessionId, ids.size > NOTICED_TASKS_PER_SESSION ? null : ids);
-    if (this.hints.size > NOTICED_SESSIONS) this.hints.delete(this.hints.keys().next().value!);
+    if (kept === undefined) {
+      kept = { tasks: new Map(), bytes: 0 };
+      this.hints.set(sessionId, kept);
+    }
+    for (const { taskId, outcome } of tasks) {
+      if (kept.tasks.get(taskId) !== undefined) continue;
+      const bytes = outcome === undefined ? 0 : JSON.stringify(outcome).length;
+      const fits = outcome !== undefined && this.carriedBytes + bytes <= CARRIED_BYTES;
+      kept.tasks.set(taskId, fits ? outcome : undefined);
+      if (fits) {
+        kept.bytes += bytes;
+        this.carriedBytes += bytes;
+      }
+    }
+    if (kept.tasks.size > NOTICED_TASKS_PER_SESSION) {
+      this.forget(sessionId);
+      this.hints.set(sessionId, null);
+    }
+    if (this.hints.size > NOTICED_SESSIONS) this.forget(this.hints.keys().next().value!);
+  }
+
+  /** Drops what is kept of a session's notices. */
+  private forget(sessionId: string): void {
+    this.carriedBytes -= this.hints.get(sessionId)?.bytes ?? 0;
+    this.hints.delete(sessionId);
   }
 
   private wake(): void {
@@ -397,9 +415,18 @@ export class CompletionNoticeQueue {
               { abortSignal: this.stop.signal },
             );
             failures = 0;
-            const notices = (out.Messages ?? []).map((m) => noticeOf(m.Body));
-            for (const notice of notices) this.keep(notice.s, notice.t);
-            if (notices.length > 0) this.noticed(notices.map((n) => n.s));
+            const notices = (out.Messages ?? []).map((m) => parseNotice(m.Body));
+            for (const notice of notices) {
+              if (notice.problems.length > 0) {
+                // What is sound in it still counts: its named tasks are read by key, a non-notice only wakes.
+                this.logger.warn(
+                  { sessionId: notice.sessionId, problems: notice.problems.slice(0, 5) },
+                  'a completion notice is malformed; what it does not carry is read from the task table',
+                );
+              }
+              this.keep(notice.sessionId, notice.tasks);
+            }
+            if (notices.length > 0) this.noticed(notices.map((n) => n.sessionId));
           } catch (err) {
             if (this.stop.signal.aborted) return;
             // The handles poll meanwhile; a queue that stays unreadable (deleted, access revoked) is given up.

@@ -1,6 +1,7 @@
 // The grid's task table on DynamoDB: claims, leases and completions as single conditional UpdateItems.
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { newDynamoDbClient } from './aws-clients';
+import { noticeOutcomeOf, type FinishedTask, type NoticedTask } from './completion-notice-body';
 import { CompletionNoticeSender, type CompletionNoticeSenderOptions } from './completion-notices';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import {
@@ -14,6 +15,7 @@ import {
   type BatchWriteCommandInput,
   type QueryCommandInput,
   type UpdateCommandInput,
+  type UpdateCommandOutput,
 } from '@aws-sdk/lib-dynamodb';
 import { DEFAULT_TASK_RETENTION_SEC } from '../../core/config';
 import { HtcGridError, InvalidCursorError, SessionExistsError } from '../../core/errors';
@@ -113,10 +115,11 @@ export interface DynamoDbTaskTableOptions {
   readonly noticeQueue?: () => Promise<string | undefined>;
   /**
    * Tasks of a session that completion notices named since the last call (`CompletionNoticeQueue.takeNoticed`):
-   * `listTerminal` reads them by key first (one consistent BatchGetItem) instead of querying the session index.
+   * `listTerminal` returns them first, from the outcomes the notices carried, reading the others by key (one
+   * consistent BatchGetItem) instead of querying the session index.
    * @default - none: `listTerminal` always reads the index
    */
-  readonly noticedTasks?: (sessionId: string) => readonly string[];
+  readonly noticedTasks?: (sessionId: string) => readonly NoticedTask[];
   /**
    * Told after each write that ends tasks (an agent's or the reaper's `complete`), to notify the sessions' clients.
    * @default - none: nobody is told
@@ -181,7 +184,7 @@ export class DynamoDbTaskTable implements TaskTable {
   /** Index shards of sessions whose item is being written (never evicted: tasks written beside it rely on them). */
   private readonly creatingShards = new Map<string, number>();
   private readonly noticeQueue: (() => Promise<string | undefined>) | undefined;
-  private readonly noticedTasks: ((sessionId: string) => readonly string[]) | undefined;
+  private readonly noticedTasks: ((sessionId: string) => readonly NoticedTask[]) | undefined;
   /** The agent's notices of finished tasks (see `noticeSender`). */
   readonly notices: CompletionNoticeSender | undefined;
 
@@ -245,6 +248,8 @@ export class DynamoDbTaskTable implements TaskTable {
       if (error instanceof ConditionalCheckFailedException) throw new SessionExistsError(session.sessionId);
       throw error;
     }
+    // Its notice queue is known (a cancellation through this table tells the client without reading it back).
+    this.notices?.remember(session.sessionId, noticeQueue);
   }
 
   async getSession(sessionId: string): Promise<SessionRecord | undefined> {
@@ -607,14 +612,14 @@ export class DynamoDbTaskTable implements TaskTable {
   }
 
   async complete(completions: readonly Completion[]): Promise<CompletionResult[]> {
-    const ended: string[] = [];
+    const ended: FinishedTask[] = [];
     const results = await mapLimit(completions, this.concurrency, async (completion): Promise<CompletionResult> => {
       const seq = this.nextSeq();
       const plan = planCompletion(completion);
       try {
         // Built per try: the terminal key carries the time of the write (see `listTerminal`).
-        await this.retry('complete', () => this.sendWithin(this.completionUpdate(plan, seq, this.clock())));
-        if (plan.terminal) ended.push(plan.taskId);
+        const out = await this.retry('complete', () => this.sendWithin(this.completionUpdate(plan, seq, this.clock())));
+        if (plan.terminal) ended.push(this.finishedTask(plan.taskId, out));
         return { taskId: completion.taskId, status: 'recorded' };
       } catch (error) {
         if (!(error instanceof ConditionalCheckFailedException)) throw error;
@@ -631,11 +636,11 @@ export class DynamoDbTaskTable implements TaskTable {
    * land with a key time the readers' watermark has passed, and the task would never be listed. Past that time it
    * is abandoned and sent again, built with a fresh time.
    */
-  private async sendWithin(input: UpdateCommandInput): Promise<void> {
+  private async sendWithin(input: UpdateCommandInput): Promise<UpdateCommandOutput> {
     const limitMs = Math.max(1, Math.floor(this.settleMs / 2));
     const signal = AbortSignal.timeout(limitMs);
     try {
-      await this.doc.send(new UpdateCommand(input), { abortSignal: signal });
+      return await this.doc.send(new UpdateCommand(input), { abortSignal: signal });
     } catch (error) {
       if (!signal.aborted || error instanceof ConditionalCheckFailedException) throw error;
       throw Object.assign(new Error(`a task's terminal write took over ${limitMs} ms; sent again with a fresh time`), {
@@ -646,7 +651,15 @@ export class DynamoDbTaskTable implements TaskTable {
     }
   }
 
-  /** The conditional UpdateItem that writes `plan` (see `planCompletion`). */
+  /**
+   * A task whose terminal write succeeded, with the item the write returned (`ALL_NEW`: no read units, the response
+   * only grows), which its completion notice may carry to the client.
+   */
+  private finishedTask(taskId: string, out: UpdateCommandOutput): FinishedTask {
+    return out.Attributes === undefined ? { taskId } : { taskId, outcome: noticeOutcomeOf(out.Attributes) };
+  }
+
+  /** The conditional UpdateItem that writes `plan` (see `planCompletion`); a terminal one returns the new item. */
   private completionUpdate(plan: CompletionPlan, seq: number, writtenAt: number): UpdateCommandInput {
     const { guard, record, at } = plan;
     // The attempt's history entry (owner and start written by the claim) gets how it ended.
@@ -691,6 +704,7 @@ export class DynamoDbTaskTable implements TaskTable {
       TableName: this.tableName,
       Key: { task_id: plan.taskId },
       ...updateExpressionOf({ set, remove, condition }),
+      ...(plan.terminal ? { ReturnValues: 'ALL_NEW' as const } : {}),
     };
   }
 
@@ -706,10 +720,11 @@ export class DynamoDbTaskTable implements TaskTable {
         .filter((item) => item[ATTR.state] === 'pending' || item[ATTR.state] === 'running')
         .map((item) => String(item[ATTR.taskId]));
     }
+    const ended: FinishedTask[] = [];
     const changed = await mapLimit(ids, this.concurrency, async (taskId) => {
       const seq = this.nextSeq();
       try {
-        await this.retry('cancel', () =>
+        const out = await this.retry('cancel', () =>
           this.sendWithin({
             TableName: this.tableName,
             Key: { task_id: taskId },
@@ -735,14 +750,18 @@ export class DynamoDbTaskTable implements TaskTable {
               ':pending': 'pending',
               ':running': 'running',
             },
+            ReturnValues: 'ALL_NEW',
           }),
         );
+        ended.push(this.finishedTask(taskId, out));
         return 1;
       } catch (error) {
         if (error instanceof ConditionalCheckFailedException) return 0;
         throw error;
       }
     });
+    // Its client is told as of a completion (a running task's agent is refused its write and tells nobody).
+    if (ended.length > 0) this.notices?.finished(ended);
     const count = changed.reduce<number>((a, b) => a + b, 0);
     this.logger.debug({ sessionId, changed: count }, 'cancelled tasks');
     return count;
@@ -889,30 +908,39 @@ export class DynamoDbTaskTable implements TaskTable {
   }
 
   /**
-   * The tasks a notice named, read by key (consistently: the notice was sent after their terminal writes), that have
-   * ended and that this cursor has not returned: their keys join the cursor's seen set exactly as if the index had
-   * listed them, so the index never returns them again. They come before tasks that ended earlier but that no notice
-   * named yet (those follow at the next call, which reads the index). Undefined when none is new.
+   * The tasks notices named that have ended and that this cursor has not returned: from the outcomes the notices
+   * carried (the items their completion writes left), the others read by key (consistently: a notice is sent after
+   * its tasks' terminal writes). Their keys join the cursor's seen set exactly as if the index had listed them, so
+   * the index never returns them again, nor a notice delivered twice. They come before tasks that ended earlier but
+   * that no notice named yet (those follow at the next call, which reads the index). Undefined when none is new.
    */
   private async noticedPage(
     sessionId: string,
-    taskIds: readonly string[],
+    noticed: readonly NoticedTask[],
     state: TerminalCursor,
     seen: ReadonlySet<string>,
     want: number,
   ): Promise<TerminalPage | undefined> {
-    const items = await this.batchGet(taskIds.slice(0, 100));
+    const isNew = (item: Record<string, unknown>): boolean => {
+      const sk = item[ATTR.sessionSk];
+      return (
+        item[ATTR.sessionId] === sessionId &&
+        isTerminalItem(item) &&
+        typeof sk === 'string' &&
+        sk.startsWith('T#') &&
+        sk > state.w &&
+        !seen.has(sk)
+      );
+    };
+    const items: Record<string, unknown>[] = [];
+    const unread: string[] = [];
+    for (const task of noticed) {
+      if (task.outcome === undefined) unread.push(task.taskId);
+      else if (isNew(task.outcome)) items.push(task.outcome);
+    }
+    if (unread.length > 0) items.push(...(await this.batchGet(unread.slice(0, 100))).filter(isNew));
     const picked = items
-      .map((item) => ({ item, sk: item[ATTR.sessionSk] }))
-      .filter(
-        (p): p is { item: Record<string, unknown>; sk: string } =>
-          p.item[ATTR.sessionId] === sessionId &&
-          isTerminalItem(p.item) &&
-          typeof p.sk === 'string' &&
-          p.sk.startsWith('T#') &&
-          p.sk > state.w &&
-          !seen.has(p.sk),
-      )
+      .map((item) => ({ item, sk: String(item[ATTR.sessionSk]) }))
       .sort((a, b) => (a.sk < b.sk ? -1 : a.sk > b.sk ? 1 : 0))
       .slice(0, want);
     if (picked.length === 0) return undefined;

@@ -13,6 +13,7 @@ import { SqsTaskQueue } from './sqs-task-queue';
 
 export * from './aws-clients';
 export * from './aws-retry';
+export * from './completion-notice-body';
 export * from './completion-notices';
 export * from './dynamodb-agent-registry';
 export * from './dynamodb-request-ledger';

@@ -1,7 +1,7 @@
 // The agent's completion notices: a task finishing alone is told at once; a busy session is told once per window,
 // the window doubling up to its maximum, so notices cost less than the client's polling (fake SQS client and clock).
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { CompletionNoticeSender } from '../../../lib/backends/aws';
+import { CompletionNoticeSender, type FinishedTask } from '../../../lib/backends/aws';
 
 interface Sent {
   readonly at: number;
@@ -18,6 +18,11 @@ function fakeSqs(sent: Sent[]): SQSClient {
   } as unknown as SQSClient;
 }
 
+/** Tasks ended without their items (a notice names them only). */
+function named(...taskIds: string[]): FinishedTask[] {
+  return taskIds.map((taskId) => ({ taskId }));
+}
+
 beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
 afterEach(() => jest.useRealTimers());
 
@@ -31,12 +36,12 @@ describe('CompletionNoticeSender', () => {
       maxWindowMs: 200,
     });
     sender.remember('s', 'https://sqs/q-1');
-    sender.finished(['s_0']);
+    sender.finished(named('s_0'));
     expect(sent.map((n) => n.body)).toEqual([{ s: 's', t: ['s_0'] }]);
     // A task every 10 ms for a second: notices 50 ms after the first, then 100 ms, then every 200 ms (the maximum).
     for (let i = 1; i <= 100; i++) {
       jest.advanceTimersByTime(10);
-      sender.finished([`s_${i}`]);
+      sender.finished(named(`s_${i}`));
     }
     await jest.advanceTimersByTimeAsync(1000);
     const times = sent.map((n) => n.at - 1_000_000);
@@ -44,7 +49,7 @@ describe('CompletionNoticeSender', () => {
     expect(sent.flatMap((n) => n.body.t)).toEqual(Array.from({ length: 101 }, (_, i) => `s_${i}`));
     // Quiet for longer than the maximum: the next lone task is told at once again.
     jest.advanceTimersByTime(500);
-    sender.finished(['s_101']);
+    sender.finished(named('s_101'));
     expect(sent.at(-1)).toEqual({ at: 1_000_000 + 2500, url: 'https://sqs/q-1', body: { s: 's', t: ['s_101'] } });
     await sender.close();
   });
@@ -60,9 +65,9 @@ describe('CompletionNoticeSender', () => {
       },
     });
     sender.claimed(['a_0', 'b_0']);
-    sender.finished(['a_0', 'b_0', 'b_1']);
+    sender.finished(named('a_0', 'b_0', 'b_1'));
     await jest.advanceTimersByTimeAsync(0);
-    sender.finished(['b_2']);
+    sender.finished(named('b_2'));
     await sender.close();
     expect(lookups.sort()).toEqual(['a', 'b']);
     expect(sent.map((n) => [n.url, n.body])).toEqual([['https://sqs/q-a', { s: 'a', t: ['a_0'] }]]);

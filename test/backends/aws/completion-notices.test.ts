@@ -1,12 +1,17 @@
 // Completion notices on the emulators: an agent's completion wakes the waiting client through the client's own SQS
 // queue, long before the client's next poll; a client that cannot create its queue polls with back-off as before.
-import { GetQueueUrlCommand, QueueDoesNotExist } from '@aws-sdk/client-sqs';
-import { openAwsBackends, type AwsBackends } from '../../../lib/backends/aws';
+import { Writable } from 'node:stream';
+import { GetQueueUrlCommand, QueueDoesNotExist, SendMessageCommand } from '@aws-sdk/client-sqs';
+import pino from 'pino';
+import { openAwsBackends, type AwsBackends, type AwsClients } from '../../../lib/backends/aws';
 import { GridClient } from '../../../lib/client';
 import { compileConfig } from '../../../lib/core/config';
 import type { AwsGridResources } from '../../../lib/core/grid-resources';
+import type { CompletionOutcome } from '../../../lib/core/task-lifecycle';
+import type { Logger } from '../../../lib/logging';
+import { payloadKeys } from '../../../lib/ports';
 import { createGridResources, startEmulators, type Emulators } from '../../support/emulators';
-import { collect } from '../../support/local-grid';
+import { collect, waitFor } from '../../support/local-grid';
 
 const MINUTE = 60_000;
 const config = compileConfig({}, 'test');
@@ -26,7 +31,7 @@ afterEach(async () => {
 
 function open(
   resources: AwsGridResources,
-  options: { receiveNotices?: boolean } = {},
+  options: { receiveNotices?: boolean; sendNotices?: boolean; logger?: Logger } = {},
   clients = emulators.clients(),
 ): AwsBackends {
   const backends = openAwsBackends(resources, { clients, ...options });
@@ -41,8 +46,46 @@ function open(
   return backends;
 }
 
+/** The names of the SDK commands `clients` send, in order (the DynamoDB and S3 ones). */
+function recordCommands(clients: Required<AwsClients>): string[] {
+  const commands: string[] = [];
+  const step = { step: 'initialize', name: 'recordCommands' } as const;
+  clients.dynamodb.middlewareStack.add(
+    (next, context) => async (args) => {
+      commands.push(String(context.commandName));
+      return next(args);
+    },
+    step,
+  );
+  clients.s3.middlewareStack.add(
+    (next, context) => async (args) => {
+      commands.push(String(context.commandName));
+      return next(args);
+    },
+    step,
+  );
+  return commands;
+}
+
+/** A client whose results handles poll once a minute, its backends and the commands they send. */
+async function waitingClient(resources: AwsGridResources, tasks: number, logger?: Logger) {
+  const clients = emulators.clients();
+  const commands = recordCommands(clients);
+  const backends = open(resources, { receiveNotices: true, ...(logger ? { logger } : {}) }, clients);
+  const client = new GridClient({ config, ...backends, pollIntervalMs: MINUTE });
+  const handle = await client.submit(Array.from({ length: tasks }, (_, n) => ({ n })));
+  const results = collect(handle.results());
+  // The handle looked once (a Query, nothing yet) and waits for a notice.
+  while (!commands.includes('QueryCommand')) await new Promise((resolve) => setTimeout(resolve, 10));
+  commands.length = 0;
+  return { backends, handle, results, commands };
+}
+
 /** Runs the one queued task to success as an agent does (receive, read the session, claim, complete). */
-async function runOneTask(agent: AwsBackends): Promise<void> {
+async function runOneTask(
+  agent: AwsBackends,
+  outcome: CompletionOutcome = { kind: 'succeeded', result: { inline: '42' } },
+): Promise<void> {
   const [received] = await agent.queue.receive(1, { waitMs: 10_000, visibilityMs: MINUTE });
   const { taskId, sessionId, attempt } = received!.message;
   await agent.table.getSession(sessionId);
@@ -56,7 +99,7 @@ async function runOneTask(agent: AwsBackends): Promise<void> {
     {
       taskId,
       guard: { owner: 'agent-1', attempt: claim.task.attempt },
-      outcome: { kind: 'succeeded', result: { inline: '42' } },
+      outcome,
       at: Date.now(),
     },
   ]);
@@ -98,30 +141,171 @@ describe('completion notices', () => {
     }
   }, 30_000);
 
-  it("reads a noticed task by key: a one-task session's result costs one BatchGetItem after the notice, no index Query", async () => {
+  it("a one-task session's result comes in its notice: the client sends no request to DynamoDB after it", async () => {
     const resources = await createGridResources(emulators);
-    const clients = emulators.clients();
-    const commands: string[] = [];
-    clients.dynamodb.middlewareStack.add(
-      (next, context) => async (args) => {
-        commands.push(String(context.commandName));
-        return next(args);
-      },
-      { step: 'initialize', name: 'recordCommands' },
-    );
-    const clientSide = open(resources, { receiveNotices: true }, clients);
-    const agentSide = open(resources);
-    const client = new GridClient({ config, ...clientSide, pollIntervalMs: MINUTE });
-    const handle = await client.submit([{ n: 1 }]);
-    const results = collect(handle.results());
-    // The handle looked once (a Query, nothing yet) and waits for the notice.
-    while (!commands.includes('QueryCommand')) await new Promise((resolve) => setTimeout(resolve, 10));
-    commands.length = 0;
+    const { results, commands } = await waitingClient(resources, 1);
 
-    await runOneTask(agentSide);
+    await runOneTask(open(resources));
 
-    expect((await results).map((r) => [r.state, r.result])).toEqual([['succeeded', 42]]);
+    const [result] = await results;
+    expect([result?.state, result?.result, result?.attempts]).toEqual(['succeeded', 42, 1]);
+    expect(result?.history.map((h) => [h.attempt, h.owner, h.outcome])).toEqual([[1, 'agent-1', 'succeeded']]);
+    expect(commands).toEqual([]);
+  }, 30_000);
+
+  it('a failed task comes in its notice with its error and reason', async () => {
+    const resources = await createGridResources(emulators);
+    const { results, commands } = await waitingClient(resources, 1);
+    const error = { type: 'ValueError', message: 'bad input', stack: ['  File "handler.py", line 3'] };
+
+    await runOneTask(open(resources), { kind: 'failed', reason: 'error', error });
+
+    const [result] = await results;
+    expect([result?.state, result?.error, result?.failureReason, result?.failures]).toEqual([
+      'failed',
+      error,
+      'error',
+      1,
+    ]);
+    expect(commands).toEqual([]);
+  }, 30_000);
+
+  it('a result stored in S3 is read from S3 by the key its notice carried, not from the task table', async () => {
+    const resources = await createGridResources(emulators);
+    const { handle, results, commands } = await waitingClient(resources, 1);
+    const agent = open(resources);
+    const big = JSON.stringify({ values: Array.from({ length: 10_000 }, (_, i) => i) });
+    const key = payloadKeys.result(handle.sessionId, `${handle.sessionId}_0`, 1);
+    await agent.store.put(key, big);
+
+    await runOneTask(agent, { kind: 'succeeded', result: { key, bytes: Buffer.byteLength(big) } });
+
+    const [result] = await results;
+    expect(result?.resultJson).toBe(big);
+    expect(commands).toEqual(['GetObjectCommand']);
+  }, 30_000);
+
+  it('a task whose outcome does not fit in a notice is named only and read by key', async () => {
+    const resources = await createGridResources(emulators);
+    const { results, commands } = await waitingClient(resources, 1);
+    const text = 'x'.repeat(100_000);
+
+    await runOneTask(open(resources), { kind: 'succeeded', result: { inline: JSON.stringify(text) } });
+
+    expect((await results).map((r) => r.result)).toEqual([text]);
     expect(commands).toEqual(['BatchGetItemCommand']);
+  }, 30_000);
+
+  it('a malformed notice is logged and read as naming its tasks; one delivered twice returns its task once', async () => {
+    const resources = await createGridResources(emulators);
+    const warnings: { msg: string; problems?: string[] }[] = [];
+    const logger = pino(
+      { level: 'warn' },
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          warnings.push(JSON.parse(chunk.toString()) as { msg: string; problems?: string[] });
+          done();
+        },
+      }),
+    );
+    const { backends, handle, results, commands } = await waitingClient(resources, 2, logger);
+    const [first, second] = [0, 1].map((i) => `${handle.sessionId}_${i}`);
+    const url = await backends.changes!.queueUrl();
+    const sqs = emulators.clients().sqs;
+    const send = (body: string) => sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: body }));
+    const problems = () => warnings.flatMap((w) => w.problems ?? []).join('\n');
+    // The first task ends without a notice of its agent's; a forged one claims it is still running.
+    await runOneTask(open(resources, { sendNotices: false }));
+    const forged = { task_id: first, session_id: handle.sessionId, state: 'running', session_sk: 'T#0' };
+
+    try {
+      await send(JSON.stringify({ s: handle.sessionId, t: [first], o: [forged] }));
+      await waitFor(() => /outcome is malformed/.test(problems()), 10_000, 'the malformed outcome logged');
+      await send('not a notice');
+      await waitFor(() => /not JSON/.test(problems()), 10_000, 'the body that is not JSON logged');
+      // The same notice again (SQS delivers at least once), of a task the handle returned already.
+      await send(JSON.stringify({ s: handle.sessionId, t: [first] }));
+      await runOneTask(open(resources));
+    } finally {
+      sqs.destroy();
+    }
+
+    expect((await results).map((r) => [r.taskId, r.state, r.result])).toEqual([
+      [first, 'succeeded', 42],
+      [second, 'succeeded', 42],
+    ]);
+    // The first was read by key (its outcome dropped), the second came with its notice.
+    expect(commands).toContain('BatchGetItemCommand');
+  }, 30_000);
+
+  it('cancelled tasks come to a waiting handle in the notice their cancellation sends, without a poll', async () => {
+    const resources = await createGridResources(emulators);
+    const { handle, results, commands } = await waitingClient(resources, 2);
+
+    expect(await handle.cancel()).toBe(2);
+    const since = commands.length;
+
+    expect((await results).map((r) => r.state)).toEqual(['cancelled', 'cancelled']);
+    expect(commands.slice(since).filter((c) => c === 'QueryCommand' || c === 'BatchGetItemCommand')).toEqual([]);
+  }, 30_000);
+
+  it('a task retried after its lease expired comes once, with its second attempt: the refused late write told nobody', async () => {
+    const resources = await createGridResources(emulators);
+    const { handle, results, commands } = await waitingClient(resources, 1);
+    const agent = open(resources);
+    const taskId = `${handle.sessionId}_0`;
+    await agent.table.getSession(handle.sessionId);
+    // A claim asks for the task at the attempt it is pending at (0, then 1 after a retry).
+    const claims = await agent.table.claim(
+      [{ taskId, attempt: 0 }],
+      { owner: 'agent-1', expiresAt: Date.now() - 1000 },
+      Date.now(),
+    );
+    expect(claims.map((c) => c.status)).toEqual(['claimed']);
+    const lost = { type: 'LeaseExpired', message: 'lease expired', stack: [] };
+    // The reaper sends the task back for a second attempt (not terminal: no notice)...
+    await agent.table.complete([
+      {
+        taskId,
+        guard: { leaseExpiredBefore: Date.now(), attempt: 1 },
+        outcome: { kind: 'retry', reason: 'lease-expired', error: lost },
+        at: Date.now(),
+      },
+    ]);
+    // ... the first agent's late result is refused (no notice) ...
+    const late = await agent.table.complete([
+      {
+        taskId,
+        guard: { owner: 'agent-1', attempt: 1 },
+        outcome: { kind: 'succeeded', result: { inline: '1' } },
+        at: Date.now(),
+      },
+    ]);
+    expect(late.map((r) => r.status)).toEqual(['stale']);
+    // ... and the second attempt's result is the one that comes.
+    const again = await agent.table.claim(
+      [{ taskId, attempt: 1 }],
+      { owner: 'agent-2', expiresAt: Date.now() + MINUTE },
+      Date.now(),
+    );
+    expect(again.map((c) => c.status)).toEqual(['claimed']);
+    await agent.table.complete([
+      {
+        taskId,
+        guard: { owner: 'agent-2', attempt: 2 },
+        outcome: { kind: 'succeeded', result: { inline: '2' } },
+        at: Date.now(),
+      },
+    ]);
+
+    const [result, ...more] = await results;
+    expect(more).toEqual([]);
+    expect([result?.result, result?.attempts, result?.failures]).toEqual([2, 2, 1]);
+    expect(result?.history.map((h) => [h.owner, h.outcome])).toEqual([
+      ['agent-1', 'lease-expired'],
+      ['agent-2', 'succeeded'],
+    ]);
+    expect(commands).toEqual([]);
   }, 30_000);
 
   it('returns each task of a session once whether a notice or the index brought it', async () => {

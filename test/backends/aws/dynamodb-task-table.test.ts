@@ -173,7 +173,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
       client,
       settleMs: 1_000,
       now: () => readerClock,
-      noticedTasks: () => hints.splice(0),
+      noticedTasks: () => hints.splice(0).map((taskId) => ({ taskId })),
     });
     const { session, ids } = await seed(reader, 3);
     let cursor: string | undefined;

@@ -1,0 +1,131 @@
+// Completion notice bodies: outcomes go along where they fit in one 64 KiB notice, every task is named once, and a
+// client reads both shapes (with and without outcomes) and what is malformed in a notice as a name only.
+import {
+  MAX_CARRIED_PER_SEND,
+  MAX_NOTICE_BYTES,
+  noticeBodies,
+  noticeOutcomeOf,
+  parseNotice,
+  type FinishedTask,
+} from '../../../lib/backends/aws';
+
+/** A terminal task item as a completion write returns it (`ALL_NEW`), with an inline result of `resultBytes`. */
+function item(taskId: string, resultBytes = 2, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    task_id: taskId,
+    session_id: 's',
+    session_part: 's#0',
+    session_sk: `T#000001700000000#000000001#s#${taskId}`,
+    idx: Number(taskId.split('_')[1] ?? 0),
+    state: 'succeeded',
+    priority: 0,
+    attempt: 1,
+    failures: 0,
+    max_attempts: 3,
+    timeout_ms: 60_000,
+    payload: { inline: '{"n":1}' },
+    result: { inline: `"${'x'.repeat(Math.max(0, resultBytes - 2))}"` },
+    submitted_at: 1_700_000_000_000,
+    started_at: 1_700_000_000_010,
+    finished_at: 1_700_000_000_020,
+    history: {
+      '1': { owner: 'agent-1', startedAt: 1_700_000_000_010, finishedAt: 1_700_000_000_020, outcome: 'succeeded' },
+    },
+    ttl: 1_700_604_800,
+    ...overrides,
+  };
+}
+
+function finished(taskId: string, resultBytes?: number): FinishedTask {
+  return { taskId, outcome: noticeOutcomeOf(item(taskId, resultBytes)) };
+}
+
+describe('completion notice bodies', () => {
+  it('carry the outcome of each task, without its lease, TTL or index partition, and read back as sent', () => {
+    const [body, ...more] = noticeBodies('s', [finished('s_0'), finished('s_1')]);
+
+    expect(more).toEqual([]);
+    const notice = parseNotice(body);
+    expect(notice.problems).toEqual([]);
+    expect(notice.sessionId).toBe('s');
+    expect(notice.tasks.map((t) => t.taskId)).toEqual(['s_0', 's_1']);
+    const { ttl: _ttl, session_part: _part, ...carried } = item('s_0');
+    expect(notice.tasks[0]!.outcome).toEqual(carried);
+  });
+
+  it('split into notices of at most 64 KiB, each task named once and in order, every outcome that fits carried', () => {
+    const tasks = Array.from({ length: 40 }, (_, i) => finished(`s_${i}`, 10_000));
+
+    const bodies = noticeBodies('s', tasks);
+
+    expect(bodies.length).toBeGreaterThan(1);
+    for (const body of bodies) expect(Buffer.byteLength(body)).toBeLessThanOrEqual(MAX_NOTICE_BYTES);
+    const read = bodies.map(parseNotice);
+    expect(read.flatMap((n) => n.tasks.map((t) => t.taskId))).toEqual(tasks.map((t) => t.taskId));
+    expect(read.flatMap((n) => n.tasks).every((t) => t.outcome !== undefined)).toBe(true);
+  });
+
+  it('name a task whose outcome alone would not fit in a notice without it (its client reads it by key)', () => {
+    const bodies = noticeBodies('s', [finished('s_0'), finished('s_1', 100_000), finished('s_2')]);
+
+    expect(bodies).toHaveLength(1);
+    expect(Buffer.byteLength(bodies[0]!)).toBeLessThan(1000);
+    const tasks = parseNotice(bodies[0]).tasks;
+    expect(tasks.map((t) => [t.taskId, t.outcome !== undefined])).toEqual([
+      ['s_0', true],
+      ['s_1', false],
+      ['s_2', true],
+    ]);
+  });
+
+  it(`only name the tasks of a send of more than ${MAX_CARRIED_PER_SEND} tasks (their client reads the index then)`, () => {
+    const tasks = Array.from({ length: MAX_CARRIED_PER_SEND + 1 }, (_, i) => finished(`s_${i}`));
+
+    const read = noticeBodies('s', tasks).map(parseNotice);
+
+    expect(read.flatMap((n) => n.tasks)).toEqual(tasks.map((t) => ({ taskId: t.taskId })));
+  });
+
+  it('read the shape of agents that predate outcomes: tasks named, no outcome', () => {
+    expect(parseNotice(JSON.stringify({ s: 's', t: ['s_0', 's_1'] }))).toEqual({
+      sessionId: 's',
+      tasks: [{ taskId: 's_0' }, { taskId: 's_1' }],
+      problems: [],
+    });
+  });
+
+  it('drop a malformed outcome, or one of another session or of a task not named, keeping the task named', () => {
+    const body = JSON.stringify({
+      s: 's',
+      t: ['s_0', 's_1', 's_2', 's_3', 7],
+      o: [
+        noticeOutcomeOf(item('s_0', 2, { state: 'running' })),
+        noticeOutcomeOf(item('s_1', 2, { session_id: 'other' })),
+        noticeOutcomeOf(item('s_2', 2, { attempt: 'one' })),
+        noticeOutcomeOf(item('s_9')),
+        noticeOutcomeOf(item('s_3', 2, { state: 'failed', error: { type: 'ValueError', message: 'bad', stack: [] } })),
+      ],
+    });
+
+    const notice = parseNotice(body);
+
+    expect(notice.tasks.map((t) => [t.taskId, t.outcome?.state])).toEqual([
+      ['s_0', undefined],
+      ['s_1', undefined],
+      ['s_2', undefined],
+      ['s_3', 'failed'],
+    ]);
+    expect(notice.problems).toHaveLength(5);
+    expect(notice.problems.join('\n')).toMatch(/another session/);
+    expect(notice.problems.join('\n')).toMatch(/does not name/);
+  });
+
+  it('read a body that is not a notice as naming nothing, never throwing', () => {
+    for (const body of [undefined, '', 'not json', 'null', '[1]', '{"s":1,"t":[]}', '{"s":"s","t":"s_0"}']) {
+      const notice = parseNotice(body);
+      expect(notice.tasks).toEqual([]);
+      expect(notice.problems).not.toEqual([]);
+    }
+    expect(parseNotice('{"s":"s","t":["s_0"],"o":{}}').tasks).toEqual([{ taskId: 's_0' }]);
+  });
+});
