@@ -1,6 +1,6 @@
 // Single-task round trip (submit one task, wait for its result, idle grid) on our grid, embedded, behind `local up`
 // and on the AWS backends over emulators with injected service latency, next to Celery + Redis; plus idle CPU.
-// Run: npm run build && node dist/bench/latency/index.js [--rounds 200] [--gap-ms 0] [--idle-sec 10]
+// Run: npm run build && node dist/bench/latency/index.js [--rounds 200] [--gap-ms 0] [--settle-sec 20] [--idle-sec 10]
 //      [--systems embedded,local-up,aws,celery] [--dynamodb-ms 5] [--sqs-ms 15] [--s3-ms 20] [--aws-rounds 30]
 //      [--aws-notices on|off]
 //      [--python /usr/bin/python3] [--redis-server redis-server] [--json]
@@ -44,8 +44,10 @@ interface Row {
   readonly p50Ms: number | null;
   readonly p99Ms: number | null;
   readonly maxMs: number | null;
-  /** CPU time of the grid's processes (not the client's) while idle, as a share of one core. */
+  /** CPU time of the grid's processes while idle (after the settle window), as a share of one core. */
   readonly idleCpuPct?: number | null;
+  /** The same over the settle window right after the rounds (V8 shrinks the heaps the burst grew then). */
+  readonly settleCpuPct?: number | null;
   readonly note?: string;
   readonly error?: string;
 }
@@ -53,6 +55,7 @@ interface Row {
 interface Settings {
   readonly rounds: number;
   readonly gapMs: number;
+  readonly settleSec: number;
   readonly idleSec: number;
   readonly python: string;
   readonly worker: string;
@@ -143,11 +146,28 @@ function treeCpuMs(pid: number): number {
   return [pid, ...descendants(pid)].reduce((sum, p) => sum + (procCpuMs(p) ?? 0), 0);
 }
 
-async function idleCpuPct(sec: number, cpuMs: () => number): Promise<number | null> {
+/** CPU share of one core over `sec` seconds of `cpuMs` (ms of CPU so far), or null for a window of 0 s. */
+async function cpuPct(sec: number, cpuMs: () => number): Promise<number | null> {
   if (sec <= 0) return null;
   const before = cpuMs();
   await sleep(sec * 1000);
   return ((cpuMs() - before) / (sec * 1000)) * 100;
+}
+
+/**
+ * CPU of a grid at rest: first the settle window right after the rounds, then the idle window. They are apart because
+ * V8's memory reducer runs a few seconds after a burst of work ends (full GCs that shrink the heaps the burst grew,
+ * 8-17 s after it in `--trace-gc`), a one-off reaction to the burst, not work an idle grid keeps doing.
+ */
+async function restingCpu(s: Settings, cpuMs: () => number): Promise<Pick<Row, 'settleCpuPct' | 'idleCpuPct'>> {
+  const settleCpuPct = await cpuPct(s.settleSec, cpuMs);
+  return { settleCpuPct, idleCpuPct: await cpuPct(s.idleSec, cpuMs) };
+}
+
+function settleNote(r: Row, settleSec: number): string {
+  return r.settleCpuPct === null || r.settleCpuPct === undefined
+    ? ''
+    : `CPU in the first ${settleSec} s after the rounds ${r.settleCpuPct.toFixed(2)} %`;
 }
 
 async function runEmbedded(s: Settings): Promise<Row> {
@@ -156,9 +176,9 @@ async function runEmbedded(s: Settings): Promise<Row> {
   try {
     const samples = await roundTrips(grid.client, s.rounds, s.gapMs, 'embedded');
     // The whole process (client, agent thread, reaper) plus its runtimes: a grid at rest.
-    const idle = await idleCpuPct(s.idleSec, () => treeCpuMs(process.pid));
+    const resting = await restingCpu(s, () => treeCpuMs(process.pid));
     return summarize('embedded (startEmbeddedGrid, one process)', samples, {
-      idleCpuPct: idle,
+      ...resting,
       note: 'idle CPU includes the client',
     });
   } finally {
@@ -191,8 +211,8 @@ async function runLocalUp(s: Settings): Promise<Row> {
     const client = await startEmbeddedGrid({ dataDir: dir, config }); // exactly what `htcgrid submit --dir` opens
     try {
       const samples = await roundTrips(client.client, s.rounds, s.gapMs, 'local-up');
-      const idle = await idleCpuPct(s.idleSec, () => treeCpuMs(child.pid!));
-      return summarize('local up (client in another process)', samples, { idleCpuPct: idle });
+      const resting = await restingCpu(s, () => treeCpuMs(child.pid!));
+      return summarize('local up (client in another process)', samples, resting);
     } finally {
       await client.close();
     }
@@ -330,6 +350,7 @@ async function main(): Promise<void> {
       rounds: { type: 'string', default: '200' },
       'aws-rounds': { type: 'string', default: '30' },
       'gap-ms': { type: 'string', default: '0' },
+      'settle-sec': { type: 'string', default: '20' },
       'idle-sec': { type: 'string', default: '10' },
       systems: { type: 'string', default: SYSTEMS.join(',') },
       'dynamodb-ms': { type: 'string', default: '5' },
@@ -348,6 +369,7 @@ async function main(): Promise<void> {
   const settings: Settings = {
     rounds: Number(values.rounds),
     gapMs: Number(values['gap-ms']),
+    settleSec: Number(values['settle-sec']),
     idleSec: Number(values['idle-sec']),
     python: values.python,
     worker: path.join(root, 'workers', 'python', 'mock-compute'),
@@ -400,7 +422,7 @@ async function main(): Promise<void> {
   console.log(`|---|---:|---:|---:|---:|---:|---|`);
   for (const r of rows) {
     console.log(
-      `| ${r.system} | ${r.rounds} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.maxMs)} | ${fmt(r.idleCpuPct)} | ${r.error ? `failed: ${r.error}` : (r.note ?? '')} |`,
+      `| ${r.system} | ${r.rounds} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.maxMs)} | ${fmt(r.idleCpuPct)} | ${r.error ? `failed: ${r.error}` : [r.note, settleNote(r, settings.settleSec)].filter(Boolean).join('; ')} |`,
     );
   }
   if (values.json) console.log(JSON.stringify(rows));
