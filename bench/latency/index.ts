@@ -95,25 +95,39 @@ function summarize(system: string, samples: number[], extra: Partial<Row> = {}):
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Round trips of one task at a time through `client`, as a user's code does: submit, then iterate its results. */
-async function roundTrips(client: GridClient, rounds: number, gapMs: number, label: string): Promise<number[]> {
+/**
+ * Round trips of one task at a time through `client`, as a user's code does: submit, then iterate its results. Also
+ * gives each round's time beyond the handler's own (the round trip less the handler's `runMs`).
+ */
+async function roundTrips(
+  client: GridClient,
+  rounds: number,
+  gapMs: number,
+  label: string,
+): Promise<number[] & { beyondHandler: number[] }> {
   for (let i = 0; i < WARM_UP; i++) await oneTask(client); // runtimes, caches, JIT
-  const samples: number[] = [];
+  const samples = Object.assign([] as number[], { beyondHandler: [] as number[] });
   for (let i = 0; i < rounds; i++) {
     if (gapMs > 0) await sleep(gapMs);
     const t0 = process.hrtime.bigint();
-    await oneTask(client);
-    samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const runMs = await oneTask(client);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    samples.push(ms);
+    samples.beyondHandler.push(ms - runMs);
     if ((i + 1) % 50 === 0) console.error(`  ${label}: ${i + 1}/${rounds}`);
   }
   return samples;
 }
 
-async function oneTask(client: GridClient): Promise<void> {
+/** One task's round trip; resolves with the handler's own time (ms, 0 where the agent did not record it). */
+async function oneTask(client: GridClient): Promise<number> {
   const handle = await client.submit([EVENT], { batchSize: 1 });
+  let runMs = 0;
   for await (const result of handle.results()) {
     if (result.state !== 'succeeded') throw new Error(`task ended ${result.state}`);
+    runMs += result.runMs ?? 0;
   }
+  return runMs;
 }
 
 /** User + system CPU time (ms) of a process from /proc (Linux), or undefined elsewhere. */
@@ -290,7 +304,12 @@ async function runAws(s: Settings, latency: AwsLatency, rounds: number): Promise
         `AWS backends on emulators (+${latency.dynamodbMs}/${latency.sqsMs}/${latency.s3Ms} ms, ${latency.notices ? 'notices' : 'polling'})`,
         samples,
         {
-          note: `requests per task: DynamoDB ${perTask[0]!.toFixed(1)}, SQS ${perTask[1]!.toFixed(1)}, S3 ${perTask[2]!.toFixed(1)} (agent idle polls included)`,
+          note:
+            `beyond the handler p50 ${percentile(
+              [...samples.beyondHandler].sort((a, b) => a - b),
+              50,
+            )?.toFixed(2)} ms; ` +
+            `requests per task: DynamoDB ${perTask[0]!.toFixed(1)}, SQS ${perTask[1]!.toFixed(1)}, S3 ${perTask[2]!.toFixed(1)} (agent idle polls included)`,
         },
       );
     } finally {
