@@ -65,16 +65,17 @@ export function noticeOutcomeOf(item: Readonly<Record<string, unknown>>): Notice
 
 /**
  * The bodies of the notices telling `tasks` of `sessionId`: `{"s": session, "t": [every task id], "o": [outcomes]}`,
- * each at most `maxBytes` (UTF-8). Every task is named once, in order; its outcome goes along when the send names at
- * most `MAX_CARRIED_PER_SEND` tasks and the outcome fits in one notice, else the task is named alone and its client
- * reads it by key. Clients that predate outcomes read `t` only.
+ * each at most `maxBytes` (UTF-8). Every task is named once, in order. Outcomes go along in the first notice only, while
+ * they fit in it, and only when the send names at most `MAX_CARRIED_PER_SEND` tasks: a send costs what it did when
+ * notices only named their tasks (one billed request, more only for thousands of ids), and a task named without its
+ * outcome is read by key. Clients that predate outcomes read `t` only.
  */
 export function noticeBodies(
   sessionId: string,
   tasks: readonly FinishedTask[],
   maxBytes: number = MAX_NOTICE_BYTES,
 ): string[] {
-  const carry = tasks.length <= MAX_CARRIED_PER_SEND;
+  let carrying = tasks.length <= MAX_CARRIED_PER_SEND;
   const head = `{"s":${JSON.stringify(sessionId)},"t":[`;
   // `head` + ids + `],"o":[` + outcomes + `]}`, commas between items.
   const frame = Buffer.byteLength(head) + Buffer.byteLength('],"o":[]}');
@@ -84,27 +85,27 @@ export function noticeBodies(
   let bytes = frame;
   const flush = (): void => {
     if (ids.length === 0) return;
-    bodies.push(
-      outcomes.length === 0 ? `${head}${ids.join(',')}]}` : `${head}${ids.join(',')}],"o":[${outcomes.join(',')}]}`,
-    );
+    const carried = outcomes.length === 0 ? '' : `,"o":[${outcomes.join(',')}]`;
+    bodies.push(`${head}${ids.join(',')}]${carried}}`);
     ids = [];
     outcomes = [];
     bytes = frame;
+    carrying = false;
   };
   for (const task of tasks) {
     const id = JSON.stringify(task.taskId);
     const idBytes = Buffer.byteLength(id) + 1;
-    let outcome = carry && task.outcome !== undefined ? JSON.stringify(task.outcome) : undefined;
-    let outcomeBytes = outcome === undefined ? 0 : Buffer.byteLength(outcome) + 1;
-    // Larger than a notice of its own: named only.
-    if (frame + idBytes + outcomeBytes > maxBytes) {
-      outcome = undefined;
-      outcomeBytes = 0;
-    }
-    if (bytes + idBytes + outcomeBytes > maxBytes) flush();
+    if (bytes + idBytes > maxBytes) flush();
+    let outcome = carrying && task.outcome !== undefined ? JSON.stringify(task.outcome) : undefined;
+    const outcomeBytes = outcome === undefined ? 0 : Buffer.byteLength(outcome) + 1;
+    // No room left in this notice: named only.
+    if (bytes + idBytes + outcomeBytes > maxBytes) outcome = undefined;
     ids.push(id);
-    if (outcome !== undefined) outcomes.push(outcome);
-    bytes += idBytes + outcomeBytes;
+    bytes += idBytes;
+    if (outcome !== undefined) {
+      outcomes.push(outcome);
+      bytes += outcomeBytes;
+    }
   }
   flush();
   return bodies;
