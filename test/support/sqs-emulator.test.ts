@@ -61,14 +61,18 @@ async function release(queueUrl: string, message: Message): Promise<void> {
   );
 }
 
-/** A ReceiveMessage over plain HTTP (the SDK sets timers of its own, which the test below counts). */
-async function rawReceive(queueUrl: string, input: Record<string, unknown>): Promise<{ Messages?: Message[] }> {
-  return new Promise((resolve, reject) => {
+/** An SQS call over plain HTTP (the SDK sets timers of its own, which the tests below count); `abort` ends it. */
+function rawCall(
+  action: string,
+  input: Record<string, unknown>,
+): { answer: Promise<{ Messages?: Message[] }>; abort: () => void } {
+  let abort = (): void => undefined;
+  const answer = new Promise<{ Messages?: Message[] }>((resolve, reject) => {
     const req = http.request(
       sqs.endpoint,
       {
         method: 'POST',
-        headers: { 'x-amz-target': 'AmazonSQS.ReceiveMessage', 'content-type': 'application/x-amz-json-1.0' },
+        headers: { 'x-amz-target': `AmazonSQS.${action}`, 'content-type': 'application/x-amz-json-1.0' },
       },
       (res) => {
         let body = '';
@@ -77,8 +81,19 @@ async function rawReceive(queueUrl: string, input: Record<string, unknown>): Pro
       },
     );
     req.on('error', reject);
-    req.end(JSON.stringify({ QueueUrl: queueUrl, ...input }));
+    req.end(JSON.stringify(input));
+    abort = () => req.destroy();
   });
+  return { answer, abort };
+}
+
+async function rawReceive(queueUrl: string, input: Record<string, unknown>): Promise<{ Messages?: Message[] }> {
+  return rawCall('ReceiveMessage', { QueueUrl: queueUrl, ...input }).answer;
+}
+
+/** The emulator's clock stands still but for the milliseconds a test moves it. */
+function stopEmulatorClock(): void {
+  jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'Date', 'performance', 'hrtime'] });
 }
 
 /** Waits (on the real clock) until `check` holds, at most `ms`. */
@@ -101,8 +116,8 @@ describe('the SQS emulator layer', () => {
       if (visible !== '1') await realDelay(5);
     }
     expect(visible).toBe('1');
-    // The emulator's clock stands still but for the 10 ms the test moves it: its 40 ms hold never ends.
-    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'Date', 'performance', 'hrtime'] });
+    // Its 40 ms hold never ends: only 10 ms pass.
+    stopEmulatorClock();
     try {
       const before = jest.getTimerCount();
       let answer: { Messages?: Message[] } | Error | undefined;
@@ -130,6 +145,56 @@ describe('the SQS emulator layer', () => {
     // The test's own timeout (10 s) is half the wait: only an early answer passes.
     expect((await receiving).Messages?.map((m) => m.Body)).toEqual(['one']);
   }, 10_000);
+
+  it("takes a message sent to a waiting long poll at the emulator's next look after it became visible, not a full look after the send", async () => {
+    const url = await queue();
+    stopEmulatorClock();
+    try {
+      const before = jest.getTimerCount();
+      let answer: { Messages?: Message[] } | Error | undefined;
+      void rawReceive(url, { MaxNumberOfMessages: 10, WaitTimeSeconds: 5 }).then(
+        (out) => (answer = out),
+        (err: Error) => (answer = err),
+      );
+      // The long poll waits in the emulator (a receive's look interval and hold are set); 5 ms later a send.
+      await until(() => jest.getTimerCount() > before);
+      jest.advanceTimersByTime(5);
+      await rawCall('SendMessage', { QueueUrl: url, MessageBody: 'sent' }).answer;
+      // Visible 1 ms after the send; the waiting receive's next look is 10 ms after it began, 5 ms after the send.
+      jest.advanceTimersByTime(5);
+      await until(() => answer !== undefined);
+      expect(answer instanceof Error ? answer : answer?.Messages?.map((m) => m.Body)).toEqual(['sent']);
+    } finally {
+      jest.useRealTimers();
+    }
+  }, 30_000);
+
+  it('leaves a message taken for a long poll whose client went away visible to the next receive at once, uncounted', async () => {
+    const url = await queue();
+    stopEmulatorClock();
+    try {
+      const before = jest.getTimerCount();
+      let layerSawClose = false;
+      sqs.server.once('request', (_req: http.IncomingMessage, res: http.ServerResponse) =>
+        res.once('close', () => (layerSawClose = true)),
+      );
+      const abandoned = rawCall('ReceiveMessage', { QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 5 });
+      abandoned.answer.catch(() => undefined);
+      await until(() => jest.getTimerCount() > before);
+      abandoned.abort();
+      await until(() => layerSawClose);
+      // The receive the layer kept open for it takes the message at its next look; the layer lets it go at once.
+      await rawCall('SendMessage', { QueueUrl: url, MessageBody: 'unclaimed' }).answer;
+      jest.advanceTimersByTime(10);
+      jest.advanceTimersByTime(1);
+    } finally {
+      jest.useRealTimers();
+    }
+    // Its 30 s visibility timeout would outlast this wait had it stayed in flight.
+    const next = await receiveOne(url);
+    expect(next.Body).toBe('unclaimed');
+    expect(next.Attributes?.ApproximateReceiveCount).toBe('1');
+  }, 30_000);
 
   it('counts receives only in ApproximateReceiveCount, not visibility changes', async () => {
     const url = await queue();

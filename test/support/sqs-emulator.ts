@@ -10,26 +10,36 @@ import { Readable } from 'node:stream';
  *    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html; and
  *    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-short-and-long-polling.html).
  *    The emulator waits until it has `MaxNumberOfMessages` or the wait ends, and even a receive with no wait holds
- *    at least 40 ms unless it gathers `MaxNumberOfMessages` (its receive looks for messages every 10 ms and answers
- *    when it has that many or after 40 ms + `WaitTimeSeconds`). The layer asks the emulator's queue how many messages
- *    are visible (`getAttributes`, the emulator's public method behind GetQueueAttributes: not in flight, not
- *    delayed) and only then receives, with `MaxNumberOfMessages` = min(asked, visible) and no wait, so the emulator
- *    answers at its first 10 ms look, as SQS answers a waiting receive as soon as messages are there; with none
- *    visible it does not receive at all but looks again when a send (or a visibility change) to the queue passes
- *    through the layer, or every 25 ms (visibility timeouts end inside the emulator), and answers an empty receive
- *    itself when the wait ends ("If no messages are available and the wait time expires, the call returns
- *    successfully with an empty list of messages", same page). This brings the emulator closer to SQS's documented
- *    behaviour, no further: SQS too may answer with fewer messages than asked for ("Fewer messages might be
- *    returned", MaxNumberOfMessages, same page).
+ *    at least 40 ms unless it gathers `MaxNumberOfMessages` (its receive looks for messages every 10 ms from the
+ *    moment it begins and answers when it has that many or after 40 ms + `WaitTimeSeconds`). It has no receive that
+ *    answers at once: its queue's public methods either count (`getAttributes`) or start that same look
+ *    (`receive`). The layer asks the emulator's queue how many messages are visible (`getAttributes`, behind
+ *    GetQueueAttributes: not in flight, not delayed) and then:
+ *    - some visible: it receives min(asked, visible) with no wait, which the emulator answers at its first look,
+ *      10 ms on;
+ *    - none visible and the wait not over: it keeps a receive for one message with no wait open in the emulator,
+ *      one after another (each ends after 40 ms with nothing), so a message that becomes visible meanwhile (sent,
+ *      released, its delay or visibility timeout over) is taken at that receive's next look, 0–10 ms after, as SQS
+ *      answers a waiting receive within milliseconds of a send. One message, not up to `MaxNumberOfMessages`:
+ *      asked for more the emulator would hold its answer; SQS too may answer with fewer ("Fewer messages might be
+ *      returned", MaxNumberOfMessages, same page), and the next receive gets the rest;
+ *    - none visible and the wait over: it answers an empty receive itself ("If no messages are available and the
+ *      wait time expires, the call returns successfully with an empty list of messages", same page).
+ *    A receive kept open for a client that has gone (it aborted its long poll) still ends at its own time; a
+ *    message it takes then was retrieved by no ReceiveMessage request (SQS hides a message "after being retrieved by
+ *    a ReceiveMessage request", VisibilityTimeout, same page), so the layer makes it visible again at once (the
+ *    queue's `changeVisibility`, behind ChangeMessageVisibility) and does not count it (2.). This brings the
+ *    emulator closer to SQS's documented behaviour, no further.
  * 2. `ApproximateReceiveCount` is "the number of times a message has been received across all queues but not
  *    deleted" (ReceiveMessage, MessageSystemAttributeNames, same page): receives only, where the emulator also counts
  *    visibility changes. The layer counts deliveries per message id and rewrites the attribute. (The emulator's own
- *    count still drives its DLQ redrive, so a message whose visibility was changed reaches the DLQ a little early.)
+ *    count still drives its DLQ redrive, so a message whose visibility was changed, or that the layer let go for a
+ *    client that had gone, reaches the DLQ a little early.)
  * 3. "If you use an old ReceiptHandle, the request will succeed, but the message might not be deleted"
  *    (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_DeleteMessage.html; the same for each
  *    entry of DeleteMessageBatch): the emulator deletes by message id whatever the handle; the layer answers success
  *    for a handle older than the message's latest delivery and deletes nothing (what SQS does whenever it does not).
- * test/support/sqs-emulator.test.ts checks each of the three on the layer itself.
+ * test/support/sqs-emulator.test.ts checks each of the three on the layer itself, with the emulator's clock.
  */
 export interface FaithfulSqs {
   readonly server: Server;
@@ -94,12 +104,15 @@ function messageIdOf(receiptHandle: string): string | undefined {
 }
 
 /** What the layer reads of the emulator's queues (public members of its service and queue classes). */
+interface EmulatorQueue {
+  readonly QueueName: string;
+  readonly FifoQueue: boolean;
+  getAttributes(names: readonly string[]): Record<string, string>;
+  changeVisibility(receiptHandle: string, visibilityTimeout: string): boolean;
+}
+
 interface EmulatorService {
-  readonly Queues: readonly {
-    readonly QueueName: string;
-    readonly FifoQueue: boolean;
-    getAttributes(names: readonly string[]): Record<string, string>;
-  }[];
+  readonly Queues: readonly EmulatorQueue[];
 }
 
 interface SqsMessage {
@@ -121,13 +134,27 @@ export async function startFaithfulSqs(options: { region: string }): Promise<Fai
   const latestReceipt = new Map<string, string>();
   const deliveries = new Map<string, number>();
 
+  const queueOf = (queueName: string): EmulatorQueue | undefined =>
+    (service as unknown as EmulatorService).Queues.find((q) => q.QueueName === queueName);
   /** Messages a receive would get now (visible, not delayed); undefined for a queue the layer does not count. */
   const visibleIn = (queueName: string): number | undefined => {
-    const queue = (service as unknown as EmulatorService).Queues.find((q) => q.QueueName === queueName);
+    const queue = queueOf(queueName);
     // FIFO queues hand out messages by group: their receives go to the emulator as they come.
     if (queue === undefined || queue.FifoQueue) return undefined;
     const counts = queue.getAttributes(['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible']);
     return Number(counts.ApproximateNumberOfMessages) - Number(counts.ApproximateNumberOfMessagesNotVisible);
+  };
+
+  /** What the layer keeps of a delivery it hands out: its handle is the message's latest, its count one more. */
+  const delivered = (messages: readonly SqsMessage[]): void => {
+    for (const m of messages) {
+      latestReceipt.set(m.MessageId, m.ReceiptHandle);
+      const count = (deliveries.get(m.MessageId) ?? 0) + 1;
+      deliveries.set(m.MessageId, count);
+      if (m.Attributes?.ApproximateReceiveCount !== undefined) {
+        m.Attributes.ApproximateReceiveCount = String(count);
+      }
+    }
   };
 
   const onReceive = async (req: IncomingMessage, res: ServerResponse, input: Record<string, unknown>) => {
@@ -136,68 +163,50 @@ export async function startFaithfulSqs(options: { region: string }): Promise<Fai
     const queueName = queueNameOf(input.QueueUrl);
     const deadline = Date.now() + waitMs;
     let closed = false;
-    // The client gave up (aborted its long poll): stop polling for it.
+    // The client gave up (aborted its long poll): stop receiving for it.
     res.once('close', () => (closed = true));
     for (;;) {
       const visible = visibleIn(queueName);
-      const over = Date.now() >= deadline || closed;
-      if (visible === 0 && over) {
+      if (closed || (visible === 0 && Date.now() >= deadline)) {
         // What the emulator answers for no messages, without its hold.
         const headers = { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': randomUUID() };
         return send(res, { status: 200, headers, body: '{}' });
       }
-      if (visible !== 0) {
-        const max = visible === undefined ? asked : Math.min(asked, visible);
-        const look = { ...input, WaitTimeSeconds: 0, MaxNumberOfMessages: max };
-        const out = await forward(handler, req, JSON.stringify(look));
-        if (out.status !== 200) return send(res, out);
-        const parsed = JSON.parse(out.body || '{}') as { Messages?: SqsMessage[] };
-        const messages = parsed.Messages ?? [];
-        if (messages.length > 0 || Date.now() >= deadline || closed) {
-          for (const m of messages) {
-            latestReceipt.set(m.MessageId, m.ReceiptHandle);
-            const count = (deliveries.get(m.MessageId) ?? 0) + 1;
-            deliveries.set(m.MessageId, count);
-            if (m.Attributes?.ApproximateReceiveCount !== undefined) {
-              m.Attributes.ApproximateReceiveCount = String(count);
-            }
-          }
-          return send(res, { ...out, body: JSON.stringify(parsed) });
-        }
-        // Another receive took them first: wait for more.
-        if (visible !== undefined) continue;
+      // Messages visible now: receive min(asked, visible) at once. None: keep a receive for one message open in
+      // the emulator (its shortest, 40 ms), so one that becomes visible is taken at the emulator's next look.
+      const max = visible === undefined ? asked : visible === 0 ? 1 : Math.min(asked, visible);
+      const look = { ...input, WaitTimeSeconds: 0, MaxNumberOfMessages: max };
+      const out = await forward(handler, req, JSON.stringify(look));
+      if (out.status !== 200) return send(res, out);
+      const parsed = JSON.parse(out.body || '{}') as { Messages?: SqsMessage[] };
+      const messages = parsed.Messages ?? [];
+      if (closed) {
+        // Taken for a client that has gone: visible again at once, as if never received (see the header).
+        release(queueName, messages);
+        return send(res, { ...out, body: '{}' });
       }
-      await pauseFor(queueName, 25);
+      if (messages.length > 0 || Date.now() >= deadline) {
+        delivered(messages);
+        return send(res, { ...out, body: JSON.stringify(parsed) });
+      }
     }
   };
 
-  // A long poll looks again as soon as a message may have become visible on its queue, not at its next short poll
-  // (SQS answers a waiting receive within milliseconds of a send).
-  const pausedReceives = new Map<string, Set<() => void>>();
+  /** Makes messages visible again at once (the emulator queue's public method behind ChangeMessageVisibility). */
+  const release = (queueName: string, messages: readonly SqsMessage[]): void => {
+    const queue = queueOf(queueName);
+    for (const m of messages) {
+      try {
+        queue?.changeVisibility(m.ReceiptHandle, '0');
+      } catch {
+        // Deleted or expired meanwhile: nothing to release.
+      }
+    }
+  };
+
   // By queue name: a URL may name the layer or a proxy in front of it.
   const queueNameOf = (queueUrl: unknown): string =>
     typeof queueUrl === 'string' ? (queueUrl.split('/').pop() ?? queueUrl) : '';
-  const pauseFor = (queueName: string, ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      const waiters = pausedReceives.get(queueName) ?? new Set<() => void>();
-      pausedReceives.set(queueName, waiters);
-      const done = (): void => {
-        clearTimeout(timer);
-        waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      waiters.add(done);
-    });
-  const wakeReceives = (queueUrl: unknown): void => {
-    const waiters = pausedReceives.get(queueNameOf(queueUrl));
-    if (!waiters || waiters.size === 0) return;
-    // A message sent (or released) without a delay becomes visible on the emulator's own 0 ms timer, set while it
-    // answered: a timer set now runs after it.
-    setTimeout(() => {
-      for (const wake of [...waiters]) wake();
-    }, 0);
-  };
 
   const isStale = (receiptHandle: unknown): boolean => {
     if (typeof receiptHandle !== 'string') return false;
@@ -241,13 +250,7 @@ export async function startFaithfulSqs(options: { region: string }): Promise<Fai
         if (action === 'DeleteMessage' && isStale(input.ReceiptHandle)) {
           return send(res, { status: 200, headers: { 'content-type': 'application/x-amz-json-1.0' }, body: '{}' });
         }
-        const out = await forward(handler, req, body);
-        if (
-          /^(SendMessage|SendMessageBatch|ChangeMessageVisibility|ChangeMessageVisibilityBatch)$/.test(action ?? '')
-        ) {
-          wakeReceives(input.QueueUrl);
-        }
-        return send(res, out);
+        return send(res, await forward(handler, req, body));
       };
       run().catch((error: unknown) => {
         res.statusCode = 500;
