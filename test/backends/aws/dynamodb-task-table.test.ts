@@ -1,6 +1,7 @@
 // DynamoDB task table behaviour beyond the contract: late index entries, item layout, request economy.
-import { QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDbTaskTable } from '../../../lib/backends/aws';
+import { GetItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { DynamoDbTaskTable, noticeOutcomeOf, type NoticedTask } from '../../../lib/backends/aws';
 import {
   MAX_SESSION_SHARDS,
   TABLE_SCHEMA,
@@ -160,6 +161,36 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     expect(first.tasks.map((t) => t.taskId)).toEqual([ids[0]]);
     expect(second.tasks).toEqual([]);
     expect((await reader.countByState(session.sessionId)).succeeded).toBe(2);
+  });
+
+  it('a task whose notice carried its outcome is returned without a read, and once: not again from the index or a second delivery', async () => {
+    let hints: NoticedTask[] = [];
+    const reader = new DynamoDbTaskTable({ tableName, client, noticedTasks: () => hints.splice(0) });
+    const { session, ids } = await seed(reader, 2);
+    await finish(reader, ids[0]!);
+    await finish(reader, ids[1]!);
+    // What an agent's notice carries: the item its completion write returned.
+    const carried = async (taskId: string): Promise<NoticedTask> => {
+      const out = await client.send(
+        new GetItemCommand({ TableName: tableName, Key: { task_id: { S: taskId } }, ConsistentRead: true }),
+      );
+      return { taskId, outcome: noticeOutcomeOf(unmarshall(out.Item!)) };
+    };
+    const first = await carried(ids[0]!);
+
+    hints = [first];
+    commands.length = 0;
+    const noticed = await reader.listTerminal(session.sessionId, undefined, 10);
+    const read = [...commands];
+    hints = [first];
+    const next = await reader.listTerminal(session.sessionId, noticed.cursor, 10);
+    hints = [first, await carried(ids[1]!)];
+    const last = await reader.listTerminal(session.sessionId, next.cursor, 10);
+
+    expect(noticed.tasks).toEqual([await reader.getTask(ids[0]!)]);
+    expect(read).toEqual([]);
+    expect(next.tasks.map((t) => t.taskId)).toEqual([ids[1]]);
+    expect(last.tasks).toEqual([]);
   });
 
   it('a cursor forgets the noticed tasks it returned once they are past the settle window (its size stays bounded)', async () => {
