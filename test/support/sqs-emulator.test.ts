@@ -96,6 +96,15 @@ function stopEmulatorClock(): void {
   jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'Date', 'performance', 'hrtime'] });
 }
 
+/** The queue's messages in flight (received, not deleted, not yet visible again), asked without the SDK's timers. */
+async function inFlight(queueUrl: string): Promise<string | undefined> {
+  const out = (await rawCall('GetQueueAttributes', {
+    QueueUrl: queueUrl,
+    AttributeNames: ['ApproximateNumberOfMessagesNotVisible'],
+  }).answer) as { Attributes?: Record<string, string> };
+  return out.Attributes?.ApproximateNumberOfMessagesNotVisible;
+}
+
 /** Waits (on the real clock) until `check` holds, at most `ms`. */
 async function until(check: () => boolean, ms = 10_000): Promise<void> {
   const deadline = performance.now() + ms;
@@ -183,14 +192,17 @@ describe('the SQS emulator layer', () => {
       await until(() => jest.getTimerCount() > before);
       abandoned.abort();
       await until(() => layerSawClose);
-      // The receive the layer kept open for it takes the message at its next look; the layer lets it go at once.
       await rawCall('SendMessage', { QueueUrl: url, MessageBody: 'unclaimed' }).answer;
+      // The receive the layer kept open for it takes the message at its next look.
       jest.advanceTimersByTime(10);
-      jest.advanceTimersByTime(1);
+      expect(await inFlight(url)).toBe('1');
+      // The layer lets it go: visible on the emulator's next 0 ms timer, not after the 30 s visibility timeout (the
+      // clock moves at most 200 ms here).
+      for (let ms = 0; ms < 200 && (await inFlight(url)) !== '0'; ms++) jest.advanceTimersByTime(1);
+      expect(await inFlight(url)).toBe('0');
     } finally {
       jest.useRealTimers();
     }
-    // Its 30 s visibility timeout would outlast this wait had it stayed in flight.
     const next = await receiveOne(url);
     expect(next.Body).toBe('unclaimed');
     expect(next.Attributes?.ApproximateReceiveCount).toBe('1');
