@@ -2,7 +2,15 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import type { Logger } from 'pino';
-import { ExpiryTimer, openLocalBackends, SessionExpiry, WriteLock, type LocalBackends } from '../backends/local';
+import {
+  ExpiryTimer,
+  openLocalBackends,
+  SessionExpiry,
+  startWalCheckpoints,
+  WriteLock,
+  type LocalBackends,
+  type WalCheckpoints,
+} from '../backends/local';
 import { GridClient } from '../client';
 import type { GridConfig } from '../core';
 import { silentLogger } from '../logging';
@@ -81,6 +89,7 @@ export async function startEmbeddedGrid(options: EmbeddedGridOptions): Promise<E
   } catch (err) {
     await parts.heartbeat?.stop();
     await parts.agent?.stop(0);
+    await parts.checkpoints?.stop();
     await backends.close();
     if (parts.workDir) fs.rmSync(parts.workDir, { recursive: true, force: true });
     throw err;
@@ -96,6 +105,7 @@ interface WorkerSide {
   heartbeat?: PresenceHeartbeat;
   reaper?: ReaperTimer;
   expiry?: ExpiryTimer;
+  checkpoints?: WalCheckpoints;
 }
 
 interface GridContext {
@@ -126,6 +136,8 @@ async function startWorkerSide(
     const differences = await claimGridFolder(options.dataDir, identity, backends.agents);
     if (differences.length > 0) options.onFolderTakeover?.(differences);
   }
+  // The write-ahead log is checkpointed from a thread of its own, not by the commits of the agent and the client.
+  parts.checkpoints = await startWalCheckpoints(backends.dbPath, { logger });
   parts.agent = await startAgents(options, prepared.taskRoot, grid);
   parts.heartbeat = presenceHeartbeat(config, backends, parts.agent, logger);
   await parts.heartbeat.start();
@@ -215,7 +227,7 @@ function presenceHeartbeat(
 
 /** The grid handed to the caller: `close` drains the agent, then stops the rest in order. Idempotent. */
 function embeddedGrid(backends: LocalBackends, client: GridClient, parts: WorkerSide): EmbeddedGrid {
-  const { agent, heartbeat, reaper, expiry, workDir } = parts;
+  const { agent, heartbeat, reaper, expiry, checkpoints, workDir } = parts;
   let closing: Promise<void> | undefined;
   return {
     backends,
@@ -233,6 +245,7 @@ function embeddedGrid(backends: LocalBackends, client: GridClient, parts: Worker
         await heartbeat?.stop();
         await reaper?.stop();
         await expiry?.stop();
+        await checkpoints?.stop();
         await backends.close();
         if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
       })();

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
 import pino from 'pino';
 import type * as EmbeddedGridModule from '../../lib/local-grid/embedded-grid';
 import type * as CoreModule from '../../lib/core';
@@ -157,6 +158,30 @@ describe('the compiled embedded grid with its agent in a worker thread', () => {
     } finally {
       await backends.close();
     }
+  });
+
+  it('copies its commits into the database file from a checkpoint thread, none of its commits checkpointing', async () => {
+    const dataDir = tempDir();
+    grid = await dist.grid.startEmbeddedGrid({ dataDir, config: config(), worker: worker('chatty'), agentThreads: 1 });
+    const handle = await grid.client.submit([1, 2, 3].map((n) => ({ n, lines: 0 })));
+    await collect(handle.results());
+    const dbPath = path.join(dataDir, dist.backends.GRID_DB_FILE);
+    // A copy of the database file without its log holds what checkpoints copied into the file. The grid's commits
+    // checkpoint only past WAL_AUTOCHECKPOINT_PAGES, far beyond these few tasks: only the checkpoint thread copies.
+    const copy = path.join(tempDir(), 'copy.db');
+    const succeededInFile = (): number => {
+      fs.copyFileSync(dbPath, copy);
+      const db = new Database(copy, { readonly: true });
+      try {
+        return db.prepare("SELECT count(*) FROM tasks WHERE state = 'succeeded'").pluck().get() as number;
+      } catch {
+        return 0; // copied while a checkpoint wrote it, or before the table's pages were
+      } finally {
+        db.close();
+      }
+    };
+
+    await waitFor(() => succeededInFile() === 3, 10_000, 'the checkpoint thread to copy the finished tasks');
   });
 
   it('a message sent on another thread wakes a long-polling receive instead of leaving it to its next poll', async () => {

@@ -16,13 +16,28 @@ export { DatabaseChanges } from './database-changes';
 export * from './errors';
 export { FileAgentRegistry, processLives } from './file-agent-registry';
 export { FilePayloadStore } from './file-payload-store';
-export { openSqliteDatabase, SCHEMA_VERSION, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
+export {
+  openSqliteDatabase,
+  SCHEMA_VERSION,
+  WAL_AUTOCHECKPOINT_PAGES,
+  type OpenDatabaseOptions,
+  type SqliteDatabase,
+} from './sqlite-database';
 export { ExpiryTimer, SessionExpiry, type ExpiryOptions, type ExpiryStep } from './retention';
 export { REQUEST_LEDGER_FILE, SqliteRequestLedger } from './sqlite-request-ledger';
 export { SqliteSubmissionWriter } from './sqlite-submission-writer';
 export { SqliteTaskIntake } from './sqlite-task-intake';
 export { InvalidReceiptError, SqliteTaskQueue, type Claimer, type SqliteTaskQueueOptions } from './sqlite-task-queue';
 export { InvalidCursorError, SqliteTaskTable, type SqliteTaskTableOptions } from './sqlite-task-table';
+export {
+  CheckpointTimer,
+  startWalCheckpoints,
+  WAL_CHECKPOINT_INTERVAL_MS,
+  WalCheckpointer,
+  type CheckpointStep,
+  type WalCheckpoints,
+  type WalCheckpointsOptions,
+} from './wal-checkpointer';
 export { WriteLock } from './write-lock';
 
 /** File name of the grid database inside a grid directory. */

@@ -9,6 +9,15 @@ export const SCHEMA_VERSION = 1;
 
 export type SqliteDatabase = Database.Database;
 
+/**
+ * Log pages past which a commit of a grid connection checkpoints the write-ahead log itself (`wal_autocheckpoint`;
+ * SQLite's default is 1,000). A process running an agent checkpoints from a thread of its own
+ * (`startWalCheckpoints`), off the commits' path; this bound (16 MiB of 4 KiB pages) keeps the log's file from growing
+ * where no such thread runs (a client writing while no agent is up), or under a load that never pauses, where only a
+ * writer can start the log again (see `WalCheckpointer`).
+ */
+export const WAL_AUTOCHECKPOINT_PAGES = 4096;
+
 export interface OpenDatabaseOptions {
   /**
    * How long a write waits for another process holding the write lock before failing with `DatabaseBusyError`.
@@ -82,8 +91,9 @@ CREATE INDEX IF NOT EXISTS queue_by_priority ON queue_messages (priority, visibl
 `;
 
 /**
- * Opens (creating if needed) the grid database at `dbPath`: WAL journal, `synchronous=NORMAL`, a busy timeout so
- * several processes (agents, client, reaper) can share the file. Throws `SchemaVersionError` for a database of
+ * Opens (creating if needed) the grid database at `dbPath`: WAL journal, `synchronous=NORMAL`, checkpoints left to
+ * `startWalCheckpoints` up to `WAL_AUTOCHECKPOINT_PAGES`, a busy timeout so several processes (agents, client,
+ * reaper) can share the file. Throws `SchemaVersionError` for a database of
  * another schema version.
  */
 export function openSqliteDatabase(dbPath: string, options: OpenDatabaseOptions = {}): SqliteDatabase {
@@ -102,6 +112,7 @@ export function openSqliteDatabase(dbPath: string, options: OpenDatabaseOptions 
     if (db.prepare('SELECT 1 FROM sqlite_master LIMIT 1').get() === undefined) db.pragma('auto_vacuum = INCREMENTAL');
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
+    db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
     db.pragma('foreign_keys = OFF');
     // Reads through the OS page cache shared by every process of the grid, instead of a per-connection copy.
     db.pragma(`mmap_size = ${256 * 1024 * 1024}`);

@@ -1,0 +1,35 @@
+// Worker-thread entry of `startWalCheckpoints`: checkpoints the grid database from a connection and thread of its own.
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import {
+  CheckpointTimer,
+  openWalCheckpointer,
+  type CheckpointThreadData,
+  type CheckpointThreadEvent,
+} from './wal-checkpointer';
+
+function runCheckpointThread(port: MessagePort, data: CheckpointThreadData): void {
+  const post = (event: CheckpointThreadEvent): void => port.postMessage(event);
+  let opened;
+  try {
+    opened = openWalCheckpointer(data.dbPath);
+  } catch (err) {
+    post({ type: 'start-failed', message: String(err) });
+    port.close();
+    return;
+  }
+  const { db, checkpointer } = opened;
+  const timer = new CheckpointTimer(checkpointer, {
+    intervalMs: data.intervalMs,
+    onError: (err) => post({ type: 'warning', message: String(err) }),
+  });
+  timer.start();
+  // The timer is unref'd: the port keeps the thread alive until `stop` closes it.
+  port.on('message', () => {
+    timer.stop();
+    db.close();
+    port.close();
+  });
+  post({ type: 'started' });
+}
+
+if (parentPort) runCheckpointThread(parentPort, workerData as CheckpointThreadData);

@@ -1,0 +1,219 @@
+// Checkpoints the grid database's write-ahead log from a thread and connection of its own, off the commits' path.
+import { once } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { silentLogger, type Logger } from '../../logging';
+import { translateSqliteError } from './errors';
+import { openSqliteDatabase, type SqliteDatabase } from './sqlite-database';
+
+/** Time between a `startWalCheckpoints` thread's looks. */
+export const WAL_CHECKPOINT_INTERVAL_MS = 100;
+
+/** What one look of a `WalCheckpointer` did. */
+export interface CheckpointStep {
+  /** A checkpoint ran: something was committed since the last look that copied the whole log. */
+  readonly ran: boolean;
+  /** Pages in the log as the checkpoint saw it (0 when none ran). */
+  readonly logPages: number;
+  /** Of those, pages now copied into the database file. */
+  readonly checkpointedPages: number;
+}
+
+interface CheckpointRow {
+  readonly busy: number;
+  readonly log: number;
+  readonly checkpointed: number;
+}
+
+const NOTHING: CheckpointStep = { ran: false, logPages: 0, checkpointedPages: 0 };
+
+/**
+ * Checkpoints the write-ahead log of the database `db` is open on, passively, from a connection that commits nothing
+ * itself: each look syncs the log, copies the pages committed since the last look into the database file and syncs
+ * that, without waiting for or blocking any reader or writer.
+ *
+ * Why: SQLite runs a checkpoint inside a commit (`wal_autocheckpoint`, every 1,000 log pages by default), in the
+ * committing thread. With 8–9 log pages per commit and three commits per task, every ~54th single-task round trip of
+ * the local grid waited 5–10 ms for it, most of it syncing 4 MB of log (bench/README.md, bench/latency, fifth pass).
+ * The grid's connections now checkpoint only past `WAL_AUTOCHECKPOINT_PAGES`, and a process running an agent runs
+ * these looks in a thread of its own (`startWalCheckpoints`). What that leaves to a commit:
+ * - When the grid pauses between tasks, a look copies the whole log and the next writer starts it again from its first
+ *   page: no commit checkpoints.
+ * - Under a load without pauses, commits land during every look's syncs, so no look copies the whole log and the log
+ *   grows until a commit reaches `WAL_AUTOCHECKPOINT_PAGES`. That commit's checkpoint finds all but the pages of the
+ *   last ~`WAL_CHECKPOINT_INTERVAL_MS` copied and synced, so it syncs and copies only those (about a quarter of a
+ *   whole inline checkpoint at the bench's rate, once per ~230 round trips instead of ~54), and the log starts again.
+ * A look that finds nothing committed since the last look that copied the whole log (`PRAGMA data_version`, which
+ * changes when another connection commits) does nothing more: an idle grid costs one read of the log's index a look.
+ */
+export class WalCheckpointer {
+  private readonly version;
+  private seenVersion: number | undefined;
+  private caughtUp = false;
+
+  constructor(private readonly db: SqliteDatabase) {
+    this.version = db.prepare<[], number>('PRAGMA data_version').pluck();
+  }
+
+  /** One look: a passive checkpoint, unless nothing was committed since the last one copied the whole log. */
+  step(): CheckpointStep {
+    try {
+      const version = this.version.get();
+      if (this.caughtUp && version === this.seenVersion) return NOTHING;
+      this.seenVersion = version;
+      const [row] = this.db.pragma('wal_checkpoint(PASSIVE)') as CheckpointRow[];
+      // busy: another connection was checkpointing. A commit during this checkpoint is not in its `log`, but it
+      // changed `data_version`, so the next look checkpoints again.
+      this.caughtUp = row !== undefined && row.busy === 0 && row.checkpointed >= row.log;
+      return {
+        ran: true,
+        logPages: Math.max(0, row?.log ?? 0),
+        checkpointedPages: Math.max(0, row?.checkpointed ?? 0),
+      };
+    } catch (error) {
+      return translateSqliteError(error, 'checkpointing the grid database');
+    }
+  }
+}
+
+export interface CheckpointTimerOptions {
+  /** Time between looks. */
+  readonly intervalMs: number;
+  /** Called with the error of a failed look (the next look tries again). @default - ignored */
+  readonly onError?: (err: unknown) => void;
+}
+
+/** Runs `WalCheckpointer` looks every `intervalMs` on this thread; a failed look is reported and tried again next time. */
+export class CheckpointTimer {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly checkpointer: WalCheckpointer,
+    private readonly options: CheckpointTimerOptions,
+  ) {}
+
+  start(): void {
+    this.timer ??= setInterval(() => this.look(), this.options.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops the looks, then takes a last one so what was committed before is in the database file. Idempotent. */
+  stop(): void {
+    if (this.timer === undefined) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.look();
+  }
+
+  private look(): void {
+    try {
+      this.checkpointer.step();
+    } catch (err) {
+      this.options.onError?.(err);
+    }
+  }
+}
+
+/** Start data of the checkpoint thread (`wal-checkpoint-thread.ts`). */
+export interface CheckpointThreadData {
+  readonly dbPath: string;
+  readonly intervalMs: number;
+}
+
+/** Messages from the checkpoint thread: `started` once its connection is open, `warning` for a failed look. */
+export type CheckpointThreadEvent =
+  | { readonly type: 'started' }
+  | { readonly type: 'start-failed'; readonly message: string }
+  | { readonly type: 'warning'; readonly message: string };
+
+/** Checkpoints started by `startWalCheckpoints`. */
+export interface WalCheckpoints {
+  /** True when the looks run in a thread of their own; false on this thread (running from TypeScript sources). */
+  readonly inThread: boolean;
+  /** Stops the looks after a last one and closes their connection. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface WalCheckpointsOptions {
+  /** Time between looks. @default WAL_CHECKPOINT_INTERVAL_MS */
+  readonly intervalMs?: number;
+  /** Where failed looks are reported. @default - a silent logger */
+  readonly logger?: Logger;
+}
+
+/** The checkpointer of the database at `dbPath` on a connection of its own. */
+export function openWalCheckpointer(dbPath: string): {
+  readonly db: SqliteDatabase;
+  readonly checkpointer: WalCheckpointer;
+} {
+  const db = openSqliteDatabase(dbPath);
+  return { db, checkpointer: new WalCheckpointer(db) };
+}
+
+/** Path of the compiled checkpoint thread next to this file, or undefined when running from TypeScript sources. */
+function checkpointThreadEntry(): string | undefined {
+  if (!__filename.endsWith('.js')) return undefined;
+  const entry = path.join(__dirname, 'wal-checkpoint-thread.js');
+  return fs.existsSync(entry) ? entry : undefined;
+}
+
+/**
+ * Checkpoints the grid database at `dbPath` every `intervalMs` from a worker thread with its own connection (see
+ * `WalCheckpointer`), so the threads that commit the grid's work do not checkpoint (but for the rare bound of
+ * `WAL_AUTOCHECKPOINT_PAGES` under a load without pauses, and then only what the thread did not copy yet). From TypeScript sources
+ * (no compiled thread entry) the looks run on this thread's event loop instead. The thread does not keep the process
+ * alive. Rejects when the database cannot be opened.
+ */
+export async function startWalCheckpoints(
+  dbPath: string,
+  options: WalCheckpointsOptions = {},
+): Promise<WalCheckpoints> {
+  const intervalMs = options.intervalMs ?? WAL_CHECKPOINT_INTERVAL_MS;
+  const logger = options.logger ?? silentLogger();
+  const warn = (err: unknown): void =>
+    logger.warn({ err, dbPath }, 'checkpointing the grid database failed; trying again at the next look');
+  const entry = checkpointThreadEntry();
+  if (entry === undefined) {
+    const { db, checkpointer } = openWalCheckpointer(dbPath);
+    const timer = new CheckpointTimer(checkpointer, { intervalMs, onError: warn });
+    timer.start();
+    return {
+      inThread: false,
+      stop: async () => {
+        timer.stop();
+        if (db.open) db.close();
+      },
+    };
+  }
+  const workerData: CheckpointThreadData = { dbPath, intervalMs };
+  const worker = new Worker(entry, { workerData });
+  const exited = once(worker, 'exit');
+  await new Promise<void>((resolve, reject) => {
+    worker.on('message', (event: CheckpointThreadEvent) => {
+      if (event.type === 'started') resolve();
+      else if (event.type === 'start-failed')
+        reject(new Error(`the checkpoint thread could not start: ${event.message}`));
+      else warn(new Error(event.message));
+    });
+    worker.on('error', (err) => {
+      reject(err);
+      warn(err);
+    });
+    void exited.then(([code]) => reject(new Error(`the checkpoint thread exited with code ${String(code)}`)));
+  });
+  worker.unref();
+  let stopping: Promise<void> | undefined;
+  return {
+    inThread: true,
+    stop() {
+      stopping ??= (async () => {
+        // Held until the thread ends: a caller awaiting this must not see the process exit first.
+        worker.ref();
+        worker.postMessage('stop');
+        await exited;
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,176 @@
+// Checkpoints of the grid database's write-ahead log: off the commits' path, bounded, and losing nothing in a crash.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  GRID_DB_FILE,
+  openSqliteDatabase,
+  WAL_AUTOCHECKPOINT_PAGES,
+  WalCheckpointer,
+  type SqliteDatabase,
+} from '../../../lib/backends/local';
+import type * as LocalBackendsModule from '../../../lib/backends/local';
+import { bundleFixture } from '../../support/bundle-fixture';
+import { freshDistFile } from '../../support/fresh-dist';
+import { waitFor } from '../../support/local-grid';
+import { makeTempDir } from './temp-grid-dir';
+
+const repoRoot = path.resolve(__dirname, '../../..');
+/** SQLite's own `wal_autocheckpoint`, what grid connections checkpointed at before. */
+const SQLITE_DEFAULT_AUTOCHECKPOINT = 1000;
+const WAL_HEADER_BYTES = 32;
+const FRAME_BYTES = 4096 + 24;
+
+describe('checkpoints of the grid database', () => {
+  let temp: ReturnType<typeof makeTempDir>;
+  let dbPath: string;
+  const opened: SqliteDatabase[] = [];
+  beforeEach(() => {
+    temp = makeTempDir('htcgrid-wal-');
+    dbPath = path.join(temp.dir, GRID_DB_FILE);
+  });
+  afterEach(() => {
+    for (const db of opened.splice(0)) if (db.open) db.close();
+    temp.remove();
+  });
+
+  /** A grid connection, closed after the test. */
+  const open = (): SqliteDatabase => {
+    const db = openSqliteDatabase(dbPath);
+    opened.push(db);
+    return db;
+  };
+  /** `count` commits of one row of a page each (3–4 log pages a commit), into a table of the test's own. */
+  const commitRows = (db: SqliteDatabase, count: number): void => {
+    db.exec('CREATE TABLE IF NOT EXISTS filler (n INTEGER PRIMARY KEY, bytes BLOB NOT NULL)');
+    const insert = db.prepare('INSERT INTO filler (bytes) VALUES (randomblob(3000))');
+    for (let i = 0; i < count; i++) db.transaction(() => insert.run()).immediate();
+  };
+  const dbBytes = (): number => fs.statSync(dbPath).size;
+  const walBytes = (): number => fs.statSync(`${dbPath}-wal`).size;
+  /** Frames the log's file has room for: what it grew to, as it is never truncated. */
+  const walFrames = (): number => Math.floor((walBytes() - WAL_HEADER_BYTES) / FRAME_BYTES);
+
+  it('leaves a grid connection’s commits unchecked past SQLite’s 1,000 pages: the database file keeps its size', () => {
+    const writer = open();
+    commitRows(writer, 1);
+    const before = dbBytes();
+
+    commitRows(writer, 400);
+
+    expect(writer.pragma('wal_autocheckpoint', { simple: true })).toBe(WAL_AUTOCHECKPOINT_PAGES);
+    expect(walFrames()).toBeGreaterThan(SQLITE_DEFAULT_AUTOCHECKPOINT);
+    expect(dbBytes()).toBe(before);
+  });
+
+  it('bounds the log where no checkpointer runs: a commit past WAL_AUTOCHECKPOINT_PAGES starts it again', () => {
+    const writer = open();
+    const before = dbBytes();
+
+    commitRows(writer, 3 * WAL_AUTOCHECKPOINT_PAGES);
+
+    expect(dbBytes()).toBeGreaterThan(before);
+    // One commit of a few pages may go past the bound before its checkpoint.
+    expect(walFrames()).toBeLessThanOrEqual(WAL_AUTOCHECKPOINT_PAGES + 8);
+  });
+
+  it('copies every committed page in one look, and the next commit starts the log again', () => {
+    const writer = open();
+    const checkpointer = new WalCheckpointer(open());
+    commitRows(writer, 400);
+    const before = dbBytes();
+
+    const look = checkpointer.step();
+
+    expect(look.ran).toBe(true);
+    expect(look.logPages).toBeGreaterThan(SQLITE_DEFAULT_AUTOCHECKPOINT);
+    expect(look.checkpointedPages).toBe(look.logPages);
+    expect(dbBytes()).toBeGreaterThan(before);
+    const grownTo = walBytes();
+    commitRows(writer, 1);
+    expect(walBytes()).toBe(grownTo);
+    // The log holds that one commit's pages only.
+    expect(checkpointer.step().logPages).toBeLessThan(10);
+  });
+
+  it('keeps the log short under steady commits with a look between them', () => {
+    const writer = open();
+    const checkpointer = new WalCheckpointer(open());
+    commitRows(writer, 200);
+    const oneRound = walFrames();
+    for (let i = 0; i < 20; i++) {
+      checkpointer.step();
+      commitRows(writer, 200);
+    }
+    // 21 rounds committed; the log's file never grew to two rounds' pages.
+    expect(oneRound).toBeGreaterThan(500);
+    expect(walFrames()).toBeLessThan(2 * oneRound);
+  });
+
+  it('does nothing more in a look when nothing was committed since the last one copied the whole log', () => {
+    const writer = open();
+    const checkpointer = new WalCheckpointer(open());
+    commitRows(writer, 10);
+    expect(checkpointer.step().ran).toBe(true);
+    const before = dbBytes();
+
+    expect(checkpointer.step()).toEqual({ ran: false, logPages: 0, checkpointedPages: 0 });
+
+    commitRows(writer, 10);
+    expect(checkpointer.step().ran).toBe(true);
+    expect(dbBytes()).toBeGreaterThan(before);
+  });
+
+  it('loses no commit of a process killed while its commits are in the log only', async () => {
+    open().close();
+    const before = dbBytes();
+    const script = bundleFixture(path.join(__dirname, 'fixtures', 'wal-writer.ts'), temp.dir);
+    const child = spawn(process.execPath, [script, dbPath, '400'], {
+      env: { ...process.env, NODE_PATH: path.join(repoRoot, 'node_modules') },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on('exit', (_code, signal) => resolve(signal)),
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+          if (chunk.includes('written')) resolve();
+        });
+        void exited.then(() => reject(new Error('the writer exited before it wrote')));
+      });
+      // 400 commits, more than SQLite's checkpoint interval, all still in the log.
+      expect(walFrames()).toBeGreaterThan(SQLITE_DEFAULT_AUTOCHECKPOINT);
+      expect(dbBytes()).toBe(before);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    expect(await exited).toBe('SIGKILL');
+
+    const reopened = open();
+    expect(reopened.prepare('SELECT count(*) FROM filler').pluck().get()).toBe(400);
+  });
+
+  describe('compiled, in a thread of its own', () => {
+    let dist: typeof LocalBackendsModule;
+    beforeAll(async () => {
+      dist = (await import(freshDistFile('lib', 'backends', 'local', 'index.js'))) as typeof LocalBackendsModule;
+    });
+
+    it('copies other threads’ commits into the database file while none of them checkpoints', async () => {
+      const writer = open();
+      commitRows(writer, 1);
+      const before = dbBytes();
+      const checkpoints = await dist.startWalCheckpoints(dbPath, { intervalMs: 20 });
+      try {
+        expect(checkpoints.inThread).toBe(true);
+
+        commitRows(writer, 300);
+
+        await waitFor(() => dbBytes() > before, 10_000, 'the checkpoint thread to copy the commits');
+      } finally {
+        await checkpoints.stop();
+      }
+    });
+  });
+});
