@@ -149,15 +149,30 @@ export class CompletionNoticeSender {
     }
   }
 
+  /**
+   * Sends what waits for `sessionIds` (every session if omitted) now, without its window, and resolves once those
+   * notices and every lookup or send under way ended: for a process that may stop or freeze right after (a CLI
+   * command, the API Lambda between requests), where a window's timer might never fire.
+   */
+  async flush(sessionIds?: readonly string[]): Promise<void> {
+    const wanted = sessionIds === undefined ? undefined : new Set(sessionIds);
+    for (;;) {
+      for (const [sessionId, entry] of this.sessions) {
+        if (wanted && !wanted.has(sessionId)) continue;
+        if (entry.timer) clearTimeout(entry.timer);
+        entry.timer = undefined;
+        if (entry.url && entry.waiting.length > 0) this.sendNow(sessionId, entry);
+      }
+      // A lookup that ends meanwhile schedules its session's notice: the next turn sends it.
+      if (this.inFlight.size === 0) return;
+      await Promise.all([...this.inFlight]);
+    }
+  }
+
   /** Sends what waits and resolves once every notice under way was sent (or given up). */
   async close(): Promise<void> {
-    for (const [sessionId, entry] of this.sessions) {
-      if (entry.timer) clearTimeout(entry.timer);
-      entry.timer = undefined;
-      if (entry.url && entry.waiting.length > 0) this.sendNow(sessionId, entry);
-    }
     this.closed = true;
-    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+    await this.flush();
   }
 
   private entry(sessionId: string): SessionNotices {

@@ -760,8 +760,12 @@ export class DynamoDbTaskTable implements TaskTable {
         throw error;
       }
     });
-    // Its client is told as of a completion (a running task's agent is refused its write and tells nobody).
-    if (ended.length > 0) this.notices?.finished(ended);
+    // Its client is told as of a completion (a running task's agent is refused its write and tells nobody), before
+    // cancel resolves: the caller may be a CLI command about to exit or the API Lambda about to freeze.
+    if (ended.length > 0 && this.notices) {
+      this.notices.finished(ended);
+      await this.notices.flush([sessionId]);
+    }
     const count = changed.reduce<number>((a, b) => a + b, 0);
     this.logger.debug({ sessionId, changed: count }, 'cancelled tasks');
     return count;

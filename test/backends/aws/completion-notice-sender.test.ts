@@ -72,4 +72,46 @@ describe('CompletionNoticeSender', () => {
     expect(lookups.sort()).toEqual(['a', 'b']);
     expect(sent.map((n) => [n.url, n.body])).toEqual([['https://sqs/q-a', { s: 'a', t: ['a_0'] }]]);
   });
+  it("flush sends a session's waiting notice now, without its window, even while its queue is still being looked up", async () => {
+    const sent: Sent[] = [];
+    let answerLookup: (url: string) => void = () => undefined;
+    const sender = new CompletionNoticeSender({
+      client: fakeSqs(sent),
+      lookup: () => new Promise<string>((resolve) => (answerLookup = resolve)),
+      windowMs: 50,
+    });
+    sender.remember('s', 'https://sqs/q-s');
+    sender.finished(named('s_0')); // sent at once; the window starts
+    sender.finished(named('s_1')); // waits for the window
+    sender.finished(named('u_0')); // its queue is not known yet: a lookup
+    expect(sent.map((n) => n.body.t)).toEqual([['s_0']]);
+    let flushed = false;
+    const flushing = sender.flush(['s', 'u']).then(() => (flushed = true));
+    expect(sent.map((n) => n.body.t)).toEqual([['s_0'], ['s_1']]); // no timer ran: the clock stands still
+    await Promise.resolve();
+    expect(flushed).toBe(false); // u's lookup is still under way
+    answerLookup('https://sqs/q-u');
+    await flushing;
+    expect(sent.map((n) => [n.url, n.body.t])).toEqual([
+      ['https://sqs/q-s', ['s_0']],
+      ['https://sqs/q-s', ['s_1']],
+      ['https://sqs/q-u', ['u_0']],
+    ]);
+    expect(Date.now()).toBe(1_000_000);
+    await sender.close();
+  });
+
+  it('flush leaves sessions it was not asked for in their window', async () => {
+    const sent: Sent[] = [];
+    const sender = new CompletionNoticeSender({ client: fakeSqs(sent), lookup: () => Promise.resolve(undefined) });
+    sender.remember('a', 'https://sqs/q-a');
+    sender.remember('b', 'https://sqs/q-b');
+    sender.finished(named('a_0', 'b_0'));
+    sender.finished(named('a_1', 'b_1'));
+    await sender.flush(['a']);
+    expect(sent.map((n) => n.body.t)).toEqual([['a_0'], ['b_0'], ['a_1']]);
+    await jest.advanceTimersByTimeAsync(50);
+    expect(sent.map((n) => n.body.t)).toEqual([['a_0'], ['b_0'], ['a_1'], ['b_1']]);
+    await sender.close();
+  });
 });

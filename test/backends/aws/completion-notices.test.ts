@@ -249,6 +249,27 @@ describe('completion notices', () => {
     expect(commands.slice(since).filter((c) => c === 'QueryCommand' || c === 'BatchGetItemCommand')).toEqual([]);
   }, 30_000);
 
+  it('a cancellation from another process has sent its notice when cancel resolves (a CLI or the API Lambda may stop then)', async () => {
+    const resources = await createGridResources(emulators);
+    const { handle, results } = await waitingClient(resources, 2);
+    const clients = emulators.clients();
+    const sent: string[] = [];
+    clients.sqs.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        sent.push(String(context.commandName));
+        return out;
+      },
+      { step: 'initialize', name: 'recordAnswered' },
+    );
+    const canceller = open(resources, {}, clients);
+
+    expect(await canceller.table.cancel(handle.sessionId)).toBe(2);
+    expect(sent).toEqual(['SendMessageCommand']); // answered by SQS, not merely under way
+
+    expect((await results).map((r) => r.state)).toEqual(['cancelled', 'cancelled']);
+  }, 30_000);
+
   it('a task retried after its lease expired comes once, with its second attempt: the refused late write told nobody', async () => {
     const resources = await createGridResources(emulators);
     const { handle, results, commands } = await waitingClient(resources, 1);
