@@ -7,6 +7,7 @@ export * from './task';
 export * from './task-lifecycle';
 export * from './task-state';
 export * from './result-json';
+export * from './json-escape';
 export * from './grid-resources';
 export * from './agent-heartbeat';
 export * from './api-views';

@@ -2,6 +2,7 @@
 // each ended (so the client builds its results without reading them back). Pure: no I/O.
 import { z } from 'zod';
 import { FAILURE_REASONS } from '../../core/task-state';
+import { sqsJsonText } from './sqs-message-text';
 import { ATTR } from './table-schema';
 
 /**
@@ -65,7 +66,7 @@ export function noticeOutcomeOf(item: Readonly<Record<string, unknown>>): Notice
 
 /**
  * The bodies of the notices telling `tasks` of `sessionId`: `{"s": session, "t": [every task id], "o": [outcomes]}`,
- * each at most `maxBytes` (UTF-8). Every task is named once, in order. Outcomes go along in the first notice only, while
+ * each at most `maxBytes` (UTF-8) and made of characters SQS accepts. Every task is named once, in order. Outcomes go along in the first notice only, while
  * they fit in it, and only when the send names at most `MAX_CARRIED_PER_SEND` tasks: a send costs what it did when
  * notices only named their tasks (one billed request, more only for thousands of ids), and a task named without its
  * outcome is read by key. Clients that predate outcomes read `t` only.
@@ -76,7 +77,8 @@ export function noticeBodies(
   maxBytes: number = MAX_NOTICE_BYTES,
 ): string[] {
   let carrying = tasks.length <= MAX_CARRIED_PER_SEND;
-  const head = `{"s":${JSON.stringify(sessionId)},"t":[`;
+  // Each piece as SQS takes it (see `sqsJsonText`) before its bytes are counted: an escape is longer than its character.
+  const head = `{"s":${sqsJsonText(JSON.stringify(sessionId))},"t":[`;
   // `head` + ids + `],"o":[` + outcomes + `]}`, commas between items.
   const frame = Buffer.byteLength(head) + Buffer.byteLength('],"o":[]}');
   const bodies: string[] = [];
@@ -93,10 +95,10 @@ export function noticeBodies(
     carrying = false;
   };
   for (const task of tasks) {
-    const id = JSON.stringify(task.taskId);
+    const id = sqsJsonText(JSON.stringify(task.taskId));
     const idBytes = Buffer.byteLength(id) + 1;
     if (bytes + idBytes > maxBytes) flush();
-    let outcome = carrying && task.outcome !== undefined ? JSON.stringify(task.outcome) : undefined;
+    let outcome = carrying && task.outcome !== undefined ? sqsJsonText(JSON.stringify(task.outcome)) : undefined;
     const outcomeBytes = outcome === undefined ? 0 : Buffer.byteLength(outcome) + 1;
     // No room left in this notice: named only.
     if (bytes + idBytes + outcomeBytes > maxBytes) outcome = undefined;

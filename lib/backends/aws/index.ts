@@ -20,6 +20,7 @@ export * from './dynamodb-request-ledger';
 export * from './dynamodb-task-table';
 export * from './s3-payload-store';
 export * from './sqs-dynamodb-task-intake';
+export * from './sqs-message-text';
 export * from './sqs-task-queue';
 export * from './table-schema';
 

@@ -13,6 +13,7 @@ import type { QueueMessage, ReceiveOptions, ReceivedMessage, TaskQueue } from '.
 import { backoffDelay, chunk, mapLimit, withRetry, type RetryPolicy } from './aws-retry';
 import { sleep } from '../../timing';
 import { newSqsClient } from './aws-clients';
+import { sqsJsonText } from './sqs-message-text';
 
 /** A receipt this queue did not hand out. */
 export { InvalidReceiptError };
@@ -287,8 +288,11 @@ function toSeconds(ms: number, min: number, max: number): number {
   return Math.min(max, Math.max(min, Math.ceil(ms / 1000)));
 }
 
+/** A task's message body; its ids are the client's text (a named session), so escaped where SQS would refuse them. */
 export function encodeMessage(m: QueueMessage): string {
-  return JSON.stringify({ taskId: m.taskId, sessionId: m.sessionId, attempt: m.attempt, priority: m.priority });
+  return sqsJsonText(
+    JSON.stringify({ taskId: m.taskId, sessionId: m.sessionId, attempt: m.attempt, priority: m.priority }),
+  );
 }
 
 export function decodeMessage(body: string): QueueMessage {

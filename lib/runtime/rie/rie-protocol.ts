@@ -1,4 +1,5 @@
 // lambda-rie's invoke API as it is on the wire: the path, the headers, and every response shape it produces.
+import { escapeJsonChars } from '../../core/json-escape';
 import { isResultJson } from '../../core/result-json';
 import type { TaskError } from '../../core/task';
 import type { Invocation, InvokeResult } from '../../ports';
@@ -78,7 +79,7 @@ export function pythonJson(value: unknown): string {
     return `{${entries.map(([k, v]) => `${pythonJson(k)}: ${pythonJson(v)}`).join(', ')}}`;
   }
   const text = JSON.stringify(value) ?? 'null';
-  return text.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return escapeJsonChars(text, /[\u007f-\uffff]/g);
 }
 
 function errorDocument(body: string): { type: string; message: string; stack: string[] } | undefined {

@@ -6,6 +6,7 @@ import {
   noticeBodies,
   noticeOutcomeOf,
   parseNotice,
+  SQS_MESSAGE_TEXT,
   type FinishedTask,
 } from '../../../lib/backends/aws';
 
@@ -97,6 +98,42 @@ describe('completion notice bodies', () => {
     const read = noticeBodies('s', tasks).map(parseNotice);
 
     expect(read.flatMap((n) => n.tasks)).toEqual(tasks.map((t) => ({ taskId: t.taskId })));
+  });
+
+  it('carry any text of an outcome in characters SQS accepts, reading back as it was (U+FFFE, U+FFFF escaped)', () => {
+    // Outside SQS's set: U+FFFE, U+FFFF, surrogates not in a pair, controls; inside it: a pair, U+FFFD, U+007F, U+2028.
+    const odd = 'a\uffff\ufffe\ud800x\udfff\u0000\u0001\u001f\t\n\r\ud83d\ude00\ufffd\u007f\u2028\ue000\ud7ff';
+    const session = `s${odd}`;
+    const taskId = `${session}_0`;
+    const error = { type: `E${odd}`, message: odd, stack: [odd] };
+    const outcome = noticeOutcomeOf(
+      item(taskId, 2, {
+        session_id: session,
+        session_sk: `T#000001700000000#000000001#f#${taskId}`,
+        state: 'failed',
+        failure_reason: 'error',
+        error,
+        payload: { inline: JSON.stringify(odd) },
+        result: { inline: `"${odd}"` },
+        history: { '1': { owner: odd, startedAt: 1, finishedAt: 2, outcome: 'error', error } },
+      }),
+    );
+    // 20,000 U+FFFF: 60,000 bytes as they are, 120,000 escaped: past a notice, so named only.
+    const wide = noticeOutcomeOf(
+      item(`${session}_1`, 2, { session_id: session, result: { inline: `"${'\uffff'.repeat(20_000)}"` } }),
+    );
+    const tasks = [{ taskId, outcome }, { taskId: `${session}_1`, outcome: wide }, { taskId: `${session}_2` }];
+
+    const bodies = noticeBodies(session, tasks);
+
+    for (const body of bodies) {
+      expect(SQS_MESSAGE_TEXT.test(body)).toBe(true);
+      expect(Buffer.byteLength(body)).toBeLessThanOrEqual(MAX_NOTICE_BYTES);
+    }
+    const read = bodies.map(parseNotice);
+    expect(read.flatMap((n) => n.problems)).toEqual([]);
+    expect(read.map((n) => n.sessionId)).toEqual(bodies.map(() => session));
+    expect(read.flatMap((n) => n.tasks)).toEqual([tasks[0], { taskId: `${session}_1` }, tasks[2]]);
   });
 
   it('read the shape of agents that predate outcomes: tasks named, no outcome', () => {
