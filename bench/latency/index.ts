@@ -3,7 +3,7 @@
 // Run: npm run build && node dist/bench/latency/index.js [--rounds 200] [--gap-ms 0] [--settle-sec 20] [--idle-sec 10]
 //      [--systems embedded,local-up,aws,celery] [--dynamodb-ms 5] [--sqs-ms 15] [--s3-ms 20] [--aws-rounds 30]
 //      [--aws-notices on|off]
-//      [--python /usr/bin/python3] [--redis-server redis-server] [--json]
+//      [--python /usr/bin/python3] [--redis-server redis-server] [--json] [--rounds-out rounds.jsonl]
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -99,6 +99,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * Round trips of one task at a time through `client`, as a user's code does: submit, then iterate its results. Also
  * gives each round's time beyond the handler's own (the round trip less the handler's `runMs`).
  */
+/**
+ * Where `--rounds-out` appends each measured round (`{"system","round","startedAt","ms"}`, `startedAt` in epoch ms):
+ * to line up slow rounds with what else happened then (an `strace -f -tt` of the bench, GC traces).
+ */
+let roundsOut: string | undefined;
+
 async function roundTrips(
   client: GridClient,
   rounds: number,
@@ -109,10 +115,12 @@ async function roundTrips(
   const samples = Object.assign([] as number[], { beyondHandler: [] as number[] });
   for (let i = 0; i < rounds; i++) {
     if (gapMs > 0) await sleep(gapMs);
+    const startedAt = performance.timeOrigin + performance.now();
     const t0 = process.hrtime.bigint();
     const runMs = await oneTask(client);
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     samples.push(ms);
+    if (roundsOut) fs.appendFileSync(roundsOut, `${JSON.stringify({ system: label, round: i, startedAt, ms })}\n`);
     samples.beyondHandler.push(ms - runMs);
     if ((i + 1) % 50 === 0) console.error(`  ${label}: ${i + 1}/${rounds}`);
   }
@@ -379,8 +387,10 @@ async function main(): Promise<void> {
       python: { type: 'string', default: '/usr/bin/python3' },
       'redis-server': { type: 'string', default: 'redis-server' },
       json: { type: 'boolean', default: false },
+      'rounds-out': { type: 'string' },
     },
   });
+  roundsOut = values['rounds-out'];
   const wanted = values.systems.split(',').map((x) => x.trim()) as SystemKey[];
   const unknown = wanted.filter((x) => !SYSTEMS.includes(x));
   if (unknown.length > 0) throw new Error(`unknown --systems ${unknown.join(',')}; choose from ${SYSTEMS.join(',')}`);
