@@ -48,6 +48,11 @@ export const NOTICE_QUEUE_ATTRIBUTES = {
   SqsManagedSseEnabled: 'true',
 } as const;
 
+/** A finished task without its item. */
+function namedOnly(task: FinishedTask): FinishedTask {
+  return task.outcome === undefined ? task : { taskId: task.taskId };
+}
+
 /** The session id of a task id (`<sessionId>_<index>`, see `taskIdOf`). */
 function sessionOfTask(taskId: string): string {
   const cut = taskId.lastIndexOf('_');
@@ -82,6 +87,8 @@ interface SessionNotices {
   url: string | null | undefined;
   lookup?: Promise<void>;
   waiting: FinishedTask[];
+  /** More wait than a notice carries outcomes for (see `noticeBodies`): they are named only, their items let go. */
+  namesOnly: boolean;
   lastSentAt: number;
   /** The wait after `lastSentAt` before the next notice. */
   windowMs: number;
@@ -119,7 +126,8 @@ export class CompletionNoticeSender {
 
   /**
    * Tasks whose terminal state was just written (never before: a notice may carry the outcome, which must be the one
-   * the table holds): their sessions' clients are told (within the window), with the outcomes where they fit.
+   * the table holds): their sessions' clients are told (within the window), with the outcomes where they fit. Once
+   * more of a session wait than a notice carries outcomes for, they wait by name only: memory stays with the ids.
    */
   finished(tasks: readonly FinishedTask[]): void {
     if (this.closed) return;
@@ -133,7 +141,12 @@ export class CompletionNoticeSender {
     for (const [sessionId, list] of bySession) {
       const entry = this.entry(sessionId);
       if (entry.url === null) continue;
-      entry.waiting.push(...list);
+      if (!entry.namesOnly && entry.waiting.length + list.length > MAX_CARRIED_PER_SEND) {
+        entry.namesOnly = true;
+        entry.waiting = entry.waiting.map(namedOnly);
+      }
+      // One by one: a cancellation may end a million tasks, past what a spread into push() takes.
+      for (const task of list) entry.waiting.push(entry.namesOnly ? namedOnly(task) : task);
       if (entry.url === undefined) this.look(sessionId, entry);
       else this.schedule(sessionId, entry);
     }
@@ -178,7 +191,7 @@ export class CompletionNoticeSender {
   private entry(sessionId: string): SessionNotices {
     let entry = this.sessions.get(sessionId);
     if (entry) return entry;
-    entry = { url: undefined, waiting: [], lastSentAt: -Infinity, windowMs: this.windowMs };
+    entry = { url: undefined, waiting: [], namesOnly: false, lastSentAt: -Infinity, windowMs: this.windowMs };
     this.sessions.set(sessionId, entry);
     if (this.sessions.size > REMEMBERED_SESSIONS) {
       for (const [oldest, old] of this.sessions) {
@@ -222,7 +235,9 @@ export class CompletionNoticeSender {
   private sendNow(sessionId: string, entry: SessionNotices): void {
     const url = entry.url;
     if (!url) return;
-    const tasks = entry.waiting.splice(0);
+    const tasks = entry.waiting;
+    entry.waiting = [];
+    entry.namesOnly = false;
     const now = Date.now();
     // Busy: each notice waits twice the last; quiet for a while: back to the shortest wait.
     entry.windowMs =

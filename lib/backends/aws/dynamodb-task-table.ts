@@ -1,7 +1,7 @@
 // The grid's task table on DynamoDB: claims, leases and completions as single conditional UpdateItems.
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { newDynamoDbClient } from './aws-clients';
-import { noticeOutcomeOf, type FinishedTask, type NoticedTask } from './completion-notice-body';
+import { MAX_CARRIED_PER_SEND, noticeOutcomeOf, type FinishedTask, type NoticedTask } from './completion-notice-body';
 import { CompletionNoticeSender, type CompletionNoticeSenderOptions } from './completion-notices';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import {
@@ -721,6 +721,8 @@ export class DynamoDbTaskTable implements TaskTable {
         .map((item) => String(item[ATTR.taskId]));
     }
     const ended: FinishedTask[] = [];
+    // A notice carries outcomes only for sends of a few tasks: past that, the items would be held for nothing.
+    const carried = ids.length <= MAX_CARRIED_PER_SEND;
     const changed = await mapLimit(ids, this.concurrency, async (taskId) => {
       const seq = this.nextSeq();
       try {
@@ -750,7 +752,7 @@ export class DynamoDbTaskTable implements TaskTable {
               ':pending': 'pending',
               ':running': 'running',
             },
-            ReturnValues: 'ALL_NEW',
+            ...(carried ? { ReturnValues: 'ALL_NEW' as const } : {}),
           }),
         );
         ended.push(this.finishedTask(taskId, out));

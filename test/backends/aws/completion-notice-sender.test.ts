@@ -1,12 +1,22 @@
 // The agent's completion notices: a task finishing alone is told at once; a busy session is told once per window,
 // the window doubling up to its maximum, so notices cost less than the client's polling (fake SQS client and clock).
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { CompletionNoticeSender, type FinishedTask } from '../../../lib/backends/aws';
+import { CompletionNoticeSender, MAX_CARRIED_PER_SEND, type FinishedTask } from '../../../lib/backends/aws';
 
 interface Sent {
   readonly at: number;
   readonly url: string;
-  readonly body: { s: string; t: string[] };
+  readonly body: { s: string; t: string[]; o?: unknown[] };
+}
+
+/** A full garbage collection, once the current turn's WeakRef targets are no longer kept alive. */
+async function collectGarbage(): Promise<void> {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
 }
 
 function fakeSqs(sent: Sent[]): SQSClient {
@@ -112,6 +122,58 @@ describe('CompletionNoticeSender', () => {
     expect(sent.map((n) => n.body.t)).toEqual([['a_0'], ['b_0'], ['a_1']]);
     await jest.advanceTimersByTimeAsync(50);
     expect(sent.map((n) => n.body.t)).toEqual([['a_0'], ['b_0'], ['a_1'], ['b_1']]);
+    await sender.close();
+  });
+
+  it(`lets go of the items of a session's waiting tasks once more than ${MAX_CARRIED_PER_SEND} wait (named only then)`, async () => {
+    jest.useRealTimers();
+    const sent: Sent[] = [];
+    const sender = new CompletionNoticeSender({
+      client: fakeSqs(sent),
+      lookup: () => Promise.resolve(undefined),
+      windowMs: 60_000,
+    });
+    sender.remember('s', 'https://sqs/q-s');
+    sender.finished(named('s_0')); // sent at once: the next ones wait for the window
+    const refs: WeakRef<object>[] = [];
+    const ended = (from: number, count: number): FinishedTask[] =>
+      Array.from({ length: count }, (_, i) => {
+        const outcome = { task_id: `s_${from + i}`, result: { inline: '"x"' } };
+        refs.push(new WeakRef(outcome));
+        return { taskId: `s_${from + i}`, outcome };
+      });
+
+    sender.finished(ended(1, MAX_CARRIED_PER_SEND));
+    await collectGarbage();
+    expect(refs.filter((r) => r.deref() !== undefined)).toHaveLength(MAX_CARRIED_PER_SEND); // a notice carries them
+
+    sender.finished(ended(MAX_CARRIED_PER_SEND + 1, 1));
+    await collectGarbage();
+    expect(refs.filter((r) => r.deref() !== undefined)).toHaveLength(0);
+
+    await sender.flush(['s']);
+    expect(sent.map((n) => [n.body.t.length, n.body.o?.length])).toEqual([
+      [1, undefined],
+      [MAX_CARRIED_PER_SEND + 1, undefined],
+    ]);
+    // The window starts afresh: a few tasks carry their outcomes again.
+    sender.finished(ended(MAX_CARRIED_PER_SEND + 2, 1));
+    await sender.flush(['s']);
+    expect(sent.at(-1)?.body.o).toHaveLength(1);
+    await sender.close();
+  });
+
+  it('takes the hundreds of thousands of tasks one cancellation ends in a single call', async () => {
+    const sent: Sent[] = [];
+    const sender = new CompletionNoticeSender({ client: fakeSqs(sent), lookup: () => Promise.resolve(undefined) });
+    sender.remember('s', 'https://sqs/q-s');
+    const tasks = Array.from({ length: 200_000 }, (_, i) => `s_${i}`);
+
+    sender.finished(named(tasks[0]!)); // sent at once: the rest wait for the window
+    sender.finished(tasks.slice(1).map((taskId) => ({ taskId })));
+    await sender.flush(['s']);
+
+    expect(sent.flatMap((n) => n.body.t)).toEqual(tasks);
     await sender.close();
   });
 });

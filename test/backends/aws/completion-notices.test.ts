@@ -3,7 +3,7 @@
 import { Writable } from 'node:stream';
 import { GetQueueUrlCommand, QueueDoesNotExist, SendMessageCommand } from '@aws-sdk/client-sqs';
 import pino from 'pino';
-import { openAwsBackends, type AwsBackends, type AwsClients } from '../../../lib/backends/aws';
+import { MAX_CARRIED_PER_SEND, openAwsBackends, type AwsBackends, type AwsClients } from '../../../lib/backends/aws';
 import { GridClient } from '../../../lib/client';
 import { compileConfig } from '../../../lib/core/config';
 import type { AwsGridResources } from '../../../lib/core/grid-resources';
@@ -269,6 +269,29 @@ describe('completion notices', () => {
 
     expect((await results).map((r) => r.state)).toEqual(['cancelled', 'cancelled']);
   }, 30_000);
+
+  it(`a cancellation of more than ${MAX_CARRIED_PER_SEND} tasks asks no item back (its notice names them only) and they all come`, async () => {
+    const tasks = MAX_CARRIED_PER_SEND + 1;
+    const resources = await createGridResources(emulators);
+    const { handle, results } = await waitingClient(resources, tasks);
+    const clients = emulators.clients();
+    const returned: string[] = [];
+    clients.dynamodb.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'UpdateItemCommand') {
+          returned.push((args.input as { ReturnValues?: string }).ReturnValues ?? 'NONE');
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'recordReturnValues' },
+    );
+    const canceller = open(resources, {}, clients);
+
+    expect(await canceller.table.cancel(handle.sessionId)).toBe(tasks);
+
+    expect(returned).toEqual(Array.from({ length: tasks }, () => 'NONE'));
+    expect((await results).map((r) => r.state)).toEqual(Array.from({ length: tasks }, () => 'cancelled'));
+  }, 60_000);
 
   it('a task retried after its lease expired comes once, with its second attempt: the refused late write told nobody', async () => {
     const resources = await createGridResources(emulators);
