@@ -12,6 +12,7 @@ import {
 import type { Logger } from 'pino';
 import { silentLogger } from '../../logging';
 import { backoffDelay, sleep, SERVICE_RETRY_BACKOFF, waitForWake } from '../../timing';
+import { mapLimit } from './aws-retry';
 import {
   MAX_CARRIED_PER_SEND,
   noticeBodies,
@@ -28,6 +29,11 @@ const LONG_POLL_SEC = 20;
 const FALLBACK_POLL_MS = 10_000;
 /** Receives failing in a row before a client gives its notice queue up and only polls. */
 const MAX_RECEIVE_FAILURES = 5;
+/**
+ * SendMessage calls one send to a session has under way at most: a cancellation of a million tasks names them in
+ * about 770 notices, sent a few at a time rather than all at once.
+ */
+export const NOTICE_SENDS_AT_ONCE = 8;
 /** Sessions whose notice queue an agent remembers (a bounded map: the oldest entries go first). */
 const REMEMBERED_SESSIONS = 10_000;
 /** Sessions whose noticed tasks a client keeps for its readers, and tasks per session (more: the index is read). */
@@ -93,6 +99,8 @@ interface SessionNotices {
   /** The wait after `lastSentAt` before the next notice. */
   windowMs: number;
   timer?: NodeJS.Timeout;
+  /** Its lookup and sends under way: what a `flush` of this session waits for. */
+  readonly inFlight: Set<Promise<void>>;
 }
 
 /**
@@ -102,6 +110,7 @@ interface SessionNotices {
  */
 export class CompletionNoticeSender {
   private readonly sessions = new Map<string, SessionNotices>();
+  /** Every session's lookups and sends under way (those of sessions no longer remembered too): what `close` waits for. */
   private readonly inFlight = new Set<Promise<void>>();
   private readonly windowMs: number;
   private readonly maxWindowMs: number;
@@ -164,21 +173,28 @@ export class CompletionNoticeSender {
 
   /**
    * Sends what waits for `sessionIds` (every session if omitted) now, without its window, and resolves once those
-   * notices and every lookup or send under way ended: for a process that may stop or freeze right after (a CLI
-   * command, the API Lambda between requests), where a window's timer might never fire.
+   * sessions' notices, lookups and sends under way ended (other sessions' are not waited for): for a process that may
+   * stop or freeze right after (a CLI command, the API Lambda between requests), where a window's timer might never
+   * fire.
    */
   async flush(sessionIds?: readonly string[]): Promise<void> {
-    const wanted = sessionIds === undefined ? undefined : new Set(sessionIds);
     for (;;) {
-      for (const [sessionId, entry] of this.sessions) {
-        if (wanted && !wanted.has(sessionId)) continue;
+      const entries: [string, SessionNotices][] =
+        sessionIds === undefined
+          ? [...this.sessions]
+          : sessionIds.flatMap((id) => {
+              const entry = this.sessions.get(id);
+              return entry ? [[id, entry]] : [];
+            });
+      for (const [sessionId, entry] of entries) {
         if (entry.timer) clearTimeout(entry.timer);
         entry.timer = undefined;
         if (entry.url && entry.waiting.length > 0) this.sendNow(sessionId, entry);
       }
       // A lookup that ends meanwhile schedules its session's notice: the next turn sends it.
-      if (this.inFlight.size === 0) return;
-      await Promise.all([...this.inFlight]);
+      const work = sessionIds === undefined ? [...this.inFlight] : entries.flatMap(([, entry]) => [...entry.inFlight]);
+      if (work.length === 0) return;
+      await Promise.all(work);
     }
   }
 
@@ -191,11 +207,18 @@ export class CompletionNoticeSender {
   private entry(sessionId: string): SessionNotices {
     let entry = this.sessions.get(sessionId);
     if (entry) return entry;
-    entry = { url: undefined, waiting: [], namesOnly: false, lastSentAt: -Infinity, windowMs: this.windowMs };
+    entry = {
+      url: undefined,
+      waiting: [],
+      namesOnly: false,
+      lastSentAt: -Infinity,
+      windowMs: this.windowMs,
+      inFlight: new Set(),
+    };
     this.sessions.set(sessionId, entry);
     if (this.sessions.size > REMEMBERED_SESSIONS) {
       for (const [oldest, old] of this.sessions) {
-        if (old.timer || old.url === undefined) continue;
+        if (old.timer || old.url === undefined || old.inFlight.size > 0) continue;
         this.sessions.delete(oldest);
         break;
       }
@@ -206,6 +229,7 @@ export class CompletionNoticeSender {
   /** Reads the session's notice queue once; the notices waiting meanwhile go when it is known. */
   private look(sessionId: string, entry: SessionNotices): void {
     entry.lookup ??= this.track(
+      entry,
       this.options
         .lookup(sessionId)
         .then((url) => {
@@ -243,25 +267,32 @@ export class CompletionNoticeSender {
     entry.windowMs =
       now - entry.lastSentAt > this.maxWindowMs ? this.windowMs : Math.min(this.maxWindowMs, entry.windowMs * 2);
     entry.lastSentAt = now;
-    for (const body of noticeBodies(sessionId, tasks)) {
-      void this.track(
-        this.options.client
-          .send(new SendMessageCommand({ QueueUrl: url, MessageBody: body }))
-          .then(() => undefined)
-          .catch((err: unknown) => {
-            if (err instanceof QueueDoesNotExist) {
-              entry.url = null; // The client closed: nobody waits any more.
-              return;
-            }
-            this.logger.warn({ err, sessionId }, 'could not send a completion notice; its client will poll');
-          }),
-      );
-    }
+    const sending = mapLimit(noticeBodies(sessionId, tasks), NOTICE_SENDS_AT_ONCE, async (body) => {
+      if (!entry.url) return; // The client closed meanwhile.
+      try {
+        await this.options.client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: body }));
+      } catch (err) {
+        if (err instanceof QueueDoesNotExist) {
+          entry.url = null; // The client closed: nobody waits any more.
+          return;
+        }
+        this.logger.warn({ err, sessionId }, 'could not send a completion notice; its client will poll');
+      }
+    });
+    void this.track(
+      entry,
+      sending.then(() => undefined),
+    );
   }
 
-  private track(work: Promise<void>): Promise<void> {
+  /** Keeps `work` (which never rejects) in the session's and the sender's work under way until it ends. */
+  private track(entry: SessionNotices, work: Promise<void>): Promise<void> {
     this.inFlight.add(work);
-    void work.finally(() => this.inFlight.delete(work));
+    entry.inFlight.add(work);
+    void work.finally(() => {
+      this.inFlight.delete(work);
+      entry.inFlight.delete(work);
+    });
     return work;
   }
 }

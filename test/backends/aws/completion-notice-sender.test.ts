@@ -3,7 +3,12 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { CompletionNoticeSender, MAX_CARRIED_PER_SEND, type FinishedTask } from '../../../lib/backends/aws';
+import {
+  CompletionNoticeSender,
+  MAX_CARRIED_PER_SEND,
+  NOTICE_SENDS_AT_ONCE,
+  type FinishedTask,
+} from '../../../lib/backends/aws';
 
 interface Sent {
   readonly at: number;
@@ -26,6 +31,31 @@ function fakeSqs(sent: Sent[]): SQSClient {
       return Promise.resolve({});
     },
   } as unknown as SQSClient;
+}
+
+/** An SQS client whose SendMessage calls are answered only when the test says (`answer`), recording those under way. */
+function heldSqs() {
+  const held: { url: string; body: { s: string; t: string[] }; answer: () => void }[] = [];
+  let most = 0;
+  const client = {
+    send: (command: { input: { QueueUrl: string; MessageBody: string } }) =>
+      new Promise<object>((resolve) => {
+        held.push({
+          url: command.input.QueueUrl,
+          body: JSON.parse(command.input.MessageBody) as { s: string; t: string[] },
+          answer: () => resolve({}),
+        });
+        most = Math.max(most, held.length);
+      }),
+  } as unknown as SQSClient;
+  /** Answers the held calls `which` picks (all by default), taking them off the list. */
+  const answer = (which: (h: (typeof held)[number]) => boolean = () => true): void => {
+    for (const h of held.filter(which)) {
+      held.splice(held.indexOf(h), 1);
+      h.answer();
+    }
+  };
+  return { client, held, answer, mostAtOnce: () => most };
 }
 
 /** Tasks ended without their items (a notice names them only). */
@@ -174,6 +204,48 @@ describe('CompletionNoticeSender', () => {
     await sender.flush(['s']);
 
     expect(sent.flatMap((n) => n.body.t)).toEqual(tasks);
+    await sender.close();
+  });
+
+  it("flush of a session waits for that session's sends only, not for another session's still under way", async () => {
+    const sqs = heldSqs();
+    const sender = new CompletionNoticeSender({ client: sqs.client, lookup: () => Promise.resolve(undefined) });
+    sender.remember('a', 'https://sqs/q-a');
+    sender.remember('b', 'https://sqs/q-b');
+    sender.finished(named('b_0')); // under way, unanswered
+    sender.finished(named('a_0'));
+    let flushed = false;
+    const flushing = sender.flush(['a']).then(() => (flushed = true));
+
+    sqs.answer((h) => h.url === 'https://sqs/q-a');
+    await jest.advanceTimersByTimeAsync(0);
+
+    expect(flushed).toBe(true);
+    expect(sqs.held.map((h) => h.body.t)).toEqual([['b_0']]);
+    sqs.answer();
+    await flushing;
+    await sender.close();
+  });
+
+  it(`a send of many notices has at most ${NOTICE_SENDS_AT_ONCE} SendMessage calls under way, and sends them all`, async () => {
+    const sqs = heldSqs();
+    const sender = new CompletionNoticeSender({ client: sqs.client, lookup: () => Promise.resolve(undefined) });
+    const session = 's'.repeat(200); // ids of ~200 bytes: ~300 a notice
+    sender.remember(session, 'https://sqs/q-s');
+    const tasks = Array.from({ length: 10_000 }, (_, i) => `${session}_${i}`);
+
+    sender.finished(tasks.map((taskId) => ({ taskId })));
+    const flushing = sender.flush([session]);
+    const sent: string[] = [];
+    while (sqs.held.length > 0) {
+      for (const h of sqs.held) sent.push(...h.body.t);
+      sqs.answer();
+      await jest.advanceTimersByTimeAsync(0);
+    }
+    await flushing;
+
+    expect(sqs.mostAtOnce()).toBe(NOTICE_SENDS_AT_ONCE);
+    expect(sent).toEqual(tasks);
     await sender.close();
   });
 });
