@@ -96,13 +96,31 @@ function stopEmulatorClock(): void {
   jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'Date', 'performance', 'hrtime'] });
 }
 
-/** The queue's messages in flight (received, not deleted, not yet visible again), asked without the SDK's timers. */
+/** A count of the queue's (GetQueueAttributes), asked without the SDK's timers. */
+async function countOf(queueUrl: string, attribute: string): Promise<string | undefined> {
+  const out = (await rawCall('GetQueueAttributes', { QueueUrl: queueUrl, AttributeNames: [attribute] }).answer) as {
+    Attributes?: Record<string, string>;
+  };
+  return out.Attributes?.[attribute];
+}
+
+/** The queue's messages in flight (received, not deleted, not yet visible again). */
 async function inFlight(queueUrl: string): Promise<string | undefined> {
-  const out = (await rawCall('GetQueueAttributes', {
-    QueueUrl: queueUrl,
-    AttributeNames: ['ApproximateNumberOfMessagesNotVisible'],
-  }).answer) as { Attributes?: Record<string, string> };
-  return out.Attributes?.ApproximateNumberOfMessagesNotVisible;
+  return countOf(queueUrl, 'ApproximateNumberOfMessagesNotVisible');
+}
+
+/** Starts a long poll over plain HTTP and aborts it once the layer keeps a receive open in the emulator for it. */
+async function abandonLongPoll(input: Record<string, unknown>): Promise<void> {
+  const before = jest.getTimerCount();
+  let layerSawClose = false;
+  sqs.server.once('request', (_req: http.IncomingMessage, res: http.ServerResponse) =>
+    res.once('close', () => (layerSawClose = true)),
+  );
+  const abandoned = rawCall('ReceiveMessage', { ...input, MaxNumberOfMessages: 10, WaitTimeSeconds: 5 });
+  abandoned.answer.catch(() => undefined);
+  await until(() => jest.getTimerCount() > before);
+  abandoned.abort();
+  await until(() => layerSawClose);
 }
 
 /** Waits (on the real clock) until `check` holds, at most `ms`. */
@@ -178,34 +196,79 @@ describe('the SQS emulator layer', () => {
     }
   }, 30_000);
 
-  it('leaves a message taken for a long poll whose client went away visible to the next receive at once, uncounted', async () => {
+  it('hands a message taken for a long poll whose client went away to the next receive, counted once', async () => {
     const url = await queue();
     stopEmulatorClock();
     try {
-      const before = jest.getTimerCount();
-      let layerSawClose = false;
-      sqs.server.once('request', (_req: http.IncomingMessage, res: http.ServerResponse) =>
-        res.once('close', () => (layerSawClose = true)),
-      );
-      const abandoned = rawCall('ReceiveMessage', { QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 5 });
-      abandoned.answer.catch(() => undefined);
-      await until(() => jest.getTimerCount() > before);
-      abandoned.abort();
-      await until(() => layerSawClose);
+      // Asking for the attributes receiveOne asks for: the message goes to a receive asking alike.
+      await abandonLongPoll({
+        QueueUrl: url,
+        MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+        AttributeNames: ['All'],
+      });
       await rawCall('SendMessage', { QueueUrl: url, MessageBody: 'unclaimed' }).answer;
       // The receive the layer kept open for it takes the message at its next look.
       jest.advanceTimersByTime(10);
       expect(await inFlight(url)).toBe('1');
-      // The layer lets it go: visible on the emulator's next 0 ms timer, not after the 30 s visibility timeout (the
-      // clock moves at most 200 ms here).
-      for (let ms = 0; ms < 200 && (await inFlight(url)) !== '0'; ms++) jest.advanceTimersByTime(1);
-      expect(await inFlight(url)).toBe('0');
     } finally {
       jest.useRealTimers();
     }
     const next = await receiveOne(url);
     expect(next.Body).toBe('unclaimed');
     expect(next.Attributes?.ApproximateReceiveCount).toBe('1');
+  }, 30_000);
+
+  it('counts a message taken for a long poll whose client went away nothing toward redrive: the DLQ gets it after maxReceiveCount deliveries', async () => {
+    const dlq = await queue();
+    const arn = await client.send(new GetQueueAttributesCommand({ QueueUrl: dlq, AttributeNames: ['QueueArn'] }));
+    const created = await client.send(
+      new CreateQueueCommand({
+        QueueName: `layer-${process.pid}-${++counter}`,
+        Attributes: {
+          VisibilityTimeout: '30',
+          RedrivePolicy: JSON.stringify({ deadLetterTargetArn: arn.Attributes?.QueueArn, maxReceiveCount: 2 }),
+        },
+      }),
+    );
+    const url = created.QueueUrl!;
+    const receive = { QueueUrl: url, MaxNumberOfMessages: 10, VisibilityTimeout: 1, AttributeNames: ['All'] };
+    const bodiesAndCounts = (out: { Messages?: Message[] } | Error | undefined) =>
+      out instanceof Error ? out : out?.Messages?.map((m) => [m.Body, m.Attributes?.ApproximateReceiveCount]);
+    stopEmulatorClock();
+    try {
+      await abandonLongPoll(receive);
+      await rawCall('SendMessage', { QueueUrl: url, MessageBody: 'unclaimed' }).answer;
+      jest.advanceTimersByTime(10);
+      expect(await inFlight(url)).toBe('1');
+      jest.advanceTimersByTime(200);
+      expect(await countOf(dlq, 'ApproximateNumberOfMessages')).toBe('0');
+
+      // The next receive gets it, with the clock standing still: its first delivery.
+      const first = await rawReceive(url, { ...receive, WaitTimeSeconds: 0 });
+      expect(bodiesAndCounts(first)).toEqual([['unclaimed', '1']]);
+
+      // Not deleted: visible again once the 1 s timeout of its take is over, and delivered a second time.
+      jest.advanceTimersByTime(1000);
+      const before = jest.getTimerCount();
+      let second: { Messages?: Message[] } | Error | undefined;
+      void rawReceive(url, { ...receive, WaitTimeSeconds: 0 }).then(
+        (out) => (second = out),
+        (err: Error) => (second = err),
+      );
+      await until(() => jest.getTimerCount() > before);
+      jest.advanceTimersByTime(10);
+      await until(() => second !== undefined);
+      expect(bodiesAndCounts(second)).toEqual([['unclaimed', '2']]);
+
+      // Its second delivery was its maxReceiveCount-th: when that one's timeout is over, it goes to the DLQ.
+      jest.advanceTimersByTime(1000);
+      // The DLQ shows the message it got at its next 0 ms timer.
+      jest.advanceTimersByTime(1);
+      expect(await countOf(dlq, 'ApproximateNumberOfMessages')).toBe('1');
+      expect(await countOf(url, 'ApproximateNumberOfMessages')).toBe('0');
+    } finally {
+      jest.useRealTimers();
+    }
   }, 30_000);
 
   it('counts receives only in ApproximateReceiveCount, not visibility changes', async () => {

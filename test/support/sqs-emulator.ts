@@ -25,16 +25,26 @@ import { Readable } from 'node:stream';
  *      returned", MaxNumberOfMessages, same page), and the next receive gets the rest;
  *    - none visible and the wait over: it answers an empty receive itself ("If no messages are available and the
  *      wait time expires, the call returns successfully with an empty list of messages", same page).
- *    A receive kept open for a client that has gone (it aborted its long poll) still ends at its own time; a
- *    message it takes then was retrieved by no ReceiveMessage request (SQS hides a message "after being retrieved by
- *    a ReceiveMessage request", VisibilityTimeout, same page), so the layer makes it visible again at once (the
- *    queue's `changeVisibility`, behind ChangeMessageVisibility) and does not count it (2.). This brings the
- *    emulator closer to SQS's documented behaviour, no further.
+ *    A receive kept open for a client that has gone (it aborted its long poll) cannot be stopped: it still ends at
+ *    its own time, and a message it takes then was retrieved by no ReceiveMessage request (SQS hides a message
+ *    "after being retrieved by a ReceiveMessage request", VisibilityTimeout, same page). The emulator has hidden it
+ *    and counted the take toward its redrive (2.); making it visible again through the emulator would count once
+ *    more (it counts visibility changes) and leave the take counted, so with `maxReceiveCount` 2 it would go to the
+ *    DLQ never delivered. Instead the layer keeps such messages in a stash per queue and hands them, before anything
+ *    else, to the next receive on that queue asking for the same attributes (every consumer of a queue here asks
+ *    alike; a receive already waiting gets them when its open receive in the emulator ends, within 40 ms), as that
+ *    receive's delivery: counted once (2.), its handle the latest (3.), and the emulator's take then that delivery's
+ *    count toward redrive. What remains of the emulator's departure: while stashed a message counts as in flight in
+ *    GetQueueAttributes; the receive that gets it has it hidden for what is left of the timeout it was taken with
+ *    (less the time it waited in the stash: milliseconds while consumers poll); and if no such receive comes within
+ *    that timeout (the stash lets it go 1 ms before the emulator shows it again), or the timeout was 0, the take
+ *    stays counted in the emulator. A call naming a stashed message by an older handle (delete, visibility change),
+ *    or purging or deleting its queue, reaches the emulator as it would without the stash, and the message leaves it.
  * 2. `ApproximateReceiveCount` is "the number of times a message has been received across all queues but not
  *    deleted" (ReceiveMessage, MessageSystemAttributeNames, same page): receives only, where the emulator also counts
  *    visibility changes. The layer counts deliveries per message id and rewrites the attribute. (The emulator's own
- *    count still drives its DLQ redrive, so a message whose visibility was changed, or that the layer let go for a
- *    client that had gone, reaches the DLQ a little early.)
+ *    count still drives its DLQ redrive: each ChangeMessageVisibility of a message costs one of its
+ *    `maxReceiveCount`, so such a message reaches the DLQ after fewer deliveries than SQS would make.)
  * 3. "If you use an old ReceiptHandle, the request will succeed, but the message might not be deleted"
  *    (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_DeleteMessage.html; the same for each
  *    entry of DeleteMessageBatch): the emulator deletes by message id whatever the handle; the layer answers success
@@ -86,6 +96,11 @@ async function forward(handler: Handler, req: IncomingMessage, body: string): Pr
   });
 }
 
+/** The headers of an answer the layer gives itself, as the emulator's JSON answers carry them. */
+function jsonHeaders(): Record<string, string> {
+  return { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': randomUUID() };
+}
+
 function send(res: ServerResponse, out: Captured): void {
   res.statusCode = out.status;
   for (const [k, v] of Object.entries(out.headers)) res.setHeader(k, v);
@@ -107,8 +122,8 @@ function messageIdOf(receiptHandle: string): string | undefined {
 interface EmulatorQueue {
   readonly QueueName: string;
   readonly FifoQueue: boolean;
+  readonly VisibilityTimeout: number;
   getAttributes(names: readonly string[]): Record<string, string>;
-  changeVisibility(receiptHandle: string, visibilityTimeout: string): boolean;
 }
 
 interface EmulatorService {
@@ -119,6 +134,15 @@ interface SqsMessage {
   MessageId: string;
   ReceiptHandle: string;
   Attributes?: Record<string, string>;
+}
+
+/** A message the emulator took for a client that had gone, kept for the next receive on its queue (see 1.). */
+interface Stashed {
+  message: SqsMessage;
+  /** The attributes the receive it was taken for asked for: it goes to a receive asking for the same. */
+  selection: string;
+  /** Ends its stay just before the emulator shows it again (the visibility timeout of its take). */
+  timer: NodeJS.Timeout;
 }
 
 export async function startFaithfulSqs(options: { region: string }): Promise<FaithfulSqs> {
@@ -157,6 +181,46 @@ export async function startFaithfulSqs(options: { region: string }): Promise<Fai
     }
   };
 
+  const stash = new Map<string, Stashed[]>();
+
+  const selectionOf = (input: Record<string, unknown>): string =>
+    JSON.stringify([input.AttributeNames, input.MessageSystemAttributeNames, input.MessageAttributeNames]);
+
+  /** Keeps messages taken for a client that has gone until the next receive on their queue, or their timeout. */
+  const keep = (queueName: string, input: Record<string, unknown>, messages: readonly SqsMessage[]): void => {
+    if (messages.length === 0) return;
+    // The timeout the emulator hid them for: the receive's own, else the queue's.
+    const asked = Number(input.VisibilityTimeout ?? Number.NaN);
+    const timeoutMs = (Number.isNaN(asked) ? (queueOf(queueName)?.VisibilityTimeout ?? 0) : asked) * 1000;
+    // Hidden for no time: the emulator shows them again at once (at its cost, see 2.).
+    if (timeoutMs <= 0) return;
+    const kept = stash.get(queueName) ?? [];
+    stash.set(queueName, kept);
+    for (const message of messages) {
+      // Set in the same turn as the emulator's own timer (its take), so 1 ms less always ends first.
+      const timer = setTimeout(() => drop(queueName, message.MessageId), timeoutMs - 1);
+      timer.unref();
+      kept.push({ message, selection: selectionOf(input), timer });
+    }
+  };
+
+  /** Takes a message out of the stash (delivered, deleted, its visibility changed, or its timeout over). */
+  const drop = (queueName: string, messageId: string | undefined): void => {
+    const kept = stash.get(queueName);
+    const at = kept?.findIndex((s) => s.message.MessageId === messageId) ?? -1;
+    if (kept === undefined || at < 0) return;
+    clearTimeout(kept[at]!.timer);
+    kept.splice(at, 1);
+    if (kept.length === 0) stash.delete(queueName);
+  };
+
+  /** Up to `max` stashed messages for a receive asking for `selection`, oldest first, out of the stash. */
+  const fromStash = (queueName: string, selection: string, max: number): SqsMessage[] => {
+    const taken = (stash.get(queueName) ?? []).filter((s) => s.selection === selection).slice(0, max);
+    for (const s of taken) drop(queueName, s.message.MessageId);
+    return taken.map((s) => s.message);
+  };
+
   const onReceive = async (req: IncomingMessage, res: ServerResponse, input: Record<string, unknown>) => {
     const waitMs = Number(input.WaitTimeSeconds ?? 0) * 1000;
     const asked = Number(input.MaxNumberOfMessages ?? 1);
@@ -166,11 +230,17 @@ export async function startFaithfulSqs(options: { region: string }): Promise<Fai
     // The client gave up (aborted its long poll): stop receiving for it.
     res.once('close', () => (closed = true));
     for (;;) {
+      if (closed) return send(res, { status: 200, headers: jsonHeaders(), body: '{}' });
+      // Messages taken for a client that had gone are this receive's first.
+      const stashed = fromStash(queueName, selectionOf(input), asked);
+      if (stashed.length > 0) {
+        delivered(stashed);
+        return send(res, { status: 200, headers: jsonHeaders(), body: JSON.stringify({ Messages: stashed }) });
+      }
       const visible = visibleIn(queueName);
-      if (closed || (visible === 0 && Date.now() >= deadline)) {
+      if (visible === 0 && Date.now() >= deadline) {
         // What the emulator answers for no messages, without its hold.
-        const headers = { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': randomUUID() };
-        return send(res, { status: 200, headers, body: '{}' });
+        return send(res, { status: 200, headers: jsonHeaders(), body: '{}' });
       }
       // Messages visible now: receive min(asked, visible) at once. None: keep a receive for one message open in
       // the emulator (its shortest, 40 ms), so one that becomes visible is taken at the emulator's next look.
@@ -181,25 +251,13 @@ export async function startFaithfulSqs(options: { region: string }): Promise<Fai
       const parsed = JSON.parse(out.body || '{}') as { Messages?: SqsMessage[] };
       const messages = parsed.Messages ?? [];
       if (closed) {
-        // Taken for a client that has gone: visible again at once, as if never received (see the header).
-        release(queueName, messages);
+        // Taken for a client that has gone: the next receive's (see the header).
+        keep(queueName, input, messages);
         return send(res, { ...out, body: '{}' });
       }
       if (messages.length > 0 || Date.now() >= deadline) {
         delivered(messages);
         return send(res, { ...out, body: JSON.stringify(parsed) });
-      }
-    }
-  };
-
-  /** Makes messages visible again at once (the emulator queue's public method behind ChangeMessageVisibility). */
-  const release = (queueName: string, messages: readonly SqsMessage[]): void => {
-    const queue = queueOf(queueName);
-    for (const m of messages) {
-      try {
-        queue?.changeVisibility(m.ReceiptHandle, '0');
-      } catch {
-        // Deleted or expired meanwhile: nothing to release.
       }
     }
   };
@@ -214,14 +272,21 @@ export async function startFaithfulSqs(options: { region: string }): Promise<Fai
     return id !== undefined && latestReceipt.has(id) && latestReceipt.get(id) !== receiptHandle;
   };
 
+  /** The message ids a call (delete or visibility change, single or batch) names by handle. */
+  const namedIn = (input: Record<string, unknown>): (string | undefined)[] => {
+    const entries = Array.isArray(input.Entries) ? (input.Entries as { ReceiptHandle?: unknown }[]) : [input];
+    return entries.map((e) => (typeof e.ReceiptHandle === 'string' ? messageIdOf(e.ReceiptHandle) : undefined));
+  };
+
   const onDeleteBatch = async (req: IncomingMessage, res: ServerResponse, input: Record<string, unknown>) => {
     const entries = (input.Entries ?? []) as { Id: string; ReceiptHandle: string }[];
     const stale = entries.filter((e) => isStale(e.ReceiptHandle));
     const fresh = entries.filter((e) => !isStale(e.ReceiptHandle));
     if (fresh.length === 0) {
       const body = JSON.stringify({ Successful: stale.map((e) => ({ Id: e.Id })), Failed: [] });
-      return send(res, { status: 200, headers: { 'content-type': 'application/x-amz-json-1.0' }, body });
+      return send(res, { status: 200, headers: jsonHeaders(), body });
     }
+    for (const id of namedIn({ Entries: fresh })) drop(queueNameOf(input.QueueUrl), id);
     const out = await forward(handler, req, JSON.stringify({ ...input, Entries: fresh }));
     if (out.status === 200 && stale.length > 0) {
       const parsed = JSON.parse(out.body || '{}') as { Successful?: { Id: string }[] };
@@ -248,7 +313,17 @@ export async function startFaithfulSqs(options: { region: string }): Promise<Fai
         if (action === 'ReceiveMessage') return onReceive(req, res, input);
         if (action === 'DeleteMessageBatch') return onDeleteBatch(req, res, input);
         if (action === 'DeleteMessage' && isStale(input.ReceiptHandle)) {
-          return send(res, { status: 200, headers: { 'content-type': 'application/x-amz-json-1.0' }, body: '{}' });
+          return send(res, { status: 200, headers: jsonHeaders(), body: '{}' });
+        }
+        const queueName = queueNameOf(input.QueueUrl);
+        // A stashed message named by an older handle, or its queue purged or deleted: the call reaches the
+        // emulator as it would have without the stash, and the message is out of it.
+        if (['DeleteMessage', 'ChangeMessageVisibility', 'ChangeMessageVisibilityBatch'].includes(action ?? '')) {
+          for (const id of namedIn(input)) drop(queueName, id);
+        }
+        if (action === 'PurgeQueue' || action === 'DeleteQueue') {
+          for (const s of stash.get(queueName) ?? []) clearTimeout(s.timer);
+          stash.delete(queueName);
         }
         return send(res, await forward(handler, req, body));
       };
@@ -268,6 +343,8 @@ export async function startFaithfulSqs(options: { region: string }): Promise<Fai
     endpoint: `http://127.0.0.1:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
+        for (const kept of stash.values()) for (const s of kept) clearTimeout(s.timer);
+        stash.clear();
         server.closeAllConnections();
         server.close(() => resolve());
       }),
