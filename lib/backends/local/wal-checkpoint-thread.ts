@@ -2,6 +2,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import {
   CheckpointTimer,
+  lowerThisThreadPriority,
   openWalCheckpointer,
   type CheckpointThreadData,
   type CheckpointThreadEvent,
@@ -22,6 +23,7 @@ function runCheckpointThread(port: MessagePort, data: CheckpointThreadData): voi
     intervalMs: data.intervalMs,
     onError: (err) => post({ type: 'warning', message: String(err) }),
   });
+  const lowPriorityTid = lowerThisThreadPriority();
   timer.start();
   // The timer is unref'd: the port keeps the thread alive until `stop` closes it.
   port.on('message', () => {
@@ -29,7 +31,7 @@ function runCheckpointThread(port: MessagePort, data: CheckpointThreadData): voi
     db.close();
     port.close();
   });
-  post({ type: 'started' });
+  post({ type: 'started', lowPriorityTid });
 }
 
 if (parentPort) runCheckpointThread(parentPort, workerData as CheckpointThreadData);

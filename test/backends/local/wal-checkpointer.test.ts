@@ -1,6 +1,7 @@
 // Checkpoints of the grid database's write-ahead log: off the commits' path, bounded, and losing nothing in a crash.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import {
   GRID_DB_FILE,
@@ -168,6 +169,23 @@ describe('checkpoints of the grid database', () => {
         commitRows(writer, 300);
 
         await waitFor(() => dbBytes() > before, 10_000, 'the checkpoint thread to copy the commits');
+      } finally {
+        await checkpoints.stop();
+      }
+    });
+
+    (process.platform === 'linux' ? it : it.skip)('runs its looks at the lowest CPU priority (nice 19)', async () => {
+      open().close();
+      const ours = os.getPriority();
+      const checkpoints = await dist.startWalCheckpoints(dbPath);
+      try {
+        const tid = checkpoints.lowPriorityTid;
+        expect(tid).toBeDefined();
+        // Field 19 of a task's stat is its nice value; the fields after the command name start at field 3.
+        const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        expect(Number(stat.slice(stat.lastIndexOf(') ') + 2).split(' ')[19 - 3])).toBe(19);
+        // Only that thread: this one keeps its priority.
+        expect(os.getPriority()).toBe(ours);
       } finally {
         await checkpoints.stop();
       }
