@@ -271,6 +271,38 @@ describe('the SQS emulator layer', () => {
     }
   }, 30_000);
 
+  it('deletes a message taken for a long poll whose client went away by its latest delivered handle: no receive gets it after', async () => {
+    const url = await queue();
+    await client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'deleted' }));
+    const delivered = await receiveOne(url);
+    await release(url, delivered);
+    // Visible again on the emulator's next 0 ms timer.
+    for (let i = 0; i < 200 && (await inFlight(url)) !== '0'; i++) await realDelay(5);
+    expect(await inFlight(url)).toBe('0');
+    stopEmulatorClock();
+    try {
+      // Its visible message is taken at the first look of the receive kept for a client that has gone.
+      await abandonLongPoll({
+        QueueUrl: url,
+        MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+        AttributeNames: ['All'],
+      });
+      jest.advanceTimersByTime(10);
+      expect(await inFlight(url)).toBe('1');
+      // Never received again, so the handle delivered last is the latest (SQS deletes by it).
+      await rawCall('DeleteMessage', { QueueUrl: url, ReceiptHandle: delivered.ReceiptHandle }).answer;
+      const after = await rawReceive(url, {
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 0,
+        MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+        AttributeNames: ['All'],
+      });
+      expect(after.Messages ?? []).toEqual([]);
+    } finally {
+      jest.useRealTimers();
+    }
+  }, 30_000);
+
   it('counts receives only in ApproximateReceiveCount, not visibility changes', async () => {
     const url = await queue();
     await client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'counted' }));
