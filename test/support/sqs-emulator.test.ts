@@ -303,6 +303,52 @@ describe('the SQS emulator layer', () => {
     }
   }, 30_000);
 
+  it('hands a message taken for a long poll whose client went away, then given a visibility by its latest delivered handle, to one receive only', async () => {
+    const url = await queue();
+    const asked = {
+      QueueUrl: url,
+      MaxNumberOfMessages: 10,
+      MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+      AttributeNames: ['All'],
+    };
+    await client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'changed' }));
+    const delivered = await receiveOne(url);
+    await release(url, delivered);
+    for (let i = 0; i < 200 && (await inFlight(url)) !== '0'; i++) await realDelay(5);
+    expect(await inFlight(url)).toBe('0');
+    stopEmulatorClock();
+    try {
+      await abandonLongPoll(asked);
+      jest.advanceTimersByTime(10);
+      expect(await inFlight(url)).toBe('1');
+      // The emulator makes it visible again at its next 0 ms timer.
+      await rawCall('ChangeMessageVisibility', {
+        QueueUrl: url,
+        ReceiptHandle: delivered.ReceiptHandle,
+        VisibilityTimeout: 0,
+      }).answer;
+      jest.advanceTimersByTime(1);
+      const answers: ({ Messages?: Message[] } | Error)[] = [];
+      for (let i = 0; i < 2; i++) {
+        const before = jest.getTimerCount();
+        void rawReceive(url, { ...asked, WaitTimeSeconds: 0 }).then(
+          (out) => answers.push(out),
+          (err: Error) => answers.push(err),
+        );
+        // A receive the layer answers itself sets no timer; one it asks the emulator for is answered 10 ms on.
+        await until(() => answers.length > i || jest.getTimerCount() > before);
+        if (answers.length === i) jest.advanceTimersByTime(10);
+        await until(() => answers.length > i);
+      }
+      expect(answers.map((a) => (a instanceof Error ? a : (a.Messages ?? []).map((m) => m.Body)))).toEqual([
+        ['changed'],
+        [],
+      ]);
+    } finally {
+      jest.useRealTimers();
+    }
+  }, 30_000);
+
   it('counts receives only in ApproximateReceiveCount, not visibility changes', async () => {
     const url = await queue();
     await client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'counted' }));
