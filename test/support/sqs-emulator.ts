@@ -33,13 +33,14 @@ import { Readable } from 'node:stream';
  *    DLQ never delivered. Instead the layer keeps such messages in a stash per queue and hands them, before anything
  *    else, to the next receive on that queue asking for the same attributes (every consumer of a queue here asks
  *    alike; a receive already waiting gets them when its open receive in the emulator ends, within 40 ms), as that
- *    receive's delivery: counted once (2.), its handle the latest (3.), and the emulator's take then that delivery's
- *    count toward redrive. What remains of the emulator's departure: while stashed a message counts as in flight in
- *    GetQueueAttributes; the receive that gets it has it hidden for what is left of the timeout it was taken with
- *    (less the time it waited in the stash: milliseconds while consumers poll); and if no such receive comes within
- *    that timeout (the stash lets it go 1 ms before the emulator shows it again), or the timeout was 0, the take
- *    stays counted in the emulator. A call naming a stashed message by an older handle (delete, visibility change),
- *    or purging or deleting its queue, reaches the emulator as it would without the stash, and the message leaves it.
+ *    receive's delivery: counted once (2.), its handle the latest (3.), and the take the emulator counted is then
+ *    that delivery's, so its redrive counts deliveries as SQS's does. What remains of the emulator's departure: while
+ *    stashed a message counts as in flight in GetQueueAttributes; the receive that gets it has it hidden for what is
+ *    left of the timeout it was taken with (less the time it waited in the stash: milliseconds while consumers
+ *    poll); and if no such receive comes within that timeout (the stash lets it go 1 ms before the emulator shows it
+ *    again), or that timeout was 0, the take stays counted: one of `maxReceiveCount` for no delivery. A call naming
+ *    a stashed message by an older handle (delete, visibility change), or purging or deleting its queue, reaches the
+ *    emulator as it would without the stash, and the message leaves the stash.
  * 2. `ApproximateReceiveCount` is "the number of times a message has been received across all queues but not
  *    deleted" (ReceiveMessage, MessageSystemAttributeNames, same page): receives only, where the emulator also counts
  *    visibility changes. The layer counts deliveries per message id and rewrites the attribute. (The emulator's own
