@@ -31,8 +31,10 @@ export { InvalidReceiptError, SqliteTaskQueue, type Claimer, type SqliteTaskQueu
 export { InvalidCursorError, SqliteTaskTable, type SqliteTaskTableOptions } from './sqlite-task-table';
 export {
   CheckpointTimer,
+  nextLookDelay,
   startWalCheckpoints,
   WAL_CHECKPOINT_INTERVAL_MS,
+  WAL_CHECKPOINT_NEAR_BOUND_MS,
   WalCheckpointer,
   type CheckpointStep,
   type WalCheckpoints,

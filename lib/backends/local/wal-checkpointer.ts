@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { silentLogger, type Logger } from '../../logging';
 import { translateSqliteError } from './errors';
-import { openSqliteDatabase, type SqliteDatabase } from './sqlite-database';
+import { openSqliteDatabase, WAL_AUTOCHECKPOINT_PAGES, type SqliteDatabase } from './sqlite-database';
 
 /** Time between a `startWalCheckpoints` thread's looks. */
 export const WAL_CHECKPOINT_INTERVAL_MS = 100;
@@ -42,9 +42,9 @@ const NOTHING: CheckpointStep = { ran: false, logPages: 0, checkpointedPages: 0 
  * - When the grid pauses between tasks, a look copies the whole log and the next writer starts it again from its first
  *   page: no commit checkpoints.
  * - Under a load without pauses, commits land during every look's syncs, so no look copies the whole log and the log
- *   grows until a commit reaches `WAL_AUTOCHECKPOINT_PAGES`. That commit's checkpoint finds all but the pages of the
- *   last ~`WAL_CHECKPOINT_INTERVAL_MS` copied and synced, so it syncs and copies only those (about a quarter of a
- *   whole inline checkpoint at the bench's rate, once per ~230 round trips instead of ~54), and the log starts again.
+ *   grows until a commit reaches `WAL_AUTOCHECKPOINT_PAGES`. The looks come every `WAL_CHECKPOINT_NEAR_BOUND_MS`
+ *   near that bound (`nextLookDelay`), so that commit's checkpoint finds all but the last ~10 ms of log copied and
+ *   synced and does only the rest, once per ~230 round trips instead of every ~54; then the log starts again.
  * A look that finds nothing committed since the last look that copied the whole log (`PRAGMA data_version`, which
  * changes when another connection commits) does nothing more: an idle grid costs one read of the log's index a look.
  */
@@ -79,15 +79,35 @@ export class WalCheckpointer {
 }
 
 export interface CheckpointTimerOptions {
-  /** Time between looks. */
+  /** Time between looks (shorter near the bound, see `nextLookDelay`). */
   readonly intervalMs: number;
+  /** Log pages at which commits checkpoint themselves. @default WAL_AUTOCHECKPOINT_PAGES */
+  readonly boundPages?: number;
   /** Called with the error of a failed look (the next look tries again). @default - ignored */
   readonly onError?: (err: unknown) => void;
 }
 
-/** Runs `WalCheckpointer` looks every `intervalMs` on this thread; a failed look is reported and tried again next time. */
+/** Time to the next look when the log nears the commits' own bound (see `nextLookDelay`). */
+export const WAL_CHECKPOINT_NEAR_BOUND_MS = 10;
+
+/**
+ * When to look next after `step`: soon (`WAL_CHECKPOINT_NEAR_BOUND_MS`) once the log holds three quarters of
+ * `boundPages`, else after `intervalMs`. Under a load without pauses the log only starts again when a commit reaches
+ * its bound (`WAL_AUTOCHECKPOINT_PAGES`, see `WalCheckpointer`); that commit syncs and copies what the last look did
+ * not, so looking often just then leaves it ~10 ms of log instead of up to `intervalMs` of it (at back-to-back
+ * single-task round trips, 100 ms of log is ~1,800 pages: more than SQLite's whole 1,000-page checkpoint before).
+ */
+export function nextLookDelay(step: CheckpointStep, intervalMs: number, boundPages: number): number {
+  return step.logPages >= boundPages * 0.75 ? Math.min(intervalMs, WAL_CHECKPOINT_NEAR_BOUND_MS) : intervalMs;
+}
+
+/**
+ * Runs `WalCheckpointer` looks on this thread, `nextLookDelay` apart; a failed look is reported and tried again at
+ * the interval.
+ */
 export class CheckpointTimer {
   private timer: NodeJS.Timeout | undefined;
+  private running = false;
 
   constructor(
     private readonly checkpointer: WalCheckpointer,
@@ -95,23 +115,37 @@ export class CheckpointTimer {
   ) {}
 
   start(): void {
-    this.timer ??= setInterval(() => this.look(), this.options.intervalMs);
-    this.timer.unref();
+    if (this.running) return;
+    this.running = true;
+    this.schedule(this.options.intervalMs);
   }
 
   /** Stops the looks, then takes a last one so what was committed before is in the database file. Idempotent. */
   stop(): void {
-    if (this.timer === undefined) return;
-    clearInterval(this.timer);
+    if (!this.running) return;
+    this.running = false;
+    clearTimeout(this.timer);
     this.timer = undefined;
     this.look();
   }
 
-  private look(): void {
+  private schedule(delayMs: number): void {
+    this.timer = setTimeout(() => {
+      const step = this.look();
+      if (this.running) {
+        const bound = this.options.boundPages ?? WAL_AUTOCHECKPOINT_PAGES;
+        this.schedule(step ? nextLookDelay(step, this.options.intervalMs, bound) : this.options.intervalMs);
+      }
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  private look(): CheckpointStep | undefined {
     try {
-      this.checkpointer.step();
+      return this.checkpointer.step();
     } catch (err) {
       this.options.onError?.(err);
+      return undefined;
     }
   }
 }

@@ -4,10 +4,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  CheckpointTimer,
   GRID_DB_FILE,
+  nextLookDelay,
   openSqliteDatabase,
   WAL_AUTOCHECKPOINT_PAGES,
   WalCheckpointer,
+  type CheckpointStep,
   type SqliteDatabase,
 } from '../../../lib/backends/local';
 import type * as LocalBackendsModule from '../../../lib/backends/local';
@@ -190,5 +193,50 @@ describe('checkpoints of the grid database', () => {
         await checkpoints.stop();
       }
     });
+  });
+});
+
+describe('when the checkpoint thread looks', () => {
+  const step = (logPages: number): CheckpointStep => ({ ran: true, logPages, checkpointedPages: logPages });
+
+  it('looks again within 10 ms once the log holds three quarters of the commits’ bound, else at its interval', () => {
+    expect(nextLookDelay(step(3_071), 100, 4_096)).toBe(100);
+    expect(nextLookDelay(step(3_072), 100, 4_096)).toBe(10);
+    expect(nextLookDelay({ ran: false, logPages: 0, checkpointedPages: 0 }, 100, 4_096)).toBe(100);
+    expect(nextLookDelay(step(4_000), 5, 4_096)).toBe(5);
+  });
+
+  it('a timer takes its looks at the interval, and the next one soon after a look that found the log near the bound', () => {
+    jest.useFakeTimers();
+    const logs = [100, 3_500, 200];
+    let looks = 0;
+    const checkpointer = {
+      step: () => {
+        looks++;
+        return step(logs.shift() ?? 0);
+      },
+    } as unknown as WalCheckpointer;
+    const timer = new CheckpointTimer(checkpointer, { intervalMs: 100, boundPages: 4_096 });
+    try {
+      timer.start();
+      jest.advanceTimersByTime(100);
+      expect(looks).toBe(1);
+      jest.advanceTimersByTime(100);
+      expect(looks).toBe(2); // found 3,500 pages
+      jest.advanceTimersByTime(10);
+      expect(looks).toBe(3);
+      jest.advanceTimersByTime(99);
+      expect(looks).toBe(3);
+      jest.advanceTimersByTime(1);
+      expect(looks).toBe(4);
+
+      timer.stop();
+      expect(looks).toBe(5); // the last look on stop
+      jest.advanceTimersByTime(1_000);
+      expect(looks).toBe(5);
+    } finally {
+      timer.stop();
+      jest.useRealTimers();
+    }
   });
 });
