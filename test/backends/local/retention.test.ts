@@ -43,6 +43,23 @@ describe('expiry of finished sessions on a local grid', () => {
     }
   });
 
+  it('examines only sessions created before the retention period: a session is older than its tasks', async () => {
+    await client.submit([{ i: 1 }], { sessionId: 'recent' }).then((h) => h.cancel());
+    // Its task's end moved back beyond the retention period, its creation left at now: only the creation is looked at
+    // (which keeps a step from running its subqueries for every session kept).
+    const db = new Database(backends.dbPath);
+    try {
+      db.prepare("UPDATE tasks SET finished_at = 0 WHERE session_id = 'recent'").run();
+    } finally {
+      db.close();
+    }
+    const expiry = new SessionExpiry(backends.database, backends.store, HOUR);
+
+    expect(await expiry.step(Date.now())).toMatchObject({ tasks: 0, sessions: 0, more: false });
+    // Once the session itself is older than that, it expires.
+    expect(await expiry.step(Date.now() + 2 * HOUR)).toMatchObject({ tasks: 1, more: true });
+  });
+
   it('deletes finished sessions past the retention period in batches, keeps the rest, and the file shrinks', async () => {
     const big = Array.from({ length: 3000 }, (_, i) => ({ i, pad: 'x'.repeat(300) }));
     const finished = await client.submit(big, { sessionId: 'old' });
