@@ -2,6 +2,8 @@
 // each ended (so the client builds its results without reading them back). Pure: no I/O.
 import { z } from 'zod';
 import { FAILURE_REASONS } from '../../core/task-state';
+import type { DataRef, TaskError } from '../../core/task';
+import type { HistoryEntry, TaskItem } from './dynamodb-items';
 import { sqsJsonText } from './sqs-message-text';
 import { ATTR } from './table-schema';
 
@@ -35,27 +37,36 @@ export const MAX_NOTICE_BYTES = 64 * 1024;
  */
 export const MAX_CARRIED_PER_SEND = 100;
 
+/**
+ * The attributes of a task item an outcome leaves out: the lease (a terminal task has none), the TTL and the index
+ * partition (no reader of a task record needs them).
+ */
+type UncarriedAttribute = 'lease_owner' | 'lease_expires_at' | 'lease_shard' | 'ttl' | 'session_part';
+/** Every other attribute of a task item: the compiler holds `CARRIED` and `outcomeSchema` to exactly these. */
+type CarriedAttribute = Exclude<keyof TaskItem, UncarriedAttribute>;
+
 /** The attributes an outcome carries (the payload too: a task record holds it, and a deleted session's files need it). */
-const CARRIED_ATTRIBUTES = [
-  ATTR.taskId,
-  ATTR.sessionId,
-  ATTR.sessionSk,
-  ATTR.index,
-  ATTR.state,
-  ATTR.priority,
-  ATTR.attempt,
-  ATTR.failures,
-  ATTR.maxAttempts,
-  ATTR.timeoutMs,
-  ATTR.payload,
-  ATTR.result,
-  ATTR.error,
-  ATTR.failureReason,
-  ATTR.submittedAt,
-  ATTR.startedAt,
-  ATTR.finishedAt,
-  ATTR.history,
-] as const;
+const CARRIED = {
+  [ATTR.taskId]: true,
+  [ATTR.sessionId]: true,
+  [ATTR.sessionSk]: true,
+  [ATTR.index]: true,
+  [ATTR.state]: true,
+  [ATTR.priority]: true,
+  [ATTR.attempt]: true,
+  [ATTR.failures]: true,
+  [ATTR.maxAttempts]: true,
+  [ATTR.timeoutMs]: true,
+  [ATTR.payload]: true,
+  [ATTR.result]: true,
+  [ATTR.error]: true,
+  [ATTR.failureReason]: true,
+  [ATTR.submittedAt]: true,
+  [ATTR.startedAt]: true,
+  [ATTR.finishedAt]: true,
+  [ATTR.history]: true,
+} as const satisfies Record<CarriedAttribute, true>;
+const CARRIED_ATTRIBUTES = Object.keys(CARRIED) as CarriedAttribute[];
 
 /** The outcome a notice carries of a task's item (as the completion write returned it). */
 export function noticeOutcomeOf(item: Readonly<Record<string, unknown>>): NoticeOutcome {
@@ -66,10 +77,10 @@ export function noticeOutcomeOf(item: Readonly<Record<string, unknown>>): Notice
 
 /**
  * The bodies of the notices telling `tasks` of `sessionId`: `{"s": session, "t": [every task id], "o": [outcomes]}`,
- * each at most `maxBytes` (UTF-8) and made of characters SQS accepts. Every task is named once, in order. Outcomes go along in the first notice only, while
- * they fit in it, and only when the send names at most `MAX_CARRIED_PER_SEND` tasks: a send costs what it did when
- * notices only named their tasks (one billed request, more only for thousands of ids), and a task named without its
- * outcome is read by key. Clients that predate outcomes read `t` only.
+ * each at most `maxBytes` (UTF-8) and made of characters SQS accepts. Every task is named once, in order. Outcomes go
+ * along in the first notice only, while they fit in it, and only when the send names at most `MAX_CARRIED_PER_SEND`
+ * tasks: a send costs what it did when notices only named their tasks (one billed request, more only for thousands of
+ * ids), and a task named without its outcome is read by key. Clients that predate outcomes read `t` only.
  */
 export function noticeBodies(
   sessionId: string,
@@ -113,8 +124,17 @@ export function noticeBodies(
   return bodies;
 }
 
-const dataRef = z.union([z.object({ inline: z.string() }), z.object({ key: z.string(), bytes: z.number() })]);
-const taskError = z.object({ type: z.string(), message: z.string(), stack: z.array(z.string()) });
+/** The shape of a zod object for `T`, naming each of its keys (zod drops keys a shape does not name). */
+type ShapeOf<T> = Record<keyof T, z.ZodType>;
+const dataRef = z.union([
+  z.object({ inline: z.string() } satisfies ShapeOf<Extract<DataRef, { inline: string }>>),
+  z.object({ key: z.string(), bytes: z.number() } satisfies ShapeOf<Extract<DataRef, { key: string }>>),
+]);
+const taskError = z.object({
+  type: z.string(),
+  message: z.string(),
+  stack: z.array(z.string()),
+} satisfies ShapeOf<TaskError>);
 const historyEntry = z.object({
   owner: z.string(),
   startedAt: z.number(),
@@ -123,9 +143,13 @@ const historyEntry = z.object({
   error: taskError.optional(),
   runStartedAt: z.number().optional(),
   runMs: z.number().optional(),
-});
-/** A carried outcome as a client accepts it: a terminal item with every attribute `taskRecordOf` reads. */
-const outcomeSchema = z.object({
+} satisfies ShapeOf<HistoryEntry>);
+/**
+ * A carried outcome as a client accepts it: a terminal item with every attribute `taskRecordOf` reads. Typed so that
+ * what it accepts is a task item's carried attributes, and its shape names each of them (zod drops keys it does not
+ * name: an attribute added to `TaskItem` fails to compile here rather than vanish from notice-built results).
+ */
+const outcomeSchema: z.ZodType<Pick<TaskItem, CarriedAttribute>> = z.object({
   [ATTR.taskId]: z.string().min(1),
   [ATTR.sessionId]: z.string(),
   [ATTR.sessionSk]: z.string().startsWith('T#'),
@@ -144,7 +168,7 @@ const outcomeSchema = z.object({
   [ATTR.startedAt]: z.number().optional(),
   [ATTR.finishedAt]: z.number(),
   [ATTR.history]: z.record(z.string().regex(/^\d+$/), historyEntry),
-});
+} satisfies ShapeOf<Pick<TaskItem, CarriedAttribute>>);
 
 /** What a received notice says; `problems` names what was wrong with it (the rest of it still counts). */
 export interface ParsedNotice {

@@ -3,7 +3,16 @@
 import { Writable } from 'node:stream';
 import { GetQueueUrlCommand, QueueDoesNotExist, SendMessageCommand } from '@aws-sdk/client-sqs';
 import pino from 'pino';
-import { MAX_CARRIED_PER_SEND, openAwsBackends, type AwsBackends, type AwsClients } from '../../../lib/backends/aws';
+import {
+  MAX_CARRIED_PER_SEND,
+  noticeBodies,
+  openAwsBackends,
+  parseNotice,
+  type AwsBackends,
+  type AwsClients,
+  type FinishedTask,
+} from '../../../lib/backends/aws';
+import { taskRecordOf } from '../../../lib/backends/aws/dynamodb-items';
 import { GridClient } from '../../../lib/client';
 import { compileConfig } from '../../../lib/core/config';
 import type { AwsGridResources } from '../../../lib/core/grid-resources';
@@ -350,6 +359,59 @@ describe('completion notices', () => {
       ['agent-2', 'succeeded'],
     ]);
     expect(commands).toEqual([]);
+  }, 30_000);
+
+  it("a task record built from a notice equals the table's: a task failed after retries, one cancelled while running", async () => {
+    const resources = await createGridResources(emulators);
+    const client = new GridClient({ config, ...open(resources), pollIntervalMs: MINUTE });
+    const handle = await client.submit([{ n: 1 }, { n: 2 }], { maxAttempts: 3 });
+    const [failing, running] = [0, 1].map((i) => `${handle.sessionId}_${i}`) as [string, string];
+    const agent = open(resources);
+    const notices = agent.table.notices!;
+    const ended: FinishedTask[] = [];
+    const finished = notices.finished.bind(notices);
+    notices.finished = (tasks) => {
+      ended.push(...tasks);
+      finished(tasks);
+    };
+    await agent.table.getSession(handle.sessionId);
+    const error = (n: number) => ({ type: 'ValueError', message: `bad ${n}`, stack: [`line ${n}`] });
+    const attempt = async (taskId: string, n: number, outcome?: CompletionOutcome): Promise<void> => {
+      const owner = `agent-${n}`;
+      const lease = { owner, expiresAt: Date.now() + MINUTE };
+      const [claim] = await agent.table.claim([{ taskId, attempt: n - 1 }], lease, Date.now());
+      expect(claim?.status).toBe('claimed');
+      if (!outcome) return;
+      const at = Date.now();
+      const run = { startedAt: at - 5, ms: 4 };
+      const [done] = await agent.table.complete([{ taskId, guard: { owner, attempt: n }, outcome, at, run }]);
+      expect(done?.status).toBe('recorded');
+    };
+
+    // Handed back by a draining agent, then an error retried, then a timeout on the last attempt.
+    await attempt(failing, 1, { kind: 'released' });
+    await attempt(failing, 2, { kind: 'retry', reason: 'error', error: error(2) });
+    await attempt(failing, 3, { kind: 'failed', reason: 'timeout', error: error(3) });
+    await attempt(running, 1);
+    expect(await agent.table.cancel(handle.sessionId)).toBe(1);
+
+    expect(ended.map((t) => [t.taskId, t.outcome?.state])).toEqual([
+      [failing, 'failed'],
+      [running, 'cancelled'],
+    ]);
+    for (const task of ended) {
+      const notice = parseNotice(noticeBodies(handle.sessionId, [task])[0]);
+      expect(notice.problems).toEqual([]);
+      const fromNotice = taskRecordOf(notice.tasks[0]!.outcome!);
+      const fromTable = await agent.table.getTask(task.taskId);
+      expect(fromNotice).toEqual(fromTable);
+    }
+    const history = (await agent.table.getTask(failing))!.history;
+    expect(history.map((h) => [h.attempt, h.outcome, h.error?.message])).toEqual([
+      [1, 'released', undefined],
+      [2, 'error', 'bad 2'],
+      [3, 'timeout', 'bad 3'],
+    ]);
   }, 30_000);
 
   it('returns each task of a session once whether a notice or the index brought it', async () => {
