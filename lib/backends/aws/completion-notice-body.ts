@@ -45,7 +45,7 @@ type UncarriedAttribute = 'lease_owner' | 'lease_expires_at' | 'lease_shard' | '
 /** Every other attribute of a task item: the compiler holds `CARRIED` and `outcomeSchema` to exactly these. */
 type CarriedAttribute = Exclude<keyof TaskItem, UncarriedAttribute>;
 
-/** The attributes an outcome carries (the payload too: a task record holds it, and a deleted session's files need it). */
+/** The attributes an outcome carries (the payload too: a task record holds it, a deleted session's files need it). */
 const CARRIED = {
   [ATTR.taskId]: true,
   [ATTR.sessionId]: true,
@@ -88,7 +88,7 @@ export function noticeBodies(
   maxBytes: number = MAX_NOTICE_BYTES,
 ): string[] {
   let carrying = tasks.length <= MAX_CARRIED_PER_SEND;
-  // Each piece as SQS takes it (see `sqsJsonText`) before its bytes are counted: an escape is longer than its character.
+  // Each piece as SQS takes it (see `sqsJsonText`) before its bytes count: an escape is longer than its character.
   const head = `{"s":${sqsJsonText(JSON.stringify(sessionId))},"t":[`;
   // `head` + ids + `],"o":[` + outcomes + `]}`, commas between items.
   const frame = Buffer.byteLength(head) + Buffer.byteLength('],"o":[]}');

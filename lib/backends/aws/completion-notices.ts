@@ -110,7 +110,7 @@ interface SessionNotices {
  */
 export class CompletionNoticeSender {
   private readonly sessions = new Map<string, SessionNotices>();
-  /** Every session's lookups and sends under way (those of sessions no longer remembered too): what `close` waits for. */
+  /** Every session's lookups and sends under way (of sessions no longer remembered too): what `close` waits for. */
   private readonly inFlight = new Set<Promise<void>>();
   private readonly windowMs: number;
   private readonly maxWindowMs: number;
