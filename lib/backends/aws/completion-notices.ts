@@ -40,7 +40,7 @@ const REMEMBERED_SESSIONS = 10_000;
 const NOTICED_SESSIONS = 256;
 const NOTICED_TASKS_PER_SESSION = MAX_CARRIED_PER_SEND;
 /** Bytes of carried outcomes a client keeps for its readers at most; past it, noticed tasks are kept by name only. */
-const CARRIED_BYTES = 16 * 1024 * 1024;
+const MAX_CARRIED_BYTES = 16 * 1024 * 1024;
 
 /**
  * The attributes of a client's notice queue. Notices are never deleted: received ones stay invisible for 12 hours
@@ -301,6 +301,12 @@ export interface CompletionNoticeQueueOptions {
   readonly client: SQSClient;
   /** Name prefix the stack grants clients (`NoticeQueuePrefix` output); the queue is `<prefix><random>`. */
   readonly namePrefix: string;
+  /**
+   * Bytes of the outcomes notices carried that the client keeps for its readers at most (each outcome counted as its
+   * share of its notice's UTF-8 bytes); past it, noticed tasks are kept by name only and read by key.
+   * @default 16 MiB
+   */
+  readonly maxCarriedBytes?: number;
   /** @default - a silent logger */
   readonly logger?: Logger;
 }
@@ -324,7 +330,7 @@ export class CompletionNoticeQueue {
   private readonly waiters = new Set<() => void>();
   /**
    * Tasks notices named, by session, with the outcomes they carried, until a reader takes them (null: too many, the
-   * reader reads the index); `bytes` counts the outcomes' JSON, all sessions' together in `carriedBytes`.
+   * reader reads the index); `bytes` counts the outcomes' bytes, all sessions' together in `carriedBytes`.
    */
   private readonly hints = new Map<string, { tasks: Map<string, NoticeOutcome | undefined>; bytes: number } | null>();
   private carriedBytes = 0;
@@ -333,9 +339,11 @@ export class CompletionNoticeQueue {
   private failed = false;
   private readonly stop = new AbortController();
   private readonly logger: Logger;
+  private readonly maxCarriedBytes: number;
 
   constructor(private readonly options: CompletionNoticeQueueOptions) {
     this.logger = options.logger ?? silentLogger();
+    this.maxCarriedBytes = options.maxCarriedBytes ?? MAX_CARRIED_BYTES;
   }
 
   /** False once the queue could not be created or read: handles then poll with back-off. */
@@ -421,9 +429,10 @@ export class CompletionNoticeQueue {
 
   /**
    * Keeps the tasks a notice named for `takeNoticed`, with their outcomes while the kept outcomes stay within
-   * `CARRIED_BYTES` (bounded: the oldest session goes first). A task named again keeps the outcome it has.
+   * `maxCarriedBytes` (bounded: the oldest session goes first). A task named again keeps the outcome it has. Each
+   * outcome counts as an even share of `noticeBytes`, its notice's size, measured once: no outcome is serialized again.
    */
-  private keep(sessionId: string, tasks: readonly NoticedTask[]): void {
+  private keep(sessionId: string, tasks: readonly NoticedTask[], noticeBytes: number): void {
     if (!sessionId || tasks.length === 0) return;
     let kept = this.hints.get(sessionId);
     if (kept === null) return;
@@ -431,10 +440,13 @@ export class CompletionNoticeQueue {
       kept = { tasks: new Map(), bytes: 0 };
       this.hints.set(sessionId, kept);
     }
+    let carried = 0;
+    for (const task of tasks) if (task.outcome !== undefined) carried++;
+    const share = carried === 0 ? 0 : Math.ceil(noticeBytes / carried);
     for (const { taskId, outcome } of tasks) {
       if (kept.tasks.get(taskId) !== undefined) continue;
-      const bytes = outcome === undefined ? 0 : JSON.stringify(outcome).length;
-      const fits = outcome !== undefined && this.carriedBytes + bytes <= CARRIED_BYTES;
+      const bytes = outcome === undefined ? 0 : share;
+      const fits = outcome !== undefined && this.carriedBytes + bytes <= this.maxCarriedBytes;
       kept.tasks.set(taskId, fits ? outcome : undefined);
       if (fits) {
         kept.bytes += bytes;
@@ -476,8 +488,8 @@ export class CompletionNoticeQueue {
               { abortSignal: this.stop.signal },
             );
             failures = 0;
-            const notices = (out.Messages ?? []).map((m) => parseNotice(m.Body));
-            for (const notice of notices) {
+            const notices = (out.Messages ?? []).map((m) => ({ ...parseNotice(m.Body), body: m.Body }));
+            for (const { body, ...notice } of notices) {
               if (notice.problems.length > 0) {
                 // What is sound in it still counts: its named tasks are read by key, a non-notice only wakes.
                 this.logger.warn(
@@ -485,7 +497,7 @@ export class CompletionNoticeQueue {
                   'a completion notice is malformed; what it does not carry is read from the task table',
                 );
               }
-              this.keep(notice.sessionId, notice.tasks);
+              this.keep(notice.sessionId, notice.tasks, Buffer.byteLength(body ?? ''));
             }
             if (notices.length > 0) this.noticed(notices.map((n) => n.sessionId));
           } catch (err) {
