@@ -76,18 +76,29 @@ function recordCommands(clients: Required<AwsClients>): string[] {
   return commands;
 }
 
-/** A client whose results handles poll once a minute, its backends and the commands they send. */
+/**
+ * A client whose results handles poll once a minute, its backends, the commands they send and the ids of the results
+ * its handle returned so far (`arrived`).
+ */
 async function waitingClient(resources: AwsGridResources, tasks: number, logger?: Logger) {
   const clients = emulators.clients();
   const commands = recordCommands(clients);
   const backends = open(resources, { receiveNotices: true, ...(logger ? { logger } : {}) }, clients);
   const client = new GridClient({ config, ...backends, pollIntervalMs: MINUTE });
   const handle = await client.submit(Array.from({ length: tasks }, (_, n) => ({ n })));
-  const results = collect(handle.results());
+  const arrived: string[] = [];
+  const results = collect(
+    (async function* () {
+      for await (const result of handle.results()) {
+        arrived.push(result.taskId);
+        yield result;
+      }
+    })(),
+  );
   // The handle looked once (a Query, nothing yet) and waits for a notice.
   while (!commands.includes('QueryCommand')) await new Promise((resolve) => setTimeout(resolve, 10));
   commands.length = 0;
-  return { backends, handle, results, commands };
+  return { backends, handle, results, commands, arrived };
 }
 
 /** Runs the one queued task to success as an agent does (receive, read the session, claim, complete). */
@@ -217,7 +228,7 @@ describe('completion notices', () => {
         },
       }),
     );
-    const { backends, handle, results, commands } = await waitingClient(resources, 2, logger);
+    const { backends, handle, results, commands, arrived } = await waitingClient(resources, 2, logger);
     const [first, second] = [0, 1].map((i) => `${handle.sessionId}_${i}`);
     const url = await backends.changes!.queueUrl();
     const sqs = emulators.clients().sqs;
@@ -230,10 +241,14 @@ describe('completion notices', () => {
     try {
       await send(JSON.stringify({ s: handle.sessionId, t: [first], o: [forged] }));
       await waitFor(() => /outcome is malformed/.test(problems()), 10_000, 'the malformed outcome logged');
+      await waitFor(() => arrived.includes(first!), 10_000, 'the first task returned (read by key)');
       await send('not a notice');
       await waitFor(() => /not JSON/.test(problems()), 10_000, 'the body that is not JSON logged');
-      // The same notice again (SQS delivers at least once), of a task the handle returned already.
+      // The same notice again (SQS delivers at least once), of a task the handle returned already: taken by the
+      // handle (the wake it brings) before the second task ends.
+      const version = backends.changes!.version;
       await send(JSON.stringify({ s: handle.sessionId, t: [first] }));
+      await waitFor(() => backends.changes!.version > version, 10_000, 'the duplicate notice received');
       await runOneTask(open(resources));
     } finally {
       sqs.destroy();
