@@ -170,6 +170,13 @@ const outcomeSchema: z.ZodType<Pick<TaskItem, CarriedAttribute>> = z.object({
   [ATTR.history]: z.record(z.string().regex(/^\d+$/), historyEntry),
 } satisfies ShapeOf<Pick<TaskItem, CarriedAttribute>>);
 
+/** What kind of JSON value `value` is: `null`, `a list`, `an object`, `a number`, `a boolean`. */
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
 /** What a received notice says; `problems` names what was wrong with it (the rest of it still counts). */
 export interface ParsedNotice {
   /** '' for a body that is not a notice at all (it still wakes the client's handles). */
@@ -203,7 +210,8 @@ export function parseNotice(body: string | undefined): ParsedNotice {
   const named = new Map<string, NoticeOutcome | undefined>();
   for (const id of notice.t) {
     if (typeof id === 'string' && id.length > 0) named.set(id, undefined);
-    else problems.push(`a task id is not a string: ${JSON.stringify(id)}`);
+    // Its type only: the value may be anything (a deeply nested list would make JSON.stringify throw).
+    else problems.push(`a task id is not a non-empty string but ${id === '' ? 'empty' : describe(id)}`);
   }
   if (notice.o !== undefined && !Array.isArray(notice.o)) problems.push('"o" is not a list');
   const outcomes: unknown[] = Array.isArray(notice.o) ? notice.o : [];

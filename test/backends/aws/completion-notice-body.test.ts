@@ -178,4 +178,18 @@ describe('completion notice bodies', () => {
     }
     expect(parseNotice('{"s":"s","t":["s_0"],"o":{}}').tasks).toEqual([{ taskId: 's_0' }]);
   });
+
+  it('name what a task id that is not a string is, even one nested past what JSON.stringify can write', () => {
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    const body = `{"s":"s","t":["s_0",${deep},7,"",null,{"a":1}]}`;
+
+    const notice = parseNotice(body);
+
+    expect(notice.tasks).toEqual([{ taskId: 's_0' }]);
+    expect(notice.problems).toEqual(
+      ['a list', 'a number', 'empty', 'null', 'an object'].map(
+        (what) => `a task id is not a non-empty string but ${what}`,
+      ),
+    );
+  });
 });
