@@ -167,7 +167,7 @@ describe('the compiled embedded grid with its agent in a worker thread', () => {
     await collect(handle.results());
     const dbPath = path.join(dataDir, dist.backends.GRID_DB_FILE);
     // A copy of the database file without its log holds what checkpoints copied into the file. The grid's commits
-    // checkpoint only past WAL_AUTOCHECKPOINT_PAGES, far beyond these few tasks: only the checkpoint thread copies.
+    // checkpoint only past WAL_AUTOCHECKPOINT_PAGES, beyond these few tasks: only the checkpoint thread copies.
     const copy = path.join(tempDir(), 'copy.db');
     const succeededInFile = (): number => {
       fs.copyFileSync(dbPath, copy);

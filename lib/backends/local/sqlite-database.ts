@@ -10,13 +10,15 @@ export const SCHEMA_VERSION = 1;
 export type SqliteDatabase = Database.Database;
 
 /**
- * Log pages past which a commit of a grid connection checkpoints the write-ahead log itself (`wal_autocheckpoint`;
- * SQLite's default is 1,000). A process running an agent checkpoints from a thread of its own
- * (`startWalCheckpoints`), off the commits' path; this bound (16 MiB of 4 KiB pages) keeps the log's file from growing
- * where no such thread runs (a client writing while no agent is up), or under a load that never pauses, where only a
- * writer can start the log again (see `WalCheckpointer`).
+ * Log pages past which a commit of a grid connection checkpoints the write-ahead log itself (`wal_autocheckpoint`,
+ * SQLite's default). A process running an agent also checkpoints from a thread of its own (`startWalCheckpoints`), off
+ * the commits' path: when the grid pauses, a look copies the whole log and the next writer starts it again; under a
+ * load that never pauses only a writer can start the log again, so the log grows to this bound and the commit that
+ * reaches it finds all but the last few milliseconds of pages copied by the thread (see `WalCheckpointer`). It stays at
+ * SQLite's 1,000 pages (4 MiB of log at most): at 4,096 the log outgrew a nearly full disk under a steady load and no
+ * checkpoint could then grow the database file to let it start again (test/faults/disk-full-process.test.ts).
  */
-export const WAL_AUTOCHECKPOINT_PAGES = 4096;
+export const WAL_AUTOCHECKPOINT_PAGES = 1_000;
 
 export interface OpenDatabaseOptions {
   /**

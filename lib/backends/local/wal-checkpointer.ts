@@ -37,14 +37,14 @@ const NOTHING: CheckpointStep = { ran: false, logPages: 0, checkpointedPages: 0 
  * Why: SQLite runs a checkpoint inside a commit (`wal_autocheckpoint`, every 1,000 log pages by default), in the
  * committing thread. With 8–9 log pages per commit and three commits per task, every ~54th single-task round trip of
  * the local grid waited 5–10 ms for it, most of it syncing 4 MB of log (bench/README.md, bench/latency, fifth pass).
- * The grid's connections now checkpoint only past `WAL_AUTOCHECKPOINT_PAGES`, and a process running an agent runs
- * these looks in a thread of its own (`startWalCheckpoints`). What that leaves to a commit:
+ * A process running an agent now runs these looks in a thread of its own (`startWalCheckpoints`), and the grid's
+ * connections still checkpoint past `WAL_AUTOCHECKPOINT_PAGES` (SQLite's 1,000). What that leaves to a commit:
  * - When the grid pauses between tasks, a look copies the whole log and the next writer starts it again from its first
  *   page: no commit checkpoints.
  * - Under a load without pauses, commits land during every look's syncs, so no look copies the whole log and the log
  *   grows until a commit reaches `WAL_AUTOCHECKPOINT_PAGES`. The looks come every `WAL_CHECKPOINT_NEAR_BOUND_MS`
  *   near that bound (`nextLookDelay`), so that commit's checkpoint finds all but the last ~10 ms of log copied and
- *   synced and does only the rest, once per ~230 round trips instead of every ~54; then the log starts again.
+ *   synced and does only the rest; then the log starts again.
  * A look that finds nothing committed since the last look that copied the whole log (`PRAGMA data_version`, which
  * changes when another connection commits) does nothing more: an idle grid costs one read of the log's index a look.
  */

@@ -20,8 +20,8 @@ import { waitFor } from '../../support/local-grid';
 import { makeTempDir } from './temp-grid-dir';
 
 const repoRoot = path.resolve(__dirname, '../../..');
-/** SQLite's own `wal_autocheckpoint`, what grid connections checkpointed at before. */
-const SQLITE_DEFAULT_AUTOCHECKPOINT = 1000;
+/** Commits of `commitRows` that stay below WAL_AUTOCHECKPOINT_PAGES (3–4 log pages each). */
+const BELOW_BOUND_COMMITS = 200;
 const WAL_HEADER_BYTES = 32;
 const FRAME_BYTES = 4096 + 24;
 
@@ -55,15 +55,15 @@ describe('checkpoints of the grid database', () => {
   /** Frames the log's file has room for: what it grew to, as it is never truncated. */
   const walFrames = (): number => Math.floor((walBytes() - WAL_HEADER_BYTES) / FRAME_BYTES);
 
-  it('leaves a grid connection’s commits unchecked past SQLite’s 1,000 pages: the database file keeps its size', () => {
+  it('leaves a grid connection’s commits unchecked below WAL_AUTOCHECKPOINT_PAGES: the database file keeps its size', () => {
     const writer = open();
     commitRows(writer, 1);
     const before = dbBytes();
 
-    commitRows(writer, 400);
+    commitRows(writer, BELOW_BOUND_COMMITS);
 
     expect(writer.pragma('wal_autocheckpoint', { simple: true })).toBe(WAL_AUTOCHECKPOINT_PAGES);
-    expect(walFrames()).toBeGreaterThan(SQLITE_DEFAULT_AUTOCHECKPOINT);
+    expect(walFrames()).toBeGreaterThan(WAL_AUTOCHECKPOINT_PAGES / 2);
     expect(dbBytes()).toBe(before);
   });
 
@@ -81,13 +81,13 @@ describe('checkpoints of the grid database', () => {
   it('copies every committed page in one look, and the next commit starts the log again', () => {
     const writer = open();
     const checkpointer = new WalCheckpointer(open());
-    commitRows(writer, 400);
+    commitRows(writer, BELOW_BOUND_COMMITS);
     const before = dbBytes();
 
     const look = checkpointer.step();
 
     expect(look.ran).toBe(true);
-    expect(look.logPages).toBeGreaterThan(SQLITE_DEFAULT_AUTOCHECKPOINT);
+    expect(look.logPages).toBeGreaterThan(WAL_AUTOCHECKPOINT_PAGES / 2);
     expect(look.checkpointedPages).toBe(look.logPages);
     expect(dbBytes()).toBeGreaterThan(before);
     const grownTo = walBytes();
@@ -129,7 +129,7 @@ describe('checkpoints of the grid database', () => {
     open().close();
     const before = dbBytes();
     const script = bundleFixture(path.join(__dirname, 'fixtures', 'wal-writer.ts'), temp.dir);
-    const child = spawn(process.execPath, [script, dbPath, '400'], {
+    const child = spawn(process.execPath, [script, dbPath, String(BELOW_BOUND_COMMITS)], {
       env: { ...process.env, NODE_PATH: path.join(repoRoot, 'node_modules') },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -143,8 +143,8 @@ describe('checkpoints of the grid database', () => {
         });
         void exited.then(() => reject(new Error('the writer exited before it wrote')));
       });
-      // 400 commits, more than SQLite's checkpoint interval, all still in the log.
-      expect(walFrames()).toBeGreaterThan(SQLITE_DEFAULT_AUTOCHECKPOINT);
+      // Hundreds of commits, all still in the log.
+      expect(walFrames()).toBeGreaterThan(WAL_AUTOCHECKPOINT_PAGES / 2);
       expect(dbBytes()).toBe(before);
     } finally {
       child.kill('SIGKILL');
@@ -152,7 +152,7 @@ describe('checkpoints of the grid database', () => {
     expect(await exited).toBe('SIGKILL');
 
     const reopened = open();
-    expect(reopened.prepare('SELECT count(*) FROM filler').pluck().get()).toBe(400);
+    expect(reopened.prepare('SELECT count(*) FROM filler').pluck().get()).toBe(BELOW_BOUND_COMMITS);
   });
 
   describe('compiled, in a thread of its own', () => {
