@@ -106,6 +106,12 @@ export interface DynamoDbTaskTableOptions {
   readonly settleMs?: number;
   /** Conditional writes in flight at once per call. @default 16 */
   readonly concurrency?: number;
+  /**
+   * Task ids a session-wide `cancel` or `deleteSession` holds at once: it reads the session's manifests that many ids
+   * at a time and ends each page before reading the next, so its memory does not grow with the session. At least
+   * `MANIFEST_SIZE` (24). @default 1008 (42 manifests)
+   */
+  readonly sessionPageTasks?: number;
   /** Clock for terminal-key times and the settle window. @default Date.now */
   readonly now?: () => number;
   /**
@@ -132,6 +138,9 @@ export interface DynamoDbTaskTableOptions {
  * manifest per 24 tasks adds ≈ 0.08 WRU per task (item and index).
  */
 const MANIFEST_SIZE = 24;
+
+/** Task ids a session-wide cancel or delete holds at once, by default: 42 manifests. */
+const SESSION_PAGE_TASKS = 42 * MANIFEST_SIZE;
 
 /** Items in one BatchWriteItem request (DynamoDB's limit). */
 const BATCH_WRITE_MAX = 25;
@@ -177,6 +186,8 @@ export class DynamoDbTaskTable implements TaskTable {
   private readonly retentionSec: number;
   private readonly settleMs: number;
   private readonly concurrency: number;
+  /** Manifests read per page of a session-wide cancel or delete (see `sessionPageTasks`). */
+  private readonly pageManifests: number;
   private readonly clock: () => number;
   private closed = false;
   private seq = 0;
@@ -201,6 +212,14 @@ export class DynamoDbTaskTable implements TaskTable {
     this.retentionSec = options.retentionSec ?? DEFAULT_TASK_RETENTION_SEC;
     this.settleMs = options.settleMs ?? 5000;
     this.concurrency = options.concurrency ?? 16;
+    const pageTasks = options.sessionPageTasks ?? SESSION_PAGE_TASKS;
+    if (!Number.isSafeInteger(pageTasks) || pageTasks < MANIFEST_SIZE) {
+      throw new HtcGridError(
+        `DynamoDbTaskTable: sessionPageTasks must be a whole number of at least ${MANIFEST_SIZE} (one manifest's ` +
+          `tasks), got ${String(pageTasks)}; leave it out for the default ${SESSION_PAGE_TASKS}`,
+      );
+    }
+    this.pageManifests = Math.floor(pageTasks / MANIFEST_SIZE);
     this.clock = options.now ?? Date.now;
     this.noticeQueue = options.noticeQueue;
     this.noticedTasks = options.noticedTasks;
@@ -295,11 +314,16 @@ export class DynamoDbTaskTable implements TaskTable {
     });
   }
 
+  /**
+   * Deletes the session's tasks a page of manifests at a time (see `sessionPageTasks`): the page's tasks first, then
+   * the manifests that name them, the session item last. Every task not deleted yet is still named by a manifest, so
+   * a delete that fails half-way can be run again.
+   */
   async deleteSession(sessionId: string): Promise<void> {
-    const { taskIds, manifestKeys } = await this.sessionTaskIds(sessionId);
-    // Tasks first, manifests after them, the session last: a delete that fails half-way can be run again.
-    await this.batchWrite(taskIds.map((taskId) => ({ DeleteRequest: { Key: { task_id: taskId } } })));
-    await this.batchWrite(manifestKeys.map((key) => ({ DeleteRequest: { Key: { task_id: key } } })));
+    for await (const page of this.sessionTaskPages(sessionId)) {
+      await this.batchWrite(page.taskIds.map((taskId) => ({ DeleteRequest: { Key: { task_id: taskId } } })));
+      await this.batchWrite(page.manifestKeys.map((key) => ({ DeleteRequest: { Key: { task_id: key } } })));
+    }
     await this.batchWrite([{ DeleteRequest: { Key: { task_id: sessionItemKey(sessionId) } } }]);
   }
 
@@ -454,19 +478,32 @@ export class DynamoDbTaskTable implements TaskTable {
     }
   }
 
-  /** Task ids listed by a session's manifests (deduplicated; some may never have been written). */
-  private async sessionTaskIds(sessionId: string): Promise<{ taskIds: string[]; manifestKeys: string[] }> {
-    const manifestKeys: string[] = [];
-    for await (const item of this.querySessionIndex(manifestPartition(sessionId), 'M#')) {
-      manifestKeys.push(String(item[ATTR.taskId]));
+  /**
+   * A session's manifests a page at a time (one index query of `pageManifests` keys), each page with the task ids
+   * its manifests list (deduplicated within the page; a task named by two manifests may come twice, and some may
+   * never have been written). The next page is read only when the caller asks for it: one page is held at a time.
+   */
+  private async *sessionTaskPages(
+    sessionId: string,
+  ): AsyncGenerator<{ readonly taskIds: string[]; readonly manifestKeys: string[] }> {
+    const pages = this.queryPages('query session index', {
+      IndexName: TABLE_SCHEMA.sessionIndex.name,
+      KeyConditionExpression: '#part = :part AND begins_with(#sk, :prefix)',
+      ExpressionAttributeNames: { '#part': ATTR.sessionPart, '#sk': ATTR.sessionSk },
+      ExpressionAttributeValues: { ':part': manifestPartition(sessionId), ':prefix': 'M#' },
+      Limit: this.pageManifests,
+    });
+    for await (const page of pages) {
+      const manifestKeys = page.items.map((item) => String(item[ATTR.taskId]));
+      if (manifestKeys.length === 0) continue;
+      const manifests = await this.batchGet(manifestKeys, [ATTR.taskId, ATTR.taskIds]);
+      const taskIds = new Set<string>();
+      for (const manifest of manifests) {
+        const ids = manifest[ATTR.taskIds];
+        if (Array.isArray(ids)) for (const id of ids) taskIds.add(String(id));
+      }
+      yield { taskIds: [...taskIds], manifestKeys };
     }
-    const manifests = await this.batchGet(manifestKeys, [ATTR.taskId, ATTR.taskIds]);
-    const taskIds = new Set<string>();
-    for (const manifest of manifests) {
-      const ids = manifest[ATTR.taskIds];
-      if (Array.isArray(ids)) for (const id of ids) taskIds.add(String(id));
-    }
-    return { taskIds: [...taskIds], manifestKeys };
   }
 
   async getTask(taskId: string): Promise<TaskRecord | undefined> {
@@ -708,21 +745,51 @@ export class DynamoDbTaskTable implements TaskTable {
     };
   }
 
+  /**
+   * Cancels the named tasks, or every live task of the session a page of its manifests at a time (see
+   * `sessionPageTasks`): the states of a page's tasks are read, its live ones cancelled and their client told, then
+   * the next page is read. The count is of the tasks this call moved to `cancelled`.
+   */
   async cancel(sessionId: string, taskIds?: readonly string[], now: number = Date.now()): Promise<number> {
-    let ids: readonly string[];
+    let count = 0;
     if (taskIds !== undefined) {
-      ids = taskIds;
+      // A notice carries outcomes only for sends of a few tasks: past that, the items would be held for nothing.
+      const carried = taskIds.length <= MAX_CARRIED_PER_SEND;
+      for (const group of chunk(taskIds, this.pageManifests * MANIFEST_SIZE)) {
+        count += await this.cancelTasks(sessionId, group, now, carried);
+      }
     } else {
-      // Only tasks that are still live: a conditional write that fails still costs a write unit.
-      const { taskIds } = await this.sessionTaskIds(sessionId);
-      const states = await this.batchGet(taskIds, [ATTR.taskId, ATTR.state]);
-      ids = states
-        .filter((item) => item[ATTR.state] === 'pending' || item[ATTR.state] === 'running')
-        .map((item) => String(item[ATTR.taskId]));
+      // Live ids wait while there are at most MAX_CARRIED_PER_SEND of them: a session with no more live tasks than
+      // that is cancelled with their outcomes carried, as if they had been named; past that, page by page.
+      let held: string[] = [];
+      let carried = true;
+      for await (const page of this.sessionTaskPages(sessionId)) {
+        // Only tasks that are still live: a conditional write that fails still costs a write unit.
+        const states = await this.batchGet(page.taskIds, [ATTR.taskId, ATTR.state]);
+        let live = states
+          .filter((item) => item[ATTR.state] === 'pending' || item[ATTR.state] === 'running')
+          .map((item) => String(item[ATTR.taskId]));
+        if (carried) {
+          held.push(...live);
+          if (held.length <= MAX_CARRIED_PER_SEND) continue;
+          carried = false;
+          live = held;
+          held = [];
+        }
+        count += await this.cancelTasks(sessionId, live, now, false);
+      }
+      if (held.length > 0) count += await this.cancelTasks(sessionId, held, now, true);
     }
+    this.logger.debug({ sessionId, changed: count }, 'cancelled tasks');
+    return count;
+  }
+
+  /**
+   * Cancels `ids` of the session (each a conditional UpdateItem, `concurrency` at once) and tells its client; `carried`:
+   * the writes return the items for the notice to carry. Returns how many were live.
+   */
+  private async cancelTasks(sessionId: string, ids: readonly string[], now: number, carried: boolean): Promise<number> {
     const ended: FinishedTask[] = [];
-    // A notice carries outcomes only for sends of a few tasks: past that, the items would be held for nothing.
-    const carried = ids.length <= MAX_CARRIED_PER_SEND;
     const changed = await mapLimit(ids, this.concurrency, async (taskId) => {
       const seq = this.nextSeq();
       try {
@@ -768,9 +835,7 @@ export class DynamoDbTaskTable implements TaskTable {
       this.notices.finished(ended);
       await this.notices.flush([sessionId]);
     }
-    const count = changed.reduce<number>((a, b) => a + b, 0);
-    this.logger.debug({ sessionId, changed: count }, 'cancelled tasks');
-    return count;
+    return changed.reduce<number>((a, b) => a + b, 0);
   }
 
   /**

@@ -1,10 +1,11 @@
 // DynamoDB task table behaviour beyond the contract: late index entries, item layout, request economy.
-import { GetItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { BatchGetItemCommand, GetItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { DynamoDbTaskTable, noticeOutcomeOf, type NoticedTask } from '../../../lib/backends/aws';
 import {
   MAX_SESSION_SHARDS,
   TABLE_SCHEMA,
+  manifestCountOf,
   manifestPartition,
   sessionPartitionOf,
   sessionPartitions,
@@ -123,6 +124,62 @@ async function finish(table: DynamoDbTaskTable, taskId: string): Promise<void> {
       at: Date.now(),
     },
   ]);
+}
+
+/**
+ * A client that follows how many task ids a session-wide cancel or delete holds: ids named by the manifests it read
+ * (BatchGetItem of manifest keys) and not yet ended (an UpdateItem of the task, or its DeleteRequest). `fail` may
+ * refuse a request to stop the caller half-way.
+ */
+function holdingClient(fail: (command: string, input: unknown) => boolean = () => false) {
+  const hook = { outstanding: 0, most: 0, named: 0, ended: 0 };
+  const watched = emulators.clients().dynamodb;
+  watched.middlewareStack.add(
+    (next, context) => async (args) => {
+      const command = context.commandName ?? '?';
+      const input = (args as { input: unknown }).input;
+      if (fail(command, input)) throw new Error(`injected failure of a ${command}`);
+      const out = await next(args);
+      if (command === 'BatchGetItemCommand') {
+        const items = (out.output as { Responses?: Record<string, Record<string, unknown>[]> }).Responses?.[tableName];
+        for (const item of items ?? []) {
+          const ids = item.task_ids as unknown[] | { L?: unknown[] } | undefined;
+          hook.named += (Array.isArray(ids) ? ids.length : ids?.L?.length) ?? 0;
+        }
+      } else if (command === 'UpdateItemCommand') {
+        hook.ended += 1;
+      } else if (command === 'BatchWriteItemCommand') {
+        const writes = (
+          input as { RequestItems: Record<string, { DeleteRequest?: { Key: Record<string, unknown> } }[]> }
+        ).RequestItems[tableName];
+        for (const write of writes ?? []) {
+          const key = write.DeleteRequest?.Key.task_id as string | { S?: string } | undefined;
+          const id = typeof key === 'string' ? key : key?.S;
+          if (id !== undefined && !id.startsWith('manifest#') && !id.startsWith('session#')) hook.ended += 1;
+        }
+      }
+      hook.outstanding = hook.named - hook.ended;
+      hook.most = Math.max(hook.most, hook.outstanding);
+      return out;
+    },
+    { step: 'initialize', name: 'holdingHook' },
+  );
+  return { watched, hook };
+}
+
+/** How many of `ids` are stored (one BatchGetItem per 100). */
+async function storedCount(ids: readonly string[]): Promise<number> {
+  let stored = 0;
+  for (let i = 0; i < ids.length; i += 100) {
+    const keys = ids.slice(i, i + 100).map((id) => ({ task_id: { S: id } }));
+    const out = await client.send(
+      new BatchGetItemCommand({
+        RequestItems: { [tableName]: { Keys: keys, ConsistentRead: true, ProjectionExpression: 'task_id' } },
+      }),
+    );
+    stored += out.Responses?.[tableName]?.length ?? 0;
+  }
+  return stored;
 }
 
 describe('DynamoDbTaskTable on DynamoDB Local', () => {
@@ -562,4 +619,81 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     expect([first.tasks.length, second.tasks.length, third.tasks.length]).toEqual([1000, 200, 0]);
     expect(new Set([...first.tasks, ...second.tasks].map((t) => t.taskId)).size).toBe(1200);
   }, 60_000);
+  it('cancelling a large session holds one page of task ids at a time, and cancels every live task once', async () => {
+    const { watched, hook } = holdingClient();
+    const table = new DynamoDbTaskTable({ tableName, client: watched, sessionPageTasks: 240 });
+    const { session, ids } = await seed(table, 2000);
+    for (const id of ids.slice(0, 5)) await finish(table, id);
+    Object.assign(hook, { outstanding: 0, most: 0, named: 0, ended: 0 });
+
+    const changed = await table.cancel(session.sessionId);
+
+    expect(changed).toBe(1995);
+    // 2,000 ids over manifests of 24: ten manifests (240 ids) a page, each page ended before the next is read (the
+    // 5 finished tasks are named but never written, so they stay counted).
+    expect(hook.named).toBe(2000);
+    expect(hook.most).toBeLessThanOrEqual(240 + 5);
+    expect(await table.countByState(session.sessionId)).toMatchObject({ pending: 0, running: 0, cancelled: 1995 });
+    expect(await table.cancel(session.sessionId)).toBe(0);
+    watched.destroy();
+  }, 120_000);
+
+  it('deleting a large session holds one page of task ids at a time, and deletes every task and manifest', async () => {
+    const { watched, hook } = holdingClient();
+    const table = new DynamoDbTaskTable({ tableName, client: watched, sessionPageTasks: 240 });
+    const { session, ids } = await seed(table, 2000);
+    Object.assign(hook, { outstanding: 0, most: 0, named: 0, ended: 0 });
+
+    await table.deleteSession(session.sessionId);
+
+    expect(hook.named).toBe(2000);
+    expect(hook.ended).toBe(2000);
+    expect(hook.most).toBeLessThanOrEqual(240);
+    expect(await storedCount(ids)).toBe(0);
+    expect(await sessionIndexKeys(session.sessionId)).toEqual({});
+    expect(await table.getSession(session.sessionId)).toBeUndefined();
+    watched.destroy();
+  }, 120_000);
+
+  it('a delete that fails half-way leaves every task it kept named by a manifest, and runs again to the end', async () => {
+    let manifestDeletes = 0;
+    const { watched } = holdingClient((command, input) => {
+      if (command !== 'BatchWriteItemCommand') return false;
+      const writes = (input as { RequestItems: Record<string, { DeleteRequest?: { Key: Record<string, unknown> } }[]> })
+        .RequestItems[tableName];
+      const key = writes?.[0]?.DeleteRequest?.Key.task_id as string | { S?: string } | undefined;
+      const id = typeof key === 'string' ? key : key?.S;
+      return id?.startsWith('manifest#') === true && ++manifestDeletes === 3;
+    });
+    const table = new DynamoDbTaskTable({
+      tableName,
+      client: watched,
+      sessionPageTasks: 240,
+      retry: { maxAttempts: 1 },
+    });
+    const { session, ids } = await seed(table, 1000);
+
+    await expect(table.deleteSession(session.sessionId)).rejects.toThrow(/injected failure/);
+
+    const kept = await storedCount(ids);
+    const listed = (await sessionIndexKeys(session.sessionId))[manifestPartition(session.sessionId)] ?? [];
+    const named = listed.reduce((n, sk) => n + (manifestCountOf(sk) ?? 0), 0);
+    // Two pages (480 tasks) went with their manifests; the third page's tasks went, its manifests did not.
+    expect(kept).toBe(1000 - 720);
+    expect(named).toBe(1000 - 480);
+    expect(await table.getSession(session.sessionId)).toBeDefined();
+
+    await table.deleteSession(session.sessionId);
+
+    expect(await storedCount(ids)).toBe(0);
+    expect(await sessionIndexKeys(session.sessionId)).toEqual({});
+    expect(await table.getSession(session.sessionId)).toBeUndefined();
+    watched.destroy();
+  }, 120_000);
+
+  it('sessionPageTasks below one manifest is refused with the bound and the default', () => {
+    expect(() => new DynamoDbTaskTable({ tableName, client, sessionPageTasks: 10 })).toThrow(
+      /sessionPageTasks must be a whole number of at least 24.*got 10.*default 1008/,
+    );
+  });
 });
