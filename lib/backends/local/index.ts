@@ -33,6 +33,7 @@ export {
   CheckpointTimer,
   nextLookDelay,
   startWalCheckpoints,
+  WAL_CHECKPOINT_IDLE_INTERVAL_MS,
   WAL_CHECKPOINT_INTERVAL_MS,
   WAL_CHECKPOINT_NEAR_BOUND_MS,
   WalCheckpointer,

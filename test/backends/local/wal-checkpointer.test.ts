@@ -203,6 +203,9 @@ describe('when the checkpoint thread looks', () => {
     expect(nextLookDelay(step(3_071), 100, 4_096)).toBe(100);
     expect(nextLookDelay(step(3_072), 100, 4_096)).toBe(10);
     expect(nextLookDelay({ ran: false, logPages: 0, checkpointedPages: 0 }, 100, 4_096)).toBe(100);
+    // While the grid commits every 25 ms; once a look found nothing committed, every 100 ms.
+    expect(nextLookDelay(step(100), 25, 1_000)).toBe(25);
+    expect(nextLookDelay({ ran: false, logPages: 0, checkpointedPages: 0 }, 25, 1_000)).toBe(100);
     expect(nextLookDelay(step(4_000), 5, 4_096)).toBe(5);
   });
 
