@@ -368,11 +368,10 @@ export class DynamoDbTaskTable implements TaskTable {
     // The index is eventually consistent: a session whose manifests are not all visible yet waits for a later sweep.
     if (counts.pending + counts.running > 0 || total < taskCount) return false;
     const ttl = ttlOf(this.clock(), this.retentionSec);
-    const manifests: string[] = [];
-    for await (const m of this.querySessionIndex(manifestPartition(sessionId), 'M#')) {
-      manifests.push(String(m[ATTR.taskId]));
+    // A page of manifests at a time (see `sessionPageTasks`): a session of millions of tasks is never held in memory.
+    for await (const page of this.manifestPages(sessionId)) {
+      await mapLimit(page.items, this.concurrency, (m) => this.setTtl(String(m[ATTR.taskId]), ttl));
     }
-    await mapLimit(manifests, this.concurrency, (key) => this.setTtl(key, ttl));
     await this.setTtl(sessionItemKey(sessionId), ttl);
     return true;
   }
@@ -486,14 +485,7 @@ export class DynamoDbTaskTable implements TaskTable {
   private async *sessionTaskPages(
     sessionId: string,
   ): AsyncGenerator<{ readonly taskIds: string[]; readonly manifestKeys: string[] }> {
-    const pages = this.queryPages('query session index', {
-      IndexName: TABLE_SCHEMA.sessionIndex.name,
-      KeyConditionExpression: '#part = :part AND begins_with(#sk, :prefix)',
-      ExpressionAttributeNames: { '#part': ATTR.sessionPart, '#sk': ATTR.sessionSk },
-      ExpressionAttributeValues: { ':part': manifestPartition(sessionId), ':prefix': 'M#' },
-      Limit: this.pageManifests,
-    });
-    for await (const page of pages) {
+    for await (const page of this.manifestPages(sessionId)) {
       const manifestKeys = page.items.map((item) => String(item[ATTR.taskId]));
       if (manifestKeys.length === 0) continue;
       const manifests = await this.batchGet(manifestKeys, [ATTR.taskId, ATTR.taskIds]);
@@ -850,19 +842,18 @@ export class DynamoDbTaskTable implements TaskTable {
     if (retention.expired) return counts;
     let written = 0;
     const partitions = [manifestPartition(sessionId), ...sessionPartitions(sessionId, await this.shardsOf(sessionId))];
-    const keys = await mapLimit(partitions, 8, async (partition) => {
-      const found: string[] = [];
-      for await (const item of this.querySessionIndex(partition, undefined)) found.push(String(item[ATTR.sessionSk]));
-      return found;
-    });
-    for (const sk of keys.flat()) {
-      const listed = manifestCountOf(sk);
-      if (listed !== undefined) written += listed;
-      else {
-        const parsed = parseTerminalSessionSk(sk);
-        if (parsed) counts[parsed.state] += 1;
+    // Counted as the keys come, a page at a time: a session of millions of tasks is never held in memory.
+    await mapLimit(partitions, 8, async (partition) => {
+      for await (const item of this.querySessionIndex(partition, undefined)) {
+        const sk = String(item[ATTR.sessionSk]);
+        const listed = manifestCountOf(sk);
+        if (listed !== undefined) written += listed;
+        else {
+          const parsed = parseTerminalSessionSk(sk);
+          if (parsed) counts[parsed.state] += 1;
+        }
       }
-    }
+    });
     // A session given its TTL had no live task left: tasks missing from the index expired (each TTL counts from
     // the task's own finish) and are not counted as pending.
     const live = retention.finished ? 0 : Math.max(0, written - counts.succeeded - counts.failed - counts.cancelled);
@@ -1211,6 +1202,17 @@ export class DynamoDbTaskTable implements TaskTable {
     // Bounded: a long-lived client may see many sessions.
     if (this.shardCache.size >= 1024) this.shardCache.delete(this.shardCache.keys().next().value!);
     this.shardCache.set(sessionId, shards);
+  }
+
+  /** The keys of a session's manifests in the session index, `pageManifests` a page (see `sessionPageTasks`). */
+  private manifestPages(sessionId: string): AsyncGenerator<{ items: Record<string, unknown>[]; more: boolean }> {
+    return this.queryPages('query session index', {
+      IndexName: TABLE_SCHEMA.sessionIndex.name,
+      KeyConditionExpression: '#part = :part AND begins_with(#sk, :prefix)',
+      ExpressionAttributeNames: { '#part': ATTR.sessionPart, '#sk': ATTR.sessionSk },
+      ExpressionAttributeValues: { ':part': manifestPartition(sessionId), ':prefix': 'M#' },
+      Limit: this.pageManifests,
+    });
   }
 
   /** Items of one session-index partition (keys only), in key order, under `prefix`. */

@@ -691,6 +691,40 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     watched.destroy();
   }, 120_000);
 
+  it('the retention sweep gives the manifests of a large session their TTL a page at a time', async () => {
+    const watched = emulators.clients().dynamodb;
+    // Manifest TTL writes since the last query of the session index, and the most of them in a row.
+    let run = 0;
+    let longest = 0;
+    let manifestTtls = 0;
+    watched.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = (args as { input: { Key?: { task_id?: unknown } } }).input;
+        const key = input.Key?.task_id as string | { S?: string } | undefined;
+        const id = typeof key === 'string' ? key : key?.S;
+        if (context.commandName === 'QueryCommand') run = 0;
+        if (context.commandName === 'UpdateItemCommand' && id?.startsWith('manifest#') === true) {
+          manifestTtls += 1;
+          longest = Math.max(longest, ++run);
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'manifestTtlRuns' },
+    );
+    const table = new DynamoDbTaskTable({ tableName, client: watched, sessionPageTasks: 240 });
+    const { session } = await seed(table, 2000);
+    await table.cancel(session.sessionId);
+    await table.sealSession(session.sessionId, 2000);
+
+    const { expiring } = await table.expireFinishedSessions();
+
+    expect(expiring).toContain(session.sessionId);
+    // 2,000 tasks: 84 manifests, read ten a query.
+    expect(manifestTtls).toBe(84);
+    expect(longest).toBeLessThanOrEqual(10);
+    watched.destroy();
+  }, 120_000);
+
   it('sessionPageTasks below one manifest is refused with the bound and the default', () => {
     expect(() => new DynamoDbTaskTable({ tableName, client, sessionPageTasks: 10 })).toThrow(
       /sessionPageTasks must be a whole number of at least 24.*got 10.*default 1008/,
