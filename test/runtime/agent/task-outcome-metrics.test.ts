@@ -78,7 +78,9 @@ describe('task outcome metrics as EMF', () => {
 class ScriptedInvoker implements WorkerInvoker {
   async start(): Promise<void> {}
   async invoke(invocation: Invocation): Promise<InvokeResult> {
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    // At least 5 ms by Date.now(), the agent's clock: a 5 ms timer can fire when Date.now() has moved only 4.
+    const start = Date.now();
+    while (Date.now() - start < 5) await new Promise((resolve) => setTimeout(resolve, 5 - (Date.now() - start)));
     if ((JSON.parse(invocation.eventJson) as { fail?: boolean }).fail) {
       return { ok: false, reason: 'error', error: { type: 'PricingError', message: 'no model', stack: [] } };
     }
