@@ -39,6 +39,28 @@ export class TopicChanges {
   }
 
   /**
+   * Calls `wake` at this topic's next change, unless it already changed after `since`: then it registers nothing and
+   * returns false. For waits that also end on other events (a timer, a send in this thread): unlike `waitForChange`,
+   * no promise, timer or abort signal of its own per wait (the agent waits once per task, bench/README.md sixth
+   * pass). The caller removes `wake` with `stopWaking` once its wait ends, woken or not.
+   */
+  wakeOnChange(since: number, wake: () => void): boolean {
+    if (this.changes !== since) return false;
+    this.waiters.add(wake);
+    return true;
+  }
+
+  /** Removes a `wake` registered by `wakeOnChange` (nothing if it is not registered). */
+  stopWaking(wake: () => void): void {
+    this.waiters.delete(wake);
+  }
+
+  /** How many waits are registered (for tests: a wait that ended leaves none behind). */
+  get waiting(): number {
+    return this.waiters.size;
+  }
+
+  /**
    * Resolves true once the topic changed after `since` (at once if it already did), false after `timeoutMs` or when
    * `signal` aborts.
    */

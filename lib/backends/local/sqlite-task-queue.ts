@@ -51,6 +51,7 @@ interface MessageRow {
 
 /** Wakes long polls in this thread when a message becomes visible, per database file. */
 const wakers = new Map<string, Set<() => void>>();
+const ONCE = { once: true } as const;
 
 function wakeHere(dbName: string): void {
   const set = wakers.get(dbName);
@@ -306,7 +307,7 @@ export class SqliteTaskQueue implements TaskQueue {
   /** Sleeps `ms` unless a send in this process, a commit elsewhere (after `since`) or the signal ends it first. */
   private pause(ms: number, signal: AbortSignal | undefined, since: number | undefined): Promise<void> {
     threadWakeChannel();
-    const watch = since === undefined ? undefined : new AbortController();
+    const queueChanges = since === undefined ? undefined : this.changes?.queue;
     return new Promise((resolve) => {
       const name = this.db.name;
       let set = wakers.get(name);
@@ -320,13 +321,15 @@ export class SqliteTaskQueue implements TaskQueue {
         signal?.removeEventListener('abort', done);
         waiters.delete(done);
         if (waiters.size === 0 && wakers.get(name) === waiters) wakers.delete(name);
-        watch?.abort();
+        queueChanges?.stopWaking(done);
         resolve();
       };
       const timer = setTimeout(done, ms);
-      signal?.addEventListener('abort', done, { once: true });
+      signal?.addEventListener('abort', done, ONCE);
       waiters.add(done);
-      if (watch) void this.changes!.queue.waitForChange(since!, ms, watch.signal).then((changed) => changed && done());
+      // Registered directly with the topic: an AbortController per wait, aborted at each wake-up, cost the agent
+      // thread an abort error with its stack trace and a second timer per task (bench/README.md, sixth pass).
+      if (queueChanges !== undefined && !queueChanges.wakeOnChange(since!, done)) done();
     });
   }
 

@@ -7,6 +7,7 @@ import { DatabaseChanges, GRID_DB_FILE, openLocalBackends, type LocalBackends } 
 import { GridClient } from '../../../lib/client';
 import { compileConfig } from '../../../lib/core';
 import { bundleFixture } from '../../support/bundle-fixture';
+import { waitFor } from '../../support/local-grid';
 import { makeTempDir } from './temp-grid-dir';
 
 const repoRoot = path.resolve(__dirname, '../../..');
@@ -132,6 +133,23 @@ describe('DatabaseChanges', () => {
     const messages = await receiving;
     expect(messages.map((m) => m.message.taskId)).toEqual(['t-1']);
     expect(backends.changes.queue.version).toBeGreaterThan(before);
+  }, 30_000);
+
+  it('a receive woken by another process waits on the queue topic itself: nothing aborted, no waiter left', async () => {
+    const backends: LocalBackends = openLocalBackends(temp.dir, { pollIntervalMs: MINUTE });
+    opened.push(backends);
+    // Each wake-up used to abort a controller of its own (an abort error with its stack trace per task).
+    const abort = jest.spyOn(AbortController.prototype, 'abort');
+    try {
+      const receiving = backends.queue.receive(1, { waitMs: MINUTE, visibilityMs: MINUTE });
+      await waitFor(() => backends.changes.queue.waiting === 1, 10_000, 'the receive to wait on the queue topic');
+      await writeFromAnotherProcess(temp.dir, [temp.dir, 'send', 't-1', 's-1']);
+      expect((await receiving).map((m) => m.message.taskId)).toEqual(['t-1']);
+      expect(backends.changes.queue.waiting).toBe(0);
+      expect(abort).not.toHaveBeenCalled();
+    } finally {
+      abort.mockRestore();
+    }
   }, 30_000);
 
   it('only writes a waiter waits for notify: sends the queue topic; a late seal, finish and cancel the tasks topic', async () => {
