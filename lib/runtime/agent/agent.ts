@@ -448,22 +448,25 @@ export class Agent {
     held.controller = controller;
     // Interrupted while its payload loaded: the invocation returns at once as interrupted.
     if (held.abortCause) controller.abort();
-    const armSafety = (): NodeJS.Timeout =>
-      setTimeout(() => this.interrupt(held, 'deadline'), task.timeoutMs + DEADLINE_GRACE_MS);
-    let safety = armSafety();
+    const safety = setTimeout(() => this.interrupt(held, 'deadline'), task.timeoutMs + DEADLINE_GRACE_MS);
     let ranFrom = started;
     if (this.debugEnabled) this.logger.debug(taskFields(task), 'task started');
     const onStarted = () => {
       // It waited behind another invocation of the same runtime: its time runs from now.
       ranFrom = this.now();
-      clearTimeout(safety);
-      safety = armSafety();
+      safety.refresh();
     };
-    const invocation = { requestId: randomUUID(), taskId: task.taskId, sessionId: task.sessionId };
-    const deadline = started + task.timeoutMs;
+    const invocation = {
+      requestId: randomUUID(),
+      taskId: task.taskId,
+      sessionId: task.sessionId,
+      attempt: task.attempt,
+      eventJson,
+      deadline: started + task.timeoutMs,
+    };
     try {
       const result = await invoker
-        .invoke({ ...invocation, attempt: task.attempt, eventJson, deadline }, controller.signal, onStarted)
+        .invoke(invocation, controller.signal, onStarted)
         .catch((err: unknown): InvokeResult => invokeFailed(err));
       const runMs = this.now() - ranFrom;
       // Only attempts that ran teach how long tasks take: an instant busy or crash would make them look short.
