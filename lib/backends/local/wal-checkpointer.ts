@@ -1,5 +1,4 @@
 // Checkpoints the grid database's write-ahead log from a thread and connection of its own, off the commits' path.
-import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -69,6 +68,8 @@ export class WalCheckpointer {
     try {
       const version = this.version.get();
       if (this.caughtUp && version === this.seenVersion) return NOTHING;
+      // A look that fails is taken again next time, whether or not anything was committed meanwhile.
+      this.caughtUp = false;
       this.seenVersion = version;
       const [row] = this.db.pragma('wal_checkpoint(PASSIVE)') as CheckpointRow[];
       // busy: another connection was checkpointing. A commit during this checkpoint is not in its `log`, but it
@@ -90,9 +91,15 @@ export interface CheckpointTimerOptions {
   readonly intervalMs: number;
   /** Log pages at which commits checkpoint themselves. @default WAL_AUTOCHECKPOINT_PAGES */
   readonly boundPages?: number;
-  /** Called with the error of a failed look (the next look tries again). @default - ignored */
+  /**
+   * Called with the error of the first failed look of a streak (the next looks try again, at twice the last wait up to
+   * `WAL_CHECKPOINT_RETRY_MAX_MS`; a full disk fails every look until there is space). @default - ignored
+   */
   readonly onError?: (err: unknown) => void;
 }
+
+/** Longest wait between looks while they keep failing. */
+export const WAL_CHECKPOINT_RETRY_MAX_MS = 5_000;
 
 /** Time to the next look when the log nears the commits' own bound (see `nextLookDelay`). */
 export const WAL_CHECKPOINT_NEAR_BOUND_MS = 10;
@@ -111,12 +118,14 @@ export function nextLookDelay(step: CheckpointStep, intervalMs: number, boundPag
 }
 
 /**
- * Runs `WalCheckpointer` looks on this thread, `nextLookDelay` apart; a failed look is reported and tried again at
- * the interval.
+ * Runs `WalCheckpointer` looks on this thread, `nextLookDelay` apart; the first failed look of a streak is reported,
+ * and the next ones come at twice the last wait, up to `WAL_CHECKPOINT_RETRY_MAX_MS`.
  */
 export class CheckpointTimer {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
+  /** Wait before the next look after a failed one; 0 while looks succeed. */
+  private retryMs = 0;
 
   constructor(
     private readonly checkpointer: WalCheckpointer,
@@ -143,7 +152,7 @@ export class CheckpointTimer {
       const step = this.look();
       if (this.running) {
         const bound = this.options.boundPages ?? WAL_AUTOCHECKPOINT_PAGES;
-        this.schedule(step ? nextLookDelay(step, this.options.intervalMs, bound) : this.options.intervalMs);
+        this.schedule(step ? nextLookDelay(step, this.options.intervalMs, bound) : this.retryMs);
       }
     }, delayMs);
     this.timer.unref();
@@ -151,9 +160,12 @@ export class CheckpointTimer {
 
   private look(): CheckpointStep | undefined {
     try {
-      return this.checkpointer.step();
+      const step = this.checkpointer.step();
+      this.retryMs = 0;
+      return step;
     } catch (err) {
-      this.options.onError?.(err);
+      if (this.retryMs === 0) this.options.onError?.(err);
+      this.retryMs = Math.min(WAL_CHECKPOINT_RETRY_MAX_MS, Math.max(this.options.intervalMs, this.retryMs * 2));
       return undefined;
     }
   }
@@ -238,13 +250,28 @@ export async function startWalCheckpoints(
       },
     };
   }
-  const workerData: CheckpointThreadData = { dbPath, intervalMs };
-  const worker = new Worker(entry, { workerData });
-  const exited = once(worker, 'exit');
+  return startCheckpointThread(entry, { dbPath, intervalMs }, warn);
+}
+
+/**
+ * Starts the checkpoint thread whose entry is `entry` (`wal-checkpoint-thread.js`) and resolves once its connection is
+ * open; rejects when it cannot start. A thread that fails later is reported to `warn` (the grid's commits then
+ * checkpoint the log themselves, past `WAL_AUTOCHECKPOINT_PAGES`).
+ */
+export async function startCheckpointThread(
+  entry: string,
+  data: CheckpointThreadData,
+  warn: (err: unknown) => void,
+): Promise<WalCheckpoints> {
+  const worker = new Worker(entry, { workerData: data });
+  // Not events.once: it rejects on the thread's 'error' event, and nothing would handle that rejection.
+  const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+  let started = false;
   let lowPriorityTid: number | undefined;
   await new Promise<void>((resolve, reject) => {
     worker.on('message', (event: CheckpointThreadEvent) => {
       if (event.type === 'started') {
+        started = true;
         lowPriorityTid = event.lowPriorityTid;
         resolve();
       } else if (event.type === 'start-failed')
@@ -252,10 +279,13 @@ export async function startWalCheckpoints(
       else warn(new Error(event.message));
     });
     worker.on('error', (err) => {
-      reject(err);
-      warn(err);
+      if (started)
+        warn(
+          new Error(`the checkpoint thread failed; the grid's commits checkpoint the log themselves: ${String(err)}`),
+        );
+      else reject(new Error(`the checkpoint thread could not start: ${String(err)}`));
     });
-    void exited.then(([code]) => reject(new Error(`the checkpoint thread exited with code ${String(code)}`)));
+    void exited.then((code) => reject(new Error(`the checkpoint thread exited with code ${code}`)));
   });
   worker.unref();
   let stopping: Promise<void> | undefined;

@@ -1,5 +1,5 @@
 // Checkpoints of the grid database's write-ahead log: off the commits' path, bounded, and losing nothing in a crash.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -111,6 +111,25 @@ describe('checkpoints of the grid database', () => {
     expect(walFrames()).toBeLessThan(2 * oneRound);
   });
 
+  it('takes a failed look again at the next one, though nothing was committed since', () => {
+    const writer = open();
+    const db = open();
+    const checkpointer = new WalCheckpointer(db);
+    commitRows(writer, 10);
+    expect(checkpointer.step().ran).toBe(true); // caught up
+    commitRows(writer, 10);
+    const pragma = db.pragma.bind(db);
+    db.pragma = () => {
+      throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' });
+    };
+    expect(() => checkpointer.step()).toThrow();
+    db.pragma = pragma;
+    const before = dbBytes();
+
+    expect(checkpointer.step().ran).toBe(true);
+    expect(dbBytes()).toBeGreaterThan(before);
+  });
+
   it('does nothing more in a look when nothing was committed since the last one copied the whole log', () => {
     const writer = open();
     const checkpointer = new WalCheckpointer(open());
@@ -177,6 +196,22 @@ describe('checkpoints of the grid database', () => {
       }
     });
 
+    it('rejects with the thread’s error when it fails to load, and the process lives on (no unhandled rejection)', () => {
+      const entry = path.join(temp.dir, 'broken-thread.js');
+      fs.writeFileSync(entry, "throw new Error('broken at load');\n");
+      const module = freshDistFile('lib', 'backends', 'local', 'wal-checkpointer.js');
+      const script = [
+        `const { startCheckpointThread } = require(${JSON.stringify(module)});`,
+        `startCheckpointThread(${JSON.stringify(entry)}, { dbPath: ${JSON.stringify(dbPath)}, intervalMs: 20 }, () => {})`,
+        '  .then(() => console.log("started"), (err) => console.log("rejected: " + err.message));',
+        'setTimeout(() => console.log("alive"), 200);',
+      ].join('\n');
+      const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 });
+      expect(run.stderr).toBe('');
+      expect(run.stdout).toMatch(/^rejected: the checkpoint thread could not start: Error: broken at load\nalive\n$/);
+      expect(run.status).toBe(0);
+    });
+
     (process.platform === 'linux' ? it : it.skip)('runs its looks at the lowest CPU priority (nice 19)', async () => {
       open().close();
       const ours = os.getPriority();
@@ -237,6 +272,37 @@ describe('when the checkpoint thread looks', () => {
       expect(looks).toBe(5); // the last look on stop
       jest.advanceTimersByTime(1_000);
       expect(looks).toBe(5);
+    } finally {
+      timer.stop();
+      jest.useRealTimers();
+    }
+  });
+  it('a timer reports the first failed look of a streak only, and looks again at twice the last wait up to 5 s', () => {
+    jest.useFakeTimers();
+    const at: number[] = [];
+    let failing = true;
+    const checkpointer = {
+      step: () => {
+        at.push(Date.now());
+        if (failing) throw new Error('database or disk is full');
+        return step(10);
+      },
+    } as unknown as WalCheckpointer;
+    const errors: unknown[] = [];
+    const timer = new CheckpointTimer(checkpointer, { intervalMs: 25, onError: (err) => errors.push(err) });
+    const start = Date.now();
+    try {
+      timer.start();
+      jest.advanceTimersByTime(25 + 25 + 50 + 100 + 200 + 400 + 800 + 1_600 + 3_200 + 5_000 + 5_000);
+      expect(at.map((t) => t - start)).toEqual([25, 50, 100, 200, 400, 800, 1_600, 3_200, 6_400, 11_400, 16_400]);
+      expect(errors).toHaveLength(1);
+      // Space back: the next look succeeds, the looks come at the interval again, and a new streak is reported again.
+      failing = false;
+      jest.advanceTimersByTime(5_000 + 25);
+      expect(at.length).toBe(13);
+      failing = true;
+      jest.advanceTimersByTime(25);
+      expect(errors).toHaveLength(2);
     } finally {
       timer.stop();
       jest.useRealTimers();
