@@ -349,7 +349,7 @@ export class DynamoDbTaskTable implements TaskTable {
         }
       }
     };
-    for await (const item of this.querySessionIndex(SESSION_LIST_PARTITION, undefined)) {
+    for await (const item of this.querySessionIndex(SESSION_LIST_PARTITION)) {
       if (stop()) break;
       keys.push(String(item[ATTR.taskId]));
       if (keys.length >= 100) await examine();
@@ -844,7 +844,7 @@ export class DynamoDbTaskTable implements TaskTable {
     const partitions = [manifestPartition(sessionId), ...sessionPartitions(sessionId, await this.shardsOf(sessionId))];
     // Counted as the keys come, a page at a time: a session of millions of tasks is never held in memory.
     await mapLimit(partitions, 8, async (partition) => {
-      for await (const item of this.querySessionIndex(partition, undefined)) {
+      for await (const item of this.querySessionIndex(partition)) {
         const sk = String(item[ATTR.sessionSk]);
         const listed = manifestCountOf(sk);
         if (listed !== undefined) written += listed;
@@ -1206,32 +1206,30 @@ export class DynamoDbTaskTable implements TaskTable {
 
   /** The keys of a session's manifests in the session index, `pageManifests` a page (see `sessionPageTasks`). */
   private manifestPages(sessionId: string): AsyncGenerator<{ items: Record<string, unknown>[]; more: boolean }> {
-    return this.queryPages('query session index', {
-      IndexName: TABLE_SCHEMA.sessionIndex.name,
-      KeyConditionExpression: '#part = :part AND begins_with(#sk, :prefix)',
-      ExpressionAttributeNames: { '#part': ATTR.sessionPart, '#sk': ATTR.sessionSk },
-      ExpressionAttributeValues: { ':part': manifestPartition(sessionId), ':prefix': 'M#' },
-      Limit: this.pageManifests,
-    });
+    return this.sessionIndexPages(manifestPartition(sessionId), 'M#', this.pageManifests);
   }
 
-  /** Items of one session-index partition (keys only), in key order, under `prefix`. */
-  private async *querySessionIndex(
+  /** Items of one session-index partition (keys only), in key order. */
+  private async *querySessionIndex(partition: string): AsyncGenerator<Record<string, unknown>> {
+    for await (const page of this.sessionIndexPages(partition)) yield* page.items;
+  }
+
+  /** Pages of one session-index partition (keys only), in key order, under `prefix`, `limit` items a page. */
+  private sessionIndexPages(
     partition: string,
-    prefix: string | undefined,
-  ): AsyncGenerator<Record<string, unknown>> {
-    const input: Omit<QueryCommandInput, 'TableName'> = {
+    prefix?: string,
+    limit?: number,
+  ): AsyncGenerator<{ items: Record<string, unknown>[]; more: boolean }> {
+    return this.queryPages('query session index', {
       IndexName: TABLE_SCHEMA.sessionIndex.name,
-      KeyConditionExpression: '#part = :part',
-      ExpressionAttributeNames: { '#part': ATTR.sessionPart },
-      ExpressionAttributeValues: { ':part': partition },
-    };
-    if (prefix !== undefined) {
-      input.KeyConditionExpression += ' AND begins_with(#sk, :prefix)';
-      input.ExpressionAttributeNames!['#sk'] = ATTR.sessionSk;
-      input.ExpressionAttributeValues![':prefix'] = prefix;
-    }
-    for await (const page of this.queryPages('query session index', input)) yield* page.items;
+      KeyConditionExpression: prefix === undefined ? '#part = :part' : '#part = :part AND begins_with(#sk, :prefix)',
+      ExpressionAttributeNames: {
+        '#part': ATTR.sessionPart,
+        ...(prefix === undefined ? {} : { '#sk': ATTR.sessionSk }),
+      },
+      ExpressionAttributeValues: { ':part': partition, ...(prefix === undefined ? {} : { ':prefix': prefix }) },
+      ...(limit === undefined ? {} : { Limit: limit }),
+    });
   }
 
   /** The pages of one Query on this table, following `LastEvaluatedKey`; `more`: another page follows. */
