@@ -129,6 +129,33 @@ async function until(check: () => boolean, ms = 10_000): Promise<void> {
   while (!check() && performance.now() < deadline) await realDelay(5);
 }
 
+/** A raw receive under way; `answer` is set when it is answered (or fails). */
+interface PendingReceive {
+  answer: { Messages?: Message[] } | Error | undefined;
+}
+
+/**
+ * Starts a raw receive on the stopped clock and resolves once the emulator waits for it (its look interval and hold
+ * are set), so the test then moves the clock from the receive's start.
+ */
+async function receiveWaiting(queueUrl: string, input: Record<string, unknown>): Promise<PendingReceive> {
+  const before = jest.getTimerCount();
+  const pending: PendingReceive = { answer: undefined };
+  void rawReceive(queueUrl, input).then(
+    (out) => (pending.answer = out),
+    (err: Error) => (pending.answer = err),
+  );
+  await until(() => jest.getTimerCount() > before);
+  return pending;
+}
+
+/** Moves the stopped clock `ms` and waits (on the real clock) for `pending`'s answer. */
+async function answerAfter(pending: PendingReceive, ms: number): Promise<PendingReceive['answer']> {
+  jest.advanceTimersByTime(ms);
+  await until(() => pending.answer !== undefined);
+  return pending.answer;
+}
+
 describe('the SQS emulator layer', () => {
   it("answers a receive asking for 10 messages with the one visible at the emulator's first look (10 ms), not after its 40 ms hold", async () => {
     const url = await queue();
@@ -146,16 +173,9 @@ describe('the SQS emulator layer', () => {
     // Its 40 ms hold never ends: only 10 ms pass.
     stopEmulatorClock();
     try {
-      const before = jest.getTimerCount();
-      let answer: { Messages?: Message[] } | Error | undefined;
-      void rawReceive(url, { MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }).then(
-        (out) => (answer = out),
-        (err: Error) => (answer = err),
-      );
       // The emulator's receive has started (its look interval and its hold are set), then 10 ms pass.
-      await until(() => jest.getTimerCount() > before);
-      jest.advanceTimersByTime(10);
-      await until(() => answer !== undefined);
+      const pending = await receiveWaiting(url, { MaxNumberOfMessages: 10, WaitTimeSeconds: 0 });
+      const answer = await answerAfter(pending, 10);
       expect(answer instanceof Error ? answer : answer?.Messages?.map((m) => m.Body)).toEqual(['one']);
     } finally {
       jest.useRealTimers();
@@ -177,19 +197,12 @@ describe('the SQS emulator layer', () => {
     const url = await queue();
     stopEmulatorClock();
     try {
-      const before = jest.getTimerCount();
-      let answer: { Messages?: Message[] } | Error | undefined;
-      void rawReceive(url, { MaxNumberOfMessages: 10, WaitTimeSeconds: 5 }).then(
-        (out) => (answer = out),
-        (err: Error) => (answer = err),
-      );
       // The long poll waits in the emulator (a receive's look interval and hold are set); 5 ms later a send.
-      await until(() => jest.getTimerCount() > before);
+      const pending = await receiveWaiting(url, { MaxNumberOfMessages: 10, WaitTimeSeconds: 5 });
       jest.advanceTimersByTime(5);
       await rawCall('SendMessage', { QueueUrl: url, MessageBody: 'sent' }).answer;
       // Visible 1 ms after the send; the waiting receive's next look is 10 ms after it began, 5 ms after the send.
-      jest.advanceTimersByTime(5);
-      await until(() => answer !== undefined);
+      const answer = await answerAfter(pending, 5);
       expect(answer instanceof Error ? answer : answer?.Messages?.map((m) => m.Body)).toEqual(['sent']);
     } finally {
       jest.useRealTimers();
@@ -249,15 +262,7 @@ describe('the SQS emulator layer', () => {
 
       // Not deleted: visible again once the 1 s timeout of its take is over, and delivered a second time.
       jest.advanceTimersByTime(1000);
-      const before = jest.getTimerCount();
-      let second: { Messages?: Message[] } | Error | undefined;
-      void rawReceive(url, { ...receive, WaitTimeSeconds: 0 }).then(
-        (out) => (second = out),
-        (err: Error) => (second = err),
-      );
-      await until(() => jest.getTimerCount() > before);
-      jest.advanceTimersByTime(10);
-      await until(() => second !== undefined);
+      const second = await answerAfter(await receiveWaiting(url, { ...receive, WaitTimeSeconds: 0 }), 10);
       expect(bodiesAndCounts(second)).toEqual([['unclaimed', '2']]);
 
       // Its second delivery was its maxReceiveCount-th: when that one's timeout is over, it goes to the DLQ.

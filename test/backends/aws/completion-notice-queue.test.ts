@@ -2,6 +2,7 @@
 // their bytes, as received.
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { CompletionNoticeQueue, noticeBodies, noticeOutcomeOf } from '../../../lib/backends/aws';
+import { terminalTaskItem } from './notice-fixtures';
 
 /** An SQS client with one queue that holds `bodies` for the first receive; later receives wait until aborted. */
 function fakeSqs(bodies: readonly string[]): SQSClient {
@@ -26,23 +27,7 @@ function fakeSqs(bodies: readonly string[]): SQSClient {
 
 /** The notice of task `s_0`, succeeded with a result of `text`. */
 function notice(text: string): string {
-  const outcome = noticeOutcomeOf({
-    task_id: 's_0',
-    session_id: 's',
-    session_sk: 'T#000001700000000#000000001#s#s_0',
-    idx: 0,
-    state: 'succeeded',
-    priority: 0,
-    attempt: 1,
-    failures: 0,
-    max_attempts: 3,
-    timeout_ms: 60_000,
-    payload: { inline: '{}' },
-    result: { inline: JSON.stringify(text) },
-    submitted_at: 1,
-    finished_at: 2,
-    history: { '1': { owner: 'agent-1', startedAt: 1, finishedAt: 2, outcome: 'succeeded' } },
-  });
+  const outcome = noticeOutcomeOf(terminalTaskItem('s_0', 2, { result: { inline: JSON.stringify(text) } }));
   const [body] = noticeBodies('s', [{ taskId: 's_0', outcome }]);
   return body!;
 }

@@ -12,6 +12,8 @@ import { makeTempDir } from './temp-grid-dir';
 
 const repoRoot = path.resolve(__dirname, '../../..');
 const MINUTE = 60_000;
+/** How these tests take a waiting task as agent-1: no wait, a minute's lease. */
+const CLAIM_ONE = { waitMs: 0, visibilityMs: MINUTE, owner: 'agent-1', leaseMs: MINUTE, busyDelayMs: 0 };
 
 /** Runs the grid-writer fixture (bundled by esbuild, as local-backends.test.ts runs its claim worker) once. */
 function writeFromAnotherProcess(outDir: string, args: readonly string[]): Promise<void> {
@@ -167,13 +169,7 @@ describe('DatabaseChanges', () => {
     expect(notify.mock.calls).toEqual([['queue'], ['tasks'], ['queue']]);
     notify.mockClear();
     // Receive + claim, lease extension: neither agents nor clients wait for them.
-    const [task] = await backends.intake.receiveAndClaim(1, {
-      waitMs: 0,
-      visibilityMs: MINUTE,
-      owner: 'agent-1',
-      leaseMs: MINUTE,
-      busyDelayMs: 0,
-    });
+    const [task] = await backends.intake.receiveAndClaim(1, CLAIM_ONE);
     await backends.table.extendLeases([{ taskId: task!.taskId, owner: 'agent-1', attempt: 1 }], Date.now() + MINUTE);
     expect(notify).not.toHaveBeenCalled();
     await backends.table.complete([
@@ -216,13 +212,7 @@ describe('DatabaseChanges', () => {
   }, 30_000);
   describe('a results handle of a session this client just submitted', () => {
     const finish = async (backends: LocalBackends): Promise<void> => {
-      const [task] = await backends.intake.receiveAndClaim(1, {
-        waitMs: 0,
-        visibilityMs: MINUTE,
-        owner: 'agent-1',
-        leaseMs: MINUTE,
-        busyDelayMs: 0,
-      });
+      const [task] = await backends.intake.receiveAndClaim(1, CLAIM_ONE);
       await backends.table.complete([
         {
           taskId: task!.taskId,
