@@ -36,6 +36,7 @@ export {
   WAL_CHECKPOINT_IDLE_INTERVAL_MS,
   WAL_CHECKPOINT_INTERVAL_MS,
   WAL_CHECKPOINT_NEAR_BOUND_MS,
+  WAL_CHECKPOINT_NEAR_BOUND_SHARE,
   WalCheckpointer,
   type CheckpointStep,
   type WalCheckpoints,

@@ -49,8 +49,8 @@ const NOTHING: CheckpointStep = { ran: false, logPages: 0, checkpointedPages: 0 
  *   page: no commit checkpoints.
  * - Under a load without pauses, commits land during every look's syncs, so no look copies the whole log and the log
  *   grows until a commit reaches `WAL_AUTOCHECKPOINT_PAGES`. The looks come every `WAL_CHECKPOINT_NEAR_BOUND_MS`
- *   near that bound (`nextLookDelay`), so that commit's checkpoint finds all but the last ~10 ms of log copied and
- *   synced and does only the rest; then the log starts again.
+ *   over the last half of that bound (`nextLookDelay`), so that commit's checkpoint finds all but the last millisecond
+ *   of log copied and synced and does only the rest; then the log starts again.
  * A look that finds nothing committed since the last look that copied the whole log (`PRAGMA data_version`, which
  * changes when another connection commits) does nothing more: an idle grid costs one read of the log's index a look.
  */
@@ -101,20 +101,30 @@ export interface CheckpointTimerOptions {
 /** Longest wait between looks while they keep failing. */
 export const WAL_CHECKPOINT_RETRY_MAX_MS = 5_000;
 
-/** Time to the next look when the log nears the commits' own bound (see `nextLookDelay`). */
-export const WAL_CHECKPOINT_NEAR_BOUND_MS = 10;
+/** Time to the next look once the log holds half the commits' own bound (see `nextLookDelay`). */
+export const WAL_CHECKPOINT_NEAR_BOUND_MS = 1;
+
+/** Share of the commits' bound from which the looks come every `WAL_CHECKPOINT_NEAR_BOUND_MS`. */
+export const WAL_CHECKPOINT_NEAR_BOUND_SHARE = 0.5;
 
 /**
  * When to look next after `step`: after `WAL_CHECKPOINT_IDLE_INTERVAL_MS` (or `intervalMs` if longer) when it found
- * nothing committed; soon (`WAL_CHECKPOINT_NEAR_BOUND_MS`) once the log holds three quarters of `boundPages`; else
- * after `intervalMs`. Under a load without pauses the log only starts again when a commit reaches
- * its bound (`WAL_AUTOCHECKPOINT_PAGES`, see `WalCheckpointer`); that commit syncs and copies what the last look did
- * not, so looking often just then leaves it ~10 ms of log instead of up to `intervalMs` of it. Looking every 25 ms
- * at an idle grid cost 1.0–1.6 % of a core (bench/latency's idle CPU), hence the slower looks while nothing commits.
+ * nothing committed; every `WAL_CHECKPOINT_NEAR_BOUND_MS` once the log holds `WAL_CHECKPOINT_NEAR_BOUND_SHARE` of
+ * `boundPages`; else after `intervalMs`. Under a load without pauses the log only starts again when a commit reaches
+ * its bound (`WAL_AUTOCHECKPOINT_PAGES`, see `WalCheckpointer`), and that commit syncs and copies what the last look did
+ * not: the log written since. Back-to-back single-task round trips write ~18 pages a millisecond, so a look 10 ms
+ * before left that commit 0.4–1.7 ms of log sync and a round of 3–4.3 ms every ~54 rounds (`strace` of the latency
+ * bench), p99 3.0–4.9 ms over 200 rounds; looking every millisecond over the last half of the bound leaves it one
+ * millisecond of log: p99 2.2–3.0 ms, rounds over 3 ms 9–13 → 1–2 of 600, throughput unchanged (bench/README.md,
+ * issue 16, seventh pass). Those looks stop with the commits: a look that copied the whole log and then finds nothing
+ * new waits `WAL_CHECKPOINT_IDLE_INTERVAL_MS`. Looking every 25 ms at an idle grid cost 1.0–1.6 % of a core
+ * (bench/latency's idle CPU), hence the slower looks while nothing commits.
  */
 export function nextLookDelay(step: CheckpointStep, intervalMs: number, boundPages: number): number {
   if (!step.ran) return Math.max(intervalMs, WAL_CHECKPOINT_IDLE_INTERVAL_MS);
-  return step.logPages >= boundPages * 0.75 ? Math.min(intervalMs, WAL_CHECKPOINT_NEAR_BOUND_MS) : intervalMs;
+  return step.logPages >= boundPages * WAL_CHECKPOINT_NEAR_BOUND_SHARE
+    ? Math.min(intervalMs, WAL_CHECKPOINT_NEAR_BOUND_MS)
+    : intervalMs;
 }
 
 /**

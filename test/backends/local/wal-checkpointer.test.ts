@@ -234,14 +234,17 @@ describe('checkpoints of the grid database', () => {
 describe('when the checkpoint thread looks', () => {
   const step = (logPages: number): CheckpointStep => ({ ran: true, logPages, checkpointedPages: logPages });
 
-  it('looks again within 10 ms once the log holds three quarters of the commits’ bound, else at its interval', () => {
-    expect(nextLookDelay(step(3_071), 100, 4_096)).toBe(100);
-    expect(nextLookDelay(step(3_072), 100, 4_096)).toBe(10);
+  it('looks again within 1 ms once the log holds half the commits’ bound, else at its interval', () => {
+    expect(nextLookDelay(step(2_047), 100, 4_096)).toBe(100);
+    expect(nextLookDelay(step(2_048), 100, 4_096)).toBe(1);
+    expect(nextLookDelay(step(499), 25, 1_000)).toBe(25);
+    expect(nextLookDelay(step(500), 25, 1_000)).toBe(1);
     expect(nextLookDelay({ ran: false, logPages: 0, checkpointedPages: 0 }, 100, 4_096)).toBe(100);
-    // While the grid commits every 25 ms; once a look found nothing committed, every 100 ms.
+    // While the grid commits every 25 ms; once a look found nothing committed (the log copied whole, however long it
+    // is), every 100 ms: near the bound too, so the quick looks stop with the commits.
     expect(nextLookDelay(step(100), 25, 1_000)).toBe(25);
     expect(nextLookDelay({ ran: false, logPages: 0, checkpointedPages: 0 }, 25, 1_000)).toBe(100);
-    expect(nextLookDelay(step(4_000), 5, 4_096)).toBe(5);
+    expect(nextLookDelay(step(4_000), 5, 4_096)).toBe(1);
   });
 
   it('a timer takes its looks at the interval, and the next one soon after a look that found the log near the bound', () => {
@@ -261,7 +264,7 @@ describe('when the checkpoint thread looks', () => {
       expect(looks).toBe(1);
       jest.advanceTimersByTime(100);
       expect(looks).toBe(2); // found 3,500 pages
-      jest.advanceTimersByTime(10);
+      jest.advanceTimersByTime(1);
       expect(looks).toBe(3);
       jest.advanceTimersByTime(99);
       expect(looks).toBe(3);
