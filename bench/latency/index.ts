@@ -1,6 +1,7 @@
 // Single-task round trip (submit one task, wait for its result, idle grid) on our grid, embedded, behind `local up`
 // and on the AWS backends over emulators with injected service latency, next to Celery + Redis; plus idle CPU.
-// Run: npm run build && node dist/bench/latency/index.js [--rounds 200] [--gap-ms 0] [--settle-sec 20] [--idle-sec 10]
+// Run: npm run build && node dist/bench/latency/index.js [--rounds 200] [--warm-up 3000] [--gap-ms 0] [--settle-sec 20]
+//      [--idle-sec 10]
 //      [--systems embedded,local-up,aws,celery] [--dynamodb-ms 5] [--sqs-ms 15] [--s3-ms 20] [--aws-rounds 30]
 //      [--aws-notices on|off]
 //      [--python /usr/bin/python3] [--redis-server redis-server] [--json] [--rounds-out rounds.jsonl]
@@ -34,8 +35,16 @@ import { startDelayProxy, type DelayProxy } from './delay-proxy';
 const SYSTEMS = ['embedded', 'local-up', 'aws', 'celery'] as const;
 type SystemKey = (typeof SYSTEMS)[number];
 const EVENT = { worker_arguments: [0] };
-/** Tasks run one at a time before the measured rounds. */
-const WARM_UP = 20;
+/**
+ * Tasks run one at a time before the measured rounds of a local system (embedded, `local up`, Celery), unless
+ * `--warm-up` says otherwise: V8 keeps compiling the grid's functions for the first few thousand tasks (TurboFan
+ * compiles per 500 rounds, embedded grid: 36, 31, 35, 28, 16, 10, 8, 5, 5, 5), each 1–7 ms of CPU on a background
+ * thread that, on 2 cores, the round's threads wait for. The figures are those of a grid that has run a while; a cold
+ * grid is measured with `--warm-up 20` (bench/README.md, issue 16, seventh pass).
+ */
+const WARM_UP = 3_000;
+/** The same on the AWS backends, whose rounds take ~90 ms of emulated service time, not CPU. */
+const WARM_UP_AWS = 20;
 const HANDLER = { file: 'mock_compute_engine', fn: 'lambda_handler' };
 
 interface Row {
@@ -54,6 +63,8 @@ interface Row {
 
 interface Settings {
   readonly rounds: number;
+  /** Single-task round trips before the measured ones (local systems). */
+  readonly warmUp: number;
   readonly gapMs: number;
   readonly settleSec: number;
   readonly idleSec: number;
@@ -110,8 +121,12 @@ async function roundTrips(
   rounds: number,
   gapMs: number,
   label: string,
+  warmUp: number,
 ): Promise<number[] & { beyondHandler: number[] }> {
-  for (let i = 0; i < WARM_UP; i++) await oneTask(client); // runtimes, caches, JIT
+  for (let i = 0; i < warmUp; i++) {
+    await oneTask(client); // runtimes, caches, JIT
+    if ((i + 1) % 1_000 === 0) console.error(`  ${label}: warm-up ${i + 1}/${warmUp}`);
+  }
   const samples = Object.assign([] as number[], { beyondHandler: [] as number[] });
   for (let i = 0; i < rounds; i++) {
     if (gapMs > 0) await sleep(gapMs);
@@ -196,7 +211,7 @@ async function runEmbedded(s: Settings): Promise<Row> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-latency-'));
   const grid = await startEmbeddedGrid({ dataDir, config: gridConfig(s.python), worker: s.worker });
   try {
-    const samples = await roundTrips(grid.client, s.rounds, s.gapMs, 'embedded');
+    const samples = await roundTrips(grid.client, s.rounds, s.gapMs, 'embedded', s.warmUp);
     // The whole process (client, agent thread, reaper) plus its runtimes: a grid at rest.
     const resting = await restingCpu(s, () => treeCpuMs(process.pid));
     return summarize('embedded (startEmbeddedGrid, one process)', samples, {
@@ -232,7 +247,7 @@ async function runLocalUp(s: Settings): Promise<Row> {
     const config = compileConfig(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')), 'config.json');
     const client = await startEmbeddedGrid({ dataDir: dir, config }); // exactly what `htcgrid submit --dir` opens
     try {
-      const samples = await roundTrips(client.client, s.rounds, s.gapMs, 'local-up');
+      const samples = await roundTrips(client.client, s.rounds, s.gapMs, 'local-up', s.warmUp);
       const resting = await restingCpu(s, () => treeCpuMs(child.pid!));
       return summarize('local up (client in another process)', samples, resting);
     } finally {
@@ -306,8 +321,8 @@ async function runAws(s: Settings, latency: AwsLatency, rounds: number): Promise
       // The client as `htcgrid submit --stack` opens it.
       const client = new GridClient({ config, ...clientSide.backends, ...AWS_RESULT_POLLING });
       const before = proxies.map((p) => p.requests);
-      const samples = await roundTrips(client, rounds, s.gapMs, 'aws');
-      const perTask = proxies.map((p, i) => (p.requests - before[i]!) / (rounds + WARM_UP));
+      const samples = await roundTrips(client, rounds, s.gapMs, 'aws', WARM_UP_AWS);
+      const perTask = proxies.map((p, i) => (p.requests - before[i]!) / (rounds + WARM_UP_AWS));
       return summarize(
         `AWS backends on emulators (+${latency.dynamodbMs}/${latency.sqsMs}/${latency.s3Ms} ms, ${latency.notices ? 'notices' : 'polling'})`,
         samples,
@@ -349,6 +364,8 @@ async function runCelery(s: Settings, redisServer: string): Promise<Row> {
       '200',
       '--rounds',
       String(s.rounds),
+      '--warm-up-rounds',
+      String(s.warmUp),
       '--workers',
       '2',
       '--redis-server',
@@ -375,6 +392,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       rounds: { type: 'string', default: '200' },
+      'warm-up': { type: 'string', default: String(WARM_UP) },
       'aws-rounds': { type: 'string', default: '30' },
       'gap-ms': { type: 'string', default: '0' },
       'settle-sec': { type: 'string', default: '20' },
@@ -397,6 +415,7 @@ async function main(): Promise<void> {
   const root = repoRoot();
   const settings: Settings = {
     rounds: Number(values.rounds),
+    warmUp: Number(values['warm-up']),
     gapMs: Number(values['gap-ms']),
     settleSec: Number(values['settle-sec']),
     idleSec: Number(values['idle-sec']),
@@ -406,6 +425,7 @@ async function main(): Promise<void> {
   };
   console.log(
     `latency benchmark ${new Date().toISOString()}: ${settings.rounds} single-task round trips ` +
+      `after ${settings.warmUp} (local) / ${WARM_UP_AWS} (AWS) unmeasured ones ` +
       `(${HANDLER.file}.${HANDLER.fn}, {"worker_arguments":[0]}), ${settings.gapMs} ms apart, 2 slots; ` +
       `${os.cpus().length} CPUs, Node ${process.version}, load ${loadAverage1m()}`,
   );

@@ -1,6 +1,7 @@
 """Celery with a Redis broker and result backend: W prefork worker processes run N no-op handler tasks.
 
-Usage: python3 celery_bench.py --worker DIR [--tasks N] [--rounds R] [--workers W] [--redis-server PATH]
+Usage: python3 celery_bench.py --worker DIR [--tasks N] [--rounds R] [--warm-up-rounds K] [--workers W]
+       [--redis-server PATH]
 Starts redis-server on a free loopback port and one `celery worker --pool=prefork -c W`, and stops both at the end.
 Sends every task with apply_async, collects results as they arrive (ResultSet.join_native with a callback); per-task
 latency is from the task's own apply_async to the moment the client holds its result. Round trips: apply_async +
@@ -63,6 +64,9 @@ def measure(app, run_task, args):
     ResultSet(warm).join_native(timeout=120)
     for r in warm:
         r.forget()
+    # Single-task round trips before the measured ones, as many as the grid gets (bench/latency --warm-up).
+    for i in range(args.warm_up_rounds):
+        run_task.apply_async((event, i)).get(timeout=60)
 
     round_trips = []
     for i in range(args.rounds):
@@ -104,6 +108,7 @@ def main():
     parser.add_argument("--worker", required=True)
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--warm-up-rounds", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--redis-server", default="redis-server")
     args = parser.parse_args()
