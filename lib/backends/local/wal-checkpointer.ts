@@ -21,6 +21,11 @@ export const WAL_CHECKPOINT_IDLE_INTERVAL_MS = 100;
 export interface CheckpointStep {
   /** A checkpoint ran: something was committed since the last look that copied the whole log. */
   readonly ran: boolean;
+  /**
+   * Something was committed since the previous look. A look that ran without (the one before could not copy the whole
+   * log: a reader still reads its older pages) is no sign of commits coming.
+   */
+  readonly committed: boolean;
   /** Pages in the log as the checkpoint saw it (0 when none ran). */
   readonly logPages: number;
   /** Of those, pages now copied into the database file. */
@@ -33,7 +38,7 @@ interface CheckpointRow {
   readonly checkpointed: number;
 }
 
-const NOTHING: CheckpointStep = { ran: false, logPages: 0, checkpointedPages: 0 };
+const NOTHING: CheckpointStep = { ran: false, committed: false, logPages: 0, checkpointedPages: 0 };
 
 /**
  * Checkpoints the write-ahead log of the database `db` is open on, passively, from a connection that commits nothing
@@ -70,6 +75,7 @@ export class WalCheckpointer {
       if (this.caughtUp && version === this.seenVersion) return NOTHING;
       // A look that fails is taken again next time, whether or not anything was committed meanwhile.
       this.caughtUp = false;
+      const committed = version !== this.seenVersion;
       this.seenVersion = version;
       const [row] = this.db.pragma('wal_checkpoint(PASSIVE)') as CheckpointRow[];
       // busy: another connection was checkpointing. A commit during this checkpoint is not in its `log`, but it
@@ -77,6 +83,7 @@ export class WalCheckpointer {
       this.caughtUp = row !== undefined && row.busy === 0 && row.checkpointed >= row.log;
       return {
         ran: true,
+        committed,
         logPages: Math.max(0, row?.log ?? 0),
         checkpointedPages: Math.max(0, row?.checkpointed ?? 0),
       };
@@ -108,20 +115,20 @@ export const WAL_CHECKPOINT_NEAR_BOUND_MS = 1;
 export const WAL_CHECKPOINT_NEAR_BOUND_SHARE = 0.5;
 
 /**
- * When to look next after `step`: after `WAL_CHECKPOINT_IDLE_INTERVAL_MS` (or `intervalMs` if longer) when it found
- * nothing committed; every `WAL_CHECKPOINT_NEAR_BOUND_MS` once the log holds `WAL_CHECKPOINT_NEAR_BOUND_SHARE` of
+ * When to look next after `step`: after `WAL_CHECKPOINT_IDLE_INTERVAL_MS` (or `intervalMs` if longer) when nothing
+ * was committed since the look before (whether or not a reader kept that one from copying the whole log); every `WAL_CHECKPOINT_NEAR_BOUND_MS` once the log holds `WAL_CHECKPOINT_NEAR_BOUND_SHARE` of
  * `boundPages`; else after `intervalMs`. Under a load without pauses the log only starts again when a commit reaches
  * its bound (`WAL_AUTOCHECKPOINT_PAGES`, see `WalCheckpointer`), and that commit syncs and copies what the last look did
  * not: the log written since. Back-to-back single-task round trips write ~18 pages a millisecond, so a look 10 ms
  * before left that commit 0.4–1.7 ms of log sync and a round of 3–4.3 ms every ~54 rounds (`strace` of the latency
  * bench), p99 3.0–4.9 ms over 200 rounds; looking every millisecond over the last half of the bound leaves it one
  * millisecond of log: p99 2.2–3.0 ms, rounds over 3 ms 9–13 → 1–2 of 600, throughput unchanged (bench/README.md,
- * issue 16, seventh pass). Those looks stop with the commits: a look that copied the whole log and then finds nothing
- * new waits `WAL_CHECKPOINT_IDLE_INTERVAL_MS`. Looking every 25 ms at an idle grid cost 1.0–1.6 % of a core
+ * issue 16, seventh pass). Those looks stop with the commits, also when a reader keeps them from copying the whole log:
+ * then a look every millisecond would find the same log again and again. Looking every 25 ms at an idle grid cost 1.0–1.6 % of a core
  * (bench/latency's idle CPU), hence the slower looks while nothing commits.
  */
 export function nextLookDelay(step: CheckpointStep, intervalMs: number, boundPages: number): number {
-  if (!step.ran) return Math.max(intervalMs, WAL_CHECKPOINT_IDLE_INTERVAL_MS);
+  if (!step.ran || !step.committed) return Math.max(intervalMs, WAL_CHECKPOINT_IDLE_INTERVAL_MS);
   return step.logPages >= boundPages * WAL_CHECKPOINT_NEAR_BOUND_SHARE
     ? Math.min(intervalMs, WAL_CHECKPOINT_NEAR_BOUND_MS)
     : intervalMs;

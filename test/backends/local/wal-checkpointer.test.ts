@@ -9,6 +9,7 @@ import {
   nextLookDelay,
   openSqliteDatabase,
   WAL_AUTOCHECKPOINT_PAGES,
+  WAL_CHECKPOINT_IDLE_INTERVAL_MS,
   WalCheckpointer,
   type CheckpointStep,
   type SqliteDatabase,
@@ -137,11 +138,33 @@ describe('checkpoints of the grid database', () => {
     expect(checkpointer.step().ran).toBe(true);
     const before = dbBytes();
 
-    expect(checkpointer.step()).toEqual({ ran: false, logPages: 0, checkpointedPages: 0 });
+    expect(checkpointer.step()).toEqual({ ran: false, committed: false, logPages: 0, checkpointedPages: 0 });
 
     commitRows(writer, 10);
     expect(checkpointer.step().ran).toBe(true);
     expect(dbBytes()).toBeGreaterThan(before);
+  });
+
+  it('tells a look after commits from one that only tries again behind a reader', () => {
+    const writer = open();
+    const reader = open();
+    const checkpointer = new WalCheckpointer(open());
+    commitRows(writer, 10);
+    // An unfinished iteration holds a read transaction: its snapshot's pages must stay in the log.
+    const rows = reader.prepare('SELECT n FROM filler').iterate();
+    rows.next();
+    commitRows(writer, 10);
+
+    const first = checkpointer.step();
+    expect(first).toMatchObject({ ran: true, committed: true });
+    expect(first.checkpointedPages).toBeLessThan(first.logPages);
+    const again = checkpointer.step();
+    expect(again).toMatchObject({ ran: true, committed: false });
+    expect(nextLookDelay(again, 25, 1)).toBe(WAL_CHECKPOINT_IDLE_INTERVAL_MS);
+
+    rows.return?.();
+    expect(checkpointer.step()).toMatchObject({ ran: true, committed: false });
+    expect(checkpointer.step()).toMatchObject({ ran: false, committed: false });
   });
 
   it('loses no commit of a process killed while its commits are in the log only', async () => {
@@ -232,19 +255,27 @@ describe('checkpoints of the grid database', () => {
 });
 
 describe('when the checkpoint thread looks', () => {
-  const step = (logPages: number): CheckpointStep => ({ ran: true, logPages, checkpointedPages: logPages });
+  const step = (logPages: number, committed = true): CheckpointStep => ({
+    ran: true,
+    committed,
+    logPages,
+    checkpointedPages: logPages,
+  });
+  const nothing: CheckpointStep = { ran: false, committed: false, logPages: 0, checkpointedPages: 0 };
 
   it('looks again within 1 ms once the log holds half the commits’ bound, else at its interval', () => {
     expect(nextLookDelay(step(2_047), 100, 4_096)).toBe(100);
     expect(nextLookDelay(step(2_048), 100, 4_096)).toBe(1);
     expect(nextLookDelay(step(499), 25, 1_000)).toBe(25);
     expect(nextLookDelay(step(500), 25, 1_000)).toBe(1);
-    expect(nextLookDelay({ ran: false, logPages: 0, checkpointedPages: 0 }, 100, 4_096)).toBe(100);
+    expect(nextLookDelay(nothing, 100, 4_096)).toBe(100);
     // While the grid commits every 25 ms; once a look found nothing committed (the log copied whole, however long it
     // is), every 100 ms: near the bound too, so the quick looks stop with the commits.
     expect(nextLookDelay(step(100), 25, 1_000)).toBe(25);
-    expect(nextLookDelay({ ran: false, logPages: 0, checkpointedPages: 0 }, 25, 1_000)).toBe(100);
+    expect(nextLookDelay(nothing, 25, 1_000)).toBe(100);
     expect(nextLookDelay(step(4_000), 5, 4_096)).toBe(1);
+    // A look that ran again with nothing committed since (a reader kept the last one from copying the whole log).
+    expect(nextLookDelay(step(900, false), 25, 1_000)).toBe(100);
   });
 
   it('a timer takes its looks at the interval, and the next one soon after a look that found the log near the bound', () => {
