@@ -68,16 +68,6 @@ export class WalCheckpointer {
     this.version = db.prepare<[], number>('PRAGMA data_version').pluck();
   }
 
-  private syncDatabaseFile(): void {
-    if (this.db.memory) return;
-    const fd = fs.openSync(this.db.name, 'r');
-    try {
-      fs.fdatasyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
-
   /** One look: a passive checkpoint, unless nothing was committed since the last one copied the whole log. */
   step(): CheckpointStep {
     try {
@@ -91,11 +81,6 @@ export class WalCheckpointer {
       // busy: another connection was checkpointing. A commit during this checkpoint is not in its `log`, but it
       // changed `data_version`, so the next look checkpoints again.
       this.caughtUp = row !== undefined && row.busy === 0 && row.checkpointed >= row.log;
-      // SQLite syncs the database file after a checkpoint only when no commit landed during it (its log then ends
-      // where the checkpoint stopped), which under a steady load no look sees: the pages they copy would stay unsynced
-      // until the commit that reaches the bound syncs them all (1.4-1.7 ms of writeback in that commit, strace). Sync
-      // them now; after a look that SQLite did sync this finds nothing to write.
-      if ((row?.checkpointed ?? 0) > 0) this.syncDatabaseFile();
       return {
         ran: true,
         committed,

@@ -145,25 +145,6 @@ describe('checkpoints of the grid database', () => {
     expect(dbBytes()).toBeGreaterThan(before);
   });
 
-  it('syncs the database file after a look that copied pages, which SQLite skips when a commit lands during it', () => {
-    const writer = open();
-    const checkpointer = new WalCheckpointer(open());
-    const synced: string[] = [];
-    const sync = jest.spyOn(fs, 'fdatasyncSync').mockImplementation((fd) => {
-      synced.push(fs.readlinkSync(`/proc/self/fd/${fd}`));
-    });
-    try {
-      commitRows(writer, 10);
-      expect(checkpointer.step().checkpointedPages).toBeGreaterThan(0);
-      expect(synced).toEqual([fs.realpathSync(dbPath)]);
-      // Nothing committed since: no look, no sync.
-      expect(checkpointer.step().ran).toBe(false);
-      expect(synced).toHaveLength(1);
-    } finally {
-      sync.mockRestore();
-    }
-  });
-
   it('tells a look after commits from one that only tries again behind a reader', () => {
     const writer = open();
     const reader = open();
