@@ -14,7 +14,7 @@ export type SqliteDatabase = Database.Database;
  * SQLite's default). A process running an agent also checkpoints from a thread of its own (`startWalCheckpoints`), off
  * the commits' path: when the grid pauses, a look copies the whole log and the next writer starts it again; under a
  * load that never pauses only a writer can start the log again, so the log grows to this bound and the commit that
- * reaches it finds all but the last few milliseconds of pages copied by the thread (see `WalCheckpointer`). It stays at
+ * reaches it finds all but the last millisecond or so of pages copied by the thread (see `WalCheckpointer`). It stays at
  * SQLite's 1,000 pages (4 MiB of log at most): at 4,096 the log outgrew a nearly full disk under a steady load and no
  * checkpoint could then grow the database file to let it start again (test/faults/disk-full-process.test.ts).
  */

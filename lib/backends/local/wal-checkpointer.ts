@@ -26,6 +26,11 @@ export interface CheckpointStep {
    * log: a reader still reads its older pages) is no sign of commits coming.
    */
   readonly committed: boolean;
+  /**
+   * This look copied pages into the database file: more of the log than the look before, or any of a log started
+   * again since. A look that copies nothing while commits go on has a reader holding the log back.
+   */
+  readonly copied: boolean;
   /** Pages in the log as the checkpoint saw it (0 when none ran). */
   readonly logPages: number;
   /** Of those, pages now copied into the database file. */
@@ -38,7 +43,7 @@ interface CheckpointRow {
   readonly checkpointed: number;
 }
 
-const NOTHING: CheckpointStep = { ran: false, committed: false, logPages: 0, checkpointedPages: 0 };
+const NOTHING: CheckpointStep = { ran: false, committed: false, copied: false, logPages: 0, checkpointedPages: 0 };
 
 /**
  * Checkpoints the write-ahead log of the database `db` is open on, passively, from a connection that commits nothing
@@ -63,6 +68,8 @@ export class WalCheckpointer {
   private readonly version;
   private seenVersion: number | undefined;
   private caughtUp = false;
+  /** The log and its copied part as the last look that ran left them. */
+  private last = { log: 0, checkpointed: 0 };
 
   constructor(private readonly db: SqliteDatabase) {
     this.version = db.prepare<[], number>('PRAGMA data_version').pluck();
@@ -81,12 +88,12 @@ export class WalCheckpointer {
       // busy: another connection was checkpointing. A commit during this checkpoint is not in its `log`, but it
       // changed `data_version`, so the next look checkpoints again.
       this.caughtUp = row !== undefined && row.busy === 0 && row.checkpointed >= row.log;
-      return {
-        ran: true,
-        committed,
-        logPages: Math.max(0, row?.log ?? 0),
-        checkpointedPages: Math.max(0, row?.checkpointed ?? 0),
-      };
+      const log = Math.max(0, row?.log ?? 0);
+      const checkpointed = Math.max(0, row?.checkpointed ?? 0);
+      // `checkpointed` counts from the log's first page: a shorter log than last time was started again since.
+      const copied = log < this.last.log ? checkpointed > 0 : checkpointed > this.last.checkpointed;
+      this.last = { log, checkpointed };
+      return { ran: true, committed, copied, logPages: log, checkpointedPages: checkpointed };
     } catch (error) {
       return translateSqliteError(error, 'checkpointing the grid database');
     }
@@ -116,20 +123,24 @@ export const WAL_CHECKPOINT_NEAR_BOUND_SHARE = 0.5;
 
 /**
  * When to look next after `step`: after `WAL_CHECKPOINT_IDLE_INTERVAL_MS` (or `intervalMs` if longer) when nothing
- * was committed since the look before (whether or not a reader kept that one from copying the whole log); every `WAL_CHECKPOINT_NEAR_BOUND_MS` once the log holds `WAL_CHECKPOINT_NEAR_BOUND_SHARE` of
- * `boundPages`; else after `intervalMs`. Under a load without pauses the log only starts again when a commit reaches
- * its bound (`WAL_AUTOCHECKPOINT_PAGES`, see `WalCheckpointer`), and that commit syncs and copies what the last look did
- * not: the log written since. Back-to-back single-task round trips write ~18 pages a millisecond, so a look 10 ms
- * before left that commit 0.4–1.7 ms of log sync and a round of 3–4.3 ms every ~54 rounds (`strace` of the latency
- * bench), p99 3.0–4.9 ms over 200 rounds; looking every millisecond over the last half of the bound leaves it one
- * millisecond of log: p99 2.2–3.0 ms, rounds over 3 ms 9–13 → 1–2 of 600, throughput unchanged (bench/README.md,
- * issue 16, seventh pass). Those looks stop with the commits, also when a reader keeps them from copying the whole log:
- * then a look every millisecond would find the same log again and again. Looking every 25 ms at an idle grid cost 1.0–1.6 % of a core
- * (bench/latency's idle CPU), hence the slower looks while nothing commits.
+ * was committed since the look before; every `WAL_CHECKPOINT_NEAR_BOUND_MS` once the log holds
+ * `WAL_CHECKPOINT_NEAR_BOUND_SHARE` of `boundPages` and the look copied pages; else after `intervalMs`.
+ *
+ * Under a load without pauses the log only starts again when a commit reaches its bound (`WAL_AUTOCHECKPOINT_PAGES`,
+ * see `WalCheckpointer`), and that commit syncs and copies the log written since the last look. Back-to-back
+ * single-task round trips write ~18 pages a millisecond: looks every 10 ms over the last quarter of the bound left
+ * that commit 0.4–1.7 ms of log to sync, a round of 3–4.3 ms every ~54 rounds (`strace` of the latency bench);
+ * looks every millisecond over the last half leave it about a millisecond of log. p99 over 200 rounds after 3,000
+ * warm-up rounds went from 3.0–4.9 to 2.2–3.0 ms, rounds over 3 ms from 9–13 to 1–2 of 600, throughput unchanged
+ * (bench/README.md, issue 16, seventh pass).
+ *
+ * The quick looks stop with the commits, and while a reader holds the log back (a look that copied nothing): a look
+ * every millisecond would find the same log again and again. Looking every 25 ms at an idle grid cost 1.0–1.6 % of a
+ * core (bench/latency's idle CPU), hence the slower looks while nothing commits.
  */
 export function nextLookDelay(step: CheckpointStep, intervalMs: number, boundPages: number): number {
   if (!step.ran || !step.committed) return Math.max(intervalMs, WAL_CHECKPOINT_IDLE_INTERVAL_MS);
-  return step.logPages >= boundPages * WAL_CHECKPOINT_NEAR_BOUND_SHARE
+  return step.copied && step.logPages >= boundPages * WAL_CHECKPOINT_NEAR_BOUND_SHARE
     ? Math.min(intervalMs, WAL_CHECKPOINT_NEAR_BOUND_MS)
     : intervalMs;
 }
@@ -242,9 +253,9 @@ function checkpointThreadEntry(): string | undefined {
 /**
  * Checkpoints the grid database at `dbPath` every `intervalMs` from a worker thread with its own connection (see
  * `WalCheckpointer`), so the threads that commit the grid's work do not checkpoint (but for the rare bound of
- * `WAL_AUTOCHECKPOINT_PAGES` under a load without pauses, and then only what the thread did not copy yet). From TypeScript sources
- * (no compiled thread entry) the looks run on this thread's event loop instead. The thread does not keep the process
- * alive. Rejects when the database cannot be opened.
+ * `WAL_AUTOCHECKPOINT_PAGES` under a load without pauses, and then only what the thread did not copy yet). From
+ * TypeScript sources (no compiled thread entry) the looks run on this thread's event loop instead. The thread does not
+ * keep the process alive. Rejects when the database cannot be opened.
  */
 export async function startWalCheckpoints(
   dbPath: string,
