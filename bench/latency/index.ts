@@ -1,10 +1,10 @@
 // Single-task round trip (submit one task, wait for its result, idle grid) on our grid, embedded, behind `local up`
 // and on the AWS backends over emulators with injected service latency, next to Celery + Redis; plus idle CPU.
 // Run: npm run build && node dist/bench/latency/index.js [--rounds 200] [--warm-up 3000] [--gap-ms 0] [--settle-sec 20]
-//      [--idle-sec 10]
-//      [--systems embedded,local-up,aws,celery] [--dynamodb-ms 5] [--sqs-ms 15] [--s3-ms 20] [--aws-rounds 30]
-//      [--aws-notices on|off]
-//      [--python /usr/bin/python3] [--redis-server redis-server] [--json] [--rounds-out rounds.jsonl]
+//      [--idle-sec 10] [--systems embedded,local-up,aws,celery] [--dynamodb-ms 5] [--sqs-ms 15] [--s3-ms 20]
+//      [--aws-rounds 30] [--aws-notices on|off] [--python /usr/bin/python3] [--redis-server redis-server] [--json]
+//      [--rounds-out rounds.jsonl]
+// --warm-up applies to embedded, local-up and Celery; the AWS backends always warm up with 20 rounds.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -384,6 +384,13 @@ async function runCelery(s: Settings, redisServer: string): Promise<Row> {
   };
 }
 
+/** `value` of the option `name` as a whole number ≥ 0, or an error that names the option. */
+function wholeNumber(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number ≥ 0, got '${value}'`);
+  return n;
+}
+
 function fmt(value: number | null | undefined, digits = 2): string {
   return value === null || value === undefined ? '-' : value.toFixed(digits);
 }
@@ -414,8 +421,8 @@ async function main(): Promise<void> {
   if (unknown.length > 0) throw new Error(`unknown --systems ${unknown.join(',')}; choose from ${SYSTEMS.join(',')}`);
   const root = repoRoot();
   const settings: Settings = {
-    rounds: Number(values.rounds),
-    warmUp: Number(values['warm-up']),
+    rounds: wholeNumber('--rounds', values.rounds),
+    warmUp: wholeNumber('--warm-up', values['warm-up']),
     gapMs: Number(values['gap-ms']),
     settleSec: Number(values['settle-sec']),
     idleSec: Number(values['idle-sec']),
