@@ -1,6 +1,6 @@
 // Single-task round trip (submit one task, wait for its result, idle grid) on our grid, embedded, behind `local up`
 // and on the AWS backends over emulators with injected service latency, next to Celery + Redis; plus idle CPU.
-// Run: npm run build && node dist/bench/latency/index.js [--rounds 200] [--warm-up 3000] [--gap-ms 0] [--settle-sec 20]
+// Run: npm run build && node dist/bench/latency/index.js [--rounds 200] [--warm-up 3000] [--gap-ms 0] [--settle-sec 40]
 //      [--idle-sec 10] [--systems embedded,local-up,aws,celery] [--dynamodb-ms 5] [--sqs-ms 15] [--s3-ms 20]
 //      [--aws-rounds 30] [--aws-notices on|off] [--python /usr/bin/python3] [--redis-server redis-server] [--json]
 //      [--rounds-out rounds.jsonl]
@@ -194,7 +194,8 @@ async function cpuPct(sec: number, cpuMs: () => number): Promise<number | null> 
 /**
  * CPU of a grid at rest: first the settle window right after the rounds, then the idle window. They are apart because
  * V8's memory reducer runs a few seconds after a burst of work ends (full GCs that shrink the heaps the burst grew,
- * 8-17 s after it in `--trace-gc`), a one-off reaction to the burst, not work an idle grid keeps doing.
+ * 8-17 s after 220 rounds in `--trace-gc`; 70-90 ms of CPU in one second up to 30 s after 3,200 rounds, hence the
+ * default settle window of 40 s), a one-off reaction to the burst, not work an idle grid keeps doing.
  */
 async function restingCpu(s: Settings, cpuMs: () => number): Promise<Pick<Row, 'settleCpuPct' | 'idleCpuPct'>> {
   const settleCpuPct = await cpuPct(s.settleSec, cpuMs);
@@ -402,7 +403,7 @@ async function main(): Promise<void> {
       'warm-up': { type: 'string', default: String(WARM_UP) },
       'aws-rounds': { type: 'string', default: '30' },
       'gap-ms': { type: 'string', default: '0' },
-      'settle-sec': { type: 'string', default: '20' },
+      'settle-sec': { type: 'string', default: '40' },
       'idle-sec': { type: 'string', default: '10' },
       systems: { type: 'string', default: SYSTEMS.join(',') },
       'dynamodb-ms': { type: 'string', default: '5' },
@@ -424,7 +425,7 @@ async function main(): Promise<void> {
     rounds: wholeNumber('--rounds', values.rounds),
     warmUp: wholeNumber('--warm-up', values['warm-up']),
     gapMs: Number(values['gap-ms']),
-    settleSec: Number(values['settle-sec']),
+    settleSec: wholeNumber('--settle-sec', values['settle-sec']),
     idleSec: Number(values['idle-sec']),
     python: values.python,
     worker: path.join(root, 'workers', 'python', 'mock-compute'),
