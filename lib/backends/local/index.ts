@@ -32,6 +32,7 @@ export { InvalidCursorError, SqliteTaskTable, type SqliteTaskTableOptions } from
 export {
   CheckpointTimer,
   nextLookDelay,
+  databaseSyncDescriptor,
   startWalCheckpoints,
   WAL_CHECKPOINT_IDLE_INTERVAL_MS,
   WAL_CHECKPOINT_INTERVAL_MS,

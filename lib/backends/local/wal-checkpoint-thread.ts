@@ -12,7 +12,7 @@ function runCheckpointThread(port: MessagePort, data: CheckpointThreadData): voi
   const post = (event: CheckpointThreadEvent): void => port.postMessage(event);
   let opened;
   try {
-    opened = openWalCheckpointer(data.dbPath);
+    opened = openWalCheckpointer(data.dbPath, data.syncFd);
   } catch (err) {
     post({ type: 'start-failed', message: String(err) });
     port.close();

@@ -71,7 +71,15 @@ export class WalCheckpointer {
   /** The log and its copied part as the last look that ran left them. */
   private last = { log: 0, checkpointed: 0 };
 
-  constructor(private readonly db: SqliteDatabase) {
+  /**
+   * @param syncFd a descriptor of the database file (`databaseSyncDescriptor`) to sync after a look that copied pages
+   * SQLite left unsynced; without, those pages wait for the checkpoint that copies the whole log, the one of the commit
+   * that reaches `WAL_AUTOCHECKPOINT_PAGES` under a load without pauses.
+   */
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly syncFd?: number,
+  ) {
     this.version = db.prepare<[], number>('PRAGMA data_version').pluck();
   }
 
@@ -87,11 +95,20 @@ export class WalCheckpointer {
       const [row] = this.db.pragma('wal_checkpoint(PASSIVE)') as CheckpointRow[];
       // busy: another connection was checkpointing. A commit during this checkpoint is not in its `log`, but it
       // changed `data_version`, so the next look checkpoints again.
-      this.caughtUp = row !== undefined && row.busy === 0 && row.checkpointed >= row.log;
+      const caughtUp = row !== undefined && row.busy === 0 && row.checkpointed >= row.log;
       const log = Math.max(0, row?.log ?? 0);
       const checkpointed = Math.max(0, row?.checkpointed ?? 0);
       // `checkpointed` counts from the log's first page: a shorter log than last time was started again since.
       const copied = log < this.last.log ? checkpointed > 0 : checkpointed > this.last.checkpointed;
+      // SQLite syncs the database file after a checkpoint only if the log then ends where it stopped copying: no commit
+      // landed during it and no reader held it back. Under a steady load no look sees that, and the pages the looks
+      // copied stayed unsynced until the commit reaching the bound wrote them all back (1.4-1.7 ms of its round,
+      // strace). A look that caught up with nothing committed meanwhile was synced by SQLite.
+      if (this.syncFd !== undefined && copied && !(caughtUp && this.version.get() === version)) {
+        fs.fdatasyncSync(this.syncFd);
+      }
+      // Only now: a look whose sync failed is taken again.
+      this.caughtUp = caughtUp;
       this.last = { log, checkpointed };
       return { ran: true, committed, copied, logPages: log, checkpointedPages: checkpointed };
     } catch (error) {
@@ -203,6 +220,8 @@ export class CheckpointTimer {
 export interface CheckpointThreadData {
   readonly dbPath: string;
   readonly intervalMs: number;
+  /** `databaseSyncDescriptor(dbPath)`, opened by the starting thread (descriptors belong to the process). */
+  readonly syncFd?: number;
 }
 
 /**
@@ -234,13 +253,45 @@ export interface WalCheckpointsOptions {
   readonly logger?: Logger;
 }
 
-/** The checkpointer of the database at `dbPath` on a connection of its own. */
-export function openWalCheckpointer(dbPath: string): {
+/** The checkpointer of the database at `dbPath` on a connection of its own (see `WalCheckpointer` for `syncFd`). */
+export function openWalCheckpointer(
+  dbPath: string,
+  syncFd?: number,
+): {
   readonly db: SqliteDatabase;
   readonly checkpointer: WalCheckpointer;
 } {
   const db = openSqliteDatabase(dbPath);
-  return { db, checkpointer: new WalCheckpointer(db) };
+  return { db, checkpointer: new WalCheckpointer(db, syncFd) };
+}
+
+/** Descriptors of database files, by device and inode, for `databaseSyncDescriptor`. Never closed. */
+const syncDescriptors = new Map<string, number>();
+
+/**
+ * A read-only descriptor of the database file at `dbPath` for a `WalCheckpointer` to sync it with, opened once per
+ * process and file and **never closed**: closing any descriptor of a file drops every POSIX lock the process holds on
+ * it, SQLite's connections' included, and another process's SQLite may then take itself for the last connection,
+ * checkpoint and delete the log under this one (sqlite.org/howtocorrupt.html, 2.2; a test holds this). One descriptor
+ * per grid database a process runs an agent on, for the process's life. Linux only (undefined elsewhere: macOS's
+ * `fdatasync` is a full flush of the drive's cache, Windows needs write access), and undefined when the file cannot be
+ * opened: the looks then leave the sync to SQLite.
+ */
+export function databaseSyncDescriptor(dbPath: string): number | undefined {
+  if (process.platform !== 'linux') return undefined;
+  try {
+    // Looked up by the file's identity before opening: a second descriptor could not be closed again.
+    const { dev, ino } = fs.statSync(dbPath);
+    const key = `${dev}:${ino}`;
+    let fd = syncDescriptors.get(key);
+    if (fd === undefined) {
+      fd = fs.openSync(dbPath, 'r');
+      syncDescriptors.set(key, fd);
+    }
+    return fd;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Path of the compiled checkpoint thread next to this file, or undefined when running from TypeScript sources. */
@@ -266,8 +317,9 @@ export async function startWalCheckpoints(
   const warn = (err: unknown): void =>
     logger.warn({ err, dbPath }, 'checkpointing the grid database failed; trying again at the next look');
   const entry = checkpointThreadEntry();
+  const syncFd = databaseSyncDescriptor(dbPath);
   if (entry === undefined) {
-    const { db, checkpointer } = openWalCheckpointer(dbPath);
+    const { db, checkpointer } = openWalCheckpointer(dbPath, syncFd);
     const timer = new CheckpointTimer(checkpointer, { intervalMs, onError: warn });
     timer.start();
     return {
@@ -278,7 +330,7 @@ export async function startWalCheckpoints(
       },
     };
   }
-  return startCheckpointThread(entry, { dbPath, intervalMs }, warn);
+  return startCheckpointThread(entry, { dbPath, intervalMs, syncFd }, warn);
 }
 
 /**

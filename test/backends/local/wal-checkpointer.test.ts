@@ -11,6 +11,7 @@ import {
   WAL_AUTOCHECKPOINT_PAGES,
   WAL_CHECKPOINT_IDLE_INTERVAL_MS,
   WalCheckpointer,
+  databaseSyncDescriptor,
   type CheckpointStep,
   type SqliteDatabase,
 } from '../../../lib/backends/local';
@@ -151,28 +152,97 @@ describe('checkpoints of the grid database', () => {
     expect(dbBytes()).toBeGreaterThan(before);
   });
 
-  // A descriptor of grid.db opened and closed beside SQLite's (to sync it, say) drops every POSIX lock this process
-  // holds on the file, and another process's SQLite may then take itself for the last connection and delete the log.
+  /** This process's POSIX locks on the database file, from /proc/locks (Linux). */
+  const locksOnDb = (): string[] => {
+    const { ino } = fs.statSync(dbPath);
+    return fs
+      .readFileSync('/proc/locks', 'utf8')
+      .split('\n')
+      .filter((line) => line.includes(`:${ino} `) && line.includes(` ${process.pid} `))
+      .map((line) => line.replace(/^\d+:\s*/, ''));
+  };
+
+  // A descriptor of grid.db opened and closed beside SQLite's drops every POSIX lock this process holds on the file,
+  // and another process's SQLite may then take itself for the last connection and delete the log under this one.
   (process.platform === 'linux' ? it : it.skip)(
-    'keeps this process’s locks on the database file through a look',
+    'keeps this process’s locks on the database file through looks that sync it, and opens its descriptor once',
     () => {
       const writer = open();
-      const checkpointer = new WalCheckpointer(open());
+      const syncFd = databaseSyncDescriptor(dbPath);
+      expect(syncFd).toBeDefined();
+      expect(databaseSyncDescriptor(dbPath)).toBe(syncFd);
+      const checkpointer = new WalCheckpointer(open(), syncFd);
+      const reader = open();
       commitRows(writer, 10);
-      const { ino } = fs.statSync(dbPath);
-      const locks = (): string[] =>
-        fs
-          .readFileSync('/proc/locks', 'utf8')
-          .split('\n')
-          .filter((line) => line.includes(`:${ino} `) && line.includes(` ${process.pid} `))
-          .map((line) => line.replace(/^\d+:\s*/, ''));
-      const held = locks();
+      const held = locksOnDb();
       expect(held.length).toBeGreaterThan(0);
 
+      const rows = reader.prepare('SELECT n FROM filler').iterate();
+      rows.next();
+      commitRows(writer, 10);
       expect(checkpointer.step().checkpointedPages).toBeGreaterThan(0);
-      expect(locks()).toEqual(held);
+      rows.return?.();
+      commitRows(writer, 10);
+      expect(checkpointer.step().checkpointedPages).toBeGreaterThan(0);
+      expect(locksOnDb()).toEqual(held);
     },
   );
+
+  (process.platform === 'linux' ? it : it.skip)(
+    'syncs the database file after a look that copied pages SQLite left unsynced, and only then',
+    () => {
+      const writer = open();
+      const reader = open();
+      const syncFd = databaseSyncDescriptor(dbPath)!;
+      const checkpointer = new WalCheckpointer(open(), syncFd);
+      const sync = jest.spyOn(fs, 'fdatasyncSync');
+      commitRows(writer, 10);
+      // A reader holds the log back at this point.
+      const rows = reader.prepare('SELECT n FROM filler').iterate();
+      rows.next();
+      try {
+        commitRows(writer, 10);
+        // The look copies what it may, SQLite does not sync the file (the log goes on past it), the look does.
+        expect(checkpointer.step()).toMatchObject({ ran: true, copied: true });
+        expect(sync.mock.calls).toEqual([[syncFd]]);
+
+        // Copied nothing more: nothing to sync.
+        commitRows(writer, 10);
+        expect(checkpointer.step()).toMatchObject({ ran: true, copied: false });
+        expect(sync).toHaveBeenCalledTimes(1);
+
+        // The reader gone, the look copies the whole log with nothing committed meanwhile: SQLite synced the file.
+        rows.return?.();
+        expect(checkpointer.step()).toMatchObject({ ran: true, copied: true });
+        expect(sync).toHaveBeenCalledTimes(1);
+      } finally {
+        rows.return?.();
+        sync.mockRestore();
+      }
+    },
+  );
+
+  it('fails a look whose sync failed, and syncs what it copied at the next look', () => {
+    const writer = open();
+    const reader = open();
+    const checkpointer = new WalCheckpointer(open(), databaseSyncDescriptor(dbPath) ?? -1);
+    commitRows(writer, 1);
+    const rows = reader.prepare('SELECT n FROM filler').iterate();
+    rows.next();
+    commitRows(writer, 10);
+    const sync = jest.spyOn(fs, 'fdatasyncSync').mockImplementationOnce(() => {
+      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    });
+    try {
+      expect(() => checkpointer.step()).toThrow('EIO');
+      // Nothing committed or copied since (the reader still holds the log): the pages copied before are synced now.
+      expect(checkpointer.step()).toMatchObject({ ran: true, committed: false, copied: true });
+      expect(sync).toHaveBeenCalledTimes(2);
+    } finally {
+      sync.mockRestore();
+      rows.return?.();
+    }
+  });
 
   it('tells a look that copied pages after commits from one that only tries again behind a reader', () => {
     const writer = open();
@@ -246,6 +316,7 @@ describe('checkpoints of the grid database', () => {
       const writer = open();
       commitRows(writer, 1);
       const before = dbBytes();
+      const held = process.platform === 'linux' ? locksOnDb() : [];
       const checkpoints = await dist.startWalCheckpoints(dbPath, { intervalMs: 20 });
       try {
         expect(checkpoints.inThread).toBe(true);
@@ -256,6 +327,8 @@ describe('checkpoints of the grid database', () => {
       } finally {
         await checkpoints.stop();
       }
+      // The thread's looks synced the file with a descriptor of this process; stopping them must not close it.
+      if (process.platform === 'linux') expect(locksOnDb()).toEqual(held);
     });
 
     it('rejects with the thread’s error when it fails to load, and the process lives on (no unhandled rejection)', () => {
