@@ -171,6 +171,10 @@ function portStatusOf(outcome: Exclude<MessageClaimOutcome, { status: 'claimed' 
  * condition returns the old one (`ReturnValuesOnConditionCheckFailure: ALL_OLD`), so a claim or heartbeat is
  * classified (busy, stale, missing, cancelled, lost) without an extra read.
  */
+
+/** Name of the error of a terminal write abandoned by `sendWithin` (the service may still apply it). */
+const TERMINAL_WRITE_TIMEOUT = 'TerminalWriteTimeout';
+
 export class DynamoDbTaskTable implements TaskTable {
   /**
    * A claim leaves the task out of the lease index and its first extension puts it in: a task shorter than the lease
@@ -645,18 +649,60 @@ export class DynamoDbTaskTable implements TaskTable {
     const results = await mapLimit(completions, this.concurrency, async (completion): Promise<CompletionResult> => {
       const seq = this.nextSeq();
       const plan = planCompletion(completion);
+      let abandoned = false;
       try {
         // Built per try: the terminal key carries the time of the write (see `listTerminal`).
-        const out = await this.retry('complete', () => this.sendWithin(this.completionUpdate(plan, seq, this.clock())));
+        const out = await this.retry('complete', () =>
+          this.sendWithin(this.completionUpdate(plan, seq, this.clock())).catch((error: unknown) => {
+            if ((error as Error | undefined)?.name === TERMINAL_WRITE_TIMEOUT) abandoned = true;
+            throw error;
+          }),
+        );
         if (plan.terminal) ended.push(this.finishedTask(plan.taskId, out));
         return { taskId: completion.taskId, status: 'recorded' };
       } catch (error) {
         if (!(error instanceof ConditionalCheckFailedException)) throw error;
-        return { taskId: completion.taskId, status: 'stale' };
+        // A try given up on may have landed after all (the service applied it late), with the time of that try in its
+        // listing key: a reader whose watermark passed it would never list the task, and no notice named it.
+        const landed = plan.terminal && abandoned ? await this.restampLanded(plan, seq) : undefined;
+        if (landed === undefined) return { taskId: completion.taskId, status: 'stale' };
+        ended.push(this.finishedTask(plan.taskId, landed));
+        return { taskId: completion.taskId, status: 'recorded' };
       }
     });
     if (ended.length > 0) this.notices?.finished(ended);
     return results;
+  }
+
+  /**
+   * After a terminal write whose try was abandoned (`sendWithin`) and whose next try found the task no longer running:
+   * if the abandoned try is what ended it (same terminal state, attempt and finish time, which only that completion
+   * writes), gives its listing key a fresh time so that readers list it, and returns the item; else undefined (the
+   * task ended otherwise: cancelled, or its lease taken over).
+   */
+  private async restampLanded(plan: CompletionPlan, seq: number): Promise<UpdateCommandOutput | undefined> {
+    const state = plan.to === 'succeeded' ? 'succeeded' : 'failed';
+    try {
+      return await this.retry('complete', () =>
+        this.sendWithin({
+          TableName: this.tableName,
+          Key: { task_id: plan.taskId },
+          ...updateExpressionOf({
+            set: [{ path: [ATTR.sessionSk], value: terminalSessionSk(this.clock(), plan.taskId, state, seq) }],
+            remove: [],
+            condition: [
+              { path: [ATTR.state], op: '=', value: state },
+              { path: [ATTR.attempt], op: '=', value: plan.guard.attempt },
+              { path: [ATTR.finishedAt], op: '=', value: plan.at },
+            ],
+          }),
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return undefined;
+      throw error;
+    }
   }
 
   /**
@@ -673,7 +719,7 @@ export class DynamoDbTaskTable implements TaskTable {
     } catch (error) {
       if (!signal.aborted || error instanceof ConditionalCheckFailedException) throw error;
       throw Object.assign(new Error(`a task's terminal write took over ${limitMs} ms; sent again with a fresh time`), {
-        name: 'TerminalWriteTimeout',
+        name: TERMINAL_WRITE_TIMEOUT,
         $retryable: {},
         cause: error,
       });

@@ -347,6 +347,101 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     expect(later.tasks.map((t) => t.taskId)).toEqual([ids[1]]);
   });
 
+  it('a completion write that lands after it was given up on is listed and recorded, not taken for stale', async () => {
+    // Seen on a loaded twin: DynamoDB Local stalled ~35 s, then applied the abandoned try with the time of that try in
+    // its listing key; the next try found the task no longer running ("stale"), so no notice named it and a reader
+    // whose watermark had passed that time never listed it: the client waited for it for ever.
+    let clock = Date.now();
+    const reader = new DynamoDbTaskTable({ tableName, client, settleMs: 1_000, now: () => clock });
+    const lateClient = emulators.clients().dynamodb;
+    const writer = new DynamoDbTaskTable({ tableName, client: lateClient, settleMs: 1_000, now: () => clock });
+    const { session, ids } = await seed(reader, 2);
+    const [claim] = await writer.claim(
+      [{ taskId: ids[0]!, attempt: 0 }],
+      { owner: 'a', expiresAt: clock + 60_000 },
+      clock,
+    );
+    expect(claim?.status).toBe('claimed');
+    const first = await reader.listTerminal(session.sessionId, undefined, 10);
+    expect(first.tasks).toEqual([]);
+    let cursor = first.cursor;
+    // The next request of the writer is applied, but its answer comes only after the caller gave up on it; meanwhile
+    // the clock runs past the settle window and the reader reads on.
+    const inner = lateClient.config.requestHandler as unknown as {
+      handle: (request: unknown, options?: { abortSignal?: AbortSignal }) => Promise<unknown>;
+    };
+    const handle = inner.handle.bind(inner);
+    let late = 1;
+    inner.handle = async (request: unknown, options?: { abortSignal?: AbortSignal }) => {
+      if (late-- <= 0) return handle(request, options);
+      await handle(request, {});
+      clock += 10_000;
+      await finish(reader, ids[1]!);
+      cursor = (await reader.listTerminal(session.sessionId, cursor, 10)).cursor;
+      const signal = options?.abortSignal;
+      if (signal)
+        await new Promise((resolve) =>
+          signal.aborted ? resolve(undefined) : signal.addEventListener('abort', resolve),
+        );
+      throw Object.assign(new Error('Request aborted'), { name: 'AbortError' });
+    };
+
+    const [written] = await writer.complete([
+      {
+        taskId: ids[0]!,
+        guard: { owner: 'a', attempt: 1 },
+        outcome: { kind: 'succeeded', result: { inline: '1' } },
+        at: clock,
+      },
+    ]);
+    const later = await reader.listTerminal(session.sessionId, cursor, 10);
+    lateClient.destroy();
+
+    expect(late).toBeLessThan(0);
+    expect(written?.status).toBe('recorded');
+    expect(later.tasks.map((t) => t.taskId)).toEqual([ids[0]]);
+    expect(later.tasks[0]).toMatchObject({ state: 'succeeded' });
+  });
+
+  it('a completion whose task ended otherwise while its try was given up on stays stale', async () => {
+    const clock = Date.now();
+    const reader = new DynamoDbTaskTable({ tableName, client, settleMs: 1_000, now: () => clock });
+    const lateClient = emulators.clients().dynamodb;
+    const writer = new DynamoDbTaskTable({ tableName, client: lateClient, settleMs: 1_000, now: () => clock });
+    const { session, ids } = await seed(reader, 1);
+    await writer.claim([{ taskId: ids[0]!, attempt: 0 }], { owner: 'a', expiresAt: clock + 60_000 }, clock);
+    const inner = lateClient.config.requestHandler as unknown as {
+      handle: (request: unknown, options?: { abortSignal?: AbortSignal }) => Promise<unknown>;
+    };
+    const handle = inner.handle.bind(inner);
+    let late = 1;
+    inner.handle = async (request: unknown, options?: { abortSignal?: AbortSignal }) => {
+      if (late-- <= 0) return handle(request, options);
+      // The try never reaches the table; the task is cancelled meanwhile.
+      await reader.cancel(session.sessionId, [ids[0]!], clock);
+      const signal = options?.abortSignal;
+      if (signal)
+        await new Promise((resolve) =>
+          signal.aborted ? resolve(undefined) : signal.addEventListener('abort', resolve),
+        );
+      throw Object.assign(new Error('Request aborted'), { name: 'AbortError' });
+    };
+
+    const [written] = await writer.complete([
+      {
+        taskId: ids[0]!,
+        guard: { owner: 'a', attempt: 1 },
+        outcome: { kind: 'succeeded', result: { inline: '1' } },
+        at: clock,
+      },
+    ]);
+    lateClient.destroy();
+
+    expect(late).toBeLessThan(0);
+    expect(written?.status).toBe('stale');
+    expect((await reader.getTask(ids[0]!))?.state).toBe('cancelled');
+  });
+
   it('a claim and a completion are one UpdateItem each, with no read before or after', async () => {
     const table = new DynamoDbTaskTable({ tableName, client });
     const { ids } = await seed(table, 1);
