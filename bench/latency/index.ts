@@ -107,15 +107,15 @@ function summarize(system: string, samples: number[], extra: Partial<Row> = {}):
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Round trips of one task at a time through `client`, as a user's code does: submit, then iterate its results. Also
- * gives each round's time beyond the handler's own (the round trip less the handler's `runMs`).
- */
-/**
  * Where `--rounds-out` appends each measured round (`{"system","round","startedAt","ms"}`, `startedAt` in epoch ms):
  * to line up slow rounds with what else happened then (an `strace -f -tt` of the bench, GC traces).
  */
 let roundsOut: string | undefined;
 
+/**
+ * Round trips of one task at a time through `client`, as a user's code does: submit, then iterate its results, after
+ * `warmUp` unmeasured ones. Also gives each round's time beyond the handler's own (the round trip less its `runMs`).
+ */
 async function roundTrips(
   client: GridClient,
   rounds: number,

@@ -172,6 +172,11 @@ function portStatusOf(outcome: Exclude<MessageClaimOutcome, { status: 'claimed' 
  * classified (busy, stale, missing, cancelled, lost) without an extra read.
  */
 
+/** The terminal state a terminal completion plan writes. */
+function terminalStateOf(plan: CompletionPlan): 'succeeded' | 'failed' {
+  return plan.to === 'succeeded' ? 'succeeded' : 'failed';
+}
+
 /** Name of the error of a terminal write abandoned by `sendWithin` (the service may still apply it). */
 const TERMINAL_WRITE_TIMEOUT = 'TerminalWriteTimeout';
 
@@ -681,7 +686,7 @@ export class DynamoDbTaskTable implements TaskTable {
    * task ended otherwise: cancelled, or its lease taken over).
    */
   private async restampLanded(plan: CompletionPlan, seq: number): Promise<UpdateCommandOutput | undefined> {
-    const state = plan.to === 'succeeded' ? 'succeeded' : 'failed';
+    const state = terminalStateOf(plan);
     try {
       return await this.retry('complete', () =>
         this.sendWithin({
@@ -761,7 +766,7 @@ export class DynamoDbTaskTable implements TaskTable {
       remove.push([ATTR.error], [ATTR.failureReason]);
     }
     if (plan.terminal) {
-      const state = plan.to === 'succeeded' ? 'succeeded' : 'failed';
+      const state = terminalStateOf(plan);
       set.push(
         { path: [ATTR.finishedAt], value: at },
         { path: [ATTR.sessionSk], value: terminalSessionSk(writtenAt, plan.taskId, state, seq) },

@@ -168,6 +168,43 @@ function holdingClient(fail: (command: string, input: unknown) => boolean = () =
 }
 
 /** How many of `ids` are stored (one BatchGetItem per 100). */
+type RequestOptions = { abortSignal?: AbortSignal };
+
+/**
+ * Runs `intercept` in place of the next request `client` sends (`send` forwards it to the emulator); the requests
+ * after it go through. Tells whether that request came.
+ */
+function interceptNextRequest(
+  client: DynamoDBClient,
+  intercept: (send: () => Promise<unknown>, options?: RequestOptions) => Promise<unknown>,
+): () => boolean {
+  const inner = client.config.requestHandler as unknown as {
+    handle: (request: unknown, options?: RequestOptions) => Promise<unknown>;
+  };
+  const handle = inner.handle.bind(inner);
+  let intercepted = false;
+  inner.handle = async (request: unknown, options?: RequestOptions) => {
+    if (intercepted) return handle(request, options);
+    intercepted = true;
+    return intercept(() => handle(request, {}), options);
+  };
+  return () => intercepted;
+}
+
+/**
+ * Fails a request the way the SDK sees one that never answers: aborted once its caller gives up (`abortSignal`),
+ * else as a dropped connection (which the SDK retries as is).
+ */
+async function failUnanswered(options?: RequestOptions): Promise<never> {
+  const signal = options?.abortSignal;
+  if (signal)
+    await new Promise((resolve) => (signal.aborted ? resolve(undefined) : signal.addEventListener('abort', resolve)));
+  throw Object.assign(new Error(signal ? 'Request aborted' : 'socket hang up'), {
+    name: signal ? 'AbortError' : 'Error',
+    code: signal ? undefined : 'ECONNRESET',
+  });
+}
+
 async function storedCount(ids: readonly string[]): Promise<number> {
   let stored = 0;
   for (let i = 0; i < ids.length; i += 100) {
@@ -305,29 +342,15 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     let cursor = first.cursor;
     // The next request of the writer hangs: meanwhile the clock runs past the settle window and the reader reads on.
     // It ends as a dropped connection (which the SDK retries as is) or, if the caller bounded it, when aborted.
-    const inner = hungClient.config.requestHandler as unknown as {
-      handle: (request: unknown, options?: { abortSignal?: AbortSignal }) => Promise<unknown>;
-    };
-    const handle = inner.handle.bind(inner);
-    let hangs = 1;
     const listedMeanwhile: string[] = [];
-    inner.handle = async (request: unknown, options?: { abortSignal?: AbortSignal }) => {
-      if (hangs-- <= 0) return handle(request, options);
+    const hung = interceptNextRequest(hungClient, async (_send, options) => {
       clock += 10_000;
       await finish(reader, ids[2]!);
       const meanwhile = await reader.listTerminal(session.sessionId, cursor, 10);
       listedMeanwhile.push(...meanwhile.tasks.map((t) => t.taskId));
       cursor = meanwhile.cursor;
-      const signal = options?.abortSignal;
-      if (signal)
-        await new Promise((resolve) =>
-          signal.aborted ? resolve(undefined) : signal.addEventListener('abort', resolve),
-        );
-      throw Object.assign(new Error(signal ? 'Request aborted' : 'socket hang up'), {
-        name: signal ? 'AbortError' : 'Error',
-        code: signal ? undefined : 'ECONNRESET',
-      });
-    };
+      return failUnanswered(options);
+    });
 
     const [written] = await writer.complete([
       {
@@ -340,7 +363,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     const later = await reader.listTerminal(session.sessionId, cursor, 10);
     hungClient.destroy();
 
-    expect(hangs).toBeLessThan(0);
+    expect(hung()).toBe(true);
     expect(written?.status).toBe('recorded');
     expect(first.tasks.map((t) => t.taskId)).toEqual([ids[0]]);
     expect(listedMeanwhile).toEqual([ids[2]]);
@@ -367,24 +390,13 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     let cursor = first.cursor;
     // The next request of the writer is applied, but its answer comes only after the caller gave up on it; meanwhile
     // the clock runs past the settle window and the reader reads on.
-    const inner = lateClient.config.requestHandler as unknown as {
-      handle: (request: unknown, options?: { abortSignal?: AbortSignal }) => Promise<unknown>;
-    };
-    const handle = inner.handle.bind(inner);
-    let late = 1;
-    inner.handle = async (request: unknown, options?: { abortSignal?: AbortSignal }) => {
-      if (late-- <= 0) return handle(request, options);
-      await handle(request, {});
+    const late = interceptNextRequest(lateClient, async (send, options) => {
+      await send();
       clock += 10_000;
       await finish(reader, ids[1]!);
       cursor = (await reader.listTerminal(session.sessionId, cursor, 10)).cursor;
-      const signal = options?.abortSignal;
-      if (signal)
-        await new Promise((resolve) =>
-          signal.aborted ? resolve(undefined) : signal.addEventListener('abort', resolve),
-        );
-      throw Object.assign(new Error('Request aborted'), { name: 'AbortError' });
-    };
+      return failUnanswered(options);
+    });
 
     const [written] = await writer.complete([
       {
@@ -397,7 +409,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     const later = await reader.listTerminal(session.sessionId, cursor, 10);
     lateClient.destroy();
 
-    expect(late).toBeLessThan(0);
+    expect(late()).toBe(true);
     expect(written?.status).toBe('recorded');
     expect(later.tasks.map((t) => t.taskId)).toEqual([ids[0]]);
     expect(later.tasks[0]).toMatchObject({ state: 'succeeded' });
@@ -410,22 +422,11 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     const writer = new DynamoDbTaskTable({ tableName, client: lateClient, settleMs: 1_000, now: () => clock });
     const { session, ids } = await seed(reader, 1);
     await writer.claim([{ taskId: ids[0]!, attempt: 0 }], { owner: 'a', expiresAt: clock + 60_000 }, clock);
-    const inner = lateClient.config.requestHandler as unknown as {
-      handle: (request: unknown, options?: { abortSignal?: AbortSignal }) => Promise<unknown>;
-    };
-    const handle = inner.handle.bind(inner);
-    let late = 1;
-    inner.handle = async (request: unknown, options?: { abortSignal?: AbortSignal }) => {
-      if (late-- <= 0) return handle(request, options);
-      // The try never reaches the table; the task is cancelled meanwhile.
+    // The try never reaches the table; the task is cancelled meanwhile.
+    const late = interceptNextRequest(lateClient, async (_send, options) => {
       await reader.cancel(session.sessionId, [ids[0]!], clock);
-      const signal = options?.abortSignal;
-      if (signal)
-        await new Promise((resolve) =>
-          signal.aborted ? resolve(undefined) : signal.addEventListener('abort', resolve),
-        );
-      throw Object.assign(new Error('Request aborted'), { name: 'AbortError' });
-    };
+      return failUnanswered(options);
+    });
 
     const [written] = await writer.complete([
       {
@@ -437,7 +438,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     ]);
     lateClient.destroy();
 
-    expect(late).toBeLessThan(0);
+    expect(late()).toBe(true);
     expect(written?.status).toBe('stale');
     expect((await reader.getTask(ids[0]!))?.state).toBe('cancelled');
   });
