@@ -20,6 +20,7 @@ export {
   openSqliteDatabase,
   SCHEMA_VERSION,
   WAL_AUTOCHECKPOINT_PAGES,
+  WAL_SIZE_LIMIT_BYTES,
   type OpenDatabaseOptions,
   type SqliteDatabase,
 } from './sqlite-database';

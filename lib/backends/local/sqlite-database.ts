@@ -20,6 +20,15 @@ export type SqliteDatabase = Database.Database;
  */
 export const WAL_AUTOCHECKPOINT_PAGES = 1_000;
 
+/**
+ * Bytes the log file keeps when it starts again (`journal_size_limit`): twice what `WAL_AUTOCHECKPOINT_PAGES` frames of
+ * 4 KiB pages take. SQLite never shrinks the log file by itself, so a log that a long reader let grow past its bound
+ * (a reader holding a snapshot stops it starting again) would keep that size, disk space included, for the grid's
+ * life. With the limit, the first commit after the log starts again cuts it back; a log within its bound, as under a
+ * steady load, is never cut (no truncate and regrow on the commits' path).
+ */
+export const WAL_SIZE_LIMIT_BYTES = 2 * WAL_AUTOCHECKPOINT_PAGES * (4096 + 24) + 32;
+
 export interface OpenDatabaseOptions {
   /**
    * How long a write waits for another process holding the write lock before failing with `DatabaseBusyError`.
@@ -115,6 +124,7 @@ export function openSqliteDatabase(dbPath: string, options: OpenDatabaseOptions 
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
+    db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     db.pragma('foreign_keys = OFF');
     // Reads through the OS page cache shared by every process of the grid, instead of a per-connection copy.
     db.pragma(`mmap_size = ${256 * 1024 * 1024}`);

@@ -10,6 +10,7 @@ import {
   openSqliteDatabase,
   WAL_AUTOCHECKPOINT_PAGES,
   WAL_CHECKPOINT_IDLE_INTERVAL_MS,
+  WAL_SIZE_LIMIT_BYTES,
   WalCheckpointer,
   databaseSyncDescriptor,
   type CheckpointStep,
@@ -78,6 +79,25 @@ describe('checkpoints of the grid database', () => {
     expect(dbBytes()).toBeGreaterThan(before);
     // One commit of a few pages may go past the bound before its checkpoint.
     expect(walFrames()).toBeLessThanOrEqual(WAL_AUTOCHECKPOINT_PAGES + 8);
+  });
+
+  it('cuts back a log that grew past its bound behind a reader once it starts again (WAL_SIZE_LIMIT_BYTES)', () => {
+    const writer = open();
+    const reader = open();
+    commitRows(writer, 1);
+    // A reader holding a snapshot: no commit can start the log again, so it grows past its bound.
+    reader.exec('BEGIN');
+    reader.prepare('SELECT count(*) FROM filler').get();
+    commitRows(writer, 3 * WAL_AUTOCHECKPOINT_PAGES);
+    const grownTo = walBytes();
+    reader.exec('COMMIT');
+
+    // The next commit past the bound checkpoints the whole log; the one after starts it again and cuts the file.
+    commitRows(writer, 2);
+
+    expect(grownTo).toBeGreaterThan(2 * WAL_SIZE_LIMIT_BYTES);
+    expect(walBytes()).toBeLessThanOrEqual(WAL_SIZE_LIMIT_BYTES);
+    expect(writer.pragma('journal_size_limit', { simple: true })).toBe(WAL_SIZE_LIMIT_BYTES);
   });
 
   it('copies every committed page in one look, and the next commit starts the log again', () => {
