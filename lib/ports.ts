@@ -110,6 +110,12 @@ export interface TaskTable extends TaskBrowser {
   /** Cancels pending and running tasks of a session (or only `taskIds`). Returns how many changed. */
   cancel(sessionId: string, taskIds?: readonly string[], now?: number): Promise<number>;
   countByState(sessionId: string): Promise<StateCounts>;
+  /**
+   * How many of the session's tasks are terminal, counted by the table itself rather than read through
+   * `listTerminal`: what a results stream that waits for results still missing compares with what it delivered, to
+   * find a result its listing missed (see `SessionHandle.results`). Cheaper than `countByState`: terminal tasks only.
+   */
+  countTerminal(sessionId: string): Promise<number>;
   /** Terminal tasks of a session in completion order, after `cursor`. Never skips a task that ends later. */
   listTerminal(sessionId: string, cursor: string | undefined, limit: number): Promise<TerminalPage>;
   /**

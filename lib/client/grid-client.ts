@@ -24,7 +24,8 @@ import {
   type TaskTable,
 } from '../ports';
 import { silentLogger } from '../logging';
-import { SessionHandle, type ChangeFeed } from './session-handle';
+import { validMissingResultsCheckMs } from './missing-results-check';
+import { SessionHandle, type ChangeFeed, type SessionHandleOptions } from './session-handle';
 import { SessionSummary, type SessionSummaryView } from './session-summary';
 
 export interface GridClientOptions {
@@ -61,6 +62,14 @@ export interface GridClientOptions {
    * @default - always `pollIntervalMs`
    */
   readonly minPollIntervalMs?: number;
+  /**
+   * While a handle's results stream waits for results still missing and none came for this long, it counts the
+   * session's ended tasks in the table (one cheap count), and again every as long while none comes; when the table
+   * counts more than the stream delivered (a result whose notice was lost and that the listing passed), it reads them
+   * all again and delivers the missed ones, with a warning. Nothing is counted while results flow. `Infinity`: never.
+   * @default 20000 (20 s)
+   */
+  readonly missingResultsCheckMs?: number;
   readonly logger?: Logger;
 }
 
@@ -120,6 +129,7 @@ export class GridClient {
   private readonly pollMs: number;
   private readonly changes: ChangeFeed | undefined;
   private readonly minPollMs: number | undefined;
+  private readonly missingResultsCheckMs: number | undefined;
 
   constructor(options: GridClientOptions) {
     this.config = options.config;
@@ -132,6 +142,10 @@ export class GridClient {
     this.pollMs = options.pollIntervalMs ?? 50;
     this.changes = options.changes;
     this.minPollMs = options.minPollIntervalMs;
+    this.missingResultsCheckMs =
+      options.missingResultsCheckMs === undefined
+        ? undefined
+        : validMissingResultsCheckMs(options.missingResultsCheckMs);
   }
 
   /**
@@ -156,15 +170,7 @@ export class GridClient {
       ? await this.writeTogether(this.submissions, session, events, options)
       : await this.writeInSteps(session, events, options);
     this.logger.info({ sessionId: session.sessionId, tasks: count }, 'session submitted');
-    return new SessionHandle(
-      { ...session, taskCount: count },
-      this.table,
-      this.store,
-      this.pollMs,
-      this.changes,
-      this.minPollMs,
-      writtenAtVersion,
-    );
+    return new SessionHandle({ ...session, taskCount: count }, { ...this.handleOptions(), writtenAtVersion });
   }
 
   /**
@@ -379,7 +385,19 @@ export class GridClient {
   async session(sessionId: string): Promise<SessionHandle> {
     const session = await this.table.getSession(sessionId);
     if (!session) throw new UnknownSessionError(sessionId);
-    return new SessionHandle(session, this.table, this.store, this.pollMs, this.changes, this.minPollMs);
+    return new SessionHandle(session, this.handleOptions());
+  }
+
+  private handleOptions(): SessionHandleOptions {
+    return {
+      table: this.table,
+      store: this.store,
+      pollMs: this.pollMs,
+      ...(this.changes ? { changes: this.changes } : {}),
+      ...(this.minPollMs !== undefined ? { minPollMs: this.minPollMs } : {}),
+      ...(this.missingResultsCheckMs !== undefined ? { missingResultsCheckMs: this.missingResultsCheckMs } : {}),
+      logger: this.logger,
+    };
   }
 
   /**

@@ -1,7 +1,11 @@
 // A submitted session: stream its results in completion order, wait for it, count its states, cancel it.
+import type { Logger } from 'pino';
 import { isTerminal, type SessionRecord, type StateCounts } from '../core';
+import { silentLogger } from '../logging';
 import type { PayloadStore, TaskTable } from '../ports';
 import { sleep } from '../timing';
+import { DeliveredTasks } from './delivered-tasks';
+import { MISSING_RESULTS_CHECK_MS, MissingResultsCheck } from './missing-results-check';
 import { toTaskResult, type TaskResult } from './task-result';
 
 export interface SessionStatus {
@@ -53,17 +57,57 @@ export interface WatchOptions {
   readonly signal?: AbortSignal;
 }
 
+export interface ResultsOptions extends WatchOptions {
+  /** Tasks read per page. @default 1000 */
+  readonly pageSize?: number;
+  /**
+   * While results are missing and none came for this long, the stream counts the session's ended tasks in the table,
+   * and again every as long while none comes; when the table counts more than the stream delivered, it reads them
+   * all again from the start and delivers those it missed (see `results`). `Infinity` turns the check off.
+   * @default - the handle's (`GridClientOptions.missingResultsCheckMs`, 20 s)
+   */
+  readonly missingResultsCheckMs?: number;
+}
+
+/** What a `GridClient` gives the handles it opens. */
+export interface SessionHandleOptions {
+  readonly table: TaskTable;
+  readonly store: PayloadStore;
+  /** How often to look for news when nothing is ready (see `GridClientOptions.pollIntervalMs`). */
+  readonly pollMs: number;
+  readonly changes?: ChangeFeed;
+  readonly minPollMs?: number;
+  /** The feed's `version` read before this session was written (see `ChangeFeed.announcesEveryEnd`). */
+  readonly writtenAtVersion?: number;
+  /** See `ResultsOptions.missingResultsCheckMs`. @default 20 s */
+  readonly missingResultsCheckMs?: number;
+  /** @default - a silent logger */
+  readonly logger?: Logger;
+}
+
 export class SessionHandle {
+  private readonly table: TaskTable;
+  private readonly store: PayloadStore;
+  private readonly defaultPollMs: number;
+  private readonly changes: ChangeFeed | undefined;
+  private readonly minPollMs: number | undefined;
+  private readonly writtenAtVersion: number | undefined;
+  private readonly missingResultsCheckMs: number;
+  private readonly logger: Logger;
+
   constructor(
     private session: SessionRecord,
-    private readonly table: TaskTable,
-    private readonly store: PayloadStore,
-    private readonly defaultPollMs: number,
-    private readonly changes?: ChangeFeed,
-    private readonly minPollMs?: number,
-    /** The feed's `version` read before this session was written (see `ChangeFeed.announcesEveryEnd`). */
-    private readonly writtenAtVersion?: number,
-  ) {}
+    options: SessionHandleOptions,
+  ) {
+    this.table = options.table;
+    this.store = options.store;
+    this.defaultPollMs = options.pollMs;
+    this.changes = options.changes;
+    this.minPollMs = options.minPollMs;
+    this.writtenAtVersion = options.writtenAtVersion;
+    this.missingResultsCheckMs = options.missingResultsCheckMs ?? MISSING_RESULTS_CHECK_MS;
+    this.logger = options.logger ?? silentLogger();
+  }
 
   get sessionId(): string {
     return this.session.sessionId;
@@ -81,36 +125,61 @@ export class SessionHandle {
   }
 
   /**
-   * Every task's outcome, in completion order, as tasks finish. Ends when all tasks are terminal. Memory stays bounded
-   * by one page whatever the session's size.
+   * Every task's outcome, in completion order, as tasks finish, each task once. Ends when all tasks are terminal.
+   * Memory stays bounded by one page, plus one bit per task (which tasks were delivered), whatever the session's size.
+   *
+   * Results come from the table's listing of ended tasks, read on from where the last read ended (woken by the
+   * change feed: a local grid's database changes, or AWS completion notices). A result that listing cannot bring
+   * (its notice lost and its listing key behind where the reading is, say after a write applied late) would be waited
+   * for forever. So while results are missing and none came for `missingResultsCheckMs`, the stream asks the table
+   * how many of the session's tasks ended (`countTerminal`: one cheap count, nothing while results flow), reads what
+   * the listing has, and if the table still counts more than it delivered, reads every ended task again from the
+   * start and delivers those it had not, logging a warning with how many: a defect signal.
    */
-  async *results(options: WatchOptions & { pageSize?: number } = {}): AsyncGenerator<TaskResult> {
+  async *results(options: ResultsOptions = {}): AsyncGenerator<TaskResult> {
     const poll = options.pollIntervalMs ?? this.defaultPollMs;
+    const pageSize = options.pageSize ?? 1000;
+    const check = new MissingResultsCheck(options.missingResultsCheckMs ?? this.missingResultsCheckMs, Date.now());
+    const delivered = new DeliveredTasks();
     let cursor: string | undefined;
-    let seen = 0;
     let waits = 0;
+    // The table's count of ended tasks, taken before the reads since: what they should have brought.
+    let counted: number | undefined;
     // Nothing ended since the session was written: its first page would be empty (one look less per round trip).
     const quiet = this.quietSinceWritten();
-    if (quiet !== undefined) await this.pause(this.pollDelay(waits++, poll), quiet, options.signal);
+    if (quiet !== undefined) {
+      await this.pause(Math.min(this.pollDelay(waits++, poll), check.untilDue(Date.now())), quiet, options.signal);
+    }
     for (;;) {
       if (options.signal?.aborted) return;
       const since = this.changes?.version;
-      const page = await this.table.listTerminal(this.sessionId, cursor, options.pageSize ?? 1000);
+      const page = await this.table.listTerminal(this.sessionId, cursor, pageSize);
       cursor = page.cursor ?? cursor;
       for (const task of page.tasks) {
-        if (!isTerminal(task.state)) continue;
-        seen++;
+        if (!isTerminal(task.state) || !delivered.add(task.index)) continue;
+        check.progressed(Date.now());
         yield await toTaskResult(task, this.store);
       }
       // The last result of a sealed session ends the stream at once: one more empty page would only confirm it.
       const known = this.session.taskCount;
-      if (known !== undefined && seen >= known) return;
+      if (known !== undefined && delivered.size >= known) return;
       // Tasks found: read on at once, unless the table says the page held every task that had ended (then the next
       // look waits for news like after an empty page: reading on would bring a few tasks a request).
       if (page.tasks.length > 0 && page.more !== false) continue;
       const total = await this.total();
-      if (total !== undefined && seen >= total) return;
-      await this.pause(this.pollDelay(waits++, poll), since, options.signal);
+      if (total !== undefined && delivered.size >= total) return;
+      if (counted !== undefined) {
+        // The listing brought all it had since the count: tasks counted as ended but not delivered were missed.
+        if (counted > delivered.size) yield* this.recoverMissed(delivered, counted, pageSize, options.signal);
+        counted = undefined;
+        check.checked(Date.now());
+        if (total !== undefined && delivered.size >= total) return;
+      } else if (check.due(Date.now())) {
+        // Counted first, then read: a task ending between the two is brought by the read, not taken for missed.
+        counted = await this.table.countTerminal(this.sessionId);
+        continue;
+      }
+      await this.pause(Math.min(this.pollDelay(waits++, poll), check.untilDue(Date.now())), since, options.signal);
     }
   }
 
@@ -132,6 +201,47 @@ export class SessionHandle {
    */
   async cancel(taskIds?: readonly string[]): Promise<number> {
     return this.table.cancel(this.sessionId, taskIds, Date.now());
+  }
+
+  /**
+   * Reads every ended task of the session from the start and delivers those not delivered yet: the table counted
+   * `counted` ended tasks, more than the listing brought. Logs a warning naming how many were recovered this way.
+   */
+  private async *recoverMissed(
+    delivered: DeliveredTasks,
+    counted: number,
+    pageSize: number,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<TaskResult> {
+    const before = delivered.size;
+    const examples: string[] = [];
+    let cursor: string | undefined;
+    try {
+      for (;;) {
+        if (signal?.aborted) return;
+        // The listing's cursor of a results stream never ends: an empty page does.
+        const page = await this.table.listTerminal(this.sessionId, cursor, pageSize);
+        if (page.tasks.length === 0) return;
+        cursor = page.cursor ?? cursor;
+        for (const task of page.tasks) {
+          if (!isTerminal(task.state) || !delivered.add(task.index)) continue;
+          if (examples.length < 10) examples.push(task.taskId);
+          yield await toTaskResult(task, this.store);
+        }
+      }
+    } finally {
+      const recovered = delivered.size - before;
+      const fields = { sessionId: this.sessionId, recovered, counted, deliveredBefore: before, taskIds: examples };
+      if (recovered > 0) {
+        this.logger.warn(
+          fields,
+          'results recovered by a full re-read: the table counted more ended tasks than the results stream had ' +
+            'delivered, and neither a change notice nor the listing brought them (a defect: please report it)',
+        );
+      } else {
+        this.logger.debug(fields, 'the table counted more ended tasks than delivered, but a full re-read found none');
+      }
+    }
   }
 
   /** The feed's version when it still shows the one the session was written at and announces every end. */

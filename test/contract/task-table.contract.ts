@@ -697,6 +697,29 @@ export function describeTaskTableContract(
         expect(counts).toEqual({ pending: 2, running: 1, succeeded: 1, failed: 1, cancelled: 1 });
       });
 
+      it('counts the terminal tasks of a session, of every terminal state and of that session only', async () => {
+        const { session, ids } = await seed(5);
+        const other = await seed(2);
+        const a = await claimOne(ids[0]!, 'agent-a');
+        const b = await claimOne(ids[1]!, 'agent-a');
+        await claimOne(ids[2]!, 'agent-a');
+        await table.complete([
+          succeed(ids[0]!, 'agent-a', a.attempt),
+          {
+            taskId: ids[1]!,
+            guard: { owner: 'agent-a', attempt: b.attempt },
+            outcome: { kind: 'failed', reason: 'error', error: boom },
+            at: now(),
+          },
+        ]);
+        await table.cancel(session.sessionId, [ids[3]!]);
+        await table.cancel(other.session.sessionId);
+
+        expect(await table.countTerminal(session.sessionId)).toBe(3);
+        expect(await table.countTerminal(other.session.sessionId)).toBe(2);
+        expect(await table.countTerminal(uniqueId('none'))).toBe(0);
+      });
+
       it('counts a claimed task whose lease was never extended as running only where the reaper sees it', async () => {
         const { session, ids } = await seed(2);
         await claimOne(ids[0]!, 'agent-a');

@@ -450,6 +450,11 @@ export class SqliteTaskTable implements TaskTable {
     return counts;
   }
 
+  /** One count on the `(session_id, state)` index. */
+  async countTerminal(sessionId: string): Promise<number> {
+    return this.stmt.countTerminal.get(sessionId)?.n ?? 0;
+  }
+
   async listTerminal(sessionId: string, cursor: string | undefined, limit: number): Promise<TerminalPage> {
     let after = 0;
     if (cursor !== undefined) {
@@ -814,6 +819,9 @@ function prepareStatements(db: SqliteDatabase) {
     ),
     countByState: db.prepare<[string], { state: string; n: number }>(
       'SELECT state, count(*) AS n FROM tasks WHERE session_id = ? GROUP BY state',
+    ),
+    countTerminal: db.prepare<[string], { n: number }>(
+      `SELECT count(*) AS n FROM tasks WHERE session_id = ? AND state IN ${TERMINAL_SQL}`,
     ),
     listTerminal: db
       .prepare<[string, number, number], RawTaskRow>(

@@ -1,0 +1,37 @@
+// Which tasks of a session a results stream delivered: one bit per task index, so a task is never delivered twice.
+
+/**
+ * The task indexes a results stream delivered, one bit each: 125 KB for a million tasks, however they were found
+ * (the listing, a notice, a full re-list after a missed result). Grows with the highest index seen.
+ */
+export class DeliveredTasks {
+  private bits = new Uint8Array(0);
+  private count = 0;
+
+  /** How many distinct tasks were delivered. */
+  get size(): number {
+    return this.count;
+  }
+
+  has(index: number): boolean {
+    const byte = Math.floor(index / 8);
+    return byte < this.bits.length && (this.bits[byte]! & (1 << (index % 8))) !== 0;
+  }
+
+  /** Records the task at `index` as delivered; false when it was already. */
+  add(index: number): boolean {
+    if (!Number.isSafeInteger(index) || index < 0) {
+      throw new RangeError(`a task index is a whole number from 0 (got ${index})`);
+    }
+    if (this.has(index)) return false;
+    const byte = Math.floor(index / 8);
+    if (byte >= this.bits.length) {
+      const grown = new Uint8Array(Math.max(byte + 1, this.bits.length * 2, 64));
+      grown.set(this.bits);
+      this.bits = grown;
+    }
+    this.bits[byte]! |= 1 << (index % 8);
+    this.count++;
+    return true;
+  }
+}

@@ -1,0 +1,208 @@
+// A results stream on the AWS backends (DynamoDB Local, SQS emulator) delivers a result that no completion notice
+// named and whose listing key lies behind the reader's watermark: while it waits, the table counts more ended tasks
+// than it delivered, so it reads them all again and delivers the missing one, once. And what a count costs.
+import { Writable } from 'node:stream';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import pino from 'pino';
+import { DynamoDbTaskTable, openAwsBackends, type AwsBackends } from '../../../lib/backends/aws';
+import { sessionShardsFor } from '../../../lib/backends/aws/table-schema';
+import { GridClient, type SessionHandle, type TaskResult } from '../../../lib/client';
+import { compileConfig } from '../../../lib/core/config';
+import type { AwsGridResources } from '../../../lib/core/grid-resources';
+import type { TaskTable } from '../../../lib/ports';
+import { createGridResources } from '../../support/emulators';
+import { useEmulators } from '../../support/emulator-suite';
+import { waitFor } from '../../support/local-grid';
+
+const MINUTE = 60_000;
+const config = compileConfig({}, 'test');
+const suite = useEmulators();
+
+interface LogLine {
+  readonly level: number;
+  readonly msg: string;
+  readonly recovered?: number;
+  readonly counted?: number;
+  readonly taskIds?: string[];
+}
+
+/** Backends on their own SDK clients, closed (clients destroyed) after the test. */
+function open(
+  resources: AwsGridResources,
+  options: Parameters<typeof openAwsBackends>[1] = {},
+  clients = suite.emulators.clients(),
+): AwsBackends {
+  const backends = openAwsBackends(resources, { clients, ...options });
+  suite.closeAfterTest({
+    close: async () => {
+      await backends.close();
+      for (const client of Object.values(clients)) client.destroy();
+    },
+  });
+  return backends;
+}
+
+/** A client that receives completion notices, checks for missing results every `checkMs`, and keeps its warnings. */
+function waitingClient(resources: AwsGridResources, checkMs: number) {
+  const logs: LogLine[] = [];
+  const logger = pino(
+    { level: 'warn' },
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        logs.push(JSON.parse(chunk.toString()) as LogLine);
+        done();
+      },
+    }),
+  );
+  const backends = open(resources, { receiveNotices: true, logger });
+  const client = new GridClient({
+    config,
+    ...backends,
+    pollIntervalMs: MINUTE,
+    missingResultsCheckMs: checkMs,
+    logger,
+  });
+  return { backends, client, logs };
+}
+
+/** Follows `handle`'s results (stopped after the test): `arrived` lists their ids as they come. */
+function follow(handle: SessionHandle): { arrived: string[]; done: Promise<TaskResult[]> } {
+  const stop = new AbortController();
+  const arrived: string[] = [];
+  const done = (async () => {
+    const all: TaskResult[] = [];
+    for await (const result of handle.results({ signal: stop.signal })) {
+      arrived.push(result.taskId);
+      all.push(result);
+    }
+    return all;
+  })();
+  suite.closeAfterTest({
+    close: async () => {
+      stop.abort();
+      await done.catch(() => undefined);
+    },
+  });
+  return { arrived, done };
+}
+
+/** Ends a task as an agent does, through `table`: claim, then a guarded completion (notified if `table` notifies). */
+async function finish(table: TaskTable, taskId: string): Promise<void> {
+  const now = Date.now();
+  const [claim] = await table.claim([{ taskId, attempt: 0 }], { owner: 'agent-1', expiresAt: now + MINUTE }, now);
+  if (claim?.status !== 'claimed') throw new Error(`could not claim ${taskId}: ${claim?.status}`);
+  await table.complete([
+    {
+      taskId,
+      guard: { owner: 'agent-1', attempt: 1 },
+      outcome: { kind: 'succeeded', result: { inline: '1' } },
+      at: now,
+    },
+  ]);
+}
+
+/**
+ * A writer whose clock runs a minute behind and that sends no notice: the listing key of a task it ends lies behind
+ * the watermark of any reader that read the session since, and no notice names the task.
+ */
+function lostWriter(resources: AwsGridResources): DynamoDbTaskTable {
+  const client: DynamoDBClient = suite.emulators.clients().dynamodb;
+  const table = new DynamoDbTaskTable({ tableName: resources.tableName, client, now: () => Date.now() - MINUTE });
+  suite.closeAfterTest({
+    close: async () => {
+      await table.close();
+      client.destroy();
+    },
+  });
+  return table;
+}
+
+/** Counts the calls of `table.countTerminal` and the `listTerminal` calls that read from the start. */
+function watchReads(table: TaskTable): { counts: number; fromStart: number } {
+  const seen = { counts: 0, fromStart: 0 };
+  const countTerminal = table.countTerminal.bind(table);
+  const listTerminal = table.listTerminal.bind(table);
+  table.countTerminal = async (sessionId) => {
+    seen.counts++;
+    return countTerminal(sessionId);
+  };
+  table.listTerminal = async (sessionId, cursor, limit) => {
+    if (cursor === undefined) seen.fromStart++;
+    return listTerminal(sessionId, cursor, limit);
+  };
+  return seen;
+}
+
+describe('a results stream on the AWS backends whose notices and listing missed a result', () => {
+  it('delivers it once within the check period, after a count showed more ended tasks than delivered, with a warning', async () => {
+    const resources = await createGridResources(suite.emulators);
+    const { client, logs } = waitingClient(resources, 500);
+    const agent = open(resources);
+    const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
+    const [first, lost, last] = [0, 1, 2].map((i) => `${handle.sessionId}_${i}`);
+    const { arrived, done } = follow(handle);
+    await finish(agent.table, first!);
+    await waitFor(() => arrived.includes(first!), 30_000, 'the first result');
+
+    await finish(lostWriter(resources), lost!);
+    await finish(agent.table, last!);
+    await waitFor(() => arrived.includes(last!), 30_000, 'the last result, told by its notice');
+    await waitFor(() => arrived.includes(lost!), 30_000, 'the result no notice named, behind the watermark');
+    const results = await done;
+
+    expect(arrived).toEqual([first, last, lost]);
+    expect(results.map((r) => r.state)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    const warnings = logs.filter((l) => l.recovered !== undefined);
+    expect(warnings).toEqual([expect.objectContaining({ level: 40, recovered: 1, counted: 3, taskIds: [lost] })]);
+    expect(warnings[0]!.msg).toMatch(/results recovered by a full re-read/);
+  });
+
+  it('a count that finds every ended task delivered reads nothing again and delivers nothing twice', async () => {
+    const resources = await createGridResources(suite.emulators);
+    const { backends, client, logs } = waitingClient(resources, 200);
+    const agent = open(resources);
+    const handle = await client.submit([{ n: 0 }, { n: 1 }]);
+    const [first, second] = [0, 1].map((i) => `${handle.sessionId}_${i}`);
+    const reads = watchReads(backends.table);
+    const { arrived, done } = follow(handle);
+    await finish(agent.table, first!);
+    await waitFor(() => arrived.includes(first!), 30_000, 'the first result');
+
+    await waitFor(() => reads.counts >= 3, 30_000, 'three count checks while the second task is pending');
+    await finish(agent.table, second!);
+    await done;
+
+    expect(arrived).toEqual([first, second]);
+    expect(reads.fromStart).toBe(1);
+    expect(logs.filter((l) => l.recovered !== undefined)).toEqual([]);
+  });
+
+  it('a count is one Query per index partition of the session, counting keys (Select COUNT) without reading items', async () => {
+    const resources = await createGridResources(suite.emulators);
+    const clients = suite.emulators.clients();
+    const sent: { name: string; select?: string }[] = [];
+    let recording = false;
+    clients.dynamodb.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = (args as { input: { Select?: string } }).input;
+        if (recording)
+          sent.push({ name: String(context.commandName), ...(input.Select ? { select: input.Select } : {}) });
+        return next(args);
+      },
+      { step: 'initialize', name: 'recordCountRequests' },
+    );
+    const backends = open(resources, {}, clients);
+    const client = new GridClient({ config, ...backends });
+    const tasks = 12_000;
+    const session = await client.openSession({ expectedTasks: tasks });
+    await client.addTasks(session, 0, ['{}', '{}', '{}', '{}']);
+    for (let i = 0; i < 3; i++) await finish(backends.table, `${session.sessionId}_${i}`);
+    recording = true;
+
+    const ended = await backends.table.countTerminal(session.sessionId);
+
+    expect(ended).toBe(3);
+    expect(sessionShardsFor(tasks)).toBe(3);
+    expect(sent).toEqual(Array.from({ length: 3 }, () => ({ name: 'QueryCommand', select: 'COUNT' })));
+  });
+});

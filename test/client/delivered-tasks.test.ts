@@ -1,0 +1,37 @@
+// The bit set a results stream keeps of the tasks it delivered, so a task found twice is delivered once.
+import { DeliveredTasks } from '../../lib/client/delivered-tasks';
+
+describe('DeliveredTasks', () => {
+  it('a task is added once: a second add of its index is refused and the size counts it once', () => {
+    const delivered = new DeliveredTasks();
+
+    const first = delivered.add(3);
+    const again = delivered.add(3);
+
+    expect([first, again]).toEqual([true, false]);
+    expect(delivered.size).toBe(1);
+    expect(delivered.has(3)).toBe(true);
+    expect(delivered.has(2)).toBe(false);
+  });
+
+  it('indexes far apart and across byte boundaries are kept apart as the set grows', () => {
+    const delivered = new DeliveredTasks();
+    const indexes = [0, 7, 8, 9, 63, 64, 1_000_003, 512];
+
+    for (const index of indexes) delivered.add(index);
+
+    expect(delivered.size).toBe(indexes.length);
+    for (const index of indexes) expect(delivered.has(index)).toBe(true);
+    for (const index of [1, 6, 10, 62, 65, 511, 513, 1_000_002, 1_000_004, 5_000_000]) {
+      expect(delivered.has(index)).toBe(false);
+    }
+  });
+
+  it('an index that is not a whole number from 0 is refused with the value', () => {
+    const delivered = new DeliveredTasks();
+
+    expect(() => delivered.add(-1)).toThrow(/whole number from 0 \(got -1\)/);
+    expect(() => delivered.add(1.5)).toThrow(/got 1.5/);
+    expect(delivered.size).toBe(0);
+  });
+});
