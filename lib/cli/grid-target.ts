@@ -4,6 +4,7 @@ import path from 'node:path';
 import { deployedGridFromOutputs, describeStackOutputs, openAwsBackends, readOutputsFile } from '../backends/aws';
 import { GridClient } from '../client';
 import { applyOverrides, compileConfig } from '../core';
+import { createLogger, type Logger } from '../logging';
 import { readConfigFile } from './config-loader';
 import { startEmbeddedGrid } from '../local-grid';
 import { UsageError } from './usage-error';
@@ -50,6 +51,14 @@ export const AWS_RESULT_POLLING = { pollIntervalMs: 2_000, minPollIntervalMs: 50
 /** The grid folder the session commands use without `--dir`. */
 export const DEFAULT_GRID_DIR = '.htcgrid';
 
+/**
+ * Warnings of a session command's client and backends, as JSON lines on stderr: among them a results stream's
+ * `results recovered by a full re-read` (see `SessionHandle.results`), which the user should see and report.
+ */
+function sessionCommandLogger(): Logger {
+  return createLogger({ level: 'warn' });
+}
+
 /** Opens a client on the grid the flags name; explains what is missing when they name none. */
 export async function openGridClient(flags: GridTargetFlags): Promise<ClientHandle> {
   const kind = flags.grid ?? (flags.stack || flags.outputs ? 'aws' : 'local');
@@ -62,7 +71,7 @@ export async function openGridClient(flags: GridTargetFlags): Promise<ClientHand
     );
   }
   const config = compileConfig(readConfigFile(configPath), configPath);
-  const grid = await startEmbeddedGrid({ dataDir: flags.dir, config });
+  const grid = await startEmbeddedGrid({ dataDir: flags.dir, config, logger: sessionCommandLogger() });
   return { client: grid.client, close: () => grid.close() };
 }
 
@@ -86,6 +95,6 @@ async function openAwsClient(flags: GridTargetFlags): Promise<ClientHandle> {
   // to a queue of this client's own (when the stack names their prefix): a handle looks as a task ends, and polls
   // every 2 s besides.
   const backends = openAwsBackends({ ...deployed.resources, region }, { config, receiveNotices: true });
-  const client = new GridClient({ config, ...backends, ...AWS_RESULT_POLLING });
+  const client = new GridClient({ config, ...backends, ...AWS_RESULT_POLLING, logger: sessionCommandLogger() });
   return { client, close: () => backends.close() };
 }
