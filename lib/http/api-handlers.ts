@@ -27,6 +27,7 @@ import { batchFormatOf, eventTexts, topLevelSpans } from './json-text';
 import { API_LIMITS, type ApiLimits } from './limits';
 import type { OutputTails } from './output-tails';
 import { RateLimiter } from './rate-limiter';
+import { MISSING_RESULTS_CHECK_MS, validMissingResultsCheckMs } from '../client/missing-results-check';
 import { SessionSummary } from '../client/session-summary';
 import { resultLine, sessionStatusView, taskDetailJson } from './task-views';
 
@@ -91,6 +92,14 @@ export interface ApiHandlersOptions {
    * @default 100 ms
    */
   readonly eventsMinIntervalMs?: number;
+  /**
+   * While a results stream waits for results still missing and none came for this long (across the requests that
+   * resume it: the time is in its cursor), it counts the session's ended tasks in the table; when the table counts
+   * more than the stream delivered (a result its listing missed), the stream reads again from the session's first
+   * result, which clients tell apart by `index` (see `resultChunks`). `Infinity`: never.
+   * @default 20000 (20 s)
+   */
+  readonly missingResultsCheckMs?: number;
   /** @default API_LIMITS */
   readonly limits?: ApiLimits;
   readonly logger?: Logger;
@@ -132,6 +141,8 @@ const LEDGER_HOLD_MS = 120_000;
 interface StreamCursor {
   readonly c: string | null;
   readonly n: number;
+  /** Since when (server clock, epoch ms) the stream delivered no result and counted nothing (see `resultChunks`). */
+  readonly q?: number;
 }
 
 /**
@@ -145,6 +156,7 @@ export class ApiHandlers {
   private readonly logger: Logger;
   private readonly clock: () => number;
   private readonly pollMs: number;
+  private readonly missingResultsCheckMs: number;
   private readonly summaries = new Map<string, SessionSummary>();
 
   constructor(private readonly options: ApiHandlersOptions) {
@@ -153,6 +165,7 @@ export class ApiHandlers {
     this.rate = new RateLimiter(this.limits.requestsPerSecond, this.limits.burst, this.clock);
     this.logger = options.logger ?? silentLogger();
     this.pollMs = options.pollIntervalMs ?? 50;
+    this.missingResultsCheckMs = validMissingResultsCheckMs(options.missingResultsCheckMs ?? MISSING_RESULTS_CHECK_MS);
     const SID = '([^/]+)';
     this.routes = [
       { method: 'GET', pattern: /^\/v1\/?$/, handler: () => this.gridInfo() },
@@ -466,6 +479,13 @@ export class ApiHandlers {
    * The NDJSON chunks of a results stream: one line per terminal task in completion order, the last line of each
    * chunk carrying the cursor to resume after it, then one `{"end": ...}` line: `complete` when every task of a
    * sealed session was delivered, `paused` when `limit` or `waitSec` was reached first.
+   *
+   * A result the listing cannot bring (its listing key behind the cursor, say after a write applied late) would be
+   * waited for forever. So while results are missing and none came for `missingResultsCheckMs` (counted across the
+   * requests that resume the stream), the stream counts the session's ended tasks, reads what the listing has, and
+   * if the table still counts more than it delivered, starts again from the session's first result: the results
+   * already delivered come again (clients skip them by `index`, as after any resume) and the missed ones with them.
+   * The server logs a warning: a defect signal.
    */
   private async *resultChunks(
     initial: SessionRecord,
@@ -478,7 +498,10 @@ export class ApiHandlers {
     let cursor = from.c ?? undefined;
     let delivered = from.n;
     let sent = 0;
-    const encode = (): string => encodeStreamCursor({ c: cursor ?? null, n: delivered });
+    let quietSince = from.q ?? this.clock();
+    // The table's count of ended tasks, taken before the reads since: what they should have brought.
+    let counted: number | undefined;
+    const encode = (): string => encodeStreamCursor({ c: cursor ?? null, n: delivered, q: quietSince });
     for (;;) {
       if (signal?.aborted) return;
       const room = limit - sent;
@@ -490,6 +513,7 @@ export class ApiHandlers {
         cursor = page.cursor ?? cursor;
         delivered += tasks.length;
         sent += tasks.length;
+        if (tasks.length > 0) quietSince = this.clock();
         const last = tasks.length - 1;
         const lines = await mapLimit(tasks, 8, (task, i) =>
           resultLine(task, this.options.store, i === last ? encode() : undefined),
@@ -503,8 +527,28 @@ export class ApiHandlers {
         yield `{"end":"complete","cursor":${JSON.stringify(encode())},"delivered":${delivered}}\n`;
         return;
       }
+      if (counted !== undefined) {
+        if (counted > delivered) {
+          this.logger.warn(
+            { sessionId: session.sessionId, counted, delivered },
+            'a results stream reads again from the first result: the table counted more ended tasks than the ' +
+              'stream had delivered, and its listing did not bring them (a defect: please report it)',
+          );
+          cursor = undefined;
+          delivered = 0;
+        }
+        counted = undefined;
+        quietSince = this.clock();
+        continue;
+      }
+      if (this.clock() - quietSince >= this.missingResultsCheckMs) {
+        // Counted first, then read: a task ending between the two is brought by the read, not taken for missed.
+        counted = await this.options.table.countTerminal(session.sessionId);
+        continue;
+      }
       if (this.clock() >= deadline) break;
-      const waitMs = Math.min(this.pollMs, Math.max(0, deadline - this.clock()));
+      const untilCheck = Math.max(0, quietSince + this.missingResultsCheckMs - this.clock());
+      const waitMs = Math.min(this.pollMs, Math.max(0, deadline - this.clock()), untilCheck);
       if (this.options.changes && since !== undefined) await this.options.changes.waitForChange(since, waitMs, signal);
       else await sleep(waitMs, signal);
     }
@@ -763,8 +807,9 @@ function decodeStreamCursor(raw: string | null): StreamCursor {
   if (raw === null || raw === '') return { c: null, n: 0 };
   try {
     const value = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as Partial<StreamCursor>;
-    if ((value.c === null || typeof value.c === 'string') && Number.isInteger(value.n) && value.n! >= 0) {
-      return { c: value.c, n: value.n! };
+    const quiet = value.q === undefined || Number.isFinite(value.q);
+    if ((value.c === null || typeof value.c === 'string') && Number.isInteger(value.n) && value.n! >= 0 && quiet) {
+      return { c: value.c, n: value.n!, ...(value.q !== undefined ? { q: value.q } : {}) };
     }
   } catch {
     // reported below
