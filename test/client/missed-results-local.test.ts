@@ -156,6 +156,12 @@ describe('a results stream on the local grid whose listing missed a result', () 
     expect(logs.filter((l) => l.recovered !== undefined)).toEqual([]);
   });
 
+  it('a check period that is not a positive number is refused when the client is built, naming the value', () => {
+    expect(() => new GridClient({ config, ...backends, missingResultsCheckMs: -5 })).toThrow(
+      /missingResultsCheckMs must be a positive number of milliseconds, or Infinity to never check \(got -5\)/,
+    );
+  });
+
   it('results that flow are never counted', async () => {
     const client = clientWith();
     const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
