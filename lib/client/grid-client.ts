@@ -64,13 +64,20 @@ export interface GridClientOptions {
   readonly minPollIntervalMs?: number;
   /**
    * While a handle's results stream waits for results still missing and none came for this long, it counts the
-   * session's ended tasks in the table (one cheap count), and again every as long while none comes; when the table
+   * session's ended tasks in the table (one cheap count), and again later while none comes; when the table
    * counts more than the stream delivered (a result whose notice was lost and that the listing passed), it reads them
-   * all again and delivers the missed ones, with a warning. Nothing is counted while results flow. `Infinity`: never.
+   * all again and delivers the missed ones, with a warning. Nothing is counted while results flow. After a count that
+   * finds nothing missing, the next waits twice as long, up to 5 minutes (`MISSING_RESULTS_CHECK_MAX_MS`); a new
+   * result brings the period back. `Infinity`: never.
    * @default 20000 (20 s)
    */
   readonly missingResultsCheckMs?: number;
   readonly logger?: Logger;
+  /**
+   * The clock (epoch ms) results streams time their missing-results checks by: tests pass one they move themselves.
+   * @default Date.now
+   */
+  readonly clock?: () => number;
 }
 
 /** Settings of one task that differ from its session's. */
@@ -130,6 +137,7 @@ export class GridClient {
   private readonly changes: ChangeFeed | undefined;
   private readonly minPollMs: number | undefined;
   private readonly missingResultsCheckMs: number | undefined;
+  private readonly clock: (() => number) | undefined;
 
   constructor(options: GridClientOptions) {
     this.config = options.config;
@@ -146,6 +154,7 @@ export class GridClient {
       options.missingResultsCheckMs === undefined
         ? undefined
         : validMissingResultsCheckMs(options.missingResultsCheckMs);
+    this.clock = options.clock;
   }
 
   /**
@@ -397,6 +406,7 @@ export class GridClient {
       ...(this.minPollMs !== undefined ? { minPollMs: this.minPollMs } : {}),
       ...(this.missingResultsCheckMs !== undefined ? { missingResultsCheckMs: this.missingResultsCheckMs } : {}),
       logger: this.logger,
+      ...(this.clock ? { clock: this.clock } : {}),
     };
   }
 

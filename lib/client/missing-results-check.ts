@@ -3,6 +3,14 @@
 /** How long a results stream waits without a new result before it compares counts, by default. */
 export const MISSING_RESULTS_CHECK_MS = 20_000;
 
+/**
+ * The longest wait between two count checks of a stream that waits without news. After a check that finds nothing
+ * missing the next waits twice as long, up to this: a session whose last tasks run for an hour is counted about 16
+ * times in that hour rather than 180 (each count of a million ended tasks reads about 22,000 units on DynamoDB). A
+ * period longer than this is kept as it is.
+ */
+export const MISSING_RESULTS_CHECK_MAX_MS = 300_000;
+
 /** Throws a `RangeError` naming the value unless `periodMs` is a positive number of milliseconds (or Infinity). */
 export function validMissingResultsCheckMs(periodMs: number): number {
   if (!(periodMs > 0)) {
@@ -13,37 +21,104 @@ export function validMissingResultsCheckMs(periodMs: number): number {
   return periodMs;
 }
 
+/** What a check carries from one request of a resumed stream to the next (see `MissingResultsCheck.resume`). */
+export interface MissingResultsCheckState {
+  /** Since when (epoch ms) the stream delivered no result and counted nothing. */
+  readonly since: number;
+  /** How long after `since` the next count is due: the period, doubled after each check that found nothing. */
+  readonly waitMs: number;
+  /**
+   * How many more ended tasks the table counted than a full re-read could deliver (a count/listing disagreement, or
+   * an eventually consistent read): the stream reads again only once the table counts more than that.
+   */
+  readonly unreachable?: number;
+}
+
 /**
- * A results stream's count check: due once `periodMs` passed without a new result, then every `periodMs` while none
- * comes. A stream whose results flow never checks; `Infinity` turns the check off.
+ * A results stream's count check: due once `periodMs` passed without a new result; after a check that found
+ * nothing missing, the next waits twice as long (up to `MISSING_RESULTS_CHECK_MAX_MS`), and a new result brings the
+ * period back. A stream whose results flow never checks; `Infinity` turns the check off.
+ *
+ * It also remembers what a full re-read could not bring: when the table counts ended tasks the re-read does not
+ * return, reading again at every check would read the whole session again every period for nothing. So a re-read is
+ * due only when the table counts more missing results than the last re-read left (`missing`).
  */
 export class MissingResultsCheck {
-  private dueAt: number;
+  private since: number;
+  private waitMs: number;
+  private unreachable: number | undefined;
+  private readonly maxMs: number;
 
   constructor(
     private readonly periodMs: number,
     now: number,
   ) {
     validMissingResultsCheckMs(periodMs);
-    this.dueAt = now + periodMs;
+    this.since = now;
+    this.waitMs = periodMs;
+    this.maxMs = Math.max(periodMs, MISSING_RESULTS_CHECK_MAX_MS);
+  }
+
+  /**
+   * The check of a stream resumed by a new request, from the `state` its last request left (none: a fresh stream at
+   * `now`). A wait outside the period and its cap (a cursor of another configuration) is brought back within them.
+   */
+  static resume(periodMs: number, now: number, state: Partial<MissingResultsCheckState> = {}): MissingResultsCheck {
+    const check = new MissingResultsCheck(periodMs, state.since ?? now);
+    if (state.waitMs !== undefined) check.waitMs = Math.min(Math.max(state.waitMs, periodMs), check.maxMs);
+    if (state.unreachable !== undefined && state.unreachable > 0) check.unreachable = state.unreachable;
+    return check;
+  }
+
+  get state(): MissingResultsCheckState {
+    return {
+      since: this.since,
+      waitMs: this.waitMs,
+      ...(this.unreachable !== undefined ? { unreachable: this.unreachable } : {}),
+    };
   }
 
   /** A new result was delivered at `now`: the next check waits a full period from it. */
   progressed(now: number): void {
-    this.dueAt = now + this.periodMs;
+    this.since = now;
+    this.waitMs = this.periodMs;
   }
 
-  /** The table was counted (and what it held read) at `now`. */
+  /** The table was counted (and what it held read) at `now`, and nothing new came of it: the next waits longer. */
   checked(now: number): void {
-    this.dueAt = now + this.periodMs;
+    this.since = now;
+    this.waitMs = Math.min(this.waitMs * 2, this.maxMs);
   }
 
   due(now: number): boolean {
-    return now >= this.dueAt;
+    return now >= this.since + this.waitMs;
   }
 
   /** How long from `now` until the check is due (0 when it is): a waiting stream wakes no later. */
   untilDue(now: number): number {
-    return Math.max(0, this.dueAt - now);
+    return Math.max(0, this.since + this.waitMs - now);
+  }
+
+  /**
+   * Whether a full re-read is due after the table counted `counted` ended tasks and the stream delivered `delivered`:
+   * the table counts more than were delivered, and more than the last re-read left missing. A count that shows fewer
+   * missing than that lowers the mark, so a result missed later is read again.
+   */
+  missing(counted: number, delivered: number): boolean {
+    const gap = counted - delivered;
+    if (this.unreachable === undefined) return gap > 0;
+    if (gap > this.unreachable) return true;
+    this.unreachable = gap > 0 ? gap : undefined;
+    return false;
+  }
+
+  /**
+   * A full re-read started after the table counted `counted` ended tasks ended having delivered `delivered`. Returns
+   * how many the table counted that it could not bring (0: none), which are not read again for until more are missing.
+   */
+  reReadEnded(counted: number, delivered: number): number {
+    const gap = counted - delivered;
+    this.unreachable = gap > 0 ? gap : undefined;
+    return Math.max(0, gap);
   }
 }

@@ -62,8 +62,9 @@ export interface ResultsOptions extends WatchOptions {
   readonly pageSize?: number;
   /**
    * While results are missing and none came for this long, the stream counts the session's ended tasks in the table,
-   * and again every as long while none comes; when the table counts more than the stream delivered, it reads them
-   * all again from the start and delivers those it missed (see `results`). `Infinity` turns the check off.
+   * and again after twice as long each time none comes (up to 5 minutes); when the table counts more than the stream
+   * delivered, it reads them all again from the start and delivers those it missed (see `results`). `Infinity` turns
+   * the check off.
    * @default - the handle's (`GridClientOptions.missingResultsCheckMs`, 20 s)
    */
   readonly missingResultsCheckMs?: number;
@@ -83,6 +84,8 @@ export interface SessionHandleOptions {
   readonly missingResultsCheckMs?: number;
   /** @default - a silent logger */
   readonly logger?: Logger;
+  /** What the count checks of results streams are timed by (see `GridClientOptions.clock`). @default Date.now */
+  readonly clock?: () => number;
 }
 
 export class SessionHandle {
@@ -94,6 +97,7 @@ export class SessionHandle {
   private readonly writtenAtVersion: number | undefined;
   private readonly missingResultsCheckMs: number;
   private readonly logger: Logger;
+  private readonly clock: () => number;
 
   constructor(
     private session: SessionRecord,
@@ -107,6 +111,7 @@ export class SessionHandle {
     this.writtenAtVersion = options.writtenAtVersion;
     this.missingResultsCheckMs = options.missingResultsCheckMs ?? MISSING_RESULTS_CHECK_MS;
     this.logger = options.logger ?? silentLogger();
+    this.clock = options.clock ?? Date.now;
   }
 
   get sessionId(): string {
@@ -134,21 +139,26 @@ export class SessionHandle {
    * for forever. So while results are missing and none came for `missingResultsCheckMs`, the stream asks the table
    * how many of the session's tasks ended (`countTerminal`: one cheap count, nothing while results flow), reads what
    * the listing has, and if the table still counts more than it delivered, reads every ended task again from the
-   * start and delivers those it had not, logging a warning with how many: a defect signal.
+   * start and delivers those it had not, logging a warning with how many: a defect signal. A count that finds nothing
+   * missing doubles the wait before the next (up to `MISSING_RESULTS_CHECK_MAX_MS`, 5 minutes; a result brings the
+   * period back), and a re-read that leaves the table counting more than it returns is not repeated until the table
+   * counts more missing still: a long stall costs a few counts an hour, never a re-read every period.
    */
   async *results(options: ResultsOptions = {}): AsyncGenerator<TaskResult> {
     const poll = options.pollIntervalMs ?? this.defaultPollMs;
     const pageSize = options.pageSize ?? 1000;
-    const check = new MissingResultsCheck(options.missingResultsCheckMs ?? this.missingResultsCheckMs, Date.now());
+    const now = this.clock;
+    const check = new MissingResultsCheck(options.missingResultsCheckMs ?? this.missingResultsCheckMs, now());
     const delivered = new DeliveredTasks();
     let cursor: string | undefined;
     let waits = 0;
-    // The table's count of ended tasks, taken before the reads since: what they should have brought.
-    let counted: number | undefined;
+    // The table's count of ended tasks, taken before the reads since (what they should have brought), and how many
+    // the stream had delivered when it was taken.
+    let counted: { readonly ended: number; readonly delivered: number } | undefined;
     // Nothing ended since the session was written: its first page would be empty (one look less per round trip).
     const quiet = this.quietSinceWritten();
     if (quiet !== undefined) {
-      await this.pause(Math.min(this.pollDelay(waits++, poll), check.untilDue(Date.now())), quiet, options.signal);
+      await this.pause(Math.min(this.pollDelay(waits++, poll), check.untilDue(now())), quiet, options.signal);
     }
     for (;;) {
       if (options.signal?.aborted) return;
@@ -157,7 +167,7 @@ export class SessionHandle {
       cursor = page.cursor ?? cursor;
       for (const task of page.tasks) {
         if (!isTerminal(task.state) || !delivered.add(task.index)) continue;
-        check.progressed(Date.now());
+        check.progressed(now());
         yield await toTaskResult(task, this.store);
       }
       // The last result of a sealed session ends the stream at once: one more empty page would only confirm it.
@@ -170,16 +180,19 @@ export class SessionHandle {
       if (total !== undefined && delivered.size >= total) return;
       if (counted !== undefined) {
         // The listing brought all it had since the count: tasks counted as ended but not delivered were missed.
-        if (counted > delivered.size) yield* this.recoverMissed(delivered, counted, pageSize, options.signal);
+        if (check.missing(counted.ended, delivered.size)) {
+          yield* this.recoverMissed(delivered, counted.ended, pageSize, check, options.signal);
+        }
+        // Nothing came since the count (the listing's reads, a re-read): the next count waits longer.
+        if (delivered.size === counted.delivered) check.checked(now());
         counted = undefined;
-        check.checked(Date.now());
         if (total !== undefined && delivered.size >= total) return;
-      } else if (check.due(Date.now())) {
+      } else if (check.due(now())) {
         // Counted first, then read: a task ending between the two is brought by the read, not taken for missed.
-        counted = await this.table.countTerminal(this.sessionId);
+        counted = { ended: await this.table.countTerminal(this.sessionId), delivered: delivered.size };
         continue;
       }
-      await this.pause(Math.min(this.pollDelay(waits++, poll), check.untilDue(Date.now())), since, options.signal);
+      await this.pause(Math.min(this.pollDelay(waits++, poll), check.untilDue(now())), since, options.signal);
     }
   }
 
@@ -205,42 +218,47 @@ export class SessionHandle {
 
   /**
    * Reads every ended task of the session from the start and delivers those not delivered yet: the table counted
-   * `counted` ended tasks, more than the listing brought. Logs a warning naming how many were recovered this way.
+   * `counted` ended tasks, more than the listing brought. Logs a warning naming how many were recovered this way, and
+   * one when the table still counts more than were delivered (the re-read is then not repeated until it counts more).
    */
   private async *recoverMissed(
     delivered: DeliveredTasks,
     counted: number,
     pageSize: number,
+    check: MissingResultsCheck,
     signal: AbortSignal | undefined,
   ): AsyncGenerator<TaskResult> {
     const before = delivered.size;
     const examples: string[] = [];
     let cursor: string | undefined;
-    try {
-      for (;;) {
-        if (signal?.aborted) return;
-        // The listing's cursor of a results stream never ends: an empty page does.
-        const page = await this.table.listTerminal(this.sessionId, cursor, pageSize);
-        if (page.tasks.length === 0) return;
-        cursor = page.cursor ?? cursor;
-        for (const task of page.tasks) {
-          if (!isTerminal(task.state) || !delivered.add(task.index)) continue;
-          if (examples.length < 10) examples.push(task.taskId);
-          yield await toTaskResult(task, this.store);
-        }
+    for (;;) {
+      if (signal?.aborted) return;
+      // The listing's cursor of a results stream never ends: an empty page does.
+      const page = await this.table.listTerminal(this.sessionId, cursor, pageSize);
+      if (page.tasks.length === 0) break;
+      cursor = page.cursor ?? cursor;
+      for (const task of page.tasks) {
+        if (!isTerminal(task.state) || !delivered.add(task.index)) continue;
+        if (examples.length < 10) examples.push(task.taskId);
+        check.progressed(this.clock());
+        yield await toTaskResult(task, this.store);
       }
-    } finally {
-      const recovered = delivered.size - before;
-      const fields = { sessionId: this.sessionId, recovered, counted, deliveredBefore: before, taskIds: examples };
-      if (recovered > 0) {
-        this.logger.warn(
-          fields,
-          'results recovered by a full re-read: the table counted more ended tasks than the results stream had ' +
-            'delivered, and neither a change notice nor the listing brought them (a defect: please report it)',
-        );
-      } else {
-        this.logger.debug(fields, 'the table counted more ended tasks than delivered, but a full re-read found none');
-      }
+    }
+    const recovered = delivered.size - before;
+    if (recovered > 0) {
+      this.logger.warn(
+        { sessionId: this.sessionId, recovered, counted, deliveredBefore: before, taskIds: examples },
+        'results recovered by a full re-read: the table counted more ended tasks than the results stream had ' +
+          'delivered, and neither a change notice nor the listing brought them (a defect: please report it)',
+      );
+    }
+    const unreachable = check.reReadEnded(counted, delivered.size);
+    if (unreachable > 0) {
+      this.logger.warn(
+        { sessionId: this.sessionId, counted, delivered: delivered.size, unreachable },
+        'the table counts more ended tasks than a full re-read of the session returns (a count and listing that ' +
+          'disagree, or a read not consistent yet): the results stream reads again only once it counts more',
+      );
     }
   }
 

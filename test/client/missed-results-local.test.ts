@@ -14,6 +14,9 @@ const config = compileConfig({}, 'test');
 interface LogLine {
   readonly level: number;
   readonly msg: string;
+  readonly sessionId?: string;
+  readonly delivered?: number;
+  readonly unreachable?: number;
   readonly recovered?: number;
   readonly counted?: number;
   readonly taskIds?: string[];
@@ -51,6 +54,59 @@ function clientWith(missingResultsCheckMs?: number): GridClient {
   return new GridClient({ config, ...backends, logger, ...(missingResultsCheckMs ? { missingResultsCheckMs } : {}) });
 }
 
+/** A time the test moves itself, for the results streams' count checks. */
+class TestClock {
+  at = 1_000_000;
+  readonly now = (): number => this.at;
+  advance(ms: number): void {
+    this.at += ms;
+  }
+}
+
+/** A client whose streams look every 10 ms and time their count checks (every `checkMs`, backing off) by `clock`. */
+function clockedClient(clock: TestClock, checkMs: number): GridClient {
+  const logger = pino(
+    { level: 'warn' },
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        logs.push(JSON.parse(chunk.toString()) as LogLine);
+        done();
+      },
+    }),
+  );
+  return new GridClient({
+    config,
+    ...backends,
+    logger,
+    pollIntervalMs: 10,
+    missingResultsCheckMs: checkMs,
+    clock: clock.now,
+  });
+}
+
+/** Counts the table's counts, its listing reads (each turn of a stream reads), and those from the start. */
+function watchReads(table: LocalBackends['table']): { counts: number; reads: number; fromStart: number } {
+  const seen = { counts: 0, reads: 0, fromStart: 0 };
+  const countTerminal = table.countTerminal.bind(table);
+  const listTerminal = table.listTerminal.bind(table);
+  table.countTerminal = async (sessionId) => {
+    seen.counts++;
+    return countTerminal(sessionId);
+  };
+  table.listTerminal = async (sessionId, cursor, limit) => {
+    seen.reads++;
+    if (cursor === undefined) seen.fromStart++;
+    return listTerminal(sessionId, cursor, limit);
+  };
+  return seen;
+}
+
+/** Waits until the stream read the listing `n` more times: whatever it was doing when called has been done. */
+async function turns(seen: { reads: number }, n = 3): Promise<void> {
+  const target = seen.reads + n;
+  await waitFor(() => seen.reads >= target, 10_000, `${n} more reads of the listing`);
+}
+
 /** Follows `handle`'s results: `arrived` lists their task ids as they come, `done` resolves with them all. */
 function follow(handle: SessionHandle): { arrived: string[]; done: Promise<TaskResult[]> } {
   const arrived: string[] = [];
@@ -83,6 +139,21 @@ async function finish(taskId: string): Promise<void> {
       at: now,
     },
   ]);
+}
+
+/** Ends `taskId` with a write that gives it no completion number: the table counts it, the listing never brings it. */
+function endUnlisted(taskId: string): void {
+  const db = new Database(backends.dbPath);
+  try {
+    db.pragma('busy_timeout = 5000');
+    const now = Date.now();
+    db.prepare(
+      `UPDATE tasks SET state = 'succeeded', attempt = 1, result_inline = '"unlisted"', started_at = ?,
+         finished_at = ?, done_seq = NULL WHERE task_id = ?`,
+    ).run(now, now, taskId);
+  } finally {
+    db.close();
+  }
 }
 
 /**
@@ -178,5 +249,103 @@ describe('a results stream on the local grid whose listing missed a result', () 
 
     expect(arrived).toHaveLength(3);
     expect(counts).toBe(0);
+  });
+
+  it('after a count that finds nothing missing, the next waits twice as long, and a result brings the period back', async () => {
+    const clock = new TestClock();
+    const client = clockedClient(clock, 1_000);
+    const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
+    const seen = watchReads(backends.table);
+    const { arrived } = follow(handle);
+    await finish(`${handle.sessionId}_0`);
+    await waitFor(() => arrived.length === 1, 10_000, 'the first result');
+    await turns(seen);
+    /** Moves the clock by `ms`, lets the stream turn, and says how many counts it took since the last call. */
+    let before = seen.counts;
+    const countsAfter = async (ms: number): Promise<number> => {
+      clock.advance(ms);
+      await turns(seen);
+      const taken = seen.counts - before;
+      before = seen.counts;
+      return taken;
+    };
+
+    // Checks due 1 s, then 2 s, 4 s, 8 s after the last: none a moment before, one when due.
+    const checks: number[] = [];
+    for (const wait of [1_000, 2_000, 4_000, 8_000]) {
+      checks.push(await countsAfter(wait - 1), await countsAfter(1));
+    }
+    await finish(`${handle.sessionId}_1`);
+    await waitFor(() => arrived.length === 2, 10_000, 'the second result');
+    await turns(seen);
+    before = seen.counts;
+    checks.push(await countsAfter(999), await countsAfter(1));
+
+    expect(checks).toEqual([0, 1, 0, 1, 0, 1, 0, 1, 0, 1]);
+  });
+
+  it('the wait between counts stops doubling at five minutes', async () => {
+    const clock = new TestClock();
+    const client = clockedClient(clock, 60_000);
+    const handle = await client.submit([{ n: 0 }, { n: 1 }]);
+    const seen = watchReads(backends.table);
+    const { arrived } = follow(handle);
+    await finish(`${handle.sessionId}_0`);
+    await waitFor(() => arrived.length === 1, 10_000, 'the first result');
+    await turns(seen);
+
+    // 1, 2, 4 minutes, then 5, 5: each check when due.
+    const dueAfter: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const counts = seen.counts;
+      let waited = 0;
+      while (seen.counts === counts) {
+        clock.advance(30_000);
+        waited += 30_000;
+        await turns(seen);
+      }
+      dueAfter.push(waited / 60_000);
+    }
+
+    expect(dueAfter).toEqual([1, 2, 4, 5, 5]);
+  });
+
+  it('a re-read that finds none of what the table counts is not repeated until it counts more, with one warning', async () => {
+    const clock = new TestClock();
+    const client = clockedClient(clock, 1_000);
+    const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }, { n: 3 }]);
+    const [first, unlisted, lost, last] = [0, 1, 2, 3].map((i) => `${handle.sessionId}_${i}`);
+    const seen = watchReads(backends.table);
+    const { arrived } = follow(handle);
+    await finish(first!);
+    await waitFor(() => arrived.length === 1, 10_000, 'the first result');
+    endUnlisted(unlisted!);
+
+    // Six checks, each one when due (10 minutes is past the longest wait): one re-read, after the first.
+    for (let checks = seen.counts + 6; seen.counts < checks;) {
+      clock.advance(600_000);
+      await turns(seen);
+    }
+    const stuck = { fromStart: seen.fromStart, logs: [...logs] };
+    // A result missed later makes the table count more missing than the re-read left: it is read again.
+    endBehind(lost!, first!);
+    const counts = seen.counts;
+    clock.advance(600_000);
+    await waitFor(() => arrived.includes(lost!), 10_000, 'the result missed later');
+    await finish(last!);
+    await waitFor(() => arrived.includes(last!), 10_000, 'the last result');
+
+    // The stream's first read, then one re-read for the six counts.
+    expect(stuck.fromStart).toBe(2);
+    expect(stuck.logs).toEqual([
+      expect.objectContaining({ level: 40, sessionId: handle.sessionId, counted: 2, delivered: 1, unreachable: 1 }),
+    ]);
+    expect(stuck.logs[0]!.msg).toMatch(/counts more ended tasks than a full re-read of the session returns/);
+    expect(seen.counts).toBe(counts + 1);
+    expect(seen.fromStart).toBe(3);
+    expect(arrived).toEqual([first, lost, last]);
+    expect(logs.slice(1).filter((l) => l.recovered !== undefined)).toEqual([
+      expect.objectContaining({ recovered: 1, counted: 3, taskIds: [lost] }),
+    ]);
   });
 });

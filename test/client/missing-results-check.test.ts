@@ -1,5 +1,5 @@
 // When a waiting results stream compares the table's count of ended tasks with what it delivered: on a clock.
-import { MissingResultsCheck } from '../../lib/client/missing-results-check';
+import { MISSING_RESULTS_CHECK_MAX_MS, MissingResultsCheck } from '../../lib/client/missing-results-check';
 
 describe('MissingResultsCheck', () => {
   it('is due a full period after the start, not before', () => {
@@ -21,13 +21,68 @@ describe('MissingResultsCheck', () => {
     expect(check.due(120_000)).toBe(true);
   });
 
-  it('after a check, the next is a full period later while nothing comes', () => {
-    const check = new MissingResultsCheck(10_000, 0);
+  it('after a check that found nothing, the next waits twice as long, up to the cap, and a result brings the period back', () => {
+    const check = new MissingResultsCheck(20_000, 0);
+    const waits: number[] = [];
+    let at = 0;
 
-    check.checked(10_500);
+    for (let i = 0; i < 7; i++) {
+      at += check.untilDue(at);
+      expect(check.due(at - 1)).toBe(false);
+      expect(check.due(at)).toBe(true);
+      check.checked(at);
+      waits.push(check.untilDue(at));
+    }
+    check.progressed(at + 1);
 
-    expect(check.due(20_499)).toBe(false);
-    expect(check.due(20_500)).toBe(true);
+    expect(waits).toEqual([40_000, 80_000, 160_000, MISSING_RESULTS_CHECK_MAX_MS, 300_000, 300_000, 300_000]);
+    expect(check.untilDue(at + 1)).toBe(20_000);
+  });
+
+  it('a period longer than the cap is kept as it is', () => {
+    const check = new MissingResultsCheck(600_000, 0);
+
+    check.checked(600_000);
+
+    expect(check.untilDue(600_000)).toBe(600_000);
+  });
+
+  it('a resumed check goes on from the state its last request left, its wait brought within the period and the cap', () => {
+    const check = new MissingResultsCheck(1_000, 0);
+    check.checked(1_000);
+    check.checked(3_000);
+
+    const resumed = MissingResultsCheck.resume(1_000, 9_999, check.state);
+
+    expect(check.state).toEqual({ since: 3_000, waitMs: 4_000 });
+    expect(resumed.due(6_999)).toBe(false);
+    expect(resumed.due(7_000)).toBe(true);
+    expect(MissingResultsCheck.resume(1_000, 0, { since: 0, waitMs: 1e12 }).untilDue(0)).toBe(300_000);
+    expect(MissingResultsCheck.resume(1_000, 0, { since: 0, waitMs: 1 }).untilDue(0)).toBe(1_000);
+    expect(MissingResultsCheck.resume(1_000, 500).untilDue(500)).toBe(1_000);
+  });
+
+  it('after a re-read that left results the table counts, reads again only once it counts more missing', () => {
+    const check = new MissingResultsCheck(1_000, 0);
+
+    expect(check.missing(10, 8)).toBe(true);
+    expect(check.reReadEnded(10, 8)).toBe(2);
+    expect(check.state.unreachable).toBe(2);
+    // Results delivered since, the same two still counted: no re-read.
+    expect(check.missing(15, 13)).toBe(false);
+    // One more missing: a re-read.
+    expect(check.missing(16, 13)).toBe(true);
+    expect(check.reReadEnded(16, 16)).toBe(0);
+    expect(check.state.unreachable).toBeUndefined();
+    expect(check.missing(16, 16)).toBe(false);
+  });
+
+  it('a count showing fewer missing than a re-read left lowers the mark, so a result missed later is read again', () => {
+    const check = new MissingResultsCheck(1_000, 0);
+    check.reReadEnded(10, 7);
+
+    expect(check.missing(12, 11)).toBe(false);
+    expect(check.missing(13, 11)).toBe(true);
   });
 
   it('Infinity never checks; a period that is not positive is refused with the value', () => {
