@@ -9,11 +9,21 @@ export interface DelayProxy {
   close(): Promise<void>;
 }
 
+/** Timings of each request (`performance.now()` ms), for `--aws-trace`. */
+export interface DelayProxyTrace {
+  onTiming(
+    headers: http.IncomingHttpHeaders,
+    timing: { readonly arrived: number; readonly forwarded: number; readonly answered: number },
+  ): void;
+  /** A client opened a connection. */
+  onConnection(): void;
+}
+
 /**
  * Forwards every request to `target` after `delayMs` (the request body is read first, as a service reads it before it
  * answers), so each SDK call takes at least `delayMs` more than the emulator alone. Keep-alive on both sides.
  */
-export async function startDelayProxy(target: string, delayMs: number): Promise<DelayProxy> {
+export async function startDelayProxy(target: string, delayMs: number, trace?: DelayProxyTrace): Promise<DelayProxy> {
   const to = new URL(target);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   let requests = 0;
@@ -22,7 +32,9 @@ export async function startDelayProxy(target: string, delayMs: number): Promise<
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       requests++;
+      const arrived = performance.now();
       setTimeout(() => {
+        const forwarded = performance.now();
         const upstream = http.request(
           {
             host: to.hostname,
@@ -33,6 +45,7 @@ export async function startDelayProxy(target: string, delayMs: number): Promise<
             agent,
           },
           (answer) => {
+            trace?.onTiming(req.headers, { arrived, forwarded, answered: performance.now() });
             res.writeHead(answer.statusCode ?? 502, answer.headers);
             answer.pipe(res);
           },
@@ -45,6 +58,7 @@ export async function startDelayProxy(target: string, delayMs: number): Promise<
       }, delayMs);
     });
   });
+  if (trace) server.on('connection', () => trace.onConnection());
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();

@@ -2,7 +2,7 @@
 // and on the AWS backends over emulators with injected service latency, next to Celery + Redis; plus idle CPU.
 // Run: npm run build && node dist/bench/latency/index.js [--rounds 200] [--warm-up 3000] [--gap-ms 0] [--settle-sec 40]
 //      [--idle-sec 10] [--systems embedded,local-up,aws,celery] [--dynamodb-ms 5] [--sqs-ms 15] [--s3-ms 20]
-//      [--aws-rounds 30] [--aws-notices on|off] [--python /usr/bin/python3] [--redis-server redis-server] [--json]
+//      [--aws-rounds 30] [--aws-notices on|off] [--aws-trace] [--python /usr/bin/python3] [--redis-server redis-server] [--json]
 //      [--rounds-out rounds.jsonl]
 // --warm-up applies to embedded, local-up and Celery; the AWS backends always warm up with 20 rounds.
 import { spawn } from 'node:child_process';
@@ -30,7 +30,8 @@ import {
 } from '../../test/support/emulators';
 import { loadAverage1m, percentile } from '../peers/figures';
 import { runPythonPeer } from '../peers/python-peer';
-import { startDelayProxy, type DelayProxy } from './delay-proxy';
+import { AwsTrace } from './aws-trace';
+import { startDelayProxy, type DelayProxy, type DelayProxyTrace } from './delay-proxy';
 
 const SYSTEMS = ['embedded', 'local-up', 'aws', 'celery'] as const;
 type SystemKey = (typeof SYSTEMS)[number];
@@ -122,6 +123,7 @@ async function roundTrips(
   gapMs: number,
   label: string,
   warmUp: number,
+  trace?: AwsTrace,
 ): Promise<number[] & { beyondHandler: number[] }> {
   for (let i = 0; i < warmUp; i++) {
     await oneTask(client); // runtimes, caches, JIT
@@ -132,8 +134,10 @@ async function roundTrips(
     if (gapMs > 0) await sleep(gapMs);
     const startedAt = performance.timeOrigin + performance.now();
     const t0 = process.hrtime.bigint();
+    const traceStart = performance.now();
     const runMs = await oneTask(client);
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    trace?.round(traceStart, performance.now());
     samples.push(ms);
     if (roundsOut) fs.appendFileSync(roundsOut, `${JSON.stringify({ system: label, round: i, startedAt, ms })}\n`);
     samples.beyondHandler.push(ms - runMs);
@@ -278,6 +282,8 @@ interface AwsLatency {
   readonly s3Ms: number;
   /** The client receives completion notices (else it polls with back-off). */
   readonly notices: boolean;
+  /** Time every request and invocation of the measured rounds and print where the round trip's time goes. */
+  readonly trace: boolean;
 }
 
 async function runAws(s: Settings, latency: AwsLatency, rounds: number): Promise<Row> {
@@ -287,25 +293,31 @@ async function runAws(s: Settings, latency: AwsLatency, rounds: number): Promise
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-latency-aws-'));
   try {
     const resources = await createGridResources(emulators);
-    const dynamodb = await startDelayProxy(emulators.endpoints.dynamodb!, latency.dynamodbMs);
-    const sqs = await startDelayProxy(emulators.endpoints.sqs!, latency.sqsMs);
-    const s3 = await startDelayProxy(emulators.endpoints.s3!, latency.s3Ms);
+    const tracer = latency.trace ? new AwsTrace() : undefined;
+    const proxyTrace: DelayProxyTrace | undefined = tracer && {
+      onTiming: (headers, timing) => tracer.proxied(headers, timing),
+      onConnection: () => tracer.connections++,
+    };
+    const dynamodb = await startDelayProxy(emulators.endpoints.dynamodb!, latency.dynamodbMs, proxyTrace);
+    const sqs = await startDelayProxy(emulators.endpoints.sqs!, latency.sqsMs, proxyTrace);
+    const s3 = await startDelayProxy(emulators.endpoints.s3!, latency.s3Ms, proxyTrace);
     proxies.push(dynamodb, sqs, s3);
     // The queue URLs name the emulator's origin; the proxy's takes its place.
     const queueUrls = resources.queueUrls.map((url) => sqs.endpoint + new URL(url).pathname);
-    const open = (receiveNotices = false) => {
+    const open = (side: string, receiveNotices = false) => {
       const common = { region: EMULATOR_REGION, credentials: EMULATOR_CREDENTIALS };
       const clients = {
         dynamodb: new DynamoDBClient({ ...common, endpoint: dynamodb.endpoint }),
         sqs: new SQSClient({ ...common, endpoint: sqs.endpoint }),
         s3: new S3Client({ ...common, endpoint: s3.endpoint, forcePathStyle: true }),
       };
+      for (const [service, client] of Object.entries(clients)) tracer?.instrument(side, service, client);
       return { clients, backends: openAwsBackends({ ...resources, queueUrls }, { clients, receiveNotices }) };
     };
-    const agentSide = open();
+    const agentSide = open('agent');
     // The client as `htcgrid submit --stack` opens it: completion notices on a queue of its own (`--aws-notices off`:
     // polling only, as before).
-    const clientSide = open(latency.notices);
+    const clientSide = open('client', latency.notices);
     const config = gridConfig(s.python);
     const { taskRoot } = await prepareTaskRoot(s.worker, workDir, { pythonExecutable: s.python, logger });
     // The agent as bin/agent.ts runs it in ECS (prefetch auto, 20 s long polls), on local pipe runtimes.
@@ -315,14 +327,31 @@ async function runAws(s: Settings, latency: AwsLatency, rounds: number): Promise
       logger,
       prefetch: 'auto',
       receiveWaitMs: 20_000,
-      createInvoker: (slot) => createGridSlotInvoker(config, { taskRoot, logger, slotIndex: slot }),
+      createInvoker: (slot) => {
+        const invoker = createGridSlotInvoker(config, { taskRoot, logger, slotIndex: slot });
+        if (!tracer) return invoker;
+        const invoke = invoker.invoke.bind(invoker);
+        invoker.invoke = async (invocation, signal, onStarted) => {
+          const start = performance.now();
+          try {
+            return await invoke(invocation, signal, onStarted);
+          } finally {
+            tracer.invoked(invocation.taskId, start, performance.now());
+          }
+        };
+        return invoker;
+      },
     });
     await agent.start();
     try {
       // The client as `htcgrid submit --stack` opens it.
       const client = new GridClient({ config, ...clientSide.backends, ...AWS_RESULT_POLLING });
       const before = proxies.map((p) => p.requests);
-      const samples = await roundTrips(client, rounds, s.gapMs, 'aws', WARM_UP_AWS);
+      const samples = await roundTrips(client, rounds, s.gapMs, 'aws', WARM_UP_AWS, tracer);
+      if (tracer) {
+        console.log(`\nWhere the AWS round trip goes (medians of ${rounds} rounds, ms from submit):\n`);
+        console.log(tracer.table({ dynamodb: latency.dynamodbMs, sqs: latency.sqsMs, s3: latency.s3Ms }));
+      }
       const perTask = proxies.map((p, i) => (p.requests - before[i]!) / (rounds + WARM_UP_AWS));
       return summarize(
         `AWS backends on emulators (+${latency.dynamodbMs}/${latency.sqsMs}/${latency.s3Ms} ms, ${latency.notices ? 'notices' : 'polling'})`,
@@ -410,6 +439,7 @@ async function main(): Promise<void> {
       'sqs-ms': { type: 'string', default: '15' },
       's3-ms': { type: 'string', default: '20' },
       'aws-notices': { type: 'string', default: 'on' },
+      'aws-trace': { type: 'boolean', default: false },
       python: { type: 'string', default: '/usr/bin/python3' },
       'redis-server': { type: 'string', default: 'redis-server' },
       json: { type: 'boolean', default: false },
@@ -464,6 +494,7 @@ async function main(): Promise<void> {
               sqsMs: Number(values['sqs-ms']),
               s3Ms: Number(values['s3-ms']),
               notices: values['aws-notices'] !== 'off',
+              trace: values['aws-trace'],
             },
             Number(values['aws-rounds']),
           ).catch(fail),
