@@ -92,6 +92,16 @@ export interface TaskTable extends TaskBrowser {
    * Batched by the adapter; writing the same batch again (a retry) leaves one pending task per id.
    */
   createTasks(tasks: readonly TaskRecord[]): Promise<void>;
+  /**
+   * Creates a session already sealed with its tasks (within `sealedSessionLimits`) in one atomic write that never overwrites anything: afterwards the session and all its tasks exist, or none of them
+   * does; rejects with `SessionExistsError` if the session exists (a retry after an answer that was lost included).
+   * Since no task it writes can be overwritten once running, its queue messages may be sent beside it: one that
+   * arrives first finds no task, and the intake keeps it for `EARLY_MESSAGE_GRACE_MS` (see there).
+   * @default - not offered: the session, its tasks and its seal are written one after the other
+   */
+  createSealedSession?(session: SessionRecord, tasks: readonly TaskRecord[]): Promise<void>;
+  /** The most tasks, and inline payload bytes of them all, `createSealedSession` takes. */
+  readonly sealedSessionLimits?: { readonly tasks: number; readonly inlineBytes: number };
   getTask(taskId: string): Promise<TaskRecord | undefined>;
 
   /** Claims each task if it is `pending` at the given attempt; one outcome per request, in order. */
@@ -145,6 +155,8 @@ export interface ReceivedMessage {
   /** Opaque handle for ack/release/extend. */
   readonly receipt: string;
   readonly receiveCount: number;
+  /** When the queue took the message (epoch ms, the queue's clock), where the queue tells. */
+  readonly sentAt?: number;
 }
 
 export interface ReceiveOptions {

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   InvalidTaskError,
+  RESEND_EARLY_MESSAGES_AFTER_MS,
   SessionExistsError,
   SessionRunningError,
   UnknownSessionError,
@@ -74,7 +75,8 @@ export interface GridClientOptions {
   readonly missingResultsCheckMs?: number;
   readonly logger?: Logger;
   /**
-   * The clock (epoch ms) results streams time their missing-results checks by: tests pass one they move themselves.
+   * The clock (epoch ms) results streams time their missing-results checks by, and a submission its writes (see
+   * `writeSealed`): tests pass one they move themselves.
    * @default Date.now
    */
   readonly clock?: () => number;
@@ -281,6 +283,9 @@ export class GridClient {
     events: Iterable<unknown> | AsyncIterable<unknown>,
     options: SubmitOptions,
   ): Promise<number> {
+    if (options.sessionId === undefined && Array.isArray(events) && this.fitsSealedSession(events.length, options)) {
+      return this.writeSealed(session, events, options);
+    }
     // A session id this client drew cannot be taken: its item is written beside the first batch of tasks (one
     // request time less for an interactive task). A named one may be: it is created first, so the tasks of a session
     // that exists are never overwritten. No message is sent before both the session and the tasks are written.
@@ -322,6 +327,56 @@ export class GridClient {
       throw err;
     }
     return count;
+  }
+
+  /**
+   * Whether a session of `count` tasks goes through the table's `createSealedSession`: it takes that many, and their
+   * inline payloads (each at most `inlinePayloadMaxBytes`, larger ones go to the store) fit whatever they hold.
+   */
+  private fitsSealedSession(count: number, options: SubmitOptions): boolean {
+    const limits = this.table.createSealedSession ? this.table.sealedSessionLimits : undefined;
+    return (
+      limits !== undefined &&
+      count > 0 &&
+      count <= Math.min(limits.tasks, options.batchSize ?? 500) &&
+      count * this.config.inlinePayloadMaxBytes <= limits.inlineBytes
+    );
+  }
+
+  /**
+   * A small session under an id this client drew (the AWS backends): the session, sealed, and its tasks in one write
+   * that never overwrites a task (`createSealedSession`), and their messages sent beside it rather than after it, one
+   * request time less for an interactive task. A message that reaches an agent before the write lands finds no task
+   * and is kept for `EARLY_MESSAGE_GRACE_MS` (the intake releases it); a write that took longer than
+   * `RESEND_EARLY_MESSAGES_AFTER_MS` has its messages sent again once it is done, in case those were dropped meanwhile
+   * (a task with two messages runs once: the table decides). Returns the number of tasks. On error removes what was
+   * written and stored, and rethrows.
+   */
+  private async writeSealed(
+    session: SessionRecord,
+    events: readonly unknown[],
+    options: SubmitOptions,
+  ): Promise<number> {
+    const storedKeys: string[] = [];
+    try {
+      const tasks: TaskRecord[] = [];
+      for await (const batch of this.taskBatches(session, events, options, storedKeys)) tasks.push(...batch.tasks);
+      const messages = tasks.map(messageOf);
+      const now = this.clock ?? Date.now;
+      const startedAt = now();
+      await settled([
+        this.table.createSealedSession!(session, tasks).catch((error: unknown) => {
+          // A drawn id is new: "exists" can only be this client's own write, applied but its answer lost.
+          if (!(error instanceof SessionExistsError)) throw error;
+        }),
+        this.queue.send(messages),
+      ]);
+      if (now() - startedAt > RESEND_EARLY_MESSAGES_AFTER_MS) await this.queue.send(messages);
+      return tasks.length;
+    } catch (err) {
+      await this.discardSubmission(err, session.sessionId, true, storedKeys);
+      throw err;
+    }
   }
 
   /**
@@ -560,14 +615,12 @@ export class GridClient {
     after: () => Promise<void> = async () => undefined,
   ): Promise<void> {
     await settled([this.table.createTasks(batch), before()]);
-    const messages: QueueMessage[] = batch.map((t) => ({
-      taskId: t.taskId,
-      sessionId: t.sessionId,
-      attempt: t.attempt,
-      priority: t.priority,
-    }));
-    await settled([this.queue.send(messages), after()]);
+    await settled([this.queue.send(batch.map(messageOf)), after()]);
   }
+}
+
+function messageOf(task: TaskRecord): QueueMessage {
+  return { taskId: task.taskId, sessionId: task.sessionId, attempt: task.attempt, priority: task.priority };
 }
 
 /** Lets the agents and timers sharing this process run between batches of a long submission. */

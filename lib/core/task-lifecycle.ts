@@ -34,6 +34,21 @@ export type ClaimRefusal =
 export const UNGUARDED_LEASE_RETRY_MARGIN_MS = 1_000;
 
 /**
+ * A queue message may be sent beside its task's write where that write can never overwrite a task (a session and its
+ * tasks created in one conditional write, `TaskTable.createSealedSession`): the message may then arrive before its
+ * task exists. A claim that finds no task keeps such a message (releases it, to be offered again) while it is younger
+ * than this, by the queue's clock, and drops it after: the task was never written, or was deleted.
+ */
+export const EARLY_MESSAGE_GRACE_MS = 5_000;
+
+/**
+ * A submitter that sent messages beside a write that took longer than this sends them again once the write is done:
+ * its first messages may have been dropped as missing (`EARLY_MESSAGE_GRACE_MS` after their send) while the write was
+ * still landing. The 3 s between the two cover the clocks of the queue and the agents being apart.
+ */
+export const RESEND_EARLY_MESSAGES_AFTER_MS = 2_000;
+
+/**
  * Classifies a refused claim of the message for `requestedAttempt` from what the row holds (`undefined`: no row).
  * - the task is not running: the message is outdated (`stale`);
  * - the attempt the message names still runs: its holder has not written its retry yet, the message is early

@@ -3,6 +3,7 @@
 // adapter's business; what an agent sees (claims, busy messages offered again, dead holders recovered, nothing left
 // in the queue once settled) is the same.
 import { newTask, type SessionRecord, type TaskRecord } from '../../lib/core/task';
+import { EARLY_MESSAGE_GRACE_MS } from '../../lib/core/task-lifecycle';
 import type { IntakeOptions, TaskIntake, TaskQueue, TaskTable } from '../../lib/ports';
 import { reapTasks } from '../../lib/runtime/reaper';
 import { uniqueId } from './contract-helpers';
@@ -11,8 +12,11 @@ export interface TaskIntakeUnderTest {
   readonly table: TaskTable;
   /** An empty queue of its own, on the table. */
   readonly queue: TaskQueue;
-  /** A new intake on `queue` and `table`, as one agent has it. */
-  openIntake(): TaskIntake;
+  /**
+   * A new intake on `queue` and `table`, as one agent has it; its clock `laterByMs` ahead where it has one (an intake
+   * that keeps the messages of unknown tasks while young, `EARLY_MESSAGE_GRACE_MS`, then takes them for old).
+   */
+  openIntake(options?: { readonly laterByMs?: number }): TaskIntake;
   /** Messages left in the queue: visible, in flight or delayed. */
   messagesLeft(): Promise<number>;
   cleanup(): Promise<void>;
@@ -122,7 +126,7 @@ export function describeTaskIntakeContract(name: string, factory: () => Promise<
       expect(await table.getTask(ids[0]!)).toMatchObject({ state: 'running', attempt: 1 });
     });
 
-    it('drops the messages of finished and unknown tasks without claiming anything', async () => {
+    it('drops the messages of finished tasks, and of unknown ones past the early-message grace, claiming nothing', async () => {
       const { session, ids } = await submit(1);
       const intake = under.openIntake();
       const [task] = await intake.receiveAndClaim(10, options);
@@ -139,7 +143,7 @@ export function describeTaskIntakeContract(name: string, factory: () => Promise<
         { taskId: ids[0]!, sessionId: session.sessionId, attempt: 0, priority: 0 },
         { taskId: `${session.sessionId}_nope`, sessionId: session.sessionId, attempt: 0, priority: 0 },
       ]);
-      const other = under.openIntake();
+      const other = under.openIntake({ laterByMs: EARLY_MESSAGE_GRACE_MS });
 
       const claimed = await other.receiveAndClaim(10, { ...options, owner: 'agent-b' });
       await other.drain();

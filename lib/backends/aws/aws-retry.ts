@@ -40,13 +40,27 @@ interface AwsLikeError {
   code?: string;
   $retryable?: unknown;
   $metadata?: { httpStatusCode?: number };
+  CancellationReasons?: readonly { Code?: string }[];
 }
 
-/** True for errors worth retrying after a back-off: throttling, 5xx, dropped connections. */
+/**
+ * A write refused, or a transaction cancelled, for a transaction under way on the same item: nothing was written,
+ * and the same request may go again once that transaction ended (a claim that meets a session being created in one).
+ */
+function isTransactionConflict(e: AwsLikeError): boolean {
+  if (e.name === 'TransactionConflictException') return true;
+  const reasons = e.name === 'TransactionCanceledException' ? (e.CancellationReasons ?? []) : [];
+  return (
+    reasons.some((r) => r.Code === 'TransactionConflict') && !reasons.some((r) => r.Code === 'ConditionalCheckFailed')
+  );
+}
+
+/** True for errors worth retrying after a back-off: throttling, 5xx, dropped connections, transaction conflicts. */
 export function isRetryableAwsError(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const e = error as AwsLikeError;
   if (e.name !== undefined && THROTTLING_NAMES.has(e.name)) return true;
+  if (isTransactionConflict(e)) return true;
   if (e.code !== undefined && NETWORK_CODES.has(e.code)) return true;
   const status = e.$metadata?.httpStatusCode;
   if (status !== undefined && status >= 500) return true;

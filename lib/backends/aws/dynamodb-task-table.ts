@@ -1,5 +1,10 @@
 // The grid's task table on DynamoDB: claims, leases and completions as single conditional UpdateItems.
-import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { randomUUID } from 'node:crypto';
+import {
+  ConditionalCheckFailedException,
+  DynamoDBClient,
+  TransactionCanceledException,
+} from '@aws-sdk/client-dynamodb';
 import { newDynamoDbClient } from './aws-clients';
 import { MAX_CARRIED_PER_SEND, noticeOutcomeOf, type FinishedTask, type NoticedTask } from './completion-notice-body';
 import { CompletionNoticeSender, type CompletionNoticeSenderOptions } from './completion-notices';
@@ -11,6 +16,7 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  TransactWriteCommand,
   UpdateCommand,
   type BatchWriteCommandInput,
   type QueryCommandInput,
@@ -280,6 +286,89 @@ export class DynamoDbTaskTable implements TaskTable {
     this.notices?.remember(session.sessionId, noticeQueue);
   }
 
+  /**
+   * What `createSealedSession` takes: the session item, one manifest and its tasks are 26 of a transaction's 100
+   * items, and their inline payloads stay well inside its 4 MB.
+   */
+  readonly sealedSessionLimits = { tasks: MANIFEST_SIZE, inlineBytes: 1024 * 1024 };
+
+  /**
+   * `TaskTable.createSealedSession`: one TransactWriteItems of puts on keys that must not exist (the session item with
+   * its task count, the manifest, the tasks), under one client token, so a retry whose first try landed is answered
+   * as a success within DynamoDB's idempotency window (10 minutes) and refused (`SessionExistsError`) after it. One
+   * request where `createSession`, `createTasks` and `sealSession` take three; transactional puts cost two write
+   * units each where those cost one.
+   */
+  async createSealedSession(session: SessionRecord, tasks: readonly TaskRecord[]): Promise<void> {
+    const first = tasks[0];
+    const limits = this.sealedSessionLimits;
+    const inlineBytes = tasks.reduce(
+      (n, t) => n + ('inline' in t.payload ? Buffer.byteLength(t.payload.inline) : 0),
+      0,
+    );
+    if (first === undefined || tasks.length > limits.tasks || inlineBytes > limits.inlineBytes) {
+      throw new HtcGridError(
+        `createSealedSession takes 1 to ${limits.tasks} tasks of at most ${limits.inlineBytes} inline payload bytes ` +
+          `in all (got ${tasks.length} tasks, ${inlineBytes} bytes): write larger sessions with createSession and ` +
+          'createTasks',
+      );
+    }
+    const foreign = tasks.find((t) => t.sessionId !== session.sessionId);
+    if (foreign) throw new HtcGridError(`task ${foreign.taskId} is not of session ${session.sessionId}`);
+    const shards = sessionShardsFor(session.expectedTaskCount);
+    this.creatingShards.set(session.sessionId, shards);
+    try {
+      const noticeQueue = await this.noticeQueue?.();
+      const sealed = { ...session, taskCount: tasks.length };
+      const items: Record<string, unknown>[] = [
+        { ...sessionItemOf(sealed, shards), ...(noticeQueue ? { [ATTR.noticeQueue]: noticeQueue } : {}) },
+        manifestItemOf(session.sessionId, tasks.map((t) => t.taskId) as [string, ...string[]]) as unknown as Record<
+          string,
+          unknown
+        >,
+        ...tasks.map(
+          (task) =>
+            taskItemOf(task, {
+              retentionSec: this.retentionSec,
+              leaseShards: this.leaseShards,
+              sessionShards: shards,
+            }) as unknown as Record<string, unknown>,
+        ),
+      ];
+      const token = randomUUID();
+      try {
+        await this.retry('createSealedSession', () =>
+          this.doc.send(
+            new TransactWriteCommand({
+              ClientRequestToken: token,
+              TransactItems: items.map((Item) => ({
+                Put: {
+                  TableName: this.tableName,
+                  Item,
+                  ConditionExpression: 'attribute_not_exists(#pk)',
+                  ExpressionAttributeNames: { '#pk': TABLE_SCHEMA.partitionKey },
+                },
+              })),
+            }),
+          ),
+        );
+      } catch (error) {
+        // Task ids are the session's: any of these keys taken means the session was (or is) there.
+        if (
+          error instanceof TransactionCanceledException &&
+          error.CancellationReasons?.some((r) => r.Code === 'ConditionalCheckFailed')
+        ) {
+          throw new SessionExistsError(session.sessionId);
+        }
+        throw error;
+      }
+      this.rememberShards(session.sessionId, shards);
+      this.notices?.remember(session.sessionId, noticeQueue);
+    } finally {
+      this.creatingShards.delete(session.sessionId);
+    }
+  }
+
   async getSession(sessionId: string): Promise<SessionRecord | undefined> {
     const out = await this.retry('getSession', () =>
       this.doc.send(
@@ -541,8 +630,6 @@ export class DynamoDbTaskTable implements TaskTable {
     lease: { owner: string; expiresAt: number },
     now: number,
   ): Promise<MessageClaimOutcome[]> {
-    // Where to tell of their ends is looked up while the tasks run (nothing when it is known already).
-    this.notices?.claimed(requests.map((r) => r.taskId));
     return mapLimit(requests, this.concurrency, async (request): Promise<MessageClaimOutcome> => {
       const next = request.attempt + 1;
       const entry: HistoryEntry = { owner: lease.owner, startedAt: now };
@@ -580,6 +667,10 @@ export class DynamoDbTaskTable implements TaskTable {
             }),
           ),
         );
+        // Where to tell of its end is looked up while it runs (nothing when known already). Only once claimed: a
+        // message sent beside its session's write may come before it (see `createSealedSession`), and a lookup then
+        // would find no session and remember that nobody waits.
+        this.notices?.claimed([request.taskId]);
         return { taskId: request.taskId, status: 'claimed', task: taskRecordOf(out.Attributes ?? {}) };
       } catch (error) {
         if (!(error instanceof ConditionalCheckFailedException)) throw error;

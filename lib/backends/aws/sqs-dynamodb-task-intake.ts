@@ -1,8 +1,9 @@
 // The AWS grid's task intake: SQS receives, DynamoDB claims, and a claimed task's message kept as its guard until its
 // lease is extended (DynamoDB's lease index holds a task only from its first extension, which saves a write per task).
-import { planLeaseExpiry, type Completion, type TaskRecord } from '../../core';
+import { EARLY_MESSAGE_GRACE_MS, planLeaseExpiry, type Completion, type TaskRecord } from '../../core';
 import { silentLogger, type Logger } from '../../logging';
 import { MicroBatcher } from '../../micro-batcher';
+import { sleep } from '../../timing';
 import type {
   ClaimRequest,
   CompletionResult,
@@ -29,14 +30,21 @@ export interface SqsDynamoDbTaskIntakeOptions {
   readonly table: MessageClaimTable;
   /** @default - a silent logger */
   readonly logger?: Logger;
-  /** Clock of the claims (lease start and expiry). @default Date.now */
+  /** Clock of the claims (lease start and expiry) and of messages' ages. @default Date.now */
   readonly now?: () => number;
+  /** @default - a real timer */
+  readonly sleep?: (ms: number) => Promise<unknown>;
 }
 
 /** SQS deletes at most 10 messages a request. */
 const ACK_BATCH = 10;
 /** A message deleted a little later only risks being received again, which its claim then drops. */
 const ACK_DELAY_MS = 1_000;
+/**
+ * An early message (see `EARLY_MESSAGE_GRACE_MS`) is claimed again after these pauses while its task is not found,
+ * before it is released: its task's write is usually landing within milliseconds.
+ */
+const EARLY_RECLAIM_PAUSES_MS = [20, 40, 80];
 
 /**
  * `TaskIntake` on an SQS queue and a DynamoDB task table (see the port for the message guard).
@@ -47,7 +55,11 @@ const ACK_DELAY_MS = 1_000;
  *   expire (each early receive counts towards the dead-letter queue's limit), at most one lease term ahead.
  * - Expired (the message of an attempt whose holder died before extending its lease, which no reaper sees): reaped
  *   here as the reaper would (re-queued or failed), then the message deleted.
- * - Stale and missing: deleted.
+ * - Missing, and younger than `EARLY_MESSAGE_GRACE_MS` by the queue's clock (sent beside its task's write, which may
+ *   still be landing, see `TaskTable.createSealedSession`): claimed again after 20, 40 and 80 ms, then, still
+ *   missing, released for 1 s, 2 s, 4 s… by its receive count (a few receives in all, well inside the dead-letter
+ *   queue's limit).
+ * - Stale, and missing once older than that (or of unknown age): deleted.
  * Every delete goes through one batcher, ten messages a request.
  */
 export class SqsDynamoDbTaskIntake implements TaskIntake {
@@ -55,6 +67,7 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
   private readonly table: MessageClaimTable;
   private readonly logger: Logger;
   private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<unknown>;
   /** Receipts of the messages still guarding claimed tasks, by task and attempt. */
   private readonly guards = new Map<string, string>();
   private readonly acks: MicroBatcher<string>;
@@ -64,6 +77,7 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     this.table = options.table;
     this.logger = options.logger ?? silentLogger();
     this.now = options.now ?? Date.now;
+    this.sleep = options.sleep ?? sleep;
     this.acks = new MicroBatcher<string>({
       maxBatch: ACK_BATCH,
       maxDelayMs: ACK_DELAY_MS,
@@ -84,13 +98,34 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
       );
       return [];
     }
-    const now = this.now();
-    const outcomes = await this.table.claimMessages(
+    let now = this.now();
+    const outcomes = await this.claim(messages, options, now);
+    for (const pauseMs of EARLY_RECLAIM_PAUSES_MS) {
+      const early = outcomes.flatMap((o, i) => (o.status === 'missing' && this.isEarly(messages[i]!, now) ? [i] : []));
+      if (early.length === 0) break;
+      await this.sleep(pauseMs);
+      now = this.now();
+      const again = await this.claim(
+        early.map((i) => messages[i]!),
+        options,
+        now,
+      );
+      early.forEach((i, k) => (outcomes[i] = again[k]!));
+    }
+    return this.settleClaims(messages, outcomes, options, now);
+  }
+
+  private claim(messages: readonly ReceivedMessage[], options: IntakeOptions, now: number) {
+    return this.table.claimMessages(
       messages.map((m) => ({ taskId: m.message.taskId, attempt: m.message.attempt })),
       { owner: options.owner, expiresAt: now + options.leaseMs },
       now,
     );
-    return this.settleClaims(messages, outcomes, options, now);
+  }
+
+  /** A message younger than `EARLY_MESSAGE_GRACE_MS` by the queue's clock: its task's write may still be landing. */
+  private isEarly(message: ReceivedMessage, now: number): boolean {
+    return message.sentAt !== undefined && now - message.sentAt < EARLY_MESSAGE_GRACE_MS;
   }
 
   leaseExtended(task: TaskRecord): void {
@@ -121,7 +156,10 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     const expired: { task: TaskRecord; receipt: string }[] = [];
     outcomes.forEach((outcome, i) => {
       const { receipt } = messages[i]!;
-      if (outcome.status === 'claimed') {
+      if (outcome.status === 'missing' && this.isEarly(messages[i]!, now)) {
+        const delayMs = 1_000 * 2 ** Math.min(Math.max(messages[i]!.receiveCount - 1, 0), 3);
+        busy.set(delayMs, [...(busy.get(delayMs) ?? []), receipt]);
+      } else if (outcome.status === 'claimed') {
         this.guards.set(guardKey(outcome.task), receipt);
         claimed.push(outcome.task);
       } else if (outcome.status === 'busy') {

@@ -176,7 +176,7 @@ export class SqsTaskQueue implements TaskQueue {
               MaxNumberOfMessages: max,
               VisibilityTimeout: visibilitySec,
               WaitTimeSeconds: waitSec,
-              MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+              MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
               // The deprecated name too: SQS accepts both, and emulators may know only this one.
               AttributeNames: ['All'],
             }),
@@ -193,10 +193,12 @@ export class SqsTaskQueue implements TaskQueue {
     for (const m of response.Messages ?? []) {
       if (m.ReceiptHandle === undefined) continue;
       try {
+        const sentAt = Number(m.Attributes?.SentTimestamp);
         out.push({
           message: decodeMessage(m.Body ?? ''),
           receipt: `${level}:${m.ReceiptHandle}`,
           receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1'),
+          ...(Number.isFinite(sentAt) && sentAt > 0 ? { sentAt } : {}),
         });
       } catch (error) {
         // Leave it: after maxReceiveCount receives SQS moves it to the dead-letter queue.

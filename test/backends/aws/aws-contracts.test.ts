@@ -58,7 +58,8 @@ describeTaskIntakeContract('SqsDynamoDbTaskIntake on local-aws-sqs and DynamoDB 
   return {
     table,
     queue,
-    openIntake: () => new SqsDynamoDbTaskIntake({ queue, table }),
+    openIntake: (options) =>
+      new SqsDynamoDbTaskIntake({ queue, table, now: () => Date.now() + (options?.laterByMs ?? 0) }),
     messagesLeft: async () => {
       let left = 0;
       for (const url of own.queueUrls) {

@@ -1,12 +1,14 @@
 // How GridClient.submit orders its requests on the AWS backends (emulators): what may go together goes together, a
-// message never goes before its task and session exist, and a failure half-way leaves nothing behind.
+// message goes before its task and session exist only beside a write that can never overwrite a task (a small session
+// under a drawn id, `createSealedSession`), and a failure half-way leaves nothing behind.
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import { DynamoDbTaskTable, type AwsBackends } from '../../../lib/backends/aws';
+import { DynamoDbTaskTable, SqsDynamoDbTaskIntake, type AwsBackends } from '../../../lib/backends/aws';
 import { sessionPartitionOf, sessionShardsFor } from '../../../lib/backends/aws/table-schema';
 import { GridClient } from '../../../lib/client';
 import { compileConfig } from '../../../lib/core/config';
 import { SessionExistsError } from '../../../lib/core/errors';
-import { taskIdOf, type SessionRecord } from '../../../lib/core/task';
+import { newTask, taskIdOf, type SessionRecord } from '../../../lib/core/task';
+import { RESEND_EARLY_MESSAGES_AFTER_MS } from '../../../lib/core/task-lifecycle';
 import { createGridResources } from '../../support/emulators';
 import { useEmulators } from '../../support/emulator-suite';
 
@@ -50,8 +52,18 @@ const at = (events: string[], event: string): number => {
   return i;
 };
 
-async function openGrid(): Promise<{ backends: AwsBackends; client: GridClient }> {
+/**
+ * The table without `createSealedSession`: the client writes a session step by step, as it does a session too large
+ * for one write, or one the caller named.
+ */
+function stepByStep<T extends DynamoDbTaskTable>(table: T): T {
+  Object.defineProperty(table, 'createSealedSession', { value: undefined });
+  return table;
+}
+
+async function openGrid(steps = true): Promise<{ backends: AwsBackends; client: GridClient }> {
   const backends = suite.backendsFor(await createGridResources(suite.emulators));
+  if (steps) stepByStep(backends.table);
   return { backends, client: new GridClient({ config, ...backends }) };
 }
 
@@ -162,7 +174,7 @@ describe('GridClient.submit on the AWS backends', () => {
       },
       { step: 'initialize', name: 'loseFirstSessionAnswer' },
     );
-    const table = new DynamoDbTaskTable({ tableName: resources.tableName, client: clients.dynamodb });
+    const table = stepByStep(new DynamoDbTaskTable({ tableName: resources.tableName, client: clients.dynamodb }));
     const client = new GridClient({ config, ...backends, table });
 
     const handle = await client.submit([{ n: 1 }]);
@@ -262,7 +274,7 @@ describe('GridClient.submit on the AWS backends', () => {
       },
       { step: 'initialize', name: 'loseAnswer' },
     );
-    const table = new DynamoDbTaskTable({ tableName: resources.tableName, client: clients.dynamodb });
+    const table = stepByStep(new DynamoDbTaskTable({ tableName: resources.tableName, client: clients.dynamodb }));
     const client = new GridClient({ config, ...suite.backendsFor(resources), table });
 
     const handle = await client.submit([{ n: 1 }, { n: 2 }]);
@@ -282,4 +294,141 @@ describe('GridClient.submit on the AWS backends', () => {
     expect(await table.getTask(taskIdOf(sessionId!, 0))).toBeUndefined();
     expect(await table.getSession(sessionId!)).toBeUndefined();
   }, 60_000);
+
+  describe('a small session under a drawn id (createSealedSession)', () => {
+    it('writes the session, sealed, and its tasks in one request beside their messages', async () => {
+      const { backends, client } = await openGrid(false);
+      const events = record(backends);
+      const table = backends.table;
+      const createSealedSession = table.createSealedSession.bind(table);
+      const send = backends.queue.send.bind(backends.queue);
+      // Each waits for its partner to start: done one after the other, they would wait out the latch instead.
+      const writeStarted = latch();
+      const sendStarted = latch();
+      table.createSealedSession = async (session, tasks) => {
+        events.push('createSealedSession start');
+        writeStarted.open();
+        await sendStarted.wait();
+        await createSealedSession(session, tasks);
+        events.push('createSealedSession end');
+      };
+      backends.queue.send = async (messages) => {
+        sendStarted.open();
+        await writeStarted.wait();
+        return send(messages);
+      };
+
+      const handle = await client.submit([{ n: 1 }, { n: 2 }]);
+
+      expect(at(events, 'send start')).toBeLessThan(at(events, 'createSealedSession end'));
+      expect(at(events, 'createSealedSession start')).toBeLessThan(at(events, 'send end'));
+      expect(events.filter((e) => !e.startsWith('createSealedSession') && !e.startsWith('send'))).toEqual([]);
+      expect((await table.getSession(handle.sessionId))?.taskCount).toBe(2);
+      expect((await table.countByState(handle.sessionId)).pending).toBe(2);
+      const messages = await backends.queue.receive(10, { waitMs: 0, visibilityMs: 30_000 });
+      expect(messages.map((m) => m.message.taskId).sort()).toEqual([0, 1].map((i) => taskIdOf(handle.sessionId, i)));
+    }, 60_000);
+
+    it(`sends the messages again once a write that took longer than ${RESEND_EARLY_MESSAGES_AFTER_MS} ms is done`, async () => {
+      const { backends } = await openGrid(false);
+      let now = 0;
+      const createSealedSession = backends.table.createSealedSession.bind(backends.table);
+      backends.table.createSealedSession = async (session, tasks) => {
+        await createSealedSession(session, tasks);
+        now += RESEND_EARLY_MESSAGES_AFTER_MS + 1;
+      };
+      const sent: string[] = [];
+      const send = backends.queue.send.bind(backends.queue);
+      backends.queue.send = async (messages) => {
+        sent.push(...messages.map((m) => m.taskId));
+        return send(messages);
+      };
+      const client = new GridClient({ config, ...backends, clock: () => now });
+
+      const handle = await client.submit([{ n: 1 }]);
+
+      expect(sent).toEqual([taskIdOf(handle.sessionId, 0), taskIdOf(handle.sessionId, 0)]);
+    }, 60_000);
+
+    it('a write within that time sends them once', async () => {
+      const { backends } = await openGrid(false);
+      const sent: string[] = [];
+      const send = backends.queue.send.bind(backends.queue);
+      backends.queue.send = async (messages) => {
+        sent.push(...messages.map((m) => m.taskId));
+        return send(messages);
+      };
+      const client = new GridClient({ config, ...backends, clock: () => 0 });
+
+      const handle = await client.submit([{ n: 1 }]);
+
+      expect(sent).toEqual([taskIdOf(handle.sessionId, 0)]);
+    }, 60_000);
+
+    it('a send that fails beside the write leaves nothing behind and rejects with its error', async () => {
+      const { backends, client } = await openGrid(false);
+      let sessionId: string | undefined;
+      const createSealedSession = backends.table.createSealedSession.bind(backends.table);
+      backends.table.createSealedSession = (session, tasks) => {
+        sessionId = session.sessionId;
+        return createSealedSession(session, tasks);
+      };
+      // A fault no emulator produces: SQS refuses the batch.
+      backends.queue.send = () => Promise.reject(new Error('send failed'));
+
+      await expect(client.submit([{ n: 1 }])).rejects.toThrow('send failed');
+
+      expect(sessionId).toBeDefined();
+      await expectNothingLeft(backends, sessionId!);
+    }, 60_000);
+
+    it('larger sessions, named ones, and those whose inline payloads could pass its limits are written step by step', async () => {
+      const { backends, client } = await openGrid(false);
+      const events = record(backends);
+      const limits = backends.table.sealedSessionLimits;
+      const big = compileConfig({ inline_payload_max_bytes: 256 * 1024 }, 'test');
+      const wide = new GridClient({ config: big, ...backends });
+
+      await client.submit(Array.from({ length: limits.tasks + 1 }, (_, n) => ({ n })));
+      await client.submit([{ n: 1 }], { sessionId: `named-${Date.now().toString(36)}` });
+      await wide.submit(Array.from({ length: Math.floor(limits.inlineBytes / (256 * 1024)) + 1 }, (_, n) => ({ n })));
+
+      expect(events.filter((e) => e === 'createSession start')).toHaveLength(3);
+    }, 60_000);
+
+    it('a message that reaches an agent before its task was written is claimed once the write lands', async () => {
+      const { backends } = await openGrid(false);
+      const session: SessionRecord = {
+        sessionId: `early-${Date.now().toString(36)}`,
+        createdAt: Date.now(),
+        priority: 0,
+        maxAttempts: 3,
+        timeoutMs: 60_000,
+        nonRetryableErrorTypes: [],
+      };
+      const task = newTask(session, 0, { inline: '{}' }, Date.now());
+      await backends.queue.send([{ taskId: task.taskId, sessionId: session.sessionId, attempt: 0, priority: 0 }]);
+      const pauses: number[] = [];
+      const intake = new SqsDynamoDbTaskIntake({
+        queue: backends.queue,
+        table: backends.table,
+        // The write lands while the intake pauses after its first claim found no task.
+        sleep: async (ms) => {
+          pauses.push(ms);
+          if (pauses.length === 1) await backends.table.createSealedSession(session, [task]);
+        },
+      });
+
+      const claimed = await intake.receiveAndClaim(10, {
+        waitMs: 1_000,
+        visibilityMs: 30_000,
+        owner: 'agent',
+        leaseMs: 30_000,
+        busyDelayMs: 1_000,
+      });
+
+      expect(pauses).toEqual([20]);
+      expect(claimed.map((t) => [t.taskId, t.state])).toEqual([[task.taskId, 'running']]);
+    }, 60_000);
+  });
 });

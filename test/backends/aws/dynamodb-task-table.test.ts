@@ -10,6 +10,7 @@ import {
   sessionPartitionOf,
   sessionPartitions,
 } from '../../../lib/backends/aws/table-schema';
+import { SessionExistsError } from '../../../lib/core/errors';
 import { newTask, type SessionRecord } from '../../../lib/core/task';
 import { createGridResources, startEmulators, type Emulators } from '../../support/emulators';
 
@@ -820,6 +821,77 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     expect(longest).toBeLessThanOrEqual(10);
     watched.destroy();
   }, 120_000);
+
+  describe('createSealedSession', () => {
+    function sealedSession(count: number) {
+      const session: SessionRecord = {
+        sessionId: `t${Date.now().toString(36)}x${++sessionCounter}`,
+        createdAt: Date.now(),
+        priority: 0,
+        maxAttempts: 3,
+        timeoutMs: 60_000,
+        nonRetryableErrorTypes: [],
+      };
+      const tasks = Array.from({ length: count }, (_, i) => newTask(session, i, { inline: '{}' }, Date.now()));
+      return { session, tasks, ids: tasks.map((t) => t.taskId) };
+    }
+
+    it('writes the session, sealed, its manifest and its tasks in one request, which a delete finds again', async () => {
+      const table = new DynamoDbTaskTable({ tableName, client });
+      const { session, tasks, ids } = sealedSession(3);
+      commands.length = 0;
+
+      await table.createSealedSession(session, tasks);
+
+      expect(commands).toEqual(['TransactWriteItemsCommand']);
+      expect((await table.getSession(session.sessionId))?.taskCount).toBe(3);
+      expect((await table.getTask(ids[2]!))?.state).toBe('pending');
+      expect(await table.countByState(session.sessionId)).toMatchObject({ pending: 3 });
+      await table.deleteSession(session.sessionId);
+      expect(await storedCount(ids)).toBe(0);
+      expect(await sessionIndexKeys(session.sessionId)).toEqual({});
+    });
+
+    it('a try that landed but whose answer was lost is answered as a success when sent again', async () => {
+      const table = new DynamoDbTaskTable({ tableName, client });
+      const { session, tasks, ids } = sealedSession(1);
+      const intercepted = interceptNextRequest(client, async (send) => {
+        await send();
+        throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+      });
+
+      await table.createSealedSession(session, tasks);
+
+      expect(intercepted()).toBe(true);
+      expect(await storedCount(ids)).toBe(1);
+    });
+
+    it('never overwrites: writing a session again is refused and leaves its running task running', async () => {
+      const table = new DynamoDbTaskTable({ tableName, client });
+      const { session, tasks, ids } = sealedSession(2);
+      await table.createSealedSession(session, tasks);
+      const [claim] = await table.claim(
+        [{ taskId: ids[0]!, attempt: 0 }],
+        { owner: 'a', expiresAt: Date.now() + 60_000 },
+        Date.now(),
+      );
+      expect(claim?.status).toBe('claimed');
+
+      await expect(table.createSealedSession(session, tasks)).rejects.toBeInstanceOf(SessionExistsError);
+
+      expect((await table.getTask(ids[0]!))?.state).toBe('running');
+      expect((await table.getTask(ids[1]!))?.state).toBe('pending');
+    });
+
+    it('more tasks than its limits is refused, naming them and the way to write a larger session', async () => {
+      const table = new DynamoDbTaskTable({ tableName, client });
+      const { session, tasks } = sealedSession(table.sealedSessionLimits.tasks + 1);
+
+      await expect(table.createSealedSession(session, tasks)).rejects.toThrow(
+        /takes 1 to 24 tasks .* \(got 25 tasks, .*createSession and createTasks/,
+      );
+    });
+  });
 
   it('sessionPageTasks below one manifest is refused with the bound and the default', () => {
     expect(() => new DynamoDbTaskTable({ tableName, client, sessionPageTasks: 10 })).toThrow(

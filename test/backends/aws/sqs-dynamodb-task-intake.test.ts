@@ -2,7 +2,7 @@
 // busy delays in whole seconds and capped at a lease term, expired claims reaped here, claimed messages kept until
 // the lease is extended or the attempt settled, every delete batched.
 import { SqsDynamoDbTaskIntake, type MessageClaimTable, type MessageClaimOutcome } from '../../../lib/backends/aws';
-import type { TaskRecord } from '../../../lib/core';
+import { EARLY_MESSAGE_GRACE_MS, type TaskRecord } from '../../../lib/core';
 import type { ClaimRequest, IntakeOptions } from '../../../lib/ports';
 import { FakeQueue, FakeTable, messagesOf, pendingTask } from '../../support/fake-ports';
 
@@ -140,7 +140,7 @@ describe('SqsDynamoDbTaskIntake', () => {
     expect(queue.acked).toEqual([['r0']]);
   });
 
-  it('stale and missing messages are deleted', async () => {
+  it('stale messages, and missing ones of unknown age, are deleted', async () => {
     const { queue, table, intake } = setup(2);
     table.claimAs = (r) => ({ taskId: r.taskId, status: r.taskId === 's_0' ? 'stale' : 'missing' });
 
@@ -165,5 +165,72 @@ describe('SqsDynamoDbTaskIntake', () => {
 
     expect(queue.released).toEqual([{ receipts: ['r0', 'r1'], delayMs: 0 }]);
     expect(claimMessages).not.toHaveBeenCalled();
+  });
+
+  describe("a message whose task is missing, sent beside its task's write (EARLY_MESSAGE_GRACE_MS)", () => {
+    const NOW = 100_000;
+
+    /** One message sent `ageMs` before NOW and received `receiveCount` times; claims find no task until `written`. */
+    function early(ageMs: number, receiveCount = 1, landsAtPause?: number) {
+      const tasks = [pendingTask(0)];
+      const queue = new FakeQueue(messagesOf(tasks).map((m) => ({ ...m, sentAt: NOW - ageMs, receiveCount })));
+      const table = new FakeClaimTable();
+      const state = { written: false, claims: 0 };
+      const claimAs = (r: ClaimRequest): MessageClaimOutcome | undefined => {
+        state.claims++;
+        return state.written ? undefined : { taskId: r.taskId, status: 'missing' };
+      };
+      table.claimAs = claimAs;
+      const pauses: number[] = [];
+      const sleep = async (ms: number) => {
+        pauses.push(ms);
+        if (pauses.length === landsAtPause) state.written = true;
+      };
+      const intake = new SqsDynamoDbTaskIntake({ queue, table, now: () => NOW, sleep });
+      return { queue, table, intake, state, pauses };
+    }
+
+    it('is claimed again after short pauses, and claimed once its task was written meanwhile', async () => {
+      // The write lands during the second pause.
+      const { queue, intake, state, pauses } = early(30, 1, 2);
+
+      const claimed = await intake.receiveAndClaim(10, options);
+      await intake.drain();
+
+      expect(claimed.map((t) => t.taskId)).toEqual(['s_0']);
+      expect(pauses).toEqual([20, 40]);
+      expect(state.claims).toBe(3);
+      expect(queue.acked).toEqual([]);
+      expect(queue.released).toEqual([]);
+    });
+
+    it('still missing after the pauses: released (never deleted) for 1 s, then 2 s and 4 s as its receives add up', async () => {
+      for (const [receiveCount, delayMs] of [
+        [1, 1_000],
+        [2, 2_000],
+        [3, 4_000],
+      ] as const) {
+        const { queue, intake, pauses } = early(1_000, receiveCount);
+
+        expect(await intake.receiveAndClaim(10, options)).toEqual([]);
+        await intake.drain();
+
+        expect(pauses).toEqual([20, 40, 80]);
+        expect(queue.released).toEqual([{ receipts: ['r0'], delayMs }]);
+        expect(queue.acked).toEqual([]);
+      }
+    });
+
+    it('older than the grace: deleted at once, as any missing message', async () => {
+      const { queue, intake, pauses, state } = early(EARLY_MESSAGE_GRACE_MS);
+
+      expect(await intake.receiveAndClaim(10, options)).toEqual([]);
+      await intake.drain();
+
+      expect(pauses).toEqual([]);
+      expect(state.claims).toBe(1);
+      expect(queue.acked).toEqual([['r0']]);
+      expect(queue.released).toEqual([]);
+    });
   });
 });

@@ -90,6 +90,20 @@ describe('AWS back-off', () => {
     expect(isRetryableAwsError({ name: 'ValidationException', $metadata: { httpStatusCode: 400 } })).toBe(false);
   });
 
+  it('retries a write or transaction refused for a transaction under way, never one whose condition failed', () => {
+    const cancelled = (...codes: string[]) => ({
+      name: 'TransactionCanceledException',
+      $metadata: { httpStatusCode: 400 },
+      CancellationReasons: codes.map((Code) => ({ Code })),
+    });
+    expect(isRetryableAwsError({ name: 'TransactionConflictException', $metadata: { httpStatusCode: 400 } })).toBe(
+      true,
+    );
+    expect(isRetryableAwsError(cancelled('None', 'TransactionConflict'))).toBe(true);
+    expect(isRetryableAwsError(cancelled('TransactionConflict', 'ConditionalCheckFailed'))).toBe(false);
+    expect(isRetryableAwsError(cancelled('ConditionalCheckFailed'))).toBe(false);
+  });
+
   it('gives up after its attempts with a retryable TransientServiceError keeping the cause', async () => {
     const cause = Object.assign(new Error('slow down'), { name: 'SlowDown' });
     let calls = 0;
