@@ -27,7 +27,12 @@ import { batchFormatOf, eventTexts, topLevelSpans } from './json-text';
 import { API_LIMITS, type ApiLimits } from './limits';
 import type { OutputTails } from './output-tails';
 import { RateLimiter } from './rate-limiter';
-import { MISSING_RESULTS_CHECK_MS, validMissingResultsCheckMs } from '../client/missing-results-check';
+import {
+  MISSING_RESULTS_CHECK_MS,
+  MissingResultsCheck,
+  type MissingResultsCheckState,
+  validMissingResultsCheckMs,
+} from '../client/missing-results-check';
 import { SessionSummary } from '../client/session-summary';
 import { resultLine, sessionStatusView, taskDetailJson } from './task-views';
 
@@ -96,7 +101,8 @@ export interface ApiHandlersOptions {
    * While a results stream waits for results still missing and none came for this long (across the requests that
    * resume it: the time is in its cursor), it counts the session's ended tasks in the table; when the table counts
    * more than the stream delivered (a result its listing missed), the stream reads again from the session's first
-   * result, which clients tell apart by `index` (see `resultChunks`). `Infinity`: never.
+   * result, which clients tell apart by `index` (see `resultChunks`). After a count that finds nothing missing, the
+   * next waits twice as long, up to 5 minutes. `Infinity`: never.
    * @default 20000 (20 s)
    */
   readonly missingResultsCheckMs?: number;
@@ -137,12 +143,23 @@ const CancelSchema = z.strictObject({ taskIds: z.array(z.string().min(1)).min(1)
 /** How long a request holds its ledger key while it is applied (a holder that died frees it after this). */
 const LEDGER_HOLD_MS = 120_000;
 
-/** The cursor of a results stream: the table's cursor and how many tasks were delivered before it. */
+/**
+ * The cursor of a results stream: the table's cursor and how many tasks were delivered before it, then the state of
+ * its missing-results check (all optional: a cursor of an earlier version resumes as it did; an earlier server
+ * ignores the fields it does not know).
+ */
 interface StreamCursor {
   readonly c: string | null;
   readonly n: number;
   /** Since when (server clock, epoch ms) the stream delivered no result and counted nothing (see `resultChunks`). */
   readonly q?: number;
+  /** How long after `q` the next count is due (ms): the check period, doubled after each count that found nothing. */
+  readonly w?: number;
+  /** How many ended tasks the table counts that the last read from the first result could not bring. */
+  readonly g?: number;
+  /** While the stream reads again from the first result: the count that started it, and `n` before it. */
+  readonly k?: number;
+  readonly b?: number;
 }
 
 /**
@@ -485,7 +502,10 @@ export class ApiHandlers {
    * requests that resume the stream), the stream counts the session's ended tasks, reads what the listing has, and
    * if the table still counts more than it delivered, starts again from the session's first result: the results
    * already delivered come again (clients skip them by `index`, as after any resume) and the missed ones with them.
-   * The server logs a warning: a defect signal.
+   * The server logs a warning: a defect signal. Like the SDK's stream, a count that finds nothing missing doubles the
+   * wait before the next (up to `MISSING_RESULTS_CHECK_MAX_MS`), and a read from the first result that leaves the
+   * table counting more than it brought is not repeated until the table counts more missing; all of it rides in the
+   * cursor.
    */
   private async *resultChunks(
     initial: SessionRecord,
@@ -498,10 +518,14 @@ export class ApiHandlers {
     let cursor = from.c ?? undefined;
     let delivered = from.n;
     let sent = 0;
-    let quietSince = from.q ?? this.clock();
-    // The table's count of ended tasks, taken before the reads since: what they should have brought.
-    let counted: number | undefined;
-    const encode = (): string => encodeStreamCursor({ c: cursor ?? null, n: delivered, q: quietSince });
+    const check = MissingResultsCheck.resume(this.missingResultsCheckMs, this.clock(), checkStateOf(from));
+    // The table's count of ended tasks, taken before the reads since (what they should have brought), and `delivered`
+    // then.
+    let counted: { readonly ended: number; readonly delivered: number } | undefined;
+    // While reading again from the first result: the count that made it, and what had been delivered before it.
+    let reRead: ReRead | undefined =
+      from.k !== undefined && from.b !== undefined ? { counted: from.k, before: from.b } : undefined;
+    const encode = (): string => encodeStreamCursor(cursor, delivered, check.state, reRead);
     for (;;) {
       if (signal?.aborted) return;
       const room = limit - sent;
@@ -513,7 +537,8 @@ export class ApiHandlers {
         cursor = page.cursor ?? cursor;
         delivered += tasks.length;
         sent += tasks.length;
-        if (tasks.length > 0) quietSince = this.clock();
+        // Lines sent again after a restart are no news; those past what was delivered before it are.
+        if (tasks.length > 0 && (reRead === undefined || delivered > reRead.before)) check.progressed(this.clock());
         const last = tasks.length - 1;
         const lines = await mapLimit(tasks, 8, (task, i) =>
           resultLine(task, this.options.store, i === last ? encode() : undefined),
@@ -527,32 +552,54 @@ export class ApiHandlers {
         yield `{"end":"complete","cursor":${JSON.stringify(encode())},"delivered":${delivered}}\n`;
         return;
       }
+      if (reRead !== undefined) {
+        this.reReadEnded(session.sessionId, reRead, delivered, check);
+        reRead = undefined;
+        continue;
+      }
       if (counted !== undefined) {
-        if (counted > delivered) {
+        if (check.missing(counted.ended, delivered)) {
           this.logger.warn(
-            { sessionId: session.sessionId, counted, delivered },
+            { sessionId: session.sessionId, counted: counted.ended, delivered },
             'a results stream reads again from the first result: the table counted more ended tasks than the ' +
               'stream had delivered, and its listing did not bring them (a defect: please report it)',
           );
+          reRead = { counted: counted.ended, before: delivered };
           cursor = undefined;
           delivered = 0;
+        } else if (delivered === counted.delivered) {
+          check.checked(this.clock());
         }
         counted = undefined;
-        quietSince = this.clock();
         continue;
       }
-      if (this.clock() - quietSince >= this.missingResultsCheckMs) {
+      if (check.due(this.clock())) {
         // Counted first, then read: a task ending between the two is brought by the read, not taken for missed.
-        counted = await this.options.table.countTerminal(session.sessionId);
+        counted = { ended: await this.options.table.countTerminal(session.sessionId), delivered };
         continue;
       }
       if (this.clock() >= deadline) break;
-      const untilCheck = Math.max(0, quietSince + this.missingResultsCheckMs - this.clock());
-      const waitMs = Math.min(this.pollMs, Math.max(0, deadline - this.clock()), untilCheck);
+      const waitMs = Math.min(this.pollMs, Math.max(0, deadline - this.clock()), check.untilDue(this.clock()));
       if (this.options.changes && since !== undefined) await this.options.changes.waitForChange(since, waitMs, signal);
       else await sleep(waitMs, signal);
     }
     yield `{"end":"paused","cursor":${JSON.stringify(encode())},"delivered":${delivered}}\n`;
+  }
+
+  /**
+   * A results stream's read from the first result brought all the listing has: what the table counted beyond it, the
+   * listing cannot bring, and is not read again for until the table counts more (logged once, here).
+   */
+  private reReadEnded(sessionId: string, reRead: ReRead, delivered: number, check: MissingResultsCheck): void {
+    const unreachable = check.reReadEnded(reRead.counted, delivered);
+    if (unreachable > 0) {
+      this.logger.warn(
+        { sessionId, counted: reRead.counted, delivered, unreachable },
+        'the table counts more ended tasks than a results stream read from the first result brought (a count ' +
+          'and listing that disagree, or a read not consistent yet): it reads again only once the table counts more',
+      );
+    }
+    if (delivered <= reRead.before) check.checked(this.clock());
   }
 
   private async summary(sessionId: string): Promise<ApiResponse> {
@@ -799,17 +846,60 @@ function numberParam(query: URLSearchParams, name: string, fallback: number, min
   return n;
 }
 
-function encodeStreamCursor(cursor: StreamCursor): string {
-  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
+/** A results stream reading again from the first result: the count that made it, and what was delivered before. */
+interface ReRead {
+  readonly counted: number;
+  readonly before: number;
+}
+
+function encodeStreamCursor(
+  cursor: string | undefined,
+  delivered: number,
+  check: MissingResultsCheckState,
+  reRead: ReRead | undefined,
+): string {
+  const value: StreamCursor = {
+    c: cursor ?? null,
+    n: delivered,
+    q: check.since,
+    ...(Number.isFinite(check.waitMs) ? { w: check.waitMs } : {}),
+    ...(check.unreachable !== undefined ? { g: check.unreachable } : {}),
+    ...(reRead ? { k: reRead.counted, b: reRead.before } : {}),
+  };
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+/** The missing-results check state a results cursor carries (none in a cursor of an earlier version). */
+function checkStateOf(from: StreamCursor): Partial<MissingResultsCheckState> {
+  return {
+    ...(from.q !== undefined ? { since: from.q } : {}),
+    ...(from.w !== undefined ? { waitMs: from.w } : {}),
+    ...(from.g !== undefined ? { unreachable: from.g } : {}),
+  };
 }
 
 function decodeStreamCursor(raw: string | null): StreamCursor {
   if (raw === null || raw === '') return { c: null, n: 0 };
   try {
     const value = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as Partial<StreamCursor>;
-    const quiet = value.q === undefined || Number.isFinite(value.q);
-    if ((value.c === null || typeof value.c === 'string') && Number.isInteger(value.n) && value.n! >= 0 && quiet) {
-      return { c: value.c, n: value.n!, ...(value.q !== undefined ? { q: value.q } : {}) };
+    // Fields a cursor of an earlier version lacks are optional: such a cursor resumes as it did.
+    const count = (x: unknown): boolean => x === undefined || (Number.isSafeInteger(x) && (x as number) >= 0);
+    const optional =
+      (value.q === undefined || Number.isFinite(value.q)) &&
+      (value.w === undefined || (Number.isFinite(value.w) && value.w > 0)) &&
+      count(value.g) &&
+      count(value.k) &&
+      count(value.b);
+    if ((value.c === null || typeof value.c === 'string') && Number.isInteger(value.n) && value.n! >= 0 && optional) {
+      const { c, n, q, w, g, k, b } = value as StreamCursor;
+      return {
+        c,
+        n,
+        ...(q !== undefined ? { q } : {}),
+        ...(w !== undefined ? { w } : {}),
+        ...(g !== undefined ? { g } : {}),
+        ...(k !== undefined && b !== undefined ? { k, b } : {}),
+      };
     }
   } catch {
     // reported below

@@ -19,7 +19,7 @@ let grid: EmbeddedGrid;
 let ledger: SqliteRequestLedger;
 let server: GridApiServer;
 let dataDir: string;
-let warnings: { msg: string; counted?: number; delivered?: number }[];
+let warnings: { msg: string; sessionId?: string; counted?: number; delivered?: number; unreachable?: number }[];
 let counts: number;
 
 beforeEach(async () => {
@@ -43,7 +43,7 @@ afterEach(async () => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function startApi(missingResultsCheckMs: number): Promise<ApiTestClient> {
+async function startApi(missingResultsCheckMs: number, clock?: () => number): Promise<ApiTestClient> {
   const logger = pino(
     { level: 'warn' },
     new Writable({
@@ -63,6 +63,7 @@ async function startApi(missingResultsCheckMs: number): Promise<ApiTestClient> {
     changes: grid.backends.changes,
     missingResultsCheckMs,
     logger,
+    ...(clock ? { clock } : {}),
   });
   server = await GridApiServer.start({ api, port: 0, token: TOKEN });
   return new ApiTestClient(server.url, TOKEN, new OpenApiContract());
@@ -82,6 +83,48 @@ async function finish(taskId: string): Promise<void> {
       at: now,
     },
   ]);
+}
+
+/** Ends `taskId` with no completion number: the table counts it, the listing never brings it. */
+function endUnlisted(taskId: string): void {
+  const db = new Database(grid.backends.dbPath);
+  try {
+    db.pragma('busy_timeout = 5000');
+    const now = Date.now();
+    db.prepare(
+      `UPDATE tasks SET state = 'succeeded', attempt = 1, result_inline = '"unlisted"', started_at = ?,
+         finished_at = ?, done_seq = NULL WHERE task_id = ?`,
+    ).run(now, now, taskId);
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * A results stream followed one request at a time (`waitSec=0`: one look each), each resuming at the cursor of the
+ * last, on a server whose clock the test moves.
+ */
+class SteppedStream {
+  private cursor: string | undefined;
+  constructor(
+    private readonly client: ApiTestClient,
+    private readonly path: string,
+  ) {}
+
+  /** One request: the indexes of its result lines, and how many counts the server took for it. */
+  async step(): Promise<{ indexes: number[]; counts: number }> {
+    const before = counts;
+    const answer = await this.client.call(
+      'GET',
+      `${this.path}?waitSec=0${this.cursor ? `&cursor=${this.cursor}` : ''}`,
+    );
+    const end = answer.lines[answer.lines.length - 1] as { end: string; cursor: string };
+    this.cursor = end.cursor;
+    return {
+      indexes: answer.lines.filter((l) => l.index !== undefined).map((l) => l.index as number),
+      counts: counts - before,
+    };
+  }
 }
 
 /** Ends `taskId` with the completion number of `behind`, a task already listed: its listing key is behind. */
@@ -135,5 +178,89 @@ describe('a results stream of the HTTP API whose listing missed a result', () =>
     expect(answer.lines.map((l) => l.index ?? l.end)).toEqual([0, 'paused']);
     expect(counts).toBeGreaterThanOrEqual(1);
     expect(warnings).toEqual([]);
+  }, 30_000);
+
+  it('after a count that finds nothing missing, the next waits twice as long, across resumed requests, and a result brings the period back', async () => {
+    let now = 1_000_000;
+    const client = await startApi(1_000, () => now);
+    const handle = await grid.client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
+    const stream = new SteppedStream(client, `/v1/sessions/${handle.sessionId}/results`);
+    await finish(`${handle.sessionId}_0`);
+    expect((await stream.step()).indexes).toEqual([0]);
+
+    // Checks due 1, 2, 4, 8 s after the last: none a moment before, one when due.
+    const checks: number[] = [];
+    for (const wait of [1_000, 2_000, 4_000, 8_000]) {
+      now += wait - 1;
+      checks.push((await stream.step()).counts);
+      now += 1;
+      checks.push((await stream.step()).counts);
+    }
+    await finish(`${handle.sessionId}_1`);
+    const resumed = await stream.step();
+    now += 999;
+    checks.push((await stream.step()).counts);
+    now += 1;
+    checks.push((await stream.step()).counts);
+
+    expect(resumed).toEqual({ indexes: [1], counts: 0 });
+    expect(checks).toEqual([0, 1, 0, 1, 0, 1, 0, 1, 0, 1]);
+    expect(warnings).toEqual([]);
+  }, 30_000);
+
+  it('a read from the first result that brings none of what the table counts is not repeated until it counts more, with one warning', async () => {
+    let now = 1_000_000;
+    const client = await startApi(1_000, () => now);
+    const handle = await grid.client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
+    const stream = new SteppedStream(client, `/v1/sessions/${handle.sessionId}/results`);
+    await finish(`${handle.sessionId}_0`);
+    expect((await stream.step()).indexes).toEqual([0]);
+    endUnlisted(`${handle.sessionId}_1`);
+
+    // Six requests, each with a count due (10 minutes is past the longest wait): the first reads again, no other.
+    const steps: { indexes: number[]; counts: number }[] = [];
+    for (let i = 0; i < 6; i++) {
+      now += 600_000;
+      steps.push(await stream.step());
+    }
+    const stuck = [...warnings];
+    // A result missed later makes the table count more missing than that read left: it reads again.
+    endBehind(`${handle.sessionId}_2`, `${handle.sessionId}_0`);
+    now += 600_000;
+    const later = await stream.step();
+
+    expect(steps).toEqual([
+      { indexes: [0], counts: 1 },
+      ...Array.from({ length: 5 }, () => ({ indexes: [], counts: 1 })),
+    ]);
+    expect(stuck).toEqual([
+      expect.objectContaining({ msg: expect.stringMatching(/reads again from the first result/), counted: 2 }),
+      expect.objectContaining({
+        msg: expect.stringMatching(/counts more ended tasks than a results stream read from the first result brought/),
+        sessionId: handle.sessionId,
+        counted: 2,
+        delivered: 1,
+        unreachable: 1,
+      }),
+    ]);
+    expect(later.indexes.sort()).toEqual([0, 2]);
+  }, 30_000);
+
+  it('a cursor of the earlier version (no check state) resumes the stream; a malformed check state is refused', async () => {
+    const client = await startApi(1_000);
+    const handle = await grid.client.submit([{ n: 0 }, { n: 1 }]);
+    const path = `/v1/sessions/${handle.sessionId}/results`;
+    await finish(`${handle.sessionId}_0`);
+    const first = await client.call('GET', `${path}?waitSec=0`);
+    const { c } = JSON.parse(Buffer.from(first.lines[0].cursor as string, 'base64url').toString()) as { c: string };
+    const cursorOf = (value: object): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+    await finish(`${handle.sessionId}_1`);
+
+    const resumed = await client.call('GET', `${path}?waitSec=0&cursor=${cursorOf({ c, n: 1, q: Date.now() })}`);
+    const refused = await client.call('GET', `${path}?waitSec=0&cursor=${cursorOf({ c, n: 1, w: -5 })}`);
+
+    expect(resumed.lines.map((l) => l.index ?? l.end)).toEqual([1, 'complete']);
+    expect(refused.status).toBe(400);
+    expect(refused.json).toMatchObject({ error: { code: 'InvalidCursorError' } });
   }, 30_000);
 });
