@@ -5,7 +5,7 @@ export const MISSING_RESULTS_CHECK_MS = 20_000;
 
 /**
  * The longest wait between two count checks of a stream that waits without news. After a check that finds nothing
- * missing the next waits twice as long, up to this: a session whose last tasks run for an hour is counted about 16
+ * missing the next waits twice as long, up to this: a session whose last tasks run for an hour is counted 15
  * times in that hour rather than 180 (each count of a million ended tasks reads about 22,000 units on DynamoDB). A
  * period longer than this is kept as it is.
  */
