@@ -193,7 +193,7 @@ describe('the SQS emulator layer', () => {
     expect((await receiving).Messages?.map((m) => m.Body)).toEqual(['one']);
   }, 10_000);
 
-  it("takes a message sent to a waiting long poll at the emulator's next look after it became visible, not a full look after the send", async () => {
+  it("takes a message sent to a waiting long poll as soon as the emulator made it visible, before the emulator's next look", async () => {
     const url = await queue();
     stopEmulatorClock();
     try {
@@ -201,9 +201,29 @@ describe('the SQS emulator layer', () => {
       const pending = await receiveWaiting(url, { MaxNumberOfMessages: 10, WaitTimeSeconds: 5 });
       jest.advanceTimersByTime(5);
       await rawCall('SendMessage', { QueueUrl: url, MessageBody: 'sent' }).answer;
-      // Visible 1 ms after the send; the waiting receive's next look is 10 ms after it began, 5 ms after the send.
-      const answer = await answerAfter(pending, 5);
+      // Visible on the emulator's 0 ms timer; the waiting receive's own next look is 10 ms after it began, 4 ms on.
+      const answer = await answerAfter(pending, 1);
       expect(answer instanceof Error ? answer : answer?.Messages?.map((m) => m.Body)).toEqual(['sent']);
+    } finally {
+      jest.useRealTimers();
+    }
+  }, 30_000);
+
+  it('takes a message released to a waiting long poll as soon as the emulator made it visible again', async () => {
+    const url = await queue();
+    await client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'released' }));
+    const first = await receiveOne(url);
+    stopEmulatorClock();
+    try {
+      const pending = await receiveWaiting(url, { MaxNumberOfMessages: 10, WaitTimeSeconds: 5 });
+      jest.advanceTimersByTime(5);
+      await rawCall('ChangeMessageVisibility', {
+        QueueUrl: url,
+        ReceiptHandle: first.ReceiptHandle,
+        VisibilityTimeout: 0,
+      }).answer;
+      const answer = await answerAfter(pending, 1);
+      expect(answer instanceof Error ? answer : answer?.Messages?.map((m) => m.Body)).toEqual(['released']);
     } finally {
       jest.useRealTimers();
     }

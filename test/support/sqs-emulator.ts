@@ -18,9 +18,12 @@ import { Readable } from 'node:stream';
  *    - some visible: it receives min(asked, visible) with no wait, which the emulator answers at its first look,
  *      10 ms on;
  *    - none visible and the wait not over: it keeps a receive for one message with no wait open in the emulator,
- *      one after another (each ends after 40 ms with nothing), so a message that becomes visible meanwhile (sent,
- *      released, its delay or visibility timeout over) is taken at that receive's next look, 0–10 ms after, as SQS
- *      answers a waiting receive within milliseconds of a send. One message, not up to `MaxNumberOfMessages`:
+ *      one after another (each ends after 40 ms with nothing), so a message that becomes visible meanwhile (its
+ *      delay or visibility timeout over) is taken at that receive's next look, 0–10 ms after. A message sent or
+ *      released through the layer is taken at once, as SQS answers a waiting receive within milliseconds of a send:
+ *      the layer keeps the look of each receive it has open in the emulator (the function the emulator's queue runs
+ *      every 10 ms, caught as its `receive` sets that interval) and runs it once more right after the emulator made
+ *      the message visible (its 0 ms timer), an extra look like any other. One message, not up to `MaxNumberOfMessages`:
  *      asked for more the emulator would hold its answer; SQS too may answer with fewer ("Fewer messages might be
  *      returned", MaxNumberOfMessages, same page), and the next receive gets the rest;
  *    - none visible and the wait over: it answers an empty receive itself ("If no messages are available and the
@@ -184,6 +187,45 @@ export async function startFaithfulSqs(options: { region: string }): Promise<Fai
 
   const stash = new Map<string, Stashed[]>();
 
+  /** By queue name, the looks of the receives the layer has open in the emulator (see 1.). */
+  const looks = new Map<string, Set<() => void>>();
+  const watched = new WeakSet<object>();
+  /** Catches the look of every receive of the queue: the interval its `receive` sets before it first waits. */
+  const watchLooks = (queueName: string): void => {
+    const queue = queueOf(queueName) as (EmulatorQueue & { receive(...args: unknown[]): Promise<unknown> }) | undefined;
+    if (queue === undefined || watched.has(queue)) return;
+    watched.add(queue);
+    const receive = queue.receive.bind(queue);
+    queue.receive = (...args: unknown[]) => {
+      const setInterval = globalThis.setInterval;
+      let look: (() => void) | undefined;
+      globalThis.setInterval = (fn: () => void, ms?: number) => {
+        look = fn;
+        return setInterval(fn, ms);
+      };
+      let receiving: Promise<unknown>;
+      try {
+        receiving = receive(...args);
+      } finally {
+        globalThis.setInterval = setInterval;
+      }
+      const caught = look;
+      if (caught !== undefined) {
+        const open = looks.get(queueName) ?? new Set();
+        looks.set(queueName, open);
+        open.add(caught);
+        void receiving.finally(() => open.delete(caught)).catch(() => undefined);
+      }
+      return receiving;
+    };
+  };
+  /** After the emulator's own 0 ms timer that makes a sent or released message visible: every open receive looks. */
+  const lookSoon = (queueName: string): void => {
+    setTimeout(() => {
+      for (const look of [...(looks.get(queueName) ?? [])]) look();
+    }, 0).unref();
+  };
+
   const selectionOf = (input: Record<string, unknown>): string =>
     JSON.stringify([input.AttributeNames, input.MessageSystemAttributeNames, input.MessageAttributeNames]);
 
@@ -247,6 +289,7 @@ export async function startFaithfulSqs(options: { region: string }): Promise<Fai
       // the emulator (its shortest, 40 ms), so one that becomes visible is taken at the emulator's next look.
       const max = visible === undefined ? asked : visible === 0 ? 1 : Math.min(asked, visible);
       const look = { ...input, WaitTimeSeconds: 0, MaxNumberOfMessages: max };
+      watchLooks(queueName);
       const out = await forward(handler, req, JSON.stringify(look));
       if (out.status !== 200) return send(res, out);
       const parsed = JSON.parse(out.body || '{}') as { Messages?: SqsMessage[] };
@@ -326,7 +369,15 @@ export async function startFaithfulSqs(options: { region: string }): Promise<Fai
           for (const s of stash.get(queueName) ?? []) clearTimeout(s.timer);
           stash.delete(queueName);
         }
-        return send(res, await forward(handler, req, body));
+        const out = await forward(handler, req, body);
+        if (
+          ['SendMessage', 'SendMessageBatch', 'ChangeMessageVisibility', 'ChangeMessageVisibilityBatch'].includes(
+            action ?? '',
+          )
+        ) {
+          lookSoon(queueName);
+        }
+        return send(res, out);
       };
       run().catch((error: unknown) => {
         res.statusCode = 500;
