@@ -35,18 +35,57 @@ export interface MissingResultsCheckState {
 }
 
 /**
+ * Whether a reader that follows a session's listing should read it all again from the start: the table counts more
+ * ended tasks than the reader has, and more than its last such re-read left missing. When the table counts tasks a
+ * full re-read does not return (a count and listing that disagree, a read not consistent yet), reading again at every
+ * look would read the whole session again for nothing: it is read again only once more are missing.
+ */
+export class ReReadGate {
+  private unreachable: number | undefined;
+
+  constructor(unreachable?: number) {
+    if (unreachable !== undefined && unreachable > 0) this.unreachable = unreachable;
+  }
+
+  /** How many ended tasks the table counted that the last re-read could not bring (undefined: none). */
+  get left(): number | undefined {
+    return this.unreachable;
+  }
+
+  /**
+   * Whether a re-read is due after the table counted `counted` ended tasks and the reader has `delivered`: the table
+   * counts more than that, and more than the last re-read left missing. A count that shows fewer missing than that
+   * lowers the mark, so a result missed later is read again.
+   */
+  missing(counted: number, delivered: number): boolean {
+    const gap = counted - delivered;
+    if (this.unreachable === undefined) return gap > 0;
+    if (gap > this.unreachable) return true;
+    this.unreachable = gap > 0 ? gap : undefined;
+    return false;
+  }
+
+  /**
+   * A re-read started after the table counted `counted` ended tasks ended with the reader having `delivered`. Returns
+   * how many the table counted that it could not bring (0: none), which are not read again for until more are missing.
+   */
+  reReadEnded(counted: number, delivered: number): number {
+    const gap = counted - delivered;
+    this.unreachable = gap > 0 ? gap : undefined;
+    return Math.max(0, gap);
+  }
+}
+
+/**
  * A results stream's count check: due once `periodMs` passed without a new result; after a check that found
  * nothing missing, the next waits twice as long (up to `MISSING_RESULTS_CHECK_MAX_MS`), and a new result brings the
- * period back. A stream whose results flow never checks; `Infinity` turns the check off.
- *
- * It also remembers what a full re-read could not bring: when the table counts ended tasks the re-read does not
- * return, reading again at every check would read the whole session again every period for nothing. So a re-read is
- * due only when the table counts more missing results than the last re-read left (`missing`).
+ * period back. A stream whose results flow never checks; `Infinity` turns the check off. Whether a count calls for a
+ * full re-read is its `ReReadGate`'s to say (`missing`, `reReadEnded`).
  */
 export class MissingResultsCheck {
   private since: number;
   private waitMs: number;
-  private unreachable: number | undefined;
+  private gate = new ReReadGate();
   private readonly maxMs: number;
 
   constructor(
@@ -66,16 +105,13 @@ export class MissingResultsCheck {
   static resume(periodMs: number, now: number, state: Partial<MissingResultsCheckState> = {}): MissingResultsCheck {
     const check = new MissingResultsCheck(periodMs, state.since ?? now);
     if (state.waitMs !== undefined) check.waitMs = Math.min(Math.max(state.waitMs, periodMs), check.maxMs);
-    if (state.unreachable !== undefined && state.unreachable > 0) check.unreachable = state.unreachable;
+    check.gate = new ReReadGate(state.unreachable);
     return check;
   }
 
   get state(): MissingResultsCheckState {
-    return {
-      since: this.since,
-      waitMs: this.waitMs,
-      ...(this.unreachable !== undefined ? { unreachable: this.unreachable } : {}),
-    };
+    const unreachable = this.gate.left;
+    return { since: this.since, waitMs: this.waitMs, ...(unreachable !== undefined ? { unreachable } : {}) };
   }
 
   /** A new result was delivered at `now`: the next check waits a full period from it. */
@@ -99,26 +135,13 @@ export class MissingResultsCheck {
     return Math.max(0, this.since + this.waitMs - now);
   }
 
-  /**
-   * Whether a full re-read is due after the table counted `counted` ended tasks and the stream delivered `delivered`:
-   * the table counts more than were delivered, and more than the last re-read left missing. A count that shows fewer
-   * missing than that lowers the mark, so a result missed later is read again.
-   */
+  /** See `ReReadGate.missing`. */
   missing(counted: number, delivered: number): boolean {
-    const gap = counted - delivered;
-    if (this.unreachable === undefined) return gap > 0;
-    if (gap > this.unreachable) return true;
-    this.unreachable = gap > 0 ? gap : undefined;
-    return false;
+    return this.gate.missing(counted, delivered);
   }
 
-  /**
-   * A full re-read started after the table counted `counted` ended tasks ended having delivered `delivered`. Returns
-   * how many the table counted that it could not bring (0: none), which are not read again for until more are missing.
-   */
+  /** See `ReReadGate.reReadEnded`. */
   reReadEnded(counted: number, delivered: number): number {
-    const gap = counted - delivered;
-    this.unreachable = gap > 0 ? gap : undefined;
-    return Math.max(0, gap);
+    return this.gate.reReadEnded(counted, delivered);
   }
 }

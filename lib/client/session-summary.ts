@@ -3,6 +3,8 @@ import type { LatencyView, SessionSummaryView, TaskRecord } from '../core';
 
 export type { FailureGroup, LatencyView, SessionSummaryView } from '../core';
 import type { TaskTable } from '../ports';
+import { DeliveredTasks } from './delivered-tasks';
+import { ReReadGate } from './missing-results-check';
 
 /** Bucket bounds (ms) of the latency histograms: 1 ms to about 12 days, four buckets per doubling. */
 const BOUNDS: readonly number[] = Array.from({ length: 4 * 30 + 1 }, (_, i) => Math.round(2 ** (i / 4)));
@@ -66,22 +68,33 @@ interface MutableGroup {
   exampleMessage: string;
 }
 
-/** Follows one session's terminal tasks from a cursor; each `update` reads only what finished since. */
+/**
+ * Follows one session's terminal tasks from a cursor; each `update` reads only what finished since. A task the listing
+ * passed (see `SessionHandle.results`) is caught up when `update` is given the table's count of terminal tasks: once
+ * the listing is read to its end and the table counts more than the summary holds, it reads the session again from
+ * its first terminal task and adds those it lacks (one bit per task tells), once per rise of that gap.
+ */
 export class SessionSummary {
   private cursor: string | undefined;
-  private tasks = 0;
+  private readonly summarised = new DeliveredTasks();
   private readonly groups = new Map<string, MutableGroup>();
   private readonly queued = new LatencyHistogram();
   private readonly running = new LatencyHistogram();
   private firstFinishedAt: number | null = null;
   private lastFinishedAt: number | null = null;
   private updating: Promise<void> | undefined;
+  private readonly gate = new ReReadGate();
+  /** A read from the first terminal task under way: where it is, and the count that called for it. */
+  private reRead: { cursor: string | undefined; readonly counted: number } | undefined;
 
   constructor(readonly sessionId: string) {}
 
-  /** Reads terminal tasks finished since the last update (at most `maxTasks` per call, so an answer stays quick). */
-  update(table: TaskTable, maxTasks = 200_000): Promise<void> {
-    this.updating ??= this.read(table, maxTasks).finally(() => (this.updating = undefined));
+  /**
+   * Reads terminal tasks finished since the last update (at most `maxTasks` per call, so an answer stays quick).
+   * `counted`: the table's count of the session's terminal tasks, taken before this call (see the class).
+   */
+  update(table: TaskTable, maxTasks = 200_000, counted?: number): Promise<void> {
+    this.updating ??= this.read(table, maxTasks, counted).finally(() => (this.updating = undefined));
     return this.updating;
   }
 
@@ -91,7 +104,7 @@ export class SessionSummary {
       .sort((a, b) => b.failedTasks - a.failedTasks || b.failedAttempts - a.failedAttempts);
     return {
       sessionId: this.sessionId,
-      tasks: this.tasks,
+      tasks: this.summarised.size,
       failures,
       queued: this.queued.view(),
       running: this.running.view(),
@@ -100,19 +113,34 @@ export class SessionSummary {
     };
   }
 
-  private async read(table: TaskTable, maxTasks: number): Promise<void> {
+  private async read(table: TaskTable, maxTasks: number, counted: number | undefined): Promise<void> {
     let read = 0;
-    while (read < maxTasks) {
+    for (;;) {
+      if (read >= maxTasks) return;
       const page = await table.listTerminal(this.sessionId, this.cursor, 1000);
       this.cursor = page.cursor ?? this.cursor;
       for (const task of page.tasks) this.add(task);
       read += page.tasks.length;
-      if (page.tasks.length === 0) return;
+      if (page.tasks.length === 0) break;
+    }
+    // Read to the end of the listing: what the table counted beyond it, the listing passed.
+    if (this.reRead === undefined && counted !== undefined && this.gate.missing(counted, this.summarised.size)) {
+      this.reRead = { cursor: undefined, counted };
+    }
+    while (this.reRead !== undefined && read < maxTasks) {
+      const page = await table.listTerminal(this.sessionId, this.reRead.cursor, 1000);
+      this.reRead.cursor = page.cursor ?? this.reRead.cursor;
+      for (const task of page.tasks) this.add(task);
+      read += page.tasks.length;
+      if (page.tasks.length === 0) {
+        this.gate.reReadEnded(this.reRead.counted, this.summarised.size);
+        this.reRead = undefined;
+      }
     }
   }
 
   private add(task: TaskRecord): void {
-    this.tasks += 1;
+    if (!this.summarised.add(task.index)) return;
     const firstClaim = task.history[0]?.startedAt ?? task.startedAt;
     if (firstClaim !== undefined) this.queued.add(firstClaim - task.submittedAt);
     if (task.state !== 'cancelled' && task.startedAt !== undefined && task.finishedAt !== undefined) {

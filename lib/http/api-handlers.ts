@@ -9,6 +9,7 @@ import { InvalidBrowseCursorError } from '../backends/browse-cursor';
 import {
   isTaskState,
   isTerminal,
+  TERMINAL_STATES,
   taskIdOf,
   UnknownTaskError,
   type GridConfig,
@@ -609,8 +610,10 @@ export class ApiHandlers {
     else summary = new SessionSummary(sessionId);
     this.summaries.set(sessionId, summary);
     if (this.summaries.size > 64) this.summaries.delete(this.summaries.keys().next().value!);
-    await summary.update(this.options.table);
+    // Counted first, then read: the summary compares the two to catch up a task its listing passed.
     const counts = await this.options.table.countByState(sessionId);
+    const ended = [...TERMINAL_STATES].reduce((n, state) => n + counts[state], 0);
+    await summary.update(this.options.table, undefined, ended);
     return json(200, { ...summary.view(), status: sessionStatusView(session, counts) } satisfies SessionSummaryAnswer);
   }
 

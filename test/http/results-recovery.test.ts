@@ -264,3 +264,48 @@ describe('a results stream of the HTTP API whose listing missed a result', () =>
     expect(refused.json).toMatchObject({ error: { code: 'InvalidCursorError' } });
   }, 30_000);
 });
+
+describe('the summary of a session whose listing missed a task', () => {
+  it('catches the task up once the table counts more ended tasks than it summarised', async () => {
+    const client = await startApi(1_000);
+    const handle = await grid.client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
+    const path = `/v1/sessions/${handle.sessionId}/summary`;
+    await finish(`${handle.sessionId}_0`);
+    const first = await client.call('GET', path);
+
+    endBehind(`${handle.sessionId}_1`, `${handle.sessionId}_0`);
+    await finish(`${handle.sessionId}_2`);
+    const later = await client.call('GET', path);
+
+    expect(first.json).toMatchObject({ tasks: 1, running: { count: 1 } });
+    expect(later.json).toMatchObject({ tasks: 3, running: { count: 3 }, status: { counts: { succeeded: 3 } } });
+  }, 30_000);
+
+  it('reads the session again once for tasks the table counts and the listing never brings, then again when more are missing', async () => {
+    const client = await startApi(1_000);
+    const handle = await grid.client.submit([{ n: 0 }, { n: 1 }, { n: 2 }, { n: 3 }]);
+    const path = `/v1/sessions/${handle.sessionId}/summary`;
+    const table = grid.backends.table;
+    let fromStart = 0;
+    const listTerminal = table.listTerminal.bind(table);
+    table.listTerminal = async (sessionId, cursor, limit) => {
+      if (cursor === undefined) fromStart++;
+      return listTerminal(sessionId, cursor, limit);
+    };
+    await finish(`${handle.sessionId}_0`);
+    await client.call('GET', path);
+    endUnlisted(`${handle.sessionId}_1`);
+
+    const answers = [];
+    for (let i = 0; i < 5; i++) answers.push((await client.call('GET', path)).json as { tasks: number });
+    const stuck = fromStart;
+    endBehind(`${handle.sessionId}_2`, `${handle.sessionId}_0`);
+    const later = (await client.call('GET', path)).json as { tasks: number };
+
+    // The summary's first read, then one read again for the five answers.
+    expect(stuck).toBe(2);
+    expect(answers.map((a) => a.tasks)).toEqual([1, 1, 1, 1, 1]);
+    expect(later.tasks).toBe(2);
+    expect(fromStart).toBe(3);
+  }, 30_000);
+});
