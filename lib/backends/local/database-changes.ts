@@ -196,3 +196,31 @@ export class DatabaseChanges {
     }
   }
 }
+
+/**
+ * Calls `onChange` at each notified commit of either topic, by any connection in any thread or process (an event of
+ * a topic file, see `DatabaseChanges`), until the returned function stops watching. Undefined where the files cannot
+ * be watched (missing: no grid connection opened the database yet; a file system without events). For a thread that
+ * only wants to know that the grid is busy again, such as the checkpoint thread at an idle grid.
+ */
+export function watchChangeFiles(dbPath: string, onChange: () => void): (() => void) | undefined {
+  const watchers: fs.FSWatcher[] = [];
+  const stop = (): void => {
+    for (const watcher of watchers.splice(0)) watcher.close();
+  };
+  try {
+    for (const topic of ['tasks', 'queue'] as const) {
+      const watcher = fs.watch(`${dbPath}${TOPIC_FILES[topic]}`, { persistent: false }, () => onChange());
+      // A watch that fails later: one more wake-up, and the caller's next look finds out for itself.
+      watcher.on('error', () => {
+        watcher.close();
+        onChange();
+      });
+      watchers.push(watcher);
+    }
+    return stop;
+  } catch {
+    stop();
+    return undefined;
+  }
+}

@@ -12,7 +12,7 @@ import { SqliteTaskQueue } from './sqlite-task-queue';
 import { SqliteTaskTable } from './sqlite-task-table';
 import { WriteLock } from './write-lock';
 
-export { DatabaseChanges } from './database-changes';
+export { DatabaseChanges, watchChangeFiles } from './database-changes';
 export * from './errors';
 export { FileAgentRegistry, processLives } from './file-agent-registry';
 export { FilePayloadStore } from './file-payload-store';

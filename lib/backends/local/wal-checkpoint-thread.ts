@@ -1,5 +1,6 @@
 // Worker-thread entry of `startWalCheckpoints`: checkpoints the grid database from a connection and thread of its own.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { watchChangeFiles } from './database-changes';
 import {
   CheckpointTimer,
   lowerThisThreadPriority,
@@ -22,6 +23,7 @@ function runCheckpointThread(port: MessagePort, data: CheckpointThreadData): voi
   const timer = new CheckpointTimer(checkpointer, {
     intervalMs: data.intervalMs,
     onError: (err) => post({ type: 'warning', message: String(err) }),
+    idleWake: (wake) => watchChangeFiles(data.dbPath, wake),
   });
   const lowPriorityTid = lowerThisThreadPriority();
   timer.start();

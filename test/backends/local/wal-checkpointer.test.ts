@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   CheckpointTimer,
+  DatabaseChanges,
   GRID_DB_FILE,
   nextLookDelay,
   openSqliteDatabase,
@@ -13,6 +14,7 @@ import {
   WAL_SIZE_LIMIT_BYTES,
   WalCheckpointer,
   databaseSyncDescriptor,
+  watchChangeFiles,
   type CheckpointStep,
   type SqliteDatabase,
 } from '../../../lib/backends/local';
@@ -98,6 +100,48 @@ describe('checkpoints of the grid database', () => {
     expect(grownTo).toBeGreaterThan(2 * WAL_SIZE_LIMIT_BYTES);
     expect(walBytes()).toBeLessThanOrEqual(WAL_SIZE_LIMIT_BYTES);
     expect(writer.pragma('journal_size_limit', { simple: true })).toBe(WAL_SIZE_LIMIT_BYTES);
+  });
+
+  it('at an idle grid, looks again at the next notified commit of any connection, and not before', async () => {
+    const writer = open();
+    // Creates the change files beside the database, as every grid connection does.
+    const notifier = new DatabaseChanges(dbPath);
+    const checkpointer = new WalCheckpointer(open());
+    const steps: CheckpointStep[] = [];
+    const counted = {
+      step: () => {
+        const look = checkpointer.step();
+        steps.push(look);
+        return look;
+      },
+    } as unknown as WalCheckpointer;
+    const timer = new CheckpointTimer(counted, {
+      intervalMs: 5,
+      idleWatchedMs: 60_000,
+      idleWake: (wake) => watchChangeFiles(dbPath, wake),
+    });
+    try {
+      commitRows(writer, 10);
+      timer.start();
+      await waitFor(() => steps.some((look) => !look.ran), 10_000, 'a look at the idle grid');
+      const idleLooks = steps.length;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Without the watch it would have looked every WAL_CHECKPOINT_IDLE_INTERVAL_MS.
+      expect(steps.length).toBe(idleLooks);
+
+      const before = dbBytes();
+      commitRows(writer, 20);
+      notifier.notify('queue');
+      await waitFor(() => dbBytes() > before, 10_000, 'the look the notified commit woke');
+      expect(steps.length).toBeGreaterThan(idleLooks);
+    } finally {
+      timer.stop();
+      notifier.close();
+    }
+  });
+
+  it('watches no change files where there are none', () => {
+    expect(watchChangeFiles(path.join(temp.dir, 'no-grid.db'), () => undefined)).toBeUndefined();
   });
 
   it('copies every committed page in one look, and the next commit starts the log again', () => {
@@ -446,6 +490,73 @@ describe('when the checkpoint thread looks', () => {
       jest.useRealTimers();
     }
   });
+  it('a timer with idleWake waits at an idle grid for a notified commit (or idleWatchedMs), and stops the watch at commits', () => {
+    jest.useFakeTimers();
+    const steps = [nothing, nothing, step(10), nothing];
+    let looks = 0;
+    const checkpointer = {
+      step: () => {
+        looks++;
+        return steps.shift() ?? step(10);
+      },
+    } as unknown as WalCheckpointer;
+    let wake: (() => void) | undefined;
+    let watches = 0;
+    let stops = 0;
+    const timer = new CheckpointTimer(checkpointer, {
+      intervalMs: 25,
+      idleWatchedMs: 1_000,
+      idleWake: (w) => {
+        watches++;
+        wake = w;
+        return () => stops++;
+      },
+    });
+    try {
+      timer.start();
+      jest.advanceTimersByTime(25);
+      expect([looks, watches]).toEqual([1, 1]); // idle: the watch starts, the next look in 1 s
+      jest.advanceTimersByTime(999);
+      expect(looks).toBe(1);
+      jest.advanceTimersByTime(1);
+      expect([looks, watches, stops]).toEqual([2, 1, 0]); // still idle: the same watch stays on
+      jest.advanceTimersByTime(500);
+      wake!(); // a notified commit
+      jest.advanceTimersByTime(0);
+      expect([looks, stops]).toEqual([3, 1]); // that look found commits: the watch stopped
+      wake!(); // an event of the stopped watch, already queued: nothing more
+      jest.advanceTimersByTime(24);
+      expect(looks).toBe(3);
+      jest.advanceTimersByTime(1);
+      expect([looks, watches]).toEqual([4, 2]); // idle again: a new watch
+      timer.stop();
+      expect(stops).toBe(2);
+    } finally {
+      timer.stop();
+      jest.useRealTimers();
+    }
+  });
+
+  it('a timer whose idleWake cannot watch looks at an idle grid every WAL_CHECKPOINT_IDLE_INTERVAL_MS', () => {
+    jest.useFakeTimers();
+    let looks = 0;
+    const checkpointer = {
+      step: () => {
+        looks++;
+        return nothing;
+      },
+    } as unknown as WalCheckpointer;
+    const timer = new CheckpointTimer(checkpointer, { intervalMs: 25, idleWake: () => undefined });
+    try {
+      timer.start();
+      jest.advanceTimersByTime(25 + 3 * WAL_CHECKPOINT_IDLE_INTERVAL_MS);
+      expect(looks).toBe(4);
+    } finally {
+      timer.stop();
+      jest.useRealTimers();
+    }
+  });
+
   it('a timer reports the first failed look of a streak only, and looks again at twice the last wait up to 5 s', () => {
     jest.useFakeTimers();
     const at: number[] = [];
