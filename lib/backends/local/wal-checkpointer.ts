@@ -23,7 +23,7 @@ export const WAL_CHECKPOINT_IDLE_INTERVAL_MS = 100;
 
 /**
  * Time to the next look after one that found the whole log copied and nothing committed since, while the grid's
- * change files are watched (`CheckpointTimerOptions.idleWake`): a commit that notifies wakes the looks at once, and
+ * change files are watched (`CheckpointTimerOptions.idleWake`): a commit that notifies wakes the looks, and
  * this is only for the commits that notify nobody (claims, lease extensions), whose pages can wait a second.
  */
 export const WAL_CHECKPOINT_IDLE_WATCHED_MS = 1_000;
@@ -239,12 +239,15 @@ export class CheckpointTimer {
     return nextLookDelay(step, this.options.intervalMs, this.options.boundPages ?? WAL_AUTOCHECKPOINT_PAGES);
   }
 
-  /** A notified commit while the watch is on: the next look comes now. */
+  /**
+   * A notified commit while the watch is on: the next look comes `intervalMs` later, as under load, not at once. At
+   * once, each task sent to an idle grid would have a look (a log sync and a copy) run beside its own round trip.
+   */
   private wake(): void {
     if (!this.running || this.stopWatching === undefined) return;
     this.unwatch();
     clearTimeout(this.timer);
-    this.schedule(0);
+    this.schedule(this.options.intervalMs);
   }
 
   private unwatch(): void {

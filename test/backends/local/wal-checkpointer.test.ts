@@ -521,9 +521,12 @@ describe('when the checkpoint thread looks', () => {
       jest.advanceTimersByTime(1);
       expect([looks, watches, stops]).toEqual([2, 1, 0]); // still idle: the same watch stays on
       jest.advanceTimersByTime(500);
-      wake!(); // a notified commit
-      jest.advanceTimersByTime(0);
-      expect([looks, stops]).toEqual([3, 1]); // that look found commits: the watch stopped
+      wake!(); // a notified commit: the next look at the interval, not beside the commit's own round trip
+      expect(stops).toBe(1);
+      jest.advanceTimersByTime(24);
+      expect(looks).toBe(2);
+      jest.advanceTimersByTime(1);
+      expect(looks).toBe(3); // that look found commits: no new watch
       wake!(); // an event of the stopped watch, already queued: nothing more
       jest.advanceTimersByTime(24);
       expect(looks).toBe(3);
