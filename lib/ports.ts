@@ -129,6 +129,18 @@ export interface TaskTable extends TaskBrowser {
   /** Terminal tasks of a session in completion order, after `cursor`. Never skips a task that ends later. */
   listTerminal(sessionId: string, cursor: string | undefined, limit: number): Promise<TerminalPage>;
   /**
+   * Every terminal task of the session whose id `wanted` accepts, in pages of at most `limit`, in no set order: the
+   * full re-read of a reader that lacks a few of them (see `SessionHandle.results`), fetching only those. DynamoDB
+   * reads the session index's keys (what a count reads) and then only the items wanted, where `listTerminal` from
+   * the start would read every item again.
+   * @default - not offered: the reader reads every terminal task again through `listTerminal`
+   */
+  readTerminalWanted?(
+    sessionId: string,
+    wanted: (taskId: string) => boolean,
+    limit: number,
+  ): AsyncGenerator<readonly TaskRecord[]>;
+  /**
    * Running tasks whose lease expired before `now`, oldest first. A table may see a claimed task here only once its
    * lease was extended (DynamoDB, which saves an index write per short task): until then its intake keeps the task's
    * queue message as its guard (see `TaskIntake`).

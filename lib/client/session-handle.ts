@@ -1,6 +1,6 @@
 // A submitted session: stream its results in completion order, wait for it, count its states, cancel it.
 import type { Logger } from 'pino';
-import { isTerminal, type SessionRecord, type StateCounts } from '../core';
+import { isTerminal, taskIndexOf, type SessionRecord, type StateCounts, type TaskRecord } from '../core';
 import { silentLogger } from '../logging';
 import type { PayloadStore, TaskTable } from '../ports';
 import { sleep } from '../timing';
@@ -230,14 +230,16 @@ export class SessionHandle {
   ): AsyncGenerator<TaskResult> {
     const before = delivered.size;
     const examples: string[] = [];
-    let cursor: string | undefined;
-    for (;;) {
+    const lacking = (taskId: string): boolean => {
+      const index = taskIndexOf(this.sessionId, taskId);
+      return index === undefined || !delivered.has(index);
+    };
+    const pages = this.table.readTerminalWanted
+      ? this.table.readTerminalWanted(this.sessionId, lacking, pageSize)
+      : this.listAllTerminal(pageSize);
+    for await (const tasks of pages) {
       if (signal?.aborted) return;
-      // The listing's cursor of a results stream never ends: an empty page does.
-      const page = await this.table.listTerminal(this.sessionId, cursor, pageSize);
-      if (page.tasks.length === 0) break;
-      cursor = page.cursor ?? cursor;
-      for (const task of page.tasks) {
+      for (const task of tasks) {
         if (!isTerminal(task.state) || !delivered.add(task.index)) continue;
         if (examples.length < 10) examples.push(task.taskId);
         check.progressed(this.clock());
@@ -259,6 +261,18 @@ export class SessionHandle {
         'the table counts more ended tasks than a full re-read of the session returns (a count and listing that ' +
           'disagree, or a read not consistent yet): the results stream reads again only once it counts more',
       );
+    }
+  }
+
+  /** Every terminal task of the session, read through the listing from the start. */
+  private async *listAllTerminal(pageSize: number): AsyncGenerator<readonly TaskRecord[]> {
+    let cursor: string | undefined;
+    for (;;) {
+      // The listing's cursor of a results stream never ends: an empty page does.
+      const page = await this.table.listTerminal(this.sessionId, cursor, pageSize);
+      if (page.tasks.length === 0) return;
+      cursor = page.cursor ?? cursor;
+      yield page.tasks;
     }
   }
 

@@ -88,6 +88,15 @@ export function taskIdOf(sessionId: string, index: number): string {
   return `${sessionId}_${index}`;
 }
 
+/** The index of a task of `sessionId` from its id (see `taskIdOf`); undefined when it is not one of its ids. */
+export function taskIndexOf(sessionId: string, taskId: string): number | undefined {
+  if (!taskId.startsWith(`${sessionId}_`)) return undefined;
+  const digits = taskId.slice(sessionId.length + 1);
+  if (!/^(0|[1-9]\d*)$/.test(digits)) return undefined;
+  const index = Number(digits);
+  return Number.isSafeInteger(index) ? index : undefined;
+}
+
 /**
  * How long a task's last attempt waited and ran (ms), for result lines and task views. `queuedMs`: from submission to
  * the start of the handler's run (its claim, where the run was not recorded); `runMs`: the handler's own time;

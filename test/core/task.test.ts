@@ -1,5 +1,5 @@
 // Retry decisions and allowed state transitions.
-import { canTransition, decideAfterFailure, isTerminal } from '../../lib/core';
+import { canTransition, decideAfterFailure, isTerminal, taskIdOf, taskIndexOf } from '../../lib/core';
 
 const opts = { nonRetryableErrorTypes: ['ValueError'] };
 const error = (type: string) => ({ type, message: 'boom', stack: [] });
@@ -49,5 +49,17 @@ describe('task lifecycle rules', () => {
     expect(canTransition('pending', 'succeeded')).toBe(false);
     expect(isTerminal('cancelled')).toBe(true);
     expect(isTerminal('running')).toBe(false);
+  });
+});
+
+describe('task ids', () => {
+  it("a task's index is read back from its id, and an id of another session or shape has none", () => {
+    expect(taskIndexOf('s-1', taskIdOf('s-1', 0))).toBe(0);
+    expect(taskIndexOf('s-1', taskIdOf('s-1', 123_456))).toBe(123_456);
+    expect(taskIndexOf('s_1', taskIdOf('s_1', 7))).toBe(7);
+    expect(taskIndexOf('s-1', 's-2_3')).toBeUndefined();
+    expect(taskIndexOf('s-1', 's-1_03')).toBeUndefined();
+    expect(taskIndexOf('s-1', 's-1_x')).toBeUndefined();
+    expect(taskIndexOf('s-1', 's-1_')).toBeUndefined();
   });
 });

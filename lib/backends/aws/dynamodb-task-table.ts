@@ -1048,6 +1048,32 @@ export class DynamoDbTaskTable implements TaskTable {
   }
 
   /**
+   * The session's terminal tasks that `wanted` takes: the terminal keys of each session-index partition (keys only,
+   * about 22 keys per read unit, as `countTerminal` reads), then only the items wanted, by BatchGetItem (eventually
+   * consistent; one not terminal yet on its replica is read again consistently, as `listTerminal` does).
+   */
+  async *readTerminalWanted(
+    sessionId: string,
+    wanted: (taskId: string) => boolean,
+    limit: number,
+  ): AsyncGenerator<readonly TaskRecord[]> {
+    const size = Math.max(1, Math.floor(limit));
+    for (const partition of sessionPartitions(sessionId, await this.shardsOf(sessionId))) {
+      for await (const page of this.sessionIndexPages(partition, 'T#')) {
+        const ids = page.items.map((item) => String(item[ATTR.taskId])).filter((taskId) => wanted(taskId));
+        for (const group of chunk(ids, size)) {
+          const items = await this.batchGet(group, undefined, false);
+          const ended = new Set(items.filter(isTerminalItem).map((item) => String(item[ATTR.taskId])));
+          const behind = group.filter((taskId) => !ended.has(taskId));
+          const fresh = behind.length > 0 ? await this.batchGet(behind) : [];
+          const tasks = [...items.filter(isTerminalItem), ...fresh.filter(isTerminalItem)].map(taskRecordOf);
+          if (tasks.length > 0) yield tasks;
+        }
+      }
+    }
+  }
+
+  /**
    * Terminal tasks in completion order (finish time, then task id), read from the session index.
    *
    * The index is eventually consistent, so a task may appear in it a little after tasks that finished later. Its key

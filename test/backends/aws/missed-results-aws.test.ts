@@ -157,6 +157,45 @@ describe('a results stream on the AWS backends whose notices and listing missed 
     expect(warnings[0]!.msg).toMatch(/results recovered by a full re-read/);
   });
 
+  it('its re-read reads the session index keys and fetches only the items of the tasks it lacks', async () => {
+    const resources = await createGridResources(suite.emulators);
+    const clients = suite.emulators.clients();
+    const fetched: string[] = [];
+    let recording = false;
+    clients.dynamodb.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = (args as { input: { RequestItems?: Record<string, { Keys?: Record<string, unknown>[] }> } })
+          .input;
+        if (recording && context.commandName === 'BatchGetItemCommand') {
+          for (const request of Object.values(input.RequestItems ?? {})) {
+            for (const key of request.Keys ?? []) {
+              const id = key.task_id as { S?: string } | string;
+              fetched.push(typeof id === 'string' ? id : String(id.S));
+            }
+          }
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'recordFetchedItems' },
+    );
+    const backends = open(resources, { receiveNotices: true }, clients);
+    const client = new GridClient({ config, ...backends, pollIntervalMs: MINUTE, missingResultsCheckMs: 500 });
+    const agent = open(resources);
+    const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
+    const [first, lost, last] = [0, 1, 2].map((i) => `${handle.sessionId}_${i}`);
+    const { arrived } = follow(handle);
+    await finish(agent.table, first!);
+    await waitFor(() => arrived.includes(first!), 30_000, 'the first result');
+    await finish(lostWriter(resources), lost!);
+    await finish(agent.table, last!);
+    await waitFor(() => arrived.includes(last!), 30_000, 'the last result, told by its notice');
+    recording = true;
+
+    await waitFor(() => arrived.includes(lost!), 30_000, 'the result no notice named, behind the watermark');
+
+    expect(fetched).toEqual([lost]);
+  });
+
   it('a count that finds every ended task delivered reads nothing again and delivers nothing twice', async () => {
     const resources = await createGridResources(suite.emulators);
     const { backends, client, logs } = waitingClient(resources, 200);
