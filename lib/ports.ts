@@ -381,6 +381,14 @@ export interface AgentPresence {
    * @default - not told
    */
   readonly tasks?: AgentTaskCounts;
+  /**
+   * Waiting for disk space at the last heartbeat: the disk holding the grid folder is full, so the agent takes no new
+   * task and keeps the results it finished in memory until they can be recorded. Told from the moment it finds the
+   * disk full until space has been back for a few seconds (`DISK_WAIT_HOLD_MS`), so a disk that fills again at once
+   * reads as one wait.
+   * @default false - an agent of an earlier version does not tell
+   */
+  readonly waitingForDisk?: boolean;
 }
 
 /** What an agent counted since it started: attempts claimed, and how those that ended were recorded. */

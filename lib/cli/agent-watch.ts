@@ -1,5 +1,7 @@
-// Says when no agent is alive to run a session's tasks, so `submit --wait` and `status` never wait in silence.
+// Says when no agent is alive to run a session's tasks, or when the agents wait for disk space, so `submit --wait`
+// and `status` never wait in silence.
 import type { GridClient } from '../client';
+import { DISK_FULL_FIX, DISK_FULL_PROBLEM } from '../core';
 import type { AgentPresence } from '../ports';
 import { sleep } from '../timing';
 import type { GridTargetFlags } from './grid-target';
@@ -40,20 +42,38 @@ export function slotUsageOf(
   };
 }
 
-/** "2 agent(s) alive, 8 slot(s): 3 busy, 5 idle, 1 runtime restart(s)" (busy and idle as of the last heartbeats) */
+/** How many of `agents` wait for disk space (an agent of an earlier version does not tell, and counts as not). */
+export function waitingForDiskOf(agents: readonly AgentPresence[]): number {
+  return agents.filter((a) => a.waitingForDisk === true).length;
+}
+
+/**
+ * "2 agent(s) alive, 8 slot(s): 3 busy, 5 idle, 1 runtime restart(s), 1 draining, 1 waiting for disk space" (as of
+ * the agents' last heartbeats)
+ */
 export function agentsLine(agents: readonly AgentPresence[]): string {
   const slots = agents.reduce((sum, a) => sum + a.slots, 0);
   const draining = agents.filter((a) => a.state === 'draining').length;
+  const waiting = waitingForDiskOf(agents);
   const usage = slotUsageOf(agents);
   const usageText = usage
     ? `: ${usage.busySlots} busy, ${usage.idleSlots} idle${usage.runtimeRestarts ? `, ${usage.runtimeRestarts} runtime restart(s)` : ''}`
     : '';
-  return `${agents.length} agent(s) alive, ${slots} slot(s)${usageText}${draining ? `, ${draining} draining` : ''}`;
+  return (
+    `${agents.length} agent(s) alive, ${slots} slot(s)${usageText}${draining ? `, ${draining} draining` : ''}` +
+    (waiting ? `, ${waiting} waiting for disk space` : '')
+  );
+}
+
+/** The line for agents that wait for disk space: the problem and the fix, as `DiskFullError` says them. */
+export function diskFullMessage(agents: readonly AgentPresence[]): string {
+  return `${DISK_FULL_PROBLEM}: ${waitingForDiskOf(agents)} of ${agents.length} agent(s) wait for space, taking no new task and keeping finished results in memory; ${DISK_FULL_FIX}`;
 }
 
 /**
  * Until `signal` aborts, prints `noAgentMessage` when the grid has no live agent (at once, then again only after one
- * came and went) and a line when one joins. Returns at once when the grid does not tell its agents.
+ * came and went) and a line when one joins; `diskFullMessage` when agents start waiting for disk space, and a line
+ * when none waits any more. Returns at once when the grid does not tell its agents.
  */
 export async function watchAgents(
   client: GridClient,
@@ -62,12 +82,22 @@ export async function watchAgents(
   intervalMs = isAws(flags) ? AWS_WATCH_INTERVAL_MS : WATCH_INTERVAL_MS,
 ): Promise<void> {
   let warned = false;
+  let diskFull = false;
   while (!signal.aborted) {
     const agents = await client.aliveAgents();
     if (agents === undefined) return;
     if (agents.length === 0 && !warned) output.info(noAgentMessage(flags));
     else if (agents.length > 0 && warned) output.info(`an agent joined: ${agentsLine(agents)}`);
     warned = agents.length === 0;
+    // Agents tell a wait from when it starts until space has been back a few seconds (DISK_WAIT_HOLD_MS): a disk that
+    // fills again at once is one wait here. With no agent left, the line above says what matters.
+    const waiting = waitingForDiskOf(agents);
+    if (waiting > 0 && !diskFull) output.info(diskFullMessage(agents));
+    else if (waiting === 0 && diskFull && agents.length > 0) {
+      output.info(`disk space is back: no agent waits for it any more (${agentsLine(agents)})`);
+    }
+    if (waiting > 0) diskFull = true;
+    else if (agents.length > 0) diskFull = false;
     await sleep(intervalMs, signal, { unref: true });
   }
 }

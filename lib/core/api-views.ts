@@ -76,6 +76,15 @@ export interface AgentStatsView {
   readonly dropped: number;
 }
 
+/**
+ * What a full disk is, in every message about it: `DiskFullError`, the agent's log, the CLI and the dashboard, where an
+ * agent tells it waits for disk space (`AgentView.waitingForDisk`).
+ */
+export const DISK_FULL_PROBLEM = 'the disk holding the grid folder is full';
+/** How to fix a full disk, likewise. */
+export const DISK_FULL_FIX =
+  'free space on that file system or delete finished sessions (htcgrid delete <session>); nothing recorded was lost and the grid carries on once there is space';
+
 export interface AgentView {
   /** The agent's lease owner name (`host:pid:id`), as task histories show it. */
   readonly id: string;
@@ -97,6 +106,11 @@ export interface AgentView {
   readonly heartbeatAt: number;
   /** Attempts counted since it started; null when not told. */
   readonly stats: AgentStatsView | null;
+  /**
+   * Waiting for disk space: the disk holding the grid folder is full, so it takes no new task and keeps its finished
+   * results until they can be recorded (false when not told).
+   */
+  readonly waitingForDisk: boolean;
 }
 
 export interface AgentsView {

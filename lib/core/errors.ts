@@ -1,4 +1,5 @@
 // Typed errors of the grid. Each names the problem and, where there is one, the fix; retryability lives on the error.
+import { DISK_FULL_FIX, DISK_FULL_PROBLEM } from './api-views';
 
 export interface HtcGridErrorOptions {
   cause?: unknown;
@@ -101,12 +102,15 @@ export class TransientServiceError extends HtcGridError {
  */
 export class DiskFullError extends TransientServiceError {
   constructor(what: string, options: { cause?: unknown } = {}) {
-    super(`${what}: the disk holding the grid folder is full`, {
-      ...options,
-      hint: 'free space on that file system or delete finished sessions (htcgrid delete <session>); nothing recorded was lost and the grid carries on once there is space',
-    });
+    super(`${what}: ${DISK_FULL_PROBLEM}`, { ...options, hint: DISK_FULL_FIX });
   }
 }
+
+/**
+ * A full disk is logged once per this period at most by each part of a grid that waits it out (an agent's writes, the
+ * retention sweep), however often they find it still full.
+ */
+export const DISK_FULL_WARN_EVERY_MS = 60_000;
 
 /** Whether `error` is a full disk (`DiskFullError`), the one failure an agent waits out rather than counts. */
 export function isDiskFull(error: unknown): error is DiskFullError {

@@ -70,5 +70,6 @@ export function agentView(presence: AgentPresence): AgentView {
     startedAt: presence.startedAt,
     heartbeatAt: presence.heartbeatAt,
     stats: presence.tasks ?? null,
+    waitingForDisk: presence.waitingForDisk === true,
   };
 }

@@ -32,7 +32,10 @@ async function runAgentThread(port: MessagePort, data: AgentThreadData): Promise
       slots: data.slots,
       slotOffset: data.slotOffset,
       stats: sharedStats(data.statsBuffer),
-      onDiskFull: (full) => Atomics.add(diskFull, 0, full ? 1 : -1),
+      onDiskFull: (full) => {
+        Atomics.add(diskFull, 0, full ? 1 : -1);
+        post({ type: 'disk-space', full });
+      },
       slotCounters: sharedSlotCounters(data.slotsBuffer),
       onOutput: data.forwardOutput
         ? (taskId, stream, chunk) => post({ type: 'output', taskId, stream, chunk })

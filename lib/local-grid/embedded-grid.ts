@@ -15,7 +15,7 @@ import { GridClient } from '../client';
 import type { GridConfig } from '../core';
 import { silentLogger } from '../logging';
 import { prepareTaskRoot } from '../packaging';
-import { Agent, newSlotCounters, PresenceHeartbeat } from '../runtime/agent';
+import { Agent, DiskWaitReport, newSlotCounters, PresenceHeartbeat } from '../runtime/agent';
 import { ReaperTimer } from '../runtime/reaper';
 import { claimGridFolder, gridIdentityOf } from './grid-identity';
 import { newWorkerFolder, removeStaleWorkerFolders } from './worker-folders';
@@ -142,10 +142,16 @@ async function startWorkerSide(
     logger.warn({ err }, "the checkpoint thread did not start; the grid's commits checkpoint the log themselves");
     return undefined;
   });
-  parts.agent = await startAgents(options, prepared.taskRoot, grid);
-  parts.heartbeat = presenceHeartbeat(config, backends, parts.agent, logger);
-  await parts.heartbeat.start();
+  // Clients are told at once when the agent starts or stops waiting for disk space, not at the next heartbeat. (The
+  // heartbeat starts after the agent: a change before then is in its first beat.)
+  const diskWait = new DiskWaitReport(() => (parts.agent?.waitingForDisk ?? 0) > 0);
+  parts.agent = await startAgents(options, prepared.taskRoot, grid, () => {
+    diskWait.changed();
+    void parts.heartbeat?.refresh();
+  });
   const agent = parts.agent;
+  parts.heartbeat = presenceHeartbeat(config, backends, agent, diskWait, logger);
+  await parts.heartbeat.start();
   parts.reaper = new ReaperTimer({
     table: backends.table,
     queue: backends.queue,
@@ -165,7 +171,12 @@ async function startWorkerSide(
 }
 
 /** The agent: in worker threads (each with its own connection and a share of the slots), or on this thread. */
-async function startAgents(options: EmbeddedGridOptions, taskRoot: string, grid: GridContext): Promise<EmbeddedAgent> {
+async function startAgents(
+  options: EmbeddedGridOptions,
+  taskRoot: string,
+  grid: GridContext,
+  onDiskFull: (full: boolean) => void,
+): Promise<EmbeddedAgent> {
   const { config } = options;
   const threads = options.agentThreads ?? (agentThreadEntry() ? 1 : 0);
   if (threads > 0) {
@@ -177,12 +188,16 @@ async function startAgents(options: EmbeddedGridOptions, taskRoot: string, grid:
       writeLock: grid.writeLock,
       logger: grid.logger,
       onWorkerOutput: options.onWorkerOutput,
+      onDiskFull,
     });
   }
   const slotCounters = newSlotCounters();
   let waitingForDisk = 0;
   const agentOptions = localAgentOptions({
-    onDiskFull: (full) => (waitingForDisk += full ? 1 : -1),
+    onDiskFull: (full) => {
+      waitingForDisk += full ? 1 : -1;
+      onDiskFull(full);
+    },
     config,
     backends: grid.backends,
     taskRoot,
@@ -207,6 +222,7 @@ function presenceHeartbeat(
   config: GridConfig,
   backends: LocalBackends,
   agent: EmbeddedAgent,
+  diskWait: DiskWaitReport,
   logger: Logger,
 ): PresenceHeartbeat {
   return new PresenceHeartbeat({
@@ -223,7 +239,12 @@ function presenceHeartbeat(
     },
     activity: () => {
       const slots = agent.slotCounters;
-      return { busySlots: slots.busy, runtimeRestarts: slots.restarts, tasks: agent.stats };
+      return {
+        busySlots: slots.busy,
+        runtimeRestarts: slots.restarts,
+        tasks: agent.stats,
+        waitingForDisk: diskWait.waiting,
+      };
     },
     logger,
   });

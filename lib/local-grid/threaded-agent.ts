@@ -59,6 +59,8 @@ export type AgentThreadEvent =
   | { readonly type: 'start-failed'; readonly error: SerializedError }
   | { readonly type: 'log'; readonly line: string }
   | { readonly type: 'output'; readonly taskId?: string; readonly stream: 'stdout' | 'stderr'; readonly chunk: string }
+  /** The thread's agent found the disk full (`full`) or space back; the shared counter is already updated. */
+  | { readonly type: 'disk-space'; readonly full: boolean }
   | { readonly type: 'stopped' };
 
 /** Messages from the main thread to an agent thread. */
@@ -130,6 +132,8 @@ export interface ThreadedAgentOptions {
   readonly writeLock?: SharedArrayBuffer;
   readonly logger: Logger;
   readonly onWorkerOutput?: (taskId: string | undefined, stream: 'stdout' | 'stderr', chunk: string) => void;
+  /** Called when an agent thread finds the disk full (`true`) or space back (`false`), after `waitingForDisk` changed. */
+  readonly onDiskFull?: (full: boolean) => void;
 }
 
 interface AgentThread {
@@ -195,24 +199,7 @@ export class ThreadedAgent implements EmbeddedAgent {
       const worker = new Worker(entry, { workerData: data });
       let settle: { resolve: () => void; reject: (err: Error) => void } | undefined;
       starts.push(new Promise<void>((resolve, reject) => (settle = { resolve, reject })));
-      worker.on('message', (event: AgentThreadEvent) => {
-        switch (event.type) {
-          case 'log':
-            stream?.write(event.line);
-            break;
-          case 'output':
-            options.onWorkerOutput?.(event.taskId, event.stream, event.chunk);
-            break;
-          case 'started':
-            settle?.resolve();
-            break;
-          case 'start-failed':
-            settle?.reject(deserializeError(event.error));
-            break;
-          case 'stopped':
-            break;
-        }
-      });
+      worker.on('message', (event: AgentThreadEvent) => onThreadEvent(event, options, stream, settle));
       worker.on('error', (err) => {
         logger.error({ err, owner: data.owner }, 'agent thread failed');
         settle?.reject(err);
@@ -276,6 +263,34 @@ export class ThreadedAgent implements EmbeddedAgent {
 
   private post(command: AgentThreadCommand): void {
     for (const thread of this.threads) thread.worker.postMessage(command);
+  }
+}
+
+/** What the main thread does with an event of an agent thread; `start` settles the thread's start. */
+function onThreadEvent(
+  event: AgentThreadEvent,
+  options: ThreadedAgentOptions,
+  stream: { write(line: string): unknown } | undefined,
+  start: { resolve: () => void; reject: (err: Error) => void } | undefined,
+): void {
+  switch (event.type) {
+    case 'log':
+      stream?.write(event.line);
+      break;
+    case 'output':
+      options.onWorkerOutput?.(event.taskId, event.stream, event.chunk);
+      break;
+    case 'disk-space':
+      options.onDiskFull?.(event.full);
+      break;
+    case 'started':
+      start?.resolve();
+      break;
+    case 'start-failed':
+      start?.reject(deserializeError(event.error));
+      break;
+    case 'stopped':
+      break;
   }
 }
 

@@ -1,5 +1,6 @@
-// `submit --wait` watching the grid's agents: one line when none is alive, one when an agent joins.
-import { watchAgents } from '../../lib/cli/agent-watch';
+// `submit --wait` watching the grid's agents: one line when none is alive, one when an agent joins, one when agents wait
+// for disk space and one when space is back; `status`'s line of the agents.
+import { agentsLine, watchAgents } from '../../lib/cli/agent-watch';
 import type { GridClient } from '../../lib/client';
 import type { AgentPresence } from '../../lib/ports';
 import { waitFor } from '../support/local-grid';
@@ -43,6 +44,56 @@ describe('watching the agents while waiting', () => {
       expect.stringMatching(/^0 agents on this grid/),
       'an agent joined: 1 agent(s) alive, 4 slot(s)',
     ]);
+  });
+
+  it('says once that the agents wait for disk space, with the fix, and once that space is back', async () => {
+    const waiting: AgentPresence = { ...agent, waitingForDisk: true };
+    const other: AgentPresence = { ...agent, agentId: 'h:2:b', pid: 2, waitingForDisk: false };
+    const { client, looks } = clientSeeing([
+      [agent, other],
+      [waiting, other],
+      [waiting, { ...other, waitingForDisk: true }],
+      [waiting, other],
+      [agent, other],
+      [agent, other],
+    ]);
+    const stop = new AbortController();
+    const watching = watchAgents(client, { dir: 'g' }, stop.signal, 1);
+    await waitFor(() => looks() >= 6, 10_000, 'six looks');
+    stop.abort();
+    await watching;
+
+    expect(lines).toEqual([
+      'the disk holding the grid folder is full: 1 of 2 agent(s) wait for space, taking no new task and keeping finished results in memory; free space on that file system or delete finished sessions (htcgrid delete <session>); nothing recorded was lost and the grid carries on once there is space',
+      'disk space is back: no agent waits for it any more (2 agent(s) alive, 8 slot(s))',
+    ]);
+  });
+
+  it('says space is back only once an agent tells so, not when the waiting agent is gone', async () => {
+    const waiting: AgentPresence = { ...agent, waitingForDisk: true };
+    const { client, looks } = clientSeeing([[waiting], [], [waiting], [agent]]);
+    const stop = new AbortController();
+    const watching = watchAgents(client, { dir: 'g' }, stop.signal, 1);
+    await waitFor(() => looks() >= 4, 10_000, 'four looks');
+    stop.abort();
+    await watching;
+
+    expect(lines).toEqual([
+      expect.stringMatching(/^the disk holding the grid folder is full: 1 of 1 agent\(s\) wait for space/),
+      expect.stringMatching(/^0 agents on this grid/),
+      'an agent joined: 1 agent(s) alive, 4 slot(s), 1 waiting for disk space',
+      'disk space is back: no agent waits for it any more (1 agent(s) alive, 4 slot(s))',
+    ]);
+  });
+
+  it("status's line counts the agents waiting for disk space; an entry of an earlier agent version counts as not", () => {
+    expect(
+      agentsLine([
+        { ...agent, waitingForDisk: true, busySlots: 4 },
+        { ...agent, waitingForDisk: false, busySlots: 0 },
+        agent, // no waitingForDisk, as an earlier version wrote
+      ]),
+    ).toBe('3 agent(s) alive, 12 slot(s): 4 busy, 4 idle, 1 waiting for disk space');
   });
 
   it('says nothing when the grid does not tell its agents', async () => {

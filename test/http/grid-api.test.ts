@@ -399,12 +399,19 @@ describe('the grid', () => {
       busySlots: 3,
       runtimeRestarts: 2,
       tasks: { claimed: 9, succeeded: 5, failed: 1, retried: 0, released: 0, dropped: 0 },
+      waitingForDisk: true,
     });
     try {
       const agents = await api.call('GET', '/v1/agents');
       expect(agents.json.source).toBe('registry');
       expect(agents.json.agents).toEqual([
-        expect.objectContaining({ id: grid.agent!.owner, state: 'alive', slots: 2, host: os.hostname() }),
+        expect.objectContaining({
+          id: grid.agent!.owner,
+          state: 'alive',
+          slots: 2,
+          host: os.hostname(),
+          waitingForDisk: false,
+        }),
         expect.objectContaining({
           id: 'far:7:abc',
           host: 'far',
@@ -414,6 +421,7 @@ describe('the grid', () => {
           idleSlots: 1,
           runtimeRestarts: 2,
           stats: expect.objectContaining({ claimed: 9, failed: 1 }),
+          waitingForDisk: true,
         }),
       ]);
       expect(agents.json.note).toMatch(/heartbeat every 2 s/);

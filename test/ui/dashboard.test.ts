@@ -93,6 +93,35 @@ describeInBrowser('the dashboard in chromium', () => {
     expect(await page.locator('.chart canvas').count()).toBeGreaterThanOrEqual(2);
   });
 
+  test('shows an agent that waits for disk space as such, with the fix', async () => {
+    // An agent of another host, in the same registry, whose heartbeat tells it waits for disk space.
+    const now = Date.now();
+    await grid.backends.agents.heartbeat({
+      agentId: 'far:7:disk',
+      host: 'far',
+      pid: 7,
+      slots: 2,
+      handler: 'app.handler',
+      runtime: 'python3.12',
+      startedAt: now,
+      heartbeatAt: now,
+      expiresAt: now + 60_000,
+      state: 'alive',
+      waitingForDisk: true,
+    });
+    try {
+      const cell = page.locator('[data-agent="far:7:disk"] td[data-state]');
+      await cell.waitFor();
+      expect(await cell.textContent()).toBe('waiting for disk space');
+      expect(await cell.getAttribute('title')).toMatch(
+        /^the disk holding the grid folder is full: free space on that file system or delete finished sessions/,
+      );
+      expect(await page.locator(`[data-agent="${grid.agent!.owner}"] td[data-state]`).textContent()).toBe('alive');
+    } finally {
+      await grid.backends.agents.remove('far:7:disk');
+    }
+  });
+
   test('counts and charts update while a session runs', async () => {
     const chart = page.locator('[data-chart="completions per second"] canvas');
     const before = await chart.evaluate((c) => (c as unknown as { toDataURL(): string }).toDataURL());

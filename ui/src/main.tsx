@@ -7,6 +7,8 @@ import { formatMs, Histogram, TimeChart } from './charts';
 import './style.css';
 // The API's answers, as the server defines them (a dependency-free module: nothing of Node enters the bundle).
 import {
+  DISK_FULL_FIX,
+  DISK_FULL_PROBLEM,
   TASK_STATES,
   type AgentsView,
   type GridOverview,
@@ -268,7 +270,15 @@ function Agents(props: { agents: AgentsView | null }) {
                   <td class="id" title={`${agent.id}: ${agent.handler} on ${agent.runtime}`}>
                     {agent.id}
                   </td>
-                  <td class={`state-${agent.state}`}>{agent.state}</td>
+                  {agent.waitingForDisk ? (
+                    <td class="state-disk-full" data-state title={`${DISK_FULL_PROBLEM}: ${DISK_FULL_FIX}`}>
+                      waiting for disk space
+                    </td>
+                  ) : (
+                    <td class={`state-${agent.state}`} data-state>
+                      {agent.state}
+                    </td>
+                  )}
                   <td class="num">{agent.slots}</td>
                   <td class="num" data-busy>
                     {agent.busySlots ?? '?'}

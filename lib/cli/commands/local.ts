@@ -6,7 +6,14 @@ import type { AgentPresence } from '../../ports';
 import type { SessionSummaryView } from '../../client';
 import { createLogger } from '../../logging';
 import { startEmbeddedGrid, type EmbeddedGrid } from '../../local-grid';
-import { agentsLine, noAgentMessage, slotUsageOf, watchAgents } from '../agent-watch';
+import {
+  agentsLine,
+  diskFullMessage,
+  noAgentMessage,
+  slotUsageOf,
+  waitingForDiskOf,
+  watchAgents,
+} from '../agent-watch';
 import { checkResultsFile, followResults, printFailures } from '../follow-results';
 import * as output from '../output';
 import { pythonVersionNote, slotsWarning, withStartupProgress } from '../startup-notice';
@@ -182,6 +189,7 @@ export async function statusCommand(sessionId: string, flags: GridDirFlags & { j
           agents: agents?.length ?? null,
           slots,
           ...(agents && (slotUsageOf(agents) ?? { busySlots: null, idleSlots: null, runtimeRestarts: null })),
+          waitingForDisk: agents === undefined ? null : waitingForDiskOf(agents),
           claimedAheadAtLeast: claimed,
           summary,
         }),
@@ -197,6 +205,7 @@ export async function statusCommand(sessionId: string, flags: GridDirFlags & { j
         output.result(`  claimed ahead: held by an agent until one of the grid's ${slotsOf(agents!)} slot(s) is free`);
       }
       if (agents !== undefined) output.result(agents.length > 0 ? agentsLine(agents) : noAgentMessage(flags));
+      if (agents !== undefined && waitingForDiskOf(agents) > 0) output.result(`  ${diskFullMessage(agents)}`);
       for (const line of summaryLines(summary)) output.result(line);
     }
     return 0;
@@ -210,11 +219,21 @@ export async function resultsCommand(sessionId: string, flags: GridDirFlags & { 
   const grid = await openGridClient(flags);
   try {
     const handle = await grid.client.session(sessionId);
-    const summary = await followResults(handle, {
-      out: flags.out ?? '-',
-      showProgress: Boolean(flags.out),
-      readAgain: reattachCommand(sessionId, flags),
-    });
+    // Following a session still under way (say, after `submit --wait` was detached): told as `submit --wait` is when no
+    // agent runs it or the agents wait for disk space. A finished session reads back without a word about agents.
+    const watching = new AbortController();
+    const watch = (await handle.status()).done ? Promise.resolve() : watchAgents(grid.client, flags, watching.signal);
+    let summary;
+    try {
+      summary = await followResults(handle, {
+        out: flags.out ?? '-',
+        showProgress: Boolean(flags.out),
+        readAgain: reattachCommand(sessionId, flags),
+      });
+    } finally {
+      watching.abort();
+      await watch.catch(() => undefined); // the watch only informs: a failed look at the agents never fails the read
+    }
     printFailures(summary.failureGroups);
     return summary.counts.succeeded === summary.total ? 0 : 1;
   } finally {

@@ -1,7 +1,7 @@
 // Waits out a full disk: writes that hit it wait here (nothing is counted as a failed attempt), intake pauses, and a
 // probe write tells when space is back.
 import type { Logger } from 'pino';
-import { isDiskFull } from '../../core';
+import { DISK_FULL_PROBLEM, DISK_FULL_WARN_EVERY_MS, isDiskFull } from '../../core';
 import { backoffDelay, sleep, type BackoffOptions } from '../../timing';
 
 export interface DiskSpaceGateOptions {
@@ -25,8 +25,14 @@ export interface DiskSpaceGateOptions {
 /** How often the probe tries while the disk is full: 250 ms doubling to 5 s. */
 export const DISK_PROBE_BACKOFF: BackoffOptions = { baseMs: 250, maxMs: 5_000, jitter: 'equal' };
 
-/** The full-disk warning is logged once per this period at most, however many writes hit the full disk. */
-export const DISK_FULL_WARN_EVERY_MS = 60_000;
+export { DISK_FULL_WARN_EVERY_MS };
+
+/**
+ * How long after the gate opened an agent still tells clients it waits for disk space: longer than the probe's longest
+ * wait, because on a nearly full disk the gate reopens whenever a probe's small write fits and closes again at the
+ * next result that does not; the client would otherwise see the wait end and start again every few seconds.
+ */
+export const DISK_WAIT_HOLD_MS = 2 * DISK_PROBE_BACKOFF.maxMs;
 
 /**
  * States: open (writes go ahead), full (writes and intake wait; the probe runs with back-off until a write
@@ -57,7 +63,7 @@ export class DiskSpaceGate {
       this.warnedAt = now;
       this.options.logger.warn(
         { err: error },
-        'the disk holding the grid folder is full: intake paused, finished results kept in memory until they can be recorded',
+        `${DISK_FULL_PROBLEM}: intake paused, finished results kept in memory until they can be recorded`,
       );
     }
     this.options.onChange?.(true);
@@ -114,5 +120,42 @@ export class DiskSpaceGate {
       this.options.onChange?.(false);
       for (const waiter of this.waiters.splice(0)) waiter(true);
     }
+  }
+}
+
+/**
+ * What an agent tells of its wait for disk space (`AgentPresence.waitingForDisk`): waiting while `full()` (any of its
+ * gates closed), and until `holdMs` after it was last seen so, so a disk that fills again at once reads as one wait.
+ */
+export class DiskWaitReport {
+  private lastFullAt: number | undefined;
+  private readonly holdMs: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly full: () => boolean,
+    options: {
+      /** @default DISK_WAIT_HOLD_MS */
+      readonly holdMs?: number;
+      /** @default Date.now */
+      readonly now?: () => number;
+    } = {},
+  ) {
+    this.holdMs = options.holdMs ?? DISK_WAIT_HOLD_MS;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** A gate closed or opened: the disk was full until now. */
+  changed(): void {
+    this.lastFullAt = this.now();
+  }
+
+  get waiting(): boolean {
+    const now = this.now();
+    if (this.full()) {
+      this.lastFullAt = now;
+      return true;
+    }
+    return this.lastFullAt !== undefined && now - this.lastFullAt < this.holdMs;
   }
 }

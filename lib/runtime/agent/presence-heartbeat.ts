@@ -10,16 +10,18 @@ export interface AgentActivity {
   readonly busySlots: number;
   readonly runtimeRestarts: number;
   readonly tasks: AgentTaskCounts;
+  /** @default - not told (an agent whose backends never fill a disk) */
+  readonly waitingForDisk?: boolean;
 }
 
 export interface PresenceHeartbeatOptions {
   readonly registry: AgentRegistry;
   readonly presence: Omit<
     AgentPresence,
-    'heartbeatAt' | 'expiresAt' | 'state' | 'busySlots' | 'runtimeRestarts' | 'tasks'
+    'heartbeatAt' | 'expiresAt' | 'state' | 'busySlots' | 'runtimeRestarts' | 'tasks' | 'waitingForDisk'
   >;
   /**
-   * The agent's busy slots, runtime restarts and task counts, recorded with each heartbeat.
+   * The agent's busy slots, runtime restarts, task counts and wait for disk space, recorded with each heartbeat.
    * @default - not recorded
    */
   readonly activity?: () => AgentActivity;
@@ -38,6 +40,8 @@ export class PresenceHeartbeat {
   private stopped: Promise<void> | undefined;
   /** The heartbeat being written: removal waits for it, so a late write never re-registers a stopped agent. */
   private inflight: Promise<void> = Promise.resolve();
+  /** A heartbeat asked for while one was being written: written after it, with what is true by then. */
+  private next: Promise<void> | undefined;
   private readonly intervalMs: number;
   private readonly expiryMs: number;
   private readonly clock: () => number;
@@ -64,6 +68,14 @@ export class PresenceHeartbeat {
     await this.beat().catch((err: unknown) => this.warn(err));
   }
 
+  /**
+   * Heartbeats now rather than at the next tick, so clients see a change (the agent started or stopped waiting for
+   * disk space) at once. Never rejects: a heartbeat not recorded is logged, and the next tick tries again.
+   */
+  refresh(): Promise<void> {
+    return this.beat().catch((err: unknown) => this.warn(err));
+  }
+
   /** Stops heartbeating and removes the agent. Idempotent. */
   stop(): Promise<void> {
     this.stopped ??= (async () => {
@@ -74,22 +86,38 @@ export class PresenceHeartbeat {
     return this.stopped;
   }
 
+  /**
+   * One write at a time: two at once would race on the registry's record (the file registry's temporary file). Beats
+   * asked for while one is written become one, written after it.
+   */
   private beat(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    this.next ??= this.inflight
+      .catch(() => undefined)
+      .then(() => {
+        this.next = undefined;
+        return this.write();
+      });
+    this.inflight = this.next;
+    return this.next;
+  }
+
+  private write(): Promise<void> {
     if (this.stopped) return Promise.resolve();
     const now = this.clock();
     const activity = this.options.activity?.();
-    this.inflight = this.options.registry.heartbeat({
+    return this.options.registry.heartbeat({
       ...this.options.presence,
       ...(activity && {
         busySlots: activity.busySlots,
         runtimeRestarts: activity.runtimeRestarts,
         tasks: { ...activity.tasks },
+        ...(activity.waitingForDisk !== undefined && { waitingForDisk: activity.waitingForDisk }),
       }),
       heartbeatAt: now,
       expiresAt: now + this.expiryMs,
       state: this.state,
     });
-    return this.inflight;
   }
 
   private warn(err: unknown): void {

@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { FileAgentRegistry } from '../../../lib/backends/local';
 import type { AgentPresence } from '../../../lib/ports';
+import fs from 'node:fs';
 import { PresenceHeartbeat } from '../../../lib/runtime/agent';
+import { capturedLogger } from '../../support/fake-ports';
 import { tempDir } from '../../support/local-grid';
 
 function presence(overrides: Partial<AgentPresence> = {}): AgentPresence {
@@ -53,6 +55,68 @@ describe('the file agent registry', () => {
     await exited;
 
     expect(await registry.listAlive(2_000)).toEqual([]);
+  });
+});
+
+describe('an agent waiting for disk space, in the registry', () => {
+  it('is told by its heartbeat at once, and an entry written before the field existed still reads', async () => {
+    const dir = path.join(tempDir(), 'agents');
+    const registry = new FileAgentRegistry(dir);
+    // An entry as an earlier version wrote it: no waitingForDisk.
+    fs.mkdirSync(dir, { recursive: true });
+    const earlier = presence({ agentId: 'old-host:1:e', host: 'old-host', pid: 1, expiresAt: 90_000 });
+    fs.writeFileSync(path.join(dir, 'old-host_1_e.json'), JSON.stringify(earlier));
+    let waiting = false;
+    const heartbeat = new PresenceHeartbeat({
+      registry,
+      presence: { agentId: 'x:1:a', host: 'x', pid: 1, slots: 2, handler: 'h.f', runtime: 'nodejs22.x', startedAt: 0 },
+      activity: () => ({
+        busySlots: 0,
+        runtimeRestarts: 0,
+        tasks: { claimed: 0, succeeded: 0, failed: 0, retried: 0, released: 0, dropped: 0 },
+        waitingForDisk: waiting,
+      }),
+      // No tick during the test: what is written is what `refresh` wrote.
+      intervalMs: 600_000,
+      clock: () => 1_000,
+    });
+    await heartbeat.start();
+    const entries = async (): Promise<Record<string, boolean | undefined>> =>
+      Object.fromEntries((await registry.listAlive(2_000)).map((a) => [a.agentId, a.waitingForDisk]));
+    expect(await entries()).toEqual({ 'old-host:1:e': undefined, 'x:1:a': false });
+
+    waiting = true;
+    await heartbeat.refresh();
+    expect(await entries()).toEqual({ 'old-host:1:e': undefined, 'x:1:a': true });
+
+    waiting = false;
+    await heartbeat.refresh();
+    expect(await entries()).toEqual({ 'old-host:1:e': undefined, 'x:1:a': false });
+    await heartbeat.stop();
+  });
+
+  it('heartbeats asked for at once are written one after another: none is lost to another on the same file', async () => {
+    const registry = new FileAgentRegistry(path.join(tempDir(), 'agents'));
+    const { logger, lines } = capturedLogger('warn');
+    let beat = 0;
+    const heartbeat = new PresenceHeartbeat({
+      registry,
+      presence: { agentId: 'x:1:a', host: 'x', pid: 1, slots: 2, handler: 'h.f', runtime: 'nodejs22.x', startedAt: 0 },
+      activity: () => ({
+        busySlots: beat++,
+        runtimeRestarts: 0,
+        tasks: { claimed: 0, succeeded: 0, failed: 0, retried: 0, released: 0, dropped: 0 },
+      }),
+      intervalMs: 600_000,
+      logger,
+    });
+    await heartbeat.start();
+    await Promise.all(Array.from({ length: 20 }, () => heartbeat.refresh()));
+
+    expect(lines.filter((l) => l.msg.startsWith('agent heartbeat not recorded'))).toEqual([]);
+    // The last one written read the activity last.
+    expect(await registry.listAlive(Date.now())).toEqual([expect.objectContaining({ busySlots: beat - 1 })]);
+    await heartbeat.stop();
   });
 });
 

@@ -1,9 +1,9 @@
 // The disk-space gate alone, with a fake clock, a fake sleep and a scripted probe: when it warns, when it reopens,
-// what waiters are told.
+// what waiters are told; and what the agent tells clients of its wait (the hold after space is back).
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { DiskFullError } from '../../../lib/core';
-import { DISK_FULL_WARN_EVERY_MS, DiskSpaceGate } from '../../../lib/runtime/agent/disk-space-gate';
+import { DISK_FULL_WARN_EVERY_MS, DiskSpaceGate, DiskWaitReport } from '../../../lib/runtime/agent/disk-space-gate';
 import { waitFor } from '../../support/local-grid';
 
 function setup(probe: () => Promise<boolean>) {
@@ -102,5 +102,31 @@ describe('the disk-space gate', () => {
     gate.abandon();
     await expect(abandoned).resolves.toBe(false);
     await expect(gate.whenWritable()).resolves.toBe(false);
+  });
+});
+
+describe('what an agent tells clients of its wait for disk space', () => {
+  it('tells the wait from the moment the disk is found full until space has been back for the hold time', () => {
+    let now = 0;
+    let full = false;
+    const report = new DiskWaitReport(() => full, { holdMs: 10_000, now: () => now });
+    expect(report.waiting).toBe(false);
+
+    full = true;
+    report.changed();
+    expect(report.waiting).toBe(true);
+    now = 4_000;
+    full = false; // the gate reopened (a probe's small write fitted)...
+    report.changed();
+    now = 4_100;
+    full = true; // ...and closed again at the next result: still one wait
+    report.changed();
+    now = 6_000;
+    full = false;
+    report.changed();
+    now = 15_999;
+    expect(report.waiting).toBe(true);
+    now = 16_000;
+    expect(report.waiting).toBe(false);
   });
 });
