@@ -1,5 +1,6 @@
 // Retention of a local grid: finished sessions older than the retention period are deleted in small batches (rows,
 // queued messages, payload files), and the pages they freed go back to the file system a few at a time.
+import { DISK_FULL_WARN_EVERY_MS, isDiskFull } from '../../core';
 import type { Logger } from '../../logging';
 import type { SqliteDatabase } from './sqlite-database';
 import type { FilePayloadStore } from './file-payload-store';
@@ -117,6 +118,10 @@ export class ExpiryTimer {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** Steps fail on a full disk, and none has written since. */
+  private diskFull = false;
+  /** When a full disk was last logged (once per `DISK_FULL_WARN_EVERY_MS`, however often steps find it full). */
+  private diskFullWarnedAt: number | undefined;
 
   constructor(
     private readonly expiry: SessionExpiry,
@@ -124,7 +129,7 @@ export class ExpiryTimer {
       intervalMs: number;
       stepsPerTick?: number;
       logger?: Logger;
-      /** The clock retention is measured on. @default Date.now */
+      /** The clock retention is measured on, and the full-disk warning's period. @default Date.now */
       now?: () => number;
     },
   ) {}
@@ -145,17 +150,37 @@ export class ExpiryTimer {
   private async tick(): Promise<void> {
     let tasks = 0;
     let sessions = 0;
+    let pagesFreed = 0;
+    const now = this.options.now ?? Date.now;
     try {
       for (let i = 0; i < (this.options.stepsPerTick ?? 20) && !this.stopped; i++) {
-        const step = await this.expiry.step((this.options.now ?? Date.now)());
+        const step = await this.expiry.step(now());
         tasks += step.tasks;
         sessions += step.sessions;
+        pagesFreed += step.pagesFreed;
         if (!step.more && step.pagesFreed === 0) break;
         await new Promise((resolve) => setImmediate(resolve));
       }
+      // Only a step that wrote tells space is back: one with nothing to write goes through on a full disk too.
+      if (this.diskFull && tasks + sessions + pagesFreed > 0) {
+        this.diskFull = false;
+        this.options.logger?.info('disk space is back: expiring finished sessions again');
+      }
     } catch (err) {
-      this.options.logger?.warn({ err }, 'expiring finished sessions failed; trying again later');
+      this.failed(err, now());
     }
     if (tasks > 0 || sessions > 0) this.options.logger?.info({ tasks, sessions }, 'expired finished sessions');
+  }
+
+  /** A failed step is logged; a full disk once per `DISK_FULL_WARN_EVERY_MS` while it stays full, as the agent does. */
+  private failed(err: unknown, now: number): void {
+    if (!isDiskFull(err)) {
+      this.options.logger?.warn({ err }, 'expiring finished sessions failed; trying again later');
+      return;
+    }
+    this.diskFull = true;
+    if (this.diskFullWarnedAt !== undefined && now - this.diskFullWarnedAt < DISK_FULL_WARN_EVERY_MS) return;
+    this.diskFullWarnedAt = now;
+    this.options.logger?.warn({ err }, 'expiring finished sessions failed; trying again every few seconds');
   }
 }

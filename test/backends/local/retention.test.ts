@@ -1,9 +1,19 @@
-// Retention of a local grid: finished sessions expire in small batches and the file shrinks (incremental vacuum).
+// Retention of a local grid: finished sessions expire in small batches and the file shrinks (incremental vacuum); a
+// full disk is logged once per period.
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { PAYLOADS_DIR, SessionExpiry, type LocalBackends } from '../../../lib/backends/local';
+import {
+  ExpiryTimer,
+  PAYLOADS_DIR,
+  SessionExpiry,
+  type ExpiryStep,
+  type LocalBackends,
+} from '../../../lib/backends/local';
 import type { GridClient } from '../../../lib/client';
+import { DISK_FULL_WARN_EVERY_MS, DiskFullError } from '../../../lib/core';
+import { capturedLogger } from '../../support/fake-ports';
+import { waitFor } from '../../support/local-grid';
 import { localClientOfEachTest } from './temp-grid-dir';
 
 const HOUR = 3600_000;
@@ -89,5 +99,45 @@ describe('expiry of finished sessions on a local grid', () => {
     while (expiry.vacuum() > 0);
     const after = fileBytes();
     expect(after).toBeLessThan(before / 3);
+  });
+});
+
+describe('the expiry timer on a full disk', () => {
+  it('logs the full disk once per period while it stays full, and a line once a step writes again', async () => {
+    let now = 0;
+    let full = true;
+    let steps = 0;
+    // The fault alone, scripted: a real full disk under a running grid is test/faults/disk-full-process.test.ts.
+    const expiry = {
+      step: async (): Promise<ExpiryStep> => {
+        steps++;
+        if (full) throw new DiskFullError('expiring finished sessions');
+        return { tasks: 0, sessions: 0, pagesFreed: 3, more: false };
+      },
+    } as unknown as SessionExpiry;
+    const { logger, lines } = capturedLogger('info');
+    const timer = new ExpiryTimer(expiry, { intervalMs: 1, logger, now: () => now });
+    const ticks = async (n: number): Promise<void> => {
+      const until = steps + n;
+      await waitFor(() => steps >= until, 10_000, `${n} expiry ticks`);
+    };
+    timer.start();
+    try {
+      await ticks(5);
+      now = DISK_FULL_WARN_EVERY_MS - 1;
+      await ticks(5);
+      expect(lines.map((l) => l.msg)).toEqual(['expiring finished sessions failed; trying again every few seconds']);
+      expect(lines[0]!.err?.message).toMatch(/^expiring finished sessions: the disk holding the grid folder is full/);
+
+      now = DISK_FULL_WARN_EVERY_MS;
+      await ticks(5);
+      expect(lines).toHaveLength(2);
+
+      full = false;
+      await ticks(5);
+      expect(lines.map((l) => l.msg).slice(2)).toEqual(['disk space is back: expiring finished sessions again']);
+    } finally {
+      await timer.stop();
+    }
   });
 });
