@@ -1,7 +1,8 @@
 // A full disk under a running grid, for real: `htcgrid local up` on a 16 MiB tmpfs (mounted in a private mount
 // namespace, so nothing outside the test sees it) runs a session whose results fill it. Submissions are refused with
 // the DiskFullError message, nothing recorded before is lost, the agent pauses (one warning) and keeps the results it
-// could not write, and once space is freed the grid finishes the session: no attempt was lost to the full disk.
+// could not write, and once space is freed the grid finishes the session: no attempt was lost to the full disk. A user
+// waiting on a session meanwhile is told the disk is full, with the fix, and then that space is back.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -36,6 +37,12 @@ interface Run {
   readonly code: number | null;
   readonly stdout: string;
   readonly stderr: string;
+}
+
+/** A command still running: its end, and its standard error so far. */
+interface Running {
+  readonly done: Promise<Run>;
+  stderr(): string;
 }
 
 describe('a full disk under a running local grid (agent process on a 16 MiB tmpfs)', () => {
@@ -106,14 +113,14 @@ describe('a full disk under a running local grid (agent process on a 16 MiB tmpf
         'the agent to start',
       );
       const pid = String(child.pid);
-      /** Runs a command inside the agent's mount namespace, where the tmpfs is. */
-      const inside = (command: string[], timeoutMs = 60_000): Promise<Run> =>
-        new Promise((resolve, reject) => {
-          const run = spawn('nsenter', ['-t', pid, '-m', '--', ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
-          let stdout = '';
-          let stderr = '';
-          run.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-          run.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      /** Starts a command inside the agent's mount namespace, where the tmpfs is; what it printed so far is readable. */
+      const startInside = (command: string[], timeoutMs = 60_000): Running => {
+        const run = spawn('nsenter', ['-t', pid, '-m', '--', ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        run.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+        run.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+        const done = new Promise<Run>((resolve, reject) => {
           const timer = setTimeout(() => run.kill('SIGKILL'), timeoutMs);
           run.on('error', reject);
           run.on('close', (code) => {
@@ -121,7 +128,12 @@ describe('a full disk under a running local grid (agent process on a 16 MiB tmpf
             resolve({ code, stdout, stderr });
           });
         });
-      const htcgrid = (...args: string[]): Promise<Run> => inside([process.execPath, htcgridBin(), ...args]);
+        return { done, stderr: () => stderr };
+      };
+      const inside = (command: string[], timeoutMs = 60_000): Promise<Run> => startInside(command, timeoutMs).done;
+      const startHtcgrid = (args: string[], timeoutMs?: number): Running =>
+        startInside([process.execPath, htcgridBin(), ...args], timeoutMs);
+      const htcgrid = (...args: string[]): Promise<Run> => startHtcgrid(args).done;
       const freeBytes = async (): Promise<number> =>
         Number((await inside(['df', '-B1', '--output=avail', mount])).stdout.trim().split('\n').pop());
       const taskFile = (name: string, events: unknown[]): string => {
@@ -164,6 +176,19 @@ describe('a full disk under a running local grid (agent process on a 16 MiB tmpf
       const firstId = first.stdout.trim().split('\n').pop()!;
       expect(resultLines(firstOut).map((r) => r.state)).toEqual(Array(20).fill('succeeded'));
 
+      // A user waits on a session with `submit --wait` through what follows: its one task runs until the test lets
+      // it end (a file appears), so the wait outlasts the full disk.
+      const release = path.join(work, 'release-held-task');
+      const heldOut = path.join(work, 'held-results.jsonl');
+      const held = startHtcgrid(
+        [
+          ...['submit', '--dir', grid, '--tasks', taskFile('held', [{ i: 0, wait_for: release }])],
+          ...['--wait', '--out', heldOut],
+        ],
+        180_000,
+      );
+      await waitFor(() => /submitted 1 task/.test(held.stderr()), 30_000, 'the held session to be submitted');
+
       // Something else takes the disk but 300 kB; a session whose 40 results of 20 kB each go to payload files
       // then fills it while it runs.
       const fill = await inside([
@@ -191,6 +216,19 @@ describe('a full disk under a running local grid (agent process on a 16 MiB tmpf
       await waitFor(() => diskFullWarnings() > 0, 30_000, 'the agent to see it');
       const filledAt = Date.now();
 
+      // The user waiting is told: the problem and the fix, in one line, once.
+      const waitingLine =
+        /the disk holding the grid folder is full: 1 of 1 agent\(s\) wait for space, taking no new task and keeping finished results in memory; free space on that file system or delete finished sessions \(htcgrid delete <session>\)/;
+      await waitFor(() => waitingLine.test(held.stderr()), 30_000, `submit --wait to say the disk is full`);
+      // So is one who asks for the status, or starts reading the results of a session under way.
+      const status = await htcgrid('status', growId, '--dir', grid);
+      expect(status.code).toBe(0);
+      expect(status.stdout).toMatch(/1 agent\(s\) alive, 2 slot\(s\).*, 1 waiting for disk space\n/);
+      expect(status.stdout).toMatch(waitingLine);
+      const growOut = path.join(work, 'grow-results.jsonl');
+      const growing = startHtcgrid(['results', growId, '--dir', grid, '--out', growOut], 120_000);
+      await waitFor(() => waitingLine.test(growing.stderr()), 30_000, 'results to say the disk is full');
+
       // Intake stops cleanly: a new session is refused whole with the message and the fix, and the agent lives on.
       const late = taskFile(
         'late',
@@ -216,8 +254,11 @@ describe('a full disk under a running local grid (agent process on a 16 MiB tmpf
 
       // Space back: the grid carries on, finishes the session that filled the disk, and takes new work again.
       expect((await inside(['rm', path.join(mount, 'filler')])).code).toBe(0);
-      const growOut = path.join(work, 'grow-results.jsonl');
-      const grown = await htcgrid('results', growId, '--dir', grid, '--out', growOut);
+      // The user waiting is told space is back; then the held task may end (a task of the other session can have been
+      // sent ahead to its slot's runtime, to run after it).
+      await waitFor(() => /disk space is back/.test(held.stderr()), 60_000, 'submit --wait to say space is back');
+      fs.writeFileSync(release, '');
+      const grown = await growing.done;
       expect(grown.code).toBe(0);
       const grownLines = resultLines(growOut);
       expect(grownLines.map((r) => r.state)).toEqual(Array(40).fill('succeeded'));
@@ -233,6 +274,20 @@ describe('a full disk under a running local grid (agent process on a 16 MiB tmpf
       expect(logLines().filter((l) => l.msg.startsWith('disk space is back')).length).toBeGreaterThanOrEqual(1);
       expect(logLines().filter((l) => l.level >= 50)).toEqual([]);
       expect(logLines().filter((l) => l.msg === 'reaped expired leases')).toEqual([]);
+      // The retention sweep, failing every 5 s on the full disk, said so once (once a minute at most).
+      expect(logLines().filter((l) => l.msg.startsWith('expiring finished sessions failed')).length).toBeLessThan(2);
+
+      // The user waiting was told the disk was full, once, then that space is back, once; the wait ended as usual.
+      const heldRun = await held.done;
+      expect(heldRun.code).toBe(0);
+      const heldLines = heldRun.stderr.split('\n');
+      const fullAt = heldLines.findIndex((l) => waitingLine.test(l));
+      expect(fullAt).toBeGreaterThanOrEqual(0);
+      expect(heldLines.filter((l) => l.startsWith('the disk holding the grid folder is full'))).toHaveLength(1);
+      expect(heldLines.slice(fullAt + 1).filter((l) => l.startsWith('disk space is back'))).toEqual([
+        expect.stringMatching(/^disk space is back: no agent waits for it any more \(1 agent\(s\) alive, 2 slot\(s\)/),
+      ]);
+      expect(resultLines(heldOut)).toEqual([expect.objectContaining({ state: 'succeeded', attempts: 1 })]);
       const lateOut = path.join(work, 'late-results.jsonl');
       const accepted = await htcgrid('submit', '--dir', grid, '--tasks', late, '--wait', '--out', lateOut);
       if (accepted.code !== 0) {
