@@ -2,10 +2,10 @@
 // named and whose listing key lies behind the reader's watermark: while it waits, the table counts more ended tasks
 // than it delivered, so it reads them all again and delivers the missing one, once. And what a count costs.
 import { Writable } from 'node:stream';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import pino from 'pino';
 import { DynamoDbTaskTable, openAwsBackends, type AwsBackends } from '../../../lib/backends/aws';
-import { sessionShardsFor } from '../../../lib/backends/aws/table-schema';
+import { sessionShardsFor, terminalSessionSk } from '../../../lib/backends/aws/table-schema';
 import { GridClient, type SessionHandle, type TaskResult } from '../../../lib/client';
 import { compileConfig } from '../../../lib/core/config';
 import type { AwsGridResources } from '../../../lib/core/grid-resources';
@@ -21,6 +21,9 @@ const suite = useEmulators();
 interface LogLine {
   readonly level: number;
   readonly msg: string;
+  readonly sessionId?: string;
+  readonly delivered?: number;
+  readonly unreachable?: number;
   readonly recovered?: number;
   readonly counted?: number;
   readonly taskIds?: string[];
@@ -214,6 +217,77 @@ describe('a results stream on the AWS backends whose notices and listing missed 
     expect(arrived).toEqual([first, second]);
     expect(reads.fromStart).toBe(1);
     expect(logs.filter((l) => l.recovered !== undefined)).toEqual([]);
+  });
+
+  it('a key the count has and the re-read cannot bring costs one re-read and one warning, however often it counts', async () => {
+    const resources = await createGridResources(suite.emulators);
+    // No notices: the stream looks every 20 ms, its count checks timed by a clock the test moves.
+    const logs: LogLine[] = [];
+    const logger = pino(
+      { level: 'warn' },
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          logs.push(JSON.parse(chunk.toString()) as LogLine);
+          done();
+        },
+      }),
+    );
+    const backends = open(resources, { logger });
+    let now = Date.now();
+    const clock = (): number => now;
+    const client = new GridClient({
+      config,
+      ...backends,
+      pollIntervalMs: 20,
+      missingResultsCheckMs: 1_000,
+      clock,
+      logger,
+    });
+    const agent = open(resources);
+    const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
+    const [first, stuck] = [0, 1].map((i) => `${handle.sessionId}_${i}`);
+    const table = backends.table;
+    const seen = { counts: 0, reads: 0, reReads: 0 };
+    const countTerminal = table.countTerminal.bind(table);
+    const listTerminal = table.listTerminal.bind(table);
+    const readTerminalWanted = table.readTerminalWanted.bind(table);
+    table.countTerminal = async (sessionId) => {
+      seen.counts++;
+      return countTerminal(sessionId);
+    };
+    table.listTerminal = async (sessionId, cursor, limit) => {
+      seen.reads++;
+      return listTerminal(sessionId, cursor, limit);
+    };
+    table.readTerminalWanted = (sessionId, wanted, limit) => {
+      seen.reReads++;
+      return readTerminalWanted(sessionId, wanted, limit);
+    };
+    const { arrived } = follow(handle);
+    await finish(agent.table, first!);
+    await waitFor(() => arrived.includes(first!), 30_000, 'the first result');
+    // The index lists a task as ended whose item is still pending: counted, never brought.
+    await suite.emulators.clients().dynamodb.send(
+      new UpdateItemCommand({
+        TableName: resources.tableName,
+        Key: { task_id: { S: stuck! } },
+        UpdateExpression: 'SET session_sk = :sk',
+        ExpressionAttributeValues: { ':sk': { S: terminalSessionSk(Date.now(), stuck!, 'succeeded') } },
+      }),
+    );
+
+    // Six counts, each when due (10 minutes is past the longest wait), each followed by a few looks.
+    while (seen.counts < 6) {
+      now += 600_000;
+      const reads = seen.reads + 3;
+      await waitFor(() => seen.reads >= reads, 30_000, 'three more looks at the listing');
+    }
+
+    expect(seen.reReads).toBe(1);
+    expect(logs.filter((l) => l.level >= 40)).toEqual([
+      expect.objectContaining({ sessionId: handle.sessionId, counted: 2, delivered: 1, unreachable: 1 }),
+    ]);
+    expect(arrived).toEqual([first]);
   });
 
   it('a count is one Query per index partition of the session, counting keys (Select COUNT) without reading items', async () => {
