@@ -126,7 +126,8 @@ class Grid:
 
     def agents(self) -> Dict[str, Any]:
         """The agents alive on the grid (``agents``: each with ``slots``, ``busySlots``, ``idleSlots``,
-        ``runtimeRestarts`` and task counts as of its last heartbeat), and a ``note`` on how fresh they are."""
+        ``runtimeRestarts``, task counts and ``waitingForDisk`` as of its last heartbeat), and a ``note`` on how
+        fresh they are."""
         return check_answer(self._http.json("GET", "/v1/agents")[0])
 
     def submit(
