@@ -1,5 +1,5 @@
 // Failures by error type and time queued / time running of a session, kept up to date from its terminal tasks.
-import type { LatencyView, SessionSummaryView, TaskRecord } from '../core';
+import { taskIndexOf, type LatencyView, type SessionSummaryView, type TaskRecord } from '../core';
 
 export type { FailureGroup, LatencyView, SessionSummaryView } from '../core';
 import type { TaskTable } from '../ports';
@@ -125,6 +125,18 @@ export class SessionSummary {
     }
     // Read to the end of the listing: what the table counted beyond it, the listing passed.
     if (this.reRead === undefined && counted !== undefined && this.gate.missing(counted, this.summarised.size)) {
+      if (table.readTerminalWanted) {
+        // The table reads keys and fetches only the tasks lacking: cheap enough to finish within this update.
+        const lacking = (taskId: string): boolean => {
+          const index = taskIndexOf(this.sessionId, taskId);
+          return index === undefined || !this.summarised.has(index);
+        };
+        for await (const tasks of table.readTerminalWanted(this.sessionId, lacking, 1000)) {
+          for (const task of tasks) this.add(task);
+        }
+        this.gate.reReadEnded(counted, this.summarised.size);
+        return;
+      }
       this.reRead = { cursor: undefined, counted };
     }
     while (this.reRead !== undefined && read < maxTasks) {

@@ -6,7 +6,7 @@ import { UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb
 import pino from 'pino';
 import { DynamoDbTaskTable, openAwsBackends, type AwsBackends } from '../../../lib/backends/aws';
 import { sessionShardsFor, terminalSessionSk } from '../../../lib/backends/aws/table-schema';
-import { GridClient, type SessionHandle, type TaskResult } from '../../../lib/client';
+import { GridClient, SessionSummary, type SessionHandle, type TaskResult } from '../../../lib/client';
 import { compileConfig } from '../../../lib/core/config';
 import type { AwsGridResources } from '../../../lib/core/grid-resources';
 import type { TaskTable } from '../../../lib/ports';
@@ -136,6 +136,27 @@ function watchReads(table: TaskTable): { counts: number; fromStart: number } {
   return seen;
 }
 
+/** Records the task ids of the items each BatchGetItem of `client` fetches, in order. */
+function recordFetchedItems(client: DynamoDBClient): string[] {
+  const fetched: string[] = [];
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const input = (args as { input: { RequestItems?: Record<string, { Keys?: Record<string, unknown>[] }> } }).input;
+      if (context.commandName === 'BatchGetItemCommand') {
+        for (const request of Object.values(input.RequestItems ?? {})) {
+          for (const key of request.Keys ?? []) {
+            const id = key.task_id as { S?: string } | string;
+            fetched.push(typeof id === 'string' ? id : String(id.S));
+          }
+        }
+      }
+      return next(args);
+    },
+    { step: 'initialize', name: 'recordFetchedItems' },
+  );
+  return fetched;
+}
+
 describe('a results stream on the AWS backends whose notices and listing missed a result', () => {
   it('delivers it once within the check period, after a count showed more ended tasks than delivered, with a warning', async () => {
     const resources = await createGridResources(suite.emulators);
@@ -163,24 +184,7 @@ describe('a results stream on the AWS backends whose notices and listing missed 
   it('its re-read reads the session index keys and fetches only the items of the tasks it lacks', async () => {
     const resources = await createGridResources(suite.emulators);
     const clients = suite.emulators.clients();
-    const fetched: string[] = [];
-    let recording = false;
-    clients.dynamodb.middlewareStack.add(
-      (next, context) => async (args) => {
-        const input = (args as { input: { RequestItems?: Record<string, { Keys?: Record<string, unknown>[] }> } })
-          .input;
-        if (recording && context.commandName === 'BatchGetItemCommand') {
-          for (const request of Object.values(input.RequestItems ?? {})) {
-            for (const key of request.Keys ?? []) {
-              const id = key.task_id as { S?: string } | string;
-              fetched.push(typeof id === 'string' ? id : String(id.S));
-            }
-          }
-        }
-        return next(args);
-      },
-      { step: 'initialize', name: 'recordFetchedItems' },
-    );
+    const fetched = recordFetchedItems(clients.dynamodb);
     const backends = open(resources, { receiveNotices: true }, clients);
     const client = new GridClient({ config, ...backends, pollIntervalMs: MINUTE, missingResultsCheckMs: 500 });
     const agent = open(resources);
@@ -192,7 +196,7 @@ describe('a results stream on the AWS backends whose notices and listing missed 
     await finish(lostWriter(resources), lost!);
     await finish(agent.table, last!);
     await waitFor(() => arrived.includes(last!), 30_000, 'the last result, told by its notice');
-    recording = true;
+    fetched.splice(0);
 
     await waitFor(() => arrived.includes(lost!), 30_000, 'the result no notice named, behind the watermark');
 
@@ -288,6 +292,29 @@ describe('a results stream on the AWS backends whose notices and listing missed 
       expect.objectContaining({ sessionId: handle.sessionId, counted: 2, delivered: 1, unreachable: 1 }),
     ]);
     expect(arrived).toEqual([first]);
+  });
+
+  it("a session's summary catches up a task its listing passed, fetching only that task's item", async () => {
+    const resources = await createGridResources(suite.emulators);
+    const clients = suite.emulators.clients();
+    const fetched = recordFetchedItems(clients.dynamodb);
+    const backends = open(resources, {}, clients);
+    const client = new GridClient({ config, ...backends });
+    const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
+    const [first, lost, last] = [0, 1, 2].map((i) => `${handle.sessionId}_${i}`);
+    const summary = new SessionSummary(handle.sessionId);
+    await finish(backends.table, first!);
+    await summary.update(backends.table);
+    await finish(lostWriter(resources), lost!);
+    await finish(backends.table, last!);
+    const counted = await backends.table.countTerminal(handle.sessionId);
+    fetched.splice(0);
+
+    await summary.update(backends.table, undefined, counted);
+
+    expect(summary.view()).toMatchObject({ tasks: 3, running: { count: 3 } });
+    // The listing's read of the last task, then the re-read's of the lost one.
+    expect(fetched).toEqual([last, lost]);
   });
 
   it('a count is one Query per index partition of the session, counting keys (Select COUNT) without reading items', async () => {
