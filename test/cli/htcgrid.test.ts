@@ -520,7 +520,14 @@ describe('htcgrid local grid commands', () => {
       expect(status.stdout).toMatch(/claimed ahead: held by an agent until one of the grid's 1 slot\(s\) is free/);
       expect(status.stdout).toMatch(/^1 agent\(s\) alive, 1 slot\(s\): 1 busy, 0 idle$/m);
       const json = JSON.parse((await runHtcgrid('status', handle.sessionId, '--dir', dir, '--json')).stdout);
-      expect(json).toMatchObject({ agents: 1, slots: 1, busySlots: 1, idleSlots: 0, runtimeRestarts: 0 });
+      expect(json).toMatchObject({
+        agents: 1,
+        slots: 1,
+        busySlots: 1,
+        idleSlots: 0,
+        runtimeRestarts: 0,
+        waitingForDisk: 0,
+      });
       expect(json.claimedAheadAtLeast).toBe(json.counts.running - 1);
       await handle.cancel();
     } finally {
