@@ -193,6 +193,8 @@ export class CheckpointTimer {
   private retryMs = 0;
   /** Stops the `idleWake` watch, while one is on (from an idle look to the next look that finds commits). */
   private stopWatching: (() => void) | undefined;
+  /** `idleWake` could not watch once: not tried again at each idle look (the looks then come as without it). */
+  private cannotWatch = false;
 
   constructor(
     private readonly checkpointer: WalCheckpointer,
@@ -227,14 +229,16 @@ export class CheckpointTimer {
   /**
    * `nextLookDelay`, but for a look that found the whole log copied and nothing committed since (`ran` false): then
    * the watch of `idleWake` starts (or stays on), and the next look comes at the next notified commit or after
-   * `idleWatchedMs`. A commit between this look and the watch's start is seen at that time. A look that finds
-   * commits stops the watch: under load its events would wake this thread at every commit for nothing.
+   * `idleWatchedMs`. A commit between this look and the watch's start shows at that later look (or at the next
+   * notified commit). A look that finds commits stops the watch: under load its events would wake this thread at
+   * every commit for nothing. Where `idleWake` cannot watch, it is not tried again.
    */
   private delayAfter(step: CheckpointStep): number {
     if (step.ran) this.unwatch();
-    else if (this.options.idleWake !== undefined) {
+    else if (this.options.idleWake !== undefined && !this.cannotWatch) {
       this.stopWatching ??= this.options.idleWake(() => this.wake());
       if (this.stopWatching !== undefined) return this.options.idleWatchedMs ?? WAL_CHECKPOINT_IDLE_WATCHED_MS;
+      this.cannotWatch = true;
     }
     return nextLookDelay(step, this.options.intervalMs, this.options.boundPages ?? WAL_AUTOCHECKPOINT_PAGES);
   }

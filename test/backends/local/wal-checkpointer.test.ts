@@ -549,11 +549,19 @@ describe('when the checkpoint thread looks', () => {
         return nothing;
       },
     } as unknown as WalCheckpointer;
-    const timer = new CheckpointTimer(checkpointer, { intervalMs: 25, idleWake: () => undefined });
+    let tries = 0;
+    const timer = new CheckpointTimer(checkpointer, {
+      intervalMs: 25,
+      idleWake: () => {
+        tries++;
+        return undefined;
+      },
+    });
     try {
       timer.start();
       jest.advanceTimersByTime(25 + 3 * WAL_CHECKPOINT_IDLE_INTERVAL_MS);
       expect(looks).toBe(4);
+      expect(tries).toBe(1); // not tried again at each look
     } finally {
       timer.stop();
       jest.useRealTimers();
