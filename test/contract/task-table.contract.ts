@@ -16,6 +16,8 @@ export interface TaskTableTraits {
    * intake keeps the queue message as the task's guard until that extension).
    */
   readonly reaperSeesLeasesFrom: 'claim' | 'extension';
+  /** Whether it offers `readTerminalWanted` (a re-read that fetches only the tasks a reader lacks). @default false */
+  readonly readsTerminalWanted?: boolean;
 }
 
 const SECOND = 1000;
@@ -32,7 +34,7 @@ export function describeTaskTableContract(
   factory: () => Promise<TaskTableUnderTest>,
   traits: TaskTableTraits = { reaperSeesLeasesFrom: 'claim' },
 ): void {
-  const { reaperSeesLeasesFrom } = traits;
+  const { reaperSeesLeasesFrom, readsTerminalWanted = false } = traits;
   describe(`${name} (TaskTable contract)`, () => {
     let table: TaskTable;
     setUpEachTest(factory, (underTest) => (table = underTest.table));
@@ -719,6 +721,35 @@ export function describeTaskTableContract(
         expect(await table.countTerminal(other.session.sessionId)).toBe(2);
         expect(await table.countTerminal(uniqueId('none'))).toBe(0);
       });
+
+      (readsTerminalWanted ? it : it.skip)(
+        'reads the terminal tasks a reader lacks, each once, and no task that has not ended',
+        async () => {
+          const { session, ids } = await seed(6);
+          const other = await seed(1);
+          for (const id of ids.slice(0, 4)) {
+            const claimed = await claimOne(id, 'agent-a');
+            await table.complete([succeed(id, 'agent-a', claimed.attempt)]);
+          }
+          await table.cancel(session.sessionId, [ids[4]!]);
+          await table.cancel(other.session.sessionId);
+          const asked: string[] = [];
+          const lacking = (taskId: string): boolean => {
+            asked.push(taskId);
+            return taskId !== ids[1];
+          };
+
+          const pages: (readonly TaskRecord[])[] = [];
+          for await (const page of table.readTerminalWanted!(session.sessionId, lacking, 2)) pages.push(page);
+
+          const read = pages.flat();
+          expect(read.map((t) => t.taskId).sort()).toEqual([ids[0], ids[2], ids[3], ids[4]].sort());
+          expect(read.find((t) => t.taskId === ids[4])?.state).toBe('cancelled');
+          expect(read.find((t) => t.taskId === ids[0])).toMatchObject({ state: 'succeeded', index: 0 });
+          expect(pages.every((page) => page.length <= 2)).toBe(true);
+          expect(asked.sort()).toEqual(ids.slice(0, 5).sort());
+        },
+      );
 
       it('counts a claimed task whose lease was never extended as running only where the reaper sees it', async () => {
         const { session, ids } = await seed(2);

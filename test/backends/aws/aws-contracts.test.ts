@@ -35,7 +35,7 @@ describeTaskTableContract(
     return { table, cleanup: () => table.close() };
   },
   // Its lease index holds a task from the first extension on (a write saved per short task).
-  { reaperSeesLeasesFrom: 'extension' },
+  { reaperSeesLeasesFrom: 'extension', readsTerminalWanted: true },
 );
 
 describeTaskBrowserContract('DynamoDbTaskTable on DynamoDB Local', async () => {
