@@ -71,6 +71,24 @@ export class SessionExistsError extends HtcGridError {
   }
 }
 
+/**
+ * A session's write went unanswered through every try (a dropped connection, a timeout, a 5xx, a transaction still
+ * under way): it may have landed, or may yet land. Nothing was removed, since a clean-up could race that write.
+ */
+export class SessionWriteUnknownError extends HtcGridError {
+  constructor(
+    readonly sessionId: string,
+    options: { cause?: unknown } = {},
+  ) {
+    super(`the write of session '${sessionId}' was not answered: it may have landed, or may still land`, {
+      ...options,
+      hint:
+        `see whether it did with htcgrid status ${sessionId}; remove it with htcgrid delete ${sessionId} --force ` +
+        'before you submit its tasks again',
+    });
+  }
+}
+
 export class UnknownTaskError extends HtcGridError {
   constructor(readonly taskId: string) {
     super(`unknown task '${taskId}'`);

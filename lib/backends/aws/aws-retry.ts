@@ -43,28 +43,56 @@ interface AwsLikeError {
   CancellationReasons?: readonly { Code?: string }[];
 }
 
+/** Cancellation reasons of a transaction that wrote nothing and may go again as it is (after a back-off). */
+const PASSING_CANCELLATIONS = new Set([
+  'None',
+  'TransactionConflict',
+  'ThrottlingError',
+  'ProvisionedThroughputExceeded',
+]);
+
 /**
- * A write refused, or a transaction cancelled, for a transaction under way on the same item: nothing was written,
- * and the same request may go again once that transaction ended (a claim that meets a session being created in one).
+ * A write refused, or a transaction cancelled, for a transaction under way on the same item or for throttling: nothing
+ * was written, and the same request may go again (a claim that meets a session being created in one). A cancellation
+ * with any other reason (a condition that failed, a validation error) is final.
  */
-function isTransactionConflict(e: AwsLikeError): boolean {
+function isPassingRefusal(e: AwsLikeError): boolean {
   if (e.name === 'TransactionConflictException') return true;
-  const reasons = e.name === 'TransactionCanceledException' ? (e.CancellationReasons ?? []) : [];
+  if (e.name !== 'TransactionCanceledException') return false;
+  const reasons = e.CancellationReasons ?? [];
   return (
-    reasons.some((r) => r.Code === 'TransactionConflict') && !reasons.some((r) => r.Code === 'ConditionalCheckFailed')
+    reasons.some((r) => r.Code !== undefined && r.Code !== 'None') &&
+    reasons.every((r) => r.Code === undefined || PASSING_CANCELLATIONS.has(r.Code))
   );
 }
 
-/** True for errors worth retrying after a back-off: throttling, 5xx, dropped connections, transaction conflicts. */
+/**
+ * True for errors worth retrying after a back-off: throttling, 5xx, dropped connections, transaction conflicts and
+ * cancellations for throttling, and a transaction sent again under its client token while its first try is still
+ * under way (`TransactionInProgressException`: that try may yet land, so the same token goes again).
+ */
 export function isRetryableAwsError(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const e = error as AwsLikeError;
   if (e.name !== undefined && THROTTLING_NAMES.has(e.name)) return true;
-  if (isTransactionConflict(e)) return true;
+  if (e.name === 'TransactionInProgressException' || isPassingRefusal(e)) return true;
   if (e.code !== undefined && NETWORK_CODES.has(e.code)) return true;
   const status = e.$metadata?.httpStatusCode;
   if (status !== undefined && status >= 500) return true;
   return e.$retryable !== undefined && e.$retryable !== null && e.name !== 'ConditionalCheckFailedException';
+}
+
+/**
+ * Whether a failed write is known not to have been applied: the service answered it with a 4xx refusal (a failed
+ * condition, a validation error, throttling, a cancelled transaction). Anything else (no answer, a dropped connection,
+ * an abandoned request, a 5xx, a transaction still under way) leaves its outcome unknown: it may have landed, or may
+ * yet land.
+ */
+export function isDefiniteRefusal(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as AwsLikeError;
+  const status = e.$metadata?.httpStatusCode;
+  return status !== undefined && status >= 400 && status < 500 && e.name !== 'TransactionInProgressException';
 }
 
 /** The back-off before retry `n` (1-based): uniform in [0, min(max, base * 2^(n-1))] ("full jitter"). */

@@ -24,7 +24,7 @@ import {
   type UpdateCommandOutput,
 } from '@aws-sdk/lib-dynamodb';
 import { DEFAULT_TASK_RETENTION_SEC } from '../../core/config';
-import { HtcGridError, InvalidCursorError, SessionExistsError } from '../../core/errors';
+import { HtcGridError, InvalidCursorError, SessionExistsError, SessionWriteUnknownError } from '../../core/errors';
 import type { SessionRecord, TaskRecord } from '../../core/task';
 import { classifyClaim, isHolderGuard, planCompletion, type CompletionPlan } from '../../core/task-lifecycle';
 import { emptyStateCounts, isTerminal, type StateCounts } from '../../core/task-state';
@@ -40,7 +40,7 @@ import type {
   TaskTable,
   TerminalPage,
 } from '../../ports';
-import { backoffDelay, chunk, mapLimit, withRetry, type RetryPolicy } from './aws-retry';
+import { backoffDelay, chunk, isDefiniteRefusal, mapLimit, withRetry, type RetryPolicy } from './aws-retry';
 import { sleep } from '../../timing';
 import {
   manifestItemOf,
@@ -183,6 +183,11 @@ function terminalStateOf(plan: CompletionPlan): 'succeeded' | 'failed' {
   return plan.to === 'succeeded' ? 'succeeded' : 'failed';
 }
 
+/** How many requests the SDK sent for a call that failed (its retries included). */
+function sdkAttemptsOf(error: unknown): number {
+  return (error as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1;
+}
+
 /** Name of the error of a terminal write abandoned by `sendWithin` (the service may still apply it). */
 const TERMINAL_WRITE_TIMEOUT = 'TerminalWriteTimeout';
 
@@ -298,6 +303,13 @@ export class DynamoDbTaskTable implements TaskTable {
    * as a success within DynamoDB's idempotency window (10 minutes) and refused (`SessionExistsError`) after it. One
    * request where `createSession`, `createTasks` and `sealSession` take three; transactional puts cost two write
    * units each where those cost one.
+   *
+   * It ends only once the write's outcome is known, or rejects with `SessionWriteUnknownError`: a try that was not
+   * answered (or answered with a 5xx) may land later, so the same token goes again with back-off, also while DynamoDB
+   * says the first try is still under way (`TransactionInProgressException`), until it is answered as a success
+   * (landed), refused for a taken key (landed before, or the id is taken: `SessionExistsError`) or the tries run out
+   * (`SessionWriteUnknownError`: a caller must not clean up, which could race that try). Any other error is a 4xx
+   * refusal of every try: nothing was written.
    */
   async createSealedSession(session: SessionRecord, tasks: readonly TaskRecord[]): Promise<void> {
     const first = tasks[0];
@@ -336,37 +348,54 @@ export class DynamoDbTaskTable implements TaskTable {
         ),
       ];
       const token = randomUUID();
+      // Set once a try's outcome is unknown (no answer, a 5xx, the first try still under way): that try may land, so
+      // only the same token may go again, and the call ends only once it is known to have landed or not.
+      let unknown = false;
       try {
-        await this.retry('createSealedSession', () =>
-          this.doc.send(
-            new TransactWriteCommand({
-              ClientRequestToken: token,
-              TransactItems: items.map((Item) => ({
-                Put: {
-                  TableName: this.tableName,
-                  Item,
-                  ConditionExpression: 'attribute_not_exists(#pk)',
-                  ExpressionAttributeNames: { '#pk': TABLE_SCHEMA.partitionKey },
-                },
-              })),
-            }),
-          ),
-        );
+        await this.retry('createSealedSession', async () => {
+          try {
+            return await this.doc.send(
+              new TransactWriteCommand({
+                ClientRequestToken: token,
+                TransactItems: items.map((Item) => ({
+                  Put: {
+                    TableName: this.tableName,
+                    Item,
+                    ConditionExpression: 'attribute_not_exists(#pk)',
+                    ExpressionAttributeNames: { '#pk': TABLE_SCHEMA.partitionKey },
+                  },
+                })),
+              }),
+            );
+          } catch (error) {
+            // A refusal after the SDK's own retries may follow a try that went unanswered (its `attempts`).
+            if (!isDefiniteRefusal(error) || sdkAttemptsOf(error) > 1) unknown = true;
+            throw error;
+          }
+        });
       } catch (error) {
         // Task ids are the session's: any of these keys taken means the session was (or is) there.
         if (
           error instanceof TransactionCanceledException &&
           error.CancellationReasons?.some((r) => r.Code === 'ConditionalCheckFailed')
         ) {
+          // After a try of unknown outcome, this is that try's write (past the token's 10 minutes): known as well.
+          if (unknown) this.remember(session.sessionId, shards, noticeQueue);
           throw new SessionExistsError(session.sessionId);
         }
+        if (unknown) throw new SessionWriteUnknownError(session.sessionId, { cause: error });
         throw error;
       }
-      this.rememberShards(session.sessionId, shards);
-      this.notices?.remember(session.sessionId, noticeQueue);
+      this.remember(session.sessionId, shards, noticeQueue);
     } finally {
       this.creatingShards.delete(session.sessionId);
     }
+  }
+
+  /** What a session's own write tells this table: its index shards, and where its tasks' ends are told. */
+  private remember(sessionId: string, shards: number, noticeQueue: string | undefined): void {
+    this.rememberShards(sessionId, shards);
+    this.notices?.remember(sessionId, noticeQueue);
   }
 
   async getSession(sessionId: string): Promise<SessionRecord | undefined> {
@@ -386,13 +415,18 @@ export class DynamoDbTaskTable implements TaskTable {
     return sessionRecordOf(out.Item);
   }
 
-  /** The notice queue the session's client named, if any (one consistent read of the session item). */
+  /**
+   * The notice queue the session's client named, if any (one consistent read of the session item: looked up right
+   * after a claim, an eventually consistent read could miss a session written a moment before, see
+   * `createSealedSession`, and its 'nobody waits' would be remembered).
+   */
   private async noticeQueueOf(sessionId: string): Promise<string | undefined> {
     const out = await this.retry('getSession', () =>
       this.doc.send(
         new GetCommand({
           TableName: this.tableName,
           Key: { task_id: sessionItemKey(sessionId) },
+          ConsistentRead: true,
           ProjectionExpression: '#q',
           ExpressionAttributeNames: { '#q': ATTR.noticeQueue },
         }),

@@ -10,7 +10,8 @@ import {
   sessionPartitionOf,
   sessionPartitions,
 } from '../../../lib/backends/aws/table-schema';
-import { SessionExistsError } from '../../../lib/core/errors';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { SessionExistsError, SessionWriteUnknownError } from '../../../lib/core/errors';
 import { newTask, type SessionRecord } from '../../../lib/core/task';
 import { createGridResources, startEmulators, type Emulators } from '../../support/emulators';
 
@@ -204,6 +205,39 @@ async function failUnanswered(options?: RequestOptions): Promise<never> {
     name: signal ? 'AbortError' : 'Error',
     code: signal ? undefined : 'ECONNRESET',
   });
+}
+
+type RequestShape = { headers?: Record<string, string> };
+
+/**
+ * Runs `intercept` in place of every request `client` sends until `stop()` (`n` counts them from 1; `send` forwards
+ * the request to the emulator; `sdkAttempt` is 1 for a call's first request, more for the SDK's own retries of it),
+ * and records each request's client token (transactions only).
+ */
+function interceptRequests(
+  client: DynamoDBClient,
+  intercept: (n: number, send: () => Promise<unknown>, sdkAttempt: number) => Promise<unknown>,
+): { readonly tokens: (string | undefined)[]; stop(): void } {
+  const inner = client.config.requestHandler as unknown as {
+    handle: (request: unknown, options?: RequestOptions) => Promise<unknown>;
+  };
+  const handle = inner.handle;
+  const tokens: (string | undefined)[] = [];
+  inner.handle = async (request: unknown, options?: RequestOptions) => {
+    const body = (request as { body?: unknown }).body;
+    const text = body instanceof Uint8Array ? new TextDecoder().decode(body) : typeof body === 'string' ? body : '{}';
+    tokens.push((JSON.parse(text) as { ClientRequestToken?: string }).ClientRequestToken);
+    const sdkAttempt = Number(
+      /attempt=(\d+)/.exec((request as RequestShape).headers?.['amz-sdk-request'] ?? '')?.[1] ?? 1,
+    );
+    return intercept(tokens.length, () => handle.call(inner, request, options ?? {}), sdkAttempt);
+  };
+  return { tokens, stop: () => void (inner.handle = handle) };
+}
+
+/** An error as DynamoDB answers it (a 4xx the SDK does not retry itself), with the fields the adapters read. */
+function refusal(name: string, fields: Record<string, unknown> = {}): Error {
+  return Object.assign(new Error(name), { name, $fault: 'client', $metadata: { httpStatusCode: 400 }, ...fields });
 }
 
 async function storedCount(ids: readonly string[]): Promise<number> {
@@ -864,6 +898,147 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
 
       expect(intercepted()).toBe(true);
       expect(await storedCount(ids)).toBe(1);
+    });
+
+    it('a resend that meets its first try still under way goes again under the same token, and that try lands once', async () => {
+      const table = new DynamoDbTaskTable({ tableName, client, retry: { sleep: async () => undefined } });
+      const { session, tasks, ids } = sealedSession(2);
+      let first: Promise<unknown> | undefined;
+      const intercepted = interceptRequests(client, async (n, send, sdkAttempt) => {
+        if (n === 1) {
+          // Sent, but its answer is lost: the SDK sends it again while it is still under way.
+          first = send();
+          first.catch(() => undefined);
+          throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+        }
+        if (sdkAttempt > 1) {
+          // DynamoDB refuses the SDK's resends while the first try runs (that try lands meanwhile), until the SDK
+          // gives up: the table's own resend is the next call's first request.
+          await first;
+          throw refusal('TransactionInProgressException');
+        }
+        return send();
+      });
+
+      try {
+        await table.createSealedSession(session, tasks);
+      } finally {
+        intercepted.stop();
+      }
+
+      expect(intercepted.tokens.length).toBeGreaterThanOrEqual(3);
+      expect(new Set(intercepted.tokens).size).toBe(1);
+      expect(await storedCount(ids)).toBe(2);
+      expect((await table.getSession(session.sessionId))?.taskCount).toBe(2);
+    });
+
+    it('a write whose first try went unanswered and every resend was refused rejects with SessionWriteUnknownError', async () => {
+      const table = new DynamoDbTaskTable({
+        tableName,
+        client,
+        retry: { maxAttempts: 3, sleep: async () => undefined },
+      });
+      const { session, tasks, ids } = sealedSession(1);
+      const intercepted = interceptRequests(client, async (n) => {
+        // The first try may have landed (or may yet land): refusals of the resends do not tell it did not.
+        if (n === 1) throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+        throw refusal('TransactionCanceledException', { CancellationReasons: [{ Code: 'ThrottlingError' }] });
+      });
+
+      let error: unknown;
+      try {
+        await table.createSealedSession(session, tasks);
+      } catch (e) {
+        error = e;
+      } finally {
+        intercepted.stop();
+      }
+
+      expect(error).toBeInstanceOf(SessionWriteUnknownError);
+      expect(String(error)).toContain(`htcgrid delete ${session.sessionId} --force`);
+      expect(intercepted.tokens).toHaveLength(4);
+      expect(new Set(intercepted.tokens).size).toBe(1);
+      expect(intercepted.tokens[0]).toMatch(/^[0-9a-f-]{36}$/);
+      expect(await storedCount(ids)).toBe(0);
+    });
+
+    it('a transaction cancelled for throttling is sent again', async () => {
+      const table = new DynamoDbTaskTable({ tableName, client, retry: { sleep: async () => undefined } });
+      const { session, tasks, ids } = sealedSession(1);
+      const intercepted = interceptRequests(client, async (n, send) => {
+        if (n === 1) {
+          throw refusal('TransactionCanceledException', {
+            CancellationReasons: [{ Code: 'None' }, { Code: 'ThrottlingError' }, { Code: 'None' }],
+          });
+        }
+        return send();
+      });
+
+      try {
+        await table.createSealedSession(session, tasks);
+      } finally {
+        intercepted.stop();
+      }
+
+      expect(intercepted.tokens).toHaveLength(2);
+      expect(await storedCount(ids)).toBe(1);
+    });
+
+    it('refused for taken keys after a try of unknown outcome: SessionExistsError, the session known as written', async () => {
+      const { session, tasks } = sealedSession(1);
+      // The keys taken meanwhile (as by that try, landed past the token's ten minutes).
+      await new DynamoDbTaskTable({ tableName, client }).createSealedSession(session, tasks);
+      const table = new DynamoDbTaskTable({ tableName, client, retry: { sleep: async () => undefined } });
+      const intercepted = interceptRequests(client, async (n, send) => {
+        if (n === 1) throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+        return send();
+      });
+
+      try {
+        await expect(table.createSealedSession(session, tasks)).rejects.toBeInstanceOf(SessionExistsError);
+      } finally {
+        intercepted.stop();
+      }
+
+      // Its index shards were remembered: a count reads the session item once (its retention), not twice.
+      commands.length = 0;
+      await table.countByState(session.sessionId);
+      expect(commands.filter((c) => c === 'GetItemCommand')).toHaveLength(1);
+    });
+
+    it("an agent's claim looks up the session's notice queue with a consistent read", async () => {
+      const reads: { key: unknown; consistent: unknown }[] = [];
+      const watched = emulators.clients().dynamodb;
+      watched.middlewareStack.add(
+        (next, context) => async (args) => {
+          const input = (args as { input: { Key?: unknown; ConsistentRead?: unknown } }).input;
+          if (context.commandName === 'GetItemCommand')
+            reads.push({ key: input.Key, consistent: input.ConsistentRead });
+          return next(args);
+        },
+        { step: 'initialize', name: 'recordReads' },
+      );
+      const sqs = new SQSClient({ region: 'us-east-1' });
+      const agent = new DynamoDbTaskTable({ tableName, client: watched, noticeSender: { client: sqs } });
+      const { session, tasks, ids } = sealedSession(1);
+      await new DynamoDbTaskTable({
+        tableName,
+        client,
+        noticeQueue: async () => 'https://queue.example/notices',
+      }).createSealedSession(session, tasks);
+
+      const [claim] = await agent.claimMessages(
+        [{ taskId: ids[0]!, attempt: 0 }],
+        { owner: 'a', expiresAt: Date.now() + 60_000 },
+        Date.now(),
+      );
+      await agent.notices!.flush([session.sessionId]);
+
+      expect(claim?.status).toBe('claimed');
+      expect(reads).toEqual([{ key: { task_id: expect.stringContaining(session.sessionId) }, consistent: true }]);
+      await agent.close();
+      sqs.destroy();
+      watched.destroy();
     });
 
     it('never overwrites: writing a session again is refused and leaves its running task running', async () => {

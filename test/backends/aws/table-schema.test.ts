@@ -1,5 +1,5 @@
 // The task table's key encodings and the back-off policy: pure functions, no emulator.
-import { backoffDelay, isRetryableAwsError, withRetry } from '../../../lib/backends/aws/aws-retry';
+import { backoffDelay, isDefiniteRefusal, isRetryableAwsError, withRetry } from '../../../lib/backends/aws/aws-retry';
 import {
   leaseShardOf,
   LEASE_SHARDS,
@@ -102,6 +102,32 @@ describe('AWS back-off', () => {
     expect(isRetryableAwsError(cancelled('None', 'TransactionConflict'))).toBe(true);
     expect(isRetryableAwsError(cancelled('TransactionConflict', 'ConditionalCheckFailed'))).toBe(false);
     expect(isRetryableAwsError(cancelled('ConditionalCheckFailed'))).toBe(false);
+  });
+
+  it('retries a transaction cancelled for throttling, and one sent again while its first try is under way', () => {
+    const cancelled = (...codes: string[]) => ({
+      name: 'TransactionCanceledException',
+      $metadata: { httpStatusCode: 400 },
+      CancellationReasons: codes.map((Code) => ({ Code })),
+    });
+    expect(isRetryableAwsError(cancelled('None', 'ThrottlingError'))).toBe(true);
+    expect(isRetryableAwsError(cancelled('ProvisionedThroughputExceeded', 'TransactionConflict'))).toBe(true);
+    expect(isRetryableAwsError(cancelled('ThrottlingError', 'ValidationError'))).toBe(false);
+    expect(isRetryableAwsError(cancelled('None'))).toBe(false);
+    expect(isRetryableAwsError({ name: 'TransactionInProgressException', $metadata: { httpStatusCode: 400 } })).toBe(
+      true,
+    );
+  });
+
+  it('takes only a 4xx answer for a write known not to have landed', () => {
+    expect(isDefiniteRefusal({ name: 'ValidationException', $metadata: { httpStatusCode: 400 } })).toBe(true);
+    expect(isDefiniteRefusal({ name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } })).toBe(true);
+    expect(isDefiniteRefusal({ name: 'TransactionInProgressException', $metadata: { httpStatusCode: 400 } })).toBe(
+      false,
+    );
+    expect(isDefiniteRefusal({ name: 'InternalServerError', $metadata: { httpStatusCode: 500 } })).toBe(false);
+    expect(isDefiniteRefusal(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))).toBe(false);
+    expect(isDefiniteRefusal(Object.assign(new Error('aborted'), { name: 'AbortError' }))).toBe(false);
   });
 
   it('gives up after its attempts with a retryable TransientServiceError keeping the cause', async () => {
