@@ -93,8 +93,10 @@ export interface TaskTable extends TaskBrowser {
    */
   createTasks(tasks: readonly TaskRecord[]): Promise<void>;
   /**
-   * Creates a session already sealed with its tasks (within `sealedSessionLimits`) in one atomic write that never overwrites anything: afterwards the session and all its tasks exist, or none of them
-   * does; rejects with `SessionExistsError` if the session exists (a retry after an answer that was lost included).
+   * Creates a session already sealed with its tasks (within `sealedSessionLimits`) in one atomic write that never
+   * overwrites anything: afterwards the session and all its tasks exist, or none of them does; rejects with
+   * `SessionExistsError` if the session exists (a retry after an answer that was lost included), and with
+   * `SessionWriteUnknownError` when no try was answered (the write may still land: the caller must not clean up).
    * Since no task it writes can be overwritten once running, its queue messages may be sent beside it: one that
    * arrives first finds no task, and the intake keeps it for `EARLY_MESSAGE_GRACE_MS` (see there).
    * @default - not offered: the session, its tasks and its seal are written one after the other
@@ -162,6 +164,11 @@ export interface QueueMessage {
   readonly priority: number;
 }
 
+/** The message that tells of `task` at its present attempt. */
+export function queueMessageOf(task: TaskRecord): QueueMessage {
+  return { taskId: task.taskId, sessionId: task.sessionId, attempt: task.attempt, priority: task.priority };
+}
+
 export interface ReceivedMessage {
   readonly message: QueueMessage;
   /** Opaque handle for ack/release/extend. */
@@ -203,6 +210,12 @@ export interface IntakeOptions extends ReceiveOptions {
   readonly leaseMs: number;
   /** A message whose attempt is still running (`busy`) becomes visible again after at least this delay. */
   readonly busyDelayMs: number;
+  /**
+   * Takes tasks claimed before the call returns: an intake that waits on some messages of a batch (see
+   * `EARLY_MESSAGE_GRACE_MS`) hands the batch's other tasks over at once, and returns only the rest.
+   * @default - every claimed task is returned
+   */
+  readonly onClaimed?: (tasks: readonly TaskRecord[]) => void;
 }
 
 /**

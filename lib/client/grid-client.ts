@@ -6,6 +6,7 @@ import {
   RESEND_EARLY_MESSAGES_AFTER_MS,
   SessionExistsError,
   SessionRunningError,
+  SessionWriteUnknownError,
   UnknownSessionError,
   newTask,
   taskIdOf,
@@ -16,6 +17,7 @@ import {
 } from '../core';
 import {
   payloadKeys,
+  queueMessageOf,
   type AgentPresence,
   type AgentRegistry,
   type PayloadStore,
@@ -77,7 +79,7 @@ export interface GridClientOptions {
   /**
    * The clock (epoch ms) results streams time their missing-results checks by, and a submission its writes (see
    * `writeSealed`): tests pass one they move themselves.
-   * @default Date.now
+   * @default Date.now (a submission's writes: performance.now, which no wall-clock change moves)
    */
   readonly clock?: () => number;
 }
@@ -349,8 +351,9 @@ export class GridClient {
    * request time less for an interactive task. A message that reaches an agent before the write lands finds no task
    * and is kept for `EARLY_MESSAGE_GRACE_MS` (the intake releases it); a write that took longer than
    * `RESEND_EARLY_MESSAGES_AFTER_MS` has its messages sent again once it is done, in case those were dropped meanwhile
-   * (a task with two messages runs once: the table decides). Returns the number of tasks. On error removes what was
-   * written and stored, and rethrows.
+   * (a task with two messages runs once: the table decides); that second send is best-effort, the session stands
+   * either way. Returns the number of tasks. On error removes what was written and stored, and rethrows; a write
+   * whose outcome stayed unknown (`SessionWriteUnknownError`) is left alone, since it may still land.
    */
   private async writeSealed(
     session: SessionRecord,
@@ -358,11 +361,13 @@ export class GridClient {
     options: SubmitOptions,
   ): Promise<number> {
     const storedKeys: string[] = [];
+    let messages: QueueMessage[];
     try {
       const tasks: TaskRecord[] = [];
       for await (const batch of this.taskBatches(session, events, options, storedKeys)) tasks.push(...batch.tasks);
-      const messages = tasks.map(messageOf);
-      const now = this.clock ?? Date.now;
+      messages = tasks.map(queueMessageOf);
+      // Monotonic: a wall clock moved meanwhile must not skip the second send.
+      const now = this.clock ?? (() => performance.now());
       const startedAt = now();
       await settled([
         this.table.createSealedSession!(session, tasks).catch((error: unknown) => {
@@ -371,11 +376,39 @@ export class GridClient {
         }),
         this.queue.send(messages),
       ]);
-      if (now() - startedAt > RESEND_EARLY_MESSAGES_AFTER_MS) await this.queue.send(messages);
-      return tasks.length;
+      if (now() - startedAt <= RESEND_EARLY_MESSAGES_AFTER_MS) return tasks.length;
     } catch (err) {
-      await this.discardSubmission(err, session.sessionId, true, storedKeys);
+      if (err instanceof SessionWriteUnknownError) {
+        this.logger.error({ err, sessionId: session.sessionId }, 'submission failed; its write may still land');
+      } else {
+        await this.discardSubmission(err, session.sessionId, true, storedKeys);
+      }
       throw err;
+    }
+    await this.resendEarlyMessages(session.sessionId, messages);
+    return messages.length;
+  }
+
+  /**
+   * Sends a landed sealed session's messages again (see `writeSealed`), twice at most, then gives up with a warning:
+   * the first messages went out and its tasks may be running, so the session stands either way (a task whose every
+   * message was dropped stays pending until a cancel or delete).
+   */
+  private async resendEarlyMessages(sessionId: string, messages: readonly QueueMessage[]): Promise<void> {
+    for (let tries = 1; ; tries++) {
+      try {
+        await this.queue.send(messages);
+        return;
+      } catch (err) {
+        if (tries >= 2) {
+          this.logger.warn(
+            { err, sessionId },
+            "sending a slow session write's messages again failed; its tasks run from the first messages unless " +
+              'an agent dropped those before the write landed',
+          );
+          return;
+        }
+      }
     }
   }
 
@@ -615,12 +648,8 @@ export class GridClient {
     after: () => Promise<void> = async () => undefined,
   ): Promise<void> {
     await settled([this.table.createTasks(batch), before()]);
-    await settled([this.queue.send(batch.map(messageOf)), after()]);
+    await settled([this.queue.send(batch.map(queueMessageOf)), after()]);
   }
-}
-
-function messageOf(task: TaskRecord): QueueMessage {
-  return { taskId: task.taskId, sessionId: task.sessionId, attempt: task.attempt, priority: task.priority };
 }
 
 /** Lets the agents and timers sharing this process run between batches of a long submission. */

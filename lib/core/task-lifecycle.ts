@@ -37,14 +37,22 @@ export const UNGUARDED_LEASE_RETRY_MARGIN_MS = 1_000;
  * A queue message may be sent beside its task's write where that write can never overwrite a task (a session and its
  * tasks created in one conditional write, `TaskTable.createSealedSession`): the message may then arrive before its
  * task exists. A claim that finds no task keeps such a message (releases it, to be offered again) while it is younger
- * than this, by the queue's clock, and drops it after: the task was never written, or was deleted.
+ * than this by the queue's send time, or the queue has offered it fewer than `EARLY_MESSAGE_RECEIVES` times, and drops
+ * it after both: the task was never written, or was deleted.
  */
 export const EARLY_MESSAGE_GRACE_MS = 5_000;
 
 /**
+ * Times a message of a missing task is offered (received) before it may be dropped (see `EARLY_MESSAGE_GRACE_MS`):
+ * the first receive, then the releases for 1 s, 2 s and 4 s, which the queue times itself, so an agent whose clock
+ * runs ahead of the queue's cannot drop a message while its task is still being written.
+ */
+export const EARLY_MESSAGE_RECEIVES = 4;
+
+/**
  * A submitter that sent messages beside a write that took longer than this sends them again once the write is done:
- * its first messages may have been dropped as missing (`EARLY_MESSAGE_GRACE_MS` after their send) while the write was
- * still landing. The 3 s between the two cover the clocks of the queue and the agents being apart.
+ * its first messages may have been dropped as missing while the write was still landing (no sooner than the queue's
+ * 1 + 2 + 4 s of releases, `EARLY_MESSAGE_RECEIVES`, and `EARLY_MESSAGE_GRACE_MS` after their send).
  */
 export const RESEND_EARLY_MESSAGES_AFTER_MS = 2_000;
 

@@ -3,7 +3,6 @@
 // adapter's business; what an agent sees (claims, busy messages offered again, dead holders recovered, nothing left
 // in the queue once settled) is the same.
 import { newTask, type SessionRecord, type TaskRecord } from '../../lib/core/task';
-import { EARLY_MESSAGE_GRACE_MS } from '../../lib/core/task-lifecycle';
 import type { IntakeOptions, TaskIntake, TaskQueue, TaskTable } from '../../lib/ports';
 import { reapTasks } from '../../lib/runtime/reaper';
 import { uniqueId } from './contract-helpers';
@@ -13,10 +12,11 @@ export interface TaskIntakeUnderTest {
   /** An empty queue of its own, on the table. */
   readonly queue: TaskQueue;
   /**
-   * A new intake on `queue` and `table`, as one agent has it; its clock `laterByMs` ahead where it has one (an intake
-   * that keeps the messages of unknown tasks while young, `EARLY_MESSAGE_GRACE_MS`, then takes them for old).
+   * A new intake on `queue` and `table`, as one agent has it. `pastEarlyGrace`: for an intake that keeps the messages
+   * of unknown tasks while young (`EARLY_MESSAGE_GRACE_MS`, `EARLY_MESSAGE_RECEIVES`), one that sees every message as
+   * past both (its clock that much ahead, each message offered that many times).
    */
-  openIntake(options?: { readonly laterByMs?: number }): TaskIntake;
+  openIntake(options?: { readonly pastEarlyGrace?: boolean }): TaskIntake;
   /** Messages left in the queue: visible, in flight or delayed. */
   messagesLeft(): Promise<number>;
   cleanup(): Promise<void>;
@@ -143,7 +143,7 @@ export function describeTaskIntakeContract(name: string, factory: () => Promise<
         { taskId: ids[0]!, sessionId: session.sessionId, attempt: 0, priority: 0 },
         { taskId: `${session.sessionId}_nope`, sessionId: session.sessionId, attempt: 0, priority: 0 },
       ]);
-      const other = under.openIntake({ laterByMs: EARLY_MESSAGE_GRACE_MS });
+      const other = under.openIntake({ pastEarlyGrace: true });
 
       const claimed = await other.receiveAndClaim(10, { ...options, owner: 'agent-b' });
       await other.drain();

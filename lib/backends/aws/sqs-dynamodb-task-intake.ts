@@ -1,17 +1,23 @@
 // The AWS grid's task intake: SQS receives, DynamoDB claims, and a claimed task's message kept as its guard until its
 // lease is extended (DynamoDB's lease index holds a task only from its first extension, which saves a write per task).
-import { EARLY_MESSAGE_GRACE_MS, planLeaseExpiry, type Completion, type TaskRecord } from '../../core';
+import {
+  EARLY_MESSAGE_GRACE_MS,
+  EARLY_MESSAGE_RECEIVES,
+  planLeaseExpiry,
+  type Completion,
+  type TaskRecord,
+} from '../../core';
 import { silentLogger, type Logger } from '../../logging';
 import { MicroBatcher } from '../../micro-batcher';
 import { sleep } from '../../timing';
-import type {
-  ClaimRequest,
-  CompletionResult,
-  IntakeOptions,
-  QueueMessage,
-  ReceivedMessage,
-  TaskIntake,
-  TaskQueue,
+import {
+  queueMessageOf,
+  type ClaimRequest,
+  type CompletionResult,
+  type IntakeOptions,
+  type ReceivedMessage,
+  type TaskIntake,
+  type TaskQueue,
 } from '../../ports';
 import type { MessageClaimOutcome } from './dynamodb-task-table';
 
@@ -55,11 +61,13 @@ const EARLY_RECLAIM_PAUSES_MS = [20, 40, 80];
  *   expire (each early receive counts towards the dead-letter queue's limit), at most one lease term ahead.
  * - Expired (the message of an attempt whose holder died before extending its lease, which no reaper sees): reaped
  *   here as the reaper would (re-queued or failed), then the message deleted.
- * - Missing, and younger than `EARLY_MESSAGE_GRACE_MS` by the queue's clock (sent beside its task's write, which may
- *   still be landing, see `TaskTable.createSealedSession`): claimed again after 20, 40 and 80 ms, then, still
- *   missing, released for 1 s, 2 s, 4 s… by its receive count (a few receives in all, well inside the dead-letter
- *   queue's limit).
- * - Stale, and missing once older than that (or of unknown age): deleted.
+ * - Missing, and younger than `EARLY_MESSAGE_GRACE_MS` by the queue's send time or offered fewer than
+ *   `EARLY_MESSAGE_RECEIVES` times (sent beside its task's write, which may still be landing, see
+ *   `TaskTable.createSealedSession`): claimed again after 20, 40 and 80 ms, then, still missing, released for 1 s,
+ *   2 s, 4 s… by its receive count (a few receives in all, inside the dead-letter queue's limit, see `TaskQueues`).
+ *   The batch's other tasks are handed over before those pauses (`IntakeOptions.onClaimed`); a claim that fails
+ *   during them releases its messages.
+ * - Stale, and missing once past both (or of unknown age): deleted.
  * Every delete goes through one batcher, ten messages a request.
  */
 export class SqsDynamoDbTaskIntake implements TaskIntake {
@@ -98,21 +106,25 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
       );
       return [];
     }
-    let now = this.now();
+    const now = this.now();
     const outcomes = await this.claim(messages, options, now);
-    for (const pauseMs of EARLY_RECLAIM_PAUSES_MS) {
-      const early = outcomes.flatMap((o, i) => (o.status === 'missing' && this.isEarly(messages[i]!, now) ? [i] : []));
-      if (early.length === 0) break;
-      await this.sleep(pauseMs);
-      now = this.now();
-      const again = await this.claim(
-        early.map((i) => messages[i]!),
-        options,
-        now,
-      );
-      early.forEach((i, k) => (outcomes[i] = again[k]!));
-    }
-    return this.settleClaims(messages, outcomes, options, now);
+    const early = messages.flatMap((m, i) => (this.isEarlyMissing(outcomes[i]!, m, now) ? [i] : []));
+    if (early.length === 0) return this.settleClaims(messages, outcomes, options, now);
+    // The batch's other messages are settled, and their tasks handed over, before the pauses for the early ones.
+    const rest = messages.flatMap((_, i) => (early.includes(i) ? [] : [i]));
+    const claimed = await this.settleClaims(
+      rest.map((i) => messages[i]!),
+      rest.map((i) => outcomes[i]!),
+      options,
+      now,
+    );
+    const handOver = options.onClaimed;
+    if (handOver && claimed.length > 0) handOver(claimed.splice(0));
+    const late = await this.claimEarly(
+      early.map((i) => messages[i]!),
+      options,
+    );
+    return [...claimed, ...late];
   }
 
   private claim(messages: readonly ReceivedMessage[], options: IntakeOptions, now: number) {
@@ -123,9 +135,62 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     );
   }
 
-  /** A message younger than `EARLY_MESSAGE_GRACE_MS` by the queue's clock: its task's write may still be landing. */
-  private isEarly(message: ReceivedMessage, now: number): boolean {
-    return message.sentAt !== undefined && now - message.sentAt < EARLY_MESSAGE_GRACE_MS;
+  /**
+   * Claims early messages (their tasks missing) again after each of `EARLY_RECLAIM_PAUSES_MS` while their tasks stay
+   * missing, then settles them. A claim that fails ends the pauses: its messages are released as early ones (their
+   * tasks may exist by now, so they are never deleted for it).
+   */
+  private async claimEarly(messages: readonly ReceivedMessage[], options: IntakeOptions): Promise<TaskRecord[]> {
+    const outcomes: MessageClaimOutcome[] = messages.map((m) => ({ taskId: m.message.taskId, status: 'missing' }));
+    let settling = messages.map((_, i) => i);
+    let now = this.now();
+    for (const pauseMs of EARLY_RECLAIM_PAUSES_MS) {
+      const waiting = settling.filter((i) => this.isEarlyMissing(outcomes[i]!, messages[i]!, now));
+      if (waiting.length === 0) break;
+      await this.sleep(pauseMs);
+      now = this.now();
+      try {
+        const again = await this.claim(
+          waiting.map((i) => messages[i]!),
+          options,
+          now,
+        );
+        waiting.forEach((i, k) => (outcomes[i] = again[k]!));
+      } catch (err) {
+        this.logger.warn({ err, messages: waiting.length }, 'claiming early messages again failed; releasing them');
+        await Promise.all(
+          [
+            ...groupBy(
+              waiting.map((i) => messages[i]!),
+              earlyDelayMs,
+            ),
+          ].map(([delayMs, group]) =>
+            this.release(
+              group.map((m) => m.receipt),
+              delayMs,
+            ),
+          ),
+        );
+        settling = settling.filter((i) => !waiting.includes(i));
+        break;
+      }
+    }
+    return this.settleClaims(
+      settling.map((i) => messages[i]!),
+      settling.map((i) => outcomes[i]!),
+      options,
+      now,
+    );
+  }
+
+  /**
+   * A message whose task is missing and may still be being written (see `EARLY_MESSAGE_GRACE_MS`): younger than the
+   * grace by the queue's send time and this intake's clock, or offered fewer than `EARLY_MESSAGE_RECEIVES` times (the
+   * queue's own timing: a clock ahead of the queue's cannot drop it early).
+   */
+  private isEarlyMissing(outcome: MessageClaimOutcome, message: ReceivedMessage, now: number): boolean {
+    if (outcome.status !== 'missing' || message.sentAt === undefined) return false;
+    return message.receiveCount < EARLY_MESSAGE_RECEIVES || now - message.sentAt < EARLY_MESSAGE_GRACE_MS;
   }
 
   leaseExtended(task: TaskRecord): void {
@@ -156,8 +221,8 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     const expired: { task: TaskRecord; receipt: string }[] = [];
     outcomes.forEach((outcome, i) => {
       const { receipt } = messages[i]!;
-      if (outcome.status === 'missing' && this.isEarly(messages[i]!, now)) {
-        const delayMs = 1_000 * 2 ** Math.min(Math.max(messages[i]!.receiveCount - 1, 0), 3);
+      if (this.isEarlyMissing(outcome, messages[i]!, now)) {
+        const delayMs = earlyDelayMs(messages[i]!);
         busy.set(delayMs, [...(busy.get(delayMs) ?? []), receipt]);
       } else if (outcome.status === 'claimed') {
         this.guards.set(guardKey(outcome.task), receipt);
@@ -185,7 +250,7 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
   private async reap(expired: readonly { task: TaskRecord; receipt: string }[], now: number): Promise<void> {
     try {
       const plans = expired.map(({ task }) => ({ task, ...planLeaseExpiry(task, now) }));
-      const requeue = plans.filter((p) => p.requeue).map((p) => messageOf(p.task));
+      const requeue = plans.filter((p) => p.requeue).map((p) => queueMessageOf(p.task));
       if (requeue.length > 0) await this.queue.send(requeue);
       const results = await this.table.complete(plans.map((p) => p.completion));
       for (const { receipt } of expired) this.acks.add(receipt);
@@ -219,10 +284,17 @@ function busyDelayMs(options: IntakeOptions, retryAfterMs: number | undefined): 
   return Math.ceil(delay / 1_000) * 1_000;
 }
 
-function guardKey(task: TaskRecord): string {
-  return `${task.taskId}#${task.attempt}`;
+/** How long an early message stays away: 1 s, 2 s, 4 s, then 8 s by its receive count. */
+function earlyDelayMs(message: ReceivedMessage): number {
+  return 1_000 * 2 ** Math.min(Math.max(message.receiveCount - 1, 0), 3);
 }
 
-function messageOf(task: TaskRecord): QueueMessage {
-  return { taskId: task.taskId, sessionId: task.sessionId, attempt: task.attempt, priority: task.priority };
+function groupBy<T, K>(items: readonly T[], keyOf: (item: T) => K): Map<K, T[]> {
+  const groups = new Map<K, T[]>();
+  for (const item of items) groups.set(keyOf(item), [...(groups.get(keyOf(item)) ?? []), item]);
+  return groups;
+}
+
+function guardKey(task: TaskRecord): string {
+  return `${task.taskId}#${task.attempt}`;
 }

@@ -313,6 +313,10 @@ export class Agent {
           owner: this.owner,
           leaseMs: this.config.leaseExpiryMs,
           busyDelayMs: BUSY_RELEASE_DELAY_MS,
+          // A batch's tasks claimed while the intake waits on its other messages run meanwhile.
+          onClaimed: (claimed) => {
+            for (const task of claimed) this.take(task);
+          },
         });
         failures = 0;
       } catch (err) {

@@ -2,13 +2,20 @@
 // message goes before its task and session exist only beside a write that can never overwrite a task (a small session
 // under a drawn id, `createSealedSession`), and a failure half-way leaves nothing behind.
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import { DynamoDbTaskTable, SqsDynamoDbTaskIntake, type AwsBackends } from '../../../lib/backends/aws';
+import pino from 'pino';
+import {
+  DynamoDbTaskTable,
+  SqsDynamoDbTaskIntake,
+  type AwsBackends,
+  type MessageClaimTable,
+} from '../../../lib/backends/aws';
 import { sessionPartitionOf, sessionShardsFor } from '../../../lib/backends/aws/table-schema';
 import { GridClient } from '../../../lib/client';
 import { compileConfig } from '../../../lib/core/config';
-import { SessionExistsError } from '../../../lib/core/errors';
+import { SessionExistsError, SessionWriteUnknownError } from '../../../lib/core/errors';
 import { newTask, taskIdOf, type SessionRecord } from '../../../lib/core/task';
-import { RESEND_EARLY_MESSAGES_AFTER_MS } from '../../../lib/core/task-lifecycle';
+import { EARLY_MESSAGE_GRACE_MS, RESEND_EARLY_MESSAGES_AFTER_MS } from '../../../lib/core/task-lifecycle';
+import { queueMessageOf } from '../../../lib/ports';
 import { createGridResources } from '../../support/emulators';
 import { useEmulators } from '../../support/emulator-suite';
 
@@ -382,6 +389,61 @@ describe('GridClient.submit on the AWS backends', () => {
       await expectNothingLeft(backends, sessionId!);
     }, 60_000);
 
+    it('a write whose outcome stayed unknown is left alone (it may still land) and the submit rejects naming it', async () => {
+      const { backends, client } = await openGrid(false);
+      const createSealedSession = backends.table.createSealedSession.bind(backends.table);
+      // A fault no emulator produces: the write lands but no try of it was answered.
+      backends.table.createSealedSession = async (session, tasks) => {
+        await createSealedSession(session, tasks);
+        throw new SessionWriteUnknownError(session.sessionId);
+      };
+      const deleted: string[] = [];
+      const deleteSession = backends.table.deleteSession.bind(backends.table);
+      backends.table.deleteSession = async (sessionId) => {
+        deleted.push(sessionId);
+        return deleteSession(sessionId);
+      };
+
+      const error = await client.submit([{ n: 1 }]).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+
+      expect(error).toBeInstanceOf(SessionWriteUnknownError);
+      const sessionId = (error as SessionWriteUnknownError).sessionId;
+      expect(deleted).toEqual([]);
+      expect((await backends.table.getSession(sessionId))?.taskCount).toBe(1);
+      expect((await backends.table.getTask(taskIdOf(sessionId, 0)))?.state).toBe('pending');
+    }, 60_000);
+
+    it('a second send after a slow write that fails is only a warning: the session stands, its first messages out', async () => {
+      const { backends } = await openGrid(false);
+      let now = 0;
+      const createSealedSession = backends.table.createSealedSession.bind(backends.table);
+      backends.table.createSealedSession = async (session, tasks) => {
+        await createSealedSession(session, tasks);
+        now += RESEND_EARLY_MESSAGES_AFTER_MS + 1;
+      };
+      let sends = 0;
+      const send = backends.queue.send.bind(backends.queue);
+      // A fault no emulator produces: SQS refuses every send after the first.
+      backends.queue.send = async (messages) => {
+        if (++sends > 1) throw new Error('send failed');
+        return send(messages);
+      };
+      const warnings: string[] = [];
+      const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+      const client = new GridClient({ config, ...backends, clock: () => now, logger });
+
+      const handle = await client.submit([{ n: 1 }]);
+
+      expect(sends).toBe(3);
+      expect(warnings.join('')).toContain("sending a slow session write's messages again failed");
+      expect((await backends.table.getSession(handle.sessionId))?.taskCount).toBe(1);
+      const messages = await backends.queue.receive(10, { waitMs: 0, visibilityMs: 30_000 });
+      expect(messages.map((m) => m.message.taskId)).toEqual([taskIdOf(handle.sessionId, 0)]);
+    }, 60_000);
+
     it('larger sessions, named ones, and those whose inline payloads could pass its limits are written step by step', async () => {
       const { backends, client } = await openGrid(false);
       const events = record(backends);
@@ -430,5 +492,73 @@ describe('GridClient.submit on the AWS backends', () => {
       expect(pauses).toEqual([20]);
       expect(claimed.map((t) => [t.taskId, t.state])).toEqual([[task.taskId, 'running']]);
     }, 60_000);
+
+    it("the batch's claimed tasks are handed over before the pauses, and an early message whose claim fails is released", async () => {
+      const { backends } = await openGrid(false);
+      const written = aSession('written');
+      const early = aSession('early');
+      const task = newTask(written, 0, { inline: '{}' }, Date.now());
+      const ahead = newTask(early, 0, { inline: '{}' }, Date.now());
+      await backends.table.createSealedSession(written, [task]);
+      await backends.queue.send([queueMessageOf(task), queueMessageOf(ahead)]);
+      const events: string[] = [];
+      let claims = 0;
+      const table: MessageClaimTable = {
+        // A fault no emulator produces: DynamoDB fails the claim made again after the first pause.
+        claimMessages: (requests, lease, now) =>
+          ++claims === 1
+            ? backends.table.claimMessages(requests, lease, now)
+            : Promise.reject(new Error('claim failed')),
+        complete: (completions) => backends.table.complete(completions),
+      };
+      const intake = new SqsDynamoDbTaskIntake({
+        queue: backends.queue,
+        table,
+        sleep: async (ms) => void events.push(`pause ${ms}`),
+      });
+
+      const returned = await intake.receiveAndClaim(10, {
+        ...intakeOptions,
+        onClaimed: (tasks) => events.push(...tasks.map((t) => `handed ${t.taskId}`)),
+      });
+
+      expect(events).toEqual([`handed ${task.taskId}`, 'pause 20']);
+      expect(returned).toEqual([]);
+      expect((await backends.table.getTask(task.taskId))?.state).toBe('running');
+      // Released for a second, not deleted: offered again.
+      const again = await backends.queue.receive(10, { waitMs: 10_000, visibilityMs: 30_000 });
+      expect(again.map((m) => [m.message.taskId, m.receiveCount])).toEqual([[ahead.taskId, 2]]);
+    }, 60_000);
+
+    it('a message of a missing task is released, not dropped, by an agent whose clock runs past the grace', async () => {
+      const { backends } = await openGrid(false);
+      const ahead = newTask(aSession('skewed'), 0, { inline: '{}' }, Date.now());
+      await backends.queue.send([queueMessageOf(ahead)]);
+      const intake = new SqsDynamoDbTaskIntake({
+        queue: backends.queue,
+        table: backends.table,
+        now: () => Date.now() + EARLY_MESSAGE_GRACE_MS + 60_000,
+        sleep: async () => undefined,
+      });
+
+      expect(await intake.receiveAndClaim(10, intakeOptions)).toEqual([]);
+      await intake.drain();
+
+      const again = await backends.queue.receive(10, { waitMs: 10_000, visibilityMs: 30_000 });
+      expect(again.map((m) => [m.message.taskId, m.receiveCount])).toEqual([[ahead.taskId, 2]]);
+    }, 60_000);
   });
 });
+
+const intakeOptions = { waitMs: 1_000, visibilityMs: 30_000, owner: 'agent', leaseMs: 30_000, busyDelayMs: 1_000 };
+
+function aSession(name: string): SessionRecord {
+  return {
+    sessionId: `${name}-${Date.now().toString(36)}`,
+    createdAt: Date.now(),
+    priority: 0,
+    maxAttempts: 3,
+    timeoutMs: 60_000,
+    nonRetryableErrorTypes: [],
+  };
+}

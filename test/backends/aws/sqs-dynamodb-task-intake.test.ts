@@ -2,7 +2,7 @@
 // busy delays in whole seconds and capped at a lease term, expired claims reaped here, claimed messages kept until
 // the lease is extended or the attempt settled, every delete batched.
 import { SqsDynamoDbTaskIntake, type MessageClaimTable, type MessageClaimOutcome } from '../../../lib/backends/aws';
-import { EARLY_MESSAGE_GRACE_MS, type TaskRecord } from '../../../lib/core';
+import { EARLY_MESSAGE_GRACE_MS, EARLY_MESSAGE_RECEIVES, type TaskRecord } from '../../../lib/core';
 import type { ClaimRequest, IntakeOptions } from '../../../lib/ports';
 import { FakeQueue, FakeTable, messagesOf, pendingTask } from '../../support/fake-ports';
 
@@ -221,8 +221,29 @@ describe('SqsDynamoDbTaskIntake', () => {
       }
     });
 
-    it('older than the grace: deleted at once, as any missing message', async () => {
-      const { queue, intake, pauses, state } = early(EARLY_MESSAGE_GRACE_MS);
+    it('older than the grace by this clock but offered fewer than 4 times: still released (a clock ahead of the queue drops nothing)', async () => {
+      const { queue, intake, pauses } = early(60_000, EARLY_MESSAGE_RECEIVES - 1);
+
+      expect(await intake.receiveAndClaim(10, options)).toEqual([]);
+      await intake.drain();
+
+      expect(pauses).toEqual([20, 40, 80]);
+      expect(queue.released).toEqual([{ receipts: ['r0'], delayMs: 4_000 }]);
+      expect(queue.acked).toEqual([]);
+    });
+
+    it('offered 4 times but younger than the grace by its send time: released for 8 s', async () => {
+      const { queue, intake } = early(1_000, EARLY_MESSAGE_RECEIVES);
+
+      expect(await intake.receiveAndClaim(10, options)).toEqual([]);
+      await intake.drain();
+
+      expect(queue.released).toEqual([{ receipts: ['r0'], delayMs: 8_000 }]);
+      expect(queue.acked).toEqual([]);
+    });
+
+    it('older than the grace and offered 4 times: deleted at once, as any missing message', async () => {
+      const { queue, intake, pauses, state } = early(EARLY_MESSAGE_GRACE_MS, EARLY_MESSAGE_RECEIVES);
 
       expect(await intake.receiveAndClaim(10, options)).toEqual([]);
       await intake.drain();
