@@ -5,6 +5,7 @@ import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { ConfigError } from '../core/errors';
+import { EARLY_MESSAGE_RECEIVES } from '../core/task-lifecycle';
 
 export interface TaskQueuesProps {
   /**
@@ -24,7 +25,9 @@ export interface TaskQueuesProps {
   readonly retentionPeriod?: Duration;
   /**
    * Receives before a message goes to the dead-letter queue. Retries are decided by the task table,
-   * so this only catches messages that can never be processed (malformed, poison).
+   * so this only catches messages that can never be processed (malformed, poison). At least `MIN_MAX_RECEIVE_COUNT`
+   * (6): a message sent beside its task's write is released up to `EARLY_MESSAGE_RECEIVES` (4) times while that
+   * write lands, and each of those counts.
    * @default 10
    */
   readonly maxReceiveCount?: number;
@@ -34,6 +37,13 @@ export interface TaskQueuesProps {
    */
   readonly removalPolicy?: RemovalPolicy;
 }
+
+/**
+ * The fewest receives `TaskQueues` lets a message have before the dead-letter queue: the early receives of a message
+ * sent beside its task's write (`EARLY_MESSAGE_RECEIVES`), the one that claims its task, and one reappearance (its
+ * agent died before extending the lease, and another reaps the attempt).
+ */
+export const MIN_MAX_RECEIVE_COUNT = EARLY_MESSAGE_RECEIVES + 2;
 
 /** One SQS queue per priority level (SSE-SQS, TLS only) and a shared dead-letter queue. */
 export class TaskQueues extends Construct {
@@ -50,8 +60,13 @@ export class TaskQueues extends Construct {
     if (!Number.isInteger(levels) || levels < 1 || levels > 10) {
       issues.push(`TaskQueues priorityLevels: ${levels} must be a whole number from 1 to 10`);
     }
-    if (!Number.isInteger(maxReceiveCount) || maxReceiveCount < 1 || maxReceiveCount > 1000) {
-      issues.push(`TaskQueues maxReceiveCount: ${maxReceiveCount} must be a whole number from 1 to 1000`);
+    if (!Number.isInteger(maxReceiveCount) || maxReceiveCount < MIN_MAX_RECEIVE_COUNT || maxReceiveCount > 1000) {
+      issues.push(
+        `TaskQueues maxReceiveCount: ${maxReceiveCount} must be a whole number from ${MIN_MAX_RECEIVE_COUNT} to ` +
+          `1000: a message sent beside its task's write may be received ${EARLY_MESSAGE_RECEIVES} times before the ` +
+          'task exists (each release counts as a receive), then once to claim it and once more if its agent dies; ' +
+          'leave it out for the default 10',
+      );
     }
     const visibility = props.visibilityTimeout ?? Duration.seconds(60);
     if (visibility.toSeconds() > 43_200) {

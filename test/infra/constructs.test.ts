@@ -12,7 +12,7 @@ import { fetchWorkerScript, runtimeBootstrap } from '../../lib/infra/grid-unit';
 import { DataPlaneBucket } from '../../lib/infra/data-plane-bucket';
 import { GridVpc } from '../../lib/infra/grid-vpc';
 import { HtcGrid } from '../../lib/infra/htc-grid';
-import { TaskQueues } from '../../lib/infra/task-queues';
+import { MIN_MAX_RECEIVE_COUNT, TaskQueues } from '../../lib/infra/task-queues';
 import { GridTaskTable } from '../../lib/infra/grid-task-table';
 import { WorkerBucket } from '../../lib/infra/worker-bucket';
 import { PYTHON_WORKER } from './grid-app';
@@ -61,6 +61,13 @@ describe('TaskQueues', () => {
     expect(() => new TaskQueues(newStack(), 'Queues', { priorityLevels: 0 })).toThrow(
       /priorityLevels: 0 must be a whole number from 1 to 10/,
     );
+  });
+
+  it('rejects a dead-letter receive count that leaves no room for the releases of a message ahead of its task', () => {
+    expect(() => new TaskQueues(newStack(), 'Queues', { maxReceiveCount: MIN_MAX_RECEIVE_COUNT - 1 })).toThrow(
+      /maxReceiveCount: 5 must be a whole number from 6 to 1000: a message sent beside its task's write may be received 4 times/,
+    );
+    expect(() => new TaskQueues(newStack(), 'Queues', { maxReceiveCount: MIN_MAX_RECEIVE_COUNT })).not.toThrow();
   });
 });
 
