@@ -333,6 +333,12 @@ export interface WorkerInvoker {
    * time of the call) counts from there. Such an invocation is in flight: its request may already be in the runtime.
    */
   invoke(invocation: Invocation, signal?: AbortSignal, onStarted?: () => void): Promise<InvokeResult>;
+  /**
+   * Takes back the invocations accepted behind the running one that have not started (where the invoker can: the
+   * local Python runtime asks the runtime process, which decides). Each one taken back resolves `busy` with the error
+   * type `Runtime.Withdrawn` (`isWithdrawn`) and never runs; one that started meanwhile gives its own result.
+   */
+  withdrawQueued?(): void;
   close(): Promise<void>;
 }
 

@@ -72,6 +72,23 @@ export function notStartedResult(why: string): InvokeResult {
   });
 }
 
+/**
+ * An invocation written ahead to a runtime and taken back before it started (see `WorkerInvoker.withdrawQueued`):
+ * nothing ran; the caller runs it elsewhere. A busy result, so a caller that does not know it hands the task back.
+ */
+export function withdrawnResult(): InvokeResult {
+  return failure('busy', {
+    type: 'Runtime.Withdrawn',
+    message: 'the invocation was taken back before it started (it waited behind a long one)',
+    stack: [],
+  });
+}
+
+/** True for `withdrawnResult()`. */
+export function isWithdrawn(result: InvokeResult): boolean {
+  return !result.ok && result.reason === 'busy' && result.error.type === 'Runtime.Withdrawn';
+}
+
 export function busyResult(): InvokeResult {
   return failure('busy', {
     type: 'Runtime.Busy',

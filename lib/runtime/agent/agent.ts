@@ -18,6 +18,7 @@ import {
 } from '../../ports';
 import { silentLogger } from '../../logging';
 import { backoffDelay, sleep, SERVICE_RETRY_BACKOFF } from '../../timing';
+import { isWithdrawn } from '../invoke-results';
 import { decideAttempt, failure, type AbortCause } from './attempt-outcome';
 import { writeCompletions, type PendingCompletion } from './completion-writer';
 import { DiskSpaceGate } from './disk-space-gate';
@@ -67,6 +68,12 @@ export interface AgentOptions {
   readonly queuedPerSlot?: number;
   /** Recent average run time below which tasks are sent ahead (see `queuedPerSlot`); for tests. @default 5 */
   readonly queueBelowMs?: number;
+  /**
+   * How long a slot's running task may run before the tasks sent ahead behind it are taken back (where the invoker
+   * can, `WorkerInvoker.withdrawQueued`) and run in other slots, and before that slot is sent no more ahead.
+   * @default 20
+   */
+  readonly stalledAfterMs?: number;
   readonly logger?: Logger;
   readonly now?: () => number;
   /**
@@ -109,6 +116,26 @@ const BUSY_RELEASE_DELAY_MS = 1_000;
  * moving average, undefined until a task ran, so queuing waits until short tasks were seen).
  */
 const QUEUE_BELOW_MS = 5;
+/**
+ * A slot whose running task has run this long is stalled: what was sent ahead behind it is taken back, and it gets no
+ * more until that task ends. Several times the longest task that is still sent ahead (`QUEUE_BELOW_MS`), so a short
+ * task that ran a little long costs nothing; short enough that no task waits noticeably while a slot is free.
+ */
+const STALLED_AFTER_MS = 20;
+
+/** An invocation a slot's invoker holds (running, or sent ahead behind the running one). */
+interface SlotRun {
+  /** When it started in the runtime; undefined while it waits behind another. */
+  startedAt: number | undefined;
+  /** Taken back already (`withdrawQueued` was asked while it waited): not asked again. */
+  withdrawAsked: boolean;
+}
+
+/** A slot loop waiting for a task. */
+interface ReadyWaiter {
+  readonly slot: number;
+  readonly resolve: (task: HeldTask | undefined) => void;
+}
 
 export class Agent {
   readonly owner: string;
@@ -127,7 +154,13 @@ export class Agent {
   private readonly invokers: WorkerInvoker[] = [];
   private readonly held = new Map<string, HeldTask>();
   private readonly ready: HeldTask[] = [];
-  private readyWaiters: Array<(task: HeldTask | undefined) => void> = [];
+  private readyWaiters: ReadyWaiter[] = [];
+  /** Per slot, the invocations its invoker holds, in the order it runs them: the first one runs. */
+  private readonly slotRuns: SlotRun[][] = [];
+  /** Per slot, its loops waiting for its stall to end (see `STALLED_AFTER_MS`). */
+  private readonly unstallWaiters: Array<Array<() => void>> = [];
+  private stallTimer: NodeJS.Timeout | undefined;
+  private readonly stalledAfterMs: number;
   /** Queue loops waiting for a backlog (see `queuedPerSlot`). */
   private queueWaiters: Array<() => void> = [];
   /** The receive loop waiting for room (held tasks below what the slots and prefetch allow). */
@@ -161,6 +194,7 @@ export class Agent {
       max: this.config.receiveBatchSize,
     });
     this.receiveWaitMs = options.receiveWaitMs ?? 1_000;
+    this.stalledAfterMs = options.stalledAfterMs ?? STALLED_AFTER_MS;
     this.owner = options.owner ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.logger = (options.logger ?? silentLogger()).child({ agent: this.owner });
     this.debugEnabled = this.logger.isLevelEnabled('debug');
@@ -218,7 +252,11 @@ export class Agent {
   async start(): Promise<void> {
     if (this.state !== 'created') throw new Error('an agent can be started once');
     this.state = 'starting';
-    for (let slot = 0; slot < this.slotCount; slot++) this.invokers.push(this.options.createInvoker(slot));
+    for (let slot = 0; slot < this.slotCount; slot++) {
+      this.invokers.push(this.options.createInvoker(slot));
+      this.slotRuns.push([]);
+      this.unstallWaiters.push([]);
+    }
     const started = await Promise.allSettled(this.invokers.map((invoker) => invoker.start()));
     const failedStart = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failedStart) {
@@ -230,9 +268,9 @@ export class Agent {
     this.leaseKeeper.start();
     this.loops = Promise.all([
       this.receiveLoop(),
-      ...this.invokers.map((invoker, slot) => this.slotLoop(slot, invoker, false)),
+      ...this.invokers.map((_, slot) => this.slotLoop(slot, false)),
       ...Array.from({ length: this.options.queuedPerSlot ?? 0 }, () =>
-        this.invokers.map((invoker, slot) => this.slotLoop(slot, invoker, true)),
+        this.invokers.map((_, slot) => this.slotLoop(slot, true)),
       ).flat(),
     ]);
     this.logger.info({ slots: this.slotCount, handler: this.config.handler }, 'agent started');
@@ -264,8 +302,10 @@ export class Agent {
     this.state = 'draining';
     this.logger.info({ graceMs, held: this.held.size }, 'agent draining');
     this.stopReceiving.abort();
-    for (const waiter of this.readyWaiters.splice(0)) waiter(undefined);
+    for (const waiter of this.readyWaiters.splice(0)) waiter.resolve(undefined);
     for (const waiter of this.queueWaiters.splice(0)) waiter();
+    for (const waiters of this.unstallWaiters) for (const waiter of waiters.splice(0)) waiter();
+    clearTimeout(this.stallTimer);
     for (const waiter of this.capacityWaiters.splice(0)) waiter();
     for (const held of this.ready.splice(0)) this.handBack(held);
     const grace = new Promise<void>((resolve) => {
@@ -373,12 +413,82 @@ export class Agent {
       this.handBack(held);
       return;
     }
-    const waiter = this.readyWaiters.shift();
-    if (waiter) waiter(held);
-    else {
-      this.ready.splice(this.readyIndex(held.task.priority), 0, held);
-      for (const queued of this.queueWaiters.splice(0)) queued();
+    if (this.giveToWaiter(held)) return;
+    this.ready.splice(this.readyIndex(held.task.priority), 0, held);
+    for (const queued of this.queueWaiters.splice(0)) queued();
+  }
+
+  /** Hands `held` to a slot loop waiting for a task, unless none waits or only stalled slots do. */
+  private giveToWaiter(held: HeldTask): boolean {
+    const waiters = this.readyWaiters;
+    let index = 0;
+    while (index < waiters.length && this.stalled(waiters[index]!.slot)) index++;
+    if (index === waiters.length) return false;
+    const [waiter] = waiters.splice(index, 1);
+    waiter!.resolve(held);
+    return true;
+  }
+
+  /**
+   * A task taken back from behind a long one (`withdrawQueued`) goes to a free slot, or first in line among its
+   * priority: it was next before. Never to a stalled slot (see `giveToWaiter` and `untilUnstalled`).
+   */
+  private reready(held: HeldTask): void {
+    held.running = false;
+    if (this.state !== 'running') return this.handBack(held);
+    if (this.giveToWaiter(held)) return;
+    let index = 0;
+    while (index < this.ready.length && this.ready[index]!.task.priority > held.task.priority) index++;
+    this.ready.splice(index, 0, held);
+    for (const queued of this.queueWaiters.splice(0)) queued();
+  }
+
+  /** True while the slot's running task has run `stalledAfterMs` (see `STALLED_AFTER_MS`). */
+  private stalled(slot: number): boolean {
+    const startedAt = this.slotRuns[slot]?.[0]?.startedAt;
+    return startedAt !== undefined && this.now() - startedAt >= this.stalledAfterMs;
+  }
+
+  /** Waits while the slot is stalled: a loop sends its slot nothing behind a long task. */
+  private async untilUnstalled(slot: number): Promise<void> {
+    while (this.state === 'running' && this.stalled(slot)) {
+      await new Promise<void>((resolve) => this.unstallWaiters[slot]!.push(resolve));
     }
+  }
+
+  /**
+   * Arms the stall timer for the first slot with tasks sent ahead behind its running one (not taken back yet): once
+   * that one has run `stalledAfterMs`, they are taken back.
+   */
+  private watchStalls(): void {
+    if (this.stallTimer || this.state !== 'running') return;
+    let due = Infinity;
+    for (const runs of this.slotRuns) {
+      if (!runs.slice(1).some((run) => !run.withdrawAsked)) continue;
+      due = Math.min(due, (runs[0]!.startedAt ?? this.now()) + this.stalledAfterMs);
+    }
+    if (due === Infinity) return;
+    this.stallTimer = setTimeout(() => this.takeBackStalled(), Math.max(0, due - this.now()));
+    this.stallTimer.unref();
+  }
+
+  private takeBackStalled(): void {
+    this.stallTimer = undefined;
+    if (this.state !== 'running') return;
+    this.slotRuns.forEach((runs, slot) => {
+      const waiting = runs.slice(1).filter((run) => !run.withdrawAsked);
+      if (waiting.length === 0 || !this.stalled(slot)) return;
+      for (const run of waiting) run.withdrawAsked = true;
+      this.invokers[slot]!.withdrawQueued?.();
+    });
+    this.watchStalls();
+  }
+
+  /** Another slot may take what waits, now that `slot` has one task fewer (its stall may be over). */
+  private slotRunEnded(slot: number): void {
+    const unstalled = this.unstallWaiters[slot]!;
+    if (unstalled.length > 0) for (const waiter of unstalled.splice(0)) waiter();
+    while (this.ready.length > 0 && this.giveToWaiter(this.ready[0]!)) this.ready.shift();
   }
 
   /** Where a task of `priority` goes in the ready list: after every task of the same or a higher priority. */
@@ -388,37 +498,42 @@ export class Agent {
     return i;
   }
 
-  private nextTask(): Promise<HeldTask | undefined> {
-    if (this.state !== 'running') return Promise.resolve(undefined);
+  private async nextTask(slot: number): Promise<HeldTask | undefined> {
+    if (this.stalled(slot)) await this.untilUnstalled(slot);
+    if (this.state !== 'running') return undefined;
     const next = this.ready.shift();
     // The receive loop holds back partial batches only while work is waiting; wake it once none is.
     if (this.ready.length === 0) for (const waiter of this.capacityWaiters.splice(0)) waiter();
-    if (next) return Promise.resolve(next);
-    return new Promise((resolve) => this.readyWaiters.push(resolve));
+    if (next) return next;
+    return new Promise((resolve) => this.readyWaiters.push({ slot, resolve }));
   }
 
   /** For a queue loop: the next task once one waits for a slot while recent tasks ran short. */
-  private async nextQueuedTask(): Promise<HeldTask | undefined> {
+  private async nextQueuedTask(slot: number): Promise<HeldTask | undefined> {
     for (;;) {
       if (this.state !== 'running') return undefined;
+      if (this.stalled(slot)) {
+        await this.untilUnstalled(slot);
+        continue;
+      }
       const recentMs = this.prefetch.averageRunMs;
       if (this.ready.length > 0 && recentMs !== undefined && recentMs < (this.options.queueBelowMs ?? QUEUE_BELOW_MS))
-        return this.nextTask();
+        return this.nextTask(slot);
       await new Promise<void>((resolve) => this.queueWaiters.push(resolve));
     }
   }
 
   /** A slot's loop; a `queued` one sends its slot tasks ahead while another runs there (see `queuedPerSlot`). */
-  private async slotLoop(slot: number, invoker: WorkerInvoker, queued: boolean): Promise<void> {
+  private async slotLoop(slot: number, queued: boolean): Promise<void> {
     // One controller per slot, replaced once aborted: an AbortController per task costs more than the no-op task.
     let controller = new AbortController();
     for (;;) {
-      const held = await (queued ? this.nextQueuedTask() : this.nextTask());
+      const held = await (queued ? this.nextQueuedTask(slot) : this.nextTask(slot));
       if (!held) return;
       if (held.abortCause) continue; // cancelled or lost while it waited
       if (controller.signal.aborted) controller = new AbortController();
       try {
-        await this.execute(held, invoker, controller);
+        await this.execute(held, slot, controller);
       } catch (err) {
         // Never let one task take the slot down: hand the task back and go on.
         this.logger.error({ err, taskId: held.task.taskId, slot }, 'unexpected error running a task; handing it back');
@@ -428,11 +543,13 @@ export class Agent {
   }
 
   /** Runs one held task in `invoker`: load its payload, invoke the worker, record what the attempt came to. */
-  private async execute(held: HeldTask, invoker: WorkerInvoker, controller: AbortController): Promise<void> {
+  private async execute(held: HeldTask, slot: number, controller: AbortController): Promise<void> {
     held.running = true;
     const eventJson = await this.loadPayload(held.task);
     if (eventJson === undefined) return this.record(held, payloadMissing(held.task, this.config));
-    const run = await this.invoke(held, eventJson, invoker, controller);
+    const run = await this.invoke(held, eventJson, slot, controller);
+    // Taken back from behind a long task before it started: it runs in another slot (nothing ran, no attempt used).
+    if (isWithdrawn(run.result) && !held.abortCause) return this.reready(held);
     return this.recordRun(held, run);
   }
 
@@ -444,11 +561,16 @@ export class Agent {
   private async invoke(
     held: HeldTask,
     eventJson: string,
-    invoker: WorkerInvoker,
+    slot: number,
     controller: AbortController,
   ): Promise<InvocationRun> {
     const { task } = held;
+    const invoker = this.invokers[slot]!;
     const started = this.now();
+    const runs = this.slotRuns[slot]!;
+    const slotRun: SlotRun = { startedAt: runs.length === 0 ? started : undefined, withdrawAsked: false };
+    runs.push(slotRun);
+    if (runs.length > 1) this.watchStalls();
     held.controller = controller;
     // Interrupted while its payload loaded: the invocation returns at once as interrupted.
     if (held.abortCause) controller.abort();
@@ -458,6 +580,7 @@ export class Agent {
     const onStarted = () => {
       // It waited behind another invocation of the same runtime: its time runs from now.
       ranFrom = this.now();
+      slotRun.startedAt = ranFrom;
       safety.refresh();
     };
     const invocation = {
@@ -480,6 +603,10 @@ export class Agent {
       clearTimeout(safety);
       // The slot's controller serves its next task: a late interrupt of this one must not abort that.
       held.controller = undefined;
+      runs.splice(runs.indexOf(slotRun), 1);
+      // The next one in line starts now (its onStarted may come later; until then it counts from here).
+      if (runs[0] && runs[0].startedAt === undefined) runs[0].startedAt = this.now();
+      this.slotRunEnded(slot);
     }
   }
 

@@ -1,4 +1,5 @@
-# The local Python Lambda runtime: one long-lived process per slot, fed invocations over pipe fds 3 (in) and 4 (out).
+# The local Python Lambda runtime: one long-lived process per slot, fed invocations over pipe fds 3 (in) and 4 (out);
+# fd 5 (in) takes back requests written ahead that have not started.
 #
 # Stdlib only. Loads the handler like awslambdaric (task root first on sys.path), builds a Lambda context per
 # invocation and answers with length-prefixed frames, so anything the worker prints on stdout/stderr can never
@@ -10,7 +11,12 @@
 #   counts from when this runtime starts the request: the invoker may write the next request while one runs.
 # Response frame: u32 length of the rest | u8 kind | u32 stdout bytes | u32 stderr bytes | body
 #   kind 0 = result JSON, 1 = error JSON, 2 = ready (body: PROTOCOL_VERSION), 3 = init error JSON,
-#   4 = error JSON and the runtime is exiting (used by bootstrap.js on an uncaught error).
+#   4 = error JSON and the runtime is exiting (used by bootstrap.js on an uncaught error),
+#   5 = withdrawn (body: the request's number as decimal text; byte counts 0): it will never start.
+# Withdraw frame (fd 5): u32 number of a request written ahead (the first request written is 1). A thread of its own
+#   reads them, so a request queued behind a long-running one can be taken back while that one runs: it answers
+#   `withdrawn` only when the request has not started, and the main loop then skips it; otherwise it says nothing
+#   (the request's own answer follows). One lock decides which of the two comes first.
 #   The byte counts are what the worker wrote through sys.stdout/sys.stderr since the previous frame, so the
 #   invoker can attribute output to the right task even when it arrives after the response.
 import decimal
@@ -20,6 +26,7 @@ import logging
 import os
 import struct
 import sys
+import threading
 import time
 import traceback
 
@@ -29,12 +36,15 @@ KIND_RESULT = 0
 KIND_ERROR = 1
 KIND_READY = 2
 KIND_INIT_ERROR = 3
+KIND_WITHDRAWN = 5
+WITHDRAW_FD = 5
 # Must match PROTOCOL_VERSION in lib/runtime/local/frame-codec.ts.
 PROTOCOL_VERSION = b"htcgrid-runtime/3"
 _U32 = 0xFFFFFFFF
 _THIS_FILE = os.path.abspath(__file__)
 _HEAD = struct.Struct(">IBII")
 _REQ = struct.Struct(">II")
+_U32_STRUCT = struct.Struct(">I")
 
 
 class FaultException(Exception):
@@ -318,17 +328,56 @@ def _setup_logging():
 # --- transport ---------------------------------------------------------------------------------------------------
 
 
+# The main loop and the withdraw thread both write frames.
+_send_lock = threading.Lock()
+
+
 def _send(kind, body):
     out_count = _stdout.count
     err_count = _stderr.count
     _stdout.count = 0
     _stderr.count = 0
-    frame = _HEAD.pack(len(body) + 9, kind, min(out_count, _U32), min(err_count, _U32)) + body
-    written = os.write(RESPONSE_FD, frame)
-    if written < len(frame):
-        view = memoryview(frame)[written:]
-        while view:
-            view = view[os.write(RESPONSE_FD, view) :]
+    _write_frame(_HEAD.pack(len(body) + 9, kind, min(out_count, _U32), min(err_count, _U32)) + body)
+
+
+def _write_frame(frame):
+    with _send_lock:
+        written = os.write(RESPONSE_FD, frame)
+        if written < len(frame):
+            view = memoryview(frame)[written:]
+            while view:
+                view = view[os.write(RESPONSE_FD, view) :]
+
+
+# Requests are numbered in the order read (1, 2, ...). Under `_start_lock`: the number of the last one started, and
+# the numbers withdrawn before they started (the main loop drops each as it reads it).
+_start_lock = threading.Lock()
+_started = 0
+_withdrawn = set()
+
+
+def _serve_withdrawals():
+    """The withdraw thread: takes back each request that has not started, and says so."""
+    global _started
+    pending = b""
+    while True:
+        try:
+            chunk = os.read(WITHDRAW_FD, 4096)
+        except OSError:
+            return  # no withdraw pipe (an invoker that never withdraws)
+        if not chunk:
+            return
+        pending += chunk
+        while len(pending) >= 4:
+            (number,) = _U32_STRUCT.unpack(pending[:4])
+            pending = pending[4:]
+            with _start_lock:
+                if number <= _started or number in _withdrawn:
+                    continue  # it started (its answer follows) or was taken back already
+                _withdrawn.add(number)
+            body = str(number).encode("ascii")
+            _write_frame(_HEAD.pack(len(body) + 9, KIND_WITHDRAWN, 0, 0) + body)
+
 
 
 _scan_json = json.decoder.JSONDecoder().scan_once
@@ -358,10 +407,13 @@ def _parse_header(header):
 
 
 def _serve(request_handler):
-    global _request_id
+    global _request_id, _started
     reader = open(REQUEST_FD, "rb", buffering=1 << 16, closefd=False)
     read = reader.read
     unpack = _REQ.unpack
+    number = 0
+    withdrawn = _withdrawn
+    lock = _start_lock
     while True:
         prefix = read(8)
         if not prefix or len(prefix) < 8:
@@ -370,6 +422,12 @@ def _serve(request_handler):
         payload = read(header_len + body_len)
         if payload is None or len(payload) < header_len + body_len:
             return
+        number += 1
+        with lock:
+            if number in withdrawn:
+                withdrawn.discard(number)
+                continue  # taken back while it waited: the invoker runs it elsewhere
+            _started = number
         invoke_id, deadline, arn, client_context, trace_id = _parse_header(payload[:header_len])
         _request_id = invoke_id
         if trace_id is not None:
@@ -403,6 +461,10 @@ def main():
     # The transport fds must not leak into processes the worker starts (os.system, ...).
     os.set_inheritable(REQUEST_FD, False)
     os.set_inheritable(RESPONSE_FD, False)
+    try:
+        os.set_inheritable(WITHDRAW_FD, False)
+    except OSError:
+        pass  # started without a withdraw pipe
     # Our own process group (not session: setsid would cost latency), so a kill reaches what the worker started.
     try:
         os.setpgid(0, 0)
@@ -426,6 +488,7 @@ def main():
         _send(KIND_INIT_ERROR, _error_body(_error_from_exception(e)))
         sys.exit(1)
     _send(KIND_READY, PROTOCOL_VERSION)
+    threading.Thread(target=_serve_withdrawals, name="htcgrid-withdraw", daemon=True).start()
     _serve(request_handler)
 
 

@@ -7,8 +7,11 @@ import { clientContextOf } from '../client-context';
  */
 export const PROTOCOL_VERSION = 'htcgrid-runtime/3';
 
-/** What a bootstrap sends back. `fatalError`: the task failed and the runtime is exiting (uncaught error). */
-export const FrameKind = { result: 0, error: 1, ready: 2, initError: 3, fatalError: 4 } as const;
+/**
+ * What a bootstrap sends back. `fatalError`: the task failed and the runtime is exiting (uncaught error).
+ * `withdrawn`: a request written ahead was taken back before it started (body: its number, see `encodeWithdraw`).
+ */
+export const FrameKind = { result: 0, error: 1, ready: 2, initError: 3, fatalError: 4, withdrawn: 5 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
 export interface ResponseFrame {
@@ -66,6 +69,16 @@ export function encodeRequest(fields: RequestFields, eventJson: string): Buffer 
   return frame;
 }
 
+/**
+ * Asks the runtime to take back request number `n` (the first request written to a runtime is 1) if it has not
+ * started; the runtime answers `withdrawn` then, and nothing otherwise (the request's own answer follows).
+ */
+export function encodeWithdraw(n: number): Buffer {
+  const frame = Buffer.allocUnsafe(4);
+  frame.writeUInt32BE(n, 0);
+  return frame;
+}
+
 const RESPONSE_HEAD = 13;
 
 /** Splits the response byte stream into frames, whatever the chunking (large frames are joined once, not per chunk). */
@@ -93,7 +106,7 @@ export class ResponseDecoder {
         break;
       }
       const kind = buf.readUInt8(4);
-      if (kind > FrameKind.fatalError) throw new Error(`corrupt runtime frame (kind ${kind})`);
+      if (kind > FrameKind.withdrawn) throw new Error(`corrupt runtime frame (kind ${kind})`);
       this.onFrame({
         kind: kind as FrameKind,
         stdoutBytes: buf.readUInt32BE(5),

@@ -15,6 +15,8 @@ import {
   notStartedResult,
   timeoutResult,
   unavailableResult,
+  isWithdrawn,
+  withdrawnResult,
 } from '../invoke-results';
 import { lambdaEnvironment, lambdaIdentity, type LambdaIdentity } from './lambda-environment';
 import { OutputCapture, type OutputListener } from './output-capture';
@@ -135,6 +137,8 @@ interface Entry {
   state: EntryState;
   /** The runtime its request was written to, while an answer may come from there. */
   session?: RuntimeSession;
+  /** Asked to be taken back (`withdrawQueued`): if its runtime dies before it starts, it comes back withdrawn. */
+  withdrawing?: boolean;
 }
 
 /**
@@ -238,6 +242,24 @@ export class LocalInvoker implements WorkerInvoker {
       // Started at once: no news to the caller. Otherwise it hears when its turn comes.
       if (entry.state.kind === 'waiting') entry.onStarted = onStarted;
     });
+  }
+
+  /**
+   * Takes back the invocations waiting behind the running one: one not written to a runtime at once, one written to
+   * the live runtime once that runtime says it has not started it (a runtime that cannot take requests back keeps
+   * them; they run in turn).
+   */
+  withdrawQueued(): void {
+    for (const entry of this.line.slice(1)) {
+      if (entry.state.kind !== 'waiting' || entry.withdrawing) continue;
+      if (!entry.session) {
+        this.settle(entry, withdrawnResult(), 'answered');
+        continue;
+      }
+      if (!entry.session.withdraw) continue;
+      entry.withdrawing = true;
+      entry.session.withdraw(entry.invocation);
+    }
   }
 
   close(): Promise<void> {
@@ -354,6 +376,14 @@ export class LocalInvoker implements WorkerInvoker {
   private answered(entry: Entry, session: RuntimeSession, result: InvokeResult): void {
     // An answer from a runtime this entry was taken away from (killed, replaced): no longer its answer.
     if (entry.session !== session) return;
+    // Taken back, or asked to be and its runtime died before it started it: it never ran.
+    if (isWithdrawn(result) || (entry.withdrawing && !result.ok && result.reason === 'busy')) {
+      if (entry.state.kind === 'waiting' || entry.state.kind === 'running')
+        this.settle(entry, withdrawnResult(), 'answered');
+      else this.leave(entry);
+      this.advance();
+      return;
+    }
     if (!result.ok && result.reason === 'busy') {
       // The runtime died before it started this one: nothing ran; the next runtime gets it.
       entry.session = undefined;

@@ -2,8 +2,15 @@
 import { WorkerInitError } from '../../core/errors';
 import type { Invocation, InvokeResult } from '../../ports';
 import { sleep } from '../../timing';
-import { encodeRequest, FrameKind, PROTOCOL_VERSION, ResponseDecoder, type ResponseFrame } from './frame-codec';
-import { busyResult, crashResult, handlerErrorResult, parseErrorDocument } from '../invoke-results';
+import {
+  encodeRequest,
+  encodeWithdraw,
+  FrameKind,
+  PROTOCOL_VERSION,
+  ResponseDecoder,
+  type ResponseFrame,
+} from './frame-codec';
+import { busyResult, crashResult, handlerErrorResult, parseErrorDocument, withdrawnResult } from '../invoke-results';
 import type { OutputCapture } from './output-capture';
 import { type ExitInfo, RuntimeProcess } from './runtime-process';
 import { initErrorFrom, initExitError, type LoadTarget, type RuntimeSession } from './runtime-session';
@@ -20,13 +27,23 @@ export interface PipeRuntimeOptions {
 
 const EXIT_DRAIN_MS = 200;
 
+/** A call written to the runtime: `number` is its place in the runtime's count of requests (the first is 1). */
+interface Call {
+  readonly taskId: string;
+  readonly requestId: string;
+  readonly number: number;
+  readonly resolve: (result: InvokeResult) => void;
+}
+
 export class PipeRuntimeSession implements RuntimeSession {
   readonly ready: Promise<void>;
   readonly exited: Promise<ExitInfo>;
   private readonly process: RuntimeProcess;
   private readonly capture: OutputCapture;
   /** Calls written to the runtime and not answered yet, in order: the first one is running. */
-  private readonly calls: { readonly taskId: string; readonly resolve: (result: InvokeResult) => void }[] = [];
+  private readonly calls: Call[] = [];
+  /** Requests written so far: each call's number, as the runtime counts them (for withdrawals). */
+  private written = 0;
   readonly pipelined = true;
   private doomed = false;
   private settleReady: { resolve: () => void; reject: (error: WorkerInitError) => void } | undefined;
@@ -67,7 +84,7 @@ export class PipeRuntimeSession implements RuntimeSession {
         resolve(crashResult(null, null));
         return;
       }
-      this.calls.push({ taskId: invocation.taskId, resolve });
+      this.calls.push({ taskId: invocation.taskId, requestId: invocation.requestId, number: ++this.written, resolve });
       // The bootstrap reads one request after the other: a call written behind another starts when that one answers.
       if (this.calls.length === 1) this.capture.begin(invocation.taskId);
       else this.capture.hold(true);
@@ -84,6 +101,12 @@ export class PipeRuntimeSession implements RuntimeSession {
       );
       this.process.requests.write(frame);
     });
+  }
+
+  withdraw(invocation: Invocation): void {
+    const call = this.calls.find((c) => c.requestId === invocation.requestId);
+    if (!call || !this.process.alive || !this.process.withdrawals) return;
+    this.process.withdrawals.write(encodeWithdraw(call.number));
   }
 
   get pid(): number | undefined {
@@ -115,6 +138,17 @@ export class PipeRuntimeSession implements RuntimeSession {
         this.settleReady?.reject(initErrorFrom(parseErrorDocument(frame.body), this.options.target));
         this.settleReady = undefined;
         return;
+      case FrameKind.withdrawn: {
+        const index = this.calls.findIndex((c) => c.number === Number(frame.body));
+        if (index < 0) return;
+        const [call] = this.calls.splice(index, 1);
+        // Taken back before it started: had it been the first in line, the next one's output is now the current.
+        const next = this.calls[0];
+        if (index === 0 && next) this.capture.begin(next.taskId);
+        if (this.calls.length <= 1) this.capture.hold(false);
+        call?.resolve(withdrawnResult());
+        return;
+      }
       case FrameKind.result:
       case FrameKind.error:
       case FrameKind.fatalError: {

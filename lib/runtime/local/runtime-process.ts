@@ -17,7 +17,7 @@ export interface RuntimeProcessOptions {
   readonly cwd: string;
   readonly env: Record<string, string>;
   readonly capture: OutputCapture;
-  /** Open pipe fds 3 (to the runtime) and 4 (from the runtime). */
+  /** Open pipe fds 3 (to the runtime), 4 (from the runtime) and 5 (withdrawals, to the runtime). */
   readonly transportPipes: boolean;
   /**
    * Start it in a new session and process group (setsid), so a kill reaches what it started too. Costly for
@@ -35,13 +35,15 @@ export class RuntimeProcess {
   readonly requests: Writable | undefined;
   /** Our end of fd 4 (responses). */
   readonly responses: Readable | undefined;
+  /** Our end of fd 5 (requests taken back before they started). */
+  readonly withdrawals: Writable | undefined;
   private readonly child: ChildProcess;
   private exitInfo: ExitInfo | undefined;
   private stderrTail = '';
 
   constructor(options: RuntimeProcessOptions) {
     const stdio: ('ignore' | 'pipe')[] = ['ignore', 'pipe', 'pipe'];
-    if (options.transportPipes) stdio.push('pipe', 'pipe');
+    if (options.transportPipes) stdio.push('pipe', 'pipe', 'pipe');
     this.child = spawn(options.command, options.args, {
       cwd: options.cwd,
       env: options.env,
@@ -57,6 +59,7 @@ export class RuntimeProcess {
     for (const stream of this.child.stdio) stream?.on('error', () => undefined);
     this.requests = (this.child.stdio[3] ?? undefined) as Writable | undefined;
     this.responses = (this.child.stdio[4] ?? undefined) as Readable | undefined;
+    this.withdrawals = ((this.child.stdio as readonly unknown[])[5] ?? undefined) as Writable | undefined;
     this.exited = new Promise<ExitInfo>((resolve) => {
       this.child.once('exit', (code, signal) => {
         this.exitInfo = { code, signal };

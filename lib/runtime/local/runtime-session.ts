@@ -19,6 +19,12 @@ export interface RuntimeSession {
   call(invocation: Invocation, timeoutMs: number): Promise<InvokeResult>;
   /** Accepts a call while another runs, written ahead so the runtime starts it as soon as it answers the one before. */
   readonly pipelined: boolean;
+  /**
+   * Asks the runtime to take back a call written ahead (pipelined sessions that can): if it has not started, its
+   * `call` resolves `withdrawn` (see `withdrawnResult`) and it never runs; if it has, nothing changes and its own
+   * answer comes. The runtime decides, so a call never both runs and comes back withdrawn.
+   */
+  withdraw?(invocation: Invocation): void;
   /** False once the process is dead or about to die (it reported an uncaught error). */
   readonly healthy: boolean;
   /** The process id, once spawned (for diagnostics and tests). */
