@@ -308,6 +308,8 @@ export class Agent {
     clearTimeout(this.stallTimer);
     for (const waiter of this.capacityWaiters.splice(0)) waiter();
     for (const held of this.ready.splice(0)) this.handBack(held);
+    // So are those sent ahead into a runtime that has not started them: they come back withdrawn (see `execute`).
+    for (const invoker of this.invokers) invoker.withdrawQueued?.();
     const grace = new Promise<void>((resolve) => {
       this.graceExpired = resolve;
       setTimeout(resolve, graceMs).unref();

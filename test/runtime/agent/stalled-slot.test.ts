@@ -7,6 +7,7 @@ import { resolveRuntime } from '../../../lib/core/runtime-kind';
 import { createLocalInvoker } from '../../../lib/runtime/local';
 import type { TaskResult } from '../../../lib/client';
 import { FIXTURES as RUNTIME_FIXTURES, waitFor } from '../local/helpers';
+import type { Agent, AgentOptions } from '../../../lib/runtime/agent';
 import { gridForEachTest, tempDir } from '../../support/local-grid';
 
 const TASK_ROOT = path.join(RUNTIME_FIXTURES, 'python');
@@ -14,9 +15,10 @@ const TASK_ROOT = path.join(RUNTIME_FIXTURES, 'python');
 describe('an agent sending tasks ahead to busy Python runtimes', () => {
   const each = gridForEachTest();
 
-  async function startAgent(): Promise<void> {
-    await each.startAgent({
-      config: compileConfig(applyOverrides({ slots: 2, empty_task_queue_backoff_timeout_sec: 0.01 }, {}), 'test'),
+  async function startAgent(slots = 2, options: Partial<AgentOptions> = {}): Promise<Agent> {
+    return each.startAgent({
+      ...options,
+      config: compileConfig(applyOverrides({ slots, empty_task_queue_backoff_timeout_sec: 0.01 }, {}), 'test'),
       receiveWaitMs: 50,
       queuedPerSlot: 2,
       // No run reaches it however loaded the machine: tasks are always sent ahead while others wait.
@@ -68,5 +70,34 @@ describe('an agent sending tasks ahead to busy Python runtimes', () => {
     // Each ran once: one start line per task.
     const starts = fs.readFileSync(mark, 'utf8').trim().split('\n').map(Number);
     expect(starts.sort((a, b) => a - b)).toEqual(Array.from({ length: shorts + 1 }, (_, i) => i));
+  });
+
+  it('hands back on stop the tasks sent ahead into a runtime that has not started them, while the long one runs', async () => {
+    const dir = tempDir('htcgrid-stalled-');
+    const until = path.join(dir, 'release');
+    const mark = path.join(dir, 'starts');
+    // One slot, and tasks never taken back for a stall: only the drain takes them back.
+    const agent = await startAgent(1, { stalledAfterMs: 600_000, prefetch: 8 });
+    const { client, backends } = each.grid();
+    const burst = await client.submit(Array.from({ length: 100 }, (_, i) => ({ i })));
+    for await (const r of burst.results({ pollIntervalMs: 5 })) expect(r.state).toBe('succeeded');
+    const session = await client.submit([{ i: 0, until, mark }, ...[1, 2, 3, 4].map((i) => ({ i, mark }))]);
+    await waitFor(() => fs.existsSync(mark));
+
+    const stopped = agent.stop(600_000);
+    // All four are back in the queue while the long one still runs (it ends once the file below is written).
+    await waitFor(() => agent.stats.released >= 4, 10_000).catch(() => undefined);
+    const counts = await backends.table.countByState(session.sessionId);
+    fs.writeFileSync(until, '');
+    await stopped;
+
+    expect({ released: agent.stats.released, pending: counts.pending, running: counts.running }).toEqual({
+      released: 4,
+      pending: 4,
+      running: 1,
+    });
+    // None of them started; the long one ended.
+    expect(fs.readFileSync(mark, 'utf8')).toBe('0\n');
+    expect((await backends.table.countByState(session.sessionId)).succeeded).toBe(1);
   });
 });
