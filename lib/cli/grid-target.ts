@@ -53,7 +53,8 @@ export const DEFAULT_GRID_DIR = '.htcgrid';
 
 /**
  * Warnings of a session command's client and backends, as JSON lines on stderr: among them a results stream's
- * `results recovered by a full re-read` (see `SessionHandle.results`), which the user should see and report.
+ * `results recovered by a full re-read` (see `SessionHandle.results`), which the user should see (and report if it
+ * recurs).
  */
 function sessionCommandLogger(): Logger {
   return createLogger({ level: 'warn' });

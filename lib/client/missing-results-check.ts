@@ -29,22 +29,44 @@ export interface MissingResultsCheckState {
   readonly waitMs: number;
   /**
    * How many more ended tasks the table counted than a full re-read could deliver (a count/listing disagreement, or
-   * an eventually consistent read): the stream reads again only once the table counts more than that.
+   * an eventually consistent read): the stream reads again only once the table counts more than that, or once
+   * `retryMs` passed since `unreachableAt`.
    */
   readonly unreachable?: number;
+  /** When (epoch ms) the last re-read ended leaving `unreachable` (absent: when the check was resumed). */
+  readonly unreachableAt?: number;
 }
 
 /**
  * Whether a reader that follows a session's listing should read it all again from the start: the table counts more
- * ended tasks than the reader has, and more than its last such re-read left missing. When the table counts tasks a
- * full re-read does not return (a count and listing that disagree, a read not consistent yet), reading again at every
- * look would read the whole session again for nothing: it is read again only once more are missing.
+ * ended tasks than the reader has, and more than its last such re-read left missing, or that re-read is `retryMs` old.
+ *
+ * When the table counts tasks a full re-read does not return, reading again at every look would read the whole
+ * session again for nothing: it is read again once more are missing. But what one re-read could not bring, a later
+ * one may: on DynamoDB the count sees a task's key while the re-read (an eventually consistent index, a BatchGet)
+ * hits a replica that does not show it yet. If that was the session's last task, no count ever shows more missing,
+ * and a mark that never expired would keep the reader waiting for ever. So while the gap persists the reader reads
+ * again once every `retryMs` (by default `MISSING_RESULTS_CHECK_MAX_MS`, 5 minutes; cheap where the table offers
+ * `readTerminalWanted`).
  */
 export class ReReadGate {
   private unreachable: number | undefined;
+  private markedAt = 0;
 
-  constructor(unreachable?: number) {
-    if (unreachable !== undefined && unreachable > 0) this.unreachable = unreachable;
+  /**
+   * @param unreachable what the last re-read left missing (see `left`), if any
+   * @param markedAt when that re-read ended (epoch ms, on the clock the caller passes as `now`)
+   * @param retryMs how long after a re-read that left results missing the same gap is read for again
+   */
+  constructor(
+    unreachable?: number,
+    markedAt = 0,
+    private readonly retryMs: number = MISSING_RESULTS_CHECK_MAX_MS,
+  ) {
+    if (unreachable !== undefined && unreachable > 0) {
+      this.unreachable = unreachable;
+      this.markedAt = markedAt;
+    }
   }
 
   /** How many ended tasks the table counted that the last re-read could not bring (undefined: none). */
@@ -52,26 +74,42 @@ export class ReReadGate {
     return this.unreachable;
   }
 
-  /**
-   * Whether a re-read is due after the table counted `counted` ended tasks and the reader has `delivered`: the table
-   * counts more than that, and more than the last re-read left missing. A count that shows fewer missing than that
-   * lowers the mark, so a result missed later is read again.
-   */
-  missing(counted: number, delivered: number): boolean {
-    const gap = counted - delivered;
-    if (this.unreachable === undefined) return gap > 0;
-    if (gap > this.unreachable) return true;
-    this.unreachable = gap > 0 ? gap : undefined;
-    return false;
+  /** When the last re-read that left `left` missing ended (undefined: none left). */
+  get leftAt(): number | undefined {
+    return this.unreachable === undefined ? undefined : this.markedAt;
+  }
+
+  /** When a count that still shows the gap the last re-read left calls for another (Infinity: no gap left). */
+  get retryAt(): number {
+    return this.unreachable === undefined ? Infinity : this.markedAt + this.retryMs;
   }
 
   /**
-   * A re-read started after the table counted `counted` ended tasks ended with the reader having `delivered`. Returns
-   * how many the table counted that it could not bring (0: none), which are not read again for until more are missing.
+   * Whether a re-read is due at `now` after the table counted `counted` ended tasks and the reader has `delivered`:
+   * the table counts more than that, and more than the last re-read left missing or that re-read ended `retryMs` ago
+   * or more. A count that shows fewer missing than that lowers the mark, so a result missed later is read again.
    */
-  reReadEnded(counted: number, delivered: number): number {
+  missing(counted: number, delivered: number, now: number): boolean {
+    const gap = counted - delivered;
+    if (this.unreachable === undefined) return gap > 0;
+    if (gap > this.unreachable) return true;
+    if (gap <= 0) {
+      this.unreachable = undefined;
+      return false;
+    }
+    this.unreachable = gap;
+    return now >= this.markedAt + this.retryMs;
+  }
+
+  /**
+   * A re-read started after the table counted `counted` ended tasks ended at `now` with the reader having
+   * `delivered`. Returns how many the table counted that it could not bring (0: none), which are not read again for
+   * until more are missing or `retryMs` passed.
+   */
+  reReadEnded(counted: number, delivered: number, now: number): number {
     const gap = counted - delivered;
     this.unreachable = gap > 0 ? gap : undefined;
+    this.markedAt = now;
     return Math.max(0, gap);
   }
 }
@@ -85,7 +123,7 @@ export class ReReadGate {
 export class MissingResultsCheck {
   private since: number;
   private waitMs: number;
-  private gate = new ReReadGate();
+  private gate: ReReadGate;
   private readonly maxMs: number;
 
   constructor(
@@ -96,6 +134,7 @@ export class MissingResultsCheck {
     this.since = now;
     this.waitMs = periodMs;
     this.maxMs = Math.max(periodMs, MISSING_RESULTS_CHECK_MAX_MS);
+    this.gate = new ReReadGate(undefined, now, this.maxMs);
   }
 
   /**
@@ -105,13 +144,17 @@ export class MissingResultsCheck {
   static resume(periodMs: number, now: number, state: Partial<MissingResultsCheckState> = {}): MissingResultsCheck {
     const check = new MissingResultsCheck(periodMs, state.since ?? now);
     if (state.waitMs !== undefined) check.waitMs = Math.min(Math.max(state.waitMs, periodMs), check.maxMs);
-    check.gate = new ReReadGate(state.unreachable);
+    check.gate = new ReReadGate(state.unreachable, state.unreachableAt ?? now, check.maxMs);
     return check;
   }
 
   get state(): MissingResultsCheckState {
     const unreachable = this.gate.left;
-    return { since: this.since, waitMs: this.waitMs, ...(unreachable !== undefined ? { unreachable } : {}) };
+    return {
+      since: this.since,
+      waitMs: this.waitMs,
+      ...(unreachable !== undefined ? { unreachable, unreachableAt: this.gate.leftAt! } : {}),
+    };
   }
 
   /** A new result was delivered at `now`: the next check waits a full period from it. */
@@ -126,22 +169,27 @@ export class MissingResultsCheck {
     this.waitMs = Math.min(this.waitMs * 2, this.maxMs);
   }
 
+  /** Whether a count is due at `now`: its wait passed, or the gap a re-read left is due for another (see `missing`). */
   due(now: number): boolean {
-    return now >= this.since + this.waitMs;
+    return now >= this.dueAt;
   }
 
   /** How long from `now` until the check is due (0 when it is): a waiting stream wakes no later. */
   untilDue(now: number): number {
-    return Math.max(0, this.since + this.waitMs - now);
+    return Math.max(0, this.dueAt - now);
   }
 
-  /** See `ReReadGate.missing`. */
-  missing(counted: number, delivered: number): boolean {
-    return this.gate.missing(counted, delivered);
+  private get dueAt(): number {
+    return Math.min(this.since + this.waitMs, this.gate.retryAt);
+  }
+
+  /** See `ReReadGate.missing`: a re-read that left results missing is repeated for the same gap after the cap. */
+  missing(counted: number, delivered: number, now: number): boolean {
+    return this.gate.missing(counted, delivered, now);
   }
 
   /** See `ReReadGate.reReadEnded`. */
-  reReadEnded(counted: number, delivered: number): number {
-    return this.gate.reReadEnded(counted, delivered);
+  reReadEnded(counted: number, delivered: number, now: number): number {
+    return this.gate.reReadEnded(counted, delivered, now);
   }
 }

@@ -139,10 +139,12 @@ export class SessionHandle {
    * for forever. So while results are missing and none came for `missingResultsCheckMs`, the stream asks the table
    * how many of the session's tasks ended (`countTerminal`: one cheap count, nothing while results flow), reads what
    * the listing has, and if the table still counts more than it delivered, reads every ended task again from the
-   * start and delivers those it had not, logging a warning with how many: a defect signal. A count that finds nothing
-   * missing doubles the wait before the next (up to `MISSING_RESULTS_CHECK_MAX_MS`, 5 minutes; a result brings the
-   * period back), and a re-read that leaves the table counting more than it returns is not repeated until the table
-   * counts more missing still: a long stall costs a few counts an hour, never a re-read every period.
+   * start and delivers those it had not, logging a warning with how many (index lag on DynamoDB, a lost notice, or a
+   * defect). A count that finds nothing missing doubles the wait before the next (up to
+   * `MISSING_RESULTS_CHECK_MAX_MS`, 5 minutes; a result brings the period back), and a re-read that leaves the table
+   * counting more than it returns is repeated only once the table counts more missing still, or once every 5 minutes
+   * while the gap lasts (a read not consistent yet brings them later): a long stall costs a few counts an hour and a
+   * re-read every 5 minutes at most, never one every period.
    */
   async *results(options: ResultsOptions = {}): AsyncGenerator<TaskResult> {
     const poll = options.pollIntervalMs ?? this.defaultPollMs;
@@ -180,7 +182,7 @@ export class SessionHandle {
       if (total !== undefined && delivered.size >= total) return;
       if (counted !== undefined) {
         // The listing brought all it had since the count: tasks counted as ended but not delivered were missed.
-        if (check.missing(counted.ended, delivered.size)) {
+        if (check.missing(counted.ended, delivered.size, now())) {
           yield* this.recoverMissed(delivered, counted.ended, pageSize, check, options.signal);
         }
         // Nothing came since the count (the listing's reads, a re-read): the next count waits longer.
@@ -251,15 +253,17 @@ export class SessionHandle {
       this.logger.warn(
         { sessionId: this.sessionId, recovered, counted, deliveredBefore: before, taskIds: examples },
         'results recovered by a full re-read: the table counted more ended tasks than the results stream had ' +
-          'delivered, and neither a change notice nor the listing brought them (a defect: please report it)',
+          'delivered, and neither a change notice nor the listing brought them (index lag between the count and ' +
+          'the listing, a lost notice, or a defect: please report it if it recurs)',
       );
     }
-    const unreachable = check.reReadEnded(counted, delivered.size);
+    const unreachable = check.reReadEnded(counted, delivered.size, this.clock());
     if (unreachable > 0) {
       this.logger.warn(
         { sessionId: this.sessionId, counted, delivered: delivered.size, unreachable },
         'the table counts more ended tasks than a full re-read of the session returns (a count and listing that ' +
-          'disagree, or a read not consistent yet): the results stream reads again only once it counts more',
+          'disagree, or a read not consistent yet): the results stream reads again once it counts more, or after ' +
+          'five minutes while the gap lasts',
       );
     }
   }

@@ -72,7 +72,8 @@ interface MutableGroup {
  * Follows one session's terminal tasks from a cursor; each `update` reads only what finished since. A task the listing
  * passed (see `SessionHandle.results`) is caught up when `update` is given the table's count of terminal tasks: once
  * the listing is read to its end and the table counts more than the summary holds, it reads the session again from
- * its first terminal task and adds those it lacks (one bit per task tells), once per rise of that gap.
+ * its first terminal task and adds those it lacks (one bit per task tells), once per rise of that gap, and once
+ * every 5 minutes while the gap lasts (a read not consistent yet brings a task later; see `ReReadGate`).
  */
 export class SessionSummary {
   private cursor: string | undefined;
@@ -87,7 +88,11 @@ export class SessionSummary {
   /** A read from the first terminal task under way: where it is, and the count that called for it. */
   private reRead: { cursor: string | undefined; readonly counted: number } | undefined;
 
-  constructor(readonly sessionId: string) {}
+  /** @param clock the time the catch-up's re-read gate goes by (see `ReReadGate`) */
+  constructor(
+    readonly sessionId: string,
+    private readonly clock: () => number = Date.now,
+  ) {}
 
   /**
    * Reads terminal tasks finished since the last update (at most `maxTasks` per call, so an answer stays quick).
@@ -124,7 +129,11 @@ export class SessionSummary {
       if (page.tasks.length === 0) break;
     }
     // Read to the end of the listing: what the table counted beyond it, the listing passed.
-    if (this.reRead === undefined && counted !== undefined && this.gate.missing(counted, this.summarised.size)) {
+    if (
+      this.reRead === undefined &&
+      counted !== undefined &&
+      this.gate.missing(counted, this.summarised.size, this.clock())
+    ) {
       if (table.readTerminalWanted) {
         // The table reads keys and fetches only the tasks lacking: cheap enough to finish within this update.
         const lacking = (taskId: string): boolean => {
@@ -134,7 +143,7 @@ export class SessionSummary {
         for await (const tasks of table.readTerminalWanted(this.sessionId, lacking, 1000)) {
           for (const task of tasks) this.add(task);
         }
-        this.gate.reReadEnded(counted, this.summarised.size);
+        this.gate.reReadEnded(counted, this.summarised.size, this.clock());
         return;
       }
       this.reRead = { cursor: undefined, counted };
@@ -145,7 +154,7 @@ export class SessionSummary {
       for (const task of page.tasks) this.add(task);
       read += page.tasks.length;
       if (page.tasks.length === 0) {
-        this.gate.reReadEnded(this.reRead.counted, this.summarised.size);
+        this.gate.reReadEnded(this.reRead.counted, this.summarised.size, this.clock());
         this.reRead = undefined;
       }
     }

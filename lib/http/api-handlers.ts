@@ -158,6 +158,8 @@ interface StreamCursor {
   readonly w?: number;
   /** How many ended tasks the table counts that the last read from the first result could not bring. */
   readonly g?: number;
+  /** When (server clock, epoch ms) that read ended: it is repeated for the same `g` once the cap passed since. */
+  readonly u?: number;
   /** While the stream reads again from the first result: the count that started it, and `n` before it. */
   readonly k?: number;
   readonly b?: number;
@@ -503,10 +505,10 @@ export class ApiHandlers {
    * requests that resume the stream), the stream counts the session's ended tasks, reads what the listing has, and
    * if the table still counts more than it delivered, starts again from the session's first result: the results
    * already delivered come again (clients skip them by `index`, as after any resume) and the missed ones with them.
-   * The server logs a warning: a defect signal. Like the SDK's stream, a count that finds nothing missing doubles the
-   * wait before the next (up to `MISSING_RESULTS_CHECK_MAX_MS`), and a read from the first result that leaves the
-   * table counting more than it brought is not repeated until the table counts more missing; all of it rides in the
-   * cursor.
+   * The server logs a warning (index lag on DynamoDB, a lost notice, or a defect). Like the SDK's stream, a count
+   * that finds nothing missing doubles the wait before the next (up to `MISSING_RESULTS_CHECK_MAX_MS`), and a read
+   * from the first result that leaves the table counting more than it brought is repeated only once the table counts
+   * more missing, or once that cap passed while the gap lasts; all of it rides in the cursor.
    */
   private async *resultChunks(
     initial: SessionRecord,
@@ -559,11 +561,12 @@ export class ApiHandlers {
         continue;
       }
       if (counted !== undefined) {
-        if (check.missing(counted.ended, delivered)) {
+        if (check.missing(counted.ended, delivered, this.clock())) {
           this.logger.warn(
             { sessionId: session.sessionId, counted: counted.ended, delivered },
             'a results stream reads again from the first result: the table counted more ended tasks than the ' +
-              'stream had delivered, and its listing did not bring them (a defect: please report it)',
+              'stream had delivered, and its listing did not bring them (index lag between the count and the ' +
+              'listing, a lost notice, or a defect: please report it if it recurs)',
           );
           reRead = { counted: counted.ended, before: delivered };
           cursor = undefined;
@@ -592,12 +595,13 @@ export class ApiHandlers {
    * listing cannot bring, and is not read again for until the table counts more (logged once, here).
    */
   private reReadEnded(sessionId: string, reRead: ReRead, delivered: number, check: MissingResultsCheck): void {
-    const unreachable = check.reReadEnded(reRead.counted, delivered);
+    const unreachable = check.reReadEnded(reRead.counted, delivered, this.clock());
     if (unreachable > 0) {
       this.logger.warn(
         { sessionId, counted: reRead.counted, delivered, unreachable },
         'the table counts more ended tasks than a results stream read from the first result brought (a count ' +
-          'and listing that disagree, or a read not consistent yet): it reads again only once the table counts more',
+          'and listing that disagree, or a read not consistent yet): it reads again once the table counts more, or ' +
+          'after five minutes while the gap lasts',
       );
     }
     if (delivered <= reRead.before) check.checked(this.clock());
@@ -607,7 +611,7 @@ export class ApiHandlers {
     const session = await this.sessionRecord(sessionId);
     let summary = this.summaries.get(sessionId);
     if (summary) this.summaries.delete(sessionId);
-    else summary = new SessionSummary(sessionId);
+    else summary = new SessionSummary(sessionId, this.clock);
     this.summaries.set(sessionId, summary);
     if (this.summaries.size > 64) this.summaries.delete(this.summaries.keys().next().value!);
     // Counted first, then read: the summary compares the two to catch up a task its listing passed.
@@ -867,6 +871,7 @@ function encodeStreamCursor(
     q: check.since,
     ...(Number.isFinite(check.waitMs) ? { w: check.waitMs } : {}),
     ...(check.unreachable !== undefined ? { g: check.unreachable } : {}),
+    ...(check.unreachableAt !== undefined ? { u: check.unreachableAt } : {}),
     ...(reRead ? { k: reRead.counted, b: reRead.before } : {}),
   };
   return Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -878,6 +883,7 @@ function checkStateOf(from: StreamCursor): Partial<MissingResultsCheckState> {
     ...(from.q !== undefined ? { since: from.q } : {}),
     ...(from.w !== undefined ? { waitMs: from.w } : {}),
     ...(from.g !== undefined ? { unreachable: from.g } : {}),
+    ...(from.u !== undefined ? { unreachableAt: from.u } : {}),
   };
 }
 
@@ -891,16 +897,18 @@ function decodeStreamCursor(raw: string | null): StreamCursor {
       (value.q === undefined || Number.isFinite(value.q)) &&
       (value.w === undefined || (Number.isFinite(value.w) && value.w > 0)) &&
       count(value.g) &&
+      (value.u === undefined || Number.isFinite(value.u)) &&
       count(value.k) &&
       count(value.b);
     if ((value.c === null || typeof value.c === 'string') && Number.isInteger(value.n) && value.n! >= 0 && optional) {
-      const { c, n, q, w, g, k, b } = value as StreamCursor;
+      const { c, n, q, w, g, u, k, b } = value as StreamCursor;
       return {
         c,
         n,
         ...(q !== undefined ? { q } : {}),
         ...(w !== undefined ? { w } : {}),
         ...(g !== undefined ? { g } : {}),
+        ...(u !== undefined ? { u } : {}),
         ...(k !== undefined && b !== undefined ? { k, b } : {}),
       };
     }

@@ -45,8 +45,20 @@ function open(
   return backends;
 }
 
-/** A client that receives completion notices, checks for missing results every `checkMs`, and keeps its warnings. */
-function waitingClient(resources: AwsGridResources, checkMs: number) {
+/** A time the test moves itself, for the results streams' count checks. */
+class TestClock {
+  at = Date.now();
+  readonly now = (): number => this.at;
+  advance(ms: number): void {
+    this.at += ms;
+  }
+}
+
+/**
+ * A client that receives completion notices, checks for missing results every `checkMs` of `clock` (the test moves
+ * it: no check falls due while the test writes), and keeps its warnings.
+ */
+function waitingClient(resources: AwsGridResources, checkMs: number, clock: TestClock) {
   const logs: LogLine[] = [];
   const logger = pino(
     { level: 'warn' },
@@ -63,6 +75,7 @@ function waitingClient(resources: AwsGridResources, checkMs: number) {
     ...backends,
     pollIntervalMs: MINUTE,
     missingResultsCheckMs: checkMs,
+    clock: clock.now,
     logger,
   });
   return { backends, client, logs };
@@ -120,9 +133,9 @@ function lostWriter(resources: AwsGridResources): DynamoDbTaskTable {
   return table;
 }
 
-/** Counts the calls of `table.countTerminal` and the `listTerminal` calls that read from the start. */
-function watchReads(table: TaskTable): { counts: number; fromStart: number } {
-  const seen = { counts: 0, fromStart: 0 };
+/** Counts the calls of `table.countTerminal`, of `listTerminal`, and those that read from the start. */
+function watchReads(table: TaskTable): { counts: number; reads: number; fromStart: number } {
+  const seen = { counts: 0, reads: 0, fromStart: 0 };
   const countTerminal = table.countTerminal.bind(table);
   const listTerminal = table.listTerminal.bind(table);
   table.countTerminal = async (sessionId) => {
@@ -130,6 +143,7 @@ function watchReads(table: TaskTable): { counts: number; fromStart: number } {
     return countTerminal(sessionId);
   };
   table.listTerminal = async (sessionId, cursor, limit) => {
+    seen.reads++;
     if (cursor === undefined) seen.fromStart++;
     return listTerminal(sessionId, cursor, limit);
   };
@@ -158,9 +172,10 @@ function recordFetchedItems(client: DynamoDBClient): string[] {
 }
 
 describe('a results stream on the AWS backends whose notices and listing missed a result', () => {
-  it('delivers it once within the check period, after a count showed more ended tasks than delivered, with a warning', async () => {
+  it('delivers it once at the next check, after a count showed more ended tasks than delivered, with a warning', async () => {
     const resources = await createGridResources(suite.emulators);
-    const { client, logs } = waitingClient(resources, 500);
+    const clock = new TestClock();
+    const { client, logs } = waitingClient(resources, 200, clock);
     const agent = open(resources);
     const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
     const [first, lost, last] = [0, 1, 2].map((i) => `${handle.sessionId}_${i}`);
@@ -171,14 +186,17 @@ describe('a results stream on the AWS backends whose notices and listing missed 
     await finish(lostWriter(resources), lost!);
     await finish(agent.table, last!);
     await waitFor(() => arrived.includes(last!), 30_000, 'the last result, told by its notice');
+    const before = [...arrived];
+    clock.advance(200);
     await waitFor(() => arrived.includes(lost!), 30_000, 'the result no notice named, behind the watermark');
     const results = await done;
 
+    expect(before).toEqual([first, last]);
     expect(arrived).toEqual([first, last, lost]);
     expect(results.map((r) => r.state)).toEqual(['succeeded', 'succeeded', 'succeeded']);
     const warnings = logs.filter((l) => l.recovered !== undefined);
     expect(warnings).toEqual([expect.objectContaining({ level: 40, recovered: 1, counted: 3, taskIds: [lost] })]);
-    expect(warnings[0]!.msg).toMatch(/results recovered by a full re-read/);
+    expect(warnings[0]!.msg).toMatch(/results recovered by a full re-read: .*index lag.*a lost notice, or a defect/);
   });
 
   it('its re-read reads the session index keys and fetches only the items of the tasks it lacks', async () => {
@@ -186,7 +204,14 @@ describe('a results stream on the AWS backends whose notices and listing missed 
     const clients = suite.emulators.clients();
     const fetched = recordFetchedItems(clients.dynamodb);
     const backends = open(resources, { receiveNotices: true }, clients);
-    const client = new GridClient({ config, ...backends, pollIntervalMs: MINUTE, missingResultsCheckMs: 500 });
+    const clock = new TestClock();
+    const client = new GridClient({
+      config,
+      ...backends,
+      pollIntervalMs: MINUTE,
+      missingResultsCheckMs: 200,
+      clock: clock.now,
+    });
     const agent = open(resources);
     const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
     const [first, lost, last] = [0, 1, 2].map((i) => `${handle.sessionId}_${i}`);
@@ -196,7 +221,9 @@ describe('a results stream on the AWS backends whose notices and listing missed 
     await finish(lostWriter(resources), lost!);
     await finish(agent.table, last!);
     await waitFor(() => arrived.includes(last!), 30_000, 'the last result, told by its notice');
+    // The clock stood still so far: the count and its re-read come after this.
     fetched.splice(0);
+    clock.advance(200);
 
     await waitFor(() => arrived.includes(lost!), 30_000, 'the result no notice named, behind the watermark');
 
@@ -205,7 +232,8 @@ describe('a results stream on the AWS backends whose notices and listing missed 
 
   it('a count that finds every ended task delivered reads nothing again and delivers nothing twice', async () => {
     const resources = await createGridResources(suite.emulators);
-    const { backends, client, logs } = waitingClient(resources, 200);
+    const clock = new TestClock();
+    const { backends, client, logs } = waitingClient(resources, 200, clock);
     const agent = open(resources);
     const handle = await client.submit([{ n: 0 }, { n: 1 }]);
     const [first, second] = [0, 1].map((i) => `${handle.sessionId}_${i}`);
@@ -213,17 +241,25 @@ describe('a results stream on the AWS backends whose notices and listing missed 
     const { arrived, done } = follow(handle);
     await finish(agent.table, first!);
     await waitFor(() => arrived.includes(first!), 30_000, 'the first result');
+    // Past the first result, a read from the start is a re-read (however the stream read before it).
+    const fromStart = reads.fromStart;
 
-    await waitFor(() => reads.counts >= 3, 30_000, 'three count checks while the second task is pending');
+    for (let counts = 1; counts <= 3; counts++) {
+      clock.advance(10_000);
+      await waitFor(() => reads.counts >= counts, 30_000, `count check ${counts} while the second task is pending`);
+      // The look that follows the count, and the next: the stream is done with this count before the clock moves.
+      const looks = reads.reads + 2;
+      await waitFor(() => reads.reads >= looks, 30_000, 'two more looks at the listing');
+    }
     await finish(agent.table, second!);
     await done;
 
     expect(arrived).toEqual([first, second]);
-    expect(reads.fromStart).toBe(1);
+    expect(reads.fromStart).toBe(fromStart);
     expect(logs.filter((l) => l.recovered !== undefined)).toEqual([]);
   });
 
-  it('a key the count has and the re-read cannot bring costs one re-read and one warning, however often it counts', async () => {
+  it('a key the count has and the re-read cannot bring costs one re-read and one warning, however often it counts within five minutes', async () => {
     const resources = await createGridResources(suite.emulators);
     // No notices: the stream looks every 20 ms, its count checks timed by a clock the test moves.
     const logs: LogLine[] = [];
@@ -280,18 +316,85 @@ describe('a results stream on the AWS backends whose notices and listing missed 
       }),
     );
 
-    // Six counts, each when due (10 minutes is past the longest wait), each followed by a few looks.
+    // Six counts within five minutes, each when due (40 s is past each wait then), each followed by a few looks.
+    const start = now;
     while (seen.counts < 6) {
-      now += 600_000;
+      now += 40_000;
       const reads = seen.reads + 3;
       await waitFor(() => seen.reads >= reads, 30_000, 'three more looks at the listing');
     }
 
+    expect(now - start).toBeLessThan(300_000);
     expect(seen.reReads).toBe(1);
     expect(logs.filter((l) => l.level >= 40)).toEqual([
       expect.objectContaining({ sessionId: handle.sessionId, counted: 2, delivered: 1, unreachable: 1 }),
     ]);
     expect(arrived).toEqual([first]);
+  });
+
+  it('a task a first re-read cannot see yet (a replica behind the count) is read for again five minutes later: the stream ends', async () => {
+    const resources = await createGridResources(suite.emulators);
+    const logs: LogLine[] = [];
+    const logger = pino(
+      { level: 'warn' },
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          logs.push(JSON.parse(chunk.toString()) as LogLine);
+          done();
+        },
+      }),
+    );
+    // No notices: the stream looks every 20 ms, its count checks timed by a clock the test moves.
+    const backends = open(resources, { logger });
+    const clock = new TestClock();
+    const client = new GridClient({
+      config,
+      ...backends,
+      pollIntervalMs: 20,
+      missingResultsCheckMs: 1_000,
+      clock: clock.now,
+      logger,
+    });
+    const agent = open(resources);
+    const handle = await client.submit([{ n: 0 }, { n: 1 }]);
+    const [first, late] = [0, 1].map((i) => `${handle.sessionId}_${i}`);
+    const table = backends.table;
+    const seen = { reads: 0, reReads: 0 };
+    const listTerminal = table.listTerminal.bind(table);
+    const readTerminalWanted = table.readTerminalWanted.bind(table);
+    table.listTerminal = async (sessionId, cursor, limit) => {
+      seen.reads++;
+      return listTerminal(sessionId, cursor, limit);
+    };
+    // The first re-read reads an index replica that does not show the late task yet (DynamoDB Local never lags).
+    table.readTerminalWanted = (sessionId, wanted, limit) => {
+      seen.reReads++;
+      const shown = seen.reReads === 1 ? (taskId: string) => taskId !== late && wanted(taskId) : wanted;
+      return readTerminalWanted(sessionId, shown, limit);
+    };
+    const { arrived, done } = follow(handle);
+    await finish(agent.table, first!);
+    await waitFor(() => arrived.includes(first!), 30_000, 'the first result');
+    // The session's last task ends behind the stream's watermark, with no notice: only a re-read brings it.
+    await finish(lostWriter(resources), late!);
+    clock.advance(1_000);
+    await waitFor(() => logs.some((l) => l.unreachable === 1), 30_000, 'the warning of the re-read that missed it');
+    const markedAt = clock.at;
+
+    for (let steps = 0; steps < 20 && !arrived.includes(late!); steps++) {
+      clock.advance(30_000);
+      const reads = seen.reads + 3;
+      await waitFor(() => seen.reads >= reads || arrived.includes(late!), 30_000, 'three more looks at the listing');
+    }
+    expect(arrived).toEqual([first, late]);
+    await done;
+
+    expect(seen.reReads).toBe(2);
+    expect(clock.at - markedAt).toBeGreaterThanOrEqual(300_000);
+    expect(clock.at - markedAt).toBeLessThanOrEqual(330_000);
+    expect(logs.filter((l) => l.recovered !== undefined)).toEqual([
+      expect.objectContaining({ recovered: 1, counted: 2, taskIds: [late] }),
+    ]);
   });
 
   it("a session's summary catches up a task its listing passed, fetching only that task's item", async () => {
