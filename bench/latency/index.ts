@@ -2,6 +2,7 @@
 // and on the AWS backends over emulators with injected service latency, next to Celery + Redis; plus idle CPU.
 // Run: npm run build && node dist/bench/latency/index.js [--rounds 200] [--warm-up 3000] [--gap-ms 0] [--settle-sec 40]
 //      [--idle-sec 10] [--systems embedded,local-up,aws,celery] [--dynamodb-ms 5] [--sqs-ms 15] [--s3-ms 20]
+//      [--sqs-delivery-ms 0]
 //      [--aws-rounds 30] [--aws-notices on|off] [--aws-trace] [--python /usr/bin/python3] [--redis-server redis-server] [--json]
 //      [--rounds-out rounds.jsonl]
 // --warm-up applies to embedded, local-up and Celery; the AWS backends always warm up with 20 rounds.
@@ -280,6 +281,8 @@ interface AwsLatency {
   readonly dynamodbMs: number;
   readonly sqsMs: number;
   readonly s3Ms: number;
+  /** SQS's own delivery time: a waiting long poll sees a message this long after its send (see `startDelayProxy`). */
+  readonly sqsDeliveryMs: number;
   /** The client receives completion notices (else it polls with back-off). */
   readonly notices: boolean;
   /** Time every request and invocation of the measured rounds and print where the round trip's time goes. */
@@ -299,7 +302,7 @@ async function runAws(s: Settings, latency: AwsLatency, rounds: number): Promise
       onConnection: () => tracer.connections++,
     };
     const dynamodb = await startDelayProxy(emulators.endpoints.dynamodb!, latency.dynamodbMs, proxyTrace);
-    const sqs = await startDelayProxy(emulators.endpoints.sqs!, latency.sqsMs, proxyTrace);
+    const sqs = await startDelayProxy(emulators.endpoints.sqs!, latency.sqsMs, proxyTrace, latency.sqsDeliveryMs);
     const s3 = await startDelayProxy(emulators.endpoints.s3!, latency.s3Ms, proxyTrace);
     proxies.push(dynamodb, sqs, s3);
     // The queue URLs name the emulator's origin; the proxy's takes its place.
@@ -354,7 +357,9 @@ async function runAws(s: Settings, latency: AwsLatency, rounds: number): Promise
       }
       const perTask = proxies.map((p, i) => (p.requests - before[i]!) / (rounds + WARM_UP_AWS));
       return summarize(
-        `AWS backends on emulators (+${latency.dynamodbMs}/${latency.sqsMs}/${latency.s3Ms} ms, ${latency.notices ? 'notices' : 'polling'})`,
+        `AWS backends on emulators (+${latency.dynamodbMs}/${latency.sqsMs}/${latency.s3Ms} ms` +
+          `${latency.sqsDeliveryMs > 0 ? `, SQS delivery ${latency.sqsDeliveryMs} ms` : ''}, ` +
+          `${latency.notices ? 'notices' : 'polling'})`,
         samples,
         {
           note:
@@ -438,6 +443,7 @@ async function main(): Promise<void> {
       'dynamodb-ms': { type: 'string', default: '5' },
       'sqs-ms': { type: 'string', default: '15' },
       's3-ms': { type: 'string', default: '20' },
+      'sqs-delivery-ms': { type: 'string', default: '0' },
       'aws-notices': { type: 'string', default: 'on' },
       'aws-trace': { type: 'boolean', default: false },
       python: { type: 'string', default: '/usr/bin/python3' },
@@ -493,6 +499,7 @@ async function main(): Promise<void> {
               dynamodbMs: Number(values['dynamodb-ms']),
               sqsMs: Number(values['sqs-ms']),
               s3Ms: Number(values['s3-ms']),
+              sqsDeliveryMs: wholeNumber('--sqs-delivery-ms', values['sqs-delivery-ms']),
               notices: values['aws-notices'] !== 'off',
               trace: values['aws-trace'],
             },
