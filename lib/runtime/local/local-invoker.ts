@@ -294,6 +294,10 @@ export class LocalInvoker implements WorkerInvoker {
    */
   private moveLine(): void {
     if (!this.dropLeftoversAtHead()) return;
+    // Asked back, and its runtime went away before answering (nothing of it started there): it ends withdrawn rather
+    // than going to the next runtime. Settling it asks for another pass.
+    const stranded = this.line.find((e) => e.withdrawing && !e.session && e.state.kind === 'waiting');
+    if (stranded) return this.settle(stranded, withdrawnResult(), 'answered');
     const head = this.line[0];
     if (head?.state.kind === 'waiting') this.begin(head);
     if (this.closed || !this.line.some((entry) => !entry.session && entry.state.kind !== 'leftover')) return;

@@ -5,6 +5,7 @@ import type { Invocation, InvokeResult } from '../../../lib/ports';
 import { LocalInvoker, type InvokerClock } from '../../../lib/runtime/local/local-invoker';
 import type { RuntimeSession } from '../../../lib/runtime/local/runtime-session';
 import type { ExitInfo } from '../../../lib/runtime/local/runtime-process';
+import { withdrawnResult } from '../../../lib/runtime/invoke-results';
 
 /** A clock whose time moves only when the test says; due timers fire in order. */
 class FakeClock implements InvokerClock {
@@ -98,6 +99,17 @@ class FakeSession implements RuntimeSession {
     const call = this.calls.find((c) => !c.answered);
     if (!call) throw new Error('no call to answer');
     call.answer(result);
+  }
+  /** Calls the invoker asked to take back (the test answers them withdrawn, or lets them run). */
+  readonly withdrawals: string[] = [];
+  withdraw(invocation: Invocation): void {
+    this.withdrawals.push(invocation.requestId);
+  }
+  /** The runtime takes back the call of `requestId`: it has not started it. */
+  giveBack(requestId: string): void {
+    const call = this.calls.find((c) => c.invocation.requestId === requestId && !c.answered);
+    if (!call) throw new Error(`no unanswered call ${requestId}`);
+    call.answer(withdrawnResult());
   }
   kill(): void {
     if (this.killed) return;
@@ -416,5 +428,79 @@ describe('the local invoker against a fake runtime session', () => {
     h.latest().answerNext();
     expect(reasonOf(await third!)).toBe('ok');
     expect(h.latest().calls.map((c) => c.invocation.requestId)).toEqual(['r1', 'r2', 'r3']);
+  });
+
+  describe('withdrawQueued', () => {
+    const typeOf = (result: InvokeResult | 'pending') =>
+      result === 'pending' ? 'pending' : result.ok ? 'ok' : result.error.type;
+
+    it('the queued invocations the runtime gives back end withdrawn; the running one goes on', async () => {
+      const h = harness({ maxQueued: 2, pipelined: true });
+      await h.invoker.start();
+      const running = h.invoker.invoke(h.invocation());
+      const queued = [h.invoker.invoke(h.invocation()), h.invoker.invoke(h.invocation())];
+      await settle();
+
+      h.invoker.withdrawQueued();
+      expect(h.latest().withdrawals).toEqual(['r2', 'r3']);
+      h.latest().giveBack('r2');
+      h.latest().giveBack('r3');
+
+      expect((await Promise.all(queued)).map(typeOf)).toEqual(['Runtime.Withdrawn', 'Runtime.Withdrawn']);
+      expect(await peek(running)).toBe('pending');
+      h.latest().answerNext();
+      expect(reasonOf(await running)).toBe('ok');
+      expect(h.latest().killed).toBe(false);
+    });
+
+    it('one the runtime started meanwhile gives its own answer', async () => {
+      const h = harness({ maxQueued: 1, pipelined: true });
+      await h.invoker.start();
+      const first = h.invoker.invoke(h.invocation());
+      const second = h.invoker.invoke(h.invocation());
+      await settle();
+
+      h.invoker.withdrawQueued();
+      h.latest().answerNext();
+      h.latest().answerNext({ ok: true, resultJson: '"second"' });
+
+      expect(reasonOf(await first)).toBe('ok');
+      expect(await second).toEqual({ ok: true, resultJson: '"second"' });
+      // Asked once: a second ask sends nothing more.
+      h.invoker.withdrawQueued();
+      expect(h.latest().withdrawals).toEqual(['r2']);
+    });
+
+    it('one whose runtime dies before answering comes back withdrawn, never given to the next runtime', async () => {
+      const h = harness({ maxQueued: 1, pipelined: true });
+      await h.invoker.start();
+      const first = h.invoker.invoke(h.invocation());
+      const second = h.invoker.invoke(h.invocation());
+      await settle();
+
+      h.invoker.withdrawQueued();
+      h.latest().crash();
+
+      expect(reasonOf(await first)).toBe('runtime-crash');
+      expect(typeOf(await second)).toBe('Runtime.Withdrawn');
+      await settle();
+      expect(h.sessions.flatMap((s) => s.calls.map((c) => c.invocation.requestId))).toEqual(['r1', 'r2']);
+    });
+
+    it('ones no runtime holds yet (it is starting) end withdrawn at once', async () => {
+      const h = harness({ maxQueued: 1, pipelined: true, readyAtOnce: false });
+      const first = h.invoker.invoke(h.invocation());
+      const second = h.invoker.invoke(h.invocation());
+      await settle();
+
+      h.invoker.withdrawQueued();
+
+      expect(typeOf(await second)).toBe('Runtime.Withdrawn');
+      h.latest().makeReady();
+      await settle();
+      expect(h.latest().calls.map((c) => c.invocation.requestId)).toEqual(['r1']);
+      h.latest().answerNext();
+      expect(reasonOf(await first)).toBe('ok');
+    });
   });
 });
