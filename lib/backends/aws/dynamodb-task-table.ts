@@ -25,7 +25,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { DEFAULT_TASK_RETENTION_SEC } from '../../core/config';
 import { HtcGridError, InvalidCursorError, SessionExistsError, SessionWriteUnknownError } from '../../core/errors';
-import type { SessionRecord, TaskRecord } from '../../core/task';
+import { taskIdOf, type SessionRecord, type TaskRecord } from '../../core/task';
 import { classifyClaim, isHolderGuard, planCompletion, type CompletionPlan } from '../../core/task-lifecycle';
 import { emptyStateCounts, isTerminal, type StateCounts } from '../../core/task-state';
 import { silentLogger, type Logger } from '../../logging';
@@ -59,6 +59,7 @@ import {
   finishKeyPrefix,
   leaseShardOf,
   manifestCountOf,
+  manifestItemKey,
   manifestPartition,
   parseTerminalSessionSk,
   sessionPartitions,
@@ -450,12 +451,21 @@ export class DynamoDbTaskTable implements TaskTable {
    * Deletes the session's tasks a page of manifests at a time (see `sessionPageTasks`): the page's tasks first, then
    * the manifests that name them, the session item last. Every task not deleted yet is still named by a manifest, so
    * a delete that fails half-way can be run again.
+   *
+   * The session index may not show yet a manifest written a moment before (a submission cleaned up right after its
+   * write): the first batch's manifest, whose key follows from the session id (a sealed session's only one), is read
+   * by key as well, consistently, and its tasks deleted (one read of an item the pages usually deleted already).
    */
   async deleteSession(sessionId: string): Promise<void> {
-    for await (const page of this.sessionTaskPages(sessionId)) {
-      await this.batchWrite(page.taskIds.map((taskId) => ({ DeleteRequest: { Key: { task_id: taskId } } })));
-      await this.batchWrite(page.manifestKeys.map((key) => ({ DeleteRequest: { Key: { task_id: key } } })));
-    }
+    const deleteTasks = async (taskIds: readonly string[], manifestKeys: readonly string[]): Promise<void> => {
+      await this.batchWrite(taskIds.map((taskId) => ({ DeleteRequest: { Key: { task_id: taskId } } })));
+      await this.batchWrite(manifestKeys.map((key) => ({ DeleteRequest: { Key: { task_id: key } } })));
+    };
+    for await (const page of this.sessionTaskPages(sessionId)) await deleteTasks(page.taskIds, page.manifestKeys);
+    const firstKey = manifestItemKey(sessionId, taskIdOf(sessionId, 0));
+    const [first] = await this.batchGet([firstKey], [ATTR.taskId, ATTR.taskIds]);
+    const ids = first?.[ATTR.taskIds];
+    if (first) await deleteTasks(Array.isArray(ids) ? ids.map(String) : [], [firstKey]);
     await this.batchWrite([{ DeleteRequest: { Key: { task_id: sessionItemKey(sessionId) } } }]);
   }
 

@@ -107,6 +107,20 @@ async function seedSized(table: DynamoDbTaskTable, count: number, expected: numb
   return { session, tasks, ids: tasks.map((t) => t.taskId) };
 }
 
+/** A session of `count` tasks not written yet (for `createSealedSession`). */
+function sealedSessionOf(count: number) {
+  const session: SessionRecord = {
+    sessionId: `t${Date.now().toString(36)}x${++sessionCounter}`,
+    createdAt: Date.now(),
+    priority: 0,
+    maxAttempts: 3,
+    timeoutMs: 60_000,
+    nonRetryableErrorTypes: [],
+  };
+  const tasks = Array.from({ length: count }, (_, i) => newTask(session, i, { inline: '{}' }, Date.now()));
+  return { session, tasks, ids: tasks.map((t) => t.taskId) };
+}
+
 function seed(table: DynamoDbTaskTable, count: number) {
   return seedSized(table, count, undefined);
 }
@@ -630,6 +644,34 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     expect(await table.getTask(ids[29]!)).toBeUndefined();
   });
 
+  it('a session deleted right after its write, while the session index does not show its manifest yet, leaves no task', async () => {
+    const lagging = emulators.clients().dynamodb;
+    const { session, tasks, ids } = sealedSessionOf(3);
+    // No emulator's index lags: this middleware answers the session's manifest partition as an index that has not
+    // caught up with a write of a moment before.
+    lagging.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = (args as { input: unknown }).input;
+        if (
+          context.commandName === 'QueryCommand' &&
+          JSON.stringify(input).includes(manifestPartition(session.sessionId))
+        ) {
+          return { output: { Items: [], Count: 0, $metadata: {} }, response: undefined };
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'laggingIndex' },
+    );
+    const table = new DynamoDbTaskTable({ tableName, client: lagging });
+    await table.createSealedSession(session, tasks);
+
+    await table.deleteSession(session.sessionId);
+
+    expect(await storedCount([...ids, `manifest#${session.sessionId}#${ids[0]!}`])).toBe(0);
+    expect(await table.getSession(session.sessionId)).toBeUndefined();
+    lagging.destroy();
+  });
+
   it('items a BatchWriteItem leaves unprocessed are written again until none is left', async () => {
     const throttled = emulators.clients().dynamodb;
     const batchSizes: number[] = [];
@@ -857,18 +899,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
   }, 120_000);
 
   describe('createSealedSession', () => {
-    function sealedSession(count: number) {
-      const session: SessionRecord = {
-        sessionId: `t${Date.now().toString(36)}x${++sessionCounter}`,
-        createdAt: Date.now(),
-        priority: 0,
-        maxAttempts: 3,
-        timeoutMs: 60_000,
-        nonRetryableErrorTypes: [],
-      };
-      const tasks = Array.from({ length: count }, (_, i) => newTask(session, i, { inline: '{}' }, Date.now()));
-      return { session, tasks, ids: tasks.map((t) => t.taskId) };
-    }
+    const sealedSession = sealedSessionOf;
 
     it('writes the session, sealed, its manifest and its tasks in one request, which a delete finds again', async () => {
       const table = new DynamoDbTaskTable({ tableName, client });
