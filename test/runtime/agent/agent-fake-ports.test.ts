@@ -122,6 +122,35 @@ describe('the agent on fake ports', () => {
     expect(intake.drained).toBe(1);
   });
 
+  it('runs a task its intake hands over while the intake still waits on other messages of the batch', async () => {
+    const { agent, table, intake, invoker } = fakeAgent();
+    let endPauses!: () => void;
+    const pausing = new Promise<void>((resolve) => (endPauses = resolve));
+    const receive = intake.receiveAndClaim.bind(intake);
+    let calls = 0;
+    // The first receive claims s_0, hands it over, then waits as the AWS intake does on an early message's pauses.
+    intake.receiveAndClaim = async (max, options) => {
+      if (++calls > 1) return receive(max, options);
+      intake.waiting.push(pendingTask(0));
+      options.onClaimed?.(await receive(max, options));
+      await pausing;
+      return [];
+    };
+    await agent.start();
+    stop = async () => {
+      endPauses();
+      await agent.stop(0);
+    };
+
+    await waitFor(() => invoker.running('s_0') !== undefined, 10_000, 's_0 running while its intake waits');
+    invoker.running('s_0')!.finish({ ok: true, resultJson: '0' });
+    await waitFor(() => table.outcomeOf('s_0') === 'succeeded', 10_000, 's_0 written');
+    endPauses();
+
+    expect(calls).toBe(1);
+    expect(agent.stats).toMatchObject({ claimed: 1, succeeded: 1 });
+  });
+
   it('a result over max_payload_bytes fails the task as Runtime.ResultTooLarge, not retried, nothing stored', async () => {
     const store = new FakeStore();
     const put = jest.spyOn(store, 'put');
