@@ -62,7 +62,8 @@ export interface AgentOptions {
   /**
    * Invocations each slot's invoker takes while one runs (the local Python runtime: `maxQueued`). The agent hands
    * them over only while tasks wait for a slot and recent tasks ran shorter than a few ms, where sending the next
-   * one ahead saves a round trip per task; a long task then has few queued behind it, and priorities hold.
+   * one ahead saves a round trip per task; a long task then has few queued behind it, and priorities hold. Those that
+   * wait behind a task that has run `stalledAfterMs` are taken back and run in another slot.
    * @default 0
    */
   readonly queuedPerSlot?: number;

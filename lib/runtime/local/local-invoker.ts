@@ -86,7 +86,8 @@ const REAL_CLOCK: InvokerClock = {
 
 /**
  * Invocations a local Python runtime takes ahead in a local grid: enough that it never waits for the agent between
- * short tasks (measured in bench/README.md), few enough that little waits behind a task that turns out long.
+ * short tasks (measured in bench/README.md), few enough that little waits behind a task that turns out long until the
+ * agent takes it back (`withdrawQueued`, `AgentOptions.stalledAfterMs`).
  */
 export const DEFAULT_PYTHON_MAX_QUEUED = 2;
 
