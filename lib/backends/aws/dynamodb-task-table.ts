@@ -12,6 +12,7 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
 import {
   BatchGetCommand,
   BatchWriteCommand,
+  DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -308,9 +309,10 @@ export class DynamoDbTaskTable implements TaskTable {
    * It ends only once the write's outcome is known, or rejects with `SessionWriteUnknownError`: a try that was not
    * answered (or answered with a 5xx) may land later, so the same token goes again with back-off, also while DynamoDB
    * says the first try is still under way (`TransactionInProgressException`), until it is answered as a success
-   * (landed), refused for a taken key (landed before, or the id is taken: `SessionExistsError`) or the tries run out
-   * (`SessionWriteUnknownError`: a caller must not clean up, which could race that try). Any other error is a 4xx
-   * refusal of every try: nothing was written.
+   * (landed), refused for a taken key (landed before, or the id is taken: `SessionExistsError`) or the tries run out;
+   * then a fence on the session's key settles it (see `fenceUnlanded`: landed, `SessionExistsError`; or never will,
+   * the last error), and only when the fence cannot be written either, `SessionWriteUnknownError` (a caller must not
+   * clean up, which could race that try). Any other error is a 4xx refusal of every try: nothing was written.
    */
   async createSealedSession(session: SessionRecord, tasks: readonly TaskRecord[]): Promise<void> {
     const first = tasks[0];
@@ -384,13 +386,64 @@ export class DynamoDbTaskTable implements TaskTable {
           if (unknown) this.remember(session.sessionId, shards, noticeQueue);
           throw new SessionExistsError(session.sessionId);
         }
-        if (unknown) throw new SessionWriteUnknownError(session.sessionId, { cause: error });
-        throw error;
+        if (!unknown) throw error;
+        // Not one try's outcome is known: the fence settles it (or rejects with SessionWriteUnknownError).
+        if (await this.fenceUnlanded(session.sessionId, error)) throw error;
+        this.remember(session.sessionId, shards, noticeQueue);
+        throw new SessionExistsError(session.sessionId);
       }
       this.remember(session.sessionId, shards, noticeQueue);
     } finally {
       this.creatingShards.delete(session.sessionId);
     }
+  }
+
+  /**
+   * Settles the outcome of a sealed session's write that no try saw answered: puts a fence on the session item's key
+   * where nothing is. Once the fence is in, the write has not landed and never will (its own put there needs the key
+   * free, and a transaction under way would have refused the fence, which is then retried): the fence is deleted again
+   * and `true` returned, so the caller may clean up. Refused for a taken key (not this fence, whose put may have been
+   * retried after a lost answer): the session is there, `false`. The fence carries an hour's TTL in case its delete
+   * fails. Rejects with `SessionWriteUnknownError` when the fence cannot be written either.
+   */
+  private async fenceUnlanded(sessionId: string, cause: unknown): Promise<boolean> {
+    const key = { task_id: sessionItemKey(sessionId) };
+    const fence = randomUUID();
+    try {
+      await this.retry('fence an unanswered session write', () =>
+        this.doc.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: { ...key, kind: 'fence', fence, [ATTR.ttl]: ttlOf(this.clock(), 3600) },
+            ConditionExpression: 'attribute_not_exists(#pk)',
+            ExpressionAttributeNames: { '#pk': TABLE_SCHEMA.partitionKey },
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          }),
+        ),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw new SessionWriteUnknownError(sessionId, { cause });
+      if (error.Item?.fence?.S !== fence) return false;
+    }
+    try {
+      await this.retry('delete a session write fence', () =>
+        this.doc.send(
+          new DeleteCommand({
+            TableName: this.tableName,
+            Key: key,
+            ConditionExpression: '#fence = :fence',
+            ExpressionAttributeNames: { '#fence': 'fence' },
+            ExpressionAttributeValues: { ':fence': fence },
+          }),
+        ),
+      );
+    } catch (err) {
+      this.logger.warn(
+        { err, sessionId },
+        'deleting the fence of a session write that did not land failed; its TTL will',
+      );
+    }
+    return true;
   }
 
   /** What a session's own write tells this table: its index shards, and where its tasks' ends are told. */

@@ -225,12 +225,12 @@ type RequestShape = { headers?: Record<string, string> };
 
 /**
  * Runs `intercept` in place of every request `client` sends until `stop()` (`n` counts them from 1; `send` forwards
- * the request to the emulator; `sdkAttempt` is 1 for a call's first request, more for the SDK's own retries of it),
- * and records each request's client token (transactions only).
+ * the request to the emulator; `sdkAttempt` is 1 for a call's first request, more for the SDK's own retries of it;
+ * `token` is a transaction's client token), and records each request's client token (undefined but in transactions).
  */
 function interceptRequests(
   client: DynamoDBClient,
-  intercept: (n: number, send: () => Promise<unknown>, sdkAttempt: number) => Promise<unknown>,
+  intercept: (n: number, send: () => Promise<unknown>, sdkAttempt: number, token?: string) => Promise<unknown>,
 ): { readonly tokens: (string | undefined)[]; stop(): void } {
   const inner = client.config.requestHandler as unknown as {
     handle: (request: unknown, options?: RequestOptions) => Promise<unknown>;
@@ -240,11 +240,12 @@ function interceptRequests(
   inner.handle = async (request: unknown, options?: RequestOptions) => {
     const body = (request as { body?: unknown }).body;
     const text = body instanceof Uint8Array ? new TextDecoder().decode(body) : typeof body === 'string' ? body : '{}';
-    tokens.push((JSON.parse(text) as { ClientRequestToken?: string }).ClientRequestToken);
+    const token = (JSON.parse(text) as { ClientRequestToken?: string }).ClientRequestToken;
+    tokens.push(token);
     const sdkAttempt = Number(
       /attempt=(\d+)/.exec((request as RequestShape).headers?.['amz-sdk-request'] ?? '')?.[1] ?? 1,
     );
-    return intercept(tokens.length, () => handle.call(inner, request, options ?? {}), sdkAttempt);
+    return intercept(tokens.length, () => handle.call(inner, request, options ?? {}), sdkAttempt, token);
   };
   return { tokens, stop: () => void (inner.handle = handle) };
 }
@@ -963,17 +964,109 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
       expect((await table.getSession(session.sessionId))?.taskCount).toBe(2);
     });
 
-    it('a write whose first try went unanswered and every resend was refused rejects with SessionWriteUnknownError', async () => {
+    const dropped = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+
+    it('a write whose first try went unanswered and every resend was refused is settled by a fence: not landed, nothing left', async () => {
       const table = new DynamoDbTaskTable({
         tableName,
         client,
         retry: { maxAttempts: 3, sleep: async () => undefined },
       });
       const { session, tasks, ids } = sealedSession(1);
-      const intercepted = interceptRequests(client, async (n) => {
+      commands.length = 0;
+      const intercepted = interceptRequests(client, async (n, send, _attempt, token) => {
+        if (token === undefined) return send();
         // The first try may have landed (or may yet land): refusals of the resends do not tell it did not.
-        if (n === 1) throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+        if (n === 1) throw dropped();
         throw refusal('TransactionCanceledException', { CancellationReasons: [{ Code: 'ThrottlingError' }] });
+      });
+
+      let error: unknown;
+      try {
+        await table.createSealedSession(session, tasks);
+      } catch (e) {
+        error = e;
+      } finally {
+        intercepted.stop();
+      }
+
+      expect(error).toBeDefined();
+      expect(error).not.toBeInstanceOf(SessionWriteUnknownError);
+      expect(error).not.toBeInstanceOf(SessionExistsError);
+      const transactions = intercepted.tokens.filter((t) => t !== undefined);
+      expect(transactions).toHaveLength(4);
+      expect(new Set(transactions).size).toBe(1);
+      // The fence (a PutItem, then its DeleteItem) went, and nothing is left of the session.
+      expect(commands).toEqual(expect.arrayContaining(['PutItemCommand', 'DeleteItemCommand']));
+      expect(await storedCount([...ids, `session#${session.sessionId}`])).toBe(0);
+      expect(await table.getSession(session.sessionId)).toBeUndefined();
+    });
+
+    it('a write that landed but no answer of which came back is settled by a fence: the session is there', async () => {
+      const table = new DynamoDbTaskTable({
+        tableName,
+        client,
+        retry: { maxAttempts: 2, sleep: async () => undefined },
+      });
+      const { session, tasks, ids } = sealedSession(2);
+      const intercepted = interceptRequests(client, async (n, send, _attempt, token) => {
+        if (token === undefined) return send();
+        if (n === 1) await send();
+        throw dropped();
+      });
+
+      try {
+        await expect(table.createSealedSession(session, tasks)).rejects.toBeInstanceOf(SessionExistsError);
+      } finally {
+        intercepted.stop();
+      }
+
+      expect(await storedCount(ids)).toBe(2);
+      expect((await table.getSession(session.sessionId))?.taskCount).toBe(2);
+    });
+
+    it("a fence whose put was answered only on the SDK's retry (refused: the key holds it) is taken as in", async () => {
+      const table = new DynamoDbTaskTable({
+        tableName,
+        client,
+        retry: { maxAttempts: 2, sleep: async () => undefined },
+      });
+      const { session, tasks, ids } = sealedSession(1);
+      let fences = 0;
+      const intercepted = interceptRequests(client, async (_n, send, _attempt, token) => {
+        if (token !== undefined) throw dropped();
+        // The fence's first put lands, its answer is lost; the SDK's retry meets the fence itself.
+        if (++fences === 1) {
+          await send();
+          throw dropped();
+        }
+        return send();
+      });
+
+      let error: unknown;
+      try {
+        await table.createSealedSession(session, tasks);
+      } catch (e) {
+        error = e;
+      } finally {
+        intercepted.stop();
+      }
+
+      expect(error).toBeDefined();
+      expect(error).not.toBeInstanceOf(SessionExistsError);
+      expect(error).not.toBeInstanceOf(SessionWriteUnknownError);
+      expect(await storedCount([...ids, `session#${session.sessionId}`])).toBe(0);
+    });
+
+    it('a write whose fence cannot be written either rejects with SessionWriteUnknownError, naming how to remove it', async () => {
+      const table = new DynamoDbTaskTable({
+        tableName,
+        client,
+        retry: { maxAttempts: 2, sleep: async () => undefined },
+      });
+      const { session, tasks, ids } = sealedSession(1);
+      const intercepted = interceptRequests(client, async () => {
+        throw dropped();
       });
 
       let error: unknown;
@@ -987,9 +1080,6 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
 
       expect(error).toBeInstanceOf(SessionWriteUnknownError);
       expect(String(error)).toContain(`htcgrid delete ${session.sessionId} --force`);
-      expect(intercepted.tokens).toHaveLength(4);
-      expect(new Set(intercepted.tokens).size).toBe(1);
-      expect(intercepted.tokens[0]).toMatch(/^[0-9a-f-]{36}$/);
       expect(await storedCount(ids)).toBe(0);
     });
 
