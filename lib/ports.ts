@@ -96,7 +96,8 @@ export interface TaskTable extends TaskBrowser {
    * Creates a session already sealed with its tasks (within `sealedSessionLimits`) in one atomic write that never
    * overwrites anything: afterwards the session and all its tasks exist, or none of them does; rejects with
    * `SessionExistsError` if the session exists (a retry after an answer that was lost included), and with
-   * `SessionWriteUnknownError` when no try was answered (the write may still land: the caller must not clean up).
+   * `SessionWriteUnknownError` when whether it landed could not be settled (it may still land: the caller must not
+   * clean up).
    * Since no task it writes can be overwritten once running, its queue messages may be sent beside it: one that
    * arrives first finds no task, and the intake keeps it for `EARLY_MESSAGE_GRACE_MS` (see there).
    * @default - not offered: the session, its tasks and its seal are written one after the other
