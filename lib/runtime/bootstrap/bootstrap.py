@@ -375,8 +375,11 @@ def _serve_withdrawals():
                 if number <= _started or number in _withdrawn:
                     continue  # it started (its answer follows) or was taken back already
                 _withdrawn.add(number)
-            body = str(number).encode("ascii")
-            _write_frame(_HEAD.pack(len(body) + 9, KIND_WITHDRAWN, 0, 0) + body)
+                # Written before the main loop can go past this request: the invoker matches answers to requests by
+                # their order, so a later request's answer sent ahead of this frame would be taken for this one's.
+                # (The main loop never waits for this lock while it holds the send lock: no deadlock.)
+                body = str(number).encode("ascii")
+                _write_frame(_HEAD.pack(len(body) + 9, KIND_WITHDRAWN, 0, 0) + body)
 
 
 

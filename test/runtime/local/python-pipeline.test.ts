@@ -168,6 +168,62 @@ describe('the local Python runtime with invocations queued ahead', () => {
     expect(fs.readFileSync(mark, 'utf8')).toBe('0\n3\n');
   });
 
+  it('answers a take-back before the request behind it, however late its frame is written', async () => {
+    // The real bootstrap, its "withdrawn" frames written 300 ms after the decision: before the fix the main loop went
+    // on meanwhile, ran the next request and sent its answer first, which was taken for the withdrawn one's.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-pipeline-'));
+    const bootstrapDir = path.join(dir, 'bootstrap');
+    fs.mkdirSync(bootstrapDir);
+    const real = path.resolve(__dirname, '..', '..', '..', 'lib', 'runtime', 'bootstrap', 'bootstrap.py');
+    fs.writeFileSync(
+      path.join(bootstrapDir, 'bootstrap.py'),
+      [
+        'import importlib.util, time',
+        `spec = importlib.util.spec_from_file_location("htcgrid_bootstrap", ${JSON.stringify(real)})`,
+        'b = importlib.util.module_from_spec(spec)',
+        'spec.loader.exec_module(b)',
+        'write = b._write_frame',
+        'def late(frame):',
+        '    if frame[4] == b.KIND_WITHDRAWN:',
+        '        time.sleep(0.3)',
+        '    write(frame)',
+        'b._write_frame = late',
+        'b.main()',
+        '',
+      ].join('\n'),
+    );
+    const invoker = track(
+      createLocalInvoker({
+        taskRoot: TASK_ROOT,
+        handler: 'worker.wait_for',
+        runtime: resolveRuntime('python3.12'),
+        pythonExecutable: 'python3',
+        maxQueued: 2,
+        bootstrapDir,
+      }),
+    );
+    await invoker.start();
+    const [until, mark] = [path.join(dir, 'release'), path.join(dir, 'starts')];
+
+    const long = invoker.invoke(invocation({ i: 0, until, mark }));
+    const firstQueued = invoker.invoke(invocation({ i: 1, mark }));
+    const secondQueued = invoker.invoke(invocation({ i: 2, mark }));
+    await waitFor(() => fs.existsSync(mark));
+    invoker.withdrawQueued?.();
+    // The running request ends while the first take-back's frame is still to be written.
+    fs.writeFileSync(until, '');
+    const [first, second] = [await firstQueued, await secondQueued];
+
+    expect(await long).toEqual({ ok: true, resultJson: '{"i": 0}' });
+    expect(failure(first).error.type).toBe('Runtime.Withdrawn');
+    // The second was taken back too, or had started by then: either way its own answer.
+    const secondRan = second.ok;
+    expect(secondRan ? second : failure(second).error.type).toEqual(
+      secondRan ? { ok: true, resultJson: '{"i": 2}' } : 'Runtime.Withdrawn',
+    );
+    expect(fs.readFileSync(mark, 'utf8')).toBe(secondRan ? '0\n2\n' : '0\n');
+  });
+
   it('fails the running invocation when the runtime crashes and gives the queued one, unstarted, to the next', async () => {
     const invoker = await python('worker.crash_if');
 
