@@ -235,7 +235,9 @@ export interface TaskIntake {
    * Receives up to `max` messages (long-polling like `TaskQueue.receive`), claims their tasks and settles the
    * messages. Returns the claimed tasks (`running`, leased to `options.owner`), in receive order. Once
    * `options.signal` is aborted it returns `[]` and leaves what it received for others. Rejects when the queue or
-   * the table fails; messages it could not settle reappear after their visibility timeout.
+   * the table fails, and then holds no task it claimed (a task claimed in the table is handed over even when its
+   * siblings' claims failed: their messages come back); messages it could not settle reappear after their
+   * visibility timeout.
    */
   receiveAndClaim(max: number, options: IntakeOptions): Promise<TaskRecord[]>;
   /** The lease of a task this intake claimed was extended: the reaper sees it now, its message can go. */

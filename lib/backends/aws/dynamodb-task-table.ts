@@ -161,14 +161,20 @@ interface TerminalCursor {
   readonly s: readonly string[];
 }
 
-/** What `claimMessages` answers: a port `ClaimOutcome`, a `busy` with its retry delay, or an unseen expired claim. */
+/**
+ * What `claimMessages` answers: a port `ClaimOutcome`, a `busy` with its retry delay, an unseen expired claim, or a
+ * claim that `failed` (the service's error after the retries, kept as `error`; the claim may or may not have landed).
+ */
 export type MessageClaimOutcome =
   | ClaimOutcome
   | { readonly taskId: string; readonly status: 'busy'; readonly retryAfterMs?: number }
-  | { readonly taskId: string; readonly status: 'expired'; readonly task: TaskRecord };
+  | { readonly taskId: string; readonly status: 'expired'; readonly task: TaskRecord }
+  | { readonly taskId: string; readonly status: 'failed'; readonly error: unknown };
 
 /** A message whose claimed attempt has expired unseen must not be dropped by a plain `claim` caller: it is busy. */
-function portStatusOf(outcome: Exclude<MessageClaimOutcome, { status: 'claimed' }>): 'busy' | 'stale' | 'missing' {
+function portStatusOf(
+  outcome: Exclude<MessageClaimOutcome, { status: 'claimed' | 'failed' }>,
+): 'busy' | 'stale' | 'missing' {
   return outcome.status === 'expired' ? 'busy' : outcome.status;
 }
 
@@ -703,7 +709,8 @@ export class DynamoDbTaskTable implements TaskTable {
 
   /**
    * `claim` as the port has it: a message whose claimed attempt only it guards is `busy` (see `claimMessages` for
-   * what the intake learns besides).
+   * what the intake learns besides). Rejects with the first error when any claim failed, once all were tried (the
+   * port has no outcome for it): a caller that must keep its siblings' claims uses `claimMessages`.
    */
   async claim(
     requests: readonly ClaimRequest[],
@@ -711,16 +718,19 @@ export class DynamoDbTaskTable implements TaskTable {
     now: number,
   ): Promise<ClaimOutcome[]> {
     const outcomes = await this.claimMessages(requests, lease, now);
-    return outcomes.map((o): ClaimOutcome =>
-      o.status === 'claimed' ? o : { taskId: o.taskId, status: portStatusOf(o) },
-    );
+    return outcomes.map((o): ClaimOutcome => {
+      if (o.status === 'failed') throw o.error;
+      return o.status === 'claimed' ? o : { taskId: o.taskId, status: portStatusOf(o) };
+    });
   }
 
   /**
    * Claims as `claim` does, and says more of a refused message whose claimed attempt only the message guards (this
    * table's lease index holds a task only once its lease was extended, see `extendLeases`): while that lease lives,
    * `busy` with `retryAfterMs` (just after it would expire); once it expired, `expired` with the task, to be reaped by
-   * the intake holding the message, as no reaper will find it.
+   * the intake holding the message, as no reaper will find it. Each request ends on its own: one whose write fails
+   * (after the retries) is `failed` with its error, and the call still resolves with every other outcome, so claims
+   * made for the siblings are never lost with it.
    */
   async claimMessages(
     requests: readonly ClaimRequest[],
@@ -730,6 +740,7 @@ export class DynamoDbTaskTable implements TaskTable {
     return mapLimit(requests, this.concurrency, async (request): Promise<MessageClaimOutcome> => {
       const next = request.attempt + 1;
       const entry: HistoryEntry = { owner: lease.owner, startedAt: now };
+      let claimed: Record<string, unknown>;
       try {
         const out = await this.retry('claim', () =>
           this.doc.send(
@@ -764,13 +775,11 @@ export class DynamoDbTaskTable implements TaskTable {
             }),
           ),
         );
-        // Where to tell of its end is looked up while it runs (nothing when known already). Only once claimed: a
-        // message sent beside its session's write may come before it (see `createSealedSession`), and a lookup then
-        // would find no session and remember that nobody waits.
-        this.notices?.claimed([request.taskId]);
-        return { taskId: request.taskId, status: 'claimed', task: taskRecordOf(out.Attributes ?? {}) };
+        claimed = out.Attributes ?? {};
       } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        // Its own outcome: a rejection here would lose the siblings' claims, left running under this lease unheld.
+        if (!(error instanceof ConditionalCheckFailedException))
+          return { taskId: request.taskId, status: 'failed', error };
         const found = probeOf(error.Item);
         const probe = found && { ...found, leaseVisibleToReaper: found.leaseIndexed };
         const refusal = classifyClaim(request.attempt, probe, now);
@@ -778,6 +787,11 @@ export class DynamoDbTaskTable implements TaskTable {
         // Claimed from this very message, never extended and expired: the caller reaps it as the reaper would.
         return { taskId: request.taskId, status: 'expired', task: taskRecordOf(unmarshall(error.Item ?? {})) };
       }
+      // Where to tell of its end is looked up while it runs (nothing when known already). Only once claimed: a
+      // message sent beside its session's write may come before it (see `createSealedSession`), and a lookup then
+      // would find no session and remember that nobody waits.
+      this.notices?.claimed([request.taskId]);
+      return { taskId: request.taskId, status: 'claimed', task: taskRecordOf(claimed) };
     });
   }
 

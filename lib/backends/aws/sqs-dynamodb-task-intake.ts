@@ -68,6 +68,11 @@ const EARLY_RECLAIM_PAUSES_MS = [20, 40, 80];
  *   The batch's other tasks are handed over before those pauses (`IntakeOptions.onClaimed`); a claim that fails
  *   during them releases its messages.
  * - Stale, and missing once past both (or of unknown age): deleted.
+ * - Failed (the claim's write failed after its retries, see `DynamoDbTaskTable.claimMessages`): released, never
+ *   deleted, for 1 s, 2 s, 4 s… by its receive count, as an early message, while the batch's claimed tasks are
+ *   handed over; one warning tells how many and the first error. When every claim of a batch failed (the table is
+ *   down), the call rejects with the first error instead, so the agent backs off, and the messages reappear after
+ *   their visibility timeout.
  * Every delete goes through one batcher, ten messages a request.
  */
 export class SqsDynamoDbTaskIntake implements TaskIntake {
@@ -108,6 +113,9 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     }
     const now = this.now();
     const outcomes = await this.claim(messages, options, now);
+    const failed = outcomes.filter((o) => o.status === 'failed');
+    // Nothing was claimed (no claim is lost by rejecting): the agent backs off as on any service failure.
+    if (failed.length === outcomes.length) throw failed[0]!.error;
     const early = messages.flatMap((m, i) => (this.isEarlyMissing(outcomes[i]!, m, now) ? [i] : []));
     if (early.length === 0) return this.settleClaims(messages, outcomes, options, now);
     // The batch's other messages are settled, and their tasks handed over, before the pauses for the early ones.
@@ -137,8 +145,8 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
 
   /**
    * Claims early messages (their tasks missing) again after each of `EARLY_RECLAIM_PAUSES_MS` while their tasks stay
-   * missing, then settles them. A claim that fails ends the pauses: its messages are released as early ones (their
-   * tasks may exist by now, so they are never deleted for it).
+   * missing, then settles them. A call that rejects ends the pauses: its messages are released as early ones (their
+   * tasks may exist by now, so they are never deleted for it); a message whose own claim failed is released so too.
    */
   private async claimEarly(messages: readonly ReceivedMessage[], options: IntakeOptions): Promise<TaskRecord[]> {
     const outcomes: MessageClaimOutcome[] = messages.map((m) => ({ taskId: m.message.taskId, status: 'missing' }));
@@ -219,9 +227,12 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     const claimed: TaskRecord[] = [];
     const busy = new Map<number, string[]>();
     const expired: { task: TaskRecord; receipt: string }[] = [];
+    const failed: unknown[] = [];
     outcomes.forEach((outcome, i) => {
       const { receipt } = messages[i]!;
-      if (this.isEarlyMissing(outcome, messages[i]!, now)) {
+      if (outcome.status === 'failed' || this.isEarlyMissing(outcome, messages[i]!, now)) {
+        // A failed claim's task may exist, claimable next time: its message comes back soon, never deleted.
+        if (outcome.status === 'failed') failed.push(outcome.error);
         const delayMs = earlyDelayMs(messages[i]!);
         busy.set(delayMs, [...(busy.get(delayMs) ?? []), receipt]);
       } else if (outcome.status === 'claimed') {
@@ -236,6 +247,12 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
         this.acks.add(receipt);
       }
     });
+    if (failed.length > 0) {
+      this.logger.warn(
+        { err: failed[0], messages: failed.length, claimed: claimed.length },
+        'claiming tasks failed; releasing their messages',
+      );
+    }
     await Promise.all([
       ...[...busy].map(([delayMs, receipts]) => this.release(receipts, delayMs)),
       expired.length > 0 ? this.reap(expired, now) : undefined,

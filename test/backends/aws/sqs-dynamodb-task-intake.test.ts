@@ -150,6 +150,30 @@ describe('SqsDynamoDbTaskIntake', () => {
     expect(queue.acked).toEqual([['r0', 'r1']]);
   });
 
+  it("failed: the claimed tasks are returned and a failed claim's message released (never deleted), by its receive count", async () => {
+    const { queue, table, intake } = setup(3);
+    const error = new Error('DynamoDB claim still failing after 8 tries');
+    table.claimAs = (r) => (r.taskId === 's_1' ? { taskId: r.taskId, status: 'failed', error } : undefined);
+
+    const claimed = await intake.receiveAndClaim(10, options);
+    await intake.drain();
+
+    expect(claimed.map((t) => t.taskId)).toEqual(['s_0', 's_2']);
+    expect(queue.released).toEqual([{ receipts: ['r1'], delayMs: 1_000 }]);
+    expect(queue.acked).toEqual([]);
+  });
+
+  it('failed: when every claim of the batch failed, the call rejects with the first error and leaves the messages in flight', async () => {
+    const { queue, table, intake } = setup(2);
+    table.claimAs = (r) => ({ taskId: r.taskId, status: 'failed', error: new Error(`down for ${r.taskId}`) });
+
+    await expect(intake.receiveAndClaim(10, options)).rejects.toThrow('down for s_0');
+    await intake.drain();
+
+    expect(queue.released).toEqual([]);
+    expect(queue.acked).toEqual([]);
+  });
+
   it('a receive that returns after the signal was aborted gives its messages back at once, unclaimed', async () => {
     const { queue, table, intake } = setup(2);
     const controller = new AbortController();
