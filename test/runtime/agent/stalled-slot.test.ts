@@ -59,7 +59,7 @@ describe('an agent sending tasks ahead to busy Python runtimes', () => {
     })();
 
     // Every short task ends while the long one still runs (it ends only once the file below is written).
-    await waitFor(() => ended.size >= shorts, 10_000).catch(() => undefined);
+    await waitFor(() => ended.size >= shorts, 30_000).catch(() => undefined);
     const shortsEnded = [...ended.keys()].filter((i) => i > 0).length;
     const longEnded = ended.has(0);
     fs.writeFileSync(until, '');
@@ -82,17 +82,20 @@ describe('an agent sending tasks ahead to busy Python runtimes', () => {
     const burst = await client.submit(Array.from({ length: 100 }, (_, i) => ({ i })));
     for await (const r of burst.results({ pollIntervalMs: 5 })) expect(r.state).toBe('succeeded');
     const session = await client.submit([{ i: 0, until, mark }, ...[1, 2, 3, 4].map((i) => ({ i, mark }))]);
-    await waitFor(() => fs.existsSync(mark));
+    // The long one started and at least three more are held: two sent ahead into the runtime (maxQueued), one ready.
+    // (With one waiting ready, the agent receives only full batches: the fourth may still be in the queue.)
+    await waitFor(() => agent.stats.claimed >= 104 && fs.existsSync(mark), 30_000);
+    const held = agent.stats.claimed - 101;
 
     const stopped = agent.stop(600_000);
-    // All four are back in the queue while the long one still runs (it ends once the file below is written).
-    await waitFor(() => agent.stats.released >= 4, 10_000).catch(() => undefined);
+    // Every one it held is back in the queue while the long one still runs (it ends once the file below is written).
+    await waitFor(() => agent.stats.released >= held, 30_000).catch(() => undefined);
     const counts = await backends.table.countByState(session.sessionId);
     fs.writeFileSync(until, '');
     await stopped;
 
     expect({ released: agent.stats.released, pending: counts.pending, running: counts.running }).toEqual({
-      released: 4,
+      released: held,
       pending: 4,
       running: 1,
     });
