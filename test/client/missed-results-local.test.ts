@@ -8,6 +8,7 @@ import { GridClient, type SessionHandle, type TaskResult } from '../../lib/clien
 import { compileConfig } from '../../lib/core';
 import { makeTempDir } from '../backends/local/temp-grid-dir';
 import { waitFor } from '../support/local-grid';
+import { watchReads } from '../support/watch-reads';
 
 const config = compileConfig({}, 'test');
 
@@ -82,23 +83,6 @@ function clockedClient(clock: TestClock, checkMs: number): GridClient {
     missingResultsCheckMs: checkMs,
     clock: clock.now,
   });
-}
-
-/** Counts the table's counts, its listing reads (each turn of a stream reads), and those from the start. */
-function watchReads(table: LocalBackends['table']): { counts: number; reads: number; fromStart: number } {
-  const seen = { counts: 0, reads: 0, fromStart: 0 };
-  const countTerminal = table.countTerminal.bind(table);
-  const listTerminal = table.listTerminal.bind(table);
-  table.countTerminal = async (sessionId) => {
-    seen.counts++;
-    return countTerminal(sessionId);
-  };
-  table.listTerminal = async (sessionId, cursor, limit) => {
-    seen.reads++;
-    if (cursor === undefined) seen.fromStart++;
-    return listTerminal(sessionId, cursor, limit);
-  };
-  return seen;
 }
 
 /** Waits until the stream read the listing `n` more times: whatever it was doing when called has been done. */

@@ -227,14 +227,19 @@ export class FakeStore implements PayloadStore {
   async close(): Promise<void> {}
 }
 
-/** A pino logger whose lines, parsed, land in `lines`. */
-export function capturedLogger(level: pino.Level) {
-  const lines: { level: number; msg: string; err?: { message?: string }; [key: string]: unknown }[] = [];
+/** A log line as `capturedLogger` keeps it, by default. */
+export type CapturedLine = { level: number; msg: string; err?: { message?: string }; [key: string]: unknown };
+
+/** A pino logger whose lines, parsed (as `Line`, a test's own view of them), land in `lines`. */
+export function capturedLogger<Line extends { readonly level: number; readonly msg: string } = CapturedLine>(
+  level: pino.Level,
+) {
+  const lines: Line[] = [];
   const logger = pino(
     { level },
     new Writable({
       write(chunk: Buffer, _encoding, done) {
-        lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
+        lines.push(JSON.parse(chunk.toString()) as Line);
         done();
       },
     }),

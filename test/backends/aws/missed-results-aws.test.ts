@@ -1,9 +1,7 @@
 // A results stream on the AWS backends (DynamoDB Local, SQS emulator) delivers a result that no completion notice
 // named and whose listing key lies behind the reader's watermark: while it waits, the table counts more ended tasks
 // than it delivered, so it reads them all again and delivers the missing one, once. And what a count costs.
-import { Writable } from 'node:stream';
 import { UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import pino from 'pino';
 import { DynamoDbTaskTable, openAwsBackends, type AwsBackends } from '../../../lib/backends/aws';
 import { sessionShardsFor, terminalSessionSk } from '../../../lib/backends/aws/table-schema';
 import { GridClient, SessionSummary, type SessionHandle, type TaskResult } from '../../../lib/client';
@@ -11,8 +9,10 @@ import { compileConfig } from '../../../lib/core/config';
 import type { AwsGridResources } from '../../../lib/core/grid-resources';
 import type { TaskTable } from '../../../lib/ports';
 import { createGridResources } from '../../support/emulators';
+import { capturedLogger } from '../../support/fake-ports';
 import { useEmulators } from '../../support/emulator-suite';
 import { waitFor } from '../../support/local-grid';
+import { watchReads } from '../../support/watch-reads';
 
 const MINUTE = 60_000;
 const config = compileConfig({}, 'test');
@@ -59,16 +59,7 @@ class TestClock {
  * it: no check falls due while the test writes), and keeps its warnings.
  */
 function waitingClient(resources: AwsGridResources, checkMs: number, clock: TestClock) {
-  const logs: LogLine[] = [];
-  const logger = pino(
-    { level: 'warn' },
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        logs.push(JSON.parse(chunk.toString()) as LogLine);
-        done();
-      },
-    }),
-  );
+  const { logger, lines: logs } = capturedLogger<LogLine>('warn');
   const backends = open(resources, { receiveNotices: true, logger });
   const client = new GridClient({
     config,
@@ -131,23 +122,6 @@ function lostWriter(resources: AwsGridResources): DynamoDbTaskTable {
     },
   });
   return table;
-}
-
-/** Counts the calls of `table.countTerminal`, of `listTerminal`, and those that read from the start. */
-function watchReads(table: TaskTable): { counts: number; reads: number; fromStart: number } {
-  const seen = { counts: 0, reads: 0, fromStart: 0 };
-  const countTerminal = table.countTerminal.bind(table);
-  const listTerminal = table.listTerminal.bind(table);
-  table.countTerminal = async (sessionId) => {
-    seen.counts++;
-    return countTerminal(sessionId);
-  };
-  table.listTerminal = async (sessionId, cursor, limit) => {
-    seen.reads++;
-    if (cursor === undefined) seen.fromStart++;
-    return listTerminal(sessionId, cursor, limit);
-  };
-  return seen;
 }
 
 /** Records the task ids of the items each BatchGetItem of `client` fetches, in order. */
@@ -262,16 +236,7 @@ describe('a results stream on the AWS backends whose notices and listing missed 
   it('a key the count has and the re-read cannot bring costs one re-read and one warning, however often it counts within five minutes', async () => {
     const resources = await createGridResources(suite.emulators);
     // No notices: the stream looks every 20 ms, its count checks timed by a clock the test moves.
-    const logs: LogLine[] = [];
-    const logger = pino(
-      { level: 'warn' },
-      new Writable({
-        write(chunk: Buffer, _enc, done) {
-          logs.push(JSON.parse(chunk.toString()) as LogLine);
-          done();
-        },
-      }),
-    );
+    const { logger, lines: logs } = capturedLogger<LogLine>('warn');
     const backends = open(resources, { logger });
     let now = Date.now();
     const clock = (): number => now;
@@ -334,16 +299,7 @@ describe('a results stream on the AWS backends whose notices and listing missed 
 
   it('a task a first re-read cannot see yet (a replica behind the count) is read for again five minutes later: the stream ends', async () => {
     const resources = await createGridResources(suite.emulators);
-    const logs: LogLine[] = [];
-    const logger = pino(
-      { level: 'warn' },
-      new Writable({
-        write(chunk: Buffer, _enc, done) {
-          logs.push(JSON.parse(chunk.toString()) as LogLine);
-          done();
-        },
-      }),
-    );
+    const { logger, lines: logs } = capturedLogger<LogLine>('warn');
     // No notices: the stream looks every 20 ms, its count checks timed by a clock the test moves.
     const backends = open(resources, { logger });
     const clock = new TestClock();
