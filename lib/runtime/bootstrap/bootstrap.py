@@ -19,14 +19,20 @@
 #   (the request's own answer follows). One lock decides which of the two comes first.
 #   The byte counts are what the worker wrote through sys.stdout/sys.stderr since the previous frame, so the
 #   invoker can attribute output to the right task even when it arrives after the response.
+#
+# The worker must not see any of this, as on Lambda: the pipes are moved from 3, 4 and 5 to high descriptors that
+# child processes do not inherit before the handler is imported, and the withdraw thread is started with `_thread`
+# (not in threading's registry) and stopped around every fork (see _Withdrawals).
+import _thread
 import decimal
+import fcntl
 import importlib
 import json
 import logging
 import os
+import select
 import struct
 import sys
-import threading
 import time
 import traceback
 
@@ -328,8 +334,12 @@ def _setup_logging():
 # --- transport ---------------------------------------------------------------------------------------------------
 
 
+# Where the pipes are once main() has moved them (see _move_fd).
+_request_fd = REQUEST_FD
+_response_fd = RESPONSE_FD
+
 # The main loop and the withdraw thread both write frames.
-_send_lock = threading.Lock()
+_send_lock = _thread.allocate_lock()
 
 
 def _send(kind, body):
@@ -342,45 +352,168 @@ def _send(kind, body):
 
 def _write_frame(frame):
     with _send_lock:
-        written = os.write(RESPONSE_FD, frame)
+        written = os.write(_response_fd, frame)
         if written < len(frame):
             view = memoryview(frame)[written:]
             while view:
-                view = view[os.write(RESPONSE_FD, view) :]
+                view = view[os.write(_response_fd, view) :]
 
 
 # Requests are numbered in the order read (1, 2, ...). Under `_start_lock`: the number of the last one started, and
 # the numbers withdrawn before they started (the main loop drops each as it reads it).
-_start_lock = threading.Lock()
+_start_lock = _thread.allocate_lock()
 _started = 0
 _withdrawn = set()
 
 
-def _serve_withdrawals():
-    """The withdraw thread: takes back each request that has not started, and says so."""
-    global _started
-    pending = b""
-    while True:
-        try:
-            chunk = os.read(WITHDRAW_FD, 4096)
-        except OSError:
-            return  # no withdraw pipe (an invoker that never withdraws)
-        if not chunk:
-            return
-        pending += chunk
-        while len(pending) >= 4:
-            (number,) = _U32_STRUCT.unpack(pending[:4])
-            pending = pending[4:]
-            with _start_lock:
-                if number <= _started or number in _withdrawn:
-                    continue  # it started (its answer follows) or was taken back already
-                _withdrawn.add(number)
-                # Written before the main loop can go past this request: the invoker matches answers to requests by
-                # their order, so a later request's answer sent ahead of this frame would be taken for this one's.
-                # (The main loop never waits for this lock while it holds the send lock: no deadlock.)
-                body = str(number).encode("ascii")
-                _write_frame(_HEAD.pack(len(body) + 9, KIND_WITHDRAWN, 0, 0) + body)
+def _take_back(number):
+    """Takes back request `number` if it has not started, and says so; the withdraw thread's decision."""
+    with _start_lock:
+        if number <= _started or number in _withdrawn:
+            return  # it started (its answer follows) or was taken back already
+        _withdrawn.add(number)
+        # Written before the main loop can go past this request: the invoker matches answers to requests by their
+        # order, so a later request's answer sent ahead of this frame would be taken for this one's. (The main loop
+        # never waits for this lock while it holds the send lock: no deadlock.)
+        body = str(number).encode("ascii")
+        _write_frame(_HEAD.pack(len(body) + 9, KIND_WITHDRAWN, 0, 0) + body)
 
+
+# Whether os.fork() counts the process's threads (for its "multi-threaded, use of fork() may lead to deadlocks"
+# DeprecationWarning, 3.12+) before it runs the after_in_parent hooks, so the withdraw thread can be restarted from
+# one. 3.12 does; 3.13 before 3.13.10 and 3.14.0 count after them (python/cpython#137109), so there the thread is
+# restarted by the main loop when the handler that forked returns: take-backs wait until then.
+_RESTART_IN_FORK_HOOK = sys.version_info[:3] < (3, 13, 0) or (3, 13, 10) <= sys.version_info[:3] < (3, 14, 0) or (
+    sys.version_info[:3] >= (3, 14, 1)
+)
+
+
+class _Withdrawals(object):
+    """The withdraw thread: reads take-backs from the withdraw pipe and answers them (`_take_back`).
+
+    Invisible to the worker, as Lambda's runtime is: started with `_thread`, so threading.enumerate() and
+    active_count() do not show it; stopped before every fork (os.fork, multiprocessing's fork start method) and
+    restarted after it in the parent, so the process forks single-threaded: CPython 3.12+ counts the OS threads
+    (/proc/self/stat on Linux) to decide its fork DeprecationWarning, so leaving it out of the registry is not enough.
+    A forked child has no withdraw thread (fork copies only the calling thread), starts none, and closes the
+    runtime's pipes, so it can neither answer for the runtime nor keep its response pipe open after it exits.
+
+    States: running (`done` held by the thread), stopped for a fork (`control` held from the `before` hook to the
+    `after` one, `restart_due`), ended (`ended`: the agent closed the pipe, or in a forked child: never restarted).
+    """
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.wake_r, self.wake_w = (_move_fd(end) for end in os.pipe())
+        self.control = _thread.allocate_lock()
+        self.done = None
+        self.native_id = None
+        self.ended = False
+        self.restart_due = False
+        self.pending = b""  # the start of a frame read before a stop, kept for the next thread
+
+    def start(self):
+        with self.control:
+            self._start()
+
+    def _start(self):
+        if self.ended or self.done is not None:
+            return
+        done = _thread.allocate_lock()
+        done.acquire()
+        self.done = done
+        _thread.start_new_thread(self._run, (done,))
+
+    def resume(self):
+        """Restarts the thread if a fork stopped it and its hook could not restart it (the main loop calls this)."""
+        if self.restart_due:
+            with self.control:
+                self.restart_due = False
+                self._start()
+
+    def _run(self, done):
+        self.native_id = _thread.get_native_id()
+        try:
+            self._serve()
+        finally:
+            done.release()
+
+    def _serve(self):
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        poller.register(self.wake_r, select.POLLIN)
+        while True:
+            ready = [fd for fd, _ in poller.poll()]
+            if self.wake_r in ready:
+                os.read(self.wake_r, 64)
+                return  # stopped for a fork
+            try:
+                chunk = os.read(self.fd, 4096)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.ended = True  # the agent closed the pipe: nothing more to take back
+                return
+            pending = self.pending + chunk
+            while len(pending) >= 4:
+                (number,) = _U32_STRUCT.unpack(pending[:4])
+                pending = pending[4:]
+                _take_back(number)
+            self.pending = pending
+
+    def before_fork(self):
+        self.control.acquire()
+        done = self.done
+        if done is None:
+            return
+        os.write(self.wake_w, b"x")
+        done.acquire()
+        self.done = None
+        self.restart_due = not self.ended
+        # The thread has returned; wait until the OS thread is gone too (what CPython counts), a few microseconds.
+        task = "/proc/self/task/%d" % self.native_id
+        for _ in range(2000):
+            if not os.path.exists(task):
+                break
+            time.sleep(0.00005)
+
+    def after_fork_in_parent(self):
+        try:
+            if self.restart_due and _RESTART_IN_FORK_HOOK:
+                self.restart_due = False
+                self._start()
+        finally:
+            self.control.release()
+
+    def after_fork_in_child(self):
+        self.ended = True
+        self.restart_due = False
+        self.done = None
+        self.control = _thread.allocate_lock()  # the parent's, held across the fork
+        for fd in (self.fd, self.wake_r, self.wake_w, _request_fd, _response_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+_withdrawals = None
+
+
+def _move_fd(fd):
+    """A duplicate of `fd` on a high descriptor, not inherited by programs the worker runs; `fd` is closed.
+
+    So the worker finds 3, 4 and 5 free, as on Lambda, and cannot disturb the transport by using them."""
+    for floor in (1000, 100, 10):
+        try:
+            high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+            break
+        except OSError:
+            continue  # floor above the descriptor limit
+    else:
+        high = os.dup(fd)  # non-inheritable as well
+    os.close(fd)
+    return high
 
 
 _scan_json = json.decoder.JSONDecoder().scan_once
@@ -411,13 +544,16 @@ def _parse_header(header):
 
 def _serve(request_handler):
     global _request_id, _started
-    reader = open(REQUEST_FD, "rb", buffering=1 << 16, closefd=False)
+    reader = open(_request_fd, "rb", buffering=1 << 16, closefd=False)
     read = reader.read
     unpack = _REQ.unpack
     number = 0
     withdrawn = _withdrawn
     lock = _start_lock
+    withdrawals = _withdrawals
     while True:
+        if withdrawals is not None and withdrawals.restart_due:
+            withdrawals.resume()
         prefix = read(8)
         if not prefix or len(prefix) < 8:
             return
@@ -460,14 +596,21 @@ _stderr = None
 
 
 def main():
-    global _stdout, _stderr
-    # The transport fds must not leak into processes the worker starts (os.system, ...).
-    os.set_inheritable(REQUEST_FD, False)
-    os.set_inheritable(RESPONSE_FD, False)
+    global _stdout, _stderr, _request_fd, _response_fd, _withdrawals
+    # The transport moves out of the worker's way before its module is imported (see _move_fd).
+    _request_fd = _move_fd(REQUEST_FD)
+    _response_fd = _move_fd(RESPONSE_FD)
     try:
-        os.set_inheritable(WITHDRAW_FD, False)
+        withdraw_fd = _move_fd(WITHDRAW_FD)
     except OSError:
-        pass  # started without a withdraw pipe
+        withdraw_fd = None  # started without a withdraw pipe
+    if withdraw_fd is not None:
+        _withdrawals = _Withdrawals(withdraw_fd)
+        os.register_at_fork(
+            before=_withdrawals.before_fork,
+            after_in_parent=_withdrawals.after_fork_in_parent,
+            after_in_child=_withdrawals.after_fork_in_child,
+        )
     # Our own process group (not session: setsid would cost latency), so a kill reaches what the worker started.
     try:
         os.setpgid(0, 0)
@@ -491,7 +634,8 @@ def main():
         _send(KIND_INIT_ERROR, _error_body(_error_from_exception(e)))
         sys.exit(1)
     _send(KIND_READY, PROTOCOL_VERSION)
-    threading.Thread(target=_serve_withdrawals, name="htcgrid-withdraw", daemon=True).start()
+    if _withdrawals is not None:
+        _withdrawals.start()
     _serve(request_handler)
 
 
