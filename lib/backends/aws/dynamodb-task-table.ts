@@ -1,5 +1,5 @@
 // The grid's task table on DynamoDB: claims, leases and completions as single conditional UpdateItems.
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import {
   ConditionalCheckFailedException,
   DynamoDBClient,
@@ -199,6 +199,14 @@ function sdkAttemptsOf(error: unknown): number {
 /** Name of the error of a terminal write abandoned by `sendWithin` (the service may still apply it). */
 const TERMINAL_WRITE_TIMEOUT = 'TerminalWriteTimeout';
 
+/** Claims whose outcome stayed unknown a table remembers (see `DynamoDbTaskTable.unsettledClaims`); oldest go first. */
+const UNSETTLED_CLAIMS_MAX = 4_096;
+
+/** A claim's nonce (see `ATTR.claimToken`): 72 random bits, unique to the write that carries it. */
+function newClaimToken(): string {
+  return randomBytes(9).toString('base64url');
+}
+
 export class DynamoDbTaskTable implements TaskTable {
   /**
    * A claim leaves the task out of the lease index and its first extension puts it in: a task shorter than the lease
@@ -222,6 +230,12 @@ export class DynamoDbTaskTable implements TaskTable {
   private readonly shardCache = new Map<string, number>();
   /** Index shards of sessions whose item is being written (never evicted: tasks written beside it rely on them). */
   private readonly creatingShards = new Map<string, number>();
+  /**
+   * Tokens of this table's claims that `failed` (every try's answer lost: the write may have landed), by task and
+   * attempt: the next claim of that attempt carries the same token, so it takes a landed write as its own (see
+   * `claimMessages`). Taken out when used, so two claims of one attempt never carry it together.
+   */
+  private readonly unsettledClaims = new Map<string, string>();
   private readonly noticeQueue: (() => Promise<string | undefined>) | undefined;
   private readonly noticedTasks: ((sessionId: string) => readonly NoticedTask[]) | undefined;
   /** The agent's notices of finished tasks (see `noticeSender`). */
@@ -731,6 +745,16 @@ export class DynamoDbTaskTable implements TaskTable {
    * the intake holding the message, as no reaper will find it. Each request ends on its own: one whose write fails
    * (after the retries) is `failed` with its error, and the call still resolves with every other outcome, so claims
    * made for the siblings are never lost with it.
+   *
+   * A claim recognises its own write whose answer was lost (a timeout, a reset, a 5xx after the write was applied):
+   * each claim writes a fresh nonce (`ATTR.claimToken`) with the lease, and its condition also holds for the task
+   * running the attempt it claims under this owner with that nonce and a lease never extended. The SDK's and this
+   * table's retries of that write resend it and get the claimed task, instead of a refusal that would leave it
+   * running under a lease nobody holds until the lease expired (a lease term and an attempt lost). A claim that still
+   * `failed` leaves its nonce here (`unsettledClaims`) for this table's next claim of the same task and attempt (its
+   * message offered again). Nothing runs twice: a nonce matches only the write that carried it, whose answer nobody
+   * got, and it is carried by one claim at a time; another agent, or this one restarted, draws its own nonces and
+   * finds the task busy as before.
    */
   async claimMessages(
     requests: readonly ClaimRequest[],
@@ -740,6 +764,9 @@ export class DynamoDbTaskTable implements TaskTable {
     return mapLimit(requests, this.concurrency, async (request): Promise<MessageClaimOutcome> => {
       const next = request.attempt + 1;
       const entry: HistoryEntry = { owner: lease.owner, startedAt: now };
+      const unsettled = `${request.taskId}#${request.attempt}`;
+      const token = this.unsettledClaims.get(unsettled) ?? newClaimToken();
+      this.unsettledClaims.delete(unsettled);
       let claimed: Record<string, unknown>;
       try {
         const out = await this.retry('claim', () =>
@@ -749,8 +776,11 @@ export class DynamoDbTaskTable implements TaskTable {
               Key: { task_id: request.taskId },
               UpdateExpression:
                 'SET #state = :running, #attempt = :next, #owner = :owner, #exp = :exp, #started = :now, ' +
-                '#history.#a = :entry',
-              ConditionExpression: '#state = :pending AND #attempt = :attempt',
+                '#history.#a = :entry, #token = :token',
+              // Or this very claim, landed already (a retry after a lost answer): see above.
+              ConditionExpression:
+                '(#state = :pending AND #attempt = :attempt) OR (#state = :running AND #attempt = :next AND ' +
+                '#owner = :owner AND #token = :token AND attribute_not_exists(#shard))',
               ExpressionAttributeNames: {
                 '#state': ATTR.state,
                 '#attempt': ATTR.attempt,
@@ -759,6 +789,8 @@ export class DynamoDbTaskTable implements TaskTable {
                 '#started': ATTR.startedAt,
                 '#history': ATTR.history,
                 '#a': String(next),
+                '#token': ATTR.claimToken,
+                '#shard': ATTR.leaseShard,
               },
               ExpressionAttributeValues: {
                 ':running': 'running',
@@ -769,6 +801,7 @@ export class DynamoDbTaskTable implements TaskTable {
                 ':exp': lease.expiresAt,
                 ':now': now,
                 ':entry': entry,
+                ':token': token,
               },
               ReturnValues: 'ALL_NEW',
               ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -778,8 +811,10 @@ export class DynamoDbTaskTable implements TaskTable {
         claimed = out.Attributes ?? {};
       } catch (error) {
         // Its own outcome: a rejection here would lose the siblings' claims, left running under this lease unheld.
-        if (!(error instanceof ConditionalCheckFailedException))
+        if (!(error instanceof ConditionalCheckFailedException)) {
+          this.rememberUnsettledClaim(unsettled, token);
           return { taskId: request.taskId, status: 'failed', error };
+        }
         const found = probeOf(error.Item);
         const probe = found && { ...found, leaseVisibleToReaper: found.leaseIndexed };
         const refusal = classifyClaim(request.attempt, probe, now);
@@ -793,6 +828,14 @@ export class DynamoDbTaskTable implements TaskTable {
       this.notices?.claimed([request.taskId]);
       return { taskId: request.taskId, status: 'claimed', task: taskRecordOf(claimed) };
     });
+  }
+
+  /** Keeps a `failed` claim's token for the next claim of its attempt (see `unsettledClaims`), a bounded number. */
+  private rememberUnsettledClaim(key: string, token: string): void {
+    this.unsettledClaims.set(key, token);
+    if (this.unsettledClaims.size <= UNSETTLED_CLAIMS_MAX) return;
+    const oldest = this.unsettledClaims.keys().next();
+    if (oldest.done !== true) this.unsettledClaims.delete(oldest.value);
   }
 
   async extendLeases(leases: readonly LeaseRef[], expiresAt: number): Promise<LeaseStatus[]> {
@@ -957,7 +1000,7 @@ export class DynamoDbTaskTable implements TaskTable {
       set.push({ path: [...entry, 'runMs'], value: record.run.ms });
     }
     // The lease ends with the attempt, and with it the task's place in the lease index.
-    const remove: AttributePath[] = [[ATTR.leaseOwner], [ATTR.leaseExpiresAt], [ATTR.leaseShard]];
+    const remove: AttributePath[] = [[ATTR.leaseOwner], [ATTR.leaseExpiresAt], [ATTR.leaseShard], [ATTR.claimToken]];
     if (plan.countsFailure) set.push({ path: [ATTR.failures], increment: 1 });
     if (plan.failure !== undefined) {
       set.push({ path: [ATTR.error], value: plan.failure.error });

@@ -56,7 +56,9 @@ const EARLY_RECLAIM_PAUSES_MS = [20, 40, 80];
  * `TaskIntake` on an SQS queue and a DynamoDB task table (see the port for the message guard).
  *
  * - Claimed: the message stays in flight (not deleted) until `leaseExtended` or `settle(…, 'done')`; with
- *   `settle(…, 'abandoned')` it is forgotten, to reappear after its visibility timeout.
+ *   `settle(…, 'abandoned')` it is forgotten, to reappear after its visibility timeout. A claim whose write landed but
+ *   whose answer was lost is claimed too (by its retry, or at its message's next receive when it `failed`: see
+ *   `DynamoDbTaskTable.claimMessages`), never twice.
  * - Busy: released after `busyDelayMs`, or, for a live lease only the message guards, just after that lease would
  *   expire (each early receive counts towards the dead-letter queue's limit), at most one lease term ahead.
  * - Expired (the message of an attempt whose holder died before extending its lease, which no reaper sees): reaped

@@ -77,6 +77,8 @@ export const ATTR = {
   leaseOwner: 'lease_owner',
   leaseExpiresAt: 'lease_expires_at',
   leaseShard: 'lease_shard',
+  /** The running attempt's claim, by a nonce of the claim's write: its retry recognises itself by it. */
+  claimToken: 'claim_token',
   submittedAt: 'submitted_at',
   startedAt: 'started_at',
   finishedAt: 'finished_at',

@@ -1,10 +1,10 @@
-// The AWS intake's claims on the emulators when DynamoDB fails one claim of a batch (a fault DynamoDB Local cannot
-// produce, injected below the SDK): the batch's other claims are kept and handed over, the failed one's message comes
-// back soon and is claimed at a later receive.
+// The AWS intake's claims on the emulators when DynamoDB fails a claim (faults DynamoDB Local cannot produce, injected
+// below the SDK): a claim that fails costs its batch's other claims nothing, its message comes back and is claimed at
+// a later receive; a claim whose write landed but whose answer was lost is recognised as claimed by its retry.
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDbTaskTable, SqsDynamoDbTaskIntake } from '../../../lib/backends/aws';
-import { newTask, type SessionRecord } from '../../../lib/core/task';
-import { queueMessageOf } from '../../../lib/ports';
+import { DynamoDbTaskTable, SqsDynamoDbTaskIntake, type AwsBackends } from '../../../lib/backends/aws';
+import { newTask, type SessionRecord, type TaskRecord } from '../../../lib/core/task';
+import { queueMessageOf, type TaskQueue } from '../../../lib/ports';
 import { createGridResources } from '../../support/emulators';
 import { useEmulators } from '../../support/emulator-suite';
 
@@ -13,81 +13,112 @@ const suite = useEmulators();
 const intakeOptions = { waitMs: 1_000, visibilityMs: 30_000, owner: 'agent', leaseMs: 30_000, busyDelayMs: 1_000 };
 
 /**
- * Answers every UpdateItem on `taskId`'s item with a 503 (which the SDK and the table retry) until `stop()`; counts
- * them. Other requests go through to DynamoDB Local.
+ * What happens to each UpdateItem on a task's item, in turn, until the plan runs out (then they go through):
+ * `refused` is answered 503 without reaching DynamoDB Local; `lost` reaches it (the write is applied) and its answer
+ * is replaced by a 503. The SDK and the table retry both.
  */
-function failUpdatesOf(client: DynamoDBClient, taskId: string): { readonly failed: () => number; stop(): void } {
+type UpdateFault = 'refused' | 'lost';
+
+/** Applies `plan` to the UpdateItems on `taskId`'s item (see `UpdateFault`); other requests go through. */
+function faultUpdatesOf(
+  client: DynamoDBClient,
+  taskId: string,
+  plan: () => UpdateFault | undefined,
+): { readonly faulted: () => number; stop(): void } {
   const inner = client.config.requestHandler as unknown as {
     handle: (request: unknown, options?: unknown) => Promise<unknown>;
   };
   const handle = inner.handle;
-  let failed = 0;
+  let faulted = 0;
+  const unavailable = () =>
+    Object.assign(new Error('Service Unavailable'), {
+      name: 'ServiceUnavailable',
+      $fault: 'server',
+      $metadata: { httpStatusCode: 503 },
+    });
   inner.handle = async (request: unknown, options?: unknown) => {
     const { headers, body } = request as { headers?: Record<string, string>; body?: unknown };
     const text = typeof body === 'string' ? body : body instanceof Uint8Array ? new TextDecoder().decode(body) : '{}';
     const key = (JSON.parse(text) as { Key?: { task_id?: { S?: string } } }).Key?.task_id?.S;
-    if (headers?.['x-amz-target']?.endsWith('.UpdateItem') && key === taskId) {
-      failed++;
-      throw Object.assign(new Error('Service Unavailable'), {
-        name: 'ServiceUnavailable',
-        $fault: 'server',
-        $metadata: { httpStatusCode: 503 },
-      });
-    }
-    return handle.call(inner, request, options ?? {});
+    const fault = headers?.['x-amz-target']?.endsWith('.UpdateItem') && key === taskId ? plan() : undefined;
+    if (fault === undefined) return handle.call(inner, request, options ?? {});
+    faulted++;
+    if (fault === 'lost') await handle.call(inner, request, options ?? {});
+    throw unavailable();
   };
-  return { failed: () => failed, stop: () => void (inner.handle = handle) };
+  return { faulted: () => faulted, stop: () => void (inner.handle = handle) };
+}
+
+/** The faults of `plan` in turn, then none. */
+function inTurn(...plan: UpdateFault[]): () => UpdateFault | undefined {
+  return () => plan.shift();
+}
+
+/** A table on the emulators' DynamoDB whose own retries do not pause (the tests need the faults, not their timing). */
+function tableOn(tableName: string): { table: DynamoDbTaskTable; client: DynamoDBClient } {
+  const client = suite.emulators.clients().dynamodb;
+  const table = new DynamoDbTaskTable({ tableName, client, retry: { sleep: async () => {} } });
+  suite.closeAfterTest({ close: async () => client.destroy() });
+  return { table, client };
+}
+
+/** A session of `count` tasks with one attempt each (a claim lost under a lease would fail them without running). */
+async function oneAttemptTasks(backends: AwsBackends, count: number): Promise<TaskRecord[]> {
+  const session: SessionRecord = {
+    sessionId: `claims-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`,
+    createdAt: Date.now(),
+    priority: 0,
+    maxAttempts: 1,
+    timeoutMs: 60_000,
+    nonRetryableErrorTypes: [],
+  };
+  const tasks = Array.from({ length: count }, (_, i) => newTask(session, i, { inline: '{}' }, Date.now()));
+  await backends.table.createSealedSession(session, tasks);
+  return tasks;
+}
+
+/** `queue` recording what it receives (task id and receive count) and the receipts it deletes. */
+function recordingQueue(queue: TaskQueue): { queue: TaskQueue; received: [string, number][]; acked: string[] } {
+  const received: [string, number][] = [];
+  const acked: string[] = [];
+  return {
+    received,
+    acked,
+    queue: {
+      send: (messages) => queue.send(messages),
+      receive: async (max, options) => {
+        const messages = await queue.receive(max, options);
+        received.push(...messages.map((m): [string, number] => [m.message.taskId, m.receiveCount]));
+        return messages;
+      },
+      ack: async (receipts) => {
+        acked.push(...receipts);
+        return queue.ack(receipts);
+      },
+      release: (receipts, delayMs) => queue.release(receipts, delayMs),
+      extend: (receipts, visibilityMs) => queue.extend(receipts, visibilityMs),
+      // The backends close the queue after the test.
+      close: async () => undefined,
+    },
+  };
 }
 
 describe('SqsDynamoDbTaskIntake claims on the AWS emulators', () => {
   it('a claim that fails after its retries costs its siblings nothing: they are handed over claimed, its message comes back and is claimed at the next receive', async () => {
     const resources = await createGridResources(suite.emulators);
     const backends = suite.backendsFor(resources);
-    const client = suite.emulators.clients().dynamodb;
-    // No back-off between the table's tries: the test needs the failure, not its timing.
-    const table = new DynamoDbTaskTable({ tableName: resources.tableName, client, retry: { sleep: async () => {} } });
-    suite.closeAfterTest({ close: async () => client.destroy() });
-    const session: SessionRecord = {
-      sessionId: `claims-${Date.now().toString(36)}`,
-      createdAt: Date.now(),
-      priority: 0,
-      // One attempt: a claim lost under this agent's lease would fail the task without its ever running.
-      maxAttempts: 1,
-      timeoutMs: 60_000,
-      nonRetryableErrorTypes: [],
-    };
-    const tasks = [0, 1, 2].map((i) => newTask(session, i, { inline: '{}' }, Date.now()));
-    await backends.table.createSealedSession(session, tasks);
+    const { table, client } = tableOn(resources.tableName);
+    const tasks = await oneAttemptTasks(backends, 3);
     await backends.queue.send(tasks.map(queueMessageOf));
     const failing = tasks[1]!.taskId;
-    const received: [string, number][] = [];
-    const acked: string[] = [];
-    const queue = backends.queue;
-    const intake = new SqsDynamoDbTaskIntake({
-      queue: {
-        send: (messages) => queue.send(messages),
-        receive: async (max, options) => {
-          const messages = await queue.receive(max, options);
-          received.push(...messages.map((m): [string, number] => [m.message.taskId, m.receiveCount]));
-          return messages;
-        },
-        ack: async (receipts) => {
-          acked.push(...receipts);
-          return queue.ack(receipts);
-        },
-        release: (receipts, delayMs) => queue.release(receipts, delayMs),
-        extend: (receipts, visibilityMs) => queue.extend(receipts, visibilityMs),
-        // The backends close the queue after the test.
-        close: async () => undefined,
-      },
-      table,
-    });
-    const fault = failUpdatesOf(client, failing);
+    const { queue, received, acked } = recordingQueue(backends.queue);
+    const intake = new SqsDynamoDbTaskIntake({ queue, table });
+    const fault = faultUpdatesOf(client, failing, () => 'refused');
 
     const claimed = await intake.receiveAndClaim(10, intakeOptions);
 
     fault.stop();
-    expect(fault.failed()).toBeGreaterThanOrEqual(8);
+    expect(fault.faulted()).toBeGreaterThanOrEqual(8);
     expect(received.map(([id]) => id).sort()).toEqual(tasks.map((t) => t.taskId).sort());
     const others = tasks.filter((t) => t.taskId !== failing).map((t) => t.taskId);
     expect(claimed.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner]).sort()).toEqual(
@@ -106,5 +137,103 @@ describe('SqsDynamoDbTaskIntake claims on the AWS emulators', () => {
 
     expect(received).toEqual([[failing, 2]]);
     expect(later.map((t) => [t.taskId, t.state, t.attempt])).toEqual([[failing, 'running', 1]]);
+  }, 60_000);
+});
+
+describe('a claim whose write landed but whose answer was lost', () => {
+  it('is handed over claimed by its retry, its message kept as the lease guard', async () => {
+    const resources = await createGridResources(suite.emulators);
+    const backends = suite.backendsFor(resources);
+    const { table, client } = tableOn(resources.tableName);
+    const [task] = await oneAttemptTasks(backends, 1);
+    await backends.queue.send([queueMessageOf(task!)]);
+    const { queue, acked } = recordingQueue(backends.queue);
+    const intake = new SqsDynamoDbTaskIntake({ queue, table });
+    const fault = faultUpdatesOf(client, task!.taskId, inTurn('lost'));
+
+    const claimed = await intake.receiveAndClaim(10, intakeOptions);
+
+    fault.stop();
+    expect(fault.faulted()).toBe(1);
+    expect(claimed.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner])).toEqual([
+      [task!.taskId, 'running', 1, 'agent'],
+    ]);
+    expect(await table.getTask(task!.taskId)).toMatchObject({
+      state: 'running',
+      attempt: 1,
+      lease: { owner: 'agent' },
+    });
+    // Its message guards the lease until it is extended, then goes.
+    intake.leaseExtended(claimed[0]!);
+    await intake.drain();
+    expect(acked).toHaveLength(1);
+  }, 60_000);
+
+  it('that failed after every try is taken as claimed at its message next receive', async () => {
+    const resources = await createGridResources(suite.emulators);
+    const backends = suite.backendsFor(resources);
+    const { table, client } = tableOn(resources.tableName);
+    const tasks = await oneAttemptTasks(backends, 2);
+    await backends.queue.send(tasks.map(queueMessageOf));
+    const failing = tasks[1]!.taskId;
+    const { queue, received } = recordingQueue(backends.queue);
+    const intake = new SqsDynamoDbTaskIntake({ queue, table });
+    // The first try lands and its answer is lost, every later try is refused: the claim fails, its write in.
+    let tries = 0;
+    const fault = faultUpdatesOf(client, failing, () => (tries++ === 0 ? 'lost' : 'refused'));
+
+    const first = await intake.receiveAndClaim(10, intakeOptions);
+
+    fault.stop();
+    expect(fault.faulted()).toBeGreaterThanOrEqual(8);
+    expect(first.map((t) => t.taskId)).toEqual([tasks[0]!.taskId]);
+    expect(await table.getTask(failing)).toMatchObject({ state: 'running', attempt: 1, lease: { owner: 'agent' } });
+    received.length = 0;
+    const later = await intake.receiveAndClaim(10, { ...intakeOptions, waitMs: 10_000 });
+
+    expect(received).toEqual([[failing, 2]]);
+    expect(later.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner])).toEqual([
+      [failing, 'running', 1, 'agent'],
+    ]);
+  }, 60_000);
+
+  it('is handed over once when its attempt has two messages in the batch', async () => {
+    const resources = await createGridResources(suite.emulators);
+    const backends = suite.backendsFor(resources);
+    const { table, client } = tableOn(resources.tableName);
+    const [task] = await oneAttemptTasks(backends, 1);
+    // A duplicate, as a sealed submit's re-send or SQS's at-least-once delivery makes.
+    await backends.queue.send([queueMessageOf(task!), queueMessageOf(task!)]);
+    const { queue, received } = recordingQueue(backends.queue);
+    const intake = new SqsDynamoDbTaskIntake({ queue, table });
+    const fault = faultUpdatesOf(client, task!.taskId, inTurn('lost'));
+
+    const claimed: TaskRecord[] = [];
+    while (received.length < 2) claimed.push(...(await intake.receiveAndClaim(10, intakeOptions)));
+
+    fault.stop();
+    expect(fault.faulted()).toBe(1);
+    expect(claimed.map((t) => [t.taskId, t.attempt])).toEqual([[task!.taskId, 1]]);
+  }, 60_000);
+
+  it('is recognised only by the table that wrote it: another instance with the same owner finds the task busy', async () => {
+    const resources = await createGridResources(suite.emulators);
+    const backends = suite.backendsFor(resources);
+    const { table, client } = tableOn(resources.tableName);
+    const restarted = tableOn(resources.tableName).table;
+    const [task] = await oneAttemptTasks(backends, 1);
+    const request = [{ taskId: task!.taskId, attempt: 0 }];
+    const lease = { owner: 'agent', expiresAt: Date.now() + 30_000 };
+    let tries = 0;
+    const fault = faultUpdatesOf(client, task!.taskId, () => (tries++ === 0 ? 'lost' : 'refused'));
+
+    const failed = await table.claimMessages(request, lease, Date.now());
+    fault.stop();
+    const other = await restarted.claimMessages(request, lease, Date.now());
+    const own = await table.claimMessages(request, lease, Date.now());
+
+    expect(failed.map((o) => o.status)).toEqual(['failed']);
+    expect(other.map((o) => o.status)).toEqual(['busy']);
+    expect(own.map((o) => [o.status, 'task' in o ? o.task.attempt : undefined])).toEqual([['claimed', 1]]);
   }, 60_000);
 });
