@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { SchemaVersionError, translateSqliteError } from './errors';
 
 /** Bumped whenever a table or column changes; a database of another version is refused, never migrated. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export type SqliteDatabase = Database.Database;
 
@@ -39,9 +39,10 @@ export interface OpenDatabaseOptions {
 
 /*
  * Tasks keep their DataRefs in plain columns (inline text, or key + bytes) so the hot path never escapes JSON
- * inside JSON; errors and the attempt history are compact JSON text. `done_seq` orders terminal tasks by
- * completion: a global counter (`grid_meta.done_seq`) read and bumped inside the writing transaction, which
- * SQLite serialises across processes, so a reader never sees seq N+1 before seq N.
+ * inside JSON; errors and the attempt history are compact JSON text. `done_seq` orders a session's terminal tasks by
+ * completion: one more than the session's highest, read inside the writing transaction, which SQLite serialises
+ * across processes, so a reader never sees seq N+1 before seq N (version 1 took it from a grid-wide counter in
+ * `grid_meta`, a page of its own written by every completion).
  */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS grid_meta (
@@ -161,7 +162,6 @@ function ensureSchema(db: SqliteDatabase, dbPath: string): void {
       db.prepare("INSERT OR IGNORE INTO grid_meta (key, value) VALUES ('schema_version', ?)").run(
         String(SCHEMA_VERSION),
       );
-      db.prepare("INSERT OR IGNORE INTO grid_meta (key, value) VALUES ('done_seq', '0')").run();
     }).immediate();
   } catch (error) {
     if (error instanceof SchemaVersionError) throw error;

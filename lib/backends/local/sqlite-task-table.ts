@@ -273,32 +273,6 @@ function attemptRecord(
   return JSON.stringify(error === undefined ? record : { ...record, error });
 }
 
-/** Hands out completion sequence numbers inside one write transaction and stores the last one at its end. */
-class SequenceAllocator {
-  private next: number | undefined;
-  private dirty = false;
-  constructor(
-    private readonly read: Statement<[], { value: string }>,
-    private readonly write: Statement<[string]>,
-  ) {}
-
-  take(): number {
-    if (this.next === undefined) this.next = Number(this.read.get()?.value ?? '0');
-    this.next += 1;
-    this.dirty = true;
-    return this.next;
-  }
-
-  /** Returns the number `take` just handed out, unused (its write found the guard no longer holding). */
-  giveBack(): void {
-    if (this.next !== undefined) this.next -= 1;
-  }
-
-  flush(): void {
-    if (this.dirty && this.next !== undefined) this.write.run(String(this.next));
-  }
-}
-
 /** `state IN ${TERMINAL_SQL}`: the terminal states, from the one list in core. */
 const TERMINAL_SQL = `(${[...TERMINAL_STATES].map((state) => `'${state}'`).join(', ')})`;
 const LIVE_SQL = `(${LIVE_STATES.map((state) => `'${state}'`).join(', ')})`;
@@ -534,12 +508,9 @@ export class SqliteTaskTable implements TaskTable {
   }
 
   private insertAll(tasks: readonly TaskRecord[]): void {
-    const seq = this.sequence();
     for (const task of tasks) {
       const [pInline, pKey, pBytes] = dataRefColumns(task.payload);
       const [rInline, rKey, rBytes] = dataRefColumns(task.result);
-      const terminal = isTerminal(task.state);
-      const exists = terminal ? this.stmt.taskExists.get(task.taskId) !== undefined : false;
       this.stmt.insertTask.run(
         task.taskId,
         task.sessionId,
@@ -564,10 +535,15 @@ export class SqliteTaskTable implements TaskTable {
         task.startedAt ?? null,
         task.finishedAt ?? null,
         JSON.stringify(task.history),
-        terminal && !exists ? seq.take() : null,
+        // An id already taken is ignored (`INSERT OR IGNORE`), its number with it: nothing to give back.
+        isTerminal(task.state) ? this.nextDoneSeq(task.sessionId) : null,
       );
     }
-    seq.flush();
+  }
+
+  /** The session's next completion number (see `DONE_SEQ_SQL`), inside the writing transaction. */
+  private nextDoneSeq(sessionId: string): number {
+    return this.stmt.nextDoneSeq.get(sessionId)?.next ?? 1;
   }
 
   private claimAll(requests: readonly ClaimRequest[], owner: string, expiresAt: number, now: number): ClaimOutcome[] {
@@ -603,17 +579,12 @@ export class SqliteTaskTable implements TaskTable {
   }
 
   private completeAll(completions: readonly Completion[]): CompletionResult[] {
-    const seq = this.sequence();
-    const results = completions.map((completion): CompletionResult => {
+    return completions.map((completion): CompletionResult => {
       const plan = planCompletion(completion);
-      const done = plan.terminal ? seq.take() : null;
       const { statement, bind } = this.completionStatement(plan);
-      const changes = statement.run(bind(completionValues(plan, done))).changes;
-      if (changes === 0 && done !== null) seq.giveBack();
+      const changes = statement.run(bind(completionValues(plan))).changes;
       return { taskId: plan.taskId, status: changes > 0 ? 'recorded' : 'stale' };
     });
-    seq.flush();
-    return results;
   }
 
   /**
@@ -631,7 +602,6 @@ export class SqliteTaskTable implements TaskTable {
   }
 
   private cancelAll(sessionId: string, taskIds: readonly string[] | undefined, now: number): number {
-    const seq = this.sequence();
     let changed = 0;
     const cancelOne = (taskId: string, row: GuardRow): void => {
       // A running attempt ends here; its agent finds out through its lease and its completion will be stale.
@@ -639,7 +609,7 @@ export class SqliteTaskTable implements TaskTable {
         row.state === 'running'
           ? appendHistory(row.history, attemptRecord(row, row.lease_owner ?? '', now, 'cancelled'))
           : row.history;
-      this.stmt.cancelTask.run(now, history, seq.take(), taskId);
+      this.stmt.cancelTask.run(now, history, taskId);
       changed += 1;
     };
     if (taskIds === undefined) {
@@ -656,16 +626,20 @@ export class SqliteTaskTable implements TaskTable {
         if (!isTerminal(row.state)) cancelOne(taskId, row);
       }
     }
-    seq.flush();
     return changed;
-  }
-
-  private sequence(): SequenceAllocator {
-    return new SequenceAllocator(this.stmt.readSeq, this.stmt.writeSeq);
   }
 }
 
 const LIVE_CHUNK = 1000;
+
+/**
+ * The next completion number of the task's session, for an UPDATE of `tasks`: one more than the session's highest,
+ * read from the end of its range in `tasks_by_session_done`. Writes are serialised, so numbers grow in commit order
+ * within a session, which is all a results cursor needs (`listTerminal` reads one session); a counter of its own
+ * would write a page of another b-tree at every completion.
+ */
+const DONE_SEQ_SQL = `(SELECT coalesce(max(d.done_seq), 0) + 1 FROM tasks d
+  WHERE d.session_id = tasks.session_id AND d.done_seq IS NOT NULL)`;
 
 /** Sends the queue messages of `tasks` inside the caller's write transaction (see `SqliteTaskQueue.sendWithin`). */
 export type SendWithin = (tasks: readonly TaskRecord[], now: number) => void;
@@ -675,7 +649,6 @@ type SqlValue = string | number | null;
 /** The values a completion's UPDATE binds, computed once per completion. */
 interface CompletionValues {
   readonly plan: CompletionPlan;
-  readonly done: number | null;
   /** The attempt record around the owner and start time the row supplies (see `compileCompletion`). */
   readonly head: string;
   readonly tail: string;
@@ -717,7 +690,7 @@ function compileCompletion(db: SqliteDatabase, plan: CompletionPlan): CompiledCo
       (v) => v.plan.failure?.reason ?? null,
     ]);
   }
-  if (plan.terminal) set.push(['finished_at = ?, done_seq = ?', (v) => v.plan.at, (v) => v.done]);
+  if (plan.terminal) set.push([`finished_at = ?, done_seq = ${DONE_SEQ_SQL}`, (v) => v.plan.at]);
   const owner: [string, ...Getter[]] = holder
     ? ['?', (v) => JSON.stringify((v.plan.guard as { owner: string }).owner)]
     : ["json_quote(coalesce(lease_owner, ''))"];
@@ -755,14 +728,13 @@ function completionShape(plan: CompletionPlan): number {
   );
 }
 
-function completionValues(plan: CompletionPlan, done: number | null): CompletionValues {
+function completionValues(plan: CompletionPlan): CompletionValues {
   const { guard, record, at } = plan;
   // Keys in `AttemptRecord` order, as `JSON.stringify` of the record would write them.
   const error = record.error === undefined ? '' : `,"error":${JSON.stringify(record.error)}`;
   const run = record.run === undefined ? '' : `,"runStartedAt":${record.run.startedAt},"runMs":${record.run.ms}`;
   return {
     plan,
-    done,
     head: `{"attempt":${guard.attempt},"owner":`,
     tail: `,"finishedAt":${at},"outcome":${JSON.stringify(record.outcome)}${error}${run}}`,
     result: dataRefColumns(plan.result),
@@ -785,7 +757,9 @@ function prepareStatements(db: SqliteDatabase) {
       `INSERT OR IGNORE INTO tasks (${TASK_COLUMNS})
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
-    taskExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM tasks WHERE task_id = ?'),
+    nextDoneSeq: db.prepare<[string], { next: number }>(
+      `SELECT coalesce(max(done_seq), 0) + 1 AS next FROM tasks WHERE session_id = ? AND done_seq IS NOT NULL`,
+    ),
     getTask: db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE task_id = ?'),
     // Returns only the columns the claim did not set: RETURNING costs per column, and this is the hot path.
     claim: db.prepare<[string, number, number, string, number], ClaimedRow>(
@@ -812,9 +786,9 @@ function prepareStatements(db: SqliteDatabase) {
       `SELECT task_id, session_id, state, attempt, lease_owner, lease_expires_at, started_at, history FROM tasks
        WHERE session_id = ? AND state IN ${LIVE_SQL} LIMIT ${LIVE_CHUNK}`,
     ),
-    cancelTask: db.prepare<[number, string, number, string]>(
+    cancelTask: db.prepare<[number, string, string]>(
       `UPDATE tasks SET state = 'cancelled', finished_at = ?, lease_owner = NULL, lease_expires_at = NULL,
-         history = ?, done_seq = ?
+         history = ?, done_seq = ${DONE_SEQ_SQL}
        WHERE task_id = ?`,
     ),
     countByState: db.prepare<[string], { state: string; n: number }>(
@@ -832,7 +806,5 @@ function prepareStatements(db: SqliteDatabase) {
     findExpired: db.prepare<[number, number], TaskRow>(
       `SELECT * FROM tasks WHERE state = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?`,
     ),
-    readSeq: db.prepare<[], { value: string }>("SELECT value FROM grid_meta WHERE key = 'done_seq'"),
-    writeSeq: db.prepare<[string]>("UPDATE grid_meta SET value = ? WHERE key = 'done_seq'"),
   };
 }

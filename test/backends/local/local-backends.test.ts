@@ -3,7 +3,13 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { DatabaseBusyError, GRID_DB_FILE, openLocalBackends, SchemaVersionError } from '../../../lib/backends/local';
+import {
+  DatabaseBusyError,
+  GRID_DB_FILE,
+  openLocalBackends,
+  SCHEMA_VERSION,
+  SchemaVersionError,
+} from '../../../lib/backends/local';
 import { newTask, type SessionRecord } from '../../../lib/core/task';
 import { makeTempDir } from './temp-grid-dir';
 import { bundleFixture } from '../../support/bundle-fixture';
@@ -157,7 +163,9 @@ describe('local backends in one grid directory', () => {
       raw.close();
 
       expect(() => openLocalBackends(temp.dir)).toThrow(SchemaVersionError);
-      expect(() => openLocalBackends(temp.dir)).toThrow(/schema version 999, this grid needs version 1/);
+      expect(() => openLocalBackends(temp.dir)).toThrow(
+        new RegExp(`schema version 999, this grid needs version ${SCHEMA_VERSION}`),
+      );
     } finally {
       temp.remove();
     }

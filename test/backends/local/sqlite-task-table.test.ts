@@ -81,4 +81,50 @@ describe('SqliteTaskTable', () => {
       temp.remove();
     }
   });
+
+  it("numbers each session's ended tasks 1, 2, 3… in commit order, whatever other sessions and stale writes do", async () => {
+    const temp = makeTempDir();
+    const backends = openLocalBackends(temp.dir);
+    const other: SessionRecord = { ...session, sessionId: 's2' };
+    try {
+      const { table } = backends;
+      for (const s of [session, other]) {
+        await table.createSession(s);
+        await table.createTasks([0, 1, 2].map((i) => newTask(s, i, { inline: 'null' }, 1)));
+      }
+      const now = Date.now();
+      const lease = { owner: 'x', expiresAt: now + 60_000 };
+      await table.claim(
+        ['s1_0', 's1_1', 's1_2', 's2_0'].map((taskId) => ({ taskId, attempt: 0 })),
+        lease,
+        now,
+      );
+      const done = (taskId: string, attempt = 1) =>
+        ({
+          taskId,
+          guard: { owner: 'x', attempt },
+          at: now,
+          outcome: { kind: 'succeeded', result: { inline: '1' } },
+        }) as const;
+
+      await table.complete([done('s2_0'), done('s1_1')]);
+      // A stale completion (wrong attempt) takes no number.
+      expect(await table.complete([done('s1_0', 7)])).toEqual([{ taskId: 's1_0', status: 'stale' }]);
+      await table.complete([done('s1_0')]);
+      await table.cancel('s1', ['s1_2'], now);
+
+      const first = await table.listTerminal('s1', undefined, 2);
+      expect(first.tasks.map((t) => t.index)).toEqual([1, 0]);
+      expect(first.cursor).toBe('2');
+      const second = await table.listTerminal('s1', first.cursor, 10);
+      expect(second.tasks.map((t) => [t.index, t.state])).toEqual([[2, 'cancelled']]);
+      expect(second.cursor).toBe('3');
+      const others = await table.listTerminal('s2', undefined, 10);
+      expect(others.tasks.map((t) => t.index)).toEqual([0]);
+      expect(others.cursor).toBe('1');
+    } finally {
+      await backends.close();
+      temp.remove();
+    }
+  });
 });
