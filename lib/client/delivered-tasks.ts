@@ -34,4 +34,24 @@ export class DeliveredTasks {
     this.count++;
     return true;
   }
+
+  /**
+   * The set as bytes, bit `i % 8` of byte `i / 8` for index `i`, up to the last byte that holds one: what a results
+   * cursor of the HTTP API carries (see `fromBytes`). A view of the set's own bytes: valid until the next `add`.
+   */
+  toBytes(): Uint8Array {
+    let end = this.bits.length;
+    while (end > 0 && this.bits[end - 1] === 0) end--;
+    return this.bits.subarray(0, end);
+  }
+
+  /** The set whose bytes `toBytes` gave (copied). */
+  static fromBytes(bytes: Uint8Array): DeliveredTasks {
+    const set = new DeliveredTasks();
+    set.bits = Uint8Array.from(bytes);
+    for (const byte of set.bits) {
+      for (let b = byte; b !== 0; b &= b - 1) set.count++;
+    }
+    return set;
+  }
 }

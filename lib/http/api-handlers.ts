@@ -29,11 +29,18 @@ import { API_LIMITS, type ApiLimits } from './limits';
 import type { OutputTails } from './output-tails';
 import { RateLimiter } from './rate-limiter';
 import {
+  decodeResultsCursor,
+  encodeResultsCursor,
+  packSentTasks,
+  type ReRead,
+  type ResultsCursor,
+} from './results-cursor';
+import {
   MISSING_RESULTS_CHECK_MS,
   MissingResultsCheck,
-  type MissingResultsCheckState,
   validMissingResultsCheckMs,
 } from '../client/missing-results-check';
+import { DeliveredTasks } from '../client/delivered-tasks';
 import { SessionSummary } from '../client/session-summary';
 import { resultLine, sessionStatusView, taskDetailJson } from './task-views';
 
@@ -102,7 +109,7 @@ export interface ApiHandlersOptions {
    * While a results stream waits for results still missing and none came for this long (across the requests that
    * resume it: the time is in its cursor), it counts the session's ended tasks in the table; when the table counts
    * more than the stream delivered (a result its listing missed), the stream reads again from the session's first
-   * result, which clients tell apart by `index` (see `resultChunks`). After a count that finds nothing missing, the
+   * result and sends the results it had not sent (see `resultChunks`). After a count that finds nothing missing, the
    * next waits twice as long, up to 5 minutes. `Infinity`: never.
    * @default 20000 (20 s)
    */
@@ -143,27 +150,6 @@ const CancelSchema = z.strictObject({ taskIds: z.array(z.string().min(1)).min(1)
 
 /** How long a request holds its ledger key while it is applied (a holder that died frees it after this). */
 const LEDGER_HOLD_MS = 120_000;
-
-/**
- * The cursor of a results stream: the table's cursor and how many tasks were delivered before it, then the state of
- * its missing-results check (all optional: a cursor of an earlier version resumes as it did; an earlier server
- * ignores the fields it does not know).
- */
-interface StreamCursor {
-  readonly c: string | null;
-  readonly n: number;
-  /** Since when (server clock, epoch ms) the stream delivered no result and counted nothing (see `resultChunks`). */
-  readonly q?: number;
-  /** How long after `q` the next count is due (ms): the check period, doubled after each count that found nothing. */
-  readonly w?: number;
-  /** How many ended tasks the table counts that the last read from the first result could not bring. */
-  readonly g?: number;
-  /** When (server clock, epoch ms) that read ended: it is repeated for the same `g` once the cap passed since. */
-  readonly u?: number;
-  /** While the stream reads again from the first result: the count that started it, and `n` before it. */
-  readonly k?: number;
-  readonly b?: number;
-}
 
 /**
  * Every route of the HTTP API (`openapi.yaml`). Servers (the local Node server, the Lambda adapter) authenticate,
@@ -484,7 +470,7 @@ export class ApiHandlers {
       this.limits.maxResultsPerRequest,
     )!;
     const waitSec = numberParam(req.query, 'waitSec', this.limits.maxWaitSec, 0, this.limits.maxWaitSec);
-    const cursor = decodeStreamCursor(req.query.get('cursor'));
+    const cursor = decodeResultsCursor(req.query.get('cursor'));
     let deadline = this.clock() + waitSec * 1000;
     // End a little before the server's own deadline (a Lambda's), so the last line with its cursor gets out.
     if (req.deadline !== undefined) deadline = Math.min(deadline, req.deadline - 5_000);
@@ -503,8 +489,10 @@ export class ApiHandlers {
    * A result the listing cannot bring (its listing key behind the cursor, say after a write applied late) would be
    * waited for forever. So while results are missing and none came for `missingResultsCheckMs` (counted across the
    * requests that resume the stream), the stream counts the session's ended tasks, reads what the listing has, and
-   * if the table still counts more than it delivered, starts again from the session's first result: the results
-   * already delivered come again (clients skip them by `index`, as after any resume) and the missed ones with them.
+   * if the table still counts more than it delivered, reads again from the session's first result, sending only the
+   * results it had not sent: the cursor carries the task indexes the stream sent, one bit each, compressed (see
+   * `MAX_SENT_SET_BYTES`; a set too large to carry is left out, and the lines of the next read from the first result
+   * then all come again, clients skipping them by `index`, as the document says, until that read rebuilt the set).
    * The server logs a warning (index lag on DynamoDB, a lost notice, or a defect). Like the SDK's stream, a count
    * that finds nothing missing doubles the wait before the next (up to `MISSING_RESULTS_CHECK_MAX_MS`), and a read
    * from the first result that leaves the table counting more than it brought is repeated only once the table counts
@@ -512,36 +500,43 @@ export class ApiHandlers {
    */
   private async *resultChunks(
     initial: SessionRecord,
-    from: StreamCursor,
+    from: ResultsCursor,
     limit: number,
     deadline: number,
     signal: AbortSignal | undefined,
   ): AsyncGenerator<string> {
     let session = initial;
-    let cursor = from.c ?? undefined;
-    let delivered = from.n;
+    let cursor = from.listing;
+    let delivered = from.delivered;
+    // The tasks the client had from this stream, when known: a task is sent once, whichever read finds it.
+    let sentTasks = from.sent;
     let sent = 0;
-    const check = MissingResultsCheck.resume(this.missingResultsCheckMs, this.clock(), checkStateOf(from));
+    const check = MissingResultsCheck.resume(this.missingResultsCheckMs, this.clock(), from.check);
     // The table's count of ended tasks, taken before the reads since (what they should have brought), and `delivered`
     // then.
     let counted: { readonly ended: number; readonly delivered: number } | undefined;
     // While reading again from the first result: the count that made it, and what had been delivered before it.
-    let reRead: ReRead | undefined =
-      from.k !== undefined && from.b !== undefined ? { counted: from.k, before: from.b } : undefined;
-    const encode = (): string => encodeStreamCursor(cursor, delivered, check.state, reRead);
+    let reRead: ReRead | undefined = from.reRead;
+    const encode = (): string => {
+      const packed = this.packSent(session.sessionId, sentTasks);
+      if (packed === undefined) sentTasks = undefined;
+      return encodeResultsCursor({ listing: cursor, delivered, check: check.state, reRead }, packed);
+    };
     for (;;) {
       if (signal?.aborted) return;
       const room = limit - sent;
       if (room <= 0) break;
       const since = this.options.changes?.version;
       const page = await this.options.table.listTerminal(session.sessionId, cursor, Math.min(1000, room));
-      const tasks = page.tasks.filter((t) => isTerminal(t.state));
+      const ended = page.tasks.filter((t) => isTerminal(t.state));
+      const tasks = sentTasks === undefined ? ended : ended.filter((t) => sentTasks!.add(t.index));
       if (page.tasks.length > 0) {
         cursor = page.cursor ?? cursor;
+        if (tasks.length === 0) continue;
         delivered += tasks.length;
         sent += tasks.length;
         // Lines sent again after a restart are no news; those past what was delivered before it are.
-        if (tasks.length > 0 && (reRead === undefined || delivered > reRead.before)) check.progressed(this.clock());
+        if (reRead === undefined || delivered > reRead.before) check.progressed(this.clock());
         const last = tasks.length - 1;
         const lines = await mapLimit(tasks, 8, (task, i) =>
           resultLine(task, this.options.store, i === last ? encode() : undefined),
@@ -562,15 +557,15 @@ export class ApiHandlers {
       }
       if (counted !== undefined) {
         if (check.missing(counted.ended, delivered, this.clock())) {
-          this.logger.warn(
-            { sessionId: session.sessionId, counted: counted.ended, delivered },
-            'a results stream reads again from the first result: the table counted more ended tasks than the ' +
-              'stream had delivered, and its listing did not bring them (index lag between the count and the ' +
-              'listing, a lost notice, or a defect: please report it if it recurs)',
-          );
+          this.reReadStarts(session.sessionId, counted.ended, delivered, sentTasks === undefined);
           reRead = { counted: counted.ended, before: delivered };
           cursor = undefined;
-          delivered = 0;
+          if (sentTasks === undefined) {
+            // No record of what the client had: every line comes again (it skips them by index), counted from 0,
+            // and this read builds the record anew, so later reads from the first result send only what it lacks.
+            delivered = 0;
+            sentTasks = new DeliveredTasks();
+          }
         } else if (delivered === counted.delivered) {
           check.checked(this.clock());
         }
@@ -588,6 +583,29 @@ export class ApiHandlers {
       else await sleep(waitMs, signal);
     }
     yield `{"end":"paused","cursor":${JSON.stringify(encode())},"delivered":${delivered}}\n`;
+  }
+
+  /** The set of tasks a stream sent, packed for its cursor; undefined when unknown, or too large to carry (logged). */
+  private packSent(sessionId: string, sent: DeliveredTasks | undefined): Buffer | undefined {
+    if (sent === undefined) return undefined;
+    const packed = packSentTasks(sent);
+    if (packed === undefined) {
+      this.logger.debug(
+        { sessionId, delivered: sent.size },
+        'the set of tasks a results stream sent is too large for its cursor: the stream goes on without it, and ' +
+          'sends every line again at its next read from the first result',
+      );
+    }
+    return packed;
+  }
+
+  private reReadStarts(sessionId: string, counted: number, delivered: number, sendsAgain: boolean): void {
+    this.logger.warn(
+      { sessionId, counted, delivered, sendsAgain },
+      'a results stream reads again from the first result: the table counted more ended tasks than the stream had ' +
+        'delivered, and its listing did not bring them (index lag between the count and the listing, a lost ' +
+        'notice, or a defect: please report it if it recurs)',
+    );
   }
 
   /**
@@ -851,76 +869,6 @@ function numberParam(query: URLSearchParams, name: string, fallback: number, min
     );
   }
   return n;
-}
-
-/** A results stream reading again from the first result: the count that made it, and what was delivered before. */
-interface ReRead {
-  readonly counted: number;
-  readonly before: number;
-}
-
-function encodeStreamCursor(
-  cursor: string | undefined,
-  delivered: number,
-  check: MissingResultsCheckState,
-  reRead: ReRead | undefined,
-): string {
-  const value: StreamCursor = {
-    c: cursor ?? null,
-    n: delivered,
-    q: check.since,
-    ...(Number.isFinite(check.waitMs) ? { w: check.waitMs } : {}),
-    ...(check.unreachable !== undefined ? { g: check.unreachable } : {}),
-    ...(check.unreachableAt !== undefined ? { u: check.unreachableAt } : {}),
-    ...(reRead ? { k: reRead.counted, b: reRead.before } : {}),
-  };
-  return Buffer.from(JSON.stringify(value)).toString('base64url');
-}
-
-/** The missing-results check state a results cursor carries (none in a cursor of an earlier version). */
-function checkStateOf(from: StreamCursor): Partial<MissingResultsCheckState> {
-  return {
-    ...(from.q !== undefined ? { since: from.q } : {}),
-    ...(from.w !== undefined ? { waitMs: from.w } : {}),
-    ...(from.g !== undefined ? { unreachable: from.g } : {}),
-    ...(from.u !== undefined ? { unreachableAt: from.u } : {}),
-  };
-}
-
-function decodeStreamCursor(raw: string | null): StreamCursor {
-  if (raw === null || raw === '') return { c: null, n: 0 };
-  try {
-    const value = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as Partial<StreamCursor>;
-    // Fields a cursor of an earlier version lacks are optional: such a cursor resumes as it did.
-    const count = (x: unknown): boolean => x === undefined || (Number.isSafeInteger(x) && (x as number) >= 0);
-    const optional =
-      (value.q === undefined || Number.isFinite(value.q)) &&
-      (value.w === undefined || (Number.isFinite(value.w) && value.w > 0)) &&
-      count(value.g) &&
-      (value.u === undefined || Number.isFinite(value.u)) &&
-      count(value.k) &&
-      count(value.b);
-    if ((value.c === null || typeof value.c === 'string') && Number.isInteger(value.n) && value.n! >= 0 && optional) {
-      const { c, n, q, w, g, u, k, b } = value as StreamCursor;
-      return {
-        c,
-        n,
-        ...(q !== undefined ? { q } : {}),
-        ...(w !== undefined ? { w } : {}),
-        ...(g !== undefined ? { g } : {}),
-        ...(u !== undefined ? { u } : {}),
-        ...(k !== undefined && b !== undefined ? { k, b } : {}),
-      };
-    }
-  } catch {
-    // reported below
-  }
-  throw new ApiError(
-    400,
-    'InvalidCursorError',
-    `invalid results cursor '${raw.slice(0, 80)}'`,
-    'pass back a cursor of a result line unchanged',
-  );
 }
 
 function tooLarge(limits: ApiLimits): ApiError {

@@ -34,4 +34,17 @@ describe('DeliveredTasks', () => {
     expect(() => delivered.add(1.5)).toThrow(/got 1.5/);
     expect(delivered.size).toBe(0);
   });
+
+  it('a set rebuilt from its bytes holds the same indexes and size; the bytes end at the last byte that holds one', () => {
+    const delivered = new DeliveredTasks();
+    for (const index of [0, 9, 23, 1_000]) delivered.add(index);
+
+    const bytes = delivered.toBytes();
+    const rebuilt = DeliveredTasks.fromBytes(bytes);
+
+    expect(bytes.length).toBe(126);
+    expect(rebuilt.size).toBe(4);
+    for (let index = 0; index <= 1_001; index++) expect(rebuilt.has(index)).toBe(delivered.has(index));
+    expect(DeliveredTasks.fromBytes(new DeliveredTasks().toBytes()).size).toBe(0);
+  });
 });

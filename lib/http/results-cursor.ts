@@ -1,0 +1,139 @@
+// The cursor of an HTTP API results stream: where its listing is, its missing-results check, and which tasks it sent.
+import zlib from 'node:zlib';
+import { DeliveredTasks } from '../client/delivered-tasks';
+import type { MissingResultsCheckState } from '../client/missing-results-check';
+import { ApiError } from './api-error';
+
+/**
+ * The most bytes the set of sent tasks takes in a cursor, compressed (about 5,500 characters in the URL): one task
+ * missing among a million takes about 150, a hundred scattered about 500, a thousand in flight above the tasks all
+ * sent about 600, a thousand scattered across a million about 2,800. A set that compresses to more is left out: the
+ * cursor stays small enough for any URL, and the stream, not knowing what it sent, sends every line again at its
+ * next read from the first result (see `ResultsCursor.sent`).
+ */
+export const MAX_SENT_SET_BYTES = 4096;
+
+/** The largest set a cursor may unpack to (bytes: 128 million tasks); a larger one is refused as not ours. */
+const MAX_SENT_SET_INFLATED_BYTES = 16 * 1024 * 1024;
+
+/** A results stream reading again from the first result: the count that made it, and `delivered` before it. */
+export interface ReRead {
+  readonly counted: number;
+  readonly before: number;
+}
+
+/** What a results cursor holds, decoded. */
+export interface ResultsCursor {
+  /** The table's listing cursor (undefined: from the first result). */
+  readonly listing: string | undefined;
+  /** How many tasks the stream sent (since its last read from the first result, when `sent` is undefined). */
+  readonly delivered: number;
+  /** The state of the stream's missing-results check (fields a cursor of an earlier version lacks are absent). */
+  readonly check: Partial<MissingResultsCheckState>;
+  /** While the stream reads again from the first result. */
+  readonly reRead: ReRead | undefined;
+  /**
+   * The task indexes the stream sent, one bit each: a read from the first result sends only those it lacks.
+   * Undefined when unknown (a cursor of an earlier version, or a set too large to carry, see `MAX_SENT_SET_BYTES`).
+   */
+  readonly sent: DeliveredTasks | undefined;
+}
+
+/**
+ * The cursor's JSON (base64url): the table's cursor and how many tasks were delivered before it, then the state of
+ * its missing-results check (all optional: a cursor of an earlier version resumes as it did; an earlier server
+ * ignores the fields it does not know). The set of sent tasks follows after a `.`, deflated (base64url too).
+ */
+interface CursorJson {
+  readonly c: string | null;
+  readonly n: number;
+  /** Since when (server clock, epoch ms) the stream delivered no result and counted nothing. */
+  readonly q?: number;
+  /** How long after `q` the next count is due (ms): the check period, doubled after each count that found nothing. */
+  readonly w?: number;
+  /** How many ended tasks the table counts that the last read from the first result could not bring. */
+  readonly g?: number;
+  /** When (server clock, epoch ms) that read ended: it is repeated for the same `g` once the cap passed since. */
+  readonly u?: number;
+  /** While the stream reads again from the first result: the count that started it, and `n` before it. */
+  readonly k?: number;
+  readonly b?: number;
+}
+
+/**
+ * The set of sent tasks as a cursor carries it (deflated bytes), or undefined when it compresses to more than
+ * `MAX_SENT_SET_BYTES`.
+ */
+export function packSentTasks(sent: DeliveredTasks): Buffer | undefined {
+  const packed = zlib.deflateRawSync(sent.toBytes());
+  return packed.length <= MAX_SENT_SET_BYTES ? packed : undefined;
+}
+
+export function encodeResultsCursor(cursor: Omit<ResultsCursor, 'sent'>, sent: Buffer | undefined): string {
+  const { check, reRead } = cursor;
+  const value: CursorJson = {
+    c: cursor.listing ?? null,
+    n: cursor.delivered,
+    ...(check.since !== undefined ? { q: check.since } : {}),
+    ...(check.waitMs !== undefined && Number.isFinite(check.waitMs) ? { w: check.waitMs } : {}),
+    ...(check.unreachable !== undefined ? { g: check.unreachable } : {}),
+    ...(check.unreachableAt !== undefined ? { u: check.unreachableAt } : {}),
+    ...(reRead ? { k: reRead.counted, b: reRead.before } : {}),
+  };
+  const head = Buffer.from(JSON.stringify(value)).toString('base64url');
+  return sent === undefined ? head : `${head}.${sent.toString('base64url')}`;
+}
+
+/** The cursor a client passed back (none: a stream from the first result); a cursor not ours is a 400. */
+export function decodeResultsCursor(raw: string | null): ResultsCursor {
+  if (raw === null || raw === '') {
+    return { listing: undefined, delivered: 0, check: {}, reRead: undefined, sent: new DeliveredTasks() };
+  }
+  try {
+    const [head, packed, ...rest] = raw.split('.');
+    const value = JSON.parse(Buffer.from(head!, 'base64url').toString('utf8')) as Partial<CursorJson>;
+    // Fields a cursor of an earlier version lacks are optional: such a cursor resumes as it did.
+    const count = (x: unknown): boolean => x === undefined || (Number.isSafeInteger(x) && (x as number) >= 0);
+    const valid =
+      rest.length === 0 &&
+      (value.c === null || typeof value.c === 'string') &&
+      Number.isSafeInteger(value.n) &&
+      value.n! >= 0 &&
+      (value.q === undefined || Number.isFinite(value.q)) &&
+      (value.w === undefined || (Number.isFinite(value.w) && value.w > 0)) &&
+      count(value.g) &&
+      (value.u === undefined || Number.isFinite(value.u)) &&
+      count(value.k) &&
+      count(value.b);
+    const sent =
+      packed === undefined
+        ? undefined
+        : DeliveredTasks.fromBytes(
+            zlib.inflateRawSync(Buffer.from(packed, 'base64url'), { maxOutputLength: MAX_SENT_SET_INFLATED_BYTES }),
+          );
+    // The set and the count are written together: one that disagrees was not.
+    if (valid && (sent === undefined || sent.size === value.n)) {
+      const { c, n, q, w, g, u, k, b } = value as CursorJson;
+      return {
+        listing: c ?? undefined,
+        delivered: n,
+        check: {
+          ...(q !== undefined ? { since: q } : {}),
+          ...(w !== undefined ? { waitMs: w } : {}),
+          ...(g !== undefined ? { unreachable: g } : {}),
+          ...(u !== undefined ? { unreachableAt: u } : {}),
+        },
+        reRead: k !== undefined && b !== undefined ? { counted: k, before: b } : undefined,
+        sent,
+      };
+    }
+  } catch {
+    // reported below
+  }
+  throw new ApiError(
+    400,
+    'InvalidCursorError',
+    `invalid results cursor '${raw.slice(0, 80)}'`,
+    'pass back a cursor of a result line unchanged',
+  );
+}
