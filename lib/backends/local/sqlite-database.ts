@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { SchemaVersionError, translateSqliteError } from './errors';
 
 /** Bumped whenever a table or column changes; a database of another version is refused, never migrated. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export type SqliteDatabase = Database.Database;
 
@@ -43,6 +43,10 @@ export interface OpenDatabaseOptions {
  * completion: one more than the session's highest, read inside the writing transaction, which SQLite serialises
  * across processes, so a reader never sees seq N+1 before seq N (version 1 took it from a grid-wide counter in
  * `grid_meta`, a page of its own written by every completion).
+ *
+ * A queue message's id is its rowid, without AUTOINCREMENT (version 2 and before: `sqlite_sequence`, a page written by
+ * every send): an id can then come back once the newest message is gone, so a receipt names the message's task and
+ * attempt as well (see `SqliteTaskQueue`).
  */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS grid_meta (
@@ -91,7 +95,7 @@ CREATE INDEX IF NOT EXISTS tasks_by_session_done ON tasks (session_id, done_seq)
 CREATE INDEX IF NOT EXISTS tasks_by_lease_expiry ON tasks (lease_expires_at) WHERE state = 'running';
 
 CREATE TABLE IF NOT EXISTS queue_messages (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  id INTEGER PRIMARY KEY,
   task_id TEXT NOT NULL,
   session_id TEXT NOT NULL,
   attempt INTEGER NOT NULL,

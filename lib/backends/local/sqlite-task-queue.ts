@@ -87,9 +87,11 @@ function wake(dbName: string): void {
  *   messages; a redelivered or released message queues up at the time it became visible again). A lower priority
  *   is only received while no higher-priority message is visible: a steady stream of high-priority work starves
  *   lower priorities, by design (the same rule as one SQS queue per priority level, polled highest first).
- * - Receipts: every receive hands out a new receipt (`id:receiveCount`). Once a message was received again, the
- *   receipts of earlier receives are stale and `ack`/`release`/`extend` ignore them, as they ignore receipts of
- *   messages already acknowledged.
+ * - Receipts: every receive hands out a new receipt (`id:receiveCount:attempt:taskId`). Once a message was received
+ *   again, the receipts of earlier receives are stale and `ack`/`release`/`extend` ignore them, as they ignore receipts
+ *   of messages already acknowledged. Ids are rowids, which come back once the newest message is gone: the task and
+ *   attempt keep an old receipt from matching the message that took its id (one for the same task and attempt
+ *   would be a copy of the message it acknowledged).
  * - Long poll: an empty queue is looked at again every `pollIntervalMs` (sleeping in between, never spinning)
  *   until a message is visible, `waitMs` passed or the signal aborted; an aborted receive returns `[]`.
  */
@@ -132,12 +134,14 @@ export class SqliteTaskQueue implements TaskQueue {
     );
     this.ackTx = db.transaction((receipts) => {
       let changed = 0;
-      for (const r of receipts) changed += this.stmt.delete.run(r.id, r.receiveCount).changes;
+      for (const r of receipts) changed += this.stmt.delete.run(r.id, r.receiveCount, r.attempt, r.taskId).changes;
       return changed;
     });
     this.setVisibilityTx = db.transaction((receipts, visibleAt) => {
       let changed = 0;
-      for (const r of receipts) changed += this.stmt.setVisibleAt.run(visibleAt, r.id, r.receiveCount).changes;
+      for (const r of receipts) {
+        changed += this.stmt.setVisibleAt.run(visibleAt, r.id, r.receiveCount, r.attempt, r.taskId).changes;
+      }
       return changed;
     });
   }
@@ -268,7 +272,7 @@ export class SqliteTaskQueue implements TaskQueue {
     const rows = this.write('receive', () => this.receiveTx.immediate(limit, now, now + Math.max(0, visibilityMs)));
     return rows.map((row) => ({
       message: { taskId: row.task_id, sessionId: row.session_id, attempt: row.attempt, priority: row.priority },
-      receipt: `${row.id}:${row.receive_count + 1}`,
+      receipt: `${row.id}:${row.receive_count + 1}:${row.attempt}:${row.task_id}`,
       receiveCount: row.receive_count + 1,
     }));
   }
@@ -359,12 +363,15 @@ export class SqliteTaskQueue implements TaskQueue {
 interface Receipt {
   readonly id: number;
   readonly receiveCount: number;
+  readonly attempt: number;
+  readonly taskId: string;
 }
 
 function parseReceipt(receipt: string): Receipt {
-  const match = /^(\d+):(\d+)$/.exec(receipt);
+  // The task id is last: it may hold any character, ':' included.
+  const match = /^(\d+):(\d+):(\d+):([\s\S]+)$/.exec(receipt);
   if (match === null) throw new InvalidReceiptError(receipt);
-  return { id: Number(match[1]), receiveCount: Number(match[2]) };
+  return { id: Number(match[1]), receiveCount: Number(match[2]), attempt: Number(match[3]), taskId: match[4]! };
 }
 
 function prepareStatements(db: SqliteDatabase) {
@@ -383,10 +390,12 @@ function prepareStatements(db: SqliteDatabase) {
     markReceived: db.prepare<[number, number]>(
       'UPDATE queue_messages SET visible_at = ?, receive_count = receive_count + 1 WHERE id = ?',
     ),
-    delete: db.prepare<[number, number]>('DELETE FROM queue_messages WHERE id = ? AND receive_count = ?'),
+    delete: db.prepare<[number, number, number, string]>(
+      'DELETE FROM queue_messages WHERE id = ? AND receive_count = ? AND attempt = ? AND task_id = ?',
+    ),
     deleteById: db.prepare<[number]>('DELETE FROM queue_messages WHERE id = ?'),
-    setVisibleAt: db.prepare<[number, number, number]>(
-      'UPDATE queue_messages SET visible_at = ? WHERE id = ? AND receive_count = ?',
+    setVisibleAt: db.prepare<[number, number, number, number, string]>(
+      'UPDATE queue_messages SET visible_at = ? WHERE id = ? AND receive_count = ? AND attempt = ? AND task_id = ?',
     ),
     count: db.prepare<[number, number], { visible: number | null; invisible: number | null }>(
       `SELECT sum(visible_at <= ?) AS visible, sum(visible_at > ?) AS invisible FROM queue_messages`,

@@ -56,6 +56,34 @@ describe('SqliteTaskQueue', () => {
     }
   });
 
+  it("an acknowledged message's receipt leaves alone the next message, which takes its id", async () => {
+    const temp = makeTempDir();
+    const backends = openLocalBackends(temp.dir);
+    const { queue } = backends;
+    const retry: QueueMessage = { ...message(1), attempt: 1 };
+    try {
+      for (const next of [message(2), retry]) {
+        await queue.send([message(1)]);
+        const [old] = await queue.receive(1, { waitMs: 0, visibilityMs: 60_000 });
+        await queue.ack([old!.receipt]);
+        // The newest message gone, the next one sent takes its id: the same task's retry, or another task.
+        await queue.send([next]);
+        const [taken] = await queue.receive(1, { waitMs: 0, visibilityMs: 60_000 });
+        expect(taken!.receipt.split(':')[0]).toBe(old!.receipt.split(':')[0]);
+
+        await queue.ack([old!.receipt]);
+        await queue.release([old!.receipt], 0);
+        await queue.extend([old!.receipt], 1);
+        expect(await queue.countMessages()).toEqual({ visible: 0, invisible: 1 });
+        await queue.ack([taken!.receipt]);
+        expect(await queue.countMessages()).toEqual({ visible: 0, invisible: 0 });
+      }
+    } finally {
+      await backends.close();
+      temp.remove();
+    }
+  });
+
   it('rejects a receipt it never handed out', async () => {
     const temp = makeTempDir();
     const backends = openLocalBackends(temp.dir);
