@@ -11,6 +11,8 @@ import type { StateCounts } from './core/task-state';
 export interface ClaimRequest {
   readonly taskId: string;
   readonly attempt: number;
+  /** The message's `QueueMessage.leaseExpiredBefore`, when it has one. */
+  readonly leaseExpiredBefore?: number;
 }
 
 /**
@@ -18,7 +20,8 @@ export interface ClaimRequest {
  * - `busy`: the message may still be needed: the attempt it names is still running (its holder has not written its
  *   retry yet), or the attempt claimed from it runs under a lease only the message guards (see `TaskIntake`).
  *   Release the message with a delay, don't drop it.
- * - `stale`: the message is a duplicate or outdated (task terminal, or claimed past that attempt): drop it.
+ * - `stale`: the message is a duplicate or outdated (task terminal, or claimed past that attempt, or sent by a reap
+ *   of the attempt that still runs under a lease now lasting past the reap's `leaseExpiredBefore`): drop it.
  * - `missing`: no such task: drop it.
  */
 export type ClaimOutcome =
@@ -163,11 +166,28 @@ export interface QueueMessage {
   readonly attempt: number;
   /** 0 is the lowest. Higher priorities are received first. */
   readonly priority: number;
+  /**
+   * Sent by a reap of the attempt `attempt` (see `reapMessageOf`): the reap's write back to pending holds only while
+   * that attempt's lease ends before this time (its `leaseExpiredBefore` guard, epoch ms). A claim that finds the
+   * attempt still running under a lease ending at or after it knows the reap lost to a late heartbeat and never
+   * lands (a running attempt's lease only moves later), so the message is `stale`, not `busy`.
+   */
+  readonly leaseExpiredBefore?: number;
 }
 
 /** The message that tells of `task` at its present attempt. */
 export function queueMessageOf(task: TaskRecord): QueueMessage {
   return { taskId: task.taskId, sessionId: task.sessionId, attempt: task.attempt, priority: task.priority };
+}
+
+/**
+ * The message a reap sends ahead of its write that puts `task` (whose lease expired) back to pending, guarded by
+ * `leaseExpiredBefore` (see `QueueMessage.leaseExpiredBefore`). Without the mark, a reap that lost to a late heartbeat
+ * would leave a message of the running attempt, released as busy at every receive until the attempt ended, and sent to
+ * the dead-letter queue by SQS after `maxReceiveCount` receives of a long task.
+ */
+export function reapMessageOf(task: TaskRecord, leaseExpiredBefore: number): QueueMessage {
+  return { ...queueMessageOf(task), leaseExpiredBefore };
 }
 
 export interface ReceivedMessage {

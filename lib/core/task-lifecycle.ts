@@ -57,19 +57,31 @@ export const EARLY_MESSAGE_RECEIVES = 4;
 export const RESEND_EARLY_MESSAGES_AFTER_MS = 2_000;
 
 /**
- * Classifies a refused claim of the message for `requestedAttempt` from what the row holds (`undefined`: no row).
+ * Classifies a refused claim of the message for `requested.attempt` from what the row holds (`undefined`: no row).
  * - the task is not running: the message is outdated (`stale`);
  * - the attempt the message names still runs: its holder has not written its retry yet, the message is early
- *   (`busy`);
+ *   (`busy`); but a reap's message (`requested.leaseExpiredBefore`, see `QueueMessage`) whose attempt runs under a
+ *   lease ending at or after that time is left over from a reap that lost to a late heartbeat, and whose write can
+ *   never land (the lease of a running attempt only moves later): `stale`;
  * - the attempt claimed from this very message runs and the reaper cannot see its lease: a live lease keeps the
  *   message (`busy`, worth offering again just after the lease would expire); an expired one is reaped by the
  *   caller (`expired`), as no reaper will find it;
  * - anything else was claimed past that attempt (`stale`).
  */
-export function classifyClaim(requestedAttempt: number, found: ClaimProbe | undefined, now: number): ClaimRefusal {
+export function classifyClaim(
+  requested: { readonly attempt: number; readonly leaseExpiredBefore?: number },
+  found: ClaimProbe | undefined,
+  now: number,
+): ClaimRefusal {
+  const requestedAttempt = requested.attempt;
   if (found === undefined) return { status: 'missing' };
   if (found.state !== 'running') return { status: 'stale' };
-  if (found.attempt === requestedAttempt) return { status: 'busy' };
+  if (found.attempt === requestedAttempt) {
+    const reapedBefore = requested.leaseExpiredBefore;
+    const reapLost =
+      reapedBefore !== undefined && found.leaseExpiresAt !== undefined && found.leaseExpiresAt >= reapedBefore;
+    return { status: reapLost ? 'stale' : 'busy' };
+  }
   if (found.attempt === requestedAttempt + 1 && !found.leaseVisibleToReaper) {
     if (found.leaseExpiresAt === undefined) return { status: 'busy' };
     if (found.leaseExpiresAt >= now) {

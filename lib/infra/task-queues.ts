@@ -25,9 +25,10 @@ export interface TaskQueuesProps {
   readonly retentionPeriod?: Duration;
   /**
    * Receives before a message goes to the dead-letter queue. Retries are decided by the task table,
-   * so this only catches messages that can never be processed (malformed, poison). At least `MIN_MAX_RECEIVE_COUNT`
-   * (6): a message sent beside its task's write is released up to `EARLY_MESSAGE_RECEIVES` (4) times while that
-   * write lands, and each of those counts.
+   * so this only catches messages that can never be processed (malformed, poison): a leftover message of a task whose
+   * attempt runs on under a live lease is deleted, not released again and again (see `SqsDynamoDbTaskIntake`). At
+   * least `MIN_MAX_RECEIVE_COUNT` (6): a message sent beside its task's write is released up to
+   * `EARLY_MESSAGE_RECEIVES` (4) times while that write lands, and each of those counts.
    * @default 10
    */
   readonly maxReceiveCount?: number;

@@ -1,7 +1,7 @@
 // The reaper: finds tasks whose lease expired (their agent or runtime died) and re-queues them or fails them.
 import type { Logger } from 'pino';
 import { planLeaseExpiry, type TaskRecord } from '../core';
-import type { Completion, QueueMessage, TaskQueue, TaskTable } from '../ports';
+import { reapMessageOf, type Completion, type QueueMessage, type TaskQueue, type TaskTable } from '../ports';
 import { silentLogger } from '../logging';
 
 export interface ReapOptions {
@@ -45,7 +45,7 @@ export async function reapTasks(
     const plan = planLeaseExpiry(task, now);
     completions.push(plan.completion);
     if (plan.requeue) {
-      requeue.push({ taskId: task.taskId, sessionId: task.sessionId, attempt: task.attempt, priority: task.priority });
+      requeue.push(reapMessageOf(task, now));
     }
   }
   if (requeue.length > 0) await queue.send(requeue);

@@ -10,40 +10,54 @@ const probe = (over: Partial<ClaimProbe>): ClaimProbe => ({
 
 describe('classifyClaim', () => {
   it('a claim of a task that does not exist is missing', () => {
-    expect(classifyClaim(0, undefined, 1000)).toEqual({ status: 'missing' });
+    expect(classifyClaim({ attempt: 0 }, undefined, 1000)).toEqual({ status: 'missing' });
   });
 
   it('a claim of a task that is not running (pending at another attempt, or terminal) is stale', () => {
-    expect(classifyClaim(0, probe({ state: 'pending', attempt: 2 }), 1000)).toEqual({ status: 'stale' });
-    expect(classifyClaim(0, probe({ state: 'succeeded' }), 1000)).toEqual({ status: 'stale' });
-    expect(classifyClaim(0, probe({ state: undefined }), 1000)).toEqual({ status: 'stale' });
+    expect(classifyClaim({ attempt: 0 }, probe({ state: 'pending', attempt: 2 }), 1000)).toEqual({ status: 'stale' });
+    expect(classifyClaim({ attempt: 0 }, probe({ state: 'succeeded' }), 1000)).toEqual({ status: 'stale' });
+    expect(classifyClaim({ attempt: 0 }, probe({ state: undefined }), 1000)).toEqual({ status: 'stale' });
   });
 
   it('a claim of the attempt that still runs is busy: its holder has not written its retry yet', () => {
-    expect(classifyClaim(1, probe({ attempt: 1 }), 1000)).toEqual({ status: 'busy' });
+    expect(classifyClaim({ attempt: 1 }, probe({ attempt: 1 }), 1000)).toEqual({ status: 'busy' });
+  });
+
+  it("a reap's message of the attempt that still runs is busy while the reap's write may land, stale once it never can", () => {
+    // The reap's write holds only while the lease ends before 5000: a late heartbeat moved it to 5000 or later.
+    const reaped = { attempt: 1, leaseExpiredBefore: 5000 };
+    expect(classifyClaim(reaped, probe({ attempt: 1, leaseExpiresAt: 4999 }), 6000)).toEqual({ status: 'busy' });
+    expect(classifyClaim(reaped, probe({ attempt: 1, leaseExpiresAt: 5000 }), 1000)).toEqual({ status: 'stale' });
+    expect(classifyClaim(reaped, probe({ attempt: 1, leaseExpiresAt: 65_000 }), 6000)).toEqual({ status: 'stale' });
+    // A lease the probe does not tell is never taken for a lost reap.
+    expect(classifyClaim(reaped, probe({ attempt: 1, leaseExpiresAt: undefined }), 6000)).toEqual({ status: 'busy' });
   });
 
   it('a claim past a running attempt the reaper can see is stale', () => {
-    expect(classifyClaim(0, probe({ attempt: 1, leaseExpiresAt: 10 }), 1000)).toEqual({ status: 'stale' });
-    expect(classifyClaim(0, probe({ attempt: 3, leaseVisibleToReaper: false }), 1000)).toEqual({ status: 'stale' });
+    expect(classifyClaim({ attempt: 0 }, probe({ attempt: 1, leaseExpiresAt: 10 }), 1000)).toEqual({ status: 'stale' });
+    expect(classifyClaim({ attempt: 0 }, probe({ attempt: 3, leaseVisibleToReaper: false }), 1000)).toEqual({
+      status: 'stale',
+    });
   });
 
   it('the attempt claimed from this message, unseen by the reaper, keeps its message while its lease lives', () => {
     const unseen = { attempt: 1, leaseVisibleToReaper: false };
-    expect(classifyClaim(0, probe({ ...unseen, leaseExpiresAt: 5000 }), 1000)).toEqual({
+    expect(classifyClaim({ attempt: 0 }, probe({ ...unseen, leaseExpiresAt: 5000 }), 1000)).toEqual({
       status: 'busy',
       retryAfterMs: 5000 - 1000 + 1000,
     });
-    expect(classifyClaim(0, probe({ ...unseen, leaseExpiresAt: 1000 }), 1000)).toEqual({
+    expect(classifyClaim({ attempt: 0 }, probe({ ...unseen, leaseExpiresAt: 1000 }), 1000)).toEqual({
       status: 'busy',
       retryAfterMs: 1000,
     });
-    expect(classifyClaim(0, probe({ ...unseen, leaseExpiresAt: undefined }), 1000)).toEqual({ status: 'busy' });
+    expect(classifyClaim({ attempt: 0 }, probe({ ...unseen, leaseExpiresAt: undefined }), 1000)).toEqual({
+      status: 'busy',
+    });
   });
 
   it('the attempt claimed from this message, unseen by the reaper, is expired once its lease has', () => {
     const found = probe({ attempt: 1, leaseVisibleToReaper: false, leaseExpiresAt: 999 });
-    expect(classifyClaim(0, found, 1000)).toEqual({ status: 'expired' });
+    expect(classifyClaim({ attempt: 0 }, found, 1000)).toEqual({ status: 'expired' });
   });
 });
 

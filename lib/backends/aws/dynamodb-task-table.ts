@@ -817,7 +817,7 @@ export class DynamoDbTaskTable implements TaskTable {
         }
         const found = probeOf(error.Item);
         const probe = found && { ...found, leaseVisibleToReaper: found.leaseIndexed };
-        const refusal = classifyClaim(request.attempt, probe, now);
+        const refusal = classifyClaim(request, probe, now);
         if (refusal.status !== 'expired') return { taskId: request.taskId, ...refusal };
         // Claimed from this very message, never extended and expired: the caller reaps it as the reaper would.
         return { taskId: request.taskId, status: 'expired', task: taskRecordOf(unmarshall(error.Item ?? {})) };

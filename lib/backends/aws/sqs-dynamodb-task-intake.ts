@@ -11,7 +11,7 @@ import { silentLogger, type Logger } from '../../logging';
 import { MicroBatcher } from '../../micro-batcher';
 import { sleep } from '../../timing';
 import {
-  queueMessageOf,
+  reapMessageOf,
   type ClaimRequest,
   type CompletionResult,
   type IntakeOptions,
@@ -60,7 +60,10 @@ const EARLY_RECLAIM_PAUSES_MS = [20, 40, 80];
  *   whose answer was lost is claimed too (by its retry, or at its message's next receive when it `failed`: see
  *   `DynamoDbTaskTable.claimMessages`), never twice.
  * - Busy: released after `busyDelayMs`, or, for a live lease only the message guards, just after that lease would
- *   expire (each early receive counts towards the dead-letter queue's limit), at most one lease term ahead.
+ *   expire (each early receive counts towards the dead-letter queue's limit), at most one lease term ahead. Neither
+ *   lasts while the attempt runs on: a duplicate of the message it was claimed from is stale once its lease was
+ *   extended, and a reap's message of the running attempt (`QueueMessage.leaseExpiredBefore`) once a late heartbeat
+ *   moved the lease past the reap's time; only a holder's own retry message is busy, until its write lands.
  * - Expired (the message of an attempt whose holder died before extending its lease, which no reaper sees): reaped
  *   here as the reaper would (re-queued or failed), then the message deleted.
  * - Missing, and younger than `EARLY_MESSAGE_GRACE_MS` by the queue's send time or offered fewer than
@@ -139,7 +142,11 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
 
   private claim(messages: readonly ReceivedMessage[], options: IntakeOptions, now: number) {
     return this.table.claimMessages(
-      messages.map((m) => ({ taskId: m.message.taskId, attempt: m.message.attempt })),
+      messages.map(({ message: m }) => ({
+        taskId: m.taskId,
+        attempt: m.attempt,
+        ...(m.leaseExpiredBefore === undefined ? {} : { leaseExpiredBefore: m.leaseExpiredBefore }),
+      })),
       { owner: options.owner, expiresAt: now + options.leaseMs },
       now,
     );
@@ -269,7 +276,7 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
   private async reap(expired: readonly { task: TaskRecord; receipt: string }[], now: number): Promise<void> {
     try {
       const plans = expired.map(({ task }) => ({ task, ...planLeaseExpiry(task, now) }));
-      const requeue = plans.filter((p) => p.requeue).map((p) => queueMessageOf(p.task));
+      const requeue = plans.filter((p) => p.requeue).map((p) => reapMessageOf(p.task, now));
       if (requeue.length > 0) await this.queue.send(requeue);
       const results = await this.table.complete(plans.map((p) => p.completion));
       for (const { receipt } of expired) this.acks.add(receipt);

@@ -293,7 +293,13 @@ function toSeconds(ms: number, min: number, max: number): number {
 /** A task's message body; its ids are the client's text (a named session), so escaped where SQS would refuse them. */
 export function encodeMessage(m: QueueMessage): string {
   return sqsJsonText(
-    JSON.stringify({ taskId: m.taskId, sessionId: m.sessionId, attempt: m.attempt, priority: m.priority }),
+    JSON.stringify({
+      taskId: m.taskId,
+      sessionId: m.sessionId,
+      attempt: m.attempt,
+      priority: m.priority,
+      ...(m.leaseExpiredBefore === undefined ? {} : { leaseExpiredBefore: m.leaseExpiredBefore }),
+    }),
   );
 }
 
@@ -309,9 +315,11 @@ export function decodeMessage(body: string): QueueMessage {
     typeof m.taskId !== 'string' ||
     typeof m.sessionId !== 'string' ||
     typeof m.attempt !== 'number' ||
-    typeof m.priority !== 'number'
+    typeof m.priority !== 'number' ||
+    (m.leaseExpiredBefore !== undefined && typeof m.leaseExpiredBefore !== 'number')
   ) {
     throw new MalformedQueueMessageError(`queue message body is not a grid task message: ${body.slice(0, 200)}`);
   }
-  return { taskId: m.taskId, sessionId: m.sessionId, attempt: m.attempt, priority: m.priority };
+  const message = { taskId: m.taskId, sessionId: m.sessionId, attempt: m.attempt, priority: m.priority };
+  return m.leaseExpiredBefore === undefined ? message : { ...message, leaseExpiredBefore: m.leaseExpiredBefore };
 }

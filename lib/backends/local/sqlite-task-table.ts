@@ -556,7 +556,7 @@ export class SqliteTaskTable implements TaskTable {
       const current = this.stmt.probe.get(request.taskId);
       // The reaper's scan sees every running task from its claim on, so a claim is never `expired` here.
       const probe = current && { ...current, leaseExpiresAt: undefined, leaseVisibleToReaper: true };
-      const refusal = classifyClaim(request.attempt, probe, now);
+      const refusal = classifyClaim(request, probe, now);
       if (refusal.status === 'expired') throw new HtcGridError('the SQLite table never leaves a lease unseen');
       return { taskId: request.taskId, status: refusal.status };
     });

@@ -5,6 +5,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDbTaskTable, SqsDynamoDbTaskIntake, type AwsBackends } from '../../../lib/backends/aws';
 import { newTask, type SessionRecord, type TaskRecord } from '../../../lib/core/task';
 import { queueMessageOf, type TaskQueue } from '../../../lib/ports';
+import { reapTasks } from '../../../lib/runtime/reaper';
 import { createGridResources } from '../../support/emulators';
 import { useEmulators } from '../../support/emulator-suite';
 
@@ -63,12 +64,12 @@ function tableOn(tableName: string): { table: DynamoDbTaskTable; client: DynamoD
 }
 
 /** A session of `count` tasks with one attempt each (a claim lost under a lease would fail them without running). */
-async function oneAttemptTasks(backends: AwsBackends, count: number): Promise<TaskRecord[]> {
+async function oneAttemptTasks(backends: AwsBackends, count: number, maxAttempts = 1): Promise<TaskRecord[]> {
   const session: SessionRecord = {
     sessionId: `claims-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`,
     createdAt: Date.now(),
     priority: 0,
-    maxAttempts: 1,
+    maxAttempts,
     timeoutMs: 60_000,
     nonRetryableErrorTypes: [],
   };
@@ -235,5 +236,57 @@ describe('a claim whose write landed but whose answer was lost', () => {
     expect(failed.map((o) => o.status)).toEqual(['failed']);
     expect(other.map((o) => o.status)).toEqual(['busy']);
     expect(own.map((o) => [o.status, 'task' in o ? o.task.attempt : undefined])).toEqual([['claimed', 1]]);
+  }, 60_000);
+});
+
+describe('messages of a task whose attempt runs on under a live lease', () => {
+  it("a reap's message left over by a late heartbeat is deleted at its first receive, never offered until the dead-letter queue", async () => {
+    const resources = await createGridResources(suite.emulators);
+    const backends = suite.backendsFor(resources);
+    const { table } = tableOn(resources.tableName);
+    const [task] = await oneAttemptTasks(backends, 1, 3);
+    const id = task!.taskId;
+    await backends.queue.send([queueMessageOf(task!)]);
+    const holder = new SqsDynamoDbTaskIntake({ queue: backends.queue, table });
+    const [held] = await holder.receiveAndClaim(10, { ...intakeOptions, owner: 'agent-a' });
+    const lease = { taskId: id, owner: 'agent-a', attempt: 1 };
+    // Its heartbeat puts it in the lease index with a short lease, then the holder stalls past it.
+    const stalledUntil = Date.now() + 200;
+    await table.extendLeases([lease], stalledUntil);
+    holder.leaseExtended(held!);
+    await holder.drain();
+    while (Date.now() <= stalledUntil) await new Promise((resolve) => setTimeout(resolve, 20));
+    const expired = (await table.findExpiredLeases(Date.now(), 100_000)).filter((t) => t.taskId === id);
+    expect(expired).toHaveLength(1);
+    // The reaper sends the task's message, then the holder's late heartbeat lands before the reaper's write.
+    const racing: TaskQueue = {
+      ...recordingQueue(backends.queue).queue,
+      send: async (messages) => {
+        await backends.queue.send(messages);
+        await table.extendLeases([lease], Date.now() + 60_000);
+      },
+    };
+    const reaped = await reapTasks(expired, { table, queue: racing, now: Date.now() });
+    expect(reaped).toEqual({ requeued: 0, failed: 0, skipped: 1 });
+    // And a duplicate of the message the attempt was claimed from (a re-send, SQS's at-least-once delivery).
+    await backends.queue.send([queueMessageOf(task!)]);
+    const { queue, received, acked } = recordingQueue(backends.queue);
+    const other = new SqsDynamoDbTaskIntake({ queue, table });
+
+    // Another agent is offered both while the attempt runs on, for longer than its busy delay (1 s).
+    const claimed: TaskRecord[] = [];
+    for (const waitMs of [1_000, 1_000, 2_500]) {
+      claimed.push(...(await other.receiveAndClaim(10, { ...intakeOptions, owner: 'agent-b', waitMs })));
+    }
+    await other.drain();
+
+    expect(claimed).toEqual([]);
+    // Each was received once and deleted: none comes back to count towards the dead-letter queue's limit.
+    expect(received.sort()).toEqual([
+      [id, 1],
+      [id, 1],
+    ]);
+    expect(acked).toHaveLength(2);
+    expect(await table.getTask(id)).toMatchObject({ state: 'running', attempt: 1, lease: { owner: 'agent-a' } });
   }, 60_000);
 });

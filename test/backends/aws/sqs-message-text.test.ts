@@ -34,4 +34,13 @@ describe('SQS message text', () => {
     expect(SQS_MESSAGE_TEXT.test(body)).toBe(true);
     expect(decodeMessage(body)).toEqual(message);
   });
+
+  it("a reap's message is read back with its leaseExpiredBefore; another value there is malformed", () => {
+    const message = { taskId: 's_1', sessionId: 's', attempt: 1, priority: 0, leaseExpiredBefore: 1_700_000_000_000 };
+
+    expect(decodeMessage(encodeMessage(message))).toEqual(message);
+    expect(() => decodeMessage(JSON.stringify({ ...message, leaseExpiredBefore: 'soon' }))).toThrow(
+      /not a grid task message/,
+    );
+  });
 });
