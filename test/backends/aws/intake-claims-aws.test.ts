@@ -273,11 +273,12 @@ describe('messages of a task whose attempt runs on under a live lease', () => {
     const { queue, received, acked } = recordingQueue(backends.queue);
     const other = new SqsDynamoDbTaskIntake({ queue, table });
 
-    // Another agent is offered both while the attempt runs on, for longer than its busy delay (1 s).
+    // Another agent is offered both while the attempt runs on, then waits longer than its busy delay (1 s).
     const claimed: TaskRecord[] = [];
-    for (const waitMs of [1_000, 1_000, 2_500]) {
+    const receive = async (waitMs: number) =>
       claimed.push(...(await other.receiveAndClaim(10, { ...intakeOptions, owner: 'agent-b', waitMs })));
-    }
+    for (let tries = 0; tries < 20 && received.length < 2; tries++) await receive(1_000);
+    await receive(2_500);
     await other.drain();
 
     expect(claimed).toEqual([]);
