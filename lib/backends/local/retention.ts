@@ -54,7 +54,8 @@ export class SessionExpiry {
            FROM sessions s
           WHERE s.created_at < ?
             AND s.task_count IS NOT NULL
-            AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.session_id = s.session_id AND t.state IN ('pending', 'running'))
+            AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.session_id = s.session_id AND t.done_seq IS NULL
+                              AND t.state IN ('pending', 'running'))
             AND COALESCE((SELECT t.finished_at FROM tasks t WHERE t.session_id = s.session_id AND t.done_seq IS NOT NULL
                            ORDER BY t.done_seq DESC LIMIT 1), s.created_at) < ?
           LIMIT 1`,

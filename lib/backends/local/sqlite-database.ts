@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { SchemaVersionError, translateSqliteError } from './errors';
 
 /** Bumped whenever a table or column changes; a database of another version is refused, never migrated. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 export type SqliteDatabase = Database.Database;
 
@@ -47,6 +47,11 @@ export interface OpenDatabaseOptions {
  * A queue message's id is its rowid, without AUTOINCREMENT (version 2 and before: `sqlite_sequence`, a page written by
  * every send): an id can then come back once the newest message is gone, so a receipt names the message's task and
  * attempt as well (see `SqliteTaskQueue`).
+ *
+ * One index serves a session's live tasks and its ended ones, `tasks_by_session (session_id, done_seq, state)`: live
+ * tasks have no completion number, so they sit at the front of the session's range by state, then rowid (the order of
+ * `listLive`); ended tasks follow in completion order (`listTerminal`). A completion moves its task's entry within it;
+ * with an index by state and another by completion number (version 3 and before) it wrote a page of each.
  */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS grid_meta (
@@ -90,8 +95,7 @@ CREATE TABLE IF NOT EXISTS tasks (
   history TEXT NOT NULL DEFAULT '[]',
   done_seq INTEGER
 );
-CREATE INDEX IF NOT EXISTS tasks_by_session_state ON tasks (session_id, state);
-CREATE INDEX IF NOT EXISTS tasks_by_session_done ON tasks (session_id, done_seq) WHERE done_seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_by_session ON tasks (session_id, done_seq, state);
 CREATE INDEX IF NOT EXISTS tasks_by_lease_expiry ON tasks (lease_expires_at) WHERE state = 'running';
 
 CREATE TABLE IF NOT EXISTS queue_messages (

@@ -28,8 +28,8 @@ export class SqliteTaskBrowser {
     );
     this.live = db
       .prepare<[string, string, number, number], RawTaskRow>(
-        `SELECT ${rows.taskColumns}, rowid FROM tasks INDEXED BY tasks_by_session_state
-         WHERE session_id = ? AND state = ? AND rowid > ? ORDER BY rowid LIMIT ?`,
+        `SELECT ${rows.taskColumns}, rowid FROM tasks INDEXED BY tasks_by_session
+         WHERE session_id = ? AND done_seq IS NULL AND state = ? AND rowid > ? ORDER BY rowid LIMIT ?`,
       )
       .raw(true);
   }

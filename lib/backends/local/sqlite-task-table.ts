@@ -420,13 +420,13 @@ export class SqliteTaskTable implements TaskTable {
 
   async countByState(sessionId: string): Promise<StateCounts> {
     const counts = emptyStateCounts();
-    for (const row of this.stmt.countByState.all(sessionId)) counts[stateOf(row.state)] = row.n;
+    for (const row of this.stmt.countByState.all(sessionId, sessionId)) counts[stateOf(row.state)] += row.n;
     return counts;
   }
 
-  /** One count on the `(session_id, state)` index. */
+  /** Counted in `tasks_by_session` alone (it holds the state): the session's ended entries, never its live ones. */
   async countTerminal(sessionId: string): Promise<number> {
-    return this.stmt.countTerminal.get(sessionId)?.n ?? 0;
+    return this.stmt.countTerminal.get(sessionId, sessionId)?.n ?? 0;
   }
 
   async listTerminal(sessionId: string, cursor: string | undefined, limit: number): Promise<TerminalPage> {
@@ -634,7 +634,7 @@ const LIVE_CHUNK = 1000;
 
 /**
  * The next completion number of the task's session, for an UPDATE of `tasks`: one more than the session's highest,
- * read from the end of its range in `tasks_by_session_done`. Writes are serialised, so numbers grow in commit order
+ * read from the end of its range in `tasks_by_session`. Writes are serialised, so numbers grow in commit order
  * within a session, which is all a results cursor needs (`listTerminal` reads one session); a counter of its own
  * would write a page of another b-tree at every completion.
  */
@@ -784,18 +784,24 @@ function prepareStatements(db: SqliteDatabase) {
     ),
     liveTasksOfSession: db.prepare<[string], GuardRow & { task_id: string }>(
       `SELECT task_id, session_id, state, attempt, lease_owner, lease_expires_at, started_at, history FROM tasks
-       WHERE session_id = ? AND state IN ${LIVE_SQL} LIMIT ${LIVE_CHUNK}`,
+       WHERE session_id = ? AND done_seq IS NULL AND state IN ${LIVE_SQL} LIMIT ${LIVE_CHUNK}`,
     ),
     cancelTask: db.prepare<[number, string, string]>(
       `UPDATE tasks SET state = 'cancelled', finished_at = ?, lease_owner = NULL, lease_expires_at = NULL,
          history = ?, done_seq = ${DONE_SEQ_SQL}
        WHERE task_id = ?`,
     ),
-    countByState: db.prepare<[string], { state: string; n: number }>(
-      'SELECT state, count(*) AS n FROM tasks WHERE session_id = ? GROUP BY state',
+    // The two parts of the session's range in `tasks_by_session`, each counted apart: live tasks (no completion number)
+    // come grouped by state in the index, ended ones in completion order.
+    countByState: db.prepare<[string, string], { state: string; n: number }>(
+      `SELECT state, count(*) AS n FROM tasks WHERE session_id = ? AND done_seq IS NULL GROUP BY state
+       UNION ALL
+       SELECT state, count(*) AS n FROM tasks WHERE session_id = ? AND done_seq IS NOT NULL GROUP BY state`,
     ),
-    countTerminal: db.prepare<[string], { n: number }>(
-      `SELECT count(*) AS n FROM tasks WHERE session_id = ? AND state IN ${TERMINAL_SQL}`,
+    // Ended tasks with a completion number, plus any without one (a seek per terminal state): never the live ones.
+    countTerminal: db.prepare<[string, string], { n: number }>(
+      `SELECT (SELECT count(*) FROM tasks WHERE session_id = ? AND done_seq IS NOT NULL AND state IN ${TERMINAL_SQL})
+            + (SELECT count(*) FROM tasks WHERE session_id = ? AND done_seq IS NULL AND state IN ${TERMINAL_SQL}) AS n`,
     ),
     listTerminal: db
       .prepare<[string, number, number], RawTaskRow>(
