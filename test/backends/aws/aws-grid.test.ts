@@ -181,7 +181,8 @@ describe('the grid on AWS emulators', () => {
       1,
     );
     // It heartbeated once (so the lease index holds it), then died.
-    await table.extendLeases([{ taskId: task.taskId, owner: 'dead-agent', attempt: 1 }], Date.now() - 1);
+    const leaseEnd = Date.now() - 1;
+    await table.extendLeases([{ taskId: task.taskId, owner: 'dead-agent', attempt: 1 }], leaseEnd);
     const env: Record<string, string> = {
       ...resourcesToEnv(resources),
       ...suite.emulators.env(),
@@ -204,7 +205,15 @@ describe('the grid on AWS emulators', () => {
     expect(summary).toMatchObject({ requeued: 1, failed: 0 });
     expect(await table.getTask(task.taskId)).toMatchObject({ state: 'pending', attempt: 1, failures: 1 });
     const [requeued] = await queue.receive(10, { waitMs: 2000, visibilityMs: 60_000 });
-    expect(requeued?.message).toEqual({ taskId: task.taskId, sessionId: s.sessionId, attempt: 1, priority: 0 });
+    // Marked with the reap's guard (see QueueMessage.leaseExpiredBefore): its lease ended before it.
+    expect(requeued?.message).toEqual({
+      taskId: task.taskId,
+      sessionId: s.sessionId,
+      attempt: 1,
+      priority: 0,
+      leaseExpiredBefore: expect.any(Number) as number,
+    });
+    expect(requeued!.message.leaseExpiredBefore).toBeGreaterThan(leaseEnd);
   });
 });
 
