@@ -24,8 +24,12 @@ export interface SessionStatus {
 export interface ChangeFeed {
   /** Changes seen so far; read before looking at the table. */
   readonly version: number;
-  /** True once a change after `since` happened (at once if one did), false after `timeoutMs` or on abort. */
-  waitForChange(since: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
+  /**
+   * True once a change after `since` happened (at once if one did), false after `timeoutMs` or on abort. With
+   * `sessionId`, a feed that tells sessions apart (AWS completion notices) counts only that session's changes; one
+   * that cannot (a local grid's database changes) counts every change.
+   */
+  waitForChange(since: number, timeoutMs: number, signal?: AbortSignal, sessionId?: string): Promise<boolean>;
   /** False while the feed cannot deliver changes: handles then poll with back-off as without one. @default true */
   readonly live?: boolean;
   /**
@@ -299,7 +303,7 @@ export class SessionHandle {
 
   /** Until the table changes after `since` (when a feed tells), at most `ms`. */
   private async pause(ms: number, since: number | undefined, signal: AbortSignal | undefined): Promise<void> {
-    if (this.changes && since !== undefined) await this.changes.waitForChange(since, ms, signal);
+    if (this.changes && since !== undefined) await this.changes.waitForChange(since, ms, signal, this.sessionId);
     else await sleep(ms, signal);
   }
 

@@ -579,7 +579,8 @@ export class ApiHandlers {
       }
       if (this.clock() >= deadline) break;
       const waitMs = Math.min(this.pollMs, Math.max(0, deadline - this.clock()), check.untilDue(this.clock()));
-      if (this.options.changes && since !== undefined) await this.options.changes.waitForChange(since, waitMs, signal);
+      if (this.options.changes && since !== undefined)
+        await this.options.changes.waitForChange(since, waitMs, signal, session.sessionId);
       else await sleep(waitMs, signal);
     }
     yield `{"end":"paused","cursor":${JSON.stringify(encode())},"delivered":${delivered}}\n`;

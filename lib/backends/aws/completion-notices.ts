@@ -41,6 +41,8 @@ const NOTICED_SESSIONS = 256;
 const NOTICED_TASKS_PER_SESSION = MAX_CARRIED_PER_SEND;
 /** Bytes of carried outcomes a client keeps for its readers at most; past it, noticed tasks are kept by name only. */
 const MAX_CARRIED_BYTES = 16 * 1024 * 1024;
+/** Sessions whose last wake a client remembers (older ones count as woken at any version up to the oldest dropped). */
+const WOKEN_SESSIONS = 1024;
 
 /**
  * The attributes of a client's notice queue. Notices are never deleted: received ones stay invisible for 12 hours
@@ -314,10 +316,10 @@ export interface CompletionNoticeQueueOptions {
 /**
  * The client's side, a change feed for its results handles: its own SQS queue (created at the first session, deleted
  * by `close`) that agents send notices to, long-polled while a handle waits. A notice raises `version` and wakes the
- * waiters, who take the tasks it named (`takeNoticed`): those whose outcome it carried need no read, the others are
- * read by key. Handles keep polling at their interval besides, so results are found after a lost notice or a
- * disconnect, and where the queue cannot be created (no grant) `live` turns false and they poll with back-off as
- * before. Notices come at least once and in any order: the results cursor, not the notice, decides what is new.
+ * waiters of its session (and any waiting for every change), who take the tasks it named (`takeNoticed`): those whose
+ * outcome it carried need no read, the others are read by key. Handles keep polling at their interval besides, so
+ * results are found after a lost notice or a disconnect, and where the queue cannot be created (no grant) `live` turns
+ * false and they poll with back-off as before. Notices come at least once and in any order: the results cursor, not the notice, decides what is new.
  *
  * A crashed client leaves its queue behind: it costs nothing while unused (SQS bills requests) and SQS deletes queues
  * unused for 30 days.
@@ -327,7 +329,16 @@ export class CompletionNoticeQueue {
   /** When to wake the handles after notices (per session, see `NoticeWakeGaps`), and the wake waiting for it. */
   private readonly gaps = new NoticeWakeGaps();
   private pendingWake: NodeJS.Timeout | undefined;
+  /** Waits for any change, and waits for one session's, by session. */
   private readonly waiters = new Set<() => void>();
+  private readonly sessionWaiters = new Map<string, Set<() => void>>();
+  /**
+   * The version each session was last woken at (oldest first, at most `WOKEN_SESSIONS`), the highest version of those
+   * let go, and the last version a notice without a session woke every waiter at.
+   */
+  private readonly wokenAt = new Map<string, number>();
+  private forgottenUpTo = -1;
+  private allWokenAt = -1;
   /**
    * Tasks notices named, by session, with the outcomes they carried, until a reader takes them (null: too many, the
    * reader reads the index); `bytes` counts the outcomes' bytes, all sessions' together in `carriedBytes`.
@@ -369,9 +380,25 @@ export class CompletionNoticeQueue {
     return this.url;
   }
 
-  waitForChange(since: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
-    if (this.changes !== since) return Promise.resolve(true);
-    const woken = waitForWake(this.waiters, timeoutMs, signal);
+  /**
+   * Resolves true once notices came after `since` (at once if some did), false after `timeoutMs` or on abort. With
+   * `sessionId`, only notices of that session count: a notice left in the queue by a session whose reader found its
+   * results in the table before the notice came (or any other session's) neither wakes nor ends this wait, and the
+   * queue is long-polled on for this session's own.
+   */
+  waitForChange(since: number, timeoutMs: number, signal?: AbortSignal, sessionId?: string): Promise<boolean> {
+    if (this.changedSince(since, sessionId)) return Promise.resolve(true);
+    let woken: Promise<boolean>;
+    if (sessionId === undefined) {
+      woken = waitForWake(this.waiters, timeoutMs, signal);
+    } else {
+      let waiters = this.sessionWaiters.get(sessionId);
+      if (!waiters) this.sessionWaiters.set(sessionId, (waiters = new Set()));
+      const own = waiters;
+      woken = waitForWake(own, timeoutMs, signal).finally(() => {
+        if (own.size === 0 && this.sessionWaiters.get(sessionId) === own) this.sessionWaiters.delete(sessionId);
+      });
+    }
     if (!signal?.aborted) this.receive();
     return woken;
   }
@@ -466,11 +493,41 @@ export class CompletionNoticeQueue {
     this.hints.delete(sessionId);
   }
 
+  /** Whether a wake after version `since` concerned `sessionId` (any session's, without one). */
+  private changedSince(since: number, sessionId: string | undefined): boolean {
+    if (this.changes === since) return false;
+    if (sessionId === undefined || this.allWokenAt > since) return true;
+    const at = this.wokenAt.get(sessionId);
+    return at !== undefined ? at > since : this.forgottenUpTo > since;
+  }
+
+  private anyWaiting(): boolean {
+    return this.waiters.size > 0 || this.sessionWaiters.size > 0;
+  }
+
+  /** Wakes the waits for any change and those of the sessions noticed since the last wake (every one for ''). */
   private wake(): void {
     this.pendingWake = undefined;
-    this.gaps.woke(Date.now());
+    const sessions = this.gaps.woke(Date.now());
     this.changes++;
-    for (const waiter of [...this.waiters]) waiter();
+    const woken: (() => void)[] = [...this.waiters];
+    for (const sessionId of sessions) {
+      if (sessionId === '') {
+        // A message that names no session (malformed, or not a notice): every reader looks.
+        this.allWokenAt = this.changes;
+        for (const waiters of this.sessionWaiters.values()) woken.push(...waiters);
+        continue;
+      }
+      this.wokenAt.delete(sessionId);
+      this.wokenAt.set(sessionId, this.changes);
+      woken.push(...(this.sessionWaiters.get(sessionId) ?? []));
+    }
+    for (const [sessionId, at] of this.wokenAt) {
+      if (this.wokenAt.size <= WOKEN_SESSIONS) break;
+      this.wokenAt.delete(sessionId);
+      this.forgottenUpTo = Math.max(this.forgottenUpTo, at);
+    }
+    for (const waiter of new Set(woken)) waiter();
   }
 
   /** Long-polls the queue while anyone waits (one receive at a time). */
@@ -481,7 +538,7 @@ export class CompletionNoticeQueue {
       let failures = 0;
       try {
         const url = await this.queueUrl();
-        while (url !== undefined && this.waiters.size > 0 && this.live) {
+        while (url !== undefined && this.anyWaiting() && this.live) {
           try {
             const out = await this.options.client.send(
               new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: LONG_POLL_SEC }),

@@ -42,9 +42,10 @@ export class NoticeWakeGaps {
     return due === Infinity ? Infinity : Math.max(0, due - now);
   }
 
-  /** The handles were woken at `now`: every session noticed since the last wake counts as woken. */
-  woke(now: number): void {
-    for (const sessionId of this.pending) {
+  /** The handles were woken at `now`: every session noticed since the last wake counts as woken; returns them. */
+  woke(now: number): string[] {
+    const woken = [...this.pending];
+    for (const sessionId of woken) {
       const last = this.sessions.get(sessionId);
       const gapMs = this.isQuiet(last, now) ? this.minGapMs : Math.min(this.maxGapMs, last!.gapMs * 2);
       // Re-inserted: the map stays ordered by last wake, oldest first.
@@ -56,6 +57,7 @@ export class NoticeWakeGaps {
       if (this.sessions.size <= this.maxSessions && !this.isQuiet(gap, now)) break;
       this.sessions.delete(sessionId);
     }
+    return woken;
   }
 
   private dueAt(sessionId: string, now: number): number {

@@ -1,7 +1,12 @@
 // Completion notices on the emulators: an agent's completion wakes the waiting client through the client's own SQS
 // queue, long before the client's next poll; a client that cannot create its queue polls with back-off as before.
 import { Writable } from 'node:stream';
-import { GetQueueUrlCommand, QueueDoesNotExist, SendMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  QueueDoesNotExist,
+  SendMessageCommand,
+} from '@aws-sdk/client-sqs';
 import pino from 'pino';
 import {
   MAX_CARRIED_PER_SEND,
@@ -260,6 +265,51 @@ describe('completion notices', () => {
     ]);
     // The first was read by key (its outcome dropped), the second came with its notice.
     expect(commands).toContain('BatchGetItemCommand');
+  }, 30_000);
+
+  it("a notice left from an earlier session (its handle found the result first) wakes no later session's handle: that one's result comes in its own notice", async () => {
+    const resources = await createGridResources(emulators);
+    const clients = emulators.clients();
+    const commands = recordCommands(clients);
+    const clientSide = open(resources, { receiveNotices: true }, clients);
+    const agentSide = open(resources);
+    const client = new GridClient({ config, ...clientSide, pollIntervalMs: MINUTE });
+    const changes = clientSide.changes!;
+    const url = (await changes.queueUrl())!;
+    const sqs = emulators.clients().sqs;
+    const visibleNotices = async () => {
+      const out = await sqs.send(
+        new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['ApproximateNumberOfMessages'] }),
+      );
+      return Number(out.Attributes?.ApproximateNumberOfMessages);
+    };
+    try {
+      // The first session's task ends while no handle waits; its handle's first look finds the result in the table,
+      // and its notice stays in the queue.
+      const first = await client.submit([{ n: 1 }]);
+      await runOneTask(agentSide);
+      await waitFor(async () => (await visibleNotices()) === 1, 10_000, "the first session's notice sent");
+      expect((await collect(first.results())).map((r) => r.state)).toEqual(['succeeded']);
+      const version = changes.version;
+
+      // The second session's handle looks (nothing yet) and waits; its long poll brings the first session's notice.
+      const second = await client.submit([{ n: 2 }]);
+      commands.length = 0;
+      const results = collect(second.results());
+      await waitFor(() => commands.includes('QueryCommand'), 10_000, "the second handle's first look");
+      commands.length = 0;
+      await waitFor(() => changes.version > version, 10_000, "the first session's notice received");
+      await runOneTask(agentSide);
+
+      expect((await results).map((r) => [r.taskId, r.state, r.result])).toEqual([
+        [`${second.sessionId}_0`, 'succeeded', 42],
+      ]);
+      // Not woken by the other session's notice (a look at the table for nothing), the handle had its result from its
+      // own notice: no request to DynamoDB after its first look.
+      expect(commands).toEqual([]);
+    } finally {
+      sqs.destroy();
+    }
   }, 30_000);
 
   it('cancelled tasks come to a waiting handle in the notice their cancellation sends, without a poll', async () => {
