@@ -25,8 +25,10 @@ export interface DelayProxyTrace {
  *
  * `sqsDeliveryMs` (SQS's JSON protocol only) models SQS's own delivery time, which the emulator does not have: an
  * answer to a ReceiveMessage that brings messages is held until that long after the last send to its queue was
- * accepted (a long poll waiting when a message is sent sees it that much later; a message sent long before is not
- * held). Other answers go through as they come.
+ * forwarded to the emulator (a long poll waiting when a message is sent sees it that much later; a message sent long
+ * before is not held). The send is stamped as it goes to the emulator, not when its answer comes back: the emulator
+ * may hand the message to a waiting receive before it answers the send, and a stamp taken after that receive's answer
+ * would miss it. Other answers go through as they come.
  */
 export async function startDelayProxy(
   target: string,
@@ -37,7 +39,7 @@ export async function startDelayProxy(
   const to = new URL(target);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   let requests = 0;
-  /** When the last send to each queue (by its URL's path) was accepted, `performance.now()` ms. */
+  /** When the last send to each queue (by its URL's path) went to the emulator, `performance.now()` ms. */
   const lastSend = new Map<string, number>();
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -48,6 +50,8 @@ export async function startDelayProxy(
       const sqs = sqsDeliveryMs > 0 ? sqsCallOf(req.headers, chunks) : undefined;
       setTimeout(() => {
         const forwarded = performance.now();
+        if (sqs?.operation === 'SendMessage' || sqs?.operation === 'SendMessageBatch')
+          lastSend.set(sqs.queue, forwarded);
         const upstream = http.request(
           {
             host: to.hostname,
@@ -62,9 +66,6 @@ export async function startDelayProxy(
             if (sqs?.operation === 'ReceiveMessage') {
               holdDelivery(answer, res, lastSend.get(sqs.queue), sqsDeliveryMs);
               return;
-            }
-            if (sqs?.operation === 'SendMessage' || sqs?.operation === 'SendMessageBatch') {
-              lastSend.set(sqs.queue, performance.now());
             }
             res.writeHead(answer.statusCode ?? 502, answer.headers);
             answer.pipe(res);
