@@ -1,38 +1,36 @@
 // A results stream on the local grid (SQLite) delivers a result its listing missed: the table counts more ended tasks
 // than the stream delivered while it waits, so it reads them all again and delivers the missing ones, once.
-import { Writable } from 'node:stream';
-import Database from 'better-sqlite3';
-import pino from 'pino';
+import type { Logger } from 'pino';
 import { openLocalBackends, type LocalBackends } from '../../lib/backends/local';
-import { GridClient, type SessionHandle, type TaskResult } from '../../lib/client';
+import { GridClient, type SessionHandle } from '../../lib/client';
 import { compileConfig } from '../../lib/core';
 import { makeTempDir } from '../backends/local/temp-grid-dir';
+import { capturedLogger } from '../support/fake-ports';
 import { waitFor } from '../support/local-grid';
+import {
+  endBehind as endBehindIn,
+  endUnlisted as endUnlistedIn,
+  finishTask,
+  followResults,
+  TestClock,
+  type MissedResultsLogLine,
+} from '../support/missed-results';
 import { watchReads } from '../support/watch-reads';
 
 const config = compileConfig({}, 'test');
 
-interface LogLine {
-  readonly level: number;
-  readonly msg: string;
-  readonly sessionId?: string;
-  readonly delivered?: number;
-  readonly unreachable?: number;
-  readonly recovered?: number;
-  readonly counted?: number;
-  readonly taskIds?: string[];
-}
-
 let temp: ReturnType<typeof makeTempDir>;
 let backends: LocalBackends;
-let logs: LogLine[];
+/** The warnings of the test's clients. */
+let logger: Logger;
+let logs: MissedResultsLogLine[];
 /** Stops the streams a test follows before its backends close (a failed test leaves one waiting). */
 let stop: AbortController;
 const following: Promise<unknown>[] = [];
 beforeEach(() => {
   temp = makeTempDir();
   backends = openLocalBackends(temp.dir);
-  logs = [];
+  ({ logger, lines: logs } = capturedLogger<MissedResultsLogLine>('warn'));
   stop = new AbortController();
 });
 afterEach(async () => {
@@ -43,38 +41,11 @@ afterEach(async () => {
 });
 
 function clientWith(missingResultsCheckMs?: number): GridClient {
-  const logger = pino(
-    { level: 'warn' },
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        logs.push(JSON.parse(chunk.toString()) as LogLine);
-        done();
-      },
-    }),
-  );
   return new GridClient({ config, ...backends, logger, ...(missingResultsCheckMs ? { missingResultsCheckMs } : {}) });
-}
-
-/** A time the test moves itself, for the results streams' count checks. */
-class TestClock {
-  at = 1_000_000;
-  readonly now = (): number => this.at;
-  advance(ms: number): void {
-    this.at += ms;
-  }
 }
 
 /** A client whose streams look every 10 ms and time their count checks (every `checkMs`, backing off) by `clock`. */
 function clockedClient(clock: TestClock, checkMs: number): GridClient {
-  const logger = pino(
-    { level: 'warn' },
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        logs.push(JSON.parse(chunk.toString()) as LogLine);
-        done();
-      },
-    }),
-  );
   return new GridClient({
     config,
     ...backends,
@@ -92,83 +63,47 @@ async function turns(seen: { reads: number }, n = 3): Promise<void> {
 }
 
 /** Follows `handle`'s results: `arrived` lists their task ids as they come, `done` resolves with them all. */
-function follow(handle: SessionHandle): { arrived: string[]; done: Promise<TaskResult[]> } {
-  const arrived: string[] = [];
-  const done = (async () => {
-    const all: TaskResult[] = [];
-    for await (const result of handle.results({ signal: stop.signal })) {
-      arrived.push(result.taskId);
-      all.push(result);
-    }
-    return all;
-  })();
-  following.push(done);
-  return { arrived, done };
+function follow(handle: SessionHandle): ReturnType<typeof followResults> {
+  const followed = followResults(handle, stop.signal);
+  following.push(followed.done);
+  return followed;
 }
 
 /** Ends a task as an agent does: claim, then a guarded completion. */
-async function finish(taskId: string): Promise<void> {
-  const now = Date.now();
-  const [claim] = await backends.table.claim(
-    [{ taskId, attempt: 0 }],
-    { owner: 'agent-1', expiresAt: now + 60_000 },
-    now,
-  );
-  if (claim?.status !== 'claimed') throw new Error(`could not claim ${taskId}: ${claim?.status}`);
-  await backends.table.complete([
-    {
-      taskId,
-      guard: { owner: 'agent-1', attempt: 1 },
-      outcome: { kind: 'succeeded', result: { inline: '1' } },
-      at: now,
-    },
-  ]);
+function finish(taskId: string): Promise<void> {
+  return finishTask(backends.table, taskId);
 }
 
-/** Ends `taskId` with a write that gives it no completion number: the table counts it, the listing never brings it. */
+/** See `endUnlisted` of the support module: on this test's grid. */
 function endUnlisted(taskId: string): void {
-  const db = new Database(backends.dbPath);
-  try {
-    db.pragma('busy_timeout = 5000');
-    const now = Date.now();
-    db.prepare(
-      `UPDATE tasks SET state = 'succeeded', attempt = 1, result_inline = '"unlisted"', started_at = ?,
-         finished_at = ?, done_seq = NULL WHERE task_id = ?`,
-    ).run(now, now, taskId);
-  } finally {
-    db.close();
-  }
+  endUnlistedIn(backends.dbPath, taskId);
+}
+
+/** See `endBehind` of the support module: on this test's grid. */
+function endBehind(taskId: string, behind: string): void {
+  endBehindIn(backends.dbPath, taskId, behind);
 }
 
 /**
- * Ends `taskId` with a write of another connection that gives it the completion number of `behind`, a task already
- * listed: its listing key is behind every reader that listed `behind`, as if two writers had drawn the same number.
+ * A stream of a new session of `tasks` tasks on a `clockedClient` (checks every `checkMs`), once its first task
+ * ended and its result arrived: the reads it makes are counted from before it started.
  */
-function endBehind(taskId: string, behind: string): void {
-  const db = new Database(backends.dbPath);
-  try {
-    db.pragma('busy_timeout = 5000');
-    const row = db.prepare<[string], { done_seq: number }>('SELECT done_seq FROM tasks WHERE task_id = ?').get(behind);
-    const now = Date.now();
-    db.prepare(
-      `UPDATE tasks SET state = 'succeeded', attempt = 1, result_inline = '"late"', started_at = ?, finished_at = ?,
-         done_seq = ? WHERE task_id = ?`,
-    ).run(now, now, row!.done_seq, taskId);
-  } finally {
-    db.close();
-  }
+async function pastFirstResult(tasks: number, checkMs: number) {
+  const clock = new TestClock();
+  const client = clockedClient(clock, checkMs);
+  const handle = await client.submit(Array.from({ length: tasks }, (_, n) => ({ n })));
+  const ids = Array.from({ length: tasks }, (_, i) => `${handle.sessionId}_${i}`);
+  const seen = watchReads(backends.table);
+  const { arrived, done } = follow(handle);
+  await finish(ids[0]!);
+  await waitFor(() => arrived.includes(ids[0]!), 10_000, 'the first result');
+  return { clock, handle, ids, seen, arrived, done };
 }
 
 describe('a results stream on the local grid whose listing missed a result', () => {
   it('delivers it once at the next check, after a count showed more ended tasks than delivered, with a warning', async () => {
-    const clock = new TestClock();
-    const client = clockedClient(clock, 1_000);
-    const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
-    const [first, lost, last] = [0, 1, 2].map((i) => `${handle.sessionId}_${i}`);
-    const seen = watchReads(backends.table);
-    const { arrived, done } = follow(handle);
-    await finish(first!);
-    await waitFor(() => arrived.includes(first!), 10_000, 'the first result');
+    const { clock, ids, seen, arrived, done } = await pastFirstResult(3, 1_000);
+    const [first, lost, last] = ids;
 
     // The clock stands still while the writes run: no count can fall due before both are done.
     endBehind(lost!, first!);
@@ -188,14 +123,8 @@ describe('a results stream on the local grid whose listing missed a result', () 
   });
 
   it('a count that finds every ended task delivered reads nothing again and delivers nothing twice', async () => {
-    const clock = new TestClock();
-    const client = clockedClient(clock, 1_000);
-    const handle = await client.submit([{ n: 0 }, { n: 1 }]);
-    const [first, second] = [0, 1].map((i) => `${handle.sessionId}_${i}`);
-    const seen = watchReads(backends.table);
-    const { arrived, done } = follow(handle);
-    await finish(first!);
-    await waitFor(() => arrived.includes(first!), 10_000, 'the first result');
+    const { clock, ids, seen, arrived, done } = await pastFirstResult(2, 1_000);
+    const [first, second] = ids;
     await turns(seen);
     // From here on the stream's cursor is past the first result: a read from the start is a re-read.
     const fromStart = seen.fromStart;
@@ -237,13 +166,7 @@ describe('a results stream on the local grid whose listing missed a result', () 
   });
 
   it('after a count that finds nothing missing, the next waits twice as long, and a result brings the period back', async () => {
-    const clock = new TestClock();
-    const client = clockedClient(clock, 1_000);
-    const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
-    const seen = watchReads(backends.table);
-    const { arrived } = follow(handle);
-    await finish(`${handle.sessionId}_0`);
-    await waitFor(() => arrived.length === 1, 10_000, 'the first result');
+    const { clock, handle, seen, arrived } = await pastFirstResult(3, 1_000);
     await turns(seen);
     /** Moves the clock by `ms`, lets the stream turn, and says how many counts it took since the last call. */
     let before = seen.counts;
@@ -270,13 +193,7 @@ describe('a results stream on the local grid whose listing missed a result', () 
   });
 
   it('the wait between counts stops doubling at five minutes', async () => {
-    const clock = new TestClock();
-    const client = clockedClient(clock, 60_000);
-    const handle = await client.submit([{ n: 0 }, { n: 1 }]);
-    const seen = watchReads(backends.table);
-    const { arrived } = follow(handle);
-    await finish(`${handle.sessionId}_0`);
-    await waitFor(() => arrived.length === 1, 10_000, 'the first result');
+    const { clock, seen } = await pastFirstResult(2, 60_000);
     await turns(seen);
 
     // 1, 2, 4 minutes, then 5, 5: each check when due.
@@ -296,14 +213,8 @@ describe('a results stream on the local grid whose listing missed a result', () 
   });
 
   it('a re-read that finds none of what the table counts is not repeated within five minutes unless it counts more, with one warning', async () => {
-    const clock = new TestClock();
-    const client = clockedClient(clock, 1_000);
-    const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }, { n: 3 }]);
-    const [first, unlisted, lost, last] = [0, 1, 2, 3].map((i) => `${handle.sessionId}_${i}`);
-    const seen = watchReads(backends.table);
-    const { arrived } = follow(handle);
-    await finish(first!);
-    await waitFor(() => arrived.length === 1, 10_000, 'the first result');
+    const { clock, handle, ids, seen, arrived } = await pastFirstResult(4, 1_000);
+    const [first, unlisted, lost, last] = ids;
     endUnlisted(unlisted!);
 
     // Six checks within five minutes, each one when due (40 s is past each wait then): one re-read, after the first.
@@ -337,14 +248,8 @@ describe('a results stream on the local grid whose listing missed a result', () 
   });
 
   it('a gap a first re-read cannot bring is read for again five minutes later: the stream ends with every result once', async () => {
-    const clock = new TestClock();
-    const client = clockedClient(clock, 1_000);
-    const handle = await client.submit([{ n: 0 }, { n: 1 }]);
-    const [first, late] = [0, 1].map((i) => `${handle.sessionId}_${i}`);
-    const seen = watchReads(backends.table);
-    const { arrived, done } = follow(handle);
-    await finish(first!);
-    await waitFor(() => arrived.length === 1, 10_000, 'the first result');
+    const { clock, ids, seen, arrived, done } = await pastFirstResult(2, 1_000);
+    const [first, late] = ids;
     // Counted as ended but not listed yet (as a replica that lags the count on DynamoDB): the first re-read misses it.
     endUnlisted(late!);
     const fromStart = seen.fromStart;

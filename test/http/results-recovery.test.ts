@@ -1,110 +1,88 @@
 // A results stream of the HTTP API on a local grid delivers a result its listing missed: once the table counts more
 // ended tasks than the stream delivered, it reads again from the first result and sends only what it had not sent
 // (its cursor carries which tasks it sent), across the requests that resume it.
-import fs from 'node:fs';
-import { Writable } from 'node:stream';
-import Database from 'better-sqlite3';
-import pino from 'pino';
-import { SqliteRequestLedger } from '../../lib/backends/local';
-import { startEmbeddedGrid, type EmbeddedGrid } from '../../lib/cli';
+import type { Logger } from 'pino';
 import { compileConfig } from '../../lib/core';
-import { ApiHandlers, GridApiServer } from '../../lib/http';
-import { tempDir } from '../support/local-grid';
+import type { EmbeddedGrid } from '../../lib/local-grid';
+import { GridApiServer } from '../../lib/http';
+import { startApiGrid, type ApiGrid } from '../support/api-grid';
+import { capturedLogger } from '../support/fake-ports';
+import {
+  endBehind as endBehindIn,
+  endUnlisted as endUnlistedIn,
+  finishTask,
+  numberEnded as numberEndedIn,
+  TestClock,
+  type MissedResultsLogLine,
+} from '../support/missed-results';
 import { ApiTestClient } from './api-client';
 import { OpenApiContract } from './openapi-contract';
 
 const TOKEN = 'test-token-0123456789';
 const config = compileConfig({}, 'test');
+let apiGrid: ApiGrid | undefined;
+/** The grid of the test (started by `startApi`). */
 let grid: EmbeddedGrid;
-let ledger: SqliteRequestLedger;
-let server: GridApiServer;
-let dataDir: string;
-let warnings: {
-  msg: string;
-  sessionId?: string;
-  counted?: number;
-  delivered?: number;
-  unreachable?: number;
-  sendsAgain?: boolean;
-}[];
+let server: GridApiServer | undefined;
+let logger: Logger;
+let warnings: MissedResultsLogLine[];
 let counts: number;
 
-beforeEach(async () => {
-  dataDir = tempDir('htcgrid-http-recovery-');
-  grid = await startEmbeddedGrid({ dataDir, config }); // no agent: the tests end the tasks themselves
-  ledger = SqliteRequestLedger.open(dataDir);
-  warnings = [];
+beforeEach(() => {
+  ({ logger, lines: warnings } = capturedLogger<MissedResultsLogLine>('warn'));
   counts = 0;
+});
+
+afterEach(async () => {
+  await server?.close();
+  await apiGrid?.close();
+  server = undefined;
+  apiGrid = undefined;
+});
+
+/** A grid with no agent (the tests end the tasks themselves) and its API, counting the counts of ended tasks. */
+async function startApi(missingResultsCheckMs: number, clock?: () => number): Promise<ApiTestClient> {
+  apiGrid = await startApiGrid({
+    prefix: 'htcgrid-http-recovery-',
+    config,
+    gridKind: 'local',
+    grid: { worker: undefined },
+    api: (started) => ({
+      changes: started.backends.changes,
+      missingResultsCheckMs,
+      logger,
+      ...(clock ? { clock } : {}),
+    }),
+  });
+  grid = apiGrid.grid;
   const table = grid.backends.table;
   const countTerminal = table.countTerminal.bind(table);
   table.countTerminal = async (sessionId) => {
     counts++;
     return countTerminal(sessionId);
   };
-});
-
-afterEach(async () => {
-  await server?.close();
-  await ledger?.close();
-  await grid?.close(0);
-  fs.rmSync(dataDir, { recursive: true, force: true });
-});
-
-async function startApi(missingResultsCheckMs: number, clock?: () => number): Promise<ApiTestClient> {
-  const logger = pino(
-    { level: 'warn' },
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        warnings.push(JSON.parse(chunk.toString()) as { msg: string });
-        done();
-      },
-    }),
-  );
-  const api = new ApiHandlers({
-    config,
-    client: grid.client,
-    table: grid.backends.table,
-    store: grid.backends.store,
-    ledger,
-    gridKind: 'local',
-    changes: grid.backends.changes,
-    missingResultsCheckMs,
-    logger,
-    ...(clock ? { clock } : {}),
-  });
-  server = await GridApiServer.start({ api, port: 0, token: TOKEN });
+  server = await GridApiServer.start({ api: apiGrid.api, port: 0, token: TOKEN });
   return new ApiTestClient(server.url, TOKEN, new OpenApiContract());
 }
 
 /** Ends a task as an agent does: claim, then a guarded completion. */
-async function finish(taskId: string): Promise<void> {
-  const now = Date.now();
-  const table = grid.backends.table;
-  const [claim] = await table.claim([{ taskId, attempt: 0 }], { owner: 'agent-1', expiresAt: now + 60_000 }, now);
-  if (claim?.status !== 'claimed') throw new Error(`could not claim ${taskId}: ${claim?.status}`);
-  await table.complete([
-    {
-      taskId,
-      guard: { owner: 'agent-1', attempt: 1 },
-      outcome: { kind: 'succeeded', result: { inline: '1' } },
-      at: now,
-    },
-  ]);
+function finish(taskId: string): Promise<void> {
+  return finishTask(grid.backends.table, taskId);
 }
 
-/** Ends `taskId` with no completion number: the table counts it, the listing never brings it. */
+/** See `endUnlisted` of the support module: on this test's grid. */
 function endUnlisted(taskId: string): void {
-  const db = new Database(grid.backends.dbPath);
-  try {
-    db.pragma('busy_timeout = 5000');
-    const now = Date.now();
-    db.prepare(
-      `UPDATE tasks SET state = 'succeeded', attempt = 1, result_inline = '"unlisted"', started_at = ?,
-         finished_at = ?, done_seq = NULL WHERE task_id = ?`,
-    ).run(now, now, taskId);
-  } finally {
-    db.close();
-  }
+  endUnlistedIn(grid.backends.dbPath, taskId);
+}
+
+/** See `endBehind` of the support module: on this test's grid. */
+function endBehind(taskId: string, behind: string): void {
+  endBehindIn(grid.backends.dbPath, taskId, behind);
+}
+
+/** See `numberEnded` of the support module: on this test's grid. */
+function numberEnded(taskId: string, doneSeq: number): void {
+  numberEndedIn(grid.backends.dbPath, taskId, doneSeq);
 }
 
 /**
@@ -138,31 +116,19 @@ class SteppedStream {
   }
 }
 
-/** Ends `taskId` with the completion number of `behind`, a task already listed: its listing key is behind. */
-function endBehind(taskId: string, behind: string): void {
-  const db = new Database(grid.backends.dbPath);
-  try {
-    db.pragma('busy_timeout = 5000');
-    const row = db.prepare<[string], { done_seq: number }>('SELECT done_seq FROM tasks WHERE task_id = ?').get(behind);
-    const now = Date.now();
-    db.prepare(
-      `UPDATE tasks SET state = 'succeeded', attempt = 1, result_inline = '"late"', started_at = ?, finished_at = ?,
-         done_seq = ? WHERE task_id = ?`,
-    ).run(now, now, row!.done_seq, taskId);
-  } finally {
-    db.close();
-  }
-}
-
-/** Gives the ended task `taskId` the completion number `doneSeq` (its listing key). */
-function numberEnded(taskId: string, doneSeq: number): void {
-  const db = new Database(grid.backends.dbPath);
-  try {
-    db.pragma('busy_timeout = 5000');
-    db.prepare('UPDATE tasks SET done_seq = ? WHERE task_id = ?').run(doneSeq, taskId);
-  } finally {
-    db.close();
-  }
+/**
+ * A new session of `tasks` tasks on an API whose clock the test moves (checks every second), its results followed
+ * one request at a time, once its first task ended.
+ */
+async function steppedPastFirstEnd(tasks: number) {
+  const clock = new TestClock();
+  const client = await startApi(1_000, clock.now);
+  const handle = await grid.client.submit(Array.from({ length: tasks }, (_, n) => ({ n })));
+  const ids = Array.from({ length: tasks }, (_, i) => `${handle.sessionId}_${i}`);
+  const path = `/v1/sessions/${handle.sessionId}/results`;
+  const stream = new SteppedStream(client, path);
+  await finish(ids[0]!);
+  return { clock, client, handle, ids, path, stream };
 }
 
 describe('a results stream of the HTTP API whose listing missed a result', () => {
@@ -201,26 +167,22 @@ describe('a results stream of the HTTP API whose listing missed a result', () =>
   }, 30_000);
 
   it('after a count that finds nothing missing, the next waits twice as long, across resumed requests, and a result brings the period back', async () => {
-    let now = 1_000_000;
-    const client = await startApi(1_000, () => now);
-    const handle = await grid.client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
-    const stream = new SteppedStream(client, `/v1/sessions/${handle.sessionId}/results`);
-    await finish(`${handle.sessionId}_0`);
+    const { clock, handle, stream } = await steppedPastFirstEnd(3);
     expect((await stream.step()).indexes).toEqual([0]);
 
     // Checks due 1, 2, 4, 8 s after the last: none a moment before, one when due.
     const checks: number[] = [];
     for (const wait of [1_000, 2_000, 4_000, 8_000]) {
-      now += wait - 1;
+      clock.advance(wait - 1);
       checks.push((await stream.step()).counts);
-      now += 1;
+      clock.advance(1);
       checks.push((await stream.step()).counts);
     }
     await finish(`${handle.sessionId}_1`);
     const resumed = await stream.step();
-    now += 999;
+    clock.advance(999);
     checks.push((await stream.step()).counts);
-    now += 1;
+    clock.advance(1);
     checks.push((await stream.step()).counts);
 
     expect(resumed).toEqual({ indexes: [1], counts: 0 });
@@ -229,24 +191,20 @@ describe('a results stream of the HTTP API whose listing missed a result', () =>
   }, 30_000);
 
   it('a read from the first result that brings none of what the table counts is not repeated within five minutes unless it counts more, with one warning', async () => {
-    let now = 1_000_000;
-    const client = await startApi(1_000, () => now);
-    const handle = await grid.client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
-    const stream = new SteppedStream(client, `/v1/sessions/${handle.sessionId}/results`);
-    await finish(`${handle.sessionId}_0`);
+    const { clock, handle, stream } = await steppedPastFirstEnd(3);
     expect((await stream.step()).indexes).toEqual([0]);
     endUnlisted(`${handle.sessionId}_1`);
 
     // Six requests within five minutes, each with a count due (40 s is past each wait then): the first reads again.
     const steps: { indexes: number[]; counts: number }[] = [];
     for (let i = 0; i < 6; i++) {
-      now += 40_000;
+      clock.advance(40_000);
       steps.push(await stream.step());
     }
     const stuck = [...warnings];
     // A result missed later makes the table count more missing than that read left: it reads again.
     endBehind(`${handle.sessionId}_2`, `${handle.sessionId}_0`);
-    now += 600_000;
+    clock.advance(600_000);
     const later = await stream.step();
 
     expect(steps).toEqual(Array.from({ length: 6 }, () => ({ indexes: [], counts: 1 })));
@@ -264,23 +222,19 @@ describe('a results stream of the HTTP API whose listing missed a result', () =>
   }, 30_000);
 
   it('a gap a first read from the first result cannot bring is read for again five minutes later: the stream completes', async () => {
-    let now = 1_000_000;
-    const client = await startApi(1_000, () => now);
-    const handle = await grid.client.submit([{ n: 0 }, { n: 1 }]);
-    const stream = new SteppedStream(client, `/v1/sessions/${handle.sessionId}/results`);
-    await finish(`${handle.sessionId}_0`);
+    const { clock, handle, stream } = await steppedPastFirstEnd(2);
     expect((await stream.step()).indexes).toEqual([0]);
     // Counted as ended but not listed yet (as a replica that lags the count on DynamoDB): the first re-read misses it.
     endUnlisted(`${handle.sessionId}_1`);
-    now += 1_000;
+    clock.advance(1_000);
     const missed = await stream.step();
-    const markedAt = now;
+    const markedAt = clock.at;
     // Now a read from the first result brings it; the stream's own listing, past it, never will.
     endBehind(`${handle.sessionId}_1`, `${handle.sessionId}_0`);
 
     const had = [0];
     for (let i = 0; i < 20 && !had.includes(1); i++) {
-      now += 30_000;
+      clock.advance(30_000);
       had.push(...(await stream.step()).indexes);
     }
 
@@ -289,19 +243,14 @@ describe('a results stream of the HTTP API whose listing missed a result', () =>
     expect(warnings.filter((w) => w.unreachable !== undefined)).toEqual([
       expect.objectContaining({ counted: 2, delivered: 1, unreachable: 1 }),
     ]);
-    expect(now - markedAt).toBeGreaterThanOrEqual(300_000);
-    expect(now - markedAt).toBeLessThanOrEqual(330_000);
+    expect(clock.at - markedAt).toBeGreaterThanOrEqual(300_000);
+    expect(clock.at - markedAt).toBeLessThanOrEqual(330_000);
     expect(stream.end).toMatchObject({ end: 'complete', delivered: 2 });
   }, 30_000);
 
   it('a read from the first result that requests resume sends each missed result once; resumed from an earlier cursor, what followed it', async () => {
-    let now = 1_000_000;
-    const client = await startApi(1_000, () => now);
-    const handle = await grid.client.submit([{ n: 0 }, { n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }]);
-    const [t0, t1, t2, t3, t4] = [0, 1, 2, 3, 4].map((i) => `${handle.sessionId}_${i}`);
-    const path = `/v1/sessions/${handle.sessionId}/results`;
-    const stream = new SteppedStream(client, path);
-    await finish(t0!);
+    const { clock, client, ids, path, stream } = await steppedPastFirstEnd(5);
+    const [t0, t1, t2, t3, t4] = ids;
     await finish(t1!);
     // Completion numbers 10 and 20, so that the missed results come between them, each with a number of its own.
     numberEnded(t0!, 10);
@@ -311,7 +260,7 @@ describe('a results stream of the HTTP API whose listing missed a result', () =>
     numberEnded(t2!, 11);
     endUnlisted(t3!);
     numberEnded(t3!, 12);
-    now += 1_000;
+    clock.advance(1_000);
 
     const firstOfRead = await stream.step('&limit=1');
     const midRead = stream.cursor;
@@ -331,19 +280,15 @@ describe('a results stream of the HTTP API whose listing missed a result', () =>
   }, 30_000);
 
   it('resumed from a cursor that does not carry what it sent (an earlier version), a read from the first result sends every line again, and the next only what is missing', async () => {
-    let now = 1_000_000;
-    const client = await startApi(1_000, () => now);
-    const handle = await grid.client.submit([{ n: 0 }, { n: 1 }, { n: 2 }, { n: 3 }]);
-    const [t0, t1, t2] = [0, 1, 2].map((i) => `${handle.sessionId}_${i}`);
-    const stream = new SteppedStream(client, `/v1/sessions/${handle.sessionId}/results`);
-    await finish(t0!);
+    const { clock, ids, stream } = await steppedPastFirstEnd(4);
+    const [t0, t1, t2] = ids;
     expect((await stream.step()).indexes).toEqual([0]);
     stream.cursor = stream.cursor!.split('.')[0];
     endBehind(t1!, t0!);
-    now += 1_000;
+    clock.advance(1_000);
     const resent = await stream.step();
     endBehind(t2!, t0!);
-    now += 1_000;
+    clock.advance(1_000);
     const missed = await stream.step();
 
     expect(resent).toEqual({ indexes: [0, 1], counts: 1 });
@@ -416,8 +361,8 @@ describe('the summary of a session whose listing missed a task', () => {
   }, 30_000);
 
   it('reads the session again five minutes later for a task a first read could not bring, and then has it', async () => {
-    let now = 1_000_000;
-    const client = await startApi(1_000, () => now);
+    const clock = new TestClock();
+    const client = await startApi(1_000, clock.now);
     const handle = await grid.client.submit([{ n: 0 }, { n: 1 }]);
     const path = `/v1/sessions/${handle.sessionId}/summary`;
     await finish(`${handle.sessionId}_0`);
@@ -427,9 +372,9 @@ describe('the summary of a session whose listing missed a task', () => {
     const missed = (await client.call('GET', path)).json as { tasks: number };
     endBehind(`${handle.sessionId}_1`, `${handle.sessionId}_0`);
 
-    now += 299_999;
+    clock.advance(299_999);
     const early = (await client.call('GET', path)).json as { tasks: number };
-    now += 1;
+    clock.advance(1);
     const later = (await client.call('GET', path)).json as { tasks: number };
 
     expect([missed.tasks, early.tasks, later.tasks]).toEqual([1, 1, 2]);

@@ -4,30 +4,24 @@
 import { UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDbTaskTable, openAwsBackends, type AwsBackends } from '../../../lib/backends/aws';
 import { sessionShardsFor, terminalSessionSk } from '../../../lib/backends/aws/table-schema';
-import { GridClient, SessionSummary, type SessionHandle, type TaskResult } from '../../../lib/client';
+import { GridClient, SessionSummary, type SessionHandle } from '../../../lib/client';
 import { compileConfig } from '../../../lib/core/config';
 import type { AwsGridResources } from '../../../lib/core/grid-resources';
-import type { TaskTable } from '../../../lib/ports';
 import { createGridResources } from '../../support/emulators';
 import { capturedLogger } from '../../support/fake-ports';
 import { useEmulators } from '../../support/emulator-suite';
 import { waitFor } from '../../support/local-grid';
+import {
+  finishTask as finish,
+  followResults,
+  TestClock,
+  type MissedResultsLogLine,
+} from '../../support/missed-results';
 import { watchReads } from '../../support/watch-reads';
 
 const MINUTE = 60_000;
 const config = compileConfig({}, 'test');
 const suite = useEmulators();
-
-interface LogLine {
-  readonly level: number;
-  readonly msg: string;
-  readonly sessionId?: string;
-  readonly delivered?: number;
-  readonly unreachable?: number;
-  readonly recovered?: number;
-  readonly counted?: number;
-  readonly taskIds?: string[];
-}
 
 /** Backends on their own SDK clients, closed (clients destroyed) after the test. */
 function open(
@@ -45,21 +39,12 @@ function open(
   return backends;
 }
 
-/** A time the test moves itself, for the results streams' count checks. */
-class TestClock {
-  at = Date.now();
-  readonly now = (): number => this.at;
-  advance(ms: number): void {
-    this.at += ms;
-  }
-}
-
 /**
  * A client that receives completion notices, checks for missing results every `checkMs` of `clock` (the test moves
  * it: no check falls due while the test writes), and keeps its warnings.
  */
 function waitingClient(resources: AwsGridResources, checkMs: number, clock: TestClock) {
-  const { logger, lines: logs } = capturedLogger<LogLine>('warn');
+  const { logger, lines: logs } = capturedLogger<MissedResultsLogLine>('warn');
   const backends = open(resources, { receiveNotices: true, logger });
   const client = new GridClient({
     config,
@@ -72,18 +57,28 @@ function waitingClient(resources: AwsGridResources, checkMs: number, clock: Test
   return { backends, client, logs };
 }
 
+/**
+ * A client that receives no notices (its streams look every 20 ms), checks for missing results every second of
+ * `clock` (the test moves it), and keeps its warnings.
+ */
+function pollingClient(resources: AwsGridResources, clock: TestClock) {
+  const { logger, lines: logs } = capturedLogger<MissedResultsLogLine>('warn');
+  const backends = open(resources, { logger });
+  const client = new GridClient({
+    config,
+    ...backends,
+    pollIntervalMs: 20,
+    missingResultsCheckMs: 1_000,
+    clock: clock.now,
+    logger,
+  });
+  return { backends, client, logs };
+}
+
 /** Follows `handle`'s results (stopped after the test): `arrived` lists their ids as they come. */
-function follow(handle: SessionHandle): { arrived: string[]; done: Promise<TaskResult[]> } {
+function follow(handle: SessionHandle): ReturnType<typeof followResults> {
   const stop = new AbortController();
-  const arrived: string[] = [];
-  const done = (async () => {
-    const all: TaskResult[] = [];
-    for await (const result of handle.results({ signal: stop.signal })) {
-      arrived.push(result.taskId);
-      all.push(result);
-    }
-    return all;
-  })();
+  const { arrived, done } = followResults(handle, stop.signal);
   suite.closeAfterTest({
     close: async () => {
       stop.abort();
@@ -91,21 +86,6 @@ function follow(handle: SessionHandle): { arrived: string[]; done: Promise<TaskR
     },
   });
   return { arrived, done };
-}
-
-/** Ends a task as an agent does, through `table`: claim, then a guarded completion (notified if `table` notifies). */
-async function finish(table: TaskTable, taskId: string): Promise<void> {
-  const now = Date.now();
-  const [claim] = await table.claim([{ taskId, attempt: 0 }], { owner: 'agent-1', expiresAt: now + MINUTE }, now);
-  if (claim?.status !== 'claimed') throw new Error(`could not claim ${taskId}: ${claim?.status}`);
-  await table.complete([
-    {
-      taskId,
-      guard: { owner: 'agent-1', attempt: 1 },
-      outcome: { kind: 'succeeded', result: { inline: '1' } },
-      at: now,
-    },
-  ]);
 }
 
 /**
@@ -122,6 +102,25 @@ function lostWriter(resources: AwsGridResources): DynamoDbTaskTable {
     },
   });
   return table;
+}
+
+/**
+ * Submits three tasks through `client` and follows their results: the first ends, then the second ends by a
+ * `lostWriter` (behind the watermark, no notice) and the third as usual, by an agent of its own. Returns once the
+ * third was delivered (the clock not moved: no count yet).
+ */
+async function lostBehindTheLast(resources: AwsGridResources, client: GridClient) {
+  const agent = open(resources);
+  const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
+  const ids = [0, 1, 2].map((i) => `${handle.sessionId}_${i}`);
+  const [first, lost, last] = ids;
+  const { arrived, done } = follow(handle);
+  await finish(agent.table, first!);
+  await waitFor(() => arrived.includes(first!), 30_000, 'the first result');
+  await finish(lostWriter(resources), lost!);
+  await finish(agent.table, last!);
+  await waitFor(() => arrived.includes(last!), 30_000, 'the last result, told by its notice');
+  return { ids, arrived, done };
 }
 
 /** Records the task ids of the items each BatchGetItem of `client` fetches, in order. */
@@ -148,18 +147,10 @@ function recordFetchedItems(client: DynamoDBClient): string[] {
 describe('a results stream on the AWS backends whose notices and listing missed a result', () => {
   it('delivers it once at the next check, after a count showed more ended tasks than delivered, with a warning', async () => {
     const resources = await createGridResources(suite.emulators);
-    const clock = new TestClock();
+    const clock = new TestClock(Date.now());
     const { client, logs } = waitingClient(resources, 200, clock);
-    const agent = open(resources);
-    const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
-    const [first, lost, last] = [0, 1, 2].map((i) => `${handle.sessionId}_${i}`);
-    const { arrived, done } = follow(handle);
-    await finish(agent.table, first!);
-    await waitFor(() => arrived.includes(first!), 30_000, 'the first result');
-
-    await finish(lostWriter(resources), lost!);
-    await finish(agent.table, last!);
-    await waitFor(() => arrived.includes(last!), 30_000, 'the last result, told by its notice');
+    const { ids, arrived, done } = await lostBehindTheLast(resources, client);
+    const [first, lost, last] = ids;
     const before = [...arrived];
     clock.advance(200);
     await waitFor(() => arrived.includes(lost!), 30_000, 'the result no notice named, behind the watermark');
@@ -178,7 +169,7 @@ describe('a results stream on the AWS backends whose notices and listing missed 
     const clients = suite.emulators.clients();
     const fetched = recordFetchedItems(clients.dynamodb);
     const backends = open(resources, { receiveNotices: true }, clients);
-    const clock = new TestClock();
+    const clock = new TestClock(Date.now());
     const client = new GridClient({
       config,
       ...backends,
@@ -186,15 +177,8 @@ describe('a results stream on the AWS backends whose notices and listing missed 
       missingResultsCheckMs: 200,
       clock: clock.now,
     });
-    const agent = open(resources);
-    const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
-    const [first, lost, last] = [0, 1, 2].map((i) => `${handle.sessionId}_${i}`);
-    const { arrived } = follow(handle);
-    await finish(agent.table, first!);
-    await waitFor(() => arrived.includes(first!), 30_000, 'the first result');
-    await finish(lostWriter(resources), lost!);
-    await finish(agent.table, last!);
-    await waitFor(() => arrived.includes(last!), 30_000, 'the last result, told by its notice');
+    const { ids, arrived } = await lostBehindTheLast(resources, client);
+    const [, lost] = ids;
     // The clock stood still so far: the count and its re-read come after this.
     fetched.splice(0);
     clock.advance(200);
@@ -206,7 +190,7 @@ describe('a results stream on the AWS backends whose notices and listing missed 
 
   it('a count that finds every ended task delivered reads nothing again and delivers nothing twice', async () => {
     const resources = await createGridResources(suite.emulators);
-    const clock = new TestClock();
+    const clock = new TestClock(Date.now());
     const { backends, client, logs } = waitingClient(resources, 200, clock);
     const agent = open(resources);
     const handle = await client.submit([{ n: 0 }, { n: 1 }]);
@@ -236,38 +220,12 @@ describe('a results stream on the AWS backends whose notices and listing missed 
   it('a key the count has and the re-read cannot bring costs one re-read and one warning, however often it counts within five minutes', async () => {
     const resources = await createGridResources(suite.emulators);
     // No notices: the stream looks every 20 ms, its count checks timed by a clock the test moves.
-    const { logger, lines: logs } = capturedLogger<LogLine>('warn');
-    const backends = open(resources, { logger });
-    let now = Date.now();
-    const clock = (): number => now;
-    const client = new GridClient({
-      config,
-      ...backends,
-      pollIntervalMs: 20,
-      missingResultsCheckMs: 1_000,
-      clock,
-      logger,
-    });
+    const clock = new TestClock(Date.now());
+    const { backends, client, logs } = pollingClient(resources, clock);
     const agent = open(resources);
     const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
     const [first, stuck] = [0, 1].map((i) => `${handle.sessionId}_${i}`);
-    const table = backends.table;
-    const seen = { counts: 0, reads: 0, reReads: 0 };
-    const countTerminal = table.countTerminal.bind(table);
-    const listTerminal = table.listTerminal.bind(table);
-    const readTerminalWanted = table.readTerminalWanted.bind(table);
-    table.countTerminal = async (sessionId) => {
-      seen.counts++;
-      return countTerminal(sessionId);
-    };
-    table.listTerminal = async (sessionId, cursor, limit) => {
-      seen.reads++;
-      return listTerminal(sessionId, cursor, limit);
-    };
-    table.readTerminalWanted = (sessionId, wanted, limit) => {
-      seen.reReads++;
-      return readTerminalWanted(sessionId, wanted, limit);
-    };
+    const seen = watchReads(backends.table);
     const { arrived } = follow(handle);
     await finish(agent.table, first!);
     await waitFor(() => arrived.includes(first!), 30_000, 'the first result');
@@ -282,14 +240,14 @@ describe('a results stream on the AWS backends whose notices and listing missed 
     );
 
     // Six counts within five minutes, each when due (40 s is past each wait then), each followed by a few looks.
-    const start = now;
+    const start = clock.at;
     while (seen.counts < 6) {
-      now += 40_000;
+      clock.advance(40_000);
       const reads = seen.reads + 3;
       await waitFor(() => seen.reads >= reads, 30_000, 'three more looks at the listing');
     }
 
-    expect(now - start).toBeLessThan(300_000);
+    expect(clock.at - start).toBeLessThan(300_000);
     expect(seen.reReads).toBe(1);
     expect(logs.filter((l) => l.level >= 40)).toEqual([
       expect.objectContaining({ sessionId: handle.sessionId, counted: 2, delivered: 1, unreachable: 1 }),
@@ -299,35 +257,14 @@ describe('a results stream on the AWS backends whose notices and listing missed 
 
   it('a task a first re-read cannot see yet (a replica behind the count) is read for again five minutes later: the stream ends', async () => {
     const resources = await createGridResources(suite.emulators);
-    const { logger, lines: logs } = capturedLogger<LogLine>('warn');
     // No notices: the stream looks every 20 ms, its count checks timed by a clock the test moves.
-    const backends = open(resources, { logger });
-    const clock = new TestClock();
-    const client = new GridClient({
-      config,
-      ...backends,
-      pollIntervalMs: 20,
-      missingResultsCheckMs: 1_000,
-      clock: clock.now,
-      logger,
-    });
+    const clock = new TestClock(Date.now());
+    const { backends, client, logs } = pollingClient(resources, clock);
     const agent = open(resources);
     const handle = await client.submit([{ n: 0 }, { n: 1 }]);
     const [first, late] = [0, 1].map((i) => `${handle.sessionId}_${i}`);
-    const table = backends.table;
-    const seen = { reads: 0, reReads: 0 };
-    const listTerminal = table.listTerminal.bind(table);
-    const readTerminalWanted = table.readTerminalWanted.bind(table);
-    table.listTerminal = async (sessionId, cursor, limit) => {
-      seen.reads++;
-      return listTerminal(sessionId, cursor, limit);
-    };
     // The first re-read reads an index replica that does not show the late task yet (DynamoDB Local never lags).
-    table.readTerminalWanted = (sessionId, wanted, limit) => {
-      seen.reReads++;
-      const shown = seen.reReads === 1 ? (taskId: string) => taskId !== late && wanted(taskId) : wanted;
-      return readTerminalWanted(sessionId, shown, limit);
-    };
+    const seen = watchReads(backends.table, { unseen: (taskId, reRead) => reRead === 1 && taskId === late });
     const { arrived, done } = follow(handle);
     await finish(agent.table, first!);
     await waitFor(() => arrived.includes(first!), 30_000, 'the first result');
