@@ -9,26 +9,30 @@ import type { AgentPresence, AgentRegistry } from '../../ports';
 export class FileAgentRegistry implements AgentRegistry {
   constructor(private readonly dir: string) {}
 
+  /**
+   * Written synchronously, like the database beside it: a few small file operations every heartbeat, where promises
+   * cost six hops through libuv's thread pool and back, most of an idle grid's wake-ups (bench/README.md).
+   */
   async heartbeat(presence: AgentPresence): Promise<void> {
-    await fs.promises.mkdir(this.dir, { recursive: true });
+    fs.mkdirSync(this.dir, { recursive: true });
     const file = this.fileOf(presence.agentId);
     // Written aside then renamed: a reader never sees half a file.
     const temp = `${file}.${process.pid}.tmp`;
     const text = JSON.stringify(presence);
     try {
-      await fs.promises.writeFile(temp, text);
-      await fs.promises.rename(temp, file);
+      fs.writeFileSync(temp, text);
+      fs.renameSync(temp, file);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
-      await fs.promises.rm(temp, { force: true });
+      fs.rmSync(temp, { force: true });
       // A full disk: the file is rewritten in place, within the block it has, so the agent stays visible (and
       // clients do not say "no agent alive") while the grid waits for space.
-      const rewritten = await overwriteInPlace(file, text).then(
-        () => true,
-        () => false,
-      );
-      if (!rewritten) throw err;
+      try {
+        overwriteInPlace(file, text);
+      } catch {
+        throw err;
+      }
     }
   }
 
@@ -60,13 +64,12 @@ export class FileAgentRegistry implements AgentRegistry {
 }
 
 /** Writes `text` over the start of an existing file, padded with spaces (valid JSON) to the file's old length. */
-async function overwriteInPlace(file: string, text: string): Promise<void> {
-  const handle = await fs.promises.open(file, 'r+');
+function overwriteInPlace(file: string, text: string): void {
+  const fd = fs.openSync(file, 'r+');
   try {
-    const { size } = await handle.stat();
-    await handle.write(text.padEnd(size, ' '), 0, 'utf8');
+    fs.writeSync(fd, text.padEnd(fs.fstatSync(fd).size, ' '), 0, 'utf8');
   } finally {
-    await handle.close();
+    fs.closeSync(fd);
   }
 }
 

@@ -28,6 +28,14 @@ export const WAL_CHECKPOINT_IDLE_INTERVAL_MS = 100;
  */
 export const WAL_CHECKPOINT_IDLE_WATCHED_MS = 1_000;
 
+/**
+ * Longest time between the looks at a grid that stays idle while its change files are watched: each look that again
+ * finds nothing doubles the wait from `WAL_CHECKPOINT_IDLE_WATCHED_MS` up to this. A grid at rest then wakes this
+ * thread every 8 s, not every second; pages of unnotified commits wait at most that long (commits past the bound
+ * still checkpoint themselves).
+ */
+export const WAL_CHECKPOINT_IDLE_WATCHED_MAX_MS = 8_000;
+
 /** What one look of a `WalCheckpointer` did. */
 export interface CheckpointStep {
   /** A checkpoint ran: something was committed since the last look that copied the whole log. */
@@ -145,8 +153,13 @@ export interface CheckpointTimerOptions {
    * second were most of an idle grid's CPU (bench/latency). @default - no watch
    */
   readonly idleWake?: (wake: () => void) => (() => void) | undefined;
-  /** Time between looks at an idle grid while `idleWake` watches. @default WAL_CHECKPOINT_IDLE_WATCHED_MS */
+  /**
+   * Time to the first look after an idle one while `idleWake` watches; it doubles at each idle look after it, up to
+   * `idleWatchedMaxMs`. @default WAL_CHECKPOINT_IDLE_WATCHED_MS
+   */
   readonly idleWatchedMs?: number;
+  /** @default WAL_CHECKPOINT_IDLE_WATCHED_MAX_MS */
+  readonly idleWatchedMaxMs?: number;
 }
 
 /** Longest wait between looks while they keep failing. */
@@ -195,6 +208,8 @@ export class CheckpointTimer {
   private stopWatching: (() => void) | undefined;
   /** `idleWake` could not watch once: not tried again at each idle look (the looks then come as without it). */
   private cannotWatch = false;
+  /** The wait after the last idle look while watching; 0 when the last look was not one. */
+  private idleWaitMs = 0;
 
   constructor(
     private readonly checkpointer: WalCheckpointer,
@@ -229,15 +244,21 @@ export class CheckpointTimer {
   /**
    * `nextLookDelay`, but for a look that found the whole log copied and nothing committed since (`ran` false): then
    * the watch of `idleWake` starts (or stays on), and the next look comes at the next notified commit or after
-   * `idleWatchedMs`. A commit between this look and the watch's start shows at that later look (or at the next
-   * notified commit). A look that finds commits stops the watch: under load its events would wake this thread at
-   * every commit for nothing. Where `idleWake` cannot watch, it is not tried again.
+   * `idleWatchedMs`, twice that after the next idle look and so on up to `idleWatchedMaxMs`. A commit between this
+   * look and the watch's start shows at that later look (or at the next notified commit). A look that finds commits
+   * stops the watch: under load its events would wake this thread at every commit for nothing. Where `idleWake`
+   * cannot watch, it is not tried again.
    */
   private delayAfter(step: CheckpointStep): number {
     if (step.ran) this.unwatch();
     else if (this.options.idleWake !== undefined && !this.cannotWatch) {
       this.stopWatching ??= this.options.idleWake(() => this.wake());
-      if (this.stopWatching !== undefined) return this.options.idleWatchedMs ?? WAL_CHECKPOINT_IDLE_WATCHED_MS;
+      if (this.stopWatching !== undefined) {
+        const first = this.options.idleWatchedMs ?? WAL_CHECKPOINT_IDLE_WATCHED_MS;
+        const longest = Math.max(first, this.options.idleWatchedMaxMs ?? WAL_CHECKPOINT_IDLE_WATCHED_MAX_MS);
+        this.idleWaitMs = this.idleWaitMs === 0 ? first : Math.min(longest, this.idleWaitMs * 2);
+        return this.idleWaitMs;
+      }
       this.cannotWatch = true;
     }
     return nextLookDelay(step, this.options.intervalMs, this.options.boundPages ?? WAL_AUTOCHECKPOINT_PAGES);
@@ -257,6 +278,7 @@ export class CheckpointTimer {
   private unwatch(): void {
     this.stopWatching?.();
     this.stopWatching = undefined;
+    this.idleWaitMs = 0;
   }
 
   private look(): CheckpointStep | undefined {

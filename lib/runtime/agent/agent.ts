@@ -416,6 +416,7 @@ export class Agent {
       this.handBack(held);
       return;
     }
+    this.leaseKeeper.wake();
     if (this.giveToWaiter(held)) return;
     this.ready.splice(this.readyIndex(held.task.priority), 0, held);
     for (const queued of this.queueWaiters.splice(0)) queued();

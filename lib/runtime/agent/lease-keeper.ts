@@ -34,6 +34,8 @@ export interface LeaseKeeperOptions {
  */
 export class LeaseKeeper {
   private timer: NodeJS.Timeout | undefined;
+  /** Between `start` and `stop`, whether or not the ticks wait for a held task. */
+  private started = false;
   private ticking = false;
   private lastCheckAt = 0;
   /** The shorter of the two periods: a check period above the refresh period must never let a lease lapse. */
@@ -44,15 +46,32 @@ export class LeaseKeeper {
   }
 
   start(): void {
+    this.started = true;
     this.timer ??= setInterval(() => void this.tick(), this.tickMs);
   }
 
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+  /**
+   * Starts the ticks again if they stopped for want of held tasks (see `tick`): the agent calls it as it holds a task.
+   * The first tick then comes one period after that task's claim, when it is due its first check.
+   */
+  wake(): void {
+    if (this.started) this.start();
   }
 
+  stop(): void {
+    this.started = false;
+    this.idle();
+  }
+
+  /**
+   * Extends the leases due for refresh and reads the others. A tick that finds no held task stops the ticks until the
+   * next `wake`: an idle agent's keeper would otherwise wake its thread every period for nothing.
+   */
   async tick(): Promise<void> {
+    if (this.options.held.size === 0) {
+      this.idle();
+      return;
+    }
     if (this.ticking) return;
     this.ticking = true;
     try {
@@ -75,6 +94,11 @@ export class LeaseKeeper {
     } finally {
       this.ticking = false;
     }
+  }
+
+  private idle(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   /**

@@ -540,6 +540,35 @@ describe('when the checkpoint thread looks', () => {
     }
   });
 
+  it('a timer with idleWake waits twice as long after each idle look, up to idleWatchedMaxMs, and 1 s again after commits', () => {
+    jest.useFakeTimers();
+    const steps = [nothing, nothing, nothing, nothing, step(10), nothing];
+    const lookedAt: number[] = [];
+    const checkpointer = {
+      step: () => {
+        lookedAt.push(Date.now());
+        return steps.shift() ?? nothing;
+      },
+    } as unknown as WalCheckpointer;
+    const timer = new CheckpointTimer(checkpointer, {
+      intervalMs: 25,
+      idleWatchedMs: 1_000,
+      idleWatchedMaxMs: 4_000,
+      idleWake: () => () => undefined,
+    });
+    const started = Date.now();
+    try {
+      timer.start();
+      jest.advanceTimersByTime(25 + 1_000 + 2_000 + 4_000 + 4_000 + 25 + 1_000);
+      const gaps = lookedAt.map((at, i) => at - (i === 0 ? started : lookedAt[i - 1]!));
+      // Idle looks 1, 2, 4 and 4 s apart; the one after them finds commits: the next at the interval, then 1 s again.
+      expect(gaps).toEqual([25, 1_000, 2_000, 4_000, 4_000, 25, 1_000]);
+    } finally {
+      timer.stop();
+      jest.useRealTimers();
+    }
+  });
+
   it('a timer whose idleWake cannot watch looks at an idle grid every WAL_CHECKPOINT_IDLE_INTERVAL_MS', () => {
     jest.useFakeTimers();
     let looks = 0;

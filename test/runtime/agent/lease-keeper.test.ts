@@ -126,3 +126,32 @@ describe('LeaseKeeper', () => {
     expect(task.lastExtendedAt).toBe(101_000);
   });
 });
+
+describe('LeaseKeeper ticks', () => {
+  it('stop while no task is held, and start again one period after wake', async () => {
+    jest.useFakeTimers();
+    try {
+      const clock = { now: 100_000 };
+      const { table, calls } = fakeTable();
+      const { keeper: k, map } = keeper(table, [], clock);
+      k.start();
+      jest.advanceTimersByTime(1_000);
+      // The tick found nothing held: no timer left to wake the agent's thread.
+      expect(jest.getTimerCount()).toBe(0);
+
+      const task = held(0, 98_000);
+      map.set(task.task.taskId, task);
+      k.wake();
+      expect(calls).toEqual([]);
+      jest.advanceTimersByTime(1_000);
+      await Promise.resolve();
+      expect(calls).toEqual([{ kind: 'status', ids: ['s_0'] }]);
+      expect(jest.getTimerCount()).toBe(1);
+      k.stop();
+      k.wake(); // a task held after stop: no ticks
+      expect(jest.getTimerCount()).toBe(0);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});
