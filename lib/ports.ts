@@ -116,7 +116,11 @@ export interface TaskTable extends TaskBrowser {
     lease: { owner: string; expiresAt: number },
     now: number,
   ): Promise<ClaimOutcome[]>;
-  /** Pushes the lease expiry of held tasks to `expiresAt`; reports the ones no longer held. */
+  /**
+   * Pushes the lease expiry of held tasks to `expiresAt`, never back (a lease already ending later stays, `held`: an
+   * extension overtaken by a later one, so a running attempt's lease only moves later); reports the ones no longer
+   * held.
+   */
   extendLeases(leases: readonly LeaseRef[], expiresAt: number): Promise<LeaseStatus[]>;
   /** Reads lease status without writing (cheap cancellation check). */
   leaseStatus(leases: readonly LeaseRef[]): Promise<LeaseStatus[]>;

@@ -614,6 +614,20 @@ export function describeTaskTableContract(
         expect(results).toEqual([{ taskId: ids[0], status: 'stale' }]);
         expect((await readTask(ids[0]!)).state).toBe('running');
       });
+
+      it('an extension never moves a lease back: one sent before a later one that landed leaves it, still held', async () => {
+        const { ids } = await seed(1);
+        const task = await claimOne(ids[0]!, 'agent-a', 0, 5 * SECOND);
+        const ref = { taskId: ids[0]!, owner: 'agent-a', attempt: task.attempt };
+        const later = task.lease!.expiresAt + 60 * SECOND;
+        await table.extendLeases([ref], later);
+
+        const statuses = await table.extendLeases([ref], later - 30 * SECOND);
+
+        expect(statuses).toEqual(['held']);
+        expect((await readTask(ids[0]!)).lease).toEqual({ owner: 'agent-a', expiresAt: later });
+        expect(await table.extendLeases([{ ...ref, owner: 'agent-b' }], later + SECOND)).toEqual(['lost']);
+      });
     });
 
     describe('cancelling', () => {

@@ -207,6 +207,12 @@ function newClaimToken(): string {
   return randomBytes(9).toString('base64url');
 }
 
+/** A lease's status from its task's item (`probeOf`): held while the attempt runs under its owner. */
+function leaseStatusOf(found: ReturnType<typeof probeOf>, lease: LeaseRef): LeaseStatus {
+  if (found?.state === 'cancelled') return 'cancelled';
+  return found?.state === 'running' && found.attempt === lease.attempt && found.owner === lease.owner ? 'held' : 'lost';
+}
+
 export class DynamoDbTaskTable implements TaskTable {
   /**
    * A claim leaves the task out of the lease index and its first extension puts it in: a task shorter than the lease
@@ -752,9 +758,12 @@ export class DynamoDbTaskTable implements TaskTable {
    * table's retries of that write resend it and get the claimed task, instead of a refusal that would leave it
    * running under a lease nobody holds until the lease expired (a lease term and an attempt lost). A claim that still
    * `failed` leaves its nonce here (`unsettledClaims`) for this table's next claim of the same task and attempt (its
-   * message offered again). Nothing runs twice: a nonce matches only the write that carried it, whose answer nobody
-   * got, and it is carried by one claim at a time; another agent, or this one restarted, draws its own nonces and
-   * finds the task busy as before.
+   * message offered again), which takes over a landed try of it. Nothing runs twice: a nonce matches only the writes
+   * of claims whose answer nobody got, and is reused by one claim at a time; another agent, or this one restarted,
+   * draws its own nonces and finds the task busy as before. A try of the failed claim may still be on its way and
+   * land after the next claim (the service applies it late): the condition also asks for a lease ending no later than
+   * the write's own, and a later claim carries a later one, so that try is refused instead of moving the lease back
+   * (the task reaped as expired under its holder).
    */
   async claimMessages(
     requests: readonly ClaimRequest[],
@@ -777,10 +786,11 @@ export class DynamoDbTaskTable implements TaskTable {
               UpdateExpression:
                 'SET #state = :running, #attempt = :next, #owner = :owner, #exp = :exp, #started = :now, ' +
                 '#history.#a = :entry, #token = :token',
-              // Or this very claim, landed already (a retry after a lost answer): see above.
+              // Or this very claim, landed already (a retry after a lost answer), or a try of the failed claim whose
+              // nonce it carries, landed no later: see above. Never over a later lease (a late try of that claim).
               ConditionExpression:
                 '(#state = :pending AND #attempt = :attempt) OR (#state = :running AND #attempt = :next AND ' +
-                '#owner = :owner AND #token = :token AND attribute_not_exists(#shard))',
+                '#owner = :owner AND #token = :token AND attribute_not_exists(#shard) AND #exp <= :exp)',
               ExpressionAttributeNames: {
                 '#state': ATTR.state,
                 '#attempt': ATTR.attempt,
@@ -838,8 +848,15 @@ export class DynamoDbTaskTable implements TaskTable {
     if (oldest.done !== true) this.unsettledClaims.delete(oldest.value);
   }
 
+  /**
+   * Extends each lease to `expiresAt`, never back: a lease that already ends later (an extension sent after this one
+   * landed first, as a keeper's full refresh beside its tick's makes; or a claim's longer term) stays, and is `held`
+   * all the same. Reaps rely on it (a running attempt's lease only moves later, see `classifyClaim`). The refusal's
+   * item (`ALL_OLD`) is the one its condition was checked against, so it says which: no second read.
+   */
   async extendLeases(leases: readonly LeaseRef[], expiresAt: number): Promise<LeaseStatus[]> {
     return mapLimit(leases, this.concurrency, async (lease): Promise<LeaseStatus> => {
+      const shard = leaseShardOf(lease.taskId, this.leaseShards);
       try {
         await this.retry('extendLeases', () =>
           this.doc.send(
@@ -848,7 +865,7 @@ export class DynamoDbTaskTable implements TaskTable {
               Key: { task_id: lease.taskId },
               // The first extension puts the task into the lease index (claims leave it out, see `claim`).
               UpdateExpression: 'SET #exp = :exp, #shard = :shard',
-              ConditionExpression: '#state = :running AND #attempt = :attempt AND #owner = :owner',
+              ConditionExpression: '#state = :running AND #attempt = :attempt AND #owner = :owner AND #exp <= :exp',
               ExpressionAttributeNames: {
                 '#exp': ATTR.leaseExpiresAt,
                 '#shard': ATTR.leaseShard,
@@ -858,7 +875,7 @@ export class DynamoDbTaskTable implements TaskTable {
               },
               ExpressionAttributeValues: {
                 ':exp': expiresAt,
-                ':shard': leaseShardOf(lease.taskId, this.leaseShards),
+                ':shard': shard,
                 ':running': 'running',
                 ':attempt': lease.attempt,
                 ':owner': lease.owner,
@@ -870,9 +887,45 @@ export class DynamoDbTaskTable implements TaskTable {
         return 'held';
       } catch (error) {
         if (!(error instanceof ConditionalCheckFailedException)) throw error;
-        return probeOf(error.Item)?.state === 'cancelled' ? 'cancelled' : 'lost';
+        const found = probeOf(error.Item);
+        const status = leaseStatusOf(found, lease);
+        // Held under a later lease its claim wrote (never extended): into the lease index all the same.
+        return status === 'held' && found?.leaseIndexed !== true ? this.indexLease(lease, shard) : status;
       }
     });
+  }
+
+  /** Puts a held lease into the lease index as it stands (see `extendLeases`); its status. */
+  private async indexLease(lease: LeaseRef, shard: string): Promise<LeaseStatus> {
+    try {
+      await this.retry('extendLeases', () =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { task_id: lease.taskId },
+            UpdateExpression: 'SET #shard = :shard',
+            ConditionExpression: '#state = :running AND #attempt = :attempt AND #owner = :owner',
+            ExpressionAttributeNames: {
+              '#shard': ATTR.leaseShard,
+              '#state': ATTR.state,
+              '#attempt': ATTR.attempt,
+              '#owner': ATTR.leaseOwner,
+            },
+            ExpressionAttributeValues: {
+              ':shard': shard,
+              ':running': 'running',
+              ':attempt': lease.attempt,
+              ':owner': lease.owner,
+            },
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          }),
+        ),
+      );
+      return 'held';
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      return leaseStatusOf(probeOf(error.Item), lease);
+    }
   }
 
   async leaseStatus(leases: readonly LeaseRef[]): Promise<LeaseStatus[]> {

@@ -573,7 +573,7 @@ export class SqliteTaskTable implements TaskTable {
 
   private extendAll(leases: readonly LeaseRef[], expiresAt: number): LeaseStatus[] {
     return leases.map((lease) => {
-      const changed = this.stmt.extend.run(expiresAt, lease.taskId, lease.owner, lease.attempt).changes;
+      const changed = this.stmt.extend.run(expiresAt, lease.taskId, lease.owner, lease.attempt, expiresAt).changes;
       return changed > 0 ? 'held' : this.statusOf(lease);
     });
   }
@@ -774,9 +774,11 @@ function prepareStatements(db: SqliteDatabase) {
     probeLease: db.prepare<[string], { state: string; attempt: number; lease_owner: string | null }>(
       'SELECT state, attempt, lease_owner FROM tasks WHERE task_id = ?',
     ),
-    extend: db.prepare<[number, string, string, number]>(
+    // Never back (a running attempt's lease only moves later): a later lease stays, held all the same.
+    extend: db.prepare<[number, string, string, number, number]>(
       `UPDATE tasks SET lease_expires_at = ?
-       WHERE task_id = ? AND state = 'running' AND lease_owner = ? AND attempt = ?`,
+       WHERE task_id = ? AND state = 'running' AND lease_owner = ? AND attempt = ?
+         AND (lease_expires_at IS NULL OR lease_expires_at <= ?)`,
     ),
     guardRow: db.prepare<[string], GuardRow>(
       `SELECT session_id, state, attempt, lease_owner, lease_expires_at, started_at, history FROM tasks

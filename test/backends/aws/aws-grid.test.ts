@@ -175,12 +175,8 @@ describe('the grid on AWS emulators', () => {
 
   it('the reaper Lambda handler re-queues a task whose lease expired, configured from env alone', async () => {
     const { resources, table, queue, s, task } = await onePendingTask();
-    await table.claim(
-      [{ taskId: task.taskId, attempt: 0 }],
-      { owner: 'dead-agent', expiresAt: Date.now() + 60_000 },
-      1,
-    );
-    // It heartbeated once (so the lease index holds it), then died.
+    await table.claim([{ taskId: task.taskId, attempt: 0 }], { owner: 'dead-agent', expiresAt: 1_000 }, 1);
+    // It heartbeated once (so the lease index holds it), then died (a lease only moves later: claimed in 1970).
     const leaseEnd = Date.now() - 1;
     await table.extendLeases([{ taskId: task.taskId, owner: 'dead-agent', attempt: 1 }], leaseEnd);
     const env: Record<string, string> = {

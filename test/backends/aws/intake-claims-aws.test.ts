@@ -16,21 +16,24 @@ const intakeOptions = { waitMs: 1_000, visibilityMs: 30_000, owner: 'agent', lea
 /**
  * What happens to each UpdateItem on a task's item, in turn, until the plan runs out (then they go through):
  * `refused` is answered 503 without reaching DynamoDB Local; `lost` reaches it (the write is applied) and its answer
- * is replaced by a 503. The SDK and the table retry both.
+ * is replaced by a 503; `late` times out at the client and is kept, to reach DynamoDB Local when the test says
+ * (`deliverLate`: a try the network held past its timeout, applied after the client gave up on it). The SDK and the
+ * table retry all three.
  */
-type UpdateFault = 'refused' | 'lost';
+type UpdateFault = 'refused' | 'lost' | 'late';
 
 /** Applies `plan` to the UpdateItems on `taskId`'s item (see `UpdateFault`); other requests go through. */
 function faultUpdatesOf(
   client: DynamoDBClient,
   taskId: string,
   plan: () => UpdateFault | undefined,
-): { readonly faulted: () => number; stop(): void } {
+): { readonly faulted: () => number; stop(): void; deliverLate(): Promise<void> } {
   const inner = client.config.requestHandler as unknown as {
     handle: (request: unknown, options?: unknown) => Promise<unknown>;
   };
   const handle = inner.handle;
   let faulted = 0;
+  const late: unknown[] = [];
   const unavailable = () =>
     Object.assign(new Error('Service Unavailable'), {
       name: 'ServiceUnavailable',
@@ -44,10 +47,20 @@ function faultUpdatesOf(
     const fault = headers?.['x-amz-target']?.endsWith('.UpdateItem') && key === taskId ? plan() : undefined;
     if (fault === undefined) return handle.call(inner, request, options ?? {});
     faulted++;
+    if (fault === 'late') {
+      late.push(request);
+      throw Object.assign(new Error('socket timed out'), { name: 'TimeoutError', $metadata: {} });
+    }
     if (fault === 'lost') await handle.call(inner, request, options ?? {});
     throw unavailable();
   };
-  return { faulted: () => faulted, stop: () => void (inner.handle = handle) };
+  return {
+    faulted: () => faulted,
+    stop: () => void (inner.handle = handle),
+    deliverLate: async () => {
+      for (const request of late.splice(0)) await handle.call(inner, request, {});
+    },
+  };
 }
 
 /** The faults of `plan` in turn, then none. */
@@ -237,6 +250,92 @@ describe('a claim whose write landed but whose answer was lost', () => {
     expect(other.map((o) => o.status)).toEqual(['busy']);
     expect(own.map((o) => [o.status, 'task' in o ? o.task.attempt : undefined])).toEqual([['claimed', 1]]);
   }, 60_000);
+
+  it('that failed, and whose try lands after the next claim took the task, leaves the later lease alone: the task is not reaped under its holder', async () => {
+    const resources = await createGridResources(suite.emulators);
+    const backends = suite.backendsFor(resources);
+    const { table, client } = tableOn(resources.tableName);
+    const [task] = await oneAttemptTasks(backends, 1);
+    const id = task!.taskId;
+    const request = [{ taskId: id, attempt: 0 }];
+    // Its first try is held by the network past its timeout, every later one refused: the claim fails.
+    let tries = 0;
+    const fault = faultUpdatesOf(client, id, () => (tries++ === 0 ? 'late' : 'refused'));
+    const t0 = Date.now();
+    const failed = await table.claimMessages(request, { owner: 'agent', expiresAt: t0 + 200 }, t0);
+    fault.stop();
+    // Its message comes back: the next claim (carrying the failed claim's nonce) takes the task, the agent runs it.
+    const t1 = Date.now();
+    const next = await table.claimMessages(request, { owner: 'agent', expiresAt: t1 + 60_000 }, t1);
+
+    // Then DynamoDB applies the first claim's held try.
+    await fault.deliverLate();
+
+    expect(failed.map((o) => o.status)).toEqual(['failed']);
+    expect(next.map((o) => o.status)).toEqual(['claimed']);
+    expect((await table.getTask(id))?.lease).toEqual({ owner: 'agent', expiresAt: t1 + 60_000 });
+    // A duplicate of its message reaching another agent after the first claim's lease would have ended finds the task
+    // busy (with that lease moved back: expired, reaped and failed, its holder's result thrown away).
+    while (Date.now() <= t0 + 200) await new Promise((resolve) => setTimeout(resolve, 20));
+    await backends.queue.send([queueMessageOf(task!)]);
+    const { queue, received } = recordingQueue(backends.queue);
+    const other = new SqsDynamoDbTaskIntake({ queue, table: tableOn(resources.tableName).table });
+    const claimed: TaskRecord[] = [];
+    while (received.length === 0) claimed.push(...(await other.receiveAndClaim(10, { ...intakeOptions, owner: 'b' })));
+    await other.drain();
+    expect(claimed).toEqual([]);
+    const done = await table.complete([
+      {
+        taskId: id,
+        guard: { owner: 'agent', attempt: 1 },
+        outcome: { kind: 'succeeded', result: { inline: '1' } },
+        at: Date.now(),
+      },
+    ]);
+    expect(done).toEqual([{ taskId: id, status: 'recorded' }]);
+  }, 60_000);
+});
+
+describe('lease extensions on DynamoDB Local', () => {
+  it('never move a lease back: an extension landing after a later one leaves it, and its holder still holds it', async () => {
+    const resources = await createGridResources(suite.emulators);
+    const backends = suite.backendsFor(resources);
+    const { table, client } = tableOn(resources.tableName);
+    const [task] = await oneAttemptTasks(backends, 1);
+    const id = task!.taskId;
+    const now = Date.now();
+    await table.claim([{ taskId: id, attempt: 0 }], { owner: 'agent', expiresAt: now + 1_000 }, now);
+    const lease = { taskId: id, owner: 'agent', attempt: 1 };
+    // A tick's extension whose first try the network holds past its timeout (its retry lands), then a full refresh's
+    // later one; then the held try lands.
+    const fault = faultUpdatesOf(client, id, inTurn('late'));
+    const tick = await table.extendLeases([lease], now + 30_000);
+    fault.stop();
+    const refreshed = await table.extendLeases([lease], now + 60_000);
+    await fault.deliverLate();
+
+    expect(fault.faulted()).toBe(1);
+    expect(refreshed).toEqual(['held']);
+    expect(tick).toEqual(['held']);
+    expect((await table.getTask(id))?.lease).toEqual({ owner: 'agent', expiresAt: now + 60_000 });
+    expect(await table.extendLeases([lease], now + 45_000)).toEqual(['held']);
+    expect((await table.getTask(id))?.lease).toEqual({ owner: 'agent', expiresAt: now + 60_000 });
+    expect(await table.extendLeases([{ ...lease, owner: 'other' }], now + 90_000)).toEqual(['lost']);
+  }, 60_000);
+
+  it('put a lease its claim made longer into the lease index all the same', async () => {
+    const resources = await createGridResources(suite.emulators);
+    const backends = suite.backendsFor(resources);
+    const { table } = tableOn(resources.tableName);
+    const [task] = await oneAttemptTasks(backends, 1);
+    const id = task!.taskId;
+    await table.claim([{ taskId: id, attempt: 0 }], { owner: 'agent', expiresAt: 2_000 }, 1);
+
+    expect(await table.extendLeases([{ taskId: id, owner: 'agent', attempt: 1 }], 1_500)).toEqual(['held']);
+
+    const expired = (await table.findExpiredLeases(3_000, 100_000)).map((t) => t.taskId);
+    expect(expired).toContain(id);
+  }, 60_000);
 });
 
 describe('messages of a task whose attempt runs on under a live lease', () => {
@@ -248,9 +347,10 @@ describe('messages of a task whose attempt runs on under a live lease', () => {
     const id = task!.taskId;
     await backends.queue.send([queueMessageOf(task!)]);
     const holder = new SqsDynamoDbTaskIntake({ queue: backends.queue, table });
-    const [held] = await holder.receiveAndClaim(10, { ...intakeOptions, owner: 'agent-a' });
+    const [held] = await holder.receiveAndClaim(10, { ...intakeOptions, owner: 'agent-a', leaseMs: 100 });
     const lease = { taskId: id, owner: 'agent-a', attempt: 1 };
-    // Its heartbeat puts it in the lease index with a short lease, then the holder stalls past it.
+    // Its heartbeat puts it in the lease index with a short lease (a lease only moves later: claimed shorter), then
+    // the holder stalls past it.
     const stalledUntil = Date.now() + 200;
     await table.extendLeases([lease], stalledUntil);
     holder.leaseExtended(held!);

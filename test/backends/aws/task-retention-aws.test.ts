@@ -171,8 +171,8 @@ describe('task_retention_sec is the TTL of every finished task in AWS', () => {
     await backends.table.createSession(session);
     const task = newTask(session, 0, { inline: '{}' }, Date.now());
     await backends.table.createTasks([task]);
-    await backends.table.claim([{ taskId: task.taskId, attempt: 0 }], { owner: 'dead', expiresAt: Date.now() }, 1);
-    // It heartbeated once (so the lease index holds it), then died on its last attempt.
+    await backends.table.claim([{ taskId: task.taskId, attempt: 0 }], { owner: 'dead', expiresAt: 1_000 }, 1);
+    // It heartbeated once (so the lease index holds it), then died on its last attempt (a lease only moves later).
     await backends.table.extendLeases([{ taskId: task.taskId, owner: 'dead', attempt: 1 }], Date.now() - 1);
 
     const summary = await runReaper(900);
