@@ -1,7 +1,7 @@
 // Single-task round trip (submit one task, wait for its result, idle grid) on our grid, embedded, behind `local up`
 // and on the AWS backends over emulators with injected service latency, next to Celery + Redis; plus idle CPU.
 // Run: npm run build && node dist/bench/latency/index.js [--rounds 200] [--warm-up 3000] [--gap-ms 0] [--settle-sec 40]
-//      [--idle-sec 10] [--systems embedded,local-up,aws,celery] [--dynamodb-ms 5] [--sqs-ms 15] [--s3-ms 20]
+//      [--idle-sec 10] [--idle-threads] [--systems embedded,local-up,aws,celery] [--dynamodb-ms 5] [--sqs-ms 15] [--s3-ms 20]
 //      [--sqs-delivery-ms 0]
 //      [--aws-rounds 30] [--aws-notices on|off] [--aws-trace] [--python /usr/bin/python3] [--redis-server redis-server] [--json]
 //      [--rounds-out rounds.jsonl]
@@ -33,6 +33,7 @@ import { loadAverage1m, percentile } from '../peers/figures';
 import { runPythonPeer } from '../peers/python-peer';
 import { AwsTrace } from './aws-trace';
 import { startDelayProxy, type DelayProxy, type DelayProxyTrace } from './delay-proxy';
+import { sampleThreads, threadCpuRows } from './thread-cpu';
 
 const SYSTEMS = ['embedded', 'local-up', 'aws', 'celery'] as const;
 type SystemKey = (typeof SYSTEMS)[number];
@@ -59,6 +60,10 @@ interface Row {
   readonly idleCpuPct?: number | null;
   /** The same over the settle window right after the rounds (V8 shrinks the heaps the burst grew then). */
   readonly settleCpuPct?: number | null;
+  /** With `--idle-threads`: the idle window's CPU per thread (`threadCpuRows`). */
+  readonly idleThreads?: string[];
+  /** The first round trip after the rest (settle and idle windows), ms. */
+  readonly afterRestMs?: number;
   readonly note?: string;
   readonly error?: string;
 }
@@ -70,6 +75,7 @@ interface Settings {
   readonly gapMs: number;
   readonly settleSec: number;
   readonly idleSec: number;
+  readonly idleThreads: boolean;
   readonly python: string;
   readonly worker: string;
   readonly root: string;
@@ -202,15 +208,31 @@ async function cpuPct(sec: number, cpuMs: () => number): Promise<number | null> 
  * 8-17 s after 220 rounds in `--trace-gc`; 70-90 ms of CPU in one second up to 30 s after 3,200 rounds, hence the
  * default settle window of 40 s), a one-off reaction to the burst, not work an idle grid keeps doing.
  */
-async function restingCpu(s: Settings, cpuMs: () => number): Promise<Pick<Row, 'settleCpuPct' | 'idleCpuPct'>> {
+async function restingCpu(
+  s: Settings,
+  rootPid: number,
+  client: GridClient,
+): Promise<Pick<Row, 'settleCpuPct' | 'idleCpuPct' | 'idleThreads' | 'afterRestMs'>> {
+  const cpuMs = () => treeCpuMs(rootPid);
   const settleCpuPct = await cpuPct(s.settleSec, cpuMs);
-  return { settleCpuPct, idleCpuPct: await cpuPct(s.idleSec, cpuMs) };
+  const threadsBefore = s.idleThreads ? sampleThreads([rootPid, ...descendants(rootPid)]) : undefined;
+  const idleCpuPct = await cpuPct(s.idleSec, cpuMs);
+  const idleThreads = threadsBefore
+    ? threadCpuRows(threadsBefore, sampleThreads([rootPid, ...descendants(rootPid)]), s.idleSec)
+    : undefined;
+  // Whether rest costs the next task anything (caches, a runtime or thread the scheduler has to wake).
+  const t0 = process.hrtime.bigint();
+  await oneTask(client);
+  const afterRestMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  return { settleCpuPct, idleCpuPct, idleThreads, afterRestMs };
 }
 
 function settleNote(r: Row, settleSec: number): string {
-  return r.settleCpuPct === null || r.settleCpuPct === undefined
-    ? ''
-    : `CPU in the first ${settleSec} s after the rounds ${r.settleCpuPct.toFixed(2)} %`;
+  const notes: string[] = [];
+  if (r.settleCpuPct !== null && r.settleCpuPct !== undefined)
+    notes.push(`CPU in the first ${settleSec} s after the rounds ${r.settleCpuPct.toFixed(2)} %`);
+  if (r.afterRestMs !== undefined) notes.push(`first round trip after the rest ${r.afterRestMs.toFixed(2)} ms`);
+  return notes.join('; ');
 }
 
 async function runEmbedded(s: Settings): Promise<Row> {
@@ -219,7 +241,7 @@ async function runEmbedded(s: Settings): Promise<Row> {
   try {
     const samples = await roundTrips(grid.client, s.rounds, s.gapMs, 'embedded', s.warmUp);
     // The whole process (client, agent thread, reaper) plus its runtimes: a grid at rest.
-    const resting = await restingCpu(s, () => treeCpuMs(process.pid));
+    const resting = await restingCpu(s, process.pid, grid.client);
     return summarize('embedded (startEmbeddedGrid, one process)', samples, {
       ...resting,
       note: 'idle CPU includes the client',
@@ -254,7 +276,7 @@ async function runLocalUp(s: Settings): Promise<Row> {
     const client = await startEmbeddedGrid({ dataDir: dir, config }); // exactly what `htcgrid submit --dir` opens
     try {
       const samples = await roundTrips(client.client, s.rounds, s.gapMs, 'local-up', s.warmUp);
-      const resting = await restingCpu(s, () => treeCpuMs(child.pid!));
+      const resting = await restingCpu(s, child.pid!, client.client);
       return summarize('local up (client in another process)', samples, resting);
     } finally {
       await client.close();
@@ -446,6 +468,7 @@ async function main(): Promise<void> {
       'sqs-delivery-ms': { type: 'string', default: '0' },
       'aws-notices': { type: 'string', default: 'on' },
       'aws-trace': { type: 'boolean', default: false },
+      'idle-threads': { type: 'boolean', default: false },
       python: { type: 'string', default: '/usr/bin/python3' },
       'redis-server': { type: 'string', default: 'redis-server' },
       json: { type: 'boolean', default: false },
@@ -463,6 +486,7 @@ async function main(): Promise<void> {
     gapMs: Number(values['gap-ms']),
     settleSec: wholeNumber('--settle-sec', values['settle-sec']),
     idleSec: Number(values['idle-sec']),
+    idleThreads: values['idle-threads'],
     python: values.python,
     worker: path.join(root, 'workers', 'python', 'mock-compute'),
     root,
@@ -519,6 +543,12 @@ async function main(): Promise<void> {
     console.log(
       `| ${r.system} | ${r.rounds} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.maxMs)} | ${fmt(r.idleCpuPct)} | ${r.error ? `failed: ${r.error}` : [r.note, settleNote(r, settings.settleSec)].filter(Boolean).join('; ')} |`,
     );
+  }
+  for (const r of rows.filter((row) => row.idleThreads)) {
+    console.log(`\n${r.system}: CPU per thread over the ${settings.idleSec} s idle window (schedstat)\n`);
+    console.log('| process | thread | ms of CPU | % of a core | wake-ups |');
+    console.log('|---|---|---:|---:|---:|');
+    for (const line of r.idleThreads!) console.log(line);
   }
   if (values.json) console.log(JSON.stringify(rows));
   if (rows.some((r) => r.error !== undefined)) process.exitCode = 1;

@@ -1,7 +1,7 @@
 // Worker-thread entry of an embedded grid's agent: its own database connection, runtimes and heartbeats.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import pino from 'pino';
-import { openLocalBackends } from '../backends/local';
+import { nameThisThread, openLocalBackends, THREAD_NAMES } from '../backends/local';
 import { Agent } from '../runtime/agent';
 import { localAgentOptions } from './local-agent';
 import {
@@ -14,6 +14,7 @@ import {
 } from './threaded-agent';
 
 async function runAgentThread(port: MessagePort, data: AgentThreadData): Promise<void> {
+  nameThisThread(THREAD_NAMES.agent);
   const post = (event: AgentThreadEvent): void => port.postMessage(event);
   const logger = pino(
     { level: data.logLevel, base: data.logBindings },

@@ -87,6 +87,22 @@ describe('the compiled embedded grid with its agent in a worker thread', () => {
     expect(started).toMatchObject({ agent: grid.agent!.owner, pid: process.pid, slots: 2 });
   });
 
+  it('names its agent and checkpoint threads, so `top -H` and bench/latency --idle-threads tell them apart', async () => {
+    grid = await dist.grid.startEmbeddedGrid({
+      dataDir: tempDir(),
+      config: config(),
+      worker: worker('chatty'),
+      agentThreads: 1,
+    });
+
+    const names = fs
+      .readdirSync('/proc/self/task')
+      .map((tid) => fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim());
+    expect(names).toEqual(expect.arrayContaining([...Object.values(dist.backends.THREAD_NAMES)]));
+    // The main thread, whose name is the process's, keeps it.
+    expect(fs.readFileSync(`/proc/self/task/${process.pid}/comm`, 'utf8').trim()).not.toMatch(/^htcgrid/);
+  });
+
   it('rejects with the same WorkerInitError (class, type, message, hint) as the in-process agent', async () => {
     const options = { config: config({ lambda_handler_function_name: 'nope' }), worker: worker('probe') };
 

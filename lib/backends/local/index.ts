@@ -44,6 +44,7 @@ export {
   type WalCheckpoints,
   type WalCheckpointsOptions,
 } from './wal-checkpointer';
+export { nameThisThread, THREAD_NAMES } from './thread-name';
 export { WriteLock } from './write-lock';
 
 /** File name of the grid database inside a grid directory. */

@@ -1,6 +1,7 @@
 // Worker-thread entry of `startWalCheckpoints`: checkpoints the grid database from a connection and thread of its own.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { watchChangeFiles } from './database-changes';
+import { nameThisThread, THREAD_NAMES } from './thread-name';
 import {
   CheckpointTimer,
   lowerThisThreadPriority,
@@ -10,6 +11,7 @@ import {
 } from './wal-checkpointer';
 
 function runCheckpointThread(port: MessagePort, data: CheckpointThreadData): void {
+  nameThisThread(THREAD_NAMES.checkpoint);
   const post = (event: CheckpointThreadEvent): void => port.postMessage(event);
   let opened;
   try {
