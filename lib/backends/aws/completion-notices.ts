@@ -319,7 +319,8 @@ export interface CompletionNoticeQueueOptions {
  * waiters of its session (and any waiting for every change), who take the tasks it named (`takeNoticed`): those whose
  * outcome it carried need no read, the others are read by key. Handles keep polling at their interval besides, so
  * results are found after a lost notice or a disconnect, and where the queue cannot be created (no grant) `live` turns
- * false and they poll with back-off as before. Notices come at least once and in any order: the results cursor, not the notice, decides what is new.
+ * false and they poll with back-off as before. Notices come at least once and in any order: the results cursor, not
+ * the notice, decides what is new.
  *
  * A crashed client leaves its queue behind: it costs nothing while unused (SQS bills requests) and SQS deletes queues
  * unused for 30 days.
@@ -501,8 +502,11 @@ export class CompletionNoticeQueue {
     return at !== undefined ? at > since : this.forgottenUpTo > since;
   }
 
+  /** Whether a wait is under way (a session's set empties as its last wait ends, and leaves the map a moment later). */
   private anyWaiting(): boolean {
-    return this.waiters.size > 0 || this.sessionWaiters.size > 0;
+    if (this.waiters.size > 0) return true;
+    for (const waiters of this.sessionWaiters.values()) if (waiters.size > 0) return true;
+    return false;
   }
 
   /** Wakes the waits for any change and those of the sessions noticed since the last wake (every one for ''). */

@@ -26,9 +26,10 @@ function fakeSqs(bodies: readonly string[]): SQSClient {
   } as unknown as SQSClient;
 }
 
-/** An SQS client whose receives answer, one call each in order, with the bodies given to `deliver`. */
+/** An SQS client whose receives answer, one call each in order, with the bodies given to `deliver`; counts them. */
 function scriptedSqs() {
   const answers: string[][] = [];
+  let receives = 0;
   let waiting: ((bodies: string[]) => void) | undefined;
   const client = {
     send: (command: { constructor: { name: string } }, options?: { abortSignal?: AbortSignal }) => {
@@ -36,6 +37,7 @@ function scriptedSqs() {
         case 'CreateQueueCommand':
           return Promise.resolve({ QueueUrl: 'https://sqs/q' });
         case 'ReceiveMessageCommand':
+          receives++;
           return new Promise((resolve, reject) => {
             const answer = (bodies: string[]) =>
               resolve({ Messages: bodies.map((Body, i) => ({ Body, MessageId: String(i) })) });
@@ -55,7 +57,7 @@ function scriptedSqs() {
     if (answer) answer(bodies);
     else answers.push(bodies);
   };
-  return { client, deliver };
+  return { client, deliver, receives: () => receives };
 }
 
 /** A notice naming task `<sessionId>_0` (no outcome). */
@@ -112,6 +114,8 @@ describe('CompletionNoticeQueue', () => {
       await wait;
       expect(ended).toBe(true);
       expect(queue.takeNoticed('a')).toEqual([{ taskId: 'a_0' }]);
+      // Long-polled on for a's notice after b's, and no more once nobody waits.
+      expect(sqs.receives()).toBe(2);
     } finally {
       await queue.close();
     }
