@@ -12,9 +12,19 @@ export class SchemaVersionError extends HtcGridError {
     readonly expected: number,
   ) {
     super(`database '${dbPath}' has schema version ${found}, this grid needs version ${expected}`, {
-      hint: 'use a new grid directory, or delete the old one (it only holds the state of past local runs)',
+      // A database is never migrated: its version names which side is out of date.
+      hint: isNewer(found, expected)
+        ? 'it was made by a newer htc-grid-cdk: upgrade this one (npm install htc-grid-cdk@latest) to use it, or ' +
+          'point this grid at a new grid directory'
+        : 'it was made by an older htc-grid-cdk and is never migrated: use a new grid directory, or delete the old ' +
+          'one (it holds only the tasks and results of past local runs)',
     });
   }
+}
+
+/** `found` (text from the database) is a version above `expected`; a version that is not a number is taken as older. */
+function isNewer(found: string, expected: number): boolean {
+  return /^\d+$/.test(found) && Number(found) > expected;
 }
 
 /** A payload key is not a safe relative path inside the store. */

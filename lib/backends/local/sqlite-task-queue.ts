@@ -90,8 +90,11 @@ function wake(dbName: string): void {
  * - Receipts: every receive hands out a new receipt (`id:receiveCount:attempt:taskId`). Once a message was received
  *   again, the receipts of earlier receives are stale and `ack`/`release`/`extend` ignore them, as they ignore receipts
  *   of messages already acknowledged. Ids are rowids, which come back once the newest message is gone: the task and
- *   attempt keep an old receipt from matching the message that took its id (one for the same task and attempt
- *   would be a copy of the message it acknowledged).
+ *   attempt keep an old receipt from matching a message of another task or attempt that took its id. A copy of the
+ *   same task and attempt that took the id and was received as many times would match it: an `ack` through the old
+ *   receipt then deletes that copy (the attempt's message, already acknowledged once), a `release` or `extend` moves
+ *   its visibility under whoever holds it. The grid's agents claim through `receiveClaimed`, which uses no receipts;
+ *   a direct user of `receive` must not keep receipts past their `ack`.
  * - Long poll: an empty queue is looked at again every `pollIntervalMs` (sleeping in between, never spinning)
  *   until a message is visible, `waitMs` passed or the signal aborted; an aborted receive returns `[]`.
  */

@@ -166,6 +166,29 @@ describe('local backends in one grid directory', () => {
       expect(() => openLocalBackends(temp.dir)).toThrow(
         new RegExp(`schema version 999, this grid needs version ${SCHEMA_VERSION}`),
       );
+      expect(() => openLocalBackends(temp.dir)).toThrow(
+        expect.objectContaining({ hint: expect.stringMatching(/newer htc-grid-cdk: upgrade this one/) }),
+      );
+    } finally {
+      temp.remove();
+    }
+  });
+
+  it('tells an older database from a newer one: an older one is never migrated', async () => {
+    const temp = makeTempDir();
+    try {
+      const backends = openLocalBackends(temp.dir);
+      await backends.close();
+      const raw = new Database(backends.dbPath);
+      raw.prepare("UPDATE grid_meta SET value = '1' WHERE key = 'schema_version'").run();
+      raw.close();
+
+      expect(() => openLocalBackends(temp.dir)).toThrow(
+        expect.objectContaining({
+          message: expect.stringMatching(`schema version 1, this grid needs version ${SCHEMA_VERSION}`),
+          hint: expect.stringMatching(/older htc-grid-cdk and is never migrated: use a new grid directory/),
+        }),
+      );
     } finally {
       temp.remove();
     }
