@@ -31,6 +31,7 @@ import { RateLimiter } from './rate-limiter';
 import {
   decodeResultsCursor,
   encodeResultsCursor,
+  MAX_SENT_SET_BYTES,
   packSentTasks,
   type ReRead,
   type ResultsCursor,
@@ -114,6 +115,12 @@ export interface ApiHandlersOptions {
    * @default 20000 (20 s)
    */
   readonly missingResultsCheckMs?: number;
+  /**
+   * The most bytes the set of tasks a results stream sent takes in its cursor, compressed; a larger set is left out
+   * (see `resultChunks`).
+   * @default MAX_SENT_SET_BYTES (4 KB)
+   */
+  readonly maxSentSetBytes?: number;
   /** @default API_LIMITS */
   readonly limits?: ApiLimits;
   readonly logger?: Logger;
@@ -148,6 +155,13 @@ const SessionCreateSchema = z.strictObject({
 const SealSchema = z.strictObject({ taskCount: z.number().int().min(0) });
 const CancelSchema = z.strictObject({ taskIds: z.array(z.string().min(1)).min(1).optional() });
 
+/**
+ * How long a results request reads on over rows of tasks the client has (the stream sent them): its `waitSec`, within
+ * these bounds. Those rows send nothing, so `limit` does not bound them (see `resultChunks`); the most stays well
+ * below a client's socket timeout (the Python client's: 60 s).
+ */
+const SKIPPED_ROWS_READ_MS = { min: 1_000, max: 20_000 } as const;
+
 /** How long a request holds its ledger key while it is applied (a holder that died frees it after this). */
 const LEDGER_HOLD_MS = 120_000;
 
@@ -163,7 +177,10 @@ export class ApiHandlers {
   private readonly clock: () => number;
   private readonly pollMs: number;
   private readonly missingResultsCheckMs: number;
+  private readonly maxSentSetBytes: number;
   private readonly summaries = new Map<string, SessionSummary>();
+  /** Sets of sent tasks too large for a results cursor (see `chunkCursor`), while their streams' requests last. */
+  private readonly uncarried = new WeakSet<DeliveredTasks>();
 
   constructor(private readonly options: ApiHandlersOptions) {
     this.limits = options.limits ?? API_LIMITS;
@@ -172,6 +189,7 @@ export class ApiHandlers {
     this.logger = options.logger ?? silentLogger();
     this.pollMs = options.pollIntervalMs ?? 50;
     this.missingResultsCheckMs = validMissingResultsCheckMs(options.missingResultsCheckMs ?? MISSING_RESULTS_CHECK_MS);
+    this.maxSentSetBytes = options.maxSentSetBytes ?? MAX_SENT_SET_BYTES;
     const SID = '([^/]+)';
     this.routes = [
       { method: 'GET', pattern: /^\/v1\/?$/, handler: () => this.gridInfo() },
@@ -471,13 +489,20 @@ export class ApiHandlers {
     )!;
     const waitSec = numberParam(req.query, 'waitSec', this.limits.maxWaitSec, 0, this.limits.maxWaitSec);
     const cursor = decodeResultsCursor(req.query.get('cursor'));
-    let deadline = this.clock() + waitSec * 1000;
+    const now = this.clock();
+    let deadline = now + waitSec * 1000;
+    // Rows the client has are read on for a second at least (`waitSec=0` means no wait, not no read), and for 20 s at
+    // most: they send nothing, and a client whose socket times out first would resume from the same cursor.
+    let skipDeadline = now + Math.min(Math.max(waitSec * 1000, SKIPPED_ROWS_READ_MS.min), SKIPPED_ROWS_READ_MS.max);
     // End a little before the server's own deadline (a Lambda's), so the last line with its cursor gets out.
-    if (req.deadline !== undefined) deadline = Math.min(deadline, req.deadline - 5_000);
+    if (req.deadline !== undefined) {
+      deadline = Math.min(deadline, req.deadline - 5_000);
+      skipDeadline = Math.min(skipDeadline, req.deadline - 5_000);
+    }
     return {
       status: 200,
       headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' },
-      body: this.resultChunks(session, cursor, limit, deadline, req.signal),
+      body: this.resultChunks(session, cursor, limit, { wait: deadline, skip: skipDeadline }, req.signal),
     };
   }
 
@@ -492,7 +517,9 @@ export class ApiHandlers {
    * if the table still counts more than it delivered, reads again from the session's first result, sending only the
    * results it had not sent: the cursor carries the task indexes the stream sent, one bit each, compressed (see
    * `MAX_SENT_SET_BYTES`; a set too large to carry is left out, and the lines of the next read from the first result
-   * then all come again, clients skipping them by `index`, as the document says, until that read rebuilt the set).
+   * then all come again, clients skipping them by `index`, as the document says, until that read rebuilt the set; a
+   * set left out during such a read makes the cursor restart it). Rows the client has do not count against `limit`,
+   * so a read that passes them ends at its own deadline (`waitSec` within 1-20 s), `paused` with a cursor past them.
    * The server logs a warning (index lag on DynamoDB, a lost notice, or a defect). Like the SDK's stream, a count
    * that finds nothing missing doubles the wait before the next (up to `MISSING_RESULTS_CHECK_MAX_MS`), and a read
    * from the first result that leaves the table counting more than it brought is repeated only once the table counts
@@ -502,9 +529,10 @@ export class ApiHandlers {
     initial: SessionRecord,
     from: ResultsCursor,
     limit: number,
-    deadline: number,
+    deadlines: { readonly wait: number; readonly skip: number },
     signal: AbortSignal | undefined,
   ): AsyncGenerator<string> {
+    const deadline = deadlines.wait;
     let session = initial;
     let cursor = from.listing;
     let delivered = from.delivered;
@@ -517,11 +545,8 @@ export class ApiHandlers {
     let counted: { readonly ended: number; readonly delivered: number } | undefined;
     // While reading again from the first result: the count that made it, and what had been delivered before it.
     let reRead: ReRead | undefined = from.reRead;
-    const encode = (): string => {
-      const packed = this.packSent(session.sessionId, sentTasks);
-      if (packed === undefined) sentTasks = undefined;
-      return encodeResultsCursor({ listing: cursor, delivered, check: check.state, reRead }, packed);
-    };
+    const encode = (): string =>
+      this.chunkCursor(session.sessionId, sentTasks, { listing: cursor, delivered, reRead, check });
     for (;;) {
       if (signal?.aborted) return;
       const room = limit - sent;
@@ -532,7 +557,9 @@ export class ApiHandlers {
       const tasks = sentTasks === undefined ? ended : ended.filter((t) => sentTasks!.add(t.index));
       if (page.tasks.length > 0) {
         cursor = page.cursor ?? cursor;
-        if (tasks.length === 0) continue;
+        // Rows the client has do not count against `limit`: a deadline bounds them; the `paused` cursor is past them.
+        if (tasks.length === 0 && this.clock() < deadlines.skip) continue;
+        if (tasks.length === 0) break;
         delivered += tasks.length;
         sent += tasks.length;
         // Lines sent again after a restart are no news; those past what was delivered before it are.
@@ -586,10 +613,32 @@ export class ApiHandlers {
     yield `{"end":"paused","cursor":${JSON.stringify(encode())},"delivered":${delivered}}\n`;
   }
 
+  /**
+   * The cursor of a results stream's chunk. A set of sent tasks that packed past the cap once is not packed again (it
+   * only grows; `uncarried` holds it): the request goes on with it all the same, sending and counting each task once,
+   * and its cursors hold no set. One within a read from the first result restarts that read, as one that does not
+   * know what it sent (every line again, counted from 0): its place and count mid-read are only right with the set,
+   * `delivered` not counting the lines the read skipped.
+   */
+  private chunkCursor(
+    sessionId: string,
+    sent: DeliveredTasks | undefined,
+    at: { listing: string | undefined; delivered: number; reRead: ReRead | undefined; check: MissingResultsCheck },
+  ): string {
+    const packed = sent !== undefined && !this.uncarried.has(sent) ? this.packSent(sessionId, sent) : undefined;
+    const cursor = { listing: at.listing, delivered: at.delivered, check: at.check.state, reRead: at.reRead };
+    if (packed === undefined && sent !== undefined) {
+      this.uncarried.add(sent);
+      if (at.reRead !== undefined)
+        return encodeResultsCursor({ ...cursor, listing: undefined, delivered: 0 }, undefined);
+    }
+    return encodeResultsCursor(cursor, packed);
+  }
+
   /** The set of tasks a stream sent, packed for its cursor; undefined when unknown, or too large to carry (logged). */
   private packSent(sessionId: string, sent: DeliveredTasks | undefined): Buffer | undefined {
     if (sent === undefined) return undefined;
-    const packed = packSentTasks(sent);
+    const packed = packSentTasks(sent, this.maxSentSetBytes);
     if (packed === undefined) {
       this.logger.debug(
         { sessionId, delivered: sent.size },

@@ -62,11 +62,11 @@ interface CursorJson {
 
 /**
  * The set of sent tasks as a cursor carries it (deflated bytes), or undefined when it compresses to more than
- * `MAX_SENT_SET_BYTES`.
+ * `maxBytes`.
  */
-export function packSentTasks(sent: DeliveredTasks): Buffer | undefined {
+export function packSentTasks(sent: DeliveredTasks, maxBytes = MAX_SENT_SET_BYTES): Buffer | undefined {
   const packed = zlib.deflateRawSync(sent.toBytes());
-  return packed.length <= MAX_SENT_SET_BYTES ? packed : undefined;
+  return packed.length <= maxBytes ? packed : undefined;
 }
 
 export function encodeResultsCursor(cursor: Omit<ResultsCursor, 'sent'>, sent: Buffer | undefined): string {

@@ -4,7 +4,9 @@
 import type { Logger } from 'pino';
 import { compileConfig } from '../../lib/core';
 import type { EmbeddedGrid } from '../../lib/local-grid';
+import { DeliveredTasks } from '../../lib/client/delivered-tasks';
 import { GridApiServer } from '../../lib/http';
+import { packSentTasks } from '../../lib/http/results-cursor';
 import { startApiGrid, type ApiGrid } from '../support/api-grid';
 import { capturedLogger } from '../support/fake-ports';
 import {
@@ -41,7 +43,11 @@ afterEach(async () => {
 });
 
 /** A grid with no agent (the tests end the tasks themselves) and its API, counting the counts of ended tasks. */
-async function startApi(missingResultsCheckMs: number, clock?: () => number): Promise<ApiTestClient> {
+async function startApi(
+  missingResultsCheckMs: number,
+  clock?: () => number,
+  maxSentSetBytes?: number,
+): Promise<ApiTestClient> {
   apiGrid = await startApiGrid({
     prefix: 'htcgrid-http-recovery-',
     config,
@@ -52,6 +58,7 @@ async function startApi(missingResultsCheckMs: number, clock?: () => number): Pr
       missingResultsCheckMs,
       logger,
       ...(clock ? { clock } : {}),
+      ...(maxSentSetBytes !== undefined ? { maxSentSetBytes } : {}),
     }),
   });
   grid = apiGrid.grid;
@@ -129,6 +136,42 @@ async function steppedPastFirstEnd(tasks: number) {
   const stream = new SteppedStream(client, path);
   await finish(ids[0]!);
   return { clock, client, handle, ids, path, stream };
+}
+
+/**
+ * A session of 200 tasks whose stream sent tasks 0, 1 and 2 (completion numbers 10, 20, 30); then tasks 3 and 199 end
+ * with numbers 11 and 12, behind the stream, and a read from the first result sent task 3 (`limit=1`). The cursor's
+ * cap fits the set {0, 1, 2, 3}, not once 199 joins it (a set past 4 KB, as a thousand scattered tasks make).
+ */
+async function setOutgrowsItsCapMidRead() {
+  const fits = new DeliveredTasks();
+  for (const i of [0, 1, 2, 3]) fits.add(i);
+  const cap = packSentTasks(fits, Infinity)!.length;
+  const clock = new TestClock();
+  const client = await startApi(1_000, clock.now, cap);
+  const handle = await grid.client.submit(Array.from({ length: 200 }, (_, n) => ({ n })));
+  const id = (i: number): string => `${handle.sessionId}_${i}`;
+  const stream = new SteppedStream(client, `/v1/sessions/${handle.sessionId}/results`);
+  for (const [i, seq] of [
+    [0, 10],
+    [1, 20],
+    [2, 30],
+  ] as const) {
+    await finish(id(i));
+    numberEnded(id(i), seq);
+  }
+  const first = await stream.step();
+  for (const [i, seq] of [
+    [3, 11],
+    [199, 12],
+  ] as const) {
+    endUnlisted(id(i));
+    numberEnded(id(i), seq);
+  }
+  clock.advance(1_000);
+  const readStarts = await stream.step('&limit=1');
+  expect([first.indexes, readStarts.indexes]).toEqual([[0, 1, 2], [3]]);
+  return { stream, id };
 }
 
 describe('a results stream of the HTTP API whose listing missed a result', () => {
@@ -294,6 +337,62 @@ describe('a results stream of the HTTP API whose listing missed a result', () =>
     expect(resent).toEqual({ indexes: [0, 1], counts: 1 });
     expect(missed).toEqual({ indexes: [2], counts: 1 });
     expect(warnings.map((w) => w.sendsAgain)).toEqual([true, false]);
+  }, 30_000);
+
+  it('a set that outgrows the cursor during a read from the first result: the request still sends each result once, and does not end complete early', async () => {
+    const { stream } = await setOutgrowsItsCapMidRead();
+
+    // Pages of one or two rows (`limit`): the set outgrows the cursor at the chunk of task 199, the read goes on.
+    const rest = await stream.step('&limit=2');
+
+    // Tasks 1 and 2, which the client has, do not come again, nor count again (4 to 199 are pending).
+    expect(rest.indexes).toEqual([199]);
+    expect(stream.end).toMatchObject({ end: 'paused', delivered: 5 });
+  }, 30_000);
+
+  it('a set that outgrows the cursor during a read from the first result: the cursor restarts that read, sending every line again, counted from 0', async () => {
+    const { stream, id } = await setOutgrowsItsCapMidRead();
+
+    const outgrown = await stream.step('&limit=1');
+    const restarted = await stream.step();
+    await finish(id(4));
+    const later = await stream.step();
+
+    expect(outgrown.indexes).toEqual([199]);
+    expect(restarted.indexes).toEqual([0, 3, 199, 1, 2]);
+    expect(stream.end).toMatchObject({ end: 'paused' });
+    expect(later.indexes).toEqual([4]);
+    expect(stream.end).toMatchObject({ end: 'paused', delivered: 6 });
+  }, 30_000);
+
+  it('a read from the first result over results the client has ends at the deadline, paused, and the next request goes on past them', async () => {
+    const { clock, ids, stream } = await steppedPastFirstEnd(10);
+    for (let i = 1; i < 9; i++) await finish(ids[i]!);
+    for (let i = 0; i < 9; i++) numberEnded(ids[i]!, 10 * (i + 1));
+    expect((await stream.step()).indexes).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    endUnlisted(ids[9]!);
+    numberEnded(ids[9]!, 85); // behind the stream's listing (90), near the end of the session's
+    clock.advance(1_000);
+    // Each read of the table takes 10 s of the server's clock (a large session's pages on DynamoDB, say).
+    const table = grid.backends.table;
+    const listTerminal = table.listTerminal.bind(table);
+    table.listTerminal = (sessionId, cursor, limit) => {
+      clock.advance(10_000);
+      return listTerminal(sessionId, cursor, limit);
+    };
+
+    const spent: number[] = [];
+    const had: number[] = [];
+    for (let i = 0; i < 10 && !had.includes(9); i++) {
+      const started = clock.at;
+      had.push(...(await stream.step('&limit=2')).indexes);
+      spent.push((clock.at - started) / 1_000);
+    }
+
+    // The first request looks (nothing), counts, looks again, reads a page from the first result: past a second.
+    expect(spent[0]).toBe(30);
+    expect(had).toEqual([9]);
+    expect(stream.end).toMatchObject({ end: 'complete', delivered: 10 });
   }, 30_000);
 
   it('a cursor of the earlier version (no check state) resumes the stream; a malformed check state is refused', async () => {
