@@ -25,6 +25,7 @@
 # (not in threading's registry) and stopped around every fork (see _Withdrawals).
 import _thread
 import decimal
+import errno
 import fcntl
 import importlib
 import json
@@ -381,11 +382,17 @@ def _take_back(number):
 
 # Whether os.fork() counts the process's threads (for its "multi-threaded, use of fork() may lead to deadlocks"
 # DeprecationWarning, 3.12+) before it runs the after_in_parent hooks, so the withdraw thread can be restarted from
-# one. 3.12 does; 3.13 before 3.13.10 and 3.14.0 count after them (python/cpython#137109), so there the thread is
-# restarted by the main loop when the handler that forked returns: take-backs wait until then.
+# one. 3.12 does; 3.13 before 3.13.10 and 3.14.0 count after them (python/cpython#137109), so there the main loop
+# restarts the thread (`resume`) before it reads a request and again before it starts one: a fork made while a
+# request runs stops take-backs until that request ends; one made between requests (a thread of the worker's own,
+# a multiprocessing Pool replacing a process) only until the next request is read.
 _RESTART_IN_FORK_HOOK = sys.version_info[:3] < (3, 13, 0) or (3, 13, 10) <= sys.version_info[:3] < (3, 14, 0) or (
     sys.version_info[:3] >= (3, 14, 1)
 )
+
+
+# Whether the OS threads of this process can be seen ending (Linux); see _Withdrawals.before_fork.
+_TASKS_VISIBLE = os.path.isdir("/proc/self/task")
 
 
 class _Withdrawals(object):
@@ -425,10 +432,20 @@ class _Withdrawals(object):
         _thread.start_new_thread(self._run, (done,))
 
     def resume(self):
-        """Restarts the thread if a fork stopped it and its hook could not restart it (the main loop calls this)."""
+        """Restarts the thread if a fork stopped it and its hook could not restart it (the main loop calls this).
+
+        Waits for a fork under way in another thread of the worker's. On the versions that count threads after the
+        hooks (see _RESTART_IN_FORK_HOOK), a restart that lands between that fork's last hook and its count gives
+        the worker the fork warning: rare, and nothing else goes wrong."""
         if self.restart_due:
             with self.control:
                 self.restart_due = False
+                # The take-backs that came while the thread was down are answered here, before the main loop goes
+                # on to start the requests they name (a thread just started might not have read them yet).
+                poller = select.poll()
+                poller.register(self.fd, select.POLLIN)
+                while not self.ended and poller.poll(0) and self._read():
+                    pass
                 self._start()
 
     def _run(self, done):
@@ -447,19 +464,25 @@ class _Withdrawals(object):
             if self.wake_r in ready:
                 os.read(self.wake_r, 64)
                 return  # stopped for a fork
-            try:
-                chunk = os.read(self.fd, 4096)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                self.ended = True  # the agent closed the pipe: nothing more to take back
+            if not self._read():
                 return
-            pending = self.pending + chunk
-            while len(pending) >= 4:
-                (number,) = _U32_STRUCT.unpack(pending[:4])
-                pending = pending[4:]
-                _take_back(number)
-            self.pending = pending
+
+    def _read(self):
+        """Reads what the pipe holds and takes those requests back; False once the agent has closed it."""
+        try:
+            chunk = os.read(self.fd, 4096)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.ended = True  # the agent closed the pipe: nothing more to take back
+            return False
+        pending = self.pending + chunk
+        while len(pending) >= 4:
+            (number,) = _U32_STRUCT.unpack(pending[:4])
+            pending = pending[4:]
+            _take_back(number)
+        self.pending = pending
+        return True
 
     def before_fork(self):
         self.control.acquire()
@@ -471,11 +494,15 @@ class _Withdrawals(object):
         self.done = None
         self.restart_due = not self.ended
         # The thread has returned; wait until the OS thread is gone too (what CPython counts), a few microseconds.
-        task = "/proc/self/task/%d" % self.native_id
-        for _ in range(2000):
-            if not os.path.exists(task):
-                break
-            time.sleep(0.00005)
+        # Only Linux shows it (/proc/self/task); elsewhere (macOS counts with task_threads) there is nothing portable
+        # to wait on, so this is best effort: the thread is past its last Python line and usually gone before fork
+        # counts, at worst the worker gets the fork warning once.
+        if _TASKS_VISIBLE:
+            task = "/proc/self/task/%d" % self.native_id
+            for _ in range(2000):
+                if not os.path.exists(task):
+                    break
+                time.sleep(0.00005)
 
     def after_fork_in_parent(self):
         try:
@@ -504,14 +531,17 @@ def _move_fd(fd):
     """A duplicate of `fd` on a high descriptor, not inherited by programs the worker runs; `fd` is closed.
 
     So the worker finds 3, 4 and 5 free, as on Lambda, and cannot disturb the transport by using them."""
+    os.fstat(fd)  # OSError (EBADF) if `fd` is not open: the caller decides (main: no withdraw pipe)
     for floor in (1000, 100, 10):
         try:
             high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
             break
-        except OSError:
-            continue  # floor above the descriptor limit
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EMFILE):
+                raise
+            # EINVAL: the floor is at or above the descriptor limit; EMFILE: no free descriptor above it. Lower.
     else:
-        high = os.dup(fd)  # non-inheritable as well
+        high = os.dup(fd)  # the lowest free descriptor; non-inheritable as well
     os.close(fd)
     return high
 
@@ -562,6 +592,10 @@ def _serve(request_handler):
         if payload is None or len(payload) < header_len + body_len:
             return
         number += 1
+        # Again here, not only before read(8): a fork made while this loop waited for the request (by a thread of the
+        # worker's own) stopped the thread, and this request must not run with take-backs stopped because of it.
+        if withdrawals is not None and withdrawals.restart_due:
+            withdrawals.resume()
         with lock:
             if number in withdrawn:
                 withdrawn.discard(number)
@@ -602,8 +636,10 @@ def main():
     _response_fd = _move_fd(RESPONSE_FD)
     try:
         withdraw_fd = _move_fd(WITHDRAW_FD)
-    except OSError:
-        withdraw_fd = None  # started without a withdraw pipe
+    except OSError as e:
+        if e.errno != errno.EBADF:
+            raise
+        withdraw_fd = None  # started without a withdraw pipe (fd 5 not open)
     if withdraw_fd is not None:
         _withdrawals = _Withdrawals(withdraw_fd)
         os.register_at_fork(
