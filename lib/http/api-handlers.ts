@@ -489,6 +489,15 @@ export class ApiHandlers {
     )!;
     const waitSec = numberParam(req.query, 'waitSec', this.limits.maxWaitSec, 0, this.limits.maxWaitSec);
     const cursor = decodeResultsCursor(req.query.get('cursor'));
+    if (cursor.createdAt !== undefined && cursor.createdAt !== session.createdAt) {
+      throw new ApiError(
+        400,
+        'InvalidCursorError',
+        `the cursor is of an earlier session '${sessionId}' (created ${new Date(cursor.createdAt).toISOString()}), ` +
+          `deleted since: this one was created ${new Date(session.createdAt).toISOString()}`,
+        'follow this session from its first result (no cursor)',
+      );
+    }
     const now = this.clock();
     let deadline = now + waitSec * 1000;
     // Rows the client has are read on for a second at least (`waitSec=0` means no wait, not no read), and for 20 s at
@@ -545,8 +554,7 @@ export class ApiHandlers {
     let counted: { readonly ended: number; readonly delivered: number } | undefined;
     // While reading again from the first result: the count that made it, and what had been delivered before it.
     let reRead: ReRead | undefined = from.reRead;
-    const encode = (): string =>
-      this.chunkCursor(session.sessionId, sentTasks, { listing: cursor, delivered, reRead, check });
+    const encode = (): string => this.chunkCursor(session, sentTasks, { listing: cursor, delivered, reRead, check });
     for (;;) {
       if (signal?.aborted) return;
       const room = limit - sent;
@@ -621,12 +629,18 @@ export class ApiHandlers {
    * `delivered` not counting the lines the read skipped.
    */
   private chunkCursor(
-    sessionId: string,
+    { sessionId, createdAt }: SessionRecord,
     sent: DeliveredTasks | undefined,
     at: { listing: string | undefined; delivered: number; reRead: ReRead | undefined; check: MissingResultsCheck },
   ): string {
     const packed = sent !== undefined && !this.uncarried.has(sent) ? this.packSent(sessionId, sent) : undefined;
-    const cursor = { listing: at.listing, delivered: at.delivered, check: at.check.state, reRead: at.reRead };
+    const cursor = {
+      createdAt,
+      listing: at.listing,
+      delivered: at.delivered,
+      check: at.check.state,
+      reRead: at.reRead,
+    };
     if (packed === undefined && sent !== undefined) {
       this.uncarried.add(sent);
       if (at.reRead !== undefined)

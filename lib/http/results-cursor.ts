@@ -24,6 +24,8 @@ export interface ReRead {
 
 /** What a results cursor holds, decoded. */
 export interface ResultsCursor {
+  /** When the session was created (undefined: a cursor of an earlier version): a session of the same id is another. */
+  readonly createdAt: number | undefined;
   /** The table's listing cursor (undefined: from the first result). */
   readonly listing: string | undefined;
   /** How many tasks the stream sent (since its last read from the first result, when `sent` is undefined). */
@@ -41,8 +43,11 @@ export interface ResultsCursor {
 
 /**
  * The cursor's JSON (base64url): the table's cursor and how many tasks were delivered before it, then the state of
- * its missing-results check (all optional: a cursor of an earlier version resumes as it did; an earlier server
- * ignores the fields it does not know). The set of sent tasks follows after a `.`, deflated (base64url too).
+ * its missing-results check and when the session was created (all optional: a cursor of an earlier version resumes
+ * as it did; a server of an earlier version ignores the JSON fields it does not know). The set of sent tasks follows
+ * after a `.`, deflated (base64url too): a server of a version before the set refuses such a cursor (400
+ * InvalidCursorError), so streams resumed across a rollback to one start again without a cursor. Kept out of the
+ * JSON, the set takes 4/3 fewer characters than it would inside (base64 of base64).
  */
 interface CursorJson {
   readonly c: string | null;
@@ -58,6 +63,8 @@ interface CursorJson {
   /** While the stream reads again from the first result: the count that started it, and `n` before it. */
   readonly k?: number;
   readonly b?: number;
+  /** When the session was created (its record's `createdAt`, epoch ms). */
+  readonly t?: number;
 }
 
 /**
@@ -79,6 +86,7 @@ export function encodeResultsCursor(cursor: Omit<ResultsCursor, 'sent'>, sent: B
     ...(check.unreachable !== undefined ? { g: check.unreachable } : {}),
     ...(check.unreachableAt !== undefined ? { u: check.unreachableAt } : {}),
     ...(reRead ? { k: reRead.counted, b: reRead.before } : {}),
+    ...(cursor.createdAt !== undefined ? { t: cursor.createdAt } : {}),
   };
   const head = Buffer.from(JSON.stringify(value)).toString('base64url');
   return sent === undefined ? head : `${head}.${sent.toString('base64url')}`;
@@ -87,7 +95,14 @@ export function encodeResultsCursor(cursor: Omit<ResultsCursor, 'sent'>, sent: B
 /** The cursor a client passed back (none: a stream from the first result); a cursor not ours is a 400. */
 export function decodeResultsCursor(raw: string | null): ResultsCursor {
   if (raw === null || raw === '') {
-    return { listing: undefined, delivered: 0, check: {}, reRead: undefined, sent: new DeliveredTasks() };
+    return {
+      createdAt: undefined,
+      listing: undefined,
+      delivered: 0,
+      check: {},
+      reRead: undefined,
+      sent: new DeliveredTasks(),
+    };
   }
   try {
     const [head, packed, ...rest] = raw.split('.');
@@ -104,7 +119,8 @@ export function decodeResultsCursor(raw: string | null): ResultsCursor {
       count(value.g) &&
       (value.u === undefined || Number.isFinite(value.u)) &&
       count(value.k) &&
-      count(value.b);
+      count(value.b) &&
+      count(value.t);
     const sent =
       packed === undefined
         ? undefined
@@ -113,8 +129,9 @@ export function decodeResultsCursor(raw: string | null): ResultsCursor {
           );
     // The set and the count are written together: one that disagrees was not.
     if (valid && (sent === undefined || sent.size === value.n)) {
-      const { c, n, q, w, g, u, k, b } = value as CursorJson;
+      const { c, n, q, w, g, u, k, b, t } = value as CursorJson;
       return {
+        createdAt: t,
         listing: c ?? undefined,
         delivered: n,
         check: {

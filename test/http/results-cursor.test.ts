@@ -22,26 +22,36 @@ function cursorWith(n: number, packed: Buffer): string {
 }
 
 describe('the cursor of a results stream', () => {
-  it('gives back the listing, the count, the check state, the read from the first result and the set it was given', () => {
+  it('gives back when the session was created, the listing, the count, the check state, the read from the first result and the set it was given', () => {
     const sent = allBut(1_000, [3, 500]);
     const check = { since: 1_000, waitMs: 4_000, unreachable: 2, unreachableAt: 900 };
 
     const text = encodeResultsCursor(
-      { listing: '42', delivered: 998, check, reRead: { counted: 1_000, before: 990 } },
+      { createdAt: 1_765_000_000_123, listing: '42', delivered: 998, check, reRead: { counted: 1_000, before: 990 } },
       packSentTasks(sent),
     );
     const back = decodeResultsCursor(text);
 
-    expect(back).toMatchObject({ listing: '42', delivered: 998, check, reRead: { counted: 1_000, before: 990 } });
+    expect(back).toMatchObject({
+      createdAt: 1_765_000_000_123,
+      listing: '42',
+      delivered: 998,
+      check,
+      reRead: { counted: 1_000, before: 990 },
+    });
     expect(back.sent?.size).toBe(998);
     expect([3, 500, 1_000].map((i) => back.sent?.has(i))).toEqual([false, false, false]);
     expect([0, 4, 999].map((i) => back.sent?.has(i))).toEqual([true, true, true]);
   });
 
   it('a cursor without a set (an earlier version, or one too large) resumes with the set unknown', () => {
-    const text = encodeResultsCursor({ listing: undefined, delivered: 5, check: {}, reRead: undefined }, undefined);
+    const text = encodeResultsCursor(
+      { createdAt: undefined, listing: undefined, delivered: 5, check: {}, reRead: undefined },
+      undefined,
+    );
 
     expect(decodeResultsCursor(text)).toEqual({
+      createdAt: undefined,
       listing: undefined,
       delivered: 5,
       check: {},

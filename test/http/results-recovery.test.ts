@@ -415,6 +415,39 @@ describe('a results stream of the HTTP API whose listing missed a result', () =>
   }, 30_000);
 });
 
+describe('a results cursor of a session deleted since', () => {
+  it('is refused for a new session of the same id (400 naming both), which streams from its first result', async () => {
+    const client = await startApi(1_000);
+    const create = (): Promise<{ status: number }> =>
+      client.call('POST', '/v1/sessions', { body: { sessionId: 'reused', tasks: [{ n: 0 }, { n: 1 }] } });
+    expect((await create()).status).toBe(201);
+    await finish('reused_0');
+    const path = '/v1/sessions/reused/results';
+    const first = await client.call('GET', `${path}?waitSec=0`);
+    const cursor = first.lines[first.lines.length - 1].cursor as string;
+    const createdAt = (await grid.backends.table.getSession('reused'))!.createdAt;
+    await grid.client.deleteSession('reused', { force: true });
+    // A new session a millisecond later at least (a session's creation time is in milliseconds).
+    while (Date.now() <= createdAt) await new Promise((resolve) => setImmediate(resolve));
+    expect((await create()).status).toBe(201);
+    await finish('reused_0');
+
+    const refused = await client.call('GET', `${path}?waitSec=0&cursor=${cursor}`);
+    const fresh = await client.call('GET', `${path}?waitSec=0`);
+
+    expect(first.lines.map((l) => l.index ?? l.end)).toEqual([0, 'paused']);
+    expect(refused.status).toBe(400);
+    expect(refused.json).toMatchObject({
+      error: {
+        code: 'InvalidCursorError',
+        message: expect.stringMatching(/earlier session 'reused' \(created .*\), deleted since/),
+        fix: expect.stringMatching(/first result \(no cursor\)/),
+      },
+    });
+    expect(fresh.lines.map((l) => l.index ?? l.end)).toEqual([0, 'paused']);
+  }, 30_000);
+});
+
 describe('the summary of a session whose listing missed a task', () => {
   it('catches the task up once the table counts more ended tasks than it summarised', async () => {
     const client = await startApi(1_000);
