@@ -93,7 +93,7 @@ function numberEnded(taskId: string, doneSeq: number): void {
 }
 
 /**
- * A results stream followed one request at a time (`waitSec=0`: one look each), each resuming at the cursor of the
+ * A results stream followed one request at a time (`waitSec=0` unless set: one look each), each resuming at the cursor of the
  * last, on a server whose clock the test moves.
  */
 class SteppedStream {
@@ -101,6 +101,8 @@ class SteppedStream {
   cursor: string | undefined;
   /** The `end` line of the last request. */
   end: { end: string; delivered: number } | undefined;
+  /** The `waitSec` of each request. */
+  waitSec = 0;
   constructor(
     private readonly client: ApiTestClient,
     private readonly path: string,
@@ -111,7 +113,7 @@ class SteppedStream {
     const before = counts;
     const answer = await this.client.call(
       'GET',
-      `${this.path}?waitSec=0${query}${this.cursor ? `&cursor=${this.cursor}` : ''}`,
+      `${this.path}?waitSec=${this.waitSec}${query}${this.cursor ? `&cursor=${this.cursor}` : ''}`,
     );
     const end = answer.lines[answer.lines.length - 1] as { end: string; cursor: string; delivered: number };
     this.cursor = end.cursor;
@@ -172,6 +174,27 @@ async function setOutgrowsItsCapMidRead() {
   const readStarts = await stream.step('&limit=1');
   expect([first.indexes, readStarts.indexes]).toEqual([[0, 1, 2], [3]]);
   return { stream, id };
+}
+
+/**
+ * A session of 10 tasks whose stream sent 0-8 (completion numbers 10-90); task 9 then ends behind the stream (85),
+ * a count is due, and each read of the table takes 10 s of the server's clock (a large session's pages on DynamoDB).
+ */
+async function sentNineMissedOneSlowReads() {
+  const { clock, ids, stream } = await steppedPastFirstEnd(10);
+  for (let i = 1; i < 9; i++) await finish(ids[i]!);
+  for (let i = 0; i < 9; i++) numberEnded(ids[i]!, 10 * (i + 1));
+  expect((await stream.step()).indexes).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  endUnlisted(ids[9]!);
+  numberEnded(ids[9]!, 85);
+  clock.advance(1_000);
+  const table = grid.backends.table;
+  const listTerminal = table.listTerminal.bind(table);
+  table.listTerminal = (sessionId, cursor, limit) => {
+    clock.advance(10_000);
+    return listTerminal(sessionId, cursor, limit);
+  };
+  return { clock, stream };
 }
 
 describe('a results stream of the HTTP API whose listing missed a result', () => {
@@ -366,20 +389,7 @@ describe('a results stream of the HTTP API whose listing missed a result', () =>
   }, 30_000);
 
   it('a read from the first result over results the client has ends at the deadline, paused, and the next request goes on past them', async () => {
-    const { clock, ids, stream } = await steppedPastFirstEnd(10);
-    for (let i = 1; i < 9; i++) await finish(ids[i]!);
-    for (let i = 0; i < 9; i++) numberEnded(ids[i]!, 10 * (i + 1));
-    expect((await stream.step()).indexes).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
-    endUnlisted(ids[9]!);
-    numberEnded(ids[9]!, 85); // behind the stream's listing (90), near the end of the session's
-    clock.advance(1_000);
-    // Each read of the table takes 10 s of the server's clock (a large session's pages on DynamoDB, say).
-    const table = grid.backends.table;
-    const listTerminal = table.listTerminal.bind(table);
-    table.listTerminal = (sessionId, cursor, limit) => {
-      clock.advance(10_000);
-      return listTerminal(sessionId, cursor, limit);
-    };
+    const { clock, stream } = await sentNineMissedOneSlowReads();
 
     const spent: number[] = [];
     const had: number[] = [];
@@ -393,6 +403,19 @@ describe('a results stream of the HTTP API whose listing missed a result', () =>
     expect(spent[0]).toBe(30);
     expect(had).toEqual([9]);
     expect(stream.end).toMatchObject({ end: 'complete', delivered: 10 });
+  }, 30_000);
+
+  it('a read from the first result over results the client has ends within 20 s however long the request may wait', async () => {
+    const { clock, stream } = await sentNineMissedOneSlowReads();
+    stream.waitSec = 840;
+
+    const started = clock.at;
+    const step = await stream.step('&limit=2');
+
+    // Looks, counts, looks again, reads a page from the first result: 30 s, past the 20 s; nothing sent yet.
+    expect(step.indexes).toEqual([]);
+    expect((clock.at - started) / 1_000).toBe(30);
+    expect(stream.end).toMatchObject({ end: 'paused', delivered: 9 });
   }, 30_000);
 
   it('a cursor of the earlier version (no check state) resumes the stream; a malformed check state is refused', async () => {
