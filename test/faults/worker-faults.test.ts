@@ -343,4 +343,23 @@ describe('heartbeats', () => {
       await grid.close(1_000);
     }
   });
+
+  it('keep the lease of a task claimed after the agent rested (its lease keeper stopped ticking with nothing held)', async () => {
+    const grid = await startTestGrid(FAULT_WORKER, {
+      task_ttl_expiration_offset_sec: 1,
+      task_ttl_refresh_interval_sec: 0.3,
+      lease_check_interval_sec: 5,
+    });
+    try {
+      // Five keeper periods with nothing held: its ticks stop, and the claim below must start them again.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const handle = await grid.client.submit([{ sleep: 3 }]);
+      const [result] = await collect(handle.results());
+
+      expect(outcomes(result!)).toEqual(['succeeded']);
+      expect(result).toMatchObject({ state: 'succeeded', attempts: 1 });
+    } finally {
+      await grid.close(1_000);
+    }
+  });
 });

@@ -18,8 +18,8 @@ interface SessionGap {
 /**
  * The pure policy of `CompletionNoticeQueue`'s wakes, kept per session: a client running one interactive task after
  * another (each its own session) is woken at once for every one, and many agents telling of one busy session cost
- * the client one look per gap (50 ms doubling to 5 s), not one per notice. A wake wakes every handle, so the sessions
- * noticed since the last wake all count as woken.
+ * the client one look per gap (50 ms doubling to 5 s), not one per notice. A wake reaches the waiters of the sessions
+ * noticed since the last wake (and those waiting for any change), so those sessions all count as woken.
  */
 export class NoticeWakeGaps {
   private readonly sessions = new Map<string, SessionGap>();

@@ -52,7 +52,8 @@ export class LeaseKeeper {
 
   /**
    * Starts the ticks again if they stopped for want of held tasks (see `tick`): the agent calls it as it holds a task.
-   * The first tick then comes one period after that task's claim, when it is due its first check.
+   * The first tick then comes one period after the agent took hold of that task (at or after its claim), so its first
+   * extension comes at most `refreshIntervalMs` after the claim, as with ticks that never stopped.
    */
   wake(): void {
     if (this.started) this.start();
