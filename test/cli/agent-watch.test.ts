@@ -27,16 +27,21 @@ function clientSeeing(answers: (AgentPresence[] | undefined)[]): { client: GridC
   return { client, looks: () => looks };
 }
 
+/** Watches the agents until the client has given every answer once, then stops the watch. */
+async function watchThrough(answers: AgentPresence[][]): Promise<void> {
+  const { client, looks } = clientSeeing(answers);
+  const stop = new AbortController();
+  const watching = watchAgents(client, { dir: 'g' }, stop.signal, 1);
+  await waitFor(() => looks() >= answers.length, 10_000, `${answers.length} looks`);
+  stop.abort();
+  await watching;
+}
+
 describe('watching the agents while waiting', () => {
   const lines = stderrLinesOfEachTest();
 
   it('says once that no agent is alive, then when one joins, then again if all are gone', async () => {
-    const { client, looks } = clientSeeing([[], [], [agent], [agent], [], [agent]]);
-    const stop = new AbortController();
-    const watching = watchAgents(client, { dir: 'g' }, stop.signal, 1);
-    await waitFor(() => looks() >= 6, 10_000, 'six looks');
-    stop.abort();
-    await watching;
+    await watchThrough([[], [], [agent], [agent], [], [agent]]);
 
     expect(lines).toEqual([
       expect.stringMatching(/^0 agents on this grid: start one with `htcgrid local up --dir g --worker/),
@@ -49,7 +54,7 @@ describe('watching the agents while waiting', () => {
   it('says once that the agents wait for disk space, with the fix, and once that space is back', async () => {
     const waiting: AgentPresence = { ...agent, waitingForDisk: true };
     const other: AgentPresence = { ...agent, agentId: 'h:2:b', pid: 2, waitingForDisk: false };
-    const { client, looks } = clientSeeing([
+    await watchThrough([
       [agent, other],
       [waiting, other],
       [waiting, { ...other, waitingForDisk: true }],
@@ -57,11 +62,6 @@ describe('watching the agents while waiting', () => {
       [agent, other],
       [agent, other],
     ]);
-    const stop = new AbortController();
-    const watching = watchAgents(client, { dir: 'g' }, stop.signal, 1);
-    await waitFor(() => looks() >= 6, 10_000, 'six looks');
-    stop.abort();
-    await watching;
 
     expect(lines).toEqual([
       'the disk holding the grid folder is full: 1 of 2 agent(s) wait for space, taking no new task and keeping finished results in memory; free space on that file system or delete finished sessions (htcgrid delete <session>); nothing recorded was lost and the grid carries on once there is space',
@@ -71,12 +71,7 @@ describe('watching the agents while waiting', () => {
 
   it('says space is back only once an agent tells so, not when the waiting agent is gone', async () => {
     const waiting: AgentPresence = { ...agent, waitingForDisk: true };
-    const { client, looks } = clientSeeing([[waiting], [], [waiting], [agent]]);
-    const stop = new AbortController();
-    const watching = watchAgents(client, { dir: 'g' }, stop.signal, 1);
-    await waitFor(() => looks() >= 4, 10_000, 'four looks');
-    stop.abort();
-    await watching;
+    await watchThrough([[waiting], [], [waiting], [agent]]);
 
     expect(lines).toEqual([
       expect.stringMatching(/^the disk holding the grid folder is full: 1 of 1 agent\(s\) wait for space/),
