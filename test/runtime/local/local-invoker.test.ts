@@ -179,6 +179,18 @@ function harness(options: { maxQueued?: number; pipelined?: boolean; readyAtOnce
   };
 }
 
+/** A started harness given two invocations, the first running and the second behind it, once the runtime has them. */
+async function twoInvoked(
+  options: Parameters<typeof harness>[0],
+): Promise<{ h: Harness; first: Promise<InvokeResult>; second: Promise<InvokeResult> }> {
+  const h = harness(options);
+  await h.invoker.start();
+  const first = h.invoker.invoke(h.invocation());
+  const second = h.invoker.invoke(h.invocation());
+  await settle();
+  return { h, first, second };
+}
+
 /** The result of `promise` if it has settled, else 'pending'. */
 async function peek<T>(promise: Promise<T>): Promise<T | 'pending'> {
   await settle();
@@ -284,11 +296,7 @@ describe('the local invoker against a fake runtime session', () => {
   });
 
   it('crash: the running invocation ends runtime-crash, the one written behind it runs on the next runtime', async () => {
-    const h = harness({ maxQueued: 1, pipelined: true });
-    await h.invoker.start();
-    const first = h.invoker.invoke(h.invocation());
-    const second = h.invoker.invoke(h.invocation());
-    await settle();
+    const { h, first, second } = await twoInvoked({ maxQueued: 1, pipelined: true });
     expect(h.sessions[0]!.calls).toHaveLength(2);
 
     h.sessions[0]!.crash();
@@ -381,11 +389,7 @@ describe('the local invoker against a fake runtime session', () => {
   });
 
   it('shutdown: close cancels the running and the waiting invocations, kills the runtime, and refuses new ones', async () => {
-    const h = harness({ maxQueued: 1 });
-    await h.invoker.start();
-    const first = h.invoker.invoke(h.invocation());
-    const second = h.invoker.invoke(h.invocation());
-    await settle();
+    const { h, first, second } = await twoInvoked({ maxQueued: 1 });
 
     const closed = h.invoker.close();
     expect(h.invoker.close()).toBe(closed);
@@ -454,11 +458,7 @@ describe('the local invoker against a fake runtime session', () => {
     });
 
     it('one the runtime started meanwhile gives its own answer', async () => {
-      const h = harness({ maxQueued: 1, pipelined: true });
-      await h.invoker.start();
-      const first = h.invoker.invoke(h.invocation());
-      const second = h.invoker.invoke(h.invocation());
-      await settle();
+      const { h, first, second } = await twoInvoked({ maxQueued: 1, pipelined: true });
 
       h.invoker.withdrawQueued();
       h.latest().answerNext();
@@ -472,11 +472,7 @@ describe('the local invoker against a fake runtime session', () => {
     });
 
     it('one whose runtime dies before answering comes back withdrawn, never given to the next runtime', async () => {
-      const h = harness({ maxQueued: 1, pipelined: true });
-      await h.invoker.start();
-      const first = h.invoker.invoke(h.invocation());
-      const second = h.invoker.invoke(h.invocation());
-      await settle();
+      const { h, first, second } = await twoInvoked({ maxQueued: 1, pipelined: true });
 
       h.invoker.withdrawQueued();
       h.latest().crash();
