@@ -193,13 +193,15 @@ function taskOfRaw(r: RawTaskRow): TaskRecord {
   });
 }
 
-/** Maps a row to a record; optional fields are absent, never null. */
-function taskOf(row: TaskRow): TaskRecord {
-  const task: { -readonly [K in keyof TaskRecord]: TaskRecord[K] } = {
-    taskId: row.task_id,
+type MutableTask = { -readonly [K in keyof TaskRecord]: TaskRecord[K] };
+
+/** The fields every row of a task has, whatever its state: one mapping of the columns for a read and a claim. */
+function storedFieldsOf(row: ClaimedRow, taskId: string, state: TaskState): MutableTask {
+  return {
+    taskId,
     sessionId: row.session_id,
     index: row.idx,
-    state: stateOf(row.state),
+    state,
     priority: row.priority,
     attempt: row.attempt,
     failures: row.failures,
@@ -209,10 +211,20 @@ function taskOf(row: TaskRow): TaskRecord {
     submittedAt: row.submitted_at,
     history: JSON.parse(row.history) as TaskRecord['history'],
   };
-  const result = dataRefOf(row.result_inline, row.result_key, row.result_bytes);
-  if (result !== undefined) task.result = result;
+}
+
+/** Sets the error and failure reason of an earlier attempt, where the row has them. */
+function setFailureOf(task: MutableTask, row: Pick<ClaimedRow, 'error' | 'failure_reason'>): void {
   if (row.error !== null) task.error = JSON.parse(row.error) as TaskError;
   if (row.failure_reason !== null) task.failureReason = row.failure_reason as FailureReason;
+}
+
+/** Maps a row to a record; optional fields are absent, never null. */
+function taskOf(row: TaskRow): TaskRecord {
+  const task = storedFieldsOf(row, row.task_id, stateOf(row.state));
+  const result = dataRefOf(row.result_inline, row.result_key, row.result_bytes);
+  if (result !== undefined) task.result = result;
+  setFailureOf(task, row);
   if (row.lease_owner !== null && row.lease_expires_at !== null) {
     task.lease = { owner: row.lease_owner, expiresAt: row.lease_expires_at };
   }
@@ -223,24 +235,8 @@ function taskOf(row: TaskRow): TaskRecord {
 
 /** The record of a task just claimed: the columns the claim did not return are the ones it set. */
 function claimedTaskOf(row: ClaimedRow, taskId: string, lease: Lease, startedAt: number): TaskRecord {
-  const task: { -readonly [K in keyof TaskRecord]: TaskRecord[K] } = {
-    taskId,
-    sessionId: row.session_id,
-    index: row.idx,
-    state: 'running',
-    priority: row.priority,
-    attempt: row.attempt,
-    failures: row.failures,
-    maxAttempts: row.max_attempts,
-    timeoutMs: row.timeout_ms,
-    payload: dataRefOf(row.payload_inline, row.payload_key, row.payload_bytes) ?? { inline: 'null' },
-    submittedAt: row.submitted_at,
-    history: JSON.parse(row.history) as TaskRecord['history'],
-    lease,
-    startedAt,
-  };
-  if (row.error !== null) task.error = JSON.parse(row.error) as TaskError;
-  if (row.failure_reason !== null) task.failureReason = row.failure_reason as FailureReason;
+  const task: MutableTask = { ...storedFieldsOf(row, taskId, 'running'), lease, startedAt };
+  setFailureOf(task, row);
   return task;
 }
 
