@@ -8,6 +8,11 @@ export class InvalidBrowseCursorError extends HtcGridError {
   }
 }
 
+/** How many items a browsing query reads for `limit`: a whole number from 1 to 1000, whatever was asked. */
+export function browsePageSize(limit: number): number {
+  return Math.max(1, Math.min(1000, Math.floor(limit)));
+}
+
 export function encodeBrowseCursor(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
 }

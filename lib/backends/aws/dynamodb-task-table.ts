@@ -70,7 +70,7 @@ import {
   terminalSessionSk,
 } from './table-schema';
 import { updateExpressionOf, type AttributePath, type Comparison, type SetAction } from './update-expression';
-import { decodeBrowseCursor, encodeBrowseCursor } from '../browse-cursor';
+import { browsePageSize, decodeBrowseCursor, encodeBrowseCursor } from '../browse-cursor';
 
 /** Most tasks one `listLive` call reads (live tasks are found by reading the session's tasks). */
 const LIVE_READ_BUDGET = 2000;
@@ -1416,7 +1416,7 @@ export class DynamoDbTaskTable implements TaskTable {
   /** Newest first, from the sessions' own partition of the session index (keys only), then their items. */
   async listSessions(cursor: string | undefined, limit: number): Promise<BrowsePage<SessionRecord>> {
     const startKey = decodeBrowseCursor(cursor, isStartKey);
-    const want = Math.max(1, Math.min(1000, Math.floor(limit)));
+    const want = browsePageSize(limit);
     const out = await this.retry('listSessions', () =>
       this.doc.send(
         new QueryCommand({
@@ -1454,7 +1454,7 @@ export class DynamoDbTaskTable implements TaskTable {
     limit: number,
   ): Promise<BrowsePage<TaskRecord>> {
     const from = decodeBrowseCursor(cursor, isManifestPosition) ?? { m: '', o: 0 };
-    const want = Math.max(1, Math.min(1000, Math.floor(limit)));
+    const want = browsePageSize(limit);
     const found: TaskRecord[] = [];
     let budget = LIVE_READ_BUDGET;
     const manifests = this.queryPages('query session index', {

@@ -2,7 +2,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { SessionRecord, TaskRecord } from '../../core/task';
 import type { BrowsePage } from '../../ports';
-import { decodeBrowseCursor, encodeBrowseCursor } from '../browse-cursor';
+import { browsePageSize, decodeBrowseCursor, encodeBrowseCursor } from '../browse-cursor';
 import type { SqliteDatabase } from './sqlite-database';
 import type { RawTaskRow, SessionRow } from './sqlite-task-table';
 
@@ -36,7 +36,7 @@ export class SqliteTaskBrowser {
 
   async listSessions(cursor: string | undefined, limit: number): Promise<BrowsePage<SessionRecord>> {
     const after = decodeBrowseCursor(cursor, (v): v is [number, string] => isPair(v)) ?? [Number.MAX_SAFE_INTEGER, ''];
-    const want = pageSize(limit);
+    const want = browsePageSize(limit);
     const rows = this.sessions.all(after[0], after[1], want);
     const last = rows[rows.length - 1];
     return {
@@ -52,7 +52,7 @@ export class SqliteTaskBrowser {
     limit: number,
   ): Promise<BrowsePage<TaskRecord>> {
     const after = decodeBrowseCursor(cursor, (v): v is number => Number.isSafeInteger(v)) ?? 0;
-    const want = pageSize(limit);
+    const want = browsePageSize(limit);
     const rows = this.live.all(sessionId, state, after, want) as unknown as [...RawTaskRow, number][];
     const last = rows[rows.length - 1];
     return {
@@ -64,8 +64,4 @@ export class SqliteTaskBrowser {
 
 function isPair(value: unknown): value is [number, string] {
   return Array.isArray(value) && value.length === 2 && Number.isSafeInteger(value[0]) && typeof value[1] === 'string';
-}
-
-function pageSize(limit: number): number {
-  return Math.max(1, Math.min(1000, Math.floor(limit)));
 }
