@@ -7,6 +7,8 @@
 export class DeliveredTasks {
   private bits = new Uint8Array(0);
   private count = 0;
+  /** One past the last byte that holds a set bit (the bytes after it, room to grow, are 0). */
+  private end = 0;
 
   /** How many distinct tasks were delivered. */
   get size(): number {
@@ -32,6 +34,7 @@ export class DeliveredTasks {
     }
     this.bits[byte]! |= 1 << (index % 8);
     this.count++;
+    if (byte >= this.end) this.end = byte + 1;
     return true;
   }
 
@@ -40,9 +43,7 @@ export class DeliveredTasks {
    * cursor of the HTTP API carries (see `fromBytes`). A view of the set's own bytes: valid until the next `add`.
    */
   toBytes(): Uint8Array {
-    let end = this.bits.length;
-    while (end > 0 && this.bits[end - 1] === 0) end--;
-    return this.bits.subarray(0, end);
+    return this.bits.subarray(0, this.end);
   }
 
   /** The set whose bytes `toBytes` gave (copied). */
@@ -52,6 +53,8 @@ export class DeliveredTasks {
     for (const byte of set.bits) {
       for (let b = byte; b !== 0; b &= b - 1) set.count++;
     }
+    set.end = set.bits.length;
+    while (set.end > 0 && set.bits[set.end - 1] === 0) set.end--;
     return set;
   }
 }

@@ -47,4 +47,15 @@ describe('DeliveredTasks', () => {
     for (let index = 0; index <= 1_001; index++) expect(rebuilt.has(index)).toBe(delivered.has(index));
     expect(DeliveredTasks.fromBytes(new DeliveredTasks().toBytes()).size).toBe(0);
   });
+
+  it('the bytes of a set rebuilt from bytes that end in zeros, then grown, end at the last byte that holds one', () => {
+    const rebuilt = DeliveredTasks.fromBytes(Uint8Array.from([1, 0, 0]));
+    const before = rebuilt.toBytes().length;
+    rebuilt.add(20);
+    const after = rebuilt.toBytes().length;
+    rebuilt.add(1_000);
+    rebuilt.add(900);
+
+    expect([before, after, rebuilt.toBytes().length]).toEqual([1, 3, 126]);
+  });
 });

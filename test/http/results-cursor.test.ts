@@ -74,6 +74,28 @@ describe('the cursor of a results stream', () => {
     expect(MAX_SENT_SET_BYTES).toBe(4096);
   });
 
+  it('a set packed again deflates only the blocks (64 KB) that changed since, and unpacks to the same set', () => {
+    const sent = allBut(1_200_000, [7]); // 150,000 bytes: three blocks
+    const first = packSentTasks(sent)!;
+    const deflate = jest.spyOn(zlib, 'deflateRawSync');
+    try {
+      sent.add(7);
+      sent.add(1_200_000);
+      const again = packSentTasks(sent)!;
+      const unchanged = packSentTasks(sent)!;
+
+      // Blocks 0 and 2 changed, block 1 did not; packed again unchanged, nothing is deflated.
+      expect(deflate.mock.calls.map(([bytes]) => (bytes as Uint8Array).length)).toEqual([65_536, 150_001 - 131_072]);
+      const back = decodeResultsCursor(cursorWith(1_200_001, again)).sent!;
+      expect(back.size).toBe(1_200_001);
+      expect(Buffer.compare(back.toBytes(), sent.toBytes())).toBe(0);
+      expect(Buffer.compare(unchanged, again)).toBe(0);
+      expect(decodeResultsCursor(cursorWith(1_199_999, first)).sent!.has(7)).toBe(false);
+    } finally {
+      deflate.mockRestore();
+    }
+  });
+
   it.each([
     ['a set that disagrees with the count', cursorWith(3, packSentTasks(allBut(2, []))!)],
     ['a set that is not deflated data', cursorWith(0, Buffer.from('not deflated'))],
