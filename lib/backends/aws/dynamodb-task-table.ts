@@ -237,8 +237,8 @@ export class DynamoDbTaskTable implements TaskTable {
   /** Index shards of sessions whose item is being written (never evicted: tasks written beside it rely on them). */
   private readonly creatingShards = new Map<string, number>();
   /**
-   * Tokens of this table's claims that `failed` (every try's answer lost: the write may have landed), by task and
-   * attempt: the next claim of that attempt carries the same token, so it takes a landed write as its own (see
+   * Tokens of this table's claims that `failed` unsettled (every try's answer lost, the write may have landed, and
+   * its fence failed too: see `settleUnknownClaim`), by task and attempt: the next claim of that attempt carries the same token, so it takes a landed write as its own (see
    * `claimMessages`). Taken out when used, so two claims of one attempt never carry it together.
    */
   private readonly unsettledClaims = new Map<string, string>();
@@ -756,14 +756,18 @@ export class DynamoDbTaskTable implements TaskTable {
    * each claim writes a fresh nonce (`ATTR.claimToken`) with the lease, and its condition also holds for the task
    * running the attempt it claims under this owner with that nonce and a lease never extended. The SDK's and this
    * table's retries of that write resend it and get the claimed task, instead of a refusal that would leave it
-   * running under a lease nobody holds until the lease expired (a lease term and an attempt lost). A claim that still
-   * `failed` leaves its nonce here (`unsettledClaims`) for this table's next claim of the same task and attempt (its
-   * message offered again), which takes over a landed try of it. Nothing runs twice: a nonce matches only the writes
-   * of claims whose answer nobody got, and is reused by one claim at a time; another agent, or this one restarted,
-   * draws its own nonces and finds the task busy as before. A try of the failed claim may still be on its way and
-   * land after the next claim (the service applies it late): the condition also asks for a lease ending no later than
-   * the write's own, and a later claim carries a later one, so that try is refused instead of moving the lease back
-   * (the task reaped as expired under its holder).
+   * running under a lease nobody holds until the lease expired (a lease term and an attempt lost). A claim none of
+   * whose tries was answered (a definite 4xx refusal is an answer) is settled at once by `settleUnknownClaim`'s fence:
+   * a landed try is handed over `claimed` by this very call (the message kept as the guard, as for any claim); one
+   * that did not land is fenced off for good, the claim `failed` and its message free for any agent. Only when the
+   * fence fails too does the claim stay unsettled: its nonce stays here (`unsettledClaims`) for this table's next
+   * claim of the same task and attempt (its message offered again), which takes over a landed try of it; another
+   * agent receiving that message finds the task busy until its lease expires. Nothing runs twice: a nonce matches
+   * only the writes of claims whose answer nobody got, and is reused by one claim at a time; another agent, or this
+   * one restarted, draws its own nonces. A try of an unsettled claim may still be on its way and land after the next
+   * claim (the service applies it late): the condition also asks for a lease ending no later than the write's own,
+   * and a later claim carries a later one, so that try is refused instead of moving the lease back (the task reaped
+   * as expired under its holder).
    */
   async claimMessages(
     requests: readonly ClaimRequest[],
@@ -776,61 +780,76 @@ export class DynamoDbTaskTable implements TaskTable {
       const unsettled = `${request.taskId}#${request.attempt}`;
       const token = this.unsettledClaims.get(unsettled) ?? newClaimToken();
       this.unsettledClaims.delete(unsettled);
+      // Set once a try's outcome is unknown (no answer, a 5xx, a refusal after the SDK's own unanswered tries): that
+      // try may have landed, or may still land.
+      let unknown = false;
       let claimed: Record<string, unknown>;
       try {
-        const out = await this.retry('claim', () =>
-          this.doc.send(
-            new UpdateCommand({
-              TableName: this.tableName,
-              Key: { task_id: request.taskId },
-              UpdateExpression:
-                'SET #state = :running, #attempt = :next, #owner = :owner, #exp = :exp, #started = :now, ' +
-                '#history.#a = :entry, #token = :token',
-              // Or this very claim, landed already (a retry after a lost answer), or a try of the failed claim whose
-              // nonce it carries, landed no later: see above. Never over a later lease (a late try of that claim).
-              ConditionExpression:
-                '(#state = :pending AND #attempt = :attempt) OR (#state = :running AND #attempt = :next AND ' +
-                '#owner = :owner AND #token = :token AND attribute_not_exists(#shard) AND #exp <= :exp)',
-              ExpressionAttributeNames: {
-                '#state': ATTR.state,
-                '#attempt': ATTR.attempt,
-                '#owner': ATTR.leaseOwner,
-                '#exp': ATTR.leaseExpiresAt,
-                '#started': ATTR.startedAt,
-                '#history': ATTR.history,
-                '#a': String(next),
-                '#token': ATTR.claimToken,
-                '#shard': ATTR.leaseShard,
-              },
-              ExpressionAttributeValues: {
-                ':running': 'running',
-                ':pending': 'pending',
-                ':attempt': request.attempt,
-                ':next': next,
-                ':owner': lease.owner,
-                ':exp': lease.expiresAt,
-                ':now': now,
-                ':entry': entry,
-                ':token': token,
-              },
-              ReturnValues: 'ALL_NEW',
-              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-            }),
-          ),
-        );
+        const out = await this.retry('claim', async () => {
+          try {
+            return await this.doc.send(
+              new UpdateCommand({
+                TableName: this.tableName,
+                Key: { task_id: request.taskId },
+                UpdateExpression:
+                  'SET #state = :running, #attempt = :next, #owner = :owner, #exp = :exp, #started = :now, ' +
+                  '#history.#a = :entry, #token = :token',
+                // Or this very claim, landed already (a retry after a lost answer), or a try of the failed claim whose
+                // nonce it carries, landed no later: see above. Never over a later lease (a late try of that claim), nor
+                // over its own fence (a pending item carrying its nonce, see `settleUnknownClaim`).
+                ConditionExpression:
+                  '(#state = :pending AND #attempt = :attempt AND (attribute_not_exists(#token) OR #token <> :token)) OR ' +
+                  '(#state = :running AND #attempt = :next AND #owner = :owner AND #token = :token AND ' +
+                  'attribute_not_exists(#shard) AND #exp <= :exp)',
+                ExpressionAttributeNames: {
+                  '#state': ATTR.state,
+                  '#attempt': ATTR.attempt,
+                  '#owner': ATTR.leaseOwner,
+                  '#exp': ATTR.leaseExpiresAt,
+                  '#started': ATTR.startedAt,
+                  '#history': ATTR.history,
+                  '#a': String(next),
+                  '#token': ATTR.claimToken,
+                  '#shard': ATTR.leaseShard,
+                },
+                ExpressionAttributeValues: {
+                  ':running': 'running',
+                  ':pending': 'pending',
+                  ':attempt': request.attempt,
+                  ':next': next,
+                  ':owner': lease.owner,
+                  ':exp': lease.expiresAt,
+                  ':now': now,
+                  ':entry': entry,
+                  ':token': token,
+                },
+                ReturnValues: 'ALL_NEW',
+                ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+              }),
+            );
+          } catch (error) {
+            if (!isDefiniteRefusal(error) || sdkAttemptsOf(error) > 1) unknown = true;
+            throw error;
+          }
+        });
         claimed = out.Attributes ?? {};
       } catch (error) {
         // Its own outcome: a rejection here would lose the siblings' claims, left running under this lease unheld.
         if (!(error instanceof ConditionalCheckFailedException)) {
-          this.rememberUnsettledClaim(unsettled, token);
-          return { taskId: request.taskId, status: 'failed', error };
+          if (!unknown) return { taskId: request.taskId, status: 'failed', error };
+          const settled = await this.settleUnknownClaim(request, lease, token, now);
+          if (settled === 'unsettled') this.rememberUnsettledClaim(unsettled, token);
+          if (settled === 'unsettled' || settled === 'fenced')
+            return { taskId: request.taskId, status: 'failed', error };
+          claimed = settled.item;
+        } else {
+          const found = probeOf(error.Item);
+          const probe = found && { ...found, leaseVisibleToReaper: found.leaseIndexed };
+          const refusal = classifyClaim(request, probe, now);
+          if (refusal.status !== 'expired') return { taskId: request.taskId, ...refusal };
+          // Claimed from this very message, never extended and expired: the caller reaps it as the reaper would.
+          return { taskId: request.taskId, status: 'expired', task: taskRecordOf(unmarshall(error.Item ?? {})) };
         }
-        const found = probeOf(error.Item);
-        const probe = found && { ...found, leaseVisibleToReaper: found.leaseIndexed };
-        const refusal = classifyClaim(request, probe, now);
-        if (refusal.status !== 'expired') return { taskId: request.taskId, ...refusal };
-        // Claimed from this very message, never extended and expired: the caller reaps it as the reaper would.
-        return { taskId: request.taskId, status: 'expired', task: taskRecordOf(unmarshall(error.Item ?? {})) };
       }
       // Where to tell of its end is looked up while it runs (nothing when known already). Only once claimed: a
       // message sent beside its session's write may come before it (see `createSealedSession`), and a lookup then
@@ -838,6 +857,55 @@ export class DynamoDbTaskTable implements TaskTable {
       this.notices?.claimed([request.taskId]);
       return { taskId: request.taskId, status: 'claimed', task: taskRecordOf(claimed) };
     });
+  }
+
+  /**
+   * Settles a claim none of whose tries was answered (see `claimMessages`) with one conditional write, its fence: the
+   * claim's nonce put on the task's item while it is still pending at the claimed attempt. A pending item carrying a
+   * claim's nonce refuses that claim's writes, so once the fence is in no try of the claim lands, even one the network
+   * still holds: `fenced`, the claim did not land and never will (its message may go to anyone). The fence is itself
+   * a retry-safe write (applied twice it writes the same), and the next claim of the attempt, carrying another nonce,
+   * writes over it. Refused, its item (`ALL_OLD`, the one the condition was checked against) says whether a try
+   * landed: the attempt running under this owner with this nonce, a lease never extended and still alive, is the
+   * claim's (`claimed`, its item). Anything else (another claim took the task, it ended, or the fence's write failed
+   * too) is `unsettled`, as before: the caller keeps the nonce for its next claim of the attempt.
+   */
+  private async settleUnknownClaim(
+    request: ClaimRequest,
+    lease: { owner: string; expiresAt: number },
+    token: string,
+    now: number,
+  ): Promise<{ item: Record<string, unknown> } | 'fenced' | 'unsettled'> {
+    try {
+      await this.retry('fence an unanswered claim', () =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { task_id: request.taskId },
+            UpdateExpression: 'SET #token = :token',
+            ConditionExpression: '#state = :pending AND #attempt = :attempt',
+            ExpressionAttributeNames: { '#token': ATTR.claimToken, '#state': ATTR.state, '#attempt': ATTR.attempt },
+            ExpressionAttributeValues: { ':token': token, ':pending': 'pending', ':attempt': request.attempt },
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          }),
+        ),
+      );
+      return 'fenced';
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) {
+        this.logger.warn({ err: error, taskId: request.taskId }, 'settling an unanswered claim failed; kept for later');
+        return 'unsettled';
+      }
+      const found = probeOf(error.Item);
+      const landed =
+        found?.state === 'running' &&
+        found.attempt === request.attempt + 1 &&
+        found.owner === lease.owner &&
+        error.Item?.[ATTR.claimToken]?.S === token &&
+        !found.leaseIndexed &&
+        (found.leaseExpiresAt ?? 0) > now;
+      return landed ? { item: unmarshall(error.Item ?? {}) } : 'unsettled';
+    }
   }
 
   /** Keeps a `failed` claim's token for the next claim of its attempt (see `unsettledClaims`), a bounded number. */

@@ -57,7 +57,8 @@ const EARLY_RECLAIM_PAUSES_MS = [20, 40, 80];
  *
  * - Claimed: the message stays in flight (not deleted) until `leaseExtended` or `settle(…, 'done')`; with
  *   `settle(…, 'abandoned')` it is forgotten, to reappear after its visibility timeout. A claim whose write landed but
- *   whose answer was lost is claimed too (by its retry, or at its message's next receive when it `failed`: see
+ *   whose answer was lost is claimed too, by this receive (its retry, or the fence that settles a claim no try of
+ *   which was answered), or at its message's next receive when even the fence failed (see
  *   `DynamoDbTaskTable.claimMessages`), never twice.
  * - Busy: released after `busyDelayMs`, or, for a live lease only the message guards, just after that lease would
  *   expire (each early receive counts towards the dead-letter queue's limit), at most one lease term ahead. Neither
@@ -73,8 +74,8 @@ const EARLY_RECLAIM_PAUSES_MS = [20, 40, 80];
  *   The batch's other tasks are handed over before those pauses (`IntakeOptions.onClaimed`); a claim that fails
  *   during them releases its messages.
  * - Stale, and missing once past both (or of unknown age): deleted.
- * - Failed (the claim's write failed after its retries, see `DynamoDbTaskTable.claimMessages`): released, never
- *   deleted, for 1 s, 2 s, 4 s… by its receive count, as an early message, while the batch's claimed tasks are
+ * - Failed (the claim's write failed after its retries and did not land, fenced off for good, or its outcome is still
+ *   unknown: see `DynamoDbTaskTable.claimMessages`): released, never deleted, for 1 s, 2 s, 4 s… by its receive count, as an early message, while the batch's claimed tasks are
  *   handed over; one warning tells how many and the first error. When every claim of a batch failed (the table is
  *   down), the call rejects with the first error instead, so the agent backs off, and the messages reappear after
  *   their visibility timeout.

@@ -77,7 +77,10 @@ export const ATTR = {
   leaseOwner: 'lease_owner',
   leaseExpiresAt: 'lease_expires_at',
   leaseShard: 'lease_shard',
-  /** The running attempt's claim, by a nonce of the claim's write: its retry recognises itself by it. */
+  /**
+   * The running attempt's claim, by a nonce of the claim's write: its retry recognises itself by it. On a pending item,
+   * a fence: the nonce of a claim whose tries went unanswered, whose writes it refuses (see `settleUnknownClaim`).
+   */
   claimToken: 'claim_token',
   submittedAt: 'submitted_at',
   startedAt: 'started_at',

@@ -1,6 +1,7 @@
 // The AWS intake's claims on the emulators when DynamoDB fails a claim (faults DynamoDB Local cannot produce, injected
 // below the SDK): a claim that fails costs its batch's other claims nothing, its message comes back and is claimed at
-// a later receive; a claim whose write landed but whose answer was lost is recognised as claimed by its retry.
+// a later receive; a claim whose write landed but whose answer was lost is recognised as claimed by its retry, or by
+// the fence that settles a claim none of whose tries was answered (which also shuts out a try still on its way).
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDbTaskTable, SqsDynamoDbTaskIntake, type AwsBackends } from '../../../lib/backends/aws';
 import { newTask, type SessionRecord, type TaskRecord } from '../../../lib/core/task';
@@ -22,11 +23,16 @@ const intakeOptions = { waitMs: 1_000, visibilityMs: 30_000, owner: 'agent', lea
  */
 type UpdateFault = 'refused' | 'lost' | 'late';
 
+/** What `plan` is told of an UpdateItem: whether it is a claim's (not a fence's, an extension's, a completion's). */
+interface UpdateSeen {
+  readonly claim: boolean;
+}
+
 /** Applies `plan` to the UpdateItems on `taskId`'s item (see `UpdateFault`); other requests go through. */
 function faultUpdatesOf(
   client: DynamoDBClient,
   taskId: string,
-  plan: () => UpdateFault | undefined,
+  plan: (update: UpdateSeen) => UpdateFault | undefined,
 ): { readonly faulted: () => number; stop(): void; deliverLate(): Promise<void> } {
   const inner = client.config.requestHandler as unknown as {
     handle: (request: unknown, options?: unknown) => Promise<unknown>;
@@ -43,8 +49,12 @@ function faultUpdatesOf(
   inner.handle = async (request: unknown, options?: unknown) => {
     const { headers, body } = request as { headers?: Record<string, string>; body?: unknown };
     const text = typeof body === 'string' ? body : body instanceof Uint8Array ? new TextDecoder().decode(body) : '{}';
-    const key = (JSON.parse(text) as { Key?: { task_id?: { S?: string } } }).Key?.task_id?.S;
-    const fault = headers?.['x-amz-target']?.endsWith('.UpdateItem') && key === taskId ? plan() : undefined;
+    const update = JSON.parse(text) as { Key?: { task_id?: { S?: string } }; UpdateExpression?: string };
+    const claim = update.UpdateExpression?.includes('#history') === true;
+    const fault =
+      headers?.['x-amz-target']?.endsWith('.UpdateItem') && update.Key?.task_id?.S === taskId
+        ? plan({ claim })
+        : undefined;
     if (fault === undefined) return handle.call(inner, request, options ?? {});
     faulted++;
     if (fault === 'late') {
@@ -92,12 +102,19 @@ async function oneAttemptTasks(backends: AwsBackends, count: number, maxAttempts
 }
 
 /** `queue` recording what it receives (task id and receive count) and the receipts it deletes. */
-function recordingQueue(queue: TaskQueue): { queue: TaskQueue; received: [string, number][]; acked: string[] } {
+function recordingQueue(queue: TaskQueue): {
+  queue: TaskQueue;
+  received: [string, number][];
+  acked: string[];
+  released: string[];
+} {
   const received: [string, number][] = [];
   const acked: string[] = [];
+  const released: string[] = [];
   return {
     received,
     acked,
+    released,
     queue: {
       send: (messages) => queue.send(messages),
       receive: async (max, options) => {
@@ -109,7 +126,10 @@ function recordingQueue(queue: TaskQueue): { queue: TaskQueue; received: [string
         acked.push(...receipts);
         return queue.ack(receipts);
       },
-      release: (receipts, delayMs) => queue.release(receipts, delayMs),
+      release: async (receipts, delayMs) => {
+        released.push(...receipts);
+        return queue.release(receipts, delayMs);
+      },
       extend: (receipts, visibilityMs) => queue.extend(receipts, visibilityMs),
       // The backends close the queue after the test.
       close: async () => undefined,
@@ -127,6 +147,7 @@ describe('SqsDynamoDbTaskIntake claims on the AWS emulators', () => {
     const failing = tasks[1]!.taskId;
     const { queue, received, acked } = recordingQueue(backends.queue);
     const intake = new SqsDynamoDbTaskIntake({ queue, table });
+    // Its fence too (see below): the claim stays unsettled, as when DynamoDB keeps failing.
     const fault = faultUpdatesOf(client, failing, () => 'refused');
 
     const claimed = await intake.receiveAndClaim(10, intakeOptions);
@@ -209,6 +230,68 @@ describe('a claim whose write landed but whose answer was lost', () => {
     expect(later.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner])).toEqual([
       [failing, 'running', 1, 'agent'],
     ]);
+  }, 60_000);
+
+  it('whose every try was answered 503 is settled at once: handed over claimed by the same receive, nothing released, the lease its own', async () => {
+    const resources = await createGridResources(suite.emulators);
+    const backends = suite.backendsFor(resources);
+    const { table, client } = tableOn(resources.tableName);
+    const tasks = await oneAttemptTasks(backends, 2);
+    await backends.queue.send(tasks.map(queueMessageOf));
+    const failing = tasks[1]!.taskId;
+    const { queue, received, released } = recordingQueue(backends.queue);
+    const intake = new SqsDynamoDbTaskIntake({ queue, table });
+    // Every try of its claim lands and its answer is lost (the claim fails after its retries); the rest goes through.
+    const fault = faultUpdatesOf(client, failing, ({ claim }) => (claim ? 'lost' : undefined));
+    const before = Date.now();
+
+    const claimed = await intake.receiveAndClaim(10, intakeOptions);
+
+    fault.stop();
+    expect(fault.faulted()).toBeGreaterThanOrEqual(8);
+    expect(received.map(([id, count]) => [id, count]).sort()).toEqual(tasks.map((t) => [t.taskId, 1]).sort());
+    expect(released).toEqual([]);
+    const mine = claimed.find((t) => t.taskId === failing);
+    expect(mine).toMatchObject({ state: 'running', attempt: 1, lease: { owner: 'agent' } });
+    // Its lease is the one this receive's claim wrote (a full term from now), not one to wait out.
+    expect(mine!.lease!.expiresAt).toBeGreaterThanOrEqual(before + intakeOptions.leaseMs);
+    expect((await table.getTask(failing))?.lease).toEqual(mine!.lease);
+    expect(claimed.map((t) => t.taskId).sort()).toEqual(tasks.map((t) => t.taskId).sort());
+  }, 60_000);
+
+  it('none of whose tries landed is fenced: a try the network held, applied later, is refused and another agent claims the task', async () => {
+    const resources = await createGridResources(suite.emulators);
+    const backends = suite.backendsFor(resources);
+    const { table, client } = tableOn(resources.tableName);
+    // A sibling claimed beside it, so the receive hands over what it claimed and releases the failed claim's message.
+    const [sibling, task] = await oneAttemptTasks(backends, 2);
+    const id = task!.taskId;
+    await backends.queue.send([queueMessageOf(sibling!), queueMessageOf(task!)]);
+    const first = recordingQueue(backends.queue);
+    const intake = new SqsDynamoDbTaskIntake({ queue: first.queue, table });
+    // Its first try is held by the network past its timeout, every later one refused 503 (none lands); the fence
+    // goes through.
+    let tries = 0;
+    const fault = faultUpdatesOf(client, id, ({ claim }) => (!claim ? undefined : tries++ === 0 ? 'late' : 'refused'));
+
+    const claimed = await intake.receiveAndClaim(10, intakeOptions);
+    fault.stop();
+    // Then DynamoDB applies the held try: the fence refuses it.
+    await fault.deliverLate();
+
+    expect(tries).toBeGreaterThanOrEqual(8);
+    expect(claimed.map((t) => t.taskId)).toEqual([sibling!.taskId]);
+    expect(first.released).toHaveLength(1);
+    expect(await table.getTask(id)).toMatchObject({ state: 'pending', attempt: 0 });
+    // The released message reaches another agent, which claims the task (not busy under a lease nobody runs).
+    const { queue, received } = recordingQueue(backends.queue);
+    const other = new SqsDynamoDbTaskIntake({ queue, table: tableOn(resources.tableName).table });
+    const taken: TaskRecord[] = [];
+    while (received.length === 0) {
+      taken.push(...(await other.receiveAndClaim(10, { ...intakeOptions, owner: 'b', waitMs: 10_000 })));
+    }
+    expect(received).toEqual([[id, 2]]);
+    expect(taken.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner])).toEqual([[id, 'running', 1, 'b']]);
   }, 60_000);
 
   it('is handed over once when its attempt has two messages in the batch', async () => {
