@@ -72,6 +72,14 @@ class Transport:
         self._retries = retries
         self._local = threading.local()
 
+    @property
+    def stream_wait_sec(self) -> float:
+        """The longest silent wait to ask of a streaming answer: the server ends it in time, before the socket's
+        ``timeout`` would take the silence for a dead connection (and a resume)."""
+        if self._timeout is None:
+            return 840.0
+        return min(840.0, max(self._timeout / 2.0, self._timeout - 5.0))
+
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:

@@ -249,8 +249,10 @@ class Session:
         deadline = None if wait_sec is None else time.monotonic() + wait_sec
         try:
             while True:
-                wait = 840.0 if deadline is None else max(0.0, deadline - time.monotonic())
-                query = {"cursor": cursor, "waitSec": "%.3f" % min(wait, 840.0)}
+                # Never longer than the socket waits in silence: a longer wait ended in a timeout and a resume.
+                longest = self._http.stream_wait_sec
+                wait = longest if deadline is None else max(0.0, deadline - time.monotonic())
+                query = {"cursor": cursor, "waitSec": "%.3f" % min(wait, longest)}
                 ended = None
                 try:
                     for raw in self._http.lines("/v1/sessions/%s/results" % self.session_id, query):

@@ -235,3 +235,20 @@ def test_requests_to_an_aws_grid_are_signed_with_sigv4_for_lambda(monkeypatch):
     assert headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
     assert "/eu-west-3/lambda/aws4_request" in headers["authorization"]
     assert "x-amz-date" in headers
+
+
+def test_a_results_wait_never_outlasts_the_connections_timeout():
+    # The server sends nothing while it waits: a wait longer than the socket's timeout broke the stream each time.
+    with Grid.connect(CONFIG, timeout=3.0) as short:
+        asked = []
+        lines = short._http.lines
+
+        def recording(path, query):
+            asked.append(float(query["waitSec"]))
+            return lines(path, query)
+
+        short._http.lines = recording
+        session = short.submit([{"do": "sleep", "seconds": 4}])
+        (r,) = list(session.results())
+        assert r.ok
+        assert asked and max(asked) < 3.0
