@@ -91,8 +91,9 @@ async function sessionIndexKeys(sessionId: string): Promise<Record<string, strin
 
 let sessionCounter = 0;
 /** A session of `count` pending tasks, created with `expected` as its expected size (unknown if undefined). */
-async function seedSized(table: DynamoDbTaskTable, count: number, expected: number | undefined) {
-  const session: SessionRecord = {
+/** A new session's record, with a fresh id (and `expectedTaskCount` where given). */
+function newSession(expected?: number): SessionRecord {
+  return {
     sessionId: `t${Date.now().toString(36)}x${++sessionCounter}`,
     createdAt: Date.now(),
     priority: 0,
@@ -101,6 +102,10 @@ async function seedSized(table: DynamoDbTaskTable, count: number, expected: numb
     nonRetryableErrorTypes: [],
     ...(expected !== undefined ? { expectedTaskCount: expected } : {}),
   };
+}
+
+async function seedSized(table: DynamoDbTaskTable, count: number, expected: number | undefined) {
+  const session = newSession(expected);
   await table.createSession(session);
   const tasks = Array.from({ length: count }, (_, i) => newTask(session, i, { inline: '{}' }, Date.now()));
   await table.createTasks(tasks);
@@ -109,14 +114,7 @@ async function seedSized(table: DynamoDbTaskTable, count: number, expected: numb
 
 /** A session of `count` tasks not written yet (for `createSealedSession`). */
 function sealedSessionOf(count: number) {
-  const session: SessionRecord = {
-    sessionId: `t${Date.now().toString(36)}x${++sessionCounter}`,
-    createdAt: Date.now(),
-    priority: 0,
-    maxAttempts: 3,
-    timeoutMs: 60_000,
-    nonRetryableErrorTypes: [],
-  };
+  const session = newSession();
   const tasks = Array.from({ length: count }, (_, i) => newTask(session, i, { inline: '{}' }, Date.now()));
   return { session, tasks, ids: tasks.map((t) => t.taskId) };
 }
@@ -132,13 +130,13 @@ async function finish(table: DynamoDbTaskTable, taskId: string): Promise<void> {
     Date.now(),
   );
   if (claim?.status !== 'claimed') throw new Error(`could not claim ${taskId}`);
-  await table.complete([
-    {
-      taskId,
-      guard: { owner: 'a', attempt: 1 },
-      outcome: { kind: 'succeeded', result: { inline: '1' } },
-      at: Date.now(),
-    },
+  await succeed(table, taskId, Date.now());
+}
+
+/** Records the first attempt of `taskId`, held by owner 'a', as succeeded at `at` with `result`. */
+function succeed(table: DynamoDbTaskTable, taskId: string, at: number, result = '1') {
+  return table.complete([
+    { taskId, guard: { owner: 'a', attempt: 1 }, outcome: { kind: 'succeeded', result: { inline: result } }, at },
   ]);
 }
 
@@ -402,14 +400,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
       return failUnanswered(options);
     });
 
-    const [written] = await writer.complete([
-      {
-        taskId: ids[1]!,
-        guard: { owner: 'a', attempt: 1 },
-        outcome: { kind: 'succeeded', result: { inline: '2' } },
-        at: clock,
-      },
-    ]);
+    const [written] = await succeed(writer, ids[1]!, clock, '2');
     const later = await reader.listTerminal(session.sessionId, cursor, 10);
     hungClient.destroy();
 
@@ -448,14 +439,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
       return failUnanswered(options);
     });
 
-    const [written] = await writer.complete([
-      {
-        taskId: ids[0]!,
-        guard: { owner: 'a', attempt: 1 },
-        outcome: { kind: 'succeeded', result: { inline: '1' } },
-        at: clock,
-      },
-    ]);
+    const [written] = await succeed(writer, ids[0]!, clock);
     const later = await reader.listTerminal(session.sessionId, cursor, 10);
     lateClient.destroy();
 
@@ -478,14 +462,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
       return failUnanswered(options);
     });
 
-    const [written] = await writer.complete([
-      {
-        taskId: ids[0]!,
-        guard: { owner: 'a', attempt: 1 },
-        outcome: { kind: 'succeeded', result: { inline: '1' } },
-        at: clock,
-      },
-    ]);
+    const [written] = await succeed(writer, ids[0]!, clock);
     lateClient.destroy();
 
     expect(late()).toBe(true);
@@ -610,9 +587,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     await table.extendLeases([{ taskId, owner: 'a', attempt: 1 }], 6_000);
     const afterExtension = await table.findExpiredLeases(10_000, 100_000);
     const extensionUnits = { ...consumed.indexes };
-    await table.complete([
-      { taskId, guard: { owner: 'a', attempt: 1 }, outcome: { kind: 'succeeded', result: { inline: '1' } }, at: 7_000 },
-    ]);
+    await succeed(table, taskId, 7_000);
 
     expect(beforeExtension.map((t) => t.taskId)).not.toContain(taskId);
     expect(afterExtension.map((t) => t.taskId)).toContain(taskId);
