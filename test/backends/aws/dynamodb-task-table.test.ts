@@ -876,6 +876,30 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
 
   describe('createSealedSession', () => {
     const sealedSession = sealedSessionOf;
+    const dropped = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    /** A table whose own resends do not wait (and stop after `maxAttempts` where given). */
+    const resendingTable = (maxAttempts?: number) =>
+      new DynamoDbTaskTable({
+        tableName,
+        client,
+        retry: { ...(maxAttempts !== undefined ? { maxAttempts } : {}), sleep: async () => undefined },
+      });
+    /** What writing the session throws (undefined if nothing), with `intercepted` stopped after it. */
+    const errorOfWrite = async (
+      table: DynamoDbTaskTable,
+      session: SessionRecord,
+      tasks: ReturnType<typeof sealedSessionOf>['tasks'],
+      intercepted: { stop(): void },
+    ): Promise<unknown> => {
+      try {
+        await table.createSealedSession(session, tasks);
+        return undefined;
+      } catch (e) {
+        return e;
+      } finally {
+        intercepted.stop();
+      }
+    };
 
     it('writes the session, sealed, its manifest and its tasks in one request, which a delete finds again', async () => {
       const table = new DynamoDbTaskTable({ tableName, client });
@@ -898,7 +922,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
       const { session, tasks, ids } = sealedSession(1);
       const intercepted = interceptNextRequest(client, async (send) => {
         await send();
-        throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+        throw dropped();
       });
 
       await table.createSealedSession(session, tasks);
@@ -908,7 +932,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     });
 
     it('a resend that meets its first try still under way goes again under the same token, and that try lands once', async () => {
-      const table = new DynamoDbTaskTable({ tableName, client, retry: { sleep: async () => undefined } });
+      const table = resendingTable();
       const { session, tasks, ids } = sealedSession(2);
       let first: Promise<unknown> | undefined;
       const intercepted = interceptRequests(client, async (n, send, sdkAttempt) => {
@@ -916,7 +940,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
           // Sent, but its answer is lost: the SDK sends it again while it is still under way.
           first = send();
           first.catch(() => undefined);
-          throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+          throw dropped();
         }
         if (sdkAttempt > 1) {
           // DynamoDB refuses the SDK's resends while the first try runs (that try lands meanwhile), until the SDK
@@ -939,14 +963,8 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
       expect((await table.getSession(session.sessionId))?.taskCount).toBe(2);
     });
 
-    const dropped = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
-
     it('a write whose first try went unanswered and every resend was refused is settled by a fence: not landed, nothing left', async () => {
-      const table = new DynamoDbTaskTable({
-        tableName,
-        client,
-        retry: { maxAttempts: 3, sleep: async () => undefined },
-      });
+      const table = resendingTable(3);
       const { session, tasks, ids } = sealedSession(1);
       commands.length = 0;
       const intercepted = interceptRequests(client, async (n, send, _attempt, token) => {
@@ -956,14 +974,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
         throw refusal('TransactionCanceledException', { CancellationReasons: [{ Code: 'ThrottlingError' }] });
       });
 
-      let error: unknown;
-      try {
-        await table.createSealedSession(session, tasks);
-      } catch (e) {
-        error = e;
-      } finally {
-        intercepted.stop();
-      }
+      const error = await errorOfWrite(table, session, tasks, intercepted);
 
       expect(error).toBeDefined();
       expect(error).not.toBeInstanceOf(SessionWriteUnknownError);
@@ -978,11 +989,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     });
 
     it('a write that landed but no answer of which came back is settled by a fence: the session is there', async () => {
-      const table = new DynamoDbTaskTable({
-        tableName,
-        client,
-        retry: { maxAttempts: 2, sleep: async () => undefined },
-      });
+      const table = resendingTable(2);
       const { session, tasks, ids } = sealedSession(2);
       const intercepted = interceptRequests(client, async (n, send, _attempt, token) => {
         if (token === undefined) return send();
@@ -1001,11 +1008,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     });
 
     it("a fence whose put was answered only on the SDK's retry (refused: the key holds it) is taken as in", async () => {
-      const table = new DynamoDbTaskTable({
-        tableName,
-        client,
-        retry: { maxAttempts: 2, sleep: async () => undefined },
-      });
+      const table = resendingTable(2);
       const { session, tasks, ids } = sealedSession(1);
       let fences = 0;
       const intercepted = interceptRequests(client, async (_n, send, _attempt, token) => {
@@ -1018,14 +1021,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
         return send();
       });
 
-      let error: unknown;
-      try {
-        await table.createSealedSession(session, tasks);
-      } catch (e) {
-        error = e;
-      } finally {
-        intercepted.stop();
-      }
+      const error = await errorOfWrite(table, session, tasks, intercepted);
 
       expect(error).toBeDefined();
       expect(error).not.toBeInstanceOf(SessionExistsError);
@@ -1034,24 +1030,13 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     });
 
     it('a write whose fence cannot be written either rejects with SessionWriteUnknownError, naming how to remove it', async () => {
-      const table = new DynamoDbTaskTable({
-        tableName,
-        client,
-        retry: { maxAttempts: 2, sleep: async () => undefined },
-      });
+      const table = resendingTable(2);
       const { session, tasks, ids } = sealedSession(1);
       const intercepted = interceptRequests(client, async () => {
         throw dropped();
       });
 
-      let error: unknown;
-      try {
-        await table.createSealedSession(session, tasks);
-      } catch (e) {
-        error = e;
-      } finally {
-        intercepted.stop();
-      }
+      const error = await errorOfWrite(table, session, tasks, intercepted);
 
       expect(error).toBeInstanceOf(SessionWriteUnknownError);
       expect(String(error)).toContain(`htcgrid delete ${session.sessionId} --force`);
@@ -1059,7 +1044,7 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
     });
 
     it('a transaction cancelled for throttling is sent again', async () => {
-      const table = new DynamoDbTaskTable({ tableName, client, retry: { sleep: async () => undefined } });
+      const table = resendingTable();
       const { session, tasks, ids } = sealedSession(1);
       const intercepted = interceptRequests(client, async (n, send) => {
         if (n === 1) {
@@ -1084,9 +1069,9 @@ describe('DynamoDbTaskTable on DynamoDB Local', () => {
       const { session, tasks } = sealedSession(1);
       // The keys taken meanwhile (as by that try, landed past the token's ten minutes).
       await new DynamoDbTaskTable({ tableName, client }).createSealedSession(session, tasks);
-      const table = new DynamoDbTaskTable({ tableName, client, retry: { sleep: async () => undefined } });
+      const table = resendingTable();
       const intercepted = interceptRequests(client, async (n, send) => {
-        if (n === 1) throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+        if (n === 1) throw dropped();
         return send();
       });
 
