@@ -923,67 +923,37 @@ export class DynamoDbTaskTable implements TaskTable {
    * item (`ALL_OLD`) is the one its condition was checked against, so it says which: no second read.
    */
   async extendLeases(leases: readonly LeaseRef[], expiresAt: number): Promise<LeaseStatus[]> {
-    return mapLimit(leases, this.concurrency, async (lease): Promise<LeaseStatus> => {
-      const shard = leaseShardOf(lease.taskId, this.leaseShards);
-      try {
-        await this.retry('extendLeases', () =>
-          this.doc.send(
-            new UpdateCommand({
-              TableName: this.tableName,
-              Key: { task_id: lease.taskId },
-              // The first extension puts the task into the lease index (claims leave it out, see `claim`).
-              UpdateExpression: 'SET #exp = :exp, #shard = :shard',
-              ConditionExpression: '#state = :running AND #attempt = :attempt AND #owner = :owner AND #exp <= :exp',
-              ExpressionAttributeNames: {
-                '#exp': ATTR.leaseExpiresAt,
-                '#shard': ATTR.leaseShard,
-                '#state': ATTR.state,
-                '#attempt': ATTR.attempt,
-                '#owner': ATTR.leaseOwner,
-              },
-              ExpressionAttributeValues: {
-                ':exp': expiresAt,
-                ':shard': shard,
-                ':running': 'running',
-                ':attempt': lease.attempt,
-                ':owner': lease.owner,
-              },
-              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-            }),
-          ),
-        );
-        return 'held';
-      } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
-        const found = probeOf(error.Item);
-        const status = leaseStatusOf(found, lease);
-        // Held under a later lease its claim wrote (never extended): into the lease index all the same.
-        return status === 'held' && found?.leaseIndexed !== true ? this.indexLease(lease, shard) : status;
-      }
-    });
+    return mapLimit(leases, this.concurrency, (lease) => this.writeLease(lease, expiresAt));
   }
 
-  /** Puts a held lease into the lease index as it stands (see `extendLeases`); its status. */
-  private async indexLease(lease: LeaseRef, shard: string): Promise<LeaseStatus> {
+  /**
+   * One lease's write (see `extendLeases`): extends it to `expiresAt`, never back, and puts the task into the lease
+   * index (claims leave it out, see `claim`); without `expiresAt`, only puts it there as it stands. Its status.
+   */
+  private async writeLease(lease: LeaseRef, expiresAt?: number): Promise<LeaseStatus> {
+    const extending = expiresAt !== undefined;
     try {
       await this.retry('extendLeases', () =>
         this.doc.send(
           new UpdateCommand({
             TableName: this.tableName,
             Key: { task_id: lease.taskId },
-            UpdateExpression: 'SET #shard = :shard',
-            ConditionExpression: '#state = :running AND #attempt = :attempt AND #owner = :owner',
+            UpdateExpression: extending ? 'SET #exp = :exp, #shard = :shard' : 'SET #shard = :shard',
+            ConditionExpression:
+              '#state = :running AND #attempt = :attempt AND #owner = :owner' + (extending ? ' AND #exp <= :exp' : ''),
             ExpressionAttributeNames: {
               '#shard': ATTR.leaseShard,
               '#state': ATTR.state,
               '#attempt': ATTR.attempt,
               '#owner': ATTR.leaseOwner,
+              ...(extending ? { '#exp': ATTR.leaseExpiresAt } : {}),
             },
             ExpressionAttributeValues: {
-              ':shard': shard,
+              ':shard': leaseShardOf(lease.taskId, this.leaseShards),
               ':running': 'running',
               ':attempt': lease.attempt,
               ':owner': lease.owner,
+              ...(extending ? { ':exp': expiresAt } : {}),
             },
             ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           }),
@@ -992,7 +962,10 @@ export class DynamoDbTaskTable implements TaskTable {
       return 'held';
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      return leaseStatusOf(probeOf(error.Item), lease);
+      const found = probeOf(error.Item);
+      const status = leaseStatusOf(found, lease);
+      // Held under a later lease its claim wrote (never extended): into the lease index all the same.
+      return extending && status === 'held' && found?.leaseIndexed !== true ? this.writeLease(lease) : status;
     }
   }
 
