@@ -430,8 +430,8 @@ export interface AgentPresence {
   /**
    * Waiting for disk space at the last heartbeat: the disk holding the grid folder is full, so the agent takes no new
    * task and keeps the results it finished in memory until they can be recorded. Told from the moment it finds the
-   * disk full until space has been back for a few seconds (`DISK_WAIT_HOLD_MS`), so a disk that fills again at once
-   * reads as one wait.
+   * disk full until space has been back for a second (`DISK_WAIT_HOLD_MS`; the entry is written again then), so a disk
+   * that fills again at once reads as one wait.
    * @default false - an agent of an earlier version does not tell
    */
   readonly waitingForDisk?: boolean;

@@ -11,6 +11,12 @@ import * as output from './output';
 const WATCH_INTERVAL_MS = 2_000;
 /** On AWS each look is a billed Query and BatchGet, and agents heartbeat every 20 s (counting for 60 s). */
 const AWS_WATCH_INTERVAL_MS = 20_000;
+/**
+ * How often it looks while an agent waits for disk space: agents write their entry at once when space is back (after
+ * `DISK_WAIT_HOLD_MS`), so "space is back" is printed within a quarter second of that. Only then: a healthy grid is
+ * looked at no more often than before.
+ */
+export const DISK_WAIT_WATCH_INTERVAL_MS = 250;
 
 /** The line for a grid without a live agent, with how to start one. */
 function isAws(flags: AgentWatchTarget): boolean {
@@ -73,13 +79,15 @@ export function diskFullMessage(agents: readonly AgentPresence[]): string {
 /**
  * Until `signal` aborts, prints `noAgentMessage` when the grid has no live agent (at once, then again only after one
  * came and went) and a line when one joins; `diskFullMessage` when agents start waiting for disk space, and a line
- * when none waits any more. Returns at once when the grid does not tell its agents.
+ * when none waits any more (looking every `diskWaitIntervalMs` meanwhile). Returns at once when the grid does not tell
+ * its agents.
  */
 export async function watchAgents(
   client: GridClient,
   flags: AgentWatchTarget,
   signal: AbortSignal,
   intervalMs = isAws(flags) ? AWS_WATCH_INTERVAL_MS : WATCH_INTERVAL_MS,
+  diskWaitIntervalMs = Math.min(intervalMs, DISK_WAIT_WATCH_INTERVAL_MS),
 ): Promise<void> {
   let warned = false;
   let diskFull = false;
@@ -89,7 +97,7 @@ export async function watchAgents(
     if (agents.length === 0 && !warned) output.info(noAgentMessage(flags));
     else if (agents.length > 0 && warned) output.info(`an agent joined: ${agentsLine(agents)}`);
     warned = agents.length === 0;
-    // Agents tell a wait from when it starts until space has been back a few seconds (DISK_WAIT_HOLD_MS): a disk that
+    // Agents tell a wait from when it starts until space has been back a second (DISK_WAIT_HOLD_MS): a disk that
     // fills again at once is one wait here. With no agent left, the line above says what matters.
     const waiting = waitingForDiskOf(agents);
     if (waiting > 0 && !diskFull) output.info(diskFullMessage(agents));
@@ -98,6 +106,6 @@ export async function watchAgents(
     }
     if (waiting > 0) diskFull = true;
     else if (agents.length > 0) diskFull = false;
-    await sleep(intervalMs, signal, { unref: true });
+    await sleep(diskFull ? diskWaitIntervalMs : intervalMs, signal, { unref: true });
   }
 }

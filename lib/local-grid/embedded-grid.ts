@@ -142,9 +142,11 @@ async function startWorkerSide(
     logger.warn({ err }, "the checkpoint thread did not start; the grid's commits checkpoint the log themselves");
     return undefined;
   });
-  // Clients are told at once when the agent starts or stops waiting for disk space, not at the next heartbeat. (The
-  // heartbeat starts after the agent: a change before then is in its first beat.)
-  const diskWait = new DiskWaitReport(() => (parts.agent?.waitingForDisk ?? 0) > 0);
+  // Clients are told at once when the agent starts or stops waiting for disk space (when the hold after space came back
+  // ends), not at the next heartbeat. (The heartbeat starts after the agent: a change before then is in its first beat.)
+  const diskWait = new DiskWaitReport(() => (parts.agent?.waitingForDisk ?? 0) > 0, {
+    onHoldEnd: () => void parts.heartbeat?.refresh(),
+  });
   parts.agent = await startAgents(options, prepared.taskRoot, grid, () => {
     diskWait.changed();
     void parts.heartbeat?.refresh();

@@ -1,6 +1,6 @@
 // `submit --wait` watching the grid's agents: one line when none is alive, one when an agent joins, one when agents wait
 // for disk space and one when space is back; `status`'s line of the agents.
-import { agentsLine, watchAgents } from '../../lib/cli/agent-watch';
+import { agentsLine, DISK_WAIT_WATCH_INTERVAL_MS, watchAgents } from '../../lib/cli/agent-watch';
 import type { GridClient } from '../../lib/client';
 import type { AgentPresence } from '../../lib/ports';
 import { waitFor } from '../support/local-grid';
@@ -79,6 +79,24 @@ describe('watching the agents while waiting', () => {
       'an agent joined: 1 agent(s) alive, 4 slot(s), 1 waiting for disk space',
       'disk space is back: no agent waits for it any more (1 agent(s) alive, 4 slot(s))',
     ]);
+  });
+
+  it('looks every quarter second while an agent waits for disk space, so space back is told within it', async () => {
+    const waiting: AgentPresence = { ...agent, waitingForDisk: true };
+    const { client, looks } = clientSeeing([[waiting], [waiting], [agent], [agent]]);
+    const stop = new AbortController();
+    // A minute between looks otherwise: the third look comes only because the agent waits.
+    const watching = watchAgents(client, { dir: 'g' }, stop.signal, 60_000, 1);
+    await waitFor(() => looks() >= 3, 10_000, 'three looks');
+    stop.abort();
+    await watching;
+
+    expect(looks()).toBe(3); // once no agent waits, back to the healthy grid's pace
+    expect(lines).toEqual([
+      expect.stringMatching(/^the disk holding the grid folder is full: 1 of 1 agent\(s\) wait for space/),
+      'disk space is back: no agent waits for it any more (1 agent(s) alive, 4 slot(s))',
+    ]);
+    expect(DISK_WAIT_WATCH_INTERVAL_MS).toBe(250);
   });
 
   it("status's line counts the agents waiting for disk space; an entry of an earlier agent version counts as not", () => {

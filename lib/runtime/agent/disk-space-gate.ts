@@ -22,17 +22,23 @@ export interface DiskSpaceGateOptions {
   readonly now?: () => number;
 }
 
-/** How often the probe tries while the disk is full: 250 ms doubling to 5 s. */
-export const DISK_PROBE_BACKOFF: BackoffOptions = { baseMs: 250, maxMs: 5_000, jitter: 'equal' };
+/**
+ * How often the probe tries while the disk is full: 250 ms doubling to 1 s, so space that comes back is found within
+ * a second (a probe is one small write, and only an agent on a full disk makes it).
+ */
+export const DISK_PROBE_BACKOFF: BackoffOptions = { baseMs: 250, maxMs: 1_000, jitter: 'equal' };
 
 export { DISK_FULL_WARN_EVERY_MS };
 
 /**
- * How long after the gate opened an agent still tells clients it waits for disk space: longer than the probe's longest
- * wait, because on a nearly full disk the gate reopens whenever a probe's small write fits and closes again at the
- * next result that does not; the client would otherwise see the wait end and start again every few seconds.
+ * How long after the gate opened an agent still tells clients it waits for disk space. On a nearly full disk the gate
+ * reopens whenever a probe's small write fits and closes again at the next result that does not, which the kept
+ * results (written as soon as it opens) find within milliseconds: while it is closed the report says waiting anyway,
+ * so the hold only has to outlast those short openings for the client not to see the wait end and start again. (It
+ * was twice the probe's longest wait, 10 s: with the heartbeat and the client's look, "space is back" came 10-14 s
+ * late.)
  */
-export const DISK_WAIT_HOLD_MS = 2 * DISK_PROBE_BACKOFF.maxMs;
+export const DISK_WAIT_HOLD_MS = 1_000;
 
 /**
  * States: open (writes go ahead), full (writes and intake wait; the probe runs with back-off until a write
@@ -123,31 +129,64 @@ export class DiskSpaceGate {
   }
 }
 
+/** A one-shot timer (`setTimeout`, unref'd, by default): tests pass their own. */
+export type HoldTimer = (ms: number, callback: () => void) => { cancel(): void };
+
+const realTimer: HoldTimer = (ms, callback) => {
+  const timer = setTimeout(callback, ms);
+  timer.unref();
+  return { cancel: () => clearTimeout(timer) };
+};
+
 /**
  * What an agent tells of its wait for disk space (`AgentPresence.waitingForDisk`): waiting while `full()` (any of its
  * gates closed), and until `holdMs` after it was last seen so, so a disk that fills again at once reads as one wait.
+ * When the hold ends, `onHoldEnd` is called (the heartbeat writes the registry entry then, not at its next tick): one
+ * timer per reopening, none on a grid whose disk never filled (unref'd; after the agent stopped, a heartbeat is a no-op).
  */
 export class DiskWaitReport {
   private lastFullAt: number | undefined;
   private readonly holdMs: number;
   private readonly now: () => number;
+  private readonly timer: HoldTimer;
+  private pending: { cancel(): void } | undefined;
 
   constructor(
     private readonly full: () => boolean,
-    options: {
+    private readonly options: {
       /** @default DISK_WAIT_HOLD_MS */
       readonly holdMs?: number;
       /** @default Date.now */
       readonly now?: () => number;
+      /** Called once the wait is over (the hold after the last gate opened has passed). @default - nothing */
+      readonly onHoldEnd?: () => void;
+      /** @default - `setTimeout`, unref'd */
+      readonly timer?: HoldTimer;
     } = {},
   ) {
     this.holdMs = options.holdMs ?? DISK_WAIT_HOLD_MS;
     this.now = options.now ?? Date.now;
+    this.timer = options.timer ?? realTimer;
   }
 
-  /** A gate closed or opened: the disk was full until now. */
+  /** A gate closed or opened: the disk was full until now. Once all are open, the end of the hold is timed. */
   changed(): void {
     this.lastFullAt = this.now();
+    this.pending?.cancel();
+    this.pending = undefined;
+    if (!this.full()) this.timeHoldEnd(this.holdMs);
+  }
+
+  private timeHoldEnd(ms: number): void {
+    if (!this.options.onHoldEnd) return;
+    this.pending = this.timer(ms, () => {
+      this.pending = undefined;
+      if (this.full() || this.lastFullAt === undefined) return;
+      // A timer may fire a millisecond early by the wall clock: wait out the rest rather than report a wait still on.
+      const left = this.lastFullAt + this.holdMs - this.now();
+      if (left > 0) this.timeHoldEnd(left);
+      else this.options.onHoldEnd?.();
+    });
   }
 
   get waiting(): boolean {

@@ -3,7 +3,13 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { DiskFullError } from '../../../lib/core';
-import { DISK_FULL_WARN_EVERY_MS, DiskSpaceGate, DiskWaitReport } from '../../../lib/runtime/agent/disk-space-gate';
+import {
+  DISK_FULL_WARN_EVERY_MS,
+  DISK_PROBE_BACKOFF,
+  DISK_WAIT_HOLD_MS,
+  DiskSpaceGate,
+  DiskWaitReport,
+} from '../../../lib/runtime/agent/disk-space-gate';
 import { waitFor } from '../../support/local-grid';
 
 function setup(probe: () => Promise<boolean>) {
@@ -128,5 +134,54 @@ describe('what an agent tells clients of its wait for disk space', () => {
     expect(report.waiting).toBe(true);
     now = 16_000;
     expect(report.waiting).toBe(false);
+  });
+
+  it('says the wait is over (the heartbeat writes the entry) as soon as the hold after the last opening has passed', () => {
+    let now = 0;
+    let full = false;
+    const timers: Array<{ at: number; fire: () => void; cancelled: boolean }> = [];
+    const ended: Array<{ at: number; waiting: boolean }> = [];
+    const report: DiskWaitReport = new DiskWaitReport(() => full, {
+      now: () => now,
+      onHoldEnd: () => ended.push({ at: now, waiting: report.waiting }),
+      timer: (ms, fire) => {
+        const timer = { at: now + ms, fire, cancelled: false };
+        timers.push(timer);
+        return { cancel: () => (timer.cancelled = true) };
+      },
+    });
+    /** Moves the clock to each due timer up to `to` and fires it (the first `early` ms before it is due, as may be). */
+    const advance = (to: number, early = 0): void => {
+      for (let due = nextDue(); due !== undefined && due <= to; due = nextDue()) {
+        const timer = timers.find((t) => !t.cancelled && t.at === due)!;
+        timer.cancelled = true;
+        now = due - early;
+        early = 0;
+        timer.fire();
+      }
+      now = to;
+    };
+    const nextDue = (): number | undefined =>
+      timers.filter((t) => !t.cancelled).reduce<number | undefined>((m, t) => Math.min(m ?? t.at, t.at), undefined);
+
+    full = true;
+    report.changed();
+    expect(timers).toEqual([]); // nothing timed while the disk is full (nor on a grid whose disk never filled)
+    now = 3_000;
+    full = false; // a probe's small write fitted...
+    report.changed();
+    now = 3_050;
+    full = true; // ...and the kept results found the disk full again: still one wait, the opening's timer cancelled
+    report.changed();
+    advance(5_000);
+    expect(ended).toEqual([]);
+    full = false; // space is back
+    report.changed();
+    advance(5_000 + DISK_WAIT_HOLD_MS - 1);
+    expect(ended).toEqual([]);
+    advance(10_000, 1); // fired 1 ms early by the wall clock: it waits out that millisecond
+    expect(ended).toEqual([{ at: 5_000 + DISK_WAIT_HOLD_MS, waiting: false }]);
+    expect(DISK_WAIT_HOLD_MS).toBeLessThanOrEqual(1_000);
+    expect(DISK_PROBE_BACKOFF.maxMs).toBeLessThanOrEqual(1_000);
   });
 });
