@@ -71,6 +71,9 @@ async function main(): Promise<number> {
     // About a second of work claimed ahead: full receive batches for short tasks, no hoarding of long ones.
     prefetch: 'auto',
     receiveWaitMs: 20_000,
+    // Only felt where tasks are sent ahead to a busy slot (queuedPerSlot, not with lambda-rie): from the config as
+    // locally, so the value one sets is the one every agent uses.
+    stalledAfterMs: config.stalledAfterMs,
     // A cancelled, lost or timed-out task's handler is SIGKILLed in its Lambda container (the ECS task shares its
     // PID namespace and uid for this); lambda-rie alone would let it run on until AWS_LAMBDA_FUNCTION_TIMEOUT.
     createInvoker: (slot) =>

@@ -9,6 +9,14 @@ import { resolveRuntime, type WorkerRuntime } from './runtime-kind';
 
 const seconds = (def: number, what: string) => z.number().positive().default(def).describe(what);
 
+/**
+ * Default of `stalled_after_ms`: a slot whose running task has run this long is stalled, so what was sent ahead behind
+ * it is taken back and it gets no more until that task ends. Several times the longest task that is still sent ahead
+ * (5 ms on average), so a short task that ran a little long costs nothing; short enough that no task waits noticeably
+ * while a slot is free.
+ */
+export const DEFAULT_STALLED_AFTER_MS = 20;
+
 /** Default of `task_retention_sec`: finished sessions are kept 7 days, on a local grid and in the AWS table alike. */
 export const DEFAULT_TASK_RETENTION_SEC = 7 * 24 * 3600;
 
@@ -59,6 +67,14 @@ export const gridConfigSchema = z.looseObject({
   task_ttl_refresh_interval_sec: seconds(5, 'lease refresh period'),
   /** How often running tasks are checked for cancellation. */
   lease_check_interval_sec: seconds(1, 'cancellation check period'),
+  /**
+   * How long a slot's running task may run before the tasks sent ahead behind it (in the same runtime) are taken back
+   * and run in other slots. Optional in the document (default `DEFAULT_STALLED_AFTER_MS`, applied when compiling).
+   */
+  stalled_after_ms: z
+    .number({ error: 'use a number of milliseconds above 0, e.g. 20 (the default)' })
+    .positive({ error: 'use a number of milliseconds above 0, e.g. 20 (the default)' })
+    .optional(),
   /** Idle back-off after an empty receive. HTC-Grid's key. */
   empty_task_queue_backoff_timeout_sec: seconds(0.5, 'idle back-off'),
   /** Queue visibility timeout between receive and claim; extended while a task runs. */
@@ -112,6 +128,8 @@ export interface GridConfig {
   readonly leaseExpiryMs: number;
   readonly leaseRefreshMs: number;
   readonly leaseCheckMs: number;
+  /** When tasks sent ahead behind a slot's running task are taken back (`stalled_after_ms`). */
+  readonly stalledAfterMs: number;
   readonly emptyQueueBackoffMs: number;
   readonly queueVisibilityMs: number;
   readonly reaperIntervalMs: number;
@@ -194,6 +212,7 @@ export function compileConfig(raw: unknown = {}, source = 'configuration'): Grid
     leaseExpiryMs: Math.round(doc.task_ttl_expiration_offset_sec * 1000),
     leaseRefreshMs: Math.round(doc.task_ttl_refresh_interval_sec * 1000),
     leaseCheckMs: Math.round(doc.lease_check_interval_sec * 1000),
+    stalledAfterMs: doc.stalled_after_ms ?? DEFAULT_STALLED_AFTER_MS,
     emptyQueueBackoffMs: Math.round(doc.empty_task_queue_backoff_timeout_sec * 1000),
     queueVisibilityMs: Math.round(doc.agent_task_visibility_timeout_sec * 1000),
     reaperIntervalMs: Math.round(doc.reaper_interval_sec * 1000),

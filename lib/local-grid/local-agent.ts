@@ -60,6 +60,7 @@ export function localAgentOptions(input: LocalAgentInput): AgentOptions {
     // One agent owns these slots, so it can claim well ahead of them: no slot waits for the queue.
     prefetch: Math.max(LOCAL_PREFETCH, slots * 32),
     queuedPerSlot: defaultMaxQueued(config.runtime),
+    stalledAfterMs: config.stalledAfterMs,
     createInvoker: (slot) => {
       const invoker = createGridSlotInvoker(config, {
         taskRoot,

@@ -1,7 +1,7 @@
 // The configuration schema: defaults, HTC-Grid keys, overrides and the errors users see.
 import fs from 'node:fs';
 import path from 'node:path';
-import { applyOverrides, compileConfig, ConfigError } from '../../lib/core';
+import { applyOverrides, compileConfig, ConfigError, DEFAULT_STALLED_AFTER_MS } from '../../lib/core';
 
 describe('grid configuration', () => {
   it('applies documented defaults to an empty document', () => {
@@ -91,6 +91,24 @@ describe('grid configuration', () => {
     expect(issues).toMatch(/grid\.json: max_attempts: .*\(got 0\)/);
     expect(issues).toMatch(/task_timeout_sec: .*\(got "soon"\)/);
     expect(issues).toMatch(/grid_name/);
+  });
+
+  it("reads the agent's take-back threshold stalled_after_ms (20 ms by default), refusing a bad value with the fix", () => {
+    expect(compileConfig({}).stalledAfterMs).toBe(DEFAULT_STALLED_AFTER_MS);
+    expect(DEFAULT_STALLED_AFTER_MS).toBe(20);
+    // Not written into the document unless set: a deployed grid's configuration stays as it was.
+    expect(compileConfig({}).document).not.toHaveProperty('stalled_after_ms');
+    expect(compileConfig({ stalled_after_ms: 50 }).stalledAfterMs).toBe(50);
+    expect(compileConfig(applyOverrides({ stalled_after_ms: 50 }, { stalled_after_ms: '7.5' })).stalledAfterMs).toBe(
+      7.5,
+    );
+    for (const bad of [-1, 0, 'soon', null]) {
+      expect(() => compileConfig({ stalled_after_ms: bad }, 'grid.json')).toThrow(
+        new RegExp(
+          `grid\\.json: stalled_after_ms: use a number of milliseconds above 0, e\\.g\\. 20 \\(the default\\) \\(got ${JSON.stringify(bad)}\\)`,
+        ),
+      );
+    }
   });
 
   it('rejects a lease refresh that is not below the lease expiry', () => {

@@ -98,6 +98,8 @@ describe('bad context values', () => {
     ['priority_levels', '5', 'priority_levels: 5 levels is more than a deployed grid scales on: use at most 4'],
     ['max_htc_agents', 'many', 'max_htc_agents'],
     ['runtime', 'nodejs20.x', 'runtime "nodejs20.x" is not supported'],
+    ['stalled_after_ms', 'soon', 'stalled_after_ms: use a number of milliseconds above 0, e.g. 20 (the default)'],
+    ['stalled_after_ms', '-5', 'stalled_after_ms: use a number of milliseconds above 0, e.g. 20 (the default)'],
   ])('-c %s=%s is a configuration error naming the key, the value and the fix', (key, value, expected) => {
     const issues = issuesOf({ [key]: value });
 

@@ -72,7 +72,7 @@ export interface AgentOptions {
   /**
    * How long a slot's running task may run before the tasks sent ahead behind it are taken back (where the invoker
    * can, `WorkerInvoker.withdrawQueued`) and run in other slots, and before that slot is sent no more ahead.
-   * @default 20
+   * @default config.stalledAfterMs (`stalled_after_ms`, 20 ms unless configured: `DEFAULT_STALLED_AFTER_MS`)
    */
   readonly stalledAfterMs?: number;
   readonly logger?: Logger;
@@ -117,12 +117,6 @@ const BUSY_RELEASE_DELAY_MS = 1_000;
  * moving average, undefined until a task ran, so queuing waits until short tasks were seen).
  */
 const QUEUE_BELOW_MS = 5;
-/**
- * A slot whose running task has run this long is stalled: what was sent ahead behind it is taken back, and it gets no
- * more until that task ends. Several times the longest task that is still sent ahead (`QUEUE_BELOW_MS`), so a short
- * task that ran a little long costs nothing; short enough that no task waits noticeably while a slot is free.
- */
-const STALLED_AFTER_MS = 20;
 
 /** An invocation a slot's invoker holds (running, or sent ahead behind the running one). */
 interface SlotRun {
@@ -158,7 +152,7 @@ export class Agent {
   private readyWaiters: ReadyWaiter[] = [];
   /** Per slot, the invocations its invoker holds, in the order it runs them: the first one runs. */
   private readonly slotRuns: SlotRun[][] = [];
-  /** Per slot, its loops waiting for its stall to end (see `STALLED_AFTER_MS`). */
+  /** Per slot, its loops waiting for its stall to end (see `stalledAfterMs`). */
   private readonly unstallWaiters: Array<Array<() => void>> = [];
   private stallTimer: NodeJS.Timeout | undefined;
   private readonly stalledAfterMs: number;
@@ -195,7 +189,7 @@ export class Agent {
       max: this.config.receiveBatchSize,
     });
     this.receiveWaitMs = options.receiveWaitMs ?? 1_000;
-    this.stalledAfterMs = options.stalledAfterMs ?? STALLED_AFTER_MS;
+    this.stalledAfterMs = options.stalledAfterMs ?? options.config.stalledAfterMs;
     this.owner = options.owner ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.logger = (options.logger ?? silentLogger()).child({ agent: this.owner });
     this.debugEnabled = this.logger.isLevelEnabled('debug');
@@ -447,7 +441,7 @@ export class Agent {
     for (const queued of this.queueWaiters.splice(0)) queued();
   }
 
-  /** True while the slot's running task has run `stalledAfterMs` (see `STALLED_AFTER_MS`). */
+  /** True while the slot's running task has run `stalledAfterMs` (see `stalledAfterMs`). */
   private stalled(slot: number): boolean {
     const startedAt = this.slotRuns[slot]?.[0]?.startedAt;
     return startedAt !== undefined && this.now() - startedAt >= this.stalledAfterMs;
