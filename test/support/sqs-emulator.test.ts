@@ -91,9 +91,31 @@ async function rawReceive(queueUrl: string, input: Record<string, unknown>): Pro
   return rawCall('ReceiveMessage', { QueueUrl: queueUrl, ...input }).answer;
 }
 
-/** The emulator's clock stands still but for the milliseconds a test moves it. */
-function stopEmulatorClock(): void {
+/** Runs `act` with the emulator's clock standing still but for the milliseconds it moves it; real timers after. */
+async function withEmulatorClockStopped(act: () => Promise<void>): Promise<void> {
   jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'Date', 'performance', 'hrtime'] });
+  try {
+    await act();
+  } finally {
+    jest.useRealTimers();
+  }
+}
+
+/** The bodies of the messages a receive answered (or its error). */
+function bodiesOf(answer: { Messages?: Message[] } | Error | undefined) {
+  return answer instanceof Error ? answer : answer?.Messages?.map((m) => m.Body);
+}
+
+/** A queue holding one message with `body`, received once, then released and visible again. */
+async function releasedMessage(body: string): Promise<{ url: string; delivered: Message }> {
+  const url = await queue();
+  await client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: body }));
+  const delivered = await receiveOne(url);
+  await release(url, delivered);
+  // Visible again on the emulator's next 0 ms timer.
+  for (let i = 0; i < 200 && (await inFlight(url)) !== '0'; i++) await realDelay(5);
+  expect(await inFlight(url)).toBe('0');
+  return { url, delivered };
 }
 
 /** A count of the queue's (GetQueueAttributes), asked without the SDK's timers. */
@@ -171,15 +193,12 @@ describe('the SQS emulator layer', () => {
     }
     expect(visible).toBe('1');
     // Its 40 ms hold never ends: only 10 ms pass.
-    stopEmulatorClock();
-    try {
+    await withEmulatorClockStopped(async () => {
       // The emulator's receive has started (its look interval and its hold are set), then 10 ms pass.
       const pending = await receiveWaiting(url, { MaxNumberOfMessages: 10, WaitTimeSeconds: 0 });
       const answer = await answerAfter(pending, 10);
-      expect(answer instanceof Error ? answer : answer?.Messages?.map((m) => m.Body)).toEqual(['one']);
-    } finally {
-      jest.useRealTimers();
-    }
+      expect(bodiesOf(answer)).toEqual(['one']);
+    });
   }, 30_000);
 
   it('answers a long poll asking for 10 messages as soon as one is sent, long before its 20 s wait ends', async () => {
@@ -195,26 +214,22 @@ describe('the SQS emulator layer', () => {
 
   it("takes a message sent to a waiting long poll as soon as the emulator made it visible, before the emulator's next look", async () => {
     const url = await queue();
-    stopEmulatorClock();
-    try {
+    await withEmulatorClockStopped(async () => {
       // The long poll waits in the emulator (a receive's look interval and hold are set); 5 ms later a send.
       const pending = await receiveWaiting(url, { MaxNumberOfMessages: 10, WaitTimeSeconds: 5 });
       jest.advanceTimersByTime(5);
       await rawCall('SendMessage', { QueueUrl: url, MessageBody: 'sent' }).answer;
       // Visible on the emulator's 0 ms timer; the waiting receive's own next look is 10 ms after it began, 4 ms on.
       const answer = await answerAfter(pending, 1);
-      expect(answer instanceof Error ? answer : answer?.Messages?.map((m) => m.Body)).toEqual(['sent']);
-    } finally {
-      jest.useRealTimers();
-    }
+      expect(bodiesOf(answer)).toEqual(['sent']);
+    });
   }, 30_000);
 
   it('takes a message released to a waiting long poll as soon as the emulator made it visible again', async () => {
     const url = await queue();
     await client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'released' }));
     const first = await receiveOne(url);
-    stopEmulatorClock();
-    try {
+    await withEmulatorClockStopped(async () => {
       const pending = await receiveWaiting(url, { MaxNumberOfMessages: 10, WaitTimeSeconds: 5 });
       jest.advanceTimersByTime(5);
       await rawCall('ChangeMessageVisibility', {
@@ -223,16 +238,13 @@ describe('the SQS emulator layer', () => {
         VisibilityTimeout: 0,
       }).answer;
       const answer = await answerAfter(pending, 1);
-      expect(answer instanceof Error ? answer : answer?.Messages?.map((m) => m.Body)).toEqual(['released']);
-    } finally {
-      jest.useRealTimers();
-    }
+      expect(bodiesOf(answer)).toEqual(['released']);
+    });
   }, 30_000);
 
   it('hands a message taken for a long poll whose client went away to the next receive, counted once', async () => {
     const url = await queue();
-    stopEmulatorClock();
-    try {
+    await withEmulatorClockStopped(async () => {
       // Asking for the attributes receiveOne asks for: the message goes to a receive asking alike.
       await abandonLongPoll({
         QueueUrl: url,
@@ -243,9 +255,7 @@ describe('the SQS emulator layer', () => {
       // The receive the layer kept open for it takes the message at its next look.
       jest.advanceTimersByTime(10);
       expect(await inFlight(url)).toBe('1');
-    } finally {
-      jest.useRealTimers();
-    }
+    });
     const next = await receiveOne(url);
     expect(next.Body).toBe('unclaimed');
     expect(next.Attributes?.ApproximateReceiveCount).toBe('1');
@@ -267,8 +277,7 @@ describe('the SQS emulator layer', () => {
     const receive = { QueueUrl: url, MaxNumberOfMessages: 10, VisibilityTimeout: 1, AttributeNames: ['All'] };
     const bodiesAndCounts = (out: { Messages?: Message[] } | Error | undefined) =>
       out instanceof Error ? out : out?.Messages?.map((m) => [m.Body, m.Attributes?.ApproximateReceiveCount]);
-    stopEmulatorClock();
-    try {
+    await withEmulatorClockStopped(async () => {
       await abandonLongPoll(receive);
       await rawCall('SendMessage', { QueueUrl: url, MessageBody: 'unclaimed' }).answer;
       jest.advanceTimersByTime(10);
@@ -291,21 +300,12 @@ describe('the SQS emulator layer', () => {
       jest.advanceTimersByTime(1);
       expect(await countOf(dlq, 'ApproximateNumberOfMessages')).toBe('1');
       expect(await countOf(url, 'ApproximateNumberOfMessages')).toBe('0');
-    } finally {
-      jest.useRealTimers();
-    }
+    });
   }, 30_000);
 
   it('deletes a message taken for a long poll whose client went away by its latest delivered handle: no receive gets it after', async () => {
-    const url = await queue();
-    await client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'deleted' }));
-    const delivered = await receiveOne(url);
-    await release(url, delivered);
-    // Visible again on the emulator's next 0 ms timer.
-    for (let i = 0; i < 200 && (await inFlight(url)) !== '0'; i++) await realDelay(5);
-    expect(await inFlight(url)).toBe('0');
-    stopEmulatorClock();
-    try {
+    const { url, delivered } = await releasedMessage('deleted');
+    await withEmulatorClockStopped(async () => {
       // Its visible message is taken at the first look of the receive kept for a client that has gone.
       await abandonLongPoll({
         QueueUrl: url,
@@ -323,26 +323,18 @@ describe('the SQS emulator layer', () => {
         AttributeNames: ['All'],
       });
       expect(after.Messages ?? []).toEqual([]);
-    } finally {
-      jest.useRealTimers();
-    }
+    });
   }, 30_000);
 
   it('hands a message taken for a long poll whose client went away, then given a visibility by its latest delivered handle, to one receive only', async () => {
-    const url = await queue();
+    const { url, delivered } = await releasedMessage('changed');
     const asked = {
       QueueUrl: url,
       MaxNumberOfMessages: 10,
       MessageSystemAttributeNames: ['ApproximateReceiveCount'],
       AttributeNames: ['All'],
     };
-    await client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'changed' }));
-    const delivered = await receiveOne(url);
-    await release(url, delivered);
-    for (let i = 0; i < 200 && (await inFlight(url)) !== '0'; i++) await realDelay(5);
-    expect(await inFlight(url)).toBe('0');
-    stopEmulatorClock();
-    try {
+    await withEmulatorClockStopped(async () => {
       await abandonLongPoll(asked);
       jest.advanceTimersByTime(10);
       expect(await inFlight(url)).toBe('1');
@@ -369,9 +361,7 @@ describe('the SQS emulator layer', () => {
         ['changed'],
         [],
       ]);
-    } finally {
-      jest.useRealTimers();
-    }
+    });
   }, 30_000);
 
   it('counts receives only in ApproximateReceiveCount, not visibility changes', async () => {
