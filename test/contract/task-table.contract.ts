@@ -81,6 +81,16 @@ export function describeTaskTableContract(
       };
     }
 
+    /** The completion of an attempt whose handler raised (`boom`). */
+    function failWithError(taskId: string, owner: string, attempt: number): Completion {
+      return {
+        taskId,
+        guard: { owner, attempt },
+        outcome: { kind: 'failed', reason: 'error', error: boom },
+        at: now(),
+      };
+    }
+
     async function readTask(taskId: string): Promise<TaskRecord> {
       const task = await table.getTask(taskId);
       if (task === undefined) throw new Error(`task ${taskId} is missing`);
@@ -697,15 +707,7 @@ export function describeTaskTableContract(
         const b = await claimOne(ids[1]!, 'agent-a');
         const c = await claimOne(ids[2]!, 'agent-a');
         await table.extendLeases([{ taskId: ids[2]!, owner: 'agent-a', attempt: c.attempt }], now() + 60 * SECOND);
-        await table.complete([
-          succeed(ids[0]!, 'agent-a', a.attempt),
-          {
-            taskId: ids[1]!,
-            guard: { owner: 'agent-a', attempt: b.attempt },
-            outcome: { kind: 'failed', reason: 'error', error: boom },
-            at: now(),
-          },
-        ]);
+        await table.complete([succeed(ids[0]!, 'agent-a', a.attempt), failWithError(ids[1]!, 'agent-a', b.attempt)]);
         await table.cancel(session.sessionId, [ids[3]!]);
 
         const counts = await table.countByState(session.sessionId);
@@ -719,15 +721,7 @@ export function describeTaskTableContract(
         const a = await claimOne(ids[0]!, 'agent-a');
         const b = await claimOne(ids[1]!, 'agent-a');
         await claimOne(ids[2]!, 'agent-a');
-        await table.complete([
-          succeed(ids[0]!, 'agent-a', a.attempt),
-          {
-            taskId: ids[1]!,
-            guard: { owner: 'agent-a', attempt: b.attempt },
-            outcome: { kind: 'failed', reason: 'error', error: boom },
-            at: now(),
-          },
-        ]);
+        await table.complete([succeed(ids[0]!, 'agent-a', a.attempt), failWithError(ids[1]!, 'agent-a', b.attempt)]);
         await table.cancel(session.sessionId, [ids[3]!]);
         await table.cancel(other.session.sessionId);
 
