@@ -2,6 +2,18 @@
 import type { Stack } from 'aws-cdk-lib';
 import { NagSuppressions, type NagPackSuppression } from 'cdk-nag';
 
+/** The agent's role (ECS task role or EKS pod role): its resource wildcards, each scoped. */
+function scopedWildcards(): NagPackSuppression {
+  return {
+    id: 'AwsSolutions-IAM5',
+    reason:
+      'Only resource wildcards, each scoped: data-plane objects under the grid prefix (data/*), the task ' +
+      "table's indexes (index/*), the pull-through cache repositories (<prefix>/*), the clients' completion " +
+      'notice queues (<grid prefix>*: SendMessage only); ecr:GetAuthorizationToken has no resource-level ' +
+      'permissions.',
+  };
+}
+
 /** The agent task definition's findings: configuration in the environment, and scoped resource wildcards. */
 export function taskDefinitionSuppressions(): NagPackSuppression[] {
   return [
@@ -9,14 +21,7 @@ export function taskDefinitionSuppressions(): NagPackSuppression[] {
       id: 'AwsSolutions-ECS2',
       reason: 'Environment variables carry only resource names and the grid configuration; no secrets.',
     },
-    {
-      id: 'AwsSolutions-IAM5',
-      reason:
-        'Only resource wildcards, each scoped: data-plane objects under the grid prefix (data/*), the task ' +
-        "table's indexes (index/*), the pull-through cache repositories (<prefix>/*), the clients' completion " +
-        'notice queues (<grid prefix>*: SendMessage only); ecr:GetAuthorizationToken has no resource-level ' +
-        'permissions.',
-    },
+    scopedWildcards(),
   ];
 }
 
@@ -51,17 +56,7 @@ export function ec2CapacitySuppressions(): NagPackSuppression[] {
 
 /** The EKS plane's findings: its roles' scoped wildcards, a new cluster's roles, the kubectl provider of aws-cdk-lib. */
 export function eksPlaneSuppressions(): NagPackSuppression[] {
-  return [
-    ...eksClusterSuppressions(),
-    {
-      id: 'AwsSolutions-IAM5',
-      reason:
-        'Only resource wildcards, each scoped: data-plane objects under the grid prefix (data/*), the task ' +
-        "table's indexes (index/*), the pull-through cache repositories (<prefix>/*), the clients' completion " +
-        'notice queues (<grid prefix>*: SendMessage only); ecr:GetAuthorizationToken has no resource-level ' +
-        'permissions.',
-    },
-  ];
+  return [...eksClusterSuppressions(), scopedWildcards()];
 }
 
 /** A new EKS cluster's findings (its AWS managed policies) and the kubectl provider's (aws-cdk-lib). */
