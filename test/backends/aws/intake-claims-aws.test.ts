@@ -61,16 +61,21 @@ function faultUpdatesOf(
       late.push(request);
       throw Object.assign(new Error('socket timed out'), { name: 'TimeoutError', $metadata: {} });
     }
-    if (fault === 'lost') await handle.call(inner, request, options ?? {});
+    if (fault === 'lost') drop(await handle.call(inner, request, options ?? {}));
     throw unavailable();
   };
   return {
     faulted: () => faulted,
     stop: () => void (inner.handle = handle),
     deliverLate: async () => {
-      for (const request of late.splice(0)) await handle.call(inner, request, {});
+      for (const request of late.splice(0)) drop(await handle.call(inner, request, {}));
     },
   };
+}
+
+/** Reads and drops an answer nobody gets, freeing its connection for the next request. */
+function drop(answer: unknown): void {
+  (answer as { response?: { body?: { resume?: () => void } } }).response?.body?.resume?.();
 }
 
 /** The faults of `plan` in turn, then none. */
@@ -292,6 +297,30 @@ describe('a claim whose write landed but whose answer was lost', () => {
     }
     expect(received).toEqual([[id, 2]]);
     expect(taken.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner])).toEqual([[id, 'running', 1, 'b']]);
+  }, 60_000);
+
+  it("whose every try was answered 503 is handed over once when its attempt has two messages: the second message's claim, settled too, is not its own", async () => {
+    const resources = await createGridResources(suite.emulators);
+    const backends = suite.backendsFor(resources);
+    const { table, client } = tableOn(resources.tableName);
+    const [task] = await oneAttemptTasks(backends, 1);
+    const request = { taskId: task!.taskId, attempt: 0 };
+    // Every claim try's answer is lost (the one that finds the task taken is refused, its answer lost too).
+    const fault = faultUpdatesOf(client, task!.taskId, ({ claim }) => (claim ? 'lost' : undefined));
+    const now = Date.now();
+
+    const lease = { owner: 'agent', expiresAt: now + 30_000 };
+    const first = await table.claimMessages([request], lease, now);
+    const second = await table.claimMessages([request], lease, now);
+
+    fault.stop();
+    expect(fault.faulted()).toBeGreaterThanOrEqual(16);
+    expect([...first, ...second].map((o) => o.status)).toEqual(['claimed', 'failed']);
+    expect(await table.getTask(task!.taskId)).toMatchObject({
+      state: 'running',
+      attempt: 1,
+      lease: { owner: 'agent' },
+    });
   }, 60_000);
 
   it('is handed over once when its attempt has two messages in the batch', async () => {
