@@ -10,6 +10,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { basicExecutionRole } from './nag-suppressions';
 import { ConfigError } from '../core/errors';
 import { GRID_ENV, resourcesToEnv } from '../core/grid-resources';
 import { grantDataPrefix } from './data-plane-bucket';
@@ -132,11 +133,7 @@ export class GridApi extends Construct {
     NagSuppressions.addResourceSuppressions(
       fn,
       [
-        {
-          id: 'AwsSolutions-IAM4',
-          reason: 'AWSLambdaBasicExecutionRole only grants writing the function its own logs.',
-          appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'],
-        },
+        basicExecutionRole('AWSLambdaBasicExecutionRole only grants writing the function its own logs.'),
         {
           id: 'AwsSolutions-IAM5',
           reason:

@@ -2,6 +2,15 @@
 import type { Stack } from 'aws-cdk-lib';
 import { NagSuppressions, type NagPackSuppression } from 'cdk-nag';
 
+/** A Lambda function's AWSLambdaBasicExecutionRole (its own logs only), suppressed with `reason`. */
+export function basicExecutionRole(reason: string): NagPackSuppression {
+  return {
+    id: 'AwsSolutions-IAM4',
+    reason,
+    appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'],
+  };
+}
+
 /** The agent's role (ECS task role or EKS pod role): its resource wildcards, each scoped. */
 function scopedWildcards(): NagPackSuppression {
   return {
@@ -36,11 +45,9 @@ export function ec2CapacitySuppressions(): NagPackSuppression[] {
       id: 'AwsSolutions-L1',
       reason: 'The ECS instance drain hook function is created by aws-cdk-lib, which chooses its runtime.',
     },
-    {
-      id: 'AwsSolutions-IAM4',
-      reason: 'The drain hook function (aws-cdk-lib): AWSLambdaBasicExecutionRole only lets it write its own logs.',
-      appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'],
-    },
+    basicExecutionRole(
+      'The drain hook function (aws-cdk-lib): AWSLambdaBasicExecutionRole only lets it write its own logs.',
+    ),
     {
       id: 'AwsSolutions-IAM5',
       reason:
@@ -110,11 +117,9 @@ export function suppressCdkInternals(stack: Stack): void {
       NagSuppressions.addResourceSuppressions(
         child,
         [
-          {
-            id: 'AwsSolutions-IAM4',
-            reason: 'aws-cdk-lib singleton handler: AWSLambdaBasicExecutionRole only lets it write its own logs.',
-            appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'],
-          },
+          basicExecutionRole(
+            'aws-cdk-lib singleton handler: AWSLambdaBasicExecutionRole only lets it write its own logs.',
+          ),
           {
             id: 'AwsSolutions-IAM5',
             reason:

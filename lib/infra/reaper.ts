@@ -11,6 +11,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { basicExecutionRole } from './nag-suppressions';
 import { ConfigError } from '../core/errors';
 import { GRID_ENV, resourcesToEnv } from '../core/grid-resources';
 import { bundleNodeEntry, withStagedFolder } from './node-bundle';
@@ -125,11 +126,7 @@ export class Reaper extends Construct {
     NagSuppressions.addResourceSuppressions(
       fn,
       [
-        {
-          id: 'AwsSolutions-IAM4',
-          reason: 'AWSLambdaBasicExecutionRole only grants writing the function its own logs.',
-          appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'],
-        },
+        basicExecutionRole('AWSLambdaBasicExecutionRole only grants writing the function its own logs.'),
         {
           id: 'AwsSolutions-IAM5',
           reason: "Index queries need the table's index/* resource; nothing else is wildcarded.",

@@ -8,6 +8,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { basicExecutionRole } from './nag-suppressions';
 import { BundlingError, ConfigError } from '../core/errors';
 import { handlerString } from '../core/handler';
 import { resolveRuntime, type RuntimeFamily, type WorkerRuntime } from '../core/runtime-kind';
@@ -129,11 +130,9 @@ export class WorkerZipDeployment extends Construct {
     NagSuppressions.addResourceSuppressions(
       this.deployment,
       [
-        {
-          id: 'AwsSolutions-IAM4',
-          reason: 'CDK BucketDeployment handler: AWSLambdaBasicExecutionRole only grants writing its own logs.',
-          appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'],
-        },
+        basicExecutionRole(
+          'CDK BucketDeployment handler: AWSLambdaBasicExecutionRole only grants writing its own logs.',
+        ),
         {
           id: 'AwsSolutions-IAM5',
           reason:
