@@ -138,10 +138,12 @@ async function startWorkerSide(
   }
   // The write-ahead log is checkpointed from a thread of its own, not by the commits of the agent and the client. It
   // only speeds them up: without it they checkpoint the log themselves (WAL_AUTOCHECKPOINT_PAGES).
-  parts.checkpoints = await startWalCheckpoints(backends.dbPath, { logger }).catch((err: unknown) => {
-    logger.warn({ err }, "the checkpoint thread did not start; the grid's commits checkpoint the log themselves");
-    return undefined;
-  });
+  parts.checkpoints = await startWalCheckpoints(backends.dbPath, { logger, writeLock: grid.writeLock }).catch(
+    (err: unknown) => {
+      logger.warn({ err }, "the checkpoint thread did not start; the grid's commits checkpoint the log themselves");
+      return undefined;
+    },
+  );
   // Clients are told at once when the agent starts or stops waiting for disk space (when the hold after space came back
   // ends), not at the next heartbeat. (The heartbeat starts after the agent: a change before then is in its first beat.)
   const diskWait = new DiskWaitReport(() => (parts.agent?.waitingForDisk ?? 0) > 0, {

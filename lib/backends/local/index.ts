@@ -41,6 +41,7 @@ export {
   WAL_CHECKPOINT_NEAR_BOUND_SHARE,
   WalCheckpointer,
   type CheckpointStep,
+  type LogRestartOptions,
   type WalCheckpoints,
   type WalCheckpointsOptions,
 } from './wal-checkpointer';

@@ -15,7 +15,10 @@ function runCheckpointThread(port: MessagePort, data: CheckpointThreadData): voi
   const post = (event: CheckpointThreadEvent): void => port.postMessage(event);
   let opened;
   try {
-    opened = openWalCheckpointer(data.dbPath, data.syncFd);
+    opened = openWalCheckpointer(data.dbPath, data.syncFd, {
+      writeLock: data.writeLock,
+      onSkipped: (err) => post({ type: 'debug', message: String(err) }),
+    });
   } catch (err) {
     post({ type: 'start-failed', message: String(err) });
     port.close();

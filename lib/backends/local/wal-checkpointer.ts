@@ -7,6 +7,7 @@ import { silentLogger, type Logger } from '../../logging';
 import { watchChangeFiles } from './database-changes';
 import { translateSqliteError } from './errors';
 import { openSqliteDatabase, WAL_AUTOCHECKPOINT_PAGES, type SqliteDatabase } from './sqlite-database';
+import { WriteLock } from './write-lock';
 
 /**
  * Time between a `startWalCheckpoints` thread's looks while the grid commits: back-to-back single-task round trips
@@ -64,6 +65,14 @@ interface CheckpointRow {
 
 const NOTHING: CheckpointStep = { ran: false, committed: false, copied: false, logPages: 0, checkpointedPages: 0 };
 
+/** How a `WalCheckpointer` starts the log again after a look that copied all of it (see there). */
+export interface LogRestartOptions {
+  /** The process's write lock (`WriteLock`): taken without waiting around the restart's commit, skipped if held. */
+  readonly writeLock?: WriteLock;
+  /** Called when that commit failed (a full disk): the restart is skipped, the next writer does it. */
+  readonly onSkipped?: (err: unknown) => void;
+}
+
 /**
  * Checkpoints the write-ahead log of the database `db` is open on, passively, from a connection that commits nothing
  * itself: each look syncs the log, copies the pages committed since the last look into the database file and syncs
@@ -82,6 +91,16 @@ const NOTHING: CheckpointStep = { ran: false, committed: false, copied: false, l
  *   of log copied and synced and does only the rest; then the log starts again.
  * A look that finds nothing committed since the last look that copied the whole log (`PRAGMA data_version`, which
  * changes when another connection commits) does nothing more: an idle grid costs one read of the log's index a look.
+ *
+ * A look that copied the whole log with nothing committed meanwhile then starts the log again itself (`restartLog`):
+ * SQLite starts it again in the next commit that finds it all copied, and writes and **syncs** the log's header inside
+ * that commit (`sqlite3WalFrames`, even under `synchronous=NORMAL`), and cuts the file back to `journal_size_limit`.
+ * When the grid pauses between tasks (a trader's screen, a notebook) that was every round's first commit, the client's
+ * submit: 0.3–7 ms of `fsync` on the client's thread a round, p50 5.8–6.8 ms against 1.1–1.6 ms back-to-back at load
+ * 6 (bench/README.md, "the log started again by the checkpoint thread"). This connection's own commit does not change
+ * its `data_version`, so the looks stay idle after it until another connection commits; that commit appends to the
+ * log after the restart's page, without a sync, and the next look copies both and starts the log again. An idle grid
+ * gets one such commit after its last activity, none at rest.
  */
 export class WalCheckpointer {
   private readonly version;
@@ -98,6 +117,7 @@ export class WalCheckpointer {
   constructor(
     private readonly db: SqliteDatabase,
     private readonly syncFd?: number,
+    private readonly restart: LogRestartOptions = {},
   ) {
     this.version = db.prepare<[], number>('PRAGMA data_version').pluck();
   }
@@ -123,15 +143,58 @@ export class WalCheckpointer {
       // landed during it and no reader held it back. Under a steady load no look sees that, and the pages the looks
       // copied stayed unsynced until the commit reaching the bound wrote them all back (1.4-1.7 ms of its round,
       // strace). A look that caught up with nothing committed meanwhile was synced by SQLite.
-      if (this.syncFd !== undefined && copied && !(caughtUp && this.version.get() === version)) {
-        fs.fdatasyncSync(this.syncFd);
-      }
+      const quiet = caughtUp && this.version.get() === version;
+      if (this.syncFd !== undefined && copied && !quiet) fs.fdatasyncSync(this.syncFd);
       // Only now: a look whose sync failed is taken again.
       this.caughtUp = caughtUp;
       this.last = { log, checkpointed };
+      // Counted from the log's start again at the next look.
+      if (quiet && log > 0 && this.restartLog()) this.last = { log: 0, checkpointed: 0 };
       return { ran: true, committed, copied, logPages: log, checkpointedPages: checkpointed };
     } catch (error) {
       return translateSqliteError(error, 'checkpointing the grid database');
+    }
+  }
+
+  /**
+   * Starts the log again from its first page with a commit of this connection that writes one page and changes
+   * nothing (the database header's `user_version`, rewritten to its own value: a row rewritten to its own value writes
+   * no page, so no log), so that SQLite's sync of the new log header happens here, at rest, not in the next writer's
+   * commit. Never waits: another writer at work (the process's `WriteLock`, or SQLite's lock: no busy wait) starts
+   * the log itself. A failed commit (a full disk) is skipped and reported to `onSkipped`; the next writer then starts
+   * the log as before. Should a reader hold the log back, SQLite appends the page instead (no harm: the next look
+   * copies it). Returns whether the commit went through.
+   */
+  private restartLog(): boolean {
+    const commit = (): boolean => {
+      const busyTimeout = this.db.pragma('busy_timeout', { simple: true }) as number;
+      this.db.pragma('busy_timeout = 0');
+      try {
+        this.db.exec('BEGIN IMMEDIATE');
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 'SQLITE_BUSY') return false;
+        throw err;
+      } finally {
+        this.db.pragma(`busy_timeout = ${busyTimeout}`);
+      }
+      try {
+        const userVersion = this.db.pragma('user_version', { simple: true }) as number;
+        this.db.pragma(`user_version = ${Math.trunc(userVersion)}`);
+        this.db.exec('COMMIT');
+        return true;
+      } finally {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      }
+    };
+    try {
+      let done = false;
+      const { writeLock } = this.restart;
+      if (writeLock === undefined) done = commit();
+      else writeLock.tryRun(() => (done = commit()));
+      return done;
+    } catch (err) {
+      this.restart.onSkipped?.(err);
+      return false;
     }
   }
 }
@@ -300,16 +363,20 @@ export interface CheckpointThreadData {
   readonly intervalMs: number;
   /** `databaseSyncDescriptor(dbPath)`, opened by the starting thread (descriptors belong to the process). */
   readonly syncFd?: number;
+  /** Memory of the process's `WriteLock` on the grid (see `LogRestartOptions`). */
+  readonly writeLock?: SharedArrayBuffer;
 }
 
 /**
  * Messages from the checkpoint thread: `started` once its connection is open (with the thread's id in the operating
- * system, where it could lower the thread's priority), `warning` for a failed look.
+ * system, where it could lower the thread's priority), `warning` for a failed look, `debug` for a skipped restart of
+ * the log (`LogRestartOptions.onSkipped`).
  */
 export type CheckpointThreadEvent =
   | { readonly type: 'started'; readonly lowPriorityTid?: number }
   | { readonly type: 'start-failed'; readonly message: string }
-  | { readonly type: 'warning'; readonly message: string };
+  | { readonly type: 'warning'; readonly message: string }
+  | { readonly type: 'debug'; readonly message: string };
 
 /** Checkpoints started by `startWalCheckpoints`. */
 export interface WalCheckpoints {
@@ -329,18 +396,23 @@ export interface WalCheckpointsOptions {
   readonly intervalMs?: number;
   /** Where failed looks are reported. @default - a silent logger */
   readonly logger?: Logger;
+  /** Memory of the process's `WriteLock` on the grid (`WriteLock.memory()`), see `LogRestartOptions`. */
+  readonly writeLock?: SharedArrayBuffer;
 }
 
 /** The checkpointer of the database at `dbPath` on a connection of its own (see `WalCheckpointer` for `syncFd`). */
 export function openWalCheckpointer(
   dbPath: string,
   syncFd?: number,
+  restart: { readonly writeLock?: SharedArrayBuffer; readonly onSkipped?: (err: unknown) => void } = {},
 ): {
   readonly db: SqliteDatabase;
   readonly checkpointer: WalCheckpointer;
 } {
   const db = openSqliteDatabase(dbPath);
-  return { db, checkpointer: new WalCheckpointer(db, syncFd) };
+  // The lock's wait bound does not matter: the checkpointer never waits for it.
+  const writeLock = restart.writeLock ? new WriteLock(restart.writeLock, 10_000) : undefined;
+  return { db, checkpointer: new WalCheckpointer(db, syncFd, { writeLock, onSkipped: restart.onSkipped }) };
 }
 
 /** Descriptors of database files, by device and inode, for `databaseSyncDescriptor`. Never closed. */
@@ -394,10 +466,15 @@ export async function startWalCheckpoints(
   const logger = options.logger ?? silentLogger();
   const warn = (err: unknown): void =>
     logger.warn({ err, dbPath }, 'checkpointing the grid database failed; trying again at the next look');
+  const skipped = (err: unknown): void =>
+    logger.debug({ err, dbPath }, 'the checkpoint thread could not start the log again; the next commit does');
   const entry = checkpointThreadEntry();
   const syncFd = databaseSyncDescriptor(dbPath);
   if (entry === undefined) {
-    const { db, checkpointer } = openWalCheckpointer(dbPath, syncFd);
+    const { db, checkpointer } = openWalCheckpointer(dbPath, syncFd, {
+      writeLock: options.writeLock,
+      onSkipped: skipped,
+    });
     const timer = new CheckpointTimer(checkpointer, {
       intervalMs,
       onError: warn,
@@ -412,7 +489,7 @@ export async function startWalCheckpoints(
       },
     };
   }
-  return startCheckpointThread(entry, { dbPath, intervalMs, syncFd }, warn);
+  return startCheckpointThread(entry, { dbPath, intervalMs, syncFd, writeLock: options.writeLock }, warn, skipped);
 }
 
 /**
@@ -424,6 +501,7 @@ export async function startCheckpointThread(
   entry: string,
   data: CheckpointThreadData,
   warn: (err: unknown) => void,
+  debug: (err: unknown) => void = () => {},
 ): Promise<WalCheckpoints> {
   const worker = new Worker(entry, { workerData: data });
   // Not events.once: it rejects on the thread's 'error' event, and nothing would handle that rejection.
@@ -438,6 +516,7 @@ export async function startCheckpointThread(
         resolve();
       } else if (event.type === 'start-failed')
         reject(new Error(`the checkpoint thread could not start: ${event.message}`));
+      else if (event.type === 'debug') debug(new Error(event.message));
       else warn(new Error(event.message));
     });
     worker.on('error', (err) => {

@@ -36,20 +36,34 @@ export class WriteLock {
         this.depth--;
       }
     }
-    const owned = this.acquire();
+    this.acquire();
+    return this.holding(fn);
+  }
+
+  /**
+   * Runs `fn` holding the lock if no other thread holds it, and returns true; returns false at once, without running
+   * it, if one does. For a thread that should never make the writers wait for it (the checkpoint thread).
+   */
+  tryRun(fn: () => void): boolean {
+    if (this.depth === 0 && Atomics.compareExchange(this.state, 0, 0, this.token) !== 0) return false;
+    if (this.depth > 0) this.run(fn);
+    else this.holding(fn);
+    return true;
+  }
+
+  /** Runs `fn` with the lock just taken, then frees it. */
+  private holding<T>(fn: () => T): T {
     this.depth = 1;
     try {
       return fn();
     } finally {
       this.depth = 0;
       // Only if still ours: a lock taken over from us (we were too slow) is no longer ours to free.
-      if (owned && Atomics.compareExchange(this.state, 0, this.token, 0) === this.token) {
-        Atomics.notify(this.state, 0, 1);
-      }
+      if (Atomics.compareExchange(this.state, 0, this.token, 0) === this.token) Atomics.notify(this.state, 0, 1);
     }
   }
 
-  private acquire(): boolean {
+  private acquire(): void {
     let holder = Atomics.compareExchange(this.state, 0, 0, this.token);
     let until = Date.now() + this.maxWaitMs;
     while (holder !== 0) {
@@ -57,7 +71,7 @@ export class WriteLock {
       if (left <= 0) {
         // The same holder all along: take over from it (unless it let go or someone else took over meanwhile).
         const seen = Atomics.compareExchange(this.state, 0, holder, this.token);
-        if (seen === holder) return true;
+        if (seen === holder) return;
         holder = seen;
         until = Date.now() + this.maxWaitMs;
         continue;
@@ -68,6 +82,5 @@ export class WriteLock {
       if (next !== holder) until = Date.now() + this.maxWaitMs;
       holder = next;
     }
-    return true;
   }
 }

@@ -13,6 +13,7 @@ import {
   WAL_CHECKPOINT_IDLE_INTERVAL_MS,
   WAL_SIZE_LIMIT_BYTES,
   WalCheckpointer,
+  WriteLock,
   databaseSyncDescriptor,
   watchChangeFiles,
   type CheckpointStep,
@@ -214,6 +215,85 @@ describe('checkpoints of the grid database', () => {
     commitRows(writer, 10);
     expect(checkpointer.step().ran).toBe(true);
     expect(dbBytes()).toBeGreaterThan(before);
+  });
+
+  /** The log header's salts (bytes 16–23): SQLite draws new ones each time the log starts again from its first page. */
+  const walSalts = (): string => fs.readFileSync(`${dbPath}-wal`).subarray(16, 24).toString('hex');
+
+  it('starts the log again itself after a look that copied all of it, so the next commit appends without doing so', () => {
+    const writer = open();
+    const checkpointer = new WalCheckpointer(open());
+    commitRows(writer, 10);
+    const before = walSalts();
+
+    expect(checkpointer.step()).toMatchObject({ ran: true, copied: true });
+    // The checkpointer's own commit started the log again.
+    const restarted = walSalts();
+    expect(restarted).not.toBe(before);
+    // It changed nothing another connection sees; at an idle grid it commits no more.
+    const version = writer.pragma('data_version', { simple: true });
+    for (let i = 0; i < 5; i++) expect(checkpointer.step().ran).toBe(false);
+    expect(writer.pragma('data_version', { simple: true })).toBe(version);
+    expect(walSalts()).toBe(restarted);
+
+    // The next commit appends after the checkpointer's page: its commit neither starts the log nor syncs its header.
+    commitRows(writer, 1);
+    expect(walSalts()).toBe(restarted);
+    // The next look copies both and starts the log again.
+    expect(checkpointer.step()).toMatchObject({ ran: true, copied: true, logPages: 1 + 4 });
+    expect(walSalts()).not.toBe(restarted);
+  });
+
+  it('leaves the log to the next writer while another thread holds the write lock, and while a writer is at work', () => {
+    const writer = open();
+    const memory = WriteLock.memory();
+    const checkpointer = new WalCheckpointer(open(), undefined, { writeLock: new WriteLock(memory, 1_000) });
+    commitRows(writer, 10);
+    const before = walSalts();
+    // Another thread's token in the lock word (this thread's WriteLock would re-enter).
+    const lockWord = new Int32Array(memory);
+    Atomics.store(lockWord, 0, 999_999);
+    expect(checkpointer.step()).toMatchObject({ ran: true, copied: true });
+    expect(walSalts()).toBe(before);
+    Atomics.store(lockWord, 0, 0);
+
+    commitRows(writer, 10);
+    const salts = walSalts();
+    writer.exec('BEGIN IMMEDIATE');
+    try {
+      const started = Date.now();
+      expect(checkpointer.step()).toMatchObject({ ran: true, copied: true });
+      expect(walSalts()).toBe(salts);
+      // No busy wait for the writer (the connection's busy_timeout is 10 s).
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      writer.exec('ROLLBACK');
+    }
+  });
+
+  it('skips starting the log again when its commit fails, without a retry, and looks as before', () => {
+    const writer = open();
+    const db = open();
+    const skipped: unknown[] = [];
+    const checkpointer = new WalCheckpointer(db, undefined, { onSkipped: (err) => skipped.push(err) });
+    commitRows(writer, 10);
+    const before = walSalts();
+    const exec = db.exec.bind(db);
+    db.exec = (sql: string) => {
+      if (sql === 'COMMIT') throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+      return exec(sql);
+    };
+
+    expect(checkpointer.step()).toMatchObject({ ran: true, copied: true });
+    expect(checkpointer.step().ran).toBe(false);
+    db.exec = exec;
+
+    expect(skipped).toEqual([expect.objectContaining({ code: 'SQLITE_FULL' })]);
+    expect(db.inTransaction).toBe(false);
+    expect(walSalts()).toBe(before);
+    // The next writer starts the log itself, as without the checkpointer's commit.
+    commitRows(writer, 1);
+    expect(walSalts()).not.toBe(before);
   });
 
   /** This process's POSIX locks on the database file, from /proc/locks (Linux). */

@@ -19,6 +19,27 @@ describe('WriteLock', () => {
     expect(Atomics.load(state, 0)).toBe(0);
   });
 
+  it('tryRun runs the function only while nobody else holds the lock, without waiting, and frees it afterwards', () => {
+    const memory = WriteLock.memory();
+    const holder = new WriteLock(memory, 1_000);
+    const other = new WriteLock(memory, 60_000);
+    const state = new Int32Array(memory);
+    const ran: string[] = [];
+
+    // Held by another instance (as by another thread): false at once, not after its 60 s wait.
+    expect(holder.run(() => other.tryRun(() => ran.push('while held')))).toBe(false);
+    expect(other.tryRun(() => ran.push(`free, holding ${Atomics.load(state, 0)}`))).toBe(true);
+    expect(other.run(() => other.tryRun(() => ran.push('re-entered')))).toBe(true);
+    expect(ran).toEqual([`free, holding ${threadId + 1}`, 're-entered']);
+    expect(Atomics.load(state, 0)).toBe(0);
+    expect(() =>
+      other.tryRun(() => {
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
+    expect(Atomics.load(state, 0)).toBe(0);
+  });
+
   it('makes another holder of the same memory wait, and takes the lock over once maxWaitMs passed', () => {
     const memory = WriteLock.memory();
     const holder = new WriteLock(memory, 1_000);
