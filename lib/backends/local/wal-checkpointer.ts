@@ -100,7 +100,9 @@ export interface LogRestartOptions {
  * 6 (bench/README.md, "the log started again by the checkpoint thread"). This connection's own commit does not change
  * its `data_version`, so the looks stay idle after it until another connection commits; that commit appends to the
  * log after the restart's page, without a sync, and the next look copies both and starts the log again. An idle grid
- * gets one such commit after its last activity, none at rest.
+ * gets one such commit after its last activity, none at rest. A log of one page is left to the next writer: it is
+ * another checkpointer's restart when two agent processes share the grid folder (each thread's commit is a commit the
+ * other sees), so there only one of them starts the log again after a commit, and at times the next writer does.
  */
 export class WalCheckpointer {
   private readonly version;
@@ -148,8 +150,11 @@ export class WalCheckpointer {
       // Only now: a look whose sync failed is taken again.
       this.caughtUp = caughtUp;
       this.last = { log, checkpointed };
-      // Counted from the log's start again at the next look.
-      if (quiet && log > 0 && this.restartLog()) this.last = { log: 0, checkpointed: 0 };
+      // Counted from the log's start again at the next look. Not after a log of one page: that is the restart commit
+      // of another process's checkpointer (two agents on one grid folder), or so few pages that the next writer's
+      // sync is no loss; restarting after it, each restart a commit the other thread sees, set two such threads
+      // against each other for ever (hundreds of restarts a second at rest).
+      if (quiet && log > 1 && this.restartLog()) this.last = { log: 0, checkpointed: 0 };
       return { ran: true, committed, copied, logPages: log, checkpointedPages: checkpointed };
     } catch (error) {
       return translateSqliteError(error, 'checkpointing the grid database');

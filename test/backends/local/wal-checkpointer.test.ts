@@ -230,7 +230,7 @@ describe('checkpoints of the grid database', () => {
     // The checkpointer's own commit started the log again.
     const restarted = walSalts();
     expect(restarted).not.toBe(before);
-    // It changed nothing another connection sees; at an idle grid it commits no more.
+    // At an idle grid it commits no more (its restart was a commit other connections see, once).
     const version = writer.pragma('data_version', { simple: true });
     for (let i = 0; i < 5; i++) expect(checkpointer.step().ran).toBe(false);
     expect(writer.pragma('data_version', { simple: true })).toBe(version);
@@ -242,6 +242,26 @@ describe('checkpoints of the grid database', () => {
     // The next look copies both and starts the log again.
     expect(checkpointer.step()).toMatchObject({ ran: true, copied: true, logPages: 1 + 4 });
     expect(walSalts()).not.toBe(restarted);
+  });
+
+  it('two checkpointers on one database start the log again once after a commit, not each after the other', () => {
+    const writer = open();
+    const first = new WalCheckpointer(open());
+    const second = new WalCheckpointer(open());
+    commitRows(writer, 10);
+    const salts = new Set<string>([walSalts()]);
+    // At rest after one commit: each look of either sees the other's commits, if any.
+    for (let i = 0; i < 10; i++) {
+      first.step();
+      second.step();
+      salts.add(walSalts());
+    }
+    // The log was started again once (by the first), and the second found nothing to start again.
+    expect(salts.size).toBe(2);
+    const version = writer.pragma('data_version', { simple: true });
+    expect(first.step().ran).toBe(false);
+    expect(second.step().ran).toBe(false);
+    expect(writer.pragma('data_version', { simple: true })).toBe(version);
   });
 
   it('leaves the log to the next writer while another thread holds the write lock, and while a writer is at work', () => {
