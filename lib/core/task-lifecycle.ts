@@ -58,7 +58,8 @@ export const RESEND_EARLY_MESSAGES_AFTER_MS = 2_000;
 
 /**
  * Classifies a refused claim of the message for `requested.attempt` from what the row holds (`undefined`: no row).
- * - the task is not running: the message is outdated (`stale`);
+ * - the task is pending at that attempt (refused all the same): the message is kept (`busy`);
+ * - the task is not running otherwise: the message is outdated (`stale`);
  * - the attempt the message names still runs: its holder has not written its retry yet, the message is early
  *   (`busy`); but a reap's message (`requested.leaseExpiredBefore`, see `QueueMessage`) whose attempt runs under a
  *   lease ending at or after that time is left over from a reap that lost to a late heartbeat, and whose write can
@@ -75,6 +76,9 @@ export function classifyClaim(
 ): ClaimRefusal {
   const requestedAttempt = requested.attempt;
   if (found === undefined) return { status: 'missing' };
+  // Pending at the very attempt the message names, and yet refused (a claim's own fence, see DynamoDbTaskTable): the
+  // message is the task's only way back, so it is kept, never taken for outdated.
+  if (found.state === 'pending' && found.attempt === requestedAttempt) return { status: 'busy' };
   if (found.state !== 'running') return { status: 'stale' };
   if (found.attempt === requestedAttempt) {
     const reapedBefore = requested.leaseExpiredBefore;

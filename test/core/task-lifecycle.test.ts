@@ -19,6 +19,10 @@ describe('classifyClaim', () => {
     expect(classifyClaim({ attempt: 0 }, probe({ state: undefined }), 1000)).toEqual({ status: 'stale' });
   });
 
+  it('a refused claim of a task pending at the very attempt it names keeps its message (busy), never stale', () => {
+    expect(classifyClaim({ attempt: 2 }, probe({ state: 'pending', attempt: 2 }), 1000)).toEqual({ status: 'busy' });
+  });
+
   it('a claim of the attempt that still runs is busy: its holder has not written its retry yet', () => {
     expect(classifyClaim({ attempt: 1 }, probe({ attempt: 1 }), 1000)).toEqual({ status: 'busy' });
   });

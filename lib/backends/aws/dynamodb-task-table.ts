@@ -4,6 +4,7 @@ import {
   ConditionalCheckFailedException,
   DynamoDBClient,
   TransactionCanceledException,
+  type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { newDynamoDbClient } from './aws-clients';
 import { MAX_CARRIED_PER_SEND, noticeOutcomeOf, type FinishedTask, type NoticedTask } from './completion-notice-body';
@@ -205,6 +206,16 @@ const UNSETTLED_CLAIMS_MAX = 4_096;
 /** A claim's nonce (see `ATTR.claimToken`): 72 random bits, unique to the write that carries it. */
 function newClaimToken(): string {
   return randomBytes(9).toString('base64url');
+}
+
+/**
+ * A claim refused by its own fence: the task pending at the attempt it claims, carrying its nonce. An earlier claim
+ * with this nonce wrote that fence and lost its answer (so the nonce was kept for this claim): no try of that claim
+ * landed, nor ever will.
+ */
+function isOwnFence(item: Record<string, AttributeValue> | undefined, request: ClaimRequest, token: string): boolean {
+  const found = probeOf(item);
+  return found?.state === 'pending' && found.attempt === request.attempt && item?.[ATTR.claimToken]?.S === token;
 }
 
 /** A lease's status from its task's item (`probeOf`): held while the attempt runs under its owner. */
@@ -762,7 +773,9 @@ export class DynamoDbTaskTable implements TaskTable {
    * that did not land is fenced off for good, the claim `failed` and its message free for any agent. Only when the
    * fence fails too does the claim stay unsettled: its nonce stays here (`unsettledClaims`) for this table's next
    * claim of the same task and attempt (its message offered again), which takes over a landed try of it; another
-   * agent receiving that message finds the task busy until its lease expires. Nothing runs twice: a nonce matches
+   * agent receiving that message finds the task busy until its lease expires (should the fence have landed with its
+   * answer lost, that next claim meets its own fence: `failed`, the message released and the nonce dropped, so the
+   * claim after it, with a new nonce, takes the task). Nothing runs twice: a nonce matches
    * only the writes of claims whose answer nobody got, and is reused by one claim at a time; another agent, or this
    * one restarted, draws its own nonces. A try of an unsettled claim may still be on its way and land after the next
    * claim (the service applies it late): the condition also asks for a lease ending no later than the write's own,
@@ -837,12 +850,14 @@ export class DynamoDbTaskTable implements TaskTable {
         // Its own outcome: a rejection here would lose the siblings' claims, left running under this lease unheld.
         if (!(error instanceof ConditionalCheckFailedException)) {
           if (!unknown) return { taskId: request.taskId, status: 'failed', error };
-          const settled = await this.settleUnknownClaim(request, lease, token, now);
+          const settled = await this.settleUnknownClaim(request, lease, token);
           if (settled === 'unsettled') this.rememberUnsettledClaim(unsettled, token);
           if (settled === 'unsettled' || settled === 'fenced')
             return { taskId: request.taskId, status: 'failed', error };
           claimed = settled.item;
         } else {
+          // Its own fence (see `isOwnFence`): the message goes back for a claim with a new nonce.
+          if (isOwnFence(error.Item, request, token)) return { taskId: request.taskId, status: 'failed', error };
           const found = probeOf(error.Item);
           const probe = found && { ...found, leaseVisibleToReaper: found.leaseIndexed };
           const refusal = classifyClaim(request, probe, now);
@@ -874,7 +889,6 @@ export class DynamoDbTaskTable implements TaskTable {
     request: ClaimRequest,
     lease: { owner: string; expiresAt: number },
     token: string,
-    now: number,
   ): Promise<{ item: Record<string, unknown> } | 'fenced' | 'unsettled'> {
     try {
       await this.retry('fence an unanswered claim', () =>
@@ -903,7 +917,8 @@ export class DynamoDbTaskTable implements TaskTable {
         found.owner === lease.owner &&
         error.Item?.[ATTR.claimToken]?.S === token &&
         !found.leaseIndexed &&
-        (found.leaseExpiresAt ?? 0) > now;
+        // Alive now, not at the claim's start: its tries and the fence may have taken longer than a lease term.
+        (found.leaseExpiresAt ?? 0) > this.clock();
       return landed ? { item: unmarshall(error.Item ?? {}) } : 'unsettled';
     }
   }

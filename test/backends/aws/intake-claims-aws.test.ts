@@ -299,6 +299,28 @@ describe('a claim whose write landed but whose answer was lost', () => {
     expect(taken.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner])).toEqual([[id, 'running', 1, 'b']]);
   }, 60_000);
 
+  it('whose fence landed but whose answer was lost too is claimed again with a new nonce, its message never deleted', async () => {
+    const resources = await createGridResources(suite.emulators);
+    const backends = suite.backendsFor(resources);
+    const { table, client } = tableOn(resources.tableName);
+    const [task] = await oneAttemptTasks(backends, 1);
+    const request = { taskId: task!.taskId, attempt: 0 };
+    // No claim try reaches DynamoDB (503); the fence's tries are applied, their answers lost (503): unsettled, so
+    // this table keeps the nonce for its next claim of the attempt.
+    const fault = faultUpdatesOf(client, task!.taskId, ({ claim }) => (claim ? 'refused' : 'lost'));
+    const lease = () => ({ owner: 'agent', expiresAt: Date.now() + 30_000 });
+    expect((await table.claimMessages([request], lease(), Date.now())).map((o) => o.status)).toEqual(['failed']);
+    fault.stop();
+
+    // The next claim carries that nonce and meets its own fence: failed (the message released), not stale (deleted:
+    // the task would stay pending with no message for ever).
+    expect((await table.claimMessages([request], lease(), Date.now())).map((o) => o.status)).toEqual(['failed']);
+    expect(await table.getTask(task!.taskId)).toMatchObject({ state: 'pending', attempt: 0 });
+    // And the one after draws a new nonce and claims it.
+    const third = await table.claimMessages([request], lease(), Date.now());
+    expect(third.map((o) => [o.status, o.status === 'claimed' ? o.task.attempt : undefined])).toEqual([['claimed', 1]]);
+  }, 60_000);
+
   it("whose every try was answered 503 is handed over once when its attempt has two messages: the second message's claim, settled too, is not its own", async () => {
     const resources = await createGridResources(suite.emulators);
     const backends = suite.backendsFor(resources);
