@@ -409,8 +409,6 @@ async function runAws(s: Settings, latency: AwsLatency, rounds: number): Promise
 }
 
 async function runCelery(s: Settings, redisServer: string): Promise<Row> {
-  if (s.gapMs > 0)
-    return { system: 'Celery + Redis', rounds: 0, p50Ms: null, p99Ms: null, maxMs: null, error: 'no --gap-ms support' };
   const figures = await runPythonPeer({
     pythonExecutable: s.python,
     script: path.join(s.root, 'bench', 'peers', 'python', 'celery_bench.py'),
@@ -423,6 +421,8 @@ async function runCelery(s: Settings, redisServer: string): Promise<Row> {
       String(s.rounds),
       '--warm-up-rounds',
       String(s.warmUp),
+      '--gap-ms',
+      String(s.gapMs),
       '--workers',
       '2',
       '--redis-server',
@@ -445,6 +445,14 @@ async function runCelery(s: Settings, redisServer: string): Promise<Row> {
 function wholeNumber(name: string, value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number ≥ 0, got '${value}'`);
+  return n;
+}
+
+/** `value` of the option `name` as a number ≥ 0 (fractions allowed), or an error that names the option. */
+function nonNegative(name: string, value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0)
+    throw new Error(`${name} must be a number ≥ 0, got '${value}'`);
   return n;
 }
 
@@ -483,7 +491,7 @@ async function main(): Promise<void> {
   const settings: Settings = {
     rounds: wholeNumber('--rounds', values.rounds),
     warmUp: wholeNumber('--warm-up', values['warm-up']),
-    gapMs: Number(values['gap-ms']),
+    gapMs: nonNegative('--gap-ms', values['gap-ms']),
     settleSec: wholeNumber('--settle-sec', values['settle-sec']),
     idleSec: Number(values['idle-sec']),
     idleThreads: values['idle-threads'],

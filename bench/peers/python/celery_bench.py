@@ -1,11 +1,11 @@
 """Celery with a Redis broker and result backend: W prefork worker processes run N no-op handler tasks.
 
-Usage: python3 celery_bench.py --worker DIR [--tasks N] [--rounds R] [--warm-up-rounds K] [--workers W]
+Usage: python3 celery_bench.py --worker DIR [--tasks N] [--rounds R] [--warm-up-rounds K] [--gap-ms G] [--workers W]
        [--redis-server PATH]
 Starts redis-server on a free loopback port and one `celery worker --pool=prefork -c W`, and stops both at the end.
 Sends every task with apply_async, collects results as they arrive (ResultSet.join_native with a callback); per-task
 latency is from the task's own apply_async to the moment the client holds its result. Round trips: apply_async +
-get() one at a time.
+get() one at a time, each measured one after a pause of G ms (an interactive user; bench/latency --gap-ms).
 """
 
 import argparse
@@ -70,6 +70,8 @@ def measure(app, run_task, args):
 
     round_trips = []
     for i in range(args.rounds):
+        if args.gap_ms > 0:
+            time.sleep(args.gap_ms / 1000)
         t0 = time.perf_counter()
         run_task.apply_async((event, i)).get(timeout=60)
         round_trips.append((time.perf_counter() - t0) * 1000)
@@ -109,9 +111,12 @@ def main():
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--warm-up-rounds", type=int, default=0)
+    parser.add_argument("--gap-ms", type=float, default=0.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--redis-server", default="redis-server")
     args = parser.parse_args()
+    if not args.gap_ms >= 0:
+        parser.error(f"--gap-ms must be a number of milliseconds >= 0, got {args.gap_ms}")
     peer_common.setup_path(args.worker)
     # A SIGTERM (the driver's timeout) must still stop Redis and the worker, which run in their own sessions.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
