@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import { openLocalBackends, type LocalBackends } from '../../lib/backends/local';
 import { newTask, type SessionRecord } from '../../lib/core';
+import type { QueueMessage, TaskQueue } from '../../lib/ports';
 import { reapExpiredLeases, reapTasks } from '../../lib/runtime/reaper';
 import { tempDir } from '../support/local-grid';
 
@@ -50,7 +51,8 @@ describe('the reaper', () => {
     ]);
     const messages = await backends.queue.receive(10, { waitMs: 0, visibilityMs: 60_000 });
     expect(messages.map((m) => m.message)).toEqual([
-      { taskId: 'reaped_0', sessionId: 'reaped', attempt: 1, priority: 0 },
+      // The reap's mark (its write's leaseExpiredBefore guard), kept by the queue as SQS keeps it in the body.
+      { taskId: 'reaped_0', sessionId: 'reaped', attempt: 1, priority: 0, leaseExpiredBefore: T0 + 2_000 },
     ]);
   });
 
@@ -94,6 +96,43 @@ describe('the reaper', () => {
       state: 'running',
       attempt: 1,
       failures: 0,
+      lease: { owner: 'slow-agent', expiresAt: T0 + 60_000 },
+    });
+  });
+
+  it("deletes at its first receive a reap's message left over by a late heartbeat, never releasing it", async () => {
+    await claim('reaped_2', 0, 'slow-agent', T0 + 1_000);
+    const expired = await backends.table.findExpiredLeases(T0 + 2_000, 10);
+    // The reaper sends the task's message, then the agent's late heartbeat lands before the reaper's write (the local
+    // queue's other methods through its prototype).
+    const racing: TaskQueue = Object.assign(Object.create(backends.queue) as TaskQueue, {
+      send: async (messages: readonly QueueMessage[]) => {
+        await backends.queue.send(messages);
+        await backends.table.extendLeases([{ taskId: 'reaped_2', owner: 'slow-agent', attempt: 1 }], T0 + 60_000);
+      },
+    });
+    expect(await reapTasks(expired, { table: backends.table, queue: racing, now: T0 + 2_000 })).toEqual({
+      requeued: 0,
+      failed: 0,
+      skipped: 1,
+    });
+    expect(await backends.queue.countMessages()).toEqual({ visible: 1, invisible: 0 });
+
+    // Another agent is offered it while the attempt runs on: the reap can never land, so the message is stale.
+    const claimed = await backends.intake.receiveAndClaim(10, {
+      owner: 'agent-b',
+      leaseMs: 60_000,
+      waitMs: 0,
+      visibilityMs: 60_000,
+      busyDelayMs: 1_000,
+    });
+
+    expect(claimed).toEqual([]);
+    // Deleted, not released every busyDelayMs for as long as the attempt runs.
+    expect(await backends.queue.countMessages()).toEqual({ visible: 0, invisible: 0 });
+    expect(await backends.table.getTask('reaped_2')).toMatchObject({
+      state: 'running',
+      attempt: 1,
       lease: { owner: 'slow-agent', expiresAt: T0 + 60_000 },
     });
   });

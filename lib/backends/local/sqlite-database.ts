@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { SchemaVersionError, translateSqliteError } from './errors';
 
 /** Bumped whenever a table or column changes; a database of another version is refused, never migrated. */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 export type SqliteDatabase = Database.Database;
 
@@ -105,7 +105,9 @@ CREATE TABLE IF NOT EXISTS queue_messages (
   attempt INTEGER NOT NULL,
   priority INTEGER NOT NULL,
   visible_at INTEGER NOT NULL,
-  receive_count INTEGER NOT NULL DEFAULT 0
+  receive_count INTEGER NOT NULL DEFAULT 0,
+  -- A reap's message: QueueMessage.leaseExpiredBefore (NULL for every other message).
+  lease_expired_before INTEGER
 );
 CREATE INDEX IF NOT EXISTS queue_by_priority ON queue_messages (priority, visible_at, id);
 `;

@@ -47,6 +47,7 @@ interface MessageRow {
   attempt: number;
   priority: number;
   receive_count: number;
+  lease_expired_before: number | null;
 }
 
 /** Wakes long polls in this thread when a message becomes visible, per database file. */
@@ -161,7 +162,9 @@ export class SqliteTaskQueue implements TaskQueue {
    * receivers itself; others call `sent`.
    */
   sendWithin(messages: readonly QueueMessage[], now: number): void {
-    for (const m of messages) this.stmt.insert.run(m.taskId, m.sessionId, m.attempt, m.priority, now);
+    for (const m of messages) {
+      this.stmt.insert.run(m.taskId, m.sessionId, m.attempt, m.priority, now, m.leaseExpiredBefore ?? null);
+    }
   }
 
   /** Wakes the receivers of messages a committed `sendWithin` made visible. */
@@ -252,7 +255,11 @@ export class SqliteTaskQueue implements TaskQueue {
     const rows = this.visibleRows(limit, now);
     if (rows.length === 0) return [];
     const outcomes = claim(
-      rows.map((row) => ({ taskId: row.task_id, attempt: row.attempt })),
+      rows.map((row) =>
+        row.lease_expired_before === null
+          ? { taskId: row.task_id, attempt: row.attempt }
+          : { taskId: row.task_id, attempt: row.attempt, leaseExpiredBefore: row.lease_expired_before },
+      ),
       now,
     );
     const claimed: TaskRecord[] = [];
@@ -274,7 +281,7 @@ export class SqliteTaskQueue implements TaskQueue {
     if (!this.anyVisible(now)) return [];
     const rows = this.write('receive', () => this.receiveTx.immediate(limit, now, now + Math.max(0, visibilityMs)));
     return rows.map((row) => ({
-      message: { taskId: row.task_id, sessionId: row.session_id, attempt: row.attempt, priority: row.priority },
+      message: messageOf(row),
       receipt: `${row.id}:${row.receive_count + 1}:${row.attempt}:${row.task_id}`,
       receiveCount: row.receive_count + 1,
     }));
@@ -363,6 +370,12 @@ export class SqliteTaskQueue implements TaskQueue {
   }
 }
 
+/** The message a row holds; `leaseExpiredBefore` only when it has one (a reap's message), as SQS bodies have it. */
+function messageOf(row: MessageRow): QueueMessage {
+  const message = { taskId: row.task_id, sessionId: row.session_id, attempt: row.attempt, priority: row.priority };
+  return row.lease_expired_before === null ? message : { ...message, leaseExpiredBefore: row.lease_expired_before };
+}
+
 interface Receipt {
   readonly id: number;
   readonly receiveCount: number;
@@ -379,15 +392,16 @@ function parseReceipt(receipt: string): Receipt {
 
 function prepareStatements(db: SqliteDatabase) {
   return {
-    insert: db.prepare<[string, string, number, number, number]>(
-      'INSERT INTO queue_messages (task_id, session_id, attempt, priority, visible_at) VALUES (?, ?, ?, ?, ?)',
+    insert: db.prepare<[string, string, number, number, number, number | null]>(
+      `INSERT INTO queue_messages (task_id, session_id, attempt, priority, visible_at, lease_expired_before)
+       VALUES (?, ?, ?, ?, ?, ?)`,
     ),
     topPriority: db.prepare<[], { p: number | null }>('SELECT max(priority) AS p FROM queue_messages'),
     priorityBelow: db.prepare<[number], { p: number | null }>(
       'SELECT max(priority) AS p FROM queue_messages WHERE priority < ?',
     ),
     visibleAt: db.prepare<[number, number, number], MessageRow>(
-      `SELECT id, task_id, session_id, attempt, priority, receive_count FROM queue_messages
+      `SELECT id, task_id, session_id, attempt, priority, receive_count, lease_expired_before FROM queue_messages
        WHERE priority = ? AND visible_at <= ? ORDER BY visible_at, id LIMIT ?`,
     ),
     markReceived: db.prepare<[number, number]>(

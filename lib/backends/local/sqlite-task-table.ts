@@ -550,8 +550,14 @@ export class SqliteTaskTable implements TaskTable {
         return { taskId: request.taskId, status: 'claimed', task };
       }
       const current = this.stmt.probe.get(request.taskId);
-      // The reaper's scan sees every running task from its claim on, so a claim is never `expired` here.
-      const probe = current && { ...current, leaseExpiresAt: undefined, leaseVisibleToReaper: true };
+      // The reaper's scan sees every running task from its claim on, so a claim is never `expired` here. The lease's
+      // end tells a reap's message left over by a late heartbeat (see `classifyClaim`).
+      const probe = current && {
+        state: current.state,
+        attempt: current.attempt,
+        leaseExpiresAt: current.lease_expires_at ?? undefined,
+        leaseVisibleToReaper: true,
+      };
       const refusal = classifyClaim(request, probe, now);
       if (refusal.status === 'expired') throw new HtcGridError('the SQLite table never leaves a lease unseen');
       return { taskId: request.taskId, status: refusal.status };
@@ -764,8 +770,8 @@ function prepareStatements(db: SqliteDatabase) {
        RETURNING session_id, idx, priority, attempt, failures, max_attempts, timeout_ms, payload_inline, payload_key,
          payload_bytes, error, failure_reason, submitted_at, history`,
     ),
-    probe: db.prepare<[string], { state: string; attempt: number }>(
-      'SELECT state, attempt FROM tasks WHERE task_id = ?',
+    probe: db.prepare<[string], { state: string; attempt: number; lease_expires_at: number | null }>(
+      'SELECT state, attempt, lease_expires_at FROM tasks WHERE task_id = ?',
     ),
     probeLease: db.prepare<[string], { state: string; attempt: number; lease_owner: string | null }>(
       'SELECT state, attempt, lease_owner FROM tasks WHERE task_id = ?',
