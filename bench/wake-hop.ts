@@ -1,7 +1,9 @@
 // What one wake-up between two threads of a process costs, by signal: BroadcastChannel, MessagePort,
 // Atomics.waitAsync / notify on shared memory, and fs.watch on a file the other thread rewrites (the local grid's
 // cross-process signal). Ping-pong: the main thread signals, the worker thread answers by the same means.
-// Run: npm run build && node dist/bench/wake-hop.js [--rounds 2000]
+// `--gap-ms G` pauses G ms before each measured round (the warm-up stays back to back): what a wake-up costs a thread
+// that has slept, as the grid's threads have between an interactive user's tasks (bench/README.md, issue 16).
+// Run: npm run build && node dist/bench/wake-hop.js [--rounds 2000] [--gap-ms 0] [--modes atomics,fs-watch]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,7 +40,9 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 }
 
-async function measure(mode: Mode, rounds: number, dir: string): Promise<string> {
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function measure(mode: Mode, rounds: number, gapMs: number, dir: string): Promise<string> {
   const cells = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT);
   const flags = new Int32Array(cells);
   const { port1, port2 } = new MessageChannel();
@@ -60,6 +64,7 @@ async function measure(mode: Mode, rounds: number, dir: string): Promise<string>
       times.length = 0;
       cpuBefore = process.cpuUsage();
     }
+    if (i >= 0 && gapMs > 0) await sleep(gapMs);
     const started = process.hrtime.bigint();
     const reply = new Promise<void>((resolve) => (answered = resolve));
     switch (mode) {
@@ -98,20 +103,31 @@ async function measure(mode: Mode, rounds: number, dir: string): Promise<string>
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '2000' } } });
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: '2000' },
+      'gap-ms': { type: 'string', default: '0' },
+      modes: { type: 'string', default: MODES.join(',') },
+    },
+  });
   const rounds = Number(values.rounds);
+  const gapMs = Number(values['gap-ms']);
+  if (!Number.isFinite(gapMs) || gapMs < 0) throw new Error(`--gap-ms must be a number ≥ 0, got '${values['gap-ms']}'`);
+  const modes = values.modes.split(',').map((m) => m.trim()) as Mode[];
+  const unknown = modes.filter((m) => !MODES.includes(m));
+  if (unknown.length > 0) throw new Error(`unknown --modes ${unknown.join(',')}; choose from ${MODES.join(',')}`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-wake-hop-'));
   try {
     const lines = [
       '| signal | round trip p50 µs | p99 µs | main thread CPU per round trip µs |',
       '|---|---:|---:|---:|',
     ];
-    for (const mode of MODES) {
+    for (const mode of MODES.filter((m) => modes.includes(m))) {
       process.stderr.write(`wake-hop: ${mode} …\n`);
-      lines.push(await measure(mode, rounds, dir));
+      lines.push(await measure(mode, rounds, gapMs, dir));
     }
     process.stdout.write(
-      `${lines.join('\n')}\n(two wake-ups per round trip; load average ${os.loadavg()[0]!.toFixed(2)})\n`,
+      `${lines.join('\n')}\n(two wake-ups per round trip, ${gapMs} ms apart; load average ${os.loadavg()[0]!.toFixed(2)})\n`,
     );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
