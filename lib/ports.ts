@@ -142,13 +142,15 @@ export interface TaskTable extends TaskBrowser {
    * Every terminal task of the session whose id `wanted` accepts, in pages of at most `limit`, in no set order: the
    * full re-read of a reader that lacks a few of them (see `SessionHandle.results`), fetching only those. DynamoDB
    * reads the session index's keys (what a count reads) and then only the items wanted, where `listTerminal` from
-   * the start would read every item again.
+   * the start would read every item again. `stop`, when given, is asked before each read of keys: once it returns
+   * true the pages end there (the reader that bounds its time tells a finished read from a stopped one by asking it).
    * @default - not offered: the reader reads every terminal task again through `listTerminal`
    */
   readTerminalWanted?(
     sessionId: string,
     wanted: (taskId: string) => boolean,
     limit: number,
+    stop?: () => boolean,
   ): AsyncGenerator<readonly TaskRecord[]>;
   /**
    * Running tasks whose lease expired before `now`, oldest first. A table may see a claimed task here only once its

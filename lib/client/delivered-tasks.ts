@@ -1,4 +1,5 @@
 // Which tasks of a session a results stream delivered: one bit per task index, so a task is never delivered twice.
+import { taskIndexOf } from '../core/task';
 
 /**
  * The task indexes a results stream delivered, one bit each: 125 KB for a million tasks, however they were found
@@ -57,4 +58,15 @@ export class DeliveredTasks {
     while (set.end > 0 && set.bits[set.end - 1] === 0) set.end--;
     return set;
   }
+}
+
+/**
+ * Whether a task of `sessionId` (by id) is one `delivered` lacks: what a re-read asks the table for (see
+ * `TaskTable.readTerminalWanted`). An id not of the session's form is taken as lacking: the reader judges it by index.
+ */
+export function lackedBy(sessionId: string, delivered: DeliveredTasks): (taskId: string) => boolean {
+  return (taskId) => {
+    const index = taskIndexOf(sessionId, taskId);
+    return index === undefined || !delivered.has(index);
+  };
 }

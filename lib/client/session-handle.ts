@@ -1,10 +1,10 @@
 // A submitted session: stream its results in completion order, wait for it, count its states, cancel it.
 import type { Logger } from 'pino';
-import { isTerminal, taskIndexOf, type SessionRecord, type StateCounts, type TaskRecord } from '../core';
+import { isTerminal, type SessionRecord, type StateCounts, type TaskRecord } from '../core';
 import { silentLogger } from '../logging';
 import type { PayloadStore, TaskTable } from '../ports';
 import { sleep } from '../timing';
-import { DeliveredTasks } from './delivered-tasks';
+import { DeliveredTasks, lackedBy } from './delivered-tasks';
 import { MISSING_RESULTS_CHECK_MS, MissingResultsCheck } from './missing-results-check';
 import { toTaskResult, type TaskResult } from './task-result';
 
@@ -236,12 +236,8 @@ export class SessionHandle {
   ): AsyncGenerator<TaskResult> {
     const before = delivered.size;
     const examples: string[] = [];
-    const lacking = (taskId: string): boolean => {
-      const index = taskIndexOf(this.sessionId, taskId);
-      return index === undefined || !delivered.has(index);
-    };
     const pages = this.table.readTerminalWanted
-      ? this.table.readTerminalWanted(this.sessionId, lacking, pageSize)
+      ? this.table.readTerminalWanted(this.sessionId, lackedBy(this.sessionId, delivered), pageSize)
       : this.listAllTerminal(pageSize);
     for await (const tasks of pages) {
       if (signal?.aborted) return;

@@ -1,9 +1,9 @@
 // Failures by error type and time queued / time running of a session, kept up to date from its terminal tasks.
-import { taskIndexOf, type LatencyView, type SessionSummaryView, type TaskRecord } from '../core';
+import { type LatencyView, type SessionSummaryView, type TaskRecord } from '../core';
 
 export type { FailureGroup, LatencyView, SessionSummaryView } from '../core';
 import type { TaskTable } from '../ports';
-import { DeliveredTasks } from './delivered-tasks';
+import { DeliveredTasks, lackedBy } from './delivered-tasks';
 import { ReReadGate } from './missing-results-check';
 
 /** Bucket bounds (ms) of the latency histograms: 1 ms to about 12 days, four buckets per doubling. */
@@ -136,10 +136,7 @@ export class SessionSummary {
     ) {
       if (table.readTerminalWanted) {
         // The table reads keys and fetches only the tasks lacking: cheap enough to finish within this update.
-        const lacking = (taskId: string): boolean => {
-          const index = taskIndexOf(this.sessionId, taskId);
-          return index === undefined || !this.summarised.has(index);
-        };
+        const lacking = lackedBy(this.sessionId, this.summarised);
         for await (const tasks of table.readTerminalWanted(this.sessionId, lacking, 1000)) {
           for (const task of tasks) this.add(task);
         }

@@ -41,7 +41,7 @@ import {
   MissingResultsCheck,
   validMissingResultsCheckMs,
 } from '../client/missing-results-check';
-import { DeliveredTasks } from '../client/delivered-tasks';
+import { DeliveredTasks, lackedBy } from '../client/delivered-tasks';
 import { SessionSummary } from '../client/session-summary';
 import { resultLine, sessionStatusView, taskDetailJson } from './task-views';
 
@@ -533,7 +533,12 @@ export class ApiHandlers {
    * that finds nothing missing doubles the wait before the next (up to `MISSING_RESULTS_CHECK_MAX_MS`), and a read
    * from the first result that leaves the table counting more than it brought is repeated only once the table counts
    * more missing, or once that cap passed while the gap lasts; all of it rides in the cursor.
+   *
+   * Where the table reads tasks by key (`readTerminalWanted`, DynamoDB) and the cursor carries the set, that read
+   * reads the session's keys and only the items the set lacks, keeping the listing's place, rather than every item
+   * from the first result (see `readLacking`).
    */
+  // eslint-disable-next-line max-lines-per-function -- the stream's state (listing cursor, count, set, re-read, check) lives in these locals, which every step of the loop moves; the steps with a state of their own are methods (readLacking, chunkCursor, reReadStarts, reReadEnded)
   private async *resultChunks(
     initial: SessionRecord,
     from: ResultsCursor,
@@ -554,11 +559,41 @@ export class ApiHandlers {
     let counted: { readonly ended: number; readonly delivered: number } | undefined;
     // While reading again from the first result: the count that made it, and what had been delivered before it.
     let reRead: ReRead | undefined = from.reRead;
-    const encode = (): string => this.chunkCursor(session, sentTasks, { listing: cursor, delivered, reRead, check });
+    const readsByKey = this.options.table.readTerminalWanted !== undefined;
+    // Whether the read by key under way had this request's whole time (resumed from the cursor), or started in it.
+    let wholeRequest = reRead?.byKeys === true;
+    // Whether a read by key sent tasks the listing has not passed (see `ResultsCursor.outOfOrder`).
+    let outOfOrder = from.outOfOrder === true;
+    const encode = (): string =>
+      this.chunkCursor(session, sentTasks, { listing: cursor, delivered, reRead, check, outOfOrder });
     for (;;) {
       if (signal?.aborted) return;
       const room = limit - sent;
       if (room <= 0) break;
+      if (reRead?.byKeys === true) {
+        const budget = { room, until: deadlines.skip, wholeRequest };
+        const read = yield* this.readLacking(session.sessionId, sentTasks, reRead, budget, signal, (tasks) => {
+          delivered += tasks.length;
+          sent += tasks.length;
+          outOfOrder = true;
+          check.progressed(this.clock());
+          return encode();
+        });
+        if (read === 'aborted') return;
+        if (read === 'paused') break;
+        if (read === 'ended') {
+          this.reReadEnded(session.sessionId, reRead, delivered, check);
+          reRead = undefined;
+          continue;
+        }
+        reRead = { counted: reRead.counted, before: reRead.before };
+        cursor = undefined;
+        if (sentTasks === undefined) {
+          delivered = 0;
+          sentTasks = new DeliveredTasks();
+        }
+        continue;
+      }
       const since = this.options.changes?.version;
       const page = await this.options.table.listTerminal(session.sessionId, cursor, Math.min(1000, room));
       const ended = page.tasks.filter((t) => isTerminal(t.state));
@@ -592,9 +627,15 @@ export class ApiHandlers {
       }
       if (counted !== undefined) {
         if (check.missing(counted.ended, delivered, this.clock())) {
-          this.reReadStarts(session.sessionId, counted.ended, delivered, sentTasks === undefined);
-          reRead = { counted: counted.ended, before: delivered };
-          cursor = undefined;
+          // With the set of sent tasks, a table that reads tasks by key reads only those the set lacks; the listing
+          // keeps its place.
+          // Only with a set the cursor carries: without it, what a read by key sent past the listing's place could
+          // not be told from what the listing brings next.
+          const byKeys = sentTasks !== undefined && readsByKey && !this.uncarried.has(sentTasks);
+          this.reReadStarts(session.sessionId, counted.ended, delivered, sentTasks === undefined, byKeys);
+          reRead = { counted: counted.ended, before: delivered, ...(byKeys ? { byKeys } : {}) };
+          wholeRequest = false;
+          if (!byKeys) cursor = undefined;
           if (sentTasks === undefined) {
             // No record of what the client had: every line comes again (it skips them by index), counted from 0,
             // and this read builds the record anew, so later reads from the first result send only what it lacks.
@@ -622,6 +663,62 @@ export class ApiHandlers {
   }
 
   /**
+   * The lines of a results stream's read by key of the ended tasks `sent` lacks (see `ReRead.byKeys`), at most
+   * `budget.room`; `sending` records the tasks of each chunk sent and returns the chunk's cursor. The keys it reads
+   * without sending are bounded as rows the client has are (`budget.until`, see `SKIPPED_ROWS_READ_MS`). Returns
+   * `ended` once it read all, `paused` when `room` is full or its time ran out in a request it started in (the next
+   * gives it its whole time), `listing` when it cannot be made here (no set, a table without such a read) or did not
+   * end within a whole request (a session of many millions of keys, or a short `waitSec`): the listing from the first
+   * result, whose cursor keeps its place from request to request, reads instead.
+   */
+  private async *readLacking(
+    sessionId: string,
+    sent: DeliveredTasks | undefined,
+    reRead: ReRead,
+    budget: { readonly room: number; readonly until: number; readonly wholeRequest: boolean },
+    signal: AbortSignal | undefined,
+    sending: (tasks: readonly TaskRecord[]) => string,
+  ): AsyncGenerator<string, 'ended' | 'paused' | 'listing' | 'aborted'> {
+    const table = this.options.table;
+    if (sent === undefined || table.readTerminalWanted === undefined) return 'listing';
+    let stopped = false;
+    const stop = (): boolean => (stopped ||= signal?.aborted === true || this.clock() >= budget.until);
+    let room = budget.room;
+    for await (const page of table.readTerminalWanted(
+      sessionId,
+      lackedBy(sessionId, sent),
+      Math.min(1000, room),
+      stop,
+    )) {
+      const tasks: TaskRecord[] = [];
+      for (const task of page) {
+        // What the page holds past `room` stays out of the set: the next request's read brings it.
+        if (tasks.length >= room) break;
+        if (isTerminal(task.state) && sent.add(task.index)) tasks.push(task);
+      }
+      if (tasks.length > 0) {
+        room -= tasks.length;
+        const cursor = sending(tasks);
+        const last = tasks.length - 1;
+        const lines = await mapLimit(tasks, 8, (task, i) =>
+          resultLine(task, this.options.store, i === last ? cursor : undefined),
+        );
+        yield lines.join('');
+      }
+      if (room <= 0) return 'paused';
+    }
+    if (signal?.aborted) return 'aborted';
+    if (!stopped) return 'ended';
+    if (!budget.wholeRequest) return 'paused';
+    this.logger.warn(
+      { sessionId, counted: reRead.counted, before: reRead.before },
+      "a results stream's read by key of the tasks it had not sent did not end within a request: it reads again " +
+        'from the first result through the listing instead, which resumes from request to request',
+    );
+    return 'listing';
+  }
+
+  /**
    * The cursor of a results stream's chunk. A set of sent tasks that packed past the cap once is not packed again (it
    * only grows; `uncarried` holds it): the request goes on with it all the same, sending and counting each task once,
    * and its cursors hold no set. One within a read from the first result restarts that read, as one that does not
@@ -631,7 +728,13 @@ export class ApiHandlers {
   private chunkCursor(
     { sessionId, createdAt }: SessionRecord,
     sent: DeliveredTasks | undefined,
-    at: { listing: string | undefined; delivered: number; reRead: ReRead | undefined; check: MissingResultsCheck },
+    at: {
+      listing: string | undefined;
+      delivered: number;
+      reRead: ReRead | undefined;
+      check: MissingResultsCheck;
+      outOfOrder: boolean;
+    },
   ): string {
     const packed = sent !== undefined && !this.uncarried.has(sent) ? this.packSent(sessionId, sent) : undefined;
     const cursor = {
@@ -640,11 +743,14 @@ export class ApiHandlers {
       delivered: at.delivered,
       check: at.check.state,
       reRead: at.reRead,
+      outOfOrder: at.outOfOrder,
     };
     if (packed === undefined && sent !== undefined) {
       this.uncarried.add(sent);
-      if (at.reRead !== undefined)
-        return encodeResultsCursor({ ...cursor, listing: undefined, delivered: 0 }, undefined);
+      // A listing place and a count without the set would send again what a re-read (or a read by key, past that
+      // place) sent: the cursor restarts from the first result, counted from 0.
+      if (at.reRead !== undefined || at.outOfOrder)
+        return encodeResultsCursor({ ...cursor, listing: undefined, delivered: 0, outOfOrder: false }, undefined);
     }
     return encodeResultsCursor(cursor, packed);
   }
@@ -663,12 +769,20 @@ export class ApiHandlers {
     return packed;
   }
 
-  private reReadStarts(sessionId: string, counted: number, delivered: number, sendsAgain: boolean): void {
+  private reReadStarts(
+    sessionId: string,
+    counted: number,
+    delivered: number,
+    sendsAgain: boolean,
+    byKeys: boolean,
+  ): void {
     this.logger.warn(
-      { sessionId, counted, delivered, sendsAgain },
-      'a results stream reads again from the first result: the table counted more ended tasks than the stream had ' +
-        'delivered, and its listing did not bring them (index lag between the count and the listing, a lost ' +
-        'notice, or a defect: please report it if it recurs)',
+      { sessionId, counted, delivered, sendsAgain, byKeys },
+      (byKeys
+        ? 'a results stream reads again, by key, the ended tasks it had not sent'
+        : 'a results stream reads again from the first result') +
+        ': the table counted more ended tasks than the stream had delivered, and its listing did not bring them ' +
+        '(index lag between the count and the listing, a lost notice, or a defect: please report it if it recurs)',
     );
   }
 

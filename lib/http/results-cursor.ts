@@ -16,10 +16,16 @@ export const MAX_SENT_SET_BYTES = 4096;
 /** The largest set a cursor may unpack to (bytes: 128 million tasks); a larger one is refused as not ours. */
 const MAX_SENT_SET_INFLATED_BYTES = 16 * 1024 * 1024;
 
-/** A results stream reading again from the first result: the count that made it, and `delivered` before it. */
+/**
+ * A results stream reading again what it lacks: the count that made it, and `delivered` before it. It reads from the
+ * first result through the listing, or, `byKeys`, only the tasks its set of sent tasks lacks, by key (the table's
+ * `readTerminalWanted`): its listing's place is kept then, and each request that resumes it reads again what the set
+ * still lacks.
+ */
 export interface ReRead {
   readonly counted: number;
   readonly before: number;
+  readonly byKeys?: boolean;
 }
 
 /** What a results cursor holds, decoded. */
@@ -39,6 +45,12 @@ export interface ResultsCursor {
    * Undefined when unknown (a cursor of an earlier version, or a set too large to carry, see `MAX_SENT_SET_BYTES`).
    */
   readonly sent: DeliveredTasks | undefined;
+  /**
+   * A read by key sent tasks the listing has not passed yet (only with `sent`): should the set stop fitting in the
+   * cursor, a listing place and a count without it would send those again and count them twice, so the cursor
+   * restarts from the first result instead.
+   */
+  readonly outOfOrder?: boolean;
 }
 
 /**
@@ -63,8 +75,12 @@ interface CursorJson {
   /** While the stream reads again from the first result: the count that started it, and `n` before it. */
   readonly k?: number;
   readonly b?: number;
+  /** 1: that read reads by key the tasks the set lacks (only with the set), not the listing from the first result. */
+  readonly r?: 1;
   /** When the session was created (its record's `createdAt`, epoch ms). */
   readonly t?: number;
+  /** 1: a read by key sent tasks past the listing's place (only with the set, see `ResultsCursor.outOfOrder`). */
+  readonly o?: 1;
 }
 
 /**
@@ -117,7 +133,9 @@ export function encodeResultsCursor(cursor: Omit<ResultsCursor, 'sent'>, sent: B
     ...(check.unreachable !== undefined ? { g: check.unreachable } : {}),
     ...(check.unreachableAt !== undefined ? { u: check.unreachableAt } : {}),
     ...(reRead ? { k: reRead.counted, b: reRead.before } : {}),
+    ...(reRead?.byKeys === true && sent !== undefined ? { r: 1 as const } : {}),
     ...(cursor.createdAt !== undefined ? { t: cursor.createdAt } : {}),
+    ...(cursor.outOfOrder === true && sent !== undefined ? { o: 1 as const } : {}),
   };
   const head = Buffer.from(JSON.stringify(value)).toString('base64url');
   return sent === undefined ? head : `${head}.${sent.toString('base64url')}`;
@@ -151,7 +169,9 @@ export function decodeResultsCursor(raw: string | null): ResultsCursor {
       (value.u === undefined || Number.isFinite(value.u)) &&
       count(value.k) &&
       count(value.b) &&
-      count(value.t);
+      count(value.t) &&
+      (value.r === undefined || (value.r === 1 && value.k !== undefined && packed !== undefined)) &&
+      (value.o === undefined || (value.o === 1 && packed !== undefined));
     const sent =
       packed === undefined
         ? undefined
@@ -160,7 +180,7 @@ export function decodeResultsCursor(raw: string | null): ResultsCursor {
           );
     // The set and the count are written together: one that disagrees was not.
     if (valid && (sent === undefined || sent.size === value.n)) {
-      const { c, n, q, w, g, u, k, b, t } = value as CursorJson;
+      const { c, n, q, w, g, u, k, b, t, r, o } = value as CursorJson;
       return {
         createdAt: t,
         listing: c ?? undefined,
@@ -171,8 +191,12 @@ export function decodeResultsCursor(raw: string | null): ResultsCursor {
           ...(g !== undefined ? { unreachable: g } : {}),
           ...(u !== undefined ? { unreachableAt: u } : {}),
         },
-        reRead: k !== undefined && b !== undefined ? { counted: k, before: b } : undefined,
+        reRead:
+          k !== undefined && b !== undefined
+            ? { counted: k, before: b, ...(r === 1 ? { byKeys: true } : {}) }
+            : undefined,
         sent,
+        ...(o === 1 ? { outOfOrder: true } : {}),
       };
     }
   } catch {

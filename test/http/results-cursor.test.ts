@@ -44,6 +44,38 @@ describe('the cursor of a results stream', () => {
     expect([0, 4, 999].map((i) => back.sent?.has(i))).toEqual([true, true, true]);
   });
 
+  it('a read by key of what the set lacks rides in the cursor with the set; without the set it is a read from the first result', () => {
+    const sent = allBut(10, [4]);
+    const at = { createdAt: 1, listing: '42', delivered: 9, check: {} };
+    const reRead = { counted: 10, before: 9, byKeys: true };
+
+    const withSet = decodeResultsCursor(encodeResultsCursor({ ...at, reRead }, packSentTasks(sent)));
+    const withoutSet = decodeResultsCursor(encodeResultsCursor({ ...at, reRead }, undefined));
+    const head = (text: string): string => text.split('.')[0]!;
+    const json = { c: '42', n: 9, k: 10, b: 9, r: 1 };
+    const forged = Buffer.from(JSON.stringify(json)).toString('base64url');
+
+    expect(withSet.reRead).toEqual(reRead);
+    expect(withoutSet.reRead).toEqual({ counted: 10, before: 9 });
+    expect(() => decodeResultsCursor(forged)).toThrow(/invalid results cursor/);
+    expect(head(encodeResultsCursor({ ...at, reRead: { counted: 10, before: 9 } }, packSentTasks(sent)))).not.toBe(
+      head(encodeResultsCursor({ ...at, reRead }, packSentTasks(sent))),
+    );
+  });
+
+  it('the mark of tasks sent past the listing by a read by key rides only with the set', () => {
+    const sent = allBut(10, [4]);
+    const at = { createdAt: 1, listing: '42', delivered: 9, check: {}, reRead: undefined };
+    const forged = Buffer.from(JSON.stringify({ c: '42', n: 9, o: 1 })).toString('base64url');
+
+    expect(decodeResultsCursor(encodeResultsCursor({ ...at, outOfOrder: true }, packSentTasks(sent))).outOfOrder).toBe(
+      true,
+    );
+    expect(decodeResultsCursor(encodeResultsCursor(at, packSentTasks(sent))).outOfOrder).toBeUndefined();
+    expect(decodeResultsCursor(encodeResultsCursor({ ...at, outOfOrder: true }, undefined)).outOfOrder).toBeUndefined();
+    expect(() => decodeResultsCursor(forged)).toThrow(/invalid results cursor/);
+  });
+
   it('a cursor without a set (an earlier version, or one too large) resumes with the set unknown', () => {
     const text = encodeResultsCursor(
       { createdAt: undefined, listing: undefined, delivered: 5, check: {}, reRead: undefined },

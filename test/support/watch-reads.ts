@@ -1,4 +1,5 @@
-// Counts a task table's result reads, for tests of the results streams' missing-results check.
+// Counts a task table's result reads, and the items a DynamoDB client fetches, for tests of the missing-results check.
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { TaskTable } from '../../lib/ports';
 
 export interface WatchReadsOptions {
@@ -32,11 +33,32 @@ export function watchReads(
   const readTerminalWanted = table.readTerminalWanted?.bind(table);
   if (readTerminalWanted) {
     const { unseen } = options;
-    table.readTerminalWanted = (sessionId, wanted, limit) => {
+    table.readTerminalWanted = (sessionId, wanted, limit, stop) => {
       const reRead = ++seen.reReads;
       const shown = unseen ? (taskId: string) => !unseen(taskId, reRead) && wanted(taskId) : wanted;
-      return readTerminalWanted(sessionId, shown, limit);
+      return readTerminalWanted(sessionId, shown, limit, stop);
     };
   }
   return seen;
+}
+
+/** Records the task ids of the items each BatchGetItem of `client` fetches, in order. */
+export function recordFetchedItems(client: DynamoDBClient): string[] {
+  const fetched: string[] = [];
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const input = (args as { input: { RequestItems?: Record<string, { Keys?: Record<string, unknown>[] }> } }).input;
+      if (context.commandName === 'BatchGetItemCommand') {
+        for (const request of Object.values(input.RequestItems ?? {})) {
+          for (const key of request.Keys ?? []) {
+            const id = key.task_id as { S?: string } | string;
+            fetched.push(typeof id === 'string' ? id : String(id.S));
+          }
+        }
+      }
+      return next(args);
+    },
+    { step: 'initialize', name: 'recordFetchedItems' },
+  );
+  return fetched;
 }

@@ -1313,15 +1313,18 @@ export class DynamoDbTaskTable implements TaskTable {
   /**
    * The session's terminal tasks that `wanted` takes: the terminal keys of each session-index partition (keys only,
    * about 22 keys per read unit, as `countTerminal` reads), then only the items wanted, by BatchGetItem (eventually
-   * consistent; one not terminal yet on its replica is read again consistently, as `listTerminal` does).
+   * consistent; one not terminal yet on its replica is read again consistently, as `listTerminal` does). `stop` is
+   * asked before each page of keys (and each partition): true ends the pages.
    */
   async *readTerminalWanted(
     sessionId: string,
     wanted: (taskId: string) => boolean,
     limit: number,
+    stop?: () => boolean,
   ): AsyncGenerator<readonly TaskRecord[]> {
     const size = Math.max(1, Math.floor(limit));
     for (const partition of sessionPartitions(sessionId, await this.shardsOf(sessionId))) {
+      if (stop?.()) return;
       for await (const page of this.sessionIndexPages(partition, 'T#')) {
         const ids = page.items.map((item) => String(item[ATTR.taskId])).filter((taskId) => wanted(taskId));
         for (const group of chunk(ids, size)) {
@@ -1332,6 +1335,7 @@ export class DynamoDbTaskTable implements TaskTable {
           const tasks = [...items.filter(isTerminalItem), ...fresh.filter(isTerminalItem)].map(taskRecordOf);
           if (tasks.length > 0) yield tasks;
         }
+        if (page.more && stop?.()) return;
       }
     }
   }

@@ -17,7 +17,7 @@ import {
   TestClock,
   type MissedResultsLogLine,
 } from '../../support/missed-results';
-import { watchReads } from '../../support/watch-reads';
+import { recordFetchedItems, watchReads } from '../../support/watch-reads';
 
 const MINUTE = 60_000;
 const config = compileConfig({}, 'test');
@@ -121,27 +121,6 @@ async function lostBehindTheLast(resources: AwsGridResources, client: GridClient
   await finish(agent.table, last!);
   await waitFor(() => arrived.includes(last!), 30_000, 'the last result, told by its notice');
   return { ids, arrived, done };
-}
-
-/** Records the task ids of the items each BatchGetItem of `client` fetches, in order. */
-function recordFetchedItems(client: DynamoDBClient): string[] {
-  const fetched: string[] = [];
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const input = (args as { input: { RequestItems?: Record<string, { Keys?: Record<string, unknown>[] }> } }).input;
-      if (context.commandName === 'BatchGetItemCommand') {
-        for (const request of Object.values(input.RequestItems ?? {})) {
-          for (const key of request.Keys ?? []) {
-            const id = key.task_id as { S?: string } | string;
-            fetched.push(typeof id === 'string' ? id : String(id.S));
-          }
-        }
-      }
-      return next(args);
-    },
-    { step: 'initialize', name: 'recordFetchedItems' },
-  );
-  return fetched;
 }
 
 describe('a results stream on the AWS backends whose notices and listing missed a result', () => {

@@ -1,0 +1,243 @@
+// A results stream of the HTTP API on the AWS backends (DynamoDB Local) whose listing missed results: once the table
+// counts more ended tasks than the stream delivered, it reads by key only the tasks its set of sent tasks lacks (the
+// table's keys, then those items), not the listing from the first result, and sends each missed result once, across
+// the requests that resume it.
+import { DynamoDbRequestLedger, DynamoDbTaskTable, openAwsBackends, type AwsBackends } from '../../lib/backends/aws';
+import { GridClient } from '../../lib/client';
+import { compileConfig } from '../../lib/core/config';
+import type { AwsGridResources } from '../../lib/core/grid-resources';
+import { ApiHandlers } from '../../lib/http/api-handlers';
+import * as resultsCursor from '../../lib/http/results-cursor';
+import { createGridResources } from '../support/emulators';
+import { useEmulators } from '../support/emulator-suite';
+import { capturedLogger } from '../support/fake-ports';
+import { finishTask, TestClock, type MissedResultsLogLine } from '../support/missed-results';
+import { recordFetchedItems, watchReads } from '../support/watch-reads';
+
+const MINUTE = 60_000;
+const config = compileConfig({}, 'test');
+const suite = useEmulators();
+
+/** Backends on their own SDK clients (`clients`: those given), closed after the test. */
+function open(resources: AwsGridResources, clients = suite.emulators.clients()): AwsBackends {
+  const backends = openAwsBackends(resources, { clients });
+  suite.closeAfterTest({
+    close: async () => {
+      await backends.close();
+      for (const client of Object.values(clients)) client.destroy();
+    },
+  });
+  return backends;
+}
+
+/**
+ * A writer whose clock runs a minute behind and that sends no notice: the listing key of a task it ends lies behind
+ * the watermark of any stream that listed the session since.
+ */
+function lostWriter(resources: AwsGridResources): DynamoDbTaskTable {
+  const client = suite.emulators.clients().dynamodb;
+  const table = new DynamoDbTaskTable({ tableName: resources.tableName, client, now: () => Date.now() - MINUTE });
+  suite.closeAfterTest({
+    close: async () => {
+      await table.close();
+      client.destroy();
+    },
+  });
+  return table;
+}
+
+/**
+ * The API on its own backends (their DynamoDB client's item fetches recorded, their table's reads counted), its clock
+ * moved by the test (a count check each second of it), no notices; and an agent's backends to end tasks with.
+ */
+async function startApi() {
+  const resources = await createGridResources(suite.emulators);
+  const clients = suite.emulators.clients();
+  const fetched = recordFetchedItems(clients.dynamodb);
+  const backends = open(resources, clients);
+  const clock = new TestClock(Date.now());
+  const { logger, lines: logs } = capturedLogger<MissedResultsLogLine>('warn');
+  const client = new GridClient({ config, ...backends });
+  const api = new ApiHandlers({
+    config,
+    client,
+    table: backends.table,
+    store: backends.store,
+    ledger: new DynamoDbRequestLedger({ tableName: resources.tableName, client: clients.dynamodb }),
+    gridKind: 'aws',
+    missingResultsCheckMs: 1_000,
+    clock: clock.now,
+    logger,
+  });
+  const reads = watchReads(backends.table);
+  return { resources, client, api, clock, fetched, reads, logs, table: backends.table, agent: open(resources).table };
+}
+
+/** One request of a results stream (`waitSec=0`: it ends once it has nothing to send): its lines. */
+async function resultsRequest(api: ApiHandlers, sessionId: string, query: string, deadline?: number): Promise<any[]> {
+  const response = await api.handle({
+    method: 'GET',
+    path: `/v1/sessions/${sessionId}/results`,
+    query: new URLSearchParams(`waitSec=0${query}`),
+    headers: {},
+    body: '',
+    caller: 'test',
+    ...(deadline !== undefined ? { deadline } : {}),
+  });
+  expect(response.status).toBe(200);
+  let text = '';
+  for await (const chunk of response.body as AsyncIterable<string>) text += chunk;
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
+}
+
+/** The task ids of a request's result lines, and the cursor and `end` of its last line. */
+function read(lines: any[]): { taskIds: string[]; cursor: string; end: string } {
+  const last = lines[lines.length - 1];
+  return {
+    taskIds: lines.filter((l) => l.taskId !== undefined).map((l) => l.taskId),
+    cursor: last.cursor,
+    end: last.end,
+  };
+}
+
+describe('a results stream of the HTTP API on DynamoDB whose listing missed results', () => {
+  it('reads by key only the tasks it had not sent, and sends the missed one once', async () => {
+    const { resources, client, api, clock, fetched, reads, logs, agent } = await startApi();
+    const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
+    const sid = handle.sessionId;
+    const [first, lost, last] = [0, 1, 2].map((i) => `${sid}_${i}`);
+    await finishTask(agent, first!);
+    const one = read(await resultsRequest(api, sid, ''));
+    await finishTask(lostWriter(resources), lost!);
+    await finishTask(agent, last!);
+    const two = read(await resultsRequest(api, sid, `&cursor=${one.cursor}`));
+    // The clock stood still so far: the count, and the read of what the stream lacks, come after this.
+    fetched.splice(0);
+    const fromStart = reads.fromStart;
+    clock.advance(1_000);
+
+    const three = read(await resultsRequest(api, sid, `&cursor=${two.cursor}`));
+
+    expect([one.taskIds, two.taskIds]).toEqual([[first], [last]]);
+    expect(three).toMatchObject({ taskIds: [lost], end: 'complete' });
+    // Only the lacking task's item: a listing from the first result would fetch all three again.
+    expect(fetched).toEqual([lost]);
+    expect(reads).toMatchObject({ counts: 1, reReads: 1, fromStart });
+    expect(logs.filter((l) => l.counted !== undefined)).toEqual([
+      expect.objectContaining({ level: 40, msg: expect.stringMatching(/reads again, by key/), counted: 3 }),
+    ]);
+    // Resumed from the cursor before it, the stream sends the missed result and nothing it sent before.
+    const again = read(await resultsRequest(api, sid, `&cursor=${two.cursor}`));
+    expect(again).toMatchObject({ taskIds: [lost], end: 'complete' });
+  });
+
+  it('a read by key that `limit` cuts goes on in the next request, from its cursor, each result sent once', async () => {
+    const { resources, client, api, clock, reads, agent } = await startApi();
+    const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }, { n: 3 }]);
+    const sid = handle.sessionId;
+    const ids = [0, 1, 2, 3].map((i) => `${sid}_${i}`);
+    await finishTask(agent, ids[0]!);
+    const one = read(await resultsRequest(api, sid, ''));
+    await finishTask(lostWriter(resources), ids[1]!);
+    await finishTask(lostWriter(resources), ids[2]!);
+    await finishTask(agent, ids[3]!);
+    const two = read(await resultsRequest(api, sid, `&cursor=${one.cursor}`));
+    const fromStart = reads.fromStart;
+    clock.advance(1_000);
+
+    const three = read(await resultsRequest(api, sid, `&limit=1&cursor=${two.cursor}`));
+    const four = read(await resultsRequest(api, sid, `&limit=1&cursor=${three.cursor}`));
+    const five = read(await resultsRequest(api, sid, `&cursor=${four.cursor}`));
+
+    expect([one.taskIds, two.taskIds]).toEqual([[ids[0]], [ids[3]]]);
+    expect(three).toMatchObject({ end: 'paused' });
+    expect([...three.taskIds, ...four.taskIds].sort()).toEqual([ids[1], ids[2]]);
+    expect(three.taskIds).toHaveLength(1);
+    expect(five).toMatchObject({ taskIds: [], end: 'complete' });
+    expect(reads.fromStart).toBe(fromStart);
+    expect(reads.counts).toBe(1);
+  });
+
+  it('a read by key is bounded by the request: one given no time goes on in the next, and one that does not end within a whole request reads through the listing instead', async () => {
+    const { resources, client, api, clock, fetched, reads, logs, agent } = await startApi();
+    const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
+    const sid = handle.sessionId;
+    const [first, lost, last] = [0, 1, 2].map((i) => `${sid}_${i}`);
+    await finishTask(agent, first!);
+    const one = read(await resultsRequest(api, sid, ''));
+    await finishTask(lostWriter(resources), lost!);
+    await finishTask(agent, last!);
+    const two = read(await resultsRequest(api, sid, `&cursor=${one.cursor}`));
+    fetched.splice(0);
+    const fromStart = reads.fromStart;
+    clock.advance(1_000);
+    // A Lambda's deadline 5 s away: the request must end now (its last line goes out 5 s before the deadline).
+    const expiring = (): number => clock.at + 5_000;
+
+    const three = read(await resultsRequest(api, sid, `&cursor=${two.cursor}`, expiring()));
+    const fetchedByThree = fetched.splice(0);
+    const four = read(await resultsRequest(api, sid, `&cursor=${three.cursor}`, expiring()));
+    const five = read(await resultsRequest(api, sid, `&cursor=${four.cursor}`));
+
+    // Started when the request had no time left: nothing read, the next request reads it with its whole time.
+    expect(three).toMatchObject({ taskIds: [], end: 'paused' });
+    expect(fetchedByThree).toEqual([]);
+    // That one has no time either: the listing from the first result reads instead, from request to request.
+    expect(four.taskIds).toEqual([lost]);
+    expect(reads.fromStart).toBe(fromStart + 1);
+    expect(five).toMatchObject({ taskIds: [], end: 'complete' });
+    expect(logs.filter((l) => l.msg.includes('did not end within a request'))).toHaveLength(1);
+  });
+
+  it('a set that outgrows its cursor after a read by key restarts the stream from the first result: no task counted twice, no early end', async () => {
+    const { client, api, clock, table, agent } = await startApi();
+    // A set of more than three tasks does not fit in a cursor.
+    const pack = resultsCursor.packSentTasks;
+    const packing = jest
+      .spyOn(resultsCursor, 'packSentTasks')
+      .mockImplementation((sent, maxBytes) => (sent.size > 3 ? undefined : pack(sent, maxBytes)));
+    try {
+      const handle = await client.submit([0, 1, 2, 3, 4, 5].map((n) => ({ n })));
+      const sid = handle.sessionId;
+      const ids = [0, 1, 2, 3, 4, 5].map((i) => `${sid}_${i}`);
+      // Task 2 ends but the session index does not list it yet (a lagging replica): the listing keeps its place.
+      let lagging = true;
+      const list = table.listTerminal.bind(table);
+      table.listTerminal = async (sessionId, cursor, limit) => {
+        const page = await list(sessionId, cursor, limit);
+        if (!lagging || !page.tasks.some((t) => t.taskId === ids[2])) return page;
+        const tasks = page.tasks.filter((t) => t.taskId !== ids[2]);
+        return tasks.length === 0 ? { tasks, cursor } : page;
+      };
+      await finishTask(agent, ids[0]!);
+      await finishTask(agent, ids[1]!);
+      const one = read(await resultsRequest(api, sid, ''));
+      await finishTask(agent, ids[3]!);
+      const two = read(await resultsRequest(api, sid, `&cursor=${one.cursor}`));
+      await finishTask(agent, ids[2]!);
+      clock.advance(1_000);
+      // The count finds task 2 missing: read by key and sent, past the listing's place; the set (4 tasks) no longer fits.
+      const three = read(await resultsRequest(api, sid, `&cursor=${two.cursor}`));
+      lagging = false;
+      await finishTask(agent, ids[4]!);
+
+      const fourLines = await resultsRequest(api, sid, `&cursor=${three.cursor}`);
+      const four = read(fourLines);
+
+      expect([one.taskIds, two.taskIds, three.taskIds]).toEqual([[ids[0], ids[1]], [ids[3]], [ids[2]]]);
+      // Task 5 still runs: the stream must not end complete (without the mark, the listing brought task 2 again and
+      // counted it twice: 6 of 6).
+      expect(four.end).toBe('paused');
+      expect(fourLines[fourLines.length - 1].delivered).toBe(5);
+      expect(new Set(four.taskIds)).toEqual(new Set([ids[0], ids[1], ids[2], ids[3], ids[4]]));
+      await finishTask(agent, ids[5]!);
+      const five = read(await resultsRequest(api, sid, `&cursor=${four.cursor}`));
+      expect(five).toMatchObject({ taskIds: [ids[5]], end: 'complete' });
+    } finally {
+      packing.mockRestore();
+    }
+  });
+});
