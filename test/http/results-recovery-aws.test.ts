@@ -2,7 +2,7 @@
 // counts more ended tasks than the stream delivered, it reads by key only the tasks its set of sent tasks lacks (the
 // table's keys, then those items), not the listing from the first result, and sends each missed result once, across
 // the requests that resume it.
-import { DynamoDbRequestLedger, DynamoDbTaskTable, openAwsBackends, type AwsBackends } from '../../lib/backends/aws';
+import { DynamoDbRequestLedger, openAwsBackends, type AwsBackends } from '../../lib/backends/aws';
 import { GridClient } from '../../lib/client';
 import { compileConfig } from '../../lib/core/config';
 import type { AwsGridResources } from '../../lib/core/grid-resources';
@@ -11,10 +11,9 @@ import * as resultsCursor from '../../lib/http/results-cursor';
 import { createGridResources } from '../support/emulators';
 import { useEmulators } from '../support/emulator-suite';
 import { capturedLogger } from '../support/fake-ports';
-import { finishTask, TestClock, type MissedResultsLogLine } from '../support/missed-results';
+import { finishTask, lostWriter, TestClock, type MissedResultsLogLine } from '../support/missed-results';
 import { recordFetchedItems, watchReads } from '../support/watch-reads';
 
-const MINUTE = 60_000;
 const config = compileConfig({}, 'test');
 const suite = useEmulators();
 
@@ -28,22 +27,6 @@ function open(resources: AwsGridResources, clients = suite.emulators.clients()):
     },
   });
   return backends;
-}
-
-/**
- * A writer whose clock runs a minute behind and that sends no notice: the listing key of a task it ends lies behind
- * the watermark of any stream that listed the session since.
- */
-function lostWriter(resources: AwsGridResources): DynamoDbTaskTable {
-  const client = suite.emulators.clients().dynamodb;
-  const table = new DynamoDbTaskTable({ tableName: resources.tableName, client, now: () => Date.now() - MINUTE });
-  suite.closeAfterTest({
-    close: async () => {
-      await table.close();
-      client.destroy();
-    },
-  });
-  return table;
 }
 
 /**
@@ -111,7 +94,7 @@ describe('a results stream of the HTTP API on DynamoDB whose listing missed resu
     const [first, lost, last] = [0, 1, 2].map((i) => `${sid}_${i}`);
     await finishTask(agent, first!);
     const one = read(await resultsRequest(api, sid, ''));
-    await finishTask(lostWriter(resources), lost!);
+    await finishTask(lostWriter(suite, resources), lost!);
     await finishTask(agent, last!);
     const two = read(await resultsRequest(api, sid, `&cursor=${one.cursor}`));
     // The clock stood still so far: the count, and the read of what the stream lacks, come after this.
@@ -141,8 +124,8 @@ describe('a results stream of the HTTP API on DynamoDB whose listing missed resu
     const ids = [0, 1, 2, 3].map((i) => `${sid}_${i}`);
     await finishTask(agent, ids[0]!);
     const one = read(await resultsRequest(api, sid, ''));
-    await finishTask(lostWriter(resources), ids[1]!);
-    await finishTask(lostWriter(resources), ids[2]!);
+    await finishTask(lostWriter(suite, resources), ids[1]!);
+    await finishTask(lostWriter(suite, resources), ids[2]!);
     await finishTask(agent, ids[3]!);
     const two = read(await resultsRequest(api, sid, `&cursor=${one.cursor}`));
     const fromStart = reads.fromStart;
@@ -168,7 +151,7 @@ describe('a results stream of the HTTP API on DynamoDB whose listing missed resu
     const [first, lost, last] = [0, 1, 2].map((i) => `${sid}_${i}`);
     await finishTask(agent, first!);
     const one = read(await resultsRequest(api, sid, ''));
-    await finishTask(lostWriter(resources), lost!);
+    await finishTask(lostWriter(suite, resources), lost!);
     await finishTask(agent, last!);
     const two = read(await resultsRequest(api, sid, `&cursor=${one.cursor}`));
     fetched.splice(0);

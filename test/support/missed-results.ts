@@ -2,7 +2,10 @@
 // task: as an agent does, or on a local grid (SQLite) so that a results stream's listing misses it.
 import Database from 'better-sqlite3';
 import type { SessionHandle, TaskResult } from '../../lib/client';
+import { DynamoDbTaskTable } from '../../lib/backends/aws';
+import type { AwsGridResources } from '../../lib/core/grid-resources';
 import type { TaskTable } from '../../lib/ports';
+import type { EmulatorSuite } from './emulator-suite';
 
 /** A warning of a results stream's missing-results check, as the tests read it. */
 export interface MissedResultsLogLine {
@@ -100,4 +103,21 @@ export function numberEnded(dbPath: string, taskId: string, doneSeq: number): vo
   onDatabase(dbPath, (db) => {
     db.prepare('UPDATE tasks SET done_seq = ? WHERE task_id = ?').run(doneSeq, taskId);
   });
+}
+
+/**
+ * A DynamoDB table whose writer's clock runs a minute behind and that sends no notice: the listing key of a task it
+ * ends lies behind the watermark of any reader that read the session since, and no notice names the task. Closed
+ * after the test.
+ */
+export function lostWriter(suite: EmulatorSuite, resources: AwsGridResources): DynamoDbTaskTable {
+  const client = suite.emulators.clients().dynamodb;
+  const table = new DynamoDbTaskTable({ tableName: resources.tableName, client, now: () => Date.now() - 60_000 });
+  suite.closeAfterTest({
+    close: async () => {
+      await table.close();
+      client.destroy();
+    },
+  });
+  return table;
 }

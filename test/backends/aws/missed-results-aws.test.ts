@@ -1,8 +1,8 @@
 // A results stream on the AWS backends (DynamoDB Local, SQS emulator) delivers a result that no completion notice
 // named and whose listing key lies behind the reader's watermark: while it waits, the table counts more ended tasks
 // than it delivered, so it reads them all again and delivers the missing one, once. And what a count costs.
-import { UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDbTaskTable, openAwsBackends, type AwsBackends } from '../../../lib/backends/aws';
+import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { openAwsBackends, type AwsBackends } from '../../../lib/backends/aws';
 import { sessionShardsFor, terminalSessionSk } from '../../../lib/backends/aws/table-schema';
 import { GridClient, SessionSummary, type SessionHandle } from '../../../lib/client';
 import { compileConfig } from '../../../lib/core/config';
@@ -14,6 +14,7 @@ import { waitFor } from '../../support/local-grid';
 import {
   finishTask as finish,
   followResults,
+  lostWriter,
   TestClock,
   type MissedResultsLogLine,
 } from '../../support/missed-results';
@@ -89,22 +90,6 @@ function follow(handle: SessionHandle): ReturnType<typeof followResults> {
 }
 
 /**
- * A writer whose clock runs a minute behind and that sends no notice: the listing key of a task it ends lies behind
- * the watermark of any reader that read the session since, and no notice names the task.
- */
-function lostWriter(resources: AwsGridResources): DynamoDbTaskTable {
-  const client: DynamoDBClient = suite.emulators.clients().dynamodb;
-  const table = new DynamoDbTaskTable({ tableName: resources.tableName, client, now: () => Date.now() - MINUTE });
-  suite.closeAfterTest({
-    close: async () => {
-      await table.close();
-      client.destroy();
-    },
-  });
-  return table;
-}
-
-/**
  * Submits three tasks through `client` and follows their results: the first ends, then the second ends by a
  * `lostWriter` (behind the watermark, no notice) and the third as usual, by an agent of its own. Returns once the
  * third was delivered (the clock not moved: no count yet).
@@ -117,7 +102,7 @@ async function lostBehindTheLast(resources: AwsGridResources, client: GridClient
   const { arrived, done } = follow(handle);
   await finish(agent.table, first!);
   await waitFor(() => arrived.includes(first!), 30_000, 'the first result');
-  await finish(lostWriter(resources), lost!);
+  await finish(lostWriter(suite, resources), lost!);
   await finish(agent.table, last!);
   await waitFor(() => arrived.includes(last!), 30_000, 'the last result, told by its notice');
   return { ids, arrived, done };
@@ -248,7 +233,7 @@ describe('a results stream on the AWS backends whose notices and listing missed 
     await finish(agent.table, first!);
     await waitFor(() => arrived.includes(first!), 30_000, 'the first result');
     // The session's last task ends behind the stream's watermark, with no notice: only a re-read brings it.
-    await finish(lostWriter(resources), late!);
+    await finish(lostWriter(suite, resources), late!);
     clock.advance(1_000);
     await waitFor(() => logs.some((l) => l.unreachable === 1), 30_000, 'the warning of the re-read that missed it');
     const markedAt = clock.at;
@@ -280,7 +265,7 @@ describe('a results stream on the AWS backends whose notices and listing missed 
     const summary = new SessionSummary(handle.sessionId);
     await finish(backends.table, first!);
     await summary.update(backends.table);
-    await finish(lostWriter(resources), lost!);
+    await finish(lostWriter(suite, resources), lost!);
     await finish(backends.table, last!);
     const counted = await backends.table.countTerminal(handle.sessionId);
     fetched.splice(0);
