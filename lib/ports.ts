@@ -1,4 +1,5 @@
 // The seams between the grid's logic and the services it runs on. Every adapter passes the same contract tests.
+import type { AgentTaskCounts } from './core/api-views';
 import type { Completion } from './core/task-lifecycle';
 import type { SessionRecord, TaskError, TaskRecord } from './core/task';
 import type { StateCounts } from './core/task-state';
@@ -437,16 +438,6 @@ export interface AgentPresence {
    * @default false - an agent of an earlier version does not tell
    */
   readonly waitingForDisk?: boolean;
-}
-
-/** What an agent counted since it started: attempts claimed, and how those that ended were recorded. */
-export interface AgentTaskCounts {
-  readonly claimed: number;
-  readonly succeeded: number;
-  readonly failed: number;
-  readonly retried: number;
-  readonly released: number;
-  readonly dropped: number;
 }
 
 /** Where agents register and heartbeat, so clients can tell whether any agent will run their tasks. */

@@ -66,8 +66,11 @@ export interface SessionLiveView extends SessionStatusView {
   readonly completionsPerSec: number;
 }
 
-/** Attempts an agent counted since it started. */
-export interface AgentStatsView {
+/**
+ * What an agent counted since it started: attempts claimed, and how those that ended were recorded. Its heartbeat
+ * carries it (`AgentPresence.tasks`) and the API shows it as it is (`AgentView.stats`).
+ */
+export interface AgentTaskCounts {
   readonly claimed: number;
   readonly succeeded: number;
   readonly failed: number;
@@ -105,7 +108,7 @@ export interface AgentView {
   /** Epoch ms of its last heartbeat: the busy slots and counts are as of then. */
   readonly heartbeatAt: number;
   /** Attempts counted since it started; null when not told. */
-  readonly stats: AgentStatsView | null;
+  readonly stats: AgentTaskCounts | null;
   /**
    * Waiting for disk space: the disk holding the grid folder is full, so it takes no new task and keeps its finished
    * results until they can be recorded (false when not told).

@@ -2,7 +2,7 @@
 import type { AgentsView, AgentView } from '../core';
 import type { AgentPresence, AgentRegistry } from '../ports';
 
-export type { AgentStatsView, AgentsView, AgentView } from '../core';
+export type { AgentsView, AgentTaskCounts, AgentView } from '../core';
 
 /** Lists agents for `GET /v1/agents` and the event stream. */
 export interface AgentDirectory {

@@ -1,9 +1,9 @@
 // Keeps an agent registered while it runs: a heartbeat every few seconds, `draining` when it stops taking tasks, and
 // removal on a clean stop, so clients can say "no agent is alive" within seconds instead of waiting silently.
 import type { Logger } from 'pino';
-import { AGENT_HEARTBEAT_MS } from '../../core';
+import { AGENT_HEARTBEAT_MS, type AgentTaskCounts } from '../../core';
 import { silentLogger } from '../../logging';
-import type { AgentPresence, AgentRegistry, AgentTaskCounts } from '../../ports';
+import type { AgentPresence, AgentRegistry } from '../../ports';
 
 /** What changes between heartbeats: read at each one. */
 export interface AgentActivity {
