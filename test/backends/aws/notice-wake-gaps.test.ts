@@ -49,8 +49,49 @@ describe('NoticeWakeGaps', () => {
     expect(gaps.noticed(['busy'], 10)).toBe(40);
     expect(gaps.noticed(['new'], 20)).toBe(0);
     gaps.woke(20);
-    // The busy session was woken at 20 too: its next wake is its doubled gap (100 ms) after that.
-    expect(gaps.noticed(['busy'], 30)).toBe(90);
+    // The busy session was woken at 20 too, for its one notice: its gap halves (not below 50 ms) from that wake.
+    expect(gaps.noticed(['busy'], 30)).toBe(40);
+    expect(gaps.noticed(['busy'], 40)).toBe(30);
+    gaps.woke(70);
+    // That wake gathered two notices: the gap doubles.
+    expect(gaps.noticed(['busy'], 80)).toBe(90);
+  });
+
+  it('wakes at once for each round trip of one session reused for one task after another', () => {
+    const gaps = new NoticeWakeGaps();
+    // A notebook's session: each result's notice 100 ms after the last wake (the next task's run).
+    const waits: number[] = [];
+    for (let i = 0, now = 0; i < 12; i++) {
+      now += 100;
+      waits.push(notice(gaps, ['notebook'], now));
+    }
+    expect(waits).toEqual(Array.from({ length: 12 }, () => 0));
+  });
+
+  it('comes back to waking at once when a session busy for a while turns to one task at a time', () => {
+    const gaps = new NoticeWakeGaps();
+    let now = 0;
+    let wakeAt: number | undefined;
+    // Busy: notices every 10 ms for 20 s, waking when the policy's wait ends; the gap reaches 5 s.
+    for (; now <= 20_000; now += 10) {
+      if (wakeAt !== undefined && now >= wakeAt) {
+        gaps.woke(now);
+        wakeAt = undefined;
+      }
+      const wait = gaps.noticed(['s'], now);
+      if (wait === 0) gaps.woke(now);
+      else wakeAt ??= now + wait;
+    }
+    if (wakeAt !== undefined) gaps.woke((now = wakeAt));
+    // Then one task a second: each single notice's wait halves the gap until it wakes at once.
+    const waits: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      now += 1000;
+      const wait = gaps.noticed(['s'], now);
+      waits.push(wait);
+      gaps.woke((now += wait));
+    }
+    expect(waits).toEqual([4000, 1500, 250, 0, 0, 0]);
   });
 
   it('forgets the least recently woken sessions beyond its bound (they count as new again)', () => {
