@@ -106,6 +106,7 @@ export async function watchAgents(
     }
     if (waiting > 0) diskFull = true;
     else if (agents.length > 0) diskFull = false;
-    await sleep(diskFull ? diskWaitIntervalMs : intervalMs, signal, { unref: true });
+    // Quickly only while a live agent waits: space back is told by an agent, and one that went is told above.
+    await sleep(waiting > 0 ? diskWaitIntervalMs : intervalMs, signal, { unref: true });
   }
 }

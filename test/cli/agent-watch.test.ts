@@ -99,6 +99,25 @@ describe('watching the agents while waiting', () => {
     expect(DISK_WAIT_WATCH_INTERVAL_MS).toBe(250);
   });
 
+  it('goes back to the healthy pace once the waiting agent is gone, though no agent told that space is back', async () => {
+    const waiting: AgentPresence = { ...agent, waitingForDisk: true };
+    const { client, looks } = clientSeeing([[waiting], [waiting], []]);
+    const stop = new AbortController();
+    // A minute between looks at the healthy pace, 1 ms while an agent waits: the fourth look would come only if the
+    // watch kept the quick pace with nobody left to wait.
+    const watching = watchAgents(client, { dir: 'g' }, stop.signal, 60_000, 1);
+    await waitFor(() => looks() >= 3, 10_000, 'three looks');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    stop.abort();
+    await watching;
+
+    expect(looks()).toBe(3);
+    expect(lines).toEqual([
+      expect.stringMatching(/^the disk holding the grid folder is full: 1 of 1 agent\(s\) wait for space/),
+      expect.stringMatching(/^0 agents on this grid/),
+    ]);
+  });
+
   it("status's line counts the agents waiting for disk space; an entry of an earlier agent version counts as not", () => {
     expect(
       agentsLine([
