@@ -8,7 +8,6 @@ import type { ChangeFeed, GridClient } from '../client';
 import { InvalidBrowseCursorError } from '../backends/browse-cursor';
 import {
   isTaskState,
-  isTerminal,
   TERMINAL_STATES,
   taskIdOf,
   UnknownTaskError,
@@ -20,7 +19,6 @@ import {
 } from '../core';
 import { silentLogger, type Logger } from '../logging';
 import type { PayloadStore, RequestLedger, TaskTable } from '../ports';
-import { sleep } from '../timing';
 import { NO_AGENTS, type AgentDirectory } from './agents';
 import { ApiError, toApiError } from './api-error';
 import { OverviewTracker, overviewEvents } from './grid-events';
@@ -28,22 +26,11 @@ import { batchFormatOf, eventTexts, topLevelSpans } from './json-text';
 import { API_LIMITS, type ApiLimits } from './limits';
 import type { OutputTails } from './output-tails';
 import { RateLimiter } from './rate-limiter';
-import {
-  decodeResultsCursor,
-  encodeResultsCursor,
-  MAX_SENT_SET_BYTES,
-  packSentTasks,
-  type ReRead,
-  type ResultsCursor,
-} from './results-cursor';
-import {
-  MISSING_RESULTS_CHECK_MS,
-  MissingResultsCheck,
-  validMissingResultsCheckMs,
-} from '../client/missing-results-check';
-import { DeliveredTasks, lackedBy } from '../client/delivered-tasks';
+import { decodeResultsCursor, MAX_SENT_SET_BYTES } from './results-cursor';
+import { resultChunks, type ResultsStreamContext } from './results-stream';
+import { MISSING_RESULTS_CHECK_MS, validMissingResultsCheckMs } from '../client/missing-results-check';
 import { SessionSummary } from '../client/session-summary';
-import { resultLine, sessionStatusView, taskDetailJson } from './task-views';
+import { sessionStatusView, taskDetailJson } from './task-views';
 
 /** A request as any server hands it over: header names lower-case, the body read in full (within the limit). */
 export interface ApiRequest {
@@ -110,14 +97,14 @@ export interface ApiHandlersOptions {
    * While a results stream waits for results still missing and none came for this long (across the requests that
    * resume it: the time is in its cursor), it counts the session's ended tasks in the table; when the table counts
    * more than the stream delivered (a result its listing missed), the stream reads again from the session's first
-   * result and sends the results it had not sent (see `resultChunks`). After a count that finds nothing missing, the
+   * result and sends the results it had not sent (see `ResultsStream`). After a count that finds nothing missing, the
    * next waits twice as long, up to 5 minutes. `Infinity`: never.
    * @default 20000 (20 s)
    */
   readonly missingResultsCheckMs?: number;
   /**
    * The most bytes the set of tasks a results stream sent takes in its cursor, compressed; a larger set is left out
-   * (see `resultChunks`).
+   * (see `ResultsStream`).
    * @default MAX_SENT_SET_BYTES (4 KB)
    */
   readonly maxSentSetBytes?: number;
@@ -157,7 +144,7 @@ const CancelSchema = z.strictObject({ taskIds: z.array(z.string().min(1)).min(1)
 
 /**
  * How long a results request reads on over rows of tasks the client has (the stream sent them): its `waitSec`, within
- * these bounds. Those rows send nothing, so `limit` does not bound them (see `resultChunks`); the most stays well
+ * these bounds. Those rows send nothing, so `limit` does not bound them (see `ResultsStream`); the most stays well
  * below a client's socket timeout (the Python client's: 60 s).
  */
 const SKIPPED_ROWS_READ_MS = { min: 1_000, max: 20_000 } as const;
@@ -179,8 +166,6 @@ export class ApiHandlers {
   private readonly missingResultsCheckMs: number;
   private readonly maxSentSetBytes: number;
   private readonly summaries = new Map<string, SessionSummary>();
-  /** Sets of sent tasks too large for a results cursor (see `chunkCursor`), while their streams' requests last. */
-  private readonly uncarried = new WeakSet<DeliveredTasks>();
 
   constructor(private readonly options: ApiHandlersOptions) {
     this.limits = options.limits ?? API_LIMITS;
@@ -511,296 +496,19 @@ export class ApiHandlers {
     return {
       status: 200,
       headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' },
-      body: this.resultChunks(session, cursor, limit, { wait: deadline, skip: skipDeadline }, req.signal),
+      body: resultChunks(this.resultsStreamContext(), session, cursor, {
+        limit,
+        waitUntil: deadline,
+        skipUntil: skipDeadline,
+        signal: req.signal,
+      }),
     };
   }
 
-  /**
-   * The NDJSON chunks of a results stream: one line per terminal task in completion order, the last line of each
-   * chunk carrying the cursor to resume after it, then one `{"end": ...}` line: `complete` when every task of a
-   * sealed session was delivered, `paused` when `limit` or `waitSec` was reached first.
-   *
-   * A result the listing cannot bring (its listing key behind the cursor, say after a write applied late) would be
-   * waited for forever. So while results are missing and none came for `missingResultsCheckMs` (counted across the
-   * requests that resume the stream), the stream counts the session's ended tasks, reads what the listing has, and
-   * if the table still counts more than it delivered, reads again from the session's first result, sending only the
-   * results it had not sent: the cursor carries the task indexes the stream sent, one bit each, compressed (see
-   * `MAX_SENT_SET_BYTES`; a set too large to carry is left out, and the lines of the next read from the first result
-   * then all come again, clients skipping them by `index`, as the document says, until that read rebuilt the set; a
-   * set left out during such a read makes the cursor restart it). Rows the client has do not count against `limit`,
-   * so a read that passes them ends at its own deadline (`waitSec` within 1-20 s), `paused` with a cursor past them.
-   * The server logs a warning (index lag on DynamoDB, a lost notice, or a defect). Like the SDK's stream, a count
-   * that finds nothing missing doubles the wait before the next (up to `MISSING_RESULTS_CHECK_MAX_MS`), and a read
-   * from the first result that leaves the table counting more than it brought is repeated only once the table counts
-   * more missing, or once that cap passed while the gap lasts; all of it rides in the cursor.
-   *
-   * Where the table reads tasks by key (`readTerminalWanted`, DynamoDB) and the cursor carries the set, that read
-   * reads the session's keys and only the items the set lacks, keeping the listing's place, rather than every item
-   * from the first result (see `readLacking`).
-   */
-  // eslint-disable-next-line max-lines-per-function -- the stream's state (listing cursor, count, set, re-read, check) lives in these locals, which every step of the loop moves; the steps with a state of their own are methods (readLacking, chunkCursor, reReadStarts, reReadEnded)
-  private async *resultChunks(
-    initial: SessionRecord,
-    from: ResultsCursor,
-    limit: number,
-    deadlines: { readonly wait: number; readonly skip: number },
-    signal: AbortSignal | undefined,
-  ): AsyncGenerator<string> {
-    const deadline = deadlines.wait;
-    let session = initial;
-    let cursor = from.listing;
-    let delivered = from.delivered;
-    // The tasks the client had from this stream, when known: a task is sent once, whichever read finds it.
-    let sentTasks = from.sent;
-    let sent = 0;
-    const check = MissingResultsCheck.resume(this.missingResultsCheckMs, this.clock(), from.check);
-    // The table's count of ended tasks, taken before the reads since (what they should have brought), and `delivered`
-    // then.
-    let counted: { readonly ended: number; readonly delivered: number } | undefined;
-    // While reading again from the first result: the count that made it, and what had been delivered before it.
-    let reRead: ReRead | undefined = from.reRead;
-    const readsByKey = this.options.table.readTerminalWanted !== undefined;
-    // Whether the read by key under way had this request's whole time (resumed from the cursor), or started in it.
-    let wholeRequest = reRead?.byKeys === true;
-    // Whether a read by key sent tasks the listing has not passed (see `ResultsCursor.outOfOrder`).
-    let outOfOrder = from.outOfOrder === true;
-    const encode = (): string =>
-      this.chunkCursor(session, sentTasks, { listing: cursor, delivered, reRead, check, outOfOrder });
-    for (;;) {
-      if (signal?.aborted) return;
-      const room = limit - sent;
-      if (room <= 0) break;
-      if (reRead?.byKeys === true) {
-        const budget = { room, until: deadlines.skip, wholeRequest };
-        const read = yield* this.readLacking(session.sessionId, sentTasks, reRead, budget, signal, (tasks) => {
-          delivered += tasks.length;
-          sent += tasks.length;
-          outOfOrder = true;
-          check.progressed(this.clock());
-          return encode();
-        });
-        if (read === 'aborted') return;
-        if (read === 'paused') break;
-        if (read === 'ended') {
-          this.reReadEnded(session.sessionId, reRead, delivered, check);
-          reRead = undefined;
-          continue;
-        }
-        reRead = { counted: reRead.counted, before: reRead.before };
-        cursor = undefined;
-        if (sentTasks === undefined) {
-          delivered = 0;
-          sentTasks = new DeliveredTasks();
-        }
-        continue;
-      }
-      const since = this.options.changes?.version;
-      const page = await this.options.table.listTerminal(session.sessionId, cursor, Math.min(1000, room));
-      const ended = page.tasks.filter((t) => isTerminal(t.state));
-      const tasks = sentTasks === undefined ? ended : ended.filter((t) => sentTasks!.add(t.index));
-      if (page.tasks.length > 0) {
-        cursor = page.cursor ?? cursor;
-        // Rows the client has do not count against `limit`: a deadline bounds them; the `paused` cursor is past them.
-        if (tasks.length === 0 && this.clock() < deadlines.skip) continue;
-        if (tasks.length === 0) break;
-        delivered += tasks.length;
-        sent += tasks.length;
-        // Lines sent again after a restart are no news; those past what was delivered before it are.
-        if (reRead === undefined || delivered > reRead.before) check.progressed(this.clock());
-        const last = tasks.length - 1;
-        const lines = await mapLimit(tasks, 8, (task, i) =>
-          resultLine(task, this.options.store, i === last ? encode() : undefined),
-        );
-        yield lines.join('');
-        continue;
-      }
-      if (session.taskCount === undefined)
-        session = (await this.options.table.getSession(session.sessionId)) ?? session;
-      if (session.taskCount !== undefined && delivered >= session.taskCount) {
-        yield `{"end":"complete","cursor":${JSON.stringify(encode())},"delivered":${delivered}}\n`;
-        return;
-      }
-      if (reRead !== undefined) {
-        this.reReadEnded(session.sessionId, reRead, delivered, check);
-        reRead = undefined;
-        continue;
-      }
-      if (counted !== undefined) {
-        if (check.missing(counted.ended, delivered, this.clock())) {
-          // With the set of sent tasks, a table that reads tasks by key reads only those the set lacks; the listing
-          // keeps its place.
-          // Only with a set the cursor carries: without it, what a read by key sent past the listing's place could
-          // not be told from what the listing brings next.
-          const byKeys = sentTasks !== undefined && readsByKey && !this.uncarried.has(sentTasks);
-          this.reReadStarts(session.sessionId, counted.ended, delivered, sentTasks === undefined, byKeys);
-          reRead = { counted: counted.ended, before: delivered, ...(byKeys ? { byKeys } : {}) };
-          wholeRequest = false;
-          if (!byKeys) cursor = undefined;
-          if (sentTasks === undefined) {
-            // No record of what the client had: every line comes again (it skips them by index), counted from 0,
-            // and this read builds the record anew, so later reads from the first result send only what it lacks.
-            delivered = 0;
-            sentTasks = new DeliveredTasks();
-          }
-        } else if (delivered === counted.delivered) {
-          check.checked(this.clock());
-        }
-        counted = undefined;
-        continue;
-      }
-      if (check.due(this.clock())) {
-        // Counted first, then read: a task ending between the two is brought by the read, not taken for missed.
-        counted = { ended: await this.options.table.countTerminal(session.sessionId), delivered };
-        continue;
-      }
-      if (this.clock() >= deadline) break;
-      const waitMs = Math.min(this.pollMs, Math.max(0, deadline - this.clock()), check.untilDue(this.clock()));
-      if (this.options.changes && since !== undefined)
-        await this.options.changes.waitForChange(since, waitMs, signal, session.sessionId);
-      else await sleep(waitMs, signal);
-    }
-    yield `{"end":"paused","cursor":${JSON.stringify(encode())},"delivered":${delivered}}\n`;
-  }
-
-  /**
-   * The lines of a results stream's read by key of the ended tasks `sent` lacks (see `ReRead.byKeys`), at most
-   * `budget.room`; `sending` records the tasks of each chunk sent and returns the chunk's cursor. The keys it reads
-   * without sending are bounded as rows the client has are (`budget.until`, see `SKIPPED_ROWS_READ_MS`). Returns
-   * `ended` once it read all, `paused` when `room` is full or its time ran out in a request it started in (the next
-   * gives it its whole time), `listing` when it cannot be made here (no set, a table without such a read) or did not
-   * end within a whole request (a session of many millions of keys, or a short `waitSec`): the listing from the first
-   * result, whose cursor keeps its place from request to request, reads instead.
-   */
-  private async *readLacking(
-    sessionId: string,
-    sent: DeliveredTasks | undefined,
-    reRead: ReRead,
-    budget: { readonly room: number; readonly until: number; readonly wholeRequest: boolean },
-    signal: AbortSignal | undefined,
-    sending: (tasks: readonly TaskRecord[]) => string,
-  ): AsyncGenerator<string, 'ended' | 'paused' | 'listing' | 'aborted'> {
-    const table = this.options.table;
-    if (sent === undefined || table.readTerminalWanted === undefined) return 'listing';
-    let stopped = false;
-    const stop = (): boolean => (stopped ||= signal?.aborted === true || this.clock() >= budget.until);
-    let room = budget.room;
-    for await (const page of table.readTerminalWanted(
-      sessionId,
-      lackedBy(sessionId, sent),
-      Math.min(1000, room),
-      stop,
-    )) {
-      const tasks: TaskRecord[] = [];
-      for (const task of page) {
-        // What the page holds past `room` stays out of the set: the next request's read brings it.
-        if (tasks.length >= room) break;
-        if (isTerminal(task.state) && sent.add(task.index)) tasks.push(task);
-      }
-      if (tasks.length > 0) {
-        room -= tasks.length;
-        const cursor = sending(tasks);
-        const last = tasks.length - 1;
-        const lines = await mapLimit(tasks, 8, (task, i) =>
-          resultLine(task, this.options.store, i === last ? cursor : undefined),
-        );
-        yield lines.join('');
-      }
-      if (room <= 0) return 'paused';
-    }
-    if (signal?.aborted) return 'aborted';
-    if (!stopped) return 'ended';
-    if (!budget.wholeRequest) return 'paused';
-    this.logger.warn(
-      { sessionId, counted: reRead.counted, before: reRead.before },
-      "a results stream's read by key of the tasks it had not sent did not end within a request: it reads again " +
-        'from the first result through the listing instead, which resumes from request to request',
-    );
-    return 'listing';
-  }
-
-  /**
-   * The cursor of a results stream's chunk. A set of sent tasks that packed past the cap once is not packed again (it
-   * only grows; `uncarried` holds it): the request goes on with it all the same, sending and counting each task once,
-   * and its cursors hold no set. One within a read from the first result restarts that read, as one that does not
-   * know what it sent (every line again, counted from 0): its place and count mid-read are only right with the set,
-   * `delivered` not counting the lines the read skipped.
-   */
-  private chunkCursor(
-    { sessionId, createdAt }: SessionRecord,
-    sent: DeliveredTasks | undefined,
-    at: {
-      listing: string | undefined;
-      delivered: number;
-      reRead: ReRead | undefined;
-      check: MissingResultsCheck;
-      outOfOrder: boolean;
-    },
-  ): string {
-    const packed = sent !== undefined && !this.uncarried.has(sent) ? this.packSent(sessionId, sent) : undefined;
-    const cursor = {
-      createdAt,
-      listing: at.listing,
-      delivered: at.delivered,
-      check: at.check.state,
-      reRead: at.reRead,
-      outOfOrder: at.outOfOrder,
-    };
-    if (packed === undefined && sent !== undefined) {
-      this.uncarried.add(sent);
-      // A listing place and a count without the set would send again what a re-read (or a read by key, past that
-      // place) sent: the cursor restarts from the first result, counted from 0.
-      if (at.reRead !== undefined || at.outOfOrder)
-        return encodeResultsCursor({ ...cursor, listing: undefined, delivered: 0, outOfOrder: false }, undefined);
-    }
-    return encodeResultsCursor(cursor, packed);
-  }
-
-  /** The set of tasks a stream sent, packed for its cursor; undefined when unknown, or too large to carry (logged). */
-  private packSent(sessionId: string, sent: DeliveredTasks | undefined): Buffer | undefined {
-    if (sent === undefined) return undefined;
-    const packed = packSentTasks(sent, this.maxSentSetBytes);
-    if (packed === undefined) {
-      this.logger.debug(
-        { sessionId, delivered: sent.size },
-        'the set of tasks a results stream sent is too large for its cursor: the stream goes on without it, and ' +
-          'sends every line again at its next read from the first result',
-      );
-    }
-    return packed;
-  }
-
-  private reReadStarts(
-    sessionId: string,
-    counted: number,
-    delivered: number,
-    sendsAgain: boolean,
-    byKeys: boolean,
-  ): void {
-    this.logger.warn(
-      { sessionId, counted, delivered, sendsAgain, byKeys },
-      (byKeys
-        ? 'a results stream reads again, by key, the ended tasks it had not sent'
-        : 'a results stream reads again from the first result') +
-        ': the table counted more ended tasks than the stream had delivered, and its listing did not bring them ' +
-        '(index lag between the count and the listing, a lost notice, or a defect: please report it if it recurs)',
-    );
-  }
-
-  /**
-   * A results stream's read from the first result brought all the listing has: what the table counted beyond it, the
-   * listing cannot bring, and is not read again for until the table counts more (logged once, here).
-   */
-  private reReadEnded(sessionId: string, reRead: ReRead, delivered: number, check: MissingResultsCheck): void {
-    const unreachable = check.reReadEnded(reRead.counted, delivered, this.clock());
-    if (unreachable > 0) {
-      this.logger.warn(
-        { sessionId, counted: reRead.counted, delivered, unreachable },
-        'the table counts more ended tasks than a results stream read from the first result brought (a count ' +
-          'and listing that disagree, or a read not consistent yet): it reads again once the table counts more, or ' +
-          'after five minutes while the gap lasts',
-      );
-    }
-    if (delivered <= reRead.before) check.checked(this.clock());
+  private resultsStreamContext(): ResultsStreamContext {
+    const { table, store, changes } = this.options;
+    const { pollMs, missingResultsCheckMs, maxSentSetBytes, logger, clock } = this;
+    return { table, store, changes, pollMs, missingResultsCheckMs, maxSentSetBytes, logger, clock };
   }
 
   private async summary(sessionId: string): Promise<ApiResponse> {
