@@ -1,15 +1,15 @@
 // The seam between a grid and where its agents run: what every compute plane (ECS, EKS) takes, what it offers the
 // grid, and the parts they share so the two cannot drift: the agent's configuration and environment, the unit of
 // work, its AWS permissions and the checks on the props.
-import { Stack, type Duration } from 'aws-cdk-lib';
-import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { Duration, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
-import type { IConstruct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
 import type { GridConfig } from '../core/config';
 import { GRID_ENV, resourcesToEnv } from '../core/grid-resources';
 import type { WorkerRuntime } from '../core/runtime-kind';
@@ -131,6 +131,57 @@ export interface CommonPlaneSettings {
   readonly slots: number;
   readonly targetBacklogPerAgent: number;
   readonly taskTimeoutSec: number;
+}
+
+/** The settings every plane derives from its props: the shared ones and the agents' CPU architecture. */
+export interface PlaneSettingsBase extends CommonPlaneSettings {
+  readonly architecture: CpuArchitecture;
+}
+
+/**
+ * What the ECS and EKS planes set up alike, first: their props checked into settings (by the plane's own check,
+ * which throws every problem at once), the CPU architecture and scaling target read from them, and the agent's
+ * configuration document; and the shape of their running-agents metric. Each plane adds the resources that run its
+ * unit of work (`planeUnit`).
+ */
+export abstract class ComputePlaneBase<
+  Props extends ComputePlaneProps,
+  Settings extends PlaneSettingsBase,
+> extends Construct {
+  /** CPU architecture of the agents (and of the agent image and the worker's wheels). */
+  readonly cpuArchitecture: CpuArchitecture;
+  /** The document the agent reads from `HTCGRID_CONFIG` (deploy-time tokens included). */
+  readonly agentConfiguration: Record<string, unknown>;
+  /** Queued plus in-flight messages per running agent: what the agents scale on. */
+  readonly backlogPerAgentTarget: number;
+  protected readonly props: Props;
+  protected readonly settings: Settings;
+
+  protected constructor(scope: Construct, id: string, props: Props, checkSettings: (props: Props) => Settings) {
+    super(scope, id);
+    this.props = props;
+    this.settings = checkSettings(props);
+    this.cpuArchitecture = this.settings.architecture;
+    this.backlogPerAgentTarget = this.settings.targetBacklogPerAgent;
+    this.agentConfiguration = agentConfigurationDocument(props.config, props.worker);
+  }
+
+  /** Container Insights' count of running agents: `metricName` in `namespace`, averaged over a minute. */
+  protected runningAgentsMetric(
+    namespace: string,
+    metricName: string,
+    dimensionsMap: Record<string, string>,
+    props: cloudwatch.MetricOptions,
+  ): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace,
+      metricName,
+      dimensionsMap,
+      statistic: 'Average',
+      period: Duration.minutes(1),
+      ...props,
+    });
+  }
 }
 
 /** Applies the shared defaults and adds the problems every plane has with the props to `issues`. */

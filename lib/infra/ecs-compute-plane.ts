@@ -22,8 +22,8 @@ import {
   wakeUpExpression,
 } from './backlog-scaling';
 import {
-  agentConfigurationDocument,
   commonPlaneSettings,
+  ComputePlaneBase,
   grantAgentAccess,
   planeUnit,
   type CommonPlaneSettings,
@@ -151,7 +151,7 @@ export function planeSettings(props: EcsComputePlaneProps): PlaneSettings {
  * Built in steps (`createNetwork`, `createTaskDefinition`, `addInitContainer`, `addLambdaContainers`,
  * `addAgentContainer`, `grantTaskRole`, `createService`, `addScaling`) that a subclass may override.
  */
-export class EcsComputePlane extends Construct implements ComputePlane {
+export class EcsComputePlane extends ComputePlaneBase<EcsComputePlaneProps, PlaneSettings> implements ComputePlane {
   readonly kind = 'ecs' as const;
   readonly vpc: ec2.IVpc;
   readonly cluster: ecs.Cluster;
@@ -172,24 +172,12 @@ export class EcsComputePlane extends Construct implements ComputePlane {
   readonly autoScalingGroup?: autoscaling.AutoScalingGroup;
   /** The scalable desired count of the service. */
   readonly scalableTarget: appscaling.ScalableTarget;
-  /** Queued plus in-flight messages per running agent: what the service scales on. */
-  readonly backlogPerAgentTarget: number;
-  /** CPU architecture of the tasks (and of the agent image and the worker's wheels). */
-  readonly cpuArchitecture: CpuArchitecture;
-  /** The document the agent reads from `HTCGRID_CONFIG` (deploy-time tokens included). */
-  readonly agentConfiguration: Record<string, unknown>;
 
-  protected readonly props: EcsComputePlaneProps;
-  protected readonly settings: PlaneSettings;
   private readonly subnets: ec2.SubnetSelection;
   private readonly images: Readonly<Record<UnitImage, ecs.ContainerImage>>;
 
   constructor(scope: Construct, id: string, props: EcsComputePlaneProps) {
-    super(scope, id);
-    this.props = props;
-    this.settings = planeSettings(props);
-    this.cpuArchitecture = this.settings.architecture;
-    this.backlogPerAgentTarget = this.settings.targetBacklogPerAgent;
+    super(scope, id, props, planeSettings);
     ({ vpc: this.vpc, subnets: this.subnets } = this.createNetwork());
     this.cluster = new ecs.Cluster(this, 'Cluster', {
       vpc: this.vpc,
@@ -202,7 +190,6 @@ export class EcsComputePlane extends Construct implements ComputePlane {
     });
     this.taskDefinition = this.createTaskDefinition();
     this.images = this.resolveImages();
-    this.agentConfiguration = agentConfigurationDocument(props.config, props.worker);
     this.unit = this.describeUnit();
     for (const volume of this.unit.volumes) this.taskDefinition.addVolume({ name: volume });
     const byImage = (image: UnitImage) => this.unit.containers.filter((c) => c.image === image);
@@ -223,14 +210,12 @@ export class EcsComputePlane extends Construct implements ComputePlane {
 
   /** Running agents (ECS tasks of the service), from Container Insights. */
   metricRunningAgents(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: 'ECS/ContainerInsights',
-      metricName: 'RunningTaskCount',
-      dimensionsMap: { ClusterName: this.cluster.clusterName, ServiceName: this.service.serviceName },
-      statistic: 'Average',
-      period: Duration.minutes(1),
-      ...props,
-    });
+    return this.runningAgentsMetric(
+      'ECS/ContainerInsights',
+      'RunningTaskCount',
+      { ClusterName: this.cluster.clusterName, ServiceName: this.service.serviceName },
+      props,
+    );
   }
 
   /** Step: the VPC and the subnets the tasks run in (a new `GridVpc` unless one is given). */

@@ -14,8 +14,8 @@ import { ConfigError } from '../core/errors';
 import { GRID_ENV } from '../core/grid-resources';
 import { agentDockerImage } from './agent-image';
 import {
-  agentConfigurationDocument,
   commonPlaneSettings,
+  ComputePlaneBase,
   grantAgentAccess,
   planeUnit,
   type CommonPlaneSettings,
@@ -186,15 +186,12 @@ export function eksPlaneSettings(props: EksComputePlaneProps): EksPlaneSettings 
  * (to zero for the agents), handles Spot interruptions by draining the node (the agent gets SIGTERM and drains),
  * and runs the Pod Identity agent. With `spot` the agents get a NodePool of their own allowing Spot.
  */
-export class EksComputePlane extends Construct implements ComputePlane {
+export class EksComputePlane extends ComputePlaneBase<EksComputePlaneProps, EksPlaneSettings> implements ComputePlane {
   readonly kind = 'eks' as const;
   readonly vpc?: ec2.IVpc;
   readonly cluster: eks.ICluster;
   /** The unit of work every pod runs, as data (shared with the ECS plane). */
   readonly unit: GridUnit;
-  readonly cpuArchitecture: CpuArchitecture;
-  readonly agentConfiguration: Record<string, unknown>;
-  readonly backlogPerAgentTarget: number;
   /**
    * A new cluster's Container Insights application log group, where the CloudWatch Observability add-on's Fluent Bit
    * sends the pods' stdout, each JSON line merged under `log_processed` (none on an existing cluster).
@@ -216,8 +213,6 @@ export class EksComputePlane extends Construct implements ComputePlane {
   /** The Deployment's manifest resource: it starts agents, so it waits for the worker zip. */
   readonly workloads: readonly IConstruct[];
 
-  protected readonly props: EksComputePlaneProps;
-  protected readonly settings: EksPlaneSettings;
   private readonly newCluster?: eks.Cluster;
   /** The new cluster's Auto Mode node role (it pulls the images). */
   private autoModeNodeRole?: iam.Role;
@@ -227,11 +222,7 @@ export class EksComputePlane extends Construct implements ComputePlane {
   private kubectlAccess?: eks.AccessEntry;
 
   constructor(scope: Construct, id: string, props: EksComputePlaneProps) {
-    super(scope, id);
-    this.props = props;
-    this.settings = eksPlaneSettings(props);
-    this.cpuArchitecture = this.settings.architecture;
-    this.backlogPerAgentTarget = this.settings.targetBacklogPerAgent;
+    super(scope, id, props, eksPlaneSettings);
     this.names = gridObjectNames(props.config.gridName);
     const kubectlLayer = new KubectlV34Layer(this, 'KubectlLayer');
     if (props.existingCluster) {
@@ -246,7 +237,6 @@ export class EksComputePlane extends Construct implements ComputePlane {
       this.logJsonKey = CONTAINER_INSIGHTS_LOG_KEY;
       this.emfEndpoint = `tcp://$(${NODE_IP_ENV}):${CLOUDWATCH_AGENT_EMF_PORT}`;
     }
-    this.agentConfiguration = agentConfigurationDocument(props.config, props.worker);
     this.unit = planeUnit(this, props, this.settings, this.agentConfiguration);
     this.agentRole = this.createAgentRole();
     const images = this.resolveImages();
@@ -347,14 +337,12 @@ export class EksComputePlane extends Construct implements ComputePlane {
 
   /** Running agent pods, from Container Insights (the CloudWatch Observability add-on on the cluster). */
   metricRunningAgents(props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: 'ContainerInsights',
-      metricName: 'namespace_number_of_running_pods',
-      dimensionsMap: { ClusterName: this.cluster.clusterName, Namespace: this.names.namespace },
-      statistic: 'Average',
-      period: Duration.minutes(1),
-      ...props,
-    });
+    return this.runningAgentsMetric(
+      'ContainerInsights',
+      'namespace_number_of_running_pods',
+      { ClusterName: this.cluster.clusterName, Namespace: this.names.namespace },
+      props,
+    );
   }
 
   /** Step: a new EKS Auto Mode cluster in the grid's VPC, with the kubectl provider and control-plane logs. */
