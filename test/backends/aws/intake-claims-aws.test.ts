@@ -106,6 +106,38 @@ async function oneAttemptTasks(backends: AwsBackends, count: number, maxAttempts
   return tasks;
 }
 
+/** A grid on the emulators with a sealed session of tasks, and a table on it to inject faults below. */
+interface GridWithTasks {
+  readonly backends: AwsBackends;
+  /** A table whose own retries do not pause (`tableOn`). */
+  readonly table: DynamoDbTaskTable;
+  /** `table`'s client, to inject faults on (`faultUpdatesOf`). */
+  readonly client: DynamoDBClient;
+  /** The session's tasks (see `oneAttemptTasks`). */
+  readonly tasks: TaskRecord[];
+  /** Another table on the same DynamoDB table (another agent's, or this one's after a restart). */
+  anotherTable(): DynamoDbTaskTable;
+}
+
+/** New grid resources on the emulators holding a sealed session of `count` tasks of `maxAttempts` attempts. */
+async function gridWithTasks(count: number, maxAttempts = 1): Promise<GridWithTasks> {
+  const resources = await createGridResources(suite.emulators);
+  const backends = suite.backendsFor(resources);
+  const { table, client } = tableOn(resources.tableName);
+  const tasks = await oneAttemptTasks(backends, count, maxAttempts);
+  return { backends, table, client, tasks, anotherTable: () => tableOn(resources.tableName).table };
+}
+
+/** Sends a message of each of `tasks` and returns an intake on `table` that receives them through a `recordingQueue`. */
+async function intakeOfMessages(
+  { backends, table }: GridWithTasks,
+  tasks: readonly TaskRecord[],
+): Promise<ReturnType<typeof recordingQueue> & { intake: SqsDynamoDbTaskIntake }> {
+  await backends.queue.send(tasks.map(queueMessageOf));
+  const recording = recordingQueue(backends.queue);
+  return { ...recording, intake: new SqsDynamoDbTaskIntake({ queue: recording.queue, table }) };
+}
+
 /** `queue` recording what it receives (task id and receive count) and the receipts it deletes. */
 function recordingQueue(queue: TaskQueue): {
   queue: TaskQueue;
@@ -144,14 +176,10 @@ function recordingQueue(queue: TaskQueue): {
 
 describe('SqsDynamoDbTaskIntake claims on the AWS emulators', () => {
   it('a claim that fails after its retries costs its siblings nothing: they are handed over claimed, its message comes back and is claimed at the next receive', async () => {
-    const resources = await createGridResources(suite.emulators);
-    const backends = suite.backendsFor(resources);
-    const { table, client } = tableOn(resources.tableName);
-    const tasks = await oneAttemptTasks(backends, 3);
-    await backends.queue.send(tasks.map(queueMessageOf));
+    const grid = await gridWithTasks(3);
+    const { table, client, tasks } = grid;
     const failing = tasks[1]!.taskId;
-    const { queue, received, acked } = recordingQueue(backends.queue);
-    const intake = new SqsDynamoDbTaskIntake({ queue, table });
+    const { intake, received, acked } = await intakeOfMessages(grid, tasks);
     // Its fence too (see below): the claim stays unsettled, as when DynamoDB keeps failing.
     const fault = faultUpdatesOf(client, failing, () => 'refused');
 
@@ -182,13 +210,10 @@ describe('SqsDynamoDbTaskIntake claims on the AWS emulators', () => {
 
 describe('a claim whose write landed but whose answer was lost', () => {
   it('is handed over claimed by its retry, its message kept as the lease guard', async () => {
-    const resources = await createGridResources(suite.emulators);
-    const backends = suite.backendsFor(resources);
-    const { table, client } = tableOn(resources.tableName);
-    const [task] = await oneAttemptTasks(backends, 1);
-    await backends.queue.send([queueMessageOf(task!)]);
-    const { queue, acked } = recordingQueue(backends.queue);
-    const intake = new SqsDynamoDbTaskIntake({ queue, table });
+    const grid = await gridWithTasks(1);
+    const { table, client, tasks } = grid;
+    const [task] = tasks;
+    const { intake, acked } = await intakeOfMessages(grid, tasks);
     const fault = faultUpdatesOf(client, task!.taskId, inTurn('lost'));
 
     const claimed = await intake.receiveAndClaim(10, intakeOptions);
@@ -210,14 +235,10 @@ describe('a claim whose write landed but whose answer was lost', () => {
   }, 60_000);
 
   it('that failed after every try is taken as claimed at its message next receive', async () => {
-    const resources = await createGridResources(suite.emulators);
-    const backends = suite.backendsFor(resources);
-    const { table, client } = tableOn(resources.tableName);
-    const tasks = await oneAttemptTasks(backends, 2);
-    await backends.queue.send(tasks.map(queueMessageOf));
+    const grid = await gridWithTasks(2);
+    const { table, client, tasks } = grid;
     const failing = tasks[1]!.taskId;
-    const { queue, received } = recordingQueue(backends.queue);
-    const intake = new SqsDynamoDbTaskIntake({ queue, table });
+    const { intake, received } = await intakeOfMessages(grid, tasks);
     // The first try lands and its answer is lost, every later try is refused: the claim fails, its write in.
     let tries = 0;
     const fault = faultUpdatesOf(client, failing, () => (tries++ === 0 ? 'lost' : 'refused'));
@@ -238,14 +259,10 @@ describe('a claim whose write landed but whose answer was lost', () => {
   }, 60_000);
 
   it('whose every try was answered 503 is settled at once: handed over claimed by the same receive, nothing released, the lease its own', async () => {
-    const resources = await createGridResources(suite.emulators);
-    const backends = suite.backendsFor(resources);
-    const { table, client } = tableOn(resources.tableName);
-    const tasks = await oneAttemptTasks(backends, 2);
-    await backends.queue.send(tasks.map(queueMessageOf));
+    const grid = await gridWithTasks(2);
+    const { table, client, tasks } = grid;
     const failing = tasks[1]!.taskId;
-    const { queue, received, released } = recordingQueue(backends.queue);
-    const intake = new SqsDynamoDbTaskIntake({ queue, table });
+    const { intake, received, released } = await intakeOfMessages(grid, tasks);
     // Every try of its claim lands and its answer is lost (the claim fails after its retries); the rest goes through.
     const fault = faultUpdatesOf(client, failing, ({ claim }) => (claim ? 'lost' : undefined));
     const before = Date.now();
@@ -265,15 +282,13 @@ describe('a claim whose write landed but whose answer was lost', () => {
   }, 60_000);
 
   it('none of whose tries landed is fenced: a try the network held, applied later, is refused and another agent claims the task', async () => {
-    const resources = await createGridResources(suite.emulators);
-    const backends = suite.backendsFor(resources);
-    const { table, client } = tableOn(resources.tableName);
     // A sibling claimed beside it, so the receive hands over what it claimed and releases the failed claim's message.
-    const [sibling, task] = await oneAttemptTasks(backends, 2);
+    const grid = await gridWithTasks(2);
+    const { table, client, tasks, backends } = grid;
+    const [sibling, task] = tasks;
     const id = task!.taskId;
-    await backends.queue.send([queueMessageOf(sibling!), queueMessageOf(task!)]);
-    const first = recordingQueue(backends.queue);
-    const intake = new SqsDynamoDbTaskIntake({ queue: first.queue, table });
+    const first = await intakeOfMessages(grid, tasks);
+    const intake = first.intake;
     // Its first try is held by the network past its timeout, every later one refused 503 (none lands); the fence
     // goes through.
     let tries = 0;
@@ -290,7 +305,7 @@ describe('a claim whose write landed but whose answer was lost', () => {
     expect(await table.getTask(id)).toMatchObject({ state: 'pending', attempt: 0 });
     // The released message reaches another agent, which claims the task (not busy under a lease nobody runs).
     const { queue, received } = recordingQueue(backends.queue);
-    const other = new SqsDynamoDbTaskIntake({ queue, table: tableOn(resources.tableName).table });
+    const other = new SqsDynamoDbTaskIntake({ queue, table: grid.anotherTable() });
     const taken: TaskRecord[] = [];
     while (received.length === 0) {
       taken.push(...(await other.receiveAndClaim(10, { ...intakeOptions, owner: 'b', waitMs: 10_000 })));
@@ -300,10 +315,8 @@ describe('a claim whose write landed but whose answer was lost', () => {
   }, 60_000);
 
   it('whose fence landed but whose answer was lost too is claimed again with a new nonce, its message never deleted', async () => {
-    const resources = await createGridResources(suite.emulators);
-    const backends = suite.backendsFor(resources);
-    const { table, client } = tableOn(resources.tableName);
-    const [task] = await oneAttemptTasks(backends, 1);
+    const { table, client, tasks } = await gridWithTasks(1);
+    const [task] = tasks;
     const request = { taskId: task!.taskId, attempt: 0 };
     // No claim try reaches DynamoDB (503); the fence's tries are applied, their answers lost (503): unsettled, so
     // this table keeps the nonce for its next claim of the attempt.
@@ -322,10 +335,8 @@ describe('a claim whose write landed but whose answer was lost', () => {
   }, 60_000);
 
   it("whose every try was answered 503 is handed over once when its attempt has two messages: the second message's claim, settled too, is not its own", async () => {
-    const resources = await createGridResources(suite.emulators);
-    const backends = suite.backendsFor(resources);
-    const { table, client } = tableOn(resources.tableName);
-    const [task] = await oneAttemptTasks(backends, 1);
+    const { table, client, tasks } = await gridWithTasks(1);
+    const [task] = tasks;
     const request = { taskId: task!.taskId, attempt: 0 };
     // Every claim try's answer is lost (the one that finds the task taken is refused, its answer lost too).
     const fault = faultUpdatesOf(client, task!.taskId, ({ claim }) => (claim ? 'lost' : undefined));
@@ -346,15 +357,11 @@ describe('a claim whose write landed but whose answer was lost', () => {
   }, 60_000);
 
   it('is handed over once when its attempt has two messages in the batch', async () => {
-    const resources = await createGridResources(suite.emulators);
-    const backends = suite.backendsFor(resources);
-    const { table, client } = tableOn(resources.tableName);
-    const [task] = await oneAttemptTasks(backends, 1);
+    const grid = await gridWithTasks(1);
+    const [task] = grid.tasks;
     // A duplicate, as a sealed submit's re-send or SQS's at-least-once delivery makes.
-    await backends.queue.send([queueMessageOf(task!), queueMessageOf(task!)]);
-    const { queue, received } = recordingQueue(backends.queue);
-    const intake = new SqsDynamoDbTaskIntake({ queue, table });
-    const fault = faultUpdatesOf(client, task!.taskId, inTurn('lost'));
+    const { intake, received } = await intakeOfMessages(grid, [task!, task!]);
+    const fault = faultUpdatesOf(grid.client, task!.taskId, inTurn('lost'));
 
     const claimed: TaskRecord[] = [];
     while (received.length < 2) claimed.push(...(await intake.receiveAndClaim(10, intakeOptions)));
@@ -365,11 +372,10 @@ describe('a claim whose write landed but whose answer was lost', () => {
   }, 60_000);
 
   it('is recognised only by the table that wrote it: another instance with the same owner finds the task busy', async () => {
-    const resources = await createGridResources(suite.emulators);
-    const backends = suite.backendsFor(resources);
-    const { table, client } = tableOn(resources.tableName);
-    const restarted = tableOn(resources.tableName).table;
-    const [task] = await oneAttemptTasks(backends, 1);
+    const grid = await gridWithTasks(1);
+    const { table, client } = grid;
+    const restarted = grid.anotherTable();
+    const [task] = grid.tasks;
     const request = [{ taskId: task!.taskId, attempt: 0 }];
     const lease = { owner: 'agent', expiresAt: Date.now() + 30_000 };
     let tries = 0;
@@ -386,10 +392,9 @@ describe('a claim whose write landed but whose answer was lost', () => {
   }, 60_000);
 
   it('that failed, and whose try lands after the next claim took the task, leaves the later lease alone: the task is not reaped under its holder', async () => {
-    const resources = await createGridResources(suite.emulators);
-    const backends = suite.backendsFor(resources);
-    const { table, client } = tableOn(resources.tableName);
-    const [task] = await oneAttemptTasks(backends, 1);
+    const grid = await gridWithTasks(1);
+    const { table, client, backends } = grid;
+    const [task] = grid.tasks;
     const id = task!.taskId;
     const request = [{ taskId: id, attempt: 0 }];
     // Its first try is held by the network past its timeout, every later one refused: the claim fails.
@@ -413,7 +418,7 @@ describe('a claim whose write landed but whose answer was lost', () => {
     while (Date.now() <= t0 + 200) await new Promise((resolve) => setTimeout(resolve, 20));
     await backends.queue.send([queueMessageOf(task!)]);
     const { queue, received } = recordingQueue(backends.queue);
-    const other = new SqsDynamoDbTaskIntake({ queue, table: tableOn(resources.tableName).table });
+    const other = new SqsDynamoDbTaskIntake({ queue, table: grid.anotherTable() });
     const claimed: TaskRecord[] = [];
     while (received.length === 0) claimed.push(...(await other.receiveAndClaim(10, { ...intakeOptions, owner: 'b' })));
     await other.drain();
@@ -432,10 +437,8 @@ describe('a claim whose write landed but whose answer was lost', () => {
 
 describe('lease extensions on DynamoDB Local', () => {
   it('never move a lease back: an extension landing after a later one leaves it, and its holder still holds it', async () => {
-    const resources = await createGridResources(suite.emulators);
-    const backends = suite.backendsFor(resources);
-    const { table, client } = tableOn(resources.tableName);
-    const [task] = await oneAttemptTasks(backends, 1);
+    const { table, client, tasks } = await gridWithTasks(1);
+    const [task] = tasks;
     const id = task!.taskId;
     const now = Date.now();
     await table.claim([{ taskId: id, attempt: 0 }], { owner: 'agent', expiresAt: now + 1_000 }, now);
@@ -458,10 +461,8 @@ describe('lease extensions on DynamoDB Local', () => {
   }, 60_000);
 
   it('put a lease its claim made longer into the lease index all the same', async () => {
-    const resources = await createGridResources(suite.emulators);
-    const backends = suite.backendsFor(resources);
-    const { table } = tableOn(resources.tableName);
-    const [task] = await oneAttemptTasks(backends, 1);
+    const { table, tasks } = await gridWithTasks(1);
+    const [task] = tasks;
     const id = task!.taskId;
     await table.claim([{ taskId: id, attempt: 0 }], { owner: 'agent', expiresAt: 2_000 }, 1);
 
@@ -474,10 +475,8 @@ describe('lease extensions on DynamoDB Local', () => {
 
 describe('messages of a task whose attempt runs on under a live lease', () => {
   it("a reap's message left over by a late heartbeat is deleted at its first receive, never offered until the dead-letter queue", async () => {
-    const resources = await createGridResources(suite.emulators);
-    const backends = suite.backendsFor(resources);
-    const { table } = tableOn(resources.tableName);
-    const [task] = await oneAttemptTasks(backends, 1, 3);
+    const { table, backends, tasks } = await gridWithTasks(1, 3);
+    const [task] = tasks;
     const id = task!.taskId;
     await backends.queue.send([queueMessageOf(task!)]);
     const holder = new SqsDynamoDbTaskIntake({ queue: backends.queue, table });
