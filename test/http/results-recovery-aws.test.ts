@@ -86,21 +86,45 @@ function read(lines: any[]): { taskIds: string[]; cursor: string; end: string } 
   };
 }
 
+/**
+ * A stream whose listing missed results: a session of `count` tasks; the first ends and a first request sends it;
+ * the others end, those at `lostIndexes` written by a writer whose clock runs a minute behind (the listing passed
+ * their place), and a second request sends the rest. The clock stood still so far: it moves a second on, so the next
+ * request counts the ended tasks (and reads what the stream lacks). Returns both requests and the number of reads from
+ * the first result before the next.
+ */
+async function streamThatMissed(
+  { resources, client, api, clock, fetched, reads, agent }: Awaited<ReturnType<typeof startApi>>,
+  count: number,
+  lostIndexes: readonly number[],
+): Promise<{
+  sid: string;
+  ids: string[];
+  one: ReturnType<typeof read>;
+  two: ReturnType<typeof read>;
+  fromStart: number;
+}> {
+  const handle = await client.submit(Array.from({ length: count }, (_, n) => ({ n })));
+  const sid = handle.sessionId;
+  const ids = Array.from({ length: count }, (_, i) => `${sid}_${i}`);
+  await finishTask(agent, ids[0]!);
+  const one = read(await resultsRequest(api, sid, ''));
+  for (let i = 1; i < count; i++) {
+    await finishTask(lostIndexes.includes(i) ? lostWriter(suite, resources) : agent, ids[i]!);
+  }
+  const two = read(await resultsRequest(api, sid, `&cursor=${one.cursor}`));
+  fetched.splice(0);
+  const fromStart = reads.fromStart;
+  clock.advance(1_000);
+  return { sid, ids, one, two, fromStart };
+}
+
 describe('a results stream of the HTTP API on DynamoDB whose listing missed results', () => {
   it('reads by key only the tasks it had not sent, and sends the missed one once', async () => {
-    const { resources, client, api, clock, fetched, reads, logs, agent } = await startApi();
-    const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
-    const sid = handle.sessionId;
-    const [first, lost, last] = [0, 1, 2].map((i) => `${sid}_${i}`);
-    await finishTask(agent, first!);
-    const one = read(await resultsRequest(api, sid, ''));
-    await finishTask(lostWriter(suite, resources), lost!);
-    await finishTask(agent, last!);
-    const two = read(await resultsRequest(api, sid, `&cursor=${one.cursor}`));
-    // The clock stood still so far: the count, and the read of what the stream lacks, come after this.
-    fetched.splice(0);
-    const fromStart = reads.fromStart;
-    clock.advance(1_000);
+    const started = await startApi();
+    const { api, fetched, reads, logs } = started;
+    const { sid, ids, one, two, fromStart } = await streamThatMissed(started, 3, [1]);
+    const [first, lost, last] = ids;
 
     const three = read(await resultsRequest(api, sid, `&cursor=${two.cursor}`));
 
@@ -118,18 +142,9 @@ describe('a results stream of the HTTP API on DynamoDB whose listing missed resu
   });
 
   it('a read by key that `limit` cuts goes on in the next request, from its cursor, each result sent once', async () => {
-    const { resources, client, api, clock, reads, agent } = await startApi();
-    const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }, { n: 3 }]);
-    const sid = handle.sessionId;
-    const ids = [0, 1, 2, 3].map((i) => `${sid}_${i}`);
-    await finishTask(agent, ids[0]!);
-    const one = read(await resultsRequest(api, sid, ''));
-    await finishTask(lostWriter(suite, resources), ids[1]!);
-    await finishTask(lostWriter(suite, resources), ids[2]!);
-    await finishTask(agent, ids[3]!);
-    const two = read(await resultsRequest(api, sid, `&cursor=${one.cursor}`));
-    const fromStart = reads.fromStart;
-    clock.advance(1_000);
+    const started = await startApi();
+    const { api, reads } = started;
+    const { sid, ids, one, two, fromStart } = await streamThatMissed(started, 4, [1, 2]);
 
     const three = read(await resultsRequest(api, sid, `&limit=1&cursor=${two.cursor}`));
     const four = read(await resultsRequest(api, sid, `&limit=1&cursor=${three.cursor}`));
@@ -145,18 +160,10 @@ describe('a results stream of the HTTP API on DynamoDB whose listing missed resu
   });
 
   it('a read by key is bounded by the request: one given no time goes on in the next, and one that does not end within a whole request reads through the listing instead', async () => {
-    const { resources, client, api, clock, fetched, reads, logs, agent } = await startApi();
-    const handle = await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }]);
-    const sid = handle.sessionId;
-    const [first, lost, last] = [0, 1, 2].map((i) => `${sid}_${i}`);
-    await finishTask(agent, first!);
-    const one = read(await resultsRequest(api, sid, ''));
-    await finishTask(lostWriter(suite, resources), lost!);
-    await finishTask(agent, last!);
-    const two = read(await resultsRequest(api, sid, `&cursor=${one.cursor}`));
-    fetched.splice(0);
-    const fromStart = reads.fromStart;
-    clock.advance(1_000);
+    const started = await startApi();
+    const { api, clock, fetched, reads, logs } = started;
+    const { sid, ids, two, fromStart } = await streamThatMissed(started, 3, [1]);
+    const lost = ids[1];
     // A Lambda's deadline 5 s away: the request must end now (its last line goes out 5 s before the deadline).
     const expiring = (): number => clock.at + 5_000;
 
