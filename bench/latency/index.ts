@@ -4,8 +4,9 @@
 //      [--idle-sec 10] [--idle-threads] [--systems embedded,local-up,aws,celery] [--dynamodb-ms 5] [--sqs-ms 15] [--s3-ms 20]
 //      [--sqs-delivery-ms 0]
 //      [--aws-rounds 30] [--aws-notices on|off] [--aws-trace] [--python /usr/bin/python3] [--redis-server redis-server] [--json]
-//      [--rounds-out rounds.jsonl]
+//      [--rounds-out rounds.jsonl] [--one-session]
 // --warm-up applies to embedded, local-up and Celery; the AWS backends always warm up with 20 rounds.
+// --one-session: our grids take every round's task into one session kept open (a notebook's way), Celery has no sessions.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -76,6 +77,11 @@ interface Settings {
   readonly settleSec: number;
   readonly idleSec: number;
   readonly idleThreads: boolean;
+  /**
+   * Every round's task goes into one session left open (`openSession`, `addTasks`), its result read from one results
+   * stream, as a notebook that keeps its session does; else each round submits a session of its own.
+   */
+  readonly oneSession: boolean;
   readonly python: string;
   readonly worker: string;
   readonly root: string;
@@ -123,34 +129,40 @@ let roundsOut: string | undefined;
 /**
  * Round trips of one task at a time through `client`, as a user's code does: submit, then iterate its results, after
  * `warmUp` unmeasured ones. Also gives each round's time beyond the handler's own (the round trip less its `runMs`).
+ * With `oneSession`, every task goes into one open session and its result comes from that session's results stream.
  */
 async function roundTrips(
   client: GridClient,
+  s: Pick<Settings, 'gapMs' | 'oneSession'>,
   rounds: number,
-  gapMs: number,
   label: string,
   warmUp: number,
   trace?: AwsTrace,
 ): Promise<number[] & { beyondHandler: number[] }> {
-  for (let i = 0; i < warmUp; i++) {
-    await oneTask(client); // runtimes, caches, JIT
-    if ((i + 1) % 1_000 === 0) console.error(`  ${label}: warm-up ${i + 1}/${warmUp}`);
+  const task = s.oneSession ? await oneSessionTasks(client) : { next: () => oneTask(client), close: async () => {} };
+  try {
+    for (let i = 0; i < warmUp; i++) {
+      await task.next(); // runtimes, caches, JIT
+      if ((i + 1) % 1_000 === 0) console.error(`  ${label}: warm-up ${i + 1}/${warmUp}`);
+    }
+    const samples = Object.assign([] as number[], { beyondHandler: [] as number[] });
+    for (let i = 0; i < rounds; i++) {
+      if (s.gapMs > 0) await sleep(s.gapMs);
+      const startedAt = performance.timeOrigin + performance.now();
+      const t0 = process.hrtime.bigint();
+      const traceStart = performance.now();
+      const runMs = await task.next();
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      trace?.round(traceStart, performance.now());
+      samples.push(ms);
+      if (roundsOut) fs.appendFileSync(roundsOut, `${JSON.stringify({ system: label, round: i, startedAt, ms })}\n`);
+      samples.beyondHandler.push(ms - runMs);
+      if ((i + 1) % 50 === 0) console.error(`  ${label}: ${i + 1}/${rounds}`);
+    }
+    return samples;
+  } finally {
+    await task.close();
   }
-  const samples = Object.assign([] as number[], { beyondHandler: [] as number[] });
-  for (let i = 0; i < rounds; i++) {
-    if (gapMs > 0) await sleep(gapMs);
-    const startedAt = performance.timeOrigin + performance.now();
-    const t0 = process.hrtime.bigint();
-    const traceStart = performance.now();
-    const runMs = await oneTask(client);
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    trace?.round(traceStart, performance.now());
-    samples.push(ms);
-    if (roundsOut) fs.appendFileSync(roundsOut, `${JSON.stringify({ system: label, round: i, startedAt, ms })}\n`);
-    samples.beyondHandler.push(ms - runMs);
-    if ((i + 1) % 50 === 0) console.error(`  ${label}: ${i + 1}/${rounds}`);
-  }
-  return samples;
 }
 
 /** One task's round trip; resolves with the handler's own time (ms, 0 where the agent did not record it). */
@@ -162,6 +174,32 @@ async function oneTask(client: GridClient): Promise<number> {
     runMs += result.runMs ?? 0;
   }
   return runMs;
+}
+
+/**
+ * Round trips through one session kept open: `next` adds one task and resolves with its handler's time once the
+ * session's results stream brings it; `close` seals the session with the tasks added.
+ */
+async function oneSessionTasks(
+  client: GridClient,
+): Promise<{ next: () => Promise<number>; close: () => Promise<void> }> {
+  const session = await client.openSession({ batchSize: 1 });
+  const results = (await client.session(session.sessionId)).results()[Symbol.asyncIterator]();
+  const eventJson = JSON.stringify(EVENT);
+  let added = 0;
+  return {
+    next: async () => {
+      await client.addTasks(session, added++, [eventJson]);
+      const { value, done } = await results.next();
+      if (done) throw new Error("the session's results stream ended before its last task");
+      if (value.state !== 'succeeded') throw new Error(`task ended ${value.state}`);
+      return value.runMs ?? 0;
+    },
+    close: async () => {
+      await client.sealSession(session.sessionId, added);
+      await results.return?.(undefined);
+    },
+  };
 }
 
 /** User + system CPU time (ms) of a process from /proc (Linux), or undefined elsewhere. */
@@ -239,7 +277,7 @@ async function runEmbedded(s: Settings): Promise<Row> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-latency-'));
   const grid = await startEmbeddedGrid({ dataDir, config: gridConfig(s.python), worker: s.worker });
   try {
-    const samples = await roundTrips(grid.client, s.rounds, s.gapMs, 'embedded', s.warmUp);
+    const samples = await roundTrips(grid.client, s, s.rounds, 'embedded', s.warmUp);
     // The whole process (client, agent thread, reaper) plus its runtimes: a grid at rest.
     const resting = await restingCpu(s, process.pid, grid.client);
     return summarize('embedded (startEmbeddedGrid, one process)', samples, {
@@ -275,7 +313,7 @@ async function runLocalUp(s: Settings): Promise<Row> {
     const config = compileConfig(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')), 'config.json');
     const client = await startEmbeddedGrid({ dataDir: dir, config }); // exactly what `htcgrid submit --dir` opens
     try {
-      const samples = await roundTrips(client.client, s.rounds, s.gapMs, 'local-up', s.warmUp);
+      const samples = await roundTrips(client.client, s, s.rounds, 'local-up', s.warmUp);
       const resting = await restingCpu(s, child.pid!, client.client);
       return summarize('local up (client in another process)', samples, resting);
     } finally {
@@ -372,7 +410,7 @@ async function runAws(s: Settings, latency: AwsLatency, rounds: number): Promise
       // The client as `htcgrid submit --stack` opens it.
       const client = new GridClient({ config, ...clientSide.backends, ...AWS_RESULT_POLLING });
       const before = proxies.map((p) => p.requests);
-      const samples = await roundTrips(client, rounds, s.gapMs, 'aws', WARM_UP_AWS, tracer);
+      const samples = await roundTrips(client, s, rounds, 'aws', WARM_UP_AWS, tracer);
       if (tracer) {
         console.log(`\nWhere the AWS round trip goes (medians of ${rounds} rounds, ms from submit):\n`);
         console.log(tracer.table({ dynamodb: latency.dynamodbMs, sqs: latency.sqsMs, s3: latency.s3Ms }));
@@ -477,6 +515,7 @@ async function main(): Promise<void> {
       'aws-notices': { type: 'string', default: 'on' },
       'aws-trace': { type: 'boolean', default: false },
       'idle-threads': { type: 'boolean', default: false },
+      'one-session': { type: 'boolean', default: false },
       python: { type: 'string', default: '/usr/bin/python3' },
       'redis-server': { type: 'string', default: 'redis-server' },
       json: { type: 'boolean', default: false },
@@ -487,6 +526,8 @@ async function main(): Promise<void> {
   const wanted = values.systems.split(',').map((x) => x.trim()) as SystemKey[];
   const unknown = wanted.filter((x) => !SYSTEMS.includes(x));
   if (unknown.length > 0) throw new Error(`unknown --systems ${unknown.join(',')}; choose from ${SYSTEMS.join(',')}`);
+  if (values['one-session'] && wanted.includes('celery'))
+    throw new Error('--one-session is for our grids only (Celery has no sessions): leave celery out of --systems');
   const root = repoRoot();
   const settings: Settings = {
     rounds: wholeNumber('--rounds', values.rounds),
@@ -495,6 +536,7 @@ async function main(): Promise<void> {
     settleSec: wholeNumber('--settle-sec', values['settle-sec']),
     idleSec: Number(values['idle-sec']),
     idleThreads: values['idle-threads'],
+    oneSession: values['one-session'],
     python: values.python,
     worker: path.join(root, 'workers', 'python', 'mock-compute'),
     root,
@@ -502,7 +544,8 @@ async function main(): Promise<void> {
   console.log(
     `latency benchmark ${new Date().toISOString()}: ${settings.rounds} single-task round trips ` +
       `after ${settings.warmUp} (local) / ${WARM_UP_AWS} (AWS) unmeasured ones ` +
-      `(${HANDLER.file}.${HANDLER.fn}, {"worker_arguments":[0]}), ${settings.gapMs} ms apart, 2 slots; ` +
+      `(${HANDLER.file}.${HANDLER.fn}, {"worker_arguments":[0]}), ${settings.gapMs} ms apart, 2 slots, ` +
+      `${settings.oneSession ? 'all in one session kept open' : 'a session each'}; ` +
       `${os.cpus().length} CPUs, Node ${process.version}, load ${loadAverage1m()}`,
   );
   const rows: Row[] = [];

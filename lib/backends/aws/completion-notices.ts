@@ -72,10 +72,11 @@ export interface CompletionNoticeSenderOptions {
   /** Reads the notice queue URL a session's client asked for (undefined: none, nobody is told). */
   readonly lookup: (sessionId: string) => Promise<string | undefined>;
   /**
-   * After a notice to a session, the next one waits at least this long, gathering the tasks that finish meanwhile; each
-   * further notice within `maxWindowMs` of the last doubles the wait, up to `maxWindowMs`. A task finishing alone is
-   * told at once; a busy session costs one notice per `maxWindowMs` and agent however many tasks end (fewer looks
-   * than the client's polling, which doubles from 50 ms to 2 s), not one per completion write.
+   * After a notice to a session, the next one waits at least this long, gathering the tasks that finish meanwhile; a
+   * notice that gathered the ends of several completion writes doubles the wait, up to `maxWindowMs`, one for a single
+   * write halves it, down to this. A task finishing alone is told at once, and so is each task of a session that runs
+   * one at a time (a notebook's); a busy session costs one notice per `maxWindowMs` and agent however many tasks end
+   * (fewer looks than the client's polling, which doubles from 50 ms to 2 s), not one per completion write.
    * @default 50
    */
   readonly windowMs?: number;
@@ -100,6 +101,8 @@ interface SessionNotices {
   lastSentAt: number;
   /** The wait after `lastSentAt` before the next notice. */
   windowMs: number;
+  /** Calls of `finished` whose tasks wait in `waiting`: more than one means the window gathered (see `sendNow`). */
+  writes: number;
   timer?: NodeJS.Timeout;
   /** Its lookup and sends under way: what a `flush` of this session waits for. */
   readonly inFlight: Set<Promise<void>>;
@@ -158,6 +161,7 @@ export class CompletionNoticeSender {
       }
       // One by one: a cancellation may end a million tasks, past what a spread into push() takes.
       for (const task of list) entry.waiting.push(entry.namesOnly ? namedOnly(task) : task);
+      entry.writes++;
       if (entry.url === undefined) this.look(sessionId, entry);
       else this.schedule(sessionId, entry);
     }
@@ -215,6 +219,7 @@ export class CompletionNoticeSender {
       namesOnly: false,
       lastSentAt: -Infinity,
       windowMs: this.windowMs,
+      writes: 0,
       inFlight: new Set(),
     };
     this.sessions.set(sessionId, entry);
@@ -262,12 +267,21 @@ export class CompletionNoticeSender {
     const url = entry.url;
     if (!url) return;
     const tasks = entry.waiting;
+    const gathered = entry.writes > 1;
     entry.waiting = [];
+    entry.writes = 0;
     entry.namesOnly = false;
     const now = Date.now();
-    // Busy: each notice waits twice the last; quiet for a while: back to the shortest wait.
+    // Busy (the window gathered several writes' tasks): the next notice waits twice as long; a notice for one write
+    // halves the wait (the window gathered nothing: a session running one task at a time, told at once again after a
+    // few); quiet for a while: back to the shortest. Before, every notice within `maxWindowMs` of the last doubled
+    // it, so such a session's results came 0, 0, 0, 100, 300 … 4,900 ms after they ended.
     entry.windowMs =
-      now - entry.lastSentAt > this.maxWindowMs ? this.windowMs : Math.min(this.maxWindowMs, entry.windowMs * 2);
+      now - entry.lastSentAt > this.maxWindowMs
+        ? this.windowMs
+        : gathered
+          ? Math.min(this.maxWindowMs, entry.windowMs * 2)
+          : Math.max(this.windowMs, entry.windowMs / 2);
     entry.lastSentAt = now;
     const sending = mapLimit(noticeBodies(sessionId, tasks), NOTICE_SENDS_AT_ONCE, async (body) => {
       if (!entry.url) return; // The client closed meanwhile.

@@ -94,6 +94,43 @@ describe('CompletionNoticeSender', () => {
     await sender.close();
   });
 
+  it('tells at once each task of a session that runs one task at a time, and again soon after a busy spell', async () => {
+    const sent: Sent[] = [];
+    const sender = new CompletionNoticeSender({
+      client: fakeSqs(sent),
+      lookup: () => Promise.resolve('https://sqs/q-1'),
+      windowMs: 50,
+      maxWindowMs: 5000,
+    });
+    sender.remember('s', 'https://sqs/q-1');
+    /** Ends task `i` `afterMs` after the last one; returns how long its notice waited. */
+    const end = async (i: number, afterMs: number): Promise<number> => {
+      await jest.advanceTimersByTimeAsync(afterMs);
+      const endedAt = Date.now();
+      const before = sent.length;
+      sender.finished(named(`s_${i}`));
+      while (sent.length === before) await jest.advanceTimersByTimeAsync(1);
+      return sent.at(-1)!.at - endedAt;
+    };
+    // A notebook's session: a task every 100 ms, each ending alone.
+    const lone: number[] = [];
+    for (let i = 0; i < 12; i++) lone.push(await end(i, 100));
+    expect(lone).toEqual(Array.from({ length: 12 }, () => 0));
+
+    // A busy spell (a task every 10 ms for 20 s) takes the window to 5 s; then one task a second is told later at
+    // first, each lone notice halving the window, and at once again after a few.
+    for (let i = 0; i < 2000; i++) {
+      jest.advanceTimersByTime(10);
+      sender.finished(named(`s_${100 + i}`));
+    }
+    // Up to the spell's last notice.
+    while (jest.getTimerCount() > 0) await jest.advanceTimersByTimeAsync(1);
+    const after: number[] = [];
+    for (let i = 3000; i < 3006; i++) after.push(await end(i, 1000));
+    expect(after).toEqual([4000, 1500, 250, 0, 0, 0]);
+    await sender.close();
+  });
+
   it('looks up a session it does not know once, and sends nothing for a session without a notice queue', async () => {
     const sent: Sent[] = [];
     const lookups: string[] = [];
