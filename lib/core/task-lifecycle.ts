@@ -76,8 +76,9 @@ export function classifyClaim(
 ): ClaimRefusal {
   const requestedAttempt = requested.attempt;
   if (found === undefined) return { status: 'missing' };
-  // Pending at the very attempt the message names, and yet refused (a claim's own fence, see DynamoDbTaskTable): the
-  // message is the task's only way back, so it is kept, never taken for outdated.
+  // Pending at the very attempt the message names, and yet refused (a claim meeting its own fence, which a nonce drawn
+  // per claim no longer allows, see DynamoDbTaskTable): the message is the task's only way back, so it is kept, never
+  // taken for outdated.
   if (found.state === 'pending' && found.attempt === requestedAttempt) return { status: 'busy' };
   if (found.state !== 'running') return { status: 'stale' };
   if (found.attempt === requestedAttempt) {

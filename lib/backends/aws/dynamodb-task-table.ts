@@ -4,7 +4,6 @@ import {
   ConditionalCheckFailedException,
   DynamoDBClient,
   TransactionCanceledException,
-  type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { newDynamoDbClient } from './aws-clients';
 import { MAX_CARRIED_PER_SEND, noticeOutcomeOf, type FinishedTask, type NoticedTask } from './completion-notice-body';
@@ -163,18 +162,41 @@ interface TerminalCursor {
 }
 
 /**
- * What `claimMessages` answers: a port `ClaimOutcome`, a `busy` with its retry delay, an unseen expired claim, or a
- * claim that `failed` (the service's error after the retries, kept as `error`; the claim may or may not have landed).
+ * What `claimMessages` answers: a port `ClaimOutcome`, a `busy` with its retry delay, an unseen expired claim, a
+ * claim that `failed` (the service's error after the retries, kept as `error`: it did not land, nor ever will), or one
+ * still `unsettled` (it may have landed or still land: to be withdrawn, see `withdrawClaims`).
  */
 export type MessageClaimOutcome =
   | ClaimOutcome
   | { readonly taskId: string; readonly status: 'busy'; readonly retryAfterMs?: number }
   | { readonly taskId: string; readonly status: 'expired'; readonly task: TaskRecord }
-  | { readonly taskId: string; readonly status: 'failed'; readonly error: unknown };
+  | { readonly taskId: string; readonly status: 'failed'; readonly error: unknown }
+  | { readonly taskId: string; readonly status: 'unsettled'; readonly error: unknown; readonly claim: UnsettledClaim };
+
+/**
+ * A claim none of whose writes was answered and whose fence was not answered either (see `claimMessages`): its write
+ * may have landed, or may land later. The holder of its message withdraws it (`withdrawClaims`) before letting the
+ * message go.
+ */
+export interface UnsettledClaim {
+  readonly taskId: string;
+  /** The attempt the claim was made from (the task's `attempt` while pending). */
+  readonly attempt: number;
+  readonly owner: string;
+  /** The claim's nonce (see `ATTR.claimToken`). */
+  readonly token: string;
+}
+
+/**
+ * What `withdrawClaims` did with an unsettled claim: `withdrawn`, the task is pending at the claimed attempt under
+ * that claim's fence (a landed try undone, or none landed), and no try of it lands any more; `moot`, the attempt moved
+ * on without it (another claim took it, it was reaped or ended, the task is gone); `unknown`, no answer again.
+ */
+export type ClaimWithdrawal = 'withdrawn' | 'moot' | 'unknown';
 
 /** A message whose claimed attempt has expired unseen must not be dropped by a plain `claim` caller: it is busy. */
 function portStatusOf(
-  outcome: Exclude<MessageClaimOutcome, { status: 'claimed' | 'failed' }>,
+  outcome: Exclude<MessageClaimOutcome, { status: 'claimed' | 'failed' | 'unsettled' }>,
 ): 'busy' | 'stale' | 'missing' {
   return outcome.status === 'expired' ? 'busy' : outcome.status;
 }
@@ -200,22 +222,9 @@ function sdkAttemptsOf(error: unknown): number {
 /** Name of the error of a terminal write abandoned by `sendWithin` (the service may still apply it). */
 const TERMINAL_WRITE_TIMEOUT = 'TerminalWriteTimeout';
 
-/** Claims whose outcome stayed unknown a table remembers (see `DynamoDbTaskTable.unsettledClaims`); oldest go first. */
-const UNSETTLED_CLAIMS_MAX = 4_096;
-
 /** A claim's nonce (see `ATTR.claimToken`): 72 random bits, unique to the write that carries it. */
 function newClaimToken(): string {
   return randomBytes(9).toString('base64url');
-}
-
-/**
- * A claim refused by its own fence: the task pending at the attempt it claims, carrying its nonce. An earlier claim
- * with this nonce wrote that fence and lost its answer (so the nonce was kept for this claim): no try of that claim
- * landed, nor ever will.
- */
-function isOwnFence(item: Record<string, AttributeValue> | undefined, request: ClaimRequest, token: string): boolean {
-  const found = probeOf(item);
-  return found?.state === 'pending' && found.attempt === request.attempt && item?.[ATTR.claimToken]?.S === token;
 }
 
 /** A lease's status from its task's item (`probeOf`): held while the attempt runs under its owner. */
@@ -247,12 +256,6 @@ export class DynamoDbTaskTable implements TaskTable {
   private readonly shardCache = new Map<string, number>();
   /** Index shards of sessions whose item is being written (never evicted: tasks written beside it rely on them). */
   private readonly creatingShards = new Map<string, number>();
-  /**
-   * Tokens of this table's claims that `failed` unsettled (every try's answer lost, the write may have landed, and
-   * its fence failed too: see `settleUnknownClaim`), by task and attempt: the next claim of that attempt carries the same token, so it takes a landed write as its own (see
-   * `claimMessages`). Taken out when used, so two claims of one attempt never carry it together.
-   */
-  private readonly unsettledClaims = new Map<string, string>();
   private readonly noticeQueue: (() => Promise<string | undefined>) | undefined;
   private readonly noticedTasks: ((sessionId: string) => readonly NoticedTask[]) | undefined;
   /** The agent's notices of finished tasks (see `noticeSender`). */
@@ -750,7 +753,8 @@ export class DynamoDbTaskTable implements TaskTable {
   ): Promise<ClaimOutcome[]> {
     const outcomes = await this.claimMessages(requests, lease, now);
     return outcomes.map((o): ClaimOutcome => {
-      if (o.status === 'failed') throw o.error;
+      // An unsettled claim is left as a restarted agent leaves one (see `withdrawClaims`): no message is held here.
+      if (o.status === 'failed' || o.status === 'unsettled') throw o.error;
       return o.status === 'claimed' ? o : { taskId: o.taskId, status: portStatusOf(o) };
     });
   }
@@ -770,17 +774,13 @@ export class DynamoDbTaskTable implements TaskTable {
    * running under a lease nobody holds until the lease expired (a lease term and an attempt lost). A claim none of
    * whose tries was answered (a definite 4xx refusal is an answer) is settled at once by `settleUnknownClaim`'s fence:
    * a landed try is handed over `claimed` by this very call (the message kept as the guard, as for any claim); one
-   * that did not land is fenced off for good, the claim `failed` and its message free for any agent. Only when the
-   * fence fails too does the claim stay unsettled: its nonce stays here (`unsettledClaims`) for this table's next
-   * claim of the same task and attempt (its message offered again), which takes over a landed try of it; another
-   * agent receiving that message finds the task busy until its lease expires (should the fence have landed with its
-   * answer lost, that next claim meets its own fence: `failed`, the message released and the nonce dropped, so the
-   * claim after it, with a new nonce, takes the task). Nothing runs twice: a nonce matches
-   * only the writes of claims whose answer nobody got, and is reused by one claim at a time; another agent, or this
-   * one restarted, draws its own nonces. A try of an unsettled claim may still be on its way and land after the next
-   * claim (the service applies it late): the condition also asks for a lease ending no later than the write's own,
-   * and a later claim carries a later one, so that try is refused instead of moving the lease back (the task reaped
-   * as expired under its holder).
+   * that did not land is fenced off for good, the claim `failed` and its message free for any agent. When the fence
+   * is not answered either (or finds a landed try whose lease has run out), the claim is `unsettled`: the caller
+   * holding its message withdraws it with `withdrawClaims` before the message goes (see `SqsDynamoDbTaskIntake`).
+   * Nothing runs twice: a nonce is drawn for one claim call and matches only its own writes; a later claim of the
+   * attempt, by this agent or another, carries another. A try of a claim may still be on its way and land after a
+   * later claim (the service applies it late): that claim took the task, so the try's condition fails; and a nonce's
+   * write never lands on a later lease than its own (`#exp <= :exp`), nor do lease extensions move a lease back.
    */
   async claimMessages(
     requests: readonly ClaimRequest[],
@@ -790,9 +790,7 @@ export class DynamoDbTaskTable implements TaskTable {
     return mapLimit(requests, this.concurrency, async (request): Promise<MessageClaimOutcome> => {
       const next = request.attempt + 1;
       const entry: HistoryEntry = { owner: lease.owner, startedAt: now };
-      const unsettled = `${request.taskId}#${request.attempt}`;
-      const token = this.unsettledClaims.get(unsettled) ?? newClaimToken();
-      this.unsettledClaims.delete(unsettled);
+      const token = newClaimToken();
       // Set once a try's outcome is unknown (no answer, a 5xx, a refusal after the SDK's own unanswered tries): that
       // try may have landed, or may still land.
       let unknown = false;
@@ -807,9 +805,8 @@ export class DynamoDbTaskTable implements TaskTable {
                 UpdateExpression:
                   'SET #state = :running, #attempt = :next, #owner = :owner, #exp = :exp, #started = :now, ' +
                   '#history.#a = :entry, #token = :token',
-                // Or this very claim, landed already (a retry after a lost answer), or a try of the failed claim whose
-                // nonce it carries, landed no later: see above. Never over a later lease (a late try of that claim), nor
-                // over its own fence (a pending item carrying its nonce, see `settleUnknownClaim`).
+                // Or this very claim, landed already (a retry after a lost answer), no later: see above. Never over a
+                // later lease, nor over its own fence (a pending item carrying its nonce, see `settleUnknownClaim`).
                 ConditionExpression:
                   '(#state = :pending AND #attempt = :attempt AND (attribute_not_exists(#token) OR #token <> :token)) OR ' +
                   '(#state = :running AND #attempt = :next AND #owner = :owner AND #token = :token AND ' +
@@ -851,13 +848,13 @@ export class DynamoDbTaskTable implements TaskTable {
         if (!(error instanceof ConditionalCheckFailedException)) {
           if (!unknown) return { taskId: request.taskId, status: 'failed', error };
           const settled = await this.settleUnknownClaim(request, lease, token);
-          if (settled === 'unsettled') this.rememberUnsettledClaim(unsettled, token);
-          if (settled === 'unsettled' || settled === 'fenced')
-            return { taskId: request.taskId, status: 'failed', error };
+          if (settled === 'fenced') return { taskId: request.taskId, status: 'failed', error };
+          if (settled === 'unsettled') {
+            const claim = { taskId: request.taskId, attempt: request.attempt, owner: lease.owner, token };
+            return { taskId: request.taskId, status: 'unsettled', error, claim };
+          }
           claimed = settled.item;
         } else {
-          // Its own fence (see `isOwnFence`): the message goes back for a claim with a new nonce.
-          if (isOwnFence(error.Item, request, token)) return { taskId: request.taskId, status: 'failed', error };
           const found = probeOf(error.Item);
           const probe = found && { ...found, leaseVisibleToReaper: found.leaseIndexed };
           const refusal = classifyClaim(request, probe, now);
@@ -882,8 +879,10 @@ export class DynamoDbTaskTable implements TaskTable {
    * a retry-safe write (applied twice it writes the same), and the next claim of the attempt, carrying another nonce,
    * writes over it. Refused, its item (`ALL_OLD`, the one the condition was checked against) says whether a try
    * landed: the attempt running under this owner with this nonce, a lease never extended and still alive, is the
-   * claim's (`claimed`, its item). Anything else (another claim took the task, it ended, or the fence's write failed
-   * too) is `unsettled`, as before: the caller keeps the nonce for its next claim of the attempt.
+   * claim's (`claimed`, its item); one whose lease ran out meanwhile is `unsettled`, to be withdrawn (`withdrawClaims`)
+   * rather than run or reaped. `unsettled` too when the fence's write failed (no answer: it may have landed or not).
+   * Anything else (another claim took the task, it ended or is gone) is `fenced` as far as the claim goes: it did not
+   * land, and its message, released, is settled by its next receive.
    */
   private async settleUnknownClaim(
     request: ClaimRequest,
@@ -907,7 +906,7 @@ export class DynamoDbTaskTable implements TaskTable {
       return 'fenced';
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) {
-        this.logger.warn({ err: error, taskId: request.taskId }, 'settling an unanswered claim failed; kept for later');
+        this.logger.warn({ err: error, taskId: request.taskId }, 'fencing an unanswered claim failed; to be withdrawn');
         return 'unsettled';
       }
       const found = probeOf(error.Item);
@@ -916,19 +915,63 @@ export class DynamoDbTaskTable implements TaskTable {
         found.attempt === request.attempt + 1 &&
         found.owner === lease.owner &&
         error.Item?.[ATTR.claimToken]?.S === token &&
-        !found.leaseIndexed &&
-        // Alive now, not at the claim's start: its tries and the fence may have taken longer than a lease term.
-        (found.leaseExpiresAt ?? 0) > this.clock();
-      return landed ? { item: unmarshall(error.Item ?? {}) } : 'unsettled';
+        !found.leaseIndexed;
+      if (!landed) return 'fenced';
+      // Alive now, not at the claim's start: its tries and the fence may have taken longer than a lease term.
+      return (found.leaseExpiresAt ?? 0) > this.clock() ? { item: unmarshall(error.Item ?? {}) } : 'unsettled';
     }
   }
 
-  /** Keeps a `failed` claim's token for the next claim of its attempt (see `unsettledClaims`), a bounded number. */
-  private rememberUnsettledClaim(key: string, token: string): void {
-    this.unsettledClaims.set(key, token);
-    if (this.unsettledClaims.size <= UNSETTLED_CLAIMS_MAX) return;
-    const oldest = this.unsettledClaims.keys().next();
-    if (oldest.done !== true) this.unsettledClaims.delete(oldest.value);
+  /**
+   * Withdraws claims left `unsettled` (see `claimMessages`), one conditional write each, never rejecting: the task is
+   * put back pending at the claimed attempt with the claim's nonce as its fence, whether a try of the claim landed
+   * (running that attempt under its owner with its nonce, a lease never extended: nobody was handed it, its message
+   * is held by the caller) or not (pending at the claimed attempt). Either way no try of the claim lands afterwards,
+   * and the caller lets the message go for any agent to claim (`withdrawn`). A landed try's history entry and lease go
+   * with it; its start time stays until the next claim writes its own. Refused, the attempt moved on without the
+   * claim (`moot`): the message's next receive settles it. `unknown` when the write failed again: try later.
+   */
+  async withdrawClaims(claims: readonly UnsettledClaim[]): Promise<ClaimWithdrawal[]> {
+    return mapLimit(claims, this.concurrency, async (claim): Promise<ClaimWithdrawal> => {
+      try {
+        await this.retry('withdraw an unsettled claim', () =>
+          this.doc.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: { task_id: claim.taskId },
+              UpdateExpression:
+                'SET #state = :pending, #attempt = :attempt, #token = :token REMOVE #owner, #exp, #history.#a',
+              ConditionExpression:
+                '(#state = :pending AND #attempt = :attempt) OR (#state = :running AND #attempt = :next AND ' +
+                '#owner = :owner AND #token = :token AND attribute_not_exists(#shard))',
+              ExpressionAttributeNames: {
+                '#state': ATTR.state,
+                '#attempt': ATTR.attempt,
+                '#token': ATTR.claimToken,
+                '#owner': ATTR.leaseOwner,
+                '#exp': ATTR.leaseExpiresAt,
+                '#shard': ATTR.leaseShard,
+                '#history': ATTR.history,
+                '#a': String(claim.attempt + 1),
+              },
+              ExpressionAttributeValues: {
+                ':pending': 'pending',
+                ':running': 'running',
+                ':attempt': claim.attempt,
+                ':next': claim.attempt + 1,
+                ':owner': claim.owner,
+                ':token': claim.token,
+              },
+            }),
+          ),
+        );
+        return 'withdrawn';
+      } catch (error) {
+        if (error instanceof ConditionalCheckFailedException) return 'moot';
+        this.logger.warn({ err: error, taskId: claim.taskId }, 'withdrawing an unsettled claim failed; trying later');
+        return 'unknown';
+      }
+    });
   }
 
   /**

@@ -7,6 +7,7 @@ import {
   type Completion,
   type TaskRecord,
 } from '../../core';
+import { HtcGridError, TransientServiceError } from '../../core/errors';
 import { silentLogger, type Logger } from '../../logging';
 import { MicroBatcher } from '../../micro-batcher';
 import { sleep } from '../../timing';
@@ -19,15 +20,19 @@ import {
   type TaskIntake,
   type TaskQueue,
 } from '../../ports';
-import type { MessageClaimOutcome } from './dynamodb-task-table';
+import type { ClaimWithdrawal, MessageClaimOutcome, UnsettledClaim } from './dynamodb-task-table';
 
-/** What the intake needs of the table: `DynamoDbTaskTable`'s message claims, and completions to reap. */
+/**
+ * What the intake needs of the table: `DynamoDbTaskTable`'s message claims, the withdrawal of claims left unsettled,
+ * and completions to reap.
+ */
 export interface MessageClaimTable {
   claimMessages(
     requests: readonly ClaimRequest[],
     lease: { owner: string; expiresAt: number },
     now: number,
   ): Promise<MessageClaimOutcome[]>;
+  withdrawClaims(claims: readonly UnsettledClaim[]): Promise<ClaimWithdrawal[]>;
   complete(completions: readonly Completion[]): Promise<CompletionResult[]>;
 }
 
@@ -40,8 +45,25 @@ export interface SqsDynamoDbTaskIntakeOptions {
   readonly now?: () => number;
   /** @default - a real timer */
   readonly sleep?: (ms: number) => Promise<unknown>;
+  /**
+   * Unsettled claims (see `DynamoDbTaskTable.claimMessages`) whose messages this intake may hold while it withdraws
+   * them. At this many, a receive first tries to withdraw them all again, and rejects without receiving while they
+   * stay unanswered (DynamoDB is failing: the agent backs off), so none is ever dropped unsettled.
+   * @default 1000
+   */
+  readonly maxUnsettledClaims?: number;
 }
 
+/** A claim left unsettled whose message this intake holds in flight until the claim is withdrawn. */
+interface HeldClaim {
+  readonly claim: UnsettledClaim;
+  /** Withdrawals tried and left unanswered. */
+  tries: number;
+  /** When to try the next withdrawal (this intake's clock). */
+  dueAt: number;
+}
+
+const DEFAULT_MAX_UNSETTLED_CLAIMS = 1_000;
 /** SQS deletes at most 10 messages a request. */
 const ACK_BATCH = 10;
 /** A message deleted a little later only risks being received again, which its claim then drops. */
@@ -58,8 +80,19 @@ const EARLY_RECLAIM_PAUSES_MS = [20, 40, 80];
  * - Claimed: the message stays in flight (not deleted) until `leaseExtended` or `settle(…, 'done')`; with
  *   `settle(…, 'abandoned')` it is forgotten, to reappear after its visibility timeout. A claim whose write landed but
  *   whose answer was lost is claimed too, by this receive (its retry, or the fence that settles a claim no try of
- *   which was answered), or at its message's next receive when even the fence failed (see
- *   `DynamoDbTaskTable.claimMessages`), never twice.
+ *   which was answered: see `DynamoDbTaskTable.claimMessages`), never twice.
+ * - Unsettled (neither the claim nor its fence was answered: the claim may have landed, or a try of it may land
+ *   later): the message is held in flight, neither released nor deleted, and the claim withdrawn in the background
+ *   (`DynamoDbTaskTable.withdrawClaims`: the task put back pending at its attempt behind the claim's fence, a landed
+ *   try undone) 1 s later, then 2, 4, 8 s apart while unanswered; once withdrawn (or moot), the message is released at
+ *   once for any agent. The task is never handed over by it (no run twice) and never left pending without its
+ *   message. `drain` tries every held claim once more. At most `maxUnsettledClaims` are held (then receives wait on
+ *   them, see there). Only a process that dies holding one leaves it: its message reappears after its visibility
+ *   timeout, and a landed try is then reaped by that message's receiver once its lease expired, as for any claim of
+ *   an agent that died (an attempt counted). So does a message held past its visibility timeout (DynamoDB failing
+ *   that long): its receiver claims a task still pending, or finds it busy under the landed try until the withdrawal
+ *   lands (then claims it) or its lease expires (then reaps it); the withdrawal, conditional on the claim's nonce, never
+ *   undoes another claim.
  * - Busy: released after `busyDelayMs`, or, for a live lease only the message guards, just after that lease would
  *   expire (each early receive counts towards the dead-letter queue's limit), at most one lease term ahead. Neither
  *   lasts while the attempt runs on: a duplicate of the message it was claimed from is stale once its lease was
@@ -74,11 +107,11 @@ const EARLY_RECLAIM_PAUSES_MS = [20, 40, 80];
  *   The batch's other tasks are handed over before those pauses (`IntakeOptions.onClaimed`); a claim that fails
  *   during them releases its messages.
  * - Stale, and missing once past both (or of unknown age): deleted.
- * - Failed (the claim's write failed after its retries and did not land, fenced off for good, or its outcome is still
- *   unknown: see `DynamoDbTaskTable.claimMessages`): released, never deleted, for 1 s, 2 s, 4 s… by its receive count, as an early message, while the batch's claimed tasks are
- *   handed over; one warning tells how many and the first error. When every claim of a batch failed (the table is
- *   down), the call rejects with the first error instead, so the agent backs off, and the messages reappear after
- *   their visibility timeout.
+ * - Failed (the claim's write failed after its retries and did not land, or was fenced off for good: see
+ *   `DynamoDbTaskTable.claimMessages`): released, never deleted, for 1 s, 2 s, 4 s… by its receive count, as an early
+ *   message, while the batch's claimed tasks are handed over; one warning tells how many and the first error. When no
+ *   claim of a batch succeeded (every one failed or is unsettled), the call rejects with the first error instead, so
+ *   the agent backs off, and the failed claims' messages reappear after their visibility timeout.
  * Every delete goes through one batcher, ten messages a request.
  */
 export class SqsDynamoDbTaskIntake implements TaskIntake {
@@ -90,6 +123,14 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
   /** Receipts of the messages still guarding claimed tasks, by task and attempt. */
   private readonly guards = new Map<string, string>();
   private readonly acks: MicroBatcher<string>;
+  /** Unsettled claims whose messages this intake holds, by receipt (see the class comment). */
+  private readonly held = new Map<string, HeldClaim>();
+  private readonly maxUnsettled: number;
+  private withdrawTimer: NodeJS.Timeout | undefined;
+  /** The withdrawal round under way, if any: rounds run one at a time. */
+  private withdrawing: Promise<void> | undefined;
+  /** Set by `drain` (the agent stopped): no background round is scheduled until the next receive. */
+  private resting = false;
 
   constructor(options: SqsDynamoDbTaskIntakeOptions) {
     this.queue = options.queue;
@@ -97,6 +138,13 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     this.logger = options.logger ?? silentLogger();
     this.now = options.now ?? Date.now;
     this.sleep = options.sleep ?? sleep;
+    this.maxUnsettled = options.maxUnsettledClaims ?? DEFAULT_MAX_UNSETTLED_CLAIMS;
+    if (!Number.isSafeInteger(this.maxUnsettled) || this.maxUnsettled < 1) {
+      throw new HtcGridError(
+        `SqsDynamoDbTaskIntake: maxUnsettledClaims must be a whole number of at least 1, got ` +
+          `${String(options.maxUnsettledClaims)}; leave it out for the default ${DEFAULT_MAX_UNSETTLED_CLAIMS}`,
+      );
+    }
     this.acks = new MicroBatcher<string>({
       maxBatch: ACK_BATCH,
       maxDelayMs: ACK_DELAY_MS,
@@ -107,6 +155,19 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
   }
 
   async receiveAndClaim(max: number, options: IntakeOptions): Promise<TaskRecord[]> {
+    if (this.resting) {
+      this.resting = false;
+      this.scheduleWithdrawals();
+    }
+    if (this.held.size >= this.maxUnsettled) {
+      await this.withdrawDue(Infinity);
+      if (this.held.size >= this.maxUnsettled) {
+        throw new TransientServiceError(
+          `${this.held.size} claims whose outcome DynamoDB has not answered wait to be withdrawn ` +
+            `(maxUnsettledClaims ${this.maxUnsettled}); receiving no more until they are`,
+        );
+      }
+    }
     const messages = await this.queue.receive(max, options);
     if (messages.length === 0) return [];
     if (options.signal?.aborted) {
@@ -119,9 +180,12 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     }
     const now = this.now();
     const outcomes = await this.claim(messages, options, now);
-    const failed = outcomes.filter((o) => o.status === 'failed');
-    // Nothing was claimed (no claim is lost by rejecting): the agent backs off as on any service failure.
-    if (failed.length === outcomes.length) throw failed[0]!.error;
+    const failed = outcomes.flatMap((o) => (o.status === 'failed' || o.status === 'unsettled' ? [o] : []));
+    if (failed.length === outcomes.length) {
+      // Nothing was claimed (no claim is lost by rejecting): the agent backs off as on any service failure.
+      this.settleFailedBatch(messages, outcomes);
+      throw failed[0]!.error;
+    }
     const early = messages.flatMap((m, i) => (this.isEarlyMissing(outcomes[i]!, m, now) ? [i] : []));
     if (early.length === 0) return this.settleClaims(messages, outcomes, options, now);
     // The batch's other messages are settled, and their tasks handed over, before the pauses for the early ones.
@@ -223,8 +287,76 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     if (how === 'done') this.acks.add(receipt);
   }
 
-  drain(): Promise<void> {
+  /** Tries every held unsettled claim's withdrawal once more (see the class comment), then writes the deletes. */
+  async drain(): Promise<void> {
+    this.resting = true;
+    await this.withdrawDue(Infinity);
     return this.acks.drain();
+  }
+
+  /** A batch none of whose claims succeeded: unsettled claims' messages are held until withdrawn. */
+  private settleFailedBatch(messages: readonly ReceivedMessage[], outcomes: readonly MessageClaimOutcome[]): void {
+    outcomes.forEach((outcome, i) => {
+      if (outcome.status === 'unsettled') this.holdUnsettled(messages[i]!.receipt, outcome.claim);
+    });
+  }
+
+  /** Holds an unsettled claim's message in flight until the claim is withdrawn (see the class comment). */
+  private holdUnsettled(receipt: string, claim: UnsettledClaim): void {
+    this.held.set(receipt, { claim, tries: 0, dueAt: this.now() + withdrawDelayMs(0) });
+    this.scheduleWithdrawals();
+  }
+
+  /**
+   * One try at withdrawing every held claim due by `dueBy` (`Infinity`: all of them), after the round under way:
+   * withdrawn or moot, its message is released at once; unanswered, it is tried again later. Never rejects.
+   */
+  private withdrawDue(dueBy: number): Promise<void> {
+    const round = async (): Promise<void> => {
+      const due = [...this.held].filter(([, held]) => held.dueAt <= dueBy);
+      if (due.length === 0) return;
+      const withdrawals = await this.table.withdrawClaims(due.map(([, held]) => held.claim)).catch((err: unknown) => {
+        this.logger.warn({ err, claims: due.length }, 'withdrawing unsettled claims failed; trying later');
+        return due.map((): ClaimWithdrawal => 'unknown');
+      });
+      const release: string[] = [];
+      due.forEach(([receipt, held], i) => {
+        if (withdrawals[i] === 'unknown') {
+          held.tries++;
+          held.dueAt = this.now() + withdrawDelayMs(held.tries);
+        } else {
+          this.held.delete(receipt);
+          release.push(receipt);
+        }
+      });
+      if (release.length > 0) await this.release(release, 0);
+    };
+    const next: Promise<void> = (this.withdrawing ?? Promise.resolve())
+      .then(round)
+      .catch((err: unknown) => this.logger.warn({ err }, 'releasing withdrawn claims failed'))
+      .finally(() => {
+        if (this.withdrawing === next) this.withdrawing = undefined;
+        this.scheduleWithdrawals();
+      });
+    this.withdrawing = next;
+    return next;
+  }
+
+  /** Arms the timer for the next held claim due, unless a round is under way (it arms it when done) or at rest. */
+  private scheduleWithdrawals(): void {
+    clearTimeout(this.withdrawTimer);
+    this.withdrawTimer = undefined;
+    if (this.resting || this.withdrawing !== undefined || this.held.size === 0) return;
+    const dueAt = Math.min(...[...this.held.values()].map((held) => held.dueAt));
+    this.withdrawTimer = setTimeout(
+      () => {
+        this.withdrawTimer = undefined;
+        // Those due when it was armed, at least: a timer may fire a little before this clock reaches its time.
+        void this.withdrawDue(Math.max(this.now(), dueAt));
+      },
+      Math.max(0, dueAt - this.now()),
+    );
+    this.withdrawTimer.unref();
   }
 
   /** Keeps the claimed messages as guards, settles the others by their outcome; returns the claimed tasks. */
@@ -240,7 +372,10 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     const failed: unknown[] = [];
     outcomes.forEach((outcome, i) => {
       const { receipt } = messages[i]!;
-      if (outcome.status === 'failed' || this.isEarlyMissing(outcome, messages[i]!, now)) {
+      if (outcome.status === 'unsettled') {
+        failed.push(outcome.error);
+        this.holdUnsettled(receipt, outcome.claim);
+      } else if (outcome.status === 'failed' || this.isEarlyMissing(outcome, messages[i]!, now)) {
         // A failed claim's task may exist, claimable next time: its message comes back soon, never deleted.
         if (outcome.status === 'failed') failed.push(outcome.error);
         const delayMs = earlyDelayMs(messages[i]!);
@@ -260,7 +395,7 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     if (failed.length > 0) {
       this.logger.warn(
         { err: failed[0], messages: failed.length, claimed: claimed.length },
-        'claiming tasks failed; releasing their messages',
+        'claiming tasks failed; releasing their messages (holding those of unsettled claims until withdrawn)',
       );
     }
     await Promise.all([
@@ -309,6 +444,11 @@ function busyDelayMs(options: IntakeOptions, retryAfterMs: number | undefined): 
   const base = options.busyDelayMs;
   const delay = retryAfterMs === undefined ? base : Math.min(Math.max(retryAfterMs, base), options.leaseMs + 1_000);
   return Math.ceil(delay / 1_000) * 1_000;
+}
+
+/** How long after its last unanswered try a held claim's withdrawal is tried again: 1 s, 2 s, 4 s, then 8 s. */
+function withdrawDelayMs(tries: number): number {
+  return 1_000 * 2 ** Math.min(tries, 3);
 }
 
 /** How long an early message stays away: 1 s, 2 s, 4 s, then 8 s by its receive count. */

@@ -79,7 +79,8 @@ export const ATTR = {
   leaseShard: 'lease_shard',
   /**
    * The running attempt's claim, by a nonce of the claim's write: its retry recognises itself by it. On a pending item,
-   * a fence: the nonce of a claim whose tries went unanswered, whose writes it refuses (see `settleUnknownClaim`).
+   * a fence: the nonce of a claim whose tries went unanswered, whose writes it refuses (see `settleUnknownClaim` and
+   * `withdrawClaims`).
    */
   claimToken: 'claim_token',
   submittedAt: 'submitted_at',

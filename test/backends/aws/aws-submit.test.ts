@@ -509,6 +509,7 @@ describe('GridClient.submit on the AWS backends', () => {
           ++claims === 1
             ? backends.table.claimMessages(requests, lease, now)
             : Promise.reject(new Error('claim failed')),
+        withdrawClaims: (claims) => backends.table.withdrawClaims(claims),
         complete: (completions) => backends.table.complete(completions),
       };
       const intake = new SqsDynamoDbTaskIntake({

@@ -23,9 +23,13 @@ const intakeOptions = { waitMs: 1_000, visibilityMs: 30_000, owner: 'agent', lea
  */
 type UpdateFault = 'refused' | 'lost' | 'late';
 
-/** What `plan` is told of an UpdateItem: whether it is a claim's (not a fence's, an extension's, a completion's). */
+/**
+ * What `plan` is told of an UpdateItem: whether it is a claim's (not a fence's, an extension's, a completion's), or a
+ * withdrawal's (see `DynamoDbTaskTable.withdrawClaims`).
+ */
 interface UpdateSeen {
   readonly claim: boolean;
+  readonly withdrawal: boolean;
 }
 
 /** Applies `plan` to the UpdateItems on `taskId`'s item (see `UpdateFault`); other requests go through. */
@@ -50,10 +54,11 @@ function faultUpdatesOf(
     const { headers, body } = request as { headers?: Record<string, string>; body?: unknown };
     const text = typeof body === 'string' ? body : body instanceof Uint8Array ? new TextDecoder().decode(body) : '{}';
     const update = JSON.parse(text) as { Key?: { task_id?: { S?: string } }; UpdateExpression?: string };
-    const claim = update.UpdateExpression?.includes('#history') === true;
+    const claim = update.UpdateExpression?.startsWith('SET #state = :running') === true;
+    const withdrawal = update.UpdateExpression?.startsWith('SET #state = :pending') === true;
     const fault =
       headers?.['x-amz-target']?.endsWith('.UpdateItem') && update.Key?.task_id?.S === taskId
-        ? plan({ claim })
+        ? plan({ claim, withdrawal })
         : undefined;
     if (fault === undefined) return handle.call(inner, request, options ?? {});
     faulted++;
@@ -180,7 +185,7 @@ describe('SqsDynamoDbTaskIntake claims on the AWS emulators', () => {
     const { table, client, tasks } = grid;
     const failing = tasks[1]!.taskId;
     const { intake, received, acked } = await intakeOfMessages(grid, tasks);
-    // Its fence too (see below): the claim stays unsettled, as when DynamoDB keeps failing.
+    // Its fence too (see below): the claim stays unsettled, as when DynamoDB keeps failing, and is withdrawn later.
     const fault = faultUpdatesOf(client, failing, () => 'refused');
 
     const claimed = await intake.receiveAndClaim(10, intakeOptions);
@@ -199,7 +204,8 @@ describe('SqsDynamoDbTaskIntake claims on the AWS emulators', () => {
     await intake.drain();
     expect(acked).toHaveLength(2);
 
-    // The failed claim's message was released for a second, not deleted: it comes back and its task is claimed.
+    // The unsettled claim's message was held, never deleted, and released once the claim was withdrawn (the drain
+    // tried it at the latest): it comes back and its task is claimed.
     received.length = 0;
     const later = await intake.receiveAndClaim(10, { ...intakeOptions, waitMs: 10_000 });
 
@@ -234,12 +240,13 @@ describe('a claim whose write landed but whose answer was lost', () => {
     expect(acked).toHaveLength(1);
   }, 60_000);
 
-  it('that failed after every try is taken as claimed at its message next receive', async () => {
+  it('that failed after every try, its fence unanswered too, is withdrawn and claimed afresh at its message next receive', async () => {
     const grid = await gridWithTasks(2);
     const { table, client, tasks } = grid;
     const failing = tasks[1]!.taskId;
     const { intake, received } = await intakeOfMessages(grid, tasks);
-    // The first try lands and its answer is lost, every later try is refused: the claim fails, its write in.
+    // The first try lands and its answer is lost, every later try (the fence's too) is refused: the claim is
+    // unsettled, its write in.
     let tries = 0;
     const fault = faultUpdatesOf(client, failing, () => (tries++ === 0 ? 'lost' : 'refused'));
 
@@ -314,24 +321,21 @@ describe('a claim whose write landed but whose answer was lost', () => {
     expect(taken.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner])).toEqual([[id, 'running', 1, 'b']]);
   }, 60_000);
 
-  it('whose fence landed but whose answer was lost too is claimed again with a new nonce, its message never deleted', async () => {
+  it('whose fence landed but whose answer was lost too is unsettled; the next claim, with a new nonce, takes the task over that fence', async () => {
     const { table, client, tasks } = await gridWithTasks(1);
     const [task] = tasks;
     const request = { taskId: task!.taskId, attempt: 0 };
-    // No claim try reaches DynamoDB (503); the fence's tries are applied, their answers lost (503): unsettled, so
-    // this table keeps the nonce for its next claim of the attempt.
+    // No claim try reaches DynamoDB (503); the fence's tries are applied, their answers lost (503): unsettled.
     const fault = faultUpdatesOf(client, task!.taskId, ({ claim }) => (claim ? 'refused' : 'lost'));
     const lease = () => ({ owner: 'agent', expiresAt: Date.now() + 30_000 });
-    expect((await table.claimMessages([request], lease(), Date.now())).map((o) => o.status)).toEqual(['failed']);
+    expect((await table.claimMessages([request], lease(), Date.now())).map((o) => o.status)).toEqual(['unsettled']);
     fault.stop();
-
-    // The next claim carries that nonce and meets its own fence: failed (the message released), not stale (deleted:
-    // the task would stay pending with no message for ever).
-    expect((await table.claimMessages([request], lease(), Date.now())).map((o) => o.status)).toEqual(['failed']);
     expect(await table.getTask(task!.taskId)).toMatchObject({ state: 'pending', attempt: 0 });
-    // And the one after draws a new nonce and claims it.
-    const third = await table.claimMessages([request], lease(), Date.now());
-    expect(third.map((o) => [o.status, o.status === 'claimed' ? o.task.attempt : undefined])).toEqual([['claimed', 1]]);
+
+    // Every claim draws its own nonce: the next one is not refused by the first claim's fence (which, reused, it
+    // once was: failed, or stale before that, its message deleted and the task left pending with none).
+    const next = await table.claimMessages([request], lease(), Date.now());
+    expect(next.map((o) => [o.status, o.status === 'claimed' ? o.task.attempt : undefined])).toEqual([['claimed', 1]]);
   }, 60_000);
 
   it("whose every try was answered 503 is handed over once when its attempt has two messages: the second message's claim, settled too, is not its own", async () => {
@@ -371,24 +375,84 @@ describe('a claim whose write landed but whose answer was lost', () => {
     expect(claimed.map((t) => [t.taskId, t.attempt])).toEqual([[task!.taskId, 1]]);
   }, 60_000);
 
-  it('is recognised only by the table that wrote it: another instance with the same owner finds the task busy', async () => {
-    const grid = await gridWithTasks(1);
-    const { table, client } = grid;
-    const restarted = grid.anotherTable();
-    const [task] = grid.tasks;
-    const request = [{ taskId: task!.taskId, attempt: 0 }];
-    const lease = { owner: 'agent', expiresAt: Date.now() + 30_000 };
-    let tries = 0;
-    const fault = faultUpdatesOf(client, task!.taskId, () => (tries++ === 0 ? 'lost' : 'refused'));
+  it('whose fence goes unanswered too is withdrawn within seconds, its message held meanwhile: another agent then claims the task, never run by the first', async () => {
+    const grid = await gridWithTasks(2);
+    const { table, client, tasks, backends } = grid;
+    const [sibling, task] = tasks;
+    const id = task!.taskId;
+    const first = await intakeOfMessages(grid, tasks);
+    // Every try of its claim lands with its answer lost, every try of its fence is answered 503: unsettled.
+    const fault = faultUpdatesOf(client, id, ({ claim }) => (claim ? 'lost' : 'refused'));
 
-    const failed = await table.claimMessages(request, lease, Date.now());
+    const claimed = await first.intake.receiveAndClaim(10, intakeOptions);
     fault.stop();
-    const other = await restarted.claimMessages(request, lease, Date.now());
-    const own = await table.claimMessages(request, lease, Date.now());
 
-    expect(failed.map((o) => o.status)).toEqual(['failed']);
-    expect(other.map((o) => o.status)).toEqual(['busy']);
-    expect(own.map((o) => [o.status, 'task' in o ? o.task.attempt : undefined])).toEqual([['claimed', 1]]);
+    expect(claimed.map((t) => t.taskId)).toEqual([sibling!.taskId]);
+    // Held: neither released (another agent would find the task busy under a lease nobody runs, and reap it at the
+    // cost of its only attempt) nor deleted (the task would be left without a message).
+    expect(first.released).toEqual([]);
+    expect(first.acked).toEqual([]);
+    expect(await table.getTask(id)).toMatchObject({ state: 'running', attempt: 1, lease: { owner: 'agent' } });
+    // Withdrawn in the background, its message released: another agent claims the task, its first attempt.
+    const { queue, received } = recordingQueue(backends.queue);
+    const other = new SqsDynamoDbTaskIntake({ queue, table: grid.anotherTable() });
+    const taken: TaskRecord[] = [];
+    while (received.length === 0) {
+      taken.push(...(await other.receiveAndClaim(10, { ...intakeOptions, owner: 'b', waitMs: 10_000 })));
+    }
+    expect(received).toEqual([[id, 2]]);
+    expect(taken.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner])).toEqual([[id, 'running', 1, 'b']]);
+    expect(first.released).toHaveLength(1);
+  }, 60_000);
+
+  it('whose fence goes unanswered too and whose try the network held is withdrawn behind a fence: the try, applied later, is refused', async () => {
+    const grid = await gridWithTasks(2);
+    const { table, client, tasks, backends } = grid;
+    const id = tasks[1]!.taskId;
+    const first = await intakeOfMessages(grid, tasks);
+    // Its first try is held by the network past its timeout, every later one and the fence's refused 503.
+    let tries = 0;
+    const fault = faultUpdatesOf(client, id, ({ withdrawal }) =>
+      withdrawal ? undefined : tries++ === 0 ? 'late' : 'refused',
+    );
+
+    await first.intake.receiveAndClaim(10, intakeOptions);
+    while (first.released.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    fault.stop();
+    // Withdrawn and its message released; then DynamoDB applies the held try: the withdrawal's fence refuses it.
+    await fault.deliverLate();
+
+    expect(await table.getTask(id)).toMatchObject({ state: 'pending', attempt: 0 });
+    const { queue, received } = recordingQueue(backends.queue);
+    const other = new SqsDynamoDbTaskIntake({ queue, table: grid.anotherTable() });
+    const taken: TaskRecord[] = [];
+    while (received.length === 0) {
+      taken.push(...(await other.receiveAndClaim(10, { ...intakeOptions, owner: 'b', waitMs: 10_000 })));
+    }
+    expect(taken.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner])).toEqual([[id, 'running', 1, 'b']]);
+  }, 60_000);
+
+  it('left unsettled when its agent stops is withdrawn by the stop: the agent restarted claims the task at once, its first attempt', async () => {
+    const grid = await gridWithTasks(2);
+    const { client, tasks, backends } = grid;
+    const id = tasks[1]!.taskId;
+    const { intake } = await intakeOfMessages(grid, tasks);
+    const fault = faultUpdatesOf(client, id, ({ claim }) => (claim ? 'lost' : 'refused'));
+    await intake.receiveAndClaim(10, intakeOptions);
+    fault.stop();
+
+    // The agent stops (its intake drained) and starts again: a new intake and table, the same owner, no memory.
+    await intake.drain();
+    const { queue, received } = recordingQueue(backends.queue);
+    const restarted = new SqsDynamoDbTaskIntake({ queue, table: grid.anotherTable() });
+    const taken: TaskRecord[] = [];
+    while (received.length === 0) {
+      taken.push(...(await restarted.receiveAndClaim(10, { ...intakeOptions, waitMs: 10_000 })));
+    }
+
+    // Not busy under the lease of a claim nobody remembers, to be reaped once it expired (its only attempt counted).
+    expect(received).toEqual([[id, 2]]);
+    expect(taken.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner])).toEqual([[id, 'running', 1, 'agent']]);
   }, 60_000);
 
   it('that failed, and whose try lands after the next claim took the task, leaves the later lease alone: the task is not reaped under its holder', async () => {
@@ -397,20 +461,20 @@ describe('a claim whose write landed but whose answer was lost', () => {
     const [task] = grid.tasks;
     const id = task!.taskId;
     const request = [{ taskId: id, attempt: 0 }];
-    // Its first try is held by the network past its timeout, every later one refused: the claim fails.
+    // Its first try is held by the network past its timeout, every later one (its fence's too) refused: unsettled.
     let tries = 0;
     const fault = faultUpdatesOf(client, id, () => (tries++ === 0 ? 'late' : 'refused'));
     const t0 = Date.now();
     const failed = await table.claimMessages(request, { owner: 'agent', expiresAt: t0 + 200 }, t0);
     fault.stop();
-    // Its message comes back: the next claim (carrying the failed claim's nonce) takes the task, the agent runs it.
+    // The next claim (its message offered again, or a duplicate) takes the task, the agent runs it.
     const t1 = Date.now();
     const next = await table.claimMessages(request, { owner: 'agent', expiresAt: t1 + 60_000 }, t1);
 
     // Then DynamoDB applies the first claim's held try.
     await fault.deliverLate();
 
-    expect(failed.map((o) => o.status)).toEqual(['failed']);
+    expect(failed.map((o) => o.status)).toEqual(['unsettled']);
     expect(next.map((o) => o.status)).toEqual(['claimed']);
     expect((await table.getTask(id))?.lease).toEqual({ owner: 'agent', expiresAt: t1 + 60_000 });
     // A duplicate of its message reaching another agent after the first claim's lease would have ended finds the task

@@ -1,16 +1,32 @@
 // The AWS intake's message guard against a fake queue and table (the emulators run the contract in aws-contracts):
 // busy delays in whole seconds and capped at a lease term, expired claims reaped here, claimed messages kept until
 // the lease is extended or the attempt settled, every delete batched.
-import { SqsDynamoDbTaskIntake, type MessageClaimTable, type MessageClaimOutcome } from '../../../lib/backends/aws';
+import {
+  SqsDynamoDbTaskIntake,
+  type ClaimWithdrawal,
+  type MessageClaimTable,
+  type MessageClaimOutcome,
+  type UnsettledClaim,
+} from '../../../lib/backends/aws';
 import { EARLY_MESSAGE_GRACE_MS, EARLY_MESSAGE_RECEIVES, type TaskRecord } from '../../../lib/core';
 import type { ClaimRequest, IntakeOptions } from '../../../lib/ports';
 import { FakeQueue, FakeTable, messagesOf, pendingTask } from '../../support/fake-ports';
 
 const options: IntakeOptions = { waitMs: 0, visibilityMs: 60_000, owner: 'me', leaseMs: 30_000, busyDelayMs: 1_000 };
 
-/** Claims follow `claimAs` (default: claimed at attempt + 1); completions are recorded. */
+/**
+ * Claims follow `claimAs` (default: claimed at attempt + 1); withdrawals answer `withdrawAs` (default: withdrawn) and
+ * are recorded by task id; completions are recorded.
+ */
 class FakeClaimTable extends FakeTable implements MessageClaimTable {
   claimAs: (request: ClaimRequest) => MessageClaimOutcome | undefined = () => undefined;
+  withdrawAs: (claim: UnsettledClaim) => ClaimWithdrawal = () => 'withdrawn';
+  readonly withdrawals: string[][] = [];
+
+  async withdrawClaims(claims: readonly UnsettledClaim[]): Promise<ClaimWithdrawal[]> {
+    this.withdrawals.push(claims.map((c) => c.taskId));
+    return claims.map((c) => this.withdrawAs(c));
+  }
 
   async claimMessages(
     requests: readonly ClaimRequest[],
@@ -175,6 +191,91 @@ describe('SqsDynamoDbTaskIntake', () => {
 
     expect(queue.released).toEqual([]);
     expect(queue.acked).toEqual([]);
+  });
+
+  describe('unsettled (a claim whose fence was not answered either: it may have landed)', () => {
+    const unsettled = (r: ClaimRequest): MessageClaimOutcome => ({
+      taskId: r.taskId,
+      status: 'unsettled',
+      error: new Error(`no answer for ${r.taskId}`),
+      claim: { taskId: r.taskId, attempt: r.attempt, owner: 'me', token: `t-${r.taskId}` },
+    });
+
+    it('its message is held in flight, neither released nor deleted, until the claim is withdrawn; then released at once', async () => {
+      const { queue, table, intake } = setup(3);
+      table.claimAs = (r) => (r.taskId === 's_1' ? unsettled(r) : undefined);
+
+      const claimed = await intake.receiveAndClaim(10, options);
+
+      expect(claimed.map((t) => t.taskId)).toEqual(['s_0', 's_2']);
+      expect(queue.released).toEqual([]);
+      expect(table.withdrawals).toEqual([]);
+      // The background round (1 s on), or the drain's, withdraws it.
+      await intake.drain();
+      expect(table.withdrawals).toEqual([['s_1']]);
+      expect(queue.released).toEqual([{ receipts: ['r1'], delayMs: 0 }]);
+      expect(queue.acked).toEqual([]);
+    });
+
+    it('is withdrawn in the background a second after the receive, without another call', async () => {
+      const { queue, table, intake } = setup(2);
+      table.claimAs = (r) => (r.taskId === 's_1' ? unsettled(r) : undefined);
+
+      await intake.receiveAndClaim(10, options);
+      const deadline = Date.now() + 10_000;
+      while (queue.released.length === 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+
+      expect(table.withdrawals).toEqual([['s_1']]);
+      expect(queue.released).toEqual([{ receipts: ['r1'], delayMs: 0 }]);
+    });
+
+    it('a withdrawal left unanswered keeps the message held and is tried again; a moot one releases it too', async () => {
+      const { queue, table, intake } = setup(2);
+      table.claimAs = unsettled;
+      table.withdrawAs = () => 'unknown';
+
+      await expect(intake.receiveAndClaim(10, options)).rejects.toThrow('no answer for s_0');
+      await intake.drain();
+      expect(queue.released).toEqual([]);
+
+      table.withdrawAs = (c) => (c.taskId === 's_0' ? 'withdrawn' : 'moot');
+      await intake.drain();
+      expect(table.withdrawals).toEqual([
+        ['s_0', 's_1'],
+        ['s_0', 's_1'],
+      ]);
+      expect(queue.released).toEqual([{ receipts: ['r0', 'r1'], delayMs: 0 }]);
+      expect(queue.acked).toEqual([]);
+    });
+
+    it('at maxUnsettledClaims, a receive first tries the withdrawals again and rejects without receiving while they stay unanswered', async () => {
+      const tasks = Array.from({ length: 2 }, (_, i) => pendingTask(i));
+      const queue = new FakeQueue(messagesOf(tasks));
+      const table = new FakeClaimTable();
+      const intake = new SqsDynamoDbTaskIntake({ queue, table, now: () => 100_000, maxUnsettledClaims: 1 });
+      table.claimAs = (r) => (r.taskId === 's_0' ? unsettled(r) : undefined);
+      table.withdrawAs = () => 'unknown';
+      const receive = jest.spyOn(queue, 'receive');
+
+      await expect(intake.receiveAndClaim(1, options)).rejects.toThrow('no answer for s_0');
+      await expect(intake.receiveAndClaim(1, options)).rejects.toThrow(/1 claims .*\(maxUnsettledClaims 1\)/);
+      expect(receive).toHaveBeenCalledTimes(1);
+      expect(table.withdrawals).toEqual([['s_0']]);
+
+      table.withdrawAs = () => 'withdrawn';
+      const claimed = await intake.receiveAndClaim(1, options);
+      expect(claimed.map((t) => t.taskId)).toEqual(['s_1']);
+      expect(queue.released).toEqual([{ receipts: ['r0'], delayMs: 0 }]);
+      await intake.drain();
+    });
+
+    it('maxUnsettledClaims below 1 is refused, naming the option and the default', () => {
+      expect(
+        () => new SqsDynamoDbTaskIntake({ queue: new FakeQueue(), table: new FakeClaimTable(), maxUnsettledClaims: 0 }),
+      ).toThrow(/maxUnsettledClaims must be a whole number of at least 1, got 0; leave it out for the default 1000/);
+    });
   });
 
   it('a receive that returns after the signal was aborted gives its messages back at once, unclaimed', async () => {
