@@ -111,7 +111,9 @@ const EARLY_RECLAIM_PAUSES_MS = [20, 40, 80];
  *   `DynamoDbTaskTable.claimMessages`): released, never deleted, for 1 s, 2 s, 4 s… by its receive count, as an early
  *   message, while the batch's claimed tasks are handed over; one warning tells how many and the first error. When no
  *   claim of a batch succeeded (every one failed or is unsettled), the call rejects with the first error instead, so
- *   the agent backs off, and the failed claims' messages reappear after their visibility timeout.
+ *   the agent backs off; the failed claims' messages are released at once (visibility 0, one request for ten) for
+ *   any agent, those received `EARLY_MESSAGE_RECEIVES` times or more excepted: they wait out their visibility
+ *   timeout, so a table down for long does not spend their receives towards the dead-letter queue.
  * Every delete goes through one batcher, ten messages a request.
  */
 export class SqsDynamoDbTaskIntake implements TaskIntake {
@@ -182,8 +184,9 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     const outcomes = await this.claim(messages, options, now);
     const failed = outcomes.flatMap((o) => (o.status === 'failed' || o.status === 'unsettled' ? [o] : []));
     if (failed.length === outcomes.length) {
-      // Nothing was claimed (no claim is lost by rejecting): the agent backs off as on any service failure.
-      this.settleFailedBatch(messages, outcomes);
+      // Nothing was claimed (no claim is lost by rejecting): the agent backs off as on any service failure, and the
+      // messages go to other agents now rather than after their visibility timeout (see the class comment).
+      await this.settleFailedBatch(messages, outcomes);
       throw failed[0]!.error;
     }
     const early = messages.flatMap((m, i) => (this.isEarlyMissing(outcomes[i]!, m, now) ? [i] : []));
@@ -294,11 +297,21 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     return this.acks.drain();
   }
 
-  /** A batch none of whose claims succeeded: unsettled claims' messages are held until withdrawn. */
-  private settleFailedBatch(messages: readonly ReceivedMessage[], outcomes: readonly MessageClaimOutcome[]): void {
+  /**
+   * A batch none of whose claims succeeded: unsettled claims' messages are held until withdrawn, failed ones are
+   * released at once, except those received `EARLY_MESSAGE_RECEIVES` times or more, left to their visibility timeout.
+   */
+  private async settleFailedBatch(
+    messages: readonly ReceivedMessage[],
+    outcomes: readonly MessageClaimOutcome[],
+  ): Promise<void> {
+    const release: string[] = [];
     outcomes.forEach((outcome, i) => {
-      if (outcome.status === 'unsettled') this.holdUnsettled(messages[i]!.receipt, outcome.claim);
+      const message = messages[i]!;
+      if (outcome.status === 'unsettled') this.holdUnsettled(message.receipt, outcome.claim);
+      else if (message.receiveCount < EARLY_MESSAGE_RECEIVES) release.push(message.receipt);
     });
+    if (release.length > 0) await this.release(release, 0);
   }
 
   /** Holds an unsettled claim's message in flight until the claim is withdrawn (see the class comment). */

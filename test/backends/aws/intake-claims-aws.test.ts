@@ -214,6 +214,39 @@ describe('SqsDynamoDbTaskIntake claims on the AWS emulators', () => {
   }, 60_000);
 });
 
+describe('a batch none of whose claims succeeded', () => {
+  it('rejects and releases the messages of claims that did not land at once; an unsettled one is released once withdrawn', async () => {
+    const grid = await gridWithTasks(2);
+    const { client, tasks, backends } = grid;
+    const [fenced, unsettled] = tasks;
+    const first = await intakeOfMessages(grid, tasks);
+    // Every claim try is answered 503 (none lands); one claim's fence goes through (failed), the other's is answered
+    // 503 too (unsettled). The withdrawal goes through.
+    const faults = [
+      faultUpdatesOf(client, fenced!.taskId, ({ claim }) => (claim ? 'refused' : undefined)),
+      faultUpdatesOf(client, unsettled!.taskId, ({ withdrawal }) => (withdrawal ? undefined : 'refused')),
+    ];
+
+    await expect(first.intake.receiveAndClaim(10, intakeOptions)).rejects.toThrow('Service Unavailable');
+    // At once, in one request: not after their visibility timeout (30 s).
+    expect(first.released).toHaveLength(1);
+    const { queue, received } = recordingQueue(backends.queue);
+    const other = new SqsDynamoDbTaskIntake({ queue, table: grid.anotherTable() });
+    const taken: TaskRecord[] = [];
+    for (const until = Date.now() + 10_000; received.length < 2 && Date.now() < until;) {
+      taken.push(...(await other.receiveAndClaim(10, { ...intakeOptions, owner: 'b', waitMs: 2_000 })));
+    }
+    for (const fault of faults.reverse()) fault.stop();
+
+    expect(received.map(([id]) => id)).toEqual([fenced!.taskId, unsettled!.taskId]);
+    expect(taken.map((t) => [t.taskId, t.attempt, t.lease?.owner])).toEqual([
+      [fenced!.taskId, 1, 'b'],
+      [unsettled!.taskId, 1, 'b'],
+    ]);
+    expect(first.released).toHaveLength(2);
+  }, 60_000);
+});
+
 describe('a claim whose write landed but whose answer was lost', () => {
   it('is handed over claimed by its retry, its message kept as the lease guard', async () => {
     const grid = await gridWithTasks(1);
