@@ -8,6 +8,7 @@ import path from 'node:path';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
 import { createLocalInvoker } from '../../../lib/runtime/local';
 import type { WorkerInvoker } from '../../../lib/ports';
+import { expectTakeBacksWhileRunning } from '../../support/take-backs';
 import { closeAfterEach, failure, FIXTURES, invocation, waitFor } from './helpers';
 
 const TASK_ROOT = path.join(FIXTURES, 'python');
@@ -125,25 +126,6 @@ describe('what a worker sees of the local Python runtime', () => {
       if (version[1] >= 12) expect(seen.fork_warnings).toEqual([]);
     },
   );
-
-  /** Runs `long` (a wait_for event), queues two more behind it, takes them back, and checks that it happened while
-   * `long` still ran: the withdraw thread was up. (Were it down, the take-backs would wait for `long`, which waits
-   * for them: the test would time out.) */
-  async function expectTakeBacksWhileRunning(invoker: WorkerInvoker, dir: string): Promise<void> {
-    const [until, mark] = [path.join(dir, 'release'), path.join(dir, 'starts')];
-    const long = invoker.invoke(invocation({ i: 0, until, mark }));
-    const queued = [1, 2].map((i) => invoker.invoke(invocation({ i, mark })));
-    await waitFor(() => fs.existsSync(mark));
-    invoker.withdrawQueued?.();
-    const taken = await Promise.all(queued);
-    const longEndedFirst = fs.existsSync(until);
-    fs.writeFileSync(until, '');
-
-    expect(taken.map((r) => failure(r).error.type)).toEqual(['Runtime.Withdrawn', 'Runtime.Withdrawn']);
-    expect(longEndedFirst).toBe(false);
-    expect(await long).toEqual({ ok: true, resultJson: '{"i": 0}' });
-    expect(fs.readFileSync(mark, 'utf8')).toBe('0\n');
-  }
 
   /** As expectTakeBacksWhileRunning, but `long` is let go right after the take-backs are asked for. */
   async function expectTakeBacksOnceReturned(invoker: WorkerInvoker, dir: string): Promise<void> {

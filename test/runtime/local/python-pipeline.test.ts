@@ -6,6 +6,7 @@ import path from 'node:path';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
 import { createLocalInvoker, type LocalInvoker } from '../../../lib/runtime/local';
 import type { WorkerInvoker } from '../../../lib/ports';
+import { expectTakeBacksWhileRunning } from '../../support/take-backs';
 import { closeAfterEach, collectOutput, failure, FIXTURES, invocation, waitFor } from './helpers';
 
 const TASK_ROOT = path.join(FIXTURES, 'python');
@@ -147,21 +148,10 @@ describe('the local Python runtime with invocations queued ahead', () => {
   it('takes back the queued invocations while the running one runs: they never run, and the runtime goes on', async () => {
     const invoker = await python('worker.wait_for');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-pipeline-'));
-    const [until, mark] = [path.join(dir, 'release'), path.join(dir, 'starts')];
-
-    const long = invoker.invoke(invocation({ i: 0, until, mark }));
-    const queued = [1, 2].map((i) => invoker.invoke(invocation({ i, mark })));
-    // Both requests are in the runtime's pipe behind the running one (the mark file shows it started).
-    await waitFor(() => fs.existsSync(mark));
     const pid = (invoker as LocalInvoker).runtimePid;
-    invoker.withdrawQueued?.();
-    const taken = await Promise.all(queued);
-    const longEndedFirst = fs.existsSync(until);
-    fs.writeFileSync(until, '');
 
-    expect(taken.map((r) => failure(r).error.type)).toEqual(['Runtime.Withdrawn', 'Runtime.Withdrawn']);
-    expect(longEndedFirst).toBe(false);
-    expect(await long).toEqual({ ok: true, resultJson: '{"i": 0}' });
+    const { mark } = await expectTakeBacksWhileRunning(invoker, dir);
+
     // The same runtime serves the next request; the two taken back never started.
     expect(await invoker.invoke(invocation({ i: 3, mark }))).toEqual({ ok: true, resultJson: '{"i": 3}' });
     expect((invoker as LocalInvoker).runtimePid).toBe(pid);
