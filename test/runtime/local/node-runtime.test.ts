@@ -1,10 +1,8 @@
 // The local Node.js runtime with real node processes: context, async and callback handlers, ESM, errors.
 import path from 'node:path';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
-import type { WorkerInvoker } from '../../../lib/ports';
-import { createLocalInvoker, type LocalRuntimeOptions } from '../../../lib/runtime/local';
+import { expectLambdaStreamAndClock, invokersOf, probed, timedOutThenNext } from '../../support/local-runtimes';
 import {
-  closeAfterEach,
   collectOutput,
   expectChildKilledOnTimeout,
   expectInitError,
@@ -16,12 +14,7 @@ import {
 } from './helpers';
 
 const TASK_ROOT = path.join(FIXTURES, 'node');
-const track = closeAfterEach();
-
-function node(handler: string, extra: Partial<LocalRuntimeOptions> = {}): WorkerInvoker {
-  const invoker = createLocalInvoker({ taskRoot: TASK_ROOT, handler, runtime: resolveRuntime('nodejs22.x'), ...extra });
-  return track(invoker);
-}
+const node = invokersOf({ taskRoot: TASK_ROOT, runtime: resolveRuntime('nodejs22.x') });
 
 describe('the local Node.js runtime', () => {
   it('gives an async handler the camelCase Lambda context with the task identity in clientContext.custom', async () => {
@@ -29,10 +22,8 @@ describe('the local Node.js runtime', () => {
     await invoker.start();
     const inv = invocation({}, 5_000, { taskId: 's_7', sessionId: 's', attempt: 3 });
 
-    const result = await invoker.invoke(inv);
+    const ctx = await probed(invoker, inv);
 
-    if (!result.ok) throw new Error(JSON.stringify(result.error));
-    const ctx = JSON.parse(result.resultJson);
     expect(ctx).toMatchObject({
       awsRequestId: inv.requestId,
       functionName: 'node-fn',
@@ -46,20 +37,16 @@ describe('the local Node.js runtime', () => {
       cwd: TASK_ROOT,
       env: { LAMBDA_TASK_ROOT: TASK_ROOT, AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x' },
     });
-    expect(ctx.logStreamName).toMatch(/^\d{4}\/\d{2}\/\d{2}\/\[\$LATEST\][0-9a-f]{32}$/);
-    const [first, second] = ctx.remaining as [number, number];
-    expect(first).toBeLessThanOrEqual(5_000);
-    expect(second).toBeLessThan(first);
+    expectLambdaStreamAndClock(ctx.logStreamName, ctx.remaining, 5_000);
   });
 
   it('passes a task id with non-ASCII characters through unchanged', async () => {
     const invoker = node('handlers.probe');
     const inv = invocation({}, 5_000, { sessionId: 'sé', taskId: 'sé_1', attempt: 2 });
 
-    const result = await invoker.invoke(inv);
+    const ctx = await probed(invoker, inv);
 
-    if (!result.ok) throw new Error(JSON.stringify(result.error));
-    expect(JSON.parse(result.resultJson).clientContext).toEqual({
+    expect(ctx.clientContext).toEqual({
       custom: { session_id: 'sé', task_id: 'sé_1', attempt: 2 },
     });
   });
@@ -125,11 +112,7 @@ describe('the local Node.js runtime', () => {
   });
 
   it('kills a handler that runs past its deadline and recovers', async () => {
-    const invoker = node('handlers.sleep');
-    await invoker.start();
-
-    const timedOut = failure(await invoker.invoke(invocation({ ms: 20_000 }, 250)));
-    const next = await invoker.invoke(invocation({ ms: 1 }));
+    const { timedOut, next } = await timedOutThenNext(node('handlers.sleep'), { ms: 20_000 }, 250, { ms: 1 });
 
     expect(timedOut.reason).toBe('timeout');
     expect(timedOut.error.message).toBe('Task timed out after 0.25 seconds');

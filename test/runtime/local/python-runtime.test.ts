@@ -3,10 +3,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
-import { createLocalInvoker, type LocalInvoker, type LocalRuntimeOptions } from '../../../lib/runtime/local';
+import type { LocalInvoker } from '../../../lib/runtime/local';
 import type { WorkerInvoker } from '../../../lib/ports';
+import { expectLambdaStreamAndClock, invokersOf, probed, timedOutThenNext } from '../../support/local-runtimes';
 import {
-  closeAfterEach,
   collectOutput,
   expectChildKilledOnTimeout,
   expectInitError,
@@ -19,18 +19,7 @@ import {
 } from './helpers';
 
 const TASK_ROOT = path.join(FIXTURES, 'python');
-const track = closeAfterEach();
-
-function python(handler: string, extra: Partial<LocalRuntimeOptions> = {}): WorkerInvoker {
-  const invoker = createLocalInvoker({
-    taskRoot: TASK_ROOT,
-    handler,
-    runtime: resolveRuntime('python3.12'),
-    pythonExecutable: 'python3',
-    ...extra,
-  });
-  return track(invoker);
-}
+const python = invokersOf({ taskRoot: TASK_ROOT, runtime: resolveRuntime('python3.12'), pythonExecutable: 'python3' });
 
 describe('the local Python runtime', () => {
   it('returns the result JSON text exactly as json.dumps produced it', async () => {
@@ -51,10 +40,8 @@ describe('the local Python runtime', () => {
     await invoker.start();
     const inv = invocation({}, 5_000, { taskId: 'sess-9_4', sessionId: 'sess-9', attempt: 2 });
 
-    const result = await invoker.invoke(inv);
+    const ctx = await probed(invoker, inv);
 
-    if (!result.ok) throw new Error(JSON.stringify(result.error));
-    const ctx = JSON.parse(result.resultJson);
     expect(ctx).toMatchObject({
       aws_request_id: inv.requestId,
       function_name: 'grid-fn',
@@ -80,21 +67,17 @@ describe('the local Python runtime', () => {
         MY_SETTING: 'on',
       },
     });
-    expect(ctx.log_stream_name).toMatch(/^\d{4}\/\d{2}\/\d{2}\/\[\$LATEST\][0-9a-f]{32}$/);
-    const [first, second] = ctx.remaining as [number, number];
-    expect(first).toBeLessThanOrEqual(5_000);
-    expect(first).toBeGreaterThan(0);
-    expect(second).toBeLessThan(first);
+    expectLambdaStreamAndClock(ctx.log_stream_name, ctx.remaining, 5_000);
+    expect(ctx.remaining[0]).toBeGreaterThan(0);
   });
 
   it('passes ids that contain tabs or non-ASCII characters through unchanged', async () => {
     const invoker = python('worker.probe');
     const inv = invocation({}, 5_000, { sessionId: 'desk\tfx', taskId: 'desk\tfx_é_1', attempt: 1 });
 
-    const result = await invoker.invoke(inv);
+    const ctx = await probed(invoker, inv);
 
-    if (!result.ok) throw new Error(JSON.stringify(result.error));
-    expect(JSON.parse(result.resultJson).client_context.custom).toEqual({
+    expect(ctx.client_context.custom).toEqual({
       session_id: 'desk\tfx',
       task_id: 'desk\tfx_é_1',
       attempt: 1,
@@ -261,11 +244,7 @@ describe('the local Python runtime', () => {
   });
 
   it('kills a task that runs past its deadline, reports Lambda’s timeout message, and recovers', async () => {
-    const invoker = python('worker.sleep');
-    await invoker.start();
-
-    const timedOut = failure(await invoker.invoke(invocation({ seconds: 30 }, 300)));
-    const next = await invoker.invoke(invocation({ seconds: 0 }));
+    const { timedOut, next } = await timedOutThenNext(python('worker.sleep'), { seconds: 30 }, 300, { seconds: 0 });
 
     expect(timedOut.reason).toBe('timeout');
     expect(timedOut.error).toEqual({
