@@ -74,9 +74,18 @@ type Step = 'next' | 'pause' | 'stop';
  * Where the table reads tasks by key (`readTerminalWanted`, DynamoDB) and the cursor carries the set, that read reads
  * the session's keys and only the items the set lacks, keeping the listing's place, rather than every item from the
  * first result (see `readLacking`).
+ *
+ * A session deleted and created again under the same id is another session, whose tasks have the same ids: before it
+ * sends the lines of a page, and before it says `complete`, the stream reads the session record again (one
+ * consistent read; the tasks it sends were read before it, and a new session's tasks are written after its record,
+ * which is written after the old one is deleted, so a record unchanged then means tasks of the request's session). A
+ * record gone or of another `createdAt` ends the request `paused`, its cursor naming the session the request started
+ * with: the next request is refused (400) or finds no session (404), never resumes the old stream on the new session.
  */
 class ResultsStream {
   private session: SessionRecord;
+  /** When the session the request resumes was created: its cursors name it (see `sameSession`). */
+  private readonly createdAt: number;
   /** The table's listing cursor (undefined: from the first result). */
   private listing: string | undefined;
   private delivered: number;
@@ -107,6 +116,7 @@ class ResultsStream {
     private readonly bounds: ResultsRequestBounds,
   ) {
     this.session = initial;
+    this.createdAt = initial.createdAt;
     this.listing = from.listing;
     this.delivered = from.delivered;
     this.sentTasks = from.sent;
@@ -174,7 +184,9 @@ class ResultsStream {
   private async *sendListed(listed: readonly TaskRecord[], next: string | undefined): AsyncGenerator<string, Step> {
     const ended = listed.filter((t) => isTerminal(t.state));
     const sentTasks = this.sentTasks;
-    const tasks = sentTasks === undefined ? ended : ended.filter((t) => sentTasks.add(t.index));
+    const lacking = sentTasks === undefined ? ended : ended.filter((t) => !sentTasks.has(t.index));
+    if (lacking.length > 0 && !(await this.sameSession())) return 'pause';
+    const tasks = sentTasks === undefined ? ended : lacking.filter((t) => sentTasks.add(t.index));
     this.listing = next ?? this.listing;
     // Rows the client has do not count against `limit`: a deadline bounds them; the `paused` cursor is past them.
     if (tasks.length === 0) return this.context.clock() < this.bounds.skipUntil ? 'next' : 'pause';
@@ -201,9 +213,12 @@ class ResultsStream {
    */
   private async *atListingEnd(since: number | undefined): AsyncGenerator<string, Step> {
     const { table, changes, clock } = this.context;
-    if (this.session.taskCount === undefined)
-      this.session = (await table.getSession(this.session.sessionId)) ?? this.session;
+    // An unsealed session is read again at each end of the listing (it may have been sealed since); a sealed one only
+    // before it is said complete.
+    const reRead = this.session.taskCount === undefined;
+    if (reRead && !(await this.sameSession())) return 'pause';
     if (this.session.taskCount !== undefined && this.delivered >= this.session.taskCount) {
+      if (!reRead && !(await this.sameSession())) return 'pause';
       yield this.endLine('complete');
       return 'stop';
     }
@@ -285,12 +300,14 @@ class ResultsStream {
       Math.min(1000, room),
       stop,
     )) {
-      const tasks: TaskRecord[] = [];
+      const lacking: TaskRecord[] = [];
       for (const task of page) {
         // What the page holds past `room` stays out of the set: the next request's read brings it.
-        if (tasks.length >= room) break;
-        if (isTerminal(task.state) && sent.add(task.index)) tasks.push(task);
+        if (lacking.length >= room) break;
+        if (isTerminal(task.state) && !sent.has(task.index)) lacking.push(task);
       }
+      if (lacking.length > 0 && !(await this.sameSession())) return 'paused';
+      const tasks = lacking.filter((task) => sent.add(task.index));
       if (tasks.length > 0) {
         room -= tasks.length;
         yield await this.linesOf(tasks, this.sentByKey(tasks));
@@ -306,6 +323,28 @@ class ResultsStream {
         'from the first result through the listing instead, which resumes from request to request',
     );
     return 'listing';
+  }
+
+  /**
+   * Whether the session is still the one the request started with: its record read again (consistently) has the same
+   * `createdAt`, and becomes the stream's (an unsealed session may have been sealed since). False when it is gone or
+   * was created again (logged): the request ends `paused`, its cursor naming the session it started with.
+   */
+  private async sameSession(): Promise<boolean> {
+    const { sessionId } = this.session;
+    const now = await this.context.table.getSession(sessionId);
+    if (now !== undefined && now.createdAt === this.createdAt) {
+      this.session = now;
+      return true;
+    }
+    this.context.logger.info(
+      { sessionId, createdAt: this.createdAt, now: now?.createdAt ?? null },
+      now === undefined
+        ? 'the session of a results stream was deleted during a request: the request ends paused'
+        : 'the session of a results stream was deleted and created again during a request: the request ends ' +
+            'paused, and its cursor, of the deleted session, is refused by the next',
+    );
+    return false;
   }
 
   /** Counts the tasks of a chunk a read by key sends; returns the chunk's cursor. */
@@ -325,7 +364,8 @@ class ResultsStream {
    * with the set, `delivered` not counting the lines the read skipped.
    */
   private resumeCursor(): string {
-    const { sessionId, createdAt } = this.session;
+    const { createdAt } = this;
+    const { sessionId } = this.session;
     const sent = this.sentTasks;
     const packed = sent !== undefined && !this.uncarried.has(sent) ? this.packSent(sessionId, sent) : undefined;
     const cursor = {

@@ -1,7 +1,7 @@
 // A results stream of the HTTP API on the AWS backends (DynamoDB Local) whose listing missed results: once the table
 // counts more ended tasks than the stream delivered, it reads by key only the tasks its set of sent tasks lacks (the
 // table's keys, then those items), not the listing from the first result, and sends each missed result once, across
-// the requests that resume it.
+// the requests that resume it. And a stream whose session is deleted and created again during a request.
 import { DynamoDbRequestLedger, openAwsBackends, type AwsBackends } from '../../lib/backends/aws';
 import { GridClient } from '../../lib/client';
 import { compileConfig } from '../../lib/core/config';
@@ -56,8 +56,13 @@ async function startApi() {
   return { resources, client, api, clock, fetched, reads, logs, table: backends.table, agent: open(resources).table };
 }
 
-/** One request of a results stream (`waitSec=0`: it ends once it has nothing to send): its lines. */
-async function resultsRequest(api: ApiHandlers, sessionId: string, query: string, deadline?: number): Promise<any[]> {
+/** One request of a results stream (`waitSec=0` unless `query` says: it ends once it has nothing to send). */
+async function resultsResponse(
+  api: ApiHandlers,
+  sessionId: string,
+  query: string,
+  deadline?: number,
+): Promise<{ status: number; lines: any[] }> {
   const response = await api.handle({
     method: 'GET',
     path: `/v1/sessions/${sessionId}/results`,
@@ -67,13 +72,21 @@ async function resultsRequest(api: ApiHandlers, sessionId: string, query: string
     caller: 'test',
     ...(deadline !== undefined ? { deadline } : {}),
   });
-  expect(response.status).toBe(200);
   let text = '';
-  for await (const chunk of response.body as AsyncIterable<string>) text += chunk;
-  return text
+  if (typeof response.body === 'string') text = response.body;
+  else for await (const chunk of response.body) text += chunk;
+  const lines = text
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line));
+  return { status: response.status, lines };
+}
+
+/** One request of a results stream that must be answered (200): its lines. */
+async function resultsRequest(api: ApiHandlers, sessionId: string, query: string, deadline?: number): Promise<any[]> {
+  const { status, lines } = await resultsResponse(api, sessionId, query, deadline);
+  expect(status).toBe(200);
+  return lines;
 }
 
 /** The task ids of a request's result lines, and the cursor and `end` of its last line. */
@@ -229,5 +242,97 @@ describe('a results stream of the HTTP API on DynamoDB whose listing missed resu
     } finally {
       packing.mockRestore();
     }
+  });
+});
+
+/**
+ * Arms `table`'s listing so that, at the first page a request of the stream finds empty, the session is deleted and
+ * created again under the same id (`recreate`, after which `table`'s clock moves on a second at each page, so a
+ * waiting request ends).
+ */
+function recreateWhileWaiting(
+  { table, clock }: Awaited<ReturnType<typeof startApi>>,
+  recreate: () => Promise<void>,
+): { readonly done: boolean } {
+  const state = { done: false };
+  const list = table.listTerminal.bind(table);
+  table.listTerminal = async (sessionId, cursor, limit) => {
+    if (state.done) clock.advance(1_000);
+    const page = await list(sessionId, cursor, limit);
+    if (!state.done && page.tasks.length === 0) {
+      state.done = true;
+      await recreate();
+    }
+    return page;
+  };
+  return state;
+}
+
+/** Waits until the clock is past `at`: a session created again gets a later `createdAt`. */
+async function clockPast(at: number): Promise<void> {
+  while (Date.now() <= at) await new Promise((resolve) => setTimeout(resolve, 1));
+}
+
+describe('a results stream of the HTTP API on DynamoDB whose session is deleted and created again during a request', () => {
+  it('a sealed session: the request sends nothing of the new session and pauses, and its cursor is refused naming the new one', async () => {
+    const started = await startApi();
+    const { client, api, agent } = started;
+    const sid = 'reused';
+    await client.submit([{ n: 0 }, { n: 1 }, { n: 2 }], { sessionId: sid });
+    await finishTask(agent, `${sid}_0`);
+    await finishTask(agent, `${sid}_1`);
+    const one = read(await resultsRequest(api, sid, ''));
+    const oldCreated = (await agent.getSession(sid))!.createdAt;
+    const recreated = recreateWhileWaiting(started, async () => {
+      await client.deleteSession(sid, { force: true });
+      await clockPast(oldCreated);
+      await client.submit([{ n: 10 }, { n: 11 }, { n: 12 }], { sessionId: sid });
+      // Only the new session's task 2 ends; its tasks 0 and 1 are pending.
+      await finishTask(agent, `${sid}_2`);
+    });
+
+    const twoLines = await resultsRequest(api, sid, `&waitSec=8&cursor=${one.cursor}`);
+    const two = read(twoLines);
+    const three = await resultsResponse(api, sid, `&cursor=${two.cursor}`);
+
+    expect(recreated.done).toBe(true);
+    expect(one.taskIds).toEqual([`${sid}_0`, `${sid}_1`]);
+    // Without the check: the new session's task 2 sent, and `complete` with 3 delivered.
+    expect(two).toMatchObject({ taskIds: [], end: 'paused' });
+    expect(twoLines[twoLines.length - 1].delivered).toBe(2);
+    expect(three.status).toBe(400);
+    expect(three.lines[0].error).toMatchObject({
+      code: 'InvalidCursorError',
+      message: expect.stringContaining(`session '${sid}'`),
+    });
+  });
+
+  it('an unsealed session: the cursor keeps the old session, not the new one with the old set', async () => {
+    const started = await startApi();
+    const { client, api, agent } = started;
+    const sid = 'reused-open';
+    const old = await client.openSession({ sessionId: sid });
+    await client.addTasks(old, 0, ['{}', '{}']);
+    await finishTask(agent, `${sid}_0`);
+    await finishTask(agent, `${sid}_1`);
+    const one = read(await resultsRequest(api, sid, ''));
+    recreateWhileWaiting(started, async () => {
+      await client.deleteSession(sid, { force: true });
+      await clockPast(old.createdAt);
+      await client.submit([{}, {}, {}, {}], { sessionId: sid });
+      await finishTask(agent, `${sid}_2`);
+    });
+
+    const two = read(await resultsRequest(api, sid, `&waitSec=8&cursor=${one.cursor}`));
+    await finishTask(agent, `${sid}_0`);
+    await finishTask(agent, `${sid}_1`);
+    await finishTask(agent, `${sid}_3`);
+    const three = await resultsResponse(api, sid, `&cursor=${two.cursor}`);
+
+    // Without the check: the new session's task 2 sent under the old set, the cursor given the new session's time,
+    // and the next request ends complete having sent only task 3 (tasks 0 and 1 of the new session never sent).
+    expect(two).toMatchObject({ taskIds: [], end: 'paused' });
+    expect(three.status).toBe(400);
+    expect(three.lines[0].error).toMatchObject({ code: 'InvalidCursorError' });
   });
 });
