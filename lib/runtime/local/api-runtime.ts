@@ -4,16 +4,12 @@ import { isResultJson } from '../../core/result-json';
 import type { Invocation, InvokeResult } from '../../ports';
 import { crashResult } from '../invoke-results';
 import { clientContextOf, traceIdOf } from './lambda-environment';
-import type { OutputCapture } from './output-capture';
 import type { RuntimeApiServer } from './runtime-api-server';
-import { type ExitInfo, RuntimeProcess } from './runtime-process';
+import { type ExitInfo, RuntimeProcess, type RuntimeLaunch } from './runtime-process';
 import { initErrorFrom, initExitError, type LoadTarget, type RuntimeSession } from './runtime-session';
 
-export interface ApiRuntimeOptions {
-  readonly command: string;
-  readonly cwd: string;
-  readonly env: Record<string, string>;
-  readonly capture: OutputCapture;
+/** The bootstrap takes no arguments: it finds the Runtime API through its environment. */
+export interface ApiRuntimeOptions extends Omit<RuntimeLaunch, 'args'> {
   readonly target: LoadTarget;
   readonly functionArn: string;
   readonly server: RuntimeApiServer;

@@ -12,15 +12,10 @@ import {
 } from './frame-codec';
 import { busyResult, crashResult, handlerErrorResult, parseErrorDocument, withdrawnResult } from '../invoke-results';
 import type { OutputCapture } from './output-capture';
-import { type ExitInfo, RuntimeProcess } from './runtime-process';
+import { type ExitInfo, RuntimeProcess, type RuntimeLaunch } from './runtime-process';
 import { initErrorFrom, initExitError, type LoadTarget, type RuntimeSession } from './runtime-session';
 
-export interface PipeRuntimeOptions {
-  readonly command: string;
-  readonly args: readonly string[];
-  readonly cwd: string;
-  readonly env: Record<string, string>;
-  readonly capture: OutputCapture;
+export interface PipeRuntimeOptions extends RuntimeLaunch {
   readonly target: LoadTarget;
   readonly functionArn: string;
 }

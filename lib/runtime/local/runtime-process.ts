@@ -11,12 +11,16 @@ export interface ExitInfo {
   readonly spawnError?: Error;
 }
 
-export interface RuntimeProcessOptions {
+/** How a runtime process is started: its command and arguments, folder and environment, and where its output goes. */
+export interface RuntimeLaunch {
   readonly command: string;
   readonly args: readonly string[];
   readonly cwd: string;
   readonly env: Record<string, string>;
   readonly capture: OutputCapture;
+}
+
+export interface RuntimeProcessOptions extends RuntimeLaunch {
   /** Open pipe fds 3 (to the runtime), 4 (from the runtime) and 5 (withdrawals, to the runtime). */
   readonly transportPipes: boolean;
   /**
