@@ -1,4 +1,5 @@
 // A Python or Node runtime process driven over pipe fds 3/4 with length-prefixed frames (the fast local path).
+import type { Writable } from 'node:stream';
 import { WorkerInitError } from '../../core/errors';
 import type { Invocation, InvokeResult } from '../../ports';
 import { sleep } from '../../timing';
@@ -39,6 +40,8 @@ export class PipeRuntimeSession implements RuntimeSession {
   private readonly calls: Call[] = [];
   /** Requests written so far: each call's number, as the runtime counts them (for withdrawals). */
   private written = 0;
+  /** Requests of this turn are being gathered into one write (see `write`). */
+  private corked = false;
   readonly pipelined = true;
   private doomed = false;
   private settleReady: { resolve: () => void; reject: (error: WorkerInitError) => void } | undefined;
@@ -94,8 +97,26 @@ export class PipeRuntimeSession implements RuntimeSession {
         },
         invocation.eventJson,
       );
-      this.process.requests.write(frame);
+      this.write(this.process.requests, frame);
     });
+  }
+
+  /**
+   * Writes a request frame, joined with the others written in the same turn of the event loop: one result read from
+   * the runtime often carries several answers, each of which sends that runtime its next request, and one write
+   * (`writev`) of them all wakes the runtime once instead of once a frame. The requests go out once the callbacks
+   * that run now are done (`process.nextTick`), before any timer or I/O.
+   */
+  private write(requests: Writable, frame: Buffer): void {
+    if (!this.corked) {
+      this.corked = true;
+      requests.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        requests.uncork();
+      });
+    }
+    requests.write(frame);
   }
 
   withdraw(invocation: Invocation): void {

@@ -1,6 +1,7 @@
 // The local Python runtime taking invocations ahead (maxQueued), with real python3 processes: order, timeouts,
 // cancellation and crashes of the running one and of the queued ones.
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { resolveRuntime } from '../../../lib/core/runtime-kind';
@@ -57,6 +58,42 @@ describe('the local Python runtime with invocations queued ahead', () => {
 
     await waitFor(() => invocations.every((inv) => output.text(inv.taskId).length > 0));
     invocations.forEach((inv, i) => expect(output.text(inv.taskId, 'stdout')).toBe(`hello from ${names[i]}\n`));
+  });
+
+  it('writes the requests of one turn of the event loop to the runtime in one write', async () => {
+    const invoker = await python('worker.echo');
+    const write = jest.spyOn(net.Socket.prototype, '_write');
+    const writev = jest.spyOn(net.Socket.prototype, '_writev');
+    try {
+      const results = Promise.all([1, 2, 3].map((n) => invoker.invoke(invocation({ n }))));
+
+      expect(await results).toEqual([1, 2, 3].map((n) => ({ ok: true, resultJson: `{"echo": {"n": ${n}}}` })));
+      // One system call carried the three frames (the runtime wakes once), none was written on its own.
+      expect(writev).toHaveBeenCalledTimes(1);
+      expect(writev.mock.calls[0]?.[0]).toHaveLength(3);
+      expect(write).not.toHaveBeenCalled();
+    } finally {
+      write.mockRestore();
+      writev.mockRestore();
+    }
+  });
+
+  it('takes back queued requests in the turn they were written, before their frames reach the runtime', async () => {
+    const invoker = await python('worker.wait_for');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'htcgrid-pipeline-'));
+    const [until, mark] = [path.join(dir, 'release'), path.join(dir, 'starts')];
+
+    const long = invoker.invoke(invocation({ i: 0, until, mark }));
+    const queued = [1, 2].map((i) => invoker.invoke(invocation({ i, mark })));
+    // The take-backs go out now, the three requests only once this turn ends: the runtime gets them in that order.
+    invoker.withdrawQueued?.();
+    const taken = await Promise.all(queued);
+    fs.writeFileSync(until, '');
+
+    expect(taken.map((r) => failure(r).error.type)).toEqual(['Runtime.Withdrawn', 'Runtime.Withdrawn']);
+    expect(await long).toEqual({ ok: true, resultJson: '{"i": 0}' });
+    expect(await invoker.invoke(invocation({ i: 3, mark }))).toEqual({ ok: true, resultJson: '{"i": 3}' });
+    expect(fs.readFileSync(mark, 'utf8')).toBe('0\n3\n');
   });
 
   it('answers busy beyond its queue', async () => {
