@@ -431,10 +431,13 @@ export class SqliteTaskTable implements TaskTable {
       after = Number(cursor);
       if (!/^\d+$/.test(cursor) || !Number.isSafeInteger(after)) throw new InvalidCursorError(cursor);
     }
-    const rows = this.stmt.listTerminal.all(sessionId, after, Math.max(1, Math.floor(limit)));
+    const max = Math.max(1, Math.floor(limit));
+    const rows = this.stmt.listTerminal.all(sessionId, after, max);
     const doneSeq = rows[rows.length - 1]?.[23];
     const next = doneSeq === undefined || doneSeq === null ? cursor : String(doneSeq);
-    return { tasks: rows.map(taskOfRaw), cursor: next };
+    // One read transaction saw every task that had ended: a page short of the limit holds all of them, and a task
+    // ending later gets a higher number (see `DONE_SEQ_SQL`), so a reader can wait for news instead of reading on.
+    return { tasks: rows.map(taskOfRaw), cursor: next, more: rows.length >= max };
   }
 
   listSessions(cursor: string | undefined, limit: number): Promise<BrowsePage<SessionRecord>> {

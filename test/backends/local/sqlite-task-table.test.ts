@@ -82,6 +82,43 @@ describe('SqliteTaskTable', () => {
     }
   });
 
+  it('says a page short of its limit holds every task ended when it was read (more: false), a full one may not', async () => {
+    const temp = makeTempDir();
+    const backends = openLocalBackends(temp.dir);
+    try {
+      const { table } = backends;
+      await table.createSession(session);
+      await table.createTasks([0, 1, 2, 3].map((i) => newTask(session, i, { inline: 'null' }, 1)));
+      const now = Date.now();
+      await table.claim(
+        [0, 1, 2, 3].map((i) => ({ taskId: `s1_${i}`, attempt: 0 })),
+        { owner: 'x', expiresAt: now + 60_000 },
+        now,
+      );
+      const done = (i: number) =>
+        ({
+          taskId: `s1_${i}`,
+          guard: { owner: 'x', attempt: 1 },
+          at: now,
+          outcome: { kind: 'succeeded', result: { inline: '1' } },
+        }) as const;
+      await table.complete([done(0), done(1)]);
+
+      const full = await table.listTerminal('s1', undefined, 2);
+      expect([full.tasks.length, full.more]).toEqual([2, true]);
+      const rest = await table.listTerminal('s1', full.cursor, 2);
+      expect([rest.tasks.length, rest.more]).toEqual([0, false]);
+      // A task ending after that read comes after the cursor it handed out.
+      await table.complete([done(3), done(2)]);
+      const later = await table.listTerminal('s1', rest.cursor, 10);
+      expect(later.tasks.map((t) => t.index)).toEqual([3, 2]);
+      expect(later.more).toBe(false);
+    } finally {
+      await backends.close();
+      temp.remove();
+    }
+  });
+
   it("numbers each session's ended tasks 1, 2, 3… in commit order, whatever other sessions and stale writes do", async () => {
     const temp = makeTempDir();
     const backends = openLocalBackends(temp.dir);
