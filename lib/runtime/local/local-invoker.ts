@@ -172,6 +172,8 @@ export class LocalInvoker implements WorkerInvoker {
   private failures = 0;
   /** Accepted invocations in order: the first one is running (or a leftover), the others wait. */
   private readonly line: Entry[] = [];
+  /** The entries each signal stops when it aborts, not settled yet (see `watchAbort`). */
+  private readonly abortWatches = new WeakMap<AbortSignal, Set<Entry>>();
   private readonly maxQueued: number;
   /** The runtime start the line waits for, so one start moves it on once. */
   private awaiting: Promise<RuntimeSession> | undefined;
@@ -237,7 +239,7 @@ export class LocalInvoker implements WorkerInvoker {
         resolve,
         state: { kind: 'waiting' },
       };
-      signal?.addEventListener('abort', entry.onAbort, { once: true });
+      this.watchAbort(entry);
       this.line.push(entry);
       this.advance();
       // Started at once: no news to the caller. Otherwise it hears when its turn comes.
@@ -410,6 +412,25 @@ export class LocalInvoker implements WorkerInvoker {
   }
 
   /**
+   * Has `entry` stopped when its signal aborts. One listener per signal serves all its entries: the agent passes each
+   * slot loop's signal to every invocation of that loop, and adding and removing a listener of an `AbortSignal` per
+   * invocation costs more than a no-op task's pipe write.
+   */
+  private watchAbort(entry: Entry): void {
+    const { signal } = entry;
+    if (!signal) return;
+    let entries = this.abortWatches.get(signal);
+    if (entries === undefined) {
+      const watched = new Set<Entry>();
+      this.abortWatches.set(signal, watched);
+      // In the order the entries came, as their own listeners would have run; each one stopped leaves the set.
+      signal.addEventListener('abort', () => [...watched].forEach((e) => e.onAbort()), { once: true });
+      entries = watched;
+    }
+    entries.add(entry);
+  }
+
+  /**
    * Gives an entry its result. `interrupted` (timeout, abort, close): a running entry's runtime is killed; a waiting
    * one whose request the runtime already holds stays in line as a leftover until the runtime answers or reaches it.
    */
@@ -417,7 +438,7 @@ export class LocalInvoker implements WorkerInvoker {
     const { state } = entry;
     if (state.kind === 'leftover' || state.kind === 'done') return;
     if (state.kind === 'running') this.clock.clearTimeout(state.timer);
-    entry.signal?.removeEventListener('abort', entry.onAbort);
+    if (entry.signal) this.abortWatches.get(entry.signal)?.delete(entry);
     const running = this.line[0] === entry;
     if (how === 'interrupted' && running && entry.session) {
       const runtime = this.instances.get(entry.session);

@@ -1,5 +1,6 @@
 // The local Python runtime taking invocations ahead (maxQueued), with real python3 processes: order, timeouts,
 // cancellation and crashes of the running one and of the queued ones.
+import { getEventListeners } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -147,6 +148,25 @@ describe('the local Python runtime with invocations queued ahead', () => {
 
     expect(failure(await running).reason).toBe('cancelled');
     expect(await queued).toEqual({ ok: true, resultJson: '{"slept": 0}' });
+  });
+
+  it('listens once to a signal shared by invocations, and stops all those not finished when it aborts', async () => {
+    const invoker = await python('worker.sleep');
+    const controller = new AbortController();
+    const { signal } = controller;
+
+    // Invocations of one slot share its signal, one after the other and queued behind each other.
+    for (let i = 0; i < 3; i++) expect((await invoker.invoke(invocation({ seconds: 0 }), signal)).ok).toBe(true);
+    const running = invoker.invoke(invocation({ seconds: 30 }), signal);
+    const queued = invoker.invoke(invocation({ seconds: 30 }), signal);
+    const listeners = getEventListeners(signal, 'abort').length;
+    controller.abort(new Error('task cancelled by the client'));
+
+    expect(listeners).toBe(1);
+    expect(failure(await running).reason).toBe('cancelled');
+    // Stopped too, not left to sleep its 30 s (it came first in line when the running one was stopped).
+    expect(failure(await queued).reason).toBe('cancelled');
+    expect(await invoker.invoke(invocation({ seconds: 0 }))).toEqual({ ok: true, resultJson: '{"slept": 0}' });
   });
 
   it('cancels a queued invocation without disturbing the running one, and never lets it hold the runtime', async () => {
