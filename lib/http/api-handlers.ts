@@ -481,6 +481,9 @@ export class ApiHandlers {
         `the cursor is of an earlier session '${sessionId}' (created ${new Date(cursor.createdAt).toISOString()}), ` +
           `deleted since: this one was created ${new Date(session.createdAt).toISOString()}`,
         'follow this session from its first result (no cursor)',
+        // A client tells this refusal (the session it followed is gone) from a cursor it cannot resume (an API
+        // rolled back), which it restarts without a cursor.
+        { sessionCreatedAt: session.createdAt, cursorCreatedAt: cursor.createdAt },
       );
     }
     const now = this.clock();

@@ -60,6 +60,10 @@ export interface ResultsCursor {
  * after a `.`, deflated (base64url too): a server of a version before the set refuses such a cursor (400
  * InvalidCursorError), so streams resumed across a rollback to one start again without a cursor. Kept out of the
  * JSON, the set takes 4/3 fewer characters than it would inside (base64 of base64).
+ *
+ * The marks a server of an earlier version must not ignore follow the set after a second `.` (see `CursorMarks`):
+ * every version since the set refuses a cursor of three segments (400), where it would ignore them as JSON fields
+ * and misread the cursor (a task counted twice, a stream ended complete early).
  */
 interface CursorJson {
   readonly c: string | null;
@@ -75,13 +79,21 @@ interface CursorJson {
   /** While the stream reads again from the first result: the count that started it, and `n` before it. */
   readonly k?: number;
   readonly b?: number;
-  /** 1: that read reads by key the tasks the set lacks (only with the set), not the listing from the first result. */
+  /** Read from cursors of the versions that wrote the marks here, never written (see `CursorMarks`). */
   readonly r?: 1;
   /** When the session was created (its record's `createdAt`, epoch ms). */
   readonly t?: number;
-  /** 1: a read by key sent tasks past the listing's place (only with the set, see `ResultsCursor.outOfOrder`). */
+  /** Read from cursors of the versions that wrote the marks here, never written (see `CursorMarks`). */
   readonly o?: 1;
 }
+
+/**
+ * The cursor's third segment, after its set (only with it): letters, each a mark that changes how the cursor is read.
+ * `r`: the read from the first result reads by key the tasks the set lacks (with `k`/`b`), not the listing. `o`: a
+ * read by key sent tasks past the listing's place (see `ResultsCursor.outOfOrder`). Out of the JSON, so a server of
+ * an earlier version refuses the cursor instead of ignoring them.
+ */
+const CURSOR_MARKS = /^(?=.)(r?)(o?)$/;
 
 /**
  * The set of sent tasks as a cursor carries it (deflated bytes), or undefined when it compresses to more than
@@ -133,12 +145,12 @@ export function encodeResultsCursor(cursor: Omit<ResultsCursor, 'sent'>, sent: B
     ...(check.unreachable !== undefined ? { g: check.unreachable } : {}),
     ...(check.unreachableAt !== undefined ? { u: check.unreachableAt } : {}),
     ...(reRead ? { k: reRead.counted, b: reRead.before } : {}),
-    ...(reRead?.byKeys === true && sent !== undefined ? { r: 1 as const } : {}),
     ...(cursor.createdAt !== undefined ? { t: cursor.createdAt } : {}),
-    ...(cursor.outOfOrder === true && sent !== undefined ? { o: 1 as const } : {}),
   };
   const head = Buffer.from(JSON.stringify(value)).toString('base64url');
-  return sent === undefined ? head : `${head}.${sent.toString('base64url')}`;
+  if (sent === undefined) return head;
+  const marks = `${reRead?.byKeys === true ? 'r' : ''}${cursor.outOfOrder === true ? 'o' : ''}`;
+  return `${head}.${sent.toString('base64url')}${marks === '' ? '' : `.${marks}`}`;
 }
 
 /** The cursor a client passed back (none: a stream from the first result); a cursor not ours is a 400. */
@@ -154,12 +166,17 @@ export function decodeResultsCursor(raw: string | null): ResultsCursor {
     };
   }
   try {
-    const [head, packed, ...rest] = raw.split('.');
+    const [head, packed, marksText, ...rest] = raw.split('.');
     const value = JSON.parse(Buffer.from(head!, 'base64url').toString('utf8')) as Partial<CursorJson>;
+    const marks = marksText === undefined ? undefined : CURSOR_MARKS.exec(marksText);
+    // Marks in the JSON: a cursor of the versions that wrote them there (they resume as they did).
+    const byKeys = marks?.[1] === 'r' || value.r === 1;
+    const outOfOrder = marks?.[2] === 'o' || value.o === 1;
     // Fields a cursor of an earlier version lacks are optional: such a cursor resumes as it did.
     const count = (x: unknown): boolean => x === undefined || (Number.isSafeInteger(x) && (x as number) >= 0);
     const valid =
       rest.length === 0 &&
+      marks !== null &&
       (value.c === null || typeof value.c === 'string') &&
       Number.isSafeInteger(value.n) &&
       value.n! >= 0 &&
@@ -170,8 +187,10 @@ export function decodeResultsCursor(raw: string | null): ResultsCursor {
       count(value.k) &&
       count(value.b) &&
       count(value.t) &&
-      (value.r === undefined || (value.r === 1 && value.k !== undefined && packed !== undefined)) &&
-      (value.o === undefined || (value.o === 1 && packed !== undefined));
+      (value.r === undefined || value.r === 1) &&
+      (value.o === undefined || value.o === 1) &&
+      (!byKeys || (value.k !== undefined && packed !== undefined)) &&
+      (!outOfOrder || packed !== undefined);
     const sent =
       packed === undefined
         ? undefined
@@ -180,7 +199,7 @@ export function decodeResultsCursor(raw: string | null): ResultsCursor {
           );
     // The set and the count are written together: one that disagrees was not.
     if (valid && (sent === undefined || sent.size === value.n)) {
-      const { c, n, q, w, g, u, k, b, t, r, o } = value as CursorJson;
+      const { c, n, q, w, g, u, k, b, t } = value as CursorJson;
       return {
         createdAt: t,
         listing: c ?? undefined,
@@ -193,10 +212,10 @@ export function decodeResultsCursor(raw: string | null): ResultsCursor {
         },
         reRead:
           k !== undefined && b !== undefined
-            ? { counted: k, before: b, ...(r === 1 ? { byKeys: true } : {}) }
+            ? { counted: k, before: b, ...(byKeys ? { byKeys: true } : {}) }
             : undefined,
         sent,
-        ...(o === 1 ? { outOfOrder: true } : {}),
+        ...(outOfOrder ? { outOfOrder: true } : {}),
       };
     }
   } catch {

@@ -51,15 +51,14 @@ describe('the cursor of a results stream', () => {
 
     const withSet = decodeResultsCursor(encodeResultsCursor({ ...at, reRead }, packSentTasks(sent)));
     const withoutSet = decodeResultsCursor(encodeResultsCursor({ ...at, reRead }, undefined));
-    const head = (text: string): string => text.split('.')[0]!;
     const json = { c: '42', n: 9, k: 10, b: 9, r: 1 };
     const forged = Buffer.from(JSON.stringify(json)).toString('base64url');
 
     expect(withSet.reRead).toEqual(reRead);
     expect(withoutSet.reRead).toEqual({ counted: 10, before: 9 });
     expect(() => decodeResultsCursor(forged)).toThrow(/invalid results cursor/);
-    expect(head(encodeResultsCursor({ ...at, reRead: { counted: 10, before: 9 } }, packSentTasks(sent)))).not.toBe(
-      head(encodeResultsCursor({ ...at, reRead }, packSentTasks(sent))),
+    expect(encodeResultsCursor({ ...at, reRead: { counted: 10, before: 9 } }, packSentTasks(sent))).not.toBe(
+      encodeResultsCursor({ ...at, reRead }, packSentTasks(sent)),
     );
   });
 
@@ -74,6 +73,35 @@ describe('the cursor of a results stream', () => {
     expect(decodeResultsCursor(encodeResultsCursor(at, packSentTasks(sent))).outOfOrder).toBeUndefined();
     expect(decodeResultsCursor(encodeResultsCursor({ ...at, outOfOrder: true }, undefined)).outOfOrder).toBeUndefined();
     expect(() => decodeResultsCursor(forged)).toThrow(/invalid results cursor/);
+  });
+
+  it('its marks (a read by key, tasks sent past the listing) ride in a third segment, which every server version since the set refuses, not in the JSON an earlier server would read without them', () => {
+    const sent = allBut(10, [4]);
+    const at = { createdAt: 1, listing: '42', delivered: 9, check: {} };
+    const reRead = { counted: 10, before: 9, byKeys: true };
+    const marked = encodeResultsCursor({ ...at, reRead, outOfOrder: true }, packSentTasks(sent));
+    const plain = encodeResultsCursor({ ...at, reRead: undefined }, packSentTasks(sent));
+    // The check of the cursor's shape on every server version since 2fec8d0: a head, a set, nothing after.
+    const earlierServerRefuses = (text: string): boolean => text.split('.').length > 2;
+    const json = (text: string): Record<string, unknown> =>
+      JSON.parse(Buffer.from(text.split('.')[0]!, 'base64url').toString()) as Record<string, unknown>;
+
+    expect(earlierServerRefuses(marked)).toBe(true);
+    expect(earlierServerRefuses(plain)).toBe(false);
+    expect(json(marked)).not.toHaveProperty('o');
+    expect(json(marked)).not.toHaveProperty('r');
+    expect(decodeResultsCursor(marked)).toMatchObject({ reRead, outOfOrder: true });
+    expect(() => decodeResultsCursor(`${marked}x`)).toThrow(/invalid results cursor/);
+    expect(() => decodeResultsCursor(`${plain}.`)).toThrow(/invalid results cursor/);
+  });
+
+  it('a cursor of the versions that wrote the marks in its JSON resumes with them', () => {
+    const sent = allBut(10, [4]);
+    const head = Buffer.from(JSON.stringify({ c: '42', n: 9, k: 10, b: 9, r: 1, t: 1, o: 1 })).toString('base64url');
+
+    const back = decodeResultsCursor(`${head}.${packSentTasks(sent)!.toString('base64url')}`);
+
+    expect(back).toMatchObject({ reRead: { counted: 10, before: 9, byKeys: true }, outOfOrder: true });
   });
 
   it('a cursor without a set (an earlier version, or one too large) resumes with the set unknown', () => {

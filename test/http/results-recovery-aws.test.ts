@@ -304,6 +304,7 @@ describe('a results stream of the HTTP API on DynamoDB whose session is deleted 
     expect(three.lines[0].error).toMatchObject({
       code: 'InvalidCursorError',
       message: expect.stringContaining(`session '${sid}'`),
+      cursorCreatedAt: oldCreated,
     });
   });
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
 from ._transport import SigV4Signer, Transport, check_answer
-from .errors import HtcGridError, InvalidTaskError, TaskFailedError
+from .errors import HtcGridError, InvalidCursorError, InvalidTaskError, TaskFailedError
 
 #: Where ``htcgrid local up --http`` writes the API's address and token, inside the grid folder.
 CLIENT_CONFIG_FILE = "client.json"
@@ -239,13 +239,18 @@ class Session:
     def results(self, *, progress: Optional[bool] = None, wait_sec: Optional[float] = None) -> Iterator[Result]:
         """Every task's result, in completion order, as tasks finish; ends when all have finished.
 
-        The stream resumes where it broke (a dropped connection, a server's time limit) without repeating a task.
-        ``wait_sec`` bounds the wait for tasks still running (None: until the session is done). A tqdm progress bar
+        The stream resumes where it broke (a dropped connection, a server's time limit) without repeating a task. A
+        cursor the server cannot resume (an API rolled back to an earlier version) starts the stream again from the
+        first result, the results yielded before skipped; InvalidCursorError is raised when the session was deleted
+        and another created under its id meanwhile, or when the server refuses its own cursors. ``wait_sec`` bounds the wait for tasks still running (None: until the session is done). A tqdm progress bar
         shows when tqdm is installed and ``progress`` is not False.
         """
         bar = _progress_bar(progress, self._task_count, "results")
         delivered = bytearray()
         cursor: Optional[str] = None
+        # A cursor the server refuses (an API rolled back to a version that cannot read it) restarts the stream from
+        # the first result, whose lines delivered before are skipped; again only once a new result came since.
+        may_restart = True
         deadline = None if wait_sec is None else time.monotonic() + wait_sec
         try:
             while True:
@@ -269,11 +274,18 @@ class Session:
                         if delivered[index]:
                             continue  # delivered before a resume
                         delivered[index] = 1
+                        may_restart = True
                         if bar is not None:
                             bar.update(1)
                         yield _result_of(line, raw)
                 except ConnectionError:
                     continue  # resume from the last cursor
+                except InvalidCursorError as e:
+                    if cursor is None or not may_restart or _session_replaced(e):
+                        raise
+                    cursor = None
+                    may_restart = False
+                    continue
                 if ended == "complete":
                     return
                 if deadline is not None and time.monotonic() >= deadline:
@@ -323,6 +335,12 @@ class Session:
     def task(self, index: int) -> Dict[str, Any]:
         """One task in detail: attempt history, error and stack, captured output, payload, result."""
         return check_answer(self._http.json("GET", "/v1/tasks/%s_%d" % (self.session_id, index))[0])
+
+
+def _session_replaced(error: InvalidCursorError) -> bool:
+    """Whether the server refused the cursor because its session was deleted and another created under its id."""
+    # Servers before the detail say so only in the message.
+    return "cursorCreatedAt" in error.details or error.problem.startswith("the cursor is of an earlier session")
 
 
 def _result_of(line: Dict[str, Any], raw: bytes) -> Result:

@@ -15,12 +15,14 @@ import pytest
 from htcgrid import (
     Grid,
     HtcGridError,
+    InvalidCursorError,
     InvalidTaskError,
     TaskFailedError,
     UnauthorizedError,
     UnknownSessionError,
 )
 from htcgrid.compat import AWSConnector
+from htcgrid.grid import _session_replaced
 
 CONFIG = os.environ.get("HTCGRID_CLIENT_CONFIG")
 pytestmark = pytest.mark.skipif(not CONFIG, reason="HTCGRID_CLIENT_CONFIG names no running grid")
@@ -252,3 +254,53 @@ def test_a_results_wait_never_outlasts_the_connections_timeout():
         (r,) = list(session.results())
         assert r.ok
         assert asked and max(asked) < 3.0
+
+
+def _refusing_cursors(grid, refuse):
+    """Makes the grid's server refuse the cursors `refuse(query)` picks, as a server of an earlier version does a
+    cursor it cannot read: the cursor is sent with a fourth segment, which every version refuses (400)."""
+    asked = []
+    lines = grid._http.lines
+
+    def sending(path, query):
+        query = dict(query)
+        if query.get("cursor") and refuse(query):
+            query["cursor"] += ".x.x"
+        asked.append(query.get("cursor"))
+        return lines(path, query)
+
+    grid._http.lines = sending
+    return asked
+
+
+def test_a_cursor_the_server_refuses_restarts_the_stream_from_the_first_result_each_result_yielded_once():
+    with Grid.connect(CONFIG, timeout=2.0) as short:
+        refused = []
+        asked = _refusing_cursors(short, lambda query: not refused and not refused.append(query["cursor"]))
+        session = short.submit([{"do": "echo", "i": i} for i in range(3)] + [{"do": "sleep", "seconds": 2.5}])
+        results = list(session.results())
+    assert sorted(r.index for r in results) == [0, 1, 2, 3]
+    assert len(refused) == 1
+    # The request after the refused one has no cursor: the stream from the first result.
+    assert asked[asked.index(refused[0] + ".x.x") + 1] is None
+
+
+def test_a_server_that_refuses_its_own_cursors_raises_invalid_cursor_error_rather_than_loop():
+    with Grid.connect(CONFIG, timeout=1.5) as short:
+        asked = _refusing_cursors(short, lambda query: True)
+        session = short.submit([{"do": "echo", "i": 0}, {"do": "sleep", "seconds": 8}])
+        try:
+            with pytest.raises(InvalidCursorError):
+                list(session.results())
+        finally:
+            session.cancel()
+    # A restart after a new result (the echo), then the refusal with nothing new since is raised: no loop.
+    assert asked[-2] is None and asked[-1].endswith(".x.x")
+    assert len(asked) <= 6
+
+
+def test_a_cursor_refused_because_its_session_was_created_again_is_raised_not_restarted():
+    replaced = InvalidCursorError(400, "InvalidCursorError", "the cursor is of ...", None, {"cursorCreatedAt": 1})
+    older = InvalidCursorError(400, "InvalidCursorError", "the cursor is of an earlier session 's' (created ...)")
+    unreadable = InvalidCursorError(400, "InvalidCursorError", "invalid results cursor 'x.y.z'")
+    assert [_session_replaced(e) for e in (replaced, older, unreadable)] == [True, True, False]
