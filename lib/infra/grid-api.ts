@@ -14,7 +14,7 @@ import { basicExecutionRole } from './nag-suppressions';
 import { ConfigError } from '../core/errors';
 import { GRID_ENV, resourcesToEnv } from '../core/grid-resources';
 import { grantDataPrefix } from './data-plane-bucket';
-import { bundleNodeEntry, withStagedFolder } from './node-bundle';
+import { bundledNodeFunction } from './node-bundle';
 import { packageRoot, sourceOrCompiled } from './repo-paths';
 
 /** The API's Lambda handler source, relative to the package root. */
@@ -91,35 +91,27 @@ export class GridApi extends Construct {
     if (!document) {
       throw new ConfigError([`GridApi: ${GRID_API_DOCUMENT} is missing from ${packageRoot()}: reinstall the package`]);
     }
-    const fn = withStagedFolder(
+    const fn = bundledNodeFunction(
       this,
-      (dir) => {
-        bundleNodeEntry(dir, { entry, outName: 'index.js', minify: true });
-        fs.copyFileSync(document, path.join(dir, 'openapi.yaml'));
+      'Function',
+      entry,
+      {
+        memorySize: props.memoryMiB ?? 1024,
+        timeout,
+        reservedConcurrentExecutions: props.reservedConcurrency,
+        logGroup,
+        environment: {
+          ...resourcesToEnv({
+            tableName: props.table.tableName,
+            queueUrls: props.queues.map((q) => q.queueUrl),
+            dataBucket: props.dataBucket.bucketName,
+          }),
+          [GRID_ENV.config]: props.configJson,
+          HTCGRID_DATA_PREFIX: prefix,
+          NODE_OPTIONS: '--enable-source-maps',
+        },
       },
-      (dir) =>
-        fs.writeFileSync(path.join(dir, 'index.js'), 'exports.handler = undefined; // not bundled for this synth\n'),
-      (dir) =>
-        new lambda.Function(this, 'Function', {
-          code: lambda.Code.fromAsset(dir),
-          handler: 'index.handler',
-          runtime: lambda.Runtime.NODEJS_24_X,
-          architecture: lambda.Architecture.ARM_64,
-          memorySize: props.memoryMiB ?? 1024,
-          timeout,
-          reservedConcurrentExecutions: props.reservedConcurrency,
-          logGroup,
-          environment: {
-            ...resourcesToEnv({
-              tableName: props.table.tableName,
-              queueUrls: props.queues.map((q) => q.queueUrl),
-              dataBucket: props.dataBucket.bucketName,
-            }),
-            [GRID_ENV.config]: props.configJson,
-            HTCGRID_DATA_PREFIX: prefix,
-            NODE_OPTIONS: '--enable-source-maps',
-          },
-        }),
+      (dir) => fs.copyFileSync(document, path.join(dir, 'openapi.yaml')),
     );
     props.table.grantReadWriteData(fn);
     for (const q of props.queues) q.grantSendMessages(fn);

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Stack } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as cxapi from 'aws-cdk-lib/cx-api';
 import type { Construct } from 'constructs';
 import { buildSync } from 'esbuild';
@@ -50,6 +51,40 @@ export function bundleNodeEntry(outDir: string, options: NodeBundleOptions): voi
   for (const file of result.outputFiles) {
     fs.writeFileSync(path.join(outDir, path.relative(anchor, file.path)), file.contents);
   }
+}
+
+/** The settings of a function `bundledNodeFunction` makes that are not its code. */
+export type BundledFunctionProps = Omit<lambda.FunctionProps, 'code' | 'handler' | 'runtime' | 'architecture'>;
+
+/**
+ * A Lambda function (Node.js 24 on arm64, `index.handler`) running `entry` bundled at synth into `index.js`
+ * (`bundleNodeEntry`, minified), with `addFiles` adding what it reads beside it; a placeholder `index.js` in a synth
+ * that does not bundle this stack.
+ */
+export function bundledNodeFunction(
+  scope: Construct,
+  id: string,
+  entry: string,
+  props: BundledFunctionProps,
+  addFiles: (dir: string) => void = () => undefined,
+): lambda.Function {
+  return withStagedFolder(
+    scope,
+    (dir) => {
+      bundleNodeEntry(dir, { entry, outName: 'index.js', minify: true });
+      addFiles(dir);
+    },
+    (dir) =>
+      fs.writeFileSync(path.join(dir, 'index.js'), 'exports.handler = undefined; // not bundled for this synth\n'),
+    (dir) =>
+      new lambda.Function(scope, id, {
+        code: lambda.Code.fromAsset(dir),
+        handler: 'index.handler',
+        runtime: lambda.Runtime.NODEJS_24_X,
+        architecture: lambda.Architecture.ARM_64,
+        ...props,
+      }),
+  );
 }
 
 /**

@@ -1,6 +1,5 @@
 // The reaper: a scheduled Lambda that finds expired leases and re-queues (or fails) their tasks.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -14,7 +13,7 @@ import { Construct } from 'constructs';
 import { basicExecutionRole } from './nag-suppressions';
 import { ConfigError } from '../core/errors';
 import { GRID_ENV, resourcesToEnv } from '../core/grid-resources';
-import { bundleNodeEntry, withStagedFolder } from './node-bundle';
+import { bundledNodeFunction } from './node-bundle';
 import { sourceOrCompiled } from './repo-paths';
 
 /** The reaper's handler source, relative to the package root. */
@@ -83,31 +82,20 @@ export class Reaper extends Construct {
       retention: logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
     }));
-    const fn = withStagedFolder(
-      this,
-      (dir) => bundleNodeEntry(dir, { entry, outName: 'index.js', minify: true }),
-      (dir) =>
-        fs.writeFileSync(path.join(dir, 'index.js'), 'exports.handler = undefined; // not bundled for this synth\n'),
-      (dir) =>
-        new lambda.Function(this, 'Function', {
-          code: lambda.Code.fromAsset(dir),
-          handler: 'index.handler',
-          runtime: lambda.Runtime.NODEJS_24_X,
-          architecture: lambda.Architecture.ARM_64,
-          timeout: props.timeout ?? Duration.seconds(60),
-          memorySize: 256,
-          logGroup,
-          environment: {
-            ...resourcesToEnv({
-              tableName: props.table.tableName,
-              queueUrls: props.queues.map((q) => q.queueUrl),
-              dataBucket: props.dataBucketName,
-            }),
-            ...(props.configJson !== undefined ? { [GRID_ENV.config]: props.configJson } : {}),
-            NODE_OPTIONS: '--enable-source-maps',
-          },
+    const fn = bundledNodeFunction(this, 'Function', entry, {
+      timeout: props.timeout ?? Duration.seconds(60),
+      memorySize: 256,
+      logGroup,
+      environment: {
+        ...resourcesToEnv({
+          tableName: props.table.tableName,
+          queueUrls: props.queues.map((q) => q.queueUrl),
+          dataBucket: props.dataBucketName,
         }),
-    );
+        ...(props.configJson !== undefined ? { [GRID_ENV.config]: props.configJson } : {}),
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+    });
     props.table.grant(
       fn,
       'dynamodb:Query',
