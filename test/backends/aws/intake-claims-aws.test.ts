@@ -143,6 +143,22 @@ async function intakeOfMessages(
   return { ...recording, intake: new SqsDynamoDbTaskIntake({ queue: recording.queue, table }) };
 }
 
+/**
+ * Another agent (its own intake, on a table of its own) receiving from the grid's queue until a message comes, with
+ * `options` over `intakeOptions`: the messages it received (task id and receive count), the tasks it claimed, and its
+ * intake.
+ */
+async function receiveAsAnotherAgent(
+  grid: GridWithTasks,
+  options: Partial<typeof intakeOptions>,
+): Promise<{ received: [string, number][]; taken: TaskRecord[]; intake: SqsDynamoDbTaskIntake }> {
+  const { queue, received } = recordingQueue(grid.backends.queue);
+  const intake = new SqsDynamoDbTaskIntake({ queue, table: grid.anotherTable() });
+  const taken: TaskRecord[] = [];
+  while (received.length === 0) taken.push(...(await intake.receiveAndClaim(10, { ...intakeOptions, ...options })));
+  return { received, taken, intake };
+}
+
 /** `queue` recording what it receives (task id and receive count) and the receipts it deletes. */
 function recordingQueue(queue: TaskQueue): {
   queue: TaskQueue;
@@ -324,7 +340,7 @@ describe('a claim whose write landed but whose answer was lost', () => {
   it('none of whose tries landed is fenced: a try the network held, applied later, is refused and another agent claims the task', async () => {
     // A sibling claimed beside it, so the receive hands over what it claimed and releases the failed claim's message.
     const grid = await gridWithTasks(2);
-    const { table, client, tasks, backends } = grid;
+    const { table, client, tasks } = grid;
     const [sibling, task] = tasks;
     const id = task!.taskId;
     const first = await intakeOfMessages(grid, tasks);
@@ -344,12 +360,7 @@ describe('a claim whose write landed but whose answer was lost', () => {
     expect(first.released).toHaveLength(1);
     expect(await table.getTask(id)).toMatchObject({ state: 'pending', attempt: 0 });
     // The released message reaches another agent, which claims the task (not busy under a lease nobody runs).
-    const { queue, received } = recordingQueue(backends.queue);
-    const other = new SqsDynamoDbTaskIntake({ queue, table: grid.anotherTable() });
-    const taken: TaskRecord[] = [];
-    while (received.length === 0) {
-      taken.push(...(await other.receiveAndClaim(10, { ...intakeOptions, owner: 'b', waitMs: 10_000 })));
-    }
+    const { received, taken } = await receiveAsAnotherAgent(grid, { owner: 'b', waitMs: 10_000 });
     expect(received).toEqual([[id, 2]]);
     expect(taken.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner])).toEqual([[id, 'running', 1, 'b']]);
   }, 60_000);
@@ -410,7 +421,7 @@ describe('a claim whose write landed but whose answer was lost', () => {
 
   it('whose fence goes unanswered too is withdrawn within seconds, its message held meanwhile: another agent then claims the task, never run by the first', async () => {
     const grid = await gridWithTasks(2);
-    const { table, client, tasks, backends } = grid;
+    const { table, client, tasks } = grid;
     const [sibling, task] = tasks;
     const id = task!.taskId;
     const first = await intakeOfMessages(grid, tasks);
@@ -427,12 +438,7 @@ describe('a claim whose write landed but whose answer was lost', () => {
     expect(first.acked).toEqual([]);
     expect(await table.getTask(id)).toMatchObject({ state: 'running', attempt: 1, lease: { owner: 'agent' } });
     // Withdrawn in the background, its message released: another agent claims the task, its first attempt.
-    const { queue, received } = recordingQueue(backends.queue);
-    const other = new SqsDynamoDbTaskIntake({ queue, table: grid.anotherTable() });
-    const taken: TaskRecord[] = [];
-    while (received.length === 0) {
-      taken.push(...(await other.receiveAndClaim(10, { ...intakeOptions, owner: 'b', waitMs: 10_000 })));
-    }
+    const { received, taken } = await receiveAsAnotherAgent(grid, { owner: 'b', waitMs: 10_000 });
     expect(received).toEqual([[id, 2]]);
     expect(taken.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner])).toEqual([[id, 'running', 1, 'b']]);
     expect(first.released).toHaveLength(1);
@@ -440,7 +446,7 @@ describe('a claim whose write landed but whose answer was lost', () => {
 
   it('whose fence goes unanswered too and whose try the network held is withdrawn behind a fence: the try, applied later, is refused', async () => {
     const grid = await gridWithTasks(2);
-    const { table, client, tasks, backends } = grid;
+    const { table, client, tasks } = grid;
     const id = tasks[1]!.taskId;
     const first = await intakeOfMessages(grid, tasks);
     // Its first try is held by the network past its timeout, every later one and the fence's refused 503.
@@ -456,18 +462,13 @@ describe('a claim whose write landed but whose answer was lost', () => {
     await fault.deliverLate();
 
     expect(await table.getTask(id)).toMatchObject({ state: 'pending', attempt: 0 });
-    const { queue, received } = recordingQueue(backends.queue);
-    const other = new SqsDynamoDbTaskIntake({ queue, table: grid.anotherTable() });
-    const taken: TaskRecord[] = [];
-    while (received.length === 0) {
-      taken.push(...(await other.receiveAndClaim(10, { ...intakeOptions, owner: 'b', waitMs: 10_000 })));
-    }
+    const { taken } = await receiveAsAnotherAgent(grid, { owner: 'b', waitMs: 10_000 });
     expect(taken.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner])).toEqual([[id, 'running', 1, 'b']]);
   }, 60_000);
 
   it('left unsettled when its agent stops is withdrawn by the stop: the agent restarted claims the task at once, its first attempt', async () => {
     const grid = await gridWithTasks(2);
-    const { client, tasks, backends } = grid;
+    const { client, tasks } = grid;
     const id = tasks[1]!.taskId;
     const { intake } = await intakeOfMessages(grid, tasks);
     const fault = faultUpdatesOf(client, id, ({ claim }) => (claim ? 'lost' : 'refused'));
@@ -476,12 +477,7 @@ describe('a claim whose write landed but whose answer was lost', () => {
 
     // The agent stops (its intake drained) and starts again: a new intake and table, the same owner, no memory.
     await intake.drain();
-    const { queue, received } = recordingQueue(backends.queue);
-    const restarted = new SqsDynamoDbTaskIntake({ queue, table: grid.anotherTable() });
-    const taken: TaskRecord[] = [];
-    while (received.length === 0) {
-      taken.push(...(await restarted.receiveAndClaim(10, { ...intakeOptions, waitMs: 10_000 })));
-    }
+    const { received, taken } = await receiveAsAnotherAgent(grid, { waitMs: 10_000 });
 
     // Not busy under the lease of a claim nobody remembers, to be reaped once it expired (its only attempt counted).
     expect(received).toEqual([[id, 2]]);
@@ -514,10 +510,7 @@ describe('a claim whose write landed but whose answer was lost', () => {
     // busy (with that lease moved back: expired, reaped and failed, its holder's result thrown away).
     while (Date.now() <= t0 + 200) await new Promise((resolve) => setTimeout(resolve, 20));
     await backends.queue.send([queueMessageOf(task!)]);
-    const { queue, received } = recordingQueue(backends.queue);
-    const other = new SqsDynamoDbTaskIntake({ queue, table: grid.anotherTable() });
-    const claimed: TaskRecord[] = [];
-    while (received.length === 0) claimed.push(...(await other.receiveAndClaim(10, { ...intakeOptions, owner: 'b' })));
+    const { taken: claimed, intake: other } = await receiveAsAnotherAgent(grid, { owner: 'b' });
     await other.drain();
     expect(claimed).toEqual([]);
     const done = await table.complete([
