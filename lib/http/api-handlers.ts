@@ -491,11 +491,11 @@ export class ApiHandlers {
     // Rows the client has are read on for a second at least (`waitSec=0` means no wait, not no read), and for 20 s at
     // most: they send nothing, and a client whose socket times out first would resume from the same cursor.
     let skipDeadline = now + Math.min(Math.max(waitSec * 1000, SKIPPED_ROWS_READ_MS.min), SKIPPED_ROWS_READ_MS.max);
-    // End a little before the server's own deadline (a Lambda's), so the last line with its cursor gets out.
-    if (req.deadline !== undefined) {
-      deadline = Math.min(deadline, req.deadline - 5_000);
-      skipDeadline = Math.min(skipDeadline, req.deadline - 5_000);
-    }
+    // End a little before the server's own deadline (a Lambda's), so the last line with its cursor gets out: a
+    // request that keeps sending is ended by it too.
+    const endBy = req.deadline !== undefined ? req.deadline - 5_000 : Infinity;
+    deadline = Math.min(deadline, endBy);
+    skipDeadline = Math.min(skipDeadline, endBy);
     return {
       status: 200,
       headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' },
@@ -503,6 +503,7 @@ export class ApiHandlers {
         limit,
         waitUntil: deadline,
         skipUntil: skipDeadline,
+        endBy,
         signal: req.signal,
       }),
     };

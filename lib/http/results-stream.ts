@@ -31,8 +31,16 @@ export interface ResultsRequestBounds {
   readonly limit: number;
   /** Until when it waits for results (epoch ms): `waitSec`, ended a little before a Lambda's deadline. */
   readonly waitUntil: number;
-  /** Until when it reads on over rows of tasks the client has (epoch ms; see `SKIPPED_ROWS_READ_MS`). */
+  /**
+   * Until when it reads on over rows of tasks the client has (epoch ms; see `SKIPPED_ROWS_READ_MS`): past it, a page
+   * that held any such row ends the request.
+   */
   readonly skipUntil: number;
+  /**
+   * When the request must end, sending or not (epoch ms; a little before a Lambda's deadline, Infinity without one):
+   * asked after every chunk.
+   */
+  readonly endBy: number;
   readonly signal: AbortSignal | undefined;
 }
 
@@ -65,7 +73,9 @@ type Step = 'next' | 'pause' | 'stop';
  * `MAX_SENT_SET_BYTES`; a set too large to carry is left out, and the lines of the next read from the first result
  * then all come again, clients skipping them by `index`, as the document says, until that read rebuilt the set; a set
  * left out during such a read makes the cursor restart it). Rows the client has do not count against `limit`, so a
- * read that passes them ends at its own deadline (`waitSec` within 1-20 s), `paused` with a cursor past them. The
+ * read that passes them ends at its own deadline (`waitSec` within 1-20 s: after the first page holding any of them
+ * once it passed), `paused` with a cursor past them. Before a Lambda's deadline (`endBy`), a request ends after the
+ * chunk it is sending, however many results are left. The
  * server logs a warning (index lag on DynamoDB, a lost notice, or a defect). Like the SDK's stream, a count that finds
  * nothing missing doubles the wait before the next (up to `MISSING_RESULTS_CHECK_MAX_MS`), and a read from the first
  * result that leaves the table counting more than it brought is repeated only once the table counts more missing, or
@@ -188,14 +198,17 @@ class ResultsStream {
     if (lacking.length > 0 && !(await this.sameSession())) return 'pause';
     const tasks = sentTasks === undefined ? ended : lacking.filter((t) => sentTasks.add(t.index));
     this.listing = next ?? this.listing;
-    // Rows the client has do not count against `limit`: a deadline bounds them; the `paused` cursor is past them.
+    // Rows the client has do not count against `limit`: a deadline bounds them, whether the page sent others or not
+    // (a read from the first result may bring one new row among a thousand sent); the `paused` cursor is past them.
+    const skipped = tasks.length < ended.length;
     if (tasks.length === 0) return this.context.clock() < this.bounds.skipUntil ? 'next' : 'pause';
     this.delivered += tasks.length;
     this.sent += tasks.length;
     // Lines sent again after a restart are no news; those past what was delivered before it are.
     if (this.reRead === undefined || this.delivered > this.reRead.before) this.check.progressed(this.context.clock());
     yield await this.linesOf(tasks, this.resumeCursor());
-    return 'next';
+    const now = this.context.clock();
+    return now >= this.bounds.endBy || (skipped && now >= this.bounds.skipUntil) ? 'pause' : 'next';
   }
 
   /** The result lines of `tasks`, the last carrying `cursor`. */
@@ -312,7 +325,7 @@ class ResultsStream {
         room -= tasks.length;
         yield await this.linesOf(tasks, this.sentByKey(tasks));
       }
-      if (room <= 0) return 'paused';
+      if (room <= 0 || clock() >= this.bounds.endBy) return 'paused';
     }
     if (signal?.aborted) return 'aborted';
     if (!stopped) return 'ended';

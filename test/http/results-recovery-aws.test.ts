@@ -4,6 +4,7 @@
 // the requests that resume it. And a stream whose session is deleted and created again during a request.
 import { DynamoDbRequestLedger, openAwsBackends, type AwsBackends } from '../../lib/backends/aws';
 import { GridClient } from '../../lib/client';
+import { DeliveredTasks } from '../../lib/client/delivered-tasks';
 import { compileConfig } from '../../lib/core/config';
 import type { AwsGridResources } from '../../lib/core/grid-resources';
 import { ApiHandlers } from '../../lib/http/api-handlers';
@@ -335,5 +336,87 @@ describe('a results stream of the HTTP API on DynamoDB whose session is deleted 
     expect(two).toMatchObject({ taskIds: [], end: 'paused' });
     expect(three.status).toBe(400);
     expect(three.lines[0].error).toMatchObject({ code: 'InvalidCursorError' });
+  });
+});
+
+/** Makes each page of `table`'s listing hold at most `size` tasks and take a second of `clock`. */
+function slowListing({ table, clock }: Awaited<ReturnType<typeof startApi>>, size: number): void {
+  const list = table.listTerminal.bind(table);
+  table.listTerminal = async (sessionId, cursor, limit) => {
+    clock.advance(1_000);
+    return list(sessionId, cursor, Math.min(size, limit));
+  };
+}
+
+/** Follows a stream from `cursor` until it ends complete: the indexes of its lines, each request's last. */
+async function followToTheEnd(api: ApiHandlers, sessionId: string, cursor: string): Promise<number[]> {
+  const indexes: number[] = [];
+  for (let at = cursor, requests = 0; requests < 50; requests++) {
+    const lines = await resultsRequest(api, sessionId, `&cursor=${at}`);
+    indexes.push(...lines.filter((l) => l.index !== undefined).map((l) => l.index as number));
+    const last = lines[lines.length - 1];
+    if (last.end === 'complete') return indexes;
+    at = last.cursor;
+  }
+  throw new Error('the stream did not end complete within 50 requests');
+}
+
+describe('a results stream of the HTTP API on DynamoDB that keeps sending', () => {
+  it("ends after the chunk that reaches a Lambda's deadline, and the next requests send the rest, each once", async () => {
+    const started = await startApi();
+    const { client, api, clock, agent } = started;
+    const handle = await client.submit(Array.from({ length: 12 }, (_, n) => ({ n })));
+    const sid = handle.sessionId;
+    for (let i = 0; i < 12; i++) await finishTask(agent, `${sid}_${i}`);
+    // Each page of the listing brings one result and takes a second.
+    slowListing(started, 1);
+    const start = clock.at;
+
+    // A Lambda with 8 s left: the stream must end by 3 s (its last line goes out 5 s before the deadline).
+    const lines = await resultsRequest(api, sid, '', start + 8_000);
+    const first = read(lines);
+    const elapsed = clock.at - start;
+    const rest = await followToTheEnd(api, sid, first.cursor);
+
+    // Without the check while sending: 13 s, complete with all 12.
+    expect(first.end).toBe('paused');
+    expect(elapsed).toBeLessThanOrEqual(3_000);
+    expect(first.taskIds).toHaveLength(3);
+    expect([...lines.filter((l) => l.index !== undefined).map((l) => l.index), ...rest].sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 12 }, (_, i) => i),
+    );
+  });
+
+  it('a read from the first result that finds one new row per page among rows sent ends at its time for skipped rows', async () => {
+    const started = await startApi();
+    const { client, api, clock, agent, table } = started;
+    const handle = await client.submit(Array.from({ length: 12 }, (_, n) => ({ n })));
+    const sid = handle.sessionId;
+    for (let i = 0; i < 12; i++) await finishTask(agent, `${sid}_${i}`);
+    const created = (await agent.getSession(sid))!.createdAt;
+    // The stream sent the even tasks and reads again from the first result (the listing: this table reads no key).
+    const sent = new DeliveredTasks();
+    for (let i = 0; i < 12; i += 2) sent.add(i);
+    const cursor = resultsCursor.encodeResultsCursor(
+      { createdAt: created, listing: undefined, delivered: 6, check: {}, reRead: { counted: 12, before: 6 } },
+      resultsCursor.packSentTasks(sent),
+    );
+    (table as { readTerminalWanted?: unknown }).readTerminalWanted = undefined;
+    // Pages of two rows, one sent and one not, a second each.
+    slowListing(started, 2);
+    const start = clock.at;
+
+    // waitSec=0: rows sent are read on for a second at most.
+    const lines = await resultsRequest(api, sid, `&cursor=${cursor}`);
+    const first = read(lines);
+    const elapsed = clock.at - start;
+    const rest = await followToTheEnd(api, sid, first.cursor);
+
+    // Without the bound on pages that sent something too: 7 s, all six sent.
+    expect(first.end).toBe('paused');
+    expect(elapsed).toBeLessThanOrEqual(1_000);
+    expect([...lines.filter((l) => l.index !== undefined).map((l) => l.index), ...rest].sort((a, b) => a - b)).toEqual([
+      1, 3, 5, 7, 9, 11,
+    ]);
   });
 });
