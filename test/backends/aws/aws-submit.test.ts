@@ -82,6 +82,36 @@ async function expectNothingLeft(backends: AwsBackends, sessionId: string): Prom
   expect(messages.map((m) => m.message.sessionId)).not.toContain(sessionId);
 }
 
+/**
+ * A clock that moves past `RESEND_EARLY_MESSAGES_AFTER_MS` during each of `table`'s session writes
+ * (`createSealedSession`): a client on it finds every such write slow.
+ */
+function slowSessionWriteClock(table: DynamoDbTaskTable): () => number {
+  let now = 0;
+  const createSealedSession = table.createSealedSession.bind(table);
+  table.createSealedSession = async (session, tasks) => {
+    await createSealedSession(session, tasks);
+    now += RESEND_EARLY_MESSAGES_AFTER_MS + 1;
+  };
+  return () => now;
+}
+
+/**
+ * Submits one task while SQS refuses every send (a fault no emulator produces): the submit rejects with that error,
+ * and nothing is left of the session it wrote (`sessionId`, as the test caught it).
+ */
+async function expectRefusedSendLeavesNothing(
+  { backends, client }: { backends: AwsBackends; client: GridClient },
+  sessionId: () => string | undefined,
+): Promise<void> {
+  backends.queue.send = () => Promise.reject(new Error('send failed'));
+
+  await expect(client.submit([{ n: 1 }])).rejects.toThrow('send failed');
+
+  expect(sessionId()).toBeDefined();
+  await expectNothingLeft(backends, sessionId()!);
+}
+
 describe('GridClient.submit on the AWS backends', () => {
   it.each([500, 1])(
     "writes a drawn session's item beside its tasks and seals it beside the last messages, never a message first (batches of %d)",
@@ -194,20 +224,16 @@ describe('GridClient.submit on the AWS backends', () => {
   }, 60_000);
 
   it('a send that fails beside the seal leaves nothing behind and rejects with its error', async () => {
-    const { backends, client } = await openGrid();
+    const grid = await openGrid();
+    const { table } = grid.backends;
     let sessionId: string | undefined;
-    const sealSession = backends.table.sealSession.bind(backends.table);
-    backends.table.sealSession = (id, count) => {
+    const sealSession = table.sealSession.bind(table);
+    table.sealSession = (id, count) => {
       sessionId = id;
       return sealSession(id, count);
     };
-    // A fault no emulator produces: SQS refuses the batch.
-    backends.queue.send = () => Promise.reject(new Error('send failed'));
 
-    await expect(client.submit([{ n: 1 }])).rejects.toThrow('send failed');
-
-    expect(sessionId).toBeDefined();
-    await expectNothingLeft(backends, sessionId!);
+    await expectRefusedSendLeavesNothing(grid, () => sessionId);
   }, 60_000);
 
   it.each([false, true])(
@@ -338,19 +364,14 @@ describe('GridClient.submit on the AWS backends', () => {
 
     it(`sends the messages again once a write that took longer than ${RESEND_EARLY_MESSAGES_AFTER_MS} ms is done`, async () => {
       const { backends } = await openGrid(false);
-      let now = 0;
-      const createSealedSession = backends.table.createSealedSession.bind(backends.table);
-      backends.table.createSealedSession = async (session, tasks) => {
-        await createSealedSession(session, tasks);
-        now += RESEND_EARLY_MESSAGES_AFTER_MS + 1;
-      };
+      const clock = slowSessionWriteClock(backends.table);
       const sent: string[] = [];
       const send = backends.queue.send.bind(backends.queue);
       backends.queue.send = async (messages) => {
         sent.push(...messages.map((m) => m.taskId));
         return send(messages);
       };
-      const client = new GridClient({ config, ...backends, clock: () => now });
+      const client = new GridClient({ config, ...backends, clock });
 
       const handle = await client.submit([{ n: 1 }]);
 
@@ -373,20 +394,16 @@ describe('GridClient.submit on the AWS backends', () => {
     }, 60_000);
 
     it('a send that fails beside the write leaves nothing behind and rejects with its error', async () => {
-      const { backends, client } = await openGrid(false);
+      const grid = await openGrid(false);
+      const { table } = grid.backends;
       let sessionId: string | undefined;
-      const createSealedSession = backends.table.createSealedSession.bind(backends.table);
-      backends.table.createSealedSession = (session, tasks) => {
+      const createSealedSession = table.createSealedSession.bind(table);
+      table.createSealedSession = (session, tasks) => {
         sessionId = session.sessionId;
         return createSealedSession(session, tasks);
       };
-      // A fault no emulator produces: SQS refuses the batch.
-      backends.queue.send = () => Promise.reject(new Error('send failed'));
 
-      await expect(client.submit([{ n: 1 }])).rejects.toThrow('send failed');
-
-      expect(sessionId).toBeDefined();
-      await expectNothingLeft(backends, sessionId!);
+      await expectRefusedSendLeavesNothing(grid, () => sessionId);
     }, 60_000);
 
     it('a write whose outcome stayed unknown is left alone (it may still land) and the submit rejects naming it', async () => {
@@ -418,12 +435,7 @@ describe('GridClient.submit on the AWS backends', () => {
 
     it('a second send after a slow write that fails is only a warning: the session stands, its first messages out', async () => {
       const { backends } = await openGrid(false);
-      let now = 0;
-      const createSealedSession = backends.table.createSealedSession.bind(backends.table);
-      backends.table.createSealedSession = async (session, tasks) => {
-        await createSealedSession(session, tasks);
-        now += RESEND_EARLY_MESSAGES_AFTER_MS + 1;
-      };
+      const clock = slowSessionWriteClock(backends.table);
       let sends = 0;
       const send = backends.queue.send.bind(backends.queue);
       // A fault no emulator produces: SQS refuses every send after the first.
@@ -433,7 +445,7 @@ describe('GridClient.submit on the AWS backends', () => {
       };
       const warnings: string[] = [];
       const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
-      const client = new GridClient({ config, ...backends, clock: () => now, logger });
+      const client = new GridClient({ config, ...backends, clock, logger });
 
       const handle = await client.submit([{ n: 1 }]);
 
