@@ -2,7 +2,7 @@
 // queued messages, payload files), and the pages they freed go back to the file system a few at a time.
 import { DISK_FULL_WARN_EVERY_MS, isDiskFull } from '../../core';
 import type { Logger } from '../../logging';
-import type { SqliteDatabase } from './sqlite-database';
+import { BOUND_LIMIT, type SqliteDatabase } from './sqlite-database';
 import type { FilePayloadStore } from './file-payload-store';
 import { payloadKeys } from '../../ports';
 import { translateSqliteError } from './errors';
@@ -61,7 +61,7 @@ export class SessionExpiry {
           LIMIT 1`,
       ),
       deleteTasks: db.prepare<[string, number]>(
-        'DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks WHERE session_id = ? LIMIT ?)',
+        `DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks WHERE session_id = ? LIMIT ${BOUND_LIMIT})`,
       ),
       deleteMessages: db.prepare<[string]>('DELETE FROM queue_messages WHERE session_id = ?'),
       deleteSession: db.prepare<[string]>('DELETE FROM sessions WHERE session_id = ?'),

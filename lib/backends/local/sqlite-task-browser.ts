@@ -3,7 +3,7 @@ import type { Statement } from 'better-sqlite3';
 import type { SessionRecord, TaskRecord } from '../../core/task';
 import type { BrowsePage } from '../../ports';
 import { browsePageSize, decodeBrowseCursor, encodeBrowseCursor } from '../browse-cursor';
-import type { SqliteDatabase } from './sqlite-database';
+import { BOUND_LIMIT, type SqliteDatabase } from './sqlite-database';
 import type { RawTaskRow, SessionRow } from './sqlite-task-table';
 
 /** How the table maps its rows (handed in by `SqliteTaskTable`, which owns the row layout). */
@@ -24,12 +24,12 @@ export class SqliteTaskBrowser {
   ) {
     this.sessions = db.prepare<[number, string, number], SessionRow>(
       `SELECT * FROM sessions WHERE (created_at, session_id) < (?, ?)
-       ORDER BY created_at DESC, session_id DESC LIMIT ?`,
+       ORDER BY created_at DESC, session_id DESC LIMIT ${BOUND_LIMIT}`,
     );
     this.live = db
       .prepare<[string, string, number, number], RawTaskRow>(
         `SELECT ${rows.taskColumns}, rowid FROM tasks INDEXED BY tasks_by_session
-         WHERE session_id = ? AND done_seq IS NULL AND state = ? AND rowid > ? ORDER BY rowid LIMIT ?`,
+         WHERE session_id = ? AND done_seq IS NULL AND state = ? AND rowid > ? ORDER BY rowid LIMIT ${BOUND_LIMIT}`,
       )
       .raw(true);
   }

@@ -8,7 +8,7 @@ import type { ClaimOutcome, ClaimRequest, QueueMessage, ReceivedMessage, Receive
 import { translateSqliteError } from './errors';
 import type { DatabaseChanges } from './database-changes';
 import type { WriteLock } from './write-lock';
-import { openSqliteDatabase, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
+import { BOUND_LIMIT, openSqliteDatabase, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
 
 export { InvalidReceiptError };
 
@@ -402,7 +402,7 @@ function prepareStatements(db: SqliteDatabase) {
     ),
     visibleAt: db.prepare<[number, number, number], MessageRow>(
       `SELECT id, task_id, session_id, attempt, priority, receive_count, lease_expired_before FROM queue_messages
-       WHERE priority = ? AND visible_at <= ? ORDER BY visible_at, id LIMIT ?`,
+       WHERE priority = ? AND visible_at <= ? ORDER BY visible_at, id LIMIT ${BOUND_LIMIT}`,
     ),
     markReceived: db.prepare<[number, number]>(
       'UPDATE queue_messages SET visible_at = ?, receive_count = receive_count + 1 WHERE id = ?',

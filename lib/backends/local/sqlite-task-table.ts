@@ -29,7 +29,7 @@ import type {
 import { translateSqliteError } from './errors';
 import type { DatabaseChanges } from './database-changes';
 import type { WriteLock } from './write-lock';
-import { openSqliteDatabase, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
+import { BOUND_LIMIT, openSqliteDatabase, type OpenDatabaseOptions, type SqliteDatabase } from './sqlite-database';
 import { SqliteTaskBrowser } from './sqlite-task-browser';
 
 export { InvalidCursorError };
@@ -813,11 +813,11 @@ function prepareStatements(db: SqliteDatabase) {
     listTerminal: db
       .prepare<[string, number, number], RawTaskRow>(
         `SELECT ${TASK_COLUMNS} FROM tasks WHERE session_id = ? AND done_seq > ? AND state IN ${TERMINAL_SQL}
-         ORDER BY done_seq LIMIT ?`,
+         ORDER BY done_seq LIMIT ${BOUND_LIMIT}`,
       )
       .raw(true),
     findExpired: db.prepare<[number, number], TaskRow>(
-      `SELECT * FROM tasks WHERE state = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?`,
+      `SELECT * FROM tasks WHERE state = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ${BOUND_LIMIT}`,
     ),
   };
 }
