@@ -1,5 +1,5 @@
 // uPlot charts as Preact components: a live time series and a latency histogram.
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useRef, type MutableRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
@@ -25,6 +25,16 @@ function usePlot(makeOptions: (width: number) => uPlot.Options, data: uPlot.Alig
   return ref;
 }
 
+/** A chart as the page shows it: its title as the caption of the element `usePlot` draws into. */
+function ChartFigure(props: { title: string; plot: MutableRef<HTMLDivElement | null> }) {
+  return (
+    <figure class="chart" data-chart={props.title}>
+      <figcaption>{props.title}</figcaption>
+      <div ref={props.plot} />
+    </figure>
+  );
+}
+
 export interface SeriesSpec {
   readonly label: string;
   readonly color: string;
@@ -46,12 +56,7 @@ export function TimeChart(props: { title: string; series: readonly SeriesSpec[];
     props.data,
     height,
   );
-  return (
-    <figure class="chart" data-chart={props.title}>
-      <figcaption>{props.title}</figcaption>
-      <div ref={ref} />
-    </figure>
-  );
+  return <ChartFigure title={props.title} plot={ref} />;
 }
 
 /** Formats milliseconds for people: 850 ms, 1.2 s, 3.5 min. */
@@ -95,10 +100,5 @@ export function Histogram(props: { title: string; color: string; buckets: readon
     data,
     height,
   );
-  return (
-    <figure class="chart" data-chart={props.title}>
-      <figcaption>{props.title}</figcaption>
-      <div ref={ref} />
-    </figure>
-  );
+  return <ChartFigure title={props.title} plot={ref} />;
 }
