@@ -140,6 +140,11 @@ export interface TaskTable extends TaskBrowser {
   /** Terminal tasks of a session in completion order, after `cursor`. Never skips a task that ends later. */
   listTerminal(sessionId: string, cursor: string | undefined, limit: number): Promise<TerminalPage>;
   /**
+   * Throws `InvalidCursorError` when `cursor` is not one `listTerminal` hands out (reads nothing): a reader that keeps
+   * it inside a cursor of its own (the HTTP API's results stream) refuses a bad one before it answers.
+   */
+  checkTerminalCursor(cursor: string): void;
+  /**
    * Every terminal task of the session whose id `wanted` accepts, in pages of at most `limit`, in no set order: the
    * full re-read of a reader that lacks a few of them (see `SessionHandle.results`), fetching only those. DynamoDB
    * reads the session index's keys (what a count reads) and then only the items wanted, where `listTerminal` from

@@ -7,6 +7,7 @@ import { mapLimit } from '../backends/aws/aws-retry';
 import type { ChangeFeed, GridClient } from '../client';
 import { InvalidBrowseCursorError } from '../backends/browse-cursor';
 import {
+  InvalidCursorError,
   isTaskState,
   TERMINAL_STATES,
   taskIdOf,
@@ -474,6 +475,7 @@ export class ApiHandlers {
     )!;
     const waitSec = numberParam(req.query, 'waitSec', this.limits.maxWaitSec, 0, this.limits.maxWaitSec);
     const cursor = decodeResultsCursor(req.query.get('cursor'));
+    if (cursor.listing !== undefined) this.checkListingPart(req.query.get('cursor')!, cursor.listing);
     if (cursor.createdAt !== undefined && cursor.createdAt !== session.createdAt) {
       throw new ApiError(
         400,
@@ -507,6 +509,25 @@ export class ApiHandlers {
         signal: req.signal,
       }),
     };
+  }
+
+  /**
+   * A results cursor whose listing part the table would refuse is a 400 before the answer starts (the stream reads
+   * the listing only after its first line could have been sent).
+   */
+  private checkListingPart(raw: string, listing: string): void {
+    try {
+      this.options.table.checkTerminalCursor(listing);
+    } catch (err) {
+      if (!(err instanceof InvalidCursorError)) throw err;
+      throw new ApiError(
+        400,
+        'InvalidCursorError',
+        `invalid results cursor '${raw.slice(0, 80)}': its listing part (c) is not a listing cursor of this grid ` +
+          `(${err.message.split('\n')[0]!})`,
+        'pass back a cursor of a result line unchanged',
+      );
+    }
   }
 
   private resultsStreamContext(): ResultsStreamContext {

@@ -165,66 +165,83 @@ export function decodeResultsCursor(raw: string | null): ResultsCursor {
       sent: new DeliveredTasks(),
     };
   }
+  const [head, packed, marksText, ...rest] = raw.split('.');
+  const refuse = (why: string): never => {
+    throw new ApiError(
+      400,
+      'InvalidCursorError',
+      `invalid results cursor '${raw.slice(0, 80)}': ${why}`,
+      'pass back a cursor of a result line unchanged',
+    );
+  };
+  if (rest.length > 0) refuse(`it has ${rest.length + 3} '.'-separated parts, at most 3`);
+  let value: Partial<CursorJson>;
   try {
-    const [head, packed, marksText, ...rest] = raw.split('.');
-    const value = JSON.parse(Buffer.from(head!, 'base64url').toString('utf8')) as Partial<CursorJson>;
-    const marks = marksText === undefined ? undefined : CURSOR_MARKS.exec(marksText);
-    // Marks in the JSON: a cursor of the versions that wrote them there (they resume as they did).
-    const byKeys = marks?.[1] === 'r' || value.r === 1;
-    const outOfOrder = marks?.[2] === 'o' || value.o === 1;
-    // Fields a cursor of an earlier version lacks are optional: such a cursor resumes as it did.
-    const count = (x: unknown): boolean => x === undefined || (Number.isSafeInteger(x) && (x as number) >= 0);
-    const valid =
-      rest.length === 0 &&
-      marks !== null &&
-      (value.c === null || typeof value.c === 'string') &&
-      Number.isSafeInteger(value.n) &&
-      value.n! >= 0 &&
-      (value.q === undefined || Number.isFinite(value.q)) &&
-      (value.w === undefined || (Number.isFinite(value.w) && value.w > 0)) &&
-      count(value.g) &&
-      (value.u === undefined || Number.isFinite(value.u)) &&
-      count(value.k) &&
-      count(value.b) &&
-      count(value.t) &&
-      (value.r === undefined || value.r === 1) &&
-      (value.o === undefined || value.o === 1) &&
-      (!byKeys || (value.k !== undefined && packed !== undefined)) &&
-      (!outOfOrder || packed !== undefined);
-    const sent =
-      packed === undefined
-        ? undefined
-        : DeliveredTasks.fromBytes(
-            zlib.inflateRawSync(Buffer.from(packed, 'base64url'), { maxOutputLength: MAX_SENT_SET_INFLATED_BYTES }),
-          );
-    // The set and the count are written together: one that disagrees was not.
-    if (valid && (sent === undefined || sent.size === value.n)) {
-      const { c, n, q, w, g, u, k, b, t } = value as CursorJson;
-      return {
-        createdAt: t,
-        listing: c ?? undefined,
-        delivered: n,
-        check: {
-          ...(q !== undefined ? { since: q } : {}),
-          ...(w !== undefined ? { waitMs: w } : {}),
-          ...(g !== undefined ? { unreachable: g } : {}),
-          ...(u !== undefined ? { unreachableAt: u } : {}),
-        },
-        reRead:
-          k !== undefined && b !== undefined
-            ? { counted: k, before: b, ...(byKeys ? { byKeys: true } : {}) }
-            : undefined,
-        sent,
-        ...(outOfOrder ? { outOfOrder: true } : {}),
-      };
-    }
+    value = JSON.parse(Buffer.from(head!, 'base64url').toString('utf8')) as Partial<CursorJson>;
   } catch {
-    // reported below
+    return refuse('its first part is not base64url JSON');
   }
-  throw new ApiError(
-    400,
-    'InvalidCursorError',
-    `invalid results cursor '${raw.slice(0, 80)}'`,
-    'pass back a cursor of a result line unchanged',
-  );
+  if (typeof value !== 'object' || value === null) return refuse('its first part is not a JSON object');
+  const marks = marksText === undefined ? undefined : CURSOR_MARKS.exec(marksText);
+  if (marks === null) refuse(`its third part '${marksText!.slice(0, 10)}' is not its marks (r, o, ro)`);
+  // Marks in the JSON: a cursor of the versions that wrote them there (they resume as they did).
+  const byKeys = marks?.[1] === 'r' || value.r === 1;
+  const outOfOrder = marks?.[2] === 'o' || value.o === 1;
+  const problem = jsonProblem(value, { byKeys, outOfOrder, withSet: packed !== undefined });
+  if (problem !== undefined) refuse(problem);
+  let sent: DeliveredTasks | undefined;
+  if (packed !== undefined) {
+    try {
+      const bytes = zlib.inflateRawSync(Buffer.from(packed, 'base64url'), {
+        maxOutputLength: MAX_SENT_SET_INFLATED_BYTES,
+      });
+      sent = DeliveredTasks.fromBytes(bytes);
+    } catch {
+      return refuse('its second part (the set of sent tasks) is not a deflated set');
+    }
+    // The set and the count are written together: one that disagrees was not.
+    if (sent.size !== value.n) refuse(`its set holds ${sent.size} tasks where its count n says ${value.n}`);
+  }
+  const { c, n, q, w, g, u, k, b, t } = value as CursorJson;
+  return {
+    createdAt: t,
+    listing: c ?? undefined,
+    delivered: n,
+    check: {
+      ...(q !== undefined ? { since: q } : {}),
+      ...(w !== undefined ? { waitMs: w } : {}),
+      ...(g !== undefined ? { unreachable: g } : {}),
+      ...(u !== undefined ? { unreachableAt: u } : {}),
+    },
+    reRead:
+      k !== undefined && b !== undefined ? { counted: k, before: b, ...(byKeys ? { byKeys: true } : {}) } : undefined,
+    sent,
+    ...(outOfOrder ? { outOfOrder: true } : {}),
+  };
+}
+
+/**
+ * What is wrong with a cursor's JSON, named by field (undefined: nothing). Fields a cursor of an earlier version lacks
+ * are optional: such a cursor resumes as it did.
+ */
+function jsonProblem(
+  value: Partial<CursorJson>,
+  marks: { readonly byKeys: boolean; readonly outOfOrder: boolean; readonly withSet: boolean },
+): string | undefined {
+  const count = (x: unknown): boolean => x === undefined || (Number.isSafeInteger(x) && (x as number) >= 0);
+  const time = (x: unknown): boolean => x === undefined || Number.isFinite(x);
+  const checks: [boolean, string][] = [
+    [value.c === null || typeof value.c === 'string', 'c (the listing part) is neither text nor null'],
+    [value.n !== undefined && count(value.n), 'n (results delivered) is not a whole number from 0'],
+    [time(value.q), 'q (quiet since) is not a time'],
+    [value.w === undefined || (Number.isFinite(value.w) && value.w > 0), 'w (the wait) is not a positive number'],
+    [count(value.g), 'g (the gap) is not a whole number from 0'],
+    [time(value.u), 'u (the gap read at) is not a time'],
+    [count(value.k) && count(value.b), 'k or b (the read again) is not a whole number from 0'],
+    [count(value.t), 't (session created at) is not a time'],
+    [(value.r === undefined || value.r === 1) && (value.o === undefined || value.o === 1), 'r or o is not 1'],
+    [!marks.byKeys || value.k !== undefined, 'its read by key (r) names no read again (k)'],
+    [!(marks.byKeys || marks.outOfOrder) || marks.withSet, 'its marks (r, o) come without the set of sent tasks'],
+  ];
+  return checks.find(([ok]) => !ok)?.[1];
 }

@@ -1,5 +1,5 @@
 // The TaskTable contract: every adapter (SQLite, DynamoDB) must give these answers. Adapter-agnostic by design.
-import { SessionExistsError } from '../../lib/core/errors';
+import { InvalidCursorError, SessionExistsError } from '../../lib/core/errors';
 import { newTask, type SessionRecord, type TaskError, type TaskRecord } from '../../lib/core/task';
 import type { Completion, LeaseRef, TaskTable } from '../../lib/ports';
 import { setUpEachTest, uniqueId } from './contract-helpers';
@@ -839,6 +839,17 @@ export function describeTaskTableContract(
 
         expect(empty.tasks).toEqual([]);
         expect(page2.tasks.map((t) => t.taskId)).toEqual([ids[1]]);
+      });
+
+      it('a cursor the listing handed out passes its check; one it did not is refused, naming it', async () => {
+        const { session, ids } = await seed(1);
+        const task = await claimOne(ids[0]!, 'agent-a');
+        await table.complete([succeed(ids[0]!, 'agent-a', task.attempt)]);
+        const page = await table.listTerminal(session.sessionId, undefined, 10);
+
+        expect(() => table.checkTerminalCursor(page.cursor!)).not.toThrow();
+        expect(() => table.checkTerminalCursor('not-a-cursor')).toThrow(InvalidCursorError);
+        expect(() => table.checkTerminalCursor('not-a-cursor')).toThrow(/not-a-cursor/);
       });
 
       it('terminal tasks of other sessions are not listed', async () => {

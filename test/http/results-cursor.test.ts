@@ -104,6 +104,22 @@ describe('the cursor of a results stream', () => {
     expect(back).toMatchObject({ reRead: { counted: 10, before: 9, byKeys: true }, outOfOrder: true });
   });
 
+  it('a cursor refused says which of its checks failed', () => {
+    const json = (value: object): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const set = packSentTasks(allBut(3, []))!.toString('base64url');
+
+    expect(() => decodeResultsCursor('%%%')).toThrow(/is not base64url JSON/);
+    expect(() => decodeResultsCursor(json({ c: 5, n: 0 }))).toThrow(/c \(the listing part\) is neither text nor null/);
+    expect(() => decodeResultsCursor(json({ c: null, n: -1 }))).toThrow(/n \(results delivered\)/);
+    expect(() => decodeResultsCursor(json({ c: null, n: 0, w: 0 }))).toThrow(/w \(the wait\)/);
+    expect(() => decodeResultsCursor(`${json({ c: null, n: 2 })}.${set}`)).toThrow(
+      /holds 3 tasks where its count n says 2/,
+    );
+    expect(() => decodeResultsCursor(`${json({ c: null, n: 3 })}.AAAA`)).toThrow(/is not a deflated set/);
+    expect(() => decodeResultsCursor(`${json({ c: null, n: 3 })}.${set}.x`)).toThrow(/third part 'x' is not its marks/);
+    expect(() => decodeResultsCursor('a.b.c.d')).toThrow(/4 '.'-separated parts, at most 3/);
+  });
+
   it('a cursor without a set (an earlier version, or one too large) resumes with the set unknown', () => {
     const text = encodeResultsCursor(
       { createdAt: undefined, listing: undefined, delivered: 5, check: {}, reRead: undefined },

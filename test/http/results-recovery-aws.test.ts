@@ -361,6 +361,28 @@ async function followToTheEnd(api: ApiHandlers, sessionId: string, cursor: strin
   throw new Error('the stream did not end complete within 50 requests');
 }
 
+describe('a results cursor of the HTTP API on DynamoDB whose listing part is not a listing cursor', () => {
+  it('is refused with a 400 naming the listing part, before any line is sent', async () => {
+    const { client, api, agent } = await startApi();
+    const handle = await client.submit([{ n: 0 }]);
+    await finishTask(agent, `${handle.sessionId}_0`);
+    const forged = Buffer.from(JSON.stringify({ c: 'not-a-cursor', n: 0 })).toString('base64url');
+
+    const answer = await resultsResponse(api, handle.sessionId, `&cursor=${forged}`);
+
+    // Without the check: 200, then the body throws (the server drops the connection, a client resumes for ever).
+    expect(answer.status).toBe(400);
+    expect(answer.lines).toEqual([
+      {
+        error: expect.objectContaining({
+          code: 'InvalidCursorError',
+          message: expect.stringMatching(/its listing part \(c\) is not a listing cursor of this grid/),
+        }),
+      },
+    ]);
+  });
+});
+
 describe('a results stream of the HTTP API on DynamoDB that keeps sending', () => {
   it("ends after the chunk that reaches a Lambda's deadline, and the next requests send the rest, each once", async () => {
     const started = await startApi();

@@ -1466,6 +1466,10 @@ export class DynamoDbTaskTable implements TaskTable {
     return { tasks, cursor: encodeCursor(next), more: !exhausted };
   }
 
+  checkTerminalCursor(cursor: string): void {
+    decodeCursor(cursor);
+  }
+
   /** The newest finish key a reader may pass for good: keys older than the settle window are all in the index. */
   private horizon(): string {
     return `T#${finishKeyPrefix(this.clock() - this.settleMs)}`;

@@ -425,11 +425,15 @@ export class SqliteTaskTable implements TaskTable {
     return this.stmt.countTerminal.get(sessionId, sessionId)?.n ?? 0;
   }
 
+  checkTerminalCursor(cursor: string): void {
+    if (!/^\d+$/.test(cursor) || !Number.isSafeInteger(Number(cursor))) throw new InvalidCursorError(cursor);
+  }
+
   async listTerminal(sessionId: string, cursor: string | undefined, limit: number): Promise<TerminalPage> {
     let after = 0;
     if (cursor !== undefined) {
+      this.checkTerminalCursor(cursor);
       after = Number(cursor);
-      if (!/^\d+$/.test(cursor) || !Number.isSafeInteger(after)) throw new InvalidCursorError(cursor);
     }
     const max = Math.max(1, Math.floor(limit));
     const rows = this.stmt.listTerminal.all(sessionId, after, max);
