@@ -222,6 +222,8 @@ describe('the local Python runtime with invocations queued ahead', () => {
     const bootstrapDir = path.join(dir, 'bootstrap');
     fs.mkdirSync(bootstrapDir);
     const real = path.resolve(__dirname, '..', '..', '..', 'lib', 'runtime', 'bootstrap', 'bootstrap.py');
+    // Written by the withdraw thread as it is about to write a "withdrawn" frame: the take-back is decided.
+    const decided = path.join(dir, 'decided');
     fs.writeFileSync(
       path.join(bootstrapDir, 'bootstrap.py'),
       [
@@ -232,6 +234,7 @@ describe('the local Python runtime with invocations queued ahead', () => {
         'write = b._write_frame',
         'def late(frame):',
         '    if frame[4] == b.KIND_WITHDRAWN:',
+        `        open(${JSON.stringify(decided)}, "a").close()`,
         '        time.sleep(0.3)',
         '    write(frame)',
         'b._write_frame = late',
@@ -257,7 +260,9 @@ describe('the local Python runtime with invocations queued ahead', () => {
     const secondQueued = invoker.invoke(invocation({ i: 2, mark }));
     await waitFor(() => fs.existsSync(mark));
     invoker.withdrawQueued?.();
-    // The running request ends while the first take-back's frame is still to be written.
+    // The running request ends once the first take-back is decided, while its frame is still to be written (ended
+    // before the decision, on a loaded machine, the main loop could start the first queued request: not this case).
+    await waitFor(() => fs.existsSync(decided));
     fs.writeFileSync(until, '');
     const [first, second] = [await firstQueued, await secondQueued];
 
