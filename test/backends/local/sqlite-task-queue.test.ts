@@ -2,6 +2,7 @@
 import { openLocalBackends } from '../../../lib/backends/local';
 import type { QueueMessage } from '../../../lib/ports';
 import { describeTaskQueueContract } from '../../contract/task-queue.contract';
+import { onLocalBackends } from '../../support/local-backends';
 import { makeTempDir } from './temp-grid-dir';
 
 describeTaskQueueContract('SqliteTaskQueue', async () => {
@@ -25,19 +26,14 @@ describe('SqliteTaskQueue', () => {
   });
 
   it('delivers messages of one priority in the order they were sent', async () => {
-    const temp = makeTempDir();
-    const backends = openLocalBackends(temp.dir);
-    try {
+    await onLocalBackends(async (backends) => {
       await backends.queue.send([0, 1, 2, 3, 4].map((i) => message(i)));
       await backends.queue.send([5, 6].map((i) => message(i)));
 
       const got = await backends.queue.receive(10, { waitMs: 0, visibilityMs: 60_000 });
 
       expect(got.map((r) => r.message.taskId)).toEqual(['s_0', 's_1', 's_2', 's_3', 's_4', 's_5', 's_6']);
-    } finally {
-      await backends.close();
-      temp.remove();
-    }
+    });
   });
 
   it('a long poll in another connection sees a message sent through the first one', async () => {
@@ -57,11 +53,9 @@ describe('SqliteTaskQueue', () => {
   });
 
   it("an acknowledged message's receipt leaves alone the next message, which takes its id", async () => {
-    const temp = makeTempDir();
-    const backends = openLocalBackends(temp.dir);
-    const { queue } = backends;
-    const retry: QueueMessage = { ...message(1), attempt: 1 };
-    try {
+    await onLocalBackends(async (backends) => {
+      const { queue } = backends;
+      const retry: QueueMessage = { ...message(1), attempt: 1 };
       for (const next of [message(2), retry]) {
         await queue.send([message(1)]);
         const [old] = await queue.receive(1, { waitMs: 0, visibilityMs: 60_000 });
@@ -78,21 +72,13 @@ describe('SqliteTaskQueue', () => {
         await queue.ack([taken!.receipt]);
         expect(await queue.countMessages()).toEqual({ visible: 0, invisible: 0 });
       }
-    } finally {
-      await backends.close();
-      temp.remove();
-    }
+    });
   });
 
   it('rejects a receipt it never handed out', async () => {
-    const temp = makeTempDir();
-    const backends = openLocalBackends(temp.dir);
-    try {
+    await onLocalBackends(async (backends) => {
       await expect(backends.queue.ack(['nonsense'])).rejects.toThrow(/invalid queue receipt 'nonsense'/);
-    } finally {
-      await backends.close();
-      temp.remove();
-    }
+    });
   });
 
   it('closing the backends ends a pending long poll', async () => {
@@ -110,16 +96,11 @@ describe('SqliteTaskQueue', () => {
   });
 
   it('counts visible and in-flight messages', async () => {
-    const temp = makeTempDir();
-    const backends = openLocalBackends(temp.dir);
-    try {
+    await onLocalBackends(async (backends) => {
       await backends.queue.send([1, 2, 3].map((i) => message(i)));
       await backends.queue.receive(1, { waitMs: 0, visibilityMs: 60_000 });
 
       expect(await backends.queue.countMessages()).toEqual({ visible: 2, invisible: 1 });
-    } finally {
-      await backends.close();
-      temp.remove();
-    }
+    });
   });
 });

@@ -3,6 +3,7 @@ import { openLocalBackends } from '../../../lib/backends/local';
 import { newTask, type SessionRecord } from '../../../lib/core/task';
 import { describeTaskBrowserContract } from '../../contract/task-browser.contract';
 import { describeTaskTableContract } from '../../contract/task-table.contract';
+import { onLocalBackends } from '../../support/local-backends';
 import { makeTempDir } from './temp-grid-dir';
 
 /** A SQLite task table on a fresh folder, removed with it by `cleanup`. */
@@ -32,16 +33,11 @@ describe('SqliteTaskTable', () => {
   };
 
   it('rejects a cursor it did not hand out', async () => {
-    const temp = makeTempDir();
-    const backends = openLocalBackends(temp.dir);
-    try {
+    await onLocalBackends(async (backends) => {
       await expect(backends.table.listTerminal('s1', 'not-a-cursor', 10)).rejects.toThrow(
         /invalid terminal-task cursor/,
       );
-    } finally {
-      await backends.close();
-      temp.remove();
-    }
+    });
   });
 
   it('keeps completion order across two connections to the same file', async () => {
@@ -83,9 +79,7 @@ describe('SqliteTaskTable', () => {
   });
 
   it('says a page short of its limit holds every task ended when it was read (more: false), a full one may not', async () => {
-    const temp = makeTempDir();
-    const backends = openLocalBackends(temp.dir);
-    try {
+    await onLocalBackends(async (backends) => {
       const { table } = backends;
       await table.createSession(session);
       await table.createTasks([0, 1, 2, 3].map((i) => newTask(session, i, { inline: 'null' }, 1)));
@@ -113,17 +107,12 @@ describe('SqliteTaskTable', () => {
       const later = await table.listTerminal('s1', rest.cursor, 10);
       expect(later.tasks.map((t) => t.index)).toEqual([3, 2]);
       expect(later.more).toBe(false);
-    } finally {
-      await backends.close();
-      temp.remove();
-    }
+    });
   });
 
   it("numbers each session's ended tasks 1, 2, 3… in commit order, whatever other sessions and stale writes do", async () => {
-    const temp = makeTempDir();
-    const backends = openLocalBackends(temp.dir);
-    const other: SessionRecord = { ...session, sessionId: 's2' };
-    try {
+    await onLocalBackends(async (backends) => {
+      const other: SessionRecord = { ...session, sessionId: 's2' };
       const { table } = backends;
       for (const s of [session, other]) {
         await table.createSession(s);
@@ -159,9 +148,6 @@ describe('SqliteTaskTable', () => {
       const others = await table.listTerminal('s2', undefined, 10);
       expect(others.tasks.map((t) => t.index)).toEqual([0]);
       expect(others.cursor).toBe('1');
-    } finally {
-      await backends.close();
-      temp.remove();
-    }
+    });
   });
 });
