@@ -99,7 +99,9 @@ const EARLY_RECLAIM_PAUSES_MS = [20, 40, 80];
  *   extended, and a reap's message of the running attempt (`QueueMessage.leaseExpiredBefore`) once a late heartbeat
  *   moved the lease past the reap's time; only a holder's own retry message is busy, until its write lands.
  * - Expired (the message of an attempt whose holder died before extending its lease, which no reaper sees): reaped
- *   here as the reaper would (re-queued or failed), then the message deleted.
+ *   here as the reaper would (re-queued or failed), then the message deleted once the reap's completion was recorded;
+ *   a reap refused (the attempt moved on meanwhile, e.g. a withdrawal put the task back pending) releases the message
+ *   at once instead, for its next receive to classify.
  * - Missing, and younger than `EARLY_MESSAGE_GRACE_MS` by the queue's send time or offered fewer than
  *   `EARLY_MESSAGE_RECEIVES` times (sent beside its task's write, which may still be landing, see
  *   `TaskTable.createSealedSession`): claimed again after 20, 40 and 80 ms, then, still missing, released for 1 s,
@@ -428,7 +430,13 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
       const requeue = plans.filter((p) => p.requeue).map((p) => reapMessageOf(p.task, now));
       if (requeue.length > 0) await this.queue.send(requeue);
       const results = await this.table.complete(plans.map((p) => p.completion));
-      for (const { receipt } of expired) this.acks.add(receipt);
+      // A reap refused (the attempt moved on since the claim saw it expired, e.g. withdrawn back to pending by the
+      // claim's holder): the message may be the task's only one; released at once, its next receive classifies it.
+      const unrecorded: string[] = [];
+      expired.forEach(({ receipt }, i) =>
+        results[i]?.status === 'recorded' ? this.acks.add(receipt) : unrecorded.push(receipt),
+      );
+      if (unrecorded.length > 0) await this.release(unrecorded, 0);
       const recorded = results.filter((r) => r.status === 'recorded').length;
       this.logger.info(
         { requeued: requeue.length, recorded, tasks: expired.map((e) => e.task.taskId).slice(0, 20) },

@@ -195,6 +195,8 @@ function recordingQueue(queue: TaskQueue): {
   };
 }
 
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 describe('SqsDynamoDbTaskIntake claims on the AWS emulators', () => {
   it('a claim that fails after its retries costs its siblings nothing: they are handed over claimed, its message comes back and is claimed at the next receive', async () => {
     const grid = await gridWithTasks(3);
@@ -522,6 +524,60 @@ describe('a claim whose write landed but whose answer was lost', () => {
       },
     ]);
     expect(done).toEqual([{ taskId: id, status: 'recorded' }]);
+  }, 60_000);
+});
+
+describe("a held claim's message that outlived its visibility timeout (DynamoDB failing that long)", () => {
+  it("reaped by another agent while the holder's withdrawal lands: the refused reap releases the message, the task is claimed at its next receive", async () => {
+    const grid = await gridWithTasks(1, 3);
+    const { table, client, tasks, backends } = grid;
+    const id = tasks[0]!.taskId;
+    const first = await intakeOfMessages(grid, tasks);
+    // Agent A: its claim's first try lands with its answer lost, every later write (tries, fence, withdrawals) is
+    // answered 503 until the fault stops: unsettled, its message held. Its extensions of the held message fail too
+    // (SQS unreachable from it), so the message reappears after its visibility timeout (1 s), under a lease (200 ms)
+    // never extended.
+    let tries = 0;
+    const fault = faultUpdatesOf(client, id, () => (tries++ === 0 ? 'lost' : 'refused'));
+    first.queue.extend = () => Promise.reject(new Error('SQS unreachable'));
+    await expect(
+      first.intake.receiveAndClaim(10, { ...intakeOptions, visibilityMs: 1_000, leaseMs: 200 }),
+    ).rejects.toThrow();
+    expect(await table.getTask(id)).toMatchObject({ state: 'running', attempt: 1, lease: { owner: 'agent' } });
+    await pause(1_200);
+    // Agent B receives it: the claim is expired and B reaps it, sending the reap's message (attempt 2), then writing
+    // the completion. A's withdrawal lands in between (the fault stops, B's completion waits for A's release).
+    const other = recordingQueue(backends.queue);
+    const racing: TaskQueue = {
+      ...other.queue,
+      send: async (messages) => {
+        await backends.queue.send(messages);
+        fault.stop();
+        while (first.released.length === 0) await pause(50);
+      },
+    };
+    const b = new SqsDynamoDbTaskIntake({ queue: racing, table: grid.anotherTable() });
+    const takenByB: TaskRecord[] = [];
+    while (other.received.length === 0) {
+      takenByB.push(...(await b.receiveAndClaim(10, { ...intakeOptions, owner: 'b' })));
+    }
+    await b.drain();
+    await first.intake.drain();
+    expect(takenByB).toEqual([]);
+    expect(await table.getTask(id)).toMatchObject({ state: 'pending', attempt: 0 });
+
+    // B's reap was refused (stale): its message was released, not deleted; an agent claims the task at its next
+    // receive (the reap's message, of attempt 2, is stale and deleted), its first attempt.
+    expect(other.acked).toEqual([]);
+    const { queue, received } = recordingQueue(backends.queue);
+    const c = new SqsDynamoDbTaskIntake({ queue, table: grid.anotherTable() });
+    const taken: TaskRecord[] = [];
+    for (const until = Date.now() + 10_000; taken.length === 0 && Date.now() < until;) {
+      taken.push(...(await c.receiveAndClaim(10, { ...intakeOptions, owner: 'c' })));
+    }
+    await c.drain();
+    expect(received.length).toBeGreaterThan(0);
+    expect(taken.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner])).toEqual([[id, 'running', 1, 'c']]);
   }, 60_000);
 });
 
