@@ -61,6 +61,8 @@ interface HeldClaim {
   tries: number;
   /** When to try the next withdrawal (this intake's clock). */
   dueAt: number;
+  /** The visibility timeout its message was received with: extended by as much while held. */
+  readonly visibilityMs: number;
 }
 
 const DEFAULT_MAX_UNSETTLED_CLAIMS = 1_000;
@@ -86,13 +88,16 @@ const EARLY_RECLAIM_PAUSES_MS = [20, 40, 80];
  *   (`DynamoDbTaskTable.withdrawClaims`: the task put back pending at its attempt behind the claim's fence, a landed
  *   try undone) 1 s later, then 2, 4, 8 s apart while unanswered; once withdrawn (or moot), the message is released at
  *   once for any agent. The task is never handed over by it (no run twice) and never left pending without its
- *   message. `drain` tries every held claim once more. At most `maxUnsettledClaims` are held (then receives wait on
- *   them, see there). Only a process that dies holding one leaves it: its message reappears after its visibility
- *   timeout, and a landed try is then reaped by that message's receiver once its lease expired, as for any claim of
- *   an agent that died (an attempt counted). So does a message held past its visibility timeout (DynamoDB failing
- *   that long): its receiver claims a task still pending, or finds it busy under the landed try until the withdrawal
- *   lands (then claims it) or its lease expires (then reaps it); the withdrawal, conditional on the claim's nonce, never
- *   undoes another claim.
+ *   message. While held, the message is kept in flight on a timer of its own (`keepHeldInFlight`: extended by its
+ *   visibility timeout at once, then every third of it), whatever DynamoDB does; another message of the same task
+ *   and attempt that this intake receives meanwhile and finds busy or expired (under the landed try) brings the
+ *   withdrawal forward instead of being reaped, and comes back after `busyDelayMs`. `drain` stops the extensions and
+ *   tries every held claim once more. At most `maxUnsettledClaims` are held (then receives wait on them, see there).
+ *   Left after a drain (DynamoDB still failing), or by a process that dies holding it, or if SQS refuses the
+ *   extensions for a whole visibility timeout, the message reappears and a landed try is reaped by its receiver once
+ *   its lease expired, as for any claim of an agent that died (an attempt counted; with `maxAttempts` 1, failed
+ *   without running); the withdrawal, conditional on the claim's nonce, never undoes another claim, and a reap it
+ *   overtakes is refused, that message released for its next receive (see Expired).
  * - Busy: released after `busyDelayMs`, or, for a live lease only the message guards, just after that lease would
  *   expire (each early receive counts towards the dead-letter queue's limit), at most one lease term ahead. Neither
  *   lasts while the attempt runs on: a duplicate of the message it was claimed from is stale once its lease was
@@ -135,6 +140,10 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
   private withdrawing: Promise<void> | undefined;
   /** Set by `drain` (the agent stopped): no background round is scheduled until the next receive. */
   private resting = false;
+  /** The timer keeping held messages in flight (see `keepHeldInFlight`). */
+  private keepTimer: NodeJS.Timeout | undefined;
+  /** The extension of held messages under way, if any: a release of one waits for it (see `withdrawDue`). */
+  private extending: Promise<void> = Promise.resolve();
 
   constructor(options: SqsDynamoDbTaskIntakeOptions) {
     this.queue = options.queue;
@@ -162,6 +171,7 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     if (this.resting) {
       this.resting = false;
       this.scheduleWithdrawals();
+      this.keepHeldInFlight();
     }
     if (this.held.size >= this.maxUnsettled) {
       await this.withdrawDue(Infinity);
@@ -188,7 +198,7 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     if (failed.length === outcomes.length) {
       // Nothing was claimed (no claim is lost by rejecting): the agent backs off as on any service failure, and the
       // messages go to other agents now rather than after their visibility timeout (see the class comment).
-      await this.settleFailedBatch(messages, outcomes);
+      await this.settleFailedBatch(messages, outcomes, options);
       throw failed[0]!.error;
     }
     const early = messages.flatMap((m, i) => (this.isEarlyMissing(outcomes[i]!, m, now) ? [i] : []));
@@ -295,6 +305,8 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
   /** Tries every held unsettled claim's withdrawal once more (see the class comment), then writes the deletes. */
   async drain(): Promise<void> {
     this.resting = true;
+    clearTimeout(this.keepTimer);
+    this.keepTimer = undefined;
     await this.withdrawDue(Infinity);
     return this.acks.drain();
   }
@@ -306,20 +318,77 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
   private async settleFailedBatch(
     messages: readonly ReceivedMessage[],
     outcomes: readonly MessageClaimOutcome[],
+    options: IntakeOptions,
   ): Promise<void> {
     const release: string[] = [];
+    const hold: string[] = [];
     outcomes.forEach((outcome, i) => {
       const message = messages[i]!;
-      if (outcome.status === 'unsettled') this.holdUnsettled(message.receipt, outcome.claim);
-      else if (message.receiveCount < EARLY_MESSAGE_RECEIVES) release.push(message.receipt);
+      if (outcome.status === 'unsettled') {
+        this.holdUnsettled(message.receipt, outcome.claim, options.visibilityMs);
+        hold.push(message.receipt);
+      } else if (message.receiveCount < EARLY_MESSAGE_RECEIVES) release.push(message.receipt);
     });
-    if (release.length > 0) await this.release(release, 0);
+    await Promise.all([
+      release.length > 0 ? this.release(release, 0) : undefined,
+      hold.length > 0 ? this.extendHeld(hold) : undefined,
+    ]);
   }
 
   /** Holds an unsettled claim's message in flight until the claim is withdrawn (see the class comment). */
-  private holdUnsettled(receipt: string, claim: UnsettledClaim): void {
-    this.held.set(receipt, { claim, tries: 0, dueAt: this.now() + withdrawDelayMs(0) });
+  private holdUnsettled(receipt: string, claim: UnsettledClaim, visibilityMs: number): void {
+    this.held.set(receipt, { claim, tries: 0, dueAt: this.now() + withdrawDelayMs(0), visibilityMs });
     this.scheduleWithdrawals();
+    this.keepHeldInFlight();
+  }
+
+  /**
+   * The held claim of `message`'s task and attempt, if this intake holds one: a claim of another message of it that
+   * comes back busy or expired is (or may be) that claim's landed try, which is withdrawn, never reaped.
+   */
+  private heldClaimOf(message: ReceivedMessage): HeldClaim | undefined {
+    const { taskId, attempt } = message.message;
+    for (const held of this.held.values()) {
+      if (held.claim.taskId === taskId && held.claim.attempt === attempt) return held;
+    }
+    return undefined;
+  }
+
+  /**
+   * Keeps held messages in flight while their claims wait to be withdrawn: every third of the shortest visibility
+   * timeout among them, each is extended by its own (a message that reappeared would reach another agent, which finds
+   * the task busy under the landed try's lease, never extended, and reaps it once it expired: an attempt counted).
+   * Stopped by `drain` (and `close`), started again by the next receive.
+   */
+  private keepHeldInFlight(): void {
+    if (this.keepTimer !== undefined || this.resting || this.held.size === 0) return;
+    const periodMs = Math.min(...[...this.held.values()].map((held) => held.visibilityMs)) / 3;
+    this.keepTimer = setTimeout(() => {
+      this.keepTimer = undefined;
+      void this.extendHeld([...this.held.keys()]).finally(() => this.keepHeldInFlight());
+    }, periodMs);
+    this.keepTimer.unref();
+  }
+
+  /** Extends the held messages among `receipts` by their visibility timeouts, one request per ten. Never rejects. */
+  private extendHeld(receipts: readonly string[]): Promise<void> {
+    const byVisibility = groupBy(
+      receipts.filter((receipt) => this.held.has(receipt)),
+      (receipt) => this.held.get(receipt)!.visibilityMs,
+    );
+    const extending = this.extending.then(() =>
+      Promise.all(
+        [...byVisibility].map(([visibilityMs, group]) =>
+          this.queue
+            .extend(group, visibilityMs)
+            .catch((err: unknown) =>
+              this.logger.warn({ err, messages: group.length }, 'keeping held messages in flight failed'),
+            ),
+        ),
+      ).then(() => undefined),
+    );
+    this.extending = extending;
+    return extending;
   }
 
   /**
@@ -344,6 +413,8 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
           release.push(receipt);
         }
       });
+      // After any extension sent before they left `held`: SQS must not see it after the release.
+      await this.extending;
       if (release.length > 0) await this.release(release, 0);
     };
     const next: Promise<void> = (this.withdrawing ?? Promise.resolve())
@@ -385,11 +456,23 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     const busy = new Map<number, string[]>();
     const expired: { task: TaskRecord; receipt: string }[] = [];
     const failed: unknown[] = [];
+    const hold: string[] = [];
+    let withdrawNow = false;
     outcomes.forEach((outcome, i) => {
       const { receipt } = messages[i]!;
+      const held =
+        outcome.status === 'busy' || outcome.status === 'expired' ? this.heldClaimOf(messages[i]!) : undefined;
       if (outcome.status === 'unsettled') {
         failed.push(outcome.error);
-        this.holdUnsettled(receipt, outcome.claim);
+        this.holdUnsettled(receipt, outcome.claim, options.visibilityMs);
+        hold.push(receipt);
+      } else if (held !== undefined) {
+        // Another message of an attempt whose claim this intake holds unsettled: busy under (or expired past) that
+        // claim's landed try, most likely. The withdrawal is tried now instead of reaping; the message comes back.
+        held.dueAt = Math.min(held.dueAt, now);
+        withdrawNow = true;
+        const delayMs = busyDelayMs(options, undefined);
+        busy.set(delayMs, [...(busy.get(delayMs) ?? []), receipt]);
       } else if (outcome.status === 'failed' || this.isEarlyMissing(outcome, messages[i]!, now)) {
         // A failed claim's task may exist, claimable next time: its message comes back soon, never deleted.
         if (outcome.status === 'failed') failed.push(outcome.error);
@@ -413,9 +496,11 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
         'claiming tasks failed; releasing their messages (holding those of unsettled claims until withdrawn)',
       );
     }
+    if (withdrawNow) this.scheduleWithdrawals();
     await Promise.all([
       ...[...busy].map(([delayMs, receipts]) => this.release(receipts, delayMs)),
       expired.length > 0 ? this.reap(expired, now) : undefined,
+      hold.length > 0 ? this.extendHeld(hold) : undefined,
     ]);
     return claimed;
   }

@@ -125,8 +125,12 @@ interface GridWithTasks {
 }
 
 /** New grid resources on the emulators holding a sealed session of `count` tasks of `maxAttempts` attempts. */
-async function gridWithTasks(count: number, maxAttempts = 1): Promise<GridWithTasks> {
-  const resources = await createGridResources(suite.emulators);
+async function gridWithTasks(
+  count: number,
+  maxAttempts = 1,
+  queueOptions: { maxReceiveCount?: number } = {},
+): Promise<GridWithTasks> {
+  const resources = await createGridResources(suite.emulators, queueOptions);
   const backends = suite.backendsFor(resources);
   const { table, client } = tableOn(resources.tableName);
   const tasks = await oneAttemptTasks(backends, count, maxAttempts);
@@ -578,6 +582,73 @@ describe("a held claim's message that outlived its visibility timeout (DynamoDB 
     await c.drain();
     expect(received.length).toBeGreaterThan(0);
     expect(taken.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner])).toEqual([[id, 'running', 1, 'c']]);
+  }, 60_000);
+});
+
+describe("a held claim's message while DynamoDB fails for longer than its visibility timeout", () => {
+  // The SQS emulator counts each visibility change towards the dead-letter queue's maxReceiveCount (SQS does not, see
+  // test/support/sqs-emulator.ts, 2.): a limit the extensions of these tests cannot reach.
+  const queueOptions = { maxReceiveCount: 50 };
+
+  it('is kept in flight: no other agent receives it; once the claim is withdrawn, another agent claims the task, its only attempt', async () => {
+    const grid = await gridWithTasks(1, 1, queueOptions);
+    const { table, client, tasks } = grid;
+    const id = tasks[0]!.taskId;
+    const first = await intakeOfMessages(grid, tasks);
+    // The claim's first try lands with its answer lost, every later write (tries, fence, withdrawals) is answered 503
+    // until the fault stops: unsettled, its message held, its lease (200 ms) never extended.
+    let tries = 0;
+    const fault = faultUpdatesOf(client, id, () => (tries++ === 0 ? 'lost' : 'refused'));
+    await expect(
+      first.intake.receiveAndClaim(10, { ...intakeOptions, visibilityMs: 2_000, leaseMs: 200 }),
+    ).rejects.toThrow();
+    expect(await table.getTask(id)).toMatchObject({ state: 'running', attempt: 1, lease: { owner: 'agent' } });
+
+    // Another agent receiving for 5 s (2.5 visibility timeouts) gets nothing: it would find the landed try expired
+    // and reap it, failing the task without running.
+    const { queue, received } = recordingQueue(grid.backends.queue);
+    const b = new SqsDynamoDbTaskIntake({ queue, table: grid.anotherTable() });
+    const taken: TaskRecord[] = [];
+    for (const until = Date.now() + 5_000; Date.now() < until;) {
+      taken.push(...(await b.receiveAndClaim(10, { ...intakeOptions, owner: 'b' })));
+    }
+    expect(received).toEqual([]);
+
+    // DynamoDB answers again: the claim is withdrawn, the message released, the other agent claims the task.
+    fault.stop();
+    for (const until = Date.now() + 15_000; taken.length === 0 && Date.now() < until;) {
+      taken.push(...(await b.receiveAndClaim(10, { ...intakeOptions, owner: 'b' })));
+    }
+    await b.drain();
+    await first.intake.drain();
+    expect(taken.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner])).toEqual([[id, 'running', 1, 'b']]);
+  }, 60_000);
+
+  it('another message of the attempt, received by the holder and finding the landed try expired, brings the withdrawal forward instead of reaping it', async () => {
+    const grid = await gridWithTasks(1, 1, queueOptions);
+    const { table, client, tasks, backends } = grid;
+    const [task] = tasks;
+    const id = task!.taskId;
+    const first = await intakeOfMessages(grid, tasks);
+    let tries = 0;
+    const fault = faultUpdatesOf(client, id, () => (tries++ === 0 ? 'lost' : 'refused'));
+    await expect(first.intake.receiveAndClaim(10, { ...intakeOptions, leaseMs: 200 })).rejects.toThrow();
+    fault.stop();
+    // A duplicate of the message (SQS delivers at least once), received by the same agent once the landed try's lease
+    // (never extended) has expired, before the held claim's withdrawal is due (1 s after the hold).
+    await pause(250);
+    await backends.queue.send([queueMessageOf(task!)]);
+    const taken = await first.intake.receiveAndClaim(10, intakeOptions);
+
+    expect(taken).toEqual([]);
+    expect(first.acked).toEqual([]);
+    // Not reaped (failed, LeaseExpired, its only attempt): withdrawn, both messages released; the task is claimed.
+    for (const until = Date.now() + 15_000; taken.length === 0 && Date.now() < until;) {
+      taken.push(...(await first.intake.receiveAndClaim(10, intakeOptions)));
+    }
+    await first.intake.drain();
+    expect(taken.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner])).toEqual([[id, 'running', 1, 'agent']]);
+    expect((await table.getTask(id))?.state).toBe('running');
   }, 60_000);
 });
 
