@@ -118,9 +118,11 @@ const EARLY_RECLAIM_PAUSES_MS = [20, 40, 80];
  *   `DynamoDbTaskTable.claimMessages`): released, never deleted, for 1 s, 2 s, 4 s… by its receive count, as an early
  *   message, while the batch's claimed tasks are handed over; one warning tells how many and the first error. When no
  *   claim of a batch succeeded (every one failed or is unsettled), the call rejects with the first error instead, so
- *   the agent backs off; the failed claims' messages are released at once (visibility 0, one request for ten) for
- *   any agent, those received `EARLY_MESSAGE_RECEIVES` times or more excepted: they wait out their visibility
- *   timeout, so a table down for long does not spend their receives towards the dead-letter queue.
+ *   the agent backs off; the failed claims' messages received for the first time are released at once (visibility 0,
+ *   one request for ten) for any agent, and the others wait out their visibility timeout: a table down for long
+ *   spends one receive of each message early towards the dead-letter queue's limit, then one a visibility timeout
+ *   (the quick return of every failed batch spent three within seconds, bringing the dead-letter queue minutes
+ *   nearer; nothing brings a message back from it).
  * Every delete goes through one batcher, ten messages a request.
  */
 export class SqsDynamoDbTaskIntake implements TaskIntake {
@@ -313,7 +315,7 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
 
   /**
    * A batch none of whose claims succeeded: unsettled claims' messages are held until withdrawn, failed ones are
-   * released at once, except those received `EARLY_MESSAGE_RECEIVES` times or more, left to their visibility timeout.
+   * released at once on their first receive, later ones left to their visibility timeout (see the class comment).
    */
   private async settleFailedBatch(
     messages: readonly ReceivedMessage[],
@@ -327,7 +329,7 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
       if (outcome.status === 'unsettled') {
         this.holdUnsettled(message.receipt, outcome.claim, options.visibilityMs);
         hold.push(message.receipt);
-      } else if (message.receiveCount < EARLY_MESSAGE_RECEIVES) release.push(message.receipt);
+      } else if (message.receiveCount <= 1) release.push(message.receipt);
     });
     await Promise.all([
       release.length > 0 ? this.release(release, 0) : undefined,

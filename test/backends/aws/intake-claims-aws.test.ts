@@ -269,6 +269,27 @@ describe('a batch none of whose claims succeeded', () => {
   }, 60_000);
 });
 
+describe('a batch none of whose claims succeeded, received again', () => {
+  it('is released at once on its first receive only, then left to its visibility timeout (its receives towards the dead-letter queue kept)', async () => {
+    const grid = await gridWithTasks(1);
+    const { client, tasks } = grid;
+    const { intake, received, released } = await intakeOfMessages(grid, tasks);
+    // Every claim try is answered 503 (none lands), the fence goes through: failed, at every receive.
+    const fault = faultUpdatesOf(client, tasks[0]!.taskId, ({ claim }) => (claim ? 'refused' : undefined));
+
+    await expect(intake.receiveAndClaim(10, intakeOptions)).rejects.toThrow('Service Unavailable');
+    await expect(intake.receiveAndClaim(10, { ...intakeOptions, waitMs: 5_000 })).rejects.toThrow(
+      'Service Unavailable',
+    );
+    // Its third receive waits out the visibility timeout (30 s) of the second.
+    expect(await intake.receiveAndClaim(10, { ...intakeOptions, waitMs: 3_000 })).toEqual([]);
+    fault.stop();
+
+    expect(received.map(([, count]) => count)).toEqual([1, 2]);
+    expect(released).toHaveLength(1);
+  }, 60_000);
+});
+
 describe('a claim whose write landed but whose answer was lost', () => {
   it('is handed over claimed by its retry, its message kept as the lease guard', async () => {
     const grid = await gridWithTasks(1);

@@ -182,9 +182,9 @@ describe('SqsDynamoDbTaskIntake', () => {
     expect(queue.acked).toEqual([]);
   });
 
-  it('failed: when every claim of the batch failed, the call rejects with the first error and releases the messages at once, those received EARLY_MESSAGE_RECEIVES times excepted', async () => {
+  it('failed: when every claim of the batch failed, the call rejects with the first error and releases the messages at once on their first receive only', async () => {
     const tasks = Array.from({ length: 3 }, (_, i) => pendingTask(i));
-    const messages = messagesOf(tasks).map((m, i) => (i === 2 ? { ...m, receiveCount: EARLY_MESSAGE_RECEIVES } : m));
+    const messages = messagesOf(tasks).map((m, i) => (i === 2 ? { ...m, receiveCount: 2 } : m));
     const queue = new FakeQueue(messages);
     const table = new FakeClaimTable();
     const intake = new SqsDynamoDbTaskIntake({ queue, table, now: () => 100_000 });
@@ -193,8 +193,8 @@ describe('SqsDynamoDbTaskIntake', () => {
     await expect(intake.receiveAndClaim(10, options)).rejects.toThrow('down for s_0');
     await intake.drain();
 
-    // One request for the batch; the message offered that often waits out its visibility timeout (the table may be
-    // down for long: its receives are kept for when it is back).
+    // One request for the batch; the message offered before waits out its visibility timeout (the table may be down
+    // for long: its receives towards the dead-letter queue are kept for when it is back).
     expect(queue.released).toEqual([{ receipts: ['r0', 'r1'], delayMs: 0 }]);
     expect(queue.acked).toEqual([]);
   });
