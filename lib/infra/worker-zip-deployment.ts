@@ -2,7 +2,7 @@
 // and kept under its own key so a rolled-back task definition still finds its zip.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Fn } from 'aws-cdk-lib';
+import { AssetHashType, Fn } from 'aws-cdk-lib';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
@@ -155,6 +155,10 @@ export class WorkerZipDeployment extends Construct {
     const sourceDir = path.resolve(props.sourceDir!);
     const architecture = props.architecture ?? 'x86_64';
     return s3deploy.Source.asset(sourceDir, {
+      // Named by the zip it builds (deterministic), not by the folder and the bundling options: those hold the
+      // checkout's absolute paths and whatever else lies in the folder (a test run's __pycache__), so every checkout
+      // and every test run gave the same zip another asset, and `cdk deploy` uploaded and deployed it again.
+      assetHashType: AssetHashType.OUTPUT,
       bundling: workerBundlingOptions({
         sourceDir,
         runtime: this.runtime,

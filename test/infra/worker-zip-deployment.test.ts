@@ -115,6 +115,30 @@ describe('the WorkerZipDeployment construct', () => {
     ]);
   });
 
+  it('names the worker asset by its zip: the same for a copy of the folder elsewhere, with a stray __pycache__', () => {
+    const sourceKeyOf = (sourceDir: string, name: string): string => {
+      const app = new App({ outdir: path.join(scratch, `cdk.out-${name}`) });
+      const stack = new Stack(app, 'Bundle');
+      new WorkerZipDeployment(stack, 'Worker', {
+        bucket: new s3.Bucket(stack, 'Bucket'),
+        sourceDir,
+        handlerFileName: 'portfolio_pricing_engine.py',
+        handlerFunctionName: 'price',
+      });
+      const [deployment] = Object.values(Template.fromStack(stack).findResources('Custom::CDKBucketDeployment')) as {
+        Properties: { SourceObjectKeys: string[] };
+      }[];
+      return deployment!.Properties.SourceObjectKeys[0]!;
+    };
+    // Another checkout of the same worker, where a test run left compiled files the zip leaves out.
+    const copy = path.join(scratch, 'another-checkout', 'worker');
+    fs.cpSync(PYTHON_WORKER, copy, { recursive: true });
+    fs.mkdirSync(path.join(copy, '__pycache__'), { recursive: true });
+    fs.writeFileSync(path.join(copy, '__pycache__', 'portfolio_pricing_engine.cpython-311.pyc'), 'stray');
+
+    expect(sourceKeyOf(copy, 'copy')).toBe(sourceKeyOf(PYTHON_WORKER, 'original'));
+  });
+
   it('rejects a missing worker folder, naming it and the fix', () => {
     const stack = new Stack(new App(), 'Bad');
     const bucket = new s3.Bucket(stack, 'Bucket');
