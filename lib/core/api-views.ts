@@ -79,6 +79,9 @@ export interface AgentTaskCounts {
   readonly dropped: number;
 }
 
+/** @deprecated The same as `AgentTaskCounts` (one type since 2026-12-06); kept so code naming it still compiles. */
+export type AgentStatsView = AgentTaskCounts;
+
 /**
  * What a full disk is, in every message about it: `DiskFullError`, the agent's log, the CLI and the dashboard, where an
  * agent tells it waits for disk space (`AgentView.waitingForDisk`).
