@@ -480,8 +480,9 @@ export class ApiHandlers {
       throw new ApiError(
         400,
         'InvalidCursorError',
-        `the cursor is of an earlier session '${sessionId}' (created ${new Date(cursor.createdAt).toISOString()}), ` +
-          `deleted since: this one was created ${new Date(session.createdAt).toISOString()}`,
+        `the cursor is of another session '${sessionId}' (created ${new Date(cursor.createdAt).toISOString()}) ` +
+          `than the session of this id now (created ${new Date(session.createdAt).toISOString()}): a session ` +
+          'deleted and created again under its id is another',
         'follow this session from its first result (no cursor)',
         // A client tells this refusal (the session it followed is gone) from a cursor it cannot resume (an API
         // rolled back), which it restarts without a cursor.

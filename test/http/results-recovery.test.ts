@@ -465,7 +465,7 @@ describe('a results cursor of a session deleted since', () => {
     expect(refused.json).toMatchObject({
       error: {
         code: 'InvalidCursorError',
-        message: expect.stringMatching(/earlier session 'reused' \(created .*\), deleted since/),
+        message: expect.stringMatching(/another session 'reused' \(created .*\) than the session of this id now/),
         fix: expect.stringMatching(/first result \(no cursor\)/),
       },
     });
