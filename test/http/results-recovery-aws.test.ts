@@ -309,6 +309,32 @@ describe('a results stream of the HTTP API on DynamoDB whose session is deleted 
     });
   });
 
+  it('a read by key of the tasks the stream lacks sends none of the new session', async () => {
+    const started = await startApi();
+    const { client, api, agent, table } = started;
+    const { sid, ids, two } = await streamThatMissed(started, 3, [1]);
+    const oldCreated = (await agent.getSession(sid))!.createdAt;
+    // As the read by key starts, the session is deleted and created again, and the new session's task 1 (the index
+    // the stream lacks) ends.
+    const byKey = table.readTerminalWanted.bind(table);
+    table.readTerminalWanted = async function* (sessionId, wanted, limit, stop) {
+      await client.deleteSession(sid, { force: true });
+      await clockPast(oldCreated);
+      await client.submit([{ n: 10 }, { n: 11 }, { n: 12 }], { sessionId: sid });
+      await finishTask(agent, ids[1]!);
+      yield* byKey(sessionId, wanted, limit, stop);
+    };
+
+    const threeLines = await resultsRequest(api, sid, `&cursor=${two.cursor}`);
+    const three = read(threeLines);
+    const four = await resultsResponse(api, sid, `&cursor=${three.cursor}`);
+
+    // Without the check: the new session's task 1 sent as the missed one, and `complete` with 3 delivered.
+    expect(three).toMatchObject({ taskIds: [], end: 'paused' });
+    expect(four.status).toBe(400);
+    expect(four.lines[0].error).toMatchObject({ code: 'InvalidCursorError', cursorCreatedAt: oldCreated });
+  });
+
   it('an unsealed session: the cursor keeps the old session, not the new one with the old set', async () => {
     const started = await startApi();
     const { client, api, agent } = started;
