@@ -280,8 +280,12 @@ export interface TaskIntake {
    * under a lease that will expire, and whatever guards it (its message, or the reaper) must stay.
    */
   settle(task: TaskRecord, how: 'done' | 'abandoned'): void;
-  /** Resolves once the settlements so far were written (batched message deletes); never rejects. */
-  drain(): Promise<void>;
+  /**
+   * Resolves once the settlements so far were written (batched message deletes); never rejects. Work that may wait
+   * on a failing service (the AWS intake's withdrawals of unsettled claims) is given up when `signal` aborts (the
+   * agent's grace ended).
+   */
+  drain(signal?: AbortSignal): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -929,41 +929,41 @@ export class DynamoDbTaskTable implements TaskTable {
    * is held by the caller) or not (pending at the claimed attempt). Either way no try of the claim lands afterwards,
    * and the caller lets the message go for any agent to claim (`withdrawn`). A landed try's history entry and lease go
    * with it; its start time stays until the next claim writes its own. Refused, the attempt moved on without the
-   * claim (`moot`): the message's next receive settles it. `unknown` when the write failed again: try later.
+   * claim (`moot`): the message's next receive settles it. `unknown` when the write failed again: try later. One try
+   * each, without the table's retries (the caller's schedule retries: see `SqsDynamoDbTaskIntake`), so a failing or
+   * throttling table gets one write a claim a round, and a round ends within one request's time.
    */
   async withdrawClaims(claims: readonly UnsettledClaim[]): Promise<ClaimWithdrawal[]> {
     return mapLimit(claims, this.concurrency, async (claim): Promise<ClaimWithdrawal> => {
       try {
-        await this.retry('withdraw an unsettled claim', () =>
-          this.doc.send(
-            new UpdateCommand({
-              TableName: this.tableName,
-              Key: { task_id: claim.taskId },
-              UpdateExpression:
-                'SET #state = :pending, #attempt = :attempt, #token = :token REMOVE #owner, #exp, #history.#a',
-              ConditionExpression:
-                '(#state = :pending AND #attempt = :attempt) OR (#state = :running AND #attempt = :next AND ' +
-                '#owner = :owner AND #token = :token AND attribute_not_exists(#shard))',
-              ExpressionAttributeNames: {
-                '#state': ATTR.state,
-                '#attempt': ATTR.attempt,
-                '#token': ATTR.claimToken,
-                '#owner': ATTR.leaseOwner,
-                '#exp': ATTR.leaseExpiresAt,
-                '#shard': ATTR.leaseShard,
-                '#history': ATTR.history,
-                '#a': String(claim.attempt + 1),
-              },
-              ExpressionAttributeValues: {
-                ':pending': 'pending',
-                ':running': 'running',
-                ':attempt': claim.attempt,
-                ':next': claim.attempt + 1,
-                ':owner': claim.owner,
-                ':token': claim.token,
-              },
-            }),
-          ),
+        await this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { task_id: claim.taskId },
+            UpdateExpression:
+              'SET #state = :pending, #attempt = :attempt, #token = :token REMOVE #owner, #exp, #history.#a',
+            ConditionExpression:
+              '(#state = :pending AND #attempt = :attempt) OR (#state = :running AND #attempt = :next AND ' +
+              '#owner = :owner AND #token = :token AND attribute_not_exists(#shard))',
+            ExpressionAttributeNames: {
+              '#state': ATTR.state,
+              '#attempt': ATTR.attempt,
+              '#token': ATTR.claimToken,
+              '#owner': ATTR.leaseOwner,
+              '#exp': ATTR.leaseExpiresAt,
+              '#shard': ATTR.leaseShard,
+              '#history': ATTR.history,
+              '#a': String(claim.attempt + 1),
+            },
+            ExpressionAttributeValues: {
+              ':pending': 'pending',
+              ':running': 'running',
+              ':attempt': claim.attempt,
+              ':next': claim.attempt + 1,
+              ':owner': claim.owner,
+              ':token': claim.token,
+            },
+          }),
         );
         return 'withdrawn';
       } catch (error) {

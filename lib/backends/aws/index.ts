@@ -50,6 +50,11 @@ export interface OpenAwsBackendsOptions {
    * reaper). @default true
    */
   readonly sendNotices?: boolean;
+  /**
+   * Unsettled claims the agent's intake may hold while it withdraws them (see `SqsDynamoDbTaskIntake`).
+   * @default 1000
+   */
+  readonly maxUnsettledClaims?: number;
 }
 
 export interface AwsBackends {
@@ -113,6 +118,7 @@ export function openAwsBackends(resources: AwsGridResources, options: OpenAwsBac
     queue,
     table,
     logger: logger.child({ component: 'sqs-dynamodb-task-intake' }),
+    ...(options.maxUnsettledClaims !== undefined ? { maxUnsettledClaims: options.maxUnsettledClaims } : {}),
   });
   const agents = new DynamoDbAgentRegistry({ tableName: resources.tableName, client: clients.dynamodb });
   let closed = false;
@@ -126,6 +132,7 @@ export function openAwsBackends(resources: AwsGridResources, options: OpenAwsBac
     async close() {
       if (closed) return;
       closed = true;
+      intake.close();
       await Promise.all([table.close(), queue.close(), store.close(), changes?.close()]);
       for (const client of made) client.destroy();
     },

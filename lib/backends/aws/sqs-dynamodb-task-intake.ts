@@ -142,6 +142,8 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
   private withdrawing: Promise<void> | undefined;
   /** Set by `drain` (the agent stopped): no background round is scheduled until the next receive. */
   private resting = false;
+  /** Set by `close`: no background round or extension any more, and no receive. */
+  private closed = false;
   /** The timer keeping held messages in flight (see `keepHeldInFlight`). */
   private keepTimer: NodeJS.Timeout | undefined;
   /** The extension of held messages under way, if any: a release of one waits for it (see `withdrawDue`). */
@@ -170,13 +172,16 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
   }
 
   async receiveAndClaim(max: number, options: IntakeOptions): Promise<TaskRecord[]> {
+    if (this.closed) {
+      throw new HtcGridError('SqsDynamoDbTaskIntake: receiveAndClaim after close; open the backends again to receive');
+    }
     if (this.resting) {
       this.resting = false;
       this.scheduleWithdrawals();
       this.keepHeldInFlight();
     }
     if (this.held.size >= this.maxUnsettled) {
-      await this.withdrawDue(Infinity);
+      await untilAborted(this.withdrawDue(Infinity), options.signal);
       if (this.held.size >= this.maxUnsettled) {
         throw new TransientServiceError(
           `${this.held.size} claims whose outcome DynamoDB has not answered wait to be withdrawn ` +
@@ -304,13 +309,32 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     if (how === 'done') this.acks.add(receipt);
   }
 
-  /** Tries every held unsettled claim's withdrawal once more (see the class comment), then writes the deletes. */
-  async drain(): Promise<void> {
+  /**
+   * Stops the background rounds and the extensions of held messages, tries every held unsettled claim's withdrawal
+   * once more (see the class comment) until `signal` aborts (the agent's grace ended: the round goes on unawaited),
+   * then writes the deletes.
+   */
+  async drain(signal?: AbortSignal): Promise<void> {
+    this.rest();
+    await untilAborted(this.withdrawDue(Infinity), signal);
+    return this.acks.drain();
+  }
+
+  /**
+   * Stops the background rounds and the extensions of held messages for good (`AwsBackends.close`), without another
+   * try: held messages reappear after their visibility timeout. The next receive is refused.
+   */
+  close(): void {
+    this.closed = true;
+    this.rest();
+  }
+
+  private rest(): void {
     this.resting = true;
     clearTimeout(this.keepTimer);
     this.keepTimer = undefined;
-    await this.withdrawDue(Infinity);
-    return this.acks.drain();
+    clearTimeout(this.withdrawTimer);
+    this.withdrawTimer = undefined;
   }
 
   /**
@@ -363,7 +387,7 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
    * Stopped by `drain` (and `close`), started again by the next receive.
    */
   private keepHeldInFlight(): void {
-    if (this.keepTimer !== undefined || this.resting || this.held.size === 0) return;
+    if (this.keepTimer !== undefined || this.resting || this.closed || this.held.size === 0) return;
     const periodMs = Math.min(...[...this.held.values()].map((held) => held.visibilityMs)) / 3;
     this.keepTimer = setTimeout(() => {
       this.keepTimer = undefined;
@@ -434,7 +458,7 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
   private scheduleWithdrawals(): void {
     clearTimeout(this.withdrawTimer);
     this.withdrawTimer = undefined;
-    if (this.resting || this.withdrawing !== undefined || this.held.size === 0) return;
+    if (this.resting || this.closed || this.withdrawing !== undefined || this.held.size === 0) return;
     const dueAt = Math.min(...[...this.held.values()].map((held) => held.dueAt));
     this.withdrawTimer = setTimeout(
       () => {
@@ -562,6 +586,20 @@ function withdrawDelayMs(tries: number): number {
 /** How long an early message stays away: 1 s, 2 s, 4 s, then 8 s by its receive count. */
 function earlyDelayMs(message: ReceivedMessage): number {
   return 1_000 * 2 ** Math.min(Math.max(message.receiveCount - 1, 0), 3);
+}
+
+/** `work`, or less once `signal` aborts (then `work` goes on unawaited; it must never reject). */
+function untilAborted(work: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return work;
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    void work.then(done);
+  });
 }
 
 function groupBy<T, K>(items: readonly T[], keyOf: (item: T) => K): Map<K, T[]> {

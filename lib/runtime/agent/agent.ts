@@ -309,6 +309,8 @@ export class Agent {
       this.graceExpired = resolve;
       setTimeout(resolve, graceMs).unref();
     });
+    const graceOver = new AbortController();
+    void grace.then(() => graceOver.abort());
     // Past the grace, results still waiting for disk space are given up: their leases expire and the reaper re-queues.
     void grace.then(() => this.space.abandon());
     const finished = this.loops.then(() => 'finished' as const);
@@ -319,7 +321,7 @@ export class Agent {
     // A claim that was in flight when the drain began lands after the ready list was emptied: hand it back too.
     for (const held of [...this.held.values()]) if (!held.running && !held.abortCause) this.interrupt(held, 'drain');
     await this.batcher.drain();
-    await this.intake.drain();
+    await this.intake.drain(graceOver.signal);
     this.leaseKeeper.stop();
     await Promise.allSettled(this.invokers.map((invoker) => invoker.close()));
     this.state = 'stopped';

@@ -3,9 +3,10 @@
 // a later receive; a claim whose write landed but whose answer was lost is recognised as claimed by its retry, or by
 // the fence that settles a claim none of whose tries was answered (which also shuts out a try still on its way).
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDbTaskTable, SqsDynamoDbTaskIntake, type AwsBackends } from '../../../lib/backends/aws';
+import { DynamoDbTaskTable, openAwsBackends, SqsDynamoDbTaskIntake, type AwsBackends } from '../../../lib/backends/aws';
 import { newTask, type SessionRecord, type TaskRecord } from '../../../lib/core/task';
 import { queueMessageOf, type TaskQueue } from '../../../lib/ports';
+import type { UnsettledClaim } from '../../../lib/backends/aws/dynamodb-task-table';
 import { reapTasks } from '../../../lib/runtime/reaper';
 import { createGridResources } from '../../support/emulators';
 import { useEmulators } from '../../support/emulator-suite';
@@ -18,10 +19,10 @@ const intakeOptions = { waitMs: 1_000, visibilityMs: 30_000, owner: 'agent', lea
  * What happens to each UpdateItem on a task's item, in turn, until the plan runs out (then they go through):
  * `refused` is answered 503 without reaching DynamoDB Local; `lost` reaches it (the write is applied) and its answer
  * is replaced by a 503; `late` times out at the client and is kept, to reach DynamoDB Local when the test says
- * (`deliverLate`: a try the network held past its timeout, applied after the client gave up on it). The SDK and the
- * table retry all three.
+ * (`deliverLate`: a try the network held past its timeout, applied after the client gave up on it); `hung` is
+ * answered 503 only when the fault stops (a request the service does not answer). The SDK and the table retry them.
  */
-type UpdateFault = 'refused' | 'lost' | 'late';
+type UpdateFault = 'refused' | 'lost' | 'late' | 'hung';
 
 /**
  * What `plan` is told of an UpdateItem: whether it is a claim's (not a fence's, an extension's, a completion's), or a
@@ -44,6 +45,7 @@ function faultUpdatesOf(
   const handle = inner.handle;
   let faulted = 0;
   const late: unknown[] = [];
+  const hung: (() => void)[] = [];
   const unavailable = () =>
     Object.assign(new Error('Service Unavailable'), {
       name: 'ServiceUnavailable',
@@ -67,11 +69,15 @@ function faultUpdatesOf(
       throw Object.assign(new Error('socket timed out'), { name: 'TimeoutError', $metadata: {} });
     }
     if (fault === 'lost') drop(await handle.call(inner, request, options ?? {}));
+    if (fault === 'hung') await new Promise<void>((resolve) => hung.push(resolve));
     throw unavailable();
   };
   return {
     faulted: () => faulted,
-    stop: () => void (inner.handle = handle),
+    stop: () => {
+      inner.handle = handle;
+      for (const answer of hung.splice(0)) answer();
+    },
     deliverLate: async () => {
       for (const request of late.splice(0)) drop(await handle.call(inner, request, {}));
     },
@@ -197,6 +203,12 @@ function recordingQueue(queue: TaskQueue): {
       close: async () => undefined,
     },
   };
+}
+
+/** The attempts the SDK client makes of a request (its retry strategy's maxAttempts). */
+async function sdkMaxAttempts(client: DynamoDBClient): Promise<number> {
+  const value = client.config.maxAttempts;
+  return typeof value === 'function' ? value() : Number(value);
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -670,6 +682,72 @@ describe("a held claim's message while DynamoDB fails for longer than its visibi
     await first.intake.drain();
     expect(taken.map((t) => [t.taskId, t.state, t.attempt, t.lease?.owner])).toEqual([[id, 'running', 1, 'agent']]);
     expect((await table.getTask(id))?.state).toBe('running');
+  }, 60_000);
+});
+
+describe('withdrawals of unsettled claims while DynamoDB fails', () => {
+  it('are one write each, without the table retries (the intake schedule retries)', async () => {
+    const grid = await gridWithTasks(1);
+    const { table, client, tasks } = grid;
+    const id = tasks[0]!.taskId;
+    let withdrawals = 0;
+    const fault = faultUpdatesOf(client, id, ({ withdrawal }) => {
+      if (withdrawal) withdrawals++;
+      return 'refused';
+    });
+    const [outcome] = await table.claimMessages([{ taskId: id, attempt: 0 }], { owner: 'a', expiresAt: 0 }, 0);
+    expect(outcome?.status).toBe('unsettled');
+
+    expect(await table.withdrawClaims([(outcome as { claim: UnsettledClaim }).claim])).toEqual(['unknown']);
+    fault.stop();
+    // At most the SDK's own attempts (this client's maxAttempts; fewer once its retry quota is spent), not the
+    // table's retries of them on top.
+    expect(withdrawals).toBeGreaterThanOrEqual(1);
+    expect(withdrawals).toBeLessThanOrEqual(await sdkMaxAttempts(client));
+  }, 60_000);
+
+  it("by a stopping agent's drain end when its grace ends, the service not answering", async () => {
+    const grid = await gridWithTasks(1);
+    const { client, tasks } = grid;
+    const first = await intakeOfMessages(grid, tasks);
+    const fault = faultUpdatesOf(client, tasks[0]!.taskId, ({ claim, withdrawal }) =>
+      withdrawal ? 'hung' : claim ? 'lost' : 'refused',
+    );
+    await expect(first.intake.receiveAndClaim(10, intakeOptions)).rejects.toThrow();
+
+    // The drain's withdrawal is not answered; the grace ends: the drain ends (a drain waiting on it never would).
+    const grace = new AbortController();
+    const drained = first.intake.drain(grace.signal);
+    grace.abort();
+    await drained;
+    expect(fault.faulted()).toBeGreaterThan(0);
+    fault.stop();
+  }, 60_000);
+
+  it('stop when the backends close: no background withdrawal against a closed table', async () => {
+    const resources = await createGridResources(suite.emulators);
+    const clients = suite.emulators.clients();
+    const backends = openAwsBackends(resources, { clients });
+    suite.closeAfterTest({
+      close: async () => {
+        await backends.close();
+        for (const c of Object.values(clients)) c.destroy();
+      },
+    });
+    const [task] = await oneAttemptTasks(backends, 1);
+    await backends.queue.send([queueMessageOf(task!)]);
+    let withdrawals = 0;
+    const fault = faultUpdatesOf(clients.dynamodb, task!.taskId, ({ withdrawal }) => {
+      if (withdrawal) withdrawals++;
+      return 'refused';
+    });
+    await expect(backends.intake.receiveAndClaim(10, intakeOptions)).rejects.toThrow();
+
+    // Held, its withdrawal due 1 s after the hold; the backends close before.
+    await backends.close();
+    await pause(2_500);
+    fault.stop();
+    expect(withdrawals).toBe(0);
   }, 60_000);
 });
 
