@@ -542,15 +542,30 @@ export class Agent {
     }
   }
 
-  /** Runs one held task in `invoker`: load its payload, invoke the worker, record what the attempt came to. */
-  private async execute(held: HeldTask, slot: number, controller: AbortController): Promise<void> {
+  /**
+   * Runs one held task in `invoker`: load its payload, invoke the worker, record what the attempt came to. Promise
+   * chains rather than async functions on this path: each suspended async function keeps a frame, and these ran once
+   * per task (measured in bench/README.md, the fourteenth pass).
+   */
+  private execute(held: HeldTask, slot: number, controller: AbortController): Promise<void> {
     held.running = true;
-    const eventJson = await this.loadPayload(held.task);
-    if (eventJson === undefined) return this.record(held, payloadMissing(held.task, this.config));
-    const run = await this.invoke(held, eventJson, slot, controller);
-    // Taken back from behind a long task before it started: it runs in another slot (nothing ran, no attempt used).
-    if (isWithdrawn(run.result) && !held.abortCause) return this.reready(held);
-    return this.recordRun(held, run);
+    const { task } = held;
+    const { payload } = task;
+    // An inline payload (the usual case) is at hand: no store read to wait for.
+    if (isInline(payload)) return this.invokeAndRecord(held, payload.inline, slot, controller);
+    return this.loadPayload(payload.key, task.taskId).then((eventJson) =>
+      eventJson === undefined
+        ? this.record(held, payloadMissing(task, this.config))
+        : this.invokeAndRecord(held, eventJson, slot, controller),
+    );
+  }
+
+  private invokeAndRecord(held: HeldTask, eventJson: string, slot: number, controller: AbortController): Promise<void> {
+    return this.invoke(held, eventJson, slot, controller).then((run) => {
+      // Taken back from behind a long task before it started: it runs in another slot (nothing ran, no attempt used).
+      if (isWithdrawn(run.result) && !held.abortCause) return this.reready(held);
+      return this.recordRun(held, run);
+    });
   }
 
   /**
@@ -558,12 +573,7 @@ export class Agent {
    * Never rejects: an invoker that throws is a runtime crash. `runMs` is the handler's own time, from the moment the
    * invocation started (after any wait behind another invocation of the same runtime) to its end.
    */
-  private async invoke(
-    held: HeldTask,
-    eventJson: string,
-    slot: number,
-    controller: AbortController,
-  ): Promise<InvocationRun> {
+  private invoke(held: HeldTask, eventJson: string, slot: number, controller: AbortController): Promise<InvocationRun> {
     const { task } = held;
     const invoker = this.invokers[slot]!;
     const started = this.now();
@@ -591,34 +601,54 @@ export class Agent {
       eventJson,
       deadline: started + task.timeoutMs,
     };
+    const ended = (result: InvokeResult): InvocationRun => {
+      try {
+        const runMs = this.now() - ranFrom;
+        // Only attempts that ran teach how long tasks take: an instant busy or crash would make them look short.
+        if (result.ok || result.reason === 'error' || result.reason === 'timeout') this.prefetch.observe(runMs);
+        return { result, ranFrom, runMs };
+      } finally {
+        clearTimeout(safety);
+        // The slot's controller serves its next task: a late interrupt of this one must not abort that.
+        held.controller = undefined;
+        runs.splice(runs.indexOf(slotRun), 1);
+        // The next one in line starts now (its onStarted may come later; until then it counts from here).
+        if (runs[0] && runs[0].startedAt === undefined) runs[0].startedAt = this.now();
+        this.slotRunEnded(slot);
+      }
+    };
+    let invoked: Promise<InvokeResult>;
     try {
-      const result = await invoker
-        .invoke(invocation, controller.signal, onStarted)
-        .catch((err: unknown): InvokeResult => invokeFailed(err));
-      const runMs = this.now() - ranFrom;
-      // Only attempts that ran teach how long tasks take: an instant busy or crash would make them look short.
-      if (result.ok || result.reason === 'error' || result.reason === 'timeout') this.prefetch.observe(runMs);
-      return { result, ranFrom, runMs };
-    } finally {
-      clearTimeout(safety);
-      // The slot's controller serves its next task: a late interrupt of this one must not abort that.
-      held.controller = undefined;
-      runs.splice(runs.indexOf(slotRun), 1);
-      // The next one in line starts now (its onStarted may come later; until then it counts from here).
-      if (runs[0] && runs[0].startedAt === undefined) runs[0].startedAt = this.now();
-      this.slotRunEnded(slot);
+      invoked = invoker.invoke(invocation, controller.signal, onStarted);
+    } catch (err) {
+      return Promise.resolve(ended(invokeFailed(err)));
     }
+    return invoked.then(ended, (err: unknown) => ended(invokeFailed(err)));
   }
 
-  /** Decides what the attempt comes to and records it (a task no longer ours is only let go). */
-  private async recordRun(held: HeldTask, run: InvocationRun): Promise<void> {
-    const { task } = held;
+  /**
+   * Decides what the attempt comes to and records it (a task no longer ours is only let go). Returns a promise only
+   * when it has to wait (a handler error reads its session's settings, a large result goes to the payload store): the
+   * usual success is recorded at once, without a promise per task.
+   */
+  private recordRun(held: HeldTask, run: InvocationRun): Promise<void> | undefined {
     const { result } = run;
     // Only a handler error needs the session's own non-retryable types; successes never read the session.
-    const nonRetryableErrorTypes =
-      !result.ok && result.reason === 'error'
-        ? [...(await this.sessions.nonRetryableErrorTypes(task.sessionId))]
-        : this.config.nonRetryableErrorTypes;
+    if (!result.ok && result.reason === 'error') {
+      return this.sessions
+        .nonRetryableErrorTypes(held.task.sessionId)
+        .then((types) => this.decideAndRecord(held, run, [...types]));
+    }
+    return this.decideAndRecord(held, run, this.config.nonRetryableErrorTypes);
+  }
+
+  private decideAndRecord(
+    held: HeldTask,
+    run: InvocationRun,
+    nonRetryableErrorTypes: readonly string[],
+  ): Promise<void> | undefined {
+    const { task } = held;
+    const { result } = run;
     const decision = decideAttempt(task, result, held.abortCause, {
       nonRetryableErrorTypes,
       taskTimeoutMs: task.timeoutMs,
@@ -632,14 +662,22 @@ export class Agent {
       this.release(held);
       return undefined;
     }
-    const outcome = decision.write.kind === 'succeeded' ? await this.placeResult(held, result) : decision.write;
     // A busy runtime never started the handler: nothing ran to time.
-    const ran = result.ok || result.reason !== 'busy';
-    return this.record(held, outcome, ran ? { startedAt: run.ranFrom, ms: run.runMs } : undefined);
+    const ran = result.ok || result.reason !== 'busy' ? { startedAt: run.ranFrom, ms: run.runMs } : undefined;
+    if (decision.write.kind !== 'succeeded') {
+      this.record(held, decision.write, ran);
+      return undefined;
+    }
+    const outcome = this.placeResult(held, result);
+    if (!(outcome instanceof Promise)) {
+      this.record(held, outcome, ran);
+      return undefined;
+    }
+    return outcome.then((placed) => this.record(held, placed, ran));
   }
 
-  /** Large results go to the payload store; oversize ones fail the task. */
-  private async placeResult(held: HeldTask, result: InvokeResult): Promise<CompletionOutcome> {
+  /** Large results go to the payload store (the only case that waits); oversize ones fail the task. */
+  private placeResult(held: HeldTask, result: InvokeResult): CompletionOutcome | Promise<CompletionOutcome> {
     if (!result.ok) throw new Error('placeResult called for a failed invocation');
     const bytes = Buffer.byteLength(result.resultJson);
     if (bytes > this.config.maxPayloadBytes) {
@@ -657,8 +695,11 @@ export class Agent {
     }
     if (bytes <= this.config.inlinePayloadMaxBytes) return { kind: 'succeeded', result: { inline: result.resultJson } };
     const key = payloadKeys.result(held.task.sessionId, held.task.taskId, held.task.attempt);
-    await this.untilWritten(() => this.store.put(key, result.resultJson));
-    return { kind: 'succeeded', result: { key, bytes } };
+    const { resultJson } = result;
+    return this.untilWritten(() => this.store.put(key, resultJson)).then((): CompletionOutcome => ({
+      kind: 'succeeded',
+      result: { key, bytes },
+    }));
   }
 
   /** Runs `write`, waiting out a full disk as often as it takes (the result is kept; the handler does not run again). */
@@ -676,12 +717,12 @@ export class Agent {
     }
   }
 
-  private async loadPayload(task: TaskRecord): Promise<string | undefined> {
-    if (isInline(task.payload)) return task.payload.inline;
+  /** A payload kept in the store (see `execute` for inline ones). */
+  private async loadPayload(key: string, taskId: string): Promise<string | undefined> {
     try {
-      return (await this.store.get(task.payload.key)).toString('utf8');
+      return (await this.store.get(key)).toString('utf8');
     } catch (err) {
-      this.logger.error({ err, taskId: task.taskId, key: task.payload.key }, 'payload missing');
+      this.logger.error({ err, taskId, key }, 'payload missing');
       return undefined;
     }
   }

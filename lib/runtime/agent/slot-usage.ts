@@ -30,20 +30,32 @@ export function countSlotUsage(invoker: WorkerInvoker, counters: SlotCounters): 
   return {
     start: () => invoker.start(),
     close: () => invoker.close(),
-    async invoke(invocation: Invocation, signal?: AbortSignal, onStarted?: () => void): Promise<InvokeResult> {
+    // A promise chain, not an async function: a suspended async function keeps a frame, once per task here.
+    invoke(invocation: Invocation, signal?: AbortSignal, onStarted?: () => void): Promise<InvokeResult> {
       // Alone in the slot, it starts at once; behind another, when the invoker says so.
       let started = inFlight === 0;
       if (inFlight++ === 0) counters.busy++;
+      let invoked: Promise<InvokeResult> | undefined;
       try {
-        const result = await invoker.invoke(invocation, signal, () => {
+        invoked = invoker.invoke(invocation, signal, () => {
           started = true;
           onStarted?.();
         });
-        if (!result.ok && started && restartsRuntime(result.reason, signal)) counters.restarts++;
-        return result;
       } finally {
-        if (--inFlight === 0) counters.busy--;
+        // An invoker that throws rather than rejects: the slot is not busy with it (the caller sees the throw).
+        if (invoked === undefined && --inFlight === 0) counters.busy--;
       }
+      return invoked.then(
+        (result) => {
+          if (--inFlight === 0) counters.busy--;
+          if (!result.ok && started && restartsRuntime(result.reason, signal)) counters.restarts++;
+          return result;
+        },
+        (err: unknown) => {
+          if (--inFlight === 0) counters.busy--;
+          throw err;
+        },
+      );
     },
   };
 }

@@ -77,3 +77,19 @@ test('a timeout, a crash and an interrupted running invocation count a restart; 
   await behind;
   expect(counters).toEqual({ busy: 0, restarts: 4 });
 });
+
+test('an invoker that throws or rejects leaves the slot idle, and the caller sees the error', async () => {
+  const counters = newSlotCounters();
+  const throwing: WorkerInvoker = {
+    start: async () => undefined,
+    close: async () => undefined,
+    invoke: () => {
+      throw new Error('thrown');
+    },
+  };
+  expect(() => countSlotUsage(throwing, counters).invoke(invocation)).toThrow('thrown');
+  expect(counters.busy).toBe(0);
+  const rejecting: WorkerInvoker = { ...throwing, invoke: () => Promise.reject(new Error('rejected')) };
+  await expect(countSlotUsage(rejecting, counters).invoke(invocation)).rejects.toThrow('rejected');
+  expect(counters).toEqual({ busy: 0, restarts: 0 });
+});
