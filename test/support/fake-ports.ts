@@ -68,6 +68,11 @@ export class FakeQueue implements TaskQueue {
     return this.waiting.splice(0, max);
   }
 
+  /** Messages for the next receives (a message coming back, a duplicate). */
+  deliver(...messages: ReceivedMessage[]): void {
+    this.waiting.push(...messages);
+  }
+
   async ack(receipts: readonly string[]): Promise<void> {
     this.acked.push([...receipts]);
   }

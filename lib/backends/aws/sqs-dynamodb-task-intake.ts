@@ -52,6 +52,14 @@ export interface SqsDynamoDbTaskIntakeOptions {
    * @default 1000
    */
   readonly maxUnsettledClaims?: number;
+  /**
+   * How long a held message is kept in flight while its claim's withdrawal goes unanswered: after it, the message is
+   * released for any agent (which reaps a landed try once its lease expired: an attempt counted, as for an agent that
+   * died). Without a bound, an agent that reaches SQS but not DynamoDB would keep up to `maxUnsettledClaims` tasks
+   * from every healthy agent for as long as it runs.
+   * @default 120000 (2 minutes)
+   */
+  readonly maxClaimHoldMs?: number;
 }
 
 /** A claim left unsettled whose message this intake holds in flight until the claim is withdrawn. */
@@ -63,9 +71,12 @@ interface HeldClaim {
   dueAt: number;
   /** The visibility timeout its message was received with: extended by as much while held. */
   readonly visibilityMs: number;
+  /** When this intake started holding a message of this claim (its clock): held until `maxClaimHoldMs` after. */
+  readonly since: number;
 }
 
 const DEFAULT_MAX_UNSETTLED_CLAIMS = 1_000;
+const DEFAULT_MAX_CLAIM_HOLD_MS = 120_000;
 /** SQS deletes at most 10 messages a request. */
 const ACK_BATCH = 10;
 /** A message deleted a little later only risks being received again, which its claim then drops. */
@@ -137,6 +148,7 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
   /** Unsettled claims whose messages this intake holds, by receipt (see the class comment). */
   private readonly held = new Map<string, HeldClaim>();
   private readonly maxUnsettled: number;
+  private readonly maxHoldMs: number;
   private withdrawTimer: NodeJS.Timeout | undefined;
   /** The withdrawal round under way, if any: rounds run one at a time. */
   private withdrawing: Promise<void> | undefined;
@@ -160,6 +172,13 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
       throw new HtcGridError(
         `SqsDynamoDbTaskIntake: maxUnsettledClaims must be a whole number of at least 1, got ` +
           `${String(options.maxUnsettledClaims)}; leave it out for the default ${DEFAULT_MAX_UNSETTLED_CLAIMS}`,
+      );
+    }
+    this.maxHoldMs = options.maxClaimHoldMs ?? DEFAULT_MAX_CLAIM_HOLD_MS;
+    if (!Number.isFinite(this.maxHoldMs) || this.maxHoldMs < 0) {
+      throw new HtcGridError(
+        `SqsDynamoDbTaskIntake: maxClaimHoldMs must be a number of milliseconds ≥ 0, got ` +
+          `${String(options.maxClaimHoldMs)}; leave it out for the default ${DEFAULT_MAX_CLAIM_HOLD_MS}`,
       );
     }
     this.acks = new MicroBatcher<string>({
@@ -312,11 +331,14 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
   /**
    * Stops the background rounds and the extensions of held messages, tries every held unsettled claim's withdrawal
    * once more (see the class comment) until `signal` aborts (the agent's grace ended: the round goes on unawaited),
-   * then writes the deletes.
+   * releases the messages of those still unanswered at once (not left in flight for a visibility timeout: another
+   * agent's claim carries another nonce, and a landed try is reaped once its lease expired, as it would be then), then
+   * writes the deletes.
    */
   async drain(signal?: AbortSignal): Promise<void> {
     this.rest();
     await untilAborted(this.withdrawDue(Infinity), signal);
+    await untilAborted(this.letGo([...this.held.keys()]), signal);
     return this.acks.drain();
   }
 
@@ -363,7 +385,8 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
 
   /** Holds an unsettled claim's message in flight until the claim is withdrawn (see the class comment). */
   private holdUnsettled(receipt: string, claim: UnsettledClaim, visibilityMs: number): void {
-    this.held.set(receipt, { claim, tries: 0, dueAt: this.now() + withdrawDelayMs(0), visibilityMs });
+    const now = this.now();
+    this.held.set(receipt, { claim, tries: 0, dueAt: now + withdrawDelayMs(0), visibilityMs, since: now });
     this.scheduleWithdrawals();
     this.keepHeldInFlight();
   }
@@ -391,7 +414,17 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     const periodMs = Math.min(...[...this.held.values()].map((held) => held.visibilityMs)) / 3;
     this.keepTimer = setTimeout(() => {
       this.keepTimer = undefined;
-      void this.extendHeld([...this.held.keys()]).finally(() => this.keepHeldInFlight());
+      const expired = [...this.held].filter(([, held]) => this.now() - held.since >= this.maxHoldMs);
+      if (expired.length > 0) {
+        this.logger.warn(
+          { messages: expired.length, heldMs: this.maxHoldMs },
+          'DynamoDB has not answered the withdrawal of these unsettled claims for maxClaimHoldMs: releasing their ' +
+            'messages to any agent (a landed try is reaped once its lease expired, an attempt counted)',
+        );
+      }
+      void this.letGo(expired.map(([receipt]) => receipt))
+        .then(() => this.extendHeld([...this.held.keys()]))
+        .finally(() => this.keepHeldInFlight());
     }, periodMs);
     this.keepTimer.unref();
   }
@@ -418,6 +451,17 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
   }
 
   /**
+   * Stops holding the messages of `receipts` (their claims no longer withdrawn by this intake) and releases them at
+   * once, after any extension under way. Never rejects.
+   */
+  private async letGo(receipts: readonly string[]): Promise<void> {
+    const gone = receipts.filter((receipt) => this.held.delete(receipt));
+    if (gone.length === 0) return;
+    await this.extending;
+    await this.release(gone, 0);
+  }
+
+  /**
    * One try at withdrawing every held claim due by `dueBy` (`Infinity`: all of them), after the round under way:
    * withdrawn or moot, its message is released at once; unanswered, it is tried again later. Never rejects.
    */
@@ -425,13 +469,16 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
     const round = async (): Promise<void> => {
       const due = [...this.held].filter(([, held]) => held.dueAt <= dueBy);
       if (due.length === 0) return;
-      const withdrawals = await this.table.withdrawClaims(due.map(([, held]) => held.claim)).catch((err: unknown) => {
-        this.logger.warn({ err, claims: due.length }, 'withdrawing unsettled claims failed; trying later');
-        return due.map((): ClaimWithdrawal => 'unknown');
+      // One withdrawal per claim, however many of its messages are held (see `settleClaims`).
+      const claims = [...new Map(due.map(([, held]) => [held.claim.token, held.claim])).values()];
+      const answers = await this.table.withdrawClaims(claims).catch((err: unknown) => {
+        this.logger.warn({ err, claims: claims.length }, 'withdrawing unsettled claims failed; trying later');
+        return claims.map((): ClaimWithdrawal => 'unknown');
       });
+      const byToken = new Map(claims.map((claim, i) => [claim.token, answers[i]]));
       const release: string[] = [];
-      due.forEach(([receipt, held], i) => {
-        if (withdrawals[i] === 'unknown') {
+      due.forEach(([receipt, held]) => {
+        if (byToken.get(held.claim.token) === 'unknown') {
           held.tries++;
           held.dueAt = this.now() + withdrawDelayMs(held.tries);
         } else {
@@ -493,12 +540,15 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
         this.holdUnsettled(receipt, outcome.claim, options.visibilityMs);
         hold.push(receipt);
       } else if (held !== undefined) {
-        // Another message of an attempt whose claim this intake holds unsettled: busy under (or expired past) that
-        // claim's landed try, most likely. The withdrawal is tried now instead of reaping; the message comes back.
+        // Another message of an attempt whose claim this intake holds unsettled (or the same message again, under a
+        // new receipt, after its extensions failed for a visibility timeout): busy under (or expired past) that
+        // claim's landed try, most likely. The withdrawal is tried now instead of reaping, and this message is held
+        // with the claim until it is settled: released after a pause instead, each of its returns would spend a
+        // receive of the task's only message while the withdrawals go unanswered, up to the dead-letter queue.
         held.dueAt = Math.min(held.dueAt, now);
         withdrawNow = true;
-        const delayMs = busyDelayMs(options, undefined);
-        busy.set(delayMs, [...(busy.get(delayMs) ?? []), receipt]);
+        this.held.set(receipt, { ...held, visibilityMs: options.visibilityMs });
+        hold.push(receipt);
       } else if (outcome.status === 'failed' || this.isEarlyMissing(outcome, messages[i]!, now)) {
         // A failed claim's task may exist, claimable next time: its message comes back soon, never deleted.
         if (outcome.status === 'failed') failed.push(outcome.error);

@@ -10,7 +10,10 @@ import {
 } from '../../../lib/backends/aws';
 import { EARLY_MESSAGE_GRACE_MS, EARLY_MESSAGE_RECEIVES, type TaskRecord } from '../../../lib/core';
 import type { ClaimRequest, IntakeOptions } from '../../../lib/ports';
+import type { Logger } from '../../../lib/logging';
+import { silentLogger } from '../../../lib/logging';
 import { FakeQueue, FakeTable, messagesOf, pendingTask } from '../../support/fake-ports';
+import { waitFor } from '../../support/local-grid';
 
 const options: IntakeOptions = { waitMs: 0, visibilityMs: 60_000, owner: 'me', leaseMs: 30_000, busyDelayMs: 1_000 };
 
@@ -243,17 +246,108 @@ describe('SqsDynamoDbTaskIntake', () => {
       table.withdrawAs = () => 'unknown';
 
       await expect(intake.receiveAndClaim(10, options)).rejects.toThrow('no answer for s_0');
-      await intake.drain();
+      // The background round a second on finds no answer: both stay held.
+      await waitFor(() => table.withdrawals.length === 1);
       expect(queue.released).toEqual([]);
 
       table.withdrawAs = (c) => (c.taskId === 's_0' ? 'withdrawn' : 'moot');
-      await intake.drain();
+      // The next round, 2 s after the first.
+      await waitFor(() => queue.released.length > 0);
       expect(table.withdrawals).toEqual([
         ['s_0', 's_1'],
         ['s_0', 's_1'],
       ]);
       expect(queue.released).toEqual([{ receipts: ['r0', 'r1'], delayMs: 0 }]);
       expect(queue.acked).toEqual([]);
+      await intake.drain();
+    });
+
+    it('a drain tries the withdrawals once more and releases the messages of those still unanswered at once', async () => {
+      const { queue, table, intake } = setup(2);
+      table.claimAs = unsettled;
+      table.withdrawAs = (c) => (c.taskId === 's_0' ? 'withdrawn' : 'unknown');
+
+      await expect(intake.receiveAndClaim(10, options)).rejects.toThrow('no answer for s_0');
+      await intake.drain();
+
+      expect(table.withdrawals).toEqual([['s_0', 's_1']]);
+      // Left in flight, s_1's message would wait out its visibility timeout before any agent could take it.
+      expect(queue.released).toEqual([
+        { receipts: ['r0'], delayMs: 0 },
+        { receipts: ['r1'], delayMs: 0 },
+      ]);
+      // Nothing held any more: a later drain has nothing to withdraw.
+      await intake.drain();
+      expect(table.withdrawals).toHaveLength(1);
+    });
+
+    it('a message is held at most maxClaimHoldMs while its withdrawal goes unanswered, then released to any agent', async () => {
+      const tasks = [pendingTask(0)];
+      const queue = new FakeQueue(messagesOf(tasks));
+      const table = new FakeClaimTable();
+      let now = 100_000;
+      const warnings: string[] = [];
+      const logger = { ...silentLogger(), warn: (_: unknown, message: string) => warnings.push(message) };
+      const intake = new SqsDynamoDbTaskIntake({
+        queue,
+        table,
+        now: () => now,
+        maxClaimHoldMs: 5_000,
+        logger: logger as unknown as Logger,
+      });
+      table.claimAs = unsettled;
+      table.withdrawAs = () => 'unknown';
+      const extend = jest.spyOn(queue, 'extend');
+      // Kept in flight every 100 ms (a third of the visibility timeout).
+      const shortVisibility = { ...options, visibilityMs: 300 };
+
+      await expect(intake.receiveAndClaim(1, shortVisibility)).rejects.toThrow('no answer for s_0');
+      await waitFor(() => extend.mock.calls.length >= 3);
+      expect(queue.released).toEqual([]);
+
+      // DynamoDB still unanswered past the bound (an agent that reaches SQS only): let go.
+      now += 5_000;
+      await waitFor(() => queue.released.length > 0);
+      expect(queue.released).toEqual([{ receipts: ['r0'], delayMs: 0 }]);
+      expect(warnings.some((w) => w.includes('maxClaimHoldMs'))).toBe(true);
+      const extensions = extend.mock.calls.length;
+      await new Promise((resolve) => setTimeout(resolve, 350));
+      expect(extend.mock.calls.length).toBe(extensions);
+      // No longer held: a drain neither withdraws nor releases it again.
+      await intake.drain();
+      expect(table.withdrawals).toEqual([]);
+      expect(queue.released).toHaveLength(1);
+    });
+
+    it('another receipt of an attempt it holds unsettled, found busy or expired, is held with it, not released', async () => {
+      const { queue, table, intake } = setup(1);
+      table.claimAs = unsettled;
+      table.withdrawAs = () => 'unknown';
+      await expect(intake.receiveAndClaim(1, options)).rejects.toThrow('no answer for s_0');
+
+      // The same message again under a new receipt (its extensions failed for a visibility timeout), now found
+      // expired under the landed try: withdrawn, never reaped, and held, so no receive of it is spent meanwhile.
+      queue.deliver(...messagesOf([pendingTask(0)]).map((m) => ({ ...m, receipt: 'r0-again', receiveCount: 2 })));
+      table.claimAs = (r) => ({
+        taskId: r.taskId,
+        status: 'expired',
+        task: { ...pendingTask(0), state: 'running', attempt: 1, lease: { owner: 'me', expiresAt: 1 } },
+      });
+      await intake.receiveAndClaim(1, options);
+      expect(queue.released).toEqual([]);
+      expect(table.completions).toEqual([]);
+
+      // Once withdrawn (one withdrawal for the claim, however many of its messages are held), both are released.
+      table.withdrawAs = () => 'withdrawn';
+      await intake.drain();
+      expect(table.withdrawals.at(-1)).toEqual(['s_0']);
+      expect(queue.released).toEqual([{ receipts: ['r0', 'r0-again'], delayMs: 0 }]);
+    });
+
+    it('maxClaimHoldMs below 0 is refused, naming the option and the default', () => {
+      expect(
+        () => new SqsDynamoDbTaskIntake({ queue: new FakeQueue(), table: new FakeClaimTable(), maxClaimHoldMs: -1 }),
+      ).toThrow(/maxClaimHoldMs must be a number of milliseconds ≥ 0, got -1; leave it out for the default 120000/);
     });
 
     it('at maxUnsettledClaims, a receive first tries the withdrawals again and rejects without receiving while they stay unanswered', async () => {
