@@ -55,6 +55,11 @@ export interface OpenAwsBackendsOptions {
    * @default 1000
    */
   readonly maxUnsettledClaims?: number;
+  /**
+   * How long the agent's intake keeps an unsettled claim's message in flight (see `SqsDynamoDbTaskIntake`).
+   * @default 120000
+   */
+  readonly maxClaimHoldMs?: number;
 }
 
 export interface AwsBackends {
@@ -119,6 +124,7 @@ export function openAwsBackends(resources: AwsGridResources, options: OpenAwsBac
     table,
     logger: logger.child({ component: 'sqs-dynamodb-task-intake' }),
     ...(options.maxUnsettledClaims !== undefined ? { maxUnsettledClaims: options.maxUnsettledClaims } : {}),
+    ...(options.maxClaimHoldMs !== undefined ? { maxClaimHoldMs: options.maxClaimHoldMs } : {}),
   });
   const agents = new DynamoDbAgentRegistry({ tableName: resources.tableName, client: clients.dynamodb });
   let closed = false;
