@@ -222,6 +222,17 @@ function sdkAttemptsOf(error: unknown): number {
 /** Name of the error of a terminal write abandoned by `sendWithin` (the service may still apply it). */
 const TERMINAL_WRITE_TIMEOUT = 'TerminalWriteTimeout';
 
+/**
+ * A claim's condition (see `DynamoDbTaskTable.claimMessages`): the task pending at the claimed attempt, or this very
+ * claim landed already (a retry after a lost answer), no later. Never over a later lease, nor over its own fence (its
+ * nonce among the item's fences, or its token where an earlier version fenced it).
+ */
+const CLAIM_CONDITION =
+  '(#state = :pending AND #attempt = :attempt AND NOT contains(#fences, :token) AND ' +
+  '(attribute_not_exists(#token) OR #token <> :token)) OR ' +
+  '(#state = :running AND #attempt = :next AND #owner = :owner AND #token = :token AND ' +
+  'attribute_not_exists(#shard) AND #exp <= :exp)';
+
 /** A claim's nonce (see `ATTR.claimToken`): 72 random bits, unique to the write that carries it. */
 function newClaimToken(): string {
   return randomBytes(9).toString('base64url');
@@ -805,12 +816,7 @@ export class DynamoDbTaskTable implements TaskTable {
                 UpdateExpression:
                   'SET #state = :running, #attempt = :next, #owner = :owner, #exp = :exp, #started = :now, ' +
                   '#history.#a = :entry, #token = :token',
-                // Or this very claim, landed already (a retry after a lost answer), no later: see above. Never over a
-                // later lease, nor over its own fence (a pending item carrying its nonce, see `settleUnknownClaim`).
-                ConditionExpression:
-                  '(#state = :pending AND #attempt = :attempt AND (attribute_not_exists(#token) OR #token <> :token)) OR ' +
-                  '(#state = :running AND #attempt = :next AND #owner = :owner AND #token = :token AND ' +
-                  'attribute_not_exists(#shard) AND #exp <= :exp)',
+                ConditionExpression: CLAIM_CONDITION,
                 ExpressionAttributeNames: {
                   '#state': ATTR.state,
                   '#attempt': ATTR.attempt,
@@ -821,6 +827,7 @@ export class DynamoDbTaskTable implements TaskTable {
                   '#a': String(next),
                   '#token': ATTR.claimToken,
                   '#shard': ATTR.leaseShard,
+                  '#fences': ATTR.claimFences,
                 },
                 ExpressionAttributeValues: {
                   ':running': 'running',
@@ -876,11 +883,12 @@ export class DynamoDbTaskTable implements TaskTable {
    * claim's nonce put on the task's item while it is still pending at the claimed attempt. A pending item carrying a
    * claim's nonce refuses that claim's writes, so once the fence is in no try of the claim lands, even one the network
    * still holds: `fenced`, the claim did not land and never will (its message may go to anyone). The fence is itself
-   * a retry-safe write (applied twice it writes the same), and the next claim of the attempt, carrying another nonce,
-   * writes over it. Refused, its item (`ALL_OLD`, the one the condition was checked against) says whether a try
-   * landed: the attempt running under this owner with this nonce, a lease never extended and still alive, is the
-   * claim's (`claimed`, its item); one whose lease ran out meanwhile is `unsettled`, to be withdrawn (`withdrawClaims`)
-   * rather than run or reaped. `unsettled` too when the fence's write failed (no answer: it may have landed or not).
+   * a retry-safe write (applied twice it writes the same); it adds the nonce to the item's fences (`ATTR.claimFences`),
+   * which later fences and withdrawals of the attempt add to and claims keep, so it holds until the attempt ends.
+   * Refused, its item (`ALL_OLD`, the one the condition was checked against) says whether a try landed: the attempt
+   * running under this owner with this nonce, a lease never extended and still alive, is the claim's (`claimed`, its
+   * item); one whose lease ran out meanwhile is `unsettled`, to be withdrawn (`withdrawClaims`) rather than run or
+   * reaped. `unsettled` too when the fence's write failed (no answer: it may have landed or not).
    * Anything else (another claim took the task, it ended or is gone) is `fenced` as far as the claim goes: it did not
    * land, and its message, released, is settled by its next receive.
    */
@@ -895,10 +903,20 @@ export class DynamoDbTaskTable implements TaskTable {
           new UpdateCommand({
             TableName: this.tableName,
             Key: { task_id: request.taskId },
-            UpdateExpression: 'SET #token = :token',
+            UpdateExpression: 'SET #token = :token ADD #fences :fence',
             ConditionExpression: '#state = :pending AND #attempt = :attempt',
-            ExpressionAttributeNames: { '#token': ATTR.claimToken, '#state': ATTR.state, '#attempt': ATTR.attempt },
-            ExpressionAttributeValues: { ':token': token, ':pending': 'pending', ':attempt': request.attempt },
+            ExpressionAttributeNames: {
+              '#token': ATTR.claimToken,
+              '#fences': ATTR.claimFences,
+              '#state': ATTR.state,
+              '#attempt': ATTR.attempt,
+            },
+            ExpressionAttributeValues: {
+              ':token': token,
+              ':fence': new Set([token]),
+              ':pending': 'pending',
+              ':attempt': request.attempt,
+            },
             ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           }),
         ),
@@ -941,7 +959,8 @@ export class DynamoDbTaskTable implements TaskTable {
             TableName: this.tableName,
             Key: { task_id: claim.taskId },
             UpdateExpression:
-              'SET #state = :pending, #attempt = :attempt, #token = :token REMOVE #owner, #exp, #history.#a',
+              'SET #state = :pending, #attempt = :attempt, #token = :token ADD #fences :fence ' +
+              'REMOVE #owner, #exp, #history.#a',
             ConditionExpression:
               '(#state = :pending AND #attempt = :attempt) OR (#state = :running AND #attempt = :next AND ' +
               '#owner = :owner AND #token = :token AND attribute_not_exists(#shard))',
@@ -954,6 +973,7 @@ export class DynamoDbTaskTable implements TaskTable {
               '#shard': ATTR.leaseShard,
               '#history': ATTR.history,
               '#a': String(claim.attempt + 1),
+              '#fences': ATTR.claimFences,
             },
             ExpressionAttributeValues: {
               ':pending': 'pending',
@@ -962,6 +982,7 @@ export class DynamoDbTaskTable implements TaskTable {
               ':next': claim.attempt + 1,
               ':owner': claim.owner,
               ':token': claim.token,
+              ':fence': new Set([claim.token]),
             },
           }),
         );
@@ -1152,7 +1173,14 @@ export class DynamoDbTaskTable implements TaskTable {
       set.push({ path: [...entry, 'runMs'], value: record.run.ms });
     }
     // The lease ends with the attempt, and with it the task's place in the lease index.
-    const remove: AttributePath[] = [[ATTR.leaseOwner], [ATTR.leaseExpiresAt], [ATTR.leaseShard], [ATTR.claimToken]];
+    // So do the fences of claims of the attempt before it (see `ATTR.claimFences`).
+    const remove: AttributePath[] = [
+      [ATTR.leaseOwner],
+      [ATTR.leaseExpiresAt],
+      [ATTR.leaseShard],
+      [ATTR.claimToken],
+      [ATTR.claimFences],
+    ];
     if (plan.countsFailure) set.push({ path: [ATTR.failures], increment: 1 });
     if (plan.failure !== undefined) {
       set.push({ path: [ATTR.error], value: plan.failure.error });

@@ -83,6 +83,13 @@ export const ATTR = {
    * `withdrawClaims`).
    */
   claimToken: 'claim_token',
+  /**
+   * On a task's item, the fences of the claims settled or withdrawn at its current attempt (a string set of their
+   * nonces): a pending item refuses the writes of every claim whose nonce it holds, however many later claims were
+   * fenced or withdrawn since (see `settleUnknownClaim` and `withdrawClaims`). Claims never clear it; the attempt's
+   * completion does (no fenced claim's try can land past it).
+   */
+  claimFences: 'claim_fences',
   submittedAt: 'submitted_at',
   startedAt: 'started_at',
   finishedAt: 'finished_at',

@@ -2,7 +2,7 @@
 // below the SDK): a claim that fails costs its batch's other claims nothing, its message comes back and is claimed at
 // a later receive; a claim whose write landed but whose answer was lost is recognised as claimed by its retry, or by
 // the fence that settles a claim none of whose tries was answered (which also shuts out a try still on its way).
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDbTaskTable, openAwsBackends, SqsDynamoDbTaskIntake, type AwsBackends } from '../../../lib/backends/aws';
 import { newTask, type SessionRecord, type TaskRecord } from '../../../lib/core/task';
 import { queueMessageOf, type TaskQueue } from '../../../lib/ports';
@@ -748,6 +748,96 @@ describe('withdrawals of unsettled claims while DynamoDB fails', () => {
     await pause(2_500);
     fault.stop();
     expect(withdrawals).toBe(0);
+  }, 60_000);
+});
+
+describe('fences of several claims of one attempt (a set of nonces, see ATTR.claimFences)', () => {
+  /**
+   * Claim 1 (agent a): its first try held by the network past its timeout, later tries answered 503, its fence
+   * through: failed, fenced. Then `second` (agent b's claim of the same attempt, settled or withdrawn), then claim 1's
+   * held try reaches DynamoDB: the task as it leaves it.
+   */
+  async function heldTryAfter(
+    second: (grid: GridWithTasks, request: { taskId: string; attempt: number }[]) => Promise<void>,
+  ): Promise<{ after: TaskRecord | undefined; grid: GridWithTasks }> {
+    const grid = await gridWithTasks(1);
+    const { table, client, tasks } = grid;
+    const id = tasks[0]!.taskId;
+    const request = [{ taskId: id, attempt: 0 }];
+    let tries = 0;
+    const fault = faultUpdatesOf(client, id, ({ claim }) => (!claim ? undefined : tries++ === 0 ? 'late' : 'refused'));
+    const t0 = Date.now();
+    const first = await table.claimMessages(request, { owner: 'a', expiresAt: t0 + 30_000 }, t0);
+    fault.stop();
+    expect(first.map((o) => o.status)).toEqual(['failed']);
+    await second(grid, request);
+    expect(await table.getTask(id)).toMatchObject({ state: 'pending', attempt: 0 });
+    await fault.deliverLate();
+    return { after: await table.getTask(id), grid };
+  }
+
+  /** A table of another agent whose client's faults follow `plan` (see `faultUpdatesOf`). */
+  function faultyTableOf(grid: GridWithTasks, plan: (update: UpdateSeen) => UpdateFault | undefined) {
+    const other = grid.anotherTable();
+    const client = (other as unknown as { client: DynamoDBClient }).client;
+    return { other, fault: faultUpdatesOf(client, grid.tasks[0]!.taskId, plan) };
+  }
+
+  it("a later claim's withdrawal leaves an earlier claim's fence: the earlier claim's held try, applied after it, is refused", async () => {
+    const { after } = await heldTryAfter(async (grid, request) => {
+      // Claim 2 (agent b): no try answered, its fence 503 too: unsettled; then withdrawn.
+      const { other, fault } = faultyTableOf(grid, ({ withdrawal }) => (withdrawal ? undefined : 'refused'));
+      const [second] = await other.claimMessages(request, { owner: 'b', expiresAt: Date.now() + 30_000 }, Date.now());
+      expect(second?.status).toBe('unsettled');
+      expect(await other.withdrawClaims([(second as { claim: UnsettledClaim }).claim])).toEqual(['withdrawn']);
+      fault.stop();
+    });
+    expect(after).toMatchObject({ state: 'pending', attempt: 0 });
+  }, 60_000);
+
+  it("a later claim's fence leaves an earlier claim's fence: the earlier claim's held try, applied after it, is refused", async () => {
+    const { after } = await heldTryAfter(async (grid, request) => {
+      // Claim 2 (agent b): every try answered 503, its fence through: failed, fenced.
+      const { other, fault } = faultyTableOf(grid, ({ claim }) => (claim ? 'refused' : undefined));
+      const second = await other.claimMessages(request, { owner: 'b', expiresAt: Date.now() + 30_000 }, Date.now());
+      fault.stop();
+      expect(second.map((o) => o.status)).toEqual(['failed']);
+    });
+    expect(after).toMatchObject({ state: 'pending', attempt: 0 });
+  }, 60_000);
+
+  it("are kept by a claim after them, which takes the task, and cleared by the attempt's completion", async () => {
+    const { after, grid } = await heldTryAfter(async (grid, request) => {
+      const { other, fault } = faultyTableOf(grid, ({ claim }) => (claim ? 'refused' : undefined));
+      await other.claimMessages(request, { owner: 'b', expiresAt: Date.now() + 30_000 }, Date.now());
+      fault.stop();
+    });
+    expect(after).toMatchObject({ state: 'pending', attempt: 0 });
+    const { table, client } = grid;
+    const id = grid.tasks[0]!.taskId;
+    const fencesOf = async () => {
+      const tableName = (table as unknown as { tableName: string }).tableName;
+      const item = await client.send(new GetItemCommand({ TableName: tableName, Key: { task_id: { S: id } } }));
+      return item.Item?.claim_fences?.SS?.length ?? 0;
+    };
+    expect(await fencesOf()).toBe(2);
+    const claimed = await table.claimMessages(
+      [{ taskId: id, attempt: 0 }],
+      { owner: 'c', expiresAt: Date.now() + 30_000 },
+      Date.now(),
+    );
+    expect(claimed.map((o) => o.status)).toEqual(['claimed']);
+    expect(await fencesOf()).toBe(2);
+    const done = await table.complete([
+      {
+        taskId: id,
+        guard: { owner: 'c', attempt: 1 },
+        outcome: { kind: 'succeeded', result: { inline: '1' } },
+        at: Date.now(),
+      },
+    ]);
+    expect(done).toEqual([{ taskId: id, status: 'recorded' }]);
+    expect(await fencesOf()).toBe(0);
   }, 60_000);
 });
 
