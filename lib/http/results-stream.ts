@@ -226,12 +226,13 @@ class ResultsStream {
    */
   private async *atListingEnd(since: number | undefined): AsyncGenerator<string, Step> {
     const { table, changes, clock } = this.context;
-    // An unsealed session is read again at each end of the listing (it may have been sealed since); a sealed one only
-    // before it is said complete.
-    const reRead = this.session.taskCount === undefined;
-    if (reRead && !(await this.sameSession())) return 'pause';
+    // An unsealed session is read again at each end of the listing (it may have been sealed since). A sealed one is
+    // not read before it is said complete: every line counted in `delivered` was sent after the page's own read found
+    // the session with this `createdAt` (`this.session` is only replaced by such a record), so `delivered` reaching
+    // its task count proves every task of this session was sent, whatever became of the record since (one deleted at
+    // that moment would else end a stream that sent everything `paused`, and its next request a 404).
+    if (this.session.taskCount === undefined && !(await this.sameSession())) return 'pause';
     if (this.session.taskCount !== undefined && this.delivered >= this.session.taskCount) {
-      if (!reRead && !(await this.sameSession())) return 'pause';
       yield this.endLine('complete');
       return 'stop';
     }

@@ -363,6 +363,27 @@ describe('a results stream of the HTTP API on DynamoDB whose session is deleted 
     expect(three.status).toBe(400);
     expect(three.lines[0].error).toMatchObject({ code: 'InvalidCursorError' });
   });
+
+  it('a sealed session whose every result was sent, deleted before the stream says so: the request ends complete', async () => {
+    const started = await startApi();
+    const { client, api, agent } = started;
+    const sid = 'deleted-at-end';
+    await client.submit([{ n: 0 }, { n: 1 }], { sessionId: sid });
+    await finishTask(agent, `${sid}_0`);
+    await finishTask(agent, `${sid}_1`);
+    // Deleted as the listing comes back empty, after lines 0 and 1 were sent and before the stream ends.
+    const deleted = recreateWhileWaiting(started, async () => {
+      await client.deleteSession(sid, { force: true });
+    });
+
+    const lines = await resultsRequest(api, sid, '');
+
+    expect(deleted.done).toBe(true);
+    // Without the fix: `paused` with 2 delivered (the record read again before `complete` was gone), and the next
+    // request a 404 for a stream that had sent every result.
+    expect(read(lines)).toMatchObject({ taskIds: [`${sid}_0`, `${sid}_1`], end: 'complete' });
+    expect(lines[lines.length - 1].delivered).toBe(2);
+  });
 });
 
 /** Makes each page of `table`'s listing hold at most `size` tasks and take a second of `clock`. */
