@@ -48,7 +48,8 @@ export interface SqsDynamoDbTaskIntakeOptions {
   /**
    * Unsettled claims (see `DynamoDbTaskTable.claimMessages`) whose messages this intake may hold while it withdraws
    * them. At this many, a receive first tries to withdraw them all again, and rejects without receiving while they
-   * stay unanswered (DynamoDB is failing: the agent backs off), so none is ever dropped unsettled.
+   * stay unanswered (DynamoDB is failing: the agent backs off), so none is ever dropped unsettled; below it, a receive
+   * takes no more messages than there is room for.
    * @default 1000
    */
   readonly maxUnsettledClaims?: number;
@@ -208,7 +209,8 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
         );
       }
     }
-    const messages = await this.queue.receive(max, options);
+    // No more than the claims it could still hold, should every one of them be left unsettled.
+    const messages = await this.queue.receive(Math.min(max, this.maxUnsettled - this.held.size), options);
     if (messages.length === 0) return [];
     if (options.signal?.aborted) {
       // The agent stopped taking tasks while this receive waited: leave them to another agent at once.

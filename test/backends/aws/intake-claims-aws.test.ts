@@ -706,6 +706,25 @@ describe('withdrawals of unsettled claims while DynamoDB fails', () => {
     expect(withdrawals).toBeLessThanOrEqual(await sdkMaxAttempts(client));
   }, 60_000);
 
+  it('are never more than maxUnsettledClaims: a receive takes no more messages than there is room for', async () => {
+    const grid = await gridWithTasks(3);
+    const { backends, table, client, tasks } = grid;
+    await backends.queue.send(tasks.map(queueMessageOf));
+    const { queue, received } = recordingQueue(backends.queue);
+    const intake = new SqsDynamoDbTaskIntake({ queue, table, maxUnsettledClaims: 2 });
+    // Every write on the three tasks answered 503: each claim received is left unsettled, its message held.
+    const faults = tasks.map((t) => faultUpdatesOf(client, t.taskId, () => 'refused'));
+
+    await expect(intake.receiveAndClaim(10, intakeOptions)).rejects.toThrow();
+    const first = received.length;
+    await expect(intake.receiveAndClaim(10, intakeOptions)).rejects.toThrow();
+    for (const fault of faults.reverse()) fault.stop();
+    await intake.drain();
+
+    expect(first).toBeGreaterThanOrEqual(1);
+    expect(received.length).toBeLessThanOrEqual(2);
+  }, 60_000);
+
   it("by a stopping agent's drain end when its grace ends, the service not answering", async () => {
     const grid = await gridWithTasks(1);
     const { client, tasks } = grid;
