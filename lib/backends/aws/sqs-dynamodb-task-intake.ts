@@ -102,11 +102,15 @@ const EARLY_RECLAIM_PAUSES_MS = [20, 40, 80];
  *   once for any agent. The task is never handed over by it (no run twice) and never left pending without its
  *   message. While held, the message is kept in flight on a timer of its own (`keepHeldInFlight`: extended by its
  *   visibility timeout at once, then every third of it), whatever DynamoDB does; another message of the same task
- *   and attempt that this intake receives meanwhile and finds busy or expired (under the landed try) brings the
- *   withdrawal forward instead of being reaped, and comes back after `busyDelayMs`. `drain` stops the extensions and
- *   tries every held claim once more. At most `maxUnsettledClaims` are held (then receives wait on them, see there).
- *   Left after a drain (DynamoDB still failing), or by a process that dies holding it, or if SQS refuses the
- *   extensions for a whole visibility timeout, the message reappears and a landed try is reaped by its receiver once
+ *   and attempt that this intake receives meanwhile and finds busy or expired (under the landed try, or the same
+ *   message back under a new receipt) brings the withdrawal forward instead of being reaped, and is held with the
+ *   claim (one withdrawal per claim, all its receipts released when it settles). A message is held at most
+ *   `maxClaimHoldMs` (then released with a warning: an agent that reaches SQS but not DynamoDB keeps no task from the
+ *   healthy agents for longer). `drain` stops the extensions, tries every held claim once more and releases the
+ *   messages of those still unanswered at once. At most `maxUnsettledClaims` are held (then receives wait on them,
+ *   see there). Released by a drain or at the hold's end (DynamoDB still failing), or left by a process that dies
+ *   holding it, or if SQS refuses the extensions for a whole visibility timeout, the message reaches another agent
+ *   and a landed try is reaped by its receiver once
  *   its lease expired, as for any claim of an agent that died (an attempt counted; with `maxAttempts` 1, failed
  *   without running); the withdrawal, conditional on the claim's nonce, never undoes another claim, and a reap it
  *   overtakes is refused, that message released for its next receive (see Expired).
