@@ -6,6 +6,7 @@ import {
   HtcGridError,
   InvalidTaskError,
   SessionExistsError,
+  SessionReplacedError,
   UnknownSessionError,
   WorkerInitError,
 } from '../core';
@@ -270,6 +271,7 @@ function reportError(err: unknown): number {
     err instanceof ConfigError ||
     err instanceof InvalidTaskError ||
     err instanceof UnknownSessionError ||
+    err instanceof SessionReplacedError ||
     err instanceof SessionExistsError ||
     err instanceof GridFolderInUseError
   ) {
