@@ -417,7 +417,16 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
    */
   private keepHeldInFlight(): void {
     if (this.keepTimer !== undefined || this.resting || this.closed || this.held.size === 0) return;
-    const periodMs = Math.min(...[...this.held.values()].map((held) => held.visibilityMs)) / 3;
+    const held = [...this.held.values()];
+    // Every third of the shortest visibility timeout, or at the first hold's end if sooner (else a hold could run a
+    // third of a visibility timeout past `maxClaimHoldMs`).
+    const periodMs = Math.max(
+      0,
+      Math.min(
+        Math.min(...held.map((h) => h.visibilityMs)) / 3,
+        Math.min(...held.map((h) => h.since)) + this.maxHoldMs - this.now(),
+      ),
+    );
     this.keepTimer = setTimeout(() => {
       this.keepTimer = undefined;
       const expired = [...this.held].filter(([, held]) => this.now() - held.since >= this.maxHoldMs);
@@ -482,16 +491,17 @@ export class SqsDynamoDbTaskIntake implements TaskIntake {
         return claims.map((): ClaimWithdrawal => 'unknown');
       });
       const byToken = new Map(claims.map((claim, i) => [claim.token, answers[i]]));
-      const release: string[] = [];
-      due.forEach(([receipt, held]) => {
-        if (byToken.get(held.claim.token) === 'unknown') {
-          held.tries++;
-          held.dueAt = this.now() + withdrawDelayMs(held.tries);
-        } else {
-          this.held.delete(receipt);
-          release.push(receipt);
-        }
-      });
+      for (const [, held] of due) {
+        if (byToken.get(held.claim.token) !== 'unknown') continue;
+        held.tries++;
+        held.dueAt = this.now() + withdrawDelayMs(held.tries);
+      }
+      // Every receipt still held of a claim now settled, due in this round or not (another receipt of it may have
+      // been held since with a later due time); one let go meanwhile (`letGo`: the hold's end, a drain cut short) was
+      // released there already and is not released again.
+      const settled = new Set([...byToken].filter(([, answer]) => answer !== 'unknown').map(([token]) => token));
+      const release = [...this.held].filter(([, held]) => settled.has(held.claim.token)).map(([receipt]) => receipt);
+      for (const receipt of release) this.held.delete(receipt);
       // After any extension sent before they left `held`: SQS must not see it after the release.
       await this.extending;
       if (release.length > 0) await this.release(release, 0);

@@ -344,6 +344,49 @@ describe('SqsDynamoDbTaskIntake', () => {
       expect(queue.released).toEqual([{ receipts: ['r0', 'r0-again'], delayMs: 0 }]);
     });
 
+    it('a message let go while its withdrawal is under way (a drain cut short) is released once, not again when it settles', async () => {
+      const { queue, table, intake } = setup(1);
+      table.claimAs = unsettled;
+      table.withdrawAs = () => 'unknown';
+      await expect(intake.receiveAndClaim(1, options)).rejects.toThrow('no answer for s_0');
+      let answer!: (withdrawal: ClaimWithdrawal) => void;
+      const answered = new Promise<ClaimWithdrawal>((resolve) => (answer = resolve));
+      jest.spyOn(table, 'withdrawClaims').mockImplementation(async (claims) => {
+        table.withdrawals.push(claims.map((c) => c.taskId));
+        const withdrawal = await answered;
+        return claims.map(() => withdrawal);
+      });
+
+      const grace = new AbortController();
+      const drained = intake.drain(grace.signal);
+      await waitFor(() => table.withdrawals.length === 1);
+      grace.abort();
+      await drained;
+      await waitFor(() => queue.released.length === 1);
+      answer('withdrawn');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+
+      // A second release of the receipt could reach a message another agent received meanwhile.
+      expect(queue.released).toEqual([{ receipts: ['r0'], delayMs: 0 }]);
+    });
+
+    it('the hold ends at maxClaimHoldMs, not at the next extension after it', async () => {
+      const queue = new FakeQueue(messagesOf([pendingTask(0)]));
+      const table = new FakeClaimTable();
+      const started = Date.now();
+      const intake = new SqsDynamoDbTaskIntake({ queue, table, maxClaimHoldMs: 300 });
+      table.claimAs = unsettled;
+      table.withdrawAs = () => 'unknown';
+
+      // Extensions every 20 s (a minute's visibility): the hold's end must not wait for the next one.
+      await expect(intake.receiveAndClaim(1, options)).rejects.toThrow('no answer for s_0');
+      await waitFor(() => queue.released.length > 0, 5_000, 'the release at the end of the hold');
+
+      expect(queue.released).toEqual([{ receipts: ['r0'], delayMs: 0 }]);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+      await intake.drain();
+    });
+
     it('maxClaimHoldMs below 0 is refused, naming the option and the default', () => {
       expect(
         () => new SqsDynamoDbTaskIntake({ queue: new FakeQueue(), table: new FakeClaimTable(), maxClaimHoldMs: -1 }),
