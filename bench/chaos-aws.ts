@@ -37,6 +37,10 @@ interface AgentProcess {
 }
 
 async function main(): Promise<void> {
+  // Its paths (the agent's entry, the fault worker) are those of the compiled bench: under tsx they miss.
+  if (!__filename.endsWith('.js') || !fs.existsSync(AGENT_ENTRY)) {
+    throw new Error('chaos-aws runs compiled: `npm run build && node dist/bench/chaos-aws.js` (not with tsx)');
+  }
   const { values } = parseArgs({
     options: {
       tasks: { type: 'string', default: '3000' },
