@@ -225,10 +225,12 @@ const TERMINAL_WRITE_TIMEOUT = 'TerminalWriteTimeout';
 /**
  * A claim's condition (see `DynamoDbTaskTable.claimMessages`): the task pending at the claimed attempt, or this very
  * claim landed already (a retry after a lost answer), no later. Never over a later lease, nor over its own fence (its
- * nonce among the item's fences, or its token where an earlier version fenced it).
+ * nonce among the item's fences, or its token where an earlier version fenced it). A task without fences is said
+ * outright (`attribute_not_exists`), not left to how `NOT contains` reads a missing set.
  */
 const CLAIM_CONDITION =
-  '(#state = :pending AND #attempt = :attempt AND NOT contains(#fences, :token) AND ' +
+  '(#state = :pending AND #attempt = :attempt AND ' +
+  '(attribute_not_exists(#fences) OR NOT contains(#fences, :token)) AND ' +
   '(attribute_not_exists(#token) OR #token <> :token)) OR ' +
   '(#state = :running AND #attempt = :next AND #owner = :owner AND #token = :token AND ' +
   'attribute_not_exists(#shard) AND #exp <= :exp)';
