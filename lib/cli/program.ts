@@ -6,7 +6,6 @@ import {
   HtcGridError,
   InvalidTaskError,
   SessionExistsError,
-  SessionReplacedError,
   UnknownSessionError,
   WorkerInitError,
 } from '../core';
@@ -271,7 +270,6 @@ function reportError(err: unknown): number {
     err instanceof ConfigError ||
     err instanceof InvalidTaskError ||
     err instanceof UnknownSessionError ||
-    err instanceof SessionReplacedError ||
     err instanceof SessionExistsError ||
     err instanceof GridFolderInUseError
   ) {

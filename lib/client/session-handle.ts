@@ -1,13 +1,6 @@
 // A submitted session: stream its results in completion order, wait for it, count its states, cancel it.
 import type { Logger } from 'pino';
-import {
-  isTerminal,
-  SessionReplacedError,
-  UnknownSessionError,
-  type SessionRecord,
-  type StateCounts,
-  type TaskRecord,
-} from '../core';
+import { isTerminal, type SessionRecord, type StateCounts, type TaskRecord } from '../core';
 import { silentLogger } from '../logging';
 import type { PayloadStore, TaskTable } from '../ports';
 import { sleep } from '../timing';
@@ -109,8 +102,6 @@ export class SessionHandle {
   private readonly missingResultsCheckMs: number;
   private readonly logger: Logger;
   private readonly clock: () => number;
-  /** When the session this handle was opened on was created: a record with another `createdAt` is another session. */
-  private readonly createdAt: number;
 
   constructor(
     private session: SessionRecord,
@@ -125,7 +116,6 @@ export class SessionHandle {
     this.missingResultsCheckMs = options.missingResultsCheckMs ?? MISSING_RESULTS_CHECK_MS;
     this.logger = options.logger ?? silentLogger();
     this.clock = options.clock ?? Date.now;
-    this.createdAt = session.createdAt;
   }
 
   get sessionId(): string {
@@ -159,11 +149,6 @@ export class SessionHandle {
    * counting more than it returns is repeated only once the table counts more missing still, or once every 5 minutes
    * while the gap lasts (a read not consistent yet brings them later): a long stall costs a few counts an hour and a
    * re-read every 5 minutes at most, never one every period.
-   *
-   * A page that brings results is delivered only once the session's record, read after it, still has the handle's
-   * `createdAt` (one small consistent read a page with results; the empty looks of a waiting stream read nothing
-   * more), and the record is read with each count: a session deleted ends the stream with `UnknownSessionError`, one
-   * deleted and created again under the same id with `SessionReplacedError`, never with the new session's tasks.
    */
   async *results(options: ResultsOptions = {}): AsyncGenerator<TaskResult> {
     const poll = options.pollIntervalMs ?? this.defaultPollMs;
@@ -186,8 +171,8 @@ export class SessionHandle {
       const since = this.changes?.version;
       const page = await this.table.listTerminal(this.sessionId, cursor, pageSize);
       cursor = page.cursor ?? cursor;
-      for (const task of await this.ofThisSession(page.tasks, delivered)) {
-        if (!delivered.add(task.index)) continue;
+      for (const task of page.tasks) {
+        if (!isTerminal(task.state) || !delivered.add(task.index)) continue;
         check.progressed(now());
         yield await toTaskResult(task, this.store);
       }
@@ -209,9 +194,7 @@ export class SessionHandle {
         counted = undefined;
         if (total !== undefined && delivered.size >= total) return;
       } else if (check.due(now())) {
-        // Counted first, then read: a task ending between the two is brought by the read, not taken for missed. A
-        // session deleted while results are missing ends the stream here (its record read with the count).
-        await this.readSession();
+        // Counted first, then read: a task ending between the two is brought by the read, not taken for missed.
         counted = { ended: await this.table.countTerminal(this.sessionId), delivered: delivered.size };
         continue;
       }
@@ -258,8 +241,8 @@ export class SessionHandle {
       : this.listAllTerminal(pageSize);
     for await (const tasks of pages) {
       if (signal?.aborted) return;
-      for (const task of await this.ofThisSession(tasks, delivered)) {
-        if (!delivered.add(task.index)) continue;
+      for (const task of tasks) {
+        if (!isTerminal(task.state) || !delivered.add(task.index)) continue;
         if (examples.length < 10) examples.push(task.taskId);
         check.progressed(this.clock());
         yield await toTaskResult(task, this.store);
@@ -321,33 +304,9 @@ export class SessionHandle {
   }
 
   private async total(): Promise<number | undefined> {
-    if (this.session.taskCount === undefined) await this.readSession();
+    if (this.session.taskCount === undefined) {
+      this.session = (await this.table.getSession(this.sessionId)) ?? this.session;
+    }
     return this.session.taskCount;
-  }
-
-  /**
-   * The ended tasks of `tasks` not delivered yet, once the session's record, read after them, shows the session this
-   * handle was opened on (throws otherwise, see `readSession`). The tasks of a session deleted and created again
-   * under the same id carry the same ids, and nothing in them tells the two apart: a record read after the page with
-   * the handle's `createdAt` proves the page was of this session (a replaced record never comes back). Only a page
-   * that brings something to deliver costs the read: the empty looks of a waiting stream read nothing more.
-   */
-  private async ofThisSession(tasks: readonly TaskRecord[], delivered: DeliveredTasks): Promise<TaskRecord[]> {
-    const fresh = tasks.filter((task) => isTerminal(task.state) && !delivered.has(task.index));
-    if (fresh.length > 0) await this.readSession();
-    return fresh;
-  }
-
-  /**
-   * The session's record read again (consistently), which becomes the handle's (an unsealed session may have been
-   * sealed since). Throws `UnknownSessionError` when it is gone, `SessionReplacedError` when the id names a session
-   * created at another time.
-   */
-  private async readSession(): Promise<SessionRecord> {
-    const now = await this.table.getSession(this.sessionId);
-    if (now === undefined) throw new UnknownSessionError(this.sessionId);
-    if (now.createdAt !== this.createdAt) throw new SessionReplacedError(this.sessionId, this.createdAt, now.createdAt);
-    this.session = now;
-    return now;
   }
 }

@@ -47,31 +47,6 @@ export class UnknownSessionError extends HtcGridError {
   }
 }
 
-/**
- * A session a handle (or a results stream) was opened on was deleted and another created under the same id: what
- * the id names now are the new session's tasks, never the old one's results.
- */
-export class SessionReplacedError extends HtcGridError {
-  constructor(
-    readonly sessionId: string,
-    /** When the session the handle was opened on was created (ms since the epoch). */
-    readonly openedCreatedAt: number,
-    /** When the session now under this id was created. */
-    readonly currentCreatedAt: number,
-  ) {
-    super(
-      `session '${sessionId}' was deleted and created again: the handle was opened on the session created at ` +
-        `${new Date(openedCreatedAt).toISOString()}, the id now names one created at ` +
-        `${new Date(currentCreatedAt).toISOString()}, whose tasks are not the old one's results`,
-      {
-        hint:
-          `the old session's results are gone; to read the new session's, open its results again ` +
-          `(htcgrid results ${sessionId}, or GridClient.session('${sessionId}'))`,
-      },
-    );
-  }
-}
-
 /** `delete` of a session that still has tasks to run (or whose submission is not finished), without `force`. */
 export class SessionRunningError extends HtcGridError {
   constructor(
