@@ -63,19 +63,25 @@ function named(...taskIds: string[]): FinishedTask[] {
   return taskIds.map((taskId) => ({ taskId }));
 }
 
+/** A sender whose notices to session `sessionId`'s queue are recorded: windows of 50 ms up to `maxWindowMs`. */
+function senderOfSession(sessionId: string, maxWindowMs: number): { sent: Sent[]; sender: CompletionNoticeSender } {
+  const sent: Sent[] = [];
+  const sender = new CompletionNoticeSender({
+    client: fakeSqs(sent),
+    lookup: () => Promise.resolve('https://sqs/q-1'),
+    windowMs: 50,
+    maxWindowMs,
+  });
+  sender.remember(sessionId, 'https://sqs/q-1');
+  return { sent, sender };
+}
+
 beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
 afterEach(() => jest.useRealTimers());
 
 describe('CompletionNoticeSender', () => {
   it("tells a session's client at once, then gathers its tasks in windows of 50, 100, 200 ms (the maximum)", async () => {
-    const sent: Sent[] = [];
-    const sender = new CompletionNoticeSender({
-      client: fakeSqs(sent),
-      lookup: () => Promise.resolve('https://sqs/q-1'),
-      windowMs: 50,
-      maxWindowMs: 200,
-    });
-    sender.remember('s', 'https://sqs/q-1');
+    const { sent, sender } = senderOfSession('s', 200);
     sender.finished(named('s_0'));
     expect(sent.map((n) => n.body)).toEqual([{ s: 's', t: ['s_0'] }]);
     // A task every 10 ms for a second: notices 50 ms after the first, then 100 ms, then every 200 ms (the maximum).
@@ -95,14 +101,7 @@ describe('CompletionNoticeSender', () => {
   });
 
   it('tells at once each task of a session that runs one task at a time, and again soon after a busy spell', async () => {
-    const sent: Sent[] = [];
-    const sender = new CompletionNoticeSender({
-      client: fakeSqs(sent),
-      lookup: () => Promise.resolve('https://sqs/q-1'),
-      windowMs: 50,
-      maxWindowMs: 5000,
-    });
-    sender.remember('s', 'https://sqs/q-1');
+    const { sent, sender } = senderOfSession('s', 5000);
     /** Ends task `i` `afterMs` after the last one; returns how long its notice waited. */
     const end = async (i: number, afterMs: number): Promise<number> => {
       await jest.advanceTimersByTimeAsync(afterMs);

@@ -206,6 +206,18 @@ function recordingQueue(queue: TaskQueue): {
 }
 
 /** The attempts the SDK client makes of a request (its retry strategy's maxAttempts). */
+/** Records attempt `attempt` of task `id`, held by `owner`, as succeeded; returns the table's answer. */
+function completeAttempt(
+  table: DynamoDbTaskTable,
+  id: string,
+  owner: string,
+  attempt: number,
+): ReturnType<DynamoDbTaskTable['complete']> {
+  return table.complete([
+    { taskId: id, guard: { owner, attempt }, outcome: { kind: 'succeeded', result: { inline: '1' } }, at: Date.now() },
+  ]);
+}
+
 async function sdkMaxAttempts(client: DynamoDBClient): Promise<number> {
   const value = client.config.maxAttempts;
   return typeof value === 'function' ? value() : Number(value);
@@ -552,15 +564,7 @@ describe('a claim whose write landed but whose answer was lost', () => {
     const { taken: claimed, intake: other } = await receiveAsAnotherAgent(grid, { owner: 'b' });
     await other.drain();
     expect(claimed).toEqual([]);
-    const done = await table.complete([
-      {
-        taskId: id,
-        guard: { owner: 'agent', attempt: 1 },
-        outcome: { kind: 'succeeded', result: { inline: '1' } },
-        at: Date.now(),
-      },
-    ]);
-    expect(done).toEqual([{ taskId: id, status: 'recorded' }]);
+    expect(await completeAttempt(table, id, 'agent', 1)).toEqual([{ taskId: id, status: 'recorded' }]);
   }, 60_000);
 });
 
@@ -847,15 +851,7 @@ describe('fences of several claims of one attempt (a set of nonces, see ATTR.cla
     );
     expect(claimed.map((o) => o.status)).toEqual(['claimed']);
     expect(await fencesOf()).toBe(2);
-    const done = await table.complete([
-      {
-        taskId: id,
-        guard: { owner: 'c', attempt: 1 },
-        outcome: { kind: 'succeeded', result: { inline: '1' } },
-        at: Date.now(),
-      },
-    ]);
-    expect(done).toEqual([{ taskId: id, status: 'recorded' }]);
+    expect(await completeAttempt(table, id, 'c', 1)).toEqual([{ taskId: id, status: 'recorded' }]);
     expect(await fencesOf()).toBe(0);
   }, 60_000);
 });
